@@ -1,0 +1,29 @@
+/* registry.h - the table of mail protocols: names, ports, and their dissectors. */
+#ifndef MX_REGISTRY_H
+#define MX_REGISTRY_H
+
+#include "dissector.h"
+
+/* A well-known port of a protocol. */
+struct mx_port {
+    uint16_t port;
+    bool tls; /* implicit TLS from the first byte (RFC 8314 §3.3) */
+};
+
+/* One mail protocol. The port table lives here, in one place: the flow table,
+ * the default capture filter and the documentation all read it. */
+struct mx_proto {
+    const char *name;                     /* "smtp", "pop3", "imap" */
+    struct mx_port ports[4];
+    size_t n_ports;
+    const struct mx_dissector *dissector; /* NULL until the protocol's dissector lands */
+};
+
+extern const struct mx_proto mx_protos[];
+extern const size_t mx_n_protos;
+
+/* The protocol whose well-known port is `port`, or NULL; *tls is set to
+ * whether that port starts in TLS (tls may be NULL). */
+const struct mx_proto *mx_registry_by_port(uint16_t port, bool *tls);
+
+#endif

@@ -1,0 +1,464 @@
+"""Lab environment: private postfix + dovecot + tcpdump inside a network namespace.
+
+Everything lives under one work directory.  Nothing here touches /etc/postfix
+or /etc/dovecot: postfix runs as `postfix -c DIR`, dovecot as `dovecot -c FILE`.
+Every process started is remembered by PID and ended by PID in stop().
+"""
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+HOSTNAME = "mx.lab.test"
+DOMAIN = "lab.test"
+MAIL_UID = 8          # Debian's "mail" user owns the Maildirs
+MAIL_GID = 8
+
+# Users: name -> password.  Fixed so every run is the same.
+USERS = {
+    "alice": "alicepw",
+    "bob": "bobpw",
+    "carol": "carolpw",
+    "dave": "davepw",
+}
+
+# Recipient access table: a temporary failure and an explicit reject.
+RECIPIENT_ACCESS = """\
+busy@lab.test 450 4.2.1 Mailbox busy, try again later
+"""
+SENDER_ACCESS = """\
+spammer@blocked.example REJECT Sender address blocked by lab policy
+"""
+SIZE_LIMIT = 20000
+
+
+def ensure_certs(certdir):
+    """Make a self-signed CA and a server certificate for mx.lab.test in
+    certdir (once).  Returns a dict of paths."""
+    paths = {
+        "ca_key": os.path.join(certdir, "ca.key"),
+        "ca_crt": os.path.join(certdir, "ca.crt"),
+        "key": os.path.join(certdir, "server.key"),
+        "csr": os.path.join(certdir, "server.csr"),
+        "crt": os.path.join(certdir, "server.crt"),
+        "ext": os.path.join(certdir, "server.ext"),
+    }
+    if os.path.exists(paths["crt"]):
+        return paths
+    os.makedirs(certdir, exist_ok=True)
+    run = lambda *a: subprocess.run(a, check=True, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+    run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
+        "-out", paths["ca_key"])
+    run("openssl", "req", "-x509", "-new", "-key", paths["ca_key"], "-days", "3650",
+        "-subj", "/O=mxray lab/CN=mxray lab CA", "-out", paths["ca_crt"])
+    run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
+        "-out", paths["key"])
+    run("openssl", "req", "-new", "-key", paths["key"],
+        "-subj", "/O=mxray lab/CN=" + HOSTNAME, "-out", paths["csr"])
+    with open(paths["ext"], "w") as f:
+        f.write("subjectAltName=DNS:%s,DNS:localhost,IP:127.0.0.1\n"
+                "basicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\n" % HOSTNAME)
+    run("openssl", "x509", "-req", "-in", paths["csr"], "-CA", paths["ca_crt"],
+        "-CAkey", paths["ca_key"], "-CAcreateserial", "-days", "3650",
+        "-extfile", paths["ext"], "-out", paths["crt"])
+    os.chmod(paths["key"], 0o644)   # read by dovecot/postfix as root anyway
+    return paths
+
+
+def _w(path, text, mode=0o644):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+class Lab:
+    """One lab instance in one work directory (inside the current netns)."""
+
+    def __init__(self, workdir, certs):
+        self.dir = os.path.abspath(workdir)
+        self.certs = certs
+        self.pids = {}          # name -> pid of processes we started
+        self.pcdir = os.path.join(self.dir, "postfix")
+        self.pcdir_notls = os.path.join(self.dir, "postfix-notls")
+        self.dcdir = os.path.join(self.dir, "dovecot")
+        self.maildir = os.path.join(self.dir, "mail")
+        self.tcpdump = None
+
+    # ---------------------------------------------------------------- setup
+    def setup_network(self):
+        """Inside a fresh namespace: lo up, MTU 1500, offloads off."""
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        subprocess.run(["ip", "link", "set", "lo", "mtu", "1500"], check=True)
+        if shutil.which("ethtool"):
+            subprocess.run(["ethtool", "-K", "lo", "tso", "off", "gso", "off",
+                            "gro", "off"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+
+    def write_configs(self):
+        os.makedirs(self.dir, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        for d in (self.maildir,):
+            os.makedirs(d, exist_ok=True)
+            os.chown(d, MAIL_UID, MAIL_GID)
+        for user in USERS:
+            # Maildir skeleton so IMAP/POP3 work before the first delivery.
+            for sub in ("", "/Maildir", "/Maildir/cur", "/Maildir/new", "/Maildir/tmp"):
+                p = os.path.join(self.maildir, user) + sub
+                os.makedirs(p, exist_ok=True)
+                os.chown(p, MAIL_UID, MAIL_GID)
+                os.chmod(p, 0o700)
+        self._write_postfix(self.pcdir, tls=True)
+        self._write_postfix(self.pcdir_notls, tls=False)
+        self._write_dovecot()
+
+    def _write_postfix(self, cdir, tls):
+        os.makedirs(cdir, exist_ok=True)
+        spool = os.path.join(cdir, "spool")
+        data = os.path.join(cdir, "data")
+        os.makedirs(spool, exist_ok=True)
+        os.makedirs(data, exist_ok=True)
+        shutil.chown(data, "postfix", "postfix")
+        vmaps = "".join("%s@%s %s/Maildir/\n" % (u, DOMAIN, u) for u in USERS)
+        _w(os.path.join(cdir, "vmailbox"), vmaps)
+        # aliases for EXPN: a list expanding to two users
+        _w(os.path.join(cdir, "virtual"),
+           "team@lab.test alice@lab.test, bob@lab.test\n")
+        _w(os.path.join(cdir, "recipient_access"), RECIPIENT_ACCESS)
+        _w(os.path.join(cdir, "sender_access"), SENDER_ACCESS)
+        c = self.certs
+        if tls:
+            tls_main = (
+                "smtpd_tls_cert_file = %s\n"
+                "smtpd_tls_key_file = %s\n"
+                "smtpd_tls_security_level = may\n" % (c["crt"], c["key"]))
+        else:
+            # TLS "enabled" but the certificate cannot be loaded: postfix
+            # answers STARTTLS with 454 4.7.0 (a server without a cert).
+            tls_main = (
+                "smtpd_tls_cert_file = %s/missing.crt\n"
+                "smtpd_tls_key_file = %s/missing.key\n"
+                "smtpd_tls_security_level = may\n" % (cdir, cdir))
+        main = f"""\
+# mxray capture lab: private postfix instance (generated)
+compatibility_level = 3.6
+config_directory = {cdir}
+queue_directory = {spool}
+data_directory = {data}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = {HOSTNAME}
+mydomain = {DOMAIN}
+myorigin = $mydomain
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mydestination = localhost
+# No client is trusted by address: relaying needs SASL.
+mynetworks = 127.0.0.254/32
+smtpd_banner = $myhostname ESMTP mxray-lab
+biff = no
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+# Nothing ever leaves the lab.
+default_transport = error:5.7.0 no outside delivery in the lab
+relay_transport = error:5.7.0 no outside delivery in the lab
+virtual_mailbox_domains = {DOMAIN}
+virtual_mailbox_base = {self.maildir}
+virtual_mailbox_maps = texthash:{cdir}/vmailbox
+virtual_alias_maps = texthash:{cdir}/virtual
+virtual_uid_maps = static:{MAIL_UID}
+virtual_gid_maps = static:{MAIL_GID}
+virtual_minimum_uid = {MAIL_UID}
+message_size_limit = {SIZE_LIMIT}
+smtpd_delay_reject = no
+disable_vrfy_command = no
+smtpd_helo_required = no
+smtputf8_enable = yes
+smtpd_sender_restrictions = check_sender_access texthash:{cdir}/sender_access
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+smtpd_recipient_restrictions = check_recipient_access texthash:{cdir}/recipient_access, reject_unlisted_recipient
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = {self.dcdir}/run/auth-postfix
+smtpd_sasl_auth_enable = no
+smtpd_tls_auth_only = no
+smtpd_tls_loglevel = 1
+smtpd_tls_session_cache_database =
+smtpd_timeout = 30s
+maillog_file = {cdir}/maillog
+maillog_file_prefixes = {cdir}
+{tls_main}"""
+        _w(os.path.join(cdir, "main.cf"), main)
+        if tls:
+            services = """\
+smtp       inet  n  -  n  -  -  smtpd
+submission inet  n  -  n  -  -  smtpd
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=no
+465        inet  n  -  n  -  -  smtpd
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_sasl_auth_enable=yes
+"""
+        else:
+            services = """\
+2525       inet  n  -  n  -  -  smtpd
+"""
+        master = services + """\
+pickup     unix  n  -  n  60 1  pickup
+cleanup    unix  n  -  n  -  0  cleanup
+qmgr       unix  n  -  n  300 1 qmgr
+tlsmgr     unix  -  -  n  1000? 1 tlsmgr
+rewrite    unix  -  -  n  -  -  trivial-rewrite
+bounce     unix  -  -  n  -  0  bounce
+defer      unix  -  -  n  -  0  bounce
+trace      unix  -  -  n  -  0  bounce
+verify     unix  -  -  n  -  1  verify
+flush      unix  n  -  n  1000? 0 flush
+proxymap   unix  -  -  n  -  -  proxymap
+proxywrite unix  -  -  n  -  1  proxymap
+smtp       unix  -  -  n  -  -  smtp
+relay      unix  -  -  n  -  -  smtp
+showq      unix  n  -  n  -  -  showq
+error      unix  -  -  n  -  -  error
+retry      unix  -  -  n  -  -  error
+discard    unix  -  -  n  -  -  discard
+local      unix  -  n  n  -  -  local
+virtual    unix  -  n  n  -  -  virtual
+lmtp       unix  -  -  n  -  -  lmtp
+anvil      unix  -  -  n  -  1  anvil
+scache     unix  -  -  n  -  1  scache
+postlog    unix-dgram n - n - 1 postlogd
+"""
+        _w(os.path.join(cdir, "master.cf"), master)
+
+    def _write_dovecot(self):
+        d = self.dcdir
+        os.makedirs(os.path.join(d, "run"), exist_ok=True)
+        os.makedirs(os.path.join(d, "state"), exist_ok=True)
+        users = "".join("%s:{PLAIN}%s::::::\n" % (u, p) for u, p in USERS.items())
+        _w(os.path.join(d, "users"), users, 0o640)
+        shutil.chown(os.path.join(d, "users"), "root", "dovecot")
+        c = self.certs
+        conf = f"""\
+# mxray capture lab: private dovecot instance (generated)
+base_dir = {d}/run
+state_dir = {d}/state
+instance_name = mxlab
+protocols = imap pop3
+listen = 127.0.0.1
+hostname = {HOSTNAME}
+login_greeting = mxray-lab ready.
+log_path = {d}/dovecot.log
+info_log_path = {d}/dovecot.log
+ssl = yes
+ssl_cert = <{c['crt']}
+ssl_key = <{c['key']}
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = no
+auth_mechanisms = plain login cram-md5 apop
+auth_verbose = yes
+auth_failure_delay = 0
+first_valid_uid = {MAIL_UID}
+first_valid_gid = {MAIL_GID}
+mail_location = maildir:~/Maildir
+mail_uid = {MAIL_UID}
+mail_gid = {MAIL_GID}
+pop3_uidl_format = %08Xu
+imap_idle_notify_interval = 10 mins
+mailbox_idle_check_interval = 1 secs
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%n {d}/users
+}}
+userdb {{
+  driver = static
+  args = uid={MAIL_UID} gid={MAIL_GID} home={self.maildir}/%n
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = 143
+  }}
+  inet_listener imaps {{
+    port = 993
+    ssl = yes
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = 110
+  }}
+  inet_listener pop3s {{
+    port = 995
+    ssl = yes
+  }}
+}}
+service auth {{
+  unix_listener auth-postfix {{
+    mode = 0666
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Drafts {{
+    special_use = \\Drafts
+    auto = create
+  }}
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = create
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+    auto = create
+  }}
+}}
+"""
+        _w(os.path.join(d, "dovecot.conf"), conf)
+
+    # --------------------------------------------------------------- start
+    def start_servers(self):
+        for cdir in (self.pcdir, self.pcdir_notls):
+            r = subprocess.run(["postfix", "-c", cdir, "check"],
+                               capture_output=True, text=True)
+            r = subprocess.run(["postfix", "-c", cdir, "start"],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError("postfix start failed: " + r.stdout + r.stderr)
+            pidf = os.path.join(cdir, "spool", "pid", "master.pid")
+            self.pids["postfix:" + cdir] = self._read_pid(pidf)
+        r = subprocess.run(["dovecot", "-c", os.path.join(self.dcdir, "dovecot.conf")],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("dovecot start failed: " + r.stdout + r.stderr)
+        self.pids["dovecot"] = self._read_pid(os.path.join(self.dcdir, "run", "master.pid"))
+        self.wait_ports([25, 587, 465, 2525, 110, 995, 143, 993])
+
+    @staticmethod
+    def _read_pid(path, timeout=10.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                with open(path) as f:
+                    s = f.read().strip()
+                if s:
+                    return int(s)
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("no pid file " + path)
+
+    @staticmethod
+    def wait_ports(ports, timeout=15.0):
+        import socket
+        for p in ports:
+            end = time.monotonic() + timeout
+            while True:
+                s = socket.socket()
+                try:
+                    # connect() to a listening port would create a session in
+                    # the capture; the capture is not running yet here.
+                    s.connect(("127.0.0.1", p))
+                    s.close()
+                    break
+                except OSError:
+                    s.close()
+                    if time.monotonic() > end:
+                        raise RuntimeError("port %d not listening" % p)
+                    time.sleep(0.1)
+
+    def start_capture(self, path):
+        """tcpdump on lo, TCP only, written to path; waits until listening."""
+        self.capture_path = path
+        self.tcpdump_err = open(path + ".tcpdump.log", "w+")
+        p = subprocess.Popen(["tcpdump", "-i", "lo", "-s", "0", "-U", "-n",
+                              "--immediate-mode", "-w", path, "tcp"],
+                             stdout=subprocess.DEVNULL, stderr=self.tcpdump_err)
+        self.tcpdump = p
+        self.pids["tcpdump"] = p.pid
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            self.tcpdump_err.seek(0)
+            if "listening on" in self.tcpdump_err.read():
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("tcpdump did not start")
+        time.sleep(0.2)
+
+    def stop_capture(self):
+        if self.tcpdump is None:
+            return ""
+        time.sleep(0.5)           # let FIN/ACKs reach the capture
+        self.tcpdump.send_signal(signal.SIGTERM)
+        try:
+            self.tcpdump.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.tcpdump.kill()
+            self.tcpdump.wait()
+        self.pids.pop("tcpdump", None)
+        self.tcpdump = None
+        self.tcpdump_err.seek(0)
+        log = self.tcpdump_err.read()
+        self.tcpdump_err.close()
+        os.unlink(self.capture_path + ".tcpdump.log")
+        return log
+
+    # ---------------------------------------------------------------- stop
+    def stop(self):
+        """End every process we started, by PID.  Safe to call twice."""
+        if self.tcpdump is not None:
+            try:
+                self.stop_capture()
+            except Exception:
+                pass
+        for name, pid in list(self.pids.items()):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for name, pid in list(self.pids.items()):
+            for _ in range(100):        # bounded: 10 s
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.pids.pop(name, None)
+
+    # ------------------------------------------------------------- helpers
+    def wait_delivered(self, user, count, timeout=15.0):
+        """Wait until user's Maildir/new holds count messages; returns paths
+        sorted by delivery order (mtime, then name)."""
+        nd = os.path.join(self.maildir, user, "Maildir", "new")
+        end = time.monotonic() + timeout
+        while True:
+            files = [os.path.join(nd, f) for f in os.listdir(nd)]
+            if len(files) >= count or time.monotonic() > end:
+                break
+            time.sleep(0.1)
+        files.sort(key=lambda p: (os.stat(p).st_mtime_ns, p))
+        return files
+
+    def seed_mailbox(self, user, messages):
+        """Put messages (bytes) straight into user's Maildir/cur with fixed
+        file names, so POP3/IMAP sessions see the same mailbox every run."""
+        cur = os.path.join(self.maildir, user, "Maildir", "cur")
+        for i, data in enumerate(messages, 1):
+            name = "1700000000.M%dP1.%s,S=%d:2," % (i, HOSTNAME, len(data))
+            p = os.path.join(cur, name)
+            with open(p, "wb") as f:
+                f.write(data)
+            os.chown(p, MAIL_UID, MAIL_GID)
+            t = 1700000000 + i
+            os.utime(p, (t, t))

@@ -1,0 +1,48 @@
+/* engine.h - the pipeline: packets to flows, reassembly, dissectors, events. */
+#ifndef MX_ENGINE_H
+#define MX_ENGINE_H
+
+#include "decode.h"
+#include "event.h"
+#include "input.h"
+#include "reasm.h"
+
+/* Run configuration. mx_config_defaults() fills in every default. */
+struct mx_config {
+    uint32_t max_flows;            /* flows tracked at once [262144] */
+    mx_time_t idle_timeout;        /* close a flow after this much silence [3600 s] */
+    mx_time_t quiet_timeout;       /* ... or this much, while it has carried no payload [120 s] */
+    mx_time_t closed_linger;       /* keep a closed flow to absorb late packets [60 s] */
+    size_t dissector_buffer;       /* unconsumed bytes a dissector may leave per direction [1 MiB] */
+    struct mx_reasm_limits reasm;
+    struct mx_defrag_limits defrag;
+    const char *streams_dir;       /* --streams DIR, or NULL */
+    bool dissect;                  /* run the protocol dissectors [true] */
+    bool warnings;                 /* one-line warnings on stderr [true] */
+};
+
+void mx_config_defaults(struct mx_config *c);
+
+struct mx_engine;
+
+/* A new engine writing events to `sink` (not owned). NULL with err on failure. */
+struct mx_engine *mx_engine_new(const struct mx_config *cfg, struct mx_sink *sink, char *err,
+                                size_t errlen);
+
+/* Reads every packet of an opened input (not closed here). Returns false when
+ * the input failed or ended mid-record; what was read has been processed. */
+bool mx_engine_run(struct mx_engine *e, struct mx_input *in);
+
+/* Processes one raw packet; raw->frame is assigned by the engine. */
+void mx_engine_packet(struct mx_engine *e, struct mx_raw_packet *raw);
+
+/* Ends the run: closes every flow, emits the summary record. */
+void mx_engine_finish(struct mx_engine *e);
+
+/* Exit status for the run (README, "Exit status"): 0 clean; 3 the input was
+ * damaged (truncated file, snaplen cuts, lying headers); 1 mxray failed. */
+int mx_engine_exit_status(const struct mx_engine *e);
+
+void mx_engine_free(struct mx_engine *e);
+
+#endif

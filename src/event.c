@@ -1,0 +1,355 @@
+/* event.c - the event sink: builds ordered records and hands them to every reporter. */
+#include "event.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MX_SINK_MAX_REPORTERS 8
+#define MX_EVENT_MAX_BYTES (16u << 20) /* one event's strings, a cap against runaway fields */
+
+struct mx_sink {
+    struct mx_event ev;
+    struct {
+        const struct mx_reporter_ops *ops;
+        void *ctx;
+    } rep[MX_SINK_MAX_REPORTERS];
+    size_t n_rep;
+    mx_time_t epoch;
+    uint64_t count;
+};
+
+struct mx_sink *mx_sink_new(void)
+{
+    return calloc(1, sizeof(struct mx_sink));
+}
+
+void mx_sink_free(struct mx_sink *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_rep; i++)
+        if (s->rep[i].ops->free)
+            s->rep[i].ops->free(s->rep[i].ctx);
+    free(s->ev.fields);
+    free(s->ev.arena);
+    free(s);
+}
+
+bool mx_sink_add(struct mx_sink *s, const struct mx_reporter_ops *ops, void *ctx)
+{
+    if (s->n_rep == MX_SINK_MAX_REPORTERS)
+        return false;
+    s->rep[s->n_rep].ops = ops;
+    s->rep[s->n_rep].ctx = ctx;
+    s->n_rep++;
+    return true;
+}
+
+void mx_sink_set_epoch(struct mx_sink *s, mx_time_t t)
+{
+    s->epoch = t;
+}
+
+mx_time_t mx_sink_epoch(const struct mx_sink *s)
+{
+    return s->epoch;
+}
+
+uint64_t mx_sink_count(const struct mx_sink *s)
+{
+    return s->count;
+}
+
+bool mx_sink_finish(struct mx_sink *s)
+{
+    bool ok = true;
+    for (size_t i = 0; i < s->n_rep; i++)
+        if (s->rep[i].ops->finish && !s->rep[i].ops->finish(s->rep[i].ctx))
+            ok = false;
+    return ok;
+}
+
+/* RFC 3629 §4: the length of the valid UTF-8 sequence at p (1..4), or 0. */
+static size_t utf8_seq_len(const uint8_t *p, size_t n)
+{
+    uint8_t c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* no overlongs */
+        else if (c == 0xED)
+            hi = 0x9F; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F; /* nothing above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+size_t mx_utf8_sanitize(struct mx_slice s, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    size_t i = 0;
+    while (i < s.len) {
+        size_t n = utf8_seq_len(s.ptr + i, s.len - i);
+        if (n) {
+            if (o + n > cap)
+                break;
+            memcpy(out + o, s.ptr + i, n);
+            o += n;
+            i += n;
+        } else {
+            if (o + 4 > cap)
+                break;
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[s.ptr[i] >> 4];
+            out[o++] = hex[s.ptr[i] & 15];
+            i++;
+        }
+    }
+    return o;
+}
+
+void mx_time_iso(mx_time_t t, char *buf, size_t len)
+{
+    time_t sec = (time_t)(t / MX_NS_PER_SEC);
+    long us = (long)((t % MX_NS_PER_SEC) / 1000);
+    if (us < 0) {
+        us += 1000000;
+        sec--;
+    }
+    struct tm tm;
+    if (!gmtime_r(&sec, &tm)) {
+        snprintf(buf, len, "invalid");
+        return;
+    }
+    char base[24];
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%s.%06ldZ", base, us);
+}
+
+static struct mx_ev_field *add_field(struct mx_event *e, const char *key, enum mx_ev_kind kind)
+{
+    if (!e->open || e->oom)
+        return NULL;
+    if (e->n_fields == e->cap_fields) {
+        size_t cap = e->cap_fields ? e->cap_fields * 2 : 32;
+        struct mx_ev_field *f = realloc(e->fields, cap * sizeof(*f));
+        if (!f) {
+            e->oom = true;
+            return NULL;
+        }
+        e->fields = f;
+        e->cap_fields = cap;
+    }
+    struct mx_ev_field *f = &e->fields[e->n_fields++];
+    f->key = key;
+    f->kind = kind;
+    return f;
+}
+
+/* Reserves n bytes in the arena; returns the offset, or UINT32_MAX on failure. */
+static uint32_t arena_reserve(struct mx_event *e, size_t n)
+{
+    if (n > MX_EVENT_MAX_BYTES || e->arena_len + n > MX_EVENT_MAX_BYTES) {
+        e->oom = true;
+        return UINT32_MAX;
+    }
+    if (e->arena_len + n > e->arena_cap) {
+        size_t cap = e->arena_cap ? e->arena_cap : 1024;
+        while (cap < e->arena_len + n)
+            cap *= 2;
+        char *a = realloc(e->arena, cap);
+        if (!a) {
+            e->oom = true;
+            return UINT32_MAX;
+        }
+        e->arena = a;
+        e->arena_cap = cap;
+    }
+    uint32_t off = (uint32_t)e->arena_len;
+    e->arena_len += n;
+    return off;
+}
+
+static void add_string(struct mx_event *e, const char *key, const char *p, size_t n, bool wire)
+{
+    struct mx_ev_field *f = add_field(e, key, MX_EV_STR);
+    if (!f)
+        return;
+    size_t room = wire ? n * 4 : n; /* each invalid byte may become 4 */
+    uint32_t off = arena_reserve(e, room);
+    if (off == UINT32_MAX)
+        return;
+    size_t w = n;
+    if (wire)
+        w = mx_utf8_sanitize(mx_slice_make(p, n), e->arena + off, room);
+    else if (n)
+        memcpy(e->arena + off, p, n);
+    e->arena_len = off + w;
+    f->v.s.off = off;
+    f->v.s.len = (uint32_t)w;
+}
+
+struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t flow, mx_time_t ts)
+{
+    struct mx_event *e = &s->ev;
+    e->type = type;
+    e->flow = flow;
+    e->ts = ts;
+    e->dir = -1;
+    e->n_fields = 0;
+    e->arena_len = 0;
+    e->text_len = 0;
+    e->depth = 0;
+    e->oom = false;
+    e->open = true;
+    mx_ev_str(e, "type", type);
+    if (flow)
+        mx_ev_uint(e, "flow", flow);
+    if (ts)
+        mx_ev_time(e, "ts", ts);
+    return e;
+}
+
+void mx_event_emit(struct mx_sink *s, struct mx_event *e)
+{
+    while (e->depth > 0)
+        mx_ev_end(e);
+    e->open = false;
+    if (e->oom)
+        return;
+    for (size_t i = 0; i < s->n_rep; i++)
+        s->rep[i].ops->event(s->rep[i].ctx, e);
+    s->count++;
+}
+
+void mx_ev_dir(struct mx_event *e, enum mx_dir d)
+{
+    e->dir = (int)d;
+    mx_ev_str(e, "dir", d == MX_DIR_C2S ? "c2s" : "s2c");
+}
+
+void mx_ev_str(struct mx_event *e, const char *key, const char *s)
+{
+    add_string(e, key, s, strlen(s), false);
+}
+
+void mx_ev_wire(struct mx_event *e, const char *key, struct mx_slice s)
+{
+    add_string(e, key, (const char *)s.ptr, s.len, true);
+}
+
+void mx_ev_int(struct mx_event *e, const char *key, int64_t v)
+{
+    struct mx_ev_field *f = add_field(e, key, MX_EV_INT);
+    if (f)
+        f->v.i = v;
+}
+
+void mx_ev_uint(struct mx_event *e, const char *key, uint64_t v)
+{
+    struct mx_ev_field *f = add_field(e, key, MX_EV_UINT);
+    if (f)
+        f->v.u = v;
+}
+
+void mx_ev_double(struct mx_event *e, const char *key, double v)
+{
+    struct mx_ev_field *f = add_field(e, key, MX_EV_DOUBLE);
+    if (f)
+        f->v.d = v;
+}
+
+void mx_ev_bool(struct mx_event *e, const char *key, bool v)
+{
+    struct mx_ev_field *f = add_field(e, key, MX_EV_BOOL);
+    if (f)
+        f->v.b = v;
+}
+
+void mx_ev_null(struct mx_event *e, const char *key)
+{
+    add_field(e, key, MX_EV_NULL);
+}
+
+void mx_ev_time(struct mx_event *e, const char *key, mx_time_t t)
+{
+    char buf[40];
+    mx_time_iso(t, buf, sizeof(buf));
+    mx_ev_str(e, key, buf);
+}
+
+void mx_ev_frames(struct mx_event *e, mx_frame_t first, mx_frame_t last)
+{
+    if (!first)
+        return;
+    mx_ev_arr(e, "frames");
+    mx_ev_uint(e, NULL, first);
+    if (last && last != first)
+        mx_ev_uint(e, NULL, last);
+    mx_ev_end(e);
+}
+
+void mx_ev_obj(struct mx_event *e, const char *key)
+{
+    if (add_field(e, key, MX_EV_OBJ))
+        e->depth++;
+}
+
+void mx_ev_arr(struct mx_event *e, const char *key)
+{
+    if (add_field(e, key, MX_EV_ARR))
+        e->depth++;
+}
+
+void mx_ev_end(struct mx_event *e)
+{
+    if (e->depth > 0 && add_field(e, NULL, MX_EV_END))
+        e->depth--;
+}
+
+void mx_ev_text(struct mx_event *e, const char *fmt, ...)
+{
+    if (!e->open || e->oom)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char small[256];
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    uint32_t off = arena_reserve(e, (size_t)n + 1);
+    if (off == UINT32_MAX)
+        return;
+    if ((size_t)n < sizeof(small)) {
+        memcpy(e->arena + off, small, (size_t)n);
+    } else {
+        va_start(ap, fmt);
+        vsnprintf(e->arena + off, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    e->arena_len = off + (size_t)n;
+    e->text_off = off;
+    e->text_len = (uint32_t)n;
+}

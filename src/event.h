@@ -1,0 +1,126 @@
+/* event.h - events: ordered records that dissectors and the core build, and reporters print. */
+#ifndef MX_EVENT_H
+#define MX_EVENT_H
+
+#include "mx.h"
+#include <stdarg.h>
+#include <stdio.h>
+
+enum mx_ev_kind {
+    MX_EV_STR,       /* UTF-8 text (wire bytes were made valid on the way in) */
+    MX_EV_INT,
+    MX_EV_UINT,
+    MX_EV_DOUBLE,
+    MX_EV_BOOL,
+    MX_EV_NULL,
+    MX_EV_OBJ,       /* opens a nested object; closed by MX_EV_END */
+    MX_EV_ARR,       /* opens a nested array; closed by MX_EV_END */
+    MX_EV_END,
+};
+
+/* One field of an event. Keys are string literals; inside arrays key is NULL. */
+struct mx_ev_field {
+    const char *key;
+    enum mx_ev_kind kind;
+    union {
+        struct { uint32_t off, len; } s; /* into the event's text arena */
+        int64_t i;
+        uint64_t u;
+        double d;
+        bool b;
+    } v;
+};
+
+/* An event being built, or handed to reporters. Field order is output order. */
+struct mx_event {
+    const char *type;       /* "flow", "gap", "anomaly", "smtp.command", ... */
+    uint64_t flow;          /* flow id, 0 for run-wide records */
+    mx_time_t ts;           /* time of the frame it came from, 0 if none */
+    int dir;                /* enum mx_dir, or -1 */
+    struct mx_ev_field *fields;
+    size_t n_fields, cap_fields;
+    char *arena;            /* strings of the fields, then the text line */
+    size_t arena_len, arena_cap;
+    uint32_t text_off, text_len; /* the human one-liner for timelines, or len 0 */
+    int depth;
+    bool open;
+    bool oom;               /* a field could not be stored; the event is dropped */
+};
+
+/* A reporter: receives every emitted event. */
+struct mx_reporter_ops {
+    /* Prints or stores one event; the event is only valid during the call. */
+    void (*event)(void *ctx, const struct mx_event *e);
+    /* Flushes output at the end of the run; returns false on a write error. */
+    bool (*finish)(void *ctx);
+    /* Frees ctx. */
+    void (*free)(void *ctx);
+};
+
+struct mx_sink;
+
+/* Creates an empty sink; NULL when out of memory. */
+struct mx_sink *mx_sink_new(void);
+/* Frees the sink and its reporters (calls their free). */
+void mx_sink_free(struct mx_sink *s);
+/* Subscribes a reporter; the sink owns ctx from now on. Returns false on OOM. */
+bool mx_sink_add(struct mx_sink *s, const struct mx_reporter_ops *ops, void *ctx);
+/* Time that relative times in timelines count from (the first packet). */
+void mx_sink_set_epoch(struct mx_sink *s, mx_time_t t);
+mx_time_t mx_sink_epoch(const struct mx_sink *s);
+/* Calls every reporter's finish; returns false if one failed. */
+bool mx_sink_finish(struct mx_sink *s);
+/* Number of events emitted so far. */
+uint64_t mx_sink_count(const struct mx_sink *s);
+
+/* Starts an event; `type` is a string literal. Fields follow with mx_ev_*,
+ * then mx_event_emit() hands it to every reporter. One event at a time. The
+ * record starts with "type", then "flow" (if flow != 0) and "ts" (if ts != 0). */
+struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t flow, mx_time_t ts);
+void mx_event_emit(struct mx_sink *s, struct mx_event *e);
+
+/* "dir": "c2s" or "s2c"; also shown as an arrow in timelines. */
+void mx_ev_dir(struct mx_event *e, enum mx_dir d);
+/* Text of mxray's own (names, constants); must be valid UTF-8. */
+void mx_ev_str(struct mx_event *e, const char *key, const char *s);
+/* Bytes from the wire: invalid UTF-8 becomes the text \xNN, so the output is
+ * always valid UTF-8 (reporters escape control characters as their format needs). */
+void mx_ev_wire(struct mx_event *e, const char *key, struct mx_slice s);
+void mx_ev_int(struct mx_event *e, const char *key, int64_t v);
+void mx_ev_uint(struct mx_event *e, const char *key, uint64_t v);
+void mx_ev_double(struct mx_event *e, const char *key, double v);
+void mx_ev_bool(struct mx_event *e, const char *key, bool v);
+void mx_ev_null(struct mx_event *e, const char *key);
+/* An ISO 8601 UTC time with microseconds, e.g. "2024-05-01T10:00:00.123456Z". */
+void mx_ev_time(struct mx_event *e, const char *key, mx_time_t t);
+/* "frames": [first, last] (just [first] when equal; nothing when first is 0). */
+void mx_ev_frames(struct mx_event *e, mx_frame_t first, mx_frame_t last);
+void mx_ev_obj(struct mx_event *e, const char *key);
+void mx_ev_arr(struct mx_event *e, const char *key);
+void mx_ev_end(struct mx_event *e);
+/* The one-line human rendering for the text timeline (printf format; wire
+ * bytes may be included: the text reporter escapes what needs escaping). */
+void mx_ev_text(struct mx_event *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Reading an event (reporters). */
+static inline struct mx_slice mx_ev_field_str(const struct mx_event *e, const struct mx_ev_field *f)
+{
+    return mx_slice_make(e->arena + f->v.s.off, f->v.s.len);
+}
+static inline struct mx_slice mx_ev_text_of(const struct mx_event *e)
+{
+    return mx_slice_make(e->arena + e->text_off, e->text_len);
+}
+
+/* Appends `s` to `out` (capacity `cap`, returns bytes written, never more
+ * than cap) as valid UTF-8, writing each invalid byte as the text \xNN. */
+size_t mx_utf8_sanitize(struct mx_slice s, char *out, size_t cap);
+
+/* Formats t as ISO 8601 UTC with microseconds into buf (>= 32 bytes). */
+void mx_time_iso(mx_time_t t, char *buf, size_t len);
+
+/* Reporters built into the core. Each returns false when out of memory. */
+bool mx_report_json_add(struct mx_sink *s, FILE *out, bool close_out);
+bool mx_report_text_add(struct mx_sink *s, FILE *out, bool close_out, bool color);
+
+#endif

@@ -1,0 +1,35 @@
+/* input.h - packet sources: capture files now, live interfaces later, behind one interface. */
+#ifndef MX_INPUT_H
+#define MX_INPUT_H
+
+#include "decode.h"
+
+enum mx_input_status {
+    MX_INPUT_PACKET,    /* *pkt holds the next packet */
+    MX_INPUT_EOF,       /* the source ended cleanly */
+    MX_INPUT_TRUNCATED, /* the file ends in the middle of a record */
+    MX_INPUT_ERROR,     /* the source failed; mx_input_error() says why */
+};
+
+struct mx_input;
+
+/* A packet source. */
+struct mx_input_ops {
+    /* Reads the next packet; pkt->data stays valid until the next call.
+     * pkt->frame is left for the caller to number. */
+    enum mx_input_status (*next)(struct mx_input *in, struct mx_raw_packet *pkt);
+    /* Closes the source and frees `in`. */
+    void (*close)(struct mx_input *in);
+};
+
+struct mx_input {
+    const struct mx_input_ops *ops;
+    char name[256];   /* file name or interface, for messages */
+    char error[512];  /* the last error */
+};
+
+/* Opens a pcap or pcapng file ("-" for standard input), with timestamps
+ * read at nanosecond precision. NULL on failure, with the reason in err. */
+struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen);
+
+#endif

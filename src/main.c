@@ -1,0 +1,201 @@
+/* main.c - the mxray command line. */
+#include "engine.h"
+#include "event.h"
+#include "input.h"
+#include "registry.h"
+
+#include <getopt.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: mxray [options] FILE...\n"
+            "\n"
+            "Reads pcap/pcapng captures (\"-\" for standard input; several files are read\n"
+            "in order, numbered as one capture), rebuilds the TCP streams of mail flows\n"
+            "and reports them. With no output option the text timeline goes to stdout.\n"
+            "\n"
+            "Output:\n"
+            "  --json PATH          write NDJSON records to PATH (\"-\" for stdout)\n"
+            "  --streams DIR        write each reassembled stream as DIR/<client>-<server>.c2s/.s2c\n"
+            "                       plus DIR/index.json (DIR must be empty or absent)\n"
+            "  --color WHEN         colour the timeline: auto (default), always, never; NO_COLOR is honoured\n"
+            "  -q, --quiet          no warnings on stderr\n"
+            "\n"
+            "Limits:\n"
+            "  --max-flows N        flows tracked at once (default 262144); the oldest idle one is evicted\n"
+            "  --idle-timeout SECS  close a flow after this much silence (default 3600)\n"
+            "  --reasm-memory MIB   bytes held for TCP reassembly, all flows together (default 256)\n"
+            "\n"
+            "  -h, --help           this text\n"
+            "  -V, --version        the version\n"
+            "\n"
+            "Ports:");
+    for (size_t i = 0; i < mx_n_protos; i++) {
+        fprintf(out, " %s", mx_protos[i].name);
+        for (size_t j = 0; j < mx_protos[i].n_ports; j++)
+            fprintf(out, "%c%u%s", j ? ',' : '=', mx_protos[i].ports[j].port,
+                    mx_protos[i].ports[j].tls ? "(tls)" : "");
+    }
+    fprintf(out,
+            "\n\nExit status: 0 done; 1 mxray failed (unreadable input, out of memory, write error);\n"
+            "2 usage error; 3 done, but the input was damaged (truncated file, snaplen cuts,\n"
+            "headers whose lengths lie): see the warnings and the summary.\n");
+}
+
+/* Parses a positive decimal number no larger than max; false on anything else. */
+static bool parse_num(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-')
+        return false;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v == 0 || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM };
+    static const struct option opts[] = {
+        { "json", required_argument, NULL, OPT_JSON },
+        { "streams", required_argument, NULL, OPT_STREAMS },
+        { "color", required_argument, NULL, OPT_COLOR },
+        { "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
+        { "idle-timeout", required_argument, NULL, OPT_IDLE },
+        { "reasm-memory", required_argument, NULL, OPT_REASM_MEM },
+        { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct mx_config cfg;
+    mx_config_defaults(&cfg);
+    const char *json_path = NULL;
+    const char *color = "auto";
+    int status = 2;
+    struct mx_sink *sink = NULL;
+    struct mx_engine *eng = NULL;
+    int c;
+    unsigned long long v;
+    while ((c = getopt_long(argc, argv, "qhV", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_JSON:
+            json_path = optarg;
+            break;
+        case OPT_STREAMS:
+            cfg.streams_dir = optarg;
+            break;
+        case OPT_COLOR:
+            color = optarg;
+            if (strcmp(color, "auto") && strcmp(color, "always") && strcmp(color, "never")) {
+                fprintf(stderr, "mxray: --color takes auto, always or never\n");
+                goto out;
+            }
+            break;
+        case OPT_MAX_FLOWS:
+            if (!parse_num(optarg, 1u << 28, &v)) {
+                fprintf(stderr, "mxray: --max-flows takes a number from 1 to %u\n", 1u << 28);
+                goto out;
+            }
+            cfg.max_flows = (uint32_t)v;
+            break;
+        case OPT_IDLE:
+            if (!parse_num(optarg, 86400 * 365, &v)) {
+                fprintf(stderr, "mxray: --idle-timeout takes seconds, from 1 to a year\n");
+                goto out;
+            }
+            cfg.idle_timeout = (mx_time_t)v * MX_NS_PER_SEC;
+            break;
+        case OPT_REASM_MEM:
+            if (!parse_num(optarg, 1u << 20, &v)) {
+                fprintf(stderr, "mxray: --reasm-memory takes MiB, from 1 to %u\n", 1u << 20);
+                goto out;
+            }
+            cfg.reasm.max_total_bytes = (uint64_t)v << 20;
+            break;
+        case 'q':
+            cfg.warnings = false;
+            break;
+        case 'h':
+            usage(stdout);
+            status = 0;
+            goto out;
+        case 'V':
+            printf("mxray %s\n", MX_VERSION);
+            status = 0;
+            goto out;
+        default:
+            usage(stderr);
+            goto out;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "mxray: no capture file given (try --help)\n");
+        goto out;
+    }
+    status = 1;
+    sink = mx_sink_new();
+    if (!sink) {
+        fprintf(stderr, "mxray: out of memory\n");
+        goto out;
+    }
+    if (json_path) {
+        bool to_stdout = !strcmp(json_path, "-");
+        FILE *fp = to_stdout ? stdout : fopen(json_path, "w");
+        if (!fp) {
+            fprintf(stderr, "mxray: cannot write %s: %s\n", json_path, strerror(errno));
+            goto out;
+        }
+        if (!mx_report_json_add(sink, fp, !to_stdout)) {
+            fprintf(stderr, "mxray: out of memory\n");
+            goto out;
+        }
+    } else {
+        bool tty = isatty(STDOUT_FILENO);
+        const char *nc = getenv("NO_COLOR");
+        bool use_color = !strcmp(color, "always") ||
+                         (!strcmp(color, "auto") && tty && !(nc && *nc));
+        if (!mx_report_text_add(sink, stdout, false, use_color)) {
+            fprintf(stderr, "mxray: out of memory\n");
+            goto out;
+        }
+    }
+    char err[512];
+    eng = mx_engine_new(&cfg, sink, err, sizeof(err));
+    if (!eng) {
+        fprintf(stderr, "mxray: %s\n", err);
+        goto out;
+    }
+    bool opened_all = true;
+    for (int i = optind; i < argc; i++) {
+        struct mx_input *in = mx_input_open_file(argv[i], err, sizeof(err));
+        if (!in) {
+            fprintf(stderr, "mxray: %s: %s\n", argv[i], err);
+            opened_all = false;
+            continue;
+        }
+        mx_engine_run(eng, in);
+        in->ops->close(in);
+    }
+    mx_engine_finish(eng);
+    status = mx_engine_exit_status(eng);
+    if (!opened_all)
+        status = 1;
+    if (!mx_sink_finish(sink)) {
+        fprintf(stderr, "mxray: writing the output failed\n");
+        status = 1;
+    }
+out:
+    mx_engine_free(eng);
+    mx_sink_free(sink);
+    return status;
+}

@@ -1,0 +1,65 @@
+/* mx.h - common types shared by every mxray module: slices, timestamps, directions. */
+#ifndef MX_H
+#define MX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define MX_VERSION "0.1.0"
+
+/* Wire bytes: pointer plus length, never NUL-terminated (STYLE.md rule 1). */
+struct mx_slice {
+    const uint8_t *ptr;
+    size_t len;
+};
+
+static inline struct mx_slice mx_slice_make(const void *p, size_t n)
+{
+    struct mx_slice s = { (const uint8_t *)p, n };
+    return s;
+}
+
+/* Timestamps are nanoseconds since the Unix epoch. */
+typedef int64_t mx_time_t;
+#define MX_NS_PER_SEC INT64_C(1000000000)
+
+/* A frame number is 1-based, as Wireshark numbers frames; with several input
+ * files, numbering continues across them as in `mergecap -a`. 0 means none. */
+typedef uint64_t mx_frame_t;
+
+/* Direction of a byte stream within a TCP flow. */
+enum mx_dir {
+    MX_DIR_C2S = 0, /* client to server */
+    MX_DIR_S2C = 1, /* server to client */
+};
+
+static inline enum mx_dir mx_dir_other(enum mx_dir d)
+{
+    return d == MX_DIR_C2S ? MX_DIR_S2C : MX_DIR_C2S;
+}
+
+/* An IPv4 or IPv6 address; IPv4 is held in the first 4 bytes. */
+struct mx_addr {
+    uint8_t family; /* 4 or 6 */
+    uint8_t b[16];
+};
+
+static inline bool mx_addr_eq(const struct mx_addr *a, const struct mx_addr *b)
+{
+    size_t n = a->family == 4 ? 4 : 16;
+    if (a->family != b->family)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (a->b[i] != b->b[i])
+            return false;
+    return true;
+}
+
+/* Formats an address into buf (at least MX_ADDR_STRLEN bytes); returns buf. */
+#define MX_ADDR_STRLEN 46
+const char *mx_addr_str(const struct mx_addr *a, char *buf, size_t len);
+
+#define MX_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif
