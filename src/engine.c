@@ -615,8 +615,10 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
     e->flows_total++;
     if (mx_flow_count(e->flows) > e->peak_flows)
         e->peak_flows = mx_flow_count(e->flows);
-    if (e->cfg.dissect && x->proto->dissector && !x->tls_port) {
-        x->dis = x->proto->dissector;
+    const struct mx_dissector *dis = e->cfg.dissector_override ? e->cfg.dissector_override
+                                                                : x->proto->dissector;
+    if (e->cfg.dissect && dis && !x->tls_port) {
+        x->dis = dis;
         x->dstate = x->dis->state_new(&x->ctx);
         if (x->dis->n_anomalies)
             x->dis_an = calloc(x->dis->n_anomalies, sizeof(*x->dis_an));

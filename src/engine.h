@@ -7,6 +7,8 @@
 #include "input.h"
 #include "reasm.h"
 
+struct mx_dissector;
+
 /* Run configuration. mx_config_defaults() fills in every default. */
 struct mx_config {
     uint32_t max_flows;            /* flows tracked at once [262144] */
@@ -18,6 +20,8 @@ struct mx_config {
     struct mx_defrag_limits defrag;
     const char *streams_dir;       /* --streams DIR, or NULL */
     bool dissect;                  /* run the protocol dissectors [true] */
+    const struct mx_dissector *dissector_override; /* tests and fuzzing: dissect every flow
+                                                      with this one [NULL] */
     bool warnings;                 /* one-line warnings on stderr [true] */
 };
 

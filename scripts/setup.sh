@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# setup.sh - installs the Debian packages mxray needs to build and test. Idempotent; quiet when all is there.
+set -euo pipefail
+
+pkgs=(
+  build-essential cmake pkg-config          # the toolchain
+  libpcap-dev libndpi-dev libjson-c-dev libssl-dev check   # libraries (pkg-config finds them)
+  python3                                   # test scripts
+  tshark                                    # agreement tests against Wireshark's dissectors
+  valgrind                                  # memcheck of the corpus run
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "setup: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+# tshark asks whether non-root users may capture; the answer does not matter here.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,138 @@
+/* test_event.c - events and reporters: field order, UTF-8 safety, escaping in the timeline. */
+#include <check.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+
+START_TEST(utf8_sanitize)
+{
+    char out[64];
+    struct { const char *in; const char *want; } cases[] = {
+        { "plain", "plain" },
+        { "caf\xc3\xa9", "caf\xc3\xa9" },             /* valid 2-byte */
+        { "\xe2\x82\xac", "\xe2\x82\xac" },           /* valid 3-byte */
+        { "\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80" },   /* valid 4-byte */
+        { "\xc0\xaf", "\\xc0\\xaf" },                 /* overlong */
+        { "\xed\xa0\x80", "\\xed\\xa0\\x80" },        /* surrogate */
+        { "\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80" },/* above U+10FFFF */
+        { "\xe2\x82", "\\xe2\\x82" },                 /* cut short */
+        { "a\xff" "b", "a\\xffb" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t n = mx_utf8_sanitize(mx_slice_make(cases[i].in, strlen(cases[i].in)), out, sizeof(out));
+        ck_assert_msg(n == strlen(cases[i].want) && !memcmp(out, cases[i].want, n), "case %zu", i);
+    }
+    /* Never writes past cap. */
+    ck_assert_uint_le(mx_utf8_sanitize(mx_slice_make("\xff\xff\xff", 3), out, 5), 5);
+}
+END_TEST
+
+static char *run_json(void (*build)(struct mx_sink *))
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    struct mx_sink *s = mx_sink_new();
+    ck_assert(mx_report_json_add(s, fp, false));
+    build(s);
+    ck_assert(mx_sink_finish(s));
+    mx_sink_free(s);
+    fclose(fp);
+    return buf;
+}
+
+static void build_nested(struct mx_sink *s)
+{
+    struct mx_event *e = mx_event_begin(s, "t", 7, (mx_time_t)1700000000 * MX_NS_PER_SEC + 123456789);
+    mx_ev_dir(e, MX_DIR_S2C);
+    mx_ev_uint(e, "z", 1);
+    mx_ev_int(e, "a", -2);
+    mx_ev_obj(e, "o");
+    mx_ev_bool(e, "b", true);
+    mx_ev_arr(e, "l");
+    mx_ev_str(e, NULL, "x");
+    mx_ev_null(e, NULL);
+    mx_ev_end(e);
+    mx_ev_end(e);
+    mx_ev_double(e, "d", 0.5);
+    mx_ev_wire(e, "w", mx_slice_make("\x01\xff", 2));
+    mx_event_emit(s, e);
+}
+
+START_TEST(json_order_and_nesting)
+{
+    char *out = run_json(build_nested);
+    ck_assert_str_eq(out, "{\"type\":\"t\",\"flow\":7,\"ts\":\"2023-11-14T22:13:20.123456Z\",\"dir\":\"s2c\","
+                          "\"z\":1,\"a\":-2,\"o\":{\"b\":true,\"l\":[\"x\",null]},\"d\":0.500000,"
+                          "\"w\":\"\\u0001\\\\xff\"}\n");
+    free(out);
+}
+END_TEST
+
+static void build_frames(struct mx_sink *s)
+{
+    struct mx_event *e = mx_event_begin(s, "f", 0, 0);
+    mx_ev_frames(e, 5, 5);
+    mx_event_emit(s, e);
+    e = mx_event_begin(s, "f", 0, 0);
+    mx_ev_frames(e, 5, 9);
+    mx_ev_obj(e, "left_open"); /* emit closes what is open */
+    mx_event_emit(s, e);
+}
+
+START_TEST(frames_and_auto_close)
+{
+    char *out = run_json(build_frames);
+    ck_assert_str_eq(out, "{\"type\":\"f\",\"frames\":[5]}\n{\"type\":\"f\",\"frames\":[5,9],\"left_open\":{}}\n");
+    free(out);
+}
+END_TEST
+
+START_TEST(text_escapes_terminal_controls)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    struct mx_sink *s = mx_sink_new();
+    ck_assert(mx_report_text_add(s, fp, false, false));
+    mx_sink_set_epoch(s, 1000);
+    struct mx_event *e = mx_event_begin(s, "x", 3, 1000 + 1500000000);
+    mx_ev_dir(e, MX_DIR_C2S);
+    /* A banner that tries to set the terminal title, plus a C1 CSI. */
+    mx_ev_text(e, "220 %s", "\x1b]0;owned\x07 \xc2\x9b" "31m\xff");
+    mx_event_emit(s, e);
+    e = mx_event_begin(s, "y", 0, 0);
+    mx_ev_wire(e, "k", mx_slice_make("a\nb", 3));
+    mx_event_emit(s, e);
+    mx_sink_finish(s);
+    mx_sink_free(s);
+    fclose(fp);
+    ck_assert_str_eq(buf, "    1.500000 #3     C->S 220 \\x1b]0;owned\\x07 \\u009b31m\\xff\n"
+                          "                         y k=a\\x0ab\n");
+    free(buf);
+}
+END_TEST
+
+static Suite *event_suite(void)
+{
+    Suite *s = suite_create("event");
+    TCase *t = tcase_create("core");
+    tcase_add_test(t, utf8_sanitize);
+    tcase_add_test(t, json_order_and_nesting);
+    tcase_add_test(t, frames_and_auto_close);
+    tcase_add_test(t, text_escapes_terminal_controls);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(event_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,129 @@
+/* test_flow.c - the flow table: hashing, canonical keys, deletion, LRU order. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flow.h"
+
+static struct mx_addr v4(uint32_t a)
+{
+    struct mx_addr x;
+    memset(&x, 0, sizeof(x));
+    x.family = 4;
+    x.b[0] = (uint8_t)(a >> 24), x.b[1] = (uint8_t)(a >> 16), x.b[2] = (uint8_t)(a >> 8), x.b[3] = (uint8_t)a;
+    return x;
+}
+
+START_TEST(both_directions_share_a_key)
+{
+    struct mx_addr a = v4(0x0a000001), b = v4(0x0a000002);
+    struct mx_flow_key k1, k2;
+    bool lo1, lo2;
+    mx_flow_key_make(&k1, &a, 40000, &b, 25, &lo1);
+    mx_flow_key_make(&k2, &b, 25, &a, 40000, &lo2);
+    ck_assert_int_eq(memcmp(&k1, &k2, sizeof(k1)), 0);
+    ck_assert(lo1 != lo2);
+    /* Garbage in unused address bytes does not split a flow. */
+    struct mx_addr dirty = a;
+    dirty.b[10] = 0x55;
+    mx_flow_key_make(&k2, &dirty, 40000, &b, 25, NULL);
+    ck_assert_int_eq(memcmp(&k1, &k2, sizeof(k1)), 0);
+}
+END_TEST
+
+START_TEST(many_flows_add_find_remove)
+{
+    enum { N = 20000 };
+    struct mx_flow_table *t = mx_flow_table_new(N);
+    struct mx_addr srv = v4(0xc0a80001);
+    static struct mx_flow *fl[N];
+    for (uint32_t i = 0; i < N; i++) {
+        struct mx_addr c = v4(0x0a000000 + i / 1000);
+        struct mx_flow_key k;
+        mx_flow_key_make(&k, &c, (uint16_t)(1024 + i % 1000), &srv, 25, NULL);
+        fl[i] = mx_flow_add(t, &k);
+        ck_assert_ptr_nonnull(fl[i]);
+        ck_assert_uint_eq(fl[i]->id, i + 1);
+    }
+    ck_assert_uint_eq(mx_flow_count(t), N);
+    struct mx_flow_key k;
+    mx_flow_key_make(&k, &srv, 25, &srv, 26, NULL);
+    ck_assert_ptr_null(mx_flow_add(t, &k)); /* full */
+    /* Remove every third; the rest must still be found (backward shift). */
+    for (uint32_t i = 0; i < N; i += 3)
+        mx_flow_remove(t, fl[i]);
+    for (uint32_t i = 0; i < N; i++) {
+        struct mx_addr c = v4(0x0a000000 + i / 1000);
+        mx_flow_key_make(&k, &c, (uint16_t)(1024 + i % 1000), &srv, 25, NULL);
+        struct mx_flow *f = mx_flow_find(t, &k);
+        if (i % 3 == 0)
+            ck_assert_ptr_null(f);
+        else
+            ck_assert_ptr_eq(f, fl[i]);
+    }
+    mx_flow_table_free(t);
+}
+END_TEST
+
+START_TEST(lru_order_and_closed_list)
+{
+    struct mx_flow_table *t = mx_flow_table_new(8);
+    struct mx_addr a = v4(1), b = v4(2);
+    struct mx_flow *f[3];
+    for (int i = 0; i < 3; i++) {
+        struct mx_flow_key k;
+        mx_flow_key_make(&k, &a, (uint16_t)(1000 + i), &b, 25, NULL);
+        f[i] = mx_flow_add(t, &k);
+    }
+    ck_assert_ptr_eq(mx_flow_oldest(t, MX_FLOW_ACTIVE), f[0]);
+    mx_flow_touch(t, f[0]);
+    ck_assert_ptr_eq(mx_flow_oldest(t, MX_FLOW_ACTIVE), f[1]);
+    mx_flow_set_closed(t, f[1]);
+    ck_assert_ptr_eq(mx_flow_oldest(t, MX_FLOW_ACTIVE), f[2]);
+    ck_assert_ptr_eq(mx_flow_oldest(t, MX_FLOW_CLOSED), f[1]);
+    mx_flow_remove(t, f[1]);
+    ck_assert_ptr_null(mx_flow_oldest(t, MX_FLOW_CLOSED));
+    ck_assert_uint_eq(mx_flow_count(t), 2);
+    mx_flow_table_free(t);
+}
+END_TEST
+
+START_TEST(ipv6_keys)
+{
+    struct mx_addr a, b;
+    memset(&a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    a.family = b.family = 6;
+    a.b[15] = 1;
+    b.b[15] = 2;
+    b.b[0] = 0x20;
+    struct mx_flow_table *t = mx_flow_table_new(4);
+    struct mx_flow_key k, k2;
+    mx_flow_key_make(&k, &a, 5000, &b, 143, NULL);
+    struct mx_flow *f = mx_flow_add(t, &k);
+    mx_flow_key_make(&k2, &b, 143, &a, 5000, NULL);
+    ck_assert_ptr_eq(mx_flow_find(t, &k2), f);
+    mx_flow_table_free(t);
+}
+END_TEST
+
+static Suite *flow_suite(void)
+{
+    Suite *s = suite_create("flow");
+    TCase *t = tcase_create("core");
+    tcase_add_test(t, both_directions_share_a_key);
+    tcase_add_test(t, many_flows_add_find_remove);
+    tcase_add_test(t, lru_order_and_closed_list);
+    tcase_add_test(t, ipv6_keys);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(flow_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
