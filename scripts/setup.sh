@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(
   build-essential cmake pkg-config          # the toolchain
   libpcap-dev libndpi-dev libjson-c-dev libssl-dev check   # libraries (pkg-config finds them)
-  python3                                   # test scripts
+  python3 python3-jsonschema                # test scripts; schema checks of the output
   tshark                                    # agreement tests against Wireshark's dissectors
   valgrind                                  # memcheck of the corpus run
 )

@@ -68,6 +68,7 @@ struct mx_engine {
     struct mx_reasm_pool pool;
     struct mx_streams *streams;
     mx_frame_t frame;
+    uint64_t frames_seen;
     mx_time_t now, first_ts, last_ts;
     /* Counters for the summary. */
     uint64_t bytes, tcp_segments, mail_segments, other_packets, late_packets, flows_total, flows_evicted;
@@ -174,7 +175,7 @@ uint64_t mx_ctx_offset(const struct mx_dissect_ctx *ctx, enum mx_dir dir)
 struct mx_frame_ref mx_ctx_frame_at(const struct mx_dissect_ctx *ctx, enum mx_dir dir, uint64_t off)
 {
     const struct dir_state *ds = &((const struct flow_ext *)ctx->flow->user)->ds[dir];
-    struct mx_frame_ref r = { 0, 0 };
+    struct mx_frame_ref r = { 0, MX_TIME_NONE };
     if (!ds->fm_len)
         return r;
     /* The last mark at or before off (binary search; marks are in offset order). */
@@ -381,8 +382,8 @@ static void on_gap(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame
     struct flow_ext *x = f->user;
     x->an[MX_AN_TCP_GAP]++;
     e->an.n[MX_AN_TCP_GAP]++;
-    if (!ts)
-        ts = f->last_ts;
+    if (!frame)
+        ts = f->last_ts; /* settled by the flow's end */
     struct mx_event *ev = mx_event_begin(e->sink, "gap", f->id, ts);
     mx_ev_dir(ev, d);
     mx_ev_uint(ev, "offset", off);
@@ -610,7 +611,7 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
     if (!x->proto)
         x->proto = mx_registry_by_port(f->port[MX_DIR_C2S], &x->tls_port);
     x->handshake = (p->flags & MX_TCP_SYN) != 0;
-    f->first_ts = p->ts;
+    f->first_ts = f->last_ts = p->ts;
     f->first_frame = p->frame;
     e->flows_total++;
     if (mx_flow_count(e->flows) > e->peak_flows)
@@ -655,7 +656,8 @@ static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t
     if (f && f->state == MX_FLOW_CLOSED) {
         if (!((p->flags & MX_TCP_SYN) && !(p->flags & MX_TCP_ACK))) {
             e->late_packets++; /* a straggler of a finished connection */
-            f->last_ts = p->ts;
+            if (p->ts > f->last_ts)
+                f->last_ts = p->ts;
             return;
         }
         flow_drop(e, f); /* the 4-tuple is reused by a new connection */
@@ -678,7 +680,11 @@ static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t
         x->handshake = true;
     x->pkts[d]++;
     x->wire_bytes[d] += wirelen;
-    f->last_ts = p->ts;
+    /* Capture clocks can step backwards: a flow spans from its earliest to its latest packet. */
+    if (p->ts > f->last_ts)
+        f->last_ts = p->ts;
+    if (p->ts < f->first_ts)
+        f->first_ts = p->ts;
     f->last_frame = p->frame;
     mx_flow_touch(e->flows, f);
     if (p->truncated)
@@ -708,12 +714,14 @@ void mx_engine_packet(struct mx_engine *e, struct mx_raw_packet *raw)
     raw->frame = ++e->frame;
     if (e->n_files)
         e->files[e->n_files - 1].frames++;
-    if (!e->first_ts) {
+    if (!e->frames_seen++) {
         e->first_ts = raw->ts;
         mx_sink_set_epoch(e->sink, raw->ts);
     }
-    if (raw->ts > e->now)
+    if (raw->ts > e->now || e->frames_seen == 1)
         e->now = raw->ts;
+    if (raw->ts < e->first_ts)
+        e->first_ts = raw->ts;
     e->last_ts = raw->ts;
     e->bytes += raw->wirelen;
     struct mx_packet p;
@@ -811,7 +819,7 @@ bool mx_engine_run(struct mx_engine *e, struct mx_input *in)
 
 static void emit_summary(struct mx_engine *e)
 {
-    struct mx_event *ev = mx_event_begin(e->sink, "summary", 0, 0);
+    struct mx_event *ev = mx_event_begin(e->sink, "summary", 0, MX_TIME_NONE);
     mx_ev_arr(ev, "files");
     for (size_t i = 0; i < e->n_files; i++) {
         mx_ev_obj(ev, NULL);
@@ -823,9 +831,9 @@ static void emit_summary(struct mx_engine *e)
         mx_ev_end(ev);
     }
     mx_ev_end(ev);
-    if (e->first_ts) {
+    if (e->frames_seen) {
         mx_ev_time(ev, "start", e->first_ts);
-        mx_ev_time(ev, "end", e->last_ts);
+        mx_ev_time(ev, "end", e->now);
     }
     mx_ev_uint(ev, "frames", e->frame);
     mx_ev_uint(ev, "bytes", e->bytes);

@@ -226,7 +226,7 @@ struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t fl
     mx_ev_str(e, "type", type);
     if (flow)
         mx_ev_uint(e, "flow", flow);
-    if (ts)
+    if (ts != MX_TIME_NONE)
         mx_ev_time(e, "ts", ts);
     return e;
 }

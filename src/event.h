@@ -35,7 +35,7 @@ struct mx_ev_field {
 struct mx_event {
     const char *type;       /* "flow", "gap", "anomaly", "smtp.command", ... */
     uint64_t flow;          /* flow id, 0 for run-wide records */
-    mx_time_t ts;           /* time of the frame it came from, 0 if none */
+    mx_time_t ts;           /* time of the frame it came from, or MX_TIME_NONE */
     int dir;                /* enum mx_dir, or -1 */
     struct mx_ev_field *fields;
     size_t n_fields, cap_fields;
@@ -75,7 +75,7 @@ uint64_t mx_sink_count(const struct mx_sink *s);
 
 /* Starts an event; `type` is a string literal. Fields follow with mx_ev_*,
  * then mx_event_emit() hands it to every reporter. One event at a time. The
- * record starts with "type", then "flow" (if flow != 0) and "ts" (if ts != 0). */
+ * record starts with "type", then "flow" (if flow != 0) and "ts" (unless MX_TIME_NONE). */
 struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t flow, mx_time_t ts);
 void mx_event_emit(struct mx_sink *s, struct mx_event *e);
 

@@ -19,7 +19,13 @@ static enum mx_input_status file_next(struct mx_input *in, struct mx_raw_packet 
     const u_char *data;
     int rc = pcap_next_ex(f->pcap, &hdr, &data);
     if (rc == 1) {
-        pkt->ts = (mx_time_t)hdr->ts.tv_sec * MX_NS_PER_SEC + (mx_time_t)hdr->ts.tv_usec;
+        /* Nanoseconds in 64 bits reach the year 2262; clamp hostile times. */
+        int64_t sec = (int64_t)hdr->ts.tv_sec;
+        if (sec > INT64_C(9000000000))
+            sec = INT64_C(9000000000);
+        else if (sec < -INT64_C(9000000000))
+            sec = -INT64_C(9000000000);
+        pkt->ts = sec * MX_NS_PER_SEC + (mx_time_t)hdr->ts.tv_usec;
         pkt->linktype = f->linktype;
         pkt->caplen = hdr->caplen;
         pkt->wirelen = hdr->len;

@@ -23,6 +23,8 @@ static inline struct mx_slice mx_slice_make(const void *p, size_t n)
 /* Timestamps are nanoseconds since the Unix epoch. */
 typedef int64_t mx_time_t;
 #define MX_NS_PER_SEC INT64_C(1000000000)
+/* "No time": 0 is a real time (captures from 1970 exist). */
+#define MX_TIME_NONE INT64_MIN
 
 /* A frame number is 1-based, as Wireshark numbers frames; with several input
  * files, numbering continues across them as in `mergecap -a`. 0 means none. */

@@ -100,7 +100,7 @@ static void put_fields(struct text_rep *r, const struct mx_event *e)
 static void text_event(void *ctx, const struct mx_event *e)
 {
     struct text_rep *r = ctx;
-    if (e->ts)
+    if (e->ts != MX_TIME_NONE)
         fprintf(r->out, "%12.6f ", (double)(e->ts - mx_sink_epoch(r->sink)) / 1e9);
     else
         fprintf(r->out, "%12s ", "");

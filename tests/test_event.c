@@ -74,10 +74,10 @@ END_TEST
 
 static void build_frames(struct mx_sink *s)
 {
-    struct mx_event *e = mx_event_begin(s, "f", 0, 0);
+    struct mx_event *e = mx_event_begin(s, "f", 0, MX_TIME_NONE);
     mx_ev_frames(e, 5, 5);
     mx_event_emit(s, e);
-    e = mx_event_begin(s, "f", 0, 0);
+    e = mx_event_begin(s, "f", 0, MX_TIME_NONE);
     mx_ev_frames(e, 5, 9);
     mx_ev_obj(e, "left_open"); /* emit closes what is open */
     mx_event_emit(s, e);
@@ -104,7 +104,7 @@ START_TEST(text_escapes_terminal_controls)
     /* A banner that tries to set the terminal title, plus a C1 CSI. */
     mx_ev_text(e, "220 %s", "\x1b]0;owned\x07 \xc2\x9b" "31m\xff");
     mx_event_emit(s, e);
-    e = mx_event_begin(s, "y", 0, 0);
+    e = mx_event_begin(s, "y", 0, MX_TIME_NONE);
     mx_ev_wire(e, "k", mx_slice_make("a\nb", 3));
     mx_event_emit(s, e);
     mx_sink_finish(s);
