@@ -35,7 +35,6 @@ struct mx_anomaly_def {
     X(TCP_REASSEMBLY_LIMIT, "out-of-order data exceeded its cap; the hole became a gap")      \
     X(TCP_GAP, "bytes of the stream were never captured")                                      \
     X(TCP_LATE_SEGMENT, "a segment arrived for bytes already declared a gap")                 \
-    X(TCP_RST, "the connection was reset")                                                     \
     X(DISSECTOR_BUFFER_LIMIT, "a dissector left more unconsumed bytes than the cap allows")
 
 enum mx_core_anomaly {
