@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# cli.sh - the command line: options, exit status, stdin, several files, damaged input.
+# usage: tests/cli.sh MXRAY
+set -uo pipefail
+mx=$1
+cd "$(dirname "$0")/.."
+demo=pcaps/demo.pcapng
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+check() { # name, expected status, command...
+  local name=$1 want=$2; shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local got=$?
+  if [ "$got" = "$want" ]; then pass=$((pass + 1)); else
+    fail=$((fail + 1)); echo "FAIL $name: exit $got, wanted $want"; head -5 "$tmp/err"; fi
+}
+expect() { # name, condition...
+  local name=$1; shift
+  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL $name"; fi
+}
+
+check help 0 "$mx" --help
+expect help-ports grep -q "smtp=25,587,465(tls)" "$tmp/out"
+check version 0 "$mx" --version
+check no-files 2 "$mx"
+check bad-option 2 "$mx" --no-such-option "$demo"
+check bad-number 2 "$mx" --max-flows 0 "$demo"
+check missing-file 1 "$mx" /nonexistent.pcap
+check not-a-capture 1 "$mx" README.md
+
+check demo-text 0 "$mx" "$demo"
+expect text-has-summary grep -q "summary: " "$tmp/out"
+check demo-json 0 "$mx" --json "$tmp/a.json" "$demo"
+check stdin 0 sh -c "'$mx' --json - - < '$demo'"
+expect stdin-same-records bash -c "grep -v '\"summary\"' '$tmp/out' | cmp -s - <(grep -v '\"summary\"' '$tmp/a.json')"
+
+# Two files read as one capture: frames continue, flows are numbered on.
+n=$(grep -c '"type":"flow_start"' "$tmp/a.json")
+frames=$(sed -n 's/.*"type":"summary".*"frames":\([0-9]*\),"bytes".*/\1/p' "$tmp/a.json")
+check two-files 0 "$mx" --json "$tmp/b.json" "$demo" "$demo"
+expect two-files-flows test "$(grep -c '"type":"flow_start"' "$tmp/b.json")" = $((2 * n))
+expect two-files-frames grep -q "\"first_frame\":$((frames + 1)),\"frames\":$frames" "$tmp/b.json"
+
+# A file cut in the middle of a record: processed, warned about, exit 3.
+size=$(stat -c %s "$demo")
+head -c $((size - 37)) "$demo" > "$tmp/cut.pcapng"
+check truncated 3 "$mx" --json "$tmp/c.json" "$tmp/cut.pcapng"
+expect truncated-warning grep -q "warning: .*cut.pcapng: frame" "$tmp/err"
+expect truncated-flows grep -q '"type":"flow"' "$tmp/c.json"
+check truncated-quiet 3 "$mx" -q --json /dev/null "$tmp/cut.pcapng"
+expect quiet-silent test ! -s "$tmp/err"
+
+# --streams wants an empty directory.
+mkdir "$tmp/s" && touch "$tmp/s/x"
+check streams-not-empty 1 "$mx" --streams "$tmp/s" "$demo"
+check streams 0 "$mx" --streams "$tmp/s2" "$demo"
+expect streams-index python3 -c "import json,sys; d=json.load(open('$tmp/s2/index.json')); sys.exit(0 if len(d['streams'])==$n else 1)"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
