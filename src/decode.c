@@ -14,7 +14,10 @@
 
 /* IP protocol / IPv6 Next Header numbers. */
 #define MX_IPPROTO_HOPOPTS 0
+#define MX_IPPROTO_IPIP 4   /* IPv4 in IP, RFC 2003 */
 #define MX_IPPROTO_TCP 6
+#define MX_IPPROTO_IPV6 41  /* IPv6 in IP, RFC 4213 §3.5 (6in4) and RFC 2473 */
+#define MX_TUNNEL_MAX 4     /* nested IP-in-IP encapsulations followed */
 #define MX_IPPROTO_ROUTING 43
 #define MX_IPPROTO_FRAGMENT 44
 #define MX_IPPROTO_AH 51
@@ -92,10 +95,23 @@ struct mx_dctx {
     struct mx_packet *pkt;
     struct mx_anomaly_counts *counts; /* may be NULL */
     uint64_t *anomalies;              /* may be NULL */
+    unsigned tunnels;                 /* IP-in-IP layers entered so far */
 };
 
 static enum mx_decode_result mx_decode_ipv6_ext(struct mx_dctx *x, struct mx_layer l,
                                                 uint8_t nh, bool reassembled);
+static enum mx_decode_result mx_decode_ipv4(struct mx_dctx *x, struct mx_layer l);
+static enum mx_decode_result mx_decode_ipv6(struct mx_dctx *x, struct mx_layer l);
+
+/* An IP packet carried as the payload of another (6in4, IPIP, IPv6 in IPv6):
+ * the inner header's addresses are the flow's. Nesting is capped. */
+static enum mx_decode_result mx_decode_tunnel(struct mx_dctx *x, struct mx_layer l, uint8_t proto)
+{
+    if (x->tunnels >= MX_TUNNEL_MAX)
+        return MX_DECODE_OTHER;
+    x->tunnels++;
+    return proto == MX_IPPROTO_IPV6 ? mx_decode_ipv6(x, l) : mx_decode_ipv4(x, l);
+}
 
 static void mx_decode_note(struct mx_dctx *x, enum mx_core_anomaly a)
 {
@@ -448,6 +464,8 @@ static enum mx_decode_result mx_decode_ipv6_ext(struct mx_dctx *x, struct mx_lay
 
         if (nh == MX_IPPROTO_TCP)
             return mx_decode_tcp(x, mx_layer_skip(l, c.pos));
+        if ((nh == MX_IPPROTO_IPV6 || nh == MX_IPPROTO_IPIP) && !reassembled)
+            return mx_decode_tunnel(x, mx_layer_skip(l, c.pos), nh);
         if (!mx_ipv6_may_be_tcp(nh) && nh != MX_IPPROTO_FRAGMENT)
             return MX_DECODE_OTHER; /* ESP (50), No Next Header (59), UDP, ICMPv6, ... */
         if (n >= MX_IPV6_EXT_MAX)
@@ -554,8 +572,11 @@ static enum mx_decode_result mx_decode_ipv4(struct mx_dctx *x, struct mx_layer l
     p->src.family = p->dst.family = 4;
     l = mx_layer_skip(mx_layer_fit(x, l, tot), hl);
     off = (uint32_t)(frag & 0x1fff) * 8;
-    if (off == 0 && !(frag & 0x2000))
+    if (off == 0 && !(frag & 0x2000)) {
+        if (k.proto == MX_IPPROTO_IPV6 || k.proto == MX_IPPROTO_IPIP)
+            return mx_decode_tunnel(x, l, k.proto);
         return k.proto == MX_IPPROTO_TCP ? mx_decode_tcp(x, l) : MX_DECODE_OTHER;
+    }
     /* A fragment (RFC 791 §3.2). Only TCP is worth holding. */
     if (k.proto != MX_IPPROTO_TCP)
         return MX_DECODE_OTHER;
@@ -706,7 +727,7 @@ enum mx_decode_result mx_decode(struct mx_decoder *d, const struct mx_raw_packet
                                 struct mx_packet *pkt, struct mx_anomaly_counts *counts,
                                 uint64_t *anomalies)
 {
-    struct mx_dctx x = { d, raw, pkt, counts, anomalies };
+    struct mx_dctx x = { d, raw, pkt, counts, anomalies, 0 };
     struct mx_layer l;
 
     memset(pkt, 0, sizeof *pkt);

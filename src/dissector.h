@@ -58,6 +58,24 @@ struct mx_frame_ref {
     mx_time_t ts;
 };
 
+/* What a dissector may know of its flow. */
+struct mx_flow_info {
+    uint64_t id;
+    bool handshake;       /* the SYN was seen: the streams start at their beginning */
+    bool tls_port;        /* the server port starts in TLS */
+    bool show_secrets;    /* --show-secrets: passwords and tokens may be written */
+    mx_time_t start;      /* time of the flow's first packet */
+};
+
+/* The flow being dissected. */
+const struct mx_flow_info *mx_ctx_flow(const struct mx_dissect_ctx *ctx);
+
+/* Asks the engine to call parse for `dir` again, with the bytes it left
+ * unconsumed, once the current call returns: for a parser that held bytes of
+ * one direction back until the other direction settled what they are (SMTP
+ * DATA before its 354). */
+void mx_ctx_wake(struct mx_dissect_ctx *ctx, enum mx_dir dir);
+
 /* The event sink of this run; dissectors write their events to it. */
 struct mx_sink *mx_ctx_sink(struct mx_dissect_ctx *ctx);
 

@@ -34,6 +34,8 @@ struct dir_state {
 struct mx_dissect_ctx {
     struct mx_engine *eng;
     struct mx_flow *flow;
+    struct mx_flow_info info;
+    uint8_t wake;          /* bit per direction: parse again after this call */
 };
 
 /* The engine's per-flow data (flow->user). */
@@ -192,6 +194,16 @@ struct mx_frame_ref mx_ctx_frame_at(const struct mx_dissect_ctx *ctx, enum mx_di
     return r;
 }
 
+const struct mx_flow_info *mx_ctx_flow(const struct mx_dissect_ctx *ctx)
+{
+    return &ctx->info;
+}
+
+void mx_ctx_wake(struct mx_dissect_ctx *ctx, enum mx_dir dir)
+{
+    ctx->wake |= (uint8_t)(1u << dir);
+}
+
 void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uint64_t off, uint64_t len)
 {
     struct flow_ext *x = ctx->flow->user;
@@ -302,6 +314,22 @@ static void parse_call(struct mx_engine *e, struct mx_flow *f, enum mx_dir d, st
     fm_prune(ds, ds->off);
 }
 
+/* Re-runs parsers that asked to be woken, a bounded number of times. */
+static void run_wakes(struct mx_engine *e, struct mx_flow *f)
+{
+    struct flow_ext *x = f->user;
+    for (int round = 0; round < 8 && x->dis && x->ctx.wake; round++) {
+        uint8_t w = x->ctx.wake;
+        x->ctx.wake = 0;
+        for (int d = 0; d < 2 && x->dis; d++) {
+            struct dir_state *ds = &x->ds[d];
+            if ((w & (1u << d)) && ds->len && !ds->ended)
+                parse_call(e, f, (enum mx_dir)d, mx_slice_make(ds->buf, ds->len), 0, true);
+        }
+    }
+    x->ctx.wake = 0;
+}
+
 static void feed_data(struct mx_engine *e, struct mx_flow *f, enum mx_dir d, uint64_t off,
                       struct mx_slice b, mx_frame_t frame, mx_time_t ts)
 {
@@ -317,6 +345,7 @@ static void feed_data(struct mx_engine *e, struct mx_flow *f, enum mx_dir d, uin
     }
     if (!ds->len) {
         parse_call(e, f, d, b, 0, false); /* zero copy: straight from the segment */
+        run_wakes(e, f);
         return;
     }
     if (ds->len + b.len > ds->cap) {
@@ -336,6 +365,7 @@ static void feed_data(struct mx_engine *e, struct mx_flow *f, enum mx_dir d, uin
     if (ds->len < ds->want)
         return; /* the parser asked for more than has come */
     parse_call(e, f, d, mx_slice_make(ds->buf, ds->len), 0, true);
+    run_wakes(e, f);
 }
 
 static void feed_gap(struct mx_engine *e, struct mx_flow *f, enum mx_dir d, uint64_t off, uint64_t len)
@@ -351,6 +381,7 @@ static void feed_gap(struct mx_engine *e, struct mx_flow *f, enum mx_dir d, uint
     parse_call(e, f, d, mx_slice_make(NULL, (size_t)total), MX_CHUNK_GAP, false);
     ds->off = off + len;
     ds->fm_len = 0;
+    run_wakes(e, f);
 }
 
 static void feed_end(struct mx_engine *e, struct mx_flow *f, enum mx_dir d)
@@ -361,6 +392,7 @@ static void feed_end(struct mx_engine *e, struct mx_flow *f, enum mx_dir d)
         return;
     parse_call(e, f, d, mx_slice_make(ds->len ? ds->buf : NULL, ds->len), MX_CHUNK_END, true);
     ds->ended = true;
+    run_wakes(e, f);
 }
 
 /* ---- Reassembly callbacks ---- */
@@ -602,6 +634,9 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
     f->user = x;
     x->ctx.eng = e;
     x->ctx.flow = f;
+    x->ctx.info.id = f->id;
+    x->ctx.info.show_secrets = e->cfg.show_secrets;
+    x->ctx.info.start = p->ts;
     bool cli = sender_is_client(p, sp, dp);
     f->addr[MX_DIR_C2S] = cli ? p->src : p->dst;
     f->port[MX_DIR_C2S] = cli ? p->sport : p->dport;
@@ -611,6 +646,8 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
     if (!x->proto)
         x->proto = mx_registry_by_port(f->port[MX_DIR_C2S], &x->tls_port);
     x->handshake = (p->flags & MX_TCP_SYN) != 0;
+    x->ctx.info.handshake = x->handshake;
+    x->ctx.info.tls_port = x->tls_port;
     f->first_ts = f->last_ts = p->ts;
     f->first_frame = p->frame;
     e->flows_total++;

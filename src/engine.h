@@ -23,6 +23,7 @@ struct mx_config {
     const struct mx_dissector *dissector_override; /* tests and fuzzing: dissect every flow
                                                       with this one [NULL] */
     bool warnings;                 /* one-line warnings on stderr [true] */
+    bool show_secrets;             /* write passwords and tokens [false] */
 };
 
 void mx_config_defaults(struct mx_config *c);

@@ -242,6 +242,38 @@ START_TEST(test_ethernet_tcp)
 }
 END_TEST
 
+/* 6in4 (RFC 4213): IPv6/TCP inside IPv4 protocol 41; IPIP; and a nesting bomb. */
+START_TEST(test_ip_in_ip_tunnels)
+{
+    struct pb p = { .n = 0 };
+    eth(&p, 0x0800);
+    size_t outer = ip4(&p, 5, 9, 0, 41);
+    v6_tcp(&p);
+    ip4_len(&p, outer);
+    ck_assert_int_eq(run(MX_LINKTYPE_ETHERNET, &p), MX_DECODE_TCP);
+    check_smtp_v6();
+
+    struct pb q = { .n = 0 };
+    eth(&q, 0x0800);
+    size_t o4 = ip4(&q, 5, 9, 0, 4);
+    size_t i4 = ip4(&q, 5, 1, 0, 6);
+    tcp(&q, 5, MX_TCP_ACK);
+    putn(&q, smtp, SMTP_LEN);
+    ip4_len(&q, i4);
+    ip4_len(&q, o4);
+    ck_assert_int_eq(run(MX_LINKTYPE_ETHERNET, &q), MX_DECODE_TCP);
+    check_smtp_v4();
+
+    struct pb r = { .n = 0 };
+    size_t at[20];
+    for (int i = 0; i < 20; i++)
+        at[i] = ip4(&r, 5, 1, 0, 4);
+    for (int i = 19; i >= 0; i--)
+        ip4_len(&r, at[i]);
+    ck_assert_int_eq(run(MX_LINKTYPE_RAW, &r), MX_DECODE_OTHER);
+}
+END_TEST
+
 START_TEST(test_ethernet_padding)
 {
     struct pb p = { .n = 0 };
@@ -1212,6 +1244,7 @@ static Suite *decode_suite(void)
     tcase_add_checked_fixture(link, setup, teardown);
     tcase_add_test(link, test_ethernet_tcp);
     tcase_add_test(link, test_ethernet_padding);
+    tcase_add_test(link, test_ip_in_ip_tunnels);
     tcase_add_test(link, test_vlan);
     tcase_add_test(link, test_vlan_depth);
     tcase_add_test(link, test_sll);
