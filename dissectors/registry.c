@@ -1,10 +1,12 @@
 /* registry.c - the mail protocols mxray knows and the ports they use. */
 #include "registry.h"
 
+#include "smtp.h"
+
 /* RFC 5321 §4.5.4 / RFC 6409 / RFC 8314 for SMTP; RFC 1939 and RFC 8314 for
  * POP3; RFC 9051 and RFC 8314 for IMAP. The dissectors fill in as they land. */
 const struct mx_proto mx_protos[] = {
-    { "smtp", { { 25, false }, { 587, false }, { 465, true } }, 3, NULL },
+    { "smtp", { { 25, false }, { 587, false }, { 465, true } }, 3, &mx_smtp_dissector },
     { "pop3", { { 110, false }, { 995, true } }, 2, NULL },
     { "imap", { { 143, false }, { 993, true } }, 2, NULL },
 };

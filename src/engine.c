@@ -44,7 +44,8 @@ struct flow_ext {
     const struct mx_proto *proto;
     bool tls_port;
     bool handshake;         /* the SYN was seen */
-    const struct mx_dissector *dis;
+    const struct mx_dissector *dis; /* NULL when not dissected, or stopped */
+    const struct mx_dissector *dis_names; /* whose anomaly names dis_an counts */
     void *dstate;
     struct dir_state ds[2];
     uint64_t pkts[2], wire_bytes[2];
@@ -258,7 +259,8 @@ static void dissect_stop(struct mx_engine *e, struct mx_flow *f, const char *why
     mx_ev_str(ev, "what", why);
     mx_ev_text(ev, "dissection of this flow stopped: %s", why);
     mx_event_emit(e->sink, ev);
-    x->dis->state_free(x->dstate);
+    if (x->dstate)
+        x->dis->state_free(x->dstate);
     x->dstate = NULL;
     x->dis = NULL;
     e->failed = true;
@@ -270,6 +272,16 @@ static void parse_call(struct mx_engine *e, struct mx_flow *f, enum mx_dir d, st
 {
     struct flow_ext *x = f->user;
     struct dir_state *ds = &x->ds[d];
+    if (!x->dstate) {
+        x->dstate = x->dis->state_new(&x->ctx);
+        x->dis_names = x->dis;
+        if (x->dis->n_anomalies && x->dstate)
+            x->dis_an = calloc(x->dis->n_anomalies, sizeof(*x->dis_an));
+        if (!x->dstate || (x->dis->n_anomalies && !x->dis_an)) {
+            dissect_stop(e, f, "out of memory");
+            return;
+        }
+    }
     if (!ds->started) {
         flags |= MX_CHUNK_START;
         ds->started = true;
@@ -388,8 +400,8 @@ static void feed_end(struct mx_engine *e, struct mx_flow *f, enum mx_dir d)
 {
     struct flow_ext *x = f->user;
     struct dir_state *ds = &x->ds[d];
-    if (!x->dis || ds->ended)
-        return;
+    if (!x->dis || !x->dstate || ds->ended)
+        return; /* a dissector that never saw a byte has nothing to end */
     parse_call(e, f, d, mx_slice_make(ds->len ? ds->buf : NULL, ds->len), MX_CHUNK_END, true);
     ds->ended = true;
     run_wakes(e, f);
@@ -511,9 +523,9 @@ static void emit_flow_record(struct mx_engine *e, struct mx_flow *f)
         if (x->an[a])
             mx_ev_uint(ev, mx_core_anomalies[a].name, x->an[a]);
     if (x->dis_an)
-        for (size_t i = 0; i < x->dis->n_anomalies; i++)
+        for (size_t i = 0; i < x->dis_names->n_anomalies; i++)
             if (x->dis_an[i])
-                mx_ev_uint(ev, x->dis->anomalies[i].name, x->dis_an[i]);
+                mx_ev_uint(ev, x->dis_names->anomalies[i].name, x->dis_an[i]);
     mx_ev_end(ev);
     mx_ev_str(ev, "close", x->close_reason ? x->close_reason : "capture_end");
     mx_ev_text(ev, "closed (%s): client %" PRIu64 " packets, %" PRIu64 " payload bytes; server %" PRIu64
@@ -655,19 +667,8 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
         e->peak_flows = mx_flow_count(e->flows);
     const struct mx_dissector *dis = e->cfg.dissector_override ? e->cfg.dissector_override
                                                                 : x->proto->dissector;
-    if (e->cfg.dissect && dis && !x->tls_port) {
-        x->dis = dis;
-        x->dstate = x->dis->state_new(&x->ctx);
-        if (x->dis->n_anomalies)
-            x->dis_an = calloc(x->dis->n_anomalies, sizeof(*x->dis_an));
-        if (!x->dstate || (x->dis->n_anomalies && !x->dis_an)) {
-            if (x->dstate)
-                x->dis->state_free(x->dstate);
-            x->dstate = NULL;
-            x->dis = NULL;
-            e->failed = true;
-        }
-    }
+    if (e->cfg.dissect && dis && !x->tls_port)
+        x->dis = dis; /* its state is made with the first byte: SYN-only flows cost nothing */
     if (e->streams) {
         x->stream = mx_streams_open(e->streams, f->id, x->proto->name, &f->addr[0], f->port[0],
                                     &f->addr[1], f->port[1], f->first_frame);
