@@ -173,6 +173,8 @@ struct smtp {
         char enh[12];
         struct sbuf text;
         unsigned lines;
+        uint64_t off;         /* stream offset of the first line */
+        size_t raw;           /* bytes of all its lines */
         mx_frame_t first_frame;
         mx_time_t ts;
     } rep;
@@ -431,6 +433,22 @@ static void txn_open(struct smtp *s, struct mx_slice from, struct mx_slice param
     t->ts = ts;
 }
 
+/* RCPT, DATA or BDAT without MAIL. Midstream or after lost bytes, the MAIL
+ * was simply not seen: a partial transaction holds what follows, with no
+ * sender invented. Otherwise the client broke the sequence. */
+static bool txn_need(struct smtp *s, mx_frame_t f, mx_time_t ts, uint64_t off, size_t len)
+{
+    if (s->txn.open)
+        return true;
+    if (!s->quiet_unmatched) {
+        anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, len);
+        return false;
+    }
+    txn_open(s, mx_slice_make("", 0), mx_slice_make("", 0), f, ts);
+    s->txn.partial = true;
+    return true;
+}
+
 /* Splits "<path> params" (RFC 5321 §4.1.2 Reverse-path / Forward-path). */
 static void split_path(struct mx_slice arg, struct mx_slice *path, struct mx_slice *params)
 {
@@ -480,7 +498,7 @@ static void parse_caps_line(struct smtp *s, struct mx_slice t)
  * exim "OK id=ID". */
 static void find_queue_id(struct smtp *s, struct mx_slice text)
 {
-    static const char *const marks[] = { "queued as ", "id=" };
+    static const char *const marks[] = { "QUEUED AS ", "ID=" };
     for (size_t m = 0; m < MX_ARRAY_LEN(marks); m++) {
         size_t ml = strlen(marks[m]);
         for (size_t i = 0; i + ml <= text.len; i++) {
@@ -549,7 +567,7 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
         break;
     case V_EHLO:
     case V_HELO:
-        if (ok)
+        if (ok && p->depth == t->depth)
             txn_close(s, "reset"); /* RFC 5321 §4.1.4: EHLO resets the state */
         break;
     case V_MAIL:
@@ -608,7 +626,7 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
         txn_close(s, "aborted");
         break;
     case V_RSET:
-        if (ok)
+        if (ok && p->depth == t->depth)
             txn_close(s, "reset");
         break;
     case V_STARTTLS:
@@ -621,7 +639,8 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
             s->smode = S_TLS;
             if (s->cmode == C_CMD || s->cmode == C_SKIP)
                 s->cmode = C_TLS;
-            txn_close(s, "reset"); /* RFC 3207 §4.2: the state is discarded */
+            if (p->depth == t->depth)
+                txn_close(s, "reset"); /* RFC 3207 §4.2: the state is discarded */
         }
         break;
     case V_AUTH:
@@ -629,6 +648,10 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
         s->auth_continue = code == 334; /* RFC 4954 §4: the client answers a challenge */
         if (code == 334 && s->auth) {
             mx_sasl_server(&s->auth->sasl, text);
+            if (s->auth->sasl.decode_error) {
+                anomaly(s, MX_DIR_S2C, A_AUTH_DECODE_ERROR, s->rep.off, s->rep.raw);
+                s->auth->sasl.decode_error = false;
+            }
         } else if (s->auth) {
             auth_finish(s, code, enh,
                         s->auth->sasl.cancelled ? "cancelled" : ok ? "success" : "failure", last);
@@ -706,6 +729,7 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         memcpy(s->rep.enh, enh, sizeof(enh));
         s->rep.text.len = 0;
         s->rep.lines = 0;
+        s->rep.off = off;
         struct mx_frame_ref fr = mx_ctx_frame_at(s->ctx, MX_DIR_S2C, off);
         s->rep.first_frame = fr.frame;
         s->rep.ts = fr.ts;
@@ -728,6 +752,7 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         t->len = (uint16_t)(t->len + n);
     }
     s->rep.lines++;
+    s->rep.raw = (size_t)(off + raw_len - s->rep.off);
     if (!more)
         reply_done(s, off + raw_len);
 }
@@ -925,10 +950,12 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     }
     case V_RCPT: {
         struct mx_slice path, params;
-        if (!t->open || !iprefix(arg.ptr, arg.len, "TO:")) {
+        if (!iprefix(arg.ptr, arg.len, "TO:")) {
             anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, raw_len);
             break;
         }
+        if (!txn_need(s, a, ts, off, raw_len))
+            break;
         split_path(mx_slice_make(arg.ptr + 3, arg.len - 3), &path, &params);
         if (t->n_rcpts == SMTP_MAX_RCPTS) {
             if (!t->rcpts_dropped++)
@@ -953,8 +980,7 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         break;
     }
     case V_DATA:
-        if (!t->open)
-            anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, raw_len);
+        txn_need(s, a, ts, off, raw_len);
         s->cmode = C_DATA_WAIT;
         break;
     case V_BDAT: {
@@ -970,9 +996,7 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
             anomaly(s, MX_DIR_C2S, A_BDAT_INVALID_SIZE, off, raw_len);
             break; /* the server will refuse it; what follows is read as commands */
         }
-        if (!t->open)
-            anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, raw_len);
-        else {
+        if (txn_need(s, a, ts, off, raw_len)) {
             t->bdat = true;
             t->chunks++;
             if (!t->msg)

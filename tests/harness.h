@@ -1,0 +1,57 @@
+/* harness.h - runs a dialogue transcript through the whole engine as one TCP connection. */
+#ifndef MX_TEST_HARNESS_H
+#define MX_TEST_HARNESS_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mx.h"
+
+/* One turn of a dialogue: bytes one side sends. len 0 means strlen(data). */
+struct mx_turn {
+    enum mx_dir dir;
+    const char *data;
+    size_t len;
+};
+
+struct mx_harness_opts {
+    uint16_t server_port;   /* 25 when 0 */
+    bool show_secrets;
+    bool no_handshake;      /* start midstream */
+    bool no_fin;            /* end without FINs (capture end) */
+};
+
+/* Total bytes of a transcript. */
+size_t mx_harness_len(const struct mx_turn *t, size_t n);
+
+/* Runs the transcript: a handshake, then each turn as segments acknowledging
+ * everything the peer sent before, then FINs. The byte at global position
+ * `split` (counting all turns' bytes in order) starts a new segment; with
+ * split == SIZE_MAX nothing is split beyond turns, and with `every_byte` each
+ * byte is its own segment. Returns the NDJSON output (free() it). */
+char *mx_harness_run(const struct mx_turn *t, size_t n, const struct mx_harness_opts *o, size_t split,
+                     bool every_byte);
+
+/* The output without what depends on segmentation (times, frames, packet
+ * counts) and without the core's records: comparable across splits. */
+char *mx_harness_normalize(const char *ndjson);
+
+/* The nth record (0-based) of `type`, or NULL; json_object_put() it. */
+json_object *mx_harness_record(const char *ndjson, const char *type, int nth);
+
+/* Number of records of `type`. */
+int mx_harness_count(const char *ndjson, const char *type);
+
+/* A field by dotted path ("recipients.1.code": array indexes allowed) as a
+ * string (numbers and booleans in their JSON text), or NULL. The pointer
+ * lives as long as the object. */
+const char *mx_harness_get(json_object *o, const char *path);
+
+/* Checks that every split position, and one byte per segment, give the same
+ * normalized records as the unsplit run. Returns the first failing split
+ * position, or SIZE_MAX when all agree. */
+size_t mx_harness_split_check(const struct mx_turn *t, size_t n, const struct mx_harness_opts *o);
+
+#endif

@@ -1,0 +1,431 @@
+/* test_smtp.c - the SMTP dissector on crafted dialogues, each also split at every byte. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define C MX_DIR_C2S
+#define S MX_DIR_S2C
+#define RUN(t) mx_harness_run(t, sizeof(t) / sizeof(t[0]), NULL, SIZE_MAX, false)
+#define SPLIT_OK(t, o) ck_assert_uint_eq(mx_harness_split_check(t, sizeof(t) / sizeof(t[0]), o), SIZE_MAX)
+
+static const char *get(json_object *o, const char *path)
+{
+    const char *v = mx_harness_get(o, path);
+    return v ? v : "(absent)";
+}
+
+/* A delivery with a rejected recipient, a multi-line EHLO and dot-stuffing. */
+static const struct mx_turn delivery[] = {
+    { S, "220 mx.example ESMTP Postfix\r\n", 0 },
+    { C, "EHLO client.example\r\n", 0 },
+    { S, "250-mx.example\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n"
+         "250-ENHANCEDSTATUSCODES\r\n250 CHUNKING\r\n", 0 },
+    { C, "MAIL FROM:<alice@example.org> SIZE=120\r\n", 0 },
+    { S, "250 2.1.0 Ok\r\n", 0 },
+    { C, "RCPT TO:<bob@example.net>\r\n", 0 },
+    { S, "250 2.1.5 Ok\r\n", 0 },
+    { C, "RCPT TO:<nobody@example.net>\r\n", 0 },
+    { S, "550 5.1.1 <nobody@example.net>: Recipient address rejected: User unknown\r\n", 0 },
+    { C, "DATA\r\n", 0 },
+    { S, "354 End data with <CR><LF>.<CR><LF>\r\n", 0 },
+    { C, "Subject: hi\r\n\r\n..leading dot\r\n.\r\n", 0 },
+    { S, "250 2.0.0 Ok: queued as 4ABC123\r\n", 0 },
+    { C, "QUIT\r\n", 0 },
+    { S, "221 2.0.0 Bye\r\n", 0 },
+};
+
+START_TEST(delivery_records)
+{
+    char *out = RUN(delivery);
+    ck_assert_int_eq(mx_harness_count(out, "smtp.command"), 6);
+    ck_assert_int_eq(mx_harness_count(out, "smtp.reply"), 8);
+    json_object *r = mx_harness_record(out, "smtp.reply", 4); /* the 550 */
+    ck_assert_str_eq(get(r, "code"), "550");
+    ck_assert_str_eq(get(r, "enhanced"), "5.1.1");
+    ck_assert_str_eq(get(r, "answers.command"), "RCPT");
+    ck_assert_str_eq(get(r, "text"), "<nobody@example.net>: Recipient address rejected: User unknown");
+    json_object_put(r);
+    r = mx_harness_record(out, "smtp.reply", 0);
+    ck_assert_str_eq(get(r, "answers.command"), "(connect)");
+    json_object_put(r);
+    json_object *t = mx_harness_record(out, "smtp.transaction", 0);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_str_eq(get(t, "mailfrom"), "alice@example.org");
+    ck_assert_str_eq(get(t, "mail_params"), "SIZE=120");
+    ck_assert_str_eq(get(t, "helo"), "client.example");
+    ck_assert_str_eq(get(t, "rcptto.1"), "nobody@example.net");
+    ck_assert_str_eq(get(t, "recipients.0.outcome"), "accepted");
+    ck_assert_str_eq(get(t, "recipients.1.outcome"), "rejected");
+    ck_assert_str_eq(get(t, "recipients.1.enhanced"), "5.1.1");
+    ck_assert_str_eq(get(t, "disposition"), "accepted");
+    ck_assert_str_eq(get(t, "queue_id"), "4ABC123");
+    /* "Subject: hi\r\n\r\n.leading dot\r\n": the stuffed dot is gone (RFC 5321 §4.5.2). */
+    ck_assert_str_eq(get(t, "message.size"), "29");
+    ck_assert_str_eq(get(t, "message.partial"), "false");
+    json_object_put(t);
+    json_object *s = mx_harness_record(out, "smtp.session", 0);
+    ck_assert_str_eq(get(s, "greeting.code"), "220");
+    ck_assert_str_eq(get(s, "capabilities.0"), "PIPELINING");
+    ck_assert_str_eq(get(s, "size_limit"), "10240000");
+    ck_assert_str_eq(get(s, "starttls.offered"), "true");
+    ck_assert_str_eq(get(s, "starttls.attempted"), "false");
+    ck_assert_str_eq(get(s, "transactions"), "1");
+    json_object_put(s);
+    free(out);
+    SPLIT_OK(delivery, NULL);
+}
+END_TEST
+
+/* RFC 2920: a pipelined group, replies in one segment. */
+static const struct mx_turn pipelined[] = {
+    { S, "220 mx ESMTP\r\n", 0 },
+    { C, "EHLO c\r\n", 0 },
+    { S, "250-mx\r\n250 PIPELINING\r\n", 0 },
+    { C, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nDATA\r\n", 0 },
+    { S, "250 2.1.0 Ok\r\n450 4.2.0 <b@y>: Recipient address rejected: Greylisted\r\n250 2.1.5 Ok\r\n354 go\r\n", 0 },
+    { C, "hello\r\n.\r\nQUIT\r\n", 0 },
+    { S, "250 2.0.0 Ok: queued as Q1\r\n221 bye\r\n", 0 },
+};
+
+START_TEST(pipelining_links_replies_in_order)
+{
+    char *out = RUN(pipelined);
+    json_object *r = mx_harness_record(out, "smtp.reply", 3);
+    ck_assert_str_eq(get(r, "code"), "450");
+    ck_assert_str_eq(get(r, "answers.command"), "RCPT");
+    json_object_put(r);
+    r = mx_harness_record(out, "smtp.reply", 5);
+    ck_assert_str_eq(get(r, "answers.command"), "DATA");
+    json_object_put(r);
+    json_object *c = mx_harness_record(out, "smtp.command", 2); /* the first RCPT */
+    ck_assert_str_eq(get(c, "pipelined"), "true");
+    json_object_put(c);
+    json_object *t = mx_harness_record(out, "smtp.transaction", 0);
+    ck_assert_str_eq(get(t, "recipients.0.outcome"), "deferred");
+    ck_assert_str_eq(get(t, "recipients.1.outcome"), "accepted");
+    ck_assert_str_eq(get(t, "disposition"), "accepted");
+    json_object_put(t);
+    json_object *s = mx_harness_record(out, "smtp.session", 0);
+    ck_assert_str_eq(get(s, "pipelined"), "4");
+    json_object_put(s);
+    free(out);
+    SPLIT_OK(pipelined, NULL);
+}
+END_TEST
+
+/* RFC 3030: chunk bytes are data, never commands; BDAT 0 LAST ends. */
+static const struct mx_turn bdat[] = {
+    { S, "220 mx ESMTP\r\n", 0 },
+    { C, "EHLO c\r\n", 0 },
+    { S, "250-mx\r\n250 CHUNKING\r\n", 0 },
+    { C, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\n", 0 },
+    { S, "250 Ok\r\n250 Ok\r\n", 0 },
+    { C, "BDAT 12\r\nQUIT\r\nRSET\r\n", 0 },
+    { S, "250 2.0.0 12 octets received\r\n", 0 },
+    { C, "BDAT 5\r\n.\r\n\r\n", 0 },
+    { S, "250 2.0.0 5 octets received\r\n", 0 },
+    { C, "BDAT 0 LAST\r\n", 0 },
+    { S, "250 2.0.0 Ok: 17 bytes queued as B7\r\n", 0 },
+    { C, "QUIT\r\n", 0 },
+    { S, "221 bye\r\n", 0 },
+};
+
+START_TEST(bdat_chunks)
+{
+    char *out = RUN(bdat);
+    ck_assert_int_eq(mx_harness_count(out, "smtp.command"), 7); /* EHLO MAIL RCPT BDAT BDAT BDAT QUIT */
+    json_object *t = mx_harness_record(out, "smtp.transaction", 0);
+    ck_assert_str_eq(get(t, "message.size"), "17");
+    ck_assert_str_eq(get(t, "bdat_chunks"), "3");
+    ck_assert_str_eq(get(t, "disposition"), "accepted");
+    ck_assert_str_eq(get(t, "queue_id"), "B7");
+    json_object_put(t);
+    free(out);
+    SPLIT_OK(bdat, NULL);
+}
+END_TEST
+
+/* RFC 4954 with RFC 4616 PLAIN: the password is never written by default. */
+static const struct mx_turn auth_plain[] = {
+    { S, "220 mx ESMTP\r\n", 0 },
+    { C, "EHLO c\r\n", 0 },
+    { S, "250-mx\r\n250 AUTH PLAIN LOGIN\r\n", 0 },
+    { C, "AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n", 0 }, /* \0tim\0tanstaaftanstaaf */
+    { S, "235 2.7.0 Authentication successful\r\n", 0 },
+    { C, "QUIT\r\n", 0 },
+    { S, "221 bye\r\n", 0 },
+};
+
+START_TEST(auth_plain_redacted)
+{
+    char *out = RUN(auth_plain);
+    ck_assert_ptr_null(strstr(out, "tanstaaf"));
+    ck_assert_ptr_null(strstr(out, "AHRpbQB0YW5zdGFhZnRhbnN0YWFm"));
+    json_object *a = mx_harness_record(out, "smtp.auth", 0);
+    ck_assert_str_eq(get(a, "mechanism"), "PLAIN");
+    ck_assert_str_eq(get(a, "user"), "tim");
+    ck_assert_str_eq(get(a, "outcome"), "success");
+    ck_assert_str_eq(get(a, "secret_in_clear"), "true");
+    ck_assert_str_eq(get(a, "secret_len"), "16");
+    json_object_put(a);
+    free(out);
+    struct mx_harness_opts o = { .show_secrets = true };
+    out = mx_harness_run(auth_plain, sizeof(auth_plain) / sizeof(auth_plain[0]), &o, SIZE_MAX, false);
+    a = mx_harness_record(out, "smtp.auth", 0);
+    ck_assert_str_eq(get(a, "secret"), "tanstaaftanstaaf");
+    json_object_put(a);
+    free(out);
+    SPLIT_OK(auth_plain, NULL);
+}
+END_TEST
+
+static const struct mx_turn auth_login_failed[] = {
+    { S, "220 mx ESMTP\r\n", 0 },
+    { C, "EHLO c\r\n", 0 },
+    { S, "250 mx\r\n", 0 },
+    { C, "AUTH LOGIN\r\n", 0 },
+    { S, "334 VXNlcm5hbWU6\r\n", 0 },
+    { C, "Ym9i\r\n", 0 }, /* bob */
+    { S, "334 UGFzc3dvcmQ6\r\n", 0 },
+    { C, "c2VjcmV0\r\n", 0 }, /* secret */
+    { S, "535 5.7.8 Error: authentication failed\r\n", 0 },
+    { C, "AUTH LOGIN\r\n", 0 },
+    { S, "334 VXNlcm5hbWU6\r\n", 0 },
+    { C, "*\r\n", 0 },
+    { S, "501 5.7.0 Authentication aborted\r\n", 0 },
+    { C, "QUIT\r\n", 0 },
+    { S, "221 bye\r\n", 0 },
+};
+
+START_TEST(auth_login_failure_and_cancel)
+{
+    char *out = RUN(auth_login_failed);
+    ck_assert_ptr_null(strstr(out, "c2VjcmV0"));
+    json_object *a = mx_harness_record(out, "smtp.auth", 0);
+    ck_assert_str_eq(get(a, "user"), "bob");
+    ck_assert_str_eq(get(a, "outcome"), "failure");
+    ck_assert_str_eq(get(a, "code"), "535");
+    ck_assert_str_eq(get(a, "enhanced"), "5.7.8");
+    json_object_put(a);
+    a = mx_harness_record(out, "smtp.auth", 1);
+    ck_assert_str_eq(get(a, "outcome"), "cancelled");
+    json_object_put(a);
+    /* The SASL lines are not commands. */
+    ck_assert_int_eq(mx_harness_count(out, "smtp.command"), 4);
+    ck_assert_int_eq(mx_harness_count(out, "smtp.auth_data"), 3);
+    free(out);
+    SPLIT_OK(auth_login_failed, NULL);
+}
+END_TEST
+
+static const struct mx_turn starttls[] = {
+    { S, "220 mx ESMTP\r\n", 0 },
+    { C, "EHLO c\r\n", 0 },
+    { S, "250-mx\r\n250 STARTTLS\r\n", 0 },
+    { C, "STARTTLS\r\n", 0 },
+    { S, "220 2.0.0 Ready to start TLS\r\n", 0 },
+    { C, "\x16\x03\x01\x00\x05hello", 10 },
+    { S, "\x16\x03\x03\x00\x02hi", 7 },
+    { C, "\x17\x03\x03\x00\x04QUIT", 9 },
+};
+
+START_TEST(starttls_goes_dark)
+{
+    char *out = RUN(starttls);
+    ck_assert_int_eq(mx_harness_count(out, "smtp.command"), 2);
+    ck_assert_int_eq(mx_harness_count(out, "anomaly"), 0);
+    json_object *s = mx_harness_record(out, "smtp.session", 0);
+    ck_assert_str_eq(get(s, "starttls.upgraded"), "true");
+    ck_assert_str_eq(get(s, "tls_bytes.c2s"), "19");
+    ck_assert_str_eq(get(s, "tls_bytes.s2c"), "7");
+    json_object_put(s);
+    free(out);
+    SPLIT_OK(starttls, NULL);
+}
+END_TEST
+
+/* CVE-2011-0411: commands pipelined behind STARTTLS; and a server that
+ * keeps talking in clear after its 220. */
+static const struct mx_turn starttls_injection[] = {
+    { S, "220 mx ESMTP\r\n", 0 },
+    { C, "EHLO c\r\n", 0 },
+    { S, "250 STARTTLS\r\n", 0 },
+    { C, "STARTTLS\r\nRSET\r\n", 0 },
+    { S, "220 Ready\r\n250 injected\r\n", 0 },
+};
+
+START_TEST(starttls_injection_both_ways)
+{
+    char *out = RUN(starttls_injection);
+    json_object *a = mx_harness_record(out, "anomaly", 0);
+    ck_assert_str_eq(get(a, "name"), "STARTTLS_CLIENT_INJECTION");
+    json_object_put(a);
+    a = mx_harness_record(out, "anomaly", 1);
+    ck_assert_str_eq(get(a, "name"), "STARTTLS_SERVER_INJECTION");
+    json_object_put(a);
+    json_object *c = mx_harness_record(out, "smtp.command", 2);
+    ck_assert_str_eq(get(c, "verb"), "RSET");
+    ck_assert_str_eq(get(c, "injected"), "true");
+    json_object_put(c);
+    free(out);
+    SPLIT_OK(starttls_injection, NULL);
+}
+END_TEST
+
+static const struct mx_turn starttls_refused[] = {
+    { S, "220 mx ESMTP\r\n", 0 },
+    { C, "STARTTLS\r\n", 0 },
+    { S, "454 4.7.0 TLS not available due to local problem\r\n", 0 },
+    { C, "MAIL FROM:<a@x>\r\n", 0 },
+    { S, "250 ok\r\n", 0 },
+};
+
+START_TEST(starttls_refused_stays_clear)
+{
+    char *out = RUN(starttls_refused);
+    json_object *s = mx_harness_record(out, "smtp.session", 0);
+    ck_assert_str_eq(get(s, "starttls.code"), "454");
+    ck_assert_str_eq(get(s, "starttls.upgraded"), "false");
+    json_object_put(s);
+    ck_assert_int_eq(mx_harness_count(out, "smtp.command"), 2);
+    json_object *t = mx_harness_record(out, "smtp.transaction", 0);
+    ck_assert_str_eq(get(t, "disposition"), "aborted");
+    json_object_put(t);
+    free(out);
+    SPLIT_OK(starttls_refused, NULL);
+}
+END_TEST
+
+static const struct mx_turn rset_and_disconnect[] = {
+    { S, "220 mx ESMTP\r\n", 0 },
+    { C, "HELO c\r\nMAIL FROM:<a@x>\r\n", 0 },
+    { S, "250 mx\r\n250 ok\r\n", 0 },
+    { C, "RCPT TO:<b@y>\r\n", 0 },
+    { S, "250 ok\r\n", 0 },
+    { C, "RSET\r\n", 0 },
+    { S, "250 ok\r\n", 0 },
+    { C, "MAIL FROM:<c@x>\r\nRCPT TO:<d@y>\r\nDATA\r\n", 0 },
+    { S, "250 ok\r\n250 ok\r\n354 go\r\n", 0 },
+    { C, "Subject: cut\r\n\r\nhalf a mess", 0 },
+};
+
+START_TEST(reset_then_disconnect_in_data)
+{
+    char *out = RUN(rset_and_disconnect);
+    json_object *t = mx_harness_record(out, "smtp.transaction", 0);
+    ck_assert_str_eq(get(t, "disposition"), "reset");
+    json_object_put(t);
+    t = mx_harness_record(out, "smtp.transaction", 1);
+    ck_assert_str_eq(get(t, "disposition"), "aborted");
+    ck_assert_str_eq(get(t, "trans_depth"), "2");
+    ck_assert_str_eq(get(t, "partial"), "true");
+    json_object_put(t);
+    json_object *a = mx_harness_record(out, "anomaly", 0);
+    ck_assert_str_eq(get(a, "name"), "DATA_INCOMPLETE");
+    json_object_put(a);
+    free(out);
+    SPLIT_OK(rset_and_disconnect, NULL);
+}
+END_TEST
+
+static const struct mx_turn oddities[] = {
+    { S, "220 mx ESMTP\r\n", 0 },
+    { C, "XYZZY plugh\r\n", 0 },
+    { S, "502 5.5.2 Error: command not recognized\r\n", 0 },
+    { C, "NOOP\n", 0 },
+    { S, "250 ok\r\n251 nothing asked\r\nthis is no reply\r\n", 0 },
+    { C, "VRFY root\r\nEXPN staff\r\n", 0 },
+    { S, "252 2.0.0 root\r\n502 5.5.1 EXPN not available\r\n", 0 },
+};
+
+START_TEST(anomalies_named)
+{
+    char *out = RUN(oddities);
+    const char *want[] = { "UNKNOWN_COMMAND", "BARE_LF", "UNMATCHED_REPLY", "INVALID_REPLY_LINE" };
+    for (int i = 0; i < 4; i++) {
+        json_object *a = mx_harness_record(out, "anomaly", i);
+        ck_assert_msg(a != NULL, "anomaly %d missing", i);
+        ck_assert_str_eq(get(a, "name"), want[i]);
+        json_object_put(a);
+    }
+    json_object *s = mx_harness_record(out, "smtp.session", 0);
+    ck_assert_str_eq(get(s, "vrfy"), "1");
+    ck_assert_str_eq(get(s, "expn"), "1");
+    ck_assert_str_eq(get(s, "unknown_commands"), "1");
+    json_object_put(s);
+    free(out);
+    SPLIT_OK(oddities, NULL);
+}
+END_TEST
+
+START_TEST(long_line_capped)
+{
+    static char big[20000];
+    memset(big, 'A', sizeof(big) - 3);
+    memcpy(big + sizeof(big) - 3, "\r\n", 3);
+    const struct mx_turn t[] = {
+        { S, "220 mx ESMTP\r\n", 0 },
+        { C, big, 0 },
+        { C, "QUIT\r\n", 0 },
+        { S, "221 bye\r\n", 0 },
+    };
+    char *out = mx_harness_run(t, 4, NULL, SIZE_MAX, false);
+    json_object *a = mx_harness_record(out, "anomaly", 0);
+    ck_assert_str_eq(get(a, "name"), "LONG_COMMAND_LINE");
+    json_object_put(a);
+    json_object *c = mx_harness_record(out, "smtp.command", 0);
+    ck_assert_str_eq(get(c, "verb"), "QUIT"); /* resynchronised at the next line */
+    json_object_put(c);
+    free(out);
+}
+END_TEST
+
+START_TEST(midstream_no_unmatched_noise)
+{
+    const struct mx_turn t[] = {
+        { S, "250 2.1.5 Ok\r\n", 0 }, /* the reply to a command before the capture */
+        { C, "DATA\r\n", 0 },
+        { S, "354 go\r\n", 0 },
+        { C, "x\r\n.\r\n", 0 },
+        { S, "250 queued\r\n", 0 },
+    };
+    struct mx_harness_opts o = { .no_handshake = true };
+    char *out = mx_harness_run(t, 5, &o, SIZE_MAX, false);
+    ck_assert_int_eq(mx_harness_count(out, "anomaly"), 0);
+    ck_assert_int_eq(mx_harness_count(out, "smtp.data"), 1);
+    free(out);
+}
+END_TEST
+
+static Suite *smtp_suite(void)
+{
+    Suite *s = suite_create("smtp");
+    TCase *t = tcase_create("dialogues");
+    tcase_set_timeout(t, 120);
+    tcase_add_test(t, delivery_records);
+    tcase_add_test(t, pipelining_links_replies_in_order);
+    tcase_add_test(t, bdat_chunks);
+    tcase_add_test(t, auth_plain_redacted);
+    tcase_add_test(t, auth_login_failure_and_cancel);
+    tcase_add_test(t, starttls_goes_dark);
+    tcase_add_test(t, starttls_injection_both_ways);
+    tcase_add_test(t, starttls_refused_stays_clear);
+    tcase_add_test(t, reset_then_disconnect_in_data);
+    tcase_add_test(t, anomalies_named);
+    tcase_add_test(t, long_line_capped);
+    tcase_add_test(t, midstream_no_unmatched_noise);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(smtp_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
