@@ -8,6 +8,7 @@ pkgs=(
   python3 python3-jsonschema                # test scripts; schema checks of the output
   tshark                                    # agreement tests against Wireshark's dissectors
   valgrind                                  # memcheck of the corpus run
+  clang libclang-rt-14-dev                  # libFuzzer targets (scripts/fuzz)
 )
 
 missing=()
