@@ -382,6 +382,9 @@ static void txn_emit(struct smtp *s, const char *disposition)
     uint32_t ok = 0;
     for (uint32_t i = 0; i < t->n_rcpts; i++)
         ok += t->rcpts[i].outcome == O_ACCEPTED;
+    mx_ev_tone(ev, !strcmp(disposition, "accepted") ? MX_TONE_GOOD
+                   : !strcmp(disposition, "rejected")  ? MX_TONE_BAD
+                                                       : MX_TONE_WARN);
     mx_ev_text(ev, "transaction %u: from <%.*s> to %u recipient%s (%u accepted): %s%s%.*s", t->depth,
                (int)t->mail_from.len, (const char *)t->mail_from.b, t->n_rcpts + t->rcpts_dropped,
                t->n_rcpts + t->rcpts_dropped == 1 ? "" : "s", ok, disposition,
@@ -546,6 +549,7 @@ static void auth_finish(struct smtp *s, int code, const char *enh, const char *o
             mx_ev_uint(ev, "secret_len", a->sasl.secret_len);
     }
     mx_ev_frames(ev, a->frame, a->last_frame);
+    mx_ev_tone(ev, !strcmp(outcome, "success") ? (a->sasl.secret_in_clear ? MX_TONE_WARN : MX_TONE_GOOD) : MX_TONE_BAD);
     mx_ev_text(ev, "AUTH %s as \"%.*s\": %s (%d)%s", a->sasl.mech_name, (int)a->sasl.user_len,
                (const char *)a->sasl.user, outcome, code,
                a->sasl.secret_in_clear ? ", the password crossed in clear" : "");
@@ -697,6 +701,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     }
     const uint8_t *nl = memchr(text.ptr, '\n', text.len);
     int first = nl ? (int)(nl - text.ptr) : (int)text.len;
+    mx_ev_tone(ev, s->rep.code >= 500 ? MX_TONE_BAD : s->rep.code >= 400 ? MX_TONE_WARN : MX_TONE_GOOD);
     mx_ev_text(ev, "%d%s%s %.*s%s   [%s%s%.1f ms]", s->rep.code, s->rep.enh[0] ? " " : "", s->rep.enh, first,
                (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "",
                have ? verb_names[p.verb] : "unmatched", have ? ", " : "", have ? lat * 1e3 : 0.0);

@@ -141,6 +141,7 @@ static void emit_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, const 
     mx_ev_frames(ev, first, last);
     mx_ev_str(ev, "desc", desc);
     mx_ev_text(ev, "anomaly %s: %s (frame %" PRIu64 ")", name, desc, first);
+    mx_ev_tone(ev, MX_TONE_WARN);
     mx_event_emit(e->sink, ev);
 }
 
@@ -258,6 +259,7 @@ static void dissect_stop(struct mx_engine *e, struct mx_flow *f, const char *why
     struct mx_event *ev = mx_event_begin(e->sink, "error", f->id, e->now);
     mx_ev_str(ev, "what", why);
     mx_ev_text(ev, "dissection of this flow stopped: %s", why);
+    mx_ev_tone(ev, MX_TONE_BAD);
     mx_event_emit(e->sink, ev);
     if (x->dstate)
         x->dis->state_free(x->dstate);
@@ -434,6 +436,7 @@ static void on_gap(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame
     mx_ev_uint(ev, "len", len);
     mx_ev_frames(ev, frame, frame);
     mx_ev_text(ev, "gap: %" PRIu64 " bytes never captured at offset %" PRIu64, len, off);
+    mx_ev_tone(ev, MX_TONE_WARN);
     mx_event_emit(e->sink, ev);
     if (x->stream)
         mx_stream_gap(e->streams, x->stream, d, off, len);

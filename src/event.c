@@ -220,6 +220,7 @@ struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t fl
     e->n_fields = 0;
     e->arena_len = 0;
     e->text_len = 0;
+    e->tone = MX_TONE_NONE;
     e->depth = 0;
     e->oom = false;
     e->open = true;
@@ -326,6 +327,11 @@ void mx_ev_end(struct mx_event *e)
 {
     if (e->depth > 0 && add_field(e, NULL, MX_EV_END))
         e->depth--;
+}
+
+void mx_ev_tone(struct mx_event *e, enum mx_tone t)
+{
+    e->tone = (int)t;
 }
 
 void mx_ev_text(struct mx_event *e, const char *fmt, ...)

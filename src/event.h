@@ -42,9 +42,18 @@ struct mx_event {
     char *arena;            /* strings of the fields, then the text line */
     size_t arena_len, arena_cap;
     uint32_t text_off, text_len; /* the human one-liner for timelines, or len 0 */
+    int tone;               /* enum mx_tone: how a timeline colours it */
     int depth;
     bool open;
     bool oom;               /* a field could not be stored; the event is dropped */
+};
+
+/* How a timeline may colour an event. */
+enum mx_tone {
+    MX_TONE_NONE = 0,
+    MX_TONE_GOOD,    /* success: 2xx replies, accepted messages */
+    MX_TONE_WARN,    /* temporary failures, anomalies */
+    MX_TONE_BAD,     /* permanent failures, errors */
 };
 
 /* A reporter: receives every emitted event. */
@@ -98,6 +107,8 @@ void mx_ev_frames(struct mx_event *e, mx_frame_t first, mx_frame_t last);
 void mx_ev_obj(struct mx_event *e, const char *key);
 void mx_ev_arr(struct mx_event *e, const char *key);
 void mx_ev_end(struct mx_event *e);
+/* The colour hint for timelines. */
+void mx_ev_tone(struct mx_event *e, enum mx_tone t);
 /* The one-line human rendering for the text timeline (printf format; wire
  * bytes may be included: the text reporter escapes what needs escaping). */
 void mx_ev_text(struct mx_event *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -48,11 +48,16 @@ static void put_escaped(struct text_rep *r, struct mx_slice s)
 
 static const char *color_of(const struct mx_event *e)
 {
-    if (!strcmp(e->type, "anomaly") || !strcmp(e->type, "gap"))
+    switch (e->tone) {
+    case MX_TONE_GOOD:
+        return "\033[32m";
+    case MX_TONE_WARN:
         return "\033[33m";
-    if (!strcmp(e->type, "error"))
+    case MX_TONE_BAD:
         return "\033[31m";
-    return NULL;
+    default:
+        return NULL;
+    }
 }
 
 /* Without a text line: the type and the top-level scalar fields. */
