@@ -694,6 +694,14 @@ static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t
     struct mx_flow_key k;
     mx_flow_key_make(&k, &p->src, p->sport, &p->dst, p->dport, NULL);
     struct mx_flow *f = mx_flow_find(e->flows, &k);
+    if (f && f->state == MX_FLOW_ACTIVE && (p->flags & MX_TCP_SYN) && !(p->flags & MX_TCP_ACK) &&
+        p->sport == f->port[MX_DIR_C2S] && mx_addr_eq(&p->src, &f->addr[MX_DIR_C2S]) &&
+        mx_reasm_new_syn(&f->reasm, MX_DIR_C2S, p->seq)) {
+        /* RFC 9293 §3.5: a new connection on a 4-tuple whose old one never closed. */
+        flow_close(e, f, "reused");
+        flow_drop(e, f);
+        f = NULL;
+    }
     if (f && f->state == MX_FLOW_CLOSED) {
         if (!((p->flags & MX_TCP_SYN) && !(p->flags & MX_TCP_ACK))) {
             e->late_packets++; /* a straggler of a finished connection */

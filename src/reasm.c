@@ -453,6 +453,8 @@ bool mx_reasm_segment(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_di
             h->next = dseq;
             h->synced = true;
         }
+        if (!h->syn)
+            h->isn = pkt->seq;
         h->syn = true;
     } else if (!h->synced) {
         h->next = dseq; /* picked up midstream: the stream starts here */
@@ -500,6 +502,16 @@ settle:
     settle_holes(r, pool, ops, ud, pkt->frame, pkt->ts);
 out:
     return ok;
+}
+
+bool mx_reasm_new_syn(const struct mx_reasm *r, enum mx_dir dir, uint32_t seq)
+{
+    const struct mx_half *h = &r->h[dir];
+    if (!h->synced)
+        return false;
+    if (h->syn)
+        return seq != h->isn;
+    return h->off > 0 || r->h[!dir].off > 0;
 }
 
 void mx_reasm_release(struct mx_reasm *r, struct mx_reasm_pool *pool)

@@ -56,6 +56,7 @@ struct mx_half {
     uint64_t off;               /* stream offset of `next` (delivered bytes plus gaps) */
     uint32_t ack;               /* highest ACK this direction sent, in the peer's space */
     uint32_t fin_seq;           /* sequence number of the FIN */
+    uint32_t isn;               /* initial sequence number, when `syn` */
     uint32_t gap_lo, gap_hi;    /* the last range declared a gap */
     uint32_t pending;           /* undelivered bytes held */
     uint32_t retained;          /* delivered bytes still held */
@@ -85,6 +86,11 @@ void mx_reasm_pool_destroy(struct mx_reasm_pool *pool);
  * when out of memory (the segment's bytes were then treated as a gap). */
 bool mx_reasm_segment(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_dir dir,
                       const struct mx_packet *pkt, const struct mx_reasm_ops *ops, void *ud);
+
+/* Whether a SYN with sequence number `seq` from `dir` starts another
+ * connection on the same 4-tuple: its ISN differs from the one seen, or data
+ * has flowed since (a SYN retransmission repeats the ISN before any data). */
+bool mx_reasm_new_syn(const struct mx_reasm *r, enum mx_dir dir, uint32_t seq);
 
 /* Ends the connection: delivers all that is held, turns remaining holes into
  * gaps, and frees the segments. Idempotent. */

@@ -306,6 +306,40 @@ START_TEST(rst_closes_and_tuple_reuse_opens_new_flow)
 }
 END_TEST
 
+START_TEST(syn_on_open_tuple_starts_new_flow)
+{
+    struct world *w = world_new(NULL);
+    open_conn(w);
+    tx(w, 1, 40000, 2, 25, 101, 501, A, "one\r\n");
+    tx(w, 1, 40000, 2, 25, 100, 0, SYN, NULL);   /* a late copy of the SYN: same ISN, same flow */
+    tx(w, 1, 40000, 2, 25, 7777, 0, SYN, NULL);  /* another ISN: a new connection */
+    const char *out = world_finish(w);
+    json_object *f1 = record(out, "flow", 0);
+    ck_assert_str_eq(jstr(f1, "close"), "reused");
+    ck_assert_str_eq(jstr(f1, "c2s.payload_bytes"), "5");
+    json_object_put(f1);
+    json_object *s = record(out, "summary", 0);
+    ck_assert_str_eq(jstr(s, "flows"), "2");
+    json_object_put(s);
+    world_free(w);
+}
+END_TEST
+
+START_TEST(syn_retransmission_same_flow)
+{
+    struct world *w = world_new(NULL);
+    tx(w, 1, 40000, 2, 25, 100, 0, SYN, NULL);
+    tx(w, 1, 40000, 2, 25, 100, 0, SYN, NULL);
+    tx(w, 2, 25, 1, 40000, 500, 101, SYN | A, NULL);
+    tx(w, 1, 40000, 2, 25, 101, 501, A, "x\r\n");
+    const char *out = world_finish(w);
+    json_object *s = record(out, "summary", 0);
+    ck_assert_str_eq(jstr(s, "flows"), "1");
+    json_object_put(s);
+    world_free(w);
+}
+END_TEST
+
 START_TEST(eviction_when_full)
 {
     struct mx_config cfg;
@@ -465,6 +499,8 @@ static Suite *engine_suite(void)
     tcase_add_test(t, dissector_anomaly_names_frames);
     tcase_add_test(t, rst_closes_and_tuple_reuse_opens_new_flow);
     tcase_add_test(t, eviction_when_full);
+    tcase_add_test(t, syn_on_open_tuple_starts_new_flow);
+    tcase_add_test(t, syn_retransmission_same_flow);
     tcase_add_test(t, idle_timeout_closes);
     tcase_add_test(t, non_mail_ports_ignored_and_midstream_roles);
     tcase_add_test(t, dissector_buffer_cap);
