@@ -25,6 +25,7 @@ static void usage(FILE *out)
             "  --streams DIR        write each reassembled stream as DIR/<client>-<server>.c2s/.s2c\n"
             "                       plus DIR/index.json (DIR must be empty or absent)\n"
             "  --color WHEN         colour the timeline: auto (default), always, never; NO_COLOR is honoured\n"
+            "  --show-secrets       write passwords and tokens seen in AUTH (by default only their length)\n"
             "  -q, --quiet          no warnings on stderr\n"
             "\n"
             "Limits:\n"
@@ -64,7 +65,7 @@ static bool parse_num(const char *s, unsigned long long max, unsigned long long 
 
 int main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM };
+    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS };
     static const struct option opts[] = {
         { "json", required_argument, NULL, OPT_JSON },
         { "streams", required_argument, NULL, OPT_STREAMS },
@@ -72,6 +73,7 @@ int main(int argc, char **argv)
         { "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
         { "idle-timeout", required_argument, NULL, OPT_IDLE },
         { "reasm-memory", required_argument, NULL, OPT_REASM_MEM },
+        { "show-secrets", no_argument, NULL, OPT_SECRETS },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -121,6 +123,9 @@ int main(int argc, char **argv)
                 goto out;
             }
             cfg.reasm.max_total_bytes = (uint64_t)v << 20;
+            break;
+        case OPT_SECRETS:
+            cfg.show_secrets = true;
             break;
         case 'q':
             cfg.warnings = false;

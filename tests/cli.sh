@@ -51,6 +51,16 @@ expect truncated-flows grep -q '"type":"flow"' "$tmp/c.json"
 check truncated-quiet 3 "$mx" -q --json /dev/null "$tmp/cut.pcapng"
 expect quiet-silent test ! -s "$tmp/err"
 
+# Secrets: redacted by default, written with --show-secrets (zeek/smtp.pcap: AUTH LOGIN).
+corpus_smtp=../shared/corpus/zeek/smtp.pcap
+if [ -f "$corpus_smtp" ]; then
+  check secrets-hidden 0 "$mx" --json "$tmp/h.json" "$corpus_smtp"
+  expect secrets-hidden-len grep -q '"secret_len":10' "$tmp/h.json"
+  expect secrets-hidden-nowhere sh -c "! grep -q '\"secret\":' '$tmp/h.json'"
+  check secrets-shown 0 "$mx" --show-secrets --json "$tmp/s.json" "$corpus_smtp"
+  expect secrets-shown-json grep -q '"secret":"' "$tmp/s.json"
+fi
+
 # --streams wants an empty directory.
 mkdir "$tmp/s" && touch "$tmp/s/x"
 check streams-not-empty 1 "$mx" --streams "$tmp/s" "$demo"
