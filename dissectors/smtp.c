@@ -41,6 +41,7 @@ enum {
     A_STARTTLS_SERVER_INJECTION,
     A_AUTH_DECODE_ERROR,
     A_PARTIAL_AFTER_GAP,
+    A_REPLY_MISSING,
 };
 
 static const struct mx_anomaly_def smtp_anomalies[] = {
@@ -63,6 +64,7 @@ static const struct mx_anomaly_def smtp_anomalies[] = {
     { "STARTTLS_SERVER_INJECTION", "cleartext from the server after its 220 to STARTTLS, before the handshake" },
     { "AUTH_DECODE_ERROR", "a SASL message that is not valid base64 or the mechanism's syntax" },
     { "PARTIAL_AFTER_GAP", "bytes were lost inside a command or message; what follows was resynchronised" },
+    { "REPLY_MISSING", "a command got no reply: the next reply can only answer a later command" },
 };
 
 enum verb {
@@ -102,6 +104,7 @@ struct pending {
     uint32_t rcpt; /* RCPT: index of its recipient, or UINT32_MAX when not kept */
     unsigned depth; /* the transaction it belongs to (trans_depth), 0 for none */
     bool last;     /* BDAT LAST */
+    bool staged;   /* MAIL sent while a transaction was open (see struct smtp.staged) */
 };
 
 enum outcome { O_PENDING, O_ACCEPTED, O_REJECTED, O_DEFERRED };
@@ -196,7 +199,18 @@ struct smtp {
     uint64_t commands, replies, pipelined, unknown, vrfy, expn, transactions;
     uint64_t tls_bytes[2];
     mx_time_t now;            /* time of the last line parsed: records emitted later carry it */
-    struct txn txn;
+    bool client_held;         /* client bytes wait for a reply (DATA, STARTTLS) */
+    bool yield_server;        /* stop reading server bytes so the held client bytes go first */
+    struct txn txn;           /* the transaction being built: its commands are still coming */
+    struct txn fin;           /* a transaction whose data was sent, awaiting its final reply */
+    struct {                  /* a MAIL sent while `txn` was open: it counts only if accepted */
+        bool on;
+        struct sbuf from, params;
+        mx_frame_t frame;
+        mx_time_t ts;
+    } staged;
+    struct sbuf helo_next;    /* HELO/EHLO argument, kept once the server accepts it */
+    enum verb helo_next_verb;
     mx_frame_t data_first_frame;
 };
 
@@ -316,6 +330,7 @@ static bool push(struct smtp *s, enum verb v, mx_frame_t f, mx_time_t ts, uint32
     p->rcpt = rcpt;
     p->depth = s->txn.open ? s->txn.depth : 0;
     p->last = last;
+    p->staged = false;
     s->p_n++;
     return true;
 }
@@ -332,14 +347,27 @@ static bool pop(struct smtp *s, struct pending *out)
 
 /* ---- Transactions (RFC 5321 §3.3) ---- */
 
-static void txn_emit(struct smtp *s, const char *disposition)
+/* The client's name: the last HELO/EHLO the server accepted, or, while the
+ * reply to one is unseen (one-sided capture, lost bytes), the one sent. */
+static const struct sbuf *helo_of(const struct smtp *s, enum verb *v)
 {
-    struct txn *t = &s->txn;
+    if (s->helo_next_verb != V_UNKNOWN && (!s->helo_verb || s->server_gap || !s->server_spoke)) {
+        *v = s->helo_next_verb;
+        return &s->helo_next;
+    }
+    *v = s->helo_verb;
+    return &s->helo;
+}
+
+static void txn_emit(struct smtp *s, const struct txn *t, const char *disposition)
+{
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.transaction", mx_ctx_flow_id(s->ctx), s->now);
     mx_ev_uint(ev, "trans_depth", t->depth);
     mx_ev_time(ev, "start", t->ts);
-    if (s->helo.len)
-        mx_ev_wire(ev, "helo", sbuf_slice(&s->helo));
+    enum verb hv;
+    const struct sbuf *helo = helo_of(s, &hv);
+    if (hv)
+        mx_ev_wire(ev, "helo", sbuf_slice(helo));
     mx_ev_wire(ev, "mailfrom", sbuf_slice(&t->mail_from));
     if (t->mail_params.len)
         mx_ev_wire(ev, "mail_params", sbuf_slice(&t->mail_params));
@@ -395,9 +423,8 @@ static void txn_emit(struct smtp *s, const char *disposition)
 /* Ends the open transaction, if any. Its disposition comes from the replies
  * it got: the final reply to its data, else the refusal of DATA, of MAIL or
  * of every recipient; failing those, `why` it ended (reset, aborted). */
-static void txn_close(struct smtp *s, const char *why)
+static void txn_close(struct smtp *s, struct txn *t, const char *why)
 {
-    struct txn *t = &s->txn;
     if (!t->open)
         return;
     const char *disposition = why;
@@ -419,7 +446,7 @@ static void txn_close(struct smtp *s, const char *why)
         disposition = outcome_of(refusal);
     if (t->msg)
         mx_message_end(t->msg);
-    txn_emit(s, disposition);
+    txn_emit(s, t, disposition);
     mx_message_free(t->msg);
     free(t->rcpts);
     memset(t, 0, sizeof(*t));
@@ -434,6 +461,32 @@ static void txn_open(struct smtp *s, struct mx_slice from, struct mx_slice param
     sbuf_set(&t->mail_params, params.ptr, params.len);
     t->first_frame = t->last_frame = f;
     t->ts = ts;
+}
+
+/* The transaction a reply concerns: the one its command belonged to. */
+static struct txn *txn_of(struct smtp *s, unsigned depth)
+{
+    if (!depth)
+        return NULL;
+    if (s->txn.open && s->txn.depth == depth)
+        return &s->txn;
+    if (s->fin.open && s->fin.depth == depth)
+        return &s->fin;
+    return NULL;
+}
+
+/* The client finished sending the message (<CRLF>.<CRLF>, or the last BDAT
+ * chunk): the transaction waits for its final reply while the client may
+ * pipeline the next one (RFC 2920 §3.1). */
+static void txn_data_sent(struct smtp *s)
+{
+    if (!s->txn.open)
+        return;
+    if (s->txn.msg)
+        mx_message_end(s->txn.msg);
+    txn_close(s, &s->fin, "no_reply"); /* an earlier one never got its reply */
+    s->fin = s->txn;
+    memset(&s->txn, 0, sizeof(s->txn));
 }
 
 /* RCPT, DATA or BDAT without MAIL. Midstream or after lost bytes, the MAIL
@@ -499,7 +552,7 @@ static void parse_caps_line(struct smtp *s, struct mx_slice t)
 
 /* A queue id in a 250 reply to the message data: postfix "queued as ID",
  * exim "OK id=ID". */
-static void find_queue_id(struct smtp *s, struct mx_slice text)
+static void find_queue_id(struct txn *t, struct mx_slice text)
 {
     static const char *const marks[] = { "QUEUED AS ", "ID=" };
     for (size_t m = 0; m < MX_ARRAY_LEN(marks); m++) {
@@ -511,7 +564,7 @@ static void find_queue_id(struct smtp *s, struct mx_slice text)
             while (k < text.len && text.ptr[k] != ' ' && text.ptr[k] != ')' && text.ptr[k] != ';')
                 k++;
             if (k > j)
-                sbuf_set(&s->txn.queue_id, text.ptr + j, k - j);
+                sbuf_set(&t->queue_id, text.ptr + j, k - j);
             return;
         }
     }
@@ -562,7 +615,7 @@ static void auth_finish(struct smtp *s, int code, const char *enh, const char *o
 static void reply_effects(struct smtp *s, const struct pending *p, int code, const char *enh, struct mx_slice text,
                           mx_frame_t last)
 {
-    struct txn *t = &s->txn;
+    struct txn *t = txn_of(s, p->depth);
     bool ok = code >= 200 && code < 300;
     switch (p->verb) {
     case V_CONNECT:
@@ -571,11 +624,30 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
         break;
     case V_EHLO:
     case V_HELO:
-        if (ok && p->depth == t->depth)
-            txn_close(s, "reset"); /* RFC 5321 §4.1.4: EHLO resets the state */
+        if (!ok) {
+            s->helo_next_verb = V_UNKNOWN; /* a refused HELO/EHLO changes nothing */
+            break;
+        }
+        s->helo = s->helo_next;
+        s->helo_next_verb = V_UNKNOWN;
+        s->helo_verb = p->verb;
+        if (s->txn.open && p->depth == s->txn.depth)
+            txn_close(s, &s->txn, "reset"); /* RFC 5321 §4.1.4: EHLO resets the state */
         break;
     case V_MAIL:
-        if (t->open) {
+        if (p->staged) {
+            /* A MAIL while a transaction was open: servers refuse it (503),
+             * and the open transaction goes on. If accepted, it starts anew. */
+            if (ok && s->staged.on) {
+                txn_close(s, &s->txn, "aborted");
+                txn_open(s, sbuf_slice(&s->staged.from), sbuf_slice(&s->staged.params), s->staged.frame,
+                         s->staged.ts);
+                s->txn.mail_code = code;
+            }
+            s->staged.on = false;
+            break;
+        }
+        if (t) {
             t->mail_code = code;
             snprintf(t->mail_enh, sizeof(t->mail_enh), "%s", enh);
             t->last_frame = last;
@@ -584,7 +656,7 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
         }
         break;
     case V_RCPT:
-        if (t->open && p->depth == t->depth && p->rcpt < t->n_rcpts) {
+        if (t && p->rcpt < t->n_rcpts) {
             struct rcpt *r = &t->rcpts[p->rcpt];
             r->code = code;
             snprintf(r->enh, sizeof(r->enh), "%s", enh);
@@ -596,55 +668,64 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
         break;
     case V_DATA:
         if (code == 354) {
+            if (!s->txn.open) /* the server accepts data without MAIL: keep the message */
+                txn_open(s, mx_slice_make("", 0), mx_slice_make("", 0), last, s->rep.ts);
             if (s->cmode == C_DATA_WAIT) {
                 s->cmode = C_BODY;
                 s->body_bol = true;
-                mx_ctx_wake(s->ctx, MX_DIR_C2S);
             }
         } else {
             if (s->cmode == C_DATA_WAIT)
                 s->cmode = C_CMD;
-            if (t->open && p->depth == t->depth) {
+            /* RFC 5321 §3.3: a refused DATA leaves the transaction open. */
+            if (t) {
                 t->rejected_data = true;
                 t->data_code = code;
                 snprintf(t->data_enh, sizeof(t->data_enh), "%s", enh);
                 sbuf_set(&t->last_reply, text.ptr, text.len);
                 t->last_frame = last;
-                txn_close(s, "rejected");
             }
+        }
+        if (s->client_held) {
+            s->yield_server = true; /* the held client bytes come before the next reply */
             mx_ctx_wake(s->ctx, MX_DIR_C2S);
         }
         break;
     case V_DATA_END:
     case V_BDAT:
-        if (!t->open || p->depth != t->depth)
+        if (!t)
             break;
         t->last_frame = last;
         if (p->verb == V_BDAT && !p->last && ok)
             break;
         t->data_code = code;
+        t->rejected_data = false;
         snprintf(t->data_enh, sizeof(t->data_enh), "%s", enh);
         sbuf_set(&t->last_reply, text.ptr, text.len);
         if (ok)
-            find_queue_id(s, text);
-        txn_close(s, "aborted");
+            find_queue_id(t, text);
+        if (t == &s->fin || p->last || p->verb == V_DATA_END)
+            txn_close(s, t, "aborted");
         break;
     case V_RSET:
-        if (ok && p->depth == t->depth)
-            txn_close(s, "reset");
+        if (ok && s->txn.open && p->depth == s->txn.depth)
+            txn_close(s, &s->txn, "reset");
         break;
     case V_STARTTLS:
         s->starttls_pending = false;
         s->starttls_code = code;
-        mx_ctx_wake(s->ctx, MX_DIR_C2S); /* bytes held back while it was pending */
+        if (s->client_held) {
+            s->yield_server = true;
+            mx_ctx_wake(s->ctx, MX_DIR_C2S); /* bytes held back while it was pending */
+        }
         if (code == 220) {
             /* RFC 3207 §4.2: both sides now negotiate TLS. */
             s->tls = true;
             s->smode = S_TLS;
             if (s->cmode == C_CMD || s->cmode == C_SKIP)
                 s->cmode = C_TLS;
-            if (p->depth == t->depth)
-                txn_close(s, "reset"); /* RFC 3207 §4.2: the state is discarded */
+            if (s->txn.open && p->depth == s->txn.depth)
+                txn_close(s, &s->txn, "reset"); /* RFC 3207 §4.2: the state is discarded */
         }
         break;
     case V_AUTH:
@@ -666,10 +747,43 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
     }
 }
 
+/* Whether `code` can answer `v` at all (RFC 5321 §4.3.2, RFC 4954 §4, RFC 3207 §4). */
+static bool can_answer(enum verb v, int code)
+{
+    switch (code) {
+    case 334:
+    case 235:
+        return v == V_AUTH || v == V_AUTH_DATA;
+    case 354:
+        return v == V_DATA;
+    case 220:
+        return v == V_CONNECT || v == V_STARTTLS;
+    default:
+        return true;
+    }
+}
+
+/* Before matching a reply: when the command at the head cannot take this
+ * code but one of the next few can, the replies in between were never sent
+ * or never captured; those commands are dropped. */
+static void skip_unanswered(struct smtp *s, int code, uint64_t off)
+{
+    if (!s->p_n || can_answer(s->pend[s->p_head].verb, code))
+        return;
+    for (unsigned i = 1; i < s->p_n && i < 8; i++) {
+        if (can_answer(s->pend[(s->p_head + i) % SMTP_MAX_PENDING].verb, code)) {
+            anomaly(s, MX_DIR_S2C, A_REPLY_MISSING, off, 1);
+            s->p_head = (s->p_head + i) % SMTP_MAX_PENDING;
+            s->p_n -= i;
+            return;
+        }
+    }
+}
+
 static void reply_done(struct smtp *s, uint64_t end_off)
 {
-    (void)end_off;
-    struct pending p = { V_UNKNOWN, 0, 0, UINT32_MAX, 0, false };
+    struct pending p = { V_UNKNOWN, 0, 0, UINT32_MAX, 0, false, false };
+    skip_unanswered(s, s->rep.code, s->rep.off);
     bool have = pop(s, &p);
     mx_frame_t a = s->rep.first_frame, b;
     mx_time_t ts = s->rep.ts, dummy;
@@ -729,6 +843,10 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     char enh[12];
     struct mx_slice rest = enhanced_code(text, enh);
     if (!s->rep.active) {
+        if (code == 250 && s->p_n && s->pend[s->p_head].verb == V_EHLO) {
+            s->caps_len = 0; /* RFC 5321 §4.1.1.1: this reply lists the extensions anew */
+            s->n_caps = 0;
+        }
         s->rep.active = true;
         s->rep.code = code;
         memcpy(s->rep.enh, enh, sizeof(enh));
@@ -739,7 +857,13 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         s->rep.first_frame = fr.frame;
         s->rep.ts = fr.ts;
     } else if (code != s->rep.code) {
+        /* RFC 5321 §4.2.1: every line of a reply has the same code. Another
+         * code means the reply in progress was cut short: it ends here and
+         * this line starts the next. */
         anomaly(s, MX_DIR_S2C, A_REPLY_CODE_MISMATCH, off, raw_len);
+        reply_done(s, off);
+        server_line(s, line, off, raw_len);
+        return;
     }
     if (s->rep.lines == SMTP_MAX_REPLY_LINES)
         anomaly(s, MX_DIR_S2C, A_TOO_MANY_REPLY_LINES, off, raw_len);
@@ -772,6 +896,7 @@ static bool looks_like_tls(struct mx_slice d)
 static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bool end)
 {
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
+    s->yield_server = false;
     uint64_t base = mx_ctx_offset(s->ctx, MX_DIR_S2C);
     size_t pos = 0;
     while (pos < d.len) {
@@ -790,24 +915,32 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
                 s->smode = S_REPLY;
             continue;
         }
-        if (!lf) {
-            if (d.len - pos > SMTP_MAX_REPLY_LINE) {
-                anomaly(s, MX_DIR_S2C, A_LONG_REPLY_LINE, base + pos, d.len - pos);
+        if (!lf && d.len - pos <= SMTP_MAX_REPLY_LINE && !end)
+            break; /* wait for the rest of the line */
+        size_t eol = lf ? (size_t)(lf - d.ptr) : d.len;
+        size_t raw = (lf ? eol + 1 : eol) - pos;
+        if (eol - pos > SMTP_MAX_REPLY_LINE) {
+            /* Over-long: the reply code and the first bytes of text still
+             * count; the rest of the line is skipped. */
+            anomaly(s, MX_DIR_S2C, A_LONG_REPLY_LINE, base + pos, raw);
+            server_line(s, mx_slice_make(d.ptr + pos, SMTP_MAX_REPLY_LINE), base + pos, SMTP_MAX_REPLY_LINE);
+            if (!lf)
                 s->smode = S_SKIP;
-                pos = d.len;
-                continue;
-            }
-            if (!end)
-                break;
-            lf = d.ptr + d.len; /* the last, unterminated line */
+            pos += raw;
+        } else {
+            size_t n = eol - pos;
+            if (n && d.ptr[pos + n - 1] == '\r')
+                n--;
+            server_line(s, mx_slice_make(d.ptr + pos, n), base + pos, raw);
+            pos += raw;
         }
-        size_t eol = (size_t)(lf - d.ptr);
-        size_t n = eol - pos;
-        if (n && d.ptr[pos + n - 1] == '\r')
-            n--;
-        size_t raw = (eol < d.len ? eol + 1 : eol) - pos;
-        server_line(s, mx_slice_make(d.ptr + pos, n), base + pos, raw);
-        pos += raw;
+        if (s->yield_server) {
+            /* Client bytes held back are parsed first, then the rest of these. */
+            s->yield_server = false;
+            if (pos < d.len)
+                mx_ctx_wake(s->ctx, MX_DIR_S2C);
+            break;
+        }
     }
     r.consumed = pos;
     return r;
@@ -927,17 +1060,13 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     const char *shown_arg = NULL;
     struct txn *t = &s->txn;
     uint32_t rcpt_idx = UINT32_MAX;
-    bool last = false;
+    bool last = false, staged = false;
 
     switch (v) {
     case V_HELO:
     case V_EHLO:
-        sbuf_set(&s->helo, trim(arg).ptr, trim(arg).len);
-        s->helo_verb = v;
-        if (v == V_EHLO) {
-            s->caps_len = 0;
-            s->n_caps = 0;
-        }
+        sbuf_set(&s->helo_next, trim(arg).ptr, trim(arg).len); /* kept once accepted */
+        s->helo_next_verb = v;
         break;
     case V_MAIL: {
         struct mx_slice path, params;
@@ -947,8 +1076,16 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         }
         split_path(mx_slice_make(arg.ptr + 5, arg.len - 5), &path, &params);
         if (t->open) {
+            /* RFC 5321 §4.1.4: MAIL within a transaction is refused (503);
+             * it only counts if the server accepts it (reply_effects). */
             anomaly(s, MX_DIR_C2S, A_NESTED_MAIL, off, raw_len);
-            txn_close(s, "aborted");
+            s->staged.on = true;
+            sbuf_set(&s->staged.from, path.ptr, path.len);
+            sbuf_set(&s->staged.params, params.ptr, params.len);
+            s->staged.frame = a;
+            s->staged.ts = ts;
+            staged = true;
+            break;
         }
         txn_open(s, path, params, a, ts);
         break;
@@ -1011,8 +1148,6 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         s->bdat_last = last;
         if (n)
             s->cmode = C_CHUNK;
-        else if (last && t->msg)
-            mx_message_end(t->msg);
         break;
     }
     case V_STARTTLS:
@@ -1050,7 +1185,10 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         break;
     }
     command_event(s, verb, v, arg, shown_arg, pipelined, injected, a, b, ts);
-    push(s, v, a, ts, rcpt_idx, last, off, raw_len);
+    if (push(s, v, a, ts, rcpt_idx, last, off, raw_len) && staged)
+        s->pend[(s->p_head + s->p_n - 1) % SMTP_MAX_PENDING].staged = true;
+    if (v == V_BDAT && last && !s->bdat_left)
+        txn_data_sent(s); /* BDAT 0 LAST */
 }
 
 /* Whether the bytes after DATA are message data even though no 354 came:
@@ -1079,6 +1217,7 @@ static void body_end(struct smtp *s, uint64_t off, size_t len)
     s->data_first_frame = 0;
     s->body_resync = false;
     push(s, V_DATA_END, b, ts, UINT32_MAX, false, off, len);
+    txn_data_sent(s);
 }
 
 /* Message data (RFC 5321 §4.5.2): lines until "." CRLF, with a leading dot
@@ -1118,7 +1257,7 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
                     s->body_resync = false;
                     s->data_first_frame = 0;
                     if (t->open)
-                        txn_close(s, "aborted");
+                        txn_close(s, t, "aborted");
                     return 0;
                 }
             }
@@ -1138,6 +1277,7 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
 static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bool end)
 {
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
+    s->client_held = false;
     uint64_t base = mx_ctx_offset(s->ctx, MX_DIR_C2S);
     size_t pos = 0;
     while (pos < d.len) {
@@ -1154,13 +1294,14 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
             pos += take;
             if (!s->bdat_left) {
                 s->cmode = C_CMD;
-                if (s->bdat_last && s->txn.msg)
-                    mx_message_end(s->txn.msg);
+                if (s->bdat_last)
+                    txn_data_sent(s);
             }
             continue;
         }
         case C_DATA_WAIT:
             if (!data_assumed(s)) {
+                s->client_held = true;
                 r.consumed = pos;
                 return r; /* wait for the reply to DATA; the engine keeps the bytes */
             }
@@ -1188,6 +1329,7 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
             break;
         }
         if (s->starttls_pending && (rest.ptr[0] == 0x16 || rest.ptr[0] == 0x80)) {
+            s->client_held = true;
             r.consumed = pos; /* a TLS handshake sent before the 220: wait for the reply */
             return r;
         }
@@ -1240,6 +1382,8 @@ static void on_gap(struct smtp *s, enum mx_dir d, uint64_t len)
             s->smode = S_REPLY;
         if (s->txn.open)
             s->txn.partial = true;
+        if (s->fin.open)
+            s->fin.partial = true;
         if (s->cmode == C_DATA_WAIT)
             mx_ctx_wake(s->ctx, MX_DIR_C2S);
         return;
@@ -1283,9 +1427,11 @@ static void session_emit(struct smtp *s)
         mx_ev_wire(ev, "text", sbuf_slice(&s->greeting));
         mx_ev_end(ev);
     }
-    if (s->helo_verb) {
-        mx_ev_wire(ev, "helo", sbuf_slice(&s->helo));
-        mx_ev_bool(ev, "esmtp", s->helo_verb == V_EHLO);
+    enum verb hv;
+    const struct sbuf *helo = helo_of(s, &hv);
+    if (hv) {
+        mx_ev_wire(ev, "helo", sbuf_slice(helo));
+        mx_ev_bool(ev, "esmtp", hv == V_EHLO);
     }
     mx_ev_arr(ev, "capabilities");
     for (size_t i = 0; i < s->caps_len;) {
@@ -1359,7 +1505,8 @@ static void on_end(struct smtp *s, enum mx_dir d)
     }
     if (s->auth)
         auth_finish(s, 0, "", "no_reply", 0);
-    txn_close(s, "aborted");
+    txn_close(s, &s->fin, "no_reply");
+    txn_close(s, &s->txn, "aborted");
     session_emit(s);
 }
 
@@ -1391,6 +1538,8 @@ static void smtp_free(void *state)
         return;
     mx_message_free(s->txn.msg);
     free(s->txn.rcpts);
+    mx_message_free(s->fin.msg);
+    free(s->fin.rcpts);
     free(s);
 }
 
