@@ -69,6 +69,17 @@ def ensure_certs(certdir):
     return paths
 
 
+def _alive(pid):
+    """True while pid exists and is not a zombie (a daemon's reaper may be
+    slow to collect it)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+    except OSError:
+        return False
+    return st[st.rindex(")") + 2] != "Z"
+
+
 def _w(path, text, mode=0o644):
     with open(path, "w") as f:
         f.write(text)
@@ -78,7 +89,7 @@ def _w(path, text, mode=0o644):
 class Lab:
     """One lab instance in one work directory (inside the current netns)."""
 
-    def __init__(self, workdir, certs):
+    def __init__(self, workdir, certs, notls=False):
         self.dir = os.path.abspath(workdir)
         self.certs = certs
         self.pids = {}          # name -> pid of processes we started
@@ -87,6 +98,7 @@ class Lab:
         self.dcdir = os.path.join(self.dir, "dovecot")
         self.maildir = os.path.join(self.dir, "mail")
         self.tcpdump = None
+        self.notls = notls      # also run the certificate-less smtpd on 2525
 
     # ---------------------------------------------------------------- setup
     def setup_network(self):
@@ -111,6 +123,7 @@ class Lab:
                 os.makedirs(p, exist_ok=True)
                 os.chown(p, MAIL_UID, MAIL_GID)
                 os.chmod(p, 0o700)
+            self.write_uidlist(user, [])
         self._write_postfix(self.pcdir, tls=True)
         self._write_postfix(self.pcdir_notls, tls=False)
         self._write_dovecot()
@@ -323,21 +336,24 @@ namespace inbox {{
 
     # --------------------------------------------------------------- start
     def start_servers(self):
-        for cdir in (self.pcdir, self.pcdir_notls):
-            r = subprocess.run(["postfix", "-c", cdir, "check"],
-                               capture_output=True, text=True)
-            r = subprocess.run(["postfix", "-c", cdir, "start"],
-                               capture_output=True, text=True)
+        cdirs = [self.pcdir] + ([self.pcdir_notls] if self.notls else [])
+        for cdir in cdirs:
+            # Daemons keep inherited descriptors: never give them a pipe.
+            with open(os.path.join(self.dir, "start.log"), "a") as log:
+                r = subprocess.run(["postfix", "-c", cdir, "start"],
+                                   stdin=subprocess.DEVNULL, stdout=log, stderr=log)
             if r.returncode != 0:
-                raise RuntimeError("postfix start failed: " + r.stdout + r.stderr)
+                raise RuntimeError("postfix start failed, see %s/maillog" % cdir)
             pidf = os.path.join(cdir, "spool", "pid", "master.pid")
             self.pids["postfix:" + cdir] = self._read_pid(pidf)
-        r = subprocess.run(["dovecot", "-c", os.path.join(self.dcdir, "dovecot.conf")],
-                           capture_output=True, text=True)
+        with open(os.path.join(self.dir, "start.log"), "a") as log:
+            r = subprocess.run(["dovecot", "-c", os.path.join(self.dcdir, "dovecot.conf")],
+                               stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         if r.returncode != 0:
-            raise RuntimeError("dovecot start failed: " + r.stdout + r.stderr)
+            raise RuntimeError("dovecot start failed, see %s/start.log" % self.dir)
         self.pids["dovecot"] = self._read_pid(os.path.join(self.dcdir, "run", "master.pid"))
-        self.wait_ports([25, 587, 465, 2525, 110, 995, 143, 993])
+        self.wait_ports([25, 587, 465, 110, 995, 143, 993] +
+                        ([2525] if self.notls else []))
 
     @staticmethod
     def _read_pid(path, timeout=10.0):
@@ -354,23 +370,27 @@ namespace inbox {{
         raise RuntimeError("no pid file " + path)
 
     @staticmethod
-    def wait_ports(ports, timeout=15.0):
-        import socket
-        for p in ports:
-            end = time.monotonic() + timeout
-            while True:
-                s = socket.socket()
-                try:
-                    # connect() to a listening port would create a session in
-                    # the capture; the capture is not running yet here.
-                    s.connect(("127.0.0.1", p))
-                    s.close()
-                    break
-                except OSError:
-                    s.close()
-                    if time.monotonic() > end:
-                        raise RuntimeError("port %d not listening" % p)
-                    time.sleep(0.1)
+    def listening_ports():
+        """TCP ports in LISTEN state on IPv4, read from /proc (probing
+        with connect() would leave sessions that later reach the capture)."""
+        ports = set()
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for ln in f:
+                fields = ln.split()
+                if fields[3] == "0A":
+                    ports.add(int(fields[1].split(":")[1], 16))
+        return ports
+
+    def wait_ports(self, ports, timeout=15.0):
+        end = time.monotonic() + timeout
+        while True:
+            missing = set(ports) - self.listening_ports()
+            if not missing:
+                return
+            if time.monotonic() > end:
+                raise RuntimeError("ports not listening: %s" % sorted(missing))
+            time.sleep(0.05)
 
     def start_capture(self, path):
         """tcpdump on lo, TCP only, written to path; waits until listening."""
@@ -423,12 +443,10 @@ namespace inbox {{
             except ProcessLookupError:
                 pass
         for name, pid in list(self.pids.items()):
-            for _ in range(100):        # bounded: 10 s
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
+            for _ in range(200):        # bounded: 10 s
+                if not _alive(pid):
                     break
-                time.sleep(0.1)
+                time.sleep(0.05)
             else:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -451,14 +469,33 @@ namespace inbox {{
         return files
 
     def seed_mailbox(self, user, messages):
-        """Put messages (bytes) straight into user's Maildir/cur with fixed
-        file names, so POP3/IMAP sessions see the same mailbox every run."""
-        cur = os.path.join(self.maildir, user, "Maildir", "cur")
+        """Put messages (CRLF bytes) straight into user's Maildir/cur with
+        fixed file names, stored with LF line ends as postfix would store
+        them, so POP3/IMAP sessions see the same mailbox every run."""
+        md = os.path.join(self.maildir, user, "Maildir")
+        cur = os.path.join(md, "cur")
+        names = []
         for i, data in enumerate(messages, 1):
-            name = "1700000000.M%dP1.%s,S=%d:2," % (i, HOSTNAME, len(data))
+            lf = data.replace(b"\r\n", b"\n")
+            name = "1700000000.M%dP1.%s,S=%d,W=%d:2," % (i, HOSTNAME, len(lf), len(data))
             p = os.path.join(cur, name)
             with open(p, "wb") as f:
-                f.write(data)
+                f.write(lf)
             os.chown(p, MAIL_UID, MAIL_GID)
             t = 1700000000 + i
             os.utime(p, (t, t))
+            names.append(name)
+        self.write_uidlist(user, names)
+
+    def write_uidlist(self, user, names):
+        """A dovecot-uidlist with a fixed UIDVALIDITY and mailbox GUID, so
+        UIDs, UIDVALIDITY and UIDL values are the same every run."""
+        md = os.path.join(self.maildir, user, "Maildir")
+        guid = "%032x" % (0x6d786c6162 + len(user))
+        lines = ["3 V1700000000 N%d G%s\n" % (len(names) + 1, guid)]
+        for uid, name in enumerate(names, 1):
+            lines.append("%d :%s\n" % (uid, name))
+        p = os.path.join(md, "dovecot-uidlist")
+        with open(p, "w") as f:
+            f.write("".join(lines))
+        os.chown(p, MAIL_UID, MAIL_GID)

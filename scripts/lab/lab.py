@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""mxray capture lab: list scenarios, or run one inside a private netns.
+
+  lab.py list                       scenario names, in run order
+  lab.py run NAME... --pcaps DIR --work DIR --certs DIR
+                                    re-executes itself under
+                                    `unshare --net --uts` (needs root)
+"""
+import argparse
+import os
+import socket
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "lib"))
+sys.path.insert(0, os.path.join(HERE, "scenarios"))
+
+import driver                          # noqa: E402
+import scen_demo                       # noqa: E402,F401  (registers)
+import scen_smtp                       # noqa: E402,F401
+import scen_pop3                       # noqa: E402,F401
+import scen_imap                       # noqa: E402,F401
+
+
+def in_private_netns():
+    """True when the only interface is lo (a namespace we created)."""
+    return [n for _, n in socket.if_nameindex()] == ["lo"]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cmd", choices=["list", "run"])
+    ap.add_argument("names", nargs="*")
+    ap.add_argument("--pcaps", default=os.path.join(HERE, "..", "..", "pcaps"))
+    ap.add_argument("--work")
+    ap.add_argument("--certs")
+    ap.add_argument("--inside", action="store_true",
+                    help=argparse.SUPPRESS)   # set by the re-exec under unshare
+    a = ap.parse_args()
+    if a.cmd == "list":
+        for n in driver.ORDER:
+            print(n)
+        return 0
+    if not a.inside:
+        # Re-run ourselves in a new network and UTS namespace.
+        os.execvp("unshare", ["unshare", "--net", "--uts", "--", sys.executable,
+                              os.path.abspath(__file__)] + sys.argv[1:] + ["--inside"])
+    if not in_private_netns():
+        print("lab.py run: not in a private network namespace", file=sys.stderr)
+        return 2
+    subprocess.run(["hostname", "mx.lab.test"], check=True)
+    for n in a.names:
+        driver.run(n, os.path.abspath(a.pcaps), os.path.join(a.work, n.replace("/", "_")),
+                   a.certs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Scripted mail clients that record every byte they send and receive.
+
+A Session is one TCP connection.  Each write is one transcript entry
+(dir "C"); each complete reply read is one entry (dir "S").  Entries carry
+whether TLS was active, so the truth also holds what no dissector can see.
+"""
+import base64
+import hashlib
+import hmac
+import os
+import re
+import socket
+import ssl
+import subprocess
+import time
+
+HOST = "127.0.0.1"
+TIMEOUT = 20.0
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def tls_context(cafile):
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.check_hostname = True
+    return ctx
+
+
+class Session:
+    """One recorded TCP connection to the lab servers."""
+
+    def __init__(self, recorder, proto, port, implicit_tls=False, note=""):
+        self.rec = recorder
+        self.proto = proto
+        self.port = port
+        self.tls = False
+        self.buf = b""
+        self.closed = False
+        self.info = {"proto": proto, "server_port": port,
+                     "tls": "implicit" if implicit_tls else "none",
+                     "note": note, "transcript": []}
+        recorder.sessions.append(self.info)
+        self.sock = socket.create_connection((HOST, port), timeout=TIMEOUT)
+        if implicit_tls:
+            self._wrap()
+
+    # ------------------------------------------------------------ raw I/O
+    def _wrap(self):
+        self.sock = self.rec.tlsctx.wrap_socket(self.sock,
+                                                server_hostname="mx.lab.test")
+        self.tls = True
+        self.info["tls_version"] = self.sock.version()
+
+    def _record(self, d, data, mask=None):
+        e = {"dir": d, "tls": self.tls}
+        try:
+            e["text"] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            e["b64"] = base64.b64encode(data).decode("ascii")
+        if mask is not None:
+            e["norm"] = mask
+        self.info["transcript"].append(e)
+
+    def send(self, data, mask=None):
+        """Send bytes exactly as given (one write, one transcript entry)."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self._record("C", data, mask)
+        self.sock.sendall(data)
+
+    def line(self, text, mask=None):
+        """Send one command line, CRLF appended."""
+        self.send(text.encode("utf-8") + b"\r\n", mask)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise EOFError("server closed connection")
+        self.buf += chunk
+
+    def _readline(self):
+        while b"\n" not in self.buf:
+            self._fill()
+        i = self.buf.index(b"\n") + 1
+        ln, self.buf = self.buf[:i], self.buf[i:]
+        return ln
+
+    def _readn(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        d, self.buf = self.buf[:n], self.buf[n:]
+        return d
+
+    def starttls(self):
+        self._wrap()
+        self.info["tls"] = "starttls"
+
+    def close(self):
+        if not self.closed:
+            try:
+                self.sock.close()
+            finally:
+                self.closed = True
+
+    def expect_close(self):
+        """Read until the server closes (bounded by the socket timeout)."""
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                self.buf += chunk
+        except (OSError, ssl.SSLError):
+            pass
+        if self.buf:
+            self._record("S", self.buf)
+            self.buf = b""
+        self.close()
+
+    # --------------------------------------------------------------- SMTP
+    def smtp_reply(self, mask=None):
+        """Read one complete SMTP reply (RFC 5321 §4.2); returns (code, raw)."""
+        raw = b""
+        while True:
+            ln = self._readline()
+            raw += ln
+            if len(ln) < 4 or ln[3:4] != b"-":
+                break
+        self._record("S", raw, mask)
+        return int(raw[:3]), raw.decode("utf-8", "replace")
+
+    def smtp(self, cmd, mask=None, reply_mask=None):
+        self.line(cmd, mask)
+        return self.smtp_reply(reply_mask)
+
+    def smtp_replies(self, n):
+        return [self.smtp_reply() for _ in range(n)]
+
+    def smtp_data(self, msg):
+        """Send a message body dot-stuffed and terminated (RFC 5321 §4.5.2)."""
+        self.send(dot_stuff(msg) + b".\r\n")
+        return self.smtp_reply()
+
+    def smtp_auth_plain(self, user, pw, initial=True):
+        tok = base64.b64encode(b"\0" + user.encode() + b"\0" + pw.encode()).decode()
+        if initial:
+            return self.smtp("AUTH PLAIN " + tok)
+        self.smtp("AUTH PLAIN")
+        return self.smtp(tok)
+
+    def smtp_auth_login(self, user, pw):
+        self.smtp("AUTH LOGIN")
+        self.smtp(base64.b64encode(user.encode()).decode())
+        return self.smtp(base64.b64encode(pw.encode()).decode())
+
+    def smtp_auth_cram(self, user, pw):
+        code, raw = self.smtp("AUTH CRAM-MD5", reply_mask="334 <CRAM-MD5 CHALLENGE>\r\n")
+        chal = base64.b64decode(raw[4:].strip())
+        dig = hmac.new(pw.encode(), chal, hashlib.md5).hexdigest()
+        resp = base64.b64encode(("%s %s" % (user, dig)).encode()).decode()
+        return self.smtp(resp, mask="<CRAM-MD5 RESPONSE for %s>\r\n" % user)
+
+    # --------------------------------------------------------------- POP3
+    def pop_line(self, mask=None):
+        ln = self._readline()
+        self._record("S", ln, mask)
+        return ln.decode("utf-8", "replace")
+
+    def pop(self, cmd, multi=False, mask=None, reply_mask=None):
+        """Send a POP3 command; read a single-line or multi-line reply
+        (RFC 1939 §3).  Returns the raw reply text."""
+        self.line(cmd, mask)
+        if not multi:
+            return self.pop_line(reply_mask)
+        first = self._readline()
+        raw = first
+        if first.startswith(b"+OK"):
+            while True:
+                ln = self._readline()
+                raw += ln
+                if ln == b".\r\n":
+                    break
+        self._record("S", raw, reply_mask)
+        return raw.decode("utf-8", "replace")
+
+    # --------------------------------------------------------------- IMAP
+    def imap_response(self, mask=None):
+        """Read one IMAP response line with any literals it carries
+        (RFC 3501 §4.3); one transcript entry."""
+        raw = b""
+        while True:
+            ln = self._readline()
+            raw += ln
+            m = re.search(rb"\{(\d+)\+?\}\r\n$", ln)
+            if not m:
+                break
+            raw += self._readn(int(m.group(1)))
+        self._record("S", raw, mask)
+        return raw.decode("utf-8", "replace")
+
+    def imap_until(self, tag):
+        """Read responses until the tagged completion for tag."""
+        out = []
+        while True:
+            r = self.imap_response()
+            out.append(r)
+            if r.startswith(tag + " "):
+                return out
+
+    def imap(self, tag, cmd, mask=None):
+        self.line("%s %s" % (tag, cmd), mask)
+        return self.imap_until(tag)
+
+
+def dot_stuff(msg):
+    """RFC 5321 §4.5.2 transparency; msg must end with CRLF."""
+    if not msg.endswith(b"\r\n"):
+        msg += b"\r\n"
+    out = []
+    for ln in msg.split(b"\r\n")[:-1]:
+        if ln.startswith(b"."):
+            ln = b"." + ln
+        out.append(ln + b"\r\n")
+    return b"".join(out)
+
+
+# ------------------------------------------------------------------ swaks
+_SWAKS_PREFIX = {
+    "<- ": ("S", False), "<**": ("S", False),
+    "<~ ": ("S", True), "<~*": ("S", True),
+    " ->": ("C", False), "**>": ("C", False),
+    " ~>": ("C", True), "*~>": ("C", True),
+}
+
+
+def run_swaks(recorder, args, note="", port=25, implicit_tls=False):
+    """Run swaks against the lab and turn its transcript into a session.
+
+    swaks prints every line it sends and receives with a prefix that says the
+    direction and whether TLS was on.  Server lines of one reply are grouped
+    into one entry; client lines are one entry each (swaks writes them so,
+    except DATA and --pipeline, where grouping is by what swaks printed)."""
+    info = {"proto": "smtp", "server_port": port,
+            "tls": "implicit" if implicit_tls else "none",
+            "note": note, "client": "swaks", "transcript": []}
+    recorder.sessions.append(info)
+    cmd = ["swaks", "--server", HOST, "--port", str(port),
+           "--ehlo", "client.lab.test", "--timeout", "20",
+           "--tls-ca-path", recorder.cafile, "--tls-verify",
+           "--hide-informational"] + args
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=60)
+    out = r.stdout.decode("utf-8", "surrogateescape")
+    info["swaks_args"] = args
+    info["swaks_exit"] = r.returncode
+    cur_s = None
+    for ln in out.split("\n"):
+        if ln.endswith("\r"):
+            ln = ln[:-1]
+        key = ln[:3]
+        if key not in _SWAKS_PREFIX:
+            continue
+        d, tls = _SWAKS_PREFIX[key]
+        text = ln[4:] + "\r\n"
+        if tls and info["tls"] == "none":
+            info["tls"] = "starttls"
+        if d == "S":
+            if cur_s is not None and cur_s["tls"] == tls:
+                cur_s["text"] += text
+            else:
+                cur_s = {"dir": "S", "tls": tls, "text": text}
+                info["transcript"].append(cur_s)
+            if len(text) < 6 or text[3] != "-":
+                cur_s = None
+        else:
+            cur_s = None
+            info["transcript"].append({"dir": "C", "tls": tls, "text": text})
+    return r.returncode, out

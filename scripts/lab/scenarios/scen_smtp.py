@@ -1,0 +1,360 @@
+"""SMTP scenarios (RFC 5321, 3207, 4954, 3030, 6531, 2920, 1870).
+
+Each function is the record of what was done in its capture
+pcaps/smtp/<name>.pcap.  swaks is used where a real client shows the thing;
+the scripted client (lib/client.py) where every byte must be controlled.
+Ports: 25 MX (no AUTH), 587 submission (STARTTLS, AUTH also in clear),
+465 implicit TLS, 2525 a server whose certificate cannot load (454).
+"""
+import base64
+
+from driver import scenario
+import messages
+
+EHLO = "EHLO client.lab.test"
+
+
+def _hello(s):
+    s.smtp_reply()
+    s.smtp(EHLO)
+
+
+def _send(s, frm, rcpts, msg, mail_params=""):
+    s.smtp("MAIL FROM:<%s>%s" % (frm, mail_params))
+    for r in rcpts:
+        s.smtp("RCPT TO:<%s>" % r)
+    s.smtp("DATA")
+    return s.smtp_data(msg)
+
+
+# ------------------------------------------------------------ with swaks
+@scenario("smtp/plain-delivery", "swaks delivers one message on port 25, no TLS")
+def plain_delivery(ctx):
+    ctx.message("msg1", messages.simple())
+    ctx.swaks(["--from", "carol@lab.test", "--to", "alice@lab.test",
+               ], data="msg1.eml", note="swaks plain delivery")
+    ctx.lab.wait_delivered("alice", 1)
+
+
+@scenario("smtp/pipelining-swaks", "swaks --pipeline: MAIL, RCPT, DATA sent together "
+          "(RFC 2920)")
+def pipelining_swaks(ctx):
+    ctx.message("msg1", messages.simple(msgid="pipe.1@client.lab.test"))
+    ctx.swaks(["--pipeline", "--from", "carol@lab.test",
+               "--to", "alice@lab.test,bob@lab.test",
+               ], data="msg1.eml", note="swaks --pipeline")
+    ctx.lab.wait_delivered("bob", 1)
+
+
+@scenario("smtp/auth-plain-clear", "swaks AUTH PLAIN without TLS on 587 "
+          "(credentials in clear)")
+def auth_plain_clear(ctx):
+    ctx.message("msg1", messages.simple(frm="Alice <alice@lab.test>",
+                                        to="Bob <bob@lab.test>",
+                                        msgid="authplain.1@client.lab.test"))
+    ctx.swaks(["--auth", "PLAIN", "--auth-user", "alice",
+               "--auth-password", "alicepw", "--from", "alice@lab.test",
+               "--to", "bob@lab.test", ],
+              port=587, data="msg1.eml", note="swaks AUTH PLAIN in clear")
+    ctx.lab.wait_delivered("bob", 1)
+
+
+@scenario("smtp/auth-login-clear", "swaks AUTH LOGIN without TLS on 587")
+def auth_login_clear(ctx):
+    ctx.message("msg1", messages.simple(frm="Alice <alice@lab.test>",
+                                        to="Bob <bob@lab.test>",
+                                        msgid="authlogin.1@client.lab.test"))
+    ctx.swaks(["--auth", "LOGIN", "--auth-user", "alice",
+               "--auth-password", "alicepw", "--from", "alice@lab.test",
+               "--to", "bob@lab.test", ],
+              port=587, data="msg1.eml", note="swaks AUTH LOGIN in clear")
+    ctx.lab.wait_delivered("bob", 1)
+
+
+@scenario("smtp/auth-cram-md5", "AUTH CRAM-MD5 on 587 (challenge/response; "
+          "the challenge varies per run)")
+def auth_cram(ctx):
+    msg = ctx.message("msg1", messages.simple(frm="Alice <alice@lab.test>",
+                                              to="Bob <bob@lab.test>",
+                                              msgid="cram.1@client.lab.test"))
+    s = ctx.smtp(587, note="AUTH CRAM-MD5 in clear")
+    _hello(s)
+    s.smtp_auth_cram("alice", "alicepw")
+    _send(s, "alice@lab.test", ["bob@lab.test"], msg)
+    s.smtp("QUIT")
+    s.close()
+    ctx.lab.wait_delivered("bob", 1)
+
+
+@scenario("smtp/starttls-auth", "swaks on 587: STARTTLS, then AUTH PLAIN and the "
+          "transaction inside TLS")
+def starttls_auth(ctx):
+    ctx.message("msg1", messages.simple(frm="Alice <alice@lab.test>",
+                                        to="Bob <bob@lab.test>",
+                                        msgid="starttls.1@client.lab.test"))
+    ctx.swaks(["--tls", "--auth", "PLAIN", "--auth-user", "alice",
+               "--auth-password", "alicepw", "--from", "alice@lab.test",
+               "--to", "bob@lab.test", ],
+              port=587, data="msg1.eml", note="swaks STARTTLS + AUTH PLAIN")
+    ctx.lab.wait_delivered("bob", 1)
+
+
+@scenario("smtp/implicit-tls-465", "swaks --tlsc on 465 (TLS from the first byte, "
+          "RFC 8314), AUTH LOGIN inside")
+def implicit_tls(ctx):
+    ctx.message("msg1", messages.simple(frm="Alice <alice@lab.test>",
+                                        to="Bob <bob@lab.test>",
+                                        msgid="smtps.1@client.lab.test"))
+    ctx.swaks(["--tlsc", "--auth", "LOGIN", "--auth-user", "alice",
+               "--auth-password", "alicepw", "--from", "alice@lab.test",
+               "--to", "bob@lab.test", ],
+              port=465, implicit_tls=True, data="msg1.eml", note="swaks implicit TLS")
+    ctx.lab.wait_delivered("bob", 1)
+
+
+# -------------------------------------------------------- scripted client
+@scenario("smtp/pipelining", "scripted PIPELINING: MAIL, three RCPTs and DATA in one "
+          "segment; replies come back batched")
+def pipelining(ctx):
+    msg = ctx.message("msg1", messages.simple(msgid="pipe.2@client.lab.test"))
+    s = ctx.smtp(25, note="one write for MAIL+RCPT+RCPT+RCPT+DATA")
+    _hello(s)
+    s.send("MAIL FROM:<carol@lab.test>\r\nRCPT TO:<alice@lab.test>\r\n"
+           "RCPT TO:<nobody@lab.test>\r\nRCPT TO:<bob@lab.test>\r\nDATA\r\n")
+    s.smtp_replies(5)
+    s.smtp_data(msg)
+    s.send("QUIT\r\n")
+    s.smtp_reply()
+    s.close()
+    ctx.lab.wait_delivered("bob", 1)
+
+
+@scenario("smtp/multi-rcpt-partial-reject", "five recipients: accepted, unknown (550 "
+          "5.1.1), temporary (450), relay denied (554 5.7.1), accepted")
+def multi_rcpt(ctx):
+    msg = ctx.message("msg1", messages.simple(
+        to="alice@lab.test, nobody@lab.test, busy@lab.test, ext@example.org, bob@lab.test",
+        msgid="multi.1@client.lab.test"))
+    s = ctx.smtp(25, note="mixed RCPT outcomes then DATA")
+    _hello(s)
+    _send(s, "carol@lab.test", ["alice@lab.test", "nobody@lab.test", "busy@lab.test",
+                                "ext@example.org", "bob@lab.test"], msg)
+    s.smtp("QUIT")
+    s.close()
+    ctx.lab.wait_delivered("alice", 1)
+    ctx.lab.wait_delivered("bob", 1)
+
+
+@scenario("smtp/size-limit-at-mail", "MAIL FROM with SIZE= over message_size_limit: "
+          "552 5.3.4 at MAIL (RFC 1870)")
+def size_at_mail(ctx):
+    s = ctx.smtp(25, note="SIZE=30000 refused")
+    _hello(s)
+    s.smtp("MAIL FROM:<carol@lab.test> SIZE=30000")
+    s.smtp("QUIT")
+    s.close()
+
+
+@scenario("smtp/size-limit-after-data", "no SIZE= at MAIL; the body exceeds the limit: "
+          "552 5.3.4 after the final dot")
+def size_after_data(ctx):
+    msg = ctx.message("msg1", messages.big())
+    s = ctx.smtp(25, note="oversize body")
+    _hello(s)
+    _send(s, "carol@lab.test", ["alice@lab.test"], msg)
+    s.smtp("QUIT")
+    s.close()
+
+
+@scenario("smtp/relay-denied", "RCPT to a foreign domain without AUTH: 554 5.7.1 "
+          "Relay access denied")
+def relay_denied(ctx):
+    s = ctx.smtp(25, note="relay attempt")
+    _hello(s)
+    s.smtp("MAIL FROM:<carol@lab.test>")
+    s.smtp("RCPT TO:<someone@example.org>")
+    s.smtp("QUIT")
+    s.close()
+
+
+@scenario("smtp/tempfail-450", "RCPT rejected temporarily by an access table: 450 4.2.1; "
+          "client gives up")
+def tempfail(ctx):
+    s = ctx.smtp(25, note="450 from check_recipient_access")
+    _hello(s)
+    s.smtp("MAIL FROM:<carol@lab.test>")
+    s.smtp("RCPT TO:<busy@lab.test>")
+    s.smtp("QUIT")
+    s.close()
+
+
+@scenario("smtp/rejected-sender", "MAIL FROM a blocked sender: 554 5.7.1 Sender "
+          "address rejected")
+def rejected_sender(ctx):
+    s = ctx.smtp(25, note="check_sender_access REJECT")
+    _hello(s)
+    s.smtp("MAIL FROM:<spammer@blocked.example>")
+    s.smtp("RCPT TO:<alice@lab.test>")
+    s.smtp("QUIT")
+    s.close()
+
+
+@scenario("smtp/auth-failed-535", "AUTH PLAIN with a wrong password (535 5.7.8), "
+          "then AUTH LOGIN with a wrong password, then a correct AUTH PLAIN")
+def auth_failed(ctx):
+    s = ctx.smtp(587, note="failed AUTH then success")
+    _hello(s)
+    s.smtp_auth_plain("alice", "wrongpw")
+    s.smtp_auth_login("bob", "nottherightone")
+    s.smtp_auth_plain("alice", "alicepw", initial=False)
+    s.smtp("QUIT")
+    s.close()
+
+
+@scenario("smtp/starttls-refused-454", "STARTTLS advertised but the server cannot load "
+          "its certificate: 454 4.7.0; the session goes on in clear", notls=True)
+def starttls_refused(ctx):
+    msg = ctx.message("msg1", messages.simple(msgid="notls.1@client.lab.test"))
+    s = ctx.smtp(2525, note="454 then clear delivery")
+    _hello(s)
+    s.smtp("STARTTLS")
+    _send(s, "carol@lab.test", ["alice@lab.test"], msg)
+    s.smtp("QUIT")
+    s.close()
+    ctx.lab.wait_delivered("alice", 1)
+
+
+@scenario("smtp/bdat-chunking", "CHUNKING (RFC 3030): BDAT chunks then BDAT LAST; a "
+          "second transaction ending with BDAT 0 LAST")
+def bdat(ctx):
+    m1 = ctx.message("msg1", messages.simple(msgid="bdat.1@client.lab.test",
+                                             subject="BDAT with LAST"))
+    m2 = ctx.message("msg2", messages.attach())
+    s = ctx.smtp(25, note="BDAT")
+    _hello(s)
+    s.smtp("MAIL FROM:<carol@lab.test>")
+    s.smtp("RCPT TO:<alice@lab.test>")
+    a, b = m1[:100], m1[100:]
+    s.send(b"BDAT %d\r\n" % len(a) + a)
+    s.smtp_reply()
+    s.send(b"BDAT %d LAST\r\n" % len(b) + b)
+    s.smtp_reply()
+    s.smtp("MAIL FROM:<carol@lab.test>")
+    s.smtp("RCPT TO:<alice@lab.test>")
+    # chunks whose boundaries fall mid-line; a chunk with a lone "." line
+    # is not special in BDAT
+    cuts = [0, 1000, 2500, len(m2)]
+    for i in range(3):
+        c = m2[cuts[i]:cuts[i + 1]]
+        s.send(b"BDAT %d\r\n" % len(c) + c)
+        s.smtp_reply()
+    s.smtp("BDAT 0 LAST")
+    s.smtp("QUIT")
+    s.close()
+    ctx.lab.wait_delivered("alice", 2)
+
+
+@scenario("smtp/smtputf8", "SMTPUTF8 (RFC 6531): UTF-8 sender address and headers")
+def smtputf8(ctx):
+    msg = ctx.message("msg1", messages.utf8_smtputf8())
+    s = ctx.smtp(25, note="MAIL FROM:<zoë@lab.test> SMTPUTF8")
+    _hello(s)
+    _send(s, "zoë@lab.test", ["alice@lab.test"], msg, " SMTPUTF8 BODY=8BITMIME")
+    s.smtp("QUIT")
+    s.close()
+    ctx.lab.wait_delivered("alice", 1)
+
+
+@scenario("smtp/vrfy-expn", "VRFY of a known and an unknown user; EXPN of an alias "
+          "(postfix does not implement EXPN: 500 5.5.2)")
+def vrfy_expn(ctx):
+    s = ctx.smtp(25, note="VRFY/EXPN")
+    _hello(s)
+    s.smtp("VRFY alice@lab.test")
+    s.smtp("VRFY nobody@lab.test")
+    s.smtp("VRFY alice")
+    s.smtp("EXPN team@lab.test")
+    s.smtp("NOOP")
+    s.smtp("QUIT")
+    s.close()
+
+
+@scenario("smtp/rset-mid-transaction", "MAIL and RCPT, then RSET; a new transaction "
+          "that completes")
+def rset(ctx):
+    msg = ctx.message("msg1", messages.simple(msgid="rset.1@client.lab.test"))
+    s = ctx.smtp(25, note="RSET")
+    _hello(s)
+    s.smtp("MAIL FROM:<carol@lab.test>")
+    s.smtp("RCPT TO:<bob@lab.test>")
+    s.smtp("RSET")
+    _send(s, "dave@lab.test", ["alice@lab.test"], msg)
+    s.smtp("QUIT")
+    s.close()
+    ctx.lab.wait_delivered("alice", 1)
+
+
+@scenario("smtp/disconnect-mid-data", "the client closes the connection in the "
+          "middle of DATA; nothing is delivered")
+def disconnect_mid_data(ctx):
+    msg = ctx.message("msg1", messages.simple(msgid="cut.1@client.lab.test"))
+    s = ctx.smtp(25, note="close after half the body")
+    _hello(s)
+    s.smtp("MAIL FROM:<carol@lab.test>")
+    s.smtp("RCPT TO:<alice@lab.test>")
+    s.smtp("DATA")
+    s.send(msg[:len(msg) // 2])
+    s.close()
+
+
+@scenario("smtp/dot-stuffed-body", "a body with lines starting with '.', sent "
+          "dot-stuffed (RFC 5321 §4.5.2)")
+def dotted(ctx):
+    msg = ctx.message("msg1", messages.dotted())
+    s = ctx.smtp(25, note="dot-stuffing")
+    _hello(s)
+    _send(s, "carol@lab.test", ["alice@lab.test"], msg)
+    s.smtp("QUIT")
+    s.close()
+    ctx.lab.wait_delivered("alice", 1)
+
+
+@scenario("smtp/helo-and-errors", "HELO instead of EHLO, an unknown command (502), "
+          "a syntax error (501), commands out of order (503)")
+def helo_errors(ctx):
+    s = ctx.smtp(25, note="HELO and errors")
+    s.smtp_reply()
+    s.smtp("HELO client.lab.test")
+    s.smtp("FOO bar")
+    s.smtp("MAIL FROM:<carol@lab.test")
+    s.smtp("RCPT TO:<alice@lab.test>")
+    s.smtp("DATA")
+    s.smtp("QUIT")
+    s.close()
+
+
+@scenario("smtp/mime-variety", "one message with nested multiparts, base64 and QP, "
+          "RFC 2047 subject, RFC 2231 filenames (UTF-8, ISO-8859-1, GB2312, "
+          "Shift_JIS), message/rfc822")
+def mime_variety(ctx):
+    msg = ctx.message("msg1", messages.mime_variety())
+    s = ctx.smtp(25, note="MIME variety")
+    _hello(s)
+    _send(s, "carol@lab.test", ["alice@lab.test"], msg)
+    s.smtp("QUIT")
+    s.close()
+    ctx.lab.wait_delivered("alice", 1)
+
+
+@scenario("smtp/attachment", "multipart/mixed with one binary attachment whose "
+          "SHA-256 is in the truth file; plus an 8-bit ISO-8859-1 message")
+def attachment(ctx):
+    m1 = ctx.message("msg1", messages.attach())
+    m2 = ctx.message("msg2", messages.eightbit_latin1())
+    s = ctx.smtp(25, note="attachment, then 8BITMIME latin-1 body")
+    _hello(s)
+    _send(s, "carol@lab.test", ["alice@lab.test"], m1)
+    _send(s, "carol@lab.test", ["alice@lab.test"], m2, " BODY=8BITMIME")
+    s.smtp("QUIT")
+    s.close()
+    ctx.lab.wait_delivered("alice", 2)
