@@ -83,6 +83,7 @@ static const char *const verb_names[] = {
 /* Client-side modes. */
 enum cmode {
     C_CMD,       /* command lines */
+    C_MIDSTREAM, /* picked up midstream: maybe inside message data, until a command or "." */
     C_SKIP,      /* discarding the rest of an over-long line */
     C_DATA_WAIT, /* DATA sent: bytes wait until the reply says what they are */
     C_BODY,      /* message data until <CRLF>.<CRLF> (RFC 5321 §4.5.2) */
@@ -200,6 +201,7 @@ struct smtp {
     uint64_t tls_bytes[2];
     mx_time_t now;            /* time of the last line parsed: records emitted later carry it */
     bool client_held;         /* client bytes wait for a reply (DATA, STARTTLS) */
+    uint64_t midstream_skipped; /* client bytes skipped before the first command */
     bool yield_server;        /* stop reading server bytes so the held client bytes go first */
     struct txn txn;           /* the transaction being built: its commands are still coming */
     struct txn fin;           /* a transaction whose data was sent, awaiting its final reply */
@@ -816,9 +818,12 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     const uint8_t *nl = memchr(text.ptr, '\n', text.len);
     int first = nl ? (int)(nl - text.ptr) : (int)text.len;
     mx_ev_tone(ev, s->rep.code >= 500 ? MX_TONE_BAD : s->rep.code >= 400 ? MX_TONE_WARN : MX_TONE_GOOD);
-    mx_ev_text(ev, "%d%s%s %.*s%s   [%s%s%.1f ms]", s->rep.code, s->rep.enh[0] ? " " : "", s->rep.enh, first,
-               (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "",
-               have ? verb_names[p.verb] : "unmatched", have ? ", " : "", have ? lat * 1e3 : 0.0);
+    if (have)
+        mx_ev_text(ev, "%d%s%s %.*s%s   [%s, %.1f ms]", s->rep.code, s->rep.enh[0] ? " " : "", s->rep.enh, first,
+                   (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "", verb_names[p.verb], lat * 1e3);
+    else
+        mx_ev_text(ev, "%d%s%s %.*s%s   [no command seen]", s->rep.code, s->rep.enh[0] ? " " : "", s->rep.enh,
+                   first, (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "");
     mx_event_emit(mx_ctx_sink(s->ctx), ev);
     if (have)
         reply_effects(s, &p, s->rep.code, s->rep.enh, text, b);
@@ -947,6 +952,8 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
 }
 
 /* ---- The client side ---- */
+
+static void body_end(struct smtp *s, uint64_t off, size_t len);
 
 static enum verb verb_of(struct mx_slice v)
 {
@@ -1274,6 +1281,64 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
     return n;
 }
 
+/* A flow picked up midstream may start inside message data: its lines are
+ * skipped until one is a command (then the session goes on) or "." (the end
+ * of a message whose start was not captured: a partial transaction, so that
+ * the server's reply to it still means something). Returns whether the line
+ * is a command to parse. */
+static bool midstream_line(struct smtp *s, struct mx_slice line, uint64_t off, size_t raw)
+{
+    const uint8_t *sp = memchr(line.ptr, ' ', line.len);
+    struct mx_slice verb = mx_slice_make(line.ptr, sp ? (size_t)(sp - line.ptr) : line.len);
+    struct mx_slice arg = sp ? trim(mx_slice_make(sp + 1, line.len - verb.len - 1)) : mx_slice_make(line.ptr, 0);
+    bool command;
+    switch (verb_of(verb)) {
+    case V_MAIL:
+        command = iprefix(arg.ptr, arg.len, "FROM:");
+        break;
+    case V_RCPT:
+        command = iprefix(arg.ptr, arg.len, "TO:");
+        break;
+    case V_HELO:
+    case V_EHLO:
+        command = arg.len && !memchr(arg.ptr, ' ', arg.len); /* one word */
+        break;
+    case V_AUTH:
+        command = arg.len > 0;
+        break;
+    case V_BDAT:
+        command = arg.len && arg.ptr[0] >= '0' && arg.ptr[0] <= '9';
+        break;
+    case V_DATA:
+    case V_RSET:
+    case V_QUIT:
+    case V_NOOP:
+    case V_STARTTLS:
+        command = !sp; /* the verb alone */
+        break;
+    default:
+        command = false; /* too much like prose to be sure */
+        break;
+    }
+    if (command) {
+        s->cmode = C_CMD;
+        return true;
+    }
+    if (line.len == 1 && line.ptr[0] == '.') {
+        mx_frame_t a, b;
+        mx_time_t ts;
+        span(s, MX_DIR_C2S, off, raw, &a, &b, &ts);
+        if (txn_need(s, a, ts, off, raw) && !s->txn.msg)
+            s->txn.msg = mx_message_new();
+        mx_message_gap(s->txn.msg, s->midstream_skipped ? s->midstream_skipped : 1); /* its start is lost */
+        s->cmode = C_CMD;
+        body_end(s, off, raw);
+        return false;
+    }
+    s->midstream_skipped += raw;
+    return false;
+}
+
 static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bool end)
 {
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
@@ -1325,6 +1390,7 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
                 s->cmode = C_CMD;
             continue;
         }
+        case C_MIDSTREAM:
         case C_CMD:
             break;
         }
@@ -1353,6 +1419,10 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
         size_t raw = (eol < d.len ? eol + 1 : eol) - pos;
         if (raw > SMTP_MAX_CMD_LINE) {
             anomaly(s, MX_DIR_C2S, A_LONG_COMMAND_LINE, base + pos, raw);
+            pos += raw;
+            continue;
+        }
+        if (s->cmode == C_MIDSTREAM && !midstream_line(s, mx_slice_make(d.ptr + pos, n), base + pos, raw)) {
             pos += raw;
             continue;
         }
@@ -1473,6 +1543,8 @@ static void session_emit(struct smtp *s)
     mx_ev_uint(ev, "vrfy", s->vrfy);
     mx_ev_uint(ev, "expn", s->expn);
     mx_ev_uint(ev, "transactions", s->transactions);
+    if (s->midstream_skipped)
+        mx_ev_uint(ev, "midstream_skipped", s->midstream_skipped);
     if (s->tls) {
         mx_ev_obj(ev, "tls_bytes");
         mx_ev_uint(ev, "c2s", s->tls_bytes[MX_DIR_C2S]);
@@ -1527,6 +1599,7 @@ static void *smtp_new(struct mx_dissect_ctx *ctx)
         s->p_n = 1;
     } else {
         s->quiet_unmatched = true;
+        s->cmode = C_MIDSTREAM;
     }
     return s;
 }

@@ -400,6 +400,30 @@ START_TEST(midstream_no_unmatched_noise)
 }
 END_TEST
 
+/* Picked up inside message data: its lines are not commands. */
+static const struct mx_turn midstream_body[] = {
+    { C, "line two of a body\r\nHelp is not a command here? it is: a verb\r\n", 0 },
+    { C, "more body\r\n.\r\n", 0 },
+    { S, "250 2.0.0 Ok: queued as MID1\r\n", 0 },
+    { C, "QUIT\r\n", 0 },
+    { S, "221 bye\r\n", 0 },
+};
+
+START_TEST(midstream_inside_data)
+{
+    struct mx_harness_opts o = { .no_handshake = true };
+    char *out = mx_harness_run(midstream_body, 5, &o, SIZE_MAX, false);
+    ck_assert_int_eq(mx_harness_count(out, "anomaly"), 0);
+    json_object *t = mx_harness_record(out, "smtp.transaction", 0);
+    ck_assert_str_eq(get(t, "queue_id"), "MID1");
+    ck_assert_str_eq(get(t, "partial"), "true");
+    ck_assert_str_eq(get(t, "message.partial"), "true");
+    json_object_put(t);
+    free(out);
+    SPLIT_OK(midstream_body, &o);
+}
+END_TEST
+
 static Suite *smtp_suite(void)
 {
     Suite *s = suite_create("smtp");
@@ -417,6 +441,7 @@ static Suite *smtp_suite(void)
     tcase_add_test(t, anomalies_named);
     tcase_add_test(t, long_line_capped);
     tcase_add_test(t, midstream_no_unmatched_noise);
+    tcase_add_test(t, midstream_inside_data);
     suite_add_tcase(s, t);
     return s;
 }
