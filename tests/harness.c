@@ -15,11 +15,11 @@ struct conn {
     uint16_t port;
 };
 
-static void frame_out(struct conn *c, enum mx_dir d, uint8_t flags, const char *data, size_t n)
+size_t mx_harness_tcp_frame(uint8_t *f, uint8_t a, uint16_t sport, uint8_t b, uint16_t dport, uint32_t seq,
+                            uint32_t ack, uint8_t flags, const void *data, size_t n)
 {
-    static uint8_t f[70000];
     memset(f, 0, 54);
-    f[12] = 0x08;
+    f[12] = 0x08; /* IPv4 */
     uint8_t *ip = f + 14;
     size_t tot = 40 + n;
     ip[0] = 0x45;
@@ -27,14 +27,11 @@ static void frame_out(struct conn *c, enum mx_dir d, uint8_t flags, const char *
     ip[3] = (uint8_t)tot;
     ip[8] = 64;
     ip[9] = 6;
-    uint8_t a = d == MX_DIR_C2S ? 1 : 2, b = d == MX_DIR_C2S ? 2 : 1;
     ip[12] = 10, ip[15] = a;
     ip[16] = 10, ip[19] = b;
     uint8_t *tcp = ip + 20;
-    uint16_t sp = d == MX_DIR_C2S ? 40000 : c->port, dp = d == MX_DIR_C2S ? c->port : 40000;
-    tcp[0] = (uint8_t)(sp >> 8), tcp[1] = (uint8_t)sp;
-    tcp[2] = (uint8_t)(dp >> 8), tcp[3] = (uint8_t)dp;
-    uint32_t seq = c->seq[d], ack = c->seq[!d];
+    tcp[0] = (uint8_t)(sport >> 8), tcp[1] = (uint8_t)sport;
+    tcp[2] = (uint8_t)(dport >> 8), tcp[3] = (uint8_t)dport;
     for (int i = 0; i < 4; i++) {
         tcp[4 + i] = (uint8_t)(seq >> (24 - 8 * i));
         tcp[8 + i] = (uint8_t)(ack >> (24 - 8 * i));
@@ -44,7 +41,16 @@ static void frame_out(struct conn *c, enum mx_dir d, uint8_t flags, const char *
     tcp[14] = 0xff;
     if (n)
         memcpy(tcp + 20, data, n);
-    struct mx_raw_packet raw = { 0, c->t, 1, (uint32_t)(54 + n), (uint32_t)(54 + n), f };
+    return 54 + n;
+}
+
+static void frame_out(struct conn *c, enum mx_dir d, uint8_t flags, const char *data, size_t n)
+{
+    static uint8_t f[70000];
+    bool c2s = d == MX_DIR_C2S;
+    size_t len = mx_harness_tcp_frame(f, c2s ? 1 : 2, c2s ? 40000 : c->port, c2s ? 2 : 1, c2s ? c->port : 40000,
+                                      c->seq[d], c->seq[!d], flags, data, n);
+    struct mx_raw_packet raw = { 0, c->t, 1, (uint32_t)len, (uint32_t)len, f };
     c->t += MX_NS_PER_SEC / 1000;
     mx_engine_packet(c->eng, &raw);
     c->seq[d] += (uint32_t)n + ((flags & (MX_TCP_SYN | MX_TCP_FIN)) ? 1 : 0);
@@ -130,25 +136,39 @@ static void strip(json_object *o)
     }
 }
 
+/* Parses the NDJSON line at *p and advances *p past it; NULL at the end.
+ * An invalid line yields an empty object. */
+static json_object *next_record(const char **p)
+{
+    if (!*p || !**p)
+        return NULL;
+    const char *nl = strchr(*p, '\n');
+    size_t n = nl ? (size_t)(nl - *p) : strlen(*p);
+    char *line = strndup(*p, n);
+    json_object *o = json_tokener_parse(line);
+    free(line);
+    *p = nl ? nl + 1 : NULL;
+    return o ? o : json_object_new_object();
+}
+
+static const char *type_of(json_object *o)
+{
+    json_object *t;
+    return json_object_object_get_ex(o, "type", &t) ? json_object_get_string(t) : "";
+}
+
 char *mx_harness_normalize(const char *ndjson)
 {
     char *out = NULL;
     size_t len = 0;
     FILE *fp = open_memstream(&out, &len);
-    for (const char *p = ndjson; p && *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        char *line = strndup(p, n);
-        json_object *o = json_tokener_parse(line);
-        free(line);
-        json_object *t;
-        const char *type = o && json_object_object_get_ex(o, "type", &t) ? json_object_get_string(t) : "";
-        if (o && strcmp(type, "flow") && strcmp(type, "flow_start") && strcmp(type, "summary")) {
+    json_object *o;
+    for (const char *p = ndjson; (o = next_record(&p)) != NULL; json_object_put(o)) {
+        const char *type = type_of(o);
+        if (strcmp(type, "flow") && strcmp(type, "flow_start") && strcmp(type, "summary")) {
             strip(o);
             fprintf(fp, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         }
-        json_object_put(o);
-        p = nl ? nl + 1 : NULL;
     }
     fclose(fp);
     return out;
@@ -156,19 +176,10 @@ char *mx_harness_normalize(const char *ndjson)
 
 json_object *mx_harness_record(const char *ndjson, const char *type, int nth)
 {
-    for (const char *p = ndjson; p && *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        char *line = strndup(p, n);
-        json_object *o = json_tokener_parse(line);
-        free(line);
-        json_object *t;
-        if (o && json_object_object_get_ex(o, "type", &t) && !strcmp(json_object_get_string(t), type) &&
-            nth-- == 0)
+    json_object *o;
+    for (const char *p = ndjson; (o = next_record(&p)) != NULL; json_object_put(o))
+        if (!strcmp(type_of(o), type) && nth-- == 0)
             return o;
-        json_object_put(o);
-        p = nl ? nl + 1 : NULL;
-    }
     return NULL;
 }
 

@@ -23,6 +23,11 @@ struct mx_harness_opts {
     bool no_fin;            /* end without FINs (capture end) */
 };
 
+/* Writes an Ethernet/IPv4/TCP frame from 10.0.0.a:sport to 10.0.0.b:dport
+ * carrying n bytes into f (at least 54 + n bytes); returns its length. */
+size_t mx_harness_tcp_frame(uint8_t *f, uint8_t a, uint16_t sport, uint8_t b, uint16_t dport, uint32_t seq,
+                            uint32_t ack, uint8_t flags, const void *data, size_t n);
+
 /* Total bytes of a transcript. */
 size_t mx_harness_len(const struct mx_turn *t, size_t n);
 

@@ -10,6 +10,7 @@
 #include "dissector.h"
 #include "engine.h"
 #include "event.h"
+#include "harness.h"
 
 /* ---- A dissector that records what it is given and consumes whole lines ---- */
 
@@ -147,31 +148,9 @@ static void world_free(struct world *w)
 static void tx(struct world *w, uint8_t a, uint16_t sport, uint8_t b, uint16_t dport, uint32_t seq,
                uint32_t ack, uint8_t flags, const char *data)
 {
-    uint8_t f[1600];
-    size_t n = data ? strlen(data) : 0;
-    memset(f, 0, 54);
-    f[12] = 0x08; /* IPv4 */
-    uint8_t *ip = f + 14;
-    uint16_t tot = (uint16_t)(20 + 20 + n);
-    ip[0] = 0x45;
-    ip[2] = (uint8_t)(tot >> 8);
-    ip[3] = (uint8_t)tot;
-    ip[8] = 64;
-    ip[9] = 6;
-    ip[12] = 10, ip[15] = a;
-    ip[16] = 10, ip[19] = b;
-    uint8_t *tcp = ip + 20;
-    tcp[0] = (uint8_t)(sport >> 8), tcp[1] = (uint8_t)sport;
-    tcp[2] = (uint8_t)(dport >> 8), tcp[3] = (uint8_t)dport;
-    for (int i = 0; i < 4; i++) {
-        tcp[4 + i] = (uint8_t)(seq >> (24 - 8 * i));
-        tcp[8 + i] = (uint8_t)(ack >> (24 - 8 * i));
-    }
-    tcp[12] = 5 << 4;
-    tcp[13] = flags;
-    tcp[14] = 0xff;
-    memcpy(tcp + 20, data ? data : "", n);
-    struct mx_raw_packet raw = { 0, w->t, 1, (uint32_t)(54 + n), (uint32_t)(54 + n), f };
+    static uint8_t f[1600];
+    size_t len = mx_harness_tcp_frame(f, a, sport, b, dport, seq, ack, flags, data, data ? strlen(data) : 0);
+    struct mx_raw_packet raw = { 0, w->t, 1, (uint32_t)len, (uint32_t)len, f };
     w->t += MX_NS_PER_SEC / 100;
     mx_engine_packet(w->eng, &raw);
 }
@@ -189,37 +168,8 @@ static void open_conn(struct world *w)
     tx(w, 1, 40000, 2, 25, 101, 501, A, NULL);
 }
 
-/* The n-th NDJSON record of the given type, parsed (caller puts it). */
-static json_object *record(const char *ndjson, const char *type, int nth)
-{
-    const char *p = ndjson;
-    while (p && *p) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        char *line = strndup(p, len);
-        json_object *o = json_tokener_parse(line);
-        free(line);
-        ck_assert_msg(o != NULL, "invalid JSON line");
-        json_object *t;
-        if (json_object_object_get_ex(o, "type", &t) && !strcmp(json_object_get_string(t), type) && nth-- == 0)
-            return o;
-        json_object_put(o);
-        p = nl ? nl + 1 : NULL;
-    }
-    return NULL;
-}
-
-static const char *jstr(json_object *o, const char *path)
-{
-    char buf[128];
-    snprintf(buf, sizeof(buf), "%s", path);
-    json_object *cur = o;
-    for (char *tok = strtok(buf, "."); tok; tok = strtok(NULL, ".")) {
-        if (!json_object_object_get_ex(cur, tok, &cur))
-            return NULL;
-    }
-    return json_object_get_string(cur);
-}
+#define record mx_harness_record
+#define jstr mx_harness_get
 
 START_TEST(dialogue_with_split_lines)
 {
