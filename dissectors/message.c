@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 struct mx_message {
+    struct mx_message_env env;
     EVP_MD_CTX *sha;
     uint64_t size;
     uint64_t missing;
@@ -12,11 +13,12 @@ struct mx_message {
     unsigned char digest[32];
 };
 
-struct mx_message *mx_message_new(void)
+struct mx_message *mx_message_new(const struct mx_message_env *env)
 {
     struct mx_message *m = calloc(1, sizeof(*m));
     if (!m)
         return NULL;
+    m->env = *env;
     m->sha = EVP_MD_CTX_new();
     if (!m->sha || EVP_DigestInit_ex(m->sha, EVP_sha256(), NULL) != 1) {
         mx_message_free(m);
@@ -25,8 +27,9 @@ struct mx_message *mx_message_new(void)
     return m;
 }
 
-void mx_message_feed(struct mx_message *m, struct mx_slice bytes)
+void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t stream_off)
 {
+    (void)stream_off;
     if (!m || m->ended || !bytes.len)
         return;
     EVP_DigestUpdate(m->sha, bytes.ptr, bytes.len);

@@ -2,23 +2,32 @@
 #ifndef MX_MESSAGE_H
 #define MX_MESSAGE_H
 
+#include "dissector.h"
 #include "event.h"
 #include "mx.h"
 
+/* Where a message travels: its records and anomalies name this flow and direction. */
+struct mx_message_env {
+    struct mx_dissect_ctx *ctx;
+    enum mx_dir dir;       /* the direction carrying the message */
+    const char *source;    /* how it travelled: "smtp.data", "smtp.bdat", "pop3.retr", "imap.fetch", ... */
+};
+
 /* One message (RFC 5322) in transit: SMTP DATA/BDAT, POP3 RETR/TOP, IMAP
  * FETCH/APPEND. It is fed in order and never held whole: what is kept is
- * bounded whatever the message's size. The RFC 5322/MIME parser plugs in here. */
+ * bounded whatever the message's size. */
 struct mx_message;
 
-/* A new message; NULL when out of memory. */
-struct mx_message *mx_message_new(void);
-/* Message bytes in order (SMTP: already dot-unstuffed). */
-void mx_message_feed(struct mx_message *m, struct mx_slice bytes);
+/* A new message; NULL when out of memory. env is copied. */
+struct mx_message *mx_message_new(const struct mx_message_env *env);
+/* Message bytes in order (SMTP: already dot-unstuffed). `stream_off` is the
+ * stream offset of the first of them, for the frames of anomalies. */
+void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t stream_off);
 /* `len` bytes of the message were never captured: the message is partial. */
 void mx_message_gap(struct mx_message *m, uint64_t len);
-/* No more bytes come. */
+/* No more bytes come: the message's own record is emitted (once). */
 void mx_message_end(struct mx_message *m);
-/* Adds the message's fields to an open event, as an object under `key`:
+/* Adds a summary of the message to an open event, as an object under `key`:
  * "size", "sha256" (of the bytes seen), "partial". */
 void mx_message_describe(const struct mx_message *m, struct mx_event *ev, const char *key);
 uint64_t mx_message_size(const struct mx_message *m);

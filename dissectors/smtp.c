@@ -316,6 +316,13 @@ static const char *outcome_of(int code)
     return code >= 200 && code < 400 ? "accepted" : code >= 400 && code < 500 ? "deferred" : "rejected";
 }
 
+/* A message the client sends (DATA or BDAT), for the message parser. */
+static struct mx_message *smtp_message(struct smtp *s)
+{
+    struct mx_message_env env = { s->ctx, MX_DIR_C2S, s->txn.bdat ? "smtp.bdat" : "smtp.data" };
+    return mx_message_new(&env);
+}
+
 /* ---- Pending commands (RFC 2920 §3: replies come in command order) ---- */
 
 static bool push(struct smtp *s, enum verb v, mx_frame_t f, mx_time_t ts, uint32_t rcpt, bool last,
@@ -1149,7 +1156,7 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
             t->bdat = true;
             t->chunks++;
             if (!t->msg)
-                t->msg = mx_message_new();
+                t->msg = smtp_message(s);
         }
         s->bdat_left = n;
         s->bdat_last = last;
@@ -1234,7 +1241,7 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
 {
     struct txn *t = &s->txn;
     if (t->open && !t->msg)
-        t->msg = mx_message_new();
+        t->msg = smtp_message(s);
     if (!s->data_first_frame)
         s->data_first_frame = mx_ctx_frame_at(s->ctx, MX_DIR_C2S, off).frame;
     if (s->body_bol) {
@@ -1276,7 +1283,7 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
     }
     const uint8_t *lf = memchr(d.ptr, '\n', d.len);
     size_t n = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
-    mx_message_feed(t->msg, mx_slice_make(d.ptr, n));
+    mx_message_feed(t->msg, mx_slice_make(d.ptr, n), off);
     s->body_bol = lf != NULL;
     return n;
 }
@@ -1329,7 +1336,7 @@ static bool midstream_line(struct smtp *s, struct mx_slice line, uint64_t off, s
         mx_time_t ts;
         span(s, MX_DIR_C2S, off, raw, &a, &b, &ts);
         if (txn_need(s, a, ts, off, raw) && !s->txn.msg)
-            s->txn.msg = mx_message_new();
+            s->txn.msg = smtp_message(s);
         mx_message_gap(s->txn.msg, s->midstream_skipped ? s->midstream_skipped : 1); /* its start is lost */
         s->cmode = C_CMD;
         body_end(s, off, raw);
@@ -1354,7 +1361,7 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
             continue;
         case C_CHUNK: {
             size_t take = rest.len < s->bdat_left ? rest.len : (size_t)s->bdat_left;
-            mx_message_feed(s->txn.msg, mx_slice_make(rest.ptr, take));
+            mx_message_feed(s->txn.msg, mx_slice_make(rest.ptr, take), base + pos);
             s->bdat_left -= take;
             pos += take;
             if (!s->bdat_left) {

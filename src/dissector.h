@@ -64,6 +64,7 @@ struct mx_flow_info {
     bool handshake;       /* the SYN was seen: the streams start at their beginning */
     bool tls_port;        /* the server port starts in TLS */
     bool show_secrets;    /* --show-secrets: passwords and tokens may be written */
+    const char *extract_dir; /* --extract DIR, or NULL */
     mx_time_t start;      /* time of the flow's first packet */
 };
 
@@ -94,5 +95,11 @@ struct mx_frame_ref mx_ctx_frame_at(const struct mx_dissect_ctx *ctx, enum mx_di
  * `dir`: emits an anomaly event naming the frames and counts it in the flow. */
 void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uint64_t off,
                     uint64_t len);
+
+/* Raises an anomaly from a table other than the dissector's own (the
+ * message parser's, shared by several dissectors): like mx_ctx_anomaly, and
+ * counted by name in the flow record. `def` must outlive the run. */
+void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def,
+                        uint64_t off, uint64_t len);
 
 #endif

@@ -51,6 +51,10 @@ struct flow_ext {
     uint64_t pkts[2], wire_bytes[2];
     uint32_t an[MX_AN__COUNT];
     uint32_t *dis_an;       /* the dissector's anomaly counts */
+    struct {                /* anomalies of shared tables (mx_ctx_anomaly_def) */
+        const struct mx_anomaly_def *def;
+        uint32_t n;
+    } other_an[16];
     const char *close_reason;
     struct mx_stream *stream;
 };
@@ -217,6 +221,22 @@ void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uin
     struct mx_frame_ref b = mx_ctx_frame_at(ctx, dir, len ? off + len - 1 : off);
     emit_anomaly(ctx->eng, ctx->flow, (int)dir, x->dis->anomalies[idx].name, x->dis->anomalies[idx].desc,
                  a.frame, b.frame, a.ts);
+}
+
+void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def,
+                        uint64_t off, uint64_t len)
+{
+    struct flow_ext *x = ctx->flow->user;
+    for (size_t i = 0; i < MX_ARRAY_LEN(x->other_an); i++) {
+        if (x->other_an[i].def == def || !x->other_an[i].def) {
+            x->other_an[i].def = def;
+            x->other_an[i].n++;
+            break;
+        }
+    }
+    struct mx_frame_ref a = mx_ctx_frame_at(ctx, dir, off);
+    struct mx_frame_ref b = mx_ctx_frame_at(ctx, dir, len ? off + len - 1 : off);
+    emit_anomaly(ctx->eng, ctx->flow, (int)dir, def->name, def->desc, a.frame, b.frame, a.ts);
 }
 
 /* ---- Feeding dissectors ---- */
@@ -529,6 +549,8 @@ static void emit_flow_record(struct mx_engine *e, struct mx_flow *f)
         for (size_t i = 0; i < x->dis_names->n_anomalies; i++)
             if (x->dis_an[i])
                 mx_ev_uint(ev, x->dis_names->anomalies[i].name, x->dis_an[i]);
+    for (size_t i = 0; i < MX_ARRAY_LEN(x->other_an) && x->other_an[i].def; i++)
+        mx_ev_uint(ev, x->other_an[i].def->name, x->other_an[i].n);
     mx_ev_end(ev);
     mx_ev_str(ev, "close", x->close_reason ? x->close_reason : "capture_end");
     mx_ev_text(ev, "closed (%s): client %" PRIu64 " packets, %" PRIu64 " payload bytes; server %" PRIu64
@@ -651,6 +673,7 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
     x->ctx.flow = f;
     x->ctx.info.id = f->id;
     x->ctx.info.show_secrets = e->cfg.show_secrets;
+    x->ctx.info.extract_dir = e->cfg.extract_dir;
     x->ctx.info.start = p->ts;
     bool cli = sender_is_client(p, sp, dp);
     f->addr[MX_DIR_C2S] = cli ? p->src : p->dst;

@@ -24,6 +24,7 @@ struct mx_config {
                                                       with this one [NULL] */
     bool warnings;                 /* one-line warnings on stderr [true] */
     bool show_secrets;             /* write passwords and tokens [false] */
+    const char *extract_dir;       /* --extract DIR: messages and attachments are written there */
 };
 
 void mx_config_defaults(struct mx_config *c);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void usage(FILE *out)
@@ -26,6 +27,7 @@ static void usage(FILE *out)
             "                       plus DIR/index.json (DIR must be empty or absent)\n"
             "  --color WHEN         colour the timeline: auto (default), always, never; NO_COLOR is honoured\n"
             "  --show-secrets       write passwords and tokens seen in AUTH (by default only their length)\n"
+            "  --extract DIR        write every message seen as a .eml file, and its attachments decoded\n"
             "  -q, --quiet          no warnings on stderr\n"
             "\n"
             "Limits:\n"
@@ -65,7 +67,7 @@ static bool parse_num(const char *s, unsigned long long max, unsigned long long 
 
 int main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS };
+    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT };
     static const struct option opts[] = {
         { "json", required_argument, NULL, OPT_JSON },
         { "streams", required_argument, NULL, OPT_STREAMS },
@@ -74,6 +76,7 @@ int main(int argc, char **argv)
         { "idle-timeout", required_argument, NULL, OPT_IDLE },
         { "reasm-memory", required_argument, NULL, OPT_REASM_MEM },
         { "show-secrets", no_argument, NULL, OPT_SECRETS },
+        { "extract", required_argument, NULL, OPT_EXTRACT },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -124,6 +127,21 @@ int main(int argc, char **argv)
             }
             cfg.reasm.max_total_bytes = (uint64_t)v << 20;
             break;
+        case OPT_EXTRACT: {
+            struct stat st;
+            if (mkdir(optarg, 0777) != 0 && errno != EEXIST) {
+                fprintf(stderr, "mxray: cannot create %s: %s\n", optarg, strerror(errno));
+                status = 1;
+                goto out;
+            }
+            if (stat(optarg, &st) != 0 || !S_ISDIR(st.st_mode)) {
+                fprintf(stderr, "mxray: --extract %s is not a directory\n", optarg);
+                status = 1;
+                goto out;
+            }
+            cfg.extract_dir = optarg;
+            break;
+        }
         case OPT_SECRETS:
             cfg.show_secrets = true;
             break;
