@@ -42,6 +42,7 @@ enum {
     A_AUTH_DECODE_ERROR,
     A_PARTIAL_AFTER_GAP,
     A_REPLY_MISSING,
+    A_REPLY_INCOMPLETE,
 };
 
 static const struct mx_anomaly_def smtp_anomalies[] = {
@@ -65,6 +66,7 @@ static const struct mx_anomaly_def smtp_anomalies[] = {
     { "AUTH_DECODE_ERROR", "a SASL message that is not valid base64 or the mechanism's syntax" },
     { "PARTIAL_AFTER_GAP", "bytes were lost inside a command or message; what follows was resynchronised" },
     { "REPLY_MISSING", "a command got no reply: the next reply can only answer a later command" },
+    { "REPLY_INCOMPLETE", "a multi-line reply never got its last line: the client went on without it" },
 };
 
 enum verb {
@@ -161,6 +163,10 @@ struct smtp {
     bool body_bol;            /* at the start of a message line */
     bool body_resync;         /* a gap hit the message: a command line ends it */
     bool server_spoke, server_ended, server_gap;
+    bool server_skipped;      /* an over-long server line was cut: replies may be lost */
+    bool s2c_resync;          /* the next server line follows a gap: it may be a fragment */
+    bool server_partial;      /* the server's bytes end in an unterminated line */
+    bool server_cut;          /* ...which the client answered: it was a whole line without CRLF */
     bool client_started;
     bool quiet_unmatched;     /* midstream or after a gap: replies to unseen commands */
     bool starttls_pending;    /* STARTTLS sent, no reply yet */
@@ -777,6 +783,8 @@ static bool can_answer(enum verb v, int code)
  * or never captured; those commands are dropped. */
 static void skip_unanswered(struct smtp *s, int code, uint64_t off)
 {
+    if (!s->server_gap && !s->server_skipped)
+        return; /* nothing was lost: the server is just odd */
     if (!s->p_n || can_answer(s->pend[s->p_head].verb, code))
         return;
     for (unsigned i = 1; i < s->p_n && i < 8; i++) {
@@ -792,6 +800,16 @@ static void skip_unanswered(struct smtp *s, int code, uint64_t off)
 static void reply_done(struct smtp *s, uint64_t end_off)
 {
     struct pending p = { V_UNKNOWN, 0, 0, UINT32_MAX, 0, false, false };
+    if (s->cmode == C_BODY && s->body_resync && !s->p_n) {
+        /* The server answers while the client's message, cut by a gap, has
+         * not ended: its end was in the gap. This reply is to it. */
+        anomaly(s, MX_DIR_S2C, A_PARTIAL_AFTER_GAP, s->rep.off, 1);
+        push(s, V_DATA_END, s->rep.first_frame, s->rep.ts, UINT32_MAX, false, 0, 0);
+        txn_data_sent(s);
+        s->cmode = C_MIDSTREAM; /* the next line that is surely a command */
+        s->body_resync = false;
+        s->data_first_frame = 0;
+    }
     skip_unanswered(s, s->rep.code, s->rep.off);
     bool have = pop(s, &p);
     mx_frame_t a = s->rep.first_frame, b;
@@ -845,8 +863,11 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     bool valid = line.len >= 3 && line.ptr[0] >= '2' && line.ptr[0] <= '5' && line.ptr[1] >= '0' &&
                  line.ptr[1] <= '9' && line.ptr[2] >= '0' && line.ptr[2] <= '9' &&
                  (line.len == 3 || line.ptr[3] == ' ' || line.ptr[3] == '-');
+    bool after_gap = s->s2c_resync;
+    s->s2c_resync = false;
     if (!valid) {
-        anomaly(s, MX_DIR_S2C, A_INVALID_REPLY_LINE, off, raw_len);
+        if (!after_gap) /* right after a gap, the tail of a line is expected */
+            anomaly(s, MX_DIR_S2C, A_INVALID_REPLY_LINE, off, raw_len);
         return;
     }
     int code = (line.ptr[0] - '0') * 100 + (line.ptr[1] - '0') * 10 + (line.ptr[2] - '0');
@@ -909,6 +930,9 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
 {
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
     s->yield_server = false;
+    bool cut = s->server_cut; /* the first unterminated line is complete */
+    s->server_cut = false;
+    s->server_partial = false;
     uint64_t base = mx_ctx_offset(s->ctx, MX_DIR_S2C);
     size_t pos = 0;
     while (pos < d.len) {
@@ -927,8 +951,12 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
                 s->smode = S_REPLY;
             continue;
         }
-        if (!lf && d.len - pos <= SMTP_MAX_REPLY_LINE && !end)
+        if (!lf && d.len - pos <= SMTP_MAX_REPLY_LINE && !end && !cut) {
+            s->server_partial = true;
             break; /* wait for the rest of the line */
+        }
+        if (!lf)
+            cut = false;
         size_t eol = lf ? (size_t)(lf - d.ptr) : d.len;
         size_t raw = (lf ? eol + 1 : eol) - pos;
         if (eol - pos > SMTP_MAX_REPLY_LINE) {
@@ -936,8 +964,10 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
              * count; the rest of the line is skipped. */
             anomaly(s, MX_DIR_S2C, A_LONG_REPLY_LINE, base + pos, raw);
             server_line(s, mx_slice_make(d.ptr + pos, SMTP_MAX_REPLY_LINE), base + pos, SMTP_MAX_REPLY_LINE);
-            if (!lf)
+            if (!lf) {
                 s->smode = S_SKIP;
+                s->server_skipped = true;
+            }
             pos += raw;
         } else {
             size_t n = eol - pos;
@@ -996,6 +1026,20 @@ static void command_event(struct smtp *s, struct mx_slice verb, enum verb v, str
     mx_event_emit(mx_ctx_sink(s->ctx), ev);
 }
 
+/* A line of base64 characters (RFC 4648 §4), or "*" / "=". */
+static bool is_base64_line(struct mx_slice l)
+{
+    if (l.len == 1 && (l.ptr[0] == '*' || l.ptr[0] == '='))
+        return true;
+    for (size_t i = 0; i < l.len; i++) {
+        uint8_t c = l.ptr[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+              c == '/' || c == '='))
+            return false;
+    }
+    return true;
+}
+
 /* Feeds a client SASL message (an initial response or a line after 334). */
 static bool sasl_client(struct smtp *s, struct mx_slice b64, uint64_t off, size_t len)
 {
@@ -1034,10 +1078,17 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         s->now = ts;
     if (bare_lf)
         anomaly(s, MX_DIR_C2S, A_BARE_LF, off, raw_len);
-    bool pipelined = s->p_n > 0;
+    /* RFC 2920: sent while earlier commands await replies (the greeting aside). */
+    bool pipelined = s->p_n > 1 || (s->p_n == 1 && s->pend[s->p_head].verb != V_CONNECT);
     char shown[80];
 
-    /* RFC 4954 §4: after a 334, the line is a SASL message, not a command. */
+    /* RFC 4954 §4: after a 334, the line is a SASL message, not a command.
+     * While an exchange is open, a base64 line that is no command is one too,
+     * even if the 334 before it was lost: a password is never shown as a verb. */
+    const uint8_t *sp0 = memchr(line.ptr, ' ', line.len);
+    if (s->auth && !s->auth_continue && !sp0 && line.len &&
+        verb_of(mx_slice_make(line.ptr, line.len)) == V_UNKNOWN && is_base64_line(line))
+        s->auth_continue = true;
     if (s->auth_continue) {
         s->auth_continue = false;
         bool secret = s->auth ? sasl_client(s, line, off, raw_len) : true;
@@ -1065,6 +1116,20 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     struct mx_slice arg = sp ? mx_slice_make(sp + 1, line.len - verb.len - 1) : mx_slice_make(line.ptr, 0);
     enum verb v = verb_of(verb);
     bool injected = s->starttls_pending;
+    if (s->server_partial) {
+        /* The client answered a server line that has no CRLF yet: the
+         * server sent it without one. It is parsed before this command's
+         * reply can come (mx_ctx_wake). */
+        s->server_cut = true;
+        mx_ctx_wake(s->ctx, MX_DIR_S2C);
+    }
+    if (s->rep.active) {
+        /* A client does not speak in the middle of a reply (RFC 5321 §4.2.1:
+         * "250-" promises more lines). The server never finished it. */
+        anomaly(s, MX_DIR_S2C, A_REPLY_INCOMPLETE, s->rep.off, s->rep.raw);
+        reply_done(s, s->rep.off + s->rep.raw);
+        pipelined = s->p_n > 1 || (s->p_n == 1 && s->pend[s->p_head].verb != V_CONNECT);
+    }
     if (injected)
         anomaly(s, MX_DIR_C2S, A_STARTTLS_CLIENT_INJECTION, off, raw_len);
     s->commands++;
@@ -1264,14 +1329,15 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
             static const char *const cmds[] = { "MAIL FROM:", "RSET\r", "QUIT\r", "EHLO ", "HELO ", "RCPT TO:" };
             for (size_t i = 0; i < MX_ARRAY_LEN(cmds); i++) {
                 if (iprefix(d.ptr, d.len, cmds[i])) {
+                    /* The end of the data was lost with the gap; the server's
+                     * reply to it is still to come. */
                     anomaly(s, MX_DIR_C2S, A_PARTIAL_AFTER_GAP, off, 1);
-                    if (t->msg)
-                        mx_message_end(t->msg);
+                    struct mx_frame_ref fr = mx_ctx_frame_at(s->ctx, MX_DIR_C2S, off);
+                    push(s, V_DATA_END, fr.frame, fr.ts, UINT32_MAX, false, off, 1);
+                    txn_data_sent(s);
                     s->cmode = C_CMD;
                     s->body_resync = false;
                     s->data_first_frame = 0;
-                    if (t->open)
-                        txn_close(s, t, "aborted");
                     return 0;
                 }
             }
@@ -1372,7 +1438,7 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
             continue;
         }
         case C_DATA_WAIT:
-            if (!data_assumed(s)) {
+            if (!data_assumed(s) && !end) {
                 s->client_held = true;
                 r.consumed = pos;
                 return r; /* wait for the reply to DATA; the engine keeps the bytes */
@@ -1447,13 +1513,12 @@ static void on_gap(struct smtp *s, enum mx_dir d, uint64_t len)
     if (d == MX_DIR_S2C) {
         /* Replies were lost: which commands they answered is unknown. Keep
          * only the newest command waiting. */
+        /* Replies, or parts of them, were lost: a reply cut short counts as
+         * it was; which later replies are missing shows in their codes. */
         s->server_gap = true;
-        s->rep.active = false;
-        while (s->p_n > 1) {
-            struct pending p;
-            memset(&p, 0, sizeof(p));
-            pop(s, &p);
-        }
+        s->s2c_resync = true;
+        if (s->rep.active)
+            reply_done(s, mx_ctx_offset(s->ctx, MX_DIR_S2C));
         s->quiet_unmatched = true;
         if (s->smode == S_SKIP)
             s->smode = S_REPLY;
@@ -1485,9 +1550,9 @@ static void on_gap(struct smtp *s, enum mx_dir d, uint64_t len)
     case C_TLS:
         return;
     default:
-        /* Commands were lost: their replies will look unmatched. */
-        s->cmode = C_SKIP;
-        s->p_n = 0;
+        /* Commands were lost: their replies will look unmatched, and the
+         * stream resumes at the first line that is surely a command. */
+        s->cmode = C_MIDSTREAM;
         s->quiet_unmatched = true;
         return;
     }
@@ -1633,10 +1698,11 @@ static struct mx_parse_result smtp_parse(void *state, struct mx_dissect_ctx *ctx
         on_gap(s, d, data.len);
         return r;
     }
+    bool last = (flags & (MX_CHUNK_END | MX_CHUNK_TRUNCATED)) != 0; /* no more of these bytes come */
     if (d == MX_DIR_C2S)
-        r = client_bytes(s, data, (flags & MX_CHUNK_END) != 0);
+        r = client_bytes(s, data, last);
     else
-        r = server_bytes(s, data, (flags & MX_CHUNK_END) != 0);
+        r = server_bytes(s, data, last);
     if (flags & MX_CHUNK_END)
         on_end(s, d);
     return r;

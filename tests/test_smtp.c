@@ -424,6 +424,61 @@ START_TEST(midstream_inside_data)
 }
 END_TEST
 
+/* The client sends its message and QUIT without waiting for replies the
+ * capture never shows, then ends first: the held bytes are still read. */
+static const struct mx_turn held_then_client_ends[] = {
+    { S, "220 mx ESMTP\r\n", 0 },
+    { C, "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nSubject: x\r\n\r\nbody\r\n.\r\nQUIT\r\n", 0 },
+    { S, "250 ok\r\n250 ok\r\n", 0 },
+};
+
+START_TEST(held_data_read_at_end)
+{
+    char *out = RUN(held_then_client_ends);
+    ck_assert_int_eq(mx_harness_count(out, "smtp.data"), 1);
+    json_object *c = mx_harness_record(out, "smtp.command", 3);
+    ck_assert_str_eq(get(c, "verb"), "QUIT");
+    json_object_put(c);
+    free(out);
+}
+END_TEST
+
+/* AUTH LOGIN whose 334 prompts were not captured: the base64 lines are still
+ * SASL data, and the password is not written. */
+static const struct mx_turn auth_without_prompts[] = {
+    { S, "220 mx ESMTP\r\n", 0 },
+    { C, "AUTH LOGIN\r\n", 0 },
+    { C, "Ym9i\r\n", 0 },
+    { C, "c2VjcmV0\r\n", 0 },
+    { S, "235 2.7.0 ok\r\n", 0 },
+};
+
+START_TEST(auth_lines_without_prompts_stay_secret)
+{
+    char *out = RUN(auth_without_prompts);
+    ck_assert_ptr_null(strstr(out, "c2VjcmV0"));
+    ck_assert_int_eq(mx_harness_count(out, "smtp.command"), 1);
+    free(out);
+}
+END_TEST
+
+/* A reply cut short where the stream ends counts as it was. */
+START_TEST(reply_cut_at_end)
+{
+    const struct mx_turn t[] = {
+        { S, "220 mx ESMTP\r\n", 0 },
+        { C, "NOOP\r\n", 0 },
+        { S, "250 2.0.0 O", 0 },
+    };
+    char *out = mx_harness_run(t, 3, NULL, SIZE_MAX, false);
+    json_object *r = mx_harness_record(out, "smtp.reply", 1);
+    ck_assert_str_eq(get(r, "code"), "250");
+    ck_assert_str_eq(get(r, "answers.command"), "NOOP");
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
 static Suite *smtp_suite(void)
 {
     Suite *s = suite_create("smtp");
@@ -442,6 +497,9 @@ static Suite *smtp_suite(void)
     tcase_add_test(t, long_line_capped);
     tcase_add_test(t, midstream_no_unmatched_noise);
     tcase_add_test(t, midstream_inside_data);
+    tcase_add_test(t, held_data_read_at_end);
+    tcase_add_test(t, auth_lines_without_prompts_stay_secret);
+    tcase_add_test(t, reply_cut_at_end);
     suite_add_tcase(s, t);
     return s;
 }
