@@ -22,8 +22,14 @@ struct mx_proto {
 extern const struct mx_proto mx_protos[];
 extern const size_t mx_n_protos;
 
-/* The protocol whose well-known port is `port`, or NULL; *tls is set to
- * whether that port starts in TLS (tls may be NULL). */
+/* The protocol on `port`, or NULL: the ports named with mx_registry_add_port()
+ * first, then the well-known ones. *tls is set to whether that port starts in
+ * TLS (tls may be NULL). */
 const struct mx_proto *mx_registry_by_port(uint16_t port, bool *tls);
+
+/* Names one more port for a protocol, from "PROTO=PORT" or "PROTO=PORT/tls"
+ * (--port). Returns false, with a reason in err, on a bad spec or when the
+ * table of named ports is full. */
+bool mx_registry_add_port(const char *spec, char *err, size_t errlen);
 
 #endif

@@ -14,6 +14,8 @@ enum mx_chunk_flags {
     MX_CHUNK_GAP = 1 << 1,   /* data.ptr is NULL: data.len bytes are missing from the stream */
     MX_CHUNK_END = 1 << 2,   /* the direction has ended (FIN, RST, timeout or end of input);
                                 data holds the bytes still unconsumed, possibly none */
+    MX_CHUNK_TRUNCATED = 1 << 3, /* a gap follows these bytes (the unconsumed rest): an element
+                                    cut at their end is all there will be of it */
 };
 
 enum mx_parse_status {
@@ -42,8 +44,9 @@ struct mx_dissector {
     /* Parses bytes of one direction. The two directions arrive interleaved in
      * dialogue order. `data` starts with the bytes the previous call for this
      * direction left unconsumed, which the engine kept; the parser never copies
-     * input to wait for more. With MX_CHUNK_GAP, the unconsumed rest was
-     * dropped: data.len counts it plus the missing bytes. */
+     * input to wait for more. Before a gap, a parser that left bytes
+     * unconsumed gets them once more with MX_CHUNK_TRUNCATED; then comes
+     * MX_CHUNK_GAP with data.len the missing bytes. */
     struct mx_parse_result (*parse)(void *state, struct mx_dissect_ctx *ctx, enum mx_dir dir,
                                     struct mx_slice data, unsigned flags);
     /* The dissector's anomaly names, indexed by the numbers it passes to

@@ -313,7 +313,7 @@ static void parse_call(struct mx_engine *e, struct mx_flow *f, enum mx_dir d, st
         dissect_stop(e, f, "the dissector failed (out of memory)");
         return;
     }
-    if (flags & (MX_CHUNK_GAP | MX_CHUNK_END)) {
+    if (flags & (MX_CHUNK_GAP | MX_CHUNK_END | MX_CHUNK_TRUNCATED)) {
         ds->len = 0;
         ds->want = 0;
         return;
@@ -408,11 +408,13 @@ static void feed_gap(struct mx_engine *e, struct mx_flow *f, enum mx_dir d, uint
     struct dir_state *ds = &x->ds[d];
     if (!x->dis || ds->ended)
         return;
-    uint64_t start = ds->len ? ds->off : off;
-    uint64_t total = (off + len) - start;
-    ds->off = start;
+    if (ds->len) /* the last chance for what was cut: then it is dropped */
+        parse_call(e, f, d, mx_slice_make(ds->buf, ds->len), MX_CHUNK_TRUNCATED, true);
+    if (!x->dis)
+        return;
+    ds->off = off;
     ds->len = 0;
-    parse_call(e, f, d, mx_slice_make(NULL, (size_t)total), MX_CHUNK_GAP, false);
+    parse_call(e, f, d, mx_slice_make(NULL, (size_t)len), MX_CHUNK_GAP, false);
     ds->off = off + len;
     ds->fm_len = 0;
     run_wakes(e, f);

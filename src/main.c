@@ -28,6 +28,7 @@ static void usage(FILE *out)
             "  --color WHEN         colour the timeline: auto (default), always, never; NO_COLOR is honoured\n"
             "  --show-secrets       write passwords and tokens seen in AUTH (by default only their length)\n"
             "  --extract DIR        write every message seen as a .eml file, and its attachments decoded\n"
+            "  --port PROTO=PORT    also read PORT as PROTO (smtp, pop3, imap); PORT/tls if it starts in TLS\n"
             "  -q, --quiet          no warnings on stderr\n"
             "\n"
             "Limits:\n"
@@ -67,7 +68,7 @@ static bool parse_num(const char *s, unsigned long long max, unsigned long long 
 
 int main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT };
+    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT };
     static const struct option opts[] = {
         { "json", required_argument, NULL, OPT_JSON },
         { "streams", required_argument, NULL, OPT_STREAMS },
@@ -77,6 +78,7 @@ int main(int argc, char **argv)
         { "reasm-memory", required_argument, NULL, OPT_REASM_MEM },
         { "show-secrets", no_argument, NULL, OPT_SECRETS },
         { "extract", required_argument, NULL, OPT_EXTRACT },
+        { "port", required_argument, NULL, OPT_PORT },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -140,6 +142,14 @@ int main(int argc, char **argv)
                 goto out;
             }
             cfg.extract_dir = optarg;
+            break;
+        }
+        case OPT_PORT: {
+            char why[160];
+            if (!mx_registry_add_port(optarg, why, sizeof(why))) {
+                fprintf(stderr, "mxray: %s\n", why);
+                goto out;
+            }
             break;
         }
         case OPT_SECRETS:

@@ -26,6 +26,11 @@ check version 0 "$mx" --version
 check no-files 2 "$mx"
 check bad-option 2 "$mx" --no-such-option "$demo"
 check bad-number 2 "$mx" --max-flows 0 "$demo"
+check bad-port 2 "$mx" --port smtp=70000 "$demo"
+check bad-port-proto 2 "$mx" --port http=80 "$demo"
+# A port named with --port is read as that protocol (the lab's second postfix listens on 2525).
+check named-port 0 "$mx" --port smtp=2525 --json "$tmp/p.json" pcaps/smtp/starttls-refused-454.pcap
+expect named-port-smtp grep -q '"type":"smtp.reply".*"code":454' "$tmp/p.json"
 check missing-file 1 "$mx" /nonexistent.pcap
 check not-a-capture 1 "$mx" README.md
 
