@@ -76,3 +76,16 @@ const struct mx_proto *mx_registry_by_port(uint16_t port, bool *tls)
     }
     return NULL;
 }
+
+void mx_registry_filter(char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "tcp and (");
+    const char *sep = "";
+    for (size_t i = 0; i < mx_n_protos && n < len; i++)
+        for (size_t j = 0; j < mx_protos[i].n_ports && n < len; j++, sep = " or ")
+            n += (size_t)snprintf(buf + n, len - n, "%sport %u", sep, mx_protos[i].ports[j].port);
+    for (size_t i = 0; i < n_named && n < len; i++, sep = " or ")
+        n += (size_t)snprintf(buf + n, len - n, "%sport %u", sep, named[i].port);
+    if (n < len)
+        snprintf(buf + n, len - n, ")");
+}

@@ -32,4 +32,8 @@ const struct mx_proto *mx_registry_by_port(uint16_t port, bool *tls);
  * table of named ports is full. */
 bool mx_registry_add_port(const char *spec, char *err, size_t errlen);
 
+/* The default capture filter: TCP on every port of the table, named ones
+ * included ("tcp and (port 25 or port 587 ...)"). */
+void mx_registry_filter(char *buf, size_t len);
+
 #endif

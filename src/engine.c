@@ -86,6 +86,8 @@ struct mx_engine {
     int skipped_lt_value[8];
     bool warned[MX_AN__COUNT];
     bool failed;           /* mxray's own failure (memory, output) */
+    bool have_capture_stats;
+    uint64_t cap_received, cap_dropped, cap_ifdropped;
     struct file_info files[MX_MAX_FILES];
     size_t n_files;
 };
@@ -878,6 +880,13 @@ bool mx_engine_run(struct mx_engine *e, struct mx_input *in)
             mx_engine_packet(e, &raw);
             continue;
         }
+        if (st == MX_INPUT_TICK) {
+            /* Live and quiet: idle flows still time out (wall clock). */
+            if (raw.ts > e->now && e->frames_seen)
+                e->now = raw.ts;
+            expire(e, e->now);
+            continue;
+        }
         if (st == MX_INPUT_EOF)
             return true;
         enum mx_core_anomaly a = st == MX_INPUT_TRUNCATED ? MX_AN_FILE_TRUNCATED : MX_AN_FILE_READ_ERROR;
@@ -932,6 +941,13 @@ static void emit_summary(struct mx_engine *e)
         if (e->an.n[a])
             mx_ev_uint(ev, mx_core_anomalies[a].name, e->an.n[a]);
     mx_ev_end(ev);
+    if (e->have_capture_stats) {
+        mx_ev_obj(ev, "capture");
+        mx_ev_uint(ev, "received", e->cap_received);
+        mx_ev_uint(ev, "dropped", e->cap_dropped);
+        mx_ev_uint(ev, "ifdropped", e->cap_ifdropped);
+        mx_ev_end(ev);
+    }
     mx_ev_int(ev, "exit_status", mx_engine_exit_status(e));
     mx_ev_text(ev, "summary: %" PRIu64 " frames, %" PRIu64 " mail flows, %" PRIu64 " TCP gaps%s", e->frame,
                e->flows_total, e->an.n[MX_AN_TCP_GAP],
@@ -953,6 +969,14 @@ void mx_engine_finish(struct mx_engine *e)
             e->failed = true;
         e->streams = NULL;
     }
+}
+
+void mx_engine_capture_stats(struct mx_engine *e, uint64_t received, uint64_t dropped, uint64_t ifdropped)
+{
+    e->have_capture_stats = true;
+    e->cap_received = received;
+    e->cap_dropped = dropped;
+    e->cap_ifdropped = ifdropped;
 }
 
 int mx_engine_exit_status(const struct mx_engine *e)

@@ -42,6 +42,9 @@ bool mx_engine_run(struct mx_engine *e, struct mx_input *in);
 /* Processes one raw packet; raw->frame is assigned by the engine. */
 void mx_engine_packet(struct mx_engine *e, struct mx_raw_packet *raw);
 
+/* Live capture counters (pcap_stats) for the summary's "capture" object. */
+void mx_engine_capture_stats(struct mx_engine *e, uint64_t received, uint64_t dropped, uint64_t ifdropped);
+
 /* Ends the run: closes every flow, emits the summary record. */
 void mx_engine_finish(struct mx_engine *e);
 

@@ -1,10 +1,13 @@
 /* input.c - capture-file input through libpcap (pcap and pcapng, us and ns timestamps). */
 #include "input.h"
 
+#include "registry.h"
+
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct file_input {
     struct mx_input base;
@@ -53,6 +56,8 @@ static void file_close(struct mx_input *in)
 static const struct mx_input_ops file_ops = {
     .next = file_next,
     .close = file_close,
+    .stats = NULL,
+    .stop = NULL,
 };
 
 struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen)
@@ -85,4 +90,135 @@ struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen)
         f->linktype = MX_LINKTYPE_LOOP;
 #endif
     return &f->base;
+}
+
+/* ---- Live capture ---- */
+
+struct live_input {
+    struct mx_input base;
+    pcap_t *pcap;
+    pcap_dumper_t *dump;
+    int linktype;
+};
+
+static enum mx_input_status live_next(struct mx_input *in, struct mx_raw_packet *pkt)
+{
+    struct live_input *l = (struct live_input *)in;
+    struct pcap_pkthdr *hdr;
+    const u_char *data;
+    int rc = pcap_next_ex(l->pcap, &hdr, &data);
+    if (rc == 1) {
+        if (l->dump)
+            pcap_dump((u_char *)l->dump, hdr, data);
+        pkt->ts = (mx_time_t)hdr->ts.tv_sec * MX_NS_PER_SEC + (mx_time_t)hdr->ts.tv_usec * 1000;
+        pkt->linktype = l->linktype;
+        pkt->caplen = hdr->caplen;
+        pkt->wirelen = hdr->len;
+        pkt->data = data;
+        return MX_INPUT_PACKET;
+    }
+    if (rc == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        pkt->ts = (mx_time_t)now.tv_sec * MX_NS_PER_SEC + now.tv_nsec;
+        return MX_INPUT_TICK;
+    }
+    if (rc == PCAP_ERROR_BREAK)
+        return MX_INPUT_EOF;
+    snprintf(in->error, sizeof(in->error), "%s", pcap_geterr(l->pcap));
+    return MX_INPUT_ERROR;
+}
+
+static void live_close(struct mx_input *in)
+{
+    struct live_input *l = (struct live_input *)in;
+    if (l->dump) {
+        pcap_dump_flush(l->dump);
+        pcap_dump_close(l->dump);
+    }
+    if (l->pcap)
+        pcap_close(l->pcap);
+    free(l);
+}
+
+static bool live_stats(struct mx_input *in, uint64_t *received, uint64_t *dropped, uint64_t *ifdropped)
+{
+    struct live_input *l = (struct live_input *)in;
+    struct pcap_stat st;
+    if (pcap_stats(l->pcap, &st) != 0)
+        return false;
+    *received = st.ps_recv;
+    *dropped = st.ps_drop;
+    *ifdropped = st.ps_ifdrop;
+    return true;
+}
+
+static void live_stop(struct mx_input *in)
+{
+    pcap_breakloop(((struct live_input *)in)->pcap);
+}
+
+static const struct mx_input_ops live_ops = {
+    .next = live_next,
+    .close = live_close,
+    .stats = live_stats,
+    .stop = live_stop,
+};
+
+struct mx_input *mx_input_open_live(const struct mx_live_opts *o, char *err, size_t errlen)
+{
+    char ebuf[PCAP_ERRBUF_SIZE] = "";
+    char deflt[1024];
+    struct bpf_program prog;
+    struct live_input *l = calloc(1, sizeof(*l));
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    l->base.ops = &live_ops;
+    snprintf(l->base.name, sizeof(l->base.name), "%s", o->iface);
+    l->pcap = pcap_create(o->iface, ebuf);
+    if (!l->pcap) {
+        snprintf(err, errlen, "%s", ebuf);
+        goto fail;
+    }
+    pcap_set_snaplen(l->pcap, 262144); /* whole packets */
+    pcap_set_promisc(l->pcap, o->promisc);
+    pcap_set_timeout(l->pcap, 250);   /* ms: next() reports a tick when nothing comes */
+    pcap_set_buffer_size(l->pcap, 16 << 20);
+    pcap_set_tstamp_precision(l->pcap, PCAP_TSTAMP_PRECISION_MICRO);
+    int rc = pcap_activate(l->pcap);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", pcap_statustostr(rc), pcap_geterr(l->pcap));
+        goto fail;
+    }
+    const char *filter = o->filter;
+    if (!filter) {
+        mx_registry_filter(deflt, sizeof(deflt));
+        filter = deflt;
+    }
+    if (pcap_compile(l->pcap, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+        snprintf(err, errlen, "filter \"%s\": %s", filter, pcap_geterr(l->pcap));
+        goto fail;
+    }
+    rc = pcap_setfilter(l->pcap, &prog);
+    pcap_freecode(&prog);
+    if (rc != 0) {
+        snprintf(err, errlen, "filter: %s", pcap_geterr(l->pcap));
+        goto fail;
+    }
+    l->linktype = pcap_datalink(l->pcap);
+    if (l->linktype == DLT_RAW)
+        l->linktype = MX_LINKTYPE_RAW;
+    if (o->write_path) {
+        l->dump = pcap_dump_open(l->pcap, o->write_path);
+        if (!l->dump) {
+            snprintf(err, errlen, "%s: %s", o->write_path, pcap_geterr(l->pcap));
+            goto fail;
+        }
+    }
+    return &l->base;
+fail:
+    live_close(&l->base);
+    return NULL;
 }

@@ -9,6 +9,7 @@ enum mx_input_status {
     MX_INPUT_EOF,       /* the source ended cleanly */
     MX_INPUT_TRUNCATED, /* the file ends in the middle of a record */
     MX_INPUT_ERROR,     /* the source failed; mx_input_error() says why */
+    MX_INPUT_TICK,      /* a live source had nothing for a while; pkt->ts is the wall clock */
 };
 
 struct mx_input;
@@ -20,6 +21,10 @@ struct mx_input_ops {
     enum mx_input_status (*next)(struct mx_input *in, struct mx_raw_packet *pkt);
     /* Closes the source and frees `in`. */
     void (*close)(struct mx_input *in);
+    /* Optional. Capture counters of a live source (pcap_stats); false if none. */
+    bool (*stats)(struct mx_input *in, uint64_t *received, uint64_t *dropped, uint64_t *ifdropped);
+    /* Optional. Makes next() return MX_INPUT_EOF soon; async-signal-safe. */
+    void (*stop)(struct mx_input *in);
 };
 
 struct mx_input {
@@ -31,5 +36,18 @@ struct mx_input {
 /* Opens a pcap or pcapng file ("-" for standard input), with timestamps
  * read at nanosecond precision. NULL on failure, with the reason in err. */
 struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen);
+
+/* Live capture options (-i, -f, -w, --no-promisc). */
+struct mx_live_opts {
+    const char *iface;
+    const char *filter;     /* BPF; NULL: the mail ports (mx_registry_filter) */
+    bool promisc;
+    const char *write_path; /* -w: also write the raw packets there, or NULL */
+};
+
+/* Opens an interface for capture with whole packets (snaplen 262144) and a
+ * short read timeout, so that next() can report ticks. NULL with err on
+ * failure (no permission, no such interface, a bad filter). */
+struct mx_input *mx_input_open_live(const struct mx_live_opts *o, char *err, size_t errlen);
 
 #endif

@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +20,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: mxray [options] FILE...\n"
+            "       mxray [options] -i IFACE [-f BPF] [-w FILE] [-Z USER] [--no-promisc]\n"
             "\n"
             "Reads pcap/pcapng captures (\"-\" for standard input; several files are read\n"
             "in order, numbered as one capture), rebuilds the TCP streams of mail flows\n"
@@ -36,6 +41,14 @@ static void usage(FILE *out)
             "  --idle-timeout SECS  close a flow after this much silence (default 3600)\n"
             "  --reasm-memory MIB   bytes held for TCP reassembly, all flows together (default 256)\n"
             "\n"
+            "Live capture (root or CAP_NET_RAW; stop with Ctrl-C or SIGTERM: open sessions are\n"
+            "flushed into the output and the summary gives pcap's drop counts):\n"
+            "  -i IFACE             capture from IFACE instead of reading files\n"
+            "  -f BPF               capture filter (default: TCP on the mail ports and --port ones)\n"
+            "  -w FILE              also write the captured packets to FILE (pcap)\n"
+            "  -Z USER              drop privileges to USER once the capture is open\n"
+            "  --no-promisc         do not put the interface in promiscuous mode\n"
+            "\n"
             "  -h, --help           this text\n"
             "  -V, --version        the version\n"
             "\n"
@@ -50,6 +63,32 @@ static void usage(FILE *out)
             "\n\nExit status: 0 done; 1 mxray failed (unreadable input, out of memory, write error);\n"
             "2 usage error; 3 done, but the input was damaged (truncated file, snaplen cuts,\n"
             "headers whose lengths lie): see the warnings and the summary.\n");
+}
+
+/* The live source, for the signal handler to stop. */
+static struct mx_input *volatile live_input;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    struct mx_input *in = live_input;
+    if (in && in->ops->stop)
+        in->ops->stop(in); /* pcap_breakloop: the run ends after this packet */
+}
+
+/* -Z USER, as tcpdump does it: groups, then gid, then uid. */
+static bool drop_privileges(const char *user)
+{
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        fprintf(stderr, "mxray: -Z: no user %s\n", user);
+        return false;
+    }
+    if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        fprintf(stderr, "mxray: -Z %s: %s\n", user, strerror(errno));
+        return false;
+    }
+    return true;
 }
 
 /* Parses a positive decimal number no larger than max; false on anything else. */
@@ -68,7 +107,7 @@ static bool parse_num(const char *s, unsigned long long max, unsigned long long 
 
 int main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT };
+    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT, OPT_NOPROMISC };
     static const struct option opts[] = {
         { "json", required_argument, NULL, OPT_JSON },
         { "streams", required_argument, NULL, OPT_STREAMS },
@@ -79,6 +118,7 @@ int main(int argc, char **argv)
         { "show-secrets", no_argument, NULL, OPT_SECRETS },
         { "extract", required_argument, NULL, OPT_EXTRACT },
         { "port", required_argument, NULL, OPT_PORT },
+        { "no-promisc", no_argument, NULL, OPT_NOPROMISC },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -93,7 +133,9 @@ int main(int argc, char **argv)
     struct mx_engine *eng = NULL;
     int c;
     unsigned long long v;
-    while ((c = getopt_long(argc, argv, "qhV", opts, NULL)) != -1) {
+    struct mx_live_opts live = { NULL, NULL, true, NULL };
+    const char *run_as = NULL;
+    while ((c = getopt_long(argc, argv, "qhVi:f:w:Z:", opts, NULL)) != -1) {
         switch (c) {
         case OPT_JSON:
             json_path = optarg;
@@ -155,6 +197,21 @@ int main(int argc, char **argv)
         case OPT_SECRETS:
             cfg.show_secrets = true;
             break;
+        case 'i':
+            live.iface = optarg;
+            break;
+        case 'f':
+            live.filter = optarg;
+            break;
+        case 'w':
+            live.write_path = optarg;
+            break;
+        case 'Z':
+            run_as = optarg;
+            break;
+        case OPT_NOPROMISC:
+            live.promisc = false;
+            break;
         case 'q':
             cfg.warnings = false;
             break;
@@ -171,7 +228,15 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    if (optind >= argc) {
+    if (live.iface && optind < argc) {
+        fprintf(stderr, "mxray: -i reads an interface; no capture file goes with it\n");
+        goto out;
+    }
+    if (!live.iface && (live.filter || live.write_path || run_as)) {
+        fprintf(stderr, "mxray: -f, -w and -Z go with -i\n");
+        goto out;
+    }
+    if (!live.iface && optind >= argc) {
         fprintf(stderr, "mxray: no capture file given (try --help)\n");
         goto out;
     }
@@ -209,6 +274,33 @@ int main(int argc, char **argv)
         goto out;
     }
     bool opened_all = true;
+    if (live.iface) {
+        struct mx_input *in = mx_input_open_live(&live, err, sizeof(err));
+        if (!in) {
+            fprintf(stderr, "mxray: %s: %s\n", live.iface, err);
+            goto out;
+        }
+        if (run_as && !drop_privileges(run_as)) {
+            in->ops->close(in);
+            goto out;
+        }
+        live_input = in;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        mx_engine_run(eng, in);
+        live_input = NULL;
+        uint64_t rcv, drop, ifdrop;
+        if (in->ops->stats(in, &rcv, &drop, &ifdrop)) {
+            mx_engine_capture_stats(eng, rcv, drop, ifdrop);
+            if (drop || ifdrop)
+                fprintf(stderr, "mxray: the capture dropped %" PRIu64 " packets (%" PRIu64 " by the interface)\n",
+                        drop, ifdrop);
+        }
+        in->ops->close(in);
+    }
     for (int i = optind; i < argc; i++) {
         struct mx_input *in = mx_input_open_file(argv[i], err, sizeof(err));
         if (!in) {
