@@ -3,6 +3,8 @@
 
 #include "smtp.h"
 
+#include <ndpi/ndpi_protocol_ids.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +13,10 @@
 /* RFC 5321 §4.5.4 / RFC 6409 / RFC 8314 for SMTP; RFC 1939 and RFC 8314 for
  * POP3; RFC 9051 and RFC 8314 for IMAP. The dissectors fill in as they land. */
 const struct mx_proto mx_protos[] = {
-    { "smtp", { { 25, false }, { 587, false }, { 465, true } }, 3, &mx_smtp_dissector },
-    { "pop3", { { 110, false }, { 995, true } }, 2, NULL },
-    { "imap", { { 143, false }, { 993, true } }, 2, NULL },
+    { "smtp", { { 25, false }, { 587, false }, { 465, true } }, 3, &mx_smtp_dissector, NDPI_PROTOCOL_MAIL_SMTP,
+      NDPI_PROTOCOL_MAIL_SMTPS },
+    { "pop3", { { 110, false }, { 995, true } }, 2, NULL, NDPI_PROTOCOL_MAIL_POP, NDPI_PROTOCOL_MAIL_POPS },
+    { "imap", { { 143, false }, { 993, true } }, 2, NULL, NDPI_PROTOCOL_MAIL_IMAP, NDPI_PROTOCOL_MAIL_IMAPS },
 };
 const size_t mx_n_protos = MX_ARRAY_LEN(mx_protos);
 
@@ -88,4 +91,16 @@ void mx_registry_filter(char *buf, size_t len)
         n += (size_t)snprintf(buf + n, len - n, "%sport %u", sep, named[i].port);
     if (n < len)
         snprintf(buf + n, len - n, ")");
+}
+
+const struct mx_proto *mx_registry_by_ndpi(uint16_t id, bool *tls)
+{
+    for (size_t i = 0; id && i < mx_n_protos; i++) {
+        if (mx_protos[i].ndpi_plain == id || mx_protos[i].ndpi_tls == id) {
+            if (tls)
+                *tls = mx_protos[i].ndpi_tls == id;
+            return &mx_protos[i];
+        }
+    }
+    return NULL;
 }

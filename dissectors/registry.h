@@ -17,6 +17,7 @@ struct mx_proto {
     struct mx_port ports[4];
     size_t n_ports;
     const struct mx_dissector *dissector; /* NULL until the protocol's dissector lands */
+    uint16_t ndpi_plain, ndpi_tls;        /* nDPI's protocol ids, in clear and over TLS */
 };
 
 extern const struct mx_proto mx_protos[];
@@ -26,6 +27,9 @@ extern const size_t mx_n_protos;
  * first, then the well-known ones. *tls is set to whether that port starts in
  * TLS (tls may be NULL). */
 const struct mx_proto *mx_registry_by_port(uint16_t port, bool *tls);
+
+/* The protocol nDPI calls `id`, or NULL; *tls: the TLS variant (SMTPS, ...). */
+const struct mx_proto *mx_registry_by_ndpi(uint16_t id, bool *tls);
 
 /* Names one more port for a protocol, from "PROTO=PORT" or "PROTO=PORT/tls"
  * (--port). Returns false, with a reason in err, on a bad spec or when the

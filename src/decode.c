@@ -429,6 +429,7 @@ static enum mx_decode_result mx_defrag_add(struct mx_dctx *x, const struct mx_fr
     total = g->total;
     nh = g->nh;
     x->pkt->defragmented = true;
+    x->pkt->l3 = mx_slice_make(NULL, 0);
     x->pkt->first_frame = g->first_frame;
     mx_defrag_drop(d, g);
     l.ptr = d->buf;
@@ -535,6 +536,7 @@ static enum mx_decode_result mx_decode_ipv6(struct mx_dctx *x, struct mx_layer l
         return mx_decode_bad(x, MX_AN_IPV6_EXT_INVALID);
     p->src.family = p->dst.family = 6;
     l = mx_layer_fit(x, l, 40 + (size_t)plen);
+    p->l3 = mx_slice_make(l.ptr, l.cap);
     return mx_decode_ipv6_ext(x, mx_layer_skip(l, 40), nh, false);
 }
 
@@ -570,7 +572,9 @@ static enum mx_decode_result mx_decode_ipv4(struct mx_dctx *x, struct mx_layer l
     if (!mx_cursor_skip(&c, hl - 20)) /* options */
         return mx_decode_short(x, l, hl, MX_AN_IP_HEADER_INVALID);
     p->src.family = p->dst.family = 4;
-    l = mx_layer_skip(mx_layer_fit(x, l, tot), hl);
+    l = mx_layer_fit(x, l, tot);
+    p->l3 = mx_slice_make(l.ptr, l.cap);
+    l = mx_layer_skip(l, hl);
     off = (uint32_t)(frag & 0x1fff) * 8;
     if (off == 0 && !(frag & 0x2000)) {
         if (k.proto == MX_IPPROTO_IPV6 || k.proto == MX_IPPROTO_IPIP)

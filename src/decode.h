@@ -49,6 +49,8 @@ struct mx_packet {
     uint32_t payload_len;    /* payload length according to the IP header */
     bool truncated;          /* payload.len < payload_len (snaplen cut) */
     bool defragmented;       /* carried by several IP fragments */
+    struct mx_slice l3;      /* the (innermost) IP header and what follows, as captured; empty
+                                when defragmented. For classifiers that want the IP packet. */
     mx_frame_t first_frame;  /* first fragment's frame when defragmented, else frame */
 };
 

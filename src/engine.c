@@ -1,6 +1,7 @@
 /* engine.c - the pipeline: decode, flows, TCP reassembly, dissectors, events and the summary. */
 #include "engine.h"
 
+#include "classify.h"
 #include "dissector.h"
 #include "flow.h"
 #include "registry.h"
@@ -13,6 +14,27 @@
 
 #define MX_DECODE_EVENTS_PER_KIND 10 /* run-wide anomaly events per kind; the rest are counted */
 #define MX_MAX_FILES 1024
+#define MX_CLASSIFY_PKTS 24          /* packets of a flow nDPI may look at */
+#define MX_REPLAY_BYTES (64u << 10)  /* bytes kept of an unclassified flow, for its dissector */
+
+/* What an unclassified flow delivered, kept in order until nDPI says whether
+ * it is mail: then its dissector gets it all, as if it had run from the start. */
+struct replay_item {
+    uint8_t dir;
+    bool gap;
+    uint64_t off, len;
+    mx_frame_t frame;
+    mx_time_t ts;
+    uint32_t at; /* into the byte buffer */
+};
+
+struct replay {
+    struct replay_item *items;
+    size_t n, cap;
+    uint8_t *bytes;
+    uint32_t used;
+    bool overflow; /* more came than is kept: the dissector starts with a gap */
+};
 
 /* Per direction: what the dissector left unconsumed, and which frames carried it. */
 struct frame_mark {
@@ -57,6 +79,10 @@ struct flow_ext {
     } other_an[16];
     const char *close_reason;
     struct mx_stream *stream;
+    struct mx_classify_flow cls;
+    struct replay *replay;  /* while a flow off the mail ports awaits its classification */
+    bool ignored;           /* classified as not mail: its packets are only counted */
+    bool by_ndpi;           /* recognised as mail by nDPI, not by its port */
 };
 
 struct file_info {
@@ -74,11 +100,13 @@ struct mx_engine {
     struct mx_flow_table *flows;
     struct mx_reasm_pool pool;
     struct mx_streams *streams;
+    struct mx_classifier *cls;   /* NULL with --no-ndpi */
     mx_frame_t frame;
     uint64_t frames_seen;
     mx_time_t now, first_ts, last_ts;
     /* Counters for the summary. */
     uint64_t bytes, tcp_segments, mail_segments, other_packets, late_packets, flows_total, flows_evicted;
+    uint64_t ndpi_flows, ndpi_mail_flows;
     uint32_t peak_flows;
     struct mx_anomaly_counts an;
     uint64_t an_events[MX_AN__COUNT];
@@ -101,6 +129,7 @@ void mx_config_defaults(struct mx_config *c)
     c->closed_linger = 60 * MX_NS_PER_SEC;
     c->dissector_buffer = 1u << 20;
     c->dissect = true;
+    c->classify = true;
     c->warnings = true;
 }
 
@@ -435,10 +464,67 @@ static void feed_end(struct mx_engine *e, struct mx_flow *f, enum mx_dir d)
 
 /* ---- Reassembly callbacks ---- */
 
+/* Keeps a delivered chunk (or a gap) of an unclassified flow. */
+static void replay_keep(struct flow_ext *x, enum mx_dir d, uint64_t off, struct mx_slice b, bool gap,
+                        mx_frame_t frame, mx_time_t ts)
+{
+    struct replay *r = x->replay;
+    if (r->overflow)
+        return;
+    size_t need = gap ? 0 : b.len;
+    if (r->used + need > MX_REPLAY_BYTES || r->n == 4096) {
+        r->overflow = true;
+        return;
+    }
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        struct replay_item *it = realloc(r->items, cap * sizeof(*it));
+        if (!it) {
+            r->overflow = true;
+            return;
+        }
+        r->items = it;
+        r->cap = cap;
+    }
+    if (!r->bytes && need) {
+        r->bytes = malloc(MX_REPLAY_BYTES);
+        if (!r->bytes) {
+            r->overflow = true;
+            return;
+        }
+    }
+    struct replay_item *it = &r->items[r->n++];
+    it->dir = (uint8_t)d;
+    it->gap = gap;
+    it->off = off;
+    it->len = b.len;
+    it->frame = frame;
+    it->ts = ts;
+    it->at = r->used;
+    if (need)
+        memcpy(r->bytes + r->used, b.ptr, need);
+    r->used += (uint32_t)need;
+}
+
+static void replay_free(struct flow_ext *x)
+{
+    if (!x->replay)
+        return;
+    free(x->replay->items);
+    free(x->replay->bytes);
+    free(x->replay);
+    x->replay = NULL;
+}
+
 static void on_data(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame, mx_time_t ts)
 {
     struct mx_dissect_ctx *ctx = ud;
     struct flow_ext *x = ctx->flow->user;
+    if (!x->proto) {
+        if (x->replay)
+            replay_keep(x, d, off, b, false, frame, ts);
+        return;
+    }
     if (x->stream)
         mx_stream_data(ctx->eng->streams, x->stream, d, b);
     feed_data(ctx->eng, ctx->flow, d, off, b, frame, ts);
@@ -450,6 +536,11 @@ static void on_gap(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame
     struct mx_engine *e = ctx->eng;
     struct mx_flow *f = ctx->flow;
     struct flow_ext *x = f->user;
+    if (!x->proto) {
+        if (x->replay)
+            replay_keep(x, d, off, mx_slice_make(NULL, len), true, frame, ts);
+        return;
+    }
     x->an[MX_AN_TCP_GAP]++;
     e->an.n[MX_AN_TCP_GAP]++;
     if (!frame)
@@ -478,6 +569,8 @@ static void on_fin(void *ud, enum mx_dir d, mx_frame_t frame, mx_time_t ts)
 static void on_anomaly(void *ud, enum mx_dir d, enum mx_core_anomaly an, mx_frame_t frame, mx_time_t ts)
 {
     struct mx_dissect_ctx *ctx = ud;
+    if (!((struct flow_ext *)ctx->flow->user)->proto)
+        return; /* not (yet) a mail flow */
     core_anomaly(ctx->eng, ctx->flow, (int)d, an, frame, ts);
 }
 
@@ -503,6 +596,8 @@ static void emit_flow_start(struct mx_engine *e, struct mx_flow *f)
     mx_ev_str(ev, "server", s);
     mx_ev_uint(ev, "server_port", f->port[MX_DIR_S2C]);
     mx_ev_bool(ev, "handshake", x->handshake);
+    if (x->by_ndpi)
+        mx_ev_bool(ev, "found_by_ndpi", true);
     mx_ev_frames(ev, f->first_frame, f->first_frame);
     bool v6 = f->addr[0].family == 6;
     mx_ev_text(ev, "%s %s%s%s:%u -> %s%s%s:%u %s", x->proto->name, v6 ? "[" : "", c, v6 ? "]" : "",
@@ -556,6 +651,10 @@ static void emit_flow_record(struct mx_engine *e, struct mx_flow *f)
     for (size_t i = 0; i < MX_ARRAY_LEN(x->other_an) && x->other_an[i].def; i++)
         mx_ev_uint(ev, x->other_an[i].def->name, x->other_an[i].n);
     mx_ev_end(ev);
+    if (e->cls)
+        mx_classify_describe(e->cls, &x->cls, ev);
+    if (x->by_ndpi)
+        mx_ev_bool(ev, "found_by_ndpi", true);
     mx_ev_str(ev, "close", x->close_reason ? x->close_reason : "capture_end");
     mx_ev_text(ev, "closed (%s): client %" PRIu64 " packets, %" PRIu64 " payload bytes; server %" PRIu64
                    " packets, %" PRIu64 " payload bytes%s",
@@ -565,10 +664,13 @@ static void emit_flow_record(struct mx_engine *e, struct mx_flow *f)
     mx_event_emit(e->sink, ev);
 }
 
-static void flow_ext_free(struct flow_ext *x)
+static void flow_ext_free(struct mx_engine *e, struct flow_ext *x)
 {
     if (!x)
         return;
+    if (e->cls)
+        mx_classify_finish(e->cls, &x->cls);
+    replay_free(x);
     if (x->dis && x->dstate)
         x->dis->state_free(x->dstate);
     for (int d = 0; d < 2; d++) {
@@ -579,6 +681,8 @@ static void flow_ext_free(struct flow_ext *x)
     free(x);
 }
 
+static void classified(struct mx_engine *e, struct mx_flow *f);
+
 /* Ends a flow: delivers what is held, ends the dissector, reports the flow,
  * then keeps it as a closed entry. */
 static void flow_close(struct mx_engine *e, struct mx_flow *f, const char *reason)
@@ -587,10 +691,16 @@ static void flow_close(struct mx_engine *e, struct mx_flow *f, const char *reaso
     if (f->state == MX_FLOW_CLOSED)
         return;
     x->close_reason = reason;
+    if (e->cls && !x->cls.done) {
+        mx_classify_finish(e->cls, &x->cls);
+        if (!x->proto && !x->ignored)
+            classified(e, f);
+    }
     mx_reasm_finish(&f->reasm, &e->pool, &reasm_ops, &x->ctx);
     feed_end(e, f, MX_DIR_C2S);
     feed_end(e, f, MX_DIR_S2C);
-    emit_flow_record(e, f);
+    if (x->proto)
+        emit_flow_record(e, f);
     if (x->stream) {
         mx_stream_close(e->streams, x->stream);
         x->stream = NULL;
@@ -602,7 +712,7 @@ static void flow_drop(struct mx_engine *e, struct mx_flow *f)
 {
     flow_close(e, f, "capture_end");
     mx_reasm_release(&f->reasm, &e->pool);
-    flow_ext_free(f->user);
+    flow_ext_free(e, f->user);
     f->user = NULL;
     mx_flow_remove(e->flows, f);
 }
@@ -659,6 +769,29 @@ static bool sender_is_client(const struct mx_packet *p, const struct mx_proto *s
     return p->dport <= p->sport;
 }
 
+/* Makes a flow a mail flow of `proto`: its number, dissector, stream files
+ * and flow_start record. */
+static void become_mail(struct mx_engine *e, struct mx_flow *f, const struct mx_proto *proto, bool tls)
+{
+    struct flow_ext *x = f->user;
+    x->proto = proto;
+    x->tls_port = tls;
+    f->id = ++e->flows_total; /* mail flows are numbered 1, 2, ... */
+    x->ctx.info.id = f->id;
+    x->ctx.info.handshake = x->handshake;
+    x->ctx.info.tls_port = tls;
+    const struct mx_dissector *dis = e->cfg.dissector_override ? e->cfg.dissector_override : proto->dissector;
+    if (e->cfg.dissect && dis && !tls)
+        x->dis = dis; /* its state is made with the first byte: SYN-only flows cost nothing */
+    if (e->streams) {
+        x->stream = mx_streams_open(e->streams, f->id, proto->name, &f->addr[0], f->port[0], &f->addr[1],
+                                    f->port[1], f->first_frame);
+        if (!x->stream)
+            e->failed = true;
+    }
+    emit_flow_start(e, f);
+}
+
 static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key *k, const struct mx_packet *p,
                                    const struct mx_proto *sp, const struct mx_proto *dp)
 {
@@ -675,7 +808,6 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
     f->user = x;
     x->ctx.eng = e;
     x->ctx.flow = f;
-    x->ctx.info.id = f->id;
     x->ctx.info.show_secrets = e->cfg.show_secrets;
     x->ctx.info.extract_dir = e->cfg.extract_dir;
     x->ctx.info.start = p->ts;
@@ -684,29 +816,66 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
     f->port[MX_DIR_C2S] = cli ? p->sport : p->dport;
     f->addr[MX_DIR_S2C] = cli ? p->dst : p->src;
     f->port[MX_DIR_S2C] = cli ? p->dport : p->sport;
-    x->proto = mx_registry_by_port(f->port[MX_DIR_S2C], &x->tls_port);
-    if (!x->proto)
-        x->proto = mx_registry_by_port(f->port[MX_DIR_C2S], &x->tls_port);
+    bool tls = false;
+    const struct mx_proto *proto = mx_registry_by_port(f->port[MX_DIR_S2C], &tls);
+    if (!proto)
+        proto = mx_registry_by_port(f->port[MX_DIR_C2S], &tls);
     x->handshake = (p->flags & MX_TCP_SYN) != 0;
-    x->ctx.info.handshake = x->handshake;
-    x->ctx.info.tls_port = x->tls_port;
     f->first_ts = f->last_ts = p->ts;
     f->first_frame = p->frame;
-    e->flows_total++;
     if (mx_flow_count(e->flows) > e->peak_flows)
         e->peak_flows = mx_flow_count(e->flows);
-    const struct mx_dissector *dis = e->cfg.dissector_override ? e->cfg.dissector_override
-                                                                : x->proto->dissector;
-    if (e->cfg.dissect && dis && !x->tls_port)
-        x->dis = dis; /* its state is made with the first byte: SYN-only flows cost nothing */
-    if (e->streams) {
-        x->stream = mx_streams_open(e->streams, f->id, x->proto->name, &f->addr[0], f->port[0],
-                                    &f->addr[1], f->port[1], f->first_frame);
-        if (!x->stream)
-            e->failed = true;
+    if (proto) {
+        become_mail(e, f, proto, tls);
+    } else {
+        /* Off the mail ports: nDPI decides; meanwhile what it says is kept. */
+        x->replay = calloc(1, sizeof(*x->replay));
+        if (!x->replay)
+            x->ignored = true;
+        e->ndpi_flows++;
     }
-    emit_flow_start(e, f);
     return f;
+}
+
+/* nDPI settled an unclassified flow: mail gets its dissector, fed what was
+ * kept; anything else is only counted from now on. */
+static void classified(struct mx_engine *e, struct mx_flow *f)
+{
+    struct flow_ext *x = f->user;
+    bool tls = false;
+    const struct mx_proto *pr = mx_registry_by_ndpi(x->cls.app, &tls);
+    if (!pr)
+        pr = mx_registry_by_ndpi(x->cls.master, &tls);
+    struct replay *r = x->replay;
+    x->replay = NULL;
+    if (!pr) {
+        x->ignored = true;
+        mx_reasm_release(&f->reasm, &e->pool);
+        f->reasm.closed = true;
+    } else {
+        become_mail(e, f, pr, tls);
+        x->by_ndpi = true;
+        e->ndpi_mail_flows++;
+        uint64_t end[2] = { 0, 0 };
+        for (size_t i = 0; r && i < r->n; i++) {
+            const struct replay_item *it = &r->items[i];
+            if (it->gap)
+                on_gap(&x->ctx, (enum mx_dir)it->dir, it->off, it->len, it->frame, it->ts);
+            else
+                on_data(&x->ctx, (enum mx_dir)it->dir, it->off, mx_slice_make(r->bytes + it->at, it->len),
+                        it->frame, it->ts);
+            end[it->dir] = it->off + it->len;
+        }
+        /* What came past the kept bytes is a gap for the dissector. */
+        for (int d = 0; d < 2; d++)
+            if (f->reasm.h[d].off > end[d])
+                on_gap(&x->ctx, (enum mx_dir)d, end[d], f->reasm.h[d].off - end[d], f->last_frame, f->last_ts);
+    }
+    if (r) {
+        free(r->items);
+        free(r->bytes);
+        free(r);
+    }
 }
 
 static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t wirelen)
@@ -715,9 +884,10 @@ static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t
     bool stls, dtls;
     const struct mx_proto *sp = mx_registry_by_port(p->sport, &stls);
     const struct mx_proto *dp = mx_registry_by_port(p->dport, &dtls);
-    if (!sp && !dp)
+    if (!sp && !dp && !e->cls)
         return;
-    e->mail_segments++;
+    if (sp || dp)
+        e->mail_segments++;
     struct mx_flow_key k;
     mx_flow_key_make(&k, &p->src, p->sport, &p->dst, p->dport, NULL);
     struct mx_flow *f = mx_flow_find(e->flows, &k);
@@ -749,6 +919,14 @@ static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t
         }
     }
     struct flow_ext *x = f->user;
+    if (x->ignored) {
+        /* Not mail: forget it when it ends, else let it time out. */
+        f->last_ts = p->ts > f->last_ts ? p->ts : f->last_ts;
+        mx_flow_touch(e->flows, f);
+        if (p->flags & (MX_TCP_RST | MX_TCP_FIN))
+            flow_drop(e, f);
+        return;
+    }
     enum mx_dir d = (p->sport == f->port[MX_DIR_C2S] && mx_addr_eq(&p->src, &f->addr[MX_DIR_C2S]))
                         ? MX_DIR_C2S
                         : MX_DIR_S2C;
@@ -763,6 +941,13 @@ static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t
         f->first_ts = p->ts;
     f->last_frame = p->frame;
     mx_flow_touch(e->flows, f);
+    if (e->cls && !x->cls.done && p->l3.len) {
+        mx_classify_packet(e->cls, &x->cls, p->l3, p->ts, MX_CLASSIFY_PKTS);
+        if (x->cls.done && !x->proto)
+            classified(e, f);
+        if (x->ignored)
+            return;
+    }
     if (p->truncated)
         core_anomaly(e, f, (int)d, MX_AN_SNAPLEN_TRUNCATED, p->frame, p->ts);
     if (!mx_reasm_segment(&f->reasm, &e->pool, d, p, &reasm_ops, &x->ctx))
@@ -845,6 +1030,14 @@ struct mx_engine *mx_engine_new(const struct mx_config *cfg, struct mx_sink *sin
     e->sink = sink;
     e->dec = mx_decoder_new(&cfg->defrag);
     e->flows = mx_flow_table_new(cfg->max_flows);
+    if (cfg->classify) {
+        e->cls = mx_classifier_new();
+        if (!e->cls) {
+            snprintf(err, errlen, "nDPI could not be initialised");
+            mx_engine_free(e);
+            return NULL;
+        }
+    }
     mx_reasm_pool_init(&e->pool, &cfg->reasm);
     if (!e->dec || !e->flows) {
         snprintf(err, errlen, "out of memory");
@@ -926,6 +1119,10 @@ static void emit_summary(struct mx_engine *e)
     mx_ev_uint(ev, "late_packets", e->late_packets);
     mx_ev_uint(ev, "flows", e->flows_total);
     mx_ev_uint(ev, "flows_evicted", e->flows_evicted);
+    if (e->cls) {
+        mx_ev_uint(ev, "ndpi_flows", e->ndpi_flows);
+        mx_ev_uint(ev, "ndpi_mail_flows", e->ndpi_mail_flows);
+    }
     mx_ev_uint(ev, "peak_flows", e->peak_flows);
     mx_ev_uint(ev, "peak_reassembly_bytes", e->pool.peak_bytes);
     mx_ev_arr(ev, "skipped_linktypes");
@@ -998,7 +1195,7 @@ void mx_engine_free(struct mx_engine *e)
         for (int s = 0; s < 2; s++) {
             while ((f = mx_flow_oldest(e->flows, (enum mx_flow_state)s))) {
                 mx_reasm_release(&f->reasm, &e->pool);
-                flow_ext_free(f->user);
+                flow_ext_free(e, f->user);
                 mx_flow_remove(e->flows, f);
             }
         }
@@ -1007,6 +1204,7 @@ void mx_engine_free(struct mx_engine *e)
     if (e->streams)
         mx_streams_finish(e->streams);
     mx_decoder_free(e->dec);
+    mx_classifier_free(e->cls);
     mx_reasm_pool_destroy(&e->pool);
     free(e);
 }

@@ -20,6 +20,7 @@ struct mx_config {
     struct mx_defrag_limits defrag;
     const char *streams_dir;       /* --streams DIR, or NULL */
     bool dissect;                  /* run the protocol dissectors [true] */
+    bool classify;                 /* nDPI looks at flows off the mail ports, and at risks [true] */
     const struct mx_dissector *dissector_override; /* tests and fuzzing: dissect every flow
                                                       with this one [NULL] */
     bool warnings;                 /* one-line warnings on stderr [true] */

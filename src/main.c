@@ -34,6 +34,7 @@ static void usage(FILE *out)
             "  --show-secrets       write passwords and tokens seen in AUTH (by default only their length)\n"
             "  --extract DIR        write every message seen as a .eml file, and its attachments decoded\n"
             "  --port PROTO=PORT    also read PORT as PROTO (smtp, pop3, imap); PORT/tls if it starts in TLS\n"
+            "  --no-ndpi            do not let nDPI find mail on other ports (nor report its risks)\n"
             "  -q, --quiet          no warnings on stderr\n"
             "\n"
             "Limits:\n"
@@ -107,7 +108,7 @@ static bool parse_num(const char *s, unsigned long long max, unsigned long long 
 
 int main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT, OPT_NOPROMISC };
+    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT, OPT_NOPROMISC, OPT_NONDPI };
     static const struct option opts[] = {
         { "json", required_argument, NULL, OPT_JSON },
         { "streams", required_argument, NULL, OPT_STREAMS },
@@ -119,6 +120,7 @@ int main(int argc, char **argv)
         { "extract", required_argument, NULL, OPT_EXTRACT },
         { "port", required_argument, NULL, OPT_PORT },
         { "no-promisc", no_argument, NULL, OPT_NOPROMISC },
+        { "no-ndpi", no_argument, NULL, OPT_NONDPI },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -211,6 +213,9 @@ int main(int argc, char **argv)
             break;
         case OPT_NOPROMISC:
             live.promisc = false;
+            break;
+        case OPT_NONDPI:
+            cfg.classify = false;
             break;
         case 'q':
             cfg.warnings = false;
