@@ -33,4 +33,11 @@ void mx_message_describe(const struct mx_message *m, struct mx_event *ev, const 
 uint64_t mx_message_size(const struct mx_message *m);
 void mx_message_free(struct mx_message *m);
 
+/* The file name --extract uses for a name taken from the wire: its last path
+ * component, control characters, '/', '\\', ':' and invalid UTF-8 replaced,
+ * no leading dot or space, at most cap - 1 bytes (never cut inside a UTF-8
+ * sequence), "part" when nothing usable is left. Writes a NUL-terminated
+ * string into out (cap >= 8). */
+void mx_message_safe_name(struct mx_slice name, char *out, size_t cap);
+
 #endif

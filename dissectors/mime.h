@@ -25,21 +25,28 @@ struct mx_mime_b64 {
 
 /* Decodes `len` bytes of `in` into `out` (room for len * 3 / 4 + 3 bytes);
  * returns the bytes written. Whitespace is skipped, other foreign bytes counted. */
+/* The 6-bit value of a base64 character (RFC 4648 §4 alphabet), or -1. */
+int mx_base64_value(uint8_t c);
+
 size_t mx_mime_b64_feed(struct mx_mime_b64 *st, const uint8_t *in, size_t len, uint8_t *out);
 /* The input ended: a dangling sextet counts as a bad character. */
 void mx_mime_b64_end(struct mx_mime_b64 *st);
 
 /* Quoted-printable decoder state (RFC 2045 §6.7); zero-filled is a valid start. */
+#define MX_MIME_QP_WS 64 /* trailing whitespace held until the line end decides */
 struct mx_mime_qp {
     unsigned pend;     /* 0, or 1/2: inside "=X" escape with that many bytes seen */
     uint8_t hi;        /* the first hex digit of a pending escape */
+    uint8_t nws;       /* whitespace held: dropped if the line ends after it (rule 3) */
+    uint8_t ws[MX_MIME_QP_WS];
     uint64_t bad;      /* malformed escapes */
 };
 
 /* Decodes the content of (a piece of) one encoded line, without its line
- * end, into `out` (room for len bytes). When `line_end` the piece ends the
- * line: trailing whitespace is dropped (rule 3) and a final '=' is a soft
- * break, reported in *soft. Returns the bytes written. */
+ * end, into `out` (room for len + MX_MIME_QP_WS + 2 bytes). When `line_end`
+ * the piece ends the line: trailing whitespace is dropped (rule 3) and a
+ * final '=' is a soft break, reported in *soft. The result does not depend
+ * on how a line is cut into pieces. Returns the bytes written. */
 size_t mx_mime_qp_feed(struct mx_mime_qp *st, const uint8_t *in, size_t len, bool line_end, bool *soft,
                        uint8_t *out);
 

@@ -1,5 +1,7 @@
 /* sasl.c - SASL exchanges (RFC 4422): mechanism, user name and secrets of each mechanism's messages. */
 #include "sasl.h"
+
+#include "mime.h"
 #include "cursor.h"
 
 #include <limits.h>
@@ -180,22 +182,6 @@ static void secret_set(struct mx_sasl *s, const uint8_t *p, size_t n, bool in_cl
 
 /* ---- Base64 (RFC 4648 §4) ---- */
 
-/* The 6-bit value of a character of the standard alphabet, or -1. */
-static int b64_value(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Checks base64 text: padded to a multiple of 4 with at most two '=' at the
  * end, or unpadded with a length mod 4 of 2 or 3; every other character from
  * the alphabet. On success *ndata is the number of data characters and
@@ -217,7 +203,7 @@ static bool b64_check(struct mx_slice in, size_t *ndata, size_t *need)
     }
     d = n - pad;
     for (size_t i = 0; i < d; i++) {
-        if (b64_value(in.ptr[i]) < 0)
+        if (mx_base64_value(in.ptr[i]) < 0)
             return false;
     }
     /* d % 4 is 0, 2 or 3 here: 1 was refused above, and padding leaves
@@ -245,7 +231,7 @@ bool mx_base64_decode(struct mx_slice in, uint8_t *out, size_t cap, size_t *out_
         return false;
     }
     for (size_t i = 0; i < ndata; i++) {
-        acc = (acc << 6) | (uint32_t)b64_value(in.ptr[i]);
+        acc = (acc << 6) | (uint32_t)mx_base64_value(in.ptr[i]);
         bits += 6;
         if (bits >= 8) {
             bits -= 8;

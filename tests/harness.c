@@ -184,6 +184,24 @@ json_object *mx_harness_record(const char *ndjson, const char *type, int nth)
     return NULL;
 }
 
+bool mx_harness_all_json(const char *ndjson)
+{
+    for (const char *p = ndjson; p && *p;) {
+        const char *nl = strchr(p, '\n');
+        if (!nl)
+            return false;
+        json_tokener *tok = json_tokener_new();
+        json_object *j = tok ? json_tokener_parse_ex(tok, p, (int)(nl - p)) : NULL;
+        bool ok = j && json_tokener_get_error(tok) == json_tokener_success;
+        json_object_put(j);
+        json_tokener_free(tok);
+        if (!ok)
+            return false;
+        p = nl + 1;
+    }
+    return true;
+}
+
 int mx_harness_count(const char *ndjson, const char *type)
 {
     int n = 0;

@@ -43,6 +43,9 @@ char *mx_harness_run(const struct mx_turn *t, size_t n, const struct mx_harness_
  * counts) and without the core's records: comparable across splits. */
 char *mx_harness_normalize(const char *ndjson);
 
+/* Whether every line of `ndjson` is one valid JSON object ending in a newline. */
+bool mx_harness_all_json(const char *ndjson);
+
 /* The nth record (0-based) of `type`, or NULL; json_object_put() it. */
 json_object *mx_harness_record(const char *ndjson, const char *type, int nth);
 

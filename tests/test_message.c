@@ -1,0 +1,573 @@
+/* test_message.c - the message parser (RFC 5322, MIME) on crafted messages carried by SMTP DATA. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "message.h"
+#include "mime.h"
+
+#define C MX_DIR_C2S
+#define S MX_DIR_S2C
+
+static const char *get(json_object *o, const char *path)
+{
+    const char *v = mx_harness_get(o, path);
+    return v ? v : "(absent)";
+}
+
+/* The SMTP dialogue carrying `msg` (which must end in CRLF and have no line
+ * starting with '.') as its DATA; turns[7] points into a static buffer. */
+static struct mx_turn turns[11];
+static char data_buf[1 << 20];
+
+static size_t dialogue(const char *msg, size_t len)
+{
+    if (!len)
+        len = strlen(msg);
+    ck_assert_uint_lt(len + 4, sizeof(data_buf));
+    memcpy(data_buf, msg, len);
+    memcpy(data_buf + len, ".\r\n", 3);
+    const struct mx_turn t[11] = {
+        { S, "220 mx ESMTP\r\n", 0 },
+        { C, "MAIL FROM:<a@example.org>\r\n", 0 },
+        { S, "250 ok\r\n", 0 },
+        { C, "RCPT TO:<b@example.net>\r\n", 0 },
+        { S, "250 ok\r\n", 0 },
+        { C, "DATA\r\n", 0 },
+        { S, "354 go\r\n", 0 },
+        { C, data_buf, len + 3 },
+        { S, "250 queued\r\n", 0 },
+        { C, "QUIT\r\n", 0 },
+        { S, "221 bye\r\n", 0 },
+    };
+    memcpy(turns, t, sizeof(t));
+    return 11;
+}
+
+/* Runs the message; returns its "message" record (json_object_put it) and
+ * the whole output in *out (free it). */
+static json_object *run(const char *msg, char **out)
+{
+    size_t n = dialogue(msg, 0);
+    *out = mx_harness_run(turns, n, NULL, SIZE_MAX, false);
+    ck_assert_int_eq(mx_harness_count(*out, "message"), 1);
+    return mx_harness_record(*out, "message", 0);
+}
+
+/* Number of anomaly records named `name`. */
+static int anomalies(const char *out, const char *name)
+{
+    int n = 0;
+    for (int i = 0;; i++) {
+        json_object *a = mx_harness_record(out, "anomaly", i);
+        if (!a)
+            break;
+        n += !strcmp(get(a, "name"), name);
+        json_object_put(a);
+    }
+    return n;
+}
+
+START_TEST(headers_folding_and_fields)
+{
+    const char *msg = "Received: from client.example (client.example [10.0.0.1])\r\n"
+                      "\tby mx.example (Postfix) with ESMTP id 4ABC\r\n"
+                      "\tfor <b@example.net>; Mon, 6 Jan 2025 10:00:01 +0000\r\n"
+                      "Received: by client.example with SMTP id xyz; Mon, 6 Jan 2025 10:00:00 +0000\r\n"
+                      "DKIM-Signature: v=1; a=rsa-sha256; d=example.org;\r\n s=sel1; b=abc\r\n"
+                      "From: Alice <a@example.org>\r\n"
+                      "To: Bob <b@example.net>, \"Doe, Jane\" <j@example.net>,\r\n   c@example.net\r\n"
+                      "Subject: a folded\r\n  subject\r\n"
+                      "Subject: again\r\n"
+                      "Message-ID: <1@example.org>\r\n"
+                      "X-Mailer: test 1.0\r\n"
+                      "Return-Path: <a@example.org>\r\n"
+                      "\r\n"
+                      "body\r\n";
+    char *out;
+    json_object *r = run(msg, &out);
+    ck_assert_str_eq(get(r, "source"), "smtp.data");
+    ck_assert_str_eq(get(r, "headers.from"), "Alice <a@example.org>");
+    ck_assert_str_eq(get(r, "headers.to.0"), "Bob <b@example.net>");
+    ck_assert_str_eq(get(r, "headers.to.1"), "\"Doe, Jane\" <j@example.net>");
+    ck_assert_str_eq(get(r, "headers.to.2"), "c@example.net");
+    /* RFC 5322 §2.2.3: unfolding removes the CRLF, keeps the whitespace */
+    ck_assert_str_eq(get(r, "headers.subject"), "a folded  subject");
+    ck_assert_str_eq(get(r, "headers.message_id"), "<1@example.org>");
+    ck_assert_str_eq(get(r, "headers.x_mailer"), "test 1.0");
+    ck_assert_str_eq(get(r, "headers.return_path"), "<a@example.org>");
+    ck_assert_str_eq(get(r, "headers.received.0.from"), "client.example (client.example [10.0.0.1])");
+    ck_assert_str_eq(get(r, "headers.received.0.by"), "mx.example (Postfix)");
+    ck_assert_str_eq(get(r, "headers.received.0.with"), "ESMTP");
+    ck_assert_str_eq(get(r, "headers.received.0.id"), "4ABC");
+    ck_assert_str_eq(get(r, "headers.received.0.for"), "<b@example.net>");
+    ck_assert_str_eq(get(r, "headers.received.0.date"), "Mon, 6 Jan 2025 10:00:01 +0000");
+    ck_assert_str_eq(get(r, "headers.received.1.by"), "client.example");
+    ck_assert_str_eq(get(r, "headers.dkim.0.d"), "example.org");
+    ck_assert_str_eq(get(r, "headers.dkim.0.s"), "sel1");
+    ck_assert_str_eq(get(r, "parts.0.path"), "0");
+    ck_assert_str_eq(get(r, "parts.0.content_type"), "text/plain");
+    ck_assert_str_eq(get(r, "parts.0.size"), "6");
+    ck_assert_int_eq(anomalies(out, "DUPLICATE_FIELD"), 1);
+    json_object_put(r);
+    /* the transaction's summary */
+    json_object *t = mx_harness_record(out, "smtp.transaction", 0);
+    ck_assert_str_eq(get(t, "message.message_id"), "<1@example.org>");
+    json_object_put(t);
+    free(out);
+}
+END_TEST
+
+START_TEST(encoded_words)
+{
+    const char *msg = "From: =?ISO-8859-1?Q?Andr=E9?= <andre@example.org>\r\n"
+                      "To: =?UTF-8?B?w6lsb2TDqWU=?= <e@example.net>\r\n"
+                      "Subject: =?UTF-8?B?R3LDvMOfZQ==?= =?ISO-8859-1?Q?_r=E9sum=E9?=\r\n"
+                      "  =?GB2312?B?1tDOxA==?= =?Shift_JIS?B?k/qWe4zq?= =?GBK?B?1tDOxA==?= plain\r\n"
+                      "X-Mailer: =?x-no-such-charset?Q?abc?=\r\n"
+                      "\r\n"
+                      "b\r\n";
+    char *out;
+    json_object *r = run(msg, &out);
+    ck_assert_str_eq(get(r, "headers.from"), "Andr\xc3\xa9 <andre@example.org>");
+    ck_assert_str_eq(get(r, "headers.to.0"), "\xc3\xa9lod\xc3\xa9" "e <e@example.net>");
+    /* RFC 2047 §6.2: whitespace between adjacent encoded words is dropped */
+    ck_assert_str_eq(get(r, "headers.subject"), "Gr\xc3\xbc\xc3\x9f" "e r\xc3\xa9sum\xc3\xa9"
+                                                "\xe4\xb8\xad\xe6\x96\x87\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e"
+                                                "\xe4\xb8\xad\xe6\x96\x87 plain");
+    ck_assert_str_eq(get(r, "headers.x_mailer"), "=?x-no-such-charset?Q?abc?=");
+    ck_assert_int_eq(anomalies(out, "UNKNOWN_CHARSET"), 1);
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
+START_TEST(rfc2231_parameters)
+{
+    const char *msg = "Content-Type: multipart/mixed; boundary=XX\r\n"
+                      "\r\n"
+                      "--XX\r\n"
+                      "Content-Type: application/octet-stream;\r\n"
+                      " name*0=\"long\"; name*1=\"name.bin\"\r\n"
+                      "\r\n"
+                      "x\r\n"
+                      "--XX\r\n"
+                      "Content-Type: text/plain; charset=us-ascii\r\n"
+                      "Content-Disposition: attachment;\r\n"
+                      " filename*0*=UTF-8''%C3%A9t; filename*1*=%C3%A9.txt\r\n"
+                      "\r\n"
+                      "y\r\n"
+                      "--XX\r\n"
+                      "Content-Disposition: attachment; filename*=iso-8859-1'fr'caf%E9.txt\r\n"
+                      "\r\n"
+                      "z\r\n"
+                      "--XX\r\n"
+                      "Content-Disposition: attachment; filename=\"=?UTF-8?Q?na=C3=AFve.txt?=\"\r\n"
+                      "\r\n"
+                      "w\r\n"
+                      "--XX--\r\n";
+    char *out;
+    json_object *r = run(msg, &out);
+    ck_assert_str_eq(get(r, "parts.1.filename"), "longname.bin");
+    ck_assert_str_eq(get(r, "parts.2.filename"), "\xc3\xa9t\xc3\xa9.txt");
+    ck_assert_str_eq(get(r, "parts.2.charset"), "us-ascii");
+    ck_assert_str_eq(get(r, "parts.2.disposition"), "attachment");
+    ck_assert_str_eq(get(r, "parts.3.filename"), "caf\xc3\xa9.txt");
+    ck_assert_str_eq(get(r, "parts.4.filename"), "na\xc3\xafve.txt");
+    ck_assert_str_eq(get(r, "attachments"), "4");
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
+/* Nested multiparts, a boundary that is a prefix of the inner one, transport
+ * padding, preamble and epilogue (RFC 2046 §5.1.1). */
+static const char nested_msg[] = "From: a@example.org\r\n"
+                                 "Content-Type: multipart/mixed; boundary=\"abc\"\r\n"
+                                 "\r\n"
+                                 "preamble --abc is not a boundary here\r\n"
+                                 "--abc \t\r\n"
+                                 "Content-Type: multipart/alternative; boundary=abcdef\r\n"
+                                 "\r\n"
+                                 "--abcdef\r\n"
+                                 "\r\n"
+                                 "one\r\n"
+                                 "--abcdef\r\n"
+                                 "Content-Type: text/html\r\n"
+                                 "\r\n"
+                                 "<p>two</p>\r\n"
+                                 "--abcdef--\r\n"
+                                 "inner epilogue\r\n"
+                                 "--abc\r\n"
+                                 "Content-Type: text/plain\r\n"
+                                 "\r\n"
+                                 "three\r\n"
+                                 "\r\n"
+                                 "--abc--  \r\n"
+                                 "epilogue\r\n";
+
+START_TEST(nested_multipart)
+{
+    char *out;
+    json_object *r = run(nested_msg, &out);
+    ck_assert_str_eq(get(r, "parts.0.content_type"), "multipart/mixed");
+    ck_assert_str_eq(get(r, "parts.1.path"), "1");
+    ck_assert_str_eq(get(r, "parts.1.content_type"), "multipart/alternative");
+    ck_assert_str_eq(get(r, "parts.2.path"), "1.1");
+    ck_assert_str_eq(get(r, "parts.2.size"), "3"); /* "one": the CRLF before the boundary is the boundary's */
+    ck_assert_str_eq(get(r, "parts.3.path"), "1.2");
+    ck_assert_str_eq(get(r, "parts.3.content_type"), "text/html");
+    ck_assert_str_eq(get(r, "parts.3.size"), "10");
+    ck_assert_str_eq(get(r, "parts.4.path"), "2");
+    ck_assert_str_eq(get(r, "parts.4.size"), "7"); /* "three\r\n" */
+    ck_assert_str_eq(get(r, "parts.5"), "(absent)");
+    ck_assert_int_eq(mx_harness_count(out, "anomaly"), 0);
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
+START_TEST(split_everywhere)
+{
+    size_t n = dialogue(nested_msg, 0);
+    ck_assert_uint_eq(mx_harness_split_check(turns, n, NULL), SIZE_MAX);
+}
+END_TEST
+
+/* Long quoted-printable and base64 lines, cut anywhere, decode the same. */
+START_TEST(split_long_lines)
+{
+    static char msg[16384];
+    size_t w = (size_t)snprintf(msg, sizeof(msg), "Content-Type: multipart/mixed; boundary=s\r\n\r\n--s\r\n"
+                                                  "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+    for (int i = 0; i < 1100; i++)
+        w += (size_t)snprintf(msg + w, sizeof(msg) - w, "a=3D ");
+    w += (size_t)snprintf(msg + w, sizeof(msg) - w, "   =  \r\nend\t\r\n--s\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    for (int i = 0; i < 1200; i++)
+        w += (size_t)snprintf(msg + w, sizeof(msg) - w, "QUJD");
+    snprintf(msg + w, sizeof(msg) - w, "\r\n--s--\r\n");
+    char *out;
+    json_object *r = run(msg, &out);
+    ck_assert_str_eq(get(r, "parts.1.size"), "3306"); /* 1100 "a= ", 3 spaces before the soft break, "end" */
+    ck_assert_str_eq(get(r, "parts.1.errors"), "(absent)");
+    ck_assert_str_eq(get(r, "parts.2.size"), "3600");
+    ck_assert_int_eq(anomalies(out, "LONG_LINE"), 2);
+    json_object_put(r);
+    free(out);
+    size_t n = dialogue(msg, 0);
+    ck_assert_uint_eq(mx_harness_split_check(turns, n, NULL), SIZE_MAX);
+}
+END_TEST
+
+START_TEST(missing_final_boundary)
+{
+    const char *msg = "Content-Type: multipart/mixed; boundary=b1\r\n"
+                      "\r\n"
+                      "--b1\r\n"
+                      "\r\n"
+                      "first\r\n"
+                      "--b1\r\n"
+                      "\r\n"
+                      "cut short\r\n";
+    char *out;
+    json_object *r = run(msg, &out);
+    ck_assert_str_eq(get(r, "parts.2.path"), "2");
+    ck_assert_str_eq(get(r, "parts.2.size"), "11"); /* "cut short\r\n" */
+    ck_assert_int_eq(anomalies(out, "MISSING_BOUNDARY"), 1);
+    ck_assert_str_eq(get(r, "anomalies.MISSING_BOUNDARY"), "1");
+    json_object_put(r);
+    free(out);
+    /* a multipart without boundary parameter is a leaf */
+    r = run("Content-Type: multipart/mixed\r\n\r\nx\r\n", &out);
+    ck_assert_int_eq(anomalies(out, "MISSING_BOUNDARY"), 1);
+    ck_assert_str_eq(get(r, "parts.0.size"), "3");
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
+START_TEST(base64_with_junk)
+{
+    const char *msg = "Content-Type: multipart/mixed; boundary=q\r\n"
+                      "\r\n"
+                      "--q\r\n"
+                      "Content-Transfer-Encoding: base64\r\n"
+                      "\r\n"
+                      "aGVs*bG8g\r\n"
+                      "  d29y!bGQ=\r\n"
+                      "--q\r\n"
+                      "Content-Transfer-Encoding: BASE64\r\n"
+                      "\r\n"
+                      "aGVsbG8gd29ybGQ=\r\n"
+                      "--q--\r\n";
+    char *out;
+    json_object *r = run(msg, &out);
+    /* "hello world" either way */
+    ck_assert_str_eq(get(r, "parts.1.size"), "11");
+    ck_assert_str_eq(get(r, "parts.1.sha256"), "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
+    ck_assert_str_eq(get(r, "parts.1.md5"), "5eb63bbbe01eeed093cb22bb8f5acdc3");
+    ck_assert_str_eq(get(r, "parts.1.sha1"), "2aae6c35c94fcfb415dbe95f408b9ce91ee846ed");
+    ck_assert_str_eq(get(r, "parts.1.errors.bad_base64"), "2");
+    ck_assert_str_eq(get(r, "parts.2.sha256"), "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
+    ck_assert_str_eq(get(r, "parts.2.errors"), "(absent)");
+    ck_assert_int_eq(anomalies(out, "BAD_BASE64"), 1);
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
+START_TEST(quoted_printable)
+{
+    const char *msg = "Content-Transfer-Encoding: quoted-printable\r\n"
+                      "\r\n"
+                      "hello=\r\n"
+                      " world=3D=ZZ   \r\n"
+                      "caf=E9=\r\n";
+    char *out;
+    json_object *r = run(msg, &out);
+    /* "hello world" "=" "=ZZ" CRLF "caf\xe9" */
+    ck_assert_str_eq(get(r, "parts.0.size"), "21");
+    ck_assert_str_eq(get(r, "parts.0.errors.bad_qp"), "1");
+    ck_assert_int_eq(anomalies(out, "BAD_QP"), 1);
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
+START_TEST(qp_decoder)
+{
+    struct mx_mime_qp st = { 0 };
+    uint8_t o[64];
+    bool soft = false;
+    size_t n = mx_mime_qp_feed(&st, (const uint8_t *)"a=4", 3, false, &soft, o);
+    n += mx_mime_qp_feed(&st, (const uint8_t *)"1b=", 3, true, &soft, o + n);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_int_eq(memcmp(o, "aAb", 3), 0);
+    ck_assert(soft);
+    ck_assert_uint_eq(st.bad, 0);
+}
+END_TEST
+
+START_TEST(rfc822_nesting)
+{
+    const char *msg = "Subject: outer\r\n"
+                      "Content-Type: multipart/mixed; boundary=o\r\n"
+                      "\r\n"
+                      "--o\r\n"
+                      "\r\n"
+                      "see attached\r\n"
+                      "--o\r\n"
+                      "Content-Type: message/rfc822\r\n"
+                      "\r\n"
+                      "Subject: inner\r\n"
+                      "Content-Type: multipart/mixed; boundary=i\r\n"
+                      "\r\n"
+                      "--i\r\n"
+                      "\r\n"
+                      "inner one\r\n"
+                      "--i\r\n"
+                      "Content-Type: message/rfc822\r\n"
+                      "\r\n"
+                      "Subject: innermost\r\n"
+                      "\r\n"
+                      "deep\r\n"
+                      "--i--\r\n"
+                      "--o--\r\n";
+    char *out;
+    json_object *r = run(msg, &out);
+    ck_assert_str_eq(get(r, "headers.subject"), "outer");
+    ck_assert_str_eq(get(r, "parts.2.path"), "2");
+    ck_assert_str_eq(get(r, "parts.2.content_type"), "message/rfc822");
+    ck_assert_str_eq(get(r, "parts.3.path"), "2.0");
+    ck_assert_str_eq(get(r, "parts.3.content_type"), "multipart/mixed");
+    ck_assert_str_eq(get(r, "parts.4.path"), "2.1");
+    ck_assert_str_eq(get(r, "parts.4.size"), "9");
+    ck_assert_str_eq(get(r, "parts.5.path"), "2.2");
+    ck_assert_str_eq(get(r, "parts.6.path"), "2.2.0");
+    ck_assert_str_eq(get(r, "parts.6.size"), "4");
+    ck_assert_int_eq(mx_harness_count(out, "anomaly"), 0);
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
+START_TEST(depth_cap)
+{
+    static char msg[8192];
+    size_t w = 0;
+    for (int i = 0; i < 30; i++)
+        w += (size_t)snprintf(msg + w, sizeof(msg) - w, "Content-Type: multipart/mixed; boundary=d%d\r\n\r\n--d%d\r\n",
+                              i, i);
+    w += (size_t)snprintf(msg + w, sizeof(msg) - w, "\r\ndeep\r\n");
+    for (int i = 29; i >= 0; i--)
+        w += (size_t)snprintf(msg + w, sizeof(msg) - w, "--d%d--\r\n", i);
+    char *out;
+    json_object *r = run(msg, &out);
+    ck_assert_int_eq(anomalies(out, "DEPTH_EXCEEDED"), 1);
+    ck_assert_str_eq(get(r, "parts.20.path"), "1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1.1");
+    ck_assert_str_eq(get(r, "parts.21"), "(absent)");
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
+START_TEST(header_without_colon)
+{
+    char *out;
+    json_object *r = run("Subject: s\r\nnot a header\r\nFrom: x@example.org\r\n\r\n", &out);
+    ck_assert_int_eq(anomalies(out, "HEADER_WITHOUT_COLON"), 1);
+    ck_assert_str_eq(get(r, "headers.subject"), "s");
+    /* the bad line starts the body (as Postfix reads it) */
+    ck_assert_str_eq(get(r, "headers.from"), "(absent)");
+    ck_assert_str_eq(get(r, "parts.0.size"), "37");
+    json_object_put(r);
+    free(out);
+    /* no header at all: a headerless message, no anomaly */
+    r = run("just text\r\n", &out);
+    ck_assert_int_eq(mx_harness_count(out, "anomaly"), 0);
+    ck_assert_str_eq(get(r, "parts.0.size"), "11");
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
+START_TEST(long_line_and_header)
+{
+    static char msg[40000];
+    size_t w = (size_t)snprintf(msg, sizeof(msg), "Subject: ");
+    memset(msg + w, 'x', 10000);
+    w += 10000;
+    w += (size_t)snprintf(msg + w, sizeof(msg) - w, "\r\n\r\n");
+    memset(msg + w, 'y', 20000);
+    w += 20000;
+    memcpy(msg + w, "\r\n", 3);
+    char *out;
+    json_object *r = run(msg, &out);
+    ck_assert_int_eq(anomalies(out, "LONG_LINE"), 2);
+    ck_assert_int_eq(anomalies(out, "LONG_HEADER"), 1);
+    ck_assert_str_eq(get(r, "parts.0.size"), "20002"); /* nothing of the body lost */
+    ck_assert_uint_eq(strlen(get(r, "headers.subject")), 512);
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
+START_TEST(uuencode_in_text)
+{
+    const char *msg = "Subject: uu\r\n"
+                      "\r\n"
+                      "here it is\r\n"
+                      "begin 644 abc.txt\r\n"
+                      "#86)C\r\n"
+                      "`\r\n"
+                      "end\r\n";
+    char *out;
+    json_object *r = run(msg, &out);
+    ck_assert_str_eq(get(r, "parts.0.uuencoded.0.name"), "abc.txt");
+    ck_assert_str_eq(get(r, "parts.0.uuencoded.0.mode"), "644");
+    ck_assert_str_eq(get(r, "parts.0.uuencoded.0.size"), "3");
+    ck_assert_str_eq(get(r, "parts.0.uuencoded.0.sha256"),
+                     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
+START_TEST(hostile_names)
+{
+    char b[64];
+    mx_message_safe_name(mx_slice_make("../../etc/passwd", 16), b, sizeof(b));
+    ck_assert_str_eq(b, "passwd");
+    mx_message_safe_name(mx_slice_make("/abs/x.pdf", 10), b, sizeof(b));
+    ck_assert_str_eq(b, "x.pdf");
+    mx_message_safe_name(mx_slice_make("..", 2), b, sizeof(b));
+    ck_assert(!strchr(b, '/') && strcmp(b, "..") && strcmp(b, "."));
+    mx_message_safe_name(mx_slice_make("a\0b\x1b[31m.txt", 12), b, sizeof(b));
+    ck_assert_str_eq(b, "a_b_[31m.txt");
+    mx_message_safe_name(mx_slice_make("C:\\win\\evil.exe", 15), b, sizeof(b));
+    ck_assert_str_eq(b, "evil.exe");
+    mx_message_safe_name(mx_slice_make(".hidden", 7), b, sizeof(b));
+    ck_assert_str_eq(b, "_hidden");
+    mx_message_safe_name(mx_slice_make("", 0), b, sizeof(b));
+    ck_assert_str_eq(b, "part");
+    mx_message_safe_name(mx_slice_make("x\xff.bin", 6), b, sizeof(b));
+    ck_assert_str_eq(b, "x_xff.bin");
+    char lng[600];
+    memset(lng, 'a', sizeof(lng));
+    mx_message_safe_name(mx_slice_make(lng, sizeof(lng)), b, sizeof(b));
+    ck_assert_uint_eq(strlen(b), sizeof(b) - 1);
+    /* never cut inside a UTF-8 sequence */
+    char u[64];
+    for (int i = 0; i < 30; i++)
+        memcpy(u + 2 * i, "\xc3\xa9", 2);
+    mx_message_safe_name(mx_slice_make(u, 60), b, 10);
+    ck_assert_uint_eq(strlen(b), 8);
+}
+END_TEST
+
+START_TEST(too_many_parts)
+{
+    static char msg[400000];
+    size_t w = (size_t)snprintf(msg, sizeof(msg), "Content-Type: multipart/mixed; boundary=p\r\n\r\n");
+    for (int i = 0; i < 10005; i++)
+        w += (size_t)snprintf(msg + w, sizeof(msg) - w, "--p\r\n\r\nx\r\n");
+    w += (size_t)snprintf(msg + w, sizeof(msg) - w, "--p--\r\n");
+    char *out;
+    json_object *r = run(msg, &out);
+    ck_assert_int_eq(anomalies(out, "TOO_MANY_PARTS"), 1);
+    ck_assert_str_eq(get(r, "parts_not_described"), "5"); /* the root and 10000 parts are described */
+    ck_assert_str_eq(get(r, "parts.10000.path"), "10000");
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
+START_TEST(bare_lf_and_gapless_end)
+{
+    char *out;
+    json_object *r = run("Subject: lf\nContent-Type: multipart/mixed; boundary=z\n\n--z\n\nbody\n--z--\n", &out);
+    ck_assert_str_eq(get(r, "headers.subject"), "lf");
+    ck_assert_str_eq(get(r, "parts.1.size"), "4");
+    ck_assert_int_eq(mx_harness_count(out, "anomaly"), 0);
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
+static Suite *message_suite(void)
+{
+    Suite *s = suite_create("message");
+    TCase *t = tcase_create("messages");
+    tcase_set_timeout(t, 240);
+    tcase_add_test(t, headers_folding_and_fields);
+    tcase_add_test(t, encoded_words);
+    tcase_add_test(t, rfc2231_parameters);
+    tcase_add_test(t, nested_multipart);
+    tcase_add_test(t, split_everywhere);
+    tcase_add_test(t, split_long_lines);
+    tcase_add_test(t, missing_final_boundary);
+    tcase_add_test(t, base64_with_junk);
+    tcase_add_test(t, quoted_printable);
+    tcase_add_test(t, qp_decoder);
+    tcase_add_test(t, rfc822_nesting);
+    tcase_add_test(t, depth_cap);
+    tcase_add_test(t, header_without_colon);
+    tcase_add_test(t, long_line_and_header);
+    tcase_add_test(t, uuencode_in_text);
+    tcase_add_test(t, hostile_names);
+    tcase_add_test(t, too_many_parts);
+    tcase_add_test(t, bare_lf_and_gapless_end);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(message_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
