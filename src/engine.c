@@ -987,9 +987,8 @@ void mx_engine_packet(struct mx_engine *e, struct mx_raw_packet *raw)
     e->bytes += raw->wirelen;
     struct mx_packet p;
     uint64_t bits = 0;
-    struct mx_anomaly_counts scratch; /* the bits say what to attribute */
-    memset(&scratch, 0, sizeof(scratch));
-    enum mx_decode_result r = mx_decode(e->dec, raw, &p, &scratch, &bits);
+    /* No counters: the bits say what to attribute, and to whom (below). */
+    enum mx_decode_result r = mx_decode(e->dec, raw, &p, NULL, &bits);
     /* Decode anomalies: counted, warned about once, and shown as events
      * (bounded per kind). A snaplen-cut TCP segment is counted with its flow. */
     for (int a = 0; a < MX_AN__COUNT && bits; a++) {
