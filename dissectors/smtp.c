@@ -3,6 +3,7 @@
 #include "smtp.h"
 
 #include "event.h"
+#include "lineproto.h"
 #include "message.h"
 #include "sasl.h"
 
@@ -237,48 +238,10 @@ static struct mx_slice sbuf_slice(const struct sbuf *s)
     return mx_slice_make(s->b, s->len);
 }
 
-static uint8_t upc(uint8_t c)
-{
-    return (c >= 'a' && c <= 'z') ? (uint8_t)(c - 32) : c;
-}
-
-/* Case-insensitive comparison of wire bytes with an upper-case literal. */
-static bool ieq(const uint8_t *p, size_t n, const char *lit)
-{
-    size_t m = strlen(lit);
-    if (n != m)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (upc(p[i]) != (uint8_t)lit[i])
-            return false;
-    return true;
-}
-
-static bool iprefix(const uint8_t *p, size_t n, const char *lit)
-{
-    size_t m = strlen(lit);
-    return n >= m && ieq(p, m, lit);
-}
-
-static struct mx_slice trim(struct mx_slice s)
-{
-    while (s.len && (s.ptr[0] == ' ' || s.ptr[0] == '\t'))
-        s.ptr++, s.len--;
-    while (s.len && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t'))
-        s.len--;
-    return s;
-}
-
-/* The frames carrying [off, off+len) of dir. */
 static void span(struct smtp *s, enum mx_dir d, uint64_t off, size_t len, mx_frame_t *a, mx_frame_t *b,
                  mx_time_t *ts)
 {
-    struct mx_frame_ref fa = mx_ctx_frame_at(s->ctx, d, off);
-    struct mx_frame_ref fb = mx_ctx_frame_at(s->ctx, d, len ? off + len - 1 : off);
-    *a = fa.frame;
-    *b = fb.frame;
-    if (ts)
-        *ts = fa.ts;
+    mx_span(s->ctx, d, off, len, a, b, ts);
 }
 
 static void anomaly(struct smtp *s, enum mx_dir d, int a, uint64_t off, size_t len)
@@ -314,7 +277,7 @@ static struct mx_slice enhanced_code(struct mx_slice t, char enh[12])
         return t;
     memcpy(enh, t.ptr, i);
     enh[i] = '\0';
-    return trim(mx_slice_make(t.ptr + i, t.len - i));
+    return mx_trim(mx_slice_make(t.ptr + i, t.len - i));
 }
 
 static const char *outcome_of(int code)
@@ -523,13 +486,13 @@ static bool txn_need(struct smtp *s, mx_frame_t f, mx_time_t ts, uint64_t off, s
 /* Splits "<path> params" (RFC 5321 §4.1.2 Reverse-path / Forward-path). */
 static void split_path(struct mx_slice arg, struct mx_slice *path, struct mx_slice *params)
 {
-    arg = trim(arg);
+    arg = mx_trim(arg);
     *params = mx_slice_make(arg.ptr + arg.len, 0);
     if (arg.len && arg.ptr[0] == '<') {
         const uint8_t *gt = memchr(arg.ptr, '>', arg.len);
         if (gt) {
             *path = mx_slice_make(arg.ptr + 1, (size_t)(gt - arg.ptr) - 1);
-            *params = trim(mx_slice_make(gt + 1, arg.len - (size_t)(gt + 1 - arg.ptr)));
+            *params = mx_trim(mx_slice_make(gt + 1, arg.len - (size_t)(gt + 1 - arg.ptr)));
             return;
         }
     }
@@ -537,14 +500,14 @@ static void split_path(struct mx_slice arg, struct mx_slice *path, struct mx_sli
     size_t n = sp ? (size_t)(sp - arg.ptr) : arg.len;
     *path = mx_slice_make(arg.ptr, n);
     if (sp)
-        *params = trim(mx_slice_make(sp, arg.len - n));
+        *params = mx_trim(mx_slice_make(sp, arg.len - n));
 }
 
 /* ---- The server side ---- */
 
 static void parse_caps_line(struct smtp *s, struct mx_slice t)
 {
-    t = trim(t);
+    t = mx_trim(t);
     if (!t.len || s->caps_len + t.len + 1 > SMTP_CAPS_BYTES)
         return;
     memcpy(s->caps + s->caps_len, t.ptr, t.len);
@@ -555,9 +518,9 @@ static void parse_caps_line(struct smtp *s, struct mx_slice t)
     s->caps[s->caps_len++] = '\0';
     s->n_caps++;
     /* RFC 3207 §4, RFC 1870 §4. */
-    if (ieq(t.ptr, t.len, "STARTTLS"))
+    if (mx_ieq(t.ptr, t.len, "STARTTLS"))
         s->starttls_offered = true;
-    if (iprefix(t.ptr, t.len, "SIZE ")) {
+    if (mx_iprefix(t.ptr, t.len, "SIZE ")) {
         uint64_t v = 0;
         for (size_t i = 5; i < t.len && t.ptr[i] >= '0' && t.ptr[i] <= '9' && v < UINT64_C(1) << 50; i++)
             v = v * 10 + (uint64_t)(t.ptr[i] - '0');
@@ -573,7 +536,7 @@ static void find_queue_id(struct txn *t, struct mx_slice text)
     for (size_t m = 0; m < MX_ARRAY_LEN(marks); m++) {
         size_t ml = strlen(marks[m]);
         for (size_t i = 0; i + ml <= text.len; i++) {
-            if (!iprefix(text.ptr + i, text.len - i, marks[m]) || (m == 1 && i && text.ptr[i - 1] != ' '))
+            if (!mx_iprefix(text.ptr + i, text.len - i, marks[m]) || (m == 1 && i && text.ptr[i - 1] != ' '))
                 continue;
             size_t j = i + ml, k = j;
             while (k < text.len && text.ptr[k] != ' ' && text.ptr[k] != ')' && text.ptr[k] != ';')
@@ -919,13 +882,6 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         reply_done(s, off + raw_len);
 }
 
-/* The server's cleartext after its 220 to STARTTLS should be nothing until
- * the TLS handshake (RFC 3207 §4.2): a record starts with 0x16 0x03. */
-static bool looks_like_tls(struct mx_slice d)
-{
-    return d.len == 0 || d.ptr[0] == 0x16 || (d.len >= 1 && d.ptr[0] == 0x15);
-}
-
 static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bool end)
 {
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
@@ -938,7 +894,7 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
     while (pos < d.len) {
         if (s->smode == S_TLS) {
             struct mx_slice rest = mx_slice_make(d.ptr + pos, d.len - pos);
-            if (!s->tls_bytes[MX_DIR_S2C] && !looks_like_tls(rest))
+            if (!s->tls_bytes[MX_DIR_S2C] && !mx_looks_like_tls(rest))
                 anomaly(s, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION, base + pos, rest.len);
             s->tls_bytes[MX_DIR_S2C] += rest.len;
             pos = d.len;
@@ -995,7 +951,7 @@ static void body_end(struct smtp *s, uint64_t off, size_t len);
 static enum verb verb_of(struct mx_slice v)
 {
     for (int i = V_HELO; i <= V_ATRN; i++)
-        if (ieq(v.ptr, v.len, verb_names[i]))
+        if (mx_ieq(v.ptr, v.len, verb_names[i]))
             return (enum verb)i;
     return V_UNKNOWN;
 }
@@ -1024,20 +980,6 @@ static void command_event(struct smtp *s, struct mx_slice verb, enum verb v, str
                (arg.len || shown) ? " " : "", shown ? (int)strlen(shown) : (int)arg.len,
                shown ? shown : (const char *)arg.ptr, injected ? "   [injected before TLS]" : "");
     mx_event_emit(mx_ctx_sink(s->ctx), ev);
-}
-
-/* A line of base64 characters (RFC 4648 §4), or "*" / "=". */
-static bool is_base64_line(struct mx_slice l)
-{
-    if (l.len == 1 && (l.ptr[0] == '*' || l.ptr[0] == '='))
-        return true;
-    for (size_t i = 0; i < l.len; i++) {
-        uint8_t c = l.ptr[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-              c == '/' || c == '='))
-            return false;
-    }
-    return true;
 }
 
 /* Feeds a client SASL message (an initial response or a line after 334). */
@@ -1087,7 +1029,7 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
      * even if the 334 before it was lost: a password is never shown as a verb. */
     const uint8_t *sp0 = memchr(line.ptr, ' ', line.len);
     if (s->auth && !s->auth_continue && !sp0 && line.len &&
-        verb_of(mx_slice_make(line.ptr, line.len)) == V_UNKNOWN && is_base64_line(line))
+        verb_of(mx_slice_make(line.ptr, line.len)) == V_UNKNOWN && mx_is_base64_line(line))
         s->auth_continue = true;
     if (s->auth_continue) {
         s->auth_continue = false;
@@ -1144,12 +1086,12 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     switch (v) {
     case V_HELO:
     case V_EHLO:
-        sbuf_set(&s->helo_next, trim(arg).ptr, trim(arg).len); /* kept once accepted */
+        sbuf_set(&s->helo_next, mx_trim(arg).ptr, mx_trim(arg).len); /* kept once accepted */
         s->helo_next_verb = v;
         break;
     case V_MAIL: {
         struct mx_slice path, params;
-        if (!iprefix(arg.ptr, arg.len, "FROM:")) {
+        if (!mx_iprefix(arg.ptr, arg.len, "FROM:")) {
             anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, raw_len);
             break;
         }
@@ -1171,7 +1113,7 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     }
     case V_RCPT: {
         struct mx_slice path, params;
-        if (!iprefix(arg.ptr, arg.len, "TO:")) {
+        if (!mx_iprefix(arg.ptr, arg.len, "TO:")) {
             anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, raw_len);
             break;
         }
@@ -1206,13 +1148,13 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         break;
     case V_BDAT: {
         /* RFC 3030 §2: "BDAT" SP chunk-size [ SP end-marker ] */
-        struct mx_slice x = trim(arg);
+        struct mx_slice x = mx_trim(arg);
         uint64_t n = 0;
         size_t i = 0;
         while (i < x.len && x.ptr[i] >= '0' && x.ptr[i] <= '9' && n <= UINT64_C(1) << 40)
             n = n * 10 + (uint64_t)(x.ptr[i++] - '0');
-        struct mx_slice rest = trim(mx_slice_make(x.ptr + i, x.len - i));
-        last = ieq(rest.ptr, rest.len, "LAST");
+        struct mx_slice rest = mx_trim(mx_slice_make(x.ptr + i, x.len - i));
+        last = mx_ieq(rest.ptr, rest.len, "LAST");
         if (i == 0 || n > UINT64_C(1) << 40 || (rest.len && !last)) {
             anomaly(s, MX_DIR_C2S, A_BDAT_INVALID_SIZE, off, raw_len);
             break; /* the server will refuse it; what follows is read as commands */
@@ -1235,12 +1177,12 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         s->starttls_frame = a;
         break;
     case V_AUTH: {
-        struct mx_slice x = trim(arg);
+        struct mx_slice x = mx_trim(arg);
         const uint8_t *sp2 = memchr(x.ptr, ' ', x.len);
         struct mx_slice mech = mx_slice_make(x.ptr, sp2 ? (size_t)(sp2 - x.ptr) : x.len);
         auth_start(s, mech, a, ts);
         if (sp2) {
-            struct mx_slice ir = trim(mx_slice_make(sp2, x.len - mech.len));
+            struct mx_slice ir = mx_trim(mx_slice_make(sp2, x.len - mech.len));
             bool secret = sasl_client(s, ir, off, raw_len);
             if (secret && !mx_ctx_flow(s->ctx)->show_secrets) {
                 snprintf(shown, sizeof(shown), "%.*s <redacted %zu bytes>", (int)(mech.len < 32 ? mech.len : 32),
@@ -1309,48 +1251,43 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
         t->msg = smtp_message(s);
     if (!s->data_first_frame)
         s->data_first_frame = mx_ctx_frame_at(s->ctx, MX_DIR_C2S, off).frame;
-    if (s->body_bol) {
-        if (d.len < 3 && !end && d.ptr[0] == '.')
-            return 0; /* "." "\r" "\n" may still come */
-        if (d.len >= 3 && !memcmp(d.ptr, ".\r\n", 3)) {
-            body_end(s, off, 3);
-            return 3;
-        }
-        if (d.len >= 2 && !memcmp(d.ptr, ".\n", 2)) {
-            anomaly(s, MX_DIR_C2S, A_DATA_BARE_LF_TERMINATOR, off, 2);
-            body_end(s, off, 2);
-            return 2;
-        }
-        if (s->body_resync) {
-            /* After a gap: a line that is a command ends the message. */
-            const uint8_t *lf = memchr(d.ptr, '\n', d.len);
-            if (!lf && !end && d.len < 64)
+    if (s->body_bol && s->body_resync && d.ptr[0] != '.') {
+        /* After a gap: a line that is a command ends the message. */
+        const uint8_t *lf = memchr(d.ptr, '\n', d.len);
+        if (!lf && !end && d.len < 64)
+            return 0;
+        static const char *const cmds[] = { "MAIL FROM:", "RSET\r", "QUIT\r", "EHLO ", "HELO ", "RCPT TO:" };
+        for (size_t i = 0; i < MX_ARRAY_LEN(cmds); i++) {
+            if (mx_iprefix(d.ptr, d.len, cmds[i])) {
+                /* The end of the data was lost with the gap; the server's
+                 * reply to it is still to come. */
+                anomaly(s, MX_DIR_C2S, A_PARTIAL_AFTER_GAP, off, 1);
+                struct mx_frame_ref fr = mx_ctx_frame_at(s->ctx, MX_DIR_C2S, off);
+                push(s, V_DATA_END, fr.frame, fr.ts, UINT32_MAX, false, off, 1);
+                txn_data_sent(s);
+                s->cmode = C_CMD;
+                s->body_resync = false;
+                s->data_first_frame = 0;
                 return 0;
-            static const char *const cmds[] = { "MAIL FROM:", "RSET\r", "QUIT\r", "EHLO ", "HELO ", "RCPT TO:" };
-            for (size_t i = 0; i < MX_ARRAY_LEN(cmds); i++) {
-                if (iprefix(d.ptr, d.len, cmds[i])) {
-                    /* The end of the data was lost with the gap; the server's
-                     * reply to it is still to come. */
-                    anomaly(s, MX_DIR_C2S, A_PARTIAL_AFTER_GAP, off, 1);
-                    struct mx_frame_ref fr = mx_ctx_frame_at(s->ctx, MX_DIR_C2S, off);
-                    push(s, V_DATA_END, fr.frame, fr.ts, UINT32_MAX, false, off, 1);
-                    txn_data_sent(s);
-                    s->cmode = C_CMD;
-                    s->body_resync = false;
-                    s->data_first_frame = 0;
-                    return 0;
-                }
             }
         }
-        if (d.ptr[0] == '.') {
-            s->body_bol = false;
-            return 1; /* the stuffed dot */
-        }
     }
-    const uint8_t *lf = memchr(d.ptr, '\n', d.len);
-    size_t n = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
-    mx_message_feed(t->msg, mx_slice_make(d.ptr, n), off);
-    s->body_bol = lf != NULL;
+    size_t n;
+    struct mx_slice bytes;
+    switch (mx_dot_step(&s->body_bol, d, end, &n, &bytes)) {
+    case MX_DOT_MORE:
+        return 0;
+    case MX_DOT_END_BARE_LF:
+        anomaly(s, MX_DIR_C2S, A_DATA_BARE_LF_TERMINATOR, off, n);
+        /* fall through */
+    case MX_DOT_END:
+        body_end(s, off, n);
+        return n;
+    case MX_DOT_DATA:
+        break;
+    }
+    if (bytes.len)
+        mx_message_feed(t->msg, bytes, off);
     return n;
 }
 
@@ -1363,14 +1300,14 @@ static bool midstream_line(struct smtp *s, struct mx_slice line, uint64_t off, s
 {
     const uint8_t *sp = memchr(line.ptr, ' ', line.len);
     struct mx_slice verb = mx_slice_make(line.ptr, sp ? (size_t)(sp - line.ptr) : line.len);
-    struct mx_slice arg = sp ? trim(mx_slice_make(sp + 1, line.len - verb.len - 1)) : mx_slice_make(line.ptr, 0);
+    struct mx_slice arg = sp ? mx_trim(mx_slice_make(sp + 1, line.len - verb.len - 1)) : mx_slice_make(line.ptr, 0);
     bool command;
     switch (verb_of(verb)) {
     case V_MAIL:
-        command = iprefix(arg.ptr, arg.len, "FROM:");
+        command = mx_iprefix(arg.ptr, arg.len, "FROM:");
         break;
     case V_RCPT:
-        command = iprefix(arg.ptr, arg.len, "TO:");
+        command = mx_iprefix(arg.ptr, arg.len, "TO:");
         break;
     case V_HELO:
     case V_EHLO:
@@ -1713,7 +1650,7 @@ static int smtp_probe(struct mx_slice data, enum mx_dir d)
 {
     if (d == MX_DIR_S2C)
         return data.len >= 4 && !memcmp(data.ptr, "220", 3) && (data.ptr[3] == ' ' || data.ptr[3] == '-') ? 80 : 0;
-    return iprefix(data.ptr, data.len, "EHLO ") || iprefix(data.ptr, data.len, "HELO ") ? 80 : 0;
+    return mx_iprefix(data.ptr, data.len, "EHLO ") || mx_iprefix(data.ptr, data.len, "HELO ") ? 80 : 0;
 }
 
 const struct mx_dissector mx_smtp_dissector = {
