@@ -26,10 +26,22 @@
 #define MSG_MAX_DEPTH 20         /* nesting of multiparts and message/rfc822 */
 #define MSG_MAX_PARTS 10000      /* parts described besides the message itself; beyond:
                                     TOO_MANY_PARTS, counted only */
+#define MSG_INNER_LIST 8         /* addresses kept per To/Cc of an embedded message */
+#define MSG_INNER_TOTAL (1u << 20) /* header text kept of all embedded messages together */
+#define MSG_PATH_CAP 128         /* "1.2.3..." */
+#define MSG_CTYPE_CAP 80         /* texts of a part description */
+#define MSG_CHARSET_CAP 40
+#define MSG_ENCODING_CAP 32
+#define MSG_DISPOSITION_CAP 24
+#define MSG_FILENAME_CAP 256
+/* The part descriptions' texts, all parts together: what the caps above allow. */
+#define MSG_TEXT_MAX ((MSG_MAX_PARTS + 1) * (MSG_PATH_CAP + MSG_CTYPE_CAP + MSG_CHARSET_CAP + MSG_ENCODING_CAP + \
+                      MSG_DISPOSITION_CAP + MSG_FILENAME_CAP) + MSG_INNER_TOTAL)
+#define MSG_MAILBOX_CAP 256      /* env.mailbox kept */
+#define MSG_SECTION_CAP 64       /* env.section kept */
 #define MSG_MAX_UU 16            /* uuencoded files reported per message */
 #define MSG_UU_LINE 256          /* a longer decoded line is not uuencode */
 #define MSG_ANOMALY_EMIT 8       /* anomaly events per name per message; the rest are counted */
-#define MSG_PATH_CAP 128         /* "1.2.3..." */
 #define MSG_NAME_CAP 255         /* extracted file names */
 #define MSG_TEXT_ATTACH 4        /* attachments named in the text line */
 
@@ -105,7 +117,28 @@ enum { L_TO, L_CC, L_BCC, L_REPLY_TO, L__N };
 static const char *const list_names[L__N] = { "to", "cc", "bcc", "reply-to" };
 static const char *const list_keys[L__N] = { "to", "cc", "bcc", "reply_to" };
 
+/* The fields of an embedded message (RFC 2046 §5.2.1) that its part
+ * reports: one set, for the one header block read at a time. */
+enum { I_FROM, I_SUBJECT, I_DATE, I_MESSAGE_ID, I__SINGLE };
+static const char *const inner_names[I__SINGLE] = { "from", "subject", "date", "message-id" };
+static const char *const inner_keys[I__SINGLE] = { "from", "subject", "date", "message_id" };
+enum { IL_TO, IL_CC, IL__N };
+static const char *const inner_list_names[IL__N] = { "to", "cc" };
+static const char *const inner_list_keys[IL__N] = { "to", "cc" };
+static const char *const inner_dropped_keys[IL__N] = { "to_not_listed", "cc_not_listed" };
+
+struct inner_headers {
+    struct kept single[I__SINGLE];
+    bool seen[I__SINGLE];
+    struct {
+        uint32_t n, dropped;
+        struct kept a[MSG_INNER_LIST];
+    } list[IL__N];
+    bool list_seen[IL__N];
+};
+
 struct headers {
+    struct inner_headers inner;
     struct kept single[H__SINGLE];
     bool seen[H__SINGLE];
     struct addr_list list[L__N];
@@ -118,17 +151,28 @@ struct headers {
     uint32_t n_dkim;
 };
 
-/* A MIME part as the record describes it. */
+/* The texts that describe a part, in the order they are stored. */
+enum { T_PATH, T_CTYPE, T_CHARSET, T_ENCODING, T_DISPOSITION, T_FILENAME, T__N };
+
+/* The texts of the entity whose header block is being read (there is one
+ * at a time); they go into m->text when the block ends. */
+struct part_texts {
+    uint8_t ctype[MSG_CTYPE_CAP], charset[MSG_CHARSET_CAP], encoding[MSG_ENCODING_CAP];
+    uint8_t disposition[MSG_DISPOSITION_CAP], filename[MSG_FILENAME_CAP];
+    size_t ctype_len, charset_len, encoding_len, disposition_len, filename_len;
+};
+
+/* A MIME part as the record describes it. Its texts are stored compactly in
+ * m->text (only the bytes there are); what is learnt later is here. */
 struct part_rec {
-    char path[MSG_PATH_CAP];
-    uint8_t ctype[80], charset[40], encoding[32], disposition[24], filename[256];
-    uint8_t ctype_len, charset_len, encoding_len, disposition_len;
-    uint16_t filename_len;
-    bool leaf, hashed, partial;
-    uint64_t size;
+    uint64_t size;        /* leaf: decoded bytes; container: body bytes as carried */
     uint64_t bad_base64, bad_qp;
+    uint32_t text;        /* offset of its texts in m->text */
+    uint32_t inner;       /* 1 + offset of its embedded message's fields in m->text; 0: none */
+    uint16_t len[T__N];   /* lengths of its texts */
+    bool leaf, container, hashed, partial;
     uint8_t md5[16], sha1[20], sha256[32];
-    char *extracted; /* file name within the extract directory (malloc'd), or NULL */
+    char *extracted;      /* file name within the extract directory (malloc'd), or NULL */
 };
 
 struct uu_rec {
@@ -162,6 +206,8 @@ struct ent {
     bool attachment;
     int32_t rec;          /* index into m->parts, or -1 when not described */
     uint32_t fields;
+    uint64_t body_pos;    /* message offset where its body starts */
+    bool closed;          /* its end was seen (a container's size is set) */
 };
 
 enum uu_state { UU_SEEK, UU_IN, UU_END };
@@ -179,6 +225,8 @@ struct mx_message {
     bool have_first;
     struct mx_frame_ref first, last;
     uint64_t cur_off; /* stream offset of the line being processed */
+    uint64_t cur_pos; /* its offset in the message (bytes seen before it) */
+    uint8_t prev_eol; /* length of the line end before it (it belongs to a boundary on this line) */
 
     /* line layer */
     uint8_t line[MSG_LINE_BUF];
@@ -218,10 +266,17 @@ struct mx_message {
 
     /* results */
     struct headers *h;
+    struct part_texts cur; /* texts of the entity whose header block is being read */
     struct part_rec *parts;
     uint32_t n_parts, cap_parts;
     uint64_t parts_total;
+    uint8_t *text;         /* the parts' texts and embedded messages' fields, packed */
+    size_t text_len, text_cap;
+    size_t inner_total;    /* bytes of m->text holding embedded messages' fields */
+    uint32_t inner_not_kept; /* embedded messages whose fields went past MSG_INNER_TOTAL */
     uint64_t anomalies[A__COUNT];
+    bool cut;              /* mx_message_cut: the message ended before its end */
+    uint8_t mailbox[MSG_MAILBOX_CAP], section[MSG_SECTION_CAP]; /* env's copies */
 
     /* extraction */
     int eml_fd;
@@ -481,6 +536,43 @@ static struct part_rec *rec_of(struct mx_message *m, const struct ent *e)
     return e->rec >= 0 ? &m->parts[e->rec] : NULL;
 }
 
+/* Text `which` (T_*) of a described part. */
+static struct mx_slice rec_text(const struct mx_message *m, const struct part_rec *r, int which)
+{
+    size_t off = r->text;
+    for (int k = 0; k < which; k++)
+        off += r->len[k];
+    return mx_slice_make(m->text + off, r->len[which]);
+}
+
+/* Makes room for n more bytes of m->text (capped at MSG_TEXT_MAX); false when
+ * out of memory or past the cap. */
+static bool text_room(struct mx_message *m, size_t n)
+{
+    if (n > MSG_TEXT_MAX - m->text_len)
+        return false;
+    if (m->text_len + n <= m->text_cap)
+        return true;
+    size_t cap = m->text_cap ? m->text_cap : 4096;
+    while (cap < m->text_len + n)
+        cap *= 2;
+    if (cap > MSG_TEXT_MAX)
+        cap = MSG_TEXT_MAX;
+    uint8_t *t = realloc(m->text, cap);
+    if (!t)
+        return false;
+    m->text = t;
+    m->text_cap = cap;
+    return true;
+}
+
+static void text_put(struct mx_message *m, const void *p, size_t n)
+{
+    if (n)
+        memcpy(m->text + m->text_len, p, n);
+    m->text_len += n;
+}
+
 /* Decoded bytes of the current leaf: hashed, counted, extracted, scanned. */
 static void leaf_out(struct mx_message *m, const uint8_t *p, size_t n)
 {
@@ -556,9 +648,9 @@ static void leaf_start(struct mx_message *m, struct ent *e)
     EVP_DigestInit_ex(m->h_sha1, EVP_sha1(), NULL);
     EVP_DigestInit_ex(m->h_sha256, EVP_sha256(), NULL);
     const char *dir = extract_dir(m);
-    if (r && dir && (r->filename_len || e->attachment) && m->eml_n) {
+    if (r && dir && (r->len[T_FILENAME] || e->attachment) && m->eml_n) {
         char safe[MSG_NAME_CAP + 1], name[MSG_NAME_CAP + 1];
-        mx_message_safe_name(mx_slice_make(r->filename, r->filename_len), safe, MSG_NAME_CAP - 40);
+        mx_message_safe_name(rec_text(m, r, T_FILENAME), safe, MSG_NAME_CAP - 40);
         snprintf(name, sizeof(name), "%" PRIu64 "-%u-%.200s", mx_ctx_flow_id(m->env.ctx), m->eml_n, safe);
         char used[MSG_NAME_CAP + 1];
         m->leaf_fd = create_excl(dir, name, used, sizeof(used));
@@ -619,7 +711,9 @@ static void leaf_end(struct mx_message *m, struct ent *e, bool flush)
 
 /* ---- top-level header fields ---- */
 
-static void parse_list(struct mx_message *m, struct addr_list *l, struct mx_slice v, uint64_t off)
+/* Keeps the addresses of `v` in a[0..max), counting in *n, and those beyond in *dropped. */
+static void parse_list(struct mx_message *m, struct kept *a, uint32_t max, uint32_t *n, uint32_t *dropped,
+                       struct mx_slice v, uint64_t off)
 {
     /* RFC 5322 §3.4: addresses separated by commas outside quotes, angle brackets and comments */
     size_t start = 0;
@@ -645,14 +739,14 @@ static void parse_list(struct mx_message *m, struct addr_list *l, struct mx_slic
         else if (c == '>')
             angle = false;
         else if (c == ',' && !paren && !angle) {
-            struct mx_slice a = trim(mx_slice_make(v.ptr + start, (i < v.len ? i : v.len) - start));
+            struct mx_slice addr = trim(mx_slice_make(v.ptr + start, (i < v.len ? i : v.len) - start));
             start = i + 1;
-            if (!a.len)
+            if (!addr.len)
                 continue;
-            if (l->n < MSG_MAX_LIST)
-                keep_decoded(m, &l->a[l->n++], a, off);
+            if (*n < max)
+                keep_decoded(m, &a[(*n)++], addr, off);
             else
-                l->dropped++;
+                (*dropped)++;
         }
     }
 }
@@ -778,7 +872,7 @@ static void top_field(struct mx_message *m, struct mx_slice name, struct mx_slic
         if (h->list_seen[k])
             anomaly(m, A_DUPLICATE_FIELD, off, name.len);
         h->list_seen[k] = true;
-        parse_list(m, &h->list[k], v, off);
+        parse_list(m, h->list[k].a, MSG_MAX_LIST, &h->list[k].n, &h->list[k].dropped, v, off);
         return;
     }
     if (mx_mime_eq(name, "received"))
@@ -790,40 +884,143 @@ static void top_field(struct mx_message *m, struct mx_slice name, struct mx_slic
         parse_dkim(h, v);
 }
 
+/* A field of an embedded message's header block: the few its part reports,
+ * decoded as the top-level ones are. */
+static void inner_field(struct mx_message *m, struct mx_slice name, struct mx_slice v, uint64_t off)
+{
+    struct inner_headers *in = &m->h->inner;
+    for (int k = 0; k < I__SINGLE; k++) {
+        if (!mx_mime_eq(name, inner_names[k]))
+            continue;
+        if (in->seen[k]) {
+            anomaly(m, A_DUPLICATE_FIELD, off, name.len); /* RFC 5322 §3.6 */
+            return;
+        }
+        in->seen[k] = true;
+        if (k == I_FROM || k == I_SUBJECT)
+            keep_decoded(m, &in->single[k], v, off);
+        else
+            keep(&in->single[k], v);
+        return;
+    }
+    for (int k = 0; k < IL__N; k++) {
+        if (!mx_mime_eq(name, inner_list_names[k]))
+            continue;
+        if (in->list_seen[k])
+            anomaly(m, A_DUPLICATE_FIELD, off, name.len);
+        in->list_seen[k] = true;
+        parse_list(m, in->list[k].a, MSG_INNER_LIST, &in->list[k].n, &in->list[k].dropped, v, off);
+        return;
+    }
+}
+
+/* Packed form of an embedded message's fields in m->text, in output order:
+ * items of a tag byte (IT_*), then for a single field a 16-bit length and
+ * its bytes; for a list the count (8 bits), the number not listed (32
+ * bits), and each address as length and bytes; IT_END last. */
+enum { IT_END, IT_FROM, IT_TO, IT_CC, IT_SUBJECT, IT_DATE, IT_MESSAGE_ID };
+
+static void put_u16(uint8_t *p, size_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static size_t get_u16(const uint8_t *p)
+{
+    return (size_t)p[0] << 8 | p[1];
+}
+
+/* Stores the fields of the embedded message just read (its header block
+ * ended) with the message/rfc822 part `parent`, within MSG_INNER_TOTAL. */
+static void inner_commit(struct mx_message *m, struct ent *parent)
+{
+    struct part_rec *r = rec_of(m, parent);
+    const struct inner_headers *in = &m->h->inner;
+    if (!r)
+        return;
+    static const int single_tag[I__SINGLE] = { IT_FROM, IT_SUBJECT, IT_DATE, IT_MESSAGE_ID };
+    static const int list_tag[IL__N] = { IT_TO, IT_CC };
+    /* output order: from, to, cc, subject, date, message_id */
+    static const int order[] = { IT_FROM, IT_TO, IT_CC, IT_SUBJECT, IT_DATE, IT_MESSAGE_ID };
+    size_t need = 1;
+    for (int k = 0; k < I__SINGLE; k++)
+        if (in->seen[k])
+            need += 3 + in->single[k].len;
+    for (int k = 0; k < IL__N; k++)
+        if (in->list_seen[k]) {
+            need += 6;
+            for (uint32_t i = 0; i < in->list[k].n; i++)
+                need += 2 + in->list[k].a[i].len;
+        }
+    if (need > MSG_INNER_TOTAL - m->inner_total || !text_room(m, need)) {
+        m->inner_not_kept++;
+        return;
+    }
+    r->inner = (uint32_t)m->text_len + 1;
+    m->inner_total += need;
+    uint8_t b[6];
+    for (size_t o = 0; o < MX_ARRAY_LEN(order); o++) {
+        for (int k = 0; k < I__SINGLE; k++) {
+            if (single_tag[k] != order[o] || !in->seen[k])
+                continue;
+            b[0] = (uint8_t)order[o];
+            put_u16(b + 1, in->single[k].len);
+            text_put(m, b, 3);
+            text_put(m, in->single[k].b, in->single[k].len);
+        }
+        for (int k = 0; k < IL__N; k++) {
+            if (list_tag[k] != order[o] || !in->list_seen[k])
+                continue;
+            uint32_t d = in->list[k].dropped;
+            b[0] = (uint8_t)order[o];
+            b[1] = (uint8_t)in->list[k].n;
+            b[2] = (uint8_t)(d >> 24), b[3] = (uint8_t)(d >> 16), b[4] = (uint8_t)(d >> 8), b[5] = (uint8_t)d;
+            text_put(m, b, 6);
+            for (uint32_t i = 0; i < in->list[k].n; i++) {
+                put_u16(b, in->list[k].a[i].len);
+                text_put(m, b, 2);
+                text_put(m, in->list[k].a[i].b, in->list[k].a[i].len);
+            }
+        }
+    }
+    b[0] = IT_END;
+    text_put(m, b, 1);
+}
+
 /* ---- MIME header fields of any entity ---- */
 
 static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name, struct mx_slice v, uint64_t off)
 {
-    struct part_rec *r = rec_of(m, e);
+    /* the texts are gathered for described parts only (m->cur, committed
+     * when the header block ends) */
+    struct part_texts *r = e->rec >= 0 ? &m->cur : NULL;
     unsigned unk = 0;
-    size_t n;
     if (mx_mime_eq(name, "content-type")) {
         /* RFC 2045 §5.1 */
-        uint8_t t[80];
+        uint8_t t[MSG_CTYPE_CAP];
         struct mx_mime_out o = { t, 0, sizeof(t), false };
         mx_mime_token(v, &o);
         memcpy(e->ctype, t, o.len);
         e->ctype_len = (uint8_t)o.len;
-        if (r) {
-            set_bytes(r->ctype, sizeof(r->ctype), mx_slice_make(t, o.len), &n);
-            r->ctype_len = (uint8_t)n;
-        }
+        if (r)
+            set_bytes(r->ctype, sizeof(r->ctype), mx_slice_make(t, o.len), &r->ctype_len);
         struct mx_mime_out b = { e->boundary, 0, sizeof(e->boundary), false };
         if (mx_mime_param(v, "boundary", &b, NULL))
             e->blen = (uint8_t)b.len;
         if (r) {
             struct mx_mime_out c = { r->charset, 0, sizeof(r->charset), false };
             if (mx_mime_param(v, "charset", &c, &unk))
-                r->charset_len = (uint8_t)c.len;
+                r->charset_len = c.len;
             if (!r->filename_len) {
                 struct mx_mime_out f = { r->filename, 0, sizeof(r->filename), false };
                 if (mx_mime_param(v, "name", &f, &unk))
-                    r->filename_len = (uint16_t)f.len;
+                    r->filename_len = f.len;
             }
         }
     } else if (mx_mime_eq(name, "content-transfer-encoding")) {
         /* RFC 2045 §6.1 */
-        uint8_t t[32];
+        uint8_t t[MSG_ENCODING_CAP];
         struct mx_mime_out o = { t, 0, sizeof(t), false };
         mx_mime_token(v, &o);
         struct mx_slice s = mx_slice_make(t, o.len);
@@ -836,24 +1033,21 @@ static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name,
             if (!mx_mime_eq(s, "7bit") && !mx_mime_eq(s, "8bit") && !mx_mime_eq(s, "binary"))
                 anomaly(m, A_UNKNOWN_ENCODING, off, v.len);
         }
-        if (r) {
-            set_bytes(r->encoding, sizeof(r->encoding), s, &n);
-            r->encoding_len = (uint8_t)n;
-        }
+        if (r)
+            set_bytes(r->encoding, sizeof(r->encoding), s, &r->encoding_len);
     } else if (mx_mime_eq(name, "content-disposition")) {
         /* RFC 2183 §2 */
-        uint8_t t[24];
+        uint8_t t[MSG_DISPOSITION_CAP];
         struct mx_mime_out o = { t, 0, sizeof(t), false };
         mx_mime_token(v, &o);
         e->attachment = mx_mime_eq(mx_slice_make(t, o.len), "attachment");
         if (r) {
-            set_bytes(r->disposition, sizeof(r->disposition), mx_slice_make(t, o.len), &n);
-            r->disposition_len = (uint8_t)n;
-            uint8_t fn[256];
+            set_bytes(r->disposition, sizeof(r->disposition), mx_slice_make(t, o.len), &r->disposition_len);
+            uint8_t fn[MSG_FILENAME_CAP];
             struct mx_mime_out f = { fn, 0, sizeof(fn), false };
             if (mx_mime_param(v, "filename", &f, &unk)) {
                 memcpy(r->filename, fn, f.len); /* filename wins over Content-Type's name */
-                r->filename_len = (uint16_t)f.len;
+                r->filename_len = f.len;
             }
         }
     }
@@ -882,6 +1076,8 @@ static void field_done(struct mx_message *m)
     ent_field(m, e, name, v, m->field_off);
     if (m->depth == 0)
         top_field(m, name, v, m->field_off);
+    else if (m->stack[m->depth - 1].kind == K_MESSAGE)
+        inner_field(m, name, v, m->field_off); /* an embedded message's own header block */
 }
 
 /* Appends a (piece of a) header line to the field being unfolded (RFC 5322 §2.2.3). */
@@ -943,16 +1139,55 @@ static void push(struct mx_message *m, const char *path, bool default_rfc822)
     e->rec = (int32_t)m->n_parts++;
     struct part_rec *r = &m->parts[e->rec];
     memset(r, 0, sizeof(*r));
-    snprintf(r->path, sizeof(r->path), "%s", path);
+    memset(&m->cur, 0, sizeof(m->cur));
 }
 
-/* The header block of the innermost entity ended: what is its body? */
-static void headers_end(struct mx_message *m)
+/* The header block of entity `e` (the last part described so far) ended:
+ * its texts go into m->text. Out of memory, it goes undescribed. */
+static void commit_texts(struct mx_message *m, struct ent *e)
+{
+    struct part_rec *r = rec_of(m, e);
+    if (!r)
+        return;
+    const struct part_texts *c = &m->cur;
+    size_t len[T__N] = { strlen(e->path), c->ctype_len, c->charset_len, c->encoding_len, c->disposition_len,
+                         c->filename_len };
+    const void *src[T__N] = { e->path, c->ctype, c->charset, c->encoding, c->disposition, c->filename };
+    size_t total = 0;
+    for (int k = 0; k < T__N; k++)
+        total += len[k];
+    if (!text_room(m, total)) {
+        /* the record is the last one: take it back */
+        m->n_parts--;
+        e->rec = -1;
+        return;
+    }
+    r->text = (uint32_t)m->text_len;
+    for (int k = 0; k < T__N; k++) {
+        r->len[k] = (uint16_t)len[k];
+        text_put(m, src[k], len[k]);
+    }
+}
+
+/* Entity `e` ends at message offset `end`: a container's size is its body's
+ * bytes as carried (RFC 2045 §2.4), not decoded. */
+static void ent_close(struct mx_message *m, struct ent *e, uint64_t end)
+{
+    if (e->closed)
+        return;
+    e->closed = true;
+    struct part_rec *r = rec_of(m, e);
+    if (r && r->container)
+        r->size = end > e->body_pos ? end - e->body_pos : 0;
+}
+
+/* The header block of the innermost entity ended; its body starts at
+ * message offset `body_pos`. What is its body? */
+static void headers_end(struct mx_message *m, uint64_t body_pos)
 {
     field_done(m);
     struct ent *e = &m->stack[m->depth];
-    struct part_rec *r = rec_of(m, e);
-    uint8_t tb[80];
+    uint8_t tb[MSG_CTYPE_CAP];
     size_t tl = e->ctype_len;
     memcpy(tb, e->ctype, tl);
     if (!tl) {
@@ -960,11 +1195,14 @@ static void headers_end(struct mx_message *m)
         const char *def = e->default_rfc822 ? "message/rfc822" : "text/plain";
         tl = strlen(def);
         memcpy(tb, def, tl);
-        if (r) {
-            memcpy(r->ctype, def, tl);
-            r->ctype_len = (uint8_t)tl;
-        }
+        memcpy(m->cur.ctype, def, tl);
+        m->cur.ctype_len = tl;
     }
+    commit_texts(m, e);
+    if (m->depth > 0 && m->stack[m->depth - 1].kind == K_MESSAGE)
+        inner_commit(m, &m->stack[m->depth - 1]);
+    e->body_pos = body_pos;
+    struct part_rec *r = rec_of(m, e);
     struct mx_slice t = mx_slice_make(tb, tl);
     bool multi = tl > 10 && !memcmp(tb, "multipart/", 10);
     bool rfc822 = mx_mime_eq(t, "message/rfc822") || mx_mime_eq(t, "message/global");
@@ -981,15 +1219,20 @@ static void headers_end(struct mx_message *m)
         e->kind = K_MULTI;
         e->st = S_PREAMBLE;
         e->digest = mx_mime_eq(t, "multipart/digest");
+        if (r)
+            r->container = true;
         return;
     }
     if (rfc822 && e->enc == E_IDENTITY) {
         /* RFC 2046 §5.2.1: the body is a whole message, parsed in turn */
         e->kind = K_MESSAGE;
         e->st = S_BODY;
+        if (r)
+            r->container = true;
         char p[MSG_PATH_CAP];
         snprintf(p, sizeof(p), "%.*s.0", MSG_PATH_CAP - 3, e->path);
         push(m, p, false);
+        memset(&m->h->inner, 0, sizeof(m->h->inner)); /* its header block comes next */
         return;
     }
     e->kind = K_LEAF;
@@ -1000,17 +1243,29 @@ static void headers_end(struct mx_message *m)
 }
 
 /* Ends the innermost entity. `by_boundary`: a boundary of an outer multipart
- * ends it (the last line end belongs to that boundary). */
+ * ends it (the last line end belongs to that boundary); else the message ends. */
 static void pop(struct mx_message *m, bool by_boundary)
 {
+    /* where it ends: before the line end that precedes the boundary line (RFC 2046 §5.1.1) */
+    uint64_t end = m->size;
+    if (by_boundary)
+        end = m->cur_pos - (m->prev_eol < m->cur_pos ? m->prev_eol : m->cur_pos);
+    /* A header block still open ends here; a message/rfc822 body that this
+     * pushes is ended too, with its empty header block. */
+    for (;;) {
+        int d = m->depth;
+        if (m->stack[d].st != S_HEADERS)
+            break;
+        headers_end(m, end);
+        if (m->depth == d)
+            break;
+    }
     struct ent *e = &m->stack[m->depth];
-    if (e->st == S_HEADERS)
-        headers_end(m); /* may push a message/rfc822 body: end that too */
-    e = &m->stack[m->depth];
     if (e->kind == K_LEAF)
         leaf_end(m, e, !by_boundary);
-    else if (e->kind == K_MULTI && e->st != S_EPILOGUE)
-        anomaly(m, A_MISSING_BOUNDARY, m->cur_off, 0);
+    else if (e->kind == K_MULTI && e->st != S_EPILOGUE && !m->env.fragment && !m->cut)
+        anomaly(m, A_MISSING_BOUNDARY, m->cur_off, 0); /* a fragment or a cut message stops short by nature */
+    ent_close(m, e, end);
     if (m->depth > 0)
         m->depth--;
     else
@@ -1091,7 +1346,7 @@ static void on_line(struct mx_message *m, struct mx_slice s, struct mx_slice eol
     switch (top->st) {
     case S_HEADERS:
         if (first && s.len == 0 && eol.len) {
-            headers_end(m); /* RFC 5322 §2.1: the empty line ends the header block */
+            headers_end(m, m->cur_pos + eol.len); /* RFC 5322 §2.1: the empty line ends the header block */
             return;
         }
         if (!first) {
@@ -1117,7 +1372,7 @@ static void on_line(struct mx_message *m, struct mx_slice s, struct mx_slice eol
              * headerless; after fields, it is an anomaly. */
             if (top->fields)
                 anomaly(m, A_HEADER_WITHOUT_COLON, m->cur_off, s.len);
-            headers_end(m);
+            headers_end(m, m->cur_pos);
             on_line(m, s, eol, first);
             return;
         }
@@ -1147,6 +1402,8 @@ static void line_out(struct mx_message *m, struct mx_slice s, struct mx_slice eo
         anomaly(m, A_LONG_LINE, m->cur_off, m->line_total);
     on_line(m, s, eol, first);
     m->line_cont = eol.len == 0;
+    if (eol.len)
+        m->prev_eol = (uint8_t)eol.len;
 }
 
 static void split_eol(struct mx_slice *s, struct mx_slice *eol, const uint8_t *lf)
@@ -1167,6 +1424,17 @@ struct mx_message *mx_message_new(const struct mx_message_env *env)
     if (!m)
         return NULL;
     m->env = *env;
+    /* the optional context is copied (capped): the caller's buffers need not outlive the call */
+    size_t n = env->mailbox.ptr && env->mailbox.len ? env->mailbox.len : 0;
+    n = n < sizeof(m->mailbox) ? n : sizeof(m->mailbox);
+    if (n)
+        memcpy(m->mailbox, env->mailbox.ptr, n);
+    m->env.mailbox = mx_slice_make(m->mailbox, n);
+    n = env->section.ptr && env->section.len ? env->section.len : 0;
+    n = n < sizeof(m->section) ? n : sizeof(m->section);
+    if (n)
+        memcpy(m->section, env->section.ptr, n);
+    m->env.section = mx_slice_make(m->section, n);
     m->eml_fd = -1;
     m->leaf_fd = -1;
     m->sha = EVP_MD_CTX_new();
@@ -1183,6 +1451,8 @@ struct mx_message *mx_message_new(const struct mx_message_env *env)
     /* the root entity: the message itself */
     m->depth = -1;
     push(m, "0", false);
+    if (env->ctx) /* where the message began: its frames if no byte of it ever comes */
+        m->first = m->last = mx_ctx_frame_at(env->ctx, env->dir, mx_ctx_offset(env->ctx, env->dir));
     return m;
 }
 
@@ -1226,6 +1496,8 @@ void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t strea
     }
     if (m->eml_fd >= 0)
         write_all(m, &m->eml_fd, bytes.ptr, bytes.len);
+    /* message offset = stream offset + delta, within this call (modular) */
+    uint64_t delta = m->size - stream_off;
     m->size += bytes.len;
     const uint8_t *p = bytes.ptr;
     size_t n = bytes.len;
@@ -1240,8 +1512,10 @@ void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t strea
             p += seg + 1, n -= seg + 1, off += seg + 1;
             continue;
         }
-        if (!m->line_len)
+        if (!m->line_len) {
             m->cur_off = off;
+            m->cur_pos = off + delta;
+        }
         if (lf && !m->line_len) {
             /* the whole line is here: no copy */
             struct mx_slice s = mx_slice_make(p, seg), eol;
@@ -1268,6 +1542,7 @@ void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t strea
             line_out(m, mx_slice_make(m->line, sizeof(m->line)), mx_slice_make(NULL, 0));
             m->line_len = 0;
             m->cur_off = off + top;
+            m->cur_pos = m->cur_off + delta;
             struct mx_slice s = mx_slice_make(p + top, seg - top), eol;
             split_eol(&s, &eol, lf);
             line_out(m, s, eol);
@@ -1285,6 +1560,7 @@ void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t strea
                 memmove(m->line, m->line + piece, m->line_len - piece);
                 m->line_len -= piece;
                 m->cur_off = off + take - m->line_len;
+                m->cur_pos = m->cur_off + delta;
             }
             p += take, n -= take, off += take;
             continue;
@@ -1303,6 +1579,21 @@ void mx_message_gap(struct mx_message *m, uint64_t len)
     m->line_cont = false;
     m->skip_line = true;
     m->pend_len = 0;
+    m->prev_eol = 0;
+    for (int k = 0; k <= m->depth; k++) {
+        struct part_rec *r = rec_of(m, &m->stack[k]);
+        if (r)
+            r->partial = true;
+    }
+}
+
+/* message.h: the rest of the message will never come. */
+void mx_message_cut(struct mx_message *m)
+{
+    if (!m || m->ended)
+        return;
+    m->cut = true;
+    /* the entities still open are incomplete */
     for (int k = 0; k <= m->depth; k++) {
         struct part_rec *r = rec_of(m, &m->stack[k]);
         if (r)
@@ -1382,9 +1673,42 @@ static void emit_headers(struct mx_message *m, struct mx_event *ev)
     mx_ev_end(ev);
 }
 
-static bool is_attachment(const struct part_rec *r)
+static bool is_attachment(const struct mx_message *m, const struct part_rec *r)
 {
-    return r->leaf && (r->filename_len || (r->disposition_len && mx_mime_eq(mx_slice_make(r->disposition, r->disposition_len), "attachment")));
+    return r->leaf && (r->len[T_FILENAME] || mx_mime_eq(rec_text(m, r, T_DISPOSITION), "attachment"));
+}
+
+/* The fields of the embedded message of part r, as inner_commit packed them. */
+static void emit_inner(const struct mx_message *m, const struct part_rec *r, struct mx_event *ev)
+{
+    const uint8_t *p = m->text + (r->inner - 1);
+    mx_ev_obj(ev, "message");
+    for (;;) {
+        int tag = *p++;
+        if (tag == IT_END)
+            break;
+        if (tag == IT_TO || tag == IT_CC) {
+            int k = tag == IT_TO ? IL_TO : IL_CC;
+            unsigned n = p[0];
+            uint32_t dropped = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+            p += 5;
+            mx_ev_arr(ev, inner_list_keys[k]);
+            for (unsigned i = 0; i < n; i++) {
+                size_t len = get_u16(p);
+                mx_ev_wire(ev, NULL, mx_slice_make(p + 2, len));
+                p += 2 + len;
+            }
+            mx_ev_end(ev);
+            if (dropped)
+                mx_ev_uint(ev, inner_dropped_keys[k], dropped);
+            continue;
+        }
+        int k = tag == IT_FROM ? I_FROM : tag == IT_SUBJECT ? I_SUBJECT : tag == IT_DATE ? I_DATE : I_MESSAGE_ID;
+        size_t len = get_u16(p);
+        mx_ev_wire(ev, inner_keys[k], mx_slice_make(p + 2, len));
+        p += 2 + len;
+    }
+    mx_ev_end(ev);
 }
 
 static void emit_parts(struct mx_message *m, struct mx_event *ev, const char *dir)
@@ -1394,16 +1718,12 @@ static void emit_parts(struct mx_message *m, struct mx_event *ev, const char *di
     for (uint32_t i = 0; i < m->n_parts; i++) {
         const struct part_rec *r = &m->parts[i];
         mx_ev_obj(ev, NULL);
-        mx_ev_str(ev, "path", r->path);
-        mx_ev_wire(ev, "content_type", mx_slice_make(r->ctype, r->ctype_len));
-        if (r->charset_len)
-            mx_ev_wire(ev, "charset", mx_slice_make(r->charset, r->charset_len));
-        if (r->encoding_len)
-            mx_ev_wire(ev, "encoding", mx_slice_make(r->encoding, r->encoding_len));
-        if (r->disposition_len)
-            mx_ev_wire(ev, "disposition", mx_slice_make(r->disposition, r->disposition_len));
-        if (r->filename_len)
-            mx_ev_wire(ev, "filename", mx_slice_make(r->filename, r->filename_len));
+        mx_ev_wire(ev, "path", rec_text(m, r, T_PATH));
+        mx_ev_wire(ev, "content_type", rec_text(m, r, T_CTYPE));
+        static const char *const opt_keys[] = { "charset", "encoding", "disposition", "filename" };
+        for (int k = T_CHARSET; k <= T_FILENAME; k++)
+            if (r->len[k])
+                mx_ev_wire(ev, opt_keys[k - T_CHARSET], rec_text(m, r, k));
         if (r->leaf && r->hashed) {
             mx_ev_uint(ev, "size", r->size);
             hex(r->md5, 16, hx);
@@ -1412,7 +1732,10 @@ static void emit_parts(struct mx_message *m, struct mx_event *ev, const char *di
             mx_ev_str(ev, "sha1", hx);
             hex(r->sha256, 32, hx);
             mx_ev_str(ev, "sha256", hx);
-        }
+        } else if (r->container)
+            mx_ev_uint(ev, "size", r->size); /* the body as carried: no hashes (the message has its SHA-256) */
+        if (r->inner)
+            emit_inner(m, r, ev);
         if (r->bad_base64 || r->bad_qp) {
             mx_ev_obj(ev, "errors");
             if (r->bad_base64)
@@ -1462,23 +1785,38 @@ static void emit_record(struct mx_message *m)
     const char *dir = extract_dir(m);
     char hx[65];
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(ctx), "message", mx_ctx_flow_id(ctx),
-                                         m->have_first ? m->last.ts : MX_TIME_NONE);
+                                         m->last.ts);
     mx_ev_dir(ev, m->env.dir);
     mx_ev_str(ev, "source", m->env.source ? m->env.source : "unknown");
+    /* where a POP3 or IMAP message came from, when the session said */
+    if (m->env.number)
+        mx_ev_uint(ev, "number", m->env.number);
+    if (m->env.uid)
+        mx_ev_uint(ev, "uid", m->env.uid);
+    if (m->env.mailbox.len)
+        mx_ev_wire(ev, "mailbox", m->env.mailbox);
+    if (m->env.section.len)
+        mx_ev_wire(ev, "section", m->env.section);
+    if (m->env.fragment)
+        mx_ev_bool(ev, "fragment", true);
     mx_ev_uint(ev, "size", m->size);
     hex(m->digest, 32, hx);
     mx_ev_str(ev, "sha256", hx);
-    mx_ev_bool(ev, "partial", m->missing > 0);
+    mx_ev_bool(ev, "partial", m->missing > 0 || m->cut);
     if (m->missing)
         mx_ev_uint(ev, "missing_bytes", m->missing);
+    if (m->cut)
+        mx_ev_bool(ev, "cut", true);
     emit_headers(m, ev);
     emit_parts(m, ev, dir);
     if (m->parts_total > m->n_parts)
         mx_ev_uint(ev, "parts_not_described", m->parts_total - m->n_parts);
+    if (m->inner_not_kept)
+        mx_ev_uint(ev, "embedded_headers_not_kept", m->inner_not_kept);
     uint32_t n_att = 0, n_leaf = 0;
     for (uint32_t i = 0; i < m->n_parts; i++) {
         n_leaf += m->parts[i].leaf;
-        n_att += is_attachment(&m->parts[i]);
+        n_att += is_attachment(m, &m->parts[i]);
     }
     mx_ev_uint(ev, "attachments", n_att);
     bool any = false;
@@ -1499,8 +1837,8 @@ static void emit_record(struct mx_message *m)
     }
     if (m->extract_failed)
         mx_ev_bool(ev, "extract_failed", true);
-    mx_ev_frames(ev, m->have_first ? m->first.frame : 0, m->have_first ? m->last.frame : 0);
-    if (m->missing)
+    mx_ev_frames(ev, m->first.frame, m->last.frame);
+    if (m->missing || m->cut)
         mx_ev_tone(ev, MX_TONE_WARN);
     /* message: "Subject" from <x> to <y>, 3 parts, 2 attachments (a.pdf 12 KB, ...) */
     char att[1200];
@@ -1509,11 +1847,11 @@ static void emit_record(struct mx_message *m)
     uint32_t shown = 0;
     for (uint32_t i = 0; i < m->n_parts && shown < MSG_TEXT_ATTACH; i++) {
         const struct part_rec *r = &m->parts[i];
-        if (!is_attachment(r))
+        if (!is_attachment(m, r))
             continue;
+        struct mx_slice fn = rec_text(m, r, T_FILENAME);
         int w = snprintf(att + al, sizeof(att) - al, "%s%.*s %" PRIu64 " %s", shown ? ", " : " (",
-                         r->filename_len ? (int)(r->filename_len > 100 ? 100 : r->filename_len) : 7,
-                         r->filename_len ? (const char *)r->filename : "unnamed",
+                         fn.len ? (int)(fn.len > 100 ? 100 : fn.len) : 7, fn.len ? (const char *)fn.ptr : "unnamed",
                          r->size >= 10240 ? (r->size + 512) / 1024 : r->size, r->size >= 10240 ? "KB" : "bytes");
         if (w < 0 || (size_t)w >= sizeof(att) - al)
             break;
@@ -1524,14 +1862,14 @@ static void emit_record(struct mx_message *m)
         snprintf(att + al, sizeof(att) - al, "%s)", n_att > shown ? ", ..." : "");
     const struct headers *h = m->h;
     const struct kept *to = h->list[L_TO].n ? &h->list[L_TO].a[0] : NULL;
-    mx_ev_text(ev, "message: \"%.*s\" from %.*s%s%.*s%s, %u part%s, %u attachment%s%s",
+    mx_ev_text(ev, "message: \"%.*s\" from %.*s%s%.*s%s, %u part%s, %u attachment%s%s%s",
                (int)(h->single[H_SUBJECT].len > 120 ? 120 : h->single[H_SUBJECT].len),
                (const char *)h->single[H_SUBJECT].b,
                h->seen[H_FROM] ? (int)(h->single[H_FROM].len > 120 ? 120 : h->single[H_FROM].len) : 1,
                h->seen[H_FROM] ? (const char *)h->single[H_FROM].b : "?", to ? " to " : "",
                to ? (int)(to->len > 120 ? 120 : to->len) : 0, to ? (const char *)to->b : "",
                h->list[L_TO].n + h->list[L_TO].dropped > 1 ? " and others" : "", n_leaf, n_leaf == 1 ? "" : "s",
-               n_att, n_att == 1 ? "" : "s", att);
+               n_att, n_att == 1 ? "" : "s", att, m->cut ? ", cut short" : "");
     mx_event_emit(mx_ctx_sink(ctx), ev);
 }
 
@@ -1547,6 +1885,7 @@ void mx_message_end(struct mx_message *m)
     /* Whatever is open ends here (RFC 5322 §2.1: a message may be headers only). */
     while (m->depth > 0 || m->stack[0].st != S_EPILOGUE)
         pop(m, false);
+    ent_close(m, &m->stack[0], m->size); /* a multipart closed by its delimiter: the epilogue ends here */
     unsigned int n = 0;
     EVP_DigestFinal_ex(m->sha, m->digest, &n);
     m->ended = true;
@@ -1576,7 +1915,7 @@ void mx_message_describe(const struct mx_message *m, struct mx_event *ev, const 
         hex(m->digest, 32, h);
         mx_ev_str(ev, "sha256", h);
     }
-    mx_ev_bool(ev, "partial", m->missing > 0 || !m->ended);
+    mx_ev_bool(ev, "partial", m->missing > 0 || m->cut || !m->ended);
     if (m->missing)
         mx_ev_uint(ev, "missing_bytes", m->missing);
     if (m->h->seen[H_MESSAGE_ID])
@@ -1586,7 +1925,7 @@ void mx_message_describe(const struct mx_message *m, struct mx_event *ev, const 
     if (m->ended) {
         uint32_t n_att = 0;
         for (uint32_t i = 0; i < m->n_parts; i++)
-            n_att += is_attachment(&m->parts[i]);
+            n_att += is_attachment(m, &m->parts[i]);
         mx_ev_uint(ev, "attachments", n_att);
     }
     mx_ev_end(ev);
@@ -1609,5 +1948,6 @@ void mx_message_free(struct mx_message *m)
     for (uint32_t i = 0; i < m->n_parts; i++)
         free(m->parts[i].extracted);
     free(m->parts);
+    free(m->text);
     free(m);
 }

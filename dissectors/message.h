@@ -6,11 +6,21 @@
 #include "event.h"
 #include "mx.h"
 
-/* Where a message travels: its records and anomalies name this flow and direction. */
+/* Where a message travels: its records and anomalies name this flow and
+ * direction. The fields after `source` are optional: zero or empty means
+ * unknown, and the record leaves them out. Initialise the struct with
+ * designated initialisers (a positional one that omits the optional fields
+ * trips -Wmissing-field-initializers). */
 struct mx_message_env {
     struct mx_dissect_ctx *ctx;
     enum mx_dir dir;       /* the direction carrying the message */
     const char *source;    /* how it travelled: "smtp.data", "smtp.bdat", "pop3.retr", "imap.fetch", ... */
+    uint32_t number;       /* POP3 message number (RFC 1939 §5) or IMAP sequence number (RFC 9051 §2.3.1.2) */
+    uint32_t uid;          /* IMAP UID (RFC 9051 §2.3.1.1) */
+    struct mx_slice mailbox; /* IMAP mailbox name as sent; copied by mx_message_new, at most 256 bytes */
+    struct mx_slice section; /* IMAP section spec ("1.2", "HEADER", RFC 9051 §6.4.5); copied, at most 64 bytes */
+    bool fragment;         /* the bytes are only part of the message: POP3 TOP, an IMAP partial
+                              fetch (<0.1024>), BODY[HEADER], a section */
 };
 
 /* One message (RFC 5322) in transit: SMTP DATA/BDAT, POP3 RETR/TOP, IMAP
@@ -25,10 +35,15 @@ struct mx_message *mx_message_new(const struct mx_message_env *env);
 void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t stream_off);
 /* `len` bytes of the message were never captured: the message is partial. */
 void mx_message_gap(struct mx_message *m, uint64_t len);
+/* The session ended (or the transfer was aborted) before the message's end:
+ * the message is partial. Call it before mx_message_end; the record then
+ * carries "partial": true and "cut": true. Has no effect after mx_message_end. */
+void mx_message_cut(struct mx_message *m);
 /* No more bytes come: the message's own record is emitted (once). */
 void mx_message_end(struct mx_message *m);
 /* Adds a summary of the message to an open event, as an object under `key`:
- * "size", "sha256" (of the bytes seen), "partial". */
+ * "size", "sha256" (of the bytes seen), "partial" (bytes missing, cut, or not
+ * ended yet). */
 void mx_message_describe(const struct mx_message *m, struct mx_event *ev, const char *key);
 uint64_t mx_message_size(const struct mx_message *m);
 void mx_message_free(struct mx_message *m);

@@ -3,6 +3,7 @@
 
 #include "mime.h"
 #include "cursor.h"
+#include "event.h"
 
 #include <limits.h>
 #include <string.h>
@@ -964,4 +965,44 @@ bool mx_sasl_client(struct mx_sasl *s, struct mx_slice b64)
 out:
     sasl_wipe(buf, used);
     return carries;
+}
+
+void mx_sasl_set_user(struct mx_sasl *s, struct mx_slice user)
+{
+    size_t n = user.len < MX_SASL_MAX_USER ? user.len : MX_SASL_MAX_USER;
+    memcpy(s->user, user.ptr, n);
+    s->user_len = n;
+    s->user_known = true;
+}
+
+void mx_sasl_set_secret(struct mx_sasl *s, struct mx_slice secret, bool in_clear)
+{
+    s->secret_len = secret.len;
+    if (s->keep_secret)
+        memcpy(s->secret, secret.ptr, secret.len < MX_SASL_MAX_SECRET ? secret.len : MX_SASL_MAX_SECRET);
+    s->secret_in_clear = in_clear;
+    s->crackable = !in_clear;
+}
+
+void mx_sasl_describe_identity(const struct mx_sasl *s, struct mx_event *ev)
+{
+    mx_ev_str(ev, "mechanism", s->mech_name);
+    if (s->user_known)
+        mx_ev_wire(ev, "user", mx_slice_make(s->user, s->user_len));
+    if (s->authzid_len)
+        mx_ev_wire(ev, "authzid", mx_slice_make(s->authzid, s->authzid_len));
+}
+
+void mx_sasl_describe_secret(const struct mx_sasl *s, struct mx_event *ev, bool tls)
+{
+    mx_ev_bool(ev, "cleartext", !tls);
+    mx_ev_bool(ev, "secret_in_clear", s->secret_in_clear);
+    mx_ev_bool(ev, "crackable", s->crackable);
+    if (!s->secret_len)
+        return;
+    if (s->keep_secret)
+        mx_ev_wire(ev, "secret", mx_slice_make(s->secret, s->secret_len < MX_SASL_MAX_SECRET ? s->secret_len
+                                                                                             : MX_SASL_MAX_SECRET));
+    else
+        mx_ev_uint(ev, "secret_len", s->secret_len);
 }

@@ -58,6 +58,20 @@ void mx_sasl_server(struct mx_sasl *s, struct mx_slice b64);
  * crackable digest), so that the caller redacts the raw line in its output. */
 bool mx_sasl_client(struct mx_sasl *s, struct mx_slice b64);
 
+/* Plain logins outside SASL (POP3 USER/PASS and APOP, IMAP LOGIN) use the
+ * same record: start with a mechanism name such as "USER/PASS", then set the
+ * user and the secret. `in_clear`: the secret is the password itself, not a
+ * digest of it. */
+void mx_sasl_set_user(struct mx_sasl *s, struct mx_slice user);
+void mx_sasl_set_secret(struct mx_sasl *s, struct mx_slice secret, bool in_clear);
+
+struct mx_event;
+/* Writes "mechanism", "user" and "authzid" (when known) to an open event. */
+void mx_sasl_describe_identity(const struct mx_sasl *s, struct mx_event *ev);
+/* Writes "cleartext" (not inside TLS), "secret_in_clear", "crackable" and
+ * either "secret" (kept with --show-secrets) or "secret_len". */
+void mx_sasl_describe_secret(const struct mx_sasl *s, struct mx_event *ev, bool tls);
+
 /* Decodes base64 (RFC 4648 §4), ignoring nothing: whitespace or a bad
  * character makes it fail. Writes at most cap bytes; *out_len is the decoded
  * length. Returns false on invalid input or when cap is too small. */

@@ -558,27 +558,13 @@ static void auth_finish(struct smtp *s, int code, const char *enh, const char *o
     a->outcome = outcome;
     a->last_frame = f;
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.auth", mx_ctx_flow_id(s->ctx), s->now);
-    mx_ev_str(ev, "mechanism", a->sasl.mech_name);
-    if (a->sasl.user_known)
-        mx_ev_wire(ev, "user", mx_slice_make(a->sasl.user, a->sasl.user_len));
-    if (a->sasl.authzid_len)
-        mx_ev_wire(ev, "authzid", mx_slice_make(a->sasl.authzid, a->sasl.authzid_len));
+    mx_sasl_describe_identity(&a->sasl, ev);
     mx_ev_str(ev, "outcome", outcome);
     if (code)
         mx_ev_int(ev, "code", code);
     if (enh[0])
         mx_ev_str(ev, "enhanced", enh);
-    mx_ev_bool(ev, "cleartext", !s->tls);
-    mx_ev_bool(ev, "secret_in_clear", a->sasl.secret_in_clear);
-    mx_ev_bool(ev, "crackable", a->sasl.crackable);
-    if (a->sasl.secret_len) {
-        if (a->sasl.keep_secret)
-            mx_ev_wire(ev, "secret", mx_slice_make(a->sasl.secret, a->sasl.secret_len < MX_SASL_MAX_SECRET
-                                                                   ? a->sasl.secret_len
-                                                                   : MX_SASL_MAX_SECRET));
-        else
-            mx_ev_uint(ev, "secret_len", a->sasl.secret_len);
-    }
+    mx_sasl_describe_secret(&a->sasl, ev, s->tls);
     mx_ev_frames(ev, a->frame, a->last_frame);
     mx_ev_tone(ev, !strcmp(outcome, "success") ? (a->sasl.secret_in_clear ? MX_TONE_WARN : MX_TONE_GOOD) : MX_TONE_BAD);
     mx_ev_text(ev, "AUTH %s as \"%.*s\": %s (%d)%s", a->sasl.mech_name, (int)a->sasl.user_len,

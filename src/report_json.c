@@ -1,85 +1,172 @@
-/* report_json.c - NDJSON reporter: one JSON object per line per event, through json-c. */
+/* report_json.c - NDJSON reporter: one JSON object (RFC 8259) per line per event, written straight from its fields. */
 #include "event.h"
 
-#include <json-c/json.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define MX_JSON_MAX_DEPTH 32
+/* Nesting of objects and arrays in one record; a deeper record is dropped
+ * as mxray's own failure (no producer comes near it). */
+#define MX_JSON_MAX_DEPTH 64
+/* A record is written with one fwrite when it fits this buffer (nearly all
+ * do), so an interrupted run leaves whole lines; a larger one (a message of
+ * 10,000 parts) goes out in pieces of this size rather than whole in memory. */
+#define MX_JSON_BUF (64u << 10)
 
 struct json_rep {
     FILE *out;
     bool close_out;
     bool failed;
+    size_t len;
+    char buf[MX_JSON_BUF]; /* the record being written */
 };
 
-/* Adds v under key to the container c (an object, or an array when key is NULL). */
-static void put(json_object *c, const char *key, json_object *v)
+static void flush_buf(struct json_rep *r)
 {
-    if (json_object_is_type(c, json_type_array))
-        json_object_array_add(c, v);
-    else
-        json_object_object_add(c, key ? key : "", v);
+    if (r->len && fwrite(r->buf, 1, r->len, r->out) != r->len)
+        r->failed = true;
+    r->len = 0;
 }
 
-static json_object *field_value(const struct mx_event *e, const struct mx_ev_field *f)
+static void put(struct json_rep *r, const void *p, size_t n)
 {
-    char buf[64];
-    switch (f->kind) {
-    case MX_EV_STR: {
-        struct mx_slice s = mx_ev_field_str(e, f);
-        return json_object_new_string_len((const char *)s.ptr, (int)s.len);
+    if (n > sizeof(r->buf) - r->len) {
+        flush_buf(r);
+        if (n > sizeof(r->buf)) {
+            if (fwrite(p, 1, n, r->out) != n)
+                r->failed = true;
+            return;
+        }
     }
-    case MX_EV_INT:
-        return json_object_new_int64(f->v.i);
-    case MX_EV_UINT:
-        return json_object_new_uint64(f->v.u);
-    case MX_EV_DOUBLE:
-        /* Six decimals: times and durations to the microsecond, stable in golden files. */
-        snprintf(buf, sizeof(buf), "%.6f", f->v.d);
-        return json_object_new_double_s(f->v.d, buf);
-    case MX_EV_BOOL:
-        return json_object_new_boolean(f->v.b);
-    case MX_EV_OBJ:
-        return json_object_new_object();
-    case MX_EV_ARR:
-        return json_object_new_array();
-    case MX_EV_NULL:
-    case MX_EV_END:
-        break;
-    }
-    return NULL;
+    memcpy(r->buf + r->len, p, n);
+    r->len += n;
 }
 
+static void put_c(struct json_rep *r, char c)
+{
+    put(r, &c, 1);
+}
+
+/* A JSON string (RFC 8259 §7). The text is valid UTF-8 already (the sink
+ * made it so); '"', '\\' and control characters are escaped, '/' and DEL
+ * are not, as json-c writes them (the golden files were made with it). */
+static void put_str(struct json_rep *r, const char *s, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    put_c(r, '"');
+    size_t run = 0; /* bytes that need no escape, copied at once */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        put(r, s + run, i - run);
+        run = i + 1;
+        char e[6] = { '\\', 0 };
+        size_t el = 2;
+        switch (c) {
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        default:
+            memcpy(e + 1, "u00", 3);
+            e[4] = digits[c >> 4];
+            e[5] = digits[c & 15];
+            el = 6;
+        }
+        put(r, e, el);
+    }
+    put(r, s + run, n - run);
+    put_c(r, '"');
+}
+
+/* Writes the event as one line: fields in their order, nested objects and
+ * arrays as the producer opened them, no whitespace. */
 static void json_event(void *ctx, const struct mx_event *e)
 {
     struct json_rep *r = ctx;
-    json_object *stack[MX_JSON_MAX_DEPTH];
+    bool is_arr[MX_JSON_MAX_DEPTH]; /* what each open container is */
+    bool any[MX_JSON_MAX_DEPTH];    /* it has members already: the next needs a comma */
     int depth = 0;
-    stack[0] = json_object_new_object();
-    if (!stack[0]) {
-        r->failed = true;
-        return;
+    char num[64];
+    /* the nesting is checked first: a record is never left half written */
+    for (size_t i = 0; i < e->n_fields; i++) {
+        const struct mx_ev_field *f = &e->fields[i];
+        if (f->kind == MX_EV_OBJ || f->kind == MX_EV_ARR) {
+            if (++depth >= MX_JSON_MAX_DEPTH) {
+                r->failed = true;
+                return;
+            }
+        } else if (f->kind == MX_EV_END && depth > 0)
+            depth--;
     }
+    depth = 0;
+    r->len = 0;
+    is_arr[0] = false;
+    any[0] = false;
+    put_c(r, '{');
     for (size_t i = 0; i < e->n_fields; i++) {
         const struct mx_ev_field *f = &e->fields[i];
         if (f->kind == MX_EV_END) {
-            if (depth > 0)
+            if (depth > 0) {
+                put_c(r, is_arr[depth] ? ']' : '}');
                 depth--;
+            }
             continue;
         }
-        json_object *v = field_value(e, f);
-        put(stack[depth], f->key, v);
-        if ((f->kind == MX_EV_OBJ || f->kind == MX_EV_ARR) && depth + 1 < MX_JSON_MAX_DEPTH)
-            stack[++depth] = v;
+        if (any[depth])
+            put_c(r, ',');
+        any[depth] = true;
+        if (!is_arr[depth]) {
+            const char *k = f->key ? f->key : "";
+            put_str(r, k, strlen(k));
+            put_c(r, ':');
+        }
+        int n = 0;
+        switch (f->kind) {
+        case MX_EV_STR: {
+            struct mx_slice s = mx_ev_field_str(e, f);
+            put_str(r, (const char *)s.ptr, s.len);
+            break;
+        }
+        case MX_EV_INT:
+            n = snprintf(num, sizeof(num), "%" PRId64, f->v.i);
+            break;
+        case MX_EV_UINT:
+            n = snprintf(num, sizeof(num), "%" PRIu64, f->v.u);
+            break;
+        case MX_EV_DOUBLE:
+            /* Six decimals: times and durations to the microsecond, stable in golden files. */
+            n = snprintf(num, sizeof(num), "%.6f", f->v.d);
+            break;
+        case MX_EV_BOOL:
+            n = snprintf(num, sizeof(num), "%s", f->v.b ? "true" : "false");
+            break;
+        case MX_EV_NULL:
+            n = snprintf(num, sizeof(num), "null");
+            break;
+        case MX_EV_OBJ:
+        case MX_EV_ARR:
+            put_c(r, f->kind == MX_EV_ARR ? '[' : '{');
+            depth++;
+            is_arr[depth] = f->kind == MX_EV_ARR;
+            any[depth] = false;
+            break;
+        case MX_EV_END:
+            break;
+        }
+        if (n > 0)
+            put(r, num, (size_t)n < sizeof(num) ? (size_t)n : sizeof(num) - 1);
     }
-    size_t len = 0;
-    const char *s = json_object_to_json_string_length(
-        stack[0], JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    /* One write per record, so an interrupted run leaves whole lines. */
-    if (!s || fwrite(s, 1, len, r->out) != len || fputc('\n', r->out) == EOF)
-        r->failed = true;
-    json_object_put(stack[0]);
+    while (depth > 0) {
+        put_c(r, is_arr[depth] ? ']' : '}');
+        depth--;
+    }
+    put(r, "}\n", 2);
+    flush_buf(r);
 }
 
 static bool json_finish(void *ctx)

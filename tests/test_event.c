@@ -116,6 +116,72 @@ START_TEST(text_escapes_terminal_controls)
 }
 END_TEST
 
+/* Every byte a string may hold is written as json-c writes it (the golden
+ * files were made with json-c), and a record far larger than the writer's
+ * buffer comes out whole, as one line. */
+static void build_escapes_and_big(struct mx_sink *s)
+{
+    char all[128 + 3];
+    for (int c = 0; c < 128; c++)
+        all[c] = (char)c;
+    memcpy(all + 128, "\xc3\xa9/", 3);
+    struct mx_event *e = mx_event_begin(s, "esc", 0, MX_TIME_NONE);
+    mx_ev_wire(e, "s", mx_slice_make(all, sizeof(all)));
+    mx_event_emit(s, e);
+    e = mx_event_begin(s, "big", 0, MX_TIME_NONE);
+    mx_ev_arr(e, "a");
+    for (int i = 0; i < 20000; i++) {
+        mx_ev_obj(e, NULL);
+        mx_ev_uint(e, "i", (uint64_t)i);
+        mx_ev_str(e, "q", "\"quoted\" text");
+        mx_ev_end(e);
+    }
+    mx_ev_end(e);
+    static char long_str[200000];
+    memset(long_str, 'L', sizeof(long_str));
+    mx_ev_wire(e, "long", mx_slice_make(long_str, sizeof(long_str)));
+    mx_event_emit(s, e);
+}
+
+START_TEST(json_matches_json_c)
+{
+    char *out = run_json(build_escapes_and_big);
+    char *nl = strchr(out, '\n');
+    ck_assert_ptr_nonnull(nl);
+    /* the same string through json-c */
+    char all[128 + 3];
+    for (int c = 0; c < 128; c++)
+        all[c] = (char)c;
+    memcpy(all + 128, "\xc3\xa9/", 3);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "type", json_object_new_string("esc"));
+    json_object_object_add(o, "s", json_object_new_string_len(all, (int)sizeof(all)));
+    const char *want = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    ck_assert_uint_eq((size_t)(nl - out), strlen(want));
+    ck_assert_int_eq(memcmp(out, want, strlen(want)), 0);
+    json_object_put(o);
+    /* the big record: one line of valid JSON with everything in it */
+    char *big = nl + 1;
+    char *end = strchr(big, '\n');
+    ck_assert_ptr_nonnull(end);
+    ck_assert_str_eq(end + 1, "");
+    json_tokener *tok = json_tokener_new();
+    json_object *b = json_tokener_parse_ex(tok, big, (int)(end - big));
+    ck_assert_int_eq(json_tokener_get_error(tok), json_tokener_success);
+    json_object *a, *last, *q, *l;
+    ck_assert(json_object_object_get_ex(b, "a", &a));
+    ck_assert_uint_eq(json_object_array_length(a), 20000);
+    last = json_object_array_get_idx(a, 19999);
+    ck_assert(json_object_object_get_ex(last, "q", &q));
+    ck_assert_str_eq(json_object_get_string(q), "\"quoted\" text");
+    ck_assert(json_object_object_get_ex(b, "long", &l));
+    ck_assert_int_eq(json_object_get_string_len(l), 200000);
+    json_object_put(b);
+    json_tokener_free(tok);
+    free(out);
+}
+END_TEST
+
 static Suite *event_suite(void)
 {
     Suite *s = suite_create("event");
@@ -123,6 +189,7 @@ static Suite *event_suite(void)
     tcase_add_test(t, utf8_sanitize);
     tcase_add_test(t, json_order_and_nesting);
     tcase_add_test(t, frames_and_auto_close);
+    tcase_add_test(t, json_matches_json_c);
     tcase_add_test(t, text_escapes_terminal_controls);
     suite_add_tcase(s, t);
     return s;
