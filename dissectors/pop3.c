@@ -118,6 +118,7 @@ struct pop3 {
     enum smode smode, skip_to;
     bool ctls;                  /* the client side is TLS */
     bool cskip;                 /* discarding the rest of an over-long command line */
+    bool c_resync;              /* after lost client bytes: lines until a known command */
     bool tls, stls_pending, stls_offered, stls_attempted;
     bool client_held;           /* client bytes wait for the response to STLS */
     bool quiet;                 /* midstream or after lost bytes: unmatched responses are expected */
@@ -140,6 +141,8 @@ struct pop3 {
         mx_frame_t first_frame;
         mx_time_t ts;
         uint64_t declared;      /* "+OK 291 octets" */
+        mx_frame_t seen_frame;  /* the frame of its last byte parsed so far */
+        mx_frame_t end_frame;   /* when set, its last frame (it ended in lost bytes) */
         bool body_bol;
         struct mx_message *msg;
         struct listing *list;
@@ -336,6 +339,8 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
     mx_time_t ts;
     mx_span(s->ctx, MX_DIR_S2C, end_off ? end_off - 1 : 0, 1, &last, &dummy, &ts);
     update_now(s, ts);
+    if (s->rep.end_frame)
+        last = s->rep.end_frame;
     const struct pending *p = &s->rep.cmd;
     struct mx_slice text = text_slice(&s->rep.text);
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "pop3.response", mx_ctx_flow_id(s->ctx), s->rep.ts);
@@ -517,7 +522,8 @@ static void status_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
 {
     bool ok = mx_iprefix(line.ptr, line.len, "+OK") && (line.len == 3 || line.ptr[3] == ' ');
     bool err = mx_iprefix(line.ptr, line.len, "-ERR") && (line.len == 4 || line.ptr[4] == ' ');
-    bool cont = line.len >= 1 && line.ptr[0] == '+' && (line.len == 1 || line.ptr[1] == ' ');
+    bool cont = line.len >= 1 && line.ptr[0] == '+' && (line.len == 1 || line.ptr[1] == ' ') &&
+                (s->login || (s->p_n && (s->pend[s->p_head].cmd == P_AUTH || s->pend[s->p_head].cmd == P_AUTH_DATA)));
     if (!ok && !err && !cont) {
         if (s->smode == S_RESYNC)
             s->resync_skipped += raw;
@@ -583,14 +589,18 @@ static void status_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
         }
     }
     if (!ok || !s->rep.have || !p->multi) {
+        bool lost = !s->rep.have && s->quiet;
         response_done(s, off + raw);
+        if (lost)
+            s->smode = S_RESYNC; /* its data lines, if any, answer a command not seen */
         return;
     }
     s->rep.body_bol = true;
     if (p->cmd == P_RETR || p->cmd == P_TOP) {
-        struct mx_message_env env = { s->ctx, MX_DIR_S2C, p->cmd == P_RETR ? "pop3.retr" : "pop3.top" };
-        /*PENDING*/ //env.number = p->num;
-        /*PENDING*/ //env.fragment = p->cmd == P_TOP;
+        struct mx_message_env env = { .ctx = s->ctx, .dir = MX_DIR_S2C,
+                                      .source = p->cmd == P_RETR ? "pop3.retr" : "pop3.top" };
+        env.number = p->num;
+        env.fragment = p->cmd == P_TOP;
         s->rep.msg = mx_message_new(&env);
         s->smode = S_BODY;
     } else {
@@ -638,6 +648,7 @@ static size_t body_bytes(struct pop3 *s, struct mx_slice d, uint64_t off, bool e
         if (mx_iprefix(d.ptr, d.len, "+OK") || mx_iprefix(d.ptr, d.len, "-ERR")) {
             anomaly(s, MX_DIR_S2C, A_PARTIAL_AFTER_GAP, off, 1);
             s->server_gap = false;
+            s->rep.end_frame = s->rep.seen_frame; /* its frames end where its bytes did */
             response_done(s, off);
             return 0;
         }
@@ -712,6 +723,8 @@ static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bo
         }
         if (s->smode == S_BODY) {
             size_t n = body_bytes(s, rest, base + pos, end);
+            if (n && s->rep.active)
+                s->rep.seen_frame = mx_ctx_frame_at(s->ctx, MX_DIR_S2C, base + pos + n - 1).frame;
             if (!n && s->smode == S_BODY) {
                 r.needed = 1;
                 break;
@@ -744,6 +757,12 @@ static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bo
         struct mx_slice line = mx_slice_make(rest.ptr, n);
         if (s->client_first && s->smode == S_STATUS && !no_greeting(s, line, rest, raw, base + pos, end))
             break; /* the line after this one decides */
+        if (s->smode == S_LINES && s->p_n && (mx_iprefix(line.ptr, line.len, "+OK") || mx_iprefix(line.ptr, line.len, "-ERR"))) {
+            /* No listing line starts so, and a later command waits: the
+             * "." of this response never came (RFC 1939 §3). */
+            anomaly(s, MX_DIR_S2C, A_RESPONSE_INCOMPLETE, base + pos, raw);
+            response_done(s, base + pos);
+        }
         if (s->smode == S_LINES) {
             if (line.len == 1 && line.ptr[0] == '.') {
                 response_done(s, base + pos + raw);
@@ -847,6 +866,13 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     if (s->auth_continue) {
         auth_data(s, line, off, raw, a, b, ts);
         return;
+    }
+    if (s->c_resync) {
+        if (c == P_UNKNOWN) {
+            s->resync_skipped += raw; /* the tail of a line cut by the gap */
+            return;
+        }
+        s->c_resync = false;
     }
     if (!s->server_seen && !s->commands)
         s->client_first = true;
@@ -1025,10 +1051,10 @@ static void on_gap(struct pop3 *s, enum mx_dir d, uint64_t len)
 {
     s->quiet = true;
     if (d == MX_DIR_C2S) {
-        /* Commands were lost: responses to them will come unmatched, or be
-         * matched to the commands after the gap; nothing tells them apart. */
-        if (!s->ctls)
-            s->cskip = true; /* the cut line's tail is not a command */
+        /* Commands were lost: the stream resumes at the first line whose
+         * verb POP3 knows. Their responses come, in dialogue order, before
+         * the next command, while nothing waits: they are skipped. */
+        s->c_resync = true;
         s->auth_continue = false;
         return;
     }
@@ -1036,12 +1062,21 @@ static void on_gap(struct pop3 *s, enum mx_dir d, uint64_t len)
     case S_BODY:
         mx_message_gap(s->rep.msg, len);
         s->server_gap = true;
-        s->rep.body_bol = false;
+        s->rep.body_bol = true; /* a status line may come right after the hole */
         return;
     case S_TLS:
         return;
     case S_LINES:
         response_done(s, mx_ctx_offset(s->ctx, MX_DIR_S2C));
+        s->smode = S_RESYNC;
+        return;
+    case S_STATUS:
+        /* The response the oldest command waits for began in the lost
+         * bytes. A client that never pipelined sent nothing else before
+         * it: every command still waiting was answered in the hole. */
+        for (struct pending p; s->p_n && pop(s, &p);)
+            if (s->pipelined)
+                break;
         /* fall through */
     default:
         s->smode = S_RESYNC;
@@ -1142,7 +1177,7 @@ static void on_end(struct pop3 *s, enum mx_dir d)
         /* The server stopped inside a multi-line response. */
         anomaly(s, MX_DIR_S2C, A_RESPONSE_INCOMPLETE, mx_ctx_offset(s->ctx, MX_DIR_S2C), 0);
         if (s->rep.msg)
-            /*PENDING*/ (void)0; //mx_message_cut(s->rep.msg);
+            mx_message_cut(s->rep.msg);
         response_done(s, mx_ctx_offset(s->ctx, MX_DIR_S2C));
     }
     if (d == MX_DIR_S2C && s->client_held)

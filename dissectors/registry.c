@@ -1,6 +1,7 @@
 /* registry.c - the mail protocols mxray knows and the ports they use. */
 #include "registry.h"
 
+#include "imap.h"
 #include "pop3.h"
 #include "smtp.h"
 
@@ -17,7 +18,7 @@ const struct mx_proto mx_protos[] = {
     { "smtp", { { 25, false }, { 587, false }, { 465, true } }, 3, &mx_smtp_dissector, NDPI_PROTOCOL_MAIL_SMTP,
       NDPI_PROTOCOL_MAIL_SMTPS },
     { "pop3", { { 110, false }, { 995, true } }, 2, &mx_pop3_dissector, NDPI_PROTOCOL_MAIL_POP, NDPI_PROTOCOL_MAIL_POPS },
-    { "imap", { { 143, false }, { 993, true } }, 2, NULL, NDPI_PROTOCOL_MAIL_IMAP, NDPI_PROTOCOL_MAIL_IMAPS },
+    { "imap", { { 143, false }, { 993, true } }, 2, &mx_imap_dissector, NDPI_PROTOCOL_MAIL_IMAP, NDPI_PROTOCOL_MAIL_IMAPS },
 };
 const size_t mx_n_protos = MX_ARRAY_LEN(mx_protos);
 

@@ -980,8 +980,8 @@ void mx_sasl_set_secret(struct mx_sasl *s, struct mx_slice secret, bool in_clear
     s->secret_len = secret.len;
     if (s->keep_secret)
         memcpy(s->secret, secret.ptr, secret.len < MX_SASL_MAX_SECRET ? secret.len : MX_SASL_MAX_SECRET);
-    s->secret_in_clear = in_clear;
-    s->crackable = !in_clear;
+    s->secret_in_clear = in_clear && secret.len > 0;
+    s->crackable = !in_clear && secret.len > 0;
 }
 
 void mx_sasl_describe_identity(const struct mx_sasl *s, struct mx_event *ev)

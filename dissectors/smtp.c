@@ -288,7 +288,7 @@ static const char *outcome_of(int code)
 /* A message the client sends (DATA or BDAT), for the message parser. */
 static struct mx_message *smtp_message(struct smtp *s)
 {
-    struct mx_message_env env = { s->ctx, MX_DIR_C2S, s->txn.bdat ? "smtp.bdat" : "smtp.data" };
+    struct mx_message_env env = { .ctx = s->ctx, .dir = MX_DIR_C2S, .source = s->txn.bdat ? "smtp.bdat" : "smtp.data" };
     return mx_message_new(&env);
 }
 
@@ -1567,6 +1567,8 @@ static void on_end(struct smtp *s, enum mx_dir d)
     if (s->cmode == C_BODY || s->cmode == C_CHUNK || s->cmode == C_DATA_WAIT) {
         if (s->cmode != C_DATA_WAIT || s->txn.msg)
             anomaly(s, MX_DIR_C2S, A_DATA_INCOMPLETE, mx_ctx_offset(s->ctx, MX_DIR_C2S), 0);
+        if (s->txn.msg && s->cmode != C_DATA_WAIT)
+            mx_message_cut(s->txn.msg); /* the connection ended inside the message */
         if (s->txn.open)
             s->txn.partial = s->cmode != C_DATA_WAIT || s->txn.partial;
     }
