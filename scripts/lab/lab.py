@@ -2,9 +2,13 @@
 """mxray capture lab: list scenarios, or run one inside a private netns.
 
   lab.py list                       scenario names, in run order
-  lab.py run NAME... --pcaps DIR --work DIR --certs DIR
+  lab.py run NAME... --pcaps DIR --work DIR --certs DIR [--exim PATH]
                                     re-executes itself under
                                     `unshare --net --uts` (needs root)
+
+--exim is the exim4 binary unpacked from Debian's exim4-daemon-light (only
+smtp/vrfy-enabled uses it); by default DIR/../exim/usr/sbin/exim4 beside
+--certs, where run-all unpacks it.
 """
 import argparse
 import os
@@ -35,6 +39,7 @@ def main():
     ap.add_argument("--pcaps", default=os.path.join(HERE, "..", "..", "pcaps"))
     ap.add_argument("--work")
     ap.add_argument("--certs")
+    ap.add_argument("--exim")
     ap.add_argument("--inside", action="store_true",
                     help=argparse.SUPPRESS)   # set by the re-exec under unshare
     a = ap.parse_args()
@@ -50,9 +55,11 @@ def main():
         print("lab.py run: not in a private network namespace", file=sys.stderr)
         return 2
     subprocess.run(["hostname", "mx.lab.test"], check=True)
+    exim = a.exim or os.path.join(os.path.dirname(os.path.abspath(a.certs)),
+                                  "exim", "usr", "sbin", "exim4")
     for n in a.names:
         driver.run(n, os.path.abspath(a.pcaps), os.path.join(a.work, n.replace("/", "_")),
-                   a.certs)
+                   a.certs, exim)
     return 0
 
 

@@ -31,27 +31,39 @@ def tls_context(cafile):
 class Session:
     """One recorded TCP connection to the lab servers."""
 
-    def __init__(self, recorder, proto, port, implicit_tls=False, note=""):
+    def __init__(self, recorder, proto, port, implicit_tls=False, note="",
+                 host=HOST, source=None, tlsctx=None):
+        """host: the server address (default 127.0.0.1); source: bind the
+        client to this local address first (e.g. 127.0.0.10, so that dovecot
+        does not treat the connection as local, see docs/lab.md); tlsctx: an
+        ssl.SSLContext instead of the lab's default one."""
         self.rec = recorder
         self.proto = proto
         self.port = port
         self.tls = False
         self.buf = b""
         self.closed = False
+        self.tlsctx = tlsctx or recorder.tlsctx
         self.info = {"proto": proto, "server_port": port,
                      "tls": "implicit" if implicit_tls else "none",
                      "note": note, "transcript": []}
+        if host != HOST:
+            self.info["server_address"] = host
+        if source is not None:
+            self.info["client_address"] = source
         recorder.sessions.append(self.info)
-        self.sock = socket.create_connection((HOST, port), timeout=TIMEOUT)
+        self.sock = socket.create_connection(
+            (host, port), timeout=TIMEOUT,
+            source_address=(source, 0) if source else None)
         if implicit_tls:
             self._wrap()
 
     # ------------------------------------------------------------ raw I/O
     def _wrap(self):
-        self.sock = self.rec.tlsctx.wrap_socket(self.sock,
-                                                server_hostname="mx.lab.test")
+        self.sock = self.tlsctx.wrap_socket(self.sock, server_hostname="mx.lab.test")
         self.tls = True
         self.info["tls_version"] = self.sock.version()
+        self.info["tls_cipher"] = self.sock.cipher()[0]
 
     def _record(self, d, data, mask=None):
         e = {"dir": d, "tls": self.tls}
@@ -93,9 +105,29 @@ class Session:
         d, self.buf = self.buf[:n], self.buf[n:]
         return d
 
-    def starttls(self):
-        self._wrap()
+    def starttls(self, expect_failure=False):
+        """Start TLS on the connection.  With expect_failure, a failed
+        handshake is recorded (tls_handshake_error) and returned instead of
+        raised; the connection is then closed."""
         self.info["tls"] = "starttls"
+        if self.buf:
+            # plaintext that arrived after the reply to STARTTLS and before
+            # the handshake (an injection); a careful client discards it
+            self._record("S", self.buf)
+            self.info["transcript"][-1]["injected"] = True
+            self.info["discarded_before_tls"] = len(self.buf)
+            self.buf = b""
+        if not expect_failure:
+            self._wrap()
+            return None
+        try:
+            self._wrap()
+        except (ssl.SSLError, OSError) as e:
+            self.info["tls_handshake_error"] = "%s: %s" % (type(e).__name__,
+                                                           getattr(e, "reason", None) or e)
+            self.close()
+            return e
+        raise ProtocolError("TLS handshake succeeded but was expected to fail")
 
     def close(self):
         if not self.closed:
@@ -140,6 +172,7 @@ class Session:
 
     def smtp_data(self, msg):
         """Send a message body dot-stuffed and terminated (RFC 5321 §4.5.2)."""
+        self.rec.sent_in(msg, self.info, self.tls)
         self.send(dot_stuff(msg) + b".\r\n")
         return self.smtp_reply()
 
@@ -235,7 +268,7 @@ _SWAKS_PREFIX = {
 }
 
 
-def run_swaks(recorder, args, note="", port=25, implicit_tls=False):
+def run_swaks(recorder, args, note="", port=25, implicit_tls=False, server=HOST):
     """Run swaks against the lab and turn its transcript into a session.
 
     swaks prints every line it sends and receives with a prefix that says the
@@ -245,11 +278,12 @@ def run_swaks(recorder, args, note="", port=25, implicit_tls=False):
     info = {"proto": "smtp", "server_port": port,
             "tls": "implicit" if implicit_tls else "none",
             "note": note, "client": "swaks", "transcript": []}
+    if server != HOST:
+        info["server_address"] = server
     recorder.sessions.append(info)
-    cmd = ["swaks", "--server", HOST, "--port", str(port),
+    cmd = ["swaks", "--server", server, "--port", str(port),
            "--ehlo", "client.lab.test", "--timeout", "20",
-           "--tls-ca-path", recorder.cafile, "--tls-verify",
-           "--hide-informational"] + args
+           "--tls-ca-path", recorder.cafile, "--tls-verify"] + args
     r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
                        timeout=60)
     out = r.stdout.decode("utf-8", "surrogateescape")
@@ -259,6 +293,11 @@ def run_swaks(recorder, args, note="", port=25, implicit_tls=False):
     for ln in out.split("\n"):
         if ln.endswith("\r"):
             ln = ln[:-1]
+        # informational: "=== TLS started with cipher TLSv1.3:TLS_AES_256_GCM_SHA384:256"
+        m = re.match(r"=== TLS started with cipher ([^:]+):([^:]+):", ln)
+        if m:
+            info["tls_version"] = m.group(1)
+            info["tls_cipher"] = m.group(2)
         key = ln[:3]
         if key not in _SWAKS_PREFIX:
             continue

@@ -43,12 +43,21 @@ NORMALISERS = [
 
 
 def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=False,
-             expect_malformed=None):
+             expect_malformed=None, services=(), strict=False, dovecot_tls=True,
+             capture_filter="tcp"):
     """Register a scenario.  name is "proto/slug"; the capture goes to
-    pcaps/proto/slug.pcap unless path (relative to pcaps/) is given."""
+    pcaps/proto/slug.pcap unless path (relative to pcaps/) is given.
+    Server variants (see labenv.Lab and docs/lab.md): notls starts the
+    certificate-less postfix on 2525; services names extra postfix
+    listeners from labenv.EXTRA_SERVICES; strict hardens submission and
+    dovecot (the clean captures); dovecot_tls=False runs dovecot without
+    TLS.  capture_filter is tcpdump's filter."""
     def reg(fn):
         SCENARIOS[name] = (fn, summary, {"ext": capture_ext, "path": path, "notls": notls, "seed": seed,
-                                 "expect_malformed": expect_malformed})
+                                 "expect_malformed": expect_malformed,
+                                 "services": tuple(services), "strict": strict,
+                                 "dovecot_tls": dovecot_tls,
+                                 "capture_filter": capture_filter})
         ORDER.append(name)
         return fn
     return reg
@@ -68,17 +77,19 @@ class Ctx:
         self.seeded = {}
 
     # sessions
-    def smtp(self, port=25, implicit_tls=False, note=""):
-        s = client.Session(self, "smtp", port, implicit_tls, note)
+    # (host=, source=, tlsctx=: see client.Session)
+    def smtp(self, port=25, implicit_tls=False, note="", **kw):
+        s = client.Session(self, "smtp", port, implicit_tls, note, **kw)
         return s
 
-    def pop3(self, port=110, implicit_tls=False, note=""):
-        return client.Session(self, "pop3", port, implicit_tls, note)
+    def pop3(self, port=110, implicit_tls=False, note="", **kw):
+        return client.Session(self, "pop3", port, implicit_tls, note, **kw)
 
-    def imap(self, port=143, implicit_tls=False, note=""):
-        return client.Session(self, "imap", port, implicit_tls, note)
+    def imap(self, port=143, implicit_tls=False, note="", **kw):
+        return client.Session(self, "imap", port, implicit_tls, note, **kw)
 
-    def swaks(self, args, note="", port=25, implicit_tls=False, data=None):
+    def swaks(self, args, note="", port=25, implicit_tls=False, data=None,
+              server=client.HOST):
         """Run swaks; data is the name of a message recorded with message().
         swaks ends the data itself with CRLF.CRLF, so it gets a copy
         without the final CRLF and sends the message's exact bytes."""
@@ -90,7 +101,20 @@ class Ctx:
             with open(tmp, "wb") as f:
                 f.write(body[:-2] if body.endswith(b"\r\n") else body)
             args = args + ["--data", tmp]
-        return client.run_swaks(self, args, note, port, implicit_tls)
+        r = client.run_swaks(self, args, note, port, implicit_tls, server)
+        if data is not None:
+            info = self.sessions[-1]
+            self.sent_in(body, info, info["tls"] != "none")
+        return r
+
+    def sent_in(self, data, info, tls):
+        """Note which session carried a recorded message, and whether in TLS
+        (messages[].sent_in in the truth file)."""
+        h = hashlib.sha256(data).hexdigest()
+        idx = next(i for i, x in enumerate(self.sessions) if x is info)
+        for m in self.messages:
+            if m["sha256"] == h:
+                m.setdefault("sent_in", []).append({"session": idx, "tls": bool(tls)})
 
     # messages
     def message(self, name, data):
@@ -180,7 +204,7 @@ def fix_checksums(raw, out):
         raise RuntimeError("tcprewrite failed: " + r.stderr)
 
 
-def run(name, pcaps, workdir, certdir):
+def run(name, pcaps, workdir, certdir, exim_bin=None):
     fn, summary, opt = SCENARIOS[name]
     proto, slug = name.split("/", 1)
     rel = opt["path"] or os.path.join(proto, "%s.%s" % (slug, opt["ext"]))
@@ -192,7 +216,9 @@ def run(name, pcaps, workdir, certdir):
     if os.path.isdir(outdir):
         shutil.rmtree(outdir)
     certs = labenv.ensure_certs(certdir)
-    lab = labenv.Lab(workdir, certs, notls=opt["notls"])
+    lab = labenv.Lab(workdir, certs, notls=opt["notls"], services=opt["services"],
+                     strict=opt["strict"], dovecot_tls=opt["dovecot_tls"],
+                     exim_bin=exim_bin)
 
     def on_signal(sig, frame):
         raise KeyboardInterrupt("signal %d" % sig)
@@ -207,7 +233,7 @@ def run(name, pcaps, workdir, certdir):
         t_up = time.time() - t0
         if opt["seed"]:
             ctx.seed("alice", STANDARD_MAILBOX())
-        lab.start_capture(raw)
+        lab.start_capture(raw, opt["capture_filter"])
         try:
             fn(ctx)
         except Exception:

@@ -7,6 +7,8 @@ Every process started is remembered by PID and ended by PID in stop().
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import time
 
@@ -31,6 +33,41 @@ SENDER_ACCESS = """\
 spammer@blocked.example REJECT Sender address blocked by lab policy
 """
 SIZE_LIMIT = 20000
+
+# Extra listeners of the lab's postfix, started only for the scenarios that
+# name them (@scenario(services=...)); each is a real postfix smtpd with
+# settings a real site may have, on its standard port but its own loopback
+# address, so that each looks like a server of its own.
+# name -> (address, port, master.cf entry, main.cf lines for the instance).
+EXTRA_SERVICES = {
+    # Submission without STARTTLS; SASL AUTH (PLAIN, LOGIN) offered in clear.
+    "no-starttls": ("127.0.0.26", 587, """\
+127.0.0.26:587 inet  n  -  n  -  -  smtpd
+  -o smtpd_tls_security_level=none
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=no
+  -o smtpd_sasl_mechanism_filter=plain,login
+""", ""),
+    # An open relay: every client address is in mynetworks, so
+    # permit_mynetworks lets anyone relay without AUTH.  Mail to other
+    # domains goes to the smtp transport (with the lab's error: transport
+    # smtpd would refuse such recipients at RCPT), and that transport is
+    # deferred: relayed mail stays in the queue, nothing is tried, not even
+    # DNS (and the namespace has no network anyway).
+    "open-relay": ("127.0.0.27", 25, """\
+127.0.0.27:25 inet  n  -  n  -  -  smtpd
+  -o mynetworks=0.0.0.0/0
+""", "default_transport = smtp\nrelay_transport = smtp\ndefer_transports = smtp\n"),
+    # STARTTLS that still accepts TLS 1.0 and 1.1: protocols >=TLSv1 and
+    # OpenSSL security level 0 (OpenSSL 3 refuses TLS < 1.2 at level 1 and
+    # above).
+    "tls10": ("127.0.0.28", 25, """\
+127.0.0.28:25 inet  n  -  n  -  -  smtpd
+  -o smtpd_tls_protocols=>=TLSv1
+  -o smtpd_tls_ciphers=medium
+  -o tls_medium_cipherlist=DEFAULT:@SECLEVEL=0
+""", ""),
+}
 
 
 def ensure_certs(certdir):
@@ -89,7 +126,8 @@ def _w(path, text, mode=0o644):
 class Lab:
     """One lab instance in one work directory (inside the current netns)."""
 
-    def __init__(self, workdir, certs, notls=False):
+    def __init__(self, workdir, certs, notls=False, services=(), strict=False,
+                 dovecot_tls=True, exim_bin=None):
         self.dir = os.path.abspath(workdir)
         self.certs = certs
         self.pids = {}          # name -> pid of processes we started
@@ -99,6 +137,18 @@ class Lab:
         self.maildir = os.path.join(self.dir, "mail")
         self.tcpdump = None
         self.notls = notls      # also run the certificate-less smtpd on 2525
+        self.services = tuple(services)     # names in EXTRA_SERVICES
+        for n in self.services:
+            if n not in EXTRA_SERVICES:
+                raise ValueError("unknown lab service " + n)
+        # strict: the hardened configuration of the clean captures: no VRFY,
+        # TLS 1.2 or later only, submission needs STARTTLS before MAIL and
+        # AUTH (PLAIN, LOGIN only), dovecot refuses plaintext logins without
+        # TLS and offers only PLAIN, LOGIN.
+        self.strict = strict
+        self.dovecot_tls = dovecot_tls      # False: dovecot without TLS at all
+        self.procs = {}         # name -> Popen of extra servers (exim)
+        self.exim_bin = exim_bin
 
     # ---------------------------------------------------------------- setup
     def setup_network(self):
@@ -203,21 +253,44 @@ smtpd_timeout = 30s
 maillog_file = {cdir}/maillog
 maillog_file_prefixes = {cdir}
 {tls_main}"""
-        _w(os.path.join(cdir, "main.cf"), main)
+        extra_main = ""
         if tls:
-            services = """\
-smtp       inet  n  -  n  -  -  smtpd
+            if self.strict:
+                submission = """\
+submission inet  n  -  n  -  -  smtpd
+  -o smtpd_tls_security_level=encrypt
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_tls_auth_only=yes
+  -o smtpd_sasl_mechanism_filter=plain,login
+"""
+            else:
+                submission = """\
 submission inet  n  -  n  -  -  smtpd
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_tls_auth_only=no
+"""
+            services = """\
+smtp       inet  n  -  n  -  -  smtpd
+""" + submission + """\
 465        inet  n  -  n  -  -  smtpd
   -o smtpd_tls_wrappermode=yes
   -o smtpd_sasl_auth_enable=yes
 """
+            for n in self.services:
+                services += EXTRA_SERVICES[n][2]
+                extra_main += EXTRA_SERVICES[n][3]
+            if self.strict:
+                extra_main += ("disable_vrfy_command = yes\n"
+                               "smtpd_tls_protocols = >=TLSv1.2\n"
+                               "smtpd_tls_mandatory_protocols = >=TLSv1.2\n")
         else:
             services = """\
 2525       inet  n  -  n  -  -  smtpd
 """
+        if extra_main:
+            # later lines win in main.cf
+            main += "# scenario variant\n" + extra_main
+        _w(os.path.join(cdir, "main.cf"), main)
         master = services + """\
 pickup     unix  n  -  n  60 1  pickup
 cleanup    unix  n  -  n  -  0  cleanup
@@ -254,6 +327,14 @@ postlog    unix-dgram n - n - 1 postlogd
         _w(os.path.join(d, "users"), users, 0o640)
         shutil.chown(os.path.join(d, "users"), "root", "dovecot")
         c = self.certs
+        if self.dovecot_tls:
+            ssl = (f"ssl = yes\nssl_cert = <{c['crt']}\nssl_key = <{c['key']}\n"
+                   "ssl_min_protocol = TLSv1.2\n")
+            imaps = "  inet_listener imaps {\n    port = 993\n    ssl = yes\n  }\n"
+            pop3s = "  inet_listener pop3s {\n    port = 995\n    ssl = yes\n  }\n"
+        else:
+            # no TLS at all: no STARTTLS/STLS offered, no 993/995
+            ssl, imaps, pop3s = "ssl = no\n", "", ""
         conf = f"""\
 # mxray capture lab: private dovecot instance (generated)
 base_dir = {d}/run
@@ -265,12 +346,8 @@ hostname = {HOSTNAME}
 login_greeting = mxray-lab ready.
 log_path = {d}/dovecot.log
 info_log_path = {d}/dovecot.log
-ssl = yes
-ssl_cert = <{c['crt']}
-ssl_key = <{c['key']}
-ssl_min_protocol = TLSv1.2
-disable_plaintext_auth = no
-auth_mechanisms = plain login cram-md5 apop
+{ssl}disable_plaintext_auth = {"yes" if self.strict else "no"}
+auth_mechanisms = {"plain login" if self.strict else "plain login cram-md5 apop"}
 auth_verbose = yes
 auth_failure_delay = 0
 first_valid_uid = {MAIL_UID}
@@ -293,20 +370,12 @@ service imap-login {{
   inet_listener imap {{
     port = 143
   }}
-  inet_listener imaps {{
-    port = 993
-    ssl = yes
-  }}
-}}
+{imaps}}}
 service pop3-login {{
   inet_listener pop3 {{
     port = 110
   }}
-  inet_listener pop3s {{
-    port = 995
-    ssl = yes
-  }}
-}}
+{pop3s}}}
 service auth {{
   unix_listener auth-postfix {{
     mode = 0666
@@ -352,8 +421,10 @@ namespace inbox {{
         if r.returncode != 0:
             raise RuntimeError("dovecot start failed, see %s/start.log" % self.dir)
         self.pids["dovecot"] = self._read_pid(os.path.join(self.dcdir, "run", "master.pid"))
-        self.wait_ports([25, 587, 465, 110, 995, 143, 993] +
-                        ([2525] if self.notls else []))
+        self.wait_ports([25, 587, 465, 110, 143] +
+                        ([995, 993] if self.dovecot_tls else []) +
+                        ([2525] if self.notls else []) +
+                        [EXTRA_SERVICES[n][:2] for n in self.services])
 
     @staticmethod
     def _read_pid(path, timeout=10.0):
@@ -372,17 +443,22 @@ namespace inbox {{
     @staticmethod
     def listening_ports():
         """TCP ports in LISTEN state on IPv4, read from /proc (probing
-        with connect() would leave sessions that later reach the capture)."""
+        with connect() would leave sessions that later reach the capture):
+        each as port and as (address, port)."""
         ports = set()
         with open("/proc/net/tcp") as f:
             next(f)
             for ln in f:
                 fields = ln.split()
                 if fields[3] == "0A":
-                    ports.add(int(fields[1].split(":")[1], 16))
+                    a, p = fields[1].split(":")
+                    addr = socket.inet_ntoa(struct.pack("<I", int(a, 16)))
+                    ports.add(int(p, 16))
+                    ports.add((addr, int(p, 16)))
         return ports
 
     def wait_ports(self, ports, timeout=15.0):
+        """Wait until every port (a number, or (address, port)) listens."""
         end = time.monotonic() + timeout
         while True:
             missing = set(ports) - self.listening_ports()
@@ -392,12 +468,13 @@ namespace inbox {{
                 raise RuntimeError("ports not listening: %s" % sorted(missing))
             time.sleep(0.05)
 
-    def start_capture(self, path):
-        """tcpdump on lo, TCP only, written to path; waits until listening."""
+    def start_capture(self, path, bpf="tcp"):
+        """tcpdump on lo (TCP only, or the filter bpf), written to path;
+        waits until listening."""
         self.capture_path = path
         self.tcpdump_err = open(path + ".tcpdump.log", "w+")
         p = subprocess.Popen(["tcpdump", "-i", "lo", "-s", "0", "-U", "-n",
-                              "--immediate-mode", "-w", path, "tcp"],
+                              "--immediate-mode", "-w", path, bpf],
                              stdout=subprocess.DEVNULL, stderr=self.tcpdump_err)
         self.tcpdump = p
         self.pids["tcpdump"] = p.pid
@@ -429,6 +506,95 @@ namespace inbox {{
         os.unlink(self.capture_path + ".tcpdump.log")
         return log
 
+    # ---------------------------------------------------------------- exim
+    def start_exim(self, address, exim_bin):
+        """A real exim 4 (Debian's exim4-daemon-light binary, unpacked by
+        run-all, not installed: it conflicts with postfix) on address:25,
+        VRFY and EXPN allowed to everyone, STARTTLS offered, no delivery
+        (queue_only).  The binary looks up its compiled-in user Debian-exim
+        before reading any configuration, so it runs in a private mount
+        namespace where /etc/passwd and /etc/group are copies with that user
+        added (uid/gid of Debian's mail user); nothing outside changes."""
+        if not exim_bin or not os.path.exists(exim_bin):
+            raise RuntimeError("exim binary not found (%s); run-all unpacks "
+                               "exim4-daemon-light" % exim_bin)
+        d = os.path.join(self.dir, "exim")
+        for sub in ("spool", "log"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+            os.chown(os.path.join(d, sub), MAIL_UID, MAIL_GID)
+        with open("/etc/passwd") as f:
+            pw = f.read()
+        with open("/etc/group") as f:
+            gr = f.read()
+        _w(os.path.join(d, "passwd"), pw.rstrip("\n") + "\nDebian-exim:x:%d:%d:exim "
+           "(mxray lab):/nonexistent:/usr/sbin/nologin\n" % (MAIL_UID, MAIL_GID))
+        _w(os.path.join(d, "group"), gr.rstrip("\n") + "\nDebian-exim:x:%d:\n" % MAIL_GID)
+        _w(os.path.join(d, "aliases"), "team: alice@%s, bob@%s\n" % (DOMAIN, DOMAIN))
+        users = " : ".join(USERS)
+        conf = f"""\
+# mxray capture lab: private exim instance (generated)
+primary_hostname = {HOSTNAME}
+qualify_domain = {DOMAIN}
+domainlist local_domains = {DOMAIN}
+spool_directory = {d}/spool
+log_file_path = {d}/log/%slog
+pid_file_path = {d}/exim.pid
+exim_path = {exim_bin}
+keep_environment =
+local_interfaces = {address}
+daemon_smtp_ports = 25
+smtp_banner = $smtp_active_hostname ESMTP Exim $version_number mxray-lab
+host_lookup =
+rfc1413_hosts =
+queue_only = true
+# VRFY and EXPN answered for anyone: the misconfiguration the scenario shows
+acl_smtp_vrfy = accept
+acl_smtp_expn = accept
+recipient_unqualified_hosts = *
+acl_smtp_rcpt = acl_check_rcpt
+tls_advertise_hosts = *
+tls_certificate = {self.certs['crt']}
+tls_privatekey = {self.certs['key']}
+
+begin acl
+acl_check_rcpt:
+  accept domains = +local_domains
+         verify = recipient
+  deny   message = relay not permitted
+
+begin routers
+aliases:
+  driver = redirect
+  domains = +local_domains
+  data = ${{lookup{{$local_part}}lsearch{{{d}/aliases}}}}
+users:
+  driver = accept
+  domains = +local_domains
+  local_parts = {users}
+  transport = nowhere
+
+begin transports
+nowhere:
+  driver = appendfile
+  file = {d}/mbox-$local_part
+"""
+        _w(os.path.join(d, "exim.conf"), conf)
+        script = ("mount --bind {d}/passwd /etc/passwd && "
+                  "mount --bind {d}/group /etc/group && "
+                  "exec {exe} -C {d}/exim.conf -bdf").format(d=d, exe=exim_bin)
+        log = open(os.path.join(d, "start.log"), "w")
+        p = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--",
+                              "sh", "-c", script],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+        self.pids["exim"] = p.pid       # unshare and sh exec: this is exim
+        self.procs["exim"] = p
+        try:
+            self.wait_ports([(address, 25)])
+        except RuntimeError:
+            raise RuntimeError("exim did not start, see %s/start.log and %s/log"
+                               % (d, d))
+
     # ---------------------------------------------------------------- stop
     def stop(self):
         """End every process we started, by PID.  Safe to call twice."""
@@ -453,6 +619,9 @@ namespace inbox {{
                 except ProcessLookupError:
                     pass
             self.pids.pop(name, None)
+            p = self.procs.pop(name, None)
+            if p is not None:
+                p.wait(timeout=10)      # reap our child
 
     # ------------------------------------------------------------- helpers
     def wait_delivered(self, user, count, timeout=15.0):

@@ -8,7 +8,9 @@ import base64
 import threading
 
 from driver import scenario
+import labenv
 import messages
+import peers
 
 APPEND_DATE = '"06-Jan-2025 10:00:00 +0000"'
 
@@ -196,4 +198,92 @@ def login_literal(ctx):
     s.line("alicepw")
     s.imap_until("j1")
     s.imap("j2", "LOGOUT")
+    s.close()
+
+
+# ------------------------------------------------------ audit scenarios
+# dovecot treats a connection whose remote address equals its local one
+# (127.0.0.1 to 127.0.0.1) as secure, and then neither advertises
+# LOGINDISABLED nor refuses plaintext logins; the clients of the strict
+# scenarios therefore connect from 127.0.0.10.
+REMOTE = "127.0.0.10"
+
+
+@scenario("imap/logindisabled", "dovecot with disable_plaintext_auth=yes advertises "
+          "LOGINDISABLED in clear (client from 127.0.0.10, not local to dovecot); the "
+          "client sends LOGIN in clear anyway and is refused (NO "
+          "[PRIVACYREQUIRED]): LOGINDISABLED honoured, though the password crossed",
+          seed=True, strict=True)
+def logindisabled(ctx):
+    s = ctx.imap(note="LOGIN in clear despite LOGINDISABLED; refused", source=REMOTE)
+    s.imap_response()
+    s.imap("l1", "CAPABILITY")
+    s.imap("l2", "LOGIN alice alicepw")
+    s.imap("l3", "LOGOUT")
+    s.close()
+
+
+@scenario("imap/logindisabled-ignored", "a deliberately misbehaving scripted IMAP "
+          "server (127.0.0.30:143) advertises LOGINDISABLED but accepts LOGIN in "
+          "clear: LOGINDISABLED not honoured")
+def logindisabled_ignored(ctx):
+    srv = peers.LoginDisabledIgnoredImap("127.0.0.30", 143, labenv.USERS).start()
+    try:
+        s = ctx.imap(host="127.0.0.30", note="scripted server: LOGINDISABLED, "
+                     "yet LOGIN in clear succeeds")
+        s.imap_response()
+        s.imap("m1", "CAPABILITY")
+        s.imap("m2", "LOGIN alice alicepw")
+        s.imap("m3", "SELECT INBOX")
+        s.imap("m4", "LOGOUT")
+        s.close()
+    finally:
+        errors = srv.stop()
+    if errors:
+        raise RuntimeError("scripted peer failed: %s" % errors)
+
+
+@scenario("imap/no-starttls", "dovecot without TLS (ssl = no): CAPABILITY lists no "
+          "STARTTLS; LOGIN in clear, SELECT, FETCH, LOGOUT", seed=True,
+          dovecot_tls=False)
+def no_starttls(ctx):
+    s = ctx.imap(note="no STARTTLS offered; LOGIN in clear")
+    s.imap_response()
+    s.imap("n1", "CAPABILITY")
+    s.imap("n2", "LOGIN alice alicepw")
+    s.imap("n3", "SELECT INBOX")
+    s.imap("n4", "FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    s.imap("n5", "LOGOUT")
+    s.close()
+
+
+@scenario("imap/starttls-injection", "client-side STARTTLS command injection "
+          "against dovecot: 'p1 STARTTLS\\r\\np2 CAPABILITY\\r\\n' in one "
+          "segment; dovecot answers OK and reads the pipelined plaintext as the "
+          "start of the TLS handshake, which fails: it closes the connection")
+def starttls_injection(ctx):
+    s = ctx.imap(note="STARTTLS and CAPABILITY in one write")
+    s.imap_response()
+    s.send("p1 STARTTLS\r\np2 CAPABILITY\r\n")
+    s.imap_until("p1")
+    if s.starttls(expect_failure=True) is None:
+        raise RuntimeError("handshake did not fail")
+
+
+@scenario("imap/clean", "a clean IMAP session, on which no audit finding should "
+          "fire: dovecot with disable_plaintext_auth=yes and PLAIN/LOGIN only "
+          "(client from 127.0.0.10); CAPABILITY (STARTTLS, LOGINDISABLED), "
+          "STARTTLS, then LOGIN, SELECT, FETCH, LOGOUT inside TLS 1.3",
+          seed=True, strict=True)
+def clean(ctx):
+    s = ctx.imap(note="STARTTLS before LOGIN", source=REMOTE)
+    s.imap_response()
+    s.imap("o1", "CAPABILITY")
+    s.imap("o2", "STARTTLS")
+    s.starttls()
+    s.imap("o3", "CAPABILITY")
+    s.imap("o4", "LOGIN alice alicepw")
+    s.imap("o5", "SELECT INBOX")
+    s.imap("o6", "FETCH 1 BODY[]")
+    s.imap("o7", "LOGOUT")
     s.close()

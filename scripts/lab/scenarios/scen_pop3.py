@@ -157,3 +157,52 @@ def errors(ctx):
     s.pop("RETR 1", multi=True)
     s.pop("QUIT")
     s.close()
+
+
+# ------------------------------------------------------ audit scenarios
+# (dovecot treats 127.0.0.1 to 127.0.0.1 as secure: see scen_imap.REMOTE)
+REMOTE = "127.0.0.10"
+
+
+@scenario("pop3/no-stls", "dovecot without TLS (ssl = no): CAPA lists no STLS; "
+          "USER/PASS in clear, STAT, QUIT", seed=True, dovecot_tls=False)
+def no_stls(ctx):
+    s = ctx.pop3(note="no STLS offered; USER/PASS in clear")
+    s.pop_line()
+    s.pop("CAPA", multi=True)
+    _login(s)
+    s.pop("STAT")
+    s.pop("QUIT")
+    s.close()
+
+
+@scenario("pop3/stls-injection", "client-side STLS command injection against "
+          "dovecot: 'STLS\\r\\nCAPA\\r\\n' in one segment; dovecot answers "
+          "+OK and reads the pipelined plaintext as the start of the TLS "
+          "handshake, which fails: it closes the connection")
+def stls_injection(ctx):
+    s = ctx.pop3(note="STLS and CAPA in one write")
+    s.pop_line()
+    s.send("STLS\r\nCAPA\r\n")
+    s.pop_line()
+    if s.starttls(expect_failure=True) is None:
+        raise RuntimeError("handshake did not fail")
+
+
+@scenario("pop3/clean", "a clean POP3 session, on which no audit finding should "
+          "fire: dovecot with disable_plaintext_auth=yes and PLAIN/LOGIN only "
+          "(client from 127.0.0.10, no APOP timestamp); CAPA (STLS, no USER), STLS, "
+          "then CAPA, USER/PASS, STAT, RETR, QUIT inside TLS 1.3",
+          seed=True, strict=True)
+def clean(ctx):
+    s = ctx.pop3(note="STLS before USER/PASS", source=REMOTE)
+    s.pop_line()
+    s.pop("CAPA", multi=True)
+    s.pop("STLS")
+    s.starttls()
+    s.pop("CAPA", multi=True)
+    _login(s)
+    s.pop("STAT")
+    s.pop("RETR 1", multi=True)
+    s.pop("QUIT")
+    s.close()

@@ -5,11 +5,16 @@ pcaps/smtp/<name>.pcap.  swaks is used where a real client shows the thing;
 the scripted client (lib/client.py) where every byte must be controlled.
 Ports: 25 MX (no AUTH), 587 submission (STARTTLS, AUTH also in clear),
 465 implicit TLS, 2525 a server whose certificate cannot load (454).
+The audit scenarios at the end use other servers on their own loopback
+addresses (labenv.EXTRA_SERVICES, lib/peers.py; table in docs/lab.md).
 """
 import base64
+import ssl
+import warnings
 
 from driver import scenario
 import messages
+import peers
 
 EHLO = "EHLO client.lab.test"
 
@@ -358,3 +363,229 @@ def attachment(ctx):
     s.smtp("QUIT")
     s.close()
     ctx.lab.wait_delivered("alice", 2)
+
+
+# ------------------------------------------------------ audit scenarios
+# Each shows one thing the audit looks for (issue 9), on a server of its
+# own; smtp/clean-submission is the capture on which nothing should fire.
+
+def _tls_client_ctx(ctx, version):
+    """A client TLS context that offers only `version` (ssl.TLSVersion), at
+    OpenSSL security level 0 so that TLS 1.0/1.1 can be offered at all."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        c.load_verify_locations(ctx.cafile)
+        c.check_hostname = True
+        c.set_ciphers("DEFAULT:@SECLEVEL=0")
+        c.minimum_version = version
+        c.maximum_version = version
+    return c
+
+
+def _stop_peer(peer):
+    errors = peer.stop()
+    if errors:
+        raise RuntimeError("scripted peer failed: %s" % errors)
+
+
+@scenario("smtp/no-starttls", "a submission server (postfix, 127.0.0.26:587) that "
+          "offers no STARTTLS but AUTH PLAIN LOGIN in clear; swaks authenticates "
+          "with AUTH PLAIN in clear and delivers", services=("no-starttls",))
+def no_starttls(ctx):
+    ctx.message("msg1", messages.simple(frm="Alice <alice@lab.test>",
+                                        to="Bob <bob@lab.test>",
+                                        msgid="nostarttls.1@client.lab.test"))
+    ctx.swaks(["--auth", "PLAIN", "--auth-user", "alice",
+               "--auth-password", "alicepw", "--from", "alice@lab.test",
+               "--to", "bob@lab.test"],
+              server="127.0.0.26", port=587, data="msg1.eml",
+              note="no STARTTLS offered; AUTH PLAIN in clear")
+    ctx.lab.wait_delivered("bob", 1)
+
+
+STRIP_FILTER = "tcp and not host 127.0.0.9"
+
+
+def _strip_scenario(ctx, mode):
+    msg1 = ctx.message("msg1", messages.simple(
+        frm="Alice <alice@lab.test>", to="Bob <bob@lab.test>",
+        msgid="strip.1@client.lab.test", subject="Sent with STARTTLS"))
+    msg2 = ctx.message("msg2", messages.simple(
+        frm="Carol <carol@lab.test>", to="Bob <bob@lab.test>",
+        msgid="strip.2@client.lab.test", subject="Sent through the middlebox"))
+    ctx.note("The server as the clients see it is 127.0.0.2:587, a scripted "
+             "middlebox (lib/peers.py StarttlsStripProxy) relaying to postfix's "
+             "submission on 127.0.0.1:587 from 127.0.0.9; the capture filter '%s' "
+             "leaves the middlebox-to-postfix legs out, as a tap on the clients' "
+             "side would." % STRIP_FILTER)
+    proxy = peers.StarttlsStripProxy("127.0.0.2", 587, ("127.0.0.1", 587),
+                                     "127.0.0.9", {"127.0.0.3"}, mode=mode).start()
+    try:
+        # the same client settings twice: STARTTLS when offered, else clear
+        ctx.swaks(["--tls-optional", "--auth", "PLAIN", "--auth-user", "alice",
+                   "--auth-password", "alicepw", "--from", "alice@lab.test",
+                   "--to", "bob@lab.test"],
+                  server="127.0.0.2", port=587, data="msg1.eml",
+                  note="client 127.0.0.1, not inspected: STARTTLS offered and used")
+        ctx.lab.wait_delivered("bob", 1)
+        ctx.swaks(["--tls-optional", "--local-interface", "127.0.0.3",
+                   "--auth", "PLAIN", "--auth-user", "carol",
+                   "--auth-password", "carolpw", "--from", "carol@lab.test",
+                   "--to", "bob@lab.test"],
+                  server="127.0.0.2", port=587, data="msg2.eml",
+                  note="client 127.0.0.3, behind the middlebox: STARTTLS %s in the "
+                  "EHLO reply; swaks goes on in clear and authenticates in clear"
+                  % ("overwritten with XXXXXXXA" if mode == "mangle" else "removed"))
+        ctx.sessions[-1]["client_address"] = "127.0.0.3"
+        ctx.lab.wait_delivered("bob", 2)
+    finally:
+        _stop_peer(proxy)
+    if proxy.rewritten != 1:
+        raise RuntimeError("middlebox rewrote %d lines, expected 1" % proxy.rewritten)
+
+
+@scenario("smtp/starttls-stripped", "two sessions to the same submission server "
+          "(127.0.0.2:587); in the second a deliberately misbehaving scripted "
+          "middlebox overwrites STARTTLS in the EHLO reply with XXXXXXXA (as Cisco "
+          "PIX/ASA ESMTP inspection does), so swaks --tls-optional goes on in clear "
+          "and sends AUTH PLAIN in clear", capture_filter=STRIP_FILTER)
+def starttls_stripped(ctx):
+    _strip_scenario(ctx, "mangle")
+
+
+@scenario("smtp/starttls-removed", "two sessions to the same submission server "
+          "(127.0.0.2:587); in the second a deliberately misbehaving scripted "
+          "middlebox deletes the STARTTLS line from the EHLO reply, so swaks "
+          "--tls-optional goes on in clear and sends AUTH PLAIN in clear",
+          capture_filter=STRIP_FILTER)
+def starttls_removed(ctx):
+    _strip_scenario(ctx, "remove")
+
+
+@scenario("smtp/open-relay", "an open relay (postfix, 127.0.0.27:25, mynetworks = "
+          "0.0.0.0/0): RCPT TO a foreign domain (victim@example.net) accepted "
+          "without AUTH and the message queued (it stays in the queue)",
+          services=("open-relay",))
+def open_relay(ctx):
+    ctx.message("msg1", messages.simple(frm="Promo <offers@example.org>",
+                                        to="victim@example.net",
+                                        subject="Relayed through an open relay",
+                                        msgid="relay.1@client.lab.test"))
+    ctx.swaks(["--from", "offers@example.org", "--to", "victim@example.net"],
+              server="127.0.0.27", port=25, data="msg1.eml",
+              note="relay to a foreign domain without AUTH, accepted")
+
+
+@scenario("smtp/starttls-injection", "client-side STARTTLS command injection "
+          "(CVE-2011-0411 pattern): 'STARTTLS\\r\\nRSET\\r\\n' in one segment "
+          "before the server's 220; postfix's answer, then the session inside TLS")
+def starttls_injection(ctx):
+    s = ctx.smtp(25, note="STARTTLS and RSET in one write")
+    _hello(s)
+    s.send("STARTTLS\r\nRSET\r\n")
+    s.smtp_reply()
+    s.starttls()
+    s.smtp(EHLO)
+    s.smtp("QUIT")
+    s.close()
+
+
+@scenario("smtp/starttls-injection-server", "server-side STARTTLS injection: a "
+          "deliberately misbehaving scripted server (127.0.0.29:25) answers "
+          "STARTTLS with 220 and, in the same segment, a fake EHLO reply in clear "
+          "before the TLS handshake; the client discards it, then EHLO and QUIT "
+          "inside TLS")
+def starttls_injection_server(ctx):
+    srv = peers.InjectingSmtpServer("127.0.0.29", 25, ctx.lab.certs).start()
+    try:
+        s = ctx.smtp(25, host="127.0.0.29",
+                     note="scripted server: 220 and an injected reply in one segment")
+        _hello(s)
+        s.smtp("STARTTLS")
+        s.starttls()        # records the injected bytes, discards them
+        if s.info.get("discarded_before_tls") != len(peers.InjectingSmtpServer.INJECTED):
+            raise RuntimeError("the injected reply did not arrive with the 220")
+        s.smtp(EHLO)
+        s.smtp("QUIT")
+        s.close()
+    finally:
+        _stop_peer(srv)
+
+
+@scenario("smtp/tls10-after-starttls", "STARTTLS on a postfix that still accepts "
+          "old TLS (127.0.0.28:25, smtpd_tls_protocols >=TLSv1 at OpenSSL security "
+          "level 0): a client offering only TLS 1.0 negotiates TLS 1.0, EHLO and "
+          "QUIT inside; a second session does the same with TLS 1.1",
+          services=("tls10",))
+def tls10_after_starttls(ctx):
+    for ver, name in ((ssl.TLSVersion.TLSv1, "TLS 1.0"), (ssl.TLSVersion.TLSv1_1, "TLS 1.1")):
+        s = ctx.smtp(25, host="127.0.0.28", tlsctx=_tls_client_ctx(ctx, ver),
+                     note="STARTTLS, client offers only %s" % name)
+        _hello(s)
+        s.smtp("STARTTLS")
+        s.starttls()
+        want = {"TLS 1.0": "TLSv1", "TLS 1.1": "TLSv1.1"}[name]
+        if s.info["tls_version"] != want:
+            raise RuntimeError("negotiated %s, not %s" % (s.info["tls_version"], want))
+        s.smtp(EHLO)
+        s.smtp("QUIT")
+        s.close()
+
+
+@scenario("smtp/starttls-handshake-fails", "STARTTLS accepted (220) on port 25 but "
+          "the TLS handshake fails: the client offers only TLS 1.0, which the "
+          "server (smtpd_tls_protocols >=TLSv1.2) refuses with a protocol_version "
+          "alert in clear; the client reconnects and delivers without TLS, as an "
+          "opportunistic MTA does", strict=True)
+def starttls_handshake_fails(ctx):
+    msg = ctx.message("msg1", messages.simple(msgid="tlsfail.1@client.lab.test",
+                                              subject="Delivered after a failed "
+                                              "TLS handshake"))
+    s = ctx.smtp(25, tlsctx=_tls_client_ctx(ctx, ssl.TLSVersion.TLSv1),
+                 note="STARTTLS, 220, then a handshake the server refuses")
+    _hello(s)
+    s.smtp("STARTTLS")
+    if s.starttls(expect_failure=True) is None:
+        raise RuntimeError("handshake did not fail")
+    s = ctx.smtp(25, note="the same client again, without STARTTLS")
+    _hello(s)
+    _send(s, "carol@lab.test", ["alice@lab.test"], msg)
+    s.smtp("QUIT")
+    s.close()
+    ctx.lab.wait_delivered("alice", 1)
+
+
+@scenario("smtp/clean-submission", "a clean submission session, on which no audit "
+          "finding should fire: postfix with smtpd_tls_security_level=encrypt, "
+          "smtpd_tls_auth_only=yes (no AUTH before STARTTLS), TLS 1.2 or later, "
+          "AUTH PLAIN LOGIN only, VRFY disabled; swaks does STARTTLS, AUTH PLAIN "
+          "inside TLS and delivers", strict=True)
+def clean_submission(ctx):
+    ctx.message("msg1", messages.simple(frm="Alice <alice@lab.test>",
+                                        to="Bob <bob@lab.test>",
+                                        msgid="clean.1@client.lab.test",
+                                        subject="Submitted the right way"))
+    ctx.swaks(["--tls", "--auth", "PLAIN", "--auth-user", "alice",
+               "--auth-password", "alicepw", "--from", "alice@lab.test",
+               "--to", "bob@lab.test"],
+              port=587, data="msg1.eml",
+              note="STARTTLS first; AUTH offered and used only inside TLS")
+    ctx.lab.wait_delivered("bob", 1)
+
+
+@scenario("smtp/vrfy-enabled", "VRFY and EXPN answered with real data by a real "
+          "exim 4.96 (127.0.0.31:25, acl_smtp_vrfy and acl_smtp_expn = accept): "
+          "VRFY of a known user 250 with the address, of an unknown one 550, of a "
+          "bare local part 250; EXPN of an alias lists its members (250-/250). "
+          "postfix never does this (see smtp/vrfy-expn: 252 or 550; EXPN 500)")
+def vrfy_enabled(ctx):
+    ctx.lab.start_exim("127.0.0.31", ctx.lab.exim_bin)
+    s = ctx.smtp(25, host="127.0.0.31", note="VRFY/EXPN against exim")
+    _hello(s)
+    s.smtp("VRFY alice@lab.test")
+    s.smtp("VRFY nobody@lab.test")
+    s.smtp("VRFY bob")
+    s.smtp("EXPN team@lab.test")
+    s.smtp("QUIT")
+    s.close()
