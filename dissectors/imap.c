@@ -6,9 +6,11 @@
 #include "imap.h"
 
 #include "event.h"
+#include "explain.h"
 #include "lineproto.h"
 #include "message.h"
 #include "sasl.h"
+#include "tls.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -162,8 +164,13 @@ struct inflater {
     z_stream z;
 };
 
+/* RFC 9051 §3: the connection's states, for teaching. */
+enum istate { IS_NOT_AUTHENTICATED, IS_AUTHENTICATED, IS_SELECTED, IS_LOGOUT };
+static const char *const istate_names[] = { "not authenticated", "authenticated", "selected", "logout" };
+
 struct imap {
     struct mx_dissect_ctx *ctx;
+    enum istate state;
     struct line line[2];
     struct pending pend[IMAP_MAX_PENDING];
     unsigned n_pend;
@@ -184,6 +191,8 @@ struct imap {
     bool server_lost;         /* server bytes were lost since the last client command */
     bool ended[2];
     struct inflater inf[2];
+    bool tls_server_started;  /* the server's TLS records began (injected cleartext skipped) */
+    struct mx_tls *tlsx;      /* the TLS session after STARTTLS */
     /* Session. */
     bool greeted, preauth;
     struct text greet_status, greeting;
@@ -643,6 +652,11 @@ static void command_event(struct imap *s, const struct pending *p, struct mx_sli
         mx_ev_bool(ev, "pipelined", true);
     if (injected)
         mx_ev_bool(ev, "injected", true);
+    if (mx_ctx_flow(s->ctx)->explain) {
+        const char *ex = mx_explain_imap(cmd_names[p->cmd]);
+        mx_ev_str(ev, "explain", ex ? ex : "A command IMAP does not define: the server will likely answer BAD.");
+        mx_ev_str(ev, "state", istate_names[s->state]);
+    }
     mx_ev_text(ev, "%s%.*s %s%.*s%s%.*s%s", pipelined ? "| " : "", (int)p->tag_len, p->tag, p->uid ? "UID " : "",
                (int)cmdname.len, (const char *)cmdname.ptr, (arg.len || shown) ? " " : "",
                shown ? (int)strlen(shown) : (int)arg.len, shown ? shown : (const char *)arg.ptr,
@@ -751,6 +765,7 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
                        mx_frame_t a, mx_frame_t b, mx_time_t ts)
 {
     struct mx_slice code, text;
+    bool disabled_before = s->logindisabled; /* an OK to LOGIN may carry new capabilities */
     split_code(rest, &code, &text);
     resp_code(s, code);
     if (s->wait_cont && tag.len == s->wait_tag_len && !memcmp(tag.ptr, s->wait_tag, tag.len))
@@ -799,6 +814,25 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
             mx_ev_end(ev);
         }
     }
+    if (p && ok) {
+        /* RFC 9051 §3: the state diagram. */
+        if (p->cmd == I_LOGIN || p->cmd == I_AUTHENTICATE)
+            s->state = IS_AUTHENTICATED;
+        else if (p->cmd == I_SELECT || p->cmd == I_EXAMINE)
+            s->state = IS_SELECTED;
+        else if (p->cmd == I_CLOSE || p->cmd == I_UNSELECT)
+            s->state = IS_AUTHENTICATED;
+        else if (p->cmd == I_LOGOUT)
+            s->state = IS_LOGOUT;
+    } else if (p && (p->cmd == I_SELECT || p->cmd == I_EXAMINE) && s->state == IS_SELECTED) {
+        s->state = IS_AUTHENTICATED; /* §6.3.2: a failed SELECT deselects */
+    }
+    if (mx_ctx_flow(s->ctx)->explain) {
+        mx_ev_str(ev, "explain", ok   ? "OK: the command completed (RFC 9051 §7.1.1)."
+                                 : no ? "NO: the command failed; the text says why (RFC 9051 §7.1.2)."
+                                      : "BAD: the server did not understand the command (RFC 9051 §7.1.3).");
+        mx_ev_str(ev, "state", istate_names[s->state]);
+    }
     mx_ev_tone(ev, ok ? MX_TONE_GOOD : MX_TONE_BAD);
     mx_ev_text(ev, "%.*s %.*s%s%.*s%s%.*s   [%s, %.1f ms]", (int)tag.len, (const char *)tag.ptr, (int)status.len,
                (const char *)status.ptr, code.len ? " " : "", (int)(code.len < 120 ? code.len : 120),
@@ -812,7 +846,7 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
     case I_AUTHENTICATE:
         if (s->login)
             login_finish(s, s->login->sasl.cancelled ? "cancelled" : ok ? "success" : "failure", code_inner(code), b);
-        if (ok && p->cmd == I_LOGIN && s->logindisabled && !s->tls)
+        if (ok && p->cmd == I_LOGIN && disabled_before && !s->tls)
             anomaly(s, MX_DIR_S2C, A_LOGIN_DISABLED_IGNORED, s->line[MX_DIR_S2C].off, 1);
         s->auth_open = false;
         break;
@@ -873,6 +907,8 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
             /* RFC 9051 §7.1.1, §7.1.4, §7.1.5: the greeting is OK, PREAUTH or BYE. */
             s->greeted = true;
             s->preauth = mx_ieq(k.ptr, k.len, "PREAUTH");
+            if (s->preauth)
+                s->state = IS_AUTHENTICATED; /* RFC 9051 §7.1.4 */
             text_set(&s->greet_status, k);
             text_set(&s->greeting, text);
         }
@@ -1519,6 +1555,8 @@ static void on_gap(struct imap *s, enum mx_dir d, uint64_t len)
 {
     struct line *l = &s->line[d];
     s->quiet = true;
+    if (s->tls_side[d] && s->tlsx)
+        mx_tls_gap(s->tlsx, d, len);
     if (s->tls_side[d] || s->inf[d].on)
         return; /* counted, or undecodable from here on */
     if (l->lit_left) {
@@ -1618,12 +1656,17 @@ static void session_emit(struct imap *s)
         mx_ev_uint(ev, "s2c", s->tls_bytes[MX_DIR_S2C]);
         mx_ev_end(ev);
     }
+    if (s->tlsx)
+        mx_tls_describe(s->tlsx, ev, "tls_handshake");
     unsigned ok = 0;
     for (unsigned i = 0; i < s->n_logins; i++)
         ok += s->logins[i].outcome && !strcmp(s->logins[i].outcome, "success");
     mx_ev_text(ev, "IMAP session: %" PRIu64 " commands, %" PRIu64 " NO, %" PRIu64 " BAD, %" PRIu64
                " message bodies fetched, %" PRIu64 " appended%s%s", s->commands, s->no, s->bad, s->fetched,
-               s->appended, s->tls ? ", upgraded to TLS" : s->starttls_attempted ? ", STARTTLS refused" : "",
+               s->appended,
+               s->tls ? (s->tlsx && !mx_tls_completed(s->tlsx) ? ", STARTTLS accepted but the TLS handshake failed"
+                                                               : ", upgraded to TLS")
+                      : s->starttls_attempted ? ", STARTTLS refused" : "",
                ok ? ", logged in" : "");
     mx_event_emit(mx_ctx_sink(s->ctx), ev);
 }
@@ -1650,6 +1693,8 @@ static void on_end(struct imap *s, enum mx_dir d)
     if (s->login)
         login_finish(s, "no_reply", mx_slice_make("", 0), 0);
     idle_end(s, 0, s->now);
+    if (s->tlsx)
+        mx_tls_end(s->tlsx);
     session_emit(s);
 }
 
@@ -1680,6 +1725,7 @@ static void imap_free(void *state)
         if (s->inf[d].on)
             inflateEnd(&s->inf[d].z);
     }
+    mx_tls_free(s->tlsx);
     free(s);
 }
 
@@ -1705,6 +1751,7 @@ static struct mx_parse_result imap_parse(void *state, struct mx_dissect_ctx *ctx
             if (d == MX_DIR_S2C && !s->tls_bytes[d] && !mx_looks_like_tls(rest))
                 anomaly(s, d, A_STARTTLS_SERVER_INJECTION, base + pos, rest.len);
             s->tls_bytes[d] += rest.len;
+            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, d, rest, base + pos);
             pos = data.len;
             break;
         }

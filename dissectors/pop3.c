@@ -4,9 +4,11 @@
 #include "pop3.h"
 
 #include "event.h"
+#include "explain.h"
 #include "lineproto.h"
 #include "message.h"
 #include "sasl.h"
+#include "tls.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -113,8 +115,13 @@ struct failure {
     mx_frame_t frame;
 };
 
+/* RFC 1939 §3: the session's states, for teaching. */
+enum pstate { PS_AUTHORIZATION, PS_TRANSACTION, PS_UPDATE };
+static const char *const pstate_names[] = { "AUTHORIZATION", "TRANSACTION", "UPDATE" };
+
 struct pop3 {
     struct mx_dissect_ctx *ctx;
+    enum pstate state;
     enum smode smode, skip_to;
     bool ctls;                  /* the client side is TLS */
     bool cskip;                 /* discarding the rest of an over-long command line */
@@ -165,6 +172,8 @@ struct pop3 {
     unsigned n_failures;
     uint64_t commands, responses, errors, pipelined, unknown, retrieved, tops, deleted;
     uint64_t tls_bytes[2];
+    bool tls_server_started;  /* the server's TLS records began (injected cleartext skipped) */
+    struct mx_tls *tlsx;        /* the TLS session after STLS */
     uint64_t resync_skipped;
     mx_time_t now;
 };
@@ -398,6 +407,18 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
             mx_ev_uint(ev, "declared_size", s->rep.declared);
         if (s->rep.msg)
             mx_message_describe(s->rep.msg, ev, "message");
+    }
+    if (s->rep.have && s->rep.ok) {
+        /* RFC 1939 §4, §6: a login moves to TRANSACTION, QUIT there to UPDATE. */
+        if (p->cmd == P_PASS || p->cmd == P_APOP || p->cmd == P_AUTH_DATA || (p->cmd == P_AUTH && !p->multi))
+            s->state = PS_TRANSACTION;
+        else if (p->cmd == P_QUIT && s->state == PS_TRANSACTION)
+            s->state = PS_UPDATE;
+    }
+    if (mx_ctx_flow(s->ctx)->explain) {
+        mx_ev_str(ev, "explain", s->rep.ok ? "+OK: the command succeeded (RFC 1939 §3)."
+                                           : "-ERR: the command failed; the text says why (RFC 1939 §3).");
+        mx_ev_str(ev, "state", pstate_names[s->state]);
     }
     const char *status = s->rep.ok ? "+OK" : "-ERR";
     mx_ev_tone(ev, s->rep.ok ? MX_TONE_GOOD : MX_TONE_BAD);
@@ -718,6 +739,7 @@ static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bo
             if (!s->tls_bytes[MX_DIR_S2C] && !mx_looks_like_tls(rest))
                 anomaly(s, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION, base + pos, rest.len);
             s->tls_bytes[MX_DIR_S2C] += rest.len;
+            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, MX_DIR_S2C, rest, base + pos);
             pos = d.len;
             break;
         }
@@ -808,6 +830,11 @@ static void command_event(struct pop3 *s, struct mx_slice verb, enum cmd c, stru
         mx_ev_bool(ev, "pipelined", true);
     if (injected)
         mx_ev_bool(ev, "injected", true);
+    if (mx_ctx_flow(s->ctx)->explain) {
+        const char *ex = mx_explain_pop3(cmd_names[c]);
+        mx_ev_str(ev, "explain", ex ? ex : "A command POP3 does not define: the server will likely answer -ERR.");
+        mx_ev_str(ev, "state", pstate_names[s->state]);
+    }
     mx_ev_text(ev, "%s%.*s%s%.*s%s", pipelined ? "| " : "", (int)verb.len, (const char *)verb.ptr,
                (arg.len || shown) ? " " : "", shown ? (int)strlen(shown) : (int)arg.len,
                shown ? shown : (const char *)arg.ptr, injected ? "   [injected before TLS]" : "");
@@ -1003,6 +1030,7 @@ static struct mx_parse_result client_bytes(struct pop3 *s, struct mx_slice d, bo
         struct mx_slice rest = mx_slice_make(d.ptr + pos, d.len - pos);
         if (s->ctls) {
             s->tls_bytes[MX_DIR_C2S] += rest.len;
+            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, MX_DIR_C2S, rest, base + pos);
             pos = d.len;
             break;
         }
@@ -1050,6 +1078,11 @@ static struct mx_parse_result client_bytes(struct pop3 *s, struct mx_slice d, bo
 static void on_gap(struct pop3 *s, enum mx_dir d, uint64_t len)
 {
     s->quiet = true;
+    if ((d == MX_DIR_C2S && s->ctls) || (d == MX_DIR_S2C && s->smode == S_TLS)) {
+        if (s->tlsx)
+            mx_tls_gap(s->tlsx, d, len);
+        return;
+    }
     if (d == MX_DIR_C2S) {
         /* Commands were lost: the stream resumes at the first line whose
          * verb POP3 knows. Their responses come, in dialogue order, before
@@ -1160,12 +1193,16 @@ static void session_emit(struct pop3 *s)
         mx_ev_uint(ev, "s2c", s->tls_bytes[MX_DIR_S2C]);
         mx_ev_end(ev);
     }
+    if (s->tlsx)
+        mx_tls_describe(s->tlsx, ev, "tls_handshake");
     unsigned ok = 0;
     for (unsigned i = 0; i < s->n_logins; i++)
         ok += s->logins[i].outcome && !strcmp(s->logins[i].outcome, "success");
     mx_ev_text(ev, "POP3 session: %" PRIu64 " commands, %" PRIu64 " messages retrieved, %" PRIu64 " errors%s%s",
                s->commands, s->retrieved, s->errors,
-               s->tls ? ", upgraded to TLS" : s->stls_attempted ? ", STLS refused" : "",
+               s->tls ? (s->tlsx && !mx_tls_completed(s->tlsx) ? ", STLS accepted but the TLS handshake failed"
+                                                               : ", upgraded to TLS")
+                      : s->stls_attempted ? ", STLS refused" : "",
                ok ? ", logged in" : "");
     mx_event_emit(mx_ctx_sink(s->ctx), ev);
 }
@@ -1186,6 +1223,8 @@ static void on_end(struct pop3 *s, enum mx_dir d)
         return;
     if (s->login)
         login_finish(s, "no_reply", 0);
+    if (s->tlsx)
+        mx_tls_end(s->tlsx);
     session_emit(s);
 }
 
@@ -1217,6 +1256,7 @@ static void pop3_free(void *state)
         return;
     mx_message_free(s->rep.msg);
     free(s->rep.list);
+    mx_tls_free(s->tlsx);
     free(s);
 }
 

@@ -4,6 +4,7 @@
 #include "imap.h"
 #include "pop3.h"
 #include "smtp.h"
+#include "tls.h"
 
 #include <ndpi/ndpi_protocol_ids.h>
 
@@ -15,10 +16,13 @@
 /* RFC 5321 §4.5.4 / RFC 6409 / RFC 8314 for SMTP; RFC 1939 and RFC 8314 for
  * POP3; RFC 9051 and RFC 8314 for IMAP. The dissectors fill in as they land. */
 const struct mx_proto mx_protos[] = {
-    { "smtp", { { 25, false }, { 587, false }, { 465, true } }, 3, &mx_smtp_dissector, NDPI_PROTOCOL_MAIL_SMTP,
-      NDPI_PROTOCOL_MAIL_SMTPS },
-    { "pop3", { { 110, false }, { 995, true } }, 2, &mx_pop3_dissector, NDPI_PROTOCOL_MAIL_POP, NDPI_PROTOCOL_MAIL_POPS },
-    { "imap", { { 143, false }, { 993, true } }, 2, &mx_imap_dissector, NDPI_PROTOCOL_MAIL_IMAP, NDPI_PROTOCOL_MAIL_IMAPS },
+    { .name = "smtp", .ports = { { 25, false }, { 587, false }, { 465, true } }, .n_ports = 3,
+      .dissector = &mx_smtp_dissector, .ndpi_plain = NDPI_PROTOCOL_MAIL_SMTP, .ndpi_tls = NDPI_PROTOCOL_MAIL_SMTPS,
+      .tls_dissector = &mx_tls_dissector },
+    { .name = "pop3", .ports = { { 110, false }, { 995, true } }, .n_ports = 2, .dissector = &mx_pop3_dissector,
+      .ndpi_plain = NDPI_PROTOCOL_MAIL_POP, .ndpi_tls = NDPI_PROTOCOL_MAIL_POPS, .tls_dissector = &mx_tls_dissector },
+    { .name = "imap", .ports = { { 143, false }, { 993, true } }, .n_ports = 2, .dissector = &mx_imap_dissector,
+      .ndpi_plain = NDPI_PROTOCOL_MAIL_IMAP, .ndpi_tls = NDPI_PROTOCOL_MAIL_IMAPS, .tls_dissector = &mx_tls_dissector },
 };
 const size_t mx_n_protos = MX_ARRAY_LEN(mx_protos);
 

@@ -18,6 +18,7 @@ struct mx_proto {
     size_t n_ports;
     const struct mx_dissector *dissector; /* NULL until the protocol's dissector lands */
     uint16_t ndpi_plain, ndpi_tls;        /* nDPI's protocol ids, in clear and over TLS */
+    const struct mx_dissector *tls_dissector; /* for its implicit-TLS ports (RFC 8314 §3.3), or NULL */
 };
 
 extern const struct mx_proto mx_protos[];

@@ -2,10 +2,13 @@
  * AUTH, STARTTLS, DATA and BDAT message data, transactions and per-recipient outcomes. */
 #include "smtp.h"
 
+#include "diagnosis.h"
 #include "event.h"
+#include "explain.h"
 #include "lineproto.h"
 #include "message.h"
 #include "sasl.h"
+#include "tls.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -96,6 +99,10 @@ enum cmode {
 
 enum smode { S_REPLY, S_SKIP, S_TLS };
 
+/* Where the session stands, for teaching (RFC 5321 §3.3, §4.1.4). */
+enum sstate { ST_CONNECTED, ST_GREETED, ST_MAIL, ST_RCPT, ST_DATA, ST_DONE, ST_TLS, ST_CLOSED };
+static const char *const state_names[] = { "connected", "greeted", "mail", "rcpt", "data", "done", "tls", "closed" };
+
 struct sbuf {
     uint16_t len;
     uint8_t b[SMTP_TEXT];
@@ -157,6 +164,7 @@ struct auth_rec {
 
 struct smtp {
     struct mx_dissect_ctx *ctx;
+    enum sstate state;
     enum cmode cmode;
     enum smode smode;
     uint64_t bdat_left;
@@ -206,6 +214,8 @@ struct smtp {
     struct auth_rec *auth;    /* the exchange in progress */
     uint64_t commands, replies, pipelined, unknown, vrfy, expn, transactions;
     uint64_t tls_bytes[2];
+    bool tls_server_started;  /* the server's TLS records began (injected cleartext skipped) */
+    struct mx_tls *tlsx;      /* the TLS session after STARTTLS */
     mx_time_t now;            /* time of the last line parsed: records emitted later carry it */
     bool client_held;         /* client bytes wait for a reply (DATA, STARTTLS) */
     uint64_t midstream_skipped; /* client bytes skipped before the first command */
@@ -337,6 +347,94 @@ static const struct sbuf *helo_of(const struct smtp *s, enum verb *v)
     return &s->helo;
 }
 
+/* SIZE=n among the MAIL parameters (RFC 1870 §6), 0 when absent. */
+static uint64_t declared_size(const struct txn *t)
+{
+    struct mx_slice p = sbuf_slice(&t->mail_params);
+    for (size_t i = 0; i + 5 <= p.len; i++) {
+        if ((i == 0 || p.ptr[i - 1] == ' ') && mx_iprefix(p.ptr + i, p.len - i, "SIZE=")) {
+            uint64_t v = 0;
+            for (size_t j = i + 5; j < p.len && p.ptr[j] >= '0' && p.ptr[j] <= '9' && v < (UINT64_C(1) << 50); j++)
+                v = v * 10 + (uint64_t)(p.ptr[j] - '0');
+            return v;
+        }
+    }
+    return 0;
+}
+
+/* What a failed reply means and its likely cause (RFC 5321 §4.2, RFC 3463). */
+static void failure_fields(struct smtp *s, const struct txn *t, const char *step, int code, const char *enh,
+                           struct mx_slice text, struct mx_event *ev)
+{
+    const char *meaning = mx_diag_reply_meaning(code, step);
+    char em[256], cause[512];
+    if (meaning)
+        mx_ev_str(ev, "meaning", meaning);
+    mx_diag_enhanced_meaning(enh, em, sizeof(em));
+    if (em[0])
+        mx_ev_str(ev, "enhanced_meaning", em);
+    uint32_t accepted = 0;
+    for (uint32_t i = 0; t && i < t->n_rcpts; i++)
+        accepted += t->rcpts[i].outcome == O_ACCEPTED;
+    struct mx_diag_reply r = { .step = step, .code = code, .enhanced = enh, .text = text,
+                               .size_limit = s->size_limit, .message_size = t ? mx_message_size(t->msg) : 0,
+                               .declared_size = t ? declared_size(t) : 0,
+                               .mail_refused = t && t->mail_code >= 400, .no_recipient = t && !accepted };
+    mx_diag_cause(&r, cause, sizeof(cause));
+    if (cause[0])
+        mx_ev_str(ev, "cause", cause);
+}
+
+/* Why a transaction did not end accepted: the deciding reply, or how the
+ * connection ended before any. */
+static void txn_failure(struct smtp *s, const struct txn *t, const char *disposition, struct mx_event *ev)
+{
+    const char *step = NULL;
+    int code = 0;
+    const char *enh = "";
+    struct mx_slice text = sbuf_slice(&t->last_reply);
+    mx_frame_t frame = t->last_frame;
+    if (t->mail_code >= 400) {
+        /* A refused MAIL is the root: what followed was refused because of it. */
+        step = "MAIL";
+        code = t->mail_code;
+        enh = t->mail_enh;
+    } else if (t->data_code >= 400) {
+        step = t->rejected_data ? "DATA" : t->bdat ? "BDAT" : "(end of data)";
+        code = t->data_code;
+        enh = t->data_enh;
+    } else {
+        for (uint32_t i = 0; i < t->n_rcpts && !code; i++) {
+            if (t->rcpts[i].outcome == O_REJECTED || t->rcpts[i].outcome == O_DEFERRED) {
+                step = "RCPT";
+                code = t->rcpts[i].code;
+                enh = t->rcpts[i].enh;
+                text = sbuf_slice(&t->rcpts[i].text);
+                frame = t->rcpts[i].reply_frame;
+            }
+        }
+    }
+    mx_ev_obj(ev, "failure");
+    if (code && (!strcmp(disposition, "rejected") || !strcmp(disposition, "deferred"))) {
+        mx_ev_str(ev, "step", step);
+        mx_ev_int(ev, "code", code);
+        if (enh[0])
+            mx_ev_str(ev, "enhanced", enh);
+        mx_ev_wire(ev, "text", text);
+        mx_ev_frames(ev, frame, frame);
+        failure_fields(s, t, step, code, enh, text, ev);
+    } else if (!strcmp(disposition, "reset")) {
+        mx_ev_str(ev, "cause", "The client reset the transaction (RSET, EHLO or STARTTLS) before the message was "
+                               "accepted.");
+    } else if (!mx_ctx_flow(s->ctx)->close) {
+        mx_ev_str(ev, "cause", "No final reply to this transaction was seen before the next one began (lost, or "
+                               "never sent).");
+    } else {
+        mx_ev_str(ev, "cause", mx_diag_unfinished(mx_ctx_flow(s->ctx)->close, false));
+    }
+    mx_ev_end(ev);
+}
+
 static void txn_emit(struct smtp *s, const struct txn *t, const char *disposition)
 {
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.transaction", mx_ctx_flow_id(s->ctx), s->now);
@@ -367,6 +465,8 @@ static void txn_emit(struct smtp *s, const struct txn *t, const char *dispositio
             mx_ev_str(ev, "enhanced", r->enh);
         if (r->text.len)
             mx_ev_wire(ev, "text", sbuf_slice(&r->text));
+        if (r->code && r->outcome != O_ACCEPTED)
+            failure_fields(s, t, "RCPT", r->code, r->enh, sbuf_slice(&r->text), ev);
         mx_ev_frames(ev, r->frame, r->reply_frame ? r->reply_frame : r->frame);
         mx_ev_end(ev);
     }
@@ -382,6 +482,8 @@ static void txn_emit(struct smtp *s, const struct txn *t, const char *dispositio
     if (t->queue_id.len)
         mx_ev_wire(ev, "queue_id", sbuf_slice(&t->queue_id));
     mx_ev_str(ev, "disposition", disposition);
+    if (strcmp(disposition, "accepted"))
+        txn_failure(s, t, disposition, ev);
     mx_ev_bool(ev, "tls", s->tls);
     mx_ev_bool(ev, "partial", t->partial);
     mx_ev_frames(ev, t->first_frame, t->last_frame);
@@ -565,6 +667,8 @@ static void auth_finish(struct smtp *s, int code, const char *enh, const char *o
     if (enh[0])
         mx_ev_str(ev, "enhanced", enh);
     mx_sasl_describe_secret(&a->sasl, ev, s->tls);
+    if (code >= 400)
+        failure_fields(s, NULL, "AUTH", code, enh, mx_slice_make("", 0), ev);
     mx_ev_frames(ev, a->frame, a->last_frame);
     mx_ev_tone(ev, !strcmp(outcome, "success") ? (a->sasl.secret_in_clear ? MX_TONE_WARN : MX_TONE_GOOD) : MX_TONE_BAD);
     mx_ev_text(ev, "AUTH %s as \"%.*s\": %s (%d)%s", a->sasl.mech_name, (int)a->sasl.user_len,
@@ -746,6 +850,36 @@ static void skip_unanswered(struct smtp *s, int code, uint64_t off)
     }
 }
 
+/* The session state after a reply of `code` to `v`. */
+static enum sstate next_state(enum sstate cur, enum verb v, int code)
+{
+    bool ok = code >= 200 && code < 300;
+    switch (v) {
+    case V_CONNECT:
+        return code == 220 ? ST_GREETED : ST_CLOSED;
+    case V_HELO:
+    case V_EHLO:
+    case V_RSET:
+        return ok ? ST_GREETED : cur;
+    case V_MAIL:
+        return ok ? ST_MAIL : cur;
+    case V_RCPT:
+        return ok ? ST_RCPT : cur;
+    case V_DATA:
+        return code == 354 ? ST_DATA : cur;
+    case V_DATA_END:
+        return ST_DONE;
+    case V_BDAT:
+        return code >= 400 ? ST_DONE : cur == ST_RCPT ? ST_DATA : cur;
+    case V_STARTTLS:
+        return code == 220 ? ST_TLS : cur;
+    case V_QUIT:
+        return code == 221 ? ST_CLOSED : cur;
+    default:
+        return code == 421 ? ST_CLOSED : cur;
+    }
+}
+
 static void reply_done(struct smtp *s, uint64_t end_off)
 {
     struct pending p = { V_UNKNOWN, 0, 0, UINT32_MAX, 0, false, false };
@@ -789,6 +923,19 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         lat = (double)(ts - p.ts) / 1e9;
         mx_ev_double(ev, "latency", lat);
     }
+    enum sstate next = have ? next_state(s->state, p.verb, s->rep.code) : s->state;
+    if (mx_ctx_flow(s->ctx)->explain) {
+        char ex[512], em[256];
+        const char *m = mx_diag_reply_meaning(s->rep.code, have ? verb_names[p.verb] : NULL);
+        mx_diag_enhanced_meaning(s->rep.enh, em, sizeof(em));
+        snprintf(ex, sizeof(ex), "%d: %s%s%s%s", s->rep.code, m ? m : "no standard meaning", em[0] ? "; " : "",
+                 em[0] ? s->rep.enh : "", em[0] ? ": " : "");
+        if (em[0])
+            snprintf(ex + strlen(ex), sizeof(ex) - strlen(ex), "%s", em);
+        mx_ev_str(ev, "explain", ex);
+        mx_ev_str(ev, "state", state_names[next]);
+    }
+    s->state = next;
     const uint8_t *nl = memchr(text.ptr, '\n', text.len);
     int first = nl ? (int)(nl - text.ptr) : (int)text.len;
     mx_ev_tone(ev, s->rep.code >= 500 ? MX_TONE_BAD : s->rep.code >= 400 ? MX_TONE_WARN : MX_TONE_GOOD);
@@ -883,6 +1030,7 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
             if (!s->tls_bytes[MX_DIR_S2C] && !mx_looks_like_tls(rest))
                 anomaly(s, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION, base + pos, rest.len);
             s->tls_bytes[MX_DIR_S2C] += rest.len;
+            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, MX_DIR_S2C, rest, base + pos);
             pos = d.len;
             break;
         }
@@ -962,6 +1110,11 @@ static void command_event(struct smtp *s, struct mx_slice verb, enum verb v, str
         mx_ev_bool(ev, "pipelined", true);
     if (injected)
         mx_ev_bool(ev, "injected", true);
+    if (mx_ctx_flow(s->ctx)->explain) {
+        const char *ex = mx_explain_smtp(verb_names[v]);
+        mx_ev_str(ev, "explain", ex ? ex : "A command SMTP does not define: the server will likely refuse it.");
+        mx_ev_str(ev, "state", state_names[s->state]);
+    }
     mx_ev_text(ev, "%s%.*s%s%.*s%s", pipelined ? "| " : "", (int)verb.len, (const char *)verb.ptr,
                (arg.len || shown) ? " " : "", shown ? (int)strlen(shown) : (int)arg.len,
                shown ? shown : (const char *)arg.ptr, injected ? "   [injected before TLS]" : "");
@@ -1346,6 +1499,7 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
         switch (s->cmode) {
         case C_TLS:
             s->tls_bytes[MX_DIR_C2S] += rest.len;
+            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, MX_DIR_C2S, rest, base + pos);
             pos = d.len;
             continue;
         case C_CHUNK: {
@@ -1433,6 +1587,11 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
 
 static void on_gap(struct smtp *s, enum mx_dir d, uint64_t len)
 {
+    if (d == MX_DIR_S2C && s->smode == S_TLS) {
+        if (s->tlsx)
+            mx_tls_gap(s->tlsx, MX_DIR_S2C, len);
+        return;
+    }
     if (d == MX_DIR_S2C) {
         /* Replies were lost: which commands they answered is unknown. Keep
          * only the newest command waiting. */
@@ -1471,6 +1630,8 @@ static void on_gap(struct smtp *s, enum mx_dir d, uint64_t len)
         s->body_bol = false;
         return;
     case C_TLS:
+        if (s->tlsx)
+            mx_tls_gap(s->tlsx, MX_DIR_C2S, len);
         return;
     default:
         /* Commands were lost: their replies will look unmatched, and the
@@ -1546,8 +1707,12 @@ static void session_emit(struct smtp *s)
         mx_ev_uint(ev, "s2c", s->tls_bytes[MX_DIR_S2C]);
         mx_ev_end(ev);
     }
+    if (s->tlsx)
+        mx_tls_describe(s->tlsx, ev, "tls_handshake");
     mx_ev_text(ev, "SMTP session: %" PRIu64 " commands, %" PRIu64 " transactions%s%s", s->commands, s->transactions,
-               s->tls ? ", upgraded to TLS" : s->starttls_attempted ? ", STARTTLS refused" : "",
+               s->tls ? (s->tlsx && !mx_tls_completed(s->tlsx) ? ", STARTTLS accepted but the TLS handshake failed"
+                                                               : ", upgraded to TLS")
+                      : s->starttls_attempted ? ", STARTTLS refused" : "",
                s->n_auths ? ", authenticated" : "");
     mx_event_emit(mx_ctx_sink(s->ctx), ev);
 }
@@ -1576,6 +1741,8 @@ static void on_end(struct smtp *s, enum mx_dir d)
         auth_finish(s, 0, "", "no_reply", 0);
     txn_close(s, &s->fin, "no_reply");
     txn_close(s, &s->txn, "aborted");
+    if (s->tlsx)
+        mx_tls_end(s->tlsx);
     session_emit(s);
 }
 
@@ -1610,6 +1777,7 @@ static void smtp_free(void *state)
     free(s->txn.rcpts);
     mx_message_free(s->fin.msg);
     free(s->fin.rcpts);
+    mx_tls_free(s->tlsx);
     free(s);
 }
 

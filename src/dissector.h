@@ -69,6 +69,9 @@ struct mx_flow_info {
     bool show_secrets;    /* --show-secrets: passwords and tokens may be written */
     const char *extract_dir; /* --extract DIR, or NULL */
     mx_time_t start;      /* time of the flow's first packet */
+    bool explain;         /* --explain: records carry what each step means, for teaching */
+    const char *close;    /* when the flow ends: "fin", "rst", "timeout", "evicted", "reused" or
+                             "capture_end" (set before the MX_CHUNK_END calls); NULL while open */
 };
 
 /* The flow being dissected. */

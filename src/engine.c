@@ -561,8 +561,11 @@ static void on_gap(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame
 static void on_fin(void *ud, enum mx_dir d, mx_frame_t frame, mx_time_t ts)
 {
     struct mx_dissect_ctx *ctx = ud;
+    struct flow_ext *x = ctx->flow->user;
     (void)frame;
     (void)ts;
+    if (x->ds[mx_dir_other(d)].ended && !ctx->info.close)
+        ctx->info.close = "fin"; /* both directions ended with FIN: the dissector ends with this call */
     feed_end(ctx->eng, ctx->flow, d);
 }
 
@@ -691,6 +694,7 @@ static void flow_close(struct mx_engine *e, struct mx_flow *f, const char *reaso
     if (f->state == MX_FLOW_CLOSED)
         return;
     x->close_reason = reason;
+    x->ctx.info.close = reason ? reason : "capture_end";
     if (e->cls && !x->cls.done) {
         mx_classify_finish(e->cls, &x->cls);
         if (!x->proto && !x->ignored)
@@ -781,7 +785,9 @@ static void become_mail(struct mx_engine *e, struct mx_flow *f, const struct mx_
     x->ctx.info.handshake = x->handshake;
     x->ctx.info.tls_port = tls;
     const struct mx_dissector *dis = e->cfg.dissector_override ? e->cfg.dissector_override : proto->dissector;
-    if (e->cfg.dissect && dis && !tls)
+    if (tls) /* TLS from the first byte: the protocol's TLS dissector (an override stands for cleartext ones) */
+        dis = e->cfg.dissector_override ? NULL : proto->tls_dissector;
+    if (e->cfg.dissect && dis)
         x->dis = dis; /* its state is made with the first byte: SYN-only flows cost nothing */
     if (e->streams) {
         x->stream = mx_streams_open(e->streams, f->id, proto->name, &f->addr[0], f->port[0], &f->addr[1],
@@ -809,6 +815,7 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
     x->ctx.eng = e;
     x->ctx.flow = f;
     x->ctx.info.show_secrets = e->cfg.show_secrets;
+    x->ctx.info.explain = e->cfg.explain;
     x->ctx.info.extract_dir = e->cfg.extract_dir;
     x->ctx.info.start = p->ts;
     bool cli = sender_is_client(p, sp, dp);
@@ -1159,6 +1166,7 @@ void mx_engine_finish(struct mx_engine *e)
         flow_drop(e, f);
     while ((f = mx_flow_oldest(e->flows, MX_FLOW_CLOSED)))
         flow_drop(e, f);
+    mx_sink_end(e->sink); /* reporters that derive records (findings) emit them now */
     emit_summary(e);
     if (e->streams) {
         if (!mx_streams_finish(e->streams))

@@ -25,6 +25,7 @@ struct mx_config {
                                                       with this one [NULL] */
     bool warnings;                 /* one-line warnings on stderr [true] */
     bool show_secrets;             /* write passwords and tokens [false] */
+    bool explain;                  /* records say what each step means (--explain) [false] */
     const char *extract_dir;       /* --extract DIR: messages and attachments are written there */
 };
 

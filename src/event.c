@@ -61,6 +61,96 @@ uint64_t mx_sink_count(const struct mx_sink *s)
     return s->count;
 }
 
+void mx_sink_end(struct mx_sink *s)
+{
+    for (size_t i = 0; i < s->n_rep; i++)
+        if (s->rep[i].ops->end)
+            s->rep[i].ops->end(s->rep[i].ctx, s);
+}
+
+/* The field after container-or-scalar f at the same depth. */
+const struct mx_ev_field *mx_ev_next(const struct mx_event *e, const struct mx_ev_field *f)
+{
+    const struct mx_ev_field *end = e->fields + e->n_fields;
+    if (!f || f >= end)
+        return NULL;
+    if (f->kind == MX_EV_OBJ || f->kind == MX_EV_ARR) {
+        int depth = 0;
+        do {
+            if (f->kind == MX_EV_OBJ || f->kind == MX_EV_ARR)
+                depth++;
+            else if (f->kind == MX_EV_END)
+                depth--;
+            f++;
+        } while (depth > 0 && f < end);
+    } else {
+        f++;
+    }
+    return f < end && f->kind != MX_EV_END ? f : NULL;
+}
+
+const struct mx_ev_field *mx_ev_first(const struct mx_event *e, const struct mx_ev_field *f)
+{
+    if (!f || (f->kind != MX_EV_OBJ && f->kind != MX_EV_ARR))
+        return NULL;
+    f++;
+    return f < e->fields + e->n_fields && f->kind != MX_EV_END ? f : NULL;
+}
+
+const struct mx_ev_field *mx_ev_get(const struct mx_event *e, const char *path)
+{
+    const struct mx_ev_field *f = e->n_fields ? e->fields : NULL;
+    if (f && f->kind == MX_EV_END)
+        f = NULL;
+    bool in_array = false;
+    while (path && *path) {
+        const char *dot = strchr(path, '.');
+        size_t n = dot ? (size_t)(dot - path) : strlen(path);
+        if (in_array) {
+            char *endp;
+            unsigned long idx = strtoul(path, &endp, 10);
+            if (endp != path + n)
+                return NULL;
+            while (f && idx--)
+                f = mx_ev_next(e, f);
+        } else {
+            while (f && !(f->key && strlen(f->key) == n && !memcmp(f->key, path, n)))
+                f = mx_ev_next(e, f);
+        }
+        if (!f)
+            return NULL;
+        if (!dot)
+            return f;
+        in_array = f->kind == MX_EV_ARR;
+        f = mx_ev_first(e, f);
+        path = dot + 1;
+    }
+    return NULL;
+}
+
+struct mx_slice mx_ev_get_str(const struct mx_event *e, const char *path)
+{
+    const struct mx_ev_field *f = mx_ev_get(e, path);
+    return f && f->kind == MX_EV_STR ? mx_ev_field_str(e, f) : mx_slice_make("", 0);
+}
+
+int64_t mx_ev_get_int(const struct mx_event *e, const char *path, int64_t dflt)
+{
+    const struct mx_ev_field *f = mx_ev_get(e, path);
+    if (!f)
+        return dflt;
+    switch (f->kind) {
+    case MX_EV_INT:
+        return f->v.i;
+    case MX_EV_UINT:
+        return f->v.u > INT64_MAX ? INT64_MAX : (int64_t)f->v.u;
+    case MX_EV_BOOL:
+        return f->v.b;
+    default:
+        return dflt;
+    }
+}
+
 bool mx_sink_finish(struct mx_sink *s)
 {
     bool ok = true;

@@ -56,17 +56,21 @@ enum mx_tone {
     MX_TONE_BAD,     /* permanent failures, errors */
 };
 
+struct mx_sink;
+
 /* A reporter: receives every emitted event. */
 struct mx_reporter_ops {
     /* Prints or stores one event; the event is only valid during the call. */
     void (*event)(void *ctx, const struct mx_event *e);
+    /* Optional: the run is about to end (its summary comes next). A
+     * reporter that derives records from what it saw (findings) emits them
+     * here, through the sink. */
+    void (*end)(void *ctx, struct mx_sink *s);
     /* Flushes output at the end of the run; returns false on a write error. */
     bool (*finish)(void *ctx);
     /* Frees ctx. */
     void (*free)(void *ctx);
 };
-
-struct mx_sink;
 
 /* Creates an empty sink; NULL when out of memory. */
 struct mx_sink *mx_sink_new(void);
@@ -77,6 +81,8 @@ bool mx_sink_add(struct mx_sink *s, const struct mx_reporter_ops *ops, void *ctx
 /* Time that relative times in timelines count from (the first packet). */
 void mx_sink_set_epoch(struct mx_sink *s, mx_time_t t);
 mx_time_t mx_sink_epoch(const struct mx_sink *s);
+/* Calls every reporter's end hook (before the run's summary). */
+void mx_sink_end(struct mx_sink *s);
 /* Calls every reporter's finish; returns false if one failed. */
 bool mx_sink_finish(struct mx_sink *s);
 /* Number of events emitted so far. */
@@ -123,9 +129,28 @@ static inline struct mx_slice mx_ev_text_of(const struct mx_event *e)
     return mx_slice_make(e->arena + e->text_off, e->text_len);
 }
 
+/* Reading fields by name (reporters that analyse records). A path is keys
+ * and array indexes joined by '.': "starttls.offered", "recipients.2.code".
+ * Returns the field, or NULL. For an object or an array, the field returned
+ * opens it: mx_ev_next() walks its members. */
+const struct mx_ev_field *mx_ev_get(const struct mx_event *e, const char *path);
+/* The member after `f` at the same level (skipping nested containers), or
+ * NULL at the end of the enclosing container. */
+const struct mx_ev_field *mx_ev_next(const struct mx_event *e, const struct mx_ev_field *f);
+/* The first member of a container field, or NULL when it is empty. */
+const struct mx_ev_field *mx_ev_first(const struct mx_event *e, const struct mx_ev_field *f);
+/* A string field's text (empty for other kinds or NULL). */
+struct mx_slice mx_ev_get_str(const struct mx_event *e, const char *path);
+/* An integer or boolean field's value, or dflt. */
+int64_t mx_ev_get_int(const struct mx_event *e, const char *path, int64_t dflt);
+
 /* Appends `s` to `out` (capacity `cap`, returns bytes written, never more
  * than cap) as valid UTF-8, writing each invalid byte as the text \xNN. */
 size_t mx_utf8_sanitize(struct mx_slice s, char *out, size_t cap);
+
+/* Writes valid UTF-8 text with every control character (C0, DEL, C1) shown
+ * as \xNN or \u00NN, so that no byte from the wire drives a terminal. */
+void mx_fput_escaped(FILE *out, struct mx_slice utf8);
 
 /* Formats t as ISO 8601 UTC with microseconds into buf (>= 32 bytes). */
 void mx_time_iso(mx_time_t t, char *buf, size_t len);

@@ -2,6 +2,8 @@
 #include "engine.h"
 #include "event.h"
 #include "input.h"
+#include "audit.h"
+#include "diagnosis.h"
 #include "registry.h"
 
 #include <getopt.h>
@@ -21,6 +23,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: mxray [options] FILE...\n"
             "       mxray [options] -i IFACE [-f BPF] [-w FILE] [-Z USER] [--no-promisc]\n"
+            "       mxray audit [options] FILE...   a posture table per server, with findings\n"
             "\n"
             "Reads pcap/pcapng captures (\"-\" for standard input; several files are read\n"
             "in order, numbered as one capture), rebuilds the TCP streams of mail flows\n"
@@ -35,6 +38,10 @@ static void usage(FILE *out)
             "  --extract DIR        write every message seen as a .eml file, and its attachments decoded\n"
             "  --port PROTO=PORT    also read PORT as PROTO (smtp, pop3, imap); PORT/tls if it starts in TLS\n"
             "  --no-ndpi            do not let nDPI find mail on other ports (nor report its risks)\n"
+            "  --failures           only what failed: a block per failed recipient, with its reply, what the\n"
+            "                       codes mean and the likely cause (instead of the timeline)\n"
+            "  --explain            annotate the timeline for teaching: what each command asks for, what\n"
+            "                       each reply means, and the SMTP state at each step\n"
             "  -q, --quiet          no warnings on stderr\n"
             "\n"
             "Limits:\n"
@@ -108,7 +115,7 @@ static bool parse_num(const char *s, unsigned long long max, unsigned long long 
 
 int main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT, OPT_NOPROMISC, OPT_NONDPI };
+    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT, OPT_NOPROMISC, OPT_NONDPI, OPT_FAILURES, OPT_EXPLAIN };
     static const struct option opts[] = {
         { "json", required_argument, NULL, OPT_JSON },
         { "streams", required_argument, NULL, OPT_STREAMS },
@@ -121,6 +128,8 @@ int main(int argc, char **argv)
         { "port", required_argument, NULL, OPT_PORT },
         { "no-promisc", no_argument, NULL, OPT_NOPROMISC },
         { "no-ndpi", no_argument, NULL, OPT_NONDPI },
+        { "failures", no_argument, NULL, OPT_FAILURES },
+        { "explain", no_argument, NULL, OPT_EXPLAIN },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -128,6 +137,13 @@ int main(int argc, char **argv)
     };
     struct mx_config cfg;
     mx_config_defaults(&cfg);
+    /* "mxray audit ...": the posture table instead of the timeline. */
+    bool audit_mode = argc > 1 && !strcmp(argv[1], "audit");
+    if (audit_mode) {
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
     const char *json_path = NULL;
     const char *color = "auto";
     int status = 2;
@@ -137,6 +153,7 @@ int main(int argc, char **argv)
     unsigned long long v;
     struct mx_live_opts live = { NULL, NULL, true, NULL };
     const char *run_as = NULL;
+    bool failures_mode = false;
     while ((c = getopt_long(argc, argv, "qhVi:f:w:Z:", opts, NULL)) != -1) {
         switch (c) {
         case OPT_JSON:
@@ -217,6 +234,12 @@ int main(int argc, char **argv)
         case OPT_NONDPI:
             cfg.classify = false;
             break;
+        case OPT_FAILURES:
+            failures_mode = true;
+            break;
+        case OPT_EXPLAIN:
+            cfg.explain = true;
+            break;
         case 'q':
             cfg.warnings = false;
             break;
@@ -262,11 +285,20 @@ int main(int argc, char **argv)
             fprintf(stderr, "mxray: out of memory\n");
             goto out;
         }
-    } else {
-        bool tty = isatty(STDOUT_FILENO);
-        const char *nc = getenv("NO_COLOR");
-        bool use_color = !strcmp(color, "always") ||
-                         (!strcmp(color, "auto") && tty && !(nc && *nc));
+    }
+    bool tty = isatty(STDOUT_FILENO);
+    const char *nc = getenv("NO_COLOR");
+    bool use_color = !strcmp(color, "always") || (!strcmp(color, "auto") && tty && !(nc && *nc));
+    /* Findings come at the end of every run; the audit prints its table too. */
+    if (!mx_audit_add(sink, audit_mode && !(json_path && !strcmp(json_path, "-")) ? stdout : NULL, use_color)) {
+        fprintf(stderr, "mxray: out of memory\n");
+        goto out;
+    }
+    if (failures_mode && !mx_failures_add(sink, stdout, use_color)) {
+        fprintf(stderr, "mxray: out of memory\n");
+        goto out;
+    }
+    if (!json_path && !audit_mode && !failures_mode) {
         if (!mx_report_text_add(sink, stdout, false, use_color)) {
             fprintf(stderr, "mxray: out of memory\n");
             goto out;

@@ -32,16 +32,22 @@ static void put_escaped(struct text_rep *r, struct mx_slice s)
         r->cap = need;
     }
     size_t n = mx_utf8_sanitize(s, r->buf, r->cap);
-    const uint8_t *p = (const uint8_t *)r->buf;
+    mx_fput_escaped(r->out, mx_slice_make(r->buf, n));
+}
+
+void mx_fput_escaped(FILE *out, struct mx_slice s)
+{
+    const uint8_t *p = s.ptr;
+    size_t n = s.len;
     for (size_t i = 0; i < n; i++) {
         uint8_t c = p[i];
         if (c < 0x20 || c == 0x7f) {
-            fprintf(r->out, "\\x%02x", c);
+            fprintf(out, "\\x%02x", c);
         } else if (c == 0xC2 && i + 1 < n && p[i + 1] >= 0x80 && p[i + 1] <= 0x9F) {
-            fprintf(r->out, "\\u%04x", p[i + 1]); /* C1 control, U+0080..U+009F */
+            fprintf(out, "\\u%04x", p[i + 1]); /* C1 control, U+0080..U+009F */
             i++;
         } else {
-            fputc(c, r->out);
+            fputc(c, out);
         }
     }
 }
@@ -129,6 +135,19 @@ static void text_event(void *ctx, const struct mx_event *e)
     if (col)
         fputs("\033[0m", r->out);
     fputc('\n', r->out);
+    /* --explain: records may carry "explain" (what the step means) and
+     * "state" (where the session stands); each gets a line of its own. */
+    struct mx_slice ex = mx_ev_get_str(e, "explain"), st = mx_ev_get_str(e, "state");
+    if (ex.len || st.len) {
+        fprintf(r->out, "%25s%s", "", r->color ? "\033[2m" : "");
+        if (st.len) {
+            fputs("[", r->out);
+            put_escaped(r, st);
+            fputs("] ", r->out);
+        }
+        put_escaped(r, ex);
+        fprintf(r->out, "%s\n", r->color ? "\033[0m" : "");
+    }
 }
 
 static bool text_finish(void *ctx)

@@ -80,6 +80,7 @@ char *mx_harness_run(const struct mx_turn *t, size_t n, const struct mx_harness_
     cfg.warnings = false;
     cfg.classify = false; /* the port says what the dialogue is; nDPI's start-up would dominate */
     cfg.show_secrets = o->show_secrets;
+    cfg.explain = o->explain;
     char err[128];
     struct conn c = { mx_engine_new(&cfg, sink, err, sizeof(err)), { 1000, 5000 },
                       (mx_time_t)1700000000 * MX_NS_PER_SEC, o->server_port ? o->server_port : 25 };

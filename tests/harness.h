@@ -19,6 +19,7 @@ struct mx_turn {
 struct mx_harness_opts {
     uint16_t server_port;   /* 25 when 0 */
     bool show_secrets;
+    bool explain;           /* --explain */
     bool no_handshake;      /* start midstream */
     bool no_fin;            /* end without FINs (capture end) */
 };
