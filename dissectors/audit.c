@@ -642,7 +642,7 @@ static void conclude(struct server *s)
     }
 }
 
-static void emit_server(struct audit *a, struct mx_sink *sink, struct server *s)
+static void emit_server(struct mx_sink *sink, struct server *s)
 {
     const char *sw = software_of(s->banner);
     unsigned n = 0;
@@ -693,7 +693,6 @@ static void emit_server(struct audit *a, struct mx_sink *sink, struct server *s)
                                              : "offer not seen (no capability list)",
                s->cleartext_logins, s->cleartext_logins == 1 ? "" : "s", n, n == 1 ? "" : "s");
     mx_event_emit(sink, ev);
-    (void)a;
 }
 
 /* A finding's details (one per line) as one line: "a, b, c". */
@@ -754,7 +753,7 @@ static void audit_end(void *ctx, struct mx_sink *sink)
     for (uint32_t i = 0; i < a->n_srv; i++) {
         struct server *s = &a->srv[i];
         conclude(s);
-        emit_server(a, sink, s);
+        emit_server(sink, s);
         for (int k = 0; k < K_N; k++)
             if (s->f[k].on)
                 emit_finding(sink, s, (enum kind)k);

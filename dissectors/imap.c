@@ -172,8 +172,8 @@ struct imap {
     struct mx_dissect_ctx *ctx;
     enum istate state;
     struct line line[2];
-    struct pending pend[IMAP_MAX_PENDING];
-    unsigned n_pend;
+    struct pending *pend;     /* grown as commands are pipelined, up to IMAP_MAX_PENDING */
+    unsigned n_pend, cap_pend;
     /* Client states. */
     bool wait_cont;           /* a synchronising literal waits for "+" (RFC 9051 §7.5) */
     char wait_tag[IMAP_TAG];
@@ -1214,6 +1214,14 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
         anomaly(s, MX_DIR_C2S, A_TOO_MANY_PENDING_COMMANDS, l->off, l->len);
         return;
     }
+    if (s->n_pend == s->cap_pend) {
+        unsigned cap = s->cap_pend ? s->cap_pend * 2 : 4;
+        struct pending *np = realloc(s->pend, cap * sizeof(*np));
+        if (!np)
+            return; /* the command stays unmatched: its completion will say so */
+        s->pend = np;
+        s->cap_pend = cap;
+    }
     s->pend[s->n_pend++] = p;
 }
 
@@ -1726,6 +1734,7 @@ static void imap_free(void *state)
             inflateEnd(&s->inf[d].z);
     }
     mx_tls_free(s->tlsx);
+    free(s->pend);
     free(s);
 }
 
