@@ -28,7 +28,6 @@
 #define IMAP_LITERAL_LIMIT UINT64_C(0xffffffff)
 #define IMAP_MAX_PENDING 256       /* commands awaiting completion */
 #define IMAP_TAG 64
-#define IMAP_TEXT 256
 #define IMAP_CAPS 4096
 #define IMAP_MAX_AUTHS 8
 #define IMAP_MAX_MAILBOXES 32      /* mailboxes selected, listed in the session record */
@@ -92,11 +91,6 @@ static const char *const cmd_names[] = {
     "GETMETADATA", "SETMETADATA", "XLIST",
 };
 
-struct text {
-    uint16_t len;
-    uint8_t b[IMAP_TEXT];
-};
-
 /* What a literal in the line being assembled becomes. */
 enum litmode { LIT_KEEP, LIT_SKIP, LIT_MESSAGE };
 
@@ -136,7 +130,7 @@ struct pending {
     bool uid;                 /* UID FETCH, UID SEARCH, ... */
     mx_frame_t frame;
     mx_time_t ts;
-    struct text mailbox;      /* SELECT, EXAMINE, STATUS, APPEND, ... */
+    struct mx_text mailbox;      /* SELECT, EXAMINE, STATUS, APPEND, ... */
     uint32_t untagged, fetches, bodies;
     uint64_t search_count;
     bool search;
@@ -146,12 +140,12 @@ struct login {
     struct mx_sasl sasl;
     const char *command;
     const char *outcome;
-    struct text code;
+    struct mx_text code;
     mx_frame_t frame, last_frame;
 };
 
 struct mailbox {
-    struct text name;
+    struct mx_text name;
     bool read_only;
     uint64_t exists, recent, uidvalidity, uidnext;
     bool has_exists, has_recent, has_uidvalidity, has_uidnext;
@@ -195,7 +189,7 @@ struct imap {
     struct mx_tls *tlsx;      /* the TLS session after STARTTLS */
     /* Session. */
     bool greeted, preauth;
-    struct text greet_status, greeting;
+    struct mx_text greet_status, greeting;
     char caps[IMAP_CAPS];     /* the latest capability list, NUL-separated */
     size_t caps_len;
     bool logindisabled, starttls_offered, starttls_attempted, compress_offered, compressed;
@@ -212,7 +206,7 @@ struct imap {
         mx_frame_t frame;
         mx_time_t start;
         uint32_t untagged;
-        struct text tag;
+        struct mx_text tag;
     } idle;
     uint64_t commands, completions, no, bad, untagged, continuations, pipelined, unknown, fetched, appended,
         idles, tls_bytes[2], compressed_bytes[2], inflated_bytes[2], resync_skipped;
@@ -220,18 +214,6 @@ struct imap {
 };
 
 /* ---- Small helpers ---- */
-
-static void text_set(struct text *t, struct mx_slice s)
-{
-    size_t n = s.len < IMAP_TEXT ? s.len : IMAP_TEXT;
-    memcpy(t->b, s.ptr, n);
-    t->len = (uint16_t)n;
-}
-
-static struct mx_slice text_slice(const struct text *t)
-{
-    return mx_slice_make(t->b, t->len);
-}
 
 static void anomaly(struct imap *s, enum mx_dir d, int a, uint64_t off, size_t len)
 {
@@ -427,13 +409,13 @@ static void login_finish(struct imap *s, const char *outcome, struct mx_slice co
         return;
     l->outcome = outcome;
     l->last_frame = f;
-    text_set(&l->code, code);
+    mx_text_set(&l->code, code);
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.auth", mx_ctx_flow_id(s->ctx), s->now);
     mx_ev_str(ev, "command", l->command);
     mx_sasl_describe_identity(&l->sasl, ev);
     mx_ev_str(ev, "outcome", outcome);
     if (l->code.len)
-        mx_ev_wire(ev, "code", text_slice(&l->code));
+        mx_ev_wire(ev, "code", mx_text_slice(&l->code));
     mx_sasl_describe_secret(&l->sasl, ev, s->tls);
     mx_ev_frames(ev, l->frame, f ? f : l->frame);
     bool good = !strcmp(outcome, "success");
@@ -596,7 +578,7 @@ static enum litmode literal_mode(struct imap *s, enum mx_dir d, uint64_t len, st
         if (fetch_literal(l, &env, section, sizeof(section))) {
             env.source = "imap.fetch";
             if (s->selected)
-                env.mailbox = text_slice(&s->selected->name);
+                env.mailbox = mx_text_slice(&s->selected->name);
             env.section = mx_slice_make(section, strlen(section));
             *msg = mx_message_new(&env);
             struct pending *p = in_progress(s);
@@ -647,7 +629,7 @@ static void command_event(struct imap *s, const struct pending *p, struct mx_sli
     else if (arg.len)
         mx_ev_wire(ev, "arg", arg);
     if (p->mailbox.len)
-        mx_ev_wire(ev, "mailbox", text_slice(&p->mailbox));
+        mx_ev_wire(ev, "mailbox", mx_text_slice(&p->mailbox));
     if (pipelined)
         mx_ev_bool(ev, "pipelined", true);
     if (injected)
@@ -666,7 +648,7 @@ static void command_event(struct imap *s, const struct pending *p, struct mx_sli
 
 static void mailbox_fields(struct mx_event *ev, const struct mailbox *m)
 {
-    mx_ev_wire(ev, "name", text_slice(&m->name));
+    mx_ev_wire(ev, "name", mx_text_slice(&m->name));
     if (m->has_exists)
         mx_ev_uint(ev, "exists", m->exists);
     if (m->has_recent)
@@ -687,7 +669,7 @@ static void idle_end(struct imap *s, mx_frame_t f, mx_time_t ts)
     s->idle.on = false;
     s->idles++;
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.idle", mx_ctx_flow_id(s->ctx), s->idle.start);
-    mx_ev_wire(ev, "tag", text_slice(&s->idle.tag));
+    mx_ev_wire(ev, "tag", mx_text_slice(&s->idle.tag));
     mx_ev_time(ev, "start", s->idle.start);
     if (ts != MX_TIME_NONE)
         mx_ev_time(ev, "end", ts);
@@ -909,8 +891,8 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
             s->preauth = mx_ieq(k.ptr, k.len, "PREAUTH");
             if (s->preauth)
                 s->state = IS_AUTHENTICATED; /* RFC 9051 §7.1.4 */
-            text_set(&s->greet_status, k);
-            text_set(&s->greeting, text);
+            mx_text_set(&s->greet_status, k);
+            mx_text_set(&s->greeting, text);
         }
     } else if (!has_num && mx_ieq(k.ptr, k.len, "CAPABILITY")) {
         caps_set(s, z);
@@ -986,7 +968,7 @@ static void continuation(struct imap *s, struct mx_slice text, mx_frame_t a, mx_
         s->idle.frame = a;
         s->idle.start = ts;
         s->idle.untagged = 0;
-        text_set(&s->idle.tag, p ? mx_slice_make(p->tag, p->tag_len) : mx_slice_make("", 0));
+        mx_text_set(&s->idle.tag, p ? mx_slice_make(p->tag, p->tag_len) : mx_slice_make("", 0));
     }
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.continuation", mx_ctx_flow_id(s->ctx), ts);
     mx_ev_dir(ev, MX_DIR_S2C);
@@ -1177,7 +1159,7 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     case I_GETACL:
     case I_MYRIGHTS:
         t1 = next_tok(&z);
-        text_set(&p.mailbox, astring(&t1));
+        mx_text_set(&p.mailbox, astring(&t1));
         if (p.cmd == I_SELECT || p.cmd == I_EXAMINE) {
             memset(&s->staged, 0, sizeof(s->staged));
         }
@@ -1186,7 +1168,7 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     case I_MOVE:
         next_tok(&z); /* the sequence set */
         t1 = next_tok(&z);
-        text_set(&p.mailbox, astring(&t1));
+        mx_text_set(&p.mailbox, astring(&t1));
         break;
     case I_STARTTLS:
     case I_COMPRESS:
@@ -1596,8 +1578,8 @@ static void session_emit(struct imap *s)
     mx_ev_time(ev, "start", fi->start);
     if (s->greeted) {
         mx_ev_obj(ev, "greeting");
-        mx_ev_wire(ev, "status", text_slice(&s->greet_status));
-        mx_ev_wire(ev, "text", text_slice(&s->greeting));
+        mx_ev_wire(ev, "status", mx_text_slice(&s->greet_status));
+        mx_ev_wire(ev, "text", mx_text_slice(&s->greeting));
         mx_ev_end(ev);
     }
     mx_ev_bool(ev, "preauth", s->preauth);

@@ -109,6 +109,26 @@ static inline enum mx_dot_step mx_dot_step(bool *bol, struct mx_slice d, bool en
     return MX_DOT_DATA;
 }
 
+/* A bounded copy of wire text (a reply text, an address, a mailbox name):
+ * longer text is cut at MX_TEXT bytes. */
+#define MX_TEXT 256
+struct mx_text {
+    uint16_t len;
+    uint8_t b[MX_TEXT];
+};
+
+static inline void mx_text_set(struct mx_text *t, struct mx_slice s)
+{
+    size_t n = s.len < MX_TEXT ? s.len : MX_TEXT;
+    memcpy(t->b, s.ptr, n);
+    t->len = (uint16_t)n;
+}
+
+static inline struct mx_slice mx_text_slice(const struct mx_text *t)
+{
+    return mx_slice_make(t->b, t->len);
+}
+
 /* The frames carrying [off, off+len) of dir, and the time of the first. */
 static inline void mx_span(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, size_t len, mx_frame_t *a,
                            mx_frame_t *b, mx_time_t *ts)

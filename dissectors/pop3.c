@@ -19,7 +19,6 @@
 #define POP3_MAX_CMD_LINE 16384  /* RFC 2449 §4 says 255; RFC 5034 §4 lets SASL lines be longer */
 #define POP3_MAX_RESP_LINE 4096  /* RFC 2449 §4 says 512 for the first line */
 #define POP3_MAX_PENDING 256     /* commands awaiting a response (RFC 2449 §6.6 PIPELINING) */
-#define POP3_TEXT 256            /* bytes kept of a response text or an argument */
 #define POP3_CAPS_BYTES 2048     /* CAPA lines kept */
 #define POP3_MAX_LISTING 1000    /* LIST/UIDL entries written per response; more are counted */
 #define POP3_MAX_AUTHS 8         /* logins kept per session */
@@ -81,11 +80,6 @@ enum smode {
     S_TLS,
 };
 
-struct text {
-    uint16_t len;
-    uint8_t b[POP3_TEXT];
-};
-
 struct pending {
     enum cmd cmd;
     mx_frame_t frame;
@@ -98,20 +92,20 @@ struct pending {
 struct listing {
     uint32_t num;
     uint64_t size;
-    struct text uid;
+    struct mx_text uid;
 };
 
 struct login {
     struct mx_sasl sasl;
     const char *outcome;
-    struct text resp_code;
+    struct mx_text resp_code;
     mx_frame_t frame, last_frame;
 };
 
 struct failure {
     enum cmd cmd;
-    struct text text;
-    struct text resp_code;
+    struct mx_text text;
+    struct mx_text resp_code;
     mx_frame_t frame;
 };
 
@@ -142,7 +136,7 @@ struct pop3 {
         struct pending cmd;     /* what it answers (P_UNKNOWN with have false) */
         bool have;
         bool ok;                /* +OK (else -ERR) */
-        struct text text, resp_code;
+        struct mx_text text, resp_code;
         uint32_t lines;
         uint64_t off;
         mx_frame_t first_frame;
@@ -159,11 +153,11 @@ struct pop3 {
     } rep;
     /* The session. */
     bool greeted, greet_ok, apop_timestamp;
-    struct text greeting;
+    struct mx_text greeting;
     char caps[POP3_CAPS_BYTES]; /* CAPA lines, NUL-separated */
     size_t caps_len;
-    char mechs[POP3_TEXT];      /* CAPA's SASL line, or the AUTH listing */
-    struct text user;           /* the USER argument awaiting PASS */
+    char mechs[MX_TEXT];      /* CAPA's SASL line, or the AUTH listing */
+    struct mx_text user;           /* the USER argument awaiting PASS */
     bool user_sent;
     struct login logins[POP3_MAX_AUTHS];
     unsigned n_logins, logins_dropped;
@@ -179,18 +173,6 @@ struct pop3 {
 };
 
 /* ---- Small helpers ---- */
-
-static void text_set(struct text *t, struct mx_slice s)
-{
-    size_t n = s.len < POP3_TEXT ? s.len : POP3_TEXT;
-    memcpy(t->b, s.ptr, n);
-    t->len = (uint16_t)n;
-}
-
-static struct mx_slice text_slice(const struct text *t)
-{
-    return mx_slice_make(t->b, t->len);
-}
 
 static void anomaly(struct pop3 *s, enum mx_dir d, int a, uint64_t off, size_t len)
 {
@@ -269,7 +251,7 @@ static void login_finish(struct pop3 *s, const char *outcome, mx_frame_t f)
     mx_sasl_describe_identity(&l->sasl, ev);
     mx_ev_str(ev, "outcome", outcome);
     if (l->resp_code.len)
-        mx_ev_wire(ev, "resp_code", text_slice(&l->resp_code));
+        mx_ev_wire(ev, "resp_code", mx_text_slice(&l->resp_code));
     mx_sasl_describe_secret(&l->sasl, ev, s->tls);
     mx_ev_frames(ev, l->frame, f ? f : l->frame);
     bool good = !strcmp(outcome, "success");
@@ -282,7 +264,7 @@ static void login_finish(struct pop3 *s, const char *outcome, mx_frame_t f)
 /* ---- The server side ---- */
 
 /* RFC 2449 §8: "[" resp-code "]" right after the status. Returns the text after it. */
-static struct mx_slice resp_code(struct mx_slice t, struct text *code)
+static struct mx_slice resp_code(struct mx_slice t, struct mx_text *code)
 {
     code->len = 0;
     if (!t.len || t.ptr[0] != '[')
@@ -290,7 +272,7 @@ static struct mx_slice resp_code(struct mx_slice t, struct text *code)
     const uint8_t *close = memchr(t.ptr, ']', t.len < 64 ? t.len : 64);
     if (!close)
         return t;
-    text_set(code, mx_slice_make(t.ptr + 1, (size_t)(close - t.ptr) - 1));
+    mx_text_set(code, mx_slice_make(t.ptr + 1, (size_t)(close - t.ptr) - 1));
     return mx_trim(mx_slice_make(close + 1, t.len - (size_t)(close + 1 - t.ptr)));
 }
 
@@ -337,7 +319,7 @@ static void listing_line(struct pop3 *s, struct mx_slice l, bool uidl)
     memset(e, 0, sizeof(*e));
     e->num = (uint32_t)num;
     if (uidl)
-        text_set(&e->uid, mx_slice_make(rest.ptr, rest.len < 70 ? rest.len : 70)); /* RFC 1939 §7: 1-70 chars */
+        mx_text_set(&e->uid, mx_slice_make(rest.ptr, rest.len < 70 ? rest.len : 70)); /* RFC 1939 §7: 1-70 chars */
     else
         number(rest, &e->size, NULL);
 }
@@ -351,13 +333,13 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
     if (s->rep.end_frame)
         last = s->rep.end_frame;
     const struct pending *p = &s->rep.cmd;
-    struct mx_slice text = text_slice(&s->rep.text);
+    struct mx_slice text = mx_text_slice(&s->rep.text);
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "pop3.response", mx_ctx_flow_id(s->ctx), s->rep.ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, s->rep.first_frame, last);
     mx_ev_str(ev, "status", s->rep.ok ? "+OK" : "-ERR");
     if (s->rep.resp_code.len)
-        mx_ev_wire(ev, "resp_code", text_slice(&s->rep.resp_code));
+        mx_ev_wire(ev, "resp_code", mx_text_slice(&s->rep.resp_code));
     mx_ev_wire(ev, "text", text);
     if (p->multi && s->rep.ok)
         mx_ev_uint(ev, "lines", s->rep.lines);
@@ -381,7 +363,7 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
             mx_ev_obj(ev, NULL);
             mx_ev_uint(ev, "msg", s->rep.list[i].num);
             if (p->cmd == P_UIDL)
-                mx_ev_wire(ev, "uid", text_slice(&s->rep.list[i].uid));
+                mx_ev_wire(ev, "uid", mx_text_slice(&s->rep.list[i].uid));
             else
                 mx_ev_uint(ev, "size", s->rep.list[i].size);
             mx_ev_end(ev);
@@ -571,8 +553,8 @@ static void status_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     update_now(s, fr.ts);
     size_t skip = ok ? 3 : 4;
     struct mx_slice t = mx_trim(mx_slice_make(line.ptr + skip, line.len - skip));
-    text_set(&s->rep.text, resp_code(t, &s->rep.resp_code));
-    t = text_slice(&s->rep.text);
+    mx_text_set(&s->rep.text, resp_code(t, &s->rep.resp_code));
+    t = mx_text_slice(&s->rep.text);
     const struct pending *p = &s->rep.cmd;
     if (ok && s->rep.have) {
         uint64_t a, b;
@@ -745,8 +727,6 @@ static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bo
         }
         if (s->smode == S_BODY) {
             size_t n = body_bytes(s, rest, base + pos, end);
-            if (n && s->rep.active)
-                s->rep.seen_frame = mx_ctx_frame_at(s->ctx, MX_DIR_S2C, base + pos + n - 1).frame;
             if (!n && s->smode == S_BODY) {
                 r.needed = 1;
                 break;
@@ -798,6 +778,8 @@ static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bo
         }
         pos += raw;
     }
+    if (s->smode == S_BODY && pos) /* once per call: where the message's bytes stand, should a gap end it */
+        s->rep.seen_frame = mx_ctx_frame_at(s->ctx, MX_DIR_S2C, base + pos - 1).frame;
     r.consumed = pos;
     return r;
 }
@@ -918,7 +900,7 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     bool has_num = number(targ, &n1, &used) && n1 <= UINT32_MAX;
     switch (c) {
     case P_USER:
-        text_set(&s->user, targ);
+        mx_text_set(&s->user, targ);
         s->user_sent = true;
         break;
     case P_PASS: {
@@ -928,7 +910,7 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
         struct login *l = login_start(s, "USER/PASS", a);
         if (l) {
             if (s->user_sent)
-                mx_sasl_set_user(&l->sasl, text_slice(&s->user));
+                mx_sasl_set_user(&l->sasl, mx_text_slice(&s->user));
             mx_sasl_set_secret(&l->sasl, arg, true);
         }
         if (!mx_ctx_flow(s->ctx)->show_secrets) {
@@ -1125,7 +1107,7 @@ static void session_emit(struct pop3 *s)
     if (s->greeted) {
         mx_ev_obj(ev, "greeting");
         mx_ev_str(ev, "status", s->greet_ok ? "+OK" : "-ERR");
-        mx_ev_wire(ev, "text", text_slice(&s->greeting));
+        mx_ev_wire(ev, "text", mx_text_slice(&s->greeting));
         mx_ev_end(ev);
     }
     mx_ev_bool(ev, "apop_timestamp", s->apop_timestamp);
@@ -1171,8 +1153,8 @@ static void session_emit(struct pop3 *s)
         mx_ev_obj(ev, NULL);
         mx_ev_str(ev, "command", cmd_names[f->cmd]);
         if (f->resp_code.len)
-            mx_ev_wire(ev, "resp_code", text_slice(&f->resp_code));
-        mx_ev_wire(ev, "text", text_slice(&f->text));
+            mx_ev_wire(ev, "resp_code", mx_text_slice(&f->resp_code));
+        mx_ev_wire(ev, "text", mx_text_slice(&f->text));
         mx_ev_frames(ev, f->frame, f->frame);
         mx_ev_end(ev);
     }

@@ -20,7 +20,6 @@
 #define SMTP_MAX_REPLY_LINES 256
 #define SMTP_MAX_PENDING 512      /* commands awaiting a reply (RFC 2920 pipelining) */
 #define SMTP_MAX_RCPTS 1000       /* recipients kept per transaction; more are counted */
-#define SMTP_TEXT 256             /* bytes kept of an address, a parameter or a reply text */
 #define SMTP_CAPS_BYTES 2048      /* EHLO keywords kept */
 #define SMTP_MAX_AUTHS 8          /* AUTH exchanges kept per session */
 
@@ -103,11 +102,6 @@ enum smode { S_REPLY, S_SKIP, S_TLS };
 enum sstate { ST_CONNECTED, ST_GREETED, ST_MAIL, ST_RCPT, ST_DATA, ST_DONE, ST_TLS, ST_CLOSED };
 static const char *const state_names[] = { "connected", "greeted", "mail", "rcpt", "data", "done", "tls", "closed" };
 
-struct sbuf {
-    uint16_t len;
-    uint8_t b[SMTP_TEXT];
-};
-
 struct pending {
     enum verb verb;
     mx_frame_t frame;
@@ -122,11 +116,11 @@ enum outcome { O_PENDING, O_ACCEPTED, O_REJECTED, O_DEFERRED };
 static const char *const outcome_names[] = { "no_reply", "accepted", "rejected", "deferred" };
 
 struct rcpt {
-    struct sbuf addr;
-    struct sbuf params;
+    struct mx_text addr;
+    struct mx_text params;
     int code;
     char enh[12];
-    struct sbuf text;
+    struct mx_text text;
     enum outcome outcome;
     mx_frame_t frame, reply_frame;
 };
@@ -134,8 +128,8 @@ struct rcpt {
 struct txn {
     bool open;
     unsigned depth;           /* 1, 2, ... within the session (Zeek's trans_depth) */
-    struct sbuf mail_from;
-    struct sbuf mail_params;
+    struct mx_text mail_from;
+    struct mx_text mail_params;
     int mail_code;
     char mail_enh[12];
     struct rcpt *rcpts;
@@ -145,8 +139,8 @@ struct txn {
     uint32_t chunks;
     int data_code;            /* the final reply to the message data */
     char data_enh[12];
-    struct sbuf last_reply;
-    struct sbuf queue_id;
+    struct mx_text last_reply;
+    struct mx_text queue_id;
     bool partial;
     bool rejected_data;       /* DATA itself was refused */
     mx_frame_t first_frame, last_frame;
@@ -190,7 +184,7 @@ struct smtp {
         bool active;
         int code;
         char enh[12];
-        struct sbuf text;
+        struct mx_text text;
         unsigned lines;
         uint64_t off;         /* stream offset of the first line */
         size_t raw;           /* bytes of all its lines */
@@ -199,8 +193,8 @@ struct smtp {
     } rep;
     /* The session. */
     int greet_code;
-    struct sbuf greeting;
-    struct sbuf helo;
+    struct mx_text greeting;
+    struct mx_text helo;
     enum verb helo_verb;
     char caps[SMTP_CAPS_BYTES]; /* EHLO keywords and parameters, NUL-separated */
     size_t caps_len;
@@ -224,29 +218,16 @@ struct smtp {
     struct txn fin;           /* a transaction whose data was sent, awaiting its final reply */
     struct {                  /* a MAIL sent while `txn` was open: it counts only if accepted */
         bool on;
-        struct sbuf from, params;
+        struct mx_text from, params;
         mx_frame_t frame;
         mx_time_t ts;
     } staged;
-    struct sbuf helo_next;    /* HELO/EHLO argument, kept once the server accepts it */
+    struct mx_text helo_next;    /* HELO/EHLO argument, kept once the server accepts it */
     enum verb helo_next_verb;
     mx_frame_t data_first_frame;
 };
 
 /* ---- Small helpers ---- */
-
-static void sbuf_set(struct sbuf *s, const uint8_t *p, size_t n)
-{
-    if (n > SMTP_TEXT)
-        n = SMTP_TEXT;
-    memcpy(s->b, p, n);
-    s->len = (uint16_t)n;
-}
-
-static struct mx_slice sbuf_slice(const struct sbuf *s)
-{
-    return mx_slice_make(s->b, s->len);
-}
 
 static void span(struct smtp *s, enum mx_dir d, uint64_t off, size_t len, mx_frame_t *a, mx_frame_t *b,
                  mx_time_t *ts)
@@ -337,7 +318,7 @@ static bool pop(struct smtp *s, struct pending *out)
 
 /* The client's name: the last HELO/EHLO the server accepted, or, while the
  * reply to one is unseen (one-sided capture, lost bytes), the one sent. */
-static const struct sbuf *helo_of(const struct smtp *s, enum verb *v)
+static const struct mx_text *helo_of(const struct smtp *s, enum verb *v)
 {
     if (s->helo_next_verb != V_UNKNOWN && (!s->helo_verb || s->server_gap || !s->server_spoke)) {
         *v = s->helo_next_verb;
@@ -350,7 +331,7 @@ static const struct sbuf *helo_of(const struct smtp *s, enum verb *v)
 /* SIZE=n among the MAIL parameters (RFC 1870 §6), 0 when absent. */
 static uint64_t declared_size(const struct txn *t)
 {
-    struct mx_slice p = sbuf_slice(&t->mail_params);
+    struct mx_slice p = mx_text_slice(&t->mail_params);
     for (size_t i = 0; i + 5 <= p.len; i++) {
         if ((i == 0 || p.ptr[i - 1] == ' ') && mx_iprefix(p.ptr + i, p.len - i, "SIZE=")) {
             uint64_t v = 0;
@@ -392,7 +373,7 @@ static void txn_failure(struct smtp *s, const struct txn *t, const char *disposi
     const char *step = NULL;
     int code = 0;
     const char *enh = "";
-    struct mx_slice text = sbuf_slice(&t->last_reply);
+    struct mx_slice text = mx_text_slice(&t->last_reply);
     mx_frame_t frame = t->last_frame;
     if (t->mail_code >= 400) {
         /* A refused MAIL is the root: what followed was refused because of it. */
@@ -409,7 +390,7 @@ static void txn_failure(struct smtp *s, const struct txn *t, const char *disposi
                 step = "RCPT";
                 code = t->rcpts[i].code;
                 enh = t->rcpts[i].enh;
-                text = sbuf_slice(&t->rcpts[i].text);
+                text = mx_text_slice(&t->rcpts[i].text);
                 frame = t->rcpts[i].reply_frame;
             }
         }
@@ -441,32 +422,32 @@ static void txn_emit(struct smtp *s, const struct txn *t, const char *dispositio
     mx_ev_uint(ev, "trans_depth", t->depth);
     mx_ev_time(ev, "start", t->ts);
     enum verb hv;
-    const struct sbuf *helo = helo_of(s, &hv);
+    const struct mx_text *helo = helo_of(s, &hv);
     if (hv)
-        mx_ev_wire(ev, "helo", sbuf_slice(helo));
-    mx_ev_wire(ev, "mailfrom", sbuf_slice(&t->mail_from));
+        mx_ev_wire(ev, "helo", mx_text_slice(helo));
+    mx_ev_wire(ev, "mailfrom", mx_text_slice(&t->mail_from));
     if (t->mail_params.len)
-        mx_ev_wire(ev, "mail_params", sbuf_slice(&t->mail_params));
+        mx_ev_wire(ev, "mail_params", mx_text_slice(&t->mail_params));
     mx_ev_arr(ev, "rcptto");
     for (uint32_t i = 0; i < t->n_rcpts; i++)
-        mx_ev_wire(ev, NULL, sbuf_slice(&t->rcpts[i].addr));
+        mx_ev_wire(ev, NULL, mx_text_slice(&t->rcpts[i].addr));
     mx_ev_end(ev);
     mx_ev_arr(ev, "recipients");
     for (uint32_t i = 0; i < t->n_rcpts; i++) {
         const struct rcpt *r = &t->rcpts[i];
         mx_ev_obj(ev, NULL);
-        mx_ev_wire(ev, "addr", sbuf_slice(&r->addr));
+        mx_ev_wire(ev, "addr", mx_text_slice(&r->addr));
         if (r->params.len)
-            mx_ev_wire(ev, "params", sbuf_slice(&r->params));
+            mx_ev_wire(ev, "params", mx_text_slice(&r->params));
         mx_ev_str(ev, "outcome", outcome_names[r->outcome]);
         if (r->code)
             mx_ev_int(ev, "code", r->code);
         if (r->enh[0])
             mx_ev_str(ev, "enhanced", r->enh);
         if (r->text.len)
-            mx_ev_wire(ev, "text", sbuf_slice(&r->text));
+            mx_ev_wire(ev, "text", mx_text_slice(&r->text));
         if (r->code && r->outcome != O_ACCEPTED)
-            failure_fields(s, t, "RCPT", r->code, r->enh, sbuf_slice(&r->text), ev);
+            failure_fields(s, t, "RCPT", r->code, r->enh, mx_text_slice(&r->text), ev);
         mx_ev_frames(ev, r->frame, r->reply_frame ? r->reply_frame : r->frame);
         mx_ev_end(ev);
     }
@@ -478,9 +459,9 @@ static void txn_emit(struct smtp *s, const struct txn *t, const char *dispositio
     if (t->bdat)
         mx_ev_uint(ev, "bdat_chunks", t->chunks);
     if (t->last_reply.len)
-        mx_ev_wire(ev, "last_reply", sbuf_slice(&t->last_reply));
+        mx_ev_wire(ev, "last_reply", mx_text_slice(&t->last_reply));
     if (t->queue_id.len)
-        mx_ev_wire(ev, "queue_id", sbuf_slice(&t->queue_id));
+        mx_ev_wire(ev, "queue_id", mx_text_slice(&t->queue_id));
     mx_ev_str(ev, "disposition", disposition);
     if (strcmp(disposition, "accepted"))
         txn_failure(s, t, disposition, ev);
@@ -537,8 +518,8 @@ static void txn_open(struct smtp *s, struct mx_slice from, struct mx_slice param
     struct txn *t = &s->txn;
     t->open = true;
     t->depth = (unsigned)++s->transactions;
-    sbuf_set(&t->mail_from, from.ptr, from.len);
-    sbuf_set(&t->mail_params, params.ptr, params.len);
+    mx_text_set(&t->mail_from, from);
+    mx_text_set(&t->mail_params, params);
     t->first_frame = t->last_frame = f;
     t->ts = ts;
 }
@@ -644,7 +625,7 @@ static void find_queue_id(struct txn *t, struct mx_slice text)
             while (k < text.len && text.ptr[k] != ' ' && text.ptr[k] != ')' && text.ptr[k] != ';')
                 k++;
             if (k > j)
-                sbuf_set(&t->queue_id, text.ptr + j, k - j);
+                mx_text_set(&t->queue_id, mx_slice_make(text.ptr + j, k - j));
             return;
         }
     }
@@ -688,7 +669,7 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
     switch (p->verb) {
     case V_CONNECT:
         s->greet_code = code;
-        sbuf_set(&s->greeting, text.ptr, text.len);
+        mx_text_set(&s->greeting, text);
         break;
     case V_EHLO:
     case V_HELO:
@@ -708,7 +689,7 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
              * and the open transaction goes on. If accepted, it starts anew. */
             if (ok && s->staged.on) {
                 txn_close(s, &s->txn, "aborted");
-                txn_open(s, sbuf_slice(&s->staged.from), sbuf_slice(&s->staged.params), s->staged.frame,
+                txn_open(s, mx_text_slice(&s->staged.from), mx_text_slice(&s->staged.params), s->staged.frame,
                          s->staged.ts);
                 s->txn.mail_code = code;
             }
@@ -720,7 +701,7 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
             snprintf(t->mail_enh, sizeof(t->mail_enh), "%s", enh);
             t->last_frame = last;
             if (!ok)
-                sbuf_set(&t->last_reply, text.ptr, text.len);
+                mx_text_set(&t->last_reply, text);
         }
         break;
     case V_RCPT:
@@ -728,7 +709,7 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
             struct rcpt *r = &t->rcpts[p->rcpt];
             r->code = code;
             snprintf(r->enh, sizeof(r->enh), "%s", enh);
-            sbuf_set(&r->text, text.ptr, text.len);
+            mx_text_set(&r->text, text);
             r->outcome = ok ? O_ACCEPTED : code >= 400 && code < 500 ? O_DEFERRED : O_REJECTED;
             r->reply_frame = last;
             t->last_frame = last;
@@ -750,7 +731,7 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
                 t->rejected_data = true;
                 t->data_code = code;
                 snprintf(t->data_enh, sizeof(t->data_enh), "%s", enh);
-                sbuf_set(&t->last_reply, text.ptr, text.len);
+                mx_text_set(&t->last_reply, text);
                 t->last_frame = last;
             }
         }
@@ -769,7 +750,7 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
         t->data_code = code;
         t->rejected_data = false;
         snprintf(t->data_enh, sizeof(t->data_enh), "%s", enh);
-        sbuf_set(&t->last_reply, text.ptr, text.len);
+        mx_text_set(&t->last_reply, text);
         if (ok)
             find_queue_id(t, text);
         if (t == &s->fin || p->last || p->verb == V_DATA_END)
@@ -903,7 +884,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     if (!have && !s->quiet_unmatched)
         anomaly(s, MX_DIR_S2C, A_UNMATCHED_REPLY, end_off ? end_off - 1 : 0, 1);
     s->replies++;
-    struct mx_slice text = sbuf_slice(&s->rep.text);
+    struct mx_slice text = mx_text_slice(&s->rep.text);
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.reply", mx_ctx_flow_id(s->ctx), ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
@@ -1000,12 +981,12 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     if (s->rep.lines > 0 && s->p_n && s->pend[s->p_head].verb == V_EHLO && code == 250)
         parse_caps_line(s, text);
     if (s->rep.lines < SMTP_MAX_REPLY_LINES) {
-        struct sbuf *t = &s->rep.text;
-        if (s->rep.lines && t->len < SMTP_TEXT)
+        struct mx_text *t = &s->rep.text;
+        if (s->rep.lines && t->len < MX_TEXT)
             t->b[t->len++] = '\n';
         size_t n = rest.len;
-        if (n > (size_t)(SMTP_TEXT - t->len))
-            n = (size_t)(SMTP_TEXT - t->len);
+        if (n > (size_t)(MX_TEXT - t->len))
+            n = (size_t)(MX_TEXT - t->len);
         memcpy(t->b + t->len, rest.ptr, n);
         t->len = (uint16_t)(t->len + n);
     }
@@ -1225,7 +1206,7 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     switch (v) {
     case V_HELO:
     case V_EHLO:
-        sbuf_set(&s->helo_next, mx_trim(arg).ptr, mx_trim(arg).len); /* kept once accepted */
+        mx_text_set(&s->helo_next, mx_trim(arg)); /* kept once accepted */
         s->helo_next_verb = v;
         break;
     case V_MAIL: {
@@ -1240,8 +1221,8 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
              * it only counts if the server accepts it (reply_effects). */
             anomaly(s, MX_DIR_C2S, A_NESTED_MAIL, off, raw_len);
             s->staged.on = true;
-            sbuf_set(&s->staged.from, path.ptr, path.len);
-            sbuf_set(&s->staged.params, params.ptr, params.len);
+            mx_text_set(&s->staged.from, path);
+            mx_text_set(&s->staged.params, params);
             s->staged.frame = a;
             s->staged.ts = ts;
             staged = true;
@@ -1274,8 +1255,8 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         }
         struct rcpt *r = &t->rcpts[t->n_rcpts];
         memset(r, 0, sizeof(*r));
-        sbuf_set(&r->addr, path.ptr, path.len);
-        sbuf_set(&r->params, params.ptr, params.len);
+        mx_text_set(&r->addr, path);
+        mx_text_set(&r->params, params);
         r->frame = a;
         rcpt_idx = t->n_rcpts++;
         t->last_frame = b;
@@ -1650,13 +1631,13 @@ static void session_emit(struct smtp *s)
     if (s->greet_code) {
         mx_ev_obj(ev, "greeting");
         mx_ev_int(ev, "code", s->greet_code);
-        mx_ev_wire(ev, "text", sbuf_slice(&s->greeting));
+        mx_ev_wire(ev, "text", mx_text_slice(&s->greeting));
         mx_ev_end(ev);
     }
     enum verb hv;
-    const struct sbuf *helo = helo_of(s, &hv);
+    const struct mx_text *helo = helo_of(s, &hv);
     if (hv) {
-        mx_ev_wire(ev, "helo", sbuf_slice(helo));
+        mx_ev_wire(ev, "helo", mx_text_slice(helo));
         mx_ev_bool(ev, "esmtp", hv == V_EHLO);
     }
     mx_ev_arr(ev, "capabilities");
