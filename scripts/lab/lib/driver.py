@@ -233,6 +233,11 @@ def run(name, pcaps, workdir, certdir, exim_bin=None):
         t_up = time.time() - t0
         if opt["seed"]:
             ctx.seed("alice", STANDARD_MAILBOX())
+        # MXLAB_LIVE=path/to/mxray: mxray captures the scenario live too,
+        # beside tcpdump (tests/live.sh); records in <capture>.live.json.
+        live = os.environ.get("MXLAB_LIVE")
+        if live:
+            lab.start_live(live, base + ".live.json", opt["capture_filter"])
         lab.start_capture(raw, opt["capture_filter"])
         try:
             fn(ctx)

@@ -468,24 +468,56 @@ namespace inbox {{
                 raise RuntimeError("ports not listening: %s" % sorted(missing))
             time.sleep(0.05)
 
+    def _start_and_wait(self, name, argv, log_path):
+        """Start a capturing process and wait until it says 'listening on'."""
+        err = open(log_path, "w+")
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        self.pids[name] = p.pid
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            err.seek(0)
+            if "listening on" in err.read():
+                return p, err
+            if p.poll() is not None:
+                break
+            time.sleep(0.05)
+        err.seek(0)
+        raise RuntimeError("%s did not start: %s" % (name, err.read()))
+
+    def start_live(self, mxray, json_path, bpf):
+        """Also capture with mxray itself (-i lo, the same filter), its
+        records to json_path and its own -w copy to json_path's .pcap:
+        tests/live.sh compares them with the file tcpdump writes."""
+        base = json_path[:-len(".json")]
+        self.live, self.live_err = self._start_and_wait(
+            "mxray", [mxray, "-i", "lo", "-f", bpf, "-w", base + ".pcap",
+                      "--json", json_path], base + ".log")
+
+    def stop_live(self):
+        """SIGINT, as a user's Ctrl-C: mxray flushes its sessions and ends."""
+        p = getattr(self, "live", None)
+        if p is None:
+            return
+        p.send_signal(signal.SIGINT)
+        try:
+            rc = p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = p.wait()
+        self.pids.pop("mxray", None)
+        self.live = None
+        self.live_err.close()
+        if rc != 0:
+            raise RuntimeError("live mxray exited with %d" % rc)
+
     def start_capture(self, path, bpf="tcp"):
         """tcpdump on lo (TCP only, or the filter bpf), written to path;
         waits until listening."""
         self.capture_path = path
-        self.tcpdump_err = open(path + ".tcpdump.log", "w+")
-        p = subprocess.Popen(["tcpdump", "-i", "lo", "-s", "0", "-U", "-n",
-                              "--immediate-mode", "-w", path, bpf],
-                             stdout=subprocess.DEVNULL, stderr=self.tcpdump_err)
-        self.tcpdump = p
-        self.pids["tcpdump"] = p.pid
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            self.tcpdump_err.seek(0)
-            if "listening on" in self.tcpdump_err.read():
-                break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("tcpdump did not start")
+        self.tcpdump, self.tcpdump_err = self._start_and_wait(
+            "tcpdump", ["tcpdump", "-i", "lo", "-s", "0", "-U", "-n",
+                        "--immediate-mode", "-w", path, bpf],
+            path + ".tcpdump.log")
         time.sleep(0.2)
 
     def stop_capture(self):
@@ -498,6 +530,7 @@ namespace inbox {{
         except subprocess.TimeoutExpired:
             self.tcpdump.kill()
             self.tcpdump.wait()
+        self.stop_live()
         self.pids.pop("tcpdump", None)
         self.tcpdump = None
         self.tcpdump_err.seek(0)
