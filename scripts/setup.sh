@@ -9,6 +9,9 @@ pkgs=(
   tshark                                    # agreement tests against Wireshark's dissectors
   valgrind                                  # memcheck of the corpus run
   clang libclang-rt-14-dev                  # libFuzzer targets (scripts/fuzz)
+  postfix dovecot-imapd dovecot-pop3d swaks # the lab's servers and client (tests/live.sh runs scenarios)
+  tcpdump tcpreplay openssl iproute2 ethtool  # the lab's capture, checksums, certificates, loopback
+  chromium chromium-driver python3-selenium # the HTML report, tested in a real browser
 )
 
 missing=()
@@ -25,5 +28,18 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 # tshark asks whether non-root users may capture; the answer does not matter here.
 echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+# postfix: no system mail set-up; the lab writes its own configurations.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+# The packages must not start system daemons: the lab starts its own, in its
+# own network namespace. policy-rc.d (invoke-rc.d's hook) says no while we
+# install, and is removed after, if we put it there.
+policy=/usr/sbin/policy-rc.d
+ours=""
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  ours=1
+fi
+trap 'if [ -n "$ours" ]; then $SUDO rm -f "$policy"; fi' EXIT
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

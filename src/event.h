@@ -158,5 +158,8 @@ void mx_time_iso(mx_time_t t, char *buf, size_t len);
 /* Reporters built into the core. Each returns false when out of memory. */
 bool mx_report_json_add(struct mx_sink *s, FILE *out, bool close_out);
 bool mx_report_text_add(struct mx_sink *s, FILE *out, bool close_out, bool color);
+/* The self-contained HTML report: an overview, and a sequence diagram for up
+ * to max_diagrams sessions (0: the default, 200), those with failures first. */
+bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max_diagrams);
 
 #endif

@@ -31,6 +31,9 @@ static void usage(FILE *out)
             "\n"
             "Output:\n"
             "  --json PATH          write NDJSON records to PATH (\"-\" for stdout)\n"
+            "  --html PATH          write one self-contained HTML report: an overview, and a sequence\n"
+            "                       diagram per session with explanations (implies --explain)\n"
+            "  --html-diagrams N    sessions drawn in the HTML report (default 200; failed ones first)\n"
             "  --streams DIR        write each reassembled stream as DIR/<client>-<server>.c2s/.s2c\n"
             "                       plus DIR/index.json (DIR must be empty or absent)\n"
             "  --color WHEN         colour the timeline: auto (default), always, never; NO_COLOR is honoured\n"
@@ -115,7 +118,7 @@ static bool parse_num(const char *s, unsigned long long max, unsigned long long 
 
 int main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT, OPT_NOPROMISC, OPT_NONDPI, OPT_FAILURES, OPT_EXPLAIN };
+    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT, OPT_NOPROMISC, OPT_NONDPI, OPT_FAILURES, OPT_EXPLAIN, OPT_HTML, OPT_HTML_DIAGRAMS };
     static const struct option opts[] = {
         { "json", required_argument, NULL, OPT_JSON },
         { "streams", required_argument, NULL, OPT_STREAMS },
@@ -130,6 +133,8 @@ int main(int argc, char **argv)
         { "no-ndpi", no_argument, NULL, OPT_NONDPI },
         { "failures", no_argument, NULL, OPT_FAILURES },
         { "explain", no_argument, NULL, OPT_EXPLAIN },
+        { "html", required_argument, NULL, OPT_HTML },
+        { "html-diagrams", required_argument, NULL, OPT_HTML_DIAGRAMS },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -145,6 +150,8 @@ int main(int argc, char **argv)
         argc--;
     }
     const char *json_path = NULL;
+    const char *html_path = NULL;
+    size_t html_diagrams = 0;
     const char *color = "auto";
     int status = 2;
     struct mx_sink *sink = NULL;
@@ -240,6 +247,17 @@ int main(int argc, char **argv)
         case OPT_EXPLAIN:
             cfg.explain = true;
             break;
+        case OPT_HTML_DIAGRAMS:
+            if (!parse_num(optarg, 1000000, &v)) {
+                fprintf(stderr, "mxray: --html-diagrams takes a number from 1 to 1000000\n");
+                goto out;
+            }
+            html_diagrams = (size_t)v;
+            break;
+        case OPT_HTML:
+            html_path = optarg;
+            cfg.explain = true; /* the diagrams explain every step */
+            break;
         case 'q':
             cfg.warnings = false;
             break;
@@ -258,6 +276,10 @@ int main(int argc, char **argv)
     }
     if (live.iface && optind < argc) {
         fprintf(stderr, "mxray: -i reads an interface; no capture file goes with it\n");
+        goto out;
+    }
+    if (json_path && html_path && !strcmp(json_path, "-") && !strcmp(html_path, "-")) {
+        fprintf(stderr, "mxray: --json and --html cannot both write to standard output\n");
         goto out;
     }
     if (!live.iface && (live.filter || live.write_path || run_as)) {
@@ -286,6 +308,20 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (html_path) {
+        bool to_stdout = !strcmp(html_path, "-");
+        FILE *fp = to_stdout ? stdout : fopen(html_path, "w");
+        if (!fp) {
+            fprintf(stderr, "mxray: cannot write %s: %s\n", html_path, strerror(errno));
+            goto out;
+        }
+        if (!mx_report_html_add(sink, fp, !to_stdout, html_diagrams)) {
+            if (!to_stdout)
+                fclose(fp);
+            fprintf(stderr, "mxray: out of memory\n");
+            goto out;
+        }
+    }
     bool tty = isatty(STDOUT_FILENO);
     const char *nc = getenv("NO_COLOR");
     bool use_color = !strcmp(color, "always") || (!strcmp(color, "auto") && tty && !(nc && *nc));
@@ -298,7 +334,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mxray: out of memory\n");
         goto out;
     }
-    if (!json_path && !audit_mode && !failures_mode) {
+    if (!json_path && !html_path && !audit_mode && !failures_mode) {
         if (!mx_report_text_add(sink, stdout, false, use_color)) {
             fprintf(stderr, "mxray: out of memory\n");
             goto out;
@@ -327,6 +363,9 @@ int main(int argc, char **argv)
         sa.sa_handler = on_signal;
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
+        /* As tcpdump does: say when packets can come (scripts wait for it). */
+        if (cfg.warnings)
+            fprintf(stderr, "mxray: listening on %s\n", live.iface);
         mx_engine_run(eng, in);
         live_input = NULL;
         uint64_t rcv, drop, ifdrop;

@@ -40,6 +40,17 @@ check demo-json 0 "$mx" --json "$tmp/a.json" "$demo"
 check stdin 0 sh -c "'$mx' --json - - < '$demo'"
 expect stdin-same-records bash -c "grep -v '\"summary\"' '$tmp/out' | cmp -s - <(grep -v '\"summary\"' '$tmp/a.json')"
 
+# The HTML report: one file, no network resource, no timeline on stdout.
+check html 0 "$mx" --html "$tmp/r.html" "$demo"
+expect html-doctype grep -q '^<!DOCTYPE html>' "$tmp/r.html"
+expect html-no-stdout test ! -s "$tmp/out"
+expect html-self-contained bash -c "! grep -Eq '(src|href)=\"(https?:)?//' '$tmp/r.html'"
+expect html-sessions test "$(grep -c '<section class="ses"' "$tmp/r.html")" = 4
+check html-stdout 0 "$mx" --html - "$demo"
+expect html-stdout-same cmp -s "$tmp/out" "$tmp/r.html"
+check html-json-stdout 2 "$mx" --html - --json - "$demo"
+check html-unwritable 1 "$mx" --html /nonexistent/dir/r.html "$demo"
+
 # Two files read as one capture: frames continue, flows are numbered on.
 n=$(grep -c '"type":"flow_start"' "$tmp/a.json")
 frames=$(sed -n 's/.*"type":"summary".*"frames":\([0-9]*\),"bytes".*/\1/p' "$tmp/a.json")
