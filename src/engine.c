@@ -186,7 +186,8 @@ static void core_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, enum m
     e->an.n[a]++;
     warn_once(e, a, frame, NULL);
     if (f) {
-        ((struct flow_ext *)f->user)->an[a]++;
+        if (f->user)
+            ((struct flow_ext *)f->user)->an[a]++;
     } else if (e->an_events[a] >= MX_DECODE_EVENTS_PER_KIND) {
         return;
     }
@@ -686,13 +687,16 @@ static void flow_ext_free(struct mx_engine *e, struct flow_ext *x)
 
 static void classified(struct mx_engine *e, struct mx_flow *f);
 
+static void flow_ext_free(struct mx_engine *e, struct flow_ext *x);
+
 /* Ends a flow: delivers what is held, ends the dissector, reports the flow,
- * then keeps it as a closed entry. */
+ * then keeps it as a closed entry: only its key and times, to count late
+ * packets; the dissector's state and the reassembly buffers are freed now. */
 static void flow_close(struct mx_engine *e, struct mx_flow *f, const char *reason)
 {
-    struct flow_ext *x = f->user;
     if (f->state == MX_FLOW_CLOSED)
         return;
+    struct flow_ext *x = f->user;
     x->close_reason = reason;
     x->ctx.info.close = reason ? reason : "capture_end";
     if (e->cls && !x->cls.done) {
@@ -709,15 +713,15 @@ static void flow_close(struct mx_engine *e, struct mx_flow *f, const char *reaso
         mx_stream_close(e->streams, x->stream);
         x->stream = NULL;
     }
+    mx_reasm_release(&f->reasm, &e->pool);
+    flow_ext_free(e, x);
+    f->user = NULL;
     mx_flow_set_closed(e->flows, f);
 }
 
 static void flow_drop(struct mx_engine *e, struct mx_flow *f)
 {
     flow_close(e, f, "capture_end");
-    mx_reasm_release(&f->reasm, &e->pool);
-    flow_ext_free(e, f->user);
-    f->user = NULL;
     mx_flow_remove(e->flows, f);
 }
 
