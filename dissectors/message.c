@@ -251,6 +251,11 @@ struct mx_message {
     uint8_t pend_eol[2];
     uint8_t pend_len;
     EVP_MD_CTX *h_md5, *h_sha1, *h_sha256;
+    /* The leaf's decoded bytes go to its three digests in blocks of this
+     * buffer, not line by line: a digest call costs as much as a few
+     * hundred bytes of hashing. */
+    size_t hash_len;
+    uint8_t hash_buf[8192];
     bool leaf_open;
     int leaf_fd;
     uint8_t dec[MSG_LINE_BUF + MX_MIME_QP_WS + 8];
@@ -307,6 +312,26 @@ static struct mx_slice trim(struct mx_slice s)
     while (s.len && (is_wsp(s.ptr[s.len - 1]) || s.ptr[s.len - 1] == '\r' || s.ptr[s.len - 1] == '\n'))
         s.len--;
     return s;
+}
+
+/* An empty set of header fields. Only the lengths, counts and flags are
+ * zeroed: the text arrays, nearly all of the 145 KiB, are always written
+ * before they are read, and zeroing them per message cost more than parsing
+ * a short message. */
+static struct headers *headers_new(void)
+{
+    struct headers *h = malloc(sizeof(*h));
+    if (!h)
+        return NULL;
+    memset(&h->inner, 0, sizeof(h->inner));
+    for (int k = 0; k < H__SINGLE; k++)
+        h->single[k].len = 0;
+    memset(h->seen, 0, sizeof(h->seen));
+    for (int l = 0; l < L__N; l++)
+        h->list[l].n = h->list[l].dropped = 0;
+    memset(h->list_seen, 0, sizeof(h->list_seen));
+    h->n_hops = h->hops_dropped = h->n_authres = h->n_dkim = 0;
+    return h;
 }
 
 static void keep(struct kept *k, struct mx_slice s)
@@ -574,6 +599,31 @@ static void text_put(struct mx_message *m, const void *p, size_t n)
 }
 
 /* Decoded bytes of the current leaf: hashed, counted, extracted, scanned. */
+static void hash_flush(struct mx_message *m)
+{
+    if (!m->hash_len)
+        return;
+    EVP_DigestUpdate(m->h_md5, m->hash_buf, m->hash_len);
+    EVP_DigestUpdate(m->h_sha1, m->hash_buf, m->hash_len);
+    EVP_DigestUpdate(m->h_sha256, m->hash_buf, m->hash_len);
+    m->hash_len = 0;
+}
+
+static void hash_bytes(struct mx_message *m, const uint8_t *p, size_t n)
+{
+    if (n > sizeof(m->hash_buf) - m->hash_len) {
+        hash_flush(m);
+        if (n >= sizeof(m->hash_buf)) {
+            EVP_DigestUpdate(m->h_md5, p, n);
+            EVP_DigestUpdate(m->h_sha1, p, n);
+            EVP_DigestUpdate(m->h_sha256, p, n);
+            return;
+        }
+    }
+    memcpy(m->hash_buf + m->hash_len, p, n);
+    m->hash_len += n;
+}
+
 static void leaf_out(struct mx_message *m, const uint8_t *p, size_t n)
 {
     struct ent *e = &m->stack[m->depth];
@@ -582,9 +632,7 @@ static void leaf_out(struct mx_message *m, const uint8_t *p, size_t n)
         return;
     if (r) {
         r->size += n;
-        EVP_DigestUpdate(m->h_md5, p, n);
-        EVP_DigestUpdate(m->h_sha1, p, n);
-        EVP_DigestUpdate(m->h_sha256, p, n);
+        hash_bytes(m, p, n);
     }
     if (m->leaf_fd >= 0)
         write_all(m, &m->leaf_fd, p, n);
@@ -647,6 +695,7 @@ static void leaf_start(struct mx_message *m, struct ent *e)
     EVP_DigestInit_ex(m->h_md5, EVP_md5(), NULL);
     EVP_DigestInit_ex(m->h_sha1, EVP_sha1(), NULL);
     EVP_DigestInit_ex(m->h_sha256, EVP_sha256(), NULL);
+    m->hash_len = 0;
     const char *dir = extract_dir(m);
     if (r && dir && (r->len[T_FILENAME] || e->attachment) && m->eml_n) {
         char safe[MSG_NAME_CAP + 1], name[MSG_NAME_CAP + 1];
@@ -687,6 +736,7 @@ static void leaf_end(struct mx_message *m, struct ent *e, bool flush)
     m->uu = UU_SEEK;
     unsigned int dl = 0;
     uint8_t scratch[EVP_MAX_MD_SIZE];
+    hash_flush(m);
     if (r) {
         EVP_DigestFinal_ex(m->h_md5, r->md5, &dl);
         EVP_DigestFinal_ex(m->h_sha1, r->sha1, &dl);
@@ -1442,7 +1492,7 @@ struct mx_message *mx_message_new(const struct mx_message_env *env)
     m->h_sha1 = EVP_MD_CTX_new();
     m->h_sha256 = EVP_MD_CTX_new();
     m->h_uu = EVP_MD_CTX_new();
-    m->h = calloc(1, sizeof(*m->h));
+    m->h = headers_new();
     if (!m->sha || !m->h_md5 || !m->h_sha1 || !m->h_sha256 || !m->h_uu || !m->h ||
         EVP_DigestInit_ex(m->sha, EVP_sha256(), NULL) != 1) {
         mx_message_free(m);

@@ -952,7 +952,10 @@ static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t
         f->first_ts = p->ts;
     f->last_frame = p->frame;
     mx_flow_touch(e->flows, f);
-    if (e->cls && !x->cls.done && p->l3.len) {
+    /* nDPI learns nothing from a bare ACK after the handshake; skipping them
+     * halves its calls on a mail flow. */
+    bool bare_ack = !p->payload_len && !(p->flags & (MX_TCP_SYN | MX_TCP_FIN | MX_TCP_RST)) && x->cls.pkts >= 3;
+    if (e->cls && !x->cls.done && p->l3.len && !bare_ack) {
         mx_classify_packet(e->cls, &x->cls, p->l3, p->ts, MX_CLASSIFY_PKTS);
         if (x->cls.done && !x->proto)
             classified(e, f);

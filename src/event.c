@@ -43,6 +43,7 @@ bool mx_sink_add(struct mx_sink *s, const struct mx_reporter_ops *ops, void *ctx
     s->rep[s->n_rep].ops = ops;
     s->rep[s->n_rep].ctx = ctx;
     s->n_rep++;
+    s->ev.want_text |= ops->wants_text;
     return true;
 }
 
@@ -221,20 +222,37 @@ size_t mx_utf8_sanitize(struct mx_slice s, char *out, size_t cap)
 
 void mx_time_iso(mx_time_t t, char *buf, size_t len)
 {
+    /* The date and time of the last second formatted: records come in
+     * time order, so gmtime and strftime run about once a second. */
+    static _Thread_local time_t last_sec = (time_t)-1;
+    static _Thread_local char base[24];
     time_t sec = (time_t)(t / MX_NS_PER_SEC);
     long us = (long)((t % MX_NS_PER_SEC) / 1000);
     if (us < 0) {
         us += 1000000;
         sec--;
     }
-    struct tm tm;
-    if (!gmtime_r(&sec, &tm)) {
-        snprintf(buf, len, "invalid");
+    if (sec != last_sec || !base[0]) {
+        struct tm tm;
+        if (!gmtime_r(&sec, &tm) || strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+            base[0] = 0;
+            snprintf(buf, len, "invalid");
+            return;
+        }
+        last_sec = sec;
+    }
+    size_t b = strlen(base);
+    if (len < b + 9) { /* callers give 32 bytes or more */
+        if (len)
+            buf[0] = 0;
         return;
     }
-    char base[24];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, len, "%s.%06ldZ", base, us);
+    memcpy(buf, base, b);
+    buf[b] = '.';
+    for (int i = 6; i >= 1; i--, us /= 10)
+        buf[b + (size_t)i] = (char)('0' + us % 10);
+    buf[b + 7] = 'Z';
+    buf[b + 8] = 0;
 }
 
 static struct mx_ev_field *add_field(struct mx_event *e, const char *key, enum mx_ev_kind kind)
@@ -426,7 +444,7 @@ void mx_ev_tone(struct mx_event *e, enum mx_tone t)
 
 void mx_ev_text(struct mx_event *e, const char *fmt, ...)
 {
-    if (!e->open || e->oom)
+    if (!e->open || e->oom || !e->want_text)
         return;
     va_list ap;
     va_start(ap, fmt);

@@ -46,6 +46,7 @@ struct mx_event {
     int depth;
     bool open;
     bool oom;               /* a field could not be stored; the event is dropped */
+    bool want_text;         /* some reporter reads the one-line text */
 };
 
 /* How a timeline may colour an event. */
@@ -70,6 +71,9 @@ struct mx_reporter_ops {
     bool (*finish)(void *ctx);
     /* Frees ctx. */
     void (*free)(void *ctx);
+    /* It reads the events' one-line texts (mx_ev_text): without such a
+     * reporter the texts are not formatted at all. */
+    bool wants_text;
 };
 
 /* Creates an empty sink; NULL when out of memory. */
@@ -118,6 +122,11 @@ void mx_ev_tone(struct mx_event *e, enum mx_tone t);
 /* The one-line human rendering for the text timeline (printf format; wire
  * bytes may be included: the text reporter escapes what needs escaping). */
 void mx_ev_text(struct mx_event *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether mx_ev_text will be read: a producer may skip building its parts. */
+static inline bool mx_ev_wants_text(const struct mx_event *e)
+{
+    return e->want_text;
+}
 
 /* Reading an event (reporters). */
 static inline struct mx_slice mx_ev_field_str(const struct mx_event *e, const struct mx_ev_field *f)

@@ -1213,6 +1213,7 @@ static void html_free(void *ctx)
 }
 
 static const struct mx_reporter_ops html_ops = {
+    .wants_text = true,
     .event = html_event,
     .finish = html_finish,
     .free = html_free,

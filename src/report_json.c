@@ -42,9 +42,66 @@ static void put(struct json_rep *r, const void *p, size_t n)
     r->len += n;
 }
 
-static void put_c(struct json_rep *r, char c)
+static inline void put_c(struct json_rep *r, char c)
 {
-    put(r, &c, 1);
+    if (r->len < sizeof(r->buf))
+        r->buf[r->len++] = c;
+    else
+        put(r, &c, 1);
+}
+
+/* Decimal digits of v into the end of buf[20]; returns where they start. */
+static char *u64_digits(uint64_t v, char *end)
+{
+    char *p = end;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}
+
+static void put_u64(struct json_rep *r, uint64_t v)
+{
+    char b[20];
+    char *p = u64_digits(v, b + sizeof(b));
+    put(r, p, (size_t)(b + sizeof(b) - p));
+}
+
+static void put_i64(struct json_rep *r, int64_t v)
+{
+    if (v < 0) {
+        put_c(r, '-');
+        put_u64(r, (uint64_t)0 - (uint64_t)v);
+    } else {
+        put_u64(r, (uint64_t)v);
+    }
+}
+
+/* A double as "%.6f" writes it (times and durations to the microsecond,
+ * stable in golden files), without printf where the digits are certain: a
+ * positive value under 2^53 micro-units whose millionths are not near a half. */
+static void put_f6(struct json_rep *r, double d)
+{
+    double ax = d * 1e6;
+    if (ax >= 0 && ax < 9007199254740992.0) { /* negatives (rare) go to printf */
+        double fl = (double)(uint64_t)ax, frac = ax - fl;
+        if (frac < 0.499 || frac > 0.501) {
+            uint64_t v = (uint64_t)ax + (frac > 0.5);
+            char b[32];
+            char *end = b + sizeof(b), *p = end;
+            for (int i = 0; i < 6; i++, v /= 10)
+                *--p = (char)('0' + v % 10);
+            *--p = '.';
+            p = u64_digits(v, p);
+            put(r, p, (size_t)(end - p));
+            return;
+        }
+    }
+    char num[64];
+    int n = snprintf(num, sizeof(num), "%.6f", d);
+    if (n > 0)
+        put(r, num, (size_t)n < sizeof(num) ? (size_t)n : sizeof(num) - 1);
 }
 
 /* A JSON string (RFC 8259 §7). The text is valid UTF-8 already (the sink
@@ -91,7 +148,6 @@ static void json_event(void *ctx, const struct mx_event *e)
     bool is_arr[MX_JSON_MAX_DEPTH]; /* what each open container is */
     bool any[MX_JSON_MAX_DEPTH];    /* it has members already: the next needs a comma */
     int depth = 0;
-    char num[64];
     /* the nesting is checked first: a record is never left half written */
     for (size_t i = 0; i < e->n_fields; i++) {
         const struct mx_ev_field *f = &e->fields[i];
@@ -121,11 +177,12 @@ static void json_event(void *ctx, const struct mx_event *e)
             put_c(r, ',');
         any[depth] = true;
         if (!is_arr[depth]) {
+            /* Keys are mxray's own identifiers: nothing to escape. */
             const char *k = f->key ? f->key : "";
-            put_str(r, k, strlen(k));
-            put_c(r, ':');
+            put_c(r, '"');
+            put(r, k, strlen(k));
+            put(r, "\":", 2);
         }
-        int n = 0;
         switch (f->kind) {
         case MX_EV_STR: {
             struct mx_slice s = mx_ev_field_str(e, f);
@@ -133,20 +190,22 @@ static void json_event(void *ctx, const struct mx_event *e)
             break;
         }
         case MX_EV_INT:
-            n = snprintf(num, sizeof(num), "%" PRId64, f->v.i);
+            put_i64(r, f->v.i);
             break;
         case MX_EV_UINT:
-            n = snprintf(num, sizeof(num), "%" PRIu64, f->v.u);
+            put_u64(r, f->v.u);
             break;
         case MX_EV_DOUBLE:
-            /* Six decimals: times and durations to the microsecond, stable in golden files. */
-            n = snprintf(num, sizeof(num), "%.6f", f->v.d);
+            put_f6(r, f->v.d);
             break;
         case MX_EV_BOOL:
-            n = snprintf(num, sizeof(num), "%s", f->v.b ? "true" : "false");
+            if (f->v.b)
+                put(r, "true", 4);
+            else
+                put(r, "false", 5);
             break;
         case MX_EV_NULL:
-            n = snprintf(num, sizeof(num), "null");
+            put(r, "null", 4);
             break;
         case MX_EV_OBJ:
         case MX_EV_ARR:
@@ -158,8 +217,6 @@ static void json_event(void *ctx, const struct mx_event *e)
         case MX_EV_END:
             break;
         }
-        if (n > 0)
-            put(r, num, (size_t)n < sizeof(num) ? (size_t)n : sizeof(num) - 1);
     }
     while (depth > 0) {
         put_c(r, is_arr[depth] ? ']' : '}');

@@ -168,6 +168,7 @@ static void text_free(void *ctx)
 }
 
 static const struct mx_reporter_ops text_ops = {
+    .wants_text = true,
     .event = text_event,
     .finish = text_finish,
     .free = text_free,
