@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MX_DECODE_EVENTS_PER_KIND 10 /* run-wide anomaly events per kind; the rest are counted */
 #define MX_MAX_FILES 1024
@@ -1067,7 +1068,45 @@ struct mx_engine *mx_engine_new(const struct mx_config *cfg, struct mx_sink *sin
     return e;
 }
 
+static bool engine_read(struct mx_engine *e, struct mx_input *in, double t0, double *last, uint32_t *tick);
+
+static double mono_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* --progress: a look at the clock every 4096 packets, a report every 0.25 s. */
+static void report_progress(struct mx_engine *e, struct mx_input *in, double t0, double *last, bool done)
+{
+    double now = mono_now();
+    if (!done && now - *last < 0.25)
+        return;
+    *last = now;
+    struct mx_progress p = {
+        .name = in->name,
+        .pos = in->ops->position ? in->ops->position(in) : 0,
+        .size = in->size,
+        .frames = e->frame,
+        .flows = mx_flow_count(e->flows),
+        .elapsed = now - t0,
+        .done = done,
+    };
+    e->cfg.progress(e->cfg.progress_ud, &p);
+}
+
 bool mx_engine_run(struct mx_engine *e, struct mx_input *in)
+{
+    double t0 = e->cfg.progress ? mono_now() : 0, last = t0;
+    uint32_t tick = 0;
+    bool ok = engine_read(e, in, t0, &last, &tick);
+    if (e->cfg.progress)
+        report_progress(e, in, t0, &last, true);
+    return ok;
+}
+
+static bool engine_read(struct mx_engine *e, struct mx_input *in, double t0, double *last, uint32_t *tick)
 {
     struct file_info *fi = NULL;
     if (e->n_files < MX_MAX_FILES) {
@@ -1084,6 +1123,8 @@ bool mx_engine_run(struct mx_engine *e, struct mx_input *in)
             if (fi && fi->linktype < 0)
                 fi->linktype = raw.linktype;
             mx_engine_packet(e, &raw);
+            if (e->cfg.progress && !(++*tick & 4095))
+                report_progress(e, in, t0, last, false);
             continue;
         }
         if (st == MX_INPUT_TICK) {

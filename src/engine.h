@@ -10,6 +10,16 @@
 struct mx_dissector;
 
 /* Run configuration. mx_config_defaults() fills in every default. */
+/* Where a run stands, for a progress display. */
+struct mx_progress {
+    const char *name;     /* the input */
+    uint64_t pos, size;   /* bytes read of the file, its size (0: unknown) */
+    uint64_t frames;      /* packets read so far, all inputs */
+    uint32_t flows;       /* flows open now */
+    double elapsed;       /* seconds since this input was opened */
+    bool done;            /* the input is finished */
+};
+
 struct mx_config {
     uint32_t max_flows;            /* flows tracked at once [262144] */
     mx_time_t idle_timeout;        /* close a flow after this much silence [3600 s] */
@@ -27,6 +37,10 @@ struct mx_config {
     bool show_secrets;             /* write passwords and tokens [false] */
     bool explain;                  /* records say what each step means (--explain) [false] */
     const char *extract_dir;       /* --extract DIR: messages and attachments are written there */
+    /* --progress: called about four times a second while a file is read,
+     * and once with done set at its end [NULL]. */
+    void (*progress)(void *ud, const struct mx_progress *p);
+    void *progress_ud;
 };
 
 void mx_config_defaults(struct mx_config *c);

@@ -5,6 +5,7 @@
 
 #include <pcap/pcap.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -53,11 +54,19 @@ static void file_close(struct mx_input *in)
     free(f);
 }
 
+static uint64_t file_position(struct mx_input *in)
+{
+    FILE *fp = pcap_file(((struct file_input *)in)->pcap);
+    long pos = fp ? ftell(fp) : -1;
+    return pos > 0 ? (uint64_t)pos : 0;
+}
+
 static const struct mx_input_ops file_ops = {
     .next = file_next,
     .close = file_close,
     .stats = NULL,
     .stop = NULL,
+    .position = file_position,
 };
 
 struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen)
@@ -81,6 +90,10 @@ struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen)
     }
     /* pcap_datalink() maps DLT values back to LINKTYPE_ values where they
      * differ only by platform (DLT_RAW is 12 or 14, LINKTYPE_RAW is 101). */
+    FILE *fp = pcap_file(f->pcap);
+    struct stat st;
+    if (fp && fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode))
+        f->base.size = (uint64_t)st.st_size;
     int dlt = pcap_datalink(f->pcap);
     f->linktype = dlt;
     if (dlt == DLT_RAW)

@@ -25,12 +25,15 @@ struct mx_input_ops {
     bool (*stats)(struct mx_input *in, uint64_t *received, uint64_t *dropped, uint64_t *ifdropped);
     /* Optional. Makes next() return MX_INPUT_EOF soon; async-signal-safe. */
     void (*stop)(struct mx_input *in);
+    /* Optional. Bytes of the file read so far (for --progress). */
+    uint64_t (*position)(struct mx_input *in);
 };
 
 struct mx_input {
     const struct mx_input_ops *ops;
     char name[256];   /* file name or interface, for messages */
     char error[512];  /* the last error */
+    uint64_t size;    /* the file's size in bytes, 0 when unknown (a pipe, an interface) */
 };
 
 /* Opens a pcap or pcapng file ("-" for standard input), with timestamps

@@ -46,6 +46,8 @@ static void usage(FILE *out)
             "  --explain            annotate the timeline for teaching: what each command asks for, what\n"
             "                       each reply means, and the SMTP state at each step\n"
             "  -q, --quiet          no warnings on stderr\n"
+            "  --progress           show how far a file has been read, on stderr (default when stderr\n"
+            "                       is a terminal); --no-progress turns it off\n"
             "\n"
             "Limits:\n"
             "  --max-flows N        flows tracked at once (default 262144); the oldest idle one is evicted\n"
@@ -78,6 +80,27 @@ static void usage(FILE *out)
 
 /* The live source, for the signal handler to stop. */
 static struct mx_input *volatile live_input;
+
+/* --progress: one line on stderr, rewritten in place; cleared at the end. */
+static void show_progress(void *ud, const struct mx_progress *p)
+{
+    (void)ud;
+    if (p->done) {
+        fputs("\r\033[K", stderr);
+        return;
+    }
+    double mb = (double)p->pos / 1e6, rate = p->elapsed > 0 ? mb / p->elapsed : 0;
+    char share[16] = "";
+    if (p->size)
+        snprintf(share, sizeof(share), "%3.0f%% ", 100.0 * (double)p->pos / (double)p->size);
+    fprintf(stderr, "\r\033[K%s%.1f", share, mb);
+    if (p->size)
+        fprintf(stderr, "/%.1f", (double)p->size / 1e6);
+    fprintf(stderr, " MB  %" PRIu64 " packets  %" PRIu32 " flows tracked  %.1f MB/s", p->frames, p->flows, rate);
+    if (p->size && rate > 0 && p->pos < p->size)
+        fprintf(stderr, "  %.0f s left", (double)(p->size - p->pos) / 1e6 / rate);
+    fflush(stderr);
+}
 
 static void on_signal(int sig)
 {
@@ -118,7 +141,7 @@ static bool parse_num(const char *s, unsigned long long max, unsigned long long 
 
 int main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT, OPT_NOPROMISC, OPT_NONDPI, OPT_FAILURES, OPT_EXPLAIN, OPT_HTML, OPT_HTML_DIAGRAMS };
+    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT, OPT_NOPROMISC, OPT_NONDPI, OPT_FAILURES, OPT_EXPLAIN, OPT_HTML, OPT_HTML_DIAGRAMS, OPT_PROGRESS, OPT_NO_PROGRESS };
     static const struct option opts[] = {
         { "json", required_argument, NULL, OPT_JSON },
         { "streams", required_argument, NULL, OPT_STREAMS },
@@ -135,6 +158,8 @@ int main(int argc, char **argv)
         { "explain", no_argument, NULL, OPT_EXPLAIN },
         { "html", required_argument, NULL, OPT_HTML },
         { "html-diagrams", required_argument, NULL, OPT_HTML_DIAGRAMS },
+        { "progress", no_argument, NULL, OPT_PROGRESS },
+        { "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -152,6 +177,7 @@ int main(int argc, char **argv)
     const char *json_path = NULL;
     const char *html_path = NULL;
     size_t html_diagrams = 0;
+    int progress = -1; /* -1: when stderr is a terminal */
     const char *color = "auto";
     int status = 2;
     struct mx_sink *sink = NULL;
@@ -247,6 +273,12 @@ int main(int argc, char **argv)
         case OPT_EXPLAIN:
             cfg.explain = true;
             break;
+        case OPT_PROGRESS:
+            progress = 1;
+            break;
+        case OPT_NO_PROGRESS:
+            progress = 0;
+            break;
         case OPT_HTML_DIAGRAMS:
             if (!parse_num(optarg, 1000000, &v)) {
                 fprintf(stderr, "mxray: --html-diagrams takes a number from 1 to 1000000\n");
@@ -340,6 +372,14 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    /* A progress line is for files read at a terminal, unless the report
+     * itself goes to that terminal; live capture has no end to measure. */
+    bool stdout_report = (!json_path && !html_path) || audit_mode || failures_mode ||
+                         (json_path && !strcmp(json_path, "-")) || (html_path && !strcmp(html_path, "-"));
+    if (progress < 0)
+        progress = isatty(STDERR_FILENO) && cfg.warnings && !(stdout_report && isatty(STDOUT_FILENO));
+    if (progress && !live.iface)
+        cfg.progress = show_progress;
     char err[512];
     eng = mx_engine_new(&cfg, sink, err, sizeof(err));
     if (!eng) {

@@ -51,6 +51,13 @@ expect html-stdout-same cmp -s "$tmp/out" "$tmp/r.html"
 check html-json-stdout 2 "$mx" --html - --json - "$demo"
 check html-unwritable 1 "$mx" --html /nonexistent/dir/r.html "$demo"
 
+# --progress writes only to stderr and clears its line at the end; off by default off a terminal.
+check progress 0 "$mx" --progress --json "$tmp/p.json" "$demo"
+expect progress-cleared bash -c "printf '\r\033[K' | cmp -s - <(tail -c 4 '$tmp/err')"
+expect progress-same-records bash -c "grep -v '\"summary\"' '$tmp/p.json' | cmp -s - <(grep -v '\"summary\"' '$tmp/a.json')"
+check no-progress 0 "$mx" --json /dev/null "$demo"
+expect no-progress-quiet test ! -s "$tmp/err"
+
 # Two files read as one capture: frames continue, flows are numbered on.
 n=$(grep -c '"type":"flow_start"' "$tmp/a.json")
 frames=$(sed -n 's/.*"type":"summary".*"frames":\([0-9]*\),"bytes".*/\1/p' "$tmp/a.json")
