@@ -4,6 +4,7 @@
  * the dissectors emit, as a reporter, and keeps a bounded summary per server. */
 #include "audit.h"
 
+#include "idmap.h"
 #include "mx.h"
 
 #include <inttypes.h>
@@ -11,7 +12,6 @@
 #include <string.h>
 
 #define AUDIT_MAX_SERVERS 4096
-#define AUDIT_MAX_FLOWS (64u << 20)    /* flows mapped to their server; later ones are not audited */
 #define AUDIT_EVIDENCE 8               /* evidence items kept per finding; more are counted */
 #define AUDIT_DETAIL 384               /* bytes of a finding's detail text */
 
@@ -173,8 +173,7 @@ struct flowmap {
 struct audit {
     struct server *srv;
     uint32_t n_srv, cap_srv, dropped;
-    struct flowmap *flows;
-    uint64_t cap_flows;
+    struct mx_idmap flows;      /* flows not ended yet, by id */
     FILE *table;
     bool color;
 };
@@ -256,9 +255,7 @@ static void emit_set(struct mx_event *ev, const char *key, const char *set, char
 
 static struct flowmap *flow_of(struct audit *a, uint64_t flow)
 {
-    if (!flow || flow >= a->cap_flows)
-        return NULL;
-    return &a->flows[flow];
+    return mx_idmap_get(&a->flows, flow);
 }
 
 static struct server *server_of(struct audit *a, uint64_t flow)
@@ -342,19 +339,8 @@ static void domain_of(const char *host, char *out, size_t cap)
 
 static void on_flow_start(struct audit *a, const struct mx_event *e)
 {
-    if (!e->flow || e->flow >= AUDIT_MAX_FLOWS)
+    if (!e->flow || mx_idmap_get(&a->flows, e->flow))
         return;
-    if (e->flow >= a->cap_flows) {
-        uint64_t cap = a->cap_flows ? a->cap_flows : 1024;
-        while (cap <= e->flow)
-            cap *= 2;
-        struct flowmap *n = realloc(a->flows, cap * sizeof(*n));
-        if (!n)
-            return;
-        memset(n + a->cap_flows, 0, (cap - a->cap_flows) * sizeof(*n));
-        a->flows = n;
-        a->cap_flows = cap;
-    }
     char proto[8], addr[MX_ADDR_STRLEN];
     copy_slice(proto, sizeof(proto), mx_ev_get_str(e, "proto"));
     copy_slice(addr, sizeof(addr), mx_ev_get_str(e, "server"));
@@ -385,7 +371,12 @@ static void on_flow_start(struct audit *a, const struct mx_event *e)
     }
     mx_frame_t f1, f2;
     frames_of(e, "frames", &f1, &f2);
-    a->flows[e->flow] = (struct flowmap){ idx, false, f1 };
+    struct flowmap *m = malloc(sizeof(*m));
+    if (!m || !mx_idmap_put(&a->flows, e->flow, m)) {
+        free(m);
+        return;
+    }
+    *m = (struct flowmap){ idx, false, f1 };
     a->srv[idx - 1].sessions++;
 }
 
@@ -623,8 +614,12 @@ static void audit_event(void *ctx, const struct mx_event *e)
         on_anomaly(a, e, s);
     else if (!strcmp(t, "tls"))
         on_tls(a, e, s);
-    else if (!strcmp(t, "flow") && mx_ev_get_int(e, "tls_port", 0))
-        s->implicit++;
+    else if (!strcmp(t, "flow")) {
+        if (mx_ev_get_int(e, "tls_port", 0))
+            s->implicit++;
+        /* The flow's last record: forget it (memory stays flat over days). */
+        free(mx_idmap_take(&a->flows, e->flow));
+    }
 }
 
 /* ---- Conclusions ---- */
@@ -864,7 +859,10 @@ static void audit_free(void *ctx)
 {
     struct audit *a = ctx;
     free(a->srv);
-    free(a->flows);
+    for (size_t i = 0; i < a->flows.cap; i++)
+        if (a->flows.slot[i].id)
+            free(a->flows.slot[i].val);
+    mx_idmap_free(&a->flows);
     free(a);
 }
 

@@ -69,22 +69,26 @@ static const struct mx_input_ops file_ops = {
     .position = file_position,
 };
 
-struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen)
+static struct mx_input *open_pcap(const char *path, FILE *stream, const char *name, char *err, size_t errlen)
 {
     char ebuf[PCAP_ERRBUF_SIZE] = "";
     struct file_input *f = calloc(1, sizeof(*f));
     if (!f) {
         snprintf(err, errlen, "out of memory");
+        if (stream)
+            fclose(stream);
         return NULL;
     }
     f->base.ops = &file_ops;
-    snprintf(f->base.name, sizeof(f->base.name), "%s", strcmp(path, "-") ? path : "(stdin)");
-    if (!strcmp(path, "-"))
-        f->pcap = pcap_fopen_offline_with_tstamp_precision(stdin, PCAP_TSTAMP_PRECISION_NANO, ebuf);
+    snprintf(f->base.name, sizeof(f->base.name), "%s", name);
+    if (stream)
+        f->pcap = pcap_fopen_offline_with_tstamp_precision(stream, PCAP_TSTAMP_PRECISION_NANO, ebuf);
     else
         f->pcap = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, ebuf);
     if (!f->pcap) {
         snprintf(err, errlen, "%s", ebuf);
+        if (stream && stream != stdin)
+            fclose(stream);
         free(f);
         return NULL;
     }
@@ -103,6 +107,18 @@ struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen)
         f->linktype = MX_LINKTYPE_LOOP;
 #endif
     return &f->base;
+}
+
+struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen)
+{
+    if (!strcmp(path, "-"))
+        return open_pcap(NULL, stdin, "(stdin)", err, errlen);
+    return open_pcap(path, NULL, path, err, errlen);
+}
+
+struct mx_input *mx_input_open_stream(FILE *fp, const char *name, char *err, size_t errlen)
+{
+    return open_pcap(NULL, fp, name, err, errlen);
 }
 
 /* ---- Live capture ---- */

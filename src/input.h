@@ -4,6 +4,8 @@
 
 #include "decode.h"
 
+#include <stdio.h>
+
 enum mx_input_status {
     MX_INPUT_PACKET,    /* *pkt holds the next packet */
     MX_INPUT_EOF,       /* the source ended cleanly */
@@ -39,6 +41,9 @@ struct mx_input {
 /* Opens a pcap or pcapng file ("-" for standard input), with timestamps
  * read at nanosecond precision. NULL on failure, with the reason in err. */
 struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen);
+/* The same from a stream the input then owns (closed with it); `name` is
+ * for messages. Tests and fuzz targets read captures from memory this way. */
+struct mx_input *mx_input_open_stream(FILE *fp, const char *name, char *err, size_t errlen);
 
 /* Live capture options (-i, -f, -w, --no-promisc). */
 struct mx_live_opts {

@@ -19,6 +19,7 @@
  * script is our own, at the end, and reads wire text only through the DOM
  * (textContent). */
 #include "event.h"
+#include "idmap.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -218,8 +219,7 @@ struct html_rep {
     bool close_out;
     bool failed; /* a write failed */
     FILE *tmp;   /* rendered sessions, in the order they ended */
-    struct session **open; /* open sessions: a hash table by flow id */
-    size_t open_cap, open_n;
+    struct mx_idmap open; /* sessions not ended yet, by flow id */
     struct entry *idx;
     size_t idx_n, idx_cap;
     uint64_t sessions_dropped;
@@ -232,73 +232,6 @@ struct html_rep {
     struct hbuf page;     /* the section being rendered */
     size_t max_diagrams;
 };
-
-static size_t slot_of(const struct html_rep *r, uint64_t id)
-{
-    uint64_t h = id * UINT64_C(0x9E3779B97F4A7C15);
-    return (size_t)(h >> 20) & (r->open_cap - 1);
-}
-
-static struct session *find(struct html_rep *r, uint64_t id)
-{
-    if (!r->open_cap)
-        return NULL;
-    for (size_t i = slot_of(r, id);; i = (i + 1) & (r->open_cap - 1)) {
-        if (!r->open[i])
-            return NULL;
-        if (r->open[i]->id == id)
-            return r->open[i];
-    }
-}
-
-static bool insert(struct html_rep *r, struct session *s)
-{
-    if ((r->open_n + 1) * 2 > r->open_cap) {
-        size_t cap = r->open_cap ? r->open_cap * 2 : 64;
-        struct session **t = calloc(cap, sizeof(*t));
-        if (!t)
-            return false;
-        struct session **old = r->open;
-        size_t oldcap = r->open_cap;
-        r->open = t;
-        r->open_cap = cap;
-        for (size_t i = 0; i < oldcap; i++) {
-            if (!old[i])
-                continue;
-            size_t j = slot_of(r, old[i]->id);
-            while (t[j])
-                j = (j + 1) & (cap - 1);
-            t[j] = old[i];
-        }
-        free(old);
-    }
-    size_t j = slot_of(r, s->id);
-    while (r->open[j])
-        j = (j + 1) & (r->open_cap - 1);
-    r->open[j] = s;
-    r->open_n++;
-    return true;
-}
-
-/* Removes s, shifting later members of its cluster back (linear probing). */
-static void remove_session(struct html_rep *r, struct session *s)
-{
-    size_t i = slot_of(r, s->id);
-    while (r->open[i] != s)
-        i = (i + 1) & (r->open_cap - 1);
-    r->open[i] = NULL;
-    r->open_n--;
-    for (size_t j = (i + 1) & (r->open_cap - 1); r->open[j]; j = (j + 1) & (r->open_cap - 1)) {
-        size_t home = slot_of(r, r->open[j]->id);
-        /* Move j back to the hole i when its home is not in (i, j]. */
-        bool between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (!between) {
-            r->open[i] = r->open[j];
-            r->open[j] = NULL;
-            i = j;
-        }
-    }
-}
 
 static void session_free(struct session *s)
 {
@@ -332,7 +265,7 @@ static struct session *session_new(struct html_rep *r, const struct mx_event *e)
     s->arena.max = H_ARENA_MAX;
     s->extra.max = H_EXTRA_MAX;
     snprintf(s->proto, sizeof(s->proto), "?");
-    if (!insert(r, s)) {
+    if (!mx_idmap_put(&r->open, s->id, s)) {
         free(s);
         return NULL;
     }
@@ -876,7 +809,7 @@ static void html_event(void *ctx, const struct mx_event *e)
             on_summary(r, e);
         return;
     }
-    struct session *s = find(r, e->flow);
+    struct session *s = mx_idmap_get(&r->open, e->flow);
     if (!s) {
         s = session_new(r, e);
         if (!s)
@@ -923,7 +856,7 @@ static void html_event(void *ctx, const struct mx_event *e)
         list_failure(r, s, &s->steps[s->n - 1]);
     if (!strcmp(e->type, "flow")) {
         finish_session(r, s);
-        remove_session(r, s);
+        mx_idmap_take(&r->open, s->id);
         session_free(s);
     }
 }
@@ -1083,15 +1016,14 @@ static bool html_finish(void *ctx)
 {
     struct html_rep *r = ctx;
     /* Sessions still open (none after a normal run: every flow ends). */
-    for (size_t i = 0; i < r->open_cap; i++) {
-        struct session *s = r->open[i];
-        if (s) {
+    for (size_t i = 0; i < r->open.cap; i++) {
+        struct session *s = r->open.slot[i].val;
+        if (r->open.slot[i].id && s) {
             finish_session(r, s);
             session_free(s);
-            r->open[i] = NULL;
         }
     }
-    r->open_n = 0;
+    mx_idmap_free(&r->open);
     if (r->idx_n)
         qsort(r->idx, r->idx_n, sizeof(*r->idx), by_id);
     /* Which diagrams to draw: sessions with failures first, then the rest. */
@@ -1197,9 +1129,10 @@ static bool html_finish(void *ctx)
 static void html_free(void *ctx)
 {
     struct html_rep *r = ctx;
-    for (size_t i = 0; i < r->open_cap; i++)
-        session_free(r->open[i]);
-    free(r->open);
+    for (size_t i = 0; i < r->open.cap; i++)
+        if (r->open.slot[i].id)
+            session_free(r->open.slot[i].val);
+    mx_idmap_free(&r->open);
     free(r->idx);
     hb_free(&r->failures);
     hb_free(&r->findings);
