@@ -328,26 +328,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "mxray: out of memory\n");
         goto out;
     }
-    if (json_path) {
-        bool to_stdout = !strcmp(json_path, "-");
-        FILE *fp = to_stdout ? stdout : fopen(json_path, "w");
+    /* --json and --html: "-" is standard output, else a file the reporter closes. */
+    for (int k = 0; k < 2; k++) {
+        const char *path = k ? html_path : json_path;
+        if (!path)
+            continue;
+        bool to_stdout = !strcmp(path, "-");
+        FILE *fp = to_stdout ? stdout : fopen(path, "w");
         if (!fp) {
-            fprintf(stderr, "mxray: cannot write %s: %s\n", json_path, strerror(errno));
+            fprintf(stderr, "mxray: cannot write %s: %s\n", path, strerror(errno));
             goto out;
         }
-        if (!mx_report_json_add(sink, fp, !to_stdout)) {
-            fprintf(stderr, "mxray: out of memory\n");
-            goto out;
-        }
-    }
-    if (html_path) {
-        bool to_stdout = !strcmp(html_path, "-");
-        FILE *fp = to_stdout ? stdout : fopen(html_path, "w");
-        if (!fp) {
-            fprintf(stderr, "mxray: cannot write %s: %s\n", html_path, strerror(errno));
-            goto out;
-        }
-        if (!mx_report_html_add(sink, fp, !to_stdout, html_diagrams)) {
+        bool ok = k ? mx_report_html_add(sink, fp, !to_stdout, html_diagrams) : mx_report_json_add(sink, fp, !to_stdout);
+        if (!ok) {
             if (!to_stdout)
                 fclose(fp);
             fprintf(stderr, "mxray: out of memory\n");

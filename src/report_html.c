@@ -171,6 +171,21 @@ static void hb_esc_str(struct hbuf *b, const char *s)
     hb_esc(b, mx_slice_make(s, strlen(s)), 0, false);
 }
 
+/* Makes room for `need` elements of `elem` bytes in *arr (capacity *cap),
+ * doubling from `first`; false when out of memory (*arr is unchanged). */
+static bool grow(void **arr, size_t *cap, size_t need, size_t elem, size_t first)
+{
+    if (need <= *cap)
+        return true;
+    size_t c = *cap ? *cap * 2 : first;
+    void *t = realloc(*arr, c * elem);
+    if (!t)
+        return false;
+    *arr = t;
+    *cap = c;
+    return true;
+}
+
 /* ---------------------------------------------------------------- state */
 
 enum step_kind { ST_C2S, ST_S2C, ST_NOTE, ST_TLS };
@@ -309,15 +324,9 @@ static void add_step(struct session *s, const struct mx_event *e, enum step_kind
         s->dropped++;
         return;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 32;
-        struct step *t = realloc(s->steps, cap * sizeof(*t));
-        if (!t) {
-            s->dropped++;
-            return;
-        }
-        s->steps = t;
-        s->cap = cap;
+    if (!grow((void **)&s->steps, &s->cap, s->n + 1, sizeof(*s->steps), 32)) {
+        s->dropped++;
+        return;
     }
     struct step *st = &s->steps[s->n++];
     memset(st, 0, sizeof(*st));
@@ -711,15 +720,9 @@ static void finish_session(struct html_rep *r, struct session *s)
         r->sessions_dropped++;
         return;
     }
-    if (r->idx_n == r->idx_cap) {
-        size_t cap = r->idx_cap ? r->idx_cap * 2 : 256;
-        struct entry *t = realloc(r->idx, cap * sizeof(*t));
-        if (!t) {
-            r->sessions_dropped++;
-            return;
-        }
-        r->idx = t;
-        r->idx_cap = cap;
+    if (!grow((void **)&r->idx, &r->idx_cap, r->idx_n + 1, sizeof(*r->idx), 256)) {
+        r->sessions_dropped++;
+        return;
     }
     struct hbuf *b = &r->page;
     b->len = 0;
