@@ -768,41 +768,76 @@ static int cmp_u16(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Fingerprint text, built without printf (it ran some fifty times per
+ * handshake): a separator, then a number in decimal or four hex digits. The
+ * callers size the buffers for their largest lists. */
+static size_t put_dec(char *s, size_t n, const char *sep, unsigned v)
+{
+    char d[10];
+    size_t k = 0;
+    while (*sep)
+        s[n++] = *sep++;
+    do {
+        d[k++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (k)
+        s[n++] = d[--k];
+    return n;
+}
+
+static size_t put_hex4(char *s, size_t n, const char *sep, unsigned v)
+{
+    static const char digits[] = "0123456789abcdef";
+    while (*sep)
+        s[n++] = *sep++;
+    for (int sh = 12; sh >= 0; sh -= 4)
+        s[n++] = digits[(v >> sh) & 15];
+    return n;
+}
+
 /* JA3 (Salesforce): legacy_version, ciphers, extensions, groups and point
  * formats in decimal, as sent, GREASE left out; its MD5. */
 static void make_ja3(struct mx_tls *t, const struct client_hello *ch)
 {
-    size_t cap = 8 + 6 * ((size_t)ch->n_ciphers + ch->n_exts + ch->n_groups) + 4 * (size_t)ch->n_formats;
+    /* Each value: at most 8 digits (ciphers are 24-bit for SSLv2) and a '-'. */
+    size_t cap = 16 + 9 * ((size_t)ch->n_ciphers + ch->n_exts + ch->n_groups + ch->n_formats);
     char *s = malloc(cap);
     if (!s) {
         t->oom = true;
         return;
     }
-    size_t n = (size_t)snprintf(s, cap, "%u,", (unsigned)ch->version);
-    const char *sep = "";
+    size_t n = put_dec(s, 0, "", (unsigned)ch->version);
+    const char *sep = ",";
     for (size_t i = 0; i < ch->n_ciphers; i++)
         if (!is_grease((uint16_t)ch->ciphers[i])) {
-            n += (size_t)snprintf(s + n, cap - n, "%s%u", sep, (unsigned)ch->ciphers[i]);
+            n = put_dec(s, n, sep, (unsigned)ch->ciphers[i]);
             sep = "-";
         }
-    n += (size_t)snprintf(s + n, cap - n, ",");
-    sep = "";
+    if (*sep == ',')
+        s[n++] = ',';
+    sep = ",";
     for (size_t i = 0; i < ch->n_exts; i++)
         if (!is_grease(ch->exts[i])) {
-            n += (size_t)snprintf(s + n, cap - n, "%s%u", sep, (unsigned)ch->exts[i]);
+            n = put_dec(s, n, sep, (unsigned)ch->exts[i]);
             sep = "-";
         }
-    n += (size_t)snprintf(s + n, cap - n, ",");
-    sep = "";
+    if (*sep == ',')
+        s[n++] = ',';
+    sep = ",";
     for (size_t i = 0; i < ch->n_groups; i++)
         if (!is_grease(ch->groups[i])) {
-            n += (size_t)snprintf(s + n, cap - n, "%s%u", sep, (unsigned)ch->groups[i]);
+            n = put_dec(s, n, sep, (unsigned)ch->groups[i]);
             sep = "-";
         }
-    n += (size_t)snprintf(s + n, cap - n, ",");
-    sep = "";
+    if (*sep == ',')
+        s[n++] = ',';
+    sep = ",";
     for (size_t i = 0; i < ch->n_formats; i++, sep = "-")
-        n += (size_t)snprintf(s + n, cap - n, "%s%u", sep, (unsigned)ch->formats[i]);
+        n = put_dec(s, n, sep, (unsigned)ch->formats[i]);
+    if (!ch->n_formats)
+        s[n++] = ',';
+    s[n] = '\0';
     t->ja3_string = s;
     if (!digest_hex(EVP_md5(), s, n, t->ja3))
         t->ja3[0] = '\0';
@@ -886,17 +921,17 @@ static void make_ja4(struct mx_tls *t, const struct client_hello *ch)
     char b[13] = "000000000000", c[13] = "000000000000";
     size_t n = 0;
     for (size_t i = 0; i < nc; i++)
-        n += (size_t)snprintf(text + n, cap - n, "%s%04x", i ? "," : "", (unsigned)ciphers[i]);
+        n = put_hex4(text, n, i ? "," : "", ciphers[i]);
     if (nc)
         ja4_hash(text, n, b);
     n = 0;
     for (size_t i = 0; i < ne; i++)
-        n += (size_t)snprintf(text + n, cap - n, "%s%04x", i ? "," : "", (unsigned)exts[i]);
+        n = put_hex4(text, n, i ? "," : "", exts[i]);
     const char *sep = "_";
     for (size_t i = 0; i < ch->n_sigalgs; i++) {
         if (is_grease(ch->sigalgs[i]))
             continue;
-        n += (size_t)snprintf(text + n, cap - n, "%s%04x", sep, (unsigned)ch->sigalgs[i]);
+        n = put_hex4(text, n, sep, ch->sigalgs[i]);
         sep = ",";
     }
     if (ne)
@@ -910,10 +945,12 @@ static void make_ja4(struct mx_tls *t, const struct client_hello *ch)
 static void make_ja3s(struct mx_tls *t)
 {
     const struct server_hello *sh = &t->sh;
-    char s[16 + 6 * TLS_MAX_EXTS];
-    size_t n = (size_t)snprintf(s, sizeof(s), "%u,%u,", (unsigned)sh->legacy_version, (unsigned)sh->cipher);
+    char s[24 + 6 * TLS_MAX_EXTS];
+    size_t n = put_dec(s, 0, "", (unsigned)sh->legacy_version);
+    n = put_dec(s, n, ",", (unsigned)sh->cipher);
+    s[n++] = ',';
     for (size_t i = 0; i < sh->n_exts; i++)
-        n += (size_t)snprintf(s + n, sizeof(s) - n, "%s%u", i ? "-" : "", (unsigned)sh->exts[i]);
+        n = put_dec(s, n, i ? "-" : "", (unsigned)sh->exts[i]);
     if (!digest_hex(EVP_md5(), s, n, t->ja3s))
         t->ja3s[0] = '\0';
 }
@@ -1213,6 +1250,70 @@ static bool time_text(const ASN1_TIME *at, char *out, size_t cap)
     return true;
 }
 
+/* Decoded certificates by SHA-256: a server shows the same certificate to
+ * every client, and d2i_X509 costs over a million instructions (more than
+ * the rest of a handshake). Bounded: TLS_CERT_CACHE entries, replaced in
+ * turn; per thread. */
+#define TLS_CERT_CACHE 16
+struct cert_memo {
+    char sha256[65]; /* "" when empty */
+    bool self_signed, has_times;
+    uint16_t subject_len, issuer_len;
+    char subject[TLS_MAX_NAME], issuer[TLS_MAX_NAME];
+    char not_before[64], not_after[64];
+};
+static _Thread_local struct cert_memo *cert_memo;
+static _Thread_local unsigned cert_memo_next;
+
+static char *dup_text(const char *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, p, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* Fills ci from the cache; false when the certificate is not there. */
+static bool cert_recall(struct cert_info *ci)
+{
+    for (unsigned i = 0; cert_memo && i < TLS_CERT_CACHE; i++) {
+        const struct cert_memo *m = &cert_memo[i];
+        if (!m->sha256[0] || strcmp(m->sha256, ci->sha256))
+            continue;
+        ci->parsed = true;
+        ci->subject_len = m->subject_len;
+        ci->issuer_len = m->issuer_len;
+        ci->subject = dup_text(m->subject, m->subject_len);
+        ci->issuer = dup_text(m->issuer, m->issuer_len);
+        memcpy(ci->not_before, m->not_before, sizeof(ci->not_before));
+        memcpy(ci->not_after, m->not_after, sizeof(ci->not_after));
+        ci->has_times = m->has_times;
+        ci->self_signed = m->self_signed;
+        return true;
+    }
+    return false;
+}
+
+static void cert_remember(const struct cert_info *ci)
+{
+    if (!ci->sha256[0] || !ci->subject || !ci->issuer)
+        return;
+    if (!cert_memo && !(cert_memo = calloc(TLS_CERT_CACHE, sizeof(*cert_memo))))
+        return;
+    struct cert_memo *m = &cert_memo[cert_memo_next++ % TLS_CERT_CACHE];
+    memcpy(m->sha256, ci->sha256, sizeof(m->sha256));
+    m->subject_len = ci->subject_len;
+    m->issuer_len = ci->issuer_len;
+    memcpy(m->subject, ci->subject, ci->subject_len);
+    memcpy(m->issuer, ci->issuer, ci->issuer_len);
+    memcpy(m->not_before, ci->not_before, sizeof(m->not_before));
+    memcpy(m->not_after, ci->not_after, sizeof(m->not_after));
+    m->has_times = ci->has_times;
+    m->self_signed = ci->self_signed;
+}
+
 /* RFC 5246 §7.4.2: certificate_list<0..2^24-1> of ASN.1Cert<1..2^24-1>, the
  * server's own first. Only the first is decoded (libcrypto's d2i_X509). */
 static void certificate(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t off)
@@ -1239,6 +1340,11 @@ static void certificate(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t o
         return;
     if (!digest_hex(EVP_sha256(), leaf.ptr, leaf.len, ci->sha256))
         ci->sha256[0] = '\0';
+    if (ci->sha256[0] && cert_recall(ci)) {
+        if (!ci->subject || !ci->issuer)
+            t->oom = true;
+        return;
+    }
     const unsigned char *q = leaf.ptr;
     X509 *x = d2i_X509(NULL, &q, (long)leaf.len);
     if (!x) {
@@ -1255,6 +1361,7 @@ static void certificate(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t o
     ci->has_times = nb && na;
     ci->self_signed = X509_self_signed(x, 1) == 1; /* names match and its own key verifies it */
     X509_free(x);
+    cert_remember(ci);
 }
 
 /* Whether a handshake message of `type` from `d` is worth buffering. */
