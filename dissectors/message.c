@@ -6,10 +6,12 @@
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "digest.h"
 #include "mime.h"
 
 /* Caps (STYLE.md rule 4): whatever the input, what a message keeps is bounded. */
@@ -228,15 +230,13 @@ struct mx_message {
     uint64_t cur_pos; /* its offset in the message (bytes seen before it) */
     uint8_t prev_eol; /* length of the line end before it (it belongs to a boundary on this line) */
 
-    /* line layer */
-    uint8_t line[MSG_LINE_BUF];
+    /* line layer (its buffer is in b) */
     size_t line_len;
     bool line_cont;       /* pieces of the current line were already processed */
     size_t line_total;    /* bytes of the current line so far */
     bool skip_line;       /* after a gap: drop to the next LF */
 
-    /* header field being unfolded */
-    uint8_t field[MSG_FIELD_CAP];
+    /* header field being unfolded (its buffer is in b) */
     size_t field_len;
     bool field_open, field_trunc;
     uint64_t field_off;
@@ -251,14 +251,9 @@ struct mx_message {
     uint8_t pend_eol[2];
     uint8_t pend_len;
     EVP_MD_CTX *h_md5, *h_sha1, *h_sha256;
-    /* The leaf's decoded bytes go to its three digests in blocks of this
-     * buffer, not line by line: a digest call costs as much as a few
-     * hundred bytes of hashing. */
-    size_t hash_len;
-    uint8_t hash_buf[8192];
+    size_t hash_len; /* bytes waiting in b.hash_buf */
     bool leaf_open;
     int leaf_fd;
-    uint8_t dec[MSG_LINE_BUF + MX_MIME_QP_WS + 8];
 
     /* uuencode scan of text leaves */
     enum uu_state uu;
@@ -289,6 +284,17 @@ struct mx_message {
     char eml_name[64];
     bool extract_failed;
     bool at_end; /* mx_message_end: the last line may lack its line end */
+    /* Buffers, last and never zeroed (mx_message_new zeroes what precedes
+     * them): each is read only up to the length kept above. */
+    struct {
+        uint8_t line[MSG_LINE_BUF];
+        uint8_t field[MSG_FIELD_CAP];
+        uint8_t dec[MSG_LINE_BUF + MX_MIME_QP_WS + 8];
+        /* The leaf's decoded bytes go to its three digests in blocks of
+         * this buffer, not line by line: a digest call costs as much as a
+         * few hundred bytes of hashing. */
+        uint8_t hash_buf[8192];
+    } b;
 };
 
 /* ---- anomalies and small helpers ---- */
@@ -487,7 +493,7 @@ static void uu_line_done(struct mx_message *m)
         size_t nl = n - i - 1 < sizeof(u->name) ? n - i - 1 : sizeof(u->name);
         memcpy(u->name, p + i + 1, nl);
         u->name_len = (uint16_t)nl;
-        EVP_DigestInit_ex(m->h_uu, EVP_sha256(), NULL);
+        EVP_DigestInit_ex(m->h_uu, mx_md(MX_MD_SHA256), NULL);
         m->uu = UU_IN;
         return;
     }
@@ -603,24 +609,24 @@ static void hash_flush(struct mx_message *m)
 {
     if (!m->hash_len)
         return;
-    EVP_DigestUpdate(m->h_md5, m->hash_buf, m->hash_len);
-    EVP_DigestUpdate(m->h_sha1, m->hash_buf, m->hash_len);
-    EVP_DigestUpdate(m->h_sha256, m->hash_buf, m->hash_len);
+    EVP_DigestUpdate(m->h_md5, m->b.hash_buf, m->hash_len);
+    EVP_DigestUpdate(m->h_sha1, m->b.hash_buf, m->hash_len);
+    EVP_DigestUpdate(m->h_sha256, m->b.hash_buf, m->hash_len);
     m->hash_len = 0;
 }
 
 static void hash_bytes(struct mx_message *m, const uint8_t *p, size_t n)
 {
-    if (n > sizeof(m->hash_buf) - m->hash_len) {
+    if (n > sizeof(m->b.hash_buf) - m->hash_len) {
         hash_flush(m);
-        if (n >= sizeof(m->hash_buf)) {
+        if (n >= sizeof(m->b.hash_buf)) {
             EVP_DigestUpdate(m->h_md5, p, n);
             EVP_DigestUpdate(m->h_sha1, p, n);
             EVP_DigestUpdate(m->h_sha256, p, n);
             return;
         }
     }
-    memcpy(m->hash_buf + m->hash_len, p, n);
+    memcpy(m->b.hash_buf + m->hash_len, p, n);
     m->hash_len += n;
 }
 
@@ -659,15 +665,15 @@ static bool leaf_in(struct mx_message *m, struct mx_slice s, bool line_end)
         size_t w;
         bool soft = false;
         if (e->enc == E_BASE64)
-            w = mx_mime_b64_feed(&m->b64, s.ptr, take, m->dec);
+            w = mx_mime_b64_feed(&m->b64, s.ptr, take, m->b.dec);
         else if (e->enc == E_QP)
-            w = mx_mime_qp_feed(&m->qp, s.ptr, take, line_end && last, &soft, m->dec);
+            w = mx_mime_qp_feed(&m->qp, s.ptr, take, line_end && last, &soft, m->b.dec);
         else {
             if (take)
-                memcpy(m->dec, s.ptr, take);
+                memcpy(m->b.dec, s.ptr, take);
             w = take;
         }
-        leaf_out(m, m->dec, w);
+        leaf_out(m, m->b.dec, w);
         s = mx_slice_make(s.ptr + take, s.len - take);
         if (last && line_end && soft)
             return true; /* RFC 2045 §6.7 rule 5: a soft line break is no line end */
@@ -692,9 +698,9 @@ static void leaf_start(struct mx_message *m, struct ent *e)
     m->uu_long = false;
     m->leaf_open = true;
     m->leaf_fd = -1;
-    EVP_DigestInit_ex(m->h_md5, EVP_md5(), NULL);
-    EVP_DigestInit_ex(m->h_sha1, EVP_sha1(), NULL);
-    EVP_DigestInit_ex(m->h_sha256, EVP_sha256(), NULL);
+    EVP_DigestInit_ex(m->h_md5, mx_md(MX_MD_MD5), NULL);
+    EVP_DigestInit_ex(m->h_sha1, mx_md(MX_MD_SHA1), NULL);
+    EVP_DigestInit_ex(m->h_sha256, mx_md(MX_MD_SHA256), NULL);
     m->hash_len = 0;
     const char *dir = extract_dir(m);
     if (r && dir && (r->len[T_FILENAME] || e->attachment) && m->eml_n) {
@@ -722,8 +728,8 @@ static void leaf_end(struct mx_message *m, struct ent *e, bool flush)
     m->pend_len = 0;
     if (e->enc == E_QP && m->qp.pend) {
         bool soft = false;
-        size_t w = mx_mime_qp_feed(&m->qp, NULL, 0, true, &soft, m->dec);
-        leaf_out(m, m->dec, w);
+        size_t w = mx_mime_qp_feed(&m->qp, NULL, 0, true, &soft, m->b.dec);
+        leaf_out(m, m->b.dec, w);
     }
     if (e->enc == E_BASE64)
         mx_mime_b64_end(&m->b64);
@@ -1112,12 +1118,12 @@ static void field_done(struct mx_message *m)
         return;
     m->field_open = false;
     struct ent *e = &m->stack[m->depth];
-    const uint8_t *colon = memchr(m->field, ':', m->field_len);
+    const uint8_t *colon = memchr(m->b.field, ':', m->field_len);
     if (!colon)
         return;
     /* RFC 5322 §4.5.4 (obsolete syntax): whitespace before the colon */
-    struct mx_slice name = trim(mx_slice_make(m->field, (size_t)(colon - m->field)));
-    struct mx_slice v = trim(mx_slice_make(colon + 1, m->field_len - (size_t)(colon + 1 - m->field)));
+    struct mx_slice name = trim(mx_slice_make(m->b.field, (size_t)(colon - m->b.field)));
+    struct mx_slice v = trim(mx_slice_make(colon + 1, m->field_len - (size_t)(colon + 1 - m->b.field)));
     if (++e->fields > MSG_MAX_FIELDS) {
         if (e->fields == MSG_MAX_FIELDS + 1)
             anomaly(m, A_TOO_MANY_FIELDS, m->field_off, m->field_len);
@@ -1133,14 +1139,14 @@ static void field_done(struct mx_message *m)
 /* Appends a (piece of a) header line to the field being unfolded (RFC 5322 §2.2.3). */
 static void field_add(struct mx_message *m, struct mx_slice s)
 {
-    size_t room = sizeof(m->field) - m->field_len;
+    size_t room = sizeof(m->b.field) - m->field_len;
     if (s.len > room) {
         if (!m->field_trunc)
             anomaly(m, A_LONG_HEADER, m->field_off, m->field_len + s.len);
         m->field_trunc = true;
         s.len = room;
     }
-    memcpy(m->field + m->field_len, s.ptr, s.len);
+    memcpy(m->b.field + m->field_len, s.ptr, s.len);
     m->field_len += s.len;
 }
 
@@ -1470,9 +1476,10 @@ static void split_eol(struct mx_slice *s, struct mx_slice *eol, const uint8_t *l
 
 struct mx_message *mx_message_new(const struct mx_message_env *env)
 {
-    struct mx_message *m = calloc(1, sizeof(*m));
+    struct mx_message *m = malloc(sizeof(*m));
     if (!m)
         return NULL;
+    memset(m, 0, offsetof(struct mx_message, b));
     m->env = *env;
     /* the optional context is copied (capped): the caller's buffers need not outlive the call */
     size_t n = env->mailbox.ptr && env->mailbox.len ? env->mailbox.len : 0;
@@ -1494,7 +1501,7 @@ struct mx_message *mx_message_new(const struct mx_message_env *env)
     m->h_uu = EVP_MD_CTX_new();
     m->h = headers_new();
     if (!m->sha || !m->h_md5 || !m->h_sha1 || !m->h_sha256 || !m->h_uu || !m->h ||
-        EVP_DigestInit_ex(m->sha, EVP_sha256(), NULL) != 1) {
+        EVP_DigestInit_ex(m->sha, mx_md(MX_MD_SHA256), NULL) != 1) {
         mx_message_free(m);
         return NULL;
     }
@@ -1571,10 +1578,10 @@ void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t strea
             struct mx_slice s = mx_slice_make(p, seg), eol;
             split_eol(&s, &eol, lf);
             line_out(m, s, eol);
-        } else if (lf && m->line_len + seg <= sizeof(m->line)) {
-            memcpy(m->line + m->line_len, p, seg);
+        } else if (lf && m->line_len + seg <= sizeof(m->b.line)) {
+            memcpy(m->b.line + m->line_len, p, seg);
             m->line_len += seg;
-            struct mx_slice s = mx_slice_make(m->line, m->line_len), eol;
+            struct mx_slice s = mx_slice_make(m->b.line, m->line_len), eol;
             uint8_t crlf[2] = { '\r', '\n' };
             if (s.len && s.ptr[s.len - 1] == '\r') {
                 s.len--;
@@ -1587,9 +1594,9 @@ void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t strea
             /* an over-long line's end: the held bytes topped up to a full
              * piece (so the first piece never depends on segmentation), then
              * the rest */
-            size_t top = sizeof(m->line) - m->line_len;
-            memcpy(m->line + m->line_len, p, top);
-            line_out(m, mx_slice_make(m->line, sizeof(m->line)), mx_slice_make(NULL, 0));
+            size_t top = sizeof(m->b.line) - m->line_len;
+            memcpy(m->b.line + m->line_len, p, top);
+            line_out(m, mx_slice_make(m->b.line, sizeof(m->b.line)), mx_slice_make(NULL, 0));
             m->line_len = 0;
             m->cur_off = off + top;
             m->cur_pos = m->cur_off + delta;
@@ -1598,16 +1605,16 @@ void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t strea
             line_out(m, s, eol);
         } else {
             /* no line end yet: hold it, passing on full pieces (a CR stays held) */
-            size_t room = sizeof(m->line) - m->line_len;
+            size_t room = sizeof(m->b.line) - m->line_len;
             size_t take = seg < room ? seg : room;
-            memcpy(m->line + m->line_len, p, take);
+            memcpy(m->b.line + m->line_len, p, take);
             m->line_len += take;
-            if (m->line_len == sizeof(m->line)) {
+            if (m->line_len == sizeof(m->b.line)) {
                 size_t piece = m->line_len;
-                if (m->line[piece - 1] == '\r')
+                if (m->b.line[piece - 1] == '\r')
                     piece--;
-                line_out(m, mx_slice_make(m->line, piece), mx_slice_make(NULL, 0));
-                memmove(m->line, m->line + piece, m->line_len - piece);
+                line_out(m, mx_slice_make(m->b.line, piece), mx_slice_make(NULL, 0));
+                memmove(m->b.line, m->b.line + piece, m->line_len - piece);
                 m->line_len -= piece;
                 m->cur_off = off + take - m->line_len;
                 m->cur_pos = m->cur_off + delta;
@@ -1930,7 +1937,7 @@ void mx_message_end(struct mx_message *m)
     /* a last line without line end */
     m->at_end = true;
     if (m->line_len && !m->skip_line)
-        line_out(m, mx_slice_make(m->line, m->line_len), mx_slice_make(NULL, 0));
+        line_out(m, mx_slice_make(m->b.line, m->line_len), mx_slice_make(NULL, 0));
     m->line_len = 0;
     /* Whatever is open ends here (RFC 5322 §2.1: a message may be headers only). */
     while (m->depth > 0 || m->stack[0].st != S_EPILOGUE)

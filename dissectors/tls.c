@@ -5,6 +5,7 @@
 #include "tls.h"
 
 #include "cursor.h"
+#include "digest.h"
 #include "event.h"
 
 #include <openssl/bio.h>
@@ -839,7 +840,7 @@ static void make_ja3(struct mx_tls *t, const struct client_hello *ch)
         s[n++] = ',';
     s[n] = '\0';
     t->ja3_string = s;
-    if (!digest_hex(EVP_md5(), s, n, t->ja3))
+    if (!digest_hex(mx_md(MX_MD_MD5), s, n, t->ja3))
         t->ja3[0] = '\0';
 }
 
@@ -847,7 +848,7 @@ static void make_ja3(struct mx_tls *t, const struct client_hello *ch)
 static void ja4_hash(const char *text, size_t n, char out[13])
 {
     char full[65];
-    if (!digest_hex(EVP_sha256(), text, n, full)) {
+    if (!digest_hex(mx_md(MX_MD_SHA256), text, n, full)) {
         snprintf(out, 13, "000000000000");
         return;
     }
@@ -951,7 +952,7 @@ static void make_ja3s(struct mx_tls *t)
     s[n++] = ',';
     for (size_t i = 0; i < sh->n_exts; i++)
         n = put_dec(s, n, i ? "-" : "", (unsigned)sh->exts[i]);
-    if (!digest_hex(EVP_md5(), s, n, t->ja3s))
+    if (!digest_hex(mx_md(MX_MD_MD5), s, n, t->ja3s))
         t->ja3s[0] = '\0';
 }
 
@@ -1338,7 +1339,7 @@ static void certificate(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t o
         anomaly(t, MX_DIR_S2C, A_TLS_HANDSHAKE_INVALID, off, n + 4);
     if (!leaf.len)
         return;
-    if (!digest_hex(EVP_sha256(), leaf.ptr, leaf.len, ci->sha256))
+    if (!digest_hex(mx_md(MX_MD_SHA256), leaf.ptr, leaf.len, ci->sha256))
         ci->sha256[0] = '\0';
     if (ci->sha256[0] && cert_recall(ci)) {
         if (!ci->subject || !ci->issuer)

@@ -11,6 +11,7 @@ pkgs=(
   clang libclang-rt-14-dev                  # libFuzzer targets (scripts/fuzz)
   postfix dovecot-imapd dovecot-pop3d swaks # the lab's servers and client (tests/live.sh runs scenarios)
   tcpdump tcpreplay openssl iproute2 ethtool  # the lab's capture, checksums, certificates, loopback
+  time                                      # /usr/bin/time: peak RSS in tests/adversarial.sh
   chromium chromium-driver python3-selenium # the HTML report, tested in a real browser
 )
 

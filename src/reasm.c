@@ -208,10 +208,13 @@ static void deliver(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_dir 
     h->off += s->len;
     h->pending -= s->len;
     h->retained += s->len;
+    /* The segment may be freed below: its frame and time are read first. */
+    mx_frame_t frame = s->frame;
+    mx_time_t ts = s->ts;
     if (s->nodata || (o->ack_valid && MX_SEQ_GEQ(o->ack, seg_end(s))))
         unlink_seg(pool, h, s, true);
     drop_retained(pool, h, o, false);
-    deliver_fin(h, d, ops, ud, s->frame, s->ts);
+    deliver_fin(h, d, ops, ud, frame, ts);
 }
 
 /* Delivers whatever is deliverable, in dialogue order. With `force` (the end

@@ -28,18 +28,26 @@ static void flush_buf(struct json_rep *r)
     r->len = 0;
 }
 
-static void put(struct json_rep *r, const void *p, size_t n)
+static void put_slow(struct json_rep *r, const void *p, size_t n)
 {
-    if (n > sizeof(r->buf) - r->len) {
-        flush_buf(r);
-        if (n > sizeof(r->buf)) {
-            if (fwrite(p, 1, n, r->out) != n)
-                r->failed = true;
-            return;
-        }
+    flush_buf(r);
+    if (n > sizeof(r->buf)) {
+        if (fwrite(p, 1, n, r->out) != n)
+            r->failed = true;
+        return;
     }
-    memcpy(r->buf + r->len, p, n);
-    r->len += n;
+    memcpy(r->buf, p, n);
+    r->len = n;
+}
+
+static inline void put(struct json_rep *r, const void *p, size_t n)
+{
+    if (n <= sizeof(r->buf) - r->len) {
+        memcpy(r->buf + r->len, p, n);
+        r->len += n;
+    } else {
+        put_slow(r, p, n);
+    }
 }
 
 static inline void put_c(struct json_rep *r, char c)
@@ -47,7 +55,7 @@ static inline void put_c(struct json_rep *r, char c)
     if (r->len < sizeof(r->buf))
         r->buf[r->len++] = c;
     else
-        put(r, &c, 1);
+        put_slow(r, &c, 1);
 }
 
 /* Decimal digits of v into the end of buf[20]; returns where they start. */

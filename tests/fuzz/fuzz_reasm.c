@@ -3,7 +3,7 @@
  *
  * Input: records of 8 bytes: flags (bit 0 direction, 1 SYN, 2 FIN, 3 RST,
  * 4 ACK), sequence offset (3 bytes, from the direction's base), ack offset
- * (2 bytes, from the peer's base), payload length (2 bytes, at most 1500).
+ * (2 bytes, from the peer's base), payload length (2 bytes, at most 4096).
  * The bases start near 2^32 so that sequence numbers wrap. A payload byte is
  * a function of its sequence number, so every retransmission and overlap
  * carries the same bytes and delivered data can be checked.
@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&c, 0, sizeof(c));
     c.r = &r;
     const uint32_t base[2] = { 0xFFFFF000u, 0x7FFFFF00u };
-    static uint8_t payload[1500];
+    static uint8_t payload[4096];
     for (size_t pos = 0, frame = 1; pos + 8 <= size; pos += 8, frame++) {
         const uint8_t *rec = data + pos;
         int dir = rec[0] & 1;
@@ -101,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         p.ack = base[!dir] + ((uint32_t)rec[4] << 8 | rec[5]);
         p.flags = (uint8_t)(((rec[0] & 2) ? MX_TCP_SYN : 0) | ((rec[0] & 4) ? MX_TCP_FIN : 0) |
                             ((rec[0] & 8) ? MX_TCP_RST : 0) | ((rec[0] & 16) ? MX_TCP_ACK : 0));
-        size_t len = ((size_t)rec[6] << 8 | rec[7]) % 1501;
+        size_t len = ((size_t)rec[6] << 8 | rec[7]) % 4097; /* over 2 KiB: freed, not recycled */
         if (p.flags & MX_TCP_SYN)
             len = 0;
         for (size_t i = 0; i < len; i++)

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# adversarial.sh - mxray on the hostile captures of scripts/adversarial (issue 12).
+# usage: tests/adversarial.sh MXRAY
+#
+# Generates every case at scale S and 2S into a temporary folder, runs
+# `MXRAY -q --json OUT` (plus the case's own options from cases.json) on each
+# under /usr/bin/time, and asserts for each case:
+#   - the anomaly names cases.json expects appear (in "anomaly" records, flow or
+#     message records' "anomalies", or the summary's "anomalies");
+#   - peak RSS stays under the cap at both scales;
+#   - the exit status is 0, or 3 (done, but the capture was damaged);
+#   - time is linear in size: time(2S) <= 3 x time(S) + 0.5 s.
+# Prints a table per case. A case for which mxray names no anomaly today (its
+# "finding" in cases.json) is reported as FINDING; ADV_STRICT=1 makes it fail.
+#
+# Environment: ADV_SCALE (S, default 0.05), ADV_RSS_CAP_MIB (default 256),
+# ADV_ONLY (case names, comma-separated), ADV_KEEP (a folder to keep the
+# captures and outputs in instead of a temporary one), ADV_STRICT.
+# Under ASan/UBSan the RSS and time figures are printed, not asserted.
+# Exit: 0 pass, 1 fail, 77 skipped (no /usr/bin/time or python3).
+set -uo pipefail
+if [ $# -ne 1 ]; then
+  echo "usage: $0 MXRAY" >&2
+  exit 2
+fi
+mx=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+gen=$here/../scripts/adversarial
+if [ ! -x /usr/bin/time ]; then
+  echo "SKIP: /usr/bin/time is missing (Debian: apt-get install time)"
+  exit 77
+fi
+if ! command -v python3 >/dev/null; then
+  echo "SKIP: python3 is missing"
+  exit 77
+fi
+scale=${ADV_SCALE:-0.05}
+cap_mib=${ADV_RSS_CAP_MIB:-256}
+strict=${ADV_STRICT:-0}
+sanitized=0
+if grep -qa -e __asan_init -e __ubsan_handle "$mx"; then sanitized=1; fi
+
+if [ -n "${ADV_KEEP:-}" ]; then
+  tmp=$ADV_KEEP
+  mkdir -p "$tmp"
+else
+  tmp=$(mktemp -d /tmp/mx-adversarial.XXXXXX)
+  trap 'rm -rf "$tmp"' EXIT
+fi
+scale2=$(python3 -c "print(2 * float('$scale'))")
+only=()
+[ -n "${ADV_ONLY:-}" ] && only=(--only "$ADV_ONLY")
+t0=$SECONDS
+for s in "$scale" "$scale2"; do
+  if ! "$gen" "$tmp/s$s" --scale "$s" "${only[@]}"; then
+    echo "FAIL: scripts/adversarial --scale $s"
+    exit 1
+  fi
+done
+echo "captures written in $((SECONDS - t0)) s (scales $scale and $scale2)"
+
+# Names of the anomalies an NDJSON output holds, one per line.
+names() {
+  python3 - "$1" <<'EOF'
+import json, sys
+seen = set()
+with open(sys.argv[1], "rb") as f:
+    for line in f:
+        if line.startswith(b'{"type":"anomaly"'):
+            seen.add(json.loads(line)["name"])
+        elif line.startswith((b'{"type":"flow"', b'{"type":"summary"', b'{"type":"message"')):
+            seen.update((json.loads(line).get("anomalies") or {}).keys())
+print("\n".join(sorted(seen)))
+EOF
+}
+
+# name file expected(comma-separated) finding(0/1) args..., one case per line (tab-separated).
+python3 - "$tmp/s$scale/cases.json" >"$tmp/list" <<'EOF'
+import json, sys
+for c in json.load(open(sys.argv[1]))["cases"]:
+    print("\t".join([c["name"], c["file"], ",".join(c["anomalies"]) or "-", "1" if c["finding"] else "0"] + c["args"]))
+EOF
+
+limit_kib=$((4 << 20)) # never let a run take the machine: 4 GiB of address space (not under ASan)
+pass=0 fail=0 findings=0
+printf '%-20s %11s %7s %8s %11s %7s %8s %6s  %s\n' case size time rss_MiB size_2x time_2x rss_2x exit anomaly
+for_case() { # name file expected finding args...
+  local name=$1 file=$2 want=$3 finding=$4; shift 4
+  local s t rss st row=() ok=1 why=() got
+  for s in "$scale" "$scale2"; do
+    local dir=$tmp/s$s
+    (
+      [ "$sanitized" = 1 ] || ulimit -v "$limit_kib"
+      exec timeout 600 /usr/bin/time -o "$dir/$name.time" -f '%e %M' \
+        "$mx" -q --json "$dir/$name.ndjson" "$@" "$dir/$file"
+    ) 2>"$dir/$name.err"
+    st=$?
+    read -r t rss < <(tail -n 1 "$dir/$name.time" 2>/dev/null || echo "0 0")
+    [[ $t =~ ^[0-9.]+$ ]] || t=0
+    [[ $rss =~ ^[0-9]+$ ]] || rss=0
+    local mib="$((rss / 1024)).$((rss % 1024 * 10 / 1024))"
+    row+=("$(stat -c %s "$dir/$file")" "$t" "$mib" "$st")
+    if [ "$st" != 0 ] && [ "$st" != 3 ]; then
+      ok=0; why+=("exit $st at scale $s")
+      head -3 "$dir/$name.err" | sed 's/^/    /'
+    fi
+    if [ "$sanitized" = 0 ] && [ "$rss" -gt $((cap_mib * 1024)) ]; then
+      ok=0; why+=("peak RSS $mib MiB > $cap_mib MiB at scale $s")
+    fi
+    if [ "$s" = "$scale" ]; then
+      got=$(names "$dir/$name.ndjson" 2>/dev/null | paste -sd, -)
+    fi
+    [ -n "${ADV_KEEP:-}" ] || rm -f "$dir/$name.ndjson"
+  done
+  local missing=()
+  if [ "$want" != - ]; then
+    local w
+    for w in ${want//,/ }; do
+      [[ ",$got," == *",$w,"* ]] || missing+=("$w")
+    done
+    [ ${#missing[@]} = 0 ] || { ok=0; why+=("anomaly ${missing[*]} not raised (got: ${got:-none})"); }
+  fi
+  local t1=${row[1]} t2=${row[5]}
+  if [ "$sanitized" = 0 ] && ! python3 -c "import sys; sys.exit(not ($t2 <= 3 * $t1 + 0.5))"; then
+    ok=0; why+=("not linear: ${t2} s at 2x the size, ${t1} s at 1x")
+  fi
+  local shown
+  if [ "$want" = - ]; then shown="none expected; got: ${got:-nothing}"
+  elif [ ${#missing[@]} = 0 ]; then shown="$want"
+  else shown="MISSING ${missing[*]}"; fi
+  printf '%-20s %11s %7s %8s %11s %7s %8s %6s  %s\n' "$name" "${row[0]}" "${row[1]}" "${row[2]}" \
+    "${row[4]}" "${row[5]}" "${row[6]}" "${row[3]}/${row[7]}" "$shown"
+  if [ "$finding" = 1 ] && [ "$want" = - ]; then
+    findings=$((findings + 1))
+    if [ "$strict" = 1 ]; then ok=0; why+=("no anomaly names this case (ADV_STRICT)"); else
+      echo "  FINDING $name: mxray names no anomaly for it (issue 12 asks for one)"; fi
+  fi
+  if [ $ok = 1 ]; then pass=$((pass + 1)); else
+    fail=$((fail + 1))
+    local w; for w in "${why[@]}"; do echo "  FAIL $name: $w"; done
+  fi
+}
+while IFS=$'\t' read -r -a c; do
+  for_case "${c[@]}"
+done <"$tmp/list"
+echo "adversarial: $pass passed, $fail failed, $findings finding(s) without anomaly; RSS cap $cap_mib MiB;" \
+  "scales $scale and $scale2; $((SECONDS - t0)) s"
+[ "$sanitized" = 1 ] && echo "sanitizer build: RSS and time were not asserted"
+[ "$fail" = 0 ]
