@@ -36,9 +36,10 @@
 #define H_FAILURES_MAX 500        /* failures listed in the overview */
 #define H_LIST_MAX (2u << 20)     /* overview lists (failures, findings) */
 #define H_MAX_INDEX 200000        /* sessions indexed (about 120 bytes each) */
-/* Diagrams drawn by default: sessions with failures first, then the others in
- * flow order. A browser builds about 10,000 SVG rows a second, so this keeps
- * a report of any size opening in a few seconds; the rest are listed. */
+/* Diagrams drawn by default: sessions with failures first, then the others
+ * (the first to end), shown in flow order. A browser builds about 10,000 SVG
+ * rows a second, so this keeps a report of any size opening in a few
+ * seconds; the rest are listed by their summary line. */
 #define H_DIAGRAMS_DEFAULT 200
 
 /* Geometry of a diagram (px). */
@@ -225,6 +226,7 @@ struct entry {
     char proto[16];
     char server[64];
     bool failed;
+    bool has_body; /* its diagram is in the temporary file */
     bool drawn;
 };
 
@@ -246,6 +248,7 @@ struct html_rep {
     struct hbuf summary;  /* the capture's span and files */
     struct hbuf page;     /* the section being rendered */
     size_t max_diagrams;
+    size_t bodies_failed, bodies_ok; /* diagrams kept in the temporary file */
 };
 
 static void session_free(struct session *s)
@@ -754,11 +757,19 @@ static void finish_session(struct html_rep *r, struct session *s)
         hb_printf(b, " \xC2\xB7 <span class=\"bad\">%" PRIu64 " failure%s</span>", s->failures,
                   s->failures == 1 ? "" : "s");
     size_t line_len = b->len - attrs_len;
-    draw(b, s);
-    if (s->extra.len)
-        hb_put(b, s->extra.p, s->extra.len);
-    if (s->extra.full)
-        hb_puts(b, "<p class=\"meta\">More messages than the report keeps; see the JSON records.</p>");
+    /* Only a session that can still be drawn keeps its diagram: the first
+     * max_diagrams to end with failures, and the first max_diagrams without
+     * (the temporary file stays small on a capture of any size). */
+    size_t *kept = failed ? &r->bodies_failed : &r->bodies_ok;
+    bool body = *kept < r->max_diagrams;
+    if (body) {
+        (*kept)++;
+        draw(b, s);
+        if (s->extra.len)
+            hb_put(b, s->extra.p, s->extra.len);
+        if (s->extra.full)
+            hb_puts(b, "<p class=\"meta\">More messages than the report keeps; see the JSON records.</p>");
+    }
     if (b->full || attrs_len + line_len > UINT32_MAX) {
         r->failed = true;
         return;
@@ -775,6 +786,7 @@ static void finish_session(struct html_rep *r, struct session *s)
     en->attrs_len = (uint32_t)attrs_len;
     en->line_len = (uint32_t)line_len;
     en->body_len = b->len - attrs_len - line_len;
+    en->has_body = body;
     en->failed = failed;
     memcpy(en->proto, s->proto, sizeof(en->proto));
     memcpy(en->server, s->server, sizeof(en->server));
@@ -1033,7 +1045,7 @@ static bool html_finish(void *ctx)
     size_t budget = r->max_diagrams;
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < r->idx_n && budget; i++)
-            if (!r->idx[i].drawn && (pass || r->idx[i].failed)) {
+            if (r->idx[i].has_body && !r->idx[i].drawn && (pass || r->idx[i].failed)) {
                 r->idx[i].drawn = true;
                 budget--;
             }
