@@ -35,7 +35,8 @@
 #define H_EXTRA_MAX (256u << 10)  /* message trees per session */
 #define H_FAILURES_MAX 500        /* failures listed in the overview */
 #define H_LIST_MAX (2u << 20)     /* overview lists (failures, findings) */
-#define H_MAX_INDEX 200000        /* sessions indexed (about 120 bytes each) */
+#define H_LIST_ROWS 10000         /* sessions listed without a diagram; the rest counted */
+#define H_MAX_SERVERS 4096        /* (protocol, server) pairs counted in the overview */
 /* Diagrams drawn by default: sessions with failures first, then the others
  * (the first to end), shown in flow order. A browser builds about 10,000 SVG
  * rows a second, so this keeps a report of any size opening in a few
@@ -216,6 +217,13 @@ struct session {
     struct hbuf extra;  /* rendered message trees */
 };
 
+/* Sessions counted per (protocol, server), for the overview. */
+struct tally {
+    char proto[16];
+    char server[64];
+    uint64_t sessions, failed;
+};
+
 /* What stays of a session once it is written to the temporary file. */
 struct entry {
     uint64_t id;
@@ -239,7 +247,13 @@ struct html_rep {
     struct mx_idmap open; /* sessions not ended yet, by flow id */
     struct entry *idx;
     size_t idx_n, idx_cap;
-    uint64_t sessions_dropped;
+    uint64_t sessions, sessions_failed; /* all of them */
+    uint64_t unlisted;                  /* neither drawn nor listed (past H_LIST_ROWS) */
+    size_t listed;                      /* without a diagram, in the list */
+    struct mx_idmap by_server;          /* (protocol, server) hash -> struct tally */
+    struct tally **tallies;
+    size_t n_tallies, cap_tallies;
+    uint64_t servers_dropped;           /* sessions of pairs past H_MAX_SERVERS */
     struct hbuf failures; /* <li> items */
     size_t n_failures;
     uint64_t more_failures;
@@ -716,21 +730,71 @@ static void draw(struct hbuf *b, const struct session *s)
     hb_puts(b, "</svg>");
 }
 
+/* FNV-1a (64-bit) of a (protocol, server) pair, never 0. */
+static uint64_t pair_hash(const char *proto, const char *server)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (const char *p = proto; *p; p++)
+        h = (h ^ (uint8_t)*p) * UINT64_C(1099511628211);
+    h = (h ^ 0xff) * UINT64_C(1099511628211);
+    for (const char *p = server; *p; p++)
+        h = (h ^ (uint8_t)*p) * UINT64_C(1099511628211);
+    return h ? h : 1;
+}
+
+/* Counts a finished session for the overview: all of them, per pair. */
+static void count_session(struct html_rep *r, const struct session *s, bool failed)
+{
+    r->sessions++;
+    r->sessions_failed += failed;
+    uint64_t h = pair_hash(s->proto, s->server);
+    struct tally *t = mx_idmap_get(&r->by_server, h);
+    if (!t) {
+        if (r->n_tallies == H_MAX_SERVERS ||
+            !grow((void **)&r->tallies, &r->cap_tallies, r->n_tallies + 1, sizeof(*r->tallies), 64) ||
+            !(t = calloc(1, sizeof(*t)))) {
+            r->servers_dropped++;
+            return;
+        }
+        if (!mx_idmap_put(&r->by_server, h, t)) {
+            free(t);
+            r->servers_dropped++;
+            return;
+        }
+        memcpy(t->proto, s->proto, sizeof(t->proto));
+        memcpy(t->server, s->server, sizeof(t->server));
+        r->tallies[r->n_tallies++] = t;
+    }
+    t->sessions++;
+    t->failed += failed;
+}
+
 /* Renders a finished session into the temporary file. */
 static void finish_session(struct html_rep *r, struct session *s)
 {
-    if (r->idx_n == H_MAX_INDEX) {
-        r->sessions_dropped++;
+    bool failed = s->failures > 0;
+    count_session(r, s, failed);
+    /* Only a session that can still be drawn keeps its diagram: the first
+     * max_diagrams to end with failures, and the first max_diagrams without;
+     * the next H_LIST_ROWS are listed by their summary line, the rest only
+     * counted. Memory and the temporary file stay small on any capture. */
+    size_t *kept = failed ? &r->bodies_failed : &r->bodies_ok;
+    bool body = *kept < r->max_diagrams;
+    if (!body && r->listed >= H_LIST_ROWS) {
+        r->unlisted++;
         return;
     }
     if (!grow((void **)&r->idx, &r->idx_cap, r->idx_n + 1, sizeof(*r->idx), 256)) {
-        r->sessions_dropped++;
+        r->failed = true;
         return;
     }
+    if (body)
+        (*kept)++;
+    else
+        r->listed++;
     struct hbuf *b = &r->page;
     b->len = 0;
     b->full = false;
-    bool failed = s->failures > 0;
     /* Three pieces, put together at the end: the attributes, the summary
      * line, and the body (drawn sessions only). */
     hb_printf(b, " id=\"f%" PRIu64 "\" data-proto=\"", s->id);
@@ -757,13 +821,7 @@ static void finish_session(struct html_rep *r, struct session *s)
         hb_printf(b, " \xC2\xB7 <span class=\"bad\">%" PRIu64 " failure%s</span>", s->failures,
                   s->failures == 1 ? "" : "s");
     size_t line_len = b->len - attrs_len;
-    /* Only a session that can still be drawn keeps its diagram: the first
-     * max_diagrams to end with failures, and the first max_diagrams without
-     * (the temporary file stays small on a capture of any size). */
-    size_t *kept = failed ? &r->bodies_failed : &r->bodies_ok;
-    bool body = *kept < r->max_diagrams;
     if (body) {
-        (*kept)++;
         draw(b, s);
         if (s->extra.len)
             hb_put(b, s->extra.p, s->extra.len);
@@ -882,13 +940,6 @@ static int by_id(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static int by_proto_server(const void *a, const void *b)
-{
-    const struct entry *x = a, *y = b;
-    int c = strcmp(x->proto, y->proto);
-    return c ? c : strcmp(x->server, y->server);
-}
-
 static const char css[] =
     "body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:0 16px 60px;color:#1d2330}"
     "h1{font-size:22px;margin:18px 0 4px}h2{font-size:17px;margin:22px 0 6px;border-bottom:1px solid #dde}"
@@ -965,46 +1016,49 @@ static void put_buf(struct html_rep *r, const struct hbuf *b)
     put(r, b->p, b->len);
 }
 
+static int tally_order(const void *a, const void *b)
+{
+    const struct tally *x = *(const struct tally *const *)a, *y = *(const struct tally *const *)b;
+    int c = strcmp(x->proto, y->proto);
+    return c ? c : strcmp(x->server, y->server);
+}
+
 static void overview(struct html_rep *r, struct hbuf *b)
 {
-    size_t failed = 0;
-    for (size_t i = 0; i < r->idx_n; i++)
-        failed += r->idx[i].failed;
     hb_puts(b, "<h2>Overview</h2>");
     hb_put(b, r->summary.p, r->summary.len);
-    hb_printf(b, "<p>%zu sessions, <span class=\"%s\">%zu with failures</span>, %zu findings.</p>", r->idx_n,
-              failed ? "bad" : "g", failed, r->n_findings);
-    if (r->idx_n > r->max_diagrams)
+    hb_printf(b, "<p>%" PRIu64 " sessions, <span class=\"%s\">%" PRIu64 " with failures</span>, %zu findings.</p>",
+              r->sessions, r->sessions_failed ? "bad" : "g", r->sessions_failed, r->n_findings);
+    if (r->sessions > r->max_diagrams)
         hb_printf(b, "<p>Diagrams are drawn for %zu of the sessions, those with failures first; the others are "
                      "listed by their summary line (<code>--html-diagrams N</code> draws more).</p>",
                   r->max_diagrams);
-    if (r->sessions_dropped)
-        hb_printf(b, "<p class=\"bad\">%" PRIu64 " more sessions are not in this report (at most %d).</p>",
-                  r->sessions_dropped, H_MAX_INDEX);
+    if (r->unlisted)
+        hb_printf(b, "<p>%" PRIu64 " more sessions are counted here but not listed (at most %d are); the JSON "
+                     "records have them all.</p>",
+                  r->unlisted, H_LIST_ROWS);
     hb_puts(b, "<h2>Sessions by protocol and server</h2><table><tr><th>protocol</th><th>server</th>"
                "<th>sessions</th><th>with failures</th></tr>");
-    /* Grouped on a sorted copy of the index. */
-    struct entry *c = r->idx_n ? malloc(r->idx_n * sizeof(*c)) : NULL;
-    if (c) {
-        memcpy(c, r->idx, r->idx_n * sizeof(*c));
-        qsort(c, r->idx_n, sizeof(*c), by_proto_server);
-        size_t rows = 0, i = 0;
-        for (; i < r->idx_n && rows < 200; rows++) {
-            size_t j = i, nf = 0;
-            while (j < r->idx_n && !by_proto_server(&c[i], &c[j]))
-                nf += c[j++].failed;
-            hb_puts(b, "<tr><td>");
-            hb_esc_str(b, c[i].proto);
-            hb_puts(b, "</td><td>");
-            hb_esc_str(b, c[i].server);
-            hb_printf(b, "</td><td>%zu</td><td class=\"%s\">%zu</td></tr>", j - i, nf ? "bad" : "", nf);
-            i = j;
+    if (r->n_tallies)
+        qsort(r->tallies, r->n_tallies, sizeof(*r->tallies), tally_order);
+    uint64_t rest = 0;
+    for (size_t i = 0; i < r->n_tallies; i++) {
+        const struct tally *t = r->tallies[i];
+        if (i >= 200) {
+            rest += t->sessions;
+            continue;
         }
-        if (i < r->idx_n)
-            hb_printf(b, "<tr><td colspan=\"4\">\xE2\x80\xA6 and %zu more sessions on other servers</td></tr>",
-                      r->idx_n - i);
-        free(c);
+        hb_puts(b, "<tr><td>");
+        hb_esc_str(b, t->proto);
+        hb_puts(b, "</td><td>");
+        hb_esc_str(b, t->server);
+        hb_printf(b, "</td><td>%" PRIu64 "</td><td class=\"%s\">%" PRIu64 "</td></tr>", t->sessions,
+                  t->failed ? "bad" : "", t->failed);
     }
+    rest += r->servers_dropped;
+    if (rest)
+        hb_printf(b, "<tr><td colspan=\"4\">\xE2\x80\xA6 and %" PRIu64 " more sessions on other servers</td></tr>",
+                  rest);
     hb_puts(b, "</table>");
     hb_printf(b, "<h2>Failures</h2>");
     if (!r->n_failures)
@@ -1149,6 +1203,10 @@ static void html_free(void *ctx)
             session_free(r->open.slot[i].val);
     mx_idmap_free(&r->open);
     free(r->idx);
+    for (size_t i = 0; i < r->n_tallies; i++)
+        free(r->tallies[i]);
+    free(r->tallies);
+    mx_idmap_free(&r->by_server);
     hb_free(&r->failures);
     hb_free(&r->findings);
     hb_free(&r->summary);
