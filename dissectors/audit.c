@@ -180,9 +180,10 @@ struct audit {
 
 /* ---- Helpers ---- */
 
+/* Copies record text (valid UTF-8), cut short at a character boundary. */
 static void copy_slice(char *dst, size_t cap, struct mx_slice s)
 {
-    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    size_t n = s.len < cap - 1 ? s.len : mx_utf8_cut(s.ptr, cap - 1);
     memcpy(dst, s.ptr, n);
     dst[n] = '\0';
 }

@@ -625,7 +625,7 @@ static void command_event(struct imap *s, const struct pending *p, struct mx_sli
     if (p->uid)
         mx_ev_bool(ev, "uid", true);
     if (shown)
-        mx_ev_str(ev, "arg", shown);
+        mx_ev_wire(ev, "arg", mx_slice_make(shown, strlen(shown))); /* it quotes wire bytes */
     else if (arg.len)
         mx_ev_wire(ev, "arg", arg);
     if (p->mailbox.len)

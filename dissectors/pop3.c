@@ -805,7 +805,7 @@ static void command_event(struct pop3 *s, struct mx_slice verb, enum cmd c, stru
     else
         mx_ev_str(ev, "verb", cmd_names[c]);
     if (shown)
-        mx_ev_str(ev, "arg", shown);
+        mx_ev_wire(ev, "arg", mx_slice_make(shown, strlen(shown))); /* it quotes wire bytes */
     else if (arg.len)
         mx_ev_wire(ev, "arg", arg);
     if (pipelined)

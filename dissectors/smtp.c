@@ -1084,7 +1084,7 @@ static void command_event(struct smtp *s, struct mx_slice verb, enum verb v, str
     else
         mx_ev_str(ev, "verb", verb_names[v]);
     if (shown)
-        mx_ev_str(ev, "arg", shown);
+        mx_ev_wire(ev, "arg", mx_slice_make(shown, strlen(shown))); /* it quotes wire bytes */
     else if (arg.len)
         mx_ev_wire(ev, "arg", arg);
     if (pipelined)

@@ -153,6 +153,22 @@ struct mx_slice mx_ev_get_str(const struct mx_event *e, const char *path);
 /* An integer or boolean field's value, or dflt. */
 int64_t mx_ev_get_int(const struct mx_event *e, const char *path, int64_t dflt);
 
+/* The length of the longest prefix of p[0..n) that does not end inside a
+ * UTF-8 sequence (RFC 3629): where to cut valid text so it stays valid. */
+static inline size_t mx_utf8_cut(const uint8_t *p, size_t n)
+{
+    size_t i = n, back = 0;
+    while (i > 0 && back < 4 && (p[i - 1] & 0xC0) == 0x80) {
+        i--;
+        back++;
+    }
+    if (i == 0)
+        return n - back;
+    uint8_t lead = p[i - 1];
+    size_t need = lead < 0x80 ? 1 : (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : (lead & 0xF8) == 0xF0 ? 4 : 1;
+    return back + 1 >= need ? n : i - 1;
+}
+
 /* Appends `s` to `out` (capacity `cap`, returns bytes written, never more
  * than cap) as valid UTF-8, writing each invalid byte as the text \xNN. */
 size_t mx_utf8_sanitize(struct mx_slice s, char *out, size_t cap);

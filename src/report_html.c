@@ -277,14 +277,12 @@ static void session_free(struct session *s)
 
 /* ---------------------------------------------------------------- reading records */
 
+/* Copies record text (valid UTF-8), cut short at a character boundary. */
 static void copy_field(char *dst, size_t cap, struct mx_slice s)
 {
-    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    size_t n = s.len < cap - 1 ? s.len : mx_utf8_cut(s.ptr, cap - 1);
     memcpy(dst, s.ptr, n);
     dst[n] = '\0';
-    /* Do not leave half a UTF-8 sequence at the cut. */
-    while (n > 0 && n < s.len && ((uint8_t)dst[n] & 0xC0) == 0x80 && ((uint8_t)dst[n - 1] & 0x80))
-        dst[--n] = '\0';
 }
 
 static struct session *session_new(struct html_rep *r, const struct mx_event *e)

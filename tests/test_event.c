@@ -91,6 +91,16 @@ START_TEST(frames_and_auto_close)
 }
 END_TEST
 
+/* Cutting valid UTF-8 never leaves half a character (RFC 3629). */
+START_TEST(utf8_cut_at_boundaries)
+{
+    const uint8_t s[] = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x93\x8e"; /* a, e-acute, euro sign, paperclip */
+    const size_t want[] = { 0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10 };
+    for (size_t n = 0; n <= 10; n++)
+        ck_assert_uint_eq(mx_utf8_cut(s, n), want[n]);
+}
+END_TEST
+
 START_TEST(text_escapes_terminal_controls)
 {
     char *buf = NULL;
@@ -191,6 +201,7 @@ static Suite *event_suite(void)
     tcase_add_test(t, frames_and_auto_close);
     tcase_add_test(t, json_matches_json_c);
     tcase_add_test(t, text_escapes_terminal_controls);
+    tcase_add_test(t, utf8_cut_at_boundaries);
     suite_add_tcase(s, t);
     return s;
 }
