@@ -332,6 +332,17 @@ static void detail_str(struct hbuf *d, const struct mx_event *e, const char *pat
     hb_put(d, v.ptr, v.len < H_FIELD_MAX ? v.len : H_FIELD_MAX);
 }
 
+/* Fields shown in a row's details, and how each is labelled. */
+struct detail {
+    const char *path, *label;
+};
+
+static void details(struct hbuf *d, const struct mx_event *e, const struct detail *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        detail_str(d, e, t[i].path, t[i].label);
+}
+
 static void add_step(struct session *s, const struct mx_event *e, enum step_kind kind, struct mx_slice label,
                      struct mx_slice detail)
 {
@@ -421,15 +432,18 @@ static void on_tls(struct session *s, const struct mx_event *e)
     hb_puts(&l, mx_ev_get_int(e, "completed", 0) ? " \xC2\xB7 handshake completed" : " \xC2\xB7 handshake not completed");
     hb_printf(&d, "encrypted from here on: %" PRId64 " bytes client to server, %" PRId64 " bytes server to client",
               mx_ev_get_int(e, "app_bytes.c2s", 0), mx_ev_get_int(e, "app_bytes.s2c", 0));
-    detail_str(&d, e, "how", "how: ");
-    detail_str(&d, e, "sni", "SNI: ");
-    detail_str(&d, e, "alpn", "ALPN: ");
-    detail_str(&d, e, "certificate.subject", "certificate subject: ");
-    detail_str(&d, e, "certificate.issuer", "certificate issuer: ");
-    detail_str(&d, e, "certificate.not_after", "valid until: ");
-    detail_str(&d, e, "certificate_hidden", "certificate: ");
-    detail_str(&d, e, "ja3", "JA3: ");
-    detail_str(&d, e, "ja4", "JA4: ");
+    static const struct detail tls_details[] = {
+        { "how", "how: " },
+        { "sni", "SNI: " },
+        { "alpn", "ALPN: " },
+        { "certificate.subject", "certificate subject: " },
+        { "certificate.issuer", "certificate issuer: " },
+        { "certificate.not_after", "valid until: " },
+        { "certificate_hidden", "certificate: " },
+        { "ja3", "JA3: " },
+        { "ja4", "JA4: " },
+    };
+    details(&d, e, tls_details, MX_ARRAY_LEN(tls_details));
     const struct mx_ev_field *al = mx_ev_get(e, "alerts");
     int n = 0;
     for (const struct mx_ev_field *a = al ? mx_ev_first(e, al) : NULL; a && n < 8; a = mx_ev_next(e, a), n++) {
@@ -905,14 +919,17 @@ static void html_event(void *ctx, const struct mx_event *e)
     struct mx_slice full = mx_ev_get_str(e, "text");
     if (full.len && (full.len != label.len || memcmp(full.ptr, label.ptr, label.len)))
         detail_str(&d, e, "text", "text: ");
-    detail_str(&d, e, "explain", "");
-    detail_str(&d, e, "state", "state: ");
-    detail_str(&d, e, "meaning", "meaning: ");
-    detail_str(&d, e, "enhanced_meaning", "enhanced code: ");
-    detail_str(&d, e, "cause", "likely cause: ");
-    detail_str(&d, e, "failure.meaning", "meaning: ");
-    detail_str(&d, e, "failure.enhanced_meaning", "enhanced code: ");
-    detail_str(&d, e, "failure.cause", "likely cause: ");
+    static const struct detail step_details[] = {
+        { "explain", "" },
+        { "state", "state: " },
+        { "meaning", "meaning: " },
+        { "enhanced_meaning", "enhanced code: " },
+        { "cause", "likely cause: " },
+        { "failure.meaning", "meaning: " },
+        { "failure.enhanced_meaning", "enhanced code: " },
+        { "failure.cause", "likely cause: " },
+    };
+    details(&d, e, step_details, MX_ARRAY_LEN(step_details));
     const struct mx_ev_field *dir = mx_ev_get(e, "dir");
     enum step_kind kind = ST_NOTE;
     if (dir && dir->kind == MX_EV_STR) {
