@@ -14,6 +14,7 @@
 #include <time.h>
 
 #define MX_DECODE_EVENTS_PER_KIND 10 /* run-wide anomaly events per kind; the rest are counted */
+#define MX_FLOW_EVENTS_PER_KIND 16   /* anomaly events per kind and flow; the flow record counts all */
 #define MX_MAX_FILES 1024
 #define MX_CLASSIFY_PKTS 24          /* packets of a flow nDPI may look at */
 #define MX_REPLAY_BYTES (64u << 10)  /* bytes kept of an unclassified flow, for its dissector */
@@ -187,8 +188,9 @@ static void core_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, enum m
     e->an.n[a]++;
     warn_once(e, a, frame, NULL);
     if (f) {
-        if (f->user)
-            ((struct flow_ext *)f->user)->an[a]++;
+        struct flow_ext *x = f->user;
+        if (x && ++x->an[a] > MX_FLOW_EVENTS_PER_KIND)
+            return;
     } else if (e->an_events[a] >= MX_DECODE_EVENTS_PER_KIND) {
         return;
     }
@@ -248,8 +250,8 @@ void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uin
     struct flow_ext *x = ctx->flow->user;
     if (!x->dis || idx >= x->dis->n_anomalies)
         return;
-    if (x->dis_an)
-        x->dis_an[idx]++;
+    if (x->dis_an && ++x->dis_an[idx] > MX_FLOW_EVENTS_PER_KIND)
+        return; /* counted in the flow record; a hostile stream cannot flood the output */
     struct mx_frame_ref a = mx_ctx_frame_at(ctx, dir, off);
     struct mx_frame_ref b = mx_ctx_frame_at(ctx, dir, len ? off + len - 1 : off);
     emit_anomaly(ctx->eng, ctx->flow, (int)dir, x->dis->anomalies[idx].name, x->dis->anomalies[idx].desc,
@@ -263,7 +265,8 @@ void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struc
     for (size_t i = 0; i < MX_ARRAY_LEN(x->other_an); i++) {
         if (x->other_an[i].def == def || !x->other_an[i].def) {
             x->other_an[i].def = def;
-            x->other_an[i].n++;
+            if (++x->other_an[i].n > MX_FLOW_EVENTS_PER_KIND)
+                return;
             break;
         }
     }
