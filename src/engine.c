@@ -691,8 +691,6 @@ static void flow_ext_free(struct mx_engine *e, struct flow_ext *x)
 
 static void classified(struct mx_engine *e, struct mx_flow *f);
 
-static void flow_ext_free(struct mx_engine *e, struct flow_ext *x);
-
 /* Ends a flow: delivers what is held, ends the dissector, reports the flow,
  * then keeps it as a closed entry: only its key and times, to count late
  * packets; the dissector's state and the reassembly buffers are freed now. */
