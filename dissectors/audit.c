@@ -180,13 +180,6 @@ struct audit {
 
 /* ---- Helpers ---- */
 
-/* Copies record text (valid UTF-8), cut short at a character boundary. */
-static void copy_slice(char *dst, size_t cap, struct mx_slice s)
-{
-    size_t n = s.len < cap - 1 ? s.len : mx_utf8_cut(s.ptr, cap - 1);
-    memcpy(dst, s.ptr, n);
-    dst[n] = '\0';
-}
 
 static bool slice_eq(struct mx_slice s, const char *lit)
 {
@@ -330,7 +323,7 @@ static void domain_of(const char *host, char *out, size_t cap)
         rest = host;
         rl = hl;
     }
-    copy_slice(out, cap, mx_slice_make(rest, rl));
+    mx_text_copy(out, cap, mx_slice_make(rest, rl));
     for (char *p = out; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p + 32);
@@ -343,8 +336,8 @@ static void on_flow_start(struct audit *a, const struct mx_event *e)
     if (!e->flow || mx_idmap_get(&a->flows, e->flow))
         return;
     char proto[8], addr[MX_ADDR_STRLEN];
-    copy_slice(proto, sizeof(proto), mx_ev_get_str(e, "proto"));
-    copy_slice(addr, sizeof(addr), mx_ev_get_str(e, "server"));
+    mx_text_copy(proto, sizeof(proto), mx_ev_get_str(e, "proto"));
+    mx_text_copy(addr, sizeof(addr), mx_ev_get_str(e, "server"));
     uint16_t port = (uint16_t)mx_ev_get_int(e, "server_port", 0);
     uint32_t idx = 0;
     for (uint32_t i = 0; i < a->n_srv && !idx; i++)
@@ -399,7 +392,7 @@ static void on_session(struct audit *a, const struct mx_event *e, struct server 
     const char *tlsobj = pop3 ? "stls" : "starttls";
     char path[32];
     if (!s->banner[0]) {
-        copy_slice(s->banner, sizeof(s->banner), mx_ev_get_str(e, "greeting.text"));
+        mx_text_copy(s->banner, sizeof(s->banner), mx_ev_get_str(e, "greeting.text"));
         if (smtp)
             domain_of(s->banner, s->domain, sizeof(s->domain));
     }
@@ -507,7 +500,7 @@ static void on_reply(struct audit *a, const struct mx_event *e, struct server *s
     int code = (int)mx_ev_get_int(e, "code", 0);
     if (slice_eq(cmd, "(connect)") && code == 220 && !s->banner[0]) {
         /* The greeting names the server (RFC 5321 §4.3.1): its domain, for the relaying signal. */
-        copy_slice(s->banner, sizeof(s->banner), mx_ev_get_str(e, "text"));
+        mx_text_copy(s->banner, sizeof(s->banner), mx_ev_get_str(e, "text"));
         domain_of(s->banner, s->domain, sizeof(s->domain));
     }
     mx_frame_t f1, f2;
@@ -548,7 +541,7 @@ static void on_transaction(struct audit *a, const struct mx_event *e, struct ser
         if (!slice_eq(outcome, "accepted") || !at)
             continue;
         char dom[96];
-        copy_slice(dom, sizeof(dom), mx_slice_make(at + 1, addr.len - (size_t)(at + 1 - addr.ptr)));
+        mx_text_copy(dom, sizeof(dom), mx_slice_make(at + 1, addr.len - (size_t)(at + 1 - addr.ptr)));
         for (char *p = dom; *p; p++)
             if (*p >= 'A' && *p <= 'Z')
                 *p = (char)(*p + 32);
@@ -583,7 +576,7 @@ static void on_tls(struct audit *a, const struct mx_event *e, struct server *s)
     set_add(s->versions, sizeof(s->versions), v, ',');
     if (slice_eq(v, "SSL 3.0") || slice_eq(v, "TLS 1.0") || slice_eq(v, "TLS 1.1")) {
         char d[16];
-        copy_slice(d, sizeof(d), v);
+        mx_text_copy(d, sizeof(d), v);
         note(a, s, K_TLS_OLD_VERSION, e->flow, f1, f2, d);
     }
     if (slice_eq(mx_ev_get_str(e, "how"), "starttls") && !mx_ev_get_int(e, "completed", 1)) {

@@ -692,7 +692,7 @@ static void cipher_name(uint32_t id, char *buf, size_t len)
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
             if (cipher_names[mid].id == id) {
-                snprintf(buf, len, "%s", cipher_names[mid].name);
+                mx_text_copy(buf, len, mx_slice_make(cipher_names[mid].name, strlen(cipher_names[mid].name)));
                 return;
             }
             if (cipher_names[mid].id < id)
@@ -705,7 +705,7 @@ static void cipher_name(uint32_t id, char *buf, size_t len)
     }
     for (size_t i = 0; i < MX_ARRAY_LEN(sslv2_cipher_names); i++) {
         if (sslv2_cipher_names[i].id == id) {
-            snprintf(buf, len, "%s", sslv2_cipher_names[i].name);
+            mx_text_copy(buf, len, mx_slice_make(sslv2_cipher_names[i].name, strlen(sslv2_cipher_names[i].name)));
             return;
         }
     }
@@ -716,7 +716,7 @@ static void alert_name(uint8_t id, char *buf, size_t len)
 {
     for (size_t i = 0; i < MX_ARRAY_LEN(alert_names); i++) {
         if (alert_names[i].id == id) {
-            snprintf(buf, len, "%s", alert_names[i].name);
+            mx_text_copy(buf, len, mx_slice_make(alert_names[i].name, strlen(alert_names[i].name)));
             return;
         }
     }

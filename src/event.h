@@ -169,6 +169,16 @@ static inline size_t mx_utf8_cut(const uint8_t *p, size_t n)
     return back + 1 >= need ? n : i - 1;
 }
 
+/* Copies record text (valid UTF-8) into dst[cap] as a C string, cut short
+ * at a character boundary when it does not fit. */
+static inline void mx_text_copy(char *dst, size_t cap, struct mx_slice s)
+{
+    size_t n = s.len < cap - 1 ? s.len : mx_utf8_cut(s.ptr, cap - 1);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (char)s.ptr[i];
+    dst[n] = '\0';
+}
+
 /* Appends `s` to `out` (capacity `cap`, returns bytes written, never more
  * than cap) as valid UTF-8, writing each invalid byte as the text \xNN. */
 size_t mx_utf8_sanitize(struct mx_slice s, char *out, size_t cap);

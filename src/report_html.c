@@ -277,13 +277,6 @@ static void session_free(struct session *s)
 
 /* ---------------------------------------------------------------- reading records */
 
-/* Copies record text (valid UTF-8), cut short at a character boundary. */
-static void copy_field(char *dst, size_t cap, struct mx_slice s)
-{
-    size_t n = s.len < cap - 1 ? s.len : mx_utf8_cut(s.ptr, cap - 1);
-    memcpy(dst, s.ptr, n);
-    dst[n] = '\0';
-}
 
 static struct session *session_new(struct html_rep *r, const struct mx_event *e)
 {
@@ -306,7 +299,7 @@ static struct session *session_new(struct html_rep *r, const struct mx_event *e)
 static void endpoint(char *dst, size_t cap, const struct mx_event *e, const char *addr, const char *port)
 {
     char a[MX_ADDR_STRLEN + 1];
-    copy_field(a, sizeof(a), mx_ev_get_str(e, addr));
+    mx_text_copy(a, sizeof(a), mx_ev_get_str(e, addr));
     int64_t p = mx_ev_get_int(e, port, 0);
     snprintf(dst, cap, strchr(a, ':') ? "[%s]:%" PRId64 : "%s:%" PRId64, a, p);
 }
@@ -901,7 +894,7 @@ static void html_event(void *ctx, const struct mx_event *e)
             return;
     }
     if (!strcmp(e->type, "flow_start")) {
-        copy_field(s->proto, sizeof(s->proto), mx_ev_get_str(e, "proto"));
+        mx_text_copy(s->proto, sizeof(s->proto), mx_ev_get_str(e, "proto"));
         endpoint(s->client, sizeof(s->client), e, "client", "client_port");
         endpoint(s->server, sizeof(s->server), e, "server", "server_port");
     }
