@@ -14,6 +14,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1254,7 +1255,9 @@ static bool time_text(const ASN1_TIME *at, char *out, size_t cap)
 /* Decoded certificates by SHA-256: a server shows the same certificate to
  * every client, and d2i_X509 costs over a million instructions (more than
  * the rest of a handshake). Bounded: TLS_CERT_CACHE entries, replaced in
- * turn; per thread. */
+ * turn; one for the process, shared by worker threads under a lock (what it
+ * holds depends only on the certificate, so the output does not depend on
+ * which thread filled it). */
 #define TLS_CERT_CACHE 16
 struct cert_memo {
     char sha256[65]; /* "" when empty */
@@ -1263,8 +1266,9 @@ struct cert_memo {
     char subject[TLS_MAX_NAME], issuer[TLS_MAX_NAME];
     char not_before[64], not_after[64];
 };
-static _Thread_local struct cert_memo *cert_memo;
-static _Thread_local unsigned cert_memo_next;
+static struct cert_memo cert_memo[TLS_CERT_CACHE];
+static unsigned cert_memo_next;
+static pthread_mutex_t cert_memo_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static char *dup_text(const char *p, size_t n)
 {
@@ -1279,7 +1283,8 @@ static char *dup_text(const char *p, size_t n)
 /* Fills ci from the cache; false when the certificate is not there. */
 static bool cert_recall(struct cert_info *ci)
 {
-    for (unsigned i = 0; cert_memo && i < TLS_CERT_CACHE; i++) {
+    pthread_mutex_lock(&cert_memo_lock);
+    for (unsigned i = 0; i < TLS_CERT_CACHE; i++) {
         const struct cert_memo *m = &cert_memo[i];
         if (!m->sha256[0] || strcmp(m->sha256, ci->sha256))
             continue;
@@ -1292,8 +1297,10 @@ static bool cert_recall(struct cert_info *ci)
         memcpy(ci->not_after, m->not_after, sizeof(ci->not_after));
         ci->has_times = m->has_times;
         ci->self_signed = m->self_signed;
+        pthread_mutex_unlock(&cert_memo_lock);
         return true;
     }
+    pthread_mutex_unlock(&cert_memo_lock);
     return false;
 }
 
@@ -1301,8 +1308,7 @@ static void cert_remember(const struct cert_info *ci)
 {
     if (!ci->sha256[0] || !ci->subject || !ci->issuer)
         return;
-    if (!cert_memo && !(cert_memo = calloc(TLS_CERT_CACHE, sizeof(*cert_memo))))
-        return;
+    pthread_mutex_lock(&cert_memo_lock);
     struct cert_memo *m = &cert_memo[cert_memo_next++ % TLS_CERT_CACHE];
     memcpy(m->sha256, ci->sha256, sizeof(m->sha256));
     m->subject_len = ci->subject_len;
@@ -1313,6 +1319,7 @@ static void cert_remember(const struct cert_info *ci)
     memcpy(m->not_after, ci->not_after, sizeof(m->not_after));
     m->has_times = ci->has_times;
     m->self_signed = ci->self_signed;
+    pthread_mutex_unlock(&cert_memo_lock);
 }
 
 /* RFC 5246 §7.4.2: certificate_list<0..2^24-1> of ASN.1Cert<1..2^24-1>, the

@@ -2,6 +2,7 @@
 #include "classify.h"
 
 #include <ndpi/ndpi_api.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,20 +10,28 @@ struct mx_classifier {
     struct ndpi_detection_module_struct *ndpi;
 };
 
+/* nDPI's set-up and tear-down write process-wide state (its DGA tables,
+ * libgcrypt's set-up, a patricia-tree counter): one engine at a time. */
+static pthread_mutex_t ndpi_setup = PTHREAD_MUTEX_INITIALIZER;
+
 struct mx_classifier *mx_classifier_new(void)
 {
     struct mx_classifier *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
+    pthread_mutex_lock(&ndpi_setup);
     c->ndpi = ndpi_init_detection_module(ndpi_no_prefs);
+    if (c->ndpi) {
+        NDPI_PROTOCOL_BITMASK all;
+        NDPI_BITMASK_SET_ALL(all);
+        ndpi_set_protocol_detection_bitmask2(c->ndpi, &all);
+        ndpi_finalize_initialization(c->ndpi);
+    }
+    pthread_mutex_unlock(&ndpi_setup);
     if (!c->ndpi) {
         free(c);
         return NULL;
     }
-    NDPI_PROTOCOL_BITMASK all;
-    NDPI_BITMASK_SET_ALL(all);
-    ndpi_set_protocol_detection_bitmask2(c->ndpi, &all);
-    ndpi_finalize_initialization(c->ndpi);
     return c;
 }
 
@@ -30,7 +39,9 @@ void mx_classifier_free(struct mx_classifier *c)
 {
     if (!c)
         return;
+    pthread_mutex_lock(&ndpi_setup);
     ndpi_exit_detection_module(c->ndpi);
+    pthread_mutex_unlock(&ndpi_setup);
     free(c);
 }
 

@@ -4,10 +4,13 @@
 #include "classify.h"
 #include "dissector.h"
 #include "flow.h"
+#include "idmap.h"
 #include "registry.h"
+#include "ring.h"
 #include "streams.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +90,19 @@ struct flow_ext {
     bool by_ndpi;           /* recognised as mail by nDPI, not by its port */
 };
 
+/* Where a record falls in the run's order, so that the merge of worker
+ * threads gives the records of one thread: the frame that caused it; then 0
+ * for what the frame's packet did, 1 for the flows that the frame's clock
+ * tick timed out, 2 for those the end of the run closed (at frame FIN_FRAME);
+ * then, for those, the frame that last touched the flow. */
+struct rkey {
+    uint64_t frame, k2;
+    uint32_t cls;
+};
+#define FIN_FRAME (UINT64_MAX / 4)
+
+struct pipe;
+
 struct file_info {
     char name[256];
     mx_frame_t first_frame;
@@ -97,7 +113,13 @@ struct file_info {
 
 struct mx_engine {
     struct mx_config cfg;
-    struct mx_sink *sink;
+    struct mx_sink *sink;        /* where records go (while workers run: packed for the merge) */
+    struct mx_sink *out;         /* the reporters' sink */
+    struct mx_engine *root;      /* the run's engine (itself, or a worker's parent) */
+    struct pipe *pipe;           /* the worker threads, or NULL: this thread does it all */
+    struct rkey key;             /* of the records emitted now */
+    int64_t tick;                /* the capture clock's second that expiry last ran at */
+    unsigned shard;              /* a worker's index */
     struct mx_decoder *dec;
     struct mx_flow_table *flows;
     struct mx_reasm_pool pool;
@@ -114,7 +136,7 @@ struct mx_engine {
     uint64_t an_events[MX_AN__COUNT];
     uint64_t skipped_linktype[8];
     int skipped_lt_value[8];
-    bool warned[MX_AN__COUNT];
+    atomic_bool warned[MX_AN__COUNT];
     bool failed;           /* mxray's own failure (memory, output) */
     bool have_capture_stats;
     uint64_t cap_received, cap_dropped, cap_ifdropped;
@@ -160,9 +182,8 @@ static const char *cur_file(const struct mx_engine *e)
 
 static void warn_once(struct mx_engine *e, enum mx_core_anomaly a, mx_frame_t frame, const char *extra)
 {
-    if (!e->cfg.warnings || e->warned[a] || !is_damage(a))
+    if (!e->cfg.warnings || !is_damage(a) || atomic_exchange(&e->root->warned[a], true))
         return;
-    e->warned[a] = true;
     fprintf(stderr, "mxray: warning: %s: frame %" PRIu64 ": %s%s%s (further ones are counted in the summary)\n",
             cur_file(e), frame, mx_core_anomalies[a].desc, extra ? ": " : "", extra ? extra : "");
 }
@@ -718,6 +739,7 @@ static void flow_close(struct mx_engine *e, struct mx_flow *f, const char *reaso
     mx_reasm_release(&f->reasm, &e->pool);
     flow_ext_free(e, x);
     f->user = NULL;
+    f->touch_now = e->now; /* it lingers from now */
     mx_flow_set_closed(e->flows, f);
 }
 
@@ -727,19 +749,37 @@ static void flow_drop(struct mx_engine *e, struct mx_flow *f)
     mx_flow_remove(e->flows, f);
 }
 
-/* Closes flows idle past their timeout and forgets closed ones past the
- * linger. Only the least recently active flow is looked at: a quiet flow
- * (no payload) behind a talkative one waits its turn, which the flow cap bounds. */
-static void expire(struct mx_engine *e, mx_time_t now)
+static void set_key(struct mx_engine *e, uint64_t frame, uint32_t cls, uint64_t k2)
+{
+    e->key.frame = frame;
+    e->key.cls = cls;
+    e->key.k2 = k2;
+}
+
+static void pipe_key(struct mx_engine *e);
+
+/* Closes flows idle past their timeout, in the order they were last
+ * touched, and forgets closed ones past the linger. Each list is in touch
+ * order, and so in the order of the capture clock then, so only heads are
+ * looked at. It runs when the capture clock enters a new second: each flow's
+ * fate depends on that clock and on its own packets alone, so worker threads
+ * that each see some flows close the same flows at the same frames. */
+static void expire(struct mx_engine *e, mx_frame_t frame, mx_time_t now)
 {
     struct mx_flow *f;
-    while ((f = mx_flow_oldest(e->flows, MX_FLOW_CLOSED)) && f->last_ts + e->cfg.closed_linger < now)
+    while ((f = mx_flow_oldest(e->flows, MX_FLOW_CLOSED)) && f->touch_now + e->cfg.closed_linger < now)
         flow_drop(e, f);
-    while ((f = mx_flow_oldest(e->flows, MX_FLOW_ACTIVE))) {
-        bool quiet = !f->reasm.h[0].delivered && !f->reasm.h[1].delivered;
-        mx_time_t limit = quiet ? e->cfg.quiet_timeout : e->cfg.idle_timeout;
-        if (f->last_ts + limit >= now)
+    for (;;) {
+        struct mx_flow *q = mx_flow_oldest_of(e->flows, false), *b = mx_flow_oldest_of(e->flows, true);
+        if (q && q->touch_now + e->cfg.quiet_timeout >= now)
+            q = NULL; /* quiet: no payload yet */
+        if (b && b->touch_now + e->cfg.idle_timeout >= now)
+            b = NULL;
+        if (!q && !b)
             break;
+        f = !b || (q && q->touch_frame < b->touch_frame) ? q : b;
+        set_key(e, frame, 1, f->touch_frame);
+        pipe_key(e);
         flow_close(e, f, "timeout");
         flow_drop(e, f);
     }
@@ -818,6 +858,7 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
         return NULL;
     }
     f->user = x;
+    f->id = 0; /* numbered when it turns out to be mail */
     x->ctx.eng = e;
     x->ctx.flow = f;
     x->ctx.info.show_secrets = e->cfg.show_secrets;
@@ -891,18 +932,11 @@ static void classified(struct mx_engine *e, struct mx_flow *f)
     }
 }
 
-static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t wirelen)
+/* A TCP segment of flow k; sp and dp are the mail protocols of its ports. */
+static void flow_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t wirelen,
+                         const struct mx_flow_key *kp, const struct mx_proto *sp, const struct mx_proto *dp)
 {
-    e->tcp_segments++;
-    bool stls, dtls;
-    const struct mx_proto *sp = mx_registry_by_port(p->sport, &stls);
-    const struct mx_proto *dp = mx_registry_by_port(p->dport, &dtls);
-    if (!sp && !dp && !e->cls)
-        return;
-    if (sp || dp)
-        e->mail_segments++;
-    struct mx_flow_key k;
-    mx_flow_key_make(&k, &p->src, p->sport, &p->dst, p->dport, NULL);
+    struct mx_flow_key k = *kp;
     struct mx_flow *f = mx_flow_find(e->flows, &k);
     if (f && f->state == MX_FLOW_ACTIVE && (p->flags & MX_TCP_SYN) && !(p->flags & MX_TCP_ACK) &&
         p->sport == f->port[MX_DIR_C2S] && mx_addr_eq(&p->src, &f->addr[MX_DIR_C2S]) &&
@@ -914,9 +948,10 @@ static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t
     }
     if (f && f->state == MX_FLOW_CLOSED) {
         if (!((p->flags & MX_TCP_SYN) && !(p->flags & MX_TCP_ACK))) {
-            e->late_packets++; /* a straggler of a finished connection */
+            e->late_packets++; /* a straggler of a finished connection: it lingers on */
             if (p->ts > f->last_ts)
                 f->last_ts = p->ts;
+            mx_flow_touch(e->flows, f, p->frame, e->now);
             return;
         }
         flow_drop(e, f); /* the 4-tuple is reused by a new connection */
@@ -935,7 +970,7 @@ static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t
     if (x->ignored) {
         /* Not mail: forget it when it ends, else let it time out. */
         f->last_ts = p->ts > f->last_ts ? p->ts : f->last_ts;
-        mx_flow_touch(e->flows, f);
+        mx_flow_touch(e->flows, f, p->frame, e->now);
         if (p->flags & (MX_TCP_RST | MX_TCP_FIN))
             flow_drop(e, f);
         return;
@@ -953,7 +988,7 @@ static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t
     if (p->ts < f->first_ts)
         f->first_ts = p->ts;
     f->last_frame = p->frame;
-    mx_flow_touch(e->flows, f);
+    mx_flow_touch(e->flows, f, p->frame, e->now);
     /* nDPI learns nothing from a bare ACK after the handshake; skipping them
      * halves its calls on a mail flow. */
     bool bare_ack = !p->payload_len && !(p->flags & (MX_TCP_SYN | MX_TCP_FIN | MX_TCP_RST)) && x->cls.pkts >= 3;
@@ -968,10 +1003,572 @@ static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t
         core_anomaly(e, f, (int)d, MX_AN_SNAPLEN_TRUNCATED, p->frame, p->ts);
     if (!mx_reasm_segment(&f->reasm, &e->pool, d, p, &reasm_ops, &x->ctx))
         e->failed = true;
+    if (!f->busy && (f->reasm.h[0].delivered || f->reasm.h[1].delivered))
+        mx_flow_set_busy(e->flows, f);
     if (p->flags & MX_TCP_RST)
         flow_close(e, f, "rst");
     else if (f->reasm.h[0].fin_done && f->reasm.h[1].fin_done)
         flow_close(e, f, "fin");
+}
+
+/* ---- Worker threads ----
+ *
+ * With cfg.workers > 0 this thread reads and decodes, and hands each TCP
+ * segment to the worker that owns its flow (by the hash of its 4-tuple)
+ * through a ring. Workers are engines of their own (flows, reassembly, nDPI,
+ * dissectors) whose sinks pack each record, with its key (struct rkey), into a
+ * ring to the merge thread. The merge releases a record once no stream can
+ * still produce a smaller key, renumbers flows in the order their flow_start
+ * records pass, and hands it to the reporters: the output is that of one
+ * thread, whatever the number of workers. */
+
+enum { MSG_PKT, MSG_TICK, MSG_END, MSG_REC };
+
+/* A message's head on a ring; a message too big for the ring is on the heap. */
+struct msg {
+    uint32_t kind;
+    uint32_t wirelen;    /* MSG_PKT */
+    mx_time_t now;       /* MSG_PKT, MSG_TICK: the capture clock */
+    struct rkey key;     /* MSG_TICK: its frame; MSG_REC: the record's key */
+    void *heap;          /* the body, when not inline after this head */
+};
+
+/* A segment for a worker: the packet with its slices as offsets into the
+ * bytes that follow, its flow key and its ports' protocols. */
+struct pkt_body {
+    struct mx_packet p;
+    struct mx_flow_key k;
+    const struct mx_proto *sp, *dp;
+    uint32_t l3_len, payload_at;
+};
+
+/* A lower bound of the keys a worker will still produce, published with a
+ * sequence lock so that the merge reads a consistent triple. */
+struct key_pub {
+    atomic_uint seq;
+    atomic_uint_fast64_t frame, k2;
+    atomic_uint cls;
+};
+
+struct worker {
+    struct pipe *pipe;
+    unsigned idx;
+    struct mx_engine *eng;
+    struct mx_sink *sink;        /* eng's: packs records into `out` */
+    pthread_t th;
+    bool started;
+    struct mx_ring in, out;
+    struct mx_park park;         /* this worker waits here */
+    struct key_pub cur;
+    atomic_uint nflows;          /* flows open, for the progress display */
+    struct mx_idmap ids;         /* the merge's: this worker's flow numbers to the run's */
+};
+
+struct pipe {
+    struct mx_engine *root;
+    unsigned n;
+    struct worker *w;
+    struct mx_ring out;          /* the reader's own records (decode anomalies) */
+    struct mx_sink *sink;        /* the reader's packing sink */
+    struct mx_park reader, merger;
+    pthread_t merge_th;
+    bool merge_started;
+    /* Where the reader is: 2F while frame F's packet is being handed over,
+     * 2F+1 while its clock tick is; a worker with nothing to do produces no
+     * key below what this allows. */
+    atomic_uint_fast64_t stage;
+    uint64_t flows;              /* the merge's flow numbers */
+    bool failed;                 /* the merge ran out of memory */
+};
+
+#define RING_IN (2u << 20)  /* bytes of segments queued for a worker */
+#define RING_OUT (4u << 20) /* bytes of records queued for the merge */
+#define RING_READER (1u << 20) /* the reader's records (decode anomalies) */
+
+static struct rkey key_read(struct key_pub *p)
+{
+    struct rkey k;
+    unsigned s1, s2;
+    do {
+        s1 = atomic_load_explicit(&p->seq, memory_order_acquire);
+        k.frame = atomic_load_explicit(&p->frame, memory_order_relaxed);
+        k.k2 = atomic_load_explicit(&p->k2, memory_order_relaxed);
+        k.cls = atomic_load_explicit(&p->cls, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        s2 = atomic_load_explicit(&p->seq, memory_order_relaxed);
+    } while ((s1 & 1) || s1 != s2);
+    return k;
+}
+
+static void key_write(struct key_pub *p, const struct rkey *k)
+{
+    unsigned s = atomic_load_explicit(&p->seq, memory_order_relaxed);
+    atomic_store_explicit(&p->seq, s + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&p->frame, k->frame, memory_order_relaxed);
+    atomic_store_explicit(&p->k2, k->k2, memory_order_relaxed);
+    atomic_store_explicit(&p->cls, k->cls, memory_order_relaxed);
+    atomic_store_explicit(&p->seq, s + 2, memory_order_release);
+}
+
+static int key_cmp(const struct rkey *a, const struct rkey *b)
+{
+    if (a->frame != b->frame)
+        return a->frame < b->frame ? -1 : 1;
+    if (a->cls != b->cls)
+        return a->cls < b->cls ? -1 : 1;
+    if (a->k2 != b->k2)
+        return a->k2 < b->k2 ? -1 : 1;
+    return 0;
+}
+
+/* Starts a message of `body` bytes: the body's address, or NULL when the
+ * heap is out of memory. msg_end() publishes it. */
+static void *msg_begin(struct mx_ring *r, uint32_t kind, size_t body, struct msg **mp)
+{
+    void *heap = NULL;
+    size_t inl = body;
+    if (sizeof(struct msg) + body > MX_RING_MAX_MSG(r)) {
+        heap = malloc(body);
+        if (!heap)
+            return NULL;
+        inl = 0;
+    }
+    struct msg *m = mx_ring_reserve(r, sizeof(*m) + inl);
+    m->kind = kind;
+    m->heap = heap;
+    *mp = m;
+    return heap ? heap : (void *)(m + 1);
+}
+
+/* A message without a body: a clock tick or the end of a stream. */
+static void msg_signal(struct mx_ring *r, uint32_t kind, mx_time_t now, uint64_t frame)
+{
+    struct msg *m = mx_ring_reserve(r, sizeof(*m));
+    memset(m, 0, sizeof(*m));
+    m->kind = kind;
+    m->now = now;
+    m->key.frame = frame;
+    mx_ring_commit(r);
+}
+
+static void *msg_body(struct msg *m)
+{
+    return m->heap ? m->heap : (void *)(m + 1);
+}
+
+static void msg_done(struct mx_ring *r, struct msg *m)
+{
+    free(m->heap);
+    mx_ring_release(r);
+}
+
+/* The packing reporter of a worker's (or the reader's) sink. */
+struct packer {
+    struct mx_ring *ring;
+    const struct rkey *key;
+    struct mx_engine *eng;
+};
+
+static void pack_event(void *ctx, const struct mx_event *ev)
+{
+    struct packer *pk = ctx;
+    struct msg *m;
+    void *b = msg_begin(pk->ring, MSG_REC, mx_event_packed_size(ev), &m);
+    if (!b) {
+        pk->eng->failed = true;
+        return;
+    }
+    m->key = *pk->key;
+    mx_event_pack(ev, b);
+    mx_ring_commit(pk->ring);
+}
+
+static void pack_free(void *ctx)
+{
+    free(ctx);
+}
+
+static const struct mx_reporter_ops packer_ops = {
+    .event = pack_event,
+    .free = pack_free,
+};
+
+static struct mx_sink *packing_sink(struct mx_ring *ring, struct mx_engine *eng, bool wants_text)
+{
+    struct mx_sink *s = mx_sink_new();
+    struct packer *pk = calloc(1, sizeof(*pk));
+    if (!s || !pk || !mx_sink_add(s, &packer_ops, pk)) {
+        free(pk);
+        mx_sink_free(s);
+        return NULL;
+    }
+    pk->ring = ring;
+    pk->key = &eng->key;
+    pk->eng = eng;
+    mx_sink_set_wants_text(s, wants_text);
+    return s;
+}
+
+/* A worker tells the merge the least key it may still produce. */
+static void pipe_key(struct mx_engine *e)
+{
+    if (e->root != e)
+        key_write(&e->root->pipe->w[e->shard].cur, &e->key);
+}
+
+/* The reader enters frame F's packet, or (tick) its clock tick. */
+static void pipe_stage(struct mx_engine *e, uint64_t frame, bool tick)
+{
+    if (!e->pipe)
+        return;
+    atomic_store_explicit(&e->pipe->stage, frame * 2 + tick, memory_order_release);
+    mx_park_wake(&e->pipe->merger);
+}
+
+static void finish_flows(struct mx_engine *e);
+
+/* A worker: segments, clock ticks, then the end. */
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct mx_engine *e = w->eng;
+    for (;;) {
+        size_t n;
+        struct msg *m;
+        while (!(m = mx_ring_peek(&w->in, &n)))
+            mx_park_wait(&w->park, mx_ring_ready, &w->in);
+        e->now = m->now;
+        if (m->kind == MSG_PKT) {
+            struct pkt_body *b = msg_body(m);
+            const uint8_t *bytes = (const uint8_t *)(b + 1);
+            b->p.l3 = mx_slice_make(bytes, b->l3_len);
+            b->p.payload.ptr = bytes + b->payload_at;
+            set_key(e, b->p.frame, 0, 0);
+            pipe_key(e);
+            flow_segment(e, &b->p, m->wirelen, &b->k, b->sp, b->dp);
+        } else if (m->kind == MSG_TICK) {
+            set_key(e, m->key.frame, 1, 0);
+            pipe_key(e);
+            expire(e, m->key.frame, m->now);
+        } else {
+            finish_flows(e);
+            msg_signal(&w->out, MSG_END, e->now, FIN_FRAME);
+            msg_done(&w->in, m);
+            mx_park_wake(&w->pipe->merger);
+            return NULL;
+        }
+        atomic_store_explicit(&w->nflows, mx_flow_count(e->flows), memory_order_relaxed);
+        msg_done(&w->in, m);
+        mx_park_wake(&w->pipe->merger); /* it may wait for this worker to be idle */
+    }
+}
+
+static void pipe_send(struct mx_engine *e, unsigned wi, uint32_t kind, const struct mx_packet *p,
+                      uint32_t wirelen, const struct mx_flow_key *k, const struct mx_proto *sp,
+                      const struct mx_proto *dp, uint64_t frame)
+{
+    struct worker *w = &e->pipe->w[wi];
+    struct msg *m;
+    if (kind != MSG_PKT) {
+        msg_signal(&w->in, kind, e->now, frame);
+        return;
+    }
+    /* The IP packet goes along for nDPI, with the payload inside it;
+     * a defragmented datagram has only its payload. */
+    uintptr_t l3p = (uintptr_t)p->l3.ptr, pp = (uintptr_t)p->payload.ptr;
+    bool in_l3 = p->l3.len && (!p->payload.len || (pp >= l3p && pp + p->payload.len <= l3p + p->l3.len));
+    size_t l3 = in_l3 ? p->l3.len : 0;
+    size_t data = in_l3 ? l3 : p->payload.len;
+    struct pkt_body *b = msg_begin(&w->in, MSG_PKT, sizeof(*b) + data, &m);
+    if (!b) {
+        e->failed = true;
+        return;
+    }
+    m->wirelen = wirelen;
+    m->now = e->now;
+    b->p = *p;
+    b->k = *k;
+    b->sp = sp;
+    b->dp = dp;
+    b->l3_len = (uint32_t)l3;
+    b->payload_at = in_l3 && p->payload.len ? (uint32_t)(pp - l3p) : 0;
+    if (data)
+        memcpy(b + 1, in_l3 ? p->l3.ptr : p->payload.ptr, data);
+    mx_ring_commit(&w->in);
+}
+
+/* Which worker owns flow k: the hash's high bits (the flow tables use the low ones). */
+static unsigned owner(const struct pipe *pp, const struct mx_flow_key *k)
+{
+    return (unsigned)(((uint64_t)mx_flow_key_hash(k) * pp->n) >> 32);
+}
+
+/* The fingerprint of everything the merge may wait for: each term only grows. */
+static uint64_t merge_state(struct pipe *pp)
+{
+    uint64_t v = atomic_load(&pp->stage) + atomic_load(&pp->out.tail);
+    for (unsigned i = 0; i < pp->n; i++)
+        v += atomic_load(&pp->w[i].out.tail) + atomic_load(&pp->w[i].in.head) + atomic_load(&pp->w[i].cur.seq);
+    return v;
+}
+
+struct merge_wait {
+    struct pipe *pp;
+    uint64_t seen;
+};
+
+static bool merge_changed(void *arg)
+{
+    struct merge_wait *mw = arg;
+    return merge_state(mw->pp) != mw->seen;
+}
+
+/* Hands a worker's record to the reporters with the run's flow number: flows
+ * are numbered as their flow_start records pass, which is the order one
+ * thread gives them; a flow's last record is its "flow" record. */
+static void merge_deliver(struct pipe *pp, unsigned src, void *body)
+{
+    struct mx_event ev;
+    mx_event_unpack(body, &ev);
+    struct mx_idmap *ids = src ? &pp->w[src - 1].ids : NULL;
+    uint64_t local = ev.flow;
+    if (ids && local) {
+        uint64_t g;
+        if (!strcmp(ev.type, "flow_start")) {
+            g = ++pp->flows;
+            if (!mx_idmap_put(ids, local, (void *)(uintptr_t)g))
+                pp->failed = true;
+        } else {
+            g = (uintptr_t)mx_idmap_get(ids, local);
+        }
+        ev.flow = g;
+        if (ev.n_fields > 1 && ev.fields[1].kind == MX_EV_UINT && !strcmp(ev.fields[1].key, "flow"))
+            ev.fields[1].v.u = g;
+    }
+    mx_sink_deliver(pp->root->out, &ev);
+    if (ids && local && !strcmp(ev.type, "flow"))
+        mx_idmap_take(ids, local);
+}
+
+/* The merge: stream 0 is the reader's records, 1..n the workers'. Each
+ * stream's keys only grow. The least head is released once every empty
+ * stream's bound (what it may still produce) is above it. */
+static void *merge_main(void *arg)
+{
+    struct pipe *pp = arg;
+    unsigned ns = pp->n + 1, live = ns;
+    bool ended[MX_MAX_WORKERS + 1] = { false };
+    for (unsigned i = 1; i < ns; i++)
+        if (!pp->w[i - 1].started) {
+            ended[i] = true; /* it never ran: a failed start */
+            live--;
+        }
+    struct msg *head[MX_MAX_WORKERS + 1];
+    struct rkey lb[MX_MAX_WORKERS + 1];
+    while (live) {
+        struct merge_wait mw = { pp, merge_state(pp) };
+        uint64_t stage = atomic_load_explicit(&pp->stage, memory_order_acquire);
+        struct rkey idle = { stage / 2, 0, (uint32_t)(stage & 1) };  /* a worker with nothing to do */
+        struct rkey rd = { stage / 2 + (stage & 1), 0, 0 };         /* the reader */
+        int best = -1;
+        for (unsigned i = 0; i < ns; i++) {
+            head[i] = NULL;
+            if (ended[i])
+                continue;
+            struct worker *w = i ? &pp->w[i - 1] : NULL;
+            struct mx_ring *r = w ? &w->out : &pp->out;
+            /* The bound first, then the ring: what was produced meanwhile is seen. */
+            if (w)
+                lb[i] = mx_ring_drained(&w->in) ? idle : key_read(&w->cur);
+            else
+                lb[i] = rd;
+            size_t n;
+            struct msg *m = mx_ring_peek(r, &n);
+            if (m && m->kind == MSG_END) {
+                msg_done(r, m);
+                ended[i] = true;
+                live--;
+                continue;
+            }
+            head[i] = m;
+            if (m && (best < 0 || key_cmp(&m->key, &head[best]->key) < 0))
+                best = (int)i;
+        }
+        bool go = best >= 0;
+        for (unsigned i = 0; go && i < ns; i++) {
+            if (ended[i] || head[i])
+                continue;
+            int c = key_cmp(&head[best]->key, &lb[i]);
+            if (c > 0 || (c == 0 && (unsigned)best > i))
+                go = false;
+        }
+        if (go) {
+            struct mx_ring *r = best ? &pp->w[best - 1].out : &pp->out;
+            merge_deliver(pp, (unsigned)best, msg_body(head[best]));
+            msg_done(r, head[best]);
+            continue;
+        }
+        if (live)
+            mx_park_wait(&pp->merger, merge_changed, &mw);
+    }
+    return NULL;
+}
+
+/* A TCP segment: counted here, then dissected by its flow's owner. */
+static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t wirelen)
+{
+    e->tcp_segments++;
+    bool stls, dtls;
+    const struct mx_proto *sp = mx_registry_by_port(p->sport, &stls);
+    const struct mx_proto *dp = mx_registry_by_port(p->dport, &dtls);
+    if (!sp && !dp && !e->cfg.classify)
+        return;
+    if (sp || dp)
+        e->mail_segments++;
+    struct mx_flow_key k;
+    mx_flow_key_make(&k, &p->src, p->sport, &p->dst, p->dport, NULL);
+    if (e->pipe)
+        pipe_send(e, owner(e->pipe, &k), MSG_PKT, p, wirelen, &k, sp, dp, p->frame);
+    else
+        flow_segment(e, p, wirelen, &k, sp, dp);
+}
+
+/* Expiry runs when the capture clock enters a new second, or at a live
+ * capture's tick (force): in every worker at the same frame. */
+static void clock_tick(struct mx_engine *e, uint64_t frame, bool force)
+{
+    int64_t sec = e->now / MX_NS_PER_SEC - (e->now < 0);
+    if (sec == e->tick && !force)
+        return;
+    e->tick = sec;
+    if (!e->pipe) {
+        set_key(e, frame, 1, 0);
+        expire(e, frame, e->now);
+        return;
+    }
+    for (unsigned i = 0; i < e->pipe->n; i++)
+        pipe_send(e, i, MSG_TICK, NULL, 0, NULL, NULL, NULL, frame);
+}
+
+static void pipe_free(struct pipe *pp);
+
+/* Starts n workers and the merge; false when out of memory or threads. */
+static bool pipe_start(struct mx_engine *e, unsigned n, char *err, size_t errlen)
+{
+    struct pipe *pp = calloc(1, sizeof(*pp));
+    if (!pp)
+        goto oom;
+    e->pipe = pp;
+    pp->root = e;
+    pp->w = calloc(n, sizeof(*pp->w));
+    if (!pp->w || !mx_park_init(&pp->reader) || !mx_park_init(&pp->merger))
+        goto oom;
+    atomic_init(&pp->stage, 0);
+    if (!mx_ring_init(&pp->out, RING_READER, &pp->reader, &pp->merger))
+        goto oom;
+    pp->sink = packing_sink(&pp->out, e, mx_sink_wants_text(e->out));
+    if (!pp->sink)
+        goto oom;
+    struct mx_config wc = e->cfg;
+    wc.workers = 0;
+    wc.progress = NULL;
+    wc.max_flows = (e->cfg.max_flows + n - 1) / n;
+    uint64_t total = e->cfg.reasm.max_total_bytes ? e->cfg.reasm.max_total_bytes : UINT64_C(256) << 20;
+    wc.reasm.max_total_bytes = total / n ? total / n : 1;
+    for (unsigned i = 0; i < n; i++) {
+        struct worker *w = &pp->w[i];
+        w->pipe = pp;
+        w->idx = i;
+        pp->n = i + 1;
+        if (!mx_park_init(&w->park))
+            goto oom;
+        if (!mx_ring_init(&w->in, RING_IN, &pp->reader, &w->park) ||
+            !mx_ring_init(&w->out, RING_OUT, &w->park, &pp->merger))
+            goto oom;
+        w->eng = mx_engine_new(&wc, NULL, err, errlen);
+        if (!w->eng)
+            return false;
+        w->eng->root = e;
+        w->eng->shard = i;
+        w->sink = packing_sink(&w->out, w->eng, mx_sink_wants_text(e->out));
+        if (!w->sink)
+            goto oom;
+        w->eng->sink = w->eng->out = w->sink;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (pthread_create(&pp->w[i].th, NULL, worker_main, &pp->w[i]))
+            goto threads;
+        pp->w[i].started = true;
+    }
+    if (pthread_create(&pp->merge_th, NULL, merge_main, pp))
+        goto threads;
+    pp->merge_started = true;
+    e->sink = pp->sink;
+    return true;
+threads:
+    snprintf(err, errlen, "cannot start threads");
+    return false;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return false;
+}
+
+/* Ends the workers (they close their flows) and the merge, and adds the
+ * workers' counters to the run's. */
+static void pipe_finish(struct mx_engine *e)
+{
+    struct pipe *pp = e->pipe;
+    pipe_stage(e, FIN_FRAME, false);
+    for (unsigned i = 0; i < pp->n; i++)
+        if (pp->w[i].started)
+            pipe_send(e, i, MSG_END, NULL, 0, NULL, NULL, NULL, FIN_FRAME);
+    msg_signal(&pp->out, MSG_END, e->now, FIN_FRAME);
+    for (unsigned i = 0; i < pp->n; i++)
+        if (pp->w[i].started)
+            pthread_join(pp->w[i].th, NULL);
+    if (pp->merge_started)
+        pthread_join(pp->merge_th, NULL);
+    else
+        merge_main(pp); /* it failed to start: what the workers wrote is merged here */
+    for (unsigned i = 0; i < pp->n; i++) {
+        struct mx_engine *w = pp->w[i].eng;
+        e->late_packets += w->late_packets;
+        e->flows_evicted += w->flows_evicted;
+        e->ndpi_flows += w->ndpi_flows;
+        e->ndpi_mail_flows += w->ndpi_mail_flows;
+        e->peak_flows += w->peak_flows; /* each worker's peak: an upper bound of the run's */
+        e->pool.peak_bytes += w->pool.peak_bytes;
+        for (int a = 0; a < MX_AN__COUNT; a++)
+            e->an.n[a] += w->an.n[a];
+        e->failed |= w->failed;
+    }
+    e->flows_total = pp->flows;
+    e->failed |= pp->failed;
+    e->sink = e->out;
+    e->pipe = NULL;
+    pipe_free(pp);
+}
+
+static void pipe_free(struct pipe *pp)
+{
+    if (!pp)
+        return;
+    for (unsigned i = 0; i < pp->n; i++) {
+        struct worker *w = &pp->w[i];
+        mx_engine_free(w->eng);
+        mx_sink_free(w->sink);
+        mx_idmap_free(&w->ids);
+        mx_ring_destroy(&w->in);
+        mx_ring_destroy(&w->out);
+        mx_park_destroy(&w->park);
+    }
+    free(pp->w);
+    mx_sink_free(pp->sink);
+    mx_ring_destroy(&pp->out);
+    mx_park_destroy(&pp->reader);
+    mx_park_destroy(&pp->merger);
+    free(pp);
 }
 
 static void count_linktype(struct mx_engine *e, int lt)
@@ -993,7 +1590,7 @@ void mx_engine_packet(struct mx_engine *e, struct mx_raw_packet *raw)
         e->files[e->n_files - 1].frames++;
     if (!e->frames_seen++) {
         e->first_ts = raw->ts;
-        mx_sink_set_epoch(e->sink, raw->ts);
+        mx_sink_set_epoch(e->out, raw->ts);
     }
     if (raw->ts > e->now || e->frames_seen == 1)
         e->now = raw->ts;
@@ -1001,6 +1598,8 @@ void mx_engine_packet(struct mx_engine *e, struct mx_raw_packet *raw)
         e->first_ts = raw->ts;
     e->last_ts = raw->ts;
     e->bytes += raw->wirelen;
+    set_key(e, raw->frame, 0, 0);
+    pipe_stage(e, raw->frame, false);
     struct mx_packet p;
     uint64_t bits = 0;
     /* No counters: the bits say what to attribute, and to whom (below). */
@@ -1031,7 +1630,8 @@ void mx_engine_packet(struct mx_engine *e, struct mx_raw_packet *raw)
         e->other_packets++;
         break;
     }
-    expire(e, e->now);
+    pipe_stage(e, raw->frame, true);
+    clock_tick(e, raw->frame, false);
 }
 
 struct mx_engine *mx_engine_new(const struct mx_config *cfg, struct mx_sink *sink, char *err, size_t errlen)
@@ -1042,10 +1642,21 @@ struct mx_engine *mx_engine_new(const struct mx_config *cfg, struct mx_sink *sin
         return NULL;
     }
     e->cfg = *cfg;
-    e->sink = sink;
+    e->sink = e->out = sink;
+    e->root = e;
+    e->tick = INT64_MIN;
     e->dec = mx_decoder_new(&cfg->defrag);
     e->flows = mx_flow_table_new(cfg->max_flows);
-    if (cfg->classify) {
+    /* Worker threads, unless flows must be numbered while they are dissected
+     * (files named after them) or a test dissects with one dissector. */
+    unsigned workers = cfg->workers > MX_MAX_WORKERS ? MX_MAX_WORKERS : cfg->workers;
+    if (cfg->streams_dir || cfg->extract_dir || cfg->dissector_override)
+        workers = 0;
+    if (workers && e->dec && e->flows && !pipe_start(e, workers, err, errlen)) {
+        mx_engine_free(e);
+        return NULL;
+    }
+    if (cfg->classify && !e->pipe) {
         e->cls = mx_classifier_new();
         if (!e->cls) {
             snprintf(err, errlen, "nDPI could not be initialised");
@@ -1079,6 +1690,16 @@ static double mono_now(void)
 }
 
 /* --progress: a look at the clock every 4096 packets, a report every 0.25 s. */
+static uint32_t engine_flows(struct mx_engine *e)
+{
+    if (!e->pipe)
+        return mx_flow_count(e->flows);
+    uint32_t n = 0;
+    for (unsigned i = 0; i < e->pipe->n; i++)
+        n += atomic_load_explicit(&e->pipe->w[i].nflows, memory_order_relaxed);
+    return n;
+}
+
 static void report_progress(struct mx_engine *e, struct mx_input *in, double t0, double *last, bool done)
 {
     double now = mono_now();
@@ -1090,7 +1711,7 @@ static void report_progress(struct mx_engine *e, struct mx_input *in, double t0,
         .pos = in->ops->position ? in->ops->position(in) : 0,
         .size = in->size,
         .frames = e->frame,
-        .flows = mx_flow_count(e->flows),
+        .flows = engine_flows(e),
         .elapsed = now - t0,
         .done = done,
     };
@@ -1132,7 +1753,7 @@ static bool engine_read(struct mx_engine *e, struct mx_input *in, double t0, dou
             /* Live and quiet: idle flows still time out (wall clock). */
             if (raw.ts > e->now && e->frames_seen)
                 e->now = raw.ts;
-            expire(e, e->now);
+            clock_tick(e, e->frame, true);
             continue;
         }
         if (st == MX_INPUT_EOF)
@@ -1140,6 +1761,7 @@ static bool engine_read(struct mx_engine *e, struct mx_input *in, double t0, dou
         enum mx_core_anomaly a = st == MX_INPUT_TRUNCATED ? MX_AN_FILE_TRUNCATED : MX_AN_FILE_READ_ERROR;
         e->an.n[a]++;
         warn_once(e, a, e->frame + 1, in->error);
+        set_key(e, e->frame + 1, 0, 0); /* after what the last frame did */
         emit_anomaly(e, NULL, -1, mx_core_anomalies[a].name, mx_core_anomalies[a].desc, e->frame + 1,
                      e->frame + 1, e->last_ts);
         if (fi)
@@ -1174,7 +1796,7 @@ static void emit_summary(struct mx_engine *e)
     mx_ev_uint(ev, "late_packets", e->late_packets);
     mx_ev_uint(ev, "flows", e->flows_total);
     mx_ev_uint(ev, "flows_evicted", e->flows_evicted);
-    if (e->cls) {
+    if (e->cfg.classify) {
         mx_ev_uint(ev, "ndpi_flows", e->ndpi_flows);
         mx_ev_uint(ev, "ndpi_mail_flows", e->ndpi_mail_flows);
     }
@@ -1207,14 +1829,25 @@ static void emit_summary(struct mx_engine *e)
     mx_event_emit(e->sink, ev);
 }
 
-void mx_engine_finish(struct mx_engine *e)
+/* Closes every flow, in the order they were last active. */
+static void finish_flows(struct mx_engine *e)
 {
     struct mx_flow *f;
-    /* Close active flows in the order they were last active. */
-    while ((f = mx_flow_oldest(e->flows, MX_FLOW_ACTIVE)))
+    while ((f = mx_flow_oldest(e->flows, MX_FLOW_ACTIVE))) {
+        set_key(e, FIN_FRAME, 2, f->touch_frame);
+        pipe_key(e);
         flow_drop(e, f);
+    }
     while ((f = mx_flow_oldest(e->flows, MX_FLOW_CLOSED)))
         flow_drop(e, f);
+}
+
+void mx_engine_finish(struct mx_engine *e)
+{
+    if (e->pipe)
+        pipe_finish(e);
+    else
+        finish_flows(e);
     mx_sink_end(e->sink); /* reporters that derive records (findings) emit them now */
     emit_summary(e);
     if (e->streams) {
@@ -1246,6 +1879,8 @@ void mx_engine_free(struct mx_engine *e)
 {
     if (!e)
         return;
+    if (e->pipe)
+        pipe_finish(e); /* not finished: the threads still end */
     if (e->flows) {
         struct mx_flow *f;
         for (int s = 0; s < 2; s++) {

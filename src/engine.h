@@ -29,6 +29,8 @@ struct mx_config {
     struct mx_reasm_limits reasm;
     struct mx_defrag_limits defrag;
     const char *streams_dir;       /* --streams DIR, or NULL */
+    unsigned workers;              /* threads that dissect, flows shared out by hash; 0: this
+                                      thread does all [0] (--workers) */
     bool dissect;                  /* run the protocol dissectors [true] */
     bool classify;                 /* nDPI looks at flows off the mail ports, and at risks [true] */
     const struct mx_dissector *dissector_override; /* tests and fuzzing: dissect every flow
@@ -44,6 +46,8 @@ struct mx_config {
 };
 
 void mx_config_defaults(struct mx_config *c);
+
+#define MX_MAX_WORKERS 64
 
 struct mx_engine;
 

@@ -345,11 +345,77 @@ void mx_event_emit(struct mx_sink *s, struct mx_event *e)
     while (e->depth > 0)
         mx_ev_end(e);
     e->open = false;
-    if (e->oom)
-        return;
+    if (!e->oom)
+        mx_sink_deliver(s, e);
+}
+
+void mx_sink_deliver(struct mx_sink *s, const struct mx_event *e)
+{
     for (size_t i = 0; i < s->n_rep; i++)
         s->rep[i].ops->event(s->rep[i].ctx, e);
     s->count++;
+}
+
+bool mx_sink_wants_text(const struct mx_sink *s)
+{
+    return s->ev.want_text;
+}
+
+void mx_sink_set_wants_text(struct mx_sink *s, bool v)
+{
+    s->ev.want_text = v;
+}
+
+/* A packed event: this header, the fields, then the arena. Keys and the
+ * type are string literals, so their pointers stay valid in any thread. */
+struct packed_event {
+    const char *type;
+    uint64_t flow;
+    mx_time_t ts;
+    int32_t dir, tone;
+    uint32_t n_fields, arena_len, text_off, text_len;
+};
+
+size_t mx_event_packed_size(const struct mx_event *e)
+{
+    return sizeof(struct packed_event) + e->n_fields * sizeof(struct mx_ev_field) + e->arena_len;
+}
+
+void mx_event_pack(const struct mx_event *e, void *dst)
+{
+    struct packed_event *p = dst;
+    p->type = e->type;
+    p->flow = e->flow;
+    p->ts = e->ts;
+    p->dir = e->dir;
+    p->tone = e->tone;
+    p->n_fields = (uint32_t)e->n_fields;
+    p->arena_len = (uint32_t)e->arena_len;
+    p->text_off = e->text_off;
+    p->text_len = e->text_len;
+    struct mx_ev_field *f = (struct mx_ev_field *)(p + 1);
+    if (e->n_fields)
+        memcpy(f, e->fields, e->n_fields * sizeof(*f));
+    if (e->arena_len)
+        memcpy(f + e->n_fields, e->arena, e->arena_len);
+}
+
+void mx_event_unpack(void *src, struct mx_event *e)
+{
+    struct packed_event *p = src;
+    memset(e, 0, sizeof(*e));
+    e->type = p->type;
+    e->flow = p->flow;
+    e->ts = p->ts;
+    e->dir = p->dir;
+    e->tone = p->tone;
+    e->fields = (struct mx_ev_field *)(p + 1);
+    e->n_fields = e->cap_fields = p->n_fields;
+    e->arena = (char *)(e->fields + p->n_fields);
+    e->arena_len = e->arena_cap = p->arena_len;
+    e->text_off = p->text_off;
+    e->text_len = p->text_len;
+    e->want_text = p->text_len > 0;
 }
 
 void mx_ev_dir(struct mx_event *e, enum mx_dir d)

@@ -97,6 +97,19 @@ uint64_t mx_sink_count(const struct mx_sink *s);
  * record starts with "type", then "flow" (if flow != 0) and "ts" (unless MX_TIME_NONE). */
 struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t flow, mx_time_t ts);
 void mx_event_emit(struct mx_sink *s, struct mx_event *e);
+/* Hands a finished event to every reporter (what emit does; the merge of
+ * worker threads calls it with events they packed). */
+void mx_sink_deliver(struct mx_sink *s, const struct mx_event *e);
+/* Whether a reporter reads the one-line texts; a worker's sink is told so. */
+bool mx_sink_wants_text(const struct mx_sink *s);
+void mx_sink_set_wants_text(struct mx_sink *s, bool v);
+
+/* Moving an event to another thread: mx_event_pack() writes it into
+ * mx_event_packed_size() bytes (8-byte aligned); mx_event_unpack() makes a
+ * view of them (which stays valid as long as the bytes). */
+size_t mx_event_packed_size(const struct mx_event *e);
+void mx_event_pack(const struct mx_event *e, void *dst);
+void mx_event_unpack(void *src, struct mx_event *e);
 
 /* "dir": "c2s" or "s2c"; also shown as an arrow in timelines. */
 void mx_ev_dir(struct mx_event *e, enum mx_dir d);

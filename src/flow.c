@@ -1,5 +1,5 @@
 /* flow.c - the bidirectional TCP flow table: open addressing, backward-shift
- * deletion, two LRU lists (active and closed), no allocation per packet. */
+ * deletion, three LRU lists (quiet, busy and closed), no allocation per packet. */
 #include "flow.h"
 
 #include <stdlib.h>
@@ -14,8 +14,15 @@ struct mx_flow_table {
     uint32_t mask;          /* slot count - 1 (a power of two) */
     uint32_t count, max;
     uint64_t next_id;
-    struct lru lru[2];      /* indexed by enum mx_flow_state */
+    struct lru lru[3];      /* by list_of(): quiet, closed, busy */
 };
+
+/* A flow's list: closed ones apart, active ones by whether they carried
+ * payload, so that each list is in touch order and expiry looks only at heads. */
+static struct lru *list_of(struct mx_flow_table *t, const struct mx_flow *f)
+{
+    return &t->lru[f->state == MX_FLOW_CLOSED ? 1 : f->busy ? 2 : 0];
+}
 
 static int addr_cmp(const struct mx_addr *a, const struct mx_addr *b)
 {
@@ -43,7 +50,7 @@ void mx_flow_key_make(struct mx_flow_key *k, const struct mx_addr *src, uint16_t
 }
 
 /* FNV-1a over the key's bytes; keys are zero-padded so memcmp/hash are exact. */
-static uint32_t key_hash(const struct mx_flow_key *k)
+uint32_t mx_flow_key_hash(const struct mx_flow_key *k)
 {
     const uint8_t *p = (const uint8_t *)k;
     uint32_t h = 2166136261u;
@@ -88,7 +95,7 @@ void mx_flow_table_free(struct mx_flow_table *t)
 
 struct mx_flow *mx_flow_find(struct mx_flow_table *t, const struct mx_flow_key *k)
 {
-    uint32_t h = key_hash(k);
+    uint32_t h = mx_flow_key_hash(k);
     for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
         struct mx_flow *f = t->slots[i];
         if (!f)
@@ -158,7 +165,7 @@ struct mx_flow *mx_flow_add(struct mx_flow_table *t, const struct mx_flow_key *k
     if (!f)
         return NULL;
     f->key = *k;
-    f->hash = key_hash(k);
+    f->hash = mx_flow_key_hash(k);
     f->id = t->next_id++;
     slot_put(t->slots, t->mask, f);
     t->count++;
@@ -166,22 +173,53 @@ struct mx_flow *mx_flow_add(struct mx_flow_table *t, const struct mx_flow_key *k
     return f;
 }
 
-void mx_flow_touch(struct mx_flow_table *t, struct mx_flow *f)
+void mx_flow_touch(struct mx_flow_table *t, struct mx_flow *f, mx_frame_t frame, mx_time_t now)
 {
-    struct lru *l = &t->lru[f->state];
+    struct lru *l = list_of(t, f);
+    f->touch_frame = frame;
+    f->touch_now = now;
     if (l->tail == f)
         return;
     lru_unlink(l, f);
     lru_append(l, f);
 }
 
+/* Moves f to list `l` at the place its touch frame gives: near the tail, as
+ * f was touched at the latest frame or shortly before. */
+static void move_to(struct mx_flow_table *t, struct mx_flow *f, struct lru *to)
+{
+    lru_unlink(list_of(t, f), f);
+    struct mx_flow *after = to->tail;
+    while (after && after->touch_frame > f->touch_frame)
+        after = after->lru_prev;
+    f->lru_prev = after;
+    f->lru_next = after ? after->lru_next : to->head;
+    if (f->lru_next)
+        f->lru_next->lru_prev = f;
+    else
+        to->tail = f;
+    if (after)
+        after->lru_next = f;
+    else
+        to->head = f;
+}
+
+void mx_flow_set_busy(struct mx_flow_table *t, struct mx_flow *f)
+{
+    if (f->busy || f->state == MX_FLOW_CLOSED)
+        return;
+    struct lru *to = &t->lru[2];
+    move_to(t, f, to);
+    f->busy = true;
+}
+
 void mx_flow_set_closed(struct mx_flow_table *t, struct mx_flow *f)
 {
     if (f->state == MX_FLOW_CLOSED)
         return;
-    lru_unlink(&t->lru[f->state], f);
+    lru_unlink(list_of(t, f), f);
     f->state = MX_FLOW_CLOSED;
-    lru_append(&t->lru[f->state], f);
+    lru_append(list_of(t, f), f);
 }
 
 void mx_flow_remove(struct mx_flow_table *t, struct mx_flow *f)
@@ -205,14 +243,24 @@ void mx_flow_remove(struct mx_flow_table *t, struct mx_flow *f)
         }
     }
     t->slots[i] = NULL;
-    lru_unlink(&t->lru[f->state], f);
+    lru_unlink(list_of(t, f), f);
     t->count--;
     free(f);
 }
 
 struct mx_flow *mx_flow_oldest(const struct mx_flow_table *t, enum mx_flow_state which)
 {
-    return t->lru[which].head;
+    if (which == MX_FLOW_CLOSED)
+        return t->lru[1].head;
+    struct mx_flow *q = t->lru[0].head, *b = t->lru[2].head;
+    if (!q || !b)
+        return q ? q : b;
+    return q->touch_frame <= b->touch_frame ? q : b;
+}
+
+struct mx_flow *mx_flow_oldest_of(const struct mx_flow_table *t, bool busy)
+{
+    return t->lru[busy ? 2 : 0].head;
 }
 
 uint32_t mx_flow_count(const struct mx_flow_table *t)

@@ -27,6 +27,11 @@ struct mx_flow {
     enum mx_flow_state state;
     mx_time_t first_ts, last_ts;
     mx_frame_t first_frame, last_frame;
+    /* The frame that last touched it, and the capture clock (the latest
+     * time seen so far, which never steps back) then: lists are in this order. */
+    mx_frame_t touch_frame;
+    mx_time_t touch_now;
+    bool busy;                      /* it has carried payload (its active list) */
     struct mx_flow *lru_prev, *lru_next;
     struct mx_reasm reasm;
     void *user;                     /* the engine's per-flow data */
@@ -43,6 +48,9 @@ void mx_flow_table_free(struct mx_flow_table *t);
 void mx_flow_key_make(struct mx_flow_key *k, const struct mx_addr *src, uint16_t sport,
                       const struct mx_addr *dst, uint16_t dport, bool *src_is_lo);
 
+/* The hash of a key (FNV-1a): the table uses its low bits, worker threads its high ones. */
+uint32_t mx_flow_key_hash(const struct mx_flow_key *k);
+
 /* Finds the flow of key k, or NULL. */
 struct mx_flow *mx_flow_find(struct mx_flow_table *t, const struct mx_flow_key *k);
 
@@ -50,8 +58,13 @@ struct mx_flow *mx_flow_find(struct mx_flow_table *t, const struct mx_flow_key *
  * table is full (evict first) or memory is out. It joins the active LRU tail. */
 struct mx_flow *mx_flow_add(struct mx_flow_table *t, const struct mx_flow_key *k);
 
-/* Marks activity: moves the flow to the tail of its LRU list. */
-void mx_flow_touch(struct mx_flow_table *t, struct mx_flow *f);
+/* Marks activity at `frame` and capture clock `now`: moves the flow to the
+ * tail of its list. */
+void mx_flow_touch(struct mx_flow_table *t, struct mx_flow *f, mx_frame_t frame, mx_time_t now);
+
+/* Moves an active flow that has carried payload to the busy list (which
+ * times out after the idle timeout, not the quiet one). */
+void mx_flow_set_busy(struct mx_flow_table *t, struct mx_flow *f);
 
 /* Moves a flow to the closed list (it stays findable). */
 void mx_flow_set_closed(struct mx_flow_table *t, struct mx_flow *f);
@@ -59,8 +72,10 @@ void mx_flow_set_closed(struct mx_flow_table *t, struct mx_flow *f);
 /* Unlinks and frees a flow; the caller has released what `user` holds. */
 void mx_flow_remove(struct mx_flow_table *t, struct mx_flow *f);
 
-/* The least recently active flow of the active or of the closed list, or NULL. */
+/* The least recently touched active flow (of both lists), or closed flow, or NULL. */
 struct mx_flow *mx_flow_oldest(const struct mx_flow_table *t, enum mx_flow_state which);
+/* The least recently touched active flow of the quiet or of the busy list. */
+struct mx_flow *mx_flow_oldest_of(const struct mx_flow_table *t, bool busy);
 
 uint32_t mx_flow_count(const struct mx_flow_table *t);
 uint32_t mx_flow_capacity(const struct mx_flow_table *t);

@@ -54,6 +54,12 @@ static void usage(FILE *out)
             "  --idle-timeout SECS  close a flow after this much silence (default 3600)\n"
             "  --reasm-memory MIB   bytes held for TCP reassembly, all flows together (default 256)\n"
             "\n"
+            "Speed:\n"
+            "  -j, --workers N      dissect in N threads, flows shared out by their addresses (0: in the\n"
+            "                       reading thread; default: the number of CPUs, at most 16). The output\n"
+            "                       is the same for any N; --max-flows and --reasm-memory are shared out\n"
+            "                       between the threads. --extract and --streams use one thread\n"
+            "\n"
             "Live capture (root or CAP_NET_RAW; stop with Ctrl-C or SIGTERM: open sessions are\n"
             "flushed into the output and the summary gives pcap's drop counts):\n"
             "  -i IFACE             capture from IFACE instead of reading files\n"
@@ -142,6 +148,7 @@ static bool parse_num(const char *s, unsigned long long max, unsigned long long 
 int main(int argc, char **argv)
 {
     enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT, OPT_NOPROMISC, OPT_NONDPI, OPT_FAILURES, OPT_EXPLAIN, OPT_HTML, OPT_HTML_DIAGRAMS, OPT_PROGRESS, OPT_NO_PROGRESS };
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     static const struct option opts[] = {
         { "json", required_argument, NULL, OPT_JSON },
         { "streams", required_argument, NULL, OPT_STREAMS },
@@ -160,6 +167,7 @@ int main(int argc, char **argv)
         { "html-diagrams", required_argument, NULL, OPT_HTML_DIAGRAMS },
         { "progress", no_argument, NULL, OPT_PROGRESS },
         { "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
+        { "workers", required_argument, NULL, 'j' },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -187,8 +195,19 @@ int main(int argc, char **argv)
     struct mx_live_opts live = { NULL, NULL, true, NULL };
     const char *run_as = NULL;
     bool failures_mode = false;
-    while ((c = getopt_long(argc, argv, "qhVi:f:w:Z:", opts, NULL)) != -1) {
+    cfg.workers = ncpu > 1 ? (ncpu > 16 ? 16 : (unsigned)ncpu) : 0;
+    while ((c = getopt_long(argc, argv, "qhVi:f:w:Z:j:", opts, NULL)) != -1) {
         switch (c) {
+        case 'j':
+            if (!strcmp(optarg, "0")) {
+                cfg.workers = 0;
+            } else if (!parse_num(optarg, MX_MAX_WORKERS, &v)) {
+                fprintf(stderr, "mxray: --workers takes a number from 0 to %d\n", MX_MAX_WORKERS);
+                return 2;
+            } else {
+                cfg.workers = (unsigned)v;
+            }
+            break;
         case OPT_JSON:
             json_path = optarg;
             break;

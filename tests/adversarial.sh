@@ -9,7 +9,9 @@
 #     message records' "anomalies", or the summary's "anomalies");
 #   - peak RSS stays under the cap at both scales;
 #   - the exit status is 0, or 3 (done, but the capture was damaged);
-#   - time is linear in size: time(2S) <= 3 x time(S) + 0.5 s.
+#   - time is linear in size: time(2S) <= 3 x time(S) + 0.5 s, in CPU seconds
+#     (user + system, every thread), which other jobs on the machine disturb
+#     far less than wall time.
 # Prints a table per case. A case for which mxray names no anomaly today (its
 # "finding" in cases.json) is reported as FINDING; ADV_STRICT=1 makes it fail.
 #
@@ -83,7 +85,7 @@ EOF
 
 limit_kib=$((4 << 20)) # never let a run take the machine: 4 GiB of address space (not under ASan)
 pass=0 fail=0 findings=0
-printf '%-20s %11s %7s %8s %11s %7s %8s %6s  %s\n' case size time rss_MiB size_2x time_2x rss_2x exit anomaly
+printf '%-20s %11s %7s %8s %11s %7s %8s %6s  %s\n' case size cpu_s rss_MiB size_2x cpu_2x rss_2x exit anomaly
 for_case() { # name file expected finding args...
   local name=$1 file=$2 want=$3 finding=$4; shift 4
   local s t rss st row=() ok=1 why=() got
@@ -91,12 +93,15 @@ for_case() { # name file expected finding args...
     local dir=$tmp/s$s
     (
       [ "$sanitized" = 1 ] || ulimit -v "$limit_kib"
-      exec timeout 600 /usr/bin/time -o "$dir/$name.time" -f '%e %M' \
+      exec timeout 600 /usr/bin/time -o "$dir/$name.time" -f '%U %S %M' \
         "$mx" -q --json "$dir/$name.ndjson" "$@" "$dir/$file"
     ) 2>"$dir/$name.err"
     st=$?
-    read -r t rss < <(tail -n 1 "$dir/$name.time" 2>/dev/null || echo "0 0")
-    [[ $t =~ ^[0-9.]+$ ]] || t=0
+    local tu ts
+    read -r tu ts rss < <(tail -n 1 "$dir/$name.time" 2>/dev/null || echo "0 0 0")
+    [[ $tu =~ ^[0-9.]+$ ]] || tu=0
+    [[ $ts =~ ^[0-9.]+$ ]] || ts=0
+    t=$(python3 -c "print(round($tu + $ts, 2))")
     [[ $rss =~ ^[0-9]+$ ]] || rss=0
     local mib="$((rss / 1024)).$((rss % 1024 * 10 / 1024))"
     row+=("$(stat -c %s "$dir/$file")" "$t" "$mib" "$st")

@@ -74,9 +74,10 @@ START_TEST(lru_order_and_closed_list)
         struct mx_flow_key k;
         mx_flow_key_make(&k, &a, (uint16_t)(1000 + i), &b, 25, NULL);
         f[i] = mx_flow_add(t, &k);
+        mx_flow_touch(t, f[i], (mx_frame_t)i + 1, 0);
     }
     ck_assert_ptr_eq(mx_flow_oldest(t, MX_FLOW_ACTIVE), f[0]);
-    mx_flow_touch(t, f[0]);
+    mx_flow_touch(t, f[0], 4, 0);
     ck_assert_ptr_eq(mx_flow_oldest(t, MX_FLOW_ACTIVE), f[1]);
     mx_flow_set_closed(t, f[1]);
     ck_assert_ptr_eq(mx_flow_oldest(t, MX_FLOW_ACTIVE), f[2]);
@@ -84,6 +85,37 @@ START_TEST(lru_order_and_closed_list)
     mx_flow_remove(t, f[1]);
     ck_assert_ptr_null(mx_flow_oldest(t, MX_FLOW_CLOSED));
     ck_assert_uint_eq(mx_flow_count(t), 2);
+    mx_flow_table_free(t);
+}
+END_TEST
+
+/* Flows that carried payload have a list of their own (the idle timeout);
+ * the oldest active flow is the least recently touched of both lists. */
+START_TEST(busy_list_keeps_touch_order)
+{
+    struct mx_flow_table *t = mx_flow_table_new(8);
+    struct mx_addr a = v4(1), b = v4(2);
+    struct mx_flow *f[4];
+    for (int i = 0; i < 4; i++) {
+        struct mx_flow_key k;
+        mx_flow_key_make(&k, &a, (uint16_t)(1000 + i), &b, 25, NULL);
+        f[i] = mx_flow_add(t, &k);
+        mx_flow_touch(t, f[i], (mx_frame_t)i + 1, (mx_time_t)i);
+    }
+    mx_flow_set_busy(t, f[3]);
+    mx_flow_set_busy(t, f[1]); /* touched before f[3]: it goes ahead of it */
+    ck_assert_ptr_eq(mx_flow_oldest_of(t, true), f[1]);
+    ck_assert_ptr_eq(mx_flow_oldest_of(t, false), f[0]);
+    ck_assert_ptr_eq(mx_flow_oldest(t, MX_FLOW_ACTIVE), f[0]);
+    mx_flow_touch(t, f[0], 5, 5);
+    ck_assert_ptr_eq(mx_flow_oldest(t, MX_FLOW_ACTIVE), f[1]);
+    mx_flow_touch(t, f[1], 6, 6);
+    ck_assert_ptr_eq(mx_flow_oldest(t, MX_FLOW_ACTIVE), f[2]);
+    ck_assert_ptr_eq(mx_flow_oldest_of(t, true), f[3]);
+    mx_flow_set_closed(t, f[3]);
+    ck_assert_ptr_eq(mx_flow_oldest_of(t, true), f[1]);
+    ck_assert_ptr_eq(mx_flow_oldest(t, MX_FLOW_CLOSED), f[3]);
+    ck_assert_uint_eq(mx_flow_count(t), 4);
     mx_flow_table_free(t);
 }
 END_TEST
@@ -114,6 +146,7 @@ static Suite *flow_suite(void)
     tcase_add_test(t, both_directions_share_a_key);
     tcase_add_test(t, many_flows_add_find_remove);
     tcase_add_test(t, lru_order_and_closed_list);
+    tcase_add_test(t, busy_list_keeps_touch_order);
     tcase_add_test(t, ipv6_keys);
     suite_add_tcase(s, t);
     return s;

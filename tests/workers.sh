@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# workers.sh - worker threads change nothing in the output: every capture of
+# pcaps/ (and of ../shared/corpus when it is there) gives the same JSON and
+# timeline with -j0 (one thread) as with 1, 2 and 5 workers. The summary's
+# peak_flows and peak_reassembly_bytes are the exception: with workers they
+# add up each worker's peak (docs/manual.md).
+# usage: tests/workers.sh MXRAY
+set -uo pipefail
+mx=$(realpath "$1")
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+mask() { sed -E 's/"peak_(flows|reassembly_bytes)":[0-9]+/"peak_\1":N/g' "$1"; }
+
+# run NAME ARGS...: the outputs of -j0 and of -jN must match (stdin: $IN).
+run() {
+  local name=$1; shift
+  "$mx" -q -j0 --explain --json "$tmp/a.json" "$@" <"${IN:-/dev/null}" >"$tmp/a.txt" 2>/dev/null
+  local want=$?
+  if [ ! -s "$tmp/a.json" ]; then
+    fail=$((fail + 1)); echo "FAIL $name: no records (exit $want)"; return
+  fi
+  for j in 1 2 5; do
+    timeout 120 "$mx" -q -j$j --explain --json "$tmp/b.json" "$@" <"${IN:-/dev/null}" >"$tmp/b.txt" 2>/dev/null
+    local got=$?
+    if [ "$got" != "$want" ]; then
+      fail=$((fail + 1)); echo "FAIL $name -j$j: exit $got, wanted $want"; continue
+    fi
+    if ! cmp -s <(mask "$tmp/a.json") <(mask "$tmp/b.json"); then
+      fail=$((fail + 1)); echo "FAIL $name -j$j: JSON differs"
+      diff <(mask "$tmp/a.json") <(mask "$tmp/b.json") | head -4; continue
+    fi
+    if ! cmp -s "$tmp/a.txt" "$tmp/b.txt"; then
+      fail=$((fail + 1)); echo "FAIL $name -j$j: timeline differs"; continue
+    fi
+    pass=$((pass + 1))
+  done
+}
+
+mapfile -t own < <(find pcaps -name '*.pcap' -o -name '*.pcapng' | sort)
+for f in "${own[@]}"; do
+  run "$f" "$f"
+done
+# All of them as one capture, with a short idle timeout: flows of many
+# captures at once, clocks that jump, and timeouts at the same frames in
+# several workers.
+run "all pcaps, --idle-timeout 1" --idle-timeout 1 "${own[@]}"
+run "all pcaps" "${own[@]}"
+IN=pcaps/demo.pcapng run "stdin" -
+
+corpus=../shared/corpus
+if [ -d "$corpus" ]; then
+  mapfile -t theirs < <(find "$corpus" -type f \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' \) | sort)
+  for f in "${theirs[@]}"; do
+    run "${f#../shared/}" "$f"
+  done
+else
+  echo "SKIP: $corpus is absent; only the project's captures were compared"
+fi
+
+echo "workers: $pass passed, $fail failed"
+[ "$fail" = 0 ]
