@@ -46,6 +46,7 @@ enum {
     A_PARTIAL_AFTER_GAP,
     A_REPLY_MISSING,
     A_REPLY_INCOMPLETE,
+    A_MESSAGE_OVER_SIZE_LIMIT,
 };
 
 static const struct mx_anomaly_def smtp_anomalies[] = {
@@ -70,6 +71,7 @@ static const struct mx_anomaly_def smtp_anomalies[] = {
     { "PARTIAL_AFTER_GAP", "bytes were lost inside a command or message; what follows was resynchronised" },
     { "REPLY_MISSING", "a command got no reply: the next reply can only answer a later command" },
     { "REPLY_INCOMPLETE", "a multi-line reply never got its last line: the client went on without it" },
+    { "MESSAGE_OVER_SIZE_LIMIT", "message data past the size limit the server announced in EHLO (RFC 1870 §4)" },
 };
 
 enum verb {
@@ -143,6 +145,7 @@ struct txn {
     struct mx_text queue_id;
     bool partial;
     bool rejected_data;       /* DATA itself was refused */
+    bool over_size;           /* the data passed the server's SIZE */
     mx_frame_t first_frame, last_frame;
     mx_time_t ts;
 };
@@ -1361,6 +1364,18 @@ static void body_end(struct smtp *s, uint64_t off, size_t len)
     txn_data_sent(s);
 }
 
+/* Message bytes, by DATA or BDAT. RFC 1870 §4: a client must not send a
+ * message larger than the fixed maximum the server announced (SIZE n). */
+static void message_data(struct smtp *s, struct mx_slice b, uint64_t off)
+{
+    struct txn *t = &s->txn;
+    mx_message_feed(t->msg, b, off);
+    if (s->size_limit && !t->over_size && mx_message_size(t->msg) > s->size_limit) {
+        t->over_size = true;
+        anomaly(s, MX_DIR_C2S, A_MESSAGE_OVER_SIZE_LIMIT, off, b.len);
+    }
+}
+
 /* Message data (RFC 5321 §4.5.2): lines until "." CRLF, with a leading dot
  * removed from every other line that starts with one. Returns the bytes
  * consumed; 0 when it needs more input to decide. */
@@ -1407,7 +1422,7 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
         break;
     }
     if (bytes.len)
-        mx_message_feed(t->msg, bytes, off);
+        message_data(s, bytes, off);
     return n;
 }
 
@@ -1485,7 +1500,7 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
             continue;
         case C_CHUNK: {
             size_t take = rest.len < s->bdat_left ? rest.len : (size_t)s->bdat_left;
-            mx_message_feed(s->txn.msg, mx_slice_make(rest.ptr, take), base + pos);
+            message_data(s, mx_slice_make(rest.ptr, take), base + pos);
             s->bdat_left -= take;
             pos += take;
             if (!s->bdat_left) {

@@ -35,7 +35,8 @@ struct mx_anomaly_def {
     X(TCP_REASSEMBLY_LIMIT, "out-of-order data exceeded its cap; the hole became a gap")      \
     X(TCP_GAP, "bytes of the stream were never captured")                                      \
     X(TCP_LATE_SEGMENT, "a segment arrived for bytes already declared a gap")                 \
-    X(DISSECTOR_BUFFER_LIMIT, "a dissector left more unconsumed bytes than the cap allows")
+    X(DISSECTOR_BUFFER_LIMIT, "a dissector left more unconsumed bytes than the cap allows")  \
+    X(SYN_UNANSWERED, "the client's SYN got no answer: the server was silent or the capture missed it")
 
 enum mx_core_anomaly {
 #define MX_X(n, d) MX_AN_##n,

@@ -184,8 +184,10 @@ static void warn_once(struct mx_engine *e, enum mx_core_anomaly a, mx_frame_t fr
 {
     if (!e->cfg.warnings || !is_damage(a) || atomic_exchange(&e->root->warned[a], true))
         return;
-    fprintf(stderr, "mxray: warning: %s: frame %" PRIu64 ": %s%s%s (further ones are counted in the summary)\n",
-            cur_file(e), frame, mx_core_anomalies[a].desc, extra ? ": " : "", extra ? extra : "");
+    /* A worker does not know which file the frame came from (the reader may be on the next). */
+    const char *file = cur_file(e);
+    fprintf(stderr, "mxray: warning: %s%sframe %" PRIu64 ": %s%s%s (further ones are counted in the summary)\n",
+            file, *file ? ": " : "", frame, mx_core_anomalies[a].desc, extra ? ": " : "", extra ? extra : "");
 }
 
 /* An anomaly event, attributed to a flow when there is one. */
@@ -730,6 +732,10 @@ static void flow_close(struct mx_engine *e, struct mx_flow *f, const char *reaso
     mx_reasm_finish(&f->reasm, &e->pool, &reasm_ops, &x->ctx);
     feed_end(e, f, MX_DIR_C2S);
     feed_end(e, f, MX_DIR_S2C);
+    /* RFC 9293 §3.5: a SYN is answered by SYN-ACK or RST; nothing at all
+     * came back (a dead server, a filter, a SYN flood, or a blind capture). */
+    if (x->proto && x->handshake && !x->pkts[MX_DIR_S2C])
+        core_anomaly(e, f, MX_DIR_C2S, MX_AN_SYN_UNANSWERED, f->first_frame, f->first_ts);
     if (x->proto)
         emit_flow_record(e, f);
     if (x->stream) {
@@ -1022,7 +1028,14 @@ static void flow_segment(struct mx_engine *e, const struct mx_packet *p, uint32_
  * records pass, and hands it to the reporters: the output is that of one
  * thread, whatever the number of workers. */
 
-enum { MSG_PKT, MSG_TICK, MSG_END, MSG_REC };
+enum { MSG_PKT, MSG_TICK, MSG_END, MSG_REC, MSG_LEVELS };
+
+/* What a worker's flows and reassembly held while it handled one message:
+ * the most at any moment, and at the end. The merge adds the other
+ * workers' levels, so its peaks are those of one thread. */
+struct levels {
+    uint64_t flows_max, flows_end, bytes_max, bytes_end;
+};
 
 /* A message's head on a ring; a message too big for the ring is on the heap. */
 struct msg {
@@ -1062,6 +1075,7 @@ struct worker {
     struct key_pub cur;
     atomic_uint nflows;          /* flows open, for the progress display */
     struct mx_idmap ids;         /* the merge's: this worker's flow numbers to the run's */
+    uint64_t lv_flows, lv_bytes; /* the merge's: its latest levels */
 };
 
 struct pipe {
@@ -1078,6 +1092,7 @@ struct pipe {
      * key below what this allows. */
     atomic_uint_fast64_t stage;
     uint64_t flows;              /* the merge's flow numbers */
+    uint64_t sum_flows, sum_bytes, peak_flows, peak_bytes; /* the merge's: all workers' levels */
     bool failed;                 /* the merge ran out of memory */
 };
 
@@ -1128,6 +1143,7 @@ static void *msg_begin(struct mx_ring *r, uint32_t kind, size_t body, struct msg
 {
     void *heap = NULL;
     size_t inl = body;
+    *mp = NULL;
     if (sizeof(struct msg) + body > MX_RING_MAX_MSG(r)) {
         heap = malloc(body);
         if (!heap)
@@ -1228,6 +1244,21 @@ static void pipe_stage(struct mx_engine *e, uint64_t frame, bool tick)
 
 static void finish_flows(struct mx_engine *e);
 
+static void send_levels(struct worker *w, uint32_t flows)
+{
+    struct mx_engine *e = w->eng;
+    struct msg *m;
+    struct levels *l = msg_begin(&w->out, MSG_LEVELS, sizeof(*l), &m);
+    if (!l)
+        return;
+    m->key = e->key;
+    l->flows_max = e->peak_flows > flows ? e->peak_flows : flows;
+    l->flows_end = flows;
+    l->bytes_max = e->pool.peak_bytes > e->pool.bytes ? e->pool.peak_bytes : e->pool.bytes;
+    l->bytes_end = e->pool.bytes;
+    mx_ring_commit(&w->out);
+}
+
 /* A worker: segments, clock ticks, then the end. */
 static void *worker_main(void *arg)
 {
@@ -1239,6 +1270,10 @@ static void *worker_main(void *arg)
         while (!(m = mx_ring_peek(&w->in, &n)))
             mx_park_wait(&w->park, mx_ring_ready, &w->in);
         e->now = m->now;
+        uint32_t flows0 = mx_flow_count(e->flows);
+        uint64_t bytes0 = e->pool.bytes;
+        e->peak_flows = flows0; /* the peaks of this message alone */
+        e->pool.peak_bytes = bytes0;
         if (m->kind == MSG_PKT) {
             struct pkt_body *b = msg_body(m);
             const uint8_t *bytes = (const uint8_t *)(b + 1);
@@ -1258,7 +1293,10 @@ static void *worker_main(void *arg)
             mx_park_wake(&w->pipe->merger);
             return NULL;
         }
-        atomic_store_explicit(&w->nflows, mx_flow_count(e->flows), memory_order_relaxed);
+        uint32_t flows1 = mx_flow_count(e->flows);
+        if (flows1 != flows0 || e->peak_flows != flows0 || e->pool.bytes != bytes0 || e->pool.peak_bytes != bytes0)
+            send_levels(w, flows1);
+        atomic_store_explicit(&w->nflows, flows1, memory_order_relaxed);
         msg_done(&w->in, m);
         mx_park_wake(&w->pipe->merger); /* it may wait for this worker to be idle */
     }
@@ -1351,6 +1389,21 @@ static void merge_deliver(struct pipe *pp, unsigned src, void *body)
         mx_idmap_take(ids, local);
 }
 
+/* A worker's levels, in the run's order: the run's peaks are the other
+ * workers' levels plus this one's most, as one thread would have counted. */
+static void merge_levels(struct pipe *pp, struct worker *w, const struct levels *l)
+{
+    uint64_t of = pp->sum_flows - w->lv_flows, ob = pp->sum_bytes - w->lv_bytes;
+    if (of + l->flows_max > pp->peak_flows)
+        pp->peak_flows = of + l->flows_max;
+    if (ob + l->bytes_max > pp->peak_bytes)
+        pp->peak_bytes = ob + l->bytes_max;
+    w->lv_flows = l->flows_end;
+    w->lv_bytes = l->bytes_end;
+    pp->sum_flows = of + l->flows_end;
+    pp->sum_bytes = ob + l->bytes_end;
+}
+
 /* The merge: stream 0 is the reader's records, 1..n the workers'. Each
  * stream's keys only grow. The least head is released once every empty
  * stream's bound (what it may still produce) is above it. */
@@ -1405,7 +1458,10 @@ static void *merge_main(void *arg)
         }
         if (go) {
             struct mx_ring *r = best ? &pp->w[best - 1].out : &pp->out;
-            merge_deliver(pp, (unsigned)best, msg_body(head[best]));
+            if (head[best]->kind == MSG_LEVELS)
+                merge_levels(pp, &pp->w[best - 1], msg_body(head[best]));
+            else
+                merge_deliver(pp, (unsigned)best, msg_body(head[best]));
             msg_done(r, head[best]);
             continue;
         }
@@ -1537,13 +1593,13 @@ static void pipe_finish(struct mx_engine *e)
         e->flows_evicted += w->flows_evicted;
         e->ndpi_flows += w->ndpi_flows;
         e->ndpi_mail_flows += w->ndpi_mail_flows;
-        e->peak_flows += w->peak_flows; /* each worker's peak: an upper bound of the run's */
-        e->pool.peak_bytes += w->pool.peak_bytes;
         for (int a = 0; a < MX_AN__COUNT; a++)
             e->an.n[a] += w->an.n[a];
         e->failed |= w->failed;
     }
     e->flows_total = pp->flows;
+    e->peak_flows = (uint32_t)pp->peak_flows;
+    e->pool.peak_bytes = pp->peak_bytes;
     e->failed |= pp->failed;
     e->sink = e->out;
     e->pipe = NULL;
