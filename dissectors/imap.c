@@ -1790,4 +1790,5 @@ const struct mx_dissector mx_imap_dissector = {
     .parse = imap_parse,
     .anomalies = imap_anomalies,
     .n_anomalies = MX_ARRAY_LEN(imap_anomalies),
+    .state_size = sizeof(struct imap),
 };

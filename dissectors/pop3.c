@@ -1282,4 +1282,5 @@ const struct mx_dissector mx_pop3_dissector = {
     .parse = pop3_parse,
     .anomalies = pop3_anomalies,
     .n_anomalies = MX_ARRAY_LEN(pop3_anomalies),
+    .state_size = sizeof(struct pop3),
 };

@@ -1813,4 +1813,5 @@ const struct mx_dissector mx_smtp_dissector = {
     .parse = smtp_parse,
     .anomalies = smtp_anomalies,
     .n_anomalies = MX_ARRAY_LEN(smtp_anomalies),
+    .state_size = sizeof(struct smtp),
 };

@@ -1975,4 +1975,5 @@ const struct mx_dissector mx_tls_dissector = {
     .parse = tls_parse,
     .anomalies = NULL,
     .n_anomalies = 0,
+    .state_size = sizeof(struct mx_tls),
 };

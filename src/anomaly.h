@@ -28,7 +28,7 @@ struct mx_anomaly_def {
     X(FRAG_INVALID, "an IP fragment with an impossible offset or length")                    \
     X(FRAG_TIMEOUT, "an IP datagram's fragments never all arrived")                           \
     X(FRAG_LIMIT, "IP fragment memory or datagram cap reached; fragments dropped")            \
-    X(FLOW_EVICTED, "the flow table was full; the oldest idle flow was closed early")         \
+    X(FLOW_EVICTED, "the flow table or the memory cap was full; the least recently active flow was closed early") \
     X(TCP_OVERLAP_DIFFERENT, "a TCP segment overlaps earlier bytes with different data")      \
     X(TCP_SEGMENT_OUT_OF_WINDOW, "a TCP segment lies far outside the expected sequence range")\
     X(TCP_DATA_AFTER_FIN, "TCP data beyond the sequence number of the FIN")                   \

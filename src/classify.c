@@ -10,6 +10,11 @@ struct mx_classifier {
     struct ndpi_detection_module_struct *ndpi;
 };
 
+size_t mx_classify_flow_bytes(void)
+{
+    return SIZEOF_FLOW_STRUCT;
+}
+
 /* nDPI's set-up and tear-down write process-wide state (its DGA tables,
  * libgcrypt's set-up, a patricia-tree counter): one engine at a time. */
 static pthread_mutex_t ndpi_setup = PTHREAD_MUTEX_INITIALIZER;

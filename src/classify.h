@@ -16,6 +16,9 @@ struct mx_classify_flow {
     bool done;             /* no more packets wanted */
 };
 
+/* Bytes nDPI holds for a flow while it classifies it (for the memory cap). */
+size_t mx_classify_flow_bytes(void);
+
 /* The nDPI detection module with every protocol enabled; NULL on failure. */
 struct mx_classifier *mx_classifier_new(void);
 void mx_classifier_free(struct mx_classifier *c);

@@ -53,6 +53,8 @@ struct mx_dissector {
      * mx_ctx_anomaly(). */
     const struct mx_anomaly_def *anomalies;
     size_t n_anomalies;
+    /* Bytes a state holds (its struct), charged against the memory cap. */
+    size_t state_size;
 };
 
 /* Where a byte of the stream came from. */

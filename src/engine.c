@@ -87,6 +87,7 @@ struct flow_ext {
     struct mx_classify_flow cls;
     struct replay *replay;  /* while a flow off the mail ports awaits its classification */
     bool ignored;           /* classified as not mail: its packets are only counted */
+    size_t charged;         /* bytes counted against the memory cap */
     bool by_ndpi;           /* recognised as mail by nDPI, not by its port */
 };
 
@@ -131,6 +132,8 @@ struct mx_engine {
     /* Counters for the summary. */
     uint64_t bytes, tcp_segments, mail_segments, other_packets, late_packets, flows_total, flows_evicted;
     uint64_t ndpi_flows, ndpi_mail_flows;
+    uint64_t ext_mem;            /* what the flows' state is charged (flow_ext.charged) */
+    uint64_t flow_budget;        /* the memory cap's share for flows and their dissectors */
     uint32_t peak_flows;
     struct mx_anomaly_counts an;
     uint64_t an_events[MX_AN__COUNT];
@@ -148,6 +151,7 @@ void mx_config_defaults(struct mx_config *c)
 {
     memset(c, 0, sizeof(*c));
     c->max_flows = 262144;
+    c->memory = UINT64_C(256) << 20;
     c->idle_timeout = 3600 * MX_NS_PER_SEC;
     c->quiet_timeout = 120 * MX_NS_PER_SEC;
     c->closed_linger = 60 * MX_NS_PER_SEC;
@@ -695,10 +699,54 @@ static void emit_flow_record(struct mx_engine *e, struct mx_flow *f)
     mx_event_emit(e->sink, ev);
 }
 
+/* ---- The memory cap ----
+ * A flow is charged what it holds: its entries, nDPI's flow while it
+ * classifies, its dissector's state, the bytes kept for the dissector and
+ * for replay. Reassembly has its own cap (the pool). */
+#define FLOW_ENTRY_BYTES (sizeof(struct mx_flow) + 2 * sizeof(void *)) /* and its hash slots */
+
+static size_t flow_charge(const struct flow_ext *x)
+{
+    size_t n = sizeof(*x);
+    if (x->cls.nf)
+        n += mx_classify_flow_bytes();
+    if (x->dis && x->dstate)
+        n += x->dis->state_size;
+    if (x->dis_names)
+        n += x->dis_names->n_anomalies * sizeof(*x->dis_an);
+    for (int d = 0; d < 2; d++)
+        n += x->ds[d].cap + x->ds[d].fm_cap * sizeof(struct frame_mark);
+    if (x->replay)
+        n += sizeof(*x->replay) + x->replay->cap * sizeof(struct replay_item) + (x->replay->bytes ? MX_REPLAY_BYTES : 0);
+    return n;
+}
+
+static void recharge(struct mx_engine *e, struct flow_ext *x)
+{
+    size_t n = flow_charge(x);
+    e->ext_mem += n - x->charged;
+    x->charged = n;
+}
+
+static bool evict_one(struct mx_engine *e, mx_frame_t frame, mx_time_t ts, const struct mx_flow *keep);
+
+static uint64_t mem_used(const struct mx_engine *e)
+{
+    return (uint64_t)mx_flow_count(e->flows) * FLOW_ENTRY_BYTES + e->ext_mem;
+}
+
+/* Closes the least recently active flows (FLOW_EVICTED) until `more` bytes fit. */
+static void mem_room(struct mx_engine *e, uint64_t more, const struct mx_packet *p, const struct mx_flow *keep)
+{
+    while (mem_used(e) + more > e->flow_budget && evict_one(e, p->frame, p->ts, keep))
+        ;
+}
+
 static void flow_ext_free(struct mx_engine *e, struct flow_ext *x)
 {
     if (!x)
         return;
+    e->ext_mem -= x->charged;
     if (e->cls)
         mx_classify_finish(e->cls, &x->cls);
     replay_free(x);
@@ -791,8 +839,9 @@ static void expire(struct mx_engine *e, mx_frame_t frame, mx_time_t now)
     }
 }
 
-/* Makes room for one more flow: a closed entry first, else the oldest active flow. */
-static bool evict_one(struct mx_engine *e, mx_frame_t frame, mx_time_t ts)
+/* Makes room: a closed entry first, else the least recently active flow,
+ * never `keep` (the flow being handled). */
+static bool evict_one(struct mx_engine *e, mx_frame_t frame, mx_time_t ts, const struct mx_flow *keep)
 {
     struct mx_flow *f = mx_flow_oldest(e->flows, MX_FLOW_CLOSED);
     if (f) {
@@ -800,7 +849,7 @@ static bool evict_one(struct mx_engine *e, mx_frame_t frame, mx_time_t ts)
         return true;
     }
     f = mx_flow_oldest(e->flows, MX_FLOW_ACTIVE);
-    if (!f)
+    if (!f || f == keep)
         return false;
     core_anomaly(e, f, -1, MX_AN_FLOW_EVICTED, frame, ts);
     e->flows_evicted++;
@@ -853,8 +902,9 @@ static void become_mail(struct mx_engine *e, struct mx_flow *f, const struct mx_
 static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key *k, const struct mx_packet *p,
                                    const struct mx_proto *sp, const struct mx_proto *dp)
 {
-    if (mx_flow_count(e->flows) >= mx_flow_capacity(e->flows) && !evict_one(e, p->frame, p->ts))
+    if (mx_flow_count(e->flows) >= mx_flow_capacity(e->flows) && !evict_one(e, p->frame, p->ts, NULL))
         return NULL;
+    mem_room(e, FLOW_ENTRY_BYTES + sizeof(struct flow_ext) + (e->cls ? mx_classify_flow_bytes() : 0), p, NULL);
     struct flow_ext *x = calloc(1, sizeof(*x));
     if (!x)
         return NULL;
@@ -894,6 +944,7 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
             x->ignored = true;
         e->ndpi_flows++;
     }
+    recharge(e, x);
     return f;
 }
 
@@ -936,6 +987,7 @@ static void classified(struct mx_engine *e, struct mx_flow *f)
         free(r->bytes);
         free(r);
     }
+    recharge(e, x);
 }
 
 /* A TCP segment of flow k; sp and dp are the mail protocols of its ports. */
@@ -1011,6 +1063,10 @@ static void flow_segment(struct mx_engine *e, const struct mx_packet *p, uint32_
         e->failed = true;
     if (!f->busy && (f->reasm.h[0].delivered || f->reasm.h[1].delivered))
         mx_flow_set_busy(e->flows, f);
+    if (f->user) {
+        recharge(e, f->user);
+        mem_room(e, 0, p, f);
+    }
     if (p->flags & MX_TCP_RST)
         flow_close(e, f, "rst");
     else if (f->reasm.h[0].fin_done && f->reasm.h[1].fin_done)
@@ -1530,6 +1586,7 @@ static bool pipe_start(struct mx_engine *e, unsigned n, char *err, size_t errlen
     wc.workers = 0;
     wc.progress = NULL;
     wc.max_flows = (e->cfg.max_flows + n - 1) / n;
+    wc.memory = e->cfg.memory / n;
     uint64_t total = e->cfg.reasm.max_total_bytes ? e->cfg.reasm.max_total_bytes : UINT64_C(256) << 20;
     wc.reasm.max_total_bytes = total / n ? total / n : 1;
     for (unsigned i = 0; i < n; i++) {
@@ -1698,6 +1755,12 @@ struct mx_engine *mx_engine_new(const struct mx_config *cfg, struct mx_sink *sin
         return NULL;
     }
     e->cfg = *cfg;
+    /* The memory cap: half for flows and their dissectors, a quarter for
+     * reassembly, the rest for what every run has (rings, nDPI's tables,
+     * IP fragments, output buffers). */
+    e->flow_budget = cfg->memory ? cfg->memory / 2 : UINT64_MAX;
+    if (!e->cfg.reasm.max_total_bytes && cfg->memory)
+        e->cfg.reasm.max_total_bytes = cfg->memory / 4;
     e->sink = e->out = sink;
     e->root = e;
     e->tick = INT64_MIN;
@@ -1720,7 +1783,7 @@ struct mx_engine *mx_engine_new(const struct mx_config *cfg, struct mx_sink *sin
             return NULL;
         }
     }
-    mx_reasm_pool_init(&e->pool, &cfg->reasm);
+    mx_reasm_pool_init(&e->pool, &e->cfg.reasm);
     if (!e->dec || !e->flows) {
         snprintf(err, errlen, "out of memory");
         mx_engine_free(e);

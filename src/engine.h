@@ -26,6 +26,9 @@ struct mx_config {
     mx_time_t quiet_timeout;       /* ... or this much, while it has carried no payload [120 s] */
     mx_time_t closed_linger;       /* keep a closed flow to absorb late packets [60 s] */
     size_t dissector_buffer;       /* unconsumed bytes a dissector may leave per direction [1 MiB] */
+    uint64_t memory;               /* bytes for flows, their dissectors and reassembly [256 MiB]
+                                      (--memory): half for flow state, a quarter for reassembly
+                                      unless reasm.max_total_bytes says otherwise */
     struct mx_reasm_limits reasm;
     struct mx_defrag_limits defrag;
     const char *streams_dir;       /* --streams DIR, or NULL */

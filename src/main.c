@@ -52,7 +52,11 @@ static void usage(FILE *out)
             "Limits:\n"
             "  --max-flows N        flows tracked at once (default 262144); the oldest idle one is evicted\n"
             "  --idle-timeout SECS  close a flow after this much silence (default 3600)\n"
-            "  --reasm-memory MIB   bytes held for TCP reassembly, all flows together (default 256)\n"
+            "  --memory MIB         memory for flows, their dissectors and TCP reassembly (default 256):\n"
+            "                       half for flows, a quarter for reassembly; when it is full the least\n"
+            "                       recently active flow is closed early (FLOW_EVICTED)\n"
+            "  --reasm-memory MIB   bytes held for TCP reassembly, all flows together (default: a quarter\n"
+            "                       of --memory)\n"
             "\n"
             "Speed:\n"
             "  -j, --workers N      dissect in N threads, flows shared out by their addresses (0: in the\n"
@@ -147,7 +151,7 @@ static bool parse_num(const char *s, unsigned long long max, unsigned long long 
 
 int main(int argc, char **argv)
 {
-    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT, OPT_NOPROMISC, OPT_NONDPI, OPT_FAILURES, OPT_EXPLAIN, OPT_HTML, OPT_HTML_DIAGRAMS, OPT_PROGRESS, OPT_NO_PROGRESS };
+    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT, OPT_NOPROMISC, OPT_NONDPI, OPT_FAILURES, OPT_EXPLAIN, OPT_HTML, OPT_HTML_DIAGRAMS, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_MEMORY };
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     static const struct option opts[] = {
         { "json", required_argument, NULL, OPT_JSON },
@@ -156,6 +160,7 @@ int main(int argc, char **argv)
         { "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
         { "idle-timeout", required_argument, NULL, OPT_IDLE },
         { "reasm-memory", required_argument, NULL, OPT_REASM_MEM },
+        { "memory", required_argument, NULL, OPT_MEMORY },
         { "show-secrets", no_argument, NULL, OPT_SECRETS },
         { "extract", required_argument, NULL, OPT_EXTRACT },
         { "port", required_argument, NULL, OPT_PORT },
@@ -234,6 +239,13 @@ int main(int argc, char **argv)
                 goto out;
             }
             cfg.idle_timeout = (mx_time_t)v * MX_NS_PER_SEC;
+            break;
+        case OPT_MEMORY:
+            if (!parse_num(optarg, 1u << 20, &v) || v < 16) {
+                fprintf(stderr, "mxray: --memory takes MiB, from 16 to %u\n", 1u << 20);
+                goto out;
+            }
+            cfg.memory = (uint64_t)v << 20;
             break;
         case OPT_REASM_MEM:
             if (!parse_num(optarg, 1u << 20, &v)) {

@@ -26,6 +26,11 @@ check version 0 "$mx" --version
 check no-files 2 "$mx"
 check bad-option 2 "$mx" --no-such-option "$demo"
 check bad-number 2 "$mx" --max-flows 0 "$demo"
+check bad-memory 2 "$mx" --memory 8 "$demo"
+check bad-workers 2 "$mx" --workers 65 "$demo"
+check workers-0 0 "$mx" -j0 --memory 16 --json "$tmp/j0.json" "$demo"
+check workers-3 0 "$mx" -j3 --memory 16 --json "$tmp/j3.json" "$demo"
+expect workers-same cmp -s "$tmp/j0.json" "$tmp/j3.json"
 check bad-port 2 "$mx" --port smtp=70000 "$demo"
 check bad-port-proto 2 "$mx" --port http=80 "$demo"
 # A port named with --port is read as that protocol (the lab's second postfix listens on 2525).
