@@ -1231,7 +1231,8 @@ START_TEST(test_anomaly_table)
     }
     ck_assert_str_eq(mx_core_anomalies[MX_AN_FILE_TRUNCATED].name, "FILE_TRUNCATED");
     ck_assert_str_eq(mx_core_anomalies[MX_AN_FRAG_OVERLAP].name, "FRAG_OVERLAP");
-    ck_assert_str_eq(mx_core_anomalies[MX_AN__COUNT - 1].name, "DISSECTOR_BUFFER_LIMIT");
+    ck_assert_str_eq(mx_core_anomalies[MX_AN_DISSECTOR_BUFFER_LIMIT].name, "DISSECTOR_BUFFER_LIMIT");
+    ck_assert_str_eq(mx_core_anomalies[MX_AN__COUNT - 1].name, "SYN_UNANSWERED");
 }
 END_TEST
 

@@ -5,7 +5,9 @@
  * Checked on every input (abort on failure): each NDJSON line is valid JSON
  * (json-c) and valid UTF-8; the timeline carries no control character but
  * the newline (no escape sequence reaches a terminal); the HTML report has
- * no raw control character. Seeds: the project's own captures (pcaps/). */
+ * no raw control character. One input in eight runs again with 2 or 3 worker
+ * threads, whose output must be the same byte for byte. Seeds: the project's
+ * own captures (pcaps/). */
 #include <json-c/json.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,12 +70,17 @@ static void check_no_controls(const char *out, size_t len, bool allow_tab_cr)
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+struct outputs {
+    char *json, *text, *html;
+    size_t json_len, text_len, html_len;
+};
+
+/* One run over the capture in data, with `workers` worker threads. */
+static void run(const uint8_t *data, size_t size, unsigned workers, struct outputs *o)
 {
-    char *json = NULL, *text = NULL, *html = NULL;
-    size_t json_len = 0, text_len = 0, html_len = 0;
-    FILE *jf = open_memstream(&json, &json_len), *tf = open_memstream(&text, &text_len),
-         *hf = open_memstream(&html, &html_len);
+    memset(o, 0, sizeof(*o));
+    FILE *jf = open_memstream(&o->json, &o->json_len), *tf = open_memstream(&o->text, &o->text_len),
+         *hf = open_memstream(&o->html, &o->html_len);
     FILE *in_fp = size ? fmemopen((void *)data, size, "rb") : NULL;
     struct mx_sink *sink = mx_sink_new();
     if (!jf || !tf || !hf || (size && !in_fp) || !sink)
@@ -87,6 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.explain = (size & 2) != 0;
     cfg.show_secrets = (size & 4) != 0;
     cfg.classify = (size & 15) == 8; /* nDPI on one input in 16: its set-up costs more than a run */
+    cfg.workers = workers;
     char err[256];
     struct mx_engine *eng = mx_engine_new(&cfg, sink, err, sizeof(err));
     if (!eng)
@@ -100,11 +108,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mx_sink_finish(sink);
     mx_engine_free(eng);
     mx_sink_free(sink); /* closes the streams */
-    check_json(json, json_len);
-    check_no_controls(text, text_len, false);
-    check_no_controls(html, html_len, false);
-    free(json);
-    free(text);
-    free(html);
+}
+
+static void outputs_free(struct outputs *o)
+{
+    free(o->json);
+    free(o->text);
+    free(o->html);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct outputs one;
+    run(data, size, 0, &one);
+    check_json(one.json, one.json_len);
+    check_no_controls(one.text, one.text_len, false);
+    check_no_controls(one.html, one.html_len, false);
+    /* One input in 16 again with worker threads: the records and the
+     * timeline must be those of one thread, byte for byte. */
+    if ((size & 15) == 5 || (size & 15) == 8) {
+        struct outputs more;
+        run(data, size, 1 + (size & 16 ? 2 : 1), &more);
+        if (more.json_len != one.json_len || memcmp(more.json, one.json, one.json_len) ||
+            more.text_len != one.text_len || memcmp(more.text, one.text, one.text_len))
+            abort();
+        outputs_free(&more);
+    }
+    outputs_free(&one);
     return 0;
 }
