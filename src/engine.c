@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1320,6 +1321,9 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct mx_engine *e = w->eng;
+    char name[16];
+    snprintf(name, sizeof(name), "mxray-w%u", w->idx);
+    prctl(PR_SET_NAME, name); /* for top and perf */
     for (;;) {
         size_t n;
         struct msg *m;
@@ -1527,6 +1531,12 @@ static void *merge_main(void *arg)
     return NULL;
 }
 
+static void *merge_thread(void *arg)
+{
+    prctl(PR_SET_NAME, "mxray-merge"); /* for top and perf */
+    return merge_main(arg);
+}
+
 /* A TCP segment: counted here, then dissected by its flow's owner. */
 static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t wirelen)
 {
@@ -1614,7 +1624,7 @@ static bool pipe_start(struct mx_engine *e, unsigned n, char *err, size_t errlen
             goto threads;
         pp->w[i].started = true;
     }
-    if (pthread_create(&pp->merge_th, NULL, merge_main, pp))
+    if (pthread_create(&pp->merge_th, NULL, merge_thread, pp))
         goto threads;
     pp->merge_started = true;
     e->sink = pp->sink;
