@@ -1441,7 +1441,8 @@ static void merge_deliver(struct pipe *pp, unsigned src, void *body)
             g = (uintptr_t)mx_idmap_get(ids, local);
         }
         ev.flow = g;
-        if (ev.n_fields > 1 && ev.fields[1].kind == MX_EV_UINT && !strcmp(ev.fields[1].key, "flow"))
+        if (ev.n_fields > 1 && ev.fields[1].kind == MX_EV_UINT && ev.fields[1].key &&
+            !strcmp(ev.fields[1].key, "flow"))
             ev.fields[1].v.u = g;
     }
     mx_sink_deliver(pp->root->out, &ev);
