@@ -42,6 +42,7 @@ void mx_park_wait(struct mx_park *p, bool (*ready)(void *arg), void *arg)
     /* Sequentially consistent: either the waker sees `waiting`, or this
      * thread's next ready() sees what the waker published before looking. */
     atomic_store(&p->waiting, 1);
+    atomic_thread_fence(memory_order_seq_cst); /* the store above before the loads of ready() */
     while (!ready(arg))
         pthread_cond_wait(&p->c, &p->m);
     atomic_store(&p->waiting, 0);

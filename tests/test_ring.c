@@ -1,0 +1,125 @@
+/* test_ring.c - the SPSC message ring: order, sizes, wrap-around, and a
+ * producer and a consumer thread that each wait on a full or empty ring. */
+#include <check.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ring.h"
+
+/* Message k: its length and bytes follow from k alone. */
+static size_t msg_len(uint32_t k)
+{
+    return (k * 2654435761u) % 1021 + (k % 7 == 0 ? 1000 : 0);
+}
+
+static void fill(uint8_t *p, uint32_t k, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(k + i * 31);
+}
+
+static bool same(const uint8_t *p, uint32_t k, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != (uint8_t)(k + i * 31))
+            return false;
+    return true;
+}
+
+START_TEST(order_sizes_and_wrap)
+{
+    struct mx_park prod, cons;
+    struct mx_ring r;
+    ck_assert(mx_park_init(&prod) && mx_park_init(&cons));
+    ck_assert(mx_ring_init(&r, 4096 * 2, &prod, &cons));
+    size_t n;
+    ck_assert_ptr_null(mx_ring_peek(&r, &n));
+    ck_assert(mx_ring_drained(&r));
+    /* Many times round the ring, a few messages in flight at once. */
+    uint32_t in = 0, out = 0;
+    while (out < 5000) {
+        while (in < 5000 && in - out < 3) {
+            size_t len = msg_len(in) % MX_RING_MAX_MSG(&r);
+            uint8_t *p = mx_ring_reserve(&r, len);
+            fill(p, in, len);
+            mx_ring_commit(&r);
+            in++;
+        }
+        uint8_t *p = mx_ring_peek(&r, &n);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_uint_eq(n, msg_len(out) % MX_RING_MAX_MSG(&r));
+        ck_assert(same(p, out, n));
+        mx_ring_release(&r);
+        out++;
+    }
+    ck_assert_ptr_null(mx_ring_peek(&r, &n));
+    ck_assert(mx_ring_drained(&r));
+    mx_ring_destroy(&r);
+    mx_park_destroy(&prod);
+    mx_park_destroy(&cons);
+}
+END_TEST
+
+#define N_THREADED 20000
+
+struct pc {
+    struct mx_ring r;
+    struct mx_park prod, cons;
+};
+
+static void *producer(void *arg)
+{
+    struct pc *pc = arg;
+    for (uint32_t k = 0; k < N_THREADED; k++) {
+        size_t len = msg_len(k);
+        uint8_t *p = mx_ring_reserve(&pc->r, len); /* waits while the ring is full */
+        fill(p, k, len);
+        mx_ring_commit(&pc->r);
+    }
+    return NULL;
+}
+
+START_TEST(producer_and_consumer_threads)
+{
+    struct pc pc;
+    ck_assert(mx_park_init(&pc.prod) && mx_park_init(&pc.cons));
+    ck_assert(mx_ring_init(&pc.r, 16384, &pc.prod, &pc.cons));
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, producer, &pc), 0);
+    for (uint32_t k = 0; k < N_THREADED; k++) {
+        size_t n;
+        uint8_t *p;
+        while (!(p = mx_ring_peek(&pc.r, &n)))
+            mx_park_wait(&pc.cons, mx_ring_ready, &pc.r); /* sleeps while it is empty */
+        ck_assert_uint_eq(n, msg_len(k));
+        ck_assert(same(p, k, n));
+        mx_ring_release(&pc.r);
+    }
+    pthread_join(th, NULL);
+    ck_assert(mx_ring_drained(&pc.r));
+    mx_ring_destroy(&pc.r);
+    mx_park_destroy(&pc.prod);
+    mx_park_destroy(&pc.cons);
+}
+END_TEST
+
+static Suite *ring_suite(void)
+{
+    Suite *s = suite_create("ring");
+    TCase *t = tcase_create("core");
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, order_sizes_and_wrap);
+    tcase_add_test(t, producer_and_consumer_threads);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(ring_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
