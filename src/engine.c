@@ -993,10 +993,9 @@ static void classified(struct mx_engine *e, struct mx_flow *f)
 
 /* A TCP segment of flow k; sp and dp are the mail protocols of its ports. */
 static void flow_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t wirelen,
-                         const struct mx_flow_key *kp, const struct mx_proto *sp, const struct mx_proto *dp)
+                         const struct mx_flow_key *k, const struct mx_proto *sp, const struct mx_proto *dp)
 {
-    struct mx_flow_key k = *kp;
-    struct mx_flow *f = mx_flow_find(e->flows, &k);
+    struct mx_flow *f = mx_flow_find(e->flows, k);
     if (f && f->state == MX_FLOW_ACTIVE && (p->flags & MX_TCP_SYN) && !(p->flags & MX_TCP_ACK) &&
         p->sport == f->port[MX_DIR_C2S] && mx_addr_eq(&p->src, &f->addr[MX_DIR_C2S]) &&
         mx_reasm_new_syn(&f->reasm, MX_DIR_C2S, p->seq)) {
@@ -1019,7 +1018,7 @@ static void flow_segment(struct mx_engine *e, const struct mx_packet *p, uint32_
     if (!f) {
         if (p->flags & MX_TCP_RST)
             return; /* a lone RST opens nothing */
-        f = flow_create(e, &k, p, sp, dp);
+        f = flow_create(e, k, p, sp, dp);
         if (!f) {
             e->failed = true;
             return;
@@ -1122,7 +1121,6 @@ struct key_pub {
 
 struct worker {
     struct pipe *pipe;
-    unsigned idx;
     struct mx_engine *eng;
     struct mx_sink *sink;        /* eng's: packs records into `out` */
     pthread_t th;
@@ -1322,7 +1320,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct mx_engine *e = w->eng;
     char name[16];
-    snprintf(name, sizeof(name), "mxray-w%u", w->idx);
+    snprintf(name, sizeof(name), "mxray-w%u", e->shard);
     prctl(PR_SET_NAME, name); /* for top and perf */
     for (;;) {
         size_t n;
@@ -1603,7 +1601,6 @@ static bool pipe_start(struct mx_engine *e, unsigned n, char *err, size_t errlen
     for (unsigned i = 0; i < n; i++) {
         struct worker *w = &pp->w[i];
         w->pipe = pp;
-        w->idx = i;
         pp->n = i + 1;
         if (!mx_park_init(&w->park))
             goto oom;
