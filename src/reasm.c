@@ -375,8 +375,16 @@ static bool add_range(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_di
     if (h->had_gap && MX_SEQ_LT(s, h->gap_hi) && MX_SEQ_GT(e, h->gap_lo))
         note_anomaly(ops, ud, d, MX_AN_TCP_LATE_SEGMENT, pkt->frame, pkt->ts);
 
-    /* Last segment that ends at or before s. */
+    /* Last segment that ends at or before s. The walk starts from the end
+     * nearest to s when s lies before what is held (bytes already declared
+     * lost) or before the first pending segment (old data, a retransmission,
+     * a wrapped sequence number): a hostile order then costs no walk over
+     * every held segment per packet. */
     struct mx_seg *before = h->tail;
+    if (h->head && MX_SEQ_LEQ(e, h->head->seq))
+        before = NULL;
+    else if (h->pend && MX_SEQ_LEQ(s, h->pend->seq))
+        before = h->pend->prev;
     while (before && MX_SEQ_GT(seg_end(before), s))
         before = before->prev;
     struct mx_seg *x = before ? before->next : h->head;

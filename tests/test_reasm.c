@@ -463,6 +463,31 @@ START_TEST(many_tiny_segments_reversed)
 }
 END_TEST
 
+/* Old data while later data is held: compared with the delivered copy, the
+ * unseen part fills the hole, and bytes before all that is held are dropped
+ * without a walk over the held segments. */
+START_TEST(old_data_while_data_is_held)
+{
+    struct world *w = world_new(NULL);
+    handshake(w, 1000, 5000);
+    send(w, C, 1001, 5001, A, "abcd"); /* delivered, kept until acknowledged */
+    send(w, C, 1009, 5001, A, "IJ");   /* held behind the hole 1005-1008 */
+    send(w, C, 1001, 5001, A, "abcZ"); /* a retransmission that differs */
+    ck_assert_int_eq(w->rec.an[MX_AN_TCP_OVERLAP_DIFFERENT], 1);
+    send(w, C, 1002, 5001, A, "bcdEFGH"); /* old bytes, then the hole */
+    ck_assert_str_eq(w->rec.log, "c:abcd|c:EFGH|c:IJ|");
+    ck_assert_int_eq(w->rec.an[MX_AN_TCP_OVERLAP_DIFFERENT], 1);
+    send(w, S, 5001, 1011, A, NULL);     /* the server acknowledges it all */
+    send(w, C, 1013, 5001, A, "MN");     /* held behind 1011-1012 */
+    send(w, C, 1001, 5001, A, "abcdX");  /* before everything held: dropped */
+    send(w, C, 1011, 5001, A, "KL");
+    ck_assert_str_eq(w->rec.log, "c:abcd|c:EFGH|c:IJ|c:KL|c:MN|");
+    ck_assert_int_eq(w->rec.an[MX_AN_TCP_OVERLAP_DIFFERENT], 1);
+    ck_assert_uint_eq(w->rec.gap_bytes[C], 0);
+    world_free(w);
+}
+END_TEST
+
 static Suite *reasm_suite(void)
 {
     Suite *s = suite_create("reasm");
@@ -492,6 +517,7 @@ static Suite *reasm_suite(void)
     tcase_add_test(t, out_of_window_segment);
     tcase_add_test(t, rst_ignored_by_reassembly);
     tcase_add_test(t, many_tiny_segments_reversed);
+    tcase_add_test(t, old_data_while_data_is_held);
     suite_add_tcase(s, t);
     return s;
 }
