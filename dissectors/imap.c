@@ -1720,6 +1720,19 @@ static void imap_free(void *state)
     free(s);
 }
 
+/* zlib.h: inflate needs 1 << windowBits bytes (32 KiB for RFC 4978's raw
+ * deflate) plus about 7 KiB. */
+#define IMAP_INFLATE_BYTES ((32u + 7u) << 10)
+
+static size_t imap_bytes(const void *state)
+{
+    const struct imap *s = state;
+    size_t n = sizeof(*s) + (size_t)s->cap_pend * sizeof(*s->pend) + mx_tls_bytes(s->tlsx);
+    for (int d = 0; d < 2; d++)
+        n += s->line[d].cap + mx_message_bytes(s->line[d].msg) + (s->inf[d].on ? IMAP_INFLATE_BYTES : 0);
+    return n;
+}
+
 static struct mx_parse_result imap_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d,
                                          struct mx_slice data, unsigned flags)
 {
@@ -1790,5 +1803,5 @@ const struct mx_dissector mx_imap_dissector = {
     .parse = imap_parse,
     .anomalies = imap_anomalies,
     .n_anomalies = MX_ARRAY_LEN(imap_anomalies),
-    .state_size = sizeof(struct imap),
+    .state_bytes = imap_bytes,
 };

@@ -272,6 +272,7 @@ struct mx_message {
     uint64_t parts_total;
     uint8_t *text;         /* the parts' texts and embedded messages' fields, packed */
     size_t text_len, text_cap;
+    size_t extracted_bytes; /* the parts' `extracted` names, for mx_message_bytes */
     size_t inner_total;    /* bytes of m->text holding embedded messages' fields */
     uint32_t inner_not_kept; /* embedded messages whose fields went past MSG_INNER_TOTAL */
     uint64_t anomalies[A__COUNT];
@@ -709,8 +710,8 @@ static void leaf_start(struct mx_message *m, struct ent *e)
         snprintf(name, sizeof(name), "%" PRIu64 "-%u-%.200s", mx_ctx_flow_id(m->env.ctx), m->eml_n, safe);
         char used[MSG_NAME_CAP + 1];
         m->leaf_fd = create_excl(dir, name, used, sizeof(used));
-        if (m->leaf_fd >= 0)
-            r->extracted = strdup(used);
+        if (m->leaf_fd >= 0 && (r->extracted = strdup(used)))
+            m->extracted_bytes += strlen(used) + 1;
         if (m->leaf_fd < 0 || !r->extracted)
             m->extract_failed = true;
     }
@@ -1986,6 +1987,18 @@ void mx_message_describe(const struct mx_message *m, struct mx_event *ev, const 
         mx_ev_uint(ev, "attachments", n_att);
     }
     mx_ev_end(ev);
+}
+
+/* OpenSSL's digest contexts are opaque: an EVP_MD_CTX and its digest's
+ * state take about this much each (OpenSSL 3, SHA-256 being the largest). */
+#define MSG_MD_CTX_BYTES 256
+
+size_t mx_message_bytes(const struct mx_message *m)
+{
+    if (!m)
+        return 0;
+    size_t n = sizeof(*m) + 5 * MSG_MD_CTX_BYTES + m->text_cap + (size_t)m->cap_parts * sizeof(*m->parts);
+    return n + (m->h ? sizeof(*m->h) : 0) + m->extracted_bytes;
 }
 
 void mx_message_free(struct mx_message *m)

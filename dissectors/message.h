@@ -46,6 +46,9 @@ void mx_message_end(struct mx_message *m);
  * ended yet). */
 void mx_message_describe(const struct mx_message *m, struct mx_event *ev, const char *key);
 uint64_t mx_message_size(const struct mx_message *m);
+/* Bytes the parser holds, its allocations included (0 for NULL): charged
+ * against the memory cap. */
+size_t mx_message_bytes(const struct mx_message *m);
 void mx_message_free(struct mx_message *m);
 
 /* The file name --extract uses for a name taken from the wire: its last path

@@ -1242,6 +1242,13 @@ static void pop3_free(void *state)
     free(s);
 }
 
+static size_t pop3_bytes(const void *state)
+{
+    const struct pop3 *s = state;
+    return sizeof(*s) + mx_message_bytes(s->rep.msg) + (size_t)s->rep.cap_list * sizeof(*s->rep.list) +
+           mx_tls_bytes(s->tlsx);
+}
+
 static struct mx_parse_result pop3_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d,
                                          struct mx_slice data, unsigned flags)
 {
@@ -1282,5 +1289,5 @@ const struct mx_dissector mx_pop3_dissector = {
     .parse = pop3_parse,
     .anomalies = pop3_anomalies,
     .n_anomalies = MX_ARRAY_LEN(pop3_anomalies),
-    .state_size = sizeof(struct pop3),
+    .state_bytes = pop3_bytes,
 };

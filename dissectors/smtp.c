@@ -1777,6 +1777,13 @@ static void smtp_free(void *state)
     free(s);
 }
 
+static size_t smtp_bytes(const void *state)
+{
+    const struct smtp *s = state;
+    return sizeof(*s) + mx_message_bytes(s->txn.msg) + mx_message_bytes(s->fin.msg) +
+           ((size_t)s->txn.cap_rcpts + s->fin.cap_rcpts) * sizeof(struct rcpt) + mx_tls_bytes(s->tlsx);
+}
+
 static struct mx_parse_result smtp_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d,
                                          struct mx_slice data, unsigned flags)
 {
@@ -1813,5 +1820,5 @@ const struct mx_dissector mx_smtp_dissector = {
     .parse = smtp_parse,
     .anomalies = smtp_anomalies,
     .n_anomalies = MX_ARRAY_LEN(smtp_anomalies),
-    .state_size = sizeof(struct smtp),
+    .state_bytes = smtp_bytes,
 };

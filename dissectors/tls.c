@@ -1672,6 +1672,29 @@ static void dir_bytes(struct mx_tls *t, enum mx_dir d, const uint8_t *p, size_t 
 
 /* ---- The public interface ---- */
 
+size_t mx_tls_bytes(const struct mx_tls *t)
+{
+    if (!t)
+        return 0;
+    size_t n = sizeof(*t);
+    for (int d = 0; d < 2; d++)
+        if (t->dir[d].hs_buf)
+            n += t->dir[d].hs_len;
+    if (t->ch.ciphers)
+        n += ((size_t)t->ch.n_ciphers + 1) * sizeof(*t->ch.ciphers);
+    if (t->ch.sni)
+        n += (size_t)t->ch.sni_len + 1;
+    if (t->ch.alpn)
+        n += (size_t)t->ch.alpn_used + 1;
+    if (t->ja3_string)
+        n += strlen(t->ja3_string) + 1;
+    if (t->cert.subject)
+        n += (size_t)t->cert.subject_len + 1;
+    if (t->cert.issuer)
+        n += (size_t)t->cert.issuer_len + 1;
+    return n;
+}
+
 struct mx_tls *mx_tls_new(struct mx_dissect_ctx *ctx, const char *how)
 {
     struct mx_tls *t = calloc(1, sizeof(*t));
@@ -1943,6 +1966,11 @@ static void tls_state_free(void *state)
     mx_tls_free(state);
 }
 
+static size_t tls_state_bytes(const void *state)
+{
+    return mx_tls_bytes(state);
+}
+
 static struct mx_parse_result tls_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir dir,
                                         struct mx_slice data, unsigned flags)
 {
@@ -1975,5 +2003,5 @@ const struct mx_dissector mx_tls_dissector = {
     .parse = tls_parse,
     .anomalies = NULL,
     .n_anomalies = 0,
-    .state_size = sizeof(struct mx_tls),
+    .state_bytes = tls_state_bytes,
 };

@@ -41,6 +41,10 @@ bool mx_tls_completed(const struct mx_tls *t);
 /* Bytes of application_data records after the handshake, in direction `d`. */
 uint64_t mx_tls_app_bytes(const struct mx_tls *t, enum mx_dir d);
 
+/* Bytes the observer holds, its allocations included (0 for NULL): charged
+ * against the memory cap. */
+size_t mx_tls_bytes(const struct mx_tls *t);
+
 /* Frees the observer (NULL is fine). Emits nothing: call mx_tls_end first. */
 void mx_tls_free(struct mx_tls *t);
 

@@ -53,8 +53,10 @@ struct mx_dissector {
      * mx_ctx_anomaly(). */
     const struct mx_anomaly_def *anomalies;
     size_t n_anomalies;
-    /* Bytes a state holds (its struct), charged against the memory cap. */
-    size_t state_size;
+    /* Optional. Bytes a state holds now, its struct and what it allocated (buffers,
+     * message parsers, a TLS observer, zlib), charged against the memory cap
+     * after every segment. Called that often, it only adds up counters. */
+    size_t (*state_bytes)(const void *state);
 };
 
 /* Where a byte of the stream came from. */

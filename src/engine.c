@@ -711,8 +711,8 @@ static size_t flow_charge(const struct flow_ext *x)
     size_t n = sizeof(*x);
     if (x->cls.nf)
         n += mx_classify_flow_bytes();
-    if (x->dis && x->dstate)
-        n += x->dis->state_size;
+    if (x->dis && x->dstate && x->dis->state_bytes)
+        n += x->dis->state_bytes(x->dstate);
     if (x->dis_names)
         n += x->dis_names->n_anomalies * sizeof(*x->dis_an);
     for (int d = 0; d < 2; d++)

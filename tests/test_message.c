@@ -542,6 +542,34 @@ START_TEST(too_many_parts)
 }
 END_TEST
 
+/* What the parser holds is counted for the memory cap, its part
+ * descriptions and texts included. */
+START_TEST(bytes_count_allocations)
+{
+    ck_assert_uint_eq(mx_message_bytes(NULL), 0);
+    struct mx_message_env env = { .dir = MX_DIR_C2S, .source = "test" };
+    struct mx_message *m = mx_message_new(&env);
+    ck_assert_ptr_nonnull(m);
+    size_t b0 = mx_message_bytes(m);
+    ck_assert_uint_gt(b0, 16384); /* the struct with its line, field and hash buffers */
+    static const char head[] = "Content-Type: multipart/mixed; boundary=p\r\n\r\n";
+    static const char part[] = "--p\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nx\r\n";
+    uint64_t off = 0;
+    mx_message_feed(m, mx_slice_make(head, sizeof(head) - 1), off);
+    off += sizeof(head) - 1;
+    for (int i = 0; i < 2000; i++) {
+        mx_message_feed(m, mx_slice_make(part, sizeof(part) - 1), off);
+        off += sizeof(part) - 1;
+    }
+    size_t b1 = mx_message_bytes(m);
+    /* each description is over 100 bytes, and its texts (path, type, charset) over 20 */
+    ck_assert_uint_ge(b1, b0 + 2000 * 120);
+    mx_message_end(m);
+    ck_assert_uint_ge(mx_message_bytes(m), b1); /* kept until freed */
+    mx_message_free(m);
+}
+END_TEST
+
 START_TEST(bare_lf_and_gapless_end)
 {
     char *out;
@@ -722,11 +750,17 @@ static struct mx_parse_result tm_parse(void *st, struct mx_dissect_ctx *ctx, enu
     return r;
 }
 
+static size_t tm_bytes(const void *st)
+{
+    return mx_message_bytes(st);
+}
+
 static const struct mx_dissector tm_dissector = {
     .name = "msgtest",
     .state_new = tm_new,
     .state_free = tm_free,
     .parse = tm_parse,
+    .state_bytes = tm_bytes,
 };
 
 static void tm_frame(struct mx_engine *eng, uint32_t *seq, mx_time_t *t, enum mx_dir d, uint8_t flags,
@@ -970,6 +1004,7 @@ static Suite *message_suite(void)
     tcase_add_test(t, uuencode_in_text);
     tcase_add_test(t, hostile_names);
     tcase_add_test(t, too_many_parts);
+    tcase_add_test(t, bytes_count_allocations);
     tcase_add_test(t, bare_lf_and_gapless_end);
     tcase_add_test(t, embedded_message_headers);
     tcase_add_test(t, embedded_headers_budget);
