@@ -146,6 +146,7 @@ struct mx_engine {
     uint64_t cap_received, cap_dropped, cap_ifdropped;
     struct file_info files[MX_MAX_FILES];
     size_t n_files;
+    atomic_size_t files_pub; /* files[] entries whose name and first frame are final */
 };
 
 void mx_config_defaults(struct mx_config *c)
@@ -180,17 +181,24 @@ static bool is_damage(enum mx_core_anomaly a)
     }
 }
 
-static const char *cur_file(const struct mx_engine *e)
+/* The file that frame came from. A worker asks too, while the reader may
+ * already be on a later file: an entry is published (release) before any of
+ * its frames reaches a worker, and its name and first frame never change. */
+static const char *file_of(const struct mx_engine *e, mx_frame_t frame)
 {
-    return e->n_files ? e->files[e->n_files - 1].name : "";
+    const struct mx_engine *r = e->root;
+    size_t n = atomic_load_explicit(&r->files_pub, memory_order_acquire);
+    const char *name = "";
+    for (size_t i = 0; i < n && r->files[i].first_frame <= frame; i++)
+        name = r->files[i].name;
+    return name;
 }
 
 static void warn_once(struct mx_engine *e, enum mx_core_anomaly a, mx_frame_t frame, const char *extra)
 {
     if (!e->cfg.warnings || !is_damage(a) || atomic_exchange(&e->root->warned[a], true))
         return;
-    /* A worker does not know which file the frame came from (the reader may be on the next). */
-    const char *file = cur_file(e);
+    const char *file = file_of(e, frame);
     fprintf(stderr, "mxray: warning: %s%sframe %" PRIu64 ": %s%s%s (further ones are counted in the summary)\n",
             file, *file ? ": " : "", frame, mx_core_anomalies[a].desc, extra ? ": " : "", extra ? extra : "");
 }
@@ -1864,6 +1872,7 @@ static bool engine_read(struct mx_engine *e, struct mx_input *in, double t0, dou
         fi->first_frame = e->frame + 1;
         fi->linktype = -1;
         fi->status = "ok";
+        atomic_store_explicit(&e->files_pub, e->n_files, memory_order_release);
     }
     for (;;) {
         struct mx_raw_packet raw;

@@ -76,6 +76,11 @@ head -c $((size - 37)) "$demo" > "$tmp/cut.pcapng"
 check truncated 3 "$mx" --json "$tmp/c.json" "$tmp/cut.pcapng"
 expect truncated-warning grep -q "warning: .*cut.pcapng: frame" "$tmp/err"
 expect truncated-flows grep -q '"type":"flow"' "$tmp/c.json"
+# A damage warning raised in a worker names the file of its frame, though the
+# reader has moved on to the next files by then.
+check snaplen-in-middle 3 "$mx" -j2 --json /dev/null "$demo" pcaps/impaired/imap-login-fetch-snaplen.pcap \
+  pcaps/smtp/*.pcap
+expect snaplen-names-its-file grep -q "warning: pcaps/impaired/imap-login-fetch-snaplen.pcap: frame" "$tmp/err"
 check truncated-quiet 3 "$mx" -q --json /dev/null "$tmp/cut.pcapng"
 expect quiet-silent test ! -s "$tmp/err"
 
