@@ -1582,15 +1582,28 @@ static void clock_tick(struct mx_engine *e, uint64_t frame, bool force)
 
 static void pipe_free(struct pipe *pp);
 
+/* Zeroed memory for n objects whose type is aligned to cache lines (the
+ * rings' indexes are _Alignas(64)): malloc only promises max_align_t. */
+static void *calloc_lines(size_t n, size_t size)
+{
+    if (size && n > (SIZE_MAX - 63) / size)
+        return NULL;
+    size_t bytes = (n * size + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p)
+        memset(p, 0, bytes ? bytes : 64);
+    return p;
+}
+
 /* Starts n workers and the merge; false when out of memory or threads. */
 static bool pipe_start(struct mx_engine *e, unsigned n, char *err, size_t errlen)
 {
-    struct pipe *pp = calloc(1, sizeof(*pp));
+    struct pipe *pp = calloc_lines(1, sizeof(*pp));
     if (!pp)
         goto oom;
     e->pipe = pp;
     pp->root = e;
-    pp->w = calloc(n, sizeof(*pp->w));
+    pp->w = calloc_lines(n, sizeof(*pp->w));
     if (!pp->w || !mx_park_init(&pp->reader) || !mx_park_init(&pp->merger))
         goto oom;
     atomic_init(&pp->stage, 0);
