@@ -117,6 +117,8 @@ static void unlink_seg(struct mx_reasm_pool *pool, struct mx_half *h, struct mx_
     else
         h->tail = s->prev;
     h->n_segs--;
+    if (h->hint == s)
+        h->hint = NULL;
     if (delivered)
         h->retained -= s->len;
     else
@@ -348,6 +350,7 @@ static bool insert_piece(struct mx_reasm_pool *pool, struct mx_half *h, struct m
     else
         h->head = x;
     *before = x;
+    h->hint = x;
     if (!h->pend || MX_SEQ_LT(x->seq, h->pend->seq))
         h->pend = x;
     h->n_segs++;
@@ -375,18 +378,25 @@ static bool add_range(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_di
     if (h->had_gap && MX_SEQ_LT(s, h->gap_hi) && MX_SEQ_GT(e, h->gap_lo))
         note_anomaly(ops, ud, d, MX_AN_TCP_LATE_SEGMENT, pkt->frame, pkt->ts);
 
-    /* Last segment that ends at or before s. The walk starts from the end
-     * nearest to s when s lies before what is held (bytes already declared
-     * lost) or before the first pending segment (old data, a retransmission,
-     * a wrapped sequence number): a hostile order then costs no walk over
-     * every held segment per packet. */
-    struct mx_seg *before = h->tail;
-    if (h->head && MX_SEQ_LEQ(e, h->head->seq))
+    /* Last segment that ends at or before s (segments are sorted and never
+     * overlap, so their ends are sorted too). The walk starts where it is
+     * short for the orders that come: after the segment inserted last (in
+     * order, or a run in order after a hole), at the first pending segment
+     * (old data, a retransmission, a wrapped sequence number), before all
+     * (bytes already declared lost), else from the tail. A hostile order
+     * then costs no walk over every held segment per packet. */
+    struct mx_seg *before;
+    if (h->head && MX_SEQ_LEQ(e, h->head->seq)) {
         before = NULL;
-    else if (h->pend && MX_SEQ_LEQ(s, h->pend->seq))
-        before = h->pend->prev;
-    while (before && MX_SEQ_GT(seg_end(before), s))
-        before = before->prev;
+    } else if (h->hint && MX_SEQ_LEQ(seg_end(h->hint), s)) {
+        before = h->hint;
+        while (before->next && MX_SEQ_LEQ(seg_end(before->next), s))
+            before = before->next;
+    } else {
+        before = h->pend && MX_SEQ_LEQ(s, h->pend->seq) ? h->pend->prev : h->tail;
+        while (before && MX_SEQ_GT(seg_end(before), s))
+            before = before->prev;
+    }
     struct mx_seg *x = before ? before->next : h->head;
     uint32_t pos = s;
     bool differ = false;

@@ -52,6 +52,8 @@ struct mx_seg;
 struct mx_half {
     struct mx_seg *head, *tail; /* sorted by seq: delivered (retained) first, then pending */
     struct mx_seg *pend;        /* first pending segment, or NULL */
+    struct mx_seg *hint;        /* the segment inserted last, or NULL: where the next one
+                                   usually goes */
     uint32_t next;              /* next sequence number to deliver */
     uint64_t off;               /* stream offset of `next` (delivered bytes plus gaps) */
     uint32_t ack;               /* highest ACK this direction sent, in the peer's space */
