@@ -380,15 +380,18 @@ static bool add_range(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_di
 
     /* Last segment that ends at or before s (segments are sorted and never
      * overlap, so their ends are sorted too). The walk starts where it is
-     * short for the orders that come: after the segment inserted last (in
-     * order, or a run in order after a hole), at the first pending segment
-     * (old data, a retransmission, a wrapped sequence number), before all
-     * (bytes already declared lost), else from the tail. A hostile order
-     * then costs no walk over every held segment per packet. */
+     * short for the orders that come: before all (bytes already declared
+     * lost); forward from the segment inserted last when s is past it and
+     * nearer to it than to the tail's end (a run in order after a hole);
+     * back from the first pending segment (old data, a retransmission, a
+     * wrapped sequence number); else back from the tail (in order). A
+     * hostile order then costs no walk over every held segment per packet. */
     struct mx_seg *before;
+    const struct mx_seg *hint = h->hint;
     if (h->head && MX_SEQ_LEQ(e, h->head->seq)) {
         before = NULL;
-    } else if (h->hint && MX_SEQ_LEQ(seg_end(h->hint), s)) {
+    } else if (hint && MX_SEQ_LEQ(seg_end(hint), s) && MX_SEQ_LT(s, seg_end(h->tail)) &&
+               s - seg_end(hint) < seg_end(h->tail) - s) {
         before = h->hint;
         while (before->next && MX_SEQ_LEQ(seg_end(before->next), s))
             before = before->next;
