@@ -626,6 +626,7 @@ struct mx_tls {
     struct server_hello sh;
     struct cert_info cert;
     char *ja3_string;
+    size_t ja3_cap;          /* bytes allocated for ja3_string */
     char ja3[33], ja3s[33], ja4[40];
     struct alert alerts[TLS_MAX_ALERTS];
     uint8_t n_alerts;
@@ -841,6 +842,7 @@ static void make_ja3(struct mx_tls *t, const struct client_hello *ch)
         s[n++] = ',';
     s[n] = '\0';
     t->ja3_string = s;
+    t->ja3_cap = cap;
     if (!digest_hex(mx_md(MX_MD_MD5), s, n, t->ja3))
         t->ja3[0] = '\0';
 }
@@ -1687,7 +1689,7 @@ size_t mx_tls_bytes(const struct mx_tls *t)
     if (t->ch.alpn)
         n += (size_t)t->ch.alpn_used + 1;
     if (t->ja3_string)
-        n += strlen(t->ja3_string) + 1;
+        n += t->ja3_cap;
     if (t->cert.subject)
         n += (size_t)t->cert.subject_len + 1;
     if (t->cert.issuer)
