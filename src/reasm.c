@@ -1,6 +1,8 @@
 /* reasm.c - TCP stream reassembly: both directions, in order, exactly once, in dialogue order.
  *
- * Each direction keeps one list of segments sorted by sequence number. The
+ * Each direction keeps one list of segments sorted by sequence number, and
+ * the same segments in a red-black tree to find where one arriving out of
+ * order goes. The
  * segments before `next` were delivered and are kept until the peer
  * acknowledges them, so that a retransmission can be compared with what was
  * delivered; the segments from `next` on wait for a hole to fill or for their
@@ -21,12 +23,19 @@
 
 /* A sequence distance larger than this is not plausible in one connection. */
 #define MX_SEQ_PLAUSIBLE (UINT32_C(1) << 30)
+/* Delivered segments further than this behind `next` are dropped: what a
+ * direction holds then spans less than 2^31 (retained bytes up to this far
+ * back, pending bytes up to MX_SEQ_PLAUSIBLE plus one segment ahead), so
+ * serial-number comparison orders it totally (RFC 1982 §3.2) and the tree
+ * stays sorted. */
+#define MX_SEQ_RETAIN_SPAN (UINT32_C(1) << 29)
 /* Segments up to this many bytes come from the pool's free list. */
 #define MX_SEG_SMALL 2048u
 #define MX_SEG_FREE_MAX 4096u
 
 struct mx_seg {
     struct mx_seg *prev, *next;
+    RB_ENTRY(mx_seg) rb;
     uint32_t seq, len;
     uint32_t ack;     /* the ACK the segment carried, in the peer's space */
     bool has_ack;
@@ -41,6 +50,16 @@ static inline uint32_t seg_end(const struct mx_seg *s)
 {
     return s->seq + s->len;
 }
+
+static int seg_cmp(const struct mx_seg *a, const struct mx_seg *b)
+{
+    return MX_SEQ_LT(a->seq, b->seq) ? -1 : a->seq != b->seq;
+}
+
+/* Extern, under the tree's prefix: Debian's libbsd leaves __unused, which
+ * RB_GENERATE_STATIC needs, undefined. */
+RB_PROTOTYPE(mx_seg_tree, mx_seg, rb, seg_cmp)
+RB_GENERATE(mx_seg_tree, mx_seg, rb, seg_cmp)
 
 void mx_reasm_pool_init(struct mx_reasm_pool *pool, const struct mx_reasm_limits *lim)
 {
@@ -116,9 +135,8 @@ static void unlink_seg(struct mx_reasm_pool *pool, struct mx_half *h, struct mx_
         s->next->prev = s->prev;
     else
         h->tail = s->prev;
+    RB_REMOVE(mx_seg_tree, &h->tree, s);
     h->n_segs--;
-    if (h->hint == s)
-        h->hint = NULL;
     if (delivered)
         h->retained -= s->len;
     else
@@ -129,14 +147,16 @@ static void unlink_seg(struct mx_reasm_pool *pool, struct mx_half *h, struct mx_
 }
 
 /* Frees delivered segments from the head: all of them, or those the peer
- * acknowledged, or as many as the retention caps demand. */
+ * acknowledged, or as many as the retention caps demand, or those too far
+ * behind `next` to keep the span of h ordered. */
 static void drop_retained(struct mx_reasm_pool *pool, struct mx_half *h, const struct mx_half *peer,
                           bool all)
 {
     while (h->head && h->head != h->pend) {
         struct mx_seg *s = h->head;
         bool acked = peer->ack_valid && MX_SEQ_GEQ(peer->ack, seg_end(s));
-        bool over = h->retained > pool->lim.retain_bytes || pool->bytes > pool->lim.max_total_bytes;
+        bool over = h->retained > pool->lim.retain_bytes || pool->bytes > pool->lim.max_total_bytes ||
+                    h->next - s->seq > MX_SEQ_RETAIN_SPAN;
         if (!all && !acked && !over)
             break;
         unlink_seg(pool, h, s, true);
@@ -350,7 +370,7 @@ static bool insert_piece(struct mx_reasm_pool *pool, struct mx_half *h, struct m
     else
         h->head = x;
     *before = x;
-    h->hint = x;
+    RB_INSERT(mx_seg_tree, &h->tree, x); /* seqs never repeat: segments do not overlap */
     if (!h->pend || MX_SEQ_LT(x->seq, h->pend->seq))
         h->pend = x;
     h->n_segs++;
@@ -378,26 +398,23 @@ static bool add_range(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_di
     if (h->had_gap && MX_SEQ_LT(s, h->gap_hi) && MX_SEQ_GT(e, h->gap_lo))
         note_anomaly(ops, ud, d, MX_AN_TCP_LATE_SEGMENT, pkt->frame, pkt->ts);
 
-    /* Last segment that ends at or before s (segments are sorted and never
-     * overlap, so their ends are sorted too). The walk starts where it is
-     * short for the orders that come: before all (bytes already declared
-     * lost); forward from the segment inserted last when s is past it and
-     * nearer to it than to the tail's end (a run in order after a hole);
-     * back from the first pending segment (old data, a retransmission, a
-     * wrapped sequence number); else back from the tail (in order). A
-     * hostile order then costs no walk over every held segment per packet. */
+    /* Last segment that ends at or before s: none when s is at or before the
+     * head, the tail when s is at or past its end (in order), else the one
+     * before the first segment starting at or after s (the tree finds it, in
+     * O(log n) whatever the order of arrival), or the one before that when
+     * it covers s. Segments are sorted and never overlap, so their ends are
+     * sorted too. */
+    drop_retained(pool, h, &r->h[!d], false); /* keeps the span ordered */
     struct mx_seg *before;
-    const struct mx_seg *hint = h->hint;
-    if (h->head && MX_SEQ_LEQ(e, h->head->seq)) {
+    if (!h->head || MX_SEQ_LEQ(s, h->head->seq)) {
         before = NULL;
-    } else if (hint && MX_SEQ_LEQ(seg_end(hint), s) && MX_SEQ_LT(s, seg_end(h->tail)) &&
-               s - seg_end(hint) < seg_end(h->tail) - s) {
-        before = h->hint;
-        while (before->next && MX_SEQ_LEQ(seg_end(before->next), s))
-            before = before->next;
+    } else if (MX_SEQ_LEQ(seg_end(h->tail), s)) {
+        before = h->tail;
     } else {
-        before = h->pend && MX_SEQ_LEQ(s, h->pend->seq) ? h->pend->prev : h->tail;
-        while (before && MX_SEQ_GT(seg_end(before), s))
+        struct mx_seg key = { .seq = s };
+        struct mx_seg *at = RB_NFIND(mx_seg_tree, &h->tree, &key);
+        before = at ? at->prev : h->tail;
+        if (before && MX_SEQ_GT(seg_end(before), s))
             before = before->prev;
     }
     struct mx_seg *x = before ? before->next : h->head;

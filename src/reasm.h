@@ -6,6 +6,8 @@
 #include "anomaly.h"
 #include "decode.h"
 
+#include <bsd/sys/tree.h>
+
 /* Serial-number arithmetic on 32-bit sequence numbers (RFC 1982, RFC 9293 §3.4). */
 #define MX_SEQ_LT(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) < 0)
 #define MX_SEQ_LEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) <= 0)
@@ -47,13 +49,15 @@ struct mx_reasm_pool {
 };
 
 struct mx_seg;
+/* The same segments as a red-black tree by seq (libbsd's <sys/tree.h>): where
+ * an out-of-order segment goes, in O(log n). */
+RB_HEAD(mx_seg_tree, mx_seg);
 
 /* One direction of a connection. */
 struct mx_half {
     struct mx_seg *head, *tail; /* sorted by seq: delivered (retained) first, then pending */
     struct mx_seg *pend;        /* first pending segment, or NULL */
-    struct mx_seg *hint;        /* the segment inserted last, or NULL: where the next one
-                                   usually goes */
+    struct mx_seg_tree tree;    /* head..tail, by seq; zero-filled is empty */
     uint32_t next;              /* next sequence number to deliver */
     uint64_t off;               /* stream offset of `next` (delivered bytes plus gaps) */
     uint32_t ack;               /* highest ACK this direction sent, in the peer's space */

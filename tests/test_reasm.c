@@ -488,6 +488,53 @@ START_TEST(old_data_while_data_is_held)
 }
 END_TEST
 
+/* Pieces of 1 to 3 bytes, and longer ones across their boundaries, all in a
+ * shuffled order: the tree puts each where it belongs and the stream comes
+ * out whole, once, with no overlap reported as different. */
+START_TEST(shuffled_pieces_and_overlaps)
+{
+    enum { N = 3000, MAXP = 2 * N };
+    static char stream[N];
+    static struct { uint32_t at, len; } piece[MAXP];
+    uint32_t rnd = 12345, n = 0;
+    for (uint32_t i = 0; i < N; i++)
+        stream[i] = (char)('a' + i % 26);
+    for (uint32_t at = 0; at < N; n++) { /* the cover */
+        rnd = rnd * 1103515245u + 12345u;
+        uint32_t len = 1 + (rnd >> 16) % 3;
+        piece[n].at = at;
+        piece[n].len = at + len > N ? N - at : len;
+        at += piece[n].len;
+    }
+    for (uint32_t k = 0; k < N / 4; k++, n++) { /* overlaps */
+        rnd = rnd * 1103515245u + 12345u;
+        piece[n].at = (rnd >> 8) % (N - 8);
+        piece[n].len = 4 + (rnd >> 4) % 5;
+    }
+    for (uint32_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+        rnd = rnd * 1103515245u + 12345u;
+        uint32_t j = (rnd >> 8) % (i + 1);
+        uint32_t at = piece[i].at, len = piece[i].len;
+        piece[i] = piece[j];
+        piece[j].at = at;
+        piece[j].len = len;
+    }
+    struct world *w = world_new(NULL);
+    handshake(w, 1000, 5000);
+    char buf[16];
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(buf, stream + piece[i].at, piece[i].len);
+        buf[piece[i].len] = 0;
+        send(w, C, 1001 + piece[i].at, 5001, A, buf);
+    }
+    ck_assert_uint_eq(w->rec.len[C], N);
+    ck_assert_int_eq(memcmp(w->rec.data[C], stream, N), 0);
+    ck_assert_uint_eq(w->rec.gap_bytes[C], 0);
+    ck_assert_int_eq(w->rec.an[MX_AN_TCP_OVERLAP_DIFFERENT], 0);
+    world_free(w);
+}
+END_TEST
+
 static Suite *reasm_suite(void)
 {
     Suite *s = suite_create("reasm");
@@ -518,6 +565,7 @@ static Suite *reasm_suite(void)
     tcase_add_test(t, rst_ignored_by_reassembly);
     tcase_add_test(t, many_tiny_segments_reversed);
     tcase_add_test(t, old_data_while_data_is_held);
+    tcase_add_test(t, shuffled_pieces_and_overlaps);
     suite_add_tcase(s, t);
     return s;
 }

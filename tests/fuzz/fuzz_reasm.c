@@ -2,8 +2,10 @@
  * sequences (retransmissions, overlaps, holes, wrap-around, SYN/FIN/RST).
  *
  * Input: records of 8 bytes: flags (bit 0 direction, 1 SYN, 2 FIN, 3 RST,
- * 4 ACK), sequence offset (3 bytes, from the direction's base), ack offset
- * (2 bytes, from the peer's base), payload length (2 bytes, at most 4096).
+ * 4 ACK, 5 far), sequence offset (3 bytes, from the direction's base), ack
+ * offset (2 bytes, from the peer's base), payload length (2 bytes, at most
+ * 4096). "Far" shifts both offsets left by 8 bits, to sequence distances past
+ * the plausible window and the span of delivered bytes kept.
  * The bases start near 2^32 so that sequence numbers wrap. A payload byte is
  * a function of its sequence number, so every retransmission and overlap
  * carries the same bytes and delivered data can be checked.
@@ -97,8 +99,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(&p, 0, sizeof(p));
         p.frame = frame;
         p.ts = (mx_time_t)frame * 1000;
-        p.seq = base[dir] + ((uint32_t)rec[1] << 16 | (uint32_t)rec[2] << 8 | rec[3]);
-        p.ack = base[!dir] + ((uint32_t)rec[4] << 8 | rec[5]);
+        unsigned far = (rec[0] & 32) ? 8 : 0;
+        p.seq = base[dir] + (((uint32_t)rec[1] << 16 | (uint32_t)rec[2] << 8 | rec[3]) << far);
+        p.ack = base[!dir] + (((uint32_t)rec[4] << 8 | rec[5]) << far);
         p.flags = (uint8_t)(((rec[0] & 2) ? MX_TCP_SYN : 0) | ((rec[0] & 4) ? MX_TCP_FIN : 0) |
                             ((rec[0] & 8) ? MX_TCP_RST : 0) | ((rec[0] & 16) ? MX_TCP_ACK : 0));
         size_t len = ((size_t)rec[6] << 8 | rec[7]) % 4097; /* over 2 KiB: freed, not recycled */
