@@ -223,14 +223,16 @@ static void core_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, enum m
 {
     e->an.n[a]++;
     warn_once(e, a, frame, NULL);
+    /* A flow's events are capped per flow; only flowless ones count against
+     * the run-wide cap, which the reading thread alone keeps: a worker's
+     * count would depend on how flows were shared out. */
     if (f) {
         struct flow_ext *x = f->user;
         if (x && ++x->an[a] > MX_FLOW_EVENTS_PER_KIND)
             return;
-    } else if (e->an_events[a] >= MX_DECODE_EVENTS_PER_KIND) {
+    } else if (e->an_events[a]++ >= MX_DECODE_EVENTS_PER_KIND) {
         return;
     }
-    e->an_events[a]++;
     emit_anomaly(e, f, dir, mx_core_anomalies[a].name, mx_core_anomalies[a].desc, frame, frame, ts);
 }
 
