@@ -289,6 +289,12 @@ def run_swaks(recorder, args, note="", port=25, implicit_tls=False, server=HOST)
     out = r.stdout.decode("utf-8", "surrogateescape")
     info["swaks_args"] = args
     info["swaks_exit"] = r.returncode
+    # swaks exits 1 (bad arguments), 3 (unknown transport) or 10 (a Perl
+    # module missing, e.g. Net::SSLeay for --tls) before any traffic: the
+    # scenario did not happen, and its capture would be empty.
+    if r.returncode in (1, 3, 10):
+        raise RuntimeError("swaks could not run (exit %d): %s"
+                           % (r.returncode, r.stderr.decode("utf-8", "replace").strip()))
     cur_s = None
     for ln in out.split("\n"):
         if ln.endswith("\r"):
