@@ -1,10 +1,12 @@
 /* main.c - the mxray command line. */
-#include "engine.h"
-#include "event.h"
-#include "input.h"
-#include "audit.h"
-#include "diagnosis.h"
-#include "registry.h"
+#include "engine/engine.h"
+#include "event/event.h"
+#include "output/report.h"
+#include "output/streams.h"
+#include "capture/input.h"
+#include "dissectors/findings/audit.h"
+#include "dissectors/findings/failures.h"
+#include "dissectors/registry.h"
 
 #include <getopt.h>
 #include <errno.h>
@@ -76,11 +78,11 @@ static void usage(FILE *out)
             "  -V, --version        the version\n"
             "\n"
             "Ports:");
-    for (size_t i = 0; i < mx_n_protos; i++) {
-        fprintf(out, " %s", mx_protos[i].name);
-        for (size_t j = 0; j < mx_protos[i].n_ports; j++)
-            fprintf(out, "%c%u%s", j ? ',' : '=', mx_protos[i].ports[j].port,
-                    mx_protos[i].ports[j].tls ? "(tls)" : "");
+    for (size_t i = 0; i < mx_registry_len; i++) {
+        fprintf(out, " %s", mx_registry[i].name);
+        for (size_t j = 0; j < mx_registry[i].n_ports; j++)
+            fprintf(out, "%c%u%s", j ? ',' : '=', mx_registry[i].ports[j].port,
+                    mx_registry[i].ports[j].tls ? "(tls)" : "");
     }
     fprintf(out,
             "\n\nExit status: 0 done; 1 mxray failed (unreadable input, out of memory, write error);\n"
@@ -180,6 +182,9 @@ int main(int argc, char **argv)
     };
     struct mx_config cfg;
     mx_config_defaults(&cfg);
+    static struct mx_protocols protos; /* the registry's, with the --port ones */
+    mx_registry_protocols(&protos);
+    cfg.protocols = &protos;
     /* "mxray audit ...": the posture table instead of the timeline. */
     bool audit_mode = argc > 1 && !strcmp(argv[1], "audit");
     if (audit_mode) {
@@ -188,6 +193,7 @@ int main(int argc, char **argv)
         argc--;
     }
     const char *json_path = NULL;
+    const char *streams_dir = NULL;
     const char *html_path = NULL;
     size_t html_diagrams = 0;
     int progress = -1; /* -1: when stderr is a terminal */
@@ -217,7 +223,7 @@ int main(int argc, char **argv)
             json_path = optarg;
             break;
         case OPT_STREAMS:
-            cfg.streams_dir = optarg;
+            streams_dir = optarg;
             break;
         case OPT_COLOR:
             color = optarg;
@@ -271,7 +277,7 @@ int main(int argc, char **argv)
         }
         case OPT_PORT: {
             char why[160];
-            if (!mx_registry_add_port(optarg, why, sizeof(why))) {
+            if (!mx_protocols_add_port(&protos, optarg, why, sizeof(why))) {
                 fprintf(stderr, "mxray: %s\n", why);
                 goto out;
             }
@@ -405,12 +411,27 @@ int main(int argc, char **argv)
     if (progress && !live.iface)
         cfg.progress = show_progress;
     char err[512];
+    if (streams_dir) {
+        cfg.streams = &mx_streams_writer;
+        cfg.streams_ctx = mx_streams_new(streams_dir, err, sizeof(err));
+        if (!cfg.streams_ctx) {
+            fprintf(stderr, "mxray: %s\n", err);
+            goto out;
+        }
+    }
     eng = mx_engine_new(&cfg, sink, err, sizeof(err));
     if (!eng) {
+        if (cfg.streams_ctx)
+            cfg.streams->finish(cfg.streams_ctx);
         fprintf(stderr, "mxray: %s\n", err);
         goto out;
     }
     bool opened_all = true;
+    char filter[1024];
+    if (live.iface && !live.filter) {
+        mx_protocols_filter(&protos, filter, sizeof(filter));
+        live.filter = filter;
+    }
     if (live.iface) {
         struct mx_input *in = mx_input_open_live(&live, err, sizeof(err));
         if (!in) {

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
-#include "event.h"
+#include "dissectors/registry.h"
+#include "engine/engine.h"
+#include "event/event.h"
+#include "output/report.h"
 
 struct conn {
     struct mx_engine *eng;
@@ -77,6 +79,7 @@ char *mx_harness_run(const struct mx_turn *t, size_t n, const struct mx_harness_
     mx_report_json_add(sink, fp, false);
     struct mx_config cfg;
     mx_config_defaults(&cfg);
+    cfg.protocols = mx_harness_protocols();
     cfg.warnings = false;
     cfg.classify = false; /* the port says what the dialogue is; nDPI's start-up would dominate */
     cfg.show_secrets = o->show_secrets;
@@ -251,4 +254,12 @@ size_t mx_harness_split_check(const struct mx_turn *t, size_t n, const struct mx
     }
     free(want);
     return bad;
+}
+
+const struct mx_protocols *mx_harness_protocols(void)
+{
+    static struct mx_protocols p;
+    if (!p.n)
+        mx_registry_protocols(&p);
+    return &p;
 }

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mx.h"
+#include "core/mx.h"
 
 /* One turn of a dialogue: bytes one side sends. len 0 means strlen(data). */
 struct mx_turn {
@@ -28,6 +28,10 @@ struct mx_harness_opts {
  * carrying n bytes into f (at least 54 + n bytes); returns its length. */
 size_t mx_harness_tcp_frame(uint8_t *f, uint8_t a, uint16_t sport, uint8_t b, uint16_t dport, uint32_t seq,
                             uint32_t ack, uint8_t flags, const void *data, size_t n);
+
+struct mx_protocols;
+/* The registry's protocols, for a test's mx_config (cfg.protocols). */
+const struct mx_protocols *mx_harness_protocols(void);
 
 /* Total bytes of a transcript. */
 size_t mx_harness_len(const struct mx_turn *t, size_t n);

@@ -1,5 +1,5 @@
 /* test_codes.c - Check suite for the SMTP code tables (dissectors/smtp_codes.c and the CSVs they are generated from). */
-#include "smtp_codes.h"
+#include "dissectors/smtp/codes.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -10,10 +10,10 @@
  * the build gives (tests/CMakeLists.txt), else the source-tree paths from the
  * repository root. */
 #ifndef MX_ENHANCED_CSV
-#define MX_ENHANCED_CSV "dissectors/smtp-enhanced-status-codes.csv"
+#define MX_ENHANCED_CSV "dissectors/smtp/smtp-enhanced-status-codes.csv"
 #endif
 #ifndef MX_REPLY_CSV
-#define MX_REPLY_CSV "dissectors/smtp-reply-codes.csv"
+#define MX_REPLY_CSV "dissectors/smtp/smtp-reply-codes.csv"
 #endif
 static const char *enhanced_csv = MX_ENHANCED_CSV;
 static const char *reply_csv = MX_REPLY_CSV;

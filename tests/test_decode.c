@@ -1,5 +1,5 @@
 /* test_decode.c - Check suite for link/IP/TCP decoding and IP fragment reassembly. */
-#include "decode.h"
+#include "capture/decode.h"
 
 #include <check.h>
 #include <stdlib.h>

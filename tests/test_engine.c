@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dissector.h"
-#include "engine.h"
-#include "event.h"
+#include "engine/dissector.h"
+#include "engine/engine.h"
+#include "event/event.h"
+#include "output/report.h"
+#include "output/streams.h"
 #include "harness.h"
 
 /* ---- A dissector that records what it is given and consumes whole lines ---- */
@@ -113,6 +115,7 @@ static struct world *world_new(struct mx_config *cfg)
     struct mx_config def;
     if (!cfg) {
         mx_config_defaults(&def);
+        def.protocols = mx_harness_protocols();
         cfg = &def;
     }
     if (!cfg->dissector_override)
@@ -298,6 +301,7 @@ START_TEST(eviction_when_full)
 {
     struct mx_config cfg;
     mx_config_defaults(&cfg);
+    cfg.protocols = mx_harness_protocols();
     cfg.max_flows = 2;
     struct world *w = world_new(&cfg);
     for (uint16_t i = 0; i < 3; i++)
@@ -357,6 +361,7 @@ START_TEST(dissector_buffer_cap)
 {
     struct mx_config cfg;
     mx_config_defaults(&cfg);
+    cfg.protocols = mx_harness_protocols();
     cfg.dissector_buffer = 16;
     struct world *w = world_new(&cfg);
     rec_never_consume = true;
@@ -390,7 +395,11 @@ START_TEST(streams_written_with_gaps_and_repeats)
     ck_assert_ptr_nonnull(mkdtemp(dir));
     struct mx_config cfg;
     mx_config_defaults(&cfg);
-    cfg.streams_dir = dir;
+    cfg.protocols = mx_harness_protocols();
+    char err[256];
+    cfg.streams = &mx_streams_writer;
+    cfg.streams_ctx = mx_streams_new(dir, err, sizeof(err));
+    ck_assert_msg(cfg.streams_ctx != NULL, "%s", err);
     struct world *w = world_new(&cfg);
     open_conn(w);
     tx(w, 2, 25, 1, 40000, 501, 101, A, "220 hi\r\n");

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "event.h"
+#include "event/event.h"
+#include "output/report.h"
+#include "event/text.h"
 
 START_TEST(utf8_sanitize)
 {

@@ -5,12 +5,13 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "decode.h"
-#include "engine.h"
-#include "event.h"
+#include "capture/decode.h"
+#include "engine/engine.h"
+#include "event/event.h"
+#include "output/report.h"
 #include "harness.h"
-#include "message.h"
-#include "mime.h"
+#include "dissectors/message/message.h"
+#include "dissectors/message/mime.h"
 
 #define C MX_DIR_C2S
 #define S MX_DIR_S2C
@@ -786,6 +787,7 @@ static char *run_direct(const char *msg, bool fin)
     ck_assert(mx_report_json_add(sink, fp, false));
     struct mx_config cfg;
     mx_config_defaults(&cfg);
+    cfg.protocols = mx_harness_protocols();
     cfg.warnings = false;
     cfg.classify = false;
     cfg.dissector_override = &tm_dissector;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ring.h"
+#include "core/ring.h"
 
 /* Message k: its length and bytes follow from k alone. */
 static size_t msg_len(uint32_t k)

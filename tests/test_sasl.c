@@ -1,5 +1,5 @@
 /* test_sasl.c - Check suite for SASL exchanges (dissectors/sasl.c) and base64 decoding. */
-#include "sasl.h"
+#include "dissectors/mail/sasl.h"
 
 #include <check.h>
 #include <stdlib.h>

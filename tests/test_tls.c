@@ -7,11 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dissector.h"
-#include "engine.h"
-#include "event.h"
+#include "engine/dissector.h"
+#include "engine/engine.h"
+#include "event/event.h"
+#include "output/report.h"
 #include "harness.h"
-#include "tls.h"
+#include "dissectors/tls/tls.h"
 
 #define C MX_DIR_C2S
 #define S MX_DIR_S2C
@@ -1189,6 +1190,7 @@ static void drv_open(struct drv *d, uint16_t port, const struct mx_dissector *di
     ck_assert(mx_report_json_add(d->sink, d->fp, false));
     struct mx_config cfg;
     mx_config_defaults(&cfg);
+    cfg.protocols = mx_harness_protocols();
     cfg.warnings = false;
     cfg.classify = false;
     cfg.dissector_override = dis;

@@ -14,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
-#include "event.h"
-#include "input.h"
+#include "engine/engine.h"
+#include "event/event.h"
+#include "output/report.h"
+#include "capture/input.h"
+#include "harness.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -90,6 +92,7 @@ static void run(const uint8_t *data, size_t size, unsigned workers, struct outpu
         abort();
     struct mx_config cfg;
     mx_config_defaults(&cfg);
+    cfg.protocols = mx_harness_protocols();
     cfg.warnings = false;
     cfg.explain = (size & 2) != 0;
     cfg.show_secrets = (size & 4) != 0;

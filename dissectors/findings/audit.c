@@ -1,0 +1,893 @@
+/* audit.c - the auditor: per server, what the sessions showed of its TLS,
+ * authentication, probing and relaying posture, and the findings that
+ * follow (RFC 8314, RFC 3207, RFC 2595, RFC 9051 §11). It reads the records
+ * the dissectors emit, as a reporter, and keeps a bounded summary per server. */
+#include "dissectors/findings/audit.h"
+
+#include "core/idmap.h"
+#include "core/mx.h"
+#include "event/text.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AUDIT_MAX_SERVERS 4096
+#define AUDIT_EVIDENCE 8               /* evidence items kept per finding; more are counted */
+#define AUDIT_DETAIL 384               /* bytes of a finding's detail text */
+
+enum severity { SEV_INFO, SEV_LOW, SEV_MEDIUM, SEV_HIGH };
+static const char *const sev_names[] = { "info", "low", "medium", "high" };
+
+/* The finding kinds: stable ids, never renumbered in output. */
+enum kind {
+    K_TLS_NOT_OFFERED,
+    K_TLS_NOT_USED,
+    K_STARTTLS_REFUSED,
+    K_STARTTLS_FAILED,
+    K_TLS_OLD_VERSION,
+    K_AUTH_BEFORE_TLS,
+    K_CLEARTEXT_CREDENTIALS,
+    K_LOGINDISABLED_IGNORED,
+    K_WEAK_AUTH_MECHANISM,
+    K_VRFY_ENABLED,
+    K_EXPN_ENABLED,
+    K_OPEN_RELAY,
+    K_STARTTLS_INJECTION,
+    K_STARTTLS_STRIPPED,
+    K_STARTTLS_MANGLED,
+    K_N,
+};
+
+static const struct {
+    const char *id;
+    enum severity sev;
+    const char *title;
+    const char *why;  /* why it matters */
+    const char *fix;
+    const char *refs;
+} kinds[K_N] = {
+    [K_TLS_NOT_OFFERED] = { "MX-TLS-NOT-OFFERED", SEV_MEDIUM, "TLS is not offered",
+        "The server never offered STARTTLS (or STLS) in the sessions seen, so everything it receives, mail and "
+        "credentials included, crosses the network in clear and can be read or changed on the way.",
+        "Enable STARTTLS with a valid certificate, or serve the protocol on its implicit-TLS port (465, 993, "
+        "995) and retire the cleartext one for clients.",
+        "RFC 3207, RFC 2595, RFC 8314, RFC 9051 §11" },
+    [K_TLS_NOT_USED] = { "MX-TLS-NOT-USED", SEV_LOW, "TLS offered but not used",
+        "The server offered STARTTLS but the client went on in clear. Opportunistic TLS protects nothing when "
+        "the client does not take it, and an attacker on the path can remove the offer unnoticed.",
+        "Configure clients to require TLS (submission, POP3, IMAP), and prefer implicit TLS (RFC 8314); for "
+        "server-to-server mail, consider MTA-STS or DANE.",
+        "RFC 3207, RFC 8314, RFC 8461" },
+    [K_STARTTLS_REFUSED] = { "MX-STARTTLS-REFUSED", SEV_MEDIUM, "STARTTLS refused",
+        "The client asked to start TLS and the server refused (for example 454 TLS not available): the session "
+        "stays in clear, or the client gives up. Often a missing or unreadable certificate.",
+        "Check the server's certificate and key files and its TLS settings; the refusal text usually names the "
+        "cause.",
+        "RFC 3207 §4, RFC 2595 §4, RFC 9051 §6.2.1" },
+    [K_STARTTLS_FAILED] = { "MX-STARTTLS-FAILED", SEV_MEDIUM, "TLS handshake failed after STARTTLS",
+        "The server accepted STARTTLS but the TLS handshake did not complete (an alert, or the connection "
+        "ended): depending on the client, mail is delayed or falls back to clear.",
+        "Compare the protocol versions and cipher suites both sides allow; the alert in the evidence names the "
+        "failure.",
+        "RFC 3207 §4.1, RFC 8446 §6" },
+    [K_TLS_OLD_VERSION] = { "MX-TLS-OLD-VERSION", SEV_HIGH, "TLS older than 1.2 negotiated",
+        "The session negotiated SSL 3.0, TLS 1.0 or TLS 1.1, which are deprecated and have known weaknesses.",
+        "Allow TLS 1.2 and 1.3 only on the server (for example Postfix smtpd_tls_protocols = >=TLSv1.2, "
+        "Dovecot ssl_min_protocol = TLSv1.2).",
+        "RFC 8996, RFC 8314 §4.1" },
+    [K_AUTH_BEFORE_TLS] = { "MX-AUTH-BEFORE-TLS", SEV_MEDIUM, "Authentication offered before TLS",
+        "The server announces authentication (AUTH mechanisms, USER, or IMAP LOGIN without LOGINDISABLED) on "
+        "a cleartext connection, inviting clients to send credentials in clear.",
+        "Offer authentication only after TLS (Postfix smtpd_tls_auth_only = yes, Dovecot "
+        "disable_plaintext_auth = yes), or only on implicit-TLS ports.",
+        "RFC 4954 §4, RFC 2595 §2.1, RFC 9051 §6.2.3, RFC 8314" },
+    [K_CLEARTEXT_CREDENTIALS] = { "MX-CLEARTEXT-CREDENTIALS", SEV_HIGH, "Credentials crossed in clear",
+        "A password or bearer token crossed the network without TLS: anyone on the path could read it and "
+        "log in as that user.",
+        "Change the passwords shown, require TLS before authentication on the server, and configure clients "
+        "to use TLS.",
+        "RFC 8314, RFC 4954 §4, RFC 2595 §2.1, RFC 9051 §11.1" },
+    [K_LOGINDISABLED_IGNORED] = { "MX-LOGINDISABLED-IGNORED", SEV_HIGH, "IMAP LOGINDISABLED not honoured",
+        "The IMAP server announced LOGINDISABLED yet accepted LOGIN in clear: the announcement protects "
+        "nothing and the password crossed in clear.",
+        "Make the server refuse LOGIN (and plaintext AUTHENTICATE) before TLS, as its capability says.",
+        "RFC 9051 §6.2.3, RFC 9051 §11" },
+    [K_WEAK_AUTH_MECHANISM] = { "MX-WEAK-AUTH-MECHANISM", SEV_MEDIUM, "Weak authentication mechanism used",
+        "CRAM-MD5, DIGEST-MD5, NTLM and APOP send a digest that an observer can attack offline to recover "
+        "the password, and they force the server to store passwords in a recoverable form.",
+        "Use TLS with PLAIN, or SCRAM-SHA-256 or OAuth, and turn the legacy mechanisms off.",
+        "RFC 6331, RFC 8314, RFC 1939 §7, RFC 7677" },
+    [K_VRFY_ENABLED] = { "MX-VRFY-ENABLED", SEV_MEDIUM, "VRFY answers with real data",
+        "VRFY confirmed addresses (250 or 251): an attacker can list valid mailboxes for spam and password "
+        "guessing.",
+        "Disable VRFY (Postfix disable_vrfy_command = yes) or answer 252 without confirming.",
+        "RFC 5321 §3.5.3, RFC 5321 §7.3" },
+    [K_EXPN_ENABLED] = { "MX-EXPN-ENABLED", SEV_MEDIUM, "EXPN expands mailing lists",
+        "EXPN listed the members of an address: it discloses internal addresses and list membership.",
+        "Disable EXPN, or restrict it to authenticated users.",
+        "RFC 5321 §3.5.3, RFC 5321 §7.3" },
+    [K_OPEN_RELAY] = { "MX-OPEN-RELAY", SEV_HIGH, "Open-relay signal",
+        "The server accepted a recipient in a domain that is not its own from a client that did not "
+        "authenticate: spammers relay through such servers, and the server's address ends on blocklists.",
+        "Relay only for authenticated clients and trusted networks (Postfix smtpd_relay_restrictions = "
+        "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination).",
+        "RFC 5321 §3.6, RFC 5321 §7.1" },
+    [K_STARTTLS_INJECTION] = { "MX-STARTTLS-INJECTION", SEV_HIGH, "Cleartext injected around STARTTLS",
+        "Commands or replies were sent in clear after STARTTLS and before the TLS handshake. A server that "
+        "buffers them executes attacker-chosen commands inside the later TLS session (CVE-2011-0411).",
+        "Make the server discard buffered input when it starts TLS (fixed in current Postfix, Dovecot and "
+        "others); find what sent the injected bytes.",
+        "RFC 3207 §4.2, RFC 2595 §4, RFC 9051 §6.2.1, CVE-2011-0411" },
+    [K_STARTTLS_STRIPPED] = { "MX-STARTTLS-STRIPPED", SEV_HIGH, "STARTTLS stripped",
+        "The same server offered STARTTLS in some sessions and not in others: something on the path "
+        "(a middlebox or an attacker) removes the offer, and those sessions go on in clear.",
+        "Find the device rewriting the session (firewall SMTP inspection is a classic); require TLS on the "
+        "client side (MTA-STS, DANE, or mandatory TLS).",
+        "RFC 3207 §6, RFC 8461, RFC 7672" },
+    [K_STARTTLS_MANGLED] = { "MX-STARTTLS-MANGLED", SEV_HIGH, "STARTTLS capability mangled",
+        "The capability list carried a masked word such as XXXXXXXA where STARTTLS belongs: a middlebox "
+        "overwrote the offer (Cisco PIX/ASA ESMTP inspection does this), so clients cannot start TLS.",
+        "Turn off the middlebox's SMTP inspection or its STARTTLS masking, then check that STARTTLS is offered.",
+        "RFC 3207 §6" },
+};
+
+struct evidence {
+    uint64_t flow;
+    mx_frame_t first, last;
+};
+
+struct finding {
+    bool on;
+    uint64_t count;
+    uint32_t n_ev;
+    struct evidence ev[AUDIT_EVIDENCE];
+    char detail[AUDIT_DETAIL];
+    size_t detail_len;
+};
+
+struct server {
+    char proto[8];
+    char addr[MX_ADDR_STRLEN];
+    uint16_t port;
+    char banner[160];
+    char domain[96];           /* from the greeting's host name: for relaying */
+    uint32_t sessions;         /* flows to it */
+    uint32_t caps_in_clear;    /* sessions whose capabilities were seen in clear */
+    uint32_t tls_offered, tls_missing, tls_attempted, tls_upgraded, tls_refused, tls_failed, implicit;
+    char versions[64];         /* TLS versions negotiated, comma-separated */
+    bool auth_in_clear;        /* authentication announced in clear */
+    char mechs[160];           /* mechanisms announced */
+    bool logindisabled;
+    uint32_t cleartext_logins;
+    int vrfy_code, expn_code;  /* the last answer to VRFY / EXPN, 0 for none */
+    uint32_t relay_signals;
+    struct finding f[K_N];
+};
+
+struct flowmap {
+    uint32_t server;           /* index + 1; 0: not audited */
+    bool authed;               /* a login succeeded on this flow */
+    mx_frame_t first;
+};
+
+struct audit {
+    struct server *srv;
+    uint32_t n_srv, cap_srv, dropped;
+    struct mx_idmap flows;      /* flows not ended yet, by id */
+    FILE *table;
+    bool color;
+};
+
+/* ---- Helpers ---- */
+
+
+static bool slice_eq(struct mx_slice s, const char *lit)
+{
+    return s.len == strlen(lit) && !memcmp(s.ptr, lit, s.len);
+}
+
+static bool slice_ieq_prefix(struct mx_slice s, const char *lit);
+
+static bool slice_ieq(struct mx_slice s, const char *lit)
+{
+    return s.len == strlen(lit) && slice_ieq_prefix(s, lit);
+}
+
+static bool slice_ieq_prefix(struct mx_slice s, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (s.len < n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s.ptr[i];
+        if (c >= 'a' && c <= 'z')
+            c = (uint8_t)(c - 32);
+        if (c != (uint8_t)lit[i])
+            return false;
+    }
+    return true;
+}
+
+/* Adds an item to a set of items separated by `sep` (bounded; repeats ignored). */
+static void set_add(char *set, size_t cap, struct mx_slice w, char sep)
+{
+    if (!w.len)
+        return;
+    size_t len = strlen(set);
+    for (const char *p = set; *p;) {
+        const char *e = strchr(p, sep);
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == w.len && !memcmp(p, w.ptr, n))
+            return;
+        p += n + (e != NULL);
+    }
+    if (len + w.len + 2 > cap)
+        return;
+    if (len)
+        set[len++] = sep;
+    memcpy(set + len, w.ptr, w.len);
+    set[len + w.len] = '\0';
+}
+
+static void add_word(char *set, size_t cap, struct mx_slice w)
+{
+    set_add(set, cap, w, ' ');
+}
+
+/* Writes a set as an array of strings. */
+static void emit_set(struct mx_event *ev, const char *key, const char *set, char sep)
+{
+    mx_ev_arr(ev, key);
+    for (const char *p = set; *p;) {
+        const char *e = strchr(p, sep);
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        mx_ev_wire(ev, NULL, mx_slice_make(p, n));
+        p += n + (e != NULL);
+    }
+    mx_ev_end(ev);
+}
+
+static struct flowmap *flow_of(struct audit *a, uint64_t flow)
+{
+    return mx_idmap_get(&a->flows, flow);
+}
+
+static struct server *server_of(struct audit *a, uint64_t flow)
+{
+    struct flowmap *m = flow_of(a, flow);
+    return m && m->server ? &a->srv[m->server - 1] : NULL;
+}
+
+/* Notes one instance of finding k at server s. */
+static void note(struct audit *a, struct server *s, enum kind k, uint64_t flow, mx_frame_t first, mx_frame_t last,
+                 const char *detail)
+{
+    struct finding *f = &s->f[k];
+    f->on = true;
+    f->count++;
+    if (!first) {
+        struct flowmap *m = flow_of(a, flow);
+        first = last = m ? m->first : 0;
+    }
+    if (f->n_ev < AUDIT_EVIDENCE)
+        f->ev[f->n_ev++] = (struct evidence){ flow, first, last ? last : first };
+    if (detail && *detail)
+        set_add(f->detail, sizeof(f->detail), mx_slice_make(detail, strlen(detail)), '\n');
+}
+
+static void frames_of(const struct mx_event *e, const char *path, mx_frame_t *a, mx_frame_t *b)
+{
+    const struct mx_ev_field *f = mx_ev_get(e, path);
+    const struct mx_ev_field *x = mx_ev_first(e, f);
+    *a = *b = 0;
+    if (x && x->kind == MX_EV_UINT)
+        *a = *b = x->v.u;
+    x = mx_ev_next(e, x);
+    if (x && x->kind == MX_EV_UINT)
+        *b = x->v.u;
+}
+
+/* The likely software behind a banner. */
+static const char *software_of(const char *banner)
+{
+    static const char *const names[][2] = {
+        { "postfix", "Postfix" }, { "exim", "Exim" }, { "sendmail", "Sendmail" }, { "microsoft", "Microsoft" },
+        { "exchange", "Microsoft Exchange" }, { "dovecot", "Dovecot" }, { "courier", "Courier" },
+        { "cyrus", "Cyrus" }, { "qmail", "qmail" }, { "opensmtpd", "OpenSMTPD" }, { "haraka", "Haraka" },
+        { "zimbra", "Zimbra" }, { "mdaemon", "MDaemon" }, { "hmailserver", "hMailServer" },
+        { "gsmtp", "Google" }, { "coremail", "Coremail" }, { "uw imap", "UW IMAP" }, { "imap4rev1 2004", "UW IMAP" },
+    };
+    char low[160];
+    size_t n = strlen(banner) < sizeof(low) - 1 ? strlen(banner) : sizeof(low) - 1;
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)(banner[i] >= 'A' && banner[i] <= 'Z' ? banner[i] + 32 : banner[i]);
+    low[n] = '\0';
+    for (size_t i = 0; i < MX_ARRAY_LEN(names); i++)
+        if (strstr(low, names[i][0]))
+            return names[i][1];
+    return NULL;
+}
+
+/* The domain a server names itself in: its greeting's host name less its
+ * first label ("mx.lab.test" -> "lab.test"), for the relaying signal. */
+static void domain_of(const char *host, char *out, size_t cap)
+{
+    out[0] = '\0';
+    size_t hl = strcspn(host, " ");
+    const char *dot = memchr(host, '.', hl);
+    if (!dot)
+        return;
+    const char *rest = dot + 1;
+    size_t rl = hl - (size_t)(rest - host);
+    if (!memchr(rest, '.', rl)) { /* "example.org": the host name is the domain */
+        rest = host;
+        rl = hl;
+    }
+    mx_text_copy(out, cap, mx_slice_make(rest, rl));
+    for (char *p = out; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p + 32);
+}
+
+/* ---- Reading records ---- */
+
+static void on_flow_start(struct audit *a, const struct mx_event *e)
+{
+    if (!e->flow || mx_idmap_get(&a->flows, e->flow))
+        return;
+    char proto[8], addr[MX_ADDR_STRLEN];
+    mx_text_copy(proto, sizeof(proto), mx_ev_get_str(e, "proto"));
+    mx_text_copy(addr, sizeof(addr), mx_ev_get_str(e, "server"));
+    uint16_t port = (uint16_t)mx_ev_get_int(e, "server_port", 0);
+    uint32_t idx = 0;
+    for (uint32_t i = 0; i < a->n_srv && !idx; i++)
+        if (a->srv[i].port == port && !strcmp(a->srv[i].addr, addr) && !strcmp(a->srv[i].proto, proto))
+            idx = i + 1;
+    if (!idx) {
+        if (a->n_srv == AUDIT_MAX_SERVERS) {
+            a->dropped++;
+            return;
+        }
+        if (a->n_srv == a->cap_srv) {
+            uint32_t cap = a->cap_srv ? a->cap_srv * 2 : 16;
+            struct server *n = realloc(a->srv, cap * sizeof(*n));
+            if (!n)
+                return;
+            a->srv = n;
+            a->cap_srv = cap;
+        }
+        struct server *s = &a->srv[a->n_srv];
+        memset(s, 0, sizeof(*s));
+        snprintf(s->proto, sizeof(s->proto), "%s", proto);
+        snprintf(s->addr, sizeof(s->addr), "%s", addr);
+        s->port = port;
+        idx = ++a->n_srv;
+    }
+    mx_frame_t f1, f2;
+    frames_of(e, "frames", &f1, &f2);
+    struct flowmap *m = malloc(sizeof(*m));
+    if (!m || !mx_idmap_put(&a->flows, e->flow, m)) {
+        free(m);
+        return;
+    }
+    *m = (struct flowmap){ idx, false, f1 };
+    a->srv[idx - 1].sessions++;
+}
+
+/* Whether a capability is a masked word where STARTTLS was (XXXXXXXA). */
+static bool masked(struct mx_slice c)
+{
+    if (c.len < 4)
+        return false;
+    size_t x = 0;
+    while (x < c.len && (c.ptr[x] == 'X' || c.ptr[x] == 'x'))
+        x++;
+    return x >= 4 && c.len - x <= 1;
+}
+
+/* A session record: what the capabilities and the upgrade showed. */
+static void on_session(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    bool smtp = !strcmp(s->proto, "smtp"), pop3 = !strcmp(s->proto, "pop3");
+    const char *tlsobj = pop3 ? "stls" : "starttls";
+    char path[32];
+    if (!s->banner[0]) {
+        mx_text_copy(s->banner, sizeof(s->banner), mx_ev_get_str(e, "greeting.text"));
+        if (smtp)
+            domain_of(s->banner, s->domain, sizeof(s->domain));
+    }
+    const struct mx_ev_field *caps = mx_ev_get(e, "capabilities");
+    bool seen = mx_ev_first(e, caps) != NULL;
+    bool offered = mx_ev_get_int(e, (snprintf(path, sizeof(path), "%s.offered", tlsobj), path), 0) != 0;
+    bool attempted = mx_ev_get_int(e, (snprintf(path, sizeof(path), "%s.attempted", tlsobj), path), 0) != 0;
+    bool upgraded = mx_ev_get_int(e, (snprintf(path, sizeof(path), "%s.upgraded", tlsobj), path), 0) != 0;
+    bool logindisabled = !smtp && !pop3 && mx_ev_get_int(e, "logindisabled", 0);
+    bool auth = false, login_cap = false, mangled = false;
+    for (const struct mx_ev_field *c = mx_ev_first(e, caps); c; c = mx_ev_next(e, c)) {
+        if (c->kind != MX_EV_STR)
+            continue;
+        struct mx_slice v = mx_ev_field_str(e, c);
+        if (masked(v)) {
+            mangled = true;
+            note(a, s, K_STARTTLS_MANGLED, e->flow, 0, 0, "");
+        }
+        if (smtp && (slice_ieq_prefix(v, "AUTH ") || slice_ieq_prefix(v, "AUTH="))) {
+            auth = true; /* RFC 4954 §3: AUTH mechanisms */
+            for (size_t i = 5, j; i < v.len; i = j + 1) {
+                for (j = i; j < v.len && v.ptr[j] != ' '; j++)
+                    ;
+                add_word(s->mechs, sizeof(s->mechs), mx_slice_make(v.ptr + i, j - i));
+            }
+        } else if (pop3 && (slice_ieq_prefix(v, "SASL ") || slice_ieq(v, "USER"))) {
+            auth = true; /* RFC 2449 §6.3, §6.8 (an empty SASL list offers nothing) */
+            if (slice_ieq_prefix(v, "USER"))
+                add_word(s->mechs, sizeof(s->mechs), mx_slice_make("USER/PASS", 9));
+            for (size_t i = 5, j; slice_ieq_prefix(v, "SASL ") && i < v.len; i = j + 1) {
+                for (j = i; j < v.len && v.ptr[j] != ' '; j++)
+                    ;
+                add_word(s->mechs, sizeof(s->mechs), mx_slice_make(v.ptr + i, j - i));
+            }
+        } else if (!smtp && !pop3 && slice_ieq_prefix(v, "AUTH=")) {
+            auth = true; /* RFC 9051 §7.2.2 */
+            add_word(s->mechs, sizeof(s->mechs), mx_slice_make(v.ptr + 5, v.len - 5));
+        } else if (!smtp && !pop3 && slice_ieq_prefix(v, "IMAP4")) {
+            login_cap = true;
+        }
+    }
+    if (login_cap && !logindisabled) { /* RFC 9051 §6.2.3: LOGIN works unless LOGINDISABLED */
+        auth = true;
+        add_word(s->mechs, sizeof(s->mechs), mx_slice_make("LOGIN-command", 13));
+    }
+    if (logindisabled)
+        s->logindisabled = true;
+    if (seen) {
+        s->caps_in_clear++;
+        if (offered) {
+            s->tls_offered++;
+        } else if (!mangled) {
+            s->tls_missing++;
+            note(a, s, K_TLS_NOT_OFFERED, e->flow, 0, 0, "");
+        }
+        if (auth) {
+            s->auth_in_clear = true;
+            note(a, s, K_AUTH_BEFORE_TLS, e->flow, 0, 0, "");
+        }
+    } else if (offered) {
+        s->tls_offered++;
+    }
+    if (attempted)
+        s->tls_attempted++;
+    if (upgraded)
+        s->tls_upgraded++;
+    if (attempted && !upgraded) {
+        s->tls_refused++;
+        mx_frame_t f1, f2;
+        frames_of(e, (snprintf(path, sizeof(path), "%s.frames", tlsobj), path), &f1, &f2);
+        note(a, s, K_STARTTLS_REFUSED, e->flow, f1, f2, "");
+    }
+    if (offered && !attempted)
+        note(a, s, K_TLS_NOT_USED, e->flow, 0, 0, "");
+}
+
+static void on_auth(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    struct mx_slice mech = mx_ev_get_str(e, "mechanism"), user = mx_ev_get_str(e, "user");
+    struct mx_slice outcome = mx_ev_get_str(e, "outcome");
+    bool clear = mx_ev_get_int(e, "cleartext", 0), secret = mx_ev_get_int(e, "secret_in_clear", 0);
+    mx_frame_t f1, f2;
+    frames_of(e, "frames", &f1, &f2);
+    char detail[160];
+    snprintf(detail, sizeof(detail), "%.*s %.*s", (int)(mech.len < 32 ? mech.len : 32), (const char *)mech.ptr,
+             user.len ? (int)(user.len < 100 ? user.len : 100) : 9, user.len ? (const char *)user.ptr : "(no user)");
+    if (clear && secret) {
+        s->cleartext_logins++;
+        note(a, s, K_CLEARTEXT_CREDENTIALS, e->flow, f1, f2, detail);
+    }
+    static const char *const weak[] = { "CRAM-MD5", "DIGEST-MD5", "NTLM", "APOP" };
+    for (size_t i = 0; i < MX_ARRAY_LEN(weak); i++)
+        if (slice_eq(mech, weak[i]))
+            note(a, s, K_WEAK_AUTH_MECHANISM, e->flow, f1, f2, weak[i]);
+    if (slice_eq(outcome, "success")) {
+        struct flowmap *m = flow_of(a, e->flow);
+        if (m)
+            m->authed = true;
+    }
+}
+
+static void on_reply(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    struct mx_slice cmd = mx_ev_get_str(e, "answers.command");
+    int code = (int)mx_ev_get_int(e, "code", 0);
+    if (slice_eq(cmd, "(connect)") && code == 220 && !s->banner[0]) {
+        /* The greeting names the server (RFC 5321 §4.3.1): its domain, for the relaying signal. */
+        mx_text_copy(s->banner, sizeof(s->banner), mx_ev_get_str(e, "text"));
+        domain_of(s->banner, s->domain, sizeof(s->domain));
+    }
+    mx_frame_t f1, f2;
+    frames_of(e, "frames", &f1, &f2);
+    if (slice_eq(cmd, "VRFY")) {
+        s->vrfy_code = code;
+        if (code == 250 || code == 251) /* RFC 5321 §3.5.3: the mailbox exists */
+            note(a, s, K_VRFY_ENABLED, e->flow, f1, f2, "");
+    } else if (slice_eq(cmd, "EXPN")) {
+        s->expn_code = code;
+        if (code == 250)
+            note(a, s, K_EXPN_ENABLED, e->flow, f1, f2, "");
+    }
+}
+
+static void on_transaction(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    struct flowmap *m = flow_of(a, e->flow);
+    if (!s->domain[0] || (m && m->authed))
+        return;
+    const struct mx_ev_field *rs = mx_ev_get(e, "recipients");
+    for (const struct mx_ev_field *r = mx_ev_first(e, rs); r; r = mx_ev_next(e, r)) {
+        struct mx_slice addr = mx_slice_make("", 0), outcome = addr;
+        mx_frame_t f1 = 0, f2 = 0;
+        for (const struct mx_ev_field *x = mx_ev_first(e, r); x; x = mx_ev_next(e, x)) {
+            if (x->key && !strcmp(x->key, "addr") && x->kind == MX_EV_STR)
+                addr = mx_ev_field_str(e, x);
+            else if (x->key && !strcmp(x->key, "outcome") && x->kind == MX_EV_STR)
+                outcome = mx_ev_field_str(e, x);
+            else if (x->key && !strcmp(x->key, "frames")) {
+                const struct mx_ev_field *y = mx_ev_first(e, x);
+                f1 = f2 = y ? y->v.u : 0;
+                if ((y = mx_ev_next(e, y)))
+                    f2 = y->v.u;
+            }
+        }
+        const uint8_t *at = memchr(addr.ptr, '@', addr.len);
+        if (!slice_eq(outcome, "accepted") || !at)
+            continue;
+        char dom[96];
+        mx_text_copy(dom, sizeof(dom), mx_slice_make(at + 1, addr.len - (size_t)(at + 1 - addr.ptr)));
+        for (char *p = dom; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p + 32);
+        size_t dl = strlen(dom), sl = strlen(s->domain);
+        bool own = !strcmp(dom, s->domain) || (dl > sl && dom[dl - sl - 1] == '.' && !strcmp(dom + dl - sl, s->domain));
+        if (!own) { /* RFC 5321 §3.6: relaying for a client that did not authenticate */
+            s->relay_signals++;
+            char detail[128];
+            snprintf(detail, sizeof(detail), "%s", dom);
+            note(a, s, K_OPEN_RELAY, e->flow, f1, f2, detail);
+        }
+    }
+}
+
+static void on_anomaly(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    struct mx_slice name = mx_ev_get_str(e, "name");
+    mx_frame_t f1, f2;
+    frames_of(e, "frames", &f1, &f2);
+    if (slice_eq(name, "STARTTLS_CLIENT_INJECTION") || slice_eq(name, "STARTTLS_SERVER_INJECTION"))
+        note(a, s, K_STARTTLS_INJECTION, e->flow, f1, f2,
+             slice_eq(name, "STARTTLS_CLIENT_INJECTION") ? "client" : "server");
+    else if (slice_eq(name, "LOGIN_DISABLED_IGNORED") && slice_eq(mx_ev_get_str(e, "dir"), "s2c"))
+        note(a, s, K_LOGINDISABLED_IGNORED, e->flow, f1, f2, "");
+}
+
+static void on_tls(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    struct mx_slice v = mx_ev_get_str(e, "version");
+    mx_frame_t f1, f2;
+    frames_of(e, "frames", &f1, &f2);
+    set_add(s->versions, sizeof(s->versions), v, ',');
+    if (slice_eq(v, "SSL 3.0") || slice_eq(v, "TLS 1.0") || slice_eq(v, "TLS 1.1")) {
+        char d[16];
+        mx_text_copy(d, sizeof(d), v);
+        note(a, s, K_TLS_OLD_VERSION, e->flow, f1, f2, d);
+    }
+    if (slice_eq(mx_ev_get_str(e, "how"), "starttls") && !mx_ev_get_int(e, "completed", 1)) {
+        s->tls_failed++;
+        note(a, s, K_STARTTLS_FAILED, e->flow, f1, f2, "");
+    }
+}
+
+static void audit_event(void *ctx, const struct mx_event *e)
+{
+    struct audit *a = ctx;
+    const char *t = e->type;
+    if (!strcmp(t, "flow_start")) {
+        on_flow_start(a, e);
+        return;
+    }
+    struct server *s = server_of(a, e->flow);
+    if (!s)
+        return;
+    if (!strcmp(t, "smtp.session") || !strcmp(t, "pop3.session") || !strcmp(t, "imap.session"))
+        on_session(a, e, s);
+    else if (!strcmp(t, "smtp.auth") || !strcmp(t, "pop3.auth") || !strcmp(t, "imap.auth"))
+        on_auth(a, e, s);
+    else if (!strcmp(t, "smtp.reply"))
+        on_reply(a, e, s);
+    else if (!strcmp(t, "smtp.transaction"))
+        on_transaction(a, e, s);
+    else if (!strcmp(t, "anomaly"))
+        on_anomaly(a, e, s);
+    else if (!strcmp(t, "tls"))
+        on_tls(a, e, s);
+    else if (!strcmp(t, "flow")) {
+        if (mx_ev_get_int(e, "tls_port", 0))
+            s->implicit++;
+        /* The flow's last record: forget it (memory stays flat over days). */
+        free(mx_idmap_take(&a->flows, e->flow));
+    }
+}
+
+/* ---- Conclusions ---- */
+
+/* Findings that need every session of a server. Sessions whose
+ * capabilities showed no STARTTLS were noted as "not offered"; if the same
+ * server offered it in other sessions, the offer was stripped on the way. */
+static void conclude(struct server *s)
+{
+    if (s->tls_missing && s->tls_offered) {
+        s->f[K_STARTTLS_STRIPPED] = s->f[K_TLS_NOT_OFFERED];
+        s->f[K_TLS_NOT_OFFERED].on = false;
+    } else if (s->tls_upgraded || s->f[K_STARTTLS_MANGLED].on) {
+        s->f[K_TLS_NOT_OFFERED].on = false; /* the offer is proven, or masked: another finding */
+    }
+}
+
+static void emit_server(struct mx_sink *sink, struct server *s)
+{
+    const char *sw = software_of(s->banner);
+    unsigned n = 0;
+    for (int k = 0; k < K_N; k++)
+        n += s->f[k].on;
+    struct mx_event *ev = mx_event_begin(sink, "audit.server", 0, MX_TIME_NONE);
+    mx_ev_str(ev, "proto", s->proto);
+    mx_ev_str(ev, "server", s->addr);
+    mx_ev_uint(ev, "port", s->port);
+    if (s->banner[0])
+        mx_ev_str(ev, "banner", s->banner);
+    if (sw)
+        mx_ev_str(ev, "software", sw);
+    mx_ev_uint(ev, "sessions", s->sessions);
+    mx_ev_obj(ev, "tls");
+    mx_ev_bool(ev, "offered", s->tls_offered > 0 || s->implicit > 0);
+    mx_ev_uint(ev, "upgraded_sessions", s->tls_upgraded);
+    mx_ev_uint(ev, "implicit_sessions", s->implicit);
+    mx_ev_uint(ev, "refused", s->tls_refused);
+    mx_ev_uint(ev, "failed", s->tls_failed);
+    emit_set(ev, "versions", s->versions, ',');
+    mx_ev_end(ev);
+    mx_ev_obj(ev, "auth");
+    mx_ev_bool(ev, "offered_in_clear", s->auth_in_clear);
+    emit_set(ev, "mechanisms", s->mechs, ' ');
+    mx_ev_uint(ev, "cleartext_logins", s->cleartext_logins);
+    if (!strcmp(s->proto, "imap")) {
+        mx_ev_bool(ev, "logindisabled", s->logindisabled);
+        mx_ev_bool(ev, "logindisabled_honoured", !s->f[K_LOGINDISABLED_IGNORED].on);
+    }
+    mx_ev_end(ev);
+    if (s->vrfy_code)
+        mx_ev_int(ev, "vrfy_reply", s->vrfy_code);
+    if (s->expn_code)
+        mx_ev_int(ev, "expn_reply", s->expn_code);
+    mx_ev_uint(ev, "relay_signals", s->relay_signals);
+    mx_ev_arr(ev, "findings");
+    for (int k = 0; k < K_N; k++)
+        if (s->f[k].on)
+            mx_ev_str(ev, NULL, kinds[k].id);
+    mx_ev_end(ev);
+    mx_ev_tone(ev, n ? MX_TONE_WARN : MX_TONE_GOOD);
+    mx_ev_text(ev, "audit: %s server %s:%u%s%s%s: %u session%s, TLS %s, %u login%s in clear, %u finding%s", s->proto,
+               s->addr, s->port, sw ? " (" : "", sw ? sw : "", sw ? ")" : "", s->sessions, s->sessions == 1 ? "" : "s",
+               s->tls_upgraded || s->implicit ? "used"
+               : s->tls_offered              ? "offered, not used"
+               : s->caps_in_clear            ? "not offered"
+                                             : "offer not seen (no capability list)",
+               s->cleartext_logins, s->cleartext_logins == 1 ? "" : "s", n, n == 1 ? "" : "s");
+    mx_event_emit(sink, ev);
+}
+
+/* A finding's details (one per line) as one line: "a, b, c". */
+static void joined(const char *set, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = set; *p && n + 3 < cap; p++) {
+        if (*p == '\n') {
+            out[n++] = ',';
+            out[n++] = ' ';
+        } else {
+            out[n++] = *p;
+        }
+    }
+    out[n] = '\0';
+}
+
+static void emit_finding(struct mx_sink *sink, const struct server *s, enum kind k)
+{
+    const struct finding *f = &s->f[k];
+    struct mx_event *ev = mx_event_begin(sink, "finding", 0, MX_TIME_NONE);
+    mx_ev_str(ev, "id", kinds[k].id);
+    mx_ev_str(ev, "severity", sev_names[kinds[k].sev]);
+    mx_ev_str(ev, "title", kinds[k].title);
+    mx_ev_str(ev, "proto", s->proto);
+    mx_ev_str(ev, "server", s->addr);
+    mx_ev_uint(ev, "port", s->port);
+    mx_ev_uint(ev, "count", f->count);
+    if (f->detail[0])
+        emit_set(ev, "detail", f->detail, '\n');
+    mx_ev_arr(ev, "evidence");
+    for (uint32_t i = 0; i < f->n_ev; i++) {
+        mx_ev_obj(ev, NULL);
+        mx_ev_uint(ev, "flow", f->ev[i].flow);
+        mx_ev_frames(ev, f->ev[i].first, f->ev[i].last);
+        mx_ev_end(ev);
+    }
+    mx_ev_end(ev);
+    mx_ev_str(ev, "why", kinds[k].why);
+    mx_ev_str(ev, "fix", kinds[k].fix);
+    mx_ev_str(ev, "references", kinds[k].refs);
+    mx_ev_tone(ev, kinds[k].sev >= SEV_HIGH ? MX_TONE_BAD : MX_TONE_WARN);
+    char frames[160] = "";
+    size_t fl = 0;
+    for (uint32_t i = 0; i < f->n_ev && fl < sizeof(frames) - 24; i++)
+        fl += (size_t)snprintf(frames + fl, sizeof(frames) - fl, "%s%" PRIu64, i ? ", " : "", f->ev[i].first);
+    char detail[AUDIT_DETAIL * 2];
+    joined(f->detail, detail, sizeof(detail));
+    mx_ev_text(ev, "FINDING %s %s on %s %s:%u: %s%s%s, %" PRIu64 " time%s (frames %s%s)", sev_names[kinds[k].sev],
+               kinds[k].id, s->proto, s->addr, s->port, kinds[k].title, detail[0] ? ": " : "", detail, f->count,
+               f->count == 1 ? "" : "s", frames, f->count > f->n_ev ? ", ..." : "");
+    mx_event_emit(sink, ev);
+}
+
+static void audit_end(void *ctx, struct mx_sink *sink)
+{
+    struct audit *a = ctx;
+    for (uint32_t i = 0; i < a->n_srv; i++) {
+        struct server *s = &a->srv[i];
+        conclude(s);
+        emit_server(sink, s);
+        for (int k = 0; k < K_N; k++)
+            if (s->f[k].on)
+                emit_finding(sink, s, (enum kind)k);
+    }
+}
+
+/* ---- The posture table (mxray audit) ---- */
+
+static void put(FILE *o, const char *text)
+{
+    mx_fput_escaped(o, mx_slice_make(text, strlen(text)));
+}
+
+static const char *yes_no(bool b)
+{
+    return b ? "yes" : "no";
+}
+
+static void print_server(struct audit *a, const struct server *s)
+{
+    FILE *o = a->table;
+    const char *bold = a->color ? "\033[1m" : "", *red = a->color ? "\033[31m" : "",
+               *yel = a->color ? "\033[33m" : "", *grn = a->color ? "\033[32m" : "", *off = a->color ? "\033[0m" : "";
+    const char *sw = software_of(s->banner);
+    fprintf(o, "%s%s %s:%u%s", bold, s->proto, s->addr, s->port, off);
+    if (sw)
+        fprintf(o, "  %s", sw);
+    if (s->banner[0]) {
+        fputs("  \"", o);
+        put(o, s->banner);
+        fputc('"', o);
+    }
+    fprintf(o, "  %u session%s\n", s->sessions, s->sessions == 1 ? "" : "s");
+    bool offered = s->tls_offered || s->implicit;
+    fprintf(o, "  TLS        offered: %s", yes_no(offered));
+    if (s->implicit)
+        fprintf(o, " (implicit TLS: %u session%s)", s->implicit, s->implicit == 1 ? "" : "s");
+    fprintf(o, "; used in %u of %u session%s; STARTTLS refused: %u, failed: %u", s->tls_upgraded + s->implicit,
+            s->sessions, s->sessions == 1 ? "" : "s", s->tls_refused, s->tls_failed);
+    if (s->versions[0]) {
+        fputs("; versions: ", o);
+        put(o, s->versions);
+    }
+    fputc('\n', o);
+    fprintf(o, "  AUTH       offered before TLS: %s", yes_no(s->auth_in_clear));
+    if (s->mechs[0]) {
+        fputs(" (", o);
+        put(o, s->mechs);
+        fputc(')', o);
+    }
+    fprintf(o, "; credentials in clear: %u", s->cleartext_logins);
+    if (!strcmp(s->proto, "imap"))
+        fprintf(o, "; LOGINDISABLED: %s, honoured: %s", yes_no(s->logindisabled),
+                yes_no(!s->f[K_LOGINDISABLED_IGNORED].on));
+    fputc('\n', o);
+    if (!strcmp(s->proto, "smtp")) {
+        fputs("  Probing    VRFY: ", o);
+        s->vrfy_code ? fprintf(o, "%d", s->vrfy_code) : fputs("not tried", o);
+        fputs("; EXPN: ", o);
+        s->expn_code ? fprintf(o, "%d", s->expn_code) : fputs("not tried", o);
+        fprintf(o, "\n  Relaying   %s\n", s->relay_signals ? "foreign recipients accepted without AUTH" : "no signal");
+    }
+    unsigned n = 0;
+    for (int sev = SEV_HIGH; sev >= SEV_INFO; sev--) {
+        for (int k = 0; k < K_N; k++) {
+            const struct finding *f = &s->f[k];
+            if (!f->on || (int)kinds[k].sev != sev)
+                continue;
+            if (!n++)
+                fputs("  Findings\n", o);
+            const char *c = sev == SEV_HIGH ? red : sev == SEV_MEDIUM ? yel : "";
+            fprintf(o, "    %s%-6s %s%s  %s", c, sev_names[sev], kinds[k].id, off, kinds[k].title);
+            if (f->detail[0]) {
+                char d[AUDIT_DETAIL * 2];
+                joined(f->detail, d, sizeof(d));
+                fputs(": ", o);
+                put(o, d);
+            }
+            fprintf(o, " (%" PRIu64 "x; evidence:", f->count);
+            for (uint32_t i = 0; i < f->n_ev; i++)
+                fprintf(o, " flow %" PRIu64 " frame %" PRIu64 "%s", f->ev[i].flow, f->ev[i].first,
+                        i + 1 < f->n_ev ? "," : "");
+            fprintf(o, "%s)\n", f->count > f->n_ev ? " ..." : "");
+            fprintf(o, "           why: %s\n           fix: %s\n           see: %s\n", kinds[k].why, kinds[k].fix,
+                    kinds[k].refs);
+        }
+    }
+    if (!n)
+        fprintf(o, "  %sFindings   none%s\n", grn, off);
+    fputc('\n', o);
+}
+
+static bool audit_finish(void *ctx)
+{
+    struct audit *a = ctx;
+    if (!a->table)
+        return true;
+    if (!a->n_srv)
+        fputs("No mail server seen.\n", a->table);
+    for (uint32_t i = 0; i < a->n_srv; i++)
+        print_server(a, &a->srv[i]);
+    if (a->dropped)
+        fprintf(a->table, "(%u more servers not audited: the cap is %u)\n", a->dropped, AUDIT_MAX_SERVERS);
+    return fflush(a->table) == 0;
+}
+
+static void audit_free(void *ctx)
+{
+    struct audit *a = ctx;
+    free(a->srv);
+    for (size_t i = 0; i < a->flows.cap; i++)
+        if (a->flows.slot[i].id)
+            free(a->flows.slot[i].val);
+    mx_idmap_free(&a->flows);
+    free(a);
+}
+
+static const struct mx_reporter_ops audit_ops = {
+    .event = audit_event,
+    .end = audit_end,
+    .finish = audit_finish,
+    .free = audit_free,
+};
+
+bool mx_audit_add(struct mx_sink *s, FILE *table, bool color)
+{
+    struct audit *a = calloc(1, sizeof(*a));
+    if (!a)
+        return false;
+    a->table = table;
+    a->color = color;
+    if (!mx_sink_add(s, &audit_ops, a)) {
+        free(a);
+        return false;
+    }
+    return true;
+}
+
+size_t mx_audit_n_kinds(void)
+{
+    return K_N;
+}
+
+const char *mx_audit_kind_id(size_t i)
+{
+    return i < K_N ? kinds[i].id : NULL;
+}

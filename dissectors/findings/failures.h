@@ -1,0 +1,15 @@
+/* failures.h - the --failures view: what failed, for the engineer diagnosing a delivery. */
+#ifndef MX_FAILURES_H
+#define MX_FAILURES_H
+
+#include "core/mx.h"
+
+#include <stdio.h>
+
+struct mx_sink;
+/* mxray --failures: a reporter that prints one block per failed recipient
+ * (refused at RCPT, or accepted and then lost with the message), with the
+ * step, the reply, what both codes mean and the likely cause. */
+bool mx_failures_add(struct mx_sink *s, FILE *out, bool color);
+
+#endif

@@ -1,0 +1,1807 @@
+/* imap.c - IMAP4rev1/rev2 (RFC 3501, RFC 9051): tagged commands and their
+ * completions, untagged data, continuations, literals in both directions
+ * (with LITERAL+/LITERAL-, RFC 7888), LOGIN and AUTHENTICATE (SASL, SASL-IR
+ * RFC 4959), STARTTLS, IDLE (RFC 2177), COMPRESS=DEFLATE (RFC 4978), and the
+ * message bodies FETCH and APPEND carry. */
+#include "dissectors/imap/imap.h"
+
+#include "event/event.h"
+#include "dissectors/mail/explain.h"
+#include "dissectors/mail/line.h"
+#include "dissectors/message/message.h"
+#include "dissectors/mail/sasl.h"
+#include "dissectors/tls/tls.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+/* Caps (STYLE.md rule 4). */
+#define IMAP_MAX_LINE (64u << 10)  /* text of one logical line kept (literals kept inline count too) */
+#define IMAP_SHOWN 512             /* bytes of a line shown in a record */
+#define IMAP_KEEP_LITERAL 4096     /* literals kept for parsing; larger ones are skipped (or streamed) */
+#define IMAP_MAX_LITERALS 64       /* literals described per logical line; more are skipped */
+/* A literal over IMAP4rev1's 32-bit number (RFC 3501 §9) is an anomaly; IMAP4rev2 allows 63 bits
+ * (RFC 9051 §4.3), so it is still read as one. It is never allocated either way. */
+#define IMAP_LITERAL_LIMIT UINT64_C(0xffffffff)
+#define IMAP_MAX_PENDING 256       /* commands awaiting completion */
+#define IMAP_TAG 64
+#define IMAP_CAPS 4096
+#define IMAP_MAX_AUTHS 8
+#define IMAP_MAX_MAILBOXES 32      /* mailboxes selected, listed in the session record */
+#define IMAP_INFLATE_OUT 16384
+
+enum {
+    A_LONG_LINE,
+    A_LITERAL_INVALID,
+    A_LITERAL_TOO_LARGE,
+    A_TOO_MANY_LITERALS,
+    A_INVALID_COMMAND,
+    A_UNKNOWN_COMMAND,
+    A_INVALID_RESPONSE,
+    A_UNMATCHED_COMPLETION,
+    A_DUPLICATE_TAG,
+    A_TOO_MANY_PENDING_COMMANDS,
+    A_BARE_LF,
+    A_STARTTLS_CLIENT_INJECTION,
+    A_STARTTLS_SERVER_INJECTION,
+    A_AUTH_DECODE_ERROR,
+    A_LOGIN_DISABLED_IGNORED,
+    A_PARTIAL_AFTER_GAP,
+    A_LITERAL_INCOMPLETE,
+    A_COMPRESSED_DATA_ERROR,
+};
+
+static const struct mx_anomaly_def imap_anomalies[] = {
+    { "LONG_LINE", "a command or response line longer than the cap" },
+    { "LITERAL_INVALID", "a literal length that is not a number or overflows 63 bits (RFC 9051 §4.3)" },
+    { "LITERAL_TOO_LARGE", "a literal announced larger than 4 GiB - 1 (RFC 3501 §9's number)" },
+    { "TOO_MANY_LITERALS", "more literals in one command or response than the cap" },
+    { "INVALID_COMMAND", "a client line without a tag and a command (RFC 9051 §2.2.1)" },
+    { "UNKNOWN_COMMAND", "a command IMAP and its common extensions do not define" },
+    { "INVALID_RESPONSE", "a server line that is neither tagged, untagged nor a continuation (RFC 9051 §2.2.2)" },
+    { "UNMATCHED_COMPLETION", "a tagged completion whose tag no pending command has" },
+    { "DUPLICATE_TAG", "a tag reused while a command with it is pending (RFC 9051 §2.2.1)" },
+    { "TOO_MANY_PENDING_COMMANDS", "more commands awaiting completion than the cap" },
+    { "BARE_LF", "a line ended by LF without CR (RFC 9051 §2.2)" },
+    { "STARTTLS_CLIENT_INJECTION", "cleartext commands after STARTTLS, before the TLS handshake (RFC 9051 §6.2.1)" },
+    { "STARTTLS_SERVER_INJECTION", "cleartext from the server after its OK to STARTTLS, before the handshake" },
+    { "AUTH_DECODE_ERROR", "a SASL message that is not valid base64 or the mechanism's syntax" },
+    { "LOGIN_DISABLED_IGNORED", "LOGIN sent, or accepted, although the server announced LOGINDISABLED (RFC 9051 §6.2.3)" },
+    { "PARTIAL_AFTER_GAP", "bytes were lost inside a line or literal; what follows was resynchronised" },
+    { "LITERAL_INCOMPLETE", "the stream ended inside a literal" },
+    { "COMPRESSED_DATA_ERROR", "after COMPRESS=DEFLATE, bytes that do not inflate (RFC 4978 §4)" },
+};
+
+enum cmd {
+    I_UNKNOWN, I_CAPABILITY, I_NOOP, I_LOGOUT, I_STARTTLS, I_AUTHENTICATE, I_LOGIN, I_SELECT, I_EXAMINE,
+    I_CREATE, I_DELETE, I_RENAME, I_SUBSCRIBE, I_UNSUBSCRIBE, I_LIST, I_LSUB, I_NAMESPACE, I_STATUS, I_APPEND,
+    I_IDLE, I_CHECK, I_CLOSE, I_UNSELECT, I_EXPUNGE, I_SEARCH, I_FETCH, I_STORE, I_COPY, I_MOVE, I_ENABLE,
+    I_ID, I_COMPRESS, I_GETQUOTA, I_GETQUOTAROOT, I_SETQUOTA, I_GETACL, I_SETACL, I_MYRIGHTS, I_SORT, I_THREAD,
+    I_GETMETADATA, I_SETMETADATA, I_XLIST,
+};
+
+static const char *const cmd_names[] = {
+    "UNKNOWN", "CAPABILITY", "NOOP", "LOGOUT", "STARTTLS", "AUTHENTICATE", "LOGIN", "SELECT", "EXAMINE",
+    "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "NAMESPACE", "STATUS", "APPEND",
+    "IDLE", "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "ENABLE",
+    "ID", "COMPRESS", "GETQUOTA", "GETQUOTAROOT", "SETQUOTA", "GETACL", "SETACL", "MYRIGHTS", "SORT", "THREAD",
+    "GETMETADATA", "SETMETADATA", "XLIST",
+};
+
+/* What a literal in the line being assembled becomes. */
+enum litmode { LIT_KEEP, LIT_SKIP, LIT_MESSAGE };
+
+/* One logical line of one direction: text segments and the literals between
+ * them (RFC 9051 §4.3). The text and the small literals are kept (bounded) for
+ * parsing once the line ends; large literals are skipped or streamed to the
+ * message parser. The assembler copies: a logical line spans literals, and
+ * after COMPRESS the bytes are mxray's own inflated output. */
+struct line {
+    uint8_t *b;
+    uint32_t len, cap;
+    bool overflow;            /* text beyond IMAP_MAX_LINE was dropped */
+    bool active;              /* bytes of the line were seen */
+    uint64_t off;             /* stream offset of its first byte */
+    uint64_t seg_len;         /* bytes of the current text segment */
+    uint8_t tail[24];         /* the segment's last bytes, for a literal spec after an overflow */
+    uint8_t tail_len;
+    uint8_t shown[IMAP_SHOWN];/* the text segments, literal contents left out */
+    uint16_t shown_len;
+    uint32_t n_lit;
+    struct {
+        uint32_t pos;         /* where its content starts in b (kept) or would (skipped) */
+        uint64_t len;
+        bool kept;
+    } lit[IMAP_MAX_LITERALS];
+    uint64_t lit_left;        /* literal bytes still to come */
+    enum litmode litmode;
+    bool bare_lf;
+    bool emitted;             /* client: the command record was written at the first literal */
+    struct mx_message *msg;   /* a literal streamed to the message parser */
+};
+
+struct pending {
+    char tag[IMAP_TAG];
+    uint8_t tag_len;
+    enum cmd cmd;
+    bool uid;                 /* UID FETCH, UID SEARCH, ... */
+    mx_frame_t frame;
+    mx_time_t ts;
+    struct mx_text mailbox;      /* SELECT, EXAMINE, STATUS, APPEND, ... */
+    uint32_t untagged, fetches, bodies;
+    uint64_t search_count;
+    bool search;
+};
+
+struct login {
+    struct mx_sasl sasl;
+    const char *command;
+    const char *outcome;
+    struct mx_text code;
+    mx_frame_t frame, last_frame;
+};
+
+struct mailbox {
+    struct mx_text name;
+    bool read_only;
+    uint64_t exists, recent, uidvalidity, uidnext;
+    bool has_exists, has_recent, has_uidvalidity, has_uidnext;
+    mx_frame_t frame;
+};
+
+struct inflater {
+    bool on;
+    bool broken;
+    z_stream z;
+};
+
+/* RFC 9051 §3: the connection's states, for teaching. */
+enum istate { IS_NOT_AUTHENTICATED, IS_AUTHENTICATED, IS_SELECTED, IS_LOGOUT };
+static const char *const istate_names[] = { "not authenticated", "authenticated", "selected", "logout" };
+
+struct imap {
+    struct mx_dissect_ctx *ctx;
+    enum istate state;
+    struct line line[2];
+    struct pending *pend;     /* grown as commands are pipelined, up to IMAP_MAX_PENDING */
+    unsigned n_pend, cap_pend;
+    /* Client states. */
+    bool wait_cont;           /* a synchronising literal waits for "+" (RFC 9051 §7.5) */
+    char wait_tag[IMAP_TAG];
+    uint8_t wait_tag_len;
+    bool client_held;
+    bool auth_open;           /* AUTHENTICATE sent: client lines are SASL messages until completion */
+    bool idle_open;           /* IDLE sent: "DONE" ends it (RFC 2177 §3) */
+    bool upgrade_pending;     /* STARTTLS or COMPRESS sent, completion not seen */
+    enum cmd upgrade_cmd;
+    bool tls;
+    bool tls_side[2];
+    bool resync[2];           /* midstream or after a gap: until a line that is surely a start */
+    bool quiet;               /* midstream or after lost bytes: unmatched completions are expected */
+    bool client_spoke;        /* a client byte was seen */
+    bool server_lost;         /* server bytes were lost since the last client command */
+    bool ended[2];
+    struct inflater inf[2];
+    bool tls_server_started;  /* the server's TLS records began (injected cleartext skipped) */
+    struct mx_tls *tlsx;      /* the TLS session after STARTTLS */
+    /* Session. */
+    bool greeted, preauth;
+    struct mx_text greet_status, greeting;
+    char caps[IMAP_CAPS];     /* the latest capability list, NUL-separated */
+    size_t caps_len;
+    bool logindisabled, starttls_offered, starttls_attempted, compress_offered, compressed;
+    bool logindisabled_seen;  /* LOGINDISABLED was announced at some point in clear */
+    struct login logins[IMAP_MAX_AUTHS];
+    unsigned n_logins, logins_dropped;
+    struct login *login;
+    struct mailbox boxes[IMAP_MAX_MAILBOXES];
+    unsigned n_boxes, boxes_dropped;
+    struct mailbox *selected;
+    struct mailbox staged;    /* what a SELECT/EXAMINE in progress learns */
+    struct {
+        bool on;
+        mx_frame_t frame;
+        mx_time_t start;
+        uint32_t untagged;
+        struct mx_text tag;
+    } idle;
+    uint64_t commands, completions, no, bad, untagged, continuations, pipelined, unknown, fetched, appended,
+        idles, tls_bytes[2], compressed_bytes[2], inflated_bytes[2], resync_skipped;
+    mx_time_t now;
+};
+
+/* ---- Small helpers ---- */
+
+static void anomaly(struct imap *s, enum mx_dir d, int a, uint64_t off, size_t len)
+{
+    mx_ctx_anomaly(s->ctx, d, (size_t)a, off, len);
+}
+
+static void update_now(struct imap *s, mx_time_t ts)
+{
+    if (ts != MX_TIME_NONE && ts > s->now)
+        s->now = ts;
+}
+
+static bool parse_u64(struct mx_slice v, uint64_t *out)
+{
+    uint64_t n = 0;
+    if (!v.len || v.len > 19)
+        return false;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.ptr[i] < '0' || v.ptr[i] > '9')
+            return false;
+        n = n * 10 + (uint64_t)(v.ptr[i] - '0');
+    }
+    *out = n;
+    return true;
+}
+
+/* ---- Tokens (RFC 9051 §4): atoms, numbers, quoted strings, literals, lists ---- */
+
+enum tok { T_END, T_ATOM, T_QUOTED, T_LITERAL, T_LPAREN, T_RPAREN };
+
+struct token {
+    enum tok t;
+    struct mx_slice v;        /* the atom, the quoted string's content, a kept literal's content */
+    uint64_t lit_len;
+    bool elided;              /* a literal whose content was not kept (or has not come yet) */
+};
+
+struct tokz {
+    const struct line *l;
+    uint32_t pos, lit_i;
+};
+
+/* The line's bytes: never a null pointer, even before the first byte is kept. */
+static const uint8_t *lbytes(const struct line *l)
+{
+    return l->b ? l->b : (const uint8_t *)"";
+}
+
+static struct tokz tokz_of(const struct line *l)
+{
+    struct tokz z = { l, 0, 0 };
+    return z;
+}
+
+static struct token next_tok(struct tokz *z)
+{
+    const struct line *l = z->l;
+    struct token t = { T_END, { NULL, 0 }, 0, false };
+    while (z->pos < l->len && lbytes(l)[z->pos] == ' ')
+        z->pos++;
+    if (z->pos >= l->len)
+        return t;
+    const uint8_t *b = lbytes(l);
+    uint32_t p = z->pos;
+    if (b[p] == '(' || b[p] == ')') {
+        t.t = b[p] == '(' ? T_LPAREN : T_RPAREN;
+        t.v = mx_slice_make(b + p, 1);
+        z->pos = p + 1;
+        return t;
+    }
+    if (b[p] == '"') { /* quoted = DQUOTE *QUOTED-CHAR DQUOTE */
+        uint32_t q = p + 1;
+        while (q < l->len && b[q] != '"')
+            q += (b[q] == '\\' && q + 1 < l->len) ? 2 : 1;
+        t.t = T_QUOTED;
+        t.v = mx_slice_make(b + p + 1, (q < l->len ? q : l->len) - p - 1);
+        z->pos = q < l->len ? q + 1 : l->len;
+        return t;
+    }
+    if (b[p] == '{' || (b[p] == '~' && p + 1 < l->len && b[p + 1] == '{')) {
+        /* literal = "{" number64 ["+"] "}" CRLF *CHAR8; its content follows in b when kept. */
+        uint32_t q = p;
+        while (q < l->len && b[q] != '}')
+            q++;
+        if (q < l->len && z->lit_i < l->n_lit && l->lit[z->lit_i].pos == q + 1) {
+            t.t = T_LITERAL;
+            t.lit_len = l->lit[z->lit_i].len;
+            t.elided = !l->lit[z->lit_i].kept || q + 1 + t.lit_len > l->len;
+            t.v = t.elided ? mx_slice_make(b + q + 1, 0) : mx_slice_make(b + q + 1, (size_t)t.lit_len);
+            z->pos = q + 1 + (uint32_t)(t.elided ? 0 : t.lit_len);
+            z->lit_i++;
+            return t;
+        }
+    }
+    /* An atom; a section "[...]" inside it may hold spaces and parentheses
+     * (BODY[HEADER.FIELDS (FROM TO)]<0.100>). */
+    uint32_t q = p;
+    int depth = 0;
+    while (q < l->len) {
+        uint8_t c = b[q];
+        if (c == '[')
+            depth++;
+        else if (c == ']' && depth)
+            depth--;
+        else if (!depth && (c == ' ' || c == '(' || c == ')' || c == '"'))
+            break;
+        q++;
+    }
+    if (q == p)
+        q++; /* a lone special character */
+    t.t = T_ATOM;
+    t.v = mx_slice_make(b + p, q - p);
+    z->pos = q;
+    return t;
+}
+
+/* The rest of the line from the tokenizer's position, as text. */
+static struct mx_slice rest_of(const struct tokz *z)
+{
+    uint32_t p = z->pos;
+    while (p < z->l->len && lbytes(z->l)[p] == ' ')
+        p++;
+    return mx_slice_make(lbytes(z->l) + p, z->l->len - p);
+}
+
+/* An astring's value (atom, quoted or kept literal). */
+static struct mx_slice astring(const struct token *t)
+{
+    return t->t == T_ATOM || t->t == T_QUOTED || t->t == T_LITERAL ? t->v : mx_slice_make("", 0);
+}
+
+/* Skips a value whose first token is t: a parenthesised list is skipped whole. */
+static void skip_value(struct tokz *z, const struct token *t)
+{
+    if (t->t != T_LPAREN)
+        return;
+    int depth = 1;
+    while (depth > 0) {
+        struct token u = next_tok(z);
+        if (u.t == T_END)
+            return;
+        depth += u.t == T_LPAREN ? 1 : u.t == T_RPAREN ? -1 : 0;
+    }
+}
+
+/* ---- Pending commands ---- */
+
+static struct pending *find_tag(struct imap *s, struct mx_slice tag)
+{
+    for (unsigned i = 0; i < s->n_pend; i++)
+        if (s->pend[i].tag_len == tag.len && !memcmp(s->pend[i].tag, tag.ptr, tag.len))
+            return &s->pend[i];
+    return NULL;
+}
+
+static void drop_pending(struct imap *s, struct pending *p)
+{
+    size_t i = (size_t)(p - s->pend);
+    memmove(&s->pend[i], &s->pend[i + 1], (s->n_pend - i - 1) * sizeof(*p));
+    s->n_pend--;
+}
+
+/* The command untagged data belongs to: the oldest pending one (RFC 9051 §7). */
+static struct pending *in_progress(struct imap *s)
+{
+    return s->n_pend ? &s->pend[0] : NULL;
+}
+
+/* ---- Logins ---- */
+
+static struct login *login_start(struct imap *s, const char *command, struct mx_slice mech, mx_frame_t f)
+{
+    if (s->n_logins == IMAP_MAX_AUTHS) {
+        s->logins_dropped++;
+        s->login = NULL;
+        return NULL;
+    }
+    struct login *l = &s->logins[s->n_logins++];
+    memset(l, 0, sizeof(*l));
+    mx_sasl_start(&l->sasl, mech, mx_ctx_flow(s->ctx)->show_secrets);
+    l->command = command;
+    l->frame = f;
+    s->login = l;
+    return l;
+}
+
+static void login_finish(struct imap *s, const char *outcome, struct mx_slice code, mx_frame_t f)
+{
+    struct login *l = s->login;
+    s->login = NULL;
+    s->auth_open = false;
+    if (!l)
+        return;
+    l->outcome = outcome;
+    l->last_frame = f;
+    mx_text_set(&l->code, code);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.auth", mx_ctx_flow_id(s->ctx), s->now);
+    mx_ev_str(ev, "command", l->command);
+    mx_sasl_describe_identity(&l->sasl, ev);
+    mx_ev_str(ev, "outcome", outcome);
+    if (l->code.len)
+        mx_ev_wire(ev, "code", mx_text_slice(&l->code));
+    mx_sasl_describe_secret(&l->sasl, ev, s->tls);
+    mx_ev_frames(ev, l->frame, f ? f : l->frame);
+    bool good = !strcmp(outcome, "success");
+    bool clear = l->sasl.secret_in_clear && !s->tls;
+    mx_ev_tone(ev, good ? (clear ? MX_TONE_WARN : MX_TONE_GOOD) : MX_TONE_BAD);
+    mx_ev_text(ev, "%s %s as \"%.*s\": %s%s", l->command, l->sasl.mech_name, (int)l->sasl.user_len,
+               (const char *)l->sasl.user, outcome, clear ? ", the password crossed in clear" : "");
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+/* ---- Capabilities (RFC 9051 §7.2.2) ---- */
+
+static void caps_set(struct imap *s, struct tokz *z)
+{
+    s->caps_len = 0;
+    s->logindisabled = false;
+    for (struct token t = next_tok(z); t.t == T_ATOM; t = next_tok(z)) {
+        struct mx_slice c = t.v;
+        if (c.len && c.ptr[c.len - 1] == ']')
+            c.len--; /* the end of a [CAPABILITY ...] response code */
+        if (!c.len)
+            continue;
+        if (s->caps_len + c.len + 1 <= IMAP_CAPS) {
+            memcpy(s->caps + s->caps_len, c.ptr, c.len);
+            s->caps_len += c.len;
+            s->caps[s->caps_len++] = '\0';
+        }
+        if (mx_ieq(c.ptr, c.len, "LOGINDISABLED")) {
+            s->logindisabled = true;
+            if (!s->tls)
+                s->logindisabled_seen = true;
+        }
+        if (mx_ieq(c.ptr, c.len, "STARTTLS"))
+            s->starttls_offered = true;
+        if (mx_ieq(c.ptr, c.len, "COMPRESS=DEFLATE"))
+            s->compress_offered = true;
+    }
+}
+
+/* A response code "[...]" (RFC 9051 §7.1): atom, then arguments. */
+static void resp_code(struct imap *s, struct mx_slice code)
+{
+    if (code.len < 2)
+        return;
+    struct line tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.b = (uint8_t *)(uintptr_t)(code.ptr + 1);
+    tmp.len = (uint32_t)(code.len - 2);
+    struct tokz z = tokz_of(&tmp);
+    struct token name = next_tok(&z);
+    if (name.t != T_ATOM)
+        return;
+    uint64_t v;
+    struct token arg;
+    if (mx_ieq(name.v.ptr, name.v.len, "CAPABILITY")) {
+        caps_set(s, &z);
+    } else if (mx_ieq(name.v.ptr, name.v.len, "UIDVALIDITY")) {
+        arg = next_tok(&z);
+        if (parse_u64(arg.v, &v)) {
+            s->staged.uidvalidity = v;
+            s->staged.has_uidvalidity = true;
+        }
+    } else if (mx_ieq(name.v.ptr, name.v.len, "UIDNEXT")) {
+        arg = next_tok(&z);
+        if (parse_u64(arg.v, &v)) {
+            s->staged.uidnext = v;
+            s->staged.has_uidnext = true;
+        }
+    } else if (mx_ieq(name.v.ptr, name.v.len, "READ-ONLY")) {
+        s->staged.read_only = true;
+    } else if (mx_ieq(name.v.ptr, name.v.len, "READ-WRITE")) {
+        s->staged.read_only = false;
+    }
+}
+
+/* Splits "[code] text" after a status word. */
+static void split_code(struct mx_slice rest, struct mx_slice *code, struct mx_slice *text)
+{
+    *code = mx_slice_make(rest.ptr, 0);
+    *text = rest;
+    if (!rest.len || rest.ptr[0] != '[')
+        return;
+    int depth = 0;
+    for (size_t i = 0; i < rest.len; i++) {
+        depth += rest.ptr[i] == '[' ? 1 : rest.ptr[i] == ']' ? -1 : 0;
+        if (!depth) {
+            *code = mx_slice_make(rest.ptr, i + 1);
+            *text = mx_trim(mx_slice_make(rest.ptr + i + 1, rest.len - i - 1));
+            return;
+        }
+    }
+}
+
+/* The code's content without brackets, for the records. */
+static struct mx_slice code_inner(struct mx_slice code)
+{
+    return code.len >= 2 ? mx_slice_make(code.ptr + 1, code.len - 2) : code;
+}
+
+/* ---- Messages in literals ---- */
+
+/* The FETCH item a server literal is the value of, when it is a message or
+ * a part of one (RFC 9051 §7.5.2: BODY[section]<origin>, BINARY[...],
+ * RFC822, RFC822.HEADER, RFC822.TEXT). Fills the message's context. */
+static bool fetch_literal(const struct line *l, struct mx_message_env *env, char *section,
+                          size_t seclen)
+{
+    struct tokz z = tokz_of(l);
+    struct token star = next_tok(&z), num = next_tok(&z), kind = next_tok(&z), open = next_tok(&z);
+    uint64_t seq;
+    if (star.t != T_ATOM || !mx_ieq(star.v.ptr, star.v.len, "*") || !parse_u64(num.v, &seq) ||
+        !mx_ieq(kind.v.ptr, kind.v.len, "FETCH") || open.t != T_LPAREN)
+        return false;
+    env->number = seq <= UINT32_MAX ? (uint32_t)seq : 0;
+    for (;;) {
+        struct token name = next_tok(&z);
+        if (name.t != T_ATOM)
+            return false;
+        struct token val = next_tok(&z);
+        if (val.t == T_LITERAL && val.elided && z.lit_i == l->n_lit) {
+            /* The literal just announced: is its item a message? */
+            struct mx_slice n = name.v;
+            const uint8_t *br = memchr(n.ptr, '[', n.len);
+            struct mx_slice head = mx_slice_make(n.ptr, br ? (size_t)(br - n.ptr) : n.len);
+            if (mx_ieq(head.ptr, head.len, "RFC822")) {
+                snprintf(section, seclen, "%s", "");
+            } else if (mx_ieq(head.ptr, head.len, "RFC822.HEADER") || mx_ieq(head.ptr, head.len, "RFC822.TEXT")) {
+                snprintf(section, seclen, "%s", head.len == 13 ? "HEADER" : "TEXT");
+                env->fragment = true;
+            } else if (br && (mx_ieq(head.ptr, head.len, "BODY") || mx_ieq(head.ptr, head.len, "BINARY"))) {
+                const uint8_t *close = memchr(br, ']', n.len - (size_t)(br - n.ptr));
+                if (!close)
+                    return false;
+                size_t sl = (size_t)(close - br) - 1;
+                bool partial = (size_t)(close + 1 - n.ptr) < n.len; /* <origin> */
+                snprintf(section, seclen, "%s%.*s", head.len == 6 ? "BINARY " : "", (int)(sl < seclen - 8 ? sl : seclen - 8),
+                         (const char *)br + 1);
+                env->fragment = sl > 0 || partial || head.len == 6;
+            } else {
+                return false;
+            }
+            return true;
+        }
+        if (val.t == T_END)
+            return false;
+        if (mx_ieq(name.v.ptr, name.v.len, "UID") && parse_u64(val.v, &seq) && seq <= UINT32_MAX)
+            env->uid = (uint32_t)seq;
+        skip_value(&z, &val);
+    }
+}
+
+/* What the literal just announced in line d becomes. */
+static enum litmode literal_mode(struct imap *s, enum mx_dir d, uint64_t len, struct mx_message **msg)
+{
+    struct line *l = &s->line[d];
+    struct mx_message_env env = { .ctx = s->ctx, .dir = d };
+    char section[72] = "";
+    *msg = NULL;
+    if (d == MX_DIR_S2C) {
+        if (fetch_literal(l, &env, section, sizeof(section))) {
+            env.source = "imap.fetch";
+            if (s->selected)
+                env.mailbox = mx_text_slice(&s->selected->name);
+            env.section = mx_slice_make(section, strlen(section));
+            *msg = mx_message_new(&env);
+            struct pending *p = in_progress(s);
+            if (p)
+                p->bodies++;
+            s->fetched++;
+            return LIT_MESSAGE;
+        }
+    } else {
+        /* APPEND mailbox [flags] [date-time] literal (RFC 9051 §6.3.12); every
+         * literal after the mailbox is a message (MULTIAPPEND, CATENATE TEXT). */
+        struct tokz z = tokz_of(l);
+        struct token tag = next_tok(&z), cmd = next_tok(&z);
+        if (tag.t == T_ATOM && mx_ieq(cmd.v.ptr, cmd.v.len, "APPEND")) {
+            struct token mbox = next_tok(&z);
+            if (!(mbox.t == T_LITERAL && mbox.elided && z.lit_i == l->n_lit)) {
+                env.source = "imap.append";
+                env.mailbox = astring(&mbox);
+                for (struct token t = next_tok(&z); t.t != T_END; t = next_tok(&z))
+                    if (t.t == T_ATOM && mx_ieq(t.v.ptr, t.v.len, "CATENATE"))
+                        env.fragment = true; /* RFC 4469: a TEXT part of the message */
+                *msg = mx_message_new(&env);
+                s->appended++;
+                return LIT_MESSAGE;
+            }
+        }
+    }
+    return len <= IMAP_KEEP_LITERAL ? LIT_KEEP : LIT_SKIP;
+}
+
+/* ---- Records ---- */
+
+static void command_event(struct imap *s, const struct pending *p, struct mx_slice cmdname, struct mx_slice arg,
+                          const char *shown, bool pipelined, bool injected, mx_frame_t a, mx_frame_t b)
+{
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.command", mx_ctx_flow_id(s->ctx), p->ts);
+    mx_ev_dir(ev, MX_DIR_C2S);
+    mx_ev_frames(ev, a, b);
+    mx_ev_wire(ev, "tag", mx_slice_make(p->tag, p->tag_len));
+    if (p->cmd == I_UNKNOWN)
+        mx_ev_wire(ev, "command", cmdname);
+    else
+        mx_ev_str(ev, "command", cmd_names[p->cmd]);
+    if (p->uid)
+        mx_ev_bool(ev, "uid", true);
+    if (shown)
+        mx_ev_wire(ev, "arg", mx_slice_make(shown, strlen(shown))); /* it quotes wire bytes */
+    else if (arg.len)
+        mx_ev_wire(ev, "arg", arg);
+    if (p->mailbox.len)
+        mx_ev_wire(ev, "mailbox", mx_text_slice(&p->mailbox));
+    if (pipelined)
+        mx_ev_bool(ev, "pipelined", true);
+    if (injected)
+        mx_ev_bool(ev, "injected", true);
+    if (mx_ctx_flow(s->ctx)->explain) {
+        const char *ex = mx_explain_imap(cmd_names[p->cmd]);
+        mx_ev_str(ev, "explain", ex ? ex : "A command IMAP does not define: the server will likely answer BAD.");
+        mx_ev_str(ev, "state", istate_names[s->state]);
+    }
+    mx_ev_text(ev, "%s%.*s %s%.*s%s%.*s%s", pipelined ? "| " : "", (int)p->tag_len, p->tag, p->uid ? "UID " : "",
+               (int)cmdname.len, (const char *)cmdname.ptr, (arg.len || shown) ? " " : "",
+               shown ? (int)strlen(shown) : (int)arg.len, shown ? shown : (const char *)arg.ptr,
+               injected ? "   [injected before TLS]" : "");
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+static void mailbox_fields(struct mx_event *ev, const struct mailbox *m)
+{
+    mx_ev_wire(ev, "name", mx_text_slice(&m->name));
+    if (m->has_exists)
+        mx_ev_uint(ev, "exists", m->exists);
+    if (m->has_recent)
+        mx_ev_uint(ev, "recent", m->recent);
+    if (m->has_uidvalidity)
+        mx_ev_uint(ev, "uidvalidity", m->uidvalidity);
+    if (m->has_uidnext)
+        mx_ev_uint(ev, "uidnext", m->uidnext);
+    mx_ev_bool(ev, "read_only", m->read_only);
+}
+
+/* ---- The server side ---- */
+
+static void idle_end(struct imap *s, mx_frame_t f, mx_time_t ts)
+{
+    if (!s->idle.on)
+        return;
+    s->idle.on = false;
+    s->idles++;
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.idle", mx_ctx_flow_id(s->ctx), s->idle.start);
+    mx_ev_wire(ev, "tag", mx_text_slice(&s->idle.tag));
+    mx_ev_time(ev, "start", s->idle.start);
+    if (ts != MX_TIME_NONE)
+        mx_ev_time(ev, "end", ts);
+    double dur = ts != MX_TIME_NONE && s->idle.start != MX_TIME_NONE ? (double)(ts - s->idle.start) / 1e9 : 0;
+    mx_ev_double(ev, "duration", dur);
+    mx_ev_uint(ev, "untagged", s->idle.untagged);
+    mx_ev_frames(ev, s->idle.frame, f ? f : s->idle.frame);
+    mx_ev_text(ev, "IDLE for %.1f s, %u update%s from the server", dur, s->idle.untagged,
+               s->idle.untagged == 1 ? "" : "s");
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+static void mailbox_keep(struct imap *s, const struct mailbox *m)
+{
+    if (s->n_boxes == IMAP_MAX_MAILBOXES) {
+        s->boxes_dropped++;
+        s->selected = NULL;
+        return;
+    }
+    s->boxes[s->n_boxes] = *m;
+    s->selected = &s->boxes[s->n_boxes++];
+}
+
+static void start_tls(struct imap *s)
+{
+    s->tls = true;
+    s->tls_side[MX_DIR_S2C] = true;
+    s->tls_side[MX_DIR_C2S] = true;
+}
+
+static void start_compress(struct imap *s)
+{
+    for (int d = 0; d < 2; d++) {
+        struct inflater *in = &s->inf[d];
+        if (in->on)
+            continue;
+        memset(&in->z, 0, sizeof(in->z));
+        /* RFC 4978 §3: raw deflate (RFC 1951), no zlib header. */
+        if (inflateInit2(&in->z, -15) == Z_OK)
+            in->on = true;
+        else
+            in->broken = true;
+    }
+    s->compressed = true;
+}
+
+static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t b, mx_time_t ts);
+static void line_reset(struct line *l);
+
+/* The server answered a command whose synchronising literal it was asked to
+ * accept with its completion (NO, BAD): the literal never comes (RFC 9051
+ * §7.5). The command ends where it stopped. */
+static void literal_refused(struct imap *s)
+{
+    struct line *l = &s->line[MX_DIR_C2S];
+    s->wait_cont = false;
+    if (l->msg) {
+        mx_message_free(l->msg);
+        l->msg = NULL;
+        s->appended--;
+    }
+    l->lit_left = 0;
+    if (!l->emitted) {
+        mx_frame_t a, b;
+        mx_time_t ts;
+        mx_span(s->ctx, MX_DIR_C2S, l->off, 1, &a, &b, &ts);
+        client_line(s, l, a, b, ts);
+    }
+    line_reset(l);
+    mx_ctx_wake(s->ctx, MX_DIR_C2S);
+}
+
+/* A tagged completion: OK, NO or BAD (RFC 9051 §7.1). */
+static void completion(struct imap *s, struct mx_slice tag, struct mx_slice status, struct mx_slice rest,
+                       mx_frame_t a, mx_frame_t b, mx_time_t ts)
+{
+    struct mx_slice code, text;
+    bool disabled_before = s->logindisabled; /* an OK to LOGIN may carry new capabilities */
+    split_code(rest, &code, &text);
+    resp_code(s, code);
+    if (s->wait_cont && tag.len == s->wait_tag_len && !memcmp(tag.ptr, s->wait_tag, tag.len))
+        literal_refused(s);
+    struct pending *p = find_tag(s, tag);
+    if (!p && !s->quiet && s->client_spoke) /* a one-sided capture has no commands to match */
+        anomaly(s, MX_DIR_S2C, A_UNMATCHED_COMPLETION, s->line[MX_DIR_S2C].off, 1);
+    bool ok = mx_ieq(status.ptr, status.len, "OK");
+    bool no = mx_ieq(status.ptr, status.len, "NO");
+    s->completions++;
+    s->no += no;
+    s->bad += !ok && !no;
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.response", mx_ctx_flow_id(s->ctx), ts);
+    mx_ev_dir(ev, MX_DIR_S2C);
+    mx_ev_frames(ev, a, b);
+    mx_ev_wire(ev, "tag", tag);
+    mx_ev_str(ev, "status", ok ? "OK" : no ? "NO" : "BAD");
+    if (code.len)
+        mx_ev_wire(ev, "code", code_inner(code));
+    mx_ev_wire(ev, "text", text);
+    double lat = 0;
+    if (p) {
+        mx_ev_obj(ev, "answers");
+        mx_ev_str(ev, "command", cmd_names[p->cmd]);
+        if (p->uid)
+            mx_ev_bool(ev, "uid", true);
+        if (p->frame)
+            mx_ev_uint(ev, "frame", p->frame);
+        mx_ev_end(ev);
+        lat = p->ts != MX_TIME_NONE && ts != MX_TIME_NONE ? (double)(ts - p->ts) / 1e9 : 0;
+        mx_ev_double(ev, "latency", lat);
+        mx_ev_uint(ev, "untagged", p->untagged);
+        if (p->cmd == I_FETCH) {
+            mx_ev_uint(ev, "fetch_responses", p->fetches);
+            mx_ev_uint(ev, "bodies", p->bodies);
+        }
+        if (p->search)
+            mx_ev_uint(ev, "search_results", p->search_count);
+        if ((p->cmd == I_SELECT || p->cmd == I_EXAMINE) && ok) {
+            s->staged.name = p->mailbox;
+            if (p->cmd == I_EXAMINE)
+                s->staged.read_only = true;
+            s->staged.frame = a;
+            mx_ev_obj(ev, "mailbox");
+            mailbox_fields(ev, &s->staged);
+            mx_ev_end(ev);
+        }
+    }
+    if (p && ok) {
+        /* RFC 9051 §3: the state diagram. */
+        if (p->cmd == I_LOGIN || p->cmd == I_AUTHENTICATE)
+            s->state = IS_AUTHENTICATED;
+        else if (p->cmd == I_SELECT || p->cmd == I_EXAMINE)
+            s->state = IS_SELECTED;
+        else if (p->cmd == I_CLOSE || p->cmd == I_UNSELECT)
+            s->state = IS_AUTHENTICATED;
+        else if (p->cmd == I_LOGOUT)
+            s->state = IS_LOGOUT;
+    } else if (p && (p->cmd == I_SELECT || p->cmd == I_EXAMINE) && s->state == IS_SELECTED) {
+        s->state = IS_AUTHENTICATED; /* §6.3.2: a failed SELECT deselects */
+    }
+    if (mx_ctx_flow(s->ctx)->explain) {
+        mx_ev_str(ev, "explain", ok   ? "OK: the command completed (RFC 9051 §7.1.1)."
+                                 : no ? "NO: the command failed; the text says why (RFC 9051 §7.1.2)."
+                                      : "BAD: the server did not understand the command (RFC 9051 §7.1.3).");
+        mx_ev_str(ev, "state", istate_names[s->state]);
+    }
+    mx_ev_tone(ev, ok ? MX_TONE_GOOD : MX_TONE_BAD);
+    mx_ev_text(ev, "%.*s %.*s%s%.*s%s%.*s   [%s, %.1f ms]", (int)tag.len, (const char *)tag.ptr, (int)status.len,
+               (const char *)status.ptr, code.len ? " " : "", (int)(code.len < 120 ? code.len : 120),
+               (const char *)code.ptr, text.len ? " " : "", (int)text.len, (const char *)text.ptr,
+               p ? cmd_names[p->cmd] : "no command seen", lat * 1e3);
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    if (!p)
+        return;
+    switch (p->cmd) {
+    case I_LOGIN:
+    case I_AUTHENTICATE:
+        if (s->login)
+            login_finish(s, s->login->sasl.cancelled ? "cancelled" : ok ? "success" : "failure", code_inner(code), b);
+        if (ok && p->cmd == I_LOGIN && disabled_before && !s->tls)
+            anomaly(s, MX_DIR_S2C, A_LOGIN_DISABLED_IGNORED, s->line[MX_DIR_S2C].off, 1);
+        s->auth_open = false;
+        break;
+    case I_SELECT:
+    case I_EXAMINE:
+        if (ok)
+            mailbox_keep(s, &s->staged);
+        else
+            s->selected = NULL; /* RFC 9051 §6.3.2: a failed SELECT deselects */
+        break;
+    case I_CLOSE:
+    case I_UNSELECT:
+        if (ok)
+            s->selected = NULL;
+        break;
+    case I_STARTTLS:
+    case I_COMPRESS:
+        s->upgrade_pending = false;
+        if (ok && p->cmd == I_STARTTLS)
+            start_tls(s); /* RFC 9051 §6.2.1: the negotiation starts after this CRLF */
+        if (ok && p->cmd == I_COMPRESS)
+            start_compress(s);
+        if (s->client_held)
+            mx_ctx_wake(s->ctx, MX_DIR_C2S);
+        break;
+    case I_IDLE:
+        idle_end(s, b, ts);
+        s->idle_open = false;
+        break;
+    default:
+        break;
+    }
+    drop_pending(s, p);
+}
+
+static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b, mx_time_t ts)
+{
+    struct token t1 = next_tok(z);
+    uint64_t num = 0;
+    bool has_num = parse_u64(t1.v, &num);
+    struct token kind = has_num ? next_tok(z) : t1;
+    struct mx_slice k = kind.v;
+    struct mx_slice rest = rest_of(z);
+    struct pending *p = in_progress(s);
+    s->untagged++;
+    if (p)
+        p->untagged++;
+    if (s->idle.on)
+        s->idle.untagged++;
+    bool status_word = !has_num && (mx_ieq(k.ptr, k.len, "OK") || mx_ieq(k.ptr, k.len, "NO") ||
+                                    mx_ieq(k.ptr, k.len, "BAD") || mx_ieq(k.ptr, k.len, "PREAUTH") ||
+                                    mx_ieq(k.ptr, k.len, "BYE"));
+    struct mx_slice code = mx_slice_make(rest.ptr, 0), text = rest;
+    if (status_word) {
+        split_code(rest, &code, &text);
+        resp_code(s, code);
+        if (!s->greeted) {
+            /* RFC 9051 §7.1.1, §7.1.4, §7.1.5: the greeting is OK, PREAUTH or BYE. */
+            s->greeted = true;
+            s->preauth = mx_ieq(k.ptr, k.len, "PREAUTH");
+            if (s->preauth)
+                s->state = IS_AUTHENTICATED; /* RFC 9051 §7.1.4 */
+            mx_text_set(&s->greet_status, k);
+            mx_text_set(&s->greeting, text);
+        }
+    } else if (!has_num && mx_ieq(k.ptr, k.len, "CAPABILITY")) {
+        caps_set(s, z);
+    } else if (has_num && mx_ieq(k.ptr, k.len, "EXISTS")) {
+        s->staged.exists = num;
+        s->staged.has_exists = true;
+        if (s->selected && (!p || (p->cmd != I_SELECT && p->cmd != I_EXAMINE))) {
+            s->selected->exists = num;
+            s->selected->has_exists = true;
+        }
+    } else if (has_num && mx_ieq(k.ptr, k.len, "RECENT")) {
+        s->staged.recent = num;
+        s->staged.has_recent = true;
+    } else if (has_num && mx_ieq(k.ptr, k.len, "FETCH")) {
+        if (p)
+            p->fetches++;
+    } else if (!has_num && (mx_ieq(k.ptr, k.len, "SEARCH") || mx_ieq(k.ptr, k.len, "SORT"))) {
+        uint64_t n = 0;
+        for (struct token t = next_tok(z); t.t == T_ATOM; t = next_tok(z))
+            n += parse_u64(t.v, &num);
+        if (p) {
+            p->search = true;
+            p->search_count += n;
+        }
+    }
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.untagged", mx_ctx_flow_id(s->ctx), ts);
+    mx_ev_dir(ev, MX_DIR_S2C);
+    mx_ev_frames(ev, a, b);
+    if (has_num)
+        mx_ev_uint(ev, "number", num);
+    mx_ev_wire(ev, "kind", k);
+    if (code.len)
+        mx_ev_wire(ev, "code", code_inner(code));
+    struct mx_slice shown = mx_slice_make(s->line[MX_DIR_S2C].shown, s->line[MX_DIR_S2C].shown_len);
+    mx_ev_wire(ev, "text", status_word ? text : shown);
+    if (p && !s->idle.on) {
+        mx_ev_obj(ev, "during");
+        mx_ev_wire(ev, "tag", mx_slice_make(p->tag, p->tag_len));
+        mx_ev_str(ev, "command", cmd_names[p->cmd]);
+        mx_ev_end(ev);
+    }
+    bool bad = status_word && (mx_ieq(k.ptr, k.len, "NO") || mx_ieq(k.ptr, k.len, "BAD"));
+    mx_ev_tone(ev, bad ? MX_TONE_BAD : MX_TONE_NONE);
+    mx_ev_text(ev, "%.*s", (int)shown.len, (const char *)shown.ptr);
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+/* "+ " (RFC 9051 §7.5): the server wants a literal, a SASL response, or is idling. */
+static void continuation(struct imap *s, struct mx_slice text, mx_frame_t a, mx_frame_t b, mx_time_t ts)
+{
+    s->continuations++;
+    const char *what = "continue";
+    if (s->wait_cont) {
+        what = "literal";
+        s->wait_cont = false;
+        mx_ctx_wake(s->ctx, MX_DIR_C2S);
+    } else if (s->auth_open) {
+        what = "sasl";
+        if (s->login) {
+            mx_sasl_server(&s->login->sasl, text);
+            if (s->login->sasl.decode_error) {
+                anomaly(s, MX_DIR_S2C, A_AUTH_DECODE_ERROR, s->line[MX_DIR_S2C].off, 1);
+                s->login->sasl.decode_error = false;
+            }
+        }
+    } else if (s->idle_open && !s->idle.on) {
+        what = "idle";
+        struct pending *p = NULL;
+        for (unsigned i = 0; i < s->n_pend; i++)
+            if (s->pend[i].cmd == I_IDLE)
+                p = &s->pend[i];
+        s->idle.on = true;
+        s->idle.frame = a;
+        s->idle.start = ts;
+        s->idle.untagged = 0;
+        mx_text_set(&s->idle.tag, p ? mx_slice_make(p->tag, p->tag_len) : mx_slice_make("", 0));
+    }
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.continuation", mx_ctx_flow_id(s->ctx), ts);
+    mx_ev_dir(ev, MX_DIR_S2C);
+    mx_ev_frames(ev, a, b);
+    mx_ev_str(ev, "for", what);
+    mx_ev_wire(ev, "text", text);
+    mx_ev_text(ev, "+ %.*s   [%s]", (int)text.len, (const char *)text.ptr, what);
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+static void server_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t b, mx_time_t ts)
+{
+    struct tokz z = tokz_of(l);
+    struct token first = next_tok(&z);
+    if (first.t == T_ATOM && first.v.len == 1 && first.v.ptr[0] == '+') {
+        continuation(s, rest_of(&z), a, b, ts);
+        return;
+    }
+    if (first.t == T_ATOM && first.v.len == 1 && first.v.ptr[0] == '*') {
+        untagged(s, &z, a, b, ts);
+        return;
+    }
+    struct token status = next_tok(&z);
+    bool st = status.t == T_ATOM && (mx_ieq(status.v.ptr, status.v.len, "OK") ||
+                                     mx_ieq(status.v.ptr, status.v.len, "NO") ||
+                                     mx_ieq(status.v.ptr, status.v.len, "BAD"));
+    if (first.t != T_ATOM || !st) {
+        anomaly(s, MX_DIR_S2C, A_INVALID_RESPONSE, l->off, l->len);
+        return;
+    }
+    completion(s, first.v, status.v, rest_of(&z), a, b, ts);
+}
+
+/* ---- The client side ---- */
+
+static enum cmd cmd_of(struct mx_slice v)
+{
+    for (int i = I_CAPABILITY; i <= I_XLIST; i++)
+        if (mx_ieq(v.ptr, v.len, cmd_names[i]))
+            return (enum cmd)i;
+    return I_UNKNOWN;
+}
+
+/* A SASL response line while AUTHENTICATE is open (RFC 9051 §6.2.2). */
+static void auth_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t b, mx_time_t ts)
+{
+    struct mx_slice data = mx_trim(mx_slice_make(lbytes(l), l->len));
+    bool secret = true;
+    if (s->login) {
+        secret = mx_sasl_client(&s->login->sasl, data);
+        if (s->login->sasl.decode_error) {
+            anomaly(s, MX_DIR_C2S, A_AUTH_DECODE_ERROR, l->off, l->len);
+            s->login->sasl.decode_error = false;
+        }
+    }
+    bool hide = secret && !mx_ctx_flow(s->ctx)->show_secrets;
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.auth_data", mx_ctx_flow_id(s->ctx), ts);
+    mx_ev_dir(ev, MX_DIR_C2S);
+    mx_ev_frames(ev, a, b);
+    if (hide)
+        mx_ev_uint(ev, "redacted_len", data.len);
+    else
+        mx_ev_wire(ev, "data", data);
+    if (s->login && s->login->sasl.cancelled)
+        mx_ev_bool(ev, "cancel", true);
+    if (hide)
+        mx_ev_text(ev, "<SASL response, redacted: %zu bytes>", data.len);
+    else
+        mx_ev_text(ev, "%.*s", (int)data.len, (const char *)data.ptr);
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t b, mx_time_t ts)
+{
+    if (s->idle_open) {
+        /* RFC 2177 §3: "DONE" ends the IDLE; nothing else is allowed. */
+        if (mx_ieq(lbytes(l), l->len, "DONE")) {
+            struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.command", mx_ctx_flow_id(s->ctx), ts);
+            mx_ev_dir(ev, MX_DIR_C2S);
+            mx_ev_frames(ev, a, b);
+            mx_ev_str(ev, "command", "DONE");
+            mx_ev_text(ev, "DONE");
+            mx_event_emit(mx_ctx_sink(s->ctx), ev);
+            return;
+        }
+    }
+    if (s->auth_open) {
+        auth_line(s, l, a, b, ts);
+        return;
+    }
+    struct tokz z = tokz_of(l);
+    struct token tag = next_tok(&z), cmd = next_tok(&z);
+    if (tag.t != T_ATOM || cmd.t != T_ATOM || tag.v.len > IMAP_TAG - 1 ||
+        (tag.v.len == 1 && (tag.v.ptr[0] == '*' || tag.v.ptr[0] == '+'))) {
+        if (!s->quiet)
+            anomaly(s, MX_DIR_C2S, A_INVALID_COMMAND, l->off, l->len);
+        return;
+    }
+    struct pending p;
+    memset(&p, 0, sizeof(p));
+    memcpy(p.tag, tag.v.ptr, tag.v.len);
+    p.tag_len = (uint8_t)tag.v.len;
+    p.frame = a;
+    p.ts = ts;
+    struct mx_slice cmdname = cmd.v;
+    p.cmd = cmd_of(cmd.v);
+    if (mx_ieq(cmd.v.ptr, cmd.v.len, "UID")) { /* RFC 9051 §6.4.9 */
+        struct token sub = next_tok(&z);
+        p.uid = true;
+        p.cmd = cmd_of(sub.v);
+        cmdname = sub.v;
+    }
+    struct tokz args = z;
+    struct mx_slice shown_line = mx_slice_make(l->shown, l->shown_len);
+    /* The argument as shown: the line's text after the command. */
+    struct mx_slice arg = mx_slice_make(shown_line.ptr, 0);
+    {
+        size_t skip = args.pos;
+        if (skip <= shown_line.len)
+            arg = mx_trim(mx_slice_make(shown_line.ptr + skip, shown_line.len - skip));
+    }
+    char shown[160];
+    const char *shown_arg = NULL;
+    if (s->server_lost && !s->pipelined) {
+        /* Server bytes were lost, and this client never pipelined: it
+         * waited for the completions still pending, which were in the hole. */
+        s->n_pend = 0;
+        s->upgrade_pending = false;
+        if (s->login)
+            login_finish(s, "no_reply", mx_slice_make("", 0), 0);
+        idle_end(s, 0, ts);
+        s->idle_open = false;
+    }
+    s->server_lost = false;
+    bool injected = s->upgrade_pending && s->upgrade_cmd == I_STARTTLS;
+    bool pipelined = s->n_pend > 0;
+    if (injected)
+        anomaly(s, MX_DIR_C2S, A_STARTTLS_CLIENT_INJECTION, l->off, l->len);
+    struct token t1;
+    switch (p.cmd) {
+    case I_LOGIN: {
+        /* RFC 9051 §6.2.3: LOGIN userid password, in the clear unless under TLS. */
+        struct token user = next_tok(&z), pass = next_tok(&z);
+        struct login *lg = login_start(s, "LOGIN", mx_slice_make("IMAP-LOGIN", 10), a);
+        if (lg) {
+            mx_sasl_set_user(&lg->sasl, astring(&user));
+            mx_sasl_set_secret(&lg->sasl, astring(&pass), true);
+            lg->sasl.secret_len = pass.t == T_LITERAL ? pass.lit_len : pass.v.len;
+        }
+        if (s->logindisabled && !s->tls)
+            anomaly(s, MX_DIR_C2S, A_LOGIN_DISABLED_IGNORED, l->off, l->len);
+        if (!mx_ctx_flow(s->ctx)->show_secrets && pass.t != T_END) {
+            struct mx_slice u = astring(&user);
+            snprintf(shown, sizeof(shown), "%.*s <redacted %" PRIu64 " bytes>", (int)(u.len < 64 ? u.len : 64),
+                     (const char *)u.ptr, (uint64_t)(pass.t == T_LITERAL ? pass.lit_len : pass.v.len));
+            shown_arg = shown;
+        }
+        break;
+    }
+    case I_AUTHENTICATE: {
+        struct token mech = next_tok(&z), ir = next_tok(&z);
+        struct login *lg = login_start(s, "AUTHENTICATE", mech.v, a);
+        s->auth_open = true;
+        if (lg && ir.t == T_ATOM && ir.v.len) { /* RFC 4959: SASL-IR */
+            bool secret = mx_sasl_client(&lg->sasl, ir.v);
+            if (lg->sasl.decode_error) {
+                anomaly(s, MX_DIR_C2S, A_AUTH_DECODE_ERROR, l->off, l->len);
+                lg->sasl.decode_error = false;
+            }
+            if (secret && !mx_ctx_flow(s->ctx)->show_secrets) {
+                snprintf(shown, sizeof(shown), "%.*s <redacted %zu bytes>", (int)(mech.v.len < 32 ? mech.v.len : 32),
+                         (const char *)mech.v.ptr, ir.v.len);
+                shown_arg = shown;
+            }
+        }
+        break;
+    }
+    case I_SELECT:
+    case I_EXAMINE:
+    case I_STATUS:
+    case I_APPEND:
+    case I_CREATE:
+    case I_DELETE:
+    case I_RENAME:
+    case I_SUBSCRIBE:
+    case I_UNSUBSCRIBE:
+    case I_GETQUOTAROOT:
+    case I_GETACL:
+    case I_MYRIGHTS:
+        t1 = next_tok(&z);
+        mx_text_set(&p.mailbox, astring(&t1));
+        if (p.cmd == I_SELECT || p.cmd == I_EXAMINE) {
+            memset(&s->staged, 0, sizeof(s->staged));
+        }
+        break;
+    case I_COPY:
+    case I_MOVE:
+        next_tok(&z); /* the sequence set */
+        t1 = next_tok(&z);
+        mx_text_set(&p.mailbox, astring(&t1));
+        break;
+    case I_STARTTLS:
+    case I_COMPRESS:
+        s->upgrade_pending = true;
+        s->upgrade_cmd = p.cmd;
+        if (p.cmd == I_STARTTLS)
+            s->starttls_attempted = true;
+        break;
+    case I_IDLE:
+        s->idle_open = true;
+        break;
+    case I_UNKNOWN:
+        s->unknown++;
+        anomaly(s, MX_DIR_C2S, A_UNKNOWN_COMMAND, l->off, l->len);
+        break;
+    default:
+        break;
+    }
+    s->commands++;
+    s->pipelined += pipelined;
+    if (find_tag(s, tag.v))
+        anomaly(s, MX_DIR_C2S, A_DUPLICATE_TAG, l->off, l->len);
+    command_event(s, &p, cmdname, arg, shown_arg, pipelined, injected, a, b);
+    if (s->n_pend == IMAP_MAX_PENDING) {
+        anomaly(s, MX_DIR_C2S, A_TOO_MANY_PENDING_COMMANDS, l->off, l->len);
+        return;
+    }
+    if (s->n_pend == s->cap_pend) {
+        unsigned cap = s->cap_pend ? s->cap_pend * 2 : 4;
+        struct pending *np = realloc(s->pend, cap * sizeof(*np));
+        if (!np)
+            return; /* the command stays unmatched: its completion will say so */
+        s->pend = np;
+        s->cap_pend = cap;
+    }
+    s->pend[s->n_pend++] = p;
+}
+
+/* ---- Line assembly ---- */
+
+static void line_reset(struct line *l)
+{
+    uint8_t *b = l->b;
+    uint32_t cap = l->cap;
+    if (cap > (16u << 10)) { /* a long line's buffer is not kept for the next */
+        free(b);
+        b = NULL;
+        cap = 0;
+    }
+    mx_message_free(l->msg);
+    memset(l, 0, sizeof(*l));
+    l->b = b;
+    l->cap = cap;
+}
+
+static void line_append(struct line *l, const uint8_t *p, size_t n)
+{
+    if (l->overflow || !n)
+        return;
+    if (l->len + n > IMAP_MAX_LINE) {
+        l->overflow = true;
+        n = IMAP_MAX_LINE - l->len;
+    }
+    if (l->len + n > l->cap) {
+        uint32_t cap = l->cap ? l->cap : 256;
+        while (cap < l->len + n)
+            cap *= 2;
+        if (cap > IMAP_MAX_LINE)
+            cap = IMAP_MAX_LINE;
+        uint8_t *nb = realloc(l->b, cap);
+        if (!nb) {
+            l->overflow = true;
+            return;
+        }
+        l->b = nb;
+        l->cap = cap;
+    }
+    memcpy(l->b + l->len, p, n);
+    l->len += (uint32_t)n;
+}
+
+static void shown_append(struct line *l, const uint8_t *p, size_t n)
+{
+    size_t room = IMAP_SHOWN - l->shown_len;
+    if (n > room)
+        n = room;
+    memcpy(l->shown + l->shown_len, p, n);
+    l->shown_len = (uint16_t)(l->shown_len + n);
+}
+
+/* A literal spec at the end of a segment: "{" number ["+" / "-"] "}", also
+ * "~{...}" (literal8, RFC 3516). Returns 0 when there is none, -1 when it
+ * is invalid, 1 with *len and *nonsync set. */
+static int literal_spec(const struct line *l, uint64_t *len, bool *nonsync)
+{
+    size_t n = l->tail_len;
+    const uint8_t *t = l->tail;
+    if (n < 3 || t[n - 1] != '}')
+        return 0;
+    size_t end = n - 1;
+    char mod = 0;
+    if (t[end - 1] == '+' || t[end - 1] == '-') {
+        mod = (char)t[end - 1];
+        end--;
+    }
+    size_t start = end;
+    while (start > 0 && t[start - 1] >= '0' && t[start - 1] <= '9')
+        start--;
+    if (start == 0 || t[start - 1] != '{')
+        return 0;
+    if (start == end)
+        return -1;
+    if (end - start > 19)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = start; i < end; i++) {
+        uint64_t d = (uint64_t)(t[i] - '0');
+        if (v > (UINT64_C(0x7fffffffffffffff) - d) / 10)
+            return -1; /* number64 is at most 2^63 - 1 (RFC 9051 §4.2) */
+        v = v * 10 + d;
+    }
+    /* RFC 7888: LITERAL+ never waits; LITERAL- only for 4096 octets or fewer. */
+    *nonsync = mod == '+' || (mod == '-' && v <= 4096);
+    *len = v;
+    return 1;
+}
+
+/* Midstream or after a gap, lines are skipped until one is surely the start
+ * of a command (a tag and a known command) or of a response. */
+static bool resync_ok(struct imap *s, enum mx_dir d, const struct line *l)
+{
+    if (!s->resync[d])
+        return true;
+    struct tokz z = tokz_of(l);
+    struct token t1 = next_tok(&z), t2 = next_tok(&z);
+    bool start;
+    if (d == MX_DIR_S2C)
+        start = (t1.t == T_ATOM && t1.v.len == 1 && (t1.v.ptr[0] == '*' || t1.v.ptr[0] == '+')) ||
+                (t2.t == T_ATOM && (mx_ieq(t2.v.ptr, t2.v.len, "OK") || mx_ieq(t2.v.ptr, t2.v.len, "NO") ||
+                                    mx_ieq(t2.v.ptr, t2.v.len, "BAD")));
+    else
+        start = t1.t == T_ATOM && t2.t == T_ATOM && (cmd_of(t2.v) != I_UNKNOWN || mx_ieq(t2.v.ptr, t2.v.len, "UID"));
+    if (start)
+        s->resync[d] = false;
+    return start;
+}
+
+/* A client line whose record was written at its first literal is complete:
+ * LOGIN learns its arguments that were literals. */
+static void client_line_done(struct imap *s, const struct line *l)
+{
+    struct tokz z = tokz_of(l);
+    struct token tag = next_tok(&z), cmd = next_tok(&z);
+    if (tag.t != T_ATOM || !mx_ieq(cmd.v.ptr, cmd.v.len, "LOGIN") || !s->login ||
+        strcmp(s->login->command, "LOGIN"))
+        return;
+    struct token user = next_tok(&z), pass = next_tok(&z);
+    if (user.t != T_LITERAL || !user.elided)
+        mx_sasl_set_user(&s->login->sasl, astring(&user));
+    if (pass.t == T_LITERAL && !pass.elided) {
+        mx_sasl_set_secret(&s->login->sasl, pass.v, true);
+        s->login->sasl.secret_len = pass.lit_len;
+    }
+}
+
+/* The end of a text segment (its LF at stream offset off): a literal follows,
+ * or the logical line is complete. */
+static void segment_end(struct imap *s, enum mx_dir d, uint64_t off)
+{
+    struct line *l = &s->line[d];
+    uint64_t len;
+    bool nonsync;
+    int spec = literal_spec(l, &len, &nonsync);
+    if (spec < 0)
+        anomaly(s, d, A_LITERAL_INVALID, off, 1);
+    if (spec > 0) {
+        if (len > IMAP_LITERAL_LIMIT)
+            anomaly(s, d, A_LITERAL_TOO_LARGE, off, 1);
+        bool kept_entry = l->n_lit < IMAP_MAX_LITERALS;
+        if (kept_entry) {
+            l->lit[l->n_lit].pos = l->len;
+            l->lit[l->n_lit].len = len;
+            l->lit[l->n_lit].kept = false;
+            l->n_lit++;
+        } else {
+            anomaly(s, d, A_TOO_MANY_LITERALS, off, 1);
+        }
+        if (d == MX_DIR_C2S && !l->emitted && !s->auth_open && resync_ok(s, d, l)) {
+            /* The command is known by its first literal: its record comes
+             * now, before the continuation and the literal. */
+            mx_frame_t a, b;
+            mx_time_t ts;
+            mx_span(s->ctx, d, l->off, (size_t)(off + 1 - l->off), &a, &b, &ts);
+            update_now(s, ts);
+            client_line(s, l, a, b, ts);
+            l->emitted = true;
+        }
+        l->litmode = kept_entry ? literal_mode(s, d, len, &l->msg) : LIT_SKIP;
+        if (kept_entry && l->litmode == LIT_KEEP)
+            l->lit[l->n_lit - 1].kept = true;
+        l->lit_left = len;
+        l->seg_len = 0;
+        l->tail_len = 0;
+        if (d == MX_DIR_C2S && !nonsync && len && !s->tls_side[d] && !s->inf[d].on) {
+            /* RFC 9051 §7.5: the client waits for "+" before sending it. */
+            struct tokz z = tokz_of(l);
+            struct token tag = next_tok(&z);
+            s->wait_cont = true;
+            s->wait_tag_len = (uint8_t)(tag.v.len < IMAP_TAG ? tag.v.len : 0);
+            memcpy(s->wait_tag, tag.v.ptr, s->wait_tag_len);
+        }
+        if (!len && l->msg) {
+            mx_message_end(l->msg);
+            mx_message_free(l->msg);
+            l->msg = NULL;
+        }
+        return;
+    }
+    mx_frame_t a, b;
+    mx_time_t ts;
+    mx_span(s->ctx, d, l->off, (size_t)(off + 1 - l->off), &a, &b, &ts);
+    update_now(s, ts);
+    if (l->overflow)
+        anomaly(s, d, A_LONG_LINE, l->off, (size_t)(off + 1 - l->off));
+    if (l->bare_lf)
+        anomaly(s, d, A_BARE_LF, off, 1);
+    if (!resync_ok(s, d, l)) {
+        s->resync_skipped += off + 1 - l->off;
+        line_reset(l);
+        return;
+    }
+    if (d == MX_DIR_C2S && l->emitted)
+        client_line_done(s, l);
+    else if (d == MX_DIR_C2S)
+        client_line(s, l, a, b, ts);
+    else
+        server_line(s, l, a, b, ts);
+    line_reset(l);
+}
+
+/* Literal bytes of line d. */
+static size_t literal_bytes(struct imap *s, enum mx_dir d, const uint8_t *p, size_t n, uint64_t off)
+{
+    struct line *l = &s->line[d];
+    size_t take = n < l->lit_left ? n : (size_t)l->lit_left;
+    switch (l->litmode) {
+    case LIT_KEEP:
+        line_append(l, p, take);
+        break;
+    case LIT_MESSAGE:
+        mx_message_feed(l->msg, mx_slice_make(p, take), off);
+        break;
+    case LIT_SKIP:
+        break;
+    }
+    l->lit_left -= take;
+    if (!l->lit_left && l->msg) {
+        mx_message_end(l->msg);
+        mx_message_free(l->msg);
+        l->msg = NULL;
+    }
+    return take;
+}
+
+static void tail_append(struct line *l, const uint8_t *p, size_t n)
+{
+    if (n >= sizeof(l->tail)) {
+        memcpy(l->tail, p + n - sizeof(l->tail), sizeof(l->tail));
+        l->tail_len = sizeof(l->tail);
+        return;
+    }
+    if (l->tail_len + n > sizeof(l->tail)) {
+        size_t drop = l->tail_len + n - sizeof(l->tail);
+        memmove(l->tail, l->tail + drop, l->tail_len - drop);
+        l->tail_len = (uint8_t)(l->tail_len - drop);
+    }
+    memcpy(l->tail + l->tail_len, p, n);
+    l->tail_len = (uint8_t)(l->tail_len + n);
+}
+
+/* Whether line d just switched to bytes that are not IMAP text. */
+static bool switched(const struct imap *s, enum mx_dir d)
+{
+    return s->tls_side[d] || s->inf[d].on;
+}
+
+/* Bytes of direction d, in order; `off` is the stream offset of p[0] (after
+ * COMPRESS: of the compressed byte being inflated, and `stream` is false).
+ * Returns the bytes used: fewer than n when the client must wait for the
+ * server, or when the session switched to TLS or compression. */
+static size_t feed(struct imap *s, enum mx_dir d, const uint8_t *p, size_t n, uint64_t off, bool stream)
+{
+    struct line *l = &s->line[d];
+    bool was_switched = switched(s, d);
+    size_t pos = 0;
+    while (pos < n) {
+        if (l->lit_left) {
+            if (d == MX_DIR_C2S && s->wait_cont)
+                return pos; /* until "+" or the completion says whether it comes */
+            pos += literal_bytes(s, d, p + pos, n - pos, stream ? off + pos : off);
+            continue;
+        }
+        if (d == MX_DIR_C2S && s->upgrade_pending && !l->active &&
+            (s->upgrade_cmd == I_COMPRESS || p[pos] == 0x16 || p[pos] == 0x80)) {
+            s->client_held = true; /* TLS or deflate bytes sent before the OK */
+            return pos;
+        }
+        if (!l->active) {
+            l->active = true;
+            l->off = stream ? off + pos : off;
+        }
+        const uint8_t *lf = memchr(p + pos, '\n', n - pos);
+        size_t end = lf ? (size_t)(lf - p) : n;
+        size_t text = end - pos;
+        line_append(l, p + pos, text);
+        shown_append(l, p + pos, text);
+        tail_append(l, p + pos, text);
+        l->seg_len += text;
+        if (!lf)
+            return n;
+        /* The segment ends: a CR before the LF belongs to the line end. */
+        if (l->seg_len && l->tail_len && l->tail[l->tail_len - 1] == '\r') {
+            l->tail_len--;
+            if (!l->overflow && l->len && l->b[l->len - 1] == '\r')
+                l->len--;
+            if (l->shown_len && l->shown[l->shown_len - 1] == '\r')
+                l->shown_len--;
+        } else {
+            l->bare_lf = true;
+        }
+        l->seg_len = 0;
+        pos = end + 1;
+        segment_end(s, d, stream ? off + end : off);
+        if (!was_switched && switched(s, d))
+            return pos;
+    }
+    return pos;
+}
+
+/* ---- COMPRESS=DEFLATE ---- */
+
+static size_t inflate_bytes(struct imap *s, enum mx_dir d, struct mx_slice data, uint64_t base)
+{
+    struct inflater *in = &s->inf[d];
+    uint8_t out[IMAP_INFLATE_OUT];
+    in->z.next_in = (Bytef *)(uintptr_t)data.ptr;
+    in->z.avail_in = (uInt)data.len;
+    s->compressed_bytes[d] += data.len;
+    while (in->z.avail_in && !in->broken) {
+        in->z.next_out = out;
+        in->z.avail_out = sizeof(out);
+        int rc = inflate(&in->z, Z_SYNC_FLUSH);
+        size_t got = sizeof(out) - in->z.avail_out;
+        uint64_t at = base + (data.len - in->z.avail_in);
+        s->inflated_bytes[d] += got;
+        if (got)
+            feed(s, d, out, got, at ? at - 1 : 0, false);
+        if (rc == Z_STREAM_END || (rc != Z_OK && rc != Z_BUF_ERROR)) {
+            if (rc != Z_STREAM_END) {
+                anomaly(s, d, A_COMPRESSED_DATA_ERROR, at, in->z.avail_in);
+                in->broken = true;
+            }
+            break;
+        }
+        if (rc == Z_BUF_ERROR && !got)
+            break;
+    }
+    return data.len;
+}
+
+/* ---- Gaps and the end ---- */
+
+static void on_gap(struct imap *s, enum mx_dir d, uint64_t len)
+{
+    struct line *l = &s->line[d];
+    s->quiet = true;
+    if (s->tls_side[d] && s->tlsx)
+        mx_tls_gap(s->tlsx, d, len);
+    if (s->tls_side[d] || s->inf[d].on)
+        return; /* counted, or undecodable from here on */
+    if (l->lit_left) {
+        if (l->msg)
+            mx_message_gap(l->msg, len < l->lit_left ? len : l->lit_left);
+        if (len < l->lit_left) {
+            l->lit_left -= len;
+            return;
+        }
+    }
+    /* The line (or literal) was cut: drop it and resynchronise. A message
+     * cut this way is partial; other lines just go (the gap record says it). */
+    if (l->lit_left && l->msg)
+        anomaly(s, d, A_PARTIAL_AFTER_GAP, mx_ctx_offset(s->ctx, d), 1);
+    line_reset(l);
+    s->resync[d] = true;
+    if (d == MX_DIR_S2C)
+        s->server_lost = true;
+    if (d == MX_DIR_C2S) {
+        s->wait_cont = false;
+        s->auth_open = false;
+    }
+}
+
+static void session_emit(struct imap *s)
+{
+    const struct mx_flow_info *fi = mx_ctx_flow(s->ctx);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.session", fi->id, s->now);
+    mx_ev_time(ev, "start", fi->start);
+    if (s->greeted) {
+        mx_ev_obj(ev, "greeting");
+        mx_ev_wire(ev, "status", mx_text_slice(&s->greet_status));
+        mx_ev_wire(ev, "text", mx_text_slice(&s->greeting));
+        mx_ev_end(ev);
+    }
+    mx_ev_bool(ev, "preauth", s->preauth);
+    mx_ev_arr(ev, "capabilities");
+    for (size_t i = 0; i < s->caps_len;) {
+        size_t n = strlen(s->caps + i);
+        mx_ev_wire(ev, NULL, mx_slice_make(s->caps + i, n));
+        i += n + 1;
+    }
+    mx_ev_end(ev);
+    mx_ev_bool(ev, "logindisabled", s->logindisabled_seen);
+    mx_ev_obj(ev, "starttls");
+    mx_ev_bool(ev, "offered", s->starttls_offered);
+    mx_ev_bool(ev, "attempted", s->starttls_attempted);
+    mx_ev_bool(ev, "upgraded", s->tls);
+    mx_ev_end(ev);
+    mx_ev_bool(ev, "tls", s->tls);
+    mx_ev_bool(ev, "compressed", s->compressed);
+    mx_ev_arr(ev, "auth");
+    for (unsigned i = 0; i < s->n_logins; i++) {
+        const struct login *l = &s->logins[i];
+        mx_ev_obj(ev, NULL);
+        mx_ev_str(ev, "command", l->command);
+        mx_sasl_describe_identity(&l->sasl, ev);
+        mx_ev_str(ev, "outcome", l->outcome ? l->outcome : "no_reply");
+        mx_ev_bool(ev, "secret_in_clear", l->sasl.secret_in_clear);
+        mx_ev_frames(ev, l->frame, l->last_frame ? l->last_frame : l->frame);
+        mx_ev_end(ev);
+    }
+    mx_ev_end(ev);
+    if (s->logins_dropped)
+        mx_ev_uint(ev, "auth_not_listed", s->logins_dropped);
+    mx_ev_arr(ev, "mailboxes");
+    for (unsigned i = 0; i < s->n_boxes; i++) {
+        mx_ev_obj(ev, NULL);
+        mailbox_fields(ev, &s->boxes[i]);
+        mx_ev_frames(ev, s->boxes[i].frame, s->boxes[i].frame);
+        mx_ev_end(ev);
+    }
+    mx_ev_end(ev);
+    mx_ev_uint(ev, "commands", s->commands);
+    mx_ev_uint(ev, "completions", s->completions);
+    mx_ev_uint(ev, "no", s->no);
+    mx_ev_uint(ev, "bad", s->bad);
+    mx_ev_uint(ev, "untagged", s->untagged);
+    mx_ev_uint(ev, "pipelined", s->pipelined);
+    mx_ev_uint(ev, "unknown_commands", s->unknown);
+    mx_ev_uint(ev, "fetched", s->fetched);
+    mx_ev_uint(ev, "appended", s->appended);
+    mx_ev_uint(ev, "idles", s->idles);
+    if (s->resync_skipped)
+        mx_ev_uint(ev, "midstream_skipped", s->resync_skipped);
+    if (s->compressed) {
+        mx_ev_obj(ev, "compression");
+        mx_ev_uint(ev, "c2s_in", s->compressed_bytes[MX_DIR_C2S]);
+        mx_ev_uint(ev, "c2s_out", s->inflated_bytes[MX_DIR_C2S]);
+        mx_ev_uint(ev, "s2c_in", s->compressed_bytes[MX_DIR_S2C]);
+        mx_ev_uint(ev, "s2c_out", s->inflated_bytes[MX_DIR_S2C]);
+        mx_ev_end(ev);
+    }
+    if (s->tls) {
+        mx_ev_obj(ev, "tls_bytes");
+        mx_ev_uint(ev, "c2s", s->tls_bytes[MX_DIR_C2S]);
+        mx_ev_uint(ev, "s2c", s->tls_bytes[MX_DIR_S2C]);
+        mx_ev_end(ev);
+    }
+    if (s->tlsx)
+        mx_tls_describe(s->tlsx, ev, "tls_handshake");
+    unsigned ok = 0;
+    for (unsigned i = 0; i < s->n_logins; i++)
+        ok += s->logins[i].outcome && !strcmp(s->logins[i].outcome, "success");
+    mx_ev_text(ev, "IMAP session: %" PRIu64 " commands, %" PRIu64 " NO, %" PRIu64 " BAD, %" PRIu64
+               " message bodies fetched, %" PRIu64 " appended%s%s", s->commands, s->no, s->bad, s->fetched,
+               s->appended,
+               s->tls ? (s->tlsx && !mx_tls_completed(s->tlsx) ? ", STARTTLS accepted but the TLS handshake failed"
+                                                               : ", upgraded to TLS")
+                      : s->starttls_attempted ? ", STARTTLS refused" : "",
+               ok ? ", logged in" : "");
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+static void on_end(struct imap *s, enum mx_dir d)
+{
+    struct line *l = &s->line[d];
+    s->ended[d] = true;
+    if (l->lit_left && !s->tls_side[d]) {
+        anomaly(s, d, A_LITERAL_INCOMPLETE, mx_ctx_offset(s->ctx, d), 0);
+        if (l->msg) {
+            mx_message_cut(l->msg);
+            mx_message_end(l->msg);
+        }
+    }
+    line_reset(l);
+    if (d == MX_DIR_S2C && (s->wait_cont || s->client_held)) {
+        s->wait_cont = false;
+        s->upgrade_pending = false;
+        mx_ctx_wake(s->ctx, MX_DIR_C2S);
+    }
+    if (!s->ended[0] || !s->ended[1])
+        return;
+    if (s->login)
+        login_finish(s, "no_reply", mx_slice_make("", 0), 0);
+    idle_end(s, 0, s->now);
+    if (s->tlsx)
+        mx_tls_end(s->tlsx);
+    session_emit(s);
+}
+
+/* ---- The dissector interface ---- */
+
+static void *imap_new(struct mx_dissect_ctx *ctx)
+{
+    struct imap *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->ctx = ctx;
+    s->now = mx_ctx_flow(ctx)->start;
+    if (!mx_ctx_flow(ctx)->handshake) {
+        s->quiet = true;
+        s->resync[0] = s->resync[1] = true;
+    }
+    return s;
+}
+
+static void imap_free(void *state)
+{
+    struct imap *s = state;
+    if (!s)
+        return;
+    for (int d = 0; d < 2; d++) {
+        mx_message_free(s->line[d].msg);
+        free(s->line[d].b);
+        if (s->inf[d].on)
+            inflateEnd(&s->inf[d].z);
+    }
+    mx_tls_free(s->tlsx);
+    free(s->pend);
+    free(s);
+}
+
+/* zlib.h: inflate needs 1 << windowBits bytes (32 KiB for RFC 4978's raw
+ * deflate) plus about 7 KiB. */
+#define IMAP_INFLATE_BYTES ((32u + 7u) << 10)
+
+static size_t imap_bytes(const void *state)
+{
+    const struct imap *s = state;
+    size_t n = sizeof(*s) + (size_t)s->cap_pend * sizeof(*s->pend) + mx_tls_bytes(s->tlsx);
+    for (int d = 0; d < 2; d++)
+        n += s->line[d].cap + mx_message_bytes(s->line[d].msg) + (s->inf[d].on ? IMAP_INFLATE_BYTES : 0);
+    return n;
+}
+
+static struct mx_parse_result imap_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d,
+                                         struct mx_slice data, unsigned flags)
+{
+    struct imap *s = state;
+    struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
+    s->ctx = ctx;
+    if (flags & MX_CHUNK_GAP) {
+        on_gap(s, d, data.len);
+        return r;
+    }
+    uint64_t base = mx_ctx_offset(ctx, d);
+    if (d == MX_DIR_C2S) {
+        s->client_held = false;
+        s->client_spoke |= data.len > 0;
+    }
+    size_t pos = 0;
+    while (pos < data.len) {
+        struct mx_slice rest = mx_slice_make(data.ptr + pos, data.len - pos);
+        if (s->tls_side[d]) {
+            if (d == MX_DIR_S2C && !s->tls_bytes[d] && !mx_looks_like_tls(rest))
+                anomaly(s, d, A_STARTTLS_SERVER_INJECTION, base + pos, rest.len);
+            s->tls_bytes[d] += rest.len;
+            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, d, rest, base + pos);
+            pos = data.len;
+            break;
+        }
+        if (s->inf[d].on) {
+            pos += inflate_bytes(s, d, rest, base + pos);
+            break;
+        }
+        size_t k = feed(s, d, rest.ptr, rest.len, base + pos, true);
+        pos += k;
+        if (k < rest.len && !switched(s, d)) {
+            if (!(flags & MX_CHUNK_END))
+                break; /* held: the engine keeps the rest */
+            /* The server never answered: the held bytes are read as they come. */
+            s->wait_cont = false;
+            s->upgrade_pending = false;
+        }
+    }
+    r.consumed = pos;
+    if (flags & MX_CHUNK_END)
+        on_end(s, d);
+    return r;
+}
+
+/* A server greeting "* OK" / "* PREAUTH" or a client's tagged first command. */
+static int imap_probe(struct mx_slice data, enum mx_dir d)
+{
+    if (d == MX_DIR_S2C)
+        return mx_iprefix(data.ptr, data.len, "* OK") || mx_iprefix(data.ptr, data.len, "* PREAUTH") ? 70 : 0;
+    const uint8_t *sp = memchr(data.ptr, ' ', data.len < 32 ? data.len : 32);
+    if (!sp)
+        return 0;
+    struct mx_slice rest = mx_slice_make(sp + 1, data.len - (size_t)(sp + 1 - data.ptr));
+    static const char *const first[] = { "CAPABILITY", "LOGIN ", "AUTHENTICATE ", "STARTTLS", "ID " };
+    for (size_t i = 0; i < MX_ARRAY_LEN(first); i++)
+        if (mx_iprefix(rest.ptr, rest.len, first[i]))
+            return 60;
+    return 0;
+}
+
+const struct mx_dissector mx_imap_dissector = {
+    .name = "imap",
+    .probe = imap_probe,
+    .state_new = imap_new,
+    .state_free = imap_free,
+    .parse = imap_parse,
+    .anomalies = imap_anomalies,
+    .n_anomalies = MX_ARRAY_LEN(imap_anomalies),
+    .state_bytes = imap_bytes,
+};

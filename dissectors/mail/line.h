@@ -1,0 +1,144 @@
+/* lineproto.h - small helpers shared by the line-based mail protocols (SMTP,
+ * POP3, IMAP): case-insensitive matching of wire bytes, trimming, frame spans. */
+#ifndef MX_LINEPROTO_H
+#define MX_LINEPROTO_H
+
+#include "engine/dissector.h"
+#include "core/mx.h"
+
+#include <string.h>
+
+static inline uint8_t mx_upc(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') ? (uint8_t)(c - 32) : c;
+}
+
+/* Case-insensitive comparison of wire bytes with an upper-case literal. */
+static inline bool mx_ieq(const uint8_t *p, size_t n, const char *lit)
+{
+    size_t m = strlen(lit);
+    if (n != m)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (mx_upc(p[i]) != (uint8_t)lit[i])
+            return false;
+    return true;
+}
+
+static inline bool mx_iprefix(const uint8_t *p, size_t n, const char *lit)
+{
+    size_t m = strlen(lit);
+    return n >= m && mx_ieq(p, m, lit);
+}
+
+/* Without leading and trailing spaces and tabs. */
+static inline struct mx_slice mx_trim(struct mx_slice s)
+{
+    while (s.len && (s.ptr[0] == ' ' || s.ptr[0] == '\t'))
+        s.ptr++, s.len--;
+    while (s.len && (s.ptr[s.len - 1] == ' ' || s.ptr[s.len - 1] == '\t'))
+        s.len--;
+    return s;
+}
+
+/* The first word of a line and what follows the space after it. */
+static inline void mx_split_word(struct mx_slice line, struct mx_slice *word, struct mx_slice *rest)
+{
+    const uint8_t *sp = memchr(line.ptr, ' ', line.len);
+    *word = mx_slice_make(line.ptr, sp ? (size_t)(sp - line.ptr) : line.len);
+    *rest = sp ? mx_slice_make(sp + 1, line.len - word->len - 1) : mx_slice_make(line.ptr + line.len, 0);
+}
+
+/* A line of base64 characters (RFC 4648 §4), or "*" (cancel) / "=" (empty). */
+static inline bool mx_is_base64_line(struct mx_slice l)
+{
+    if (l.len == 1 && (l.ptr[0] == '*' || l.ptr[0] == '='))
+        return true;
+    for (size_t i = 0; i < l.len; i++) {
+        uint8_t c = l.ptr[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+              c == '/' || c == '='))
+            return false;
+    }
+    return true;
+}
+
+/* After a STARTTLS-like upgrade, a side's next bytes should be a TLS record:
+ * a handshake (0x16) or an alert (0x15) (RFC 8446 §5.1). */
+static inline bool mx_looks_like_tls(struct mx_slice d)
+{
+    return d.len == 0 || d.ptr[0] == 0x16 || d.ptr[0] == 0x15;
+}
+
+/* Dot-stuffed data (RFC 5321 §4.5.2, RFC 1939 §3): lines until "." CRLF, a
+ * leading dot removed from every other line that starts with one. */
+enum mx_dot_step {
+    MX_DOT_DATA,        /* *out holds data bytes (possibly none: a stuffed dot) */
+    MX_DOT_END,         /* "." CRLF: the data ended */
+    MX_DOT_END_BARE_LF, /* "." LF: ended, by a terminator a strict peer refuses */
+    MX_DOT_MORE,        /* nothing decidable yet: call again with more bytes */
+};
+
+/* One step over d (non-empty). *bol says whether d starts a line; *consumed
+ * is what the step used. With `end`, no more bytes will come. */
+static inline enum mx_dot_step mx_dot_step(bool *bol, struct mx_slice d, bool end, size_t *consumed,
+                                           struct mx_slice *out)
+{
+    *out = mx_slice_make(d.ptr, 0);
+    *consumed = 0;
+    if (*bol && d.ptr[0] == '.') {
+        if (d.len >= 3 && d.ptr[1] == '\r' && d.ptr[2] == '\n') {
+            *consumed = 3;
+            return MX_DOT_END;
+        }
+        if (d.len >= 2 && d.ptr[1] == '\n') {
+            *consumed = 2;
+            return MX_DOT_END_BARE_LF;
+        }
+        if (d.len < 3 && !end && (d.len == 1 || d.ptr[1] == '\r'))
+            return MX_DOT_MORE; /* "." "\r" "\n" may still come */
+        *bol = false;
+        *consumed = 1; /* the stuffed dot */
+        return MX_DOT_DATA;
+    }
+    const uint8_t *lf = memchr(d.ptr, '\n', d.len);
+    size_t n = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
+    *out = mx_slice_make(d.ptr, n);
+    *consumed = n;
+    *bol = lf != NULL;
+    return MX_DOT_DATA;
+}
+
+/* A bounded copy of wire text (a reply text, an address, a mailbox name):
+ * longer text is cut at MX_TEXT bytes. */
+#define MX_TEXT 256
+struct mx_text {
+    uint16_t len;
+    uint8_t b[MX_TEXT];
+};
+
+static inline void mx_text_set(struct mx_text *t, struct mx_slice s)
+{
+    size_t n = s.len < MX_TEXT ? s.len : MX_TEXT;
+    memcpy(t->b, s.ptr, n);
+    t->len = (uint16_t)n;
+}
+
+static inline struct mx_slice mx_text_slice(const struct mx_text *t)
+{
+    return mx_slice_make(t->b, t->len);
+}
+
+/* The frames carrying [off, off+len) of dir, and the time of the first. */
+static inline void mx_span(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, size_t len, mx_frame_t *a,
+                           mx_frame_t *b, mx_time_t *ts)
+{
+    struct mx_frame_ref fa = mx_ctx_frame_at(ctx, d, off);
+    struct mx_frame_ref fb = mx_ctx_frame_at(ctx, d, len ? off + len - 1 : off);
+    *a = fa.frame;
+    *b = fb.frame;
+    if (ts)
+        *ts = fa.ts;
+}
+
+#endif

@@ -1,0 +1,543 @@
+/* mime.c - pure MIME decoders: base64, quoted-printable, RFC 2047 words, RFC 2231 parameters, charsets. */
+#include "dissectors/message/mime.h"
+
+#include <errno.h>
+#include <iconv.h>
+#include <string.h>
+
+#define MIME_PARAM_SECTIONS 32  /* RFC 2231 continuations kept per parameter */
+#define MIME_PARAM_SEG_CAP 512  /* bytes kept per continuation */
+#define MIME_CHARSET_CAP 64     /* longest charset name handed to iconv */
+
+void mx_mime_out_put(struct mx_mime_out *o, const void *s, size_t n)
+{
+    size_t room = o->cap - o->len;
+    if (n > room) {
+        n = room;
+        o->trunc = true;
+    }
+    if (n)
+        memcpy(o->p + o->len, s, n);
+    o->len += n;
+}
+
+static int lower(int c)
+{
+    return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+}
+
+bool mx_mime_eq(struct mx_slice s, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (s.len != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower(s.ptr[i]) != lower((unsigned char)lit[i]))
+            return false;
+    return true;
+}
+
+int mx_base64_value(uint8_t c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+static int hex_val(uint8_t c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10; /* lower case tolerated (RFC 2045 §6.7 rule 1 note) */
+    return -1;
+}
+
+/* RFC 2045 §6.8: 4 characters of 6 bits give 3 bytes; '=' pads the last quantum. */
+size_t mx_mime_b64_feed(struct mx_mime_b64 *st, const uint8_t *in, size_t len, uint8_t *out)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = in[i];
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+            continue;
+        if (c == '=') {
+            /* Padding ends the quantum: flush what the pending sextets hold. */
+            if (st->n == 2)
+                out[w++] = (uint8_t)(st->acc >> 4);
+            else if (st->n == 3) {
+                out[w++] = (uint8_t)(st->acc >> 10);
+                out[w++] = (uint8_t)(st->acc >> 2);
+            } else if (st->n == 1)
+                st->bad++;
+            st->n = 0;
+            st->acc = 0;
+            st->padded = true;
+            continue;
+        }
+        int v = mx_base64_value(c);
+        if (v < 0) {
+            st->bad++;
+            continue;
+        }
+        st->padded = false;
+        st->acc = (st->acc << 6) | (uint32_t)v;
+        if (++st->n == 4) {
+            out[w++] = (uint8_t)(st->acc >> 16);
+            out[w++] = (uint8_t)(st->acc >> 8);
+            out[w++] = (uint8_t)st->acc;
+            st->n = 0;
+            st->acc = 0;
+        }
+    }
+    return w;
+}
+
+void mx_mime_b64_end(struct mx_mime_b64 *st)
+{
+    if (st->n == 1)
+        st->bad++;
+    st->n = 0;
+    st->acc = 0;
+}
+
+/* RFC 2045 §6.7: "=XX" escapes, soft line breaks ("=" at the end of a line),
+ * trailing whitespace removed. A malformed escape is kept literally and counted. */
+static size_t qp_flush_ws(struct mx_mime_qp *st, uint8_t *out)
+{
+    size_t n = st->nws;
+    memcpy(out, st->ws, n);
+    st->nws = 0;
+    return n;
+}
+
+size_t mx_mime_qp_feed(struct mx_mime_qp *st, const uint8_t *in, size_t len, bool line_end, bool *soft,
+                       uint8_t *out)
+{
+    size_t w = 0;
+    if (soft)
+        *soft = false;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = in[i];
+        bool ws = c == ' ' || c == '\t';
+        if (st->pend == 2) {
+            int lo = hex_val(c);
+            st->pend = 0;
+            if (lo >= 0) {
+                out[w++] = (uint8_t)(hex_val(st->hi) << 4 | lo);
+                continue;
+            }
+            st->bad++;
+            out[w++] = '=';
+            out[w++] = st->hi;
+            /* c is text: fall through */
+        } else if (st->pend == 1) {
+            if (ws && st->nws < MX_MIME_QP_WS) {
+                st->ws[st->nws++] = c; /* "=" then whitespace: a soft break if the line ends */
+                continue;
+            }
+            if (!st->nws && hex_val(c) >= 0) {
+                st->hi = c;
+                st->pend = 2;
+                continue;
+            }
+            st->bad++;
+            out[w++] = '=';
+            w += qp_flush_ws(st, out + w);
+            st->pend = 0;
+        }
+        if (ws) {
+            if (st->nws == MX_MIME_QP_WS)
+                w += qp_flush_ws(st, out + w);
+            st->ws[st->nws++] = c;
+            continue;
+        }
+        w += qp_flush_ws(st, out + w);
+        if (c == '=')
+            st->pend = 1;
+        else
+            out[w++] = c;
+    }
+    if (line_end) {
+        st->nws = 0; /* rule 3: trailing whitespace is not content */
+        if (st->pend == 1) {
+            if (soft)
+                *soft = true; /* "=" then the line end: a soft break */
+        } else if (st->pend == 2) {
+            st->bad++;
+            out[w++] = '=';
+            out[w++] = st->hi;
+        }
+        st->pend = 0;
+    }
+    return w;
+}
+
+/* A charset name safe to hand to iconv_open: letters, digits and "-_.:()"
+ * only (no '/' that would select iconv options), at most MIME_CHARSET_CAP-1
+ * bytes; an RFC 2231 §5 "*language" suffix dropped. */
+static bool charset_name(struct mx_slice cs, char *buf)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cs.len && cs.ptr[i] != '*'; i++) {
+        uint8_t c = cs.ptr[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                  c == '_' || c == '.' || c == ':' || c == '(' || c == ')';
+        if (!ok || n + 1 >= MIME_CHARSET_CAP)
+            return false;
+        buf[n++] = (char)c;
+    }
+    buf[n] = '\0';
+    return n > 0;
+}
+
+bool mx_mime_to_utf8(struct mx_slice charset, struct mx_slice in, struct mx_mime_out *o)
+{
+    char cs[MIME_CHARSET_CAP];
+    if (!charset_name(charset, cs))
+        return false;
+    if (mx_mime_eq(mx_slice_make(cs, strlen(cs)), "utf-8") || mx_mime_eq(mx_slice_make(cs, strlen(cs)), "us-ascii") ||
+        mx_mime_eq(mx_slice_make(cs, strlen(cs)), "utf8") || mx_mime_eq(mx_slice_make(cs, strlen(cs)), "ascii")) {
+        mx_mime_out_put(o, in.ptr, in.len);
+        return true;
+    }
+    iconv_t cd = iconv_open("UTF-8", cs);
+    if (cd == (iconv_t)-1)
+        return false;
+    char *ip = (char *)(uintptr_t)in.ptr;
+    size_t il = in.len;
+    while (il > 0 && o->len < o->cap) {
+        char *op = (char *)o->p + o->len;
+        size_t ol = o->cap - o->len;
+        size_t r = iconv(cd, &ip, &il, &op, &ol);
+        o->len = (size_t)((uint8_t *)op - o->p);
+        if (r != (size_t)-1)
+            break;
+        if (errno == E2BIG) {
+            o->trunc = true;
+            break;
+        }
+        /* EILSEQ / EINVAL: a byte that does not convert becomes U+FFFD. */
+        mx_mime_out_put(o, "\xef\xbf\xbd", 3);
+        ip++;
+        il--;
+    }
+    if (il > 0)
+        o->trunc = true;
+    iconv(cd, NULL, NULL, NULL, NULL);
+    iconv_close(cd);
+    return true;
+}
+
+/* One encoded word "=?charset?X?text?=" at in[0..]: its length, or 0 if none
+ * starts there. RFC 2047 §2: no whitespace inside, at most 75 characters
+ * (longer ones tolerated up to 1024). */
+static size_t word_len(struct mx_slice in, struct mx_slice *cs, uint8_t *enc, struct mx_slice *text)
+{
+    if (in.len < 8 || in.ptr[0] != '=' || in.ptr[1] != '?')
+        return 0;
+    size_t lim = in.len < 1024 ? in.len : 1024;
+    size_t i = 2;
+    while (i < lim && in.ptr[i] != '?' && in.ptr[i] > ' ')
+        i++;
+    if (i + 3 >= lim || in.ptr[i] != '?' || i == 2)
+        return 0;
+    *cs = mx_slice_make(in.ptr + 2, i - 2);
+    uint8_t e = (uint8_t)lower(in.ptr[i + 1]);
+    if ((e != 'b' && e != 'q') || in.ptr[i + 2] != '?')
+        return 0;
+    *enc = e;
+    size_t t = i + 3, j = t;
+    while (j + 1 < lim && !(in.ptr[j] == '?' && in.ptr[j + 1] == '=') && in.ptr[j] > ' ')
+        j++;
+    if (j + 1 >= lim || in.ptr[j] != '?' || in.ptr[j + 1] != '=')
+        return 0;
+    *text = mx_slice_make(in.ptr + t, j - t);
+    return j + 2;
+}
+
+void mx_mime_decode_words(struct mx_slice in, struct mx_mime_out *o, unsigned *unknown_charset, unsigned *bad)
+{
+    uint8_t raw[1024];
+    size_t i = 0, ws_start = 0;
+    bool after_word = false;
+    while (i < in.len) {
+        struct mx_slice cs, text;
+        uint8_t enc = 0;
+        size_t wl = word_len(mx_slice_make(in.ptr + i, in.len - i), &cs, &enc, &text);
+        if (wl) {
+            size_t rl = 0;
+            if (enc == 'b') {
+                struct mx_mime_b64 b = { 0 };
+                uint8_t tmp[1024 + 4];
+                rl = mx_mime_b64_feed(&b, text.ptr, text.len, tmp);
+                mx_mime_b64_end(&b);
+                if (b.bad && bad)
+                    (*bad)++;
+                memcpy(raw, tmp, rl > sizeof(raw) ? sizeof(raw) : rl);
+                if (rl > sizeof(raw))
+                    rl = sizeof(raw);
+            } else {
+                /* RFC 2047 §4.2: "_" is a space, "=XX" a byte. */
+                for (size_t k = 0; k < text.len && rl < sizeof(raw); k++) {
+                    uint8_t c = text.ptr[k];
+                    if (c == '_')
+                        raw[rl++] = ' ';
+                    else if (c == '=' && k + 2 < text.len + 0 && hex_val(text.ptr[k + 1]) >= 0 &&
+                             hex_val(text.ptr[k + 2]) >= 0) {
+                        raw[rl++] = (uint8_t)(hex_val(text.ptr[k + 1]) << 4 | hex_val(text.ptr[k + 2]));
+                        k += 2;
+                    } else {
+                        if (c == '=' && bad)
+                            (*bad)++;
+                        raw[rl++] = c;
+                    }
+                }
+            }
+            size_t mark = o->len;
+            if (!after_word && ws_start < i) {
+                /* text before this word, kept */
+            }
+            if (mx_mime_to_utf8(cs, mx_slice_make(raw, rl), o)) {
+                after_word = true;
+            } else {
+                o->len = mark;
+                if (unknown_charset)
+                    (*unknown_charset)++;
+                mx_mime_out_put(o, in.ptr + i, wl); /* kept as it is */
+                after_word = false;
+            }
+            i += wl;
+            ws_start = i;
+            continue;
+        }
+        uint8_t c = in.ptr[i];
+        if (after_word && (c == ' ' || c == '\t' || c == '\r' || c == '\n')) {
+            /* Whitespace after a word: dropped if another word follows (§6.2). */
+            size_t j = i;
+            while (j < in.len && (in.ptr[j] == ' ' || in.ptr[j] == '\t' || in.ptr[j] == '\r' || in.ptr[j] == '\n'))
+                j++;
+            size_t wl2 = j < in.len ? word_len(mx_slice_make(in.ptr + j, in.len - j), &cs, &enc, &text) : 0;
+            if (!wl2)
+                mx_mime_out_put(o, in.ptr + i, j - i);
+            i = j;
+            if (!wl2)
+                after_word = false;
+            continue;
+        }
+        after_word = false;
+        mx_mime_out_put(o, &c, 1);
+        i++;
+    }
+}
+
+static size_t skip_cfws(struct mx_slice f, size_t i)
+{
+    for (;;) {
+        while (i < f.len && (f.ptr[i] == ' ' || f.ptr[i] == '\t' || f.ptr[i] == '\r' || f.ptr[i] == '\n'))
+            i++;
+        if (i < f.len && f.ptr[i] == '(') {
+            /* RFC 5322 §3.2.2 comment, nested, with quoted pairs */
+            int depth = 0;
+            while (i < f.len) {
+                if (f.ptr[i] == '\\')
+                    i++;
+                else if (f.ptr[i] == '(')
+                    depth++;
+                else if (f.ptr[i] == ')' && --depth == 0) {
+                    i++;
+                    break;
+                }
+                i++;
+            }
+            continue;
+        }
+        return i;
+    }
+}
+
+void mx_mime_token(struct mx_slice field, struct mx_mime_out *o)
+{
+    size_t i = skip_cfws(field, 0);
+    while (i < field.len) {
+        uint8_t c = field.ptr[i];
+        if (c == ';' || c == ' ' || c == '\t' || c == '(' || c == '\r' || c == '\n' || c < 0x20 || c == '"')
+            break;
+        uint8_t l = (uint8_t)lower(c);
+        mx_mime_out_put(o, &l, 1);
+        i++;
+    }
+}
+
+/* One parameter section (RFC 2231 §3): the value bytes and whether it is
+ * extended (percent-encoded, possibly with a charset'language' prefix). */
+struct param_seg {
+    bool set, ext;
+    size_t len;
+    uint8_t v[MIME_PARAM_SEG_CAP];
+};
+
+static void pct_decode(struct mx_slice s, struct mx_mime_out *o)
+{
+    for (size_t i = 0; i < s.len; i++) {
+        uint8_t c = s.ptr[i];
+        if (c == '%' && i + 2 < s.len + 0 && hex_val(s.ptr[i + 1]) >= 0 && hex_val(s.ptr[i + 2]) >= 0) {
+            c = (uint8_t)(hex_val(s.ptr[i + 1]) << 4 | hex_val(s.ptr[i + 2]));
+            i += 2;
+        }
+        mx_mime_out_put(o, &c, 1);
+    }
+}
+
+bool mx_mime_param(struct mx_slice f, const char *name, struct mx_mime_out *o, unsigned *unknown_charset)
+{
+    struct param_seg segs[MIME_PARAM_SECTIONS];
+    struct param_seg plain = { 0 };
+    bool any_sec = false;
+    size_t nlen = strlen(name);
+    /* Only the flags: a section's bytes are read only once it is set (this
+     * runs for every parameter of every part; the whole array is 17 KiB). */
+    for (size_t k = 0; k < MIME_PARAM_SECTIONS; k++)
+        segs[k].set = false;
+    /* skip the type: up to the first ';' outside quotes */
+    size_t i = 0;
+    bool q = false;
+    while (i < f.len && (q || f.ptr[i] != ';')) {
+        if (f.ptr[i] == '"')
+            q = !q;
+        else if (q && f.ptr[i] == '\\')
+            i++;
+        i++;
+    }
+    while (i < f.len) {
+        i++; /* the ';' */
+        i = skip_cfws(f, i);
+        size_t a = i;
+        while (i < f.len && f.ptr[i] != '=' && f.ptr[i] != ';' && f.ptr[i] > ' ' && f.ptr[i] != '(')
+            i++;
+        struct mx_slice attr = mx_slice_make(f.ptr + a, i - a);
+        i = skip_cfws(f, i);
+        uint8_t val[MIME_PARAM_SEG_CAP];
+        struct mx_mime_out v = { val, 0, sizeof(val), false };
+        bool has_val = false;
+        if (i < f.len && f.ptr[i] == '=') {
+            has_val = true;
+            i = skip_cfws(f, i + 1);
+            if (i < f.len && f.ptr[i] == '"') {
+                i++;
+                while (i < f.len && f.ptr[i] != '"') {
+                    if (f.ptr[i] == '\\' && i + 1 < f.len)
+                        i++;
+                    mx_mime_out_put(&v, f.ptr + i, 1);
+                    i++;
+                }
+                if (i < f.len)
+                    i++;
+            } else {
+                size_t s = i;
+                while (i < f.len && f.ptr[i] != ';' && f.ptr[i] > ' ' && f.ptr[i] != '(')
+                    i++;
+                mx_mime_out_put(&v, f.ptr + s, i - s);
+            }
+        }
+        /* to the next ';' */
+        while (i < f.len && f.ptr[i] != ';') {
+            if (f.ptr[i] == '"') {
+                i++;
+                while (i < f.len && f.ptr[i] != '"')
+                    i++;
+            }
+            if (i < f.len)
+                i++;
+        }
+        if (!has_val || attr.len < nlen)
+            continue;
+        bool match = true;
+        for (size_t k = 0; k < nlen; k++)
+            if (lower(attr.ptr[k]) != name[k])
+                match = false;
+        if (!match)
+            continue;
+        struct mx_slice rest = mx_slice_make(attr.ptr + nlen, attr.len - nlen);
+        struct param_seg *dst = NULL;
+        bool ext = false;
+        if (rest.len == 0) {
+            dst = &plain;
+        } else if (rest.ptr[0] == '*') {
+            /* RFC 2231 §3-4: name*, name*N, name*N* */
+            size_t k = 1;
+            unsigned long idx = 0;
+            bool digits = false;
+            while (k < rest.len && rest.ptr[k] >= '0' && rest.ptr[k] <= '9' && idx < 1000) {
+                idx = idx * 10 + (unsigned long)(rest.ptr[k] - '0');
+                digits = true;
+                k++;
+            }
+            if (!digits) {
+                if (k != rest.len)
+                    continue;
+                ext = true;
+                idx = 0;
+            } else if (k < rest.len && rest.ptr[k] == '*' && k + 1 == rest.len)
+                ext = true;
+            else if (k != rest.len)
+                continue;
+            if (idx >= MIME_PARAM_SECTIONS)
+                continue;
+            dst = &segs[idx];
+            any_sec = true;
+        } else
+            continue;
+        dst->set = true;
+        dst->ext = ext;
+        dst->len = v.len;
+        memcpy(dst->v, val, v.len);
+    }
+    if (any_sec && segs[0].set) {
+        /* Join the sections in order; the first extended one may carry charset'lang'. */
+        uint8_t raw[MIME_PARAM_SECTIONS * 64 + MIME_PARAM_SEG_CAP];
+        struct mx_mime_out r = { raw, 0, sizeof(raw), false };
+        struct mx_slice cs = { NULL, 0 };
+        for (size_t k = 0; k < MIME_PARAM_SECTIONS && segs[k].set; k++) {
+            struct mx_slice s = mx_slice_make(segs[k].v, segs[k].len);
+            if (segs[k].ext && k == 0) {
+                const uint8_t *q1 = memchr(s.ptr, '\'', s.len);
+                const uint8_t *q2 = q1 ? memchr(q1 + 1, '\'', s.len - (size_t)(q1 + 1 - s.ptr)) : NULL;
+                if (q2) {
+                    cs = mx_slice_make(s.ptr, (size_t)(q1 - s.ptr));
+                    s = mx_slice_make(q2 + 1, s.len - (size_t)(q2 + 1 - s.ptr));
+                }
+            }
+            if (segs[k].ext)
+                pct_decode(s, &r);
+            else
+                mx_mime_out_put(&r, s.ptr, s.len);
+        }
+        if (cs.len) {
+            size_t mark = o->len;
+            if (!mx_mime_to_utf8(cs, mx_slice_make(raw, r.len), o)) {
+                o->len = mark;
+                if (unknown_charset)
+                    (*unknown_charset)++;
+                mx_mime_out_put(o, raw, r.len);
+            }
+        } else
+            mx_mime_out_put(o, raw, r.len);
+        return true;
+    }
+    if (plain.set) {
+        mx_mime_decode_words(mx_slice_make(plain.v, plain.len), o, unknown_charset, NULL);
+        return true;
+    }
+    return false;
+}

@@ -1,9 +1,0 @@
-/* pop3.h - the POP3 dissector (RFC 1939 and its extensions). */
-#ifndef MX_POP3_H
-#define MX_POP3_H
-
-#include "dissector.h"
-
-extern const struct mx_dissector mx_pop3_dissector;
-
-#endif

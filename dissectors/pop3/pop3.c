@@ -1,0 +1,1293 @@
+/* pop3.c - POP3 (RFC 1939) with CAPA and extended response codes (RFC 2449,
+ * RFC 3206), SASL AUTH (RFC 5034), STLS (RFC 2595): commands, responses linked
+ * to their commands, logins, listings and the messages RETR and TOP carry. */
+#include "dissectors/pop3/pop3.h"
+
+#include "event/event.h"
+#include "dissectors/mail/explain.h"
+#include "dissectors/mail/line.h"
+#include "dissectors/message/message.h"
+#include "dissectors/mail/sasl.h"
+#include "dissectors/tls/tls.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Caps (STYLE.md rule 4). */
+#define POP3_MAX_CMD_LINE 16384  /* RFC 2449 §4 says 255; RFC 5034 §4 lets SASL lines be longer */
+#define POP3_MAX_RESP_LINE 4096  /* RFC 2449 §4 says 512 for the first line */
+#define POP3_MAX_PENDING 256     /* commands awaiting a response (RFC 2449 §6.6 PIPELINING) */
+#define POP3_CAPS_BYTES 2048     /* CAPA lines kept */
+#define POP3_MAX_LISTING 1000    /* LIST/UIDL entries written per response; more are counted */
+#define POP3_MAX_AUTHS 8         /* logins kept per session */
+#define POP3_MAX_FAILURES 32     /* -ERR responses listed in the session record */
+
+enum {
+    A_LONG_COMMAND_LINE,
+    A_LONG_RESPONSE_LINE,
+    A_INVALID_RESPONSE_LINE,
+    A_UNMATCHED_RESPONSE,
+    A_TOO_MANY_PENDING_COMMANDS,
+    A_UNKNOWN_COMMAND,
+    A_BARE_LF,
+    A_COMMAND_OUT_OF_SEQUENCE,
+    A_RESPONSE_INCOMPLETE,
+    A_STARTTLS_CLIENT_INJECTION,
+    A_STARTTLS_SERVER_INJECTION,
+    A_AUTH_DECODE_ERROR,
+    A_PARTIAL_AFTER_GAP,
+    A_GREETING_MISSING,
+};
+
+static const struct mx_anomaly_def pop3_anomalies[] = {
+    { "LONG_COMMAND_LINE", "a command line longer than the cap" },
+    { "LONG_RESPONSE_LINE", "a response line longer than the cap" },
+    { "INVALID_RESPONSE_LINE", "a server line that is neither +OK, -ERR nor a continuation (RFC 1939 §3)" },
+    { "UNMATCHED_RESPONSE", "a response with no command waiting for it" },
+    { "TOO_MANY_PENDING_COMMANDS", "more commands awaiting responses than the cap" },
+    { "UNKNOWN_COMMAND", "a command POP3 and its extensions do not define" },
+    { "BARE_LF", "a line ended by LF without CR (RFC 1939 §3)" },
+    { "COMMAND_OUT_OF_SEQUENCE", "a command the session state does not allow (PASS without USER)" },
+    { "RESPONSE_INCOMPLETE", "a multi-line response that never got its terminating \".\" (RFC 1939 §3)" },
+    { "STARTTLS_CLIENT_INJECTION", "cleartext commands after STLS, before the TLS handshake (RFC 2595 §4)" },
+    { "STARTTLS_SERVER_INJECTION", "cleartext from the server after its +OK to STLS, before the handshake" },
+    { "AUTH_DECODE_ERROR", "a SASL message that is not valid base64 or the mechanism's syntax" },
+    { "PARTIAL_AFTER_GAP", "bytes were lost inside a response; what follows was resynchronised" },
+    { "GREETING_MISSING", "the server answered a command without having sent its greeting (RFC 1939 §4)" },
+};
+
+enum cmd {
+    P_UNKNOWN, P_USER, P_PASS, P_APOP, P_AUTH, P_CAPA, P_STAT, P_LIST, P_UIDL, P_RETR, P_TOP, P_DELE,
+    P_RSET, P_NOOP, P_QUIT, P_STLS, P_UTF8, P_LANG,
+    /* Pseudo-commands that a response answers too. */
+    P_CONNECT, P_AUTH_DATA,
+};
+
+static const char *const cmd_names[] = {
+    "UNKNOWN", "USER", "PASS", "APOP", "AUTH", "CAPA", "STAT", "LIST", "UIDL", "RETR", "TOP", "DELE",
+    "RSET", "NOOP", "QUIT", "STLS", "UTF8", "LANG", "(connect)", "(auth data)",
+};
+
+/* Server modes. */
+enum smode {
+    S_STATUS,  /* a status line: +OK, -ERR, or "+ " (RFC 5034 §4) */
+    S_LINES,   /* the lines of a multi-line response (CAPA, LIST, UIDL, AUTH, LANG) */
+    S_BODY,    /* a message (RETR, TOP), dot-stuffed, to the message parser */
+    S_SKIP,    /* the rest of an over-long line */
+    S_RESYNC,  /* midstream or after lost bytes: lines until a status line */
+    S_TLS,
+};
+
+struct pending {
+    enum cmd cmd;
+    mx_frame_t frame;
+    mx_time_t ts;
+    uint32_t num;      /* RETR, TOP, DELE, LIST, UIDL: the message number; 0 for none */
+    uint32_t lines;    /* TOP: body lines asked for */
+    bool multi;        /* a +OK opens a multi-line response */
+};
+
+struct listing {
+    uint32_t num;
+    uint64_t size;
+    struct mx_text uid;
+};
+
+struct login {
+    struct mx_sasl sasl;
+    const char *outcome;
+    struct mx_text resp_code;
+    mx_frame_t frame, last_frame;
+};
+
+struct failure {
+    enum cmd cmd;
+    struct mx_text text;
+    struct mx_text resp_code;
+    mx_frame_t frame;
+};
+
+/* RFC 1939 §3: the session's states, for teaching. */
+enum pstate { PS_AUTHORIZATION, PS_TRANSACTION, PS_UPDATE };
+static const char *const pstate_names[] = { "AUTHORIZATION", "TRANSACTION", "UPDATE" };
+
+struct pop3 {
+    struct mx_dissect_ctx *ctx;
+    enum pstate state;
+    enum smode smode, skip_to;
+    bool ctls;                  /* the client side is TLS */
+    bool cskip;                 /* discarding the rest of an over-long command line */
+    bool c_resync;              /* after lost client bytes: lines until a known command */
+    bool tls, stls_pending, stls_offered, stls_attempted;
+    bool client_held;           /* client bytes wait for the response to STLS */
+    bool quiet;                 /* midstream or after lost bytes: unmatched responses are expected */
+    bool auth_continue;         /* "+ " asks for the client's next SASL message */
+    bool server_gap;            /* the server's multi-line response lost bytes */
+    bool server_seen;           /* a server byte was parsed */
+    bool client_first;          /* the client spoke before any server byte */
+    bool ended[2];
+    struct pending pend[POP3_MAX_PENDING];
+    unsigned p_head, p_n;
+    /* The response being assembled. */
+    struct {
+        bool active;
+        struct pending cmd;     /* what it answers (P_UNKNOWN with have false) */
+        bool have;
+        bool ok;                /* +OK (else -ERR) */
+        struct mx_text text, resp_code;
+        uint32_t lines;
+        uint64_t off;
+        mx_frame_t first_frame;
+        mx_time_t ts;
+        uint64_t declared;      /* "+OK 291 octets" */
+        mx_frame_t seen_frame;  /* the frame of its last byte parsed so far */
+        mx_frame_t end_frame;   /* when set, its last frame (it ended in lost bytes) */
+        bool body_bol;
+        struct mx_message *msg;
+        struct listing *list;
+        uint32_t n_list, cap_list, list_dropped;
+        uint64_t stat_count, stat_octets;
+        bool stat;
+    } rep;
+    /* The session. */
+    bool greeted, greet_ok, apop_timestamp;
+    struct mx_text greeting;
+    char caps[POP3_CAPS_BYTES]; /* CAPA lines, NUL-separated */
+    size_t caps_len;
+    char mechs[MX_TEXT];      /* CAPA's SASL line, or the AUTH listing */
+    struct mx_text user;           /* the USER argument awaiting PASS */
+    bool user_sent;
+    struct login logins[POP3_MAX_AUTHS];
+    unsigned n_logins, logins_dropped;
+    struct login *login;        /* the exchange in progress */
+    struct failure failures[POP3_MAX_FAILURES];
+    unsigned n_failures;
+    uint64_t commands, responses, errors, pipelined, unknown, retrieved, tops, deleted;
+    uint64_t tls_bytes[2];
+    bool tls_server_started;  /* the server's TLS records began (injected cleartext skipped) */
+    struct mx_tls *tlsx;        /* the TLS session after STLS */
+    uint64_t resync_skipped;
+    mx_time_t now;
+};
+
+/* ---- Small helpers ---- */
+
+static void anomaly(struct pop3 *s, enum mx_dir d, int a, uint64_t off, size_t len)
+{
+    mx_ctx_anomaly(s->ctx, d, (size_t)a, off, len);
+}
+
+/* A decimal number of at most 10 digits at the start of v; *used its length. */
+static bool number(struct mx_slice v, uint64_t *out, size_t *used)
+{
+    uint64_t n = 0;
+    size_t i = 0;
+    while (i < v.len && i < 10 && v.ptr[i] >= '0' && v.ptr[i] <= '9')
+        n = n * 10 + (uint64_t)(v.ptr[i++] - '0');
+    *out = n;
+    if (used)
+        *used = i;
+    return i > 0 && (i == v.len || v.ptr[i] == ' ' || v.ptr[i] == '\t');
+}
+
+static void update_now(struct pop3 *s, mx_time_t ts)
+{
+    if (ts != MX_TIME_NONE && ts > s->now)
+        s->now = ts;
+}
+
+/* ---- Pending commands: responses come in command order (RFC 2449 §6.6) ---- */
+
+static void push(struct pop3 *s, const struct pending *p, uint64_t off, size_t len)
+{
+    if (s->p_n == POP3_MAX_PENDING) {
+        anomaly(s, MX_DIR_C2S, A_TOO_MANY_PENDING_COMMANDS, off, len);
+        return;
+    }
+    s->pend[(s->p_head + s->p_n) % POP3_MAX_PENDING] = *p;
+    s->p_n++;
+}
+
+static bool pop(struct pop3 *s, struct pending *out)
+{
+    if (!s->p_n)
+        return false;
+    *out = s->pend[s->p_head];
+    s->p_head = (s->p_head + 1) % POP3_MAX_PENDING;
+    s->p_n--;
+    return true;
+}
+
+/* ---- Logins ---- */
+
+static struct login *login_start(struct pop3 *s, const char *mech, mx_frame_t f)
+{
+    if (s->n_logins == POP3_MAX_AUTHS) {
+        s->logins_dropped++;
+        return NULL;
+    }
+    struct login *l = &s->logins[s->n_logins++];
+    memset(l, 0, sizeof(*l));
+    mx_sasl_start(&l->sasl, mx_slice_make(mech, strlen(mech)), mx_ctx_flow(s->ctx)->show_secrets);
+    l->frame = f;
+    s->login = l;
+    return l;
+}
+
+static void login_finish(struct pop3 *s, const char *outcome, mx_frame_t f)
+{
+    struct login *l = s->login;
+    s->auth_continue = false;
+    if (!l)
+        return;
+    s->login = NULL;
+    l->outcome = outcome;
+    l->last_frame = f;
+    if (s->rep.active)
+        l->resp_code = s->rep.resp_code;
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "pop3.auth", mx_ctx_flow_id(s->ctx), s->now);
+    mx_sasl_describe_identity(&l->sasl, ev);
+    mx_ev_str(ev, "outcome", outcome);
+    if (l->resp_code.len)
+        mx_ev_wire(ev, "resp_code", mx_text_slice(&l->resp_code));
+    mx_sasl_describe_secret(&l->sasl, ev, s->tls);
+    mx_ev_frames(ev, l->frame, f ? f : l->frame);
+    bool good = !strcmp(outcome, "success");
+    mx_ev_tone(ev, good ? (l->sasl.secret_in_clear && !s->tls ? MX_TONE_WARN : MX_TONE_GOOD) : MX_TONE_BAD);
+    mx_ev_text(ev, "%s as \"%.*s\": %s%s", l->sasl.mech_name, (int)l->sasl.user_len, (const char *)l->sasl.user,
+               outcome, l->sasl.secret_in_clear && !s->tls ? ", the password crossed in clear" : "");
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+/* ---- The server side ---- */
+
+/* RFC 2449 §8: "[" resp-code "]" right after the status. Returns the text after it. */
+static struct mx_slice resp_code(struct mx_slice t, struct mx_text *code)
+{
+    code->len = 0;
+    if (!t.len || t.ptr[0] != '[')
+        return t;
+    const uint8_t *close = memchr(t.ptr, ']', t.len < 64 ? t.len : 64);
+    if (!close)
+        return t;
+    mx_text_set(code, mx_slice_make(t.ptr + 1, (size_t)(close - t.ptr) - 1));
+    return mx_trim(mx_slice_make(close + 1, t.len - (size_t)(close + 1 - t.ptr)));
+}
+
+/* A CAPA line (RFC 2449 §5). */
+static void caps_line(struct pop3 *s, struct mx_slice l)
+{
+    l = mx_trim(l);
+    if (!l.len || s->caps_len + l.len + 1 > POP3_CAPS_BYTES)
+        return;
+    for (size_t i = 0; i < l.len; i++)
+        s->caps[s->caps_len + i] = l.ptr[i] ? (char)l.ptr[i] : ' ';
+    s->caps_len += l.len;
+    s->caps[s->caps_len++] = '\0';
+    if (mx_ieq(l.ptr, l.len, "STLS"))
+        s->stls_offered = true; /* RFC 2595 §4 */
+    if (mx_iprefix(l.ptr, l.len, "SASL ")) { /* RFC 2449 §6.3 */
+        size_t n = l.len - 5 < sizeof(s->mechs) - 1 ? l.len - 5 : sizeof(s->mechs) - 1;
+        memcpy(s->mechs, l.ptr + 5, n);
+        s->mechs[n] = '\0';
+    }
+}
+
+/* A line of a LIST or UIDL listing: "msg size" or "msg unique-id" (RFC 1939 §5, §7). */
+static void listing_line(struct pop3 *s, struct mx_slice l, bool uidl)
+{
+    uint64_t num;
+    size_t used;
+    if (!number(l, &num, &used) || num > UINT32_MAX)
+        return;
+    struct mx_slice rest = mx_trim(mx_slice_make(l.ptr + used, l.len - used));
+    if (s->rep.n_list == POP3_MAX_LISTING) {
+        s->rep.list_dropped++;
+        return;
+    }
+    if (s->rep.n_list == s->rep.cap_list) {
+        uint32_t cap = s->rep.cap_list ? s->rep.cap_list * 2 : 16;
+        struct listing *n = realloc(s->rep.list, cap * sizeof(*n));
+        if (!n)
+            return;
+        s->rep.list = n;
+        s->rep.cap_list = cap;
+    }
+    struct listing *e = &s->rep.list[s->rep.n_list++];
+    memset(e, 0, sizeof(*e));
+    e->num = (uint32_t)num;
+    if (uidl)
+        mx_text_set(&e->uid, mx_slice_make(rest.ptr, rest.len < 70 ? rest.len : 70)); /* RFC 1939 §7: 1-70 chars */
+    else
+        number(rest, &e->size, NULL);
+}
+
+static void response_emit(struct pop3 *s, uint64_t end_off)
+{
+    mx_frame_t last, dummy;
+    mx_time_t ts;
+    mx_span(s->ctx, MX_DIR_S2C, end_off ? end_off - 1 : 0, 1, &last, &dummy, &ts);
+    update_now(s, ts);
+    if (s->rep.end_frame)
+        last = s->rep.end_frame;
+    const struct pending *p = &s->rep.cmd;
+    struct mx_slice text = mx_text_slice(&s->rep.text);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "pop3.response", mx_ctx_flow_id(s->ctx), s->rep.ts);
+    mx_ev_dir(ev, MX_DIR_S2C);
+    mx_ev_frames(ev, s->rep.first_frame, last);
+    mx_ev_str(ev, "status", s->rep.ok ? "+OK" : "-ERR");
+    if (s->rep.resp_code.len)
+        mx_ev_wire(ev, "resp_code", mx_text_slice(&s->rep.resp_code));
+    mx_ev_wire(ev, "text", text);
+    if (p->multi && s->rep.ok)
+        mx_ev_uint(ev, "lines", s->rep.lines);
+    double lat = 0;
+    if (s->rep.have) {
+        mx_ev_obj(ev, "answers");
+        mx_ev_str(ev, "command", cmd_names[p->cmd]);
+        if (p->frame)
+            mx_ev_uint(ev, "frame", p->frame);
+        mx_ev_end(ev);
+        lat = p->ts != MX_TIME_NONE && s->rep.ts != MX_TIME_NONE ? (double)(s->rep.ts - p->ts) / 1e9 : 0;
+        mx_ev_double(ev, "latency", lat);
+    }
+    if (s->rep.stat) {
+        mx_ev_uint(ev, "messages", s->rep.stat_count);
+        mx_ev_uint(ev, "octets", s->rep.stat_octets);
+    }
+    if (s->rep.n_list || (s->rep.ok && (p->cmd == P_LIST || p->cmd == P_UIDL))) {
+        mx_ev_arr(ev, "listing");
+        for (uint32_t i = 0; i < s->rep.n_list; i++) {
+            mx_ev_obj(ev, NULL);
+            mx_ev_uint(ev, "msg", s->rep.list[i].num);
+            if (p->cmd == P_UIDL)
+                mx_ev_wire(ev, "uid", mx_text_slice(&s->rep.list[i].uid));
+            else
+                mx_ev_uint(ev, "size", s->rep.list[i].size);
+            mx_ev_end(ev);
+        }
+        mx_ev_end(ev);
+        if (s->rep.list_dropped)
+            mx_ev_uint(ev, "listing_not_shown", s->rep.list_dropped);
+    }
+    if (s->rep.ok && p->cmd == P_CAPA) {
+        mx_ev_arr(ev, "capabilities");
+        for (size_t i = 0; i < s->caps_len;) {
+            size_t n = strlen(s->caps + i);
+            mx_ev_wire(ev, NULL, mx_slice_make(s->caps + i, n));
+            i += n + 1;
+        }
+        mx_ev_end(ev);
+    }
+    if (p->cmd == P_RETR || p->cmd == P_TOP) {
+        mx_ev_uint(ev, "msg", p->num);
+        if (p->cmd == P_TOP)
+            mx_ev_uint(ev, "top_lines", p->lines);
+        if (s->rep.declared)
+            mx_ev_uint(ev, "declared_size", s->rep.declared);
+        if (s->rep.msg)
+            mx_message_describe(s->rep.msg, ev, "message");
+    }
+    if (s->rep.have && s->rep.ok) {
+        /* RFC 1939 §4, §6: a login moves to TRANSACTION, QUIT there to UPDATE. */
+        if (p->cmd == P_PASS || p->cmd == P_APOP || p->cmd == P_AUTH_DATA || (p->cmd == P_AUTH && !p->multi))
+            s->state = PS_TRANSACTION;
+        else if (p->cmd == P_QUIT && s->state == PS_TRANSACTION)
+            s->state = PS_UPDATE;
+    }
+    if (mx_ctx_flow(s->ctx)->explain) {
+        mx_ev_str(ev, "explain", s->rep.ok ? "+OK: the command succeeded (RFC 1939 §3)."
+                                           : "-ERR: the command failed; the text says why (RFC 1939 §3).");
+        mx_ev_str(ev, "state", pstate_names[s->state]);
+    }
+    const char *status = s->rep.ok ? "+OK" : "-ERR";
+    mx_ev_tone(ev, s->rep.ok ? MX_TONE_GOOD : MX_TONE_BAD);
+    char extra[64] = "";
+    if (p->multi && s->rep.ok)
+        snprintf(extra, sizeof(extra), " (+ %" PRIu32 " line%s)", s->rep.lines, s->rep.lines == 1 ? "" : "s");
+    if (s->rep.have)
+        mx_ev_text(ev, "%s%s%.*s%s%s%.*s%s   [%s, %.1f ms]", status, s->rep.resp_code.len ? " [" : "",
+                   (int)s->rep.resp_code.len, (const char *)s->rep.resp_code.b, s->rep.resp_code.len ? "]" : "",
+                   text.len ? " " : "", (int)text.len, (const char *)text.ptr, extra, cmd_names[p->cmd], lat * 1e3);
+    else
+        mx_ev_text(ev, "%s %.*s%s   [no command seen]", status, (int)text.len, (const char *)text.ptr, extra);
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+/* The response is complete: its record, then what it means for the session. */
+static void response_done(struct pop3 *s, uint64_t end_off)
+{
+    const struct pending *p = &s->rep.cmd;
+    mx_frame_t last, dummy;
+    mx_span(s->ctx, MX_DIR_S2C, end_off ? end_off - 1 : 0, 1, &last, &dummy, NULL);
+    if (s->rep.msg) {
+        mx_message_end(s->rep.msg);
+        if (s->rep.ok && p->cmd == P_TOP)
+            s->tops++;
+        else if (s->rep.ok)
+            s->retrieved++;
+    }
+    response_emit(s, end_off);
+    s->responses++;
+    if (!s->rep.ok) {
+        s->errors++;
+        if (s->n_failures < POP3_MAX_FAILURES) {
+            struct failure *f = &s->failures[s->n_failures++];
+            f->cmd = s->rep.have ? p->cmd : P_UNKNOWN;
+            f->text = s->rep.text;
+            f->resp_code = s->rep.resp_code;
+            f->frame = s->rep.first_frame;
+        }
+    }
+    if (s->rep.have) {
+        switch (p->cmd) {
+        case P_CONNECT:
+            s->greeted = true;
+            s->greet_ok = s->rep.ok;
+            s->greeting = s->rep.text;
+            break;
+        case P_PASS:
+        case P_APOP:
+        case P_AUTH:
+        case P_AUTH_DATA:
+            if (s->login)
+                login_finish(s, s->login->sasl.cancelled ? "cancelled" : s->rep.ok ? "success" : "failure", last);
+            break;
+        case P_DELE:
+            s->deleted += s->rep.ok;
+            break;
+        case P_STLS:
+            s->stls_pending = false;
+            if (s->rep.ok) {
+                /* RFC 2595 §4: the TLS negotiation begins right after the CRLF. */
+                s->tls = true;
+                s->smode = S_TLS;
+                if (!s->cskip)
+                    s->ctls = true;
+            }
+            if (s->client_held)
+                mx_ctx_wake(s->ctx, MX_DIR_C2S);
+            break;
+        default:
+            break;
+        }
+    }
+    mx_message_free(s->rep.msg);
+    free(s->rep.list);
+    memset(&s->rep, 0, sizeof(s->rep));
+    if (s->smode == S_LINES || s->smode == S_BODY)
+        s->smode = S_STATUS;
+}
+
+/* A "+ " continuation (RFC 5034 §4): the server's SASL challenge. */
+static void continuation(struct pop3 *s, struct mx_slice b64, uint64_t off, size_t raw)
+{
+    mx_frame_t a, b;
+    mx_time_t ts;
+    mx_span(s->ctx, MX_DIR_S2C, off, raw, &a, &b, &ts);
+    update_now(s, ts);
+    struct pending p = { P_UNKNOWN, 0, 0, 0, 0, false };
+    bool have = s->p_n && (s->pend[s->p_head].cmd == P_AUTH || s->pend[s->p_head].cmd == P_AUTH_DATA);
+    if (have)
+        pop(s, &p);
+    else if (!s->quiet)
+        anomaly(s, MX_DIR_S2C, A_UNMATCHED_RESPONSE, off, raw);
+    s->responses++;
+    if (s->login) {
+        mx_sasl_server(&s->login->sasl, b64);
+        if (s->login->sasl.decode_error) {
+            anomaly(s, MX_DIR_S2C, A_AUTH_DECODE_ERROR, off, raw);
+            s->login->sasl.decode_error = false;
+        }
+    }
+    s->auth_continue = true;
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "pop3.response", mx_ctx_flow_id(s->ctx), ts);
+    mx_ev_dir(ev, MX_DIR_S2C);
+    mx_ev_frames(ev, a, b);
+    mx_ev_str(ev, "status", "+");
+    mx_ev_wire(ev, "text", b64);
+    if (have) {
+        mx_ev_obj(ev, "answers");
+        mx_ev_str(ev, "command", cmd_names[p.cmd]);
+        if (p.frame)
+            mx_ev_uint(ev, "frame", p.frame);
+        mx_ev_end(ev);
+        mx_ev_double(ev, "latency", p.ts != MX_TIME_NONE && ts != MX_TIME_NONE ? (double)(ts - p.ts) / 1e9 : 0);
+    }
+    mx_ev_text(ev, "+ %.*s   [SASL challenge]", (int)b64.len, (const char *)b64.ptr);
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+/* A status line (RFC 1939 §3): "+OK" or "-ERR", then text. */
+static void status_line(struct pop3 *s, struct mx_slice line, uint64_t off, size_t raw)
+{
+    bool ok = mx_iprefix(line.ptr, line.len, "+OK") && (line.len == 3 || line.ptr[3] == ' ');
+    bool err = mx_iprefix(line.ptr, line.len, "-ERR") && (line.len == 4 || line.ptr[4] == ' ');
+    bool cont = line.len >= 1 && line.ptr[0] == '+' && (line.len == 1 || line.ptr[1] == ' ') &&
+                (s->login || (s->p_n && (s->pend[s->p_head].cmd == P_AUTH || s->pend[s->p_head].cmd == P_AUTH_DATA)));
+    if (!ok && !err && !cont) {
+        if (s->smode == S_RESYNC)
+            s->resync_skipped += raw;
+        else
+            anomaly(s, MX_DIR_S2C, A_INVALID_RESPONSE_LINE, off, raw);
+        return;
+    }
+    if (s->smode == S_RESYNC)
+        s->smode = S_STATUS;
+    if (cont) {
+        continuation(s, mx_trim(mx_slice_make(line.ptr + 1, line.len - 1)), off, raw);
+        return;
+    }
+    memset(&s->rep, 0, sizeof(s->rep));
+    s->rep.active = true;
+    s->rep.ok = ok;
+    s->rep.have = pop(s, &s->rep.cmd);
+    if (!s->rep.have && !s->quiet)
+        anomaly(s, MX_DIR_S2C, A_UNMATCHED_RESPONSE, off, raw);
+    s->rep.off = off;
+    struct mx_frame_ref fr = mx_ctx_frame_at(s->ctx, MX_DIR_S2C, off);
+    s->rep.first_frame = fr.frame;
+    s->rep.ts = fr.ts;
+    update_now(s, fr.ts);
+    size_t skip = ok ? 3 : 4;
+    struct mx_slice t = mx_trim(mx_slice_make(line.ptr + skip, line.len - skip));
+    mx_text_set(&s->rep.text, resp_code(t, &s->rep.resp_code));
+    t = mx_text_slice(&s->rep.text);
+    const struct pending *p = &s->rep.cmd;
+    if (ok && s->rep.have) {
+        uint64_t a, b;
+        size_t used;
+        switch (p->cmd) {
+        case P_CONNECT: {
+            /* RFC 1939 §7: an APOP-capable server's greeting carries a msg-id timestamp. */
+            const uint8_t *lt = memchr(t.ptr, '<', t.len);
+            const uint8_t *at = lt ? memchr(lt, '@', t.len - (size_t)(lt - t.ptr)) : NULL;
+            s->apop_timestamp = at && memchr(at, '>', t.len - (size_t)(at - t.ptr));
+            break;
+        }
+        case P_STAT: /* RFC 1939 §5: "+OK nn mm" */
+            if (number(t, &a, &used) && number(mx_trim(mx_slice_make(t.ptr + used, t.len - used)), &b, NULL)) {
+                s->rep.stat = true;
+                s->rep.stat_count = a;
+                s->rep.stat_octets = b;
+            }
+            break;
+        case P_LIST:
+        case P_UIDL:
+            if (!p->multi)
+                listing_line(s, t, p->cmd == P_UIDL);
+            break;
+        case P_RETR:
+        case P_TOP:
+            if (number(t, &a, NULL))
+                s->rep.declared = a; /* "+OK 120 octets", a common courtesy */
+            break;
+        case P_CAPA:
+            s->caps_len = 0; /* the list comes anew */
+            break;
+        default:
+            break;
+        }
+    }
+    if (!ok || !s->rep.have || !p->multi) {
+        bool lost = !s->rep.have && s->quiet;
+        response_done(s, off + raw);
+        if (lost)
+            s->smode = S_RESYNC; /* its data lines, if any, answer a command not seen */
+        return;
+    }
+    s->rep.body_bol = true;
+    if (p->cmd == P_RETR || p->cmd == P_TOP) {
+        struct mx_message_env env = { .ctx = s->ctx, .dir = MX_DIR_S2C,
+                                      .source = p->cmd == P_RETR ? "pop3.retr" : "pop3.top" };
+        env.number = p->num;
+        env.fragment = p->cmd == P_TOP;
+        s->rep.msg = mx_message_new(&env);
+        s->smode = S_BODY;
+    } else {
+        s->smode = S_LINES;
+    }
+}
+
+/* A line of a multi-line response other than a message, dot-unstuffed. */
+static void data_line(struct pop3 *s, struct mx_slice l)
+{
+    s->rep.lines++;
+    switch (s->rep.cmd.cmd) {
+    case P_CAPA:
+        caps_line(s, l);
+        break;
+    case P_LIST:
+    case P_UIDL:
+        listing_line(s, l, s->rep.cmd.cmd == P_UIDL);
+        break;
+    case P_AUTH: { /* the mechanisms the server offers, one per line */
+        size_t have = strlen(s->mechs);
+        if (have + 1 + l.len < sizeof(s->mechs)) {
+            if (have)
+                s->mechs[have++] = ' ';
+            memcpy(s->mechs + have, l.ptr, l.len);
+            s->mechs[have + l.len] = '\0';
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* Message bytes of RETR or TOP until "." CRLF. Returns the bytes consumed; 0
+ * when more are needed. */
+static size_t body_bytes(struct pop3 *s, struct mx_slice d, uint64_t off, bool end)
+{
+    if (s->rep.body_bol && s->server_gap && s->p_n && d.ptr[0] != '.') {
+        /* After a gap, a status line while the client already waits for
+         * the next response means the end of this one was lost. */
+        const uint8_t *lf = memchr(d.ptr, '\n', d.len);
+        if (!lf && !end && d.len < 5)
+            return 0;
+        if (mx_iprefix(d.ptr, d.len, "+OK") || mx_iprefix(d.ptr, d.len, "-ERR")) {
+            anomaly(s, MX_DIR_S2C, A_PARTIAL_AFTER_GAP, off, 1);
+            s->server_gap = false;
+            s->rep.end_frame = s->rep.seen_frame; /* its frames end where its bytes did */
+            response_done(s, off);
+            return 0;
+        }
+    }
+    size_t n;
+    struct mx_slice bytes;
+    switch (mx_dot_step(&s->rep.body_bol, d, end, &n, &bytes)) {
+    case MX_DOT_MORE:
+        return 0;
+    case MX_DOT_END:
+    case MX_DOT_END_BARE_LF:
+        s->server_gap = false;
+        response_done(s, off + n);
+        return n;
+    case MX_DOT_DATA:
+        break;
+    }
+    if (bytes.len) {
+        mx_message_feed(s->rep.msg, bytes, off);
+        if (s->rep.body_bol)
+            s->rep.lines++;
+    }
+    return n;
+}
+
+static bool is_status(struct mx_slice l)
+{
+    return (mx_iprefix(l.ptr, l.len, "+OK") && (l.len == 3 || l.ptr[3] == ' ' || l.ptr[3] == '\r')) ||
+           (mx_iprefix(l.ptr, l.len, "-ERR") && (l.len == 4 || l.ptr[4] == ' ' || l.ptr[4] == '\r')) ||
+           (l.len >= 1 && l.ptr[0] == '+' && (l.len == 1 || l.ptr[1] == ' ' || l.ptr[1] == '\r'));
+}
+
+/* The client spoke before the server's first byte: the first +OK is the
+ * greeting, unless lines that are not status lines follow it while the
+ * client waits for a multi-line response; then the server sent no greeting
+ * (or the capture lost it) and the +OK answers the command. Returns false
+ * when the next line is needed to decide. */
+static bool no_greeting(struct pop3 *s, struct mx_slice line, struct mx_slice rest, size_t raw, uint64_t off, bool end)
+{
+    if (s->p_n < 2 || s->pend[s->p_head].cmd != P_CONNECT ||
+        !s->pend[(s->p_head + 1) % POP3_MAX_PENDING].multi || !mx_iprefix(line.ptr, line.len, "+OK")) {
+        s->client_first = false;
+        return true;
+    }
+    struct mx_slice next = mx_slice_make(rest.ptr + raw, rest.len - raw);
+    if (!memchr(next.ptr, '\n', next.len) && next.len < 5 && !end)
+        return false;
+    s->client_first = false;
+    if (next.len && !is_status(next)) {
+        struct pending p;
+        pop(s, &p);
+        anomaly(s, MX_DIR_S2C, A_GREETING_MISSING, off, raw);
+    }
+    return true;
+}
+
+static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bool end)
+{
+    if (d.len)
+        s->server_seen = true;
+    struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
+    uint64_t base = mx_ctx_offset(s->ctx, MX_DIR_S2C);
+    size_t pos = 0;
+    while (pos < d.len) {
+        struct mx_slice rest = mx_slice_make(d.ptr + pos, d.len - pos);
+        if (s->smode == S_TLS) {
+            if (!s->tls_bytes[MX_DIR_S2C] && !mx_looks_like_tls(rest))
+                anomaly(s, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION, base + pos, rest.len);
+            s->tls_bytes[MX_DIR_S2C] += rest.len;
+            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, MX_DIR_S2C, rest, base + pos);
+            pos = d.len;
+            break;
+        }
+        if (s->smode == S_BODY) {
+            size_t n = body_bytes(s, rest, base + pos, end);
+            if (!n && s->smode == S_BODY) {
+                r.needed = 1;
+                break;
+            }
+            pos += n;
+            continue;
+        }
+        const uint8_t *lf = memchr(rest.ptr, '\n', rest.len);
+        if (s->smode == S_SKIP) {
+            pos = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
+            if (lf)
+                s->smode = s->skip_to;
+            continue;
+        }
+        if (!lf && rest.len <= POP3_MAX_RESP_LINE && !end)
+            break; /* wait for the rest of the line */
+        size_t eol = lf ? (size_t)(lf - d.ptr) : d.len;
+        size_t raw = (lf ? eol + 1 : eol) - pos;
+        size_t n = eol - pos;
+        if (n > POP3_MAX_RESP_LINE) {
+            anomaly(s, MX_DIR_S2C, A_LONG_RESPONSE_LINE, base + pos, raw);
+            if (!lf) {
+                s->skip_to = s->smode;
+                s->smode = S_SKIP;
+            }
+            n = POP3_MAX_RESP_LINE; /* the start of the line still counts */
+        } else if (n && rest.ptr[n - 1] == '\r') {
+            n--;
+        }
+        struct mx_slice line = mx_slice_make(rest.ptr, n);
+        if (s->client_first && s->smode == S_STATUS && !no_greeting(s, line, rest, raw, base + pos, end))
+            break; /* the line after this one decides */
+        if (s->smode == S_LINES && s->p_n && (mx_iprefix(line.ptr, line.len, "+OK") || mx_iprefix(line.ptr, line.len, "-ERR"))) {
+            /* No listing line starts so, and a later command waits: the
+             * "." of this response never came (RFC 1939 §3). */
+            anomaly(s, MX_DIR_S2C, A_RESPONSE_INCOMPLETE, base + pos, raw);
+            response_done(s, base + pos);
+        }
+        if (s->smode == S_LINES) {
+            if (line.len == 1 && line.ptr[0] == '.') {
+                response_done(s, base + pos + raw);
+            } else {
+                if (line.len && line.ptr[0] == '.')
+                    line = mx_slice_make(line.ptr + 1, line.len - 1); /* RFC 1939 §3 */
+                data_line(s, line);
+            }
+        } else {
+            status_line(s, line, base + pos, raw);
+        }
+        pos += raw;
+    }
+    if (s->smode == S_BODY && pos) /* once per call: where the message's bytes stand, should a gap end it */
+        s->rep.seen_frame = mx_ctx_frame_at(s->ctx, MX_DIR_S2C, base + pos - 1).frame;
+    r.consumed = pos;
+    return r;
+}
+
+/* ---- The client side ---- */
+
+static enum cmd cmd_of(struct mx_slice v)
+{
+    for (int i = P_USER; i <= P_LANG; i++)
+        if (mx_ieq(v.ptr, v.len, cmd_names[i]))
+            return (enum cmd)i;
+    return P_UNKNOWN;
+}
+
+static void command_event(struct pop3 *s, struct mx_slice verb, enum cmd c, struct mx_slice arg, const char *shown,
+                          bool pipelined, bool injected, mx_frame_t a, mx_frame_t b, mx_time_t ts)
+{
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "pop3.command", mx_ctx_flow_id(s->ctx), ts);
+    mx_ev_dir(ev, MX_DIR_C2S);
+    mx_ev_frames(ev, a, b);
+    if (c == P_UNKNOWN)
+        mx_ev_wire(ev, "verb", verb);
+    else
+        mx_ev_str(ev, "verb", cmd_names[c]);
+    if (shown)
+        mx_ev_wire(ev, "arg", mx_slice_make(shown, strlen(shown))); /* it quotes wire bytes */
+    else if (arg.len)
+        mx_ev_wire(ev, "arg", arg);
+    if (pipelined)
+        mx_ev_bool(ev, "pipelined", true);
+    if (injected)
+        mx_ev_bool(ev, "injected", true);
+    if (mx_ctx_flow(s->ctx)->explain) {
+        const char *ex = mx_explain_pop3(cmd_names[c]);
+        mx_ev_str(ev, "explain", ex ? ex : "A command POP3 does not define: the server will likely answer -ERR.");
+        mx_ev_str(ev, "state", pstate_names[s->state]);
+    }
+    mx_ev_text(ev, "%s%.*s%s%.*s%s", pipelined ? "| " : "", (int)verb.len, (const char *)verb.ptr,
+               (arg.len || shown) ? " " : "", shown ? (int)strlen(shown) : (int)arg.len,
+               shown ? shown : (const char *)arg.ptr, injected ? "   [injected before TLS]" : "");
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+/* A client SASL message after "+ " (RFC 5034 §4). */
+static void auth_data(struct pop3 *s, struct mx_slice line, uint64_t off, size_t raw, mx_frame_t a, mx_frame_t b,
+                      mx_time_t ts)
+{
+    s->auth_continue = false;
+    bool secret = true;
+    if (s->login) {
+        secret = mx_sasl_client(&s->login->sasl, line);
+        if (s->login->sasl.decode_error) {
+            anomaly(s, MX_DIR_C2S, A_AUTH_DECODE_ERROR, off, raw);
+            s->login->sasl.decode_error = false;
+        }
+    }
+    bool hide = secret && !mx_ctx_flow(s->ctx)->show_secrets;
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "pop3.auth_data", mx_ctx_flow_id(s->ctx), ts);
+    mx_ev_dir(ev, MX_DIR_C2S);
+    mx_ev_frames(ev, a, b);
+    if (hide)
+        mx_ev_uint(ev, "redacted_len", line.len);
+    else
+        mx_ev_wire(ev, "data", line);
+    if (s->login && s->login->sasl.cancelled)
+        mx_ev_bool(ev, "cancel", true);
+    if (hide)
+        mx_ev_text(ev, "<SASL response, redacted: %zu bytes>", line.len);
+    else
+        mx_ev_text(ev, "%.*s", (int)line.len, (const char *)line.ptr);
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    struct pending p = { P_AUTH_DATA, a, ts, 0, 0, false };
+    push(s, &p, off, raw);
+}
+
+static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size_t raw, bool bare_lf)
+{
+    mx_frame_t a, b;
+    mx_time_t ts;
+    mx_span(s->ctx, MX_DIR_C2S, off, raw, &a, &b, &ts);
+    update_now(s, ts);
+    if (bare_lf)
+        anomaly(s, MX_DIR_C2S, A_BARE_LF, off, raw);
+    struct mx_slice verb, arg;
+    mx_split_word(line, &verb, &arg);
+    enum cmd c = cmd_of(verb);
+    /* After "+ " the line is a SASL message. While an exchange is open, a
+     * base64 line that is no command is one too, even if the "+ " was lost:
+     * a password is never shown as a command. */
+    if (s->login && !s->auth_continue && c == P_UNKNOWN && !arg.len && line.len && mx_is_base64_line(line) &&
+        s->login->sasl.mech != MX_SASL_UNKNOWN)
+        s->auth_continue = true;
+    if (s->auth_continue) {
+        auth_data(s, line, off, raw, a, b, ts);
+        return;
+    }
+    if (s->c_resync) {
+        if (c == P_UNKNOWN) {
+            s->resync_skipped += raw; /* the tail of a line cut by the gap */
+            return;
+        }
+        s->c_resync = false;
+    }
+    if (!s->server_seen && !s->commands)
+        s->client_first = true;
+    bool pipelined = s->p_n > 1 || (s->p_n == 1 && s->pend[s->p_head].cmd != P_CONNECT);
+    bool injected = s->stls_pending;
+    if (injected)
+        anomaly(s, MX_DIR_C2S, A_STARTTLS_CLIENT_INJECTION, off, raw);
+    s->commands++;
+    s->pipelined += pipelined;
+    struct pending p = { c, a, ts, 0, 0, false };
+    char shown[96];
+    const char *shown_arg = NULL;
+    struct mx_slice targ = mx_trim(arg);
+    uint64_t n1 = 0, n2 = 0;
+    size_t used = 0;
+    bool has_num = number(targ, &n1, &used) && n1 <= UINT32_MAX;
+    switch (c) {
+    case P_USER:
+        mx_text_set(&s->user, targ);
+        s->user_sent = true;
+        break;
+    case P_PASS: {
+        /* RFC 1939 §7: the password itself, in the clear unless under TLS. */
+        if (!s->user_sent)
+            anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, raw);
+        struct login *l = login_start(s, "USER/PASS", a);
+        if (l) {
+            if (s->user_sent)
+                mx_sasl_set_user(&l->sasl, mx_text_slice(&s->user));
+            mx_sasl_set_secret(&l->sasl, arg, true);
+        }
+        if (!mx_ctx_flow(s->ctx)->show_secrets) {
+            snprintf(shown, sizeof(shown), "<redacted %zu bytes>", arg.len);
+            shown_arg = shown;
+        }
+        s->user_sent = false;
+        break;
+    }
+    case P_APOP: {
+        /* RFC 1939 §7: "APOP name digest", MD5 of the timestamp and the
+         * password; never cracked here, but an offline attack can. */
+        struct mx_slice name, digest;
+        mx_split_word(targ, &name, &digest);
+        struct login *l = login_start(s, "APOP", a);
+        if (l) {
+            mx_sasl_set_user(&l->sasl, name);
+            mx_sasl_set_secret(&l->sasl, mx_trim(digest), false);
+        }
+        if (!mx_ctx_flow(s->ctx)->show_secrets) {
+            snprintf(shown, sizeof(shown), "%.*s <redacted %zu bytes>", (int)(name.len < 64 ? name.len : 64),
+                     (const char *)name.ptr, mx_trim(digest).len);
+            shown_arg = shown;
+        }
+        break;
+    }
+    case P_AUTH: {
+        /* RFC 5034 §4: AUTH mechanism [initial-response]; AUTH alone lists the mechanisms. */
+        struct mx_slice mech, ir;
+        mx_split_word(targ, &mech, &ir);
+        if (!mech.len) {
+            p.multi = true;
+            s->mechs[0] = '\0';
+            break;
+        }
+        struct login *l = login_start(s, "", a);
+        if (!l)
+            break;
+        mx_sasl_start(&l->sasl, mech, mx_ctx_flow(s->ctx)->show_secrets);
+        ir = mx_trim(ir);
+        if (ir.len) {
+            bool secret = mx_sasl_client(&l->sasl, ir);
+            if (l->sasl.decode_error) {
+                anomaly(s, MX_DIR_C2S, A_AUTH_DECODE_ERROR, off, raw);
+                l->sasl.decode_error = false;
+            }
+            if (secret && !mx_ctx_flow(s->ctx)->show_secrets) {
+                snprintf(shown, sizeof(shown), "%.*s <redacted %zu bytes>", (int)(mech.len < 32 ? mech.len : 32),
+                         (const char *)mech.ptr, ir.len);
+                shown_arg = shown;
+            }
+        }
+        break;
+    }
+    case P_CAPA:
+        p.multi = true; /* RFC 2449 §5 */
+        break;
+    case P_LIST:
+    case P_UIDL:
+        p.multi = !targ.len; /* RFC 1939 §5, §7: with an argument, one line */
+        p.num = has_num ? (uint32_t)n1 : 0;
+        break;
+    case P_RETR:
+    case P_DELE:
+        p.num = has_num ? (uint32_t)n1 : 0;
+        p.multi = c == P_RETR;
+        break;
+    case P_TOP: /* RFC 1939 §7: TOP msg n */
+        p.num = has_num ? (uint32_t)n1 : 0;
+        if (has_num && number(mx_trim(mx_slice_make(targ.ptr + used, targ.len - used)), &n2, NULL))
+            p.lines = n2 <= UINT32_MAX ? (uint32_t)n2 : UINT32_MAX;
+        p.multi = true;
+        break;
+    case P_LANG:
+        p.multi = !targ.len; /* RFC 6856 §3: LANG alone lists the languages */
+        break;
+    case P_STLS:
+        s->stls_attempted = true;
+        s->stls_pending = true;
+        break;
+    case P_UNKNOWN:
+        s->unknown++;
+        anomaly(s, MX_DIR_C2S, A_UNKNOWN_COMMAND, off, raw);
+        break;
+    default:
+        break;
+    }
+    command_event(s, verb, c, arg, shown_arg, pipelined, injected, a, b, ts);
+    push(s, &p, off, raw);
+}
+
+static struct mx_parse_result client_bytes(struct pop3 *s, struct mx_slice d, bool end)
+{
+    struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
+    s->client_held = false;
+    uint64_t base = mx_ctx_offset(s->ctx, MX_DIR_C2S);
+    size_t pos = 0;
+    while (pos < d.len) {
+        struct mx_slice rest = mx_slice_make(d.ptr + pos, d.len - pos);
+        if (s->ctls) {
+            s->tls_bytes[MX_DIR_C2S] += rest.len;
+            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, MX_DIR_C2S, rest, base + pos);
+            pos = d.len;
+            break;
+        }
+        const uint8_t *lf = memchr(rest.ptr, '\n', rest.len);
+        if (s->cskip) {
+            pos = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
+            s->cskip = !lf;
+            if (lf && s->tls)
+                s->ctls = true;
+            continue;
+        }
+        if (s->stls_pending && (rest.ptr[0] == 0x16 || rest.ptr[0] == 0x80)) {
+            s->client_held = true; /* a TLS handshake sent before the +OK: wait for it */
+            break;
+        }
+        if (!lf) {
+            if (rest.len > POP3_MAX_CMD_LINE) {
+                anomaly(s, MX_DIR_C2S, A_LONG_COMMAND_LINE, base + pos, rest.len);
+                s->cskip = true;
+                pos = d.len;
+                continue;
+            }
+            if (!end)
+                break;
+            lf = d.ptr + d.len;
+        }
+        size_t eol = (size_t)(lf - d.ptr);
+        size_t n = eol - pos;
+        bool bare = eol < d.len && !(n && d.ptr[pos + n - 1] == '\r');
+        if (n && d.ptr[pos + n - 1] == '\r')
+            n--;
+        size_t raw = (eol < d.len ? eol + 1 : eol) - pos;
+        if (raw > POP3_MAX_CMD_LINE)
+            anomaly(s, MX_DIR_C2S, A_LONG_COMMAND_LINE, base + pos, raw);
+        else
+            client_line(s, mx_slice_make(d.ptr + pos, n), base + pos, raw, bare);
+        pos += raw;
+    }
+    r.consumed = pos;
+    return r;
+}
+
+/* ---- Gaps and the end ---- */
+
+static void on_gap(struct pop3 *s, enum mx_dir d, uint64_t len)
+{
+    s->quiet = true;
+    if ((d == MX_DIR_C2S && s->ctls) || (d == MX_DIR_S2C && s->smode == S_TLS)) {
+        if (s->tlsx)
+            mx_tls_gap(s->tlsx, d, len);
+        return;
+    }
+    if (d == MX_DIR_C2S) {
+        /* Commands were lost: the stream resumes at the first line whose
+         * verb POP3 knows. Their responses come, in dialogue order, before
+         * the next command, while nothing waits: they are skipped. */
+        s->c_resync = true;
+        s->auth_continue = false;
+        return;
+    }
+    switch (s->smode) {
+    case S_BODY:
+        mx_message_gap(s->rep.msg, len);
+        s->server_gap = true;
+        s->rep.body_bol = true; /* a status line may come right after the hole */
+        return;
+    case S_TLS:
+        return;
+    case S_LINES:
+        response_done(s, mx_ctx_offset(s->ctx, MX_DIR_S2C));
+        s->smode = S_RESYNC;
+        return;
+    case S_STATUS:
+        /* The response the oldest command waits for began in the lost
+         * bytes. A client that never pipelined sent nothing else before
+         * it: every command still waiting was answered in the hole. */
+        for (struct pending p; s->p_n && pop(s, &p);)
+            if (s->pipelined)
+                break;
+        /* fall through */
+    default:
+        s->smode = S_RESYNC;
+        return;
+    }
+}
+
+static void session_emit(struct pop3 *s)
+{
+    const struct mx_flow_info *fi = mx_ctx_flow(s->ctx);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "pop3.session", fi->id, s->now);
+    mx_ev_time(ev, "start", fi->start);
+    if (s->greeted) {
+        mx_ev_obj(ev, "greeting");
+        mx_ev_str(ev, "status", s->greet_ok ? "+OK" : "-ERR");
+        mx_ev_wire(ev, "text", mx_text_slice(&s->greeting));
+        mx_ev_end(ev);
+    }
+    mx_ev_bool(ev, "apop_timestamp", s->apop_timestamp);
+    mx_ev_arr(ev, "capabilities");
+    for (size_t i = 0; i < s->caps_len;) {
+        size_t n = strlen(s->caps + i);
+        mx_ev_wire(ev, NULL, mx_slice_make(s->caps + i, n));
+        i += n + 1;
+    }
+    mx_ev_end(ev);
+    mx_ev_arr(ev, "sasl_mechanisms");
+    for (const char *m = s->mechs; *m;) {
+        while (*m == ' ')
+            m++;
+        size_t n = strcspn(m, " ");
+        if (n)
+            mx_ev_wire(ev, NULL, mx_slice_make(m, n));
+        m += n;
+    }
+    mx_ev_end(ev);
+    mx_ev_obj(ev, "stls");
+    mx_ev_bool(ev, "offered", s->stls_offered);
+    mx_ev_bool(ev, "attempted", s->stls_attempted);
+    mx_ev_bool(ev, "upgraded", s->tls);
+    mx_ev_end(ev);
+    mx_ev_bool(ev, "tls", s->tls);
+    mx_ev_arr(ev, "auth");
+    for (unsigned i = 0; i < s->n_logins; i++) {
+        const struct login *l = &s->logins[i];
+        mx_ev_obj(ev, NULL);
+        mx_sasl_describe_identity(&l->sasl, ev);
+        mx_ev_str(ev, "outcome", l->outcome ? l->outcome : "no_reply");
+        mx_ev_bool(ev, "secret_in_clear", l->sasl.secret_in_clear);
+        mx_ev_frames(ev, l->frame, l->last_frame ? l->last_frame : l->frame);
+        mx_ev_end(ev);
+    }
+    mx_ev_end(ev);
+    if (s->logins_dropped)
+        mx_ev_uint(ev, "auth_not_listed", s->logins_dropped);
+    mx_ev_arr(ev, "failures");
+    for (unsigned i = 0; i < s->n_failures; i++) {
+        const struct failure *f = &s->failures[i];
+        mx_ev_obj(ev, NULL);
+        mx_ev_str(ev, "command", cmd_names[f->cmd]);
+        if (f->resp_code.len)
+            mx_ev_wire(ev, "resp_code", mx_text_slice(&f->resp_code));
+        mx_ev_wire(ev, "text", mx_text_slice(&f->text));
+        mx_ev_frames(ev, f->frame, f->frame);
+        mx_ev_end(ev);
+    }
+    mx_ev_end(ev);
+    mx_ev_uint(ev, "commands", s->commands);
+    mx_ev_uint(ev, "responses", s->responses);
+    mx_ev_uint(ev, "errors", s->errors);
+    mx_ev_uint(ev, "pipelined", s->pipelined);
+    mx_ev_uint(ev, "unknown_commands", s->unknown);
+    mx_ev_uint(ev, "retrieved", s->retrieved);
+    mx_ev_uint(ev, "top", s->tops);
+    mx_ev_uint(ev, "deleted", s->deleted);
+    if (s->resync_skipped)
+        mx_ev_uint(ev, "midstream_skipped", s->resync_skipped);
+    if (s->tls) {
+        mx_ev_obj(ev, "tls_bytes");
+        mx_ev_uint(ev, "c2s", s->tls_bytes[MX_DIR_C2S]);
+        mx_ev_uint(ev, "s2c", s->tls_bytes[MX_DIR_S2C]);
+        mx_ev_end(ev);
+    }
+    if (s->tlsx)
+        mx_tls_describe(s->tlsx, ev, "tls_handshake");
+    unsigned ok = 0;
+    for (unsigned i = 0; i < s->n_logins; i++)
+        ok += s->logins[i].outcome && !strcmp(s->logins[i].outcome, "success");
+    mx_ev_text(ev, "POP3 session: %" PRIu64 " commands, %" PRIu64 " messages retrieved, %" PRIu64 " errors%s%s",
+               s->commands, s->retrieved, s->errors,
+               s->tls ? (s->tlsx && !mx_tls_completed(s->tlsx) ? ", STLS accepted but the TLS handshake failed"
+                                                               : ", upgraded to TLS")
+                      : s->stls_attempted ? ", STLS refused" : "",
+               ok ? ", logged in" : "");
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+static void on_end(struct pop3 *s, enum mx_dir d)
+{
+    s->ended[d] = true;
+    if (d == MX_DIR_S2C && s->rep.active) {
+        /* The server stopped inside a multi-line response. */
+        anomaly(s, MX_DIR_S2C, A_RESPONSE_INCOMPLETE, mx_ctx_offset(s->ctx, MX_DIR_S2C), 0);
+        if (s->rep.msg)
+            mx_message_cut(s->rep.msg);
+        response_done(s, mx_ctx_offset(s->ctx, MX_DIR_S2C));
+    }
+    if (d == MX_DIR_S2C && s->client_held)
+        mx_ctx_wake(s->ctx, MX_DIR_C2S);
+    if (!s->ended[0] || !s->ended[1])
+        return;
+    if (s->login)
+        login_finish(s, "no_reply", 0);
+    if (s->tlsx)
+        mx_tls_end(s->tlsx);
+    session_emit(s);
+}
+
+/* ---- The dissector interface ---- */
+
+static void *pop3_new(struct mx_dissect_ctx *ctx)
+{
+    struct pop3 *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->ctx = ctx;
+    s->now = mx_ctx_flow(ctx)->start;
+    if (mx_ctx_flow(ctx)->handshake) {
+        /* RFC 1939 §4: the server greets first. */
+        s->pend[0].cmd = P_CONNECT;
+        s->pend[0].ts = mx_ctx_flow(ctx)->start;
+        s->p_n = 1;
+    } else {
+        s->quiet = true;
+        s->smode = S_RESYNC;
+    }
+    return s;
+}
+
+static void pop3_free(void *state)
+{
+    struct pop3 *s = state;
+    if (!s)
+        return;
+    mx_message_free(s->rep.msg);
+    free(s->rep.list);
+    mx_tls_free(s->tlsx);
+    free(s);
+}
+
+static size_t pop3_bytes(const void *state)
+{
+    const struct pop3 *s = state;
+    return sizeof(*s) + mx_message_bytes(s->rep.msg) + (size_t)s->rep.cap_list * sizeof(*s->rep.list) +
+           mx_tls_bytes(s->tlsx);
+}
+
+static struct mx_parse_result pop3_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d,
+                                         struct mx_slice data, unsigned flags)
+{
+    struct pop3 *s = state;
+    struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
+    s->ctx = ctx;
+    if (flags & MX_CHUNK_GAP) {
+        on_gap(s, d, data.len);
+        return r;
+    }
+    bool last = (flags & (MX_CHUNK_END | MX_CHUNK_TRUNCATED)) != 0;
+    if (d == MX_DIR_C2S)
+        r = client_bytes(s, data, last);
+    else
+        r = server_bytes(s, data, last);
+    if (flags & MX_CHUNK_END)
+        on_end(s, d);
+    return r;
+}
+
+/* A server greeting "+OK" or a client's first command. */
+static int pop3_probe(struct mx_slice data, enum mx_dir d)
+{
+    if (d == MX_DIR_S2C)
+        return mx_iprefix(data.ptr, data.len, "+OK") ? 70 : 0;
+    static const char *const first[] = { "CAPA\r", "USER ", "APOP ", "AUTH ", "STLS\r" };
+    for (size_t i = 0; i < MX_ARRAY_LEN(first); i++)
+        if (mx_iprefix(data.ptr, data.len, first[i]))
+            return 60;
+    return 0;
+}
+
+const struct mx_dissector mx_pop3_dissector = {
+    .name = "pop3",
+    .probe = pop3_probe,
+    .state_new = pop3_new,
+    .state_free = pop3_free,
+    .parse = pop3_parse,
+    .anomalies = pop3_anomalies,
+    .n_anomalies = MX_ARRAY_LEN(pop3_anomalies),
+    .state_bytes = pop3_bytes,
+};

@@ -1,9 +1,0 @@
-/* smtp.h - the SMTP dissector (RFC 5321 and its extensions). */
-#ifndef MX_SMTP_H
-#define MX_SMTP_H
-
-#include "dissector.h"
-
-extern const struct mx_dissector mx_smtp_dissector;
-
-#endif

@@ -1,0 +1,42 @@
+/* diagnosis.h - what an SMTP reply means and why a delivery step likely
+ * failed, in plain language, with the evidence (RFC 5321 §4.2, RFC 3463). */
+#ifndef MX_DIAGNOSIS_H
+#define MX_DIAGNOSIS_H
+
+#include "core/mx.h"
+
+#include <stdio.h>
+
+/* One reply to one step of a delivery. */
+struct mx_diag_reply {
+    const char *step;        /* the command answered: "MAIL", "RCPT", "DATA", "(end of data)", "BDAT",
+                                "AUTH", "(connect)", "EHLO", "STARTTLS", ... */
+    int code;                /* 250, 550, ... */
+    const char *enhanced;    /* "5.1.1", or "" */
+    struct mx_slice text;    /* the reply text after the codes */
+    uint64_t size_limit;     /* the SIZE the server advertised (RFC 1870), 0 when unknown */
+    uint64_t message_size;   /* bytes of the message sent, 0 when unknown */
+    uint64_t declared_size;  /* SIZE= given with MAIL FROM, 0 when none */
+    bool mail_refused;       /* the transaction's MAIL was refused before this step */
+    bool no_recipient;       /* no recipient had been accepted before this step */
+};
+
+/* The RFC meaning of the reply code in answer to `step` ("Requested action
+ * not taken: mailbox unavailable"), or NULL when no RFC gives one. */
+const char *mx_diag_reply_meaning(int code, const char *step);
+
+/* The registry meaning of an enhanced status code, written to out:
+ * "Bad destination mailbox address (Addressing Status; Permanent Failure)".
+ * Empty when enhanced is empty or unparsable. */
+void mx_diag_enhanced_meaning(const char *enhanced, char *out, size_t cap);
+
+/* The likely cause of a failed step (4xx, 5xx), one or two sentences, with
+ * the numbers that prove it (sizes); empty for a success. */
+void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap);
+
+/* The cause for a transaction that never got its final reply: how the
+ * connection ended ("fin", "rst", "timeout", "evicted", "capture_end") and
+ * whether a TLS handshake failed. */
+const char *mx_diag_unfinished(const char *close, bool tls_failed);
+
+#endif

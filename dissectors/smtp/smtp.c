@@ -1,0 +1,1824 @@
+/* smtp.c - SMTP (RFC 5321) with ESMTP extensions: commands, replies linked to their commands,
+ * AUTH, STARTTLS, DATA and BDAT message data, transactions and per-recipient outcomes. */
+#include "dissectors/smtp/smtp.h"
+
+#include "dissectors/smtp/diagnosis.h"
+#include "event/event.h"
+#include "dissectors/mail/explain.h"
+#include "dissectors/mail/line.h"
+#include "dissectors/message/message.h"
+#include "dissectors/mail/sasl.h"
+#include "dissectors/tls/tls.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Caps (STYLE.md rule 4). Lines past them raise an anomaly and resync at the next LF. */
+#define SMTP_MAX_CMD_LINE 16384   /* RFC 5321 §4.5.3.1.4 says 512; RFC 4954 §4 lets AUTH reach 12288 */
+#define SMTP_MAX_REPLY_LINE 4096  /* RFC 5321 §4.5.3.1.5 says 512; real servers go past it */
+#define SMTP_MAX_REPLY_LINES 256
+#define SMTP_MAX_PENDING 512      /* commands awaiting a reply (RFC 2920 pipelining) */
+#define SMTP_MAX_RCPTS 1000       /* recipients kept per transaction; more are counted */
+#define SMTP_CAPS_BYTES 2048      /* EHLO keywords kept */
+#define SMTP_MAX_AUTHS 8          /* AUTH exchanges kept per session */
+
+/* Anomalies: stable names, in the order of this table. */
+enum {
+    A_LONG_COMMAND_LINE,
+    A_LONG_REPLY_LINE,
+    A_INVALID_REPLY_LINE,
+    A_REPLY_CODE_MISMATCH,
+    A_TOO_MANY_REPLY_LINES,
+    A_UNMATCHED_REPLY,
+    A_TOO_MANY_PENDING_COMMANDS,
+    A_UNKNOWN_COMMAND,
+    A_BARE_LF,
+    A_COMMAND_OUT_OF_SEQUENCE,
+    A_NESTED_MAIL,
+    A_TOO_MANY_RECIPIENTS,
+    A_BDAT_INVALID_SIZE,
+    A_DATA_INCOMPLETE,
+    A_DATA_BARE_LF_TERMINATOR,
+    A_STARTTLS_CLIENT_INJECTION,
+    A_STARTTLS_SERVER_INJECTION,
+    A_AUTH_DECODE_ERROR,
+    A_PARTIAL_AFTER_GAP,
+    A_REPLY_MISSING,
+    A_REPLY_INCOMPLETE,
+    A_MESSAGE_OVER_SIZE_LIMIT,
+};
+
+static const struct mx_anomaly_def smtp_anomalies[] = {
+    { "LONG_COMMAND_LINE", "a command line longer than the cap" },
+    { "LONG_REPLY_LINE", "a reply line longer than the cap" },
+    { "INVALID_REPLY_LINE", "a server line that is not a reply (RFC 5321 §4.2)" },
+    { "REPLY_CODE_MISMATCH", "lines of one multi-line reply carry different codes (RFC 5321 §4.2.1)" },
+    { "TOO_MANY_REPLY_LINES", "a multi-line reply longer than the cap" },
+    { "UNMATCHED_REPLY", "a reply with no command waiting for it" },
+    { "TOO_MANY_PENDING_COMMANDS", "more commands awaiting replies than the cap" },
+    { "UNKNOWN_COMMAND", "a command verb SMTP does not define" },
+    { "BARE_LF", "a line ended by LF without CR (RFC 5321 §2.3.8)" },
+    { "COMMAND_OUT_OF_SEQUENCE", "a command the session state does not allow (RFC 5321 §4.1.4)" },
+    { "NESTED_MAIL", "MAIL while a transaction is open" },
+    { "TOO_MANY_RECIPIENTS", "more recipients in a transaction than the cap" },
+    { "BDAT_INVALID_SIZE", "a BDAT chunk size that is not a number or is too large (RFC 3030 §2)" },
+    { "DATA_INCOMPLETE", "message data ended without its terminator or chunk" },
+    { "DATA_BARE_LF_TERMINATOR", "message data ended by <LF>.<LF> or similar: an SMTP smuggling vector" },
+    { "STARTTLS_CLIENT_INJECTION", "cleartext commands after STARTTLS, before the TLS handshake (CVE-2011-0411)" },
+    { "STARTTLS_SERVER_INJECTION", "cleartext from the server after its 220 to STARTTLS, before the handshake" },
+    { "AUTH_DECODE_ERROR", "a SASL message that is not valid base64 or the mechanism's syntax" },
+    { "PARTIAL_AFTER_GAP", "bytes were lost inside a command or message; what follows was resynchronised" },
+    { "REPLY_MISSING", "a command got no reply: the next reply can only answer a later command" },
+    { "REPLY_INCOMPLETE", "a multi-line reply never got its last line: the client went on without it" },
+    { "MESSAGE_OVER_SIZE_LIMIT", "message data past the size limit the server announced in EHLO (RFC 1870 §4)" },
+};
+
+enum verb {
+    V_UNKNOWN, V_HELO, V_EHLO, V_MAIL, V_RCPT, V_DATA, V_BDAT, V_RSET, V_NOOP, V_QUIT, V_VRFY,
+    V_EXPN, V_HELP, V_STARTTLS, V_AUTH, V_ETRN, V_XCLIENT, V_XFORWARD, V_TURN, V_ATRN,
+    /* Pseudo-commands that a reply answers too. */
+    V_CONNECT, V_AUTH_DATA, V_DATA_END,
+};
+
+static const char *const verb_names[] = {
+    "UNKNOWN", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY",
+    "EXPN", "HELP", "STARTTLS", "AUTH", "ETRN", "XCLIENT", "XFORWARD", "TURN", "ATRN",
+    "(connect)", "(auth data)", "(end of data)",
+};
+
+/* Client-side modes. */
+enum cmode {
+    C_CMD,       /* command lines */
+    C_MIDSTREAM, /* picked up midstream: maybe inside message data, until a command or "." */
+    C_SKIP,      /* discarding the rest of an over-long line */
+    C_DATA_WAIT, /* DATA sent: bytes wait until the reply says what they are */
+    C_BODY,      /* message data until <CRLF>.<CRLF> (RFC 5321 §4.5.2) */
+    C_CHUNK,     /* BDAT chunk bytes (RFC 3030 §2) */
+    C_TLS,       /* after STARTTLS: TLS records */
+};
+
+enum smode { S_REPLY, S_SKIP, S_TLS };
+
+/* Where the session stands, for teaching (RFC 5321 §3.3, §4.1.4). */
+enum sstate { ST_CONNECTED, ST_GREETED, ST_MAIL, ST_RCPT, ST_DATA, ST_DONE, ST_TLS, ST_CLOSED };
+static const char *const state_names[] = { "connected", "greeted", "mail", "rcpt", "data", "done", "tls", "closed" };
+
+struct pending {
+    enum verb verb;
+    mx_frame_t frame;
+    mx_time_t ts;
+    uint32_t rcpt; /* RCPT: index of its recipient, or UINT32_MAX when not kept */
+    unsigned depth; /* the transaction it belongs to (trans_depth), 0 for none */
+    bool last;     /* BDAT LAST */
+    bool staged;   /* MAIL sent while a transaction was open (see struct smtp.staged) */
+};
+
+enum outcome { O_PENDING, O_ACCEPTED, O_REJECTED, O_DEFERRED };
+static const char *const outcome_names[] = { "no_reply", "accepted", "rejected", "deferred" };
+
+struct rcpt {
+    struct mx_text addr;
+    struct mx_text params;
+    int code;
+    char enh[12];
+    struct mx_text text;
+    enum outcome outcome;
+    mx_frame_t frame, reply_frame;
+};
+
+struct txn {
+    bool open;
+    unsigned depth;           /* 1, 2, ... within the session (Zeek's trans_depth) */
+    struct mx_text mail_from;
+    struct mx_text mail_params;
+    int mail_code;
+    char mail_enh[12];
+    struct rcpt *rcpts;
+    uint32_t n_rcpts, cap_rcpts, rcpts_dropped;
+    struct mx_message *msg;
+    bool bdat;
+    uint32_t chunks;
+    int data_code;            /* the final reply to the message data */
+    char data_enh[12];
+    struct mx_text last_reply;
+    struct mx_text queue_id;
+    bool partial;
+    bool rejected_data;       /* DATA itself was refused */
+    bool over_size;           /* the data passed the server's SIZE */
+    mx_frame_t first_frame, last_frame;
+    mx_time_t ts;
+};
+
+struct auth_rec {
+    struct mx_sasl sasl;
+    int code;
+    char enh[12];
+    const char *outcome;
+    mx_frame_t frame, last_frame;
+    mx_time_t ts;
+};
+
+struct smtp {
+    struct mx_dissect_ctx *ctx;
+    enum sstate state;
+    enum cmode cmode;
+    enum smode smode;
+    uint64_t bdat_left;
+    bool bdat_last;
+    bool body_bol;            /* at the start of a message line */
+    bool body_resync;         /* a gap hit the message: a command line ends it */
+    bool server_spoke, server_ended, server_gap;
+    bool server_skipped;      /* an over-long server line was cut: replies may be lost */
+    bool s2c_resync;          /* the next server line follows a gap: it may be a fragment */
+    bool server_partial;      /* the server's bytes end in an unterminated line */
+    bool server_cut;          /* ...which the client answered: it was a whole line without CRLF */
+    bool client_started;
+    bool quiet_unmatched;     /* midstream or after a gap: replies to unseen commands */
+    bool starttls_pending;    /* STARTTLS sent, no reply yet */
+    bool tls;                 /* the session went dark after a 220 to STARTTLS */
+    bool auth_continue;       /* a 334 asks for the client's next SASL message */
+    bool ended[2];
+    /* Commands waiting for replies, oldest first. */
+    struct pending pend[SMTP_MAX_PENDING];
+    unsigned p_head, p_n;
+    /* The reply being assembled. */
+    struct {
+        bool active;
+        int code;
+        char enh[12];
+        struct mx_text text;
+        unsigned lines;
+        uint64_t off;         /* stream offset of the first line */
+        size_t raw;           /* bytes of all its lines */
+        mx_frame_t first_frame;
+        mx_time_t ts;
+    } rep;
+    /* The session. */
+    int greet_code;
+    struct mx_text greeting;
+    struct mx_text helo;
+    enum verb helo_verb;
+    char caps[SMTP_CAPS_BYTES]; /* EHLO keywords and parameters, NUL-separated */
+    size_t caps_len;
+    unsigned n_caps;
+    uint64_t size_limit;
+    bool starttls_offered, starttls_attempted;
+    int starttls_code;
+    mx_frame_t starttls_frame;
+    struct auth_rec auths[SMTP_MAX_AUTHS];
+    unsigned n_auths, auths_dropped;
+    struct auth_rec *auth;    /* the exchange in progress */
+    uint64_t commands, replies, pipelined, unknown, vrfy, expn, transactions;
+    uint64_t tls_bytes[2];
+    bool tls_server_started;  /* the server's TLS records began (injected cleartext skipped) */
+    struct mx_tls *tlsx;      /* the TLS session after STARTTLS */
+    mx_time_t now;            /* time of the last line parsed: records emitted later carry it */
+    bool client_held;         /* client bytes wait for a reply (DATA, STARTTLS) */
+    uint64_t midstream_skipped; /* client bytes skipped before the first command */
+    bool yield_server;        /* stop reading server bytes so the held client bytes go first */
+    struct txn txn;           /* the transaction being built: its commands are still coming */
+    struct txn fin;           /* a transaction whose data was sent, awaiting its final reply */
+    struct {                  /* a MAIL sent while `txn` was open: it counts only if accepted */
+        bool on;
+        struct mx_text from, params;
+        mx_frame_t frame;
+        mx_time_t ts;
+    } staged;
+    struct mx_text helo_next;    /* HELO/EHLO argument, kept once the server accepts it */
+    enum verb helo_next_verb;
+    mx_frame_t data_first_frame;
+};
+
+/* ---- Small helpers ---- */
+
+static void span(struct smtp *s, enum mx_dir d, uint64_t off, size_t len, mx_frame_t *a, mx_frame_t *b,
+                 mx_time_t *ts)
+{
+    mx_span(s->ctx, d, off, len, a, b, ts);
+}
+
+static void anomaly(struct smtp *s, enum mx_dir d, int a, uint64_t off, size_t len)
+{
+    mx_ctx_anomaly(s->ctx, d, (size_t)a, off, len);
+}
+
+/* RFC 3463 §2: class.subject.detail at the start of the reply text. Copies it
+ * into enh (NUL-terminated) and returns the text after it. */
+static struct mx_slice enhanced_code(struct mx_slice t, char enh[12])
+{
+    size_t i = 0, dots = 0, digits = 0;
+    enh[0] = '\0';
+    if (t.len < 5 || (t.ptr[0] != '2' && t.ptr[0] != '4' && t.ptr[0] != '5') || t.ptr[1] != '.')
+        return t;
+    for (i = 1; i < t.len && i < 11; i++) {
+        uint8_t c = t.ptr[i];
+        if (c == '.') {
+            if (digits == 0 && i > 1)
+                return t;
+            dots++;
+            digits = 0;
+            if (dots > 2)
+                return t;
+        } else if (c >= '0' && c <= '9') {
+            if (++digits > 3)
+                return t;
+        } else {
+            break;
+        }
+    }
+    if (dots != 2 || digits == 0 || (i < t.len && t.ptr[i] != ' '))
+        return t;
+    memcpy(enh, t.ptr, i);
+    enh[i] = '\0';
+    return mx_trim(mx_slice_make(t.ptr + i, t.len - i));
+}
+
+static const char *outcome_of(int code)
+{
+    return code >= 200 && code < 400 ? "accepted" : code >= 400 && code < 500 ? "deferred" : "rejected";
+}
+
+/* A message the client sends (DATA or BDAT), for the message parser. */
+static struct mx_message *smtp_message(struct smtp *s)
+{
+    struct mx_message_env env = { .ctx = s->ctx, .dir = MX_DIR_C2S, .source = s->txn.bdat ? "smtp.bdat" : "smtp.data" };
+    return mx_message_new(&env);
+}
+
+/* ---- Pending commands (RFC 2920 §3: replies come in command order) ---- */
+
+static bool push(struct smtp *s, enum verb v, mx_frame_t f, mx_time_t ts, uint32_t rcpt, bool last,
+                 uint64_t off, size_t len)
+{
+    if (s->p_n == SMTP_MAX_PENDING) {
+        anomaly(s, MX_DIR_C2S, A_TOO_MANY_PENDING_COMMANDS, off, len);
+        return false;
+    }
+    struct pending *p = &s->pend[(s->p_head + s->p_n) % SMTP_MAX_PENDING];
+    p->verb = v;
+    p->frame = f;
+    p->ts = ts;
+    p->rcpt = rcpt;
+    p->depth = s->txn.open ? s->txn.depth : 0;
+    p->last = last;
+    p->staged = false;
+    s->p_n++;
+    return true;
+}
+
+static bool pop(struct smtp *s, struct pending *out)
+{
+    if (!s->p_n)
+        return false;
+    *out = s->pend[s->p_head];
+    s->p_head = (s->p_head + 1) % SMTP_MAX_PENDING;
+    s->p_n--;
+    return true;
+}
+
+/* ---- Transactions (RFC 5321 §3.3) ---- */
+
+/* The client's name: the last HELO/EHLO the server accepted, or, while the
+ * reply to one is unseen (one-sided capture, lost bytes), the one sent. */
+static const struct mx_text *helo_of(const struct smtp *s, enum verb *v)
+{
+    if (s->helo_next_verb != V_UNKNOWN && (!s->helo_verb || s->server_gap || !s->server_spoke)) {
+        *v = s->helo_next_verb;
+        return &s->helo_next;
+    }
+    *v = s->helo_verb;
+    return &s->helo;
+}
+
+/* SIZE=n among the MAIL parameters (RFC 1870 §6), 0 when absent. */
+static uint64_t declared_size(const struct txn *t)
+{
+    struct mx_slice p = mx_text_slice(&t->mail_params);
+    for (size_t i = 0; i + 5 <= p.len; i++) {
+        if ((i == 0 || p.ptr[i - 1] == ' ') && mx_iprefix(p.ptr + i, p.len - i, "SIZE=")) {
+            uint64_t v = 0;
+            for (size_t j = i + 5; j < p.len && p.ptr[j] >= '0' && p.ptr[j] <= '9' && v < (UINT64_C(1) << 50); j++)
+                v = v * 10 + (uint64_t)(p.ptr[j] - '0');
+            return v;
+        }
+    }
+    return 0;
+}
+
+/* What a failed reply means and its likely cause (RFC 5321 §4.2, RFC 3463). */
+static void failure_fields(struct smtp *s, const struct txn *t, const char *step, int code, const char *enh,
+                           struct mx_slice text, struct mx_event *ev)
+{
+    const char *meaning = mx_diag_reply_meaning(code, step);
+    char em[256], cause[512];
+    if (meaning)
+        mx_ev_str(ev, "meaning", meaning);
+    mx_diag_enhanced_meaning(enh, em, sizeof(em));
+    if (em[0])
+        mx_ev_str(ev, "enhanced_meaning", em);
+    uint32_t accepted = 0;
+    for (uint32_t i = 0; t && i < t->n_rcpts; i++)
+        accepted += t->rcpts[i].outcome == O_ACCEPTED;
+    struct mx_diag_reply r = { .step = step, .code = code, .enhanced = enh, .text = text,
+                               .size_limit = s->size_limit, .message_size = t ? mx_message_size(t->msg) : 0,
+                               .declared_size = t ? declared_size(t) : 0,
+                               .mail_refused = t && t->mail_code >= 400, .no_recipient = t && !accepted };
+    mx_diag_cause(&r, cause, sizeof(cause));
+    if (cause[0])
+        mx_ev_str(ev, "cause", cause);
+}
+
+/* Why a transaction did not end accepted: the deciding reply, or how the
+ * connection ended before any. */
+static void txn_failure(struct smtp *s, const struct txn *t, const char *disposition, struct mx_event *ev)
+{
+    const char *step = NULL;
+    int code = 0;
+    const char *enh = "";
+    struct mx_slice text = mx_text_slice(&t->last_reply);
+    mx_frame_t frame = t->last_frame;
+    if (t->mail_code >= 400) {
+        /* A refused MAIL is the root: what followed was refused because of it. */
+        step = "MAIL";
+        code = t->mail_code;
+        enh = t->mail_enh;
+    } else if (t->data_code >= 400) {
+        step = t->rejected_data ? "DATA" : t->bdat ? "BDAT" : "(end of data)";
+        code = t->data_code;
+        enh = t->data_enh;
+    } else {
+        for (uint32_t i = 0; i < t->n_rcpts && !code; i++) {
+            if (t->rcpts[i].outcome == O_REJECTED || t->rcpts[i].outcome == O_DEFERRED) {
+                step = "RCPT";
+                code = t->rcpts[i].code;
+                enh = t->rcpts[i].enh;
+                text = mx_text_slice(&t->rcpts[i].text);
+                frame = t->rcpts[i].reply_frame;
+            }
+        }
+    }
+    mx_ev_obj(ev, "failure");
+    if (code && (!strcmp(disposition, "rejected") || !strcmp(disposition, "deferred"))) {
+        mx_ev_str(ev, "step", step);
+        mx_ev_int(ev, "code", code);
+        if (enh[0])
+            mx_ev_str(ev, "enhanced", enh);
+        mx_ev_wire(ev, "text", text);
+        mx_ev_frames(ev, frame, frame);
+        failure_fields(s, t, step, code, enh, text, ev);
+    } else if (!strcmp(disposition, "reset")) {
+        mx_ev_str(ev, "cause", "The client reset the transaction (RSET, EHLO or STARTTLS) before the message was "
+                               "accepted.");
+    } else if (!mx_ctx_flow(s->ctx)->close) {
+        mx_ev_str(ev, "cause", "No final reply to this transaction was seen before the next one began (lost, or "
+                               "never sent).");
+    } else {
+        mx_ev_str(ev, "cause", mx_diag_unfinished(mx_ctx_flow(s->ctx)->close, false));
+    }
+    mx_ev_end(ev);
+}
+
+static void txn_emit(struct smtp *s, const struct txn *t, const char *disposition)
+{
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.transaction", mx_ctx_flow_id(s->ctx), s->now);
+    mx_ev_uint(ev, "trans_depth", t->depth);
+    mx_ev_time(ev, "start", t->ts);
+    enum verb hv;
+    const struct mx_text *helo = helo_of(s, &hv);
+    if (hv)
+        mx_ev_wire(ev, "helo", mx_text_slice(helo));
+    mx_ev_wire(ev, "mailfrom", mx_text_slice(&t->mail_from));
+    if (t->mail_params.len)
+        mx_ev_wire(ev, "mail_params", mx_text_slice(&t->mail_params));
+    mx_ev_arr(ev, "rcptto");
+    for (uint32_t i = 0; i < t->n_rcpts; i++)
+        mx_ev_wire(ev, NULL, mx_text_slice(&t->rcpts[i].addr));
+    mx_ev_end(ev);
+    mx_ev_arr(ev, "recipients");
+    for (uint32_t i = 0; i < t->n_rcpts; i++) {
+        const struct rcpt *r = &t->rcpts[i];
+        mx_ev_obj(ev, NULL);
+        mx_ev_wire(ev, "addr", mx_text_slice(&r->addr));
+        if (r->params.len)
+            mx_ev_wire(ev, "params", mx_text_slice(&r->params));
+        mx_ev_str(ev, "outcome", outcome_names[r->outcome]);
+        if (r->code)
+            mx_ev_int(ev, "code", r->code);
+        if (r->enh[0])
+            mx_ev_str(ev, "enhanced", r->enh);
+        if (r->text.len)
+            mx_ev_wire(ev, "text", mx_text_slice(&r->text));
+        if (r->code && r->outcome != O_ACCEPTED)
+            failure_fields(s, t, "RCPT", r->code, r->enh, mx_text_slice(&r->text), ev);
+        mx_ev_frames(ev, r->frame, r->reply_frame ? r->reply_frame : r->frame);
+        mx_ev_end(ev);
+    }
+    mx_ev_end(ev);
+    if (t->rcpts_dropped)
+        mx_ev_uint(ev, "recipients_not_listed", t->rcpts_dropped);
+    if (t->msg)
+        mx_message_describe(t->msg, ev, "message");
+    if (t->bdat)
+        mx_ev_uint(ev, "bdat_chunks", t->chunks);
+    if (t->last_reply.len)
+        mx_ev_wire(ev, "last_reply", mx_text_slice(&t->last_reply));
+    if (t->queue_id.len)
+        mx_ev_wire(ev, "queue_id", mx_text_slice(&t->queue_id));
+    mx_ev_str(ev, "disposition", disposition);
+    if (strcmp(disposition, "accepted"))
+        txn_failure(s, t, disposition, ev);
+    mx_ev_bool(ev, "tls", s->tls);
+    mx_ev_bool(ev, "partial", t->partial);
+    mx_ev_frames(ev, t->first_frame, t->last_frame);
+    uint32_t ok = 0;
+    for (uint32_t i = 0; i < t->n_rcpts; i++)
+        ok += t->rcpts[i].outcome == O_ACCEPTED;
+    mx_ev_tone(ev, !strcmp(disposition, "accepted") ? MX_TONE_GOOD
+                   : !strcmp(disposition, "rejected")  ? MX_TONE_BAD
+                                                       : MX_TONE_WARN);
+    mx_ev_text(ev, "transaction %u: from <%.*s> to %u recipient%s (%u accepted): %s%s%.*s", t->depth,
+               (int)t->mail_from.len, (const char *)t->mail_from.b, t->n_rcpts + t->rcpts_dropped,
+               t->n_rcpts + t->rcpts_dropped == 1 ? "" : "s", ok, disposition,
+               t->queue_id.len ? ", queued as " : "", (int)t->queue_id.len, (const char *)t->queue_id.b);
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+/* Ends the open transaction, if any. Its disposition comes from the replies
+ * it got: the final reply to its data, else the refusal of DATA, of MAIL or
+ * of every recipient; failing those, `why` it ended (reset, aborted). */
+static void txn_close(struct smtp *s, struct txn *t, const char *why)
+{
+    if (!t->open)
+        return;
+    const char *disposition = why;
+    uint32_t ok = 0, refused = 0;
+    int refusal = 0;
+    for (uint32_t i = 0; i < t->n_rcpts; i++) {
+        ok += t->rcpts[i].outcome == O_ACCEPTED;
+        if (t->rcpts[i].outcome == O_REJECTED || t->rcpts[i].outcome == O_DEFERRED) {
+            refused++;
+            if (!refusal || t->rcpts[i].outcome == O_DEFERRED)
+                refusal = t->rcpts[i].code;
+        }
+    }
+    if (t->data_code)
+        disposition = outcome_of(t->data_code);
+    else if (t->mail_code >= 400)
+        disposition = outcome_of(t->mail_code);
+    else if (t->n_rcpts && !ok && refused == t->n_rcpts)
+        disposition = outcome_of(refusal);
+    if (t->msg)
+        mx_message_end(t->msg);
+    txn_emit(s, t, disposition);
+    mx_message_free(t->msg);
+    free(t->rcpts);
+    memset(t, 0, sizeof(*t));
+}
+
+static void txn_open(struct smtp *s, struct mx_slice from, struct mx_slice params, mx_frame_t f, mx_time_t ts)
+{
+    struct txn *t = &s->txn;
+    t->open = true;
+    t->depth = (unsigned)++s->transactions;
+    mx_text_set(&t->mail_from, from);
+    mx_text_set(&t->mail_params, params);
+    t->first_frame = t->last_frame = f;
+    t->ts = ts;
+}
+
+/* The transaction a reply concerns: the one its command belonged to. */
+static struct txn *txn_of(struct smtp *s, unsigned depth)
+{
+    if (!depth)
+        return NULL;
+    if (s->txn.open && s->txn.depth == depth)
+        return &s->txn;
+    if (s->fin.open && s->fin.depth == depth)
+        return &s->fin;
+    return NULL;
+}
+
+/* The client finished sending the message (<CRLF>.<CRLF>, or the last BDAT
+ * chunk): the transaction waits for its final reply while the client may
+ * pipeline the next one (RFC 2920 §3.1). */
+static void txn_data_sent(struct smtp *s)
+{
+    if (!s->txn.open)
+        return;
+    if (s->txn.msg)
+        mx_message_end(s->txn.msg);
+    txn_close(s, &s->fin, "no_reply"); /* an earlier one never got its reply */
+    s->fin = s->txn;
+    memset(&s->txn, 0, sizeof(s->txn));
+}
+
+/* RCPT, DATA or BDAT without MAIL. Midstream or after lost bytes, the MAIL
+ * was simply not seen: a partial transaction holds what follows, with no
+ * sender invented. Otherwise the client broke the sequence. */
+static bool txn_need(struct smtp *s, mx_frame_t f, mx_time_t ts, uint64_t off, size_t len)
+{
+    if (s->txn.open)
+        return true;
+    if (!s->quiet_unmatched) {
+        anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, len);
+        return false;
+    }
+    txn_open(s, mx_slice_make("", 0), mx_slice_make("", 0), f, ts);
+    s->txn.partial = true;
+    return true;
+}
+
+/* Splits "<path> params" (RFC 5321 §4.1.2 Reverse-path / Forward-path). */
+static void split_path(struct mx_slice arg, struct mx_slice *path, struct mx_slice *params)
+{
+    arg = mx_trim(arg);
+    *params = mx_slice_make(arg.ptr + arg.len, 0);
+    if (arg.len && arg.ptr[0] == '<') {
+        const uint8_t *gt = memchr(arg.ptr, '>', arg.len);
+        if (gt) {
+            *path = mx_slice_make(arg.ptr + 1, (size_t)(gt - arg.ptr) - 1);
+            *params = mx_trim(mx_slice_make(gt + 1, arg.len - (size_t)(gt + 1 - arg.ptr)));
+            return;
+        }
+    }
+    const uint8_t *sp = memchr(arg.ptr, ' ', arg.len);
+    size_t n = sp ? (size_t)(sp - arg.ptr) : arg.len;
+    *path = mx_slice_make(arg.ptr, n);
+    if (sp)
+        *params = mx_trim(mx_slice_make(sp, arg.len - n));
+}
+
+/* ---- The server side ---- */
+
+static void parse_caps_line(struct smtp *s, struct mx_slice t)
+{
+    t = mx_trim(t);
+    if (!t.len || s->caps_len + t.len + 1 > SMTP_CAPS_BYTES)
+        return;
+    memcpy(s->caps + s->caps_len, t.ptr, t.len);
+    for (size_t i = 0; i < t.len; i++)
+        if (i < t.len && (s->caps[s->caps_len + i] == '\0'))
+            s->caps[s->caps_len + i] = ' ';
+    s->caps_len += t.len;
+    s->caps[s->caps_len++] = '\0';
+    s->n_caps++;
+    /* RFC 3207 §4, RFC 1870 §4. */
+    if (mx_ieq(t.ptr, t.len, "STARTTLS"))
+        s->starttls_offered = true;
+    if (mx_iprefix(t.ptr, t.len, "SIZE ")) {
+        uint64_t v = 0;
+        for (size_t i = 5; i < t.len && t.ptr[i] >= '0' && t.ptr[i] <= '9' && v < UINT64_C(1) << 50; i++)
+            v = v * 10 + (uint64_t)(t.ptr[i] - '0');
+        s->size_limit = v;
+    }
+}
+
+/* A queue id in a 250 reply to the message data: postfix "queued as ID",
+ * exim "OK id=ID". */
+static void find_queue_id(struct txn *t, struct mx_slice text)
+{
+    static const char *const marks[] = { "QUEUED AS ", "ID=" };
+    for (size_t m = 0; m < MX_ARRAY_LEN(marks); m++) {
+        size_t ml = strlen(marks[m]);
+        for (size_t i = 0; i + ml <= text.len; i++) {
+            if (!mx_iprefix(text.ptr + i, text.len - i, marks[m]) || (m == 1 && i && text.ptr[i - 1] != ' '))
+                continue;
+            size_t j = i + ml, k = j;
+            while (k < text.len && text.ptr[k] != ' ' && text.ptr[k] != ')' && text.ptr[k] != ';')
+                k++;
+            if (k > j)
+                mx_text_set(&t->queue_id, mx_slice_make(text.ptr + j, k - j));
+            return;
+        }
+    }
+}
+
+static void auth_finish(struct smtp *s, int code, const char *enh, const char *outcome, mx_frame_t f)
+{
+    struct auth_rec *a = s->auth;
+    if (!a)
+        return;
+    a->code = code;
+    snprintf(a->enh, sizeof(a->enh), "%s", enh);
+    a->outcome = outcome;
+    a->last_frame = f;
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.auth", mx_ctx_flow_id(s->ctx), s->now);
+    mx_sasl_describe_identity(&a->sasl, ev);
+    mx_ev_str(ev, "outcome", outcome);
+    if (code)
+        mx_ev_int(ev, "code", code);
+    if (enh[0])
+        mx_ev_str(ev, "enhanced", enh);
+    mx_sasl_describe_secret(&a->sasl, ev, s->tls);
+    if (code >= 400)
+        failure_fields(s, NULL, "AUTH", code, enh, mx_slice_make("", 0), ev);
+    mx_ev_frames(ev, a->frame, a->last_frame);
+    mx_ev_tone(ev, !strcmp(outcome, "success") ? (a->sasl.secret_in_clear ? MX_TONE_WARN : MX_TONE_GOOD) : MX_TONE_BAD);
+    mx_ev_text(ev, "AUTH %s as \"%.*s\": %s (%d)%s", a->sasl.mech_name, (int)a->sasl.user_len,
+               (const char *)a->sasl.user, outcome, code,
+               a->sasl.secret_in_clear ? ", the password crossed in clear" : "");
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    s->auth = NULL;
+    s->auth_continue = false;
+}
+
+/* Applies a complete reply to the command it answers (RFC 5321 §4.3.2). */
+static void reply_effects(struct smtp *s, const struct pending *p, int code, const char *enh, struct mx_slice text,
+                          mx_frame_t last)
+{
+    struct txn *t = txn_of(s, p->depth);
+    bool ok = code >= 200 && code < 300;
+    switch (p->verb) {
+    case V_CONNECT:
+        s->greet_code = code;
+        mx_text_set(&s->greeting, text);
+        break;
+    case V_EHLO:
+    case V_HELO:
+        if (!ok) {
+            s->helo_next_verb = V_UNKNOWN; /* a refused HELO/EHLO changes nothing */
+            break;
+        }
+        s->helo = s->helo_next;
+        s->helo_next_verb = V_UNKNOWN;
+        s->helo_verb = p->verb;
+        if (s->txn.open && p->depth == s->txn.depth)
+            txn_close(s, &s->txn, "reset"); /* RFC 5321 §4.1.4: EHLO resets the state */
+        break;
+    case V_MAIL:
+        if (p->staged) {
+            /* A MAIL while a transaction was open: servers refuse it (503),
+             * and the open transaction goes on. If accepted, it starts anew. */
+            if (ok && s->staged.on) {
+                txn_close(s, &s->txn, "aborted");
+                txn_open(s, mx_text_slice(&s->staged.from), mx_text_slice(&s->staged.params), s->staged.frame,
+                         s->staged.ts);
+                s->txn.mail_code = code;
+            }
+            s->staged.on = false;
+            break;
+        }
+        if (t) {
+            t->mail_code = code;
+            snprintf(t->mail_enh, sizeof(t->mail_enh), "%s", enh);
+            t->last_frame = last;
+            if (!ok)
+                mx_text_set(&t->last_reply, text);
+        }
+        break;
+    case V_RCPT:
+        if (t && p->rcpt < t->n_rcpts) {
+            struct rcpt *r = &t->rcpts[p->rcpt];
+            r->code = code;
+            snprintf(r->enh, sizeof(r->enh), "%s", enh);
+            mx_text_set(&r->text, text);
+            r->outcome = ok ? O_ACCEPTED : code >= 400 && code < 500 ? O_DEFERRED : O_REJECTED;
+            r->reply_frame = last;
+            t->last_frame = last;
+        }
+        break;
+    case V_DATA:
+        if (code == 354) {
+            if (!s->txn.open) /* the server accepts data without MAIL: keep the message */
+                txn_open(s, mx_slice_make("", 0), mx_slice_make("", 0), last, s->rep.ts);
+            if (s->cmode == C_DATA_WAIT) {
+                s->cmode = C_BODY;
+                s->body_bol = true;
+            }
+        } else {
+            if (s->cmode == C_DATA_WAIT)
+                s->cmode = C_CMD;
+            /* RFC 5321 §3.3: a refused DATA leaves the transaction open. */
+            if (t) {
+                t->rejected_data = true;
+                t->data_code = code;
+                snprintf(t->data_enh, sizeof(t->data_enh), "%s", enh);
+                mx_text_set(&t->last_reply, text);
+                t->last_frame = last;
+            }
+        }
+        if (s->client_held) {
+            s->yield_server = true; /* the held client bytes come before the next reply */
+            mx_ctx_wake(s->ctx, MX_DIR_C2S);
+        }
+        break;
+    case V_DATA_END:
+    case V_BDAT:
+        if (!t)
+            break;
+        t->last_frame = last;
+        if (p->verb == V_BDAT && !p->last && ok)
+            break;
+        t->data_code = code;
+        t->rejected_data = false;
+        snprintf(t->data_enh, sizeof(t->data_enh), "%s", enh);
+        mx_text_set(&t->last_reply, text);
+        if (ok)
+            find_queue_id(t, text);
+        if (t == &s->fin || p->last || p->verb == V_DATA_END)
+            txn_close(s, t, "aborted");
+        break;
+    case V_RSET:
+        if (ok && s->txn.open && p->depth == s->txn.depth)
+            txn_close(s, &s->txn, "reset");
+        break;
+    case V_STARTTLS:
+        s->starttls_pending = false;
+        s->starttls_code = code;
+        if (s->client_held) {
+            s->yield_server = true;
+            mx_ctx_wake(s->ctx, MX_DIR_C2S); /* bytes held back while it was pending */
+        }
+        if (code == 220) {
+            /* RFC 3207 §4.2: both sides now negotiate TLS. */
+            s->tls = true;
+            s->smode = S_TLS;
+            if (s->cmode == C_CMD || s->cmode == C_SKIP)
+                s->cmode = C_TLS;
+            if (s->txn.open && p->depth == s->txn.depth)
+                txn_close(s, &s->txn, "reset"); /* RFC 3207 §4.2: the state is discarded */
+        }
+        break;
+    case V_AUTH:
+    case V_AUTH_DATA:
+        s->auth_continue = code == 334; /* RFC 4954 §4: the client answers a challenge */
+        if (code == 334 && s->auth) {
+            mx_sasl_server(&s->auth->sasl, text);
+            if (s->auth->sasl.decode_error) {
+                anomaly(s, MX_DIR_S2C, A_AUTH_DECODE_ERROR, s->rep.off, s->rep.raw);
+                s->auth->sasl.decode_error = false;
+            }
+        } else if (s->auth) {
+            auth_finish(s, code, enh,
+                        s->auth->sasl.cancelled ? "cancelled" : ok ? "success" : "failure", last);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* Whether `code` can answer `v` at all (RFC 5321 §4.3.2, RFC 4954 §4, RFC 3207 §4). */
+static bool can_answer(enum verb v, int code)
+{
+    switch (code) {
+    case 334:
+    case 235:
+        return v == V_AUTH || v == V_AUTH_DATA;
+    case 354:
+        return v == V_DATA;
+    case 220:
+        return v == V_CONNECT || v == V_STARTTLS;
+    default:
+        return true;
+    }
+}
+
+/* Before matching a reply: when the command at the head cannot take this
+ * code but one of the next few can, the replies in between were never sent
+ * or never captured; those commands are dropped. */
+static void skip_unanswered(struct smtp *s, int code, uint64_t off)
+{
+    if (!s->server_gap && !s->server_skipped)
+        return; /* nothing was lost: the server is just odd */
+    if (!s->p_n || can_answer(s->pend[s->p_head].verb, code))
+        return;
+    for (unsigned i = 1; i < s->p_n && i < 8; i++) {
+        if (can_answer(s->pend[(s->p_head + i) % SMTP_MAX_PENDING].verb, code)) {
+            anomaly(s, MX_DIR_S2C, A_REPLY_MISSING, off, 1);
+            s->p_head = (s->p_head + i) % SMTP_MAX_PENDING;
+            s->p_n -= i;
+            return;
+        }
+    }
+}
+
+/* The session state after a reply of `code` to `v`. */
+static enum sstate next_state(enum sstate cur, enum verb v, int code)
+{
+    bool ok = code >= 200 && code < 300;
+    switch (v) {
+    case V_CONNECT:
+        return code == 220 ? ST_GREETED : ST_CLOSED;
+    case V_HELO:
+    case V_EHLO:
+    case V_RSET:
+        return ok ? ST_GREETED : cur;
+    case V_MAIL:
+        return ok ? ST_MAIL : cur;
+    case V_RCPT:
+        return ok ? ST_RCPT : cur;
+    case V_DATA:
+        return code == 354 ? ST_DATA : cur;
+    case V_DATA_END:
+        return ST_DONE;
+    case V_BDAT:
+        return code >= 400 ? ST_DONE : cur == ST_RCPT ? ST_DATA : cur;
+    case V_STARTTLS:
+        return code == 220 ? ST_TLS : cur;
+    case V_QUIT:
+        return code == 221 ? ST_CLOSED : cur;
+    default:
+        return code == 421 ? ST_CLOSED : cur;
+    }
+}
+
+static void reply_done(struct smtp *s, uint64_t end_off)
+{
+    struct pending p = { V_UNKNOWN, 0, 0, UINT32_MAX, 0, false, false };
+    if (s->cmode == C_BODY && s->body_resync && !s->p_n) {
+        /* The server answers while the client's message, cut by a gap, has
+         * not ended: its end was in the gap. This reply is to it. */
+        anomaly(s, MX_DIR_S2C, A_PARTIAL_AFTER_GAP, s->rep.off, 1);
+        push(s, V_DATA_END, s->rep.first_frame, s->rep.ts, UINT32_MAX, false, 0, 0);
+        txn_data_sent(s);
+        s->cmode = C_MIDSTREAM; /* the next line that is surely a command */
+        s->body_resync = false;
+        s->data_first_frame = 0;
+    }
+    skip_unanswered(s, s->rep.code, s->rep.off);
+    bool have = pop(s, &p);
+    mx_frame_t a = s->rep.first_frame, b;
+    mx_time_t ts = s->rep.ts, dummy;
+    span(s, MX_DIR_S2C, end_off ? end_off - 1 : 0, 1, &b, &b, &dummy);
+    if (dummy != MX_TIME_NONE && dummy > s->now)
+        s->now = dummy;
+    if (!have && !s->quiet_unmatched)
+        anomaly(s, MX_DIR_S2C, A_UNMATCHED_REPLY, end_off ? end_off - 1 : 0, 1);
+    s->replies++;
+    struct mx_slice text = mx_text_slice(&s->rep.text);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.reply", mx_ctx_flow_id(s->ctx), ts);
+    mx_ev_dir(ev, MX_DIR_S2C);
+    mx_ev_frames(ev, a, b);
+    mx_ev_int(ev, "code", s->rep.code);
+    if (s->rep.enh[0])
+        mx_ev_str(ev, "enhanced", s->rep.enh);
+    mx_ev_wire(ev, "text", text);
+    if (s->rep.lines > 1)
+        mx_ev_uint(ev, "lines", s->rep.lines);
+    double lat = 0;
+    if (have) {
+        mx_ev_obj(ev, "answers");
+        mx_ev_str(ev, "command", verb_names[p.verb]);
+        if (p.frame)
+            mx_ev_uint(ev, "frame", p.frame);
+        mx_ev_end(ev);
+        lat = (double)(ts - p.ts) / 1e9;
+        mx_ev_double(ev, "latency", lat);
+    }
+    enum sstate next = have ? next_state(s->state, p.verb, s->rep.code) : s->state;
+    if (mx_ctx_flow(s->ctx)->explain) {
+        char ex[512], em[256];
+        const char *m = mx_diag_reply_meaning(s->rep.code, have ? verb_names[p.verb] : NULL);
+        mx_diag_enhanced_meaning(s->rep.enh, em, sizeof(em));
+        snprintf(ex, sizeof(ex), "%d: %s%s%s%s", s->rep.code, m ? m : "no standard meaning", em[0] ? "; " : "",
+                 em[0] ? s->rep.enh : "", em[0] ? ": " : "");
+        if (em[0])
+            snprintf(ex + strlen(ex), sizeof(ex) - strlen(ex), "%s", em);
+        mx_ev_str(ev, "explain", ex);
+        mx_ev_str(ev, "state", state_names[next]);
+    }
+    s->state = next;
+    const uint8_t *nl = memchr(text.ptr, '\n', text.len);
+    int first = nl ? (int)(nl - text.ptr) : (int)text.len;
+    mx_ev_tone(ev, s->rep.code >= 500 ? MX_TONE_BAD : s->rep.code >= 400 ? MX_TONE_WARN : MX_TONE_GOOD);
+    if (have)
+        mx_ev_text(ev, "%d%s%s %.*s%s   [%s, %.1f ms]", s->rep.code, s->rep.enh[0] ? " " : "", s->rep.enh, first,
+                   (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "", verb_names[p.verb], lat * 1e3);
+    else
+        mx_ev_text(ev, "%d%s%s %.*s%s   [no command seen]", s->rep.code, s->rep.enh[0] ? " " : "", s->rep.enh,
+                   first, (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "");
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    if (have)
+        reply_effects(s, &p, s->rep.code, s->rep.enh, text, b);
+    s->rep.active = false;
+}
+
+/* One server line (without CRLF) at stream offset off. RFC 5321 §4.2:
+ * Reply-line = *( Reply-code "-" [ textstring ] CRLF ) Reply-code [ SP textstring ] CRLF */
+static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size_t raw_len)
+{
+    s->server_spoke = true;
+    bool valid = line.len >= 3 && line.ptr[0] >= '2' && line.ptr[0] <= '5' && line.ptr[1] >= '0' &&
+                 line.ptr[1] <= '9' && line.ptr[2] >= '0' && line.ptr[2] <= '9' &&
+                 (line.len == 3 || line.ptr[3] == ' ' || line.ptr[3] == '-');
+    bool after_gap = s->s2c_resync;
+    s->s2c_resync = false;
+    if (!valid) {
+        if (!after_gap) /* right after a gap, the tail of a line is expected */
+            anomaly(s, MX_DIR_S2C, A_INVALID_REPLY_LINE, off, raw_len);
+        return;
+    }
+    int code = (line.ptr[0] - '0') * 100 + (line.ptr[1] - '0') * 10 + (line.ptr[2] - '0');
+    bool more = line.len > 3 && line.ptr[3] == '-';
+    struct mx_slice text = line.len > 4 ? mx_slice_make(line.ptr + 4, line.len - 4) : mx_slice_make(line.ptr, 0);
+    char enh[12];
+    struct mx_slice rest = enhanced_code(text, enh);
+    if (!s->rep.active) {
+        if (code == 250 && s->p_n && s->pend[s->p_head].verb == V_EHLO) {
+            s->caps_len = 0; /* RFC 5321 §4.1.1.1: this reply lists the extensions anew */
+            s->n_caps = 0;
+        }
+        s->rep.active = true;
+        s->rep.code = code;
+        memcpy(s->rep.enh, enh, sizeof(enh));
+        s->rep.text.len = 0;
+        s->rep.lines = 0;
+        s->rep.off = off;
+        struct mx_frame_ref fr = mx_ctx_frame_at(s->ctx, MX_DIR_S2C, off);
+        s->rep.first_frame = fr.frame;
+        s->rep.ts = fr.ts;
+    } else if (code != s->rep.code) {
+        /* RFC 5321 §4.2.1: every line of a reply has the same code. Another
+         * code means the reply in progress was cut short: it ends here and
+         * this line starts the next. */
+        anomaly(s, MX_DIR_S2C, A_REPLY_CODE_MISMATCH, off, raw_len);
+        reply_done(s, off);
+        server_line(s, line, off, raw_len);
+        return;
+    }
+    if (s->rep.lines == SMTP_MAX_REPLY_LINES)
+        anomaly(s, MX_DIR_S2C, A_TOO_MANY_REPLY_LINES, off, raw_len);
+    /* EHLO keywords: every line after the first (RFC 5321 §4.1.1.1). */
+    if (s->rep.lines > 0 && s->p_n && s->pend[s->p_head].verb == V_EHLO && code == 250)
+        parse_caps_line(s, text);
+    if (s->rep.lines < SMTP_MAX_REPLY_LINES) {
+        struct mx_text *t = &s->rep.text;
+        if (s->rep.lines && t->len < MX_TEXT)
+            t->b[t->len++] = '\n';
+        size_t n = rest.len;
+        if (n > (size_t)(MX_TEXT - t->len))
+            n = (size_t)(MX_TEXT - t->len);
+        memcpy(t->b + t->len, rest.ptr, n);
+        t->len = (uint16_t)(t->len + n);
+    }
+    s->rep.lines++;
+    s->rep.raw = (size_t)(off + raw_len - s->rep.off);
+    if (!more)
+        reply_done(s, off + raw_len);
+}
+
+static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bool end)
+{
+    struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
+    s->yield_server = false;
+    bool cut = s->server_cut; /* the first unterminated line is complete */
+    s->server_cut = false;
+    s->server_partial = false;
+    uint64_t base = mx_ctx_offset(s->ctx, MX_DIR_S2C);
+    size_t pos = 0;
+    while (pos < d.len) {
+        if (s->smode == S_TLS) {
+            struct mx_slice rest = mx_slice_make(d.ptr + pos, d.len - pos);
+            if (!s->tls_bytes[MX_DIR_S2C] && !mx_looks_like_tls(rest))
+                anomaly(s, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION, base + pos, rest.len);
+            s->tls_bytes[MX_DIR_S2C] += rest.len;
+            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, MX_DIR_S2C, rest, base + pos);
+            pos = d.len;
+            break;
+        }
+        const uint8_t *lf = memchr(d.ptr + pos, '\n', d.len - pos);
+        if (s->smode == S_SKIP) {
+            pos = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
+            if (lf)
+                s->smode = S_REPLY;
+            continue;
+        }
+        if (!lf && d.len - pos <= SMTP_MAX_REPLY_LINE && !end && !cut) {
+            s->server_partial = true;
+            break; /* wait for the rest of the line */
+        }
+        if (!lf)
+            cut = false;
+        size_t eol = lf ? (size_t)(lf - d.ptr) : d.len;
+        size_t raw = (lf ? eol + 1 : eol) - pos;
+        if (eol - pos > SMTP_MAX_REPLY_LINE) {
+            /* Over-long: the reply code and the first bytes of text still
+             * count; the rest of the line is skipped. */
+            anomaly(s, MX_DIR_S2C, A_LONG_REPLY_LINE, base + pos, raw);
+            server_line(s, mx_slice_make(d.ptr + pos, SMTP_MAX_REPLY_LINE), base + pos, SMTP_MAX_REPLY_LINE);
+            if (!lf) {
+                s->smode = S_SKIP;
+                s->server_skipped = true;
+            }
+            pos += raw;
+        } else {
+            size_t n = eol - pos;
+            if (n && d.ptr[pos + n - 1] == '\r')
+                n--;
+            server_line(s, mx_slice_make(d.ptr + pos, n), base + pos, raw);
+            pos += raw;
+        }
+        if (s->yield_server) {
+            /* Client bytes held back are parsed first, then the rest of these. */
+            s->yield_server = false;
+            if (pos < d.len)
+                mx_ctx_wake(s->ctx, MX_DIR_S2C);
+            break;
+        }
+    }
+    r.consumed = pos;
+    return r;
+}
+
+/* ---- The client side ---- */
+
+static void body_end(struct smtp *s, uint64_t off, size_t len);
+
+static enum verb verb_of(struct mx_slice v)
+{
+    for (int i = V_HELO; i <= V_ATRN; i++)
+        if (mx_ieq(v.ptr, v.len, verb_names[i]))
+            return (enum verb)i;
+    return V_UNKNOWN;
+}
+
+/* Emits the command event; `shown` replaces the argument when it is a secret. */
+static void command_event(struct smtp *s, struct mx_slice verb, enum verb v, struct mx_slice arg,
+                          const char *shown, bool pipelined, bool injected, mx_frame_t a, mx_frame_t b,
+                          mx_time_t ts)
+{
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.command", mx_ctx_flow_id(s->ctx), ts);
+    mx_ev_dir(ev, MX_DIR_C2S);
+    mx_ev_frames(ev, a, b);
+    if (v == V_UNKNOWN)
+        mx_ev_wire(ev, "verb", verb);
+    else
+        mx_ev_str(ev, "verb", verb_names[v]);
+    if (shown)
+        mx_ev_wire(ev, "arg", mx_slice_make(shown, strlen(shown))); /* it quotes wire bytes */
+    else if (arg.len)
+        mx_ev_wire(ev, "arg", arg);
+    if (pipelined)
+        mx_ev_bool(ev, "pipelined", true);
+    if (injected)
+        mx_ev_bool(ev, "injected", true);
+    if (mx_ctx_flow(s->ctx)->explain) {
+        const char *ex = mx_explain_smtp(verb_names[v]);
+        mx_ev_str(ev, "explain", ex ? ex : "A command SMTP does not define: the server will likely refuse it.");
+        mx_ev_str(ev, "state", state_names[s->state]);
+    }
+    mx_ev_text(ev, "%s%.*s%s%.*s%s", pipelined ? "| " : "", (int)verb.len, (const char *)verb.ptr,
+               (arg.len || shown) ? " " : "", shown ? (int)strlen(shown) : (int)arg.len,
+               shown ? shown : (const char *)arg.ptr, injected ? "   [injected before TLS]" : "");
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+/* Feeds a client SASL message (an initial response or a line after 334). */
+static bool sasl_client(struct smtp *s, struct mx_slice b64, uint64_t off, size_t len)
+{
+    if (!s->auth)
+        return true;
+    bool secret = mx_sasl_client(&s->auth->sasl, b64);
+    if (s->auth->sasl.decode_error) {
+        anomaly(s, MX_DIR_C2S, A_AUTH_DECODE_ERROR, off, len);
+        s->auth->sasl.decode_error = false;
+    }
+    return secret;
+}
+
+static void auth_start(struct smtp *s, struct mx_slice mech, mx_frame_t f, mx_time_t ts)
+{
+    if (s->n_auths == SMTP_MAX_AUTHS) {
+        s->auths_dropped++;
+        s->auth = NULL;
+        return;
+    }
+    struct auth_rec *a = &s->auths[s->n_auths++];
+    memset(a, 0, sizeof(*a));
+    mx_sasl_start(&a->sasl, mech, mx_ctx_flow(s->ctx)->show_secrets);
+    a->frame = f;
+    a->ts = ts;
+    s->auth = a;
+}
+
+/* One client command line (without CRLF) at stream offset off. */
+static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size_t raw_len, bool bare_lf)
+{
+    mx_frame_t a, b;
+    mx_time_t ts;
+    span(s, MX_DIR_C2S, off, raw_len, &a, &b, &ts);
+    if (ts != MX_TIME_NONE && ts > s->now)
+        s->now = ts;
+    if (bare_lf)
+        anomaly(s, MX_DIR_C2S, A_BARE_LF, off, raw_len);
+    /* RFC 2920: sent while earlier commands await replies (the greeting aside). */
+    bool pipelined = s->p_n > 1 || (s->p_n == 1 && s->pend[s->p_head].verb != V_CONNECT);
+    char shown[80];
+
+    /* RFC 4954 §4: after a 334, the line is a SASL message, not a command.
+     * While an exchange is open, a base64 line that is no command is one too,
+     * even if the 334 before it was lost: a password is never shown as a verb. */
+    const uint8_t *sp0 = memchr(line.ptr, ' ', line.len);
+    if (s->auth && !s->auth_continue && !sp0 && line.len &&
+        verb_of(mx_slice_make(line.ptr, line.len)) == V_UNKNOWN && mx_is_base64_line(line))
+        s->auth_continue = true;
+    if (s->auth_continue) {
+        s->auth_continue = false;
+        bool secret = s->auth ? sasl_client(s, line, off, raw_len) : true;
+        bool hide = secret && !mx_ctx_flow(s->ctx)->show_secrets;
+        struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.auth_data", mx_ctx_flow_id(s->ctx), ts);
+        mx_ev_dir(ev, MX_DIR_C2S);
+        mx_ev_frames(ev, a, b);
+        if (hide)
+            mx_ev_uint(ev, "redacted_len", line.len);
+        else
+            mx_ev_wire(ev, "data", line);
+        if (s->auth && s->auth->sasl.cancelled)
+            mx_ev_bool(ev, "cancel", true);
+        if (hide)
+            mx_ev_text(ev, "<SASL response, redacted: %zu bytes>", line.len);
+        else
+            mx_ev_text(ev, "%.*s", (int)line.len, (const char *)line.ptr);
+        mx_event_emit(mx_ctx_sink(s->ctx), ev);
+        push(s, V_AUTH_DATA, a, ts, UINT32_MAX, false, off, raw_len);
+        return;
+    }
+
+    const uint8_t *sp = memchr(line.ptr, ' ', line.len);
+    struct mx_slice verb = mx_slice_make(line.ptr, sp ? (size_t)(sp - line.ptr) : line.len);
+    struct mx_slice arg = sp ? mx_slice_make(sp + 1, line.len - verb.len - 1) : mx_slice_make(line.ptr, 0);
+    enum verb v = verb_of(verb);
+    bool injected = s->starttls_pending;
+    if (s->server_partial) {
+        /* The client answered a server line that has no CRLF yet: the
+         * server sent it without one. It is parsed before this command's
+         * reply can come (mx_ctx_wake). */
+        s->server_cut = true;
+        mx_ctx_wake(s->ctx, MX_DIR_S2C);
+    }
+    if (s->rep.active) {
+        /* A client does not speak in the middle of a reply (RFC 5321 §4.2.1:
+         * "250-" promises more lines). The server never finished it. */
+        anomaly(s, MX_DIR_S2C, A_REPLY_INCOMPLETE, s->rep.off, s->rep.raw);
+        reply_done(s, s->rep.off + s->rep.raw);
+        pipelined = s->p_n > 1 || (s->p_n == 1 && s->pend[s->p_head].verb != V_CONNECT);
+    }
+    if (injected)
+        anomaly(s, MX_DIR_C2S, A_STARTTLS_CLIENT_INJECTION, off, raw_len);
+    s->commands++;
+    s->client_started = true;
+    if (pipelined)
+        s->pipelined++;
+    const char *shown_arg = NULL;
+    struct txn *t = &s->txn;
+    uint32_t rcpt_idx = UINT32_MAX;
+    bool last = false, staged = false;
+
+    switch (v) {
+    case V_HELO:
+    case V_EHLO:
+        mx_text_set(&s->helo_next, mx_trim(arg)); /* kept once accepted */
+        s->helo_next_verb = v;
+        break;
+    case V_MAIL: {
+        struct mx_slice path, params;
+        if (!mx_iprefix(arg.ptr, arg.len, "FROM:")) {
+            anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, raw_len);
+            break;
+        }
+        split_path(mx_slice_make(arg.ptr + 5, arg.len - 5), &path, &params);
+        if (t->open) {
+            /* RFC 5321 §4.1.4: MAIL within a transaction is refused (503);
+             * it only counts if the server accepts it (reply_effects). */
+            anomaly(s, MX_DIR_C2S, A_NESTED_MAIL, off, raw_len);
+            s->staged.on = true;
+            mx_text_set(&s->staged.from, path);
+            mx_text_set(&s->staged.params, params);
+            s->staged.frame = a;
+            s->staged.ts = ts;
+            staged = true;
+            break;
+        }
+        txn_open(s, path, params, a, ts);
+        break;
+    }
+    case V_RCPT: {
+        struct mx_slice path, params;
+        if (!mx_iprefix(arg.ptr, arg.len, "TO:")) {
+            anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, raw_len);
+            break;
+        }
+        if (!txn_need(s, a, ts, off, raw_len))
+            break;
+        split_path(mx_slice_make(arg.ptr + 3, arg.len - 3), &path, &params);
+        if (t->n_rcpts == SMTP_MAX_RCPTS) {
+            if (!t->rcpts_dropped++)
+                anomaly(s, MX_DIR_C2S, A_TOO_MANY_RECIPIENTS, off, raw_len);
+            break;
+        }
+        if (t->n_rcpts == t->cap_rcpts) {
+            uint32_t cap = t->cap_rcpts ? t->cap_rcpts * 2 : 4;
+            struct rcpt *nr = realloc(t->rcpts, cap * sizeof(*nr));
+            if (!nr)
+                break;
+            t->rcpts = nr;
+            t->cap_rcpts = cap;
+        }
+        struct rcpt *r = &t->rcpts[t->n_rcpts];
+        memset(r, 0, sizeof(*r));
+        mx_text_set(&r->addr, path);
+        mx_text_set(&r->params, params);
+        r->frame = a;
+        rcpt_idx = t->n_rcpts++;
+        t->last_frame = b;
+        break;
+    }
+    case V_DATA:
+        txn_need(s, a, ts, off, raw_len);
+        s->cmode = C_DATA_WAIT;
+        break;
+    case V_BDAT: {
+        /* RFC 3030 §2: "BDAT" SP chunk-size [ SP end-marker ] */
+        struct mx_slice x = mx_trim(arg);
+        uint64_t n = 0;
+        size_t i = 0;
+        while (i < x.len && x.ptr[i] >= '0' && x.ptr[i] <= '9' && n <= UINT64_C(1) << 40)
+            n = n * 10 + (uint64_t)(x.ptr[i++] - '0');
+        struct mx_slice rest = mx_trim(mx_slice_make(x.ptr + i, x.len - i));
+        last = mx_ieq(rest.ptr, rest.len, "LAST");
+        if (i == 0 || n > UINT64_C(1) << 40 || (rest.len && !last)) {
+            anomaly(s, MX_DIR_C2S, A_BDAT_INVALID_SIZE, off, raw_len);
+            break; /* the server will refuse it; what follows is read as commands */
+        }
+        if (txn_need(s, a, ts, off, raw_len)) {
+            t->bdat = true;
+            t->chunks++;
+            if (!t->msg)
+                t->msg = smtp_message(s);
+        }
+        s->bdat_left = n;
+        s->bdat_last = last;
+        if (n)
+            s->cmode = C_CHUNK;
+        break;
+    }
+    case V_STARTTLS:
+        s->starttls_attempted = true;
+        s->starttls_pending = true;
+        s->starttls_frame = a;
+        break;
+    case V_AUTH: {
+        struct mx_slice x = mx_trim(arg);
+        const uint8_t *sp2 = memchr(x.ptr, ' ', x.len);
+        struct mx_slice mech = mx_slice_make(x.ptr, sp2 ? (size_t)(sp2 - x.ptr) : x.len);
+        auth_start(s, mech, a, ts);
+        if (sp2) {
+            struct mx_slice ir = mx_trim(mx_slice_make(sp2, x.len - mech.len));
+            bool secret = sasl_client(s, ir, off, raw_len);
+            if (secret && !mx_ctx_flow(s->ctx)->show_secrets) {
+                snprintf(shown, sizeof(shown), "%.*s <redacted %zu bytes>", (int)(mech.len < 32 ? mech.len : 32),
+                         (const char *)mech.ptr, ir.len);
+                shown_arg = shown;
+            }
+        }
+        break;
+    }
+    case V_VRFY:
+        s->vrfy++;
+        break;
+    case V_EXPN:
+        s->expn++;
+        break;
+    case V_UNKNOWN:
+        s->unknown++;
+        anomaly(s, MX_DIR_C2S, A_UNKNOWN_COMMAND, off, raw_len);
+        break;
+    default:
+        break;
+    }
+    command_event(s, verb, v, arg, shown_arg, pipelined, injected, a, b, ts);
+    if (push(s, v, a, ts, rcpt_idx, last, off, raw_len) && staged)
+        s->pend[(s->p_head + s->p_n - 1) % SMTP_MAX_PENDING].staged = true;
+    if (v == V_BDAT && last && !s->bdat_left)
+        txn_data_sent(s); /* BDAT 0 LAST */
+}
+
+/* Whether the bytes after DATA are message data even though no 354 came:
+ * the server's side was never seen, has ended, or lost bytes. */
+static bool data_assumed(const struct smtp *s)
+{
+    return !s->server_spoke || s->server_ended || s->server_gap;
+}
+
+static void body_end(struct smtp *s, uint64_t off, size_t len)
+{
+    mx_frame_t a, b;
+    mx_time_t ts;
+    span(s, MX_DIR_C2S, off, len, &a, &b, &ts);
+    struct txn *t = &s->txn;
+    if (t->msg)
+        mx_message_end(t->msg);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.data", mx_ctx_flow_id(s->ctx), ts);
+    mx_ev_dir(ev, MX_DIR_C2S);
+    mx_ev_frames(ev, s->data_first_frame ? s->data_first_frame : a, b);
+    if (t->msg)
+        mx_message_describe(t->msg, ev, "message");
+    mx_ev_text(ev, "message data: %" PRIu64 " bytes, then <CRLF>.<CRLF>", mx_message_size(t->msg));
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    s->cmode = C_CMD;
+    s->data_first_frame = 0;
+    s->body_resync = false;
+    push(s, V_DATA_END, b, ts, UINT32_MAX, false, off, len);
+    txn_data_sent(s);
+}
+
+/* Message bytes, by DATA or BDAT. RFC 1870 §4: a client must not send a
+ * message larger than the fixed maximum the server announced (SIZE n). */
+static void message_data(struct smtp *s, struct mx_slice b, uint64_t off)
+{
+    struct txn *t = &s->txn;
+    mx_message_feed(t->msg, b, off);
+    if (s->size_limit && !t->over_size && mx_message_size(t->msg) > s->size_limit) {
+        t->over_size = true;
+        anomaly(s, MX_DIR_C2S, A_MESSAGE_OVER_SIZE_LIMIT, off, b.len);
+    }
+}
+
+/* Message data (RFC 5321 §4.5.2): lines until "." CRLF, with a leading dot
+ * removed from every other line that starts with one. Returns the bytes
+ * consumed; 0 when it needs more input to decide. */
+static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool end)
+{
+    struct txn *t = &s->txn;
+    if (t->open && !t->msg)
+        t->msg = smtp_message(s);
+    if (!s->data_first_frame)
+        s->data_first_frame = mx_ctx_frame_at(s->ctx, MX_DIR_C2S, off).frame;
+    if (s->body_bol && s->body_resync && d.ptr[0] != '.') {
+        /* After a gap: a line that is a command ends the message. */
+        const uint8_t *lf = memchr(d.ptr, '\n', d.len);
+        if (!lf && !end && d.len < 64)
+            return 0;
+        static const char *const cmds[] = { "MAIL FROM:", "RSET\r", "QUIT\r", "EHLO ", "HELO ", "RCPT TO:" };
+        for (size_t i = 0; i < MX_ARRAY_LEN(cmds); i++) {
+            if (mx_iprefix(d.ptr, d.len, cmds[i])) {
+                /* The end of the data was lost with the gap; the server's
+                 * reply to it is still to come. */
+                anomaly(s, MX_DIR_C2S, A_PARTIAL_AFTER_GAP, off, 1);
+                struct mx_frame_ref fr = mx_ctx_frame_at(s->ctx, MX_DIR_C2S, off);
+                push(s, V_DATA_END, fr.frame, fr.ts, UINT32_MAX, false, off, 1);
+                txn_data_sent(s);
+                s->cmode = C_CMD;
+                s->body_resync = false;
+                s->data_first_frame = 0;
+                return 0;
+            }
+        }
+    }
+    size_t n;
+    struct mx_slice bytes;
+    switch (mx_dot_step(&s->body_bol, d, end, &n, &bytes)) {
+    case MX_DOT_MORE:
+        return 0;
+    case MX_DOT_END_BARE_LF:
+        anomaly(s, MX_DIR_C2S, A_DATA_BARE_LF_TERMINATOR, off, n);
+        /* fall through */
+    case MX_DOT_END:
+        body_end(s, off, n);
+        return n;
+    case MX_DOT_DATA:
+        break;
+    }
+    if (bytes.len)
+        message_data(s, bytes, off);
+    return n;
+}
+
+/* A flow picked up midstream may start inside message data: its lines are
+ * skipped until one is a command (then the session goes on) or "." (the end
+ * of a message whose start was not captured: a partial transaction, so that
+ * the server's reply to it still means something). Returns whether the line
+ * is a command to parse. */
+static bool midstream_line(struct smtp *s, struct mx_slice line, uint64_t off, size_t raw)
+{
+    const uint8_t *sp = memchr(line.ptr, ' ', line.len);
+    struct mx_slice verb = mx_slice_make(line.ptr, sp ? (size_t)(sp - line.ptr) : line.len);
+    struct mx_slice arg = sp ? mx_trim(mx_slice_make(sp + 1, line.len - verb.len - 1)) : mx_slice_make(line.ptr, 0);
+    bool command;
+    switch (verb_of(verb)) {
+    case V_MAIL:
+        command = mx_iprefix(arg.ptr, arg.len, "FROM:");
+        break;
+    case V_RCPT:
+        command = mx_iprefix(arg.ptr, arg.len, "TO:");
+        break;
+    case V_HELO:
+    case V_EHLO:
+        command = arg.len && !memchr(arg.ptr, ' ', arg.len); /* one word */
+        break;
+    case V_AUTH:
+        command = arg.len > 0;
+        break;
+    case V_BDAT:
+        command = arg.len && arg.ptr[0] >= '0' && arg.ptr[0] <= '9';
+        break;
+    case V_DATA:
+    case V_RSET:
+    case V_QUIT:
+    case V_NOOP:
+    case V_STARTTLS:
+        command = !sp; /* the verb alone */
+        break;
+    default:
+        command = false; /* too much like prose to be sure */
+        break;
+    }
+    if (command) {
+        s->cmode = C_CMD;
+        return true;
+    }
+    if (line.len == 1 && line.ptr[0] == '.') {
+        mx_frame_t a, b;
+        mx_time_t ts;
+        span(s, MX_DIR_C2S, off, raw, &a, &b, &ts);
+        if (txn_need(s, a, ts, off, raw) && !s->txn.msg)
+            s->txn.msg = smtp_message(s);
+        mx_message_gap(s->txn.msg, s->midstream_skipped ? s->midstream_skipped : 1); /* its start is lost */
+        s->cmode = C_CMD;
+        body_end(s, off, raw);
+        return false;
+    }
+    s->midstream_skipped += raw;
+    return false;
+}
+
+static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bool end)
+{
+    struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
+    s->client_held = false;
+    uint64_t base = mx_ctx_offset(s->ctx, MX_DIR_C2S);
+    size_t pos = 0;
+    while (pos < d.len) {
+        struct mx_slice rest = mx_slice_make(d.ptr + pos, d.len - pos);
+        switch (s->cmode) {
+        case C_TLS:
+            s->tls_bytes[MX_DIR_C2S] += rest.len;
+            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, MX_DIR_C2S, rest, base + pos);
+            pos = d.len;
+            continue;
+        case C_CHUNK: {
+            size_t take = rest.len < s->bdat_left ? rest.len : (size_t)s->bdat_left;
+            message_data(s, mx_slice_make(rest.ptr, take), base + pos);
+            s->bdat_left -= take;
+            pos += take;
+            if (!s->bdat_left) {
+                s->cmode = C_CMD;
+                if (s->bdat_last)
+                    txn_data_sent(s);
+            }
+            continue;
+        }
+        case C_DATA_WAIT:
+            if (!data_assumed(s) && !end) {
+                s->client_held = true;
+                r.consumed = pos;
+                return r; /* wait for the reply to DATA; the engine keeps the bytes */
+            }
+            s->cmode = C_BODY;
+            s->body_bol = true;
+            continue;
+        case C_BODY: {
+            size_t n = body_bytes(s, rest, base + pos, end);
+            if (!n && s->cmode == C_BODY) {
+                r.consumed = pos;
+                r.needed = 1;
+                return r;
+            }
+            pos += n;
+            continue;
+        }
+        case C_SKIP: {
+            const uint8_t *lf = memchr(rest.ptr, '\n', rest.len);
+            pos = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
+            if (lf)
+                s->cmode = C_CMD;
+            continue;
+        }
+        case C_MIDSTREAM:
+        case C_CMD:
+            break;
+        }
+        if (s->starttls_pending && (rest.ptr[0] == 0x16 || rest.ptr[0] == 0x80)) {
+            s->client_held = true;
+            r.consumed = pos; /* a TLS handshake sent before the 220: wait for the reply */
+            return r;
+        }
+        const uint8_t *lf = memchr(rest.ptr, '\n', rest.len);
+        if (!lf) {
+            if (rest.len > SMTP_MAX_CMD_LINE) {
+                anomaly(s, MX_DIR_C2S, A_LONG_COMMAND_LINE, base + pos, rest.len);
+                s->cmode = C_SKIP;
+                pos = d.len;
+                continue;
+            }
+            if (!end)
+                break;
+            lf = d.ptr + d.len;
+        }
+        size_t eol = (size_t)(lf - d.ptr);
+        size_t n = eol - pos;
+        bool bare = eol < d.len && !(n && d.ptr[pos + n - 1] == '\r');
+        if (n && d.ptr[pos + n - 1] == '\r')
+            n--;
+        size_t raw = (eol < d.len ? eol + 1 : eol) - pos;
+        if (raw > SMTP_MAX_CMD_LINE) {
+            anomaly(s, MX_DIR_C2S, A_LONG_COMMAND_LINE, base + pos, raw);
+            pos += raw;
+            continue;
+        }
+        if (s->cmode == C_MIDSTREAM && !midstream_line(s, mx_slice_make(d.ptr + pos, n), base + pos, raw)) {
+            pos += raw;
+            continue;
+        }
+        client_line(s, mx_slice_make(d.ptr + pos, n), base + pos, raw, bare);
+        pos += raw;
+    }
+    r.consumed = pos;
+    return r;
+}
+
+/* ---- Gaps and the end ---- */
+
+static void on_gap(struct smtp *s, enum mx_dir d, uint64_t len)
+{
+    if (d == MX_DIR_S2C && s->smode == S_TLS) {
+        if (s->tlsx)
+            mx_tls_gap(s->tlsx, MX_DIR_S2C, len);
+        return;
+    }
+    if (d == MX_DIR_S2C) {
+        /* Replies were lost: which commands they answered is unknown. Keep
+         * only the newest command waiting. */
+        /* Replies, or parts of them, were lost: a reply cut short counts as
+         * it was; which later replies are missing shows in their codes. */
+        s->server_gap = true;
+        s->s2c_resync = true;
+        if (s->rep.active)
+            reply_done(s, mx_ctx_offset(s->ctx, MX_DIR_S2C));
+        s->quiet_unmatched = true;
+        if (s->smode == S_SKIP)
+            s->smode = S_REPLY;
+        if (s->txn.open)
+            s->txn.partial = true;
+        if (s->fin.open)
+            s->fin.partial = true;
+        if (s->cmode == C_DATA_WAIT)
+            mx_ctx_wake(s->ctx, MX_DIR_C2S);
+        return;
+    }
+    if (s->txn.open)
+        s->txn.partial = true;
+    switch (s->cmode) {
+    case C_CHUNK:
+        mx_message_gap(s->txn.msg, len < s->bdat_left ? len : s->bdat_left);
+        if (len < s->bdat_left) {
+            s->bdat_left -= len;
+            return;
+        }
+        s->cmode = C_CMD; /* lost beyond the chunk: resync on the next line */
+        s->bdat_left = 0;
+        return;
+    case C_BODY:
+        mx_message_gap(s->txn.msg, len);
+        s->body_resync = true;
+        s->body_bol = false;
+        return;
+    case C_TLS:
+        if (s->tlsx)
+            mx_tls_gap(s->tlsx, MX_DIR_C2S, len);
+        return;
+    default:
+        /* Commands were lost: their replies will look unmatched, and the
+         * stream resumes at the first line that is surely a command. */
+        s->cmode = C_MIDSTREAM;
+        s->quiet_unmatched = true;
+        return;
+    }
+}
+
+static void session_emit(struct smtp *s)
+{
+    const struct mx_flow_info *fi = mx_ctx_flow(s->ctx);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.session", fi->id, s->now);
+    mx_ev_time(ev, "start", fi->start);
+    if (s->greet_code) {
+        mx_ev_obj(ev, "greeting");
+        mx_ev_int(ev, "code", s->greet_code);
+        mx_ev_wire(ev, "text", mx_text_slice(&s->greeting));
+        mx_ev_end(ev);
+    }
+    enum verb hv;
+    const struct mx_text *helo = helo_of(s, &hv);
+    if (hv) {
+        mx_ev_wire(ev, "helo", mx_text_slice(helo));
+        mx_ev_bool(ev, "esmtp", hv == V_EHLO);
+    }
+    mx_ev_arr(ev, "capabilities");
+    for (size_t i = 0; i < s->caps_len;) {
+        size_t n = strlen(s->caps + i);
+        mx_ev_wire(ev, NULL, mx_slice_make(s->caps + i, n));
+        i += n + 1;
+    }
+    mx_ev_end(ev);
+    if (s->size_limit)
+        mx_ev_uint(ev, "size_limit", s->size_limit);
+    mx_ev_obj(ev, "starttls");
+    mx_ev_bool(ev, "offered", s->starttls_offered);
+    mx_ev_bool(ev, "attempted", s->starttls_attempted);
+    if (s->starttls_code)
+        mx_ev_int(ev, "code", s->starttls_code);
+    mx_ev_bool(ev, "upgraded", s->tls);
+    mx_ev_frames(ev, s->starttls_frame, s->starttls_frame);
+    mx_ev_end(ev);
+    mx_ev_bool(ev, "tls", s->tls);
+    mx_ev_arr(ev, "auth");
+    for (unsigned i = 0; i < s->n_auths; i++) {
+        const struct auth_rec *a = &s->auths[i];
+        mx_ev_obj(ev, NULL);
+        mx_ev_str(ev, "mechanism", a->sasl.mech_name);
+        if (a->sasl.user_known)
+            mx_ev_wire(ev, "user", mx_slice_make(a->sasl.user, a->sasl.user_len));
+        mx_ev_str(ev, "outcome", a->outcome ? a->outcome : "no_reply");
+        if (a->code)
+            mx_ev_int(ev, "code", a->code);
+        mx_ev_bool(ev, "secret_in_clear", a->sasl.secret_in_clear);
+        mx_ev_frames(ev, a->frame, a->last_frame ? a->last_frame : a->frame);
+        mx_ev_end(ev);
+    }
+    mx_ev_end(ev);
+    mx_ev_uint(ev, "commands", s->commands);
+    mx_ev_uint(ev, "replies", s->replies);
+    mx_ev_uint(ev, "pipelined", s->pipelined);
+    mx_ev_uint(ev, "unknown_commands", s->unknown);
+    mx_ev_uint(ev, "vrfy", s->vrfy);
+    mx_ev_uint(ev, "expn", s->expn);
+    mx_ev_uint(ev, "transactions", s->transactions);
+    if (s->midstream_skipped)
+        mx_ev_uint(ev, "midstream_skipped", s->midstream_skipped);
+    if (s->tls) {
+        mx_ev_obj(ev, "tls_bytes");
+        mx_ev_uint(ev, "c2s", s->tls_bytes[MX_DIR_C2S]);
+        mx_ev_uint(ev, "s2c", s->tls_bytes[MX_DIR_S2C]);
+        mx_ev_end(ev);
+    }
+    if (s->tlsx)
+        mx_tls_describe(s->tlsx, ev, "tls_handshake");
+    mx_ev_text(ev, "SMTP session: %" PRIu64 " commands, %" PRIu64 " transactions%s%s", s->commands, s->transactions,
+               s->tls ? (s->tlsx && !mx_tls_completed(s->tlsx) ? ", STARTTLS accepted but the TLS handshake failed"
+                                                               : ", upgraded to TLS")
+                      : s->starttls_attempted ? ", STARTTLS refused" : "",
+               s->n_auths ? ", authenticated" : "");
+    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+}
+
+static void on_end(struct smtp *s, enum mx_dir d)
+{
+    s->ended[d] = true;
+    if (d == MX_DIR_S2C) {
+        s->server_ended = true;
+        if (s->rep.active)
+            reply_done(s, 0);
+        if (s->cmode == C_DATA_WAIT)
+            mx_ctx_wake(s->ctx, MX_DIR_C2S);
+    }
+    if (!s->ended[0] || !s->ended[1])
+        return;
+    if (s->cmode == C_BODY || s->cmode == C_CHUNK || s->cmode == C_DATA_WAIT) {
+        if (s->cmode != C_DATA_WAIT || s->txn.msg)
+            anomaly(s, MX_DIR_C2S, A_DATA_INCOMPLETE, mx_ctx_offset(s->ctx, MX_DIR_C2S), 0);
+        if (s->txn.msg && s->cmode != C_DATA_WAIT)
+            mx_message_cut(s->txn.msg); /* the connection ended inside the message */
+        if (s->txn.open)
+            s->txn.partial = s->cmode != C_DATA_WAIT || s->txn.partial;
+    }
+    if (s->auth)
+        auth_finish(s, 0, "", "no_reply", 0);
+    txn_close(s, &s->fin, "no_reply");
+    txn_close(s, &s->txn, "aborted");
+    if (s->tlsx)
+        mx_tls_end(s->tlsx);
+    session_emit(s);
+}
+
+/* ---- The dissector interface ---- */
+
+static void *smtp_new(struct mx_dissect_ctx *ctx)
+{
+    struct smtp *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->ctx = ctx;
+    s->now = mx_ctx_flow(ctx)->start;
+    if (mx_ctx_flow(ctx)->handshake) {
+        /* RFC 5321 §3.1: the server speaks first; the greeting answers the connection. */
+        s->pend[0].verb = V_CONNECT;
+        s->pend[0].ts = mx_ctx_flow(ctx)->start;
+        s->pend[0].rcpt = UINT32_MAX;
+        s->p_n = 1;
+    } else {
+        s->quiet_unmatched = true;
+        s->cmode = C_MIDSTREAM;
+    }
+    return s;
+}
+
+static void smtp_free(void *state)
+{
+    struct smtp *s = state;
+    if (!s)
+        return;
+    mx_message_free(s->txn.msg);
+    free(s->txn.rcpts);
+    mx_message_free(s->fin.msg);
+    free(s->fin.rcpts);
+    mx_tls_free(s->tlsx);
+    free(s);
+}
+
+static size_t smtp_bytes(const void *state)
+{
+    const struct smtp *s = state;
+    return sizeof(*s) + mx_message_bytes(s->txn.msg) + mx_message_bytes(s->fin.msg) +
+           ((size_t)s->txn.cap_rcpts + s->fin.cap_rcpts) * sizeof(struct rcpt) + mx_tls_bytes(s->tlsx);
+}
+
+static struct mx_parse_result smtp_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d,
+                                         struct mx_slice data, unsigned flags)
+{
+    struct smtp *s = state;
+    struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
+    s->ctx = ctx;
+    if (flags & MX_CHUNK_GAP) {
+        on_gap(s, d, data.len);
+        return r;
+    }
+    bool last = (flags & (MX_CHUNK_END | MX_CHUNK_TRUNCATED)) != 0; /* no more of these bytes come */
+    if (d == MX_DIR_C2S)
+        r = client_bytes(s, data, last);
+    else
+        r = server_bytes(s, data, last);
+    if (flags & MX_CHUNK_END)
+        on_end(s, d);
+    return r;
+}
+
+/* A server greeting "220 " or a client "EHLO"/"HELO" at the start of a stream. */
+static int smtp_probe(struct mx_slice data, enum mx_dir d)
+{
+    if (d == MX_DIR_S2C)
+        return data.len >= 4 && !memcmp(data.ptr, "220", 3) && (data.ptr[3] == ' ' || data.ptr[3] == '-') ? 80 : 0;
+    return mx_iprefix(data.ptr, data.len, "EHLO ") || mx_iprefix(data.ptr, data.len, "HELO ") ? 80 : 0;
+}
+
+const struct mx_dissector mx_smtp_dissector = {
+    .name = "smtp",
+    .probe = smtp_probe,
+    .state_new = smtp_new,
+    .state_free = smtp_free,
+    .parse = smtp_parse,
+    .anomalies = smtp_anomalies,
+    .n_anomalies = MX_ARRAY_LEN(smtp_anomalies),
+    .state_bytes = smtp_bytes,
+};

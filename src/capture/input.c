@@ -1,0 +1,247 @@
+/* input.c - capture-file input through libpcap (pcap and pcapng, us and ns timestamps). */
+#include "capture/input.h"
+
+
+#include <pcap/pcap.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct file_input {
+    struct mx_input base;
+    pcap_t *pcap;
+    int linktype;
+};
+
+static enum mx_input_status file_next(struct mx_input *in, struct mx_raw_packet *pkt)
+{
+    struct file_input *f = (struct file_input *)in;
+    struct pcap_pkthdr *hdr;
+    const u_char *data;
+    int rc = pcap_next_ex(f->pcap, &hdr, &data);
+    if (rc == 1) {
+        /* Nanoseconds in 64 bits reach the year 2262; clamp hostile times. */
+        int64_t sec = (int64_t)hdr->ts.tv_sec;
+        if (sec > INT64_C(9000000000))
+            sec = INT64_C(9000000000);
+        else if (sec < -INT64_C(9000000000))
+            sec = -INT64_C(9000000000);
+        pkt->ts = sec * MX_NS_PER_SEC + (mx_time_t)hdr->ts.tv_usec;
+        pkt->linktype = f->linktype;
+        pkt->caplen = hdr->caplen;
+        pkt->wirelen = hdr->len;
+        pkt->data = data;
+        return MX_INPUT_PACKET;
+    }
+    if (rc == PCAP_ERROR_BREAK)
+        return MX_INPUT_EOF;
+    snprintf(in->error, sizeof(in->error), "%s", pcap_geterr(f->pcap));
+    /* libpcap reports a cut record as "truncated dump file" (sf-pcap.c) or
+     * "truncated pcapng dump file" (sf-pcapng.c). */
+    if (strstr(in->error, "truncated"))
+        return MX_INPUT_TRUNCATED;
+    return MX_INPUT_ERROR;
+}
+
+static void file_close(struct mx_input *in)
+{
+    struct file_input *f = (struct file_input *)in;
+    if (f->pcap)
+        pcap_close(f->pcap);
+    free(f);
+}
+
+static uint64_t file_position(struct mx_input *in)
+{
+    FILE *fp = pcap_file(((struct file_input *)in)->pcap);
+    long pos = fp ? ftell(fp) : -1;
+    return pos > 0 ? (uint64_t)pos : 0;
+}
+
+static const struct mx_input_ops file_ops = {
+    .next = file_next,
+    .close = file_close,
+    .stats = NULL,
+    .stop = NULL,
+    .position = file_position,
+};
+
+static struct mx_input *open_pcap(const char *path, FILE *stream, const char *name, char *err, size_t errlen)
+{
+    char ebuf[PCAP_ERRBUF_SIZE] = "";
+    struct file_input *f = calloc(1, sizeof(*f));
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        if (stream)
+            fclose(stream);
+        return NULL;
+    }
+    f->base.ops = &file_ops;
+    snprintf(f->base.name, sizeof(f->base.name), "%s", name);
+    if (stream)
+        f->pcap = pcap_fopen_offline_with_tstamp_precision(stream, PCAP_TSTAMP_PRECISION_NANO, ebuf);
+    else
+        f->pcap = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, ebuf);
+    if (!f->pcap) {
+        snprintf(err, errlen, "%s", ebuf);
+        if (stream && stream != stdin)
+            fclose(stream);
+        free(f);
+        return NULL;
+    }
+    /* pcap_datalink() maps DLT values back to LINKTYPE_ values where they
+     * differ only by platform (DLT_RAW is 12 or 14, LINKTYPE_RAW is 101). */
+    FILE *fp = pcap_file(f->pcap);
+    struct stat st;
+    if (fp && fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode))
+        f->base.size = (uint64_t)st.st_size;
+    int dlt = pcap_datalink(f->pcap);
+    f->linktype = dlt;
+    if (dlt == DLT_RAW)
+        f->linktype = MX_LINKTYPE_RAW;
+#ifdef DLT_LOOP
+    if (dlt == DLT_LOOP)
+        f->linktype = MX_LINKTYPE_LOOP;
+#endif
+    return &f->base;
+}
+
+struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen)
+{
+    if (!strcmp(path, "-"))
+        return open_pcap(NULL, stdin, "(stdin)", err, errlen);
+    return open_pcap(path, NULL, path, err, errlen);
+}
+
+struct mx_input *mx_input_open_stream(FILE *fp, const char *name, char *err, size_t errlen)
+{
+    return open_pcap(NULL, fp, name, err, errlen);
+}
+
+/* ---- Live capture ---- */
+
+struct live_input {
+    struct mx_input base;
+    pcap_t *pcap;
+    pcap_dumper_t *dump;
+    int linktype;
+};
+
+static enum mx_input_status live_next(struct mx_input *in, struct mx_raw_packet *pkt)
+{
+    struct live_input *l = (struct live_input *)in;
+    struct pcap_pkthdr *hdr;
+    const u_char *data;
+    int rc = pcap_next_ex(l->pcap, &hdr, &data);
+    if (rc == 1) {
+        if (l->dump)
+            pcap_dump((u_char *)l->dump, hdr, data);
+        pkt->ts = (mx_time_t)hdr->ts.tv_sec * MX_NS_PER_SEC + (mx_time_t)hdr->ts.tv_usec * 1000;
+        pkt->linktype = l->linktype;
+        pkt->caplen = hdr->caplen;
+        pkt->wirelen = hdr->len;
+        pkt->data = data;
+        return MX_INPUT_PACKET;
+    }
+    if (rc == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        pkt->ts = (mx_time_t)now.tv_sec * MX_NS_PER_SEC + now.tv_nsec;
+        return MX_INPUT_TICK;
+    }
+    if (rc == PCAP_ERROR_BREAK)
+        return MX_INPUT_EOF;
+    snprintf(in->error, sizeof(in->error), "%s", pcap_geterr(l->pcap));
+    return MX_INPUT_ERROR;
+}
+
+static void live_close(struct mx_input *in)
+{
+    struct live_input *l = (struct live_input *)in;
+    if (l->dump) {
+        pcap_dump_flush(l->dump);
+        pcap_dump_close(l->dump);
+    }
+    if (l->pcap)
+        pcap_close(l->pcap);
+    free(l);
+}
+
+static bool live_stats(struct mx_input *in, uint64_t *received, uint64_t *dropped, uint64_t *ifdropped)
+{
+    struct live_input *l = (struct live_input *)in;
+    struct pcap_stat st;
+    if (pcap_stats(l->pcap, &st) != 0)
+        return false;
+    *received = st.ps_recv;
+    *dropped = st.ps_drop;
+    *ifdropped = st.ps_ifdrop;
+    return true;
+}
+
+static void live_stop(struct mx_input *in)
+{
+    pcap_breakloop(((struct live_input *)in)->pcap);
+}
+
+static const struct mx_input_ops live_ops = {
+    .next = live_next,
+    .close = live_close,
+    .stats = live_stats,
+    .stop = live_stop,
+};
+
+struct mx_input *mx_input_open_live(const struct mx_live_opts *o, char *err, size_t errlen)
+{
+    char ebuf[PCAP_ERRBUF_SIZE] = "";
+    struct bpf_program prog;
+    struct live_input *l = calloc(1, sizeof(*l));
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    l->base.ops = &live_ops;
+    snprintf(l->base.name, sizeof(l->base.name), "%s", o->iface);
+    l->pcap = pcap_create(o->iface, ebuf);
+    if (!l->pcap) {
+        snprintf(err, errlen, "%s", ebuf);
+        goto fail;
+    }
+    pcap_set_snaplen(l->pcap, 262144); /* whole packets */
+    pcap_set_promisc(l->pcap, o->promisc);
+    pcap_set_timeout(l->pcap, 250);   /* ms: next() reports a tick when nothing comes */
+    pcap_set_buffer_size(l->pcap, 16 << 20);
+    pcap_set_tstamp_precision(l->pcap, PCAP_TSTAMP_PRECISION_MICRO);
+    int rc = pcap_activate(l->pcap);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", pcap_statustostr(rc), pcap_geterr(l->pcap));
+        goto fail;
+    }
+    const char *filter = o->filter;
+    if (pcap_compile(l->pcap, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+        snprintf(err, errlen, "filter \"%s\": %s", filter, pcap_geterr(l->pcap));
+        goto fail;
+    }
+    rc = pcap_setfilter(l->pcap, &prog);
+    pcap_freecode(&prog);
+    if (rc != 0) {
+        snprintf(err, errlen, "filter: %s", pcap_geterr(l->pcap));
+        goto fail;
+    }
+    l->linktype = pcap_datalink(l->pcap);
+    if (l->linktype == DLT_RAW)
+        l->linktype = MX_LINKTYPE_RAW;
+    if (o->write_path) {
+        l->dump = pcap_dump_open(l->pcap, o->write_path);
+        if (!l->dump) {
+            snprintf(err, errlen, "%s: %s", o->write_path, pcap_geterr(l->pcap));
+            goto fail;
+        }
+    }
+    return &l->base;
+fail:
+    live_close(&l->base);
+    return NULL;
+}

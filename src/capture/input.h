@@ -1,0 +1,61 @@
+/* input.h - packet sources: capture files now, live interfaces later, behind one interface. */
+#ifndef MX_INPUT_H
+#define MX_INPUT_H
+
+#include "capture/decode.h"
+
+#include <stdio.h>
+
+enum mx_input_status {
+    MX_INPUT_PACKET,    /* *pkt holds the next packet */
+    MX_INPUT_EOF,       /* the source ended cleanly */
+    MX_INPUT_TRUNCATED, /* the file ends in the middle of a record */
+    MX_INPUT_ERROR,     /* the source failed; mx_input_error() says why */
+    MX_INPUT_TICK,      /* a live source had nothing for a while; pkt->ts is the wall clock */
+};
+
+struct mx_input;
+
+/* A packet source. */
+struct mx_input_ops {
+    /* Reads the next packet; pkt->data stays valid until the next call.
+     * pkt->frame is left for the caller to number. */
+    enum mx_input_status (*next)(struct mx_input *in, struct mx_raw_packet *pkt);
+    /* Closes the source and frees `in`. */
+    void (*close)(struct mx_input *in);
+    /* Optional. Capture counters of a live source (pcap_stats); false if none. */
+    bool (*stats)(struct mx_input *in, uint64_t *received, uint64_t *dropped, uint64_t *ifdropped);
+    /* Optional. Makes next() return MX_INPUT_EOF soon; async-signal-safe. */
+    void (*stop)(struct mx_input *in);
+    /* Optional. Bytes of the file read so far (for --progress). */
+    uint64_t (*position)(struct mx_input *in);
+};
+
+struct mx_input {
+    const struct mx_input_ops *ops;
+    char name[256];   /* file name or interface, for messages */
+    char error[512];  /* the last error */
+    uint64_t size;    /* the file's size in bytes, 0 when unknown (a pipe, an interface) */
+};
+
+/* Opens a pcap or pcapng file ("-" for standard input), with timestamps
+ * read at nanosecond precision. NULL on failure, with the reason in err. */
+struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen);
+/* The same from a stream the input then owns (closed with it); `name` is
+ * for messages. Tests and fuzz targets read captures from memory this way. */
+struct mx_input *mx_input_open_stream(FILE *fp, const char *name, char *err, size_t errlen);
+
+/* Live capture options (-i, -f, -w, --no-promisc). */
+struct mx_live_opts {
+    const char *iface;
+    const char *filter;     /* BPF (main's default: the mail ports, mx_protocols_filter) */
+    bool promisc;
+    const char *write_path; /* -w: also write the raw packets there, or NULL */
+};
+
+/* Opens an interface for capture with whole packets (snaplen 262144) and a
+ * short read timeout, so that next() can report ticks. NULL with err on
+ * failure (no permission, no such interface, a bad filter). */
+struct mx_input *mx_input_open_live(const struct mx_live_opts *o, char *err, size_t errlen);
+
+#endif

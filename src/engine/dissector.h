@@ -1,0 +1,115 @@
+/* dissector.h - the single interface every protocol dissector implements. */
+#ifndef MX_DISSECTOR_H
+#define MX_DISSECTOR_H
+
+#include "core/mx.h"
+#include "core/anomaly.h"
+
+struct mx_sink;
+struct mx_dissect_ctx;
+
+/* Flags of one parse call. */
+enum mx_chunk_flags {
+    MX_CHUNK_START = 1 << 0, /* first call for this direction */
+    MX_CHUNK_GAP = 1 << 1,   /* data.ptr is NULL: data.len bytes are missing from the stream */
+    MX_CHUNK_END = 1 << 2,   /* the direction has ended (FIN, RST, timeout or end of input);
+                                data holds the bytes still unconsumed, possibly none */
+    MX_CHUNK_TRUNCATED = 1 << 3, /* a gap follows these bytes (the unconsumed rest): an element
+                                    cut at their end is all there will be of it */
+};
+
+enum mx_parse_status {
+    MX_PARSE_OK = 0,  /* anomalies in the input are events, never an error */
+    MX_PARSE_ERROR,   /* mxray itself failed (out of memory): the flow stops being dissected */
+};
+
+/* What a parse call did, as in Suricata's AppLayerResult. */
+struct mx_parse_result {
+    enum mx_parse_status status;
+    size_t consumed; /* bytes of data the parser is done with (<= data.len) */
+    size_t needed;   /* bytes wanted beyond the unconsumed rest before calling again; 0: any */
+};
+
+/* One protocol. Every slot is required unless said otherwise. */
+struct mx_dissector {
+    /* Protocol name as it appears in the output ("smtp"). */
+    const char *name;
+    /* Optional. Confidence 0..100 that `data`, the first bytes of a stream in
+     * direction `dir`, belong to this protocol. */
+    int (*probe)(struct mx_slice data, enum mx_dir dir);
+    /* A fresh per-flow state; a zero-filled state is valid. NULL when out of memory. */
+    void *(*state_new)(struct mx_dissect_ctx *ctx);
+    /* Releases the state; called once per flow, after the last parse call. */
+    void (*state_free)(void *state);
+    /* Parses bytes of one direction. The two directions arrive interleaved in
+     * dialogue order. `data` starts with the bytes the previous call for this
+     * direction left unconsumed, which the engine kept; the parser never copies
+     * input to wait for more. Before a gap, a parser that left bytes
+     * unconsumed gets them once more with MX_CHUNK_TRUNCATED; then comes
+     * MX_CHUNK_GAP with data.len the missing bytes. */
+    struct mx_parse_result (*parse)(void *state, struct mx_dissect_ctx *ctx, enum mx_dir dir,
+                                    struct mx_slice data, unsigned flags);
+    /* The dissector's anomaly names, indexed by the numbers it passes to
+     * mx_ctx_anomaly(). */
+    const struct mx_anomaly_def *anomalies;
+    size_t n_anomalies;
+    /* Optional. Bytes a state holds now, its struct and what it allocated (buffers,
+     * message parsers, a TLS observer, zlib), charged against the memory cap
+     * after every segment. Called that often, it only adds up counters. */
+    size_t (*state_bytes)(const void *state);
+};
+
+/* Where a byte of the stream came from. */
+struct mx_frame_ref {
+    mx_frame_t frame;
+    mx_time_t ts;
+};
+
+/* What a dissector may know of its flow. */
+struct mx_flow_info {
+    uint64_t id;
+    bool handshake;       /* the SYN was seen: the streams start at their beginning */
+    bool tls_port;        /* the server port starts in TLS */
+    bool show_secrets;    /* --show-secrets: passwords and tokens may be written */
+    const char *extract_dir; /* --extract DIR, or NULL */
+    mx_time_t start;      /* time of the flow's first packet */
+    bool explain;         /* --explain: records carry what each step means, for teaching */
+    const char *close;    /* when the flow ends: "fin", "rst", "timeout", "evicted", "reused" or
+                             "capture_end" (set before the MX_CHUNK_END calls); NULL while open */
+};
+
+/* The flow being dissected. */
+const struct mx_flow_info *mx_ctx_flow(const struct mx_dissect_ctx *ctx);
+
+/* Asks the engine to call parse for `dir` again, with the bytes it left
+ * unconsumed, once the current call returns: for a parser that held bytes of
+ * one direction back until the other direction settled what they are (SMTP
+ * DATA before its 354). */
+void mx_ctx_wake(struct mx_dissect_ctx *ctx, enum mx_dir dir);
+
+/* The event sink of this run; dissectors write their events to it. */
+struct mx_sink *mx_ctx_sink(struct mx_dissect_ctx *ctx);
+
+/* The flow's id, as used in every record of the flow. */
+uint64_t mx_ctx_flow_id(const struct mx_dissect_ctx *ctx);
+
+/* Stream offset of data.ptr[0] in the current parse call for `dir`. */
+uint64_t mx_ctx_offset(const struct mx_dissect_ctx *ctx, enum mx_dir dir);
+
+/* The frame and time that carried the byte at stream offset `off` of `dir`.
+ * Valid for any offset from the start of the current call's data onward;
+ * earlier offsets answer with the oldest frame still known. */
+struct mx_frame_ref mx_ctx_frame_at(const struct mx_dissect_ctx *ctx, enum mx_dir dir, uint64_t off);
+
+/* Raises the dissector's anomaly number `idx` for the bytes [off, off+len) of
+ * `dir`: emits an anomaly event naming the frames and counts it in the flow. */
+void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uint64_t off,
+                    uint64_t len);
+
+/* Raises an anomaly from a table other than the dissector's own (the
+ * message parser's, shared by several dissectors): like mx_ctx_anomaly, and
+ * counted by name in the flow record. `def` must outlive the run. */
+void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def,
+                        uint64_t off, uint64_t len);
+
+#endif

@@ -1,0 +1,443 @@
+/* event.c - the event sink: builds ordered records and hands them to every reporter. */
+#include "event/event.h"
+
+#include "event/text.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MX_SINK_MAX_REPORTERS 8
+#define MX_EVENT_MAX_BYTES (16u << 20) /* one event's strings, a cap against runaway fields */
+
+struct mx_sink {
+    struct mx_event ev;
+    struct {
+        const struct mx_reporter_ops *ops;
+        void *ctx;
+    } rep[MX_SINK_MAX_REPORTERS];
+    size_t n_rep;
+    mx_time_t epoch;
+    uint64_t count;
+};
+
+struct mx_sink *mx_sink_new(void)
+{
+    return calloc(1, sizeof(struct mx_sink));
+}
+
+void mx_sink_free(struct mx_sink *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_rep; i++)
+        if (s->rep[i].ops->free)
+            s->rep[i].ops->free(s->rep[i].ctx);
+    free(s->ev.fields);
+    free(s->ev.arena);
+    free(s);
+}
+
+bool mx_sink_add(struct mx_sink *s, const struct mx_reporter_ops *ops, void *ctx)
+{
+    if (s->n_rep == MX_SINK_MAX_REPORTERS)
+        return false;
+    s->rep[s->n_rep].ops = ops;
+    s->rep[s->n_rep].ctx = ctx;
+    s->n_rep++;
+    s->ev.want_text |= ops->wants_text;
+    return true;
+}
+
+void mx_sink_set_epoch(struct mx_sink *s, mx_time_t t)
+{
+    s->epoch = t;
+}
+
+mx_time_t mx_sink_epoch(const struct mx_sink *s)
+{
+    return s->epoch;
+}
+
+uint64_t mx_sink_count(const struct mx_sink *s)
+{
+    return s->count;
+}
+
+void mx_sink_end(struct mx_sink *s)
+{
+    for (size_t i = 0; i < s->n_rep; i++)
+        if (s->rep[i].ops->end)
+            s->rep[i].ops->end(s->rep[i].ctx, s);
+}
+
+/* The field after container-or-scalar f at the same depth. */
+const struct mx_ev_field *mx_ev_next(const struct mx_event *e, const struct mx_ev_field *f)
+{
+    const struct mx_ev_field *end = e->fields + e->n_fields;
+    if (!f || f >= end)
+        return NULL;
+    if (f->kind == MX_EV_OBJ || f->kind == MX_EV_ARR) {
+        int depth = 0;
+        do {
+            if (f->kind == MX_EV_OBJ || f->kind == MX_EV_ARR)
+                depth++;
+            else if (f->kind == MX_EV_END)
+                depth--;
+            f++;
+        } while (depth > 0 && f < end);
+    } else {
+        f++;
+    }
+    return f < end && f->kind != MX_EV_END ? f : NULL;
+}
+
+const struct mx_ev_field *mx_ev_first(const struct mx_event *e, const struct mx_ev_field *f)
+{
+    if (!f || (f->kind != MX_EV_OBJ && f->kind != MX_EV_ARR))
+        return NULL;
+    f++;
+    return f < e->fields + e->n_fields && f->kind != MX_EV_END ? f : NULL;
+}
+
+const struct mx_ev_field *mx_ev_get(const struct mx_event *e, const char *path)
+{
+    const struct mx_ev_field *f = e->n_fields ? e->fields : NULL;
+    if (f && f->kind == MX_EV_END)
+        f = NULL;
+    bool in_array = false;
+    while (path && *path) {
+        const char *dot = strchr(path, '.');
+        size_t n = dot ? (size_t)(dot - path) : strlen(path);
+        if (in_array) {
+            char *endp;
+            unsigned long idx = strtoul(path, &endp, 10);
+            if (endp != path + n)
+                return NULL;
+            while (f && idx--)
+                f = mx_ev_next(e, f);
+        } else {
+            while (f && !(f->key && strlen(f->key) == n && !memcmp(f->key, path, n)))
+                f = mx_ev_next(e, f);
+        }
+        if (!f)
+            return NULL;
+        if (!dot)
+            return f;
+        in_array = f->kind == MX_EV_ARR;
+        f = mx_ev_first(e, f);
+        path = dot + 1;
+    }
+    return NULL;
+}
+
+struct mx_slice mx_ev_get_str(const struct mx_event *e, const char *path)
+{
+    const struct mx_ev_field *f = mx_ev_get(e, path);
+    return f && f->kind == MX_EV_STR ? mx_ev_field_str(e, f) : mx_slice_make("", 0);
+}
+
+int64_t mx_ev_get_int(const struct mx_event *e, const char *path, int64_t dflt)
+{
+    const struct mx_ev_field *f = mx_ev_get(e, path);
+    if (!f)
+        return dflt;
+    switch (f->kind) {
+    case MX_EV_INT:
+        return f->v.i;
+    case MX_EV_UINT:
+        return f->v.u > INT64_MAX ? INT64_MAX : (int64_t)f->v.u;
+    case MX_EV_BOOL:
+        return f->v.b;
+    default:
+        return dflt;
+    }
+}
+
+bool mx_sink_finish(struct mx_sink *s)
+{
+    bool ok = true;
+    for (size_t i = 0; i < s->n_rep; i++)
+        if (s->rep[i].ops->finish && !s->rep[i].ops->finish(s->rep[i].ctx))
+            ok = false;
+    return ok;
+}
+
+static struct mx_ev_field *add_field(struct mx_event *e, const char *key, enum mx_ev_kind kind)
+{
+    if (!e->open || e->oom)
+        return NULL;
+    if (e->n_fields == e->cap_fields) {
+        size_t cap = e->cap_fields ? e->cap_fields * 2 : 32;
+        struct mx_ev_field *f = realloc(e->fields, cap * sizeof(*f));
+        if (!f) {
+            e->oom = true;
+            return NULL;
+        }
+        e->fields = f;
+        e->cap_fields = cap;
+    }
+    struct mx_ev_field *f = &e->fields[e->n_fields++];
+    f->key = key;
+    f->kind = kind;
+    return f;
+}
+
+/* Reserves n bytes in the arena; returns the offset, or UINT32_MAX on failure. */
+static uint32_t arena_reserve(struct mx_event *e, size_t n)
+{
+    if (n > MX_EVENT_MAX_BYTES || e->arena_len + n > MX_EVENT_MAX_BYTES) {
+        e->oom = true;
+        return UINT32_MAX;
+    }
+    if (e->arena_len + n > e->arena_cap) {
+        size_t cap = e->arena_cap ? e->arena_cap : 1024;
+        while (cap < e->arena_len + n)
+            cap *= 2;
+        char *a = realloc(e->arena, cap);
+        if (!a) {
+            e->oom = true;
+            return UINT32_MAX;
+        }
+        e->arena = a;
+        e->arena_cap = cap;
+    }
+    uint32_t off = (uint32_t)e->arena_len;
+    e->arena_len += n;
+    return off;
+}
+
+static void add_string(struct mx_event *e, const char *key, const char *p, size_t n, bool wire)
+{
+    struct mx_ev_field *f = add_field(e, key, MX_EV_STR);
+    if (!f)
+        return;
+    size_t room = wire ? n * 4 : n; /* each invalid byte may become 4 */
+    uint32_t off = arena_reserve(e, room);
+    if (off == UINT32_MAX)
+        return;
+    size_t w = n;
+    if (wire)
+        w = mx_utf8_sanitize(mx_slice_make(p, n), e->arena + off, room);
+    else if (n)
+        memcpy(e->arena + off, p, n);
+    e->arena_len = off + w;
+    f->v.s.off = off;
+    f->v.s.len = (uint32_t)w;
+}
+
+struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t flow, mx_time_t ts)
+{
+    struct mx_event *e = &s->ev;
+    e->type = type;
+    e->flow = flow;
+    e->ts = ts;
+    e->dir = -1;
+    e->n_fields = 0;
+    e->arena_len = 0;
+    e->text_len = 0;
+    e->tone = MX_TONE_NONE;
+    e->depth = 0;
+    e->oom = false;
+    e->open = true;
+    mx_ev_str(e, "type", type);
+    if (flow)
+        mx_ev_uint(e, "flow", flow);
+    if (ts != MX_TIME_NONE)
+        mx_ev_time(e, "ts", ts);
+    return e;
+}
+
+void mx_event_emit(struct mx_sink *s, struct mx_event *e)
+{
+    while (e->depth > 0)
+        mx_ev_end(e);
+    e->open = false;
+    if (!e->oom)
+        mx_sink_deliver(s, e);
+}
+
+void mx_sink_deliver(struct mx_sink *s, const struct mx_event *e)
+{
+    for (size_t i = 0; i < s->n_rep; i++)
+        s->rep[i].ops->event(s->rep[i].ctx, e);
+    s->count++;
+}
+
+bool mx_sink_wants_text(const struct mx_sink *s)
+{
+    return s->ev.want_text;
+}
+
+void mx_sink_set_wants_text(struct mx_sink *s, bool v)
+{
+    s->ev.want_text = v;
+}
+
+/* A packed event: this header, the fields, then the arena. Keys and the
+ * type are string literals, so their pointers stay valid in any thread. */
+struct packed_event {
+    const char *type;
+    uint64_t flow;
+    mx_time_t ts;
+    int32_t dir, tone;
+    uint32_t n_fields, arena_len, text_off, text_len;
+};
+
+size_t mx_event_packed_size(const struct mx_event *e)
+{
+    return sizeof(struct packed_event) + e->n_fields * sizeof(struct mx_ev_field) + e->arena_len;
+}
+
+void mx_event_pack(const struct mx_event *e, void *dst)
+{
+    struct packed_event *p = dst;
+    p->type = e->type;
+    p->flow = e->flow;
+    p->ts = e->ts;
+    p->dir = e->dir;
+    p->tone = e->tone;
+    p->n_fields = (uint32_t)e->n_fields;
+    p->arena_len = (uint32_t)e->arena_len;
+    p->text_off = e->text_off;
+    p->text_len = e->text_len;
+    struct mx_ev_field *f = (struct mx_ev_field *)(p + 1);
+    if (e->n_fields)
+        memcpy(f, e->fields, e->n_fields * sizeof(*f));
+    if (e->arena_len)
+        memcpy(f + e->n_fields, e->arena, e->arena_len);
+}
+
+void mx_event_unpack(void *src, struct mx_event *e)
+{
+    struct packed_event *p = src;
+    memset(e, 0, sizeof(*e));
+    e->type = p->type;
+    e->flow = p->flow;
+    e->ts = p->ts;
+    e->dir = p->dir;
+    e->tone = p->tone;
+    e->fields = (struct mx_ev_field *)(p + 1);
+    e->n_fields = e->cap_fields = p->n_fields;
+    e->arena = (char *)(e->fields + p->n_fields);
+    e->arena_len = e->arena_cap = p->arena_len;
+    e->text_off = p->text_off;
+    e->text_len = p->text_len;
+    e->want_text = p->text_len > 0;
+}
+
+void mx_ev_dir(struct mx_event *e, enum mx_dir d)
+{
+    e->dir = (int)d;
+    mx_ev_str(e, "dir", d == MX_DIR_C2S ? "c2s" : "s2c");
+}
+
+void mx_ev_str(struct mx_event *e, const char *key, const char *s)
+{
+    add_string(e, key, s, strlen(s), false);
+}
+
+void mx_ev_wire(struct mx_event *e, const char *key, struct mx_slice s)
+{
+    add_string(e, key, (const char *)s.ptr, s.len, true);
+}
+
+void mx_ev_int(struct mx_event *e, const char *key, int64_t v)
+{
+    struct mx_ev_field *f = add_field(e, key, MX_EV_INT);
+    if (f)
+        f->v.i = v;
+}
+
+void mx_ev_uint(struct mx_event *e, const char *key, uint64_t v)
+{
+    struct mx_ev_field *f = add_field(e, key, MX_EV_UINT);
+    if (f)
+        f->v.u = v;
+}
+
+void mx_ev_double(struct mx_event *e, const char *key, double v)
+{
+    struct mx_ev_field *f = add_field(e, key, MX_EV_DOUBLE);
+    if (f)
+        f->v.d = v;
+}
+
+void mx_ev_bool(struct mx_event *e, const char *key, bool v)
+{
+    struct mx_ev_field *f = add_field(e, key, MX_EV_BOOL);
+    if (f)
+        f->v.b = v;
+}
+
+void mx_ev_null(struct mx_event *e, const char *key)
+{
+    add_field(e, key, MX_EV_NULL);
+}
+
+void mx_ev_time(struct mx_event *e, const char *key, mx_time_t t)
+{
+    char buf[40];
+    mx_time_iso(t, buf, sizeof(buf));
+    mx_ev_str(e, key, buf);
+}
+
+void mx_ev_frames(struct mx_event *e, mx_frame_t first, mx_frame_t last)
+{
+    if (!first)
+        return;
+    mx_ev_arr(e, "frames");
+    mx_ev_uint(e, NULL, first);
+    if (last && last != first)
+        mx_ev_uint(e, NULL, last);
+    mx_ev_end(e);
+}
+
+void mx_ev_obj(struct mx_event *e, const char *key)
+{
+    if (add_field(e, key, MX_EV_OBJ))
+        e->depth++;
+}
+
+void mx_ev_arr(struct mx_event *e, const char *key)
+{
+    if (add_field(e, key, MX_EV_ARR))
+        e->depth++;
+}
+
+void mx_ev_end(struct mx_event *e)
+{
+    if (e->depth > 0 && add_field(e, NULL, MX_EV_END))
+        e->depth--;
+}
+
+void mx_ev_tone(struct mx_event *e, enum mx_tone t)
+{
+    e->tone = (int)t;
+}
+
+void mx_ev_text(struct mx_event *e, const char *fmt, ...)
+{
+    if (!e->open || e->oom || !e->want_text)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char small[256];
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    uint32_t off = arena_reserve(e, (size_t)n + 1);
+    if (off == UINT32_MAX)
+        return;
+    if ((size_t)n < sizeof(small)) {
+        memcpy(e->arena + off, small, (size_t)n);
+    } else {
+        va_start(ap, fmt);
+        vsnprintf(e->arena + off, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    e->arena_len = off + (size_t)n;
+    e->text_off = off;
+    e->text_len = (uint32_t)n;
+}

@@ -1,0 +1,17 @@
+/* report.h - the reporters that know no protocol: NDJSON, the text timeline, the HTML report. */
+#ifndef MX_REPORT_H
+#define MX_REPORT_H
+
+#include "event/event.h"
+
+#include <stdio.h>
+
+/* Each subscribes a reporter writing to `out` (closed at the end when close_out)
+ * to the sink; false when out of memory. */
+bool mx_report_json_add(struct mx_sink *s, FILE *out, bool close_out);
+bool mx_report_text_add(struct mx_sink *s, FILE *out, bool close_out, bool color);
+/* The self-contained HTML report: an overview, and a sequence diagram for up
+ * to max_diagrams sessions (0: the default, 200), those with failures first. */
+bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max_diagrams);
+
+#endif

@@ -1,0 +1,1256 @@
+/* report_html.c - one self-contained HTML report: an overview, then a
+ * sequence diagram (inline SVG) per session, drawn from the records.
+ *
+ * The reporter knows no protocol: it reads the record conventions every
+ * dissector follows (docs/manual.md, "Records"): a record with "dir" is an
+ * arrow, its one-line text the label, "latency", "answers", "explain",
+ * "state" and "frames" the details, the tone its colour; "pipelined" groups
+ * commands; a "tls" record darkens the rest of the dialogue; "message"
+ * records give MIME trees; "flow_start" and "flow" open and close a session;
+ * "finding" and "summary" records feed the overview.
+ *
+ * Memory stays flat on large captures: a session is rendered when its "flow"
+ * record comes and written to a temporary file; only a short index entry per
+ * session stays in memory. Every count and buffer has a cap.
+ *
+ * Wire text is escaped everywhere (HTML's five specials, control characters
+ * and bidirectional overrides shown as \xNN / \uNNNN): a hostile capture
+ * cannot inject markup, script or a misleading direction of text. The only
+ * script is our own, at the end, and reads wire text only through the DOM
+ * (textContent). */
+#include "output/report.h"
+#include "event/text.h"
+#include "core/idmap.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Caps. */
+#define H_MAX_STEPS 2000          /* rows drawn per session; the rest counted */
+#define H_LABEL_CP 58             /* code points of an arrow's label */
+#define H_FIELD_MAX 2048          /* bytes of one detail field kept */
+#define H_ARENA_MAX (1u << 20)    /* text kept per session */
+#define H_EXTRA_MAX (256u << 10)  /* message trees per session */
+#define H_FAILURES_MAX 500        /* failures listed in the overview */
+#define H_LIST_MAX (2u << 20)     /* overview lists (failures, findings) */
+#define H_LIST_ROWS 10000         /* sessions listed without a diagram; the rest counted */
+#define H_MAX_SERVERS 4096        /* (protocol, server) pairs counted in the overview */
+/* Diagrams drawn by default: sessions with failures first, then the others
+ * (the first to end), shown in flow order. A browser builds about 10,000 SVG
+ * rows a second, so this keeps a report of any size opening in a few
+ * seconds; the rest are listed by their summary line. */
+#define H_DIAGRAMS_DEFAULT 200
+
+/* Geometry of a diagram (px). */
+#define G_W 900
+#define G_XC 190      /* client lifeline */
+#define G_XS 650      /* server lifeline */
+#define G_TOP 58      /* first row */
+#define G_ROW 26
+
+/* ---------------------------------------------------------------- buffer */
+
+struct hbuf {
+    char *p;
+    size_t len, cap;
+    size_t max; /* 0: no cap */
+    bool full;  /* something did not fit */
+};
+
+static bool hb_room(struct hbuf *b, size_t n)
+{
+    if (b->full)
+        return false;
+    if (b->max && b->len + n > b->max) {
+        b->full = true;
+        return false;
+    }
+    if (b->len + n <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->full = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+static void hb_put(struct hbuf *b, const void *s, size_t n)
+{
+    if (n && hb_room(b, n)) {
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+    }
+}
+
+static void hb_puts(struct hbuf *b, const char *s)
+{
+    hb_put(b, s, strlen(s));
+}
+
+static void hb_printf(struct hbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void hb_printf(struct hbuf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        hb_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+static void hb_free(struct hbuf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+/* Escapes valid UTF-8 text for HTML text and attribute values (HTML 5
+ * §13.1.2.6 and §13.5): & < > " ' as references; C0, DEL and C1 controls as
+ * \xNN or \u00NN; the bidirectional embeddings, overrides and isolates
+ * (U+202A-U+202E, U+2066-U+2069, Unicode TR#9 §2) as \uNNNN so that wire
+ * text cannot reorder what is shown around it. newlines: keep '\n' as is
+ * (inside <title> and <pre>) instead of \x0a. max_cp > 0 cuts the text after
+ * that many code points and adds an ellipsis. */
+static void hb_esc(struct hbuf *b, struct mx_slice s, size_t max_cp, bool newlines)
+{
+    const uint8_t *p = s.ptr;
+    size_t n = s.len, cp = 0, run = 0;
+    char tmp[16];
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if ((c & 0xC0) != 0x80 && max_cp && cp++ == max_cp) {
+            hb_put(b, p + i - run, run);
+            hb_puts(b, "\xE2\x80\xA6");
+            return;
+        }
+        const char *rep = NULL;
+        size_t skip = 0;
+        switch (c) {
+        case '&': rep = "&amp;"; break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '"': rep = "&quot;"; break;
+        case '\'': rep = "&#39;"; break;
+        default:
+            if ((c < 0x20 && !(c == '\n' && newlines)) || c == 0x7f) {
+                snprintf(tmp, sizeof(tmp), "\\x%02x", c);
+                rep = tmp;
+            } else if (c == 0xC2 && i + 1 < n && p[i + 1] >= 0x80 && p[i + 1] <= 0x9F) {
+                snprintf(tmp, sizeof(tmp), "\\u%04x", p[i + 1]);
+                rep = tmp;
+                skip = 1;
+            } else if (c == 0xE2 && i + 2 < n &&
+                       ((p[i + 1] == 0x80 && p[i + 2] >= 0xAA && p[i + 2] <= 0xAE) ||
+                        (p[i + 1] == 0x81 && p[i + 2] >= 0xA6 && p[i + 2] <= 0xA9))) {
+                snprintf(tmp, sizeof(tmp), "\\u%04x", 0x2000 + ((p[i + 1] & 0x3F) << 6) + (p[i + 2] & 0x3F));
+                rep = tmp;
+                skip = 2;
+            }
+        }
+        if (!rep) {
+            run++;
+            continue;
+        }
+        hb_put(b, p + i - run, run);
+        run = 0;
+        hb_puts(b, rep);
+        i += skip;
+    }
+    hb_put(b, p + n - run, run);
+}
+
+static void hb_esc_str(struct hbuf *b, const char *s)
+{
+    hb_esc(b, mx_slice_make(s, strlen(s)), 0, false);
+}
+
+/* Makes room for `need` elements of `elem` bytes in *arr (capacity *cap),
+ * doubling from `first`; false when out of memory (*arr is unchanged). */
+static bool grow(void **arr, size_t *cap, size_t need, size_t elem, size_t first)
+{
+    if (need <= *cap)
+        return true;
+    size_t c = *cap ? *cap * 2 : first;
+    void *t = realloc(*arr, c * elem);
+    if (!t)
+        return false;
+    *arr = t;
+    *cap = c;
+    return true;
+}
+
+/* ---------------------------------------------------------------- state */
+
+enum step_kind { ST_C2S, ST_S2C, ST_NOTE, ST_TLS };
+
+/* One row of a diagram. Texts are kept in the session's arena as UTF-8. */
+struct step {
+    uint8_t kind, tone;
+    bool pipelined;
+    mx_time_t ts;
+    double latency; /* seconds, or NAN */
+    mx_frame_t f0, f1;
+    uint32_t label_off, label_len;
+    uint32_t detail_off, detail_len;
+};
+
+struct session {
+    uint64_t id;
+    char proto[16];
+    char client[64], server[64];
+    mx_time_t start;
+    struct step *steps;
+    size_t n, cap;
+    uint64_t dropped;   /* rows past H_MAX_STEPS */
+    uint64_t commands, failures;
+    bool tls;
+    struct hbuf arena;  /* step texts */
+    struct hbuf extra;  /* rendered message trees */
+};
+
+/* Sessions counted per (protocol, server), for the overview. */
+struct tally {
+    char proto[16];
+    char server[64];
+    uint64_t sessions, failed;
+};
+
+/* What stays of a session once it is written to the temporary file. */
+struct entry {
+    uint64_t id;
+    uint64_t off;        /* the head, then the body, in the temporary file */
+    uint32_t attrs_len;  /* id="f1" data-proto=... of the session's element */
+    uint32_t line_len;   /* its summary line */
+    uint64_t body_len;   /* the diagram and the message trees */
+    char proto[16];
+    char server[64];
+    bool failed;
+    bool has_body; /* its diagram is in the temporary file */
+    bool drawn;
+};
+
+struct html_rep {
+    const struct mx_sink *sink;
+    FILE *out;
+    bool close_out;
+    bool failed; /* a write failed */
+    FILE *tmp;   /* rendered sessions, in the order they ended */
+    struct mx_idmap open; /* sessions not ended yet, by flow id */
+    struct entry *idx;
+    size_t idx_n, idx_cap;
+    uint64_t sessions, sessions_failed; /* all of them */
+    uint64_t unlisted;                  /* neither drawn nor listed (past H_LIST_ROWS) */
+    size_t listed;                      /* without a diagram, in the list */
+    struct mx_idmap by_server;          /* (protocol, server) hash -> struct tally */
+    struct tally **tallies;
+    size_t n_tallies, cap_tallies;
+    uint64_t servers_dropped;           /* sessions of pairs past H_MAX_SERVERS */
+    struct hbuf failures; /* <li> items */
+    size_t n_failures;
+    uint64_t more_failures;
+    struct hbuf findings; /* <tr> rows */
+    size_t n_findings;
+    struct hbuf summary;  /* the capture's span and files */
+    struct hbuf page;     /* the section being rendered */
+    size_t max_diagrams;
+    size_t bodies_failed, bodies_ok; /* diagrams kept in the temporary file */
+};
+
+static void session_free(struct session *s)
+{
+    if (!s)
+        return;
+    free(s->steps);
+    hb_free(&s->arena);
+    hb_free(&s->extra);
+    free(s);
+}
+
+/* ---------------------------------------------------------------- reading records */
+
+
+static struct session *session_new(struct html_rep *r, const struct mx_event *e)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->id = e->flow;
+    s->start = e->ts;
+    s->arena.max = H_ARENA_MAX;
+    s->extra.max = H_EXTRA_MAX;
+    snprintf(s->proto, sizeof(s->proto), "?");
+    if (!mx_idmap_put(&r->open, s->id, s)) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* "addr:port" (IPv6 as [addr]:port) from a record's address fields. */
+static void endpoint(char *dst, size_t cap, const struct mx_event *e, const char *addr, const char *port)
+{
+    char a[MX_ADDR_STRLEN + 1];
+    mx_text_copy(a, sizeof(a), mx_ev_get_str(e, addr));
+    int64_t p = mx_ev_get_int(e, port, 0);
+    snprintf(dst, cap, strchr(a, ':') ? "[%s]:%" PRId64 : "%s:%" PRId64, a, p);
+}
+
+/* Appends text to the session's arena; its offset and length go to *off, *len. */
+static void keep(struct session *s, struct mx_slice t, uint32_t *off, uint32_t *len)
+{
+    size_t before = s->arena.len;
+    hb_put(&s->arena, t.ptr, t.len);
+    *off = (uint32_t)before;
+    *len = (uint32_t)(s->arena.len - before);
+}
+
+/* One line "key: value" of an arrow's details, from a string field. */
+static void detail_str(struct hbuf *d, const struct mx_event *e, const char *path, const char *label)
+{
+    struct mx_slice v = mx_ev_get_str(e, path);
+    if (!v.len)
+        return;
+    if (d->len)
+        hb_puts(d, "\n");
+    hb_puts(d, label);
+    hb_put(d, v.ptr, v.len < H_FIELD_MAX ? v.len : H_FIELD_MAX);
+}
+
+/* Fields shown in a row's details, and how each is labelled. */
+struct detail {
+    const char *path, *label;
+};
+
+static void details(struct hbuf *d, const struct mx_event *e, const struct detail *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        detail_str(d, e, t[i].path, t[i].label);
+}
+
+static void add_step(struct session *s, const struct mx_event *e, enum step_kind kind, struct mx_slice label,
+                     struct mx_slice detail)
+{
+    if (s->n == H_MAX_STEPS) {
+        s->dropped++;
+        return;
+    }
+    if (!grow((void **)&s->steps, &s->cap, s->n + 1, sizeof(*s->steps), 32)) {
+        s->dropped++;
+        return;
+    }
+    struct step *st = &s->steps[s->n++];
+    memset(st, 0, sizeof(*st));
+    st->kind = (uint8_t)kind;
+    st->tone = (uint8_t)e->tone;
+    st->ts = e->ts;
+    const struct mx_ev_field *lf = mx_ev_get(e, "latency");
+    st->latency = lf && lf->kind == MX_EV_DOUBLE ? lf->v.d : NAN;
+    st->pipelined = mx_ev_get_int(e, "pipelined", 0) != 0;
+    const struct mx_ev_field *fr = mx_ev_get(e, "frames");
+    if (fr && fr->kind == MX_EV_ARR) {
+        const struct mx_ev_field *a = mx_ev_first(e, fr);
+        const struct mx_ev_field *b = a ? mx_ev_next(e, a) : NULL;
+        st->f0 = a && a->kind == MX_EV_UINT ? a->v.u : a && a->kind == MX_EV_INT ? (mx_frame_t)a->v.i : 0;
+        st->f1 = b && b->kind == MX_EV_UINT ? b->v.u : b && b->kind == MX_EV_INT ? (mx_frame_t)b->v.i : st->f0;
+    }
+    keep(s, label, &st->label_off, &st->label_len);
+    keep(s, detail, &st->detail_off, &st->detail_len);
+    /* A failure: a negative reply, or a failed outcome (auth, TLS, delivery). */
+    if ((kind == ST_S2C && (e->tone == MX_TONE_BAD || e->tone == MX_TONE_WARN)) ||
+        (kind != ST_S2C && kind != ST_C2S && e->tone == MX_TONE_BAD))
+        s->failures++;
+    if (kind == ST_C2S && (mx_ev_get(e, "verb") || mx_ev_get(e, "command")))
+        s->commands++;
+}
+
+/* A member of an object field, by key (one level), or NULL. */
+static const struct mx_ev_field *member(const struct mx_event *e, const struct mx_ev_field *obj, const char *key)
+{
+    if (!obj || obj->kind != MX_EV_OBJ)
+        return NULL;
+    for (const struct mx_ev_field *f = mx_ev_first(e, obj); f; f = mx_ev_next(e, f))
+        if (f->key && !strcmp(f->key, key))
+            return f;
+    return NULL;
+}
+
+static struct mx_slice member_str(const struct mx_event *e, const struct mx_ev_field *obj, const char *key)
+{
+    const struct mx_ev_field *f = member(e, obj, key);
+    return f && f->kind == MX_EV_STR ? mx_ev_field_str(e, f) : mx_slice_make("", 0);
+}
+
+static int64_t member_int(const struct mx_event *e, const struct mx_ev_field *obj, const char *key, int64_t dflt)
+{
+    const struct mx_ev_field *f = member(e, obj, key);
+    if (!f)
+        return dflt;
+    return f->kind == MX_EV_INT ? f->v.i : f->kind == MX_EV_UINT ? (int64_t)f->v.u : dflt;
+}
+
+/* The one-line text of a record, as valid UTF-8, or its type. */
+static struct mx_slice label_of(const struct mx_event *e, char *buf, size_t cap)
+{
+    struct mx_slice t = mx_ev_text_of(e);
+    if (!t.len)
+        return mx_slice_make(e->type, strlen(e->type));
+    if (t.len > cap / 4)
+        t.len = cap / 4;
+    return mx_slice_make(buf, mx_utf8_sanitize(t, buf, cap));
+}
+
+static void on_tls(struct session *s, const struct mx_event *e)
+{
+    struct hbuf l = { 0 }, d = { 0 };
+    l.max = d.max = 8192;
+    struct mx_slice v = mx_ev_get_str(e, "version"), c = mx_ev_get_str(e, "cipher");
+    hb_puts(&l, "TLS");
+    if (v.len) {
+        hb_puts(&l, " ");
+        hb_put(&l, v.ptr, v.len);
+    }
+    if (c.len) {
+        hb_puts(&l, " \xC2\xB7 ");
+        hb_put(&l, c.ptr, c.len);
+    }
+    hb_puts(&l, mx_ev_get_int(e, "completed", 0) ? " \xC2\xB7 handshake completed" : " \xC2\xB7 handshake not completed");
+    hb_printf(&d, "encrypted from here on: %" PRId64 " bytes client to server, %" PRId64 " bytes server to client",
+              mx_ev_get_int(e, "app_bytes.c2s", 0), mx_ev_get_int(e, "app_bytes.s2c", 0));
+    static const struct detail tls_details[] = {
+        { "how", "how: " },
+        { "sni", "SNI: " },
+        { "alpn", "ALPN: " },
+        { "certificate.subject", "certificate subject: " },
+        { "certificate.issuer", "certificate issuer: " },
+        { "certificate.not_after", "valid until: " },
+        { "certificate_hidden", "certificate: " },
+        { "ja3", "JA3: " },
+        { "ja4", "JA4: " },
+    };
+    details(&d, e, tls_details, MX_ARRAY_LEN(tls_details));
+    const struct mx_ev_field *al = mx_ev_get(e, "alerts");
+    int n = 0;
+    for (const struct mx_ev_field *a = al ? mx_ev_first(e, al) : NULL; a && n < 8; a = mx_ev_next(e, a), n++) {
+        struct mx_slice desc = member_str(e, a, "description"), lv = member_str(e, a, "level");
+        hb_puts(&d, "\nalert: ");
+        hb_put(&d, desc.ptr, desc.len);
+        if (lv.len) {
+            hb_puts(&d, " (");
+            hb_put(&d, lv.ptr, lv.len);
+            hb_puts(&d, ")");
+        }
+    }
+    s->tls = true;
+    add_step(s, e, ST_TLS, mx_slice_make(l.p, l.len), mx_slice_make(d.p, d.len));
+    hb_free(&l);
+    hb_free(&d);
+}
+
+/* The MIME tree of a message record, rendered now into the session's extra. */
+static void on_message(struct session *s, const struct mx_event *e)
+{
+    struct hbuf *x = &s->extra;
+    hb_puts(x, "<div class=\"msg\"><h4>Message");
+    struct mx_slice subj = mx_ev_get_str(e, "headers.subject");
+    if (subj.len) {
+        hb_puts(x, " \xE2\x80\x9C");
+        hb_esc(x, subj, 120, false);
+        hb_puts(x, "\xE2\x80\x9D");
+    }
+    hb_printf(x, "</h4><p class=\"meta\">%" PRId64 " bytes", mx_ev_get_int(e, "size", 0));
+    struct mx_slice from = mx_ev_get_str(e, "headers.from"), src = mx_ev_get_str(e, "source");
+    if (from.len) {
+        hb_puts(x, " \xC2\xB7 from ");
+        hb_esc(x, from, 120, false);
+    }
+    if (src.len) {
+        hb_puts(x, " \xC2\xB7 ");
+        hb_esc(x, src, 40, false);
+    }
+    if (mx_ev_get_int(e, "partial", 0))
+        hb_puts(x, " \xC2\xB7 <span class=\"bad\">partial</span>");
+    struct mx_slice sha = mx_ev_get_str(e, "sha256");
+    if (sha.len) {
+        hb_puts(x, " \xC2\xB7 SHA-256 <code>");
+        hb_esc(x, sha, 0, false);
+        hb_puts(x, "</code>");
+    }
+    hb_puts(x, "</p><table class=\"mime\"><tr><th>part</th><th>type</th><th>name</th><th>bytes</th><th>SHA-256</th></tr>");
+    const struct mx_ev_field *parts = mx_ev_get(e, "parts");
+    int shown = 0;
+    const struct mx_ev_field *p = parts ? mx_ev_first(e, parts) : NULL;
+    for (; p && shown < 500; p = mx_ev_next(e, p), shown++) {
+        struct mx_slice path = member_str(e, p, "path"), ct = member_str(e, p, "content_type"),
+                        fn = member_str(e, p, "filename"), disp = member_str(e, p, "disposition"),
+                        h = member_str(e, p, "sha256");
+        int64_t size = member_int(e, p, "size", -1);
+        /* Depth from the path: "0" is the root, "2.1" a grandchild. */
+        int depth = 0;
+        if (!(path.len == 1 && path.ptr[0] == '0')) {
+            depth = 1;
+            for (size_t i = 0; i < path.len; i++)
+                depth += path.ptr[i] == '.';
+        }
+        bool att = disp.len == 10 && !memcmp(disp.ptr, "attachment", 10);
+        hb_printf(x, "<tr%s><td style=\"padding-left:%dem\">", att ? " class=\"att\"" : "", depth > 12 ? 12 : depth);
+        hb_esc(x, path, 40, false);
+        hb_puts(x, "</td><td>");
+        hb_esc(x, ct, 80, false);
+        hb_puts(x, "</td><td>");
+        if (att)
+            hb_puts(x, "\xF0\x9F\x93\x8E ");
+        hb_esc(x, fn, 80, false);
+        hb_puts(x, "</td><td>");
+        if (size >= 0)
+            hb_printf(x, "%" PRId64, size);
+        hb_puts(x, "</td><td><code>");
+        hb_esc(x, h, 0, false);
+        hb_puts(x, "</code></td></tr>");
+    }
+    if (p)
+        hb_puts(x, "<tr><td colspan=\"5\">\xE2\x80\xA6 more parts: see the JSON record</td></tr>");
+    hb_puts(x, "</table></div>");
+}
+
+static void on_finding(struct html_rep *r, const struct mx_event *e)
+{
+    struct hbuf *b = &r->findings;
+    struct mx_slice sev = mx_ev_get_str(e, "severity");
+    hb_puts(b, "<tr><td class=\"sev-");
+    hb_esc(b, sev, 16, false);
+    hb_puts(b, "\">");
+    hb_esc(b, sev, 16, false);
+    hb_puts(b, "</td><td class=\"fid\"><code>");
+    hb_esc(b, mx_ev_get_str(e, "id"), 40, false);
+    hb_puts(b, "</code></td><td>");
+    hb_esc(b, mx_ev_get_str(e, "title"), 160, false);
+    hb_puts(b, "<div class=\"why\">");
+    hb_esc(b, mx_ev_get_str(e, "why"), 600, false);
+    hb_puts(b, " <b>Fix:</b> ");
+    hb_esc(b, mx_ev_get_str(e, "fix"), 600, false);
+    hb_puts(b, "</div></td><td>");
+    hb_esc(b, mx_ev_get_str(e, "proto"), 16, false);
+    hb_puts(b, " ");
+    hb_esc(b, mx_ev_get_str(e, "server"), 64, false);
+    hb_printf(b, ":%" PRId64 "</td><td>%" PRId64 "</td><td>", mx_ev_get_int(e, "port", 0),
+              mx_ev_get_int(e, "count", 0));
+    const struct mx_ev_field *ev = mx_ev_get(e, "evidence");
+    int n = 0;
+    for (const struct mx_ev_field *x = ev ? mx_ev_first(e, ev) : NULL; x && n < 10; x = mx_ev_next(e, x), n++) {
+        int64_t f = member_int(e, x, "flow", 0);
+        const struct mx_ev_field *fr = member(e, x, "frames");
+        fr = fr && fr->kind == MX_EV_ARR ? mx_ev_first(e, fr) : NULL;
+        hb_printf(b, "<a href=\"#f%" PRId64 "\">session %" PRId64 "</a>", f, f);
+        if (fr && fr->kind == MX_EV_UINT)
+            hb_printf(b, " (frame %" PRIu64 ")", fr->v.u);
+        hb_puts(b, " ");
+    }
+    hb_puts(b, "</td></tr>\n");
+    r->n_findings++;
+}
+
+static void on_summary(struct html_rep *r, const struct mx_event *e)
+{
+    struct hbuf *b = &r->summary;
+    b->len = 0;
+    struct mx_slice a = mx_ev_get_str(e, "start"), z = mx_ev_get_str(e, "end");
+    hb_puts(b, "<p>Capture ");
+    if (a.len) {
+        hb_puts(b, "from <time>");
+        hb_esc(b, a, 40, false);
+        hb_puts(b, "</time> to <time>");
+        hb_esc(b, z, 40, false);
+        hb_puts(b, "</time>, ");
+    }
+    hb_printf(b, "%" PRId64 " frames, %" PRId64 " bytes, %" PRId64 " flows", mx_ev_get_int(e, "frames", 0),
+              mx_ev_get_int(e, "bytes", 0), mx_ev_get_int(e, "flows", 0));
+    const struct mx_ev_field *files = mx_ev_get(e, "files");
+    int i = 0;
+    for (const struct mx_ev_field *f = files ? mx_ev_first(e, files) : NULL; f && i < 16; f = mx_ev_next(e, f), i++) {
+        struct mx_slice p = member_str(e, f, "path");
+        hb_puts(b, i ? ", " : "; read from ");
+        hb_puts(b, "<code>");
+        hb_esc(b, p, 200, false);
+        hb_puts(b, "</code>");
+    }
+    hb_puts(b, ".</p>");
+}
+
+/* ---------------------------------------------------------------- drawing */
+
+static const char *tone_class(int tone)
+{
+    switch (tone) {
+    case MX_TONE_GOOD: return "g";
+    case MX_TONE_WARN: return "w";
+    case MX_TONE_BAD: return "b";
+    default: return "n";
+    }
+}
+
+static void put_rel(struct hbuf *b, mx_time_t t, mx_time_t t0)
+{
+    if (t == MX_TIME_NONE || t0 == MX_TIME_NONE)
+        return;
+    double d = (double)(t - t0) / 1e9;
+    hb_printf(b, "+%.3f s", d);
+}
+
+static void put_latency(struct hbuf *b, double s)
+{
+    if (s < 1e-3)
+        hb_printf(b, "%.0f \xC2\xB5s", s * 1e6);
+    else if (s < 1)
+        hb_printf(b, "%.1f ms", s * 1e3);
+    else
+        hb_printf(b, "%.2f s", s);
+}
+
+static struct mx_slice arena(const struct session *s, uint32_t off, uint32_t len)
+{
+    return mx_slice_make(s->arena.p + off, len);
+}
+
+/* A row's tooltip and detail pane text: the line, frames, latency, details. */
+static void put_title(struct hbuf *b, const struct session *s, const struct step *st)
+{
+    hb_puts(b, "<title>");
+    hb_esc(b, arena(s, st->label_off, st->label_len), 0, true);
+    if (st->f0) {
+        hb_printf(b, "\nframe%s %" PRIu64, st->f1 != st->f0 ? "s" : "", st->f0);
+        if (st->f1 != st->f0)
+            hb_printf(b, "\xE2\x80\x93%" PRIu64, st->f1);
+    }
+    if (!isnan(st->latency)) {
+        hb_puts(b, "\nlatency ");
+        put_latency(b, st->latency);
+    }
+    if (st->detail_len) {
+        hb_puts(b, "\n");
+        hb_esc(b, arena(s, st->detail_off, st->detail_len), 0, true);
+    }
+    hb_puts(b, "</title>");
+}
+
+static void draw(struct hbuf *b, const struct session *s)
+{
+    size_t rows = s->n + (s->dropped ? 1 : 0);
+    int h = G_TOP + (int)rows * G_ROW + 16;
+    hb_printf(b, "<svg class=\"seq\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
+                 "aria-label=\"sequence diagram of session %" PRIu64 "\">",
+              G_W, h, G_W, h, s->id);
+    /* TLS: the rest of the dialogue is dark from its row down. */
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->steps[i].kind != ST_TLS)
+            continue;
+        int y = G_TOP + (int)i * G_ROW - 18;
+        hb_printf(b, "<rect class=\"dark\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\"/>", G_XC, y, G_XS - G_XC,
+                  h - y - 8);
+        break;
+    }
+    /* Pipelined commands: a box behind each run of them. */
+    for (size_t i = 0; i < s->n;) {
+        size_t j = i + 1;
+        while (j < s->n && s->steps[j].kind == ST_C2S && s->steps[j].pipelined)
+            j++;
+        if (s->steps[i].kind == ST_C2S && j - i > 1) {
+            int y = G_TOP + (int)i * G_ROW - 19;
+            hb_printf(b, "<rect class=\"pipe\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" rx=\"4\"/>", G_XC - 8, y,
+                      G_XS - G_XC + 16, (int)(j - i) * G_ROW + 2);
+            hb_printf(b, "<text class=\"pipel\" x=\"%d\" y=\"%d\">pipelined \xC3\x97%zu</text>", G_XC - 12,
+                      y + 14, j - i);
+        }
+        i = j;
+    }
+    /* Lifelines and their heads. */
+    hb_printf(b, "<line class=\"life\" x1=\"%d\" y1=\"34\" x2=\"%d\" y2=\"%d\"/>", G_XC, G_XC, h - 8);
+    hb_printf(b, "<line class=\"life\" x1=\"%d\" y1=\"34\" x2=\"%d\" y2=\"%d\"/>", G_XS, G_XS, h - 8);
+    hb_printf(b, "<rect class=\"head\" x=\"%d\" y=\"4\" width=\"180\" height=\"30\" rx=\"4\"/>", G_XC - 90);
+    hb_printf(b, "<text class=\"headt\" x=\"%d\" y=\"17\">client</text><text class=\"heada\" x=\"%d\" y=\"29\">",
+              G_XC, G_XC);
+    hb_esc_str(b, s->client);
+    hb_puts(b, "</text>");
+    hb_printf(b, "<rect class=\"head\" x=\"%d\" y=\"4\" width=\"180\" height=\"30\" rx=\"4\"/>", G_XS - 90);
+    hb_printf(b, "<text class=\"headt\" x=\"%d\" y=\"17\">server</text><text class=\"heada\" x=\"%d\" y=\"29\">",
+              G_XS, G_XS);
+    hb_esc_str(b, s->server);
+    hb_puts(b, "</text>");
+    for (size_t i = 0; i < s->n; i++) {
+        const struct step *st = &s->steps[i];
+        int y = G_TOP + (int)i * G_ROW;
+        const char *tc = tone_class(st->tone);
+        hb_printf(b, "<g class=\"st %s k%d\" tabindex=\"0\">", tc, st->kind);
+        put_title(b, s, st);
+        hb_printf(b, "<text class=\"tm\" x=\"8\" y=\"%d\">", y + 4);
+        put_rel(b, st->ts, s->start);
+        hb_puts(b, "</text>");
+        if (st->f0)
+            hb_printf(b, "<text class=\"fr\" x=\"%d\" y=\"%d\">#%" PRIu64 "</text>", G_W - 8, y + 4, st->f0);
+        switch (st->kind) {
+        case ST_C2S:
+        case ST_S2C: {
+            /* The shaft and its head in one path: markers cost a browser
+             * far more on a large page. */
+            int x1 = st->kind == ST_C2S ? G_XC : G_XS, x2 = st->kind == ST_C2S ? G_XS - 1 : G_XC + 1;
+            int hx = st->kind == ST_C2S ? -10 : 10;
+            hb_printf(b, "<path class=\"ar\" d=\"M%d %dH%dM%d %dl%d -5v10z\"/>", x1, y, x2, x2, y, hx);
+            hb_printf(b, "<text class=\"lb\" x=\"%d\" y=\"%d\">", (G_XC + G_XS) / 2, y - 5);
+            hb_esc(b, arena(s, st->label_off, st->label_len), H_LABEL_CP, false);
+            hb_puts(b, "</text>");
+            if (!isnan(st->latency) && st->kind == ST_S2C) {
+                hb_printf(b, "<text class=\"lat\" x=\"%d\" y=\"%d\">", G_XS + 8, y + 4);
+                put_latency(b, st->latency);
+                hb_puts(b, "</text>");
+            }
+            break;
+        }
+        case ST_TLS:
+            hb_printf(b, "<rect class=\"band\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"20\" rx=\"3\"/>", G_XC,
+                      y - 14, G_XS - G_XC);
+            hb_printf(b, "<text class=\"bandt\" x=\"%d\" y=\"%d\">\xF0\x9F\x94\x92 ", (G_XC + G_XS) / 2, y);
+            hb_esc(b, arena(s, st->label_off, st->label_len), H_LABEL_CP, false);
+            hb_puts(b, "</text>");
+            break;
+        default:
+            hb_printf(b, "<rect class=\"note\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"20\" rx=\"3\"/>",
+                      G_XC + 10, y - 14, G_XS - G_XC - 20);
+            hb_printf(b, "<text class=\"nt\" x=\"%d\" y=\"%d\">", (G_XC + G_XS) / 2, y);
+            hb_esc(b, arena(s, st->label_off, st->label_len), H_LABEL_CP, false);
+            hb_puts(b, "</text>");
+        }
+        hb_puts(b, "</g>");
+    }
+    if (s->dropped)
+        hb_printf(b, "<text class=\"nt\" x=\"%d\" y=\"%d\">\xE2\x80\xA6 %" PRIu64 " more rows not drawn</text>",
+                  (G_XC + G_XS) / 2, G_TOP + (int)s->n * G_ROW, s->dropped);
+    hb_puts(b, "</svg>");
+}
+
+/* FNV-1a (64-bit) of a (protocol, server) pair, never 0. */
+static uint64_t pair_hash(const char *proto, const char *server)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (const char *p = proto; *p; p++)
+        h = (h ^ (uint8_t)*p) * UINT64_C(1099511628211);
+    h = (h ^ 0xff) * UINT64_C(1099511628211);
+    for (const char *p = server; *p; p++)
+        h = (h ^ (uint8_t)*p) * UINT64_C(1099511628211);
+    return h ? h : 1;
+}
+
+/* Counts a finished session for the overview: all of them, per pair. */
+static void count_session(struct html_rep *r, const struct session *s, bool failed)
+{
+    r->sessions++;
+    r->sessions_failed += failed;
+    uint64_t h = pair_hash(s->proto, s->server);
+    struct tally *t = mx_idmap_get(&r->by_server, h);
+    if (!t) {
+        if (r->n_tallies == H_MAX_SERVERS ||
+            !grow((void **)&r->tallies, &r->cap_tallies, r->n_tallies + 1, sizeof(*r->tallies), 64) ||
+            !(t = calloc(1, sizeof(*t)))) {
+            r->servers_dropped++;
+            return;
+        }
+        if (!mx_idmap_put(&r->by_server, h, t)) {
+            free(t);
+            r->servers_dropped++;
+            return;
+        }
+        memcpy(t->proto, s->proto, sizeof(t->proto));
+        memcpy(t->server, s->server, sizeof(t->server));
+        r->tallies[r->n_tallies++] = t;
+    }
+    t->sessions++;
+    t->failed += failed;
+}
+
+/* Renders a finished session into the temporary file. */
+static void finish_session(struct html_rep *r, struct session *s)
+{
+    bool failed = s->failures > 0;
+    count_session(r, s, failed);
+    /* Only a session that can still be drawn keeps its diagram: the first
+     * max_diagrams to end with failures, and the first max_diagrams without;
+     * the next H_LIST_ROWS are listed by their summary line, the rest only
+     * counted. Memory and the temporary file stay small on any capture. */
+    size_t *kept = failed ? &r->bodies_failed : &r->bodies_ok;
+    bool body = *kept < r->max_diagrams;
+    if (!body && r->listed >= H_LIST_ROWS) {
+        r->unlisted++;
+        return;
+    }
+    if (!grow((void **)&r->idx, &r->idx_cap, r->idx_n + 1, sizeof(*r->idx), 256)) {
+        r->failed = true;
+        return;
+    }
+    if (body)
+        (*kept)++;
+    else
+        r->listed++;
+    struct hbuf *b = &r->page;
+    b->len = 0;
+    b->full = false;
+    /* Three pieces, put together at the end: the attributes, the summary
+     * line, and the body (drawn sessions only). */
+    hb_printf(b, " id=\"f%" PRIu64 "\" data-proto=\"", s->id);
+    hb_esc_str(b, s->proto);
+    hb_puts(b, "\" data-server=\"");
+    hb_esc_str(b, s->server);
+    hb_printf(b, "\" data-failed=\"%d\"", failed);
+    size_t attrs_len = b->len;
+    hb_puts(b, "<span class=\"pr\">");
+    hb_esc_str(b, s->proto);
+    hb_printf(b, "</span> session %" PRIu64 " \xC2\xB7 ", s->id);
+    hb_esc_str(b, s->client);
+    hb_puts(b, " \xE2\x86\x92 ");
+    hb_esc_str(b, s->server);
+    if (s->start != MX_TIME_NONE) {
+        char iso[40];
+        mx_time_iso(s->start, iso, sizeof(iso));
+        hb_printf(b, " \xC2\xB7 <time>%s</time>", iso);
+    }
+    hb_printf(b, " \xC2\xB7 %" PRIu64 " commands", s->commands);
+    if (s->tls)
+        hb_puts(b, " \xC2\xB7 TLS");
+    if (failed)
+        hb_printf(b, " \xC2\xB7 <span class=\"bad\">%" PRIu64 " failure%s</span>", s->failures,
+                  s->failures == 1 ? "" : "s");
+    size_t line_len = b->len - attrs_len;
+    if (body) {
+        draw(b, s);
+        if (s->extra.len)
+            hb_put(b, s->extra.p, s->extra.len);
+        if (s->extra.full)
+            hb_puts(b, "<p class=\"meta\">More messages than the report keeps; see the JSON records.</p>");
+    }
+    if (b->full || attrs_len + line_len > UINT32_MAX) {
+        r->failed = true;
+        return;
+    }
+    long off = ftell(r->tmp);
+    if (off < 0 || fwrite(b->p, 1, b->len, r->tmp) != b->len) {
+        r->failed = true;
+        return;
+    }
+    struct entry *en = &r->idx[r->idx_n++];
+    memset(en, 0, sizeof(*en));
+    en->id = s->id;
+    en->off = (uint64_t)off;
+    en->attrs_len = (uint32_t)attrs_len;
+    en->line_len = (uint32_t)line_len;
+    en->body_len = b->len - attrs_len - line_len;
+    en->has_body = body;
+    en->failed = failed;
+    memcpy(en->proto, s->proto, sizeof(en->proto));
+    memcpy(en->server, s->server, sizeof(en->server));
+}
+
+/* A failure for the overview's list. */
+static void list_failure(struct html_rep *r, const struct session *s, const struct step *st)
+{
+    if (r->n_failures == H_FAILURES_MAX) {
+        r->more_failures++;
+        return;
+    }
+    struct hbuf *b = &r->failures;
+    hb_printf(b, "<li><a href=\"#f%" PRIu64 "\">session %" PRIu64 "</a> ", s->id, s->id);
+    hb_esc_str(b, s->proto);
+    hb_puts(b, " ");
+    hb_esc_str(b, s->server);
+    if (st->f0)
+        hb_printf(b, ", frame %" PRIu64, st->f0);
+    hb_printf(b, ": <span class=\"%s\">", tone_class(st->tone));
+    hb_esc(b, arena(s, st->label_off, st->label_len), 160, false);
+    hb_puts(b, "</span></li>\n");
+    r->n_failures++;
+}
+
+/* ---------------------------------------------------------------- reporter */
+
+static void html_event(void *ctx, const struct mx_event *e)
+{
+    struct html_rep *r = ctx;
+    if (!e->flow) {
+        if (!strcmp(e->type, "finding"))
+            on_finding(r, e);
+        else if (!strcmp(e->type, "summary"))
+            on_summary(r, e);
+        return;
+    }
+    struct session *s = mx_idmap_get(&r->open, e->flow);
+    if (!s) {
+        s = session_new(r, e);
+        if (!s)
+            return;
+    }
+    if (!strcmp(e->type, "flow_start")) {
+        mx_text_copy(s->proto, sizeof(s->proto), mx_ev_get_str(e, "proto"));
+        endpoint(s->client, sizeof(s->client), e, "client", "client_port");
+        endpoint(s->server, sizeof(s->server), e, "server", "server_port");
+    }
+    char lbuf[1200];
+    struct mx_slice label = label_of(e, lbuf, sizeof(lbuf));
+    if (!strcmp(e->type, "tls")) {
+        on_tls(s, e);
+        return;
+    }
+    if (!strcmp(e->type, "message"))
+        on_message(s, e);
+    struct hbuf d = { 0 };
+    d.max = 4 * H_FIELD_MAX;
+    /* The full text (multi-line replies), what the step means, the state. */
+    struct mx_slice full = mx_ev_get_str(e, "text");
+    if (full.len && (full.len != label.len || memcmp(full.ptr, label.ptr, label.len)))
+        detail_str(&d, e, "text", "text: ");
+    static const struct detail step_details[] = {
+        { "explain", "" },
+        { "state", "state: " },
+        { "meaning", "meaning: " },
+        { "enhanced_meaning", "enhanced code: " },
+        { "cause", "likely cause: " },
+        { "failure.meaning", "meaning: " },
+        { "failure.enhanced_meaning", "enhanced code: " },
+        { "failure.cause", "likely cause: " },
+    };
+    details(&d, e, step_details, MX_ARRAY_LEN(step_details));
+    const struct mx_ev_field *dir = mx_ev_get(e, "dir");
+    enum step_kind kind = ST_NOTE;
+    if (dir && dir->kind == MX_EV_STR) {
+        struct mx_slice v = mx_ev_field_str(e, dir);
+        kind = v.len == 3 && !memcmp(v.ptr, "c2s", 3) ? ST_C2S : ST_S2C;
+    }
+    size_t before = s->n;
+    uint64_t failures = s->failures;
+    add_step(s, e, kind, label, mx_slice_make(d.p, d.len));
+    hb_free(&d);
+    if (s->n > before && s->failures > failures)
+        list_failure(r, s, &s->steps[s->n - 1]);
+    if (!strcmp(e->type, "flow")) {
+        finish_session(r, s);
+        mx_idmap_take(&r->open, s->id);
+        session_free(s);
+    }
+}
+
+static int by_id(const void *a, const void *b)
+{
+    const struct entry *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static const char css[] =
+    "body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1100px;padding:0 16px 60px;color:#1d2330}"
+    "h1{font-size:22px;margin:18px 0 4px}h2{font-size:17px;margin:22px 0 6px;border-bottom:1px solid #dde}"
+    "h4{margin:10px 0 2px}table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #dde;padding:3px 7px;"
+    "text-align:left;vertical-align:top}th{background:#f3f4f8}code{font-size:12px;word-break:break-all}"
+    ".bad,.b{color:#b3261e}.w{color:#a35a00}.g{color:#1b6e3a}.meta{color:#555;margin:2px 0}"
+    ".why{color:#555;font-size:12px}.sev-high,.sev-critical{color:#b3261e;font-weight:bold}.sev-medium{color:#a35a00}"
+    "table.rest td{border:none;border-bottom:1px solid #eef;padding:2px 6px}tr.ses[data-failed='1']{background:#fdf0ef}"
+    "section.ses{margin:6px 0;border:1px solid #dde;border-radius:6px;background:#fff}"
+    "section.ses summary{cursor:pointer;padding:6px 10px;background:#f6f7fb;border-radius:6px}"
+    "section.ses[data-failed='1'] summary{background:#fdf0ef}.pr{font-weight:bold;text-transform:uppercase}"
+    "svg.seq{display:block;margin:6px 0;font:12px ui-monospace,monospace}"
+    ".life{stroke:#8a93a6;stroke-dasharray:4 3}.head{fill:#e8ebf4;stroke:#8a93a6}"
+    ".headt,.heada{text-anchor:middle}.headt{font-weight:bold}.heada{font-size:11px}"
+    ".ar{stroke:#2f5fb3;fill:#2f5fb3;stroke-width:1.6;stroke-linejoin:round}.st.g .ar{stroke:#1b6e3a;fill:#1b6e3a}"
+    ".st.w .ar{stroke:#c77700;fill:#c77700}.st.b .ar{stroke:#b3261e;fill:#b3261e;"
+    "stroke-width:2.4}.lb{text-anchor:middle;fill:#1d2330}.st.b .lb{fill:#b3261e;font-weight:bold}.st.w .lb{fill:#a35a00}"
+    ".tm,.lat,.fr{fill:#6b7280;font-size:11px}.fr{text-anchor:end}"
+    ".note{fill:#fffbe6;stroke:#d9c77a}.st.b .note{fill:#fdecea;stroke:#b3261e}.st.g .note{fill:#eaf6ee;stroke:#7bb38f}"
+    ".nt{text-anchor:middle;font-size:11px}.dark{fill:#1d2330;opacity:.10}.band{fill:#1d2330}"
+    ".bandt{fill:#fff;text-anchor:middle;font-size:11px}.pipe{fill:#e3ecff;stroke:#9db4e6}"
+    ".pipel{fill:#2f5fb3;font-size:10px;text-anchor:end}.st{pointer-events:bounding-box}.st{cursor:pointer;outline:none}"
+    ".st:hover .lb,.st:focus .lb,.st.sel .lb{text-decoration:underline}.st.sel .ar{stroke-width:3}"
+    ".fid code{white-space:nowrap;word-break:normal}table.mime td{font-size:12px}tr.att td{background:#fff8e6}"
+    "#mx-pane{position:fixed;right:12px;bottom:12px;width:420px;max-height:45vh;overflow:auto;background:#fff;"
+    "border:1px solid #8a93a6;border-radius:6px;box-shadow:0 4px 16px #0003;padding:8px 10px;white-space:pre-wrap;"
+    "font:12px ui-monospace,monospace}#mx-pane[hidden]{display:none}.filters{display:none;gap:14px;"
+    "align-items:center;margin:8px 0;padding:6px 10px;background:#f3f4f8;border-radius:6px}"
+    ".js .filters{display:flex}#mx-pager button{margin:0 4px}";
+
+/* Filters, paging and the detail pane. Wire text reaches it only through
+ * the DOM (dataset, textContent): nothing is evaluated. */
+static const char script[] =
+    "(function(){'use strict';document.documentElement.classList.add('js');"
+    "var S=[].slice.call(document.querySelectorAll('.ses')),P=100,page=0;"
+    "var fp=document.getElementById('mx-proto'),fs=document.getElementById('mx-server'),"
+    "ff=document.getElementById('mx-failed'),info=document.getElementById('mx-count'),"
+    "pane=document.getElementById('mx-pane');"
+    "function fill(sel,key){var seen=new Set();S.forEach(function(s){seen.add(s.dataset[key]);});"
+    "Array.from(seen).sort().forEach(function(v){var o=document.createElement('option');o.value=v;"
+    "o.textContent=v;sel.appendChild(o);});}fill(fp,'proto');fill(fs,'server');"
+    "function apply(){var m=S.filter(function(s){return(!fp.value||s.dataset.proto===fp.value)&&"
+    "(!fs.value||s.dataset.server===fs.value)&&(!ff.checked||s.dataset.failed==='1');});"
+    "var pages=Math.max(1,Math.ceil(m.length/P));if(page>=pages)page=pages-1;"
+    "S.forEach(function(s){s.hidden=true;});m.forEach(function(s,i){s.hidden=(i<page*P||i>=(page+1)*P);});"
+    "info.textContent=m.length?('sessions '+(page*P+1)+'\\u2013'+Math.min(m.length,(page+1)*P)+' of '+m.length"
+    "+' shown ('+S.length+' in all)'):'no session matches';"
+    "document.getElementById('mx-prev').disabled=page===0;document.getElementById('mx-next').disabled=page>=pages-1;}"
+    "[fp,fs,ff].forEach(function(x){x.addEventListener('change',function(){page=0;apply();});});"
+    "document.getElementById('mx-prev').addEventListener('click',function(){page--;apply();});"
+    "document.getElementById('mx-next').addEventListener('click',function(){page++;apply();});"
+    "var cur=null;function show(g){if(cur)cur.classList.remove('sel');cur=g;g.classList.add('sel');"
+    "var t=g.querySelector('title');pane.textContent=t?t.textContent:'';pane.hidden=false;}"
+    "document.addEventListener('click',function(ev){var g=ev.target.closest&&ev.target.closest('g.st');"
+    "if(g)show(g);else if(!pane.contains(ev.target)){pane.hidden=true;if(cur)cur.classList.remove('sel');}});"
+    "document.addEventListener('keydown',function(ev){var g=ev.target.closest&&ev.target.closest('g.st');"
+    "if(g&&(ev.key==='Enter'||ev.key===' ')){ev.preventDefault();show(g);}"
+    "if(ev.key==='Escape')pane.hidden=true;});"
+    "apply();})();";
+
+static void put(struct html_rep *r, const void *p, size_t n)
+{
+    if (n && fwrite(p, 1, n, r->out) != n)
+        r->failed = true;
+}
+
+static void put_str(struct html_rep *r, const char *s)
+{
+    put(r, s, strlen(s));
+}
+
+static void put_buf(struct html_rep *r, const struct hbuf *b)
+{
+    put(r, b->p, b->len);
+}
+
+static int tally_order(const void *a, const void *b)
+{
+    const struct tally *x = *(const struct tally *const *)a, *y = *(const struct tally *const *)b;
+    int c = strcmp(x->proto, y->proto);
+    return c ? c : strcmp(x->server, y->server);
+}
+
+static void overview(struct html_rep *r, struct hbuf *b)
+{
+    hb_puts(b, "<h2>Overview</h2>");
+    hb_put(b, r->summary.p, r->summary.len);
+    hb_printf(b, "<p>%" PRIu64 " sessions, <span class=\"%s\">%" PRIu64 " with failures</span>, %zu findings.</p>",
+              r->sessions, r->sessions_failed ? "bad" : "g", r->sessions_failed, r->n_findings);
+    if (r->sessions > r->max_diagrams)
+        hb_printf(b, "<p>Diagrams are drawn for %zu of the sessions, those with failures first; the others are "
+                     "listed by their summary line (<code>--html-diagrams N</code> draws more).</p>",
+                  r->max_diagrams);
+    if (r->unlisted)
+        hb_printf(b, "<p>%" PRIu64 " more sessions are counted here but not listed (at most %d are); the JSON "
+                     "records have them all.</p>",
+                  r->unlisted, H_LIST_ROWS);
+    hb_puts(b, "<h2>Sessions by protocol and server</h2><table><tr><th>protocol</th><th>server</th>"
+               "<th>sessions</th><th>with failures</th></tr>");
+    if (r->n_tallies)
+        qsort(r->tallies, r->n_tallies, sizeof(*r->tallies), tally_order);
+    uint64_t rest = 0;
+    for (size_t i = 0; i < r->n_tallies; i++) {
+        const struct tally *t = r->tallies[i];
+        if (i >= 200) {
+            rest += t->sessions;
+            continue;
+        }
+        hb_puts(b, "<tr><td>");
+        hb_esc_str(b, t->proto);
+        hb_puts(b, "</td><td>");
+        hb_esc_str(b, t->server);
+        hb_printf(b, "</td><td>%" PRIu64 "</td><td class=\"%s\">%" PRIu64 "</td></tr>", t->sessions,
+                  t->failed ? "bad" : "", t->failed);
+    }
+    rest += r->servers_dropped;
+    if (rest)
+        hb_printf(b, "<tr><td colspan=\"4\">\xE2\x80\xA6 and %" PRIu64 " more sessions on other servers</td></tr>",
+                  rest);
+    hb_puts(b, "</table>");
+    hb_printf(b, "<h2>Failures</h2>");
+    if (!r->n_failures)
+        hb_puts(b, "<p>None.</p>");
+    else {
+        hb_puts(b, "<ul class=\"failures\">");
+        hb_put(b, r->failures.p, r->failures.len);
+        hb_puts(b, "</ul>");
+        if (r->more_failures)
+            hb_printf(b, "<p>\xE2\x80\xA6 and %" PRIu64 " more.</p>", r->more_failures);
+    }
+    hb_puts(b, "<h2>Findings</h2>");
+    if (!r->n_findings)
+        hb_puts(b, "<p>None.</p>");
+    else {
+        hb_puts(b, "<table class=\"findings\"><tr><th>severity</th><th>id</th><th>finding</th><th>server</th>"
+                   "<th>count</th><th>evidence</th></tr>");
+        hb_put(b, r->findings.p, r->findings.len);
+        hb_puts(b, "</table>");
+    }
+}
+
+static bool html_finish(void *ctx)
+{
+    struct html_rep *r = ctx;
+    /* Sessions still open (none after a normal run: every flow ends). */
+    for (size_t i = 0; i < r->open.cap; i++) {
+        struct session *s = r->open.slot[i].val;
+        if (r->open.slot[i].id && s) {
+            finish_session(r, s);
+            session_free(s);
+        }
+    }
+    mx_idmap_free(&r->open);
+    if (r->idx_n)
+        qsort(r->idx, r->idx_n, sizeof(*r->idx), by_id);
+    /* Which diagrams to draw: sessions with failures first, then the rest. */
+    size_t budget = r->max_diagrams;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < r->idx_n && budget; i++)
+            if (r->idx[i].has_body && !r->idx[i].drawn && (pass || r->idx[i].failed)) {
+                r->idx[i].drawn = true;
+                budget--;
+            }
+    static const char head[] =
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        /* Nothing from the network, no inline script but ours (CSP 3). */
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+        "script-src 'unsafe-inline'; img-src data:\">"
+        "<title>mxray report</title><style>";
+    put(r, head, sizeof(head) - 1);
+    put(r, css, sizeof(css) - 1);
+    static const char top[] =
+        "</style></head><body>"
+        "<h1>mxray report</h1><p class=\"meta\">mxray " MX_VERSION
+        ": SMTP, POP3 and IMAP sessions as sequence diagrams. Hover or click an arrow for its line, frames, "
+        "latency and meaning.</p>";
+    put(r, top, sizeof(top) - 1);
+    struct hbuf b = { 0 };
+    overview(r, &b);
+    hb_printf(&b, "<h2>Sessions</h2>"
+                  "<div class=\"filters\"><label>protocol <select id=\"mx-proto\"><option value=\"\">all</option>"
+                  "</select></label><label>server <select id=\"mx-server\"><option value=\"\">all</option></select>"
+                  "</label><label><input type=\"checkbox\" id=\"mx-failed\"> failed only</label>"
+                  "<span id=\"mx-pager\"><button id=\"mx-prev\" type=\"button\">\xE2\x97\x80</button>"
+                  "<span id=\"mx-count\"></span><button id=\"mx-next\" type=\"button\">\xE2\x96\xB6</button></span>"
+                  "</div>");
+    put_buf(r, &b);
+    hb_free(&b);
+    /* The sessions in flow order, copied from the temporary file: first
+     * those drawn, each a collapsible section (the first ones open); then
+     * the others, one table row each, so that a large report opens quickly
+     * (a <details> costs a browser far more than a row). */
+    char *buf = NULL;
+    size_t cap = 0, shown = 0;
+    for (int pass = 0; pass < 2 && !r->failed; pass++) {
+        if (pass == 1 && r->idx_n > shown) {
+            char note[320];
+            int n = snprintf(note, sizeof(note),
+                             "<h3>Sessions not drawn</h3><p class=\"meta\">This report draws %zu sessions, those "
+                             "with failures first (<code>--html-diagrams N</code>).</p><table class=\"rest\">",
+                             r->max_diagrams);
+            put(r, note, (size_t)n);
+        }
+        for (size_t i = 0; i < r->idx_n && !r->failed; i++) {
+            const struct entry *en = &r->idx[i];
+            if (en->drawn != (pass == 0))
+                continue;
+            size_t len = en->attrs_len + en->line_len + (en->drawn ? en->body_len : 0);
+            if (len > cap) {
+                char *t = realloc(buf, len);
+                if (!t) {
+                    r->failed = true;
+                    break;
+                }
+                buf = t;
+                cap = len;
+            }
+            if (fseek(r->tmp, (long)en->off, SEEK_SET) != 0 || fread(buf, 1, len, r->tmp) != len) {
+                r->failed = true;
+                break;
+            }
+            const char *line = buf + en->attrs_len;
+            if (en->drawn) {
+                bool open = shown < 20 || (en->failed && shown < 200);
+                shown++;
+                put_str(r, "<section class=\"ses\"");
+                put(r, buf, en->attrs_len);
+                put_str(r, open ? "><details open><summary>" : "><details><summary>");
+                put(r, line, en->line_len);
+                put_str(r, "</summary>");
+                put(r, line + en->line_len, en->body_len);
+                put_str(r, "</details></section>\n");
+            } else {
+                put_str(r, "<tr class=\"ses\"");
+                put(r, buf, en->attrs_len);
+                put_str(r, "><td>");
+                put(r, line, en->line_len);
+                put_str(r, "</td></tr>\n");
+            }
+        }
+        if (pass == 1 && r->idx_n > shown)
+            put_str(r, "</table>");
+    }
+    free(buf);
+    static const char tail[] = "<aside id=\"mx-pane\" hidden></aside><script>";
+    put(r, tail, sizeof(tail) - 1);
+    put(r, script, sizeof(script) - 1);
+    static const char end[] = "</script></body></html>\n";
+    put(r, end, sizeof(end) - 1);
+    if (fflush(r->out) != 0)
+        r->failed = true;
+    return !r->failed;
+}
+
+static void html_free(void *ctx)
+{
+    struct html_rep *r = ctx;
+    for (size_t i = 0; i < r->open.cap; i++)
+        if (r->open.slot[i].id)
+            session_free(r->open.slot[i].val);
+    mx_idmap_free(&r->open);
+    free(r->idx);
+    for (size_t i = 0; i < r->n_tallies; i++)
+        free(r->tallies[i]);
+    free(r->tallies);
+    mx_idmap_free(&r->by_server);
+    hb_free(&r->failures);
+    hb_free(&r->findings);
+    hb_free(&r->summary);
+    hb_free(&r->page);
+    if (r->tmp)
+        fclose(r->tmp);
+    if (r->close_out && r->out)
+        fclose(r->out);
+    free(r);
+}
+
+static const struct mx_reporter_ops html_ops = {
+    .wants_text = true,
+    .event = html_event,
+    .finish = html_finish,
+    .free = html_free,
+};
+
+bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max_diagrams)
+{
+    struct html_rep *r = calloc(1, sizeof(*r));
+    if (!r)
+        return false;
+    r->sink = s;
+    r->out = out;
+    r->close_out = close_out;
+    r->max_diagrams = max_diagrams ? max_diagrams : H_DIAGRAMS_DEFAULT;
+    r->tmp = tmpfile();
+    r->failures.max = H_LIST_MAX;
+    r->findings.max = H_LIST_MAX;
+    if (!r->tmp || !mx_sink_add(s, &html_ops, r)) {
+        if (r->tmp)
+            fclose(r->tmp);
+        free(r);
+        return false;
+    }
+    return true;
+}
