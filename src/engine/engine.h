@@ -1,4 +1,4 @@
-/* engine.h - the pipeline: packets to flows, reassembly, dissectors, events. */
+/* engine.h - the run: packets to flows, reassembly, dissectors and records; its configuration. */
 #ifndef MX_ENGINE_H
 #define MX_ENGINE_H
 

@@ -1,0 +1,425 @@
+/* host.c - the dissector host: what a dissector may ask of its flow (frames, offsets, wakes,
+ * anomalies), feeding it in dialogue order with the bytes it left unconsumed, and the replay of
+ * what a flow off the mail ports delivered before nDPI named it. */
+#include "engine/internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MX_REPLAY_BYTES (64u << 10)  /* bytes kept of an unclassified flow, for its dissector */
+
+/* What an unclassified flow delivered, kept in order until nDPI says whether
+ * it is mail: then its dissector gets it all, as if it had run from the start. */
+struct mx_replay_item {
+    uint8_t dir;
+    bool gap;
+    uint64_t off, len;
+    mx_frame_t frame;
+    mx_time_t ts;
+    uint32_t at; /* into the byte buffer */
+};
+
+struct mx_replay {
+    struct mx_replay_item *items;
+    size_t n, cap;
+    uint8_t *bytes;
+    uint32_t used;
+    bool overflow; /* more came than is kept: the dissector starts with a gap */
+};
+
+/* ---- The dissector context ---- */
+
+struct mx_sink *mx_ctx_sink(struct mx_dissect_ctx *ctx)
+{
+    return ctx->eng->sink;
+}
+
+uint64_t mx_ctx_flow_id(const struct mx_dissect_ctx *ctx)
+{
+    return ctx->flow->id;
+}
+
+uint64_t mx_ctx_offset(const struct mx_dissect_ctx *ctx, enum mx_dir dir)
+{
+    return ctx->ds[dir].off;
+}
+
+struct mx_frame_ref mx_ctx_frame_at(const struct mx_dissect_ctx *ctx, enum mx_dir dir, uint64_t off)
+{
+    const struct mx_dir_state *ds = &ctx->ds[dir];
+    struct mx_frame_ref r = { 0, MX_TIME_NONE };
+    if (!ds->fm_len)
+        return r;
+    /* The last mark at or before off (binary search; marks are in offset order). */
+    size_t lo = 0, hi = ds->fm_len;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ds->fm[mid].off <= off)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    r.frame = ds->fm[lo].frame;
+    r.ts = ds->fm[lo].ts;
+    return r;
+}
+
+const struct mx_flow_info *mx_ctx_flow(const struct mx_dissect_ctx *ctx)
+{
+    return &ctx->info;
+}
+
+void mx_ctx_wake(struct mx_dissect_ctx *ctx, enum mx_dir dir)
+{
+    ctx->wake |= (uint8_t)(1u << dir);
+}
+
+void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uint64_t off, uint64_t len)
+{
+    if (!ctx->dis || idx >= ctx->dis->n_anomalies)
+        return;
+    if (ctx->dis_an && ++ctx->dis_an[idx] > MX_FLOW_EVENTS_PER_KIND)
+        return; /* counted in the flow record; a hostile stream cannot flood the output */
+    struct mx_frame_ref a = mx_ctx_frame_at(ctx, dir, off);
+    struct mx_frame_ref b = mx_ctx_frame_at(ctx, dir, len ? off + len - 1 : off);
+    mx_engine_emit_anomaly(ctx->eng, ctx->flow, (int)dir, ctx->dis->anomalies[idx].name, ctx->dis->anomalies[idx].desc,
+                 a.frame, b.frame, a.ts);
+}
+
+void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def,
+                        uint64_t off, uint64_t len)
+{
+    for (size_t i = 0; i < MX_ARRAY_LEN(ctx->other_an); i++) {
+        if (ctx->other_an[i].def == def || !ctx->other_an[i].def) {
+            ctx->other_an[i].def = def;
+            if (++ctx->other_an[i].n > MX_FLOW_EVENTS_PER_KIND)
+                return;
+            break;
+        }
+    }
+    struct mx_frame_ref a = mx_ctx_frame_at(ctx, dir, off);
+    struct mx_frame_ref b = mx_ctx_frame_at(ctx, dir, len ? off + len - 1 : off);
+    mx_engine_emit_anomaly(ctx->eng, ctx->flow, (int)dir, def->name, def->desc, a.frame, b.frame, a.ts);
+}
+
+/* ---- Feeding dissectors ---- */
+
+/* Drops frame marks wholly before the stream offset `off`, keeping the one
+ * that covers it. */
+static void fm_prune(struct mx_dir_state *ds, uint64_t off)
+{
+    size_t k = 0;
+    while (k + 1 < ds->fm_len && ds->fm[k + 1].off <= off)
+        k++;
+    if (k) {
+        memmove(ds->fm, ds->fm + k, (ds->fm_len - k) * sizeof(*ds->fm));
+        ds->fm_len -= k;
+    }
+}
+
+static bool fm_push(struct mx_dir_state *ds, uint64_t off, mx_frame_t frame, mx_time_t ts)
+{
+    if (ds->fm_len && ds->fm[ds->fm_len - 1].frame == frame)
+        return true;
+    if (ds->fm_len == ds->fm_cap) {
+        size_t cap = ds->fm_cap ? ds->fm_cap * 2 : 8;
+        struct mx_frame_mark *m = realloc(ds->fm, cap * sizeof(*m));
+        if (!m)
+            return false;
+        ds->fm = m;
+        ds->fm_cap = cap;
+    }
+    ds->fm[ds->fm_len].off = off;
+    ds->fm[ds->fm_len].frame = frame;
+    ds->fm[ds->fm_len].ts = ts;
+    ds->fm_len++;
+    return true;
+}
+
+/* mxray failed for this flow (out of memory): an error record, and its
+ * dissection stops (STYLE.md rule 6). */
+static void dissect_stop(struct mx_dissect_ctx *ctx, const char *why)
+{
+    struct mx_engine *e = ctx->eng;
+    struct mx_event *ev = mx_event_begin(e->sink, "error", ctx->flow->id, e->now);
+    mx_ev_str(ev, "what", why);
+    mx_ev_text(ev, "dissection of this flow stopped: %s", why);
+    mx_ev_tone(ev, MX_TONE_BAD);
+    mx_event_emit(e->sink, ev);
+    if (ctx->dstate)
+        ctx->dis->state_free(ctx->dstate);
+    ctx->dstate = NULL;
+    ctx->dis = NULL;
+    e->failed = true;
+}
+
+/* One parse call; keeps what the parser did not consume. */
+static void parse_call(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data, unsigned flags,
+                       bool data_is_buf)
+{
+    struct mx_engine *e = ctx->eng;
+    struct mx_dir_state *ds = &ctx->ds[d];
+    if (!ctx->dstate) {
+        ctx->dstate = ctx->dis->state_new(ctx);
+        ctx->dis_names = ctx->dis;
+        if (ctx->dis->n_anomalies && ctx->dstate)
+            ctx->dis_an = calloc(ctx->dis->n_anomalies, sizeof(*ctx->dis_an));
+        if (!ctx->dstate || (ctx->dis->n_anomalies && !ctx->dis_an)) {
+            dissect_stop(ctx, "out of memory");
+            return;
+        }
+    }
+    if (!ds->started) {
+        flags |= MX_CHUNK_START;
+        ds->started = true;
+    }
+    struct mx_parse_result r = ctx->dis->parse(ctx->dstate, ctx, d, data, flags);
+    if (r.status != MX_PARSE_OK) {
+        dissect_stop(ctx, "the dissector failed (out of memory)");
+        return;
+    }
+    if (flags & (MX_CHUNK_GAP | MX_CHUNK_END | MX_CHUNK_TRUNCATED)) {
+        ds->len = 0;
+        ds->want = 0;
+        return;
+    }
+    size_t used = r.consumed < data.len ? r.consumed : data.len;
+    size_t rest = data.len - used;
+    ds->off += used;
+    ds->want = r.needed <= e->cfg.dissector_buffer ? rest + r.needed : 0;
+    if (rest > e->cfg.dissector_buffer) {
+        /* The parser wants more than the cap allows: hand the bytes over as a gap. */
+        mx_engine_core_anomaly(e, ctx->flow, (int)d, MX_AN_DISSECTOR_BUFFER_LIMIT, ctx->flow->last_frame, e->now);
+        ds->len = 0;
+        parse_call(ctx, d, mx_slice_make(NULL, rest), MX_CHUNK_GAP, false);
+        ds->off += rest;
+        return;
+    }
+    if (rest && data_is_buf) {
+        memmove(ds->buf, ds->buf + used, rest);
+    } else if (rest) {
+        if (rest > ds->cap) {
+            uint8_t *b = realloc(ds->buf, rest);
+            if (!b) {
+                dissect_stop(ctx, "out of memory");
+                return;
+            }
+            ds->buf = b;
+            ds->cap = rest;
+        }
+        memcpy(ds->buf, data.ptr + used, rest);
+    }
+    ds->len = rest;
+    fm_prune(ds, ds->off);
+}
+
+/* Re-runs parsers that asked to be woken, a bounded number of times. */
+static void run_wakes(struct mx_dissect_ctx *ctx)
+{
+    for (int round = 0; round < 8 && ctx->dis && ctx->wake; round++) {
+        uint8_t w = ctx->wake;
+        ctx->wake = 0;
+        for (int d = 0; d < 2 && ctx->dis; d++) {
+            struct mx_dir_state *ds = &ctx->ds[d];
+            if ((w & (1u << d)) && ds->len && !ds->ended)
+                parse_call(ctx, (enum mx_dir)d, mx_slice_make(ds->buf, ds->len), 0, true);
+        }
+    }
+    ctx->wake = 0;
+}
+
+void mx_host_data(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame,
+                  mx_time_t ts)
+{
+    struct mx_dir_state *ds = &ctx->ds[d];
+    if (!ctx->dis || ds->ended)
+        return;
+    if (!ds->len)
+        ds->off = off;
+    if (!fm_push(ds, off, frame, ts)) {
+        dissect_stop(ctx, "out of memory");
+        return;
+    }
+    if (!ds->len) {
+        parse_call(ctx, d, b, 0, false); /* zero copy: straight from the segment */
+        run_wakes(ctx);
+        return;
+    }
+    if (ds->len + b.len > ds->cap) {
+        size_t cap = ds->cap ? ds->cap : 4096;
+        while (cap < ds->len + b.len)
+            cap *= 2;
+        uint8_t *nb = realloc(ds->buf, cap);
+        if (!nb) {
+            dissect_stop(ctx, "out of memory");
+            return;
+        }
+        ds->buf = nb;
+        ds->cap = cap;
+    }
+    memcpy(ds->buf + ds->len, b.ptr, b.len);
+    ds->len += b.len;
+    if (ds->len < ds->want)
+        return; /* the parser asked for more than has come */
+    parse_call(ctx, d, mx_slice_make(ds->buf, ds->len), 0, true);
+    run_wakes(ctx);
+}
+
+void mx_host_gap(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, uint64_t len)
+{
+    struct mx_dir_state *ds = &ctx->ds[d];
+    if (!ctx->dis || ds->ended)
+        return;
+    if (ds->len) /* the last chance for what was cut: then it is dropped */
+        parse_call(ctx, d, mx_slice_make(ds->buf, ds->len), MX_CHUNK_TRUNCATED, true);
+    if (!ctx->dis)
+        return;
+    ds->off = off;
+    ds->len = 0;
+    parse_call(ctx, d, mx_slice_make(NULL, (size_t)len), MX_CHUNK_GAP, false);
+    ds->off = off + len;
+    ds->fm_len = 0;
+    run_wakes(ctx);
+}
+
+void mx_host_end(struct mx_dissect_ctx *ctx, enum mx_dir d)
+{
+    struct mx_dir_state *ds = &ctx->ds[d];
+    if (!ctx->dis || !ctx->dstate || ds->ended)
+        return; /* a dissector that never saw a byte has nothing to end */
+    parse_call(ctx, d, mx_slice_make(ds->len ? ds->buf : NULL, ds->len), MX_CHUNK_END, true);
+    ds->ended = true;
+    run_wakes(ctx);
+}
+
+void mx_host_describe_anomalies(const struct mx_dissect_ctx *ctx, struct mx_event *ev)
+{
+    if (ctx->dis_an)
+        for (size_t i = 0; i < ctx->dis_names->n_anomalies; i++)
+            if (ctx->dis_an[i])
+                mx_ev_uint(ev, ctx->dis_names->anomalies[i].name, ctx->dis_an[i]);
+    for (size_t i = 0; i < MX_ARRAY_LEN(ctx->other_an) && ctx->other_an[i].def; i++)
+        mx_ev_uint(ev, ctx->other_an[i].def->name, ctx->other_an[i].n);
+}
+
+/* ---- Replay ---- */
+
+bool mx_host_replay_start(struct mx_dissect_ctx *ctx)
+{
+    ctx->replay = calloc(1, sizeof(*ctx->replay));
+    return ctx->replay != NULL;
+}
+
+bool mx_host_replaying(const struct mx_dissect_ctx *ctx)
+{
+    return ctx->replay != NULL;
+}
+
+void mx_host_replay_keep(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, struct mx_slice b, bool gap,
+                         mx_frame_t frame, mx_time_t ts)
+{
+    struct mx_replay *r = ctx->replay;
+    if (!r || r->overflow)
+        return;
+    size_t need = gap ? 0 : b.len;
+    if (r->used + need > MX_REPLAY_BYTES || r->n == 4096) {
+        r->overflow = true;
+        return;
+    }
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        struct mx_replay_item *it = realloc(r->items, cap * sizeof(*it));
+        if (!it) {
+            r->overflow = true;
+            return;
+        }
+        r->items = it;
+        r->cap = cap;
+    }
+    if (!r->bytes && need) {
+        r->bytes = malloc(MX_REPLAY_BYTES);
+        if (!r->bytes) {
+            r->overflow = true;
+            return;
+        }
+    }
+    struct mx_replay_item *it = &r->items[r->n++];
+    it->dir = (uint8_t)d;
+    it->gap = gap;
+    it->off = off;
+    it->len = b.len;
+    it->frame = frame;
+    it->ts = ts;
+    it->at = r->used;
+    if (need)
+        memcpy(r->bytes + r->used, b.ptr, need);
+    r->used += (uint32_t)need;
+}
+
+void mx_host_replay_drop(struct mx_dissect_ctx *ctx)
+{
+    struct mx_replay *r = ctx->replay;
+    if (!r)
+        return;
+    free(r->items);
+    free(r->bytes);
+    free(r);
+    ctx->replay = NULL;
+}
+
+void mx_host_replay(struct mx_dissect_ctx *ctx,
+                    void (*data)(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame,
+                                 mx_time_t ts),
+                    void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame,
+                                mx_time_t ts),
+                    uint64_t end[2])
+{
+    struct mx_replay *r = ctx->replay;
+    ctx->replay = NULL; /* what is replayed now is not kept again */
+    end[0] = end[1] = 0;
+    for (size_t i = 0; r && i < r->n; i++) {
+        const struct mx_replay_item *it = &r->items[i];
+        if (it->gap)
+            gap(ctx, (enum mx_dir)it->dir, it->off, it->len, it->frame, it->ts);
+        else
+            data(ctx, (enum mx_dir)it->dir, it->off, mx_slice_make(r->bytes + it->at, it->len), it->frame, it->ts);
+        end[it->dir] = it->off + it->len;
+    }
+    ctx->replay = r;
+    mx_host_replay_drop(ctx);
+}
+
+/* ---- What the host holds ---- */
+
+size_t mx_host_bytes(const struct mx_dissect_ctx *ctx)
+{
+    size_t n = 0;
+    if (ctx->dis && ctx->dstate && ctx->dis->state_bytes)
+        n += ctx->dis->state_bytes(ctx->dstate);
+    if (ctx->dis_names)
+        n += ctx->dis_names->n_anomalies * sizeof(*ctx->dis_an);
+    for (int d = 0; d < 2; d++)
+        n += ctx->ds[d].cap + ctx->ds[d].fm_cap * sizeof(struct mx_frame_mark);
+    if (ctx->replay)
+        n += sizeof(*ctx->replay) + ctx->replay->cap * sizeof(struct mx_replay_item) +
+             (ctx->replay->bytes ? MX_REPLAY_BYTES : 0);
+    return n;
+}
+
+void mx_host_release(struct mx_dissect_ctx *ctx)
+{
+    mx_host_replay_drop(ctx);
+    if (ctx->dis && ctx->dstate)
+        ctx->dis->state_free(ctx->dstate);
+    ctx->dstate = NULL;
+    for (int d = 0; d < 2; d++) {
+        free(ctx->ds[d].buf);
+        free(ctx->ds[d].fm);
+        ctx->ds[d].buf = NULL;
+        ctx->ds[d].fm = NULL;
+    }
+    free(ctx->dis_an);
+    ctx->dis_an = NULL;
+}
