@@ -185,8 +185,6 @@ struct imap {
     bool server_lost;         /* server bytes were lost since the last client command */
     bool ended[2];
     struct inflater inf[2];
-    bool tls_server_started;  /* the server's TLS records began (injected cleartext skipped) */
-    struct mx_tls *tlsx;      /* the TLS session after STARTTLS */
     /* Session. */
     bool greeted, preauth;
     struct mx_text greet_status, greeting;
@@ -209,7 +207,7 @@ struct imap {
         struct mx_text tag;
     } idle;
     uint64_t commands, completions, no, bad, untagged, continuations, pipelined, unknown, fetched, appended,
-        idles, tls_bytes[2], compressed_bytes[2], inflated_bytes[2], resync_skipped;
+        idles, compressed_bytes[2], inflated_bytes[2], resync_skipped;
     mx_time_t now;
 };
 
@@ -693,11 +691,14 @@ static void mailbox_keep(struct imap *s, const struct mailbox *m)
     s->selected = &s->boxes[s->n_boxes++];
 }
 
+/* RFC 9051 §6.2.1: both sides negotiate TLS after the OK's CRLF; the host observes it. */
 static void start_tls(struct imap *s)
 {
     s->tls = true;
     s->tls_side[MX_DIR_S2C] = true;
     s->tls_side[MX_DIR_C2S] = true;
+    mx_ctx_starttls(s->ctx, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION);
+    mx_ctx_starttls(s->ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
 }
 
 static void start_compress(struct imap *s)
@@ -1545,10 +1546,8 @@ static void on_gap(struct imap *s, enum mx_dir d, uint64_t len)
 {
     struct line *l = &s->line[d];
     s->quiet = true;
-    if (s->tls_side[d] && s->tlsx)
-        mx_tls_gap(s->tlsx, d, len);
     if (s->tls_side[d] || s->inf[d].on)
-        return; /* counted, or undecodable from here on */
+        return; /* the TLS observer's, or undecodable from here on */
     if (l->lit_left) {
         if (l->msg)
             mx_message_gap(l->msg, len < l->lit_left ? len : l->lit_left);
@@ -1640,21 +1639,22 @@ static void session_emit(struct imap *s)
         mx_ev_uint(ev, "s2c_out", s->inflated_bytes[MX_DIR_S2C]);
         mx_ev_end(ev);
     }
+    struct mx_tls *tlsx = mx_ctx_tls_observer(s->ctx);
     if (s->tls) {
         mx_ev_obj(ev, "tls_bytes");
-        mx_ev_uint(ev, "c2s", s->tls_bytes[MX_DIR_C2S]);
-        mx_ev_uint(ev, "s2c", s->tls_bytes[MX_DIR_S2C]);
+        mx_ev_uint(ev, "c2s", mx_ctx_tls_bytes(s->ctx, MX_DIR_C2S));
+        mx_ev_uint(ev, "s2c", mx_ctx_tls_bytes(s->ctx, MX_DIR_S2C));
         mx_ev_end(ev);
     }
-    if (s->tlsx)
-        mx_tls_describe(s->tlsx, ev, "tls_handshake");
+    if (tlsx)
+        mx_tls_describe(tlsx, ev, "tls_handshake");
     unsigned ok = 0;
     for (unsigned i = 0; i < s->n_logins; i++)
         ok += s->logins[i].outcome && !strcmp(s->logins[i].outcome, "success");
     mx_ev_text(ev, "IMAP session: %" PRIu64 " commands, %" PRIu64 " NO, %" PRIu64 " BAD, %" PRIu64
                " message bodies fetched, %" PRIu64 " appended%s%s", s->commands, s->no, s->bad, s->fetched,
                s->appended,
-               s->tls ? (s->tlsx && !mx_tls_completed(s->tlsx) ? ", STARTTLS accepted but the TLS handshake failed"
+               s->tls ? (tlsx && !mx_tls_completed(tlsx) ? ", STARTTLS accepted but the TLS handshake failed"
                                                                : ", upgraded to TLS")
                       : s->starttls_attempted ? ", STARTTLS refused" : "",
                ok ? ", logged in" : "");
@@ -1683,8 +1683,7 @@ static void on_end(struct imap *s, enum mx_dir d)
     if (s->login)
         login_finish(s, "no_reply", mx_slice_make("", 0), 0);
     idle_end(s, 0, s->now);
-    if (s->tlsx)
-        mx_tls_end(s->tlsx);
+    mx_tls_end(mx_ctx_tls_observer(s->ctx));
     session_emit(s);
 }
 
@@ -1715,7 +1714,6 @@ static void imap_free(void *state)
         if (s->inf[d].on)
             inflateEnd(&s->inf[d].z);
     }
-    mx_tls_free(s->tlsx);
     free(s->pend);
     free(s);
 }
@@ -1727,7 +1725,7 @@ static void imap_free(void *state)
 static size_t imap_bytes(const void *state)
 {
     const struct imap *s = state;
-    size_t n = sizeof(*s) + (size_t)s->cap_pend * sizeof(*s->pend) + mx_tls_bytes(s->tlsx);
+    size_t n = sizeof(*s) + (size_t)s->cap_pend * sizeof(*s->pend);
     for (int d = 0; d < 2; d++)
         n += s->line[d].cap + mx_message_bytes(s->line[d].msg) + (s->inf[d].on ? IMAP_INFLATE_BYTES : 0);
     return n;
@@ -1751,14 +1749,8 @@ static struct mx_parse_result imap_parse(void *state, struct mx_dissect_ctx *ctx
     size_t pos = 0;
     while (pos < data.len) {
         struct mx_slice rest = mx_slice_make(data.ptr + pos, data.len - pos);
-        if (s->tls_side[d]) {
-            if (d == MX_DIR_S2C && !s->tls_bytes[d] && !mx_looks_like_tls(rest))
-                anomaly(s, d, A_STARTTLS_SERVER_INJECTION, base + pos, rest.len);
-            s->tls_bytes[d] += rest.len;
-            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, d, rest, base + pos);
-            pos = data.len;
-            break;
-        }
+        if (s->tls_side[d])
+            break; /* the rest is TLS: the host's */
         if (s->inf[d].on) {
             pos += inflate_bytes(s, d, rest, base + pos);
             break;

@@ -63,13 +63,6 @@ static inline bool mx_is_base64_line(struct mx_slice l)
     return true;
 }
 
-/* After a STARTTLS-like upgrade, a side's next bytes should be a TLS record:
- * a handshake (0x16) or an alert (0x15) (RFC 8446 §5.1). */
-static inline bool mx_looks_like_tls(struct mx_slice d)
-{
-    return d.len == 0 || d.ptr[0] == 0x16 || d.ptr[0] == 0x15;
-}
-
 /* Dot-stuffed data (RFC 5321 §4.5.2, RFC 1939 §3): lines until "." CRLF, a
  * leading dot removed from every other line that starts with one. */
 enum mx_dot_step {

@@ -165,9 +165,6 @@ struct pop3 {
     struct failure failures[POP3_MAX_FAILURES];
     unsigned n_failures;
     uint64_t commands, responses, errors, pipelined, unknown, retrieved, tops, deleted;
-    uint64_t tls_bytes[2];
-    bool tls_server_started;  /* the server's TLS records began (injected cleartext skipped) */
-    struct mx_tls *tlsx;        /* the TLS session after STLS */
     uint64_t resync_skipped;
     mx_time_t now;
 };
@@ -461,11 +458,14 @@ static void response_done(struct pop3 *s, uint64_t end_off)
         case P_STLS:
             s->stls_pending = false;
             if (s->rep.ok) {
-                /* RFC 2595 §4: the TLS negotiation begins right after the CRLF. */
+                /* RFC 2595 §4: the TLS negotiation begins right after the CRLF; the host observes it. */
                 s->tls = true;
                 s->smode = S_TLS;
-                if (!s->cskip)
+                mx_ctx_starttls(s->ctx, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION);
+                if (!s->cskip) {
                     s->ctls = true;
+                    mx_ctx_starttls(s->ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
+                }
             }
             if (s->client_held)
                 mx_ctx_wake(s->ctx, MX_DIR_C2S);
@@ -717,14 +717,8 @@ static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bo
     size_t pos = 0;
     while (pos < d.len) {
         struct mx_slice rest = mx_slice_make(d.ptr + pos, d.len - pos);
-        if (s->smode == S_TLS) {
-            if (!s->tls_bytes[MX_DIR_S2C] && !mx_looks_like_tls(rest))
-                anomaly(s, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION, base + pos, rest.len);
-            s->tls_bytes[MX_DIR_S2C] += rest.len;
-            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, MX_DIR_S2C, rest, base + pos);
-            pos = d.len;
-            break;
-        }
+        if (s->smode == S_TLS)
+            break; /* the rest is TLS: the host's */
         if (s->smode == S_BODY) {
             size_t n = body_bytes(s, rest, base + pos, end);
             if (!n && s->smode == S_BODY) {
@@ -1010,18 +1004,16 @@ static struct mx_parse_result client_bytes(struct pop3 *s, struct mx_slice d, bo
     size_t pos = 0;
     while (pos < d.len) {
         struct mx_slice rest = mx_slice_make(d.ptr + pos, d.len - pos);
-        if (s->ctls) {
-            s->tls_bytes[MX_DIR_C2S] += rest.len;
-            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, MX_DIR_C2S, rest, base + pos);
-            pos = d.len;
-            break;
-        }
+        if (s->ctls)
+            break; /* the rest is TLS: the host's */
         const uint8_t *lf = memchr(rest.ptr, '\n', rest.len);
         if (s->cskip) {
             pos = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
             s->cskip = !lf;
-            if (lf && s->tls)
-                s->ctls = true;
+            if (lf && s->tls) {
+                s->ctls = true; /* the over-long line ended: TLS follows */
+                mx_ctx_starttls(s->ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
+            }
             continue;
         }
         if (s->stls_pending && (rest.ptr[0] == 0x16 || rest.ptr[0] == 0x80)) {
@@ -1060,11 +1052,8 @@ static struct mx_parse_result client_bytes(struct pop3 *s, struct mx_slice d, bo
 static void on_gap(struct pop3 *s, enum mx_dir d, uint64_t len)
 {
     s->quiet = true;
-    if ((d == MX_DIR_C2S && s->ctls) || (d == MX_DIR_S2C && s->smode == S_TLS)) {
-        if (s->tlsx)
-            mx_tls_gap(s->tlsx, d, len);
-        return;
-    }
+    if ((d == MX_DIR_C2S && s->ctls) || (d == MX_DIR_S2C && s->smode == S_TLS))
+        return; /* the TLS observer's */
     if (d == MX_DIR_C2S) {
         /* Commands were lost: the stream resumes at the first line whose
          * verb POP3 knows. Their responses come, in dialogue order, before
@@ -1169,20 +1158,21 @@ static void session_emit(struct pop3 *s)
     mx_ev_uint(ev, "deleted", s->deleted);
     if (s->resync_skipped)
         mx_ev_uint(ev, "midstream_skipped", s->resync_skipped);
+    struct mx_tls *tlsx = mx_ctx_tls_observer(s->ctx);
     if (s->tls) {
         mx_ev_obj(ev, "tls_bytes");
-        mx_ev_uint(ev, "c2s", s->tls_bytes[MX_DIR_C2S]);
-        mx_ev_uint(ev, "s2c", s->tls_bytes[MX_DIR_S2C]);
+        mx_ev_uint(ev, "c2s", mx_ctx_tls_bytes(s->ctx, MX_DIR_C2S));
+        mx_ev_uint(ev, "s2c", mx_ctx_tls_bytes(s->ctx, MX_DIR_S2C));
         mx_ev_end(ev);
     }
-    if (s->tlsx)
-        mx_tls_describe(s->tlsx, ev, "tls_handshake");
+    if (tlsx)
+        mx_tls_describe(tlsx, ev, "tls_handshake");
     unsigned ok = 0;
     for (unsigned i = 0; i < s->n_logins; i++)
         ok += s->logins[i].outcome && !strcmp(s->logins[i].outcome, "success");
     mx_ev_text(ev, "POP3 session: %" PRIu64 " commands, %" PRIu64 " messages retrieved, %" PRIu64 " errors%s%s",
                s->commands, s->retrieved, s->errors,
-               s->tls ? (s->tlsx && !mx_tls_completed(s->tlsx) ? ", STLS accepted but the TLS handshake failed"
+               s->tls ? (tlsx && !mx_tls_completed(tlsx) ? ", STLS accepted but the TLS handshake failed"
                                                                : ", upgraded to TLS")
                       : s->stls_attempted ? ", STLS refused" : "",
                ok ? ", logged in" : "");
@@ -1205,8 +1195,7 @@ static void on_end(struct pop3 *s, enum mx_dir d)
         return;
     if (s->login)
         login_finish(s, "no_reply", 0);
-    if (s->tlsx)
-        mx_tls_end(s->tlsx);
+    mx_tls_end(mx_ctx_tls_observer(s->ctx));
     session_emit(s);
 }
 
@@ -1238,15 +1227,13 @@ static void pop3_free(void *state)
         return;
     mx_message_free(s->rep.msg);
     free(s->rep.list);
-    mx_tls_free(s->tlsx);
     free(s);
 }
 
 static size_t pop3_bytes(const void *state)
 {
     const struct pop3 *s = state;
-    return sizeof(*s) + mx_message_bytes(s->rep.msg) + (size_t)s->rep.cap_list * sizeof(*s->rep.list) +
-           mx_tls_bytes(s->tlsx);
+    return sizeof(*s) + mx_message_bytes(s->rep.msg) + (size_t)s->rep.cap_list * sizeof(*s->rep.list);
 }
 
 static struct mx_parse_result pop3_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d,

@@ -210,9 +210,6 @@ struct smtp {
     unsigned n_auths, auths_dropped;
     struct auth_rec *auth;    /* the exchange in progress */
     uint64_t commands, replies, pipelined, unknown, vrfy, expn, transactions;
-    uint64_t tls_bytes[2];
-    bool tls_server_started;  /* the server's TLS records began (injected cleartext skipped) */
-    struct mx_tls *tlsx;      /* the TLS session after STARTTLS */
     mx_time_t now;            /* time of the last line parsed: records emitted later carry it */
     bool client_held;         /* client bytes wait for a reply (DATA, STARTTLS) */
     uint64_t midstream_skipped; /* client bytes skipped before the first command */
@@ -771,11 +768,14 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
             mx_ctx_wake(s->ctx, MX_DIR_C2S); /* bytes held back while it was pending */
         }
         if (code == 220) {
-            /* RFC 3207 §4.2: both sides now negotiate TLS. */
+            /* RFC 3207 §4.2: both sides now negotiate TLS, which the host observes. */
             s->tls = true;
             s->smode = S_TLS;
-            if (s->cmode == C_CMD || s->cmode == C_SKIP)
+            mx_ctx_starttls(s->ctx, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION);
+            if (s->cmode == C_CMD || s->cmode == C_SKIP) {
                 s->cmode = C_TLS;
+                mx_ctx_starttls(s->ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
+            }
             if (s->txn.open && p->depth == s->txn.depth)
                 txn_close(s, &s->txn, "reset"); /* RFC 3207 §4.2: the state is discarded */
         }
@@ -1009,15 +1009,8 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
     uint64_t base = mx_ctx_offset(s->ctx, MX_DIR_S2C);
     size_t pos = 0;
     while (pos < d.len) {
-        if (s->smode == S_TLS) {
-            struct mx_slice rest = mx_slice_make(d.ptr + pos, d.len - pos);
-            if (!s->tls_bytes[MX_DIR_S2C] && !mx_looks_like_tls(rest))
-                anomaly(s, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION, base + pos, rest.len);
-            s->tls_bytes[MX_DIR_S2C] += rest.len;
-            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, MX_DIR_S2C, rest, base + pos);
-            pos = d.len;
-            break;
-        }
+        if (s->smode == S_TLS)
+            break; /* the rest is TLS: the host's */
         const uint8_t *lf = memchr(d.ptr + pos, '\n', d.len - pos);
         if (s->smode == S_SKIP) {
             pos = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
@@ -1494,10 +1487,8 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
         struct mx_slice rest = mx_slice_make(d.ptr + pos, d.len - pos);
         switch (s->cmode) {
         case C_TLS:
-            s->tls_bytes[MX_DIR_C2S] += rest.len;
-            mx_tls_after_starttls(&s->tlsx, &s->tls_server_started, s->ctx, MX_DIR_C2S, rest, base + pos);
-            pos = d.len;
-            continue;
+            r.consumed = pos; /* the rest is TLS: the host's */
+            return r;
         case C_CHUNK: {
             size_t take = rest.len < s->bdat_left ? rest.len : (size_t)s->bdat_left;
             message_data(s, mx_slice_make(rest.ptr, take), base + pos);
@@ -1583,11 +1574,8 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
 
 static void on_gap(struct smtp *s, enum mx_dir d, uint64_t len)
 {
-    if (d == MX_DIR_S2C && s->smode == S_TLS) {
-        if (s->tlsx)
-            mx_tls_gap(s->tlsx, MX_DIR_S2C, len);
-        return;
-    }
+    if (d == MX_DIR_S2C && s->smode == S_TLS)
+        return; /* the TLS observer's */
     if (d == MX_DIR_S2C) {
         /* Replies were lost: which commands they answered is unknown. Keep
          * only the newest command waiting. */
@@ -1626,9 +1614,7 @@ static void on_gap(struct smtp *s, enum mx_dir d, uint64_t len)
         s->body_bol = false;
         return;
     case C_TLS:
-        if (s->tlsx)
-            mx_tls_gap(s->tlsx, MX_DIR_C2S, len);
-        return;
+        return; /* the TLS observer's */
     default:
         /* Commands were lost: their replies will look unmatched, and the
          * stream resumes at the first line that is surely a command. */
@@ -1697,16 +1683,17 @@ static void session_emit(struct smtp *s)
     mx_ev_uint(ev, "transactions", s->transactions);
     if (s->midstream_skipped)
         mx_ev_uint(ev, "midstream_skipped", s->midstream_skipped);
+    struct mx_tls *tlsx = mx_ctx_tls_observer(s->ctx);
     if (s->tls) {
         mx_ev_obj(ev, "tls_bytes");
-        mx_ev_uint(ev, "c2s", s->tls_bytes[MX_DIR_C2S]);
-        mx_ev_uint(ev, "s2c", s->tls_bytes[MX_DIR_S2C]);
+        mx_ev_uint(ev, "c2s", mx_ctx_tls_bytes(s->ctx, MX_DIR_C2S));
+        mx_ev_uint(ev, "s2c", mx_ctx_tls_bytes(s->ctx, MX_DIR_S2C));
         mx_ev_end(ev);
     }
-    if (s->tlsx)
-        mx_tls_describe(s->tlsx, ev, "tls_handshake");
+    if (tlsx)
+        mx_tls_describe(tlsx, ev, "tls_handshake");
     mx_ev_text(ev, "SMTP session: %" PRIu64 " commands, %" PRIu64 " transactions%s%s", s->commands, s->transactions,
-               s->tls ? (s->tlsx && !mx_tls_completed(s->tlsx) ? ", STARTTLS accepted but the TLS handshake failed"
+               s->tls ? (tlsx && !mx_tls_completed(tlsx) ? ", STARTTLS accepted but the TLS handshake failed"
                                                                : ", upgraded to TLS")
                       : s->starttls_attempted ? ", STARTTLS refused" : "",
                s->n_auths ? ", authenticated" : "");
@@ -1737,8 +1724,7 @@ static void on_end(struct smtp *s, enum mx_dir d)
         auth_finish(s, 0, "", "no_reply", 0);
     txn_close(s, &s->fin, "no_reply");
     txn_close(s, &s->txn, "aborted");
-    if (s->tlsx)
-        mx_tls_end(s->tlsx);
+    mx_tls_end(mx_ctx_tls_observer(s->ctx));
     session_emit(s);
 }
 
@@ -1773,7 +1759,6 @@ static void smtp_free(void *state)
     free(s->txn.rcpts);
     mx_message_free(s->fin.msg);
     free(s->fin.rcpts);
-    mx_tls_free(s->tlsx);
     free(s);
 }
 
@@ -1781,7 +1766,7 @@ static size_t smtp_bytes(const void *state)
 {
     const struct smtp *s = state;
     return sizeof(*s) + mx_message_bytes(s->txn.msg) + mx_message_bytes(s->fin.msg) +
-           ((size_t)s->txn.cap_rcpts + s->fin.cap_rcpts) * sizeof(struct rcpt) + mx_tls_bytes(s->tlsx);
+           ((size_t)s->txn.cap_rcpts + s->fin.cap_rcpts) * sizeof(struct rcpt);
 }
 
 static struct mx_parse_result smtp_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d,

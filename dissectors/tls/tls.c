@@ -1954,12 +1954,13 @@ void mx_tls_free(struct mx_tls *t)
     free(t);
 }
 
-/* ---- The dissector for implicit TLS ---- */
+/* ---- The dissector: implicit TLS, and the observer after STARTTLS ---- */
 
 static void *tls_state_new(struct mx_dissect_ctx *ctx)
 {
-    struct mx_tls *t = mx_tls_new(ctx, "implicit");
-    if (t)
+    bool implicit = mx_ctx_flow(ctx)->tls_port;
+    struct mx_tls *t = mx_tls_new(ctx, implicit ? "implicit" : "starttls");
+    if (t && implicit)
         t->midstream = !mx_ctx_flow(ctx)->handshake;
     return t;
 }
@@ -1995,9 +1996,10 @@ static struct mx_parse_result tls_parse(void *state, struct mx_dissect_ctx *ctx,
     return r;
 }
 
-/* TLS from the first byte (RFC 8314 §3.3). Its anomalies are raised through
- * mx_ctx_anomaly_def, as they are when a mail dissector runs it after
- * STARTTLS, so the dissector itself names none. */
+/* TLS from the first byte (RFC 8314 §3.3), and the observer the host feeds
+ * after STARTTLS (mx_ctx_starttls), whose record the mail dissector emits
+ * (mx_tls_end) before its session record. Its anomalies are raised through
+ * mx_ctx_anomaly_def, so the dissector itself names none. */
 const struct mx_dissector mx_tls_dissector = {
     .name = "tls",
     .probe = NULL,

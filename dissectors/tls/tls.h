@@ -48,34 +48,10 @@ size_t mx_tls_bytes(const struct mx_tls *t);
 /* Frees the observer (NULL is fine). Emits nothing: call mx_tls_end first. */
 void mx_tls_free(struct mx_tls *t);
 
-/* For the mail dissectors after STARTTLS/STLS: feeds bytes of direction d,
- * creating the observer (how "starttls") on first use. Cleartext a server
- * injected after its go-ahead (which the caller reports as an anomaly) is not
- * part of the TLS session: the server's side starts at its first record
- * header (RFC 8446 §5.1). `server_started` is the caller's flag for that. */
-static inline void mx_tls_after_starttls(struct mx_tls **t, bool *server_started, struct mx_dissect_ctx *ctx,
-                                         enum mx_dir d, struct mx_slice bytes, uint64_t stream_off)
-{
-    if (d == MX_DIR_S2C && !*server_started) {
-        size_t i = 0;
-        if (bytes.len && bytes.ptr[0] != 0x16 && bytes.ptr[0] != 0x15) {
-            while (i + 1 < bytes.len && !(bytes.ptr[i] == 0x16 && bytes.ptr[i + 1] == 0x03))
-                i++;
-            if (i + 1 >= bytes.len)
-                return; /* no record starts here yet */
-        }
-        *server_started = bytes.len > 0;
-        bytes = mx_slice_make(bytes.ptr + i, bytes.len - i);
-        stream_off += i;
-    }
-    if (!*t)
-        *t = mx_tls_new(ctx, "starttls");
-    if (*t)
-        mx_tls_feed(*t, d, bytes, stream_off);
-}
-
 /* The dissector for flows that start in TLS (465, 993, 995, --port x=N/tls):
- * an mx_tls with how "implicit", its record emitted when the flow ends. */
+ * an mx_tls with how "implicit", its record emitted when the flow ends. It is
+ * also the observer the host feeds after STARTTLS (mx_ctx_starttls), with how
+ * "starttls": then the mail dissector emits its record (mx_tls_end). */
 extern const struct mx_dissector mx_tls_dissector;
 
 #endif

@@ -112,4 +112,24 @@ void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uin
 void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def,
                         uint64_t off, uint64_t len);
 
+/* STARTTLS, STLS (RFC 3207 §4, RFC 2595 §4, RFC 9051 §6.2.1): from the
+ * first byte of `dir` the dissector does not consume, that direction
+ * carries TLS. The host hands its bytes to the flow's TLS observer (the
+ * protocol's TLS dissector) and counts them; the dissector still gets the
+ * direction's gaps and its end, without bytes. When the server's first
+ * bytes after the go-ahead are not a TLS record (RFC 8446 §5.1), the host
+ * raises the dissector's anomaly `injection` (an index into its table) and
+ * leaves that cleartext out of the TLS session. A dissector that upgrades a
+ * direction while parsing it returns what it consumed up to there; if it
+ * asks for that direction to be woken, the rest goes to TLS on the wake, so
+ * that bytes the other side sent first reach the observer first. */
+void mx_ctx_starttls(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t injection);
+
+/* Bytes of `dir` handed to the TLS observer since the upgrade. */
+uint64_t mx_ctx_tls_bytes(const struct mx_dissect_ctx *ctx, enum mx_dir dir);
+
+/* The TLS observer's state (the TLS dissector's), or NULL while no TLS byte
+ * came: a dissector that knows that dissector may describe it or end it. */
+void *mx_ctx_tls_observer(struct mx_dissect_ctx *ctx);
+
 #endif

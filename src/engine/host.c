@@ -104,6 +104,22 @@ void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struc
     mx_engine_emit_anomaly(ctx->eng, ctx->flow, (int)dir, def->name, def->desc, a.frame, b.frame, a.ts);
 }
 
+void mx_ctx_starttls(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t injection)
+{
+    ctx->tls.on[dir] = true;
+    ctx->tls.injection = injection;
+}
+
+uint64_t mx_ctx_tls_bytes(const struct mx_dissect_ctx *ctx, enum mx_dir dir)
+{
+    return ctx->tls.bytes[dir];
+}
+
+void *mx_ctx_tls_observer(struct mx_dissect_ctx *ctx)
+{
+    return ctx->tls.state;
+}
+
 /* ---- Feeding dissectors ---- */
 
 /* Drops frame marks wholly before the stream offset `off`, keeping the one
@@ -155,6 +171,46 @@ static void dissect_stop(struct mx_dissect_ctx *ctx, const char *why)
     e->failed = true;
 }
 
+/* Bytes of a direction that STARTTLS handed to TLS, starting at the
+ * direction's offset: counted, and fed to the TLS observer. Cleartext the
+ * server sends after its go-ahead, before its first record (RFC 8446 §5.1:
+ * a record starts with its content type, 22 a handshake or 21 an alert,
+ * then the version's major byte 3), is injection: it is not part of the
+ * TLS session. */
+static void tls_route(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice b)
+{
+    struct mx_dir_state *ds = &ctx->ds[d];
+    uint64_t off = ds->off;
+    ds->len = 0;
+    ds->want = 0;
+    if (!b.len)
+        return;
+    if (d == MX_DIR_S2C && !ctx->tls.bytes[d] && b.ptr[0] != 0x16 && b.ptr[0] != 0x15)
+        mx_ctx_anomaly(ctx, d, ctx->tls.injection, off, b.len);
+    ctx->tls.bytes[d] += b.len;
+    size_t skip = 0;
+    if (d == MX_DIR_S2C && !ctx->tls.server_started) {
+        if (b.ptr[0] != 0x16 && b.ptr[0] != 0x15) {
+            while (skip + 1 < b.len && !(b.ptr[skip] == 0x16 && b.ptr[skip + 1] == 0x03))
+                skip++;
+            if (skip + 1 >= b.len)
+                skip = b.len; /* no record starts here yet */
+        }
+        ctx->tls.server_started = skip < b.len;
+    }
+    if (skip < b.len && ctx->tls.dis && !ctx->tls.state)
+        ctx->tls.state = ctx->tls.dis->state_new(ctx);
+    if (skip < b.len && ctx->tls.state) {
+        ds->off = off + skip; /* the observer reads its bytes' offset here */
+        struct mx_parse_result r =
+            ctx->tls.dis->parse(ctx->tls.state, ctx, d, mx_slice_make(b.ptr + skip, b.len - skip), 0);
+        if (r.status != MX_PARSE_OK)
+            dissect_stop(ctx, "the TLS observer failed (out of memory)");
+    }
+    ds->off = off + b.len;
+    fm_prune(ds, ds->off);
+}
+
 /* One parse call; keeps what the parser did not consume. */
 static void parse_call(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data, unsigned flags,
                        bool data_is_buf)
@@ -188,6 +244,10 @@ static void parse_call(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slic
     size_t used = r.consumed < data.len ? r.consumed : data.len;
     size_t rest = data.len - used;
     ds->off += used;
+    if (rest && ctx->tls.on[d] && !(ctx->wake & (1u << d))) {
+        tls_route(ctx, d, mx_slice_make(data.ptr + used, rest)); /* the call upgraded d: the rest is TLS */
+        return;
+    }
     ds->want = r.needed <= e->cfg.dissector_buffer ? rest + r.needed : 0;
     if (rest > e->cfg.dissector_buffer) {
         /* The parser wants more than the cap allows: hand the bytes over as a gap. */
@@ -215,6 +275,26 @@ static void parse_call(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slic
     fm_prune(ds, ds->off);
 }
 
+/* Hands bytes, a gap or the end of d to the dissector, or, once STARTTLS
+ * upgraded d, its bytes to the TLS observer and its gap (to both) or end
+ * (without bytes) to the dissector. */
+static void deliver(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data, unsigned flags, bool data_is_buf)
+{
+    if (!ctx->tls.on[d]) {
+        parse_call(ctx, d, data, flags, data_is_buf);
+        return;
+    }
+    if (data.ptr && data.len)
+        tls_route(ctx, d, data);
+    if ((flags & MX_CHUNK_GAP) && ctx->tls.state &&
+        ctx->tls.dis->parse(ctx->tls.state, ctx, d, data, MX_CHUNK_GAP).status != MX_PARSE_OK) {
+        dissect_stop(ctx, "the TLS observer failed (out of memory)");
+        return;
+    }
+    if (ctx->dis && (flags & (MX_CHUNK_GAP | MX_CHUNK_END)))
+        parse_call(ctx, d, (flags & MX_CHUNK_GAP) ? data : mx_slice_make(NULL, 0), flags, false);
+}
+
 /* Re-runs parsers that asked to be woken, a bounded number of times. */
 static void run_wakes(struct mx_dissect_ctx *ctx)
 {
@@ -224,7 +304,7 @@ static void run_wakes(struct mx_dissect_ctx *ctx)
         for (int d = 0; d < 2 && ctx->dis; d++) {
             struct mx_dir_state *ds = &ctx->ds[d];
             if ((w & (1u << d)) && ds->len && !ds->ended)
-                parse_call(ctx, (enum mx_dir)d, mx_slice_make(ds->buf, ds->len), 0, true);
+                deliver(ctx, (enum mx_dir)d, mx_slice_make(ds->buf, ds->len), 0, true);
         }
     }
     ctx->wake = 0;
@@ -243,7 +323,7 @@ void mx_host_data(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, struc
         return;
     }
     if (!ds->len) {
-        parse_call(ctx, d, b, 0, false); /* zero copy: straight from the segment */
+        deliver(ctx, d, b, 0, false); /* zero copy: straight from the segment */
         run_wakes(ctx);
         return;
     }
@@ -263,7 +343,7 @@ void mx_host_data(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, struc
     ds->len += b.len;
     if (ds->len < ds->want)
         return; /* the parser asked for more than has come */
-    parse_call(ctx, d, mx_slice_make(ds->buf, ds->len), 0, true);
+    deliver(ctx, d, mx_slice_make(ds->buf, ds->len), 0, true);
     run_wakes(ctx);
 }
 
@@ -273,12 +353,12 @@ void mx_host_gap(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, uint64
     if (!ctx->dis || ds->ended)
         return;
     if (ds->len) /* the last chance for what was cut: then it is dropped */
-        parse_call(ctx, d, mx_slice_make(ds->buf, ds->len), MX_CHUNK_TRUNCATED, true);
+        deliver(ctx, d, mx_slice_make(ds->buf, ds->len), MX_CHUNK_TRUNCATED, true);
     if (!ctx->dis)
         return;
     ds->off = off;
     ds->len = 0;
-    parse_call(ctx, d, mx_slice_make(NULL, (size_t)len), MX_CHUNK_GAP, false);
+    deliver(ctx, d, mx_slice_make(NULL, (size_t)len), MX_CHUNK_GAP, false);
     ds->off = off + len;
     ds->fm_len = 0;
     run_wakes(ctx);
@@ -289,7 +369,7 @@ void mx_host_end(struct mx_dissect_ctx *ctx, enum mx_dir d)
     struct mx_dir_state *ds = &ctx->ds[d];
     if (!ctx->dis || !ctx->dstate || ds->ended)
         return; /* a dissector that never saw a byte has nothing to end */
-    parse_call(ctx, d, mx_slice_make(ds->len ? ds->buf : NULL, ds->len), MX_CHUNK_END, true);
+    deliver(ctx, d, mx_slice_make(ds->len ? ds->buf : NULL, ds->len), MX_CHUNK_END, true);
     ds->ended = true;
     run_wakes(ctx);
 }
@@ -398,6 +478,8 @@ size_t mx_host_bytes(const struct mx_dissect_ctx *ctx)
     size_t n = 0;
     if (ctx->dis && ctx->dstate && ctx->dis->state_bytes)
         n += ctx->dis->state_bytes(ctx->dstate);
+    if (ctx->tls.state && ctx->tls.dis->state_bytes)
+        n += ctx->tls.dis->state_bytes(ctx->tls.state);
     if (ctx->dis_names)
         n += ctx->dis_names->n_anomalies * sizeof(*ctx->dis_an);
     for (int d = 0; d < 2; d++)
@@ -414,6 +496,9 @@ void mx_host_release(struct mx_dissect_ctx *ctx)
     if (ctx->dis && ctx->dstate)
         ctx->dis->state_free(ctx->dstate);
     ctx->dstate = NULL;
+    if (ctx->tls.state)
+        ctx->tls.dis->state_free(ctx->tls.state);
+    ctx->tls.state = NULL;
     for (int d = 0; d < 2; d++) {
         free(ctx->ds[d].buf);
         free(ctx->ds[d].fm);

@@ -52,6 +52,14 @@ struct mx_dissect_ctx {
         uint32_t n;
     } other_an[16];
     struct mx_replay *replay;             /* while a flow off the mail ports awaits its classification */
+    struct {                              /* STARTTLS: the directions handed to a TLS observer */
+        const struct mx_dissector *dis;   /* the protocol's TLS dissector, or NULL */
+        void *state;                      /* made with the first TLS byte */
+        bool on[2];                       /* the direction carries TLS */
+        bool server_started;              /* the server's records began (injected cleartext skipped) */
+        size_t injection;                 /* the dissector's anomaly for cleartext the server injected */
+        uint64_t bytes[2];
+    } tls;
 };
 
 /* Bytes of direction d at stream offset `off`, carried by `frame`. */
