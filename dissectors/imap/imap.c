@@ -7,10 +7,8 @@
 
 #include "event/event.h"
 #include "dissectors/mail/explain.h"
-#include "dissectors/mail/line.h"
+#include "dissectors/mail/session.h"
 #include "dissectors/message/message.h"
-#include "dissectors/mail/sasl.h"
-#include "dissectors/tls/tls.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -29,7 +27,6 @@
 #define IMAP_MAX_PENDING 256       /* commands awaiting completion */
 #define IMAP_TAG 64
 #define IMAP_CAPS 4096
-#define IMAP_MAX_AUTHS 8
 #define IMAP_MAX_MAILBOXES 32      /* mailboxes selected, listed in the session record */
 #define IMAP_INFLATE_OUT 16384
 
@@ -73,6 +70,26 @@ static const struct mx_anomaly_def imap_anomalies[] = {
     { "PARTIAL_AFTER_GAP", "bytes were lost inside a line or literal; what follows was resynchronised" },
     { "LITERAL_INCOMPLETE", "the stream ended inside a literal" },
     { "COMPRESSED_DATA_ERROR", "after COMPRESS=DEFLATE, bytes that do not inflate (RFC 4978 §4)" },
+};
+
+/* What the shared session layer needs to know of IMAP. */
+const struct mx_mail_proto mx_imap_mail = {
+    .command_type = "imap.command",
+    .command_key = "command",
+    .auth_data_type = "imap.auth_data",
+    .unknown_explain = "A command IMAP does not define: the server will likely answer BAD.",
+    .upgrade = "STARTTLS",
+    .an = {
+        [MX_MAIL_LONG_COMMAND_LINE] = MX_MAIL_NONE, /* IMAP's LONG_LINE caps a line either way */
+        [MX_MAIL_BARE_LF] = A_BARE_LF,
+        [MX_MAIL_TOO_MANY_PENDING] = A_TOO_MANY_PENDING_COMMANDS,
+        [MX_MAIL_UNKNOWN_COMMAND] = A_UNKNOWN_COMMAND,
+        [MX_MAIL_COMMAND_OUT_OF_SEQUENCE] = MX_MAIL_NONE,
+        [MX_MAIL_STARTTLS_CLIENT_INJECTION] = A_STARTTLS_CLIENT_INJECTION,
+        [MX_MAIL_STARTTLS_SERVER_INJECTION] = A_STARTTLS_SERVER_INJECTION,
+        [MX_MAIL_AUTH_DECODE_ERROR] = A_AUTH_DECODE_ERROR,
+        [MX_MAIL_PARTIAL_AFTER_GAP] = A_PARTIAL_AFTER_GAP,
+    },
 };
 
 enum cmd {
@@ -136,14 +153,6 @@ struct pending {
     bool search;
 };
 
-struct login {
-    struct mx_sasl sasl;
-    const char *command;
-    const char *outcome;
-    struct mx_text code;
-    mx_frame_t frame, last_frame;
-};
-
 struct mailbox {
     struct mx_text name;
     bool read_only;
@@ -163,7 +172,7 @@ enum istate { IS_NOT_AUTHENTICATED, IS_AUTHENTICATED, IS_SELECTED, IS_LOGOUT };
 static const char *const istate_names[] = { "not authenticated", "authenticated", "selected", "logout" };
 
 struct imap {
-    struct mx_dissect_ctx *ctx;
+    struct mx_mail m;         /* what every mail session has */
     enum istate state;
     struct line line[2];
     struct pending *pend;     /* grown as commands are pipelined, up to IMAP_MAX_PENDING */
@@ -192,9 +201,6 @@ struct imap {
     size_t caps_len;
     bool logindisabled, starttls_offered, starttls_attempted, compress_offered, compressed;
     bool logindisabled_seen;  /* LOGINDISABLED was announced at some point in clear */
-    struct login logins[IMAP_MAX_AUTHS];
-    unsigned n_logins, logins_dropped;
-    struct login *login;
     struct mailbox boxes[IMAP_MAX_MAILBOXES];
     unsigned n_boxes, boxes_dropped;
     struct mailbox *selected;
@@ -206,22 +212,15 @@ struct imap {
         uint32_t untagged;
         struct mx_text tag;
     } idle;
-    uint64_t commands, completions, no, bad, untagged, continuations, pipelined, unknown, fetched, appended,
-        idles, compressed_bytes[2], inflated_bytes[2], resync_skipped;
-    mx_time_t now;
+    uint64_t completions, no, bad, untagged, continuations, fetched, appended, idles, compressed_bytes[2],
+        inflated_bytes[2], resync_skipped;
 };
 
 /* ---- Small helpers ---- */
 
 static void anomaly(struct imap *s, enum mx_dir d, int a, uint64_t off, size_t len)
 {
-    mx_ctx_anomaly(s->ctx, d, (size_t)a, off, len);
-}
-
-static void update_now(struct imap *s, mx_time_t ts)
-{
-    if (ts != MX_TIME_NONE && ts > s->now)
-        s->now = ts;
+    mx_ctx_anomaly(s->m.ctx, d, (size_t)a, off, len);
 }
 
 static bool parse_u64(struct mx_slice v, uint64_t *out)
@@ -382,46 +381,38 @@ static struct pending *in_progress(struct imap *s)
 
 /* ---- Logins ---- */
 
-static struct login *login_start(struct imap *s, const char *command, struct mx_slice mech, mx_frame_t f)
+static struct mx_mail_login *login_start(struct imap *s, const char *command, struct mx_slice mech, mx_frame_t f,
+                                         mx_time_t ts)
 {
-    if (s->n_logins == IMAP_MAX_AUTHS) {
-        s->logins_dropped++;
-        s->login = NULL;
-        return NULL;
-    }
-    struct login *l = &s->logins[s->n_logins++];
-    memset(l, 0, sizeof(*l));
-    mx_sasl_start(&l->sasl, mech, mx_ctx_flow(s->ctx)->show_secrets);
-    l->command = command;
-    l->frame = f;
-    s->login = l;
+    struct mx_mail_login *l = mx_mail_login_start(&s->m, mech, f, ts);
+    if (l)
+        l->command = command;
     return l;
 }
 
-static void login_finish(struct imap *s, const char *outcome, struct mx_slice code, mx_frame_t f)
+/* The login in progress ended (RFC 9051 §6.2.2, §6.2.3): its record. */
+static void login_finish(struct imap *s, enum mx_login_outcome o, struct mx_slice code, mx_frame_t f)
 {
-    struct login *l = s->login;
-    s->login = NULL;
+    struct mx_mail_login *l = mx_mail_login_finish(&s->m, o, f);
     s->auth_open = false;
     if (!l)
         return;
-    l->outcome = outcome;
-    l->last_frame = f;
-    mx_text_set(&l->code, code);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.auth", mx_ctx_flow_id(s->ctx), s->now);
+    mx_text_set(&l->resp_code, code);
+    const char *outcome = mx_login_outcome_name(o);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.auth", mx_ctx_flow_id(s->m.ctx), s->m.now);
     mx_ev_str(ev, "command", l->command);
     mx_sasl_describe_identity(&l->sasl, ev);
     mx_ev_str(ev, "outcome", outcome);
-    if (l->code.len)
-        mx_ev_wire(ev, "code", mx_text_slice(&l->code));
+    if (l->resp_code.len)
+        mx_ev_wire(ev, "code", mx_text_slice(&l->resp_code));
     mx_sasl_describe_secret(&l->sasl, ev, s->tls);
     mx_ev_frames(ev, l->frame, f ? f : l->frame);
-    bool good = !strcmp(outcome, "success");
+    bool good = o == MX_LOGIN_SUCCESS;
     bool clear = l->sasl.secret_in_clear && !s->tls;
     mx_ev_tone(ev, good ? (clear ? MX_TONE_WARN : MX_TONE_GOOD) : MX_TONE_BAD);
     mx_ev_text(ev, "%s %s as \"%.*s\": %s%s", l->command, l->sasl.mech_name, (int)l->sasl.user_len,
                (const char *)l->sasl.user, outcome, clear ? ", the password crossed in clear" : "");
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
 /* ---- Capabilities (RFC 9051 §7.2.2) ---- */
@@ -569,7 +560,7 @@ static bool fetch_literal(const struct line *l, struct mx_message_env *env, char
 static enum litmode literal_mode(struct imap *s, enum mx_dir d, uint64_t len, struct mx_message **msg)
 {
     struct line *l = &s->line[d];
-    struct mx_message_env env = { .ctx = s->ctx, .dir = d };
+    struct mx_message_env env = { .ctx = s->m.ctx, .dir = d };
     char section[72] = "";
     *msg = NULL;
     if (d == MX_DIR_S2C) {
@@ -612,36 +603,14 @@ static enum litmode literal_mode(struct imap *s, enum mx_dir d, uint64_t len, st
 static void command_event(struct imap *s, const struct pending *p, struct mx_slice cmdname, struct mx_slice arg,
                           const char *shown, bool pipelined, bool injected, mx_frame_t a, mx_frame_t b)
 {
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.command", mx_ctx_flow_id(s->ctx), p->ts);
-    mx_ev_dir(ev, MX_DIR_C2S);
-    mx_ev_frames(ev, a, b);
-    mx_ev_wire(ev, "tag", mx_slice_make(p->tag, p->tag_len));
-    if (p->cmd == I_UNKNOWN)
-        mx_ev_wire(ev, "command", cmdname);
-    else
-        mx_ev_str(ev, "command", cmd_names[p->cmd]);
-    if (p->uid)
-        mx_ev_bool(ev, "uid", true);
-    if (shown)
-        mx_ev_wire(ev, "arg", mx_slice_make(shown, strlen(shown))); /* it quotes wire bytes */
-    else if (arg.len)
-        mx_ev_wire(ev, "arg", arg);
-    if (p->mailbox.len)
-        mx_ev_wire(ev, "mailbox", mx_text_slice(&p->mailbox));
-    if (pipelined)
-        mx_ev_bool(ev, "pipelined", true);
-    if (injected)
-        mx_ev_bool(ev, "injected", true);
-    if (mx_ctx_flow(s->ctx)->explain) {
-        const char *ex = mx_explain_imap(cmd_names[p->cmd]);
-        mx_ev_str(ev, "explain", ex ? ex : "A command IMAP does not define: the server will likely answer BAD.");
-        mx_ev_str(ev, "state", istate_names[s->state]);
-    }
-    mx_ev_text(ev, "%s%.*s %s%.*s%s%.*s%s", pipelined ? "| " : "", (int)p->tag_len, p->tag, p->uid ? "UID " : "",
-               (int)cmdname.len, (const char *)cmdname.ptr, (arg.len || shown) ? " " : "",
-               shown ? (int)strlen(shown) : (int)arg.len, shown ? shown : (const char *)arg.ptr,
-               injected ? "   [injected before TLS]" : "");
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    bool explain = mx_ctx_flow(s->m.ctx)->explain;
+    struct mx_mail_command c = {
+        .first = a, .last = b, .ts = p->ts, .tag = mx_slice_make(p->tag, p->tag_len), .verb = cmdname,
+        .name = p->cmd == I_UNKNOWN ? NULL : cmd_names[p->cmd], .uid = p->uid, .arg = arg, .shown = shown,
+        .mailbox = mx_text_slice(&p->mailbox), .pipelined = pipelined, .injected = injected,
+        .explain = explain ? mx_explain_imap(cmd_names[p->cmd]) : NULL, .state = istate_names[s->state],
+    };
+    mx_mail_command_record(&s->m, &c);
 }
 
 static void mailbox_fields(struct mx_event *ev, const struct mailbox *m)
@@ -666,7 +635,7 @@ static void idle_end(struct imap *s, mx_frame_t f, mx_time_t ts)
         return;
     s->idle.on = false;
     s->idles++;
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.idle", mx_ctx_flow_id(s->ctx), s->idle.start);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.idle", mx_ctx_flow_id(s->m.ctx), s->idle.start);
     mx_ev_wire(ev, "tag", mx_text_slice(&s->idle.tag));
     mx_ev_time(ev, "start", s->idle.start);
     if (ts != MX_TIME_NONE)
@@ -677,7 +646,7 @@ static void idle_end(struct imap *s, mx_frame_t f, mx_time_t ts)
     mx_ev_frames(ev, s->idle.frame, f ? f : s->idle.frame);
     mx_ev_text(ev, "IDLE for %.1f s, %u update%s from the server", dur, s->idle.untagged,
                s->idle.untagged == 1 ? "" : "s");
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
 static void mailbox_keep(struct imap *s, const struct mailbox *m)
@@ -697,8 +666,8 @@ static void start_tls(struct imap *s)
     s->tls = true;
     s->tls_side[MX_DIR_S2C] = true;
     s->tls_side[MX_DIR_C2S] = true;
-    mx_ctx_starttls(s->ctx, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION);
-    mx_ctx_starttls(s->ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
+    mx_ctx_starttls(s->m.ctx, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION);
+    mx_ctx_starttls(s->m.ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
 }
 
 static void start_compress(struct imap *s)
@@ -736,11 +705,11 @@ static void literal_refused(struct imap *s)
     if (!l->emitted) {
         mx_frame_t a, b;
         mx_time_t ts;
-        mx_span(s->ctx, MX_DIR_C2S, l->off, 1, &a, &b, &ts);
+        mx_span(s->m.ctx, MX_DIR_C2S, l->off, 1, &a, &b, &ts);
         client_line(s, l, a, b, ts);
     }
     line_reset(l);
-    mx_ctx_wake(s->ctx, MX_DIR_C2S);
+    mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
 }
 
 /* A tagged completion: OK, NO or BAD (RFC 9051 §7.1). */
@@ -761,7 +730,7 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
     s->completions++;
     s->no += no;
     s->bad += !ok && !no;
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.response", mx_ctx_flow_id(s->ctx), ts);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.response", mx_ctx_flow_id(s->m.ctx), ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
     mx_ev_wire(ev, "tag", tag);
@@ -810,7 +779,7 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
     } else if (p && (p->cmd == I_SELECT || p->cmd == I_EXAMINE) && s->state == IS_SELECTED) {
         s->state = IS_AUTHENTICATED; /* §6.3.2: a failed SELECT deselects */
     }
-    if (mx_ctx_flow(s->ctx)->explain) {
+    if (mx_ctx_flow(s->m.ctx)->explain) {
         mx_ev_str(ev, "explain", ok   ? "OK: the command completed (RFC 9051 §7.1.1)."
                                  : no ? "NO: the command failed; the text says why (RFC 9051 §7.1.2)."
                                       : "BAD: the server did not understand the command (RFC 9051 §7.1.3).");
@@ -821,14 +790,14 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
                (const char *)status.ptr, code.len ? " " : "", (int)(code.len < 120 ? code.len : 120),
                (const char *)code.ptr, text.len ? " " : "", (int)text.len, (const char *)text.ptr,
                p ? cmd_names[p->cmd] : "no command seen", lat * 1e3);
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
     if (!p)
         return;
     switch (p->cmd) {
     case I_LOGIN:
     case I_AUTHENTICATE:
-        if (s->login)
-            login_finish(s, s->login->sasl.cancelled ? "cancelled" : ok ? "success" : "failure", code_inner(code), b);
+        if (s->m.login)
+            login_finish(s, mx_mail_login_outcome(s->m.login, ok), code_inner(code), b);
         if (ok && p->cmd == I_LOGIN && disabled_before && !s->tls)
             anomaly(s, MX_DIR_S2C, A_LOGIN_DISABLED_IGNORED, s->line[MX_DIR_S2C].off, 1);
         s->auth_open = false;
@@ -853,7 +822,7 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
         if (ok && p->cmd == I_COMPRESS)
             start_compress(s);
         if (s->client_held)
-            mx_ctx_wake(s->ctx, MX_DIR_C2S);
+            mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
         break;
     case I_IDLE:
         idle_end(s, b, ts);
@@ -919,7 +888,7 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
             p->search_count += n;
         }
     }
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.untagged", mx_ctx_flow_id(s->ctx), ts);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.untagged", mx_ctx_flow_id(s->m.ctx), ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
     if (has_num)
@@ -938,7 +907,7 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
     bool bad = status_word && (mx_ieq(k.ptr, k.len, "NO") || mx_ieq(k.ptr, k.len, "BAD"));
     mx_ev_tone(ev, bad ? MX_TONE_BAD : MX_TONE_NONE);
     mx_ev_text(ev, "%.*s", (int)shown.len, (const char *)shown.ptr);
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
 /* "+ " (RFC 9051 §7.5): the server wants a literal, a SASL response, or is idling. */
@@ -949,16 +918,11 @@ static void continuation(struct imap *s, struct mx_slice text, mx_frame_t a, mx_
     if (s->wait_cont) {
         what = "literal";
         s->wait_cont = false;
-        mx_ctx_wake(s->ctx, MX_DIR_C2S);
+        mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
     } else if (s->auth_open) {
         what = "sasl";
-        if (s->login) {
-            mx_sasl_server(&s->login->sasl, text);
-            if (s->login->sasl.decode_error) {
-                anomaly(s, MX_DIR_S2C, A_AUTH_DECODE_ERROR, s->line[MX_DIR_S2C].off, 1);
-                s->login->sasl.decode_error = false;
-            }
-        }
+        if (s->m.login)
+            mx_mail_sasl_server(&s->m, &s->m.login->sasl, text, s->line[MX_DIR_S2C].off, 1);
     } else if (s->idle_open && !s->idle.on) {
         what = "idle";
         struct pending *p = NULL;
@@ -971,13 +935,13 @@ static void continuation(struct imap *s, struct mx_slice text, mx_frame_t a, mx_
         s->idle.untagged = 0;
         mx_text_set(&s->idle.tag, p ? mx_slice_make(p->tag, p->tag_len) : mx_slice_make("", 0));
     }
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.continuation", mx_ctx_flow_id(s->ctx), ts);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.continuation", mx_ctx_flow_id(s->m.ctx), ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
     mx_ev_str(ev, "for", what);
     mx_ev_wire(ev, "text", text);
     mx_ev_text(ev, "+ %.*s   [%s]", (int)text.len, (const char *)text.ptr, what);
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
 static void server_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t b, mx_time_t ts)
@@ -1017,29 +981,8 @@ static enum cmd cmd_of(struct mx_slice v)
 static void auth_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t b, mx_time_t ts)
 {
     struct mx_slice data = mx_trim(mx_slice_make(lbytes(l), l->len));
-    bool secret = true;
-    if (s->login) {
-        secret = mx_sasl_client(&s->login->sasl, data);
-        if (s->login->sasl.decode_error) {
-            anomaly(s, MX_DIR_C2S, A_AUTH_DECODE_ERROR, l->off, l->len);
-            s->login->sasl.decode_error = false;
-        }
-    }
-    bool hide = secret && !mx_ctx_flow(s->ctx)->show_secrets;
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.auth_data", mx_ctx_flow_id(s->ctx), ts);
-    mx_ev_dir(ev, MX_DIR_C2S);
-    mx_ev_frames(ev, a, b);
-    if (hide)
-        mx_ev_uint(ev, "redacted_len", data.len);
-    else
-        mx_ev_wire(ev, "data", data);
-    if (s->login && s->login->sasl.cancelled)
-        mx_ev_bool(ev, "cancel", true);
-    if (hide)
-        mx_ev_text(ev, "<SASL response, redacted: %zu bytes>", data.len);
-    else
-        mx_ev_text(ev, "%.*s", (int)data.len, (const char *)data.ptr);
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    bool secret = mx_mail_sasl_client(&s->m, s->m.login ? &s->m.login->sasl : NULL, data, l->off, l->len);
+    mx_mail_auth_data_record(&s->m, data, secret, s->m.login && s->m.login->sasl.cancelled, a, b, ts);
 }
 
 static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t b, mx_time_t ts)
@@ -1047,12 +990,12 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     if (s->idle_open) {
         /* RFC 2177 §3: "DONE" ends the IDLE; nothing else is allowed. */
         if (mx_ieq(lbytes(l), l->len, "DONE")) {
-            struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.command", mx_ctx_flow_id(s->ctx), ts);
+            struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.command", mx_ctx_flow_id(s->m.ctx), ts);
             mx_ev_dir(ev, MX_DIR_C2S);
             mx_ev_frames(ev, a, b);
             mx_ev_str(ev, "command", "DONE");
             mx_ev_text(ev, "DONE");
-            mx_event_emit(mx_ctx_sink(s->ctx), ev);
+            mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
             return;
         }
     }
@@ -1093,13 +1036,13 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     }
     char shown[160];
     const char *shown_arg = NULL;
-    if (s->server_lost && !s->pipelined) {
+    if (s->server_lost && !s->m.pipelined) {
         /* Server bytes were lost, and this client never pipelined: it
          * waited for the completions still pending, which were in the hole. */
         s->n_pend = 0;
         s->upgrade_pending = false;
-        if (s->login)
-            login_finish(s, "no_reply", mx_slice_make("", 0), 0);
+        if (s->m.login)
+            login_finish(s, MX_LOGIN_NO_REPLY, mx_slice_make("", 0), 0);
         idle_end(s, 0, ts);
         s->idle_open = false;
     }
@@ -1113,7 +1056,7 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     case I_LOGIN: {
         /* RFC 9051 §6.2.3: LOGIN userid password, in the clear unless under TLS. */
         struct token user = next_tok(&z), pass = next_tok(&z);
-        struct login *lg = login_start(s, "LOGIN", mx_slice_make("IMAP-LOGIN", 10), a);
+        struct mx_mail_login *lg = login_start(s, "LOGIN", mx_slice_make("IMAP-LOGIN", 10), a, ts);
         if (lg) {
             mx_sasl_set_user(&lg->sasl, astring(&user));
             mx_sasl_set_secret(&lg->sasl, astring(&pass), true);
@@ -1121,7 +1064,7 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
         }
         if (s->logindisabled && !s->tls)
             anomaly(s, MX_DIR_C2S, A_LOGIN_DISABLED_IGNORED, l->off, l->len);
-        if (!mx_ctx_flow(s->ctx)->show_secrets && pass.t != T_END) {
+        if (!mx_ctx_flow(s->m.ctx)->show_secrets && pass.t != T_END) {
             struct mx_slice u = astring(&user);
             snprintf(shown, sizeof(shown), "%.*s <redacted %" PRIu64 " bytes>", (int)(u.len < 64 ? u.len : 64),
                      (const char *)u.ptr, (uint64_t)(pass.t == T_LITERAL ? pass.lit_len : pass.v.len));
@@ -1131,15 +1074,11 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     }
     case I_AUTHENTICATE: {
         struct token mech = next_tok(&z), ir = next_tok(&z);
-        struct login *lg = login_start(s, "AUTHENTICATE", mech.v, a);
+        struct mx_mail_login *lg = login_start(s, "AUTHENTICATE", mech.v, a, ts);
         s->auth_open = true;
         if (lg && ir.t == T_ATOM && ir.v.len) { /* RFC 4959: SASL-IR */
-            bool secret = mx_sasl_client(&lg->sasl, ir.v);
-            if (lg->sasl.decode_error) {
-                anomaly(s, MX_DIR_C2S, A_AUTH_DECODE_ERROR, l->off, l->len);
-                lg->sasl.decode_error = false;
-            }
-            if (secret && !mx_ctx_flow(s->ctx)->show_secrets) {
+            bool secret = mx_mail_sasl_client(&s->m, &lg->sasl, ir.v, l->off, l->len);
+            if (secret && !mx_ctx_flow(s->m.ctx)->show_secrets) {
                 snprintf(shown, sizeof(shown), "%.*s <redacted %zu bytes>", (int)(mech.v.len < 32 ? mech.v.len : 32),
                          (const char *)mech.v.ptr, ir.v.len);
                 shown_arg = shown;
@@ -1182,14 +1121,14 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
         s->idle_open = true;
         break;
     case I_UNKNOWN:
-        s->unknown++;
+        s->m.unknown++;
         anomaly(s, MX_DIR_C2S, A_UNKNOWN_COMMAND, l->off, l->len);
         break;
     default:
         break;
     }
-    s->commands++;
-    s->pipelined += pipelined;
+    s->m.commands++;
+    s->m.pipelined += pipelined;
     if (find_tag(s, tag.v))
         anomaly(s, MX_DIR_C2S, A_DUPLICATE_TAG, l->off, l->len);
     command_event(s, &p, cmdname, arg, shown_arg, pipelined, injected, a, b);
@@ -1323,15 +1262,15 @@ static void client_line_done(struct imap *s, const struct line *l)
 {
     struct tokz z = tokz_of(l);
     struct token tag = next_tok(&z), cmd = next_tok(&z);
-    if (tag.t != T_ATOM || !mx_ieq(cmd.v.ptr, cmd.v.len, "LOGIN") || !s->login ||
-        strcmp(s->login->command, "LOGIN"))
+    if (tag.t != T_ATOM || !mx_ieq(cmd.v.ptr, cmd.v.len, "LOGIN") || !s->m.login ||
+        strcmp(s->m.login->command, "LOGIN"))
         return;
     struct token user = next_tok(&z), pass = next_tok(&z);
     if (user.t != T_LITERAL || !user.elided)
-        mx_sasl_set_user(&s->login->sasl, astring(&user));
+        mx_sasl_set_user(&s->m.login->sasl, astring(&user));
     if (pass.t == T_LITERAL && !pass.elided) {
-        mx_sasl_set_secret(&s->login->sasl, pass.v, true);
-        s->login->sasl.secret_len = pass.lit_len;
+        mx_sasl_set_secret(&s->m.login->sasl, pass.v, true);
+        s->m.login->sasl.secret_len = pass.lit_len;
     }
 }
 
@@ -1362,8 +1301,8 @@ static void segment_end(struct imap *s, enum mx_dir d, uint64_t off)
              * now, before the continuation and the literal. */
             mx_frame_t a, b;
             mx_time_t ts;
-            mx_span(s->ctx, d, l->off, (size_t)(off + 1 - l->off), &a, &b, &ts);
-            update_now(s, ts);
+            mx_span(s->m.ctx, d, l->off, (size_t)(off + 1 - l->off), &a, &b, &ts);
+            mx_mail_seen(&s->m, ts);
             client_line(s, l, a, b, ts);
             l->emitted = true;
         }
@@ -1390,8 +1329,8 @@ static void segment_end(struct imap *s, enum mx_dir d, uint64_t off)
     }
     mx_frame_t a, b;
     mx_time_t ts;
-    mx_span(s->ctx, d, l->off, (size_t)(off + 1 - l->off), &a, &b, &ts);
-    update_now(s, ts);
+    mx_span(s->m.ctx, d, l->off, (size_t)(off + 1 - l->off), &a, &b, &ts);
+    mx_mail_seen(&s->m, ts);
     if (l->overflow)
         anomaly(s, d, A_LONG_LINE, l->off, (size_t)(off + 1 - l->off));
     if (l->bare_lf)
@@ -1559,7 +1498,7 @@ static void on_gap(struct imap *s, enum mx_dir d, uint64_t len)
     /* The line (or literal) was cut: drop it and resynchronise. A message
      * cut this way is partial; other lines just go (the gap record says it). */
     if (l->lit_left && l->msg)
-        anomaly(s, d, A_PARTIAL_AFTER_GAP, mx_ctx_offset(s->ctx, d), 1);
+        anomaly(s, d, A_PARTIAL_AFTER_GAP, mx_ctx_offset(s->m.ctx, d), 1);
     line_reset(l);
     s->resync[d] = true;
     if (d == MX_DIR_S2C)
@@ -1572,8 +1511,8 @@ static void on_gap(struct imap *s, enum mx_dir d, uint64_t len)
 
 static void session_emit(struct imap *s)
 {
-    const struct mx_flow_info *fi = mx_ctx_flow(s->ctx);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "imap.session", fi->id, s->now);
+    const struct mx_flow_info *fi = mx_ctx_flow(s->m.ctx);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.session", fi->id, s->m.now);
     mx_ev_time(ev, "start", fi->start);
     if (s->greeted) {
         mx_ev_obj(ev, "greeting");
@@ -1582,13 +1521,7 @@ static void session_emit(struct imap *s)
         mx_ev_end(ev);
     }
     mx_ev_bool(ev, "preauth", s->preauth);
-    mx_ev_arr(ev, "capabilities");
-    for (size_t i = 0; i < s->caps_len;) {
-        size_t n = strlen(s->caps + i);
-        mx_ev_wire(ev, NULL, mx_slice_make(s->caps + i, n));
-        i += n + 1;
-    }
-    mx_ev_end(ev);
+    mx_mail_describe_caps(ev, "capabilities", s->caps, s->caps_len);
     mx_ev_bool(ev, "logindisabled", s->logindisabled_seen);
     mx_ev_obj(ev, "starttls");
     mx_ev_bool(ev, "offered", s->starttls_offered);
@@ -1598,19 +1531,19 @@ static void session_emit(struct imap *s)
     mx_ev_bool(ev, "tls", s->tls);
     mx_ev_bool(ev, "compressed", s->compressed);
     mx_ev_arr(ev, "auth");
-    for (unsigned i = 0; i < s->n_logins; i++) {
-        const struct login *l = &s->logins[i];
+    for (unsigned i = 0; i < s->m.n_logins; i++) {
+        const struct mx_mail_login *l = &s->m.logins[i];
         mx_ev_obj(ev, NULL);
         mx_ev_str(ev, "command", l->command);
         mx_sasl_describe_identity(&l->sasl, ev);
-        mx_ev_str(ev, "outcome", l->outcome ? l->outcome : "no_reply");
+        mx_ev_str(ev, "outcome", mx_login_outcome_name(l->outcome));
         mx_ev_bool(ev, "secret_in_clear", l->sasl.secret_in_clear);
         mx_ev_frames(ev, l->frame, l->last_frame ? l->last_frame : l->frame);
         mx_ev_end(ev);
     }
     mx_ev_end(ev);
-    if (s->logins_dropped)
-        mx_ev_uint(ev, "auth_not_listed", s->logins_dropped);
+    if (s->m.logins_dropped)
+        mx_ev_uint(ev, "auth_not_listed", s->m.logins_dropped);
     mx_ev_arr(ev, "mailboxes");
     for (unsigned i = 0; i < s->n_boxes; i++) {
         mx_ev_obj(ev, NULL);
@@ -1619,13 +1552,13 @@ static void session_emit(struct imap *s)
         mx_ev_end(ev);
     }
     mx_ev_end(ev);
-    mx_ev_uint(ev, "commands", s->commands);
+    mx_ev_uint(ev, "commands", s->m.commands);
     mx_ev_uint(ev, "completions", s->completions);
     mx_ev_uint(ev, "no", s->no);
     mx_ev_uint(ev, "bad", s->bad);
     mx_ev_uint(ev, "untagged", s->untagged);
-    mx_ev_uint(ev, "pipelined", s->pipelined);
-    mx_ev_uint(ev, "unknown_commands", s->unknown);
+    mx_ev_uint(ev, "pipelined", s->m.pipelined);
+    mx_ev_uint(ev, "unknown_commands", s->m.unknown);
     mx_ev_uint(ev, "fetched", s->fetched);
     mx_ev_uint(ev, "appended", s->appended);
     mx_ev_uint(ev, "idles", s->idles);
@@ -1639,26 +1572,16 @@ static void session_emit(struct imap *s)
         mx_ev_uint(ev, "s2c_out", s->inflated_bytes[MX_DIR_S2C]);
         mx_ev_end(ev);
     }
-    struct mx_tls *tlsx = mx_ctx_tls_observer(s->ctx);
-    if (s->tls) {
-        mx_ev_obj(ev, "tls_bytes");
-        mx_ev_uint(ev, "c2s", mx_ctx_tls_bytes(s->ctx, MX_DIR_C2S));
-        mx_ev_uint(ev, "s2c", mx_ctx_tls_bytes(s->ctx, MX_DIR_S2C));
-        mx_ev_end(ev);
-    }
-    if (tlsx)
-        mx_tls_describe(tlsx, ev, "tls_handshake");
+    mx_mail_describe_tls(&s->m, ev, s->tls);
     unsigned ok = 0;
-    for (unsigned i = 0; i < s->n_logins; i++)
-        ok += s->logins[i].outcome && !strcmp(s->logins[i].outcome, "success");
+    for (unsigned i = 0; i < s->m.n_logins; i++)
+        ok += s->m.logins[i].outcome == MX_LOGIN_SUCCESS;
+    char tls[96];
     mx_ev_text(ev, "IMAP session: %" PRIu64 " commands, %" PRIu64 " NO, %" PRIu64 " BAD, %" PRIu64
-               " message bodies fetched, %" PRIu64 " appended%s%s", s->commands, s->no, s->bad, s->fetched,
-               s->appended,
-               s->tls ? (tlsx && !mx_tls_completed(tlsx) ? ", STARTTLS accepted but the TLS handshake failed"
-                                                               : ", upgraded to TLS")
-                      : s->starttls_attempted ? ", STARTTLS refused" : "",
+               " message bodies fetched, %" PRIu64 " appended%s%s", s->m.commands, s->no, s->bad, s->fetched,
+               s->appended, mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),
                ok ? ", logged in" : "");
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
 static void on_end(struct imap *s, enum mx_dir d)
@@ -1666,7 +1589,7 @@ static void on_end(struct imap *s, enum mx_dir d)
     struct line *l = &s->line[d];
     s->ended[d] = true;
     if (l->lit_left && !s->tls_side[d]) {
-        anomaly(s, d, A_LITERAL_INCOMPLETE, mx_ctx_offset(s->ctx, d), 0);
+        anomaly(s, d, A_LITERAL_INCOMPLETE, mx_ctx_offset(s->m.ctx, d), 0);
         if (l->msg) {
             mx_message_cut(l->msg);
             mx_message_end(l->msg);
@@ -1676,14 +1599,14 @@ static void on_end(struct imap *s, enum mx_dir d)
     if (d == MX_DIR_S2C && (s->wait_cont || s->client_held)) {
         s->wait_cont = false;
         s->upgrade_pending = false;
-        mx_ctx_wake(s->ctx, MX_DIR_C2S);
+        mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
     }
     if (!s->ended[0] || !s->ended[1])
         return;
-    if (s->login)
-        login_finish(s, "no_reply", mx_slice_make("", 0), 0);
-    idle_end(s, 0, s->now);
-    mx_tls_end(mx_ctx_tls_observer(s->ctx));
+    if (s->m.login)
+        login_finish(s, MX_LOGIN_NO_REPLY, mx_slice_make("", 0), 0);
+    idle_end(s, 0, s->m.now);
+    mx_mail_tls_end(&s->m);
     session_emit(s);
 }
 
@@ -1694,8 +1617,7 @@ static void *imap_new(struct mx_dissect_ctx *ctx)
     struct imap *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    s->ctx = ctx;
-    s->now = mx_ctx_flow(ctx)->start;
+    mx_mail_init(&s->m, ctx, &mx_imap_mail);
     if (!mx_ctx_flow(ctx)->handshake) {
         s->quiet = true;
         s->resync[0] = s->resync[1] = true;
@@ -1736,7 +1658,7 @@ static struct mx_parse_result imap_parse(void *state, struct mx_dissect_ctx *ctx
 {
     struct imap *s = state;
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
-    s->ctx = ctx;
+    s->m.ctx = ctx;
     if (flags & MX_CHUNK_GAP) {
         on_gap(s, d, data.len);
         return r;

@@ -6,4 +6,8 @@
 
 extern const struct mx_dissector mx_imap_dissector;
 
+struct mx_mail_proto;
+/* What the shared session layer knows of IMAP (dissectors/mail/session.h). */
+extern const struct mx_mail_proto mx_imap_mail;
+
 #endif

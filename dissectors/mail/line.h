@@ -31,6 +31,42 @@ static inline bool mx_iprefix(const uint8_t *p, size_t n, const char *lit)
     return n >= m && mx_ieq(p, m, lit);
 }
 
+/* One line of a line protocol (RFC 5321 §2.3.8, RFC 1939 §3, RFC 9051
+ * §2.2): CRLF ends it; a bare LF ends it too, and is flagged. */
+struct mx_line {
+    struct mx_slice text; /* without its CR LF; MX_LINE_TOO_LONG: its first `cap` bytes */
+    size_t raw;           /* the bytes it takes, its line end included (without one: all of d) */
+    bool lf;              /* it ended with LF */
+    bool bare_lf;         /* ...without a CR before it */
+};
+
+enum mx_line_status {
+    MX_LINE_OK,       /* *l is a line */
+    MX_LINE_MORE,     /* no line end yet: call again with more bytes */
+    MX_LINE_TOO_LONG, /* more than cap bytes before the line end (which may not have come: !l->lf) */
+};
+
+/* The line at the start of d. With `end`, no more bytes will come: bytes
+ * without a line end are a line. Nothing is copied: l->text points into d. */
+static inline enum mx_line_status mx_line_next(struct mx_slice d, size_t cap, bool end, struct mx_line *l)
+{
+    const uint8_t *lf = memchr(d.ptr, '\n', d.len);
+    size_t n = lf ? (size_t)(lf - d.ptr) : d.len; /* before the LF, a CR included */
+    l->lf = lf != NULL;
+    l->raw = lf ? n + 1 : d.len;
+    l->bare_lf = false;
+    if (n > cap) {
+        l->text = mx_slice_make(d.ptr, cap);
+        return MX_LINE_TOO_LONG;
+    }
+    if (!lf && !end)
+        return MX_LINE_MORE;
+    bool cr = n && d.ptr[n - 1] == '\r';
+    l->bare_lf = lf && !cr;
+    l->text = mx_slice_make(d.ptr, cr ? n - 1 : n);
+    return MX_LINE_OK;
+}
+
 /* Without leading and trailing spaces and tabs. */
 static inline struct mx_slice mx_trim(struct mx_slice s)
 {

@@ -5,10 +5,8 @@
 
 #include "event/event.h"
 #include "dissectors/mail/explain.h"
-#include "dissectors/mail/line.h"
+#include "dissectors/mail/session.h"
 #include "dissectors/message/message.h"
-#include "dissectors/mail/sasl.h"
-#include "dissectors/tls/tls.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,7 +19,6 @@
 #define POP3_MAX_PENDING 256     /* commands awaiting a response (RFC 2449 §6.6 PIPELINING) */
 #define POP3_CAPS_BYTES 2048     /* CAPA lines kept */
 #define POP3_MAX_LISTING 1000    /* LIST/UIDL entries written per response; more are counted */
-#define POP3_MAX_AUTHS 8         /* logins kept per session */
 #define POP3_MAX_FAILURES 32     /* -ERR responses listed in the session record */
 
 enum {
@@ -56,6 +53,16 @@ static const struct mx_anomaly_def pop3_anomalies[] = {
     { "AUTH_DECODE_ERROR", "a SASL message that is not valid base64 or the mechanism's syntax" },
     { "PARTIAL_AFTER_GAP", "bytes were lost inside a response; what follows was resynchronised" },
     { "GREETING_MISSING", "the server answered a command without having sent its greeting (RFC 1939 §4)" },
+};
+
+/* What the shared session layer needs to know of POP3. */
+const struct mx_mail_proto mx_pop3_mail = {
+    .command_type = "pop3.command",
+    .command_key = "verb",
+    .auth_data_type = "pop3.auth_data",
+    .unknown_explain = "A command POP3 does not define: the server will likely answer -ERR.",
+    .upgrade = "STLS",
+    .an = MX_MAIL_ANOMALY_MAP(A_),
 };
 
 enum cmd {
@@ -95,13 +102,6 @@ struct listing {
     struct mx_text uid;
 };
 
-struct login {
-    struct mx_sasl sasl;
-    const char *outcome;
-    struct mx_text resp_code;
-    mx_frame_t frame, last_frame;
-};
-
 struct failure {
     enum cmd cmd;
     struct mx_text text;
@@ -114,7 +114,7 @@ enum pstate { PS_AUTHORIZATION, PS_TRANSACTION, PS_UPDATE };
 static const char *const pstate_names[] = { "AUTHORIZATION", "TRANSACTION", "UPDATE" };
 
 struct pop3 {
-    struct mx_dissect_ctx *ctx;
+    struct mx_mail m;           /* what every mail session has */
     enum pstate state;
     enum smode smode, skip_to;
     bool ctls;                  /* the client side is TLS */
@@ -128,8 +128,8 @@ struct pop3 {
     bool server_seen;           /* a server byte was parsed */
     bool client_first;          /* the client spoke before any server byte */
     bool ended[2];
+    struct mx_mail_queue q;     /* commands waiting for responses, oldest first */
     struct pending pend[POP3_MAX_PENDING];
-    unsigned p_head, p_n;
     /* The response being assembled. */
     struct {
         bool active;
@@ -159,21 +159,17 @@ struct pop3 {
     char mechs[MX_TEXT];      /* CAPA's SASL line, or the AUTH listing */
     struct mx_text user;           /* the USER argument awaiting PASS */
     bool user_sent;
-    struct login logins[POP3_MAX_AUTHS];
-    unsigned n_logins, logins_dropped;
-    struct login *login;        /* the exchange in progress */
     struct failure failures[POP3_MAX_FAILURES];
     unsigned n_failures;
-    uint64_t commands, responses, errors, pipelined, unknown, retrieved, tops, deleted;
+    uint64_t responses, errors, retrieved, tops, deleted;
     uint64_t resync_skipped;
-    mx_time_t now;
 };
 
 /* ---- Small helpers ---- */
 
 static void anomaly(struct pop3 *s, enum mx_dir d, int a, uint64_t off, size_t len)
 {
-    mx_ctx_anomaly(s->ctx, d, (size_t)a, off, len);
+    mx_ctx_anomaly(s->m.ctx, d, (size_t)a, off, len);
 }
 
 /* A decimal number of at most 10 digits at the start of v; *used its length. */
@@ -189,73 +185,44 @@ static bool number(struct mx_slice v, uint64_t *out, size_t *used)
     return i > 0 && (i == v.len || v.ptr[i] == ' ' || v.ptr[i] == '\t');
 }
 
-static void update_now(struct pop3 *s, mx_time_t ts)
-{
-    if (ts != MX_TIME_NONE && ts > s->now)
-        s->now = ts;
-}
 
 /* ---- Pending commands: responses come in command order (RFC 2449 §6.6) ---- */
 
 static void push(struct pop3 *s, const struct pending *p, uint64_t off, size_t len)
 {
-    if (s->p_n == POP3_MAX_PENDING) {
-        anomaly(s, MX_DIR_C2S, A_TOO_MANY_PENDING_COMMANDS, off, len);
-        return;
-    }
-    s->pend[(s->p_head + s->p_n) % POP3_MAX_PENDING] = *p;
-    s->p_n++;
+    mx_mail_queue_push(&s->m, &s->q, p, off, len);
 }
 
-static bool pop(struct pop3 *s, struct pending *out)
+/* The command waiting longest (s->q.n > 0). */
+static struct pending *head(const struct pop3 *s)
 {
-    if (!s->p_n)
-        return false;
-    *out = s->pend[s->p_head];
-    s->p_head = (s->p_head + 1) % POP3_MAX_PENDING;
-    s->p_n--;
-    return true;
+    return mx_mail_queue_head(&s->q);
 }
 
 /* ---- Logins ---- */
 
-static struct login *login_start(struct pop3 *s, const char *mech, mx_frame_t f)
+/* The login in progress ended: its record (RFC 1939 §7, RFC 5034 §4). */
+static void login_finish(struct pop3 *s, enum mx_login_outcome o, mx_frame_t f)
 {
-    if (s->n_logins == POP3_MAX_AUTHS) {
-        s->logins_dropped++;
-        return NULL;
-    }
-    struct login *l = &s->logins[s->n_logins++];
-    memset(l, 0, sizeof(*l));
-    mx_sasl_start(&l->sasl, mx_slice_make(mech, strlen(mech)), mx_ctx_flow(s->ctx)->show_secrets);
-    l->frame = f;
-    s->login = l;
-    return l;
-}
-
-static void login_finish(struct pop3 *s, const char *outcome, mx_frame_t f)
-{
-    struct login *l = s->login;
     s->auth_continue = false;
+    struct mx_mail_login *l = mx_mail_login_finish(&s->m, o, f);
     if (!l)
         return;
-    s->login = NULL;
-    l->outcome = outcome;
-    l->last_frame = f;
     if (s->rep.active)
         l->resp_code = s->rep.resp_code;
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "pop3.auth", mx_ctx_flow_id(s->ctx), s->now);
+    const char *outcome = mx_login_outcome_name(o);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "pop3.auth", mx_ctx_flow_id(s->m.ctx), s->m.now);
     mx_sasl_describe_identity(&l->sasl, ev);
     mx_ev_str(ev, "outcome", outcome);
     if (l->resp_code.len)
         mx_ev_wire(ev, "resp_code", mx_text_slice(&l->resp_code));
     mx_sasl_describe_secret(&l->sasl, ev, s->tls);
     mx_ev_frames(ev, l->frame, f ? f : l->frame);
-    bool good = !strcmp(outcome, "success");
+    bool good = o == MX_LOGIN_SUCCESS;
     mx_ev_tone(ev, good ? (l->sasl.secret_in_clear && !s->tls ? MX_TONE_WARN : MX_TONE_GOOD) : MX_TONE_BAD);
     mx_ev_text(ev, "%s as \"%.*s\": %s%s", l->sasl.mech_name, (int)l->sasl.user_len, (const char *)l->sasl.user,
                outcome, l->sasl.secret_in_clear && !s->tls ? ", the password crossed in clear" : "");
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
 /* ---- The server side ---- */
@@ -325,13 +292,13 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
 {
     mx_frame_t last, dummy;
     mx_time_t ts;
-    mx_span(s->ctx, MX_DIR_S2C, end_off ? end_off - 1 : 0, 1, &last, &dummy, &ts);
-    update_now(s, ts);
+    mx_span(s->m.ctx, MX_DIR_S2C, end_off ? end_off - 1 : 0, 1, &last, &dummy, &ts);
+    mx_mail_seen(&s->m, ts);
     if (s->rep.end_frame)
         last = s->rep.end_frame;
     const struct pending *p = &s->rep.cmd;
     struct mx_slice text = mx_text_slice(&s->rep.text);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "pop3.response", mx_ctx_flow_id(s->ctx), s->rep.ts);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "pop3.response", mx_ctx_flow_id(s->m.ctx), s->rep.ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, s->rep.first_frame, last);
     mx_ev_str(ev, "status", s->rep.ok ? "+OK" : "-ERR");
@@ -369,15 +336,8 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
         if (s->rep.list_dropped)
             mx_ev_uint(ev, "listing_not_shown", s->rep.list_dropped);
     }
-    if (s->rep.ok && p->cmd == P_CAPA) {
-        mx_ev_arr(ev, "capabilities");
-        for (size_t i = 0; i < s->caps_len;) {
-            size_t n = strlen(s->caps + i);
-            mx_ev_wire(ev, NULL, mx_slice_make(s->caps + i, n));
-            i += n + 1;
-        }
-        mx_ev_end(ev);
-    }
+    if (s->rep.ok && p->cmd == P_CAPA)
+        mx_mail_describe_caps(ev, "capabilities", s->caps, s->caps_len);
     if (p->cmd == P_RETR || p->cmd == P_TOP) {
         mx_ev_uint(ev, "msg", p->num);
         if (p->cmd == P_TOP)
@@ -394,7 +354,7 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
         else if (p->cmd == P_QUIT && s->state == PS_TRANSACTION)
             s->state = PS_UPDATE;
     }
-    if (mx_ctx_flow(s->ctx)->explain) {
+    if (mx_ctx_flow(s->m.ctx)->explain) {
         mx_ev_str(ev, "explain", s->rep.ok ? "+OK: the command succeeded (RFC 1939 §3)."
                                            : "-ERR: the command failed; the text says why (RFC 1939 §3).");
         mx_ev_str(ev, "state", pstate_names[s->state]);
@@ -410,7 +370,7 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
                    text.len ? " " : "", (int)text.len, (const char *)text.ptr, extra, cmd_names[p->cmd], lat * 1e3);
     else
         mx_ev_text(ev, "%s %.*s%s   [no command seen]", status, (int)text.len, (const char *)text.ptr, extra);
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
 /* The response is complete: its record, then what it means for the session. */
@@ -418,7 +378,7 @@ static void response_done(struct pop3 *s, uint64_t end_off)
 {
     const struct pending *p = &s->rep.cmd;
     mx_frame_t last, dummy;
-    mx_span(s->ctx, MX_DIR_S2C, end_off ? end_off - 1 : 0, 1, &last, &dummy, NULL);
+    mx_span(s->m.ctx, MX_DIR_S2C, end_off ? end_off - 1 : 0, 1, &last, &dummy, NULL);
     if (s->rep.msg) {
         mx_message_end(s->rep.msg);
         if (s->rep.ok && p->cmd == P_TOP)
@@ -449,8 +409,8 @@ static void response_done(struct pop3 *s, uint64_t end_off)
         case P_APOP:
         case P_AUTH:
         case P_AUTH_DATA:
-            if (s->login)
-                login_finish(s, s->login->sasl.cancelled ? "cancelled" : s->rep.ok ? "success" : "failure", last);
+            if (s->m.login)
+                login_finish(s, mx_mail_login_outcome(s->m.login, s->rep.ok), last);
             break;
         case P_DELE:
             s->deleted += s->rep.ok;
@@ -461,14 +421,14 @@ static void response_done(struct pop3 *s, uint64_t end_off)
                 /* RFC 2595 §4: the TLS negotiation begins right after the CRLF; the host observes it. */
                 s->tls = true;
                 s->smode = S_TLS;
-                mx_ctx_starttls(s->ctx, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION);
+                mx_ctx_starttls(s->m.ctx, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION);
                 if (!s->cskip) {
                     s->ctls = true;
-                    mx_ctx_starttls(s->ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
+                    mx_ctx_starttls(s->m.ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
                 }
             }
             if (s->client_held)
-                mx_ctx_wake(s->ctx, MX_DIR_C2S);
+                mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
             break;
         default:
             break;
@@ -486,24 +446,19 @@ static void continuation(struct pop3 *s, struct mx_slice b64, uint64_t off, size
 {
     mx_frame_t a, b;
     mx_time_t ts;
-    mx_span(s->ctx, MX_DIR_S2C, off, raw, &a, &b, &ts);
-    update_now(s, ts);
+    mx_span(s->m.ctx, MX_DIR_S2C, off, raw, &a, &b, &ts);
+    mx_mail_seen(&s->m, ts);
     struct pending p = { P_UNKNOWN, 0, 0, 0, 0, false };
-    bool have = s->p_n && (s->pend[s->p_head].cmd == P_AUTH || s->pend[s->p_head].cmd == P_AUTH_DATA);
+    bool have = s->q.n && (head(s)->cmd == P_AUTH || head(s)->cmd == P_AUTH_DATA);
     if (have)
-        pop(s, &p);
+        mx_mail_queue_pop(&s->q, &p);
     else if (!s->quiet)
         anomaly(s, MX_DIR_S2C, A_UNMATCHED_RESPONSE, off, raw);
     s->responses++;
-    if (s->login) {
-        mx_sasl_server(&s->login->sasl, b64);
-        if (s->login->sasl.decode_error) {
-            anomaly(s, MX_DIR_S2C, A_AUTH_DECODE_ERROR, off, raw);
-            s->login->sasl.decode_error = false;
-        }
-    }
+    if (s->m.login)
+        mx_mail_sasl_server(&s->m, &s->m.login->sasl, b64, off, raw);
     s->auth_continue = true;
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "pop3.response", mx_ctx_flow_id(s->ctx), ts);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "pop3.response", mx_ctx_flow_id(s->m.ctx), ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
     mx_ev_str(ev, "status", "+");
@@ -517,7 +472,7 @@ static void continuation(struct pop3 *s, struct mx_slice b64, uint64_t off, size
         mx_ev_double(ev, "latency", p.ts != MX_TIME_NONE && ts != MX_TIME_NONE ? (double)(ts - p.ts) / 1e9 : 0);
     }
     mx_ev_text(ev, "+ %.*s   [SASL challenge]", (int)b64.len, (const char *)b64.ptr);
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
 /* A status line (RFC 1939 §3): "+OK" or "-ERR", then text. */
@@ -526,7 +481,7 @@ static void status_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     bool ok = mx_iprefix(line.ptr, line.len, "+OK") && (line.len == 3 || line.ptr[3] == ' ');
     bool err = mx_iprefix(line.ptr, line.len, "-ERR") && (line.len == 4 || line.ptr[4] == ' ');
     bool cont = line.len >= 1 && line.ptr[0] == '+' && (line.len == 1 || line.ptr[1] == ' ') &&
-                (s->login || (s->p_n && (s->pend[s->p_head].cmd == P_AUTH || s->pend[s->p_head].cmd == P_AUTH_DATA)));
+                (s->m.login || (s->q.n && (head(s)->cmd == P_AUTH || head(s)->cmd == P_AUTH_DATA)));
     if (!ok && !err && !cont) {
         if (s->smode == S_RESYNC)
             s->resync_skipped += raw;
@@ -543,14 +498,14 @@ static void status_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     memset(&s->rep, 0, sizeof(s->rep));
     s->rep.active = true;
     s->rep.ok = ok;
-    s->rep.have = pop(s, &s->rep.cmd);
+    s->rep.have = mx_mail_queue_pop(&s->q, &s->rep.cmd);
     if (!s->rep.have && !s->quiet)
         anomaly(s, MX_DIR_S2C, A_UNMATCHED_RESPONSE, off, raw);
     s->rep.off = off;
-    struct mx_frame_ref fr = mx_ctx_frame_at(s->ctx, MX_DIR_S2C, off);
+    struct mx_frame_ref fr = mx_ctx_frame_at(s->m.ctx, MX_DIR_S2C, off);
     s->rep.first_frame = fr.frame;
     s->rep.ts = fr.ts;
-    update_now(s, fr.ts);
+    mx_mail_seen(&s->m, fr.ts);
     size_t skip = ok ? 3 : 4;
     struct mx_slice t = mx_trim(mx_slice_make(line.ptr + skip, line.len - skip));
     mx_text_set(&s->rep.text, resp_code(t, &s->rep.resp_code));
@@ -600,7 +555,7 @@ static void status_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     }
     s->rep.body_bol = true;
     if (p->cmd == P_RETR || p->cmd == P_TOP) {
-        struct mx_message_env env = { .ctx = s->ctx, .dir = MX_DIR_S2C,
+        struct mx_message_env env = { .ctx = s->m.ctx, .dir = MX_DIR_S2C,
                                       .source = p->cmd == P_RETR ? "pop3.retr" : "pop3.top" };
         env.number = p->num;
         env.fragment = p->cmd == P_TOP;
@@ -642,7 +597,7 @@ static void data_line(struct pop3 *s, struct mx_slice l)
  * when more are needed. */
 static size_t body_bytes(struct pop3 *s, struct mx_slice d, uint64_t off, bool end)
 {
-    if (s->rep.body_bol && s->server_gap && s->p_n && d.ptr[0] != '.') {
+    if (s->rep.body_bol && s->server_gap && s->q.n && d.ptr[0] != '.') {
         /* After a gap, a status line while the client already waits for
          * the next response means the end of this one was lost. */
         const uint8_t *lf = memchr(d.ptr, '\n', d.len);
@@ -691,8 +646,8 @@ static bool is_status(struct mx_slice l)
  * when the next line is needed to decide. */
 static bool no_greeting(struct pop3 *s, struct mx_slice line, struct mx_slice rest, size_t raw, uint64_t off, bool end)
 {
-    if (s->p_n < 2 || s->pend[s->p_head].cmd != P_CONNECT ||
-        !s->pend[(s->p_head + 1) % POP3_MAX_PENDING].multi || !mx_iprefix(line.ptr, line.len, "+OK")) {
+    if (s->q.n < 2 || head(s)->cmd != P_CONNECT ||
+        !((const struct pending *)mx_mail_queue_at(&s->q, 1))->multi || !mx_iprefix(line.ptr, line.len, "+OK")) {
         s->client_first = false;
         return true;
     }
@@ -702,7 +657,7 @@ static bool no_greeting(struct pop3 *s, struct mx_slice line, struct mx_slice re
     s->client_first = false;
     if (next.len && !is_status(next)) {
         struct pending p;
-        pop(s, &p);
+        mx_mail_queue_pop(&s->q, &p);
         anomaly(s, MX_DIR_S2C, A_GREETING_MISSING, off, raw);
     }
     return true;
@@ -713,7 +668,7 @@ static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bo
     if (d.len)
         s->server_seen = true;
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
-    uint64_t base = mx_ctx_offset(s->ctx, MX_DIR_S2C);
+    uint64_t base = mx_ctx_offset(s->m.ctx, MX_DIR_S2C);
     size_t pos = 0;
     while (pos < d.len) {
         struct mx_slice rest = mx_slice_make(d.ptr + pos, d.len - pos);
@@ -728,32 +683,29 @@ static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bo
             pos += n;
             continue;
         }
-        const uint8_t *lf = memchr(rest.ptr, '\n', rest.len);
         if (s->smode == S_SKIP) {
+            const uint8_t *lf = memchr(rest.ptr, '\n', rest.len);
             pos = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
             if (lf)
                 s->smode = s->skip_to;
             continue;
         }
-        if (!lf && rest.len <= POP3_MAX_RESP_LINE && !end)
+        struct mx_line l;
+        enum mx_line_status ls = mx_line_next(rest, POP3_MAX_RESP_LINE, end, &l);
+        if (ls == MX_LINE_MORE)
             break; /* wait for the rest of the line */
-        size_t eol = lf ? (size_t)(lf - d.ptr) : d.len;
-        size_t raw = (lf ? eol + 1 : eol) - pos;
-        size_t n = eol - pos;
-        if (n > POP3_MAX_RESP_LINE) {
+        size_t raw = l.raw;
+        if (ls == MX_LINE_TOO_LONG) {
             anomaly(s, MX_DIR_S2C, A_LONG_RESPONSE_LINE, base + pos, raw);
-            if (!lf) {
+            if (!l.lf) {
                 s->skip_to = s->smode;
                 s->smode = S_SKIP;
             }
-            n = POP3_MAX_RESP_LINE; /* the start of the line still counts */
-        } else if (n && rest.ptr[n - 1] == '\r') {
-            n--;
         }
-        struct mx_slice line = mx_slice_make(rest.ptr, n);
+        struct mx_slice line = l.text; /* the start of an over-long line still counts */
         if (s->client_first && s->smode == S_STATUS && !no_greeting(s, line, rest, raw, base + pos, end))
             break; /* the line after this one decides */
-        if (s->smode == S_LINES && s->p_n && (mx_iprefix(line.ptr, line.len, "+OK") || mx_iprefix(line.ptr, line.len, "-ERR"))) {
+        if (s->smode == S_LINES && s->q.n && (mx_iprefix(line.ptr, line.len, "+OK") || mx_iprefix(line.ptr, line.len, "-ERR"))) {
             /* No listing line starts so, and a later command waits: the
              * "." of this response never came (RFC 1939 §3). */
             anomaly(s, MX_DIR_S2C, A_RESPONSE_INCOMPLETE, base + pos, raw);
@@ -773,7 +725,7 @@ static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bo
         pos += raw;
     }
     if (s->smode == S_BODY && pos) /* once per call: where the message's bytes stand, should a gap end it */
-        s->rep.seen_frame = mx_ctx_frame_at(s->ctx, MX_DIR_S2C, base + pos - 1).frame;
+        s->rep.seen_frame = mx_ctx_frame_at(s->m.ctx, MX_DIR_S2C, base + pos - 1).frame;
     r.consumed = pos;
     return r;
 }
@@ -791,30 +743,13 @@ static enum cmd cmd_of(struct mx_slice v)
 static void command_event(struct pop3 *s, struct mx_slice verb, enum cmd c, struct mx_slice arg, const char *shown,
                           bool pipelined, bool injected, mx_frame_t a, mx_frame_t b, mx_time_t ts)
 {
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "pop3.command", mx_ctx_flow_id(s->ctx), ts);
-    mx_ev_dir(ev, MX_DIR_C2S);
-    mx_ev_frames(ev, a, b);
-    if (c == P_UNKNOWN)
-        mx_ev_wire(ev, "verb", verb);
-    else
-        mx_ev_str(ev, "verb", cmd_names[c]);
-    if (shown)
-        mx_ev_wire(ev, "arg", mx_slice_make(shown, strlen(shown))); /* it quotes wire bytes */
-    else if (arg.len)
-        mx_ev_wire(ev, "arg", arg);
-    if (pipelined)
-        mx_ev_bool(ev, "pipelined", true);
-    if (injected)
-        mx_ev_bool(ev, "injected", true);
-    if (mx_ctx_flow(s->ctx)->explain) {
-        const char *ex = mx_explain_pop3(cmd_names[c]);
-        mx_ev_str(ev, "explain", ex ? ex : "A command POP3 does not define: the server will likely answer -ERR.");
-        mx_ev_str(ev, "state", pstate_names[s->state]);
-    }
-    mx_ev_text(ev, "%s%.*s%s%.*s%s", pipelined ? "| " : "", (int)verb.len, (const char *)verb.ptr,
-               (arg.len || shown) ? " " : "", shown ? (int)strlen(shown) : (int)arg.len,
-               shown ? shown : (const char *)arg.ptr, injected ? "   [injected before TLS]" : "");
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    bool explain = mx_ctx_flow(s->m.ctx)->explain;
+    struct mx_mail_command cmd = {
+        .first = a, .last = b, .ts = ts, .verb = verb, .name = c == P_UNKNOWN ? NULL : cmd_names[c],
+        .arg = arg, .shown = shown, .pipelined = pipelined, .injected = injected,
+        .explain = explain ? mx_explain_pop3(cmd_names[c]) : NULL, .state = pstate_names[s->state],
+    };
+    mx_mail_command_record(&s->m, &cmd);
 }
 
 /* A client SASL message after "+ " (RFC 5034 §4). */
@@ -822,29 +757,8 @@ static void auth_data(struct pop3 *s, struct mx_slice line, uint64_t off, size_t
                       mx_time_t ts)
 {
     s->auth_continue = false;
-    bool secret = true;
-    if (s->login) {
-        secret = mx_sasl_client(&s->login->sasl, line);
-        if (s->login->sasl.decode_error) {
-            anomaly(s, MX_DIR_C2S, A_AUTH_DECODE_ERROR, off, raw);
-            s->login->sasl.decode_error = false;
-        }
-    }
-    bool hide = secret && !mx_ctx_flow(s->ctx)->show_secrets;
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "pop3.auth_data", mx_ctx_flow_id(s->ctx), ts);
-    mx_ev_dir(ev, MX_DIR_C2S);
-    mx_ev_frames(ev, a, b);
-    if (hide)
-        mx_ev_uint(ev, "redacted_len", line.len);
-    else
-        mx_ev_wire(ev, "data", line);
-    if (s->login && s->login->sasl.cancelled)
-        mx_ev_bool(ev, "cancel", true);
-    if (hide)
-        mx_ev_text(ev, "<SASL response, redacted: %zu bytes>", line.len);
-    else
-        mx_ev_text(ev, "%.*s", (int)line.len, (const char *)line.ptr);
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    bool secret = mx_mail_sasl_client(&s->m, s->m.login ? &s->m.login->sasl : NULL, line, off, raw);
+    mx_mail_auth_data_record(&s->m, line, secret, s->m.login && s->m.login->sasl.cancelled, a, b, ts);
     struct pending p = { P_AUTH_DATA, a, ts, 0, 0, false };
     push(s, &p, off, raw);
 }
@@ -853,8 +767,8 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
 {
     mx_frame_t a, b;
     mx_time_t ts;
-    mx_span(s->ctx, MX_DIR_C2S, off, raw, &a, &b, &ts);
-    update_now(s, ts);
+    mx_span(s->m.ctx, MX_DIR_C2S, off, raw, &a, &b, &ts);
+    mx_mail_seen(&s->m, ts);
     if (bare_lf)
         anomaly(s, MX_DIR_C2S, A_BARE_LF, off, raw);
     struct mx_slice verb, arg;
@@ -863,8 +777,8 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     /* After "+ " the line is a SASL message. While an exchange is open, a
      * base64 line that is no command is one too, even if the "+ " was lost:
      * a password is never shown as a command. */
-    if (s->login && !s->auth_continue && c == P_UNKNOWN && !arg.len && line.len && mx_is_base64_line(line) &&
-        s->login->sasl.mech != MX_SASL_UNKNOWN)
+    if (s->m.login && !s->auth_continue && c == P_UNKNOWN && !arg.len && line.len && mx_is_base64_line(line) &&
+        s->m.login->sasl.mech != MX_SASL_UNKNOWN)
         s->auth_continue = true;
     if (s->auth_continue) {
         auth_data(s, line, off, raw, a, b, ts);
@@ -877,14 +791,14 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
         }
         s->c_resync = false;
     }
-    if (!s->server_seen && !s->commands)
+    if (!s->server_seen && !s->m.commands)
         s->client_first = true;
-    bool pipelined = s->p_n > 1 || (s->p_n == 1 && s->pend[s->p_head].cmd != P_CONNECT);
+    bool pipelined = s->q.n > 1 || (s->q.n == 1 && head(s)->cmd != P_CONNECT);
     bool injected = s->stls_pending;
     if (injected)
         anomaly(s, MX_DIR_C2S, A_STARTTLS_CLIENT_INJECTION, off, raw);
-    s->commands++;
-    s->pipelined += pipelined;
+    s->m.commands++;
+    s->m.pipelined += pipelined;
     struct pending p = { c, a, ts, 0, 0, false };
     char shown[96];
     const char *shown_arg = NULL;
@@ -901,13 +815,13 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
         /* RFC 1939 §7: the password itself, in the clear unless under TLS. */
         if (!s->user_sent)
             anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, raw);
-        struct login *l = login_start(s, "USER/PASS", a);
+        struct mx_mail_login *l = mx_mail_login_start(&s->m, mx_slice_make("USER/PASS", 9), a, ts);
         if (l) {
             if (s->user_sent)
                 mx_sasl_set_user(&l->sasl, mx_text_slice(&s->user));
             mx_sasl_set_secret(&l->sasl, arg, true);
         }
-        if (!mx_ctx_flow(s->ctx)->show_secrets) {
+        if (!mx_ctx_flow(s->m.ctx)->show_secrets) {
             snprintf(shown, sizeof(shown), "<redacted %zu bytes>", arg.len);
             shown_arg = shown;
         }
@@ -919,12 +833,12 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
          * password; never cracked here, but an offline attack can. */
         struct mx_slice name, digest;
         mx_split_word(targ, &name, &digest);
-        struct login *l = login_start(s, "APOP", a);
+        struct mx_mail_login *l = mx_mail_login_start(&s->m, mx_slice_make("APOP", 4), a, ts);
         if (l) {
             mx_sasl_set_user(&l->sasl, name);
             mx_sasl_set_secret(&l->sasl, mx_trim(digest), false);
         }
-        if (!mx_ctx_flow(s->ctx)->show_secrets) {
+        if (!mx_ctx_flow(s->m.ctx)->show_secrets) {
             snprintf(shown, sizeof(shown), "%.*s <redacted %zu bytes>", (int)(name.len < 64 ? name.len : 64),
                      (const char *)name.ptr, mx_trim(digest).len);
             shown_arg = shown;
@@ -940,18 +854,13 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
             s->mechs[0] = '\0';
             break;
         }
-        struct login *l = login_start(s, "", a);
+        struct mx_mail_login *l = mx_mail_login_start(&s->m, mech, a, ts);
         if (!l)
             break;
-        mx_sasl_start(&l->sasl, mech, mx_ctx_flow(s->ctx)->show_secrets);
         ir = mx_trim(ir);
         if (ir.len) {
-            bool secret = mx_sasl_client(&l->sasl, ir);
-            if (l->sasl.decode_error) {
-                anomaly(s, MX_DIR_C2S, A_AUTH_DECODE_ERROR, off, raw);
-                l->sasl.decode_error = false;
-            }
-            if (secret && !mx_ctx_flow(s->ctx)->show_secrets) {
+            bool secret = mx_mail_sasl_client(&s->m, &l->sasl, ir, off, raw);
+            if (secret && !mx_ctx_flow(s->m.ctx)->show_secrets) {
                 snprintf(shown, sizeof(shown), "%.*s <redacted %zu bytes>", (int)(mech.len < 32 ? mech.len : 32),
                          (const char *)mech.ptr, ir.len);
                 shown_arg = shown;
@@ -986,7 +895,7 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
         s->stls_pending = true;
         break;
     case P_UNKNOWN:
-        s->unknown++;
+        s->m.unknown++;
         anomaly(s, MX_DIR_C2S, A_UNKNOWN_COMMAND, off, raw);
         break;
     default:
@@ -1000,48 +909,37 @@ static struct mx_parse_result client_bytes(struct pop3 *s, struct mx_slice d, bo
 {
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
     s->client_held = false;
-    uint64_t base = mx_ctx_offset(s->ctx, MX_DIR_C2S);
+    uint64_t base = mx_ctx_offset(s->m.ctx, MX_DIR_C2S);
     size_t pos = 0;
     while (pos < d.len) {
         struct mx_slice rest = mx_slice_make(d.ptr + pos, d.len - pos);
         if (s->ctls)
             break; /* the rest is TLS: the host's */
-        const uint8_t *lf = memchr(rest.ptr, '\n', rest.len);
         if (s->cskip) {
+            const uint8_t *lf = memchr(rest.ptr, '\n', rest.len);
             pos = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
             s->cskip = !lf;
             if (lf && s->tls) {
                 s->ctls = true; /* the over-long line ended: TLS follows */
-                mx_ctx_starttls(s->ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
+                mx_ctx_starttls(s->m.ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
             }
             continue;
         }
-        if (s->stls_pending && (rest.ptr[0] == 0x16 || rest.ptr[0] == 0x80)) {
+        if (s->stls_pending && mx_mail_looks_like_handshake(rest)) {
             s->client_held = true; /* a TLS handshake sent before the +OK: wait for it */
             break;
         }
-        if (!lf) {
-            if (rest.len > POP3_MAX_CMD_LINE) {
-                anomaly(s, MX_DIR_C2S, A_LONG_COMMAND_LINE, base + pos, rest.len);
-                s->cskip = true;
-                pos = d.len;
-                continue;
-            }
-            if (!end)
-                break;
-            lf = d.ptr + d.len;
+        struct mx_line l;
+        enum mx_line_status ls = mx_line_next(rest, POP3_MAX_CMD_LINE, end, &l);
+        if (ls == MX_LINE_MORE)
+            break;
+        if (ls == MX_LINE_TOO_LONG) {
+            mx_mail_anomaly(&s->m, MX_DIR_C2S, MX_MAIL_LONG_COMMAND_LINE, base + pos, l.raw);
+            s->cskip = !l.lf;
+        } else {
+            client_line(s, l.text, base + pos, l.raw, l.bare_lf);
         }
-        size_t eol = (size_t)(lf - d.ptr);
-        size_t n = eol - pos;
-        bool bare = eol < d.len && !(n && d.ptr[pos + n - 1] == '\r');
-        if (n && d.ptr[pos + n - 1] == '\r')
-            n--;
-        size_t raw = (eol < d.len ? eol + 1 : eol) - pos;
-        if (raw > POP3_MAX_CMD_LINE)
-            anomaly(s, MX_DIR_C2S, A_LONG_COMMAND_LINE, base + pos, raw);
-        else
-            client_line(s, mx_slice_make(d.ptr + pos, n), base + pos, raw, bare);
-        pos += raw;
+        pos += l.raw;
     }
     r.consumed = pos;
     return r;
@@ -1071,15 +969,15 @@ static void on_gap(struct pop3 *s, enum mx_dir d, uint64_t len)
     case S_TLS:
         return;
     case S_LINES:
-        response_done(s, mx_ctx_offset(s->ctx, MX_DIR_S2C));
+        response_done(s, mx_ctx_offset(s->m.ctx, MX_DIR_S2C));
         s->smode = S_RESYNC;
         return;
     case S_STATUS:
         /* The response the oldest command waits for began in the lost
          * bytes. A client that never pipelined sent nothing else before
          * it: every command still waiting was answered in the hole. */
-        for (struct pending p; s->p_n && pop(s, &p);)
-            if (s->pipelined)
+        for (struct pending p; s->q.n && mx_mail_queue_pop(&s->q, &p);)
+            if (s->m.pipelined)
                 break;
         /* fall through */
     default:
@@ -1090,8 +988,8 @@ static void on_gap(struct pop3 *s, enum mx_dir d, uint64_t len)
 
 static void session_emit(struct pop3 *s)
 {
-    const struct mx_flow_info *fi = mx_ctx_flow(s->ctx);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "pop3.session", fi->id, s->now);
+    const struct mx_flow_info *fi = mx_ctx_flow(s->m.ctx);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "pop3.session", fi->id, s->m.now);
     mx_ev_time(ev, "start", fi->start);
     if (s->greeted) {
         mx_ev_obj(ev, "greeting");
@@ -1100,13 +998,7 @@ static void session_emit(struct pop3 *s)
         mx_ev_end(ev);
     }
     mx_ev_bool(ev, "apop_timestamp", s->apop_timestamp);
-    mx_ev_arr(ev, "capabilities");
-    for (size_t i = 0; i < s->caps_len;) {
-        size_t n = strlen(s->caps + i);
-        mx_ev_wire(ev, NULL, mx_slice_make(s->caps + i, n));
-        i += n + 1;
-    }
-    mx_ev_end(ev);
+    mx_mail_describe_caps(ev, "capabilities", s->caps, s->caps_len);
     mx_ev_arr(ev, "sasl_mechanisms");
     for (const char *m = s->mechs; *m;) {
         while (*m == ' ')
@@ -1124,18 +1016,18 @@ static void session_emit(struct pop3 *s)
     mx_ev_end(ev);
     mx_ev_bool(ev, "tls", s->tls);
     mx_ev_arr(ev, "auth");
-    for (unsigned i = 0; i < s->n_logins; i++) {
-        const struct login *l = &s->logins[i];
+    for (unsigned i = 0; i < s->m.n_logins; i++) {
+        const struct mx_mail_login *l = &s->m.logins[i];
         mx_ev_obj(ev, NULL);
         mx_sasl_describe_identity(&l->sasl, ev);
-        mx_ev_str(ev, "outcome", l->outcome ? l->outcome : "no_reply");
+        mx_ev_str(ev, "outcome", mx_login_outcome_name(l->outcome));
         mx_ev_bool(ev, "secret_in_clear", l->sasl.secret_in_clear);
         mx_ev_frames(ev, l->frame, l->last_frame ? l->last_frame : l->frame);
         mx_ev_end(ev);
     }
     mx_ev_end(ev);
-    if (s->logins_dropped)
-        mx_ev_uint(ev, "auth_not_listed", s->logins_dropped);
+    if (s->m.logins_dropped)
+        mx_ev_uint(ev, "auth_not_listed", s->m.logins_dropped);
     mx_ev_arr(ev, "failures");
     for (unsigned i = 0; i < s->n_failures; i++) {
         const struct failure *f = &s->failures[i];
@@ -1148,35 +1040,25 @@ static void session_emit(struct pop3 *s)
         mx_ev_end(ev);
     }
     mx_ev_end(ev);
-    mx_ev_uint(ev, "commands", s->commands);
+    mx_ev_uint(ev, "commands", s->m.commands);
     mx_ev_uint(ev, "responses", s->responses);
     mx_ev_uint(ev, "errors", s->errors);
-    mx_ev_uint(ev, "pipelined", s->pipelined);
-    mx_ev_uint(ev, "unknown_commands", s->unknown);
+    mx_ev_uint(ev, "pipelined", s->m.pipelined);
+    mx_ev_uint(ev, "unknown_commands", s->m.unknown);
     mx_ev_uint(ev, "retrieved", s->retrieved);
     mx_ev_uint(ev, "top", s->tops);
     mx_ev_uint(ev, "deleted", s->deleted);
     if (s->resync_skipped)
         mx_ev_uint(ev, "midstream_skipped", s->resync_skipped);
-    struct mx_tls *tlsx = mx_ctx_tls_observer(s->ctx);
-    if (s->tls) {
-        mx_ev_obj(ev, "tls_bytes");
-        mx_ev_uint(ev, "c2s", mx_ctx_tls_bytes(s->ctx, MX_DIR_C2S));
-        mx_ev_uint(ev, "s2c", mx_ctx_tls_bytes(s->ctx, MX_DIR_S2C));
-        mx_ev_end(ev);
-    }
-    if (tlsx)
-        mx_tls_describe(tlsx, ev, "tls_handshake");
+    mx_mail_describe_tls(&s->m, ev, s->tls);
     unsigned ok = 0;
-    for (unsigned i = 0; i < s->n_logins; i++)
-        ok += s->logins[i].outcome && !strcmp(s->logins[i].outcome, "success");
+    for (unsigned i = 0; i < s->m.n_logins; i++)
+        ok += s->m.logins[i].outcome == MX_LOGIN_SUCCESS;
+    char tls[96];
     mx_ev_text(ev, "POP3 session: %" PRIu64 " commands, %" PRIu64 " messages retrieved, %" PRIu64 " errors%s%s",
-               s->commands, s->retrieved, s->errors,
-               s->tls ? (tlsx && !mx_tls_completed(tlsx) ? ", STLS accepted but the TLS handshake failed"
-                                                               : ", upgraded to TLS")
-                      : s->stls_attempted ? ", STLS refused" : "",
-               ok ? ", logged in" : "");
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+               s->m.commands, s->retrieved, s->errors,
+               mx_mail_tls_summary(&s->m, s->tls, s->stls_attempted, tls, sizeof(tls)), ok ? ", logged in" : "");
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
 static void on_end(struct pop3 *s, enum mx_dir d)
@@ -1184,18 +1066,18 @@ static void on_end(struct pop3 *s, enum mx_dir d)
     s->ended[d] = true;
     if (d == MX_DIR_S2C && s->rep.active) {
         /* The server stopped inside a multi-line response. */
-        anomaly(s, MX_DIR_S2C, A_RESPONSE_INCOMPLETE, mx_ctx_offset(s->ctx, MX_DIR_S2C), 0);
+        anomaly(s, MX_DIR_S2C, A_RESPONSE_INCOMPLETE, mx_ctx_offset(s->m.ctx, MX_DIR_S2C), 0);
         if (s->rep.msg)
             mx_message_cut(s->rep.msg);
-        response_done(s, mx_ctx_offset(s->ctx, MX_DIR_S2C));
+        response_done(s, mx_ctx_offset(s->m.ctx, MX_DIR_S2C));
     }
     if (d == MX_DIR_S2C && s->client_held)
-        mx_ctx_wake(s->ctx, MX_DIR_C2S);
+        mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
     if (!s->ended[0] || !s->ended[1])
         return;
-    if (s->login)
-        login_finish(s, "no_reply", 0);
-    mx_tls_end(mx_ctx_tls_observer(s->ctx));
+    if (s->m.login)
+        login_finish(s, MX_LOGIN_NO_REPLY, 0);
+    mx_mail_tls_end(&s->m);
     session_emit(s);
 }
 
@@ -1206,13 +1088,12 @@ static void *pop3_new(struct mx_dissect_ctx *ctx)
     struct pop3 *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    s->ctx = ctx;
-    s->now = mx_ctx_flow(ctx)->start;
+    mx_mail_init(&s->m, ctx, &mx_pop3_mail);
+    mx_mail_queue_init(&s->q, s->pend, sizeof(s->pend[0]), POP3_MAX_PENDING);
     if (mx_ctx_flow(ctx)->handshake) {
         /* RFC 1939 §4: the server greets first. */
-        s->pend[0].cmd = P_CONNECT;
-        s->pend[0].ts = mx_ctx_flow(ctx)->start;
-        s->p_n = 1;
+        struct pending greeting = { .cmd = P_CONNECT, .ts = mx_ctx_flow(ctx)->start };
+        push(s, &greeting, 0, 0);
     } else {
         s->quiet = true;
         s->smode = S_RESYNC;
@@ -1241,7 +1122,7 @@ static struct mx_parse_result pop3_parse(void *state, struct mx_dissect_ctx *ctx
 {
     struct pop3 *s = state;
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
-    s->ctx = ctx;
+    s->m.ctx = ctx;
     if (flags & MX_CHUNK_GAP) {
         on_gap(s, d, data.len);
         return r;

@@ -6,4 +6,8 @@
 
 extern const struct mx_dissector mx_pop3_dissector;
 
+struct mx_mail_proto;
+/* What the shared session layer knows of POP3 (dissectors/mail/session.h). */
+extern const struct mx_mail_proto mx_pop3_mail;
+
 #endif

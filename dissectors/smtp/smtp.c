@@ -5,10 +5,8 @@
 #include "dissectors/smtp/diagnosis.h"
 #include "event/event.h"
 #include "dissectors/mail/explain.h"
-#include "dissectors/mail/line.h"
+#include "dissectors/mail/session.h"
 #include "dissectors/message/message.h"
-#include "dissectors/mail/sasl.h"
-#include "dissectors/tls/tls.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -21,7 +19,6 @@
 #define SMTP_MAX_PENDING 512      /* commands awaiting a reply (RFC 2920 pipelining) */
 #define SMTP_MAX_RCPTS 1000       /* recipients kept per transaction; more are counted */
 #define SMTP_CAPS_BYTES 2048      /* EHLO keywords kept */
-#define SMTP_MAX_AUTHS 8          /* AUTH exchanges kept per session */
 
 /* Anomalies: stable names, in the order of this table. */
 enum {
@@ -72,6 +69,16 @@ static const struct mx_anomaly_def smtp_anomalies[] = {
     { "REPLY_MISSING", "a command got no reply: the next reply can only answer a later command" },
     { "REPLY_INCOMPLETE", "a multi-line reply never got its last line: the client went on without it" },
     { "MESSAGE_OVER_SIZE_LIMIT", "message data past the size limit the server announced in EHLO (RFC 1870 §4)" },
+};
+
+/* What the shared session layer needs to know of SMTP. */
+const struct mx_mail_proto mx_smtp_mail = {
+    .command_type = "smtp.command",
+    .command_key = "verb",
+    .auth_data_type = "smtp.auth_data",
+    .unknown_explain = "A command SMTP does not define: the server will likely refuse it.",
+    .upgrade = "STARTTLS",
+    .an = MX_MAIL_ANOMALY_MAP(A_),
 };
 
 enum verb {
@@ -150,17 +157,8 @@ struct txn {
     mx_time_t ts;
 };
 
-struct auth_rec {
-    struct mx_sasl sasl;
-    int code;
-    char enh[12];
-    const char *outcome;
-    mx_frame_t frame, last_frame;
-    mx_time_t ts;
-};
-
 struct smtp {
-    struct mx_dissect_ctx *ctx;
+    struct mx_mail m;         /* what every mail session has */
     enum sstate state;
     enum cmode cmode;
     enum smode smode;
@@ -179,9 +177,8 @@ struct smtp {
     bool tls;                 /* the session went dark after a 220 to STARTTLS */
     bool auth_continue;       /* a 334 asks for the client's next SASL message */
     bool ended[2];
-    /* Commands waiting for replies, oldest first. */
+    struct mx_mail_queue q;   /* commands waiting for replies, oldest first */
     struct pending pend[SMTP_MAX_PENDING];
-    unsigned p_head, p_n;
     /* The reply being assembled. */
     struct {
         bool active;
@@ -206,11 +203,7 @@ struct smtp {
     bool starttls_offered, starttls_attempted;
     int starttls_code;
     mx_frame_t starttls_frame;
-    struct auth_rec auths[SMTP_MAX_AUTHS];
-    unsigned n_auths, auths_dropped;
-    struct auth_rec *auth;    /* the exchange in progress */
-    uint64_t commands, replies, pipelined, unknown, vrfy, expn, transactions;
-    mx_time_t now;            /* time of the last line parsed: records emitted later carry it */
+    uint64_t replies, vrfy, expn, transactions;
     bool client_held;         /* client bytes wait for a reply (DATA, STARTTLS) */
     uint64_t midstream_skipped; /* client bytes skipped before the first command */
     bool yield_server;        /* stop reading server bytes so the held client bytes go first */
@@ -232,12 +225,12 @@ struct smtp {
 static void span(struct smtp *s, enum mx_dir d, uint64_t off, size_t len, mx_frame_t *a, mx_frame_t *b,
                  mx_time_t *ts)
 {
-    mx_span(s->ctx, d, off, len, a, b, ts);
+    mx_span(s->m.ctx, d, off, len, a, b, ts);
 }
 
 static void anomaly(struct smtp *s, enum mx_dir d, int a, uint64_t off, size_t len)
 {
-    mx_ctx_anomaly(s->ctx, d, (size_t)a, off, len);
+    mx_ctx_anomaly(s->m.ctx, d, (size_t)a, off, len);
 }
 
 /* RFC 3463 §2: class.subject.detail at the start of the reply text. Copies it
@@ -279,39 +272,26 @@ static const char *outcome_of(int code)
 /* A message the client sends (DATA or BDAT), for the message parser. */
 static struct mx_message *smtp_message(struct smtp *s)
 {
-    struct mx_message_env env = { .ctx = s->ctx, .dir = MX_DIR_C2S, .source = s->txn.bdat ? "smtp.bdat" : "smtp.data" };
+    struct mx_message_env env = { .ctx = s->m.ctx, .dir = MX_DIR_C2S, .source = s->txn.bdat ? "smtp.bdat" : "smtp.data" };
     return mx_message_new(&env);
 }
 
 /* ---- Pending commands (RFC 2920 §3: replies come in command order) ---- */
 
-static bool push(struct smtp *s, enum verb v, mx_frame_t f, mx_time_t ts, uint32_t rcpt, bool last,
-                 uint64_t off, size_t len)
+/* Queues command v, sent in frame f, for the bytes [off, off+len); NULL when
+ * the queue is full (TOO_MANY_PENDING_COMMANDS). */
+static struct pending *push(struct smtp *s, enum verb v, mx_frame_t f, mx_time_t ts, uint32_t rcpt, bool last,
+                            uint64_t off, size_t len)
 {
-    if (s->p_n == SMTP_MAX_PENDING) {
-        anomaly(s, MX_DIR_C2S, A_TOO_MANY_PENDING_COMMANDS, off, len);
-        return false;
-    }
-    struct pending *p = &s->pend[(s->p_head + s->p_n) % SMTP_MAX_PENDING];
-    p->verb = v;
-    p->frame = f;
-    p->ts = ts;
-    p->rcpt = rcpt;
-    p->depth = s->txn.open ? s->txn.depth : 0;
-    p->last = last;
-    p->staged = false;
-    s->p_n++;
-    return true;
+    struct pending p = { .verb = v, .frame = f, .ts = ts, .rcpt = rcpt,
+                         .depth = s->txn.open ? s->txn.depth : 0, .last = last };
+    return mx_mail_queue_push(&s->m, &s->q, &p, off, len);
 }
 
-static bool pop(struct smtp *s, struct pending *out)
+/* The command waiting longest, or NULL. */
+static struct pending *head(const struct smtp *s)
 {
-    if (!s->p_n)
-        return false;
-    *out = s->pend[s->p_head];
-    s->p_head = (s->p_head + 1) % SMTP_MAX_PENDING;
-    s->p_n--;
-    return true;
+    return mx_mail_queue_head(&s->q);
 }
 
 /* ---- Transactions (RFC 5321 §3.3) ---- */
@@ -407,18 +387,18 @@ static void txn_failure(struct smtp *s, const struct txn *t, const char *disposi
     } else if (!strcmp(disposition, "reset")) {
         mx_ev_str(ev, "cause", "The client reset the transaction (RSET, EHLO or STARTTLS) before the message was "
                                "accepted.");
-    } else if (!mx_ctx_flow(s->ctx)->close) {
+    } else if (!mx_ctx_flow(s->m.ctx)->close) {
         mx_ev_str(ev, "cause", "No final reply to this transaction was seen before the next one began (lost, or "
                                "never sent).");
     } else {
-        mx_ev_str(ev, "cause", mx_diag_unfinished(mx_ctx_flow(s->ctx)->close, false));
+        mx_ev_str(ev, "cause", mx_diag_unfinished(mx_ctx_flow(s->m.ctx)->close, false));
     }
     mx_ev_end(ev);
 }
 
 static void txn_emit(struct smtp *s, const struct txn *t, const char *disposition)
 {
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.transaction", mx_ctx_flow_id(s->ctx), s->now);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "smtp.transaction", mx_ctx_flow_id(s->m.ctx), s->m.now);
     mx_ev_uint(ev, "trans_depth", t->depth);
     mx_ev_time(ev, "start", t->ts);
     enum verb hv;
@@ -478,7 +458,7 @@ static void txn_emit(struct smtp *s, const struct txn *t, const char *dispositio
                (int)t->mail_from.len, (const char *)t->mail_from.b, t->n_rcpts + t->rcpts_dropped,
                t->n_rcpts + t->rcpts_dropped == 1 ? "" : "s", ok, disposition,
                t->queue_id.len ? ", queued as " : "", (int)t->queue_id.len, (const char *)t->queue_id.b);
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
 /* Ends the open transaction, if any. Its disposition comes from the replies
@@ -631,16 +611,16 @@ static void find_queue_id(struct txn *t, struct mx_slice text)
     }
 }
 
-static void auth_finish(struct smtp *s, int code, const char *enh, const char *outcome, mx_frame_t f)
+/* The AUTH exchange in progress ended (RFC 4954 §6): its record. */
+static void auth_finish(struct smtp *s, int code, const char *enh, enum mx_login_outcome o, mx_frame_t f)
 {
-    struct auth_rec *a = s->auth;
+    struct mx_mail_login *a = mx_mail_login_finish(&s->m, o, f);
     if (!a)
         return;
     a->code = code;
     snprintf(a->enh, sizeof(a->enh), "%s", enh);
-    a->outcome = outcome;
-    a->last_frame = f;
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.auth", mx_ctx_flow_id(s->ctx), s->now);
+    const char *outcome = mx_login_outcome_name(o);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "smtp.auth", mx_ctx_flow_id(s->m.ctx), s->m.now);
     mx_sasl_describe_identity(&a->sasl, ev);
     mx_ev_str(ev, "outcome", outcome);
     if (code)
@@ -651,12 +631,11 @@ static void auth_finish(struct smtp *s, int code, const char *enh, const char *o
     if (code >= 400)
         failure_fields(s, NULL, "AUTH", code, enh, mx_slice_make("", 0), ev);
     mx_ev_frames(ev, a->frame, a->last_frame);
-    mx_ev_tone(ev, !strcmp(outcome, "success") ? (a->sasl.secret_in_clear ? MX_TONE_WARN : MX_TONE_GOOD) : MX_TONE_BAD);
+    mx_ev_tone(ev, o == MX_LOGIN_SUCCESS ? (a->sasl.secret_in_clear ? MX_TONE_WARN : MX_TONE_GOOD) : MX_TONE_BAD);
     mx_ev_text(ev, "AUTH %s as \"%.*s\": %s (%d)%s", a->sasl.mech_name, (int)a->sasl.user_len,
                (const char *)a->sasl.user, outcome, code,
                a->sasl.secret_in_clear ? ", the password crossed in clear" : "");
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
-    s->auth = NULL;
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
     s->auth_continue = false;
 }
 
@@ -737,7 +716,7 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
         }
         if (s->client_held) {
             s->yield_server = true; /* the held client bytes come before the next reply */
-            mx_ctx_wake(s->ctx, MX_DIR_C2S);
+            mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
         }
         break;
     case V_DATA_END:
@@ -765,16 +744,16 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
         s->starttls_code = code;
         if (s->client_held) {
             s->yield_server = true;
-            mx_ctx_wake(s->ctx, MX_DIR_C2S); /* bytes held back while it was pending */
+            mx_ctx_wake(s->m.ctx, MX_DIR_C2S); /* bytes held back while it was pending */
         }
         if (code == 220) {
             /* RFC 3207 §4.2: both sides now negotiate TLS, which the host observes. */
             s->tls = true;
             s->smode = S_TLS;
-            mx_ctx_starttls(s->ctx, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION);
+            mx_ctx_starttls(s->m.ctx, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION);
             if (s->cmode == C_CMD || s->cmode == C_SKIP) {
                 s->cmode = C_TLS;
-                mx_ctx_starttls(s->ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
+                mx_ctx_starttls(s->m.ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
             }
             if (s->txn.open && p->depth == s->txn.depth)
                 txn_close(s, &s->txn, "reset"); /* RFC 3207 §4.2: the state is discarded */
@@ -783,16 +762,10 @@ static void reply_effects(struct smtp *s, const struct pending *p, int code, con
     case V_AUTH:
     case V_AUTH_DATA:
         s->auth_continue = code == 334; /* RFC 4954 §4: the client answers a challenge */
-        if (code == 334 && s->auth) {
-            mx_sasl_server(&s->auth->sasl, text);
-            if (s->auth->sasl.decode_error) {
-                anomaly(s, MX_DIR_S2C, A_AUTH_DECODE_ERROR, s->rep.off, s->rep.raw);
-                s->auth->sasl.decode_error = false;
-            }
-        } else if (s->auth) {
-            auth_finish(s, code, enh,
-                        s->auth->sasl.cancelled ? "cancelled" : ok ? "success" : "failure", last);
-        }
+        if (code == 334 && s->m.login)
+            mx_mail_sasl_server(&s->m, &s->m.login->sasl, text, s->rep.off, s->rep.raw);
+        else if (s->m.login)
+            auth_finish(s, code, enh, mx_mail_login_outcome(s->m.login, ok), last);
         break;
     default:
         break;
@@ -822,13 +795,12 @@ static void skip_unanswered(struct smtp *s, int code, uint64_t off)
 {
     if (!s->server_gap && !s->server_skipped)
         return; /* nothing was lost: the server is just odd */
-    if (!s->p_n || can_answer(s->pend[s->p_head].verb, code))
+    if (!s->q.n || can_answer(head(s)->verb, code))
         return;
-    for (unsigned i = 1; i < s->p_n && i < 8; i++) {
-        if (can_answer(s->pend[(s->p_head + i) % SMTP_MAX_PENDING].verb, code)) {
+    for (unsigned i = 1; i < s->q.n && i < 8; i++) {
+        if (can_answer(((const struct pending *)mx_mail_queue_at(&s->q, i))->verb, code)) {
             anomaly(s, MX_DIR_S2C, A_REPLY_MISSING, off, 1);
-            s->p_head = (s->p_head + i) % SMTP_MAX_PENDING;
-            s->p_n -= i;
+            mx_mail_queue_drop(&s->q, i);
             return;
         }
     }
@@ -867,7 +839,7 @@ static enum sstate next_state(enum sstate cur, enum verb v, int code)
 static void reply_done(struct smtp *s, uint64_t end_off)
 {
     struct pending p = { V_UNKNOWN, 0, 0, UINT32_MAX, 0, false, false };
-    if (s->cmode == C_BODY && s->body_resync && !s->p_n) {
+    if (s->cmode == C_BODY && s->body_resync && !s->q.n) {
         /* The server answers while the client's message, cut by a gap, has
          * not ended: its end was in the gap. This reply is to it. */
         anomaly(s, MX_DIR_S2C, A_PARTIAL_AFTER_GAP, s->rep.off, 1);
@@ -878,17 +850,17 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         s->data_first_frame = 0;
     }
     skip_unanswered(s, s->rep.code, s->rep.off);
-    bool have = pop(s, &p);
+    bool have = mx_mail_queue_pop(&s->q, &p);
     mx_frame_t a = s->rep.first_frame, b;
     mx_time_t ts = s->rep.ts, dummy;
     span(s, MX_DIR_S2C, end_off ? end_off - 1 : 0, 1, &b, &b, &dummy);
-    if (dummy != MX_TIME_NONE && dummy > s->now)
-        s->now = dummy;
+    if (dummy != MX_TIME_NONE && dummy > s->m.now)
+        s->m.now = dummy;
     if (!have && !s->quiet_unmatched)
         anomaly(s, MX_DIR_S2C, A_UNMATCHED_REPLY, end_off ? end_off - 1 : 0, 1);
     s->replies++;
     struct mx_slice text = mx_text_slice(&s->rep.text);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.reply", mx_ctx_flow_id(s->ctx), ts);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "smtp.reply", mx_ctx_flow_id(s->m.ctx), ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
     mx_ev_int(ev, "code", s->rep.code);
@@ -908,7 +880,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         mx_ev_double(ev, "latency", lat);
     }
     enum sstate next = have ? next_state(s->state, p.verb, s->rep.code) : s->state;
-    if (mx_ctx_flow(s->ctx)->explain) {
+    if (mx_ctx_flow(s->m.ctx)->explain) {
         char ex[512], em[256];
         const char *m = mx_diag_reply_meaning(s->rep.code, have ? verb_names[p.verb] : NULL);
         mx_diag_enhanced_meaning(s->rep.enh, em, sizeof(em));
@@ -929,7 +901,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     else
         mx_ev_text(ev, "%d%s%s %.*s%s   [no command seen]", s->rep.code, s->rep.enh[0] ? " " : "", s->rep.enh,
                    first, (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "");
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
     if (have)
         reply_effects(s, &p, s->rep.code, s->rep.enh, text, b);
     s->rep.active = false;
@@ -956,7 +928,7 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     char enh[12];
     struct mx_slice rest = enhanced_code(text, enh);
     if (!s->rep.active) {
-        if (code == 250 && s->p_n && s->pend[s->p_head].verb == V_EHLO) {
+        if (code == 250 && s->q.n && head(s)->verb == V_EHLO) {
             s->caps_len = 0; /* RFC 5321 §4.1.1.1: this reply lists the extensions anew */
             s->n_caps = 0;
         }
@@ -966,7 +938,7 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         s->rep.text.len = 0;
         s->rep.lines = 0;
         s->rep.off = off;
-        struct mx_frame_ref fr = mx_ctx_frame_at(s->ctx, MX_DIR_S2C, off);
+        struct mx_frame_ref fr = mx_ctx_frame_at(s->m.ctx, MX_DIR_S2C, off);
         s->rep.first_frame = fr.frame;
         s->rep.ts = fr.ts;
     } else if (code != s->rep.code) {
@@ -981,7 +953,7 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     if (s->rep.lines == SMTP_MAX_REPLY_LINES)
         anomaly(s, MX_DIR_S2C, A_TOO_MANY_REPLY_LINES, off, raw_len);
     /* EHLO keywords: every line after the first (RFC 5321 §4.1.1.1). */
-    if (s->rep.lines > 0 && s->p_n && s->pend[s->p_head].verb == V_EHLO && code == 250)
+    if (s->rep.lines > 0 && s->q.n && head(s)->verb == V_EHLO && code == 250)
         parse_caps_line(s, text);
     if (s->rep.lines < SMTP_MAX_REPLY_LINES) {
         struct mx_text *t = &s->rep.text;
@@ -1003,51 +975,46 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
 {
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
     s->yield_server = false;
-    bool cut = s->server_cut; /* the first unterminated line is complete */
+    bool cut = s->server_cut; /* an unterminated line is complete */
     s->server_cut = false;
     s->server_partial = false;
-    uint64_t base = mx_ctx_offset(s->ctx, MX_DIR_S2C);
+    uint64_t base = mx_ctx_offset(s->m.ctx, MX_DIR_S2C);
     size_t pos = 0;
     while (pos < d.len) {
         if (s->smode == S_TLS)
             break; /* the rest is TLS: the host's */
-        const uint8_t *lf = memchr(d.ptr + pos, '\n', d.len - pos);
         if (s->smode == S_SKIP) {
+            const uint8_t *lf = memchr(d.ptr + pos, '\n', d.len - pos);
             pos = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
             if (lf)
                 s->smode = S_REPLY;
             continue;
         }
-        if (!lf && d.len - pos <= SMTP_MAX_REPLY_LINE && !end && !cut) {
+        struct mx_line l;
+        enum mx_line_status ls =
+            mx_line_next(mx_slice_make(d.ptr + pos, d.len - pos), SMTP_MAX_REPLY_LINE, end || cut, &l);
+        if (ls == MX_LINE_MORE) {
             s->server_partial = true;
             break; /* wait for the rest of the line */
         }
-        if (!lf)
-            cut = false;
-        size_t eol = lf ? (size_t)(lf - d.ptr) : d.len;
-        size_t raw = (lf ? eol + 1 : eol) - pos;
-        if (eol - pos > SMTP_MAX_REPLY_LINE) {
+        if (ls == MX_LINE_TOO_LONG) {
             /* Over-long: the reply code and the first bytes of text still
              * count; the rest of the line is skipped. */
-            anomaly(s, MX_DIR_S2C, A_LONG_REPLY_LINE, base + pos, raw);
-            server_line(s, mx_slice_make(d.ptr + pos, SMTP_MAX_REPLY_LINE), base + pos, SMTP_MAX_REPLY_LINE);
-            if (!lf) {
+            anomaly(s, MX_DIR_S2C, A_LONG_REPLY_LINE, base + pos, l.raw);
+            server_line(s, l.text, base + pos, SMTP_MAX_REPLY_LINE);
+            if (!l.lf) {
                 s->smode = S_SKIP;
                 s->server_skipped = true;
             }
-            pos += raw;
         } else {
-            size_t n = eol - pos;
-            if (n && d.ptr[pos + n - 1] == '\r')
-                n--;
-            server_line(s, mx_slice_make(d.ptr + pos, n), base + pos, raw);
-            pos += raw;
+            server_line(s, l.text, base + pos, l.raw);
         }
+        pos += l.raw;
         if (s->yield_server) {
             /* Client bytes held back are parsed first, then the rest of these. */
             s->yield_server = false;
             if (pos < d.len)
-                mx_ctx_wake(s->ctx, MX_DIR_S2C);
+                mx_ctx_wake(s->m.ctx, MX_DIR_S2C);
             break;
         }
     }
@@ -1067,63 +1034,24 @@ static enum verb verb_of(struct mx_slice v)
     return V_UNKNOWN;
 }
 
-/* Emits the command event; `shown` replaces the argument when it is a secret. */
+/* Emits the command record; `shown` replaces the argument when it is a secret. */
 static void command_event(struct smtp *s, struct mx_slice verb, enum verb v, struct mx_slice arg,
                           const char *shown, bool pipelined, bool injected, mx_frame_t a, mx_frame_t b,
                           mx_time_t ts)
 {
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.command", mx_ctx_flow_id(s->ctx), ts);
-    mx_ev_dir(ev, MX_DIR_C2S);
-    mx_ev_frames(ev, a, b);
-    if (v == V_UNKNOWN)
-        mx_ev_wire(ev, "verb", verb);
-    else
-        mx_ev_str(ev, "verb", verb_names[v]);
-    if (shown)
-        mx_ev_wire(ev, "arg", mx_slice_make(shown, strlen(shown))); /* it quotes wire bytes */
-    else if (arg.len)
-        mx_ev_wire(ev, "arg", arg);
-    if (pipelined)
-        mx_ev_bool(ev, "pipelined", true);
-    if (injected)
-        mx_ev_bool(ev, "injected", true);
-    if (mx_ctx_flow(s->ctx)->explain) {
-        const char *ex = mx_explain_smtp(verb_names[v]);
-        mx_ev_str(ev, "explain", ex ? ex : "A command SMTP does not define: the server will likely refuse it.");
-        mx_ev_str(ev, "state", state_names[s->state]);
-    }
-    mx_ev_text(ev, "%s%.*s%s%.*s%s", pipelined ? "| " : "", (int)verb.len, (const char *)verb.ptr,
-               (arg.len || shown) ? " " : "", shown ? (int)strlen(shown) : (int)arg.len,
-               shown ? shown : (const char *)arg.ptr, injected ? "   [injected before TLS]" : "");
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    bool explain = mx_ctx_flow(s->m.ctx)->explain;
+    struct mx_mail_command c = {
+        .first = a, .last = b, .ts = ts, .verb = verb, .name = v == V_UNKNOWN ? NULL : verb_names[v],
+        .arg = arg, .shown = shown, .pipelined = pipelined, .injected = injected,
+        .explain = explain ? mx_explain_smtp(verb_names[v]) : NULL, .state = state_names[s->state],
+    };
+    mx_mail_command_record(&s->m, &c);
 }
 
 /* Feeds a client SASL message (an initial response or a line after 334). */
 static bool sasl_client(struct smtp *s, struct mx_slice b64, uint64_t off, size_t len)
 {
-    if (!s->auth)
-        return true;
-    bool secret = mx_sasl_client(&s->auth->sasl, b64);
-    if (s->auth->sasl.decode_error) {
-        anomaly(s, MX_DIR_C2S, A_AUTH_DECODE_ERROR, off, len);
-        s->auth->sasl.decode_error = false;
-    }
-    return secret;
-}
-
-static void auth_start(struct smtp *s, struct mx_slice mech, mx_frame_t f, mx_time_t ts)
-{
-    if (s->n_auths == SMTP_MAX_AUTHS) {
-        s->auths_dropped++;
-        s->auth = NULL;
-        return;
-    }
-    struct auth_rec *a = &s->auths[s->n_auths++];
-    memset(a, 0, sizeof(*a));
-    mx_sasl_start(&a->sasl, mech, mx_ctx_flow(s->ctx)->show_secrets);
-    a->frame = f;
-    a->ts = ts;
-    s->auth = a;
+    return mx_mail_sasl_client(&s->m, s->m.login ? &s->m.login->sasl : NULL, b64, off, len);
 }
 
 /* One client command line (without CRLF) at stream offset off. */
@@ -1132,39 +1060,25 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     mx_frame_t a, b;
     mx_time_t ts;
     span(s, MX_DIR_C2S, off, raw_len, &a, &b, &ts);
-    if (ts != MX_TIME_NONE && ts > s->now)
-        s->now = ts;
+    if (ts != MX_TIME_NONE && ts > s->m.now)
+        s->m.now = ts;
     if (bare_lf)
         anomaly(s, MX_DIR_C2S, A_BARE_LF, off, raw_len);
     /* RFC 2920: sent while earlier commands await replies (the greeting aside). */
-    bool pipelined = s->p_n > 1 || (s->p_n == 1 && s->pend[s->p_head].verb != V_CONNECT);
+    bool pipelined = s->q.n > 1 || (s->q.n == 1 && head(s)->verb != V_CONNECT);
     char shown[80];
 
     /* RFC 4954 §4: after a 334, the line is a SASL message, not a command.
      * While an exchange is open, a base64 line that is no command is one too,
      * even if the 334 before it was lost: a password is never shown as a verb. */
     const uint8_t *sp0 = memchr(line.ptr, ' ', line.len);
-    if (s->auth && !s->auth_continue && !sp0 && line.len &&
+    if (s->m.login && !s->auth_continue && !sp0 && line.len &&
         verb_of(mx_slice_make(line.ptr, line.len)) == V_UNKNOWN && mx_is_base64_line(line))
         s->auth_continue = true;
     if (s->auth_continue) {
         s->auth_continue = false;
-        bool secret = s->auth ? sasl_client(s, line, off, raw_len) : true;
-        bool hide = secret && !mx_ctx_flow(s->ctx)->show_secrets;
-        struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.auth_data", mx_ctx_flow_id(s->ctx), ts);
-        mx_ev_dir(ev, MX_DIR_C2S);
-        mx_ev_frames(ev, a, b);
-        if (hide)
-            mx_ev_uint(ev, "redacted_len", line.len);
-        else
-            mx_ev_wire(ev, "data", line);
-        if (s->auth && s->auth->sasl.cancelled)
-            mx_ev_bool(ev, "cancel", true);
-        if (hide)
-            mx_ev_text(ev, "<SASL response, redacted: %zu bytes>", line.len);
-        else
-            mx_ev_text(ev, "%.*s", (int)line.len, (const char *)line.ptr);
-        mx_event_emit(mx_ctx_sink(s->ctx), ev);
+        bool secret = sasl_client(s, line, off, raw_len);
+        mx_mail_auth_data_record(&s->m, line, secret, s->m.login && s->m.login->sasl.cancelled, a, b, ts);
         push(s, V_AUTH_DATA, a, ts, UINT32_MAX, false, off, raw_len);
         return;
     }
@@ -1179,21 +1093,21 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
          * server sent it without one. It is parsed before this command's
          * reply can come (mx_ctx_wake). */
         s->server_cut = true;
-        mx_ctx_wake(s->ctx, MX_DIR_S2C);
+        mx_ctx_wake(s->m.ctx, MX_DIR_S2C);
     }
     if (s->rep.active) {
         /* A client does not speak in the middle of a reply (RFC 5321 §4.2.1:
          * "250-" promises more lines). The server never finished it. */
         anomaly(s, MX_DIR_S2C, A_REPLY_INCOMPLETE, s->rep.off, s->rep.raw);
         reply_done(s, s->rep.off + s->rep.raw);
-        pipelined = s->p_n > 1 || (s->p_n == 1 && s->pend[s->p_head].verb != V_CONNECT);
+        pipelined = s->q.n > 1 || (s->q.n == 1 && head(s)->verb != V_CONNECT);
     }
     if (injected)
         anomaly(s, MX_DIR_C2S, A_STARTTLS_CLIENT_INJECTION, off, raw_len);
-    s->commands++;
+    s->m.commands++;
     s->client_started = true;
     if (pipelined)
-        s->pipelined++;
+        s->m.pipelined++;
     const char *shown_arg = NULL;
     struct txn *t = &s->txn;
     uint32_t rcpt_idx = UINT32_MAX;
@@ -1296,11 +1210,11 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         struct mx_slice x = mx_trim(arg);
         const uint8_t *sp2 = memchr(x.ptr, ' ', x.len);
         struct mx_slice mech = mx_slice_make(x.ptr, sp2 ? (size_t)(sp2 - x.ptr) : x.len);
-        auth_start(s, mech, a, ts);
+        mx_mail_login_start(&s->m, mech, a, ts);
         if (sp2) {
             struct mx_slice ir = mx_trim(mx_slice_make(sp2, x.len - mech.len));
             bool secret = sasl_client(s, ir, off, raw_len);
-            if (secret && !mx_ctx_flow(s->ctx)->show_secrets) {
+            if (secret && !mx_ctx_flow(s->m.ctx)->show_secrets) {
                 snprintf(shown, sizeof(shown), "%.*s <redacted %zu bytes>", (int)(mech.len < 32 ? mech.len : 32),
                          (const char *)mech.ptr, ir.len);
                 shown_arg = shown;
@@ -1315,15 +1229,16 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         s->expn++;
         break;
     case V_UNKNOWN:
-        s->unknown++;
+        s->m.unknown++;
         anomaly(s, MX_DIR_C2S, A_UNKNOWN_COMMAND, off, raw_len);
         break;
     default:
         break;
     }
     command_event(s, verb, v, arg, shown_arg, pipelined, injected, a, b, ts);
-    if (push(s, v, a, ts, rcpt_idx, last, off, raw_len) && staged)
-        s->pend[(s->p_head + s->p_n - 1) % SMTP_MAX_PENDING].staged = true;
+    struct pending *queued = push(s, v, a, ts, rcpt_idx, last, off, raw_len);
+    if (queued && staged)
+        queued->staged = true;
     if (v == V_BDAT && last && !s->bdat_left)
         txn_data_sent(s); /* BDAT 0 LAST */
 }
@@ -1343,13 +1258,13 @@ static void body_end(struct smtp *s, uint64_t off, size_t len)
     struct txn *t = &s->txn;
     if (t->msg)
         mx_message_end(t->msg);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.data", mx_ctx_flow_id(s->ctx), ts);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "smtp.data", mx_ctx_flow_id(s->m.ctx), ts);
     mx_ev_dir(ev, MX_DIR_C2S);
     mx_ev_frames(ev, s->data_first_frame ? s->data_first_frame : a, b);
     if (t->msg)
         mx_message_describe(t->msg, ev, "message");
     mx_ev_text(ev, "message data: %" PRIu64 " bytes, then <CRLF>.<CRLF>", mx_message_size(t->msg));
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
     s->cmode = C_CMD;
     s->data_first_frame = 0;
     s->body_resync = false;
@@ -1378,7 +1293,7 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
     if (t->open && !t->msg)
         t->msg = smtp_message(s);
     if (!s->data_first_frame)
-        s->data_first_frame = mx_ctx_frame_at(s->ctx, MX_DIR_C2S, off).frame;
+        s->data_first_frame = mx_ctx_frame_at(s->m.ctx, MX_DIR_C2S, off).frame;
     if (s->body_bol && s->body_resync && d.ptr[0] != '.') {
         /* After a gap: a line that is a command ends the message. */
         const uint8_t *lf = memchr(d.ptr, '\n', d.len);
@@ -1390,7 +1305,7 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
                 /* The end of the data was lost with the gap; the server's
                  * reply to it is still to come. */
                 anomaly(s, MX_DIR_C2S, A_PARTIAL_AFTER_GAP, off, 1);
-                struct mx_frame_ref fr = mx_ctx_frame_at(s->ctx, MX_DIR_C2S, off);
+                struct mx_frame_ref fr = mx_ctx_frame_at(s->m.ctx, MX_DIR_C2S, off);
                 push(s, V_DATA_END, fr.frame, fr.ts, UINT32_MAX, false, off, 1);
                 txn_data_sent(s);
                 s->cmode = C_CMD;
@@ -1481,7 +1396,7 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
 {
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
     s->client_held = false;
-    uint64_t base = mx_ctx_offset(s->ctx, MX_DIR_C2S);
+    uint64_t base = mx_ctx_offset(s->m.ctx, MX_DIR_C2S);
     size_t pos = 0;
     while (pos < d.len) {
         struct mx_slice rest = mx_slice_make(d.ptr + pos, d.len - pos);
@@ -1531,40 +1446,23 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
         case C_CMD:
             break;
         }
-        if (s->starttls_pending && (rest.ptr[0] == 0x16 || rest.ptr[0] == 0x80)) {
+        if (s->starttls_pending && mx_mail_looks_like_handshake(rest)) {
             s->client_held = true;
             r.consumed = pos; /* a TLS handshake sent before the 220: wait for the reply */
             return r;
         }
-        const uint8_t *lf = memchr(rest.ptr, '\n', rest.len);
-        if (!lf) {
-            if (rest.len > SMTP_MAX_CMD_LINE) {
-                anomaly(s, MX_DIR_C2S, A_LONG_COMMAND_LINE, base + pos, rest.len);
+        struct mx_line l;
+        enum mx_line_status ls = mx_line_next(rest, SMTP_MAX_CMD_LINE, end, &l);
+        if (ls == MX_LINE_MORE)
+            break;
+        if (ls == MX_LINE_TOO_LONG) {
+            mx_mail_anomaly(&s->m, MX_DIR_C2S, MX_MAIL_LONG_COMMAND_LINE, base + pos, l.raw);
+            if (!l.lf)
                 s->cmode = C_SKIP;
-                pos = d.len;
-                continue;
-            }
-            if (!end)
-                break;
-            lf = d.ptr + d.len;
+        } else if (s->cmode != C_MIDSTREAM || midstream_line(s, l.text, base + pos, l.raw)) {
+            client_line(s, l.text, base + pos, l.raw, l.bare_lf);
         }
-        size_t eol = (size_t)(lf - d.ptr);
-        size_t n = eol - pos;
-        bool bare = eol < d.len && !(n && d.ptr[pos + n - 1] == '\r');
-        if (n && d.ptr[pos + n - 1] == '\r')
-            n--;
-        size_t raw = (eol < d.len ? eol + 1 : eol) - pos;
-        if (raw > SMTP_MAX_CMD_LINE) {
-            anomaly(s, MX_DIR_C2S, A_LONG_COMMAND_LINE, base + pos, raw);
-            pos += raw;
-            continue;
-        }
-        if (s->cmode == C_MIDSTREAM && !midstream_line(s, mx_slice_make(d.ptr + pos, n), base + pos, raw)) {
-            pos += raw;
-            continue;
-        }
-        client_line(s, mx_slice_make(d.ptr + pos, n), base + pos, raw, bare);
-        pos += raw;
+        pos += l.raw;
     }
     r.consumed = pos;
     return r;
@@ -1584,7 +1482,7 @@ static void on_gap(struct smtp *s, enum mx_dir d, uint64_t len)
         s->server_gap = true;
         s->s2c_resync = true;
         if (s->rep.active)
-            reply_done(s, mx_ctx_offset(s->ctx, MX_DIR_S2C));
+            reply_done(s, mx_ctx_offset(s->m.ctx, MX_DIR_S2C));
         s->quiet_unmatched = true;
         if (s->smode == S_SKIP)
             s->smode = S_REPLY;
@@ -1593,7 +1491,7 @@ static void on_gap(struct smtp *s, enum mx_dir d, uint64_t len)
         if (s->fin.open)
             s->fin.partial = true;
         if (s->cmode == C_DATA_WAIT)
-            mx_ctx_wake(s->ctx, MX_DIR_C2S);
+            mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
         return;
     }
     if (s->txn.open)
@@ -1626,8 +1524,8 @@ static void on_gap(struct smtp *s, enum mx_dir d, uint64_t len)
 
 static void session_emit(struct smtp *s)
 {
-    const struct mx_flow_info *fi = mx_ctx_flow(s->ctx);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->ctx), "smtp.session", fi->id, s->now);
+    const struct mx_flow_info *fi = mx_ctx_flow(s->m.ctx);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "smtp.session", fi->id, s->m.now);
     mx_ev_time(ev, "start", fi->start);
     if (s->greet_code) {
         mx_ev_obj(ev, "greeting");
@@ -1641,13 +1539,7 @@ static void session_emit(struct smtp *s)
         mx_ev_wire(ev, "helo", mx_text_slice(helo));
         mx_ev_bool(ev, "esmtp", hv == V_EHLO);
     }
-    mx_ev_arr(ev, "capabilities");
-    for (size_t i = 0; i < s->caps_len;) {
-        size_t n = strlen(s->caps + i);
-        mx_ev_wire(ev, NULL, mx_slice_make(s->caps + i, n));
-        i += n + 1;
-    }
-    mx_ev_end(ev);
+    mx_mail_describe_caps(ev, "capabilities", s->caps, s->caps_len);
     if (s->size_limit)
         mx_ev_uint(ev, "size_limit", s->size_limit);
     mx_ev_obj(ev, "starttls");
@@ -1660,13 +1552,13 @@ static void session_emit(struct smtp *s)
     mx_ev_end(ev);
     mx_ev_bool(ev, "tls", s->tls);
     mx_ev_arr(ev, "auth");
-    for (unsigned i = 0; i < s->n_auths; i++) {
-        const struct auth_rec *a = &s->auths[i];
+    for (unsigned i = 0; i < s->m.n_logins; i++) {
+        const struct mx_mail_login *a = &s->m.logins[i];
         mx_ev_obj(ev, NULL);
         mx_ev_str(ev, "mechanism", a->sasl.mech_name);
         if (a->sasl.user_known)
             mx_ev_wire(ev, "user", mx_slice_make(a->sasl.user, a->sasl.user_len));
-        mx_ev_str(ev, "outcome", a->outcome ? a->outcome : "no_reply");
+        mx_ev_str(ev, "outcome", mx_login_outcome_name(a->outcome));
         if (a->code)
             mx_ev_int(ev, "code", a->code);
         mx_ev_bool(ev, "secret_in_clear", a->sasl.secret_in_clear);
@@ -1674,30 +1566,21 @@ static void session_emit(struct smtp *s)
         mx_ev_end(ev);
     }
     mx_ev_end(ev);
-    mx_ev_uint(ev, "commands", s->commands);
+    mx_ev_uint(ev, "commands", s->m.commands);
     mx_ev_uint(ev, "replies", s->replies);
-    mx_ev_uint(ev, "pipelined", s->pipelined);
-    mx_ev_uint(ev, "unknown_commands", s->unknown);
+    mx_ev_uint(ev, "pipelined", s->m.pipelined);
+    mx_ev_uint(ev, "unknown_commands", s->m.unknown);
     mx_ev_uint(ev, "vrfy", s->vrfy);
     mx_ev_uint(ev, "expn", s->expn);
     mx_ev_uint(ev, "transactions", s->transactions);
     if (s->midstream_skipped)
         mx_ev_uint(ev, "midstream_skipped", s->midstream_skipped);
-    struct mx_tls *tlsx = mx_ctx_tls_observer(s->ctx);
-    if (s->tls) {
-        mx_ev_obj(ev, "tls_bytes");
-        mx_ev_uint(ev, "c2s", mx_ctx_tls_bytes(s->ctx, MX_DIR_C2S));
-        mx_ev_uint(ev, "s2c", mx_ctx_tls_bytes(s->ctx, MX_DIR_S2C));
-        mx_ev_end(ev);
-    }
-    if (tlsx)
-        mx_tls_describe(tlsx, ev, "tls_handshake");
-    mx_ev_text(ev, "SMTP session: %" PRIu64 " commands, %" PRIu64 " transactions%s%s", s->commands, s->transactions,
-               s->tls ? (tlsx && !mx_tls_completed(tlsx) ? ", STARTTLS accepted but the TLS handshake failed"
-                                                               : ", upgraded to TLS")
-                      : s->starttls_attempted ? ", STARTTLS refused" : "",
-               s->n_auths ? ", authenticated" : "");
-    mx_event_emit(mx_ctx_sink(s->ctx), ev);
+    mx_mail_describe_tls(&s->m, ev, s->tls);
+    char tls[96];
+    mx_ev_text(ev, "SMTP session: %" PRIu64 " commands, %" PRIu64 " transactions%s%s", s->m.commands, s->transactions,
+               mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),
+               s->m.n_logins ? ", authenticated" : "");
+    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
 static void on_end(struct smtp *s, enum mx_dir d)
@@ -1708,23 +1591,23 @@ static void on_end(struct smtp *s, enum mx_dir d)
         if (s->rep.active)
             reply_done(s, 0);
         if (s->cmode == C_DATA_WAIT)
-            mx_ctx_wake(s->ctx, MX_DIR_C2S);
+            mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
     }
     if (!s->ended[0] || !s->ended[1])
         return;
     if (s->cmode == C_BODY || s->cmode == C_CHUNK || s->cmode == C_DATA_WAIT) {
         if (s->cmode != C_DATA_WAIT || s->txn.msg)
-            anomaly(s, MX_DIR_C2S, A_DATA_INCOMPLETE, mx_ctx_offset(s->ctx, MX_DIR_C2S), 0);
+            anomaly(s, MX_DIR_C2S, A_DATA_INCOMPLETE, mx_ctx_offset(s->m.ctx, MX_DIR_C2S), 0);
         if (s->txn.msg && s->cmode != C_DATA_WAIT)
             mx_message_cut(s->txn.msg); /* the connection ended inside the message */
         if (s->txn.open)
             s->txn.partial = s->cmode != C_DATA_WAIT || s->txn.partial;
     }
-    if (s->auth)
-        auth_finish(s, 0, "", "no_reply", 0);
+    if (s->m.login)
+        auth_finish(s, 0, "", MX_LOGIN_NO_REPLY, 0);
     txn_close(s, &s->fin, "no_reply");
     txn_close(s, &s->txn, "aborted");
-    mx_tls_end(mx_ctx_tls_observer(s->ctx));
+    mx_mail_tls_end(&s->m);
     session_emit(s);
 }
 
@@ -1735,14 +1618,12 @@ static void *smtp_new(struct mx_dissect_ctx *ctx)
     struct smtp *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    s->ctx = ctx;
-    s->now = mx_ctx_flow(ctx)->start;
+    mx_mail_init(&s->m, ctx, &mx_smtp_mail);
+    mx_mail_queue_init(&s->q, s->pend, sizeof(s->pend[0]), SMTP_MAX_PENDING);
     if (mx_ctx_flow(ctx)->handshake) {
         /* RFC 5321 §3.1: the server speaks first; the greeting answers the connection. */
-        s->pend[0].verb = V_CONNECT;
-        s->pend[0].ts = mx_ctx_flow(ctx)->start;
-        s->pend[0].rcpt = UINT32_MAX;
-        s->p_n = 1;
+        struct pending greeting = { .verb = V_CONNECT, .ts = mx_ctx_flow(ctx)->start, .rcpt = UINT32_MAX };
+        mx_mail_queue_push(&s->m, &s->q, &greeting, 0, 0);
     } else {
         s->quiet_unmatched = true;
         s->cmode = C_MIDSTREAM;
@@ -1774,7 +1655,7 @@ static struct mx_parse_result smtp_parse(void *state, struct mx_dissect_ctx *ctx
 {
     struct smtp *s = state;
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
-    s->ctx = ctx;
+    s->m.ctx = ctx;
     if (flags & MX_CHUNK_GAP) {
         on_gap(s, d, data.len);
         return r;

@@ -6,4 +6,8 @@
 
 extern const struct mx_dissector mx_smtp_dissector;
 
+struct mx_mail_proto;
+/* What the shared session layer knows of SMTP (dissectors/mail/session.h). */
+extern const struct mx_mail_proto mx_smtp_mail;
+
 #endif

@@ -1,0 +1,240 @@
+/* session.c - the session layer SMTP, POP3 and IMAP share (session.h). */
+#include "dissectors/mail/session.h"
+
+#include "dissectors/tls/tls.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *const mx_mail_anomaly_names[MX_MAIL__ANOMALIES] = {
+    [MX_MAIL_LONG_COMMAND_LINE] = "LONG_COMMAND_LINE",
+    [MX_MAIL_BARE_LF] = "BARE_LF",
+    [MX_MAIL_TOO_MANY_PENDING] = "TOO_MANY_PENDING_COMMANDS",
+    [MX_MAIL_UNKNOWN_COMMAND] = "UNKNOWN_COMMAND",
+    [MX_MAIL_COMMAND_OUT_OF_SEQUENCE] = "COMMAND_OUT_OF_SEQUENCE",
+    [MX_MAIL_STARTTLS_CLIENT_INJECTION] = "STARTTLS_CLIENT_INJECTION",
+    [MX_MAIL_STARTTLS_SERVER_INJECTION] = "STARTTLS_SERVER_INJECTION",
+    [MX_MAIL_AUTH_DECODE_ERROR] = "AUTH_DECODE_ERROR",
+    [MX_MAIL_PARTIAL_AFTER_GAP] = "PARTIAL_AFTER_GAP",
+};
+
+const char *mx_login_outcome_name(enum mx_login_outcome o)
+{
+    switch (o) {
+    case MX_LOGIN_SUCCESS:
+        return "success";
+    case MX_LOGIN_FAILURE:
+        return "failure";
+    case MX_LOGIN_CANCELLED:
+        return "cancelled";
+    case MX_LOGIN_NO_REPLY:
+    default:
+        return "no_reply";
+    }
+}
+
+void mx_mail_init(struct mx_mail *m, struct mx_dissect_ctx *ctx, const struct mx_mail_proto *proto)
+{
+    memset(m, 0, sizeof(*m));
+    m->ctx = ctx;
+    m->proto = proto;
+    m->now = mx_ctx_flow(ctx)->start;
+}
+
+void mx_mail_anomaly(struct mx_mail *m, enum mx_dir d, enum mx_mail_anomaly a, uint64_t off, uint64_t len)
+{
+    if (m->proto->an[a] != MX_MAIL_NONE)
+        mx_ctx_anomaly(m->ctx, d, m->proto->an[a], off, len);
+}
+
+/* ---- Commands waiting for their replies ---- */
+
+void mx_mail_queue_init(struct mx_mail_queue *q, void *slots, size_t size, unsigned cap)
+{
+    q->slots = slots;
+    q->size = size;
+    q->cap = cap;
+    q->head = q->n = 0;
+}
+
+void *mx_mail_queue_push(struct mx_mail *m, struct mx_mail_queue *q, const void *entry, uint64_t off, uint64_t len)
+{
+    if (q->n == q->cap) {
+        mx_mail_anomaly(m, MX_DIR_C2S, MX_MAIL_TOO_MANY_PENDING, off, len);
+        return NULL;
+    }
+    void *slot = mx_mail_queue_at(q, q->n);
+    memcpy(slot, entry, q->size);
+    q->n++;
+    return slot;
+}
+
+bool mx_mail_queue_pop(struct mx_mail_queue *q, void *out)
+{
+    if (!q->n)
+        return false;
+    memcpy(out, mx_mail_queue_at(q, 0), q->size);
+    q->head = (q->head + 1) % q->cap;
+    q->n--;
+    return true;
+}
+
+void mx_mail_queue_drop(struct mx_mail_queue *q, unsigned k)
+{
+    q->head = (q->head + k) % q->cap;
+    q->n -= k;
+}
+
+/* ---- Logins ---- */
+
+struct mx_mail_login *mx_mail_login_start(struct mx_mail *m, struct mx_slice mech, mx_frame_t f, mx_time_t ts)
+{
+    if (m->n_logins == MX_MAIL_MAX_LOGINS) {
+        m->logins_dropped++;
+        m->login = NULL;
+        return NULL;
+    }
+    struct mx_mail_login *l = &m->logins[m->n_logins++];
+    memset(l, 0, sizeof(*l));
+    mx_sasl_start(&l->sasl, mech, mx_ctx_flow(m->ctx)->show_secrets);
+    l->frame = f;
+    l->ts = ts;
+    m->login = l;
+    return l;
+}
+
+struct mx_mail_login *mx_mail_login_finish(struct mx_mail *m, enum mx_login_outcome o, mx_frame_t f)
+{
+    struct mx_mail_login *l = m->login;
+    m->login = NULL;
+    if (!l)
+        return NULL;
+    l->outcome = o;
+    l->last_frame = f;
+    return l;
+}
+
+bool mx_mail_sasl_client(struct mx_mail *m, struct mx_sasl *sasl, struct mx_slice b64, uint64_t off, uint64_t len)
+{
+    if (!sasl)
+        return true; /* an exchange not kept: what it carries may be a secret */
+    bool secret = mx_sasl_client(sasl, b64);
+    if (sasl->decode_error) {
+        mx_mail_anomaly(m, MX_DIR_C2S, MX_MAIL_AUTH_DECODE_ERROR, off, len);
+        sasl->decode_error = false;
+    }
+    return secret;
+}
+
+void mx_mail_sasl_server(struct mx_mail *m, struct mx_sasl *sasl, struct mx_slice b64, uint64_t off, uint64_t len)
+{
+    if (!sasl)
+        return;
+    mx_sasl_server(sasl, b64);
+    if (sasl->decode_error) {
+        mx_mail_anomaly(m, MX_DIR_S2C, MX_MAIL_AUTH_DECODE_ERROR, off, len);
+        sasl->decode_error = false;
+    }
+}
+
+/* ---- Records ---- */
+
+void mx_mail_command_record(struct mx_mail *m, const struct mx_mail_command *c)
+{
+    struct mx_sink *sink = mx_ctx_sink(m->ctx);
+    struct mx_event *ev = mx_event_begin(sink, m->proto->command_type, mx_ctx_flow_id(m->ctx), c->ts);
+    mx_ev_dir(ev, MX_DIR_C2S);
+    mx_ev_frames(ev, c->first, c->last);
+    if (c->tag.len)
+        mx_ev_wire(ev, "tag", c->tag);
+    if (c->name)
+        mx_ev_str(ev, m->proto->command_key, c->name);
+    else
+        mx_ev_wire(ev, m->proto->command_key, c->verb);
+    if (c->uid)
+        mx_ev_bool(ev, "uid", true);
+    if (c->shown)
+        mx_ev_wire(ev, "arg", mx_slice_make(c->shown, strlen(c->shown))); /* it quotes wire bytes */
+    else if (c->arg.len)
+        mx_ev_wire(ev, "arg", c->arg);
+    if (c->mailbox.len)
+        mx_ev_wire(ev, "mailbox", c->mailbox);
+    if (c->pipelined)
+        mx_ev_bool(ev, "pipelined", true);
+    if (c->injected)
+        mx_ev_bool(ev, "injected", true);
+    if (mx_ctx_flow(m->ctx)->explain) {
+        mx_ev_str(ev, "explain", c->explain ? c->explain : m->proto->unknown_explain);
+        mx_ev_str(ev, "state", c->state);
+    }
+    bool has_arg = c->arg.len || c->shown;
+    struct mx_slice arg = c->shown ? mx_slice_make(c->shown, strlen(c->shown)) : c->arg;
+    mx_ev_text(ev, "%s%.*s%s%s%.*s%s%.*s%s", c->pipelined ? "| " : "", (int)c->tag.len, (const char *)c->tag.ptr,
+               c->tag.len ? " " : "", c->uid ? "UID " : "", (int)c->verb.len, (const char *)c->verb.ptr,
+               has_arg ? " " : "", (int)arg.len, (const char *)arg.ptr, c->injected ? "   [injected before TLS]" : "");
+    mx_event_emit(sink, ev);
+}
+
+void mx_mail_auth_data_record(struct mx_mail *m, struct mx_slice line, bool secret, bool cancel, mx_frame_t a,
+                              mx_frame_t b, mx_time_t ts)
+{
+    bool hide = secret && !mx_ctx_flow(m->ctx)->show_secrets;
+    struct mx_sink *sink = mx_ctx_sink(m->ctx);
+    struct mx_event *ev = mx_event_begin(sink, m->proto->auth_data_type, mx_ctx_flow_id(m->ctx), ts);
+    mx_ev_dir(ev, MX_DIR_C2S);
+    mx_ev_frames(ev, a, b);
+    if (hide)
+        mx_ev_uint(ev, "redacted_len", line.len);
+    else
+        mx_ev_wire(ev, "data", line);
+    if (cancel)
+        mx_ev_bool(ev, "cancel", true);
+    if (hide)
+        mx_ev_text(ev, "<SASL response, redacted: %zu bytes>", line.len);
+    else
+        mx_ev_text(ev, "%.*s", (int)line.len, (const char *)line.ptr);
+    mx_event_emit(sink, ev);
+}
+
+void mx_mail_describe_caps(struct mx_event *ev, const char *key, const char *caps, size_t caps_len)
+{
+    mx_ev_arr(ev, key);
+    for (size_t i = 0; i < caps_len;) {
+        size_t n = strlen(caps + i);
+        mx_ev_wire(ev, NULL, mx_slice_make(caps + i, n));
+        i += n + 1;
+    }
+    mx_ev_end(ev);
+}
+
+void mx_mail_describe_tls(struct mx_mail *m, struct mx_event *ev, bool upgraded)
+{
+    struct mx_tls *tlsx = mx_ctx_tls_observer(m->ctx);
+    if (upgraded) {
+        mx_ev_obj(ev, "tls_bytes");
+        mx_ev_uint(ev, "c2s", mx_ctx_tls_bytes(m->ctx, MX_DIR_C2S));
+        mx_ev_uint(ev, "s2c", mx_ctx_tls_bytes(m->ctx, MX_DIR_S2C));
+        mx_ev_end(ev);
+    }
+    if (tlsx)
+        mx_tls_describe(tlsx, ev, "tls_handshake");
+}
+
+const char *mx_mail_tls_summary(struct mx_mail *m, bool upgraded, bool attempted, char *buf, size_t cap)
+{
+    struct mx_tls *tlsx = mx_ctx_tls_observer(m->ctx);
+    if (upgraded && tlsx && !mx_tls_completed(tlsx))
+        snprintf(buf, cap, ", %s accepted but the TLS handshake failed", m->proto->upgrade);
+    else if (upgraded)
+        snprintf(buf, cap, ", upgraded to TLS");
+    else if (attempted)
+        snprintf(buf, cap, ", %s refused", m->proto->upgrade);
+    else
+        snprintf(buf, cap, "%s", "");
+    return buf;
+}
+
+void mx_mail_tls_end(struct mx_mail *m)
+{
+    mx_tls_end(mx_ctx_tls_observer(m->ctx));
+}

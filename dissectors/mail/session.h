@@ -1,0 +1,220 @@
+/* session.h - what SMTP, POP3 and IMAP sessions share, as nginx's mail module shares one
+ * session between its three protocols: the commands waiting for replies, logins and their
+ * SASL exchanges, the command and SASL-data records, the anomalies every one of them names,
+ * the counters and the STARTTLS summary of the session record. Each protocol keeps only
+ * what differs. */
+#ifndef MX_MAIL_SESSION_H
+#define MX_MAIL_SESSION_H
+
+#include "dissectors/mail/line.h"
+#include "dissectors/mail/sasl.h"
+#include "engine/dissector.h"
+#include "event/event.h"
+
+/* The anomalies the three protocols name alike. A protocol's table holds
+ * each one it uses, with its own description (the RFC it breaks), under the
+ * name given here; struct mx_mail_proto says where. */
+enum mx_mail_anomaly {
+    MX_MAIL_LONG_COMMAND_LINE,        /* "LONG_COMMAND_LINE" */
+    MX_MAIL_BARE_LF,                  /* "BARE_LF" */
+    MX_MAIL_TOO_MANY_PENDING,         /* "TOO_MANY_PENDING_COMMANDS" */
+    MX_MAIL_UNKNOWN_COMMAND,          /* "UNKNOWN_COMMAND" */
+    MX_MAIL_COMMAND_OUT_OF_SEQUENCE,  /* "COMMAND_OUT_OF_SEQUENCE" */
+    MX_MAIL_STARTTLS_CLIENT_INJECTION,/* "STARTTLS_CLIENT_INJECTION" */
+    MX_MAIL_STARTTLS_SERVER_INJECTION,/* "STARTTLS_SERVER_INJECTION" */
+    MX_MAIL_AUTH_DECODE_ERROR,        /* "AUTH_DECODE_ERROR" */
+    MX_MAIL_PARTIAL_AFTER_GAP,        /* "PARTIAL_AFTER_GAP" */
+    MX_MAIL__ANOMALIES,
+};
+
+/* The names of the shared anomalies, indexed by enum mx_mail_anomaly. */
+extern const char *const mx_mail_anomaly_names[MX_MAIL__ANOMALIES];
+
+#define MX_MAIL_NONE 0xff /* a shared anomaly the protocol does not name */
+
+/* The map (struct mx_mail_proto.an) of a protocol whose anomaly enum names
+ * every shared anomaly P##NAME. */
+#define MX_MAIL_ANOMALY_MAP(P)                                                                                    \
+    {                                                                                                             \
+        [MX_MAIL_LONG_COMMAND_LINE] = P##LONG_COMMAND_LINE, [MX_MAIL_BARE_LF] = P##BARE_LF,                       \
+        [MX_MAIL_TOO_MANY_PENDING] = P##TOO_MANY_PENDING_COMMANDS, [MX_MAIL_UNKNOWN_COMMAND] = P##UNKNOWN_COMMAND, \
+        [MX_MAIL_COMMAND_OUT_OF_SEQUENCE] = P##COMMAND_OUT_OF_SEQUENCE,                                           \
+        [MX_MAIL_STARTTLS_CLIENT_INJECTION] = P##STARTTLS_CLIENT_INJECTION,                                       \
+        [MX_MAIL_STARTTLS_SERVER_INJECTION] = P##STARTTLS_SERVER_INJECTION,                                       \
+        [MX_MAIL_AUTH_DECODE_ERROR] = P##AUTH_DECODE_ERROR, [MX_MAIL_PARTIAL_AFTER_GAP] = P##PARTIAL_AFTER_GAP,   \
+    }
+
+/* What a protocol tells the shared layer about itself. */
+struct mx_mail_proto {
+    const char *command_type;     /* the command record's type: "smtp.command" */
+    const char *command_key;      /* its key for the verb: "verb", or IMAP's "command" */
+    const char *auth_data_type;   /* the record of a client SASL message: "smtp.auth_data" */
+    const char *unknown_explain;  /* --explain for a command the protocol does not define */
+    const char *upgrade;          /* the STARTTLS command's name, for the session text: "STARTTLS", "STLS" */
+    uint8_t an[MX_MAIL__ANOMALIES]; /* each shared anomaly's index in the dissector's table, or MX_MAIL_NONE */
+};
+
+/* ---- Commands waiting for their replies ---- */
+
+/* Replies come in command order (RFC 5321 §4.3.2 with RFC 2920 §3, RFC 2449
+ * §6.6): a ring of `cap` entries of `size` bytes, in storage the protocol
+ * owns (its own struct per pending command). */
+struct mx_mail_queue {
+    uint8_t *slots;
+    size_t size;
+    unsigned cap, head, n;
+};
+
+void mx_mail_queue_init(struct mx_mail_queue *q, void *slots, size_t size, unsigned cap);
+
+/* The i-th oldest entry (i < q->n). */
+static inline void *mx_mail_queue_at(const struct mx_mail_queue *q, unsigned i)
+{
+    return q->slots + (size_t)((q->head + i) % q->cap) * q->size;
+}
+
+/* The oldest entry, or NULL when none waits. */
+static inline void *mx_mail_queue_head(const struct mx_mail_queue *q)
+{
+    return q->n ? mx_mail_queue_at(q, 0) : NULL;
+}
+
+/* Removes the oldest entry into *out (q->size bytes); false when none waits. */
+bool mx_mail_queue_pop(struct mx_mail_queue *q, void *out);
+
+/* Drops the k oldest entries (k <= q->n). */
+void mx_mail_queue_drop(struct mx_mail_queue *q, unsigned k);
+
+/* ---- Logins (RFC 4422 exchanges and plain logins) ---- */
+
+#define MX_MAIL_MAX_LOGINS 8 /* logins kept per session; more are counted */
+
+enum mx_login_outcome {
+    MX_LOGIN_NO_REPLY = 0, /* the session ended first */
+    MX_LOGIN_SUCCESS,
+    MX_LOGIN_FAILURE,
+    MX_LOGIN_CANCELLED,    /* the client sent "*" (RFC 4954 §4, RFC 5034 §4, RFC 9051 §6.2.2) */
+};
+
+/* "no_reply", "success", "failure" or "cancelled". */
+const char *mx_login_outcome_name(enum mx_login_outcome o);
+
+/* One login: the SASL exchange or plain login, and how it ended. */
+struct mx_mail_login {
+    struct mx_sasl sasl;
+    const char *command;            /* IMAP: "LOGIN" or "AUTHENTICATE"; NULL elsewhere */
+    enum mx_login_outcome outcome;
+    int code;                       /* SMTP: the final reply's code (RFC 4954 §6), 0 for none */
+    char enh[12];                   /* SMTP: its enhanced code (RFC 3463), or "" */
+    struct mx_text resp_code;       /* POP3's resp-code (RFC 2449 §8), IMAP's response code */
+    mx_frame_t frame, last_frame;
+    mx_time_t ts;
+};
+
+/* ---- The session ---- */
+
+/* The part of a session every protocol has. A protocol's state embeds it
+ * and fills `proto` and `ctx` (mx_mail_init). */
+struct mx_mail {
+    struct mx_dissect_ctx *ctx;
+    const struct mx_mail_proto *proto;
+    mx_time_t now;                  /* time of the last line parsed: records emitted later carry it */
+    uint64_t commands, pipelined, unknown;
+    struct mx_mail_login logins[MX_MAIL_MAX_LOGINS];
+    unsigned n_logins, logins_dropped;
+    struct mx_mail_login *login;    /* the exchange in progress, or NULL */
+};
+
+/* A session of `proto` on ctx's flow, from its start. */
+void mx_mail_init(struct mx_mail *m, struct mx_dissect_ctx *ctx, const struct mx_mail_proto *proto);
+
+/* Appends a copy of `entry` (q->size bytes) for the command at [off,
+ * off+len) of the client's stream. Returns the new entry, or NULL when the
+ * queue is full: TOO_MANY_PENDING_COMMANDS. */
+void *mx_mail_queue_push(struct mx_mail *m, struct mx_mail_queue *q, const void *entry, uint64_t off, uint64_t len);
+
+/* Raises shared anomaly `a` for bytes [off, off+len) of d (nothing when the
+ * protocol does not name it). */
+void mx_mail_anomaly(struct mx_mail *m, enum mx_dir d, enum mx_mail_anomaly a, uint64_t off, uint64_t len);
+
+/* A frame's time was seen: `now` never steps back. */
+static inline void mx_mail_seen(struct mx_mail *m, mx_time_t ts)
+{
+    if (ts != MX_TIME_NONE && ts > m->now)
+        m->now = ts;
+}
+
+/* Starts a login with mechanism `mech` (a SASL name, or "USER/PASS", "APOP",
+ * "IMAP-LOGIN") sent in frame f. NULL when MX_MAIL_MAX_LOGINS were kept
+ * already: it is counted, and no login is in progress. */
+struct mx_mail_login *mx_mail_login_start(struct mx_mail *m, struct mx_slice mech, mx_frame_t f, mx_time_t ts);
+
+/* Ends the login in progress (if any) with outcome o, its last frame f
+ * (0: none). Returns it, for the protocol's record; none is in progress after. */
+struct mx_mail_login *mx_mail_login_finish(struct mx_mail *m, enum mx_login_outcome o, mx_frame_t f);
+
+/* The outcome of a reply that ends login l: cancelled when the client sent
+ * "*", else success or failure. */
+static inline enum mx_login_outcome mx_mail_login_outcome(const struct mx_mail_login *l, bool ok)
+{
+    return l->sasl.cancelled ? MX_LOGIN_CANCELLED : ok ? MX_LOGIN_SUCCESS : MX_LOGIN_FAILURE;
+}
+
+/* A client SASL message for sasl (an initial response or a line after a
+ * challenge) at [off, off+len): AUTH_DECODE_ERROR when it does not decode.
+ * Returns whether it carries a secret (mx_sasl_client); true without sasl. */
+bool mx_mail_sasl_client(struct mx_mail *m, struct mx_sasl *sasl, struct mx_slice b64, uint64_t off, uint64_t len);
+
+/* A server challenge for sasl at [off, off+len) of the server's stream. */
+void mx_mail_sasl_server(struct mx_mail *m, struct mx_sasl *sasl, struct mx_slice b64, uint64_t off, uint64_t len);
+
+/* ---- Records ---- */
+
+/* A client command, for its record. */
+struct mx_mail_command {
+    mx_frame_t first, last;
+    mx_time_t ts;
+    struct mx_slice tag;      /* IMAP's tag, or empty */
+    struct mx_slice verb;     /* as sent */
+    const char *name;         /* the verb's canonical name; NULL: one the protocol does not define */
+    bool uid;                 /* IMAP's UID prefix (RFC 9051 §6.4.9) */
+    struct mx_slice arg;      /* what follows the verb, as shown */
+    const char *shown;        /* replaces arg when it holds a secret; it quotes wire bytes */
+    struct mx_slice mailbox;  /* IMAP: the mailbox named, or empty */
+    bool pipelined;           /* sent while earlier commands awaited their replies */
+    bool injected;            /* sent after STARTTLS, before its reply (CVE-2011-0411) */
+    const char *explain;      /* --explain: what it asks for; NULL: the protocol's text for unknown ones */
+    const char *state;        /* --explain: the session's state */
+};
+
+/* Emits the command record (proto->command_type). */
+void mx_mail_command_record(struct mx_mail *m, const struct mx_mail_command *c);
+
+/* Emits the record of a client SASL message (proto->auth_data_type): the
+ * line, or only its length when it holds a secret and secrets are not shown. */
+void mx_mail_auth_data_record(struct mx_mail *m, struct mx_slice line, bool secret, bool cancel, mx_frame_t a,
+                              mx_frame_t b, mx_time_t ts);
+
+/* Adds an array of capabilities (NUL-separated text of caps_len bytes) under key. */
+void mx_mail_describe_caps(struct mx_event *ev, const char *key, const char *caps, size_t caps_len);
+
+/* Adds what STARTTLS led to, to a session record: "tls_bytes" when the
+ * session was upgraded, and the TLS observer's summary "tls_handshake". */
+void mx_mail_describe_tls(struct mx_mail *m, struct mx_event *ev, bool upgraded);
+
+/* Writes the session text's STARTTLS part into buf: ", upgraded to TLS",
+ * ", STARTTLS accepted but the TLS handshake failed", ", STARTTLS refused"
+ * (proto->upgrade names the command) or "". Returns buf. */
+const char *mx_mail_tls_summary(struct mx_mail *m, bool upgraded, bool attempted, char *buf, size_t cap);
+
+/* Ends the TLS observer (its record) before the session record. */
+void mx_mail_tls_end(struct mx_mail *m);
+
+/* Bytes sent by a client that waits for STARTTLS's reply: a TLS handshake
+ * record (RFC 8446 §5.1) or an SSL 2 ClientHello. */
+static inline bool mx_mail_looks_like_handshake(struct mx_slice d)
+{
+    return d.len && (d.ptr[0] == 0x16 || d.ptr[0] == 0x80);
+}
+
+#endif
