@@ -86,13 +86,27 @@ enum verb {
     V_EXPN, V_HELP, V_STARTTLS, V_AUTH, V_ETRN, V_XCLIENT, V_XFORWARD, V_TURN, V_ATRN,
     /* Pseudo-commands that a reply answers too. */
     V_CONNECT, V_AUTH_DATA, V_DATA_END,
+    V__COUNT,
 };
 
-static const char *const verb_names[] = {
-    "UNKNOWN", "HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT", "VRFY",
-    "EXPN", "HELP", "STARTTLS", "AUTH", "ETRN", "XCLIENT", "XFORWARD", "TURN", "ATRN",
-    "(connect)", "(auth data)", "(end of data)",
+struct smtp;
+struct pending;
+struct command;
+struct reply;
+
+/* One verb (RFC 5321 §4.1 and the extensions): what sending it does to the
+ * session, and what its reply does. The table, verbs[], follows the handlers. */
+struct verb_def {
+    const char *name;   /* as sent, upper case; a pseudo-command's is in parentheses */
+    /* What the command does when sent, before its record (NULL: nothing). */
+    void (*sent)(struct smtp *s, struct command *c);
+    /* What a complete reply to it does (NULL: nothing). */
+    void (*answered)(struct smtp *s, const struct pending *p, const struct reply *r);
+    const char *explain; /* --explain: what it asks for; NULL: the text for unknown commands */
 };
+
+static const struct verb_def verbs[V__COUNT];
+
 
 /* Client-side modes. */
 enum cmode {
@@ -639,137 +653,158 @@ static void auth_finish(struct smtp *s, int code, const char *enh, enum mx_login
     s->auth_continue = false;
 }
 
-/* Applies a complete reply to the command it answers (RFC 5321 §4.3.2). */
-static void reply_effects(struct smtp *s, const struct pending *p, int code, const char *enh, struct mx_slice text,
-                          mx_frame_t last)
+/* A complete reply, as the handler of the command it answers sees it. */
+struct reply {
+    int code;
+    const char *enh;      /* its enhanced code (RFC 3463), or "" */
+    struct mx_slice text; /* after the codes */
+    mx_frame_t last;      /* its last frame */
+    bool ok;              /* 2xx */
+};
+
+/* RFC 5321 §4.3.2: what each reply does, by the command it answers. */
+
+static void answered_connect(struct smtp *s, const struct pending *p, const struct reply *r)
+{
+    (void)p;
+    s->greet_code = r->code;
+    mx_text_set(&s->greeting, r->text);
+}
+
+static void answered_helo(struct smtp *s, const struct pending *p, const struct reply *r)
+{
+    if (!r->ok) {
+        s->helo_next_verb = V_UNKNOWN; /* a refused HELO/EHLO changes nothing */
+        return;
+    }
+    s->helo = s->helo_next;
+    s->helo_next_verb = V_UNKNOWN;
+    s->helo_verb = p->verb;
+    if (s->txn.open && p->depth == s->txn.depth)
+        txn_close(s, &s->txn, "reset"); /* RFC 5321 §4.1.4: EHLO resets the state */
+}
+
+static void answered_mail(struct smtp *s, const struct pending *p, const struct reply *r)
+{
+    if (p->staged) {
+        /* A MAIL while a transaction was open: servers refuse it (503),
+         * and the open transaction goes on. If accepted, it starts anew. */
+        if (r->ok && s->staged.on) {
+            txn_close(s, &s->txn, "aborted");
+            txn_open(s, mx_text_slice(&s->staged.from), mx_text_slice(&s->staged.params), s->staged.frame,
+                     s->staged.ts);
+            s->txn.mail_code = r->code;
+        }
+        s->staged.on = false;
+        return;
+    }
+    struct txn *t = txn_of(s, p->depth);
+    if (!t)
+        return;
+    t->mail_code = r->code;
+    snprintf(t->mail_enh, sizeof(t->mail_enh), "%s", r->enh);
+    t->last_frame = r->last;
+    if (!r->ok)
+        mx_text_set(&t->last_reply, r->text);
+}
+
+static void answered_rcpt(struct smtp *s, const struct pending *p, const struct reply *r)
 {
     struct txn *t = txn_of(s, p->depth);
-    bool ok = code >= 200 && code < 300;
-    switch (p->verb) {
-    case V_CONNECT:
-        s->greet_code = code;
-        mx_text_set(&s->greeting, text);
-        break;
-    case V_EHLO:
-    case V_HELO:
-        if (!ok) {
-            s->helo_next_verb = V_UNKNOWN; /* a refused HELO/EHLO changes nothing */
-            break;
+    if (!t || p->rcpt >= t->n_rcpts)
+        return;
+    struct rcpt *rc = &t->rcpts[p->rcpt];
+    rc->code = r->code;
+    snprintf(rc->enh, sizeof(rc->enh), "%s", r->enh);
+    mx_text_set(&rc->text, r->text);
+    rc->outcome = r->ok ? O_ACCEPTED : r->code >= 400 && r->code < 500 ? O_DEFERRED : O_REJECTED;
+    rc->reply_frame = r->last;
+    t->last_frame = r->last;
+}
+
+static void answered_data(struct smtp *s, const struct pending *p, const struct reply *r)
+{
+    struct txn *t = txn_of(s, p->depth);
+    if (r->code == 354) {
+        if (!s->txn.open) /* the server accepts data without MAIL: keep the message */
+            txn_open(s, mx_slice_make("", 0), mx_slice_make("", 0), r->last, s->rep.ts);
+        if (s->cmode == C_DATA_WAIT) {
+            s->cmode = C_BODY;
+            s->body_bol = true;
         }
-        s->helo = s->helo_next;
-        s->helo_next_verb = V_UNKNOWN;
-        s->helo_verb = p->verb;
-        if (s->txn.open && p->depth == s->txn.depth)
-            txn_close(s, &s->txn, "reset"); /* RFC 5321 §4.1.4: EHLO resets the state */
-        break;
-    case V_MAIL:
-        if (p->staged) {
-            /* A MAIL while a transaction was open: servers refuse it (503),
-             * and the open transaction goes on. If accepted, it starts anew. */
-            if (ok && s->staged.on) {
-                txn_close(s, &s->txn, "aborted");
-                txn_open(s, mx_text_slice(&s->staged.from), mx_text_slice(&s->staged.params), s->staged.frame,
-                         s->staged.ts);
-                s->txn.mail_code = code;
-            }
-            s->staged.on = false;
-            break;
-        }
+    } else {
+        if (s->cmode == C_DATA_WAIT)
+            s->cmode = C_CMD;
+        /* RFC 5321 §3.3: a refused DATA leaves the transaction open. */
         if (t) {
-            t->mail_code = code;
-            snprintf(t->mail_enh, sizeof(t->mail_enh), "%s", enh);
-            t->last_frame = last;
-            if (!ok)
-                mx_text_set(&t->last_reply, text);
+            t->rejected_data = true;
+            t->data_code = r->code;
+            snprintf(t->data_enh, sizeof(t->data_enh), "%s", r->enh);
+            mx_text_set(&t->last_reply, r->text);
+            t->last_frame = r->last;
         }
-        break;
-    case V_RCPT:
-        if (t && p->rcpt < t->n_rcpts) {
-            struct rcpt *r = &t->rcpts[p->rcpt];
-            r->code = code;
-            snprintf(r->enh, sizeof(r->enh), "%s", enh);
-            mx_text_set(&r->text, text);
-            r->outcome = ok ? O_ACCEPTED : code >= 400 && code < 500 ? O_DEFERRED : O_REJECTED;
-            r->reply_frame = last;
-            t->last_frame = last;
-        }
-        break;
-    case V_DATA:
-        if (code == 354) {
-            if (!s->txn.open) /* the server accepts data without MAIL: keep the message */
-                txn_open(s, mx_slice_make("", 0), mx_slice_make("", 0), last, s->rep.ts);
-            if (s->cmode == C_DATA_WAIT) {
-                s->cmode = C_BODY;
-                s->body_bol = true;
-            }
-        } else {
-            if (s->cmode == C_DATA_WAIT)
-                s->cmode = C_CMD;
-            /* RFC 5321 §3.3: a refused DATA leaves the transaction open. */
-            if (t) {
-                t->rejected_data = true;
-                t->data_code = code;
-                snprintf(t->data_enh, sizeof(t->data_enh), "%s", enh);
-                mx_text_set(&t->last_reply, text);
-                t->last_frame = last;
-            }
-        }
-        if (s->client_held) {
-            s->yield_server = true; /* the held client bytes come before the next reply */
-            mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
-        }
-        break;
-    case V_DATA_END:
-    case V_BDAT:
-        if (!t)
-            break;
-        t->last_frame = last;
-        if (p->verb == V_BDAT && !p->last && ok)
-            break;
-        t->data_code = code;
-        t->rejected_data = false;
-        snprintf(t->data_enh, sizeof(t->data_enh), "%s", enh);
-        mx_text_set(&t->last_reply, text);
-        if (ok)
-            find_queue_id(t, text);
-        if (t == &s->fin || p->last || p->verb == V_DATA_END)
-            txn_close(s, t, "aborted");
-        break;
-    case V_RSET:
-        if (ok && s->txn.open && p->depth == s->txn.depth)
-            txn_close(s, &s->txn, "reset");
-        break;
-    case V_STARTTLS:
-        s->starttls_pending = false;
-        s->starttls_code = code;
-        if (s->client_held) {
-            s->yield_server = true;
-            mx_ctx_wake(s->m.ctx, MX_DIR_C2S); /* bytes held back while it was pending */
-        }
-        if (code == 220) {
-            /* RFC 3207 §4.2: both sides now negotiate TLS, which the host observes. */
-            s->tls = true;
-            s->smode = S_TLS;
-            mx_ctx_starttls(s->m.ctx, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION);
-            if (s->cmode == C_CMD || s->cmode == C_SKIP) {
-                s->cmode = C_TLS;
-                mx_ctx_starttls(s->m.ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
-            }
-            if (s->txn.open && p->depth == s->txn.depth)
-                txn_close(s, &s->txn, "reset"); /* RFC 3207 §4.2: the state is discarded */
-        }
-        break;
-    case V_AUTH:
-    case V_AUTH_DATA:
-        s->auth_continue = code == 334; /* RFC 4954 §4: the client answers a challenge */
-        if (code == 334 && s->m.login)
-            mx_mail_sasl_server(&s->m, &s->m.login->sasl, text, s->rep.off, s->rep.raw);
-        else if (s->m.login)
-            auth_finish(s, code, enh, mx_mail_login_outcome(s->m.login, ok), last);
-        break;
-    default:
-        break;
     }
+    if (s->client_held) {
+        s->yield_server = true; /* the held client bytes come before the next reply */
+        mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
+    }
+}
+
+/* The final reply to the message data (RFC 5321 §4.1.1.4), or to a BDAT chunk (RFC 3030 §2). */
+static void answered_data_end(struct smtp *s, const struct pending *p, const struct reply *r)
+{
+    struct txn *t = txn_of(s, p->depth);
+    if (!t)
+        return;
+    t->last_frame = r->last;
+    if (p->verb == V_BDAT && !p->last && r->ok)
+        return;
+    t->data_code = r->code;
+    t->rejected_data = false;
+    snprintf(t->data_enh, sizeof(t->data_enh), "%s", r->enh);
+    mx_text_set(&t->last_reply, r->text);
+    if (r->ok)
+        find_queue_id(t, r->text);
+    if (t == &s->fin || p->last || p->verb == V_DATA_END)
+        txn_close(s, t, "aborted");
+}
+
+static void answered_rset(struct smtp *s, const struct pending *p, const struct reply *r)
+{
+    if (r->ok && s->txn.open && p->depth == s->txn.depth)
+        txn_close(s, &s->txn, "reset");
+}
+
+static void answered_starttls(struct smtp *s, const struct pending *p, const struct reply *r)
+{
+    s->starttls_pending = false;
+    s->starttls_code = r->code;
+    if (s->client_held) {
+        s->yield_server = true;
+        mx_ctx_wake(s->m.ctx, MX_DIR_C2S); /* bytes held back while it was pending */
+    }
+    if (r->code != 220)
+        return;
+    /* RFC 3207 §4.2: both sides now negotiate TLS, which the host observes. */
+    s->tls = true;
+    s->smode = S_TLS;
+    mx_ctx_starttls(s->m.ctx, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION);
+    if (s->cmode == C_CMD || s->cmode == C_SKIP) {
+        s->cmode = C_TLS;
+        mx_ctx_starttls(s->m.ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
+    }
+    if (s->txn.open && p->depth == s->txn.depth)
+        txn_close(s, &s->txn, "reset"); /* RFC 3207 §4.2: the state is discarded */
+}
+
+static void answered_auth(struct smtp *s, const struct pending *p, const struct reply *r)
+{
+    (void)p;
+    s->auth_continue = r->code == 334; /* RFC 4954 §4: the client answers a challenge */
+    if (r->code == 334 && s->m.login)
+        mx_mail_sasl_server(&s->m, &s->m.login->sasl, r->text, s->rep.off, s->rep.raw);
+    else if (s->m.login)
+        auth_finish(s, r->code, r->enh, mx_mail_login_outcome(s->m.login, r->ok), r->last);
 }
 
 /* Whether `code` can answer `v` at all (RFC 5321 §4.3.2, RFC 4954 §4, RFC 3207 §4). */
@@ -872,7 +907,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     double lat = 0;
     if (have) {
         mx_ev_obj(ev, "answers");
-        mx_ev_str(ev, "command", verb_names[p.verb]);
+        mx_ev_str(ev, "command", verbs[p.verb].name);
         if (p.frame)
             mx_ev_uint(ev, "frame", p.frame);
         mx_ev_end(ev);
@@ -882,7 +917,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     enum sstate next = have ? next_state(s->state, p.verb, s->rep.code) : s->state;
     if (mx_ctx_flow(s->m.ctx)->explain) {
         char ex[512], em[256];
-        const char *m = mx_diag_reply_meaning(s->rep.code, have ? verb_names[p.verb] : NULL);
+        const char *m = mx_diag_reply_meaning(s->rep.code, have ? verbs[p.verb].name : NULL);
         mx_diag_enhanced_meaning(s->rep.enh, em, sizeof(em));
         snprintf(ex, sizeof(ex), "%d: %s%s%s%s", s->rep.code, m ? m : "no standard meaning", em[0] ? "; " : "",
                  em[0] ? s->rep.enh : "", em[0] ? ": " : "");
@@ -897,13 +932,15 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     mx_ev_tone(ev, s->rep.code >= 500 ? MX_TONE_BAD : s->rep.code >= 400 ? MX_TONE_WARN : MX_TONE_GOOD);
     if (have)
         mx_ev_text(ev, "%d%s%s %.*s%s   [%s, %.1f ms]", s->rep.code, s->rep.enh[0] ? " " : "", s->rep.enh, first,
-                   (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "", verb_names[p.verb], lat * 1e3);
+                   (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "", verbs[p.verb].name, lat * 1e3);
     else
         mx_ev_text(ev, "%d%s%s %.*s%s   [no command seen]", s->rep.code, s->rep.enh[0] ? " " : "", s->rep.enh,
                    first, (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "");
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
-    if (have)
-        reply_effects(s, &p, s->rep.code, s->rep.enh, text, b);
+    if (have && verbs[p.verb].answered) {
+        struct reply r = { s->rep.code, s->rep.enh, text, b, s->rep.code >= 200 && s->rep.code < 300 };
+        verbs[p.verb].answered(s, &p, &r);
+    }
     s->rep.active = false;
 }
 
@@ -1026,32 +1063,231 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
 
 static void body_end(struct smtp *s, uint64_t off, size_t len);
 
-static enum verb verb_of(struct mx_slice v)
-{
-    for (int i = V_HELO; i <= V_ATRN; i++)
-        if (mx_ieq(v.ptr, v.len, verb_names[i]))
-            return (enum verb)i;
-    return V_UNKNOWN;
-}
-
-/* Emits the command record; `shown` replaces the argument when it is a secret. */
-static void command_event(struct smtp *s, struct mx_slice verb, enum verb v, struct mx_slice arg,
-                          const char *shown, bool pipelined, bool injected, mx_frame_t a, mx_frame_t b,
-                          mx_time_t ts)
-{
-    bool explain = mx_ctx_flow(s->m.ctx)->explain;
-    struct mx_mail_command c = {
-        .first = a, .last = b, .ts = ts, .verb = verb, .name = v == V_UNKNOWN ? NULL : verb_names[v],
-        .arg = arg, .shown = shown, .pipelined = pipelined, .injected = injected,
-        .explain = explain ? mx_explain_smtp(verb_names[v]) : NULL, .state = state_names[s->state],
-    };
-    mx_mail_command_record(&s->m, &c);
-}
 
 /* Feeds a client SASL message (an initial response or a line after 334). */
 static bool sasl_client(struct smtp *s, struct mx_slice b64, uint64_t off, size_t len)
 {
     return mx_mail_sasl_client(&s->m, s->m.login ? &s->m.login->sasl : NULL, b64, off, len);
+}
+
+/* A command line, as its verb's handler sees it, and what the handler decides. */
+struct command {
+    enum verb v;
+    struct mx_slice verb, arg; /* the verb as sent, and what follows its space */
+    uint64_t off;              /* the line's stream offset */
+    size_t raw;                /* its bytes, line end included */
+    mx_frame_t a, b;
+    mx_time_t ts;
+    const char *shown;         /* the argument as shown, when it holds a secret */
+    char shown_buf[80];
+    uint32_t rcpt;             /* RCPT: its recipient's index, or UINT32_MAX */
+    bool last;                 /* BDAT ... LAST */
+    bool staged;               /* MAIL within a transaction */
+};
+
+static void sent_helo(struct smtp *s, struct command *c)
+{
+    mx_text_set(&s->helo_next, mx_trim(c->arg)); /* kept once accepted */
+    s->helo_next_verb = c->v;
+}
+
+/* RFC 5321 §4.1.1.2: "MAIL FROM:" Reverse-path [SP Mail-parameters] */
+static void sent_mail(struct smtp *s, struct command *c)
+{
+    struct mx_slice path, params;
+    if (!mx_iprefix(c->arg.ptr, c->arg.len, "FROM:")) {
+        anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, c->off, c->raw);
+        return;
+    }
+    split_path(mx_slice_make(c->arg.ptr + 5, c->arg.len - 5), &path, &params);
+    if (s->txn.open) {
+        /* RFC 5321 §4.1.4: MAIL within a transaction is refused (503);
+         * it only counts if the server accepts it (answered_mail). */
+        anomaly(s, MX_DIR_C2S, A_NESTED_MAIL, c->off, c->raw);
+        s->staged.on = true;
+        mx_text_set(&s->staged.from, path);
+        mx_text_set(&s->staged.params, params);
+        s->staged.frame = c->a;
+        s->staged.ts = c->ts;
+        c->staged = true;
+        return;
+    }
+    txn_open(s, path, params, c->a, c->ts);
+}
+
+/* RFC 5321 §4.1.1.3: "RCPT TO:" Forward-path [SP Rcpt-parameters] */
+static void sent_rcpt(struct smtp *s, struct command *c)
+{
+    struct txn *t = &s->txn;
+    struct mx_slice path, params;
+    if (!mx_iprefix(c->arg.ptr, c->arg.len, "TO:")) {
+        anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, c->off, c->raw);
+        return;
+    }
+    if (!txn_need(s, c->a, c->ts, c->off, c->raw))
+        return;
+    split_path(mx_slice_make(c->arg.ptr + 3, c->arg.len - 3), &path, &params);
+    if (t->n_rcpts == SMTP_MAX_RCPTS) {
+        if (!t->rcpts_dropped++)
+            anomaly(s, MX_DIR_C2S, A_TOO_MANY_RECIPIENTS, c->off, c->raw);
+        return;
+    }
+    if (t->n_rcpts == t->cap_rcpts) {
+        uint32_t cap = t->cap_rcpts ? t->cap_rcpts * 2 : 4;
+        struct rcpt *nr = realloc(t->rcpts, cap * sizeof(*nr));
+        if (!nr)
+            return;
+        t->rcpts = nr;
+        t->cap_rcpts = cap;
+    }
+    struct rcpt *r = &t->rcpts[t->n_rcpts];
+    memset(r, 0, sizeof(*r));
+    mx_text_set(&r->addr, path);
+    mx_text_set(&r->params, params);
+    r->frame = c->a;
+    c->rcpt = t->n_rcpts++;
+    t->last_frame = c->b;
+}
+
+static void sent_data(struct smtp *s, struct command *c)
+{
+    txn_need(s, c->a, c->ts, c->off, c->raw);
+    s->cmode = C_DATA_WAIT;
+}
+
+/* RFC 3030 §2: "BDAT" SP chunk-size [ SP end-marker ] */
+static void sent_bdat(struct smtp *s, struct command *c)
+{
+    struct txn *t = &s->txn;
+    struct mx_slice x = mx_trim(c->arg);
+    uint64_t n = 0;
+    size_t i = 0;
+    while (i < x.len && x.ptr[i] >= '0' && x.ptr[i] <= '9' && n <= UINT64_C(1) << 40)
+        n = n * 10 + (uint64_t)(x.ptr[i++] - '0');
+    struct mx_slice rest = mx_trim(mx_slice_make(x.ptr + i, x.len - i));
+    c->last = mx_ieq(rest.ptr, rest.len, "LAST");
+    if (i == 0 || n > UINT64_C(1) << 40 || (rest.len && !c->last)) {
+        anomaly(s, MX_DIR_C2S, A_BDAT_INVALID_SIZE, c->off, c->raw);
+        return; /* the server will refuse it; what follows is read as commands */
+    }
+    if (txn_need(s, c->a, c->ts, c->off, c->raw)) {
+        t->bdat = true;
+        t->chunks++;
+        if (!t->msg)
+            t->msg = smtp_message(s);
+    }
+    s->bdat_left = n;
+    s->bdat_last = c->last;
+    if (n)
+        s->cmode = C_CHUNK;
+}
+
+static void sent_starttls(struct smtp *s, struct command *c)
+{
+    s->starttls_attempted = true;
+    s->starttls_pending = true;
+    s->starttls_frame = c->a;
+}
+
+/* RFC 4954 §4: "AUTH" SP sasl-mech [SP initial-response] */
+static void sent_auth(struct smtp *s, struct command *c)
+{
+    struct mx_slice x = mx_trim(c->arg);
+    const uint8_t *sp = memchr(x.ptr, ' ', x.len);
+    struct mx_slice mech = mx_slice_make(x.ptr, sp ? (size_t)(sp - x.ptr) : x.len);
+    mx_mail_login_start(&s->m, mech, c->a, c->ts);
+    if (!sp)
+        return;
+    struct mx_slice ir = mx_trim(mx_slice_make(sp, x.len - mech.len));
+    bool secret = sasl_client(s, ir, c->off, c->raw);
+    if (secret && !mx_ctx_flow(s->m.ctx)->show_secrets) {
+        snprintf(c->shown_buf, sizeof(c->shown_buf), "%.*s <redacted %zu bytes>",
+                 (int)(mech.len < 32 ? mech.len : 32), (const char *)mech.ptr, ir.len);
+        c->shown = c->shown_buf;
+    }
+}
+
+static void sent_vrfy(struct smtp *s, struct command *c)
+{
+    (void)c;
+    s->vrfy++;
+}
+
+static void sent_expn(struct smtp *s, struct command *c)
+{
+    (void)c;
+    s->expn++;
+}
+
+static void sent_unknown(struct smtp *s, struct command *c)
+{
+    s->m.unknown++;
+    anomaly(s, MX_DIR_C2S, A_UNKNOWN_COMMAND, c->off, c->raw);
+}
+
+static const struct verb_def verbs[V__COUNT] = {
+    [V_UNKNOWN] = { "UNKNOWN", sent_unknown, NULL, NULL },
+    [V_HELO] = { "HELO", sent_helo, answered_helo,
+                 "The client names itself and starts a plain SMTP session, without extensions (RFC 5321 §4.1.1.1)." },
+    [V_EHLO] = { "EHLO", sent_helo, answered_helo,
+                 "The client names itself and asks which extensions the server supports; the reply lists them "
+                 "(RFC 5321 §4.1.1.1)." },
+    [V_MAIL] = { "MAIL", sent_mail, answered_mail,
+                 "Starts a mail transaction with the envelope sender: where bounces go, which may differ from the "
+                 "From: header (RFC 5321 §4.1.1.2)." },
+    [V_RCPT] = { "RCPT", sent_rcpt, answered_rcpt,
+                 "Adds one envelope recipient; the server accepts or refuses each recipient on its own "
+                 "(RFC 5321 §4.1.1.3)." },
+    [V_DATA] = { "DATA", sent_data, answered_data,
+                 "Asks to send the message itself; after 354 the message follows, ended by a line holding a single "
+                 "dot (RFC 5321 §4.1.1.4)." },
+    [V_BDAT] = { "BDAT", sent_bdat, answered_data_end,
+                 "Sends a chunk of the message of exactly the given size, no dot needed; LAST marks the final chunk "
+                 "(CHUNKING, RFC 3030)." },
+    [V_RSET] = { "RSET", NULL, answered_rset, "Abandons the current transaction; the session stays open (RFC 5321 §4.1.1.5)." },
+    [V_NOOP] = { "NOOP", NULL, NULL, "Does nothing: checks the server is still there (RFC 5321 §4.1.1.9)." },
+    [V_QUIT] = { "QUIT", NULL, NULL, "Asks the server to close the session (RFC 5321 §4.1.1.10)." },
+    [V_VRFY] = { "VRFY", sent_vrfy, NULL,
+                 "Asks whether an address is a real mailbox (RFC 5321 §4.1.1.6); most servers answer 252 or refuse, "
+                 "as it helps spammers." },
+    [V_EXPN] = { "EXPN", sent_expn, NULL,
+                 "Asks for the members of a mailing list (RFC 5321 §4.1.1.7); usually disabled." },
+    [V_HELP] = { "HELP", NULL, NULL, "Asks for help text (RFC 5321 §4.1.1.8)." },
+    [V_STARTTLS] = { "STARTTLS", sent_starttls, answered_starttls,
+                     "Asks to switch the connection to TLS; after 220 both sides negotiate TLS and the session "
+                     "starts over, encrypted (RFC 3207)." },
+    [V_AUTH] = { "AUTH", sent_auth, answered_auth,
+                 "Starts authentication with the named SASL mechanism; 334 asks for the next step, 235 means "
+                 "success (RFC 4954)." },
+    [V_ETRN] = { "ETRN", NULL, NULL, "Asks the server to send the mail it queued for a domain (RFC 1985)." },
+    [V_XCLIENT] = { "XCLIENT", NULL, NULL, "A Postfix extension: a trusted proxy tells the server about the real client." },
+    [V_XFORWARD] = { "XFORWARD", NULL, NULL,
+                     "A Postfix extension: a content filter passes on the original client's details." },
+    [V_TURN] = { "TURN", NULL, NULL, NULL },
+    [V_ATRN] = { "ATRN", NULL, NULL, NULL },
+    [V_CONNECT] = { "(connect)", NULL, answered_connect, NULL },
+    [V_AUTH_DATA] = { "(auth data)", NULL, answered_auth, NULL },
+    [V_DATA_END] = { "(end of data)", NULL, answered_data_end, NULL },
+};
+
+/* The verb of a command (case-insensitive), V_UNKNOWN for one SMTP does not define. */
+static enum verb verb_of(struct mx_slice v)
+{
+    for (int i = V_HELO; i <= V_ATRN; i++)
+        if (mx_ieq(v.ptr, v.len, verbs[i].name))
+            return (enum verb)i;
+    return V_UNKNOWN;
+}
+
+/* Emits the command record. */
+static void command_event(struct smtp *s, const struct command *c, bool pipelined, bool injected)
+{
+    struct mx_mail_command r = {
+        .first = c->a, .last = c->b, .ts = c->ts, .verb = c->verb,
+        .name = c->v == V_UNKNOWN ? NULL : verbs[c->v].name, .arg = c->arg, .shown = c->shown,
+        .pipelined = pipelined, .injected = injected, .explain = verbs[c->v].explain, .state = state_names[s->state],
+    };
+    mx_mail_command_record(&s->m, &r);
 }
 
 /* One client command line (without CRLF) at stream offset off. */
@@ -1060,20 +1296,17 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     mx_frame_t a, b;
     mx_time_t ts;
     span(s, MX_DIR_C2S, off, raw_len, &a, &b, &ts);
-    if (ts != MX_TIME_NONE && ts > s->m.now)
-        s->m.now = ts;
+    mx_mail_seen(&s->m, ts);
     if (bare_lf)
         anomaly(s, MX_DIR_C2S, A_BARE_LF, off, raw_len);
     /* RFC 2920: sent while earlier commands await replies (the greeting aside). */
     bool pipelined = s->q.n > 1 || (s->q.n == 1 && head(s)->verb != V_CONNECT);
-    char shown[80];
 
     /* RFC 4954 §4: after a 334, the line is a SASL message, not a command.
      * While an exchange is open, a base64 line that is no command is one too,
      * even if the 334 before it was lost: a password is never shown as a verb. */
-    const uint8_t *sp0 = memchr(line.ptr, ' ', line.len);
-    if (s->m.login && !s->auth_continue && !sp0 && line.len &&
-        verb_of(mx_slice_make(line.ptr, line.len)) == V_UNKNOWN && mx_is_base64_line(line))
+    if (s->m.login && !s->auth_continue && line.len && !memchr(line.ptr, ' ', line.len) &&
+        verb_of(line) == V_UNKNOWN && mx_is_base64_line(line))
         s->auth_continue = true;
     if (s->auth_continue) {
         s->auth_continue = false;
@@ -1083,10 +1316,9 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         return;
     }
 
-    const uint8_t *sp = memchr(line.ptr, ' ', line.len);
-    struct mx_slice verb = mx_slice_make(line.ptr, sp ? (size_t)(sp - line.ptr) : line.len);
-    struct mx_slice arg = sp ? mx_slice_make(sp + 1, line.len - verb.len - 1) : mx_slice_make(line.ptr, 0);
-    enum verb v = verb_of(verb);
+    struct command c = { .off = off, .raw = raw_len, .a = a, .b = b, .ts = ts, .rcpt = UINT32_MAX };
+    mx_split_word(line, &c.verb, &c.arg);
+    c.v = verb_of(c.verb);
     bool injected = s->starttls_pending;
     if (s->server_partial) {
         /* The client answered a server line that has no CRLF yet: the
@@ -1108,138 +1340,13 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     s->client_started = true;
     if (pipelined)
         s->m.pipelined++;
-    const char *shown_arg = NULL;
-    struct txn *t = &s->txn;
-    uint32_t rcpt_idx = UINT32_MAX;
-    bool last = false, staged = false;
-
-    switch (v) {
-    case V_HELO:
-    case V_EHLO:
-        mx_text_set(&s->helo_next, mx_trim(arg)); /* kept once accepted */
-        s->helo_next_verb = v;
-        break;
-    case V_MAIL: {
-        struct mx_slice path, params;
-        if (!mx_iprefix(arg.ptr, arg.len, "FROM:")) {
-            anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, raw_len);
-            break;
-        }
-        split_path(mx_slice_make(arg.ptr + 5, arg.len - 5), &path, &params);
-        if (t->open) {
-            /* RFC 5321 §4.1.4: MAIL within a transaction is refused (503);
-             * it only counts if the server accepts it (reply_effects). */
-            anomaly(s, MX_DIR_C2S, A_NESTED_MAIL, off, raw_len);
-            s->staged.on = true;
-            mx_text_set(&s->staged.from, path);
-            mx_text_set(&s->staged.params, params);
-            s->staged.frame = a;
-            s->staged.ts = ts;
-            staged = true;
-            break;
-        }
-        txn_open(s, path, params, a, ts);
-        break;
-    }
-    case V_RCPT: {
-        struct mx_slice path, params;
-        if (!mx_iprefix(arg.ptr, arg.len, "TO:")) {
-            anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, raw_len);
-            break;
-        }
-        if (!txn_need(s, a, ts, off, raw_len))
-            break;
-        split_path(mx_slice_make(arg.ptr + 3, arg.len - 3), &path, &params);
-        if (t->n_rcpts == SMTP_MAX_RCPTS) {
-            if (!t->rcpts_dropped++)
-                anomaly(s, MX_DIR_C2S, A_TOO_MANY_RECIPIENTS, off, raw_len);
-            break;
-        }
-        if (t->n_rcpts == t->cap_rcpts) {
-            uint32_t cap = t->cap_rcpts ? t->cap_rcpts * 2 : 4;
-            struct rcpt *nr = realloc(t->rcpts, cap * sizeof(*nr));
-            if (!nr)
-                break;
-            t->rcpts = nr;
-            t->cap_rcpts = cap;
-        }
-        struct rcpt *r = &t->rcpts[t->n_rcpts];
-        memset(r, 0, sizeof(*r));
-        mx_text_set(&r->addr, path);
-        mx_text_set(&r->params, params);
-        r->frame = a;
-        rcpt_idx = t->n_rcpts++;
-        t->last_frame = b;
-        break;
-    }
-    case V_DATA:
-        txn_need(s, a, ts, off, raw_len);
-        s->cmode = C_DATA_WAIT;
-        break;
-    case V_BDAT: {
-        /* RFC 3030 §2: "BDAT" SP chunk-size [ SP end-marker ] */
-        struct mx_slice x = mx_trim(arg);
-        uint64_t n = 0;
-        size_t i = 0;
-        while (i < x.len && x.ptr[i] >= '0' && x.ptr[i] <= '9' && n <= UINT64_C(1) << 40)
-            n = n * 10 + (uint64_t)(x.ptr[i++] - '0');
-        struct mx_slice rest = mx_trim(mx_slice_make(x.ptr + i, x.len - i));
-        last = mx_ieq(rest.ptr, rest.len, "LAST");
-        if (i == 0 || n > UINT64_C(1) << 40 || (rest.len && !last)) {
-            anomaly(s, MX_DIR_C2S, A_BDAT_INVALID_SIZE, off, raw_len);
-            break; /* the server will refuse it; what follows is read as commands */
-        }
-        if (txn_need(s, a, ts, off, raw_len)) {
-            t->bdat = true;
-            t->chunks++;
-            if (!t->msg)
-                t->msg = smtp_message(s);
-        }
-        s->bdat_left = n;
-        s->bdat_last = last;
-        if (n)
-            s->cmode = C_CHUNK;
-        break;
-    }
-    case V_STARTTLS:
-        s->starttls_attempted = true;
-        s->starttls_pending = true;
-        s->starttls_frame = a;
-        break;
-    case V_AUTH: {
-        struct mx_slice x = mx_trim(arg);
-        const uint8_t *sp2 = memchr(x.ptr, ' ', x.len);
-        struct mx_slice mech = mx_slice_make(x.ptr, sp2 ? (size_t)(sp2 - x.ptr) : x.len);
-        mx_mail_login_start(&s->m, mech, a, ts);
-        if (sp2) {
-            struct mx_slice ir = mx_trim(mx_slice_make(sp2, x.len - mech.len));
-            bool secret = sasl_client(s, ir, off, raw_len);
-            if (secret && !mx_ctx_flow(s->m.ctx)->show_secrets) {
-                snprintf(shown, sizeof(shown), "%.*s <redacted %zu bytes>", (int)(mech.len < 32 ? mech.len : 32),
-                         (const char *)mech.ptr, ir.len);
-                shown_arg = shown;
-            }
-        }
-        break;
-    }
-    case V_VRFY:
-        s->vrfy++;
-        break;
-    case V_EXPN:
-        s->expn++;
-        break;
-    case V_UNKNOWN:
-        s->m.unknown++;
-        anomaly(s, MX_DIR_C2S, A_UNKNOWN_COMMAND, off, raw_len);
-        break;
-    default:
-        break;
-    }
-    command_event(s, verb, v, arg, shown_arg, pipelined, injected, a, b, ts);
-    struct pending *queued = push(s, v, a, ts, rcpt_idx, last, off, raw_len);
-    if (queued && staged)
+    if (verbs[c.v].sent)
+        verbs[c.v].sent(s, &c);
+    command_event(s, &c, pipelined, injected);
+    struct pending *queued = push(s, c.v, a, ts, c.rcpt, c.last, off, raw_len);
+    if (queued && c.staged)
         queued->staged = true;
-    if (v == V_BDAT && last && !s->bdat_left)
+    if (c.v == V_BDAT && c.last && !s->bdat_left)
         txn_data_sent(s); /* BDAT 0 LAST */
 }
 
