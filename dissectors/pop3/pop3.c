@@ -70,12 +70,30 @@ enum cmd {
     P_RSET, P_NOOP, P_QUIT, P_STLS, P_UTF8, P_LANG,
     /* Pseudo-commands that a response answers too. */
     P_CONNECT, P_AUTH_DATA,
+    P__COUNT,
 };
 
-static const char *const cmd_names[] = {
-    "UNKNOWN", "USER", "PASS", "APOP", "AUTH", "CAPA", "STAT", "LIST", "UIDL", "RETR", "TOP", "DELE",
-    "RSET", "NOOP", "QUIT", "STLS", "UTF8", "LANG", "(connect)", "(auth data)",
+struct pop3;
+struct pending;
+struct command;
+
+/* One command (RFC 1939 and its extensions): what sending it does, and
+ * what the response to it does. The table, cmds[], follows the handlers. */
+struct cmd_def {
+    const char *name;  /* as sent, upper case; a pseudo-command's is in parentheses */
+    /* Sending it, before its record (NULL: nothing). */
+    void (*sent)(struct pop3 *s, struct command *c);
+    /* The first line of a +OK response, its text after the status (NULL: nothing). */
+    void (*ok)(struct pop3 *s, const struct pending *p, struct mx_slice text);
+    /* A line of its multi-line response, dot-unstuffed (NULL: nothing). */
+    void (*line)(struct pop3 *s, struct mx_slice l);
+    /* The whole response, +OK or -ERR, with its last frame (NULL: nothing). */
+    void (*done)(struct pop3 *s, const struct pending *p, mx_frame_t last);
+    const char *explain; /* --explain: what it asks for; NULL: the text for unknown commands */
 };
+
+static const struct cmd_def cmds[P__COUNT];
+
 
 /* Server modes. */
 enum smode {
@@ -310,7 +328,7 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
     double lat = 0;
     if (s->rep.have) {
         mx_ev_obj(ev, "answers");
-        mx_ev_str(ev, "command", cmd_names[p->cmd]);
+        mx_ev_str(ev, "command", cmds[p->cmd].name);
         if (p->frame)
             mx_ev_uint(ev, "frame", p->frame);
         mx_ev_end(ev);
@@ -367,7 +385,7 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
     if (s->rep.have)
         mx_ev_text(ev, "%s%s%.*s%s%s%.*s%s   [%s, %.1f ms]", status, s->rep.resp_code.len ? " [" : "",
                    (int)s->rep.resp_code.len, (const char *)s->rep.resp_code.b, s->rep.resp_code.len ? "]" : "",
-                   text.len ? " " : "", (int)text.len, (const char *)text.ptr, extra, cmd_names[p->cmd], lat * 1e3);
+                   text.len ? " " : "", (int)text.len, (const char *)text.ptr, extra, cmds[p->cmd].name, lat * 1e3);
     else
         mx_ev_text(ev, "%s %.*s%s   [no command seen]", status, (int)text.len, (const char *)text.ptr, extra);
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
@@ -398,42 +416,8 @@ static void response_done(struct pop3 *s, uint64_t end_off)
             f->frame = s->rep.first_frame;
         }
     }
-    if (s->rep.have) {
-        switch (p->cmd) {
-        case P_CONNECT:
-            s->greeted = true;
-            s->greet_ok = s->rep.ok;
-            s->greeting = s->rep.text;
-            break;
-        case P_PASS:
-        case P_APOP:
-        case P_AUTH:
-        case P_AUTH_DATA:
-            if (s->m.login)
-                login_finish(s, mx_mail_login_outcome(s->m.login, s->rep.ok), last);
-            break;
-        case P_DELE:
-            s->deleted += s->rep.ok;
-            break;
-        case P_STLS:
-            s->stls_pending = false;
-            if (s->rep.ok) {
-                /* RFC 2595 §4: the TLS negotiation begins right after the CRLF; the host observes it. */
-                s->tls = true;
-                s->smode = S_TLS;
-                mx_ctx_starttls(s->m.ctx, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION);
-                if (!s->cskip) {
-                    s->ctls = true;
-                    mx_ctx_starttls(s->m.ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
-                }
-            }
-            if (s->client_held)
-                mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
-            break;
-        default:
-            break;
-        }
-    }
+    if (s->rep.have && cmds[p->cmd].done)
+        cmds[p->cmd].done(s, p, last);
     mx_message_free(s->rep.msg);
     free(s->rep.list);
     memset(&s->rep, 0, sizeof(s->rep));
@@ -465,7 +449,7 @@ static void continuation(struct pop3 *s, struct mx_slice b64, uint64_t off, size
     mx_ev_wire(ev, "text", b64);
     if (have) {
         mx_ev_obj(ev, "answers");
-        mx_ev_str(ev, "command", cmd_names[p.cmd]);
+        mx_ev_str(ev, "command", cmds[p.cmd].name);
         if (p.frame)
             mx_ev_uint(ev, "frame", p.frame);
         mx_ev_end(ev);
@@ -511,41 +495,8 @@ static void status_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     mx_text_set(&s->rep.text, resp_code(t, &s->rep.resp_code));
     t = mx_text_slice(&s->rep.text);
     const struct pending *p = &s->rep.cmd;
-    if (ok && s->rep.have) {
-        uint64_t a, b;
-        size_t used;
-        switch (p->cmd) {
-        case P_CONNECT: {
-            /* RFC 1939 §7: an APOP-capable server's greeting carries a msg-id timestamp. */
-            const uint8_t *lt = memchr(t.ptr, '<', t.len);
-            const uint8_t *at = lt ? memchr(lt, '@', t.len - (size_t)(lt - t.ptr)) : NULL;
-            s->apop_timestamp = at && memchr(at, '>', t.len - (size_t)(at - t.ptr));
-            break;
-        }
-        case P_STAT: /* RFC 1939 §5: "+OK nn mm" */
-            if (number(t, &a, &used) && number(mx_trim(mx_slice_make(t.ptr + used, t.len - used)), &b, NULL)) {
-                s->rep.stat = true;
-                s->rep.stat_count = a;
-                s->rep.stat_octets = b;
-            }
-            break;
-        case P_LIST:
-        case P_UIDL:
-            if (!p->multi)
-                listing_line(s, t, p->cmd == P_UIDL);
-            break;
-        case P_RETR:
-        case P_TOP:
-            if (number(t, &a, NULL))
-                s->rep.declared = a; /* "+OK 120 octets", a common courtesy */
-            break;
-        case P_CAPA:
-            s->caps_len = 0; /* the list comes anew */
-            break;
-        default:
-            break;
-        }
-    }
+    if (ok && s->rep.have && cmds[p->cmd].ok)
+        cmds[p->cmd].ok(s, p, t);
     if (!ok || !s->rep.have || !p->multi) {
         bool lost = !s->rep.have && s->quiet;
         response_done(s, off + raw);
@@ -570,27 +521,8 @@ static void status_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
 static void data_line(struct pop3 *s, struct mx_slice l)
 {
     s->rep.lines++;
-    switch (s->rep.cmd.cmd) {
-    case P_CAPA:
-        caps_line(s, l);
-        break;
-    case P_LIST:
-    case P_UIDL:
-        listing_line(s, l, s->rep.cmd.cmd == P_UIDL);
-        break;
-    case P_AUTH: { /* the mechanisms the server offers, one per line */
-        size_t have = strlen(s->mechs);
-        if (have + 1 + l.len < sizeof(s->mechs)) {
-            if (have)
-                s->mechs[have++] = ' ';
-            memcpy(s->mechs + have, l.ptr, l.len);
-            s->mechs[have + l.len] = '\0';
-        }
-        break;
-    }
-    default:
-        break;
-    }
+    if (cmds[s->rep.cmd.cmd].line)
+        cmds[s->rep.cmd.cmd].line(s, l);
 }
 
 /* Message bytes of RETR or TOP until "." CRLF. Returns the bytes consumed; 0
@@ -732,24 +664,293 @@ static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bo
 
 /* ---- The client side ---- */
 
+/* A command line, as its handler sees it, and what the handler decides. */
+struct command {
+    enum cmd cmd;
+    struct mx_slice verb, arg, targ; /* the verb as sent, what follows its space, and that trimmed */
+    uint64_t off;                    /* the line's stream offset */
+    size_t raw;                      /* its bytes, line end included */
+    mx_frame_t a, b;
+    mx_time_t ts;
+    uint64_t n1;                     /* the number the argument starts with */
+    size_t used;                     /* its digits */
+    bool has_num;
+    struct pending p;                /* what waits for the response */
+    const char *shown;               /* the argument as shown, when it holds a secret */
+    char shown_buf[96];
+};
+
+/* ---- What each command does (RFC 1939 §5-§7, RFC 2449, RFC 5034, RFC 2595) ---- */
+
+static void sent_user(struct pop3 *s, struct command *c)
+{
+    mx_text_set(&s->user, c->targ);
+    s->user_sent = true;
+}
+
+/* RFC 1939 §7: the password itself, in the clear unless under TLS. */
+static void sent_pass(struct pop3 *s, struct command *c)
+{
+    if (!s->user_sent)
+        anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, c->off, c->raw);
+    struct mx_mail_login *l = mx_mail_login_start(&s->m, mx_slice_make("USER/PASS", 9), c->a, c->ts);
+    if (l) {
+        if (s->user_sent)
+            mx_sasl_set_user(&l->sasl, mx_text_slice(&s->user));
+        mx_sasl_set_secret(&l->sasl, c->arg, true);
+    }
+    if (!mx_ctx_flow(s->m.ctx)->show_secrets) {
+        snprintf(c->shown_buf, sizeof(c->shown_buf), "<redacted %zu bytes>", c->arg.len);
+        c->shown = c->shown_buf;
+    }
+    s->user_sent = false;
+}
+
+/* RFC 1939 §7: "APOP name digest", MD5 of the timestamp and the password;
+ * never cracked here, but an offline attack can. */
+static void sent_apop(struct pop3 *s, struct command *c)
+{
+    struct mx_slice name, digest;
+    mx_split_word(c->targ, &name, &digest);
+    struct mx_mail_login *l = mx_mail_login_start(&s->m, mx_slice_make("APOP", 4), c->a, c->ts);
+    if (l) {
+        mx_sasl_set_user(&l->sasl, name);
+        mx_sasl_set_secret(&l->sasl, mx_trim(digest), false);
+    }
+    if (!mx_ctx_flow(s->m.ctx)->show_secrets) {
+        snprintf(c->shown_buf, sizeof(c->shown_buf), "%.*s <redacted %zu bytes>",
+                 (int)(name.len < 64 ? name.len : 64), (const char *)name.ptr, mx_trim(digest).len);
+        c->shown = c->shown_buf;
+    }
+}
+
+/* RFC 5034 §4: AUTH mechanism [initial-response]; AUTH alone lists the mechanisms. */
+static void sent_auth(struct pop3 *s, struct command *c)
+{
+    struct mx_slice mech, ir;
+    mx_split_word(c->targ, &mech, &ir);
+    if (!mech.len) {
+        c->p.multi = true;
+        s->mechs[0] = '\0';
+        return;
+    }
+    struct mx_mail_login *l = mx_mail_login_start(&s->m, mech, c->a, c->ts);
+    if (!l)
+        return;
+    ir = mx_trim(ir);
+    if (ir.len) {
+        bool secret = mx_mail_sasl_client(&s->m, &l->sasl, ir, c->off, c->raw);
+        if (secret && !mx_ctx_flow(s->m.ctx)->show_secrets) {
+            snprintf(c->shown_buf, sizeof(c->shown_buf), "%.*s <redacted %zu bytes>",
+                     (int)(mech.len < 32 ? mech.len : 32), (const char *)mech.ptr, ir.len);
+            c->shown = c->shown_buf;
+        }
+    }
+}
+
+static void sent_capa(struct pop3 *s, struct command *c)
+{
+    (void)s;
+    c->p.multi = true; /* RFC 2449 §5 */
+}
+
+static void sent_listing(struct pop3 *s, struct command *c)
+{
+    (void)s;
+    c->p.multi = !c->targ.len; /* RFC 1939 §5, §7: with an argument, one line */
+    c->p.num = c->has_num ? (uint32_t)c->n1 : 0;
+}
+
+static void sent_retr(struct pop3 *s, struct command *c)
+{
+    (void)s;
+    c->p.num = c->has_num ? (uint32_t)c->n1 : 0;
+    c->p.multi = c->cmd == P_RETR;
+}
+
+/* RFC 1939 §7: TOP msg n */
+static void sent_top(struct pop3 *s, struct command *c)
+{
+    (void)s;
+    uint64_t n2;
+    c->p.num = c->has_num ? (uint32_t)c->n1 : 0;
+    if (c->has_num && number(mx_trim(mx_slice_make(c->targ.ptr + c->used, c->targ.len - c->used)), &n2, NULL))
+        c->p.lines = n2 <= UINT32_MAX ? (uint32_t)n2 : UINT32_MAX;
+    c->p.multi = true;
+}
+
+static void sent_lang(struct pop3 *s, struct command *c)
+{
+    (void)s;
+    c->p.multi = !c->targ.len; /* RFC 6856 §3: LANG alone lists the languages */
+}
+
+static void sent_stls(struct pop3 *s, struct command *c)
+{
+    (void)c;
+    s->stls_attempted = true;
+    s->stls_pending = true;
+}
+
+static void sent_unknown(struct pop3 *s, struct command *c)
+{
+    s->m.unknown++;
+    anomaly(s, MX_DIR_C2S, A_UNKNOWN_COMMAND, c->off, c->raw);
+}
+
+/* RFC 1939 §7: an APOP-capable server's greeting carries a msg-id timestamp. */
+static void ok_connect(struct pop3 *s, const struct pending *p, struct mx_slice t)
+{
+    (void)p;
+    const uint8_t *lt = memchr(t.ptr, '<', t.len);
+    const uint8_t *at = lt ? memchr(lt, '@', t.len - (size_t)(lt - t.ptr)) : NULL;
+    s->apop_timestamp = at && memchr(at, '>', t.len - (size_t)(at - t.ptr));
+}
+
+/* RFC 1939 §5: "+OK nn mm" */
+static void ok_stat(struct pop3 *s, const struct pending *p, struct mx_slice t)
+{
+    (void)p;
+    uint64_t a, b;
+    size_t used;
+    if (number(t, &a, &used) && number(mx_trim(mx_slice_make(t.ptr + used, t.len - used)), &b, NULL)) {
+        s->rep.stat = true;
+        s->rep.stat_count = a;
+        s->rep.stat_octets = b;
+    }
+}
+
+static void ok_listing(struct pop3 *s, const struct pending *p, struct mx_slice t)
+{
+    if (!p->multi)
+        listing_line(s, t, p->cmd == P_UIDL);
+}
+
+static void ok_retr(struct pop3 *s, const struct pending *p, struct mx_slice t)
+{
+    (void)p;
+    uint64_t a;
+    if (number(t, &a, NULL))
+        s->rep.declared = a; /* "+OK 120 octets", a common courtesy */
+}
+
+static void ok_capa(struct pop3 *s, const struct pending *p, struct mx_slice t)
+{
+    (void)p;
+    (void)t;
+    s->caps_len = 0; /* the list comes anew */
+}
+
+static void line_listing(struct pop3 *s, struct mx_slice l)
+{
+    listing_line(s, l, s->rep.cmd.cmd == P_UIDL);
+}
+
+/* The mechanisms the server offers to AUTH alone, one per line. */
+static void line_auth(struct pop3 *s, struct mx_slice l)
+{
+    size_t have = strlen(s->mechs);
+    if (have + 1 + l.len < sizeof(s->mechs)) {
+        if (have)
+            s->mechs[have++] = ' ';
+        memcpy(s->mechs + have, l.ptr, l.len);
+        s->mechs[have + l.len] = '\0';
+    }
+}
+
+static void done_connect(struct pop3 *s, const struct pending *p, mx_frame_t last)
+{
+    (void)p;
+    (void)last;
+    s->greeted = true;
+    s->greet_ok = s->rep.ok;
+    s->greeting = s->rep.text;
+}
+
+static void done_login(struct pop3 *s, const struct pending *p, mx_frame_t last)
+{
+    (void)p;
+    if (s->m.login)
+        login_finish(s, mx_mail_login_outcome(s->m.login, s->rep.ok), last);
+}
+
+static void done_dele(struct pop3 *s, const struct pending *p, mx_frame_t last)
+{
+    (void)p;
+    (void)last;
+    s->deleted += s->rep.ok;
+}
+
+static void done_stls(struct pop3 *s, const struct pending *p, mx_frame_t last)
+{
+    (void)p;
+    (void)last;
+    s->stls_pending = false;
+    if (s->rep.ok) {
+        /* RFC 2595 §4: the TLS negotiation begins right after the CRLF; the host observes it. */
+        s->tls = true;
+        s->smode = S_TLS;
+        mx_ctx_starttls(s->m.ctx, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION);
+        if (!s->cskip) {
+            s->ctls = true;
+            mx_ctx_starttls(s->m.ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
+        }
+    }
+    if (s->client_held)
+        mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
+}
+
+static const struct cmd_def cmds[P__COUNT] = {
+    [P_UNKNOWN] = { "UNKNOWN", sent_unknown, NULL, NULL, NULL, NULL },
+    [P_USER] = { "USER", sent_user, NULL, NULL, NULL,
+                 "Names the mailbox to log in to; PASS follows with its password, in clear unless under TLS "
+                 "(RFC 1939 §7)." },
+    [P_PASS] = { "PASS", sent_pass, NULL, NULL, done_login, "Sends the password for the mailbox USER named (RFC 1939 §7)." },
+    [P_APOP] = { "APOP", sent_apop, NULL, NULL, done_login,
+                 "Logs in with an MD5 digest of the greeting's timestamp and the password, so the password itself "
+                 "does not cross (RFC 1939 §7)." },
+    [P_AUTH] = { "AUTH", sent_auth, NULL, line_auth, done_login,
+                 "Starts SASL authentication with the named mechanism; '+ ' asks for the next step (RFC 5034)." },
+    [P_CAPA] = { "CAPA", sent_capa, ok_capa, caps_line, NULL, "Asks which extensions the server supports (RFC 2449 §5)." },
+    [P_STAT] = { "STAT", NULL, ok_stat, NULL, NULL,
+                 "Asks how many messages the mailbox holds and their total size (RFC 1939 §5)." },
+    [P_LIST] = { "LIST", sent_listing, ok_listing, line_listing, NULL,
+                 "Lists the messages with their sizes, or one message's size (RFC 1939 §5)." },
+    [P_UIDL] = { "UIDL", sent_listing, ok_listing, line_listing, NULL,
+                 "Lists the messages' unique ids, which stay the same across sessions (RFC 1939 §7)." },
+    [P_RETR] = { "RETR", sent_retr, ok_retr, NULL, NULL, "Retrieves a whole message (RFC 1939 §5)." },
+    [P_TOP] = { "TOP", sent_top, ok_retr, NULL, NULL, "Retrieves a message's header and its first lines (RFC 1939 §7)." },
+    [P_DELE] = { "DELE", sent_retr, NULL, NULL, done_dele,
+                 "Marks a message for deletion; it goes when the session ends with QUIT (RFC 1939 §5)." },
+    [P_RSET] = { "RSET", NULL, NULL, NULL, NULL, "Unmarks every message marked for deletion (RFC 1939 §5)." },
+    [P_NOOP] = { "NOOP", NULL, NULL, NULL, NULL, "Does nothing: checks the server is still there (RFC 1939 §5)." },
+    [P_QUIT] = { "QUIT", NULL, NULL, NULL, NULL,
+                 "Ends the session; messages marked with DELE are deleted now (RFC 1939 §6)." },
+    [P_STLS] = { "STLS", sent_stls, NULL, NULL, done_stls, "Asks to switch the connection to TLS (RFC 2595 §4)." },
+    [P_UTF8] = { "UTF8", NULL, NULL, NULL, NULL, "Asks the server to use UTF-8 (RFC 6856)." },
+    [P_LANG] = { "LANG", sent_lang, NULL, NULL, NULL, "Asks for, or sets, the language of the server's texts (RFC 6856)." },
+    [P_CONNECT] = { "(connect)", NULL, ok_connect, NULL, done_connect, NULL },
+    [P_AUTH_DATA] = { "(auth data)", NULL, NULL, NULL, done_login, NULL },
+};
+
+/* The command of a verb (case-insensitive), P_UNKNOWN for one POP3 does not define. */
 static enum cmd cmd_of(struct mx_slice v)
 {
     for (int i = P_USER; i <= P_LANG; i++)
-        if (mx_ieq(v.ptr, v.len, cmd_names[i]))
+        if (mx_ieq(v.ptr, v.len, cmds[i].name))
             return (enum cmd)i;
     return P_UNKNOWN;
 }
 
-static void command_event(struct pop3 *s, struct mx_slice verb, enum cmd c, struct mx_slice arg, const char *shown,
-                          bool pipelined, bool injected, mx_frame_t a, mx_frame_t b, mx_time_t ts)
+static void command_event(struct pop3 *s, const struct command *c, bool pipelined, bool injected)
 {
-    bool explain = mx_ctx_flow(s->m.ctx)->explain;
-    struct mx_mail_command cmd = {
-        .first = a, .last = b, .ts = ts, .verb = verb, .name = c == P_UNKNOWN ? NULL : cmd_names[c],
-        .arg = arg, .shown = shown, .pipelined = pipelined, .injected = injected,
-        .explain = explain ? mx_explain_pop3(cmd_names[c]) : NULL, .state = pstate_names[s->state],
+    struct mx_mail_command r = {
+        .first = c->a, .last = c->b, .ts = c->ts, .verb = c->verb,
+        .name = c->cmd == P_UNKNOWN ? NULL : cmds[c->cmd].name, .arg = c->arg, .shown = c->shown,
+        .pipelined = pipelined, .injected = injected, .explain = cmds[c->cmd].explain,
+        .state = pstate_names[s->state],
     };
-    mx_mail_command_record(&s->m, &cmd);
+    mx_mail_command_record(&s->m, &r);
 }
 
 /* A client SASL message after "+ " (RFC 5034 §4). */
@@ -765,27 +966,25 @@ static void auth_data(struct pop3 *s, struct mx_slice line, uint64_t off, size_t
 
 static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size_t raw, bool bare_lf)
 {
-    mx_frame_t a, b;
-    mx_time_t ts;
-    mx_span(s->m.ctx, MX_DIR_C2S, off, raw, &a, &b, &ts);
-    mx_mail_seen(&s->m, ts);
+    struct command c = { .off = off, .raw = raw };
+    mx_span(s->m.ctx, MX_DIR_C2S, off, raw, &c.a, &c.b, &c.ts);
+    mx_mail_seen(&s->m, c.ts);
     if (bare_lf)
         anomaly(s, MX_DIR_C2S, A_BARE_LF, off, raw);
-    struct mx_slice verb, arg;
-    mx_split_word(line, &verb, &arg);
-    enum cmd c = cmd_of(verb);
+    mx_split_word(line, &c.verb, &c.arg);
+    c.cmd = cmd_of(c.verb);
     /* After "+ " the line is a SASL message. While an exchange is open, a
      * base64 line that is no command is one too, even if the "+ " was lost:
      * a password is never shown as a command. */
-    if (s->m.login && !s->auth_continue && c == P_UNKNOWN && !arg.len && line.len && mx_is_base64_line(line) &&
-        s->m.login->sasl.mech != MX_SASL_UNKNOWN)
+    if (s->m.login && !s->auth_continue && c.cmd == P_UNKNOWN && !c.arg.len && line.len &&
+        mx_is_base64_line(line) && s->m.login->sasl.mech != MX_SASL_UNKNOWN)
         s->auth_continue = true;
     if (s->auth_continue) {
-        auth_data(s, line, off, raw, a, b, ts);
+        auth_data(s, line, off, raw, c.a, c.b, c.ts);
         return;
     }
     if (s->c_resync) {
-        if (c == P_UNKNOWN) {
+        if (c.cmd == P_UNKNOWN) {
             s->resync_skipped += raw; /* the tail of a line cut by the gap */
             return;
         }
@@ -799,110 +998,13 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
         anomaly(s, MX_DIR_C2S, A_STARTTLS_CLIENT_INJECTION, off, raw);
     s->m.commands++;
     s->m.pipelined += pipelined;
-    struct pending p = { c, a, ts, 0, 0, false };
-    char shown[96];
-    const char *shown_arg = NULL;
-    struct mx_slice targ = mx_trim(arg);
-    uint64_t n1 = 0, n2 = 0;
-    size_t used = 0;
-    bool has_num = number(targ, &n1, &used) && n1 <= UINT32_MAX;
-    switch (c) {
-    case P_USER:
-        mx_text_set(&s->user, targ);
-        s->user_sent = true;
-        break;
-    case P_PASS: {
-        /* RFC 1939 §7: the password itself, in the clear unless under TLS. */
-        if (!s->user_sent)
-            anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, raw);
-        struct mx_mail_login *l = mx_mail_login_start(&s->m, mx_slice_make("USER/PASS", 9), a, ts);
-        if (l) {
-            if (s->user_sent)
-                mx_sasl_set_user(&l->sasl, mx_text_slice(&s->user));
-            mx_sasl_set_secret(&l->sasl, arg, true);
-        }
-        if (!mx_ctx_flow(s->m.ctx)->show_secrets) {
-            snprintf(shown, sizeof(shown), "<redacted %zu bytes>", arg.len);
-            shown_arg = shown;
-        }
-        s->user_sent = false;
-        break;
-    }
-    case P_APOP: {
-        /* RFC 1939 §7: "APOP name digest", MD5 of the timestamp and the
-         * password; never cracked here, but an offline attack can. */
-        struct mx_slice name, digest;
-        mx_split_word(targ, &name, &digest);
-        struct mx_mail_login *l = mx_mail_login_start(&s->m, mx_slice_make("APOP", 4), a, ts);
-        if (l) {
-            mx_sasl_set_user(&l->sasl, name);
-            mx_sasl_set_secret(&l->sasl, mx_trim(digest), false);
-        }
-        if (!mx_ctx_flow(s->m.ctx)->show_secrets) {
-            snprintf(shown, sizeof(shown), "%.*s <redacted %zu bytes>", (int)(name.len < 64 ? name.len : 64),
-                     (const char *)name.ptr, mx_trim(digest).len);
-            shown_arg = shown;
-        }
-        break;
-    }
-    case P_AUTH: {
-        /* RFC 5034 §4: AUTH mechanism [initial-response]; AUTH alone lists the mechanisms. */
-        struct mx_slice mech, ir;
-        mx_split_word(targ, &mech, &ir);
-        if (!mech.len) {
-            p.multi = true;
-            s->mechs[0] = '\0';
-            break;
-        }
-        struct mx_mail_login *l = mx_mail_login_start(&s->m, mech, a, ts);
-        if (!l)
-            break;
-        ir = mx_trim(ir);
-        if (ir.len) {
-            bool secret = mx_mail_sasl_client(&s->m, &l->sasl, ir, off, raw);
-            if (secret && !mx_ctx_flow(s->m.ctx)->show_secrets) {
-                snprintf(shown, sizeof(shown), "%.*s <redacted %zu bytes>", (int)(mech.len < 32 ? mech.len : 32),
-                         (const char *)mech.ptr, ir.len);
-                shown_arg = shown;
-            }
-        }
-        break;
-    }
-    case P_CAPA:
-        p.multi = true; /* RFC 2449 §5 */
-        break;
-    case P_LIST:
-    case P_UIDL:
-        p.multi = !targ.len; /* RFC 1939 §5, §7: with an argument, one line */
-        p.num = has_num ? (uint32_t)n1 : 0;
-        break;
-    case P_RETR:
-    case P_DELE:
-        p.num = has_num ? (uint32_t)n1 : 0;
-        p.multi = c == P_RETR;
-        break;
-    case P_TOP: /* RFC 1939 §7: TOP msg n */
-        p.num = has_num ? (uint32_t)n1 : 0;
-        if (has_num && number(mx_trim(mx_slice_make(targ.ptr + used, targ.len - used)), &n2, NULL))
-            p.lines = n2 <= UINT32_MAX ? (uint32_t)n2 : UINT32_MAX;
-        p.multi = true;
-        break;
-    case P_LANG:
-        p.multi = !targ.len; /* RFC 6856 §3: LANG alone lists the languages */
-        break;
-    case P_STLS:
-        s->stls_attempted = true;
-        s->stls_pending = true;
-        break;
-    case P_UNKNOWN:
-        s->m.unknown++;
-        anomaly(s, MX_DIR_C2S, A_UNKNOWN_COMMAND, off, raw);
-        break;
-    default:
-        break;
-    }
-    command_event(s, verb, c, arg, shown_arg, pipelined, injected, a, b, ts);
-    push(s, &p, off, raw);
+    c.p = (struct pending){ .cmd = c.cmd, .frame = c.a, .ts = c.ts };
+    c.targ = mx_trim(c.arg);
+    c.has_num = number(c.targ, &c.n1, &c.used) && c.n1 <= UINT32_MAX;
+    if (cmds[c.cmd].sent)
+        cmds[c.cmd].sent(s, &c);
+    command_event(s, &c, pipelined, injected);
+    push(s, &c.p, off, raw);
 }
 
 static struct mx_parse_result client_bytes(struct pop3 *s, struct mx_slice d, bool end)
@@ -1032,7 +1134,7 @@ static void session_emit(struct pop3 *s)
     for (unsigned i = 0; i < s->n_failures; i++) {
         const struct failure *f = &s->failures[i];
         mx_ev_obj(ev, NULL);
-        mx_ev_str(ev, "command", cmd_names[f->cmd]);
+        mx_ev_str(ev, "command", cmds[f->cmd].name);
         if (f->resp_code.len)
             mx_ev_wire(ev, "resp_code", mx_text_slice(&f->resp_code));
         mx_ev_wire(ev, "text", mx_text_slice(&f->text));
