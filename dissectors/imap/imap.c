@@ -6,7 +6,6 @@
 #include "dissectors/imap/imap.h"
 
 #include "event/event.h"
-#include "dissectors/mail/explain.h"
 #include "dissectors/mail/session.h"
 #include "dissectors/message/message.h"
 
@@ -98,15 +97,9 @@ enum cmd {
     I_IDLE, I_CHECK, I_CLOSE, I_UNSELECT, I_EXPUNGE, I_SEARCH, I_FETCH, I_STORE, I_COPY, I_MOVE, I_ENABLE,
     I_ID, I_COMPRESS, I_GETQUOTA, I_GETQUOTAROOT, I_SETQUOTA, I_GETACL, I_SETACL, I_MYRIGHTS, I_SORT, I_THREAD,
     I_GETMETADATA, I_SETMETADATA, I_XLIST,
+    I__COUNT,
 };
 
-static const char *const cmd_names[] = {
-    "UNKNOWN", "CAPABILITY", "NOOP", "LOGOUT", "STARTTLS", "AUTHENTICATE", "LOGIN", "SELECT", "EXAMINE",
-    "CREATE", "DELETE", "RENAME", "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "NAMESPACE", "STATUS", "APPEND",
-    "IDLE", "CHECK", "CLOSE", "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "ENABLE",
-    "ID", "COMPRESS", "GETQUOTA", "GETQUOTAROOT", "SETQUOTA", "GETACL", "SETACL", "MYRIGHTS", "SORT", "THREAD",
-    "GETMETADATA", "SETMETADATA", "XLIST",
-};
 
 /* What a literal in the line being assembled becomes. */
 enum litmode { LIT_KEEP, LIT_SKIP, LIT_MESSAGE };
@@ -167,9 +160,27 @@ struct inflater {
     z_stream z;
 };
 
-/* RFC 9051 §3: the connection's states, for teaching. */
-enum istate { IS_NOT_AUTHENTICATED, IS_AUTHENTICATED, IS_SELECTED, IS_LOGOUT };
+/* RFC 9051 §3: the connection's states, for teaching. IS_SAME: no change. */
+enum istate { IS_SAME = -1, IS_NOT_AUTHENTICATED, IS_AUTHENTICATED, IS_SELECTED, IS_LOGOUT };
 static const char *const istate_names[] = { "not authenticated", "authenticated", "selected", "logout" };
+
+struct imap;
+struct command;
+struct completion;
+
+/* One command (RFC 9051 §6 and the extensions): what sending it does, and
+ * what its tagged completion does. The table, cmds[], follows the handlers. */
+struct cmd_def {
+    const char *name;   /* as sent, upper case */
+    /* Sending it, before its record (NULL: nothing). */
+    void (*sent)(struct imap *s, struct command *c);
+    /* Its completion, after the completion's record (NULL: nothing). */
+    void (*done)(struct imap *s, const struct pending *p, const struct completion *c);
+    enum istate next;   /* the state after an OK (RFC 9051 §3), or IS_SAME */
+    const char *explain; /* --explain: what it asks for; NULL: the text for unknown commands */
+};
+
+static const struct cmd_def cmds[I__COUNT];
 
 struct imap {
     struct mx_mail m;         /* what every mail session has */
@@ -603,12 +614,11 @@ static enum litmode literal_mode(struct imap *s, enum mx_dir d, uint64_t len, st
 static void command_event(struct imap *s, const struct pending *p, struct mx_slice cmdname, struct mx_slice arg,
                           const char *shown, bool pipelined, bool injected, mx_frame_t a, mx_frame_t b)
 {
-    bool explain = mx_ctx_flow(s->m.ctx)->explain;
     struct mx_mail_command c = {
         .first = a, .last = b, .ts = p->ts, .tag = mx_slice_make(p->tag, p->tag_len), .verb = cmdname,
-        .name = p->cmd == I_UNKNOWN ? NULL : cmd_names[p->cmd], .uid = p->uid, .arg = arg, .shown = shown,
+        .name = p->cmd == I_UNKNOWN ? NULL : cmds[p->cmd].name, .uid = p->uid, .arg = arg, .shown = shown,
         .mailbox = mx_text_slice(&p->mailbox), .pipelined = pipelined, .injected = injected,
-        .explain = explain ? mx_explain_imap(cmd_names[p->cmd]) : NULL, .state = istate_names[s->state],
+        .explain = cmds[p->cmd].explain, .state = istate_names[s->state],
     };
     mx_mail_command_record(&s->m, &c);
 }
@@ -712,6 +722,15 @@ static void literal_refused(struct imap *s)
     mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
 }
 
+/* A tagged completion, as the handler of the command it completes sees it. */
+struct completion {
+    bool ok;
+    struct mx_slice code;  /* its response code, without brackets */
+    mx_frame_t last;       /* its last frame */
+    mx_time_t ts;
+    bool disabled_before;  /* LOGINDISABLED was announced before it */
+};
+
 /* A tagged completion: OK, NO or BAD (RFC 9051 §7.1). */
 static void completion(struct imap *s, struct mx_slice tag, struct mx_slice status, struct mx_slice rest,
                        mx_frame_t a, mx_frame_t b, mx_time_t ts)
@@ -741,7 +760,7 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
     double lat = 0;
     if (p) {
         mx_ev_obj(ev, "answers");
-        mx_ev_str(ev, "command", cmd_names[p->cmd]);
+        mx_ev_str(ev, "command", cmds[p->cmd].name);
         if (p->uid)
             mx_ev_bool(ev, "uid", true);
         if (p->frame)
@@ -767,15 +786,8 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
         }
     }
     if (p && ok) {
-        /* RFC 9051 §3: the state diagram. */
-        if (p->cmd == I_LOGIN || p->cmd == I_AUTHENTICATE)
-            s->state = IS_AUTHENTICATED;
-        else if (p->cmd == I_SELECT || p->cmd == I_EXAMINE)
-            s->state = IS_SELECTED;
-        else if (p->cmd == I_CLOSE || p->cmd == I_UNSELECT)
-            s->state = IS_AUTHENTICATED;
-        else if (p->cmd == I_LOGOUT)
-            s->state = IS_LOGOUT;
+        if (cmds[p->cmd].next != IS_SAME) /* RFC 9051 §3: the state diagram */
+            s->state = cmds[p->cmd].next;
     } else if (p && (p->cmd == I_SELECT || p->cmd == I_EXAMINE) && s->state == IS_SELECTED) {
         s->state = IS_AUTHENTICATED; /* §6.3.2: a failed SELECT deselects */
     }
@@ -789,47 +801,13 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
     mx_ev_text(ev, "%.*s %.*s%s%.*s%s%.*s   [%s, %.1f ms]", (int)tag.len, (const char *)tag.ptr, (int)status.len,
                (const char *)status.ptr, code.len ? " " : "", (int)(code.len < 120 ? code.len : 120),
                (const char *)code.ptr, text.len ? " " : "", (int)text.len, (const char *)text.ptr,
-               p ? cmd_names[p->cmd] : "no command seen", lat * 1e3);
+               p ? cmds[p->cmd].name : "no command seen", lat * 1e3);
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
     if (!p)
         return;
-    switch (p->cmd) {
-    case I_LOGIN:
-    case I_AUTHENTICATE:
-        if (s->m.login)
-            login_finish(s, mx_mail_login_outcome(s->m.login, ok), code_inner(code), b);
-        if (ok && p->cmd == I_LOGIN && disabled_before && !s->tls)
-            anomaly(s, MX_DIR_S2C, A_LOGIN_DISABLED_IGNORED, s->line[MX_DIR_S2C].off, 1);
-        s->auth_open = false;
-        break;
-    case I_SELECT:
-    case I_EXAMINE:
-        if (ok)
-            mailbox_keep(s, &s->staged);
-        else
-            s->selected = NULL; /* RFC 9051 §6.3.2: a failed SELECT deselects */
-        break;
-    case I_CLOSE:
-    case I_UNSELECT:
-        if (ok)
-            s->selected = NULL;
-        break;
-    case I_STARTTLS:
-    case I_COMPRESS:
-        s->upgrade_pending = false;
-        if (ok && p->cmd == I_STARTTLS)
-            start_tls(s); /* RFC 9051 §6.2.1: the negotiation starts after this CRLF */
-        if (ok && p->cmd == I_COMPRESS)
-            start_compress(s);
-        if (s->client_held)
-            mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
-        break;
-    case I_IDLE:
-        idle_end(s, b, ts);
-        s->idle_open = false;
-        break;
-    default:
-        break;
+    if (cmds[p->cmd].done) {
+        struct completion c = { ok, code_inner(code), b, ts, disabled_before };
+        cmds[p->cmd].done(s, p, &c);
     }
     drop_pending(s, p);
 }
@@ -901,7 +879,7 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
     if (p && !s->idle.on) {
         mx_ev_obj(ev, "during");
         mx_ev_wire(ev, "tag", mx_slice_make(p->tag, p->tag_len));
-        mx_ev_str(ev, "command", cmd_names[p->cmd]);
+        mx_ev_str(ev, "command", cmds[p->cmd].name);
         mx_ev_end(ev);
     }
     bool bad = status_word && (mx_ieq(k.ptr, k.len, "NO") || mx_ieq(k.ptr, k.len, "BAD"));
@@ -969,10 +947,202 @@ static void server_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
 
 /* ---- The client side ---- */
 
+/* A command line, as its handler sees it, and what the handler decides. */
+struct command {
+    struct pending p;       /* what waits for the completion */
+    struct tokz z;          /* the arguments, from the first */
+    const struct line *l;
+    mx_frame_t a;
+    mx_time_t ts;
+    const char *shown;      /* the arguments as shown, when they hold a secret */
+    char shown_buf[160];
+};
+
+/* ---- What each command does (RFC 9051 §6 and the extensions) ---- */
+
+/* RFC 9051 §6.2.3: LOGIN userid password, in the clear unless under TLS. */
+static void sent_login(struct imap *s, struct command *c)
+{
+    struct token user = next_tok(&c->z), pass = next_tok(&c->z);
+    struct mx_mail_login *lg = login_start(s, "LOGIN", mx_slice_make("IMAP-LOGIN", 10), c->a, c->ts);
+    if (lg) {
+        mx_sasl_set_user(&lg->sasl, astring(&user));
+        mx_sasl_set_secret(&lg->sasl, astring(&pass), true);
+        lg->sasl.secret_len = pass.t == T_LITERAL ? pass.lit_len : pass.v.len;
+    }
+    if (s->logindisabled && !s->tls)
+        anomaly(s, MX_DIR_C2S, A_LOGIN_DISABLED_IGNORED, c->l->off, c->l->len);
+    if (!mx_ctx_flow(s->m.ctx)->show_secrets && pass.t != T_END) {
+        struct mx_slice u = astring(&user);
+        snprintf(c->shown_buf, sizeof(c->shown_buf), "%.*s <redacted %" PRIu64 " bytes>",
+                 (int)(u.len < 64 ? u.len : 64), (const char *)u.ptr,
+                 (uint64_t)(pass.t == T_LITERAL ? pass.lit_len : pass.v.len));
+        c->shown = c->shown_buf;
+    }
+}
+
+/* RFC 9051 §6.2.2: AUTHENTICATE mechanism, with RFC 4959's initial response. */
+static void sent_authenticate(struct imap *s, struct command *c)
+{
+    struct token mech = next_tok(&c->z), ir = next_tok(&c->z);
+    struct mx_mail_login *lg = login_start(s, "AUTHENTICATE", mech.v, c->a, c->ts);
+    s->auth_open = true;
+    if (lg && ir.t == T_ATOM && ir.v.len) { /* RFC 4959: SASL-IR */
+        bool secret = mx_mail_sasl_client(&s->m, &lg->sasl, ir.v, c->l->off, c->l->len);
+        if (secret && !mx_ctx_flow(s->m.ctx)->show_secrets) {
+            snprintf(c->shown_buf, sizeof(c->shown_buf), "%.*s <redacted %zu bytes>",
+                     (int)(mech.v.len < 32 ? mech.v.len : 32), (const char *)mech.v.ptr, ir.v.len);
+            c->shown = c->shown_buf;
+        }
+    }
+}
+
+/* A command whose first argument is a mailbox. */
+static void sent_mailbox(struct imap *s, struct command *c)
+{
+    struct token t1 = next_tok(&c->z);
+    mx_text_set(&c->p.mailbox, astring(&t1));
+    if (c->p.cmd == I_SELECT || c->p.cmd == I_EXAMINE)
+        memset(&s->staged, 0, sizeof(s->staged));
+}
+
+/* COPY and MOVE: a sequence set, then the mailbox. */
+static void sent_copy(struct imap *s, struct command *c)
+{
+    (void)s;
+    next_tok(&c->z);
+    struct token t1 = next_tok(&c->z);
+    mx_text_set(&c->p.mailbox, astring(&t1));
+}
+
+/* STARTTLS and COMPRESS: the session changes once the OK comes. */
+static void sent_upgrade(struct imap *s, struct command *c)
+{
+    s->upgrade_pending = true;
+    s->upgrade_cmd = c->p.cmd;
+    if (c->p.cmd == I_STARTTLS)
+        s->starttls_attempted = true;
+}
+
+static void sent_idle(struct imap *s, struct command *c)
+{
+    (void)c;
+    s->idle_open = true;
+}
+
+static void sent_unknown(struct imap *s, struct command *c)
+{
+    s->m.unknown++;
+    anomaly(s, MX_DIR_C2S, A_UNKNOWN_COMMAND, c->l->off, c->l->len);
+}
+
+static void done_login(struct imap *s, const struct pending *p, const struct completion *c)
+{
+    if (s->m.login)
+        login_finish(s, mx_mail_login_outcome(s->m.login, c->ok), c->code, c->last);
+    if (c->ok && p->cmd == I_LOGIN && c->disabled_before && !s->tls)
+        anomaly(s, MX_DIR_S2C, A_LOGIN_DISABLED_IGNORED, s->line[MX_DIR_S2C].off, 1);
+    s->auth_open = false;
+}
+
+static void done_select(struct imap *s, const struct pending *p, const struct completion *c)
+{
+    (void)p;
+    if (c->ok)
+        mailbox_keep(s, &s->staged);
+    else
+        s->selected = NULL; /* RFC 9051 §6.3.2: a failed SELECT deselects */
+}
+
+static void done_close(struct imap *s, const struct pending *p, const struct completion *c)
+{
+    (void)p;
+    if (c->ok)
+        s->selected = NULL;
+}
+
+static void done_upgrade(struct imap *s, const struct pending *p, const struct completion *c)
+{
+    s->upgrade_pending = false;
+    if (c->ok && p->cmd == I_STARTTLS)
+        start_tls(s); /* RFC 9051 §6.2.1: the negotiation starts after this CRLF */
+    if (c->ok && p->cmd == I_COMPRESS)
+        start_compress(s);
+    if (s->client_held)
+        mx_ctx_wake(s->m.ctx, MX_DIR_C2S);
+}
+
+static void done_idle(struct imap *s, const struct pending *p, const struct completion *c)
+{
+    (void)p;
+    idle_end(s, c->last, c->ts);
+    s->idle_open = false;
+}
+
+static const struct cmd_def cmds[I__COUNT] = {
+    [I_UNKNOWN] = { "UNKNOWN", sent_unknown, NULL, IS_SAME, NULL },
+    [I_CAPABILITY] = { "CAPABILITY", NULL, NULL, IS_SAME,
+                       "Asks which capabilities and extensions the server supports (RFC 9051 §6.1.1)." },
+    [I_NOOP] = { "NOOP", NULL, NULL, IS_SAME, "Does nothing, but lets the server send pending updates (RFC 9051 §6.1.2)." },
+    [I_LOGOUT] = { "LOGOUT", NULL, NULL, IS_LOGOUT, "Ends the session; the server says BYE (RFC 9051 §6.1.3)." },
+    [I_STARTTLS] = { "STARTTLS", sent_upgrade, done_upgrade, IS_SAME,
+                     "Asks to switch the connection to TLS (RFC 9051 §6.2.1)." },
+    [I_AUTHENTICATE] = { "AUTHENTICATE", sent_authenticate, done_login, IS_AUTHENTICATED,
+                         "Starts SASL authentication with the named mechanism (RFC 9051 §6.2.2)." },
+    [I_LOGIN] = { "LOGIN", sent_login, done_login, IS_AUTHENTICATED,
+                  "Logs in with a user name and a password, in clear unless under TLS (RFC 9051 §6.2.3)." },
+    [I_SELECT] = { "SELECT", sent_mailbox, done_select, IS_SELECTED,
+                   "Opens a mailbox to read and change it; the server reports its size and state (RFC 9051 §6.3.2)." },
+    [I_EXAMINE] = { "EXAMINE", sent_mailbox, done_select, IS_SELECTED, "Opens a mailbox read-only (RFC 9051 §6.3.3)." },
+    [I_CREATE] = { "CREATE", sent_mailbox, NULL, IS_SAME, "Creates a mailbox (RFC 9051 §6.3.4)." },
+    [I_DELETE] = { "DELETE", sent_mailbox, NULL, IS_SAME, "Deletes a mailbox (RFC 9051 §6.3.5)." },
+    [I_RENAME] = { "RENAME", sent_mailbox, NULL, IS_SAME, "Renames a mailbox (RFC 9051 §6.3.6)." },
+    [I_SUBSCRIBE] = { "SUBSCRIBE", sent_mailbox, NULL, IS_SAME, "Adds a mailbox to the subscribed list (RFC 9051 §6.3.7)." },
+    [I_UNSUBSCRIBE] = { "UNSUBSCRIBE", sent_mailbox, NULL, IS_SAME,
+                        "Removes a mailbox from the subscribed list (RFC 9051 §6.3.8)." },
+    [I_LIST] = { "LIST", NULL, NULL, IS_SAME, "Lists mailbox names matching a pattern (RFC 9051 §6.3.9)." },
+    [I_LSUB] = { "LSUB", NULL, NULL, IS_SAME, "Lists subscribed mailboxes (RFC 3501 §6.3.9)." },
+    [I_NAMESPACE] = { "NAMESPACE", NULL, NULL, IS_SAME, "Asks how mailbox names are organised (RFC 9051 §6.3.10)." },
+    [I_STATUS] = { "STATUS", sent_mailbox, NULL, IS_SAME,
+                   "Asks for a mailbox's counts without opening it (RFC 9051 §6.3.11)." },
+    [I_APPEND] = { "APPEND", sent_mailbox, NULL, IS_SAME,
+                   "Uploads a message into a mailbox, for example a sent copy or a draft (RFC 9051 §6.3.12)." },
+    [I_IDLE] = { "IDLE", sent_idle, done_idle, IS_SAME,
+                 "Waits for the server to push changes as they happen, until DONE (RFC 2177)." },
+    [I_CHECK] = { "CHECK", NULL, NULL, IS_SAME, NULL },
+    [I_CLOSE] = { "CLOSE", NULL, done_close, IS_AUTHENTICATED,
+                  "Closes the mailbox, removing the messages marked \\Deleted (RFC 9051 §6.4.1)." },
+    [I_UNSELECT] = { "UNSELECT", NULL, done_close, IS_AUTHENTICATED,
+                     "Closes the mailbox without removing anything (RFC 9051 §6.4.2)." },
+    [I_EXPUNGE] = { "EXPUNGE", NULL, NULL, IS_SAME, "Removes the messages marked \\Deleted (RFC 9051 §6.4.3)." },
+    [I_SEARCH] = { "SEARCH", NULL, NULL, IS_SAME, "Finds the messages matching criteria (RFC 9051 §6.4.4)." },
+    [I_FETCH] = { "FETCH", NULL, NULL, IS_SAME,
+                  "Retrieves data about messages: flags, sizes, envelopes, bodies or parts of them (RFC 9051 §6.4.5)." },
+    [I_STORE] = { "STORE", NULL, NULL, IS_SAME, "Changes messages' flags, such as \\Seen or \\Deleted (RFC 9051 §6.4.6)." },
+    [I_COPY] = { "COPY", sent_copy, NULL, IS_SAME, "Copies messages to another mailbox (RFC 9051 §6.4.7)." },
+    [I_MOVE] = { "MOVE", sent_copy, NULL, IS_SAME, "Moves messages to another mailbox (RFC 9051 §6.4.8)." },
+    [I_ENABLE] = { "ENABLE", NULL, NULL, IS_SAME, "Turns on extensions that change how the server talks (RFC 9051 §6.3.1)." },
+    [I_ID] = { "ID", NULL, NULL, IS_SAME, "Exchanges the client's and the server's names and versions (RFC 2971)." },
+    [I_COMPRESS] = { "COMPRESS", sent_upgrade, done_upgrade, IS_SAME,
+                     "Compresses the rest of the session with DEFLATE, both ways (RFC 4978)." },
+    [I_GETQUOTA] = { "GETQUOTA", NULL, NULL, IS_SAME, NULL },
+    [I_GETQUOTAROOT] = { "GETQUOTAROOT", sent_mailbox, NULL, IS_SAME, NULL },
+    [I_SETQUOTA] = { "SETQUOTA", NULL, NULL, IS_SAME, NULL },
+    [I_GETACL] = { "GETACL", sent_mailbox, NULL, IS_SAME, NULL },
+    [I_SETACL] = { "SETACL", NULL, NULL, IS_SAME, NULL },
+    [I_MYRIGHTS] = { "MYRIGHTS", sent_mailbox, NULL, IS_SAME, NULL },
+    [I_SORT] = { "SORT", NULL, NULL, IS_SAME, NULL },
+    [I_THREAD] = { "THREAD", NULL, NULL, IS_SAME, NULL },
+    [I_GETMETADATA] = { "GETMETADATA", NULL, NULL, IS_SAME, NULL },
+    [I_SETMETADATA] = { "SETMETADATA", NULL, NULL, IS_SAME, NULL },
+    [I_XLIST] = { "XLIST", NULL, NULL, IS_SAME, NULL },
+};
+
+/* The command of a name (case-insensitive), I_UNKNOWN for one IMAP and its common extensions do not define. */
 static enum cmd cmd_of(struct mx_slice v)
 {
     for (int i = I_CAPABILITY; i <= I_XLIST; i++)
-        if (mx_ieq(v.ptr, v.len, cmd_names[i]))
+        if (mx_ieq(v.ptr, v.len, cmds[i].name))
             return (enum cmd)i;
     return I_UNKNOWN;
 }
@@ -1034,8 +1204,6 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
         if (skip <= shown_line.len)
             arg = mx_trim(mx_slice_make(shown_line.ptr + skip, shown_line.len - skip));
     }
-    char shown[160];
-    const char *shown_arg = NULL;
     if (s->server_lost && !s->m.pipelined) {
         /* Server bytes were lost, and this client never pipelined: it
          * waited for the completions still pending, which were in the hole. */
@@ -1051,87 +1219,15 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     bool pipelined = s->n_pend > 0;
     if (injected)
         anomaly(s, MX_DIR_C2S, A_STARTTLS_CLIENT_INJECTION, l->off, l->len);
-    struct token t1;
-    switch (p.cmd) {
-    case I_LOGIN: {
-        /* RFC 9051 §6.2.3: LOGIN userid password, in the clear unless under TLS. */
-        struct token user = next_tok(&z), pass = next_tok(&z);
-        struct mx_mail_login *lg = login_start(s, "LOGIN", mx_slice_make("IMAP-LOGIN", 10), a, ts);
-        if (lg) {
-            mx_sasl_set_user(&lg->sasl, astring(&user));
-            mx_sasl_set_secret(&lg->sasl, astring(&pass), true);
-            lg->sasl.secret_len = pass.t == T_LITERAL ? pass.lit_len : pass.v.len;
-        }
-        if (s->logindisabled && !s->tls)
-            anomaly(s, MX_DIR_C2S, A_LOGIN_DISABLED_IGNORED, l->off, l->len);
-        if (!mx_ctx_flow(s->m.ctx)->show_secrets && pass.t != T_END) {
-            struct mx_slice u = astring(&user);
-            snprintf(shown, sizeof(shown), "%.*s <redacted %" PRIu64 " bytes>", (int)(u.len < 64 ? u.len : 64),
-                     (const char *)u.ptr, (uint64_t)(pass.t == T_LITERAL ? pass.lit_len : pass.v.len));
-            shown_arg = shown;
-        }
-        break;
-    }
-    case I_AUTHENTICATE: {
-        struct token mech = next_tok(&z), ir = next_tok(&z);
-        struct mx_mail_login *lg = login_start(s, "AUTHENTICATE", mech.v, a, ts);
-        s->auth_open = true;
-        if (lg && ir.t == T_ATOM && ir.v.len) { /* RFC 4959: SASL-IR */
-            bool secret = mx_mail_sasl_client(&s->m, &lg->sasl, ir.v, l->off, l->len);
-            if (secret && !mx_ctx_flow(s->m.ctx)->show_secrets) {
-                snprintf(shown, sizeof(shown), "%.*s <redacted %zu bytes>", (int)(mech.v.len < 32 ? mech.v.len : 32),
-                         (const char *)mech.v.ptr, ir.v.len);
-                shown_arg = shown;
-            }
-        }
-        break;
-    }
-    case I_SELECT:
-    case I_EXAMINE:
-    case I_STATUS:
-    case I_APPEND:
-    case I_CREATE:
-    case I_DELETE:
-    case I_RENAME:
-    case I_SUBSCRIBE:
-    case I_UNSUBSCRIBE:
-    case I_GETQUOTAROOT:
-    case I_GETACL:
-    case I_MYRIGHTS:
-        t1 = next_tok(&z);
-        mx_text_set(&p.mailbox, astring(&t1));
-        if (p.cmd == I_SELECT || p.cmd == I_EXAMINE) {
-            memset(&s->staged, 0, sizeof(s->staged));
-        }
-        break;
-    case I_COPY:
-    case I_MOVE:
-        next_tok(&z); /* the sequence set */
-        t1 = next_tok(&z);
-        mx_text_set(&p.mailbox, astring(&t1));
-        break;
-    case I_STARTTLS:
-    case I_COMPRESS:
-        s->upgrade_pending = true;
-        s->upgrade_cmd = p.cmd;
-        if (p.cmd == I_STARTTLS)
-            s->starttls_attempted = true;
-        break;
-    case I_IDLE:
-        s->idle_open = true;
-        break;
-    case I_UNKNOWN:
-        s->m.unknown++;
-        anomaly(s, MX_DIR_C2S, A_UNKNOWN_COMMAND, l->off, l->len);
-        break;
-    default:
-        break;
-    }
+    struct command c = { .p = p, .z = z, .l = l, .a = a, .ts = ts };
+    if (cmds[p.cmd].sent)
+        cmds[p.cmd].sent(s, &c);
+    p = c.p;
     s->m.commands++;
     s->m.pipelined += pipelined;
     if (find_tag(s, tag.v))
         anomaly(s, MX_DIR_C2S, A_DUPLICATE_TAG, l->off, l->len);
-    command_event(s, &p, cmdname, arg, shown_arg, pipelined, injected, a, b);
+    command_event(s, &p, cmdname, arg, c.shown, pipelined, injected, a, b);
     if (s->n_pend == IMAP_MAX_PENDING) {
         anomaly(s, MX_DIR_C2S, A_TOO_MANY_PENDING_COMMANDS, l->off, l->len);
         return;

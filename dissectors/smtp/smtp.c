@@ -4,7 +4,6 @@
 
 #include "dissectors/smtp/diagnosis.h"
 #include "event/event.h"
-#include "dissectors/mail/explain.h"
 #include "dissectors/mail/session.h"
 #include "dissectors/message/message.h"
 
