@@ -90,7 +90,6 @@ static const struct mx_anomaly_def rec_anomalies[] = { { "TEST_BANG", "a line st
 
 static const struct mx_dissector rec_dissector = {
     .name = "rec",
-    .probe = NULL,
     .state_new = rec_new,
     .state_free = rec_free,
     .parse = rec_parse,

@@ -1341,7 +1341,6 @@ static struct mx_parse_result fake_parse(void *p, struct mx_dissect_ctx *ctx, en
 
 static const struct mx_dissector fake_dissector = {
     .name = "fake",
-    .probe = NULL,
     .state_new = fake_new,
     .state_free = fake_free,
     .parse = fake_parse,

@@ -29,47 +29,30 @@
 #define IMAP_MAX_MAILBOXES 32      /* mailboxes selected, listed in the session record */
 #define IMAP_INFLATE_OUT 16384
 
-enum {
-    A_LONG_LINE,
-    A_LITERAL_INVALID,
-    A_LITERAL_TOO_LARGE,
-    A_TOO_MANY_LITERALS,
-    A_INVALID_COMMAND,
-    A_UNKNOWN_COMMAND,
-    A_INVALID_RESPONSE,
-    A_UNMATCHED_COMPLETION,
-    A_DUPLICATE_TAG,
-    A_TOO_MANY_PENDING_COMMANDS,
-    A_BARE_LF,
-    A_STARTTLS_CLIENT_INJECTION,
-    A_STARTTLS_SERVER_INJECTION,
-    A_AUTH_DECODE_ERROR,
-    A_LOGIN_DISABLED_IGNORED,
-    A_PARTIAL_AFTER_GAP,
-    A_LITERAL_INCOMPLETE,
-    A_COMPRESSED_DATA_ERROR,
-};
+/* Anomalies: stable names, in the order of this list (the flow record's). */
+#define IMAP_ANOMALIES(X)                                                                                               \
+    X(LONG_LINE, "a command or response line longer than the cap")                                                      \
+    X(LITERAL_INVALID, "a literal length that is not a number or overflows 63 bits (RFC 9051 §4.3)")                    \
+    X(LITERAL_TOO_LARGE, "a literal announced larger than 4 GiB - 1 (RFC 3501 §9's number)")                            \
+    X(TOO_MANY_LITERALS, "more literals in one command or response than the cap")                                       \
+    X(INVALID_COMMAND, "a client line without a tag and a command (RFC 9051 §2.2.1)")                                   \
+    X(UNKNOWN_COMMAND, "a command IMAP and its common extensions do not define")                                        \
+    X(INVALID_RESPONSE, "a server line that is neither tagged, untagged nor a continuation (RFC 9051 §2.2.2)")          \
+    X(UNMATCHED_COMPLETION, "a tagged completion whose tag no pending command has")                                     \
+    X(DUPLICATE_TAG, "a tag reused while a command with it is pending (RFC 9051 §2.2.1)")                               \
+    X(TOO_MANY_PENDING_COMMANDS, "more commands awaiting completion than the cap")                                      \
+    X(BARE_LF, "a line ended by LF without CR (RFC 9051 §2.2)")                                                         \
+    X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STARTTLS, before the TLS handshake (RFC 9051 §6.2.1)")       \
+    X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its OK to STARTTLS, before the handshake")            \
+    X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")                           \
+    X(LOGIN_DISABLED_IGNORED, "LOGIN sent, or accepted, although the server announced LOGINDISABLED (RFC 9051 §6.2.3)") \
+    X(PARTIAL_AFTER_GAP, "bytes were lost inside a line or literal; what follows was resynchronised")                   \
+    X(LITERAL_INCOMPLETE, "the stream ended inside a literal")                                                          \
+    X(COMPRESSED_DATA_ERROR, "after COMPRESS=DEFLATE, bytes that do not inflate (RFC 4978 §4)")
 
-static const struct mx_anomaly_def imap_anomalies[] = {
-    { "LONG_LINE", "a command or response line longer than the cap" },
-    { "LITERAL_INVALID", "a literal length that is not a number or overflows 63 bits (RFC 9051 §4.3)" },
-    { "LITERAL_TOO_LARGE", "a literal announced larger than 4 GiB - 1 (RFC 3501 §9's number)" },
-    { "TOO_MANY_LITERALS", "more literals in one command or response than the cap" },
-    { "INVALID_COMMAND", "a client line without a tag and a command (RFC 9051 §2.2.1)" },
-    { "UNKNOWN_COMMAND", "a command IMAP and its common extensions do not define" },
-    { "INVALID_RESPONSE", "a server line that is neither tagged, untagged nor a continuation (RFC 9051 §2.2.2)" },
-    { "UNMATCHED_COMPLETION", "a tagged completion whose tag no pending command has" },
-    { "DUPLICATE_TAG", "a tag reused while a command with it is pending (RFC 9051 §2.2.1)" },
-    { "TOO_MANY_PENDING_COMMANDS", "more commands awaiting completion than the cap" },
-    { "BARE_LF", "a line ended by LF without CR (RFC 9051 §2.2)" },
-    { "STARTTLS_CLIENT_INJECTION", "cleartext commands after STARTTLS, before the TLS handshake (RFC 9051 §6.2.1)" },
-    { "STARTTLS_SERVER_INJECTION", "cleartext from the server after its OK to STARTTLS, before the handshake" },
-    { "AUTH_DECODE_ERROR", "a SASL message that is not valid base64 or the mechanism's syntax" },
-    { "LOGIN_DISABLED_IGNORED", "LOGIN sent, or accepted, although the server announced LOGINDISABLED (RFC 9051 §6.2.3)" },
-    { "PARTIAL_AFTER_GAP", "bytes were lost inside a line or literal; what follows was resynchronised" },
-    { "LITERAL_INCOMPLETE", "the stream ended inside a literal" },
-    { "COMPRESSED_DATA_ERROR", "after COMPRESS=DEFLATE, bytes that do not inflate (RFC 4978 §4)" },
-};
+enum { IMAP_ANOMALIES(MX_ANOMALY_ENUM) };
+
+static const struct mx_anomaly_def imap_anomalies[] = { IMAP_ANOMALIES(MX_ANOMALY_DEF) };
 
 /* What the shared session layer needs to know of IMAP. */
 const struct mx_mail_proto mx_imap_mail = {
@@ -1789,25 +1772,8 @@ static struct mx_parse_result imap_parse(void *state, struct mx_dissect_ctx *ctx
     return r;
 }
 
-/* A server greeting "* OK" / "* PREAUTH" or a client's tagged first command. */
-static int imap_probe(struct mx_slice data, enum mx_dir d)
-{
-    if (d == MX_DIR_S2C)
-        return mx_iprefix(data.ptr, data.len, "* OK") || mx_iprefix(data.ptr, data.len, "* PREAUTH") ? 70 : 0;
-    const uint8_t *sp = memchr(data.ptr, ' ', data.len < 32 ? data.len : 32);
-    if (!sp)
-        return 0;
-    struct mx_slice rest = mx_slice_make(sp + 1, data.len - (size_t)(sp + 1 - data.ptr));
-    static const char *const first[] = { "CAPABILITY", "LOGIN ", "AUTHENTICATE ", "STARTTLS", "ID " };
-    for (size_t i = 0; i < MX_ARRAY_LEN(first); i++)
-        if (mx_iprefix(rest.ptr, rest.len, first[i]))
-            return 60;
-    return 0;
-}
-
 const struct mx_dissector mx_imap_dissector = {
     .name = "imap",
-    .probe = imap_probe,
     .state_new = imap_new,
     .state_free = imap_free,
     .parse = imap_parse,

@@ -20,39 +20,26 @@
 #define POP3_MAX_LISTING 1000    /* LIST/UIDL entries written per response; more are counted */
 #define POP3_MAX_FAILURES 32     /* -ERR responses listed in the session record */
 
-enum {
-    A_LONG_COMMAND_LINE,
-    A_LONG_RESPONSE_LINE,
-    A_INVALID_RESPONSE_LINE,
-    A_UNMATCHED_RESPONSE,
-    A_TOO_MANY_PENDING_COMMANDS,
-    A_UNKNOWN_COMMAND,
-    A_BARE_LF,
-    A_COMMAND_OUT_OF_SEQUENCE,
-    A_RESPONSE_INCOMPLETE,
-    A_STARTTLS_CLIENT_INJECTION,
-    A_STARTTLS_SERVER_INJECTION,
-    A_AUTH_DECODE_ERROR,
-    A_PARTIAL_AFTER_GAP,
-    A_GREETING_MISSING,
-};
+/* Anomalies: stable names, in the order of this list (the flow record's). */
+#define POP3_ANOMALIES(X)                                                                                 \
+    X(LONG_COMMAND_LINE, "a command line longer than the cap")                                            \
+    X(LONG_RESPONSE_LINE, "a response line longer than the cap")                                          \
+    X(INVALID_RESPONSE_LINE, "a server line that is neither +OK, -ERR nor a continuation (RFC 1939 §3)")  \
+    X(UNMATCHED_RESPONSE, "a response with no command waiting for it")                                    \
+    X(TOO_MANY_PENDING_COMMANDS, "more commands awaiting responses than the cap")                         \
+    X(UNKNOWN_COMMAND, "a command POP3 and its extensions do not define")                                 \
+    X(BARE_LF, "a line ended by LF without CR (RFC 1939 §3)")                                             \
+    X(COMMAND_OUT_OF_SEQUENCE, "a command the session state does not allow (PASS without USER)")          \
+    X(RESPONSE_INCOMPLETE, "a multi-line response that never got its terminating \".\" (RFC 1939 §3)")    \
+    X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STLS, before the TLS handshake (RFC 2595 §4)") \
+    X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its +OK to STLS, before the handshake") \
+    X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")             \
+    X(PARTIAL_AFTER_GAP, "bytes were lost inside a response; what follows was resynchronised")            \
+    X(GREETING_MISSING, "the server answered a command without having sent its greeting (RFC 1939 §4)")
 
-static const struct mx_anomaly_def pop3_anomalies[] = {
-    { "LONG_COMMAND_LINE", "a command line longer than the cap" },
-    { "LONG_RESPONSE_LINE", "a response line longer than the cap" },
-    { "INVALID_RESPONSE_LINE", "a server line that is neither +OK, -ERR nor a continuation (RFC 1939 §3)" },
-    { "UNMATCHED_RESPONSE", "a response with no command waiting for it" },
-    { "TOO_MANY_PENDING_COMMANDS", "more commands awaiting responses than the cap" },
-    { "UNKNOWN_COMMAND", "a command POP3 and its extensions do not define" },
-    { "BARE_LF", "a line ended by LF without CR (RFC 1939 §3)" },
-    { "COMMAND_OUT_OF_SEQUENCE", "a command the session state does not allow (PASS without USER)" },
-    { "RESPONSE_INCOMPLETE", "a multi-line response that never got its terminating \".\" (RFC 1939 §3)" },
-    { "STARTTLS_CLIENT_INJECTION", "cleartext commands after STLS, before the TLS handshake (RFC 2595 §4)" },
-    { "STARTTLS_SERVER_INJECTION", "cleartext from the server after its +OK to STLS, before the handshake" },
-    { "AUTH_DECODE_ERROR", "a SASL message that is not valid base64 or the mechanism's syntax" },
-    { "PARTIAL_AFTER_GAP", "bytes were lost inside a response; what follows was resynchronised" },
-    { "GREETING_MISSING", "the server answered a command without having sent its greeting (RFC 1939 §4)" },
-};
+enum { POP3_ANOMALIES(MX_ANOMALY_ENUM) };
+
+static const struct mx_anomaly_def pop3_anomalies[] = { POP3_ANOMALIES(MX_ANOMALY_DEF) };
 
 /* What the shared session layer needs to know of POP3. */
 const struct mx_mail_proto mx_pop3_mail = {
@@ -1238,21 +1225,8 @@ static struct mx_parse_result pop3_parse(void *state, struct mx_dissect_ctx *ctx
     return r;
 }
 
-/* A server greeting "+OK" or a client's first command. */
-static int pop3_probe(struct mx_slice data, enum mx_dir d)
-{
-    if (d == MX_DIR_S2C)
-        return mx_iprefix(data.ptr, data.len, "+OK") ? 70 : 0;
-    static const char *const first[] = { "CAPA\r", "USER ", "APOP ", "AUTH ", "STLS\r" };
-    for (size_t i = 0; i < MX_ARRAY_LEN(first); i++)
-        if (mx_iprefix(data.ptr, data.len, first[i]))
-            return 60;
-    return 0;
-}
-
 const struct mx_dissector mx_pop3_dissector = {
     .name = "pop3",
-    .probe = pop3_probe,
     .state_new = pop3_new,
     .state_free = pop3_free,
     .parse = pop3_parse,

@@ -19,56 +19,34 @@
 #define SMTP_MAX_RCPTS 1000       /* recipients kept per transaction; more are counted */
 #define SMTP_CAPS_BYTES 2048      /* EHLO keywords kept */
 
-/* Anomalies: stable names, in the order of this table. */
-enum {
-    A_LONG_COMMAND_LINE,
-    A_LONG_REPLY_LINE,
-    A_INVALID_REPLY_LINE,
-    A_REPLY_CODE_MISMATCH,
-    A_TOO_MANY_REPLY_LINES,
-    A_UNMATCHED_REPLY,
-    A_TOO_MANY_PENDING_COMMANDS,
-    A_UNKNOWN_COMMAND,
-    A_BARE_LF,
-    A_COMMAND_OUT_OF_SEQUENCE,
-    A_NESTED_MAIL,
-    A_TOO_MANY_RECIPIENTS,
-    A_BDAT_INVALID_SIZE,
-    A_DATA_INCOMPLETE,
-    A_DATA_BARE_LF_TERMINATOR,
-    A_STARTTLS_CLIENT_INJECTION,
-    A_STARTTLS_SERVER_INJECTION,
-    A_AUTH_DECODE_ERROR,
-    A_PARTIAL_AFTER_GAP,
-    A_REPLY_MISSING,
-    A_REPLY_INCOMPLETE,
-    A_MESSAGE_OVER_SIZE_LIMIT,
-};
+/* Anomalies: stable names, in the order of this list (the flow record's). */
+#define SMTP_ANOMALIES(X)                                                                                       \
+    X(LONG_COMMAND_LINE, "a command line longer than the cap")                                                  \
+    X(LONG_REPLY_LINE, "a reply line longer than the cap")                                                      \
+    X(INVALID_REPLY_LINE, "a server line that is not a reply (RFC 5321 §4.2)")                                  \
+    X(REPLY_CODE_MISMATCH, "lines of one multi-line reply carry different codes (RFC 5321 §4.2.1)")             \
+    X(TOO_MANY_REPLY_LINES, "a multi-line reply longer than the cap")                                           \
+    X(UNMATCHED_REPLY, "a reply with no command waiting for it")                                                \
+    X(TOO_MANY_PENDING_COMMANDS, "more commands awaiting replies than the cap")                                 \
+    X(UNKNOWN_COMMAND, "a command verb SMTP does not define")                                                   \
+    X(BARE_LF, "a line ended by LF without CR (RFC 5321 §2.3.8)")                                               \
+    X(COMMAND_OUT_OF_SEQUENCE, "a command the session state does not allow (RFC 5321 §4.1.4)")                  \
+    X(NESTED_MAIL, "MAIL while a transaction is open")                                                          \
+    X(TOO_MANY_RECIPIENTS, "more recipients in a transaction than the cap")                                     \
+    X(BDAT_INVALID_SIZE, "a BDAT chunk size that is not a number or is too large (RFC 3030 §2)")                \
+    X(DATA_INCOMPLETE, "message data ended without its terminator or chunk")                                    \
+    X(DATA_BARE_LF_TERMINATOR, "message data ended by <LF>.<LF> or similar: an SMTP smuggling vector")          \
+    X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STARTTLS, before the TLS handshake (CVE-2011-0411)") \
+    X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its 220 to STARTTLS, before the handshake")   \
+    X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")                   \
+    X(PARTIAL_AFTER_GAP, "bytes were lost inside a command or message; what follows was resynchronised")        \
+    X(REPLY_MISSING, "a command got no reply: the next reply can only answer a later command")                  \
+    X(REPLY_INCOMPLETE, "a multi-line reply never got its last line: the client went on without it")            \
+    X(MESSAGE_OVER_SIZE_LIMIT, "message data past the size limit the server announced in EHLO (RFC 1870 §4)")
 
-static const struct mx_anomaly_def smtp_anomalies[] = {
-    { "LONG_COMMAND_LINE", "a command line longer than the cap" },
-    { "LONG_REPLY_LINE", "a reply line longer than the cap" },
-    { "INVALID_REPLY_LINE", "a server line that is not a reply (RFC 5321 §4.2)" },
-    { "REPLY_CODE_MISMATCH", "lines of one multi-line reply carry different codes (RFC 5321 §4.2.1)" },
-    { "TOO_MANY_REPLY_LINES", "a multi-line reply longer than the cap" },
-    { "UNMATCHED_REPLY", "a reply with no command waiting for it" },
-    { "TOO_MANY_PENDING_COMMANDS", "more commands awaiting replies than the cap" },
-    { "UNKNOWN_COMMAND", "a command verb SMTP does not define" },
-    { "BARE_LF", "a line ended by LF without CR (RFC 5321 §2.3.8)" },
-    { "COMMAND_OUT_OF_SEQUENCE", "a command the session state does not allow (RFC 5321 §4.1.4)" },
-    { "NESTED_MAIL", "MAIL while a transaction is open" },
-    { "TOO_MANY_RECIPIENTS", "more recipients in a transaction than the cap" },
-    { "BDAT_INVALID_SIZE", "a BDAT chunk size that is not a number or is too large (RFC 3030 §2)" },
-    { "DATA_INCOMPLETE", "message data ended without its terminator or chunk" },
-    { "DATA_BARE_LF_TERMINATOR", "message data ended by <LF>.<LF> or similar: an SMTP smuggling vector" },
-    { "STARTTLS_CLIENT_INJECTION", "cleartext commands after STARTTLS, before the TLS handshake (CVE-2011-0411)" },
-    { "STARTTLS_SERVER_INJECTION", "cleartext from the server after its 220 to STARTTLS, before the handshake" },
-    { "AUTH_DECODE_ERROR", "a SASL message that is not valid base64 or the mechanism's syntax" },
-    { "PARTIAL_AFTER_GAP", "bytes were lost inside a command or message; what follows was resynchronised" },
-    { "REPLY_MISSING", "a command got no reply: the next reply can only answer a later command" },
-    { "REPLY_INCOMPLETE", "a multi-line reply never got its last line: the client went on without it" },
-    { "MESSAGE_OVER_SIZE_LIMIT", "message data past the size limit the server announced in EHLO (RFC 1870 §4)" },
-};
+enum { SMTP_ANOMALIES(MX_ANOMALY_ENUM) };
+
+static const struct mx_anomaly_def smtp_anomalies[] = { SMTP_ANOMALIES(MX_ANOMALY_DEF) };
 
 /* What the shared session layer needs to know of SMTP. */
 const struct mx_mail_proto mx_smtp_mail = {
@@ -1776,17 +1754,8 @@ static struct mx_parse_result smtp_parse(void *state, struct mx_dissect_ctx *ctx
     return r;
 }
 
-/* A server greeting "220 " or a client "EHLO"/"HELO" at the start of a stream. */
-static int smtp_probe(struct mx_slice data, enum mx_dir d)
-{
-    if (d == MX_DIR_S2C)
-        return data.len >= 4 && !memcmp(data.ptr, "220", 3) && (data.ptr[3] == ' ' || data.ptr[3] == '-') ? 80 : 0;
-    return mx_iprefix(data.ptr, data.len, "EHLO ") || mx_iprefix(data.ptr, data.len, "HELO ") ? 80 : 0;
-}
-
 const struct mx_dissector mx_smtp_dissector = {
     .name = "smtp",
-    .probe = smtp_probe,
     .state_new = smtp_new,
     .state_free = smtp_free,
     .parse = smtp_parse,

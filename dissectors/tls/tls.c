@@ -2002,7 +2002,6 @@ static struct mx_parse_result tls_parse(void *state, struct mx_dissect_ctx *ctx,
  * mx_ctx_anomaly_def, so the dissector itself names none. */
 const struct mx_dissector mx_tls_dissector = {
     .name = "tls",
-    .probe = NULL,
     .state_new = tls_state_new,
     .state_free = tls_state_free,
     .parse = tls_parse,

@@ -11,6 +11,13 @@ struct mx_anomaly_def {
     const char *desc;
 };
 
+/* A table of anomalies as an X-macro list of X(NAME, "description") lines
+ * gives both its enum, A_NAME, and its table of struct mx_anomaly_def:
+ *   enum { LIST(MX_ANOMALY_ENUM) };
+ *   static const struct mx_anomaly_def table[] = { LIST(MX_ANOMALY_DEF) }; */
+#define MX_ANOMALY_ENUM(name, desc) A_##name,
+#define MX_ANOMALY_DEF(name, desc) { #name, desc },
+
 /* The core's anomalies: capture input, packet decode, IP reassembly, flows and
  * TCP reassembly. Dissectors carry their own tables (dissector.h). */
 #define MX_CORE_ANOMALIES(X)                                                                    \

@@ -34,9 +34,6 @@ struct mx_parse_result {
 struct mx_dissector {
     /* Protocol name as it appears in the output ("smtp"). */
     const char *name;
-    /* Optional. Confidence 0..100 that `data`, the first bytes of a stream in
-     * direction `dir`, belong to this protocol. */
-    int (*probe)(struct mx_slice data, enum mx_dir dir);
     /* A fresh per-flow state; a zero-filled state is valid. NULL when out of memory. */
     void *(*state_new)(struct mx_dissect_ctx *ctx);
     /* Releases the state; called once per flow, after the last parse call. */
