@@ -6,10 +6,12 @@
 #include "dissectors/imap/imap.h"
 
 #include "event/event.h"
+#include "core/buf.h"
 #include "dissectors/mail/session.h"
 #include "dissectors/message/message.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +56,10 @@ enum { IMAP_ANOMALIES(MX_ANOMALY_ENUM) };
 
 static const struct mx_anomaly_def imap_anomalies[] = { IMAP_ANOMALIES(MX_ANOMALY_DEF) };
 
+static struct mx_parse_result imap_read(void *state, enum mx_dir d, struct mx_slice data, unsigned flags);
+static void imap_gap(void *state, enum mx_dir d, uint64_t len);
+static void imap_end(void *state, enum mx_dir d);
+
 /* What the shared session layer needs to know of IMAP. */
 const struct mx_mail_proto mx_imap_mail = {
     .command_type = "imap.command",
@@ -72,6 +78,9 @@ const struct mx_mail_proto mx_imap_mail = {
         [MX_MAIL_AUTH_DECODE_ERROR] = A_AUTH_DECODE_ERROR,
         [MX_MAIL_PARTIAL_AFTER_GAP] = A_PARTIAL_AFTER_GAP,
     },
+    .read = imap_read,
+    .gap = imap_gap,
+    .end = imap_end,
 };
 
 enum cmd {
@@ -93,8 +102,7 @@ enum litmode { LIT_KEEP, LIT_SKIP, LIT_MESSAGE };
  * message parser. The assembler copies: a logical line spans literals, and
  * after COMPRESS the bytes are mxray's own inflated output. */
 struct line {
-    uint8_t *b;
-    uint32_t len, cap;
+    struct mx_buf text;       /* the text segments and kept literals, at most IMAP_MAX_LINE bytes */
     bool overflow;            /* text beyond IMAP_MAX_LINE was dropped */
     bool active;              /* bytes of the line were seen */
     uint64_t off;             /* stream offset of its first byte */
@@ -169,8 +177,7 @@ struct imap {
     struct mx_mail m;         /* what every mail session has */
     enum istate state;
     struct line line[2];
-    struct pending *pend;     /* grown as commands are pipelined, up to IMAP_MAX_PENDING */
-    unsigned n_pend, cap_pend;
+    struct mx_buf pend;       /* struct pending, oldest first, grown as commands are pipelined */
     /* Client states. */
     bool wait_cont;           /* a synchronising literal waits for "+" (RFC 9051 §7.5) */
     char wait_tag[IMAP_TAG];
@@ -209,6 +216,9 @@ struct imap {
     uint64_t completions, no, bad, untagged, continuations, fetched, appended, idles, compressed_bytes[2],
         inflated_bytes[2], resync_skipped;
 };
+
+/* mx_mail_parse finds the session layer at the start of the state. */
+_Static_assert(offsetof(struct imap, m) == 0, "struct mx_mail begins struct imap");
 
 /* ---- Small helpers ---- */
 
@@ -250,7 +260,13 @@ struct tokz {
 /* The line's bytes: never a null pointer, even before the first byte is kept. */
 static const uint8_t *lbytes(const struct line *l)
 {
-    return l->b ? l->b : (const uint8_t *)"";
+    return l->text.p ? l->text.p : (const uint8_t *)"";
+}
+
+/* The line's length (at most IMAP_MAX_LINE). */
+static uint32_t llen(const struct line *l)
+{
+    return (uint32_t)l->text.n;
 }
 
 static struct tokz tokz_of(const struct line *l)
@@ -263,9 +279,9 @@ static struct token next_tok(struct tokz *z)
 {
     const struct line *l = z->l;
     struct token t = { T_END, { NULL, 0 }, 0, false };
-    while (z->pos < l->len && lbytes(l)[z->pos] == ' ')
+    while (z->pos < llen(l) && lbytes(l)[z->pos] == ' ')
         z->pos++;
-    if (z->pos >= l->len)
+    if (z->pos >= llen(l))
         return t;
     const uint8_t *b = lbytes(l);
     uint32_t p = z->pos;
@@ -277,22 +293,22 @@ static struct token next_tok(struct tokz *z)
     }
     if (b[p] == '"') { /* quoted = DQUOTE *QUOTED-CHAR DQUOTE */
         uint32_t q = p + 1;
-        while (q < l->len && b[q] != '"')
-            q += (b[q] == '\\' && q + 1 < l->len) ? 2 : 1;
+        while (q < llen(l) && b[q] != '"')
+            q += (b[q] == '\\' && q + 1 < llen(l)) ? 2 : 1;
         t.t = T_QUOTED;
-        t.v = mx_slice_make(b + p + 1, (q < l->len ? q : l->len) - p - 1);
-        z->pos = q < l->len ? q + 1 : l->len;
+        t.v = mx_slice_make(b + p + 1, (q < llen(l) ? q : llen(l)) - p - 1);
+        z->pos = q < llen(l) ? q + 1 : llen(l);
         return t;
     }
-    if (b[p] == '{' || (b[p] == '~' && p + 1 < l->len && b[p + 1] == '{')) {
+    if (b[p] == '{' || (b[p] == '~' && p + 1 < llen(l) && b[p + 1] == '{')) {
         /* literal = "{" number64 ["+"] "}" CRLF *CHAR8; its content follows in b when kept. */
         uint32_t q = p;
-        while (q < l->len && b[q] != '}')
+        while (q < llen(l) && b[q] != '}')
             q++;
-        if (q < l->len && z->lit_i < l->n_lit && l->lit[z->lit_i].pos == q + 1) {
+        if (q < llen(l) && z->lit_i < l->n_lit && l->lit[z->lit_i].pos == q + 1) {
             t.t = T_LITERAL;
             t.lit_len = l->lit[z->lit_i].len;
-            t.elided = !l->lit[z->lit_i].kept || q + 1 + t.lit_len > l->len;
+            t.elided = !l->lit[z->lit_i].kept || q + 1 + t.lit_len > llen(l);
             t.v = t.elided ? mx_slice_make(b + q + 1, 0) : mx_slice_make(b + q + 1, (size_t)t.lit_len);
             z->pos = q + 1 + (uint32_t)(t.elided ? 0 : t.lit_len);
             z->lit_i++;
@@ -303,7 +319,7 @@ static struct token next_tok(struct tokz *z)
      * (BODY[HEADER.FIELDS (FROM TO)]<0.100>). */
     uint32_t q = p;
     int depth = 0;
-    while (q < l->len) {
+    while (q < llen(l)) {
         uint8_t c = b[q];
         if (c == '[')
             depth++;
@@ -325,9 +341,9 @@ static struct token next_tok(struct tokz *z)
 static struct mx_slice rest_of(const struct tokz *z)
 {
     uint32_t p = z->pos;
-    while (p < z->l->len && lbytes(z->l)[p] == ' ')
+    while (p < llen(z->l) && lbytes(z->l)[p] == ' ')
         p++;
-    return mx_slice_make(lbytes(z->l) + p, z->l->len - p);
+    return mx_slice_make(lbytes(z->l) + p, llen(z->l) - p);
 }
 
 /* An astring's value (atom, quoted or kept literal). */
@@ -354,23 +370,23 @@ static void skip_value(struct tokz *z, const struct token *t)
 
 static struct pending *find_tag(struct imap *s, struct mx_slice tag)
 {
-    for (unsigned i = 0; i < s->n_pend; i++)
-        if (s->pend[i].tag_len == tag.len && !memcmp(s->pend[i].tag, tag.ptr, tag.len))
-            return &s->pend[i];
+    for (size_t i = 0; i < s->pend.n; i++) {
+        struct pending *p = mx_buf_at(&s->pend, i);
+        if (p->tag_len == tag.len && !memcmp(p->tag, tag.ptr, tag.len))
+            return p;
+    }
     return NULL;
 }
 
 static void drop_pending(struct imap *s, struct pending *p)
 {
-    size_t i = (size_t)(p - s->pend);
-    memmove(&s->pend[i], &s->pend[i + 1], (s->n_pend - i - 1) * sizeof(*p));
-    s->n_pend--;
+    mx_buf_remove(&s->pend, (size_t)(p - (struct pending *)s->pend.p));
 }
 
 /* The command untagged data belongs to: the oldest pending one (RFC 9051 §7). */
 static struct pending *in_progress(struct imap *s)
 {
-    return s->n_pend ? &s->pend[0] : NULL;
+    return s->pend.n ? mx_buf_at(&s->pend, 0) : NULL;
 }
 
 /* ---- Logins ---- */
@@ -445,8 +461,8 @@ static void resp_code(struct imap *s, struct mx_slice code)
         return;
     struct line tmp;
     memset(&tmp, 0, sizeof(tmp));
-    tmp.b = (uint8_t *)(uintptr_t)(code.ptr + 1);
-    tmp.len = (uint32_t)(code.len - 2);
+    tmp.text.p = (uint8_t *)(uintptr_t)(code.ptr + 1);
+    tmp.text.n = code.len - 2;
     struct tokz z = tokz_of(&tmp);
     struct token name = next_tok(&z);
     if (name.t != T_ATOM)
@@ -564,6 +580,8 @@ static enum litmode literal_mode(struct imap *s, enum mx_dir d, uint64_t len, st
                 env.mailbox = mx_text_slice(&s->selected->name);
             env.section = mx_slice_make(section, strlen(section));
             *msg = mx_message_new(&env);
+            if (!*msg)
+                s->m.oom = true;
             struct pending *p = in_progress(s);
             if (p)
                 p->bodies++;
@@ -584,6 +602,8 @@ static enum litmode literal_mode(struct imap *s, enum mx_dir d, uint64_t len, st
                     if (t.t == T_ATOM && mx_ieq(t.v.ptr, t.v.len, "CATENATE"))
                         env.fragment = true; /* RFC 4469: a TEXT part of the message */
                 *msg = mx_message_new(&env);
+                if (!*msg)
+                    s->m.oom = true;
                 s->appended++;
                 return LIT_MESSAGE;
             }
@@ -887,9 +907,9 @@ static void continuation(struct imap *s, struct mx_slice text, mx_frame_t a, mx_
     } else if (s->idle_open && !s->idle.on) {
         what = "idle";
         struct pending *p = NULL;
-        for (unsigned i = 0; i < s->n_pend; i++)
-            if (s->pend[i].cmd == I_IDLE)
-                p = &s->pend[i];
+        for (size_t i = 0; i < s->pend.n; i++)
+            if (((struct pending *)mx_buf_at(&s->pend, i))->cmd == I_IDLE)
+                p = mx_buf_at(&s->pend, i);
         s->idle.on = true;
         s->idle.frame = a;
         s->idle.start = ts;
@@ -922,7 +942,7 @@ static void server_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
                                      mx_ieq(status.v.ptr, status.v.len, "NO") ||
                                      mx_ieq(status.v.ptr, status.v.len, "BAD"));
     if (first.t != T_ATOM || !st) {
-        anomaly(s, MX_DIR_S2C, A_INVALID_RESPONSE, l->off, l->len);
+        anomaly(s, MX_DIR_S2C, A_INVALID_RESPONSE, l->off, llen(l));
         return;
     }
     completion(s, first.v, status.v, rest_of(&z), a, b, ts);
@@ -954,7 +974,7 @@ static void sent_login(struct imap *s, struct command *c)
         lg->sasl.secret_len = pass.t == T_LITERAL ? pass.lit_len : pass.v.len;
     }
     if (s->logindisabled && !s->tls)
-        anomaly(s, MX_DIR_C2S, A_LOGIN_DISABLED_IGNORED, c->l->off, c->l->len);
+        anomaly(s, MX_DIR_C2S, A_LOGIN_DISABLED_IGNORED, c->l->off, llen(c->l));
     if (!mx_ctx_flow(s->m.ctx)->show_secrets && pass.t != T_END) {
         struct mx_slice u = astring(&user);
         snprintf(c->shown_buf, sizeof(c->shown_buf), "%.*s <redacted %" PRIu64 " bytes>",
@@ -971,7 +991,7 @@ static void sent_authenticate(struct imap *s, struct command *c)
     struct mx_mail_login *lg = login_start(s, "AUTHENTICATE", mech.v, c->a, c->ts);
     s->auth_open = true;
     if (lg && ir.t == T_ATOM && ir.v.len) { /* RFC 4959: SASL-IR */
-        bool secret = mx_mail_sasl_client(&s->m, &lg->sasl, ir.v, c->l->off, c->l->len);
+        bool secret = mx_mail_sasl_client(&s->m, &lg->sasl, ir.v, c->l->off, llen(c->l));
         if (secret && !mx_ctx_flow(s->m.ctx)->show_secrets) {
             snprintf(c->shown_buf, sizeof(c->shown_buf), "%.*s <redacted %zu bytes>",
                      (int)(mech.v.len < 32 ? mech.v.len : 32), (const char *)mech.v.ptr, ir.v.len);
@@ -1016,7 +1036,7 @@ static void sent_idle(struct imap *s, struct command *c)
 static void sent_unknown(struct imap *s, struct command *c)
 {
     s->m.unknown++;
-    anomaly(s, MX_DIR_C2S, A_UNKNOWN_COMMAND, c->l->off, c->l->len);
+    anomaly(s, MX_DIR_C2S, A_UNKNOWN_COMMAND, c->l->off, llen(c->l));
 }
 
 static void done_login(struct imap *s, const struct pending *p, const struct completion *c)
@@ -1133,8 +1153,8 @@ static enum cmd cmd_of(struct mx_slice v)
 /* A SASL response line while AUTHENTICATE is open (RFC 9051 §6.2.2). */
 static void auth_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t b, mx_time_t ts)
 {
-    struct mx_slice data = mx_trim(mx_slice_make(lbytes(l), l->len));
-    bool secret = mx_mail_sasl_client(&s->m, s->m.login ? &s->m.login->sasl : NULL, data, l->off, l->len);
+    struct mx_slice data = mx_trim(mx_slice_make(lbytes(l), llen(l)));
+    bool secret = mx_mail_sasl_client(&s->m, s->m.login ? &s->m.login->sasl : NULL, data, l->off, llen(l));
     mx_mail_auth_data_record(&s->m, data, secret, s->m.login && s->m.login->sasl.cancelled, a, b, ts);
 }
 
@@ -1142,7 +1162,7 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
 {
     if (s->idle_open) {
         /* RFC 2177 §3: "DONE" ends the IDLE; nothing else is allowed. */
-        if (mx_ieq(lbytes(l), l->len, "DONE")) {
+        if (mx_ieq(lbytes(l), llen(l), "DONE")) {
             struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.command", mx_ctx_flow_id(s->m.ctx), ts);
             mx_ev_dir(ev, MX_DIR_C2S);
             mx_ev_frames(ev, a, b);
@@ -1161,7 +1181,7 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     if (tag.t != T_ATOM || cmd.t != T_ATOM || tag.v.len > IMAP_TAG - 1 ||
         (tag.v.len == 1 && (tag.v.ptr[0] == '*' || tag.v.ptr[0] == '+'))) {
         if (!s->quiet)
-            anomaly(s, MX_DIR_C2S, A_INVALID_COMMAND, l->off, l->len);
+            anomaly(s, MX_DIR_C2S, A_INVALID_COMMAND, l->off, llen(l));
         return;
     }
     struct pending p;
@@ -1190,7 +1210,7 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     if (s->server_lost && !s->m.pipelined) {
         /* Server bytes were lost, and this client never pipelined: it
          * waited for the completions still pending, which were in the hole. */
-        s->n_pend = 0;
+        mx_buf_clear(&s->pend, false);
         s->upgrade_pending = false;
         if (s->m.login)
             login_finish(s, MX_LOGIN_NO_REPLY, mx_slice_make("", 0), 0);
@@ -1199,9 +1219,9 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     }
     s->server_lost = false;
     bool injected = s->upgrade_pending && s->upgrade_cmd == I_STARTTLS;
-    bool pipelined = s->n_pend > 0;
+    bool pipelined = s->pend.n > 0;
     if (injected)
-        anomaly(s, MX_DIR_C2S, A_STARTTLS_CLIENT_INJECTION, l->off, l->len);
+        anomaly(s, MX_DIR_C2S, A_STARTTLS_CLIENT_INJECTION, l->off, llen(l));
     struct command c = { .p = p, .z = z, .l = l, .a = a, .ts = ts };
     if (cmds[p.cmd].sent)
         cmds[p.cmd].sent(s, &c);
@@ -1209,64 +1229,43 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     s->m.commands++;
     s->m.pipelined += pipelined;
     if (find_tag(s, tag.v))
-        anomaly(s, MX_DIR_C2S, A_DUPLICATE_TAG, l->off, l->len);
+        anomaly(s, MX_DIR_C2S, A_DUPLICATE_TAG, l->off, llen(l));
     command_event(s, &p, cmdname, arg, c.shown, pipelined, injected, a, b);
-    if (s->n_pend == IMAP_MAX_PENDING) {
-        anomaly(s, MX_DIR_C2S, A_TOO_MANY_PENDING_COMMANDS, l->off, l->len);
-        return;
+    switch (mx_buf_append(&s->pend, &p, 1)) {
+    case MX_BUF_CAPPED:
+        mx_mail_anomaly(&s->m, MX_DIR_C2S, MX_MAIL_TOO_MANY_PENDING, l->off, llen(l));
+        break;
+    case MX_BUF_NOMEM:
+        s->m.oom = true;
+        break;
+    case MX_BUF_OK:
+        break;
     }
-    if (s->n_pend == s->cap_pend) {
-        unsigned cap = s->cap_pend ? s->cap_pend * 2 : 4;
-        struct pending *np = realloc(s->pend, cap * sizeof(*np));
-        if (!np)
-            return; /* the command stays unmatched: its completion will say so */
-        s->pend = np;
-        s->cap_pend = cap;
-    }
-    s->pend[s->n_pend++] = p;
 }
 
 /* ---- Line assembly ---- */
 
 static void line_reset(struct line *l)
 {
-    uint8_t *b = l->b;
-    uint32_t cap = l->cap;
-    if (cap > (16u << 10)) { /* a long line's buffer is not kept for the next */
-        free(b);
-        b = NULL;
-        cap = 0;
-    }
+    struct mx_buf text = l->text;
+    mx_buf_clear(&text, text.cap > (16u << 10)); /* a long line's buffer is not kept for the next */
     mx_message_free(l->msg);
     memset(l, 0, sizeof(*l));
-    l->b = b;
-    l->cap = cap;
+    l->text = text;
 }
 
-static void line_append(struct line *l, const uint8_t *p, size_t n)
+static void line_append(struct imap *s, struct line *l, const uint8_t *p, size_t n)
 {
     if (l->overflow || !n)
         return;
-    if (l->len + n > IMAP_MAX_LINE) {
+    if (llen(l) + n > IMAP_MAX_LINE) {
         l->overflow = true;
-        n = IMAP_MAX_LINE - l->len;
+        n = IMAP_MAX_LINE - llen(l);
     }
-    if (l->len + n > l->cap) {
-        uint32_t cap = l->cap ? l->cap : 256;
-        while (cap < l->len + n)
-            cap *= 2;
-        if (cap > IMAP_MAX_LINE)
-            cap = IMAP_MAX_LINE;
-        uint8_t *nb = realloc(l->b, cap);
-        if (!nb) {
-            l->overflow = true;
-            return;
-        }
-        l->b = nb;
-        l->cap = cap;
+    if (mx_buf_append(&l->text, p, n) == MX_BUF_NOMEM) {
+        s->m.oom = true;
+        l->overflow = true;
     }
-    memcpy(l->b + l->len, p, n);
-    l->len += (uint32_t)n;
 }
 
 static void shown_append(struct line *l, const uint8_t *p, size_t n)
@@ -1368,7 +1367,7 @@ static void segment_end(struct imap *s, enum mx_dir d, uint64_t off)
             anomaly(s, d, A_LITERAL_TOO_LARGE, off, 1);
         bool kept_entry = l->n_lit < IMAP_MAX_LITERALS;
         if (kept_entry) {
-            l->lit[l->n_lit].pos = l->len;
+            l->lit[l->n_lit].pos = llen(l);
             l->lit[l->n_lit].len = len;
             l->lit[l->n_lit].kept = false;
             l->n_lit++;
@@ -1435,7 +1434,7 @@ static size_t literal_bytes(struct imap *s, enum mx_dir d, const uint8_t *p, siz
     size_t take = n < l->lit_left ? n : (size_t)l->lit_left;
     switch (l->litmode) {
     case LIT_KEEP:
-        line_append(l, p, take);
+        line_append(s, l, p, take);
         break;
     case LIT_MESSAGE:
         mx_message_feed(l->msg, mx_slice_make(p, take), off);
@@ -1502,7 +1501,7 @@ static size_t feed(struct imap *s, enum mx_dir d, const uint8_t *p, size_t n, ui
         const uint8_t *lf = memchr(p + pos, '\n', n - pos);
         size_t end = lf ? (size_t)(lf - p) : n;
         size_t text = end - pos;
-        line_append(l, p + pos, text);
+        line_append(s, l, p + pos, text);
         shown_append(l, p + pos, text);
         tail_append(l, p + pos, text);
         l->seg_len += text;
@@ -1511,8 +1510,8 @@ static size_t feed(struct imap *s, enum mx_dir d, const uint8_t *p, size_t n, ui
         /* The segment ends: a CR before the LF belongs to the line end. */
         if (l->seg_len && l->tail_len && l->tail[l->tail_len - 1] == '\r') {
             l->tail_len--;
-            if (!l->overflow && l->len && l->b[l->len - 1] == '\r')
-                l->len--;
+            if (!l->overflow && llen(l) && lbytes(l)[llen(l) - 1] == '\r')
+                l->text.n--;
             if (l->shown_len && l->shown[l->shown_len - 1] == '\r')
                 l->shown_len--;
         } else {
@@ -1697,6 +1696,9 @@ static void *imap_new(struct mx_dissect_ctx *ctx)
     if (!s)
         return NULL;
     mx_mail_init(&s->m, ctx, &mx_imap_mail);
+    mx_buf_init(&s->pend, sizeof(struct pending), 4, IMAP_MAX_PENDING);
+    for (int d = 0; d < 2; d++)
+        mx_buf_init(&s->line[d].text, 1, 256, IMAP_MAX_LINE);
     if (!mx_ctx_flow(ctx)->handshake) {
         s->quiet = true;
         s->resync[0] = s->resync[1] = true;
@@ -1711,11 +1713,11 @@ static void imap_free(void *state)
         return;
     for (int d = 0; d < 2; d++) {
         mx_message_free(s->line[d].msg);
-        free(s->line[d].b);
+        mx_buf_free(&s->line[d].text);
         if (s->inf[d].on)
             inflateEnd(&s->inf[d].z);
     }
-    free(s->pend);
+    mx_buf_free(&s->pend);
     free(s);
 }
 
@@ -1726,23 +1728,18 @@ static void imap_free(void *state)
 static size_t imap_bytes(const void *state)
 {
     const struct imap *s = state;
-    size_t n = sizeof(*s) + (size_t)s->cap_pend * sizeof(*s->pend);
+    size_t n = sizeof(*s) + mx_buf_bytes(&s->pend);
     for (int d = 0; d < 2; d++)
-        n += s->line[d].cap + mx_message_bytes(s->line[d].msg) + (s->inf[d].on ? IMAP_INFLATE_BYTES : 0);
+        n += mx_buf_bytes(&s->line[d].text) + mx_message_bytes(s->line[d].msg) + (s->inf[d].on ? IMAP_INFLATE_BYTES : 0);
     return n;
 }
 
-static struct mx_parse_result imap_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d,
-                                         struct mx_slice data, unsigned flags)
+/* Bytes of d (mx_mail_parse): literals in both directions, inflated after COMPRESS. */
+static struct mx_parse_result imap_read(void *state, enum mx_dir d, struct mx_slice data, unsigned flags)
 {
     struct imap *s = state;
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
-    s->m.ctx = ctx;
-    if (flags & MX_CHUNK_GAP) {
-        on_gap(s, d, data.len);
-        return r;
-    }
-    uint64_t base = mx_ctx_offset(ctx, d);
+    uint64_t base = mx_ctx_offset(s->m.ctx, d);
     if (d == MX_DIR_C2S) {
         s->client_held = false;
         s->client_spoke |= data.len > 0;
@@ -1767,16 +1764,24 @@ static struct mx_parse_result imap_parse(void *state, struct mx_dissect_ctx *ctx
         }
     }
     r.consumed = pos;
-    if (flags & MX_CHUNK_END)
-        on_end(s, d);
     return r;
+}
+
+static void imap_gap(void *state, enum mx_dir d, uint64_t len)
+{
+    on_gap(state, d, len);
+}
+
+static void imap_end(void *state, enum mx_dir d)
+{
+    on_end(state, d);
 }
 
 const struct mx_dissector mx_imap_dissector = {
     .name = "imap",
     .state_new = imap_new,
     .state_free = imap_free,
-    .parse = imap_parse,
+    .parse = mx_mail_parse,
     .anomalies = imap_anomalies,
     .n_anomalies = MX_ARRAY_LEN(imap_anomalies),
     .state_bytes = imap_bytes,

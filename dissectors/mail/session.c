@@ -41,6 +41,22 @@ void mx_mail_init(struct mx_mail *m, struct mx_dissect_ctx *ctx, const struct mx
     m->now = mx_ctx_flow(ctx)->start;
 }
 
+struct mx_parse_result mx_mail_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data,
+                                     unsigned flags)
+{
+    struct mx_mail *m = state;
+    struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
+    m->ctx = ctx;
+    if (flags & MX_CHUNK_GAP) {
+        m->proto->gap(state, d, data.len);
+    } else {
+        r = m->proto->read(state, d, data, flags);
+        if (flags & MX_CHUNK_END)
+            m->proto->end(state, d);
+    }
+    return mx_mail_result(m, r.consumed, r.needed);
+}
+
 void mx_mail_anomaly(struct mx_mail *m, enum mx_dir d, enum mx_mail_anomaly a, uint64_t off, uint64_t len)
 {
     if (m->proto->an[a] != MX_MAIL_NONE)

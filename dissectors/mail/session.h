@@ -52,6 +52,14 @@ struct mx_mail_proto {
     const char *unknown_explain;  /* --explain for a command the protocol does not define */
     const char *upgrade;          /* the STARTTLS command's name, for the session text: "STARTTLS", "STLS" */
     uint8_t an[MX_MAIL__ANOMALIES]; /* each shared anomaly's index in the dissector's table, or MX_MAIL_NONE */
+    /* The protocol's steps of a parse call (mx_mail_parse). `state` is its
+     * own, which begins with its struct mx_mail. */
+    /* Bytes of d (flags as the host gave them): what it consumed and needs. */
+    struct mx_parse_result (*read)(void *state, enum mx_dir d, struct mx_slice data, unsigned flags);
+    /* len bytes of d were lost. */
+    void (*gap)(void *state, enum mx_dir d, uint64_t len);
+    /* d ended, after its last bytes were read. */
+    void (*end)(void *state, enum mx_dir d);
 };
 
 /* ---- Commands waiting for their replies ---- */
@@ -123,6 +131,7 @@ struct mx_mail {
     struct mx_mail_login logins[MX_MAIL_MAX_LOGINS];
     unsigned n_logins, logins_dropped;
     struct mx_mail_login *login;    /* the exchange in progress, or NULL */
+    bool oom;                       /* mxray ran out of memory: the parse call fails (MX_PARSE_ERROR) */
 };
 
 /* A session of `proto` on ctx's flow, from its start. */
@@ -132,6 +141,21 @@ void mx_mail_init(struct mx_mail *m, struct mx_dissect_ctx *ctx, const struct mx
  * off+len) of the client's stream. Returns the new entry, or NULL when the
  * queue is full: TOO_MANY_PENDING_COMMANDS. */
 void *mx_mail_queue_push(struct mx_mail *m, struct mx_mail_queue *q, const void *entry, uint64_t off, uint64_t len);
+
+/* The dissector's parse (struct mx_dissector) of every mail protocol: a gap
+ * goes to proto->gap, bytes to proto->read, then the end to proto->end.
+ * `state` begins with a struct mx_mail. Fails once the session ran out of memory. */
+struct mx_parse_result mx_mail_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data,
+                                     unsigned flags);
+
+/* The result of a parse call that consumed `consumed` bytes: MX_PARSE_ERROR
+ * once the session ran out of memory (STYLE.md rule 6: the flow's dissection
+ * stops, with an error record), never output silently short of something. */
+static inline struct mx_parse_result mx_mail_result(const struct mx_mail *m, size_t consumed, size_t needed)
+{
+    struct mx_parse_result r = { m->oom ? MX_PARSE_ERROR : MX_PARSE_OK, consumed, needed };
+    return r;
+}
 
 /* Raises shared anomaly `a` for bytes [off, off+len) of d (nothing when the
  * protocol does not name it). */

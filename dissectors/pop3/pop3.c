@@ -4,10 +4,12 @@
 #include "dissectors/pop3/pop3.h"
 
 #include "event/event.h"
+#include "core/buf.h"
 #include "dissectors/mail/session.h"
 #include "dissectors/message/message.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,10 @@ enum { POP3_ANOMALIES(MX_ANOMALY_ENUM) };
 
 static const struct mx_anomaly_def pop3_anomalies[] = { POP3_ANOMALIES(MX_ANOMALY_DEF) };
 
+static struct mx_parse_result pop3_read(void *state, enum mx_dir d, struct mx_slice data, unsigned flags);
+static void pop3_gap(void *state, enum mx_dir d, uint64_t len);
+static void pop3_end(void *state, enum mx_dir d);
+
 /* What the shared session layer needs to know of POP3. */
 const struct mx_mail_proto mx_pop3_mail = {
     .command_type = "pop3.command",
@@ -49,6 +55,9 @@ const struct mx_mail_proto mx_pop3_mail = {
     .unknown_explain = "A command POP3 does not define: the server will likely answer -ERR.",
     .upgrade = "STLS",
     .an = MX_MAIL_ANOMALY_MAP(A_),
+    .read = pop3_read,
+    .gap = pop3_gap,
+    .end = pop3_end,
 };
 
 enum cmd {
@@ -150,8 +159,8 @@ struct pop3 {
         mx_frame_t end_frame;   /* when set, its last frame (it ended in lost bytes) */
         bool body_bol;
         struct mx_message *msg;
-        struct listing *list;
-        uint32_t n_list, cap_list, list_dropped;
+        struct mx_buf list;     /* struct listing, at most POP3_MAX_LISTING */
+        uint32_t list_dropped;
         uint64_t stat_count, stat_octets;
         bool stat;
     } rep;
@@ -168,6 +177,9 @@ struct pop3 {
     uint64_t responses, errors, retrieved, tops, deleted;
     uint64_t resync_skipped;
 };
+
+/* mx_mail_parse finds the session layer at the start of the state. */
+_Static_assert(offsetof(struct pop3, m) == 0, "struct mx_mail begins struct pop3");
 
 /* ---- Small helpers ---- */
 
@@ -271,20 +283,14 @@ static void listing_line(struct pop3 *s, struct mx_slice l, bool uidl)
     if (!number(l, &num, &used) || num > UINT32_MAX)
         return;
     struct mx_slice rest = mx_trim(mx_slice_make(l.ptr + used, l.len - used));
-    if (s->rep.n_list == POP3_MAX_LISTING) {
+    enum mx_buf_status st;
+    struct listing *e = mx_buf_push(&s->rep.list, &st);
+    if (st == MX_BUF_CAPPED)
         s->rep.list_dropped++;
+    else if (!e)
+        s->m.oom = true;
+    if (!e)
         return;
-    }
-    if (s->rep.n_list == s->rep.cap_list) {
-        uint32_t cap = s->rep.cap_list ? s->rep.cap_list * 2 : 16;
-        struct listing *n = realloc(s->rep.list, cap * sizeof(*n));
-        if (!n)
-            return;
-        s->rep.list = n;
-        s->rep.cap_list = cap;
-    }
-    struct listing *e = &s->rep.list[s->rep.n_list++];
-    memset(e, 0, sizeof(*e));
     e->num = (uint32_t)num;
     if (uidl)
         mx_text_set(&e->uid, mx_slice_make(rest.ptr, rest.len < 70 ? rest.len : 70)); /* RFC 1939 §7: 1-70 chars */
@@ -325,15 +331,16 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
         mx_ev_uint(ev, "messages", s->rep.stat_count);
         mx_ev_uint(ev, "octets", s->rep.stat_octets);
     }
-    if (s->rep.n_list || (s->rep.ok && (p->cmd == P_LIST || p->cmd == P_UIDL))) {
+    if (s->rep.list.n || (s->rep.ok && (p->cmd == P_LIST || p->cmd == P_UIDL))) {
         mx_ev_arr(ev, "listing");
-        for (uint32_t i = 0; i < s->rep.n_list; i++) {
+        for (size_t i = 0; i < s->rep.list.n; i++) {
+            const struct listing *e = mx_buf_at(&s->rep.list, i);
             mx_ev_obj(ev, NULL);
-            mx_ev_uint(ev, "msg", s->rep.list[i].num);
+            mx_ev_uint(ev, "msg", e->num);
             if (p->cmd == P_UIDL)
-                mx_ev_wire(ev, "uid", mx_text_slice(&s->rep.list[i].uid));
+                mx_ev_wire(ev, "uid", mx_text_slice(&e->uid));
             else
-                mx_ev_uint(ev, "size", s->rep.list[i].size);
+                mx_ev_uint(ev, "size", e->size);
             mx_ev_end(ev);
         }
         mx_ev_end(ev);
@@ -405,7 +412,7 @@ static void response_done(struct pop3 *s, uint64_t end_off)
     if (s->rep.have && cmds[p->cmd].done)
         cmds[p->cmd].done(s, p, last);
     mx_message_free(s->rep.msg);
-    free(s->rep.list);
+    mx_buf_free(&s->rep.list);
     memset(&s->rep, 0, sizeof(s->rep));
     if (s->smode == S_LINES || s->smode == S_BODY)
         s->smode = S_STATUS;
@@ -466,6 +473,7 @@ static void status_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
         return;
     }
     memset(&s->rep, 0, sizeof(s->rep));
+    mx_buf_init(&s->rep.list, sizeof(struct listing), 16, POP3_MAX_LISTING);
     s->rep.active = true;
     s->rep.ok = ok;
     s->rep.have = mx_mail_queue_pop(&s->q, &s->rep.cmd);
@@ -497,6 +505,8 @@ static void status_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
         env.number = p->num;
         env.fragment = p->cmd == P_TOP;
         s->rep.msg = mx_message_new(&env);
+        if (!s->rep.msg)
+            s->m.oom = true;
         s->smode = S_BODY;
     } else {
         s->smode = S_LINES;
@@ -1195,41 +1205,39 @@ static void pop3_free(void *state)
     if (!s)
         return;
     mx_message_free(s->rep.msg);
-    free(s->rep.list);
+    mx_buf_free(&s->rep.list);
     free(s);
 }
 
 static size_t pop3_bytes(const void *state)
 {
     const struct pop3 *s = state;
-    return sizeof(*s) + mx_message_bytes(s->rep.msg) + (size_t)s->rep.cap_list * sizeof(*s->rep.list);
+    return sizeof(*s) + mx_message_bytes(s->rep.msg) + mx_buf_bytes(&s->rep.list);
 }
 
-static struct mx_parse_result pop3_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d,
-                                         struct mx_slice data, unsigned flags)
+/* Bytes of d (mx_mail_parse). */
+static struct mx_parse_result pop3_read(void *state, enum mx_dir d, struct mx_slice data, unsigned flags)
 {
     struct pop3 *s = state;
-    struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
-    s->m.ctx = ctx;
-    if (flags & MX_CHUNK_GAP) {
-        on_gap(s, d, data.len);
-        return r;
-    }
-    bool last = (flags & (MX_CHUNK_END | MX_CHUNK_TRUNCATED)) != 0;
-    if (d == MX_DIR_C2S)
-        r = client_bytes(s, data, last);
-    else
-        r = server_bytes(s, data, last);
-    if (flags & MX_CHUNK_END)
-        on_end(s, d);
-    return r;
+    bool last = (flags & (MX_CHUNK_END | MX_CHUNK_TRUNCATED)) != 0; /* no more of these bytes come */
+    return d == MX_DIR_C2S ? client_bytes(s, data, last) : server_bytes(s, data, last);
+}
+
+static void pop3_gap(void *state, enum mx_dir d, uint64_t len)
+{
+    on_gap(state, d, len);
+}
+
+static void pop3_end(void *state, enum mx_dir d)
+{
+    on_end(state, d);
 }
 
 const struct mx_dissector mx_pop3_dissector = {
     .name = "pop3",
     .state_new = pop3_new,
     .state_free = pop3_free,
-    .parse = pop3_parse,
+    .parse = mx_mail_parse,
     .anomalies = pop3_anomalies,
     .n_anomalies = MX_ARRAY_LEN(pop3_anomalies),
     .state_bytes = pop3_bytes,

@@ -4,10 +4,12 @@
 
 #include "dissectors/smtp/diagnosis.h"
 #include "event/event.h"
+#include "core/buf.h"
 #include "dissectors/mail/session.h"
 #include "dissectors/message/message.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +50,10 @@ enum { SMTP_ANOMALIES(MX_ANOMALY_ENUM) };
 
 static const struct mx_anomaly_def smtp_anomalies[] = { SMTP_ANOMALIES(MX_ANOMALY_DEF) };
 
+static struct mx_parse_result smtp_read(void *state, enum mx_dir d, struct mx_slice data, unsigned flags);
+static void smtp_gap(void *state, enum mx_dir d, uint64_t len);
+static void smtp_end(void *state, enum mx_dir d);
+
 /* What the shared session layer needs to know of SMTP. */
 const struct mx_mail_proto mx_smtp_mail = {
     .command_type = "smtp.command",
@@ -56,6 +62,9 @@ const struct mx_mail_proto mx_smtp_mail = {
     .unknown_explain = "A command SMTP does not define: the server will likely refuse it.",
     .upgrade = "STARTTLS",
     .an = MX_MAIL_ANOMALY_MAP(A_),
+    .read = smtp_read,
+    .gap = smtp_gap,
+    .end = smtp_end,
 };
 
 enum verb {
@@ -125,6 +134,9 @@ struct rcpt {
     mx_frame_t frame, reply_frame;
 };
 
+struct txn;
+static struct rcpt *rcpt_at(const struct txn *t, size_t i);
+
 struct txn {
     bool open;
     unsigned depth;           /* 1, 2, ... within the session (Zeek's trans_depth) */
@@ -132,8 +144,8 @@ struct txn {
     struct mx_text mail_params;
     int mail_code;
     char mail_enh[12];
-    struct rcpt *rcpts;
-    uint32_t n_rcpts, cap_rcpts, rcpts_dropped;
+    struct mx_buf rcpts;      /* struct rcpt, at most SMTP_MAX_RCPTS */
+    uint32_t rcpts_dropped;
     struct mx_message *msg;
     bool bdat;
     uint32_t chunks;
@@ -147,6 +159,12 @@ struct txn {
     mx_frame_t first_frame, last_frame;
     mx_time_t ts;
 };
+
+/* The i-th recipient of t (i < t->rcpts.n). */
+static struct rcpt *rcpt_at(const struct txn *t, size_t i)
+{
+    return mx_buf_at(&t->rcpts, i);
+}
 
 struct smtp {
     struct mx_mail m;         /* what every mail session has */
@@ -211,6 +229,9 @@ struct smtp {
     mx_frame_t data_first_frame;
 };
 
+/* mx_mail_parse finds the session layer at the start of the state. */
+_Static_assert(offsetof(struct smtp, m) == 0, "struct mx_mail begins struct smtp");
+
 /* ---- Small helpers ---- */
 
 static void span(struct smtp *s, enum mx_dir d, uint64_t off, size_t len, mx_frame_t *a, mx_frame_t *b,
@@ -264,7 +285,10 @@ static const char *outcome_of(int code)
 static struct mx_message *smtp_message(struct smtp *s)
 {
     struct mx_message_env env = { .ctx = s->m.ctx, .dir = MX_DIR_C2S, .source = s->txn.bdat ? "smtp.bdat" : "smtp.data" };
-    return mx_message_new(&env);
+    struct mx_message *m = mx_message_new(&env);
+    if (!m)
+        s->m.oom = true;
+    return m;
 }
 
 /* ---- Pending commands (RFC 2920 §3: replies come in command order) ---- */
@@ -326,8 +350,8 @@ static void failure_fields(struct smtp *s, const struct txn *t, const char *step
     if (em[0])
         mx_ev_str(ev, "enhanced_meaning", em);
     uint32_t accepted = 0;
-    for (uint32_t i = 0; t && i < t->n_rcpts; i++)
-        accepted += t->rcpts[i].outcome == O_ACCEPTED;
+    for (uint32_t i = 0; t && i < t->rcpts.n; i++)
+        accepted += rcpt_at(t, i)->outcome == O_ACCEPTED;
     struct mx_diag_reply r = { .step = step, .code = code, .enhanced = enh, .text = text,
                                .size_limit = s->size_limit, .message_size = t ? mx_message_size(t->msg) : 0,
                                .declared_size = t ? declared_size(t) : 0,
@@ -356,13 +380,13 @@ static void txn_failure(struct smtp *s, const struct txn *t, const char *disposi
         code = t->data_code;
         enh = t->data_enh;
     } else {
-        for (uint32_t i = 0; i < t->n_rcpts && !code; i++) {
-            if (t->rcpts[i].outcome == O_REJECTED || t->rcpts[i].outcome == O_DEFERRED) {
+        for (uint32_t i = 0; i < t->rcpts.n && !code; i++) {
+            if (rcpt_at(t, i)->outcome == O_REJECTED || rcpt_at(t, i)->outcome == O_DEFERRED) {
                 step = "RCPT";
-                code = t->rcpts[i].code;
-                enh = t->rcpts[i].enh;
-                text = mx_text_slice(&t->rcpts[i].text);
-                frame = t->rcpts[i].reply_frame;
+                code = rcpt_at(t, i)->code;
+                enh = rcpt_at(t, i)->enh;
+                text = mx_text_slice(&rcpt_at(t, i)->text);
+                frame = rcpt_at(t, i)->reply_frame;
             }
         }
     }
@@ -400,12 +424,12 @@ static void txn_emit(struct smtp *s, const struct txn *t, const char *dispositio
     if (t->mail_params.len)
         mx_ev_wire(ev, "mail_params", mx_text_slice(&t->mail_params));
     mx_ev_arr(ev, "rcptto");
-    for (uint32_t i = 0; i < t->n_rcpts; i++)
-        mx_ev_wire(ev, NULL, mx_text_slice(&t->rcpts[i].addr));
+    for (uint32_t i = 0; i < t->rcpts.n; i++)
+        mx_ev_wire(ev, NULL, mx_text_slice(&rcpt_at(t, i)->addr));
     mx_ev_end(ev);
     mx_ev_arr(ev, "recipients");
-    for (uint32_t i = 0; i < t->n_rcpts; i++) {
-        const struct rcpt *r = &t->rcpts[i];
+    for (uint32_t i = 0; i < t->rcpts.n; i++) {
+        const struct rcpt *r = rcpt_at(t, i);
         mx_ev_obj(ev, NULL);
         mx_ev_wire(ev, "addr", mx_text_slice(&r->addr));
         if (r->params.len)
@@ -440,14 +464,14 @@ static void txn_emit(struct smtp *s, const struct txn *t, const char *dispositio
     mx_ev_bool(ev, "partial", t->partial);
     mx_ev_frames(ev, t->first_frame, t->last_frame);
     uint32_t ok = 0;
-    for (uint32_t i = 0; i < t->n_rcpts; i++)
-        ok += t->rcpts[i].outcome == O_ACCEPTED;
+    for (uint32_t i = 0; i < t->rcpts.n; i++)
+        ok += rcpt_at(t, i)->outcome == O_ACCEPTED;
     mx_ev_tone(ev, !strcmp(disposition, "accepted") ? MX_TONE_GOOD
                    : !strcmp(disposition, "rejected")  ? MX_TONE_BAD
                                                        : MX_TONE_WARN);
     mx_ev_text(ev, "transaction %u: from <%.*s> to %u recipient%s (%u accepted): %s%s%.*s", t->depth,
-               (int)t->mail_from.len, (const char *)t->mail_from.b, t->n_rcpts + t->rcpts_dropped,
-               t->n_rcpts + t->rcpts_dropped == 1 ? "" : "s", ok, disposition,
+               (int)t->mail_from.len, (const char *)t->mail_from.b, (unsigned)(t->rcpts.n + t->rcpts_dropped),
+               t->rcpts.n + t->rcpts_dropped == 1 ? "" : "s", ok, disposition,
                t->queue_id.len ? ", queued as " : "", (int)t->queue_id.len, (const char *)t->queue_id.b);
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
@@ -462,25 +486,25 @@ static void txn_close(struct smtp *s, struct txn *t, const char *why)
     const char *disposition = why;
     uint32_t ok = 0, refused = 0;
     int refusal = 0;
-    for (uint32_t i = 0; i < t->n_rcpts; i++) {
-        ok += t->rcpts[i].outcome == O_ACCEPTED;
-        if (t->rcpts[i].outcome == O_REJECTED || t->rcpts[i].outcome == O_DEFERRED) {
+    for (uint32_t i = 0; i < t->rcpts.n; i++) {
+        ok += rcpt_at(t, i)->outcome == O_ACCEPTED;
+        if (rcpt_at(t, i)->outcome == O_REJECTED || rcpt_at(t, i)->outcome == O_DEFERRED) {
             refused++;
-            if (!refusal || t->rcpts[i].outcome == O_DEFERRED)
-                refusal = t->rcpts[i].code;
+            if (!refusal || rcpt_at(t, i)->outcome == O_DEFERRED)
+                refusal = rcpt_at(t, i)->code;
         }
     }
     if (t->data_code)
         disposition = outcome_of(t->data_code);
     else if (t->mail_code >= 400)
         disposition = outcome_of(t->mail_code);
-    else if (t->n_rcpts && !ok && refused == t->n_rcpts)
+    else if (t->rcpts.n && !ok && refused == t->rcpts.n)
         disposition = outcome_of(refusal);
     if (t->msg)
         mx_message_end(t->msg);
     txn_emit(s, t, disposition);
     mx_message_free(t->msg);
-    free(t->rcpts);
+    mx_buf_free(&t->rcpts);
     memset(t, 0, sizeof(*t));
 }
 
@@ -489,6 +513,7 @@ static void txn_open(struct smtp *s, struct mx_slice from, struct mx_slice param
     struct txn *t = &s->txn;
     t->open = true;
     t->depth = (unsigned)++s->transactions;
+    mx_buf_init(&t->rcpts, sizeof(struct rcpt), 4, SMTP_MAX_RCPTS);
     mx_text_set(&t->mail_from, from);
     mx_text_set(&t->mail_params, params);
     t->first_frame = t->last_frame = f;
@@ -688,9 +713,9 @@ static void answered_mail(struct smtp *s, const struct pending *p, const struct 
 static void answered_rcpt(struct smtp *s, const struct pending *p, const struct reply *r)
 {
     struct txn *t = txn_of(s, p->depth);
-    if (!t || p->rcpt >= t->n_rcpts)
+    if (!t || p->rcpt >= t->rcpts.n)
         return;
-    struct rcpt *rc = &t->rcpts[p->rcpt];
+    struct rcpt *rc = rcpt_at(t, p->rcpt);
     rc->code = r->code;
     snprintf(rc->enh, sizeof(rc->enh), "%s", r->enh);
     mx_text_set(&rc->text, r->text);
@@ -1104,25 +1129,21 @@ static void sent_rcpt(struct smtp *s, struct command *c)
     if (!txn_need(s, c->a, c->ts, c->off, c->raw))
         return;
     split_path(mx_slice_make(c->arg.ptr + 3, c->arg.len - 3), &path, &params);
-    if (t->n_rcpts == SMTP_MAX_RCPTS) {
+    enum mx_buf_status st;
+    struct rcpt *r = mx_buf_push(&t->rcpts, &st);
+    if (st == MX_BUF_CAPPED) {
         if (!t->rcpts_dropped++)
             anomaly(s, MX_DIR_C2S, A_TOO_MANY_RECIPIENTS, c->off, c->raw);
         return;
     }
-    if (t->n_rcpts == t->cap_rcpts) {
-        uint32_t cap = t->cap_rcpts ? t->cap_rcpts * 2 : 4;
-        struct rcpt *nr = realloc(t->rcpts, cap * sizeof(*nr));
-        if (!nr)
-            return;
-        t->rcpts = nr;
-        t->cap_rcpts = cap;
+    if (!r) {
+        s->m.oom = true;
+        return;
     }
-    struct rcpt *r = &t->rcpts[t->n_rcpts];
-    memset(r, 0, sizeof(*r));
     mx_text_set(&r->addr, path);
     mx_text_set(&r->params, params);
     r->frame = c->a;
-    c->rcpt = t->n_rcpts++;
+    c->rcpt = (uint32_t)(t->rcpts.n - 1);
     t->last_frame = c->b;
 }
 
@@ -1721,9 +1742,9 @@ static void smtp_free(void *state)
     if (!s)
         return;
     mx_message_free(s->txn.msg);
-    free(s->txn.rcpts);
+    mx_buf_free(&s->txn.rcpts);
     mx_message_free(s->fin.msg);
-    free(s->fin.rcpts);
+    mx_buf_free(&s->fin.rcpts);
     free(s);
 }
 
@@ -1731,34 +1752,32 @@ static size_t smtp_bytes(const void *state)
 {
     const struct smtp *s = state;
     return sizeof(*s) + mx_message_bytes(s->txn.msg) + mx_message_bytes(s->fin.msg) +
-           ((size_t)s->txn.cap_rcpts + s->fin.cap_rcpts) * sizeof(struct rcpt);
+           mx_buf_bytes(&s->txn.rcpts) + mx_buf_bytes(&s->fin.rcpts);
 }
 
-static struct mx_parse_result smtp_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d,
-                                         struct mx_slice data, unsigned flags)
+/* Bytes of d (mx_mail_parse). */
+static struct mx_parse_result smtp_read(void *state, enum mx_dir d, struct mx_slice data, unsigned flags)
 {
     struct smtp *s = state;
-    struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
-    s->m.ctx = ctx;
-    if (flags & MX_CHUNK_GAP) {
-        on_gap(s, d, data.len);
-        return r;
-    }
     bool last = (flags & (MX_CHUNK_END | MX_CHUNK_TRUNCATED)) != 0; /* no more of these bytes come */
-    if (d == MX_DIR_C2S)
-        r = client_bytes(s, data, last);
-    else
-        r = server_bytes(s, data, last);
-    if (flags & MX_CHUNK_END)
-        on_end(s, d);
-    return r;
+    return d == MX_DIR_C2S ? client_bytes(s, data, last) : server_bytes(s, data, last);
+}
+
+static void smtp_gap(void *state, enum mx_dir d, uint64_t len)
+{
+    on_gap(state, d, len);
+}
+
+static void smtp_end(void *state, enum mx_dir d)
+{
+    on_end(state, d);
 }
 
 const struct mx_dissector mx_smtp_dissector = {
     .name = "smtp",
     .state_new = smtp_new,
     .state_free = smtp_free,
-    .parse = smtp_parse,
+    .parse = mx_mail_parse,
     .anomalies = smtp_anomalies,
     .n_anomalies = MX_ARRAY_LEN(smtp_anomalies),
     .state_bytes = smtp_bytes,
