@@ -14,7 +14,7 @@ void mx_buf_init(struct mx_buf *b, size_t size, size_t first, size_t max)
     b->max = max;
 }
 
-enum mx_buf_status mx_buf_reserve(struct mx_buf *b, size_t more)
+enum mx_buf_status mx_buf_grow(struct mx_buf *b, size_t more)
 {
     if (more > b->max || b->n > b->max - more)
         return MX_BUF_CAPPED;

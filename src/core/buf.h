@@ -28,8 +28,12 @@ struct mx_buf {
  * A zero-filled struct mx_buf must be initialised before use. */
 void mx_buf_init(struct mx_buf *b, size_t size, size_t first, size_t max);
 
-/* Makes room for `more` elements beyond those held. */
-enum mx_buf_status mx_buf_reserve(struct mx_buf *b, size_t more);
+/* Makes room for `more` elements beyond those held (a call only when it must grow). */
+enum mx_buf_status mx_buf_grow(struct mx_buf *b, size_t more);
+static inline enum mx_buf_status mx_buf_reserve(struct mx_buf *b, size_t more)
+{
+    return more <= b->cap - b->n ? MX_BUF_OK : mx_buf_grow(b, more);
+}
 
 /* Appends n elements copied from src (src may be NULL: zeroed ones). */
 enum mx_buf_status mx_buf_append(struct mx_buf *b, const void *src, size_t n);

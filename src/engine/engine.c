@@ -460,6 +460,7 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
     f->id = 0; /* numbered when it turns out to be mail */
     x->ctx.eng = e;
     x->ctx.flow = f;
+    mx_host_init(&x->ctx);
     x->ctx.info.show_secrets = e->cfg.show_secrets;
     x->ctx.info.explain = e->cfg.explain;
     x->ctx.info.extract_dir = e->cfg.extract_dir;

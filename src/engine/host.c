@@ -9,6 +9,7 @@
 #include <string.h>
 
 #define MX_REPLAY_BYTES (64u << 10)  /* bytes kept of an unclassified flow, for its dissector */
+#define MX_REPLAY_ITEMS 4096         /* ...in at most this many chunks and gaps */
 
 /* What an unclassified flow delivered, kept in order until nDPI says whether
  * it is mail: then its dissector gets it all, as if it had run from the start. */
@@ -22,8 +23,7 @@ struct mx_replay_item {
 };
 
 struct mx_replay {
-    struct mx_replay_item *items;
-    size_t n, cap;
+    struct mx_buf items;       /* struct mx_replay_item, at most MX_REPLAY_ITEMS */
     uint8_t *bytes;
     uint32_t used;
     bool overflow; /* more came than is kept: the dissector starts with a gap */
@@ -50,19 +50,20 @@ struct mx_frame_ref mx_ctx_frame_at(const struct mx_dissect_ctx *ctx, enum mx_di
 {
     const struct mx_dir_state *ds = &ctx->ds[dir];
     struct mx_frame_ref r = { 0, MX_TIME_NONE };
-    if (!ds->fm_len)
+    const struct mx_frame_mark *fm = ds->fm.p;
+    if (!ds->fm.n)
         return r;
     /* The last mark at or before off (binary search; marks are in offset order). */
-    size_t lo = 0, hi = ds->fm_len;
+    size_t lo = 0, hi = ds->fm.n;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        if (ds->fm[mid].off <= off)
+        if (fm[mid].off <= off)
             lo = mid;
         else
             hi = mid;
     }
-    r.frame = ds->fm[lo].frame;
-    r.ts = ds->fm[lo].ts;
+    r.frame = fm[lo].frame;
+    r.ts = fm[lo].ts;
     return r;
 }
 
@@ -126,32 +127,20 @@ void *mx_ctx_tls_observer(struct mx_dissect_ctx *ctx)
  * that covers it. */
 static void fm_prune(struct mx_dir_state *ds, uint64_t off)
 {
+    const struct mx_frame_mark *fm = ds->fm.p;
     size_t k = 0;
-    while (k + 1 < ds->fm_len && ds->fm[k + 1].off <= off)
+    while (k + 1 < ds->fm.n && fm[k + 1].off <= off)
         k++;
-    if (k) {
-        memmove(ds->fm, ds->fm + k, (ds->fm_len - k) * sizeof(*ds->fm));
-        ds->fm_len -= k;
-    }
+    if (k)
+        mx_buf_consume(&ds->fm, k);
 }
 
 static bool fm_push(struct mx_dir_state *ds, uint64_t off, mx_frame_t frame, mx_time_t ts)
 {
-    if (ds->fm_len && ds->fm[ds->fm_len - 1].frame == frame)
+    if (ds->fm.n && ((const struct mx_frame_mark *)ds->fm.p)[ds->fm.n - 1].frame == frame)
         return true;
-    if (ds->fm_len == ds->fm_cap) {
-        size_t cap = ds->fm_cap ? ds->fm_cap * 2 : 8;
-        struct mx_frame_mark *m = realloc(ds->fm, cap * sizeof(*m));
-        if (!m)
-            return false;
-        ds->fm = m;
-        ds->fm_cap = cap;
-    }
-    ds->fm[ds->fm_len].off = off;
-    ds->fm[ds->fm_len].frame = frame;
-    ds->fm[ds->fm_len].ts = ts;
-    ds->fm_len++;
-    return true;
+    struct mx_frame_mark m = { off, frame, ts };
+    return mx_buf_append(&ds->fm, &m, 1) == MX_BUF_OK;
 }
 
 /* mxray failed for this flow (out of memory): an error record, and its
@@ -181,7 +170,7 @@ static void tls_route(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice
 {
     struct mx_dir_state *ds = &ctx->ds[d];
     uint64_t off = ds->off;
-    ds->len = 0;
+    mx_buf_clear(&ds->kept, false);
     ds->want = 0;
     if (!b.len)
         return;
@@ -237,7 +226,7 @@ static void parse_call(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slic
         return;
     }
     if (flags & (MX_CHUNK_GAP | MX_CHUNK_END | MX_CHUNK_TRUNCATED)) {
-        ds->len = 0;
+        mx_buf_clear(&ds->kept, false);
         ds->want = 0;
         return;
     }
@@ -252,26 +241,20 @@ static void parse_call(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slic
     if (rest > e->cfg.dissector_buffer) {
         /* The parser wants more than the cap allows: hand the bytes over as a gap. */
         mx_engine_core_anomaly(e, ctx->flow, (int)d, MX_AN_DISSECTOR_BUFFER_LIMIT, ctx->flow->last_frame, e->now);
-        ds->len = 0;
+        mx_buf_clear(&ds->kept, false);
         parse_call(ctx, d, mx_slice_make(NULL, rest), MX_CHUNK_GAP, false);
         ds->off += rest;
         return;
     }
-    if (rest && data_is_buf) {
-        memmove(ds->buf, ds->buf + used, rest);
-    } else if (rest) {
-        if (rest > ds->cap) {
-            uint8_t *b = realloc(ds->buf, rest);
-            if (!b) {
-                dissect_stop(ctx, "out of memory");
-                return;
-            }
-            ds->buf = b;
-            ds->cap = rest;
+    if (data_is_buf) {
+        mx_buf_consume(&ds->kept, used);
+    } else {
+        mx_buf_clear(&ds->kept, false);
+        if (mx_buf_append(&ds->kept, data.ptr + used, rest) != MX_BUF_OK) {
+            dissect_stop(ctx, "out of memory");
+            return;
         }
-        memcpy(ds->buf, data.ptr + used, rest);
     }
-    ds->len = rest;
     fm_prune(ds, ds->off);
 }
 
@@ -303,8 +286,8 @@ static void run_wakes(struct mx_dissect_ctx *ctx)
         ctx->wake = 0;
         for (int d = 0; d < 2 && ctx->dis; d++) {
             struct mx_dir_state *ds = &ctx->ds[d];
-            if ((w & (1u << d)) && ds->len && !ds->ended)
-                deliver(ctx, (enum mx_dir)d, mx_slice_make(ds->buf, ds->len), 0, true);
+            if ((w & (1u << d)) && ds->kept.n && !ds->ended)
+                deliver(ctx, (enum mx_dir)d, mx_slice_make(ds->kept.p, ds->kept.n), 0, true);
         }
     }
     ctx->wake = 0;
@@ -316,34 +299,24 @@ void mx_host_data(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, struc
     struct mx_dir_state *ds = &ctx->ds[d];
     if (!ctx->dis || ds->ended)
         return;
-    if (!ds->len)
+    if (!ds->kept.n)
         ds->off = off;
     if (!fm_push(ds, off, frame, ts)) {
         dissect_stop(ctx, "out of memory");
         return;
     }
-    if (!ds->len) {
+    if (!ds->kept.n) {
         deliver(ctx, d, b, 0, false); /* zero copy: straight from the segment */
         run_wakes(ctx);
         return;
     }
-    if (ds->len + b.len > ds->cap) {
-        size_t cap = ds->cap ? ds->cap : 4096;
-        while (cap < ds->len + b.len)
-            cap *= 2;
-        uint8_t *nb = realloc(ds->buf, cap);
-        if (!nb) {
-            dissect_stop(ctx, "out of memory");
-            return;
-        }
-        ds->buf = nb;
-        ds->cap = cap;
+    if (mx_buf_append(&ds->kept, b.ptr, b.len) != MX_BUF_OK) {
+        dissect_stop(ctx, "out of memory");
+        return;
     }
-    memcpy(ds->buf + ds->len, b.ptr, b.len);
-    ds->len += b.len;
-    if (ds->len < ds->want)
+    if (ds->kept.n < ds->want)
         return; /* the parser asked for more than has come */
-    deliver(ctx, d, mx_slice_make(ds->buf, ds->len), 0, true);
+    deliver(ctx, d, mx_slice_make(ds->kept.p, ds->kept.n), 0, true);
     run_wakes(ctx);
 }
 
@@ -352,15 +325,15 @@ void mx_host_gap(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, uint64
     struct mx_dir_state *ds = &ctx->ds[d];
     if (!ctx->dis || ds->ended)
         return;
-    if (ds->len) /* the last chance for what was cut: then it is dropped */
-        deliver(ctx, d, mx_slice_make(ds->buf, ds->len), MX_CHUNK_TRUNCATED, true);
+    if (ds->kept.n) /* the last chance for what was cut: then it is dropped */
+        deliver(ctx, d, mx_slice_make(ds->kept.p, ds->kept.n), MX_CHUNK_TRUNCATED, true);
     if (!ctx->dis)
         return;
     ds->off = off;
-    ds->len = 0;
+    mx_buf_clear(&ds->kept, false);
     deliver(ctx, d, mx_slice_make(NULL, (size_t)len), MX_CHUNK_GAP, false);
     ds->off = off + len;
-    ds->fm_len = 0;
+    mx_buf_clear(&ds->fm, false);
     run_wakes(ctx);
 }
 
@@ -369,7 +342,7 @@ void mx_host_end(struct mx_dissect_ctx *ctx, enum mx_dir d)
     struct mx_dir_state *ds = &ctx->ds[d];
     if (!ctx->dis || !ctx->dstate || ds->ended)
         return; /* a dissector that never saw a byte has nothing to end */
-    deliver(ctx, d, mx_slice_make(ds->len ? ds->buf : NULL, ds->len), MX_CHUNK_END, true);
+    deliver(ctx, d, mx_slice_make(ds->kept.n ? ds->kept.p : NULL, ds->kept.n), MX_CHUNK_END, true);
     ds->ended = true;
     run_wakes(ctx);
 }
@@ -389,6 +362,8 @@ void mx_host_describe_anomalies(const struct mx_dissect_ctx *ctx, struct mx_even
 bool mx_host_replay_start(struct mx_dissect_ctx *ctx)
 {
     ctx->replay = calloc(1, sizeof(*ctx->replay));
+    if (ctx->replay)
+        mx_buf_init(&ctx->replay->items, sizeof(struct mx_replay_item), 16, MX_REPLAY_ITEMS);
     return ctx->replay != NULL;
 }
 
@@ -404,19 +379,9 @@ void mx_host_replay_keep(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off
     if (!r || r->overflow)
         return;
     size_t need = gap ? 0 : b.len;
-    if (r->used + need > MX_REPLAY_BYTES || r->n == 4096) {
-        r->overflow = true;
+    if (r->used + need > MX_REPLAY_BYTES || mx_buf_reserve(&r->items, 1) != MX_BUF_OK) {
+        r->overflow = true; /* the dissector will start with a gap */
         return;
-    }
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        struct mx_replay_item *it = realloc(r->items, cap * sizeof(*it));
-        if (!it) {
-            r->overflow = true;
-            return;
-        }
-        r->items = it;
-        r->cap = cap;
     }
     if (!r->bytes && need) {
         r->bytes = malloc(MX_REPLAY_BYTES);
@@ -425,7 +390,7 @@ void mx_host_replay_keep(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off
             return;
         }
     }
-    struct mx_replay_item *it = &r->items[r->n++];
+    struct mx_replay_item *it = mx_buf_push(&r->items, NULL);
     it->dir = (uint8_t)d;
     it->gap = gap;
     it->off = off;
@@ -443,7 +408,7 @@ void mx_host_replay_drop(struct mx_dissect_ctx *ctx)
     struct mx_replay *r = ctx->replay;
     if (!r)
         return;
-    free(r->items);
+    mx_buf_free(&r->items);
     free(r->bytes);
     free(r);
     ctx->replay = NULL;
@@ -459,8 +424,8 @@ void mx_host_replay(struct mx_dissect_ctx *ctx,
     struct mx_replay *r = ctx->replay;
     ctx->replay = NULL; /* what is replayed now is not kept again */
     end[0] = end[1] = 0;
-    for (size_t i = 0; r && i < r->n; i++) {
-        const struct mx_replay_item *it = &r->items[i];
+    for (size_t i = 0; r && i < r->items.n; i++) {
+        const struct mx_replay_item *it = mx_buf_at(&r->items, i);
         if (it->gap)
             gap(ctx, (enum mx_dir)it->dir, it->off, it->len, it->frame, it->ts);
         else
@@ -473,6 +438,14 @@ void mx_host_replay(struct mx_dissect_ctx *ctx,
 
 /* ---- What the host holds ---- */
 
+void mx_host_init(struct mx_dissect_ctx *ctx)
+{
+    for (int d = 0; d < 2; d++) {
+        mx_buf_init(&ctx->ds[d].kept, 1, 4096, SIZE_MAX);
+        mx_buf_init(&ctx->ds[d].fm, sizeof(struct mx_frame_mark), 8, SIZE_MAX);
+    }
+}
+
 size_t mx_host_bytes(const struct mx_dissect_ctx *ctx)
 {
     size_t n = 0;
@@ -483,10 +456,9 @@ size_t mx_host_bytes(const struct mx_dissect_ctx *ctx)
     if (ctx->dis_names)
         n += ctx->dis_names->n_anomalies * sizeof(*ctx->dis_an);
     for (int d = 0; d < 2; d++)
-        n += ctx->ds[d].cap + ctx->ds[d].fm_cap * sizeof(struct mx_frame_mark);
+        n += mx_buf_bytes(&ctx->ds[d].kept) + mx_buf_bytes(&ctx->ds[d].fm);
     if (ctx->replay)
-        n += sizeof(*ctx->replay) + ctx->replay->cap * sizeof(struct mx_replay_item) +
-             (ctx->replay->bytes ? MX_REPLAY_BYTES : 0);
+        n += sizeof(*ctx->replay) + mx_buf_bytes(&ctx->replay->items) + (ctx->replay->bytes ? MX_REPLAY_BYTES : 0);
     return n;
 }
 
@@ -500,10 +472,8 @@ void mx_host_release(struct mx_dissect_ctx *ctx)
         ctx->tls.dis->state_free(ctx->tls.state);
     ctx->tls.state = NULL;
     for (int d = 0; d < 2; d++) {
-        free(ctx->ds[d].buf);
-        free(ctx->ds[d].fm);
-        ctx->ds[d].buf = NULL;
-        ctx->ds[d].fm = NULL;
+        mx_buf_free(&ctx->ds[d].kept);
+        mx_buf_free(&ctx->ds[d].fm);
     }
     free(ctx->dis_an);
     ctx->dis_an = NULL;

@@ -6,6 +6,7 @@
 
 #include "engine/dissector.h"
 #include "engine/engine.h"
+#include "core/buf.h"
 #include "engine/proto.h"
 #include "flow/classify.h"
 #include "flow/flow.h"
@@ -27,12 +28,10 @@ struct mx_frame_mark {
 
 /* Per direction: what the dissector left unconsumed, and which frames carried it. */
 struct mx_dir_state {
-    uint8_t *buf;          /* unconsumed bytes, starting at stream offset `off` */
-    size_t len, cap;
+    struct mx_buf kept;    /* unconsumed bytes, starting at stream offset `off` */
     uint64_t off;
-    size_t want;           /* the parser's hint: call again once `len` reaches this */
-    struct mx_frame_mark *fm; /* frames of the bytes from `off` on, in order */
-    size_t fm_len, fm_cap;
+    size_t want;           /* the parser's hint: call again once kept.n reaches this */
+    struct mx_buf fm;      /* struct mx_frame_mark: frames of the bytes from `off` on, in order */
     bool started, ended;
 };
 
@@ -61,6 +60,9 @@ struct mx_dissect_ctx {
         uint64_t bytes[2];
     } tls;
 };
+
+/* A flow's host state, fresh (ctx zero-filled before). */
+void mx_host_init(struct mx_dissect_ctx *ctx);
 
 /* Bytes of direction d at stream offset `off`, carried by `frame`. */
 void mx_host_data(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame,

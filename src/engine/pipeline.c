@@ -374,9 +374,9 @@ static void merge_deliver(struct mx_pipe *pp, unsigned src, void *body)
             g = (uintptr_t)mx_idmap_get(ids, local);
         }
         ev.flow = g;
-        if (ev.n_fields > 1 && ev.fields[1].kind == MX_EV_UINT && ev.fields[1].key &&
-            !strcmp(ev.fields[1].key, "flow"))
-            ev.fields[1].v.u = g;
+        struct mx_ev_field *f1 = ev.fields.n > 1 ? mx_buf_at(&ev.fields, 1) : NULL;
+        if (f1 && f1->kind == MX_EV_UINT && f1->key && !strcmp(f1->key, "flow"))
+            f1->v.u = g;
     }
     mx_sink_deliver(pp->root->out, &ev);
     if (ids && local && !strcmp(ev.type, "flow"))

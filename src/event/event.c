@@ -23,7 +23,12 @@ struct mx_sink {
 
 struct mx_sink *mx_sink_new(void)
 {
-    return calloc(1, sizeof(struct mx_sink));
+    struct mx_sink *s = calloc(1, sizeof(struct mx_sink));
+    if (s) {
+        mx_buf_init(&s->ev.fields, sizeof(struct mx_ev_field), 32, SIZE_MAX);
+        mx_buf_init(&s->ev.arena, 1, 1024, MX_EVENT_MAX_BYTES);
+    }
+    return s;
 }
 
 void mx_sink_free(struct mx_sink *s)
@@ -33,8 +38,8 @@ void mx_sink_free(struct mx_sink *s)
     for (size_t i = 0; i < s->n_rep; i++)
         if (s->rep[i].ops->free)
             s->rep[i].ops->free(s->rep[i].ctx);
-    free(s->ev.fields);
-    free(s->ev.arena);
+    mx_buf_free(&s->ev.fields);
+    mx_buf_free(&s->ev.arena);
     free(s);
 }
 
@@ -74,7 +79,7 @@ void mx_sink_end(struct mx_sink *s)
 /* The field after container-or-scalar f at the same depth. */
 const struct mx_ev_field *mx_ev_next(const struct mx_event *e, const struct mx_ev_field *f)
 {
-    const struct mx_ev_field *end = e->fields + e->n_fields;
+    const struct mx_ev_field *end = mx_ev_field_at(e, e->fields.n);
     if (!f || f >= end)
         return NULL;
     if (f->kind == MX_EV_OBJ || f->kind == MX_EV_ARR) {
@@ -97,12 +102,12 @@ const struct mx_ev_field *mx_ev_first(const struct mx_event *e, const struct mx_
     if (!f || (f->kind != MX_EV_OBJ && f->kind != MX_EV_ARR))
         return NULL;
     f++;
-    return f < e->fields + e->n_fields && f->kind != MX_EV_END ? f : NULL;
+    return f < mx_ev_field_at(e, e->fields.n) && f->kind != MX_EV_END ? f : NULL;
 }
 
 const struct mx_ev_field *mx_ev_get(const struct mx_event *e, const char *path)
 {
-    const struct mx_ev_field *f = e->n_fields ? e->fields : NULL;
+    const struct mx_ev_field *f = e->fields.n ? mx_ev_field_at(e, 0) : NULL;
     if (f && f->kind == MX_EV_END)
         f = NULL;
     bool in_array = false;
@@ -167,44 +172,25 @@ static struct mx_ev_field *add_field(struct mx_event *e, const char *key, enum m
 {
     if (!e->open || e->oom)
         return NULL;
-    if (e->n_fields == e->cap_fields) {
-        size_t cap = e->cap_fields ? e->cap_fields * 2 : 32;
-        struct mx_ev_field *f = realloc(e->fields, cap * sizeof(*f));
-        if (!f) {
-            e->oom = true;
-            return NULL;
-        }
-        e->fields = f;
-        e->cap_fields = cap;
+    if (mx_buf_reserve(&e->fields, 1) != MX_BUF_OK) {
+        e->oom = true;
+        return NULL;
     }
-    struct mx_ev_field *f = &e->fields[e->n_fields++];
+    struct mx_ev_field *f = mx_buf_at(&e->fields, e->fields.n++);
     f->key = key;
     f->kind = kind;
     return f;
 }
 
-/* Reserves n bytes in the arena; returns the offset, or UINT32_MAX on failure. */
-static uint32_t arena_reserve(struct mx_event *e, size_t n)
+/* Reserves n bytes in the arena (at most MX_EVENT_MAX_BYTES in all) and
+ * returns where they start, or NULL: then the event is dropped. */
+static char *arena_reserve(struct mx_event *e, size_t n)
 {
-    if (n > MX_EVENT_MAX_BYTES || e->arena_len + n > MX_EVENT_MAX_BYTES) {
+    if (mx_buf_reserve(&e->arena, n) != MX_BUF_OK) {
         e->oom = true;
-        return UINT32_MAX;
+        return NULL;
     }
-    if (e->arena_len + n > e->arena_cap) {
-        size_t cap = e->arena_cap ? e->arena_cap : 1024;
-        while (cap < e->arena_len + n)
-            cap *= 2;
-        char *a = realloc(e->arena, cap);
-        if (!a) {
-            e->oom = true;
-            return UINT32_MAX;
-        }
-        e->arena = a;
-        e->arena_cap = cap;
-    }
-    uint32_t off = (uint32_t)e->arena_len;
-    e->arena_len += n;
-    return off;
+    return mx_buf_at(&e->arena, e->arena.n);
 }
 
 static void add_string(struct mx_event *e, const char *key, const char *p, size_t n, bool wire)
@@ -213,17 +199,21 @@ static void add_string(struct mx_event *e, const char *key, const char *p, size_
     if (!f)
         return;
     size_t room = wire ? n * 4 : n; /* each invalid byte may become 4 */
-    uint32_t off = arena_reserve(e, room);
-    if (off == UINT32_MAX)
+    if (n > MX_EVENT_MAX_BYTES) {
+        e->oom = true;
+        return;
+    }
+    char *dst = arena_reserve(e, room);
+    if (!dst)
         return;
     size_t w = n;
     if (wire)
-        w = mx_utf8_sanitize(mx_slice_make(p, n), e->arena + off, room);
+        w = mx_utf8_sanitize(mx_slice_make(p, n), dst, room);
     else if (n)
-        memcpy(e->arena + off, p, n);
-    e->arena_len = off + w;
-    f->v.s.off = off;
+        memcpy(dst, p, n);
+    f->v.s.off = (uint32_t)e->arena.n;
     f->v.s.len = (uint32_t)w;
+    e->arena.n += w;
 }
 
 struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t flow, mx_time_t ts)
@@ -233,8 +223,8 @@ struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t fl
     e->flow = flow;
     e->ts = ts;
     e->dir = -1;
-    e->n_fields = 0;
-    e->arena_len = 0;
+    e->fields.n = 0;
+    e->arena.n = 0;
     e->text_len = 0;
     e->tone = MX_TONE_NONE;
     e->depth = 0;
@@ -286,7 +276,7 @@ struct packed_event {
 
 size_t mx_event_packed_size(const struct mx_event *e)
 {
-    return sizeof(struct packed_event) + e->n_fields * sizeof(struct mx_ev_field) + e->arena_len;
+    return sizeof(struct packed_event) + e->fields.n * sizeof(struct mx_ev_field) + e->arena.n;
 }
 
 void mx_event_pack(const struct mx_event *e, void *dst)
@@ -297,15 +287,15 @@ void mx_event_pack(const struct mx_event *e, void *dst)
     p->ts = e->ts;
     p->dir = e->dir;
     p->tone = e->tone;
-    p->n_fields = (uint32_t)e->n_fields;
-    p->arena_len = (uint32_t)e->arena_len;
+    p->n_fields = (uint32_t)e->fields.n;
+    p->arena_len = (uint32_t)e->arena.n;
     p->text_off = e->text_off;
     p->text_len = e->text_len;
     struct mx_ev_field *f = (struct mx_ev_field *)(p + 1);
-    if (e->n_fields)
-        memcpy(f, e->fields, e->n_fields * sizeof(*f));
-    if (e->arena_len)
-        memcpy(f + e->n_fields, e->arena, e->arena_len);
+    if (e->fields.n)
+        memcpy(f, e->fields.p, e->fields.n * sizeof(*f));
+    if (e->arena.n)
+        memcpy(f + e->fields.n, e->arena.p, e->arena.n);
 }
 
 void mx_event_unpack(void *src, struct mx_event *e)
@@ -317,10 +307,12 @@ void mx_event_unpack(void *src, struct mx_event *e)
     e->ts = p->ts;
     e->dir = p->dir;
     e->tone = p->tone;
-    e->fields = (struct mx_ev_field *)(p + 1);
-    e->n_fields = e->cap_fields = p->n_fields;
-    e->arena = (char *)(e->fields + p->n_fields);
-    e->arena_len = e->arena_cap = p->arena_len;
+    /* Views of the packed bytes: read, never grown nor freed. */
+    struct mx_ev_field *f = (struct mx_ev_field *)(p + 1);
+    e->fields = (struct mx_buf){ .p = f, .n = p->n_fields, .cap = p->n_fields, .size = sizeof(*f), .first = 1,
+                                 .max = p->n_fields };
+    e->arena = (struct mx_buf){ .p = f + p->n_fields, .n = p->arena_len, .cap = p->arena_len, .size = 1,
+                                .first = 1, .max = p->arena_len };
     e->text_off = p->text_off;
     e->text_len = p->text_len;
     e->want_text = p->text_len > 0;
@@ -427,17 +419,17 @@ void mx_ev_text(struct mx_event *e, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return;
-    uint32_t off = arena_reserve(e, (size_t)n + 1);
-    if (off == UINT32_MAX)
+    char *dst = arena_reserve(e, (size_t)n + 1);
+    if (!dst)
         return;
     if ((size_t)n < sizeof(small)) {
-        memcpy(e->arena + off, small, (size_t)n);
+        memcpy(dst, small, (size_t)n);
     } else {
         va_start(ap, fmt);
-        vsnprintf(e->arena + off, (size_t)n + 1, fmt, ap);
+        vsnprintf(dst, (size_t)n + 1, fmt, ap);
         va_end(ap);
     }
-    e->arena_len = off + (size_t)n;
-    e->text_off = off;
+    e->text_off = (uint32_t)e->arena.n;
     e->text_len = (uint32_t)n;
+    e->arena.n += (size_t)n;
 }

@@ -2,6 +2,7 @@
 #ifndef MX_EVENT_H
 #define MX_EVENT_H
 
+#include "core/buf.h"
 #include "core/mx.h"
 #include <stdarg.h>
 
@@ -36,10 +37,8 @@ struct mx_event {
     uint64_t flow;          /* flow id, 0 for run-wide records */
     mx_time_t ts;           /* time of the frame it came from, or MX_TIME_NONE */
     int dir;                /* enum mx_dir, or -1 */
-    struct mx_ev_field *fields;
-    size_t n_fields, cap_fields;
-    char *arena;            /* strings of the fields, then the text line */
-    size_t arena_len, arena_cap;
+    struct mx_buf fields;   /* struct mx_ev_field, in output order */
+    struct mx_buf arena;    /* bytes: the strings of the fields, then the text line */
     uint32_t text_off, text_len; /* the human one-liner for timelines, or len 0 */
     int tone;               /* enum mx_tone: how a timeline colours it */
     int depth;
@@ -140,14 +139,18 @@ static inline bool mx_ev_wants_text(const struct mx_event *e)
     return e->want_text;
 }
 
-/* Reading an event (reporters). */
+/* Reading an event (reporters): its i-th field (i < e->fields.n). */
+static inline const struct mx_ev_field *mx_ev_field_at(const struct mx_event *e, size_t i)
+{
+    return (const struct mx_ev_field *)mx_buf_at(&e->fields, i);
+}
 static inline struct mx_slice mx_ev_field_str(const struct mx_event *e, const struct mx_ev_field *f)
 {
-    return mx_slice_make(e->arena + f->v.s.off, f->v.s.len);
+    return mx_slice_make((const char *)e->arena.p + f->v.s.off, f->v.s.len);
 }
 static inline struct mx_slice mx_ev_text_of(const struct mx_event *e)
 {
-    return mx_slice_make(e->arena + e->text_off, e->text_len);
+    return mx_slice_make((const char *)e->arena.p + e->text_off, e->text_len);
 }
 
 /* Reading fields by name (reporters that analyse records). A path is keys

@@ -157,8 +157,8 @@ static void json_event(void *ctx, const struct mx_event *e)
     bool any[MX_JSON_MAX_DEPTH];    /* it has members already: the next needs a comma */
     int depth = 0;
     /* the nesting is checked first: a record is never left half written */
-    for (size_t i = 0; i < e->n_fields; i++) {
-        const struct mx_ev_field *f = &e->fields[i];
+    for (size_t i = 0; i < e->fields.n; i++) {
+        const struct mx_ev_field *f = mx_ev_field_at(e, i);
         if (f->kind == MX_EV_OBJ || f->kind == MX_EV_ARR) {
             if (++depth >= MX_JSON_MAX_DEPTH) {
                 r->failed = true;
@@ -172,8 +172,8 @@ static void json_event(void *ctx, const struct mx_event *e)
     is_arr[0] = false;
     any[0] = false;
     put_c(r, '{');
-    for (size_t i = 0; i < e->n_fields; i++) {
-        const struct mx_ev_field *f = &e->fields[i];
+    for (size_t i = 0; i < e->fields.n; i++) {
+        const struct mx_ev_field *f = mx_ev_field_at(e, i);
         if (f->kind == MX_EV_END) {
             if (depth > 0) {
                 put_c(r, is_arr[depth] ? ']' : '}');

@@ -55,8 +55,8 @@ static void put_fields(struct text_rep *r, const struct mx_event *e)
 {
     fputs(e->type, r->out);
     int depth = 0;
-    for (size_t i = 0; i < e->n_fields; i++) {
-        const struct mx_ev_field *f = &e->fields[i];
+    for (size_t i = 0; i < e->fields.n; i++) {
+        const struct mx_ev_field *f = mx_ev_field_at(e, i);
         if (f->kind == MX_EV_END) {
             depth--;
             continue;
