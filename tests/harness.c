@@ -69,6 +69,12 @@ size_t mx_harness_len(const struct mx_turn *t, size_t n)
 char *mx_harness_run(const struct mx_turn *t, size_t n, const struct mx_harness_opts *o, size_t split,
                      bool every_byte)
 {
+    return mx_harness_run_status(t, n, o, split, every_byte, NULL);
+}
+
+char *mx_harness_run_status(const struct mx_turn *t, size_t n, const struct mx_harness_opts *o, size_t split,
+                            bool every_byte, int *status)
+{
     struct mx_harness_opts def = { 0 };
     if (!o)
         o = &def;
@@ -76,7 +82,13 @@ char *mx_harness_run(const struct mx_turn *t, size_t n, const struct mx_harness_
     size_t out_len = 0;
     FILE *fp = open_memstream(&out, &out_len);
     struct mx_sink *sink = mx_sink_new();
-    mx_report_json_add(sink, fp, false);
+    if (status)
+        *status = -1; /* mxray could not start */
+    if (!sink || !mx_report_json_add(sink, fp, false)) {
+        mx_sink_free(sink);
+        fclose(fp);
+        return out;
+    }
     struct mx_config cfg;
     mx_config_defaults(&cfg);
     cfg.protocols = mx_harness_protocols();
@@ -87,6 +99,11 @@ char *mx_harness_run(const struct mx_turn *t, size_t n, const struct mx_harness_
     char err[128];
     struct conn c = { mx_engine_new(&cfg, sink, err, sizeof(err)), { 1000, 5000 },
                       (mx_time_t)1700000000 * MX_NS_PER_SEC, o->server_port ? o->server_port : 25 };
+    if (!c.eng) {
+        mx_sink_free(sink);
+        fclose(fp);
+        return out;
+    }
     if (!o->no_handshake) {
         frame_out(&c, MX_DIR_C2S, MX_TCP_SYN, NULL, 0);
         c.seq[MX_DIR_C2S]--;
@@ -117,7 +134,9 @@ char *mx_harness_run(const struct mx_turn *t, size_t n, const struct mx_harness_
         frame_out(&c, MX_DIR_C2S, MX_TCP_ACK, NULL, 0);
     }
     mx_engine_finish(c.eng);
-    mx_sink_finish(sink);
+    bool written = mx_sink_finish(sink);
+    if (status)
+        *status = written ? mx_engine_exit_status(c.eng) : 1;
     mx_engine_free(c.eng);
     mx_sink_free(sink);
     fclose(fp);

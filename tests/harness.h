@@ -44,6 +44,12 @@ size_t mx_harness_len(const struct mx_turn *t, size_t n);
 char *mx_harness_run(const struct mx_turn *t, size_t n, const struct mx_harness_opts *o, size_t split,
                      bool every_byte);
 
+/* The same, and *status (status may be NULL): the run's exit status (0,
+ * 1 when mxray failed, 3 for damaged input), 1 when a reporter could not
+ * write, -1 when mxray could not even start (out of memory). */
+char *mx_harness_run_status(const struct mx_turn *t, size_t n, const struct mx_harness_opts *o, size_t split,
+                            bool every_byte, int *status);
+
 /* The output without what depends on segmentation (times, frames, packet
  * counts) and without the core's records: comparable across splits. */
 char *mx_harness_normalize(const char *ndjson);

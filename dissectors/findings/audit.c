@@ -4,6 +4,7 @@
  * the dissectors emit, as a reporter, and keeps a bounded summary per server. */
 #include "dissectors/findings/audit.h"
 
+#include "core/buf.h"
 #include "core/idmap.h"
 #include "core/mx.h"
 #include "event/text.h"
@@ -172,12 +173,19 @@ struct flowmap {
 };
 
 struct audit {
-    struct server *srv;
-    uint32_t n_srv, cap_srv, dropped;
+    struct mx_buf srv;       /* struct server, at most AUDIT_MAX_SERVERS */
+    uint32_t dropped;
     struct mx_idmap flows;      /* flows not ended yet, by id */
     FILE *table;
     bool color;
+    bool failed;             /* out of memory: the findings would be short */
 };
+
+/* The i-th server (i < a->srv.n). */
+static struct server *server_at(struct audit *a, size_t i)
+{
+    return mx_buf_at(&a->srv, i);
+}
 
 /* ---- Helpers ---- */
 
@@ -256,7 +264,7 @@ static struct flowmap *flow_of(struct audit *a, uint64_t flow)
 static struct server *server_of(struct audit *a, uint64_t flow)
 {
     struct flowmap *m = flow_of(a, flow);
-    return m && m->server ? &a->srv[m->server - 1] : NULL;
+    return m && m->server ? server_at(a, m->server - 1) : NULL;
 }
 
 /* Notes one instance of finding k at server s. */
@@ -341,28 +349,24 @@ static void on_flow_start(struct audit *a, const struct mx_event *e)
     mx_text_copy(addr, sizeof(addr), mx_ev_get_str(e, "server"));
     uint16_t port = (uint16_t)mx_ev_get_int(e, "server_port", 0);
     uint32_t idx = 0;
-    for (uint32_t i = 0; i < a->n_srv && !idx; i++)
-        if (a->srv[i].port == port && !strcmp(a->srv[i].addr, addr) && !strcmp(a->srv[i].proto, proto))
+    for (uint32_t i = 0; i < a->srv.n && !idx; i++) {
+        const struct server *sv = server_at(a, i);
+        if (sv->port == port && !strcmp(sv->addr, addr) && !strcmp(sv->proto, proto))
             idx = i + 1;
+    }
     if (!idx) {
-        if (a->n_srv == AUDIT_MAX_SERVERS) {
-            a->dropped++;
+        enum mx_buf_status st;
+        struct server *s = mx_buf_push(&a->srv, &st);
+        if (!s) {
+            a->dropped++; /* past AUDIT_MAX_SERVERS */
+            if (st == MX_BUF_NOMEM)
+                a->failed = true;
             return;
         }
-        if (a->n_srv == a->cap_srv) {
-            uint32_t cap = a->cap_srv ? a->cap_srv * 2 : 16;
-            struct server *n = realloc(a->srv, cap * sizeof(*n));
-            if (!n)
-                return;
-            a->srv = n;
-            a->cap_srv = cap;
-        }
-        struct server *s = &a->srv[a->n_srv];
-        memset(s, 0, sizeof(*s));
         snprintf(s->proto, sizeof(s->proto), "%s", proto);
         snprintf(s->addr, sizeof(s->addr), "%s", addr);
         s->port = port;
-        idx = ++a->n_srv;
+        idx = (uint32_t)a->srv.n;
     }
     mx_frame_t f1, f2;
     frames_of(e, "frames", &f1, &f2);
@@ -372,7 +376,7 @@ static void on_flow_start(struct audit *a, const struct mx_event *e)
         return;
     }
     *m = (struct flowmap){ idx, false, f1 };
-    a->srv[idx - 1].sessions++;
+    server_at(a, idx - 1)->sessions++;
 }
 
 /* Whether a capability is a masked word where STARTTLS was (XXXXXXXA). */
@@ -740,8 +744,8 @@ static void emit_finding(struct mx_sink *sink, const struct server *s, enum kind
 static void audit_end(void *ctx, struct mx_sink *sink)
 {
     struct audit *a = ctx;
-    for (uint32_t i = 0; i < a->n_srv; i++) {
-        struct server *s = &a->srv[i];
+    for (uint32_t i = 0; i < a->srv.n; i++) {
+        struct server *s = server_at(a, i);
         conclude(s);
         emit_server(sink, s);
         for (int k = 0; k < K_N; k++)
@@ -840,20 +844,20 @@ static bool audit_finish(void *ctx)
 {
     struct audit *a = ctx;
     if (!a->table)
-        return true;
-    if (!a->n_srv)
+        return !a->failed;
+    if (!a->srv.n)
         fputs("No mail server seen.\n", a->table);
-    for (uint32_t i = 0; i < a->n_srv; i++)
-        print_server(a, &a->srv[i]);
+    for (uint32_t i = 0; i < a->srv.n; i++)
+        print_server(a, server_at(a, i));
     if (a->dropped)
         fprintf(a->table, "(%u more servers not audited: the cap is %u)\n", a->dropped, AUDIT_MAX_SERVERS);
-    return fflush(a->table) == 0;
+    return fflush(a->table) == 0 && !a->failed;
 }
 
 static void audit_free(void *ctx)
 {
     struct audit *a = ctx;
-    free(a->srv);
+    mx_buf_free(&a->srv);
     for (size_t i = 0; i < a->flows.cap; i++)
         if (a->flows.slot[i].id)
             free(a->flows.slot[i].val);
@@ -875,6 +879,7 @@ bool mx_audit_add(struct mx_sink *s, FILE *table, bool color)
         return false;
     a->table = table;
     a->color = color;
+    mx_buf_init(&a->srv, sizeof(struct server), 16, AUDIT_MAX_SERVERS);
     if (!mx_sink_add(s, &audit_ops, a)) {
         free(a);
         return false;

@@ -581,7 +581,7 @@ static enum litmode literal_mode(struct imap *s, enum mx_dir d, uint64_t len, st
             env.section = mx_slice_make(section, strlen(section));
             *msg = mx_message_new(&env);
             if (!*msg)
-                s->m.oom = true;
+                mx_ctx_fail(s->m.ctx);
             struct pending *p = in_progress(s);
             if (p)
                 p->bodies++;
@@ -603,7 +603,7 @@ static enum litmode literal_mode(struct imap *s, enum mx_dir d, uint64_t len, st
                         env.fragment = true; /* RFC 4469: a TEXT part of the message */
                 *msg = mx_message_new(&env);
                 if (!*msg)
-                    s->m.oom = true;
+                    mx_ctx_fail(s->m.ctx);
                 s->appended++;
                 return LIT_MESSAGE;
             }
@@ -1236,7 +1236,7 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
         mx_mail_anomaly(&s->m, MX_DIR_C2S, MX_MAIL_TOO_MANY_PENDING, l->off, llen(l));
         break;
     case MX_BUF_NOMEM:
-        s->m.oom = true;
+        mx_ctx_fail(s->m.ctx);
         break;
     case MX_BUF_OK:
         break;
@@ -1263,7 +1263,7 @@ static void line_append(struct imap *s, struct line *l, const uint8_t *p, size_t
         n = IMAP_MAX_LINE - llen(l);
     }
     if (mx_buf_append(&l->text, p, n) == MX_BUF_NOMEM) {
-        s->m.oom = true;
+        mx_ctx_fail(s->m.ctx);
         l->overflow = true;
     }
 }

@@ -54,7 +54,7 @@ struct mx_parse_result mx_mail_parse(void *state, struct mx_dissect_ctx *ctx, en
         if (flags & MX_CHUNK_END)
             m->proto->end(state, d);
     }
-    return mx_mail_result(m, r.consumed, r.needed);
+    return r;
 }
 
 void mx_mail_anomaly(struct mx_mail *m, enum mx_dir d, enum mx_mail_anomaly a, uint64_t off, uint64_t len)

@@ -131,7 +131,6 @@ struct mx_mail {
     struct mx_mail_login logins[MX_MAIL_MAX_LOGINS];
     unsigned n_logins, logins_dropped;
     struct mx_mail_login *login;    /* the exchange in progress, or NULL */
-    bool oom;                       /* mxray ran out of memory: the parse call fails (MX_PARSE_ERROR) */
 };
 
 /* A session of `proto` on ctx's flow, from its start. */
@@ -144,18 +143,9 @@ void *mx_mail_queue_push(struct mx_mail *m, struct mx_mail_queue *q, const void 
 
 /* The dissector's parse (struct mx_dissector) of every mail protocol: a gap
  * goes to proto->gap, bytes to proto->read, then the end to proto->end.
- * `state` begins with a struct mx_mail. Fails once the session ran out of memory. */
+ * `state` begins with a struct mx_mail. */
 struct mx_parse_result mx_mail_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data,
                                      unsigned flags);
-
-/* The result of a parse call that consumed `consumed` bytes: MX_PARSE_ERROR
- * once the session ran out of memory (STYLE.md rule 6: the flow's dissection
- * stops, with an error record), never output silently short of something. */
-static inline struct mx_parse_result mx_mail_result(const struct mx_mail *m, size_t consumed, size_t needed)
-{
-    struct mx_parse_result r = { m->oom ? MX_PARSE_ERROR : MX_PARSE_OK, consumed, needed };
-    return r;
-}
 
 /* Raises shared anomaly `a` for bytes [off, off+len) of d (nothing when the
  * protocol does not name it). */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/digest.h"
 #include "event/text.h"
 #include "dissectors/message/mime.h"
@@ -268,11 +269,9 @@ struct mx_message {
     /* results */
     struct headers *h;
     struct part_texts cur; /* texts of the entity whose header block is being read */
-    struct part_rec *parts;
-    uint32_t n_parts, cap_parts;
+    struct mx_buf parts;   /* struct part_rec, at most MSG_MAX_PARTS + 1 */
     uint64_t parts_total;
-    uint8_t *text;         /* the parts' texts and embedded messages' fields, packed */
-    size_t text_len, text_cap;
+    struct mx_buf text;    /* the parts' texts and embedded messages' fields, packed; at most MSG_TEXT_MAX */
     size_t extracted_bytes; /* the parts' `extracted` names, for mx_message_bytes */
     size_t inner_total;    /* bytes of m->text holding embedded messages' fields */
     uint32_t inner_not_kept; /* embedded messages whose fields went past MSG_INNER_TOTAL */
@@ -564,9 +563,15 @@ static void uu_scan(struct mx_message *m, const uint8_t *p, size_t n)
 
 /* ---- leaf bodies ---- */
 
+/* The i-th part described (i < m->parts.n). */
+static struct part_rec *part_at(const struct mx_message *m, size_t i)
+{
+    return mx_buf_at(&m->parts, i);
+}
+
 static struct part_rec *rec_of(struct mx_message *m, const struct ent *e)
 {
-    return e->rec >= 0 ? &m->parts[e->rec] : NULL;
+    return e->rec >= 0 ? part_at(m, (size_t)e->rec) : NULL;
 }
 
 /* Text `which` (T_*) of a described part. */
@@ -575,35 +580,31 @@ static struct mx_slice rec_text(const struct mx_message *m, const struct part_re
     size_t off = r->text;
     for (int k = 0; k < which; k++)
         off += r->len[k];
-    return mx_slice_make(m->text + off, r->len[which]);
+    return mx_slice_make((const uint8_t *)m->text.p + off, r->len[which]);
 }
 
-/* Makes room for n more bytes of m->text (capped at MSG_TEXT_MAX); false when
- * out of memory or past the cap. */
+/* mxray ran out of memory parsing m: the flow's dissection stops (a message
+ * parsed without a flow has no dissection to stop). */
+static void failed(struct mx_message *m)
+{
+    if (m->env.ctx)
+        mx_ctx_fail(m->env.ctx);
+}
+
+/* Makes room for n more bytes of m->text; false past MSG_TEXT_MAX (what
+ * would go there is not described) or when out of memory (the flow's
+ * dissection stops: mx_ctx_fail). */
 static bool text_room(struct mx_message *m, size_t n)
 {
-    if (n > MSG_TEXT_MAX - m->text_len)
-        return false;
-    if (m->text_len + n <= m->text_cap)
-        return true;
-    size_t cap = m->text_cap ? m->text_cap : 4096;
-    while (cap < m->text_len + n)
-        cap *= 2;
-    if (cap > MSG_TEXT_MAX)
-        cap = MSG_TEXT_MAX;
-    uint8_t *t = realloc(m->text, cap);
-    if (!t)
-        return false;
-    m->text = t;
-    m->text_cap = cap;
-    return true;
+    enum mx_buf_status st = mx_buf_reserve(&m->text, n);
+    if (st == MX_BUF_NOMEM)
+        failed(m);
+    return st == MX_BUF_OK;
 }
 
 static void text_put(struct mx_message *m, const void *p, size_t n)
 {
-    if (n)
-        memcpy(m->text + m->text_len, p, n);
-    m->text_len += n;
+    mx_buf_append(&m->text, p, n); /* text_room made room */
 }
 
 /* Decoded bytes of the current leaf: hashed, counted, extracted, scanned. */
@@ -1015,7 +1016,7 @@ static void inner_commit(struct mx_message *m, struct ent *parent)
         m->inner_not_kept++;
         return;
     }
-    r->inner = (uint32_t)m->text_len + 1;
+    r->inner = (uint32_t)m->text.n + 1;
     m->inner_total += need;
     uint8_t b[6];
     for (size_t o = 0; o < MX_ARRAY_LEN(order); o++) {
@@ -1179,24 +1180,16 @@ static void push(struct mx_message *m, const char *path, bool default_rfc822)
     e->default_rfc822 = default_rfc822;
     e->rec = -1;
     m->parts_total++;
-    if (m->n_parts > MSG_MAX_PARTS) {
+    if (m->parts.n > MSG_MAX_PARTS) {
         if (m->parts_total == MSG_MAX_PARTS + 2)
             anomaly(m, A_TOO_MANY_PARTS, m->cur_off, 0);
         return;
     }
-    if (m->n_parts == m->cap_parts) {
-        uint32_t nc = m->cap_parts ? m->cap_parts * 2 : 8;
-        if (nc > MSG_MAX_PARTS + 1)
-            nc = MSG_MAX_PARTS + 1;
-        struct part_rec *np = realloc(m->parts, nc * sizeof(*np));
-        if (!np)
-            return; /* out of memory: the part goes undescribed */
-        m->parts = np;
-        m->cap_parts = nc;
+    if (!mx_buf_push(&m->parts, NULL)) {
+        failed(m); /* out of memory */
+        return;
     }
-    e->rec = (int32_t)m->n_parts++;
-    struct part_rec *r = &m->parts[e->rec];
-    memset(r, 0, sizeof(*r));
+    e->rec = (int32_t)(m->parts.n - 1);
     memset(&m->cur, 0, sizeof(m->cur));
 }
 
@@ -1216,11 +1209,11 @@ static void commit_texts(struct mx_message *m, struct ent *e)
         total += len[k];
     if (!text_room(m, total)) {
         /* the record is the last one: take it back */
-        m->n_parts--;
+        m->parts.n--;
         e->rec = -1;
         return;
     }
-    r->text = (uint32_t)m->text_len;
+    r->text = (uint32_t)m->text.n;
     for (int k = 0; k < T__N; k++) {
         r->len[k] = (uint16_t)len[k];
         text_put(m, src[k], len[k]);
@@ -1483,6 +1476,8 @@ struct mx_message *mx_message_new(const struct mx_message_env *env)
         return NULL;
     memset(m, 0, offsetof(struct mx_message, b));
     m->env = *env;
+    mx_buf_init(&m->parts, sizeof(struct part_rec), 8, MSG_MAX_PARTS + 1);
+    mx_buf_init(&m->text, 1, 4096, MSG_TEXT_MAX);
     /* the optional context is copied (capped): the caller's buffers need not outlive the call */
     size_t n = env->mailbox.ptr && env->mailbox.len ? env->mailbox.len : 0;
     n = n < sizeof(m->mailbox) ? n : sizeof(m->mailbox);
@@ -1740,7 +1735,7 @@ static bool is_attachment(const struct mx_message *m, const struct part_rec *r)
 /* The fields of the embedded message of part r, as inner_commit packed them. */
 static void emit_inner(const struct mx_message *m, const struct part_rec *r, struct mx_event *ev)
 {
-    const uint8_t *p = m->text + (r->inner - 1);
+    const uint8_t *p = (const uint8_t *)m->text.p + (r->inner - 1);
     mx_ev_obj(ev, "message");
     for (;;) {
         int tag = *p++;
@@ -1774,8 +1769,8 @@ static void emit_parts(struct mx_message *m, struct mx_event *ev, const char *di
 {
     char hx[65];
     mx_ev_arr(ev, "parts");
-    for (uint32_t i = 0; i < m->n_parts; i++) {
-        const struct part_rec *r = &m->parts[i];
+    for (uint32_t i = 0; i < m->parts.n; i++) {
+        const struct part_rec *r = part_at(m, i);
         mx_ev_obj(ev, NULL);
         mx_ev_wire(ev, "path", rec_text(m, r, T_PATH));
         mx_ev_wire(ev, "content_type", rec_text(m, r, T_CTYPE));
@@ -1868,14 +1863,14 @@ static void emit_record(struct mx_message *m)
         mx_ev_bool(ev, "cut", true);
     emit_headers(m, ev);
     emit_parts(m, ev, dir);
-    if (m->parts_total > m->n_parts)
-        mx_ev_uint(ev, "parts_not_described", m->parts_total - m->n_parts);
+    if (m->parts_total > m->parts.n)
+        mx_ev_uint(ev, "parts_not_described", m->parts_total - m->parts.n);
     if (m->inner_not_kept)
         mx_ev_uint(ev, "embedded_headers_not_kept", m->inner_not_kept);
     uint32_t n_att = 0, n_leaf = 0;
-    for (uint32_t i = 0; i < m->n_parts; i++) {
-        n_leaf += m->parts[i].leaf;
-        n_att += is_attachment(m, &m->parts[i]);
+    for (uint32_t i = 0; i < m->parts.n; i++) {
+        n_leaf += part_at(m, i)->leaf;
+        n_att += is_attachment(m, part_at(m, i));
     }
     mx_ev_uint(ev, "attachments", n_att);
     bool any = false;
@@ -1904,8 +1899,8 @@ static void emit_record(struct mx_message *m)
     size_t al = 0;
     att[0] = '\0';
     uint32_t shown = 0;
-    for (uint32_t i = 0; i < m->n_parts && shown < MSG_TEXT_ATTACH; i++) {
-        const struct part_rec *r = &m->parts[i];
+    for (uint32_t i = 0; i < m->parts.n && shown < MSG_TEXT_ATTACH; i++) {
+        const struct part_rec *r = part_at(m, i);
         if (!is_attachment(m, r))
             continue;
         struct mx_slice fn = rec_text(m, r, T_FILENAME);
@@ -1983,8 +1978,8 @@ void mx_message_describe(const struct mx_message *m, struct mx_event *ev, const 
         mx_ev_wire(ev, "subject", mx_slice_make(m->h->single[H_SUBJECT].b, m->h->single[H_SUBJECT].len));
     if (m->ended) {
         uint32_t n_att = 0;
-        for (uint32_t i = 0; i < m->n_parts; i++)
-            n_att += is_attachment(m, &m->parts[i]);
+        for (uint32_t i = 0; i < m->parts.n; i++)
+            n_att += is_attachment(m, part_at(m, i));
         mx_ev_uint(ev, "attachments", n_att);
     }
     mx_ev_end(ev);
@@ -1998,7 +1993,7 @@ size_t mx_message_bytes(const struct mx_message *m)
 {
     if (!m)
         return 0;
-    size_t n = sizeof(*m) + 5 * MSG_MD_CTX_BYTES + m->text_cap + (size_t)m->cap_parts * sizeof(*m->parts);
+    size_t n = sizeof(*m) + 5 * MSG_MD_CTX_BYTES + mx_buf_bytes(&m->text) + mx_buf_bytes(&m->parts);
     return n + (m->h ? sizeof(*m->h) : 0) + m->extracted_bytes;
 }
 
@@ -2016,9 +2011,9 @@ void mx_message_free(struct mx_message *m)
     EVP_MD_CTX_free(m->h_sha256);
     EVP_MD_CTX_free(m->h_uu);
     free(m->h);
-    for (uint32_t i = 0; i < m->n_parts; i++)
-        free(m->parts[i].extracted);
-    free(m->parts);
-    free(m->text);
+    for (uint32_t i = 0; i < m->parts.n; i++)
+        free(part_at(m, i)->extracted);
+    mx_buf_free(&m->parts);
+    mx_buf_free(&m->text);
     free(m);
 }

@@ -288,7 +288,7 @@ static void listing_line(struct pop3 *s, struct mx_slice l, bool uidl)
     if (st == MX_BUF_CAPPED)
         s->rep.list_dropped++;
     else if (!e)
-        s->m.oom = true;
+        mx_ctx_fail(s->m.ctx);
     if (!e)
         return;
     e->num = (uint32_t)num;
@@ -506,7 +506,7 @@ static void status_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
         env.fragment = p->cmd == P_TOP;
         s->rep.msg = mx_message_new(&env);
         if (!s->rep.msg)
-            s->m.oom = true;
+            mx_ctx_fail(s->m.ctx);
         s->smode = S_BODY;
     } else {
         s->smode = S_LINES;

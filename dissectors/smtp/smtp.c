@@ -287,7 +287,7 @@ static struct mx_message *smtp_message(struct smtp *s)
     struct mx_message_env env = { .ctx = s->m.ctx, .dir = MX_DIR_C2S, .source = s->txn.bdat ? "smtp.bdat" : "smtp.data" };
     struct mx_message *m = mx_message_new(&env);
     if (!m)
-        s->m.oom = true;
+        mx_ctx_fail(s->m.ctx);
     return m;
 }
 
@@ -1137,7 +1137,7 @@ static void sent_rcpt(struct smtp *s, struct command *c)
         return;
     }
     if (!r) {
-        s->m.oom = true;
+        mx_ctx_fail(s->m.ctx);
         return;
     }
     mx_text_set(&r->addr, path);

@@ -109,6 +109,13 @@ void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uin
 void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def,
                         uint64_t off, uint64_t len);
 
+/* mxray itself failed while dissecting the flow (out of memory): the
+ * dissection of the flow stops once the current parse call returns, with an
+ * error record (STYLE.md rule 6), as when parse returns MX_PARSE_ERROR.
+ * What runs under a dissector (the message parser, the TLS observer) calls
+ * it too, so that no output is silently short of what it could not keep. */
+void mx_ctx_fail(struct mx_dissect_ctx *ctx);
+
 /* STARTTLS, STLS (RFC 3207 §4, RFC 2595 §4, RFC 9051 §6.2.1): from the
  * first byte of `dir` the dissector does not consume, that direction
  * carries TLS. The host hands its bytes to the flow's TLS observer (the

@@ -105,6 +105,11 @@ void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struc
     mx_engine_emit_anomaly(ctx->eng, ctx->flow, (int)dir, def->name, def->desc, a.frame, b.frame, a.ts);
 }
 
+void mx_ctx_fail(struct mx_dissect_ctx *ctx)
+{
+    ctx->failed = true;
+}
+
 void mx_ctx_starttls(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t injection)
 {
     ctx->tls.on[dir] = true;
@@ -193,7 +198,7 @@ static void tls_route(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice
         ds->off = off + skip; /* the observer reads its bytes' offset here */
         struct mx_parse_result r =
             ctx->tls.dis->parse(ctx->tls.state, ctx, d, mx_slice_make(b.ptr + skip, b.len - skip), 0);
-        if (r.status != MX_PARSE_OK)
+        if (r.status != MX_PARSE_OK || ctx->failed)
             dissect_stop(ctx, "the TLS observer failed (out of memory)");
     }
     ds->off = off + b.len;
@@ -221,7 +226,7 @@ static void parse_call(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slic
         ds->started = true;
     }
     struct mx_parse_result r = ctx->dis->parse(ctx->dstate, ctx, d, data, flags);
-    if (r.status != MX_PARSE_OK) {
+    if (r.status != MX_PARSE_OK || ctx->failed) {
         dissect_stop(ctx, "the dissector failed (out of memory)");
         return;
     }
@@ -270,7 +275,7 @@ static void deliver(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice d
     if (data.ptr && data.len)
         tls_route(ctx, d, data);
     if ((flags & MX_CHUNK_GAP) && ctx->tls.state &&
-        ctx->tls.dis->parse(ctx->tls.state, ctx, d, data, MX_CHUNK_GAP).status != MX_PARSE_OK) {
+        (ctx->tls.dis->parse(ctx->tls.state, ctx, d, data, MX_CHUNK_GAP).status != MX_PARSE_OK || ctx->failed)) {
         dissect_stop(ctx, "the TLS observer failed (out of memory)");
         return;
     }

@@ -41,6 +41,7 @@ struct mx_dissect_ctx {
     struct mx_flow *flow;
     struct mx_flow_info info;
     uint8_t wake;                         /* bit per direction: parse again after this call */
+    bool failed;                          /* mx_ctx_fail: stop once the parse call returns */
     const struct mx_dissector *dis;       /* NULL when not dissected, or stopped */
     const struct mx_dissector *dis_names; /* whose anomaly names dis_an counts */
     void *dstate;

@@ -587,12 +587,12 @@ static void pipe_finish(struct mx_engine *e)
     for (unsigned i = 0; i < pp->n; i++) {
         struct mx_engine *w = pp->w[i].eng;
         mx_counters_add(&e->c, &w->c);
-        e->failed |= w->failed;
+        e->failed |= w->failed || mx_sink_dropped(pp->w[i].sink) > 0;
     }
     e->c.flows_total = pp->flows; /* a worker's count numbered its own flows */
     e->peak_flows = (uint32_t)pp->peak_flows;
     e->pool.peak_bytes = pp->peak_bytes;
-    e->failed |= pp->failed;
+    e->failed |= pp->failed || mx_sink_dropped(pp->sink) > 0;
     e->sink = e->out;
     e->pipe = NULL;
     e->pl = &mx_pipeline_inline;

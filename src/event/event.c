@@ -19,6 +19,7 @@ struct mx_sink {
     size_t n_rep;
     mx_time_t epoch;
     uint64_t count;
+    uint64_t dropped; /* events that could not be stored (out of memory, past the cap) */
 };
 
 struct mx_sink *mx_sink_new(void)
@@ -62,6 +63,11 @@ void mx_sink_set_epoch(struct mx_sink *s, mx_time_t t)
 mx_time_t mx_sink_epoch(const struct mx_sink *s)
 {
     return s->epoch;
+}
+
+uint64_t mx_sink_dropped(const struct mx_sink *s)
+{
+    return s->dropped;
 }
 
 uint64_t mx_sink_count(const struct mx_sink *s)
@@ -161,7 +167,7 @@ int64_t mx_ev_get_int(const struct mx_event *e, const char *path, int64_t dflt)
 
 bool mx_sink_finish(struct mx_sink *s)
 {
-    bool ok = true;
+    bool ok = !s->dropped;
     for (size_t i = 0; i < s->n_rep; i++)
         if (s->rep[i].ops->finish && !s->rep[i].ops->finish(s->rep[i].ctx))
             ok = false;
@@ -245,6 +251,8 @@ void mx_event_emit(struct mx_sink *s, struct mx_event *e)
     e->open = false;
     if (!e->oom)
         mx_sink_deliver(s, e);
+    else
+        s->dropped++; /* never silently: the run fails (mx_sink_finish) */
 }
 
 void mx_sink_deliver(struct mx_sink *s, const struct mx_event *e)
@@ -399,7 +407,9 @@ void mx_ev_arr(struct mx_event *e, const char *key)
 
 void mx_ev_end(struct mx_event *e)
 {
-    if (e->depth > 0 && add_field(e, NULL, MX_EV_END))
+    /* An event that could not be stored is dropped: its containers close
+     * all the same, or mx_event_emit would wait for them for ever. */
+    if (e->depth > 0 && (add_field(e, NULL, MX_EV_END) || e->oom))
         e->depth--;
 }
 

@@ -85,8 +85,11 @@ void mx_sink_set_epoch(struct mx_sink *s, mx_time_t t);
 mx_time_t mx_sink_epoch(const struct mx_sink *s);
 /* Calls every reporter's end hook (before the run's summary). */
 void mx_sink_end(struct mx_sink *s);
-/* Calls every reporter's finish; returns false if one failed. */
+/* Calls every reporter's finish; returns false if one failed, or if an
+ * event could not be stored (out of memory, or past the cap of its strings). */
 bool mx_sink_finish(struct mx_sink *s);
+/* Events that could not be stored, and so reached no reporter. */
+uint64_t mx_sink_dropped(const struct mx_sink *s);
 /* Number of events emitted so far. */
 uint64_t mx_sink_count(const struct mx_sink *s);
 

@@ -54,41 +54,34 @@
 /* ---------------------------------------------------------------- buffer */
 
 struct hbuf {
-    char *p;
-    size_t len, cap;
-    size_t max; /* 0: no cap */
-    bool full;  /* something did not fit */
+    struct mx_buf b; /* the bytes, at most their cap */
+    bool full;       /* something did not fit: what comes after it is dropped */
 };
 
-static bool hb_room(struct hbuf *b, size_t n)
+/* An empty buffer of at most max bytes (0: no cap). */
+static void hb_init(struct hbuf *b, size_t max)
 {
-    if (b->full)
-        return false;
-    if (b->max && b->len + n > b->max) {
-        b->full = true;
-        return false;
-    }
-    if (b->len + n <= b->cap)
-        return true;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + n)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->full = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
+    mx_buf_init(&b->b, 1, 4096, max ? max : SIZE_MAX);
+    b->full = false;
 }
 
 static void hb_put(struct hbuf *b, const void *s, size_t n)
 {
-    if (n && hb_room(b, n)) {
-        memcpy(b->p + b->len, s, n);
-        b->len += n;
-    }
+    if (!n || b->full)
+        return;
+    if (mx_buf_append(&b->b, s, n) != MX_BUF_OK)
+        b->full = true;
+}
+
+/* The bytes held. */
+static inline const char *hb_ptr(const struct hbuf *b)
+{
+    return b->b.p;
+}
+
+static inline size_t hb_len(const struct hbuf *b)
+{
+    return b->b.n;
 }
 
 static void hb_puts(struct hbuf *b, const char *s)
@@ -110,8 +103,8 @@ static void hb_printf(struct hbuf *b, const char *fmt, ...)
 
 static void hb_free(struct hbuf *b)
 {
-    free(b->p);
-    memset(b, 0, sizeof(*b));
+    mx_buf_free(&b->b);
+    b->full = false;
 }
 
 /* Escapes valid UTF-8 text for HTML text and attribute values (HTML 5
@@ -174,21 +167,6 @@ static void hb_esc_str(struct hbuf *b, const char *s)
     hb_esc(b, mx_slice_make(s, strlen(s)), 0, false);
 }
 
-/* Makes room for `need` elements of `elem` bytes in *arr (capacity *cap),
- * doubling from `first`; false when out of memory (*arr is unchanged). */
-static bool grow(void **arr, size_t *cap, size_t need, size_t elem, size_t first)
-{
-    if (need <= *cap)
-        return true;
-    size_t c = *cap ? *cap * 2 : first;
-    void *t = realloc(*arr, c * elem);
-    if (!t)
-        return false;
-    *arr = t;
-    *cap = c;
-    return true;
-}
-
 /* ---------------------------------------------------------------- state */
 
 enum step_kind { ST_C2S, ST_S2C, ST_NOTE, ST_TLS };
@@ -209,8 +187,7 @@ struct session {
     char proto[16];
     char client[64], server[64];
     mx_time_t start;
-    struct step *steps;
-    size_t n, cap;
+    struct mx_buf steps; /* struct step, at most H_MAX_STEPS */
     uint64_t dropped;   /* rows past H_MAX_STEPS */
     uint64_t commands, failures;
     bool tls;
@@ -246,14 +223,12 @@ struct html_rep {
     bool failed; /* a write failed */
     FILE *tmp;   /* rendered sessions, in the order they ended */
     struct mx_idmap open; /* sessions not ended yet, by flow id */
-    struct entry *idx;
-    size_t idx_n, idx_cap;
+    struct mx_buf idx;                  /* struct entry, one per session written */
     uint64_t sessions, sessions_failed; /* all of them */
     uint64_t unlisted;                  /* neither drawn nor listed (past H_LIST_ROWS) */
     size_t listed;                      /* without a diagram, in the list */
     struct mx_idmap by_server;          /* (protocol, server) hash -> struct tally */
-    struct tally **tallies;
-    size_t n_tallies, cap_tallies;
+    struct mx_buf tallies;              /* struct tally *, at most H_MAX_SERVERS */
     uint64_t servers_dropped;           /* sessions of pairs past H_MAX_SERVERS */
     struct hbuf failures; /* <li> items */
     size_t n_failures;
@@ -266,11 +241,26 @@ struct html_rep {
     size_t bodies_failed, bodies_ok; /* diagrams kept in the temporary file */
 };
 
+static struct step *step_at(const struct session *s, size_t i)
+{
+    return mx_buf_at(&s->steps, i);
+}
+
+static struct entry *entry_at(const struct html_rep *r, size_t i)
+{
+    return mx_buf_at(&r->idx, i);
+}
+
+static struct tally *tally_at(const struct html_rep *r, size_t i)
+{
+    return *(struct tally **)mx_buf_at(&r->tallies, i);
+}
+
 static void session_free(struct session *s)
 {
     if (!s)
         return;
-    free(s->steps);
+    mx_buf_free(&s->steps);
     hb_free(&s->arena);
     hb_free(&s->extra);
     free(s);
@@ -284,10 +274,11 @@ static struct session *session_new(struct html_rep *r, const struct mx_event *e)
     struct session *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    mx_buf_init(&s->steps, sizeof(struct step), 32, H_MAX_STEPS);
     s->id = e->flow;
     s->start = e->ts;
-    s->arena.max = H_ARENA_MAX;
-    s->extra.max = H_EXTRA_MAX;
+    hb_init(&s->arena, H_ARENA_MAX);
+    hb_init(&s->extra, H_EXTRA_MAX);
     snprintf(s->proto, sizeof(s->proto), "?");
     if (!mx_idmap_put(&r->open, s->id, s)) {
         free(s);
@@ -308,10 +299,10 @@ static void endpoint(char *dst, size_t cap, const struct mx_event *e, const char
 /* Appends text to the session's arena; its offset and length go to *off, *len. */
 static void keep(struct session *s, struct mx_slice t, uint32_t *off, uint32_t *len)
 {
-    size_t before = s->arena.len;
+    size_t before = hb_len(&s->arena);
     hb_put(&s->arena, t.ptr, t.len);
     *off = (uint32_t)before;
-    *len = (uint32_t)(s->arena.len - before);
+    *len = (uint32_t)(hb_len(&s->arena) - before);
 }
 
 /* One line "key: value" of an arrow's details, from a string field. */
@@ -320,7 +311,7 @@ static void detail_str(struct hbuf *d, const struct mx_event *e, const char *pat
     struct mx_slice v = mx_ev_get_str(e, path);
     if (!v.len)
         return;
-    if (d->len)
+    if (hb_len(d))
         hb_puts(d, "\n");
     hb_puts(d, label);
     hb_put(d, v.ptr, v.len < H_FIELD_MAX ? v.len : H_FIELD_MAX);
@@ -340,16 +331,11 @@ static void details(struct hbuf *d, const struct mx_event *e, const struct detai
 static void add_step(struct session *s, const struct mx_event *e, enum step_kind kind, struct mx_slice label,
                      struct mx_slice detail)
 {
-    if (s->n == H_MAX_STEPS) {
-        s->dropped++;
+    struct step *st = mx_buf_push(&s->steps, NULL);
+    if (!st) {
+        s->dropped++; /* past H_MAX_STEPS, or out of memory */
         return;
     }
-    if (!grow((void **)&s->steps, &s->cap, s->n + 1, sizeof(*s->steps), 32)) {
-        s->dropped++;
-        return;
-    }
-    struct step *st = &s->steps[s->n++];
-    memset(st, 0, sizeof(*st));
     st->kind = (uint8_t)kind;
     st->tone = (uint8_t)e->tone;
     st->ts = e->ts;
@@ -411,8 +397,9 @@ static struct mx_slice label_of(const struct mx_event *e, char *buf, size_t cap)
 
 static void on_tls(struct session *s, const struct mx_event *e)
 {
-    struct hbuf l = { 0 }, d = { 0 };
-    l.max = d.max = 8192;
+    struct hbuf l, d;
+    hb_init(&l, 8192);
+    hb_init(&d, 8192);
     struct mx_slice v = mx_ev_get_str(e, "version"), c = mx_ev_get_str(e, "cipher");
     hb_puts(&l, "TLS");
     if (v.len) {
@@ -451,7 +438,7 @@ static void on_tls(struct session *s, const struct mx_event *e)
         }
     }
     s->tls = true;
-    add_step(s, e, ST_TLS, mx_slice_make(l.p, l.len), mx_slice_make(d.p, d.len));
+    add_step(s, e, ST_TLS, mx_slice_make(hb_ptr(&l), hb_len(&l)), mx_slice_make(hb_ptr(&d), hb_len(&d)));
     hb_free(&l);
     hb_free(&d);
 }
@@ -562,7 +549,7 @@ static void on_finding(struct html_rep *r, const struct mx_event *e)
 static void on_summary(struct html_rep *r, const struct mx_event *e)
 {
     struct hbuf *b = &r->summary;
-    b->len = 0;
+    mx_buf_clear(&b->b, false);
     struct mx_slice a = mx_ev_get_str(e, "start"), z = mx_ev_get_str(e, "end");
     hb_puts(b, "<p>Capture ");
     if (a.len) {
@@ -618,7 +605,7 @@ static void put_latency(struct hbuf *b, double s)
 
 static struct mx_slice arena(const struct session *s, uint32_t off, uint32_t len)
 {
-    return mx_slice_make(s->arena.p + off, len);
+    return mx_slice_make(hb_ptr(&s->arena) + off, len);
 }
 
 /* A row's tooltip and detail pane text: the line, frames, latency, details. */
@@ -644,14 +631,14 @@ static void put_title(struct hbuf *b, const struct session *s, const struct step
 
 static void draw(struct hbuf *b, const struct session *s)
 {
-    size_t rows = s->n + (s->dropped ? 1 : 0);
+    size_t rows = s->steps.n + (s->dropped ? 1 : 0);
     int h = G_TOP + (int)rows * G_ROW + 16;
     hb_printf(b, "<svg class=\"seq\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
                  "aria-label=\"sequence diagram of session %" PRIu64 "\">",
               G_W, h, G_W, h, s->id);
     /* TLS: the rest of the dialogue is dark from its row down. */
-    for (size_t i = 0; i < s->n; i++) {
-        if (s->steps[i].kind != ST_TLS)
+    for (size_t i = 0; i < s->steps.n; i++) {
+        if (step_at(s, i)->kind != ST_TLS)
             continue;
         int y = G_TOP + (int)i * G_ROW - 18;
         hb_printf(b, "<rect class=\"dark\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\"/>", G_XC, y, G_XS - G_XC,
@@ -659,11 +646,11 @@ static void draw(struct hbuf *b, const struct session *s)
         break;
     }
     /* Pipelined commands: a box behind each run of them. */
-    for (size_t i = 0; i < s->n;) {
+    for (size_t i = 0; i < s->steps.n;) {
         size_t j = i + 1;
-        while (j < s->n && s->steps[j].kind == ST_C2S && s->steps[j].pipelined)
+        while (j < s->steps.n && step_at(s, j)->kind == ST_C2S && step_at(s, j)->pipelined)
             j++;
-        if (s->steps[i].kind == ST_C2S && j - i > 1) {
+        if (step_at(s, i)->kind == ST_C2S && j - i > 1) {
             int y = G_TOP + (int)i * G_ROW - 19;
             hb_printf(b, "<rect class=\"pipe\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" rx=\"4\"/>", G_XC - 8, y,
                       G_XS - G_XC + 16, (int)(j - i) * G_ROW + 2);
@@ -685,8 +672,8 @@ static void draw(struct hbuf *b, const struct session *s)
               G_XS, G_XS);
     hb_esc_str(b, s->server);
     hb_puts(b, "</text>");
-    for (size_t i = 0; i < s->n; i++) {
-        const struct step *st = &s->steps[i];
+    for (size_t i = 0; i < s->steps.n; i++) {
+        const struct step *st = step_at(s, i);
         int y = G_TOP + (int)i * G_ROW;
         const char *tc = tone_class(st->tone);
         hb_printf(b, "<g class=\"st %s k%d\" tabindex=\"0\">", tc, st->kind);
@@ -732,7 +719,7 @@ static void draw(struct hbuf *b, const struct session *s)
     }
     if (s->dropped)
         hb_printf(b, "<text class=\"nt\" x=\"%d\" y=\"%d\">\xE2\x80\xA6 %" PRIu64 " more rows not drawn</text>",
-                  (G_XC + G_XS) / 2, G_TOP + (int)s->n * G_ROW, s->dropped);
+                  (G_XC + G_XS) / 2, G_TOP + (int)s->steps.n * G_ROW, s->dropped);
     hb_puts(b, "</svg>");
 }
 
@@ -756,9 +743,7 @@ static void count_session(struct html_rep *r, const struct session *s, bool fail
     uint64_t h = pair_hash(s->proto, s->server);
     struct tally *t = mx_idmap_get(&r->by_server, h);
     if (!t) {
-        if (r->n_tallies == H_MAX_SERVERS ||
-            !grow((void **)&r->tallies, &r->cap_tallies, r->n_tallies + 1, sizeof(*r->tallies), 64) ||
-            !(t = calloc(1, sizeof(*t)))) {
+        if (mx_buf_reserve(&r->tallies, 1) != MX_BUF_OK || !(t = calloc(1, sizeof(*t)))) {
             r->servers_dropped++;
             return;
         }
@@ -769,7 +754,7 @@ static void count_session(struct html_rep *r, const struct session *s, bool fail
         }
         memcpy(t->proto, s->proto, sizeof(t->proto));
         memcpy(t->server, s->server, sizeof(t->server));
-        r->tallies[r->n_tallies++] = t;
+        mx_buf_append(&r->tallies, &t, 1); /* room was made */
     }
     t->sessions++;
     t->failed += failed;
@@ -790,7 +775,7 @@ static void finish_session(struct html_rep *r, struct session *s)
         r->unlisted++;
         return;
     }
-    if (!grow((void **)&r->idx, &r->idx_cap, r->idx_n + 1, sizeof(*r->idx), 256)) {
+    if (mx_buf_reserve(&r->idx, 1) != MX_BUF_OK) {
         r->failed = true;
         return;
     }
@@ -799,7 +784,7 @@ static void finish_session(struct html_rep *r, struct session *s)
     else
         r->listed++;
     struct hbuf *b = &r->page;
-    b->len = 0;
+    mx_buf_clear(&b->b, false);
     b->full = false;
     /* Three pieces, put together at the end: the attributes, the summary
      * line, and the body (drawn sessions only). */
@@ -808,7 +793,7 @@ static void finish_session(struct html_rep *r, struct session *s)
     hb_puts(b, "\" data-server=\"");
     hb_esc_str(b, s->server);
     hb_printf(b, "\" data-failed=\"%d\"", failed);
-    size_t attrs_len = b->len;
+    size_t attrs_len = hb_len(b);
     hb_puts(b, "<span class=\"pr\">");
     hb_esc_str(b, s->proto);
     hb_printf(b, "</span> session %" PRIu64 " \xC2\xB7 ", s->id);
@@ -826,11 +811,11 @@ static void finish_session(struct html_rep *r, struct session *s)
     if (failed)
         hb_printf(b, " \xC2\xB7 <span class=\"bad\">%" PRIu64 " failure%s</span>", s->failures,
                   s->failures == 1 ? "" : "s");
-    size_t line_len = b->len - attrs_len;
+    size_t line_len = hb_len(b) - attrs_len;
     if (body) {
         draw(b, s);
-        if (s->extra.len)
-            hb_put(b, s->extra.p, s->extra.len);
+        if (hb_len(&s->extra))
+            hb_put(b, hb_ptr(&s->extra), hb_len(&s->extra));
         if (s->extra.full)
             hb_puts(b, "<p class=\"meta\">More messages than the report keeps; see the JSON records.</p>");
     }
@@ -839,17 +824,16 @@ static void finish_session(struct html_rep *r, struct session *s)
         return;
     }
     long off = ftell(r->tmp);
-    if (off < 0 || fwrite(b->p, 1, b->len, r->tmp) != b->len) {
+    if (off < 0 || fwrite(hb_ptr(b), 1, hb_len(b), r->tmp) != hb_len(b)) {
         r->failed = true;
         return;
     }
-    struct entry *en = &r->idx[r->idx_n++];
-    memset(en, 0, sizeof(*en));
+    struct entry *en = mx_buf_push(&r->idx, NULL); /* room was made */
     en->id = s->id;
     en->off = (uint64_t)off;
     en->attrs_len = (uint32_t)attrs_len;
     en->line_len = (uint32_t)line_len;
-    en->body_len = b->len - attrs_len - line_len;
+    en->body_len = hb_len(b) - attrs_len - line_len;
     en->has_body = body;
     en->failed = failed;
     memcpy(en->proto, s->proto, sizeof(en->proto));
@@ -907,8 +891,8 @@ static void html_event(void *ctx, const struct mx_event *e)
     }
     if (!strcmp(e->type, "message"))
         on_message(s, e);
-    struct hbuf d = { 0 };
-    d.max = 4 * H_FIELD_MAX;
+    struct hbuf d;
+    hb_init(&d, 4 * H_FIELD_MAX);
     /* The full text (multi-line replies), what the step means, the state. */
     struct mx_slice full = mx_ev_get_str(e, "text");
     if (full.len && (full.len != label.len || memcmp(full.ptr, label.ptr, label.len)))
@@ -930,12 +914,12 @@ static void html_event(void *ctx, const struct mx_event *e)
         struct mx_slice v = mx_ev_field_str(e, dir);
         kind = v.len == 3 && !memcmp(v.ptr, "c2s", 3) ? ST_C2S : ST_S2C;
     }
-    size_t before = s->n;
+    size_t before = s->steps.n;
     uint64_t failures = s->failures;
-    add_step(s, e, kind, label, mx_slice_make(d.p, d.len));
+    add_step(s, e, kind, label, mx_slice_make(hb_ptr(&d), hb_len(&d)));
     hb_free(&d);
-    if (s->n > before && s->failures > failures)
-        list_failure(r, s, &s->steps[s->n - 1]);
+    if (s->steps.n > before && s->failures > failures)
+        list_failure(r, s, step_at(s, s->steps.n - 1));
     if (!strcmp(e->type, "flow")) {
         finish_session(r, s);
         mx_idmap_take(&r->open, s->id);
@@ -1022,7 +1006,7 @@ static void put_str(struct html_rep *r, const char *s)
 
 static void put_buf(struct html_rep *r, const struct hbuf *b)
 {
-    put(r, b->p, b->len);
+    put(r, hb_ptr(b), hb_len(b));
 }
 
 static int tally_order(const void *a, const void *b)
@@ -1035,7 +1019,7 @@ static int tally_order(const void *a, const void *b)
 static void overview(struct html_rep *r, struct hbuf *b)
 {
     hb_puts(b, "<h2>Overview</h2>");
-    hb_put(b, r->summary.p, r->summary.len);
+    hb_put(b, hb_ptr(&r->summary), hb_len(&r->summary));
     hb_printf(b, "<p>%" PRIu64 " sessions, <span class=\"%s\">%" PRIu64 " with failures</span>, %zu findings.</p>",
               r->sessions, r->sessions_failed ? "bad" : "g", r->sessions_failed, r->n_findings);
     if (r->sessions > r->max_diagrams)
@@ -1048,11 +1032,11 @@ static void overview(struct html_rep *r, struct hbuf *b)
                   r->unlisted, H_LIST_ROWS);
     hb_puts(b, "<h2>Sessions by protocol and server</h2><table><tr><th>protocol</th><th>server</th>"
                "<th>sessions</th><th>with failures</th></tr>");
-    if (r->n_tallies)
-        qsort(r->tallies, r->n_tallies, sizeof(*r->tallies), tally_order);
+    if (r->tallies.n)
+        qsort(r->tallies.p, r->tallies.n, sizeof(struct tally *), tally_order);
     uint64_t rest = 0;
-    for (size_t i = 0; i < r->n_tallies; i++) {
-        const struct tally *t = r->tallies[i];
+    for (size_t i = 0; i < r->tallies.n; i++) {
+        const struct tally *t = tally_at(r, i);
         if (i >= 200) {
             rest += t->sessions;
             continue;
@@ -1074,7 +1058,7 @@ static void overview(struct html_rep *r, struct hbuf *b)
         hb_puts(b, "<p>None.</p>");
     else {
         hb_puts(b, "<ul class=\"failures\">");
-        hb_put(b, r->failures.p, r->failures.len);
+        hb_put(b, hb_ptr(&r->failures), hb_len(&r->failures));
         hb_puts(b, "</ul>");
         if (r->more_failures)
             hb_printf(b, "<p>\xE2\x80\xA6 and %" PRIu64 " more.</p>", r->more_failures);
@@ -1085,7 +1069,7 @@ static void overview(struct html_rep *r, struct hbuf *b)
     else {
         hb_puts(b, "<table class=\"findings\"><tr><th>severity</th><th>id</th><th>finding</th><th>server</th>"
                    "<th>count</th><th>evidence</th></tr>");
-        hb_put(b, r->findings.p, r->findings.len);
+        hb_put(b, hb_ptr(&r->findings), hb_len(&r->findings));
         hb_puts(b, "</table>");
     }
 }
@@ -1102,14 +1086,14 @@ static bool html_finish(void *ctx)
         }
     }
     mx_idmap_free(&r->open);
-    if (r->idx_n)
-        qsort(r->idx, r->idx_n, sizeof(*r->idx), by_id);
+    if (r->idx.n)
+        qsort(r->idx.p, r->idx.n, sizeof(struct entry), by_id);
     /* Which diagrams to draw: sessions with failures first, then the rest. */
     size_t budget = r->max_diagrams;
     for (int pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < r->idx_n && budget; i++)
-            if (r->idx[i].has_body && !r->idx[i].drawn && (pass || r->idx[i].failed)) {
-                r->idx[i].drawn = true;
+        for (size_t i = 0; i < r->idx.n && budget; i++)
+            if (entry_at(r, i)->has_body && !entry_at(r, i)->drawn && (pass || entry_at(r, i)->failed)) {
+                entry_at(r, i)->drawn = true;
                 budget--;
             }
     static const char head[] =
@@ -1127,7 +1111,8 @@ static bool html_finish(void *ctx)
         ": SMTP, POP3 and IMAP sessions as sequence diagrams. Hover or click an arrow for its line, frames, "
         "latency and meaning.</p>";
     put(r, top, sizeof(top) - 1);
-    struct hbuf b = { 0 };
+    struct hbuf b;
+    hb_init(&b, 0);
     overview(r, &b);
     hb_printf(&b, "<h2>Sessions</h2>"
                   "<div class=\"filters\"><label>protocol <select id=\"mx-proto\"><option value=\"\">all</option>"
@@ -1142,10 +1127,11 @@ static bool html_finish(void *ctx)
      * those drawn, each a collapsible section (the first ones open); then
      * the others, one table row each, so that a large report opens quickly
      * (a <details> costs a browser far more than a row). */
-    char *buf = NULL;
-    size_t cap = 0, shown = 0;
+    struct mx_buf rd; /* one session's entry, read back */
+    mx_buf_init(&rd, 1, 4096, SIZE_MAX);
+    size_t shown = 0;
     for (int pass = 0; pass < 2 && !r->failed; pass++) {
-        if (pass == 1 && r->idx_n > shown) {
+        if (pass == 1 && r->idx.n > shown) {
             char note[320];
             int n = snprintf(note, sizeof(note),
                              "<h3>Sessions not drawn</h3><p class=\"meta\">This report draws %zu sessions, those "
@@ -1153,20 +1139,16 @@ static bool html_finish(void *ctx)
                              r->max_diagrams);
             put(r, note, (size_t)n);
         }
-        for (size_t i = 0; i < r->idx_n && !r->failed; i++) {
-            const struct entry *en = &r->idx[i];
+        for (size_t i = 0; i < r->idx.n && !r->failed; i++) {
+            const struct entry *en = entry_at(r, i);
             if (en->drawn != (pass == 0))
                 continue;
             size_t len = en->attrs_len + en->line_len + (en->drawn ? en->body_len : 0);
-            if (len > cap) {
-                char *t = realloc(buf, len);
-                if (!t) {
-                    r->failed = true;
-                    break;
-                }
-                buf = t;
-                cap = len;
+            if (mx_buf_reserve(&rd, len) != MX_BUF_OK) {
+                r->failed = true;
+                break;
             }
+            char *buf = rd.p;
             if (fseek(r->tmp, (long)en->off, SEEK_SET) != 0 || fread(buf, 1, len, r->tmp) != len) {
                 r->failed = true;
                 break;
@@ -1190,10 +1172,10 @@ static bool html_finish(void *ctx)
                 put_str(r, "</td></tr>\n");
             }
         }
-        if (pass == 1 && r->idx_n > shown)
+        if (pass == 1 && r->idx.n > shown)
             put_str(r, "</table>");
     }
-    free(buf);
+    mx_buf_free(&rd);
     static const char tail[] = "<aside id=\"mx-pane\" hidden></aside><script>";
     put(r, tail, sizeof(tail) - 1);
     put(r, script, sizeof(script) - 1);
@@ -1211,10 +1193,10 @@ static void html_free(void *ctx)
         if (r->open.slot[i].id)
             session_free(r->open.slot[i].val);
     mx_idmap_free(&r->open);
-    free(r->idx);
-    for (size_t i = 0; i < r->n_tallies; i++)
-        free(r->tallies[i]);
-    free(r->tallies);
+    mx_buf_free(&r->idx);
+    for (size_t i = 0; i < r->tallies.n; i++)
+        free(tally_at(r, i));
+    mx_buf_free(&r->tallies);
     mx_idmap_free(&r->by_server);
     hb_free(&r->failures);
     hb_free(&r->findings);
@@ -1239,13 +1221,17 @@ bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max
     struct html_rep *r = calloc(1, sizeof(*r));
     if (!r)
         return false;
+    mx_buf_init(&r->idx, sizeof(struct entry), 256, SIZE_MAX);
+    mx_buf_init(&r->tallies, sizeof(struct tally *), 64, H_MAX_SERVERS);
     r->sink = s;
     r->out = out;
     r->close_out = close_out;
     r->max_diagrams = max_diagrams ? max_diagrams : H_DIAGRAMS_DEFAULT;
     r->tmp = tmpfile();
-    r->failures.max = H_LIST_MAX;
-    r->findings.max = H_LIST_MAX;
+    hb_init(&r->failures, H_LIST_MAX);
+    hb_init(&r->findings, H_LIST_MAX);
+    hb_init(&r->summary, 0);
+    hb_init(&r->page, 0);
     if (!r->tmp || !mx_sink_add(s, &html_ops, r)) {
         if (r->tmp)
             fclose(r->tmp);

@@ -12,8 +12,7 @@ struct text_rep {
     bool close_out;
     bool color;
     bool failed;
-    char *buf;
-    size_t cap;
+    struct mx_buf buf;          /* a text made valid UTF-8 */
 };
 
 /* Writes s with every control character (C0, DEL and C1) shown as \xNN or
@@ -22,18 +21,13 @@ static void put_escaped(struct text_rep *r, struct mx_slice s)
 {
     if (s.len > (SIZE_MAX - 16) / 4)
         return;
-    size_t need = s.len * 4 + 16;
-    if (need > r->cap) {
-        char *b = realloc(r->buf, need);
-        if (!b) {
-            r->failed = true;
-            return;
-        }
-        r->buf = b;
-        r->cap = need;
+    size_t need = s.len * 4 + 16; /* each invalid byte may become 4 */
+    if (mx_buf_reserve(&r->buf, need) != MX_BUF_OK) {
+        r->failed = true;
+        return;
     }
-    size_t n = mx_utf8_sanitize(s, r->buf, r->cap);
-    mx_fput_escaped(r->out, mx_slice_make(r->buf, n));
+    size_t n = mx_utf8_sanitize(s, r->buf.p, need);
+    mx_fput_escaped(r->out, mx_slice_make(r->buf.p, n));
 }
 
 static const char *color_of(const struct mx_event *e)
@@ -147,7 +141,7 @@ static void text_free(void *ctx)
     struct text_rep *r = ctx;
     if (r->close_out)
         fclose(r->out);
-    free(r->buf);
+    mx_buf_free(&r->buf);
     free(r);
 }
 
@@ -167,6 +161,7 @@ bool mx_report_text_add(struct mx_sink *s, FILE *out, bool close_out, bool color
     r->out = out;
     r->close_out = close_out;
     r->color = color;
+    mx_buf_init(&r->buf, 1, 4096, SIZE_MAX);
     if (!mx_sink_add(s, &text_ops, r)) {
         free(r);
         return false;

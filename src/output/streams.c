@@ -1,6 +1,8 @@
 /* streams.c - `--streams DIR`: each reassembled TCP stream as two files plus index.json. */
 #include "output/streams.h"
 
+#include "core/buf.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,8 +25,7 @@ struct half {
     FILE *fp;
     bool created;
     uint64_t bytes;
-    struct gap *gaps;
-    size_t n_gaps, cap_gaps;
+    struct mx_buf gaps;          /* struct gap, at most MX_STREAMS_MAX_GAPS */
     uint64_t gaps_dropped;
 };
 
@@ -122,6 +123,8 @@ static struct mx_stream *streams_open(struct mx_streams *ss, uint64_t flow_id, c
     st->cport = cport;
     st->sport = sport;
     st->first_frame = first_frame;
+    for (int d = 0; d < 2; d++)
+        mx_buf_init(&st->h[d].gaps, sizeof(struct gap), 4, MX_STREAMS_MAX_GAPS);
     return st;
 }
 
@@ -226,27 +229,21 @@ static void stream_data(struct mx_streams *ss, struct mx_stream *st, enum mx_dir
 
 static void stream_gap(struct mx_streams *ss, struct mx_stream *st, enum mx_dir d, uint64_t off, uint64_t len)
 {
-    (void)ss;
     if (!st)
         return;
     struct half *h = &st->h[d];
-    if (h->n_gaps == MX_STREAMS_MAX_GAPS) {
+    struct gap g = { off, len };
+    switch (mx_buf_append(&h->gaps, &g, 1)) {
+    case MX_BUF_CAPPED:
         h->gaps_dropped++;
-        return;
+        break;
+    case MX_BUF_NOMEM:
+        h->gaps_dropped++;
+        ss->failed = true; /* the index would be short: the run says so */
+        break;
+    case MX_BUF_OK:
+        break;
     }
-    if (h->n_gaps == h->cap_gaps) {
-        size_t cap = h->cap_gaps ? h->cap_gaps * 2 : 4;
-        struct gap *g = realloc(h->gaps, cap * sizeof(*g));
-        if (!g) {
-            h->gaps_dropped++;
-            return;
-        }
-        h->gaps = g;
-        h->cap_gaps = cap;
-    }
-    h->gaps[h->n_gaps].off = off;
-    h->gaps[h->n_gaps].len = len;
-    h->n_gaps++;
 }
 
 static json_object *half_json(const struct mx_stream *st, int d)
@@ -258,10 +255,11 @@ static json_object *half_json(const struct mx_stream *st, int d)
     json_object_object_add(o, "file", json_object_new_string(file));
     json_object_object_add(o, "bytes", json_object_new_uint64(h->bytes));
     json_object *gaps = json_object_new_array();
-    for (size_t i = 0; i < h->n_gaps; i++) {
+    for (size_t i = 0; i < h->gaps.n; i++) {
+        const struct gap *gp = mx_buf_at(&h->gaps, i);
         json_object *g = json_object_new_object();
-        json_object_object_add(g, "offset", json_object_new_uint64(h->gaps[i].off));
-        json_object_object_add(g, "len", json_object_new_uint64(h->gaps[i].len));
+        json_object_object_add(g, "offset", json_object_new_uint64(gp->off));
+        json_object_object_add(g, "len", json_object_new_uint64(gp->len));
         json_object_array_add(gaps, g);
     }
     json_object_object_add(o, "gaps", gaps);
@@ -274,7 +272,7 @@ static void stream_close(struct mx_streams *ss, struct mx_stream *st)
 {
     if (!st)
         return;
-    bool any = st->h[0].bytes || st->h[1].bytes || st->h[0].n_gaps || st->h[1].n_gaps;
+    bool any = st->h[0].bytes || st->h[1].bytes || st->h[0].gaps.n || st->h[1].gaps.n;
     if (any) {
         /* Both files exist for every listed stream, even an empty direction. */
         for (int d = 0; d < 2; d++)
@@ -298,8 +296,8 @@ static void stream_close(struct mx_streams *ss, struct mx_stream *st)
         json_object_put(o);
     }
     close_files(ss, st);
-    free(st->h[0].gaps);
-    free(st->h[1].gaps);
+    mx_buf_free(&st->h[0].gaps);
+    mx_buf_free(&st->h[1].gaps);
     free(st);
 }
 
