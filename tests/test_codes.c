@@ -449,12 +449,15 @@ END_TEST
 START_TEST(test_parse)
 {
     struct mx_enhanced_code c = { 0 };
-    const struct mx_enhanced_code untouched = { 9, 9, 9 };
+    const struct mx_enhanced_code untouched = { 9, 9, 9, "9.9.9" };
 
     ck_assert(PARSE("5.7.1", &c));
     ck_assert_int_eq(c.cls, 5);
     ck_assert_int_eq(c.subject, 7);
     ck_assert_int_eq(c.detail, 1);
+    ck_assert_str_eq(c.text, "5.7.1");
+    ck_assert(PARSE("5.01.001", &c) && c.subject == 1 && c.detail == 1);
+    ck_assert_str_eq(c.text, "5.01.001"); /* as the reply wrote it */
     ck_assert(PARSE("2.0.0", &c) && c.cls == 2 && c.subject == 0 && c.detail == 0);
     ck_assert(PARSE("4.4.7", &c) && c.cls == 4 && c.subject == 4 && c.detail == 7);
     ck_assert(PARSE("5.1.10", &c) && c.subject == 1 && c.detail == 10);

@@ -1,5 +1,7 @@
 /* smtp_codes.c - look-ups in the generated SMTP code tables: reply codes (RFC 5321 §4.2), enhanced status codes (RFC 3463). */
 #include "dissectors/smtp/codes.h"
+
+#include <string.h>
 #include "dissectors/smtp/codes_data.h"
 
 /* ---- Enhanced status codes ---- */
@@ -113,6 +115,8 @@ size_t mx_enhanced_scan(struct mx_slice s, struct mx_enhanced_code *out)
     out->cls = s.ptr[0] - '0';
     out->subject = subject;
     out->detail = detail;
+    memcpy(out->text, s.ptr, i); /* at most 9 bytes */
+    out->text[i] = '\0';
     return i;
 }
 

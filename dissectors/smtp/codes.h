@@ -13,12 +13,17 @@
  * breaks and runs of spaces folded into single spaces.
  */
 
-/* An enhanced status code as parsed: class.subject.detail (RFC 3463 §2). */
+/* An enhanced status code as parsed: class.subject.detail (RFC 3463 §2),
+ * with its text as the reply wrote it (digits as sent, leading zeros kept). */
 struct mx_enhanced_code {
-    int cls;     /* 2, 4 or 5 */
-    int subject; /* 0..999 */
-    int detail;  /* 0..999 */
+    int cls;      /* 2, 4 or 5; 0: no code */
+    int subject;  /* 0..999; -1: no code */
+    int detail;   /* 0..999; -1: no code */
+    char text[12]; /* "5.1.1", NUL-terminated; "" with no code */
 };
+
+/* No enhanced code. */
+#define MX_ENHANCED_NONE { 0, -1, -1, "" }
 
 /* One row of the registry's "Enumerated Status Codes" (X.subject.detail). */
 struct mx_enhanced_info {

@@ -17,14 +17,13 @@ const char *mx_diag_reply_meaning(int code, const char *step)
     return r ? r->text : NULL;
 }
 
-void mx_diag_enhanced_meaning(const char *enhanced, char *out, size_t cap)
+void mx_diag_enhanced_meaning(const struct mx_enhanced_code *c, char *out, size_t cap)
 {
-    struct mx_enhanced_code c;
     out[0] = '\0';
-    if (!enhanced || !*enhanced || !mx_enhanced_parse(mx_slice_make(enhanced, strlen(enhanced)), &c))
+    if (!c || !c->cls)
         return;
-    const struct mx_enhanced_info *i = mx_enhanced_lookup(c.subject, c.detail);
-    const char *subj = mx_enhanced_subject_text(c.subject), *cls = mx_enhanced_class_text(c.cls);
+    const struct mx_enhanced_info *i = mx_enhanced_lookup(c->subject, c->detail);
+    const char *subj = mx_enhanced_subject_text(c->subject), *cls = mx_enhanced_class_text(c->cls);
     if (i)
         snprintf(out, cap, "%s (%s; %s)", i->sample, subj ? subj : "unregistered subject", cls ? cls : "?");
     else
@@ -58,12 +57,12 @@ static bool step_is(const struct mx_diag_reply *r, const char *s)
 
 void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap)
 {
-    struct mx_enhanced_code e = { 0, -1, -1 };
+    struct mx_enhanced_code e = MX_ENHANCED_NONE;
     out[0] = '\0';
     if (r->code < 400)
         return;
-    if (r->enhanced && *r->enhanced)
-        mx_enhanced_parse(mx_slice_make(r->enhanced, strlen(r->enhanced)), &e);
+    if (r->enhanced && r->enhanced->cls)
+        e = *r->enhanced;
     bool temp = r->code < 500;
     bool data_end = step_is(r, "(end of data)") || step_is(r, "BDAT");
     const char *retry = temp ? " It is temporary: the sender retries later." : "";
@@ -226,19 +225,24 @@ void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap)
 #undef SAY
 }
 
-const char *mx_diag_unfinished(const char *close, bool tls_failed)
+const char *mx_diag_unfinished(enum mx_close close, bool tls_failed)
 {
     if (tls_failed)
         return "The TLS handshake after STARTTLS failed, so the transaction never went through.";
-    if (!close || !strcmp(close, "capture_end"))
+    switch (close) {
+    case MX_CLOSE_OPEN:
+    case MX_CLOSE_CAPTURE_END:
         return "The capture ended before the transaction completed: what happened next was not captured.";
-    if (!strcmp(close, "rst"))
+    case MX_CLOSE_RST:
         return "The connection was reset (RST) before the transaction completed.";
-    if (!strcmp(close, "timeout"))
+    case MX_CLOSE_TIMEOUT:
         return "A long silence: the connection went quiet and timed out before the transaction completed.";
-    if (!strcmp(close, "fin"))
+    case MX_CLOSE_FIN:
         return "The connection was closed (FIN) before the transaction completed.";
-    if (!strcmp(close, "reused"))
+    case MX_CLOSE_REUSED:
         return "The client opened a new connection on the same ports before this one completed.";
-    return "The transaction did not complete (the flow was dropped early: mxray's flow table was full).";
+    case MX_CLOSE_EVICTED:
+    default:
+        return "The transaction did not complete (the flow was dropped early: mxray's flow table was full).";
+    }
 }

@@ -4,6 +4,8 @@
 #define MX_DIAGNOSIS_H
 
 #include "core/mx.h"
+#include "engine/dissector.h"
+#include "dissectors/smtp/codes.h"
 
 #include <stdio.h>
 
@@ -12,7 +14,7 @@ struct mx_diag_reply {
     const char *step;        /* the command answered: "MAIL", "RCPT", "DATA", "(end of data)", "BDAT",
                                 "AUTH", "(connect)", "EHLO", "STARTTLS", ... */
     int code;                /* 250, 550, ... */
-    const char *enhanced;    /* "5.1.1", or "" */
+    const struct mx_enhanced_code *enhanced; /* its enhanced code (cls 0 or NULL: none) */
     struct mx_slice text;    /* the reply text after the codes */
     uint64_t size_limit;     /* the SIZE the server advertised (RFC 1870), 0 when unknown */
     uint64_t message_size;   /* bytes of the message sent, 0 when unknown */
@@ -27,8 +29,8 @@ const char *mx_diag_reply_meaning(int code, const char *step);
 
 /* The registry meaning of an enhanced status code, written to out:
  * "Bad destination mailbox address (Addressing Status; Permanent Failure)".
- * Empty when enhanced is empty or unparsable. */
-void mx_diag_enhanced_meaning(const char *enhanced, char *out, size_t cap);
+ * Empty without a code (NULL, or cls 0). */
+void mx_diag_enhanced_meaning(const struct mx_enhanced_code *c, char *out, size_t cap);
 
 /* The likely cause of a failed step (4xx, 5xx), one or two sentences, with
  * the numbers that prove it (sizes); empty for a success. */
@@ -37,6 +39,6 @@ void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap);
 /* The cause for a transaction that never got its final reply: how the
  * connection ended ("fin", "rst", "timeout", "evicted", "capture_end") and
  * whether a TLS handshake failed. */
-const char *mx_diag_unfinished(const char *close, bool tls_failed);
+const char *mx_diag_unfinished(enum mx_close close, bool tls_failed);
 
 #endif

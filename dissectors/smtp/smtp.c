@@ -2,6 +2,7 @@
  * AUTH, STARTTLS, DATA and BDAT message data, transactions and per-recipient outcomes. */
 #include "dissectors/smtp/smtp.h"
 
+#include "dissectors/smtp/codes.h"
 #include "dissectors/smtp/diagnosis.h"
 #include "event/event.h"
 #include "core/buf.h"
@@ -128,7 +129,7 @@ struct rcpt {
     struct mx_text addr;
     struct mx_text params;
     int code;
-    char enh[12];
+    struct mx_enhanced_code enh;
     struct mx_text text;
     enum outcome outcome;
     mx_frame_t frame, reply_frame;
@@ -143,14 +144,14 @@ struct txn {
     struct mx_text mail_from;
     struct mx_text mail_params;
     int mail_code;
-    char mail_enh[12];
+    struct mx_enhanced_code mail_enh;
     struct mx_buf rcpts;      /* struct rcpt, at most SMTP_MAX_RCPTS */
     uint32_t rcpts_dropped;
     struct mx_message *msg;
     bool bdat;
     uint32_t chunks;
     int data_code;            /* the final reply to the message data */
-    char data_enh[12];
+    struct mx_enhanced_code data_enh;
     struct mx_text last_reply;
     struct mx_text queue_id;
     bool partial;
@@ -192,7 +193,7 @@ struct smtp {
     struct {
         bool active;
         int code;
-        char enh[12];
+        struct mx_enhanced_code enh;
         struct mx_text text;
         unsigned lines;
         uint64_t off;         /* stream offset of the first line */
@@ -245,40 +246,29 @@ static void anomaly(struct smtp *s, enum mx_dir d, int a, uint64_t off, size_t l
     mx_ctx_anomaly(s->m.ctx, d, (size_t)a, off, len);
 }
 
-/* RFC 3463 §2: class.subject.detail at the start of the reply text. Copies it
- * into enh (NUL-terminated) and returns the text after it. */
-static struct mx_slice enhanced_code(struct mx_slice t, char enh[12])
+/* RFC 3463 §2, RFC 2034 §4: class.subject.detail at the start of the reply
+ * text, then SP. Fills *enh (MX_ENHANCED_NONE without one) and returns the
+ * text after it. */
+static struct mx_slice enhanced_code(struct mx_slice t, struct mx_enhanced_code *enh)
 {
-    size_t i = 0, dots = 0, digits = 0;
-    enh[0] = '\0';
-    if (t.len < 5 || (t.ptr[0] != '2' && t.ptr[0] != '4' && t.ptr[0] != '5') || t.ptr[1] != '.')
+    static const struct mx_enhanced_code none = MX_ENHANCED_NONE;
+    *enh = none;
+    struct mx_enhanced_code c;
+    size_t n = mx_enhanced_scan(t, &c);
+    if (!n || (n < t.len && t.ptr[n] != ' '))
         return t;
-    for (i = 1; i < t.len && i < 11; i++) {
-        uint8_t c = t.ptr[i];
-        if (c == '.') {
-            if (digits == 0 && i > 1)
-                return t;
-            dots++;
-            digits = 0;
-            if (dots > 2)
-                return t;
-        } else if (c >= '0' && c <= '9') {
-            if (++digits > 3)
-                return t;
-        } else {
-            break;
-        }
-    }
-    if (dots != 2 || digits == 0 || (i < t.len && t.ptr[i] != ' '))
-        return t;
-    memcpy(enh, t.ptr, i);
-    enh[i] = '\0';
-    return mx_trim(mx_slice_make(t.ptr + i, t.len - i));
+    *enh = c;
+    return mx_trim(mx_slice_make(t.ptr + n, t.len - n));
 }
 
-static const char *outcome_of(int code)
+/* How a transaction ended (its record's "disposition"). */
+enum disposition { D_ACCEPTED, D_REJECTED, D_DEFERRED, D_RESET, D_ABORTED, D_NO_REPLY };
+static const char *const disposition_names[] = { "accepted", "rejected", "deferred", "reset", "aborted", "no_reply" };
+
+/* What a final reply of `code` makes of a transaction (RFC 5321 §4.2.1). */
+static enum disposition outcome_of(int code)
 {
-    return code >= 200 && code < 400 ? "accepted" : code >= 400 && code < 500 ? "deferred" : "rejected";
+    return code >= 200 && code < 400 ? D_ACCEPTED : code >= 400 && code < 500 ? D_DEFERRED : D_REJECTED;
 }
 
 /* A message the client sends (DATA or BDAT), for the message parser. */
@@ -339,7 +329,8 @@ static uint64_t declared_size(const struct txn *t)
 }
 
 /* What a failed reply means and its likely cause (RFC 5321 §4.2, RFC 3463). */
-static void failure_fields(struct smtp *s, const struct txn *t, const char *step, int code, const char *enh,
+static void failure_fields(struct smtp *s, const struct txn *t, const char *step, int code,
+                           const struct mx_enhanced_code *enh,
                            struct mx_slice text, struct mx_event *ev)
 {
     const char *meaning = mx_diag_reply_meaning(code, step);
@@ -363,43 +354,44 @@ static void failure_fields(struct smtp *s, const struct txn *t, const char *step
 
 /* Why a transaction did not end accepted: the deciding reply, or how the
  * connection ended before any. */
-static void txn_failure(struct smtp *s, const struct txn *t, const char *disposition, struct mx_event *ev)
+static void txn_failure(struct smtp *s, const struct txn *t, enum disposition disposition, struct mx_event *ev)
 {
+    static const struct mx_enhanced_code none = MX_ENHANCED_NONE;
     const char *step = NULL;
     int code = 0;
-    const char *enh = "";
+    const struct mx_enhanced_code *enh = &none;
     struct mx_slice text = mx_text_slice(&t->last_reply);
     mx_frame_t frame = t->last_frame;
     if (t->mail_code >= 400) {
         /* A refused MAIL is the root: what followed was refused because of it. */
         step = "MAIL";
         code = t->mail_code;
-        enh = t->mail_enh;
+        enh = &t->mail_enh;
     } else if (t->data_code >= 400) {
         step = t->rejected_data ? "DATA" : t->bdat ? "BDAT" : "(end of data)";
         code = t->data_code;
-        enh = t->data_enh;
+        enh = &t->data_enh;
     } else {
         for (uint32_t i = 0; i < t->rcpts.n && !code; i++) {
             if (rcpt_at(t, i)->outcome == O_REJECTED || rcpt_at(t, i)->outcome == O_DEFERRED) {
                 step = "RCPT";
                 code = rcpt_at(t, i)->code;
-                enh = rcpt_at(t, i)->enh;
+                enh = &rcpt_at(t, i)->enh;
                 text = mx_text_slice(&rcpt_at(t, i)->text);
                 frame = rcpt_at(t, i)->reply_frame;
             }
         }
     }
     mx_ev_obj(ev, "failure");
-    if (code && (!strcmp(disposition, "rejected") || !strcmp(disposition, "deferred"))) {
+    if (code && (disposition == D_REJECTED || disposition == D_DEFERRED)) {
         mx_ev_str(ev, "step", step);
         mx_ev_int(ev, "code", code);
-        if (enh[0])
-            mx_ev_str(ev, "enhanced", enh);
+        if (enh->cls)
+            mx_ev_str(ev, "enhanced", enh->text);
         mx_ev_wire(ev, "text", text);
         mx_ev_frames(ev, frame, frame);
         failure_fields(s, t, step, code, enh, text, ev);
-    } else if (!strcmp(disposition, "reset")) {
+    } else if (disposition == D_RESET) {
         mx_ev_str(ev, "cause", "The client reset the transaction (RSET, EHLO or STARTTLS) before the message was "
                                "accepted.");
     } else if (!mx_ctx_flow(s->m.ctx)->close) {
@@ -411,7 +403,7 @@ static void txn_failure(struct smtp *s, const struct txn *t, const char *disposi
     mx_ev_end(ev);
 }
 
-static void txn_emit(struct smtp *s, const struct txn *t, const char *disposition)
+static void txn_emit(struct smtp *s, const struct txn *t, enum disposition disposition)
 {
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "smtp.transaction", mx_ctx_flow_id(s->m.ctx), s->m.now);
     mx_ev_uint(ev, "trans_depth", t->depth);
@@ -437,12 +429,12 @@ static void txn_emit(struct smtp *s, const struct txn *t, const char *dispositio
         mx_ev_str(ev, "outcome", outcome_names[r->outcome]);
         if (r->code)
             mx_ev_int(ev, "code", r->code);
-        if (r->enh[0])
-            mx_ev_str(ev, "enhanced", r->enh);
+        if (r->enh.cls)
+            mx_ev_str(ev, "enhanced", r->enh.text);
         if (r->text.len)
             mx_ev_wire(ev, "text", mx_text_slice(&r->text));
         if (r->code && r->outcome != O_ACCEPTED)
-            failure_fields(s, t, "RCPT", r->code, r->enh, mx_text_slice(&r->text), ev);
+            failure_fields(s, t, "RCPT", r->code, &r->enh, mx_text_slice(&r->text), ev);
         mx_ev_frames(ev, r->frame, r->reply_frame ? r->reply_frame : r->frame);
         mx_ev_end(ev);
     }
@@ -457,8 +449,8 @@ static void txn_emit(struct smtp *s, const struct txn *t, const char *dispositio
         mx_ev_wire(ev, "last_reply", mx_text_slice(&t->last_reply));
     if (t->queue_id.len)
         mx_ev_wire(ev, "queue_id", mx_text_slice(&t->queue_id));
-    mx_ev_str(ev, "disposition", disposition);
-    if (strcmp(disposition, "accepted"))
+    mx_ev_str(ev, "disposition", disposition_names[disposition]);
+    if (disposition != D_ACCEPTED)
         txn_failure(s, t, disposition, ev);
     mx_ev_bool(ev, "tls", s->tls);
     mx_ev_bool(ev, "partial", t->partial);
@@ -466,12 +458,12 @@ static void txn_emit(struct smtp *s, const struct txn *t, const char *dispositio
     uint32_t ok = 0;
     for (uint32_t i = 0; i < t->rcpts.n; i++)
         ok += rcpt_at(t, i)->outcome == O_ACCEPTED;
-    mx_ev_tone(ev, !strcmp(disposition, "accepted") ? MX_TONE_GOOD
-                   : !strcmp(disposition, "rejected")  ? MX_TONE_BAD
+    mx_ev_tone(ev, disposition == D_ACCEPTED ? MX_TONE_GOOD
+                   : disposition == D_REJECTED ? MX_TONE_BAD
                                                        : MX_TONE_WARN);
     mx_ev_text(ev, "transaction %u: from <%.*s> to %u recipient%s (%u accepted): %s%s%.*s", t->depth,
                (int)t->mail_from.len, (const char *)t->mail_from.b, (unsigned)(t->rcpts.n + t->rcpts_dropped),
-               t->rcpts.n + t->rcpts_dropped == 1 ? "" : "s", ok, disposition,
+               t->rcpts.n + t->rcpts_dropped == 1 ? "" : "s", ok, disposition_names[disposition],
                t->queue_id.len ? ", queued as " : "", (int)t->queue_id.len, (const char *)t->queue_id.b);
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
@@ -479,11 +471,11 @@ static void txn_emit(struct smtp *s, const struct txn *t, const char *dispositio
 /* Ends the open transaction, if any. Its disposition comes from the replies
  * it got: the final reply to its data, else the refusal of DATA, of MAIL or
  * of every recipient; failing those, `why` it ended (reset, aborted). */
-static void txn_close(struct smtp *s, struct txn *t, const char *why)
+static void txn_close(struct smtp *s, struct txn *t, enum disposition why)
 {
     if (!t->open)
         return;
-    const char *disposition = why;
+    enum disposition disposition = why;
     uint32_t ok = 0, refused = 0;
     int refusal = 0;
     for (uint32_t i = 0; i < t->rcpts.n; i++) {
@@ -541,7 +533,7 @@ static void txn_data_sent(struct smtp *s)
         return;
     if (s->txn.msg)
         mx_message_end(s->txn.msg);
-    txn_close(s, &s->fin, "no_reply"); /* an earlier one never got its reply */
+    txn_close(s, &s->fin, D_NO_REPLY); /* an earlier one never got its reply */
     s->fin = s->txn;
     memset(&s->txn, 0, sizeof(s->txn));
 }
@@ -628,21 +620,22 @@ static void find_queue_id(struct txn *t, struct mx_slice text)
 }
 
 /* The AUTH exchange in progress ended (RFC 4954 §6): its record. */
-static void auth_finish(struct smtp *s, int code, const char *enh, enum mx_login_outcome o, mx_frame_t f)
+static void auth_finish(struct smtp *s, int code, const struct mx_enhanced_code *enh, enum mx_login_outcome o,
+                        mx_frame_t f)
 {
     struct mx_mail_login *a = mx_mail_login_finish(&s->m, o, f);
     if (!a)
         return;
     a->code = code;
-    snprintf(a->enh, sizeof(a->enh), "%s", enh);
+    snprintf(a->enh, sizeof(a->enh), "%s", enh->text);
     const char *outcome = mx_login_outcome_name(o);
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "smtp.auth", mx_ctx_flow_id(s->m.ctx), s->m.now);
     mx_sasl_describe_identity(&a->sasl, ev);
     mx_ev_str(ev, "outcome", outcome);
     if (code)
         mx_ev_int(ev, "code", code);
-    if (enh[0])
-        mx_ev_str(ev, "enhanced", enh);
+    if (enh->cls)
+        mx_ev_str(ev, "enhanced", enh->text);
     mx_sasl_describe_secret(&a->sasl, ev, s->tls);
     if (code >= 400)
         failure_fields(s, NULL, "AUTH", code, enh, mx_slice_make("", 0), ev);
@@ -658,7 +651,7 @@ static void auth_finish(struct smtp *s, int code, const char *enh, enum mx_login
 /* A complete reply, as the handler of the command it answers sees it. */
 struct reply {
     int code;
-    const char *enh;      /* its enhanced code (RFC 3463), or "" */
+    const struct mx_enhanced_code *enh; /* its enhanced code (RFC 3463), cls 0 for none */
     struct mx_slice text; /* after the codes */
     mx_frame_t last;      /* its last frame */
     bool ok;              /* 2xx */
@@ -683,7 +676,7 @@ static void answered_helo(struct smtp *s, const struct pending *p, const struct 
     s->helo_next_verb = V_UNKNOWN;
     s->helo_verb = p->verb;
     if (s->txn.open && p->depth == s->txn.depth)
-        txn_close(s, &s->txn, "reset"); /* RFC 5321 §4.1.4: EHLO resets the state */
+        txn_close(s, &s->txn, D_RESET); /* RFC 5321 §4.1.4: EHLO resets the state */
 }
 
 static void answered_mail(struct smtp *s, const struct pending *p, const struct reply *r)
@@ -692,7 +685,7 @@ static void answered_mail(struct smtp *s, const struct pending *p, const struct 
         /* A MAIL while a transaction was open: servers refuse it (503),
          * and the open transaction goes on. If accepted, it starts anew. */
         if (r->ok && s->staged.on) {
-            txn_close(s, &s->txn, "aborted");
+            txn_close(s, &s->txn, D_ABORTED);
             txn_open(s, mx_text_slice(&s->staged.from), mx_text_slice(&s->staged.params), s->staged.frame,
                      s->staged.ts);
             s->txn.mail_code = r->code;
@@ -704,7 +697,7 @@ static void answered_mail(struct smtp *s, const struct pending *p, const struct 
     if (!t)
         return;
     t->mail_code = r->code;
-    snprintf(t->mail_enh, sizeof(t->mail_enh), "%s", r->enh);
+    t->mail_enh = *r->enh;
     t->last_frame = r->last;
     if (!r->ok)
         mx_text_set(&t->last_reply, r->text);
@@ -717,7 +710,7 @@ static void answered_rcpt(struct smtp *s, const struct pending *p, const struct 
         return;
     struct rcpt *rc = rcpt_at(t, p->rcpt);
     rc->code = r->code;
-    snprintf(rc->enh, sizeof(rc->enh), "%s", r->enh);
+    rc->enh = *r->enh;
     mx_text_set(&rc->text, r->text);
     rc->outcome = r->ok ? O_ACCEPTED : r->code >= 400 && r->code < 500 ? O_DEFERRED : O_REJECTED;
     rc->reply_frame = r->last;
@@ -741,7 +734,7 @@ static void answered_data(struct smtp *s, const struct pending *p, const struct 
         if (t) {
             t->rejected_data = true;
             t->data_code = r->code;
-            snprintf(t->data_enh, sizeof(t->data_enh), "%s", r->enh);
+            t->data_enh = *r->enh;
             mx_text_set(&t->last_reply, r->text);
             t->last_frame = r->last;
         }
@@ -763,18 +756,18 @@ static void answered_data_end(struct smtp *s, const struct pending *p, const str
         return;
     t->data_code = r->code;
     t->rejected_data = false;
-    snprintf(t->data_enh, sizeof(t->data_enh), "%s", r->enh);
+    t->data_enh = *r->enh;
     mx_text_set(&t->last_reply, r->text);
     if (r->ok)
         find_queue_id(t, r->text);
     if (t == &s->fin || p->last || p->verb == V_DATA_END)
-        txn_close(s, t, "aborted");
+        txn_close(s, t, D_ABORTED);
 }
 
 static void answered_rset(struct smtp *s, const struct pending *p, const struct reply *r)
 {
     if (r->ok && s->txn.open && p->depth == s->txn.depth)
-        txn_close(s, &s->txn, "reset");
+        txn_close(s, &s->txn, D_RESET);
 }
 
 static void answered_starttls(struct smtp *s, const struct pending *p, const struct reply *r)
@@ -796,7 +789,7 @@ static void answered_starttls(struct smtp *s, const struct pending *p, const str
         mx_ctx_starttls(s->m.ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
     }
     if (s->txn.open && p->depth == s->txn.depth)
-        txn_close(s, &s->txn, "reset"); /* RFC 3207 §4.2: the state is discarded */
+        txn_close(s, &s->txn, D_RESET); /* RFC 3207 §4.2: the state is discarded */
 }
 
 static void answered_auth(struct smtp *s, const struct pending *p, const struct reply *r)
@@ -901,8 +894,8 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
     mx_ev_int(ev, "code", s->rep.code);
-    if (s->rep.enh[0])
-        mx_ev_str(ev, "enhanced", s->rep.enh);
+    if (s->rep.enh.cls)
+        mx_ev_str(ev, "enhanced", s->rep.enh.text);
     mx_ev_wire(ev, "text", text);
     if (s->rep.lines > 1)
         mx_ev_uint(ev, "lines", s->rep.lines);
@@ -920,9 +913,9 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     if (mx_ctx_flow(s->m.ctx)->explain) {
         char ex[512], em[256];
         const char *m = mx_diag_reply_meaning(s->rep.code, have ? verbs[p.verb].name : NULL);
-        mx_diag_enhanced_meaning(s->rep.enh, em, sizeof(em));
+        mx_diag_enhanced_meaning(&s->rep.enh, em, sizeof(em));
         snprintf(ex, sizeof(ex), "%d: %s%s%s%s", s->rep.code, m ? m : "no standard meaning", em[0] ? "; " : "",
-                 em[0] ? s->rep.enh : "", em[0] ? ": " : "");
+                 em[0] ? s->rep.enh.text : "", em[0] ? ": " : "");
         if (em[0])
             snprintf(ex + strlen(ex), sizeof(ex) - strlen(ex), "%s", em);
         mx_ev_str(ev, "explain", ex);
@@ -933,14 +926,14 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     int first = nl ? (int)(nl - text.ptr) : (int)text.len;
     mx_ev_tone(ev, s->rep.code >= 500 ? MX_TONE_BAD : s->rep.code >= 400 ? MX_TONE_WARN : MX_TONE_GOOD);
     if (have)
-        mx_ev_text(ev, "%d%s%s %.*s%s   [%s, %.1f ms]", s->rep.code, s->rep.enh[0] ? " " : "", s->rep.enh, first,
+        mx_ev_text(ev, "%d%s%s %.*s%s   [%s, %.1f ms]", s->rep.code, s->rep.enh.cls ? " " : "", s->rep.enh.text, first,
                    (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "", verbs[p.verb].name, lat * 1e3);
     else
-        mx_ev_text(ev, "%d%s%s %.*s%s   [no command seen]", s->rep.code, s->rep.enh[0] ? " " : "", s->rep.enh,
+        mx_ev_text(ev, "%d%s%s %.*s%s   [no command seen]", s->rep.code, s->rep.enh.cls ? " " : "", s->rep.enh.text,
                    first, (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "");
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
     if (have && verbs[p.verb].answered) {
-        struct reply r = { s->rep.code, s->rep.enh, text, b, s->rep.code >= 200 && s->rep.code < 300 };
+        struct reply r = { s->rep.code, &s->rep.enh, text, b, s->rep.code >= 200 && s->rep.code < 300 };
         verbs[p.verb].answered(s, &p, &r);
     }
     s->rep.active = false;
@@ -964,8 +957,8 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     int code = (line.ptr[0] - '0') * 100 + (line.ptr[1] - '0') * 10 + (line.ptr[2] - '0');
     bool more = line.len > 3 && line.ptr[3] == '-';
     struct mx_slice text = line.len > 4 ? mx_slice_make(line.ptr + 4, line.len - 4) : mx_slice_make(line.ptr, 0);
-    char enh[12];
-    struct mx_slice rest = enhanced_code(text, enh);
+    struct mx_enhanced_code enh;
+    struct mx_slice rest = enhanced_code(text, &enh);
     if (!s->rep.active) {
         if (code == 250 && s->q.n && head(s)->verb == V_EHLO) {
             s->caps_len = 0; /* RFC 5321 §4.1.1.1: this reply lists the extensions anew */
@@ -973,7 +966,7 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         }
         s->rep.active = true;
         s->rep.code = code;
-        memcpy(s->rep.enh, enh, sizeof(enh));
+        s->rep.enh = enh;
         s->rep.text.len = 0;
         s->rep.lines = 0;
         s->rep.off = off;
@@ -1709,9 +1702,9 @@ static void on_end(struct smtp *s, enum mx_dir d)
             s->txn.partial = s->cmode != C_DATA_WAIT || s->txn.partial;
     }
     if (s->m.login)
-        auth_finish(s, 0, "", MX_LOGIN_NO_REPLY, 0);
-    txn_close(s, &s->fin, "no_reply");
-    txn_close(s, &s->txn, "aborted");
+        auth_finish(s, 0, &(const struct mx_enhanced_code)MX_ENHANCED_NONE, MX_LOGIN_NO_REPLY, 0);
+    txn_close(s, &s->fin, D_NO_REPLY);
+    txn_close(s, &s->txn, D_ABORTED);
     mx_mail_tls_end(&s->m);
     session_emit(s);
 }

@@ -62,6 +62,21 @@ struct mx_frame_ref {
     mx_time_t ts;
 };
 
+/* How a flow ended. */
+enum mx_close {
+    MX_CLOSE_OPEN = 0,     /* it has not */
+    MX_CLOSE_FIN,          /* both sides sent FIN */
+    MX_CLOSE_RST,
+    MX_CLOSE_TIMEOUT,      /* idle past its timeout */
+    MX_CLOSE_EVICTED,      /* the flow table or the memory cap was full */
+    MX_CLOSE_REUSED,       /* a new connection came on its 4-tuple */
+    MX_CLOSE_CAPTURE_END,  /* the input ended */
+};
+
+/* "fin", "rst", "timeout", "evicted", "reused", "capture_end" (the flow
+ * record's "close"); "open" for MX_CLOSE_OPEN. */
+const char *mx_close_name(enum mx_close c);
+
 /* What a dissector may know of its flow. */
 struct mx_flow_info {
     uint64_t id;
@@ -71,8 +86,7 @@ struct mx_flow_info {
     const char *extract_dir; /* --extract DIR, or NULL */
     mx_time_t start;      /* time of the flow's first packet */
     bool explain;         /* --explain: records carry what each step means, for teaching */
-    const char *close;    /* when the flow ends: "fin", "rst", "timeout", "evicted", "reused" or
-                             "capture_end" (set before the MX_CHUNK_END calls); NULL while open */
+    enum mx_close close;  /* how the flow ended, set before the MX_CHUNK_END calls; MX_CLOSE_OPEN before */
 };
 
 /* The flow being dissected. */

@@ -161,7 +161,7 @@ static void on_fin(void *ud, enum mx_dir d, mx_frame_t frame, mx_time_t ts)
     (void)frame;
     (void)ts;
     if (ctx->ds[mx_dir_other(d)].ended && !ctx->info.close)
-        ctx->info.close = "fin"; /* both directions ended with FIN: the dissector ends with this call */
+        ctx->info.close = MX_CLOSE_FIN; /* both directions ended with FIN: the dissector ends with this call */
     mx_host_end(ctx, d);
 }
 
@@ -249,10 +249,10 @@ static void emit_flow_record(struct mx_engine *e, struct mx_flow *f)
         mx_classify_describe(e->cls, &x->cls, ev);
     if (x->by_ndpi)
         mx_ev_bool(ev, "found_by_ndpi", true);
-    mx_ev_str(ev, "close", x->close_reason ? x->close_reason : "capture_end");
+    mx_ev_str(ev, "close", mx_close_name(x->close_reason));
     mx_ev_text(ev, "closed (%s): client %" PRIu64 " packets, %" PRIu64 " payload bytes; server %" PRIu64
                    " packets, %" PRIu64 " payload bytes%s",
-               x->close_reason ? x->close_reason : "capture_end", x->pkts[0], f->reasm.h[0].delivered,
+               mx_close_name(x->close_reason), x->pkts[0], f->reasm.h[0].delivered,
                x->pkts[1], f->reasm.h[1].delivered,
                (f->reasm.h[0].gaps || f->reasm.h[1].gaps) ? "; with gaps" : "");
     mx_event_emit(e->sink, ev);
@@ -309,13 +309,13 @@ static void classified(struct mx_engine *e, struct mx_flow *f);
 /* Ends a flow: delivers what is held, ends the dissector, reports the flow,
  * then keeps it as a closed entry: only its key and times, to count late
  * packets; the dissector's state and the reassembly buffers are freed now. */
-static void flow_close(struct mx_engine *e, struct mx_flow *f, const char *reason)
+static void flow_close(struct mx_engine *e, struct mx_flow *f, enum mx_close reason)
 {
     if (f->state == MX_FLOW_CLOSED)
         return;
     struct flow_ext *x = f->user;
     x->close_reason = reason;
-    x->ctx.info.close = reason ? reason : "capture_end";
+    x->ctx.info.close = reason;
     if (e->cls && !x->cls.done) {
         mx_classify_finish(e->cls, &x->cls);
         if (!x->proto && !x->ignored)
@@ -343,7 +343,7 @@ static void flow_close(struct mx_engine *e, struct mx_flow *f, const char *reaso
 
 static void flow_drop(struct mx_engine *e, struct mx_flow *f)
 {
-    flow_close(e, f, "capture_end");
+    flow_close(e, f, MX_CLOSE_CAPTURE_END);
     mx_flow_remove(e->flows, f);
 }
 
@@ -376,7 +376,7 @@ void mx_engine_expire(struct mx_engine *e, mx_frame_t frame, mx_time_t now)
         f = !b || (q && q->touch_frame < b->touch_frame) ? q : b;
         mx_engine_set_key(e, frame, 1, f->touch_frame);
         mx_pipeline_key(e);
-        flow_close(e, f, "timeout");
+        flow_close(e, f, MX_CLOSE_TIMEOUT);
         flow_drop(e, f);
     }
 }
@@ -395,7 +395,7 @@ static bool evict_one(struct mx_engine *e, mx_frame_t frame, mx_time_t ts, const
         return false;
     mx_engine_core_anomaly(e, f, -1, MX_AN_FLOW_EVICTED, frame, ts);
     e->c.flows_evicted++;
-    flow_close(e, f, "evicted");
+    flow_close(e, f, MX_CLOSE_EVICTED);
     flow_drop(e, f);
     return true;
 }
@@ -528,7 +528,7 @@ void mx_engine_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t 
         p->sport == f->port[MX_DIR_C2S] && mx_addr_eq(&p->src, &f->addr[MX_DIR_C2S]) &&
         mx_reasm_new_syn(&f->reasm, MX_DIR_C2S, p->seq)) {
         /* RFC 9293 §3.5: a new connection on a 4-tuple whose old one never closed. */
-        flow_close(e, f, "reused");
+        flow_close(e, f, MX_CLOSE_REUSED);
         flow_drop(e, f);
         f = NULL;
     }
@@ -596,9 +596,9 @@ void mx_engine_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t 
         mem_room(e, 0, p, f);
     }
     if (p->flags & MX_TCP_RST)
-        flow_close(e, f, "rst");
+        flow_close(e, f, MX_CLOSE_RST);
     else if (f->reasm.h[0].fin_done && f->reasm.h[1].fin_done)
-        flow_close(e, f, "fin");
+        flow_close(e, f, MX_CLOSE_FIN);
 }
 
 /* A TCP segment: counted here, then dissected by its flow's owner. */

@@ -105,6 +105,12 @@ void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struc
     mx_engine_emit_anomaly(ctx->eng, ctx->flow, (int)dir, def->name, def->desc, a.frame, b.frame, a.ts);
 }
 
+const char *mx_close_name(enum mx_close c)
+{
+    static const char *const names[] = { "open", "fin", "rst", "timeout", "evicted", "reused", "capture_end" };
+    return (size_t)c < MX_ARRAY_LEN(names) ? names[c] : "open";
+}
+
 void mx_ctx_fail(struct mx_dissect_ctx *ctx)
 {
     ctx->failed = true;

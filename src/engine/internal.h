@@ -106,7 +106,7 @@ struct flow_ext {
     bool handshake;         /* the SYN was seen */
     uint64_t pkts[2], wire_bytes[2];
     uint32_t an[MX_AN__COUNT];
-    const char *close_reason;
+    enum mx_close close_reason;
     void *stream;           /* its --streams writer's state */
     struct mx_classify_flow cls;
     bool ignored;           /* classified as not mail: its packets are only counted */
