@@ -27,7 +27,7 @@
 #define IMAP_LITERAL_LIMIT UINT64_C(0xffffffff)
 #define IMAP_MAX_PENDING 256       /* commands awaiting completion */
 #define IMAP_TAG 64
-#define IMAP_CAPS 4096
+#define IMAP_CAPS 4096             /* capability atoms kept (each entry costs 2 more bytes) */
 #define IMAP_MAX_MAILBOXES 32      /* mailboxes selected, listed in the session record */
 #define IMAP_INFLATE_OUT 16384
 
@@ -198,8 +198,7 @@ struct imap {
     /* Session. */
     bool greeted, preauth;
     struct mx_text greet_status, greeting;
-    char caps[IMAP_CAPS];     /* the latest capability list, NUL-separated */
-    size_t caps_len;
+    struct mx_caps caps;      /* the latest capability list (RFC 9051 §7.2.2) */
     bool logindisabled, starttls_offered, starttls_attempted, compress_offered, compressed;
     bool logindisabled_seen;  /* LOGINDISABLED was announced at some point in clear */
     struct mailbox boxes[IMAP_MAX_MAILBOXES];
@@ -429,7 +428,7 @@ static void login_finish(struct imap *s, enum mx_login_outcome o, struct mx_slic
 
 static void caps_set(struct imap *s, struct tokz *z)
 {
-    s->caps_len = 0;
+    mx_caps_clear(&s->caps);
     s->logindisabled = false;
     for (struct token t = next_tok(z); t.t == T_ATOM; t = next_tok(z)) {
         struct mx_slice c = t.v;
@@ -437,11 +436,7 @@ static void caps_set(struct imap *s, struct tokz *z)
             c.len--; /* the end of a [CAPABILITY ...] response code */
         if (!c.len)
             continue;
-        if (s->caps_len + c.len + 1 <= IMAP_CAPS) {
-            memcpy(s->caps + s->caps_len, c.ptr, c.len);
-            s->caps_len += c.len;
-            s->caps[s->caps_len++] = '\0';
-        }
+        mx_mail_caps_add(&s->m, &s->caps, c);
         if (mx_ieq(c.ptr, c.len, "LOGINDISABLED")) {
             s->logindisabled = true;
             if (!s->tls)
@@ -1599,7 +1594,7 @@ static void session_emit(struct imap *s)
         mx_ev_end(ev);
     }
     mx_ev_bool(ev, "preauth", s->preauth);
-    mx_mail_describe_caps(ev, "capabilities", s->caps, s->caps_len);
+    mx_mail_describe_caps(ev, "capabilities", &s->caps);
     mx_ev_bool(ev, "logindisabled", s->logindisabled_seen);
     mx_ev_obj(ev, "starttls");
     mx_ev_bool(ev, "offered", s->starttls_offered);
@@ -1697,6 +1692,7 @@ static void *imap_new(struct mx_dissect_ctx *ctx)
         return NULL;
     mx_mail_init(&s->m, ctx, &mx_imap_mail);
     mx_buf_init(&s->pend, sizeof(struct pending), 4, IMAP_MAX_PENDING);
+    mx_caps_init(&s->caps, IMAP_CAPS);
     for (int d = 0; d < 2; d++)
         mx_buf_init(&s->line[d].text, 1, 256, IMAP_MAX_LINE);
     if (!mx_ctx_flow(ctx)->handshake) {
@@ -1718,6 +1714,7 @@ static void imap_free(void *state)
             inflateEnd(&s->inf[d].z);
     }
     mx_buf_free(&s->pend);
+    mx_caps_free(&s->caps);
     free(s);
 }
 
@@ -1728,7 +1725,7 @@ static void imap_free(void *state)
 static size_t imap_bytes(const void *state)
 {
     const struct imap *s = state;
-    size_t n = sizeof(*s) + mx_buf_bytes(&s->pend);
+    size_t n = sizeof(*s) + mx_buf_bytes(&s->pend) + mx_buf_bytes(&s->caps.b);
     for (int d = 0; d < 2; d++)
         n += mx_buf_bytes(&s->line[d].text) + mx_message_bytes(s->line[d].msg) + (s->inf[d].on ? IMAP_INFLATE_BYTES : 0);
     return n;

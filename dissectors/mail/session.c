@@ -101,6 +101,72 @@ void mx_mail_queue_drop(struct mx_mail_queue *q, unsigned k)
     q->n -= k;
 }
 
+/* ---- Capabilities ---- */
+
+void mx_caps_init(struct mx_caps *c, size_t max)
+{
+    mx_buf_init(&c->b, 1, 256, max);
+    c->n = 0;
+}
+
+void mx_caps_clear(struct mx_caps *c)
+{
+    mx_buf_clear(&c->b, false);
+    c->n = 0;
+}
+
+void mx_caps_free(struct mx_caps *c)
+{
+    mx_buf_free(&c->b);
+    c->n = 0;
+}
+
+bool mx_caps_next(const struct mx_caps *c, size_t *pos, struct mx_slice *v)
+{
+    if (*pos + 2 > c->b.n)
+        return false;
+    const uint8_t *p = (const uint8_t *)c->b.p + *pos;
+    size_t len = (size_t)p[0] | (size_t)p[1] << 8;
+    *v = mx_slice_make(p + 2, len);
+    *pos += 2 + len;
+    return true;
+}
+
+bool mx_mail_caps_add(struct mx_mail *m, struct mx_caps *c, struct mx_slice v)
+{
+    if (v.len > 0xffff)
+        return false;
+    switch (mx_buf_reserve(&c->b, 2 + v.len)) {
+    case MX_BUF_CAPPED:
+        return false;
+    case MX_BUF_NOMEM:
+        mx_ctx_fail(m->ctx);
+        return false;
+    case MX_BUF_OK:
+        break;
+    }
+    uint8_t len[2] = { (uint8_t)(v.len & 0xff), (uint8_t)(v.len >> 8) };
+    mx_buf_append(&c->b, len, 2);
+    mx_buf_append(&c->b, v.ptr, v.len);
+    c->n++;
+    return true;
+}
+
+void mx_mail_caps_add_words(struct mx_mail *m, struct mx_caps *c, struct mx_slice v)
+{
+    size_t i = 0;
+    while (i < v.len) {
+        while (i < v.len && v.ptr[i] == ' ')
+            i++;
+        size_t j = i;
+        while (j < v.len && v.ptr[j] != ' ')
+            j++;
+        if (j > i)
+            mx_mail_caps_add(m, c, mx_slice_make(v.ptr + i, j - i));
+        i = j;
+    }
+}
+
 /* ---- Logins ---- */
 
 struct mx_mail_login *mx_mail_login_start(struct mx_mail *m, struct mx_slice mech, mx_frame_t f, mx_time_t ts)
@@ -212,14 +278,12 @@ void mx_mail_auth_data_record(struct mx_mail *m, struct mx_slice line, bool secr
     mx_event_emit(sink, ev);
 }
 
-void mx_mail_describe_caps(struct mx_event *ev, const char *key, const char *caps, size_t caps_len)
+void mx_mail_describe_caps(struct mx_event *ev, const char *key, const struct mx_caps *c)
 {
     mx_ev_arr(ev, key);
-    for (size_t i = 0; i < caps_len;) {
-        size_t n = strlen(caps + i);
-        mx_ev_wire(ev, NULL, mx_slice_make(caps + i, n));
-        i += n + 1;
-    }
+    struct mx_slice v;
+    for (size_t pos = 0; mx_caps_next(c, &pos, &v);)
+        mx_ev_wire(ev, NULL, v);
     mx_ev_end(ev);
 }
 

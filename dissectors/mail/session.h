@@ -6,6 +6,7 @@
 #ifndef MX_MAIL_SESSION_H
 #define MX_MAIL_SESSION_H
 
+#include "core/buf.h"
 #include "dissectors/mail/line.h"
 #include "dissectors/mail/sasl.h"
 #include "engine/dissector.h"
@@ -93,6 +94,24 @@ bool mx_mail_queue_pop(struct mx_mail_queue *q, void *out);
 /* Drops the k oldest entries (k <= q->n). */
 void mx_mail_queue_drop(struct mx_mail_queue *q, unsigned k);
 
+/* ---- Capabilities ---- */
+
+/* What a server said it supports (EHLO keywords, CAPA lines, IMAP
+ * capability atoms, SASL mechanisms): wire bytes kept whole and
+ * binary-safe, each as its length (2 bytes) and its bytes, at most `max`
+ * bytes in all; an entry past that is dropped. */
+struct mx_caps {
+    struct mx_buf b;
+    uint32_t n; /* entries */
+};
+
+void mx_caps_init(struct mx_caps *c, size_t max);
+/* Forgets the entries (the server lists them anew), keeping the memory. */
+void mx_caps_clear(struct mx_caps *c);
+void mx_caps_free(struct mx_caps *c);
+/* The entry at byte position *pos (start at 0), which moves past it; false at the end. */
+bool mx_caps_next(const struct mx_caps *c, size_t *pos, struct mx_slice *v);
+
 /* ---- Logins (RFC 4422 exchanges and plain logins) ---- */
 
 #define MX_MAIL_MAX_LOGINS 8 /* logins kept per session; more are counted */
@@ -146,6 +165,13 @@ void *mx_mail_queue_push(struct mx_mail *m, struct mx_mail_queue *q, const void 
  * `state` begins with a struct mx_mail. */
 struct mx_parse_result mx_mail_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data,
                                      unsigned flags);
+
+/* Adds v to c; false when it does not fit. Out of memory, the flow's
+ * dissection stops (mx_ctx_fail). */
+bool mx_mail_caps_add(struct mx_mail *m, struct mx_caps *c, struct mx_slice v);
+
+/* Adds each space-separated word of v to c. */
+void mx_mail_caps_add_words(struct mx_mail *m, struct mx_caps *c, struct mx_slice v);
 
 /* Raises shared anomaly `a` for bytes [off, off+len) of d (nothing when the
  * protocol does not name it). */
@@ -209,8 +235,9 @@ void mx_mail_command_record(struct mx_mail *m, const struct mx_mail_command *c);
 void mx_mail_auth_data_record(struct mx_mail *m, struct mx_slice line, bool secret, bool cancel, mx_frame_t a,
                               mx_frame_t b, mx_time_t ts);
 
-/* Adds an array of capabilities (NUL-separated text of caps_len bytes) under key. */
-void mx_mail_describe_caps(struct mx_event *ev, const char *key, const char *caps, size_t caps_len);
+/* Adds an array of capabilities under key. */
+struct mx_caps;
+void mx_mail_describe_caps(struct mx_event *ev, const char *key, const struct mx_caps *c);
 
 /* Adds what STARTTLS led to, to a session record: "tls_bytes" when the
  * session was upgraded, and the TLS observer's summary "tls_handshake". */

@@ -18,7 +18,8 @@
 #define POP3_MAX_CMD_LINE 16384  /* RFC 2449 §4 says 255; RFC 5034 §4 lets SASL lines be longer */
 #define POP3_MAX_RESP_LINE 4096  /* RFC 2449 §4 says 512 for the first line */
 #define POP3_MAX_PENDING 256     /* commands awaiting a response (RFC 2449 §6.6 PIPELINING) */
-#define POP3_CAPS_BYTES 2048     /* CAPA lines kept */
+#define POP3_CAPS_BYTES 2048     /* CAPA lines kept (each entry costs 2 more bytes) */
+#define POP3_MECHS_BYTES 1024    /* SASL mechanisms kept */
 #define POP3_MAX_LISTING 1000    /* LIST/UIDL entries written per response; more are counted */
 #define POP3_MAX_FAILURES 32     /* -ERR responses listed in the session record */
 
@@ -167,9 +168,8 @@ struct pop3 {
     /* The session. */
     bool greeted, greet_ok, apop_timestamp;
     struct mx_text greeting;
-    char caps[POP3_CAPS_BYTES]; /* CAPA lines, NUL-separated */
-    size_t caps_len;
-    char mechs[MX_TEXT];      /* CAPA's SASL line, or the AUTH listing */
+    struct mx_caps caps;        /* CAPA lines (RFC 2449 §5) */
+    struct mx_caps mechs;       /* SASL mechanisms: CAPA's SASL line, or the AUTH listing */
     struct mx_text user;           /* the USER argument awaiting PASS */
     bool user_sent;
     struct failure failures[POP3_MAX_FAILURES];
@@ -260,18 +260,13 @@ static struct mx_slice resp_code(struct mx_slice t, struct mx_text *code)
 static void caps_line(struct pop3 *s, struct mx_slice l)
 {
     l = mx_trim(l);
-    if (!l.len || s->caps_len + l.len + 1 > POP3_CAPS_BYTES)
+    if (!l.len || !mx_mail_caps_add(&s->m, &s->caps, l))
         return;
-    for (size_t i = 0; i < l.len; i++)
-        s->caps[s->caps_len + i] = l.ptr[i] ? (char)l.ptr[i] : ' ';
-    s->caps_len += l.len;
-    s->caps[s->caps_len++] = '\0';
     if (mx_ieq(l.ptr, l.len, "STLS"))
         s->stls_offered = true; /* RFC 2595 §4 */
     if (mx_iprefix(l.ptr, l.len, "SASL ")) { /* RFC 2449 §6.3 */
-        size_t n = l.len - 5 < sizeof(s->mechs) - 1 ? l.len - 5 : sizeof(s->mechs) - 1;
-        memcpy(s->mechs, l.ptr + 5, n);
-        s->mechs[n] = '\0';
+        mx_caps_clear(&s->mechs);
+        mx_mail_caps_add_words(&s->m, &s->mechs, mx_slice_make(l.ptr + 5, l.len - 5));
     }
 }
 
@@ -348,7 +343,7 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
             mx_ev_uint(ev, "listing_not_shown", s->rep.list_dropped);
     }
     if (s->rep.ok && p->cmd == P_CAPA)
-        mx_mail_describe_caps(ev, "capabilities", s->caps, s->caps_len);
+        mx_mail_describe_caps(ev, "capabilities", &s->caps);
     if (p->cmd == P_RETR || p->cmd == P_TOP) {
         mx_ev_uint(ev, "msg", p->num);
         if (p->cmd == P_TOP)
@@ -727,7 +722,7 @@ static void sent_auth(struct pop3 *s, struct command *c)
     mx_split_word(c->targ, &mech, &ir);
     if (!mech.len) {
         c->p.multi = true;
-        s->mechs[0] = '\0';
+        mx_caps_clear(&s->mechs);
         return;
     }
     struct mx_mail_login *l = mx_mail_login_start(&s->m, mech, c->a, c->ts);
@@ -834,7 +829,7 @@ static void ok_capa(struct pop3 *s, const struct pending *p, struct mx_slice t)
 {
     (void)p;
     (void)t;
-    s->caps_len = 0; /* the list comes anew */
+    mx_caps_clear(&s->caps); /* the list comes anew */
 }
 
 static void line_listing(struct pop3 *s, struct mx_slice l)
@@ -845,13 +840,7 @@ static void line_listing(struct pop3 *s, struct mx_slice l)
 /* The mechanisms the server offers to AUTH alone, one per line. */
 static void line_auth(struct pop3 *s, struct mx_slice l)
 {
-    size_t have = strlen(s->mechs);
-    if (have + 1 + l.len < sizeof(s->mechs)) {
-        if (have)
-            s->mechs[have++] = ' ';
-        memcpy(s->mechs + have, l.ptr, l.len);
-        s->mechs[have + l.len] = '\0';
-    }
+    mx_mail_caps_add_words(&s->m, &s->mechs, l);
 }
 
 static void done_connect(struct pop3 *s, const struct pending *p, mx_frame_t last)
@@ -1096,17 +1085,8 @@ static void session_emit(struct pop3 *s)
         mx_ev_end(ev);
     }
     mx_ev_bool(ev, "apop_timestamp", s->apop_timestamp);
-    mx_mail_describe_caps(ev, "capabilities", s->caps, s->caps_len);
-    mx_ev_arr(ev, "sasl_mechanisms");
-    for (const char *m = s->mechs; *m;) {
-        while (*m == ' ')
-            m++;
-        size_t n = strcspn(m, " ");
-        if (n)
-            mx_ev_wire(ev, NULL, mx_slice_make(m, n));
-        m += n;
-    }
-    mx_ev_end(ev);
+    mx_mail_describe_caps(ev, "capabilities", &s->caps);
+    mx_mail_describe_caps(ev, "sasl_mechanisms", &s->mechs);
     mx_ev_obj(ev, "stls");
     mx_ev_bool(ev, "offered", s->stls_offered);
     mx_ev_bool(ev, "attempted", s->stls_attempted);
@@ -1188,6 +1168,8 @@ static void *pop3_new(struct mx_dissect_ctx *ctx)
         return NULL;
     mx_mail_init(&s->m, ctx, &mx_pop3_mail);
     mx_mail_queue_init(&s->q, s->pend, sizeof(s->pend[0]), POP3_MAX_PENDING);
+    mx_caps_init(&s->caps, POP3_CAPS_BYTES);
+    mx_caps_init(&s->mechs, POP3_MECHS_BYTES);
     if (mx_ctx_flow(ctx)->handshake) {
         /* RFC 1939 §4: the server greets first. */
         struct pending greeting = { .cmd = P_CONNECT, .ts = mx_ctx_flow(ctx)->start };
@@ -1206,13 +1188,16 @@ static void pop3_free(void *state)
         return;
     mx_message_free(s->rep.msg);
     mx_buf_free(&s->rep.list);
+    mx_caps_free(&s->caps);
+    mx_caps_free(&s->mechs);
     free(s);
 }
 
 static size_t pop3_bytes(const void *state)
 {
     const struct pop3 *s = state;
-    return sizeof(*s) + mx_message_bytes(s->rep.msg) + mx_buf_bytes(&s->rep.list);
+    return sizeof(*s) + mx_message_bytes(s->rep.msg) + mx_buf_bytes(&s->rep.list) + mx_buf_bytes(&s->caps.b) +
+           mx_buf_bytes(&s->mechs.b);
 }
 
 /* Bytes of d (mx_mail_parse). */

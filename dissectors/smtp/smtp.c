@@ -20,7 +20,7 @@
 #define SMTP_MAX_REPLY_LINES 256
 #define SMTP_MAX_PENDING 512      /* commands awaiting a reply (RFC 2920 pipelining) */
 #define SMTP_MAX_RCPTS 1000       /* recipients kept per transaction; more are counted */
-#define SMTP_CAPS_BYTES 2048      /* EHLO keywords kept */
+#define SMTP_CAPS_BYTES 2048      /* EHLO keywords kept (each entry costs 2 more bytes) */
 
 /* Anomalies: stable names, in the order of this list (the flow record's). */
 #define SMTP_ANOMALIES(X)                                                                                       \
@@ -206,9 +206,7 @@ struct smtp {
     struct mx_text greeting;
     struct mx_text helo;
     enum verb helo_verb;
-    char caps[SMTP_CAPS_BYTES]; /* EHLO keywords and parameters, NUL-separated */
-    size_t caps_len;
-    unsigned n_caps;
+    struct mx_caps caps;      /* EHLO keywords and their parameters (RFC 5321 §4.1.1.1) */
     uint64_t size_limit;
     bool starttls_offered, starttls_attempted;
     int starttls_code;
@@ -579,15 +577,8 @@ static void split_path(struct mx_slice arg, struct mx_slice *path, struct mx_sli
 static void parse_caps_line(struct smtp *s, struct mx_slice t)
 {
     t = mx_trim(t);
-    if (!t.len || s->caps_len + t.len + 1 > SMTP_CAPS_BYTES)
+    if (!t.len || !mx_mail_caps_add(&s->m, &s->caps, t))
         return;
-    memcpy(s->caps + s->caps_len, t.ptr, t.len);
-    for (size_t i = 0; i < t.len; i++)
-        if (i < t.len && (s->caps[s->caps_len + i] == '\0'))
-            s->caps[s->caps_len + i] = ' ';
-    s->caps_len += t.len;
-    s->caps[s->caps_len++] = '\0';
-    s->n_caps++;
     /* RFC 3207 §4, RFC 1870 §4. */
     if (mx_ieq(t.ptr, t.len, "STARTTLS"))
         s->starttls_offered = true;
@@ -961,8 +952,7 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     struct mx_slice rest = enhanced_code(text, &enh);
     if (!s->rep.active) {
         if (code == 250 && s->q.n && head(s)->verb == V_EHLO) {
-            s->caps_len = 0; /* RFC 5321 §4.1.1.1: this reply lists the extensions anew */
-            s->n_caps = 0;
+            mx_caps_clear(&s->caps); /* RFC 5321 §4.1.1.1: this reply lists the extensions anew */
         }
         s->rep.active = true;
         s->rep.code = code;
@@ -1637,7 +1627,7 @@ static void session_emit(struct smtp *s)
         mx_ev_wire(ev, "helo", mx_text_slice(helo));
         mx_ev_bool(ev, "esmtp", hv == V_EHLO);
     }
-    mx_mail_describe_caps(ev, "capabilities", s->caps, s->caps_len);
+    mx_mail_describe_caps(ev, "capabilities", &s->caps);
     if (s->size_limit)
         mx_ev_uint(ev, "size_limit", s->size_limit);
     mx_ev_obj(ev, "starttls");
@@ -1718,6 +1708,7 @@ static void *smtp_new(struct mx_dissect_ctx *ctx)
         return NULL;
     mx_mail_init(&s->m, ctx, &mx_smtp_mail);
     mx_mail_queue_init(&s->q, s->pend, sizeof(s->pend[0]), SMTP_MAX_PENDING);
+    mx_caps_init(&s->caps, SMTP_CAPS_BYTES);
     if (mx_ctx_flow(ctx)->handshake) {
         /* RFC 5321 §3.1: the server speaks first; the greeting answers the connection. */
         struct pending greeting = { .verb = V_CONNECT, .ts = mx_ctx_flow(ctx)->start, .rcpt = UINT32_MAX };
@@ -1738,6 +1729,7 @@ static void smtp_free(void *state)
     mx_buf_free(&s->txn.rcpts);
     mx_message_free(s->fin.msg);
     mx_buf_free(&s->fin.rcpts);
+    mx_caps_free(&s->caps);
     free(s);
 }
 
@@ -1745,7 +1737,7 @@ static size_t smtp_bytes(const void *state)
 {
     const struct smtp *s = state;
     return sizeof(*s) + mx_message_bytes(s->txn.msg) + mx_message_bytes(s->fin.msg) +
-           mx_buf_bytes(&s->txn.rcpts) + mx_buf_bytes(&s->fin.rcpts);
+           mx_buf_bytes(&s->txn.rcpts) + mx_buf_bytes(&s->fin.rcpts) + mx_buf_bytes(&s->caps.b);
 }
 
 /* Bytes of d (mx_mail_parse). */
