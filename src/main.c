@@ -1,4 +1,5 @@
 /* main.c - the mxray command line. */
+#include "core/version.h"
 #include "engine/engine.h"
 #include "event/event.h"
 #include "output/report.h"

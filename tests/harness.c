@@ -282,3 +282,17 @@ const struct mx_protocols *mx_harness_protocols(void)
         mx_registry_protocols(&p);
     return &p;
 }
+
+const struct mx_protocols *mx_harness_protocols_with(const struct mx_dissector *dis)
+{
+    static struct mx_proto protos[8];
+    static struct mx_protocols p;
+    size_t n = mx_registry_len < MX_ARRAY_LEN(protos) ? mx_registry_len : MX_ARRAY_LEN(protos);
+    for (size_t i = 0; i < n; i++) {
+        protos[i] = mx_registry[i];
+        protos[i].dissector = dis;
+        protos[i].tls_dissector = NULL;
+    }
+    mx_protocols_init(&p, protos, n);
+    return &p;
+}

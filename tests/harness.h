@@ -33,6 +33,12 @@ struct mx_protocols;
 /* The registry's protocols, for a test's mx_config (cfg.protocols). */
 const struct mx_protocols *mx_harness_protocols(void);
 
+struct mx_dissector;
+/* The registry's ports with `dis` dissecting every cleartext one, and the
+ * TLS ones left undissected: for a test of the engine with a dissector of
+ * its own. One table at a time (each call replaces the last). */
+const struct mx_protocols *mx_harness_protocols_with(const struct mx_dissector *dis);
+
 /* Total bytes of a transcript. */
 size_t mx_harness_len(const struct mx_turn *t, size_t n);
 

@@ -114,11 +114,9 @@ static struct world *world_new(struct mx_config *cfg)
     struct mx_config def;
     if (!cfg) {
         mx_config_defaults(&def);
-        def.protocols = mx_harness_protocols();
         cfg = &def;
     }
-    if (!cfg->dissector_override)
-        cfg->dissector_override = &rec_dissector;
+    cfg->protocols = mx_harness_protocols_with(&rec_dissector);
     cfg->warnings = false;
     w->sink = mx_sink_new();
     w->json_fp = open_memstream(&w->json, &w->json_len);
@@ -300,7 +298,6 @@ START_TEST(eviction_when_full)
 {
     struct mx_config cfg;
     mx_config_defaults(&cfg);
-    cfg.protocols = mx_harness_protocols();
     cfg.max_flows = 2;
     struct world *w = world_new(&cfg);
     for (uint16_t i = 0; i < 3; i++)
@@ -360,7 +357,6 @@ START_TEST(dissector_buffer_cap)
 {
     struct mx_config cfg;
     mx_config_defaults(&cfg);
-    cfg.protocols = mx_harness_protocols();
     cfg.dissector_buffer = 16;
     struct world *w = world_new(&cfg);
     rec_never_consume = true;
@@ -394,7 +390,6 @@ START_TEST(streams_written_with_gaps_and_repeats)
     ck_assert_ptr_nonnull(mkdtemp(dir));
     struct mx_config cfg;
     mx_config_defaults(&cfg);
-    cfg.protocols = mx_harness_protocols();
     char err[256];
     cfg.streams = &mx_streams_writer;
     cfg.streams_ctx = mx_streams_new(dir, err, sizeof(err));

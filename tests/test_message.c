@@ -787,10 +787,9 @@ static char *run_direct(const char *msg, bool fin)
     ck_assert(mx_report_json_add(sink, fp, false));
     struct mx_config cfg;
     mx_config_defaults(&cfg);
-    cfg.protocols = mx_harness_protocols();
+    cfg.protocols = mx_harness_protocols_with(&tm_dissector);
     cfg.warnings = false;
     cfg.classify = false;
-    cfg.dissector_override = &tm_dissector;
     char err[128];
     struct mx_engine *eng = mx_engine_new(&cfg, sink, err, sizeof(err));
     ck_assert_msg(eng != NULL, "%s", err);

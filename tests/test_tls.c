@@ -1190,10 +1190,9 @@ static void drv_open(struct drv *d, uint16_t port, const struct mx_dissector *di
     ck_assert(mx_report_json_add(d->sink, d->fp, false));
     struct mx_config cfg;
     mx_config_defaults(&cfg);
-    cfg.protocols = mx_harness_protocols();
+    cfg.protocols = dis ? mx_harness_protocols_with(dis) : mx_harness_protocols();
     cfg.warnings = false;
     cfg.classify = false;
-    cfg.dissector_override = dis;
     char err[128];
     d->eng = mx_engine_new(&cfg, d->sink, err, sizeof(err));
     ck_assert_ptr_nonnull(d->eng);

@@ -6,8 +6,6 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-#define MX_VERSION "0.1.0"
-
 /* Wire bytes: pointer plus length, never NUL-terminated (STYLE.md rule 1). */
 struct mx_slice {
     const uint8_t *ptr;

@@ -427,9 +427,8 @@ static void become_mail(struct mx_engine *e, struct mx_flow *f, const struct mx_
     x->ctx.info.id = f->id;
     x->ctx.info.handshake = x->handshake;
     x->ctx.info.tls_port = tls;
-    const struct mx_dissector *dis = e->cfg.dissector_override ? e->cfg.dissector_override : proto->dissector;
-    if (tls) /* TLS from the first byte: the protocol's TLS dissector (an override stands for cleartext ones) */
-        dis = e->cfg.dissector_override ? NULL : proto->tls_dissector;
+    /* TLS from the first byte: the protocol's TLS dissector (RFC 8314 §3.3). */
+    const struct mx_dissector *dis = tls ? proto->tls_dissector : proto->dissector;
     if (e->cfg.dissect && dis)
         x->ctx.dis = dis; /* its state is made with the first byte: SYN-only flows cost nothing */
     x->ctx.tls.dis = proto->tls_dissector; /* for STARTTLS */
@@ -739,10 +738,10 @@ struct mx_engine *mx_engine_new(const struct mx_config *cfg, struct mx_sink *sin
     e->tick = INT64_MIN;
     e->dec = mx_decoder_new(&cfg->defrag);
     e->flows = mx_flow_table_new(cfg->max_flows);
-    /* Worker threads, unless flows must be numbered while they are dissected
-     * (files named after them) or a test dissects with one dissector. */
+    /* Worker threads, unless flows must be numbered while they are
+     * dissected (files named after them). */
     unsigned workers = cfg->workers > MX_MAX_WORKERS ? MX_MAX_WORKERS : cfg->workers;
-    if (cfg->streams || cfg->extract_dir || cfg->dissector_override)
+    if (cfg->streams || cfg->extract_dir)
         workers = 0;
     if (workers && e->dec && e->flows && !mx_pipeline_start(e, workers, err, errlen)) {
         mx_engine_free(e);

@@ -56,8 +56,6 @@ struct mx_config {
                                       owned: main passes the registry's [NULL: none] */
     bool dissect;                  /* run the protocol dissectors [true] */
     bool classify;                 /* nDPI looks at flows off the mail ports, and at risks [true] */
-    const struct mx_dissector *dissector_override; /* tests and fuzzing: dissect every flow
-                                                      with this one [NULL] */
     bool warnings;                 /* one-line warnings on stderr [true] */
     bool show_secrets;             /* write passwords and tokens [false] */
     bool explain;                  /* records say what each step means (--explain) [false] */

@@ -21,6 +21,7 @@
 #include "output/report.h"
 #include "event/text.h"
 #include "core/idmap.h"
+#include "core/version.h"
 
 #include <inttypes.h>
 #include <math.h>
