@@ -12,7 +12,8 @@ output mode: --json, the timeline (plain and coloured), --explain,
 thread (-j0) and --no-ndpi. Runs of several files use one thread: with
 workers, which one warns first of a kind of damage depends on timing. A run's standard output, standard error, exit
 status and every file it wrote must be the same bytes. Prints each
-difference, then "N identical, M different"; exits 1 if any differs.
+difference, then "N identical, M different"; exits 1 if any differs. Command
+lines that read no capture (usage, the version, refusals) are compared too.
 Restructuring keeps behaviour: run this before every commit that moves code.
 """
 import argparse, concurrent.futures as cf, gzip, hashlib, os, shutil, subprocess, sys, tempfile
@@ -39,6 +40,15 @@ MODES = {
     "secrets": (["--show-secrets", "--json", "-", "-j0"], []),
     "no-ndpi": (["--no-ndpi", "--explain"], []),
 }
+
+
+# Command lines without a capture to read: usage, the version, refusals.
+ALONE = [
+    ["--help"], ["-V"], [], ["--bogus"], ["--color", "pink", "x.pcap"], ["-j", "99", "x.pcap"],
+    ["--max-flows", "0", "x.pcap"], ["--memory", "8", "x.pcap"], ["--port", "ftp=21", "x.pcap"],
+    ["--port", "smtp=0", "x.pcap"], ["--json", "-", "--html", "-", "x.pcap"], ["-f", "tcp", "x.pcap"],
+    ["-i", "lo", "x.pcap"], ["no-such-file.pcap"], ["audit"], ["--html-diagrams", "0", "x.pcap"],
+]
 
 
 def sh(cmd, **kw):
@@ -182,6 +192,19 @@ def main():
                 if group:
                     jobs.append((label, mode, [p for _, p in group], base, new, tmp))
         same = different = shown = 0
+        for k, argv in enumerate(ALONE):
+            out = []
+            for exe in (base, new):
+                work = os.path.join(tmp, f"alone-{k}-{len(out)}")
+                os.makedirs(work)
+                p = subprocess.run([exe] + argv, cwd=work, capture_output=True, timeout=60)
+                out.append((p.returncode, p.stdout, p.stderr.replace(exe.encode(), b"MXRAY")))
+                shutil.rmtree(work)
+            if out[0] == out[1]:
+                same += 1
+            else:
+                different += 1
+                print(f"DIFFERENT mxray {' '.join(argv)}: {out[0]!r} vs {out[1]!r}"[:600])
         with cf.ThreadPoolExecutor(max_workers=opts.jobs) as pool:
             for name, mode, diffs in pool.map(compare, jobs):
                 if not diffs:
@@ -194,7 +217,7 @@ def main():
                     for d in diffs[:5]:
                         print("   " + d)
         print(f"same-output: base {sha[:12]} against {new}: {len(caps)} + {len(corpus)} captures, "
-              f"{len(modes)} modes")
+              f"{len(modes)} modes, {len(ALONE)} command lines without a capture")
         print(f"{same} identical, {different} different")
         return 1 if different else 0
     finally:

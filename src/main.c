@@ -152,10 +152,29 @@ static bool parse_num(const char *s, unsigned long long max, unsigned long long 
     return true;
 }
 
-int main(int argc, char **argv)
+/* What the command line asks for. */
+struct cmdline {
+    struct mx_config cfg;
+    struct mx_protocols protos;   /* the registry's, with the --port ones */
+    bool audit;                   /* mxray audit: the posture table */
+    bool failures;                /* --failures */
+    const char *json, *html, *streams;
+    size_t html_diagrams;
+    const char *color;
+    int progress;                 /* -1: when stderr is a terminal */
+    struct mx_live_opts live;
+    const char *run_as;           /* -Z */
+    char **files;                 /* the capture files, n_files of them */
+    int n_files;
+};
+
+/* Parses the command line into *o. Returns -1 to go on, else the exit
+ * status (after the usage, the version, or what was wrong). */
+static int parse_cmdline(int argc, char **argv, struct cmdline *o)
 {
-    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT, OPT_PORT, OPT_NOPROMISC, OPT_NONDPI, OPT_FAILURES, OPT_EXPLAIN, OPT_HTML, OPT_HTML_DIAGRAMS, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_MEMORY };
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT,
+           OPT_PORT, OPT_NOPROMISC, OPT_NONDPI, OPT_FAILURES, OPT_EXPLAIN, OPT_HTML, OPT_HTML_DIAGRAMS, OPT_PROGRESS,
+           OPT_NO_PROGRESS, OPT_MEMORY };
     static const struct option opts[] = {
         { "json", required_argument, NULL, OPT_JSON },
         { "streams", required_argument, NULL, OPT_STREAMS },
@@ -181,298 +200,314 @@ int main(int argc, char **argv)
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    struct mx_config cfg;
-    mx_config_defaults(&cfg);
-    static struct mx_protocols protos; /* the registry's, with the --port ones */
-    mx_registry_protocols(&protos);
-    cfg.protocols = &protos;
+    struct mx_config *cfg = &o->cfg;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    mx_config_defaults(cfg);
+    mx_registry_protocols(&o->protos);
+    cfg->protocols = &o->protos;
+    cfg->workers = ncpu > 1 ? (ncpu > 16 ? 16 : (unsigned)ncpu) : 0;
+    o->color = "auto";
+    o->progress = -1;
+    o->live = (struct mx_live_opts){ NULL, NULL, true, NULL };
     /* "mxray audit ...": the posture table instead of the timeline. */
-    bool audit_mode = argc > 1 && !strcmp(argv[1], "audit");
-    if (audit_mode) {
+    o->audit = argc > 1 && !strcmp(argv[1], "audit");
+    if (o->audit) {
         argv[1] = argv[0];
         argv++;
         argc--;
     }
-    const char *json_path = NULL;
-    const char *streams_dir = NULL;
-    const char *html_path = NULL;
-    size_t html_diagrams = 0;
-    int progress = -1; /* -1: when stderr is a terminal */
-    const char *color = "auto";
-    int status = 2;
-    struct mx_sink *sink = NULL;
-    struct mx_engine *eng = NULL;
     int c;
     unsigned long long v;
-    struct mx_live_opts live = { NULL, NULL, true, NULL };
-    const char *run_as = NULL;
-    bool failures_mode = false;
-    cfg.workers = ncpu > 1 ? (ncpu > 16 ? 16 : (unsigned)ncpu) : 0;
     while ((c = getopt_long(argc, argv, "qhVi:f:w:Z:j:", opts, NULL)) != -1) {
         switch (c) {
         case 'j':
             if (!strcmp(optarg, "0")) {
-                cfg.workers = 0;
+                cfg->workers = 0;
             } else if (!parse_num(optarg, MX_MAX_WORKERS, &v)) {
                 fprintf(stderr, "mxray: --workers takes a number from 0 to %d\n", MX_MAX_WORKERS);
                 return 2;
             } else {
-                cfg.workers = (unsigned)v;
+                cfg->workers = (unsigned)v;
             }
             break;
         case OPT_JSON:
-            json_path = optarg;
+            o->json = optarg;
             break;
         case OPT_STREAMS:
-            streams_dir = optarg;
+            o->streams = optarg;
             break;
         case OPT_COLOR:
-            color = optarg;
-            if (strcmp(color, "auto") && strcmp(color, "always") && strcmp(color, "never")) {
+            o->color = optarg;
+            if (strcmp(o->color, "auto") && strcmp(o->color, "always") && strcmp(o->color, "never")) {
                 fprintf(stderr, "mxray: --color takes auto, always or never\n");
-                goto out;
+                return 2;
             }
             break;
         case OPT_MAX_FLOWS:
             if (!parse_num(optarg, 1u << 28, &v)) {
                 fprintf(stderr, "mxray: --max-flows takes a number from 1 to %u\n", 1u << 28);
-                goto out;
+                return 2;
             }
-            cfg.max_flows = (uint32_t)v;
+            cfg->max_flows = (uint32_t)v;
             break;
         case OPT_IDLE:
             if (!parse_num(optarg, 86400 * 365, &v)) {
                 fprintf(stderr, "mxray: --idle-timeout takes seconds, from 1 to a year\n");
-                goto out;
+                return 2;
             }
-            cfg.idle_timeout = (mx_time_t)v * MX_NS_PER_SEC;
+            cfg->idle_timeout = (mx_time_t)v * MX_NS_PER_SEC;
             break;
         case OPT_MEMORY:
             if (!parse_num(optarg, 1u << 20, &v) || v < 16) {
                 fprintf(stderr, "mxray: --memory takes MiB, from 16 to %u\n", 1u << 20);
-                goto out;
+                return 2;
             }
-            cfg.memory = (uint64_t)v << 20;
+            cfg->memory = (uint64_t)v << 20;
             break;
         case OPT_REASM_MEM:
             if (!parse_num(optarg, 1u << 20, &v)) {
                 fprintf(stderr, "mxray: --reasm-memory takes MiB, from 1 to %u\n", 1u << 20);
-                goto out;
+                return 2;
             }
-            cfg.reasm.max_total_bytes = (uint64_t)v << 20;
+            cfg->reasm.max_total_bytes = (uint64_t)v << 20;
             break;
         case OPT_EXTRACT: {
             struct stat st;
             if (mkdir(optarg, 0777) != 0 && errno != EEXIST) {
                 fprintf(stderr, "mxray: cannot create %s: %s\n", optarg, strerror(errno));
-                status = 1;
-                goto out;
+                return 1;
             }
             if (stat(optarg, &st) != 0 || !S_ISDIR(st.st_mode)) {
                 fprintf(stderr, "mxray: --extract %s is not a directory\n", optarg);
-                status = 1;
-                goto out;
+                return 1;
             }
-            cfg.extract_dir = optarg;
+            cfg->extract_dir = optarg;
             break;
         }
         case OPT_PORT: {
             char why[160];
-            if (!mx_protocols_add_port(&protos, optarg, why, sizeof(why))) {
+            if (!mx_protocols_add_port(&o->protos, optarg, why, sizeof(why))) {
                 fprintf(stderr, "mxray: %s\n", why);
-                goto out;
+                return 2;
             }
             break;
         }
         case OPT_SECRETS:
-            cfg.show_secrets = true;
+            cfg->show_secrets = true;
             break;
         case 'i':
-            live.iface = optarg;
+            o->live.iface = optarg;
             break;
         case 'f':
-            live.filter = optarg;
+            o->live.filter = optarg;
             break;
         case 'w':
-            live.write_path = optarg;
+            o->live.write_path = optarg;
             break;
         case 'Z':
-            run_as = optarg;
+            o->run_as = optarg;
             break;
         case OPT_NOPROMISC:
-            live.promisc = false;
+            o->live.promisc = false;
             break;
         case OPT_NONDPI:
-            cfg.classify = false;
+            cfg->classify = false;
             break;
         case OPT_FAILURES:
-            failures_mode = true;
+            o->failures = true;
             break;
         case OPT_EXPLAIN:
-            cfg.explain = true;
+            cfg->explain = true;
             break;
         case OPT_PROGRESS:
-            progress = 1;
+            o->progress = 1;
             break;
         case OPT_NO_PROGRESS:
-            progress = 0;
+            o->progress = 0;
             break;
         case OPT_HTML_DIAGRAMS:
             if (!parse_num(optarg, 1000000, &v)) {
                 fprintf(stderr, "mxray: --html-diagrams takes a number from 1 to 1000000\n");
-                goto out;
+                return 2;
             }
-            html_diagrams = (size_t)v;
+            o->html_diagrams = (size_t)v;
             break;
         case OPT_HTML:
-            html_path = optarg;
-            cfg.explain = true; /* the diagrams explain every step */
+            o->html = optarg;
+            cfg->explain = true; /* the diagrams explain every step */
             break;
         case 'q':
-            cfg.warnings = false;
+            cfg->warnings = false;
             break;
         case 'h':
             usage(stdout);
-            status = 0;
-            goto out;
+            return 0;
         case 'V':
             printf("mxray %s\n", MX_VERSION);
-            status = 0;
-            goto out;
+            return 0;
         default:
             usage(stderr);
-            goto out;
+            return 2;
         }
     }
-    if (live.iface && optind < argc) {
+    o->files = argv + optind;
+    o->n_files = argc - optind;
+    if (o->live.iface && o->n_files) {
         fprintf(stderr, "mxray: -i reads an interface; no capture file goes with it\n");
-        goto out;
+        return 2;
     }
-    if (json_path && html_path && !strcmp(json_path, "-") && !strcmp(html_path, "-")) {
+    if (o->json && o->html && !strcmp(o->json, "-") && !strcmp(o->html, "-")) {
         fprintf(stderr, "mxray: --json and --html cannot both write to standard output\n");
-        goto out;
+        return 2;
     }
-    if (!live.iface && (live.filter || live.write_path || run_as)) {
+    if (!o->live.iface && (o->live.filter || o->live.write_path || o->run_as)) {
         fprintf(stderr, "mxray: -f, -w and -Z go with -i\n");
-        goto out;
+        return 2;
     }
-    if (!live.iface && optind >= argc) {
+    if (!o->live.iface && !o->n_files) {
         fprintf(stderr, "mxray: no capture file given (try --help)\n");
-        goto out;
+        return 2;
     }
-    status = 1;
-    sink = mx_sink_new();
-    if (!sink) {
-        fprintf(stderr, "mxray: out of memory\n");
-        goto out;
-    }
-    /* --json and --html: "-" is standard output, else a file the reporter closes. */
+    return -1;
+}
+
+/* Subscribes the reporters the command line asks for: --json and --html
+ * ("-" is standard output, else a file the reporter closes), the auditor
+ * (findings come at the end of every run; mxray audit prints its table),
+ * --failures, else the timeline. False after saying why. */
+static bool add_reporters(struct mx_sink *sink, const struct cmdline *o)
+{
     for (int k = 0; k < 2; k++) {
-        const char *path = k ? html_path : json_path;
+        const char *path = k ? o->html : o->json;
         if (!path)
             continue;
         bool to_stdout = !strcmp(path, "-");
         FILE *fp = to_stdout ? stdout : fopen(path, "w");
         if (!fp) {
             fprintf(stderr, "mxray: cannot write %s: %s\n", path, strerror(errno));
-            goto out;
+            return false;
         }
-        bool ok = k ? mx_report_html_add(sink, fp, !to_stdout, html_diagrams) : mx_report_json_add(sink, fp, !to_stdout);
+        bool ok = k ? mx_report_html_add(sink, fp, !to_stdout, o->html_diagrams)
+                    : mx_report_json_add(sink, fp, !to_stdout);
         if (!ok) {
             if (!to_stdout)
                 fclose(fp);
             fprintf(stderr, "mxray: out of memory\n");
-            goto out;
+            return false;
         }
     }
     bool tty = isatty(STDOUT_FILENO);
     const char *nc = getenv("NO_COLOR");
-    bool use_color = !strcmp(color, "always") || (!strcmp(color, "auto") && tty && !(nc && *nc));
-    /* Findings come at the end of every run; the audit prints its table too. */
-    if (!mx_audit_add(sink, audit_mode && !(json_path && !strcmp(json_path, "-")) ? stdout : NULL, use_color)) {
+    bool use_color = !strcmp(o->color, "always") || (!strcmp(o->color, "auto") && tty && !(nc && *nc));
+    bool ok = mx_audit_add(sink, o->audit && !(o->json && !strcmp(o->json, "-")) ? stdout : NULL, use_color);
+    if (ok && o->failures)
+        ok = mx_failures_add(sink, stdout, use_color);
+    if (ok && !o->json && !o->html && !o->audit && !o->failures)
+        ok = mx_report_text_add(sink, stdout, false, use_color);
+    if (!ok)
         fprintf(stderr, "mxray: out of memory\n");
-        goto out;
+    return ok;
+}
+
+/* Reads the interface until Ctrl-C or SIGTERM. False when it cannot be opened. */
+static bool run_live(struct mx_engine *eng, struct cmdline *o)
+{
+    char err[512], filter[1024];
+    if (!o->live.filter) {
+        mx_protocols_filter(&o->protos, filter, sizeof(filter));
+        o->live.filter = filter;
     }
-    if (failures_mode && !mx_failures_add(sink, stdout, use_color)) {
-        fprintf(stderr, "mxray: out of memory\n");
-        goto out;
+    struct mx_input *in = mx_input_open_live(&o->live, err, sizeof(err));
+    if (!in) {
+        fprintf(stderr, "mxray: %s: %s\n", o->live.iface, err);
+        return false;
     }
-    if (!json_path && !html_path && !audit_mode && !failures_mode) {
-        if (!mx_report_text_add(sink, stdout, false, use_color)) {
-            fprintf(stderr, "mxray: out of memory\n");
-            goto out;
-        }
-    }
-    /* A progress line is for files read at a terminal, unless the report
-     * itself goes to that terminal; live capture has no end to measure. */
-    bool stdout_report = (!json_path && !html_path) || audit_mode || failures_mode ||
-                         (json_path && !strcmp(json_path, "-")) || (html_path && !strcmp(html_path, "-"));
-    if (progress < 0)
-        progress = isatty(STDERR_FILENO) && cfg.warnings && !(stdout_report && isatty(STDOUT_FILENO));
-    if (progress && !live.iface)
-        cfg.progress = show_progress;
-    char err[512];
-    if (streams_dir) {
-        cfg.streams = &mx_streams_writer;
-        cfg.streams_ctx = mx_streams_new(streams_dir, err, sizeof(err));
-        if (!cfg.streams_ctx) {
-            fprintf(stderr, "mxray: %s\n", err);
-            goto out;
-        }
-    }
-    eng = mx_engine_new(&cfg, sink, err, sizeof(err));
-    if (!eng) {
-        if (cfg.streams_ctx)
-            cfg.streams->finish(cfg.streams_ctx);
-        fprintf(stderr, "mxray: %s\n", err);
-        goto out;
-    }
-    bool opened_all = true;
-    char filter[1024];
-    if (live.iface && !live.filter) {
-        mx_protocols_filter(&protos, filter, sizeof(filter));
-        live.filter = filter;
-    }
-    if (live.iface) {
-        struct mx_input *in = mx_input_open_live(&live, err, sizeof(err));
-        if (!in) {
-            fprintf(stderr, "mxray: %s: %s\n", live.iface, err);
-            goto out;
-        }
-        if (run_as && !drop_privileges(run_as)) {
-            in->ops->close(in);
-            goto out;
-        }
-        live_input = in;
-        struct sigaction sa;
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-        /* As tcpdump does: say when packets can come (scripts wait for it). */
-        if (cfg.warnings)
-            fprintf(stderr, "mxray: listening on %s\n", live.iface);
-        mx_engine_run(eng, in);
-        live_input = NULL;
-        uint64_t rcv, drop, ifdrop;
-        if (in->ops->stats(in, &rcv, &drop, &ifdrop)) {
-            mx_engine_capture_stats(eng, rcv, drop, ifdrop);
-            if (drop || ifdrop)
-                fprintf(stderr, "mxray: the capture dropped %" PRIu64 " packets (%" PRIu64 " by the interface)\n",
-                        drop, ifdrop);
-        }
+    if (o->run_as && !drop_privileges(o->run_as)) {
         in->ops->close(in);
+        return false;
     }
-    for (int i = optind; i < argc; i++) {
-        struct mx_input *in = mx_input_open_file(argv[i], err, sizeof(err));
+    live_input = in;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* As tcpdump does: say when packets can come (scripts wait for it). */
+    if (o->cfg.warnings)
+        fprintf(stderr, "mxray: listening on %s\n", o->live.iface);
+    mx_engine_run(eng, in);
+    live_input = NULL;
+    uint64_t rcv, drop, ifdrop;
+    if (in->ops->stats(in, &rcv, &drop, &ifdrop)) {
+        mx_engine_capture_stats(eng, rcv, drop, ifdrop);
+        if (drop || ifdrop)
+            fprintf(stderr, "mxray: the capture dropped %" PRIu64 " packets (%" PRIu64 " by the interface)\n", drop,
+                    ifdrop);
+    }
+    in->ops->close(in);
+    return true;
+}
+
+/* Reads the files in order, as one capture. False when one could not be opened. */
+static bool run_files(struct mx_engine *eng, const struct cmdline *o)
+{
+    bool opened_all = true;
+    for (int i = 0; i < o->n_files; i++) {
+        char err[512];
+        struct mx_input *in = mx_input_open_file(o->files[i], err, sizeof(err));
         if (!in) {
-            fprintf(stderr, "mxray: %s: %s\n", argv[i], err);
+            fprintf(stderr, "mxray: %s: %s\n", o->files[i], err);
             opened_all = false;
             continue;
         }
         mx_engine_run(eng, in);
         in->ops->close(in);
     }
+    return opened_all;
+}
+
+int main(int argc, char **argv)
+{
+    static struct cmdline o; /* the engine reads its protocol table for the whole run */
+    int status = parse_cmdline(argc, argv, &o);
+    if (status >= 0)
+        return status;
+    status = 1;
+    struct mx_engine *eng = NULL;
+    struct mx_sink *sink = mx_sink_new();
+    if (!sink) {
+        fprintf(stderr, "mxray: out of memory\n");
+        goto out;
+    }
+    if (!add_reporters(sink, &o))
+        goto out;
+    /* A progress line is for files read at a terminal, unless the report
+     * itself goes to that terminal; live capture has no end to measure. */
+    bool stdout_report = (!o.json && !o.html) || o.audit || o.failures || (o.json && !strcmp(o.json, "-")) ||
+                         (o.html && !strcmp(o.html, "-"));
+    if (o.progress < 0)
+        o.progress = isatty(STDERR_FILENO) && o.cfg.warnings && !(stdout_report && isatty(STDOUT_FILENO));
+    if (o.progress && !o.live.iface)
+        o.cfg.progress = show_progress;
+    char err[512];
+    if (o.streams) {
+        o.cfg.streams = &mx_streams_writer;
+        o.cfg.streams_ctx = mx_streams_new(o.streams, err, sizeof(err));
+        if (!o.cfg.streams_ctx) {
+            fprintf(stderr, "mxray: %s\n", err);
+            goto out;
+        }
+    }
+    eng = mx_engine_new(&o.cfg, sink, err, sizeof(err));
+    if (!eng) {
+        if (o.cfg.streams_ctx)
+            o.cfg.streams->finish(o.cfg.streams_ctx);
+        fprintf(stderr, "mxray: %s\n", err);
+        goto out;
+    }
+    if (o.live.iface && !run_live(eng, &o))
+        goto out;
+    bool opened_all = run_files(eng, &o);
     mx_engine_finish(eng);
     status = mx_engine_exit_status(eng);
     if (!opened_all)
