@@ -164,6 +164,7 @@ struct cmdline {
     int progress;                 /* -1: when stderr is a terminal */
     struct mx_live_opts live;
     const char *run_as;           /* -Z */
+    char protocols[128];          /* "SMTP, POP3 and IMAP": the protocols' names, for the HTML report */
     char **files;                 /* the capture files, n_files of them */
     int n_files;
 };
@@ -205,6 +206,14 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
     mx_config_defaults(cfg);
     mx_registry_protocols(&o->protos);
     cfg->protocols = &o->protos;
+    size_t w = 0;
+    for (size_t i = 0; i < mx_registry_len && w < sizeof(o->protocols); i++) {
+        const char *sep = i == 0 ? "" : i + 1 == mx_registry_len ? " and " : ", ";
+        w += (size_t)snprintf(o->protocols + w, sizeof(o->protocols) - w, "%s", sep);
+        for (const char *n = mx_registry[i].name; *n && w + 1 < sizeof(o->protocols); n++)
+            o->protocols[w++] = (char)(*n >= 'a' && *n <= 'z' ? *n - 32 : *n);
+        o->protocols[w < sizeof(o->protocols) ? w : sizeof(o->protocols) - 1] = '\0';
+    }
     cfg->workers = ncpu > 1 ? (ncpu > 16 ? 16 : (unsigned)ncpu) : 0;
     o->color = "auto";
     o->progress = -1;
@@ -387,7 +396,7 @@ static bool add_reporters(struct mx_sink *sink, const struct cmdline *o)
             fprintf(stderr, "mxray: cannot write %s: %s\n", path, strerror(errno));
             return false;
         }
-        bool ok = k ? mx_report_html_add(sink, fp, !to_stdout, o->html_diagrams)
+        bool ok = k ? mx_report_html_add(sink, fp, !to_stdout, o->html_diagrams, o->protocols)
                     : mx_report_json_add(sink, fp, !to_stdout);
         if (!ok) {
             if (!to_stdout)

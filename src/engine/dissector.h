@@ -32,7 +32,7 @@ struct mx_parse_result {
 
 /* One protocol. Every slot is required unless said otherwise. */
 struct mx_dissector {
-    /* Protocol name as it appears in the output ("smtp"). */
+    /* Protocol name as it appears in the output (the records' "proto"). */
     const char *name;
     /* A fresh per-flow state; a zero-filled state is valid. NULL when out of memory. */
     void *(*state_new)(struct mx_dissect_ctx *ctx);
@@ -94,8 +94,8 @@ const struct mx_flow_info *mx_ctx_flow(const struct mx_dissect_ctx *ctx);
 
 /* Asks the engine to call parse for `dir` again, with the bytes it left
  * unconsumed, once the current call returns: for a parser that held bytes of
- * one direction back until the other direction settled what they are (SMTP
- * DATA before its 354). */
+ * one direction back until the other direction settled what they are (the
+ * message data a command announced, before the reply that accepts it). */
 void mx_ctx_wake(struct mx_dissect_ctx *ctx, enum mx_dir dir);
 
 /* The event sink of this run; dissectors write their events to it. */

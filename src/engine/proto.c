@@ -13,7 +13,7 @@ void mx_protocols_init(struct mx_protocols *p, const struct mx_proto *protos, si
     p->n = n;
 }
 
-/* "smtp, pop3 or imap": the names of the table. */
+/* "a, b or c": the names of the table. */
 static void names(const struct mx_protocols *p, char *buf, size_t len)
 {
     size_t o = 0;

@@ -33,7 +33,7 @@ struct mx_ev_field {
 
 /* An event being built, or handed to reporters. Field order is output order. */
 struct mx_event {
-    const char *type;       /* "flow", "gap", "anomaly", "smtp.command", ... */
+    const char *type;       /* "flow", "gap", "anomaly", a protocol's "<proto>.command", ... */
     uint64_t flow;          /* flow id, 0 for run-wide records */
     mx_time_t ts;           /* time of the frame it came from, or MX_TIME_NONE */
     int dir;                /* enum mx_dir, or -1 */

@@ -219,6 +219,7 @@ struct entry {
 
 struct html_rep {
     const struct mx_sink *sink;
+    const char *protocols; /* what the header says the sessions are */
     FILE *out;
     bool close_out;
     bool failed; /* a write failed */
@@ -1106,12 +1107,10 @@ static bool html_finish(void *ctx)
         "<title>mxray report</title><style>";
     put(r, head, sizeof(head) - 1);
     put(r, css, sizeof(css) - 1);
-    static const char top[] =
-        "</style></head><body>"
-        "<h1>mxray report</h1><p class=\"meta\">mxray " MX_VERSION
-        ": SMTP, POP3 and IMAP sessions as sequence diagrams. Hover or click an arrow for its line, frames, "
-        "latency and meaning.</p>";
-    put(r, top, sizeof(top) - 1);
+    put_str(r, "</style></head><body><h1>mxray report</h1><p class=\"meta\">mxray " MX_VERSION ": ");
+    put_str(r, r->protocols);
+    put_str(r, " sessions as sequence diagrams. Hover or click an arrow for its line, frames, latency and "
+               "meaning.</p>");
     struct hbuf b;
     hb_init(&b, 0);
     overview(r, &b);
@@ -1217,7 +1216,7 @@ static const struct mx_reporter_ops html_ops = {
     .free = html_free,
 };
 
-bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max_diagrams)
+bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max_diagrams, const char *protocols)
 {
     struct html_rep *r = calloc(1, sizeof(*r));
     if (!r)
@@ -1228,6 +1227,7 @@ bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max
     r->out = out;
     r->close_out = close_out;
     r->max_diagrams = max_diagrams ? max_diagrams : H_DIAGRAMS_DEFAULT;
+    r->protocols = protocols;
     r->tmp = tmpfile();
     hb_init(&r->failures, H_LIST_MAX);
     hb_init(&r->findings, H_LIST_MAX);
