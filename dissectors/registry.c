@@ -11,13 +11,27 @@
 /* RFC 5321 §4.5.4 / RFC 6409 / RFC 8314 for SMTP; RFC 1939 and RFC 8314 for
  * POP3; RFC 9051 and RFC 8314 for IMAP. */
 const struct mx_proto mx_registry[] = {
-    { .name = "smtp", .ports = { { 25, false }, { 587, false }, { 465, true } }, .n_ports = 3,
-      .dissector = &mx_smtp_dissector, .ndpi_plain = NDPI_PROTOCOL_MAIL_SMTP, .ndpi_tls = NDPI_PROTOCOL_MAIL_SMTPS,
+    { .name = "smtp",
+      .ports = { { 25, false }, { 587, false }, { 465, true } },
+      .n_ports = 3,
+      .dissector = &mx_smtp_dissector,
+      .ndpi_plain = NDPI_PROTOCOL_MAIL_SMTP,
+      .ndpi_tls = NDPI_PROTOCOL_MAIL_SMTPS,
       .tls_dissector = &mx_tls_dissector },
-    { .name = "pop3", .ports = { { 110, false }, { 995, true } }, .n_ports = 2, .dissector = &mx_pop3_dissector,
-      .ndpi_plain = NDPI_PROTOCOL_MAIL_POP, .ndpi_tls = NDPI_PROTOCOL_MAIL_POPS, .tls_dissector = &mx_tls_dissector },
-    { .name = "imap", .ports = { { 143, false }, { 993, true } }, .n_ports = 2, .dissector = &mx_imap_dissector,
-      .ndpi_plain = NDPI_PROTOCOL_MAIL_IMAP, .ndpi_tls = NDPI_PROTOCOL_MAIL_IMAPS, .tls_dissector = &mx_tls_dissector },
+    { .name = "pop3",
+      .ports = { { 110, false }, { 995, true } },
+      .n_ports = 2,
+      .dissector = &mx_pop3_dissector,
+      .ndpi_plain = NDPI_PROTOCOL_MAIL_POP,
+      .ndpi_tls = NDPI_PROTOCOL_MAIL_POPS,
+      .tls_dissector = &mx_tls_dissector },
+    { .name = "imap",
+      .ports = { { 143, false }, { 993, true } },
+      .n_ports = 2,
+      .dissector = &mx_imap_dissector,
+      .ndpi_plain = NDPI_PROTOCOL_MAIL_IMAP,
+      .ndpi_tls = NDPI_PROTOCOL_MAIL_IMAPS,
+      .tls_dissector = &mx_tls_dissector },
 };
 const size_t mx_registry_len = MX_ARRAY_LEN(mx_registry);
 

@@ -23,72 +23,70 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: mxray [options] FILE...\n"
-            "       mxray [options] -i IFACE [-f BPF] [-w FILE] [-Z USER] [--no-promisc]\n"
-            "       mxray audit [options] FILE...   a posture table per server, with findings\n"
-            "\n"
-            "Reads pcap/pcapng captures (\"-\" for standard input; several files are read\n"
-            "in order, numbered as one capture), rebuilds the TCP streams of mail flows\n"
-            "and reports them. With no output option the text timeline goes to stdout.\n"
-            "\n"
-            "Output:\n"
-            "  --json PATH          write NDJSON records to PATH (\"-\" for stdout)\n"
-            "  --html PATH          write one self-contained HTML report: an overview, and a sequence\n"
-            "                       diagram per session with explanations (implies --explain)\n"
-            "  --html-diagrams N    sessions drawn in the HTML report (default 200; failed ones first)\n"
-            "  --streams DIR        write each reassembled stream as DIR/<client>-<server>.c2s/.s2c\n"
-            "                       plus DIR/index.json (DIR must be empty or absent)\n"
-            "  --color WHEN         colour the timeline: auto (default), always, never; NO_COLOR is honoured\n"
-            "  --show-secrets       write passwords and tokens seen in AUTH (by default only their length)\n"
-            "  --extract DIR        write every message seen as a .eml file, and its attachments decoded\n"
-            "  --port PROTO=PORT    also read PORT as PROTO (smtp, pop3, imap); PORT/tls if it starts in TLS\n"
-            "  --no-ndpi            do not let nDPI find mail on other ports (nor report its risks)\n"
-            "  --failures           only what failed: a block per failed recipient, with its reply, what the\n"
-            "                       codes mean and the likely cause (instead of the timeline)\n"
-            "  --explain            annotate the timeline for teaching: what each command asks for, what\n"
-            "                       each reply means, and the SMTP state at each step\n"
-            "  -q, --quiet          no warnings on stderr\n"
-            "  --progress           show how far a file has been read, on stderr (default when stderr\n"
-            "                       is a terminal); --no-progress turns it off\n"
-            "\n"
-            "Limits:\n"
-            "  --max-flows N        flows tracked at once (default 262144); the oldest idle one is evicted\n"
-            "  --idle-timeout SECS  close a flow after this much silence (default 3600)\n"
-            "  --memory MIB         memory for flows, their dissectors and TCP reassembly (default 256):\n"
-            "                       half for flows, a quarter for reassembly; when it is full the least\n"
-            "                       recently active flow is closed early (FLOW_EVICTED)\n"
-            "  --reasm-memory MIB   bytes held for TCP reassembly, all flows together (default: a quarter\n"
-            "                       of --memory)\n"
-            "\n"
-            "Speed:\n"
-            "  -j, --workers N      dissect in N threads, flows shared out by their addresses (0: in the\n"
-            "                       reading thread; default: the number of CPUs, at most 16). The output\n"
-            "                       is the same for any N; --max-flows and --reasm-memory are shared out\n"
-            "                       between the threads. --extract and --streams use one thread\n"
-            "\n"
-            "Live capture (root or CAP_NET_RAW; stop with Ctrl-C or SIGTERM: open sessions are\n"
-            "flushed into the output and the summary gives pcap's drop counts):\n"
-            "  -i IFACE             capture from IFACE instead of reading files\n"
-            "  -f BPF               capture filter (default: TCP on the mail ports and --port ones)\n"
-            "  -w FILE              also write the captured packets to FILE (pcap)\n"
-            "  -Z USER              drop privileges to USER once the capture is open\n"
-            "  --no-promisc         do not put the interface in promiscuous mode\n"
-            "\n"
-            "  -h, --help           this text\n"
-            "  -V, --version        the version\n"
-            "\n"
-            "Ports:");
+    fprintf(out, "usage: mxray [options] FILE...\n"
+                 "       mxray [options] -i IFACE [-f BPF] [-w FILE] [-Z USER] [--no-promisc]\n"
+                 "       mxray audit [options] FILE...   a posture table per server, with findings\n"
+                 "\n"
+                 "Reads pcap/pcapng captures (\"-\" for standard input; several files are read\n"
+                 "in order, numbered as one capture), rebuilds the TCP streams of mail flows\n"
+                 "and reports them. With no output option the text timeline goes to stdout.\n"
+                 "\n"
+                 "Output:\n"
+                 "  --json PATH          write NDJSON records to PATH (\"-\" for stdout)\n"
+                 "  --html PATH          write one self-contained HTML report: an overview, and a sequence\n"
+                 "                       diagram per session with explanations (implies --explain)\n"
+                 "  --html-diagrams N    sessions drawn in the HTML report (default 200; failed ones first)\n"
+                 "  --streams DIR        write each reassembled stream as DIR/<client>-<server>.c2s/.s2c\n"
+                 "                       plus DIR/index.json (DIR must be empty or absent)\n"
+                 "  --color WHEN         colour the timeline: auto (default), always, never; NO_COLOR is honoured\n"
+                 "  --show-secrets       write passwords and tokens seen in AUTH (by default only their length)\n"
+                 "  --extract DIR        write every message seen as a .eml file, and its attachments decoded\n"
+                 "  --port PROTO=PORT    also read PORT as PROTO (smtp, pop3, imap); PORT/tls if it starts in TLS\n"
+                 "  --no-ndpi            do not let nDPI find mail on other ports (nor report its risks)\n"
+                 "  --failures           only what failed: a block per failed recipient, with its reply, what the\n"
+                 "                       codes mean and the likely cause (instead of the timeline)\n"
+                 "  --explain            annotate the timeline for teaching: what each command asks for, what\n"
+                 "                       each reply means, and the SMTP state at each step\n"
+                 "  -q, --quiet          no warnings on stderr\n"
+                 "  --progress           show how far a file has been read, on stderr (default when stderr\n"
+                 "                       is a terminal); --no-progress turns it off\n"
+                 "\n"
+                 "Limits:\n"
+                 "  --max-flows N        flows tracked at once (default 262144); the oldest idle one is evicted\n"
+                 "  --idle-timeout SECS  close a flow after this much silence (default 3600)\n"
+                 "  --memory MIB         memory for flows, their dissectors and TCP reassembly (default 256):\n"
+                 "                       half for flows, a quarter for reassembly; when it is full the least\n"
+                 "                       recently active flow is closed early (FLOW_EVICTED)\n"
+                 "  --reasm-memory MIB   bytes held for TCP reassembly, all flows together (default: a quarter\n"
+                 "                       of --memory)\n"
+                 "\n"
+                 "Speed:\n"
+                 "  -j, --workers N      dissect in N threads, flows shared out by their addresses (0: in the\n"
+                 "                       reading thread; default: the number of CPUs, at most 16). The output\n"
+                 "                       is the same for any N; --max-flows and --reasm-memory are shared out\n"
+                 "                       between the threads. --extract and --streams use one thread\n"
+                 "\n"
+                 "Live capture (root or CAP_NET_RAW; stop with Ctrl-C or SIGTERM: open sessions are\n"
+                 "flushed into the output and the summary gives pcap's drop counts):\n"
+                 "  -i IFACE             capture from IFACE instead of reading files\n"
+                 "  -f BPF               capture filter (default: TCP on the mail ports and --port ones)\n"
+                 "  -w FILE              also write the captured packets to FILE (pcap)\n"
+                 "  -Z USER              drop privileges to USER once the capture is open\n"
+                 "  --no-promisc         do not put the interface in promiscuous mode\n"
+                 "\n"
+                 "  -h, --help           this text\n"
+                 "  -V, --version        the version\n"
+                 "\n"
+                 "Ports:");
     for (size_t i = 0; i < mx_registry_len; i++) {
         fprintf(out, " %s", mx_registry[i].name);
         for (size_t j = 0; j < mx_registry[i].n_ports; j++)
             fprintf(out, "%c%u%s", j ? ',' : '=', mx_registry[i].ports[j].port,
                     mx_registry[i].ports[j].tls ? "(tls)" : "");
     }
-    fprintf(out,
-            "\n\nExit status: 0 done; 1 mxray failed (unreadable input, out of memory, write error);\n"
-            "2 usage error; 3 done, but the input was damaged (truncated file, snaplen cuts,\n"
-            "headers whose lengths lie): see the warnings and the summary.\n");
+    fprintf(out, "\n\nExit status: 0 done; 1 mxray failed (unreadable input, out of memory, write error);\n"
+                 "2 usage error; 3 done, but the input was damaged (truncated file, snaplen cuts,\n"
+                 "headers whose lengths lie): see the warnings and the summary.\n");
 }
 
 /* The live source, for the signal handler to stop. */
@@ -155,17 +153,17 @@ static bool parse_num(const char *s, unsigned long long max, unsigned long long 
 /* What the command line asks for. */
 struct cmdline {
     struct mx_config cfg;
-    struct mx_protocols protos;   /* the registry's, with the --port ones */
-    bool audit;                   /* mxray audit: the posture table */
-    bool failures;                /* --failures */
+    struct mx_protocols protos; /* the registry's, with the --port ones */
+    bool audit;                 /* mxray audit: the posture table */
+    bool failures;              /* --failures */
     const char *json, *html, *streams;
     size_t html_diagrams;
     const char *color;
-    int progress;                 /* -1: when stderr is a terminal */
+    int progress; /* -1: when stderr is a terminal */
     struct mx_live_opts live;
-    const char *run_as;           /* -Z */
-    char protocols[128];          /* "SMTP, POP3 and IMAP": the protocols' names, for the HTML report */
-    char **files;                 /* the capture files, n_files of them */
+    const char *run_as;  /* -Z */
+    char protocols[128]; /* "SMTP, POP3 and IMAP": the protocols' names, for the HTML report */
+    char **files;        /* the capture files, n_files of them */
     int n_files;
 };
 
@@ -173,9 +171,26 @@ struct cmdline {
  * status (after the usage, the version, or what was wrong). */
 static int parse_cmdline(int argc, char **argv, struct cmdline *o)
 {
-    enum { OPT_JSON = 256, OPT_STREAMS, OPT_COLOR, OPT_MAX_FLOWS, OPT_IDLE, OPT_REASM_MEM, OPT_SECRETS, OPT_EXTRACT,
-           OPT_PORT, OPT_NOPROMISC, OPT_NONDPI, OPT_FAILURES, OPT_EXPLAIN, OPT_HTML, OPT_HTML_DIAGRAMS, OPT_PROGRESS,
-           OPT_NO_PROGRESS, OPT_MEMORY };
+    enum {
+        OPT_JSON = 256,
+        OPT_STREAMS,
+        OPT_COLOR,
+        OPT_MAX_FLOWS,
+        OPT_IDLE,
+        OPT_REASM_MEM,
+        OPT_SECRETS,
+        OPT_EXTRACT,
+        OPT_PORT,
+        OPT_NOPROMISC,
+        OPT_NONDPI,
+        OPT_FAILURES,
+        OPT_EXPLAIN,
+        OPT_HTML,
+        OPT_HTML_DIAGRAMS,
+        OPT_PROGRESS,
+        OPT_NO_PROGRESS,
+        OPT_MEMORY
+    };
     static const struct option opts[] = {
         { "json", required_argument, NULL, OPT_JSON },
         { "streams", required_argument, NULL, OPT_STREAMS },

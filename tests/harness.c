@@ -66,8 +66,7 @@ size_t mx_harness_len(const struct mx_turn *t, size_t n)
     return total;
 }
 
-char *mx_harness_run(const struct mx_turn *t, size_t n, const struct mx_harness_opts *o, size_t split,
-                     bool every_byte)
+char *mx_harness_run(const struct mx_turn *t, size_t n, const struct mx_harness_opts *o, size_t split, bool every_byte)
 {
     return mx_harness_run_status(t, n, o, split, every_byte, NULL);
 }
@@ -97,8 +96,10 @@ char *mx_harness_run_status(const struct mx_turn *t, size_t n, const struct mx_h
     cfg.show_secrets = o->show_secrets;
     cfg.explain = o->explain;
     char err[128];
-    struct conn c = { mx_engine_new(&cfg, sink, err, sizeof(err)), { 1000, 5000 },
-                      (mx_time_t)1700000000 * MX_NS_PER_SEC, o->server_port ? o->server_port : 25 };
+    struct conn c = { mx_engine_new(&cfg, sink, err, sizeof(err)),
+                      { 1000, 5000 },
+                      (mx_time_t)1700000000 * MX_NS_PER_SEC,
+                      o->server_port ? o->server_port : 25 };
     if (!c.eng) {
         mx_sink_free(sink);
         fclose(fp);

@@ -17,11 +17,11 @@ struct mx_turn {
 };
 
 struct mx_harness_opts {
-    uint16_t server_port;   /* 25 when 0 */
+    uint16_t server_port; /* 25 when 0 */
     bool show_secrets;
-    bool explain;           /* --explain */
-    bool no_handshake;      /* start midstream */
-    bool no_fin;            /* end without FINs (capture end) */
+    bool explain;      /* --explain */
+    bool no_handshake; /* start midstream */
+    bool no_fin;       /* end without FINs (capture end) */
 };
 
 /* Writes an Ethernet/IPv4/TCP frame from 10.0.0.a:sport to 10.0.0.b:dport
@@ -47,8 +47,7 @@ size_t mx_harness_len(const struct mx_turn *t, size_t n);
  * `split` (counting all turns' bytes in order) starts a new segment; with
  * split == SIZE_MAX nothing is split beyond turns, and with `every_byte` each
  * byte is its own segment. Returns the NDJSON output (free() it). */
-char *mx_harness_run(const struct mx_turn *t, size_t n, const struct mx_harness_opts *o, size_t split,
-                     bool every_byte);
+char *mx_harness_run(const struct mx_turn *t, size_t n, const struct mx_harness_opts *o, size_t split, bool every_byte);
 
 /* The same, and *status (status may be NULL): the run's exit status (0,
  * 1 when mxray failed, 3 for damaged input), 1 when a reporter could not

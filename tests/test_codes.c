@@ -27,8 +27,8 @@ static const char *reply_csv = MX_REPLY_CSV;
 #define MAX_FIELDS 8
 
 struct csv {
-    char *buf;       /* the whole file, NUL-terminated */
-    const char *p;   /* next byte to read */
+    char *buf;     /* the whole file, NUL-terminated */
+    const char *p; /* next byte to read */
 };
 
 static void csv_open(struct csv *c, const char *path)
@@ -203,7 +203,7 @@ START_TEST(test_enhanced_csv_rows)
             ck_assert_uint_eq(nf, 7);
             ck_assert_uint_eq(header_fields, 7);
             ck_assert_msg(f[0][0] == 'X' && len > 0 && (size_t)len < sizeof buf &&
-                          mx_enhanced_parse(mx_slice_make(buf, (size_t)len), &code),
+                              mx_enhanced_parse(mx_slice_make(buf, (size_t)len), &code),
                           "bad code %s in the CSV", f[0]);
             e = mx_enhanced_lookup(code.subject, code.detail);
             ck_assert_msg(e != NULL, "%s is in the CSV but not in the table", f[0]);
@@ -278,8 +278,7 @@ START_TEST(test_tables_sorted)
         snprintf(buf, sizeof buf, "X.%d.%d", e->subject, e->detail);
         ck_assert_str_eq(e->code, buf);
         if (prev != NULL)
-            ck_assert(prev->subject < e->subject ||
-                      (prev->subject == e->subject && prev->detail < e->detail));
+            ck_assert(prev->subject < e->subject || (prev->subject == e->subject && prev->detail < e->detail));
         prev = e;
     }
     ck_assert_ptr_null(mx_enhanced_at(mx_enhanced_count()));
@@ -327,10 +326,9 @@ START_TEST(test_enhanced_known)
     e = mx_enhanced_lookup(1, 1);
     ck_assert_str_eq(e->code, "X.1.1");
     ck_assert_str_eq(e->basic, "451, 550");
-    ck_assert_str_eq(e->description,
-                     "The mailbox specified in the address does not exist. For Internet mail names, "
-                     "this means the address portion to the left of the \"@\" sign is invalid. "
-                     "This code is only useful for permanent failures.");
+    ck_assert_str_eq(e->description, "The mailbox specified in the address does not exist. For Internet mail names, "
+                                     "this means the address portion to the left of the \"@\" sign is invalid. "
+                                     "This code is only useful for permanent failures.");
     ck_assert_str_eq(e->reference, "[RFC3463] (Standards Track)");
     ck_assert_str_eq(e->submitter, "G. Vaudreuil");
     ck_assert_str_eq(e->change_controller, "IESG");
@@ -387,9 +385,8 @@ START_TEST(test_reply_known)
                      "Requested action not taken: mailbox unavailable (e.g., mailbox not found, no "
                      "access, or command rejected for policy reasons)");
     ck_assert_str_eq(mx_reply_code_text(552), "Requested mail action aborted: exceeded storage allocation");
-    ck_assert_str_eq(mx_reply_code_text(554),
-                     "Transaction failed (Or, in the case of a connection-opening response, "
-                     "\"No SMTP service here\")");
+    ck_assert_str_eq(mx_reply_code_text(554), "Transaction failed (Or, in the case of a connection-opening response, "
+                                              "\"No SMTP service here\")");
     ck_assert_str_eq(mx_reply_code_text(535), "Authentication credentials invalid");
     ck_assert_ptr_nonnull(mx_reply_code_text(334));
     ck_assert_str_eq(mx_reply_code_text(521), "Host does not accept mail");

@@ -177,8 +177,7 @@ static void use_limits(uint32_t dgrams, uint64_t bytes, mx_time_t timeout)
     ck_assert_ptr_nonnull(dec);
 }
 
-static enum mx_decode_result run_at(int lt, const uint8_t *b, size_t cap, size_t wire, mx_time_t ts,
-                                    mx_frame_t frame)
+static enum mx_decode_result run_at(int lt, const uint8_t *b, size_t cap, size_t wire, mx_time_t ts, mx_frame_t frame)
 {
     struct mx_raw_packet r = { frame, ts, lt, (uint32_t)cap, (uint32_t)wire, NULL };
 
@@ -442,8 +441,8 @@ START_TEST(test_null_loop)
         int v6;
         enum mx_decode_result want;
     } cases[] = {
-        { MX_LINKTYPE_NULL, { 2, 0, 0, 0 }, 0, MX_DECODE_TCP },  /* little-endian writer */
-        { MX_LINKTYPE_NULL, { 0, 0, 0, 2 }, 0, MX_DECODE_TCP },  /* big-endian writer */
+        { MX_LINKTYPE_NULL, { 2, 0, 0, 0 }, 0, MX_DECODE_TCP }, /* little-endian writer */
+        { MX_LINKTYPE_NULL, { 0, 0, 0, 2 }, 0, MX_DECODE_TCP }, /* big-endian writer */
         { MX_LINKTYPE_NULL, { 24, 0, 0, 0 }, 1, MX_DECODE_TCP },
         { MX_LINKTYPE_NULL, { 28, 0, 0, 0 }, 1, MX_DECODE_TCP },
         { MX_LINKTYPE_NULL, { 0, 0, 0, 30 }, 1, MX_DECODE_TCP },
@@ -771,8 +770,7 @@ static size_t segment(uint8_t *out, size_t n)
     return p.n;
 }
 
-static void frag4(struct pb *p, unsigned id, unsigned off, int mf, unsigned proto,
-                  const uint8_t *data, size_t n)
+static void frag4(struct pb *p, unsigned id, unsigned off, int mf, unsigned proto, const uint8_t *data, size_t n)
 {
     p->n = 0;
     eth(p, 0x0800);
@@ -782,8 +780,7 @@ static void frag4(struct pb *p, unsigned id, unsigned off, int mf, unsigned prot
 }
 
 /* IPv6 fragment, with a hop-by-hop header before the Fragment header. */
-static void frag6(struct pb *p, uint32_t id, unsigned off, int m, unsigned nh,
-                  const uint8_t *data, size_t n)
+static void frag6(struct pb *p, uint32_t id, unsigned off, int m, unsigned nh, const uint8_t *data, size_t n)
 {
     p->n = 0;
     eth(p, 0x86dd);
@@ -797,8 +794,8 @@ static void frag6(struct pb *p, uint32_t id, unsigned off, int m, unsigned nh,
     ip6_len(p, ip);
 }
 
-static enum mx_decode_result send4(unsigned id, unsigned off, int mf, const uint8_t *seg,
-                                   size_t n, mx_time_t ts, mx_frame_t frame)
+static enum mx_decode_result send4(unsigned id, unsigned off, int mf, const uint8_t *seg, size_t n, mx_time_t ts,
+                                   mx_frame_t frame)
 {
     struct pb p;
     frag4(&p, id, off, mf, 6, seg + off, n);
@@ -884,7 +881,7 @@ START_TEST(test_frag4_overlap)
     ck_assert_int_eq(send4(6, 0, 1, seg, 16, 0, 1), MX_DECODE_FRAG_HELD);
     ck_assert_int_eq(send4(6, 32, 1, seg, 16, 0, 2), MX_DECODE_FRAG_HELD);
     ck_assert_int_eq(send4(6, 64, 0, seg, 16, 0, 3), MX_DECODE_FRAG_HELD);
-    frag4(&p, 6, 8, 1, 6, bad + 8, 40); /* [8, 48) */
+    frag4(&p, 6, 8, 1, 6, bad + 8, 40);      /* [8, 48) */
     memcpy(p.b + 14 + 20 + 8, seg + 16, 16); /* bytes 16..31 fill the hole */
     ck_assert_int_eq(run(MX_LINKTYPE_ETHERNET, &p), MX_DECODE_FRAG_HELD);
     ck_assert_uint_eq(an, BIT(MX_AN_FRAG_OVERLAP));
@@ -1036,20 +1033,16 @@ START_TEST(test_frag_timeout)
     ck_assert_int_eq(send4(1, 0, 1, seg, 24, 0, 1), MX_DECODE_FRAG_HELD);
     ck_assert_int_eq(send4(2, 0, 1, seg, 24, 10 * MX_NS_PER_SEC, 2), MX_DECODE_FRAG_HELD);
     /* Exactly 30 s later: not yet. */
-    ck_assert_int_eq(run_at(MX_LINKTYPE_ETHERNET, other.b, other.n, other.n, 30 * MX_NS_PER_SEC, 3),
-                     MX_DECODE_TCP);
+    ck_assert_int_eq(run_at(MX_LINKTYPE_ETHERNET, other.b, other.n, other.n, 30 * MX_NS_PER_SEC, 3), MX_DECODE_TCP);
     ck_assert_uint_eq(an, 0);
-    ck_assert_int_eq(run_at(MX_LINKTYPE_ETHERNET, other.b, other.n, other.n,
-                            30 * MX_NS_PER_SEC + 1, 4),
-                     MX_DECODE_TCP);
+    ck_assert_int_eq(run_at(MX_LINKTYPE_ETHERNET, other.b, other.n, other.n, 30 * MX_NS_PER_SEC + 1, 4), MX_DECODE_TCP);
     ck_assert_uint_eq(an, BIT(MX_AN_FRAG_TIMEOUT));
     ck_assert_uint_eq(cnt.n[MX_AN_FRAG_TIMEOUT], 1);
     ck_assert_uint_gt(mx_decoder_held_bytes(dec), 0); /* datagram 2 is younger */
     /* The rest of datagram 1 starts afresh and cannot complete. */
     ck_assert_int_eq(send4(1, 24, 1, seg, 24, 31 * MX_NS_PER_SEC, 5), MX_DECODE_FRAG_HELD);
     ck_assert_int_eq(send4(1, 48, 0, seg, 32, 31 * MX_NS_PER_SEC, 6), MX_DECODE_FRAG_HELD);
-    ck_assert_int_eq(run_at(MX_LINKTYPE_ETHERNET, other.b, other.n, other.n, 100 * MX_NS_PER_SEC, 7),
-                     MX_DECODE_TCP);
+    ck_assert_int_eq(run_at(MX_LINKTYPE_ETHERNET, other.b, other.n, other.n, 100 * MX_NS_PER_SEC, 7), MX_DECODE_TCP);
     ck_assert_uint_eq(cnt.n[MX_AN_FRAG_TIMEOUT], 3);
     ck_assert_uint_eq(mx_decoder_held_bytes(dec), 0);
 

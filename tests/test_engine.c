@@ -43,8 +43,8 @@ static void rec_free(void *st)
 }
 
 /* Consumes complete lines; logs each with the frame that carried its first byte. */
-static struct mx_parse_result rec_parse(void *st, struct mx_dissect_ctx *ctx, enum mx_dir d,
-                                        struct mx_slice data, unsigned flags)
+static struct mx_parse_result rec_parse(void *st, struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data,
+                                        unsigned flags)
 {
     (void)st;
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
@@ -149,8 +149,8 @@ static void world_free(struct world *w)
 }
 
 /* Sends an Ethernet/IPv4/TCP frame from host a (10.0.0.a) to host b. */
-static void tx(struct world *w, uint8_t a, uint16_t sport, uint8_t b, uint16_t dport, uint32_t seq,
-               uint32_t ack, uint8_t flags, const char *data)
+static void tx(struct world *w, uint8_t a, uint16_t sport, uint8_t b, uint16_t dport, uint32_t seq, uint32_t ack,
+               uint8_t flags, const char *data)
 {
     static uint8_t f[1600];
     size_t len = mx_harness_tcp_frame(f, a, sport, b, dport, seq, ack, flags, data, data ? strlen(data) : 0);
@@ -179,13 +179,13 @@ START_TEST(dialogue_with_split_lines)
 {
     struct world *w = world_new(NULL);
     open_conn(w);                                      /* frames 1-3 */
-    tx(w, 2, 25, 1, 40000, 501, 101, A, "220 hi\r\n");  /* 4 */
+    tx(w, 2, 25, 1, 40000, 501, 101, A, "220 hi\r\n"); /* 4 */
     tx(w, 1, 40000, 2, 25, 101, 509, A, "EH");         /* 5 */
-    tx(w, 1, 40000, 2, 25, 103, 509, A, "LO x\r\nMA");  /* 6 */
-    tx(w, 1, 40000, 2, 25, 111, 509, A, "IL\r\n");      /* 7 */
-    tx(w, 2, 25, 1, 40000, 509, 115, A, "250 ok\r\n");  /* 8 */
-    tx(w, 1, 40000, 2, 25, 115, 517, A | FIN, NULL);    /* 9 */
-    tx(w, 2, 25, 1, 40000, 517, 116, A | FIN, NULL);    /* 10 */
+    tx(w, 1, 40000, 2, 25, 103, 509, A, "LO x\r\nMA"); /* 6 */
+    tx(w, 1, 40000, 2, 25, 111, 509, A, "IL\r\n");     /* 7 */
+    tx(w, 2, 25, 1, 40000, 509, 115, A, "250 ok\r\n"); /* 8 */
+    tx(w, 1, 40000, 2, 25, 115, 517, A | FIN, NULL);   /* 9 */
+    tx(w, 2, 25, 1, 40000, 517, 116, A | FIN, NULL);   /* 10 */
     ck_assert_str_eq(dlog, "s4:220 hi|c5:EHLO x|c6:MAIL|s8:250 ok|c:end0|s:end0|");
     const char *out = world_finish(w);
     json_object *f = record(out, "flow", 0);
@@ -205,8 +205,8 @@ START_TEST(gap_reaches_dissector_with_its_unconsumed_rest)
 {
     struct world *w = world_new(NULL);
     open_conn(w);
-    tx(w, 1, 40000, 2, 25, 101, 501, A, "AB");        /* an unfinished line */
-    tx(w, 1, 40000, 2, 25, 107, 501, A, "XY\r\n");    /* 4 bytes at 103 never captured */
+    tx(w, 1, 40000, 2, 25, 101, 501, A, "AB");     /* an unfinished line */
+    tx(w, 1, 40000, 2, 25, 107, 501, A, "XY\r\n"); /* 4 bytes at 103 never captured */
     world_finish(w);
     ck_assert_str_eq(dlog, "c:cut2|c:gap4|c5:XY|c:end0|s:end0|");
     world_free(w);
@@ -265,8 +265,8 @@ START_TEST(syn_on_open_tuple_starts_new_flow)
     struct world *w = world_new(NULL);
     open_conn(w);
     tx(w, 1, 40000, 2, 25, 101, 501, A, "one\r\n");
-    tx(w, 1, 40000, 2, 25, 100, 0, SYN, NULL);   /* a late copy of the SYN: same ISN, same flow */
-    tx(w, 1, 40000, 2, 25, 7777, 0, SYN, NULL);  /* another ISN: a new connection */
+    tx(w, 1, 40000, 2, 25, 100, 0, SYN, NULL);  /* a late copy of the SYN: same ISN, same flow */
+    tx(w, 1, 40000, 2, 25, 7777, 0, SYN, NULL); /* another ISN: a new connection */
     const char *out = world_finish(w);
     json_object *f1 = record(out, "flow", 0);
     ck_assert_str_eq(jstr(f1, "close"), "reused");

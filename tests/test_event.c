@@ -12,16 +12,21 @@
 START_TEST(utf8_sanitize)
 {
     char out[64];
-    struct { const char *in; const char *want; } cases[] = {
+    struct {
+        const char *in;
+        const char *want;
+    } cases[] = {
         { "plain", "plain" },
-        { "caf\xc3\xa9", "caf\xc3\xa9" },             /* valid 2-byte */
-        { "\xe2\x82\xac", "\xe2\x82\xac" },           /* valid 3-byte */
-        { "\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80" },   /* valid 4-byte */
-        { "\xc0\xaf", "\\xc0\\xaf" },                 /* overlong */
-        { "\xed\xa0\x80", "\\xed\\xa0\\x80" },        /* surrogate */
-        { "\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80" },/* above U+10FFFF */
-        { "\xe2\x82", "\\xe2\\x82" },                 /* cut short */
-        { "a\xff" "b", "a\\xffb" },
+        { "caf\xc3\xa9", "caf\xc3\xa9" },               /* valid 2-byte */
+        { "\xe2\x82\xac", "\xe2\x82\xac" },             /* valid 3-byte */
+        { "\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80" },     /* valid 4-byte */
+        { "\xc0\xaf", "\\xc0\\xaf" },                   /* overlong */
+        { "\xed\xa0\x80", "\\xed\\xa0\\x80" },          /* surrogate */
+        { "\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80" }, /* above U+10FFFF */
+        { "\xe2\x82", "\\xe2\\x82" },                   /* cut short */
+        { "a\xff"
+          "b",
+          "a\\xffb" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         size_t n = mx_utf8_sanitize(mx_slice_make(cases[i].in, strlen(cases[i].in)), out, sizeof(out));
@@ -114,7 +119,9 @@ START_TEST(text_escapes_terminal_controls)
     struct mx_event *e = mx_event_begin(s, "x", 3, 1000 + 1500000000);
     mx_ev_dir(e, MX_DIR_C2S);
     /* A banner that tries to set the terminal title, plus a C1 CSI. */
-    mx_ev_text(e, "220 %s", "\x1b]0;owned\x07 \xc2\x9b" "31m\xff");
+    mx_ev_text(e, "220 %s",
+               "\x1b]0;owned\x07 \xc2\x9b"
+               "31m\xff");
     mx_event_emit(s, e);
     e = mx_event_begin(s, "y", 0, MX_TIME_NONE);
     mx_ev_wire(e, "k", mx_slice_make("a\nb", 3));

@@ -17,8 +17,10 @@ static const struct mx_turn session[] = {
     { C, "a1 LOGIN alice \"s3cret pw\"\r\n", 0 },
     { S, "a1 OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n", 0 },
     { C, "a2 SELECT INBOX\r\n", 0 },
-    { S, "* FLAGS (\\Seen \\Deleted)\r\n* 2 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY 1700000000] UIDs valid\r\n"
-         "* OK [UIDNEXT 3] next\r\na2 OK [READ-WRITE] Select completed\r\n", 0 },
+    { S,
+      "* FLAGS (\\Seen \\Deleted)\r\n* 2 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY 1700000000] UIDs valid\r\n"
+      "* OK [UIDNEXT 3] next\r\na2 OK [READ-WRITE] Select completed\r\n",
+      0 },
     { C, "a3 FETCH 1 (UID BODY[])\r\n", 0 },
     { S, "* 1 FETCH (UID 41 BODY[] {28}\r\nSubject: hi\r\n\r\n(not a list\r\n)\r\na3 OK Fetch completed\r\n", 0 },
     { C, "a4 UID FETCH 42 (BODY.PEEK[TEXT]<0.4>)\r\n", 0 },
@@ -197,12 +199,8 @@ END_TEST
 
 /* RFC 2177: IDLE, an update while idling, DONE. */
 static const struct mx_turn idle[] = {
-    { S, "* PREAUTH ready\r\n", 0 },
-    { C, "f1 IDLE\r\n", 0 },
-    { S, "+ idling\r\n", 0 },
-    { S, "* 3 EXISTS\r\n", 0 },
-    { C, "DONE\r\n", 0 },
-    { S, "f1 OK IDLE terminated\r\n", 0 },
+    { S, "* PREAUTH ready\r\n", 0 }, { C, "f1 IDLE\r\n", 0 }, { S, "+ idling\r\n", 0 },
+    { S, "* 3 EXISTS\r\n", 0 },      { C, "DONE\r\n", 0 },    { S, "f1 OK IDLE terminated\r\n", 0 },
 };
 
 START_TEST(idle_period)

@@ -35,16 +35,11 @@ static size_t dialogue(const char *msg, size_t len)
     memcpy(data_buf, msg, len);
     memcpy(data_buf + len, ".\r\n", 3);
     const struct mx_turn t[11] = {
-        { S, "220 mx ESMTP\r\n", 0 },
-        { C, "MAIL FROM:<a@example.org>\r\n", 0 },
-        { S, "250 ok\r\n", 0 },
-        { C, "RCPT TO:<b@example.net>\r\n", 0 },
-        { S, "250 ok\r\n", 0 },
-        { C, "DATA\r\n", 0 },
-        { S, "354 go\r\n", 0 },
-        { C, data_buf, len + 3 },
-        { S, "250 queued\r\n", 0 },
-        { C, "QUIT\r\n", 0 },
+        { S, "220 mx ESMTP\r\n", 0 }, { C, "MAIL FROM:<a@example.org>\r\n", 0 },
+        { S, "250 ok\r\n", 0 },       { C, "RCPT TO:<b@example.net>\r\n", 0 },
+        { S, "250 ok\r\n", 0 },       { C, "DATA\r\n", 0 },
+        { S, "354 go\r\n", 0 },       { C, data_buf, len + 3 },
+        { S, "250 queued\r\n", 0 },   { C, "QUIT\r\n", 0 },
         { S, "221 bye\r\n", 0 },
     };
     memcpy(turns, t, sizeof(t));
@@ -137,9 +132,11 @@ START_TEST(encoded_words)
     char *out;
     json_object *r = run(msg, &out);
     ck_assert_str_eq(get(r, "headers.from"), "Andr\xc3\xa9 <andre@example.org>");
-    ck_assert_str_eq(get(r, "headers.to.0"), "\xc3\xa9lod\xc3\xa9" "e <e@example.net>");
+    ck_assert_str_eq(get(r, "headers.to.0"), "\xc3\xa9lod\xc3\xa9"
+                                             "e <e@example.net>");
     /* RFC 2047 §6.2: whitespace between adjacent encoded words is dropped */
-    ck_assert_str_eq(get(r, "headers.subject"), "Gr\xc3\xbc\xc3\x9f" "e r\xc3\xa9sum\xc3\xa9"
+    ck_assert_str_eq(get(r, "headers.subject"), "Gr\xc3\xbc\xc3\x9f"
+                                                "e r\xc3\xa9sum\xc3\xa9"
                                                 "\xe4\xb8\xad\xe6\x96\x87\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e"
                                                 "\xe4\xb8\xad\xe6\x96\x87 plain");
     ck_assert_str_eq(get(r, "headers.x_mailer"), "=?x-no-such-charset?Q?abc?=");
@@ -250,11 +247,13 @@ END_TEST
 START_TEST(split_long_lines)
 {
     static char msg[16384];
-    size_t w = (size_t)snprintf(msg, sizeof(msg), "Content-Type: multipart/mixed; boundary=s\r\n\r\n--s\r\n"
-                                                  "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+    size_t w = (size_t)snprintf(msg, sizeof(msg),
+                                "Content-Type: multipart/mixed; boundary=s\r\n\r\n--s\r\n"
+                                "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
     for (int i = 0; i < 1100; i++)
         w += (size_t)snprintf(msg + w, sizeof(msg) - w, "a=3D ");
-    w += (size_t)snprintf(msg + w, sizeof(msg) - w, "   =  \r\nend\t\r\n--s\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    w += (size_t)snprintf(msg + w, sizeof(msg) - w,
+                          "   =  \r\nend\t\r\n--s\r\nContent-Transfer-Encoding: base64\r\n\r\n");
     for (int i = 0; i < 1200; i++)
         w += (size_t)snprintf(msg + w, sizeof(msg) - w, "QUJD");
     snprintf(msg + w, sizeof(msg) - w, "\r\n--s--\r\n");
@@ -405,7 +404,9 @@ START_TEST(rfc822_nesting)
     ck_assert_str_eq(get(r, "parts.5.message.subject"), "innermost");
     ck_assert_str_eq(get(r, "parts.6.path"), "2.2.0");
     ck_assert_str_eq(get(r, "parts.6.size"), "4");
-    ck_assert_str_eq(get(r, "parts.6.sha256"), "74611c1d6455b534323a21f8133a6f43dc3a8188e7b946f96dcc28dde932fcb2"); /* a leaf keeps its hashes: "deep" */
+    ck_assert_str_eq(
+        get(r, "parts.6.sha256"),
+        "74611c1d6455b534323a21f8133a6f43dc3a8188e7b946f96dcc28dde932fcb2"); /* a leaf keeps its hashes: "deep" */
     ck_assert_int_eq(mx_harness_count(out, "anomaly"), 0);
     json_object_put(r);
     free(out);
@@ -631,7 +632,8 @@ START_TEST(embedded_message_headers)
     ck_assert_str_eq(get(r, "parts.1.message.cc.7"), "c8@example.net");
     ck_assert_str_eq(get(r, "parts.1.message.cc.8"), "(absent)"); /* 8 kept, the rest counted */
     ck_assert_str_eq(get(r, "parts.1.message.cc_not_listed"), "2");
-    ck_assert_str_eq(get(r, "parts.1.message.subject"), "Gr\xc3\xbc\xc3\x9f" "e");
+    ck_assert_str_eq(get(r, "parts.1.message.subject"), "Gr\xc3\xbc\xc3\x9f"
+                                                        "e");
     ck_assert_str_eq(get(r, "parts.1.message.received"), "(absent)");
     ck_assert_str_eq(get(r, "parts.1.message.x_mailer"), "(absent)");
     ck_assert_int_eq(anomalies(out, "DUPLICATE_FIELD"), 1); /* the second From; the first is kept */
@@ -642,7 +644,8 @@ START_TEST(embedded_message_headers)
                                       "\"to\":[\"Bob <b@example.net>\",\"\\\"Doe, Jane\\\" <j@example.net>\"],"
                                       "\"cc\":[\"c1@example.net\",\"c2@example.net\",\"c3@example.net\","
                                       "\"c4@example.net\",\"c5@example.net\",\"c6@example.net\",\"c7@example.net\","
-                                      "\"c8@example.net\"],\"cc_not_listed\":2,\"subject\":\"Gr\xc3\xbc\xc3\x9f" "e\","
+                                      "\"c8@example.net\"],\"cc_not_listed\":2,\"subject\":\"Gr\xc3\xbc\xc3\x9f"
+                                      "e\","
                                       "\"date\":\"Mon, 6 Jan 2025 10:00:00 +0000\","
                                       "\"message_id\":\"<inner@example.org>\"}"));
     /* a base64 message/rfc822 is a leaf: not parsed, no fields */
@@ -652,7 +655,8 @@ START_TEST(embedded_message_headers)
     ck_assert_str_ne(get(r, "parts.3.sha256"), "(absent)");
     /* message/global (RFC 6532 §3.5) without fields: an empty object */
     ck_assert_str_eq(get(r, "parts.4.path"), "3");
-    ck_assert_ptr_nonnull(strstr(out, "{\"path\":\"3\",\"content_type\":\"message/global\",\"size\":12,\"message\":{}}"));
+    ck_assert_ptr_nonnull(
+        strstr(out, "{\"path\":\"3\",\"content_type\":\"message/global\",\"size\":12,\"message\":{}}"));
     ck_assert_str_eq(get(r, "parts.5.path"), "3.0");
     ck_assert_str_eq(get(r, "parts.5.size"), "10");
     ck_assert_str_eq(get(r, "embedded_headers_not_kept"), "(absent)");
@@ -671,8 +675,8 @@ START_TEST(embedded_headers_budget)
     size_t w = (size_t)snprintf(msg, sizeof(msg), "Content-Type: multipart/digest; boundary=d\r\n\r\n");
     for (int i = 0; i < 120; i++) {
         /* 4 fields and 16 addresses of 500 bytes: 10,057 bytes kept each, so 104 fit */
-        w += (size_t)snprintf(msg + w, sizeof(msg) - w, "--d\r\n\r\nFrom: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: %s\r\n",
-                              v, v, v, v);
+        w += (size_t)snprintf(msg + w, sizeof(msg) - w,
+                              "--d\r\n\r\nFrom: %s\r\nSubject: %s\r\nDate: %s\r\nMessage-ID: %s\r\n", v, v, v, v);
         for (int l = 0; l < 2; l++) {
             w += (size_t)snprintf(msg + w, sizeof(msg) - w, "%s: %s", l ? "Cc" : "To", v);
             for (int k = 1; k < 8; k++)
@@ -764,8 +768,8 @@ static const struct mx_dissector tm_dissector = {
     .state_bytes = tm_bytes,
 };
 
-static void tm_frame(struct mx_engine *eng, uint32_t *seq, mx_time_t *t, enum mx_dir d, uint8_t flags,
-                     const char *data, size_t n)
+static void tm_frame(struct mx_engine *eng, uint32_t *seq, mx_time_t *t, enum mx_dir d, uint8_t flags, const char *data,
+                     size_t n)
 {
     static uint8_t f[1600];
     bool c2s = d == MX_DIR_C2S;

@@ -282,14 +282,8 @@ START_TEST(anomalies_by_name)
     memset(longrsp + 4, 'x', sizeof(longrsp) - 7);
     memcpy(longrsp + sizeof(longrsp) - 3, "\r\n", 3);
     const struct mx_turn t[] = {
-        { S, "+OK ready\r\n", 0 },
-        { C, longcmd, 0 },
-        { C, "NOOP\n", 0 },
-        { S, longrsp, 0 },
-        { C, "XYZZY\r\n", 0 },
-        { S, "-ERR what\r\n", 0 },
-        { C, "PASS nouser\r\n", 0 },
-        { S, "-ERR no user\r\n", 0 },
+        { S, "+OK ready\r\n", 0 }, { C, longcmd, 0 },         { C, "NOOP\n", 0 },          { S, longrsp, 0 },
+        { C, "XYZZY\r\n", 0 },     { S, "-ERR what\r\n", 0 }, { C, "PASS nouser\r\n", 0 }, { S, "-ERR no user\r\n", 0 },
     };
     char *out = run(t, N(t), &pop_opts);
     ck_assert_ptr_nonnull(strstr(out, "\"LONG_COMMAND_LINE\""));

@@ -92,8 +92,8 @@ static void world_free(struct world *w)
 }
 
 /* Sends a segment: `data` may be NULL; `cut` bytes of it are left uncaptured. */
-static void send_cut(struct world *w, enum mx_dir d, uint32_t seq, uint32_t ack, uint8_t flags,
-                     const char *data, uint32_t cut)
+static void send_cut(struct world *w, enum mx_dir d, uint32_t seq, uint32_t ack, uint8_t flags, const char *data,
+                     uint32_t cut)
 {
     struct mx_packet p;
     memset(&p, 0, sizeof(p));
@@ -172,7 +172,7 @@ START_TEST(overlap_same_data)
 {
     struct world *w = world_new(NULL);
     handshake(w, 1000, 5000);
-    send(w, C, 1003, 5001, A, "CDEF");   /* held */
+    send(w, C, 1003, 5001, A, "CDEF");     /* held */
     send(w, C, 1001, 5001, A, "ABCDEFGH"); /* covers it and more */
     ck_assert_str_eq(w->rec.log, "c:AB|c:CDEF|c:GH|");
     ck_assert_int_eq(w->rec.an[MX_AN_TCP_OVERLAP_DIFFERENT], 0);
@@ -184,7 +184,7 @@ START_TEST(overlap_different_data_first_wins)
 {
     struct world *w = world_new(NULL);
     handshake(w, 1000, 5000);
-    send(w, C, 1005, 5001, A, "EFGH");     /* held out of order */
+    send(w, C, 1005, 5001, A, "EFGH");       /* held out of order */
     send(w, C, 1001, 5001, A, "abcdXXXXij"); /* overlaps with other bytes */
     ck_assert_str_eq(w->rec.log, "c:abcd|c:EFGH|c:ij|");
     ck_assert_int_eq(w->rec.an[MX_AN_TCP_OVERLAP_DIFFERENT], 1);
@@ -353,8 +353,8 @@ START_TEST(zero_window_probe)
 {
     struct world *w = world_new(NULL);
     handshake(w, 1000, 5000);
-    send(w, C, 1001, 5001, A, "A");        /* probe: one byte of the next data */
-    send(w, C, 1001, 5001, A, "ABCDEF");   /* then the window opens */
+    send(w, C, 1001, 5001, A, "A");      /* probe: one byte of the next data */
+    send(w, C, 1001, 5001, A, "ABCDEF"); /* then the window opens */
     ck_assert_str_eq(w->rec.log, "c:A|c:BCDEF|");
     world_free(w);
 }
@@ -477,9 +477,9 @@ START_TEST(old_data_while_data_is_held)
     send(w, C, 1002, 5001, A, "bcdEFGH"); /* old bytes, then the hole */
     ck_assert_str_eq(w->rec.log, "c:abcd|c:EFGH|c:IJ|");
     ck_assert_int_eq(w->rec.an[MX_AN_TCP_OVERLAP_DIFFERENT], 1);
-    send(w, S, 5001, 1011, A, NULL);     /* the server acknowledges it all */
-    send(w, C, 1013, 5001, A, "MN");     /* held behind 1011-1012 */
-    send(w, C, 1001, 5001, A, "abcdX");  /* before everything held: dropped */
+    send(w, S, 5001, 1011, A, NULL);    /* the server acknowledges it all */
+    send(w, C, 1013, 5001, A, "MN");    /* held behind 1011-1012 */
+    send(w, C, 1001, 5001, A, "abcdX"); /* before everything held: dropped */
     send(w, C, 1011, 5001, A, "KL");
     ck_assert_str_eq(w->rec.log, "c:abcd|c:EFGH|c:IJ|c:KL|c:MN|");
     ck_assert_int_eq(w->rec.an[MX_AN_TCP_OVERLAP_DIFFERENT], 1);
@@ -495,7 +495,9 @@ START_TEST(shuffled_pieces_and_overlaps)
 {
     enum { N = 3000, MAXP = 2 * N };
     static char stream[N];
-    static struct { uint32_t at, len; } piece[MAXP];
+    static struct {
+        uint32_t at, len;
+    } piece[MAXP];
     uint32_t rnd = 12345, n = 0;
     for (uint32_t i = 0; i < N; i++)
         stream[i] = (char)('a' + i % 26);

@@ -104,14 +104,14 @@ static void server_raw(struct mx_sasl *s, const void *raw, size_t n)
 static void assert_bytes(const uint8_t *got, size_t got_len, const char *want, size_t want_len)
 {
     ck_assert_uint_eq(got_len, want_len);
-    ck_assert_msg(memcmp(got, want, want_len) == 0, "bytes differ: got '%.*s', want '%.*s'",
-                  (int)got_len, (const char *)got, (int)want_len, want);
+    ck_assert_msg(memcmp(got, want, want_len) == 0, "bytes differ: got '%.*s', want '%.*s'", (int)got_len,
+                  (const char *)got, (int)want_len, want);
 }
 
-#define ASSERT_USER(s, lit)                                                                        \
-    do {                                                                                           \
-        ck_assert((s)->user_known);                                                                \
-        assert_bytes((s)->user, (s)->user_len, (lit), sizeof(lit) - 1);                            \
+#define ASSERT_USER(s, lit)                                             \
+    do {                                                                \
+        ck_assert((s)->user_known);                                     \
+        assert_bytes((s)->user, (s)->user_len, (lit), sizeof(lit) - 1); \
     } while (0)
 #define ASSERT_AUTHZID(s, lit) assert_bytes((s)->authzid, (s)->authzid_len, (lit), sizeof(lit) - 1)
 #define ASSERT_SECRET(s, lit) assert_bytes((s)->secret, (s)->secret_len, (lit), sizeof(lit) - 1)
@@ -136,20 +136,20 @@ static bool dec(const char *in, size_t n, uint8_t *out, size_t cap, size_t *out_
     return r;
 }
 
-#define DEC_OK(lit, want)                                                                          \
-    do {                                                                                           \
-        uint8_t o_[64];                                                                            \
-        size_t n_ = 99;                                                                            \
-        ck_assert_msg(dec((lit), sizeof(lit) - 1, o_, sizeof o_, &n_), "decode '%s'", (lit));      \
-        assert_bytes(o_, n_, (want), sizeof(want) - 1);                                            \
+#define DEC_OK(lit, want)                                                                     \
+    do {                                                                                      \
+        uint8_t o_[64];                                                                       \
+        size_t n_ = 99;                                                                       \
+        ck_assert_msg(dec((lit), sizeof(lit) - 1, o_, sizeof o_, &n_), "decode '%s'", (lit)); \
+        assert_bytes(o_, n_, (want), sizeof(want) - 1);                                       \
     } while (0)
 
-#define DEC_BAD(lit)                                                                               \
-    do {                                                                                           \
-        uint8_t o_[64];                                                                            \
-        size_t n_ = 99;                                                                            \
-        ck_assert_msg(!dec((lit), sizeof(lit) - 1, o_, sizeof o_, &n_), "accepted '%s'", (lit));  \
-        ck_assert_uint_eq(n_, 0);                                                                  \
+#define DEC_BAD(lit)                                                                             \
+    do {                                                                                         \
+        uint8_t o_[64];                                                                          \
+        size_t n_ = 99;                                                                          \
+        ck_assert_msg(!dec((lit), sizeof(lit) - 1, o_, sizeof o_, &n_), "accepted '%s'", (lit)); \
+        ck_assert_uint_eq(n_, 0);                                                                \
     } while (0)
 
 START_TEST(test_b64_valid)
@@ -187,16 +187,16 @@ START_TEST(test_b64_invalid)
     DEC_BAD("===");
     DEC_BAD("====");
     DEC_BAD("Z===");
-    DEC_BAD("Zm9vY");      /* length mod 4 = 1 */
-    DEC_BAD("Zm=v");       /* '=' inside */
-    DEC_BAD("Zg=");        /* one '=' where two are needed */
-    DEC_BAD("Zg==Zg==");   /* padding in the middle */
+    DEC_BAD("Zm9vY");    /* length mod 4 = 1 */
+    DEC_BAD("Zm=v");     /* '=' inside */
+    DEC_BAD("Zg=");      /* one '=' where two are needed */
+    DEC_BAD("Zg==Zg=="); /* padding in the middle */
     DEC_BAD("Zm9vYg====");
-    DEC_BAD("Zm9v\r\n");   /* whitespace is not skipped */
+    DEC_BAD("Zm9v\r\n"); /* whitespace is not skipped */
     DEC_BAD(" Zm9v");
     DEC_BAD("Zm 9v");
     DEC_BAD("Zm9v\n");
-    DEC_BAD("Zm-_");       /* base64url alphabet */
+    DEC_BAD("Zm-_"); /* base64url alphabet */
     DEC_BAD("Zm9\x00");
     DEC_BAD("Zm9\xff");
     DEC_BAD("*");
@@ -319,7 +319,10 @@ START_TEST(test_start_hostile_name)
 
     /* control bytes and non-ASCII are dropped from the name, and such a
      * name matches nothing */
-    START(&s, "PL\x01" "A\xc3\xa9IN\r\n", false);
+    START(&s,
+          "PL\x01"
+          "A\xc3\xa9IN\r\n",
+          false);
     ck_assert_str_eq(s.mech_name, "PLAIN");
     ck_assert_int_eq(s.mech, MX_SASL_UNKNOWN);
     /* capped at MX_SASL_MAX_NAME - 1 */
@@ -679,7 +682,8 @@ START_TEST(test_xoauth2)
 
     /* keep_secret off */
     START(&s, "XOAUTH2", false);
-    ck_assert(CLIENT_RAW(&s, "user=a@b\x01" "auth=Bearer tok\x01\x01"));
+    ck_assert(CLIENT_RAW(&s, "user=a@b\x01"
+                             "auth=Bearer tok\x01\x01"));
     ASSERT_USER(&s, "a@b");
     ck_assert_uint_eq(s.secret_len, 3);
     ck_assert(all_zero(s.secret, sizeof s.secret));
@@ -707,7 +711,8 @@ START_TEST(test_oauthbearer)
 
     /* RFC 7628 §4.3: an error challenge, the client's ^A, then failure */
     START(&s, "OAUTHBEARER", true);
-    ck_assert(CLIENT_RAW(&s, "n,a=user@example.com,\x01" "host=server.example.com\x01port=143\x01"
+    ck_assert(CLIENT_RAW(&s, "n,a=user@example.com,\x01"
+                             "host=server.example.com\x01port=143\x01"
                              "auth=Bearer vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==\x01\x01"));
     SERVER_RAW(&s, "{\"status\":\"invalid_token\",\"scope\":\"example_scope\"}");
     ck_assert(!CLIENT(&s, "AQ=="));
@@ -716,27 +721,32 @@ START_TEST(test_oauthbearer)
 
     /* escaped authzid (RFC 5801 §4); no authzid but a user= pair */
     START(&s, "OAUTHBEARER", true);
-    ck_assert(CLIENT_RAW(&s, "n,a=a=2Cb=3Dc,\x01" "auth=Bearer t\x01\x01"));
+    ck_assert(CLIENT_RAW(&s, "n,a=a=2Cb=3Dc,\x01"
+                             "auth=Bearer t\x01\x01"));
     ASSERT_USER(&s, "a,b=c");
     ASSERT_SECRET(&s, "t");
     ck_assert(!s.decode_error);
     START(&s, "OAUTHBEARER", true);
-    ck_assert(CLIENT_RAW(&s, "y,,\x01user=bob\x01" "auth=bearer  t2\x01\x01"));
+    ck_assert(CLIENT_RAW(&s, "y,,\x01user=bob\x01"
+                             "auth=bearer  t2\x01\x01"));
     ASSERT_USER(&s, "bob");
     ASSERT_SECRET(&s, "t2");
     START(&s, "OAUTHBEARER", true);
-    ck_assert(CLIENT_RAW(&s, "n,,\x01" "auth=Bearer t\x01\x01"));
+    ck_assert(CLIENT_RAW(&s, "n,,\x01"
+                             "auth=Bearer t\x01\x01"));
     ck_assert(!s.user_known);
     ASSERT_SECRET(&s, "t");
     ck_assert(!s.decode_error);
 
     /* malformed: bad escape, bad GS2 header, no auth= */
     START(&s, "OAUTHBEARER", true);
-    ck_assert(CLIENT_RAW(&s, "n,a=x=41,\x01" "auth=Bearer t\x01\x01"));
+    ck_assert(CLIENT_RAW(&s, "n,a=x=41,\x01"
+                             "auth=Bearer t\x01\x01"));
     ck_assert(s.decode_error);
     ASSERT_USER(&s, "x=41");
     START(&s, "OAUTHBEARER", true);
-    ck_assert(CLIENT_RAW(&s, "q,\x01" "auth=Bearer t\x01\x01"));
+    ck_assert(CLIENT_RAW(&s, "q,\x01"
+                             "auth=Bearer t\x01\x01"));
     ck_assert(s.decode_error);
     ASSERT_SECRET(&s, "t");
     START(&s, "OAUTHBEARER", true);
@@ -791,8 +801,7 @@ static size_t utf16(uint8_t *out, const char *s, size_t n)
 
 /* An AUTHENTICATE_MESSAGE (MS-NLMP §2.2.1.3) with a 64-byte header, then
  * NTLMv2-shaped responses, domain, user and workstation. */
-static void ntlm_type3(struct msg *m, uint32_t flags, const void *dom, size_t dn, const void *usr,
-                       size_t un)
+static void ntlm_type3(struct msg *m, uint32_t flags, const void *dom, size_t dn, const void *usr, size_t un)
 {
     static const uint8_t lm[24] = { 1, 2, 3 }, nt[48] = { 4, 5, 6 };
     uint8_t ws[16];
@@ -819,9 +828,8 @@ START_TEST(test_ntlm_type3_unicode)
     struct msg m;
     uint8_t d[16], u[16];
     size_t dn = utf16(d, "DOM", 3), un = utf16(u, "bob", 3);
-    static const uint8_t type1[] = { 'N', 'T', 'L', 'M', 'S', 'S', 'P', 0, 1, 0, 0, 0,
-                                     0x07, 0x82, 0x08, 0xa2, 0, 0, 0, 0, 0, 0, 0, 0,
-                                     0, 0, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t type1[] = { 'N', 'T', 'L', 'M', 'S', 'S', 'P', 0, 1, 0, 0, 0, 0x07, 0x82, 0x08, 0xa2,
+                                     0,   0,   0,   0,   0,   0,   0,   0, 0, 0, 0, 0, 0,    0,    0,    0 };
     static const uint8_t type2[] = { 'N', 'T', 'L', 'M', 'S', 'S', 'P', 0, 2, 0, 0, 0 };
 
     START(&s, "NTLM", true);
@@ -870,8 +878,7 @@ START_TEST(test_ntlm_utf16)
     struct msg m;
     /* "é", U+1F600 as a surrogate pair, a lone high surrogate followed by
      * 'x', a lone low surrogate, and a high surrogate at the end */
-    static const uint8_t u[] = { 0xe9, 0x00, 0x3d, 0xd8, 0x00, 0xde, 0x00, 0xd8, 'x', 0,
-                                 0x00, 0xdc, 0x00, 0xd8 };
+    static const uint8_t u[] = { 0xe9, 0x00, 0x3d, 0xd8, 0x00, 0xde, 0x00, 0xd8, 'x', 0, 0x00, 0xdc, 0x00, 0xd8 };
     static const char want[] = "\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbdx\xef\xbf\xbd\xef\xbf\xbd";
     uint8_t euro[600];
     size_t i;
@@ -1098,9 +1105,8 @@ END_TEST
 
 START_TEST(test_cancel)
 {
-    static const char *const mechs[] = { "PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "XOAUTH2",
-                                         "OAUTHBEARER", "NTLM", "SCRAM-SHA-256", "GSSAPI",
-                                         "EXTERNAL", "ANONYMOUS", "X-FOO" };
+    static const char *const mechs[] = { "PLAIN", "LOGIN",         "CRAM-MD5", "DIGEST-MD5", "XOAUTH2",   "OAUTHBEARER",
+                                         "NTLM",  "SCRAM-SHA-256", "GSSAPI",   "EXTERNAL",   "ANONYMOUS", "X-FOO" };
     struct mx_sasl s;
 
     for (size_t i = 0; i < sizeof mechs / sizeof mechs[0]; i++) {
@@ -1123,8 +1129,8 @@ END_TEST
 
 START_TEST(test_invalid_base64_redacts)
 {
-    static const char *const mechs[] = { "PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "XOAUTH2",
-                                         "OAUTHBEARER", "NTLM", "SCRAM-SHA-256", "GSSAPI", "X-FOO" };
+    static const char *const mechs[] = { "PLAIN",       "LOGIN", "CRAM-MD5",      "DIGEST-MD5", "XOAUTH2",
+                                         "OAUTHBEARER", "NTLM",  "SCRAM-SHA-256", "GSSAPI",     "X-FOO" };
     struct mx_sasl s;
 
     for (size_t i = 0; i < sizeof mechs / sizeof mechs[0]; i++) {
@@ -1205,7 +1211,10 @@ START_TEST(test_long_lines)
     ck_assert(!client_raw(&s, user, 906));
     ck_assert_uint_eq(s.user_len, MX_SASL_MAX_USER);
     ck_assert(!s.decode_error);
-    memcpy(tok, "user=u\x01" "auth=Bearer ", 19);
+    memcpy(tok,
+           "user=u\x01"
+           "auth=Bearer ",
+           19);
     memset(tok + 19, 't', sizeof tok - 21);
     tok[sizeof tok - 2] = 1;
     tok[sizeof tok - 1] = 1;
@@ -1246,10 +1255,11 @@ static uint32_t rnd(uint32_t *x)
 
 START_TEST(test_garbage)
 {
-    static const char *const mechs[] = { "PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5", "XOAUTH2",
-                                         "OAUTHBEARER", "NTLM", "SCRAM-SHA-256", "GSSAPI",
-                                         "EXTERNAL", "ANONYMOUS", "X-FOO" };
-    static const char alphabet[] = "=,\"\\ \x01" "\0" "abnpcu=NTLMSSP";
+    static const char *const mechs[] = { "PLAIN", "LOGIN",         "CRAM-MD5", "DIGEST-MD5", "XOAUTH2",   "OAUTHBEARER",
+                                         "NTLM",  "SCRAM-SHA-256", "GSSAPI",   "EXTERNAL",   "ANONYMOUS", "X-FOO" };
+    static const char alphabet[] = "=,\"\\ \x01"
+                                   "\0"
+                                   "abnpcu=NTLMSSP";
     uint32_t x = 12345;
     uint8_t raw[300];
     struct mx_sasl s;
@@ -1260,8 +1270,7 @@ START_TEST(test_garbage)
 
             for (size_t j = 0; j < n; j++) {
                 /* half the bytes from a syntax-heavy alphabet */
-                raw[j] = rnd(&x) % 2 ? (uint8_t)alphabet[rnd(&x) % (sizeof alphabet - 1)]
-                                     : (uint8_t)rnd(&x);
+                raw[j] = rnd(&x) % 2 ? (uint8_t)alphabet[rnd(&x) % (sizeof alphabet - 1)] : (uint8_t)rnd(&x);
             }
             if (round % 3 == 0 && n >= 12) {
                 memcpy(raw, "NTLMSSP\0\3\0\0\0", 12);

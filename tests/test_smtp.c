@@ -21,8 +21,10 @@ static const char *get(json_object *o, const char *path)
 static const struct mx_turn delivery[] = {
     { S, "220 mx.example ESMTP Postfix\r\n", 0 },
     { C, "EHLO client.example\r\n", 0 },
-    { S, "250-mx.example\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n"
-         "250-ENHANCEDSTATUSCODES\r\n250 CHUNKING\r\n", 0 },
+    { S,
+      "250-mx.example\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n"
+      "250-ENHANCEDSTATUSCODES\r\n250 CHUNKING\r\n",
+      0 },
     { C, "MAIL FROM:<alice@example.org> SIZE=120\r\n", 0 },
     { S, "250 2.1.0 Ok\r\n", 0 },
     { C, "RCPT TO:<bob@example.net>\r\n", 0 },
@@ -391,10 +393,7 @@ START_TEST(midstream_no_unmatched_noise)
 {
     const struct mx_turn t[] = {
         { S, "250 2.1.5 Ok\r\n", 0 }, /* the reply to a command before the capture */
-        { C, "DATA\r\n", 0 },
-        { S, "354 go\r\n", 0 },
-        { C, "x\r\n.\r\n", 0 },
-        { S, "250 queued\r\n", 0 },
+        { C, "DATA\r\n", 0 },         { S, "354 go\r\n", 0 }, { C, "x\r\n.\r\n", 0 }, { S, "250 queued\r\n", 0 },
     };
     struct mx_harness_opts o = { .no_handshake = true };
     char *out = mx_harness_run(t, 5, &o, SIZE_MAX, false);
@@ -450,11 +449,8 @@ END_TEST
 /* AUTH LOGIN whose 334 prompts were not captured: the base64 lines are still
  * SASL data, and the password is not written. */
 static const struct mx_turn auth_without_prompts[] = {
-    { S, "220 mx ESMTP\r\n", 0 },
-    { C, "AUTH LOGIN\r\n", 0 },
-    { C, "Ym9i\r\n", 0 },
-    { C, "c2VjcmV0\r\n", 0 },
-    { S, "235 2.7.0 ok\r\n", 0 },
+    { S, "220 mx ESMTP\r\n", 0 }, { C, "AUTH LOGIN\r\n", 0 },   { C, "Ym9i\r\n", 0 },
+    { C, "c2VjcmV0\r\n", 0 },     { S, "235 2.7.0 ok\r\n", 0 },
 };
 
 START_TEST(auth_lines_without_prompts_stay_secret)
@@ -483,7 +479,6 @@ START_TEST(reply_cut_at_end)
 }
 END_TEST
 
-
 /* Issue 9: the meaning of the codes and the likely cause of each failure. */
 static const struct mx_turn diag[] = {
     { S, "220 mx.example.org ESMTP\r\n", 0 },
@@ -501,10 +496,12 @@ static const struct mx_turn diag[] = {
     { S, "250 2.1.5 Ok\r\n", 0 },
     { C, "DATA\r\n", 0 },
     { S, "354 go\r\n", 0 },
-    { C, "Subject: big\r\n\r\n"
-         "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-         "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\r\n"
-         ".\r\n", 0 },
+    { C,
+      "Subject: big\r\n\r\n"
+      "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+      "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\r\n"
+      ".\r\n",
+      0 },
     { S, "552 5.3.4 Error: message file too big\r\n", 0 },
     { C, "AUTH PLAIN AGFsaWNlAHdyb25n\r\n", 0 },
     { S, "535 5.7.8 Error: authentication failed\r\n", 0 },
@@ -560,7 +557,8 @@ START_TEST(explain_and_state)
     static const char *const states[] = { "greeted", "greeted", "mail", "rcpt", "rcpt", "data", "done", "closed" };
     for (int i = 0; i < 8; i++) {
         r = mx_harness_record(out, "smtp.reply", i);
-        ck_assert_msg(!strcmp(get(r, "state"), states[i]), "reply %d: state %s, want %s", i, get(r, "state"), states[i]);
+        ck_assert_msg(!strcmp(get(r, "state"), states[i]), "reply %d: state %s, want %s", i, get(r, "state"),
+                      states[i]);
         json_object_put(r);
     }
     free(out);

@@ -17,8 +17,8 @@ void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t k, size_t n);
 void *__wrap_realloc(void *p, size_t n);
 
-static uint64_t calls;     /* allocations so far */
-static uint64_t fail_at;   /* the one that fails (0: none) */
+static uint64_t calls;   /* allocations so far */
+static uint64_t fail_at; /* the one that fails (0: none) */
 
 static bool fails(void)
 {
@@ -50,14 +50,20 @@ static const struct mx_turn smtp[] = {
     { S, "250-mx.example\r\n250-PIPELINING\r\n250-SIZE 10000000\r\n250 AUTH PLAIN LOGIN\r\n", 0 },
     { C, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n", 0 },
     { S, "235 2.7.0 Authentication successful\r\n", 0 },
-    { C, "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\n"
-         "RCPT TO:<d@example.org>\r\nRCPT TO:<e@example.org>\r\nRCPT TO:<f@example.org>\r\nDATA\r\n", 0 },
-    { S, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 no\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"
-         "354 End data with <CR><LF>.<CR><LF>\r\n", 0 },
-    { C, "From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\nMIME-Version: 1.0\r\n"
-         "Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
-         "--XX\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=a.bin\r\n"
-         "Content-Transfer-Encoding: base64\r\n\r\nAAECAwQFBgcICQ==\r\n--XX--\r\n.\r\n", 0 },
+    { C,
+      "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\n"
+      "RCPT TO:<d@example.org>\r\nRCPT TO:<e@example.org>\r\nRCPT TO:<f@example.org>\r\nDATA\r\n",
+      0 },
+    { S,
+      "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 no\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"
+      "354 End data with <CR><LF>.<CR><LF>\r\n",
+      0 },
+    { C,
+      "From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\nMIME-Version: 1.0\r\n"
+      "Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+      "--XX\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=a.bin\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\nAAECAwQFBgcICQ==\r\n--XX--\r\n.\r\n",
+      0 },
     { S, "250 2.0.0 Ok: queued as 1234\r\n", 0 },
     { C, "QUIT\r\n", 0 },
     { S, "221 2.0.0 Bye\r\n", 0 },
@@ -106,7 +112,8 @@ static void torture(const struct mx_turn *t, size_t n, uint16_t port)
         bool says_so = status == 1 || status == -1 || (out && strstr(out, "\"type\":\"error\""));
         ck_assert_msg(identical || says_so,
                       "port %u: allocation %llu of %llu failed, the output changed and nothing said so "
-                      "(status %d)", port, (unsigned long long)k, (unsigned long long)total, status);
+                      "(status %d)",
+                      port, (unsigned long long)k, (unsigned long long)total, status);
         same += identical;
         failed += !identical;
         free(out);

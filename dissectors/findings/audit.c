@@ -14,8 +14,8 @@
 #include <string.h>
 
 #define AUDIT_MAX_SERVERS 4096
-#define AUDIT_EVIDENCE 8               /* evidence items kept per finding; more are counted */
-#define AUDIT_DETAIL 384               /* bytes of a finding's detail text */
+#define AUDIT_EVIDENCE 8 /* evidence items kept per finding; more are counted */
+#define AUDIT_DETAIL 384 /* bytes of a finding's detail text */
 
 enum severity { SEV_INFO, SEV_LOW, SEV_MEDIUM, SEV_HIGH };
 static const char *const sev_names[] = { "info", "low", "medium", "high" };
@@ -44,93 +44,92 @@ static const struct {
     const char *id;
     enum severity sev;
     const char *title;
-    const char *why;  /* why it matters */
+    const char *why; /* why it matters */
     const char *fix;
     const char *refs;
 } kinds[K_N] = {
     [K_TLS_NOT_OFFERED] = { "MX-TLS-NOT-OFFERED", SEV_MEDIUM, "TLS is not offered",
-        "The server never offered STARTTLS (or STLS) in the sessions seen, so everything it receives, mail and "
-        "credentials included, crosses the network in clear and can be read or changed on the way.",
-        "Enable STARTTLS with a valid certificate, or serve the protocol on its implicit-TLS port (465, 993, "
-        "995) and retire the cleartext one for clients.",
-        "RFC 3207, RFC 2595, RFC 8314, RFC 9051 §11" },
+                            "The server never offered STARTTLS (or STLS) in the sessions seen, so everything it receives, mail and "
+                            "credentials included, crosses the network in clear and can be read or changed on the way.",
+                            "Enable STARTTLS with a valid certificate, or serve the protocol on its implicit-TLS port (465, 993, "
+                            "995) and retire the cleartext one for clients.",
+                            "RFC 3207, RFC 2595, RFC 8314, RFC 9051 §11" },
     [K_TLS_NOT_USED] = { "MX-TLS-NOT-USED", SEV_LOW, "TLS offered but not used",
-        "The server offered STARTTLS but the client went on in clear. Opportunistic TLS protects nothing when "
-        "the client does not take it, and an attacker on the path can remove the offer unnoticed.",
-        "Configure clients to require TLS (submission, POP3, IMAP), and prefer implicit TLS (RFC 8314); for "
-        "server-to-server mail, consider MTA-STS or DANE.",
-        "RFC 3207, RFC 8314, RFC 8461" },
+                         "The server offered STARTTLS but the client went on in clear. Opportunistic TLS protects nothing when "
+                         "the client does not take it, and an attacker on the path can remove the offer unnoticed.",
+                         "Configure clients to require TLS (submission, POP3, IMAP), and prefer implicit TLS (RFC 8314); for "
+                         "server-to-server mail, consider MTA-STS or DANE.",
+                         "RFC 3207, RFC 8314, RFC 8461" },
     [K_STARTTLS_REFUSED] = { "MX-STARTTLS-REFUSED", SEV_MEDIUM, "STARTTLS refused",
-        "The client asked to start TLS and the server refused (for example 454 TLS not available): the session "
-        "stays in clear, or the client gives up. Often a missing or unreadable certificate.",
-        "Check the server's certificate and key files and its TLS settings; the refusal text usually names the "
-        "cause.",
-        "RFC 3207 §4, RFC 2595 §4, RFC 9051 §6.2.1" },
+                             "The client asked to start TLS and the server refused (for example 454 TLS not available): the session "
+                             "stays in clear, or the client gives up. Often a missing or unreadable certificate.",
+                             "Check the server's certificate and key files and its TLS settings; the refusal text usually names the "
+                             "cause.",
+                             "RFC 3207 §4, RFC 2595 §4, RFC 9051 §6.2.1" },
     [K_STARTTLS_FAILED] = { "MX-STARTTLS-FAILED", SEV_MEDIUM, "TLS handshake failed after STARTTLS",
-        "The server accepted STARTTLS but the TLS handshake did not complete (an alert, or the connection "
-        "ended): depending on the client, mail is delayed or falls back to clear.",
-        "Compare the protocol versions and cipher suites both sides allow; the alert in the evidence names the "
-        "failure.",
-        "RFC 3207 §4.1, RFC 8446 §6" },
+                            "The server accepted STARTTLS but the TLS handshake did not complete (an alert, or the connection "
+                            "ended): depending on the client, mail is delayed or falls back to clear.",
+                            "Compare the protocol versions and cipher suites both sides allow; the alert in the evidence names the "
+                            "failure.",
+                            "RFC 3207 §4.1, RFC 8446 §6" },
     [K_TLS_OLD_VERSION] = { "MX-TLS-OLD-VERSION", SEV_HIGH, "TLS older than 1.2 negotiated",
-        "The session negotiated SSL 3.0, TLS 1.0 or TLS 1.1, which are deprecated and have known weaknesses.",
-        "Allow TLS 1.2 and 1.3 only on the server (for example Postfix smtpd_tls_protocols = >=TLSv1.2, "
-        "Dovecot ssl_min_protocol = TLSv1.2).",
-        "RFC 8996, RFC 8314 §4.1" },
+                            "The session negotiated SSL 3.0, TLS 1.0 or TLS 1.1, which are deprecated and have known weaknesses.",
+                            "Allow TLS 1.2 and 1.3 only on the server (for example Postfix smtpd_tls_protocols = >=TLSv1.2, "
+                            "Dovecot ssl_min_protocol = TLSv1.2).",
+                            "RFC 8996, RFC 8314 §4.1" },
     [K_AUTH_BEFORE_TLS] = { "MX-AUTH-BEFORE-TLS", SEV_MEDIUM, "Authentication offered before TLS",
-        "The server announces authentication (AUTH mechanisms, USER, or IMAP LOGIN without LOGINDISABLED) on "
-        "a cleartext connection, inviting clients to send credentials in clear.",
-        "Offer authentication only after TLS (Postfix smtpd_tls_auth_only = yes, Dovecot "
-        "disable_plaintext_auth = yes), or only on implicit-TLS ports.",
-        "RFC 4954 §4, RFC 2595 §2.1, RFC 9051 §6.2.3, RFC 8314" },
+                            "The server announces authentication (AUTH mechanisms, USER, or IMAP LOGIN without LOGINDISABLED) on "
+                            "a cleartext connection, inviting clients to send credentials in clear.",
+                            "Offer authentication only after TLS (Postfix smtpd_tls_auth_only = yes, Dovecot "
+                            "disable_plaintext_auth = yes), or only on implicit-TLS ports.",
+                            "RFC 4954 §4, RFC 2595 §2.1, RFC 9051 §6.2.3, RFC 8314" },
     [K_CLEARTEXT_CREDENTIALS] = { "MX-CLEARTEXT-CREDENTIALS", SEV_HIGH, "Credentials crossed in clear",
-        "A password or bearer token crossed the network without TLS: anyone on the path could read it and "
-        "log in as that user.",
-        "Change the passwords shown, require TLS before authentication on the server, and configure clients "
-        "to use TLS.",
-        "RFC 8314, RFC 4954 §4, RFC 2595 §2.1, RFC 9051 §11.1" },
+                                  "A password or bearer token crossed the network without TLS: anyone on the path could read it and "
+                                  "log in as that user.",
+                                  "Change the passwords shown, require TLS before authentication on the server, and configure clients "
+                                  "to use TLS.",
+                                  "RFC 8314, RFC 4954 §4, RFC 2595 §2.1, RFC 9051 §11.1" },
     [K_LOGINDISABLED_IGNORED] = { "MX-LOGINDISABLED-IGNORED", SEV_HIGH, "IMAP LOGINDISABLED not honoured",
-        "The IMAP server announced LOGINDISABLED yet accepted LOGIN in clear: the announcement protects "
-        "nothing and the password crossed in clear.",
-        "Make the server refuse LOGIN (and plaintext AUTHENTICATE) before TLS, as its capability says.",
-        "RFC 9051 §6.2.3, RFC 9051 §11" },
+                                  "The IMAP server announced LOGINDISABLED yet accepted LOGIN in clear: the announcement protects "
+                                  "nothing and the password crossed in clear.",
+                                  "Make the server refuse LOGIN (and plaintext AUTHENTICATE) before TLS, as its capability says.",
+                                  "RFC 9051 §6.2.3, RFC 9051 §11" },
     [K_WEAK_AUTH_MECHANISM] = { "MX-WEAK-AUTH-MECHANISM", SEV_MEDIUM, "Weak authentication mechanism used",
-        "CRAM-MD5, DIGEST-MD5, NTLM and APOP send a digest that an observer can attack offline to recover "
-        "the password, and they force the server to store passwords in a recoverable form.",
-        "Use TLS with PLAIN, or SCRAM-SHA-256 or OAuth, and turn the legacy mechanisms off.",
-        "RFC 6331, RFC 8314, RFC 1939 §7, RFC 7677" },
+                                "CRAM-MD5, DIGEST-MD5, NTLM and APOP send a digest that an observer can attack offline to recover "
+                                "the password, and they force the server to store passwords in a recoverable form.",
+                                "Use TLS with PLAIN, or SCRAM-SHA-256 or OAuth, and turn the legacy mechanisms off.",
+                                "RFC 6331, RFC 8314, RFC 1939 §7, RFC 7677" },
     [K_VRFY_ENABLED] = { "MX-VRFY-ENABLED", SEV_MEDIUM, "VRFY answers with real data",
-        "VRFY confirmed addresses (250 or 251): an attacker can list valid mailboxes for spam and password "
-        "guessing.",
-        "Disable VRFY (Postfix disable_vrfy_command = yes) or answer 252 without confirming.",
-        "RFC 5321 §3.5.3, RFC 5321 §7.3" },
+                         "VRFY confirmed addresses (250 or 251): an attacker can list valid mailboxes for spam and password "
+                         "guessing.",
+                         "Disable VRFY (Postfix disable_vrfy_command = yes) or answer 252 without confirming.",
+                         "RFC 5321 §3.5.3, RFC 5321 §7.3" },
     [K_EXPN_ENABLED] = { "MX-EXPN-ENABLED", SEV_MEDIUM, "EXPN expands mailing lists",
-        "EXPN listed the members of an address: it discloses internal addresses and list membership.",
-        "Disable EXPN, or restrict it to authenticated users.",
-        "RFC 5321 §3.5.3, RFC 5321 §7.3" },
+                         "EXPN listed the members of an address: it discloses internal addresses and list membership.",
+                         "Disable EXPN, or restrict it to authenticated users.", "RFC 5321 §3.5.3, RFC 5321 §7.3" },
     [K_OPEN_RELAY] = { "MX-OPEN-RELAY", SEV_HIGH, "Open-relay signal",
-        "The server accepted a recipient in a domain that is not its own from a client that did not "
-        "authenticate: spammers relay through such servers, and the server's address ends on blocklists.",
-        "Relay only for authenticated clients and trusted networks (Postfix smtpd_relay_restrictions = "
-        "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination).",
-        "RFC 5321 §3.6, RFC 5321 §7.1" },
+                       "The server accepted a recipient in a domain that is not its own from a client that did not "
+                       "authenticate: spammers relay through such servers, and the server's address ends on blocklists.",
+                       "Relay only for authenticated clients and trusted networks (Postfix smtpd_relay_restrictions = "
+                       "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination).",
+                       "RFC 5321 §3.6, RFC 5321 §7.1" },
     [K_STARTTLS_INJECTION] = { "MX-STARTTLS-INJECTION", SEV_HIGH, "Cleartext injected around STARTTLS",
-        "Commands or replies were sent in clear after STARTTLS and before the TLS handshake. A server that "
-        "buffers them executes attacker-chosen commands inside the later TLS session (CVE-2011-0411).",
-        "Make the server discard buffered input when it starts TLS (fixed in current Postfix, Dovecot and "
-        "others); find what sent the injected bytes.",
-        "RFC 3207 §4.2, RFC 2595 §4, RFC 9051 §6.2.1, CVE-2011-0411" },
+                               "Commands or replies were sent in clear after STARTTLS and before the TLS handshake. A server that "
+                               "buffers them executes attacker-chosen commands inside the later TLS session (CVE-2011-0411).",
+                               "Make the server discard buffered input when it starts TLS (fixed in current Postfix, Dovecot and "
+                               "others); find what sent the injected bytes.",
+                               "RFC 3207 §4.2, RFC 2595 §4, RFC 9051 §6.2.1, CVE-2011-0411" },
     [K_STARTTLS_STRIPPED] = { "MX-STARTTLS-STRIPPED", SEV_HIGH, "STARTTLS stripped",
-        "The same server offered STARTTLS in some sessions and not in others: something on the path "
-        "(a middlebox or an attacker) removes the offer, and those sessions go on in clear.",
-        "Find the device rewriting the session (firewall SMTP inspection is a classic); require TLS on the "
-        "client side (MTA-STS, DANE, or mandatory TLS).",
-        "RFC 3207 §6, RFC 8461, RFC 7672" },
+                              "The same server offered STARTTLS in some sessions and not in others: something on the path "
+                              "(a middlebox or an attacker) removes the offer, and those sessions go on in clear.",
+                              "Find the device rewriting the session (firewall SMTP inspection is a classic); require TLS on the "
+                              "client side (MTA-STS, DANE, or mandatory TLS).",
+                              "RFC 3207 §6, RFC 8461, RFC 7672" },
     [K_STARTTLS_MANGLED] = { "MX-STARTTLS-MANGLED", SEV_HIGH, "STARTTLS capability mangled",
-        "The capability list carried a masked word such as XXXXXXXA where STARTTLS belongs: a middlebox "
-        "overwrote the offer (Cisco PIX/ASA ESMTP inspection does this), so clients cannot start TLS.",
-        "Turn off the middlebox's SMTP inspection or its STARTTLS masking, then check that STARTTLS is offered.",
-        "RFC 3207 §6" },
+                             "The capability list carried a masked word such as XXXXXXXA where STARTTLS belongs: a middlebox "
+                             "overwrote the offer (Cisco PIX/ASA ESMTP inspection does this), so clients cannot start TLS.",
+                             "Turn off the middlebox's SMTP inspection or its STARTTLS masking, then check that STARTTLS is offered.",
+                             "RFC 3207 §6" },
 };
 
 struct evidence {
@@ -152,33 +151,33 @@ struct server {
     char addr[MX_ADDR_STRLEN];
     uint16_t port;
     char banner[160];
-    char domain[96];           /* from the greeting's host name: for relaying */
-    uint32_t sessions;         /* flows to it */
-    uint32_t caps_in_clear;    /* sessions whose capabilities were seen in clear */
+    char domain[96];        /* from the greeting's host name: for relaying */
+    uint32_t sessions;      /* flows to it */
+    uint32_t caps_in_clear; /* sessions whose capabilities were seen in clear */
     uint32_t tls_offered, tls_missing, tls_attempted, tls_upgraded, tls_refused, tls_failed, implicit;
-    char versions[64];         /* TLS versions negotiated, comma-separated */
-    bool auth_in_clear;        /* authentication announced in clear */
-    char mechs[160];           /* mechanisms announced */
+    char versions[64];  /* TLS versions negotiated, comma-separated */
+    bool auth_in_clear; /* authentication announced in clear */
+    char mechs[160];    /* mechanisms announced */
     bool logindisabled;
     uint32_t cleartext_logins;
-    int vrfy_code, expn_code;  /* the last answer to VRFY / EXPN, 0 for none */
+    int vrfy_code, expn_code; /* the last answer to VRFY / EXPN, 0 for none */
     uint32_t relay_signals;
     struct finding f[K_N];
 };
 
 struct flowmap {
-    uint32_t server;           /* index + 1; 0: not audited */
-    bool authed;               /* a login succeeded on this flow */
+    uint32_t server; /* index + 1; 0: not audited */
+    bool authed;     /* a login succeeded on this flow */
     mx_frame_t first;
 };
 
 struct audit {
-    struct mx_buf srv;       /* struct server, at most AUDIT_MAX_SERVERS */
+    struct mx_buf srv; /* struct server, at most AUDIT_MAX_SERVERS */
     uint32_t dropped;
-    struct mx_idmap flows;      /* flows not ended yet, by id */
+    struct mx_idmap flows; /* flows not ended yet, by id */
     FILE *table;
     bool color;
-    bool failed;             /* out of memory: the findings would be short */
+    bool failed; /* out of memory: the findings would be short */
 };
 
 /* The i-th server (i < a->srv.n). */
@@ -188,7 +187,6 @@ static struct server *server_at(struct audit *a, size_t i)
 }
 
 /* ---- Helpers ---- */
-
 
 static bool slice_eq(struct mx_slice s, const char *lit)
 {
@@ -300,11 +298,24 @@ static void frames_of(const struct mx_event *e, const char *path, mx_frame_t *a,
 static const char *software_of(const char *banner)
 {
     static const char *const names[][2] = {
-        { "postfix", "Postfix" }, { "exim", "Exim" }, { "sendmail", "Sendmail" }, { "microsoft", "Microsoft" },
-        { "exchange", "Microsoft Exchange" }, { "dovecot", "Dovecot" }, { "courier", "Courier" },
-        { "cyrus", "Cyrus" }, { "qmail", "qmail" }, { "opensmtpd", "OpenSMTPD" }, { "haraka", "Haraka" },
-        { "zimbra", "Zimbra" }, { "mdaemon", "MDaemon" }, { "hmailserver", "hMailServer" },
-        { "gsmtp", "Google" }, { "coremail", "Coremail" }, { "uw imap", "UW IMAP" }, { "imap4rev1 2004", "UW IMAP" },
+        { "postfix", "Postfix" },
+        { "exim", "Exim" },
+        { "sendmail", "Sendmail" },
+        { "microsoft", "Microsoft" },
+        { "exchange", "Microsoft Exchange" },
+        { "dovecot", "Dovecot" },
+        { "courier", "Courier" },
+        { "cyrus", "Cyrus" },
+        { "qmail", "qmail" },
+        { "opensmtpd", "OpenSMTPD" },
+        { "haraka", "Haraka" },
+        { "zimbra", "Zimbra" },
+        { "mdaemon", "MDaemon" },
+        { "hmailserver", "hMailServer" },
+        { "gsmtp", "Google" },
+        { "coremail", "Coremail" },
+        { "uw imap", "UW IMAP" },
+        { "imap4rev1 2004", "UW IMAP" },
     };
     char low[160];
     size_t n = strlen(banner) < sizeof(low) - 1 ? strlen(banner) : sizeof(low) - 1;
@@ -682,9 +693,9 @@ static void emit_server(struct mx_sink *sink, struct server *s)
     mx_ev_text(ev, "audit: %s server %s:%u%s%s%s: %u session%s, TLS %s, %u login%s in clear, %u finding%s", s->proto,
                s->addr, s->port, sw ? " (" : "", sw ? sw : "", sw ? ")" : "", s->sessions, s->sessions == 1 ? "" : "s",
                s->tls_upgraded || s->implicit ? "used"
-               : s->tls_offered              ? "offered, not used"
-               : s->caps_in_clear            ? "not offered"
-                                             : "offer not seen (no capability list)",
+               : s->tls_offered               ? "offered, not used"
+               : s->caps_in_clear             ? "not offered"
+                                              : "offer not seen (no capability list)",
                s->cleartext_logins, s->cleartext_logins == 1 ? "" : "s", n, n == 1 ? "" : "s");
     mx_event_emit(sink, ev);
 }
@@ -769,8 +780,8 @@ static const char *yes_no(bool b)
 static void print_server(struct audit *a, const struct server *s)
 {
     FILE *o = a->table;
-    const char *bold = a->color ? "\033[1m" : "", *red = a->color ? "\033[31m" : "",
-               *yel = a->color ? "\033[33m" : "", *grn = a->color ? "\033[32m" : "", *off = a->color ? "\033[0m" : "";
+    const char *bold = a->color ? "\033[1m" : "", *red = a->color ? "\033[31m" : "", *yel = a->color ? "\033[33m" : "",
+               *grn = a->color ? "\033[32m" : "", *off = a->color ? "\033[0m" : "";
     const char *sw = software_of(s->banner);
     fprintf(o, "%s%s %s:%u%s", bold, s->proto, s->addr, s->port, off);
     if (sw)

@@ -18,38 +18,39 @@
 #include <zlib.h>
 
 /* Caps (STYLE.md rule 4). */
-#define IMAP_MAX_LINE (64u << 10)  /* text of one logical line kept (literals kept inline count too) */
-#define IMAP_SHOWN 512             /* bytes of a line shown in a record */
-#define IMAP_KEEP_LITERAL 4096     /* literals kept for parsing; larger ones are skipped (or streamed) */
-#define IMAP_MAX_LITERALS 64       /* literals described per logical line; more are skipped */
+#define IMAP_MAX_LINE (64u << 10) /* text of one logical line kept (literals kept inline count too) */
+#define IMAP_SHOWN 512            /* bytes of a line shown in a record */
+#define IMAP_KEEP_LITERAL 4096    /* literals kept for parsing; larger ones are skipped (or streamed) */
+#define IMAP_MAX_LITERALS 64      /* literals described per logical line; more are skipped */
 /* A literal over IMAP4rev1's 32-bit number (RFC 3501 §9) is an anomaly; IMAP4rev2 allows 63 bits
  * (RFC 9051 §4.3), so it is still read as one. It is never allocated either way. */
 #define IMAP_LITERAL_LIMIT UINT64_C(0xffffffff)
-#define IMAP_MAX_PENDING 256       /* commands awaiting completion */
+#define IMAP_MAX_PENDING 256 /* commands awaiting completion */
 #define IMAP_TAG 64
-#define IMAP_CAPS 4096             /* capability atoms kept (each entry costs 2 more bytes) */
-#define IMAP_MAX_MAILBOXES 32      /* mailboxes selected, listed in the session record */
+#define IMAP_CAPS 4096        /* capability atoms kept (each entry costs 2 more bytes) */
+#define IMAP_MAX_MAILBOXES 32 /* mailboxes selected, listed in the session record */
 #define IMAP_INFLATE_OUT 16384
 
 /* Anomalies: stable names, in the order of this list (the flow record's). */
-#define IMAP_ANOMALIES(X)                                                                                               \
-    X(LONG_LINE, "a command or response line longer than the cap")                                                      \
-    X(LITERAL_INVALID, "a literal length that is not a number or overflows 63 bits (RFC 9051 §4.3)")                    \
-    X(LITERAL_TOO_LARGE, "a literal announced larger than 4 GiB - 1 (RFC 3501 §9's number)")                            \
-    X(TOO_MANY_LITERALS, "more literals in one command or response than the cap")                                       \
-    X(INVALID_COMMAND, "a client line without a tag and a command (RFC 9051 §2.2.1)")                                   \
-    X(UNKNOWN_COMMAND, "a command IMAP and its common extensions do not define")                                        \
-    X(INVALID_RESPONSE, "a server line that is neither tagged, untagged nor a continuation (RFC 9051 §2.2.2)")          \
-    X(UNMATCHED_COMPLETION, "a tagged completion whose tag no pending command has")                                     \
-    X(DUPLICATE_TAG, "a tag reused while a command with it is pending (RFC 9051 §2.2.1)")                               \
-    X(TOO_MANY_PENDING_COMMANDS, "more commands awaiting completion than the cap")                                      \
-    X(BARE_LF, "a line ended by LF without CR (RFC 9051 §2.2)")                                                         \
-    X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STARTTLS, before the TLS handshake (RFC 9051 §6.2.1)")       \
-    X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its OK to STARTTLS, before the handshake")            \
-    X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")                           \
-    X(LOGIN_DISABLED_IGNORED, "LOGIN sent, or accepted, although the server announced LOGINDISABLED (RFC 9051 §6.2.3)") \
-    X(PARTIAL_AFTER_GAP, "bytes were lost inside a line or literal; what follows was resynchronised")                   \
-    X(LITERAL_INCOMPLETE, "the stream ended inside a literal")                                                          \
+#define IMAP_ANOMALIES(X)                                                                                         \
+    X(LONG_LINE, "a command or response line longer than the cap")                                                \
+    X(LITERAL_INVALID, "a literal length that is not a number or overflows 63 bits (RFC 9051 §4.3)")              \
+    X(LITERAL_TOO_LARGE, "a literal announced larger than 4 GiB - 1 (RFC 3501 §9's number)")                      \
+    X(TOO_MANY_LITERALS, "more literals in one command or response than the cap")                                 \
+    X(INVALID_COMMAND, "a client line without a tag and a command (RFC 9051 §2.2.1)")                             \
+    X(UNKNOWN_COMMAND, "a command IMAP and its common extensions do not define")                                  \
+    X(INVALID_RESPONSE, "a server line that is neither tagged, untagged nor a continuation (RFC 9051 §2.2.2)")    \
+    X(UNMATCHED_COMPLETION, "a tagged completion whose tag no pending command has")                               \
+    X(DUPLICATE_TAG, "a tag reused while a command with it is pending (RFC 9051 §2.2.1)")                         \
+    X(TOO_MANY_PENDING_COMMANDS, "more commands awaiting completion than the cap")                                \
+    X(BARE_LF, "a line ended by LF without CR (RFC 9051 §2.2)")                                                   \
+    X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STARTTLS, before the TLS handshake (RFC 9051 §6.2.1)") \
+    X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its OK to STARTTLS, before the handshake")      \
+    X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")                     \
+    X(LOGIN_DISABLED_IGNORED,                                                                                     \
+      "LOGIN sent, or accepted, although the server announced LOGINDISABLED (RFC 9051 §6.2.3)")                   \
+    X(PARTIAL_AFTER_GAP, "bytes were lost inside a line or literal; what follows was resynchronised")             \
+    X(LITERAL_INCOMPLETE, "the stream ended inside a literal")                                                    \
     X(COMPRESSED_DATA_ERROR, "after COMPRESS=DEFLATE, bytes that do not inflate (RFC 4978 §4)")
 
 enum { IMAP_ANOMALIES(MX_ANOMALY_ENUM) };
@@ -84,14 +85,51 @@ const struct mx_mail_proto mx_imap_mail = {
 };
 
 enum cmd {
-    I_UNKNOWN, I_CAPABILITY, I_NOOP, I_LOGOUT, I_STARTTLS, I_AUTHENTICATE, I_LOGIN, I_SELECT, I_EXAMINE,
-    I_CREATE, I_DELETE, I_RENAME, I_SUBSCRIBE, I_UNSUBSCRIBE, I_LIST, I_LSUB, I_NAMESPACE, I_STATUS, I_APPEND,
-    I_IDLE, I_CHECK, I_CLOSE, I_UNSELECT, I_EXPUNGE, I_SEARCH, I_FETCH, I_STORE, I_COPY, I_MOVE, I_ENABLE,
-    I_ID, I_COMPRESS, I_GETQUOTA, I_GETQUOTAROOT, I_SETQUOTA, I_GETACL, I_SETACL, I_MYRIGHTS, I_SORT, I_THREAD,
-    I_GETMETADATA, I_SETMETADATA, I_XLIST,
+    I_UNKNOWN,
+    I_CAPABILITY,
+    I_NOOP,
+    I_LOGOUT,
+    I_STARTTLS,
+    I_AUTHENTICATE,
+    I_LOGIN,
+    I_SELECT,
+    I_EXAMINE,
+    I_CREATE,
+    I_DELETE,
+    I_RENAME,
+    I_SUBSCRIBE,
+    I_UNSUBSCRIBE,
+    I_LIST,
+    I_LSUB,
+    I_NAMESPACE,
+    I_STATUS,
+    I_APPEND,
+    I_IDLE,
+    I_CHECK,
+    I_CLOSE,
+    I_UNSELECT,
+    I_EXPUNGE,
+    I_SEARCH,
+    I_FETCH,
+    I_STORE,
+    I_COPY,
+    I_MOVE,
+    I_ENABLE,
+    I_ID,
+    I_COMPRESS,
+    I_GETQUOTA,
+    I_GETQUOTAROOT,
+    I_SETQUOTA,
+    I_GETACL,
+    I_SETACL,
+    I_MYRIGHTS,
+    I_SORT,
+    I_THREAD,
+    I_GETMETADATA,
+    I_SETMETADATA,
+    I_XLIST,
     I__COUNT,
 };
-
 
 /* What a literal in the line being assembled becomes. */
 enum litmode { LIT_KEEP, LIT_SKIP, LIT_MESSAGE };
@@ -102,36 +140,36 @@ enum litmode { LIT_KEEP, LIT_SKIP, LIT_MESSAGE };
  * message parser. The assembler copies: a logical line spans literals, and
  * after COMPRESS the bytes are mxray's own inflated output. */
 struct line {
-    struct mx_buf text;       /* the text segments and kept literals, at most IMAP_MAX_LINE bytes */
-    bool overflow;            /* text beyond IMAP_MAX_LINE was dropped */
-    bool active;              /* bytes of the line were seen */
-    uint64_t off;             /* stream offset of its first byte */
-    uint64_t seg_len;         /* bytes of the current text segment */
-    uint8_t tail[24];         /* the segment's last bytes, for a literal spec after an overflow */
+    struct mx_buf text; /* the text segments and kept literals, at most IMAP_MAX_LINE bytes */
+    bool overflow;      /* text beyond IMAP_MAX_LINE was dropped */
+    bool active;        /* bytes of the line were seen */
+    uint64_t off;       /* stream offset of its first byte */
+    uint64_t seg_len;   /* bytes of the current text segment */
+    uint8_t tail[24];   /* the segment's last bytes, for a literal spec after an overflow */
     uint8_t tail_len;
-    uint8_t shown[IMAP_SHOWN];/* the text segments, literal contents left out */
+    uint8_t shown[IMAP_SHOWN]; /* the text segments, literal contents left out */
     uint16_t shown_len;
     uint32_t n_lit;
     struct {
-        uint32_t pos;         /* where its content starts in b (kept) or would (skipped) */
+        uint32_t pos; /* where its content starts in b (kept) or would (skipped) */
         uint64_t len;
         bool kept;
     } lit[IMAP_MAX_LITERALS];
-    uint64_t lit_left;        /* literal bytes still to come */
+    uint64_t lit_left; /* literal bytes still to come */
     enum litmode litmode;
     bool bare_lf;
-    bool emitted;             /* client: the command record was written at the first literal */
-    struct mx_message *msg;   /* a literal streamed to the message parser */
+    bool emitted;           /* client: the command record was written at the first literal */
+    struct mx_message *msg; /* a literal streamed to the message parser */
 };
 
 struct pending {
     char tag[IMAP_TAG];
     uint8_t tag_len;
     enum cmd cmd;
-    bool uid;                 /* UID FETCH, UID SEARCH, ... */
+    bool uid; /* UID FETCH, UID SEARCH, ... */
     mx_frame_t frame;
     mx_time_t ts;
-    struct mx_text mailbox;      /* SELECT, EXAMINE, STATUS, APPEND, ... */
+    struct mx_text mailbox; /* SELECT, EXAMINE, STATUS, APPEND, ... */
     uint32_t untagged, fetches, bodies;
     uint64_t search_count;
     bool search;
@@ -162,49 +200,49 @@ struct completion;
 /* One command (RFC 9051 §6 and the extensions): what sending it does, and
  * what its tagged completion does. The table, cmds[], follows the handlers. */
 struct cmd_def {
-    const char *name;   /* as sent, upper case */
+    const char *name; /* as sent, upper case */
     /* Sending it, before its record (NULL: nothing). */
     void (*sent)(struct imap *s, struct command *c);
     /* Its completion, after the completion's record (NULL: nothing). */
     void (*done)(struct imap *s, const struct pending *p, const struct completion *c);
-    enum istate next;   /* the state after an OK (RFC 9051 §3), or IS_SAME */
+    enum istate next;    /* the state after an OK (RFC 9051 §3), or IS_SAME */
     const char *explain; /* --explain: what it asks for; NULL: the text for unknown commands */
 };
 
 static const struct cmd_def cmds[I__COUNT];
 
 struct imap {
-    struct mx_mail m;         /* what every mail session has */
+    struct mx_mail m; /* what every mail session has */
     enum istate state;
     struct line line[2];
-    struct mx_buf pend;       /* struct pending, oldest first, grown as commands are pipelined */
+    struct mx_buf pend; /* struct pending, oldest first, grown as commands are pipelined */
     /* Client states. */
-    bool wait_cont;           /* a synchronising literal waits for "+" (RFC 9051 §7.5) */
+    bool wait_cont; /* a synchronising literal waits for "+" (RFC 9051 §7.5) */
     char wait_tag[IMAP_TAG];
     uint8_t wait_tag_len;
     bool client_held;
-    bool auth_open;           /* AUTHENTICATE sent: client lines are SASL messages until completion */
-    bool idle_open;           /* IDLE sent: "DONE" ends it (RFC 2177 §3) */
-    bool upgrade_pending;     /* STARTTLS or COMPRESS sent, completion not seen */
+    bool auth_open;       /* AUTHENTICATE sent: client lines are SASL messages until completion */
+    bool idle_open;       /* IDLE sent: "DONE" ends it (RFC 2177 §3) */
+    bool upgrade_pending; /* STARTTLS or COMPRESS sent, completion not seen */
     enum cmd upgrade_cmd;
     bool tls;
     bool tls_side[2];
-    bool resync[2];           /* midstream or after a gap: until a line that is surely a start */
-    bool quiet;               /* midstream or after lost bytes: unmatched completions are expected */
-    bool client_spoke;        /* a client byte was seen */
-    bool server_lost;         /* server bytes were lost since the last client command */
+    bool resync[2];    /* midstream or after a gap: until a line that is surely a start */
+    bool quiet;        /* midstream or after lost bytes: unmatched completions are expected */
+    bool client_spoke; /* a client byte was seen */
+    bool server_lost;  /* server bytes were lost since the last client command */
     bool ended[2];
     struct inflater inf[2];
     /* Session. */
     bool greeted, preauth;
     struct mx_text greet_status, greeting;
-    struct mx_caps caps;      /* the latest capability list (RFC 9051 §7.2.2) */
+    struct mx_caps caps; /* the latest capability list (RFC 9051 §7.2.2) */
     bool logindisabled, starttls_offered, starttls_attempted, compress_offered, compressed;
-    bool logindisabled_seen;  /* LOGINDISABLED was announced at some point in clear */
+    bool logindisabled_seen; /* LOGINDISABLED was announced at some point in clear */
     struct mailbox boxes[IMAP_MAX_MAILBOXES];
     unsigned n_boxes, boxes_dropped;
     struct mailbox *selected;
-    struct mailbox staged;    /* what a SELECT/EXAMINE in progress learns */
+    struct mailbox staged; /* what a SELECT/EXAMINE in progress learns */
     struct {
         bool on;
         mx_frame_t frame;
@@ -246,9 +284,9 @@ enum tok { T_END, T_ATOM, T_QUOTED, T_LITERAL, T_LPAREN, T_RPAREN };
 
 struct token {
     enum tok t;
-    struct mx_slice v;        /* the atom, the quoted string's content, a kept literal's content */
+    struct mx_slice v; /* the atom, the quoted string's content, a kept literal's content */
     uint64_t lit_len;
-    bool elided;              /* a literal whose content was not kept (or has not come yet) */
+    bool elided; /* a literal whose content was not kept (or has not come yet) */
 };
 
 struct tokz {
@@ -514,8 +552,7 @@ static struct mx_slice code_inner(struct mx_slice code)
 /* The FETCH item a server literal is the value of, when it is a message or
  * a part of one (RFC 9051 §7.5.2: BODY[section]<origin>, BINARY[...],
  * RFC822, RFC822.HEADER, RFC822.TEXT). Fills the message's context. */
-static bool fetch_literal(const struct line *l, struct mx_message_env *env, char *section,
-                          size_t seclen)
+static bool fetch_literal(const struct line *l, struct mx_message_env *env, char *section, size_t seclen)
 {
     struct tokz z = tokz_of(l);
     struct token star = next_tok(&z), num = next_tok(&z), kind = next_tok(&z), open = next_tok(&z);
@@ -545,8 +582,8 @@ static bool fetch_literal(const struct line *l, struct mx_message_env *env, char
                     return false;
                 size_t sl = (size_t)(close - br) - 1;
                 bool partial = (size_t)(close + 1 - n.ptr) < n.len; /* <origin> */
-                snprintf(section, seclen, "%s%.*s", head.len == 6 ? "BINARY " : "", (int)(sl < seclen - 8 ? sl : seclen - 8),
-                         (const char *)br + 1);
+                snprintf(section, seclen, "%s%.*s", head.len == 6 ? "BINARY " : "",
+                         (int)(sl < seclen - 8 ? sl : seclen - 8), (const char *)br + 1);
                 env->fragment = sl > 0 || partial || head.len == 6;
             } else {
                 return false;
@@ -613,10 +650,20 @@ static void command_event(struct imap *s, const struct pending *p, struct mx_sli
                           const char *shown, bool pipelined, bool injected, mx_frame_t a, mx_frame_t b)
 {
     struct mx_mail_command c = {
-        .first = a, .last = b, .ts = p->ts, .tag = mx_slice_make(p->tag, p->tag_len), .verb = cmdname,
-        .name = p->cmd == I_UNKNOWN ? NULL : cmds[p->cmd].name, .uid = p->uid, .arg = arg, .shown = shown,
-        .mailbox = mx_text_slice(&p->mailbox), .pipelined = pipelined, .injected = injected,
-        .explain = cmds[p->cmd].explain, .state = istate_names[s->state],
+        .first = a,
+        .last = b,
+        .ts = p->ts,
+        .tag = mx_slice_make(p->tag, p->tag_len),
+        .verb = cmdname,
+        .name = p->cmd == I_UNKNOWN ? NULL : cmds[p->cmd].name,
+        .uid = p->uid,
+        .arg = arg,
+        .shown = shown,
+        .mailbox = mx_text_slice(&p->mailbox),
+        .pipelined = pipelined,
+        .injected = injected,
+        .explain = cmds[p->cmd].explain,
+        .state = istate_names[s->state],
     };
     mx_mail_command_record(&s->m, &c);
 }
@@ -723,15 +770,15 @@ static void literal_refused(struct imap *s)
 /* A tagged completion, as the handler of the command it completes sees it. */
 struct completion {
     bool ok;
-    struct mx_slice code;  /* its response code, without brackets */
-    mx_frame_t last;       /* its last frame */
+    struct mx_slice code; /* its response code, without brackets */
+    mx_frame_t last;      /* its last frame */
     mx_time_t ts;
-    bool disabled_before;  /* LOGINDISABLED was announced before it */
+    bool disabled_before; /* LOGINDISABLED was announced before it */
 };
 
 /* A tagged completion: OK, NO or BAD (RFC 9051 §7.1). */
-static void completion(struct imap *s, struct mx_slice tag, struct mx_slice status, struct mx_slice rest,
-                       mx_frame_t a, mx_frame_t b, mx_time_t ts)
+static void completion(struct imap *s, struct mx_slice tag, struct mx_slice status, struct mx_slice rest, mx_frame_t a,
+                       mx_frame_t b, mx_time_t ts)
 {
     struct mx_slice code, text;
     bool disabled_before = s->logindisabled; /* an OK to LOGIN may carry new capabilities */
@@ -790,9 +837,10 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
         s->state = IS_AUTHENTICATED; /* §6.3.2: a failed SELECT deselects */
     }
     if (mx_ctx_flow(s->m.ctx)->explain) {
-        mx_ev_str(ev, "explain", ok   ? "OK: the command completed (RFC 9051 §7.1.1)."
-                                 : no ? "NO: the command failed; the text says why (RFC 9051 §7.1.2)."
-                                      : "BAD: the server did not understand the command (RFC 9051 §7.1.3).");
+        mx_ev_str(ev, "explain",
+                  ok   ? "OK: the command completed (RFC 9051 §7.1.1)."
+                  : no ? "NO: the command failed; the text says why (RFC 9051 §7.1.2)."
+                       : "BAD: the server did not understand the command (RFC 9051 §7.1.3).");
         mx_ev_str(ev, "state", istate_names[s->state]);
     }
     mx_ev_tone(ev, ok ? MX_TONE_GOOD : MX_TONE_BAD);
@@ -824,9 +872,9 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
         p->untagged++;
     if (s->idle.on)
         s->idle.untagged++;
-    bool status_word = !has_num && (mx_ieq(k.ptr, k.len, "OK") || mx_ieq(k.ptr, k.len, "NO") ||
-                                    mx_ieq(k.ptr, k.len, "BAD") || mx_ieq(k.ptr, k.len, "PREAUTH") ||
-                                    mx_ieq(k.ptr, k.len, "BYE"));
+    bool status_word =
+        !has_num && (mx_ieq(k.ptr, k.len, "OK") || mx_ieq(k.ptr, k.len, "NO") || mx_ieq(k.ptr, k.len, "BAD") ||
+                     mx_ieq(k.ptr, k.len, "PREAUTH") || mx_ieq(k.ptr, k.len, "BYE"));
     struct mx_slice code = mx_slice_make(rest.ptr, 0), text = rest;
     if (status_word) {
         split_code(rest, &code, &text);
@@ -933,9 +981,9 @@ static void server_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
         return;
     }
     struct token status = next_tok(&z);
-    bool st = status.t == T_ATOM && (mx_ieq(status.v.ptr, status.v.len, "OK") ||
-                                     mx_ieq(status.v.ptr, status.v.len, "NO") ||
-                                     mx_ieq(status.v.ptr, status.v.len, "BAD"));
+    bool st =
+        status.t == T_ATOM && (mx_ieq(status.v.ptr, status.v.len, "OK") || mx_ieq(status.v.ptr, status.v.len, "NO") ||
+                               mx_ieq(status.v.ptr, status.v.len, "BAD"));
     if (first.t != T_ATOM || !st) {
         anomaly(s, MX_DIR_S2C, A_INVALID_RESPONSE, l->off, llen(l));
         return;
@@ -947,12 +995,12 @@ static void server_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
 
 /* A command line, as its handler sees it, and what the handler decides. */
 struct command {
-    struct pending p;       /* what waits for the completion */
-    struct tokz z;          /* the arguments, from the first */
+    struct pending p; /* what waits for the completion */
+    struct tokz z;    /* the arguments, from the first */
     const struct line *l;
     mx_frame_t a;
     mx_time_t ts;
-    const char *shown;      /* the arguments as shown, when they hold a secret */
+    const char *shown; /* the arguments as shown, when they hold a secret */
     char shown_buf[160];
 };
 
@@ -1081,7 +1129,8 @@ static const struct cmd_def cmds[I__COUNT] = {
     [I_UNKNOWN] = { "UNKNOWN", sent_unknown, NULL, IS_SAME, NULL },
     [I_CAPABILITY] = { "CAPABILITY", NULL, NULL, IS_SAME,
                        "Asks which capabilities and extensions the server supports (RFC 9051 §6.1.1)." },
-    [I_NOOP] = { "NOOP", NULL, NULL, IS_SAME, "Does nothing, but lets the server send pending updates (RFC 9051 §6.1.2)." },
+    [I_NOOP] = { "NOOP", NULL, NULL, IS_SAME,
+                 "Does nothing, but lets the server send pending updates (RFC 9051 §6.1.2)." },
     [I_LOGOUT] = { "LOGOUT", NULL, NULL, IS_LOGOUT, "Ends the session; the server says BYE (RFC 9051 §6.1.3)." },
     [I_STARTTLS] = { "STARTTLS", sent_upgrade, done_upgrade, IS_SAME,
                      "Asks to switch the connection to TLS (RFC 9051 §6.2.1)." },
@@ -1095,7 +1144,8 @@ static const struct cmd_def cmds[I__COUNT] = {
     [I_CREATE] = { "CREATE", sent_mailbox, NULL, IS_SAME, "Creates a mailbox (RFC 9051 §6.3.4)." },
     [I_DELETE] = { "DELETE", sent_mailbox, NULL, IS_SAME, "Deletes a mailbox (RFC 9051 §6.3.5)." },
     [I_RENAME] = { "RENAME", sent_mailbox, NULL, IS_SAME, "Renames a mailbox (RFC 9051 §6.3.6)." },
-    [I_SUBSCRIBE] = { "SUBSCRIBE", sent_mailbox, NULL, IS_SAME, "Adds a mailbox to the subscribed list (RFC 9051 §6.3.7)." },
+    [I_SUBSCRIBE] = { "SUBSCRIBE", sent_mailbox, NULL, IS_SAME,
+                      "Adds a mailbox to the subscribed list (RFC 9051 §6.3.7)." },
     [I_UNSUBSCRIBE] = { "UNSUBSCRIBE", sent_mailbox, NULL, IS_SAME,
                         "Removes a mailbox from the subscribed list (RFC 9051 §6.3.8)." },
     [I_LIST] = { "LIST", NULL, NULL, IS_SAME, "Lists mailbox names matching a pattern (RFC 9051 §6.3.9)." },
@@ -1116,10 +1166,12 @@ static const struct cmd_def cmds[I__COUNT] = {
     [I_SEARCH] = { "SEARCH", NULL, NULL, IS_SAME, "Finds the messages matching criteria (RFC 9051 §6.4.4)." },
     [I_FETCH] = { "FETCH", NULL, NULL, IS_SAME,
                   "Retrieves data about messages: flags, sizes, envelopes, bodies or parts of them (RFC 9051 §6.4.5)." },
-    [I_STORE] = { "STORE", NULL, NULL, IS_SAME, "Changes messages' flags, such as \\Seen or \\Deleted (RFC 9051 §6.4.6)." },
+    [I_STORE] = { "STORE", NULL, NULL, IS_SAME,
+                  "Changes messages' flags, such as \\Seen or \\Deleted (RFC 9051 §6.4.6)." },
     [I_COPY] = { "COPY", sent_copy, NULL, IS_SAME, "Copies messages to another mailbox (RFC 9051 §6.4.7)." },
     [I_MOVE] = { "MOVE", sent_copy, NULL, IS_SAME, "Moves messages to another mailbox (RFC 9051 §6.4.8)." },
-    [I_ENABLE] = { "ENABLE", NULL, NULL, IS_SAME, "Turns on extensions that change how the server talks (RFC 9051 §6.3.1)." },
+    [I_ENABLE] = { "ENABLE", NULL, NULL, IS_SAME,
+                   "Turns on extensions that change how the server talks (RFC 9051 §6.3.1)." },
     [I_ID] = { "ID", NULL, NULL, IS_SAME, "Exchanges the client's and the server's names and versions (RFC 2971)." },
     [I_COMPRESS] = { "COMPRESS", sent_upgrade, done_upgrade, IS_SAME,
                      "Compresses the rest of the session with DEFLATE, both ways (RFC 4978)." },
@@ -1650,10 +1702,11 @@ static void session_emit(struct imap *s)
     for (unsigned i = 0; i < s->m.n_logins; i++)
         ok += s->m.logins[i].outcome == MX_LOGIN_SUCCESS;
     char tls[96];
-    mx_ev_text(ev, "IMAP session: %" PRIu64 " commands, %" PRIu64 " NO, %" PRIu64 " BAD, %" PRIu64
-               " message bodies fetched, %" PRIu64 " appended%s%s", s->m.commands, s->no, s->bad, s->fetched,
-               s->appended, mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),
-               ok ? ", logged in" : "");
+    mx_ev_text(ev,
+               "IMAP session: %" PRIu64 " commands, %" PRIu64 " NO, %" PRIu64 " BAD, %" PRIu64
+               " message bodies fetched, %" PRIu64 " appended%s%s",
+               s->m.commands, s->no, s->bad, s->fetched, s->appended,
+               mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)), ok ? ", logged in" : "");
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
@@ -1727,7 +1780,8 @@ static size_t imap_bytes(const void *state)
     const struct imap *s = state;
     size_t n = sizeof(*s) + mx_buf_bytes(&s->pend) + mx_buf_bytes(&s->caps.b);
     for (int d = 0; d < 2; d++)
-        n += mx_buf_bytes(&s->line[d].text) + mx_message_bytes(s->line[d].msg) + (s->inf[d].on ? IMAP_INFLATE_BYTES : 0);
+        n +=
+            mx_buf_bytes(&s->line[d].text) + mx_message_bytes(s->line[d].msg) + (s->inf[d].on ? IMAP_INFLATE_BYTES : 0);
     return n;
 }
 

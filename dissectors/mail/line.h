@@ -92,8 +92,8 @@ static inline bool mx_is_base64_line(struct mx_slice l)
         return true;
     for (size_t i = 0; i < l.len; i++) {
         uint8_t c = l.ptr[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-              c == '/' || c == '='))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+              c == '='))
             return false;
     }
     return true;

@@ -41,16 +41,11 @@ static const struct {
     size_t len;
     enum mx_sasl_mech mech;
 } sasl_mechs[] = {
-    { LIT("PLAIN"), MX_SASL_PLAIN },
-    { LIT("LOGIN"), MX_SASL_LOGIN },
-    { LIT("CRAM-MD5"), MX_SASL_CRAM_MD5 },
-    { LIT("DIGEST-MD5"), MX_SASL_DIGEST_MD5 },
-    { LIT("XOAUTH2"), MX_SASL_XOAUTH2 },
-    { LIT("OAUTHBEARER"), MX_SASL_OAUTHBEARER },
-    { LIT("NTLM"), MX_SASL_NTLM },
-    { LIT("GSSAPI"), MX_SASL_GSSAPI },
-    { LIT("EXTERNAL"), MX_SASL_EXTERNAL },
-    { LIT("ANONYMOUS"), MX_SASL_ANONYMOUS },
+    { LIT("PLAIN"), MX_SASL_PLAIN },       { LIT("LOGIN"), MX_SASL_LOGIN },
+    { LIT("CRAM-MD5"), MX_SASL_CRAM_MD5 }, { LIT("DIGEST-MD5"), MX_SASL_DIGEST_MD5 },
+    { LIT("XOAUTH2"), MX_SASL_XOAUTH2 },   { LIT("OAUTHBEARER"), MX_SASL_OAUTHBEARER },
+    { LIT("NTLM"), MX_SASL_NTLM },         { LIT("GSSAPI"), MX_SASL_GSSAPI },
+    { LIT("EXTERNAL"), MX_SASL_EXTERNAL }, { LIT("ANONYMOUS"), MX_SASL_ANONYMOUS },
 };
 
 /* ---- Small helpers ---- */
@@ -776,19 +771,18 @@ static bool ntlm_client(struct mx_sasl *s, const uint8_t *m, size_t n)
         s->decode_error = true;
         return true;
     }
-    ntlm_field_read(&c, &lm);  /* offset 12: LmChallengeResponseFields */
-    ntlm_field_read(&c, &nt);  /* 20: NtChallengeResponseFields */
-    ntlm_field_read(&c, &dom); /* 28: DomainNameFields */
-    ntlm_field_read(&c, &usr); /* 36: UserNameFields */
-    ntlm_field_read(&c, &wks); /* 44: WorkstationFields */
-    ntlm_field_read(&c, &key); /* 52: EncryptedRandomSessionKeyFields */
+    ntlm_field_read(&c, &lm);   /* offset 12: LmChallengeResponseFields */
+    ntlm_field_read(&c, &nt);   /* 20: NtChallengeResponseFields */
+    ntlm_field_read(&c, &dom);  /* 28: DomainNameFields */
+    ntlm_field_read(&c, &usr);  /* 36: UserNameFields */
+    ntlm_field_read(&c, &wks);  /* 44: WorkstationFields */
+    ntlm_field_read(&c, &key);  /* 52: EncryptedRandomSessionKeyFields */
     flags = mx_cursor_le32(&c); /* 60: NegotiateFlags */
     if (c.err) {
         s->decode_error = true;
         return true;
     }
-    if (!ntlm_field_ok(&lm, n) || !ntlm_field_ok(&nt, n) || !ntlm_field_ok(&wks, n) ||
-        !ntlm_field_ok(&key, n))
+    if (!ntlm_field_ok(&lm, n) || !ntlm_field_ok(&nt, n) || !ntlm_field_ok(&wks, n) || !ntlm_field_ok(&key, n))
         s->decode_error = true;
     if (!ntlm_field_ok(&dom, n) || !ntlm_field_ok(&usr, n)) {
         s->decode_error = true;
@@ -1001,8 +995,8 @@ void mx_sasl_describe_secret(const struct mx_sasl *s, struct mx_event *ev, bool 
     if (!s->secret_len)
         return;
     if (s->keep_secret)
-        mx_ev_wire(ev, "secret", mx_slice_make(s->secret, s->secret_len < MX_SASL_MAX_SECRET ? s->secret_len
-                                                                                             : MX_SASL_MAX_SECRET));
+        mx_ev_wire(ev, "secret",
+                   mx_slice_make(s->secret, s->secret_len < MX_SASL_MAX_SECRET ? s->secret_len : MX_SASL_MAX_SECRET));
     else
         mx_ev_uint(ev, "secret_len", s->secret_len);
 }

@@ -6,17 +6,17 @@
 
 enum mx_sasl_mech {
     MX_SASL_UNKNOWN = 0,
-    MX_SASL_PLAIN,        /* RFC 4616 */
-    MX_SASL_LOGIN,        /* draft-murchison-sasl-login */
-    MX_SASL_CRAM_MD5,     /* RFC 2195 */
-    MX_SASL_DIGEST_MD5,   /* RFC 2831 */
-    MX_SASL_XOAUTH2,      /* Google's XOAUTH2 */
-    MX_SASL_OAUTHBEARER,  /* RFC 7628 */
-    MX_SASL_NTLM,         /* MS-NLMP over SASL */
-    MX_SASL_SCRAM,        /* RFC 5802 / RFC 7677, any SCRAM-* */
-    MX_SASL_GSSAPI,       /* RFC 4752 */
-    MX_SASL_EXTERNAL,     /* RFC 4422 App. A */
-    MX_SASL_ANONYMOUS,    /* RFC 4505 */
+    MX_SASL_PLAIN,       /* RFC 4616 */
+    MX_SASL_LOGIN,       /* draft-murchison-sasl-login */
+    MX_SASL_CRAM_MD5,    /* RFC 2195 */
+    MX_SASL_DIGEST_MD5,  /* RFC 2831 */
+    MX_SASL_XOAUTH2,     /* Google's XOAUTH2 */
+    MX_SASL_OAUTHBEARER, /* RFC 7628 */
+    MX_SASL_NTLM,        /* MS-NLMP over SASL */
+    MX_SASL_SCRAM,       /* RFC 5802 / RFC 7677, any SCRAM-* */
+    MX_SASL_GSSAPI,      /* RFC 4752 */
+    MX_SASL_EXTERNAL,    /* RFC 4422 App. A */
+    MX_SASL_ANONYMOUS,   /* RFC 4505 */
 };
 
 #define MX_SASL_MAX_NAME 32
@@ -27,22 +27,22 @@ enum mx_sasl_mech {
 struct mx_sasl {
     enum mx_sasl_mech mech;
     char mech_name[MX_SASL_MAX_NAME]; /* as the client wrote it, upper-cased, NUL-terminated ASCII */
-    uint8_t user[MX_SASL_MAX_USER];    /* authentication identity as sent (raw bytes) */
+    uint8_t user[MX_SASL_MAX_USER];   /* authentication identity as sent (raw bytes) */
     size_t user_len;
     bool user_known;
     uint8_t authzid[MX_SASL_MAX_USER]; /* authorization identity, when one was given */
     size_t authzid_len;
-    uint8_t secret[MX_SASL_MAX_SECRET];/* password or token: kept only when keep_secret */
-    size_t secret_len;                 /* its length, always (capped bytes kept) */
+    uint8_t secret[MX_SASL_MAX_SECRET]; /* password or token: kept only when keep_secret */
+    size_t secret_len;                  /* its length, always (capped bytes kept) */
     bool keep_secret;
-    bool secret_in_clear;   /* the password or bearer token itself crossed the wire
+    bool secret_in_clear; /* the password or bearer token itself crossed the wire
                                (PLAIN, LOGIN, XOAUTH2, OAUTHBEARER) */
-    bool crackable;         /* a challenge-response an attacker can brute-force offline
+    bool crackable;       /* a challenge-response an attacker can brute-force offline
                                (CRAM-MD5, DIGEST-MD5, NTLM, SCRAM) */
-    bool cancelled;         /* the client sent "*" (RFC 4954 §4, RFC 5034 §4, RFC 9051 §6.2.2) */
-    bool decode_error;      /* a line was not valid base64 or the mechanism's syntax */
+    bool cancelled;       /* the client sent "*" (RFC 4954 §4, RFC 5034 §4, RFC 9051 §6.2.2) */
+    bool decode_error;    /* a line was not valid base64 or the mechanism's syntax */
     unsigned client_steps, server_steps;
-    int login_next;         /* LOGIN: what the next client response is: 0 user, 1 password */
+    int login_next; /* LOGIN: what the next client response is: 0 user, 1 password */
 };
 
 /* Starts an exchange for the mechanism named `mech` (case-insensitive).

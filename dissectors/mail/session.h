@@ -16,15 +16,15 @@
  * each one it uses, with its own description (the RFC it breaks), under the
  * name given here; struct mx_mail_proto says where. */
 enum mx_mail_anomaly {
-    MX_MAIL_LONG_COMMAND_LINE,        /* "LONG_COMMAND_LINE" */
-    MX_MAIL_BARE_LF,                  /* "BARE_LF" */
-    MX_MAIL_TOO_MANY_PENDING,         /* "TOO_MANY_PENDING_COMMANDS" */
-    MX_MAIL_UNKNOWN_COMMAND,          /* "UNKNOWN_COMMAND" */
-    MX_MAIL_COMMAND_OUT_OF_SEQUENCE,  /* "COMMAND_OUT_OF_SEQUENCE" */
-    MX_MAIL_STARTTLS_CLIENT_INJECTION,/* "STARTTLS_CLIENT_INJECTION" */
-    MX_MAIL_STARTTLS_SERVER_INJECTION,/* "STARTTLS_SERVER_INJECTION" */
-    MX_MAIL_AUTH_DECODE_ERROR,        /* "AUTH_DECODE_ERROR" */
-    MX_MAIL_PARTIAL_AFTER_GAP,        /* "PARTIAL_AFTER_GAP" */
+    MX_MAIL_LONG_COMMAND_LINE,         /* "LONG_COMMAND_LINE" */
+    MX_MAIL_BARE_LF,                   /* "BARE_LF" */
+    MX_MAIL_TOO_MANY_PENDING,          /* "TOO_MANY_PENDING_COMMANDS" */
+    MX_MAIL_UNKNOWN_COMMAND,           /* "UNKNOWN_COMMAND" */
+    MX_MAIL_COMMAND_OUT_OF_SEQUENCE,   /* "COMMAND_OUT_OF_SEQUENCE" */
+    MX_MAIL_STARTTLS_CLIENT_INJECTION, /* "STARTTLS_CLIENT_INJECTION" */
+    MX_MAIL_STARTTLS_SERVER_INJECTION, /* "STARTTLS_SERVER_INJECTION" */
+    MX_MAIL_AUTH_DECODE_ERROR,         /* "AUTH_DECODE_ERROR" */
+    MX_MAIL_PARTIAL_AFTER_GAP,         /* "PARTIAL_AFTER_GAP" */
     MX_MAIL__ANOMALIES,
 };
 
@@ -35,23 +35,23 @@ extern const char *const mx_mail_anomaly_names[MX_MAIL__ANOMALIES];
 
 /* The map (struct mx_mail_proto.an) of a protocol whose anomaly enum names
  * every shared anomaly P##NAME. */
-#define MX_MAIL_ANOMALY_MAP(P)                                                                                    \
-    {                                                                                                             \
-        [MX_MAIL_LONG_COMMAND_LINE] = P##LONG_COMMAND_LINE, [MX_MAIL_BARE_LF] = P##BARE_LF,                       \
+#define MX_MAIL_ANOMALY_MAP(P)                                                                                     \
+    {                                                                                                              \
+        [MX_MAIL_LONG_COMMAND_LINE] = P##LONG_COMMAND_LINE, [MX_MAIL_BARE_LF] = P##BARE_LF,                        \
         [MX_MAIL_TOO_MANY_PENDING] = P##TOO_MANY_PENDING_COMMANDS, [MX_MAIL_UNKNOWN_COMMAND] = P##UNKNOWN_COMMAND, \
-        [MX_MAIL_COMMAND_OUT_OF_SEQUENCE] = P##COMMAND_OUT_OF_SEQUENCE,                                           \
-        [MX_MAIL_STARTTLS_CLIENT_INJECTION] = P##STARTTLS_CLIENT_INJECTION,                                       \
-        [MX_MAIL_STARTTLS_SERVER_INJECTION] = P##STARTTLS_SERVER_INJECTION,                                       \
-        [MX_MAIL_AUTH_DECODE_ERROR] = P##AUTH_DECODE_ERROR, [MX_MAIL_PARTIAL_AFTER_GAP] = P##PARTIAL_AFTER_GAP,   \
+        [MX_MAIL_COMMAND_OUT_OF_SEQUENCE] = P##COMMAND_OUT_OF_SEQUENCE,                                            \
+        [MX_MAIL_STARTTLS_CLIENT_INJECTION] = P##STARTTLS_CLIENT_INJECTION,                                        \
+        [MX_MAIL_STARTTLS_SERVER_INJECTION] = P##STARTTLS_SERVER_INJECTION,                                        \
+        [MX_MAIL_AUTH_DECODE_ERROR] = P##AUTH_DECODE_ERROR, [MX_MAIL_PARTIAL_AFTER_GAP] = P##PARTIAL_AFTER_GAP,    \
     }
 
 /* What a protocol tells the shared layer about itself. */
 struct mx_mail_proto {
-    const char *command_type;     /* the command record's type: "smtp.command" */
-    const char *command_key;      /* its key for the verb: "verb", or IMAP's "command" */
-    const char *auth_data_type;   /* the record of a client SASL message: "smtp.auth_data" */
-    const char *unknown_explain;  /* --explain for a command the protocol does not define */
-    const char *upgrade;          /* the STARTTLS command's name, for the session text: "STARTTLS", "STLS" */
+    const char *command_type;       /* the command record's type: "smtp.command" */
+    const char *command_key;        /* its key for the verb: "verb", or IMAP's "command" */
+    const char *auth_data_type;     /* the record of a client SASL message: "smtp.auth_data" */
+    const char *unknown_explain;    /* --explain for a command the protocol does not define */
+    const char *upgrade;            /* the STARTTLS command's name, for the session text: "STARTTLS", "STLS" */
     uint8_t an[MX_MAIL__ANOMALIES]; /* each shared anomaly's index in the dissector's table, or MX_MAIL_NONE */
     /* The protocol's steps of a parse call (mx_mail_parse). `state` is its
      * own, which begins with its struct mx_mail. */
@@ -120,7 +120,7 @@ enum mx_login_outcome {
     MX_LOGIN_NO_REPLY = 0, /* the session ended first */
     MX_LOGIN_SUCCESS,
     MX_LOGIN_FAILURE,
-    MX_LOGIN_CANCELLED,    /* the client sent "*" (RFC 4954 §4, RFC 5034 §4, RFC 9051 §6.2.2) */
+    MX_LOGIN_CANCELLED, /* the client sent "*" (RFC 4954 §4, RFC 5034 §4, RFC 9051 §6.2.2) */
 };
 
 /* "no_reply", "success", "failure" or "cancelled". */
@@ -129,11 +129,11 @@ const char *mx_login_outcome_name(enum mx_login_outcome o);
 /* One login: the SASL exchange or plain login, and how it ended. */
 struct mx_mail_login {
     struct mx_sasl sasl;
-    const char *command;            /* IMAP: "LOGIN" or "AUTHENTICATE"; NULL elsewhere */
+    const char *command; /* IMAP: "LOGIN" or "AUTHENTICATE"; NULL elsewhere */
     enum mx_login_outcome outcome;
-    int code;                       /* SMTP: the final reply's code (RFC 4954 §6), 0 for none */
-    char enh[12];                   /* SMTP: its enhanced code (RFC 3463), or "" */
-    struct mx_text resp_code;       /* POP3's resp-code (RFC 2449 §8), IMAP's response code */
+    int code;                 /* SMTP: the final reply's code (RFC 4954 §6), 0 for none */
+    char enh[12];             /* SMTP: its enhanced code (RFC 3463), or "" */
+    struct mx_text resp_code; /* POP3's resp-code (RFC 2449 §8), IMAP's response code */
     mx_frame_t frame, last_frame;
     mx_time_t ts;
 };
@@ -145,11 +145,11 @@ struct mx_mail_login {
 struct mx_mail {
     struct mx_dissect_ctx *ctx;
     const struct mx_mail_proto *proto;
-    mx_time_t now;                  /* time of the last line parsed: records emitted later carry it */
+    mx_time_t now; /* time of the last line parsed: records emitted later carry it */
     uint64_t commands, pipelined, unknown;
     struct mx_mail_login logins[MX_MAIL_MAX_LOGINS];
     unsigned n_logins, logins_dropped;
-    struct mx_mail_login *login;    /* the exchange in progress, or NULL */
+    struct mx_mail_login *login; /* the exchange in progress, or NULL */
 };
 
 /* A session of `proto` on ctx's flow, from its start. */
@@ -214,17 +214,17 @@ void mx_mail_sasl_server(struct mx_mail *m, struct mx_sasl *sasl, struct mx_slic
 struct mx_mail_command {
     mx_frame_t first, last;
     mx_time_t ts;
-    struct mx_slice tag;      /* IMAP's tag, or empty */
-    struct mx_slice verb;     /* as sent */
-    const char *name;         /* the verb's canonical name; NULL: one the protocol does not define */
-    bool uid;                 /* IMAP's UID prefix (RFC 9051 §6.4.9) */
-    struct mx_slice arg;      /* what follows the verb, as shown */
-    const char *shown;        /* replaces arg when it holds a secret; it quotes wire bytes */
-    struct mx_slice mailbox;  /* IMAP: the mailbox named, or empty */
-    bool pipelined;           /* sent while earlier commands awaited their replies */
-    bool injected;            /* sent after STARTTLS, before its reply (CVE-2011-0411) */
-    const char *explain;      /* --explain: what it asks for; NULL: the protocol's text for unknown ones */
-    const char *state;        /* --explain: the session's state */
+    struct mx_slice tag;     /* IMAP's tag, or empty */
+    struct mx_slice verb;    /* as sent */
+    const char *name;        /* the verb's canonical name; NULL: one the protocol does not define */
+    bool uid;                /* IMAP's UID prefix (RFC 9051 §6.4.9) */
+    struct mx_slice arg;     /* what follows the verb, as shown */
+    const char *shown;       /* replaces arg when it holds a secret; it quotes wire bytes */
+    struct mx_slice mailbox; /* IMAP: the mailbox named, or empty */
+    bool pipelined;          /* sent while earlier commands awaited their replies */
+    bool injected;           /* sent after STARTTLS, before its reply (CVE-2011-0411) */
+    const char *explain;     /* --explain: what it asks for; NULL: the protocol's text for unknown ones */
+    const char *state;       /* --explain: the session's state */
 };
 
 /* Emits the command record (proto->command_type). */

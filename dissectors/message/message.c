@@ -17,73 +17,62 @@
 #include "dissectors/message/mime.h"
 
 /* Caps (STYLE.md rule 4): whatever the input, what a message keeps is bounded. */
-#define MSG_LINE_MAX 998         /* RFC 5322 §2.1.1: longest line, CRLF excluded */
-#define MSG_LINE_BUF 4096        /* bytes of one line held; longer lines pass in pieces */
-#define MSG_FIELD_CAP 8192       /* one unfolded header field; beyond: LONG_HEADER */
-#define MSG_MAX_FIELDS 1000      /* header fields per entity; beyond: TOO_MANY_FIELDS */
-#define MSG_KEEP_CAP 512         /* stored text of one header value */
-#define MSG_HOP_CAP 256          /* stored text of one Received clause */
-#define MSG_MAX_LIST 32          /* addresses kept per list */
-#define MSG_MAX_HOPS 32          /* Received hops kept */
-#define MSG_MAX_DKIM 8           /* DKIM signatures kept */
-#define MSG_MAX_AUTHRES 8        /* Authentication-Results kept */
-#define MSG_MAX_DEPTH 20         /* nesting of multiparts and message/rfc822 */
-#define MSG_MAX_PARTS 10000      /* parts described besides the message itself; beyond:
+#define MSG_LINE_MAX 998    /* RFC 5322 §2.1.1: longest line, CRLF excluded */
+#define MSG_LINE_BUF 4096   /* bytes of one line held; longer lines pass in pieces */
+#define MSG_FIELD_CAP 8192  /* one unfolded header field; beyond: LONG_HEADER */
+#define MSG_MAX_FIELDS 1000 /* header fields per entity; beyond: TOO_MANY_FIELDS */
+#define MSG_KEEP_CAP 512    /* stored text of one header value */
+#define MSG_HOP_CAP 256     /* stored text of one Received clause */
+#define MSG_MAX_LIST 32     /* addresses kept per list */
+#define MSG_MAX_HOPS 32     /* Received hops kept */
+#define MSG_MAX_DKIM 8      /* DKIM signatures kept */
+#define MSG_MAX_AUTHRES 8   /* Authentication-Results kept */
+#define MSG_MAX_DEPTH 20    /* nesting of multiparts and message/rfc822 */
+#define MSG_MAX_PARTS \
+    10000                          /* parts described besides the message itself; beyond:
                                     TOO_MANY_PARTS, counted only */
-#define MSG_INNER_LIST 8         /* addresses kept per To/Cc of an embedded message */
+#define MSG_INNER_LIST 8           /* addresses kept per To/Cc of an embedded message */
 #define MSG_INNER_TOTAL (1u << 20) /* header text kept of all embedded messages together */
-#define MSG_PATH_CAP 128         /* "1.2.3..." */
-#define MSG_CTYPE_CAP 80         /* texts of a part description */
+#define MSG_PATH_CAP 128           /* "1.2.3..." */
+#define MSG_CTYPE_CAP 80           /* texts of a part description */
 #define MSG_CHARSET_CAP 40
 #define MSG_ENCODING_CAP 32
 #define MSG_DISPOSITION_CAP 24
 #define MSG_FILENAME_CAP 256
 /* The part descriptions' texts, all parts together: what the caps above allow. */
-#define MSG_TEXT_MAX ((MSG_MAX_PARTS + 1) * (MSG_PATH_CAP + MSG_CTYPE_CAP + MSG_CHARSET_CAP + MSG_ENCODING_CAP + \
-                      MSG_DISPOSITION_CAP + MSG_FILENAME_CAP) + MSG_INNER_TOTAL)
-#define MSG_MAILBOX_CAP 256      /* env.mailbox kept */
-#define MSG_SECTION_CAP 64       /* env.section kept */
-#define MSG_MAX_UU 16            /* uuencoded files reported per message */
-#define MSG_UU_LINE 256          /* a longer decoded line is not uuencode */
-#define MSG_ANOMALY_EMIT 8       /* anomaly events per name per message; the rest are counted */
-#define MSG_NAME_CAP 255         /* extracted file names */
-#define MSG_TEXT_ATTACH 4        /* attachments named in the text line */
+#define MSG_TEXT_MAX                                                                                                  \
+    ((MSG_MAX_PARTS + 1) * (MSG_PATH_CAP + MSG_CTYPE_CAP + MSG_CHARSET_CAP + MSG_ENCODING_CAP + MSG_DISPOSITION_CAP + \
+                            MSG_FILENAME_CAP) +                                                                       \
+     MSG_INNER_TOTAL)
+#define MSG_MAILBOX_CAP 256 /* env.mailbox kept */
+#define MSG_SECTION_CAP 64  /* env.section kept */
+#define MSG_MAX_UU 16       /* uuencoded files reported per message */
+#define MSG_UU_LINE 256     /* a longer decoded line is not uuencode */
+#define MSG_ANOMALY_EMIT 8  /* anomaly events per name per message; the rest are counted */
+#define MSG_NAME_CAP 255    /* extracted file names */
+#define MSG_TEXT_ATTACH 4   /* attachments named in the text line */
 
 /* The message parser's anomalies: stable names (STYLE.md rule 6). */
-enum {
-    A_LONG_LINE,
-    A_LONG_HEADER,
-    A_HEADER_WITHOUT_COLON,
-    A_BAD_BASE64,
-    A_BAD_QP,
-    A_MISSING_BOUNDARY,
-    A_DEPTH_EXCEEDED,
-    A_DUPLICATE_FIELD,
-    A_UNKNOWN_CHARSET,
-    A_TOO_MANY_PARTS,
-    A_TOO_MANY_FIELDS,
-    A_BAD_ENCODED_WORD,
-    A_UNKNOWN_ENCODING,
-    A_BAD_UUENCODE,
-    A__COUNT
-};
+/* Anomalies: stable names (STYLE.md rule 6), in the order of this list. */
+#define MESSAGE_ANOMALIES(X)                                                                                      \
+    X(LONG_LINE, "a message line longer than 998 bytes (RFC 5322 §2.1.1)")                                        \
+    X(LONG_HEADER, "an unfolded header field longer than the cap; the rest was dropped")                          \
+    X(HEADER_WITHOUT_COLON, "a header line that is neither a field nor a continuation (RFC 5322 §2.2)")           \
+    X(BAD_BASE64, "characters outside the base64 alphabet in a base64 body (RFC 2045 §6.8)")                      \
+    X(BAD_QP, "malformed escapes in a quoted-printable body (RFC 2045 §6.7)")                                     \
+    X(MISSING_BOUNDARY, "a multipart without boundary parameter or without its close delimiter (RFC 2046 §5.1)")  \
+    X(DEPTH_EXCEEDED, "MIME nesting deeper than the cap; the deeper entity is treated as a leaf")                 \
+    X(DUPLICATE_FIELD, "a header field that may occur once occurs again (RFC 5322 §3.6)")                         \
+    X(UNKNOWN_CHARSET, "a charset iconv does not know; the text was kept undecoded")                              \
+    X(TOO_MANY_PARTS, "more MIME parts than the cap; the rest are counted, not described")                        \
+    X(TOO_MANY_FIELDS, "more header fields in one entity than the cap; the rest were ignored")                    \
+    X(BAD_ENCODED_WORD, "a malformed RFC 2047 encoded word")                                                      \
+    X(UNKNOWN_ENCODING, "a Content-Transfer-Encoding that is not 7bit, 8bit, binary, base64 or quoted-printable") \
+    X(BAD_UUENCODE, "a uuencoded block that is malformed or has no end line")
 
-static const struct mx_anomaly_def message_anomalies[A__COUNT] = {
-    { "LONG_LINE", "a message line longer than 998 bytes (RFC 5322 §2.1.1)" },
-    { "LONG_HEADER", "an unfolded header field longer than the cap; the rest was dropped" },
-    { "HEADER_WITHOUT_COLON", "a header line that is neither a field nor a continuation (RFC 5322 §2.2)" },
-    { "BAD_BASE64", "characters outside the base64 alphabet in a base64 body (RFC 2045 §6.8)" },
-    { "BAD_QP", "malformed escapes in a quoted-printable body (RFC 2045 §6.7)" },
-    { "MISSING_BOUNDARY", "a multipart without boundary parameter or without its close delimiter (RFC 2046 §5.1)" },
-    { "DEPTH_EXCEEDED", "MIME nesting deeper than the cap; the deeper entity is treated as a leaf" },
-    { "DUPLICATE_FIELD", "a header field that may occur once occurs again (RFC 5322 §3.6)" },
-    { "UNKNOWN_CHARSET", "a charset iconv does not know; the text was kept undecoded" },
-    { "TOO_MANY_PARTS", "more MIME parts than the cap; the rest are counted, not described" },
-    { "TOO_MANY_FIELDS", "more header fields in one entity than the cap; the rest were ignored" },
-    { "BAD_ENCODED_WORD", "a malformed RFC 2047 encoded word" },
-    { "UNKNOWN_ENCODING", "a Content-Transfer-Encoding that is not 7bit, 8bit, binary, base64 or quoted-printable" },
-    { "BAD_UUENCODE", "a uuencoded block that is malformed or has no end line" },
-};
+enum { MESSAGE_ANOMALIES(MX_ANOMALY_ENUM) A__COUNT };
+
+static const struct mx_anomaly_def message_anomalies[A__COUNT] = { MESSAGE_ANOMALIES(MX_ANOMALY_DEF) };
 
 /* Header text kept from the wire (decoded where the field allows it). */
 struct kept {
@@ -106,16 +95,26 @@ struct addr_list {
 
 /* The fields of the top-level header block that the record carries. */
 enum {
-    H_FROM, H_SENDER, H_SUBJECT, H_DATE, H_MESSAGE_ID, H_IN_REPLY_TO, H_REFERENCES, H_X_MAILER, H_USER_AGENT,
-    H_X_ORIGINATING_IP, H_RETURN_PATH, H__SINGLE
+    H_FROM,
+    H_SENDER,
+    H_SUBJECT,
+    H_DATE,
+    H_MESSAGE_ID,
+    H_IN_REPLY_TO,
+    H_REFERENCES,
+    H_X_MAILER,
+    H_USER_AGENT,
+    H_X_ORIGINATING_IP,
+    H_RETURN_PATH,
+    H__SINGLE
 };
 static const char *const single_names[H__SINGLE] = {
-    "from", "sender", "subject", "date", "message-id", "in-reply-to", "references", "x-mailer", "user-agent",
-    "x-originating-ip", "return-path",
+    "from",     "sender",     "subject",          "date",        "message-id", "in-reply-to", "references",
+    "x-mailer", "user-agent", "x-originating-ip", "return-path",
 };
 static const char *const single_keys[H__SINGLE] = {
-    "from", "sender", "subject", "date", "message_id", "in_reply_to", "references", "x_mailer", "user_agent",
-    "x_originating_ip", "return_path",
+    "from",     "sender",     "subject",          "date",        "message_id", "in_reply_to", "references",
+    "x_mailer", "user_agent", "x_originating_ip", "return_path",
 };
 enum { L_TO, L_CC, L_BCC, L_REPLY_TO, L__N };
 static const char *const list_names[L__N] = { "to", "cc", "bcc", "reply-to" };
@@ -151,7 +150,10 @@ struct headers {
     uint32_t n_hops, hops_dropped;
     struct kept authres[MSG_MAX_AUTHRES];
     uint32_t n_authres;
-    struct { uint16_t dl, sl; uint8_t d[128], s[64]; } dkim[MSG_MAX_DKIM];
+    struct {
+        uint16_t dl, sl;
+        uint8_t d[128], s[64];
+    } dkim[MSG_MAX_DKIM];
     uint32_t n_dkim;
 };
 
@@ -169,14 +171,14 @@ struct part_texts {
 /* A MIME part as the record describes it. Its texts are stored compactly in
  * m->text (only the bytes there are); what is learnt later is here. */
 struct part_rec {
-    uint64_t size;        /* leaf: decoded bytes; container: body bytes as carried */
+    uint64_t size; /* leaf: decoded bytes; container: body bytes as carried */
     uint64_t bad_base64, bad_qp;
-    uint32_t text;        /* offset of its texts in m->text */
-    uint32_t inner;       /* 1 + offset of its embedded message's fields in m->text; 0: none */
-    uint16_t len[T__N];   /* lengths of its texts */
+    uint32_t text;      /* offset of its texts in m->text */
+    uint32_t inner;     /* 1 + offset of its embedded message's fields in m->text; 0: none */
+    uint16_t len[T__N]; /* lengths of its texts */
     bool leaf, container, hashed, partial;
     uint8_t md5[16], sha1[20], sha256[32];
-    char *extracted;      /* file name within the extract directory (malloc'd), or NULL */
+    char *extracted; /* file name within the extract directory (malloc'd), or NULL */
 };
 
 struct uu_rec {
@@ -202,16 +204,16 @@ struct ent {
     uint32_t children;
     uint8_t boundary[72]; /* RFC 2046 §5.1.1: at most 70 characters */
     uint8_t blen;
-    uint8_t ctype[80];    /* the Content-Type's type/subtype, lower case */
+    uint8_t ctype[80]; /* the Content-Type's type/subtype, lower case */
     uint8_t ctype_len;
-    bool digest;          /* multipart/digest: parts default to message/rfc822 (RFC 2046 §5.1.5) */
+    bool digest; /* multipart/digest: parts default to message/rfc822 (RFC 2046 §5.1.5) */
     bool default_rfc822;
-    bool text;            /* a text type: scanned for uuencode */
+    bool text; /* a text type: scanned for uuencode */
     bool attachment;
-    int32_t rec;          /* index into m->parts, or -1 when not described */
+    int32_t rec; /* index into m->parts, or -1 when not described */
     uint32_t fields;
-    uint64_t body_pos;    /* message offset where its body starts */
-    bool closed;          /* its end was seen (a container's size is set) */
+    uint64_t body_pos; /* message offset where its body starts */
+    bool closed;       /* its end was seen (a container's size is set) */
 };
 
 enum uu_state { UU_SEEK, UU_IN, UU_END };
@@ -234,9 +236,9 @@ struct mx_message {
 
     /* line layer (its buffer is in b) */
     size_t line_len;
-    bool line_cont;       /* pieces of the current line were already processed */
-    size_t line_total;    /* bytes of the current line so far */
-    bool skip_line;       /* after a gap: drop to the next LF */
+    bool line_cont;    /* pieces of the current line were already processed */
+    size_t line_total; /* bytes of the current line so far */
+    bool skip_line;    /* after a gap: drop to the next LF */
 
     /* header field being unfolded (its buffer is in b) */
     size_t field_len;
@@ -271,12 +273,12 @@ struct mx_message {
     struct part_texts cur; /* texts of the entity whose header block is being read */
     struct mx_buf parts;   /* struct part_rec, at most MSG_MAX_PARTS + 1 */
     uint64_t parts_total;
-    struct mx_buf text;    /* the parts' texts and embedded messages' fields, packed; at most MSG_TEXT_MAX */
-    size_t extracted_bytes; /* the parts' `extracted` names, for mx_message_bytes */
-    size_t inner_total;    /* bytes of m->text holding embedded messages' fields */
+    struct mx_buf text;      /* the parts' texts and embedded messages' fields, packed; at most MSG_TEXT_MAX */
+    size_t extracted_bytes;  /* the parts' `extracted` names, for mx_message_bytes */
+    size_t inner_total;      /* bytes of m->text holding embedded messages' fields */
     uint32_t inner_not_kept; /* embedded messages whose fields went past MSG_INNER_TOTAL */
     uint64_t anomalies[A__COUNT];
-    bool cut;              /* mx_message_cut: the message ended before its end */
+    bool cut;                                                   /* mx_message_cut: the message ended before its end */
     uint8_t mailbox[MSG_MAILBOX_CAP], section[MSG_SECTION_CAP]; /* env's copies */
 
     /* extraction */
@@ -531,7 +533,8 @@ static void uu_line_done(struct mx_message *m)
         uint8_t c[4];
         for (int k = 0; k < 4; k++)
             c[k] = (uint8_t)(((i + (size_t)k < n ? p[i + (size_t)k] : ' ') - ' ') & 63);
-        uint8_t b[3] = { (uint8_t)(c[0] << 2 | c[1] >> 4), (uint8_t)(c[1] << 4 | c[2] >> 2), (uint8_t)(c[2] << 6 | c[3]) };
+        uint8_t b[3] = { (uint8_t)(c[0] << 2 | c[1] >> 4), (uint8_t)(c[1] << 4 | c[2] >> 2),
+                         (uint8_t)(c[2] << 6 | c[3]) };
         for (int k = 0; k < 3 && w < len; k++)
             out[w++] = b[k];
     }
@@ -1201,8 +1204,8 @@ static void commit_texts(struct mx_message *m, struct ent *e)
     if (!r)
         return;
     const struct part_texts *c = &m->cur;
-    size_t len[T__N] = { strlen(e->path), c->ctype_len, c->charset_len, c->encoding_len, c->disposition_len,
-                         c->filename_len };
+    size_t len[T__N] = { strlen(e->path), c->ctype_len,       c->charset_len,
+                         c->encoding_len, c->disposition_len, c->filename_len };
     const void *src[T__N] = { e->path, c->ctype, c->charset, c->encoding, c->disposition, c->filename };
     size_t total = 0;
     for (int k = 0; k < T__N; k++)
@@ -1383,7 +1386,8 @@ static void on_line(struct mx_message *m, struct mx_slice s, struct mx_slice eol
     if (top->st == S_EPILOGUE && m->depth == 0 && top->kind != K_MULTI)
         return;
     /* A boundary of any open multipart, innermost first */
-    if (first && (eol.len || m->at_end) && s.len >= 2 && s.len < MSG_LINE_BUF - 1 && s.ptr[0] == '-' && s.ptr[1] == '-') {
+    if (first && (eol.len || m->at_end) && s.len >= 2 && s.len < MSG_LINE_BUF - 1 && s.ptr[0] == '-' &&
+        s.ptr[1] == '-') {
         for (int k = m->depth; k >= 0; k--) {
             if (m->stack[k].kind != K_MULTI)
                 continue;
@@ -1838,8 +1842,7 @@ static void emit_record(struct mx_message *m)
     struct mx_dissect_ctx *ctx = m->env.ctx;
     const char *dir = extract_dir(m);
     char hx[65];
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(ctx), "message", mx_ctx_flow_id(ctx),
-                                         m->last.ts);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(ctx), "message", mx_ctx_flow_id(ctx), m->last.ts);
     mx_ev_dir(ev, m->env.dir);
     mx_ev_str(ev, "source", m->env.source ? m->env.source : "unknown");
     /* where a POP3 or IMAP message came from, when the session said */
@@ -1922,8 +1925,8 @@ static void emit_record(struct mx_message *m)
                h->seen[H_FROM] ? (int)(h->single[H_FROM].len > 120 ? 120 : h->single[H_FROM].len) : 1,
                h->seen[H_FROM] ? (const char *)h->single[H_FROM].b : "?", to ? " to " : "",
                to ? (int)(to->len > 120 ? 120 : to->len) : 0, to ? (const char *)to->b : "",
-               h->list[L_TO].n + h->list[L_TO].dropped > 1 ? " and others" : "", n_leaf, n_leaf == 1 ? "" : "s",
-               n_att, n_att == 1 ? "" : "s", att, m->cut ? ", cut short" : "");
+               h->list[L_TO].n + h->list[L_TO].dropped > 1 ? " and others" : "", n_leaf, n_leaf == 1 ? "" : "s", n_att,
+               n_att == 1 ? "" : "s", att, m->cut ? ", cut short" : "");
     mx_event_emit(mx_ctx_sink(ctx), ev);
 }
 

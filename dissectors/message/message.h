@@ -13,13 +13,13 @@
  * trips -Wmissing-field-initializers). */
 struct mx_message_env {
     struct mx_dissect_ctx *ctx;
-    enum mx_dir dir;       /* the direction carrying the message */
-    const char *source;    /* how it travelled: "smtp.data", "smtp.bdat", "pop3.retr", "imap.fetch", ... */
-    uint32_t number;       /* POP3 message number (RFC 1939 §5) or IMAP sequence number (RFC 9051 §2.3.1.2) */
-    uint32_t uid;          /* IMAP UID (RFC 9051 §2.3.1.1) */
+    enum mx_dir dir;         /* the direction carrying the message */
+    const char *source;      /* how it travelled: "smtp.data", "smtp.bdat", "pop3.retr", "imap.fetch", ... */
+    uint32_t number;         /* POP3 message number (RFC 1939 §5) or IMAP sequence number (RFC 9051 §2.3.1.2) */
+    uint32_t uid;            /* IMAP UID (RFC 9051 §2.3.1.1) */
     struct mx_slice mailbox; /* IMAP mailbox name as sent; copied by mx_message_new, at most 256 bytes */
     struct mx_slice section; /* IMAP section spec ("1.2", "HEADER", RFC 9051 §6.4.5); copied, at most 64 bytes */
-    bool fragment;         /* the bytes are only part of the message: POP3 TOP, an IMAP partial
+    bool fragment;           /* the bytes are only part of the message: POP3 TOP, an IMAP partial
                               fetch (<0.1024>), BODY[HEADER], a section */
 };
 

@@ -5,9 +5,9 @@
 #include <iconv.h>
 #include <string.h>
 
-#define MIME_PARAM_SECTIONS 32  /* RFC 2231 continuations kept per parameter */
-#define MIME_PARAM_SEG_CAP 512  /* bytes kept per continuation */
-#define MIME_CHARSET_CAP 64     /* longest charset name handed to iconv */
+#define MIME_PARAM_SECTIONS 32 /* RFC 2231 continuations kept per parameter */
+#define MIME_PARAM_SEG_CAP 512 /* bytes kept per continuation */
+#define MIME_CHARSET_CAP 64    /* longest charset name handed to iconv */
 
 void mx_mime_out_put(struct mx_mime_out *o, const void *s, size_t n)
 {
@@ -121,8 +121,7 @@ static size_t qp_flush_ws(struct mx_mime_qp *st, uint8_t *out)
     return n;
 }
 
-size_t mx_mime_qp_feed(struct mx_mime_qp *st, const uint8_t *in, size_t len, bool line_end, bool *soft,
-                       uint8_t *out)
+size_t mx_mime_qp_feed(struct mx_mime_qp *st, const uint8_t *in, size_t len, bool line_end, bool *soft, uint8_t *out)
 {
     size_t w = 0;
     if (soft)
@@ -191,8 +190,8 @@ static bool charset_name(struct mx_slice cs, char *buf)
     size_t n = 0;
     for (size_t i = 0; i < cs.len && cs.ptr[i] != '*'; i++) {
         uint8_t c = cs.ptr[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                  c == '_' || c == '.' || c == ':' || c == '(' || c == ')';
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                  c == '.' || c == ':' || c == '(' || c == ')';
         if (!ok || n + 1 >= MIME_CHARSET_CAP)
             return false;
         buf[n++] = (char)c;

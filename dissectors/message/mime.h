@@ -17,10 +17,10 @@ void mx_mime_out_put(struct mx_mime_out *o, const void *s, size_t n);
 
 /* Base64 decoder state (RFC 2045 §6.8); zero-filled is a valid start. */
 struct mx_mime_b64 {
-    uint32_t acc;   /* pending bits */
-    unsigned n;     /* pending sextets (0..3) */
-    bool padded;    /* '=' seen: the quantum is over */
-    uint64_t bad;   /* characters outside the alphabet (whitespace excepted) */
+    uint32_t acc; /* pending bits */
+    unsigned n;   /* pending sextets (0..3) */
+    bool padded;  /* '=' seen: the quantum is over */
+    uint64_t bad; /* characters outside the alphabet (whitespace excepted) */
 };
 
 /* Decodes `len` bytes of `in` into `out` (room for len * 3 / 4 + 3 bytes);
@@ -35,11 +35,11 @@ void mx_mime_b64_end(struct mx_mime_b64 *st);
 /* Quoted-printable decoder state (RFC 2045 §6.7); zero-filled is a valid start. */
 #define MX_MIME_QP_WS 64 /* trailing whitespace held until the line end decides */
 struct mx_mime_qp {
-    unsigned pend;     /* 0, or 1/2: inside "=X" escape with that many bytes seen */
-    uint8_t hi;        /* the first hex digit of a pending escape */
-    uint8_t nws;       /* whitespace held: dropped if the line ends after it (rule 3) */
+    unsigned pend; /* 0, or 1/2: inside "=X" escape with that many bytes seen */
+    uint8_t hi;    /* the first hex digit of a pending escape */
+    uint8_t nws;   /* whitespace held: dropped if the line ends after it (rule 3) */
     uint8_t ws[MX_MIME_QP_WS];
-    uint64_t bad;      /* malformed escapes */
+    uint64_t bad; /* malformed escapes */
 };
 
 /* Decodes the content of (a piece of) one encoded line, without its line
@@ -47,8 +47,7 @@ struct mx_mime_qp {
  * the piece ends the line: trailing whitespace is dropped (rule 3) and a
  * final '=' is a soft break, reported in *soft. The result does not depend
  * on how a line is cut into pieces. Returns the bytes written. */
-size_t mx_mime_qp_feed(struct mx_mime_qp *st, const uint8_t *in, size_t len, bool line_end, bool *soft,
-                       uint8_t *out);
+size_t mx_mime_qp_feed(struct mx_mime_qp *st, const uint8_t *in, size_t len, bool line_end, bool *soft, uint8_t *out);
 
 /* Converts `in` from `charset` to UTF-8 into `o` with iconv; bytes that do not
  * convert become U+FFFD. Returns false (and writes nothing) when iconv does

@@ -15,13 +15,13 @@
 #include <string.h>
 
 /* Caps (STYLE.md rule 4). */
-#define POP3_MAX_CMD_LINE 16384  /* RFC 2449 §4 says 255; RFC 5034 §4 lets SASL lines be longer */
-#define POP3_MAX_RESP_LINE 4096  /* RFC 2449 §4 says 512 for the first line */
-#define POP3_MAX_PENDING 256     /* commands awaiting a response (RFC 2449 §6.6 PIPELINING) */
-#define POP3_CAPS_BYTES 2048     /* CAPA lines kept (each entry costs 2 more bytes) */
-#define POP3_MECHS_BYTES 1024    /* SASL mechanisms kept */
-#define POP3_MAX_LISTING 1000    /* LIST/UIDL entries written per response; more are counted */
-#define POP3_MAX_FAILURES 32     /* -ERR responses listed in the session record */
+#define POP3_MAX_CMD_LINE 16384 /* RFC 2449 §4 says 255; RFC 5034 §4 lets SASL lines be longer */
+#define POP3_MAX_RESP_LINE 4096 /* RFC 2449 §4 says 512 for the first line */
+#define POP3_MAX_PENDING 256    /* commands awaiting a response (RFC 2449 §6.6 PIPELINING) */
+#define POP3_CAPS_BYTES 2048    /* CAPA lines kept (each entry costs 2 more bytes) */
+#define POP3_MECHS_BYTES 1024   /* SASL mechanisms kept */
+#define POP3_MAX_LISTING 1000   /* LIST/UIDL entries written per response; more are counted */
+#define POP3_MAX_FAILURES 32    /* -ERR responses listed in the session record */
 
 /* Anomalies: stable names, in the order of this list (the flow record's). */
 #define POP3_ANOMALIES(X)                                                                                 \
@@ -62,10 +62,27 @@ const struct mx_mail_proto mx_pop3_mail = {
 };
 
 enum cmd {
-    P_UNKNOWN, P_USER, P_PASS, P_APOP, P_AUTH, P_CAPA, P_STAT, P_LIST, P_UIDL, P_RETR, P_TOP, P_DELE,
-    P_RSET, P_NOOP, P_QUIT, P_STLS, P_UTF8, P_LANG,
+    P_UNKNOWN,
+    P_USER,
+    P_PASS,
+    P_APOP,
+    P_AUTH,
+    P_CAPA,
+    P_STAT,
+    P_LIST,
+    P_UIDL,
+    P_RETR,
+    P_TOP,
+    P_DELE,
+    P_RSET,
+    P_NOOP,
+    P_QUIT,
+    P_STLS,
+    P_UTF8,
+    P_LANG,
     /* Pseudo-commands that a response answers too. */
-    P_CONNECT, P_AUTH_DATA,
+    P_CONNECT,
+    P_AUTH_DATA,
     P__COUNT,
 };
 
@@ -76,7 +93,7 @@ struct command;
 /* One command (RFC 1939 and its extensions): what sending it does, and
  * what the response to it does. The table, cmds[], follows the handlers. */
 struct cmd_def {
-    const char *name;  /* as sent, upper case; a pseudo-command's is in parentheses */
+    const char *name; /* as sent, upper case; a pseudo-command's is in parentheses */
     /* Sending it, before its record (NULL: nothing). */
     void (*sent)(struct pop3 *s, struct command *c);
     /* The first line of a +OK response, its text after the status (NULL: nothing). */
@@ -90,14 +107,13 @@ struct cmd_def {
 
 static const struct cmd_def cmds[P__COUNT];
 
-
 /* Server modes. */
 enum smode {
-    S_STATUS,  /* a status line: +OK, -ERR, or "+ " (RFC 5034 §4) */
-    S_LINES,   /* the lines of a multi-line response (CAPA, LIST, UIDL, AUTH, LANG) */
-    S_BODY,    /* a message (RETR, TOP), dot-stuffed, to the message parser */
-    S_SKIP,    /* the rest of an over-long line */
-    S_RESYNC,  /* midstream or after lost bytes: lines until a status line */
+    S_STATUS, /* a status line: +OK, -ERR, or "+ " (RFC 5034 §4) */
+    S_LINES,  /* the lines of a multi-line response (CAPA, LIST, UIDL, AUTH, LANG) */
+    S_BODY,   /* a message (RETR, TOP), dot-stuffed, to the message parser */
+    S_SKIP,   /* the rest of an over-long line */
+    S_RESYNC, /* midstream or after lost bytes: lines until a status line */
     S_TLS,
 };
 
@@ -105,9 +121,9 @@ struct pending {
     enum cmd cmd;
     mx_frame_t frame;
     mx_time_t ts;
-    uint32_t num;      /* RETR, TOP, DELE, LIST, UIDL: the message number; 0 for none */
-    uint32_t lines;    /* TOP: body lines asked for */
-    bool multi;        /* a +OK opens a multi-line response */
+    uint32_t num;   /* RETR, TOP, DELE, LIST, UIDL: the message number; 0 for none */
+    uint32_t lines; /* TOP: body lines asked for */
+    bool multi;     /* a +OK opens a multi-line response */
 };
 
 struct listing {
@@ -128,39 +144,39 @@ enum pstate { PS_AUTHORIZATION, PS_TRANSACTION, PS_UPDATE };
 static const char *const pstate_names[] = { "AUTHORIZATION", "TRANSACTION", "UPDATE" };
 
 struct pop3 {
-    struct mx_mail m;           /* what every mail session has */
+    struct mx_mail m; /* what every mail session has */
     enum pstate state;
     enum smode smode, skip_to;
-    bool ctls;                  /* the client side is TLS */
-    bool cskip;                 /* discarding the rest of an over-long command line */
-    bool c_resync;              /* after lost client bytes: lines until a known command */
+    bool ctls;     /* the client side is TLS */
+    bool cskip;    /* discarding the rest of an over-long command line */
+    bool c_resync; /* after lost client bytes: lines until a known command */
     bool tls, stls_pending, stls_offered, stls_attempted;
-    bool client_held;           /* client bytes wait for the response to STLS */
-    bool quiet;                 /* midstream or after lost bytes: unmatched responses are expected */
-    bool auth_continue;         /* "+ " asks for the client's next SASL message */
-    bool server_gap;            /* the server's multi-line response lost bytes */
-    bool server_seen;           /* a server byte was parsed */
-    bool client_first;          /* the client spoke before any server byte */
+    bool client_held;   /* client bytes wait for the response to STLS */
+    bool quiet;         /* midstream or after lost bytes: unmatched responses are expected */
+    bool auth_continue; /* "+ " asks for the client's next SASL message */
+    bool server_gap;    /* the server's multi-line response lost bytes */
+    bool server_seen;   /* a server byte was parsed */
+    bool client_first;  /* the client spoke before any server byte */
     bool ended[2];
-    struct mx_mail_queue q;     /* commands waiting for responses, oldest first */
+    struct mx_mail_queue q; /* commands waiting for responses, oldest first */
     struct pending pend[POP3_MAX_PENDING];
     /* The response being assembled. */
     struct {
         bool active;
-        struct pending cmd;     /* what it answers (P_UNKNOWN with have false) */
+        struct pending cmd; /* what it answers (P_UNKNOWN with have false) */
         bool have;
-        bool ok;                /* +OK (else -ERR) */
+        bool ok; /* +OK (else -ERR) */
         struct mx_text text, resp_code;
         uint32_t lines;
         uint64_t off;
         mx_frame_t first_frame;
         mx_time_t ts;
-        uint64_t declared;      /* "+OK 291 octets" */
-        mx_frame_t seen_frame;  /* the frame of its last byte parsed so far */
-        mx_frame_t end_frame;   /* when set, its last frame (it ended in lost bytes) */
+        uint64_t declared;     /* "+OK 291 octets" */
+        mx_frame_t seen_frame; /* the frame of its last byte parsed so far */
+        mx_frame_t end_frame;  /* when set, its last frame (it ended in lost bytes) */
         bool body_bol;
         struct mx_message *msg;
-        struct mx_buf list;     /* struct listing, at most POP3_MAX_LISTING */
+        struct mx_buf list; /* struct listing, at most POP3_MAX_LISTING */
         uint32_t list_dropped;
         uint64_t stat_count, stat_octets;
         bool stat;
@@ -168,9 +184,9 @@ struct pop3 {
     /* The session. */
     bool greeted, greet_ok, apop_timestamp;
     struct mx_text greeting;
-    struct mx_caps caps;        /* CAPA lines (RFC 2449 §5) */
-    struct mx_caps mechs;       /* SASL mechanisms: CAPA's SASL line, or the AUTH listing */
-    struct mx_text user;           /* the USER argument awaiting PASS */
+    struct mx_caps caps;  /* CAPA lines (RFC 2449 §5) */
+    struct mx_caps mechs; /* SASL mechanisms: CAPA's SASL line, or the AUTH listing */
+    struct mx_text user;  /* the USER argument awaiting PASS */
     bool user_sent;
     struct failure failures[POP3_MAX_FAILURES];
     unsigned n_failures;
@@ -200,7 +216,6 @@ static bool number(struct mx_slice v, uint64_t *out, size_t *used)
         *used = i;
     return i > 0 && (i == v.len || v.ptr[i] == ' ' || v.ptr[i] == '\t');
 }
-
 
 /* ---- Pending commands: responses come in command order (RFC 2449 §6.6) ---- */
 
@@ -263,7 +278,7 @@ static void caps_line(struct pop3 *s, struct mx_slice l)
     if (!l.len || !mx_mail_caps_add(&s->m, &s->caps, l))
         return;
     if (mx_ieq(l.ptr, l.len, "STLS"))
-        s->stls_offered = true; /* RFC 2595 §4 */
+        s->stls_offered = true;              /* RFC 2595 §4 */
     if (mx_iprefix(l.ptr, l.len, "SASL ")) { /* RFC 2449 §6.3 */
         mx_caps_clear(&s->mechs);
         mx_mail_caps_add_words(&s->m, &s->mechs, mx_slice_make(l.ptr + 5, l.len - 5));
@@ -361,8 +376,9 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
             s->state = PS_UPDATE;
     }
     if (mx_ctx_flow(s->m.ctx)->explain) {
-        mx_ev_str(ev, "explain", s->rep.ok ? "+OK: the command succeeded (RFC 1939 §3)."
-                                           : "-ERR: the command failed; the text says why (RFC 1939 §3).");
+        mx_ev_str(ev, "explain",
+                  s->rep.ok ? "+OK: the command succeeded (RFC 1939 §3)."
+                            : "-ERR: the command failed; the text says why (RFC 1939 §3).");
         mx_ev_str(ev, "state", pstate_names[s->state]);
     }
     const char *status = s->rep.ok ? "+OK" : "-ERR";
@@ -495,7 +511,8 @@ static void status_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     }
     s->rep.body_bol = true;
     if (p->cmd == P_RETR || p->cmd == P_TOP) {
-        struct mx_message_env env = { .ctx = s->m.ctx, .dir = MX_DIR_S2C,
+        struct mx_message_env env = { .ctx = s->m.ctx,
+                                      .dir = MX_DIR_S2C,
                                       .source = p->cmd == P_RETR ? "pop3.retr" : "pop3.top" };
         env.number = p->num;
         env.fragment = p->cmd == P_TOP;
@@ -569,8 +586,8 @@ static bool is_status(struct mx_slice l)
  * when the next line is needed to decide. */
 static bool no_greeting(struct pop3 *s, struct mx_slice line, struct mx_slice rest, size_t raw, uint64_t off, bool end)
 {
-    if (s->q.n < 2 || head(s)->cmd != P_CONNECT ||
-        !((const struct pending *)mx_mail_queue_at(&s->q, 1))->multi || !mx_iprefix(line.ptr, line.len, "+OK")) {
+    if (s->q.n < 2 || head(s)->cmd != P_CONNECT || !((const struct pending *)mx_mail_queue_at(&s->q, 1))->multi ||
+        !mx_iprefix(line.ptr, line.len, "+OK")) {
         s->client_first = false;
         return true;
     }
@@ -628,7 +645,8 @@ static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bo
         struct mx_slice line = l.text; /* the start of an over-long line still counts */
         if (s->client_first && s->smode == S_STATUS && !no_greeting(s, line, rest, raw, base + pos, end))
             break; /* the line after this one decides */
-        if (s->smode == S_LINES && s->q.n && (mx_iprefix(line.ptr, line.len, "+OK") || mx_iprefix(line.ptr, line.len, "-ERR"))) {
+        if (s->smode == S_LINES && s->q.n &&
+            (mx_iprefix(line.ptr, line.len, "+OK") || mx_iprefix(line.ptr, line.len, "-ERR"))) {
             /* No listing line starts so, and a later command waits: the
              * "." of this response never came (RFC 1939 §3). */
             anomaly(s, MX_DIR_S2C, A_RESPONSE_INCOMPLETE, base + pos, raw);
@@ -663,11 +681,11 @@ struct command {
     size_t raw;                      /* its bytes, line end included */
     mx_frame_t a, b;
     mx_time_t ts;
-    uint64_t n1;                     /* the number the argument starts with */
-    size_t used;                     /* its digits */
+    uint64_t n1; /* the number the argument starts with */
+    size_t used; /* its digits */
     bool has_num;
-    struct pending p;                /* what waits for the response */
-    const char *shown;               /* the argument as shown, when it holds a secret */
+    struct pending p;  /* what waits for the response */
+    const char *shown; /* the argument as shown, when it holds a secret */
     char shown_buf[96];
 };
 
@@ -709,8 +727,8 @@ static void sent_apop(struct pop3 *s, struct command *c)
         mx_sasl_set_secret(&l->sasl, mx_trim(digest), false);
     }
     if (!mx_ctx_flow(s->m.ctx)->show_secrets) {
-        snprintf(c->shown_buf, sizeof(c->shown_buf), "%.*s <redacted %zu bytes>",
-                 (int)(name.len < 64 ? name.len : 64), (const char *)name.ptr, mx_trim(digest).len);
+        snprintf(c->shown_buf, sizeof(c->shown_buf), "%.*s <redacted %zu bytes>", (int)(name.len < 64 ? name.len : 64),
+                 (const char *)name.ptr, mx_trim(digest).len);
         c->shown = c->shown_buf;
     }
 }
@@ -890,13 +908,15 @@ static const struct cmd_def cmds[P__COUNT] = {
     [P_USER] = { "USER", sent_user, NULL, NULL, NULL,
                  "Names the mailbox to log in to; PASS follows with its password, in clear unless under TLS "
                  "(RFC 1939 §7)." },
-    [P_PASS] = { "PASS", sent_pass, NULL, NULL, done_login, "Sends the password for the mailbox USER named (RFC 1939 §7)." },
+    [P_PASS] = { "PASS", sent_pass, NULL, NULL, done_login,
+                 "Sends the password for the mailbox USER named (RFC 1939 §7)." },
     [P_APOP] = { "APOP", sent_apop, NULL, NULL, done_login,
                  "Logs in with an MD5 digest of the greeting's timestamp and the password, so the password itself "
                  "does not cross (RFC 1939 §7)." },
     [P_AUTH] = { "AUTH", sent_auth, NULL, line_auth, done_login,
                  "Starts SASL authentication with the named mechanism; '+ ' asks for the next step (RFC 5034)." },
-    [P_CAPA] = { "CAPA", sent_capa, ok_capa, caps_line, NULL, "Asks which extensions the server supports (RFC 2449 §5)." },
+    [P_CAPA] = { "CAPA", sent_capa, ok_capa, caps_line, NULL,
+                 "Asks which extensions the server supports (RFC 2449 §5)." },
     [P_STAT] = { "STAT", NULL, ok_stat, NULL, NULL,
                  "Asks how many messages the mailbox holds and their total size (RFC 1939 §5)." },
     [P_LIST] = { "LIST", sent_listing, ok_listing, line_listing, NULL,
@@ -904,7 +924,8 @@ static const struct cmd_def cmds[P__COUNT] = {
     [P_UIDL] = { "UIDL", sent_listing, ok_listing, line_listing, NULL,
                  "Lists the messages' unique ids, which stay the same across sessions (RFC 1939 §7)." },
     [P_RETR] = { "RETR", sent_retr, ok_retr, NULL, NULL, "Retrieves a whole message (RFC 1939 §5)." },
-    [P_TOP] = { "TOP", sent_top, ok_retr, NULL, NULL, "Retrieves a message's header and its first lines (RFC 1939 §7)." },
+    [P_TOP] = { "TOP", sent_top, ok_retr, NULL, NULL,
+                "Retrieves a message's header and its first lines (RFC 1939 §7)." },
     [P_DELE] = { "DELE", sent_retr, NULL, NULL, done_dele,
                  "Marks a message for deletion; it goes when the session ends with QUIT (RFC 1939 §5)." },
     [P_RSET] = { "RSET", NULL, NULL, NULL, NULL, "Unmarks every message marked for deletion (RFC 1939 §5)." },
@@ -913,7 +934,8 @@ static const struct cmd_def cmds[P__COUNT] = {
                  "Ends the session; messages marked with DELE are deleted now (RFC 1939 §6)." },
     [P_STLS] = { "STLS", sent_stls, NULL, NULL, done_stls, "Asks to switch the connection to TLS (RFC 2595 §4)." },
     [P_UTF8] = { "UTF8", NULL, NULL, NULL, NULL, "Asks the server to use UTF-8 (RFC 6856)." },
-    [P_LANG] = { "LANG", sent_lang, NULL, NULL, NULL, "Asks for, or sets, the language of the server's texts (RFC 6856)." },
+    [P_LANG] = { "LANG", sent_lang, NULL, NULL, NULL,
+                 "Asks for, or sets, the language of the server's texts (RFC 6856)." },
     [P_CONNECT] = { "(connect)", NULL, ok_connect, NULL, done_connect, NULL },
     [P_AUTH_DATA] = { "(auth data)", NULL, NULL, NULL, done_login, NULL },
 };
@@ -930,9 +952,16 @@ static enum cmd cmd_of(struct mx_slice v)
 static void command_event(struct pop3 *s, const struct command *c, bool pipelined, bool injected)
 {
     struct mx_mail_command r = {
-        .first = c->a, .last = c->b, .ts = c->ts, .verb = c->verb,
-        .name = c->cmd == P_UNKNOWN ? NULL : cmds[c->cmd].name, .arg = c->arg, .shown = c->shown,
-        .pipelined = pipelined, .injected = injected, .explain = cmds[c->cmd].explain,
+        .first = c->a,
+        .last = c->b,
+        .ts = c->ts,
+        .verb = c->verb,
+        .name = c->cmd == P_UNKNOWN ? NULL : cmds[c->cmd].name,
+        .arg = c->arg,
+        .shown = c->shown,
+        .pipelined = pipelined,
+        .injected = injected,
+        .explain = cmds[c->cmd].explain,
         .state = pstate_names[s->state],
     };
     mx_mail_command_record(&s->m, &r);
@@ -961,8 +990,8 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     /* After "+ " the line is a SASL message. While an exchange is open, a
      * base64 line that is no command is one too, even if the "+ " was lost:
      * a password is never shown as a command. */
-    if (s->m.login && !s->auth_continue && c.cmd == P_UNKNOWN && !c.arg.len && line.len &&
-        mx_is_base64_line(line) && s->m.login->sasl.mech != MX_SASL_UNKNOWN)
+    if (s->m.login && !s->auth_continue && c.cmd == P_UNKNOWN && !c.arg.len && line.len && mx_is_base64_line(line) &&
+        s->m.login->sasl.mech != MX_SASL_UNKNOWN)
         s->auth_continue = true;
     if (s->auth_continue) {
         auth_data(s, line, off, raw, c.a, c.b, c.ts);

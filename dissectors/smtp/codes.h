@@ -16,24 +16,27 @@
 /* An enhanced status code as parsed: class.subject.detail (RFC 3463 §2),
  * with its text as the reply wrote it (digits as sent, leading zeros kept). */
 struct mx_enhanced_code {
-    int cls;      /* 2, 4 or 5; 0: no code */
-    int subject;  /* 0..999; -1: no code */
-    int detail;   /* 0..999; -1: no code */
+    int cls;       /* 2, 4 or 5; 0: no code */
+    int subject;   /* 0..999; -1: no code */
+    int detail;    /* 0..999; -1: no code */
     char text[12]; /* "5.1.1", NUL-terminated; "" with no code */
 };
 
 /* No enhanced code. */
-#define MX_ENHANCED_NONE { 0, -1, -1, "" }
+#define MX_ENHANCED_NONE \
+    {                    \
+        0, -1, -1, ""    \
+    }
 
 /* One row of the registry's "Enumerated Status Codes" (X.subject.detail). */
 struct mx_enhanced_info {
-    const char *code;              /* "X.1.1", as the registry writes it */
-    int subject, detail;           /* 1, 1 */
-    const char *sample;            /* sample text: "Bad destination mailbox address" */
-    const char *basic;             /* associated basic status codes, as written:
+    const char *code;        /* "X.1.1", as the registry writes it */
+    int subject, detail;     /* 1, 1 */
+    const char *sample;      /* sample text: "Bad destination mailbox address" */
+    const char *basic;       /* associated basic status codes, as written:
                                       "451, 550", "Not given", "Any", "5XX" */
-    const char *description;       /* the registry's description */
-    const char *reference;         /* "[RFC3463] (Standards Track)" */
+    const char *description; /* the registry's description */
+    const char *reference;   /* "[RFC3463] (Standards Track)" */
     const char *submitter;
     const char *change_controller;
 };
@@ -41,9 +44,9 @@ struct mx_enhanced_info {
 /* One row of the "Class Sub-Codes" (2.XXX.YYY) or "Subject Sub-Codes"
  * (X.1.YYY) registry. */
 struct mx_enhanced_part {
-    const char *code;              /* "5.XXX.YYY", "X.7.YYY" */
-    int value;                     /* the class (2, 4, 5) or the subject (0..7) */
-    const char *summary;           /* "Permanent Failure", "Security or Policy Status" */
+    const char *code;    /* "5.XXX.YYY", "X.7.YYY" */
+    int value;           /* the class (2, 4, 5) or the subject (0..7) */
+    const char *summary; /* "Permanent Failure", "Security or Policy Status" */
     const char *description;
     const char *reference;
     const char *submitter;

@@ -73,18 +73,19 @@ void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap)
         has(t, "relay not permitted") || has(t, "unable to relay") || has(t, "relaying not allowed") ||
         has(t, "relay denied")) {
         SAY("Relaying denied: the server does not relay mail for this client to that domain. Authenticate on "
-            "the submission port, or send to the recipient domain's own mail exchanger.%s", retry);
+            "the submission port, or send to the recipient domain's own mail exchanger.%s",
+            retry);
         return;
     }
     /* RFC 1870, RFC 3463 X.3.4: size. */
     if ((e.subject == 3 && e.detail == 4) || (e.subject == 2 && e.detail == 3) ||
-        (r->code == 552 && (data_end || step_is(r, "MAIL"))) || has(t, "message size exceeds") ||
-        has(t, "too big") || has(t, "too large")) {
+        (r->code == 552 && (data_end || step_is(r, "MAIL"))) || has(t, "message size exceeds") || has(t, "too big") ||
+        has(t, "too large")) {
         char nums[160] = "";
         uint64_t sz = r->message_size ? r->message_size : r->declared_size;
         if (sz && r->size_limit)
-            snprintf(nums, sizeof(nums), " (message %" PRIu64 " bytes, the server's SIZE limit %" PRIu64 " bytes)",
-                     sz, r->size_limit);
+            snprintf(nums, sizeof(nums), " (message %" PRIu64 " bytes, the server's SIZE limit %" PRIu64 " bytes)", sz,
+                     r->size_limit);
         else if (r->size_limit)
             snprintf(nums, sizeof(nums), " (the server's SIZE limit: %" PRIu64 " bytes)", r->size_limit);
         else if (sz)
@@ -131,8 +132,9 @@ void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap)
         SAY("The recipient's mailbox does not exist at this server (unknown user); check the address.");
         return;
     }
-    if (step_is(r, "RCPT") && !temp && (has(t, "user unknown") || has(t, "no such user") || has(t, "unknown user") ||
-                                        has(t, "does not exist") || has(t, "mailbox unavailable"))) {
+    if (step_is(r, "RCPT") && !temp &&
+        (has(t, "user unknown") || has(t, "no such user") || has(t, "unknown user") || has(t, "does not exist") ||
+         has(t, "mailbox unavailable"))) {
         SAY("The recipient's mailbox does not exist at this server (unknown user); check the address.");
         return;
     }
@@ -175,7 +177,9 @@ void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap)
     }
     if (e.subject == 7 || r->code == 554) {
         SAY("Refused by the server's policy: the %s is not authorized here.%s",
-            step_is(r, "MAIL") ? "sender" : step_is(r, "RCPT") ? "recipient (or the client, for it)" : "message",
+            step_is(r, "MAIL")   ? "sender"
+            : step_is(r, "RCPT") ? "recipient (or the client, for it)"
+                                 : "message",
             retry);
         return;
     }
@@ -200,13 +204,14 @@ void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap)
     if (temp && step_is(r, "RCPT")) {
         const char *subj = e.subject >= 0 ? mx_enhanced_subject_text(e.subject) : NULL;
         SAY("A temporary refusal of the recipient: greylisting or a temporary policy%s%s%s; the sender retries "
-            "later.", subj ? " (" : "", subj ? subj : "", subj ? ")" : "");
+            "later.",
+            subj ? " (" : "", subj ? subj : "", subj ? ")" : "");
         return;
     }
     if (temp) {
         SAY("A temporary failure at the server (%s); the sender retries later.",
             e.subject >= 0 && mx_enhanced_subject_text(e.subject) ? mx_enhanced_subject_text(e.subject)
-                                                                   : "no detail given");
+                                                                  : "no detail given");
         return;
     }
     if (step_is(r, "MAIL")) {

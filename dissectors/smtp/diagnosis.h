@@ -11,16 +11,16 @@
 
 /* One reply to one step of a delivery. */
 struct mx_diag_reply {
-    const char *step;        /* the command answered: "MAIL", "RCPT", "DATA", "(end of data)", "BDAT",
+    const char *step;                        /* the command answered: "MAIL", "RCPT", "DATA", "(end of data)", "BDAT",
                                 "AUTH", "(connect)", "EHLO", "STARTTLS", ... */
-    int code;                /* 250, 550, ... */
+    int code;                                /* 250, 550, ... */
     const struct mx_enhanced_code *enhanced; /* its enhanced code (cls 0 or NULL: none) */
-    struct mx_slice text;    /* the reply text after the codes */
-    uint64_t size_limit;     /* the SIZE the server advertised (RFC 1870), 0 when unknown */
-    uint64_t message_size;   /* bytes of the message sent, 0 when unknown */
-    uint64_t declared_size;  /* SIZE= given with MAIL FROM, 0 when none */
-    bool mail_refused;       /* the transaction's MAIL was refused before this step */
-    bool no_recipient;       /* no recipient had been accepted before this step */
+    struct mx_slice text;                    /* the reply text after the codes */
+    uint64_t size_limit;                     /* the SIZE the server advertised (RFC 1870), 0 when unknown */
+    uint64_t message_size;                   /* bytes of the message sent, 0 when unknown */
+    uint64_t declared_size;                  /* SIZE= given with MAIL FROM, 0 when none */
+    bool mail_refused;                       /* the transaction's MAIL was refused before this step */
+    bool no_recipient;                       /* no recipient had been accepted before this step */
 };
 
 /* The RFC meaning of the reply code in answer to `step` ("Requested action

@@ -15,12 +15,12 @@
 #include <string.h>
 
 /* Caps (STYLE.md rule 4). Lines past them raise an anomaly and resync at the next LF. */
-#define SMTP_MAX_CMD_LINE 16384   /* RFC 5321 §4.5.3.1.4 says 512; RFC 4954 §4 lets AUTH reach 12288 */
-#define SMTP_MAX_REPLY_LINE 4096  /* RFC 5321 §4.5.3.1.5 says 512; real servers go past it */
+#define SMTP_MAX_CMD_LINE 16384  /* RFC 5321 §4.5.3.1.4 says 512; RFC 4954 §4 lets AUTH reach 12288 */
+#define SMTP_MAX_REPLY_LINE 4096 /* RFC 5321 §4.5.3.1.5 says 512; real servers go past it */
 #define SMTP_MAX_REPLY_LINES 256
-#define SMTP_MAX_PENDING 512      /* commands awaiting a reply (RFC 2920 pipelining) */
-#define SMTP_MAX_RCPTS 1000       /* recipients kept per transaction; more are counted */
-#define SMTP_CAPS_BYTES 2048      /* EHLO keywords kept (each entry costs 2 more bytes) */
+#define SMTP_MAX_PENDING 512 /* commands awaiting a reply (RFC 2920 pipelining) */
+#define SMTP_MAX_RCPTS 1000  /* recipients kept per transaction; more are counted */
+#define SMTP_CAPS_BYTES 2048 /* EHLO keywords kept (each entry costs 2 more bytes) */
 
 /* Anomalies: stable names, in the order of this list (the flow record's). */
 #define SMTP_ANOMALIES(X)                                                                                       \
@@ -69,10 +69,30 @@ const struct mx_mail_proto mx_smtp_mail = {
 };
 
 enum verb {
-    V_UNKNOWN, V_HELO, V_EHLO, V_MAIL, V_RCPT, V_DATA, V_BDAT, V_RSET, V_NOOP, V_QUIT, V_VRFY,
-    V_EXPN, V_HELP, V_STARTTLS, V_AUTH, V_ETRN, V_XCLIENT, V_XFORWARD, V_TURN, V_ATRN,
+    V_UNKNOWN,
+    V_HELO,
+    V_EHLO,
+    V_MAIL,
+    V_RCPT,
+    V_DATA,
+    V_BDAT,
+    V_RSET,
+    V_NOOP,
+    V_QUIT,
+    V_VRFY,
+    V_EXPN,
+    V_HELP,
+    V_STARTTLS,
+    V_AUTH,
+    V_ETRN,
+    V_XCLIENT,
+    V_XFORWARD,
+    V_TURN,
+    V_ATRN,
     /* Pseudo-commands that a reply answers too. */
-    V_CONNECT, V_AUTH_DATA, V_DATA_END,
+    V_CONNECT,
+    V_AUTH_DATA,
+    V_DATA_END,
     V__COUNT,
 };
 
@@ -84,7 +104,7 @@ struct reply;
 /* One verb (RFC 5321 §4.1 and the extensions): what sending it does to the
  * session, and what its reply does. The table, verbs[], follows the handlers. */
 struct verb_def {
-    const char *name;   /* as sent, upper case; a pseudo-command's is in parentheses */
+    const char *name; /* as sent, upper case; a pseudo-command's is in parentheses */
     /* What the command does when sent, before its record (NULL: nothing). */
     void (*sent)(struct smtp *s, struct command *c);
     /* What a complete reply to it does (NULL: nothing). */
@@ -93,7 +113,6 @@ struct verb_def {
 };
 
 static const struct verb_def verbs[V__COUNT];
-
 
 /* Client-side modes. */
 enum cmode {
@@ -116,10 +135,10 @@ struct pending {
     enum verb verb;
     mx_frame_t frame;
     mx_time_t ts;
-    uint32_t rcpt; /* RCPT: index of its recipient, or UINT32_MAX when not kept */
+    uint32_t rcpt;  /* RCPT: index of its recipient, or UINT32_MAX when not kept */
     unsigned depth; /* the transaction it belongs to (trans_depth), 0 for none */
-    bool last;     /* BDAT LAST */
-    bool staged;   /* MAIL sent while a transaction was open (see struct smtp.staged) */
+    bool last;      /* BDAT LAST */
+    bool staged;    /* MAIL sent while a transaction was open (see struct smtp.staged) */
 };
 
 enum outcome { O_PENDING, O_ACCEPTED, O_REJECTED, O_DEFERRED };
@@ -140,23 +159,23 @@ static struct rcpt *rcpt_at(const struct txn *t, size_t i);
 
 struct txn {
     bool open;
-    unsigned depth;           /* 1, 2, ... within the session (Zeek's trans_depth) */
+    unsigned depth; /* 1, 2, ... within the session (Zeek's trans_depth) */
     struct mx_text mail_from;
     struct mx_text mail_params;
     int mail_code;
     struct mx_enhanced_code mail_enh;
-    struct mx_buf rcpts;      /* struct rcpt, at most SMTP_MAX_RCPTS */
+    struct mx_buf rcpts; /* struct rcpt, at most SMTP_MAX_RCPTS */
     uint32_t rcpts_dropped;
     struct mx_message *msg;
     bool bdat;
     uint32_t chunks;
-    int data_code;            /* the final reply to the message data */
+    int data_code; /* the final reply to the message data */
     struct mx_enhanced_code data_enh;
     struct mx_text last_reply;
     struct mx_text queue_id;
     bool partial;
-    bool rejected_data;       /* DATA itself was refused */
-    bool over_size;           /* the data passed the server's SIZE */
+    bool rejected_data; /* DATA itself was refused */
+    bool over_size;     /* the data passed the server's SIZE */
     mx_frame_t first_frame, last_frame;
     mx_time_t ts;
 };
@@ -168,26 +187,26 @@ static struct rcpt *rcpt_at(const struct txn *t, size_t i)
 }
 
 struct smtp {
-    struct mx_mail m;         /* what every mail session has */
+    struct mx_mail m; /* what every mail session has */
     enum sstate state;
     enum cmode cmode;
     enum smode smode;
     uint64_t bdat_left;
     bool bdat_last;
-    bool body_bol;            /* at the start of a message line */
-    bool body_resync;         /* a gap hit the message: a command line ends it */
+    bool body_bol;    /* at the start of a message line */
+    bool body_resync; /* a gap hit the message: a command line ends it */
     bool server_spoke, server_ended, server_gap;
-    bool server_skipped;      /* an over-long server line was cut: replies may be lost */
-    bool s2c_resync;          /* the next server line follows a gap: it may be a fragment */
-    bool server_partial;      /* the server's bytes end in an unterminated line */
-    bool server_cut;          /* ...which the client answered: it was a whole line without CRLF */
+    bool server_skipped; /* an over-long server line was cut: replies may be lost */
+    bool s2c_resync;     /* the next server line follows a gap: it may be a fragment */
+    bool server_partial; /* the server's bytes end in an unterminated line */
+    bool server_cut;     /* ...which the client answered: it was a whole line without CRLF */
     bool client_started;
-    bool quiet_unmatched;     /* midstream or after a gap: replies to unseen commands */
-    bool starttls_pending;    /* STARTTLS sent, no reply yet */
-    bool tls;                 /* the session went dark after a 220 to STARTTLS */
-    bool auth_continue;       /* a 334 asks for the client's next SASL message */
+    bool quiet_unmatched;  /* midstream or after a gap: replies to unseen commands */
+    bool starttls_pending; /* STARTTLS sent, no reply yet */
+    bool tls;              /* the session went dark after a 220 to STARTTLS */
+    bool auth_continue;    /* a 334 asks for the client's next SASL message */
     bool ended[2];
-    struct mx_mail_queue q;   /* commands waiting for replies, oldest first */
+    struct mx_mail_queue q; /* commands waiting for replies, oldest first */
     struct pending pend[SMTP_MAX_PENDING];
     /* The reply being assembled. */
     struct {
@@ -196,8 +215,8 @@ struct smtp {
         struct mx_enhanced_code enh;
         struct mx_text text;
         unsigned lines;
-        uint64_t off;         /* stream offset of the first line */
-        size_t raw;           /* bytes of all its lines */
+        uint64_t off; /* stream offset of the first line */
+        size_t raw;   /* bytes of all its lines */
         mx_frame_t first_frame;
         mx_time_t ts;
     } rep;
@@ -206,24 +225,24 @@ struct smtp {
     struct mx_text greeting;
     struct mx_text helo;
     enum verb helo_verb;
-    struct mx_caps caps;      /* EHLO keywords and their parameters (RFC 5321 §4.1.1.1) */
+    struct mx_caps caps; /* EHLO keywords and their parameters (RFC 5321 §4.1.1.1) */
     uint64_t size_limit;
     bool starttls_offered, starttls_attempted;
     int starttls_code;
     mx_frame_t starttls_frame;
     uint64_t replies, vrfy, expn, transactions;
-    bool client_held;         /* client bytes wait for a reply (DATA, STARTTLS) */
+    bool client_held;           /* client bytes wait for a reply (DATA, STARTTLS) */
     uint64_t midstream_skipped; /* client bytes skipped before the first command */
-    bool yield_server;        /* stop reading server bytes so the held client bytes go first */
-    struct txn txn;           /* the transaction being built: its commands are still coming */
-    struct txn fin;           /* a transaction whose data was sent, awaiting its final reply */
-    struct {                  /* a MAIL sent while `txn` was open: it counts only if accepted */
+    bool yield_server;          /* stop reading server bytes so the held client bytes go first */
+    struct txn txn;             /* the transaction being built: its commands are still coming */
+    struct txn fin;             /* a transaction whose data was sent, awaiting its final reply */
+    struct {                    /* a MAIL sent while `txn` was open: it counts only if accepted */
         bool on;
         struct mx_text from, params;
         mx_frame_t frame;
         mx_time_t ts;
     } staged;
-    struct mx_text helo_next;    /* HELO/EHLO argument, kept once the server accepts it */
+    struct mx_text helo_next; /* HELO/EHLO argument, kept once the server accepts it */
     enum verb helo_next_verb;
     mx_frame_t data_first_frame;
 };
@@ -233,8 +252,7 @@ _Static_assert(offsetof(struct smtp, m) == 0, "struct mx_mail begins struct smtp
 
 /* ---- Small helpers ---- */
 
-static void span(struct smtp *s, enum mx_dir d, uint64_t off, size_t len, mx_frame_t *a, mx_frame_t *b,
-                 mx_time_t *ts)
+static void span(struct smtp *s, enum mx_dir d, uint64_t off, size_t len, mx_frame_t *a, mx_frame_t *b, mx_time_t *ts)
 {
     mx_span(s->m.ctx, d, off, len, a, b, ts);
 }
@@ -272,7 +290,9 @@ static enum disposition outcome_of(int code)
 /* A message the client sends (DATA or BDAT), for the message parser. */
 static struct mx_message *smtp_message(struct smtp *s)
 {
-    struct mx_message_env env = { .ctx = s->m.ctx, .dir = MX_DIR_C2S, .source = s->txn.bdat ? "smtp.bdat" : "smtp.data" };
+    struct mx_message_env env = { .ctx = s->m.ctx,
+                                  .dir = MX_DIR_C2S,
+                                  .source = s->txn.bdat ? "smtp.bdat" : "smtp.data" };
     struct mx_message *m = mx_message_new(&env);
     if (!m)
         mx_ctx_fail(s->m.ctx);
@@ -286,8 +306,9 @@ static struct mx_message *smtp_message(struct smtp *s)
 static struct pending *push(struct smtp *s, enum verb v, mx_frame_t f, mx_time_t ts, uint32_t rcpt, bool last,
                             uint64_t off, size_t len)
 {
-    struct pending p = { .verb = v, .frame = f, .ts = ts, .rcpt = rcpt,
-                         .depth = s->txn.open ? s->txn.depth : 0, .last = last };
+    struct pending p = {
+        .verb = v, .frame = f, .ts = ts, .rcpt = rcpt, .depth = s->txn.open ? s->txn.depth : 0, .last = last
+    };
     return mx_mail_queue_push(&s->m, &s->q, &p, off, len);
 }
 
@@ -328,8 +349,7 @@ static uint64_t declared_size(const struct txn *t)
 
 /* What a failed reply means and its likely cause (RFC 5321 §4.2, RFC 3463). */
 static void failure_fields(struct smtp *s, const struct txn *t, const char *step, int code,
-                           const struct mx_enhanced_code *enh,
-                           struct mx_slice text, struct mx_event *ev)
+                           const struct mx_enhanced_code *enh, struct mx_slice text, struct mx_event *ev)
 {
     const char *meaning = mx_diag_reply_meaning(code, step);
     char em[256], cause[512];
@@ -341,10 +361,15 @@ static void failure_fields(struct smtp *s, const struct txn *t, const char *step
     uint32_t accepted = 0;
     for (uint32_t i = 0; t && i < t->rcpts.n; i++)
         accepted += rcpt_at(t, i)->outcome == O_ACCEPTED;
-    struct mx_diag_reply r = { .step = step, .code = code, .enhanced = enh, .text = text,
-                               .size_limit = s->size_limit, .message_size = t ? mx_message_size(t->msg) : 0,
+    struct mx_diag_reply r = { .step = step,
+                               .code = code,
+                               .enhanced = enh,
+                               .text = text,
+                               .size_limit = s->size_limit,
+                               .message_size = t ? mx_message_size(t->msg) : 0,
                                .declared_size = t ? declared_size(t) : 0,
-                               .mail_refused = t && t->mail_code >= 400, .no_recipient = t && !accepted };
+                               .mail_refused = t && t->mail_code >= 400,
+                               .no_recipient = t && !accepted };
     mx_diag_cause(&r, cause, sizeof(cause));
     if (cause[0])
         mx_ev_str(ev, "cause", cause);
@@ -390,11 +415,13 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
         mx_ev_frames(ev, frame, frame);
         failure_fields(s, t, step, code, enh, text, ev);
     } else if (disposition == D_RESET) {
-        mx_ev_str(ev, "cause", "The client reset the transaction (RSET, EHLO or STARTTLS) before the message was "
-                               "accepted.");
+        mx_ev_str(ev, "cause",
+                  "The client reset the transaction (RSET, EHLO or STARTTLS) before the message was "
+                  "accepted.");
     } else if (!mx_ctx_flow(s->m.ctx)->close) {
-        mx_ev_str(ev, "cause", "No final reply to this transaction was seen before the next one began (lost, or "
-                               "never sent).");
+        mx_ev_str(ev, "cause",
+                  "No final reply to this transaction was seen before the next one began (lost, or "
+                  "never sent).");
     } else {
         mx_ev_str(ev, "cause", mx_diag_unfinished(mx_ctx_flow(s->m.ctx)->close, false));
     }
@@ -456,9 +483,7 @@ static void txn_emit(struct smtp *s, const struct txn *t, enum disposition dispo
     uint32_t ok = 0;
     for (uint32_t i = 0; i < t->rcpts.n; i++)
         ok += rcpt_at(t, i)->outcome == O_ACCEPTED;
-    mx_ev_tone(ev, disposition == D_ACCEPTED ? MX_TONE_GOOD
-                   : disposition == D_REJECTED ? MX_TONE_BAD
-                                                       : MX_TONE_WARN);
+    mx_ev_tone(ev, disposition == D_ACCEPTED ? MX_TONE_GOOD : disposition == D_REJECTED ? MX_TONE_BAD : MX_TONE_WARN);
     mx_ev_text(ev, "transaction %u: from <%.*s> to %u recipient%s (%u accepted): %s%s%.*s", t->depth,
                (int)t->mail_from.len, (const char *)t->mail_from.b, (unsigned)(t->rcpts.n + t->rcpts_dropped),
                t->rcpts.n + t->rcpts_dropped == 1 ? "" : "s", ok, disposition_names[disposition],
@@ -643,9 +668,9 @@ static void auth_finish(struct smtp *s, int code, const struct mx_enhanced_code 
 struct reply {
     int code;
     const struct mx_enhanced_code *enh; /* its enhanced code (RFC 3463), cls 0 for none */
-    struct mx_slice text; /* after the codes */
-    mx_frame_t last;      /* its last frame */
-    bool ok;              /* 2xx */
+    struct mx_slice text;               /* after the codes */
+    mx_frame_t last;                    /* its last frame */
+    bool ok;                            /* 2xx */
 };
 
 /* RFC 5321 §4.3.2: what each reply does, by the command it answers. */
@@ -1048,7 +1073,6 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
 
 static void body_end(struct smtp *s, uint64_t off, size_t len);
 
-
 /* Feeds a client SASL message (an initial response or a line after 334). */
 static bool sasl_client(struct smtp *s, struct mx_slice b64, uint64_t off, size_t len)
 {
@@ -1063,11 +1087,11 @@ struct command {
     size_t raw;                /* its bytes, line end included */
     mx_frame_t a, b;
     mx_time_t ts;
-    const char *shown;         /* the argument as shown, when it holds a secret */
+    const char *shown; /* the argument as shown, when it holds a secret */
     char shown_buf[80];
-    uint32_t rcpt;             /* RCPT: its recipient's index, or UINT32_MAX */
-    bool last;                 /* BDAT ... LAST */
-    bool staged;               /* MAIL within a transaction */
+    uint32_t rcpt; /* RCPT: its recipient's index, or UINT32_MAX */
+    bool last;     /* BDAT ... LAST */
+    bool staged;   /* MAIL within a transaction */
 };
 
 static void sent_helo(struct smtp *s, struct command *c)
@@ -1182,8 +1206,8 @@ static void sent_auth(struct smtp *s, struct command *c)
     struct mx_slice ir = mx_trim(mx_slice_make(sp, x.len - mech.len));
     bool secret = sasl_client(s, ir, c->off, c->raw);
     if (secret && !mx_ctx_flow(s->m.ctx)->show_secrets) {
-        snprintf(c->shown_buf, sizeof(c->shown_buf), "%.*s <redacted %zu bytes>",
-                 (int)(mech.len < 32 ? mech.len : 32), (const char *)mech.ptr, ir.len);
+        snprintf(c->shown_buf, sizeof(c->shown_buf), "%.*s <redacted %zu bytes>", (int)(mech.len < 32 ? mech.len : 32),
+                 (const char *)mech.ptr, ir.len);
         c->shown = c->shown_buf;
     }
 }
@@ -1225,7 +1249,8 @@ static const struct verb_def verbs[V__COUNT] = {
     [V_BDAT] = { "BDAT", sent_bdat, answered_data_end,
                  "Sends a chunk of the message of exactly the given size, no dot needed; LAST marks the final chunk "
                  "(CHUNKING, RFC 3030)." },
-    [V_RSET] = { "RSET", NULL, answered_rset, "Abandons the current transaction; the session stays open (RFC 5321 §4.1.1.5)." },
+    [V_RSET] = { "RSET", NULL, answered_rset,
+                 "Abandons the current transaction; the session stays open (RFC 5321 §4.1.1.5)." },
     [V_NOOP] = { "NOOP", NULL, NULL, "Does nothing: checks the server is still there (RFC 5321 §4.1.1.9)." },
     [V_QUIT] = { "QUIT", NULL, NULL, "Asks the server to close the session (RFC 5321 §4.1.1.10)." },
     [V_VRFY] = { "VRFY", sent_vrfy, NULL,
@@ -1241,7 +1266,8 @@ static const struct verb_def verbs[V__COUNT] = {
                  "Starts authentication with the named SASL mechanism; 334 asks for the next step, 235 means "
                  "success (RFC 4954)." },
     [V_ETRN] = { "ETRN", NULL, NULL, "Asks the server to send the mail it queued for a domain (RFC 1985)." },
-    [V_XCLIENT] = { "XCLIENT", NULL, NULL, "A Postfix extension: a trusted proxy tells the server about the real client." },
+    [V_XCLIENT] = { "XCLIENT", NULL, NULL,
+                    "A Postfix extension: a trusted proxy tells the server about the real client." },
     [V_XFORWARD] = { "XFORWARD", NULL, NULL,
                      "A Postfix extension: a content filter passes on the original client's details." },
     [V_TURN] = { "TURN", NULL, NULL, NULL },
@@ -1264,9 +1290,17 @@ static enum verb verb_of(struct mx_slice v)
 static void command_event(struct smtp *s, const struct command *c, bool pipelined, bool injected)
 {
     struct mx_mail_command r = {
-        .first = c->a, .last = c->b, .ts = c->ts, .verb = c->verb,
-        .name = c->v == V_UNKNOWN ? NULL : verbs[c->v].name, .arg = c->arg, .shown = c->shown,
-        .pipelined = pipelined, .injected = injected, .explain = verbs[c->v].explain, .state = state_names[s->state],
+        .first = c->a,
+        .last = c->b,
+        .ts = c->ts,
+        .verb = c->verb,
+        .name = c->v == V_UNKNOWN ? NULL : verbs[c->v].name,
+        .arg = c->arg,
+        .shown = c->shown,
+        .pipelined = pipelined,
+        .injected = injected,
+        .explain = verbs[c->v].explain,
+        .state = state_names[s->state],
     };
     mx_mail_command_record(&s->m, &r);
 }
@@ -1286,8 +1320,8 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     /* RFC 4954 §4: after a 334, the line is a SASL message, not a command.
      * While an exchange is open, a base64 line that is no command is one too,
      * even if the 334 before it was lost: a password is never shown as a verb. */
-    if (s->m.login && !s->auth_continue && line.len && !memchr(line.ptr, ' ', line.len) &&
-        verb_of(line) == V_UNKNOWN && mx_is_base64_line(line))
+    if (s->m.login && !s->auth_continue && line.len && !memchr(line.ptr, ' ', line.len) && verb_of(line) == V_UNKNOWN &&
+        mx_is_base64_line(line))
         s->auth_continue = true;
     if (s->auth_continue) {
         s->auth_continue = false;
@@ -1736,8 +1770,8 @@ static void smtp_free(void *state)
 static size_t smtp_bytes(const void *state)
 {
     const struct smtp *s = state;
-    return sizeof(*s) + mx_message_bytes(s->txn.msg) + mx_message_bytes(s->fin.msg) +
-           mx_buf_bytes(&s->txn.rcpts) + mx_buf_bytes(&s->fin.rcpts) + mx_buf_bytes(&s->caps.b);
+    return sizeof(*s) + mx_message_bytes(s->txn.msg) + mx_message_bytes(s->fin.msg) + mx_buf_bytes(&s->txn.rcpts) +
+           mx_buf_bytes(&s->fin.rcpts) + mx_buf_bytes(&s->caps.b);
 }
 
 /* Bytes of d (mx_mail_parse). */

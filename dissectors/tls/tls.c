@@ -62,34 +62,33 @@ enum {
     EXT_SUPPORTED_VERSIONS = 43,
 };
 
-enum {
-    A_TLS_NOT_TLS,
-    A_TLS_RECORD_INVALID,
-    A_TLS_HANDSHAKE_TOO_LONG,
-    A_TLS_HANDSHAKE_INVALID,
-    A_TLS_HELLO_INVALID,
-    A_TLS_HELLO_LIMIT,
-    A_TLS_CERTIFICATE_INVALID,
-    A_SSLV2_CLIENT_HELLO,
-    A_TLS_HEARTBEAT,
-    A_TLS_TRUNCATED,
-    A__COUNT
-};
+/* Anomalies: stable names (STYLE.md rule 6), in the order of this list. */
+#define TLS_ANOMALIES(X)                                                                                           \
+    X(TLS_NOT_TLS, "the first bytes of a direction are not a TLS record (RFC 8446 §5.1); the rest of it is only " \
+                   "counted")                                                                                      \
+    X(TLS_RECORD_INVALID,                                                                                          \
+      "a TLS record header with an unknown content type, a version other than 3.x or a length over "               \
+      "2^14+2048 (RFC 5246 §6.2.3); the rest of that direction is only counted")                                   \
+    X(TLS_HANDSHAKE_TOO_LONG, "a TLS handshake message longer than the 64 KiB cap: skipped, never buffered")       \
+    X(TLS_HANDSHAKE_INVALID,                                                                                       \
+      "a TLS handshake message cut by another record type (RFC 8446 §5.1), or a Certificate message whose "       \
+      "lengths lie (RFC 5246 §7.4.2)")                                                                             \
+    X(TLS_HELLO_INVALID,                                                                                           \
+      "a ClientHello or ServerHello whose inner lengths lie (RFC 8446 §4.1.2); its fingerprints are left "        \
+      "out")                                                                                                       \
+    X(TLS_HELLO_LIMIT,                                                                                             \
+      "a ClientHello or ServerHello with more ciphers, extensions or list values than mxray keeps; its "           \
+      "fingerprints are left out")                                                                                 \
+    X(TLS_CERTIFICATE_INVALID, "the server's certificate is not DER X.509 that OpenSSL can read (RFC 5280 §4.1)")  \
+    X(SSLV2_CLIENT_HELLO, "the client opened with an SSL 2.0 ClientHello (RFC 6176 prohibits SSL 2.0)")            \
+    X(TLS_HEARTBEAT, "a TLS heartbeat record (RFC 6520): unusual in mail, and the vector of Heartbleed")           \
+    X(TLS_TRUNCATED, "the stream ended inside a TLS record")
+
+enum { TLS_ANOMALIES(MX_ANOMALY_ENUM) A__COUNT };
 
 /* Raised through mx_ctx_anomaly_def: the table is not the calling dissector's
  * own when a mail dissector runs TLS after STARTTLS. */
-static const struct mx_anomaly_def tls_anomalies[A__COUNT] = {
-    { "TLS_NOT_TLS", "the first bytes of a direction are not a TLS record (RFC 8446 §5.1); the rest of it is only counted" },
-    { "TLS_RECORD_INVALID", "a TLS record header with an unknown content type, a version other than 3.x or a length over 2^14+2048 (RFC 5246 §6.2.3); the rest of that direction is only counted" },
-    { "TLS_HANDSHAKE_TOO_LONG", "a TLS handshake message longer than the 64 KiB cap: skipped, never buffered" },
-    { "TLS_HANDSHAKE_INVALID", "a TLS handshake message cut by another record type (RFC 8446 §5.1), or a Certificate message whose lengths lie (RFC 5246 §7.4.2)" },
-    { "TLS_HELLO_INVALID", "a ClientHello or ServerHello whose inner lengths lie (RFC 8446 §4.1.2); its fingerprints are left out" },
-    { "TLS_HELLO_LIMIT", "a ClientHello or ServerHello with more ciphers, extensions or list values than mxray keeps; its fingerprints are left out" },
-    { "TLS_CERTIFICATE_INVALID", "the server's certificate is not DER X.509 that OpenSSL can read (RFC 5280 §4.1)" },
-    { "SSLV2_CLIENT_HELLO", "the client opened with an SSL 2.0 ClientHello (RFC 6176 prohibits SSL 2.0)" },
-    { "TLS_HEARTBEAT", "a TLS heartbeat record (RFC 6520): unusual in mail, and the vector of Heartbleed" },
-    { "TLS_TRUNCATED", "the stream ended inside a TLS record" },
-};
+static const struct mx_anomaly_def tls_anomalies[A__COUNT] = { TLS_ANOMALIES(MX_ANOMALY_DEF) };
 
 /* The IANA TLS Cipher Suites registry (RFC 8447 §8), sorted by value. */
 struct cipher_name {
@@ -517,9 +516,9 @@ static const uint8_t hrr_random[32] = {
 /* A ClientHello as read: a scratch allocation while it is parsed and
  * fingerprinted; struct offer keeps what the record shows. */
 struct client_hello {
-    bool v2;         /* in SSL 2.0 format */
-    bool valid;      /* read to its end, every inner length consistent */
-    bool limited;    /* a list was longer than its cap */
+    bool v2;      /* in SSL 2.0 format */
+    bool valid;   /* read to its end, every inner length consistent */
+    bool limited; /* a list was longer than its cap */
     bool has_sni, has_alpn, has_versions;
     uint16_t version; /* legacy_version (RFC 8446 §4.1.2) */
     uint16_t n_ciphers, n_exts, n_groups, n_formats, n_sigalgs, n_versions, sni_len, alpn_used;
@@ -539,7 +538,7 @@ struct client_hello {
 /* What the record keeps of the (first) ClientHello: about 150 bytes and the
  * exact lists, so that a flow costs little once its handshake is read. */
 struct offer {
-    bool seen;       /* the first ClientHello was read (one after HelloRetryRequest is not) */
+    bool seen; /* the first ClientHello was read (one after HelloRetryRequest is not) */
     bool v2, has_versions, has_sni;
     uint8_t n_alpn;
     uint16_t version, n_versions, n_ciphers, sni_len, alpn_used;
@@ -553,8 +552,8 @@ struct offer {
 
 /* What the server chose. */
 struct server_hello {
-    bool seen;       /* a ServerHello (possibly only a HelloRetryRequest) was read */
-    bool hrr;        /* the last one read was a HelloRetryRequest */
+    bool seen; /* a ServerHello (possibly only a HelloRetryRequest) was read */
+    bool hrr;  /* the last one read was a HelloRetryRequest */
     bool valid, limited, has_alpn, has_version;
     uint16_t legacy_version, version, cipher, n_exts;
     uint8_t alpn_len;
@@ -588,46 +587,46 @@ enum dir_mode {
 struct tls_dir {
     uint8_t mode;
     uint8_t hdr[5], hdr_have;
-    uint8_t type;            /* content type of the current record */
-    bool in_body;            /* hdr is complete: rec_left body bytes to come */
-    bool enc;                /* TLS <= 1.2: records after our ChangeCipherSpec are encrypted */
-    bool ccs;                /* a ChangeCipherSpec went by */
-    bool count_app;          /* the current record's bytes count as application data */
-    bool lost;               /* a gap broke the record framing: nothing more is read */
+    uint8_t type;   /* content type of the current record */
+    bool in_body;   /* hdr is complete: rec_left body bytes to come */
+    bool enc;       /* TLS <= 1.2: records after our ChangeCipherSpec are encrypted */
+    bool ccs;       /* a ChangeCipherSpec went by */
+    bool count_app; /* the current record's bytes count as application data */
+    bool lost;      /* a gap broke the record framing: nothing more is read */
     bool ended;
-    bool hs_desync;          /* a gap cut the handshake layer: ignore it to the record's end */
-    bool hs_keep;            /* the current handshake message is buffered (else skipped) */
+    bool hs_desync; /* a gap cut the handshake layer: ignore it to the record's end */
+    bool hs_keep;   /* the current handshake message is buffered (else skipped) */
     bool alert_half;
     uint8_t alert0;
     uint8_t hs_hdr[4], hs_hdr_have;
     uint32_t rec_len, rec_left;
     uint32_t hs_len, hs_have;
-    uint64_t off;            /* stream offset of the next byte */
-    uint64_t rec_off;        /* of the current record's header */
-    uint64_t hs_off;         /* of the current handshake message's header */
-    uint64_t after_ccs;      /* records after our ChangeCipherSpec */
-    uint64_t app;            /* application data bytes */
+    uint64_t off;       /* stream offset of the next byte */
+    uint64_t rec_off;   /* of the current record's header */
+    uint64_t hs_off;    /* of the current handshake message's header */
+    uint64_t after_ccs; /* records after our ChangeCipherSpec */
+    uint64_t app;       /* application data bytes */
     mx_frame_t alert_frame;
-    uint8_t *hs_buf;         /* the message being buffered (hs_len bytes) */
+    uint8_t *hs_buf; /* the message being buffered (hs_len bytes) */
 };
 
 struct mx_tls {
     struct mx_dissect_ctx *ctx;
     const char *how;
-    bool midstream;          /* the flow was picked up midstream: the first bytes may be mid-record */
-    bool done;               /* the record was emitted */
+    bool midstream; /* the flow was picked up midstream: the first bytes may be mid-record */
+    bool done;      /* the record was emitted */
     bool oom;
-    bool tls13;              /* the server chose TLS 1.3 */
-    bool cfin;               /* TLS 1.3: the client's first encrypted record (its Finished) went by */
-    bool fatal;              /* a fatal alert crossed in clear */
-    uint32_t s_flight;       /* TLS 1.3: encrypted server records before the client's Finished */
-    uint64_t after_cfin;     /* TLS 1.3: encrypted records either way after it */
+    bool tls13;          /* the server chose TLS 1.3 */
+    bool cfin;           /* TLS 1.3: the client's first encrypted record (its Finished) went by */
+    bool fatal;          /* a fatal alert crossed in clear */
+    uint32_t s_flight;   /* TLS 1.3: encrypted server records before the client's Finished */
+    uint64_t after_cfin; /* TLS 1.3: encrypted records either way after it */
     struct tls_dir dir[2];
     struct offer ch;
     struct server_hello sh;
     struct cert_info cert;
     char *ja3_string;
-    size_t ja3_cap;          /* bytes allocated for ja3_string */
+    size_t ja3_cap; /* bytes allocated for ja3_string */
     char ja3[33], ja3s[33], ja4[40];
     struct alert alerts[TLS_MAX_ALERTS];
     uint8_t n_alerts;
@@ -879,13 +878,26 @@ static void make_ja4(struct mx_tls *t, const struct client_hello *ch)
         v = ch->version;
     const char *ver = "00";
     switch (v) {
-    case 0x0304: ver = "13"; break;
-    case 0x0303: ver = "12"; break;
-    case 0x0302: ver = "11"; break;
-    case 0x0301: ver = "10"; break;
-    case 0x0300: ver = "s3"; break;
-    case 0x0002: ver = "s2"; break;
-    default: break;
+    case 0x0304:
+        ver = "13";
+        break;
+    case 0x0303:
+        ver = "12";
+        break;
+    case 0x0302:
+        ver = "11";
+        break;
+    case 0x0301:
+        ver = "10";
+        break;
+    case 0x0300:
+        ver = "s3";
+        break;
+    case 0x0002:
+        ver = "s2";
+        break;
+    default:
+        break;
     }
     uint16_t ciphers[TLS_MAX_CIPHERS], exts[TLS_MAX_EXTS];
     size_t nc = 0, ne = 0, ne_all = 0;
@@ -942,8 +954,8 @@ static void make_ja4(struct mx_tls *t, const struct client_hello *ch)
     if (ne)
         ja4_hash(text, n, c);
     free(text);
-    snprintf(t->ja4, sizeof(t->ja4), "t%s%c%02u%02u%s_%s_%s", ver, sni ? 'd' : 'i',
-             (unsigned)(nc > 99 ? 99 : nc), (unsigned)(ne_all > 99 ? 99 : ne_all), alpn, b, c);
+    snprintf(t->ja4, sizeof(t->ja4), "t%s%c%02u%02u%s_%s_%s", ver, sni ? 'd' : 'i', (unsigned)(nc > 99 ? 99 : nc),
+             (unsigned)(ne_all > 99 ? 99 : ne_all), alpn, b, c);
 }
 
 /* JA3S: the ServerHello's legacy_version, cipher and extensions in decimal; its MD5. */
@@ -964,13 +976,13 @@ static void make_ja3s(struct mx_tls *t)
 
 /* Appends v to a capped list, or sets `limited` when it is full. v is
  * evaluated either way: it is usually a cursor read that must advance. */
-#define PUSH(arr, n, v, limited)                                                                                       \
-    do {                                                                                                               \
-        uint32_t push_v_ = (v);                                                                                        \
-        if ((n) < MX_ARRAY_LEN(arr))                                                                                   \
-            (arr)[(n)++] = push_v_;                                                                                    \
-        else                                                                                                           \
-            (limited) = true;                                                                                          \
+#define PUSH(arr, n, v, limited)     \
+    do {                             \
+        uint32_t push_v_ = (v);      \
+        if ((n) < MX_ARRAY_LEN(arr)) \
+            (arr)[(n)++] = push_v_;  \
+        else                         \
+            (limited) = true;        \
     } while (0)
 
 /* The extensions of a ClientHello that the record and the fingerprints use. */
@@ -1918,8 +1930,9 @@ static void emit_record(struct mx_tls *t)
     mx_ev_end(ev);
     mx_ev_frames(ev, t->first, t->last);
     if (sh->seen || ch->seen)
-        mx_ev_text(ev, "TLS (%s)%s%s%s%s%s%.*s: handshake %s; %" PRIu64 " application bytes from the client, %" PRIu64
-                       " from the server",
+        mx_ev_text(ev,
+                   "TLS (%s)%s%s%s%s%s%.*s: handshake %s; %" PRIu64 " application bytes from the client, %" PRIu64
+                   " from the server",
                    t->how, *version ? " " : "", version, *cipher ? ", " : "", cipher, ch->has_sni ? ", SNI " : "",
                    ch->has_sni ? (int)ch->sni_len : 0, ch->has_sni ? (const char *)ch->sni : "",
                    completed ? "completed" : "not completed", t->dir[MX_DIR_C2S].app, t->dir[MX_DIR_S2C].app);
@@ -1975,8 +1988,8 @@ static size_t tls_state_bytes(const void *state)
     return mx_tls_bytes(state);
 }
 
-static struct mx_parse_result tls_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir dir,
-                                        struct mx_slice data, unsigned flags)
+static struct mx_parse_result tls_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir dir, struct mx_slice data,
+                                        unsigned flags)
 {
     struct mx_tls *t = state;
     struct mx_parse_result r = { .status = MX_PARSE_OK, .consumed = data.len, .needed = 0 };

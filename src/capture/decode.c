@@ -14,17 +14,17 @@
 
 /* IP protocol / IPv6 Next Header numbers. */
 #define MX_IPPROTO_HOPOPTS 0
-#define MX_IPPROTO_IPIP 4   /* IPv4 in IP, RFC 2003 */
+#define MX_IPPROTO_IPIP 4 /* IPv4 in IP, RFC 2003 */
 #define MX_IPPROTO_TCP 6
-#define MX_IPPROTO_IPV6 41  /* IPv6 in IP, RFC 4213 §3.5 (6in4) and RFC 2473 */
-#define MX_TUNNEL_MAX 4     /* nested IP-in-IP encapsulations followed */
+#define MX_IPPROTO_IPV6 41 /* IPv6 in IP, RFC 4213 §3.5 (6in4) and RFC 2473 */
+#define MX_TUNNEL_MAX 4    /* nested IP-in-IP encapsulations followed */
 #define MX_IPPROTO_ROUTING 43
 #define MX_IPPROTO_FRAGMENT 44
 #define MX_IPPROTO_AH 51
 #define MX_IPPROTO_DSTOPTS 60
 
-#define MX_VLAN_MAX 8       /* stacked VLAN tags followed */
-#define MX_IPV6_EXT_MAX 16  /* extension headers followed in one chain */
+#define MX_VLAN_MAX 8        /* stacked VLAN tags followed */
+#define MX_IPV6_EXT_MAX 16   /* extension headers followed in one chain */
 #define MX_IP_MAXDATA 65535u /* largest reassembled payload */
 
 #define MX_DEFRAG_DATAGRAMS 1024u
@@ -71,13 +71,13 @@ struct mx_dgram {
 };
 
 struct mx_decoder {
-    struct mx_defrag_limits lim;    /* defaults filled in */
-    struct mx_dgram **bucket;       /* hash table of datagrams in progress */
-    size_t nbucket;                 /* a power of two */
+    struct mx_defrag_limits lim;      /* defaults filled in */
+    struct mx_dgram **bucket;         /* hash table of datagrams in progress */
+    size_t nbucket;                   /* a power of two */
     struct mx_dgram *oldest, *newest; /* arrival order */
-    uint32_t ndgram;                /* datagrams in progress */
-    uint64_t held;                  /* bytes charged, see mx_dgram.cost */
-    uint8_t buf[MX_IP_MAXDATA];     /* the last reassembled payload */
+    uint32_t ndgram;                  /* datagrams in progress */
+    uint64_t held;                    /* bytes charged, see mx_dgram.cost */
+    uint8_t buf[MX_IP_MAXDATA];       /* the last reassembled payload */
 };
 
 /* Bytes from one protocol layer on: `cap` of them captured at `ptr`, `wire`
@@ -98,8 +98,7 @@ struct mx_dctx {
     unsigned tunnels;                 /* IP-in-IP layers entered so far */
 };
 
-static enum mx_decode_result mx_decode_ipv6_ext(struct mx_dctx *x, struct mx_layer l,
-                                                uint8_t nh, bool reassembled);
+static enum mx_decode_result mx_decode_ipv6_ext(struct mx_dctx *x, struct mx_layer l, uint8_t nh, bool reassembled);
 static enum mx_decode_result mx_decode_ipv4(struct mx_dctx *x, struct mx_layer l);
 static enum mx_decode_result mx_decode_ipv6(struct mx_dctx *x, struct mx_layer l);
 
@@ -130,8 +129,7 @@ static enum mx_decode_result mx_decode_bad(struct mx_dctx *x, enum mx_core_anoma
 
 /* A header of `need` bytes does not fit in what was captured: blame the
  * snapshot length if the wire had the bytes, else the header itself. */
-static enum mx_decode_result mx_decode_short(struct mx_dctx *x, struct mx_layer l, size_t need,
-                                             enum mx_core_anomaly a)
+static enum mx_decode_result mx_decode_short(struct mx_dctx *x, struct mx_layer l, size_t need, enum mx_core_anomaly a)
 {
     if (l.cap < need && l.wire >= need)
         a = MX_AN_SNAPLEN_TRUNCATED;
@@ -254,8 +252,7 @@ static void mx_defrag_expire(struct mx_dctx *x)
     struct mx_decoder *d = x->d;
     mx_time_t now = x->raw->ts;
 
-    while (d->oldest && now > d->oldest->ts &&
-           (uint64_t)now - (uint64_t)d->oldest->ts > (uint64_t)d->lim.timeout) {
+    while (d->oldest && now > d->oldest->ts && (uint64_t)now - (uint64_t)d->oldest->ts > (uint64_t)d->lim.timeout) {
         mx_decode_note(x, MX_AN_FRAG_TIMEOUT);
         mx_defrag_drop(d, d->oldest);
     }
@@ -295,13 +292,13 @@ out:
 
 /* What storing [off, end) into a datagram would do. */
 struct mx_frag_scan {
-    bool dup;     /* an exact copy of a held piece */
-    bool overlap; /* touches held bytes (and is no exact copy) */
+    bool dup;      /* an exact copy of a held piece */
+    bool overlap;  /* touches held bytes (and is no exact copy) */
     uint64_t cost; /* bytes charged for the pieces to add */
 };
 
-static void mx_defrag_scan(const struct mx_dgram *g, uint32_t off, uint32_t end,
-                           const uint8_t *data, struct mx_frag_scan *s)
+static void mx_defrag_scan(const struct mx_dgram *g, uint32_t off, uint32_t end, const uint8_t *data,
+                           struct mx_frag_scan *s)
 {
     uint32_t cur = off;
 
@@ -326,8 +323,7 @@ static void mx_defrag_scan(const struct mx_dgram *g, uint32_t off, uint32_t end,
 
 /* Stores the parts of [off, end) no piece holds yet; returns false when out of
  * memory (what was stored stays consistent). */
-static bool mx_defrag_fill(struct mx_decoder *d, struct mx_dgram *g, uint32_t off, uint32_t end,
-                           const uint8_t *data)
+static bool mx_defrag_fill(struct mx_decoder *d, struct mx_dgram *g, uint32_t off, uint32_t end, const uint8_t *data)
 {
     struct mx_frag_piece **pp = &g->pieces;
     uint32_t cur = off;
@@ -368,8 +364,8 @@ static bool mx_defrag_fill(struct mx_decoder *d, struct mx_dgram *g, uint32_t of
 /* Adds one fragment whose data is `l` at byte `off` of the datagram `k`.
  * `nh` is the IPv6 Fragment header's Next Header. When this completes the
  * datagram, decodes the reassembled payload from d->buf. */
-static enum mx_decode_result mx_defrag_add(struct mx_dctx *x, const struct mx_frag_key *k,
-                                           struct mx_layer l, uint32_t off, bool more, uint8_t nh)
+static enum mx_decode_result mx_defrag_add(struct mx_dctx *x, const struct mx_frag_key *k, struct mx_layer l,
+                                           uint32_t off, bool more, uint8_t nh)
 {
     struct mx_decoder *d = x->d;
     struct mx_frag_scan s;
@@ -381,13 +377,11 @@ static enum mx_decode_result mx_defrag_add(struct mx_dctx *x, const struct mx_fr
         return mx_decode_bad(x, MX_AN_SNAPLEN_TRUNCATED);
     /* RFC 791 §3.2, RFC 8200 §4.5: every fragment but the last carries a
      * non-zero multiple of 8 octets; the payload is at most 65535 octets. */
-    if (l.wire > MX_IP_MAXDATA || off + l.wire > MX_IP_MAXDATA ||
-        (more && (l.wire == 0 || l.wire % 8 != 0)))
+    if (l.wire > MX_IP_MAXDATA || off + l.wire > MX_IP_MAXDATA || (more && (l.wire == 0 || l.wire % 8 != 0)))
         return mx_decode_bad(x, MX_AN_FRAG_INVALID);
     end = off + (uint32_t)l.wire;
     g = mx_defrag_find(d, k);
-    if (g && ((g->last_seen && (end > g->total || (!more && end != g->total))) ||
-              (!more && g->maxend > end)))
+    if (g && ((g->last_seen && (end > g->total || (!more && end != g->total))) || (!more && g->maxend > end)))
         return mx_decode_bad(x, MX_AN_FRAG_INVALID);
     if (!g) {
         g = mx_defrag_create(x, k);
@@ -446,15 +440,14 @@ static enum mx_decode_result mx_defrag_add(struct mx_dctx *x, const struct mx_fr
 /* Whether `nh` may lead to TCP: TCP itself or a header the chain walk follows. */
 static bool mx_ipv6_may_be_tcp(uint8_t nh)
 {
-    return nh == MX_IPPROTO_TCP || nh == MX_IPPROTO_HOPOPTS || nh == MX_IPPROTO_ROUTING ||
-           nh == MX_IPPROTO_DSTOPTS || nh == MX_IPPROTO_AH;
+    return nh == MX_IPPROTO_TCP || nh == MX_IPPROTO_HOPOPTS || nh == MX_IPPROTO_ROUTING || nh == MX_IPPROTO_DSTOPTS ||
+           nh == MX_IPPROTO_AH;
 }
 
 /* Walks the extension header chain starting with `nh` (RFC 8200 §4) up to
  * TCP. `reassembled` is set when `l` is a reassembled fragmentable part, in
  * which a Hop-by-Hop or another Fragment header has no place. */
-static enum mx_decode_result mx_decode_ipv6_ext(struct mx_dctx *x, struct mx_layer l,
-                                                uint8_t nh, bool reassembled)
+static enum mx_decode_result mx_decode_ipv6_ext(struct mx_dctx *x, struct mx_layer l, uint8_t nh, bool reassembled)
 {
     struct mx_cursor c;
 
@@ -594,8 +587,7 @@ static enum mx_decode_result mx_decode_ipv4(struct mx_dctx *x, struct mx_layer l
 
 /* Follows VLAN tags (IEEE 802.1Q §9.6: TCI, then the inner Ethertype) and
  * dispatches on the final Ethertype. */
-static enum mx_decode_result mx_decode_ethertype(struct mx_dctx *x, struct mx_layer l,
-                                                 uint16_t type)
+static enum mx_decode_result mx_decode_ethertype(struct mx_dctx *x, struct mx_layer l, uint16_t type)
 {
     struct mx_cursor c;
     unsigned depth = 0;
@@ -727,9 +719,8 @@ void mx_decoder_free(struct mx_decoder *d)
 
 /* Contract in decode.h. The raw bytes stay the caller's; *pkt may point into
  * them or into d->buf until the next call. counts and anomalies may be NULL. */
-enum mx_decode_result mx_decode(struct mx_decoder *d, const struct mx_raw_packet *raw,
-                                struct mx_packet *pkt, struct mx_anomaly_counts *counts,
-                                uint64_t *anomalies)
+enum mx_decode_result mx_decode(struct mx_decoder *d, const struct mx_raw_packet *raw, struct mx_packet *pkt,
+                                struct mx_anomaly_counts *counts, uint64_t *anomalies)
 {
     struct mx_dctx x = { d, raw, pkt, counts, anomalies, 0 };
     struct mx_layer l;

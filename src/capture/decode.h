@@ -7,10 +7,10 @@
 
 /* Link types mxray decodes (values are LINKTYPE_* from the pcap/pcapng specs;
  * libpcap maps DLT_RAW/DLT_NULL etc. to these). */
-#define MX_LINKTYPE_NULL 0        /* BSD loopback, host byte order AF */
+#define MX_LINKTYPE_NULL 0 /* BSD loopback, host byte order AF */
 #define MX_LINKTYPE_ETHERNET 1
-#define MX_LINKTYPE_RAW 101       /* raw IPv4 or IPv6, version from the first nibble */
-#define MX_LINKTYPE_LOOP 108      /* OpenBSD loopback, network byte order AF */
+#define MX_LINKTYPE_RAW 101  /* raw IPv4 or IPv6, version from the first nibble */
+#define MX_LINKTYPE_LOOP 108 /* OpenBSD loopback, network byte order AF */
 #define MX_LINKTYPE_LINUX_SLL 113
 #define MX_LINKTYPE_IPV4 228
 #define MX_LINKTYPE_IPV6 229
@@ -26,24 +26,24 @@
 
 /* One captured frame as the input layer hands it over. */
 struct mx_raw_packet {
-    mx_frame_t frame;     /* 1-based frame number */
-    mx_time_t ts;         /* capture time, ns */
-    int linktype;         /* LINKTYPE_* */
-    uint32_t caplen;      /* bytes captured */
-    uint32_t wirelen;     /* bytes on the wire */
-    const uint8_t *data;  /* caplen bytes, owned by the input layer */
+    mx_frame_t frame;    /* 1-based frame number */
+    mx_time_t ts;        /* capture time, ns */
+    int linktype;        /* LINKTYPE_* */
+    uint32_t caplen;     /* bytes captured */
+    uint32_t wirelen;    /* bytes on the wire */
+    const uint8_t *data; /* caplen bytes, owned by the input layer */
 };
 
 /* A decoded TCP segment. Slices point into the raw packet or, for a
  * reassembled IP datagram, into the decoder's buffer; both stay valid until
  * the next call to mx_decode(). */
 struct mx_packet {
-    mx_frame_t frame;       /* the frame that completed the packet */
+    mx_frame_t frame; /* the frame that completed the packet */
     mx_time_t ts;
     struct mx_addr src, dst;
     uint16_t sport, dport;
-    uint32_t seq, ack;      /* raw sequence and acknowledgement numbers */
-    uint8_t flags;          /* MX_TCP_* */
+    uint32_t seq, ack; /* raw sequence and acknowledgement numbers */
+    uint8_t flags;     /* MX_TCP_* */
     uint16_t window;
     struct mx_slice payload; /* TCP payload bytes actually captured */
     uint32_t payload_len;    /* payload length according to the IP header */
@@ -55,18 +55,18 @@ struct mx_packet {
 };
 
 enum mx_decode_result {
-    MX_DECODE_TCP,        /* *pkt holds a TCP segment */
-    MX_DECODE_OTHER,      /* a valid packet that is not TCP (UDP, ICMP, ARP, ...) */
-    MX_DECODE_FRAG_HELD,  /* an IP fragment was stored; its datagram is not complete */
-    MX_DECODE_LINKTYPE,   /* the link type is not one mxray decodes */
-    MX_DECODE_INVALID,    /* a header was invalid; an anomaly was counted */
+    MX_DECODE_TCP,       /* *pkt holds a TCP segment */
+    MX_DECODE_OTHER,     /* a valid packet that is not TCP (UDP, ICMP, ARP, ...) */
+    MX_DECODE_FRAG_HELD, /* an IP fragment was stored; its datagram is not complete */
+    MX_DECODE_LINKTYPE,  /* the link type is not one mxray decodes */
+    MX_DECODE_INVALID,   /* a header was invalid; an anomaly was counted */
 };
 
 /* Limits of the IP fragment reassembler. A zero-filled struct takes defaults. */
 struct mx_defrag_limits {
-    uint32_t max_datagrams;  /* datagrams in progress at once (default 1024) */
-    uint64_t max_bytes;      /* fragment bytes held at once (default 16 MiB) */
-    mx_time_t timeout;       /* ns before an incomplete datagram is dropped (default 30 s) */
+    uint32_t max_datagrams; /* datagrams in progress at once (default 1024) */
+    uint64_t max_bytes;     /* fragment bytes held at once (default 16 MiB) */
+    mx_time_t timeout;      /* ns before an incomplete datagram is dropped (default 30 s) */
 };
 
 struct mx_decoder;
@@ -80,9 +80,8 @@ void mx_decoder_free(struct mx_decoder *d);
  * (1u << MX_AN_x) into *anomalies, so the caller can report the frame.
  * Incomplete fragmented datagrams older than the timeout (relative to raw->ts)
  * are dropped on the way, counting FRAG_TIMEOUT. */
-enum mx_decode_result mx_decode(struct mx_decoder *d, const struct mx_raw_packet *raw,
-                                struct mx_packet *pkt, struct mx_anomaly_counts *counts,
-                                uint64_t *anomalies);
+enum mx_decode_result mx_decode(struct mx_decoder *d, const struct mx_raw_packet *raw, struct mx_packet *pkt,
+                                struct mx_anomaly_counts *counts, uint64_t *anomalies);
 
 /* Bytes currently held by the fragment reassembler (for memory accounting). */
 uint64_t mx_decoder_held_bytes(const struct mx_decoder *d);

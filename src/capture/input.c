@@ -1,7 +1,6 @@
 /* input.c - capture-file input through libpcap (pcap and pcapng, us and ns timestamps). */
 #include "capture/input.h"
 
-
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -211,7 +210,7 @@ struct mx_input *mx_input_open_live(const struct mx_live_opts *o, char *err, siz
     }
     pcap_set_snaplen(l->pcap, 262144); /* whole packets */
     pcap_set_promisc(l->pcap, o->promisc);
-    pcap_set_timeout(l->pcap, 250);   /* ms: next() reports a tick when nothing comes */
+    pcap_set_timeout(l->pcap, 250); /* ms: next() reports a tick when nothing comes */
     pcap_set_buffer_size(l->pcap, 16 << 20);
     pcap_set_tstamp_precision(l->pcap, PCAP_TSTAMP_PRECISION_MICRO);
     int rc = pcap_activate(l->pcap);

@@ -33,9 +33,9 @@ struct mx_input_ops {
 
 struct mx_input {
     const struct mx_input_ops *ops;
-    char name[256];   /* file name or interface, for messages */
-    char error[512];  /* the last error */
-    uint64_t size;    /* the file's size in bytes, 0 when unknown (a pipe, an interface) */
+    char name[256];  /* file name or interface, for messages */
+    char error[512]; /* the last error */
+    uint64_t size;   /* the file's size in bytes, 0 when unknown (a pipe, an interface) */
 };
 
 /* Opens a pcap or pcapng file ("-" for standard input), with timestamps
@@ -48,7 +48,7 @@ struct mx_input *mx_input_open_stream(FILE *fp, const char *name, char *err, siz
 /* Live capture options (-i, -f, -w, --no-promisc). */
 struct mx_live_opts {
     const char *iface;
-    const char *filter;     /* BPF (main's default: the mail ports, mx_protocols_filter) */
+    const char *filter; /* BPF (main's default: the mail ports, mx_protocols_filter) */
     bool promisc;
     const char *write_path; /* -w: also write the raw packets there, or NULL */
 };

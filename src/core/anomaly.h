@@ -20,36 +20,36 @@ struct mx_anomaly_def {
 
 /* The core's anomalies: capture input, packet decode, IP reassembly, flows and
  * TCP reassembly. Dissectors carry their own tables (dissector.h). */
-#define MX_CORE_ANOMALIES(X)                                                                    \
-    X(FILE_TRUNCATED, "the capture file ends in the middle of a record")                       \
-    X(FILE_READ_ERROR, "the capture file could not be read further")                           \
-    X(UNSUPPORTED_LINKTYPE, "packets of a link type mxray does not decode were skipped")       \
-    X(SNAPLEN_TRUNCATED, "a packet was cut by the capture's snapshot length")                 \
-    X(LINK_HEADER_INVALID, "a link-layer header is shorter than its type requires")           \
-    X(VLAN_DEPTH_EXCEEDED, "more stacked VLAN tags than mxray follows")                       \
-    X(IP_HEADER_INVALID, "an IP header whose version or length fields lie")                   \
-    X(IP_LENGTH_MISMATCH, "the IP total length is larger than the frame carries")             \
-    X(IPV6_EXT_INVALID, "an IPv6 extension header chain that is cut or too long")             \
-    X(TCP_HEADER_INVALID, "a TCP header whose data offset lies")                              \
-    X(FRAG_OVERLAP, "IP fragments overlap")                                                    \
-    X(FRAG_INVALID, "an IP fragment with an impossible offset or length")                    \
-    X(FRAG_TIMEOUT, "an IP datagram's fragments never all arrived")                           \
-    X(FRAG_LIMIT, "IP fragment memory or datagram cap reached; fragments dropped")            \
+#define MX_CORE_ANOMALIES(X)                                                                                      \
+    X(FILE_TRUNCATED, "the capture file ends in the middle of a record")                                          \
+    X(FILE_READ_ERROR, "the capture file could not be read further")                                              \
+    X(UNSUPPORTED_LINKTYPE, "packets of a link type mxray does not decode were skipped")                          \
+    X(SNAPLEN_TRUNCATED, "a packet was cut by the capture's snapshot length")                                     \
+    X(LINK_HEADER_INVALID, "a link-layer header is shorter than its type requires")                               \
+    X(VLAN_DEPTH_EXCEEDED, "more stacked VLAN tags than mxray follows")                                           \
+    X(IP_HEADER_INVALID, "an IP header whose version or length fields lie")                                       \
+    X(IP_LENGTH_MISMATCH, "the IP total length is larger than the frame carries")                                 \
+    X(IPV6_EXT_INVALID, "an IPv6 extension header chain that is cut or too long")                                 \
+    X(TCP_HEADER_INVALID, "a TCP header whose data offset lies")                                                  \
+    X(FRAG_OVERLAP, "IP fragments overlap")                                                                       \
+    X(FRAG_INVALID, "an IP fragment with an impossible offset or length")                                         \
+    X(FRAG_TIMEOUT, "an IP datagram's fragments never all arrived")                                               \
+    X(FRAG_LIMIT, "IP fragment memory or datagram cap reached; fragments dropped")                                \
     X(FLOW_EVICTED, "the flow table or the memory cap was full; the least recently active flow was closed early") \
-    X(TCP_OVERLAP_DIFFERENT, "a TCP segment overlaps earlier bytes with different data")      \
-    X(TCP_SEGMENT_OUT_OF_WINDOW, "a TCP segment lies far outside the expected sequence range")\
-    X(TCP_DATA_AFTER_FIN, "TCP data beyond the sequence number of the FIN")                   \
-    X(TCP_REASSEMBLY_LIMIT, "out-of-order data exceeded its cap; the hole became a gap")      \
-    X(TCP_GAP, "bytes of the stream were never captured")                                      \
-    X(TCP_LATE_SEGMENT, "a segment arrived for bytes already declared a gap")                 \
-    X(DISSECTOR_BUFFER_LIMIT, "a dissector left more unconsumed bytes than the cap allows")  \
+    X(TCP_OVERLAP_DIFFERENT, "a TCP segment overlaps earlier bytes with different data")                          \
+    X(TCP_SEGMENT_OUT_OF_WINDOW, "a TCP segment lies far outside the expected sequence range")                    \
+    X(TCP_DATA_AFTER_FIN, "TCP data beyond the sequence number of the FIN")                                       \
+    X(TCP_REASSEMBLY_LIMIT, "out-of-order data exceeded its cap; the hole became a gap")                          \
+    X(TCP_GAP, "bytes of the stream were never captured")                                                         \
+    X(TCP_LATE_SEGMENT, "a segment arrived for bytes already declared a gap")                                     \
+    X(DISSECTOR_BUFFER_LIMIT, "a dissector left more unconsumed bytes than the cap allows")                       \
     X(SYN_UNANSWERED, "the client's SYN got no answer: the server was silent or the capture missed it")
 
 enum mx_core_anomaly {
 #define MX_X(n, d) MX_AN_##n,
     MX_CORE_ANOMALIES(MX_X)
 #undef MX_X
-    MX_AN__COUNT
+        MX_AN__COUNT
 };
 
 extern const struct mx_anomaly_def mx_core_anomalies[MX_AN__COUNT];

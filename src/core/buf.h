@@ -15,12 +15,12 @@ enum mx_buf_status {
 };
 
 struct mx_buf {
-    void *p;       /* the elements, or NULL before the first */
-    size_t n;      /* elements held */
-    size_t cap;    /* elements allocated */
-    size_t size;   /* bytes of one element (1 for bytes) */
-    size_t first;  /* elements allocated by the first growth */
-    size_t max;    /* elements it may hold at most */
+    void *p;      /* the elements, or NULL before the first */
+    size_t n;     /* elements held */
+    size_t cap;   /* elements allocated */
+    size_t size;  /* bytes of one element (1 for bytes) */
+    size_t first; /* elements allocated by the first growth */
+    size_t max;   /* elements it may hold at most */
 };
 
 /* An empty array of elements of `size` bytes; `first` elements are

@@ -12,7 +12,7 @@ struct mx_idmap {
     struct mx_idmap_slot {
         uint64_t id; /* 0: empty */
         void *val;
-    } *slot;
+    } * slot;
     size_t cap, n; /* cap is 0 or a power of two */
 };
 

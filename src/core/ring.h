@@ -28,11 +28,11 @@ void mx_park_wake(struct mx_park *p);
 
 struct mx_ring {
     uint8_t *buf;
-    size_t cap;                         /* a power of two */
-    _Alignas(64) atomic_size_t head;    /* consumer: bytes released so far */
-    _Alignas(64) atomic_size_t tail;    /* producer: bytes published so far */
-    _Alignas(64) size_t wpos;           /* producer: end of the reserved message */
-    _Alignas(64) size_t rpos;           /* consumer: end of the message peeked at */
+    size_t cap;                          /* a power of two */
+    _Alignas(64) atomic_size_t head;     /* consumer: bytes released so far */
+    _Alignas(64) atomic_size_t tail;     /* producer: bytes published so far */
+    _Alignas(64) size_t wpos;            /* producer: end of the reserved message */
+    _Alignas(64) size_t rpos;            /* consumer: end of the message peeked at */
     struct mx_park *producer, *consumer; /* who to wake (not owned) */
 };
 
@@ -56,15 +56,13 @@ void mx_ring_release(struct mx_ring *r);
 static inline bool mx_ring_ready(void *r)
 {
     struct mx_ring *q = r;
-    return atomic_load_explicit(&q->head, memory_order_relaxed) !=
-           atomic_load_explicit(&q->tail, memory_order_acquire);
+    return atomic_load_explicit(&q->head, memory_order_relaxed) != atomic_load_explicit(&q->tail, memory_order_acquire);
 }
 
 /* Whether every published message has been released (acquire). */
 static inline bool mx_ring_drained(struct mx_ring *r)
 {
-    return atomic_load_explicit(&r->head, memory_order_acquire) ==
-           atomic_load_explicit(&r->tail, memory_order_acquire);
+    return atomic_load_explicit(&r->head, memory_order_acquire) == atomic_load_explicit(&r->tail, memory_order_acquire);
 }
 
 #endif

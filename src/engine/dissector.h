@@ -10,17 +10,17 @@ struct mx_dissect_ctx;
 
 /* Flags of one parse call. */
 enum mx_chunk_flags {
-    MX_CHUNK_START = 1 << 0, /* first call for this direction */
-    MX_CHUNK_GAP = 1 << 1,   /* data.ptr is NULL: data.len bytes are missing from the stream */
-    MX_CHUNK_END = 1 << 2,   /* the direction has ended (FIN, RST, timeout or end of input);
+    MX_CHUNK_START = 1 << 0,     /* first call for this direction */
+    MX_CHUNK_GAP = 1 << 1,       /* data.ptr is NULL: data.len bytes are missing from the stream */
+    MX_CHUNK_END = 1 << 2,       /* the direction has ended (FIN, RST, timeout or end of input);
                                 data holds the bytes still unconsumed, possibly none */
     MX_CHUNK_TRUNCATED = 1 << 3, /* a gap follows these bytes (the unconsumed rest): an element
                                     cut at their end is all there will be of it */
 };
 
 enum mx_parse_status {
-    MX_PARSE_OK = 0,  /* anomalies in the input are events, never an error */
-    MX_PARSE_ERROR,   /* mxray itself failed (out of memory): the flow stops being dissected */
+    MX_PARSE_OK = 0, /* anomalies in the input are events, never an error */
+    MX_PARSE_ERROR,  /* mxray itself failed (out of memory): the flow stops being dissected */
 };
 
 /* What a parse call did, as in Suricata's AppLayerResult. */
@@ -44,8 +44,8 @@ struct mx_dissector {
      * input to wait for more. Before a gap, a parser that left bytes
      * unconsumed gets them once more with MX_CHUNK_TRUNCATED; then comes
      * MX_CHUNK_GAP with data.len the missing bytes. */
-    struct mx_parse_result (*parse)(void *state, struct mx_dissect_ctx *ctx, enum mx_dir dir,
-                                    struct mx_slice data, unsigned flags);
+    struct mx_parse_result (*parse)(void *state, struct mx_dissect_ctx *ctx, enum mx_dir dir, struct mx_slice data,
+                                    unsigned flags);
     /* The dissector's anomaly names, indexed by the numbers it passes to
      * mx_ctx_anomaly(). */
     const struct mx_anomaly_def *anomalies;
@@ -64,13 +64,13 @@ struct mx_frame_ref {
 
 /* How a flow ended. */
 enum mx_close {
-    MX_CLOSE_OPEN = 0,     /* it has not */
-    MX_CLOSE_FIN,          /* both sides sent FIN */
+    MX_CLOSE_OPEN = 0, /* it has not */
+    MX_CLOSE_FIN,      /* both sides sent FIN */
     MX_CLOSE_RST,
-    MX_CLOSE_TIMEOUT,      /* idle past its timeout */
-    MX_CLOSE_EVICTED,      /* the flow table or the memory cap was full */
-    MX_CLOSE_REUSED,       /* a new connection came on its 4-tuple */
-    MX_CLOSE_CAPTURE_END,  /* the input ended */
+    MX_CLOSE_TIMEOUT,     /* idle past its timeout */
+    MX_CLOSE_EVICTED,     /* the flow table or the memory cap was full */
+    MX_CLOSE_REUSED,      /* a new connection came on its 4-tuple */
+    MX_CLOSE_CAPTURE_END, /* the input ended */
 };
 
 /* "fin", "rst", "timeout", "evicted", "reused", "capture_end" (the flow
@@ -80,13 +80,13 @@ const char *mx_close_name(enum mx_close c);
 /* What a dissector may know of its flow. */
 struct mx_flow_info {
     uint64_t id;
-    bool handshake;       /* the SYN was seen: the streams start at their beginning */
-    bool tls_port;        /* the server port starts in TLS */
-    bool show_secrets;    /* --show-secrets: passwords and tokens may be written */
+    bool handshake;          /* the SYN was seen: the streams start at their beginning */
+    bool tls_port;           /* the server port starts in TLS */
+    bool show_secrets;       /* --show-secrets: passwords and tokens may be written */
     const char *extract_dir; /* --extract DIR, or NULL */
-    mx_time_t start;      /* time of the flow's first packet */
-    bool explain;         /* --explain: records carry what each step means, for teaching */
-    enum mx_close close;  /* how the flow ended, set before the MX_CHUNK_END calls; MX_CLOSE_OPEN before */
+    mx_time_t start;         /* time of the flow's first packet */
+    bool explain;            /* --explain: records carry what each step means, for teaching */
+    enum mx_close close;     /* how the flow ended, set before the MX_CHUNK_END calls; MX_CLOSE_OPEN before */
 };
 
 /* The flow being dissected. */
@@ -114,14 +114,13 @@ struct mx_frame_ref mx_ctx_frame_at(const struct mx_dissect_ctx *ctx, enum mx_di
 
 /* Raises the dissector's anomaly number `idx` for the bytes [off, off+len) of
  * `dir`: emits an anomaly event naming the frames and counts it in the flow. */
-void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uint64_t off,
-                    uint64_t len);
+void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uint64_t off, uint64_t len);
 
 /* Raises an anomaly from a table other than the dissector's own (the
  * message parser's, shared by several dissectors): like mx_ctx_anomaly, and
  * counted by name in the flow record. `def` must outlive the run. */
-void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def,
-                        uint64_t off, uint64_t len);
+void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def, uint64_t off,
+                        uint64_t len);
 
 /* mxray itself failed while dissecting the flow (out of memory): the
  * dissection of the flow stops once the current parse call returns, with an

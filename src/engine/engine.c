@@ -78,13 +78,13 @@ static void warn_once(struct mx_engine *e, enum mx_core_anomaly a, mx_frame_t fr
     if (!e->cfg.warnings || !is_damage(a) || atomic_exchange(&e->root->warned[a], true))
         return;
     const char *file = file_of(e, frame);
-    fprintf(stderr, "mxray: warning: %s%sframe %" PRIu64 ": %s%s%s (further ones are counted in the summary)\n",
-            file, *file ? ": " : "", frame, mx_core_anomalies[a].desc, extra ? ": " : "", extra ? extra : "");
+    fprintf(stderr, "mxray: warning: %s%sframe %" PRIu64 ": %s%s%s (further ones are counted in the summary)\n", file,
+            *file ? ": " : "", frame, mx_core_anomalies[a].desc, extra ? ": " : "", extra ? extra : "");
 }
 
 /* An anomaly event, attributed to a flow when there is one. */
-void mx_engine_emit_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, const char *name,
-                         const char *desc, mx_frame_t first, mx_frame_t last, mx_time_t ts)
+void mx_engine_emit_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, const char *name, const char *desc,
+                            mx_frame_t first, mx_frame_t last, mx_time_t ts)
 {
     struct mx_event *ev = mx_event_begin(e->sink, "anomaly", f ? f->id : 0, ts);
     if (dir >= 0)
@@ -97,8 +97,8 @@ void mx_engine_emit_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, con
     mx_event_emit(e->sink, ev);
 }
 
-void mx_engine_core_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, enum mx_core_anomaly a,
-                         mx_frame_t frame, mx_time_t ts)
+void mx_engine_core_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, enum mx_core_anomaly a, mx_frame_t frame,
+                            mx_time_t ts)
 {
     e->c.an.n[a]++;
     warn_once(e, a, frame, NULL);
@@ -199,9 +199,8 @@ static void emit_flow_start(struct mx_engine *e, struct mx_flow *f)
         mx_ev_bool(ev, "found_by_ndpi", true);
     mx_ev_frames(ev, f->first_frame, f->first_frame);
     bool v6 = f->addr[0].family == 6;
-    mx_ev_text(ev, "%s %s%s%s:%u -> %s%s%s:%u %s", x->proto->name, v6 ? "[" : "", c, v6 ? "]" : "",
-               f->port[0], v6 ? "[" : "", s, v6 ? "]" : "", f->port[1],
-               x->handshake ? "connection opened" : "picked up midstream");
+    mx_ev_text(ev, "%s %s%s%s:%u -> %s%s%s:%u %s", x->proto->name, v6 ? "[" : "", c, v6 ? "]" : "", f->port[0],
+               v6 ? "[" : "", s, v6 ? "]" : "", f->port[1], x->handshake ? "connection opened" : "picked up midstream");
     mx_event_emit(e->sink, ev);
 }
 
@@ -250,10 +249,10 @@ static void emit_flow_record(struct mx_engine *e, struct mx_flow *f)
     if (x->by_ndpi)
         mx_ev_bool(ev, "found_by_ndpi", true);
     mx_ev_str(ev, "close", mx_close_name(x->close_reason));
-    mx_ev_text(ev, "closed (%s): client %" PRIu64 " packets, %" PRIu64 " payload bytes; server %" PRIu64
-                   " packets, %" PRIu64 " payload bytes%s",
-               mx_close_name(x->close_reason), x->pkts[0], f->reasm.h[0].delivered,
-               x->pkts[1], f->reasm.h[1].delivered,
+    mx_ev_text(ev,
+               "closed (%s): client %" PRIu64 " packets, %" PRIu64 " payload bytes; server %" PRIu64
+               " packets, %" PRIu64 " payload bytes%s",
+               mx_close_name(x->close_reason), x->pkts[0], f->reasm.h[0].delivered, x->pkts[1], f->reasm.h[1].delivered,
                (f->reasm.h[0].gaps || f->reasm.h[1].gaps) ? "; with gaps" : "");
     mx_event_emit(e->sink, ev);
 }
@@ -430,11 +429,11 @@ static void become_mail(struct mx_engine *e, struct mx_flow *f, const struct mx_
     /* TLS from the first byte: the protocol's TLS dissector (RFC 8314 §3.3). */
     const struct mx_dissector *dis = tls ? proto->tls_dissector : proto->dissector;
     if (e->cfg.dissect && dis)
-        x->ctx.dis = dis; /* its state is made with the first byte: SYN-only flows cost nothing */
+        x->ctx.dis = dis;                  /* its state is made with the first byte: SYN-only flows cost nothing */
     x->ctx.tls.dis = proto->tls_dissector; /* for STARTTLS */
     if (e->streams) {
         x->stream = e->cfg.streams->open(e->streams, f->id, proto->name, &f->addr[0], f->port[0], &f->addr[1],
-                                    f->port[1], f->first_frame);
+                                         f->port[1], f->first_frame);
         if (!x->stream)
             e->failed = true;
     }
@@ -519,8 +518,8 @@ static void classified(struct mx_engine *e, struct mx_flow *f)
 }
 
 /* A TCP segment of flow k; sp and dp are the mail protocols of its ports. */
-void mx_engine_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t wirelen,
-                         const struct mx_flow_key *k, const struct mx_proto *sp, const struct mx_proto *dp)
+void mx_engine_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t wirelen, const struct mx_flow_key *k,
+                       const struct mx_proto *sp, const struct mx_proto *dp)
 {
     struct mx_flow *f = mx_flow_find(e->flows, k);
     if (f && f->state == MX_FLOW_ACTIVE && (p->flags & MX_TCP_SYN) && !(p->flags & MX_TCP_ACK) &&
@@ -560,9 +559,8 @@ void mx_engine_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t 
             flow_drop(e, f);
         return;
     }
-    enum mx_dir d = (p->sport == f->port[MX_DIR_C2S] && mx_addr_eq(&p->src, &f->addr[MX_DIR_C2S]))
-                        ? MX_DIR_C2S
-                        : MX_DIR_S2C;
+    enum mx_dir d =
+        (p->sport == f->port[MX_DIR_C2S] && mx_addr_eq(&p->src, &f->addr[MX_DIR_C2S])) ? MX_DIR_C2S : MX_DIR_S2C;
     if ((p->flags & MX_TCP_SYN) && !(p->flags & MX_TCP_ACK) && d == MX_DIR_C2S)
         x->handshake = true;
     x->pkts[d]++;
@@ -654,7 +652,6 @@ const struct mx_pipeline_ops mx_pipeline_inline = {
     .flows = inline_flows,
 };
 
-
 static void count_linktype(struct mx_engine *e, int lt)
 {
     size_t i;
@@ -700,7 +697,7 @@ void mx_engine_packet(struct mx_engine *e, struct mx_raw_packet *raw)
         if (e->an_events[a] < MX_DECODE_EVENTS_PER_KIND) {
             e->an_events[a]++;
             mx_engine_emit_anomaly(e, NULL, -1, mx_core_anomalies[a].name, mx_core_anomalies[a].desc, raw->frame,
-                         raw->frame, raw->ts);
+                                   raw->frame, raw->ts);
         }
     }
     switch (r) {
@@ -839,7 +836,7 @@ static bool engine_read(struct mx_engine *e, struct mx_input *in, double t0, dou
         warn_once(e, a, e->frame + 1, in->error);
         mx_engine_set_key(e, e->frame + 1, 0, 0); /* after what the last frame did */
         mx_engine_emit_anomaly(e, NULL, -1, mx_core_anomalies[a].name, mx_core_anomalies[a].desc, e->frame + 1,
-                     e->frame + 1, e->last_ts);
+                               e->frame + 1, e->last_ts);
         if (fi)
             fi->status = st == MX_INPUT_TRUNCATED ? "truncated" : "read_error";
         return false;
@@ -971,4 +968,3 @@ void mx_engine_free(struct mx_engine *e)
     mx_reasm_pool_destroy(&e->pool);
     free(e);
 }
-

@@ -13,12 +13,12 @@ struct mx_protocols;
 /* Run configuration. mx_config_defaults() fills in every default. */
 /* Where a run stands, for a progress display. */
 struct mx_progress {
-    const char *name;     /* the input */
-    uint64_t pos, size;   /* bytes read of the file, its size (0: unknown) */
-    uint64_t frames;      /* packets read so far, all inputs */
-    uint32_t flows;       /* flows open now */
-    double elapsed;       /* seconds since this input was opened */
-    bool done;            /* the input is finished */
+    const char *name;   /* the input */
+    uint64_t pos, size; /* bytes read of the file, its size (0: unknown) */
+    uint64_t frames;    /* packets read so far, all inputs */
+    uint32_t flows;     /* flows open now */
+    double elapsed;     /* seconds since this input was opened */
+    bool done;          /* the input is finished */
 };
 
 /* Where every mail flow's reassembled bytes go besides its dissector
@@ -38,28 +38,28 @@ struct mx_stream_writer {
 };
 
 struct mx_config {
-    uint32_t max_flows;            /* flows tracked at once [262144] */
-    mx_time_t idle_timeout;        /* close a flow after this much silence [3600 s] */
-    mx_time_t quiet_timeout;       /* ... or this much, while it has carried no payload [120 s] */
-    mx_time_t closed_linger;       /* keep a closed flow to absorb late packets [60 s] */
-    size_t dissector_buffer;       /* unconsumed bytes a dissector may leave per direction [1 MiB] */
-    uint64_t memory;               /* bytes for flows, their dissectors and reassembly [256 MiB]
+    uint32_t max_flows;      /* flows tracked at once [262144] */
+    mx_time_t idle_timeout;  /* close a flow after this much silence [3600 s] */
+    mx_time_t quiet_timeout; /* ... or this much, while it has carried no payload [120 s] */
+    mx_time_t closed_linger; /* keep a closed flow to absorb late packets [60 s] */
+    size_t dissector_buffer; /* unconsumed bytes a dissector may leave per direction [1 MiB] */
+    uint64_t memory;         /* bytes for flows, their dissectors and reassembly [256 MiB]
                                       (--memory): half for flow state, a quarter for reassembly
                                       unless reasm.max_total_bytes says otherwise */
     struct mx_reasm_limits reasm;
     struct mx_defrag_limits defrag;
     const struct mx_stream_writer *streams; /* --streams: the writer, or NULL */
-    void *streams_ctx;             /* its state, which the engine owns once mx_engine_new succeeds */
-    unsigned workers;              /* threads that dissect, flows shared out by hash; 0: this
+    void *streams_ctx;                      /* its state, which the engine owns once mx_engine_new succeeds */
+    unsigned workers;                       /* threads that dissect, flows shared out by hash; 0: this
                                       thread does all [0] (--workers) */
-    const struct mx_protocols *protocols; /* the protocols and their ports (engine/proto.h), not
+    const struct mx_protocols *protocols;   /* the protocols and their ports (engine/proto.h), not
                                       owned: main passes the registry's [NULL: none] */
-    bool dissect;                  /* run the protocol dissectors [true] */
-    bool classify;                 /* nDPI looks at flows off the mail ports, and at risks [true] */
-    bool warnings;                 /* one-line warnings on stderr [true] */
-    bool show_secrets;             /* write passwords and tokens [false] */
-    bool explain;                  /* records say what each step means (--explain) [false] */
-    const char *extract_dir;       /* --extract DIR: messages and attachments are written there */
+    bool dissect;                           /* run the protocol dissectors [true] */
+    bool classify;                          /* nDPI looks at flows off the mail ports, and at risks [true] */
+    bool warnings;                          /* one-line warnings on stderr [true] */
+    bool show_secrets;                      /* write passwords and tokens [false] */
+    bool explain;                           /* records say what each step means (--explain) [false] */
+    const char *extract_dir;                /* --extract DIR: messages and attachments are written there */
     /* --progress: called about four times a second while a file is read,
      * and once with done set at its end [NULL]. */
     void (*progress)(void *ud, const struct mx_progress *p);
@@ -73,8 +73,7 @@ void mx_config_defaults(struct mx_config *c);
 struct mx_engine;
 
 /* A new engine writing events to `sink` (not owned). NULL with err on failure. */
-struct mx_engine *mx_engine_new(const struct mx_config *cfg, struct mx_sink *sink, char *err,
-                                size_t errlen);
+struct mx_engine *mx_engine_new(const struct mx_config *cfg, struct mx_sink *sink, char *err, size_t errlen);
 
 /* Reads every packet of an opened input (not closed here). Returns false when
  * the input failed or ended mid-record; what was read has been processed. */

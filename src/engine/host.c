@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MX_REPLAY_BYTES (64u << 10)  /* bytes kept of an unclassified flow, for its dissector */
-#define MX_REPLAY_ITEMS 4096         /* ...in at most this many chunks and gaps */
+#define MX_REPLAY_BYTES (64u << 10) /* bytes kept of an unclassified flow, for its dissector */
+#define MX_REPLAY_ITEMS 4096        /* ...in at most this many chunks and gaps */
 
 /* What an unclassified flow delivered, kept in order until nDPI says whether
  * it is mail: then its dissector gets it all, as if it had run from the start. */
@@ -23,7 +23,7 @@ struct mx_replay_item {
 };
 
 struct mx_replay {
-    struct mx_buf items;       /* struct mx_replay_item, at most MX_REPLAY_ITEMS */
+    struct mx_buf items; /* struct mx_replay_item, at most MX_REPLAY_ITEMS */
     uint8_t *bytes;
     uint32_t used;
     bool overflow; /* more came than is kept: the dissector starts with a gap */
@@ -86,11 +86,11 @@ void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uin
     struct mx_frame_ref a = mx_ctx_frame_at(ctx, dir, off);
     struct mx_frame_ref b = mx_ctx_frame_at(ctx, dir, len ? off + len - 1 : off);
     mx_engine_emit_anomaly(ctx->eng, ctx->flow, (int)dir, ctx->dis->anomalies[idx].name, ctx->dis->anomalies[idx].desc,
-                 a.frame, b.frame, a.ts);
+                           a.frame, b.frame, a.ts);
 }
 
-void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def,
-                        uint64_t off, uint64_t len)
+void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def, uint64_t off,
+                        uint64_t len)
 {
     for (size_t i = 0; i < MX_ARRAY_LEN(ctx->other_an); i++) {
         if (ctx->other_an[i].def == def || !ctx->other_an[i].def) {
@@ -428,8 +428,7 @@ void mx_host_replay_drop(struct mx_dissect_ctx *ctx)
 void mx_host_replay(struct mx_dissect_ctx *ctx,
                     void (*data)(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame,
                                  mx_time_t ts),
-                    void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame,
-                                mx_time_t ts),
+                    void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame, mx_time_t ts),
                     uint64_t end[2])
 {
     struct mx_replay *r = ctx->replay;

@@ -28,10 +28,10 @@ struct mx_frame_mark {
 
 /* Per direction: what the dissector left unconsumed, and which frames carried it. */
 struct mx_dir_state {
-    struct mx_buf kept;    /* unconsumed bytes, starting at stream offset `off` */
+    struct mx_buf kept; /* unconsumed bytes, starting at stream offset `off` */
     uint64_t off;
-    size_t want;           /* the parser's hint: call again once kept.n reaches this */
-    struct mx_buf fm;      /* struct mx_frame_mark: frames of the bytes from `off` on, in order */
+    size_t want;      /* the parser's hint: call again once kept.n reaches this */
+    struct mx_buf fm; /* struct mx_frame_mark: frames of the bytes from `off` on, in order */
     bool started, ended;
 };
 
@@ -46,18 +46,18 @@ struct mx_dissect_ctx {
     const struct mx_dissector *dis_names; /* whose anomaly names dis_an counts */
     void *dstate;
     struct mx_dir_state ds[2];
-    uint32_t *dis_an;                     /* the dissector's anomaly counts */
-    struct {                              /* anomalies of shared tables (mx_ctx_anomaly_def) */
+    uint32_t *dis_an; /* the dissector's anomaly counts */
+    struct {          /* anomalies of shared tables (mx_ctx_anomaly_def) */
         const struct mx_anomaly_def *def;
         uint32_t n;
     } other_an[16];
-    struct mx_replay *replay;             /* while a flow off the mail ports awaits its classification */
-    struct {                              /* STARTTLS: the directions handed to a TLS observer */
-        const struct mx_dissector *dis;   /* the protocol's TLS dissector, or NULL */
-        void *state;                      /* made with the first TLS byte */
-        bool on[2];                       /* the direction carries TLS */
-        bool server_started;              /* the server's records began (injected cleartext skipped) */
-        size_t injection;                 /* the dissector's anomaly for cleartext the server injected */
+    struct mx_replay *replay;           /* while a flow off the mail ports awaits its classification */
+    struct {                            /* STARTTLS: the directions handed to a TLS observer */
+        const struct mx_dissector *dis; /* the protocol's TLS dissector, or NULL */
+        void *state;                    /* made with the first TLS byte */
+        bool on[2];                     /* the direction carries TLS */
+        bool server_started;            /* the server's records began (injected cleartext skipped) */
+        size_t injection;               /* the dissector's anomaly for cleartext the server injected */
         uint64_t bytes[2];
     } tls;
 };
@@ -90,8 +90,7 @@ void mx_host_replay_keep(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off
 void mx_host_replay(struct mx_dissect_ctx *ctx,
                     void (*data)(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame,
                                  mx_time_t ts),
-                    void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame,
-                                mx_time_t ts),
+                    void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame, mx_time_t ts),
                     uint64_t end[2]);
 /* Forgets what was kept without replaying it. */
 void mx_host_replay_drop(struct mx_dissect_ctx *ctx);
@@ -103,15 +102,15 @@ struct flow_ext {
     struct mx_dissect_ctx ctx;
     const struct mx_proto *proto;
     bool tls_port;
-    bool handshake;         /* the SYN was seen */
+    bool handshake; /* the SYN was seen */
     uint64_t pkts[2], wire_bytes[2];
     uint32_t an[MX_AN__COUNT];
     enum mx_close close_reason;
-    void *stream;           /* its --streams writer's state */
+    void *stream; /* its --streams writer's state */
     struct mx_classify_flow cls;
-    bool ignored;           /* classified as not mail: its packets are only counted */
-    size_t charged;         /* bytes counted against the memory cap */
-    bool by_ndpi;           /* recognised as mail by nDPI, not by its port */
+    bool ignored;   /* classified as not mail: its packets are only counted */
+    size_t charged; /* bytes counted against the memory cap */
+    bool by_ndpi;   /* recognised as mail by nDPI, not by its port */
 };
 
 /* Where a record falls in the run's order, so that the merge of worker
@@ -158,29 +157,29 @@ struct mx_engine {
     /* Where records go: `sink` (while workers run, the reader's packing
      * sink), `out` the reporters'. */
     struct mx_sink *sink, *out;
-    struct mx_engine *root;      /* the run's engine (itself, or a worker's parent) */
+    struct mx_engine *root;           /* the run's engine (itself, or a worker's parent) */
     const struct mx_pipeline_ops *pl; /* where segments are dissected */
-    struct mx_pipe *pipe;        /* the worker threads, or NULL */
-    struct rkey key;             /* of the records emitted now */
-    int64_t tick;                /* the capture clock's second that expiry last ran at */
-    unsigned shard;              /* a worker's index */
+    struct mx_pipe *pipe;             /* the worker threads, or NULL */
+    struct rkey key;                  /* of the records emitted now */
+    int64_t tick;                     /* the capture clock's second that expiry last ran at */
+    unsigned shard;                   /* a worker's index */
     struct mx_decoder *dec;
     struct mx_flow_table *flows;
     struct mx_reasm_pool pool;
-    void *streams;               /* --streams: cfg.streams's state */
-    struct mx_classifier *cls;   /* NULL with --no-ndpi */
+    void *streams;             /* --streams: cfg.streams's state */
+    struct mx_classifier *cls; /* NULL with --no-ndpi */
     mx_frame_t frame;
     uint64_t frames_seen;
     mx_time_t now, first_ts, last_ts;
     struct mx_counters c;
-    uint64_t ext_mem;            /* what the flows' state is charged (flow_ext.charged) */
-    uint64_t flow_budget;        /* the memory cap's share for flows and their dissectors */
+    uint64_t ext_mem;     /* what the flows' state is charged (flow_ext.charged) */
+    uint64_t flow_budget; /* the memory cap's share for flows and their dissectors */
     uint32_t peak_flows;
     uint64_t an_events[MX_AN__COUNT];
     uint64_t skipped_linktype[8];
     int skipped_lt_value[8];
     atomic_bool warned[MX_AN__COUNT];
-    bool failed;                 /* mxray's own failure (memory, output) */
+    bool failed; /* mxray's own failure (memory, output) */
     bool have_capture_stats;
     uint64_t cap_received, cap_dropped, cap_ifdropped;
     struct mx_files files;
@@ -190,8 +189,8 @@ struct mx_engine {
 void mx_engine_emit_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, const char *name, const char *desc,
                             mx_frame_t first, mx_frame_t last, mx_time_t ts);
 /* A core anomaly: counted, warned about once, an event (bounded per flow). */
-void mx_engine_core_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, enum mx_core_anomaly a,
-                            mx_frame_t frame, mx_time_t ts);
+void mx_engine_core_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, enum mx_core_anomaly a, mx_frame_t frame,
+                            mx_time_t ts);
 /* The keys of the records emitted from now on. */
 void mx_engine_set_key(struct mx_engine *e, uint64_t frame, uint32_t cls, uint64_t k2);
 /* A worker's message: a segment, a clock tick, the end of the run. */

@@ -36,10 +36,10 @@ struct levels {
 /* A message's head on a ring; a message too big for the ring is on the heap. */
 struct msg {
     uint32_t kind;
-    uint32_t wirelen;    /* MSG_PKT */
-    mx_time_t now;       /* MSG_PKT, MSG_TICK: the capture clock */
-    struct rkey key;     /* MSG_TICK: its frame; MSG_REC: the record's key */
-    void *heap;          /* the body, when not inline after this head */
+    uint32_t wirelen; /* MSG_PKT */
+    mx_time_t now;    /* MSG_PKT, MSG_TICK: the capture clock */
+    struct rkey key;  /* MSG_TICK: its frame; MSG_REC: the record's key */
+    void *heap;       /* the body, when not inline after this head */
 };
 
 /* A segment for a worker: the packet with its slices as offsets into the
@@ -62,11 +62,11 @@ struct key_pub {
 struct worker {
     struct mx_pipe *pipe;
     struct mx_engine *eng;
-    struct mx_sink *sink;        /* eng's: packs records into `out` */
+    struct mx_sink *sink; /* eng's: packs records into `out` */
     pthread_t th;
     bool started;
     struct mx_ring in, out;
-    struct mx_park park;         /* this worker waits here */
+    struct mx_park park; /* this worker waits here */
     struct key_pub cur;
     atomic_uint nflows;          /* flows open, for the progress display */
     struct mx_idmap ids;         /* the merge's: this worker's flow numbers to the run's */
@@ -77,8 +77,8 @@ struct mx_pipe {
     struct mx_engine *root;
     unsigned n;
     struct worker *w;
-    struct mx_ring out;          /* the reader's own records (decode anomalies) */
-    struct mx_sink *sink;        /* the reader's packing sink */
+    struct mx_ring out;   /* the reader's own records (decode anomalies) */
+    struct mx_sink *sink; /* the reader's packing sink */
     struct mx_park reader, merger;
     pthread_t merge_th;
     bool merge_started;
@@ -86,13 +86,13 @@ struct mx_pipe {
      * 2F+1 while its clock tick is; a worker with nothing to do produces no
      * key below what this allows. */
     atomic_uint_fast64_t stage;
-    uint64_t flows;              /* the merge's flow numbers */
+    uint64_t flows;                                        /* the merge's flow numbers */
     uint64_t sum_flows, sum_bytes, peak_flows, peak_bytes; /* the merge's: all workers' levels */
-    bool failed;                 /* the merge ran out of memory */
+    bool failed;                                           /* the merge ran out of memory */
 };
 
-#define RING_IN (2u << 20)  /* bytes of segments queued for a worker */
-#define RING_OUT (4u << 20) /* bytes of records queued for the merge */
+#define RING_IN (2u << 20)     /* bytes of segments queued for a worker */
+#define RING_OUT (4u << 20)    /* bytes of records queued for the merge */
 #define RING_READER (1u << 20) /* the reader's records (decode anomalies) */
 
 static struct rkey key_read(struct key_pub *p)
@@ -295,9 +295,8 @@ static void *worker_main(void *arg)
     }
 }
 
-static void pipe_send(struct mx_engine *e, unsigned wi, uint32_t kind, const struct mx_packet *p,
-                      uint32_t wirelen, const struct mx_flow_key *k, const struct mx_proto *sp,
-                      const struct mx_proto *dp, uint64_t frame)
+static void pipe_send(struct mx_engine *e, unsigned wi, uint32_t kind, const struct mx_packet *p, uint32_t wirelen,
+                      const struct mx_flow_key *k, const struct mx_proto *sp, const struct mx_proto *dp, uint64_t frame)
 {
     struct worker *w = &e->pipe->w[wi];
     struct msg *m;
@@ -416,7 +415,7 @@ static void *merge_main(void *arg)
     while (live) {
         struct merge_wait mw = { pp, merge_state(pp) };
         uint64_t stage = atomic_load_explicit(&pp->stage, memory_order_acquire);
-        struct rkey idle = { stage / 2, 0, (uint32_t)(stage & 1) };  /* a worker with nothing to do */
+        struct rkey idle = { stage / 2, 0, (uint32_t)(stage & 1) }; /* a worker with nothing to do */
         struct rkey rd = { stage / 2 + (stage & 1), 0, 0 };         /* the reader */
         int best = -1;
         for (unsigned i = 0; i < ns; i++) {
@@ -470,7 +469,6 @@ static void *merge_thread(void *arg)
     prctl(PR_SET_NAME, "mxray-merge"); /* for top and perf */
     return merge_main(arg);
 }
-
 
 /* Zeroed memory for n objects whose type is aligned to cache lines (the
  * rings' indexes are _Alignas(64)): malloc only promises max_align_t. */

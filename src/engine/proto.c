@@ -19,8 +19,7 @@ static void names(const struct mx_protocols *p, char *buf, size_t len)
     size_t o = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < p->n && o < len; i++)
-        o += (size_t)snprintf(buf + o, len - o, "%s%s", i == 0 ? "" : i + 1 == p->n ? " or " : ", ",
-                              p->protos[i].name);
+        o += (size_t)snprintf(buf + o, len - o, "%s%s", i == 0 ? "" : i + 1 == p->n ? " or " : ", ", p->protos[i].name);
 }
 
 bool mx_protocols_add_port(struct mx_protocols *p, const char *spec, char *err, size_t errlen)

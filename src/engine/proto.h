@@ -13,7 +13,7 @@ struct mx_port {
 
 /* One protocol. */
 struct mx_proto {
-    const char *name;                         /* as in the output: the records' "proto" */
+    const char *name; /* as in the output: the records' "proto" */
     struct mx_port ports[4];
     size_t n_ports;
     const struct mx_dissector *dissector;     /* for its cleartext ports */

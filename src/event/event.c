@@ -317,10 +317,12 @@ void mx_event_unpack(void *src, struct mx_event *e)
     e->tone = p->tone;
     /* Views of the packed bytes: read, never grown nor freed. */
     struct mx_ev_field *f = (struct mx_ev_field *)(p + 1);
-    e->fields = (struct mx_buf){ .p = f, .n = p->n_fields, .cap = p->n_fields, .size = sizeof(*f), .first = 1,
-                                 .max = p->n_fields };
-    e->arena = (struct mx_buf){ .p = f + p->n_fields, .n = p->arena_len, .cap = p->arena_len, .size = 1,
-                                .first = 1, .max = p->arena_len };
+    e->fields = (struct mx_buf){
+        .p = f, .n = p->n_fields, .cap = p->n_fields, .size = sizeof(*f), .first = 1, .max = p->n_fields
+    };
+    e->arena = (struct mx_buf){
+        .p = f + p->n_fields, .n = p->arena_len, .cap = p->arena_len, .size = 1, .first = 1, .max = p->arena_len
+    };
     e->text_off = p->text_off;
     e->text_len = p->text_len;
     e->want_text = p->text_len > 0;

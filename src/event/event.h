@@ -7,14 +7,14 @@
 #include <stdarg.h>
 
 enum mx_ev_kind {
-    MX_EV_STR,       /* UTF-8 text (wire bytes were made valid on the way in) */
+    MX_EV_STR, /* UTF-8 text (wire bytes were made valid on the way in) */
     MX_EV_INT,
     MX_EV_UINT,
     MX_EV_DOUBLE,
     MX_EV_BOOL,
     MX_EV_NULL,
-    MX_EV_OBJ,       /* opens a nested object; closed by MX_EV_END */
-    MX_EV_ARR,       /* opens a nested array; closed by MX_EV_END */
+    MX_EV_OBJ, /* opens a nested object; closed by MX_EV_END */
+    MX_EV_ARR, /* opens a nested array; closed by MX_EV_END */
     MX_EV_END,
 };
 
@@ -23,7 +23,9 @@ struct mx_ev_field {
     const char *key;
     enum mx_ev_kind kind;
     union {
-        struct { uint32_t off, len; } s; /* into the event's text arena */
+        struct {
+            uint32_t off, len;
+        } s; /* into the event's text arena */
         int64_t i;
         uint64_t u;
         double d;
@@ -33,26 +35,26 @@ struct mx_ev_field {
 
 /* An event being built, or handed to reporters. Field order is output order. */
 struct mx_event {
-    const char *type;       /* "flow", "gap", "anomaly", a protocol's "<proto>.command", ... */
-    uint64_t flow;          /* flow id, 0 for run-wide records */
-    mx_time_t ts;           /* time of the frame it came from, or MX_TIME_NONE */
-    int dir;                /* enum mx_dir, or -1 */
-    struct mx_buf fields;   /* struct mx_ev_field, in output order */
-    struct mx_buf arena;    /* bytes: the strings of the fields, then the text line */
+    const char *type;            /* "flow", "gap", "anomaly", a protocol's "<proto>.command", ... */
+    uint64_t flow;               /* flow id, 0 for run-wide records */
+    mx_time_t ts;                /* time of the frame it came from, or MX_TIME_NONE */
+    int dir;                     /* enum mx_dir, or -1 */
+    struct mx_buf fields;        /* struct mx_ev_field, in output order */
+    struct mx_buf arena;         /* bytes: the strings of the fields, then the text line */
     uint32_t text_off, text_len; /* the human one-liner for timelines, or len 0 */
-    int tone;               /* enum mx_tone: how a timeline colours it */
+    int tone;                    /* enum mx_tone: how a timeline colours it */
     int depth;
     bool open;
-    bool oom;               /* a field could not be stored; the event is dropped */
-    bool want_text;         /* some reporter reads the one-line text */
+    bool oom;       /* a field could not be stored; the event is dropped */
+    bool want_text; /* some reporter reads the one-line text */
 };
 
 /* How a timeline may colour an event. */
 enum mx_tone {
     MX_TONE_NONE = 0,
-    MX_TONE_GOOD,    /* success: 2xx replies, accepted messages */
-    MX_TONE_WARN,    /* temporary failures, anomalies */
-    MX_TONE_BAD,     /* permanent failures, errors */
+    MX_TONE_GOOD, /* success: 2xx replies, accepted messages */
+    MX_TONE_WARN, /* temporary failures, anomalies */
+    MX_TONE_BAD,  /* permanent failures, errors */
 };
 
 struct mx_sink;

@@ -18,7 +18,11 @@ static inline size_t mx_utf8_cut(const uint8_t *p, size_t n)
     if (i == 0)
         return n - back;
     uint8_t lead = p[i - 1];
-    size_t need = lead < 0x80 ? 1 : (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : (lead & 0xF8) == 0xF0 ? 4 : 1;
+    size_t need = lead < 0x80             ? 1
+                  : (lead & 0xE0) == 0xC0 ? 2
+                  : (lead & 0xF0) == 0xE0 ? 3
+                  : (lead & 0xF8) == 0xF0 ? 4
+                                          : 1;
     return back + 1 >= need ? n : i - 1;
 }
 

@@ -9,11 +9,11 @@ struct mx_classifier;
 
 /* A flow's classification state and result. */
 struct mx_classify_flow {
-    void *nf;              /* nDPI's flow state while packets are still wanted */
-    uint16_t master, app;  /* nDPI protocol ids (NDPI_PROTOCOL_UNKNOWN = 0) */
-    uint64_t risk;         /* nDPI risk bitmask */
+    void *nf;             /* nDPI's flow state while packets are still wanted */
+    uint16_t master, app; /* nDPI protocol ids (NDPI_PROTOCOL_UNKNOWN = 0) */
+    uint64_t risk;        /* nDPI risk bitmask */
     uint32_t pkts;
-    bool done;             /* no more packets wanted */
+    bool done; /* no more packets wanted */
 };
 
 /* Bytes nDPI holds for a flow while it classifies it (for the memory cap). */

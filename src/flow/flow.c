@@ -14,7 +14,7 @@ struct mx_flow_table {
     uint32_t mask;          /* slot count - 1 (a power of two) */
     uint32_t count, max;
     uint64_t next_id;
-    struct lru lru[3];      /* by list_of(): quiet, closed, busy */
+    struct lru lru[3]; /* by list_of(): quiet, closed, busy */
 };
 
 /* A flow's list: closed ones apart, active ones by whether they carried
@@ -31,8 +31,8 @@ static int addr_cmp(const struct mx_addr *a, const struct mx_addr *b)
     return memcmp(a->b, b->b, a->family == 4 ? 4 : 16);
 }
 
-void mx_flow_key_make(struct mx_flow_key *k, const struct mx_addr *src, uint16_t sport,
-                      const struct mx_addr *dst, uint16_t dport, bool *src_is_lo)
+void mx_flow_key_make(struct mx_flow_key *k, const struct mx_addr *src, uint16_t sport, const struct mx_addr *dst,
+                      uint16_t dport, bool *src_is_lo)
 {
     int c = addr_cmp(src, dst);
     bool lo = c < 0 || (c == 0 && sport <= dport);

@@ -21,9 +21,9 @@ enum mx_flow_state {
 struct mx_flow {
     struct mx_flow_key key;
     uint32_t hash;
-    uint64_t id;                    /* 1, 2, ... in order of creation */
-    struct mx_addr addr[2];         /* [MX_DIR_C2S] client, [MX_DIR_S2C] server */
-    uint16_t port[2];               /* likewise */
+    uint64_t id;            /* 1, 2, ... in order of creation */
+    struct mx_addr addr[2]; /* [MX_DIR_C2S] client, [MX_DIR_S2C] server */
+    uint16_t port[2];       /* likewise */
     enum mx_flow_state state;
     mx_time_t first_ts, last_ts;
     mx_frame_t first_frame, last_frame;
@@ -31,10 +31,10 @@ struct mx_flow {
      * time seen so far, which never steps back) then: lists are in this order. */
     mx_frame_t touch_frame;
     mx_time_t touch_now;
-    bool busy;                      /* it has carried payload (its active list) */
+    bool busy; /* it has carried payload (its active list) */
     struct mx_flow *lru_prev, *lru_next;
     struct mx_reasm reasm;
-    void *user;                     /* the engine's per-flow data */
+    void *user; /* the engine's per-flow data */
 };
 
 struct mx_flow_table;
@@ -45,8 +45,8 @@ struct mx_flow_table *mx_flow_table_new(uint32_t max_flows);
 void mx_flow_table_free(struct mx_flow_table *t);
 
 /* Builds the canonical key of a segment; *src_is_lo tells which end sent it. */
-void mx_flow_key_make(struct mx_flow_key *k, const struct mx_addr *src, uint16_t sport,
-                      const struct mx_addr *dst, uint16_t dport, bool *src_is_lo);
+void mx_flow_key_make(struct mx_flow_key *k, const struct mx_addr *src, uint16_t sport, const struct mx_addr *dst,
+                      uint16_t dport, bool *src_is_lo);
 
 /* The hash of a key (FNV-1a): the table uses its low bits, worker threads its high ones. */
 uint32_t mx_flow_key_hash(const struct mx_flow_key *k);

@@ -37,9 +37,9 @@ struct mx_seg {
     struct mx_seg *prev, *next;
     RB_ENTRY(mx_seg) rb;
     uint32_t seq, len;
-    uint32_t ack;     /* the ACK the segment carried, in the peer's space */
+    uint32_t ack; /* the ACK the segment carried, in the peer's space */
     bool has_ack;
-    bool nodata;      /* bytes known lost (cut by the snaplen): delivered as a gap */
+    bool nodata; /* bytes known lost (cut by the snaplen): delivered as a gap */
     mx_frame_t frame;
     mx_time_t ts;
     uint32_t cap;
@@ -149,8 +149,7 @@ static void unlink_seg(struct mx_reasm_pool *pool, struct mx_half *h, struct mx_
 /* Frees delivered segments from the head: all of them, or those the peer
  * acknowledged, or as many as the retention caps demand, or those too far
  * behind `next` to keep the span of h ordered. */
-static void drop_retained(struct mx_reasm_pool *pool, struct mx_half *h, const struct mx_half *peer,
-                          bool all)
+static void drop_retained(struct mx_reasm_pool *pool, struct mx_half *h, const struct mx_half *peer, bool all)
 {
     while (h->head && h->head != h->pend) {
         struct mx_seg *s = h->head;
@@ -163,8 +162,8 @@ static void drop_retained(struct mx_reasm_pool *pool, struct mx_half *h, const s
     }
 }
 
-static void note_anomaly(const struct mx_reasm_ops *ops, void *ud, enum mx_dir d,
-                         enum mx_core_anomaly an, mx_frame_t f, mx_time_t ts)
+static void note_anomaly(const struct mx_reasm_ops *ops, void *ud, enum mx_dir d, enum mx_core_anomaly an, mx_frame_t f,
+                         mx_time_t ts)
 {
     if (ops->anomaly)
         ops->anomaly(ud, d, an, f, ts);
@@ -172,8 +171,8 @@ static void note_anomaly(const struct mx_reasm_ops *ops, void *ud, enum mx_dir d
 
 /* Declares [next, upto) of direction d a gap (RFC 9293 gives no help here: the
  * bytes were sent but the capture never saw them). */
-static bool declare_gap(struct mx_reasm *r, enum mx_dir d, uint32_t upto, const struct mx_reasm_ops *ops,
-                        void *ud, mx_frame_t f, mx_time_t ts)
+static bool declare_gap(struct mx_reasm *r, enum mx_dir d, uint32_t upto, const struct mx_reasm_ops *ops, void *ud,
+                        mx_frame_t f, mx_time_t ts)
 {
     struct mx_half *h = &r->h[d];
     uint32_t len = upto - h->next;
@@ -198,8 +197,8 @@ static bool behind(const struct mx_half *o, uint32_t ack)
     return o->synced && MX_SEQ_GT(ack, o->next) && ack - o->next <= MX_SEQ_PLAUSIBLE;
 }
 
-static void deliver_fin(struct mx_half *h, enum mx_dir d, const struct mx_reasm_ops *ops, void *ud,
-                        mx_frame_t f, mx_time_t ts)
+static void deliver_fin(struct mx_half *h, enum mx_dir d, const struct mx_reasm_ops *ops, void *ud, mx_frame_t f,
+                        mx_time_t ts)
 {
     if (h->fin && !h->fin_done && h->next == h->fin_seq) {
         h->fin_done = true;
@@ -241,8 +240,8 @@ static void deliver(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_dir 
 
 /* Delivers whatever is deliverable, in dialogue order. With `force` (the end
  * of the flow), holes that block delivery become gaps. */
-static void pump(struct mx_reasm *r, struct mx_reasm_pool *pool, const struct mx_reasm_ops *ops,
-                 void *ud, mx_frame_t f, mx_time_t ts, bool force)
+static void pump(struct mx_reasm *r, struct mx_reasm_pool *pool, const struct mx_reasm_ops *ops, void *ud, mx_frame_t f,
+                 mx_time_t ts, bool force)
 {
     for (;;) {
         struct mx_seg *c[2];
@@ -282,7 +281,7 @@ static void pump(struct mx_reasm *r, struct mx_reasm_pool *pool, const struct mx
         }
         for (int d = 0; d < 2 && !settled; d++)
             if (blocked[d])
-                settled = declare_gap(r, (enum mx_dir)!d, c[d]->ack, ops, ud, f, ts);
+                settled = declare_gap(r, (enum mx_dir) !d, c[d]->ack, ops, ud, f, ts);
         if (!settled)
             return;
     }
@@ -306,8 +305,8 @@ static void update_hole(struct mx_reasm *r, enum mx_dir d)
 
 /* Settles holes that the peer acknowledged long enough ago, or that hold
  * back more than the limits allow. */
-static void settle_holes(struct mx_reasm *r, struct mx_reasm_pool *pool, const struct mx_reasm_ops *ops,
-                         void *ud, mx_frame_t f, mx_time_t ts)
+static void settle_holes(struct mx_reasm *r, struct mx_reasm_pool *pool, const struct mx_reasm_ops *ops, void *ud,
+                         mx_frame_t f, mx_time_t ts)
 {
     for (int d = 0; d < 2; d++) {
         struct mx_half *h = &r->h[d];
@@ -338,9 +337,8 @@ static bool same_bytes(const struct mx_seg *x, uint32_t s, const uint8_t *bytes,
 
 /* Inserts the unseen pieces of [s, s+len) into h after `before`. `bytes` is
  * NULL for a range known lost. Returns false when out of memory. */
-static bool insert_piece(struct mx_reasm_pool *pool, struct mx_half *h, struct mx_seg **before,
-                         uint32_t lo, uint32_t hi, uint32_t s, const uint8_t *bytes,
-                         const struct mx_packet *pkt)
+static bool insert_piece(struct mx_reasm_pool *pool, struct mx_half *h, struct mx_seg **before, uint32_t lo,
+                         uint32_t hi, uint32_t s, const uint8_t *bytes, const struct mx_packet *pkt)
 {
     if (MX_SEQ_LT(lo, h->next))
         lo = h->next; /* below next is delivered or a gap: never inserted again */
@@ -384,9 +382,8 @@ static bool insert_piece(struct mx_reasm_pool *pool, struct mx_half *h, struct m
 }
 
 /* Adds the range [s, s+len) of h; returns false when out of memory. */
-static bool add_range(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_dir d, uint32_t s,
-                      uint32_t len, const uint8_t *bytes, const struct mx_packet *pkt,
-                      const struct mx_reasm_ops *ops, void *ud)
+static bool add_range(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_dir d, uint32_t s, uint32_t len,
+                      const uint8_t *bytes, const struct mx_packet *pkt, const struct mx_reasm_ops *ops, void *ud)
 {
     struct mx_half *h = &r->h[d];
     uint32_t e = s + len;
@@ -470,8 +467,8 @@ static bool make_room(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_di
     return fits(pool, h, need);
 }
 
-bool mx_reasm_segment(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_dir dir,
-                      const struct mx_packet *pkt, const struct mx_reasm_ops *ops, void *ud)
+bool mx_reasm_segment(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_dir dir, const struct mx_packet *pkt,
+                      const struct mx_reasm_ops *ops, void *ud)
 {
     bool ok = true;
     if (r->closed || (pkt->flags & MX_TCP_RST))
@@ -568,8 +565,7 @@ void mx_reasm_release(struct mx_reasm *r, struct mx_reasm_pool *pool)
     }
 }
 
-void mx_reasm_finish(struct mx_reasm *r, struct mx_reasm_pool *pool, const struct mx_reasm_ops *ops,
-                     void *ud)
+void mx_reasm_finish(struct mx_reasm *r, struct mx_reasm_pool *pool, const struct mx_reasm_ops *ops, void *ud)
 {
     if (r->closed)
         return;

@@ -28,8 +28,7 @@ struct mx_reasm_limits {
 /* What reassembly hands to its user. `ud` is the pointer given to the calls. */
 struct mx_reasm_ops {
     /* In-order bytes of `dir` at stream offset `off`, carried by `frame`. */
-    void (*data)(void *ud, enum mx_dir dir, uint64_t off, struct mx_slice bytes, mx_frame_t frame,
-                 mx_time_t ts);
+    void (*data)(void *ud, enum mx_dir dir, uint64_t off, struct mx_slice bytes, mx_frame_t frame, mx_time_t ts);
     /* `len` bytes of `dir` at `off` that will never be seen. `frame` is the
      * packet whose arrival settled it (0 at the flow's end). */
     void (*gap)(void *ud, enum mx_dir dir, uint64_t off, uint64_t len, mx_frame_t frame, mx_time_t ts);
@@ -44,7 +43,7 @@ struct mx_reasm_pool {
     struct mx_reasm_limits lim;
     struct mx_seg *free_list;
     uint32_t n_free;
-    uint64_t bytes;      /* payload bytes held in live segments */
+    uint64_t bytes; /* payload bytes held in live segments */
     uint64_t peak_bytes;
 };
 
@@ -67,20 +66,20 @@ struct mx_half {
     uint32_t pending;           /* undelivered bytes held */
     uint32_t retained;          /* delivered bytes still held */
     uint32_t n_segs;
-    uint64_t hole_since;        /* packet count when the peer first acknowledged past a hole */
-    bool synced;                /* `next` is known */
+    uint64_t hole_since; /* packet count when the peer first acknowledged past a hole */
+    bool synced;         /* `next` is known */
     bool ack_valid;
     bool syn, fin, fin_done, had_gap, hole_acked;
     /* Statistics. */
-    uint64_t delivered;         /* bytes delivered */
+    uint64_t delivered; /* bytes delivered */
     uint64_t gaps, gap_bytes;
 };
 
 /* Both directions of one connection. Zero-filled is a valid start. */
 struct mx_reasm {
     struct mx_half h[2];
-    uint64_t pkts;   /* packets seen by this connection */
-    bool closed;     /* mx_reasm_finish() ran; further segments are ignored */
+    uint64_t pkts; /* packets seen by this connection */
+    bool closed;   /* mx_reasm_finish() ran; further segments are ignored */
 };
 
 void mx_reasm_pool_init(struct mx_reasm_pool *pool, const struct mx_reasm_limits *lim);
@@ -90,8 +89,8 @@ void mx_reasm_pool_destroy(struct mx_reasm_pool *pool);
 /* Feeds one segment sent in direction `dir`. Delivers, through ops, every byte
  * and gap that this segment settles, in dialogue order. Returns false only
  * when out of memory (the segment's bytes were then treated as a gap). */
-bool mx_reasm_segment(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_dir dir,
-                      const struct mx_packet *pkt, const struct mx_reasm_ops *ops, void *ud);
+bool mx_reasm_segment(struct mx_reasm *r, struct mx_reasm_pool *pool, enum mx_dir dir, const struct mx_packet *pkt,
+                      const struct mx_reasm_ops *ops, void *ud);
 
 /* Whether a SYN with sequence number `seq` from `dir` starts another
  * connection on the same 4-tuple: its ISN differs from the one seen, or data
@@ -100,8 +99,7 @@ bool mx_reasm_new_syn(const struct mx_reasm *r, enum mx_dir dir, uint32_t seq);
 
 /* Ends the connection: delivers all that is held, turns remaining holes into
  * gaps, and frees the segments. Idempotent. */
-void mx_reasm_finish(struct mx_reasm *r, struct mx_reasm_pool *pool, const struct mx_reasm_ops *ops,
-                     void *ud);
+void mx_reasm_finish(struct mx_reasm *r, struct mx_reasm_pool *pool, const struct mx_reasm_ops *ops, void *ud);
 
 /* Frees every segment without delivering anything. */
 void mx_reasm_release(struct mx_reasm *r, struct mx_reasm_pool *pool);

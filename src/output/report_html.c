@@ -30,15 +30,15 @@
 #include <string.h>
 
 /* Caps. */
-#define H_MAX_STEPS 2000          /* rows drawn per session; the rest counted */
-#define H_LABEL_CP 58             /* code points of an arrow's label */
-#define H_FIELD_MAX 2048          /* bytes of one detail field kept */
-#define H_ARENA_MAX (1u << 20)    /* text kept per session */
-#define H_EXTRA_MAX (256u << 10)  /* message trees per session */
-#define H_FAILURES_MAX 500        /* failures listed in the overview */
-#define H_LIST_MAX (2u << 20)     /* overview lists (failures, findings) */
-#define H_LIST_ROWS 10000         /* sessions listed without a diagram; the rest counted */
-#define H_MAX_SERVERS 4096        /* (protocol, server) pairs counted in the overview */
+#define H_MAX_STEPS 2000         /* rows drawn per session; the rest counted */
+#define H_LABEL_CP 58            /* code points of an arrow's label */
+#define H_FIELD_MAX 2048         /* bytes of one detail field kept */
+#define H_ARENA_MAX (1u << 20)   /* text kept per session */
+#define H_EXTRA_MAX (256u << 10) /* message trees per session */
+#define H_FAILURES_MAX 500       /* failures listed in the overview */
+#define H_LIST_MAX (2u << 20)    /* overview lists (failures, findings) */
+#define H_LIST_ROWS 10000        /* sessions listed without a diagram; the rest counted */
+#define H_MAX_SERVERS 4096       /* (protocol, server) pairs counted in the overview */
 /* Diagrams drawn by default: sessions with failures first, then the others
  * (the first to end), shown in flow order. A browser builds about 10,000 SVG
  * rows a second, so this keeps a report of any size opening in a few
@@ -47,9 +47,9 @@
 
 /* Geometry of a diagram (px). */
 #define G_W 900
-#define G_XC 190      /* client lifeline */
-#define G_XS 650      /* server lifeline */
-#define G_TOP 58      /* first row */
+#define G_XC 190 /* client lifeline */
+#define G_XS 650 /* server lifeline */
+#define G_TOP 58 /* first row */
 #define G_ROW 26
 
 /* ---------------------------------------------------------------- buffer */
@@ -130,11 +130,21 @@ static void hb_esc(struct hbuf *b, struct mx_slice s, size_t max_cp, bool newlin
         const char *rep = NULL;
         size_t skip = 0;
         switch (c) {
-        case '&': rep = "&amp;"; break;
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '"': rep = "&quot;"; break;
-        case '\'': rep = "&#39;"; break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&#39;";
+            break;
         default:
             if ((c < 0x20 && !(c == '\n' && newlines)) || c == 0x7f) {
                 snprintf(tmp, sizeof(tmp), "\\x%02x", c);
@@ -189,11 +199,11 @@ struct session {
     char client[64], server[64];
     mx_time_t start;
     struct mx_buf steps; /* struct step, at most H_MAX_STEPS */
-    uint64_t dropped;   /* rows past H_MAX_STEPS */
+    uint64_t dropped;    /* rows past H_MAX_STEPS */
     uint64_t commands, failures;
     bool tls;
-    struct hbuf arena;  /* step texts */
-    struct hbuf extra;  /* rendered message trees */
+    struct hbuf arena; /* step texts */
+    struct hbuf extra; /* rendered message trees */
 };
 
 /* Sessions counted per (protocol, server), for the overview. */
@@ -206,10 +216,10 @@ struct tally {
 /* What stays of a session once it is written to the temporary file. */
 struct entry {
     uint64_t id;
-    uint64_t off;        /* the head, then the body, in the temporary file */
-    uint32_t attrs_len;  /* id="f1" data-proto=... of the session's element */
-    uint32_t line_len;   /* its summary line */
-    uint64_t body_len;   /* the diagram and the message trees */
+    uint64_t off;       /* the head, then the body, in the temporary file */
+    uint32_t attrs_len; /* id="f1" data-proto=... of the session's element */
+    uint32_t line_len;  /* its summary line */
+    uint64_t body_len;  /* the diagram and the message trees */
     char proto[16];
     char server[64];
     bool failed;
@@ -222,9 +232,9 @@ struct html_rep {
     const char *protocols; /* what the header says the sessions are */
     FILE *out;
     bool close_out;
-    bool failed; /* a write failed */
-    FILE *tmp;   /* rendered sessions, in the order they ended */
-    struct mx_idmap open; /* sessions not ended yet, by flow id */
+    bool failed;                        /* a write failed */
+    FILE *tmp;                          /* rendered sessions, in the order they ended */
+    struct mx_idmap open;               /* sessions not ended yet, by flow id */
     struct mx_buf idx;                  /* struct entry, one per session written */
     uint64_t sessions, sessions_failed; /* all of them */
     uint64_t unlisted;                  /* neither drawn nor listed (past H_LIST_ROWS) */
@@ -232,13 +242,13 @@ struct html_rep {
     struct mx_idmap by_server;          /* (protocol, server) hash -> struct tally */
     struct mx_buf tallies;              /* struct tally *, at most H_MAX_SERVERS */
     uint64_t servers_dropped;           /* sessions of pairs past H_MAX_SERVERS */
-    struct hbuf failures; /* <li> items */
+    struct hbuf failures;               /* <li> items */
     size_t n_failures;
     uint64_t more_failures;
     struct hbuf findings; /* <tr> rows */
     size_t n_findings;
-    struct hbuf summary;  /* the capture's span and files */
-    struct hbuf page;     /* the section being rendered */
+    struct hbuf summary; /* the capture's span and files */
+    struct hbuf page;    /* the section being rendered */
     size_t max_diagrams;
     size_t bodies_failed, bodies_ok; /* diagrams kept in the temporary file */
 };
@@ -269,7 +279,6 @@ static void session_free(struct session *s)
 }
 
 /* ---------------------------------------------------------------- reading records */
-
 
 static struct session *session_new(struct html_rep *r, const struct mx_event *e)
 {
@@ -412,7 +421,8 @@ static void on_tls(struct session *s, const struct mx_event *e)
         hb_puts(&l, " \xC2\xB7 ");
         hb_put(&l, c.ptr, c.len);
     }
-    hb_puts(&l, mx_ev_get_int(e, "completed", 0) ? " \xC2\xB7 handshake completed" : " \xC2\xB7 handshake not completed");
+    hb_puts(&l,
+            mx_ev_get_int(e, "completed", 0) ? " \xC2\xB7 handshake completed" : " \xC2\xB7 handshake not completed");
     hb_printf(&d, "encrypted from here on: %" PRId64 " bytes client to server, %" PRId64 " bytes server to client",
               mx_ev_get_int(e, "app_bytes.c2s", 0), mx_ev_get_int(e, "app_bytes.s2c", 0));
     static const struct detail tls_details[] = {
@@ -474,7 +484,8 @@ static void on_message(struct session *s, const struct mx_event *e)
         hb_esc(x, sha, 0, false);
         hb_puts(x, "</code>");
     }
-    hb_puts(x, "</p><table class=\"mime\"><tr><th>part</th><th>type</th><th>name</th><th>bytes</th><th>SHA-256</th></tr>");
+    hb_puts(x,
+            "</p><table class=\"mime\"><tr><th>part</th><th>type</th><th>name</th><th>bytes</th><th>SHA-256</th></tr>");
     const struct mx_ev_field *parts = mx_ev_get(e, "parts");
     int shown = 0;
     const struct mx_ev_field *p = parts ? mx_ev_first(e, parts) : NULL;
@@ -580,10 +591,14 @@ static void on_summary(struct html_rep *r, const struct mx_event *e)
 static const char *tone_class(int tone)
 {
     switch (tone) {
-    case MX_TONE_GOOD: return "g";
-    case MX_TONE_WARN: return "w";
-    case MX_TONE_BAD: return "b";
-    default: return "n";
+    case MX_TONE_GOOD:
+        return "g";
+    case MX_TONE_WARN:
+        return "w";
+    case MX_TONE_BAD:
+        return "b";
+    default:
+        return "n";
     }
 }
 
@@ -635,8 +650,9 @@ static void draw(struct hbuf *b, const struct session *s)
 {
     size_t rows = s->steps.n + (s->dropped ? 1 : 0);
     int h = G_TOP + (int)rows * G_ROW + 16;
-    hb_printf(b, "<svg class=\"seq\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
-                 "aria-label=\"sequence diagram of session %" PRIu64 "\">",
+    hb_printf(b,
+              "<svg class=\"seq\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
+              "aria-label=\"sequence diagram of session %" PRIu64 "\">",
               G_W, h, G_W, h, s->id);
     /* TLS: the rest of the dialogue is dark from its row down. */
     for (size_t i = 0; i < s->steps.n; i++) {
@@ -656,8 +672,8 @@ static void draw(struct hbuf *b, const struct session *s)
             int y = G_TOP + (int)i * G_ROW - 19;
             hb_printf(b, "<rect class=\"pipe\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" rx=\"4\"/>", G_XC - 8, y,
                       G_XS - G_XC + 16, (int)(j - i) * G_ROW + 2);
-            hb_printf(b, "<text class=\"pipel\" x=\"%d\" y=\"%d\">pipelined \xC3\x97%zu</text>", G_XC - 12,
-                      y + 14, j - i);
+            hb_printf(b, "<text class=\"pipel\" x=\"%d\" y=\"%d\">pipelined \xC3\x97%zu</text>", G_XC - 12, y + 14,
+                      j - i);
         }
         i = j;
     }
@@ -665,13 +681,13 @@ static void draw(struct hbuf *b, const struct session *s)
     hb_printf(b, "<line class=\"life\" x1=\"%d\" y1=\"34\" x2=\"%d\" y2=\"%d\"/>", G_XC, G_XC, h - 8);
     hb_printf(b, "<line class=\"life\" x1=\"%d\" y1=\"34\" x2=\"%d\" y2=\"%d\"/>", G_XS, G_XS, h - 8);
     hb_printf(b, "<rect class=\"head\" x=\"%d\" y=\"4\" width=\"180\" height=\"30\" rx=\"4\"/>", G_XC - 90);
-    hb_printf(b, "<text class=\"headt\" x=\"%d\" y=\"17\">client</text><text class=\"heada\" x=\"%d\" y=\"29\">",
-              G_XC, G_XC);
+    hb_printf(b, "<text class=\"headt\" x=\"%d\" y=\"17\">client</text><text class=\"heada\" x=\"%d\" y=\"29\">", G_XC,
+              G_XC);
     hb_esc_str(b, s->client);
     hb_puts(b, "</text>");
     hb_printf(b, "<rect class=\"head\" x=\"%d\" y=\"4\" width=\"180\" height=\"30\" rx=\"4\"/>", G_XS - 90);
-    hb_printf(b, "<text class=\"headt\" x=\"%d\" y=\"17\">server</text><text class=\"heada\" x=\"%d\" y=\"29\">",
-              G_XS, G_XS);
+    hb_printf(b, "<text class=\"headt\" x=\"%d\" y=\"17\">server</text><text class=\"heada\" x=\"%d\" y=\"29\">", G_XS,
+              G_XS);
     hb_esc_str(b, s->server);
     hb_puts(b, "</text>");
     for (size_t i = 0; i < s->steps.n; i++) {
@@ -704,15 +720,15 @@ static void draw(struct hbuf *b, const struct session *s)
             break;
         }
         case ST_TLS:
-            hb_printf(b, "<rect class=\"band\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"20\" rx=\"3\"/>", G_XC,
-                      y - 14, G_XS - G_XC);
+            hb_printf(b, "<rect class=\"band\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"20\" rx=\"3\"/>", G_XC, y - 14,
+                      G_XS - G_XC);
             hb_printf(b, "<text class=\"bandt\" x=\"%d\" y=\"%d\">\xF0\x9F\x94\x92 ", (G_XC + G_XS) / 2, y);
             hb_esc(b, arena(s, st->label_off, st->label_len), H_LABEL_CP, false);
             hb_puts(b, "</text>");
             break;
         default:
-            hb_printf(b, "<rect class=\"note\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"20\" rx=\"3\"/>",
-                      G_XC + 10, y - 14, G_XS - G_XC - 20);
+            hb_printf(b, "<rect class=\"note\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"20\" rx=\"3\"/>", G_XC + 10,
+                      y - 14, G_XS - G_XC - 20);
             hb_printf(b, "<text class=\"nt\" x=\"%d\" y=\"%d\">", (G_XC + G_XS) / 2, y);
             hb_esc(b, arena(s, st->label_off, st->label_len), H_LABEL_CP, false);
             hb_puts(b, "</text>");
@@ -1025,12 +1041,14 @@ static void overview(struct html_rep *r, struct hbuf *b)
     hb_printf(b, "<p>%" PRIu64 " sessions, <span class=\"%s\">%" PRIu64 " with failures</span>, %zu findings.</p>",
               r->sessions, r->sessions_failed ? "bad" : "g", r->sessions_failed, r->n_findings);
     if (r->sessions > r->max_diagrams)
-        hb_printf(b, "<p>Diagrams are drawn for %zu of the sessions, those with failures first; the others are "
-                     "listed by their summary line (<code>--html-diagrams N</code> draws more).</p>",
+        hb_printf(b,
+                  "<p>Diagrams are drawn for %zu of the sessions, those with failures first; the others are "
+                  "listed by their summary line (<code>--html-diagrams N</code> draws more).</p>",
                   r->max_diagrams);
     if (r->unlisted)
-        hb_printf(b, "<p>%" PRIu64 " more sessions are counted here but not listed (at most %d are); the JSON "
-                     "records have them all.</p>",
+        hb_printf(b,
+                  "<p>%" PRIu64 " more sessions are counted here but not listed (at most %d are); the JSON "
+                  "records have them all.</p>",
                   r->unlisted, H_LIST_ROWS);
     hb_puts(b, "<h2>Sessions by protocol and server</h2><table><tr><th>protocol</th><th>server</th>"
                "<th>sessions</th><th>with failures</th></tr>");

@@ -12,7 +12,7 @@ struct text_rep {
     bool close_out;
     bool color;
     bool failed;
-    struct mx_buf buf;          /* a text made valid UTF-8 */
+    struct mx_buf buf; /* a text made valid UTF-8 */
 };
 
 /* Writes s with every control character (C0, DEL and C1) shown as \xNN or

@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MX_STREAMS_MAX_OPEN 128      /* streams with open files at once */
-#define MX_STREAMS_MAX_GAPS 10000    /* gaps listed per direction; more are counted */
+#define MX_STREAMS_MAX_OPEN 128   /* streams with open files at once */
+#define MX_STREAMS_MAX_GAPS 10000 /* gaps listed per direction; more are counted */
 #define MX_STREAMS_NAME 160
 
 struct gap {
@@ -25,7 +25,7 @@ struct half {
     FILE *fp;
     bool created;
     uint64_t bytes;
-    struct mx_buf gaps;          /* struct gap, at most MX_STREAMS_MAX_GAPS */
+    struct mx_buf gaps; /* struct gap, at most MX_STREAMS_MAX_GAPS */
     uint64_t gaps_dropped;
 };
 
@@ -109,8 +109,8 @@ static void addr_for_name(const char *in, char *out, size_t len)
 }
 
 static struct mx_stream *streams_open(struct mx_streams *ss, uint64_t flow_id, const char *proto,
-                                  const struct mx_addr *cli, uint16_t cport,
-                                  const struct mx_addr *srv, uint16_t sport, mx_frame_t first_frame)
+                                      const struct mx_addr *cli, uint16_t cport, const struct mx_addr *srv,
+                                      uint16_t sport, mx_frame_t first_frame)
 {
     (void)ss;
     struct mx_stream *st = calloc(1, sizeof(*st));

@@ -39,14 +39,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(body + w, ".\r\n", 3);
     w += 3;
     const struct mx_turn t[] = {
-        { MX_DIR_S2C, "220 mx ESMTP\r\n", 0 },
-        { MX_DIR_C2S, "MAIL FROM:<a@example.org>\r\n", 0 },
-        { MX_DIR_S2C, "250 ok\r\n", 0 },
-        { MX_DIR_C2S, "RCPT TO:<b@example.net>\r\n", 0 },
-        { MX_DIR_S2C, "250 ok\r\n", 0 },
-        { MX_DIR_C2S, "DATA\r\n", 0 },
-        { MX_DIR_S2C, "354 go\r\n", 0 },
-        { MX_DIR_C2S, body, w },
+        { MX_DIR_S2C, "220 mx ESMTP\r\n", 0 }, { MX_DIR_C2S, "MAIL FROM:<a@example.org>\r\n", 0 },
+        { MX_DIR_S2C, "250 ok\r\n", 0 },       { MX_DIR_C2S, "RCPT TO:<b@example.net>\r\n", 0 },
+        { MX_DIR_S2C, "250 ok\r\n", 0 },       { MX_DIR_C2S, "DATA\r\n", 0 },
+        { MX_DIR_S2C, "354 go\r\n", 0 },       { MX_DIR_C2S, body, w },
         { MX_DIR_S2C, "250 queued\r\n", 0 },
     };
     struct mx_harness_opts o = { .server_port = 25 };

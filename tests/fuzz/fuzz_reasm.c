@@ -80,7 +80,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* Small limits, so that the caps are reached by short inputs. */
     struct mx_reasm_limits lim = {
-        .max_pending_bytes = 16384, .max_segments = 64, .retain_bytes = 4096, .reorder_window = 8,
+        .max_pending_bytes = 16384,
+        .max_segments = 64,
+        .retain_bytes = 4096,
+        .reorder_window = 8,
         .max_total_bytes = 65536,
     };
     struct mx_reasm_pool pool;
