@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
+#include "dialogue/harness.h"
 
 #define MAX_TURNS 4096
 

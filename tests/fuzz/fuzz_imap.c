@@ -1,3 +1,3 @@
 /* fuzz_imap.c - libFuzzer target: the IMAP dissector (port 143) behind the whole engine. */
 #define MX_FUZZ_PORT 143
-#include "dialogue.h"
+#include "fuzz/dialogue.h"

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
+#include "dialogue/harness.h"
 
 #define MAX_MESSAGE (1 << 20)
 

@@ -18,7 +18,7 @@
 #include "event/event.h"
 #include "output/report.h"
 #include "capture/input.h"
-#include "harness.h"
+#include "dialogue/harness.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,3 +1,3 @@
 /* fuzz_smtp.c - libFuzzer target: the SMTP dissector (port 25) behind the whole engine. */
 #define MX_FUZZ_PORT 25
-#include "dialogue.h"
+#include "fuzz/dialogue.h"

@@ -2,7 +2,7 @@
  * is then the same as without the failure, or says that mxray failed (an error record, or exit
  * status 1). It is never silently short of a recipient, a command or a message.
  * malloc, calloc and realloc of mxray's own code are wrapped (-Wl,--wrap). */
-#include "harness.h"
+#include "dialogue/harness.h"
 
 #include <check.h>
 #include <stdint.h>

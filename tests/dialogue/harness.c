@@ -1,5 +1,5 @@
 /* harness.c - runs a dialogue transcript through the whole engine as one TCP connection. */
-#include "harness.h"
+#include "dialogue/harness.h"
 
 #include <stdio.h>
 #include <stdlib.h>

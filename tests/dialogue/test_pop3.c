@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_dialogue.h"
+#include "dialogue/check_dialogue.h"
 
 static const struct mx_harness_opts pop_opts = { .server_port = 110 };
 static const struct mx_harness_opts pop_secrets = { .server_port = 110, .show_secrets = true };

@@ -6,7 +6,7 @@
 #include <check.h>
 #include <string.h>
 
-#include "harness.h"
+#include "dialogue/harness.h"
 
 #define C MX_DIR_C2S
 #define S MX_DIR_S2C

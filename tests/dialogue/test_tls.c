@@ -11,7 +11,7 @@
 #include "engine/engine.h"
 #include "event/event.h"
 #include "output/report.h"
-#include "harness.h"
+#include "dialogue/harness.h"
 #include "dissectors/tls/tls.h"
 
 #define C MX_DIR_C2S

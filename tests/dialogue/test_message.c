@@ -9,7 +9,7 @@
 #include "engine/engine.h"
 #include "event/event.h"
 #include "output/report.h"
-#include "harness.h"
+#include "dialogue/harness.h"
 #include "dissectors/message/message.h"
 #include "dissectors/message/mime.h"
 

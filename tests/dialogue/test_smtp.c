@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
+#include "dialogue/harness.h"
 
 #define C MX_DIR_C2S
 #define S MX_DIR_S2C

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "check_dialogue.h"
+#include "dialogue/check_dialogue.h"
 
 static const struct mx_harness_opts imap_opts = { .server_port = 143 };
 static const struct mx_harness_opts imap_secrets = { .server_port = 143, .show_secrets = true };

@@ -12,7 +12,7 @@
 #include "event/event.h"
 #include "output/report.h"
 #include "output/streams.h"
-#include "harness.h"
+#include "dialogue/harness.h"
 
 /* ---- A dissector that records what it is given and consumes whole lines ---- */
 
