@@ -8,7 +8,7 @@ pkgs=(
   python3 python3-jsonschema                # test scripts; schema checks of the output
   tshark                                    # agreement tests against Wireshark's dissectors
   valgrind                                  # memcheck of the corpus run
-  clang libclang-rt-14-dev                  # libFuzzer targets (scripts/fuzz)
+  clang libclang-rt-14-dev                  # libFuzzer targets (scripts/fuzz.sh)
   clang-format                              # the style check (scripts/check-format.sh)
   postfix dovecot-imapd dovecot-pop3d swaks # the lab's servers and client (tests/live.sh runs scenarios)
   libnet-ssleay-perl libio-socket-ssl-perl  # swaks's TLS (only Recommends, which are not installed)

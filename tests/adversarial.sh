@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# adversarial.sh - mxray on the hostile captures of scripts/adversarial (issue 12).
+# adversarial.sh - mxray on the hostile captures of scripts/adversarial.py (issue 12).
 # usage: tests/adversarial.sh MXRAY
 #
 # Generates every case at scale S and 2S into a temporary folder, runs
@@ -27,7 +27,7 @@ if [ $# -ne 1 ]; then
 fi
 mx=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
-gen=$here/../scripts/adversarial
+gen=$here/../scripts/adversarial.py
 if [ ! -x /usr/bin/time ]; then
   echo "SKIP: /usr/bin/time is missing (Debian: apt-get install time)"
   exit 77
@@ -55,7 +55,7 @@ only=()
 t0=$SECONDS
 for s in "$scale" "$scale2"; do
   if ! "$gen" "$tmp/s$s" --scale "$s" "${only[@]}"; then
-    echo "FAIL: scripts/adversarial --scale $s"
+    echo "FAIL: scripts/adversarial.py --scale $s"
     exit 1
   fi
 done

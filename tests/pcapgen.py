@@ -11,7 +11,7 @@ then FIN from both sides. Deterministic: times advance 1 ms per segment.
   Text is written as UTF-8; a turn ["c", TEXT, "latin-1"] writes each
   character U+0000-U+00FF as that one byte instead (any byte value).
 
-For large or hostile captures (scripts/adversarial), PcapWriter streams frames
+For large or hostile captures (scripts/adversarial.py), PcapWriter streams frames
 to the file as they are made (nothing is held in memory), tcp_frame() builds
 one Ethernet/IPv4/TCP frame with any seq, ack and flags, and TcpConn follows
 one connection's sequence numbers while letting each segment override them.

@@ -1,5 +1,5 @@
-/* lineproto.h - small helpers shared by the line-based mail protocols (SMTP,
- * POP3, IMAP): case-insensitive matching of wire bytes, trimming, frame spans. */
+/* line.h - the line reader and small helpers shared by SMTP, POP3 and IMAP:
+ * case-insensitive matching of wire bytes, trimming, dot-stuffing, frame spans. */
 #ifndef MX_LINEPROTO_H
 #define MX_LINEPROTO_H
 

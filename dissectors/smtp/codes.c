@@ -1,4 +1,4 @@
-/* smtp_codes.c - look-ups in the generated SMTP code tables: reply codes (RFC 5321 §4.2), enhanced status codes (RFC 3463). */
+/* codes.c - look-ups in the generated SMTP code tables: reply codes (RFC 5321 §4.2), enhanced status codes (RFC 3463). */
 #include "dissectors/smtp/codes.h"
 
 #include <string.h>

@@ -1,4 +1,4 @@
-/* smtp_codes.h - what SMTP reply codes (RFC 5321 §4.2) and enhanced status codes (RFC 3463, IANA registry) mean. */
+/* codes.h - what SMTP reply codes (RFC 5321 §4.2) and enhanced status codes (RFC 3463, IANA registry) mean. */
 #ifndef MX_SMTP_CODES_H
 #define MX_SMTP_CODES_H
 
@@ -6,9 +6,9 @@
 
 /*
  * The tables behind these functions are generated at build time by
- * scripts/gen-codes from dissectors/smtp-enhanced-status-codes.csv (the IANA
+ * scripts/build/gen-codes.py from dissectors/smtp/smtp-enhanced-status-codes.csv (the IANA
  * "SMTP Enhanced Status Codes" registry, RFC 5248) and
- * dissectors/smtp-reply-codes.csv. All strings are static, NUL-terminated
+ * dissectors/smtp/smtp-reply-codes.csv. All strings are static, NUL-terminated
  * ASCII, never NULL (an empty registry field is ""), with the registry's line
  * breaks and runs of spaces folded into single spaces.
  */

@@ -1,4 +1,4 @@
-/* smtp_codes_data.h - the tables scripts/gen-codes generates (smtp_codes_data.c); only smtp_codes.c reads them. */
+/* codes_data.h - the tables scripts/build/gen-codes.py generates (build/generated/smtp_codes_data.c); only codes.c reads them. */
 #ifndef MX_SMTP_CODES_DATA_H
 #define MX_SMTP_CODES_DATA_H
 

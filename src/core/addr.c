@@ -1,4 +1,4 @@
-/* util.c - small helpers shared by every module: address formatting. */
+/* addr.c - address formatting, shared by every module. */
 #include "core/mx.h"
 
 #include <arpa/inet.h>

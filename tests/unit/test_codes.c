@@ -1,4 +1,4 @@
-/* test_codes.c - Check suite for the SMTP code tables (dissectors/smtp_codes.c and the CSVs they are generated from). */
+/* test_codes.c - Check suite for the SMTP code tables (dissectors/smtp/codes.c and the CSVs they are generated from). */
 #include "dissectors/smtp/codes.h"
 
 #include <check.h>

@@ -1,4 +1,4 @@
-/* test_sasl.c - Check suite for SASL exchanges (dissectors/sasl.c) and base64 decoding. */
+/* test_sasl.c - Check suite for SASL exchanges (dissectors/mail/sasl.c) and base64 decoding. */
 #include "dissectors/mail/sasl.h"
 
 #include <check.h>

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """message-memory - peak memory of mxray on the message parser's worst cases.
 
-usage: scripts/message-memory [--keep DIR] [MXRAY]   (default build/mxray)
+usage: scripts/message-memory.py [--keep DIR] [MXRAY]   (default build/mxray)
 
 Writes three SMTP captures (classic pcap, Ethernet/IPv4/TCP, one session each)
 and prints mxray's peak RSS on each with --json (measured by /usr/bin/time):

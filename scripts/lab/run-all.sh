@@ -2,7 +2,7 @@
 # mxray capture lab: rebuild every capture in pcaps/ from real postfix and
 # dovecot sessions, each scenario in its own network namespace.
 #
-#   scripts/lab/run-all [SCENARIO...]     (root; Debian)
+#   scripts/lab/run-all.sh [SCENARIO...]     (root; Debian)
 #
 # Installs what it needs (idempotent), makes a CA and server certificate in a
 # private temp directory, then runs each scenario via lab.py, which re-executes
@@ -96,7 +96,7 @@ done
 # Impaired variants (seeded) of a few captures, for reassembly/resync tests.
 if [ $# -eq 0 ]; then
 	for src in smtp/attachment.pcap pop3/user-pass-retr.pcap imap/login-fetch.pcap; do
-		[ -f "$pcaps/$src" ] && "$py" "$here/impair" "$pcaps/$src" "$pcaps/impaired" --seed 3 >/dev/null
+		[ -f "$pcaps/$src" ] && "$py" "$here/impair.py" "$pcaps/$src" "$pcaps/impaired" --seed 3 >/dev/null
 	done
 fi
 echo "run-all: ${#scenarios[@]} scenarios in $(( $(date +%s) - start ))s, ${#failed[@]} failed"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """adversarial - writes hostile captures for mxray (issue 12, "Adversarial captures").
 
-usage: scripts/adversarial OUT_DIR [--scale F] [--only NAME[,NAME...]] [--list]
+usage: scripts/adversarial.py OUT_DIR [--scale F] [--only NAME[,NAME...]] [--list]
 
 Writes one classic pcap (Ethernet/IPv4/TCP, checksums correct) per case into
 OUT_DIR, and OUT_DIR/cases.json describing them. Deterministic: the same scale

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Derive impaired variants of a lab capture, reproducibly (seeded).
 
-  scripts/lab/impair IN.pcap OUTDIR [--seed N] [--kinds k1,k2,...]
+  scripts/lab/impair.py IN.pcap OUTDIR [--seed N] [--kinds k1,k2,...]
 
 Kinds (each writes OUTDIR/<proto>-<name>-<kind>.pcap and .impair.json):
   drop        drops a few TCP segments that carry payload

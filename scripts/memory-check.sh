@@ -3,7 +3,7 @@
 # Builds two captures from the corpus's Suricata SMTP captures, one 10x the other
 # (copies spaced 60 s apart, so the number of flows alive at once stays the
 # same), and prints time, peak RSS, peak flows and peak reassembly bytes for each.
-# usage: scripts/memory-check [MXRAY]   (default build/mxray). Not a timed test.
+# usage: scripts/memory-check.sh [MXRAY]   (default build/mxray). Not a timed test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mxray=${1:-build/mxray}
@@ -13,7 +13,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 inputs=$(ls "$corpus"/*.pcap)
 for copies in 10 100; do
-  scripts/pcap-multiply -o "$tmp/x$copies.pcap" --copies $copies --spacing 60 $inputs 2>/dev/null
+  scripts/pcap-multiply.py -o "$tmp/x$copies.pcap" --copies $copies --spacing 60 $inputs 2>/dev/null
 done
 printf '%-8s %10s %8s %10s %8s %12s %16s\n' copies size_MiB time_s maxrss_KiB flows peak_flows peak_reasm_bytes
 for copies in 10 100; do

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """bench - times mxray against the libpcap read floor, ndpiReader and tshark (issue 11).
 
-usage: scripts/bench [--quick] [--runs N] [--work DIR] [options]
+usage: scripts/bench.py [--quick] [--runs N] [--work DIR] [options]
 
 One command: installs what is missing (Debian packages), builds mxray with -O2
 (RelWithDebInfo) in build-bench/, builds a ~1 GiB and a ~100 MiB capture from
-the project's own captures with scripts/pcap-multiply (cached in the work
+the project's own captures with scripts/pcap-multiply.py (cached in the work
 directory), then times, after one warm-up each, in rounds (every tool once per
 round, so that a noisy machine hurts them all alike):
 
@@ -98,7 +98,7 @@ def inputs():
 
 def make_capture(work, files, size, spacing):
     """Builds (or finds in the cache) a capture of about SIZE bytes; returns its metadata."""
-    multiply = os.path.join(REPO, "scripts", "pcap-multiply")
+    multiply = os.path.join(REPO, "scripts", "pcap-multiply.py")
     h = hashlib.sha256()
     with open(multiply, "rb") as f:
         h.update(f.read())

@@ -7,7 +7,7 @@ imap.response.status) must equal the ones the truth file's transcript
 implies, and `tshark -r` must print no malformed-packet warning (unless the
 truth file lists "expect_malformed").  Exit 1 on any mismatch.
 
-  scripts/lab/check-tshark [PCAPS_DIR | TRUTH_FILE...]
+  scripts/lab/check-tshark.py [PCAPS_DIR | TRUTH_FILE...]
 """
 import shutil
 import glob

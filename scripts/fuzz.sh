@@ -5,9 +5,9 @@
 # build-fuzz/ and a non-zero exit: copy the input into tests/fuzz/corpus/<target>/
 # as a regression.
 #
-# usage: scripts/fuzz [--fast] [--jobs N] [--procs N] [--ledger] [SECS] [TARGET...]
-#        scripts/fuzz --keep [TARGET...]
-#        scripts/fuzz --totals
+# usage: scripts/fuzz.sh [--fast] [--jobs N] [--procs N] [--ledger] [SECS] [TARGET...]
+#        scripts/fuzz.sh --keep [TARGET...]
+#        scripts/fuzz.sh --totals
 #   --fast    long campaigns: fuzz with the MX_FUZZ_FAST build (build-fuzz-fast:
 #             UBSan, no ASan, no comparison tracing; about three times the
 #             executions a second), then replay the whole corpus, with what

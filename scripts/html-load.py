@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """html-load - how long an mxray HTML report takes to open in Chromium.
 
-usage: scripts/html-load REPORT.html... [--runs N] [--no-js]
+usage: scripts/html-load.py REPORT.html... [--runs N] [--no-js]
 
 Loads each report in headless Chromium (Debian's chromium, chromium-driver,
 python3-selenium) after a warm-up load, N times (default 3), and prints the

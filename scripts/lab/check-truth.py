@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Rerun the lab and compare the new ground truth with the committed one.
 
-  scripts/lab/check-truth [SCENARIO...]        (root; runs run-all)
-  scripts/lab/check-truth --against DIR        compare DIR's truth files
+  scripts/lab/check-truth.py [SCENARIO...]        (root; runs run-all)
+  scripts/lab/check-truth.py --against DIR        compare DIR's truth files
                                                with pcaps/ without rerunning
 
 What must be equal: per session the protocol, server port, TLS mode and
@@ -64,7 +64,7 @@ def main():
     else:
         newdir = tempfile.mkdtemp(prefix="mxlab-check.")
         env = dict(os.environ, LAB_PCAPS=newdir)
-        r = subprocess.run([os.path.join(HERE, "run-all")] + args, env=env)
+        r = subprocess.run([os.path.join(HERE, "run-all.sh")] + args, env=env)
         if r.returncode != 0:
             print("check-truth: run-all failed")
             return 1
