@@ -1655,20 +1655,7 @@ static void session_emit(struct imap *s)
     mx_ev_end(ev);
     mx_ev_bool(ev, "tls", s->tls);
     mx_ev_bool(ev, "compressed", s->compressed);
-    mx_ev_arr(ev, "auth");
-    for (unsigned i = 0; i < s->m.n_logins; i++) {
-        const struct mx_mail_login *l = &s->m.logins[i];
-        mx_ev_obj(ev, NULL);
-        mx_ev_str(ev, "command", l->command);
-        mx_sasl_describe_identity(&l->sasl, ev);
-        mx_ev_str(ev, "outcome", mx_login_outcome_name(l->outcome));
-        mx_ev_bool(ev, "secret_in_clear", l->sasl.secret_in_clear);
-        mx_ev_frames(ev, l->frame, l->last_frame ? l->last_frame : l->frame);
-        mx_ev_end(ev);
-    }
-    mx_ev_end(ev);
-    if (s->m.logins_dropped)
-        mx_ev_uint(ev, "auth_not_listed", s->m.logins_dropped);
+    mx_mail_describe_logins(&s->m, ev);
     mx_ev_arr(ev, "mailboxes");
     for (unsigned i = 0; i < s->n_boxes; i++) {
         mx_ev_obj(ev, NULL);
@@ -1698,9 +1685,7 @@ static void session_emit(struct imap *s)
         mx_ev_end(ev);
     }
     mx_mail_describe_tls(&s->m, ev, s->tls);
-    unsigned ok = 0;
-    for (unsigned i = 0; i < s->m.n_logins; i++)
-        ok += s->m.logins[i].outcome == MX_LOGIN_SUCCESS;
+    unsigned ok = mx_mail_logins_ok(&s->m);
     char tls[96];
     mx_ev_text(ev,
                "IMAP session: %" PRIu64 " commands, %" PRIu64 " NO, %" PRIu64 " BAD, %" PRIu64

@@ -287,6 +287,33 @@ void mx_mail_describe_caps(struct mx_event *ev, const char *key, const struct mx
     mx_ev_end(ev);
 }
 
+void mx_mail_describe_logins(const struct mx_mail *m, struct mx_event *ev)
+{
+    mx_ev_arr(ev, "auth");
+    for (unsigned i = 0; i < m->n_logins; i++) {
+        const struct mx_mail_login *l = &m->logins[i];
+        mx_ev_obj(ev, NULL);
+        if (l->command)
+            mx_ev_str(ev, "command", l->command);
+        mx_sasl_describe_identity(&l->sasl, ev);
+        mx_ev_str(ev, "outcome", mx_login_outcome_name(l->outcome));
+        mx_ev_bool(ev, "secret_in_clear", l->sasl.secret_in_clear);
+        mx_ev_frames(ev, l->frame, l->last_frame ? l->last_frame : l->frame);
+        mx_ev_end(ev);
+    }
+    mx_ev_end(ev);
+    if (m->logins_dropped)
+        mx_ev_uint(ev, "auth_not_listed", m->logins_dropped);
+}
+
+unsigned mx_mail_logins_ok(const struct mx_mail *m)
+{
+    unsigned ok = 0;
+    for (unsigned i = 0; i < m->n_logins; i++)
+        ok += m->logins[i].outcome == MX_LOGIN_SUCCESS;
+    return ok;
+}
+
 void mx_mail_describe_tls(struct mx_mail *m, struct mx_event *ev, bool upgraded)
 {
     struct mx_tls *tlsx = mx_ctx_tls_observer(m->ctx);

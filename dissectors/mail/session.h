@@ -239,6 +239,14 @@ void mx_mail_auth_data_record(struct mx_mail *m, struct mx_slice line, bool secr
 struct mx_caps;
 void mx_mail_describe_caps(struct mx_event *ev, const char *key, const struct mx_caps *c);
 
+/* Adds the session's logins to its record: "auth", an array with each
+ * login's command (IMAP), identity, outcome, whether the secret crossed in
+ * clear and its frames, then "auth_not_listed" when more came than were kept. */
+void mx_mail_describe_logins(const struct mx_mail *m, struct mx_event *ev);
+
+/* Logins that succeeded. */
+unsigned mx_mail_logins_ok(const struct mx_mail *m);
+
 /* Adds what STARTTLS led to, to a session record: "tls_bytes" when the
  * session was upgraded, and the TLS observer's summary "tls_handshake". */
 void mx_mail_describe_tls(struct mx_mail *m, struct mx_event *ev, bool upgraded);

@@ -1122,19 +1122,7 @@ static void session_emit(struct pop3 *s)
     mx_ev_bool(ev, "upgraded", s->tls);
     mx_ev_end(ev);
     mx_ev_bool(ev, "tls", s->tls);
-    mx_ev_arr(ev, "auth");
-    for (unsigned i = 0; i < s->m.n_logins; i++) {
-        const struct mx_mail_login *l = &s->m.logins[i];
-        mx_ev_obj(ev, NULL);
-        mx_sasl_describe_identity(&l->sasl, ev);
-        mx_ev_str(ev, "outcome", mx_login_outcome_name(l->outcome));
-        mx_ev_bool(ev, "secret_in_clear", l->sasl.secret_in_clear);
-        mx_ev_frames(ev, l->frame, l->last_frame ? l->last_frame : l->frame);
-        mx_ev_end(ev);
-    }
-    mx_ev_end(ev);
-    if (s->m.logins_dropped)
-        mx_ev_uint(ev, "auth_not_listed", s->m.logins_dropped);
+    mx_mail_describe_logins(&s->m, ev);
     mx_ev_arr(ev, "failures");
     for (unsigned i = 0; i < s->n_failures; i++) {
         const struct failure *f = &s->failures[i];
@@ -1158,9 +1146,7 @@ static void session_emit(struct pop3 *s)
     if (s->resync_skipped)
         mx_ev_uint(ev, "midstream_skipped", s->resync_skipped);
     mx_mail_describe_tls(&s->m, ev, s->tls);
-    unsigned ok = 0;
-    for (unsigned i = 0; i < s->m.n_logins; i++)
-        ok += s->m.logins[i].outcome == MX_LOGIN_SUCCESS;
+    unsigned ok = mx_mail_logins_ok(&s->m);
     char tls[96];
     mx_ev_text(ev, "POP3 session: %" PRIu64 " commands, %" PRIu64 " messages retrieved, %" PRIu64 " errors%s%s",
                s->m.commands, s->retrieved, s->errors,
