@@ -1,53 +1,16 @@
 /* smtp.c - SMTP (RFC 5321) with ESMTP extensions: commands, replies linked to their commands,
- * AUTH, STARTTLS, DATA and BDAT message data, transactions and per-recipient outcomes. */
+ * AUTH, STARTTLS, DATA and BDAT message data, the session; transactions and per-recipient
+ * outcomes are txn.c's. */
 #include "dissectors/smtp/smtp.h"
 
-#include "dissectors/smtp/codes.h"
+#include "dissectors/smtp/internal.h"
 #include "dissectors/smtp/diagnosis.h"
-#include "event/event.h"
-#include "core/buf.h"
-#include "dissectors/mail/session.h"
 #include "dissectors/message/message.h"
 
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Caps (STYLE.md rule 4). Lines past them raise an anomaly and resync at the next LF. */
-#define SMTP_MAX_CMD_LINE 16384  /* RFC 5321 §4.5.3.1.4 says 512; RFC 4954 §4 lets AUTH reach 12288 */
-#define SMTP_MAX_REPLY_LINE 4096 /* RFC 5321 §4.5.3.1.5 says 512; real servers go past it */
-#define SMTP_MAX_REPLY_LINES 256
-#define SMTP_MAX_PENDING 512 /* commands awaiting a reply (RFC 2920 pipelining) */
-#define SMTP_MAX_RCPTS 1000  /* recipients kept per transaction; more are counted */
-#define SMTP_CAPS_BYTES 2048 /* EHLO keywords kept (each entry costs 2 more bytes) */
-
-/* Anomalies: stable names, in the order of this list (the flow record's). */
-#define SMTP_ANOMALIES(X)                                                                                       \
-    X(LONG_COMMAND_LINE, "a command line longer than the cap")                                                  \
-    X(LONG_REPLY_LINE, "a reply line longer than the cap")                                                      \
-    X(INVALID_REPLY_LINE, "a server line that is not a reply (RFC 5321 §4.2)")                                  \
-    X(REPLY_CODE_MISMATCH, "lines of one multi-line reply carry different codes (RFC 5321 §4.2.1)")             \
-    X(TOO_MANY_REPLY_LINES, "a multi-line reply longer than the cap")                                           \
-    X(UNMATCHED_REPLY, "a reply with no command waiting for it")                                                \
-    X(TOO_MANY_PENDING_COMMANDS, "more commands awaiting replies than the cap")                                 \
-    X(UNKNOWN_COMMAND, "a command verb SMTP does not define")                                                   \
-    X(BARE_LF, "a line ended by LF without CR (RFC 5321 §2.3.8)")                                               \
-    X(COMMAND_OUT_OF_SEQUENCE, "a command the session state does not allow (RFC 5321 §4.1.4)")                  \
-    X(NESTED_MAIL, "MAIL while a transaction is open")                                                          \
-    X(TOO_MANY_RECIPIENTS, "more recipients in a transaction than the cap")                                     \
-    X(BDAT_INVALID_SIZE, "a BDAT chunk size that is not a number or is too large (RFC 3030 §2)")                \
-    X(DATA_INCOMPLETE, "message data ended without its terminator or chunk")                                    \
-    X(DATA_BARE_LF_TERMINATOR, "message data ended by <LF>.<LF> or similar: an SMTP smuggling vector")          \
-    X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STARTTLS, before the TLS handshake (CVE-2011-0411)") \
-    X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its 220 to STARTTLS, before the handshake")   \
-    X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")                   \
-    X(PARTIAL_AFTER_GAP, "bytes were lost inside a command or message; what follows was resynchronised")        \
-    X(REPLY_MISSING, "a command got no reply: the next reply can only answer a later command")                  \
-    X(REPLY_INCOMPLETE, "a multi-line reply never got its last line: the client went on without it")            \
-    X(MESSAGE_OVER_SIZE_LIMIT, "message data past the size limit the server announced in EHLO (RFC 1870 §4)")
-
-enum { SMTP_ANOMALIES(MX_ANOMALY_ENUM) };
 
 static const struct mx_anomaly_def smtp_anomalies[] = { SMTP_ANOMALIES(MX_ANOMALY_DEF) };
 
@@ -68,36 +31,6 @@ const struct mx_mail_proto mx_smtp_mail = {
     .end = smtp_end,
 };
 
-enum verb {
-    V_UNKNOWN,
-    V_HELO,
-    V_EHLO,
-    V_MAIL,
-    V_RCPT,
-    V_DATA,
-    V_BDAT,
-    V_RSET,
-    V_NOOP,
-    V_QUIT,
-    V_VRFY,
-    V_EXPN,
-    V_HELP,
-    V_STARTTLS,
-    V_AUTH,
-    V_ETRN,
-    V_XCLIENT,
-    V_XFORWARD,
-    V_TURN,
-    V_ATRN,
-    /* Pseudo-commands that a reply answers too. */
-    V_CONNECT,
-    V_AUTH_DATA,
-    V_DATA_END,
-    V__COUNT,
-};
-
-struct smtp;
-struct pending;
 struct command;
 struct reply;
 
@@ -114,152 +47,13 @@ struct verb_def {
 
 static const struct verb_def verbs[V__COUNT];
 
-/* Client-side modes. */
-enum cmode {
-    C_CMD,       /* command lines */
-    C_MIDSTREAM, /* picked up midstream: maybe inside message data, until a command or "." */
-    C_SKIP,      /* discarding the rest of an over-long line */
-    C_DATA_WAIT, /* DATA sent: bytes wait until the reply says what they are */
-    C_BODY,      /* message data until <CRLF>.<CRLF> (RFC 5321 §4.5.2) */
-    C_CHUNK,     /* BDAT chunk bytes (RFC 3030 §2) */
-    C_TLS,       /* after STARTTLS: TLS records */
-};
-
-enum smode { S_REPLY, S_SKIP, S_TLS };
-
-/* Where the session stands, for teaching (RFC 5321 §3.3, §4.1.4). */
-enum sstate { ST_CONNECTED, ST_GREETED, ST_MAIL, ST_RCPT, ST_DATA, ST_DONE, ST_TLS, ST_CLOSED };
 static const char *const state_names[] = { "connected", "greeted", "mail", "rcpt", "data", "done", "tls", "closed" };
-
-struct pending {
-    enum verb verb;
-    mx_frame_t frame;
-    mx_time_t ts;
-    uint32_t rcpt;  /* RCPT: index of its recipient, or UINT32_MAX when not kept */
-    unsigned depth; /* the transaction it belongs to (trans_depth), 0 for none */
-    bool last;      /* BDAT LAST */
-    bool staged;    /* MAIL sent while a transaction was open (see struct smtp.staged) */
-};
-
-enum outcome { O_PENDING, O_ACCEPTED, O_REJECTED, O_DEFERRED };
-static const char *const outcome_names[] = { "no_reply", "accepted", "rejected", "deferred" };
-
-struct rcpt {
-    struct mx_text addr;
-    struct mx_text params;
-    int code;
-    struct mx_enhanced_code enh;
-    struct mx_text text;
-    enum outcome outcome;
-    mx_frame_t frame, reply_frame;
-};
-
-struct txn;
-static struct rcpt *rcpt_at(const struct txn *t, size_t i);
-
-struct txn {
-    bool open;
-    unsigned depth; /* 1, 2, ... within the session (Zeek's trans_depth) */
-    struct mx_text mail_from;
-    struct mx_text mail_params;
-    int mail_code;
-    struct mx_enhanced_code mail_enh;
-    struct mx_buf rcpts; /* struct rcpt, at most SMTP_MAX_RCPTS */
-    uint32_t rcpts_dropped;
-    struct mx_message *msg;
-    bool bdat;
-    uint32_t chunks;
-    int data_code; /* the final reply to the message data */
-    struct mx_enhanced_code data_enh;
-    struct mx_text last_reply;
-    struct mx_text queue_id;
-    bool partial;
-    bool rejected_data; /* DATA itself was refused */
-    bool over_size;     /* the data passed the server's SIZE */
-    mx_frame_t first_frame, last_frame;
-    mx_time_t ts;
-};
-
-/* The i-th recipient of t (i < t->rcpts.n). */
-static struct rcpt *rcpt_at(const struct txn *t, size_t i)
-{
-    return mx_buf_at(&t->rcpts, i);
-}
-
-struct smtp {
-    struct mx_mail m; /* what every mail session has */
-    enum sstate state;
-    enum cmode cmode;
-    enum smode smode;
-    uint64_t bdat_left;
-    bool bdat_last;
-    bool body_bol;    /* at the start of a message line */
-    bool body_resync; /* a gap hit the message: a command line ends it */
-    bool server_spoke, server_ended, server_gap;
-    bool server_skipped; /* an over-long server line was cut: replies may be lost */
-    bool s2c_resync;     /* the next server line follows a gap: it may be a fragment */
-    bool server_partial; /* the server's bytes end in an unterminated line */
-    bool server_cut;     /* ...which the client answered: it was a whole line without CRLF */
-    bool client_started;
-    bool quiet_unmatched;  /* midstream or after a gap: replies to unseen commands */
-    bool starttls_pending; /* STARTTLS sent, no reply yet */
-    bool tls;              /* the session went dark after a 220 to STARTTLS */
-    bool auth_continue;    /* a 334 asks for the client's next SASL message */
-    bool ended[2];
-    struct mx_mail_queue q; /* commands waiting for replies, oldest first */
-    struct pending pend[SMTP_MAX_PENDING];
-    /* The reply being assembled. */
-    struct {
-        bool active;
-        int code;
-        struct mx_enhanced_code enh;
-        struct mx_text text;
-        unsigned lines;
-        uint64_t off; /* stream offset of the first line */
-        size_t raw;   /* bytes of all its lines */
-        mx_frame_t first_frame;
-        mx_time_t ts;
-    } rep;
-    /* The session. */
-    int greet_code;
-    struct mx_text greeting;
-    struct mx_text helo;
-    enum verb helo_verb;
-    struct mx_caps caps; /* EHLO keywords and their parameters (RFC 5321 §4.1.1.1) */
-    uint64_t size_limit;
-    bool starttls_offered, starttls_attempted;
-    int starttls_code;
-    mx_frame_t starttls_frame;
-    uint64_t replies, vrfy, expn, transactions;
-    bool client_held;           /* client bytes wait for a reply (DATA, STARTTLS) */
-    uint64_t midstream_skipped; /* client bytes skipped before the first command */
-    bool yield_server;          /* stop reading server bytes so the held client bytes go first */
-    struct txn txn;             /* the transaction being built: its commands are still coming */
-    struct txn fin;             /* a transaction whose data was sent, awaiting its final reply */
-    struct {                    /* a MAIL sent while `txn` was open: it counts only if accepted */
-        bool on;
-        struct mx_text from, params;
-        mx_frame_t frame;
-        mx_time_t ts;
-    } staged;
-    struct mx_text helo_next; /* HELO/EHLO argument, kept once the server accepts it */
-    enum verb helo_next_verb;
-    mx_frame_t data_first_frame;
-};
-
-/* mx_mail_parse finds the session layer at the start of the state. */
-_Static_assert(offsetof(struct smtp, m) == 0, "struct mx_mail begins struct smtp");
 
 /* ---- Small helpers ---- */
 
 static void span(struct smtp *s, enum mx_dir d, uint64_t off, size_t len, mx_frame_t *a, mx_frame_t *b, mx_time_t *ts)
 {
     mx_span(s->m.ctx, d, off, len, a, b, ts);
-}
-
-static void anomaly(struct smtp *s, enum mx_dir d, int a, uint64_t off, size_t len)
-{
-    mx_ctx_anomaly(s->m.ctx, d, (size_t)a, off, len);
 }
 
 /* RFC 3463 §2, RFC 2034 §4: class.subject.detail at the start of the reply
@@ -275,16 +69,6 @@ static struct mx_slice enhanced_code(struct mx_slice t, struct mx_enhanced_code 
         return t;
     *enh = c;
     return mx_trim(mx_slice_make(t.ptr + n, t.len - n));
-}
-
-/* How a transaction ended (its record's "disposition"). */
-enum disposition { D_ACCEPTED, D_REJECTED, D_DEFERRED, D_RESET, D_ABORTED, D_NO_REPLY };
-static const char *const disposition_names[] = { "accepted", "rejected", "deferred", "reset", "aborted", "no_reply" };
-
-/* What a final reply of `code` makes of a transaction (RFC 5321 §4.2.1). */
-static enum disposition outcome_of(int code)
-{
-    return code >= 200 && code < 400 ? D_ACCEPTED : code >= 400 && code < 500 ? D_DEFERRED : D_REJECTED;
 }
 
 /* A message the client sends (DATA or BDAT), for the message parser. */
@@ -316,265 +100,6 @@ static struct pending *push(struct smtp *s, enum verb v, mx_frame_t f, mx_time_t
 static struct pending *head(const struct smtp *s)
 {
     return mx_mail_queue_head(&s->q);
-}
-
-/* ---- Transactions (RFC 5321 §3.3) ---- */
-
-/* The client's name: the last HELO/EHLO the server accepted, or, while the
- * reply to one is unseen (one-sided capture, lost bytes), the one sent. */
-static const struct mx_text *helo_of(const struct smtp *s, enum verb *v)
-{
-    if (s->helo_next_verb != V_UNKNOWN && (!s->helo_verb || s->server_gap || !s->server_spoke)) {
-        *v = s->helo_next_verb;
-        return &s->helo_next;
-    }
-    *v = s->helo_verb;
-    return &s->helo;
-}
-
-/* SIZE=n among the MAIL parameters (RFC 1870 §6), 0 when absent. */
-static uint64_t declared_size(const struct txn *t)
-{
-    struct mx_slice p = mx_text_slice(&t->mail_params);
-    for (size_t i = 0; i + 5 <= p.len; i++) {
-        if ((i == 0 || p.ptr[i - 1] == ' ') && mx_iprefix(p.ptr + i, p.len - i, "SIZE=")) {
-            uint64_t v = 0;
-            for (size_t j = i + 5; j < p.len && p.ptr[j] >= '0' && p.ptr[j] <= '9' && v < (UINT64_C(1) << 50); j++)
-                v = v * 10 + (uint64_t)(p.ptr[j] - '0');
-            return v;
-        }
-    }
-    return 0;
-}
-
-/* What a failed reply means and its likely cause (RFC 5321 §4.2, RFC 3463). */
-static void failure_fields(struct smtp *s, const struct txn *t, const char *step, int code,
-                           const struct mx_enhanced_code *enh, struct mx_slice text, struct mx_event *ev)
-{
-    const char *meaning = mx_diag_reply_meaning(code, step);
-    char em[256], cause[512];
-    if (meaning)
-        mx_ev_str(ev, "meaning", meaning);
-    mx_diag_enhanced_meaning(enh, em, sizeof(em));
-    if (em[0])
-        mx_ev_str(ev, "enhanced_meaning", em);
-    uint32_t accepted = 0;
-    for (uint32_t i = 0; t && i < t->rcpts.n; i++)
-        accepted += rcpt_at(t, i)->outcome == O_ACCEPTED;
-    struct mx_diag_reply r = { .step = step,
-                               .code = code,
-                               .enhanced = enh,
-                               .text = text,
-                               .size_limit = s->size_limit,
-                               .message_size = t ? mx_message_size(t->msg) : 0,
-                               .declared_size = t ? declared_size(t) : 0,
-                               .mail_refused = t && t->mail_code >= 400,
-                               .no_recipient = t && !accepted };
-    mx_diag_cause(&r, cause, sizeof(cause));
-    if (cause[0])
-        mx_ev_str(ev, "cause", cause);
-}
-
-/* Why a transaction did not end accepted: the deciding reply, or how the
- * connection ended before any. */
-static void txn_failure(struct smtp *s, const struct txn *t, enum disposition disposition, struct mx_event *ev)
-{
-    static const struct mx_enhanced_code none = MX_ENHANCED_NONE;
-    const char *step = NULL;
-    int code = 0;
-    const struct mx_enhanced_code *enh = &none;
-    struct mx_slice text = mx_text_slice(&t->last_reply);
-    mx_frame_t frame = t->last_frame;
-    if (t->mail_code >= 400) {
-        /* A refused MAIL is the root: what followed was refused because of it. */
-        step = "MAIL";
-        code = t->mail_code;
-        enh = &t->mail_enh;
-    } else if (t->data_code >= 400) {
-        step = t->rejected_data ? "DATA" : t->bdat ? "BDAT" : "(end of data)";
-        code = t->data_code;
-        enh = &t->data_enh;
-    } else {
-        for (uint32_t i = 0; i < t->rcpts.n && !code; i++) {
-            if (rcpt_at(t, i)->outcome == O_REJECTED || rcpt_at(t, i)->outcome == O_DEFERRED) {
-                step = "RCPT";
-                code = rcpt_at(t, i)->code;
-                enh = &rcpt_at(t, i)->enh;
-                text = mx_text_slice(&rcpt_at(t, i)->text);
-                frame = rcpt_at(t, i)->reply_frame;
-            }
-        }
-    }
-    mx_ev_obj(ev, "failure");
-    if (code && (disposition == D_REJECTED || disposition == D_DEFERRED)) {
-        mx_ev_str(ev, "step", step);
-        mx_ev_int(ev, "code", code);
-        if (enh->cls)
-            mx_ev_str(ev, "enhanced", enh->text);
-        mx_ev_wire(ev, "text", text);
-        mx_ev_frames(ev, frame, frame);
-        failure_fields(s, t, step, code, enh, text, ev);
-    } else if (disposition == D_RESET) {
-        mx_ev_str(ev, "cause",
-                  "The client reset the transaction (RSET, EHLO or STARTTLS) before the message was "
-                  "accepted.");
-    } else if (!mx_ctx_flow(s->m.ctx)->close) {
-        mx_ev_str(ev, "cause",
-                  "No final reply to this transaction was seen before the next one began (lost, or "
-                  "never sent).");
-    } else {
-        mx_ev_str(ev, "cause", mx_diag_unfinished(mx_ctx_flow(s->m.ctx)->close, false));
-    }
-    mx_ev_end(ev);
-}
-
-static void txn_emit(struct smtp *s, const struct txn *t, enum disposition disposition)
-{
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "smtp.transaction", mx_ctx_flow_id(s->m.ctx), s->m.now);
-    mx_ev_uint(ev, "trans_depth", t->depth);
-    mx_ev_time(ev, "start", t->ts);
-    enum verb hv;
-    const struct mx_text *helo = helo_of(s, &hv);
-    if (hv)
-        mx_ev_wire(ev, "helo", mx_text_slice(helo));
-    mx_ev_wire(ev, "mailfrom", mx_text_slice(&t->mail_from));
-    if (t->mail_params.len)
-        mx_ev_wire(ev, "mail_params", mx_text_slice(&t->mail_params));
-    mx_ev_arr(ev, "rcptto");
-    for (uint32_t i = 0; i < t->rcpts.n; i++)
-        mx_ev_wire(ev, NULL, mx_text_slice(&rcpt_at(t, i)->addr));
-    mx_ev_end(ev);
-    mx_ev_arr(ev, "recipients");
-    for (uint32_t i = 0; i < t->rcpts.n; i++) {
-        const struct rcpt *r = rcpt_at(t, i);
-        mx_ev_obj(ev, NULL);
-        mx_ev_wire(ev, "addr", mx_text_slice(&r->addr));
-        if (r->params.len)
-            mx_ev_wire(ev, "params", mx_text_slice(&r->params));
-        mx_ev_str(ev, "outcome", outcome_names[r->outcome]);
-        if (r->code)
-            mx_ev_int(ev, "code", r->code);
-        if (r->enh.cls)
-            mx_ev_str(ev, "enhanced", r->enh.text);
-        if (r->text.len)
-            mx_ev_wire(ev, "text", mx_text_slice(&r->text));
-        if (r->code && r->outcome != O_ACCEPTED)
-            failure_fields(s, t, "RCPT", r->code, &r->enh, mx_text_slice(&r->text), ev);
-        mx_ev_frames(ev, r->frame, r->reply_frame ? r->reply_frame : r->frame);
-        mx_ev_end(ev);
-    }
-    mx_ev_end(ev);
-    if (t->rcpts_dropped)
-        mx_ev_uint(ev, "recipients_not_listed", t->rcpts_dropped);
-    if (t->msg)
-        mx_message_describe(t->msg, ev, "message");
-    if (t->bdat)
-        mx_ev_uint(ev, "bdat_chunks", t->chunks);
-    if (t->last_reply.len)
-        mx_ev_wire(ev, "last_reply", mx_text_slice(&t->last_reply));
-    if (t->queue_id.len)
-        mx_ev_wire(ev, "queue_id", mx_text_slice(&t->queue_id));
-    mx_ev_str(ev, "disposition", disposition_names[disposition]);
-    if (disposition != D_ACCEPTED)
-        txn_failure(s, t, disposition, ev);
-    mx_ev_bool(ev, "tls", s->tls);
-    mx_ev_bool(ev, "partial", t->partial);
-    mx_ev_frames(ev, t->first_frame, t->last_frame);
-    uint32_t ok = 0;
-    for (uint32_t i = 0; i < t->rcpts.n; i++)
-        ok += rcpt_at(t, i)->outcome == O_ACCEPTED;
-    mx_ev_tone(ev, disposition == D_ACCEPTED ? MX_TONE_GOOD : disposition == D_REJECTED ? MX_TONE_BAD : MX_TONE_WARN);
-    mx_ev_text(ev, "transaction %u: from <%.*s> to %u recipient%s (%u accepted): %s%s%.*s", t->depth,
-               (int)t->mail_from.len, (const char *)t->mail_from.b, (unsigned)(t->rcpts.n + t->rcpts_dropped),
-               t->rcpts.n + t->rcpts_dropped == 1 ? "" : "s", ok, disposition_names[disposition],
-               t->queue_id.len ? ", queued as " : "", (int)t->queue_id.len, (const char *)t->queue_id.b);
-    mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
-}
-
-/* Ends the open transaction, if any. Its disposition comes from the replies
- * it got: the final reply to its data, else the refusal of DATA, of MAIL or
- * of every recipient; failing those, `why` it ended (reset, aborted). */
-static void txn_close(struct smtp *s, struct txn *t, enum disposition why)
-{
-    if (!t->open)
-        return;
-    enum disposition disposition = why;
-    uint32_t ok = 0, refused = 0;
-    int refusal = 0;
-    for (uint32_t i = 0; i < t->rcpts.n; i++) {
-        ok += rcpt_at(t, i)->outcome == O_ACCEPTED;
-        if (rcpt_at(t, i)->outcome == O_REJECTED || rcpt_at(t, i)->outcome == O_DEFERRED) {
-            refused++;
-            if (!refusal || rcpt_at(t, i)->outcome == O_DEFERRED)
-                refusal = rcpt_at(t, i)->code;
-        }
-    }
-    if (t->data_code)
-        disposition = outcome_of(t->data_code);
-    else if (t->mail_code >= 400)
-        disposition = outcome_of(t->mail_code);
-    else if (t->rcpts.n && !ok && refused == t->rcpts.n)
-        disposition = outcome_of(refusal);
-    if (t->msg)
-        mx_message_end(t->msg);
-    txn_emit(s, t, disposition);
-    mx_message_free(t->msg);
-    mx_buf_free(&t->rcpts);
-    memset(t, 0, sizeof(*t));
-}
-
-static void txn_open(struct smtp *s, struct mx_slice from, struct mx_slice params, mx_frame_t f, mx_time_t ts)
-{
-    struct txn *t = &s->txn;
-    t->open = true;
-    t->depth = (unsigned)++s->transactions;
-    mx_buf_init(&t->rcpts, sizeof(struct rcpt), 4, SMTP_MAX_RCPTS);
-    mx_text_set(&t->mail_from, from);
-    mx_text_set(&t->mail_params, params);
-    t->first_frame = t->last_frame = f;
-    t->ts = ts;
-}
-
-/* The transaction a reply concerns: the one its command belonged to. */
-static struct txn *txn_of(struct smtp *s, unsigned depth)
-{
-    if (!depth)
-        return NULL;
-    if (s->txn.open && s->txn.depth == depth)
-        return &s->txn;
-    if (s->fin.open && s->fin.depth == depth)
-        return &s->fin;
-    return NULL;
-}
-
-/* The client finished sending the message (<CRLF>.<CRLF>, or the last BDAT
- * chunk): the transaction waits for its final reply while the client may
- * pipeline the next one (RFC 2920 §3.1). */
-static void txn_data_sent(struct smtp *s)
-{
-    if (!s->txn.open)
-        return;
-    if (s->txn.msg)
-        mx_message_end(s->txn.msg);
-    txn_close(s, &s->fin, D_NO_REPLY); /* an earlier one never got its reply */
-    s->fin = s->txn;
-    memset(&s->txn, 0, sizeof(s->txn));
-}
-
-/* RCPT, DATA or BDAT without MAIL. Midstream or after lost bytes, the MAIL
- * was simply not seen: a partial transaction holds what follows, with no
- * sender invented. Otherwise the client broke the sequence. */
-static bool txn_need(struct smtp *s, mx_frame_t f, mx_time_t ts, uint64_t off, size_t len)
-{
-    if (s->txn.open)
-        return true;
-    if (!s->quiet_unmatched) {
-        anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, off, len);
-        return false;
-    }
-    txn_open(s, mx_slice_make("", 0), mx_slice_make("", 0), f, ts);
-    s->txn.partial = true;
-    return true;
 }
 
 /* Splits "<path> params" (RFC 5321 §4.1.2 Reverse-path / Forward-path). */
@@ -654,7 +179,7 @@ static void auth_finish(struct smtp *s, int code, const struct mx_enhanced_code 
         mx_ev_str(ev, "enhanced", enh->text);
     mx_sasl_describe_secret(&a->sasl, ev, s->tls);
     if (code >= 400)
-        failure_fields(s, NULL, "AUTH", code, enh, mx_slice_make("", 0), ev);
+        smtp_failure_fields(s, NULL, "AUTH", code, enh, mx_slice_make("", 0), ev);
     mx_ev_frames(ev, a->frame, a->last_frame);
     mx_ev_tone(ev, o == MX_LOGIN_SUCCESS ? (a->sasl.secret_in_clear ? MX_TONE_WARN : MX_TONE_GOOD) : MX_TONE_BAD);
     mx_ev_text(ev, "AUTH %s as \"%.*s\": %s (%d)%s", a->sasl.mech_name, (int)a->sasl.user_len,
@@ -692,7 +217,7 @@ static void answered_helo(struct smtp *s, const struct pending *p, const struct 
     s->helo_next_verb = V_UNKNOWN;
     s->helo_verb = p->verb;
     if (s->txn.open && p->depth == s->txn.depth)
-        txn_close(s, &s->txn, D_RESET); /* RFC 5321 §4.1.4: EHLO resets the state */
+        smtp_txn_close(s, &s->txn, D_RESET); /* RFC 5321 §4.1.4: EHLO resets the state */
 }
 
 static void answered_mail(struct smtp *s, const struct pending *p, const struct reply *r)
@@ -701,15 +226,15 @@ static void answered_mail(struct smtp *s, const struct pending *p, const struct 
         /* A MAIL while a transaction was open: servers refuse it (503),
          * and the open transaction goes on. If accepted, it starts anew. */
         if (r->ok && s->staged.on) {
-            txn_close(s, &s->txn, D_ABORTED);
-            txn_open(s, mx_text_slice(&s->staged.from), mx_text_slice(&s->staged.params), s->staged.frame,
-                     s->staged.ts);
+            smtp_txn_close(s, &s->txn, D_ABORTED);
+            smtp_txn_open(s, mx_text_slice(&s->staged.from), mx_text_slice(&s->staged.params), s->staged.frame,
+                          s->staged.ts);
             s->txn.mail_code = r->code;
         }
         s->staged.on = false;
         return;
     }
-    struct txn *t = txn_of(s, p->depth);
+    struct txn *t = smtp_txn_of(s, p->depth);
     if (!t)
         return;
     t->mail_code = r->code;
@@ -721,7 +246,7 @@ static void answered_mail(struct smtp *s, const struct pending *p, const struct 
 
 static void answered_rcpt(struct smtp *s, const struct pending *p, const struct reply *r)
 {
-    struct txn *t = txn_of(s, p->depth);
+    struct txn *t = smtp_txn_of(s, p->depth);
     if (!t || p->rcpt >= t->rcpts.n)
         return;
     struct rcpt *rc = rcpt_at(t, p->rcpt);
@@ -735,10 +260,10 @@ static void answered_rcpt(struct smtp *s, const struct pending *p, const struct 
 
 static void answered_data(struct smtp *s, const struct pending *p, const struct reply *r)
 {
-    struct txn *t = txn_of(s, p->depth);
+    struct txn *t = smtp_txn_of(s, p->depth);
     if (r->code == 354) {
         if (!s->txn.open) /* the server accepts data without MAIL: keep the message */
-            txn_open(s, mx_slice_make("", 0), mx_slice_make("", 0), r->last, s->rep.ts);
+            smtp_txn_open(s, mx_slice_make("", 0), mx_slice_make("", 0), r->last, s->rep.ts);
         if (s->cmode == C_DATA_WAIT) {
             s->cmode = C_BODY;
             s->body_bol = true;
@@ -764,7 +289,7 @@ static void answered_data(struct smtp *s, const struct pending *p, const struct 
 /* The final reply to the message data (RFC 5321 §4.1.1.4), or to a BDAT chunk (RFC 3030 §2). */
 static void answered_data_end(struct smtp *s, const struct pending *p, const struct reply *r)
 {
-    struct txn *t = txn_of(s, p->depth);
+    struct txn *t = smtp_txn_of(s, p->depth);
     if (!t)
         return;
     t->last_frame = r->last;
@@ -777,13 +302,13 @@ static void answered_data_end(struct smtp *s, const struct pending *p, const str
     if (r->ok)
         find_queue_id(t, r->text);
     if (t == &s->fin || p->last || p->verb == V_DATA_END)
-        txn_close(s, t, D_ABORTED);
+        smtp_txn_close(s, t, D_ABORTED);
 }
 
 static void answered_rset(struct smtp *s, const struct pending *p, const struct reply *r)
 {
     if (r->ok && s->txn.open && p->depth == s->txn.depth)
-        txn_close(s, &s->txn, D_RESET);
+        smtp_txn_close(s, &s->txn, D_RESET);
 }
 
 static void answered_starttls(struct smtp *s, const struct pending *p, const struct reply *r)
@@ -805,7 +330,7 @@ static void answered_starttls(struct smtp *s, const struct pending *p, const str
         mx_ctx_starttls(s->m.ctx, MX_DIR_C2S, A_STARTTLS_SERVER_INJECTION);
     }
     if (s->txn.open && p->depth == s->txn.depth)
-        txn_close(s, &s->txn, D_RESET); /* RFC 3207 §4.2: the state is discarded */
+        smtp_txn_close(s, &s->txn, D_RESET); /* RFC 3207 §4.2: the state is discarded */
 }
 
 static void answered_auth(struct smtp *s, const struct pending *p, const struct reply *r)
@@ -890,7 +415,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
          * not ended: its end was in the gap. This reply is to it. */
         anomaly(s, MX_DIR_S2C, A_PARTIAL_AFTER_GAP, s->rep.off, 1);
         push(s, V_DATA_END, s->rep.first_frame, s->rep.ts, UINT32_MAX, false, 0, 0);
-        txn_data_sent(s);
+        smtp_txn_data_sent(s);
         s->cmode = C_MIDSTREAM; /* the next line that is surely a command */
         s->body_resync = false;
         s->data_first_frame = 0;
@@ -1121,7 +646,7 @@ static void sent_mail(struct smtp *s, struct command *c)
         c->staged = true;
         return;
     }
-    txn_open(s, path, params, c->a, c->ts);
+    smtp_txn_open(s, path, params, c->a, c->ts);
 }
 
 /* RFC 5321 §4.1.1.3: "RCPT TO:" Forward-path [SP Rcpt-parameters] */
@@ -1133,7 +658,7 @@ static void sent_rcpt(struct smtp *s, struct command *c)
         anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, c->off, c->raw);
         return;
     }
-    if (!txn_need(s, c->a, c->ts, c->off, c->raw))
+    if (!smtp_txn_need(s, c->a, c->ts, c->off, c->raw))
         return;
     split_path(mx_slice_make(c->arg.ptr + 3, c->arg.len - 3), &path, &params);
     enum mx_buf_status st;
@@ -1156,7 +681,7 @@ static void sent_rcpt(struct smtp *s, struct command *c)
 
 static void sent_data(struct smtp *s, struct command *c)
 {
-    txn_need(s, c->a, c->ts, c->off, c->raw);
+    smtp_txn_need(s, c->a, c->ts, c->off, c->raw);
     s->cmode = C_DATA_WAIT;
 }
 
@@ -1175,7 +700,7 @@ static void sent_bdat(struct smtp *s, struct command *c)
         anomaly(s, MX_DIR_C2S, A_BDAT_INVALID_SIZE, c->off, c->raw);
         return; /* the server will refuse it; what follows is read as commands */
     }
-    if (txn_need(s, c->a, c->ts, c->off, c->raw)) {
+    if (smtp_txn_need(s, c->a, c->ts, c->off, c->raw)) {
         t->bdat = true;
         t->chunks++;
         if (!t->msg)
@@ -1362,7 +887,7 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     if (queued && c.staged)
         queued->staged = true;
     if (c.v == V_BDAT && c.last && !s->bdat_left)
-        txn_data_sent(s); /* BDAT 0 LAST */
+        smtp_txn_data_sent(s); /* BDAT 0 LAST */
 }
 
 /* Whether the bytes after DATA are message data even though no 354 came:
@@ -1391,7 +916,7 @@ static void body_end(struct smtp *s, uint64_t off, size_t len)
     s->data_first_frame = 0;
     s->body_resync = false;
     push(s, V_DATA_END, b, ts, UINT32_MAX, false, off, len);
-    txn_data_sent(s);
+    smtp_txn_data_sent(s);
 }
 
 /* Message bytes, by DATA or BDAT. RFC 1870 §4: a client must not send a
@@ -1429,7 +954,7 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
                 anomaly(s, MX_DIR_C2S, A_PARTIAL_AFTER_GAP, off, 1);
                 struct mx_frame_ref fr = mx_ctx_frame_at(s->m.ctx, MX_DIR_C2S, off);
                 push(s, V_DATA_END, fr.frame, fr.ts, UINT32_MAX, false, off, 1);
-                txn_data_sent(s);
+                smtp_txn_data_sent(s);
                 s->cmode = C_CMD;
                 s->body_resync = false;
                 s->data_first_frame = 0;
@@ -1503,7 +1028,7 @@ static bool midstream_line(struct smtp *s, struct mx_slice line, uint64_t off, s
         mx_frame_t a, b;
         mx_time_t ts;
         span(s, MX_DIR_C2S, off, raw, &a, &b, &ts);
-        if (txn_need(s, a, ts, off, raw) && !s->txn.msg)
+        if (smtp_txn_need(s, a, ts, off, raw) && !s->txn.msg)
             s->txn.msg = smtp_message(s);
         mx_message_gap(s->txn.msg, s->midstream_skipped ? s->midstream_skipped : 1); /* its start is lost */
         s->cmode = C_CMD;
@@ -1534,7 +1059,7 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
             if (!s->bdat_left) {
                 s->cmode = C_CMD;
                 if (s->bdat_last)
-                    txn_data_sent(s);
+                    smtp_txn_data_sent(s);
             }
             continue;
         }
@@ -1656,7 +1181,7 @@ static void session_emit(struct smtp *s)
         mx_ev_end(ev);
     }
     enum verb hv;
-    const struct mx_text *helo = helo_of(s, &hv);
+    const struct mx_text *helo = smtp_helo_of(s, &hv);
     if (hv) {
         mx_ev_wire(ev, "helo", mx_text_slice(helo));
         mx_ev_bool(ev, "esmtp", hv == V_EHLO);
@@ -1727,8 +1252,8 @@ static void on_end(struct smtp *s, enum mx_dir d)
     }
     if (s->m.login)
         auth_finish(s, 0, &(const struct mx_enhanced_code)MX_ENHANCED_NONE, MX_LOGIN_NO_REPLY, 0);
-    txn_close(s, &s->fin, D_NO_REPLY);
-    txn_close(s, &s->txn, D_ABORTED);
+    smtp_txn_close(s, &s->fin, D_NO_REPLY);
+    smtp_txn_close(s, &s->txn, D_ABORTED);
     mx_mail_tls_end(&s->m);
     session_emit(s);
 }

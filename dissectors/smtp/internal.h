@@ -1,0 +1,249 @@
+/* internal.h - what the SMTP dissector's files share: the session's state, its
+ * transactions and recipients, and the calls between smtp.c (commands, replies, the
+ * session) and txn.c (transactions and their records). Only dissectors/smtp/ includes it. */
+#ifndef MX_SMTP_INTERNAL_H
+#define MX_SMTP_INTERNAL_H
+
+#include "core/buf.h"
+#include "dissectors/mail/session.h"
+#include "dissectors/smtp/codes.h"
+#include "event/event.h"
+
+#include <stddef.h>
+
+/* Caps (STYLE.md rule 4). Lines past them raise an anomaly and resync at the next LF. */
+#define SMTP_MAX_CMD_LINE 16384  /* RFC 5321 §4.5.3.1.4 says 512; RFC 4954 §4 lets AUTH reach 12288 */
+#define SMTP_MAX_REPLY_LINE 4096 /* RFC 5321 §4.5.3.1.5 says 512; real servers go past it */
+#define SMTP_MAX_REPLY_LINES 256
+#define SMTP_MAX_PENDING 512 /* commands awaiting a reply (RFC 2920 pipelining) */
+#define SMTP_MAX_RCPTS 1000  /* recipients kept per transaction; more are counted */
+#define SMTP_CAPS_BYTES 2048 /* EHLO keywords kept (each entry costs 2 more bytes) */
+
+/* Anomalies: stable names, in the order of this list (the flow record's). */
+#define SMTP_ANOMALIES(X)                                                                                       \
+    X(LONG_COMMAND_LINE, "a command line longer than the cap")                                                  \
+    X(LONG_REPLY_LINE, "a reply line longer than the cap")                                                      \
+    X(INVALID_REPLY_LINE, "a server line that is not a reply (RFC 5321 §4.2)")                                  \
+    X(REPLY_CODE_MISMATCH, "lines of one multi-line reply carry different codes (RFC 5321 §4.2.1)")             \
+    X(TOO_MANY_REPLY_LINES, "a multi-line reply longer than the cap")                                           \
+    X(UNMATCHED_REPLY, "a reply with no command waiting for it")                                                \
+    X(TOO_MANY_PENDING_COMMANDS, "more commands awaiting replies than the cap")                                 \
+    X(UNKNOWN_COMMAND, "a command verb SMTP does not define")                                                   \
+    X(BARE_LF, "a line ended by LF without CR (RFC 5321 §2.3.8)")                                               \
+    X(COMMAND_OUT_OF_SEQUENCE, "a command the session state does not allow (RFC 5321 §4.1.4)")                  \
+    X(NESTED_MAIL, "MAIL while a transaction is open")                                                          \
+    X(TOO_MANY_RECIPIENTS, "more recipients in a transaction than the cap")                                     \
+    X(BDAT_INVALID_SIZE, "a BDAT chunk size that is not a number or is too large (RFC 3030 §2)")                \
+    X(DATA_INCOMPLETE, "message data ended without its terminator or chunk")                                    \
+    X(DATA_BARE_LF_TERMINATOR, "message data ended by <LF>.<LF> or similar: an SMTP smuggling vector")          \
+    X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STARTTLS, before the TLS handshake (CVE-2011-0411)") \
+    X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its 220 to STARTTLS, before the handshake")   \
+    X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")                   \
+    X(PARTIAL_AFTER_GAP, "bytes were lost inside a command or message; what follows was resynchronised")        \
+    X(REPLY_MISSING, "a command got no reply: the next reply can only answer a later command")                  \
+    X(REPLY_INCOMPLETE, "a multi-line reply never got its last line: the client went on without it")            \
+    X(MESSAGE_OVER_SIZE_LIMIT, "message data past the size limit the server announced in EHLO (RFC 1870 §4)")
+
+enum { SMTP_ANOMALIES(MX_ANOMALY_ENUM) };
+
+enum verb {
+    V_UNKNOWN,
+    V_HELO,
+    V_EHLO,
+    V_MAIL,
+    V_RCPT,
+    V_DATA,
+    V_BDAT,
+    V_RSET,
+    V_NOOP,
+    V_QUIT,
+    V_VRFY,
+    V_EXPN,
+    V_HELP,
+    V_STARTTLS,
+    V_AUTH,
+    V_ETRN,
+    V_XCLIENT,
+    V_XFORWARD,
+    V_TURN,
+    V_ATRN,
+    /* Pseudo-commands that a reply answers too. */
+    V_CONNECT,
+    V_AUTH_DATA,
+    V_DATA_END,
+    V__COUNT,
+};
+
+/* Client-side modes. */
+enum cmode {
+    C_CMD,       /* command lines */
+    C_MIDSTREAM, /* picked up midstream: maybe inside message data, until a command or "." */
+    C_SKIP,      /* discarding the rest of an over-long line */
+    C_DATA_WAIT, /* DATA sent: bytes wait until the reply says what they are */
+    C_BODY,      /* message data until <CRLF>.<CRLF> (RFC 5321 §4.5.2) */
+    C_CHUNK,     /* BDAT chunk bytes (RFC 3030 §2) */
+    C_TLS,       /* after STARTTLS: TLS records */
+};
+
+enum smode { S_REPLY, S_SKIP, S_TLS };
+
+/* Where the session stands, for teaching (RFC 5321 §3.3, §4.1.4). */
+enum sstate { ST_CONNECTED, ST_GREETED, ST_MAIL, ST_RCPT, ST_DATA, ST_DONE, ST_TLS, ST_CLOSED };
+
+struct pending {
+    enum verb verb;
+    mx_frame_t frame;
+    mx_time_t ts;
+    uint32_t rcpt;  /* RCPT: index of its recipient, or UINT32_MAX when not kept */
+    unsigned depth; /* the transaction it belongs to (trans_depth), 0 for none */
+    bool last;      /* BDAT LAST */
+    bool staged;    /* MAIL sent while a transaction was open (see struct smtp.staged) */
+};
+
+enum outcome { O_PENDING, O_ACCEPTED, O_REJECTED, O_DEFERRED };
+
+struct rcpt {
+    struct mx_text addr;
+    struct mx_text params;
+    int code;
+    struct mx_enhanced_code enh;
+    struct mx_text text;
+    enum outcome outcome;
+    mx_frame_t frame, reply_frame;
+};
+
+struct txn;
+static struct rcpt *rcpt_at(const struct txn *t, size_t i);
+
+struct txn {
+    bool open;
+    unsigned depth; /* 1, 2, ... within the session (Zeek's trans_depth) */
+    struct mx_text mail_from;
+    struct mx_text mail_params;
+    int mail_code;
+    struct mx_enhanced_code mail_enh;
+    struct mx_buf rcpts; /* struct rcpt, at most SMTP_MAX_RCPTS */
+    uint32_t rcpts_dropped;
+    struct mx_message *msg;
+    bool bdat;
+    uint32_t chunks;
+    int data_code; /* the final reply to the message data */
+    struct mx_enhanced_code data_enh;
+    struct mx_text last_reply;
+    struct mx_text queue_id;
+    bool partial;
+    bool rejected_data; /* DATA itself was refused */
+    bool over_size;     /* the data passed the server's SIZE */
+    mx_frame_t first_frame, last_frame;
+    mx_time_t ts;
+};
+
+/* The i-th recipient of t (i < t->rcpts.n). */
+static struct rcpt *rcpt_at(const struct txn *t, size_t i)
+{
+    return mx_buf_at(&t->rcpts, i);
+}
+struct smtp {
+    struct mx_mail m; /* what every mail session has */
+    enum sstate state;
+    enum cmode cmode;
+    enum smode smode;
+    uint64_t bdat_left;
+    bool bdat_last;
+    bool body_bol;    /* at the start of a message line */
+    bool body_resync; /* a gap hit the message: a command line ends it */
+    bool server_spoke, server_ended, server_gap;
+    bool server_skipped; /* an over-long server line was cut: replies may be lost */
+    bool s2c_resync;     /* the next server line follows a gap: it may be a fragment */
+    bool server_partial; /* the server's bytes end in an unterminated line */
+    bool server_cut;     /* ...which the client answered: it was a whole line without CRLF */
+    bool client_started;
+    bool quiet_unmatched;  /* midstream or after a gap: replies to unseen commands */
+    bool starttls_pending; /* STARTTLS sent, no reply yet */
+    bool tls;              /* the session went dark after a 220 to STARTTLS */
+    bool auth_continue;    /* a 334 asks for the client's next SASL message */
+    bool ended[2];
+    struct mx_mail_queue q; /* commands waiting for replies, oldest first */
+    struct pending pend[SMTP_MAX_PENDING];
+    /* The reply being assembled. */
+    struct {
+        bool active;
+        int code;
+        struct mx_enhanced_code enh;
+        struct mx_text text;
+        unsigned lines;
+        uint64_t off; /* stream offset of the first line */
+        size_t raw;   /* bytes of all its lines */
+        mx_frame_t first_frame;
+        mx_time_t ts;
+    } rep;
+    /* The session. */
+    int greet_code;
+    struct mx_text greeting;
+    struct mx_text helo;
+    enum verb helo_verb;
+    struct mx_caps caps; /* EHLO keywords and their parameters (RFC 5321 §4.1.1.1) */
+    uint64_t size_limit;
+    bool starttls_offered, starttls_attempted;
+    int starttls_code;
+    mx_frame_t starttls_frame;
+    uint64_t replies, vrfy, expn, transactions;
+    bool client_held;           /* client bytes wait for a reply (DATA, STARTTLS) */
+    uint64_t midstream_skipped; /* client bytes skipped before the first command */
+    bool yield_server;          /* stop reading server bytes so the held client bytes go first */
+    struct txn txn;             /* the transaction being built: its commands are still coming */
+    struct txn fin;             /* a transaction whose data was sent, awaiting its final reply */
+    struct {                    /* a MAIL sent while `txn` was open: it counts only if accepted */
+        bool on;
+        struct mx_text from, params;
+        mx_frame_t frame;
+        mx_time_t ts;
+    } staged;
+    struct mx_text helo_next; /* HELO/EHLO argument, kept once the server accepts it */
+    enum verb helo_next_verb;
+    mx_frame_t data_first_frame;
+};
+
+/* mx_mail_parse finds the session layer at the start of the state. */
+_Static_assert(offsetof(struct smtp, m) == 0, "struct mx_mail begins struct smtp");
+
+static inline void anomaly(struct smtp *s, enum mx_dir d, int a, uint64_t off, size_t len)
+{
+    mx_ctx_anomaly(s->m.ctx, d, (size_t)a, off, len);
+}
+
+/* How a transaction ended (its record's "disposition"). */
+enum disposition { D_ACCEPTED, D_REJECTED, D_DEFERRED, D_RESET, D_ABORTED, D_NO_REPLY };
+
+/* What a final reply of `code` makes of a transaction (RFC 5321 §4.2.1). */
+static inline enum disposition outcome_of(int code)
+{
+    return code >= 200 && code < 400 ? D_ACCEPTED : code >= 400 && code < 500 ? D_DEFERRED : D_REJECTED;
+}
+
+/* ---- Transactions (txn.c) ---- */
+
+/* The client's name: the last HELO/EHLO the server accepted, or, while the
+ * reply to one is unseen (one-sided capture, lost bytes), the one sent. */
+const struct mx_text *smtp_helo_of(const struct smtp *s, enum verb *v);
+
+/* Adds what a failed reply means and its likely cause to ev (RFC 5321 §4.2, RFC 3463). */
+void smtp_failure_fields(struct smtp *s, const struct txn *t, const char *step, int code,
+                         const struct mx_enhanced_code *enh, struct mx_slice text, struct mx_event *ev);
+
+/* Ends transaction t, if open, with its record; `why` it ended when no reply decided it. */
+void smtp_txn_close(struct smtp *s, struct txn *t, enum disposition why);
+
+/* Opens s->txn with MAIL FROM's path and parameters. */
+void smtp_txn_open(struct smtp *s, struct mx_slice from, struct mx_slice params, mx_frame_t f, mx_time_t ts);
+
+/* The transaction a reply concerns: the one its command belonged to, or NULL. */
+struct txn *smtp_txn_of(struct smtp *s, unsigned depth);
+
+/* The client finished sending the message: the transaction awaits its final reply. */
+void smtp_txn_data_sent(struct smtp *s);
+
+/* RCPT, DATA or BDAT without MAIL: false when the client broke the sequence. */
+bool smtp_txn_need(struct smtp *s, mx_frame_t f, mx_time_t ts, uint64_t off, size_t len);
+
+#endif
