@@ -1606,8 +1606,9 @@ static size_t inflate_bytes(struct imap *s, enum mx_dir d, struct mx_slice data,
 
 /* ---- Gaps and the end ---- */
 
-static void on_gap(struct imap *s, enum mx_dir d, uint64_t len)
+static void imap_gap(void *state, enum mx_dir d, uint64_t len)
 {
+    struct imap *s = state;
     struct line *l = &s->line[d];
     s->quiet = true;
     if (s->tls_side[d] || s->inf[d].on)
@@ -1695,8 +1696,9 @@ static void session_emit(struct imap *s)
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
-static void on_end(struct imap *s, enum mx_dir d)
+static void imap_end(void *state, enum mx_dir d)
 {
+    struct imap *s = state;
     struct line *l = &s->line[d];
     s->ended[d] = true;
     if (l->lit_left && !s->tls_side[d]) {
@@ -1801,16 +1803,6 @@ static struct mx_parse_result imap_read(void *state, enum mx_dir d, struct mx_sl
     }
     r.consumed = pos;
     return r;
-}
-
-static void imap_gap(void *state, enum mx_dir d, uint64_t len)
-{
-    on_gap(state, d, len);
-}
-
-static void imap_end(void *state, enum mx_dir d)
-{
-    on_end(state, d);
 }
 
 const struct mx_dissector mx_imap_dissector = {

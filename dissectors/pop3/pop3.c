@@ -1063,8 +1063,9 @@ static struct mx_parse_result client_bytes(struct pop3 *s, struct mx_slice d, bo
 
 /* ---- Gaps and the end ---- */
 
-static void on_gap(struct pop3 *s, enum mx_dir d, uint64_t len)
+static void pop3_gap(void *state, enum mx_dir d, uint64_t len)
 {
+    struct pop3 *s = state;
     s->quiet = true;
     if ((d == MX_DIR_C2S && s->ctls) || (d == MX_DIR_S2C && s->smode == S_TLS))
         return; /* the TLS observer's */
@@ -1154,8 +1155,9 @@ static void session_emit(struct pop3 *s)
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
-static void on_end(struct pop3 *s, enum mx_dir d)
+static void pop3_end(void *state, enum mx_dir d)
 {
+    struct pop3 *s = state;
     s->ended[d] = true;
     if (d == MX_DIR_S2C && s->rep.active) {
         /* The server stopped inside a multi-line response. */
@@ -1221,16 +1223,6 @@ static struct mx_parse_result pop3_read(void *state, enum mx_dir d, struct mx_sl
     struct pop3 *s = state;
     bool last = (flags & (MX_CHUNK_END | MX_CHUNK_TRUNCATED)) != 0; /* no more of these bytes come */
     return d == MX_DIR_C2S ? client_bytes(s, data, last) : server_bytes(s, data, last);
-}
-
-static void pop3_gap(void *state, enum mx_dir d, uint64_t len)
-{
-    on_gap(state, d, len);
-}
-
-static void pop3_end(void *state, enum mx_dir d)
-{
-    on_end(state, d);
 }
 
 const struct mx_dissector mx_pop3_dissector = {

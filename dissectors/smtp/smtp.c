@@ -1117,8 +1117,9 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
 
 /* ---- Gaps and the end ---- */
 
-static void on_gap(struct smtp *s, enum mx_dir d, uint64_t len)
+static void smtp_gap(void *state, enum mx_dir d, uint64_t len)
 {
+    struct smtp *s = state;
     if (d == MX_DIR_S2C && s->smode == S_TLS)
         return; /* the TLS observer's */
     if (d == MX_DIR_S2C) {
@@ -1230,8 +1231,9 @@ static void session_emit(struct smtp *s)
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
-static void on_end(struct smtp *s, enum mx_dir d)
+static void smtp_end(void *state, enum mx_dir d)
 {
+    struct smtp *s = state;
     s->ended[d] = true;
     if (d == MX_DIR_S2C) {
         s->server_ended = true;
@@ -1305,16 +1307,6 @@ static struct mx_parse_result smtp_read(void *state, enum mx_dir d, struct mx_sl
     struct smtp *s = state;
     bool last = (flags & (MX_CHUNK_END | MX_CHUNK_TRUNCATED)) != 0; /* no more of these bytes come */
     return d == MX_DIR_C2S ? client_bytes(s, data, last) : server_bytes(s, data, last);
-}
-
-static void smtp_gap(void *state, enum mx_dir d, uint64_t len)
-{
-    on_gap(state, d, len);
-}
-
-static void smtp_end(void *state, enum mx_dir d)
-{
-    on_end(state, d);
 }
 
 const struct mx_dissector mx_smtp_dissector = {
