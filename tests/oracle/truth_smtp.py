@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""truth-smtp - checks mxray's SMTP records against the capture lab's ground truth.
+"""truth_smtp - checks mxray's SMTP records against the capture lab's ground truth.
 
-usage: truth-smtp [--mxray PATH] [TRUTH.json...]
+usage: tests/oracle/truth_smtp.py [--mxray PATH] [TRUTH.json...]
 
 For every SMTP session in pcaps/**/*.truth.json (the lab's record of what the
 client sent and saw), the matching mxray flow (same order of first packet, same
@@ -28,18 +28,19 @@ STARTTLS injection (CVE-2011-0411), both directions:
   A session whose truth has no injection must have neither anomaly nor any
   command marked injected.
 
-Exit status: 0 all passed, 1 failures.
+Exit status: 0 all passed, 1 failures (or mxray is not built).
 """
-import argparse, base64, glob, hashlib, json, os, re, subprocess, sys
+import hashlib
+import json
+import os
+import re
+import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if __package__ in (None, ""):   # run as a file: tests/ holds the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import common  # noqa: E402
+
 REPLY = re.compile(rb"^([2-5][0-9][0-9])([ -]|$)")
-
-
-def turn_bytes(turn):
-    if "b64" in turn:
-        return base64.b64decode(turn["b64"])
-    return turn["text"].encode("utf-8")
 
 
 def truth_session(session):
@@ -47,22 +48,16 @@ def truth_session(session):
     cleartext part; the verbs of the commands injected after STARTTLS (before
     the server's next entry); the number of server entries marked injected."""
     codes, verbs, msgs, injected = [], [], [], []
-    server_injected = 0
     after_starttls = False      # the client's STARTTLS is out, its reply is not
     in_data = in_auth = False
     body = bytearray()
     bdat = bytearray()
     pending_bdat = 0
     bdat_last = False
-    for turn in session["transcript"]:
-        if turn.get("tls"):
-            continue
-        if turn.get("injected") and turn["dir"] == "S":
-            # server cleartext after the 220 to STARTTLS: no reply (see above)
-            server_injected += 1
-            continue
-        data = turn_bytes(turn)
-        if turn["dir"] == "S":
+    # server cleartext after the 220 to STARTTLS is no reply (see above)
+    turns, server_injected = common.clear_turns(session)
+    for direction, data in turns:
+        if direction == "S":
             after_starttls = False
             for line in data.split(b"\r\n"):
                 m = REPLY.match(line)
@@ -120,30 +115,15 @@ def truth_session(session):
 
 def check_injection(index, injected, server_injected, f):
     """The STARTTLS injection checks of the docstring, for one session."""
-    problems = []
-    anom = f["anomalies"]
-    got = [v for v, _ in f["injected"]]
-    if got != injected:
-        problems.append(f"session {index}: commands injected after STARTTLS differ:\n"
-                        f"      truth {injected}\n      mxray {f['injected']} (verb, frames)")
-    for name, want in (("STARTTLS_CLIENT_INJECTION", bool(injected)),
-                       ("STARTTLS_SERVER_INJECTION", bool(server_injected))):
-        if want and name not in anom:
-            problems.append(f"session {index}: no {name} anomaly, but the truth has "
-                            + (f"commands {injected} after STARTTLS" if "CLIENT" in name else
-                               f"{server_injected} server entry(ies) marked injected"))
-        elif not want and name in anom:
-            problems.append(f"session {index}: {name} anomaly (frames {anom[name]}), but the truth "
-                            "has no such injection")
-    return problems
+    return common.check_injection(index, injected, [v for v, _ in f["injected"]],
+                                  "%s (verb, frames)" % (f["injected"],), server_injected,
+                                  f["anomalies"], "STARTTLS", "server entry(ies)")
 
 
 def run_mxray(mxray, pcap):
     # 2525 is the lab's second, certificate-less postfix (the STARTTLS-refused scenario).
-    p = subprocess.run([mxray, "-q", "--port", "smtp=2525", "--json", "-", pcap], capture_output=True)
-    recs = [json.loads(l) for l in p.stdout.splitlines()]
     flows = {}
-    for r in recs:
+    for r in common.mxray_records(mxray, "-q", "--port", "smtp=2525", "--json", "-", pcap):
         if r["type"] == "flow_start":
             flows[r["flow"]] = {"port": r["server_port"], "codes": [], "verbs": [], "msgs": [],
                                 "injected": [], "anomalies": {}}
@@ -163,21 +143,26 @@ def run_mxray(mxray, pcap):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mxray", default=os.path.join(ROOT, "build", "mxray"))
+    ap = common.parser(__doc__)
     ap.add_argument("truth", nargs="*")
     a = ap.parse_args()
-    files = a.truth or sorted(glob.glob(os.path.join(ROOT, "pcaps", "**", "*.truth.json"), recursive=True))
+    status = common.not_built(a.mxray)
+    if status:
+        return status
     passed = failed = 0
-    for tf in files:
-        t = json.load(open(tf))
+    for tf in common.truth_files(a.truth):
+        with open(tf, encoding="utf-8") as fh:
+            t = json.load(fh)
         smtp = [s for s in t["sessions"] if s["proto"] == "smtp"]
         if not smtp:
             continue
-        base = os.path.dirname(tf)
-        flows = [f for f in run_mxray(a.mxray, os.path.join(base, t["capture"])) if f["port"] in (25, 587, 465, 2525)]
-        rel = os.path.relpath(tf, ROOT)
+        rel = os.path.relpath(tf, common.REPO)
         problems = []
+        try:
+            flows = [f for f in run_mxray(a.mxray, os.path.join(os.path.dirname(tf), t["capture"]))
+                     if f["port"] in (25, 587, 465, 2525)]
+        except (RuntimeError, ValueError) as e:
+            flows, problems = [], ["mxray failed: %s" % e]
         smtp_flows = [f for f in flows if f["port"] in (25, 587, 2525)]
         clear = [s for s in smtp if s.get("server_port") != 465]  # 465 starts in TLS
         if len(smtp_flows) < len(clear):
@@ -195,15 +180,11 @@ def main():
                 if want not in seen:
                     problems.append(f"session {s['index']}: message of {want[0]} bytes ({want[1][:12]}...) "
                                     f"not among mxray's {sorted((x[0], (x[1] or '')[:12]) for x in seen)}")
-        if problems:
-            failed += 1
-            print(f"FAIL {rel}")
-            for p in problems:
-                print("     " + p)
-        else:
+        if common.report(rel, problems):
             passed += 1
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+        else:
+            failed += 1
+    return common.summary(passed, failed)
 
 
 if __name__ == "__main__":

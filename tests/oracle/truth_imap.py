@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""truth-imap - checks mxray's IMAP records against the capture lab's ground truth.
+"""truth_imap - checks mxray's IMAP records against the capture lab's ground truth.
 
-usage: truth-imap [-v] [--mxray PATH] [TRUTH.json...]
+usage: tests/oracle/truth_imap.py [-v] [--mxray PATH] [TRUTH.json...]
 
 For every IMAP session in pcaps/**/*.truth.json (the lab's record of what
 each side wrote, turn by turn, with a tls flag per turn; a turn's bytes are
@@ -63,10 +63,15 @@ session with -v), then `N passed, M failed` counted in truth files.  Exit
 status: 0 all passed, 1 failures, 2 usage error, 77 skipped (no truth file
 with an IMAP session).
 """
-import argparse, base64, glob, hashlib, json, os, re, signal, subprocess, sys
+import hashlib
+import os
+import re
+import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SKIP = 77
+if __package__ in (None, ""):   # run as a file: tests/ holds the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import common  # noqa: E402
+
 CLEAR_PORT, TLS_PORT = 143, 993
 LITERAL = re.compile(rb"(~?)\{([0-9]{1,19})([+-]?)\}\r?\n\Z")
 # A FETCH item whose literal is a message or part of one (RFC 9051 §7.5.2).
@@ -92,12 +97,6 @@ def section_of(item):
     origin = b"<" in item.group(0)
     return {"section": ("BINARY " if binary else "") + sec,
             "fragment": bool(sec) or origin or binary}
-
-
-def turn_bytes(turn):
-    if "b64" in turn:
-        return base64.b64decode(turn["b64"])
-    return turn["text"].encode("utf-8")
 
 
 def text(b):
@@ -325,27 +324,18 @@ class Session:
 
 def truth_session(session):
     s = Session()
-    for turn in session["transcript"]:
-        if turn.get("tls"):
-            continue
-        if turn.get("injected") and turn["dir"] == "S":
-            s.server_injected += 1      # no IMAP: see the docstring
-            continue
-        if turn["dir"] == "C":
-            s.client(turn_bytes(turn))
+    turns, s.server_injected = common.clear_turns(session)     # injected: no IMAP
+    for direction, data in turns:
+        if direction == "C":
+            s.client(data)
         else:
-            s.server(turn_bytes(turn))
+            s.server(data)
     return s
 
 
 def run_mxray(mxray, pcap):
-    p = subprocess.run([mxray, "-q", "--json", "-", pcap], capture_output=True)
-    if p.returncode not in (0, 3):
-        raise RuntimeError("mxray exited %d: %s" % (p.returncode, p.stderr.decode(
-            "utf-8", "replace").strip()[-200:]))
     flows = {}
-    for l in p.stdout.splitlines():
-        r = json.loads(l)
+    for r in common.mxray_records(mxray, "-q", "--json", "-", pcap):
         t = r["type"]
         if t == "flow_start":
             flows[r["flow"]] = {"flow": r["flow"], "port": r["server_port"], "proto": r["proto"],
@@ -394,22 +384,9 @@ def check_session(s, f):
             return ["session %d (implicit TLS on 993): mxray flow %d shows %d IMAP record(s)"
                     " in clear" % (idx, f["flow"], f["records"])]
         return []
-    problems = []
     t = truth_session(s)
-    if t.injected != f["injected"]:
-        problems.append("session %d: commands injected after STARTTLS differ:\n      truth %s\n"
-                        "      mxray %s" % (idx, t.injected, f["injected"]))
-    anom = f["anomalies"]
-    for name, want, what in (
-            ("STARTTLS_CLIENT_INJECTION", bool(t.injected),
-             "commands %s after STARTTLS" % t.injected),
-            ("STARTTLS_SERVER_INJECTION", bool(t.server_injected),
-             "%d server turn(s) marked injected" % t.server_injected)):
-        if want and name not in anom:
-            problems.append("session %d: no %s anomaly, but the truth has %s" % (idx, name, what))
-        elif not want and name in anom:
-            problems.append("session %d: %s anomaly (frames %s), but the truth has no such"
-                            " injection" % (idx, name, anom[name]))
+    problems = common.check_injection(idx, t.injected, f["injected"], f["injected"],
+                                      t.server_injected, f["anomalies"])
     if t.cmds != f["cmds"]:
         problems.append("session %d: %s" % (idx, show_diff("commands", t.cmds, f["cmds"])))
     if t.comps != f["comps"]:
@@ -447,70 +424,15 @@ def check_session(s, f):
     return problems
 
 
-def main():
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mxray", default=os.path.join(ROOT, "build", "mxray"))
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("truth", nargs="*")
-    a = ap.parse_args()
-    if not os.access(a.mxray, os.X_OK):
-        print("error: %s is not built (cmake --build build --target mxray)" % a.mxray,
-              file=sys.stderr)
-        return 1
-    files = a.truth or sorted(glob.glob(os.path.join(ROOT, "pcaps", "**", "*.truth.json"),
-                                        recursive=True))
-    passed = failed = sessions = 0
-    for tf in files:
-        if not os.path.isfile(tf):
-            print("error: no such truth file: %s" % tf, file=sys.stderr)
-            return 2
-        with open(tf, encoding="utf-8") as fh:
-            t = json.load(fh)
-        imap = [s for s in t["sessions"] if s["proto"] == "imap"]
-        if not imap:
-            continue
-        sessions += len(imap)
-        rel = os.path.relpath(tf, ROOT)
-        problems = []
-        try:
-            flows = run_mxray(a.mxray, os.path.join(os.path.dirname(tf), t["capture"]))
-        except (RuntimeError, ValueError) as e:
-            flows, problems = [], ["mxray failed: %s" % e]
-        for port in (CLEAR_PORT, TLS_PORT):
-            ss = [s for s in imap if s["server_port"] == port]
-            ff = [f for f in flows if f["port"] == port]
-            if len(ss) != len(ff):
-                problems.append("%d session(s) on port %d in the truth, %d mxray flow(s)"
-                                % (len(ss), port, len(ff)))
-            for s, f in zip(ss, ff):
-                sp = check_session(s, f)
-                problems += sp
-                if a.verbose and not sp:
-                    tr = truth_session(s) if port == CLEAR_PORT else None
-                    print("ok   %s session %d (%s, port %d): mxray flow %d%s" % (
-                        rel, s["index"], s.get("note", ""), port, f["flow"],
-                        ": %d commands, %d completions, %d message literals" % (
-                            len(tr.cmds), len(tr.comps), len(tr.msgs)) if tr else
-                        ": nothing in clear"))
-        others = [s for s in imap if s["server_port"] not in (CLEAR_PORT, TLS_PORT)]
-        if others:
-            problems.append("session(s) %s on ports this script does not know" % (
-                [s["index"] for s in others]))
-        if problems:
-            failed += 1
-            print("FAIL %s" % rel)
-            for p in problems:
-                print("     " + p)
-        else:
-            passed += 1
-    if not sessions:
-        print("SKIP: no IMAP session in %s" % (" ".join(a.truth) or "pcaps/**/*.truth.json"))
-        return SKIP
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+def ok_detail(s, port):
+    """What a session that agrees holds, for -v."""
+    if port != CLEAR_PORT:
+        return ": nothing in clear"
+    tr = truth_session(s)
+    return ": %d commands, %d completions, %d message literals" % (
+        len(tr.cmds), len(tr.comps), len(tr.msgs))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.truth_main(__doc__, "imap", (CLEAR_PORT, TLS_PORT), run_mxray, check_session,
+                               ok_detail))

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""compare-tls: check mxray's `tls` records against tshark's TLS dissection.
+"""compare_tls: check mxray's `tls` records against tshark's TLS dissection.
 
 Usage:
-  scripts/compare-tls [-v] [-j N] [--mxray PATH] [--known FILE] [CAPTURE...]
+  tests/oracle/compare_tls.py [-v] [-j N] [--mxray PATH] [--known FILE] [CAPTURE...]
 
 With no CAPTURE, every capture under <repo>/pcaps (recursively, *.pcap and
 *.pcapng) is checked, plus every capture of ../shared/corpus/MANIFEST.tsv
@@ -49,9 +49,9 @@ mail flow, these are compared with the flow's `tls` record:
 
 Each stream is classified:
   ok        every field agrees
-  known     listed in scripts/compare-tls.known (TSV: capture path, tshark
-            stream, reason; the capture path is relative to the corpus for
-            corpus captures and to the repository otherwise); an entry no
+  known     listed in tests/oracle/compare_tls.known (TSV: capture path,
+            tshark stream, reason; the capture path is relative to the corpus
+            for corpus captures and to the repository otherwise); an entry no
             longer needed is reported with a note.  Only tshark errors
             (checked against the packets) and by-design differences belong
             there, never an mxray bug
@@ -72,29 +72,22 @@ Options:
   -v, --verbose   print every stream, skipped ones too
   -j N            captures processed in parallel (default 2)
   --mxray PATH    the mxray binary (default <repo>/build/mxray)
-  --known FILE    known-differences file (default scripts/compare-tls.known)
+  --known FILE    known-differences file (default tests/oracle/compare_tls.known)
 """
-import argparse
-import glob
-import gzip
 import hashlib
 import html
-import ipaddress
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
-from concurrent.futures import ThreadPoolExecutor
 
-SCRIPT_DIR = os.path.dirname(os.path.realpath(__file__))
-REPO = os.path.dirname(SCRIPT_DIR)
-CORPUS = os.path.join(os.path.dirname(REPO), "shared", "corpus")
-SKIP = 77
-AGG = "\x1f"
+if __package__ in (None, ""):   # run as a file: tests/ holds the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import common  # noqa: E402
+from oracle.common import AGG, fmt_ep, run  # noqa: E402
+
 TLS_PORTS = {465, 993, 995}
 
 # tshark's X.509 attribute names -> OpenSSL's short names (RFC 4514 §3, RFC 2985).
@@ -115,20 +108,6 @@ FIELDS = ["frame.number", "tcp.stream", "tls.handshake.type", "tls.handshake.ext
           "tls.handshake.ciphersuite", "tls.handshake.extensions_alpn_str", "tls.handshake.ja3",
           "tls.handshake.ja3_full", "tls.handshake.ja3s", "tls.handshake.extension.type",
           "tls.handshake.sig_hash_alg"]
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-
-
-def norm_addr(text):
-    text = text.strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return text.lower()
 
 
 def vals(field):
@@ -241,39 +220,6 @@ def rfc4514_split(text):
 
 # ---------------------------------------------------------------- tshark
 
-def tshark_rows(cmd, nfields):
-    res = run(cmd)
-    rows = []
-    for line in res.stdout.decode("utf-8", "replace").split("\n"):
-        head = line.split("\t", 1)[0]
-        if head.isdigit() and line.count("\t") >= nfields - 1:
-            rows.append(line.split("\t")[:nfields])
-    if not rows and res.returncode != 0:
-        err = res.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise RuntimeError("tshark failed (%d): %s" % (res.returncode, err[-1] if err else ""))
-    return rows
-
-
-def tshark_streams(path):
-    cmd = ["tshark", "-r", path, "-Y", "tcp", "-T", "fields", "-E", "separator=/t",
-           "-E", "aggregator=" + AGG, "-e", "frame.number", "-e", "tcp.stream",
-           "-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport",
-           "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport"]
-    streams = {}
-    for f in tshark_rows(cmd, 8):
-        try:
-            sid = int(vals(f[1])[0])
-            sport, dport = int(vals(f[4])[0]), int(vals(f[7])[0])
-        except (ValueError, IndexError):
-            continue
-        if sid in streams:
-            continue
-        a = (norm_addr((vals(f[3]) or vals(f[2]) or [""])[-1]), sport)
-        b = (norm_addr((vals(f[6]) or vals(f[5]) or [""])[-1]), dport)
-        streams[sid] = {"eps": frozenset((a, b)), "a": a, "b": b, "frame": int(f[0])}
-    return streams
-
-
 def tshark_hellos(path, decode_as):
     """tcp.stream -> {"ch": first ClientHello fields, "sh": last ServerHello, "frames"}."""
     cmd = ["tshark"] + list(decode_as) + [
@@ -282,7 +228,7 @@ def tshark_hellos(path, decode_as):
     for f in FIELDS:
         cmd += ["-e", f]
     out = {}
-    for f in tshark_rows(cmd, len(FIELDS)):
+    for f in common.tshark_rows(cmd, len(FIELDS)):
         try:
             sid = int(vals(f[1])[0])
         except (ValueError, IndexError):
@@ -363,30 +309,13 @@ def tshark_name(items):
 # ---------------------------------------------------------------- mxray
 
 def mxray_flows(mxray, path):
-    res = run([mxray, "-q", "--json", "-", path])
-    if res.returncode not in (0, 3):
-        raise RuntimeError("mxray exited %d: %s" % (res.returncode, res.stderr.decode(
-            "utf-8", "replace").strip()[-200:]))
-    flows = {}
-    for line in res.stdout.decode("utf-8", "replace").splitlines():
-        try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        t = r.get("type", "")
-        if "flow" not in r:
-            continue
-        if t == "flow_start":
-            flows[r["flow"]] = {
-                "cl": (norm_addr(r["client"]), int(r["client_port"])),
-                "sv": (norm_addr(r["server"]), int(r["server_port"])),
-                "proto": r.get("proto"), "frame": r.get("frames", [0])[0], "flow": r["flow"],
-                "tls": None, "tls_port": int(r["server_port"]) in TLS_PORTS}
-        elif t == "flow" and r["flow"] in flows:
-            flows[r["flow"]]["tls_port"] = bool(r.get("tls_port"))
-        elif t == "tls" and r["flow"] in flows and flows[r["flow"]]["tls"] is None:
-            flows[r["flow"]]["tls"] = r
-    return flows
+    def add(fl, r, t, span):
+        if t == "flow":
+            fl["tls_port"] = bool(r.get("tls_port"))
+        elif t == "tls" and fl["tls"] is None:
+            fl["tls"] = r
+    return common.mx_flows(mxray, (), path, lambda r: common.mx_flow_start(
+        r, proto=r.get("proto"), tls=None, tls_port=int(r["server_port"]) in TLS_PORTS), add)
 
 
 # ---------------------------------------------------------------- compare
@@ -430,31 +359,11 @@ def compare(rec, th, cert):
     return diffs
 
 
-def load_known(path):
-    known = {}
-    if not os.path.exists(path):
-        return known
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            line = line.rstrip("\n")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            f = line.split("\t")
-            if len(f) < 3 or not f[1].strip().isdigit():
-                sys.stderr.write("%s:%d: bad line (want capture<TAB>stream<TAB>reason)\n" % (path, n))
-                continue
-            known[(f[0].strip(), int(f[1]))] = "\t".join(f[2:]).strip()
-    return known
-
-
-def fmt_ep(ep):
-    addr, port = ep
-    return ("[%s]:%d" if ":" in addr else "%s:%d") % (addr, port)
-
-
 def short(v):
     s = json.dumps(v)
     return s if len(s) <= 160 else s[:157] + "..."
+
+
 
 
 def check_capture(job):
@@ -462,11 +371,7 @@ def check_capture(job):
     results, used = [], set()
     tmp = tempfile.mkdtemp(prefix="compare-tls.")
     try:
-        src = path
-        if path.endswith(".gz"):
-            src = os.path.join(tmp, "capture.pcap")
-            with gzip.open(path, "rb") as fi, open(src, "wb") as fo:
-                shutil.copyfileobj(fi, fo)
+        src = common.gunzip(path, tmp)
         mflows = mxray_flows(opts["mxray"], src)
         # Ports where mxray found mail by content (nDPI) or by --port: tshark's
         # TLS heuristics find TLS there anyway; STARTTLS needs the protocol.
@@ -474,19 +379,9 @@ def check_capture(job):
         if not hellos:
             results.append(("n/a", "n/a       %s  no ClientHello or ServerHello" % cap))
             return results, used
-        streams = tshark_streams(src)
+        streams = common.tshark_streams(src)
         certs = tshark_certs(src, ()) if any(h["sh"] for h in hellos.values()) else {}
-        by_eps = {}
-        for sid, st in streams.items():
-            by_eps.setdefault(st["eps"], []).append(sid)
-        for lst in by_eps.values():
-            lst.sort(key=lambda s: streams[s]["frame"])
-        per_stream = {}
-        for fl in mflows.values():
-            cands = by_eps.get(frozenset((fl["cl"], fl["sv"])), [])
-            before = [s for s in cands if streams[s]["frame"] <= fl["frame"]]
-            if cands:
-                per_stream.setdefault(before[-1] if before else cands[0], []).append(fl)
+        per_stream, _ = common.flows_to_streams(mflows, streams)
         for sid in sorted(hellos):
             st = streams.get(sid)
             title = "%s -> %s" % (fmt_ep(st["a"]), fmt_ep(st["b"])) if st else "?"
@@ -529,104 +424,30 @@ def check_capture(job):
 
 # ---------------------------------------------------------------- main
 
-def resolve(arg):
-    cands = [arg] if os.path.isabs(arg) else [
-        os.path.join(os.getcwd(), arg), os.path.join(REPO, arg),
-        os.path.join(SCRIPT_DIR, arg), os.path.join(CORPUS, arg)]
-    for c in cands:
-        if os.path.isfile(c):
-            return os.path.realpath(c)
-    return None
+class TlsCheck(common.TsharkCheck):
+    name = "compare-tls"
+    description = "Check mxray's tls records against tshark."
+    proto = "TLS"
+    known_file = "compare_tls.known"
+    word = "tls=yes"
+    full = False
+    states = ["ok", "known", "mismatch", "n/a"]
+    quiet = ("ok", "skip", "n/a")
 
+    def prepare(self):
+        cipher_names()  # once, before the threads
 
-def cap_name(path):
-    for base in (os.path.realpath(CORPUS), os.path.realpath(REPO)):
-        if path.startswith(base + os.sep):
-            return os.path.relpath(path, base)
-    return path
+    def check_capture(self, job):
+        return check_capture(job)
 
+    def verbose_counts(self, counts):
+        return "(ok %d, known %d, mismatch %d; skipped %d; not applicable %d)" % (
+            counts["ok"], counts["known"], counts["mismatch"], counts["skip"], counts["n/a"])
 
-def default_captures():
-    paths = []
-    for pat in ("*.pcap", "*.pcapng"):
-        paths += glob.glob(os.path.join(REPO, "pcaps", "**", pat), recursive=True)
-    paths = sorted(os.path.realpath(p) for p in paths)
-    manifest = os.path.join(CORPUS, "MANIFEST.tsv")
-    if not os.path.isfile(manifest):
-        print("note: %s is absent; checking only <repo>/pcaps" % manifest)
-        return paths
-    with open(manifest, encoding="utf-8") as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-        col, ccol = header.index("path"), header.index("contents")
-        for line in fh:
-            f = line.rstrip("\n").split("\t")
-            if len(f) > max(col, ccol) and f[col].strip() and "tls=yes" in f[ccol].lower():
-                paths.append(os.path.realpath(os.path.join(CORPUS, f[col].strip())))
-    return paths
-
-
-def main():
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    ap = argparse.ArgumentParser(description="Check mxray's tls records against tshark.",
-                                 epilog="See the docstring of this script for the rules.")
-    ap.add_argument("captures", nargs="*", metavar="CAPTURE")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("-j", type=int, default=2, metavar="N")
-    ap.add_argument("--mxray", default=os.path.join(REPO, "build", "mxray"))
-    ap.add_argument("--known", default=os.path.join(SCRIPT_DIR, "compare-tls.known"))
-    args = ap.parse_args()
-
-    if shutil.which("tshark") is None:
-        print("SKIP: tshark not found in PATH; install wireshark's tshark to compare TLS")
-        return SKIP
-    if not os.access(args.mxray, os.X_OK):
-        print("error: %s is not built (cmake --build build --target mxray)" % args.mxray,
-              file=sys.stderr)
-        return 1
-    if args.captures:
-        paths = []
-        for a in args.captures:
-            p = resolve(a)
-            if p is None:
-                print("error: capture not found: %s" % a, file=sys.stderr)
-                return 2
-            paths.append(p)
-    else:
-        paths = default_captures()
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        print("error: capture missing: %s" % missing[0], file=sys.stderr)
-        return 1
-
-    known = load_known(args.known)
-    cipher_names()  # once, before the threads
-    bindir = tempfile.mkdtemp(prefix="compare-tls-bin.")
-    counts = {"ok": 0, "known": 0, "mismatch": 0, "skip": 0, "n/a": 0}
-    used_known = set()
-    try:
-        mxray = os.path.join(bindir, "mxray")
-        shutil.copy2(os.path.realpath(args.mxray), mxray)
-        opts = {"mxray": mxray, "known": known}
-        jobs = [(cap_name(p), p, opts) for p in paths]
-        with ThreadPoolExecutor(max_workers=max(1, args.j)) as pool:
-            for results, used in pool.map(check_capture, jobs):
-                used_known |= used
-                for state, text in results:
-                    counts[state] += 1
-                    if args.verbose or state not in ("ok", "skip", "n/a"):
-                        print(text, flush=True)
-    finally:
-        shutil.rmtree(bindir, ignore_errors=True)
-    ran = {j[0] for j in jobs}
-    for key in sorted(k for k in known if k[0] in ran and k not in used_known):
-        print("note: known entry not needed any more: %s\tstream %d" % key)
-    passed = counts["ok"] + counts["known"]
-    if args.verbose:
-        print("(ok %d, known %d, mismatch %d; skipped %d; not applicable %d)" % (
-            counts["ok"], counts["known"], counts["mismatch"], counts["skip"], counts["n/a"]))
-    print("%d passed, %d failed, %d skipped" % (passed, counts["mismatch"], counts["skip"]))
-    return 1 if counts["mismatch"] else 0
+    def summary(self, counts):
+        return common.summary(counts["ok"] + counts["known"], counts["mismatch"],
+                              ", %d skipped" % counts["skip"])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(TlsCheck().main())

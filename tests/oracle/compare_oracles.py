@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""compare-oracles: check mxray's SMTP transactions against Zeek and Suricata.
+"""compare_oracles: check mxray's SMTP transactions against Zeek and Suricata.
 
 Usage:
-  scripts/compare-oracles [-v] [--mxray PATH] [--known FILE] [ORACLE...]
+  tests/oracle/compare_oracles.py [-v] [--mxray PATH] [--known FILE] [ORACLE...]
 
 The peers' published expectations live in ../shared/corpus/oracles/ (see its
 README).  Every oracle that says something about SMTP transactions is checked:
@@ -106,8 +106,9 @@ the verdict are missing by Suricata's policy, not its parsing.
 Output
 ------
 One line per disagreement: `FAIL <oracle> <capture> <field>: ...`.  A
-disagreement listed in the known file (default scripts/compare-oracles.known;
-TSV: oracle id, capture relative to the corpus, field, reason) is printed as
+disagreement listed in the known file (default
+tests/oracle/compare_oracles.known; TSV: oracle id, capture relative to the
+corpus, field, reason) is printed as
 `known ...` and does not fail its unit.  Fields are helo, mailfrom, rcptto,
 last_reply, tls, trans_depth, record (a line or transaction with no
 counterpart), flow, run (mxray failed) and, for Suricata, check#K (the Kth
@@ -120,33 +121,19 @@ Exit status: 0 all passed, 1 failures (or a tool failed), 2 usage error, 77
 skipped (../shared absent).
 """
 import argparse
-import gzip
-import ipaddress
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
-SCRIPT_DIR = os.path.dirname(os.path.realpath(__file__))
-REPO = os.path.dirname(SCRIPT_DIR)
-SHARED = os.path.join(os.path.dirname(REPO), "shared")
-CORPUS = os.path.join(SHARED, "corpus")
-ORACLES = os.path.join(CORPUS, "oracles")
-SKIP = 77
+if __package__ in (None, ""):   # run as a file: tests/ holds the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import common  # noqa: E402
+from oracle.common import CORPUS, ORACLES, norm_addr  # noqa: E402
+
 ENH = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?:\s+|$)")
-
-
-def norm_addr(text):
-    text = (text or "").strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return text.lower()
 
 
 # ---------------------------------------------------------------- YAML subset
@@ -446,39 +433,79 @@ def zeek_rcpt_set(recipients):
 # ---------------------------------------------------------------- mxray
 
 class Flow:
+    """An mxray flow: its flow_start record and four-tuple; a protocol's
+    subclass files the flow's records (add)."""
+
     def __init__(self, rec):
         self.id = rec["flow"]
         self.start = rec
         self.key = (norm_addr(rec.get("client")), rec.get("client_port"),
                     norm_addr(rec.get("server")), rec.get("server_port"))
+
+    def add(self, ty, rec):
+        raise NotImplementedError
+
+    def endpoints(self):
+        """Its endpoints as Suricata names them (client to server)."""
+        return {"src_ip": norm_addr(self.start.get("client")),
+                "dest_ip": norm_addr(self.start.get("server")),
+                "src_port": self.start.get("client_port"),
+                "dest_port": self.start.get("server_port")}
+
+
+class SmtpFlow(Flow):
+    def __init__(self, rec):
+        super().__init__(rec)
         self.txns, self.session = [], None
         self.cmds, self.replies, self.anoms = [], [], []
 
+    def add(self, ty, rec):
+        if ty == "smtp.transaction":
+            self.txns.append(rec)
+        elif ty == "smtp.session":
+            self.session = rec
+        elif ty == "smtp.command":
+            self.cmds.append(rec)
+        elif ty == "smtp.reply":
+            self.replies.append(rec)
+        elif ty == "anomaly":
+            self.anoms.append(rec)
+
 
 class Run:
+    """mxray's run on one capture: its flows (by number, and in order), or
+    the error that ended it."""
+
     def __init__(self):
         self.flows, self.order, self.error, self.rc = {}, [], None, None
 
+    def of(self, proto):
+        """Its flows of one protocol, in order."""
+        return [self.flows[fid] for fid in self.order if self.flows[fid].start.get("proto") == proto]
 
-def run_mxray(mxray, path):
+    def by_key(self):
+        """four-tuple -> its flows, in order."""
+        out = {}
+        for fid in self.order:
+            out.setdefault(self.flows[fid].key, []).append(self.flows[fid])
+        return out
+
+
+def run_mxray(mxray, path, flow=SmtpFlow, args=()):
+    """Runs `mxray -q [args] --json - CAPTURE` (a `.gz` capture decompressed
+    first); each flow_start opens a flow (the class flow), which files the
+    flow's other records."""
     run = Run()
-    tmp = None
+    tmp = tempfile.mkdtemp(prefix="compare-oracles.") if path.endswith(".gz") else None
     try:
-        src = path
-        if path.endswith(".gz"):
-            tmp = tempfile.mkdtemp(prefix="compare-oracles.")
-            src = os.path.join(tmp, os.path.basename(path)[:-3])
-            with gzip.open(path, "rb") as fi, open(src, "wb") as fo:
-                shutil.copyfileobj(fi, fo)
-        res = subprocess.run([mxray, "-q", "--json", "-", src],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        src = common.gunzip(path, tmp, os.path.basename(path)[:-3]) if tmp else path
+        res = common.run([mxray, "-q"] + list(args) + ["--json", "-", src])
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     run.rc = res.returncode
-    if res.returncode not in (0, 3):
-        err = res.stderr.decode("utf-8", "replace").strip().splitlines()
-        run.error = "mxray exited %d%s" % (res.returncode, ": " + err[-1] if err else "")
+    run.error = common.mxray_failed(res, last_line=True)
+    if run.error:
         return run
     for line in res.stdout.decode("utf-8", "replace").splitlines():
         try:
@@ -488,22 +515,12 @@ def run_mxray(mxray, path):
             return run
         ty, fid = rec.get("type"), rec.get("flow")
         if ty == "flow_start":
-            run.flows[fid] = Flow(rec)
+            run.flows[fid] = flow(rec)
             run.order.append(fid)
             continue
         fl = run.flows.get(fid)
-        if fl is None:
-            continue
-        if ty == "smtp.transaction":
-            fl.txns.append(rec)
-        elif ty == "smtp.session":
-            fl.session = rec
-        elif ty == "smtp.command":
-            fl.cmds.append(rec)
-        elif ty == "smtp.reply":
-            fl.replies.append(rec)
-        elif ty == "anomaly":
-            fl.anoms.append(rec)
+        if fl is not None:
+            fl.add(ty, rec)
     return run
 
 
@@ -561,22 +578,16 @@ def reply_agrees(zeek, rep):
 
 # ---------------------------------------------------------------- known
 
+def known_key(f):
+    """A known-file line oracle<TAB>capture<TAB>field<TAB>reason: ((oracle,
+    capture, field), reason), or None when malformed."""
+    if len(f) < 4 or not all(x.strip() for x in f[:4]):
+        return None
+    return (f[0].strip(), f[1].strip(), f[2].strip()), "\t".join(f[3:]).strip()
+
+
 def load_known(path):
-    known = {}
-    if not os.path.exists(path):
-        return known
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            line = line.rstrip("\n")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            f = line.split("\t")
-            if len(f) < 4 or not all(x.strip() for x in f[:4]):
-                sys.stderr.write("%s:%d: bad line (want oracle<TAB>capture<TAB>"
-                                 "field<TAB>reason)\n" % (path, n))
-                continue
-            known[(f[0].strip(), f[1].strip(), f[2].strip())] = "\t".join(f[3:]).strip()
-    return known
+    return common.load_known(path, known_key, "oracle<TAB>capture<TAB>field<TAB>reason")
 
 
 class Unit:
@@ -625,39 +636,58 @@ class Reporter:
         if self.verbose:
             print(text, flush=True)
 
+    def fail_unit(self, oracle, cap, field, text):
+        """A unit of its own that failed: the run of mxray, a test.yaml."""
+        u = Unit(oracle, cap, field)
+        self.disagree(u, field, text)
+        self.finish(u)
+
+    def run_failed(self, oracle, cap, run):
+        """Whether mxray failed on the capture (a failed unit, then)."""
+        if run.error:
+            self.fail_unit(oracle, cap, "run", run.error)
+        return bool(run.error)
+
 
 # ---------------------------------------------------------------- Zeek
 
+def index_rows(kind):
+    """The rows of oracles/<kind>/INDEX.tsv (its header left out) that have
+    three fields or more."""
+    with open(os.path.join(ORACLES, kind, "INDEX.tsv"), encoding="utf-8") as fh:
+        fh.readline()
+        return [f for f in (line.rstrip("\n").split("\t") for line in fh) if len(f) >= 3]
+
+
+def zeek_baselines(row_ok=lambda row: True, keep=lambda cap, d: True):
+    """The Zeek btest baselines of zeek/INDEX.tsv, each once, in order, as
+    (baseline id, its trace as a corpus capture or None, the trace as
+    INDEX.tsv names it, the baseline's folder): the trace is the capture of
+    MANIFEST.tsv from zeek/zeek whose path_in_repo it is (among the rows
+    row_ok takes); keep(capture, folder) says which baselines to take."""
+    idx = os.path.join(ORACLES, "zeek", "INDEX.tsv")
+    if not os.path.isfile(idx) or not os.path.isfile(os.path.join(CORPUS, "MANIFEST.tsv")):
+        return []
+    by_repo_path = {r.get("path_in_repo"): r.get("path") for r in common.manifest()
+                    if r.get("source_repo") == "zeek/zeek" and row_ok(r)}
+    out, seen = [], set()
+    for f in index_rows("zeek"):
+        cap = by_repo_path.get("testing/btest/Traces/" + f[0])
+        for bid in f[2].split(","):
+            bid = bid.strip()
+            d = os.path.join(ORACLES, "zeek", bid)
+            if not bid or bid in seen or not os.path.isdir(d) or not keep(cap, d):
+                continue
+            seen.add(bid)
+            out.append((bid, cap, f[0], d))
+    return out
+
+
 def zeek_oracles():
     """-> list of (oracle id, capture relative to the corpus, smtp.log path)."""
-    idx = os.path.join(ORACLES, "zeek", "INDEX.tsv")
-    man = os.path.join(CORPUS, "MANIFEST.tsv")
-    if not os.path.isfile(idx) or not os.path.isfile(man):
-        return []
-    by_repo_path = {}
-    with open(man, encoding="utf-8") as fh:
-        head = fh.readline().rstrip("\n").split("\t")
-        cp, cr, cq = head.index("path"), head.index("source_repo"), head.index("path_in_repo")
-        for line in fh:
-            f = line.rstrip("\n").split("\t")
-            if len(f) > max(cp, cr, cq) and f[cr] == "zeek/zeek":
-                by_repo_path[f[cq]] = f[cp]
-    out, seen = [], set()
-    with open(idx, encoding="utf-8") as fh:
-        fh.readline()
-        for line in fh:
-            f = line.rstrip("\n").split("\t")
-            if len(f) < 3:
-                continue
-            cap = by_repo_path.get("testing/btest/Traces/" + f[0])
-            for bid in f[2].split(","):
-                bid = bid.strip()
-                log = os.path.join(ORACLES, "zeek", bid, "smtp.log")
-                if not bid or bid in seen or not os.path.isfile(log):
-                    continue
-                seen.add(bid)
-                out.append(("zeek/" + bid, cap or f[0], log))
-    return out
+    return [("zeek/" + bid, cap or trace, os.path.join(d, "smtp.log"))
+            for bid, cap, trace, d in zeek_baselines(
+                keep=lambda cap, d: os.path.isfile(os.path.join(d, "smtp.log")))]
 
 
 def zeek_expected_last_reply(flow, anchor):
@@ -719,14 +749,9 @@ def show(v):
 
 def compare_zeek(rep, oracle, cap, log, run):
     recs = read_zeek_log(log)
-    if run.error:
-        u = Unit(oracle, cap, "run")
-        rep.disagree(u, "run", run.error)
-        rep.finish(u)
+    if rep.run_failed(oracle, cap, run):
         return
-    by_key = {}
-    for fid in run.order:
-        by_key.setdefault(run.flows[fid].key, []).append(run.flows[fid])
+    by_key = run.by_key()
     groups, order = {}, []
     for r in recs:
         if r["uid"] not in groups:
@@ -911,17 +936,12 @@ def suricata_oracles():
     if not os.path.isfile(idx):
         return []
     out = []
-    with open(idx, encoding="utf-8") as fh:
-        fh.readline()
-        for line in fh:
-            f = line.rstrip("\n").split("\t")
-            if len(f) < 3:
-                continue
-            name = f[0][len("tests/"):] if f[0].startswith("tests/") else f[0]
-            name = name.replace("/", "__")
-            yml = os.path.join(ORACLES, "suricata-verify", name, "test.yaml")
-            if os.path.isfile(yml):
-                out.append(("suricata-verify/" + name, f[2], yml))
+    for f in index_rows("suricata-verify"):
+        name = f[0][len("tests/"):] if f[0].startswith("tests/") else f[0]
+        name = name.replace("/", "__")
+        yml = os.path.join(ORACLES, "suricata-verify", name, "test.yaml")
+        if os.path.isfile(yml):
+            out.append(("suricata-verify/" + name, f[2], yml))
     return out
 
 
@@ -970,10 +990,7 @@ def suri_path(v):
 
 def mxray_suricata_records(run):
     recs = []
-    for fid in run.order:
-        fl = run.flows[fid]
-        if fl.start.get("proto") != "smtp":
-            continue
+    for fl in run.of("smtp"):
         own = []
         for t in fl.txns:
             mail_from = t.get("mailfrom")
@@ -986,10 +1003,7 @@ def mxray_suricata_records(run):
             own.append({"helo": fl.session.get("helo"), "mail_from": None, "rcpt_to": [],
                         "what": "session"})
         for n, r in enumerate(own):
-            r.update({"flow": fid, "tx_id": n, "src_ip": norm_addr(fl.start.get("client")),
-                      "dest_ip": norm_addr(fl.start.get("server")),
-                      "src_port": fl.start.get("client_port"),
-                      "dest_port": fl.start.get("server_port")})
+            r.update(fl.endpoints(), flow=fl.id, tx_id=n)
             recs.append(r)
     return recs
 
@@ -1066,7 +1080,13 @@ def describe_rec(r):
         show(r["mail_from"]), show(r["rcpt_to"]))
 
 
-def compare_suricata(rep, oracle, cap, yml, run, doc, checks, blocking):
+def suricata_checks(rep, oracle, cap, run, doc, checks, build, blocking=False):
+    """The checks of a suricata-verify test to evaluate, as (label, match,
+    count, predicate, dropped keys, the check's other items): checks holds
+    (K, filter, ...) and build(match, ...) gives (predicate, dropped keys).
+    Notes (-v) the test or the check that needs an older Suricata, a test
+    where Suricata drops traffic (blocking), a check without a count and a
+    `count: 0` one that lost keys; a failed mxray run is one failed unit."""
     if isinstance(doc, dict) and not requires_ok(doc.get("requires")):
         rep.note("skip %s: the test requires an older Suricata" % oracle)
         return
@@ -1074,13 +1094,9 @@ def compare_suricata(rep, oracle, cap, yml, run, doc, checks, blocking):
         rep.note("skip %s %s: Suricata drops traffic in this IPS test; its records"
                  " follow the verdicts" % (oracle, cap))
         return
-    if run.error:
-        u = Unit(oracle, cap, "run")
-        rep.disagree(u, "run", run.error)
-        rep.finish(u)
+    if rep.run_failed(oracle, cap, run):
         return
-    recs = mxray_suricata_records(run)
-    for k, flt in checks:
+    for k, flt, *rest in checks:
         label = "check#%d" % k
         if not requires_ok(flt.get("requires")):
             rep.note("skip %s %s %s: requires an older Suricata" % (oracle, cap, label))
@@ -1091,11 +1107,18 @@ def compare_suricata(rep, oracle, cap, yml, run, doc, checks, blocking):
         except (TypeError, ValueError):
             rep.note("skip %s %s %s: no count" % (oracle, cap, label))
             continue
-        pred, dropped = build_predicate(match)
+        pred, dropped = build(match, *rest)
         if count == 0 and dropped:
             rep.note("skip %s %s %s: count 0 with keys mxray lacks (%s)"
                      % (oracle, cap, label, ", ".join(dropped)))
             continue
+        yield label, match, count, pred, dropped, rest
+
+
+def compare_suricata(rep, oracle, cap, run, doc, checks, blocking):
+    recs = mxray_suricata_records(run)
+    for label, match, count, pred, dropped, _ in suricata_checks(
+            rep, oracle, cap, run, doc, checks, build_predicate, blocking):
         got = [r for r in recs if pred(r)]
         u = Unit(oracle, cap, "%s (count %d%s: %s)" % (
             label, count, " at least" if dropped else "", describe_match(match)))
@@ -1110,33 +1133,31 @@ def compare_suricata(rep, oracle, cap, yml, run, doc, checks, blocking):
 
 # ---------------------------------------------------------------- main
 
-def main():
+def oracle_main(description, known_file, jobs_of, handle, mxray_args=(), flow=SmtpFlow):
+    """The main of compare_oracles and compare_oracles_pop3: jobs_of() gives
+    the jobs (kind, oracle id, capture, what to compare), handle(reporter,
+    job, get_run) compares one; get_run(capture) runs mxray on a capture of
+    the corpus (once)."""
+    common.start()
     ap = argparse.ArgumentParser(
-        description="Check mxray's SMTP transactions against Zeek's and Suricata's"
-                    " published expectations.",
-        epilog="See the docstring of this script for the mappings.")
+        description=description, epilog="See the docstring of this script for the mappings.")
     ap.add_argument("only", nargs="*", metavar="ORACLE")
     ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("--mxray", default=os.path.join(REPO, "build", "mxray"))
-    ap.add_argument("--known", default=os.path.join(SCRIPT_DIR, "compare-oracles.known"))
+    common.add_mxray(ap)
+    ap.add_argument("--known", default=os.path.join(common.HERE, known_file))
     args = ap.parse_args()
 
-    if not os.path.isdir(SHARED):
-        print("SKIP: %s is absent; the shared capture corpus is needed" % SHARED)
-        return SKIP
+    status = common.shared_absent()
+    if status:
+        return status
     if not os.path.isdir(ORACLES):
         print("SKIP: %s is absent" % ORACLES)
-        return SKIP
-    if not os.access(args.mxray, os.X_OK):
-        print("error: %s is not built (cmake --build build --target mxray)" % args.mxray,
-              file=sys.stderr)
-        return 1
+        return common.SKIP
+    status = common.not_built(args.mxray)
+    if status:
+        return status
 
-    jobs = []
-    for oracle, cap, log in zeek_oracles():
-        jobs.append(("zeek", oracle, cap, log))
-    for oracle, cap, yml in suricata_oracles():
-        jobs.append(("suricata", oracle, cap, yml))
+    jobs = jobs_of()
     if args.only:
         jobs = [j for j in jobs if any(o in j[1] or o in j[2] for o in args.only)]
         if not jobs:
@@ -1144,12 +1165,9 @@ def main():
             return 2
 
     rep = Reporter(load_known(args.known), args.verbose)
-    bindir = tempfile.mkdtemp(prefix="compare-oracles-bin.")
+    bindir, mxray = common.private_mxray(args.mxray, "compare-oracles-bin.")
     runs = {}
     try:
-        mxray = os.path.join(bindir, "mxray")
-        shutil.copy2(os.path.realpath(args.mxray), mxray)
-
         def get_run(cap):
             if cap not in runs:
                 path = os.path.join(CORPUS, cap)
@@ -1158,33 +1176,39 @@ def main():
                     r.error = "capture missing: %s" % cap
                     runs[cap] = r
                 else:
-                    runs[cap] = run_mxray(mxray, path)
+                    runs[cap] = run_mxray(mxray, path, flow, mxray_args)
             return runs[cap]
 
-        for kind, oracle, cap, src in jobs:
-            if kind == "zeek":
-                compare_zeek(rep, oracle, cap, src, get_run(cap))
-                continue
-            try:
-                doc = yaml_load(src)
-            except (YamlError, ValueError, IndexError) as e:
-                u = Unit(oracle, cap, "yaml")
-                rep.disagree(u, "yaml", "cannot read %s: %s" % (src, e))
-                rep.finish(u)
-                continue
-            checks, blocking = smtp_checks(doc)
-            if not checks:
-                continue
-            compare_suricata(rep, oracle, cap, src, get_run(cap), doc, checks, blocking)
+        for job in jobs:
+            handle(rep, job, get_run)
     finally:
         shutil.rmtree(bindir, ignore_errors=True)
 
     ran = {(j[1], j[2]) for j in jobs}
     for key in sorted(k for k in rep.known if (k[0], k[1]) in ran and k not in rep.used):
         print("note: known entry not needed any more: %s\t%s\t%s" % key)
-    print("%d passed, %d failed" % (rep.passed, rep.failed))
-    return 1 if rep.failed else 0
+    return common.summary(rep.passed, rep.failed)
+
+
+def jobs():
+    return [("zeek",) + o for o in zeek_oracles()] + [("suricata",) + o for o in suricata_oracles()]
+
+
+def handle(rep, job, get_run):
+    kind, oracle, cap, src = job
+    if kind == "zeek":
+        compare_zeek(rep, oracle, cap, src, get_run(cap))
+        return
+    try:
+        doc = yaml_load(src)
+    except (YamlError, ValueError, IndexError) as e:
+        rep.fail_unit(oracle, cap, "yaml", "cannot read %s: %s" % (src, e))
+        return
+    checks, blocking = smtp_checks(doc)
+    if checks:
+        compare_suricata(rep, oracle, cap, get_run(cap), doc, checks, blocking)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(oracle_main("Check mxray's SMTP transactions against Zeek's and Suricata's"
+                         " published expectations.", "compare_oracles.known", jobs, handle))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""check-findings - every audit finding kind is triggered by a lab capture.
+"""check_findings - every audit finding kind is triggered by a lab capture.
 
-usage: check-findings [-v] [--mxray PATH]
+usage: tests/oracle/check_findings.py [-v] [--mxray PATH]
 
 For each lab capture of the table below, runs `mxray -q --json - CAPTURE` and
 collects the ids of its `finding` records (docs/manual.md, "Findings
@@ -30,10 +30,15 @@ of each finding kind, then `N passed, M failed (K expected-failing)`.  Exit
 status: 0 all passed, 1 failures (or mxray failed), 77 a capture is missing
 (pcaps/ not recorded).
 """
-import argparse, json, os, re, signal, subprocess, sys
+import os
+import re
+import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SKIP = 77
+if __package__ in (None, ""):   # run as a file: tests/ holds the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import common  # noqa: E402
+
+ROOT = common.REPO
 
 # capture (pcaps/<name>.pcap), expected ids, forbidden ids, expected-failing reason
 ROWS = [
@@ -110,13 +115,8 @@ def manual_ids():
 
 def findings(mxray, pcap):
     """{id: [(server:port, frames of the first evidence)]} of one capture."""
-    p = subprocess.run([mxray, "-q", "--json", "-", pcap], capture_output=True)
-    if p.returncode not in (0, 3):
-        raise RuntimeError("mxray exited %d: %s" % (p.returncode, p.stderr.decode(
-            "utf-8", "replace").strip()[-200:]))
     out = {}
-    for line in p.stdout.splitlines():
-        r = json.loads(line)
+    for r in common.mxray_records(mxray, "-q", "--json", "-", pcap):
         if r.get("type") != "finding":
             continue
         ev = (r.get("evidence") or [{}])[0]
@@ -126,23 +126,19 @@ def findings(mxray, pcap):
 
 
 def main():
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mxray", default=os.path.join(ROOT, "build", "mxray"))
+    ap = common.parser(__doc__)
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="also print where each finding was raised")
     a = ap.parse_args()
-    if not os.access(a.mxray, os.X_OK):
-        print("error: %s is not built (cmake --build build --target mxray)" % a.mxray,
-              file=sys.stderr)
-        return 1
+    status = common.not_built(a.mxray)
+    if status:
+        return status
     rows = ROWS + [(c, set(), None, None) for c in CLEAN]
     missing = [c for c, *_ in rows if not os.path.isfile(os.path.join(ROOT, "pcaps", c + ".pcap"))]
     if missing:
-        print("SKIP: capture(s) missing: %s (record them with sudo scripts/lab/run-all)"
+        print("SKIP: capture(s) missing: %s (record them with sudo scripts/lab/run-all.sh)"
               % ", ".join("pcaps/%s.pcap" % c for c in missing))
-        return SKIP
+        return common.SKIP
     documented = manual_ids()
     if not documented:
         print("FAIL docs/manual.md: no finding id in the table of \"Findings (audit)\"")
@@ -186,7 +182,7 @@ def main():
             passed += 1
             if xfail:
                 print("XPASS %s: every expected finding is raised now; remove the expected-failing"
-                      " mark of this row in scripts/check-findings" % cap)
+                      " mark of this row in tests/oracle/check_findings.py" % cap)
             print("ok    %s: %s" % (cap, raised))
             if a.verbose:
                 for i in sorted(got):
@@ -213,8 +209,7 @@ def main():
         print("  FAIL  %-26s expected by %s but not in docs/manual.md's table" % (
             i, ", ".join(c for c, _, _ in covers[i])))
     failed += uncovered
-    print("%d passed, %d failed (%d expected-failing)" % (passed, failed, xfailed))
-    return 1 if failed else 0
+    return common.summary(passed, failed, " (%d expected-failing)" % xfailed)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""check-diagnosis - every SMTP reply is explained and every failure has the right cause.
+"""check_diagnosis - every SMTP reply is explained and every failure has the right cause.
 
-usage: check-diagnosis [-v] [--mxray PATH]
+usage: tests/oracle/check_diagnosis.py [-v] [--mxray PATH]
 
 For every capture in pcaps/ (recursively, .pcap and .pcapng) where mxray
 finds SMTP, runs `mxray -q --json --explain - CAPTURE` and checks:
@@ -37,9 +37,12 @@ with -v), the reply codes without a meaning, then `N passed, M failed`
 counted in captures.  Exit status: 0 all passed, 1 failures (or mxray
 failed).
 """
-import argparse, glob, json, os, signal, subprocess, sys
+import os
+import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if __package__ in (None, ""):   # run as a file: tests/ holds the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import common  # noqa: E402
 
 # (code, command answered) -> keywords its "explain" must hold: replies whose
 # meaning is the command's own (RFC 3207, RFC 4954, RFC 1870), not the
@@ -95,16 +98,8 @@ CAUSES = {
 
 def cap_name(path):
     """pcaps/smtp/relay-denied.pcap -> smtp/relay-denied."""
-    rel = os.path.relpath(path, os.path.join(ROOT, "pcaps"))
+    rel = os.path.relpath(path, os.path.join(common.REPO, "pcaps"))
     return os.path.splitext(rel)[0]
-
-
-def run_mxray(mxray, pcap):
-    p = subprocess.run([mxray, "-q", "--json", "-", "--explain", pcap], capture_output=True)
-    if p.returncode not in (0, 3):
-        raise RuntimeError("mxray exited %d: %s" % (p.returncode, p.stderr.decode(
-            "utf-8", "replace").strip()[-200:]))
-    return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
 
 
 def causes_in(obj, path):
@@ -191,25 +186,19 @@ def check_capture(cap, recs, used, notes):
 
 
 def main():
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mxray", default=os.path.join(ROOT, "build", "mxray"))
+    ap = common.parser(__doc__)
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args()
-    if not os.access(a.mxray, os.X_OK):
-        print("error: %s is not built (cmake --build build --target mxray)" % a.mxray,
-              file=sys.stderr)
-        return 1
-    caps = sorted(p for ext in ("pcap", "pcapng")
-                  for p in glob.glob(os.path.join(ROOT, "pcaps", "**", "*." + ext), recursive=True))
+    status = common.not_built(a.mxray)
+    if status:
+        return status
     passed = failed = 0
     used, notes, nomeaning = set(), [], {}
     smtp_caps = set()
-    for path in caps:
+    for path in common.pcaps():
         cap = cap_name(path)
         try:
-            recs = run_mxray(a.mxray, path)
+            recs = common.mxray_records(a.mxray, "-q", "--json", "-", "--explain", path)
         except (RuntimeError, ValueError) as e:
             print("FAIL %s\n     %s" % (cap, e))
             failed += 1
@@ -244,8 +233,7 @@ def main():
     if not smtp_caps:
         print("FAIL no SMTP capture in pcaps/")
         failed += 1
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return common.summary(passed, failed)
 
 
 if __name__ == "__main__":

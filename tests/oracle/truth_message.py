@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""truth-message - the message parser agrees with the capture lab's ground truth.
+"""truth_message - the message parser agrees with the capture lab's ground truth.
 
-usage: truth-message [--mxray PATH]
+usage: tests/oracle/truth_message.py [--mxray PATH]
 
 For every pcaps/smtp/<name>.pcap whose <name>.truth.json lists messages:
 - each sent message (its SHA-256 and size) has a "message" record;
@@ -22,11 +22,22 @@ smtp/starttls-removed).  A delivered copy follows the message it is the same
 as (`same_as_sent`).  Without `sent_in` (older truth files, or a message the
 lab cannot place) a message is taken as sent in TLS when every session of the
 capture uses TLS, and as sent in clear otherwise.
-Exits 1 on any disagreement.
+Exits 1 on any disagreement (or when mxray is not built).
 """
-import argparse, glob, hashlib, json, os, subprocess, sys, tempfile
+import argparse
+import glob
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if __package__ in (None, ""):   # run as a file: tests/ holds the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import common  # noqa: E402
+
+ROOT = common.REPO
 
 
 def sent_in_clear(truth, m):
@@ -44,9 +55,13 @@ def sent_in_clear(truth, m):
 
 
 def main():
+    common.start()
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mxray", default=os.path.join(ROOT, "build", "mxray"))
+    common.add_mxray(ap)
     args = ap.parse_args()
+    status = common.not_built(args.mxray)
+    if status:
+        return status
     fails = checked = tls_only = 0
     for truth_path in sorted(glob.glob(os.path.join(ROOT, "pcaps", "smtp", "*.truth.json"))):
         truth = json.load(open(truth_path))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""corpus-check - runs mxray over every capture of ../shared/corpus and checks its output.
+"""corpus_check - runs mxray over every capture of ../shared/corpus and checks its output.
 
-usage: corpus-check [--mxray PATH] [--valgrind] [--html] [--jobs N] [--workers N] [--batch N] [FILE...]
+usage: tests/oracle/corpus_check.py [--mxray PATH] [--valgrind] [--html] [--jobs N] [--workers N] [--batch N] [FILE...]
 
 For each capture: mxray must exit 0 (clean) or 3 (damaged input); every NDJSON
 line must be valid JSON (and therefore valid UTF-8); the last record must be the
@@ -16,18 +16,24 @@ set-up above all) costs more than reading a capture, so --valgrind defaults
 to as many batches as twice the jobs; otherwise 1.
 Exits 77 (skip) when ../shared/corpus is absent.
 """
-import argparse, concurrent.futures as cf, gzip, json, os, shutil, subprocess, sys, tempfile
+import concurrent.futures as cf
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "corpus")
+if __package__ in (None, ""):   # run as a file: tests/ holds the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import common  # noqa: E402
+
+ROOT, CORPUS = common.REPO, common.CORPUS
 
 
 def captures():
-    with open(os.path.join(CORPUS, "MANIFEST.tsv"), encoding="utf-8") as f:
-        rows = f.read().splitlines()
-    head = rows[0].split("\t")
-    col = head.index("path")
-    return [os.path.join(CORPUS, r.split("\t")[col]) for r in rows[1:] if r.strip()]
+    return [os.path.join(CORPUS, p) for p in common.manifest_captures()]
 
 
 def schema_validator():
@@ -36,7 +42,13 @@ def schema_validator():
     except ImportError:
         return None
     with open(os.path.join(ROOT, "docs", "schema.json"), encoding="utf-8") as f:
-        return jsonschema.Draft202012Validator(json.load(f))
+        schema = json.load(f)
+    # Its references are all within the document ("#/$defs/..."); its $id
+    # is a relative URI, which Debian 12's python3-jsonschema (4.10) joins
+    # to itself again in each subschema ("mxray/mxray/schema.json") and then
+    # cannot resolve: validate without it.
+    schema.pop("$id", None)
+    return jsonschema.Draft202012Validator(schema)
 
 
 VALIDATOR = schema_validator()
@@ -101,8 +113,7 @@ def check(mxray, paths, valgrind, html=False, workers=None):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mxray", default=os.path.join(ROOT, "build", "mxray"))
+    ap = common.parser(__doc__)
     ap.add_argument("--valgrind", action="store_true")
     ap.add_argument("--workers", type=int, help="mxray's -j (default: mxray's own)")
     ap.add_argument("--html", action="store_true")
@@ -116,6 +127,9 @@ def main():
     if a.valgrind and not shutil.which("valgrind"):
         print("corpus-check: skipped: valgrind is not installed")
         return 77
+    status = common.not_built(a.mxray)
+    if status:
+        return status
     if not VALIDATOR:
         print("corpus-check: python3-jsonschema is missing: records are not checked against docs/schema.json")
     files = a.files or captures()
@@ -130,8 +144,7 @@ def main():
                 print(f"FAIL {rel}: {err}")
             else:
                 passed += len(group)
-    print(f"{passed} passed, {failed} failed" + (f" (mxray read {batch} at a time)" if batch > 1 else ""))
-    return 1 if failed else 0
+    return common.summary(passed, failed, f" (mxray read {batch} at a time)" if batch > 1 else "")
 
 
 if __name__ == "__main__":

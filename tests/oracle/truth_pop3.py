@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""truth-pop3 - checks mxray's POP3 records against the capture lab's ground truth.
+"""truth_pop3 - checks mxray's POP3 records against the capture lab's ground truth.
 
-usage: truth-pop3 [-v] [--mxray PATH] [TRUTH.json...]
+usage: tests/oracle/truth_pop3.py [-v] [--mxray PATH] [TRUTH.json...]
 
 For every POP3 session in pcaps/**/*.truth.json (the lab's record of what
 each side wrote, with a tls flag per turn), the matching mxray flow (same
@@ -46,17 +46,16 @@ session with -v), then `N passed, M failed` counted in truth files.  Exit
 status: 0 all passed, 1 failures, 2 usage error, 77 skipped (no truth file
 with a POP3 session).
 """
-import argparse, base64, collections, glob, hashlib, json, os, subprocess, sys
+import collections
+import hashlib
+import os
+import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SKIP = 77
+if __package__ in (None, ""):   # run as a file: tests/ holds the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import common  # noqa: E402
+
 CLEAR_PORT, TLS_PORT = 110, 995
-
-
-def turn_bytes(turn):
-    if "b64" in turn:
-        return base64.b64decode(turn["b64"])
-    return turn["text"].encode("utf-8")
 
 
 def multiline(verb, args):
@@ -71,21 +70,16 @@ def truth_session(session):
     session's cleartext part; the verbs injected after STLS (before the
     server's next turn); the number of server turns marked injected."""
     verbs, statuses, msgs, injected = [], [], [], []
-    server_injected = 0
     after_stls = False
     pending = collections.deque([("(connect)", "")])
     cbuf, sbuf = bytearray(), bytearray()
     sasl_next = False           # the client's next line answers a "+ "
     data_of = None              # the command whose data lines are coming
     body = bytearray()
-    for turn in session["transcript"]:
-        if turn.get("tls"):
-            continue
-        if turn.get("injected") and turn["dir"] == "S":
-            server_injected += 1        # no response: see the docstring
-            continue
-        if turn["dir"] == "C":
-            cbuf += turn_bytes(turn)
+    turns, server_injected = common.clear_turns(session)   # injected: no response
+    for direction, data in turns:
+        if direction == "C":
+            cbuf += data
             while b"\n" in cbuf:
                 end = cbuf.index(b"\n") + 1
                 line = bytes(cbuf[:end]).rstrip(b"\r\n")
@@ -103,7 +97,7 @@ def truth_session(session):
                 pending.append((verb, parts[1].strip() if len(parts) > 1 else b""))
             continue
         after_stls = False
-        sbuf += turn_bytes(turn)
+        sbuf += data
         while b"\n" in sbuf:
             end = sbuf.index(b"\n") + 1
             raw = bytes(sbuf[:end])
@@ -138,13 +132,8 @@ def truth_session(session):
 
 
 def run_mxray(mxray, pcap):
-    p = subprocess.run([mxray, "-q", "--json", "-", pcap], capture_output=True)
-    if p.returncode not in (0, 3):
-        raise RuntimeError("mxray exited %d: %s" % (p.returncode, p.stderr.decode(
-            "utf-8", "replace").strip()[-200:]))
     flows = {}
-    for l in p.stdout.splitlines():
-        r = json.loads(l)
+    for r in common.mxray_records(mxray, "-q", "--json", "-", pcap):
         t = r["type"]
         if t == "flow_start":
             flows[r["flow"]] = {"flow": r["flow"], "port": r["server_port"], "proto": r["proto"],
@@ -174,21 +163,9 @@ def run_mxray(mxray, pcap):
 
 def check_injection(index, injected, server_injected, f):
     """The STLS injection checks of the docstring, for one session."""
-    problems = []
-    anom = f["anomalies"]
-    if [v for v, _ in f["injected"]] != injected:
-        problems.append("session %d: commands injected after STLS differ:\n      truth %s\n"
-                        "      mxray %s (verb, frames)" % (index, injected, f["injected"]))
-    for name, want, what in (
-            ("STARTTLS_CLIENT_INJECTION", bool(injected), "commands %s after STLS" % injected),
-            ("STARTTLS_SERVER_INJECTION", bool(server_injected),
-             "%d server turn(s) marked injected" % server_injected)):
-        if want and name not in anom:
-            problems.append("session %d: no %s anomaly, but the truth has %s" % (index, name, what))
-        elif not want and name in anom:
-            problems.append("session %d: %s anomaly (frames %s), but the truth has no such"
-                            " injection" % (index, name, anom[name]))
-    return problems
+    return common.check_injection(index, injected, [v for v, _ in f["injected"]],
+                                  "%s (verb, frames)" % (f["injected"],), server_injected,
+                                  f["anomalies"], "STLS")
 
 
 def check_session(s, f):
@@ -232,65 +209,5 @@ def check_session(s, f):
     return problems
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mxray", default=os.path.join(ROOT, "build", "mxray"))
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("truth", nargs="*")
-    a = ap.parse_args()
-    if not os.access(a.mxray, os.X_OK):
-        print("error: %s is not built (cmake --build build --target mxray)" % a.mxray,
-              file=sys.stderr)
-        return 1
-    files = a.truth or sorted(glob.glob(os.path.join(ROOT, "pcaps", "**", "*.truth.json"),
-                                        recursive=True))
-    passed = failed = sessions = 0
-    for tf in files:
-        if not os.path.isfile(tf):
-            print("error: no such truth file: %s" % tf, file=sys.stderr)
-            return 2
-        with open(tf, encoding="utf-8") as fh:
-            t = json.load(fh)
-        pop3 = [s for s in t["sessions"] if s["proto"] == "pop3"]
-        if not pop3:
-            continue
-        sessions += len(pop3)
-        rel = os.path.relpath(tf, ROOT)
-        problems = []
-        try:
-            flows = run_mxray(a.mxray, os.path.join(os.path.dirname(tf), t["capture"]))
-        except (RuntimeError, ValueError) as e:
-            flows, problems = [], ["mxray failed: %s" % e]
-        for port in (CLEAR_PORT, TLS_PORT):
-            ss = [s for s in pop3 if s["server_port"] == port]
-            ff = [f for f in flows if f["port"] == port]
-            if len(ss) != len(ff):
-                problems.append("%d session(s) on port %d in the truth, %d mxray flow(s)"
-                                % (len(ss), port, len(ff)))
-            for s, f in zip(ss, ff):
-                sp = check_session(s, f)
-                problems += sp
-                if a.verbose and not sp:
-                    print("ok   %s session %d (%s, port %d): mxray flow %d" % (
-                        rel, s["index"], s.get("note", ""), port, f["flow"]))
-        others = [s for s in pop3 if s["server_port"] not in (CLEAR_PORT, TLS_PORT)]
-        if others:
-            problems.append("session(s) %s on ports this script does not know" % (
-                [s["index"] for s in others]))
-        if problems:
-            failed += 1
-            print("FAIL %s" % rel)
-            for p in problems:
-                print("     " + p)
-        else:
-            passed += 1
-    if not sessions:
-        print("SKIP: no POP3 session in %s" % (" ".join(a.truth) or "pcaps/**/*.truth.json"))
-        return SKIP
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.truth_main(__doc__, "pop3", (CLEAR_PORT, TLS_PORT), run_mxray, check_session))

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""compare-smtp: check mxray's SMTP commands and replies against tshark's.
+"""compare_smtp: check mxray's SMTP commands and replies against tshark's.
 
 Usage:
-  scripts/compare-smtp [-v] [-j N] [--full] [--mxray PATH] [--known FILE] [CAPTURE...]
+  tests/oracle/compare_smtp.py [-v] [-j N] [--full] [--mxray PATH] [--known FILE] [CAPTURE...]
 
 With no CAPTURE, every capture under <repo>/pcaps (recursively, *.pcap and
 *.pcapng) is checked, plus every capture of ../shared/corpus/MANIFEST.tsv
@@ -72,9 +72,9 @@ Each stream is classified:
               its final "."; SMTP verbs only), or after a DATA the server
               refused before the client went on (tshark enters message mode on
               DATA whatever the reply), up to tshark's next command
-            or listed in scripts/compare-smtp.known (TSV: capture path, tshark
-            stream, reason; the capture path is relative to the corpus for
-            corpus captures and to the repository otherwise).  A listed
+            or listed in tests/oracle/compare_smtp.known (TSV: capture path,
+            tshark stream, reason; the capture path is relative to the corpus
+            for corpus captures and to the repository otherwise).  A listed
             stream passes whatever its difference; an entry no longer needed
             is reported with a note.  Only tshark errors (checked against the
             packets) and by-design differences belong there, never an mxray
@@ -93,118 +93,22 @@ Options:
   --full          print whole sequences of a mismatch, not just around the
                   first difference
   --mxray PATH    the mxray binary (default <repo>/build/mxray)
-  --known FILE    known-differences file (default scripts/compare-smtp.known)
+  --known FILE    known-differences file (default tests/oracle/compare_smtp.known)
 """
-import argparse
-import difflib
-import glob
-import gzip
-import ipaddress
-import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 
-SCRIPT_DIR = os.path.dirname(os.path.realpath(__file__))
-REPO = os.path.dirname(SCRIPT_DIR)
-CORPUS = os.path.join(os.path.dirname(REPO), "shared", "corpus")
-SKIP = 77
-AGG = "\x1f"        # tshark's aggregator for several values in one frame
-CONTEXT = 3         # items shown on either side of the first difference
+if __package__ in (None, ""):   # run as a file: tests/ holds the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import common  # noqa: E402
+from oracle.common import AGG, in_spans, last_value, split_vals  # noqa: E402
+
 VERBS = {"HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "VRFY",
          "EXPN", "HELP", "NOOP", "QUIT", "AUTH", "STARTTLS", "STAR", "TURN",
          "ETRN", "ATRN", "SEND", "SOML", "SAML", "XCLIENT", "XFORWARD", "LHLO"}
-ORDER = ["ok", "known", "mismatch"]
-OOO_PREFS = ("-o", "tcp.reassemble_out_of_order:TRUE")
-OOO_REASON = ("tshark's TCP leaves out-of-order segments out by default (it flags"
-              " them as retransmissions and does not dissect them); with -o"
-              " tcp.reassemble_out_of_order:TRUE tshark agrees")
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-
-
-def norm_addr(text):
-    text = text.strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return text.lower()
-
-
-def fmt_ep(ep):
-    addr, port = ep
-    return ("[%s]:%d" if ":" in addr else "%s:%d") % (addr, port)
-
-
-def last_value(field):
-    """The innermost of a multi-valued field (tunnels, ICMP errors)."""
-    vals = [v for v in field.split(AGG) if v]
-    return vals[-1] if vals else ""
-
-
-def split_vals(field):
-    return field.split(AGG) if field != "" else []
-
-
-def tshark_rows(cmd, nfields):
-    """Runs a `-T fields` tshark; returns its rows as lists of nfields
-    strings.  A field may hold a raw newline: a line that does not start
-    with a frame number continues the previous row."""
-    res = run(cmd)
-    rows = []
-    for line in res.stdout.decode("utf-8", "replace").split("\n"):
-        head = line.split("\t", 1)[0]
-        if head.isdigit() and line.count("\t") >= nfields - 1:
-            rows.append(line)
-        elif rows:
-            rows[-1] += "\n" + line
-    out = []
-    for r in rows:
-        f = r.split("\t")
-        if len(f) > nfields:  # a tab inside the last field
-            f = f[:nfields - 1] + ["\t".join(f[nfields - 1:])]
-        out.append(f)
-    if not out and res.returncode != 0:
-        err = res.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise RuntimeError("tshark failed (%d): %s" % (
-            res.returncode, err[-1] if err else ""))
-    return out
 
 
 # ---------------------------------------------------------------- tshark
-
-def tshark_streams(path):
-    """tcp.stream -> {"eps": frozenset of both endpoints, "a": first sender,
-    "b": its peer, "frame": first frame}."""
-    cmd = ["tshark", "-r", path, "-Y", "tcp", "-T", "fields",
-           "-E", "separator=/t", "-E", "aggregator=" + AGG,
-           "-e", "frame.number", "-e", "tcp.stream",
-           "-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport",
-           "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport"]
-    streams = {}
-    for f in tshark_rows(cmd, 8):
-        try:
-            sid = int(split_vals(f[1])[0])
-            sport = int(split_vals(f[4])[0])
-            dport = int(split_vals(f[7])[0])
-        except (ValueError, IndexError):
-            continue
-        if sid in streams:
-            continue
-        a = (norm_addr(last_value(f[3]) or last_value(f[2])), sport)
-        b = (norm_addr(last_value(f[6]) or last_value(f[5])), dport)
-        streams[sid] = {"eps": frozenset((a, b)), "a": a, "b": b,
-                        "frame": int(f[0])}
-    return streams
-
 
 def open_at_end(payload_hex):
     """Whether the last complete line of a server segment (tcp.payload)
@@ -232,7 +136,7 @@ def tshark_smtp(path, prefs=()):
            "-e", "smtp.req", "-e", "smtp.rsp",
            "-e", "smtp.rsp.parameter", "-e", "tcp.payload", "-e", "smtp.response"]
     out = {}
-    for f in tshark_rows(cmd, 9):
+    for f in common.tshark_rows(cmd, 9):
         try:
             frame = int(f[0])
             sid = int(split_vals(f[1])[0])
@@ -287,57 +191,29 @@ def mxray_flows(mxray, path):
     """flow number -> dict(cl, sv, frame, cmds [(verb, first, last)],
     replies [(code, first, last)], auth [(first, last)], data [(first, last)],
     tls_frame: last frame of a 220 answering STARTTLS, or None)."""
-    res = run([mxray, "-q", "--json", "-", path])
-    if res.returncode not in (0, 3):
-        raise RuntimeError("mxray exited %d: %s" % (res.returncode, res.stderr.decode(
-            "utf-8", "replace").strip()[-200:]))
-    flows = {}
-    for line in res.stdout.decode("utf-8", "replace").splitlines():
-        try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        t = r.get("type", "")
-        if "flow" not in r:
-            continue
-        if t == "flow_start":
-            flows[r["flow"]] = {
-                "cl": (norm_addr(r["client"]), int(r["client_port"])),
-                "sv": (norm_addr(r["server"]), int(r["server_port"])),
-                "frame": r.get("frames", [0])[0], "cmds": [], "replies": [],
-                "auth": [], "data": [], "tls_frame": None, "flow": r["flow"],
-                "data_reply": {}, "srv_inject": set()}
-            continue
-        fl = flows.get(r["flow"])
-        if fl is not None and t == "anomaly" and r.get("name") == "STARTTLS_SERVER_INJECTION":
+    def add(fl, r, t, span):
+        if t == "anomaly" and r.get("name") == "STARTTLS_SERVER_INJECTION":
             fl["srv_inject"].update(r.get("frames") or [])
-            continue
-        if fl is None or not t.startswith("smtp."):
-            continue
-        fr = r.get("frames") or [0]
-        span = (fr[0], fr[-1])
-        if t == "smtp.command":
+        elif t == "smtp.command":
             fl["cmds"].append((str(r.get("verb", "")).upper(),) + span)
         elif t == "smtp.reply":
             fl["replies"].append((int(r.get("code", 0)),) + span)
             ans = r.get("answers") or {}
             if ans.get("command") == "DATA" and "frame" in ans:
-                fl["data_reply"].setdefault(ans["frame"], (int(r.get("code", 0)), fr[0]))
+                fl["data_reply"].setdefault(ans["frame"], (int(r.get("code", 0)), span[0]))
             if r.get("code") == 220 and ans.get("command") == "STARTTLS" \
                     and fl["tls_frame"] is None:
-                fl["tls_frame"] = fr[-1]
+                fl["tls_frame"] = span[1]
         elif t == "smtp.auth_data":
             fl["auth"].append(span)
         elif t == "smtp.data":
             fl["data"].append(span)
-    return flows
+    return common.mx_flows(mxray, (), path, lambda r: common.mx_flow_start(
+        r, cmds=[], replies=[], auth=[], data=[], tls_frame=None, data_reply={},
+        srv_inject=set()), add)
 
 
 # ---------------------------------------------------------------- compare
-
-def in_spans(frame, spans):
-    return any(a <= frame <= b for a, b in spans)
-
 
 def vkey(v):
     """Alignment key of a verb: tshark 4.x keeps only four characters."""
@@ -356,11 +232,9 @@ def cut_bdat(mcmds, mrep, tcmds, trep, cut):
     return mk, mr, tk, tr
 
 
-def align(mseq, tseq, key):
-    """Opcodes aligning two sequences of tuples on key(item[0])."""
-    sm = difflib.SequenceMatcher(None, [key(x[0]) for x in mseq],
-                                 [key(x[0]) for x in tseq], autojunk=False)
-    return sm.get_opcodes()
+def fmt_verb(v):
+    """A verb for the listing: control characters as '?', 24 at most."""
+    return common.printable(v, 24)
 
 
 def fmt_item(item, what):
@@ -373,44 +247,6 @@ def fmt_item(item, what):
     else:                                  # reply: code, first, last
         fr = item[1] if item[1] == item[2] else "%d-%d" % (item[1], item[2])
     return "%s [%s]" % (fmt_verb(str(item[0])), fr)
-
-
-FULL = False        # --full: whole sequences, not just the first difference
-
-
-def show_context(mseq, tseq, ops, what):
-    """Text lines: both sequences side by side around the first difference
-    (everything with --full)."""
-    pairs = []
-    first_bad = None
-    for tag, i1, i2, j1, j2 in ops:
-        if tag == "equal":
-            for k in range(i2 - i1):
-                pairs.append((mseq[i1 + k], tseq[j1 + k], " "))
-        else:
-            n = max(i2 - i1, j2 - j1)
-            for k in range(n):
-                if first_bad is None:
-                    first_bad = len(pairs)
-                m = mseq[i1 + k] if i1 + k < i2 else None
-                t = tseq[j1 + k] if j1 + k < j2 else None
-                pairs.append((m, t, ">"))
-    if first_bad is None:
-        return []
-    lo = max(0, first_bad - CONTEXT)
-    hi = min(len(pairs), first_bad + CONTEXT + 1)
-    while hi < len(pairs) and pairs[hi - 1][2] == ">" and hi - first_bad < 12:
-        hi += 1
-    if FULL:
-        lo, hi = 0, len(pairs)
-    lines = ["      %-4s %-34s %s" % ("#", "mxray", "tshark")]
-    for n in range(lo, hi):
-        m, t, mark = pairs[n]
-        lines.append("    %s %-4d %-34s %s" % (mark, n + 1, fmt_item(m, what),
-                                              fmt_item(t, what)))
-    if hi < len(pairs):
-        lines.append("      ... (%d more)" % (len(pairs) - hi))
-    return lines
 
 
 def explain_missing(i, mseq, tseq, fl):
@@ -445,7 +281,7 @@ def compare_seq(mseq, tseq, what, fl):
     """Compares one sequence.  Returns (state, reasons, context lines); the
     differences a documented tshark limitation explains are named."""
     key = vkey if what == "cmd" else (lambda x: x)
-    ops = align(mseq, tseq, key)
+    ops = common.align([key(x[0]) for x in mseq], [key(x[0]) for x in tseq])
     reasons, bad = [], False
     extra_auth, extra_data, extra_inject, missing = [], [], [], {}
     # tshark's 220 to STARTTLS (the reply ending in mxray's TLS frame): the
@@ -480,7 +316,8 @@ def compare_seq(mseq, tseq, what, fl):
             else:
                 bad = True
     if bad:
-        return "mismatch", [], show_context(mseq, tseq, ops, what)
+        return "mismatch", [], common.show_context(mseq, tseq, ops,
+                                                   lambda x: fmt_item(x, what))
     if extra_auth:
         reasons.append("tshark shows %d SASL continuation line(s) as command(s): %s"
                        % (len(extra_auth), ", ".join("%s [%d]" % t for t in extra_auth[:4])))
@@ -499,12 +336,6 @@ def compare_seq(mseq, tseq, what, fl):
             "%s [%d]" % (fmt_verb(c[0]), c[1]) for c in items[:6]) +
             (", ..." if len(items) > 6 else "")))
     return ("known" if reasons else "ok"), reasons, []
-
-
-def fmt_verb(v):
-    """A verb for the listing: control characters as '?', 24 at most."""
-    v = "".join(c if c >= " " and c != "\x7f" else "?" for c in v)
-    return v if len(v) <= 24 else v[:21] + "..."
 
 
 def compare_stream(fl, ts):
@@ -559,236 +390,41 @@ def compare_stream(fl, ts):
     return state, reasons + rc + rr, details
 
 
-def load_known(path):
-    known = {}
-    if not os.path.exists(path):
-        return known
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            line = line.rstrip("\n")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            f = line.split("\t")
-            if len(f) < 3 or not f[1].strip().isdigit():
-                sys.stderr.write("%s:%d: bad line (want capture<TAB>stream"
-                                 "<TAB>reason)\n" % (path, n))
-                continue
-            known[(f[0].strip(), int(f[1]))] = "\t".join(f[2:]).strip()
-    return known
-
-
-def check_capture(job):
-    """Returns (results, used known keys); results are (state, text)."""
-    cap, path, opts = job
-    results, used = [], set()
-    tmp = tempfile.mkdtemp(prefix="compare-smtp.")
-    try:
-        src = path
-        if path.endswith(".gz"):
-            src = os.path.join(tmp, "capture.pcap")
-            with gzip.open(path, "rb") as fi, open(src, "wb") as fo:
-                shutil.copyfileobj(fi, fo)
-        mflows = mxray_flows(opts["mxray"], src)
-        # Ports where mxray found SMTP by content (nDPI): tshark decodes them
-        # only when told to (Decode As), so that both read the same streams.
-        extra = sorted({f["sv"][1] for f in mflows.values() if f["sv"][1] not in (25, 587)
-                        and (f["cmds"] or f["replies"])})
-        decode_as = tuple(x for p in extra for x in ("-d", "tcp.port==%d,smtp" % p))
-        tsmtp = tshark_smtp(src, decode_as)
-        if not tsmtp and not any(f["cmds"] or f["replies"] for f in mflows.values()):
-            results.append(("skip", "skip      %s  no SMTP command or reply on"
-                            " either side" % cap))
-            return results, used
-        streams = tshark_streams(src)
-
-        # mxray flows into tshark streams.
-        by_eps = {}
-        for sid, st in streams.items():
-            by_eps.setdefault(st["eps"], []).append(sid)
-        for lst in by_eps.values():
-            lst.sort(key=lambda s: streams[s]["frame"])
-        per_stream, orphans = {}, []
-        for num in sorted(mflows):
-            fl = mflows[num]
-            cands = by_eps.get(frozenset((fl["cl"], fl["sv"])), [])
-            if not cands:
-                orphans.append(fl)
-                continue
-            before = [s for s in cands if streams[s]["frame"] <= fl["frame"]]
-            sid = before[-1] if before else cands[0]
-            per_stream.setdefault(sid, []).append(fl)
-
-        ooo = None
-        for sid in sorted(set(per_stream) | set(tsmtp)):
-            fls = per_stream.get(sid, [])
-            ts = tsmtp.get(sid, {"cmds": [], "replies": [], "merged": 0})
-            merged = {"cmds": [], "replies": [], "auth": [], "data": [],
-                      "tls_frame": None, "data_reply": {}, "srv_inject": set()}
-            for fl in fls:
-                for k in ("cmds", "replies", "auth", "data"):
-                    merged[k] += fl[k]
-                merged["data_reply"].update(fl["data_reply"])
-                merged["srv_inject"] |= fl["srv_inject"]
-                if merged["tls_frame"] is None:
-                    merged["tls_frame"] = fl["tls_frame"]
-            if fls:
-                title = "%s -> %s" % (fmt_ep(fls[0]["cl"]), fmt_ep(fls[0]["sv"]))
-                names = "mxray flow %s" % "+".join(str(f["flow"]) for f in fls)
-            else:
-                st = streams.get(sid)
-                title = "%s -> %s" % (fmt_ep(st["a"]), fmt_ep(st["b"])) if st else "?"
-                names = "no mxray flow"
-            where = "%s  stream %d  %s  (%s)" % (cap, sid, title, names)
-            counts = "commands %d/%d, replies %d/%d" % (
-                len(merged["cmds"]), len(ts["cmds"]), len(merged["replies"]),
-                len(ts["replies"]))
-            if not (merged["cmds"] or merged["replies"] or ts["cmds"] or ts["replies"]):
-                results.append(("skip", "skip      %s  no SMTP command or reply"
-                                " on either side" % where))
-                continue
-            state, reasons, details = compare_stream(merged, ts)
-            if state == "mismatch":
-                # tshark's TCP does not put out-of-order segments in place by
-                # default (it calls them retransmissions and skips them).
-                if ooo is None:
-                    try:
-                        ooo = tshark_smtp(src, tuple(OOO_PREFS) + decode_as)
-                    except RuntimeError:
-                        ooo = {}
-                if sid in ooo:
-                    st2, rs2, _ = compare_stream(merged, ooo[sid])
-                    if st2 != "mismatch":
-                        state, details = "known", []
-                        reasons = [OOO_REASON] + rs2
-            if state == "mismatch" and (cap, sid) in opts["known"]:
-                used.add((cap, sid))
-                state = "known"
-                reasons = ["listed: " + opts["known"][(cap, sid)]] + reasons
-                details = []
-            text = "%-9s %s  %s (mxray/tshark)" % (state, where, counts)
-            for r in reasons:
-                text += "\n  %s %s" % ("known:" if state == "known" else "note:", r)
-            for d in details:
-                text += "\n" + d
-            results.append((state, text))
-        for fl in orphans:
-            if fl["cmds"] or fl["replies"]:
-                results.append(("mismatch", "mismatch  %s  stream -  %s -> %s  (mxray"
-                                " flow %d): tshark lists no TCP stream with these endpoints"
-                                % (cap, fmt_ep(fl["cl"]), fmt_ep(fl["sv"]), fl["flow"])))
-    except Exception as e:  # our own failure: report, count as failed
-        results.append(("mismatch", "mismatch  %s  error: %s: %s" % (
-            cap, type(e).__name__, e)))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return results, used
-
-
 # ---------------------------------------------------------------- main
 
-def resolve(arg):
-    cands = [arg] if os.path.isabs(arg) else [
-        os.path.join(os.getcwd(), arg), os.path.join(REPO, arg),
-        os.path.join(SCRIPT_DIR, arg), os.path.join(CORPUS, arg)]
-    for c in cands:
-        if os.path.isfile(c):
-            return os.path.realpath(c)
-    return None
+class SmtpCheck(common.ProtoCheck):
+    name = "compare-smtp"
+    description = "Check mxray's SMTP commands and reply codes against tshark."
+    proto = "SMTP"
+    known_file = "compare_smtp.known"
+    word = "smtp"
+    tshark_proto = "smtp"
+    ports = (25, 587)
+    what = "SMTP command or reply"
+    counted = ("commands", "replies")
+    count_keys = ("cmds", "replies")
+    empty_flow = {"cmds": [], "replies": [], "auth": [], "data": [],
+                  "tls_frame": None, "data_reply": {}, "srv_inject": set()}
+    compare_stream = staticmethod(compare_stream)
 
+    def mxray_flows(self, mxray, src, tmp):
+        return mxray_flows(mxray, src)
 
-def cap_name(path):
-    for base in (os.path.realpath(CORPUS), os.path.realpath(REPO)):
-        if path.startswith(base + os.sep):
-            return os.path.relpath(path, base)
-    return path
+    def tshark(self, src, tmp, prefs):
+        return tshark_smtp(src, prefs)
 
+    def has_mx(self, fl):
+        return bool(fl["cmds"] or fl["replies"])
 
-def default_captures():
-    paths = []
-    for pat in ("*.pcap", "*.pcapng"):
-        paths += glob.glob(os.path.join(REPO, "pcaps", "**", pat), recursive=True)
-    paths = sorted(os.path.realpath(p) for p in paths)
-    manifest = os.path.join(CORPUS, "MANIFEST.tsv")
-    if not os.path.isfile(manifest):
-        print("note: %s is absent; checking only <repo>/pcaps" % manifest)
-        return paths
-    with open(manifest, encoding="utf-8") as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-        col, ccol = header.index("path"), header.index("contents")
-        for line in fh:
-            f = line.rstrip("\n").split("\t")
-            if len(f) > max(col, ccol) and f[col].strip() and "smtp" in f[ccol].lower():
-                paths.append(os.path.realpath(os.path.join(CORPUS, f[col].strip())))
-    return paths
+    def has_ts(self, ts):
+        return bool(ts["cmds"] or ts["replies"])
 
+    def ts_any(self, tsall):
+        return bool(tsall)
 
-def main():
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    ap = argparse.ArgumentParser(
-        description="Check mxray's SMTP commands and reply codes against tshark.",
-        epilog="See the docstring of this script for the rules.")
-    ap.add_argument("captures", nargs="*", metavar="CAPTURE")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("-j", type=int, default=2, metavar="N")
-    ap.add_argument("--full", action="store_true")
-    ap.add_argument("--mxray", default=os.path.join(REPO, "build", "mxray"))
-    ap.add_argument("--known", default=os.path.join(SCRIPT_DIR, "compare-smtp.known"))
-    args = ap.parse_args()
-    global FULL
-    FULL = args.full
-
-    if shutil.which("tshark") is None:
-        print("SKIP: tshark not found in PATH; install wireshark's tshark to"
-              " compare SMTP")
-        return SKIP
-    if not os.access(args.mxray, os.X_OK):
-        print("error: %s is not built (cmake --build build --target mxray)"
-              % args.mxray, file=sys.stderr)
-        return 1
-    if args.captures:
-        paths = []
-        for a in args.captures:
-            p = resolve(a)
-            if p is None:
-                print("error: capture not found: %s" % a, file=sys.stderr)
-                return 2
-            paths.append(p)
-    else:
-        paths = default_captures()
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        print("error: capture missing: %s" % missing[0], file=sys.stderr)
-        return 1
-
-    known = load_known(args.known)
-    bindir = tempfile.mkdtemp(prefix="compare-smtp-bin.")
-    counts = dict.fromkeys(ORDER + ["skip"], 0)
-    used_known = set()
-    try:
-        mxray = os.path.join(bindir, "mxray")
-        shutil.copy2(os.path.realpath(args.mxray), mxray)
-        opts = {"mxray": mxray, "known": known}
-        jobs = [(cap_name(p), p, opts) for p in paths]
-        with ThreadPoolExecutor(max_workers=max(1, args.j)) as pool:
-            for results, used in pool.map(check_capture, jobs):
-                used_known |= used
-                for state, text in results:
-                    counts[state] += 1
-                    if args.verbose or state not in ("ok", "skip"):
-                        print(text, flush=True)
-    finally:
-        shutil.rmtree(bindir, ignore_errors=True)
-    ran = {j[0] for j in jobs}
-    for key in sorted(k for k in known if k[0] in ran and k not in used_known):
-        print("note: known entry not needed any more: %s\tstream %d" % key)
-    passed = counts["ok"] + counts["known"]
-    failed = counts["mismatch"]
-    if args.verbose:
-        print("(ok %d, known %d, mismatch %d; skipped %d)" % (
-            counts["ok"], counts["known"], counts["mismatch"], counts["skip"]))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    def empty_ts(self):
+        return {"cmds": [], "replies": [], "merged": 0}
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(SmtpCheck().main())

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""compare-oracles-pop3: check mxray's POP3 records against Suricata and Zeek.
+"""compare_oracles_pop3: check mxray's POP3 records against Suricata and Zeek.
 
 Usage:
-  scripts/compare-oracles-pop3 [-v] [--mxray PATH] [--known FILE] [ORACLE...]
+  tests/oracle/compare_oracles_pop3.py [-v] [--mxray PATH] [--known FILE] [ORACLE...]
 
 The peers' published expectations live in ../shared/corpus/oracles/ (see its
 README).  Every oracle that says something about POP3 is checked:
@@ -18,12 +18,13 @@ README).  Every oracle that says something about POP3 is checked:
                             events (`out`, `output`), its weird.log, its
                             conn.log and analyzer_debug.log
 
-This is a script of its own, beside scripts/compare-oracles (SMTP), because
-the POP3 mapping (one record per command/response exchange) shares nothing
-with the SMTP one (envelopes, transactions) but the plumbing: the YAML subset
-reader, the Zeek log reader, the known-file format and the reporter are
-imported from scripts/compare-oracles, so the two read the oracles alike and
-the SMTP checks stay as they are.
+This is a check of its own, beside tests/oracle/compare_oracles.py (SMTP),
+because the POP3 mapping (one record per command/response exchange) shares
+nothing with the SMTP one (envelopes, transactions) but the plumbing: the
+YAML subset reader, the Zeek log reader, the baselines' index, running
+mxray, the Suricata checks' requirements, the known-file format, the
+reporter and the main are imported from compare_oracles, so the two read the
+oracles alike and the SMTP checks stay as they are.
 
 An ORACLE argument keeps only the oracles whose id ("zeek/<baseline>",
 "suricata-verify/<test>") or capture contains it.  mxray runs once per capture
@@ -71,7 +72,7 @@ flow` with `app_proto: pop3` the records are mxray's flows whose proto is pop3
 (ends, ip_v and proto understood).  Other keys are dropped; a check that lost
 keys only gives a lower bound (mxray must have at least `count` matches), and
 a `count: 0` check that lost keys is not evaluated.  Requires as in
-scripts/compare-oracles (the newest Suricata).
+tests/oracle/compare_oracles.py (the newest Suricata).
 
 Zeek (units per baseline)
 -------------------------
@@ -121,9 +122,9 @@ Output
 ------
 One line per disagreement: `FAIL <oracle> <capture> <field>: ...`; with -v
 every unit and every skipped check.  A disagreement listed in the known file
-(default scripts/compare-oracles-pop3.known; TSV: oracle id, capture relative
-to the corpus, field, reason; a field without @... covers every unit of that
-kind) is printed as `known ...` and does not fail its unit.  Fields: check#K
+(default tests/oracle/compare_oracles_pop3.known; TSV: oracle id, capture
+relative to the corpus, field, reason; a field without @... covers every unit
+of that kind) is printed as `known ...` and does not fail its unit.  Fields: check#K
 (Suricata, the Kth entry of `checks`, from 1), events@uid, weird@name,
 service@uid, notpop3@uid, run (mxray failed).  The last line is `N passed, M
 failed`.
@@ -131,40 +132,18 @@ failed`.
 Exit status: 0 all passed, 1 failures (or a tool failed), 2 usage error, 77
 skipped (../shared absent).
 """
-import argparse
-import gzip
-import importlib.machinery
-import importlib.util
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 
-SCRIPT_DIR = os.path.dirname(os.path.realpath(__file__))
-REPO = os.path.dirname(SCRIPT_DIR)
-SHARED = os.path.join(os.path.dirname(REPO), "shared")
-CORPUS = os.path.join(SHARED, "corpus")
-ORACLES = os.path.join(CORPUS, "oracles")
-SKIP = 77
+if __package__ in (None, ""):   # run as a file: tests/ holds the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import compare_oracles as CO  # noqa: E402
+from oracle.common import norm_addr  # noqa: E402
+from oracle.compare_oracles import Unit  # noqa: E402
+
 POP3_PORTS = (110, 995)
-
-
-def load_compare_oracles():
-    """scripts/compare-oracles as a module (it has no .py suffix)."""
-    path = os.path.join(SCRIPT_DIR, "compare-oracles")
-    loader = importlib.machinery.SourceFileLoader("compare_oracles", path)
-    spec = importlib.util.spec_from_loader("compare_oracles", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
-
-
-CO = load_compare_oracles()
-norm_addr = CO.norm_addr
-Unit, Reporter, load_known = CO.Unit, CO.Reporter, CO.load_known
 
 
 def show(v):
@@ -187,15 +166,20 @@ def frames(rec):
 
 # ---------------------------------------------------------------- mxray
 
-class Flow:
+class Pop3Flow(CO.Flow):
     def __init__(self, rec):
-        self.id = rec["flow"]
-        self.start = rec
-        self.key = (norm_addr(rec.get("client")), rec.get("client_port"),
-                    norm_addr(rec.get("server")), rec.get("server_port"))
+        super().__init__(rec)
         self.recs = []          # pop3.* and anomaly records, in output order
         self.end = None         # the flow record
         self.session = None
+
+    def add(self, ty, rec):
+        if ty == "flow":
+            self.end = rec
+        elif ty == "pop3.session":
+            self.session = rec
+        elif ty.startswith("pop3.") or ty == "anomaly":
+            self.recs.append(rec)
 
     def of(self, ty):
         return [r for r in self.recs if r.get("type") == ty]
@@ -203,53 +187,6 @@ class Flow:
     def has_pop3(self):
         return any(r.get("type") in ("pop3.command", "pop3.response", "pop3.auth_data")
                    for r in self.recs)
-
-
-class Run:
-    def __init__(self):
-        self.flows, self.order, self.error = {}, [], None
-
-
-def run_mxray(mxray, path):
-    run = Run()
-    tmp = None
-    try:
-        src = path
-        if path.endswith(".gz"):
-            tmp = tempfile.mkdtemp(prefix="compare-oracles-pop3.")
-            src = os.path.join(tmp, os.path.basename(path)[:-3])
-            with gzip.open(path, "rb") as fi, open(src, "wb") as fo:
-                shutil.copyfileobj(fi, fo)
-        res = subprocess.run([mxray, "-q", "--show-secrets", "--json", "-", src],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-    if res.returncode not in (0, 3):
-        err = res.stderr.decode("utf-8", "replace").strip().splitlines()
-        run.error = "mxray exited %d%s" % (res.returncode, ": " + err[-1] if err else "")
-        return run
-    for line in res.stdout.decode("utf-8", "replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            run.error = "mxray wrote a line that is not JSON: %r" % line[:80]
-            return run
-        ty, fid = rec.get("type"), rec.get("flow")
-        if ty == "flow_start":
-            run.flows[fid] = Flow(rec)
-            run.order.append(fid)
-            continue
-        fl = run.flows.get(fid)
-        if fl is None:
-            continue
-        if ty == "flow":
-            fl.end = rec
-        elif ty == "pop3.session":
-            fl.session = rec
-        elif ty.startswith("pop3.") or ty == "anomaly":
-            fl.recs.append(rec)
-    return run
 
 
 def header_of(resp):
@@ -284,10 +221,7 @@ def data_of(resp, verb, args):
 def suricata_records(run):
     """mxray's flows as Suricata-like pop3 transaction records."""
     recs = []
-    for fid in run.order:
-        fl = run.flows[fid]
-        if fl.start.get("proto") != "pop3":
-            continue
+    for fl in run.of("pop3"):
         resps = fl.of("pop3.response")
         by_answer = {}
         for r in resps:
@@ -313,15 +247,9 @@ def suricata_records(run):
             src = resp if resp is not None else fl.recs[idx]
             lo = frames(src)[1]
             nxt = [f for f in pop_frames if f > lo]
-            rec = {"flow": fid, "tx_id": n,
-                   "src_ip": norm_addr(fl.start.get("client")),
-                   "dest_ip": norm_addr(fl.start.get("server")),
-                   "src_port": fl.start.get("client_port"),
-                   "dest_port": fl.start.get("server_port"),
-                   "ip_v": 6 if ":" in str(fl.start.get("client")) else 4,
-                   "pcap_lo": lo, "pcap_hi": nxt[0] if nxt else None,
-                   "request": None, "response": None,
-                   "frames": frames(fl.recs[idx])}
+            rec = dict(fl.endpoints(), flow=fl.id, tx_id=n, ip_v=ip_v(fl),
+                       pcap_lo=lo, pcap_hi=nxt[0] if nxt else None,
+                       request=None, response=None, frames=frames(fl.recs[idx]))
             if verb is not None:
                 rec["request"] = {"command": verb, "args": args}
             if resp is not None:
@@ -334,18 +262,12 @@ def suricata_records(run):
     return recs
 
 
+def ip_v(fl):
+    return 6 if ":" in str(fl.start.get("client")) else 4
+
+
 def flow_records(run):
-    out = []
-    for fid in run.order:
-        fl = run.flows[fid]
-        if fl.start.get("proto") != "pop3":
-            continue
-        out.append({"flow": fid, "src_ip": norm_addr(fl.start.get("client")),
-                    "dest_ip": norm_addr(fl.start.get("server")),
-                    "src_port": fl.start.get("client_port"),
-                    "dest_port": fl.start.get("server_port"),
-                    "ip_v": 6 if ":" in str(fl.start.get("client")) else 4})
-    return out
+    return [dict(fl.endpoints(), flow=fl.id, ip_v=ip_v(fl)) for fl in run.of("pop3")]
 
 
 # ---------------------------------------------------------------- Suricata
@@ -505,33 +427,11 @@ def describe_rec(r):
 
 
 def compare_suricata(rep, oracle, cap, run, doc, checks):
-    if isinstance(doc, dict) and not CO.requires_ok(doc.get("requires")):
-        rep.note("skip %s: the test requires an older Suricata" % oracle)
-        return
-    if run.error:
-        u = Unit(oracle, cap, "run")
-        rep.disagree(u, "run", run.error)
-        rep.finish(u)
-        return
     txs = suricata_records(run)
     flows = flow_records(run)
-    for k, flt, is_flow in checks:
-        label = "check#%d" % k
-        if not CO.requires_ok(flt.get("requires")):
-            rep.note("skip %s %s %s: requires an older Suricata" % (oracle, cap, label))
-            continue
-        match = flt.get("match") or {}
-        try:
-            count = int(flt.get("count"))
-        except (TypeError, ValueError):
-            rep.note("skip %s %s %s: no count" % (oracle, cap, label))
-            continue
-        judge, dropped = build_predicate(match, is_flow)
+    for label, match, count, judge, dropped, (is_flow,) in CO.suricata_checks(
+            rep, oracle, cap, run, doc, checks, build_predicate):
         recs = flows if is_flow else txs
-        if count == 0 and dropped:
-            rep.note("skip %s %s %s: count 0 with keys mxray lacks (%s)"
-                     % (oracle, cap, label, ", ".join(dropped)))
-            continue
         sure = [r for r in recs if judge(r) == "yes"]
         maybe = [r for r in recs if judge(r) == "maybe"]
         bound = " at most %d" % (len(sure) + len(maybe)) if maybe else ""
@@ -581,38 +481,9 @@ EV_V = re.compile(r"^\d+, violation, [^,]*POP3[^,]*, (C[0-9A-Za-z]+), \d+, (.*)$
 
 def zeek_jobs():
     """-> list of ("zeek", oracle id, capture, baseline dir)."""
-    idx = os.path.join(ORACLES, "zeek", "INDEX.tsv")
-    man = os.path.join(CORPUS, "MANIFEST.tsv")
-    if not os.path.isfile(idx) or not os.path.isfile(man):
-        return []
-    pop3_caps = {}
-    with open(man, encoding="utf-8") as fh:
-        head = fh.readline().rstrip("\n").split("\t")
-        cp, cr, cq, cc = (head.index("path"), head.index("source_repo"),
-                          head.index("path_in_repo"), head.index("contents"))
-        for line in fh:
-            f = line.rstrip("\n").split("\t")
-            if len(f) > max(cp, cr, cq, cc) and f[cr] == "zeek/zeek" and \
-                    "pop3" in f[cc].lower():
-                pop3_caps[f[cq]] = f[cp]
-    out, seen = [], set()
-    with open(idx, encoding="utf-8") as fh:
-        fh.readline()
-        for line in fh:
-            f = line.rstrip("\n").split("\t")
-            if len(f) < 3:
-                continue
-            cap = pop3_caps.get("testing/btest/Traces/" + f[0])
-            if cap is None:
-                continue
-            for bid in f[2].split(","):
-                bid = bid.strip()
-                d = os.path.join(ORACLES, "zeek", bid)
-                if not bid or bid in seen or not os.path.isdir(d):
-                    continue
-                seen.add(bid)
-                out.append(("zeek", "zeek/" + bid, cap, d))
-    return out
+    return [("zeek", "zeek/" + bid, cap, d) for bid, cap, _, d in CO.zeek_baselines(
+        row_ok=lambda r: "pop3" in r.get("contents", "").lower(),
+        keep=lambda cap, d: cap is not None)]
 
 
 def zeek_logs(d):
@@ -726,9 +597,7 @@ def uid_map(logs, run):
                 continue
             tuples[uid] = t
             order.append(uid)
-    flows_by_key = {}
-    for fid in run.order:
-        flows_by_key.setdefault(run.flows[fid].key, []).append(run.flows[fid])
+    flows_by_key = run.by_key()
     seen, out = {}, {}
     for uid in order:
         t = tuples[uid]
@@ -740,10 +609,7 @@ def uid_map(logs, run):
 
 
 def compare_zeek(rep, oracle, cap, d, run):
-    if run.error:
-        u = Unit(oracle, cap, "run")
-        rep.disagree(u, "run", run.error)
-        rep.finish(u)
+    if rep.run_failed(oracle, cap, run):
         return
     logs = zeek_logs(d)
     uids = uid_map(logs, run)
@@ -866,71 +732,18 @@ def compare_zeek(rep, oracle, cap, d, run):
 
 # ---------------------------------------------------------------- main
 
-def main():
-    ap = argparse.ArgumentParser(
-        description="Check mxray's POP3 records against Suricata's and Zeek's"
-                    " published expectations.",
-        epilog="See the docstring of this script for the mappings.")
-    ap.add_argument("only", nargs="*", metavar="ORACLE")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("--mxray", default=os.path.join(REPO, "build", "mxray"))
-    ap.add_argument("--known", default=os.path.join(SCRIPT_DIR, "compare-oracles-pop3.known"))
-    args = ap.parse_args()
-
-    if not os.path.isdir(SHARED):
-        print("SKIP: %s is absent; the shared capture corpus is needed" % SHARED)
-        return SKIP
-    if not os.path.isdir(ORACLES):
-        print("SKIP: %s is absent" % ORACLES)
-        return SKIP
-    if not os.access(args.mxray, os.X_OK):
-        print("error: %s is not built (cmake --build build --target mxray)" % args.mxray,
-              file=sys.stderr)
-        return 1
-
-    jobs = suricata_jobs() + zeek_jobs()
-    if args.only:
-        jobs = [j for j in jobs if any(o in j[1] or o in j[2] for o in args.only)]
-        if not jobs:
-            print("error: no oracle matches %s" % " ".join(args.only), file=sys.stderr)
-            return 2
-
-    rep = Reporter(load_known(args.known), args.verbose)
-    bindir = tempfile.mkdtemp(prefix="compare-oracles-pop3-bin.")
-    runs = {}
-    try:
-        mxray = os.path.join(bindir, "mxray")
-        shutil.copy2(os.path.realpath(args.mxray), mxray)
-
-        def get_run(cap):
-            if cap not in runs:
-                path = os.path.join(CORPUS, cap)
-                if not os.path.isfile(path):
-                    r = Run()
-                    r.error = "capture missing: %s" % cap
-                    runs[cap] = r
-                else:
-                    runs[cap] = run_mxray(mxray, path)
-            return runs[cap]
-
-        for kind, oracle, cap, src in jobs:
-            if kind == "zeek":
-                compare_zeek(rep, oracle, cap, src, get_run(cap))
-            elif src[0] == "yaml-error":
-                u = Unit(oracle, cap, "yaml")
-                rep.disagree(u, "yaml", "cannot read test.yaml: %s" % src[1])
-                rep.finish(u)
-            else:
-                compare_suricata(rep, oracle, cap, get_run(cap), src[0], src[1])
-    finally:
-        shutil.rmtree(bindir, ignore_errors=True)
-
-    ran = {(j[1], j[2]) for j in jobs}
-    for key in sorted(k for k in rep.known if (k[0], k[1]) in ran and k not in rep.used):
-        print("note: known entry not needed any more: %s\t%s\t%s" % key)
-    print("%d passed, %d failed" % (rep.passed, rep.failed))
-    return 1 if rep.failed else 0
+def handle(rep, job, get_run):
+    kind, oracle, cap, src = job
+    if kind == "zeek":
+        compare_zeek(rep, oracle, cap, src, get_run(cap))
+    elif src[0] == "yaml-error":
+        rep.fail_unit(oracle, cap, "yaml", "cannot read test.yaml: %s" % src[1])
+    else:
+        compare_suricata(rep, oracle, cap, get_run(cap), src[0], src[1])
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(CO.oracle_main("Check mxray's POP3 records against Suricata's and Zeek's"
+                            " published expectations.", "compare_oracles_pop3.known",
+                            lambda: suricata_jobs() + zeek_jobs(), handle,
+                            ("--show-secrets",), Pop3Flow))

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""compare-streams: check mxray's TCP reassembly against tshark, byte for byte.
+"""compare_streams: check mxray's TCP reassembly against tshark, byte for byte.
 
 Usage:
-  scripts/compare-streams [-v] [-j N] [--mxray PATH] [--known FILE] [CAPTURE...]
+  tests/oracle/compare_streams.py [-v] [-j N] [--mxray PATH] [--known FILE] [CAPTURE...]
 
 With no CAPTURE, every capture listed in ../shared/corpus/MANIFEST.tsv (column
 `path`) is checked.  A CAPTURE may be given relative to the current directory,
@@ -25,9 +25,9 @@ Each flow is classified:
             data must equal mxray's (or, where tshark holds the bytes mxray
             missed, tshark's data with mxray's gap spans taken out); where the
             gaps sit is reported
-  known     a difference listed in scripts/compare-streams.known (TSV: capture
-            path relative to the corpus, tshark stream number, c2s|s2c|*,
-            reason); the reason is printed
+  known     a difference listed in tests/oracle/compare_streams.known (TSV:
+            capture path relative to the corpus, tshark stream number,
+            c2s|s2c|*, reason); the reason is printed
   mismatch  first differing offset, both lengths and a hex context are shown
   missing   a stream with payload on one side only
 
@@ -40,45 +40,30 @@ Options:
   -v, --verbose   print every flow, and the count of each class
   -j N            captures processed in parallel (default 2)
   --mxray PATH    the mxray binary (default <repo>/build/mxray)
-  --known FILE    known-differences file (default scripts/compare-streams.known)
+  --known FILE    known-differences file (default tests/oracle/compare_streams.known)
 """
-import argparse
-import gzip
-import ipaddress
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 
-SCRIPT_DIR = os.path.dirname(os.path.realpath(__file__))
-REPO = os.path.dirname(SCRIPT_DIR)
-SHARED = os.path.join(os.path.dirname(REPO), "shared")
-CORPUS = os.path.join(SHARED, "corpus")
+if __package__ in (None, ""):   # run as a file: tests/ holds the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import common  # noqa: E402
+from oracle.common import fmt_ep, norm_addr, run  # noqa: E402
+
 MAIL_PORTS = {25, 587, 465, 110, 995, 143, 993}
 BATCH = 64
 # What tshark's follow prints where the receiver acknowledged bytes that the
 # capture lacks (one chunk, with the C string's NUL).
 MARKER = re.compile(rb"\[(\d+) bytes? missing in capture file\]\x00?")
-SKIP = 77
+
 
 # Flow states, worst last: a flow takes the worst state of its directions.
 ORDER = ["ok", "gap", "known", "mismatch", "missing"]
 PASSED = {"ok", "gap", "known"}
-
-
-def norm_addr(text):
-    """Canonical text of an IP address (brackets and zone kept out)."""
-    text = text.strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return text.lower()
 
 
 def parse_node(text):
@@ -92,19 +77,10 @@ def parse_node(text):
     return (norm_addr(addr), int(port))
 
 
-def fmt_ep(ep):
-    addr, port = ep
-    return ("[%s]:%d" if ":" in addr else "%s:%d") % (addr, port)
-
 
 def last_value(field):
     """The innermost of a multi-valued tshark field (tunnels, ICMP errors)."""
-    vals = [v for v in field.split(",") if v]
-    return vals[-1] if vals else ""
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    return common.last_value(field, ",")
 
 
 # ---------------------------------------------------------------- tshark
@@ -285,23 +261,12 @@ def check_dir(t, tg, m, mg):
     return "mismatch", "%s; %s" % (diff_text(t, m), gtxt)
 
 
-def load_known(path):
-    known = {}
-    if not os.path.exists(path):
-        return known
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            line = line.rstrip("\n")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            f = line.split("\t")
-            if len(f) < 4 or not f[1].strip().isdigit() or \
-                    f[2].strip() not in ("c2s", "s2c", "*"):
-                sys.stderr.write("%s:%d: bad line (want capture<TAB>stream"
-                                 "<TAB>c2s|s2c|*<TAB>reason)\n" % (path, n))
-                continue
-            known[(f[0].strip(), int(f[1]), f[2].strip())] = "\t".join(f[3:]).strip()
-    return known
+def known_key(f):
+    """A known-file line capture<TAB>stream<TAB>c2s|s2c|*<TAB>reason:
+    ((capture, stream, direction), reason), or None when malformed."""
+    if len(f) < 4 or not f[1].strip().isdigit() or f[2].strip() not in ("c2s", "s2c", "*"):
+        return None
+    return (f[0].strip(), int(f[1]), f[2].strip()), "\t".join(f[3:]).strip()
 
 
 class Known:
@@ -327,18 +292,11 @@ def check_capture(job):
     results = []
     tmp = tempfile.mkdtemp(prefix="compare-streams.")
     try:
-        src = path
-        if path.endswith(".gz"):
-            src = os.path.join(tmp, "capture.pcap")
-            with gzip.open(path, "rb") as fi, open(src, "wb") as fo:
-                shutil.copyfileobj(fi, fo)
+        src = common.gunzip(path, tmp)
         sdir = os.path.join(tmp, "streams")
         res = run([opts["mxray"], "-q", "--streams", sdir, src])
         index = []
-        err = None
-        if res.returncode not in (0, 3):
-            err = "mxray exited %d: %s" % (res.returncode, res.stderr.decode(
-                "utf-8", "replace").strip()[-200:])
+        err = common.mxray_failed(res)
         try:
             with open(os.path.join(sdir, "index.json"), encoding="utf-8") as fh:
                 index = json.load(fh)["streams"]
@@ -466,110 +424,50 @@ def compare_flow(cap, sid, fo, m, sdir, known):
     return (worst, "%-9s %s  %s" % (worst, where, "; ".join(notes)), sortkey)
 
 
+
+
 # ---------------------------------------------------------------- main
 
-def resolve(arg):
-    cands = [arg] if os.path.isabs(arg) else [
-        os.path.join(os.getcwd(), arg), os.path.join(REPO, arg),
-        os.path.join(SCRIPT_DIR, arg), os.path.join(CORPUS, arg)]
-    for c in cands:
-        if os.path.isfile(c):
-            return os.path.realpath(c)
-    return None
+class StreamsCheck(common.TsharkCheck):
+    name = "compare-streams"
+    description = "Check mxray's TCP stream reassembly against tshark."
+    epilog = "See the docstring of this script for the classification."
+    proto = "streams"
+    known_file = "compare_streams.known"
+    known_parse, known_want = staticmethod(known_key), "capture<TAB>stream<TAB>c2s|s2c|*<TAB>reason"
+    names_in_repo = False
+    full = False
+    states = ORDER
+    quiet = ("ok",)
+    passed = PASSED
+    failed = ("mismatch", "missing")
 
+    def skip_early(self):
+        return super().skip_early() or common.shared_absent()
 
-def cap_name(path):
-    corpus = os.path.realpath(CORPUS)
-    if path.startswith(corpus + os.sep):
-        return os.path.relpath(path, corpus)
-    return path
-
-
-def manifest_captures():
-    out = []
-    with open(os.path.join(CORPUS, "MANIFEST.tsv"), encoding="utf-8") as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-        col = header.index("path")
-        for line in fh:
-            f = line.rstrip("\n").split("\t")
-            if len(f) > col and f[col].strip():
-                out.append(f[col].strip())
-    return out
-
-
-def main():
-    ap = argparse.ArgumentParser(
-        description="Check mxray's TCP stream reassembly against tshark.",
-        epilog="See the docstring of this script for the classification.")
-    ap.add_argument("captures", nargs="*", metavar="CAPTURE")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("-j", type=int, default=2, metavar="N")
-    ap.add_argument("--mxray", default=os.path.join(REPO, "build", "mxray"))
-    ap.add_argument("--known", default=os.path.join(SCRIPT_DIR,
-                                                    "compare-streams.known"))
-    args = ap.parse_args()
-
-    if shutil.which("tshark") is None:
-        print("SKIP: tshark not found in PATH; install wireshark's tshark to"
-              " compare streams")
-        return SKIP
-    if not os.path.isdir(SHARED):
-        print("SKIP: %s is absent; the shared capture corpus is needed" % SHARED)
-        return SKIP
-    if not os.access(args.mxray, os.X_OK):
-        print("error: %s is not built (cmake --build build --target mxray)"
-              % args.mxray, file=sys.stderr)
-        return 1
-
-    if args.captures:
+    def default_captures(self):
+        if not os.path.isfile(os.path.join(common.CORPUS, "MANIFEST.tsv")):
+            print("SKIP: %s/MANIFEST.tsv is absent" % common.CORPUS)
+            return common.SKIP
         paths = []
-        for a in args.captures:
-            p = resolve(a)
-            if p is None:
-                print("error: capture not found: %s" % a, file=sys.stderr)
-                return 2
-            paths.append(p)
-    else:
-        if not os.path.isfile(os.path.join(CORPUS, "MANIFEST.tsv")):
-            print("SKIP: %s/MANIFEST.tsv is absent" % CORPUS)
-            return SKIP
-        paths = []
-        for rel in manifest_captures():
-            p = os.path.join(CORPUS, rel)
+        for rel in common.manifest_captures():
+            p = os.path.join(common.CORPUS, rel)
             if not os.path.isfile(p):
                 print("error: listed capture missing: %s" % rel, file=sys.stderr)
                 return 1
             paths.append(os.path.realpath(p))
+        return paths
 
-    # Run a private copy, so a concurrent rebuild cannot pull it away mid-run.
-    bindir = tempfile.mkdtemp(prefix="compare-streams-bin.")
-    counts = dict.fromkeys(ORDER, 0)
-    used_known = set()
-    try:
-        mxray = os.path.join(bindir, "mxray")
-        shutil.copy2(os.path.realpath(args.mxray), mxray)
-        opts = {"mxray": mxray, "known": load_known(args.known)}
-        jobs = [(cap_name(p), p, opts) for p in paths]
-        with ThreadPoolExecutor(max_workers=max(1, args.j)) as pool:
-            for results, used in pool.map(check_capture, jobs):
-                used_known |= used
-                for state, line in results:
-                    counts[state] += 1
-                    if args.verbose or state != "ok":
-                        print(line, flush=True)
-    finally:
-        shutil.rmtree(bindir, ignore_errors=True)
-    ran = {j[0] for j in jobs}
-    for key in sorted(k for k in opts["known"] if k[0] in ran and k not in used_known):
-        print("note: known entry not needed any more: %s\tstream %d\t%s" % key)
-    passed = sum(counts[s] for s in PASSED)
-    failed = counts["mismatch"] + counts["missing"]
-    if args.verbose:
-        print("(ok %d, gap %d, known %d, mismatch %d, missing %d)" % tuple(
-            counts[s] for s in ORDER))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    def check_capture(self, job):
+        return check_capture(job)
+
+    def unneeded(self, key):
+        return "note: known entry not needed any more: %s\tstream %d\t%s" % key
+
+    def verbose_counts(self, counts):
+        return "(ok %d, gap %d, known %d, mismatch %d, missing %d)" % tuple(
+            counts[s] for s in ORDER)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(StreamsCheck().main())

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""compare-imap: check mxray's IMAP commands and completions against tshark's.
+"""compare_imap: check mxray's IMAP commands and completions against tshark's.
 
 Usage:
-  scripts/compare-imap [-v] [-j N] [--full] [--mxray PATH] [--known FILE] [CAPTURE...]
+  tests/oracle/compare_imap.py [-v] [-j N] [--full] [--mxray PATH] [--known FILE] [CAPTURE...]
 
 With no CAPTURE, every capture under <repo>/pcaps (recursively, *.pcap and
 *.pcapng) is checked, plus every capture of ../shared/corpus/MANIFEST.tsv
@@ -54,9 +54,9 @@ segment that does not start with printable bytes (its ssl_heuristic), and
 knows nothing of COMPRESS.
 
 To explain the differences, both reassembled streams (from mxray --streams,
-which scripts/compare-streams checks byte for byte against tshark's Follow
-TCP Stream; gaps filled with NUL bytes so offsets stay right) are read again
-by this script's own small IMAP reader, independent of mxray: it cuts lines,
+which tests/oracle/compare_streams.py checks byte for byte against tshark's
+Follow TCP Stream; gaps filled with NUL bytes so offsets stay right) are read
+again by this script's own small IMAP reader, independent of mxray: it cuts lines,
 finds each literal ({n}, {n+}, {n-}, ~{n} at a line end) and its n bytes, and
 notes where a line goes on after a literal.  A synchronising literal of the
 client ({n}, {n-}) counts as sent only when tshark shows the server's "+"
@@ -109,7 +109,7 @@ other preferences, and passes (reason printed) if it agrees:
     tshark shows as TLS are named)
   - both
 Anything else is a mismatch, unless the stream is listed in
-scripts/compare-imap.known (TSV: capture path, tshark stream, reason; the
+tests/oracle/compare_imap.known (TSV: capture path, tshark stream, reason; the
 capture path is relative to the corpus for corpus captures and to the
 repository otherwise).  A listed stream passes whatever its difference; an
 entry no longer needed is reported with a note.  Only tshark errors (checked
@@ -134,42 +134,27 @@ Options:
   --full          print whole sequences of a mismatch, not just around the
                   first difference
   --mxray PATH    the mxray binary (default <repo>/build/mxray)
-  --known FILE    known-differences file (default scripts/compare-imap.known)
+  --known FILE    known-differences file (default tests/oracle/compare_imap.known)
 """
-import argparse
-import difflib
-import glob
-import gzip
-import ipaddress
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
-from concurrent.futures import ThreadPoolExecutor
 
-SCRIPT_DIR = os.path.dirname(os.path.realpath(__file__))
-REPO = os.path.dirname(SCRIPT_DIR)
-CORPUS = os.path.join(os.path.dirname(REPO), "shared", "corpus")
-SKIP = 77
-AGG = "\x1f"        # tshark's aggregator for several values in one frame
-CONTEXT = 3         # items shown on either side of the first difference
+if __package__ in (None, ""):   # run as a file: tests/ holds the package
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import common  # noqa: E402
+from oracle.common import OOO_PREFS, OOO_REASON  # noqa: E402
+
 IMAP_PORTS = (143,)
-ORDER = ["ok", "known", "mismatch"]
-OOO_PREFS = ("-o", "tcp.reassemble_out_of_order:TRUE")
-OOO_REASON = ("tshark's TCP leaves out-of-order segments out by default (it flags"
-              " them as retransmissions and does not dissect them); with -o"
-              " tcp.reassemble_out_of_order:TRUE tshark agrees")
 HEUR_PREFS = ("-o", "imap.ssl_heuristic:FALSE")
 HEUR_REASON = ("tshark's heuristic for TLS after STARTTLS took IMAP segments for TLS"
                " though no STARTTLS was accepted (frames it shows as TLS: %s);"
                " with -o imap.ssl_heuristic:FALSE tshark agrees")
 # tshark run again with these preferences when a stream does not agree.
-RERUNS = [(OOO_PREFS, "ooo"), (HEUR_PREFS, "heur"), (OOO_PREFS + HEUR_PREFS, "ooo+heur")]
+RERUNS = [("ooo", OOO_PREFS), ("heur", HEUR_PREFS), ("ooo+heur", OOO_PREFS + HEUR_PREFS)]
 # IMAP4rev1/rev2 commands and the usual extensions: a line whose second token
 # is one of these is never taken for a SASL response.
 COMMANDS = {
@@ -180,37 +165,7 @@ COMMANDS = {
     "COMPRESS", "GETQUOTA", "GETQUOTAROOT", "SETQUOTA", "GETACL", "SETACL",
     "DELETEACL", "LISTRIGHTS", "MYRIGHTS", "SORT", "THREAD", "ESEARCH", "NOTIFY",
     "GETMETADATA", "SETMETADATA", "XLIST", "UNAUTHENTICATE", "REPLACE"}
-FULL = False        # --full: whole sequences, not just the first difference
 LITERAL = re.compile(rb"~?\{([0-9]{1,19})([+-]?)\}\r?\n\Z")
-
-
-def run(cmd, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
-
-
-def norm_addr(text):
-    text = text.strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return text.lower()
-
-
-def fmt_ep(ep):
-    addr, port = ep
-    return ("[%s]:%d" if ":" in addr else "%s:%d") % (addr, port)
-
-
-def last_value(field):
-    """The innermost of a multi-valued field (tunnels, ICMP errors)."""
-    vals = [v for v in field.split(AGG) if v]
-    return vals[-1] if vals else ""
-
-
-def split_vals(field):
-    return field.split(AGG) if field != "" else []
 
 
 def wire_text(b):
@@ -218,56 +173,7 @@ def wire_text(b):
     return b.decode("utf-8", "backslashreplace")
 
 
-def tshark_rows(cmd, nfields):
-    """Runs a `-T fields` tshark; returns its rows as lists of nfields
-    strings."""
-    res = run(cmd)
-    rows = []
-    for line in res.stdout.decode("utf-8", "replace").split("\n"):
-        head = line.split("\t", 1)[0]
-        if head.isdigit() and line.count("\t") >= nfields - 1:
-            rows.append(line)
-        elif rows:
-            rows[-1] += "\n" + line
-    out = []
-    for r in rows:
-        f = r.split("\t")
-        if len(f) > nfields:
-            f = f[:nfields - 1] + ["\t".join(f[nfields - 1:])]
-        out.append(f)
-    if not out and res.returncode != 0:
-        err = res.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise RuntimeError("tshark failed (%d): %s" % (
-            res.returncode, err[-1] if err else ""))
-    return out
-
-
 # ---------------------------------------------------------------- tshark
-
-def tshark_streams(path):
-    """tcp.stream -> {"eps": frozenset of both endpoints, "a": first sender,
-    "b": its peer, "frame": first frame}."""
-    cmd = ["tshark", "-r", path, "-Y", "tcp", "-T", "fields",
-           "-E", "separator=/t", "-E", "aggregator=" + AGG,
-           "-e", "frame.number", "-e", "tcp.stream",
-           "-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport",
-           "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport"]
-    streams = {}
-    for f in tshark_rows(cmd, 8):
-        try:
-            sid = int(split_vals(f[1])[0])
-            sport = int(split_vals(f[4])[0])
-            dport = int(split_vals(f[7])[0])
-        except (ValueError, IndexError):
-            continue
-        if sid in streams:
-            continue
-        a = (norm_addr(last_value(f[3]) or last_value(f[2])), sport)
-        b = (norm_addr(last_value(f[6]) or last_value(f[5])), dport)
-        streams[sid] = {"eps": frozenset((a, b)), "a": a, "b": b,
-                        "frame": int(f[0])}
-    return streams
-
 
 def field_text(el):
     """A PDML string field's value as mxray would write it."""
@@ -378,7 +284,7 @@ def tshark_imap(path, tmp, prefs=()):
 def tls_frames(path, sid, prefs=()):
     """The frames of stream sid tshark shows as TLS, for a reason's text."""
     try:
-        rows = tshark_rows(["tshark"] + list(prefs) + [
+        rows = common.tshark_rows(["tshark"] + list(prefs) + [
             "-r", path, "-Y", "tls && tcp.stream==%d" % sid, "-T", "fields",
             "-e", "frame.number", "-e", "tcp.len"], 2)
     except RuntimeError:
@@ -395,38 +301,13 @@ def tshark_key(line):
     return (line["tag"], line["cmd"])
 
 
+
 # ---------------------------------------------------------------- mxray
 
 def mxray_flows(mxray, path, sdir):
     """flow number -> dict(cl, sv, frame, handshake, cmds, resps, conts,
     auth, tls_frame, compress_frame, skipped, c2s/s2c stream bytes)."""
-    res = run([mxray, "-q", "--json", "-", "--streams", sdir, path])
-    if res.returncode not in (0, 3):
-        raise RuntimeError("mxray exited %d: %s" % (res.returncode, res.stderr.decode(
-            "utf-8", "replace").strip()[-200:]))
-    flows = {}
-    for line in res.stdout.decode("utf-8", "replace").splitlines():
-        try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        t = r.get("type", "")
-        if "flow" not in r:
-            continue
-        if t == "flow_start":
-            flows[r["flow"]] = {
-                "cl": (norm_addr(r["client"]), int(r["client_port"])),
-                "sv": (norm_addr(r["server"]), int(r["server_port"])),
-                "frame": r.get("frames", [0])[0], "handshake": r.get("handshake", True),
-                "flow": r["flow"], "cmds": [], "resps": [], "conts": [], "auth": [],
-                "tls_frame": None, "compress_frame": None, "skipped": 0,
-                "c2s": b"", "s2c": b""}
-            continue
-        fl = flows.get(r["flow"])
-        if fl is None or not t.startswith("imap."):
-            continue
-        fr = r.get("frames") or [0]
-        span = (fr[0], fr[-1])
+    def add(fl, r, t, span):
         if t == "imap.command":
             cmd = str(r.get("command", "")).upper()
             if r.get("uid"):
@@ -437,15 +318,18 @@ def mxray_flows(mxray, path, sdir):
             fl["resps"].append(((r.get("tag"), str(r.get("status", "")).upper()),) + span)
             ans = (r.get("answers") or {}).get("command")
             if r.get("status") == "OK" and ans == "STARTTLS" and fl["tls_frame"] is None:
-                fl["tls_frame"] = fr[-1]
+                fl["tls_frame"] = span[1]
             if r.get("status") == "OK" and ans == "COMPRESS" and fl["compress_frame"] is None:
-                fl["compress_frame"] = fr[-1]
+                fl["compress_frame"] = span[1]
         elif t == "imap.continuation":
             fl["conts"].append(span)
         elif t == "imap.auth_data":
             fl["auth"].append(span + (r.get("data"), r.get("redacted_len")))
         elif t == "imap.session":
             fl["skipped"] = int(r.get("midstream_skipped") or 0)
+    flows = common.mx_flows(mxray, ("--streams", sdir), path, lambda r: common.mx_flow_start(
+        r, handshake=r.get("handshake", True), cmds=[], resps=[], conts=[], auth=[],
+        tls_frame=None, compress_frame=None, skipped=0, c2s=b"", s2c=b""), add)
     index = os.path.join(sdir, "index.json")
     if os.path.isfile(index):
         with open(index, encoding="utf-8") as fh:
@@ -612,8 +496,7 @@ def fetch_line(data):
 
 def fmt_text(v):
     """A value for the listing: control characters as '?', 28 at most."""
-    v = "".join(c if c >= " " and c != "\x7f" else "?" for c in v)
-    return v if len(v) <= 28 else v[:25] + "..."
+    return common.printable(v, 28)
 
 
 def fmt_key(key):
@@ -633,53 +516,7 @@ def fmt_item(item):
 
 
 def list_items(items, n=5):
-    return ", ".join(fmt_item(x) for x in items[:n]) + (", ..." if len(items) > n else "")
-
-
-def show_context(mseq, tseq, ops, explained):
-    """Text lines: both sequences side by side around the first unexplained
-    difference (everything with --full).  Marks: ">" a difference left
-    unexplained, "~" one explained; runs of explained ones are shortened."""
-    pairs, first_bad = [], None
-    for tag, i1, i2, j1, j2 in ops:
-        if tag == "equal":
-            for k in range(i2 - i1):
-                pairs.append((mseq[i1 + k], tseq[j1 + k], " "))
-            continue
-        for k in range(max(i2 - i1, j2 - j1)):
-            m = mseq[i1 + k] if i1 + k < i2 else None
-            t = tseq[j1 + k] if j1 + k < j2 else None
-            if (m is None or id(m) in explained) and (t is None or id(t) in explained):
-                pairs.append((m, t, "~"))
-            else:
-                if first_bad is None:
-                    first_bad = len(pairs)
-                pairs.append((m, t, ">"))
-    if first_bad is None:
-        return []
-    lo = max(0, first_bad - CONTEXT)
-    hi = min(len(pairs), first_bad + CONTEXT + 1)
-    while hi < len(pairs) and pairs[hi - 1][2] == ">" and hi - first_bad < 12:
-        hi += 1
-    if FULL:
-        lo, hi = 0, len(pairs)
-    lines = ["      %-4s %-38s %s" % ("#", "mxray", "tshark")]
-    n = lo
-    while n < hi:
-        m, t, mark = pairs[n]
-        run = n
-        while run < hi and pairs[run][2] == "~":
-            run += 1
-        if run - n > 3 and not FULL:
-            lines.append("    ~ %-4d %-38s %s" % (n + 1, fmt_item(m), fmt_item(t)))
-            lines.append("      ... (%d more explained)" % (run - n - 1))
-            n = run
-            continue
-        lines.append("    %s %-4d %-38s %s" % (mark, n + 1, fmt_item(m), fmt_item(t)))
-        n += 1
-    if hi < len(pairs):
-        lines.append("      ... (%d more)" % (len(pairs) - hi))
-    return lines
+    return common.list_items(items, fmt_item, n)
 
 
 REASONS = {
@@ -827,9 +664,7 @@ class Ctx:
 
 def compare_side(d, mseq, tseq, ctx):
     """Aligns and explains one sequence.  Returns (ok, reasons, lines)."""
-    sm = difflib.SequenceMatcher(None, [x["key"] for x in mseq],
-                                 [x["key"] for x in tseq], autojunk=False)
-    ops = sm.get_opcodes()
+    ops = common.align([x["key"] for x in mseq], [x["key"] for x in tseq])
     first_equal = None
     for tag, i1, i2, j1, j2 in ops:
         if tag == "equal":
@@ -867,7 +702,8 @@ def compare_side(d, mseq, tseq, ctx):
         lines = ["  unexplained: " + ", ".join(
             "%s %s" % (who, fmt_item(x)) for who, x in bad[:8]) +
             (", ..." if len(bad) > 8 else "")]
-        return False, reasons, lines + show_context(mseq, tseq, ops, explained)
+        return False, reasons, lines + common.show_context(mseq, tseq, ops, fmt_item, 38,
+                                                            explained)
     return True, reasons, []
 
 
@@ -891,24 +727,6 @@ def compare_stream(merged, ts):
     return ("known" if rc or rr else "ok"), rc + rr, []
 
 
-def load_known(path):
-    known = {}
-    if not os.path.exists(path):
-        return known
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            line = line.rstrip("\n")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            f = line.split("\t")
-            if len(f) < 3 or not f[1].strip().isdigit():
-                sys.stderr.write("%s:%d: bad line (want capture<TAB>stream"
-                                 "<TAB>reason)\n" % (path, n))
-                continue
-            known[(f[0].strip(), int(f[1]))] = "\t".join(f[2:]).strip()
-    return known
-
-
 def has_imap_mx(fl):
     return bool(fl["cmds"] or fl["resps"])
 
@@ -917,224 +735,51 @@ def has_imap_ts(ts):
     return any(ln["tag"] is not None for d in ("c2s", "s2c") for ln in ts[d])
 
 
-def check_capture(job):
-    """Returns (results, used known keys); results are (state, text)."""
-    cap, path, opts = job
-    results, used = [], set()
-    tmp = tempfile.mkdtemp(prefix="compare-imap.")
-    try:
-        src = path
-        if path.endswith(".gz"):
-            src = os.path.join(tmp, "capture.pcap")
-            with gzip.open(path, "rb") as fi, open(src, "wb") as fo:
-                shutil.copyfileobj(fi, fo)
-        mflows = {k: v for k, v in mxray_flows(opts["mxray"], src,
-                                               os.path.join(tmp, "streams")).items()}
-        extra = sorted({f["sv"][1] for f in mflows.values()
-                        if f["sv"][1] not in IMAP_PORTS and has_imap_mx(f)})
-        decode_as = tuple(x for p in extra for x in ("-d", "tcp.port==%d,imap" % p))
-        timap = tshark_imap(src, tmp, decode_as)
-        if not any(has_imap_ts(t) for t in timap.values()) and \
-                not any(has_imap_mx(f) for f in mflows.values()):
-            results.append(("skip", "skip      %s  no IMAP command or completion on"
-                            " either side" % cap))
-            return results, used
-        streams = tshark_streams(src)
-
-        by_eps = {}
-        for sid, st in streams.items():
-            by_eps.setdefault(st["eps"], []).append(sid)
-        for lst in by_eps.values():
-            lst.sort(key=lambda s: streams[s]["frame"])
-        per_stream, orphans = {}, []
-        for num in sorted(mflows):
-            fl = mflows[num]
-            cands = by_eps.get(frozenset((fl["cl"], fl["sv"])), [])
-            if not cands:
-                orphans.append(fl)
-                continue
-            before = [s for s in cands if streams[s]["frame"] <= fl["frame"]]
-            sid = before[-1] if before else cands[0]
-            per_stream.setdefault(sid, []).append(fl)
-
-        again = {}
-        for sid in sorted(set(per_stream) | set(timap)):
-            fls = per_stream.get(sid, [])
-            ts = timap.get(sid, {"c2s": [], "s2c": []})
-            merged = {"cmds": [], "resps": [], "conts": [], "auth": [], "tls_frame": None,
-                      "compress_frame": None, "c2s": b"", "s2c": b"",
-                      "handshake": fls[0]["handshake"] if fls else True,
-                      "skipped": sum(f["skipped"] for f in fls)}
-            for fl in fls:
-                for k in ("cmds", "resps", "conts", "auth", "c2s", "s2c"):
-                    merged[k] += fl[k]
-                for k in ("tls_frame", "compress_frame"):
-                    if merged[k] is None:
-                        merged[k] = fl[k]
-            if fls:
-                title = "%s -> %s" % (fmt_ep(fls[0]["cl"]), fmt_ep(fls[0]["sv"]))
-                names = "mxray flow %s" % "+".join(str(f["flow"]) for f in fls)
-            else:
-                st = streams.get(sid)
-                title = "%s -> %s" % (fmt_ep(st["a"]), fmt_ep(st["b"])) if st else "?"
-                names = "no mxray flow"
-            where = "%s  stream %d  %s  (%s)" % (cap, sid, title, names)
-            ntc = sum(1 for ln in ts["c2s"] if ln["tag"] is not None)
-            ntr = sum(1 for ln in ts["s2c"] if ln["tag"] is not None)
-            counts = "commands %d/%d, completions %d/%d" % (
-                len(merged["cmds"]), ntc, len(merged["resps"]), ntr)
-            if not (has_imap_mx(merged) or has_imap_ts(ts)):
-                results.append(("skip", "skip      %s  no IMAP command or completion"
-                                " on either side" % where))
-                continue
-            state, reasons, details = compare_stream(merged, ts)
-            for prefs, name in RERUNS if state == "mismatch" else []:
-                if name not in again:
-                    try:
-                        again[name] = tshark_imap(src, tmp, tuple(prefs) + decode_as)
-                    except RuntimeError:
-                        again[name] = {}
-                if sid not in again[name]:
-                    continue
-                st2, rs2, _ = compare_stream(merged, again[name][sid])
-                if st2 == "mismatch":
-                    continue
-                why = []
-                if "ooo" in name:
-                    why.append(OOO_REASON)
-                if "heur" in name:
-                    why.append(HEUR_REASON % tls_frames(src, sid, decode_as))
-                state, details, reasons = "known", [], why + rs2
-                break
-            if state == "mismatch" and (cap, sid) in opts["known"]:
-                used.add((cap, sid))
-                state = "known"
-                reasons = ["listed: " + opts["known"][(cap, sid)]] + reasons
-                details = []
-            text = "%-9s %s  %s (mxray/tshark)" % (state, where, counts)
-            for r in reasons:
-                text += "\n  %s %s" % ("known:" if state == "known" else "note:", r)
-            for d in details:
-                text += "\n" + d
-            results.append((state, text))
-        for fl in orphans:
-            if has_imap_mx(fl):
-                results.append(("mismatch", "mismatch  %s  stream -  %s -> %s  (mxray"
-                                " flow %d): tshark lists no TCP stream with these endpoints"
-                                % (cap, fmt_ep(fl["cl"]), fmt_ep(fl["sv"]), fl["flow"])))
-    except Exception as e:  # our own failure: report, count as failed
-        results.append(("mismatch", "mismatch  %s  error: %s: %s" % (
-            cap, type(e).__name__, e)))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return results, used
-
-
 # ---------------------------------------------------------------- main
 
-def resolve(arg):
-    cands = [arg] if os.path.isabs(arg) else [
-        os.path.join(os.getcwd(), arg), os.path.join(REPO, arg),
-        os.path.join(SCRIPT_DIR, arg), os.path.join(CORPUS, arg)]
-    for c in cands:
-        if os.path.isfile(c):
-            return os.path.realpath(c)
-    return None
+class ImapCheck(common.ProtoCheck):
+    name = "compare-imap"
+    description = "Check mxray's IMAP commands and tagged completions against tshark."
+    proto = "IMAP"
+    known_file = "compare_imap.known"
+    word = "imap"
+    tshark_proto = "imap"
+    ports = IMAP_PORTS
+    what = "IMAP command or completion"
+    counted = ("commands", "completions")
+    empty_flow = {"cmds": [], "resps": [], "conts": [], "auth": [], "tls_frame": None,
+                  "compress_frame": None, "c2s": b"", "s2c": b""}
+    has_mx, has_ts = staticmethod(has_imap_mx), staticmethod(has_imap_ts)
+    compare_stream = staticmethod(compare_stream)
 
+    def mxray_flows(self, mxray, src, tmp):
+        return mxray_flows(mxray, src, os.path.join(tmp, "streams"))
 
-def cap_name(path):
-    for base in (os.path.realpath(CORPUS), os.path.realpath(REPO)):
-        if path.startswith(base + os.sep):
-            return os.path.relpath(path, base)
-    return path
+    def tshark(self, src, tmp, prefs):
+        return tshark_imap(src, tmp, prefs)
 
+    def empty_ts(self):
+        return {"c2s": [], "s2c": []}
 
-def default_captures():
-    paths = []
-    for pat in ("*.pcap", "*.pcapng"):
-        paths += glob.glob(os.path.join(REPO, "pcaps", "**", pat), recursive=True)
-    paths = sorted(os.path.realpath(p) for p in paths)
-    manifest = os.path.join(CORPUS, "MANIFEST.tsv")
-    if not os.path.isfile(manifest):
-        print("note: %s is absent; checking only <repo>/pcaps" % manifest)
-        return paths
-    with open(manifest, encoding="utf-8") as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-        col, ccol = header.index("path"), header.index("contents")
-        for line in fh:
-            f = line.rstrip("\n").split("\t")
-            if len(f) > max(col, ccol) and f[col].strip() and "imap" in f[ccol].lower():
-                paths.append(os.path.realpath(os.path.join(CORPUS, f[col].strip())))
-    return paths
+    def merge(self, fls):
+        return dict(super().merge(fls), handshake=fls[0]["handshake"] if fls else True,
+                    skipped=sum(f["skipped"] for f in fls))
 
+    def numbers(self, merged, ts):
+        ntc = sum(1 for ln in ts["c2s"] if ln["tag"] is not None)
+        ntr = sum(1 for ln in ts["s2c"] if ln["tag"] is not None)
+        return (len(merged["cmds"]), ntc), (len(merged["resps"]), ntr)
 
-def main():
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    ap = argparse.ArgumentParser(
-        description="Check mxray's IMAP commands and tagged completions against tshark.",
-        epilog="See the docstring of this script for the rules.")
-    ap.add_argument("captures", nargs="*", metavar="CAPTURE")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    ap.add_argument("-j", type=int, default=2, metavar="N")
-    ap.add_argument("--full", action="store_true")
-    ap.add_argument("--mxray", default=os.path.join(REPO, "build", "mxray"))
-    ap.add_argument("--known", default=os.path.join(SCRIPT_DIR, "compare-imap.known"))
-    args = ap.parse_args()
-    global FULL
-    FULL = args.full
-
-    if shutil.which("tshark") is None:
-        print("SKIP: tshark not found in PATH; install wireshark's tshark to"
-              " compare IMAP")
-        return SKIP
-    if not os.access(args.mxray, os.X_OK):
-        print("error: %s is not built (cmake --build build --target mxray)"
-              % args.mxray, file=sys.stderr)
-        return 1
-    if args.captures:
-        paths = []
-        for a in args.captures:
-            p = resolve(a)
-            if p is None:
-                print("error: capture not found: %s" % a, file=sys.stderr)
-                return 2
-            paths.append(p)
-    else:
-        paths = default_captures()
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        print("error: capture missing: %s" % missing[0], file=sys.stderr)
-        return 1
-
-    known = load_known(args.known)
-    bindir = tempfile.mkdtemp(prefix="compare-imap-bin.")
-    counts = dict.fromkeys(ORDER + ["skip"], 0)
-    used_known = set()
-    try:
-        mxray = os.path.join(bindir, "mxray")
-        shutil.copy2(os.path.realpath(args.mxray), mxray)
-        opts = {"mxray": mxray, "known": known}
-        jobs = [(cap_name(p), p, opts) for p in paths]
-        with ThreadPoolExecutor(max_workers=max(1, args.j)) as pool:
-            for results, used in pool.map(check_capture, jobs):
-                used_known |= used
-                for state, text in results:
-                    counts[state] += 1
-                    if args.verbose or state not in ("ok", "skip"):
-                        print(text, flush=True)
-    finally:
-        shutil.rmtree(bindir, ignore_errors=True)
-    ran = {j[0] for j in jobs}
-    for key in sorted(k for k in known if k[0] in ran and k not in used_known):
-        print("note: known entry not needed any more: %s\tstream %d" % key)
-    passed = counts["ok"] + counts["known"]
-    failed = counts["mismatch"]
-    if args.verbose:
-        print("(ok %d, known %d, mismatch %d; skipped %d)" % (
-            counts["ok"], counts["known"], counts["mismatch"], counts["skip"]))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    def reruns(self, src, sid, decode):
+        def why(name):
+            out = []
+            if "ooo" in name:
+                out.append(OOO_REASON)
+            if "heur" in name:
+                out.append(HEUR_REASON % tls_frames(src, sid, decode))
+            return out
+        return [(name, prefs, lambda name=name: why(name)) for name, prefs in RERUNS]
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(ImapCheck().main())
