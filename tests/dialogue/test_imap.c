@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include "dialogue/check_dialogue.h"
+#include "check_main.h"
 
 static const struct mx_harness_opts imap_opts = { .server_port = 143 };
 static const struct mx_harness_opts imap_secrets = { .server_port = 143, .show_secrets = true };
@@ -368,11 +369,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(suite)

@@ -12,6 +12,7 @@
 #include "dialogue/harness.h"
 #include "dissectors/message/message.h"
 #include "dissectors/message/mime.h"
+#include "check_main.h"
 
 #define C MX_DIR_C2S
 #define S MX_DIR_S2C
@@ -1020,11 +1021,4 @@ static Suite *message_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(message_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(message_suite)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dialogue/check_dialogue.h"
+#include "check_main.h"
 
 static const struct mx_harness_opts pop_opts = { .server_port = 110 };
 static const struct mx_harness_opts pop_secrets = { .server_port = 110, .show_secrets = true };
@@ -319,11 +320,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(suite)

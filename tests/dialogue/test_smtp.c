@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dialogue/harness.h"
+#include "check_main.h"
 
 #define C MX_DIR_C2S
 #define S MX_DIR_S2C
@@ -595,11 +596,4 @@ static Suite *smtp_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(smtp_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(smtp_suite)

@@ -13,6 +13,7 @@
 #include "output/report.h"
 #include "dialogue/harness.h"
 #include "dissectors/tls/tls.h"
+#include "check_main.h"
 
 #define C MX_DIR_C2S
 #define S MX_DIR_S2C
@@ -1385,11 +1386,4 @@ static Suite *tls_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(tls_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(tls_suite)

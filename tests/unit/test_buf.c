@@ -1,5 +1,6 @@
 /* test_buf.c - Check suite for the growable array with a cap (src/core/buf.c). */
 #include "core/buf.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <stdint.h>
@@ -77,11 +78,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(suite)

@@ -1,5 +1,6 @@
 /* test_codes.c - Check suite for the SMTP code tables (dissectors/smtp/codes.c and the CSVs they are generated from). */
 #include "dissectors/smtp/codes.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -534,16 +535,9 @@ static Suite *codes_suite(void)
 
 int main(int argc, char **argv)
 {
-    SRunner *sr;
-    int failed;
-
     if (argc > 1)
         enhanced_csv = argv[1];
     if (argc > 2)
         reply_csv = argv[2];
-    sr = srunner_create(codes_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    return mx_check_run(codes_suite());
 }

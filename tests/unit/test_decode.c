@@ -1,5 +1,6 @@
 /* test_decode.c - Check suite for link/IP/TCP decoding and IP fragment reassembly. */
 #include "capture/decode.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -1295,13 +1296,4 @@ static Suite *decode_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(decode_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(decode_suite)

@@ -13,6 +13,7 @@
 #include "output/report.h"
 #include "output/streams.h"
 #include "dialogue/harness.h"
+#include "check_main.h"
 
 /* ---- A dissector that records what it is given and consumes whole lines ---- */
 
@@ -467,11 +468,4 @@ static Suite *engine_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(engine_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(engine_suite)

@@ -8,6 +8,7 @@
 #include "event/event.h"
 #include "output/report.h"
 #include "event/text.h"
+#include "check_main.h"
 
 START_TEST(utf8_sanitize)
 {
@@ -215,11 +216,4 @@ static Suite *event_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(event_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(event_suite)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "flow/flow.h"
+#include "check_main.h"
 
 static struct mx_addr v4(uint32_t a)
 {
@@ -152,11 +153,4 @@ static Suite *flow_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(flow_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(flow_suite)

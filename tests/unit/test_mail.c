@@ -5,6 +5,7 @@
 #include "dissectors/mail/session.h"
 #include "dissectors/pop3/pop3.h"
 #include "dissectors/smtp/smtp.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -153,11 +154,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(suite)

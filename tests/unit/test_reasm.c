@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "flow/reasm.h"
+#include "check_main.h"
 
 #define C MX_DIR_C2S
 #define S MX_DIR_S2C
@@ -572,11 +573,4 @@ static Suite *reasm_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(reasm_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(reasm_suite)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/ring.h"
+#include "check_main.h"
 
 /* Message k: its length and bytes follow from k alone. */
 static size_t msg_len(uint32_t k)
@@ -115,11 +116,4 @@ static Suite *ring_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(ring_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(ring_suite)

@@ -1,5 +1,6 @@
 /* test_sasl.c - Check suite for SASL exchanges (dissectors/mail/sasl.c) and base64 decoding. */
 #include "dissectors/mail/sasl.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -1334,13 +1335,4 @@ static Suite *sasl_suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *sr = srunner_create(sasl_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(sasl_suite)

@@ -3,6 +3,7 @@
  * status 1). It is never silently short of a recipient, a command or a message.
  * malloc, calloc and realloc of mxray's own code are wrapped (-Wl,--wrap). */
 #include "dialogue/harness.h"
+#include "check_main.h"
 
 #include <check.h>
 #include <stdint.h>
@@ -152,11 +153,4 @@ static Suite *suite(void)
     return s;
 }
 
-int main(void)
-{
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+MX_CHECK_MAIN(suite)
