@@ -167,30 +167,195 @@ struct cmdline {
     int n_files;
 };
 
+/* What the command line starts from: the registry's protocols, one worker
+ * per CPU (at most 16), the timeline in colour when stdout is a terminal. */
+static void cmdline_defaults(struct cmdline *o)
+{
+    struct mx_config *cfg = &o->cfg;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    mx_config_defaults(cfg);
+    mx_registry_protocols(&o->protos);
+    cfg->protocols = &o->protos;
+    size_t w = 0;
+    for (size_t i = 0; i < mx_registry_len && w < sizeof(o->protocols); i++) {
+        const char *sep = i == 0 ? "" : i + 1 == mx_registry_len ? " and " : ", ";
+        w += (size_t)snprintf(o->protocols + w, sizeof(o->protocols) - w, "%s", sep);
+        for (const char *n = mx_registry[i].name; *n && w + 1 < sizeof(o->protocols); n++)
+            o->protocols[w++] = (char)(*n >= 'a' && *n <= 'z' ? *n - 32 : *n);
+        o->protocols[w < sizeof(o->protocols) ? w : sizeof(o->protocols) - 1] = '\0';
+    }
+    cfg->workers = ncpu > 1 ? (ncpu > 16 ? 16 : (unsigned)ncpu) : 0;
+    o->color = "auto";
+    o->progress = -1;
+    o->live = (struct mx_live_opts){ NULL, NULL, true, NULL };
+}
+
+/* The long options without a short form. */
+enum {
+    OPT_JSON = 256,
+    OPT_STREAMS,
+    OPT_COLOR,
+    OPT_MAX_FLOWS,
+    OPT_IDLE,
+    OPT_REASM_MEM,
+    OPT_SECRETS,
+    OPT_EXTRACT,
+    OPT_PORT,
+    OPT_NOPROMISC,
+    OPT_NONDPI,
+    OPT_FAILURES,
+    OPT_EXPLAIN,
+    OPT_HTML,
+    OPT_HTML_DIAGRAMS,
+    OPT_PROGRESS,
+    OPT_NO_PROGRESS,
+    OPT_MEMORY
+};
+
+/* Applies option c (getopt_long's) with its argument arg to *o. Returns -1 to
+ * go on, else the exit status (after the usage, the version, or what was
+ * wrong with it). */
+static int apply_option(struct cmdline *o, int c, char *arg)
+{
+    struct mx_config *cfg = &o->cfg;
+    unsigned long long v;
+    switch (c) {
+    case 'j':
+        if (!strcmp(arg, "0")) {
+            cfg->workers = 0;
+        } else if (!parse_num(arg, MX_MAX_WORKERS, &v)) {
+            fprintf(stderr, "mxray: --workers takes a number from 0 to %d\n", MX_MAX_WORKERS);
+            return 2;
+        } else {
+            cfg->workers = (unsigned)v;
+        }
+        break;
+    case OPT_JSON:
+        o->json = arg;
+        break;
+    case OPT_STREAMS:
+        o->streams = arg;
+        break;
+    case OPT_COLOR:
+        o->color = arg;
+        if (strcmp(o->color, "auto") && strcmp(o->color, "always") && strcmp(o->color, "never")) {
+            fprintf(stderr, "mxray: --color takes auto, always or never\n");
+            return 2;
+        }
+        break;
+    case OPT_MAX_FLOWS:
+        if (!parse_num(arg, 1u << 28, &v)) {
+            fprintf(stderr, "mxray: --max-flows takes a number from 1 to %u\n", 1u << 28);
+            return 2;
+        }
+        cfg->max_flows = (uint32_t)v;
+        break;
+    case OPT_IDLE:
+        if (!parse_num(arg, 86400 * 365, &v)) {
+            fprintf(stderr, "mxray: --idle-timeout takes seconds, from 1 to a year\n");
+            return 2;
+        }
+        cfg->idle_timeout = (mx_time_t)v * MX_NS_PER_SEC;
+        break;
+    case OPT_MEMORY:
+        if (!parse_num(arg, 1u << 20, &v) || v < 16) {
+            fprintf(stderr, "mxray: --memory takes MiB, from 16 to %u\n", 1u << 20);
+            return 2;
+        }
+        cfg->memory = (uint64_t)v << 20;
+        break;
+    case OPT_REASM_MEM:
+        if (!parse_num(arg, 1u << 20, &v)) {
+            fprintf(stderr, "mxray: --reasm-memory takes MiB, from 1 to %u\n", 1u << 20);
+            return 2;
+        }
+        cfg->reasm.max_total_bytes = (uint64_t)v << 20;
+        break;
+    case OPT_EXTRACT: {
+        struct stat st;
+        if (mkdir(arg, 0777) != 0 && errno != EEXIST) {
+            fprintf(stderr, "mxray: cannot create %s: %s\n", arg, strerror(errno));
+            return 1;
+        }
+        if (stat(arg, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "mxray: --extract %s is not a directory\n", arg);
+            return 1;
+        }
+        cfg->extract_dir = arg;
+        break;
+    }
+    case OPT_PORT: {
+        char why[160];
+        if (!mx_protocols_add_port(&o->protos, arg, why, sizeof(why))) {
+            fprintf(stderr, "mxray: %s\n", why);
+            return 2;
+        }
+        break;
+    }
+    case OPT_SECRETS:
+        cfg->show_secrets = true;
+        break;
+    case 'i':
+        o->live.iface = arg;
+        break;
+    case 'f':
+        o->live.filter = arg;
+        break;
+    case 'w':
+        o->live.write_path = arg;
+        break;
+    case 'Z':
+        o->run_as = arg;
+        break;
+    case OPT_NOPROMISC:
+        o->live.promisc = false;
+        break;
+    case OPT_NONDPI:
+        cfg->classify = false;
+        break;
+    case OPT_FAILURES:
+        o->failures = true;
+        break;
+    case OPT_EXPLAIN:
+        cfg->explain = true;
+        break;
+    case OPT_PROGRESS:
+        o->progress = 1;
+        break;
+    case OPT_NO_PROGRESS:
+        o->progress = 0;
+        break;
+    case OPT_HTML_DIAGRAMS:
+        if (!parse_num(arg, 1000000, &v)) {
+            fprintf(stderr, "mxray: --html-diagrams takes a number from 1 to 1000000\n");
+            return 2;
+        }
+        o->html_diagrams = (size_t)v;
+        break;
+    case OPT_HTML:
+        o->html = arg;
+        cfg->explain = true; /* the diagrams explain every step */
+        break;
+    case 'q':
+        cfg->warnings = false;
+        break;
+    case 'h':
+        usage(stdout);
+        return 0;
+    case 'V':
+        printf("mxray %s\n", MX_VERSION);
+        return 0;
+    default:
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
 /* Parses the command line into *o. Returns -1 to go on, else the exit
  * status (after the usage, the version, or what was wrong). */
 static int parse_cmdline(int argc, char **argv, struct cmdline *o)
 {
-    enum {
-        OPT_JSON = 256,
-        OPT_STREAMS,
-        OPT_COLOR,
-        OPT_MAX_FLOWS,
-        OPT_IDLE,
-        OPT_REASM_MEM,
-        OPT_SECRETS,
-        OPT_EXTRACT,
-        OPT_PORT,
-        OPT_NOPROMISC,
-        OPT_NONDPI,
-        OPT_FAILURES,
-        OPT_EXPLAIN,
-        OPT_HTML,
-        OPT_HTML_DIAGRAMS,
-        OPT_PROGRESS,
-        OPT_NO_PROGRESS,
-        OPT_MEMORY
-    };
     static const struct option opts[] = {
         { "json", required_argument, NULL, OPT_JSON },
         { "streams", required_argument, NULL, OPT_STREAMS },
@@ -216,23 +381,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    struct mx_config *cfg = &o->cfg;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    mx_config_defaults(cfg);
-    mx_registry_protocols(&o->protos);
-    cfg->protocols = &o->protos;
-    size_t w = 0;
-    for (size_t i = 0; i < mx_registry_len && w < sizeof(o->protocols); i++) {
-        const char *sep = i == 0 ? "" : i + 1 == mx_registry_len ? " and " : ", ";
-        w += (size_t)snprintf(o->protocols + w, sizeof(o->protocols) - w, "%s", sep);
-        for (const char *n = mx_registry[i].name; *n && w + 1 < sizeof(o->protocols); n++)
-            o->protocols[w++] = (char)(*n >= 'a' && *n <= 'z' ? *n - 32 : *n);
-        o->protocols[w < sizeof(o->protocols) ? w : sizeof(o->protocols) - 1] = '\0';
-    }
-    cfg->workers = ncpu > 1 ? (ncpu > 16 ? 16 : (unsigned)ncpu) : 0;
-    o->color = "auto";
-    o->progress = -1;
-    o->live = (struct mx_live_opts){ NULL, NULL, true, NULL };
+    cmdline_defaults(o);
     /* "mxray audit ...": the posture table instead of the timeline. */
     o->audit = argc > 1 && !strcmp(argv[1], "audit");
     if (o->audit) {
@@ -241,138 +390,10 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         argc--;
     }
     int c;
-    unsigned long long v;
     while ((c = getopt_long(argc, argv, "qhVi:f:w:Z:j:", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j':
-            if (!strcmp(optarg, "0")) {
-                cfg->workers = 0;
-            } else if (!parse_num(optarg, MX_MAX_WORKERS, &v)) {
-                fprintf(stderr, "mxray: --workers takes a number from 0 to %d\n", MX_MAX_WORKERS);
-                return 2;
-            } else {
-                cfg->workers = (unsigned)v;
-            }
-            break;
-        case OPT_JSON:
-            o->json = optarg;
-            break;
-        case OPT_STREAMS:
-            o->streams = optarg;
-            break;
-        case OPT_COLOR:
-            o->color = optarg;
-            if (strcmp(o->color, "auto") && strcmp(o->color, "always") && strcmp(o->color, "never")) {
-                fprintf(stderr, "mxray: --color takes auto, always or never\n");
-                return 2;
-            }
-            break;
-        case OPT_MAX_FLOWS:
-            if (!parse_num(optarg, 1u << 28, &v)) {
-                fprintf(stderr, "mxray: --max-flows takes a number from 1 to %u\n", 1u << 28);
-                return 2;
-            }
-            cfg->max_flows = (uint32_t)v;
-            break;
-        case OPT_IDLE:
-            if (!parse_num(optarg, 86400 * 365, &v)) {
-                fprintf(stderr, "mxray: --idle-timeout takes seconds, from 1 to a year\n");
-                return 2;
-            }
-            cfg->idle_timeout = (mx_time_t)v * MX_NS_PER_SEC;
-            break;
-        case OPT_MEMORY:
-            if (!parse_num(optarg, 1u << 20, &v) || v < 16) {
-                fprintf(stderr, "mxray: --memory takes MiB, from 16 to %u\n", 1u << 20);
-                return 2;
-            }
-            cfg->memory = (uint64_t)v << 20;
-            break;
-        case OPT_REASM_MEM:
-            if (!parse_num(optarg, 1u << 20, &v)) {
-                fprintf(stderr, "mxray: --reasm-memory takes MiB, from 1 to %u\n", 1u << 20);
-                return 2;
-            }
-            cfg->reasm.max_total_bytes = (uint64_t)v << 20;
-            break;
-        case OPT_EXTRACT: {
-            struct stat st;
-            if (mkdir(optarg, 0777) != 0 && errno != EEXIST) {
-                fprintf(stderr, "mxray: cannot create %s: %s\n", optarg, strerror(errno));
-                return 1;
-            }
-            if (stat(optarg, &st) != 0 || !S_ISDIR(st.st_mode)) {
-                fprintf(stderr, "mxray: --extract %s is not a directory\n", optarg);
-                return 1;
-            }
-            cfg->extract_dir = optarg;
-            break;
-        }
-        case OPT_PORT: {
-            char why[160];
-            if (!mx_protocols_add_port(&o->protos, optarg, why, sizeof(why))) {
-                fprintf(stderr, "mxray: %s\n", why);
-                return 2;
-            }
-            break;
-        }
-        case OPT_SECRETS:
-            cfg->show_secrets = true;
-            break;
-        case 'i':
-            o->live.iface = optarg;
-            break;
-        case 'f':
-            o->live.filter = optarg;
-            break;
-        case 'w':
-            o->live.write_path = optarg;
-            break;
-        case 'Z':
-            o->run_as = optarg;
-            break;
-        case OPT_NOPROMISC:
-            o->live.promisc = false;
-            break;
-        case OPT_NONDPI:
-            cfg->classify = false;
-            break;
-        case OPT_FAILURES:
-            o->failures = true;
-            break;
-        case OPT_EXPLAIN:
-            cfg->explain = true;
-            break;
-        case OPT_PROGRESS:
-            o->progress = 1;
-            break;
-        case OPT_NO_PROGRESS:
-            o->progress = 0;
-            break;
-        case OPT_HTML_DIAGRAMS:
-            if (!parse_num(optarg, 1000000, &v)) {
-                fprintf(stderr, "mxray: --html-diagrams takes a number from 1 to 1000000\n");
-                return 2;
-            }
-            o->html_diagrams = (size_t)v;
-            break;
-        case OPT_HTML:
-            o->html = optarg;
-            cfg->explain = true; /* the diagrams explain every step */
-            break;
-        case 'q':
-            cfg->warnings = false;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("mxray %s\n", MX_VERSION);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
+        int status = apply_option(o, c, optarg);
+        if (status >= 0)
+            return status;
     }
     o->files = argv + optind;
     o->n_files = argc - optind;
