@@ -67,6 +67,15 @@ static inline enum mx_line_status mx_line_next(struct mx_slice d, size_t cap, bo
     return MX_LINE_OK;
 }
 
+/* The rest of a line cut as too long: the bytes of d up to and including
+ * its LF, or all of d when the LF has not come (*lf false). */
+static inline size_t mx_line_skip(struct mx_slice d, bool *lf)
+{
+    const uint8_t *p = memchr(d.ptr, '\n', d.len);
+    *lf = p != NULL;
+    return p ? (size_t)(p - d.ptr) + 1 : d.len;
+}
+
 /* Without leading and trailing spaces and tabs. */
 static inline struct mx_slice mx_trim(struct mx_slice s)
 {

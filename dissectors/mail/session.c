@@ -106,19 +106,16 @@ void mx_mail_queue_drop(struct mx_mail_queue *q, unsigned k)
 void mx_caps_init(struct mx_caps *c, size_t max)
 {
     mx_buf_init(&c->b, 1, 256, max);
-    c->n = 0;
 }
 
 void mx_caps_clear(struct mx_caps *c)
 {
     mx_buf_clear(&c->b, false);
-    c->n = 0;
 }
 
 void mx_caps_free(struct mx_caps *c)
 {
     mx_buf_free(&c->b);
-    c->n = 0;
 }
 
 bool mx_caps_next(const struct mx_caps *c, size_t *pos, struct mx_slice *v)
@@ -148,7 +145,6 @@ bool mx_mail_caps_add(struct mx_mail *m, struct mx_caps *c, struct mx_slice v)
     uint8_t len[2] = { (uint8_t)(v.len & 0xff), (uint8_t)(v.len >> 8) };
     mx_buf_append(&c->b, len, 2);
     mx_buf_append(&c->b, v.ptr, v.len);
-    c->n++;
     return true;
 }
 

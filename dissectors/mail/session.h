@@ -102,7 +102,6 @@ void mx_mail_queue_drop(struct mx_mail_queue *q, unsigned k);
  * bytes in all; an entry past that is dropped. */
 struct mx_caps {
     struct mx_buf b;
-    uint32_t n; /* entries */
 };
 
 void mx_caps_init(struct mx_caps *c, size_t max);

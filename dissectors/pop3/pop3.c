@@ -624,8 +624,8 @@ static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bo
             continue;
         }
         if (s->smode == S_SKIP) {
-            const uint8_t *lf = memchr(rest.ptr, '\n', rest.len);
-            pos = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
+            bool lf;
+            pos += mx_line_skip(rest, &lf);
             if (lf)
                 s->smode = s->skip_to;
             continue;
@@ -1032,8 +1032,8 @@ static struct mx_parse_result client_bytes(struct pop3 *s, struct mx_slice d, bo
         if (s->ctls)
             break; /* the rest is TLS: the host's */
         if (s->cskip) {
-            const uint8_t *lf = memchr(rest.ptr, '\n', rest.len);
-            pos = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
+            bool lf;
+            pos += mx_line_skip(rest, &lf);
             s->cskip = !lf;
             if (lf && s->tls) {
                 s->ctls = true; /* the over-long line ended: TLS follows */

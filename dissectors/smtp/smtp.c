@@ -556,8 +556,8 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
         if (s->smode == S_TLS)
             break; /* the rest is TLS: the host's */
         if (s->smode == S_SKIP) {
-            const uint8_t *lf = memchr(d.ptr + pos, '\n', d.len - pos);
-            pos = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
+            bool lf;
+            pos += mx_line_skip(mx_slice_make(d.ptr + pos, d.len - pos), &lf);
             if (lf)
                 s->smode = S_REPLY;
             continue;
@@ -1083,8 +1083,8 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
             continue;
         }
         case C_SKIP: {
-            const uint8_t *lf = memchr(rest.ptr, '\n', rest.len);
-            pos = lf ? (size_t)(lf - d.ptr) + 1 : d.len;
+            bool lf;
+            pos += mx_line_skip(rest, &lf);
             if (lf)
                 s->cmode = C_CMD;
             continue;

@@ -171,6 +171,12 @@ static void dissect_stop(struct mx_dissect_ctx *ctx, const char *why)
     e->failed = true;
 }
 
+/* A TLS record's first byte: 22 a handshake or 21 an alert (RFC 8446 §5.1). */
+static bool tls_record_start(uint8_t c)
+{
+    return c == 0x16 || c == 0x15;
+}
+
 /* Bytes of a direction that STARTTLS handed to TLS, starting at the
  * direction's offset: counted, and fed to the TLS observer. Cleartext the
  * server sends after its go-ahead, before its first record (RFC 8446 §5.1:
@@ -185,12 +191,12 @@ static void tls_route(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice
     ds->want = 0;
     if (!b.len)
         return;
-    if (d == MX_DIR_S2C && !ctx->tls.bytes[d] && b.ptr[0] != 0x16 && b.ptr[0] != 0x15)
+    if (d == MX_DIR_S2C && !ctx->tls.bytes[d] && !tls_record_start(b.ptr[0]))
         mx_ctx_anomaly(ctx, d, ctx->tls.injection, off, b.len);
     ctx->tls.bytes[d] += b.len;
     size_t skip = 0;
     if (d == MX_DIR_S2C && !ctx->tls.server_started) {
-        if (b.ptr[0] != 0x16 && b.ptr[0] != 0x15) {
+        if (!tls_record_start(b.ptr[0])) {
             while (skip + 1 < b.len && !(b.ptr[skip] == 0x16 && b.ptr[skip + 1] == 0x03))
                 skip++;
             if (skip + 1 >= b.len)
@@ -375,11 +381,6 @@ bool mx_host_replay_start(struct mx_dissect_ctx *ctx)
     ctx->replay = calloc(1, sizeof(*ctx->replay));
     if (ctx->replay)
         mx_buf_init(&ctx->replay->items, sizeof(struct mx_replay_item), 16, MX_REPLAY_ITEMS);
-    return ctx->replay != NULL;
-}
-
-bool mx_host_replaying(const struct mx_dissect_ctx *ctx)
-{
     return ctx->replay != NULL;
 }
 

@@ -81,7 +81,6 @@ void mx_host_release(struct mx_dissect_ctx *ctx);
 
 /* Replay: starts keeping what the flow delivers (false when out of memory). */
 bool mx_host_replay_start(struct mx_dissect_ctx *ctx);
-bool mx_host_replaying(const struct mx_dissect_ctx *ctx);
 /* Keeps a delivered chunk, or a gap (b.ptr NULL, b.len its length). */
 void mx_host_replay_keep(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, struct mx_slice b, bool gap,
                          mx_frame_t frame, mx_time_t ts);
