@@ -729,6 +729,8 @@ enum mx_decode_result mx_decode(struct mx_decoder *d, const struct mx_raw_packet
     pkt->frame = raw->frame;
     pkt->first_frame = raw->frame;
     pkt->ts = raw->ts;
+    if (raw->ts_clamped)
+        mx_decode_note(&x, MX_AN_TIMESTAMP_OUT_OF_RANGE);
     mx_defrag_expire(&x);
     l.ptr = raw->data;
     l.cap = raw->data ? raw->caplen : 0;

@@ -27,11 +27,12 @@
 /* One captured frame as the input layer hands it over. */
 struct mx_raw_packet {
     mx_frame_t frame;    /* 1-based frame number */
-    mx_time_t ts;        /* capture time, ns */
+    mx_time_t ts;        /* capture time, ns, in [0, MX_TIME_MAX] */
     int linktype;        /* LINKTYPE_* */
     uint32_t caplen;     /* bytes captured */
     uint32_t wirelen;    /* bytes on the wire */
     const uint8_t *data; /* caplen bytes, owned by the input layer */
+    bool ts_clamped;     /* the time read lay outside ts's range */
 };
 
 /* A decoded TCP segment. Slices point into the raw packet or, for a

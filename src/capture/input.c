@@ -12,7 +12,23 @@ struct file_input {
     struct mx_input base;
     pcap_t *pcap;
     int linktype;
+    bool sec_u32; /* a classic pcap file: its seconds are unsigned 32-bit */
 };
+
+/* A packet's time from seconds and nanoseconds, clamped to [0, MX_TIME_MAX]:
+ * libpcap adds a pcapng if_tsoffset (draft-ietf-opsawg-pcapng §4.2) to the seconds
+ * unchecked, so a hostile file can give any 64-bit value. */
+static void set_time(struct mx_raw_packet *pkt, int64_t sec, int64_t ns)
+{
+    const int64_t max_sec = MX_TIME_MAX / MX_NS_PER_SEC;
+    pkt->ts_clamped = sec < 0 || ns < 0 || ns >= MX_NS_PER_SEC || sec >= max_sec;
+    if (sec < 0 || ns < 0)
+        pkt->ts = 0;
+    else if (sec >= max_sec || ns >= MX_NS_PER_SEC)
+        pkt->ts = sec >= max_sec ? MX_TIME_MAX : sec * MX_NS_PER_SEC + (MX_NS_PER_SEC - 1);
+    else
+        pkt->ts = sec * MX_NS_PER_SEC + ns;
+}
 
 static enum mx_input_status file_next(struct mx_input *in, struct mx_raw_packet *pkt)
 {
@@ -21,13 +37,10 @@ static enum mx_input_status file_next(struct mx_input *in, struct mx_raw_packet 
     const u_char *data;
     int rc = pcap_next_ex(f->pcap, &hdr, &data);
     if (rc == 1) {
-        /* Nanoseconds in 64 bits reach the year 2262; clamp hostile times. */
-        int64_t sec = (int64_t)hdr->ts.tv_sec;
-        if (sec > INT64_C(9000000000))
-            sec = INT64_C(9000000000);
-        else if (sec < -INT64_C(9000000000))
-            sec = -INT64_C(9000000000);
-        pkt->ts = sec * MX_NS_PER_SEC + (mx_time_t)hdr->ts.tv_usec;
+        /* A classic pcap record's seconds are an unsigned 32-bit field
+         * (draft-ietf-opsawg-pcap §5), which libpcap sign-extends. */
+        int64_t sec = f->sec_u32 ? (int64_t)(uint32_t)hdr->ts.tv_sec : (int64_t)hdr->ts.tv_sec;
+        set_time(pkt, sec, (int64_t)hdr->ts.tv_usec); /* ns: opened with nano precision */
         pkt->linktype = f->linktype;
         pkt->caplen = hdr->caplen;
         pkt->wirelen = hdr->len;
@@ -96,6 +109,7 @@ static struct mx_input *open_pcap(const char *path, FILE *stream, const char *na
     struct stat st;
     if (fp && fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode))
         f->base.size = (uint64_t)st.st_size;
+    f->sec_u32 = pcap_major_version(f->pcap) == 2; /* pcapng reads as 1.0 */
     int dlt = pcap_datalink(f->pcap);
     f->linktype = dlt;
     if (dlt == DLT_RAW)
@@ -137,7 +151,7 @@ static enum mx_input_status live_next(struct mx_input *in, struct mx_raw_packet 
     if (rc == 1) {
         if (l->dump)
             pcap_dump((u_char *)l->dump, hdr, data);
-        pkt->ts = (mx_time_t)hdr->ts.tv_sec * MX_NS_PER_SEC + (mx_time_t)hdr->ts.tv_usec * 1000;
+        set_time(pkt, (int64_t)hdr->ts.tv_sec, (int64_t)hdr->ts.tv_usec * 1000);
         pkt->linktype = l->linktype;
         pkt->caplen = hdr->caplen;
         pkt->wirelen = hdr->len;

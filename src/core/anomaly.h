@@ -43,7 +43,9 @@ struct mx_anomaly_def {
     X(TCP_GAP, "bytes of the stream were never captured")                                                         \
     X(TCP_LATE_SEGMENT, "a segment arrived for bytes already declared a gap")                                     \
     X(DISSECTOR_BUFFER_LIMIT, "a dissector left more unconsumed bytes than the cap allows")                       \
-    X(SYN_UNANSWERED, "the client's SYN got no answer: the server was silent or the capture missed it")
+    X(SYN_UNANSWERED, "the client's SYN got no answer: the server was silent or the capture missed it")           \
+    X(TIMESTAMP_OUT_OF_RANGE, "a packet's time lay before 1970 or after 2116 (a damaged header or a hostile "     \
+                              "pcapng if_tsoffset); it was clamped")
 
 enum mx_core_anomaly {
 #define MX_X(n, d) MX_AN_##n,

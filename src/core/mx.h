@@ -23,6 +23,21 @@ typedef int64_t mx_time_t;
 #define MX_NS_PER_SEC INT64_C(1000000000)
 /* "No time": 0 is a real time (captures from 1970 exist). */
 #define MX_TIME_NONE INT64_MIN
+/* Capture times are clamped on input to [0, MX_TIME_MAX] (2^62 ns, the year
+ * 2116): the difference of any two fits in 64 bits. */
+#define MX_TIME_MAX (INT64_C(1) << 62)
+
+/* b - a in seconds; 0 when either time is unknown. Saturates instead of
+ * overflowing, for times that did not come through the input's clamp. */
+static inline double mx_time_secs(mx_time_t a, mx_time_t b)
+{
+    int64_t d;
+    if (a == MX_TIME_NONE || b == MX_TIME_NONE)
+        return 0;
+    if (__builtin_sub_overflow(b, a, &d))
+        d = b > a ? INT64_MAX : INT64_MIN;
+    return (double)d / 1e9;
+}
 
 /* A frame number is 1-based, as Wireshark numbers frames; with several input
  * files, numbering continues across them as in `mergecap -a`. 0 means none. */

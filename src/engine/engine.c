@@ -54,6 +54,7 @@ static bool is_damage(enum mx_core_anomaly a)
     case MX_AN_IP_LENGTH_MISMATCH:
     case MX_AN_IPV6_EXT_INVALID:
     case MX_AN_TCP_HEADER_INVALID:
+    case MX_AN_TIMESTAMP_OUT_OF_RANGE:
         return true;
     default:
         return false;
@@ -233,7 +234,7 @@ static void emit_flow_record(struct mx_engine *e, struct mx_flow *f)
     mx_ev_uint(ev, "server_port", f->port[MX_DIR_S2C]);
     mx_ev_time(ev, "start", f->first_ts);
     mx_ev_time(ev, "end", f->last_ts);
-    mx_ev_double(ev, "duration", (double)(f->last_ts - f->first_ts) / 1e9);
+    mx_ev_double(ev, "duration", mx_time_secs(f->first_ts, f->last_ts));
     mx_ev_frames(ev, f->first_frame, f->last_frame);
     mx_ev_bool(ev, "handshake", x->handshake);
     emit_half(ev, "c2s", f, MX_DIR_C2S);

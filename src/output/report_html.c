@@ -606,8 +606,7 @@ static void put_rel(struct hbuf *b, mx_time_t t, mx_time_t t0)
 {
     if (t == MX_TIME_NONE || t0 == MX_TIME_NONE)
         return;
-    double d = (double)(t - t0) / 1e9;
-    hb_printf(b, "+%.3f s", d);
+    hb_printf(b, "+%.3f s", mx_time_secs(t0, t));
 }
 
 static void put_latency(struct hbuf *b, double s)

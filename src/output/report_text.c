@@ -90,7 +90,7 @@ static void text_event(void *ctx, const struct mx_event *e)
 {
     struct text_rep *r = ctx;
     if (e->ts != MX_TIME_NONE)
-        fprintf(r->out, "%12.6f ", (double)(e->ts - mx_sink_epoch(r->sink)) / 1e9);
+        fprintf(r->out, "%12.6f ", mx_time_secs(mx_sink_epoch(r->sink), e->ts));
     else
         fprintf(r->out, "%12s ", "");
     if (e->flow)

@@ -52,7 +52,7 @@ static void frame_out(struct conn *c, enum mx_dir d, uint8_t flags, const char *
     bool c2s = d == MX_DIR_C2S;
     size_t len = mx_harness_tcp_frame(f, c2s ? 1 : 2, c2s ? 40000 : c->port, c2s ? 2 : 1, c2s ? c->port : 40000,
                                       c->seq[d], c->seq[!d], flags, data, n);
-    struct mx_raw_packet raw = { 0, c->t, 1, (uint32_t)len, (uint32_t)len, f };
+    struct mx_raw_packet raw = { 0, c->t, 1, (uint32_t)len, (uint32_t)len, f, false };
     c->t += MX_NS_PER_SEC / 1000;
     mx_engine_packet(c->eng, &raw);
     c->seq[d] += (uint32_t)n + ((flags & (MX_TCP_SYN | MX_TCP_FIN)) ? 1 : 0);

@@ -776,7 +776,7 @@ static void tm_frame(struct mx_engine *eng, uint32_t *seq, mx_time_t *t, enum mx
     bool c2s = d == MX_DIR_C2S;
     size_t len = mx_harness_tcp_frame(f, c2s ? 1 : 2, c2s ? 40000 : 143, c2s ? 2 : 1, c2s ? 143 : 40000, seq[d],
                                       seq[!d], flags, data, n);
-    struct mx_raw_packet raw = { 0, *t, 1, (uint32_t)len, (uint32_t)len, f };
+    struct mx_raw_packet raw = { 0, *t, 1, (uint32_t)len, (uint32_t)len, f, false };
     *t += MX_NS_PER_SEC / 1000;
     mx_engine_packet(eng, &raw);
     seq[d] += (uint32_t)n + ((flags & (MX_TCP_SYN | MX_TCP_FIN)) ? 1 : 0);

@@ -155,7 +155,7 @@ static void tx(struct world *w, uint8_t a, uint16_t sport, uint8_t b, uint16_t d
 {
     static uint8_t f[1600];
     size_t len = mx_harness_tcp_frame(f, a, sport, b, dport, seq, ack, flags, data, data ? strlen(data) : 0);
-    struct mx_raw_packet raw = { 0, w->t, 1, (uint32_t)len, (uint32_t)len, f };
+    struct mx_raw_packet raw = { 0, w->t, 1, (uint32_t)len, (uint32_t)len, f, false };
     w->t += MX_NS_PER_SEC / 100;
     mx_engine_packet(w->eng, &raw);
 }
