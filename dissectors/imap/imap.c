@@ -695,7 +695,7 @@ static void idle_end(struct imap *s, mx_frame_t f, mx_time_t ts)
     mx_ev_time(ev, "start", s->idle.start);
     if (ts != MX_TIME_NONE)
         mx_ev_time(ev, "end", ts);
-    double dur = ts != MX_TIME_NONE && s->idle.start != MX_TIME_NONE ? (double)(ts - s->idle.start) / 1e9 : 0;
+    double dur = mx_time_secs(s->idle.start, ts);
     mx_ev_double(ev, "duration", dur);
     mx_ev_uint(ev, "untagged", s->idle.untagged);
     mx_ev_frames(ev, s->idle.frame, f ? f : s->idle.frame);
@@ -811,7 +811,7 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
         if (p->frame)
             mx_ev_uint(ev, "frame", p->frame);
         mx_ev_end(ev);
-        lat = p->ts != MX_TIME_NONE && ts != MX_TIME_NONE ? (double)(ts - p->ts) / 1e9 : 0;
+        lat = mx_time_secs(p->ts, ts);
         mx_ev_double(ev, "latency", lat);
         mx_ev_uint(ev, "untagged", p->untagged);
         if (p->cmd == I_FETCH) {

@@ -334,7 +334,7 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
         if (p->frame)
             mx_ev_uint(ev, "frame", p->frame);
         mx_ev_end(ev);
-        lat = p->ts != MX_TIME_NONE && s->rep.ts != MX_TIME_NONE ? (double)(s->rep.ts - p->ts) / 1e9 : 0;
+        lat = mx_time_secs(p->ts, s->rep.ts);
         mx_ev_double(ev, "latency", lat);
     }
     if (s->rep.stat) {
@@ -457,7 +457,7 @@ static void continuation(struct pop3 *s, struct mx_slice b64, uint64_t off, size
         if (p.frame)
             mx_ev_uint(ev, "frame", p.frame);
         mx_ev_end(ev);
-        mx_ev_double(ev, "latency", p.ts != MX_TIME_NONE && ts != MX_TIME_NONE ? (double)(ts - p.ts) / 1e9 : 0);
+        mx_ev_double(ev, "latency", mx_time_secs(p.ts, ts));
     }
     mx_ev_text(ev, "+ %.*s   [SASL challenge]", (int)b64.len, (const char *)b64.ptr);
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);

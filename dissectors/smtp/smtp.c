@@ -447,7 +447,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         if (p.frame)
             mx_ev_uint(ev, "frame", p.frame);
         mx_ev_end(ev);
-        lat = (double)(ts - p.ts) / 1e9;
+        lat = mx_time_secs(p.ts, ts);
         mx_ev_double(ev, "latency", lat);
     }
     enum sstate next = have ? next_state(s->state, p.verb, s->rep.code) : s->state;
