@@ -300,6 +300,21 @@ def parts_in_parallel(path, n, parts=2000):
             smtp_after_data(c)
 
 
+def servers_many(path, n):
+    """n short SMTP sessions (greeting, QUIT, close), each to a server address of its
+    own: the audit keeps 4,096 servers and counts the rest, looking each one up."""
+    clock = [T0]
+    with PcapWriter(path) as w:
+        for i in range(n):
+            srv = [10, 64 + (i >> 16) % 128, (i >> 8) & 255, i & 255]
+            c = TcpConn(w, CLI, srv, 1024 + i % 60000, 25, clock, step=5)
+            c.handshake()
+            say(c, False, b"220 mx%d.example.net ESMTP\r\n" % i)
+            say(c, True, b"QUIT\r\n")
+            say(c, False, b"221 2.0.0 Bye\r\n")
+            c.close()
+
+
 GiB = 1 << 30
 # name, maker, full-scale quantity, its unit, floor, what, anomalies, finding, args(n, scale)
 CASES = [
@@ -357,6 +372,10 @@ CASES = [
     ("ack_jumps", ack_jumps, 1_000_000, "jumps", 1000,
      "SMTP: the server ACKs 1 to 256 MiB of client data that never arrives, a million times",
      ["TCP_GAP"], None, None),
+    ("servers_many", servers_many, 300_000, "servers", 5000,
+     "300,000 SMTP sessions, each to another server: the audit finds each one's server in its "
+     "table (a keyed hash map) and counts those past its 4,096",
+     [], None, None),
 ]
 
 

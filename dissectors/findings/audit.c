@@ -5,6 +5,7 @@
 #include "dissectors/findings/audit.h"
 
 #include "core/buf.h"
+#include "core/hash.h"
 #include "core/idmap.h"
 #include "core/mx.h"
 #include "event/text.h"
@@ -174,7 +175,9 @@ struct flowmap {
 struct audit {
     struct mx_buf srv; /* struct server, at most AUDIT_MAX_SERVERS */
     uint32_t dropped;
-    struct mx_idmap flows; /* flows not ended yet, by id */
+    struct mx_idmap flows;  /* flows not ended yet, by id */
+    struct mx_idmap by_key; /* server index + 1, by the keyed hash of (protocol, address, port) */
+    struct mx_hasher *hasher;
     FILE *table;
     bool color;
     bool failed; /* out of memory: the findings would be short */
@@ -349,6 +352,39 @@ static void domain_of(const char *host, char *out, size_t cap)
             *p = (char)(*p + 32);
 }
 
+/* ---- Servers, by (protocol, address, port) ---- */
+
+static bool server_is(const struct server *s, const char *proto, const char *addr, uint16_t port)
+{
+    return s->port == port && !strcmp(s->addr, addr) && !strcmp(s->proto, proto);
+}
+
+/* The keyed hash of a server's key, never 0 (an idmap id). */
+static uint64_t server_hash(struct audit *a, const char *proto, const char *addr, uint16_t port)
+{
+    struct {
+        char proto[8];
+        char addr[MX_ADDR_STRLEN];
+        uint16_t port;
+    } k;
+    memset(&k, 0, sizeof(k));
+    snprintf(k.proto, sizeof(k.proto), "%s", proto);
+    snprintf(k.addr, sizeof(k.addr), "%s", addr);
+    k.port = port;
+    uint64_t h = mx_hash(a->hasher, &k, sizeof(k));
+    return h ? h : 1;
+}
+
+/* Index + 1 of a server by a walk over all of them, or 0: only when two
+ * keys share a hash. */
+static uint32_t server_find(struct audit *a, const char *proto, const char *addr, uint16_t port)
+{
+    for (uint32_t i = 0; i < a->srv.n; i++)
+        if (server_is(server_at(a, i), proto, addr, port))
+            return i + 1;
+    return 0;
+}
+
 /* ---- Reading records ---- */
 
 static void on_flow_start(struct audit *a, const struct mx_event *e)
@@ -359,12 +395,10 @@ static void on_flow_start(struct audit *a, const struct mx_event *e)
     mx_text_copy(proto, sizeof(proto), mx_ev_get_str(e, "proto"));
     mx_text_copy(addr, sizeof(addr), mx_ev_get_str(e, "server"));
     uint16_t port = (uint16_t)mx_ev_get_int(e, "server_port", 0);
-    uint32_t idx = 0;
-    for (uint32_t i = 0; i < a->srv.n && !idx; i++) {
-        const struct server *sv = server_at(a, i);
-        if (sv->port == port && !strcmp(sv->addr, addr) && !strcmp(sv->proto, proto))
-            idx = i + 1;
-    }
+    uint64_t h = server_hash(a, proto, addr, port);
+    uint32_t idx = (uint32_t)(uintptr_t)mx_idmap_get(&a->by_key, h);
+    if (idx && !server_is(server_at(a, idx - 1), proto, addr, port))
+        idx = server_find(a, proto, addr, port); /* two keys, one 64-bit hash */
     if (!idx) {
         enum mx_buf_status st;
         struct server *s = mx_buf_push(&a->srv, &st);
@@ -378,6 +412,8 @@ static void on_flow_start(struct audit *a, const struct mx_event *e)
         snprintf(s->addr, sizeof(s->addr), "%s", addr);
         s->port = port;
         idx = (uint32_t)a->srv.n;
+        if (!mx_idmap_get(&a->by_key, h) && !mx_idmap_put(&a->by_key, h, (void *)(uintptr_t)idx))
+            a->failed = true;
     }
     mx_frame_t f1, f2;
     frames_of(e, "frames", &f1, &f2);
@@ -873,6 +909,8 @@ static void audit_free(void *ctx)
         if (a->flows.slot[i].id)
             free(a->flows.slot[i].val);
     mx_idmap_free(&a->flows);
+    mx_idmap_free(&a->by_key);
+    mx_hasher_free(a->hasher);
     free(a);
 }
 
@@ -891,7 +929,9 @@ bool mx_audit_add(struct mx_sink *s, FILE *table, bool color)
     a->table = table;
     a->color = color;
     mx_buf_init(&a->srv, sizeof(struct server), 16, AUDIT_MAX_SERVERS);
-    if (!mx_sink_add(s, &audit_ops, a)) {
+    a->hasher = mx_hasher_new();
+    if (!a->hasher || !mx_sink_add(s, &audit_ops, a)) {
+        mx_hasher_free(a->hasher);
         free(a);
         return false;
     }

@@ -1,6 +1,7 @@
 /* decode.c - link, IPv4/IPv6 and TCP header decoding, with IP fragment reassembly. */
 #include "capture/decode.h"
 #include "core/cursor.h"
+#include "core/hash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,7 @@ struct mx_dgram {
 struct mx_decoder {
     struct mx_defrag_limits lim;      /* defaults filled in */
     struct mx_dgram **bucket;         /* hash table of datagrams in progress */
+    struct mx_hasher *hasher;         /* its keyed hash */
     size_t nbucket;                   /* a power of two */
     struct mx_dgram *oldest, *newest; /* arrival order */
     uint32_t ndgram;                  /* datagrams in progress */
@@ -196,23 +198,16 @@ static enum mx_decode_result mx_decode_tcp(struct mx_dctx *x, struct mx_layer l)
 
 /* ---- IP fragment reassembly (RFC 791 §3.2, RFC 8200 §4.5) ---- */
 
-/* FNV-1a over the key. Not keyed: a hostile capture can at worst make chains
- * as long as max_datagrams. */
-static size_t mx_defrag_hash(const struct mx_frag_key *k)
+/* Keyed with the decoder's random key: hostile fragments cannot aim at one
+ * chain. */
+static size_t mx_defrag_hash(const struct mx_decoder *d, const struct mx_frag_key *k)
 {
-    const uint8_t *p = (const uint8_t *)k;
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < sizeof *k; i++) {
-        h ^= p[i];
-        h *= 16777619u;
-    }
-    return h;
+    return (size_t)mx_hash(d->hasher, k, sizeof *k);
 }
 
 static struct mx_dgram *mx_defrag_find(const struct mx_decoder *d, const struct mx_frag_key *k)
 {
-    struct mx_dgram *g = d->bucket[mx_defrag_hash(k) & (d->nbucket - 1)];
+    struct mx_dgram *g = d->bucket[mx_defrag_hash(d, k) & (d->nbucket - 1)];
 
     while (g && memcmp(&g->key, k, sizeof *k) != 0)
         g = g->hnext;
@@ -222,7 +217,7 @@ static struct mx_dgram *mx_defrag_find(const struct mx_decoder *d, const struct 
 /* Unlinks a datagram from the table and the arrival list and frees it. */
 static void mx_defrag_drop(struct mx_decoder *d, struct mx_dgram *g)
 {
-    struct mx_dgram **pp = &d->bucket[mx_defrag_hash(&g->key) & (d->nbucket - 1)];
+    struct mx_dgram **pp = &d->bucket[mx_defrag_hash(d, &g->key) & (d->nbucket - 1)];
 
     while (*pp != g)
         pp = &(*pp)->hnext;
@@ -275,7 +270,7 @@ static struct mx_dgram *mx_defrag_create(struct mx_dctx *x, const struct mx_frag
     g->ts = x->raw->ts;
     g->first_frame = x->raw->frame;
     g->cost = sizeof *g;
-    b = mx_defrag_hash(k) & (d->nbucket - 1);
+    b = mx_defrag_hash(d, k) & (d->nbucket - 1);
     g->hnext = d->bucket[b];
     d->bucket[b] = g;
     g->older = d->newest;
@@ -698,7 +693,10 @@ struct mx_decoder *mx_decoder_new(const struct mx_defrag_limits *limits)
     while (d->nbucket < d->lim.max_datagrams && d->nbucket < MX_DEFRAG_BUCKETS_MAX)
         d->nbucket *= 2;
     d->bucket = calloc(d->nbucket, sizeof *d->bucket);
-    if (!d->bucket) {
+    d->hasher = mx_hasher_new();
+    if (!d->bucket || !d->hasher) {
+        mx_hasher_free(d->hasher);
+        free(d->bucket);
         free(d);
         d = NULL;
     }
@@ -714,6 +712,7 @@ void mx_decoder_free(struct mx_decoder *d)
     while (d->oldest)
         mx_defrag_drop(d, d->oldest);
     free(d->bucket);
+    mx_hasher_free(d->hasher);
     free(d);
 }
 

@@ -328,10 +328,10 @@ static void pipe_send(struct mx_engine *e, unsigned wi, uint32_t kind, const str
     mx_ring_commit(&w->in);
 }
 
-/* Which worker owns flow k: the hash's high bits (the flow tables use the low ones). */
+/* Which worker owns flow k. */
 static unsigned owner(const struct mx_pipe *pp, const struct mx_flow_key *k)
 {
-    return (unsigned)(((uint64_t)mx_flow_key_hash(k) * pp->n) >> 32);
+    return (unsigned)(((uint64_t)mx_flow_key_shard(k) * pp->n) >> 32);
 }
 
 /* The fingerprint of everything the merge may wait for: each term only grows. */

@@ -1,6 +1,7 @@
 /* flow.c - the bidirectional TCP flow table: open addressing, backward-shift
  * deletion, three LRU lists (quiet, busy and closed), no allocation per packet. */
 #include "flow/flow.h"
+#include "core/hash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,8 @@ struct mx_flow_table {
     uint32_t mask;          /* slot count - 1 (a power of two) */
     uint32_t count, max;
     uint64_t next_id;
-    struct lru lru[3]; /* by list_of(): quiet, closed, busy */
+    struct mx_hasher *hasher; /* keyed: hostile 4-tuples cannot build long probe runs */
+    struct lru lru[3];        /* by list_of(): quiet, closed, busy */
 };
 
 /* A flow's list: closed ones apart, active ones by whether they carried
@@ -49,8 +51,10 @@ void mx_flow_key_make(struct mx_flow_key *k, const struct mx_addr *src, uint16_t
         *src_is_lo = lo;
 }
 
-/* FNV-1a over the key's bytes; keys are zero-padded so memcmp/hash are exact. */
-uint32_t mx_flow_key_hash(const struct mx_flow_key *k)
+/* FNV-1a over the key's bytes; keys are zero-padded so memcmp/hash are exact.
+ * Unkeyed, so that a capture shares out the same way on every run: crafted
+ * keys can only crowd one worker, which costs the parallelism and no more. */
+uint32_t mx_flow_key_shard(const struct mx_flow_key *k)
 {
     const uint8_t *p = (const uint8_t *)k;
     uint32_t h = 2166136261u;
@@ -59,6 +63,13 @@ uint32_t mx_flow_key_hash(const struct mx_flow_key *k)
         h *= 16777619u;
     }
     return h ^ (h >> 16);
+}
+
+/* The table's own hash: keyed with the table's random key. */
+static uint32_t key_hash(const struct mx_flow_table *t, const struct mx_flow_key *k)
+{
+    uint64_t h = mx_hash(t->hasher, k, sizeof(*k));
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 static bool key_eq(const struct mx_flow_key *a, const struct mx_flow_key *b)
@@ -74,7 +85,10 @@ struct mx_flow_table *mx_flow_table_new(uint32_t max_flows)
     /* Start small and grow with the load; the cap bounds the final size. */
     t->mask = 1023;
     t->slots = calloc(1024, sizeof(*t->slots));
-    if (!t->slots) {
+    t->hasher = mx_hasher_new();
+    if (!t->slots || !t->hasher) {
+        mx_hasher_free(t->hasher);
+        free(t->slots);
         free(t);
         return NULL;
     }
@@ -90,12 +104,13 @@ void mx_flow_table_free(struct mx_flow_table *t)
     for (uint32_t i = 0; i <= t->mask; i++)
         free(t->slots[i]);
     free(t->slots);
+    mx_hasher_free(t->hasher);
     free(t);
 }
 
 struct mx_flow *mx_flow_find(struct mx_flow_table *t, const struct mx_flow_key *k)
 {
-    uint32_t h = mx_flow_key_hash(k);
+    uint32_t h = key_hash(t, k);
     for (uint32_t i = h & t->mask;; i = (i + 1) & t->mask) {
         struct mx_flow *f = t->slots[i];
         if (!f)
@@ -165,7 +180,7 @@ struct mx_flow *mx_flow_add(struct mx_flow_table *t, const struct mx_flow_key *k
     if (!f)
         return NULL;
     f->key = *k;
-    f->hash = mx_flow_key_hash(k);
+    f->hash = key_hash(t, k);
     f->id = t->next_id++;
     slot_put(t->slots, t->mask, f);
     t->count++;

@@ -20,7 +20,7 @@ enum mx_flow_state {
 
 struct mx_flow {
     struct mx_flow_key key;
-    uint32_t hash;
+    uint32_t hash;          /* keyed (the table's own key) */
     uint64_t id;            /* 1, 2, ... in order of creation */
     struct mx_addr addr[2]; /* [MX_DIR_C2S] client, [MX_DIR_S2C] server */
     uint16_t port[2];       /* likewise */
@@ -48,8 +48,9 @@ void mx_flow_table_free(struct mx_flow_table *t);
 void mx_flow_key_make(struct mx_flow_key *k, const struct mx_addr *src, uint16_t sport, const struct mx_addr *dst,
                       uint16_t dport, bool *src_is_lo);
 
-/* The hash of a key (FNV-1a): the table uses its low bits, worker threads its high ones. */
-uint32_t mx_flow_key_hash(const struct mx_flow_key *k);
+/* Which share of the flows a key belongs to, for worker threads: the same on
+ * every run (the table itself hashes with a random key). */
+uint32_t mx_flow_key_shard(const struct mx_flow_key *k);
 
 /* Finds the flow of key k, or NULL. */
 struct mx_flow *mx_flow_find(struct mx_flow_table *t, const struct mx_flow_key *k);

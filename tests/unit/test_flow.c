@@ -66,6 +66,41 @@ START_TEST(many_flows_add_find_remove)
 }
 END_TEST
 
+/* Keys crafted to share the low 12 bits of the unkeyed FNV-1a (the table's
+ * hash before issue 24, still the worker shard): a hostile capture's probe
+ * run. The table's keyed hash spreads them as random keys would be spread,
+ * and two tables (two runs) hash them differently. */
+START_TEST(keyed_hash_spreads_crafted_keys)
+{
+    enum { N = 2000, MASK = 0xfff };
+    struct mx_flow_table *t1 = mx_flow_table_new(N), *t2 = mx_flow_table_new(N);
+    struct mx_addr srv = v4(0xc0a80001);
+    static uint8_t seen[MASK + 1];
+    memset(seen, 0, sizeof(seen));
+    unsigned found = 0, distinct = 0, same = 0;
+    for (uint32_t i = 0; found < N && i < (1u << 26); i++) {
+        struct mx_addr c = v4(0x0a000000 + (i >> 16));
+        struct mx_flow_key k;
+        mx_flow_key_make(&k, &c, (uint16_t)i, &srv, 25, NULL);
+        if ((mx_flow_key_shard(&k) & MASK) != 0x123)
+            continue;
+        found++;
+        struct mx_flow *f1 = mx_flow_add(t1, &k), *f2 = mx_flow_add(t2, &k);
+        ck_assert_ptr_nonnull(f1);
+        ck_assert_ptr_nonnull(f2);
+        ck_assert_ptr_eq(mx_flow_find(t1, &k), f1);
+        distinct += !seen[f1->hash & MASK]++;
+        same += f1->hash == f2->hash;
+    }
+    ck_assert_uint_eq(found, N);
+    /* Random hashes fill about 4096 * (1 - e^(-2000/4096)) = 1580 of the slots. */
+    ck_assert_uint_gt(distinct, 1400);
+    ck_assert_uint_lt(same, 5);
+    mx_flow_table_free(t1);
+    mx_flow_table_free(t2);
+}
+END_TEST
+
 START_TEST(lru_order_and_closed_list)
 {
     struct mx_flow_table *t = mx_flow_table_new(8);
@@ -149,6 +184,7 @@ static Suite *flow_suite(void)
     tcase_add_test(t, lru_order_and_closed_list);
     tcase_add_test(t, busy_list_keeps_touch_order);
     tcase_add_test(t, ipv6_keys);
+    tcase_add_test(t, keyed_hash_spreads_crafted_keys);
     suite_add_tcase(s, t);
     return s;
 }
