@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""secrets.py - no secret escapes redaction, in any spelling of a login (issue 24).
+"""redaction.py - no secret escapes redaction, in any spelling of a login (issue 24).
 
 Writes captures (tests/pcapgen.py) of logins in every whitespace and case
 spelling the three protocols' servers accept, each session with its own
@@ -27,11 +27,11 @@ strings, synchronising and non-synchronising literals; AUTHENTICATE with and
 without SASL-IR; SMTP AUTH PLAIN, LOGIN, CRAM-MD5 and XOAUTH2, with an
 initial response and after 334; POP3 USER/PASS, APOP and AUTH.
 
-usage: secrets.py MXRAY                   the whole grid
-       secrets.py MXRAY --random N [--seed S]
+usage: redaction.py MXRAY                   the whole grid
+       redaction.py MXRAY --random N [--seed S]
                                           N random spellings (a property test:
                                           random whitespace runs, case, tags)
-       secrets.py MXRAY --count           only count the sessions whose
+       redaction.py MXRAY --count           only count the sessions whose
                                           secret leaks (for before/after
                                           figures); exit 0
 """
@@ -133,7 +133,7 @@ def smtp_session(n, mech, verb, sep, lead="", trail="", asep=" ", failed=False):
                   c(b64(pw)), s("500 5.5.2 Error: command not recognized")]
         needles = needles + [b64(pw)]
     turns += [c("QUIT"), s("221 2.0.0 Bye")]
-    label = "smtp %s %r%s" % (mech, lead + verb + sep, " failed" if failed else "")
+    label = "smtp #%d %s %r%s" % (n, mech, lead + verb + sep, " failed" if failed else "")
     clear = mech != "CRAM-MD5"
     return Session("smtp", label, turns, needles, shown, None if failed else mech.split("-IR")[0], clear)
 
@@ -174,7 +174,7 @@ def pop3_session(n, mech, verb, sep, lead="", trail="", asep=" ", failed=False):
         turns += [c(needles[-1]), s("-ERR Unknown command."), c(b64(pw)), s("-ERR Unknown command.")]
         needles = needles + [b64(pw)]
     turns += [c("QUIT"), s("+OK Logging out")]
-    label = "pop3 %s %r%s" % (mech, lead + verb + sep, " failed" if failed else "")
+    label = "pop3 #%d %s %r%s" % (n, mech, lead + verb + sep, " failed" if failed else "")
     login = {"USER/PASS": "USER/PASS", "APOP": "APOP", "PLAIN-IR": "PLAIN"}.get(mech, mech)
     return Session("pop3", label, turns, needles, shown, None if failed else login, mech != "APOP")
 
@@ -220,7 +220,7 @@ def imap_session(n, form, verb, sep, tag="a1", lead="", trail="", asep=" ", fail
                   c(b64(pw)), s("* BAD Error in IMAP command received by server.")]
         needles = needles + [b64(pw)]
     turns += [c("z9 LOGOUT"), s("* BYE Logging out"), s("z9 OK Logout completed.")]
-    label = "imap %s %r%s" % (form, head, " failed" if failed else "")
+    label = "imap #%d %s %r%s" % (n, form, head, " failed" if failed else "")
     login = "LOGIN" if form in ("atom", "quoted", "literal", "literal+") else "AUTHENTICATE"
     return Session("imap", label, turns, needles, shown, None if failed else login, True)
 
@@ -390,11 +390,13 @@ def check(mxray, sessions, count_only=False):
             pcap = os.path.join(tmp, proto + ".pcap")
             pcapgen.sessions_to_pcap([{"port": PORTS[proto], "turns": s.turns} for s in ss], pcap)
             outs = run_modes(mxray, pcap, tmp)
+            before = len(leaked_sessions)
             for s, mode, nd in leaks(ss, outs):
                 if id(s) not in leaked_sessions:
                     bad.append("%s: secret %r shown in %s" % (s.label, nd, mode))
                 leaked_sessions.add(id(s))
             if count_only:
+                print("  %s: %d of %d leak" % (proto, len(leaked_sessions) - before, len(ss)))
                 continue
             # With --show-secrets, each session's secret is in --json.
             shown = run_modes(mxray, pcap, tmp, show=True)["json"]
@@ -407,7 +409,7 @@ def check(mxray, sessions, count_only=False):
             port_of = {r["flow"]: r["client_port"] for r in recs if r.get("type") == "flow_start"}
             auth_of = {port_of.get(r["flow"]): r.get("auth", []) for r in recs
                        if r.get("type") == proto + ".session"}
-            want_clear = 0
+            want_clear = unrecognised = 0
             for i, s in enumerate(ss):
                 auths = auth_of.get(40000 + i)
                 if s.login is None:
@@ -415,9 +417,13 @@ def check(mxray, sessions, count_only=False):
                 want_clear += s.clear
                 okays = [a for a in (auths or []) if a.get("outcome") == "success"]
                 if len(okays) != 1:
+                    unrecognised += 1
                     bad.append("%s: not one successful login in its session record: %r" % (s.label, auths))
                 elif okays[0].get("secret_in_clear") is not s.clear:
                     bad.append("%s: secret_in_clear is %r" % (s.label, okays[0].get("secret_in_clear")))
+            print("  %s: %d of %d leak; %d of %d accepted logins not seen as one" %
+                  (proto, len(leaked_sessions) - before, len(ss), unrecognised,
+                   sum(s.login is not None for s in ss)))
             audit = [json.loads(line) for line in outs["audit-json"].split("\n") if line.startswith("{")]
             servers = [r for r in audit if r.get("type") == "audit.server" and r.get("proto") == proto]
             got = sum(r["auth"]["cleartext_logins"] for r in servers)
@@ -435,20 +441,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mxray")
     ap.add_argument("--random", type=int, default=0, metavar="N")
-    ap.add_argument("--seed", type=int, default=int(os.environ.get("MX_SECRETS_SEED", "24")))
+    ap.add_argument("--seed", type=int, default=int(os.environ.get("MX_REDACTION_SEED", "24")))
     ap.add_argument("--count", action="store_true")
     a = ap.parse_args()
     sessions = randomized(a.random, a.seed) if a.random else grid()
     bad, leaked, total = check(a.mxray, sessions, a.count)
     what = "random spellings (seed %d)" % a.seed if a.random else "spellings"
-    print("secrets: %d of %d %s leak a secret" % (leaked, total, what))
+    print("redaction: %d of %d %s leak a secret" % (leaked, total, what))
     if a.count:
         return 0
-    for b in bad[:int(os.environ.get("MX_SECRETS_SHOW", "60"))]:
+    for b in bad[:int(os.environ.get("MX_REDACTION_SHOW", "60"))]:
         print("  " + b)
     if len(bad) > 60:
         print("  ... and %d more" % (len(bad) - 60))
-    print("secrets: %d passed, %d failed" % (total - len({b.split(':')[0] for b in bad}), len(bad)))
+    failed = {b.split(":")[0] for b in bad if "#" in b.split(":")[0]}
+    print("redaction: %d sessions passed, %d failed; %d failed checks" % (total - len(failed), len(failed), len(bad)))
     return 1 if bad else 0
 
 
