@@ -316,7 +316,10 @@ static struct token next_tok(struct tokz *z)
 {
     const struct line *l = z->l;
     struct token t = { T_END, { NULL, 0 }, 0, false };
-    while (z->pos < llen(l) && lbytes(l)[z->pos] == ' ')
+    /* RFC 9051 §9 puts one SP between tokens; servers end an atom at any CTL
+     * (Dovecot: c <= 32), and a client whose tab or run of spaces a server
+     * takes must be read as that server reads it (mx_is_cmd_space). */
+    while (z->pos < llen(l) && mx_is_cmd_space(lbytes(l)[z->pos]))
         z->pos++;
     if (z->pos >= llen(l))
         return t;
@@ -362,7 +365,7 @@ static struct token next_tok(struct tokz *z)
             depth++;
         else if (c == ']' && depth)
             depth--;
-        else if (!depth && (c == ' ' || c == '(' || c == ')' || c == '"'))
+        else if (!depth && (mx_is_cmd_space(c) || c == '(' || c == ')' || c == '"'))
             break;
         q++;
     }
@@ -378,7 +381,7 @@ static struct token next_tok(struct tokz *z)
 static struct mx_slice rest_of(const struct tokz *z)
 {
     uint32_t p = z->pos;
-    while (p < llen(z->l) && lbytes(z->l)[p] == ' ')
+    while (p < llen(z->l) && mx_is_cmd_space(lbytes(z->l)[p]))
         p++;
     return mx_slice_make(lbytes(z->l) + p, llen(z->l) - p);
 }
@@ -1200,7 +1203,7 @@ static enum cmd cmd_of(struct mx_slice v)
 /* A SASL response line while AUTHENTICATE is open (RFC 9051 §6.2.2). */
 static void auth_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t b, mx_time_t ts)
 {
-    struct mx_slice data = mx_trim(mx_slice_make(lbytes(l), llen(l)));
+    struct mx_slice data = mx_trim_cmd(mx_slice_make(lbytes(l), llen(l)));
     bool secret = mx_mail_sasl_client(&s->m, s->m.login ? &s->m.login->sasl : NULL, data, l->off, llen(l));
     mx_mail_auth_data_record(&s->m, data, secret, s->m.login && s->m.login->sasl.cancelled, a, b, ts);
 }
@@ -1252,7 +1255,7 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     {
         size_t skip = args.pos;
         if (skip <= shown_line.len)
-            arg = mx_trim(mx_slice_make(shown_line.ptr + skip, shown_line.len - skip));
+            arg = mx_trim_cmd(mx_slice_make(shown_line.ptr + skip, shown_line.len - skip));
     }
     if (s->server_lost && !s->m.pipelined) {
         /* Server bytes were lost, and this client never pipelined: it

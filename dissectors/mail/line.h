@@ -86,12 +86,42 @@ static inline struct mx_slice mx_trim(struct mx_slice s)
     return s;
 }
 
-/* The first word of a line and what follows the space after it. */
-static inline void mx_split_word(struct mx_slice line, struct mx_slice *word, struct mx_slice *rest)
+/* A byte that may end a command's verb or argument. Servers split command
+ * lines on more than the SP the RFCs write (RFC 5321 §4.1.1, RFC 1939 §3,
+ * RFC 9051 §9): postfix's smtpd_token skips ISSPACE runs (SP, HTAB, VT, FF,
+ * CR) before and between words, Cyrus's pop3d splits AUTH's mechanism from
+ * its initial response on isspace, an IMAP atom ends at any CTL (RFC 9051
+ * §9 atom-specials; Dovecot's IS_ATOM_SPECIAL_INPUT: c <= 32). A NUL ends a
+ * C server's string there (the verb is seen alone); another may split on
+ * it: either way what follows may be a secret, so it splits here too. */
+static inline bool mx_is_cmd_space(uint8_t c)
 {
-    const uint8_t *sp = memchr(line.ptr, ' ', line.len);
-    *word = mx_slice_make(line.ptr, sp ? (size_t)(sp - line.ptr) : line.len);
-    *rest = sp ? mx_slice_make(sp + 1, line.len - word->len - 1) : mx_slice_make(line.ptr + line.len, 0);
+    return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r' || c == '\0';
+}
+
+/* Without leading and trailing mx_is_cmd_space bytes. */
+static inline struct mx_slice mx_trim_cmd(struct mx_slice s)
+{
+    while (s.len && mx_is_cmd_space(s.ptr[0]))
+        s.ptr++, s.len--;
+    while (s.len && mx_is_cmd_space(s.ptr[s.len - 1]))
+        s.len--;
+    return s;
+}
+
+/* The first word of a command line, split as the servers that accept it
+ * split it (mx_is_cmd_space): leading whitespace skipped, the word up to
+ * the next whitespace byte, and *rest what follows that one byte (as
+ * written: "MAIL FROM:<a>" gives "FROM:<a>"). */
+static inline void mx_split_command(struct mx_slice line, struct mx_slice *word, struct mx_slice *rest)
+{
+    size_t i = 0, n;
+    while (i < line.len && mx_is_cmd_space(line.ptr[i]))
+        i++;
+    for (n = i; n < line.len && !mx_is_cmd_space(line.ptr[n]);)
+        n++;
+    *word = mx_slice_make(line.ptr + i, n - i);
+    *rest = n < line.len ? mx_slice_make(line.ptr + n + 1, line.len - n - 1) : mx_slice_make(line.ptr + line.len, 0);
 }
 
 /* A line of base64 characters (RFC 4648 §4), or "*" (cancel) / "=" (empty). */

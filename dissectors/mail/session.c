@@ -189,7 +189,14 @@ struct mx_mail_login *mx_mail_login_finish(struct mx_mail *m, enum mx_login_outc
         return NULL;
     l->outcome = o;
     l->last_frame = f;
+    m->login_failed = o != MX_LOGIN_SUCCESS;
     return l;
+}
+
+bool mx_mail_line_maybe_secret(const struct mx_mail *m, struct mx_slice line)
+{
+    line = mx_trim_cmd(line);
+    return m->login_failed && line.len && mx_is_base64_line(line);
 }
 
 bool mx_mail_sasl_client(struct mx_mail *m, struct mx_sasl *sasl, struct mx_slice b64, uint64_t off, uint64_t len)
@@ -221,19 +228,27 @@ void mx_mail_command_record(struct mx_mail *m, const struct mx_mail_command *c)
 {
     struct mx_sink *sink = mx_ctx_sink(m->ctx);
     struct mx_event *ev = mx_event_begin(sink, m->proto->command_type, mx_ctx_flow_id(m->ctx), c->ts);
+    bool redact = c->redacted_len && !mx_ctx_flow(m->ctx)->show_secrets;
+    if (c->name)
+        m->login_failed = false;
     mx_ev_dir(ev, MX_DIR_C2S);
     mx_ev_frames(ev, c->first, c->last);
-    if (c->tag.len)
+    if (c->tag.len && !redact)
         mx_ev_wire(ev, "tag", c->tag);
-    if (c->name)
+    if (redact) {
+        /* Maybe a secret sent after a failed login: its length only. */
+        mx_ev_str(ev, m->proto->command_key, "(redacted)");
+        mx_ev_uint(ev, "redacted_len", c->redacted_len);
+    } else if (c->name) {
         mx_ev_str(ev, m->proto->command_key, c->name);
-    else
+    } else {
         mx_ev_wire(ev, m->proto->command_key, c->verb);
+    }
     if (c->uid)
         mx_ev_bool(ev, "uid", true);
-    if (c->shown)
+    if (c->shown && !redact)
         mx_ev_wire(ev, "arg", mx_slice_make(c->shown, strlen(c->shown))); /* it quotes wire bytes */
-    else if (c->arg.len)
+    else if (c->arg.len && !redact)
         mx_ev_wire(ev, "arg", c->arg);
     if (c->mailbox.len)
         mx_ev_wire(ev, "mailbox", c->mailbox);
@@ -244,6 +259,12 @@ void mx_mail_command_record(struct mx_mail *m, const struct mx_mail_command *c)
     if (mx_ctx_flow(m->ctx)->explain) {
         mx_ev_str(ev, "explain", c->explain ? c->explain : m->proto->unknown_explain);
         mx_ev_str(ev, "state", c->state);
+    }
+    if (redact) {
+        mx_ev_text(ev, "%s<redacted %zu bytes: sent after a failed login, maybe a secret>%s", c->pipelined ? "| " : "",
+                   c->redacted_len, c->injected ? "   [injected before TLS]" : "");
+        mx_event_emit(sink, ev);
+        return;
     }
     bool has_arg = c->arg.len || c->shown;
     struct mx_slice arg = c->shown ? mx_slice_make(c->shown, strlen(c->shown)) : c->arg;

@@ -149,6 +149,7 @@ struct mx_mail {
     struct mx_mail_login logins[MX_MAIL_MAX_LOGINS];
     unsigned n_logins, logins_dropped;
     struct mx_mail_login *login; /* the exchange in progress, or NULL */
+    bool login_failed;           /* the last login did not succeed, and no command the protocol defines came since */
 };
 
 /* A session of `proto` on ctx's flow, from its start. */
@@ -199,6 +200,12 @@ static inline enum mx_login_outcome mx_mail_login_outcome(const struct mx_mail_l
     return l->sasl.cancelled ? MX_LOGIN_CANCELLED : ok ? MX_LOGIN_SUCCESS : MX_LOGIN_FAILURE;
 }
 
+/* Whether a client line that is no command the protocol defines may be a
+ * secret all the same, to be shown by its length only: one base64 word
+ * (an answer to a challenge) sent after a login failed, by a client that
+ * goes on with an exchange the server ended. When in doubt, redact. */
+bool mx_mail_line_maybe_secret(const struct mx_mail *m, struct mx_slice line);
+
 /* A client SASL message for sasl (an initial response or a line after a
  * challenge) at [off, off+len): AUTH_DECODE_ERROR when it does not decode.
  * Returns whether it carries a secret (mx_sasl_client); true without sasl. */
@@ -219,6 +226,7 @@ struct mx_mail_command {
     bool uid;                /* IMAP's UID prefix (RFC 9051 §6.4.9) */
     struct mx_slice arg;     /* what follows the verb, as shown */
     const char *shown;       /* replaces arg when it holds a secret; it quotes wire bytes */
+    size_t redacted_len;     /* not 0: the whole line, of this length, may be a secret (mx_mail_line_maybe_secret) */
     struct mx_slice mailbox; /* IMAP: the mailbox named, or empty */
     bool pipelined;          /* sent while earlier commands awaited their replies */
     bool injected;           /* sent after STARTTLS, before its reply (CVE-2011-0411) */
@@ -226,7 +234,8 @@ struct mx_mail_command {
     const char *state;       /* --explain: the session's state */
 };
 
-/* Emits the command record (proto->command_type). */
+/* Emits the command record (proto->command_type). A command the protocol
+ * defines ends m->login_failed. */
 void mx_mail_command_record(struct mx_mail *m, const struct mx_mail_command *c);
 
 /* Emits the record of a client SASL message (proto->auth_data_type): the

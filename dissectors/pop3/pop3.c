@@ -687,6 +687,7 @@ struct command {
     struct pending p;  /* what waits for the response */
     const char *shown; /* the argument as shown, when it holds a secret */
     char shown_buf[96];
+    size_t redacted_len; /* not 0: the line may be a secret (mx_mail_line_maybe_secret) */
 };
 
 /* ---- What each command does (RFC 1939 §5-§7, RFC 2449, RFC 5034, RFC 2595) ---- */
@@ -720,15 +721,16 @@ static void sent_pass(struct pop3 *s, struct command *c)
 static void sent_apop(struct pop3 *s, struct command *c)
 {
     struct mx_slice name, digest;
-    mx_split_word(c->targ, &name, &digest);
+    mx_split_command(c->targ, &name, &digest);
+    digest = mx_trim_cmd(digest);
     struct mx_mail_login *l = mx_mail_login_start(&s->m, mx_slice_make("APOP", 4), c->a, c->ts);
     if (l) {
         mx_sasl_set_user(&l->sasl, name);
-        mx_sasl_set_secret(&l->sasl, mx_trim(digest), false);
+        mx_sasl_set_secret(&l->sasl, digest, false);
     }
     if (!mx_ctx_flow(s->m.ctx)->show_secrets) {
         snprintf(c->shown_buf, sizeof(c->shown_buf), "%.*s <redacted %zu bytes>", (int)(name.len < 64 ? name.len : 64),
-                 (const char *)name.ptr, mx_trim(digest).len);
+                 (const char *)name.ptr, digest.len);
         c->shown = c->shown_buf;
     }
 }
@@ -737,7 +739,7 @@ static void sent_apop(struct pop3 *s, struct command *c)
 static void sent_auth(struct pop3 *s, struct command *c)
 {
     struct mx_slice mech, ir;
-    mx_split_word(c->targ, &mech, &ir);
+    mx_split_command(c->targ, &mech, &ir);
     if (!mech.len) {
         c->p.multi = true;
         mx_caps_clear(&s->mechs);
@@ -746,7 +748,7 @@ static void sent_auth(struct pop3 *s, struct command *c)
     struct mx_mail_login *l = mx_mail_login_start(&s->m, mech, c->a, c->ts);
     if (!l)
         return;
-    ir = mx_trim(ir);
+    ir = mx_trim_cmd(ir);
     if (ir.len) {
         bool secret = mx_mail_sasl_client(&s->m, &l->sasl, ir, c->off, c->raw);
         if (secret && !mx_ctx_flow(s->m.ctx)->show_secrets) {
@@ -959,6 +961,7 @@ static void command_event(struct pop3 *s, const struct command *c, bool pipeline
         .name = c->cmd == P_UNKNOWN ? NULL : cmds[c->cmd].name,
         .arg = c->arg,
         .shown = c->shown,
+        .redacted_len = c->redacted_len,
         .pipelined = pipelined,
         .injected = injected,
         .explain = cmds[c->cmd].explain,
@@ -985,18 +988,21 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     mx_mail_seen(&s->m, c.ts);
     if (bare_lf)
         anomaly(s, MX_DIR_C2S, A_BARE_LF, off, raw);
-    mx_split_word(line, &c.verb, &c.arg);
+    mx_split_command(line, &c.verb, &c.arg);
     c.cmd = cmd_of(c.verb);
     /* After "+ " the line is a SASL message. While an exchange is open, a
      * base64 line that is no command is one too, even if the "+ " was lost:
      * a password is never shown as a command. */
-    if (s->m.login && !s->auth_continue && c.cmd == P_UNKNOWN && !c.arg.len && line.len && mx_is_base64_line(line) &&
+    struct mx_slice word = mx_trim_cmd(line);
+    if (s->m.login && !s->auth_continue && c.cmd == P_UNKNOWN && word.len && mx_is_base64_line(word) &&
         s->m.login->sasl.mech != MX_SASL_UNKNOWN)
         s->auth_continue = true;
     if (s->auth_continue) {
-        auth_data(s, line, off, raw, c.a, c.b, c.ts);
+        auth_data(s, word, off, raw, c.a, c.b, c.ts);
         return;
     }
+    if (c.cmd == P_UNKNOWN && mx_mail_line_maybe_secret(&s->m, line))
+        c.redacted_len = line.len;
     if (s->c_resync) {
         if (c.cmd == P_UNKNOWN) {
             s->resync_skipped += raw; /* the tail of a line cut by the gap */
@@ -1013,7 +1019,7 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     s->m.commands++;
     s->m.pipelined += pipelined;
     c.p = (struct pending){ .cmd = c.cmd, .frame = c.a, .ts = c.ts };
-    c.targ = mx_trim(c.arg);
+    c.targ = mx_trim_cmd(c.arg);
     c.has_num = number(c.targ, &c.n1, &c.used) && c.n1 <= UINT32_MAX;
     if (cmds[c.cmd].sent)
         cmds[c.cmd].sent(s, &c);

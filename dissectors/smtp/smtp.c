@@ -614,9 +614,10 @@ struct command {
     mx_time_t ts;
     const char *shown; /* the argument as shown, when it holds a secret */
     char shown_buf[80];
-    uint32_t rcpt; /* RCPT: its recipient's index, or UINT32_MAX */
-    bool last;     /* BDAT ... LAST */
-    bool staged;   /* MAIL within a transaction */
+    size_t redacted_len; /* not 0: the line may be a secret (mx_mail_line_maybe_secret) */
+    uint32_t rcpt;       /* RCPT: its recipient's index, or UINT32_MAX */
+    bool last;           /* BDAT ... LAST */
+    bool staged;         /* MAIL within a transaction */
 };
 
 static void sent_helo(struct smtp *s, struct command *c)
@@ -719,16 +720,16 @@ static void sent_starttls(struct smtp *s, struct command *c)
     s->starttls_frame = c->a;
 }
 
-/* RFC 4954 §4: "AUTH" SP sasl-mech [SP initial-response] */
+/* RFC 4954 §4: "AUTH" SP sasl-mech [SP initial-response], the words split
+ * as servers split them (mx_is_cmd_space). */
 static void sent_auth(struct smtp *s, struct command *c)
 {
-    struct mx_slice x = mx_trim(c->arg);
-    const uint8_t *sp = memchr(x.ptr, ' ', x.len);
-    struct mx_slice mech = mx_slice_make(x.ptr, sp ? (size_t)(sp - x.ptr) : x.len);
+    struct mx_slice mech, ir;
+    mx_split_command(mx_trim_cmd(c->arg), &mech, &ir);
     mx_mail_login_start(&s->m, mech, c->a, c->ts);
-    if (!sp)
+    ir = mx_trim_cmd(ir);
+    if (!ir.len)
         return;
-    struct mx_slice ir = mx_trim(mx_slice_make(sp, x.len - mech.len));
     bool secret = sasl_client(s, ir, c->off, c->raw);
     if (secret && !mx_ctx_flow(s->m.ctx)->show_secrets) {
         snprintf(c->shown_buf, sizeof(c->shown_buf), "%.*s <redacted %zu bytes>", (int)(mech.len < 32 ? mech.len : 32),
@@ -822,6 +823,7 @@ static void command_event(struct smtp *s, const struct command *c, bool pipeline
         .name = c->v == V_UNKNOWN ? NULL : verbs[c->v].name,
         .arg = c->arg,
         .shown = c->shown,
+        .redacted_len = c->redacted_len,
         .pipelined = pipelined,
         .injected = injected,
         .explain = verbs[c->v].explain,
@@ -845,20 +847,22 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     /* RFC 4954 §4: after a 334, the line is a SASL message, not a command.
      * While an exchange is open, a base64 line that is no command is one too,
      * even if the 334 before it was lost: a password is never shown as a verb. */
-    if (s->m.login && !s->auth_continue && line.len && !memchr(line.ptr, ' ', line.len) && verb_of(line) == V_UNKNOWN &&
-        mx_is_base64_line(line))
+    struct mx_slice word = mx_trim_cmd(line);
+    if (s->m.login && !s->auth_continue && word.len && verb_of(word) == V_UNKNOWN && mx_is_base64_line(word))
         s->auth_continue = true;
     if (s->auth_continue) {
         s->auth_continue = false;
-        bool secret = sasl_client(s, line, off, raw_len);
-        mx_mail_auth_data_record(&s->m, line, secret, s->m.login && s->m.login->sasl.cancelled, a, b, ts);
+        bool secret = sasl_client(s, word, off, raw_len);
+        mx_mail_auth_data_record(&s->m, word, secret, s->m.login && s->m.login->sasl.cancelled, a, b, ts);
         push(s, V_AUTH_DATA, a, ts, UINT32_MAX, false, off, raw_len);
         return;
     }
 
     struct command c = { .off = off, .raw = raw_len, .a = a, .b = b, .ts = ts, .rcpt = UINT32_MAX };
-    mx_split_word(line, &c.verb, &c.arg);
+    mx_split_command(line, &c.verb, &c.arg);
     c.v = verb_of(c.verb);
+    if (c.v == V_UNKNOWN && mx_mail_line_maybe_secret(&s->m, line))
+        c.redacted_len = line.len;
     bool injected = s->starttls_pending;
     if (s->server_partial) {
         /* The client answered a server line that has no CRLF yet: the

@@ -173,6 +173,55 @@ START_TEST(authenticate_exchanges)
 }
 END_TEST
 
+/* Issue 24: LOGIN and AUTHENTICATE with tabs and runs of whitespace (an atom
+ * ends at any CTL: RFC 9051 §9, Dovecot's atom-specials), leading
+ * whitespace, any case, and a password in a literal: each a login, its
+ * secret redacted; --show-secrets shows the literal password. */
+static const struct mx_turn odd_spacing[] = {
+    { S, "* OK [CAPABILITY IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN] ready\r\n", 0 },
+    { C, " a1\tlOgIn\talice\t\ts3cret1\t\r\n", 0 },
+    { S, "a1 OK Logged in\r\n", 0 },
+    { C, "a2 LOGIN\v\"alice\"\f\"s3cret2\"\r\n", 0 },
+    { S, "a2 OK Logged in\r\n", 0 },
+    { C, "a3\tLOGIN\t{5}\r\n", 0 },
+    { S, "+ Ready for literal data\r\n", 0 },
+    { C, "alice\t{7}\r\n", 0 },
+    { S, "+ Ready for literal data\r\n", 0 },
+    { C, "s3cret3\r\n", 0 },
+    { S, "a3 OK Logged in\r\n", 0 },
+    { C, "a4\tAuthenticate\tPLAIN\t\tAGFsaWNlAGFsaWNlcHc=\r\n", 0 },
+    { S, "a4 OK Logged in\r\n", 0 },
+    { C, "a5 AUTHENTICATE\0PLAIN AGFsaWNlAGFsaWNlcHc=\r\n", 44 },
+    { S, "a5 OK Logged in\r\n", 0 },
+};
+
+START_TEST(logins_split_as_servers_split)
+{
+    char *out = run(odd_spacing, N(odd_spacing), &imap_opts);
+    ck_assert_ptr_null(strstr(out, "s3cret"));
+    ck_assert_ptr_null(strstr(out, "AGFsaWNlAGFsaWNlcHc="));
+    ck_assert_int_eq(mx_harness_count(out, "imap.auth"), 5);
+    ck_assert_int_eq(mx_harness_count(out, "anomaly"), 0);
+    expect(out, "imap.command", 0, "tag", "a1");
+    expect(out, "imap.command", 0, "command", "LOGIN");
+    expect(out, "imap.command", 0, "arg", "alice <redacted 7 bytes>");
+    expect(out, "imap.command", 1, "arg", "alice <redacted 7 bytes>");
+    for (int i = 0; i < 5; i++) {
+        expect(out, "imap.auth", i, "user", "alice");
+        expect(out, "imap.auth", i, "outcome", "success");
+        expect(out, "imap.auth", i, "secret_in_clear", "true");
+    }
+    expect(out, "imap.auth", 2, "secret_len", "7");
+    expect(out, "imap.command", 3, "arg", "PLAIN <redacted 20 bytes>");
+    expect(out, "imap.command", 4, "arg", "PLAIN <redacted 20 bytes>");
+    free(out);
+    out = run(odd_spacing, N(odd_spacing), &imap_secrets);
+    expect(out, "imap.auth", 2, "secret", "s3cret3");
+    free(out);
+    SPLIT_OK(odd_spacing, &imap_opts);
+}
+END_TEST
+
 /* RFC 9051 §6.2.1: STARTTLS, with a command injected before the handshake. */
 static const struct mx_turn starttls[] = {
     { S, "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n", 0 },
@@ -358,6 +407,7 @@ static Suite *suite(void)
     tcase_add_test(tc, login_with_literals);
     tcase_add_test(tc, append_messages);
     tcase_add_test(tc, authenticate_exchanges);
+    tcase_add_test(tc, logins_split_as_servers_split);
     tcase_add_test(tc, starttls_injection);
     tcase_add_test(tc, idle_period);
     tcase_add_test(tc, tags_link_completions);

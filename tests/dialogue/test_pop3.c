@@ -157,6 +157,64 @@ START_TEST(sasl_exchanges)
 }
 END_TEST
 
+/* Issue 24: PASS, APOP and AUTH split as the servers that accept them split
+ * them (Cyrus pop3d: isspace), in any case, with leading whitespace and NUL;
+ * each a login with its secret redacted. After a failed AUTH the base64 the
+ * client still sends is shown by its length only. */
+static const struct mx_turn odd_spacing[] = {
+    { S, "+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n", 0 },
+    { C, "\tuser\talice\r\n", 0 },
+    { S, "+OK\r\n", 0 },
+    { C, "pAsS\ts3cret\r\n", 0 },
+    { S, "+OK Logged in.\r\n", 0 },
+    { C, "APOP\t\tmrose\vc4c9334bac560ecc979e58001b3e22fb \r\n", 0 },
+    { S, "+OK maildrop has 1 message (369 octets)\r\n", 0 },
+    { C, "AUTH\0PLAIN\tAGFsaWNlAGFsaWNlcHc=\r\n", 33 },
+    { S, "+OK Logged in.\r\n", 0 },
+    { C, " auth\fPLAIN\r\n", 0 },
+    { S, "+ \r\n", 0 },
+    { C, "AGJvYgBodW50ZXIy \r\n", 0 },
+    { S, "-ERR [AUTH] Authentication failed.\r\n", 0 },
+    { C, "AGJvYgBodW50ZXIy\r\n", 0 },
+    { S, "-ERR Unknown command.\r\n", 0 },
+    { C, "QUIT\r\n", 0 },
+    { S, "+OK\r\n", 0 },
+};
+
+START_TEST(logins_split_as_servers_split)
+{
+    char *out = run(odd_spacing, N(odd_spacing), &pop_opts);
+    ck_assert_ptr_null(strstr(out, "s3cret"));
+    ck_assert_ptr_null(strstr(out, "c4c9334bac"));
+    ck_assert_ptr_null(strstr(out, "AGFsaWNlAGFsaWNlcHc="));
+    ck_assert_ptr_null(strstr(out, "AGJvYgBodW50ZXIy"));
+    expect(out, "pop3.command", 1, "verb", "PASS");
+    expect(out, "pop3.command", 1, "arg", "<redacted 6 bytes>");
+    expect(out, "pop3.auth", 0, "mechanism", "USER/PASS");
+    expect(out, "pop3.auth", 0, "user", "alice");
+    expect(out, "pop3.auth", 0, "secret_in_clear", "true");
+    expect(out, "pop3.command", 2, "arg", "mrose <redacted 32 bytes>");
+    expect(out, "pop3.auth", 1, "mechanism", "APOP");
+    expect(out, "pop3.auth", 1, "user", "mrose");
+    expect(out, "pop3.auth", 1, "crackable", "true");
+    expect(out, "pop3.command", 3, "arg", "PLAIN <redacted 20 bytes>");
+    expect(out, "pop3.auth", 2, "user", "alice");
+    expect(out, "pop3.auth", 2, "outcome", "success");
+    expect(out, "pop3.auth", 2, "secret_in_clear", "true");
+    expect(out, "pop3.auth", 3, "user", "bob");
+    expect(out, "pop3.auth", 3, "outcome", "failure");
+    expect(out, "pop3.auth_data", 0, "redacted_len", "16");
+    expect(out, "pop3.command", 5, "verb", "(redacted)");
+    expect(out, "pop3.command", 5, "redacted_len", "16");
+    free(out);
+    out = run(odd_spacing, N(odd_spacing), &pop_secrets);
+    expect(out, "pop3.command", 1, "arg", "s3cret");
+    expect(out, "pop3.command", 5, "verb", "AGJvYgBodW50ZXIy");
+    free(out);
+    SPLIT_OK(odd_spacing, &pop_opts);
+}
+END_TEST
+
 /* RFC 2449 §6.6: pipelined commands, responses in order, multi-line ones too. */
 static const struct mx_turn pipelined[] = {
     { S, "+OK ready\r\n", 0 },
@@ -308,6 +366,7 @@ static Suite *suite(void)
     tcase_add_test(tc, session_records);
     tcase_add_test(tc, password_shown_with_show_secrets);
     tcase_add_test(tc, apop_is_crackable_and_redacted);
+    tcase_add_test(tc, logins_split_as_servers_split);
     tcase_add_test(tc, sasl_exchanges);
     tcase_add_test(tc, pipelining);
     tcase_add_test(tc, stls_upgrade_and_injection);

@@ -4,19 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dialogue/harness.h"
+#include "dialogue/check_dialogue.h"
 #include "check_main.h"
 
-#define C MX_DIR_C2S
-#define S MX_DIR_S2C
 #define RUN(t) mx_harness_run(t, sizeof(t) / sizeof(t[0]), NULL, SIZE_MAX, false)
-#define SPLIT_OK(t, o) ck_assert_uint_eq(mx_harness_split_check(t, sizeof(t) / sizeof(t[0]), o), SIZE_MAX)
-
-static const char *get(json_object *o, const char *path)
-{
-    const char *v = mx_harness_get(o, path);
-    return v ? v : "(absent)";
-}
 
 /* A delivery with a rejected recipient, a multi-line EHLO and dot-stuffing. */
 static const struct mx_turn delivery[] = {
@@ -463,6 +454,80 @@ START_TEST(auth_lines_without_prompts_stay_secret)
 }
 END_TEST
 
+/* Issue 24: AUTH split as the servers that accept it split it (postfix's
+ * smtpd_token: any ISSPACE run; NUL, where a C server stops), in any case,
+ * with leading and trailing whitespace: a login, and its secret redacted.
+ * "AHRpbQB0YW5zdGFhZnRhbnN0YWFm" is PLAIN's "\0tim\0tanstaaftanstaaf". */
+static const struct mx_turn auth_odd_spacing[] = {
+    { S, "220 mx ESMTP\r\n", 0 },     { C, "EHLO c\r\n", 0 },
+    { S, "250 mx\r\n", 0 },           { C, " \taUtH\t\tPLAIN\v AHRpbQB0YW5zdGFhZnRhbnN0YWFm \t\r\n", 0 },
+    { S, "235 2.7.0 ok\r\n", 0 },     { C, "AUTH\0PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n", 41 },
+    { S, "235 2.7.0 ok\r\n", 0 },     { C, "auth\fLOGIN\r\n", 0 },
+    { S, "334 VXNlcm5hbWU6\r\n", 0 }, { C, "Ym9i \r\n", 0 },      /* bob */
+    { S, "334 UGFzc3dvcmQ6\r\n", 0 }, { C, "\tc2VjcmV0\r\n", 0 }, /* secret */
+    { S, "235 2.7.0 ok\r\n", 0 },     { C, "QUIT\r\n", 0 },
+    { S, "221 bye\r\n", 0 },
+};
+
+START_TEST(auth_split_as_servers_split)
+{
+    char *out = run(auth_odd_spacing, N(auth_odd_spacing), NULL);
+    ck_assert_ptr_null(strstr(out, "tanstaaf"));
+    ck_assert_ptr_null(strstr(out, "AHRpbQB0YW5zdGFhZnRhbnN0YWFm"));
+    ck_assert_ptr_null(strstr(out, "c2VjcmV0"));
+    for (int i = 0; i < 2; i++) {
+        expect(out, "smtp.command", i + 1, "verb", "AUTH");
+        expect(out, "smtp.command", i + 1, "arg", "PLAIN <redacted 28 bytes>");
+        expect(out, "smtp.auth", i, "mechanism", "PLAIN");
+        expect(out, "smtp.auth", i, "user", "tim");
+        expect(out, "smtp.auth", i, "outcome", "success");
+        expect(out, "smtp.auth", i, "secret_in_clear", "true");
+    }
+    expect(out, "smtp.auth", 2, "mechanism", "LOGIN");
+    expect(out, "smtp.auth", 2, "user", "bob");
+    expect(out, "smtp.auth", 2, "secret_in_clear", "true");
+    expect(out, "smtp.auth_data", 1, "redacted_len", "8");
+    expect(out, "smtp.session", 0, "unknown_commands", "0");
+    free(out);
+    SPLIT_OK(auth_odd_spacing, NULL);
+}
+END_TEST
+
+/* Issue 24: after a failed AUTH, base64 the client still sends is shown by
+ * its length only, until a command SMTP defines; --show-secrets shows it. */
+static const struct mx_turn auth_failed_then_base64[] = {
+    { S, "220 mx ESMTP\r\n", 0 },
+    { C, "EHLO c\r\n", 0 },
+    { S, "250 mx\r\n", 0 },
+    { C, "AUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n", 0 },
+    { S, "535 5.7.8 no\r\n", 0 },
+    { C, "AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\n", 0 },
+    { S, "500 5.5.2 Error: command not recognized\r\n", 0 },
+    { C, "NOOP\r\n", 0 },
+    { S, "250 ok\r\n", 0 },
+    { C, "XYZZY\r\n", 0 },
+    { S, "500 5.5.2 Error: command not recognized\r\n", 0 },
+};
+
+START_TEST(base64_after_failed_auth_redacted)
+{
+    char *out = run(auth_failed_then_base64, N(auth_failed_then_base64), NULL);
+    ck_assert_ptr_null(strstr(out, "AHRpbQB0YW5zdGFhZnRhbnN0YWFm"));
+    expect(out, "smtp.auth", 0, "outcome", "failure");
+    expect(out, "smtp.command", 2, "verb", "(redacted)");
+    expect(out, "smtp.command", 2, "redacted_len", "28");
+    expect(out, "smtp.command", 3, "verb", "NOOP");
+    expect(out, "smtp.command", 4, "verb", "XYZZY"); /* NOOP ended the doubt */
+    expect(out, "smtp.session", 0, "unknown_commands", "2");
+    free(out);
+    struct mx_harness_opts o = { .show_secrets = true };
+    out = run(auth_failed_then_base64, N(auth_failed_then_base64), &o);
+    expect(out, "smtp.command", 2, "verb", "AHRpbQB0YW5zdGFhZnRhbnN0YWFm");
+    free(out);
+    SPLIT_OK(auth_failed_then_base64, NULL);
+}
+END_TEST
+
 /* A reply cut short where the stream ends counts as it was. */
 START_TEST(reply_cut_at_end)
 {
@@ -589,6 +654,8 @@ static Suite *smtp_suite(void)
     tcase_add_test(t, midstream_inside_data);
     tcase_add_test(t, held_data_read_at_end);
     tcase_add_test(t, auth_lines_without_prompts_stay_secret);
+    tcase_add_test(t, auth_split_as_servers_split);
+    tcase_add_test(t, base64_after_failed_auth_redacted);
     tcase_add_test(t, reply_cut_at_end);
     tcase_add_test(t, diagnosis_of_failures);
     tcase_add_test(t, explain_and_state);

@@ -80,6 +80,40 @@ START_TEST(line_every_split)
 }
 END_TEST
 
+/* ---- Splitting a command as servers split it (issue 24) ---- */
+
+static void split_is(struct mx_slice line, const char *verb, const char *rest)
+{
+    struct mx_slice v, r;
+    mx_split_command(line, &v, &r);
+    ck_assert_msg(v.len == strlen(verb) && !memcmp(v.ptr, verb, v.len), "verb %.*s", (int)v.len, (const char *)v.ptr);
+    ck_assert_msg(r.len == strlen(rest) && !memcmp(r.ptr, rest, r.len), "rest %.*s", (int)r.len, (const char *)r.ptr);
+}
+
+START_TEST(split_as_servers_split)
+{
+    split_is(SL("AUTH PLAIN x"), "AUTH", "PLAIN x");
+    split_is(SL("MAIL FROM:<a@b>"), "MAIL", "FROM:<a@b>"); /* as before: what follows the one SP */
+    split_is(SL("AUTH\tPLAIN"), "AUTH", "PLAIN");          /* postfix: ISSPACE */
+    split_is(SL("AUTH\vPLAIN"), "AUTH", "PLAIN");
+    split_is(SL("AUTH\fPLAIN"), "AUTH", "PLAIN");
+    split_is(SL("AUTH\rPLAIN"), "AUTH", "PLAIN");
+    split_is(SL("AUTH\0PLAIN"), "AUTH", "PLAIN");     /* a C server sees "AUTH" alone */
+    split_is(SL(" \tAUTH PLAIN"), "AUTH", "PLAIN");   /* leading whitespace skipped */
+    split_is(SL("AUTH\t\tPLAIN"), "AUTH", "\tPLAIN"); /* the rest as written */
+    split_is(SL("QUIT"), "QUIT", "");
+    split_is(SL("QUIT \t"), "QUIT", "\t");
+    split_is(SL(" \t "), "", "");
+    split_is(SL(""), "", "");
+    struct mx_slice t = mx_trim_cmd(SL("\0 \t\v\fPLAIN x\r\t "));
+    ck_assert_uint_eq(t.len, 7);
+    ck_assert(!memcmp(t.ptr, "PLAIN x", 7));
+    for (unsigned c = 0; c < 256; c++)
+        ck_assert_int_eq(mx_is_cmd_space((uint8_t)c),
+                         c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r' || c == '\0');
+}
+END_TEST
+
 /* ---- Pending commands ---- */
 
 START_TEST(queue_ring)
@@ -147,6 +181,7 @@ static Suite *suite(void)
     tcase_add_test(t, line_crlf_lf_and_more);
     tcase_add_test(t, line_cap);
     tcase_add_test(t, line_every_split);
+    tcase_add_test(t, split_as_servers_split);
     tcase_add_test(t, queue_ring);
     tcase_add_test(t, anomaly_maps);
     tcase_add_test(t, outcome_names);
