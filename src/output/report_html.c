@@ -233,6 +233,7 @@ struct entry {
     bool failed;
     bool has_body; /* its diagram is in the temporary file */
     bool drawn;
+    bool starved; /* its diagram lacks rows or messages: the report's memory was full */
 };
 
 struct html_rep {
@@ -260,7 +261,7 @@ struct html_rep {
     size_t max_diagrams;
     size_t bodies_failed, bodies_ok; /* diagrams kept in the temporary file */
     size_t mem_max, mem_used;        /* the open sessions' budget, and what they hold */
-    uint64_t sessions_starved;       /* sessions drawn with rows or messages not kept for it */
+    uint64_t sessions_starved;       /* diagrams drawn without rows or messages not kept for it */
     struct hbuf scratch;             /* a message tree, rendered before it is kept */
 };
 
@@ -997,7 +998,6 @@ static void finish_session(struct html_rep *r, struct session *s)
             put_budget(b, r);
             hb_puts(b, " of --memory) was full; see the JSON records.</p>");
         }
-        r->sessions_starved += s->starved || s->msgs_starved;
     }
     if (b->full || attrs_len + line_len > UINT32_MAX) {
         r->failed = true;
@@ -1015,6 +1015,7 @@ static void finish_session(struct html_rep *r, struct session *s)
     en->line_len = (uint32_t)line_len;
     en->body_len = hb_len(b) - attrs_len - line_len;
     en->has_body = body;
+    en->starved = body && (s->starved || s->msgs_starved);
     en->failed = failed;
     memcpy(en->proto, s->proto, sizeof(en->proto));
     memcpy(en->server, s->server, sizeof(en->server));
@@ -1282,6 +1283,7 @@ static bool html_finish(void *ctx)
         for (size_t i = 0; i < r->idx.n && budget; i++)
             if (entry_at(r, i)->has_body && !entry_at(r, i)->drawn && (pass || entry_at(r, i)->failed)) {
                 entry_at(r, i)->drawn = true;
+                r->sessions_starved += entry_at(r, i)->starved;
                 budget--;
             }
     static const char head[] =
