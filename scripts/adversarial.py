@@ -15,7 +15,10 @@ scaled quantity: name, value), "anomalies" (the names mxray raises for it, as
 in "anomaly" records, flow records' "anomalies" and the summary's
 "anomalies"; every one is expected), "finding" (set when mxray raises no
 anomaly for the case today: the issue asks for one), "args" (extra mxray
-options the case needs), "size" (bytes of the pcap)}]}
+options the case needs), "rss_cap_mib" (the case's own cap on peak RSS, or
+null: the harness's), "html_expect" (when not empty: the harness writes the
+HTML report too, with --html, and each of these strings must appear in it),
+"size" (bytes of the pcap)}]}
 """
 import base64
 import json
@@ -310,13 +313,54 @@ def servers_many(path, n):
             c = TcpConn(w, CLI, srv, 1024 + i % 60000, 25, clock, step=5)
             c.handshake()
             say(c, False, b"220 mx%d.example.net ESMTP\r\n" % i)
+def open_sessions_report(path, n, rounds=18, rcpts=50):
+    """n SMTP sessions open at once, each a long dialogue (rounds of EHLO with a 31-line
+    reply, MAIL, rcpts pipelined RCPTs with long addresses echoed in each reply, DATA and a
+    5 KB message), played a round at a time across all sessions in turn: every session is
+    open until the last round, and each brings the HTML report about 1,900 rows and 500 KB
+    of text, which it held for all of them until their ends (issue 24)."""
+    clock = [T0]
+    ehlo = b"".join(b"250-mx.example.net extension %02d with a long description of what it offers here\r\n" % i
+                    for i in range(30)) + b"250 8BITMIME\r\n"
+    body = HEAD + b"\r\n" + b"".join(b"line %04d of the message body, some text to make it a fair size ........\r\n"
+                                      % i for i in range(60)) + b".\r\n"
+    local = b"recipient-with-a-rather-long-local-part-" * 4 + b"number-"
+    rcpt = b"".join(b"RCPT TO:<%s%04d@example.net>\r\n" % (local, k) for k in range(rcpts))
+    ok = b"".join(b"250 2.1.5 <%s%04d@example.net>... Recipient ok\r\n" % (local, k) for k in range(rcpts))
+    with PcapWriter(path) as w:
+        cs = []
+        for i in range(n):
+            cli = [10, 3 + (i >> 16) % 200, (i >> 8) & 255, i & 255]
+            c = TcpConn(w, cli, SRV, 1024 + i % 60000, 25, clock, step=5)
+            c.handshake()
+            say(c, False, SMTP_HELLO[0][1])
+            cs.append(c)
+        for _ in range(rounds):
+            for c in cs:
+                say(c, True, b"EHLO client.example.org\r\n")
+                say(c, False, ehlo)
+                say(c, True, b"MAIL FROM:<sender-with-a-long-name@example.org>\r\n")
+                say(c, False, b"250 2.1.0 Ok\r\n")
+                say(c, True, rcpt)
+                say(c, False, ok)
+                say(c, True, b"DATA\r\n")
+                say(c, False, b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                say(c, True, body)
+                say(c, False, b"250 2.0.0 Ok: queued as 1A2B3C\r\n")
+        for c in cs:
             say(c, True, b"QUIT\r\n")
             say(c, False, b"221 2.0.0 Bye\r\n")
             c.close()
 
 
 GiB = 1 << 30
-# name, maker, full-scale quantity, its unit, floor, what, anomalies, finding, args(n, scale)
+# The HTML report's share of --memory for its open sessions (src/main.c), and the fixed
+# overhead of a run with -j 2 above --memory that docs/manual.md states ("HTML report").
+HTML_SHARE = 8
+OVERHEAD_MIB = 32
+
+# name, maker, full-scale quantity, its unit, floor, what, anomalies, finding, args(n, scale),
+# and optionally a dict of more: rss_cap_mib, html_expect
 CASES = [
     ("long_line", long_line, GiB, "bytes", 64 << 10,
      "SMTP (port 25): a 1 GiB command line with no LF",
@@ -376,6 +420,15 @@ CASES = [
      "300,000 SMTP sessions, each to another server: the audit finds each one's server in its "
      "table (a keyed hash map) and counts those past its 4,096",
      [], None, None),
+    ("html_open_sessions", open_sessions_report, 600, "sessions", 30,
+     "600 SMTP sessions open at once, each bringing the HTML report about 1,900 rows and "
+     "500 KB of text, under --html and --memory 16 (the least it takes) with -j 2: the report "
+     "holds at most an eighth of --memory for them, peak RSS stays under --memory + %d MiB, "
+     "and the diagrams say what they could not keep" % OVERHEAD_MIB,
+     [], None, lambda n, scale: ["--memory", "16", "-j", "2"],
+     {"rss_cap_mib": 16 + OVERHEAD_MIB,
+      "html_expect": ["later rows not kept: the report's memory (%d MiB of --memory) was full" % (16 // HTML_SHARE),
+                      "diagrams lack their later rows or messages"]}),
 ]
 
 
@@ -403,7 +456,8 @@ def main(argv):
         sys.exit("adversarial: unknown case(s): %s" % ", ".join(sorted(only - names)))
     os.makedirs(out, exist_ok=True)
     listed = []
-    for name, make, full, unit, floor, what, anomalies, finding, args_of in CASES:
+    for name, make, full, unit, floor, what, anomalies, finding, args_of, *more in CASES:
+        more = more[0] if more else {}
         if only and name not in only:
             continue
         n = scaled(full, scale, floor)
@@ -414,6 +468,8 @@ def main(argv):
             "param": {"name": unit, "value": n},
             "anomalies": anomalies, "finding": finding,
             "args": args_of(n, scale) if args_of else [],
+            "rss_cap_mib": more.get("rss_cap_mib"),
+            "html_expect": more.get("html_expect", []),
             "size": os.path.getsize(path),
         })
     with open(os.path.join(out, "cases.json"), "w") as f:

@@ -55,8 +55,9 @@ static void usage(FILE *out)
                  "  --max-flows N        flows tracked at once (default 262144); the oldest idle one is evicted\n"
                  "  --idle-timeout SECS  close a flow after this much silence (default 3600)\n"
                  "  --memory MIB         memory for flows, their dissectors and TCP reassembly (default 256):\n"
-                 "                       half for flows, a quarter for reassembly; when it is full the least\n"
-                 "                       recently active flow is closed early (FLOW_EVICTED)\n"
+                 "                       half for flows, a quarter for reassembly, an eighth for the --html\n"
+                 "                       report's open sessions; when it is full the least recently active\n"
+                 "                       flow is closed early (FLOW_EVICTED)\n"
                  "  --reasm-memory MIB   bytes held for TCP reassembly, all flows together (default: a quarter\n"
                  "                       of --memory)\n"
                  "\n"
@@ -432,8 +433,11 @@ static bool add_reporters(struct mx_sink *sink, const struct cmdline *o)
             fprintf(stderr, "mxray: cannot write %s: %s\n", path, strerror(errno));
             return false;
         }
-        bool ok = k ? mx_report_html_add(sink, fp, !to_stdout, o->html_diagrams, o->protocols)
-                    : mx_report_json_add(sink, fp, !to_stdout);
+        /* The HTML report's open sessions: an eighth of --memory, from the
+         * quarter the engine leaves for the run itself. */
+        bool ok =
+            k ? mx_report_html_add(sink, fp, !to_stdout, o->html_diagrams, o->protocols, (size_t)(o->cfg.memory / 8))
+              : mx_report_json_add(sink, fp, !to_stdout);
         if (!ok) {
             if (!to_stdout)
                 fclose(fp);

@@ -3,11 +3,15 @@
 # usage: tests/adversarial.sh MXRAY
 #
 # Generates every case at scale S and 2S into a temporary folder, runs
-# `MXRAY -q --json OUT` (plus the case's own options from cases.json) on each
-# under /usr/bin/time, and asserts for each case:
+# `MXRAY -q --json OUT` (plus the case's own options from cases.json, and
+# --html OUT when it lists strings the report must hold) on each under
+# /usr/bin/time, and asserts for each case:
 #   - the anomaly names cases.json expects appear (in "anomaly" records, flow or
 #     message records' "anomalies", or the summary's "anomalies");
-#   - peak RSS stays under the cap at both scales;
+#   - peak RSS stays under the cap at both scales (the case's rss_cap_mib, else
+#     ADV_RSS_CAP_MIB);
+#   - the HTML report, when written, holds each of the case's html_expect strings
+#     at both scales;
 #   - the exit status is 0, or 3 (done, but the capture was damaged);
 #   - time is linear in size: time(2S) <= 3 x time(S) + 0.5 s, in CPU seconds
 #     (user + system, every thread), which other jobs on the machine disturb
@@ -76,25 +80,34 @@ print("\n".join(sorted(seen)))
 EOF
 }
 
-# name file expected(comma-separated) finding(0/1) args..., one case per line (tab-separated).
-python3 - "$tmp/s$scale/cases.json" >"$tmp/list" <<'EOF'
-import json, sys
+# name file expected(comma-separated) finding(0/1) rss_cap_mib(-: the default) html(0/1) args...,
+# one case per line (tab-separated); the html_expect strings of each go to $tmp/NAME.expect.
+python3 - "$tmp/s$scale/cases.json" "$tmp" >"$tmp/list" <<'EOF'
+import json, os, sys
 for c in json.load(open(sys.argv[1]))["cases"]:
-    print("\t".join([c["name"], c["file"], ",".join(c["anomalies"]) or "-", "1" if c["finding"] else "0"] + c["args"]))
+    want = c.get("html_expect") or []
+    if want:
+        with open(os.path.join(sys.argv[2], c["name"] + ".expect"), "w") as f:
+            f.write("".join(w + "\n" for w in want))
+    cap = c.get("rss_cap_mib")
+    print("\t".join([c["name"], c["file"], ",".join(c["anomalies"]) or "-", "1" if c["finding"] else "0",
+                     str(cap) if cap else "-", "1" if want else "0"] + c["args"]))
 EOF
 
 limit_kib=$((4 << 20)) # never let a run take the machine: 4 GiB of address space (not under ASan)
 pass=0 fail=0 findings=0
 printf '%-20s %11s %7s %8s %11s %7s %8s %6s  %s\n' case size cpu_s rss_MiB size_2x cpu_2x rss_2x exit anomaly
-for_case() { # name file expected finding args...
-  local name=$1 file=$2 want=$3 finding=$4; shift 4
+for_case() { # name file expected finding rss_cap html args...
+  local name=$1 file=$2 want=$3 finding=$4 cap=$5 html=$6; shift 6
+  [ "$cap" = - ] && cap=$cap_mib
   local s t rss st row=() ok=1 why=() got
   for s in "$scale" "$scale2"; do
-    local dir=$tmp/s$s
+    local dir=$tmp/s$s html_args=()
+    [ "$html" = 1 ] && html_args=(--html "$dir/$name.html")
     (
       [ "$sanitized" = 1 ] || ulimit -v "$limit_kib"
       exec timeout 600 /usr/bin/time -o "$dir/$name.time" -f '%U %S %M' \
-        "$mx" -q --json "$dir/$name.ndjson" "$@" "$dir/$file"
+        "$mx" -q --json "$dir/$name.ndjson" "${html_args[@]}" "$@" "$dir/$file"
     ) 2>"$dir/$name.err"
     st=$?
     local tu ts
@@ -109,8 +122,15 @@ for_case() { # name file expected finding args...
       ok=0; why+=("exit $st at scale $s")
       head -3 "$dir/$name.err" | sed 's/^/    /'
     fi
-    if [ "$sanitized" = 0 ] && [ "$rss" -gt $((cap_mib * 1024)) ]; then
-      ok=0; why+=("peak RSS $mib MiB > $cap_mib MiB at scale $s")
+    if [ "$sanitized" = 0 ] && [ "$rss" -gt $((cap * 1024)) ]; then
+      ok=0; why+=("peak RSS $mib MiB > $cap MiB at scale $s")
+    fi
+    if [ "$html" = 1 ]; then
+      local line
+      while IFS= read -r line; do
+        grep -qF -- "$line" "$dir/$name.html" 2>/dev/null || { ok=0; why+=("the HTML report lacks \"$line\" at scale $s"); }
+      done <"$tmp/$name.expect"
+      [ -n "${ADV_KEEP:-}" ] || rm -f "$dir/$name.html"
     fi
     if [ "$s" = "$scale" ]; then
       got=$(names "$dir/$name.ndjson" 2>/dev/null | paste -sd, -)
@@ -148,7 +168,8 @@ for_case() { # name file expected finding args...
 while IFS=$'\t' read -r -a c; do
   for_case "${c[@]}"
 done <"$tmp/list"
-echo "adversarial: $pass passed, $fail failed, $findings finding(s) without anomaly; RSS cap $cap_mib MiB;" \
+echo "adversarial: $pass passed, $fail failed, $findings finding(s) without anomaly; RSS cap $cap_mib MiB" \
+  "(unless the case sets its own);" \
   "scales $scale and $scale2; $((SECONDS - t0)) s"
 [ "$sanitized" = 1 ] && echo "sanitizer build: RSS and time were not asserted"
 [ "$fail" = 0 ]

@@ -12,7 +12,11 @@ bool mx_report_json_add(struct mx_sink *s, FILE *out, bool close_out);
 bool mx_report_text_add(struct mx_sink *s, FILE *out, bool close_out, bool color);
 /* The self-contained HTML report: an overview, and a sequence diagram for up
  * to max_diagrams sessions (0: the default, 200), those with failures first.
- * `protocols` names the sessions it shows, in its header ("A, B and C"). */
-bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max_diagrams, const char *protocols);
+ * `protocols` names the sessions it shows, in its header ("A, B and C").
+ * `memory`: bytes the sessions open at once may hold together for their
+ * diagrams (main gives an eighth of --memory; 0: no limit); past it, a
+ * session keeps no more rows and its diagram says so. */
+bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max_diagrams, const char *protocols,
+                        size_t memory);
 
 #endif

@@ -11,7 +11,9 @@
  *
  * Memory stays flat on large captures: a session is rendered when its "flow"
  * record comes and written to a temporary file; only a short index entry per
- * session stays in memory. Every count and buffer has a cap.
+ * session stays in memory. Every count and buffer has a cap. What the open
+ * sessions hold together (their rows, texts and message trees) is charged to
+ * one budget, a share of --memory ("The report's memory" below).
  *
  * Wire text is escaped everywhere (HTML's five specials, control characters
  * and bidirectional overrides shown as \xNN / \uNNNN): a hostile capture
@@ -31,6 +33,9 @@
 
 /* Caps. */
 #define H_MAX_STEPS 2000         /* rows drawn per session; the rest counted */
+#define H_STEPS_FIRST 8          /* rows a session makes room for first */
+#define H_ARENA_FIRST 512        /* bytes of text a session makes room for first */
+#define H_EXTRA_FIRST 1024       /* bytes of message trees a session makes room for first */
 #define H_LABEL_CP 58            /* code points of an arrow's label */
 #define H_FIELD_MAX 2048         /* bytes of one detail field kept */
 #define H_ARENA_MAX (1u << 20)   /* text kept per session */
@@ -199,11 +204,14 @@ struct session {
     char client[64], server[64];
     mx_time_t start;
     struct mx_buf steps; /* struct step, at most H_MAX_STEPS */
-    uint64_t dropped;    /* rows past H_MAX_STEPS */
+    uint64_t dropped;    /* rows past H_MAX_STEPS or H_ARENA_MAX */
+    uint64_t starved;    /* rows not kept: the report's memory was full */
     uint64_t commands, failures;
     bool tls;
-    struct hbuf arena; /* step texts */
-    struct hbuf extra; /* rendered message trees */
+    struct hbuf arena;     /* step texts, at most H_ARENA_MAX */
+    struct hbuf extra;     /* rendered message trees, at most H_EXTRA_MAX */
+    uint32_t msgs_starved; /* message trees not kept: the report's memory was full */
+    size_t charged;        /* bytes counted in html_rep.mem_used */
 };
 
 /* Sessions counted per (protocol, server), for the overview. */
@@ -225,6 +233,7 @@ struct entry {
     bool failed;
     bool has_body; /* its diagram is in the temporary file */
     bool drawn;
+    bool starved; /* its diagram lacks rows or messages: the report's memory was full */
 };
 
 struct html_rep {
@@ -251,6 +260,9 @@ struct html_rep {
     struct hbuf page;    /* the section being rendered */
     size_t max_diagrams;
     size_t bodies_failed, bodies_ok; /* diagrams kept in the temporary file */
+    size_t mem_max, mem_used;        /* the open sessions' budget, and what they hold */
+    uint64_t sessions_starved;       /* diagrams drawn without rows or messages not kept for it */
+    struct hbuf scratch;             /* a message tree, rendered before it is kept */
 };
 
 static struct step *step_at(const struct session *s, size_t i)
@@ -268,13 +280,72 @@ static struct tally *tally_at(const struct html_rep *r, size_t i)
     return *(struct tally **)mx_buf_at(&r->tallies, i);
 }
 
-static void session_free(struct session *s)
+/* ---------------------------------------------------------------- the report's memory
+ *
+ * Every open session holds its rows, their texts and its message trees
+ * until its "flow" record comes: on a capture with many long sessions open
+ * at once, that is most of what the report holds. All open sessions
+ * together are charged to one budget (mem_max: an eighth of --memory, from
+ * the quarter the engine leaves for the run itself; docs/manual.md, "HTML
+ * report"), besides each session's own caps. A session's buffers start
+ * small and grow by doubling, each growth only within what the budget has
+ * left. When a row, its text or a message tree does not fit, the session
+ * keeps no later rows (a gap in the middle of a diagram would mislead more
+ * than a cut end) and its diagram ends with a note that says how many rows
+ * were not kept and why; JSON and the other outputs are unaffected.
+ *
+ * Why not spill to the temporary file instead: the rows of many sessions
+ * open at once would interleave there, and each diagram would have to be
+ * gathered back from scattered pieces when its session ends; and only
+ * --html-diagrams sessions are drawn at all, so most of what would be
+ * spilled is never read. The JSON records keep every row.
+ *
+ * What is not charged: the bare session (its addresses and counts, about
+ * 400 bytes, kept whatever the budget so that the session is counted and
+ * listed; there are at most as many as the engine has flows, and each of
+ * those costs the engine more under --memory), and the fixed buffers (the
+ * section being rendered, one message tree being rendered, the overview's
+ * lists, the index): their caps do not grow with the number of sessions. */
+
+#define SESSION_BYTES (sizeof(struct session) + 2 * sizeof(struct mx_idmap_slot))
+
+static size_t session_bytes(const struct session *s)
+{
+    return SESSION_BYTES + mx_buf_bytes(&s->steps) + mx_buf_bytes(&s->arena.b) + mx_buf_bytes(&s->extra.b);
+}
+
+static void recharge(struct html_rep *r, struct session *s)
+{
+    size_t n = session_bytes(s);
+    r->mem_used = r->mem_used - s->charged + n;
+    s->charged = n;
+}
+
+/* Appends n elements to one of s's buffers, growing it only within what
+ * the budget has left: MX_BUF_CAPPED past the buffer's own cap `own`,
+ * MX_BUF_NOMEM when the budget (or the heap) has no room. */
+static enum mx_buf_status charged_append(struct html_rep *r, struct session *s, struct mx_buf *b, size_t own,
+                                         const void *src, size_t n)
+{
+    if (n > own || b->n > own - n)
+        return MX_BUF_CAPPED;
+    size_t room = r->mem_max > r->mem_used ? (r->mem_max - r->mem_used) / b->size : 0;
+    size_t lim = b->cap + room;
+    b->max = lim < own ? lim : own; /* mx_buf_grow never allocates past max */
+    enum mx_buf_status st = mx_buf_append(b, src, n);
+    b->max = own;
+    recharge(r, s);
+    return st == MX_BUF_CAPPED ? MX_BUF_NOMEM : st;
+}
+
+static void session_free(struct html_rep *r, struct session *s)
 {
     if (!s)
         return;
     mx_buf_free(&s->steps);
     hb_free(&s->arena);
     hb_free(&s->extra);
+    r->mem_used -= s->charged;
     free(s);
 }
 
@@ -285,16 +356,17 @@ static struct session *session_new(struct html_rep *r, const struct mx_event *e)
     struct session *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    mx_buf_init(&s->steps, sizeof(struct step), 32, H_MAX_STEPS);
+    mx_buf_init(&s->steps, sizeof(struct step), H_STEPS_FIRST, H_MAX_STEPS);
     s->id = e->flow;
     s->start = e->ts;
-    hb_init(&s->arena, H_ARENA_MAX);
-    hb_init(&s->extra, H_EXTRA_MAX);
+    mx_buf_init(&s->arena.b, 1, H_ARENA_FIRST, H_ARENA_MAX);
+    mx_buf_init(&s->extra.b, 1, H_EXTRA_FIRST, H_EXTRA_MAX);
     snprintf(s->proto, sizeof(s->proto), "?");
     if (!mx_idmap_put(&r->open, s->id, s)) {
         free(s);
         return NULL;
     }
+    recharge(r, s);
     return s;
 }
 
@@ -307,13 +379,62 @@ static void endpoint(char *dst, size_t cap, const struct mx_event *e, const char
     snprintf(dst, cap, strchr(a, ':') ? "[%s]:%" PRId64 : "%s:%" PRId64, a, p);
 }
 
-/* Appends text to the session's arena; its offset and length go to *off, *len. */
-static void keep(struct session *s, struct mx_slice t, uint32_t *off, uint32_t *len)
+/* Whether a session ending now could still get a diagram (finish_session):
+ * once both kinds have their max_diagrams, no open session will, and what
+ * they would keep for it is not kept. */
+static bool drawable(const struct html_rep *r)
 {
-    size_t before = hb_len(&s->arena);
-    hb_put(&s->arena, t.ptr, t.len);
-    *off = (uint32_t)before;
-    *len = (uint32_t)(hb_len(&s->arena) - before);
+    return r->bodies_failed < r->max_diagrams || r->bodies_ok < r->max_diagrams;
+}
+
+/* Frees what a session keeps for its diagram (it will not get one). */
+static void forget_rows(struct html_rep *r, struct session *s)
+{
+    if (s->charged == SESSION_BYTES)
+        return;
+    mx_buf_free(&s->steps);
+    mx_buf_free(&s->arena.b);
+    mx_buf_free(&s->extra.b);
+    recharge(r, s);
+}
+
+/* Keeps a row with its label and details, unless the session keeps no more
+ * rows: past its caps (dropped), or when the report's memory is full
+ * (starved); from then on later rows are only counted. */
+static void keep_step(struct html_rep *r, struct session *s, const struct step *row, struct mx_slice label,
+                      struct mx_slice detail)
+{
+    if (!drawable(r)) {
+        forget_rows(r, s);
+        return;
+    }
+    if (s->dropped || s->starved) {
+        if (s->dropped)
+            s->dropped++;
+        else
+            s->starved++;
+        return;
+    }
+    struct mx_buf *a = &s->arena.b;
+    size_t a0 = a->n;
+    enum mx_buf_status st = charged_append(r, s, a, H_ARENA_MAX, label.ptr, label.len);
+    if (st == MX_BUF_OK)
+        st = charged_append(r, s, a, H_ARENA_MAX, detail.ptr, detail.len);
+    if (st == MX_BUF_OK)
+        st = charged_append(r, s, &s->steps, H_MAX_STEPS, row, 1);
+    if (st != MX_BUF_OK) {
+        a->n = a0;
+        if (st == MX_BUF_CAPPED)
+            s->dropped = 1;
+        else
+            s->starved = 1;
+        return;
+    }
+    struct step *kept = step_at(s, s->steps.n - 1);
+    kept->label_off = (uint32_t)a0;
+    kept->label_len = (uint32_t)label.len;
+    kept->detail_off = (uint32_t)(a0 + label.len);
+    kept->detail_len = (uint32_t)detail.len;
 }
 
 /* One line "key: value" of an arrow's details, from a string field. */
@@ -339,14 +460,12 @@ static void details(struct hbuf *d, const struct mx_event *e, const struct detai
         detail_str(d, e, t[i].path, t[i].label);
 }
 
-static void add_step(struct session *s, const struct mx_event *e, enum step_kind kind, struct mx_slice label,
-                     struct mx_slice detail)
+/* Counts a row and keeps it (keep_step); true when it is a failure, whose
+ * row (texts not set) is copied to *out. */
+static bool add_step(struct html_rep *r, struct session *s, const struct mx_event *e, enum step_kind kind,
+                     struct mx_slice label, struct mx_slice detail, struct step *out)
 {
-    struct step *st = mx_buf_push(&s->steps, NULL);
-    if (!st) {
-        s->dropped++; /* past H_MAX_STEPS, or out of memory */
-        return;
-    }
+    struct step row = { 0 }, *st = &row;
     st->kind = (uint8_t)kind;
     st->tone = (uint8_t)e->tone;
     st->ts = e->ts;
@@ -360,14 +479,16 @@ static void add_step(struct session *s, const struct mx_event *e, enum step_kind
         st->f0 = a && a->kind == MX_EV_UINT ? a->v.u : a && a->kind == MX_EV_INT ? (mx_frame_t)a->v.i : 0;
         st->f1 = b && b->kind == MX_EV_UINT ? b->v.u : b && b->kind == MX_EV_INT ? (mx_frame_t)b->v.i : st->f0;
     }
-    keep(s, label, &st->label_off, &st->label_len);
-    keep(s, detail, &st->detail_off, &st->detail_len);
     /* A failure: a negative reply, or a failed outcome (auth, TLS, delivery). */
-    if ((kind == ST_S2C && (e->tone == MX_TONE_BAD || e->tone == MX_TONE_WARN)) ||
-        (kind != ST_S2C && kind != ST_C2S && e->tone == MX_TONE_BAD))
-        s->failures++;
+    bool failure = (kind == ST_S2C && (e->tone == MX_TONE_BAD || e->tone == MX_TONE_WARN)) ||
+                   (kind != ST_S2C && kind != ST_C2S && e->tone == MX_TONE_BAD);
+    s->failures += failure;
     if (kind == ST_C2S && (mx_ev_get(e, "verb") || mx_ev_get(e, "command")))
         s->commands++;
+    keep_step(r, s, st, label, detail);
+    if (failure)
+        *out = row;
+    return failure;
 }
 
 /* A member of an object field, by key (one level), or NULL. */
@@ -406,7 +527,7 @@ static struct mx_slice label_of(const struct mx_event *e, char *buf, size_t cap)
     return mx_slice_make(buf, mx_utf8_sanitize(t, buf, cap));
 }
 
-static void on_tls(struct session *s, const struct mx_event *e)
+static void on_tls(struct html_rep *r, struct session *s, const struct mx_event *e)
 {
     struct hbuf l, d;
     hb_init(&l, 8192);
@@ -450,15 +571,27 @@ static void on_tls(struct session *s, const struct mx_event *e)
         }
     }
     s->tls = true;
-    add_step(s, e, ST_TLS, mx_slice_make(hb_ptr(&l), hb_len(&l)), mx_slice_make(hb_ptr(&d), hb_len(&d)));
+    struct step row;
+    add_step(r, s, e, ST_TLS, mx_slice_make(hb_ptr(&l), hb_len(&l)), mx_slice_make(hb_ptr(&d), hb_len(&d)), &row);
     hb_free(&l);
     hb_free(&d);
 }
 
-/* The MIME tree of a message record, rendered now into the session's extra. */
-static void on_message(struct session *s, const struct mx_event *e)
+/* The MIME tree of a message record, rendered now (into the scratch
+ * buffer) and kept whole in the session's extra if it fits. */
+static void on_message(struct html_rep *r, struct session *s, const struct mx_event *e)
 {
-    struct hbuf *x = &s->extra;
+    if (!drawable(r)) {
+        forget_rows(r, s);
+        return;
+    }
+    if (s->extra.full || s->msgs_starved) {
+        s->msgs_starved += !s->extra.full; /* counted after the first one not kept */
+        return;
+    }
+    struct hbuf *x = &r->scratch;
+    mx_buf_clear(&x->b, false);
+    x->full = false;
     hb_puts(x, "<div class=\"msg\"><h4>Message");
     struct mx_slice subj = mx_ev_get_str(e, "headers.subject");
     if (subj.len) {
@@ -520,6 +653,12 @@ static void on_message(struct session *s, const struct mx_event *e)
     if (p)
         hb_puts(x, "<tr><td colspan=\"5\">\xE2\x80\xA6 more parts: see the JSON record</td></tr>");
     hb_puts(x, "</table></div>");
+    enum mx_buf_status st =
+        x->full ? MX_BUF_CAPPED : charged_append(r, s, &s->extra.b, H_EXTRA_MAX, hb_ptr(x), hb_len(x));
+    if (st == MX_BUF_CAPPED)
+        s->extra.full = true;
+    else if (st != MX_BUF_OK)
+        s->msgs_starved = 1;
 }
 
 static void on_finding(struct html_rep *r, const struct mx_event *e)
@@ -645,9 +784,18 @@ static void put_title(struct hbuf *b, const struct session *s, const struct step
     hb_puts(b, "</title>");
 }
 
-static void draw(struct hbuf *b, const struct session *s)
+/* The report's budget, as "X MiB". */
+static void put_budget(struct hbuf *b, const struct html_rep *r)
 {
-    size_t rows = s->steps.n + (s->dropped ? 1 : 0);
+    if (r->mem_max % (1u << 20))
+        hb_printf(b, "%.1f MiB", (double)r->mem_max / (1u << 20));
+    else
+        hb_printf(b, "%zu MiB", r->mem_max >> 20);
+}
+
+static void draw(struct hbuf *b, const struct html_rep *r, const struct session *s)
+{
+    size_t rows = s->steps.n + (s->dropped || s->starved ? 1 : 0);
     int h = G_TOP + (int)rows * G_ROW + 16;
     hb_printf(b,
               "<svg class=\"seq\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
@@ -737,6 +885,14 @@ static void draw(struct hbuf *b, const struct session *s)
     if (s->dropped)
         hb_printf(b, "<text class=\"nt\" x=\"%d\" y=\"%d\">\xE2\x80\xA6 %" PRIu64 " more rows not drawn</text>",
                   (G_XC + G_XS) / 2, G_TOP + (int)s->steps.n * G_ROW, s->dropped);
+    if (s->starved) {
+        hb_printf(b,
+                  "<text class=\"nt bad mem\" x=\"%d\" y=\"%d\">\xE2\x80\xA6 %" PRIu64
+                  " later row%s not kept: the report's memory (",
+                  (G_XC + G_XS) / 2, G_TOP + (int)s->steps.n * G_ROW, s->starved, s->starved == 1 ? "" : "s");
+        put_budget(b, r);
+        hb_puts(b, " of --memory) was full</text>");
+    }
     hb_puts(b, "</svg>");
 }
 
@@ -830,11 +986,17 @@ static void finish_session(struct html_rep *r, struct session *s)
                   s->failures == 1 ? "" : "s");
     size_t line_len = hb_len(b) - attrs_len;
     if (body) {
-        draw(b, s);
+        draw(b, r, s);
         if (hb_len(&s->extra))
             hb_put(b, hb_ptr(&s->extra), hb_len(&s->extra));
         if (s->extra.full)
             hb_puts(b, "<p class=\"meta\">More messages than the report keeps; see the JSON records.</p>");
+        if (s->msgs_starved) {
+            hb_printf(b, "<p class=\"meta bad mem\">%" PRIu32 " later message%s not kept: the report's memory (",
+                      s->msgs_starved, s->msgs_starved == 1 ? "" : "s");
+            put_budget(b, r);
+            hb_puts(b, " of --memory) was full; see the JSON records.</p>");
+        }
     }
     if (b->full || attrs_len + line_len > UINT32_MAX) {
         r->failed = true;
@@ -852,13 +1014,14 @@ static void finish_session(struct html_rep *r, struct session *s)
     en->line_len = (uint32_t)line_len;
     en->body_len = hb_len(b) - attrs_len - line_len;
     en->has_body = body;
+    en->starved = body && (s->starved || s->msgs_starved);
     en->failed = failed;
     memcpy(en->proto, s->proto, sizeof(en->proto));
     memcpy(en->server, s->server, sizeof(en->server));
 }
 
 /* A failure for the overview's list. */
-static void list_failure(struct html_rep *r, const struct session *s, const struct step *st)
+static void list_failure(struct html_rep *r, const struct session *s, const struct step *st, struct mx_slice label)
 {
     if (r->n_failures == H_FAILURES_MAX) {
         r->more_failures++;
@@ -872,7 +1035,7 @@ static void list_failure(struct html_rep *r, const struct session *s, const stru
     if (st->f0)
         hb_printf(b, ", frame %" PRIu64, st->f0);
     hb_printf(b, ": <span class=\"%s\">", tone_class(st->tone));
-    hb_esc(b, arena(s, st->label_off, st->label_len), 160, false);
+    hb_esc(b, label, 160, false);
     hb_puts(b, "</span></li>\n");
     r->n_failures++;
 }
@@ -903,11 +1066,11 @@ static void html_event(void *ctx, const struct mx_event *e)
     char lbuf[1200];
     struct mx_slice label = label_of(e, lbuf, sizeof(lbuf));
     if (!strcmp(e->type, "tls")) {
-        on_tls(s, e);
+        on_tls(r, s, e);
         return;
     }
     if (!strcmp(e->type, "message"))
-        on_message(s, e);
+        on_message(r, s, e);
     struct hbuf d;
     hb_init(&d, 4 * H_FIELD_MAX);
     /* The full text (multi-line replies), what the step means, the state. */
@@ -931,16 +1094,14 @@ static void html_event(void *ctx, const struct mx_event *e)
         struct mx_slice v = mx_ev_field_str(e, dir);
         kind = v.len == 3 && !memcmp(v.ptr, "c2s", 3) ? ST_C2S : ST_S2C;
     }
-    size_t before = s->steps.n;
-    uint64_t failures = s->failures;
-    add_step(s, e, kind, label, mx_slice_make(hb_ptr(&d), hb_len(&d)));
+    struct step row;
+    if (add_step(r, s, e, kind, label, mx_slice_make(hb_ptr(&d), hb_len(&d)), &row))
+        list_failure(r, s, &row, label);
     hb_free(&d);
-    if (s->steps.n > before && s->failures > failures)
-        list_failure(r, s, step_at(s, s->steps.n - 1));
     if (!strcmp(e->type, "flow")) {
         finish_session(r, s);
         mx_idmap_take(&r->open, s->id);
-        session_free(s);
+        session_free(r, s);
     }
 }
 
@@ -969,7 +1130,7 @@ static const char css[] =
     "stroke-width:2.4}.lb{text-anchor:middle;fill:#1d2330}.st.b .lb{fill:#b3261e;font-weight:bold}.st.w .lb{fill:#a35a00}"
     ".tm,.lat,.fr{fill:#6b7280;font-size:11px}.fr{text-anchor:end}"
     ".note{fill:#fffbe6;stroke:#d9c77a}.st.b .note{fill:#fdecea;stroke:#b3261e}.st.g .note{fill:#eaf6ee;stroke:#7bb38f}"
-    ".nt{text-anchor:middle;font-size:11px}.dark{fill:#1d2330;opacity:.10}.band{fill:#1d2330}"
+    ".nt{text-anchor:middle;font-size:11px}.nt.bad{fill:#b3261e}.dark{fill:#1d2330;opacity:.10}.band{fill:#1d2330}"
     ".bandt{fill:#fff;text-anchor:middle;font-size:11px}.pipe{fill:#e3ecff;stroke:#9db4e6}"
     ".pipel{fill:#2f5fb3;font-size:10px;text-anchor:end}.st{pointer-events:bounding-box}.st{cursor:pointer;outline:none}"
     ".st:hover .lb,.st:focus .lb,.st.sel .lb{text-decoration:underline}.st.sel .ar{stroke-width:3}"
@@ -1049,6 +1210,14 @@ static void overview(struct html_rep *r, struct hbuf *b)
                   "<p>%" PRIu64 " more sessions are counted here but not listed (at most %d are); the JSON "
                   "records have them all.</p>",
                   r->unlisted, H_LIST_ROWS);
+    if (r->sessions_starved) {
+        hb_printf(b,
+                  "<p class=\"bad mem\">%" PRIu64 " diagram%s lack their later rows or messages: the report's "
+                  "memory for the sessions open at once (",
+                  r->sessions_starved, r->sessions_starved == 1 ? "" : "s");
+        put_budget(b, r);
+        hb_puts(b, " of <code>--memory</code>) was full. The JSON records have them all.</p>");
+    }
     hb_puts(b, "<h2>Sessions by protocol and server</h2><table><tr><th>protocol</th><th>server</th>"
                "<th>sessions</th><th>with failures</th></tr>");
     if (r->tallies.n)
@@ -1101,7 +1270,7 @@ static bool html_finish(void *ctx)
         struct session *s = r->open.slot[i].val;
         if (r->open.slot[i].id && s) {
             finish_session(r, s);
-            session_free(s);
+            session_free(r, s);
         }
     }
     mx_idmap_free(&r->open);
@@ -1113,6 +1282,7 @@ static bool html_finish(void *ctx)
         for (size_t i = 0; i < r->idx.n && budget; i++)
             if (entry_at(r, i)->has_body && !entry_at(r, i)->drawn && (pass || entry_at(r, i)->failed)) {
                 entry_at(r, i)->drawn = true;
+                r->sessions_starved += entry_at(r, i)->starved;
                 budget--;
             }
     static const char head[] =
@@ -1208,7 +1378,7 @@ static void html_free(void *ctx)
     struct html_rep *r = ctx;
     for (size_t i = 0; i < r->open.cap; i++)
         if (r->open.slot[i].id)
-            session_free(r->open.slot[i].val);
+            session_free(r, r->open.slot[i].val);
     mx_idmap_free(&r->open);
     mx_buf_free(&r->idx);
     for (size_t i = 0; i < r->tallies.n; i++)
@@ -1219,6 +1389,7 @@ static void html_free(void *ctx)
     hb_free(&r->findings);
     hb_free(&r->summary);
     hb_free(&r->page);
+    hb_free(&r->scratch);
     if (r->tmp)
         fclose(r->tmp);
     if (r->close_out && r->out)
@@ -1233,7 +1404,8 @@ static const struct mx_reporter_ops html_ops = {
     .free = html_free,
 };
 
-bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max_diagrams, const char *protocols)
+bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max_diagrams, const char *protocols,
+                        size_t memory)
 {
     struct html_rep *r = calloc(1, sizeof(*r));
     if (!r)
@@ -1250,6 +1422,8 @@ bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max
     hb_init(&r->findings, H_LIST_MAX);
     hb_init(&r->summary, 0);
     hb_init(&r->page, 0);
+    hb_init(&r->scratch, H_EXTRA_MAX);
+    r->mem_max = memory ? memory : SIZE_MAX;
     if (!r->tmp || !mx_sink_add(s, &html_ops, r)) {
         if (r->tmp)
             fclose(r->tmp);

@@ -88,7 +88,7 @@ static void run(const uint8_t *data, size_t size, unsigned workers, struct outpu
     if (!jf || !tf || !hf || (size && !in_fp) || !sink)
         abort();
     if (!mx_report_json_add(sink, jf, true) || !mx_report_text_add(sink, tf, true, false) ||
-        !mx_report_html_add(sink, hf, true, 20, "SMTP, POP3 and IMAP"))
+        !mx_report_html_add(sink, hf, true, 20, "SMTP, POP3 and IMAP", 1u << 20))
         abort();
     struct mx_config cfg;
     mx_config_defaults(&cfg);
