@@ -463,12 +463,12 @@ CASES = [
     ("ack_jumps", ack_jumps, 1_000_000, "jumps", 1000,
      "SMTP: the server ACKs 1 to 256 MiB of client data that never arrives, a million times",
      ["TCP_GAP"], None, None),
-    ("many_messages", many_messages, 100_000, "messages", 1000,
-     "POP3, --extract: 100,000 messages in one flow (pipelined RETRs), each a .eml file "
+    ("many_messages", many_messages, 40_000, "messages", 1000,
+     "POP3, --extract: 40,000 messages in one flow (pipelined RETRs), each a .eml file "
      "(issue 24: finding a free name cost n^2/2 opens)",
      [], None, None, lambda n, scale: {"files": n, "max_bytes": None}),
-    ("same_name_attach", same_name_attachments, 100_000, "attachments", 1500,
-     "SMTP, --extract: 100,000 attachments all named \"same name.txt\", 5,000 to a message "
+    ("same_name_attach", same_name_attachments, 40_000, "attachments", 1500,
+     "SMTP, --extract: 40,000 attachments all named \"same name.txt\", 5,000 to a message "
      "(issue 24: 1,000 of 9,000 were written)",
      [], None, None, lambda n, scale: {"files": n + (n + 4999) // 5000, "max_bytes": None}),
     ("imap_deflate_bomb", imap_deflate_bomb, GiB, "bytes", 8 * MIB,
