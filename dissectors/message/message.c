@@ -551,8 +551,9 @@ static void write_all(struct mx_message *m, int *fd, const uint8_t *p, size_t n)
 /* Writes n bytes to f, as far as --extract-max (this file) and
  * --extract-total (all files) allow; at a cap the file is closed, cut, and
  * the anomaly names the cap (STYLE.md rule 4: what is written is bounded
- * too, whatever a deflate bomb inflates to). */
-static void xfile_write(struct mx_message *m, struct xfile *f, const uint8_t *p, size_t n, uint64_t off)
+ * too, whatever a deflate bomb inflates to). `off`: the stream offset of
+ * p[0] when `raw` (the message as carried), else of the line being decoded. */
+static void xfile_write(struct mx_message *m, struct xfile *f, const uint8_t *p, size_t n, uint64_t off, bool raw)
 {
     if (f->fd < 0 || !n)
         return;
@@ -570,7 +571,7 @@ static void xfile_write(struct mx_message *m, struct xfile *f, const uint8_t *p,
     x->total += take;
     if (take < n) {
         f->cut = true;
-        anomaly(m, a, off, n - take);
+        anomaly(m, a, raw ? off + take : off, raw ? n - take : 0);
         if (f->fd >= 0)
             close(f->fd);
         f->fd = -1;
@@ -780,7 +781,7 @@ static void leaf_out(struct mx_message *m, const uint8_t *p, size_t n)
         hash_bytes(m, p, n);
     }
     if (m->leaf_file.fd >= 0)
-        xfile_write(m, &m->leaf_file, p, n, m->cur_off);
+        xfile_write(m, &m->leaf_file, p, n, m->cur_off, false);
     if (e->text)
         uu_scan(m, p, n);
 }
@@ -1681,7 +1682,7 @@ void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t strea
         m->last = mx_ctx_frame_at(m->env.ctx, m->env.dir, stream_off + bytes.len - 1);
     }
     if (m->eml.fd >= 0)
-        xfile_write(m, &m->eml, bytes.ptr, bytes.len, stream_off);
+        xfile_write(m, &m->eml, bytes.ptr, bytes.len, stream_off, true);
     /* message offset = stream offset + delta, within this call (modular) */
     uint64_t delta = m->size - stream_off;
     m->size += bytes.len;
