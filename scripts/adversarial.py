@@ -18,7 +18,9 @@ anomaly for the case today: the issue asks for one), "args" (extra mxray
 options the case needs), "rss_cap_mib" (the case's own cap on peak RSS, or
 null: the harness's), "html_expect" (when not empty: the harness writes the
 HTML report too, with --html, and each of these strings must appear in it),
-"size" (bytes of the pcap)}]}
+"size" (bytes of the pcap), "extract" (null, or the case runs with --extract
+into a fresh empty folder, and {"files": the number of files it must hold
+after the run, or null; "max_bytes": the bytes it may hold, or null})}]}
 """
 import base64
 import json
@@ -303,6 +305,108 @@ def parts_in_parallel(path, n, parts=2000):
             smtp_after_data(c)
 
 
+def smtp_messages(c, messages, batch=100):
+    """SMTP with PIPELINING (RFC 2920): the transactions of `messages` (bodies, dot-stuffed,
+    without the final dot), `batch` at a time: commands, replies, bodies."""
+    for b0 in range(0, len(messages), batch):
+        group = messages[b0:b0 + batch]
+        for body in group:
+            say(c, True, b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
+            say(c, False, b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go ahead\r\n")
+            say(c, True, body + b".\r\n")
+            say(c, False, b"250 2.0.0 Ok: queued\r\n")
+
+
+def many_messages(path, n):
+    """POP3 (port 110, pipelined, RFC 2449 §6.6): one flow carrying n small messages
+    (RETR 1 to RETR n, each answered), for --extract: every message is a .eml file
+    of the same flow."""
+    body = b"Subject: m\r\n\r\nhi\r\n"
+    with PsWriter(path, port=110, step=2) as (w, c):
+        c.handshake()
+        say(c, False, b"+OK POP3 ready\r\n")
+        say(c, True, b"USER u\r\n")
+        say(c, False, b"+OK\r\n")
+        say(c, True, b"PASS p\r\n")
+        say(c, False, b"+OK\r\n")
+        for b0 in range(0, n, 200):  # POP3_MAX_PENDING is 256
+            k = min(200, n - b0)
+            say(c, True, b"".join(b"RETR %d\r\n" % (b0 + i + 1) for i in range(k)))
+            say(c, False, b"".join(b"+OK %d octets\r\n" % len(body) + body + b".\r\n" for i in range(k)))
+        say(c, True, b"QUIT\r\n")
+        say(c, False, b"+OK bye\r\n")
+        c.close()
+
+
+def same_name_attachments(path, n, per_message=5000):
+    """SMTP (port 25): n attachments all named "same name.txt", per_message to a message
+    (the message parser describes 10,000 parts), for --extract: each is a file of its own."""
+    part = (b"--b\r\nContent-Type: text/plain; name=\"same name.txt\"\r\n"
+            b"Content-Disposition: attachment; filename=\"same name.txt\"\r\n\r\nx\r\n")
+    bodies = []
+    for b0 in range(0, n, per_message):
+        k = min(per_message, n - b0)
+        bodies.append(HEAD + b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" + part * k + b"--b--\r\n")
+    with PsWriter(path, step=2) as (w, c):
+        c.handshake()
+        for c2s, text in SMTP_HELLO:
+            say(c, c2s, text)
+        smtp_messages(c, bodies, batch=1)
+        say(c, True, b"QUIT\r\n")
+        say(c, False, b"221 2.0.0 Bye\r\n")
+        c.close()
+
+
+def imap_deflate_bomb(path, n):
+    """IMAP (port 143) with COMPRESS=DEFLATE (RFC 4978): two FETCH answers of n/2 bytes
+    each, a message with a base64 attachment of zeros, which deflate squeezes about
+    1000 to 1; for --extract with small caps."""
+    import zlib
+    half = n // 2
+    head = (HEAD + b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n"
+            b"Content-Type: application/octet-stream; name=\"zeros.bin\"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n")
+    tail = b"\r\n--b--\r\n"
+    line = b"A" * 76 + b"\r\n"
+    with PsWriter(path, port=143) as (w, c):
+        c.handshake()
+        say(c, False, b"* OK [CAPABILITY IMAP4rev1 COMPRESS=DEFLATE] ready\r\n")
+        say(c, True, b"a1 LOGIN user secret\r\n")
+        say(c, False, b"a1 OK LOGIN completed\r\n")
+        say(c, True, b"a2 COMPRESS DEFLATE\r\n")
+        say(c, False, b"a2 OK DEFLATE active\r\n")
+        zc = zlib.compressobj(9, zlib.DEFLATED, -15)
+        zs = zlib.compressobj(9, zlib.DEFLATED, -15)
+
+        def client(text):
+            say(c, True, zc.compress(text) + zc.flush(zlib.Z_SYNC_FLUSH))
+
+        def server():
+            yield zs.compress(b"* 1 EXISTS\r\na3 OK [READ-WRITE] SELECT completed\r\n")
+            yield zs.flush(zlib.Z_SYNC_FLUSH)
+        client(b"a3 SELECT INBOX\r\n")
+        c.send_stream(False, server(), mss=MSS, ack_every=16)
+        for k in (1, 2):
+            client(b"a%d FETCH %d BODY[]\r\n" % (3 + k, k))
+            body = max(len(line), half - len(head) - len(tail))
+            body -= body % len(line)
+            size = len(head) + body + len(tail)
+
+            def answer():
+                yield zs.compress(b"* %d FETCH (BODY[] {%d}\r\n" % (k, size) + head)
+                for chunk in repeat(line * 4096, body):
+                    out = zs.compress(chunk)
+                    if out:
+                        yield out
+                yield zs.compress(tail + b")\r\na%d OK FETCH completed\r\n" % (3 + k))
+                yield zs.flush(zlib.Z_SYNC_FLUSH)
+            c.send_stream(False, answer(), mss=MSS, ack_every=16)
+        client(b"a6 LOGOUT\r\n")
+        c.send_stream(False, iter([zs.compress(b"* BYE\r\na6 OK LOGOUT completed\r\n"), zs.flush(zlib.Z_SYNC_FLUSH)]),
+                      mss=MSS, ack_every=16)
+        c.close()
+
+
 def servers_many(path, n):
     """n short SMTP sessions (greeting, QUIT, close), each to a server address of its
     own: the audit keeps 4,096 servers and counts the rest, looking each one up."""
@@ -360,7 +464,7 @@ HTML_SHARE = 8
 OVERHEAD_MIB = 32
 
 # name, maker, full-scale quantity, its unit, floor, what, anomalies, finding, args(n, scale),
-# and optionally a dict of more: rss_cap_mib, html_expect
+# and optionally a dict of more: rss_cap_mib, html_expect, extract(n, scale)
 CASES = [
     ("long_line", long_line, GiB, "bytes", 64 << 10,
      "SMTP (port 25): a 1 GiB command line with no LF",
@@ -429,6 +533,20 @@ CASES = [
      {"rss_cap_mib": 16 + OVERHEAD_MIB,
       "html_expect": ["later rows not kept: the report's memory (%d MiB of --memory) was full" % (16 // HTML_SHARE),
                       "diagrams lack their later rows or messages"]}),
+    ("many_messages", many_messages, 40_000, "messages", 1000,
+     "POP3, --extract: 40,000 messages in one flow (pipelined RETRs), each a .eml file "
+     "(issue 24: finding a free name cost n^2/2 opens)",
+     [], None, None, {"extract": lambda n, scale: {"files": n, "max_bytes": None}}),
+    ("same_name_attach", same_name_attachments, 40_000, "attachments", 1500,
+     "SMTP, --extract: 40,000 attachments all named \"same name.txt\", 5,000 to a message "
+     "(issue 24: 1,000 of 9,000 were written)",
+     [], None, None, {"extract": lambda n, scale: {"files": n + (n + 4999) // 5000, "max_bytes": None}}),
+    ("imap_deflate_bomb", imap_deflate_bomb, GiB, "bytes", 8 * MIB,
+     "IMAP COMPRESS=DEFLATE, --extract --extract-max 1 --extract-total 2: two FETCHes of "
+     "512 MiB of base64 zeros, about 1000 to 1 compressed (issue 24: 1.7 GB written)",
+     ["EXTRACT_FILE_CAP", "EXTRACT_TOTAL_CAP"], None,
+     lambda n, scale: ["--extract-max", "1", "--extract-total", "2"],
+     {"extract": lambda n, scale: {"files": 2, "max_bytes": 2 * MIB}}),
 ]
 
 
@@ -471,6 +589,7 @@ def main(argv):
             "rss_cap_mib": more.get("rss_cap_mib"),
             "html_expect": more.get("html_expect", []),
             "size": os.path.getsize(path),
+            "extract": more["extract"](n, scale) if "extract" in more else None,
         })
     with open(os.path.join(out, "cases.json"), "w") as f:
         json.dump({"scale": scale, "cases": listed}, f, indent=1)

@@ -41,6 +41,8 @@ static void usage(FILE *out)
                  "  --color WHEN         colour the timeline: auto (default), always, never; NO_COLOR is honoured\n"
                  "  --show-secrets       write passwords and tokens seen in AUTH (by default only their length)\n"
                  "  --extract DIR        write every message seen as a .eml file, and its attachments decoded\n"
+                 "  --extract-max MIB    bytes written to one extracted file (default 100); the rest is cut\n"
+                 "  --extract-total MIB  bytes written by --extract in all (default 4096); then it stops\n"
                  "  --port PROTO=PORT    also read PORT as PROTO (smtp, pop3, imap); PORT/tls if it starts in TLS\n"
                  "  --no-ndpi            do not let nDPI find mail on other ports (nor report its risks)\n"
                  "  --failures           only what failed: a block per failed recipient, with its reply, what the\n"
@@ -210,7 +212,9 @@ enum {
     OPT_HTML_DIAGRAMS,
     OPT_PROGRESS,
     OPT_NO_PROGRESS,
-    OPT_MEMORY
+    OPT_MEMORY,
+    OPT_EXTRACT_MAX,
+    OPT_EXTRACT_TOTAL
 };
 
 /* Applies option c (getopt_long's) with its argument arg to *o. Returns -1 to
@@ -285,6 +289,15 @@ static int apply_option(struct cmdline *o, int c, char *arg)
         cfg->extract_dir = arg;
         break;
     }
+    case OPT_EXTRACT_MAX:
+    case OPT_EXTRACT_TOTAL:
+        if (!parse_num(arg, 1u << 20, &v)) {
+            fprintf(stderr, "mxray: --extract-%s takes MiB, from 1 to %u\n", c == OPT_EXTRACT_MAX ? "max" : "total",
+                    1u << 20);
+            return 2;
+        }
+        *(c == OPT_EXTRACT_MAX ? &cfg->extract_max : &cfg->extract_total) = (uint64_t)v << 20;
+        break;
     case OPT_PORT: {
         char why[160];
         if (!mx_protocols_add_port(&o->protos, arg, why, sizeof(why))) {
@@ -367,6 +380,8 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         { "memory", required_argument, NULL, OPT_MEMORY },
         { "show-secrets", no_argument, NULL, OPT_SECRETS },
         { "extract", required_argument, NULL, OPT_EXTRACT },
+        { "extract-max", required_argument, NULL, OPT_EXTRACT_MAX },
+        { "extract-total", required_argument, NULL, OPT_EXTRACT_TOTAL },
         { "port", required_argument, NULL, OPT_PORT },
         { "no-promisc", no_argument, NULL, OPT_NOPROMISC },
         { "no-ndpi", no_argument, NULL, OPT_NONDPI },

@@ -94,6 +94,21 @@ if [ -f "$corpus_smtp" ]; then
   expect secrets-shown-json grep -q '"secret":"' "$tmp/s.json"
 fi
 
+# --extract: every path the records give is a file there; the caps take MiB from 1.
+check extract-max-0 2 "$mx" --extract "$tmp/x0" --extract-max 0 "$demo"
+check extract-total-bad 2 "$mx" --extract "$tmp/x0" --extract-total 1x "$demo"
+check extract 0 "$mx" --extract "$tmp/x" --extract-max 1 --extract-total 2 --json "$tmp/x.json" "$demo"
+expect extract-paths python3 -c "
+import json, os, sys
+paths = [p for l in open('$tmp/x.json') if l.startswith('{\"type\":\"message\"')
+         for r in [json.loads(l)] for p in [r.get('extracted')] + [q.get('extracted') for q in r['parts']] if p]
+sys.exit(0 if paths and all(os.path.isfile(p) for p in paths) and len(os.listdir('$tmp/x')) == len(paths) else 1)"
+check extract-again 0 "$mx" --extract "$tmp/x" --json "$tmp/x2.json" "$demo"
+expect extract-again-new-names python3 -c "
+import json, os, sys
+n = sum(1 for l in open('$tmp/x2.json') if '\"extracted\":' in l and '~1' in l)
+sys.exit(0 if n and len(os.listdir('$tmp/x')) == 2 * sum(l.count('\"extracted\":') for l in open('$tmp/x.json')) else 1)"
+
 # --streams wants an empty directory.
 mkdir "$tmp/s" && touch "$tmp/s/x"
 check streams-not-empty 1 "$mx" --streams "$tmp/s" "$demo"

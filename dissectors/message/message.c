@@ -49,7 +49,9 @@
 #define MSG_MAX_UU 16       /* uuencoded files reported per message */
 #define MSG_UU_LINE 256     /* a longer decoded line is not uuencode */
 #define MSG_ANOMALY_EMIT 8  /* anomaly events per name per message; the rest are counted */
-#define MSG_NAME_CAP 255    /* extracted file names */
+#define MSG_NAME_CAP 255    /* extracted file names (NAME_MAX) */
+#define MSG_EXT_KEEP 32     /* a file name's extension kept when the name is cut */
+#define MSG_NAME_TRIES 1000 /* names tried when an extracted file's name exists in DIR already */
 #define MSG_TEXT_ATTACH 4   /* attachments named in the text line */
 
 /* The message parser's anomalies: stable names (STYLE.md rule 6). */
@@ -68,7 +70,9 @@
     X(TOO_MANY_FIELDS, "more header fields in one entity than the cap; the rest were ignored")                    \
     X(BAD_ENCODED_WORD, "a malformed RFC 2047 encoded word")                                                      \
     X(UNKNOWN_ENCODING, "a Content-Transfer-Encoding that is not 7bit, 8bit, binary, base64 or quoted-printable") \
-    X(BAD_UUENCODE, "a uuencoded block that is malformed or has no end line")
+    X(BAD_UUENCODE, "a uuencoded block that is malformed or has no end line")                                     \
+    X(EXTRACT_FILE_CAP, "a file written by --extract reached --extract-max bytes; the rest was not written")      \
+    X(EXTRACT_TOTAL_CAP, "--extract reached --extract-total bytes in all; the rest of the run is not written")
 
 enum { MESSAGE_ANOMALIES(MX_ANOMALY_ENUM) A__COUNT };
 
@@ -178,7 +182,9 @@ struct part_rec {
     uint16_t len[T__N]; /* lengths of its texts */
     bool leaf, container, hashed, partial;
     uint8_t md5[16], sha1[20], sha256[32];
-    char *extracted; /* file name within the extract directory (malloc'd), or NULL */
+    char *extracted;         /* file name within the extract directory (malloc'd), or NULL */
+    uint64_t extracted_size; /* bytes written to it */
+    bool extracted_cut;      /* a cap stopped it: fewer bytes than `size` */
 };
 
 struct uu_rec {
@@ -217,6 +223,13 @@ struct ent {
 };
 
 enum uu_state { UU_SEEK, UU_IN, UU_END };
+
+/* A file --extract writes. */
+struct xfile {
+    int fd; /* -1: none, or closed */
+    uint64_t written;
+    bool cut; /* a cap stopped it */
+};
 
 struct mx_message {
     struct mx_message_env env;
@@ -257,7 +270,7 @@ struct mx_message {
     EVP_MD_CTX *h_md5, *h_sha1, *h_sha256;
     size_t hash_len; /* bytes waiting in b.hash_buf */
     bool leaf_open;
-    int leaf_fd;
+    struct xfile leaf_file;
 
     /* uuencode scan of text leaves */
     enum uu_state uu;
@@ -282,11 +295,13 @@ struct mx_message {
     uint8_t mailbox[MSG_MAILBOX_CAP], section[MSG_SECTION_CAP]; /* env's copies */
 
     /* extraction */
-    int eml_fd;
+    struct mx_extract *x; /* the run's, once the first byte came (NULL: not extracted) */
+    struct xfile eml;
     uint32_t eml_n;
     char eml_name[64];
     bool extract_failed;
-    bool at_end; /* mx_message_end: the last line may lack its line end */
+    bool extract_skipped; /* a file was not created: --extract-total was reached */
+    bool at_end;          /* mx_message_end: the last line may lack its line end */
     /* Buffers, last and never zeroed (mx_message_new zeroes what precedes
      * them): each is read only up to the length kept above. */
     struct {
@@ -382,6 +397,37 @@ static void set_bytes(uint8_t *dst, size_t cap, struct mx_slice s, size_t *len)
 
 /* ---- extraction (--extract DIR) ---- */
 
+#define MSG_SAFE_IN 1024 /* bytes of a name taken from the wire that mx_message_safe_name reads */
+
+/* The code point of the valid UTF-8 sequence of n bytes at p. */
+static uint32_t utf8_cp(const unsigned char *p, size_t n)
+{
+    if (n == 1)
+        return p[0];
+    uint32_t c = p[0] & (0x7fu >> n);
+    for (size_t i = 1; i < n; i++)
+        c = c << 6 | (p[i] & 0x3fu);
+    return c;
+}
+
+/* Characters a file name must not carry as they are: controls (C0, DEL,
+ * C1), and the invisible ones that can reorder or hide part of a name. The
+ * bidi controls of UAX #9 (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F,
+ * U+061C) make "1-1-<U+202E>fdp.exe" show as "1-1-exe.pdf"; the other
+ * format characters (category Cf), fillers, variation selectors, the line
+ * and paragraph separators and the noncharacters show nothing. */
+static bool hidden_cp(uint32_t c)
+{
+    return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0xad || c == 0x34f || (c >= 0x600 && c <= 0x605) ||
+           c == 0x61c || c == 0x6dd || c == 0x70f || c == 0x8e2 || c == 0x115f || c == 0x1160 || c == 0x17b4 ||
+           c == 0x17b5 || (c >= 0x180b && c <= 0x180f) || (c >= 0x200b && c <= 0x200f) ||
+           (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x206f) || c == 0x3164 ||
+           (c >= 0xfdd0 && c <= 0xfdef) || (c >= 0xfe00 && c <= 0xfe0f) || c == 0xfeff || c == 0xffa0 ||
+           (c >= 0xfff9 && c <= 0xfffb) || (c & 0xfffe) == 0xfffe || c == 0x110bd || c == 0x110cd ||
+           (c >= 0x13430 && c <= 0x1343f) || (c >= 0x1bca0 && c <= 0x1bca3) || (c >= 0x1d173 && c <= 0x1d17a) ||
+           (c >= 0xe0000 && c <= 0xe0fff);
+}
+
 /* message.h: the name is made safe for the extract directory. */
 void mx_message_safe_name(struct mx_slice in, char *out, size_t cap)
 {
@@ -390,49 +436,99 @@ void mx_message_safe_name(struct mx_slice in, char *out, size_t cap)
             in = mx_slice_make(in.ptr + i, in.len - i);
             break;
         }
-    char tmp[4 * 256 + 1];
-    if (in.len > 256)
-        in.len = 256;
-    size_t n = mx_utf8_sanitize(in, tmp, sizeof(tmp) - 1);
-    tmp[n] = '\0';
-    size_t w = 0, lim = cap - 1;
-    for (size_t i = 0; i < n && w < lim; i++) {
-        unsigned char c = (unsigned char)tmp[i];
-        if (c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == ':' || (w == 0 && (c == '.' || c == ' ')))
-            c = '_';
-        /* never cut inside a UTF-8 sequence */
-        if (c >= 0xc0) {
-            size_t sl = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-            if (w + sl > lim)
-                break;
-        }
-        out[w++] = (char)c;
+    if (in.len > MSG_SAFE_IN)
+        in.len = MSG_SAFE_IN;
+    /* A name the record's cap cut may end inside a UTF-8 sequence: that
+     * sequence goes, rather than showing as escapes. */
+    size_t k = 0;
+    while (k < 3 && k < in.len && (in.ptr[in.len - 1 - k] & 0xc0) == 0x80)
+        k++;
+    if (k < in.len && in.ptr[in.len - 1 - k] >= 0xc2 && in.ptr[in.len - 1 - k] <= 0xf4) {
+        uint8_t lead = in.ptr[in.len - 1 - k];
+        size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+        if (need > k + 1)
+            in.len -= k + 1;
     }
+    char t[4 * MSG_SAFE_IN + 1];
+    size_t n = mx_utf8_sanitize(in, t, sizeof(t) - 1); /* valid UTF-8; other bytes as \xNN */
+    /* Each character stays or becomes '_' (in place: the text only shrinks). */
+    size_t w = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)t[i];
+        size_t sl = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+        uint32_t cp = utf8_cp((const unsigned char *)t + i, sl);
+        if (hidden_cp(cp) || cp == '/' || cp == '\\' || cp == ':' || (w == 0 && (cp == '.' || cp == ' ')))
+            t[w++] = '_';
+        else
+            for (size_t j = 0; j < sl; j++)
+                t[w++] = t[i + j];
+        i += sl;
+    }
+    /* Too long: cut at a character boundary, the extension kept (the last
+     * ".xyz", when it is short), so that what the file is stays visible. */
+    size_t lim = cap - 1;
+    if (w > lim) {
+        size_t dot = w;
+        for (size_t i = w - 1; i > 0; i--)
+            if (t[i] == '.') {
+                dot = i;
+                break;
+            }
+        size_t ext = w - dot;
+        if (ext > MSG_EXT_KEEP || ext > lim / 2)
+            ext = 0;
+        size_t stem = lim - ext;
+        while (stem && ((unsigned char)t[stem] & 0xc0) == 0x80)
+            stem--; /* t[stem] is the first byte left out: never inside a sequence */
+        memmove(t + stem, t + w - ext, ext);
+        w = stem + ext;
+    }
+    memcpy(out, t, w);
     out[w] = '\0';
     if (!w || !strcmp(out, "_") || !strcmp(out, "__"))
         snprintf(out, cap, "part");
 }
 
-/* Creates DIR/name exclusively, numbering it on collision ("name", "1-name", ...);
- * writes the name used into `used`. Returns the fd, or -1. */
-static int create_excl(const char *dir, const char *name, char *used, size_t cap)
+/* Creates DIR/<stem><rest> exclusively (O_EXCL: nothing is overwritten;
+ * O_NOFOLLOW: no link is followed), relative to the directory opened once,
+ * and writes the name used into `name`. The names of one run are unique by
+ * construction (flow, message number, part path), so one open makes each
+ * file. A name can only exist from before the run (DIR need not be empty):
+ * then <stem>~<k><rest> is tried, k = 1, 2, ... No first choice has a '~'
+ * after its numbers, so each name tried in vain is a distinct file that was
+ * in DIR before: the run costs one open per file it makes and at most one
+ * per file that was there. Returns the fd, or -1 (extract_failed). */
+static int create_file(struct mx_message *m, const char *stem, const char *rest, char *name, size_t cap)
 {
-    char path[4096];
-    for (unsigned k = 0; k < 1000; k++) {
-        if (k)
-            snprintf(used, cap, "%u-%.220s", k, name);
-        else
-            snprintf(used, cap, "%.220s", name);
-        int n = snprintf(path, sizeof(path), "%s/%s", dir, used);
-        if (n < 0 || (size_t)n >= sizeof(path))
-            return -1;
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    for (unsigned k = 0; k < MSG_NAME_TRIES; k++) {
+        int n = k ? snprintf(name, cap, "%s~%u%s", stem, k, rest) : snprintf(name, cap, "%s%s", stem, rest);
+        if (n < 0 || (size_t)n >= cap)
+            break;
+        int fd = openat(m->x->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd >= 0)
             return fd;
         if (errno != EEXIST)
-            return -1;
+            break;
     }
+    name[0] = '\0';
+    m->extract_failed = true;
     return -1;
+}
+
+/* Opens file f, unless --extract-total is reached (then nothing is created:
+ * extract_skipped, EXTRACT_TOTAL_CAP). `off`: the stream offset it concerns. */
+static bool xfile_open(struct mx_message *m, struct xfile *f, const char *stem, const char *rest, char *name,
+                       size_t cap, uint64_t off)
+{
+    *f = (struct xfile){ .fd = -1 };
+    name[0] = '\0';
+    if (m->x->total >= m->x->total_max) {
+        m->extract_skipped = true;
+        anomaly(m, A_EXTRACT_TOTAL_CAP, off, 0);
+        return false;
+    }
+    f->fd = create_file(m, stem, rest, name, cap);
+    return f->fd >= 0;
 }
 
 static void write_all(struct mx_message *m, int *fd, const uint8_t *p, size_t n)
@@ -452,11 +548,49 @@ static void write_all(struct mx_message *m, int *fd, const uint8_t *p, size_t n)
     }
 }
 
-static const char *extract_dir(const struct mx_message *m)
+/* Writes n bytes to f, as far as --extract-max (this file) and
+ * --extract-total (all files) allow; at a cap the file is closed, cut, and
+ * the anomaly names the cap (STYLE.md rule 4: what is written is bounded
+ * too, whatever a deflate bomb inflates to). `off`: the stream offset of
+ * p[0] when `raw` (the message as carried), else of the line being decoded. */
+static void xfile_write(struct mx_message *m, struct xfile *f, const uint8_t *p, size_t n, uint64_t off, bool raw)
 {
-    if (!m->env.ctx)
-        return NULL;
-    return mx_ctx_flow(m->env.ctx)->extract_dir;
+    if (f->fd < 0 || !n)
+        return;
+    struct mx_extract *x = m->x;
+    uint64_t room = x->file_max > f->written ? x->file_max - f->written : 0;
+    uint64_t left = x->total_max > x->total ? x->total_max - x->total : 0;
+    int a = A_EXTRACT_FILE_CAP;
+    if (left < room) {
+        room = left;
+        a = A_EXTRACT_TOTAL_CAP;
+    }
+    size_t take = n < room ? n : (size_t)room;
+    write_all(m, &f->fd, p, take);
+    f->written += take;
+    x->total += take;
+    if (take < n) {
+        f->cut = true;
+        anomaly(m, a, raw ? off + take : off, raw ? n - take : 0);
+        if (f->fd >= 0)
+            close(f->fd);
+        f->fd = -1;
+    }
+}
+
+/* A record's "extracted": the file's path as created (DIR as given, then
+ * the name), and how much of it was written when a cap cut it. */
+static void emit_extracted(struct mx_event *ev, const struct mx_extract *x, const char *name, const struct xfile *f)
+{
+    char p[4096 + MSG_NAME_CAP + 2];
+    size_t dl = strlen(x->dir);
+    int n = snprintf(p, sizeof(p), "%s%s%s", x->dir, dl && x->dir[dl - 1] == '/' ? "" : "/", name);
+    if (n > 0 && (size_t)n < sizeof(p))
+        mx_ev_wire(ev, "extracted", mx_slice_make(p, (size_t)n));
+    if (f->cut) {
+        mx_ev_bool(ev, "extracted_cut", true);
+        mx_ev_uint(ev, "extracted_size", f->written);
+    }
 }
 
 /* ---- uuencode in text parts ---- */
@@ -646,8 +780,8 @@ static void leaf_out(struct mx_message *m, const uint8_t *p, size_t n)
         r->size += n;
         hash_bytes(m, p, n);
     }
-    if (m->leaf_fd >= 0)
-        write_all(m, &m->leaf_fd, p, n);
+    if (m->leaf_file.fd >= 0)
+        xfile_write(m, &m->leaf_file, p, n, m->cur_off, false);
     if (e->text)
         uu_scan(m, p, n);
 }
@@ -703,22 +837,26 @@ static void leaf_start(struct mx_message *m, struct ent *e)
     m->uu_len = 0;
     m->uu_long = false;
     m->leaf_open = true;
-    m->leaf_fd = -1;
+    m->leaf_file = (struct xfile){ .fd = -1 };
     EVP_DigestInit_ex(m->h_md5, mx_md(MX_MD_MD5), NULL);
     EVP_DigestInit_ex(m->h_sha1, mx_md(MX_MD_SHA1), NULL);
     EVP_DigestInit_ex(m->h_sha256, mx_md(MX_MD_SHA256), NULL);
     m->hash_len = 0;
-    const char *dir = extract_dir(m);
-    if (r && dir && (r->len[T_FILENAME] || e->attachment) && m->eml_n) {
-        char safe[MSG_NAME_CAP + 1], name[MSG_NAME_CAP + 1];
-        mx_message_safe_name(rec_text(m, r, T_FILENAME), safe, MSG_NAME_CAP - 40);
-        snprintf(name, sizeof(name), "%" PRIu64 "-%u-%.200s", mx_ctx_flow_id(m->env.ctx), m->eml_n, safe);
-        char used[MSG_NAME_CAP + 1];
-        m->leaf_fd = create_excl(dir, name, used, sizeof(used));
-        if (m->leaf_fd >= 0 && (r->extracted = strdup(used)))
-            m->extracted_bytes += strlen(used) + 1;
-        if (m->leaf_fd < 0 || !r->extracted)
-            m->extract_failed = true;
+    if (r && m->x && (r->len[T_FILENAME] || e->attachment) && m->eml_n) {
+        /* DIR/<flow>-<n>-<part path>-<name>: unique within the run */
+        char stem[MSG_NAME_CAP + 1], rest[MSG_NAME_CAP + 1], name[MSG_NAME_CAP + 1];
+        int sl = snprintf(stem, sizeof(stem), "%" PRIu64 "-%u-%s", mx_ctx_flow_id(m->env.ctx), m->eml_n, e->path);
+        /* the whole within NAME_MAX, with room for "~k" (create_file) */
+        size_t room = sl > 0 && (size_t)sl + 16 < MSG_NAME_CAP ? MSG_NAME_CAP - (size_t)sl - 8 : 8;
+        rest[0] = '-';
+        mx_message_safe_name(rec_text(m, r, T_FILENAME), rest + 1, room);
+        if (xfile_open(m, &m->leaf_file, stem, rest, name, sizeof(name), m->cur_off)) {
+            r->extracted = strdup(name);
+            if (r->extracted)
+                m->extracted_bytes += strlen(name) + 1;
+            else
+                m->extract_failed = true;
+        }
     }
 }
 
@@ -765,9 +903,13 @@ static void leaf_end(struct mx_message *m, struct ent *e, bool flush)
         anomaly(m, A_BAD_BASE64, m->cur_off, 0);
     if (m->qp.bad)
         anomaly(m, A_BAD_QP, m->cur_off, 0);
-    if (m->leaf_fd >= 0)
-        close(m->leaf_fd);
-    m->leaf_fd = -1;
+    if (r) {
+        r->extracted_size = m->leaf_file.written;
+        r->extracted_cut = m->leaf_file.cut;
+    }
+    if (m->leaf_file.fd >= 0)
+        close(m->leaf_file.fd);
+    m->leaf_file.fd = -1;
     m->leaf_open = false;
 }
 
@@ -1493,8 +1635,8 @@ struct mx_message *mx_message_new(const struct mx_message_env *env)
     if (n)
         memcpy(m->section, env->section.ptr, n);
     m->env.section = mx_slice_make(m->section, n);
-    m->eml_fd = -1;
-    m->leaf_fd = -1;
+    m->eml.fd = -1;
+    m->leaf_file.fd = -1;
     m->sha = EVP_MD_CTX_new();
     m->h_md5 = EVP_MD_CTX_new();
     m->h_sha1 = EVP_MD_CTX_new();
@@ -1514,29 +1656,16 @@ struct mx_message *mx_message_new(const struct mx_message_env *env)
     return m;
 }
 
-static void eml_open(struct mx_message *m)
+/* The message's file: DIR/<flow>-<n>.eml, n counting the flow's messages. */
+static void eml_open(struct mx_message *m, uint64_t off)
 {
-    const char *dir = extract_dir(m);
-    if (!dir)
+    m->x = mx_ctx_extract(m->env.ctx);
+    if (!m->x)
         return;
-    uint64_t flow = mx_ctx_flow_id(m->env.ctx);
-    char path[4096];
-    for (uint32_t n = 1; n < 100000; n++) {
-        snprintf(m->eml_name, sizeof(m->eml_name), "%" PRIu64 "-%u.eml", flow, n);
-        int k = snprintf(path, sizeof(path), "%s/%s", dir, m->eml_name);
-        if (k < 0 || (size_t)k >= sizeof(path))
-            break;
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            m->eml_fd = fd;
-            m->eml_n = n;
-            return;
-        }
-        if (errno != EEXIST)
-            break;
-    }
-    m->eml_name[0] = '\0';
-    m->extract_failed = true;
+    m->eml_n = mx_ctx_extract_next(m->env.ctx);
+    char stem[48];
+    snprintf(stem, sizeof(stem), "%" PRIu64 "-%u", mx_ctx_flow_id(m->env.ctx), m->eml_n);
+    xfile_open(m, &m->eml, stem, ".eml", m->eml_name, sizeof(m->eml_name), off);
 }
 
 void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t stream_off)
@@ -1548,12 +1677,12 @@ void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t strea
         if (!m->have_first) {
             m->first = mx_ctx_frame_at(m->env.ctx, m->env.dir, stream_off);
             m->have_first = true;
-            eml_open(m);
+            eml_open(m, stream_off);
         }
         m->last = mx_ctx_frame_at(m->env.ctx, m->env.dir, stream_off + bytes.len - 1);
     }
-    if (m->eml_fd >= 0)
-        write_all(m, &m->eml_fd, bytes.ptr, bytes.len);
+    if (m->eml.fd >= 0)
+        xfile_write(m, &m->eml, bytes.ptr, bytes.len, stream_off, true);
     /* message offset = stream offset + delta, within this call (modular) */
     uint64_t delta = m->size - stream_off;
     m->size += bytes.len;
@@ -1769,7 +1898,7 @@ static void emit_inner(const struct mx_message *m, const struct part_rec *r, str
     mx_ev_end(ev);
 }
 
-static void emit_parts(struct mx_message *m, struct mx_event *ev, const char *dir)
+static void emit_parts(struct mx_message *m, struct mx_event *ev)
 {
     char hx[65];
     mx_ev_arr(ev, "parts");
@@ -1827,11 +1956,9 @@ static void emit_parts(struct mx_message *m, struct mx_event *ev, const char *di
             mx_ev_end(ev);
         if (r->partial)
             mx_ev_bool(ev, "partial", true);
-        if (r->extracted && dir) {
-            char p[4400];
-            snprintf(p, sizeof(p), "%s/%s", dir, r->extracted);
-            mx_ev_wire(ev, "extracted", mx_slice_make(p, strlen(p)));
-        }
+        if (r->extracted && m->x)
+            emit_extracted(ev, m->x, r->extracted,
+                           &(struct xfile){ .fd = -1, .written = r->extracted_size, .cut = r->extracted_cut });
         mx_ev_end(ev);
     }
     mx_ev_end(ev);
@@ -1840,7 +1967,6 @@ static void emit_parts(struct mx_message *m, struct mx_event *ev, const char *di
 static void emit_record(struct mx_message *m)
 {
     struct mx_dissect_ctx *ctx = m->env.ctx;
-    const char *dir = extract_dir(m);
     char hx[65];
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(ctx), "message", mx_ctx_flow_id(ctx), m->last.ts);
     mx_ev_dir(ev, m->env.dir);
@@ -1865,7 +1991,7 @@ static void emit_record(struct mx_message *m)
     if (m->cut)
         mx_ev_bool(ev, "cut", true);
     emit_headers(m, ev);
-    emit_parts(m, ev, dir);
+    emit_parts(m, ev);
     if (m->parts_total > m->parts.n)
         mx_ev_uint(ev, "parts_not_described", m->parts_total - m->parts.n);
     if (m->inner_not_kept)
@@ -1887,13 +2013,12 @@ static void emit_record(struct mx_message *m)
     }
     if (any)
         mx_ev_end(ev);
-    if (m->eml_name[0] && dir) {
-        char p[4200];
-        snprintf(p, sizeof(p), "%s/%s", dir, m->eml_name);
-        mx_ev_wire(ev, "extracted", mx_slice_make(p, strlen(p)));
-    }
+    if (m->eml_name[0] && m->x)
+        emit_extracted(ev, m->x, m->eml_name, &m->eml);
     if (m->extract_failed)
         mx_ev_bool(ev, "extract_failed", true);
+    if (m->extract_skipped)
+        mx_ev_bool(ev, "extract_skipped", true);
     mx_ev_frames(ev, m->first.frame, m->last.frame);
     if (m->missing || m->cut)
         mx_ev_tone(ev, MX_TONE_WARN);
@@ -1946,9 +2071,9 @@ void mx_message_end(struct mx_message *m)
     unsigned int n = 0;
     EVP_DigestFinal_ex(m->sha, m->digest, &n);
     m->ended = true;
-    if (m->eml_fd >= 0) {
-        close(m->eml_fd);
-        m->eml_fd = -1;
+    if (m->eml.fd >= 0) {
+        close(m->eml.fd);
+        m->eml.fd = -1;
     }
     if (m->env.ctx && !m->emitted) {
         m->emitted = true;
@@ -2004,10 +2129,10 @@ void mx_message_free(struct mx_message *m)
 {
     if (!m)
         return;
-    if (m->leaf_fd >= 0)
-        close(m->leaf_fd);
-    if (m->eml_fd >= 0)
-        close(m->eml_fd);
+    if (m->leaf_file.fd >= 0)
+        close(m->leaf_file.fd);
+    if (m->eml.fd >= 0)
+        close(m->eml.fd);
     EVP_MD_CTX_free(m->sha);
     EVP_MD_CTX_free(m->h_md5);
     EVP_MD_CTX_free(m->h_sha1);

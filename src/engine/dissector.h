@@ -80,17 +80,33 @@ const char *mx_close_name(enum mx_close c);
 /* What a dissector may know of its flow. */
 struct mx_flow_info {
     uint64_t id;
-    bool handshake;          /* the SYN was seen: the streams start at their beginning */
-    bool tls_port;           /* the server port starts in TLS */
-    bool show_secrets;       /* --show-secrets: passwords and tokens may be written */
-    const char *extract_dir; /* --extract DIR, or NULL */
-    mx_time_t start;         /* time of the flow's first packet */
-    bool explain;            /* --explain: records carry what each step means, for teaching */
-    enum mx_close close;     /* how the flow ended, set before the MX_CHUNK_END calls; MX_CLOSE_OPEN before */
+    bool handshake;      /* the SYN was seen: the streams start at their beginning */
+    bool tls_port;       /* the server port starts in TLS */
+    bool show_secrets;   /* --show-secrets: passwords and tokens may be written */
+    mx_time_t start;     /* time of the flow's first packet */
+    bool explain;        /* --explain: records carry what each step means, for teaching */
+    enum mx_close close; /* how the flow ended, set before the MX_CHUNK_END calls; MX_CLOSE_OPEN before */
 };
 
 /* The flow being dissected. */
 const struct mx_flow_info *mx_ctx_flow(const struct mx_dissect_ctx *ctx);
+
+/* --extract DIR: where the files go and the bytes they may take. The run's
+ * dissectors share it; --extract dissects in one thread. */
+struct mx_extract {
+    const char *dir;    /* as given on the command line: the records' paths start with it */
+    int dirfd;          /* DIR, opened once: every file is created relative to it */
+    uint64_t file_max;  /* bytes written to one file (--extract-max) */
+    uint64_t total_max; /* bytes written to all files of the run (--extract-total) */
+    uint64_t total;     /* bytes written so far, all files together */
+};
+
+/* The run's extraction, or NULL without --extract. */
+struct mx_extract *mx_ctx_extract(struct mx_dissect_ctx *ctx);
+
+/* The number of the flow's next extracted message: 1, 2, ... (the files
+ * are named after it). */
+uint32_t mx_ctx_extract_next(struct mx_dissect_ctx *ctx);
 
 /* Asks the engine to call parse for `dir` again, with the bytes it left
  * unconsumed, once the current call returns: for a parser that held bytes of

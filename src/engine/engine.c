@@ -3,12 +3,15 @@
  * worker threads are pipeline.c's. */
 #include "engine/internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MX_DECODE_EVENTS_PER_KIND 10 /* run-wide anomaly events per kind; the rest are counted */
 #define MX_CLASSIFY_PKTS 24          /* packets of a flow nDPI may look at */
@@ -22,6 +25,12 @@ void mx_config_defaults(struct mx_config *c)
     c->quiet_timeout = 120 * MX_NS_PER_SEC;
     c->closed_linger = 60 * MX_NS_PER_SEC;
     c->dissector_buffer = 1u << 20;
+    /* --extract: more than the message size limit of any common server
+     * (Postfix 10 MB, Exchange Online 150 MB at most, Gmail 25 MB) yet a
+     * cap on what one deflate bomb can write; and a bound on the disk a
+     * hostile capture can fill. */
+    c->extract_max = UINT64_C(100) << 20;
+    c->extract_total = UINT64_C(4) << 30;
     c->dissect = true;
     c->classify = true;
     c->warnings = true;
@@ -462,7 +471,6 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
     mx_host_init(&x->ctx);
     x->ctx.info.show_secrets = e->cfg.show_secrets;
     x->ctx.info.explain = e->cfg.explain;
-    x->ctx.info.extract_dir = e->cfg.extract_dir;
     x->ctx.info.start = p->ts;
     bool cli = sender_is_client(p, sp, dp);
     f->addr[MX_DIR_C2S] = cli ? p->src : p->dst;
@@ -724,6 +732,18 @@ struct mx_engine *mx_engine_new(const struct mx_config *cfg, struct mx_sink *sin
         return NULL;
     }
     e->cfg = *cfg;
+    e->extract.dirfd = -1;
+    if (cfg->extract_dir) {
+        e->extract.dir = cfg->extract_dir;
+        e->extract.dirfd = open(cfg->extract_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        e->extract.file_max = cfg->extract_max;
+        e->extract.total_max = cfg->extract_total;
+        if (e->extract.dirfd < 0) {
+            snprintf(err, errlen, "cannot open %s: %s", cfg->extract_dir, strerror(errno));
+            free(e);
+            return NULL;
+        }
+    }
     /* The memory cap: half for flows and their dissectors, a quarter for
      * reassembly, the rest for what every run has (rings, nDPI's tables,
      * IP fragments, output buffers). */
@@ -967,5 +987,7 @@ void mx_engine_free(struct mx_engine *e)
     mx_decoder_free(e->dec);
     mx_classifier_free(e->cls);
     mx_reasm_pool_destroy(&e->pool);
+    if (e->extract.dirfd >= 0)
+        close(e->extract.dirfd);
     free(e);
 }

@@ -60,6 +60,8 @@ struct mx_config {
     bool show_secrets;                      /* write passwords and tokens [false] */
     bool explain;                           /* records say what each step means (--explain) [false] */
     const char *extract_dir;                /* --extract DIR: messages and attachments are written there */
+    uint64_t extract_max;                   /* bytes written to one file (--extract-max) [100 MiB] */
+    uint64_t extract_total;                 /* bytes written to all files (--extract-total) [4 GiB] */
     /* --progress: called about four times a second while a file is read,
      * and once with done set at its end [NULL]. */
     void (*progress)(void *ud, const struct mx_progress *p);

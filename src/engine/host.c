@@ -72,6 +72,17 @@ const struct mx_flow_info *mx_ctx_flow(const struct mx_dissect_ctx *ctx)
     return &ctx->info;
 }
 
+struct mx_extract *mx_ctx_extract(struct mx_dissect_ctx *ctx)
+{
+    struct mx_engine *root = ctx->eng->root;
+    return root->extract.dirfd >= 0 ? &root->extract : NULL;
+}
+
+uint32_t mx_ctx_extract_next(struct mx_dissect_ctx *ctx)
+{
+    return ++ctx->extract_seq;
+}
+
 void mx_ctx_wake(struct mx_dissect_ctx *ctx, enum mx_dir dir)
 {
     ctx->wake |= (uint8_t)(1u << dir);

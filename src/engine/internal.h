@@ -41,6 +41,7 @@ struct mx_dissect_ctx {
     struct mx_flow *flow;
     struct mx_flow_info info;
     uint8_t wake;                         /* bit per direction: parse again after this call */
+    uint32_t extract_seq;                 /* messages extracted from the flow (mx_ctx_extract_next) */
     bool failed;                          /* mx_ctx_fail: stop once the parse call returns */
     const struct mx_dissector *dis;       /* NULL when not dissected, or stopped */
     const struct mx_dissector *dis_names; /* whose anomaly names dis_an counts */
@@ -166,6 +167,7 @@ struct mx_engine {
     struct mx_flow_table *flows;
     struct mx_reasm_pool pool;
     void *streams;             /* --streams: cfg.streams's state */
+    struct mx_extract extract; /* --extract: dirfd -1 without it */
     struct mx_classifier *cls; /* NULL with --no-ndpi */
     mx_frame_t frame;
     uint64_t frames_seen;

@@ -95,6 +95,11 @@ char *mx_harness_run_status(const struct mx_turn *t, size_t n, const struct mx_h
     cfg.classify = false; /* the port says what the dialogue is; nDPI's start-up would dominate */
     cfg.show_secrets = o->show_secrets;
     cfg.explain = o->explain;
+    cfg.extract_dir = o->extract_dir;
+    if (o->extract_max)
+        cfg.extract_max = o->extract_max;
+    if (o->extract_total)
+        cfg.extract_total = o->extract_total;
     char err[128];
     struct conn c = { mx_engine_new(&cfg, sink, err, sizeof(err)),
                       { 1000, 5000 },

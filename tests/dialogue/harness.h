@@ -19,9 +19,12 @@ struct mx_turn {
 struct mx_harness_opts {
     uint16_t server_port; /* 25 when 0 */
     bool show_secrets;
-    bool explain;      /* --explain */
-    bool no_handshake; /* start midstream */
-    bool no_fin;       /* end without FINs (capture end) */
+    bool explain;            /* --explain */
+    bool no_handshake;       /* start midstream */
+    bool no_fin;             /* end without FINs (capture end) */
+    const char *extract_dir; /* --extract DIR */
+    uint64_t extract_max;    /* --extract-max, in bytes (0: the default) */
+    uint64_t extract_total;  /* --extract-total, in bytes (0: the default) */
 };
 
 /* Writes an Ethernet/IPv4/TCP frame from 10.0.0.a:sport to 10.0.0.b:dport

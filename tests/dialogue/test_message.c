@@ -3,7 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "capture/decode.h"
 #include "engine/engine.h"
@@ -525,6 +528,28 @@ START_TEST(hostile_names)
         memcpy(u + 2 * i, "\xc3\xa9", 2);
     mx_message_safe_name(mx_slice_make(u, 60), b, 10);
     ck_assert_uint_eq(strlen(b), 8);
+    /* cut at a character boundary, the extension kept */
+    memcpy(u + 58, ".pdf", 4);
+    mx_message_safe_name(mx_slice_make(u, 62), b, 10);
+    ck_assert_str_eq(b, "\xc3\xa9\xc3\xa9.pdf"); /* 9 bytes allowed: "é" and half of one do not fit */
+    /* a sequence the record's cap cut short is dropped, not escaped */
+    mx_message_safe_name(mx_slice_make("abc\xe2\x82", 5), b, sizeof(b));
+    ck_assert_str_eq(b, "abc");
+    /* bidi controls and invisible characters cannot disguise the extension */
+    mx_message_safe_name(mx_slice_make("1-1-\xe2\x80\xaetxt.exe", 14), b, sizeof(b));
+    ck_assert_str_eq(b, "1-1-_txt.exe");
+    static const char *const hidden[] = { "\xe2\x80\xaa", "\xe2\x80\xab", "\xe2\x80\xac", "\xe2\x80\xad",
+                                          "\xe2\x81\xa6", "\xe2\x81\xa7", "\xe2\x81\xa8", "\xe2\x81\xa9",
+                                          "\xe2\x80\x8e", "\xe2\x80\x8f", "\xd8\x9c",     "\xe2\x80\x8b",
+                                          "\xef\xbb\xbf", "\xc2\xad",     "\xc2\x85",     "\xe2\x80\xa8" };
+    for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++) {
+        char in[32];
+        int k = snprintf(in, sizeof(in), "a%sb.txt", hidden[i]);
+        mx_message_safe_name(mx_slice_make(in, (size_t)k), b, sizeof(b));
+        ck_assert_str_eq(b, "a_b.txt");
+    }
+    mx_message_safe_name(mx_slice_make("r\xc3\xa9sum\xc3\xa9.pdf", 12), b, sizeof(b));
+    ck_assert_str_eq(b, "r\xc3\xa9sum\xc3\xa9.pdf"); /* visible characters stay */
 }
 END_TEST
 
@@ -988,6 +1013,209 @@ START_TEST(many_parts_memory)
 }
 END_TEST
 
+/* ---- --extract (issue 24): names, paths, caps ---- */
+
+/* A fresh empty folder for --extract; rm_dir empties and removes it. */
+static void tmp_dir(char *dir, size_t cap)
+{
+    snprintf(dir, cap, "/tmp/mx-test-extract-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void rm_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    char p[4096];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
+static int files_in(const char *dir, uint64_t *bytes)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    int n = 0;
+    *bytes = 0;
+    char p[4096];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            struct stat st;
+            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+            ck_assert_int_eq(lstat(p, &st), 0);
+            n++;
+            *bytes += (uint64_t)st.st_size;
+        }
+    closedir(d);
+    return n;
+}
+
+/* The bytes of file `path` (at most cap), or -1 when it is no regular file. */
+static long file_bytes(const char *path, char *buf, size_t cap)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return -1;
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    size_t n = fread(buf, 1, cap, f);
+    fclose(f);
+    return (long)n;
+}
+
+/* The file the record's `key` names holds `size` bytes (the record's own
+ * figure) and, when want is given, exactly those bytes. */
+static void check_file(json_object *r, const char *key, const char *want)
+{
+    char k[64];
+    snprintf(k, sizeof(k), "%s.extracted", key);
+    const char *path = get(r, k);
+    static char buf[1 << 16];
+    long n = file_bytes(path, buf, sizeof(buf));
+    ck_assert_msg(n >= 0, "%s: %s is not a file", k, path);
+    snprintf(k, sizeof(k), "%s.size", key);
+    ck_assert_str_eq(get(r, k), (snprintf(buf + sizeof(buf) - 32, 32, "%ld", n), buf + sizeof(buf) - 32));
+    if (want) {
+        ck_assert_int_eq(n, (long)strlen(want));
+        ck_assert(!memcmp(buf, want, (size_t)n));
+    }
+}
+
+static bool valid_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+        if (!n)
+            return false;
+        for (size_t i = 1; i < n; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+        p += n;
+    }
+    return true;
+}
+
+/* A message with a long UTF-8 file name (a 2-byte character where it must be
+ * cut), one with U+202E RIGHT-TO-LEFT OVERRIDE, and two parts named alike. */
+static char *names_msg(void)
+{
+    static char msg[4096];
+    char lng[400];
+    size_t w = 0;
+    for (int i = 0; i < 120; i++)
+        w += (size_t)snprintf(lng + w, sizeof(lng) - w, "\xc3\xa9"); /* é */
+    snprintf(msg, sizeof(msg),
+             "Subject: names\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+             "--b\r\nContent-Disposition: attachment; filename=\"%s.pdf\"\r\n\r\nlong\r\n"
+             "--b\r\nContent-Disposition: attachment; filename=\"invoice\xe2\x80\xae"
+             "fdp.exe\"\r\n\r\nrlo\r\n"
+             "--b\r\nContent-Disposition: attachment; filename=\"same.txt\"\r\n\r\none\r\n"
+             "--b\r\nContent-Disposition: attachment; filename=\"same.txt\"\r\n\r\ntwo\r\n"
+             "--b--\r\n",
+             lng);
+    return msg;
+}
+
+START_TEST(extract_names)
+{
+    char dir[64];
+    tmp_dir(dir, sizeof(dir));
+    struct mx_harness_opts o = { .extract_dir = dir };
+    size_t n = dialogue(names_msg(), 0);
+    for (int run = 0; run < 2; run++) { /* the second run finds the first one's files */
+        char *out = mx_harness_run(turns, n, &o, SIZE_MAX, false);
+        json_object *r = mx_harness_record(out, "message", 0);
+        ck_assert_ptr_nonnull(r);
+        char want[4096];
+        snprintf(want, sizeof(want), "%s/1-1%s.eml", dir, run ? "~1" : "");
+        ck_assert_str_eq(get(r, "extracted"), want);
+        check_file(r, "", NULL);
+        check_file(r, "parts.1", "long");
+        check_file(r, "parts.2", "rlo");
+        check_file(r, "parts.3", "one");
+        check_file(r, "parts.4", "two");
+        /* the long name: cut at a character boundary within NAME_MAX, its extension kept */
+        const char *p = get(r, "parts.1.extracted"), *base = strrchr(p, '/') + 1;
+        ck_assert_uint_le(strlen(base), 255);
+        ck_assert_uint_ge(strlen(base), 240);
+        ck_assert(valid_utf8(base));
+        ck_assert_str_eq(base + strlen(base) - 4, ".pdf");
+        ck_assert(!strncmp(base, run ? "1-1-1~1-\xc3\xa9\xc3\xa9" : "1-1-1-\xc3\xa9\xc3\xa9", run ? 12 : 10));
+        /* the bidi override is neutralised: the name shows as it is */
+        snprintf(want, sizeof(want), "%s/1-1-2%s-invoice_fdp.exe", dir, run ? "~1" : "");
+        ck_assert_str_eq(get(r, "parts.2.extracted"), want);
+        ck_assert_str_eq(get(r, "parts.2.filename"), "invoice\xe2\x80\xae"
+                                                     "fdp.exe"); /* the record keeps the name sent */
+        snprintf(want, sizeof(want), "%s/1-1-3%s-same.txt", dir, run ? "~1" : "");
+        ck_assert_str_eq(get(r, "parts.3.extracted"), want);
+        snprintf(want, sizeof(want), "%s/1-1-4%s-same.txt", dir, run ? "~1" : "");
+        ck_assert_str_eq(get(r, "parts.4.extracted"), want);
+        ck_assert_str_eq(get(r, "extract_failed"), "(absent)");
+        ck_assert_str_eq(get(r, "extracted_cut"), "(absent)");
+        json_object_put(r);
+        free(out);
+    }
+    uint64_t bytes;
+    ck_assert_int_eq(files_in(dir, &bytes), 10); /* nothing overwritten */
+    rm_dir(dir);
+}
+END_TEST
+
+/* --extract-max cuts a file, --extract-total stops the run's writing. */
+START_TEST(extract_caps)
+{
+    char dir[64];
+    tmp_dir(dir, sizeof(dir));
+    static char msg[8192];
+    char big[2001];
+    memset(big, 'z', 2000);
+    big[2000] = '\0';
+    snprintf(msg, sizeof(msg),
+             "Subject: caps\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+             "--b\r\nContent-Disposition: attachment; filename=\"a.bin\"\r\n\r\n%.900s\r\n"
+             "--b\r\nContent-Disposition: attachment; filename=\"b.bin\"\r\n\r\n%.900s\r\n"
+             "--b\r\nContent-Disposition: attachment; filename=\"c.bin\"\r\n\r\nc\r\n"
+             "--b--\r\n",
+             big, big);
+    /* one file at most 1000 bytes, all at most 1500: the .eml (about 2000
+     * bytes) is cut at 1000, a.bin at 500, b.bin and c.bin are not created */
+    struct mx_harness_opts o = { .extract_dir = dir, .extract_max = 1000, .extract_total = 1500 };
+    size_t n = dialogue(msg, 0);
+    char *out = mx_harness_run(turns, n, &o, SIZE_MAX, false);
+    json_object *r = mx_harness_record(out, "message", 0);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(get(r, "extracted_cut"), "true");
+    ck_assert_str_eq(get(r, "extracted_size"), "1000");
+    ck_assert_str_eq(get(r, "parts.1.extracted_cut"), "true");
+    ck_assert_str_eq(get(r, "parts.1.extracted_size"), "500");
+    ck_assert_str_eq(get(r, "parts.1.size"), "900");
+    ck_assert_str_eq(get(r, "parts.2.extracted"), "(absent)");
+    ck_assert_str_eq(get(r, "parts.3.extracted"), "(absent)");
+    ck_assert_str_eq(get(r, "extract_skipped"), "true");
+    ck_assert_str_eq(get(r, "anomalies.EXTRACT_FILE_CAP"), "1");
+    ck_assert_str_eq(get(r, "anomalies.EXTRACT_TOTAL_CAP"), "3");
+    ck_assert_int_eq(anomalies(out, "EXTRACT_FILE_CAP"), 1);
+    static char buf[4096];
+    ck_assert_int_eq(file_bytes(get(r, "extracted"), buf, sizeof(buf)), 1000);
+    ck_assert(!memcmp(buf, msg, 1000)); /* the first bytes, as sent */
+    ck_assert_int_eq(file_bytes(get(r, "parts.1.extracted"), buf, sizeof(buf)), 500);
+    uint64_t bytes;
+    ck_assert_int_eq(files_in(dir, &bytes), 2);
+    ck_assert_uint_eq(bytes, 1500);
+    json_object_put(r);
+    free(out);
+    rm_dir(dir);
+}
+END_TEST
+
 static Suite *message_suite(void)
 {
     Suite *s = suite_create("message");
@@ -1017,6 +1245,8 @@ static Suite *message_suite(void)
     tcase_add_test(t, message_cut);
     tcase_add_test(t, message_env_context);
     tcase_add_test(t, many_parts_memory);
+    tcase_add_test(t, extract_names);
+    tcase_add_test(t, extract_caps);
     suite_add_tcase(s, t);
     return s;
 }
