@@ -31,6 +31,8 @@ struct half {
     bool failed;  /* it could not be written: its bytes are counted, not written */
     dev_t dev;    /* the file created, known again by these on reopening */
     ino_t ino;
+    uid_t uid;
+    struct timespec ctime; /* its change time when it was last closed */
     uint64_t bytes;
     struct mx_buf gaps; /* struct gap, at most MX_STREAMS_MAX_GAPS */
     uint64_t gaps_dropped;
@@ -190,10 +192,16 @@ static void close_files(struct mx_streams *ss, struct mx_stream *st)
 {
     bool was_open = false;
     for (int d = 0; d < 2; d++) {
-        if (st->h[d].fp) {
-            if (fclose(st->h[d].fp) != 0)
+        struct half *h = &st->h[d];
+        if (h->fp) {
+            /* The change time after the last write: a file put in its place
+             * later cannot have it (open_half). */
+            struct stat sb;
+            if (fflush(h->fp) == 0 && fstat(fileno(h->fp), &sb) == 0)
+                h->ctime = sb.st_ctim;
+            if (fclose(h->fp) != 0)
                 ss->failed = true;
-            st->h[d].fp = NULL;
+            h->fp = NULL;
             was_open = true;
         }
     }
@@ -236,8 +244,10 @@ static void choose_name(struct mx_streams *ss, struct mx_stream *st)
 /* Opens the file of one direction: created the first time (create_in);
  * after MX_STREAMS_MAX_OPEN closed it, reopened for append without
  * following a symbolic link or blocking on a FIFO put in its place, and
- * only if it is still the regular file created (device and inode). -1 with
- * *why on failure. */
+ * only if it is still the regular file created: the same device, inode and
+ * owner, no other link to it, the bytes written so far and the change time
+ * it had when closed (an inode number freed by deleting the file may come
+ * back for a new one). -1 with *why on failure. */
 static int open_half(struct mx_streams *ss, struct half *h, const char *file, const char **why)
 {
     struct stat sb;
@@ -248,12 +258,15 @@ static int open_half(struct mx_streams *ss, struct half *h, const char *file, co
             h->created = true;
             h->dev = sb.st_dev;
             h->ino = sb.st_ino;
+            h->uid = sb.st_uid;
             return fd;
         }
     } else {
         fd = openat(ss->dirfd, file, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (fd >= 0 && fstat(fd, &sb) == 0) {
-            if (S_ISREG(sb.st_mode) && sb.st_dev == h->dev && sb.st_ino == h->ino)
+            if (S_ISREG(sb.st_mode) && sb.st_dev == h->dev && sb.st_ino == h->ino && sb.st_uid == h->uid &&
+                sb.st_nlink == 1 && (uint64_t)sb.st_size == h->bytes && sb.st_ctim.tv_sec == h->ctime.tv_sec &&
+                sb.st_ctim.tv_nsec == h->ctime.tv_nsec)
                 return fd;
             close(fd);
             *why = "replaced by another file during the run";
