@@ -72,7 +72,8 @@ static void usage(FILE *out)
                  "flushed into the output and the summary gives pcap's drop counts):\n"
                  "  -i IFACE             capture from IFACE instead of reading files\n"
                  "  -f BPF               capture filter (default: TCP on the mail ports and --port ones)\n"
-                 "  -w FILE              also write the captured packets to FILE (pcap)\n"
+                 "  -w FILE              also write the captured packets to FILE (pcap), opened as the -Z\n"
+                 "                       user and never through a symbolic link\n"
                  "  -Z USER              drop privileges to USER once the capture is open\n"
                  "  --no-promisc         do not put the interface in promiscuous mode\n"
                  "\n"
@@ -87,8 +88,9 @@ static void usage(FILE *out)
                     mx_registry[i].ports[j].tls ? "(tls)" : "");
     }
     fprintf(out, "\n\nExit status: 0 done; 1 mxray failed (unreadable input, out of memory, write error);\n"
-                 "2 usage error; 3 done, but the input was damaged (truncated file, snaplen cuts,\n"
-                 "headers whose lengths lie): see the warnings and the summary.\n");
+                 "2 usage error (also an output that is an input or another output); 3 done, but the input\n"
+                 "was damaged (truncated file, snaplen cuts, headers whose lengths lie): see the warnings\n"
+                 "and the summary.\n");
 }
 
 /* The live source, for the signal handler to stop. */
