@@ -360,11 +360,17 @@ static int apply_option(struct cmdline *o, int c, char *arg)
 }
 
 /* True when a report goes to standard output: the timeline, mxray audit's
- * table, --failures, or an output named "-". */
-static bool writes_stdout(const struct cmdline *o)
+ * table, --failures, or --json or --html "-". */
+static bool report_to_stdout(const struct cmdline *o)
 {
     return (!o->json && !o->html) || o->audit || o->failures || (o->json && !strcmp(o->json, "-")) ||
-           (o->html && !strcmp(o->html, "-")) || (o->write_path && !strcmp(o->write_path, "-"));
+           (o->html && !strcmp(o->html, "-"));
+}
+
+/* True when anything goes to standard output: a report, or -w -. */
+static bool writes_stdout(const struct cmdline *o)
+{
+    return report_to_stdout(o) || (o->write_path && !strcmp(o->write_path, "-"));
 }
 
 /* A path of the command line and the file it names. */
@@ -487,6 +493,11 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
     }
     if (o->json && o->html && !strcmp(o->json, "-") && !strcmp(o->html, "-")) {
         fprintf(stderr, "mxray: --json and --html cannot both write to standard output\n");
+        return 2;
+    }
+    if (o->write_path && !strcmp(o->write_path, "-") && report_to_stdout(o)) {
+        /* The packets and a report would be mixed in one stream. */
+        fprintf(stderr, "mxray: -w - and the report cannot both write to standard output\n");
         return 2;
     }
     if (!o->live.iface && (o->live.filter || o->write_path || o->run_as)) {

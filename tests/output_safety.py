@@ -12,7 +12,8 @@
     and a 4-tuple that repeats gives NAME, NAME_2, NAME_3.
   - outputs that are inputs or each other are refused as usage errors (exit
     2) and nothing is written: --html cap cap, --json X --html X, a hard link
-    and a symbolic link to the input, standard input, --streams D --extract D.
+    and a symbolic link to the input, standard input, --streams D --extract D,
+    -w X --json X, -w - with the timeline on standard output.
   - input names with ESC, an invalid UTF-8 byte and U+202E are escaped on
     stderr (warnings, open errors), in summary.files[].path (valid JSON) and
     in the HTML; bidi controls in wire text are escaped in the text timeline.
@@ -251,6 +252,9 @@ def test_refusals(mx, tmp):
     sd = os.path.join(tmp, "sd")
     refused("streams-extract", ["--streams", sd, "--extract", sd, cap])
     refused("w-json", ["-i", "lo", "-w", x, "--json", x], absent=[x], timeout=5)
+    # -w - and the timeline would mix packets and text on standard output.
+    r = run(mx, ["-i", "lo", "-w", "-"], timeout=5)
+    check("refuse-w-dash-and-timeline", r.returncode == 2 and b"standard output" in r.stderr, repr(r.stderr))
     # Distinct outputs still work.
     r = run(mx, ["--json", os.path.join(tmp, "a.json"), "--html", os.path.join(tmp, "a.html"), cap])
     check("distinct-outputs", r.returncode == 0, r.stderr.decode(errors="replace"))
