@@ -9,7 +9,8 @@
     stays byte for byte and mtime as it was, mxray says which file and fails
     (exit 1), index.json marks the halves not written. Without planting, the
     same capture gives every stream's exact bytes (files closed and reopened),
-    and a 4-tuple that repeats gives NAME, NAME_2, NAME_3.
+    and a 4-tuple that repeats gives NAME, NAME_2, NAME_3; 2000 repeats take
+    about 4 times the CPU of 500 (naming is O(1) per stream).
   - outputs that are inputs or each other are refused as usage errors (exit
     2) and nothing is written: --html cap cap, --json X --html X, a hard link
     and a symbolic link to the input, standard input, --streams D --extract D,
@@ -166,6 +167,41 @@ def test_streams(mx, tmp):
         p = os.path.join(d, name(43000, 25, n) + ".s2c")
         got = open(p, "rb").read() if os.path.isfile(p) else None
         check("streams-repeat-name %s" % os.path.basename(p), got == b"220 run %d\r\n" % k, repr(got))
+
+    # Naming costs the same for the 2000th repeat as for the first: CPU time
+    # at 500 and 2000 repeats of one 4-tuple grows about linearly (trying
+    # NAME, NAME_2, ... with one open() each made it quadratic: 12.5 million
+    # open() calls for 5000 repeats). The files go to a tmpfs, where creating
+    # one costs microseconds whatever the disk is doing; without one, the
+    # names are checked but not the time.
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    fast = tempfile.mkdtemp(prefix="mx-outsafe-", dir=shm) if shm else tmp
+    cpu = {}
+    for reps in (500, 2000):
+        cap = os.path.join(tmp, "reuse%d.pcap" % reps)
+        clock = [1_700_000_000_000_000]
+        with pcapgen.PcapWriter(cap) as w:
+            for k in range(reps):
+                c = pcapgen.TcpConn(w, CLI, SRV, 43001, 25, clock, cseq=(1000 + 100000 * k) & 0xFFFFFFFF,
+                                    sseq=(5000 + 100000 * k) & 0xFFFFFFFF)
+                c.handshake()
+                c.send(False, b"220 x\r\n")
+                c.close()
+                clock[0] += 10_000_000
+        d = os.path.join(fast, "reuse%d" % reps)
+        p = subprocess.Popen([mx, "-q", "--json", os.devnull, "--streams", d, cap])
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        cpu[reps] = ru.ru_utime + ru.ru_stime
+        check("streams-reuse-%d-exit" % reps, p.returncode == 0)
+        check("streams-reuse-%d-last-name" % reps, os.path.isfile(os.path.join(d, name(43001, 25, reps) + ".s2c")))
+        shutil.rmtree(d, ignore_errors=True)
+    if shm:
+        os.rmdir(fast)
+        check("streams-naming-linear", cpu[2000] < max(8 * cpu[500], 1.0), "CPU %.2f s for 500, %.2f s for 2000" %
+              (cpu[500], cpu[2000]))
+    else:
+        print("output_safety: no writable /dev/shm: the time of naming is not checked")
 
     # The race: links planted in DIR after mxray found it empty.
     d = os.path.join(tmp, "race")
