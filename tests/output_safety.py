@@ -291,6 +291,9 @@ def test_refusals(mx, tmp):
     # -w - and the timeline would mix packets and text on standard output.
     r = run(mx, ["-i", "lo", "-w", "-"], timeout=5)
     check("refuse-w-dash-and-timeline", r.returncode == 2 and b"standard output" in r.stderr, repr(r.stderr))
+    # A device is no file to write over: /dev/null takes any number of outputs.
+    r = run(mx, ["--json", os.devnull, "--html", os.devnull, cap])
+    check("devnull-twice", r.returncode == 0, r.stderr.decode(errors="replace"))
     # Distinct outputs still work.
     r = run(mx, ["--json", os.path.join(tmp, "a.json"), "--html", os.path.join(tmp, "a.html"), cap])
     check("distinct-outputs", r.returncode == 0, r.stderr.decode(errors="replace"))

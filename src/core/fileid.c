@@ -16,6 +16,8 @@ bool mx_fileid_of_path(const char *path, struct mx_fileid *id)
         return false;
     for (int hops = 0;; hops++) {
         if (stat(p, &st) == 0) {
+            if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+                return false; /* a device, a FIFO: not a file to write over */
             id->dev = st.st_dev;
             id->ino = st.st_ino;
             id->exists = true;

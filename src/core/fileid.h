@@ -18,7 +18,8 @@ struct mx_fileid {
 
 /* Fills *id for path, following symbolic links (up to 8, a dangling one to
  * where it would create its file); false when neither path nor the
- * directory it would be created in can be found. */
+ * directory it would be created in can be found, or when path names a
+ * device or a FIFO (/dev/null may take any number of outputs). */
 bool mx_fileid_of_path(const char *path, struct mx_fileid *id);
 /* Fills *id for an open descriptor (standard input or output); false when
  * it is not a regular file or a directory (a pipe, a terminal). */
