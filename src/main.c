@@ -1,7 +1,9 @@
 /* main.c - the mxray command line. */
+#include "core/fileid.h"
 #include "core/version.h"
 #include "engine/engine.h"
 #include "event/event.h"
+#include "event/text.h"
 #include "output/report.h"
 #include "output/streams.h"
 #include "capture/input.h"
@@ -73,7 +75,8 @@ static void usage(FILE *out)
                  "flushed into the output and the summary gives pcap's drop counts):\n"
                  "  -i IFACE             capture from IFACE instead of reading files\n"
                  "  -f BPF               capture filter (default: TCP on the mail ports and --port ones)\n"
-                 "  -w FILE              also write the captured packets to FILE (pcap)\n"
+                 "  -w FILE              also write the captured packets to FILE (pcap), opened as the -Z\n"
+                 "                       user and never through a symbolic link\n"
                  "  -Z USER              drop privileges to USER once the capture is open\n"
                  "  --no-promisc         do not put the interface in promiscuous mode\n"
                  "\n"
@@ -88,8 +91,9 @@ static void usage(FILE *out)
                     mx_registry[i].ports[j].tls ? "(tls)" : "");
     }
     fprintf(out, "\n\nExit status: 0 done; 1 mxray failed (unreadable input, out of memory, write error);\n"
-                 "2 usage error; 3 done, but the input was damaged (truncated file, snaplen cuts,\n"
-                 "headers whose lengths lie): see the warnings and the summary.\n");
+                 "2 usage error (also an output that is an input or another output); 3 done, but the input\n"
+                 "was damaged (truncated file, snaplen cuts, headers whose lengths lie): see the warnings\n"
+                 "and the summary.\n");
 }
 
 /* The live source, for the signal handler to stop. */
@@ -164,9 +168,10 @@ struct cmdline {
     const char *color;
     int progress; /* -1: when stderr is a terminal */
     struct mx_live_opts live;
-    const char *run_as;  /* -Z */
-    char protocols[128]; /* "SMTP, POP3 and IMAP": the protocols' names, for the HTML report */
-    char **files;        /* the capture files, n_files of them */
+    const char *write_path; /* -w */
+    const char *run_as;     /* -Z */
+    char protocols[128];    /* "SMTP, POP3 and IMAP": the protocols' names, for the HTML report */
+    char **files;           /* the capture files, n_files of them */
     int n_files;
 };
 
@@ -190,7 +195,7 @@ static void cmdline_defaults(struct cmdline *o)
     cfg->workers = ncpu > 1 ? (ncpu > 16 ? 16 : (unsigned)ncpu) : 0;
     o->color = "auto";
     o->progress = -1;
-    o->live = (struct mx_live_opts){ NULL, NULL, true, NULL };
+    o->live = (struct mx_live_opts){ NULL, NULL, true };
 }
 
 /* The long options without a short form. */
@@ -278,12 +283,14 @@ static int apply_option(struct cmdline *o, int c, char *arg)
         break;
     case OPT_EXTRACT: {
         struct stat st;
+        char name[1024];
+        mx_text_escape(arg, name, sizeof(name));
         if (mkdir(arg, 0777) != 0 && errno != EEXIST) {
-            fprintf(stderr, "mxray: cannot create %s: %s\n", arg, strerror(errno));
+            fprintf(stderr, "mxray: cannot create %s: %s\n", name, strerror(errno));
             return 1;
         }
         if (stat(arg, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            fprintf(stderr, "mxray: --extract %s is not a directory\n", arg);
+            fprintf(stderr, "mxray: --extract %s is not a directory\n", name);
             return 1;
         }
         cfg->extract_dir = arg;
@@ -316,7 +323,7 @@ static int apply_option(struct cmdline *o, int c, char *arg)
         o->live.filter = arg;
         break;
     case 'w':
-        o->live.write_path = arg;
+        o->write_path = arg;
         break;
     case 'Z':
         o->run_as = arg;
@@ -362,6 +369,89 @@ static int apply_option(struct cmdline *o, int c, char *arg)
     default:
         usage(stderr);
         return 2;
+    }
+    return -1;
+}
+
+/* True when a report goes to standard output: the timeline, mxray audit's
+ * table, --failures, or --json or --html "-". */
+static bool report_to_stdout(const struct cmdline *o)
+{
+    return (!o->json && !o->html) || o->audit || o->failures || (o->json && !strcmp(o->json, "-")) ||
+           (o->html && !strcmp(o->html, "-"));
+}
+
+/* True when anything goes to standard output: a report, or -w -. */
+static bool writes_stdout(const struct cmdline *o)
+{
+    return report_to_stdout(o) || (o->write_path && !strcmp(o->write_path, "-"));
+}
+
+/* A path of the command line and the file it names. */
+struct named_file {
+    const char *opt, *path; /* opt NULL: an input */
+    struct mx_fileid id;
+};
+
+/* How a path of the command line is named in a message: the option and
+ * the path escaped, or standard input or output. */
+static void file_label(const struct named_file *f, char *buf, size_t len)
+{
+    char name[1024];
+    mx_text_escape(f->path, name, sizeof(name));
+    if (!strcmp(f->path, "-"))
+        snprintf(buf, len, "%s", f->opt ? "standard output" : "standard input");
+    else if (!f->opt)
+        snprintf(buf, len, "the input %s", name);
+    else
+        snprintf(buf, len, "%s %s", f->opt, name);
+}
+
+/* Says that output a is b (an input or an earlier output); returns the
+ * usage error's status. */
+static int same_file(const struct named_file *a, const struct named_file *b)
+{
+    char la[1100], lb[1100];
+    file_label(a, la, sizeof(la));
+    file_label(b, lb, sizeof(lb));
+    fprintf(stderr, "mxray: %s is the same file as %s: refused (an output must not be an input or another output)\n",
+            la, lb);
+    return 2;
+}
+
+/* No output may be an input (--html cap.pcap cap.pcap would empty the
+ * capture before reading it) or another output (--json X --html X would mix
+ * two reports in one file). Paths are compared by the file they name
+ * (device and inode, mx_fileid), so that a hard link, a symbolic link or
+ * another spelling is caught too; standard input and output by the file
+ * they are, when they are files. Returns -1 to go on, else 2 after saying
+ * which. */
+static int check_outputs(const struct cmdline *o)
+{
+    const char *opt[] = { "--json", "--html", "-w", "--streams", "--extract" };
+    const char *path[] = { o->json, o->html, o->write_path, o->streams, o->cfg.extract_dir };
+    struct named_file out[6];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
+        out[n].opt = opt[i];
+        out[n].path = path[i];
+        if (path[i] && strcmp(path[i], "-") && mx_fileid_of_path(path[i], &out[n].id))
+            n++;
+    }
+    out[n].opt = "";
+    out[n].path = "-";
+    if (writes_stdout(o) && mx_fileid_of_fd(STDOUT_FILENO, &out[n].id))
+        n++;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (mx_fileid_same(&out[i].id, &out[j].id))
+                return same_file(&out[i], &out[j]);
+    for (int k = 0; k < o->n_files; k++) {
+        struct named_file in = { NULL, o->files[k], { 0 } };
+        bool known = strcmp(in.path, "-") ? mx_fileid_of_path(in.path, &in.id) : mx_fileid_of_fd(STDIN_FILENO, &in.id);
+        for (size_t i = 0; known && i < n; i++)
+            if (mx_fileid_same(&out[i].id, &in.id))
+                return same_file(&out[i], &in);
     }
     return -1;
 }
@@ -421,7 +511,12 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         fprintf(stderr, "mxray: --json and --html cannot both write to standard output\n");
         return 2;
     }
-    if (!o->live.iface && (o->live.filter || o->live.write_path || o->run_as)) {
+    if (o->write_path && !strcmp(o->write_path, "-") && report_to_stdout(o)) {
+        /* The packets and a report would be mixed in one stream. */
+        fprintf(stderr, "mxray: -w - and the report cannot both write to standard output\n");
+        return 2;
+    }
+    if (!o->live.iface && (o->live.filter || o->write_path || o->run_as)) {
         fprintf(stderr, "mxray: -f, -w and -Z go with -i\n");
         return 2;
     }
@@ -429,7 +524,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         fprintf(stderr, "mxray: no capture file given (try --help)\n");
         return 2;
     }
-    return -1;
+    return check_outputs(o);
 }
 
 /* Subscribes the reporters the command line asks for: --json and --html
@@ -445,7 +540,9 @@ static bool add_reporters(struct mx_sink *sink, const struct cmdline *o)
         bool to_stdout = !strcmp(path, "-");
         FILE *fp = to_stdout ? stdout : fopen(path, "w");
         if (!fp) {
-            fprintf(stderr, "mxray: cannot write %s: %s\n", path, strerror(errno));
+            char name[1024];
+            mx_text_escape(path, name, sizeof(name));
+            fprintf(stderr, "mxray: cannot write %s: %s\n", name, strerror(errno));
             return false;
         }
         /* The HTML report's open sessions: an eighth of --memory, from the
@@ -490,6 +587,18 @@ static bool run_live(struct mx_engine *eng, struct cmdline *o)
         in->ops->close(in);
         return false;
     }
+    /* -w is opened only now, as the -Z user: as tcpdump does (-Z drops
+     * root after opening the interface, before the savefile), the file is
+     * created with that user's rights and owned by them, so root's rights
+     * are never lent to a path someone else may control. Without -Z, it is
+     * still never opened through a symbolic link (mx_input_live_dump). */
+    if (o->write_path && !mx_input_live_dump(in, o->write_path, err, sizeof(err))) {
+        char name[1024];
+        mx_text_escape(o->write_path, name, sizeof(name));
+        fprintf(stderr, "mxray: -w %s: %s\n", name, err);
+        in->ops->close(in);
+        return false;
+    }
     live_input = in;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -520,7 +629,11 @@ static bool run_files(struct mx_engine *eng, const struct cmdline *o)
         char err[512];
         struct mx_input *in = mx_input_open_file(o->files[i], err, sizeof(err));
         if (!in) {
-            fprintf(stderr, "mxray: %s: %s\n", o->files[i], err);
+            /* The name, and libpcap's message that may repeat it, escaped. */
+            char name[1024], why[2048];
+            mx_text_escape(o->files[i], name, sizeof(name));
+            mx_text_escape(err, why, sizeof(why));
+            fprintf(stderr, "mxray: %s: %s\n", name, why);
             opened_all = false;
             continue;
         }
@@ -547,10 +660,8 @@ int main(int argc, char **argv)
         goto out;
     /* A progress line is for files read at a terminal, unless the report
      * itself goes to that terminal; live capture has no end to measure. */
-    bool stdout_report = (!o.json && !o.html) || o.audit || o.failures || (o.json && !strcmp(o.json, "-")) ||
-                         (o.html && !strcmp(o.html, "-"));
     if (o.progress < 0)
-        o.progress = isatty(STDERR_FILENO) && o.cfg.warnings && !(stdout_report && isatty(STDOUT_FILENO));
+        o.progress = isatty(STDERR_FILENO) && o.cfg.warnings && !(writes_stdout(&o) && isatty(STDOUT_FILENO));
     if (o.progress && !o.live.iface)
         o.cfg.progress = show_progress;
     char err[512];

@@ -1,12 +1,15 @@
 /* input.c - capture-file input through libpcap (pcap and pcapng, us and ns timestamps). */
 #include "capture/input.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 struct file_input {
     struct mx_input base;
@@ -246,15 +249,41 @@ struct mx_input *mx_input_open_live(const struct mx_live_opts *o, char *err, siz
     l->linktype = pcap_datalink(l->pcap);
     if (l->linktype == DLT_RAW)
         l->linktype = MX_LINKTYPE_RAW;
-    if (o->write_path) {
-        l->dump = pcap_dump_open(l->pcap, o->write_path);
-        if (!l->dump) {
-            snprintf(err, errlen, "%s: %s", o->write_path, pcap_geterr(l->pcap));
-            goto fail;
-        }
-    }
     return &l->base;
 fail:
     live_close(&l->base);
     return NULL;
+}
+
+bool mx_input_live_dump(struct mx_input *in, const char *path, char *err, size_t errlen)
+{
+    struct live_input *l = (struct live_input *)in;
+    if (in->ops != &live_ops || l->dump) {
+        snprintf(err, errlen, "not a live capture, or already written");
+        return false;
+    }
+    FILE *fp = stdout;
+    if (strcmp(path, "-")) {
+        /* O_NOFOLLOW: a symbolic link at the path is refused (ELOOP), not
+         * followed to whatever it names. */
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd < 0) {
+            snprintf(err, errlen, "%s", errno == ELOOP ? "a symbolic link: not followed" : strerror(errno));
+            return false;
+        }
+        fp = fdopen(fd, "wb");
+        if (!fp) {
+            snprintf(err, errlen, "%s", strerror(errno));
+            close(fd);
+            return false;
+        }
+    }
+    l->dump = pcap_dump_fopen(l->pcap, fp); /* writes the file header */
+    if (!l->dump) {
+        snprintf(err, errlen, "%s", pcap_geterr(l->pcap));
+        if (fp != stdout)
+            fclose(fp);
+        return false;
+    }
+    return true;
 }

@@ -45,17 +45,21 @@ struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen);
  * for messages. Tests and fuzz targets read captures from memory this way. */
 struct mx_input *mx_input_open_stream(FILE *fp, const char *name, char *err, size_t errlen);
 
-/* Live capture options (-i, -f, -w, --no-promisc). */
+/* Live capture options (-i, -f, --no-promisc). */
 struct mx_live_opts {
     const char *iface;
     const char *filter; /* BPF (main's default: the mail ports, mx_protocols_filter) */
     bool promisc;
-    const char *write_path; /* -w: also write the raw packets there, or NULL */
 };
 
 /* Opens an interface for capture with whole packets (snaplen 262144) and a
  * short read timeout, so that next() can report ticks. NULL with err on
  * failure (no permission, no such interface, a bad filter). */
 struct mx_input *mx_input_open_live(const struct mx_live_opts *o, char *err, size_t errlen);
+/* -w: makes the live source `in` also write every packet it reads to path
+ * (pcap; "-" for standard output), created or truncated, never through a
+ * symbolic link at path. The caller opens it once it runs as the user that
+ * should own the file (main: after -Z). False with err on failure. */
+bool mx_input_live_dump(struct mx_input *in, const char *path, char *err, size_t errlen);
 
 #endif

@@ -2,6 +2,7 @@
  * evicted under the memory cap, their records, and the summary. Dissecting is host.c's,
  * worker threads are pipeline.c's. */
 #include "engine/internal.h"
+#include "event/text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -87,9 +88,13 @@ static void warn_once(struct mx_engine *e, enum mx_core_anomaly a, mx_frame_t fr
 {
     if (!e->cfg.warnings || !is_damage(a) || atomic_exchange(&e->root->warned[a], true))
         return;
-    const char *file = file_of(e, frame);
+    /* The file's name and libpcap's message (which may repeat it) escaped:
+     * a name's bytes must not drive the terminal either. */
+    char file[4 * sizeof(((struct mx_file *)0)->name)], more[2048];
+    mx_text_escape(file_of(e, frame), file, sizeof(file));
+    mx_text_escape(extra ? extra : "", more, sizeof(more));
     fprintf(stderr, "mxray: warning: %s%sframe %" PRIu64 ": %s%s%s (further ones are counted in the summary)\n", file,
-            *file ? ": " : "", frame, mx_core_anomalies[a].desc, extra ? ": " : "", extra ? extra : "");
+            *file ? ": " : "", frame, mx_core_anomalies[a].desc, extra ? ": " : "", more);
 }
 
 /* An anomaly event, attributed to a flow when there is one. */
@@ -870,7 +875,8 @@ static void emit_summary(struct mx_engine *e)
     mx_ev_arr(ev, "files");
     for (size_t i = 0; i < e->files.n; i++) {
         mx_ev_obj(ev, NULL);
-        mx_ev_str(ev, "path", e->files.f[i].name);
+        /* A file name is any bytes: made valid UTF-8 as wire text is. */
+        mx_ev_wire(ev, "path", mx_slice_make(e->files.f[i].name, strlen(e->files.f[i].name)));
         mx_ev_uint(ev, "first_frame", e->files.f[i].first_frame);
         mx_ev_uint(ev, "frames", e->files.f[i].frames);
         mx_ev_int(ev, "linktype", e->files.f[i].linktype);

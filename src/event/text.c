@@ -100,19 +100,55 @@ void mx_time_iso(mx_time_t t, char *buf, size_t len)
     buf[b + 8] = 0;
 }
 
+size_t mx_escape_char(const uint8_t *p, size_t n, char rep[MX_ESC_MAX], size_t *len)
+{
+    size_t k = utf8_seq_len(p, n);
+    *len = k ? k : 1;
+    if (!k || (k == 1 && (p[0] < 0x20 || p[0] == 0x7f))) {
+        snprintf(rep, MX_ESC_MAX, "\\x%02x", p[0]);
+        return 4;
+    }
+    uint32_t cp = k == 1 ? p[0] : (uint32_t)(p[0] & (0x7F >> k));
+    for (size_t i = 1; i < k; i++)
+        cp = cp << 6 | (p[i] & 0x3F);
+    if ((cp >= 0x80 && cp <= 0x9F) || mx_is_bidi_control(cp)) {
+        snprintf(rep, MX_ESC_MAX, "\\u%04x", (unsigned)cp);
+        return 6;
+    }
+    return 0;
+}
+
 void mx_fput_escaped(FILE *out, struct mx_slice s)
 {
-    const uint8_t *p = s.ptr;
-    size_t n = s.len;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = p[i];
-        if (c < 0x20 || c == 0x7f) {
-            fprintf(out, "\\x%02x", c);
-        } else if (c == 0xC2 && i + 1 < n && p[i + 1] >= 0x80 && p[i + 1] <= 0x9F) {
-            fprintf(out, "\\u%04x", p[i + 1]); /* C1 control, U+0080..U+009F */
-            i++;
-        } else {
-            fputc(c, out);
+    size_t run = 0; /* bytes shown as they are, not yet written */
+    char rep[MX_ESC_MAX];
+    for (size_t i = 0, len; i < s.len; i += len) {
+        size_t r = mx_escape_char(s.ptr + i, s.len - i, rep, &len);
+        if (!r) {
+            run += len;
+            continue;
         }
+        fwrite(s.ptr + i - run, 1, run, out);
+        run = 0;
+        fputs(rep, out);
     }
+    fwrite(s.ptr + s.len - run, 1, run, out);
+}
+
+size_t mx_text_escape(const char *s, char *out, size_t cap)
+{
+    const uint8_t *p = (const uint8_t *)s;
+    size_t n = strlen(s), o = 0;
+    char rep[MX_ESC_MAX];
+    for (size_t i = 0, len; i < n; i += len) {
+        size_t r = mx_escape_char(p + i, n - i, rep, &len);
+        const char *from = r ? rep : s + i;
+        size_t w = r ? r : len;
+        if (o + w >= cap)
+            break;
+        memcpy(out + o, from, w);
+        o += w;
+    }
+    out[o] = '\0';
+    return o;
 }

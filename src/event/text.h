@@ -4,6 +4,7 @@
 
 #include "core/mx.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /* The length of the longest prefix of p[0..n) that does not end inside a
@@ -40,9 +41,35 @@ static inline void mx_text_copy(char *dst, size_t cap, struct mx_slice s)
  * than cap) as valid UTF-8, writing each invalid byte as the text \xNN. */
 size_t mx_utf8_sanitize(struct mx_slice s, char *out, size_t cap);
 
-/* Writes valid UTF-8 text with every control character (C0, DEL, C1) shown
- * as \xNN or \u00NN, so that no byte from the wire drives a terminal. */
-void mx_fput_escaped(FILE *out, struct mx_slice utf8);
+/* Unicode TR#9 §2: the directional formatting characters, which reorder
+ * the text shown around them: the marks (U+061C ALM, U+200E LRM, U+200F
+ * RLM), embeddings and overrides (U+202A-U+202E) and isolates
+ * (U+2066-U+2069). */
+static inline bool mx_is_bidi_control(uint32_t cp)
+{
+    return cp == 0x061C || cp == 0x200E || cp == 0x200F || (cp >= 0x202A && cp <= 0x202E) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* The room an escape of one character takes, with its NUL. */
+#define MX_ESC_MAX 8
+
+/* How the character at p[0..n) (n > 0) is shown to people, the one rule
+ * every view follows: an invalid UTF-8 byte (RFC 3629) and a C0 control or
+ * DEL as \xNN, a C1 control as \u00NN, a bidirectional control as \uNNNN;
+ * anything else as it is. Sets *len to the bytes the character takes and
+ * returns the length of its escape written to rep (NUL-terminated), or 0
+ * when it is shown as it is. */
+size_t mx_escape_char(const uint8_t *p, size_t n, char rep[MX_ESC_MAX], size_t *len);
+
+/* Writes any bytes (wire text, a file name) escaped by mx_escape_char, so
+ * that no byte drives a terminal or reorders the line it is on. */
+void mx_fput_escaped(FILE *out, struct mx_slice s);
+
+/* The same into out[cap] (cap > 0) as a C string, cut at a character
+ * boundary when it does not fit; returns its length. For a name in a
+ * message: mx_text_escape(name, buf, sizeof(buf)). */
+size_t mx_text_escape(const char *s, char *out, size_t cap);
 
 /* Formats t as ISO 8601 UTC with microseconds into buf (>= 32 bytes). */
 void mx_time_iso(mx_time_t t, char *buf, size_t len);

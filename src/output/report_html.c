@@ -15,8 +15,8 @@
  * sessions hold together (their rows, texts and message trees) is charged to
  * one budget, a share of --memory ("The report's memory" below).
  *
- * Wire text is escaped everywhere (HTML's five specials, control characters
- * and bidirectional overrides shown as \xNN / \uNNNN): a hostile capture
+ * Wire text is escaped everywhere (HTML's five specials; invalid UTF-8,
+ * control characters and bidirectional controls shown as \xNN / \uNNNN): a hostile capture
  * cannot inject markup, script or a misleading direction of text. The only
  * script is our own, at the end, and reads wire text only through the DOM
  * (textContent). */
@@ -113,27 +113,27 @@ static void hb_free(struct hbuf *b)
     b->full = false;
 }
 
-/* Escapes valid UTF-8 text for HTML text and attribute values (HTML 5
- * §13.1.2.6 and §13.5): & < > " ' as references; C0, DEL and C1 controls as
- * \xNN or \u00NN; the bidirectional embeddings, overrides and isolates
- * (U+202A-U+202E, U+2066-U+2069, Unicode TR#9 §2) as \uNNNN so that wire
- * text cannot reorder what is shown around it. newlines: keep '\n' as is
- * (inside <title> and <pre>) instead of \x0a. max_cp > 0 cuts the text after
- * that many code points and adds an ellipsis. */
+/* Escapes text for HTML text and attribute values (HTML 5 §13.1.2.6 and
+ * §13.5): & < > " ' as references, and what mx_escape_char escapes for every
+ * view (invalid UTF-8, control characters, the bidirectional controls of
+ * Unicode TR#9 §2, so that wire text cannot reorder what is shown around
+ * it) as \xNN / \uNNNN. newlines: keep '\n' as is (inside <title> and <pre>)
+ * instead of \x0a. max_cp > 0 cuts the text after that many code points and
+ * adds an ellipsis. */
 static void hb_esc(struct hbuf *b, struct mx_slice s, size_t max_cp, bool newlines)
 {
     const uint8_t *p = s.ptr;
-    size_t n = s.len, cp = 0, run = 0;
-    char tmp[16];
-    for (size_t i = 0; i < n; i++) {
+    size_t n = s.len, cp = 0, run = 0, len;
+    char tmp[MX_ESC_MAX];
+    for (size_t i = 0; i < n; i += len) {
         uint8_t c = p[i];
-        if ((c & 0xC0) != 0x80 && max_cp && cp++ == max_cp) {
+        len = 1;
+        if (max_cp && cp++ == max_cp) {
             hb_put(b, p + i - run, run);
             hb_puts(b, "\xE2\x80\xA6");
             return;
         }
         const char *rep = NULL;
-        size_t skip = 0;
         switch (c) {
         case '&':
             rep = "&amp;";
@@ -150,30 +150,21 @@ static void hb_esc(struct hbuf *b, struct mx_slice s, size_t max_cp, bool newlin
         case '\'':
             rep = "&#39;";
             break;
+        case '\n':
+            if (newlines)
+                break;
+            /* fall through */
         default:
-            if ((c < 0x20 && !(c == '\n' && newlines)) || c == 0x7f) {
-                snprintf(tmp, sizeof(tmp), "\\x%02x", c);
+            if (mx_escape_char(p + i, n - i, tmp, &len))
                 rep = tmp;
-            } else if (c == 0xC2 && i + 1 < n && p[i + 1] >= 0x80 && p[i + 1] <= 0x9F) {
-                snprintf(tmp, sizeof(tmp), "\\u%04x", p[i + 1]);
-                rep = tmp;
-                skip = 1;
-            } else if (c == 0xE2 && i + 2 < n &&
-                       ((p[i + 1] == 0x80 && p[i + 2] >= 0xAA && p[i + 2] <= 0xAE) ||
-                        (p[i + 1] == 0x81 && p[i + 2] >= 0xA6 && p[i + 2] <= 0xA9))) {
-                snprintf(tmp, sizeof(tmp), "\\u%04x", 0x2000 + ((p[i + 1] & 0x3F) << 6) + (p[i + 2] & 0x3F));
-                rep = tmp;
-                skip = 2;
-            }
         }
         if (!rep) {
-            run++;
+            run += len;
             continue;
         }
         hb_put(b, p + i - run, run);
         run = 0;
         hb_puts(b, rep);
-        i += skip;
     }
     hb_put(b, p + n - run, run);
 }

@@ -12,22 +12,14 @@ struct text_rep {
     bool close_out;
     bool color;
     bool failed;
-    struct mx_buf buf; /* a text made valid UTF-8 */
 };
 
-/* Writes s with every control character (C0, DEL and C1) shown as \xNN or
- * \u00NN, so no byte from the wire can drive the terminal. */
+/* Writes s escaped as every view escapes it (mx_escape_char): invalid UTF-8,
+ * control characters (C0, DEL and C1) and bidirectional controls as \xNN or
+ * \uNNNN, so no byte from the wire can drive the terminal or reorder the line. */
 static void put_escaped(struct text_rep *r, struct mx_slice s)
 {
-    if (s.len > (SIZE_MAX - 16) / 4)
-        return;
-    size_t need = s.len * 4 + 16; /* each invalid byte may become 4 */
-    if (mx_buf_reserve(&r->buf, need) != MX_BUF_OK) {
-        r->failed = true;
-        return;
-    }
-    size_t n = mx_utf8_sanitize(s, r->buf.p, need);
-    mx_fput_escaped(r->out, mx_slice_make(r->buf.p, n));
+    mx_fput_escaped(r->out, s);
 }
 
 static const char *color_of(const struct mx_event *e)
@@ -141,7 +133,6 @@ static void text_free(void *ctx)
     struct text_rep *r = ctx;
     if (r->close_out)
         fclose(r->out);
-    mx_buf_free(&r->buf);
     free(r);
 }
 
@@ -161,7 +152,6 @@ bool mx_report_text_add(struct mx_sink *s, FILE *out, bool close_out, bool color
     r->out = out;
     r->close_out = close_out;
     r->color = color;
-    mx_buf_init(&r->buf, 1, 4096, SIZE_MAX);
     if (!mx_sink_add(s, &text_ops, r)) {
         free(r);
         return false;

@@ -2,10 +2,13 @@
 #include "output/streams.h"
 
 #include "core/buf.h"
+#include "core/idmap.h"
+#include "event/text.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,7 @@
 #define MX_STREAMS_MAX_OPEN 128   /* streams with open files at once */
 #define MX_STREAMS_MAX_GAPS 10000 /* gaps listed per direction; more are counted */
 #define MX_STREAMS_NAME 160
+#define MX_STREAMS_MAX_NAMES (1u << 20) /* 4-tuples whose repeats are counted */
 
 struct gap {
     uint64_t off, len;
@@ -23,7 +27,12 @@ struct gap {
 
 struct half {
     FILE *fp;
-    bool created;
+    bool created; /* the file exists: it is reopened, never created again */
+    bool failed;  /* it could not be written: its bytes are counted, not written */
+    dev_t dev;    /* the file created, known again by these on reopening */
+    ino_t ino;
+    uid_t uid;
+    struct timespec ctime; /* its change time when it was last closed */
     uint64_t bytes;
     struct mx_buf gaps; /* struct gap, at most MX_STREAMS_MAX_GAPS */
     uint64_t gaps_dropped;
@@ -42,50 +51,72 @@ struct mx_stream {
 };
 
 struct mx_streams {
-    char dir[4096];
+    char dir[4096]; /* for messages */
+    int dirfd;      /* every file is created relative to it */
     FILE *index;
     bool first_entry;
     bool failed;
     struct mx_stream *open_head, *open_tail;
     size_t n_open;
+    struct mx_idmap names; /* a 4-tuple name's hash -> how many streams took it */
+    uint64_t errors;       /* files that could not be written */
 };
 
 static const char *const dir_ext[2] = { "c2s", "s2c" };
+
+/* Creates `name` in the directory: O_EXCL|O_NOFOLLOW, so that nothing put
+ * there during the run (a symbolic link, a file) is followed or written
+ * over; the open then fails with EEXIST. */
+static int create_in(int dirfd, const char *name)
+{
+    return openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+}
 
 struct mx_streams *mx_streams_new(const char *dir, char *err, size_t errlen)
 {
     struct mx_streams *ss = NULL;
     DIR *dh = NULL;
+    char name[1024];
+    mx_text_escape(dir, name, sizeof(name));
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        snprintf(err, errlen, "cannot create %s: %s", name, strerror(errno));
         goto fail;
-    }
-    dh = opendir(dir);
-    if (!dh) {
-        snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno));
-        goto fail;
-    }
-    struct dirent *de;
-    while ((de = readdir(dh)) != NULL) {
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
-            snprintf(err, errlen, "%s is not empty", dir);
-            goto fail;
-        }
     }
     ss = calloc(1, sizeof(*ss));
     if (!ss) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    ss->dirfd = -1;
     if (snprintf(ss->dir, sizeof(ss->dir), "%s", dir) >= (int)sizeof(ss->dir)) {
         snprintf(err, errlen, "directory name too long");
         goto fail;
     }
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/index.json", dir);
-    ss->index = fopen(path, "w");
+    /* The directory is opened once: it is checked empty, and every file
+     * created, in what this descriptor names, whatever its name comes to
+     * name later. */
+    ss->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = ss->dirfd < 0 ? -1 : dup(ss->dirfd);
+    dh = fd < 0 ? NULL : fdopendir(fd);
+    if (!dh) {
+        snprintf(err, errlen, "cannot open %s: %s", name, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        goto fail;
+    }
+    struct dirent *de;
+    while ((de = readdir(dh)) != NULL) {
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+            snprintf(err, errlen, "%s is not empty", name);
+            goto fail;
+        }
+    }
+    fd = create_in(ss->dirfd, "index.json");
+    ss->index = fd < 0 ? NULL : fdopen(fd, "w");
     if (!ss->index) {
-        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot create %s/index.json: %s", name, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         goto fail;
     }
     fputs("{\"streams\":[\n", ss->index);
@@ -95,8 +126,23 @@ struct mx_streams *mx_streams_new(const char *dir, char *err, size_t errlen)
 fail:
     if (dh)
         closedir(dh);
+    if (ss && ss->dirfd >= 0)
+        close(ss->dirfd);
     free(ss);
     return NULL;
+}
+
+/* A file of the directory could not be written: the run fails, and says so
+ * once (streams_finish counts the others). */
+static void streams_error(struct mx_streams *ss, const char *file, const char *why)
+{
+    ss->failed = true;
+    if (ss->errors++)
+        return;
+    char dir[1024], name[MX_STREAMS_NAME * 4];
+    mx_text_escape(ss->dir, dir, sizeof(dir));
+    mx_text_escape(file, name, sizeof(name));
+    fprintf(stderr, "mxray: --streams: %s/%s: %s; its bytes are not written\n", dir, name, why);
 }
 
 /* An address as it appears in a file name: IPv6 colons become dashes. */
@@ -146,10 +192,16 @@ static void close_files(struct mx_streams *ss, struct mx_stream *st)
 {
     bool was_open = false;
     for (int d = 0; d < 2; d++) {
-        if (st->h[d].fp) {
-            if (fclose(st->h[d].fp) != 0)
+        struct half *h = &st->h[d];
+        if (h->fp) {
+            /* The change time after the last write: a file put in its place
+             * later cannot have it (open_half). */
+            struct stat sb;
+            if (fflush(h->fp) == 0 && fstat(fileno(h->fp), &sb) == 0)
+                h->ctime = sb.st_ctim;
+            if (fclose(h->fp) != 0)
                 ss->failed = true;
-            st->h[d].fp = NULL;
+            h->fp = NULL;
             was_open = true;
         }
     }
@@ -157,47 +209,107 @@ static void close_files(struct mx_streams *ss, struct mx_stream *st)
         open_unlink(ss, st);
 }
 
-/* Picks the stream's name: the 4-tuple, with _2, _3, ... when it repeats. */
-static bool choose_name(struct mx_streams *ss, struct mx_stream *st)
+/* FNV-1a (64 bits) of a name, never 0 (an idmap key). */
+static uint64_t name_hash(const char *s)
 {
-    char c[MX_ADDR_STRLEN], s[MX_ADDR_STRLEN];
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * UINT64_C(1099511628211);
+    return h ? h : 1;
+}
+
+/* Names the stream after its 4-tuple, with _2, _3, ... when the 4-tuple
+ * repeats: a count per 4-tuple, so naming costs the same however many
+ * streams came before, and no file is tried. Two 4-tuples whose hashes meet
+ * share a count (a number is skipped, names stay distinct: they differ in
+ * the 4-tuple). Past MX_STREAMS_MAX_NAMES 4-tuples (or without memory) a
+ * new one is named _flowN after its flow, unique in the run. */
+static void choose_name(struct mx_streams *ss, struct mx_stream *st)
+{
+    char c[MX_ADDR_STRLEN], s[MX_ADDR_STRLEN], base[2 * MX_ADDR_STRLEN + 16];
     addr_for_name(st->cli, c, sizeof(c));
     addr_for_name(st->srv, s, sizeof(s));
-    for (unsigned n = 1; n < 100000; n++) {
-        char base[MX_STREAMS_NAME];
-        if (n == 1)
-            snprintf(base, sizeof(base), "%s.%u-%s.%u", c, st->cport, s, st->sport);
-        else
-            snprintf(base, sizeof(base), "%s.%u-%s.%u_%u", c, st->cport, s, st->sport, n);
-        char path[4400];
-        snprintf(path, sizeof(path), "%s/%s.c2s", ss->dir, base);
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd < 0) {
-            if (errno == EEXIST)
-                continue;
-            return false;
+    snprintf(base, sizeof(base), "%s.%u-%s.%u", c, st->cport, s, st->sport);
+    uint64_t h = name_hash(base);
+    uintptr_t n = (uintptr_t)mx_idmap_get(&ss->names, h);
+    if (n && mx_idmap_put(&ss->names, h, (void *)(n + 1)))
+        snprintf(st->name, sizeof(st->name), "%s_%" PRIuPTR, base, n + 1);
+    else if (!n && ss->names.n < MX_STREAMS_MAX_NAMES && mx_idmap_put(&ss->names, h, (void *)(uintptr_t)1))
+        snprintf(st->name, sizeof(st->name), "%s", base);
+    else
+        snprintf(st->name, sizeof(st->name), "%s_flow%" PRIu64, base, st->flow);
+    st->named = true;
+}
+
+/* Opens the file of one direction: created the first time (create_in);
+ * after MX_STREAMS_MAX_OPEN closed it, reopened for append without
+ * following a symbolic link or blocking on a FIFO put in its place, and
+ * only if it is still the regular file created: the same device, inode and
+ * owner, no other link to it, the bytes written so far and the change time
+ * it had when closed (an inode number freed by deleting the file may come
+ * back for a new one). -1 with *why on failure. */
+static int open_half(struct mx_streams *ss, struct half *h, const char *file, const char **why)
+{
+    struct stat sb;
+    int fd;
+    if (!h->created) {
+        fd = create_in(ss->dirfd, file);
+        if (fd >= 0 && fstat(fd, &sb) == 0) {
+            h->created = true;
+            h->dev = sb.st_dev;
+            h->ino = sb.st_ino;
+            h->uid = sb.st_uid;
+            return fd;
         }
-        close(fd);
-        memcpy(st->name, base, sizeof(base));
-        st->named = true;
-        st->h[0].created = true;
-        return true;
+    } else {
+        fd = openat(ss->dirfd, file, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0 && fstat(fd, &sb) == 0) {
+            if (S_ISREG(sb.st_mode) && sb.st_dev == h->dev && sb.st_ino == h->ino && sb.st_uid == h->uid &&
+                sb.st_nlink == 1 && (uint64_t)sb.st_size == h->bytes && sb.st_ctim.tv_sec == h->ctime.tv_sec &&
+                sb.st_ctim.tv_nsec == h->ctime.tv_nsec)
+                return fd;
+            close(fd);
+            *why = "replaced by another file during the run";
+            return -1;
+        }
     }
-    return false;
+    *why = strerror(errno);
+    if (fd >= 0)
+        close(fd);
+    return -1;
 }
 
 static FILE *file_for(struct mx_streams *ss, struct mx_stream *st, enum mx_dir d)
 {
-    if (st->h[d].fp)
-        return st->h[d].fp;
-    if (!st->named && !choose_name(ss, st)) {
-        ss->failed = true;
+    struct half *h = &st->h[d];
+    if (h->fp)
+        return h->fp;
+    if (h->failed)
+        return NULL;
+    if (!st->named)
+        choose_name(ss, st);
+    bool was_open = st->h[0].fp || st->h[1].fp;
+    /* Becomes an open stream: cap how many hold files at once. */
+    while (!was_open && ss->n_open >= MX_STREAMS_MAX_OPEN && ss->open_head)
+        close_files(ss, ss->open_head);
+    char file[MX_STREAMS_NAME + 8];
+    snprintf(file, sizeof(file), "%s.%s", st->name, dir_ext[d]);
+    const char *why = NULL;
+    bool reopen = h->created;
+    int fd = open_half(ss, h, file, &why);
+    if (fd >= 0) {
+        h->fp = fdopen(fd, reopen ? "ab" : "wb");
+        if (!h->fp) {
+            why = strerror(errno);
+            close(fd);
+        }
+    }
+    if (!h->fp) {
+        h->failed = true;
+        streams_error(ss, file, why);
         return NULL;
     }
-    if (!st->h[0].fp && !st->h[1].fp) {
-        /* Becomes an open stream: cap how many hold files at once. */
-        while (ss->n_open >= MX_STREAMS_MAX_OPEN && ss->open_head)
-            close_files(ss, ss->open_head);
+    if (!was_open) {
         st->prev = ss->open_tail;
         if (ss->open_tail)
             ss->open_tail->next = st;
@@ -206,15 +318,7 @@ static FILE *file_for(struct mx_streams *ss, struct mx_stream *st, enum mx_dir d
         ss->open_tail = st;
         ss->n_open++;
     }
-    char path[4400];
-    snprintf(path, sizeof(path), "%s/%s.%s", ss->dir, st->name, dir_ext[d]);
-    st->h[d].fp = fopen(path, st->h[d].created ? "ab" : "wb");
-    if (!st->h[d].fp) {
-        ss->failed = true;
-        return NULL;
-    }
-    st->h[d].created = true;
-    return st->h[d].fp;
+    return h->fp;
 }
 
 static void stream_data(struct mx_streams *ss, struct mx_stream *st, enum mx_dir d, struct mx_slice b)
@@ -222,7 +326,7 @@ static void stream_data(struct mx_streams *ss, struct mx_stream *st, enum mx_dir
     if (!st || !b.len)
         return;
     FILE *fp = file_for(ss, st, d);
-    if (!fp || fwrite(b.ptr, 1, b.len, fp) != b.len)
+    if (fp && fwrite(b.ptr, 1, b.len, fp) != b.len)
         ss->failed = true;
     st->h[d].bytes += b.len;
 }
@@ -265,6 +369,8 @@ static json_object *half_json(const struct mx_stream *st, int d)
     json_object_object_add(o, "gaps", gaps);
     if (h->gaps_dropped)
         json_object_object_add(o, "gaps_not_listed", json_object_new_uint64(h->gaps_dropped));
+    if (h->failed)
+        json_object_object_add(o, "written", json_object_new_boolean(false));
     return o;
 }
 
@@ -276,7 +382,7 @@ static void stream_close(struct mx_streams *ss, struct mx_stream *st)
     if (any) {
         /* Both files exist for every listed stream, even an empty direction. */
         for (int d = 0; d < 2; d++)
-            if (!st->h[d].created)
+            if (!st->h[d].created && !st->h[d].failed)
                 file_for(ss, st, (enum mx_dir)d);
         close_files(ss, st);
         json_object *o = json_object_new_object();
@@ -309,6 +415,10 @@ static bool streams_finish(struct mx_streams *ss)
     fputs("\n]}\n", ss->index);
     if (fclose(ss->index) != 0)
         ok = false;
+    if (ss->errors > 1)
+        fprintf(stderr, "mxray: --streams: %" PRIu64 " files could not be written\n", ss->errors);
+    close(ss->dirfd);
+    mx_idmap_free(&ss->names);
     free(ss);
     return ok;
 }

@@ -38,6 +38,47 @@ START_TEST(utf8_sanitize)
 }
 END_TEST
 
+/* The one escaping rule of every view (mx_escape_char): invalid UTF-8, C0,
+ * DEL, C1 and the bidi controls of Unicode TR#9 escaped; everything else,
+ * including characters beside the bidi ranges, as it is. */
+START_TEST(escape_rule)
+{
+    struct {
+        const char *in;
+        const char *want;
+    } cases[] = {
+        { "plain caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "plain caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80" },
+        { "\x1b[31m\x7f\t", "\\x1b[31m\\x7f\\x09" },
+        { "a\xff"
+          "b\xe2\x82",
+          "a\\xffb\\xe2\\x82" },                                  /* invalid, cut short */
+        { "\xc2\x80\xc2\x9f\xc2\xa0", "\\u0080\\u009f\xc2\xa0" }, /* C1; NBSP kept */
+        { "\xd8\x9c\xe2\x80\x8e\xe2\x80\x8f", "\\u061c\\u200e\\u200f" },
+        { "\xe2\x80\xaa\xe2\x80\xae\xe2\x81\xa6\xe2\x81\xa9", "\\u202a\\u202e\\u2066\\u2069" },
+        { "\xe2\x80\x8d\xe2\x80\xaf\xe2\x81\xa5\xe2\x81\xaa\xd8\x9b", /* ZWJ, U+202F, U+2065, U+206A, U+061B */
+          "\xe2\x80\x8d\xe2\x80\xaf\xe2\x81\xa5\xe2\x81\xaa\xd8\x9b" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *fp = open_memstream(&buf, &len);
+        mx_fput_escaped(fp, mx_slice_make(cases[i].in, strlen(cases[i].in)));
+        fclose(fp);
+        ck_assert_msg(!strcmp(buf, cases[i].want), "case %zu: %s", i, buf);
+        free(buf);
+        char out[256];
+        ck_assert_uint_eq(mx_text_escape(cases[i].in, out, sizeof(out)), strlen(cases[i].want));
+        ck_assert_str_eq(out, cases[i].want);
+    }
+    /* Cut at a character boundary, never inside an escape, always a C string. */
+    char small[8];
+    ck_assert_uint_eq(mx_text_escape("ab\x1b\x1b", small, sizeof(small)), 6);
+    ck_assert_str_eq(small, "ab\\x1b");
+    ck_assert_uint_eq(mx_text_escape("\xe2\x80\xae", small, 6), 0);
+    ck_assert_str_eq(small, "");
+}
+END_TEST
+
 static char *run_json(void (*build)(struct mx_sink *))
 {
     char *buf = NULL;
@@ -207,6 +248,7 @@ static Suite *event_suite(void)
     Suite *s = suite_create("event");
     TCase *t = tcase_create("core");
     tcase_add_test(t, utf8_sanitize);
+    tcase_add_test(t, escape_rule);
     tcase_add_test(t, json_order_and_nesting);
     tcase_add_test(t, frames_and_auto_close);
     tcase_add_test(t, json_matches_json_c);
