@@ -50,6 +50,8 @@
     X(LOGIN_DISABLED_IGNORED,                                                                                     \
       "LOGIN sent, or accepted, although the server announced LOGINDISABLED (RFC 9051 §6.2.3)")                   \
     X(PARTIAL_AFTER_GAP, "bytes were lost inside a line or literal; what follows was resynchronised")             \
+    X(COMMAND_SPACING, "a command whose tokens are split by other whitespace than one SP (RFC 9051 §9), or "     \
+                       "after leading whitespace: read as servers that end an atom at any control read it")       \
     X(LITERAL_INCOMPLETE, "the stream ended inside a literal")                                                    \
     X(COMPRESSED_DATA_ERROR, "after COMPRESS=DEFLATE, bytes that do not inflate (RFC 4978 §4)")
 
@@ -78,6 +80,7 @@ const struct mx_mail_proto mx_imap_mail = {
         [MX_MAIL_STARTTLS_SERVER_INJECTION] = A_STARTTLS_SERVER_INJECTION,
         [MX_MAIL_AUTH_DECODE_ERROR] = A_AUTH_DECODE_ERROR,
         [MX_MAIL_PARTIAL_AFTER_GAP] = A_PARTIAL_AFTER_GAP,
+        [MX_MAIL_COMMAND_SPACING] = A_COMMAND_SPACING,
     },
     .read = imap_read,
     .gap = imap_gap,
@@ -292,6 +295,7 @@ struct token {
 struct tokz {
     const struct line *l;
     uint32_t pos, lit_i;
+    bool odd_spacing; /* tokens split by other whitespace than one SP (COMMAND_SPACING) */
 };
 
 /* The line's bytes: never a null pointer, even before the first byte is kept. */
@@ -308,7 +312,7 @@ static uint32_t llen(const struct line *l)
 
 static struct tokz tokz_of(const struct line *l)
 {
-    struct tokz z = { l, 0, 0 };
+    struct tokz z = { l, 0, 0, false };
     return z;
 }
 
@@ -319,8 +323,11 @@ static struct token next_tok(struct tokz *z)
     /* RFC 9051 §9 puts one SP between tokens; servers end an atom at any CTL
      * (Dovecot: c <= 32), and a client whose tab or run of spaces a server
      * takes must be read as that server reads it (mx_is_cmd_space). */
+    uint32_t run = z->pos;
     while (z->pos < llen(l) && mx_is_cmd_space(lbytes(l)[z->pos]))
         z->pos++;
+    if (z->pos > run && (run == 0 || z->pos - run > 1 || lbytes(l)[run] != ' '))
+        z->odd_spacing = true;
     if (z->pos >= llen(l))
         return t;
     const uint8_t *b = lbytes(l);
@@ -1275,6 +1282,8 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     struct command c = { .p = p, .z = z, .l = l, .a = a, .ts = ts };
     if (cmds[p.cmd].sent)
         cmds[p.cmd].sent(s, &c);
+    if (c.z.odd_spacing)
+        anomaly(s, MX_DIR_C2S, A_COMMAND_SPACING, l->off, llen(l));
     p = c.p;
     s->m.commands++;
     s->m.pipelined += pipelined;

@@ -112,8 +112,11 @@ static inline struct mx_slice mx_trim_cmd(struct mx_slice s)
 /* The first word of a command line, split as the servers that accept it
  * split it (mx_is_cmd_space): leading whitespace skipped, the word up to
  * the next whitespace byte, and *rest what follows that one byte (as
- * written: "MAIL FROM:<a>" gives "FROM:<a>"). */
-static inline void mx_split_command(struct mx_slice line, struct mx_slice *word, struct mx_slice *rest)
+ * written: "MAIL FROM:<a>" gives "FROM:<a>").
+ * Returns true when the spacing is not the RFCs' one SP (leading
+ * whitespace, another byte, or a run): COMMAND_SPACING, since a filter
+ * that splits on SP alone reads another command. */
+static inline bool mx_split_command(struct mx_slice line, struct mx_slice *word, struct mx_slice *rest)
 {
     size_t i = 0, n;
     while (i < line.len && mx_is_cmd_space(line.ptr[i]))
@@ -122,6 +125,7 @@ static inline void mx_split_command(struct mx_slice line, struct mx_slice *word,
         n++;
     *word = mx_slice_make(line.ptr + i, n - i);
     *rest = n < line.len ? mx_slice_make(line.ptr + n + 1, line.len - n - 1) : mx_slice_make(line.ptr + line.len, 0);
+    return i > 0 || (n < line.len && line.ptr[n] != ' ') || (rest->len && mx_is_cmd_space(rest->ptr[0]));
 }
 
 /* A line of base64 characters (RFC 4648 §4), or "*" (cancel) / "=" (empty). */

@@ -16,6 +16,7 @@ const char *const mx_mail_anomaly_names[MX_MAIL__ANOMALIES] = {
     [MX_MAIL_STARTTLS_SERVER_INJECTION] = "STARTTLS_SERVER_INJECTION",
     [MX_MAIL_AUTH_DECODE_ERROR] = "AUTH_DECODE_ERROR",
     [MX_MAIL_PARTIAL_AFTER_GAP] = "PARTIAL_AFTER_GAP",
+    [MX_MAIL_COMMAND_SPACING] = "COMMAND_SPACING",
 };
 
 const char *mx_login_outcome_name(enum mx_login_outcome o)

@@ -25,6 +25,7 @@ enum mx_mail_anomaly {
     MX_MAIL_STARTTLS_SERVER_INJECTION, /* "STARTTLS_SERVER_INJECTION" */
     MX_MAIL_AUTH_DECODE_ERROR,         /* "AUTH_DECODE_ERROR" */
     MX_MAIL_PARTIAL_AFTER_GAP,         /* "PARTIAL_AFTER_GAP" */
+    MX_MAIL_COMMAND_SPACING,           /* "COMMAND_SPACING" */
     MX_MAIL__ANOMALIES,
 };
 
@@ -43,6 +44,7 @@ extern const char *const mx_mail_anomaly_names[MX_MAIL__ANOMALIES];
         [MX_MAIL_STARTTLS_CLIENT_INJECTION] = P##STARTTLS_CLIENT_INJECTION,                                        \
         [MX_MAIL_STARTTLS_SERVER_INJECTION] = P##STARTTLS_SERVER_INJECTION,                                        \
         [MX_MAIL_AUTH_DECODE_ERROR] = P##AUTH_DECODE_ERROR, [MX_MAIL_PARTIAL_AFTER_GAP] = P##PARTIAL_AFTER_GAP,    \
+        [MX_MAIL_COMMAND_SPACING] = P##COMMAND_SPACING,                                                            \
     }
 
 /* What a protocol tells the shared layer about itself. */

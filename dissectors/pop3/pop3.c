@@ -24,20 +24,22 @@
 #define POP3_MAX_FAILURES 32    /* -ERR responses listed in the session record */
 
 /* Anomalies: stable names, in the order of this list (the flow record's). */
-#define POP3_ANOMALIES(X)                                                                                 \
-    X(LONG_COMMAND_LINE, "a command line longer than the cap")                                            \
-    X(LONG_RESPONSE_LINE, "a response line longer than the cap")                                          \
-    X(INVALID_RESPONSE_LINE, "a server line that is neither +OK, -ERR nor a continuation (RFC 1939 §3)")  \
-    X(UNMATCHED_RESPONSE, "a response with no command waiting for it")                                    \
-    X(TOO_MANY_PENDING_COMMANDS, "more commands awaiting responses than the cap")                         \
-    X(UNKNOWN_COMMAND, "a command POP3 and its extensions do not define")                                 \
-    X(BARE_LF, "a line ended by LF without CR (RFC 1939 §3)")                                             \
-    X(COMMAND_OUT_OF_SEQUENCE, "a command the session state does not allow (PASS without USER)")          \
-    X(RESPONSE_INCOMPLETE, "a multi-line response that never got its terminating \".\" (RFC 1939 §3)")    \
-    X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STLS, before the TLS handshake (RFC 2595 §4)") \
-    X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its +OK to STLS, before the handshake") \
-    X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")             \
-    X(PARTIAL_AFTER_GAP, "bytes were lost inside a response; what follows was resynchronised")            \
+#define POP3_ANOMALIES(X)                                                                                  \
+    X(LONG_COMMAND_LINE, "a command line longer than the cap")                                             \
+    X(LONG_RESPONSE_LINE, "a response line longer than the cap")                                           \
+    X(INVALID_RESPONSE_LINE, "a server line that is neither +OK, -ERR nor a continuation (RFC 1939 §3)")   \
+    X(UNMATCHED_RESPONSE, "a response with no command waiting for it")                                     \
+    X(TOO_MANY_PENDING_COMMANDS, "more commands awaiting responses than the cap")                          \
+    X(UNKNOWN_COMMAND, "a command POP3 and its extensions do not define")                                  \
+    X(BARE_LF, "a line ended by LF without CR (RFC 1939 §3)")                                              \
+    X(COMMAND_OUT_OF_SEQUENCE, "a command the session state does not allow (PASS without USER)")           \
+    X(RESPONSE_INCOMPLETE, "a multi-line response that never got its terminating \".\" (RFC 1939 §3)")     \
+    X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STLS, before the TLS handshake (RFC 2595 §4)")  \
+    X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its +OK to STLS, before the handshake")  \
+    X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")              \
+    X(PARTIAL_AFTER_GAP, "bytes were lost inside a response; what follows was resynchronised")             \
+    X(COMMAND_SPACING, "a command split by other whitespace than one SP (RFC 1939 §3), or after leading " \
+                       "whitespace: read as servers that split on any whitespace read it")                 \
     X(GREETING_MISSING, "the server answered a command without having sent its greeting (RFC 1939 §4)")
 
 enum { POP3_ANOMALIES(MX_ANOMALY_ENUM) };
@@ -688,6 +690,7 @@ struct command {
     const char *shown; /* the argument as shown, when it holds a secret */
     char shown_buf[96];
     size_t redacted_len; /* not 0: the line may be a secret (mx_mail_line_maybe_secret) */
+    bool odd_spacing;    /* split by other whitespace than one SP (COMMAND_SPACING) */
 };
 
 /* ---- What each command does (RFC 1939 §5-§7, RFC 2449, RFC 5034, RFC 2595) ---- */
@@ -721,7 +724,7 @@ static void sent_pass(struct pop3 *s, struct command *c)
 static void sent_apop(struct pop3 *s, struct command *c)
 {
     struct mx_slice name, digest;
-    mx_split_command(c->targ, &name, &digest);
+    c->odd_spacing |= mx_split_command(c->targ, &name, &digest);
     digest = mx_trim_cmd(digest);
     struct mx_mail_login *l = mx_mail_login_start(&s->m, mx_slice_make("APOP", 4), c->a, c->ts);
     if (l) {
@@ -739,7 +742,7 @@ static void sent_apop(struct pop3 *s, struct command *c)
 static void sent_auth(struct pop3 *s, struct command *c)
 {
     struct mx_slice mech, ir;
-    mx_split_command(c->targ, &mech, &ir);
+    c->odd_spacing |= mx_split_command(c->targ, &mech, &ir);
     if (!mech.len) {
         c->p.multi = true;
         mx_caps_clear(&s->mechs);
@@ -988,7 +991,7 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     mx_mail_seen(&s->m, c.ts);
     if (bare_lf)
         anomaly(s, MX_DIR_C2S, A_BARE_LF, off, raw);
-    mx_split_command(line, &c.verb, &c.arg);
+    c.odd_spacing = mx_split_command(line, &c.verb, &c.arg);
     c.cmd = cmd_of(c.verb);
     /* After "+ " the line is a SASL message. While an exchange is open, a
      * base64 line that is no command is one too, even if the "+ " was lost:
@@ -1023,6 +1026,8 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     c.has_num = number(c.targ, &c.n1, &c.used) && c.n1 <= UINT32_MAX;
     if (cmds[c.cmd].sent)
         cmds[c.cmd].sent(s, &c);
+    if (c.odd_spacing)
+        anomaly(s, MX_DIR_C2S, A_COMMAND_SPACING, off, raw);
     command_event(s, &c, pipelined, injected);
     push(s, &c.p, off, raw);
 }

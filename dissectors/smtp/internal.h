@@ -40,6 +40,8 @@
     X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its 220 to STARTTLS, before the handshake")   \
     X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")                   \
     X(PARTIAL_AFTER_GAP, "bytes were lost inside a command or message; what follows was resynchronised")        \
+    X(COMMAND_SPACING, "a command split by other whitespace than one SP (RFC 5321 §4.1.1), or after leading "  \
+                       "whitespace: read as servers that split on any whitespace read it")                      \
     X(REPLY_MISSING, "a command got no reply: the next reply can only answer a later command")                  \
     X(REPLY_INCOMPLETE, "a multi-line reply never got its last line: the client went on without it")            \
     X(MESSAGE_OVER_SIZE_LIMIT, "message data past the size limit the server announced in EHLO (RFC 1870 §4)")

@@ -615,6 +615,7 @@ struct command {
     const char *shown; /* the argument as shown, when it holds a secret */
     char shown_buf[80];
     size_t redacted_len; /* not 0: the line may be a secret (mx_mail_line_maybe_secret) */
+    bool odd_spacing;    /* split by other whitespace than one SP (COMMAND_SPACING) */
     uint32_t rcpt;       /* RCPT: its recipient's index, or UINT32_MAX */
     bool last;           /* BDAT ... LAST */
     bool staged;         /* MAIL within a transaction */
@@ -725,7 +726,7 @@ static void sent_starttls(struct smtp *s, struct command *c)
 static void sent_auth(struct smtp *s, struct command *c)
 {
     struct mx_slice mech, ir;
-    mx_split_command(mx_trim_cmd(c->arg), &mech, &ir);
+    c->odd_spacing |= mx_split_command(mx_trim_cmd(c->arg), &mech, &ir);
     mx_mail_login_start(&s->m, mech, c->a, c->ts);
     ir = mx_trim_cmd(ir);
     if (!ir.len)
@@ -859,7 +860,7 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     }
 
     struct command c = { .off = off, .raw = raw_len, .a = a, .b = b, .ts = ts, .rcpt = UINT32_MAX };
-    mx_split_command(line, &c.verb, &c.arg);
+    c.odd_spacing = mx_split_command(line, &c.verb, &c.arg);
     c.v = verb_of(c.verb);
     if (c.v == V_UNKNOWN && mx_mail_line_maybe_secret(&s->m, line))
         c.redacted_len = line.len;
@@ -886,6 +887,8 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         s->m.pipelined++;
     if (verbs[c.v].sent)
         verbs[c.v].sent(s, &c);
+    if (c.odd_spacing)
+        anomaly(s, MX_DIR_C2S, A_COMMAND_SPACING, off, raw_len);
     command_event(s, &c, pipelined, injected);
     struct pending *queued = push(s, c.v, a, ts, c.rcpt, c.last, off, raw_len);
     if (queued && c.staged)

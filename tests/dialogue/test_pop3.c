@@ -184,6 +184,12 @@ static const struct mx_turn odd_spacing[] = {
 START_TEST(logins_split_as_servers_split)
 {
     char *out = run(odd_spacing, N(odd_spacing), &pop_opts);
+    /* The five odd commands are named; of the base64 lines, only the one
+     * after the failed AUTH is a command (unknown). */
+    for (int i = 0; i < 5; i++)
+        expect(out, "anomaly", i, "name", "COMMAND_SPACING");
+    expect(out, "anomaly", 5, "name", "UNKNOWN_COMMAND");
+    ck_assert_ptr_null(mx_harness_record(out, "anomaly", 6));
     ck_assert_ptr_null(strstr(out, "s3cret"));
     ck_assert_ptr_null(strstr(out, "c4c9334bac"));
     ck_assert_ptr_null(strstr(out, "AGFsaWNlAGFsaWNlcHc="));
