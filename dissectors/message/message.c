@@ -170,6 +170,8 @@ struct part_texts {
     uint8_t ctype[MSG_CTYPE_CAP], charset[MSG_CHARSET_CAP], encoding[MSG_ENCODING_CAP];
     uint8_t disposition[MSG_DISPOSITION_CAP], filename[MSG_FILENAME_CAP];
     size_t ctype_len, charset_len, encoding_len, disposition_len, filename_len;
+    uint32_t filename_seen;           /* the decoded name's length, when it was cut (at most MSG_SAFE_IN) */
+    bool filename_cut, filename_more; /* cut to fit; longer even than filename_seen */
 };
 
 /* A MIME part as the record describes it. Its texts are stored compactly in
@@ -185,6 +187,8 @@ struct part_rec {
     char *extracted;         /* file name within the extract directory (malloc'd), or NULL */
     uint64_t extracted_size; /* bytes written to it */
     bool extracted_cut;      /* a cap stopped it: fewer bytes than `size` */
+    uint32_t filename_seen;  /* filename_cut: the decoded name's length */
+    bool filename_cut, filename_more;
 };
 
 struct uu_rec {
@@ -428,6 +432,31 @@ static bool hidden_cp(uint32_t c)
            (c >= 0xe0000 && c <= 0xe0fff);
 }
 
+/* A name of w bytes (valid UTF-8) cut to at most lim: at a character
+ * boundary, `mark` where the cut is, and the extension kept (the last
+ * ".xyz", when it is short and keep_ext), so that what the file is stays
+ * visible. Returns the new length. */
+static size_t cut_keep_ext(char *t, size_t w, size_t lim, const char *mark, bool keep_ext)
+{
+    if (w <= lim)
+        return w;
+    size_t ml = strlen(mark), dot = w;
+    for (size_t i = w - 1; keep_ext && i > 0; i--)
+        if (t[i] == '.') {
+            dot = i;
+            break;
+        }
+    size_t ext = w - dot;
+    if (ext > MSG_EXT_KEEP || ext > lim / 2)
+        ext = 0;
+    size_t stem = lim - ext - ml;
+    while (stem && ((unsigned char)t[stem] & 0xc0) == 0x80)
+        stem--; /* t[stem] is the first byte left out: never inside a sequence */
+    memmove(t + stem + ml, t + w - ext, ext);
+    memcpy(t + stem, mark, ml);
+    return stem + ml + ext;
+}
+
 /* message.h: the name is made safe for the extract directory. */
 void mx_message_safe_name(struct mx_slice in, char *out, size_t cap)
 {
@@ -464,25 +493,7 @@ void mx_message_safe_name(struct mx_slice in, char *out, size_t cap)
                 t[w++] = t[i + j];
         i += sl;
     }
-    /* Too long: cut at a character boundary, the extension kept (the last
-     * ".xyz", when it is short), so that what the file is stays visible. */
-    size_t lim = cap - 1;
-    if (w > lim) {
-        size_t dot = w;
-        for (size_t i = w - 1; i > 0; i--)
-            if (t[i] == '.') {
-                dot = i;
-                break;
-            }
-        size_t ext = w - dot;
-        if (ext > MSG_EXT_KEEP || ext > lim / 2)
-            ext = 0;
-        size_t stem = lim - ext;
-        while (stem && ((unsigned char)t[stem] & 0xc0) == 0x80)
-            stem--; /* t[stem] is the first byte left out: never inside a sequence */
-        memmove(t + stem, t + w - ext, ext);
-        w = stem + ext;
-    }
+    w = cut_keep_ext(t, w, cap - 1, "", true); /* too long */
     memcpy(out, t, w);
     out[w] = '\0';
     if (!w || !strcmp(out, "_") || !strcmp(out, "__"))
@@ -1192,6 +1203,25 @@ static void inner_commit(struct mx_message *m, struct ent *parent)
     text_put(m, b, 1);
 }
 
+/* The part's file name from parameter `param` of field body v (RFC 2183
+ * §2.3, RFC 2045 §5.1), decoded: a name longer than the record keeps is
+ * cut with "…" in the middle, its extension kept, and says so. */
+static bool set_filename(struct part_texts *r, struct mx_slice v, const char *param, unsigned *unk)
+{
+    char w[MSG_SAFE_IN];
+    struct mx_mime_out f = { (uint8_t *)w, 0, sizeof(w), false };
+    if (!mx_mime_param(v, param, &f, unk))
+        return false;
+    r->filename_cut = f.len > sizeof(r->filename) || f.trunc;
+    r->filename_more = f.trunc;
+    r->filename_seen = (uint32_t)f.len;
+    /* Past MSG_SAFE_IN the end is unknown: no extension to keep. */
+    size_t n = cut_keep_ext(w, f.len, sizeof(r->filename), r->filename_cut ? "\xe2\x80\xa6" : "", !f.trunc);
+    memcpy(r->filename, w, n);
+    r->filename_len = n;
+    return true;
+}
+
 /* ---- MIME header fields of any entity ---- */
 
 static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name, struct mx_slice v, uint64_t off)
@@ -1216,11 +1246,8 @@ static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name,
             struct mx_mime_out c = { r->charset, 0, sizeof(r->charset), false };
             if (mx_mime_param(v, "charset", &c, &unk))
                 r->charset_len = c.len;
-            if (!r->filename_len) {
-                struct mx_mime_out f = { r->filename, 0, sizeof(r->filename), false };
-                if (mx_mime_param(v, "name", &f, &unk))
-                    r->filename_len = f.len;
-            }
+            if (!r->filename_len)
+                set_filename(r, v, "name", &unk);
         }
     } else if (mx_mime_eq(name, "content-transfer-encoding")) {
         /* RFC 2045 §6.1 */
@@ -1247,12 +1274,7 @@ static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name,
         e->attachment = mx_mime_eq(mx_slice_make(t, o.len), "attachment");
         if (r) {
             set_bytes(r->disposition, sizeof(r->disposition), mx_slice_make(t, o.len), &r->disposition_len);
-            uint8_t fn[MSG_FILENAME_CAP];
-            struct mx_mime_out f = { fn, 0, sizeof(fn), false };
-            if (mx_mime_param(v, "filename", &f, &unk)) {
-                memcpy(r->filename, fn, f.len); /* filename wins over Content-Type's name */
-                r->filename_len = f.len;
-            }
+            set_filename(r, v, "filename", &unk); /* filename wins over Content-Type's name */
         }
     }
     if (unk)
@@ -1359,6 +1381,9 @@ static void commit_texts(struct mx_message *m, struct ent *e)
         return;
     }
     r->text = (uint32_t)m->text.n;
+    r->filename_cut = c->filename_cut;
+    r->filename_more = c->filename_more;
+    r->filename_seen = c->filename_seen;
     for (int k = 0; k < T__N; k++) {
         r->len[k] = (uint16_t)len[k];
         text_put(m, src[k], len[k]);
@@ -1911,6 +1936,11 @@ static void emit_parts(struct mx_message *m, struct mx_event *ev)
         for (int k = T_CHARSET; k <= T_FILENAME; k++)
             if (r->len[k])
                 mx_ev_wire(ev, opt_keys[k - T_CHARSET], rec_text(m, r, k));
+        if (r->filename_cut) {
+            /* the name was longer than the record keeps: how long, or at least */
+            mx_ev_bool(ev, "filename_cut", true);
+            mx_ev_uint(ev, r->filename_more ? "filename_len_min" : "filename_len", r->filename_seen);
+        }
         if (r->leaf && r->hashed) {
             mx_ev_uint(ev, "size", r->size);
             hex(r->md5, 16, hx);

@@ -381,7 +381,7 @@ void mx_mime_token(struct mx_slice field, struct mx_mime_out *o)
 /* One parameter section (RFC 2231 §3): the value bytes and whether it is
  * extended (percent-encoded, possibly with a charset'language' prefix). */
 struct param_seg {
-    bool set, ext;
+    bool set, ext, trunc; /* trunc: the value was longer than v */
     size_t len;
     uint8_t v[MIME_PARAM_SEG_CAP];
 };
@@ -499,6 +499,7 @@ bool mx_mime_param(struct mx_slice f, const char *name, struct mx_mime_out *o, u
             continue;
         dst->set = true;
         dst->ext = ext;
+        dst->trunc = v.trunc;
         dst->len = v.len;
         memcpy(dst->v, val, v.len);
     }
@@ -521,7 +522,9 @@ bool mx_mime_param(struct mx_slice f, const char *name, struct mx_mime_out *o, u
                 pct_decode(s, &r);
             else
                 mx_mime_out_put(&r, s.ptr, s.len);
+            o->trunc |= segs[k].trunc; /* what the caller gets was cut: it says so */
         }
+        o->trunc |= r.trunc;
         if (cs.len) {
             size_t mark = o->len;
             if (!mx_mime_to_utf8(cs, mx_slice_make(raw, r.len), o)) {
@@ -536,6 +539,7 @@ bool mx_mime_param(struct mx_slice f, const char *name, struct mx_mime_out *o, u
     }
     if (plain.set) {
         mx_mime_decode_words(mx_slice_make(plain.v, plain.len), o, unknown_charset, NULL);
+        o->trunc |= plain.trunc;
         return true;
     }
     return false;

@@ -1107,11 +1107,17 @@ static bool valid_utf8(const char *s)
  * cut), one with U+202E RIGHT-TO-LEFT OVERRIDE, and two parts named alike. */
 static char *names_msg(void)
 {
-    static char msg[4096];
-    char lng[400];
+    static char msg[8192];
+    char lng[400], longer[400], huge[1200];
     size_t w = 0;
     for (int i = 0; i < 120; i++)
         w += (size_t)snprintf(lng + w, sizeof(lng) - w, "\xc3\xa9"); /* é */
+    /* 150 é and ".exe": 304 bytes, past the record's 256; 1100 bytes, past all it reads */
+    memcpy(longer, lng, 240);
+    memcpy(longer + 240, lng, 60);
+    memcpy(longer + 300, ".exe", 5);
+    memset(huge, 'h', 1100);
+    memcpy(huge + 1100, ".exe", 5);
     snprintf(msg, sizeof(msg),
              "Subject: names\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
              "--b\r\nContent-Disposition: attachment; filename=\"%s.pdf\"\r\n\r\nlong\r\n"
@@ -1119,8 +1125,10 @@ static char *names_msg(void)
              "fdp.exe\"\r\n\r\nrlo\r\n"
              "--b\r\nContent-Disposition: attachment; filename=\"same.txt\"\r\n\r\none\r\n"
              "--b\r\nContent-Disposition: attachment; filename=\"same.txt\"\r\n\r\ntwo\r\n"
+             "--b\r\nContent-Disposition: attachment; filename=\"%s\"\r\n\r\nexe\r\n"
+             "--b\r\nContent-Disposition: attachment; filename=\"%s\"\r\n\r\nhuge\r\n"
              "--b--\r\n",
-             lng);
+             lng, longer, huge);
     return msg;
 }
 
@@ -1158,13 +1166,30 @@ START_TEST(extract_names)
         ck_assert_str_eq(get(r, "parts.3.extracted"), want);
         snprintf(want, sizeof(want), "%s/1-1-4%s-same.txt", dir, run ? "~1" : "");
         ck_assert_str_eq(get(r, "parts.4.extracted"), want);
+        /* past the record's 256 bytes: cut with "…" at a character boundary,
+         * the extension kept, and the name's length said */
+        const char *fn = get(r, "parts.5.filename");
+        ck_assert(valid_utf8(fn));
+        ck_assert_uint_le(strlen(fn), 256);
+        ck_assert_str_eq(fn + strlen(fn) - 7, "\xe2\x80\xa6.exe");
+        ck_assert_str_eq(get(r, "parts.5.filename_cut"), "true");
+        ck_assert_str_eq(get(r, "parts.5.filename_len"), "304");
+        p = get(r, "parts.5.extracted");
+        ck_assert_str_eq(p + strlen(p) - 4, ".exe");
+        check_file(r, "parts.5", "exe");
+        /* past the 512 bytes a parameter's value keeps (mime.c): the end is
+         * unknown, the length a floor */
+        ck_assert_str_eq(get(r, "parts.6.filename_cut"), "true");
+        ck_assert_str_eq(get(r, "parts.6.filename_len_min"), "512");
+        check_file(r, "parts.6", "huge");
+        ck_assert_str_eq(get(r, "parts.1.filename_cut"), "(absent)");
         ck_assert_str_eq(get(r, "extract_failed"), "(absent)");
         ck_assert_str_eq(get(r, "extracted_cut"), "(absent)");
         json_object_put(r);
         free(out);
     }
     uint64_t bytes;
-    ck_assert_int_eq(files_in(dir, &bytes), 10); /* nothing overwritten */
+    ck_assert_int_eq(files_in(dir, &bytes), 14); /* nothing overwritten */
     rm_dir(dir);
 }
 END_TEST
