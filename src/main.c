@@ -77,7 +77,8 @@ static void usage(FILE *out)
                  "  -f BPF               capture filter (default: TCP on the mail ports and --port ones)\n"
                  "  -w FILE              also write the captured packets to FILE (pcap), opened as the -Z\n"
                  "                       user and never through a symbolic link\n"
-                 "  -Z USER              drop privileges to USER once the capture is open\n"
+                 "  -Z USER              drop privileges to USER once the capture is open, before any output\n"
+                 "                       file is created\n"
                  "  --no-promisc         do not put the interface in promiscuous mode\n"
                  "\n"
                  "  -h, --help           this text\n"
@@ -281,21 +282,9 @@ static int apply_option(struct cmdline *o, int c, char *arg)
         }
         cfg->reasm.max_total_bytes = (uint64_t)v << 20;
         break;
-    case OPT_EXTRACT: {
-        struct stat st;
-        char name[1024];
-        mx_text_escape(arg, name, sizeof(name));
-        if (mkdir(arg, 0777) != 0 && errno != EEXIST) {
-            fprintf(stderr, "mxray: cannot create %s: %s\n", name, strerror(errno));
-            return 1;
-        }
-        if (stat(arg, &st) != 0 || !S_ISDIR(st.st_mode)) {
-            fprintf(stderr, "mxray: --extract %s is not a directory\n", name);
-            return 1;
-        }
-        cfg->extract_dir = arg;
+    case OPT_EXTRACT:
+        cfg->extract_dir = arg; /* made once privileges are dropped (make_extract_dir) */
         break;
-    }
     case OPT_EXTRACT_MAX:
     case OPT_EXTRACT_TOTAL:
         if (!parse_num(arg, 1u << 20, &v)) {
@@ -570,10 +559,29 @@ static bool add_reporters(struct mx_sink *sink, const struct cmdline *o)
     return ok;
 }
 
-/* Reads the interface until Ctrl-C or SIGTERM. False when it cannot be opened. */
-static bool run_live(struct mx_engine *eng, struct cmdline *o)
+/* --extract DIR: created if need be. False after saying why. */
+static bool make_extract_dir(const char *dir)
 {
-    char err[512], filter[1024];
+    struct stat st;
+    char name[1024];
+    mx_text_escape(dir, name, sizeof(name));
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "mxray: cannot create %s: %s\n", name, strerror(errno));
+        return false;
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "mxray: --extract %s is not a directory\n", name);
+        return false;
+    }
+    return true;
+}
+
+/* Opens the interface, drops privileges (-Z) and opens -w. NULL after
+ * saying why. */
+static struct mx_input *live_open(struct cmdline *o)
+{
+    static char filter[1024]; /* o->live.filter points to it for the whole run */
+    char err[512];
     if (!o->live.filter) {
         mx_protocols_filter(&o->protos, filter, sizeof(filter));
         o->live.filter = filter;
@@ -581,11 +589,11 @@ static bool run_live(struct mx_engine *eng, struct cmdline *o)
     struct mx_input *in = mx_input_open_live(&o->live, err, sizeof(err));
     if (!in) {
         fprintf(stderr, "mxray: %s: %s\n", o->live.iface, err);
-        return false;
+        return NULL;
     }
     if (o->run_as && !drop_privileges(o->run_as)) {
         in->ops->close(in);
-        return false;
+        return NULL;
     }
     /* -w is opened only now, as the -Z user: as tcpdump does (-Z drops
      * root after opening the interface, before the savefile), the file is
@@ -597,8 +605,14 @@ static bool run_live(struct mx_engine *eng, struct cmdline *o)
         mx_text_escape(o->write_path, name, sizeof(name));
         fprintf(stderr, "mxray: -w %s: %s\n", name, err);
         in->ops->close(in);
-        return false;
+        return NULL;
     }
+    return in;
+}
+
+/* Reads the open interface until Ctrl-C or SIGTERM, then closes it. */
+static void run_live(struct mx_engine *eng, struct mx_input *in, const struct cmdline *o)
+{
     live_input = in;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -618,7 +632,6 @@ static bool run_live(struct mx_engine *eng, struct cmdline *o)
                     ifdrop);
     }
     in->ops->close(in);
-    return true;
 }
 
 /* Reads the files in order, as one capture. False when one could not be opened. */
@@ -651,11 +664,20 @@ int main(int argc, char **argv)
         return status;
     status = 1;
     struct mx_engine *eng = NULL;
+    struct mx_input *live = NULL;
     struct mx_sink *sink = mx_sink_new();
     if (!sink) {
         fprintf(stderr, "mxray: out of memory\n");
         goto out;
     }
+    /* Live: the interface is opened as root, then -Z drops privileges
+     * before any output is created, so that every file mxray writes (-w,
+     * the reports, --streams and --extract) is created with the -Z user's
+     * rights and owned by it, as tcpdump does for its savefile. */
+    if (o.live.iface && !(live = live_open(&o)))
+        goto out;
+    if (o.cfg.extract_dir && !make_extract_dir(o.cfg.extract_dir))
+        goto out;
     if (!add_reporters(sink, &o))
         goto out;
     /* A progress line is for files read at a terminal, unless the report
@@ -680,8 +702,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "mxray: %s\n", err);
         goto out;
     }
-    if (o.live.iface && !run_live(eng, &o))
-        goto out;
+    if (live) {
+        run_live(eng, live, &o);
+        live = NULL;
+    }
     bool opened_all = run_files(eng, &o);
     mx_engine_finish(eng);
     status = mx_engine_exit_status(eng);
@@ -692,6 +716,8 @@ int main(int argc, char **argv)
         status = 1;
     }
 out:
+    if (live)
+        live->ops->close(live);
     mx_engine_free(eng);
     mx_sink_free(sink);
     return status;

@@ -20,7 +20,8 @@
     in the HTML; bidi controls in wire text are escaped in the text timeline.
   - --live (root): -w FILE with -Z nobody is created by nobody, a symbolic
     link planted at FILE is refused (with -Z and without), and a directory
-    nobody may not write is refused: the file is opened after -Z.
+    nobody may not write is refused: the file is opened after -Z; --json,
+    --html, --streams and --extract are created by nobody too.
 usage: output_safety.py MXRAY [--live]   (exit 77: skipped)
 """
 import json
@@ -399,6 +400,15 @@ def test_live(mx, tmp):
         st, err = live(["-w", link] + extra)
         check("live-symlink-refused-" + tag, st == 1 and "symbolic link" in err, "exit %s: %s" % (st, err))
         check("live-symlink-target-untouched-" + tag, snapshot(target) == before)
+    # Every output is created after -Z, by the -Z user: the reports, --streams and --extract.
+    outs = {"json": os.path.join(wdir, "r.json"), "html": os.path.join(wdir, "r.html"),
+            "streams": os.path.join(wdir, "streams"), "extract": os.path.join(wdir, "extract")}
+    st, err = live(["--json", outs["json"], "--html", outs["html"], "--streams", outs["streams"],
+                    "--extract", outs["extract"], "-Z", "nobody"])
+    check("live-outputs-exit", st == 0, err)
+    for what, path in sorted(outs.items()):
+        check("live-%s-owned-by-Z-user" % what, os.path.exists(path) and os.stat(path).st_uid == nobody.pw_uid,
+              str(os.stat(path).st_uid) if os.path.exists(path) else "absent")
     # A directory only root may write: the -Z user cannot create the file there.
     rdir = os.path.join(tmp, "rootonly")
     os.mkdir(rdir, 0o755)
