@@ -22,12 +22,14 @@
  * (textContent). */
 #include "output/report.h"
 #include "event/text.h"
+#include "core/hash.h"
 #include "core/idmap.h"
 #include "core/version.h"
 
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -239,7 +241,8 @@ struct html_rep {
     uint64_t sessions, sessions_failed; /* all of them */
     uint64_t unlisted;                  /* neither drawn nor listed (past H_LIST_ROWS) */
     size_t listed;                      /* without a diagram, in the list */
-    struct mx_idmap by_server;          /* (protocol, server) hash -> struct tally */
+    struct mx_idmap by_server;          /* (protocol, server) keyed hash -> struct tally */
+    struct mx_hasher *hasher;           /* its key: a capture cannot aim two pairs at one hash */
     struct mx_buf tallies;              /* struct tally *, at most H_MAX_SERVERS */
     uint64_t servers_dropped;           /* sessions of pairs past H_MAX_SERVERS */
     struct hbuf failures;               /* <li> items */
@@ -887,16 +890,29 @@ static void draw(struct hbuf *b, const struct html_rep *r, const struct session 
     hb_puts(b, "</svg>");
 }
 
-/* FNV-1a (64-bit) of a (protocol, server) pair, never 0. */
-static uint64_t pair_hash(const char *proto, const char *server)
+/* The keyed hash of a (protocol, server) pair, never 0 (an idmap id). */
+static uint64_t pair_hash(struct html_rep *r, const char *proto, const char *server)
 {
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (const char *p = proto; *p; p++)
-        h = (h ^ (uint8_t)*p) * UINT64_C(1099511628211);
-    h = (h ^ 0xff) * UINT64_C(1099511628211);
-    for (const char *p = server; *p; p++)
-        h = (h ^ (uint8_t)*p) * UINT64_C(1099511628211);
+    struct tally k;
+    memset(&k, 0, sizeof(k));
+    snprintf(k.proto, sizeof(k.proto), "%s", proto);
+    snprintf(k.server, sizeof(k.server), "%s", server);
+    uint64_t h = mx_hash(r->hasher, &k, offsetof(struct tally, sessions));
     return h ? h : 1;
+}
+
+static bool tally_is(const struct tally *t, const struct session *s)
+{
+    return !strcmp(t->proto, s->proto) && !strcmp(t->server, s->server);
+}
+
+/* The pair's tally by a walk over all of them: only when two pairs share a hash. */
+static struct tally *tally_find(const struct html_rep *r, const struct session *s)
+{
+    for (size_t i = 0; i < r->tallies.n; i++)
+        if (tally_is(tally_at(r, i), s))
+            return tally_at(r, i);
+    return NULL;
 }
 
 /* Counts a finished session for the overview: all of them, per pair. */
@@ -904,14 +920,17 @@ static void count_session(struct html_rep *r, const struct session *s, bool fail
 {
     r->sessions++;
     r->sessions_failed += failed;
-    uint64_t h = pair_hash(s->proto, s->server);
+    uint64_t h = pair_hash(r, s->proto, s->server);
     struct tally *t = mx_idmap_get(&r->by_server, h);
+    bool slot_taken = t != NULL;
+    if (t && !tally_is(t, s))
+        t = tally_find(r, s);
     if (!t) {
         if (mx_buf_reserve(&r->tallies, 1) != MX_BUF_OK || !(t = calloc(1, sizeof(*t)))) {
             r->servers_dropped++;
             return;
         }
-        if (!mx_idmap_put(&r->by_server, h, t)) {
+        if (!slot_taken && !mx_idmap_put(&r->by_server, h, t)) {
             free(t);
             r->servers_dropped++;
             return;
@@ -1376,6 +1395,7 @@ static void html_free(void *ctx)
         free(tally_at(r, i));
     mx_buf_free(&r->tallies);
     mx_idmap_free(&r->by_server);
+    mx_hasher_free(r->hasher);
     hb_free(&r->failures);
     hb_free(&r->findings);
     hb_free(&r->summary);
@@ -1415,9 +1435,11 @@ bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max
     hb_init(&r->page, 0);
     hb_init(&r->scratch, H_EXTRA_MAX);
     r->mem_max = memory ? memory : SIZE_MAX;
-    if (!r->tmp || !mx_sink_add(s, &html_ops, r)) {
+    r->hasher = mx_hasher_new();
+    if (!r->tmp || !r->hasher || !mx_sink_add(s, &html_ops, r)) {
         if (r->tmp)
             fclose(r->tmp);
+        mx_hasher_free(r->hasher);
         free(r);
         return false;
     }
