@@ -2,6 +2,7 @@
 #include "output/streams.h"
 
 #include "core/buf.h"
+#include "core/hash.h"
 #include "core/idmap.h"
 #include "event/text.h"
 
@@ -58,8 +59,9 @@ struct mx_streams {
     bool failed;
     struct mx_stream *open_head, *open_tail;
     size_t n_open;
-    struct mx_idmap names; /* a 4-tuple name's hash -> how many streams took it */
-    uint64_t errors;       /* files that could not be written */
+    struct mx_idmap names; /* a 4-tuple name's keyed hash -> how many streams took it */
+    struct mx_hasher *hasher;
+    uint64_t errors; /* files that could not be written */
 };
 
 static const char *const dir_ext[2] = { "c2s", "s2c" };
@@ -88,6 +90,11 @@ struct mx_streams *mx_streams_new(const char *dir, char *err, size_t errlen)
         goto fail;
     }
     ss->dirfd = -1;
+    ss->hasher = mx_hasher_new();
+    if (!ss->hasher) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (snprintf(ss->dir, sizeof(ss->dir), "%s", dir) >= (int)sizeof(ss->dir)) {
         snprintf(err, errlen, "directory name too long");
         goto fail;
@@ -128,6 +135,8 @@ fail:
         closedir(dh);
     if (ss && ss->dirfd >= 0)
         close(ss->dirfd);
+    if (ss)
+        mx_hasher_free(ss->hasher);
     free(ss);
     return NULL;
 }
@@ -209,12 +218,11 @@ static void close_files(struct mx_streams *ss, struct mx_stream *st)
         open_unlink(ss, st);
 }
 
-/* FNV-1a (64 bits) of a name, never 0 (an idmap key). */
-static uint64_t name_hash(const char *s)
+/* The keyed hash of a name, never 0 (an idmap key): a capture cannot aim
+ * two 4-tuples at one count. */
+static uint64_t name_hash(struct mx_streams *ss, const char *s)
 {
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * UINT64_C(1099511628211);
+    uint64_t h = mx_hash(ss->hasher, s, strlen(s));
     return h ? h : 1;
 }
 
@@ -230,7 +238,7 @@ static void choose_name(struct mx_streams *ss, struct mx_stream *st)
     addr_for_name(st->cli, c, sizeof(c));
     addr_for_name(st->srv, s, sizeof(s));
     snprintf(base, sizeof(base), "%s.%u-%s.%u", c, st->cport, s, st->sport);
-    uint64_t h = name_hash(base);
+    uint64_t h = name_hash(ss, base);
     uintptr_t n = (uintptr_t)mx_idmap_get(&ss->names, h);
     if (n && mx_idmap_put(&ss->names, h, (void *)(n + 1)))
         snprintf(st->name, sizeof(st->name), "%s_%" PRIuPTR, base, n + 1);
@@ -419,6 +427,7 @@ static bool streams_finish(struct mx_streams *ss)
         fprintf(stderr, "mxray: --streams: %" PRIu64 " files could not be written\n", ss->errors);
     close(ss->dirfd);
     mx_idmap_free(&ss->names);
+    mx_hasher_free(ss->hasher);
     free(ss);
     return ok;
 }
