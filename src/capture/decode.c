@@ -499,6 +499,29 @@ static enum mx_decode_result mx_decode_ipv6_ext(struct mx_dctx *x, struct mx_lay
     }
 }
 
+/* The Jumbo Payload length (RFC 2675 §2) of an IPv6 packet whose
+ * Hop-by-Hop header follows its fixed header, or 0: the option is type
+ * 0xC2, 4 bytes, its value above 65,535. */
+static uint32_t mx_jumbo_length(struct mx_layer l)
+{
+    struct mx_cursor c;
+    mx_cursor_init(&c, l.ptr, l.cap);
+    mx_cursor_skip(&c, 41); /* the fixed header and the next-header byte */
+    size_t end = 40 + ((size_t)mx_cursor_u8(&c) + 1) * 8;
+    while (!c.err && c.pos + 2 <= end) {
+        uint8_t type = mx_cursor_u8(&c);
+        if (type == 0) /* Pad1 */
+            continue;
+        uint8_t olen = mx_cursor_u8(&c);
+        if (type == 0xc2 && olen == 4) {
+            uint32_t v = mx_cursor_be32(&c);
+            return !c.err && v > UINT16_MAX ? v : 0;
+        }
+        mx_cursor_skip(&c, olen);
+    }
+    return 0;
+}
+
 /* RFC 8200 §3: the fixed 40-byte header. */
 static enum mx_decode_result mx_decode_ipv6(struct mx_dctx *x, struct mx_layer l)
 {
@@ -519,11 +542,19 @@ static enum mx_decode_result mx_decode_ipv6(struct mx_dctx *x, struct mx_layer l
         return mx_decode_short(x, l, 40, MX_AN_IP_HEADER_INVALID);
     if (vtf >> 28 != 6)
         return mx_decode_bad(x, MX_AN_IP_HEADER_INVALID);
-    /* RFC 2675 jumbograms (length 0 plus a Jumbo option) are not decoded. */
-    if (plen == 0 && nh == MX_IPPROTO_HOPOPTS)
-        return mx_decode_bad(x, MX_AN_IPV6_EXT_INVALID);
+    size_t len = 40 + (size_t)plen;
+    if (plen == 0 && l.wire > 40) {
+        /* A jumbogram (RFC 2675 §2: a Hop-by-Hop Jumbo Payload option of
+         * type 0xC2 gives the length), or Linux BIG TCP's super-frame, which
+         * carries no option: the frame gives the length (noted per flow). */
+        uint32_t jumbo = nh == MX_IPPROTO_HOPOPTS ? mx_jumbo_length(l) : 0;
+        if (nh == MX_IPPROTO_HOPOPTS && !jumbo)
+            return mx_decode_bad(x, MX_AN_IPV6_EXT_INVALID); /* length 0 and no Jumbo option */
+        len = jumbo ? 40 + (size_t)jumbo : l.wire;
+        p->len_from_frame = !jumbo;
+    }
     p->src.family = p->dst.family = 6;
-    l = mx_layer_fit(x, l, 40 + (size_t)plen);
+    l = mx_layer_fit(x, l, len);
     p->l3 = mx_slice_make(l.ptr, l.cap);
     return mx_decode_ipv6_ext(x, mx_layer_skip(l, 40), nh, false);
 }
@@ -537,7 +568,7 @@ static enum mx_decode_result mx_decode_ipv4(struct mx_dctx *x, struct mx_layer l
     struct mx_frag_key k;
     uint8_t vihl;
     uint16_t tot, frag;
-    size_t hl;
+    size_t hl, len;
     uint32_t off;
 
     memset(&k, 0, sizeof k);
@@ -555,12 +586,22 @@ static enum mx_decode_result mx_decode_ipv4(struct mx_dctx *x, struct mx_layer l
     if (c.err)
         return mx_decode_short(x, l, 20, MX_AN_IP_HEADER_INVALID);
     hl = (size_t)(vihl & 0x0f) * 4;
-    if (vihl >> 4 != 4 || hl < 20 || tot < hl)
+    if (tot == 0 && vihl >> 4 == 4 && hl >= 20 && !(frag & 0x3fff) && l.wire > hl) {
+        /* Segmentation offload: the capture on the sending host holds the
+         * super-frame the card will cut, its Total Length left 0 (Windows,
+         * some cards; Linux BIG TCP above 64 KiB). Not a fragment: the
+         * frame gives the length, and it is noted once per flow. */
+        len = l.wire;
+        p->len_from_frame = true;
+    } else {
+        len = tot;
+    }
+    if (vihl >> 4 != 4 || hl < 20 || len < hl)
         return mx_decode_bad(x, MX_AN_IP_HEADER_INVALID);
     if (!mx_cursor_skip(&c, hl - 20)) /* options */
         return mx_decode_short(x, l, hl, MX_AN_IP_HEADER_INVALID);
     p->src.family = p->dst.family = 4;
-    l = mx_layer_fit(x, l, tot);
+    l = mx_layer_fit(x, l, len);
     p->l3 = mx_slice_make(l.ptr, l.cap);
     l = mx_layer_skip(l, hl);
     off = (uint32_t)(frag & 0x1fff) * 8;

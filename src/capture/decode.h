@@ -49,6 +49,7 @@ struct mx_packet {
     struct mx_slice payload; /* TCP payload bytes actually captured */
     uint32_t payload_len;    /* payload length according to the IP header */
     bool truncated;          /* payload.len < payload_len (snaplen cut) */
+    bool len_from_frame;     /* the IP length was 0 (an offloaded super-frame): the frame's was taken */
     bool defragmented;       /* carried by several IP fragments */
     struct mx_slice l3;      /* the (innermost) IP header and what follows, as captured; empty
                                 when defragmented. For classifiers that want the IP packet. */

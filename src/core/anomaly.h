@@ -45,7 +45,9 @@ struct mx_anomaly_def {
     X(DISSECTOR_BUFFER_LIMIT, "a dissector left more unconsumed bytes than the cap allows")                       \
     X(SYN_UNANSWERED, "the client's SYN got no answer: the server was silent or the capture missed it")           \
     X(TIMESTAMP_OUT_OF_RANGE, "a packet's time lay before 1970 or after 2116 (a damaged header or a hostile "     \
-                              "pcapng if_tsoffset); it was clamped")
+                              "pcapng if_tsoffset); it was clamped")                                              \
+    X(IP_LENGTH_FROM_FRAME, "an IP length of 0, as segmentation offload (TSO/GSO, BIG TCP) leaves it in a "       \
+                            "capture on the sending host: the length was taken from the frame")
 
 enum mx_core_anomaly {
 #define MX_X(n, d) MX_AN_##n,

@@ -715,6 +715,77 @@ static void v6_dstopts(struct pb *p, unsigned n)
     ip6_len(p, ip);
 }
 
+/* Segmentation offload (TSO/GSO, BIG TCP): a capture on the sending host
+ * holds super-frames whose IP length is 0; the frame gives it, noted as
+ * IP_LENGTH_FROM_FRAME on the packet (not as damage). */
+START_TEST(test_offload_length_zero)
+{
+    static struct pb p;
+    p.n = 0;
+    eth(&p, 0x0800);
+    size_t ip = ip4(&p, 5, 1, 0x4000, 6); /* DF, as TSO sends */
+    tcp(&p, 5, MX_TCP_PSH | MX_TCP_ACK);
+    for (int i = 0; i < 150; i++)
+        putn(&p, smtp, SMTP_LEN); /* 3,150 bytes: more than one MTU */
+    (void)ip;                     /* Total Length stays 0 */
+    ck_assert_int_eq(run(MX_LINKTYPE_ETHERNET, &p), MX_DECODE_TCP);
+    ck_assert_uint_eq(an, 0);
+    ck_assert(pkt.len_from_frame);
+    ck_assert_uint_eq(pkt.payload_len, 150 * SMTP_LEN);
+    ck_assert_uint_eq(pkt.payload.len, 150 * SMTP_LEN);
+    ck_assert(!pkt.truncated);
+
+    /* IPv6: payload length 0 without a Hop-by-Hop header (Linux BIG TCP). */
+    p.n = 0;
+    ip6(&p, 6);
+    tcp(&p, 5, MX_TCP_PSH | MX_TCP_ACK);
+    for (int i = 0; i < 150; i++)
+        putn(&p, smtp, SMTP_LEN);
+    ck_assert_int_eq(run(MX_LINKTYPE_RAW, &p), MX_DECODE_TCP);
+    ck_assert_uint_eq(an, 0);
+    ck_assert(pkt.len_from_frame);
+    ck_assert_uint_eq(pkt.payload_len, 150 * SMTP_LEN);
+
+    /* A real length is kept: link padding is trimmed, no note. */
+    p.n = 0;
+    eth_v4_tcp(&p);
+    putz(&p, 6);
+    ck_assert_int_eq(run(MX_LINKTYPE_ETHERNET, &p), MX_DECODE_TCP);
+    ck_assert(!pkt.len_from_frame);
+    ck_assert_uint_eq(pkt.payload_len, SMTP_LEN);
+
+    /* Length 0 on a fragment is no offload: still invalid. */
+    p.n = 0;
+    eth(&p, 0x0800);
+    ip4(&p, 5, 1, 0x2000, 6);
+    tcp(&p, 5, MX_TCP_ACK);
+    ck_assert_int_eq(run(MX_LINKTYPE_ETHERNET, &p), MX_DECODE_INVALID);
+    ck_assert_uint_eq(an, BIT(MX_AN_IP_HEADER_INVALID));
+}
+END_TEST
+
+/* An RFC 2675 jumbogram: payload length 0, a Hop-by-Hop Jumbo Payload
+ * option (0xC2) with the length; more than the frame holds here, so the
+ * rest is IP_LENGTH_MISMATCH, and no offload note. */
+START_TEST(test_ipv6_jumbogram)
+{
+    static struct pb p;
+    p.n = 0;
+    ip6(&p, 0);
+    put8(&p, 6);    /* next header: TCP */
+    put8(&p, 0);    /* 8 bytes */
+    put8(&p, 0xc2); /* Jumbo Payload */
+    put8(&p, 4);
+    put32(&p, 70000); /* > 65,535 */
+    tcp(&p, 5, MX_TCP_ACK);
+    putn(&p, smtp, SMTP_LEN);
+    ck_assert_int_eq(run(MX_LINKTYPE_RAW, &p), MX_DECODE_TCP);
+    ck_assert(!pkt.len_from_frame);
+    ck_assert_uint_eq(an, BIT(MX_AN_IP_LENGTH_MISMATCH));
+    ck_assert_uint_eq(pkt.payload.len, SMTP_LEN);
+}
+END_TEST
+
 START_TEST(test_ipv6_ext_invalid)
 {
     struct pb p = { .n = 0 };
@@ -724,7 +795,7 @@ START_TEST(test_ipv6_ext_invalid)
     ck_assert_int_eq(run(MX_LINKTYPE_RAW, &p), MX_DECODE_INVALID);
     ck_assert_uint_eq(an, BIT(MX_AN_IPV6_EXT_INVALID));
 
-    /* Jumbogram: payload length 0 and hop-by-hop. */
+    /* Payload length 0 and hop-by-hop, without a Jumbo Payload option. */
     p.n = 0;
     ip6(&p, 0);
     ext6(&p, 6, 0);
@@ -1226,7 +1297,7 @@ START_TEST(test_anomaly_table)
     ck_assert_str_eq(mx_core_anomalies[MX_AN_FILE_TRUNCATED].name, "FILE_TRUNCATED");
     ck_assert_str_eq(mx_core_anomalies[MX_AN_FRAG_OVERLAP].name, "FRAG_OVERLAP");
     ck_assert_str_eq(mx_core_anomalies[MX_AN_DISSECTOR_BUFFER_LIMIT].name, "DISSECTOR_BUFFER_LIMIT");
-    ck_assert_str_eq(mx_core_anomalies[MX_AN__COUNT - 1].name, "TIMESTAMP_OUT_OF_RANGE");
+    ck_assert_str_eq(mx_core_anomalies[MX_AN__COUNT - 1].name, "IP_LENGTH_FROM_FRAME");
 }
 END_TEST
 
@@ -1262,6 +1333,8 @@ static Suite *decode_suite(void)
     tcase_add_test(ip, test_ipv6_ext_chain);
     tcase_add_test(ip, test_ipv6_ah_esp);
     tcase_add_test(ip, test_ipv6_ext_invalid);
+    tcase_add_test(ip, test_offload_length_zero);
+    tcase_add_test(ip, test_ipv6_jumbogram);
     suite_add_tcase(s, ip);
 
     tcase_add_checked_fixture(frag, setup, teardown);
