@@ -74,7 +74,8 @@ static void usage(FILE *out)
                  "Live capture (root or CAP_NET_RAW; stop with Ctrl-C or SIGTERM: open sessions are\n"
                  "flushed into the output and the summary gives pcap's drop counts):\n"
                  "  -i IFACE             capture from IFACE instead of reading files\n"
-                 "  -f BPF               capture filter (default: TCP on the mail ports and --port ones)\n"
+                 "  -f BPF               capture filter (default: TCP on the mail ports and --port ones); on\n"
+                 "                       files too, where the frames it passes over keep their numbers\n"
                  "  -w FILE              also write the captured packets to FILE (pcap), opened as the -Z\n"
                  "                       user and never through a symbolic link\n"
                  "  -Z USER              drop privileges to USER once the capture is open, before any output\n"
@@ -505,8 +506,8 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         fprintf(stderr, "mxray: -w - and the report cannot both write to standard output\n");
         return 2;
     }
-    if (!o->live.iface && (o->live.filter || o->write_path || o->run_as)) {
-        fprintf(stderr, "mxray: -f, -w and -Z go with -i\n");
+    if (!o->live.iface && (o->write_path || o->run_as)) {
+        fprintf(stderr, "mxray: -w and -Z go with -i\n");
         return 2;
     }
     if (!o->live.iface && !o->n_files) {
@@ -649,6 +650,15 @@ static bool run_files(struct mx_engine *eng, const struct cmdline *o)
             fprintf(stderr, "mxray: %s: %s\n", name, why);
             opened_all = false;
             continue;
+        }
+        /* -f on a file: the frames it passes over keep their numbers, so
+         * that a frame named in the output is the file's (Wireshark's). */
+        if (o->live.filter && !mx_input_filter(in, o->live.filter, err, sizeof(err))) {
+            char why[1024];
+            mx_text_escape(err, why, sizeof(why));
+            fprintf(stderr, "mxray: -f: %s\n", why);
+            in->ops->close(in);
+            return false;
         }
         mx_engine_run(eng, in);
         in->ops->close(in);

@@ -36,6 +36,23 @@ check bad-port-proto 2 "$mx" --port http=80 "$demo"
 # A port named with --port is read as that protocol (the lab's second postfix listens on 2525).
 check named-port 0 "$mx" --port smtp=2525 --json "$tmp/p.json" pcaps/smtp/starttls-refused-454.pcap
 expect named-port-smtp grep -q '"type":"smtp.reply".*"code":454' "$tmp/p.json"
+# -f on a file (issue 25): the selected flows' records as without it, frame numbers included
+# (flow ids are the run's own); the frames passed over are counted in the summary.
+check filter-file 0 "$mx" -q --json "$tmp/f0.json" "$demo"
+check filter-file-f 0 "$mx" -q -f "tcp port 110" --json "$tmp/f1.json" "$demo"
+expect filter-file-same python3 - "$tmp/f0.json" "$tmp/f1.json" <<'PY'
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+pop3 = {r["flow"] for r in a if r.get("type") == "flow_start" and r.get("proto") == "pop3"}
+keep = lambda rs, fl: [{k: v for k, v in r.items() if k != "flow"} for r in rs if r.get("flow") in fl and r["type"] != "summary"]
+kept = {r["flow"] for r in b if r.get("type") == "flow_start"}
+sa, sb = a[-1], b[-1]
+sys.exit(not (pop3 and keep(a, pop3) == keep(b, kept) and sb["frames"] == sa["frames"]
+              and sb.get("frames_filtered", 0) > 0 and "frames_filtered" not in sa))
+PY
+check filter-file-bad 1 "$mx" -q -f "no such filter (" --json /dev/null "$demo"
+expect filter-file-bad-says grep -q "mxray: -f: " "$tmp/err"
+check w-without-i 2 "$mx" -w "$tmp/w.pcap" "$demo"
 check missing-file 1 "$mx" /nonexistent.pcap
 check not-a-capture 1 "$mx" README.md
 

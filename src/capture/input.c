@@ -16,6 +16,8 @@ struct file_input {
     pcap_t *pcap;
     int linktype;
     bool sec_u32; /* a classic pcap file: its seconds are unsigned 32-bit */
+    bool filtering;
+    struct bpf_program prog; /* -f: mx_input_filter */
 };
 
 /* A packet's time from seconds and nanoseconds, clamped to [0, MX_TIME_MAX]:
@@ -39,6 +41,10 @@ static enum mx_input_status file_next(struct mx_input *in, struct mx_raw_packet 
     struct pcap_pkthdr *hdr;
     const u_char *data;
     int rc = pcap_next_ex(f->pcap, &hdr, &data);
+    while (rc == 1 && f->filtering && !pcap_offline_filter(&f->prog, hdr, data)) {
+        in->filtered++;
+        rc = pcap_next_ex(f->pcap, &hdr, &data);
+    }
     if (rc == 1) {
         /* A classic pcap record's seconds are an unsigned 32-bit field
          * (draft-ietf-opsawg-pcap §5), which libpcap sign-extends. */
@@ -63,6 +69,8 @@ static enum mx_input_status file_next(struct mx_input *in, struct mx_raw_packet 
 static void file_close(struct mx_input *in)
 {
     struct file_input *f = (struct file_input *)in;
+    if (f->filtering)
+        pcap_freecode(&f->prog);
     if (f->pcap)
         pcap_close(f->pcap);
     free(f);
@@ -122,6 +130,21 @@ static struct mx_input *open_pcap(const char *path, FILE *stream, const char *na
         f->linktype = MX_LINKTYPE_LOOP;
 #endif
     return &f->base;
+}
+
+bool mx_input_filter(struct mx_input *in, const char *bpf, char *err, size_t errlen)
+{
+    if (in->ops != &file_ops) {
+        snprintf(err, errlen, "not a capture file");
+        return false;
+    }
+    struct file_input *f = (struct file_input *)in;
+    if (pcap_compile(f->pcap, &f->prog, bpf, 1, PCAP_NETMASK_UNKNOWN) != 0) {
+        snprintf(err, errlen, "%s", pcap_geterr(f->pcap));
+        return false;
+    }
+    f->filtering = true;
+    return true;
 }
 
 struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen)

@@ -33,9 +33,10 @@ struct mx_input_ops {
 
 struct mx_input {
     const struct mx_input_ops *ops;
-    char name[256];  /* file name or interface, for messages */
-    char error[512]; /* the last error */
-    uint64_t size;   /* the file's size in bytes, 0 when unknown (a pipe, an interface) */
+    char name[256];    /* file name or interface, for messages */
+    char error[512];   /* the last error */
+    uint64_t size;     /* the file's size in bytes, 0 when unknown (a pipe, an interface) */
+    uint64_t filtered; /* frames a file's filter (mx_input_filter) passed over, so far */
 };
 
 /* Opens a pcap or pcapng file ("-" for standard input), with timestamps
@@ -44,6 +45,12 @@ struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen);
 /* The same from a stream the input then owns (closed with it); `name` is
  * for messages. Tests and fuzz targets read captures from memory this way. */
 struct mx_input *mx_input_open_stream(FILE *fp, const char *name, char *err, size_t errlen);
+
+/* -f on a file: next() returns only the packets the BPF program `bpf`
+ * matches (pcap_offline_filter), and counts the others in in->filtered, so
+ * that the caller numbers frames as the file does. False with err when the
+ * filter does not compile for the file's link type. */
+bool mx_input_filter(struct mx_input *in, const char *bpf, char *err, size_t errlen);
 
 /* Live capture options (-i, -f, --no-promisc). */
 struct mx_live_opts {

@@ -855,7 +855,15 @@ static bool engine_read(struct mx_engine *e, struct mx_input *in, double t0, dou
     }
     for (;;) {
         struct mx_raw_packet raw;
+        uint64_t filtered = in->filtered;
         enum mx_input_status st = in->ops->next(in, &raw);
+        if (in->filtered > filtered) {
+            /* -f passed over frames: they keep their numbers. */
+            e->frame += in->filtered - filtered;
+            e->frames_filtered += in->filtered - filtered;
+            if (fi)
+                fi->frames += in->filtered - filtered;
+        }
         if (st == MX_INPUT_PACKET) {
             if (fi && fi->linktype < 0)
                 fi->linktype = raw.linktype;
@@ -905,6 +913,8 @@ static void emit_summary(struct mx_engine *e)
         mx_ev_time(ev, "end", e->now);
     }
     mx_ev_uint(ev, "frames", e->frame);
+    if (e->frames_filtered)
+        mx_ev_uint(ev, "frames_filtered", e->frames_filtered);
     mx_ev_uint(ev, "bytes", e->c.bytes);
     mx_ev_uint(ev, "tcp_segments", e->c.tcp_segments);
     mx_ev_uint(ev, "mail_segments", e->c.mail_segments);
