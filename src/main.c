@@ -33,6 +33,12 @@ static void usage(FILE *out)
                  "in order, numbered as one capture), rebuilds the TCP streams of mail flows\n"
                  "and reports them. With no output option the text timeline goes to stdout.\n"
                  "\n"
+                 "Input:\n"
+                 "  -r FILE              read FILE (as tcpdump and tshark spell it; repeatable, read first)\n"
+                 "  -f BPF               read only the packets a capture filter matches; the frames it passes\n"
+                 "                       over keep their numbers (the summary's frames_filtered)\n"
+                 "  -c COUNT             stop after COUNT packets (those -f matches)\n"
+                 "\n"
                  "Output:\n"
                  "  --json PATH          write NDJSON records to PATH (\"-\" for stdout)\n"
                  "  --html PATH          write one self-contained HTML report: an overview, and a sequence\n"
@@ -74,8 +80,7 @@ static void usage(FILE *out)
                  "Live capture (root or CAP_NET_RAW; stop with Ctrl-C or SIGTERM: open sessions are\n"
                  "flushed into the output and the summary gives pcap's drop counts):\n"
                  "  -i IFACE             capture from IFACE instead of reading files\n"
-                 "  -f BPF               capture filter (default: TCP on the mail ports and --port ones); on\n"
-                 "                       files too, where the frames it passes over keep their numbers\n"
+                 "  -f BPF               capture filter (default: TCP on the mail ports and --port ones)\n"
                  "  -w FILE              also write the captured packets to FILE (pcap), opened as the -Z\n"
                  "                       user and never through a symbolic link\n"
                  "  -Z USER              drop privileges to USER once the capture is open, before any output\n"
@@ -97,6 +102,8 @@ static void usage(FILE *out)
                  "was damaged (truncated file, snaplen cuts, headers whose lengths lie): see the warnings\n"
                  "and the summary.\n");
 }
+
+#define MX_MAX_R 256 /* -r FILE options */
 
 /* The live source, for the signal handler to stop. */
 static struct mx_input *volatile live_input;
@@ -173,8 +180,10 @@ struct cmdline {
     const char *write_path; /* -w */
     const char *run_as;     /* -Z */
     char protocols[128];    /* "SMTP, POP3 and IMAP": the protocols' names, for the HTML report */
-    char **files;           /* the capture files, n_files of them */
+    char **files;           /* the capture files, n_files of them: -r's, then the others */
     int n_files;
+    char *r_files[MX_MAX_R]; /* -r FILE, in order */
+    int n_r;
 };
 
 /* What the command line starts from: the registry's protocols, one worker
@@ -232,6 +241,20 @@ static int apply_option(struct cmdline *o, int c, char *arg)
     struct mx_config *cfg = &o->cfg;
     unsigned long long v;
     switch (c) {
+    case 'r':
+        if (o->n_r == MX_MAX_R) {
+            fprintf(stderr, "mxray: -r at most %d times (name the other files after the options)\n", MX_MAX_R);
+            return 2;
+        }
+        o->r_files[o->n_r++] = arg;
+        break;
+    case 'c':
+        if (!parse_num(arg, UINT64_MAX, &v)) {
+            fprintf(stderr, "mxray: -c takes a number of packets, from 1\n");
+            return 2;
+        }
+        cfg->max_packets = v;
+        break;
     case 'j':
         if (!strcmp(arg, "0")) {
             cfg->workers = 0;
@@ -486,13 +509,26 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         argc--;
     }
     int c;
-    while ((c = getopt_long(argc, argv, "qhVi:f:w:Z:j:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qhVi:f:w:Z:j:r:c:", opts, NULL)) != -1) {
         int status = apply_option(o, c, optarg);
         if (status >= 0)
             return status;
     }
     o->files = argv + optind;
     o->n_files = argc - optind;
+    if (o->n_r) {
+        /* -r FILE, as tcpdump and tshark spell it: those first, in order,
+         * then the files named without it. */
+        static char *all[MX_MAX_R + 64];
+        if (o->n_files > 64) {
+            fprintf(stderr, "mxray: with -r, at most 64 files without it\n");
+            return 2;
+        }
+        memcpy(all, o->r_files, (size_t)o->n_r * sizeof(*all));
+        memcpy(all + o->n_r, o->files, (size_t)o->n_files * sizeof(*all));
+        o->files = all;
+        o->n_files += o->n_r;
+    }
     if (o->live.iface && o->n_files) {
         fprintf(stderr, "mxray: -i reads an interface; no capture file goes with it\n");
         return 2;
@@ -639,7 +675,7 @@ static void run_live(struct mx_engine *eng, struct mx_input *in, const struct cm
 static bool run_files(struct mx_engine *eng, const struct cmdline *o)
 {
     bool opened_all = true;
-    for (int i = 0; i < o->n_files; i++) {
+    for (int i = 0; i < o->n_files && !mx_engine_count_reached(eng); i++) {
         char err[512];
         struct mx_input *in = mx_input_open_file(o->files[i], err, sizeof(err));
         if (!in) {

@@ -53,6 +53,18 @@ PY
 check filter-file-bad 1 "$mx" -q -f "no such filter (" --json /dev/null "$demo"
 expect filter-file-bad-says grep -q "mxray: -f: " "$tmp/err"
 check w-without-i 2 "$mx" -w "$tmp/w.pcap" "$demo"
+# -r FILE (repeatable, read first) and -c COUNT, as tcpdump spells them (issue 25).
+check r-files 0 "$mx" -q --json "$tmp/r.json" -r "$demo" -r pcaps/smtp/attachment.pcap
+check r-positional 0 "$mx" -q --json "$tmp/p.json" "$demo" pcaps/smtp/attachment.pcap
+expect r-same cmp -s "$tmp/r.json" "$tmp/p.json"
+check r-and-positional 0 "$mx" -q --json "$tmp/rp.json" -r "$demo" pcaps/smtp/attachment.pcap
+expect r-and-positional-same cmp -s "$tmp/rp.json" "$tmp/p.json"
+check count 0 "$mx" -q -c 10 --json "$tmp/c10.json" "$demo" pcaps/smtp/attachment.pcap
+expect count-10 python3 -c 'import json,sys; s=[json.loads(l) for l in open(sys.argv[1])][-1]; sys.exit(not (s["frames"] == 10 and len(s["files"]) == 1))' "$tmp/c10.json"
+check count-filter 0 "$mx" -q -c 3 -f "tcp port 110" --json "$tmp/c3.json" "$demo"
+expect count-filter-3 python3 -c 'import json,sys; s=[json.loads(l) for l in open(sys.argv[1])][-1]; sys.exit(not (s["frames"] - s["frames_filtered"] == 3))' "$tmp/c3.json"
+check count-0 2 "$mx" -c 0 "$demo"
+check r-with-i 2 "$mx" -i lo -r "$demo"
 check missing-file 1 "$mx" /nonexistent.pcap
 check not-a-capture 1 "$mx" README.md
 

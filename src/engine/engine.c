@@ -842,6 +842,11 @@ bool mx_engine_run(struct mx_engine *e, struct mx_input *in)
     return ok;
 }
 
+bool mx_engine_count_reached(const struct mx_engine *e)
+{
+    return e->cfg.max_packets && e->frames_seen >= e->cfg.max_packets;
+}
+
 static bool engine_read(struct mx_engine *e, struct mx_input *in, double t0, double *last, uint32_t *tick)
 {
     struct mx_file *fi = NULL;
@@ -854,6 +859,8 @@ static bool engine_read(struct mx_engine *e, struct mx_input *in, double t0, dou
         atomic_store_explicit(&e->files.pub, e->files.n, memory_order_release);
     }
     for (;;) {
+        if (mx_engine_count_reached(e))
+            return true; /* -c: as tcpdump stops after COUNT packets */
         struct mx_raw_packet raw;
         uint64_t filtered = in->filtered;
         enum mx_input_status st = in->ops->next(in, &raw);

@@ -62,6 +62,7 @@ struct mx_config {
     const char *extract_dir;                /* --extract DIR: messages and attachments are written there */
     uint64_t extract_max;                   /* bytes written to one file (--extract-max) [100 MiB] */
     uint64_t extract_total;                 /* bytes written to all files (--extract-total) [4 GiB] */
+    uint64_t max_packets;                   /* -c: stop after this many packets read (0: all) [0] */
     /* --progress: called about four times a second while a file is read,
      * and once with done set at its end [NULL]. */
     void (*progress)(void *ud, const struct mx_progress *p);
@@ -80,6 +81,9 @@ struct mx_engine *mx_engine_new(const struct mx_config *cfg, struct mx_sink *sin
 /* Reads every packet of an opened input (not closed here). Returns false when
  * the input failed or ended mid-record; what was read has been processed. */
 bool mx_engine_run(struct mx_engine *e, struct mx_input *in);
+
+/* -c COUNT was reached: no more packets are read (mx_engine_run returns at once). */
+bool mx_engine_count_reached(const struct mx_engine *e);
 
 /* Processes one raw packet; raw->frame is assigned by the engine. */
 void mx_engine_packet(struct mx_engine *e, struct mx_raw_packet *raw);
