@@ -21,6 +21,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static void usage(FILE *out)
@@ -38,6 +39,8 @@ static void usage(FILE *out)
                  "  -f BPF               read only the packets a capture filter matches; the frames it passes\n"
                  "                       over keep their numbers (the summary's frames_filtered)\n"
                  "  -c COUNT             stop after COUNT packets (those -f matches)\n"
+                 "  --since T, --until T read only the packets from T, until T: a UTC time\n"
+                 "                       (2026-12-06T10:00:00[.frac][Z]) or seconds from the first packet\n"
                  "\n"
                  "Output:\n"
                  "  --json PATH          write NDJSON records to PATH (\"-\" for stdout)\n"
@@ -153,6 +156,51 @@ static bool drop_privileges(const char *user)
 }
 
 /* Parses a positive decimal number no larger than max; false on anything else. */
+/* --since / --until: a UTC time "YYYY-MM-DDTHH:MM:SS[.frac][Z]" (RFC 3339,
+ * as the records write times), or seconds from the first packet ("90",
+ * "1.5"; *rel), at most 10^9. */
+static bool parse_when(const char *s, mx_time_t *t, bool *rel)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    int used = 0;
+    *rel = !(sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                    &tm.tm_sec, &used) == 6 &&
+             used >= 19);
+    const char *rest = *rel ? s : s + used;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    if (!*rel && (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+                  tm.tm_min > 59 || tm.tm_sec > 60))
+        return false;
+    int64_t sec = 0, ns = 0;
+    if (*rel) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(rest, &end, 10);
+        if (errno || end == rest || *rest == '-' || *rest == '+' || v > 1000000000ULL)
+            return false;
+        sec = (int64_t)v;
+        rest = end;
+    } else {
+        time_t u = timegm(&tm);
+        if (u == (time_t)-1 || u < 0 || (int64_t)u >= MX_TIME_MAX / MX_NS_PER_SEC)
+            return false;
+        sec = (int64_t)u;
+    }
+    if (*rest == '.') {
+        int64_t scale = MX_NS_PER_SEC / 10;
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++, scale /= 10)
+            ns += scale * (*rest - '0');
+    }
+    if (!*rel && *rest == 'Z')
+        rest++;
+    if (*rest)
+        return false;
+    *t = sec * MX_NS_PER_SEC + ns;
+    return true;
+}
+
 static bool parse_num(const char *s, unsigned long long max, unsigned long long *out)
 {
     char *end;
@@ -230,7 +278,9 @@ enum {
     OPT_NO_PROGRESS,
     OPT_MEMORY,
     OPT_EXTRACT_MAX,
-    OPT_EXTRACT_TOTAL
+    OPT_EXTRACT_TOTAL,
+    OPT_SINCE,
+    OPT_UNTIL
 };
 
 /* Applies option c (getopt_long's) with its argument arg to *o. Returns -1 to
@@ -248,6 +298,21 @@ static int apply_option(struct cmdline *o, int c, char *arg)
         }
         o->r_files[o->n_r++] = arg;
         break;
+    case OPT_SINCE:
+    case OPT_UNTIL: {
+        bool rel;
+        mx_time_t t;
+        if (!parse_when(arg, &t, &rel)) {
+            fprintf(stderr,
+                    "mxray: --%s takes a UTC time (2026-12-06T10:00:00[.frac][Z]) or seconds from the "
+                    "first packet (90, 1.5)\n",
+                    c == OPT_SINCE ? "since" : "until");
+            return 2;
+        }
+        *(c == OPT_SINCE ? &cfg->since : &cfg->until) = t;
+        *(c == OPT_SINCE ? &cfg->since_rel : &cfg->until_rel) = rel;
+        break;
+    }
     case 'c':
         if (!parse_num(arg, UINT64_MAX, &v)) {
             fprintf(stderr, "mxray: -c takes a number of packets, from 1\n");
@@ -485,6 +550,8 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         { "extract", required_argument, NULL, OPT_EXTRACT },
         { "extract-max", required_argument, NULL, OPT_EXTRACT_MAX },
         { "extract-total", required_argument, NULL, OPT_EXTRACT_TOTAL },
+        { "since", required_argument, NULL, OPT_SINCE },
+        { "until", required_argument, NULL, OPT_UNTIL },
         { "port", required_argument, NULL, OPT_PORT },
         { "no-promisc", no_argument, NULL, OPT_NOPROMISC },
         { "no-ndpi", no_argument, NULL, OPT_NONDPI },

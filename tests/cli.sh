@@ -64,6 +64,17 @@ expect count-10 python3 -c 'import json,sys; s=[json.loads(l) for l in open(sys.
 check count-filter 0 "$mx" -q -c 3 -f "tcp port 110" --json "$tmp/c3.json" "$demo"
 expect count-filter-3 python3 -c 'import json,sys; s=[json.loads(l) for l in open(sys.argv[1])][-1]; sys.exit(not (s["frames"] - s["frames_filtered"] == 3))' "$tmp/c3.json"
 check count-0 2 "$mx" -c 0 "$demo"
+# --since / --until: absolute UTC times or seconds from the first packet; packets outside are
+# passed over with their numbers kept. The demo starts at 2026-11-27T08:14:39.273158Z.
+check until-0 0 "$mx" -q --until 0 --json "$tmp/u0.json" "$demo"
+expect until-0-one python3 -c 'import json,sys; s=[json.loads(l) for l in open(sys.argv[1])][-1]; sys.exit(not (s["frames"] - s["frames_filtered"] == 1))' "$tmp/u0.json"
+check since-rel 0 "$mx" -q --since 0.1 --until 0.2 --json "$tmp/sr.json" "$demo"
+check since-abs 0 "$mx" -q --since 2026-11-27T08:14:39.373158Z --until 2026-11-27T08:14:39.473158 --json "$tmp/sa.json" "$demo"
+expect since-rel-abs cmp -s "$tmp/sr.json" "$tmp/sa.json"
+check since-start 0 "$mx" -q --since 2026-11-27T08:14:39.273158Z --json "$tmp/ss.json" "$demo"
+check since-none 0 "$mx" -q --json "$tmp/sn.json" "$demo"
+expect since-start-all cmp -s "$tmp/ss.json" "$tmp/sn.json"
+check since-bad 2 "$mx" --since yesterday "$demo"
 check r-with-i 2 "$mx" -i lo -r "$demo"
 check missing-file 1 "$mx" /nonexistent.pcap
 check not-a-capture 1 "$mx" README.md

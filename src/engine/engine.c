@@ -30,6 +30,7 @@ void mx_config_defaults(struct mx_config *c)
      * (Postfix 10 MB, Exchange Online 150 MB at most, Gmail 25 MB) yet a
      * cap on what one deflate bomb can write; and a bound on the disk a
      * hostile capture can fill. */
+    c->since = c->until = MX_TIME_NONE;
     c->extract_max = UINT64_C(100) << 20;
     c->extract_total = UINT64_C(4) << 30;
     c->dissect = true;
@@ -753,6 +754,7 @@ struct mx_engine *mx_engine_new(const struct mx_config *cfg, struct mx_sink *sin
         return NULL;
     }
     e->cfg = *cfg;
+    e->t0 = MX_TIME_NONE;
     e->extract.dirfd = -1;
     if (cfg->extract_dir) {
         e->extract.dir = cfg->extract_dir;
@@ -842,6 +844,21 @@ bool mx_engine_run(struct mx_engine *e, struct mx_input *in)
     return ok;
 }
 
+/* --since / --until: whether a packet of time ts is read. */
+static bool in_window(struct mx_engine *e, mx_time_t ts)
+{
+    if (e->cfg.since == MX_TIME_NONE && e->cfg.until == MX_TIME_NONE)
+        return true;
+    if (e->t0 == MX_TIME_NONE)
+        e->t0 = ts;
+    mx_time_t since = e->cfg.since, until = e->cfg.until;
+    if (since != MX_TIME_NONE && e->cfg.since_rel)
+        since = e->t0 + since; /* both in [0, 2^62]: no overflow */
+    if (until != MX_TIME_NONE && e->cfg.until_rel)
+        until = e->t0 + until;
+    return (since == MX_TIME_NONE || ts >= since) && (until == MX_TIME_NONE || ts <= until);
+}
+
 bool mx_engine_count_reached(const struct mx_engine *e)
 {
     return e->cfg.max_packets && e->frames_seen >= e->cfg.max_packets;
@@ -874,6 +891,13 @@ static bool engine_read(struct mx_engine *e, struct mx_input *in, double t0, dou
         if (st == MX_INPUT_PACKET) {
             if (fi && fi->linktype < 0)
                 fi->linktype = raw.linktype;
+            if (!in_window(e, raw.ts)) {
+                e->frame++; /* passed over, its number kept (as -f's) */
+                e->frames_filtered++;
+                if (fi)
+                    fi->frames++;
+                continue;
+            }
             mx_engine_packet(e, &raw);
             if (e->cfg.progress && !(++*tick & 4095))
                 report_progress(e, in, t0, last, false);

@@ -63,6 +63,11 @@ struct mx_config {
     uint64_t extract_max;                   /* bytes written to one file (--extract-max) [100 MiB] */
     uint64_t extract_total;                 /* bytes written to all files (--extract-total) [4 GiB] */
     uint64_t max_packets;                   /* -c: stop after this many packets read (0: all) [0] */
+    /* --since / --until: only packets in [since, until] are read, others are
+     * passed over with their frame numbers kept. Absolute times, or, with
+     * *_rel, offsets from the capture's first packet [MX_TIME_NONE: open]. */
+    mx_time_t since, until;
+    bool since_rel, until_rel;
     /* --progress: called about four times a second while a file is read,
      * and once with done set at its end [NULL]. */
     void (*progress)(void *ud, const struct mx_progress *p);

@@ -171,7 +171,8 @@ struct mx_engine {
     struct mx_classifier *cls; /* NULL with --no-ndpi */
     mx_frame_t frame;
     uint64_t frames_seen;
-    uint64_t frames_filtered; /* -f on files: frames passed over (their numbers kept) */
+    uint64_t frames_filtered; /* -f on files, --since, --until: frames passed over (their numbers kept) */
+    mx_time_t t0;             /* the first packet's time, filtered or not (--since +SECS) */
     mx_time_t now, first_ts, last_ts;
     struct mx_counters c;
     uint64_t ext_mem;     /* what the flows' state is charged (flow_ext.charged) */
