@@ -75,6 +75,12 @@ check since-start 0 "$mx" -q --since 2026-11-27T08:14:39.273158Z --json "$tmp/ss
 check since-none 0 "$mx" -q --json "$tmp/sn.json" "$demo"
 expect since-start-all cmp -s "$tmp/ss.json" "$tmp/sn.json"
 check since-bad 2 "$mx" --since yesterday "$demo"
+# A gzip-compressed capture is read as it is (issue 25): the same records as the plain file.
+gzip -c "$demo" > "$tmp/demo.pcapng.gz"
+check gzip 0 "$mx" -q --json "$tmp/gz.json" "$tmp/demo.pcapng.gz"
+expect gzip-same cmp -s <(grep -v '"type":"summary"' "$tmp/gz.json") <(grep -v '"type":"summary"' "$tmp/sn.json")
+head -c 3000 "$tmp/demo.pcapng.gz" > "$tmp/cut.pcapng.gz"
+check gzip-cut 3 "$mx" -q --json /dev/null "$tmp/cut.pcapng.gz"
 check r-with-i 2 "$mx" -i lo -r "$demo"
 check missing-file 1 "$mx" /nonexistent.pcap
 check not-a-capture 1 "$mx" README.md

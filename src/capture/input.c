@@ -1,8 +1,11 @@
-/* input.c - capture-file input through libpcap (pcap and pcapng, us and ns timestamps). */
+/* input.c - capture-file input through libpcap (pcap and pcapng, us and ns
+ * timestamps), gzip-compressed ones through zlib as tshark reads them. */
+#define _GNU_SOURCE /* fopencookie (glibc): a gzip file as a stream for libpcap */
 #include "capture/input.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -10,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 struct file_input {
     struct mx_input base;
@@ -18,6 +22,7 @@ struct file_input {
     bool sec_u32; /* a classic pcap file: its seconds are unsigned 32-bit */
     bool filtering;
     struct bpf_program prog; /* -f: mx_input_filter */
+    gzFile gz;               /* a gzip file, read through a stdio cookie; NULL: plain */
 };
 
 /* A packet's time from seconds and nanoseconds, clamped to [0, MX_TIME_MAX]:
@@ -78,7 +83,12 @@ static void file_close(struct mx_input *in)
 
 static uint64_t file_position(struct mx_input *in)
 {
-    FILE *fp = pcap_file(((struct file_input *)in)->pcap);
+    struct file_input *f = (struct file_input *)in;
+    if (f->gz) {
+        z_off_t pos = gzoffset(f->gz); /* compressed bytes read, against the file's size */
+        return pos > 0 ? (uint64_t)pos : 0;
+    }
+    FILE *fp = pcap_file(f->pcap);
     long pos = fp ? ftell(fp) : -1;
     return pos > 0 ? (uint64_t)pos : 0;
 }
@@ -147,11 +157,58 @@ bool mx_input_filter(struct mx_input *in, const char *bpf, char *err, size_t err
     return true;
 }
 
+/* A gzip file as a stdio stream (fopencookie): libpcap reads it as it reads
+ * any stream; zlib inflates it with bounded memory. */
+static ssize_t gz_read(void *cookie, char *buf, size_t n)
+{
+    int r = gzread((gzFile)cookie, buf, n > INT_MAX ? INT_MAX : (unsigned)n);
+    return r < 0 ? -1 : r;
+}
+
+static int gz_close(void *cookie)
+{
+    return gzclose_r((gzFile)cookie) == Z_OK ? 0 : EOF;
+}
+
+/* Whether path starts with the gzip magic (RFC 1952 §2.3.1: 1f 8b). */
+static bool is_gzip(const char *path)
+{
+    unsigned char m[2];
+    FILE *fp = fopen(path, "rb");
+    bool gz = fp && fread(m, 1, 2, fp) == 2 && m[0] == 0x1f && m[1] == 0x8b;
+    if (fp)
+        fclose(fp);
+    return gz;
+}
+
 struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen)
 {
     if (!strcmp(path, "-"))
         return open_pcap(NULL, stdin, "(stdin)", err, errlen);
-    return open_pcap(path, NULL, path, err, errlen);
+    if (!is_gzip(path))
+        return open_pcap(path, NULL, path, err, errlen);
+    gzFile gz = gzopen(path, "rb");
+    if (!gz) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        return NULL;
+    }
+    gzbuffer(gz, 1 << 17);
+    cookie_io_functions_t io = { .read = gz_read, .write = NULL, .seek = NULL, .close = gz_close };
+    FILE *stream = fopencookie(gz, "rb", io);
+    if (!stream) {
+        gzclose_r(gz);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    struct mx_input *in = open_pcap(NULL, stream, path, err, errlen); /* closes stream on failure */
+    if (in) {
+        struct file_input *f = (struct file_input *)in;
+        struct stat st;
+        f->gz = gz;
+        if (stat(path, &st) == 0)
+            in->size = (uint64_t)st.st_size; /* --progress: compressed bytes, as gzoffset counts */
+    }
+    return in;
 }
 
 struct mx_input *mx_input_open_stream(FILE *fp, const char *name, char *err, size_t errlen)
