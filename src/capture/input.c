@@ -170,10 +170,14 @@ static int gz_close(void *cookie)
     return gzclose_r((gzFile)cookie) == Z_OK ? 0 : EOF;
 }
 
-/* Whether path starts with the gzip magic (RFC 1952 §2.3.1: 1f 8b). */
+/* Whether path is a regular file that starts with the gzip magic (RFC 1952
+ * §2.3.1: 1f 8b). A FIFO or a device is never read twice. */
 static bool is_gzip(const char *path)
 {
     unsigned char m[2];
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
     FILE *fp = fopen(path, "rb");
     bool gz = fp && fread(m, 1, 2, fp) == 2 && m[0] == 0x1f && m[1] == 0x8b;
     if (fp)
