@@ -1,5 +1,5 @@
 /* decode.c - link, IPv4/IPv6 and TCP header decoding, with IP fragment reassembly. */
-#include "capture/decode.h"
+#include "capture/decode_int.h"
 #include "core/cursor.h"
 #include "core/hash.h"
 
@@ -11,14 +11,18 @@
 #define MX_ETH_IPV6 0x86dd
 #define MX_ETH_8021Q 0x8100
 #define MX_ETH_8021AD 0x88a8
-#define MX_ETH_QINQ 0x9100 /* pre-standard QinQ */
+#define MX_ETH_QINQ 0x9100       /* pre-standard QinQ */
+#define MX_ETH_MPLS 0x8847       /* RFC 3032 §5: unicast */
+#define MX_ETH_MPLS_MCAST 0x8848 /* multicast */
+#define MX_ETH_PPPOE 0x8864      /* RFC 2516 §4: session stage (0x8863, discovery, is other) */
 
 /* IP protocol / IPv6 Next Header numbers. */
 #define MX_IPPROTO_HOPOPTS 0
 #define MX_IPPROTO_IPIP 4 /* IPv4 in IP, RFC 2003 */
 #define MX_IPPROTO_TCP 6
+#define MX_IPPROTO_UDP 17
 #define MX_IPPROTO_IPV6 41 /* IPv6 in IP, RFC 4213 §3.5 (6in4) and RFC 2473 */
-#define MX_TUNNEL_MAX 4    /* nested IP-in-IP encapsulations followed */
+#define MX_IPPROTO_GRE 47
 #define MX_IPPROTO_ROUTING 43
 #define MX_IPPROTO_FRAGMENT 44
 #define MX_IPPROTO_AH 51
@@ -82,39 +86,32 @@ struct mx_decoder {
     uint8_t buf[MX_IP_MAXDATA];       /* the last reassembled payload */
 };
 
-/* Bytes from one protocol layer on: `cap` of them captured at `ptr`, `wire`
- * of them on the wire (wire >= cap). */
-struct mx_layer {
-    const uint8_t *ptr;
-    size_t cap;
-    size_t wire;
-};
-
-/* State of one mx_decode() call. */
-struct mx_dctx {
-    struct mx_decoder *d;
-    const struct mx_raw_packet *raw;
-    struct mx_packet *pkt;
-    struct mx_anomaly_counts *counts; /* may be NULL */
-    uint64_t *anomalies;              /* may be NULL */
-    unsigned tunnels;                 /* IP-in-IP layers entered so far */
-};
-
 static enum mx_decode_result mx_decode_ipv6_ext(struct mx_dctx *x, struct mx_layer l, uint8_t nh, bool reassembled);
-static enum mx_decode_result mx_decode_ipv4(struct mx_dctx *x, struct mx_layer l);
-static enum mx_decode_result mx_decode_ipv6(struct mx_dctx *x, struct mx_layer l);
 
 /* An IP packet carried as the payload of another (6in4, IPIP, IPv6 in IPv6):
- * the inner header's addresses are the flow's. Nesting is capped. */
+ * the inner header's addresses are the flow's. Nesting shares the budget of
+ * every encapsulation. */
 static enum mx_decode_result mx_decode_tunnel(struct mx_dctx *x, struct mx_layer l, uint8_t proto)
 {
-    if (x->tunnels >= MX_TUNNEL_MAX)
-        return MX_DECODE_OTHER;
-    x->tunnels++;
+    if (!mx_encap_enter(x, MX_ENCAP_NONE))
+        return MX_DECODE_INVALID;
     return proto == MX_IPPROTO_IPV6 ? mx_decode_ipv6(x, l) : mx_decode_ipv4(x, l);
 }
 
-static void mx_decode_note(struct mx_dctx *x, enum mx_core_anomaly a)
+/* What an IP header's protocol (or IPv6 Next Header) `proto` leads to, from
+ * the layer after it, when it is neither TCP nor an IPv6 extension header. */
+static enum mx_decode_result mx_decode_ip_payload(struct mx_dctx *x, struct mx_layer l, uint8_t proto)
+{
+    if (proto == MX_IPPROTO_IPV6 || proto == MX_IPPROTO_IPIP)
+        return mx_decode_tunnel(x, l, proto);
+    if (proto == MX_IPPROTO_GRE)
+        return mx_decode_gre(x, l);
+    if (proto == MX_IPPROTO_UDP)
+        return mx_decode_udp(x, l);
+    return MX_DECODE_OTHER;
+}
+
+void mx_decode_note(struct mx_dctx *x, enum mx_core_anomaly a)
 {
     if (x->counts)
         x->counts->n[a]++;
@@ -122,8 +119,8 @@ static void mx_decode_note(struct mx_dctx *x, enum mx_core_anomaly a)
         *x->anomalies |= UINT64_C(1) << a;
 }
 
-/* Counts `a` and returns MX_DECODE_INVALID. */
-static enum mx_decode_result mx_decode_bad(struct mx_dctx *x, enum mx_core_anomaly a)
+/* Contract in decode_int.h. */
+enum mx_decode_result mx_decode_bad(struct mx_dctx *x, enum mx_core_anomaly a)
 {
     mx_decode_note(x, a);
     return MX_DECODE_INVALID;
@@ -131,14 +128,14 @@ static enum mx_decode_result mx_decode_bad(struct mx_dctx *x, enum mx_core_anoma
 
 /* A header of `need` bytes does not fit in what was captured: blame the
  * snapshot length if the wire had the bytes, else the header itself. */
-static enum mx_decode_result mx_decode_short(struct mx_dctx *x, struct mx_layer l, size_t need, enum mx_core_anomaly a)
+enum mx_decode_result mx_decode_short(struct mx_dctx *x, struct mx_layer l, size_t need, enum mx_core_anomaly a)
 {
     if (l.cap < need && l.wire >= need)
         a = MX_AN_SNAPLEN_TRUNCATED;
     return mx_decode_bad(x, a);
 }
 
-static struct mx_layer mx_layer_skip(struct mx_layer l, size_t n)
+struct mx_layer mx_layer_skip(struct mx_layer l, size_t n)
 {
     if (n > l.cap)
         n = l.cap;
@@ -453,10 +450,8 @@ static enum mx_decode_result mx_decode_ipv6_ext(struct mx_dctx *x, struct mx_lay
 
         if (nh == MX_IPPROTO_TCP)
             return mx_decode_tcp(x, mx_layer_skip(l, c.pos));
-        if ((nh == MX_IPPROTO_IPV6 || nh == MX_IPPROTO_IPIP) && !reassembled)
-            return mx_decode_tunnel(x, mx_layer_skip(l, c.pos), nh);
-        if (!mx_ipv6_may_be_tcp(nh) && nh != MX_IPPROTO_FRAGMENT)
-            return MX_DECODE_OTHER; /* ESP (50), No Next Header (59), UDP, ICMPv6, ... */
+        if (!mx_ipv6_may_be_tcp(nh) && nh != MX_IPPROTO_FRAGMENT) /* ESP (50), No Next Header (59), ICMPv6, ... */
+            return reassembled ? MX_DECODE_OTHER : mx_decode_ip_payload(x, mx_layer_skip(l, c.pos), nh);
         if (n >= MX_IPV6_EXT_MAX)
             return mx_decode_bad(x, MX_AN_IPV6_EXT_INVALID);
         /* RFC 8200 §4.1: Hop-by-Hop Options only right after the IPv6 header. */
@@ -523,7 +518,7 @@ static uint32_t mx_jumbo_length(struct mx_layer l)
 }
 
 /* RFC 8200 §3: the fixed 40-byte header. */
-static enum mx_decode_result mx_decode_ipv6(struct mx_dctx *x, struct mx_layer l)
+enum mx_decode_result mx_decode_ipv6(struct mx_dctx *x, struct mx_layer l)
 {
     struct mx_packet *p = x->pkt;
     struct mx_cursor c;
@@ -561,7 +556,7 @@ static enum mx_decode_result mx_decode_ipv6(struct mx_dctx *x, struct mx_layer l
 
 /* ---- IPv4 (RFC 791 §3.1) ---- */
 
-static enum mx_decode_result mx_decode_ipv4(struct mx_dctx *x, struct mx_layer l)
+enum mx_decode_result mx_decode_ipv4(struct mx_dctx *x, struct mx_layer l)
 {
     struct mx_packet *p = x->pkt;
     struct mx_cursor c;
@@ -605,11 +600,8 @@ static enum mx_decode_result mx_decode_ipv4(struct mx_dctx *x, struct mx_layer l
     p->l3 = mx_slice_make(l.ptr, l.cap);
     l = mx_layer_skip(l, hl);
     off = (uint32_t)(frag & 0x1fff) * 8;
-    if (off == 0 && !(frag & 0x2000)) {
-        if (k.proto == MX_IPPROTO_IPV6 || k.proto == MX_IPPROTO_IPIP)
-            return mx_decode_tunnel(x, l, k.proto);
-        return k.proto == MX_IPPROTO_TCP ? mx_decode_tcp(x, l) : MX_DECODE_OTHER;
-    }
+    if (off == 0 && !(frag & 0x2000))
+        return k.proto == MX_IPPROTO_TCP ? mx_decode_tcp(x, l) : mx_decode_ip_payload(x, l, k.proto);
     /* A fragment (RFC 791 §3.2). Only TCP is worth holding. */
     if (k.proto != MX_IPPROTO_TCP)
         return MX_DECODE_OTHER;
@@ -622,8 +614,9 @@ static enum mx_decode_result mx_decode_ipv4(struct mx_dctx *x, struct mx_layer l
 /* ---- Link layer ---- */
 
 /* Follows VLAN tags (IEEE 802.1Q §9.6: TCI, then the inner Ethertype) and
- * dispatches on the final Ethertype. */
-static enum mx_decode_result mx_decode_ethertype(struct mx_dctx *x, struct mx_layer l, uint16_t type)
+ * dispatches on the final Ethertype. Inner Ethernet frames of tunnels come
+ * here too, so their tags are followed alike. */
+enum mx_decode_result mx_decode_ethertype(struct mx_dctx *x, struct mx_layer l, uint16_t type)
 {
     struct mx_cursor c;
     unsigned depth = 0;
@@ -643,7 +636,25 @@ static enum mx_decode_result mx_decode_ethertype(struct mx_dctx *x, struct mx_la
         return mx_decode_ipv4(x, l);
     if (type == MX_ETH_IPV6)
         return mx_decode_ipv6(x, l);
+    if (type == MX_ETH_MPLS || type == MX_ETH_MPLS_MCAST)
+        return mx_decode_mpls(x, l);
+    if (type == MX_ETH_PPPOE)
+        return mx_decode_pppoe(x, l);
     return MX_DECODE_OTHER;
+}
+
+/* Contract in decode_int.h (IEEE 802.3 §3.1.1, Ethernet II framing). */
+enum mx_decode_result mx_decode_ether(struct mx_dctx *x, struct mx_layer l)
+{
+    struct mx_cursor c;
+    uint16_t type;
+
+    mx_cursor_init(&c, l.ptr, l.cap);
+    mx_cursor_skip(&c, 12); /* destination, source */
+    type = mx_cursor_be16(&c);
+    if (c.err)
+        return mx_decode_short(x, l, 14, MX_AN_LINK_HEADER_INVALID);
+    return mx_decode_ethertype(x, mx_layer_skip(l, 14), type);
 }
 
 /* BSD loopback address families: AF_INET is 2 everywhere; AF_INET6 is 24
@@ -667,11 +678,8 @@ static enum mx_decode_result mx_decode_link(struct mx_dctx *x, struct mx_layer l
 
     mx_cursor_init(&c, l.ptr, l.cap);
     switch (x->raw->linktype) {
-    case MX_LINKTYPE_ETHERNET: /* dst, src, Ethertype */
-        hl = 14;
-        mx_cursor_skip(&c, 12);
-        type = mx_cursor_be16(&c);
-        break;
+    case MX_LINKTYPE_ETHERNET:
+        return mx_decode_ether(x, l);
     case MX_LINKTYPE_LINUX_SLL: /* type, ARPHRD, addr len, addr[8], protocol */
         hl = 16;
         mx_cursor_skip(&c, 14);

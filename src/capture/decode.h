@@ -24,6 +24,26 @@
 #define MX_TCP_ACK 0x10
 #define MX_TCP_URG 0x20
 
+/* Encapsulations followed to reach a packet (manual, "Encapsulations"), as
+ * listed in struct mx_packet.encap; VLAN tags and IP-in-IP are not listed. */
+enum mx_encap {
+    MX_ENCAP_NONE,   /* not listed (IP-in-IP) */
+    MX_ENCAP_GRE,    /* RFC 2784, RFC 2890 */
+    MX_ENCAP_ERSPAN, /* ERSPAN types I, II, III inside GRE */
+    MX_ENCAP_VXLAN,  /* RFC 7348 */
+    MX_ENCAP_GENEVE, /* RFC 8926 */
+    MX_ENCAP_GTPU,   /* 3GPP TS 29.281 */
+    MX_ENCAP_MPLS,   /* RFC 3032 label stack (with an RFC 4385 pseudowire) */
+    MX_ENCAP_PPPOE,  /* RFC 2516 session */
+};
+
+/* Encapsulation layers of every kind, IP-in-IP included, followed in one
+ * packet; one more is ENCAP_DEPTH_EXCEEDED. */
+#define MX_ENCAP_MAX 8
+
+/* The name of an encapsulation in records ("gre", "vxlan", ...); "" for MX_ENCAP_NONE. */
+const char *mx_encap_name(enum mx_encap e);
+
 /* One captured frame as the input layer hands it over. */
 struct mx_raw_packet {
     mx_frame_t frame;    /* 1-based frame number */
@@ -46,14 +66,16 @@ struct mx_packet {
     uint32_t seq, ack; /* raw sequence and acknowledgement numbers */
     uint8_t flags;     /* MX_TCP_* */
     uint16_t window;
-    struct mx_slice payload; /* TCP payload bytes actually captured */
-    uint32_t payload_len;    /* payload length according to the IP header */
-    bool truncated;          /* payload.len < payload_len (snaplen cut) */
-    bool len_from_frame;     /* the IP length was 0 (an offloaded super-frame): the frame's was taken */
-    bool defragmented;       /* carried by several IP fragments */
-    struct mx_slice l3;      /* the (innermost) IP header and what follows, as captured; empty
+    struct mx_slice payload;     /* TCP payload bytes actually captured */
+    uint32_t payload_len;        /* payload length according to the IP header */
+    bool truncated;              /* payload.len < payload_len (snaplen cut) */
+    bool len_from_frame;         /* the IP length was 0 (an offloaded super-frame): the frame's was taken */
+    bool defragmented;           /* carried by several IP fragments */
+    struct mx_slice l3;          /* the (innermost) IP header and what follows, as captured; empty
                                 when defragmented. For classifiers that want the IP packet. */
-    mx_frame_t first_frame;  /* first fragment's frame when defragmented, else frame */
+    mx_frame_t first_frame;      /* first fragment's frame when defragmented, else frame */
+    uint8_t encap[MX_ENCAP_MAX]; /* enum mx_encap of the layers that carried it, outermost first */
+    uint8_t nencap;              /* entries of encap[] used */
 };
 
 enum mx_decode_result {

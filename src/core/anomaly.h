@@ -47,7 +47,15 @@ struct mx_anomaly_def {
     X(TIMESTAMP_OUT_OF_RANGE, "a packet's time lay before 1970 or after 2116 (a damaged header or a hostile "     \
                               "pcapng if_tsoffset); it was clamped")                                              \
     X(IP_LENGTH_FROM_FRAME, "an IP length of 0, as segmentation offload (TSO/GSO, BIG TCP) leaves it in a "       \
-                            "capture on the sending host: the length was taken from the frame")
+                            "capture on the sending host: the length was taken from the frame")                   \
+    X(ENCAP_DEPTH_EXCEEDED, "more nested encapsulations (tunnels, label stacks, IP-in-IP) than mxray follows")    \
+    X(GRE_HEADER_INVALID, "a GRE header with a version, reserved bits or a length that lie")                      \
+    X(ERSPAN_HEADER_INVALID, "an ERSPAN header of an unknown version, or cut")                                    \
+    X(VXLAN_HEADER_INVALID, "a datagram to the VXLAN port that is no VXLAN (I flag clear), or cut")               \
+    X(GENEVE_HEADER_INVALID, "a Geneve header of an unknown version or whose options overrun it")                 \
+    X(GTP_HEADER_INVALID, "a GTP-U header whose version, type, length or extension headers lie")                  \
+    X(MPLS_HEADER_INVALID, "an MPLS label stack that is cut or has no bottom within 8 labels")                    \
+    X(PPPOE_HEADER_INVALID, "a PPPoE session header whose version, type, code or length lie")
 
 enum mx_core_anomaly {
 #define MX_X(n, d) MX_AN_##n,

@@ -227,6 +227,12 @@ static void emit_flow_start(struct mx_engine *e, struct mx_flow *f)
     mx_ev_bool(ev, "handshake", x->handshake);
     if (x->by_ndpi)
         mx_ev_bool(ev, "found_by_ndpi", true);
+    if (x->nencap) {
+        mx_ev_arr(ev, "encap");
+        for (size_t i = 0; i < x->nencap; i++)
+            mx_ev_str(ev, NULL, mx_encap_name(x->encap[i]));
+        mx_ev_end(ev);
+    }
     mx_ev_frames(ev, f->first_frame, f->first_frame);
     bool v6 = f->addr[0].family == 6;
     mx_ev_text(ev, "%s %s%s%s:%u -> %s%s%s:%u %s", x->proto->name, v6 ? "[" : "", c, v6 ? "]" : "", f->port[0],
@@ -502,6 +508,8 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
     if (!proto)
         proto = mx_protocols_by_port(e->cfg.protocols, f->port[MX_DIR_C2S], &tls);
     x->handshake = (p->flags & MX_TCP_SYN) != 0;
+    memcpy(x->encap, p->encap, sizeof(x->encap));
+    x->nencap = p->nencap;
     f->first_ts = f->last_ts = p->ts;
     f->first_frame = p->frame;
     if (mx_flow_count(e->flows) > e->peak_flows)

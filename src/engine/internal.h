@@ -108,9 +108,11 @@ struct flow_ext {
     enum mx_close close_reason;
     void *stream; /* its --streams writer's state */
     struct mx_classify_flow cls;
-    bool ignored;   /* classified as not mail: its packets are only counted */
-    size_t charged; /* bytes counted against the memory cap */
-    bool by_ndpi;   /* recognised as mail by nDPI, not by its port */
+    bool ignored;                /* classified as not mail: its packets are only counted */
+    size_t charged;              /* bytes counted against the memory cap */
+    bool by_ndpi;                /* recognised as mail by nDPI, not by its port */
+    uint8_t encap[MX_ENCAP_MAX]; /* the first packet's encapsulations (decode.h), outermost first */
+    uint8_t nencap;
 };
 
 /* Where a record falls in the run's order, so that the merge of worker

@@ -270,7 +270,8 @@ START_TEST(test_ip_in_ip_tunnels)
         at[i] = ip4(&r, 5, 1, 0, 4);
     for (int i = 19; i >= 0; i--)
         ip4_len(&r, at[i]);
-    ck_assert_int_eq(run(MX_LINKTYPE_RAW, &r), MX_DECODE_OTHER);
+    ck_assert_int_eq(run(MX_LINKTYPE_RAW, &r), MX_DECODE_INVALID);
+    ck_assert_uint_eq(an, BIT(MX_AN_ENCAP_DEPTH_EXCEEDED));
 }
 END_TEST
 
@@ -1179,6 +1180,616 @@ START_TEST(test_frag_default_cap)
 }
 END_TEST
 
+/* ---- Encapsulations (encap.c) ---- */
+
+static const uint8_t outer_src[4] = { 192, 0, 2, 1 }, outer_dst[4] = { 192, 0, 2, 2 };
+
+/* An outer IPv4 header of protocol `proto` with addresses of its own (the
+ * flow must be keyed by the inner ones); its length is patched by ip4_len(). */
+static size_t outer4(struct pb *p, unsigned proto)
+{
+    size_t at = ip4(p, 5, 9, 0, proto);
+    memcpy(p->b + at + 12, outer_src, 4);
+    memcpy(p->b + at + 16, outer_dst, 4);
+    return at;
+}
+
+/* IPv4 / TCP carrying `smtp`, without a link header. */
+static void v4_tcp(struct pb *p)
+{
+    size_t ip = ip4(p, 5, 1, 0, 6);
+    tcp(p, 5, MX_TCP_PSH | MX_TCP_ACK);
+    putn(p, smtp, SMTP_LEN);
+    ip4_len(p, ip);
+}
+
+/* A GRE header (RFC 2784, RFC 2890) with the optional fields its flags call for. */
+static void gre(struct pb *p, unsigned flags, unsigned proto)
+{
+    put16(p, flags);
+    put16(p, proto);
+    if (flags & 0x8000)
+        put32(p, 0); /* Checksum, Reserved1 */
+    if (flags & 0x2000)
+        put32(p, 42); /* Key */
+    if (flags & 0x1000)
+        put32(p, 7); /* Sequence Number */
+}
+
+/* A UDP header to `dport`; its length is patched by udp_len(). */
+static size_t udp(struct pb *p, unsigned dport)
+{
+    size_t at = p->n;
+    put16(p, 50000);
+    put16(p, dport);
+    put16(p, 0);
+    put16(p, 0);
+    return at;
+}
+
+static void udp_len(struct pb *p, size_t at)
+{
+    set16(p, at + 4, (unsigned)(p->n - at));
+}
+
+/* Ethernet / IPv4 / GRE (flags, proto) / then `inner` writes the rest. */
+static void over_gre(struct pb *p, unsigned flags, unsigned proto, void (*inner)(struct pb *))
+{
+    p->n = 0;
+    eth(p, 0x0800);
+    size_t o = outer4(p, 47);
+    gre(p, flags, proto);
+    inner(p);
+    ip4_len(p, o);
+}
+
+/* An inner Ethernet frame with an 802.1Q tag, then IPv4/TCP. */
+static void eth_vlan_v4_tcp(struct pb *p)
+{
+    eth(p, 0x8100);
+    put16(p, 100);
+    put16(p, 0x0800);
+    v4_tcp(p);
+}
+
+static void eth_v6_tcp(struct pb *p)
+{
+    eth(p, 0x86dd);
+    v6_tcp(p);
+}
+
+/* Decodes p as Ethernet and expects the SMTP segment over IPv4 (v6: IPv6),
+ * no anomaly, and the encapsulations listed. */
+static void expect_tcp(const struct pb *p, int v6, const uint8_t *encap, size_t nencap)
+{
+    ck_assert_int_eq(run(MX_LINKTYPE_ETHERNET, p), MX_DECODE_TCP);
+    if (v6)
+        check_smtp_v6();
+    else
+        check_smtp_v4();
+    ck_assert_uint_eq(an, 0);
+    ck_assert_uint_eq(pkt.nencap, nencap);
+    if (nencap)
+        ck_assert_mem_eq(pkt.encap, encap, nencap);
+    ck_assert_ptr_nonnull(pkt.l3.ptr);
+    ck_assert_uint_eq(pkt.l3.ptr[0] >> 4, v6 ? 6 : 4);
+}
+
+/* Decodes p as Ethernet and expects `r` with exactly the anomaly bits `bits`. */
+static void expect(const struct pb *p, enum mx_decode_result r, uint64_t bits)
+{
+    ck_assert_int_eq(run(MX_LINKTYPE_ETHERNET, p), r);
+    ck_assert_uint_eq(an, bits);
+}
+
+static const uint8_t E_GRE[] = { MX_ENCAP_GRE }, E_ERSPAN[] = { MX_ENCAP_GRE, MX_ENCAP_ERSPAN },
+                     E_VXLAN[] = { MX_ENCAP_VXLAN }, E_GENEVE[] = { MX_ENCAP_GENEVE }, E_GTPU[] = { MX_ENCAP_GTPU },
+                     E_MPLS[] = { MX_ENCAP_MPLS }, E_PPPOE[] = { MX_ENCAP_PPPOE };
+
+START_TEST(test_gre)
+{
+    struct pb p = { .n = 0 };
+
+    over_gre(&p, 0, 0x0800, v4_tcp); /* RFC 2784, no options */
+    expect_tcp(&p, 0, E_GRE, 1);
+    ck_assert_str_eq(mx_encap_name(MX_ENCAP_GRE), "gre");
+    over_gre(&p, 0xb000, 0x0800, v4_tcp); /* C, K, S (RFC 2890) */
+    expect_tcp(&p, 0, E_GRE, 1);
+    over_gre(&p, 0x2000, 0x86dd, v6_tcp);
+    expect_tcp(&p, 1, E_GRE, 1);
+    over_gre(&p, 0x1000, 0x6558, eth_vlan_v4_tcp); /* Transparent Ethernet Bridging, a tag inside */
+    expect_tcp(&p, 0, E_GRE, 1);
+
+    /* GRE over IPv6. */
+    p.n = 0;
+    eth(&p, 0x86dd);
+    size_t o = ip6(&p, 47);
+    gre(&p, 0, 0x0800);
+    v4_tcp(&p);
+    ip6_len(&p, o);
+    expect_tcp(&p, 0, E_GRE, 1);
+
+    over_gre(&p, 0x0001, 0x880b, v4_tcp); /* PPTP's enhanced GRE: not followed, no anomaly */
+    expect(&p, MX_DECODE_OTHER, 0);
+    over_gre(&p, 0x0002, 0x0800, v4_tcp); /* version 2 */
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GRE_HEADER_INVALID));
+    over_gre(&p, 0x4000, 0x0800, v4_tcp); /* RFC 1701 routing */
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GRE_HEADER_INVALID));
+    over_gre(&p, 0x0800, 0x0800, v4_tcp); /* strict source route */
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GRE_HEADER_INVALID));
+    over_gre(&p, 0x0080, 0x0800, v4_tcp); /* bits 6-12 are ignored (RFC 2784 §2.3) */
+    expect_tcp(&p, 0, E_GRE, 1);
+    over_gre(&p, 0, 0x0806, v4_tcp); /* ARP: other */
+    expect(&p, MX_DECODE_OTHER, 0);
+
+    /* The K and S fields lie beyond the packet. */
+    p.n = 0;
+    eth(&p, 0x0800);
+    o = outer4(&p, 47);
+    put16(&p, 0x3000);
+    put16(&p, 0x0800);
+    put32(&p, 1);
+    ip4_len(&p, o);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GRE_HEADER_INVALID));
+}
+END_TEST
+
+static void erspan2_v4(struct pb *p)
+{
+    put16(p, 0x1000 | 12); /* Ver 1, VLAN 12 */
+    put16(p, 0x0007);      /* Session 7 */
+    put32(p, 0x123);       /* Index */
+    eth_vlan_v4_tcp(p);
+}
+
+static unsigned erspan3_last; /* the last 16 bits of the type III header */
+
+static void erspan3_v6(struct pb *p)
+{
+    put16(p, 0x2000);
+    put16(p, 0x0007);
+    put32(p, 1000); /* Timestamp */
+    put16(p, 0);    /* SGT */
+    put16(p, erspan3_last);
+    if (erspan3_last & 1) {
+        put32(p, (3u << 26) | 5); /* platform ID 3 */
+        put32(p, 0);
+    }
+    eth_v6_tcp(p);
+}
+
+START_TEST(test_erspan)
+{
+    struct pb p = { .n = 0 };
+
+    over_gre(&p, 0, 0x88be, eth_vlan_v4_tcp); /* type I: no S bit, no header */
+    expect_tcp(&p, 0, E_ERSPAN, 2);
+    over_gre(&p, 0x1000, 0x88be, erspan2_v4); /* type II */
+    expect_tcp(&p, 0, E_ERSPAN, 2);
+    erspan3_last = 0;
+    over_gre(&p, 0x1000, 0x22eb, erspan3_v6); /* type III */
+    expect_tcp(&p, 1, E_ERSPAN, 2);
+    erspan3_last = 0x0013; /* HW ID 1, Gra 1, O: the platform subheader */
+    over_gre(&p, 0x1000, 0x22eb, erspan3_v6);
+    expect_tcp(&p, 1, E_ERSPAN, 2);
+    erspan3_last = 0x0800; /* Frame Type 2 (IP): not an Ethernet frame */
+    over_gre(&p, 0x1000, 0x22eb, erspan3_v6);
+    expect(&p, MX_DECODE_OTHER, 0);
+
+    /* Type II with the S bit but a header of version 3. */
+    over_gre(&p, 0x1000, 0x88be, erspan2_v4);
+    p.b[14 + 20 + 8] = 0x30;
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_ERSPAN_HEADER_INVALID));
+    /* Type III's subheader announced, not there. */
+    p.n = 0;
+    eth(&p, 0x0800);
+    size_t o = outer4(&p, 47);
+    gre(&p, 0x1000, 0x22eb);
+    put16(&p, 0x2000);
+    put16(&p, 7);
+    putz(&p, 6);
+    put16(&p, 1);
+    put32(&p, 0);
+    ip4_len(&p, o);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_ERSPAN_HEADER_INVALID));
+}
+END_TEST
+
+/* Ethernet / IPv4 / UDP to dport / then `inner`. */
+static void over_udp(struct pb *p, unsigned dport, void (*hdr)(struct pb *), void (*inner)(struct pb *))
+{
+    p->n = 0;
+    eth(p, 0x0800);
+    size_t o = outer4(p, 17);
+    size_t u = udp(p, dport);
+    hdr(p);
+    inner(p);
+    udp_len(p, u);
+    ip4_len(p, o);
+}
+
+static uint8_t vxlan_flags = 0x08;
+
+static void vxlan(struct pb *p)
+{
+    put32(p, (uint32_t)vxlan_flags << 24);
+    put32(p, 42u << 8); /* VNI 42 */
+}
+
+START_TEST(test_vxlan)
+{
+    struct pb p = { .n = 0 };
+
+    vxlan_flags = 0x08;
+    over_udp(&p, 4789, vxlan, eth_vlan_v4_tcp);
+    expect_tcp(&p, 0, E_VXLAN, 1);
+    vxlan_flags = 0x88; /* Group Based Policy's G bit as well */
+    over_udp(&p, 4789, vxlan, eth_v6_tcp);
+    expect_tcp(&p, 1, E_VXLAN, 1);
+
+    /* I clear: no VXLAN, nothing made of it. */
+    vxlan_flags = 0x00;
+    over_udp(&p, 4789, vxlan, eth_vlan_v4_tcp);
+    expect(&p, MX_DECODE_OTHER, BIT(MX_AN_VXLAN_HEADER_INVALID));
+    ck_assert_uint_eq(pkt.nencap, 0);
+    /* The same bytes to another port: plain UDP. */
+    over_udp(&p, 4790, vxlan, eth_vlan_v4_tcp);
+    expect(&p, MX_DECODE_OTHER, 0);
+
+    /* The UDP length lies: longer than the packet, shorter than its header. */
+    vxlan_flags = 0x08;
+    over_udp(&p, 4789, vxlan, eth_vlan_v4_tcp);
+    set16(&p, 14 + 20 + 4, (unsigned)(p.n - 14 - 20 + 1));
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_VXLAN_HEADER_INVALID));
+    set16(&p, 14 + 20 + 4, 7);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_VXLAN_HEADER_INVALID));
+    /* Cut in the VXLAN header. */
+    p.n = 0;
+    eth(&p, 0x0800);
+    size_t o = outer4(&p, 17);
+    size_t u = udp(&p, 4789);
+    put32(&p, 0x08000000);
+    udp_len(&p, u);
+    ip4_len(&p, o);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_VXLAN_HEADER_INVALID));
+}
+END_TEST
+
+static unsigned geneve_b0, geneve_proto;
+
+/* A Geneve header: b0 (Ver, Opt Len), then as many 4-byte option words as
+ * Opt Len says, as one option. */
+static void geneve(struct pb *p)
+{
+    put8(p, geneve_b0);
+    put8(p, 0);
+    put16(p, geneve_proto);
+    put32(p, 42u << 8);
+    unsigned words = geneve_b0 & 0x3f;
+    if (words) {
+        put16(p, 0x0103);
+        put8(p, 1);
+        put8(p, words - 1);
+        putz(p, (words - 1) * 4);
+    }
+}
+
+START_TEST(test_geneve)
+{
+    struct pb p = { .n = 0 };
+
+    geneve_b0 = 0, geneve_proto = 0x6558;
+    over_udp(&p, 6081, geneve, eth_vlan_v4_tcp);
+    expect_tcp(&p, 0, E_GENEVE, 1);
+    geneve_b0 = 3; /* one 12-byte option */
+    over_udp(&p, 6081, geneve, eth_vlan_v4_tcp);
+    expect_tcp(&p, 0, E_GENEVE, 1);
+    geneve_proto = 0x0800;
+    over_udp(&p, 6081, geneve, v4_tcp);
+    expect_tcp(&p, 0, E_GENEVE, 1);
+    geneve_proto = 0x86dd;
+    over_udp(&p, 6081, geneve, v6_tcp);
+    expect_tcp(&p, 1, E_GENEVE, 1);
+
+    geneve_b0 = 0x40; /* version 1 */
+    over_udp(&p, 6081, geneve, v6_tcp);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GENEVE_HEADER_INVALID));
+    /* An option longer than Opt Len. */
+    geneve_b0 = 2, geneve_proto = 0x0800;
+    over_udp(&p, 6081, geneve, v4_tcp);
+    p.b[14 + 20 + 8 + 8 + 3] = 2;
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GENEVE_HEADER_INVALID));
+    /* Opt Len beyond the datagram. */
+    p.n = 0;
+    eth(&p, 0x0800);
+    size_t o = outer4(&p, 17);
+    size_t u = udp(&p, 6081);
+    put32(&p, 0x3f000800);
+    put32(&p, 0);
+    udp_len(&p, u);
+    ip4_len(&p, o);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GENEVE_HEADER_INVALID));
+}
+END_TEST
+
+static unsigned gtp_flags = 0x30, gtp_type = 255, gtp_exts;
+
+/* A GTP-U header; with E, `gtp_exts` extension headers of 4 bytes each.
+ * Its Length is patched by gtp_len(). */
+static void gtpu(struct pb *p)
+{
+    put8(p, gtp_flags);
+    put8(p, gtp_type);
+    put16(p, 0);
+    put32(p, 0x1234);
+    if (gtp_flags & 7) {
+        put16(p, 1);
+        put8(p, 0);
+        put8(p, gtp_exts ? 0x85 : 0);
+        for (unsigned i = 0; i < gtp_exts; i++) {
+            put8(p, 1);
+            put16(p, 0x0009);
+            put8(p, i + 1 < gtp_exts ? 0x85 : 0);
+        }
+    }
+}
+
+static void gtp_len(struct pb *p)
+{
+    size_t at = 14 + 20 + 8;
+    set16(p, at + 2, (unsigned)(p->n - at - 8));
+}
+
+START_TEST(test_gtpu)
+{
+    struct pb p = { .n = 0 };
+
+    gtp_flags = 0x30, gtp_type = 255, gtp_exts = 0;
+    over_udp(&p, 2152, gtpu, v4_tcp);
+    gtp_len(&p);
+    expect_tcp(&p, 0, E_GTPU, 1);
+    gtp_flags = 0x36, gtp_exts = 2; /* E, S: sequence number and two extension headers */
+    over_udp(&p, 2152, gtpu, v6_tcp);
+    gtp_len(&p);
+    expect_tcp(&p, 1, E_GTPU, 1);
+    gtp_flags = 0x31, gtp_exts = 0; /* PN alone */
+    over_udp(&p, 2152, gtpu, v4_tcp);
+    gtp_len(&p);
+    expect_tcp(&p, 0, E_GTPU, 1);
+
+    gtp_flags = 0x30, gtp_type = 1; /* Echo Request */
+    over_udp(&p, 2152, gtpu, v4_tcp);
+    gtp_len(&p);
+    expect(&p, MX_DECODE_OTHER, 0);
+    gtp_type = 255;
+    gtp_flags = 0x50; /* version 2 */
+    over_udp(&p, 2152, gtpu, v4_tcp);
+    gtp_len(&p);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GTP_HEADER_INVALID));
+    gtp_flags = 0x20; /* GTP' (PT 0) */
+    over_udp(&p, 2152, gtpu, v4_tcp);
+    gtp_len(&p);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GTP_HEADER_INVALID));
+    gtp_flags = 0x30; /* Length past the datagram */
+    over_udp(&p, 2152, gtpu, v4_tcp);
+    gtp_len(&p);
+    set16(&p, 14 + 20 + 8 + 2, 1000);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GTP_HEADER_INVALID));
+    gtp_flags = 0x34, gtp_exts = 1; /* an extension header of length 0 */
+    over_udp(&p, 2152, gtpu, v4_tcp);
+    gtp_len(&p);
+    p.b[14 + 20 + 8 + 12] = 0;
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GTP_HEADER_INVALID));
+    gtp_exts = 17; /* more extension headers than followed */
+    over_udp(&p, 2152, gtpu, v4_tcp);
+    gtp_len(&p);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GTP_HEADER_INVALID));
+    gtp_exts = 16;
+    over_udp(&p, 2152, gtpu, v4_tcp);
+    gtp_len(&p);
+    expect_tcp(&p, 0, E_GTPU, 1);
+    gtp_exts = 0;
+    /* A T-PDU that is not IP (an Ethernet PDU session): other. */
+    gtp_flags = 0x30;
+    over_udp(&p, 2152, gtpu, eth_vlan_v4_tcp);
+    gtp_len(&p);
+    expect(&p, MX_DECODE_OTHER, 0);
+}
+END_TEST
+
+/* Ethernet 0x8847 with n labels, the last with S. */
+static void mpls(struct pb *p, unsigned n)
+{
+    p->n = 0;
+    eth(p, 0x8847);
+    for (unsigned i = 0; i < n; i++)
+        put32(p, ((1000u + i) << 12) | (i + 1 == n ? 0x100 : 0) | 64);
+}
+
+START_TEST(test_mpls)
+{
+    struct pb p = { .n = 0 };
+
+    mpls(&p, 2);
+    v4_tcp(&p);
+    expect_tcp(&p, 0, E_MPLS, 1);
+    mpls(&p, 8);
+    v6_tcp(&p);
+    expect_tcp(&p, 1, E_MPLS, 1);
+    /* An Ethernet pseudowire with its control word (RFC 4385), a tag inside. */
+    mpls(&p, 2);
+    put32(&p, 5);
+    eth_vlan_v4_tcp(&p);
+    expect_tcp(&p, 0, E_MPLS, 1);
+    /* Neither IP nor a control word. */
+    mpls(&p, 1);
+    put32(&p, 0x10000000); /* PW associated channel */
+    expect(&p, MX_DECODE_OTHER, 0);
+
+    mpls(&p, 9); /* no bottom within 8 labels */
+    v4_tcp(&p);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_MPLS_HEADER_INVALID));
+    mpls(&p, 3); /* the bottom never comes */
+    p.b[14 + 8 + 2] &= 0xfe;
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_MPLS_HEADER_INVALID));
+    mpls(&p, 1); /* a control word cut */
+    put16(&p, 0);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_MPLS_HEADER_INVALID));
+}
+END_TEST
+
+/* Ethernet 0x8864 / PPPoE session / PPP protocol `proto`; its length is patched by pppoe_len(). */
+static void pppoe(struct pb *p, unsigned vt, unsigned code, unsigned proto)
+{
+    p->n = 0;
+    eth(p, 0x8864);
+    put8(p, vt);
+    put8(p, code);
+    put16(p, 0x1234);
+    put16(p, 0);
+    put16(p, proto);
+}
+
+static void pppoe_len(struct pb *p)
+{
+    set16(p, 14 + 4, (unsigned)(p->n - 14 - 6));
+}
+
+START_TEST(test_pppoe)
+{
+    struct pb p = { .n = 0 };
+
+    pppoe(&p, 0x11, 0, 0x0021);
+    v4_tcp(&p);
+    pppoe_len(&p);
+    expect_tcp(&p, 0, E_PPPOE, 1);
+    putz(&p, 10); /* link padding after the PPP frame */
+    expect_tcp(&p, 0, E_PPPOE, 1);
+    pppoe(&p, 0x11, 0, 0x0057);
+    v6_tcp(&p);
+    pppoe_len(&p);
+    expect_tcp(&p, 1, E_PPPOE, 1);
+    pppoe(&p, 0x11, 0, 0xc021); /* LCP */
+    putz(&p, 4);
+    pppoe_len(&p);
+    expect(&p, MX_DECODE_OTHER, 0);
+    p.n = 0;
+    eth(&p, 0x8863); /* discovery */
+    putz(&p, 20);
+    expect(&p, MX_DECODE_OTHER, 0);
+
+    pppoe(&p, 0x12, 0, 0x0021);
+    v4_tcp(&p);
+    pppoe_len(&p);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_PPPOE_HEADER_INVALID));
+    pppoe(&p, 0x11, 0x09, 0x0021); /* PADI's code in a session frame */
+    v4_tcp(&p);
+    pppoe_len(&p);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_PPPOE_HEADER_INVALID));
+    pppoe(&p, 0x11, 0, 0x0021);
+    v4_tcp(&p);
+    set16(&p, 14 + 4, 2000); /* longer than the frame */
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_PPPOE_HEADER_INVALID));
+    set16(&p, 14 + 4, 1); /* no room for the protocol */
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_PPPOE_HEADER_INVALID));
+}
+END_TEST
+
+/* GRE in IPv4 `n` times over, then IPv4/TCP. */
+static void gre_nest(struct pb *p, unsigned n)
+{
+    size_t at[32];
+    p->n = 0;
+    eth(p, 0x0800);
+    for (unsigned i = 0; i < n; i++) {
+        at[i] = outer4(p, 47);
+        gre(p, 0, 0x0800);
+    }
+    v4_tcp(p);
+    for (unsigned i = n; i-- > 0;)
+        ip4_len(p, at[i]);
+}
+
+START_TEST(test_encap_depth)
+{
+    struct pb p = { .n = 0 };
+    uint8_t e8[MX_ENCAP_MAX];
+
+    memset(e8, MX_ENCAP_GRE, sizeof e8);
+    gre_nest(&p, MX_ENCAP_MAX);
+    expect_tcp(&p, 0, e8, MX_ENCAP_MAX);
+    gre_nest(&p, MX_ENCAP_MAX + 1);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_ENCAP_DEPTH_EXCEEDED));
+    gre_nest(&p, 30);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_ENCAP_DEPTH_EXCEEDED));
+
+    /* IP-in-IP draws on the same budget, unlisted: 7 GRE and one IPIP. */
+    p.n = 0;
+    eth(&p, 0x0800);
+    size_t at[8];
+    for (unsigned i = 0; i < 7; i++) {
+        at[i] = outer4(&p, 47);
+        gre(&p, 0, 0x0800);
+    }
+    at[7] = outer4(&p, 4);
+    v4_tcp(&p);
+    for (unsigned i = 8; i-- > 0;)
+        ip4_len(&p, at[i]);
+    expect_tcp(&p, 0, e8, 7);
+    /* ... and one more IPIP is one too many. */
+    p.n = 0;
+    eth(&p, 0x0800);
+    for (unsigned i = 0; i < 7; i++) {
+        at[i] = outer4(&p, 47);
+        gre(&p, 0, 0x0800);
+    }
+    size_t a7 = outer4(&p, 4), a8 = outer4(&p, 4);
+    v4_tcp(&p);
+    ip4_len(&p, a8);
+    ip4_len(&p, a7);
+    for (unsigned i = 7; i-- > 0;)
+        ip4_len(&p, at[i]);
+    expect(&p, MX_DECODE_INVALID, BIT(MX_AN_ENCAP_DEPTH_EXCEEDED));
+
+    /* A nesting of every kind: VLAN / IPv6 / GRE / IPv4 / UDP / VXLAN /
+     * Ethernet / QinQ / PPPoE / IPv4 / UDP / Geneve / MPLS / PW / Ethernet / IPv4. */
+    static const uint8_t mix[] = { MX_ENCAP_GRE, MX_ENCAP_VXLAN, MX_ENCAP_PPPOE, MX_ENCAP_GENEVE, MX_ENCAP_MPLS };
+    p.n = 0;
+    eth(&p, 0x8100);
+    put16(&p, 40);
+    put16(&p, 0x86dd);
+    size_t v6 = ip6(&p, 47);
+    gre(&p, 0, 0x0800);
+    size_t i1 = outer4(&p, 17);
+    size_t u1 = udp(&p, 4789);
+    vxlan_flags = 0x08;
+    vxlan(&p);
+    eth(&p, 0x88a8);
+    put16(&p, 1);
+    put16(&p, 0x8100);
+    put16(&p, 2);
+    put16(&p, 0x8864);
+    size_t pp = p.n;
+    put32(&p, 0x11001234);
+    put16(&p, 0);
+    put16(&p, 0x0021);
+    size_t i2 = outer4(&p, 17);
+    size_t u2 = udp(&p, 6081);
+    put32(&p, 0x00008847);
+    put32(&p, 0);
+    put32(&p, (5u << 12) | 0x100 | 64);
+    put32(&p, 0); /* control word */
+    eth_v4_tcp(&p);
+    udp_len(&p, u2);
+    ip4_len(&p, i2);
+    set16(&p, pp + 4, (unsigned)(p.n - pp - 6));
+    udp_len(&p, u1);
+    ip4_len(&p, i1);
+    ip6_len(&p, v6);
+    expect_tcp(&p, 0, mix, sizeof mix);
+}
+END_TEST
+
 /* ---- Robustness ---- */
 
 /* Decodes every prefix of p, cut by the snapshot length and also as a frame
@@ -1249,6 +1860,104 @@ START_TEST(test_every_prefix)
 }
 END_TEST
 
+/* Every encapsulation cut at every byte. */
+START_TEST(test_every_prefix_encap)
+{
+    struct pb p = { .n = 0 };
+
+    over_gre(&p, 0xb000, 0x6558, eth_vlan_v4_tcp);
+    every_prefix(MX_LINKTYPE_ETHERNET, &p);
+    over_gre(&p, 0, 0x88be, eth_vlan_v4_tcp);
+    every_prefix(MX_LINKTYPE_ETHERNET, &p);
+    over_gre(&p, 0x1000, 0x88be, erspan2_v4);
+    every_prefix(MX_LINKTYPE_ETHERNET, &p);
+    erspan3_last = 1;
+    over_gre(&p, 0x1000, 0x22eb, erspan3_v6);
+    every_prefix(MX_LINKTYPE_ETHERNET, &p);
+    vxlan_flags = 0x08;
+    over_udp(&p, 4789, vxlan, eth_vlan_v4_tcp);
+    every_prefix(MX_LINKTYPE_ETHERNET, &p);
+    geneve_b0 = 3, geneve_proto = 0x6558;
+    over_udp(&p, 6081, geneve, eth_vlan_v4_tcp);
+    every_prefix(MX_LINKTYPE_ETHERNET, &p);
+    gtp_flags = 0x36, gtp_type = 255, gtp_exts = 3;
+    over_udp(&p, 2152, gtpu, v6_tcp);
+    gtp_len(&p);
+    every_prefix(MX_LINKTYPE_ETHERNET, &p);
+    gtp_exts = 0;
+    mpls(&p, 3);
+    put32(&p, 0);
+    eth_vlan_v4_tcp(&p);
+    every_prefix(MX_LINKTYPE_ETHERNET, &p);
+    mpls(&p, 2);
+    v6_tcp(&p);
+    every_prefix(MX_LINKTYPE_ETHERNET, &p);
+    pppoe(&p, 0x11, 0, 0x0057);
+    v6_tcp(&p);
+    pppoe_len(&p);
+    every_prefix(MX_LINKTYPE_ETHERNET, &p);
+    gre_nest(&p, MX_ENCAP_MAX + 1);
+    every_prefix(MX_LINKTYPE_ETHERNET, &p);
+}
+END_TEST
+
+/* Random bytes after a valid outer header of each encapsulation. */
+START_TEST(test_garbage_encap)
+{
+    uint32_t s = 777;
+    struct pb p = { .n = 0 };
+
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t o = 0, u = 0, n;
+        p.n = 0;
+        switch (iter % 7) {
+        case 0:
+        case 1:
+            eth(&p, 0x0800);
+            o = outer4(&p, 47);
+            put16(&p, iter & 0xb000);
+            put16(&p, (const unsigned[]){ 0x0800, 0x86dd, 0x6558, 0x88be, 0x22eb, 0x8847 }[iter % 6]);
+            break;
+        case 2:
+        case 3:
+        case 4:
+            eth(&p, 0x0800);
+            o = outer4(&p, 17);
+            u = udp(&p, (const unsigned[]){ 4789, 6081, 2152 }[iter % 3]);
+            break;
+        case 5:
+            eth(&p, 0x8847);
+            break;
+        default:
+            eth(&p, 0x8864);
+            break;
+        }
+        s = s * 1103515245u + 12345u;
+        n = (s >> 16) % 200;
+        for (size_t i = 0; i < n; i++) {
+            s = s * 1103515245u + 12345u;
+            put8(&p, s >> 16);
+        }
+        /* Often make the first bytes plausible, to go deeper. */
+        if (n > 2 && iter % 3 == 0) {
+            size_t h = u ? u + 8 : p.n - n;
+            if (iter % 7 == 2 && h < p.n)
+                p.b[h] = 0x08;
+            if (iter % 7 == 4 && h < p.n)
+                p.b[h] = 0x30 | (p.b[h] & 7);
+            if (iter % 7 == 6 && h + 1 < p.n)
+                p.b[h] = 0x11, p.b[h + 1] = 0;
+        }
+        if (u)
+            udp_len(&p, u);
+        if (o)
+            ip4_len(&p, o);
+        enum mx_decode_result r = run_at(MX_LINKTYPE_ETHERNET, p.b, p.n, p.n + (s & 3), iter, 1);
+        ck_assert_int_le(r, MX_DECODE_INVALID);
+    }
+}
+END_TEST
+
 START_TEST(test_garbage)
 {
     /* Random bytes through every link type; a fixed seed keeps it repeatable. */
@@ -1297,7 +2006,8 @@ START_TEST(test_anomaly_table)
     ck_assert_str_eq(mx_core_anomalies[MX_AN_FILE_TRUNCATED].name, "FILE_TRUNCATED");
     ck_assert_str_eq(mx_core_anomalies[MX_AN_FRAG_OVERLAP].name, "FRAG_OVERLAP");
     ck_assert_str_eq(mx_core_anomalies[MX_AN_DISSECTOR_BUFFER_LIMIT].name, "DISSECTOR_BUFFER_LIMIT");
-    ck_assert_str_eq(mx_core_anomalies[MX_AN__COUNT - 1].name, "IP_LENGTH_FROM_FRAME");
+    ck_assert_str_eq(mx_core_anomalies[MX_AN_IP_LENGTH_FROM_FRAME].name, "IP_LENGTH_FROM_FRAME");
+    ck_assert_str_eq(mx_core_anomalies[MX_AN__COUNT - 1].name, "PPPOE_HEADER_INVALID");
 }
 END_TEST
 
@@ -1320,6 +2030,14 @@ static Suite *decode_suite(void)
     tcase_add_test(link, test_unsupported_linktype);
     tcase_add_test(link, test_link_header_short);
     tcase_add_test(link, test_non_ip_and_udp);
+    tcase_add_test(link, test_gre);
+    tcase_add_test(link, test_erspan);
+    tcase_add_test(link, test_vxlan);
+    tcase_add_test(link, test_geneve);
+    tcase_add_test(link, test_gtpu);
+    tcase_add_test(link, test_mpls);
+    tcase_add_test(link, test_pppoe);
+    tcase_add_test(link, test_encap_depth);
     suite_add_tcase(s, link);
 
     tcase_add_checked_fixture(ip, setup, teardown);
@@ -1361,6 +2079,8 @@ static Suite *decode_suite(void)
     tcase_set_timeout(rob, 120);
     tcase_add_test(rob, test_every_prefix);
     tcase_add_test(rob, test_garbage);
+    tcase_add_test(rob, test_every_prefix_encap);
+    tcase_add_test(rob, test_garbage_encap);
     suite_add_tcase(s, rob);
 
     tcase_add_test(misc, test_addr_str);
