@@ -28,6 +28,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "scripts", "lab"))
 import encap  # noqa: E402
+sys.path.insert(0, HERE)
+from oracle import common  # noqa: E402
 
 SOURCES = ["pcaps/smtp/attachment.pcap", "pcaps/pop3/clean.pcap", "pcaps/imap/clean.pcap"]
 COMMITTED_FROM = "pcaps/smtp/attachment.pcap"
@@ -111,13 +113,7 @@ def main():
             st, rec, enc, an = records(mx, out, tmp)
             name = "%s (%s)" % (src, kind)
             checked += 1
-            if st != st0:
-                print("FAIL %s: exit %d, the original %d" % (name, st, st0))
-                fails += 1
-            if rec != rec0:
-                diff = next(((a, b) for a, b in zip(rec0, rec) if a != b), (len(rec0), len(rec)))
-                print("FAIL %s: records differ from the original's: %s" % (name, json.dumps(diff)[:600]))
-                fails += 1
+            fails += common.same_as_original(name, st0, rec0, st, rec)
             want = EXPECT[kind][0]
             if enc != [want] * len(enc0):
                 print("FAIL %s: flow_start encap %s, expected %s" % (name, enc, want))

@@ -29,6 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "scripts", "lab"))
 import offload  # noqa: E402
+sys.path.insert(0, HERE)
+from oracle import common  # noqa: E402
 
 NOTE = "IP_LENGTH_FROM_FRAME"
 DROP = {"frames", "frame", "packets", "bytes"}  # what offload changes by nature: frames, and header bytes
@@ -89,13 +91,7 @@ def main():
             st, rec, notes = records(mx, out, tmp)
             name = "%s (%s, %d super-frames)" % (os.path.relpath(cap, REPO), "GRO" if keep else "TSO", supers)
             checked += 1
-            if st != st0:
-                print("FAIL %s: exit %d, the original %d" % (name, st, st0))
-                fails += 1
-            if rec != rec0:
-                diff = next(((a, b) for a, b in zip(rec0, rec) if a != b), (len(rec0), len(rec)))
-                print("FAIL %s: records differ from the original's: %s" % (name, json.dumps(diff)[:600]))
-                fails += 1
+            fails += common.same_as_original(name, st0, rec0, st, rec)
             if keep and notes:
                 print("FAIL %s: %s with true lengths" % (name, NOTE))
                 fails += 1

@@ -36,6 +36,7 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from impair import csum  # noqa: E402  (RFC 1071)
 from offload import read_pcap, tcp_of  # noqa: E402
 
 KINDS = ["gre-ipv4", "gre-teb", "erspan1", "erspan2", "erspan3", "vxlan-vlan", "geneve", "gtpu", "mpls",
@@ -45,16 +46,6 @@ MAC_A, MAC_B = bytes.fromhex("020000000a01"), bytes.fromhex("020000000a02")
 V4_A, V4_B = bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2])
 PW_A, PW_B = bytes.fromhex("02abcdef0001"), bytes.fromhex("02abcdef0002")
 V6_A, V6_B = bytes.fromhex("20010db8000000000000000000000001"), bytes.fromhex("20010db8000000000000000000000002")
-
-
-def csum(data):
-    """The Internet checksum (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
 
 
 def eth(dst, src, etype, payload):

@@ -664,6 +664,21 @@ class ProtoCheck(TsharkCheck):
         return results, used
 
 
+def same_as_original(name, st0, rec0, st, rec):
+    """For tests that rewrite a capture (offload, encapsulations): prints a FAIL
+    line when the rewritten capture's exit status or records differ from the
+    original's (the first differing record pair); returns the failures."""
+    fails = 0
+    if st != st0:
+        print("FAIL %s: exit %d, the original %d" % (name, st, st0))
+        fails += 1
+    if rec != rec0:
+        diff = next(((a, b) for a, b in zip(rec0, rec) if a != b), (len(rec0), len(rec)))
+        print("FAIL %s: records differ from the original's: %s" % (name, json.dumps(diff)[:600]))
+        fails += 1
+    return fails
+
+
 def mx_flow_start(r, **more):
     """The dict an mxray flow_start record opens (client and server as
     endpoints, first frame, flow number), with more keys."""

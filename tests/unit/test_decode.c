@@ -1203,6 +1203,16 @@ static void v4_tcp(struct pb *p)
     ip4_len(p, ip);
 }
 
+/* Ethernet / IPv4 of protocol `proto` / the n bytes b. */
+static void over_ip4(struct pb *p, unsigned proto, const uint8_t *b, size_t n)
+{
+    p->n = 0;
+    eth(p, 0x0800);
+    size_t o = outer4(p, proto);
+    putn(p, b, n);
+    ip4_len(p, o);
+}
+
 /* A GRE header (RFC 2784, RFC 2890) with the optional fields its flags call for. */
 static void gre(struct pb *p, unsigned flags, unsigned proto)
 {
@@ -1323,13 +1333,7 @@ START_TEST(test_gre)
     expect(&p, MX_DECODE_OTHER, 0);
 
     /* The K and S fields lie beyond the packet. */
-    p.n = 0;
-    eth(&p, 0x0800);
-    o = outer4(&p, 47);
-    put16(&p, 0x3000);
-    put16(&p, 0x0800);
-    put32(&p, 1);
-    ip4_len(&p, o);
+    over_ip4(&p, 47, (const uint8_t[]){ 0x30, 0, 0x08, 0, 0, 0, 0, 1 }, 8);
     expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GRE_HEADER_INVALID));
 }
 END_TEST
@@ -1381,16 +1385,10 @@ START_TEST(test_erspan)
     p.b[14 + 20 + 8] = 0x30;
     expect(&p, MX_DECODE_INVALID, BIT(MX_AN_ERSPAN_HEADER_INVALID));
     /* Type III's subheader announced, not there. */
-    p.n = 0;
-    eth(&p, 0x0800);
-    size_t o = outer4(&p, 47);
-    gre(&p, 0x1000, 0x22eb);
-    put16(&p, 0x2000);
-    put16(&p, 7);
-    putz(&p, 6);
-    put16(&p, 1);
-    put32(&p, 0);
-    ip4_len(&p, o);
+    static const uint8_t cut3[] = {
+        0x10, 0, 0x22, 0xeb, 0, 0, 0, 7, 0x20, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0
+    };
+    over_ip4(&p, 47, cut3, sizeof cut3);
     expect(&p, MX_DECODE_INVALID, BIT(MX_AN_ERSPAN_HEADER_INVALID));
 }
 END_TEST
@@ -1443,14 +1441,8 @@ START_TEST(test_vxlan)
     expect(&p, MX_DECODE_INVALID, BIT(MX_AN_VXLAN_HEADER_INVALID));
     set16(&p, 14 + 20 + 4, 7);
     expect(&p, MX_DECODE_INVALID, BIT(MX_AN_VXLAN_HEADER_INVALID));
-    /* Cut in the VXLAN header. */
-    p.n = 0;
-    eth(&p, 0x0800);
-    size_t o = outer4(&p, 17);
-    size_t u = udp(&p, 4789);
-    put32(&p, 0x08000000);
-    udp_len(&p, u);
-    ip4_len(&p, o);
+    /* Cut in the VXLAN header (UDP 50000 -> 4789, length 12). */
+    over_ip4(&p, 17, (const uint8_t[]){ 0xc3, 0x50, 0x12, 0xb5, 0, 12, 0, 0, 0x08, 0, 0, 0 }, 12);
     expect(&p, MX_DECODE_INVALID, BIT(MX_AN_VXLAN_HEADER_INVALID));
 }
 END_TEST
@@ -1499,15 +1491,8 @@ START_TEST(test_geneve)
     over_udp(&p, 6081, geneve, v4_tcp);
     p.b[14 + 20 + 8 + 8 + 3] = 2;
     expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GENEVE_HEADER_INVALID));
-    /* Opt Len beyond the datagram. */
-    p.n = 0;
-    eth(&p, 0x0800);
-    size_t o = outer4(&p, 17);
-    size_t u = udp(&p, 6081);
-    put32(&p, 0x3f000800);
-    put32(&p, 0);
-    udp_len(&p, u);
-    ip4_len(&p, o);
+    /* Opt Len beyond the datagram (UDP 50000 -> 6081, length 16). */
+    over_ip4(&p, 17, (const uint8_t[]){ 0xc3, 0x50, 0x17, 0xc1, 0, 16, 0, 0, 0x3f, 0, 0x08, 0, 0, 0, 0, 0 }, 16);
     expect(&p, MX_DECODE_INVALID, BIT(MX_AN_GENEVE_HEADER_INVALID));
 }
 END_TEST
@@ -1695,15 +1680,18 @@ START_TEST(test_pppoe)
 }
 END_TEST
 
-/* GRE in IPv4 `n` times over, then IPv4/TCP. */
-static void gre_nest(struct pb *p, unsigned n)
+/* GRE in IPv4 `ngre` times over, then IPv4 in IPv4 (IPIP) `nipip` times, then IPv4/TCP. */
+static void gre_nest(struct pb *p, unsigned ngre, unsigned nipip)
 {
-    size_t at[32];
+    size_t at[64];
+    unsigned n = ngre + nipip;
+    ck_assert_uint_le(n, 64);
     p->n = 0;
     eth(p, 0x0800);
     for (unsigned i = 0; i < n; i++) {
-        at[i] = outer4(p, 47);
-        gre(p, 0, 0x0800);
+        at[i] = outer4(p, i < ngre ? 47 : 4);
+        if (i < ngre)
+            gre(p, 0, 0x0800);
     }
     v4_tcp(p);
     for (unsigned i = n; i-- > 0;)
@@ -1716,39 +1704,17 @@ START_TEST(test_encap_depth)
     uint8_t e8[MX_ENCAP_MAX];
 
     memset(e8, MX_ENCAP_GRE, sizeof e8);
-    gre_nest(&p, MX_ENCAP_MAX);
+    gre_nest(&p, MX_ENCAP_MAX, 0);
     expect_tcp(&p, 0, e8, MX_ENCAP_MAX);
-    gre_nest(&p, MX_ENCAP_MAX + 1);
+    gre_nest(&p, MX_ENCAP_MAX + 1, 0);
     expect(&p, MX_DECODE_INVALID, BIT(MX_AN_ENCAP_DEPTH_EXCEEDED));
-    gre_nest(&p, 30);
+    gre_nest(&p, 30, 0);
     expect(&p, MX_DECODE_INVALID, BIT(MX_AN_ENCAP_DEPTH_EXCEEDED));
-
-    /* IP-in-IP draws on the same budget, unlisted: 7 GRE and one IPIP. */
-    p.n = 0;
-    eth(&p, 0x0800);
-    size_t at[8];
-    for (unsigned i = 0; i < 7; i++) {
-        at[i] = outer4(&p, 47);
-        gre(&p, 0, 0x0800);
-    }
-    at[7] = outer4(&p, 4);
-    v4_tcp(&p);
-    for (unsigned i = 8; i-- > 0;)
-        ip4_len(&p, at[i]);
+    /* IP-in-IP draws on the same budget, unlisted: 7 GRE and one IPIP; one
+     * more IPIP is one too many. */
+    gre_nest(&p, 7, 1);
     expect_tcp(&p, 0, e8, 7);
-    /* ... and one more IPIP is one too many. */
-    p.n = 0;
-    eth(&p, 0x0800);
-    for (unsigned i = 0; i < 7; i++) {
-        at[i] = outer4(&p, 47);
-        gre(&p, 0, 0x0800);
-    }
-    size_t a7 = outer4(&p, 4), a8 = outer4(&p, 4);
-    v4_tcp(&p);
-    ip4_len(&p, a8);
-    ip4_len(&p, a7);
-    for (unsigned i = 7; i-- > 0;)
-        ip4_len(&p, at[i]);
+    gre_nest(&p, 7, 2);
     expect(&p, MX_DECODE_INVALID, BIT(MX_AN_ENCAP_DEPTH_EXCEEDED));
 
     /* A nesting of every kind: VLAN / IPv6 / GRE / IPv4 / UDP / VXLAN /
@@ -1896,7 +1862,7 @@ START_TEST(test_every_prefix_encap)
     v6_tcp(&p);
     pppoe_len(&p);
     every_prefix(MX_LINKTYPE_ETHERNET, &p);
-    gre_nest(&p, MX_ENCAP_MAX + 1);
+    gre_nest(&p, MX_ENCAP_MAX, 1);
     every_prefix(MX_LINKTYPE_ETHERNET, &p);
 }
 END_TEST
