@@ -309,9 +309,9 @@ def tshark_streams(path):
            "-E", "separator=/t", "-E", "aggregator=" + AGG,
            "-e", "frame.number", "-e", "tcp.stream",
            "-e", "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport",
-           "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport"]
+           "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport", "-e", "frame.protocols"]
     streams = {}
-    for f in tshark_rows(cmd, 8):
+    for f in tshark_rows(cmd, 9):
         try:
             sid = int(split_vals(f[1])[0])
             sport = int(split_vals(f[4])[0])
@@ -320,8 +320,12 @@ def tshark_streams(path):
             continue
         if sid in streams:
             continue
-        a = (norm_addr(last_value(f[3]) or last_value(f[2])), sport)
-        b = (norm_addr(last_value(f[6]) or last_value(f[5])), dport)
+        # The innermost IP header's addresses: IPv6 in IPv4 (6in4) or IPv4
+        # in IPv6 (a tunnel's inner packet), as frame.protocols orders them.
+        protos = f[8].split(":")
+        v4_inner = "ip" in protos and protos[::-1].index("ip") < (protos[::-1] + ["ipv6"]).index("ipv6")
+        a = (norm_addr(last_value(f[2]) if v4_inner else (last_value(f[3]) or last_value(f[2]))), sport)
+        b = (norm_addr(last_value(f[5]) if v4_inner else (last_value(f[6]) or last_value(f[5]))), dport)
         streams[sid] = {"eps": frozenset((a, b)), "a": a, "b": b,
                         "frame": int(f[0])}
     return streams
