@@ -7,7 +7,9 @@
 # Installs what it needs (idempotent), makes a CA and server certificate in a
 # private temp directory, then runs each scenario via lab.py, which re-executes
 # itself under `unshare --net --uts`.  Only loopback inside those namespaces
-# is used.  Set LAB_KEEP=1 to keep the work directory, LAB_PCAPS=DIR to write
+# is used, except by the offload/ scenarios (issue 25), which add veth pairs
+# to two more namespaces of their own and record each scenario with offloads
+# off and on (docs/lab.md, the offload path).  Set LAB_KEEP=1 to keep the work directory, LAB_PCAPS=DIR to write
 # the captures somewhere other than pcaps/.
 set -euo pipefail
 
