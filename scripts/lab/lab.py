@@ -6,6 +6,10 @@
                                     re-executes itself under
                                     `unshare --net --uts` (needs root)
 
+An offload/ scenario (veth=True) adds two namespaces of its own joined by veth
+pairs and is recorded twice, offloads off and on (docs/lab.md, the offload
+path).
+
 --exim is the exim4 binary unpacked from Debian's exim4-daemon-light (only
 smtp/vrfy-enabled uses it); by default DIR/../exim/usr/sbin/exim4 beside
 --certs, where run-all unpacks it.
