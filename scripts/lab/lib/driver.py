@@ -44,20 +44,21 @@ NORMALISERS = [
 
 def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=False,
              expect_malformed=None, services=(), strict=False, dovecot_tls=True,
-             capture_filter="tcp"):
+             capture_filter="tcp", proxy=False):
     """Register a scenario.  name is "proto/slug"; the capture goes to
     pcaps/proto/slug.pcap unless path (relative to pcaps/) is given.
     Server variants (see labenv.Lab and docs/lab.md): notls starts the
     certificate-less postfix on 2525; services names extra postfix
     listeners from labenv.EXTRA_SERVICES; strict hardens submission and
     dovecot (the clean captures); dovecot_tls=False runs dovecot without
-    TLS.  capture_filter is tcpdump's filter."""
+    TLS.  capture_filter is tcpdump's filter.  proxy puts HAProxy in front
+    of postfix and dovecot (labenv.PROXY_FRONTENDS)."""
     def reg(fn):
         SCENARIOS[name] = (fn, summary, {"ext": capture_ext, "path": path, "notls": notls, "seed": seed,
                                  "expect_malformed": expect_malformed,
                                  "services": tuple(services), "strict": strict,
                                  "dovecot_tls": dovecot_tls,
-                                 "capture_filter": capture_filter})
+                                 "capture_filter": capture_filter, "proxy": proxy})
         ORDER.append(name)
         return fn
     return reg
@@ -218,7 +219,7 @@ def run(name, pcaps, workdir, certdir, exim_bin=None):
     certs = labenv.ensure_certs(certdir)
     lab = labenv.Lab(workdir, certs, notls=opt["notls"], services=opt["services"],
                      strict=opt["strict"], dovecot_tls=opt["dovecot_tls"],
-                     exim_bin=exim_bin)
+                     exim_bin=exim_bin, proxy=opt["proxy"])
 
     def on_signal(sig, frame):
         raise KeyboardInterrupt("signal %d" % sig)
