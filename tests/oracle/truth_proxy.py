@@ -13,12 +13,15 @@ leg (the flow whose proxy record names the session's client port):
     own leg (the same pairs of command and status, in order), or, when TLS
     ended at the proxy (the client's leg is encrypted), the command the
     truth's dialogue puts before it;
-  - no PROXY_* anomaly, no unmatched reply, no unknown command.
+  - no PROXY_* anomaly, no unmatched reply, no unknown command;
+  - with tshark, its PROXY dissector (heuristic, tried first on TCP) finds
+    the same headers: version, original and destination addresses and ports.
 
   tests/oracle/truth_proxy.py [--mxray PATH] [TRUTH...]
 """
 import json
 import os
+import shutil
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -65,6 +68,21 @@ def smtp_expected(session):
             continue
         out.append(text.split(None, 1)[0].decode().upper())
     return out
+
+
+def tshark_headers(pcap):
+    """(frame, version, client, client port, server, server port) of each
+    header tshark's PROXY dissector finds."""
+    rows = common.tshark_rows(["tshark", "-r", pcap, "-o", "tcp.try_heuristic_first:TRUE", "-Y", "proxy",
+                                               "-T", "fields", "-e", "frame.number", "-e", "proxy.v2.version",
+                                               "-e", "proxy.src.ipv4", "-e", "proxy.srcport", "-e", "proxy.dst.ipv4",
+                                               "-e", "proxy.dstport"], 6)
+    return sorted((int(r[0]), int(r[1] or 1), r[2], int(r[3]), r[4], int(r[5])) for r in rows)
+
+
+def mxray_headers(flows):
+    return sorted((r["frames"][0], r["version"], r["client"], r["client_port"], r["server"], r["server_port"])
+                  for f in flows.values() for r in f["proxy"])
 
 
 def check(s, flows):
@@ -121,6 +139,11 @@ def main():
         try:
             flows = flows_of(a.mxray, os.path.join(os.path.dirname(tf), t["capture"]))
             problems = [x for s in mine for x in check(s, flows)]
+            if shutil.which("tshark"):
+                pcap = os.path.join(os.path.dirname(tf), t["capture"])
+                th, mh = tshark_headers(pcap), mxray_headers(flows)
+                if th != mh:
+                    problems.append("PROXY headers differ:\n      tshark %s\n      mxray  %s" % (th, mh))
         except (RuntimeError, ValueError) as e:
             problems = ["mxray failed: %s" % e]
         if common.report(rel, problems):
