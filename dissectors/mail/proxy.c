@@ -574,3 +574,17 @@ void mx_mail_describe_proxy(const struct mx_mail *m, struct mx_event *ev)
     }
     mx_ev_end(ev);
 }
+
+bool mx_proxy_client_of(const struct mx_event *e, char *buf, size_t cap)
+{
+    char a[MX_ADDR_STRLEN];
+    struct mx_slice c = mx_ev_get_str(e, "client");
+    if (cap)
+        buf[0] = '\0';
+    if (!c.len || c.len >= sizeof(a) || !cap)
+        return false;
+    memcpy(a, c.ptr, c.len);
+    a[c.len] = '\0';
+    snprintf(buf, cap, memchr(a, ':', c.len) ? "[%s]:%u" : "%s:%u", a, (unsigned)mx_ev_get_int(e, "client_port", 0));
+    return true;
+}

@@ -90,4 +90,9 @@ uint32_t mx_proxy_crc32c(uint32_t crc, const uint8_t *p, size_t n);
  * version 2 signature: for a header that comes where none may. */
 bool mx_proxy_looks_like_header(struct mx_slice data);
 
+struct mx_event;
+/* From a "proxy" record: the original client as "addr:port" ("[addr]:port"
+ * for IPv6) into buf. False (buf "") when the header named no client. */
+bool mx_proxy_client_of(const struct mx_event *e, char *buf, size_t cap);
+
 #endif
