@@ -527,10 +527,8 @@ struct mx_parse_result mx_mail_proxy_take(struct mx_mail *m, struct mx_slice dat
         proxy_keep(m, &h);
         if (h.has_crc && !h.crc_ok)
             proxy_anomaly(m, MX_PROXY_CRC_MISMATCH, off, h.len);
-        /* §2: one header only. A second one right behind it goes to the
-         * protocol as the server would read it, and is flagged. */
-        if (mx_proxy_looks_like_header(mx_slice_make(data.ptr + h.len, data.len - h.len)))
-            proxy_anomaly(m, MX_PROXY_HEADER_MISPLACED, off + h.len, data.len - h.len);
+        /* §2: one header only. A second one goes to the protocol as the
+         * server reads it: a command line, flagged there (mx_mail_client_line). */
         r.consumed = h.len;
         break;
     case MX_PROXY_INVALID:
