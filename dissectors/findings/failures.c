@@ -2,6 +2,8 @@
  * records, with the step, the reply, what its codes mean and the likely cause. */
 #include "dissectors/findings/failures.h"
 
+#include "core/idmap.h"
+#include "dissectors/mail/proxy.h"
 #include "dissectors/smtp/diagnosis.h"
 #include "event/event.h"
 #include "event/text.h"
@@ -14,6 +16,7 @@ struct failures {
     FILE *out;
     bool color;
     uint64_t blocks;
+    struct mx_idmap via; /* flows behind a PROXY header: the original client (malloc'd text), until the flow ends */
 };
 
 static void line(struct failures *f, const char *label, struct mx_slice v)
@@ -79,6 +82,9 @@ static void block(struct failures *f, const struct mx_event *e, struct mx_slice 
     fputs("  from     <", f->out);
     mx_fput_escaped(f->out, from);
     fprintf(f->out, ">  (transaction %" PRId64 ")\n", mx_ev_get_int(e, "trans_depth", 0));
+    const char *via = mx_idmap_get(&f->via, e->flow);
+    if (via)
+        fprintf(f->out, "  %-9s%s via the proxy (the flow's TCP client)\n", "client", via);
     line(f, "step", step ? mx_slice_make(step, strlen(step)) : member_str(e, why, "step"));
     int64_t code = member_int(e, why, "code");
     if (code) {
@@ -99,6 +105,18 @@ static void block(struct failures *f, const struct mx_event *e, struct mx_slice 
 static void failures_event(void *ctx, const struct mx_event *e)
 {
     struct failures *f = ctx;
+    char c[64];
+    if (!strcmp(e->type, "proxy") && e->flow && mx_proxy_client_of(e, c, sizeof(c))) {
+        char *v = strdup(c);
+        free(mx_idmap_take(&f->via, e->flow));
+        if (v && !mx_idmap_put(&f->via, e->flow, v))
+            free(v); /* out of memory: the block names no original client */
+        return;
+    }
+    if (!strcmp(e->type, "flow")) {
+        free(mx_idmap_take(&f->via, e->flow));
+        return;
+    }
     if (strcmp(e->type, "smtp.transaction"))
         return;
     struct mx_slice disp = mx_ev_get_str(e, "disposition");
@@ -136,7 +154,12 @@ static bool failures_finish(void *ctx)
 
 static void failures_free(void *ctx)
 {
-    free(ctx);
+    struct failures *f = ctx;
+    for (size_t i = 0; i < f->via.cap; i++)
+        if (f->via.slot[i].id)
+            free(f->via.slot[i].val);
+    mx_idmap_free(&f->via);
+    free(f);
 }
 
 static const struct mx_reporter_ops failures_ops = {

@@ -30,6 +30,7 @@ import scen_smtp                       # noqa: E402,F401
 import scen_pop3                       # noqa: E402,F401
 import scen_imap                       # noqa: E402,F401
 import scen_offload                    # noqa: E402,F401
+import scen_proxy                      # noqa: E402,F401
 
 
 def in_private_netns():

@@ -44,7 +44,7 @@ NORMALISERS = [
 
 def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=False,
              expect_malformed=None, services=(), strict=False, dovecot_tls=True,
-             capture_filter="tcp", veth=False, bulk=None, size_limit=None):
+             capture_filter="tcp", veth=False, bulk=None, size_limit=None, proxy=False):
     """Register a scenario.  name is "proto/slug"; the capture goes to
     pcaps/proto/slug.pcap unless path (relative to pcaps/) is given.
     Server variants (see labenv.Lab and docs/lab.md): notls starts the
@@ -55,14 +55,16 @@ def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=Fal
     twice on the offload path (labenv.VETH_*), offloads off and on; bulk
     ("client" or "server") is the side that sends the most, whose host's
     capture is the sender-side one (see run()).  size_limit: postfix's
-    message_size_limit instead of labenv.SIZE_LIMIT."""
+    message_size_limit instead of labenv.SIZE_LIMIT.  proxy puts HAProxy in front
+    of postfix and dovecot (labenv.PROXY_FRONTENDS)."""
     def reg(fn):
         SCENARIOS[name] = (fn, summary, {"ext": capture_ext, "path": path, "notls": notls, "seed": seed,
                                  "expect_malformed": expect_malformed,
                                  "services": tuple(services), "strict": strict,
                                  "dovecot_tls": dovecot_tls,
                                  "capture_filter": capture_filter,
-                                 "veth": veth, "bulk": bulk, "size_limit": size_limit})
+                                 "veth": veth, "bulk": bulk, "size_limit": size_limit,
+                                 "proxy": proxy})
         ORDER.append(name)
         return fn
     return reg
@@ -257,7 +259,8 @@ def _run(name, veth, outputs, pcaps, workdir, certdir, exim_bin):
     lab = labenv.Lab(workdir, certs, notls=opt["notls"], services=opt["services"],
                      strict=opt["strict"], dovecot_tls=opt["dovecot_tls"],
                      exim_bin=exim_bin, veth=veth,
-                     size_limit=opt["size_limit"] or labenv.SIZE_LIMIT)
+                     size_limit=opt["size_limit"] or labenv.SIZE_LIMIT,
+                     proxy=opt["proxy"])
 
     def on_signal(sig, frame):
         raise KeyboardInterrupt("signal %d" % sig)

@@ -88,6 +88,29 @@ EXTRA_SERVICES = {
   -o smtpd_tls_ciphers=medium
   -o tls_medium_cipherlist=DEFAULT:@SECLEVEL=0
 """, ""),
+    # Behind HAProxy (PROXY_FRONTEND): a listener that expects a PROXY
+    # protocol header, version 1 or 2, before SMTP (Postfix 3.5 and later).
+    "proxy-protocol": ("127.0.0.41", 25, """\
+127.0.0.41:25 inet  n  -  n  -  -  smtpd
+  -o smtpd_upstream_proxy_protocol=haproxy
+""", ""),
+}
+
+# HAProxy in front of the lab's servers (scenarios with proxy=True): each
+# frontend on PROXY_ADDR, on a port of no mail protocol, forwards to a
+# listener on BACKEND_ADDR that expects the PROXY header, and connects from
+# PROXY_ADDR.  name -> (frontend port, backend port, server options, TLS).
+PROXY_ADDR = "127.0.0.40"
+BACKEND_ADDR = "127.0.0.41"
+PROXY_FRONTENDS = {
+    "smtp_v1": (10025, 25, "send-proxy", False),
+    "smtp_v2": (10026, 25, "send-proxy-v2 proxy-v2-options unique-id,crc32c", False),
+    # TLS ends at HAProxy: the backend gets cleartext SMTP and the client's
+    # TLS session in the SSL TLV (§2.2.5), its SNI as AUTHORITY.
+    "smtp_tls": (10465, 25, "send-proxy-v2-ssl-cn proxy-v2-options "
+                 "ssl,cert-cn,ssl-cipher,cert-sig,cert-key,authority,unique-id", True),
+    "imap_v2": (10143, 143, "send-proxy-v2 proxy-v2-options unique-id", False),
+    "pop3_v1": (10110, 110, "send-proxy", False),
 }
 
 
@@ -171,7 +194,8 @@ class Lab:
     """One lab instance in one work directory (inside the current netns)."""
 
     def __init__(self, workdir, certs, notls=False, services=(), strict=False,
-                 dovecot_tls=True, exim_bin=None, veth=None, size_limit=SIZE_LIMIT):
+                 dovecot_tls=True, exim_bin=None, veth=None, size_limit=SIZE_LIMIT,
+                 proxy=False):
         self.dir = os.path.abspath(workdir)
         self.certs = certs
         self.pids = {}          # name -> pid of processes we started
@@ -191,7 +215,12 @@ class Lab:
         # TLS and offers only PLAIN, LOGIN.
         self.strict = strict
         self.dovecot_tls = dovecot_tls      # False: dovecot without TLS at all
-        self.procs = {}         # name -> Popen of extra servers (exim)
+        self.procs = {}         # name -> Popen of extra servers (exim, haproxy)
+        # proxy: HAProxy in front (PROXY_FRONTENDS), postfix's
+        # proxy-protocol listener and dovecot's haproxy listeners behind it.
+        self.proxy = proxy
+        if proxy and "proxy-protocol" not in self.services:
+            self.services += ("proxy-protocol",)
         self.exim_bin = exim_bin
         # veth: None (loopback only), "on" or "off" (the offload path above)
         self.veth = veth
@@ -548,7 +577,51 @@ namespace inbox {{
   }}
 }}
 """
+        if self.proxy:
+            # Dovecot's listeners that expect the PROXY header (version 1
+            # or 2) from HAProxy, which connects from a trusted network.
+            conf += f"""\
+haproxy_trusted_networks = {PROXY_ADDR}/32
+service imap-login {{
+  inet_listener imap_haproxy {{
+    address = {BACKEND_ADDR}
+    port = 143
+    haproxy = yes
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3_haproxy {{
+    address = {BACKEND_ADDR}
+    port = 110
+    haproxy = yes
+  }}
+}}
+"""
         _w(os.path.join(d, "dovecot.conf"), conf)
+
+    def _write_haproxy(self):
+        """HAProxy's configuration: TCP mode, one frontend per PROXY_FRONTENDS
+        entry, each with its backend sending the PROXY header."""
+        d = os.path.join(self.dir, "haproxy")
+        os.makedirs(d, exist_ok=True)
+        pem = os.path.join(d, "server.pem")
+        with open(pem, "w") as f:
+            for k in ("crt", "key"):
+                with open(self.certs[k]) as g:
+                    f.write(g.read())
+        os.chmod(pem, 0o600)
+        conf = ("global\n  nbthread 1\n\n"
+                "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n"
+                "  timeout server 30s\n\n")
+        for name, (fport, bport, opts, tls) in PROXY_FRONTENDS.items():
+            bind = "%s:%d" % (PROXY_ADDR, fport) + (" ssl crt %s" % pem if tls else "")
+            conf += ("frontend fe_%s\n  bind %s\n"
+                     "  unique-id-format mxlab-%%ci-%%cp\n  default_backend be_%s\n\n"
+                     "backend be_%s\n  source %s\n  server s1 %s:%d %s\n\n"
+                     % (name, bind, name, name, PROXY_ADDR, BACKEND_ADDR, bport, opts))
+        path = os.path.join(d, "haproxy.cfg")
+        _w(path, conf)
+        return path
 
     # --------------------------------------------------------------- start
     def start_servers(self):
@@ -568,7 +641,17 @@ namespace inbox {{
         if r.returncode != 0:
             raise RuntimeError("dovecot start failed, see %s/start.log" % self.dir)
         self.pids["dovecot"] = self._read_pid(os.path.join(self.dcdir, "run", "master.pid"))
+        if self.proxy:
+            cfg = self._write_haproxy()
+            log = open(os.path.join(self.dir, "haproxy", "haproxy.log"), "w")
+            p = subprocess.Popen(["haproxy", "-f", cfg, "-db"], stdin=subprocess.DEVNULL,
+                                 stdout=log, stderr=log)
+            log.close()
+            self.pids["haproxy"] = p.pid
+            self.procs["haproxy"] = p
         self.wait_ports([25, 587, 465, 110, 143] +
+                        ([(PROXY_ADDR, v[0]) for v in PROXY_FRONTENDS.values()] if self.proxy else []) +
+                        ([(BACKEND_ADDR, 143), (BACKEND_ADDR, 110)] if self.proxy else []) +
                         ([995, 993] if self.dovecot_tls else []) +
                         ([2525] if self.notls else []) +
                         [EXTRA_SERVICES[n][:2] for n in self.services])
@@ -753,7 +836,7 @@ begin routers
 aliases:
   driver = redirect
   domains = +local_domains
-  data = ${{lookup{{$local_part}}lsearch{{{d}/aliases}}}}
+  data = ${{lookup{{$local_part}}lsearch{{{d}/aliases}}
 users:
   driver = accept
   domains = +local_domains
