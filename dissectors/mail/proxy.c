@@ -586,3 +586,15 @@ bool mx_proxy_client_of(const struct mx_event *e, char *buf, size_t cap)
     snprintf(buf, cap, memchr(a, ':', c.len) ? "[%s]:%u" : "%s:%u", a, (unsigned)mx_ev_get_int(e, "client_port", 0));
     return true;
 }
+
+bool mx_proxy_client_tls(const struct mx_event *e)
+{
+    const struct mx_ev_field *t = mx_ev_first(e, mx_ev_get(e, "tlvs"));
+    for (unsigned i = 0; t && i < MX_PROXY_MAX_TLVS; i++, t = mx_ev_next(e, t)) {
+        char path[32];
+        snprintf(path, sizeof(path), "tlvs.%u.client_ssl", i);
+        if (mx_ev_get_int(e, path, 0))
+            return true;
+    }
+    return false;
+}

@@ -94,5 +94,8 @@ struct mx_event;
 /* From a "proxy" record: the original client as "addr:port" ("[addr]:port"
  * for IPv6) into buf. False (buf "") when the header named no client. */
 bool mx_proxy_client_of(const struct mx_event *e, char *buf, size_t cap);
+/* Whether a "proxy" record's SSL TLV says the client reached the proxy over
+ * TLS (PP2_CLIENT_SSL, §2.2.5): the cleartext leg behind it is the proxy's. */
+bool mx_proxy_client_tls(const struct mx_event *e);
 
 #endif

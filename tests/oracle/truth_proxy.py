@@ -85,14 +85,28 @@ def mxray_headers(flows):
                   for f in flows.values() for r in f["proxy"])
 
 
-def check(s, flows):
+def audit_findings(mxray, pcap):
+    """Flow -> ids of the audit findings whose evidence names it."""
+    found = {}
+    for r in common.mxray_records(mxray, "audit", "-q", "--json", "-", pcap):
+        if r.get("type") == "finding":
+            for ev in r.get("evidence", []):
+                found.setdefault(ev["flow"], set()).add(r["id"])
+    return found
+
+
+def check(s, flows, findings):
     p = s["proxy"]
     idx = s["index"]
-    back = [f for f in flows.values() if f["proxy"] and f["proxy"][0].get("client_port") == p["client_port"]]
+    ids = [i for i, f in flows.items() if f["proxy"] and f["proxy"][0].get("client_port") == p["client_port"]]
+    back = [flows[i] for i in ids]
     if len(back) != 1:
         return ["session %d: %d flows with a proxy record naming client port %d" % (idx, len(back), p["client_port"])]
     b = back[0]
     problems = []
+    if p.get("tls_at_proxy") and "MX-TLS-NOT-USED" in findings.get(ids[0], ()):
+        # The client used TLS as far as the proxy (PP2_CLIENT_SSL): not a client that went on in clear.
+        problems.append("session %d: MX-TLS-NOT-USED on a session whose TLS ended at the proxy" % idx)
     rec = b["proxy"][0]
     want = {"version": p["version"], "command": "PROXY", "client": p["client"], "client_port": p["client_port"],
             "server": p["frontend"], "server_port": p["frontend_port"]}
@@ -138,7 +152,8 @@ def main():
         rel = os.path.relpath(tf, common.REPO)
         try:
             flows = flows_of(a.mxray, os.path.join(os.path.dirname(tf), t["capture"]))
-            problems = [x for s in mine for x in check(s, flows)]
+            findings = audit_findings(a.mxray, os.path.join(os.path.dirname(tf), t["capture"]))
+            problems = [x for s in mine for x in check(s, flows, findings)]
             if shutil.which("tshark"):
                 pcap = os.path.join(os.path.dirname(tf), t["capture"])
                 th, mh = tshark_headers(pcap), mxray_headers(flows)
