@@ -172,7 +172,7 @@ struct flowmap {
     uint32_t server; /* index + 1; 0: not audited */
     bool authed;     /* a login succeeded on this flow */
     mx_frame_t first;
-    char via[128]; /* behind a PROXY header: "client ADDR:PORT via proxy", else "" */
+    char via[128];   /* behind a PROXY header: "client ADDR:PORT via proxy", else "" */
     bool client_tls; /* the PROXY header says the client reached the proxy over TLS */
 };
 
@@ -670,7 +670,8 @@ static void audit_event(void *ctx, const struct mx_event *e)
         char c[64];
         if (m && mx_proxy_client_of(e, c, sizeof(c))) {
             m->client_tls = mx_proxy_client_tls(e);
-            snprintf(m->via, sizeof(m->via), "client %s via proxy%s", c, m->client_tls ? ", over TLS to the proxy" : "");
+            snprintf(m->via, sizeof(m->via), "client %s via proxy%s", c,
+                     m->client_tls ? ", over TLS to the proxy" : "");
         }
         return;
     }
