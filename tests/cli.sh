@@ -81,6 +81,25 @@ check gzip 0 "$mx" -q --json "$tmp/gz.json" "$tmp/demo.pcapng.gz"
 expect gzip-same cmp -s <(grep -v '"type":"summary"' "$tmp/gz.json") <(grep -v '"type":"summary"' "$tmp/sn.json")
 head -c 3000 "$tmp/demo.pcapng.gz" > "$tmp/cut.pcapng.gz"
 check gzip-cut 3 "$mx" -q --json /dev/null "$tmp/cut.pcapng.gz"
+# zstd and xz as gzip (issue 25): the same records; a cut one ends as a cut file (exit 3), its
+# records up to the cut. zstd decodes whole blocks: small ones, so that a cut falls after some.
+zstd -q -c --target-compressed-block-size=1024 "$demo" > "$tmp/demo.pcapng.zst"
+xz -c "$demo" > "$tmp/demo.pcapng.xz"
+for z in zst xz; do
+  check "$z" 0 "$mx" -q --json "$tmp/$z.json" "$tmp/demo.pcapng.$z"
+  expect "$z-same" cmp -s <(grep -v '"type":"summary"' "$tmp/$z.json") <(grep -v '"type":"summary"' "$tmp/sn.json")
+  head -c 3000 "$tmp/demo.pcapng.$z" > "$tmp/cut.pcapng.$z"
+  check "$z-cut" 3 "$mx" -q --json "$tmp/$z-cut.json" "$tmp/cut.pcapng.$z"
+  expect "$z-cut-truncated" grep -q '"status":"truncated".*"FILE_TRUNCATED":1' "$tmp/$z-cut.json"
+done
+# Cut after its last record (the zstd checksum, the xz index): still cut.
+size=$(stat -c %s "$tmp/demo.pcapng.zst")
+head -c $((size - 4)) "$tmp/demo.pcapng.zst" > "$tmp/cut.pcapng.zst"
+check zst-cut-end 3 "$mx" -q --json /dev/null "$tmp/cut.pcapng.zst"
+# Corrupt data is a read error: what came before is reported (exit 3).
+cp "$tmp/demo.pcapng.zst" "$tmp/bad.zst" && printf '\377\377\377\377' | dd of="$tmp/bad.zst" bs=1 seek=5000 conv=notrunc 2>/dev/null
+check zst-corrupt 3 "$mx" --json /dev/null "$tmp/bad.zst"
+expect zst-corrupt-says grep -q "corrupt zstd data" "$tmp/err"
 check r-with-i 2 "$mx" -i lo -r "$demo"
 check missing-file 1 "$mx" /nonexistent.pcap
 check not-a-capture 1 "$mx" README.md
