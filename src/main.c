@@ -5,6 +5,7 @@
 #include "event/event.h"
 #include "event/text.h"
 #include "output/report.h"
+#include "output/select.h"
 #include "output/streams.h"
 #include "capture/input.h"
 #include "dissectors/findings/audit.h"
@@ -41,6 +42,11 @@ static void usage(FILE *out)
                  "  -c COUNT             stop after COUNT packets (those -f matches)\n"
                  "  --since T, --until T read only the packets from T, until T: a UTC time\n"
                  "                       (2026-12-06T10:00:00[.frac][Z]) or seconds from the first packet\n"
+                 "  --flow SEL           report only the sessions SEL names (repeatable, or a comma list):\n"
+                 "                       flow numbers as the records give them (3,7), an address (10.0.0.5,\n"
+                 "                       2001:db8::5), an address and port (10.0.0.5:25, [2001:db8::5]:25) or a\n"
+                 "                       port (:25), at either end; the numbers and frames stay those of the\n"
+                 "                       whole capture, the summary too\n"
                  "\n"
                  "Output:\n"
                  "  --json PATH          write NDJSON records to PATH (\"-\" for stdout)\n"
@@ -232,6 +238,7 @@ struct cmdline {
     int n_files;
     char *r_files[MX_MAX_R]; /* -r FILE, in order */
     int n_r;
+    struct mx_select *select; /* --flow, or NULL */
 };
 
 /* What the command line starts from: the registry's protocols, one worker
@@ -280,7 +287,8 @@ enum {
     OPT_EXTRACT_MAX,
     OPT_EXTRACT_TOTAL,
     OPT_SINCE,
-    OPT_UNTIL
+    OPT_UNTIL,
+    OPT_FLOW
 };
 
 /* Applies option c (getopt_long's) with its argument arg to *o. Returns -1 to
@@ -311,6 +319,18 @@ static int apply_option(struct cmdline *o, int c, char *arg)
         }
         *(c == OPT_SINCE ? &cfg->since : &cfg->until) = t;
         *(c == OPT_SINCE ? &cfg->since_rel : &cfg->until_rel) = rel;
+        break;
+    }
+    case OPT_FLOW: {
+        char why[256];
+        if (!o->select && !(o->select = mx_select_new())) {
+            fprintf(stderr, "mxray: out of memory\n");
+            return 1;
+        }
+        if (!mx_select_add(o->select, arg, why, sizeof(why))) {
+            fprintf(stderr, "mxray: %s\n", why);
+            return 2;
+        }
         break;
     }
     case 'c':
@@ -552,6 +572,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         { "extract-total", required_argument, NULL, OPT_EXTRACT_TOTAL },
         { "since", required_argument, NULL, OPT_SINCE },
         { "until", required_argument, NULL, OPT_UNTIL },
+        { "flow", required_argument, NULL, OPT_FLOW },
         { "port", required_argument, NULL, OPT_PORT },
         { "no-promisc", no_argument, NULL, OPT_NOPROMISC },
         { "no-ndpi", no_argument, NULL, OPT_NONDPI },
@@ -791,6 +812,8 @@ int main(int argc, char **argv)
         goto out;
     if (o.cfg.extract_dir && !make_extract_dir(o.cfg.extract_dir))
         goto out;
+    if (o.select)
+        mx_sink_select(sink, mx_select_keep, o.select);
     if (!add_reporters(sink, &o))
         goto out;
     /* A progress line is for files read at a terminal, unless the report
@@ -824,6 +847,10 @@ int main(int argc, char **argv)
     status = mx_engine_exit_status(eng);
     if (!opened_all)
         status = 1;
+    if (o.select && mx_select_failed(o.select)) {
+        fprintf(stderr, "mxray: --flow: out of memory, records of the chosen sessions were lost\n");
+        status = 1;
+    }
     if (!mx_sink_finish(sink)) {
         fprintf(stderr, "mxray: writing the output failed\n");
         status = 1;
@@ -833,5 +860,6 @@ out:
         live->ops->close(live);
     mx_engine_free(eng);
     mx_sink_free(sink);
+    mx_select_free(o.select);
     return status;
 }

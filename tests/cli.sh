@@ -50,6 +50,38 @@ sa, sb = a[-1], b[-1]
 sys.exit(not (pop3 and keep(a, pop3) == keep(b, kept) and sb["frames"] == sa["frames"]
               and sb.get("frames_filtered", 0) > 0 and "frames_filtered" not in sa))
 PY
+# --flow (issue 25): a session's records as in the whole run, the same flow numbers and frames
+# for any -j, chosen by number, address, address and port, or port; the summary is the run's.
+for j in 0 3; do
+  check "flow-all-j$j" 0 "$mx" -q -j$j --json "$tmp/fa$j.json" "$demo" "$demo"
+  for sel in 2 1,7 :110 127.0.0.1:587 "[::1]:25,6"; do
+    check "flow-$sel-j$j" 0 "$mx" -q -j$j --flow "$sel" --json "$tmp/fs.json" "$demo" "$demo"
+    expect "flow-$sel-j$j-same" python3 - "$tmp/fa$j.json" "$tmp/fs.json" "$sel" <<'PY'
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+def chosen(r, sel):
+    for it in sel.split(","):
+        if it.isdigit():
+            if r["flow"] == int(it): return True
+            continue
+        addr, _, port = it.rpartition(":")
+        addr = addr.strip("[]")
+        for end in ("client", "server"):
+            if (not addr or r[end] == addr) and r[end + "_port"] == int(port): return True
+    return False
+ids = {r["flow"] for r in a if r["type"] == "flow_start" and chosen(r, sys.argv[3])}
+want = [r for r in a if r.get("flow") in ids]
+got = [r for r in b if r.get("flow")]
+sys.exit(not (got == want and (ids or sys.argv[3].startswith("[")) and b[-1] == a[-1]))
+PY
+  done
+done
+expect flow-j-same cmp -s "$tmp/fa0.json" "$tmp/fa3.json"
+check flow-text 0 "$mx" --flow 3 "$demo"
+expect flow-text-pop3 bash -c "grep -q 'pop3 127.0.0.1:35486' '$tmp/out' && ! grep -q imap '$tmp/out'"
+for bad in 0 x 1.2.3.4:0 1.2.3.4:65536 '[::1' '[::1]x' : 1,,; do
+  check "flow-bad-$bad" 2 "$mx" --flow "$bad" "$demo"
+done
 check filter-file-bad 1 "$mx" -q -f "no such filter (" --json /dev/null "$demo"
 expect filter-file-bad-says grep -q "mxray: -f: " "$tmp/err"
 check w-without-i 2 "$mx" -w "$tmp/w.pcap" "$demo"
