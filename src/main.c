@@ -7,6 +7,7 @@
 #include "output/report.h"
 #include "output/select.h"
 #include "output/streams.h"
+#include "capture/files.h"
 #include "capture/input.h"
 #include "dissectors/findings/audit.h"
 #include "dissectors/findings/failures.h"
@@ -31,9 +32,12 @@ static void usage(FILE *out)
                  "       mxray [options] -i IFACE [-f BPF] [-w FILE] [-Z USER] [--no-promisc]\n"
                  "       mxray audit [options] FILE...   a posture table per server, with findings\n"
                  "\n"
-                 "Reads pcap/pcapng captures (\"-\" for standard input; several files are read\n"
-                 "in order, numbered as one capture), rebuilds the TCP streams of mail flows\n"
-                 "and reports them. With no output option the text timeline goes to stdout.\n"
+                 "Reads pcap/pcapng captures, also gzip, zstd or xz compressed (\"-\" for standard\n"
+                 "input; several files are read in order, numbered on as one capture, as mergecap -a\n"
+                 "would; a directory or a quoted glob ('ring/cap*.pcap') of rotated captures is read\n"
+                 "in the order of each file's first packet, at most 1024 files), rebuilds the TCP\n"
+                 "streams of mail flows and reports them. With no output option the text timeline\n"
+                 "goes to stdout.\n"
                  "\n"
                  "Input:\n"
                  "  -r FILE              read FILE (as tcpdump and tshark spell it; repeatable, read first)\n"
@@ -234,7 +238,7 @@ struct cmdline {
     const char *write_path; /* -w */
     const char *run_as;     /* -Z */
     char protocols[128];    /* "SMTP, POP3 and IMAP": the protocols' names, for the HTML report */
-    char **files;           /* the capture files, n_files of them: -r's, then the others */
+    char **files;           /* the capture files, n_files of them: -r's, then the others (mx_inputs_add) */
     int n_files;
     char *r_files[MX_MAX_R]; /* -r FILE, in order */
     int n_r;
@@ -602,21 +606,20 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         if (status >= 0)
             return status;
     }
-    o->files = argv + optind;
-    o->n_files = argc - optind;
-    if (o->n_r) {
-        /* -r FILE, as tcpdump and tshark spell it: those first, in order,
-         * then the files named without it. */
-        static char *all[MX_MAX_R + 64];
-        if (o->n_files > 64) {
-            fprintf(stderr, "mxray: with -r, at most 64 files without it\n");
-            return 2;
+    /* -r FILE, as tcpdump and tshark spell it: those first, in order, then
+     * the files named without it; a directory or a glob gives its captures
+     * in time order. */
+    static struct mx_inputs inputs;
+    char err[1200];
+    for (int i = 0; i < o->n_r + argc - optind; i++) {
+        const char *arg = i < o->n_r ? o->r_files[i] : argv[optind + i - o->n_r];
+        if (!mx_inputs_add(&inputs, arg, o->cfg.warnings, err, sizeof(err))) {
+            fprintf(stderr, "mxray: %s\n", err);
+            return strstr(err, "more than ") ? 2 : 1;
         }
-        memcpy(all, o->r_files, (size_t)o->n_r * sizeof(*all));
-        memcpy(all + o->n_r, o->files, (size_t)o->n_files * sizeof(*all));
-        o->files = all;
-        o->n_files += o->n_r;
     }
+    o->files = inputs.path;
+    o->n_files = (int)inputs.n;
     if (o->live.iface && o->n_files) {
         fprintf(stderr, "mxray: -i reads an interface; no capture file goes with it\n");
         return 2;
