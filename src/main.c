@@ -5,6 +5,7 @@
 #include "event/event.h"
 #include "event/text.h"
 #include "output/report.h"
+#include "output/flowpcap.h"
 #include "output/select.h"
 #include "output/streams.h"
 #include "capture/files.h"
@@ -57,6 +58,9 @@ static void usage(FILE *out)
                  "  --html PATH          write one self-contained HTML report: an overview, and a sequence\n"
                  "                       diagram per session with explanations (implies --explain)\n"
                  "  --html-diagrams N    sessions drawn in the HTML report (default 200; failed ones first)\n"
+                 "  --write-flows DIR    write the packets of each session --flow or -f chose, else of each one\n"
+                 "                       --failures lists, as DIR/flowN-<client>-<server>.pcap (DIR must be\n"
+                 "                       empty or absent; files only: they are read a second time)\n"
                  "  --streams DIR        write each reassembled stream as DIR/<client>-<server>.c2s/.s2c\n"
                  "                       plus DIR/index.json (DIR must be empty or absent)\n"
                  "  --color WHEN         colour the timeline: auto (default), always, never; NO_COLOR is honoured\n"
@@ -243,6 +247,7 @@ struct cmdline {
     char *r_files[MX_MAX_R]; /* -r FILE, in order */
     int n_r;
     struct mx_select *select; /* --flow, or NULL */
+    const char *write_flows;  /* --write-flows DIR */
 };
 
 /* What the command line starts from: the registry's protocols, one worker
@@ -292,7 +297,8 @@ enum {
     OPT_EXTRACT_TOTAL,
     OPT_SINCE,
     OPT_UNTIL,
-    OPT_FLOW
+    OPT_FLOW,
+    OPT_WRITE_FLOWS
 };
 
 /* Applies option c (getopt_long's) with its argument arg to *o. Returns -1 to
@@ -359,6 +365,9 @@ static int apply_option(struct cmdline *o, int c, char *arg)
         break;
     case OPT_STREAMS:
         o->streams = arg;
+        break;
+    case OPT_WRITE_FLOWS:
+        o->write_flows = arg;
         break;
     case OPT_COLOR:
         o->color = arg;
@@ -530,9 +539,9 @@ static int same_file(const struct named_file *a, const struct named_file *b)
  * which. */
 static int check_outputs(const struct cmdline *o)
 {
-    const char *opt[] = { "--json", "--html", "-w", "--streams", "--extract" };
-    const char *path[] = { o->json, o->html, o->write_path, o->streams, o->cfg.extract_dir };
-    struct named_file out[6];
+    const char *opt[] = { "--json", "--html", "-w", "--streams", "--extract", "--write-flows" };
+    const char *path[] = { o->json, o->html, o->write_path, o->streams, o->cfg.extract_dir, o->write_flows };
+    struct named_file out[7];
     size_t n = 0;
     for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
         out[n].opt = opt[i];
@@ -558,6 +567,29 @@ static int check_outputs(const struct cmdline *o)
     return -1;
 }
 
+/* --write-flows reads the files again once the run has seen which sessions
+ * to write: standard input, a FIFO or an interface cannot be. True when
+ * every input can; else says why. */
+static bool second_pass_ok(const struct cmdline *o)
+{
+    if (o->live.iface) {
+        fprintf(stderr, "mxray: --write-flows reads the capture twice: with -i, save it with -w and run "
+                        "--write-flows on the file\n");
+        return false;
+    }
+    for (int i = 0; i < o->n_files; i++) {
+        struct stat st;
+        if (!strcmp(o->files[i], "-") || (stat(o->files[i], &st) == 0 && !S_ISREG(st.st_mode))) {
+            char name[1024];
+            mx_text_escape(o->files[i], name, sizeof(name));
+            fprintf(stderr, "mxray: --write-flows reads the capture twice: %s is not a file\n",
+                    strcmp(o->files[i], "-") ? name : "standard input");
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Parses the command line into *o. Returns -1 to go on, else the exit
  * status (after the usage, the version, or what was wrong). */
 static int parse_cmdline(int argc, char **argv, struct cmdline *o)
@@ -577,6 +609,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         { "since", required_argument, NULL, OPT_SINCE },
         { "until", required_argument, NULL, OPT_UNTIL },
         { "flow", required_argument, NULL, OPT_FLOW },
+        { "write-flows", required_argument, NULL, OPT_WRITE_FLOWS },
         { "port", required_argument, NULL, OPT_PORT },
         { "no-promisc", no_argument, NULL, OPT_NOPROMISC },
         { "no-ndpi", no_argument, NULL, OPT_NONDPI },
@@ -637,6 +670,8 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         fprintf(stderr, "mxray: -w and -Z go with -i\n");
         return 2;
     }
+    if (o->write_flows && !second_pass_ok(o))
+        return 2;
     if (!o->live.iface && !o->n_files) {
         fprintf(stderr, "mxray: no capture file given (try --help)\n");
         return 2;
@@ -802,6 +837,7 @@ int main(int argc, char **argv)
     status = 1;
     struct mx_engine *eng = NULL;
     struct mx_input *live = NULL;
+    struct mx_flowpcap *flows_out = NULL; /* --write-flows: the sink owns it */
     struct mx_sink *sink = mx_sink_new();
     if (!sink) {
         fprintf(stderr, "mxray: out of memory\n");
@@ -819,13 +855,19 @@ int main(int argc, char **argv)
         mx_sink_select(sink, mx_select_keep, o.select);
     if (!add_reporters(sink, &o))
         goto out;
+    char err[512];
+    /* With no selector, the sessions --failures lists. */
+    if (o.write_flows &&
+        !(flows_out = mx_flowpcap_new(sink, o.write_flows, !o.select && !o.live.filter, err, sizeof(err)))) {
+        fprintf(stderr, "mxray: --write-flows: %s\n", err);
+        goto out;
+    }
     /* A progress line is for files read at a terminal, unless the report
      * itself goes to that terminal; live capture has no end to measure. */
     if (o.progress < 0)
         o.progress = isatty(STDERR_FILENO) && o.cfg.warnings && !(writes_stdout(&o) && isatty(STDOUT_FILENO));
     if (o.progress && !o.live.iface)
         o.cfg.progress = show_progress;
-    char err[512];
     if (o.streams) {
         o.cfg.streams = &mx_streams_writer;
         o.cfg.streams_ctx = mx_streams_new(o.streams, err, sizeof(err));
@@ -849,6 +891,8 @@ int main(int argc, char **argv)
     mx_engine_finish(eng);
     status = mx_engine_exit_status(eng);
     if (!opened_all)
+        status = 1;
+    if (flows_out && !mx_flowpcap_write(flows_out, o.files, o.n_files, o.live.filter, o.cfg.warnings ? stderr : NULL))
         status = 1;
     if (o.select && mx_select_failed(o.select)) {
         fprintf(stderr, "mxray: --flow: out of memory, records of the chosen sessions were lost\n");

@@ -148,6 +148,38 @@ expect rotated-glob-same cmp -s "$tmp/rd.json" "$tmp/rg.json"
 check glob-none 1 "$mx" "$tmp/rot/none*"
 mkdir "$tmp/empty"
 check dir-empty 1 "$mx" "$tmp/empty"
+# --write-flows (issue 25): one pcap per chosen session, read again from the files; read back,
+# it gives that session's records (frame numbers and the flow number aside), and tshark reads it.
+cat > "$tmp/rt.py" <<'PY'
+import json, sys
+def strip(r):
+    if isinstance(r, dict):
+        return {k: strip(v) for k, v in r.items() if k != "flow" and "frame" not in k}
+    return [strip(v) for v in r] if isinstance(r, list) else r
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+want = [strip(r) for r in a if r.get("flow") == int(sys.argv[3])]
+sys.exit(not want or [strip(r) for r in b if r.get("flow")] != want)
+PY
+check write-flows 0 "$mx" --flow 2,3 --write-flows "$tmp/wf" --json "$tmp/wf.json" "$tmp/rot"
+expect write-flows-says grep -q "2 sessions written to" "$tmp/err"
+for n in 2 3; do
+  f=$(ls "$tmp/wf/flow$n-"*.pcap)
+  check "write-flows-read-$n" 0 "$mx" -q --json "$tmp/wf$n.json" "$f"
+  expect "write-flows-same-$n" python3 "$tmp/rt.py" "$tmp/wf.json" "$tmp/wf$n.json" $n
+  if command -v tshark >/dev/null; then
+    expect "write-flows-tshark-$n" test "$(tshark -r "$f" 2>/dev/null | wc -l)" = \
+      "$(python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1]) if "\"type\":\"flow\"" in l and "\"flow\":'$n'," in l][0]; print(r["c2s"]["packets"]+r["s2c"]["packets"])' "$tmp/wf.json")"
+  fi
+done
+# With -f, the sessions it lets through; with no selector, those --failures lists.
+check write-flows-f 0 "$mx" -q -f "tcp port 110" --write-flows "$tmp/wff" --json /dev/null "$demo"
+expect write-flows-f-one test "$(ls "$tmp/wff")" = flow1-127.0.0.1.35486-127.0.0.1.110.pcap
+check write-flows-failed 0 "$mx" --write-flows "$tmp/wfx" --failures pcaps/smtp/*.pcap
+expect write-flows-failed-same test "$(ls "$tmp/wfx" | sed 's/-.*//; s/flow//' | sort -n | tr '\n' ' ')" = \
+  "$(grep -Eo '^(FAILED|DEFERRED)  <[^>]*>  flow [0-9]+' "$tmp/out" | awk '{print $NF}' | sort -un | tr '\n' ' ')"
+check write-flows-stdin 2 sh -c "'$mx' --write-flows '$tmp/wfs' - < '$demo'"
+check write-flows-live 2 "$mx" -i lo --write-flows "$tmp/wfl"
+check write-flows-not-empty 1 "$mx" --write-flows "$tmp/wf" "$demo"
 check r-with-i 2 "$mx" -i lo -r "$demo"
 check missing-file 1 "$mx" /nonexistent.pcap
 check not-a-capture 1 "$mx" README.md

@@ -191,6 +191,68 @@ struct mx_input *mx_input_open_stream(FILE *fp, const char *name, char *err, siz
     return open_pcap(NULL, fp, NULL, name, err, errlen);
 }
 
+/* ---- Writing pcap files ---- */
+
+struct mx_pcap_out {
+    pcap_t *dead; /* what pcap_dump_fopen takes the link type and precision from */
+    pcap_dumper_t *dump;
+};
+
+struct mx_pcap_out *mx_pcap_out_new(int fd, int linktype, char *err, size_t errlen)
+{
+    /* The DLT libpcap writes as `linktype` (open_pcap maps the other way). */
+    int dlt = linktype;
+    if (linktype == MX_LINKTYPE_RAW)
+        dlt = DLT_RAW;
+#ifdef DLT_LOOP
+    if (linktype == MX_LINKTYPE_LOOP)
+        dlt = DLT_LOOP;
+#endif
+    struct mx_pcap_out *o = calloc(1, sizeof(*o));
+    FILE *fp = o ? fdopen(fd, "wb") : NULL;
+    if (o)
+        o->dead = pcap_open_dead_with_tstamp_precision(dlt, 262144, PCAP_TSTAMP_PRECISION_NANO);
+    if (!fp || !o->dead) {
+        snprintf(err, errlen, "%s", fp ? "out of memory" : strerror(errno));
+        goto fail;
+    }
+    o->dump = pcap_dump_fopen(o->dead, fp); /* writes the file header */
+    if (!o->dump) {
+        snprintf(err, errlen, "%s", pcap_geterr(o->dead));
+        goto fail;
+    }
+    return o;
+fail:
+    if (fp)
+        fclose(fp);
+    else
+        close(fd);
+    if (o && o->dead)
+        pcap_close(o->dead);
+    free(o);
+    return NULL;
+}
+
+void mx_pcap_out_write(struct mx_pcap_out *o, const struct mx_raw_packet *pkt)
+{
+    struct pcap_pkthdr h;
+    h.ts.tv_sec = (time_t)(pkt->ts / MX_NS_PER_SEC);
+    h.ts.tv_usec = (suseconds_t)(pkt->ts % MX_NS_PER_SEC); /* nanoseconds: a nano-precision file */
+    h.caplen = pkt->caplen;
+    h.len = pkt->wirelen;
+    pcap_dump((u_char *)o->dump, &h, pkt->data);
+}
+
+bool mx_pcap_out_close(struct mx_pcap_out *o)
+{
+    FILE *fp = pcap_dump_file(o->dump);
+    bool ok = fflush(fp) == 0 && !ferror(fp);
+    pcap_dump_close(o->dump); /* fclose */
+    pcap_close(o->dead);
+    free(o);
+    return ok;
+}
+
 /* ---- Live capture ---- */
 
 struct live_input {
