@@ -102,6 +102,32 @@ static void block(struct failures *f, const struct mx_event *e, struct mx_slice 
     f->blocks++;
 }
 
+/* The transaction failed as a whole: it has a failure, and was not reset. */
+static bool txn_failed(const struct mx_event *e)
+{
+    struct mx_slice disp = mx_ev_get_str(e, "disposition");
+    return mx_ev_get(e, "failure") && !(disp.len == 5 && !memcmp(disp.ptr, "reset", 5));
+}
+
+/* A recipient refused at RCPT, for good or for now. */
+static bool rcpt_refused(struct mx_slice out)
+{
+    return out.len == 8 && (!memcmp(out.ptr, "rejected", 8) || !memcmp(out.ptr, "deferred", 8));
+}
+
+bool mx_failures_failed(const struct mx_event *e)
+{
+    if (strcmp(e->type, "smtp.transaction"))
+        return false;
+    if (txn_failed(e))
+        return true;
+    const struct mx_ev_field *rs = mx_ev_get(e, "recipients");
+    for (const struct mx_ev_field *r = mx_ev_first(e, rs); r; r = mx_ev_next(e, r))
+        if (rcpt_refused(member_str(e, r, "outcome")))
+            return true;
+    return false;
+}
+
 static void failures_event(void *ctx, const struct mx_event *e)
 {
     struct failures *f = ctx;
@@ -121,7 +147,7 @@ static void failures_event(void *ctx, const struct mx_event *e)
         return;
     struct mx_slice disp = mx_ev_get_str(e, "disposition");
     const struct mx_ev_field *fail = mx_ev_get(e, "failure");
-    bool txn_failed = fail && !(disp.len == 5 && !memcmp(disp.ptr, "reset", 5));
+    bool failed = txn_failed(e);
     const struct mx_ev_field *rs = mx_ev_get(e, "recipients");
     bool any = false;
     for (const struct mx_ev_field *r = mx_ev_first(e, rs); r; r = mx_ev_next(e, r)) {
@@ -129,10 +155,10 @@ static void failures_event(void *ctx, const struct mx_event *e)
         uint64_t a, b;
         member_frames(e, r, &a, &b);
         any = true;
-        if ((out.len == 8 && !memcmp(out.ptr, "rejected", 8)) || (out.len == 8 && !memcmp(out.ptr, "deferred", 8))) {
+        if (rcpt_refused(out)) {
             /* Refused at RCPT: the recipient object holds its own reply, meaning and cause. */
             block(f, e, addr, r, out.ptr[0] == 'd' ? "deferred" : "rejected", "RCPT", a, b);
-        } else if (txn_failed) {
+        } else if (failed) {
             /* Accepted at RCPT, then lost with the transaction: its deciding reply's frame. */
             uint64_t fa, fb;
             member_frames(e, fail, &fa, &fb);
@@ -140,7 +166,7 @@ static void failures_event(void *ctx, const struct mx_event *e)
                   fa ? fa : a, fa ? fb : b);
         }
     }
-    if (!any && txn_failed)
+    if (!any && failed)
         block(f, e, mx_slice_make("(no recipient reached)", 22), fail, "rejected", NULL, 0, 0);
 }
 
