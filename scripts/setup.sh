@@ -4,13 +4,14 @@ set -euo pipefail
 
 pkgs=(
   build-essential cmake pkg-config          # the toolchain
-  libpcap-dev libndpi-dev libjson-c-dev libssl-dev zlib1g-dev libbsd-dev check   # libraries (pkg-config finds them; libbsd: red-black tree macros)
+  libpcap-dev libndpi-dev libjson-c-dev libssl-dev zlib1g-dev libzstd-dev liblzma-dev libbsd-dev check   # libraries (pkg-config finds them; libbsd: red-black tree macros)
   python3 python3-jsonschema                # test scripts; schema checks of the output
-  tshark                                    # agreement tests against Wireshark's dissectors
+  tshark                                    # agreement tests against Wireshark's dissectors (editcap: cli.sh)
+  zstd xz-utils                             # compressed captures made in tests/cli.sh
   valgrind                                  # memcheck of the corpus run
   clang libclang-rt-14-dev                  # libFuzzer targets (scripts/fuzz.sh)
   clang-format                              # the style check (scripts/check-format.sh)
-  postfix dovecot-imapd dovecot-pop3d swaks # the lab's servers and client (tests/live.sh runs scenarios)
+  postfix dovecot-imapd dovecot-pop3d swaks haproxy # the lab's servers and client (tests/live.sh runs scenarios)
   libnet-ssleay-perl libio-socket-ssl-perl  # swaks's TLS (only Recommends, which are not installed)
   tcpdump tcpreplay openssl iproute2 ethtool  # the lab's capture, checksums, certificates, loopback
   time                                      # /usr/bin/time: peak RSS in tests/adversarial.sh

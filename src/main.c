@@ -5,7 +5,10 @@
 #include "event/event.h"
 #include "event/text.h"
 #include "output/report.h"
+#include "output/flowpcap.h"
+#include "output/select.h"
 #include "output/streams.h"
+#include "capture/files.h"
 #include "capture/input.h"
 #include "dissectors/findings/audit.h"
 #include "dissectors/findings/failures.h"
@@ -30,9 +33,12 @@ static void usage(FILE *out)
                  "       mxray [options] -i IFACE [-f BPF] [-w FILE] [-Z USER] [--no-promisc]\n"
                  "       mxray audit [options] FILE...   a posture table per server, with findings\n"
                  "\n"
-                 "Reads pcap/pcapng captures (\"-\" for standard input; several files are read\n"
-                 "in order, numbered as one capture), rebuilds the TCP streams of mail flows\n"
-                 "and reports them. With no output option the text timeline goes to stdout.\n"
+                 "Reads pcap/pcapng captures, also gzip, zstd or xz compressed (\"-\" for standard\n"
+                 "input; several files are read in order, numbered on as one capture, as mergecap -a\n"
+                 "would; a directory or a quoted glob ('ring/cap*.pcap') of rotated captures is read\n"
+                 "in the order of each file's first packet, at most 1024 files), rebuilds the TCP\n"
+                 "streams of mail flows and reports them. With no output option the text timeline\n"
+                 "goes to stdout.\n"
                  "\n"
                  "Input:\n"
                  "  -r FILE              read FILE (as tcpdump and tshark spell it; repeatable, read first)\n"
@@ -41,12 +47,20 @@ static void usage(FILE *out)
                  "  -c COUNT             stop after COUNT packets (those -f matches)\n"
                  "  --since T, --until T read only the packets from T, until T: a UTC time\n"
                  "                       (2026-12-06T10:00:00[.frac][Z]) or seconds from the first packet\n"
+                 "  --flow SEL           report only the sessions SEL names (repeatable, or a comma list):\n"
+                 "                       flow numbers as the records give them (3,7), an address (10.0.0.5,\n"
+                 "                       2001:db8::5), an address and port (10.0.0.5:25, [2001:db8::5]:25) or a\n"
+                 "                       port (:25), at either end; the numbers and frames stay those of the\n"
+                 "                       whole capture, the summary too\n"
                  "\n"
                  "Output:\n"
                  "  --json PATH          write NDJSON records to PATH (\"-\" for stdout)\n"
                  "  --html PATH          write one self-contained HTML report: an overview, and a sequence\n"
                  "                       diagram per session with explanations (implies --explain)\n"
                  "  --html-diagrams N    sessions drawn in the HTML report (default 200; failed ones first)\n"
+                 "  --write-flows DIR    write the packets of each session --flow or -f chose, else of each one\n"
+                 "                       --failures lists, as DIR/flowN-<client>-<server>.pcap (DIR must be\n"
+                 "                       empty or absent; files only: they are read a second time)\n"
                  "  --streams DIR        write each reassembled stream as DIR/<client>-<server>.c2s/.s2c\n"
                  "                       plus DIR/index.json (DIR must be empty or absent)\n"
                  "  --color WHEN         colour the timeline: auto (default), always, never; NO_COLOR is honoured\n"
@@ -228,10 +242,12 @@ struct cmdline {
     const char *write_path; /* -w */
     const char *run_as;     /* -Z */
     char protocols[128];    /* "SMTP, POP3 and IMAP": the protocols' names, for the HTML report */
-    char **files;           /* the capture files, n_files of them: -r's, then the others */
+    char **files;           /* the capture files, n_files of them: -r's, then the others (mx_inputs_add) */
     int n_files;
     char *r_files[MX_MAX_R]; /* -r FILE, in order */
     int n_r;
+    struct mx_select *select; /* --flow, or NULL */
+    const char *write_flows;  /* --write-flows DIR */
 };
 
 /* What the command line starts from: the registry's protocols, one worker
@@ -280,7 +296,9 @@ enum {
     OPT_EXTRACT_MAX,
     OPT_EXTRACT_TOTAL,
     OPT_SINCE,
-    OPT_UNTIL
+    OPT_UNTIL,
+    OPT_FLOW,
+    OPT_WRITE_FLOWS
 };
 
 /* Applies option c (getopt_long's) with its argument arg to *o. Returns -1 to
@@ -313,6 +331,18 @@ static int apply_option(struct cmdline *o, int c, char *arg)
         *(c == OPT_SINCE ? &cfg->since_rel : &cfg->until_rel) = rel;
         break;
     }
+    case OPT_FLOW: {
+        char why[256];
+        if (!o->select && !(o->select = mx_select_new())) {
+            fprintf(stderr, "mxray: out of memory\n");
+            return 1;
+        }
+        if (!mx_select_add(o->select, arg, why, sizeof(why))) {
+            fprintf(stderr, "mxray: %s\n", why);
+            return 2;
+        }
+        break;
+    }
     case 'c':
         if (!parse_num(arg, UINT64_MAX, &v)) {
             fprintf(stderr, "mxray: -c takes a number of packets, from 1\n");
@@ -335,6 +365,9 @@ static int apply_option(struct cmdline *o, int c, char *arg)
         break;
     case OPT_STREAMS:
         o->streams = arg;
+        break;
+    case OPT_WRITE_FLOWS:
+        o->write_flows = arg;
         break;
     case OPT_COLOR:
         o->color = arg;
@@ -506,9 +539,9 @@ static int same_file(const struct named_file *a, const struct named_file *b)
  * which. */
 static int check_outputs(const struct cmdline *o)
 {
-    const char *opt[] = { "--json", "--html", "-w", "--streams", "--extract" };
-    const char *path[] = { o->json, o->html, o->write_path, o->streams, o->cfg.extract_dir };
-    struct named_file out[6];
+    const char *opt[] = { "--json", "--html", "-w", "--streams", "--extract", "--write-flows" };
+    const char *path[] = { o->json, o->html, o->write_path, o->streams, o->cfg.extract_dir, o->write_flows };
+    struct named_file out[7];
     size_t n = 0;
     for (size_t i = 0; i < sizeof(opt) / sizeof(opt[0]); i++) {
         out[n].opt = opt[i];
@@ -534,6 +567,29 @@ static int check_outputs(const struct cmdline *o)
     return -1;
 }
 
+/* --write-flows reads the files again once the run has seen which sessions
+ * to write: standard input, a FIFO or an interface cannot be. True when
+ * every input can; else says why. */
+static bool second_pass_ok(const struct cmdline *o)
+{
+    if (o->live.iface) {
+        fprintf(stderr, "mxray: --write-flows reads the capture twice: with -i, save it with -w and run "
+                        "--write-flows on the file\n");
+        return false;
+    }
+    for (int i = 0; i < o->n_files; i++) {
+        struct stat st;
+        if (!strcmp(o->files[i], "-") || (stat(o->files[i], &st) == 0 && !S_ISREG(st.st_mode))) {
+            char name[1024];
+            mx_text_escape(o->files[i], name, sizeof(name));
+            fprintf(stderr, "mxray: --write-flows reads the capture twice: %s is not a file\n",
+                    strcmp(o->files[i], "-") ? name : "standard input");
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Parses the command line into *o. Returns -1 to go on, else the exit
  * status (after the usage, the version, or what was wrong). */
 static int parse_cmdline(int argc, char **argv, struct cmdline *o)
@@ -552,6 +608,8 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         { "extract-total", required_argument, NULL, OPT_EXTRACT_TOTAL },
         { "since", required_argument, NULL, OPT_SINCE },
         { "until", required_argument, NULL, OPT_UNTIL },
+        { "flow", required_argument, NULL, OPT_FLOW },
+        { "write-flows", required_argument, NULL, OPT_WRITE_FLOWS },
         { "port", required_argument, NULL, OPT_PORT },
         { "no-promisc", no_argument, NULL, OPT_NOPROMISC },
         { "no-ndpi", no_argument, NULL, OPT_NONDPI },
@@ -581,21 +639,20 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         if (status >= 0)
             return status;
     }
-    o->files = argv + optind;
-    o->n_files = argc - optind;
-    if (o->n_r) {
-        /* -r FILE, as tcpdump and tshark spell it: those first, in order,
-         * then the files named without it. */
-        static char *all[MX_MAX_R + 64];
-        if (o->n_files > 64) {
-            fprintf(stderr, "mxray: with -r, at most 64 files without it\n");
-            return 2;
+    /* -r FILE, as tcpdump and tshark spell it: those first, in order, then
+     * the files named without it; a directory or a glob gives its captures
+     * in time order. */
+    static struct mx_inputs inputs;
+    char err[1200];
+    for (int i = 0; i < o->n_r + argc - optind; i++) {
+        const char *arg = i < o->n_r ? o->r_files[i] : argv[optind + i - o->n_r];
+        if (!mx_inputs_add(&inputs, arg, o->cfg.warnings, err, sizeof(err))) {
+            fprintf(stderr, "mxray: %s\n", err);
+            return strstr(err, "more than ") ? 2 : 1;
         }
-        memcpy(all, o->r_files, (size_t)o->n_r * sizeof(*all));
-        memcpy(all + o->n_r, o->files, (size_t)o->n_files * sizeof(*all));
-        o->files = all;
-        o->n_files += o->n_r;
     }
+    o->files = inputs.path;
+    o->n_files = (int)inputs.n;
     if (o->live.iface && o->n_files) {
         fprintf(stderr, "mxray: -i reads an interface; no capture file goes with it\n");
         return 2;
@@ -613,6 +670,8 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         fprintf(stderr, "mxray: -w and -Z go with -i\n");
         return 2;
     }
+    if (o->write_flows && !second_pass_ok(o))
+        return 2;
     if (!o->live.iface && !o->n_files) {
         fprintf(stderr, "mxray: no capture file given (try --help)\n");
         return 2;
@@ -778,6 +837,7 @@ int main(int argc, char **argv)
     status = 1;
     struct mx_engine *eng = NULL;
     struct mx_input *live = NULL;
+    struct mx_flowpcap *flows_out = NULL; /* --write-flows: the sink owns it */
     struct mx_sink *sink = mx_sink_new();
     if (!sink) {
         fprintf(stderr, "mxray: out of memory\n");
@@ -791,15 +851,23 @@ int main(int argc, char **argv)
         goto out;
     if (o.cfg.extract_dir && !make_extract_dir(o.cfg.extract_dir))
         goto out;
+    if (o.select)
+        mx_sink_select(sink, mx_select_keep, o.select);
     if (!add_reporters(sink, &o))
         goto out;
+    char err[512];
+    /* With no selector, the sessions --failures lists. */
+    if (o.write_flows &&
+        !(flows_out = mx_flowpcap_new(sink, o.write_flows, !o.select && !o.live.filter, err, sizeof(err)))) {
+        fprintf(stderr, "mxray: --write-flows: %s\n", err);
+        goto out;
+    }
     /* A progress line is for files read at a terminal, unless the report
      * itself goes to that terminal; live capture has no end to measure. */
     if (o.progress < 0)
         o.progress = isatty(STDERR_FILENO) && o.cfg.warnings && !(writes_stdout(&o) && isatty(STDOUT_FILENO));
     if (o.progress && !o.live.iface)
         o.cfg.progress = show_progress;
-    char err[512];
     if (o.streams) {
         o.cfg.streams = &mx_streams_writer;
         o.cfg.streams_ctx = mx_streams_new(o.streams, err, sizeof(err));
@@ -824,6 +892,12 @@ int main(int argc, char **argv)
     status = mx_engine_exit_status(eng);
     if (!opened_all)
         status = 1;
+    if (flows_out && !mx_flowpcap_write(flows_out, o.files, o.n_files, o.live.filter, o.cfg.warnings ? stderr : NULL))
+        status = 1;
+    if (o.select && mx_select_failed(o.select)) {
+        fprintf(stderr, "mxray: --flow: out of memory, records of the chosen sessions were lost\n");
+        status = 1;
+    }
     if (!mx_sink_finish(sink)) {
         fprintf(stderr, "mxray: writing the output failed\n");
         status = 1;
@@ -833,5 +907,6 @@ out:
         live->ops->close(live);
     mx_engine_free(eng);
     mx_sink_free(sink);
+    mx_select_free(o.select);
     return status;
 }

@@ -50,6 +50,38 @@ sa, sb = a[-1], b[-1]
 sys.exit(not (pop3 and keep(a, pop3) == keep(b, kept) and sb["frames"] == sa["frames"]
               and sb.get("frames_filtered", 0) > 0 and "frames_filtered" not in sa))
 PY
+# --flow (issue 25): a session's records as in the whole run, the same flow numbers and frames
+# for any -j, chosen by number, address, address and port, or port; the summary is the run's.
+for j in 0 3; do
+  check "flow-all-j$j" 0 "$mx" -q -j$j --json "$tmp/fa$j.json" "$demo" "$demo"
+  for sel in 2 1,7 :110 127.0.0.1:587 "[::1]:25,6"; do
+    check "flow-$sel-j$j" 0 "$mx" -q -j$j --flow "$sel" --json "$tmp/fs.json" "$demo" "$demo"
+    expect "flow-$sel-j$j-same" python3 - "$tmp/fa$j.json" "$tmp/fs.json" "$sel" <<'PY'
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+def chosen(r, sel):
+    for it in sel.split(","):
+        if it.isdigit():
+            if r["flow"] == int(it): return True
+            continue
+        addr, _, port = it.rpartition(":")
+        addr = addr.strip("[]")
+        for end in ("client", "server"):
+            if (not addr or r[end] == addr) and r[end + "_port"] == int(port): return True
+    return False
+ids = {r["flow"] for r in a if r["type"] == "flow_start" and chosen(r, sys.argv[3])}
+want = [r for r in a if r.get("flow") in ids]
+got = [r for r in b if r.get("flow")]
+sys.exit(not (got == want and (ids or sys.argv[3].startswith("[")) and b[-1] == a[-1]))
+PY
+  done
+done
+expect flow-j-same cmp -s "$tmp/fa0.json" "$tmp/fa3.json"
+check flow-text 0 "$mx" --flow 3 "$demo"
+expect flow-text-pop3 bash -c "grep -q 'pop3 127.0.0.1:35486' '$tmp/out' && ! grep -q imap '$tmp/out'"
+for bad in 0 x 1.2.3.4:0 1.2.3.4:65536 '[::1' '[::1]x' : 1,,; do
+  check "flow-bad-$bad" 2 "$mx" --flow "$bad" "$demo"
+done
 check filter-file-bad 1 "$mx" -q -f "no such filter (" --json /dev/null "$demo"
 expect filter-file-bad-says grep -q "mxray: -f: " "$tmp/err"
 check w-without-i 2 "$mx" -w "$tmp/w.pcap" "$demo"
@@ -81,6 +113,78 @@ check gzip 0 "$mx" -q --json "$tmp/gz.json" "$tmp/demo.pcapng.gz"
 expect gzip-same cmp -s <(grep -v '"type":"summary"' "$tmp/gz.json") <(grep -v '"type":"summary"' "$tmp/sn.json")
 head -c 3000 "$tmp/demo.pcapng.gz" > "$tmp/cut.pcapng.gz"
 check gzip-cut 3 "$mx" -q --json /dev/null "$tmp/cut.pcapng.gz"
+# zstd and xz as gzip (issue 25): the same records; a cut one ends as a cut file (exit 3), its
+# records up to the cut. zstd decodes whole blocks: small ones, so that a cut falls after some.
+zstd -q -c --target-compressed-block-size=1024 "$demo" > "$tmp/demo.pcapng.zst"
+xz -c "$demo" > "$tmp/demo.pcapng.xz"
+for z in zst xz; do
+  check "$z" 0 "$mx" -q --json "$tmp/$z.json" "$tmp/demo.pcapng.$z"
+  expect "$z-same" cmp -s <(grep -v '"type":"summary"' "$tmp/$z.json") <(grep -v '"type":"summary"' "$tmp/sn.json")
+  head -c 3000 "$tmp/demo.pcapng.$z" > "$tmp/cut.pcapng.$z"
+  check "$z-cut" 3 "$mx" -q --json "$tmp/$z-cut.json" "$tmp/cut.pcapng.$z"
+  expect "$z-cut-truncated" grep -q '"status":"truncated".*"FILE_TRUNCATED":1' "$tmp/$z-cut.json"
+done
+# Cut after its last record (the zstd checksum, the xz index): still cut.
+size=$(stat -c %s "$tmp/demo.pcapng.zst")
+head -c $((size - 4)) "$tmp/demo.pcapng.zst" > "$tmp/cut.pcapng.zst"
+check zst-cut-end 3 "$mx" -q --json /dev/null "$tmp/cut.pcapng.zst"
+# Corrupt data is a read error: what came before is reported (exit 3).
+cp "$tmp/demo.pcapng.zst" "$tmp/bad.zst" && printf '\377\377\377\377' | dd of="$tmp/bad.zst" bs=1 seek=5000 conv=notrunc 2>/dev/null
+check zst-corrupt 3 "$mx" --json /dev/null "$tmp/bad.zst"
+expect zst-corrupt-says grep -q "corrupt zstd data" "$tmp/err"
+# A directory or a glob of rotated captures (issue 25) reads as one capture, in the order of
+# each file's first packet whatever the names: the demo cut in 10 (editcap -c, as tcpdump -C and
+# dumpcap ring buffers do), named so that name order is wrong, two compressed, and a file that
+# is no capture (skipped with a message) give the demo's records; sessions span the cuts.
+if command -v editcap >/dev/null; then
+  mkdir "$tmp/rot" && (cd "$tmp/rot" && editcap -c 10 "$OLDPWD/$demo" e.pcapng >/dev/null)
+  i=0; for f in $(ls "$tmp/rot"); do mv "$tmp/rot/$f" "$tmp/rot/r$((9 - i)).pcapng"; i=$((i + 1)); done
+  gzip "$tmp/rot/r3.pcapng"; zstd -q --rm "$tmp/rot/r5.pcapng"; echo notes > "$tmp/rot/README"
+  check rotated-dir 0 "$mx" --json "$tmp/rd.json" "$tmp/rot"
+  expect rotated-dir-same cmp -s <(grep -v '"type":"summary"' "$tmp/rd.json") <(grep -v '"type":"summary"' "$tmp/sn.json")
+  expect rotated-skip-says grep -q "README: skipped, not a capture" "$tmp/err"
+  expect rotated-order python3 -c 'import json,sys; s=[json.loads(l) for l in open(sys.argv[1])][-1]; sys.exit(not ([f["path"].rsplit("/",1)[1][:2] for f in s["files"]] == ["r%d" % i for i in range(9, -1, -1)] and s["frames"] == 94))' "$tmp/rd.json"
+  check rotated-glob 0 "$mx" -q -j3 --json "$tmp/rg.json" "$tmp/rot/r*"
+  expect rotated-glob-same cmp -s "$tmp/rd.json" "$tmp/rg.json"
+else
+  echo "cli: no editcap (tshark's package): the rotated-capture checks are skipped"
+  mkdir "$tmp/rot" && cp "$demo" "$tmp/rot/"
+fi
+check glob-none 1 "$mx" "$tmp/rot/none*"
+mkdir "$tmp/empty"
+check dir-empty 1 "$mx" "$tmp/empty"
+# --write-flows (issue 25): one pcap per chosen session, read again from the files; read back,
+# it gives that session's records (frame numbers and the flow number aside), and tshark reads it.
+cat > "$tmp/rt.py" <<'PY'
+import json, sys
+def strip(r):
+    if isinstance(r, dict):
+        return {k: strip(v) for k, v in r.items() if k != "flow" and "frame" not in k}
+    return [strip(v) for v in r] if isinstance(r, list) else r
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+want = [strip(r) for r in a if r.get("flow") == int(sys.argv[3])]
+sys.exit(not want or [strip(r) for r in b if r.get("flow")] != want)
+PY
+check write-flows 0 "$mx" --flow 2,3 --write-flows "$tmp/wf" --json "$tmp/wf.json" "$tmp/rot"
+expect write-flows-says grep -q "2 sessions written to" "$tmp/err"
+for n in 2 3; do
+  f=$(ls "$tmp/wf/flow$n-"*.pcap)
+  check "write-flows-read-$n" 0 "$mx" -q --json "$tmp/wf$n.json" "$f"
+  expect "write-flows-same-$n" python3 "$tmp/rt.py" "$tmp/wf.json" "$tmp/wf$n.json" $n
+  if command -v tshark >/dev/null; then
+    expect "write-flows-tshark-$n" test "$(tshark -r "$f" 2>/dev/null | wc -l)" = \
+      "$(python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1]) if "\"type\":\"flow\"" in l and "\"flow\":'$n'," in l][0]; print(r["c2s"]["packets"]+r["s2c"]["packets"])' "$tmp/wf.json")"
+  fi
+done
+# With -f, the sessions it lets through; with no selector, those --failures lists.
+check write-flows-f 0 "$mx" -q -f "tcp port 110" --write-flows "$tmp/wff" --json /dev/null "$demo"
+expect write-flows-f-one test "$(ls "$tmp/wff")" = flow1-127.0.0.1.35486-127.0.0.1.110.pcap
+check write-flows-failed 0 "$mx" --write-flows "$tmp/wfx" --failures pcaps/smtp/*.pcap
+expect write-flows-failed-same test "$(ls "$tmp/wfx" | sed 's/-.*//; s/flow//' | sort -n | tr '\n' ' ')" = \
+  "$(grep -Eo '^(FAILED|DEFERRED)  <[^>]*>  flow [0-9]+' "$tmp/out" | awk '{print $NF}' | sort -un | tr '\n' ' ')"
+check write-flows-stdin 2 sh -c "'$mx' --write-flows '$tmp/wfs' - < '$demo'"
+check write-flows-live 2 "$mx" -i lo --write-flows "$tmp/wfl"
+check write-flows-not-empty 1 "$mx" --write-flows "$tmp/wf" "$demo"
 check r-with-i 2 "$mx" -i lo -r "$demo"
 check missing-file 1 "$mx" /nonexistent.pcap
 check not-a-capture 1 "$mx" README.md

@@ -4,6 +4,8 @@
  * the dissectors emit, as a reporter, and keeps a bounded summary per server. */
 #include "dissectors/findings/audit.h"
 
+#include "dissectors/mail/proxy.h"
+
 #include "core/buf.h"
 #include "core/hash.h"
 #include "core/idmap.h"
@@ -170,6 +172,8 @@ struct flowmap {
     uint32_t server; /* index + 1; 0: not audited */
     bool authed;     /* a login succeeded on this flow */
     mx_frame_t first;
+    char via[128];   /* behind a PROXY header: "client ADDR:PORT via proxy", else "" */
+    bool client_tls; /* the PROXY header says the client reached the proxy over TLS */
 };
 
 struct audit {
@@ -281,6 +285,16 @@ static void note(struct audit *a, struct server *s, enum kind k, uint64_t flow, 
     }
     if (f->n_ev < AUDIT_EVIDENCE)
         f->ev[f->n_ev++] = (struct evidence){ flow, first, last ? last : first };
+    struct flowmap *m = flow_of(a, flow);
+    char d[256];
+    if (m && m->via[0]) {
+        /* The flow's TCP client is a proxy: name the client it stands for. */
+        if (detail && *detail)
+            snprintf(d, sizeof(d), "%s (%s)", detail, m->via);
+        else
+            snprintf(d, sizeof(d), "%s", m->via);
+        detail = d;
+    }
     if (detail && *detail)
         set_add(f->detail, sizeof(f->detail), mx_slice_make(detail, strlen(detail)), '\n');
 }
@@ -422,7 +436,7 @@ static void on_flow_start(struct audit *a, const struct mx_event *e)
         free(m);
         return;
     }
-    *m = (struct flowmap){ idx, false, f1 };
+    *m = (struct flowmap){ .server = idx, .first = f1 };
     server_at(a, idx - 1)->sessions++;
 }
 
@@ -517,7 +531,10 @@ static void on_session(struct audit *a, const struct mx_event *e, struct server 
         frames_of(e, (snprintf(path, sizeof(path), "%s.frames", tlsobj), path), &f1, &f2);
         note(a, s, K_STARTTLS_REFUSED, e->flow, f1, f2, "");
     }
-    if (offered && !attempted)
+    /* Behind a proxy that ended the client's TLS, the cleartext leg is the
+     * proxy's own: the client did use TLS. */
+    struct flowmap *m = flow_of(a, e->flow);
+    if (offered && !attempted && !(m && m->client_tls))
         note(a, s, K_TLS_NOT_USED, e->flow, 0, 0, "");
 }
 
@@ -648,6 +665,16 @@ static void audit_event(void *ctx, const struct mx_event *e)
     struct server *s = server_of(a, e->flow);
     if (!s)
         return;
+    if (!strcmp(t, "proxy")) {
+        struct flowmap *m = flow_of(a, e->flow);
+        char c[64];
+        if (m && mx_proxy_client_of(e, c, sizeof(c))) {
+            m->client_tls = mx_proxy_client_tls(e);
+            snprintf(m->via, sizeof(m->via), "client %s via proxy%s", c,
+                     m->client_tls ? ", over TLS to the proxy" : "");
+        }
+        return;
+    }
     if (!strcmp(t, "smtp.session") || !strcmp(t, "pop3.session") || !strcmp(t, "imap.session"))
         on_session(a, e, s);
     else if (!strcmp(t, "smtp.auth") || !strcmp(t, "pop3.auth") || !strcmp(t, "imap.auth"))

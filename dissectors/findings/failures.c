@@ -2,6 +2,8 @@
  * records, with the step, the reply, what its codes mean and the likely cause. */
 #include "dissectors/findings/failures.h"
 
+#include "core/idmap.h"
+#include "dissectors/mail/proxy.h"
 #include "dissectors/smtp/diagnosis.h"
 #include "event/event.h"
 #include "event/text.h"
@@ -14,6 +16,7 @@ struct failures {
     FILE *out;
     bool color;
     uint64_t blocks;
+    struct mx_idmap via; /* flows behind a PROXY header: the original client (malloc'd text), until the flow ends */
 };
 
 static void line(struct failures *f, const char *label, struct mx_slice v)
@@ -79,6 +82,9 @@ static void block(struct failures *f, const struct mx_event *e, struct mx_slice 
     fputs("  from     <", f->out);
     mx_fput_escaped(f->out, from);
     fprintf(f->out, ">  (transaction %" PRId64 ")\n", mx_ev_get_int(e, "trans_depth", 0));
+    const char *via = mx_idmap_get(&f->via, e->flow);
+    if (via)
+        fprintf(f->out, "  %-9s%s via the proxy (the flow's TCP client)\n", "client", via);
     line(f, "step", step ? mx_slice_make(step, strlen(step)) : member_str(e, why, "step"));
     int64_t code = member_int(e, why, "code");
     if (code) {
@@ -96,14 +102,52 @@ static void block(struct failures *f, const struct mx_event *e, struct mx_slice 
     f->blocks++;
 }
 
+/* The transaction failed as a whole: it has a failure, and was not reset. */
+static bool txn_failed(const struct mx_event *e)
+{
+    struct mx_slice disp = mx_ev_get_str(e, "disposition");
+    return mx_ev_get(e, "failure") && !(disp.len == 5 && !memcmp(disp.ptr, "reset", 5));
+}
+
+/* A recipient refused at RCPT, for good or for now. */
+static bool rcpt_refused(struct mx_slice out)
+{
+    return out.len == 8 && (!memcmp(out.ptr, "rejected", 8) || !memcmp(out.ptr, "deferred", 8));
+}
+
+bool mx_failures_failed(const struct mx_event *e)
+{
+    if (strcmp(e->type, "smtp.transaction"))
+        return false;
+    if (txn_failed(e))
+        return true;
+    const struct mx_ev_field *rs = mx_ev_get(e, "recipients");
+    for (const struct mx_ev_field *r = mx_ev_first(e, rs); r; r = mx_ev_next(e, r))
+        if (rcpt_refused(member_str(e, r, "outcome")))
+            return true;
+    return false;
+}
+
 static void failures_event(void *ctx, const struct mx_event *e)
 {
     struct failures *f = ctx;
+    char c[64];
+    if (!strcmp(e->type, "proxy") && e->flow && mx_proxy_client_of(e, c, sizeof(c))) {
+        char *v = strdup(c);
+        free(mx_idmap_take(&f->via, e->flow));
+        if (v && !mx_idmap_put(&f->via, e->flow, v))
+            free(v); /* out of memory: the block names no original client */
+        return;
+    }
+    if (!strcmp(e->type, "flow")) {
+        free(mx_idmap_take(&f->via, e->flow));
+        return;
+    }
     if (strcmp(e->type, "smtp.transaction"))
         return;
     struct mx_slice disp = mx_ev_get_str(e, "disposition");
     const struct mx_ev_field *fail = mx_ev_get(e, "failure");
-    bool txn_failed = fail && !(disp.len == 5 && !memcmp(disp.ptr, "reset", 5));
+    bool failed = txn_failed(e);
     const struct mx_ev_field *rs = mx_ev_get(e, "recipients");
     bool any = false;
     for (const struct mx_ev_field *r = mx_ev_first(e, rs); r; r = mx_ev_next(e, r)) {
@@ -111,10 +155,10 @@ static void failures_event(void *ctx, const struct mx_event *e)
         uint64_t a, b;
         member_frames(e, r, &a, &b);
         any = true;
-        if ((out.len == 8 && !memcmp(out.ptr, "rejected", 8)) || (out.len == 8 && !memcmp(out.ptr, "deferred", 8))) {
+        if (rcpt_refused(out)) {
             /* Refused at RCPT: the recipient object holds its own reply, meaning and cause. */
             block(f, e, addr, r, out.ptr[0] == 'd' ? "deferred" : "rejected", "RCPT", a, b);
-        } else if (txn_failed) {
+        } else if (failed) {
             /* Accepted at RCPT, then lost with the transaction: its deciding reply's frame. */
             uint64_t fa, fb;
             member_frames(e, fail, &fa, &fb);
@@ -122,7 +166,7 @@ static void failures_event(void *ctx, const struct mx_event *e)
                   fa ? fa : a, fa ? fb : b);
         }
     }
-    if (!any && txn_failed)
+    if (!any && failed)
         block(f, e, mx_slice_make("(no recipient reached)", 22), fail, "rejected", NULL, 0, 0);
 }
 
@@ -136,7 +180,12 @@ static bool failures_finish(void *ctx)
 
 static void failures_free(void *ctx)
 {
-    free(ctx);
+    struct failures *f = ctx;
+    for (size_t i = 0; i < f->via.cap; i++)
+        if (f->via.slot[i].id)
+            free(f->via.slot[i].val);
+    mx_idmap_free(&f->via);
+    free(f);
 }
 
 static const struct mx_reporter_ops failures_ops = {

@@ -1217,6 +1217,7 @@ static void auth_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t b
 
 static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t b, mx_time_t ts)
 {
+    mx_mail_client_line(&s->m, mx_slice_make(lbytes(l), llen(l)), l->off, llen(l));
     if (s->idle_open) {
         /* RFC 2177 §3: "DONE" ends the IDLE; nothing else is allowed. */
         if (mx_ieq(lbytes(l), llen(l), "DONE")) {
@@ -1698,6 +1699,7 @@ static void session_emit(struct imap *s)
         mx_ev_end(ev);
     }
     mx_mail_describe_tls(&s->m, ev, s->tls);
+    mx_mail_describe_proxy(&s->m, ev);
     unsigned ok = mx_mail_logins_ok(&s->m);
     char tls[96];
     mx_ev_text(ev,

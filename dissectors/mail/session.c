@@ -47,11 +47,28 @@ struct mx_parse_result mx_mail_parse(void *state, struct mx_dissect_ctx *ctx, en
 {
     struct mx_mail *m = state;
     struct mx_parse_result r = { MX_PARSE_OK, 0, 0 };
+    size_t taken = 0;
     m->ctx = ctx;
+    if (d == MX_DIR_C2S && !mx_mail_proxy_done(m)) {
+        /* proxy-protocol.txt §2: a PROXY header comes before the protocol's first byte. */
+        struct mx_parse_result p = mx_mail_proxy_take(m, data, flags);
+        bool final = flags & (MX_CHUNK_END | MX_CHUNK_TRUNCATED);
+        if (!mx_mail_proxy_done(m) || (p.consumed && !final)) {
+            if (mx_mail_proxy_done(m) && p.consumed < data.len)
+                mx_ctx_wake(ctx, d); /* the rest comes again, at its own offset */
+            return p;
+        }
+        /* Read or not, the rest is the protocol's now. A last call that held
+         * a whole header and more cannot happen (the header is taken as soon
+         * as it is whole); if it did, the protocol's offsets would be off by it. */
+        taken = p.consumed;
+        data = mx_slice_make(data.ptr + taken, data.len - taken);
+    }
     if (flags & MX_CHUNK_GAP) {
         m->proto->gap(state, d, data.len);
     } else {
         r = m->proto->read(state, d, data, flags);
+        r.consumed += taken;
         if (flags & MX_CHUNK_END)
             m->proto->end(state, d);
     }

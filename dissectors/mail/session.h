@@ -8,6 +8,7 @@
 
 #include "core/buf.h"
 #include "dissectors/mail/line.h"
+#include "dissectors/mail/proxy.h"
 #include "dissectors/mail/sasl.h"
 #include "engine/dissector.h"
 #include "event/event.h"
@@ -141,6 +142,18 @@ struct mx_mail_login {
 
 /* ---- The session ---- */
 
+/* What a PROXY protocol header (proxy.h) at the start of the client's
+ * stream said: the connection comes from a proxy, for the client named. */
+struct mx_mail_proxy {
+    uint8_t state;                 /* where its reading stands (proxy.c); zero: at the start */
+    bool seen;                     /* a header was read */
+    bool local;                    /* v2 LOCAL: the proxy's own connection, no client named */
+    uint8_t version;               /* 1 or 2 */
+    uint8_t family;                /* 0 (none named), 4, 6 or MX_PROXY_UNIX */
+    struct mx_addr client, server; /* family 4 or 6: the original client, and the address it connected to */
+    uint16_t client_port, server_port;
+};
+
 /* The part of a session every protocol has. A protocol's state embeds it
  * and fills `proto` and `ctx` (mx_mail_init). */
 struct mx_mail {
@@ -152,6 +165,7 @@ struct mx_mail {
     unsigned n_logins, logins_dropped;
     struct mx_mail_login *login; /* the exchange in progress, or NULL */
     bool login_failed;           /* the last login did not succeed, and no command the protocol defines came since */
+    struct mx_mail_proxy proxy;  /* the PROXY protocol header, if one came */
 };
 
 /* A session of `proto` on ctx's flow, from its start. */
@@ -167,6 +181,25 @@ void *mx_mail_queue_push(struct mx_mail *m, struct mx_mail_queue *q, const void 
  * `state` begins with a struct mx_mail. */
 struct mx_parse_result mx_mail_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data,
                                      unsigned flags);
+
+/* ---- The PROXY protocol header (proxy.c) ---- */
+
+/* The client's bytes while its stream may still start with a PROXY header
+ * (m->proxy.state not done; no gap): reads the header, emits its "proxy"
+ * record and anomalies. Returns what it consumed and needs; once it
+ * returns with the header read, the state is done and the rest of data is
+ * the protocol's. */
+struct mx_parse_result mx_mail_proxy_take(struct mx_mail *m, struct mx_slice data, unsigned flags);
+
+/* Whether the PROXY step is over (a header read, or none at the start). */
+bool mx_mail_proxy_done(const struct mx_mail *m);
+
+/* A client command line at [off, off+len): PROXY_HEADER_MISPLACED when it is
+ * a PROXY header, which may only be the first bytes of the stream. */
+void mx_mail_client_line(struct mx_mail *m, struct mx_slice line, uint64_t off, uint64_t len);
+
+/* Adds "proxy" to a session record: the original client the header named. */
+void mx_mail_describe_proxy(const struct mx_mail *m, struct mx_event *ev);
 
 /* Adds v to c; false when it does not fit. Out of memory, the flow's
  * dissection stops (mx_ctx_fail). */

@@ -989,6 +989,7 @@ static void client_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     struct command c = { .off = off, .raw = raw };
     mx_span(s->m.ctx, MX_DIR_C2S, off, raw, &c.a, &c.b, &c.ts);
     mx_mail_seen(&s->m, c.ts);
+    mx_mail_client_line(&s->m, line, off, raw);
     if (bare_lf)
         anomaly(s, MX_DIR_C2S, A_BARE_LF, off, raw);
     c.odd_spacing = mx_split_command(line, &c.verb, &c.arg);
@@ -1158,6 +1159,7 @@ static void session_emit(struct pop3 *s)
     if (s->resync_skipped)
         mx_ev_uint(ev, "midstream_skipped", s->resync_skipped);
     mx_mail_describe_tls(&s->m, ev, s->tls);
+    mx_mail_describe_proxy(&s->m, ev);
     unsigned ok = mx_mail_logins_ok(&s->m);
     char tls[96];
     mx_ev_text(ev, "POP3 session: %" PRIu64 " commands, %" PRIu64 " messages retrieved, %" PRIu64 " errors%s%s",

@@ -840,6 +840,7 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     mx_time_t ts;
     span(s, MX_DIR_C2S, off, raw_len, &a, &b, &ts);
     mx_mail_seen(&s->m, ts);
+    mx_mail_client_line(&s->m, line, off, raw_len);
     if (bare_lf)
         anomaly(s, MX_DIR_C2S, A_BARE_LF, off, raw_len);
     /* RFC 2920: sent while earlier commands await replies (the greeting aside). */
@@ -1231,6 +1232,7 @@ static void session_emit(struct smtp *s)
     if (s->midstream_skipped)
         mx_ev_uint(ev, "midstream_skipped", s->midstream_skipped);
     mx_mail_describe_tls(&s->m, ev, s->tls);
+    mx_mail_describe_proxy(&s->m, ev);
     char tls[96];
     mx_ev_text(ev, "SMTP session: %" PRIu64 " commands, %" PRIu64 " transactions%s%s", s->m.commands, s->transactions,
                mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),

@@ -6,6 +6,10 @@
                                     re-executes itself under
                                     `unshare --net --uts` (needs root)
 
+An offload/ scenario (veth=True) adds two namespaces of its own joined by veth
+pairs and is recorded twice, offloads off and on (docs/lab.md, the offload
+path).
+
 --exim is the exim4 binary unpacked from Debian's exim4-daemon-light (only
 smtp/vrfy-enabled uses it); by default DIR/../exim/usr/sbin/exim4 beside
 --certs, where run-all unpacks it.
@@ -25,6 +29,8 @@ import scen_demo                       # noqa: E402,F401  (registers)
 import scen_smtp                       # noqa: E402,F401
 import scen_pop3                       # noqa: E402,F401
 import scen_imap                       # noqa: E402,F401
+import scen_offload                    # noqa: E402,F401
+import scen_proxy                      # noqa: E402,F401
 
 
 def in_private_netns():

@@ -7,7 +7,9 @@
 # Installs what it needs (idempotent), makes a CA and server certificate in a
 # private temp directory, then runs each scenario via lab.py, which re-executes
 # itself under `unshare --net --uts`.  Only loopback inside those namespaces
-# is used.  Set LAB_KEEP=1 to keep the work directory, LAB_PCAPS=DIR to write
+# is used, except by the offload/ scenarios (issue 25), which add veth pairs
+# to two more namespaces of their own and record each scenario with offloads
+# off and on (docs/lab.md, the offload path).  Set LAB_KEEP=1 to keep the work directory, LAB_PCAPS=DIR to write
 # the captures somewhere other than pcaps/.
 set -euo pipefail
 
@@ -20,7 +22,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need_pkgs=(postfix dovecot-imapd dovecot-pop3d swaks tcpdump openssl python3
-	tcpreplay tshark ethtool iproute2 util-linux libidn12)
+	tcpreplay tshark ethtool iproute2 util-linux libidn12 haproxy)
 missing=()
 for p in "${need_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

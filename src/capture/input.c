@@ -1,11 +1,10 @@
 /* input.c - capture-file input through libpcap (pcap and pcapng, us and ns
- * timestamps), gzip-compressed ones through zlib as tshark reads them. */
-#define _GNU_SOURCE /* fopencookie (glibc): a gzip file as a stream for libpcap */
+ * timestamps), compressed ones (gzip, zstd, xz) through unpack.c. */
 #include "capture/input.h"
+#include "capture/unpack.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pcap/pcap.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -13,7 +12,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 struct file_input {
     struct mx_input base;
@@ -21,8 +19,8 @@ struct file_input {
     int linktype;
     bool sec_u32; /* a classic pcap file: its seconds are unsigned 32-bit */
     bool filtering;
-    struct bpf_program prog; /* -f: mx_input_filter */
-    gzFile gz;               /* a gzip file, read through a stdio cookie; NULL: plain */
+    struct bpf_program prog;  /* -f: mx_input_filter */
+    struct mx_unpack *unpack; /* a compressed file's decoder (owned by the stream); NULL: plain */
 };
 
 /* A packet's time from seconds and nanoseconds, clamped to [0, MX_TIME_MAX]:
@@ -61,8 +59,19 @@ static enum mx_input_status file_next(struct mx_input *in, struct mx_raw_packet 
         pkt->data = data;
         return MX_INPUT_PACKET;
     }
+    const char *why = f->unpack ? mx_unpack_error(f->unpack) : NULL;
+    if (f->unpack && mx_unpack_cut(f->unpack)) {
+        /* The compressed data ends inside its stream: a cut file, even
+         * where the cut falls between two records. */
+        snprintf(in->error, sizeof(in->error), "the %s data ends early", mx_unpack_name(f->unpack));
+        return MX_INPUT_TRUNCATED;
+    }
     if (rc == PCAP_ERROR_BREAK)
         return MX_INPUT_EOF;
+    if (why) {
+        snprintf(in->error, sizeof(in->error), "%s", why);
+        return MX_INPUT_ERROR;
+    }
     snprintf(in->error, sizeof(in->error), "%s", pcap_geterr(f->pcap));
     /* libpcap reports a cut record as "truncated dump file" (sf-pcap.c) or
      * "truncated pcapng dump file" (sf-pcapng.c). */
@@ -84,10 +93,8 @@ static void file_close(struct mx_input *in)
 static uint64_t file_position(struct mx_input *in)
 {
     struct file_input *f = (struct file_input *)in;
-    if (f->gz) {
-        z_off_t pos = gzoffset(f->gz); /* compressed bytes read, against the file's size */
-        return pos > 0 ? (uint64_t)pos : 0;
-    }
+    if (f->unpack)
+        return mx_unpack_position(f->unpack); /* compressed bytes, against the file's size */
     FILE *fp = pcap_file(f->pcap);
     long pos = fp ? ftell(fp) : -1;
     return pos > 0 ? (uint64_t)pos : 0;
@@ -101,7 +108,11 @@ static const struct mx_input_ops file_ops = {
     .position = file_position,
 };
 
-static struct mx_input *open_pcap(const char *path, FILE *stream, const char *name, char *err, size_t errlen)
+/* Opens a pcap or pcapng from path, or from stream (then owned: closed on
+ * failure too); u: the stream's decoder, whose error is the reason when it
+ * has one. */
+static struct mx_input *open_pcap(const char *path, FILE *stream, struct mx_unpack *u, const char *name, char *err,
+                                  size_t errlen)
 {
     char ebuf[PCAP_ERRBUF_SIZE] = "";
     struct file_input *f = calloc(1, sizeof(*f));
@@ -112,13 +123,14 @@ static struct mx_input *open_pcap(const char *path, FILE *stream, const char *na
         return NULL;
     }
     f->base.ops = &file_ops;
+    f->unpack = u;
     snprintf(f->base.name, sizeof(f->base.name), "%s", name);
     if (stream)
         f->pcap = pcap_fopen_offline_with_tstamp_precision(stream, PCAP_TSTAMP_PRECISION_NANO, ebuf);
     else
         f->pcap = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, ebuf);
     if (!f->pcap) {
-        snprintf(err, errlen, "%s", ebuf);
+        snprintf(err, errlen, "%s", u && mx_unpack_error(u) ? mx_unpack_error(u) : ebuf);
         if (stream && stream != stdin)
             fclose(stream);
         free(f);
@@ -157,67 +169,88 @@ bool mx_input_filter(struct mx_input *in, const char *bpf, char *err, size_t err
     return true;
 }
 
-/* A gzip file as a stdio stream (fopencookie): libpcap reads it as it reads
- * any stream; zlib inflates it with bounded memory. */
-static ssize_t gz_read(void *cookie, char *buf, size_t n)
-{
-    int r = gzread((gzFile)cookie, buf, n > INT_MAX ? INT_MAX : (unsigned)n);
-    return r < 0 ? -1 : r;
-}
-
-static int gz_close(void *cookie)
-{
-    return gzclose_r((gzFile)cookie) == Z_OK ? 0 : EOF;
-}
-
-/* Whether path is a regular file that starts with the gzip magic (RFC 1952
- * §2.3.1: 1f 8b). A FIFO or a device is never read twice. */
-static bool is_gzip(const char *path)
-{
-    unsigned char m[2];
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-        return false;
-    FILE *fp = fopen(path, "rb");
-    bool gz = fp && fread(m, 1, 2, fp) == 2 && m[0] == 0x1f && m[1] == 0x8b;
-    if (fp)
-        fclose(fp);
-    return gz;
-}
-
 struct mx_input *mx_input_open_file(const char *path, char *err, size_t errlen)
 {
     if (!strcmp(path, "-"))
-        return open_pcap(NULL, stdin, "(stdin)", err, errlen);
-    if (!is_gzip(path))
-        return open_pcap(path, NULL, path, err, errlen);
-    gzFile gz = gzopen(path, "rb");
-    if (!gz) {
-        snprintf(err, errlen, "%s", strerror(errno));
-        return NULL;
-    }
-    gzbuffer(gz, 1 << 17);
-    cookie_io_functions_t io = { .read = gz_read, .write = NULL, .seek = NULL, .close = gz_close };
-    FILE *stream = fopencookie(gz, "rb", io);
-    if (!stream) {
-        gzclose_r(gz);
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    struct mx_input *in = open_pcap(NULL, stream, path, err, errlen); /* closes stream on failure */
+        return open_pcap(NULL, stdin, NULL, "(stdin)", err, errlen);
+    struct mx_unpack *u = NULL;
+    FILE *stream = mx_unpack_open(path, &u, err, errlen);
+    if (!stream)
+        return *err ? NULL : open_pcap(path, NULL, NULL, path, err, errlen);
+    struct mx_input *in = open_pcap(NULL, stream, u, path, err, errlen); /* closes stream on failure */
     if (in) {
-        struct file_input *f = (struct file_input *)in;
         struct stat st;
-        f->gz = gz;
         if (stat(path, &st) == 0)
-            in->size = (uint64_t)st.st_size; /* --progress: compressed bytes, as gzoffset counts */
+            in->size = (uint64_t)st.st_size; /* --progress: compressed bytes, as the position counts */
     }
     return in;
 }
 
 struct mx_input *mx_input_open_stream(FILE *fp, const char *name, char *err, size_t errlen)
 {
-    return open_pcap(NULL, fp, name, err, errlen);
+    return open_pcap(NULL, fp, NULL, name, err, errlen);
+}
+
+/* ---- Writing pcap files ---- */
+
+struct mx_pcap_out {
+    pcap_t *dead; /* what pcap_dump_fopen takes the link type and precision from */
+    pcap_dumper_t *dump;
+};
+
+struct mx_pcap_out *mx_pcap_out_new(int fd, int linktype, char *err, size_t errlen)
+{
+    /* The DLT libpcap writes as `linktype` (open_pcap maps the other way). */
+    int dlt = linktype;
+    if (linktype == MX_LINKTYPE_RAW)
+        dlt = DLT_RAW;
+#ifdef DLT_LOOP
+    if (linktype == MX_LINKTYPE_LOOP)
+        dlt = DLT_LOOP;
+#endif
+    struct mx_pcap_out *o = calloc(1, sizeof(*o));
+    FILE *fp = o ? fdopen(fd, "wb") : NULL;
+    if (o)
+        o->dead = pcap_open_dead_with_tstamp_precision(dlt, 262144, PCAP_TSTAMP_PRECISION_NANO);
+    if (!fp || !o->dead) {
+        snprintf(err, errlen, "%s", fp ? "out of memory" : strerror(errno));
+        goto fail;
+    }
+    o->dump = pcap_dump_fopen(o->dead, fp); /* writes the file header */
+    if (!o->dump) {
+        snprintf(err, errlen, "%s", pcap_geterr(o->dead));
+        goto fail;
+    }
+    return o;
+fail:
+    if (fp)
+        fclose(fp);
+    else
+        close(fd);
+    if (o && o->dead)
+        pcap_close(o->dead);
+    free(o);
+    return NULL;
+}
+
+void mx_pcap_out_write(struct mx_pcap_out *o, const struct mx_raw_packet *pkt)
+{
+    struct pcap_pkthdr h;
+    h.ts.tv_sec = (time_t)(pkt->ts / MX_NS_PER_SEC);
+    h.ts.tv_usec = (suseconds_t)(pkt->ts % MX_NS_PER_SEC); /* nanoseconds: a nano-precision file */
+    h.caplen = pkt->caplen;
+    h.len = pkt->wirelen;
+    pcap_dump((u_char *)o->dump, &h, pkt->data);
+}
+
+bool mx_pcap_out_close(struct mx_pcap_out *o)
+{
+    FILE *fp = pcap_dump_file(o->dump);
+    bool ok = fflush(fp) == 0 && !ferror(fp);
+    pcap_dump_close(o->dump); /* fclose */
+    pcap_close(o->dead);
+    free(o);
+    return ok;
 }
 
 /* ---- Live capture ---- */

@@ -52,6 +52,18 @@ struct mx_input *mx_input_open_stream(FILE *fp, const char *name, char *err, siz
  * filter does not compile for the file's link type. */
 bool mx_input_filter(struct mx_input *in, const char *bpf, char *err, size_t errlen);
 
+/* A pcap file being written (--write-flows). */
+struct mx_pcap_out;
+
+/* A pcap file on fd (owned from now on, closed on failure too) for packets
+ * of `linktype` (as mx_raw_packet's), with nanosecond timestamps so that
+ * every packet keeps its time exactly. NULL with err on failure. */
+struct mx_pcap_out *mx_pcap_out_new(int fd, int linktype, char *err, size_t errlen);
+/* Appends one packet with its time, lengths and bytes. */
+void mx_pcap_out_write(struct mx_pcap_out *o, const struct mx_raw_packet *pkt);
+/* Flushes and closes the file; false when a write failed. */
+bool mx_pcap_out_close(struct mx_pcap_out *o);
+
 /* Live capture options (-i, -f, --no-promisc). */
 struct mx_live_opts {
     const char *iface;

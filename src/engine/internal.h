@@ -6,6 +6,7 @@
 
 #include "engine/dissector.h"
 #include "engine/engine.h"
+#include "capture/files.h"
 #include "core/buf.h"
 #include "engine/proto.h"
 #include "flow/classify.h"
@@ -133,7 +134,7 @@ struct mx_counters {
     struct mx_anomaly_counts an;
 };
 
-#define MX_MAX_FILES 1024
+#define MX_MAX_FILES MX_MAX_INPUTS /* as many as main may name */
 
 /* One file read, for the summary and for warnings. */
 struct mx_file {

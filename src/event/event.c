@@ -20,6 +20,9 @@ struct mx_sink {
     mx_time_t epoch;
     uint64_t count;
     uint64_t dropped; /* events that could not be stored (out of memory, past the cap) */
+    bool (*keep)(void *ud, const struct mx_event *e); /* mx_sink_select */
+    void *keep_ud;
+    bool ended; /* mx_sink_end was called: everything passes */
 };
 
 struct mx_sink *mx_sink_new(void)
@@ -75,8 +78,15 @@ uint64_t mx_sink_count(const struct mx_sink *s)
     return s->count;
 }
 
+void mx_sink_select(struct mx_sink *s, bool (*keep)(void *ud, const struct mx_event *e), void *ud)
+{
+    s->keep = keep;
+    s->keep_ud = ud;
+}
+
 void mx_sink_end(struct mx_sink *s)
 {
+    s->ended = true;
     for (size_t i = 0; i < s->n_rep; i++)
         if (s->rep[i].ops->end)
             s->rep[i].ops->end(s->rep[i].ctx, s);
@@ -257,6 +267,8 @@ void mx_event_emit(struct mx_sink *s, struct mx_event *e)
 
 void mx_sink_deliver(struct mx_sink *s, const struct mx_event *e)
 {
+    if (s->keep && !s->ended && !s->keep(s->keep_ud, e))
+        return;
     for (size_t i = 0; i < s->n_rep; i++)
         s->rep[i].ops->event(s->rep[i].ctx, e);
     s->count++;

@@ -85,6 +85,10 @@ bool mx_sink_add(struct mx_sink *s, const struct mx_reporter_ops *ops, void *ctx
 /* Time that relative times in timelines count from (the first packet). */
 void mx_sink_set_epoch(struct mx_sink *s, mx_time_t t);
 mx_time_t mx_sink_epoch(const struct mx_sink *s);
+/* From now on only the events keep(ud, e) says yes to reach the reporters
+ * (--flow), until mx_sink_end: what reporters derive then, and the summary,
+ * all pass. keep sees every event once, in order; NULL: all pass. */
+void mx_sink_select(struct mx_sink *s, bool (*keep)(void *ud, const struct mx_event *e), void *ud);
 /* Calls every reporter's end hook (before the run's summary). */
 void mx_sink_end(struct mx_sink *s);
 /* Calls every reporter's finish; returns false if one failed, or if an

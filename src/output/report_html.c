@@ -194,7 +194,7 @@ struct step {
 struct session {
     uint64_t id;
     char proto[16];
-    char client[64], server[64];
+    char client[144], server[64]; /* client: "addr:port via proxy addr:port" behind a PROXY header */
     mx_time_t start;
     struct mx_buf steps; /* struct step, at most H_MAX_STEPS */
     uint64_t dropped;    /* rows past H_MAX_STEPS or H_ARENA_MAX */
@@ -1072,6 +1072,13 @@ static void html_event(void *ctx, const struct mx_event *e)
         mx_text_copy(s->proto, sizeof(s->proto), mx_ev_get_str(e, "proto"));
         endpoint(s->client, sizeof(s->client), e, "client", "client_port");
         endpoint(s->server, sizeof(s->server), e, "server", "server_port");
+    }
+    if (!strcmp(e->type, "proxy") && mx_ev_get(e, "client")) {
+        /* A PROXY header names the original client: the lifeline is its. */
+        char orig[64], via[sizeof(s->client)];
+        endpoint(orig, sizeof(orig), e, "client", "client_port");
+        memcpy(via, s->client, sizeof(via));
+        snprintf(s->client, sizeof(s->client), "%.63s via proxy %.63s", orig, via);
     }
     char lbuf[1200];
     struct mx_slice label = label_of(e, lbuf, sizeof(lbuf));

@@ -66,45 +66,25 @@ struct mx_streams {
 
 static const char *const dir_ext[2] = { "c2s", "s2c" };
 
-/* Creates `name` in the directory: O_EXCL|O_NOFOLLOW, so that nothing put
- * there during the run (a symbolic link, a file) is followed or written
- * over; the open then fails with EEXIST. */
-static int create_in(int dirfd, const char *name)
+int mx_outdir_create(int dirfd, const char *name)
 {
     return openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
 }
 
-struct mx_streams *mx_streams_new(const char *dir, char *err, size_t errlen)
+int mx_outdir_open(const char *dir, char *err, size_t errlen)
 {
-    struct mx_streams *ss = NULL;
-    DIR *dh = NULL;
     char name[1024];
     mx_text_escape(dir, name, sizeof(name));
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", name, strerror(errno));
-        goto fail;
-    }
-    ss = calloc(1, sizeof(*ss));
-    if (!ss) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    ss->dirfd = -1;
-    ss->hasher = mx_hasher_new();
-    if (!ss->hasher) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    if (snprintf(ss->dir, sizeof(ss->dir), "%s", dir) >= (int)sizeof(ss->dir)) {
-        snprintf(err, errlen, "directory name too long");
-        goto fail;
+        return -1;
     }
     /* The directory is opened once: it is checked empty, and every file
      * created, in what this descriptor names, whatever its name comes to
      * name later. */
-    ss->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int fd = ss->dirfd < 0 ? -1 : dup(ss->dirfd);
-    dh = fd < 0 ? NULL : fdopendir(fd);
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = dirfd < 0 ? -1 : dup(dirfd);
+    DIR *dh = fd < 0 ? NULL : fdopendir(fd);
     if (!dh) {
         snprintf(err, errlen, "cannot open %s: %s", name, strerror(errno));
         if (fd >= 0)
@@ -118,7 +98,39 @@ struct mx_streams *mx_streams_new(const char *dir, char *err, size_t errlen)
             goto fail;
         }
     }
-    fd = create_in(ss->dirfd, "index.json");
+    closedir(dh);
+    return dirfd;
+fail:
+    if (dh)
+        closedir(dh);
+    if (dirfd >= 0)
+        close(dirfd);
+    return -1;
+}
+
+struct mx_streams *mx_streams_new(const char *dir, char *err, size_t errlen)
+{
+    struct mx_streams *ss = calloc(1, sizeof(*ss));
+    char name[1024];
+    mx_text_escape(dir, name, sizeof(name));
+    if (!ss) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    ss->dirfd = -1;
+    ss->hasher = mx_hasher_new();
+    if (!ss->hasher) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (snprintf(ss->dir, sizeof(ss->dir), "%s", dir) >= (int)sizeof(ss->dir)) {
+        snprintf(err, errlen, "directory name too long");
+        goto fail;
+    }
+    ss->dirfd = mx_outdir_open(dir, err, errlen);
+    if (ss->dirfd < 0)
+        goto fail;
+    int fd = mx_outdir_create(ss->dirfd, "index.json");
     ss->index = fd < 0 ? NULL : fdopen(fd, "w");
     if (!ss->index) {
         snprintf(err, errlen, "cannot create %s/index.json: %s", name, strerror(errno));
@@ -128,15 +140,11 @@ struct mx_streams *mx_streams_new(const char *dir, char *err, size_t errlen)
     }
     fputs("{\"streams\":[\n", ss->index);
     ss->first_entry = true;
-    closedir(dh);
     return ss;
 fail:
-    if (dh)
-        closedir(dh);
-    if (ss && ss->dirfd >= 0)
+    if (ss->dirfd >= 0)
         close(ss->dirfd);
-    if (ss)
-        mx_hasher_free(ss->hasher);
+    mx_hasher_free(ss->hasher);
     free(ss);
     return NULL;
 }
@@ -154,8 +162,7 @@ static void streams_error(struct mx_streams *ss, const char *file, const char *w
     fprintf(stderr, "mxray: --streams: %s/%s: %s; its bytes are not written\n", dir, name, why);
 }
 
-/* An address as it appears in a file name: IPv6 colons become dashes. */
-static void addr_for_name(const char *in, char *out, size_t len)
+void mx_addr_for_name(const char *in, char *out, size_t len)
 {
     size_t i = 0;
     for (; in[i] && i + 1 < len; i++)
@@ -235,8 +242,8 @@ static uint64_t name_hash(struct mx_streams *ss, const char *s)
 static void choose_name(struct mx_streams *ss, struct mx_stream *st)
 {
     char c[MX_ADDR_STRLEN], s[MX_ADDR_STRLEN], base[2 * MX_ADDR_STRLEN + 16];
-    addr_for_name(st->cli, c, sizeof(c));
-    addr_for_name(st->srv, s, sizeof(s));
+    mx_addr_for_name(st->cli, c, sizeof(c));
+    mx_addr_for_name(st->srv, s, sizeof(s));
     snprintf(base, sizeof(base), "%s.%u-%s.%u", c, st->cport, s, st->sport);
     uint64_t h = name_hash(ss, base);
     uintptr_t n = (uintptr_t)mx_idmap_get(&ss->names, h);
@@ -261,7 +268,7 @@ static int open_half(struct mx_streams *ss, struct half *h, const char *file, co
     struct stat sb;
     int fd;
     if (!h->created) {
-        fd = create_in(ss->dirfd, file);
+        fd = mx_outdir_create(ss->dirfd, file);
         if (fd >= 0 && fstat(fd, &sb) == 0) {
             h->created = true;
             h->dev = sb.st_dev;

@@ -14,4 +14,14 @@ struct mx_streams *mx_streams_new(const char *dir, char *err, size_t errlen);
 
 extern const struct mx_stream_writer mx_streams_writer;
 
+/* An output directory (--streams, --write-flows): created if absent, and it
+ * must be empty. Its descriptor, or -1 with err. */
+int mx_outdir_open(const char *dir, char *err, size_t errlen);
+/* Creates `name` in the directory dirfd: O_EXCL|O_NOFOLLOW, so that nothing
+ * put there during the run (a symbolic link, a file) is followed or written
+ * over; the open then fails with EEXIST. The descriptor, or -1 (errno). */
+int mx_outdir_create(int dirfd, const char *name);
+/* An address as it appears in a file name: IPv6 colons become dashes. */
+void mx_addr_for_name(const char *in, char *out, size_t len);
+
 #endif

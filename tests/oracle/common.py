@@ -742,6 +742,22 @@ def clear_turns(session):
     return turns, server_injected
 
 
+def backend_view(session):
+    """A session as the mail server saw it.  Behind a proxy (the session's
+    "proxy", scripts/lab/scenarios/scen_proxy.py), the dissected leg is the
+    proxy's connection to the server: its port is the backend's, and TLS
+    that ended at the proxy leaves the whole dialogue in clear there (after
+    the PROXY header, which mxray reads apart).  Other sessions unchanged."""
+    p = session.get("proxy")
+    if not p:
+        return session
+    s = dict(session, server_port=p["backend_port"])
+    if p.get("tls_at_proxy"):
+        s["tls"] = "none"
+        s["transcript"] = [dict(t, tls=False) for t in session["transcript"]]
+    return s
+
+
 def truth_files(args):
     """The truth files named, or pcaps/**/*.truth.json."""
     return args or sorted(glob.glob(os.path.join(REPO, "pcaps", "**", "*.truth.json"),
@@ -800,7 +816,7 @@ def truth_main(doc, proto, ports, flows_of, check_session, ok_detail=lambda s, p
             return 2
         with open(tf, encoding="utf-8") as fh:
             t = json.load(fh)
-        mine = [s for s in t["sessions"] if s["proto"] == proto]
+        mine = [backend_view(s) for s in t["sessions"] if s["proto"] == proto]
         if not mine:
             continue
         sessions += len(mine)

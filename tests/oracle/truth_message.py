@@ -3,7 +3,8 @@
 
 usage: tests/oracle/truth_message.py [--mxray PATH]
 
-For every pcaps/smtp/<name>.pcap whose <name>.truth.json lists messages:
+For every pcaps/smtp/<name>.pcap whose <name>.truth.json lists messages (and
+every all-SMTP one of pcaps/offload/, recorded on the veth path):
 - each sent message (its SHA-256 and size) has a "message" record;
 - each attachment the lab recorded (filename, size, SHA-256 of the original
   file) is a part of that record with the same decoded size and SHA-256;
@@ -63,13 +64,16 @@ def main():
     if status:
         return status
     fails = checked = tls_only = 0
-    for truth_path in sorted(glob.glob(os.path.join(ROOT, "pcaps", "smtp", "*.truth.json"))):
+    # pcaps/offload/ (issue 25): the SMTP ones, recorded on the veth path
+    truths = [t for d in ("smtp", "offload") for t in glob.glob(os.path.join(ROOT, "pcaps", d, "*.truth.json"))]
+    for truth_path in sorted(truths):
         truth = json.load(open(truth_path))
         msgs = truth.get("messages") or []
-        if not msgs:
+        if not msgs or any(s.get("proto") != "smtp" for s in truth.get("sessions") or []):
             continue
         name = os.path.basename(truth_path)[: -len(".truth.json")]
-        pcap = os.path.join(ROOT, "pcaps", "smtp", name + ".pcap")
+        where = os.path.dirname(truth_path)
+        pcap = os.path.join(where, name + ".pcap")
         with tempfile.TemporaryDirectory() as tmp:
             xdir = os.path.join(tmp, "x")
             os.mkdir(xdir)
@@ -91,7 +95,7 @@ def main():
             for m in msgs:
                 checked += 1
                 rec = by_sha.get(m["sha256"])
-                sent = os.path.join(ROOT, "pcaps", "smtp", name + ".d", m["file"])
+                sent = os.path.join(where, name + ".d", m["file"])
                 if not clear[m["file"]]:
                     # sent inside TLS only: no dissector can see it
                     tls_only += 1
@@ -148,7 +152,7 @@ def main():
                     extracted[x["sha256"]] = open(x["extracted"], "rb").read()
             for d in truth.get("delivered") or []:
                 checked += 1
-                path = os.path.join(ROOT, "pcaps", "smtp", name + ".d", d["file"])
+                path = os.path.join(where, name + ".d", d["file"])
                 got = extracted.get(d.get("sha256_without_trace"))
                 same = d.get("same_as_sent")
                 visible = clear.get(same) if same in clear else sent_in_clear(truth, {})

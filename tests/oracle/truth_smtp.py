@@ -153,7 +153,7 @@ def main():
     for tf in common.truth_files(a.truth):
         with open(tf, encoding="utf-8") as fh:
             t = json.load(fh)
-        smtp = [s for s in t["sessions"] if s["proto"] == "smtp"]
+        smtp = [common.backend_view(s) for s in t["sessions"] if s["proto"] == "smtp"]
         if not smtp:
             continue
         rel = os.path.relpath(tf, common.REPO)

@@ -44,20 +44,27 @@ NORMALISERS = [
 
 def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=False,
              expect_malformed=None, services=(), strict=False, dovecot_tls=True,
-             capture_filter="tcp"):
+             capture_filter="tcp", veth=False, bulk=None, size_limit=None, proxy=False):
     """Register a scenario.  name is "proto/slug"; the capture goes to
     pcaps/proto/slug.pcap unless path (relative to pcaps/) is given.
     Server variants (see labenv.Lab and docs/lab.md): notls starts the
     certificate-less postfix on 2525; services names extra postfix
     listeners from labenv.EXTRA_SERVICES; strict hardens submission and
     dovecot (the clean captures); dovecot_tls=False runs dovecot without
-    TLS.  capture_filter is tcpdump's filter."""
+    TLS.  capture_filter is tcpdump's filter.  veth: the scenario runs
+    twice on the offload path (labenv.VETH_*), offloads off and on; bulk
+    ("client" or "server") is the side that sends the most, whose host's
+    capture is the sender-side one (see run()).  size_limit: postfix's
+    message_size_limit instead of labenv.SIZE_LIMIT.  proxy puts HAProxy in front
+    of postfix and dovecot (labenv.PROXY_FRONTENDS)."""
     def reg(fn):
         SCENARIOS[name] = (fn, summary, {"ext": capture_ext, "path": path, "notls": notls, "seed": seed,
                                  "expect_malformed": expect_malformed,
                                  "services": tuple(services), "strict": strict,
                                  "dovecot_tls": dovecot_tls,
-                                 "capture_filter": capture_filter})
+                                 "capture_filter": capture_filter,
+                                 "veth": veth, "bulk": bulk, "size_limit": size_limit,
+                                 "proxy": proxy})
         ORDER.append(name)
         return fn
     return reg
@@ -78,15 +85,22 @@ class Ctx:
 
     # sessions
     # (host=, source=, tlsctx=: see client.Session)
+    def _session(self, proto, port, implicit_tls, note, kw):
+        """A client.Session; on the offload path it connects from the client
+        namespace to the server's veth address."""
+        if self.lab.veth:
+            kw.setdefault("host", labenv.VETH_SERVER)
+        with self.lab.in_client_ns():
+            return client.Session(self, proto, port, implicit_tls, note, **kw)
+
     def smtp(self, port=25, implicit_tls=False, note="", **kw):
-        s = client.Session(self, "smtp", port, implicit_tls, note, **kw)
-        return s
+        return self._session("smtp", port, implicit_tls, note, kw)
 
     def pop3(self, port=110, implicit_tls=False, note="", **kw):
-        return client.Session(self, "pop3", port, implicit_tls, note, **kw)
+        return self._session("pop3", port, implicit_tls, note, kw)
 
     def imap(self, port=143, implicit_tls=False, note="", **kw):
-        return client.Session(self, "imap", port, implicit_tls, note, **kw)
+        return self._session("imap", port, implicit_tls, note, kw)
 
     def swaks(self, args, note="", port=25, implicit_tls=False, data=None,
               server=client.HOST):
@@ -205,26 +219,54 @@ def fix_checksums(raw, out):
 
 
 def run(name, pcaps, workdir, certdir, exim_bin=None):
+    """Record scenario name into pcaps/.  A veth scenario is recorded twice
+    on the offload path: offloads off, captured on the server's host
+    (SLUG.pcap, the twin); then offloads on, captured on both hosts at once:
+    SLUG-sender.pcap on the host that sends the bulk (the super-frames GSO
+    and TSO leave) and SLUG-receiver.pcap on the other (the ones GRO makes).
+    Both of the second run share one .d/ (SLUG-receiver.d is a symlink)."""
+    opt = SCENARIOS[name][2]
+    if not opt["veth"]:
+        return _run(name, None, [("", "lo", None)], pcaps, workdir, certdir, exim_bin)
+    client_side, server_side = ("mxc", "client"), ("mxs", None)
+    sender, receiver = ((client_side, server_side) if opt["bulk"] == "client"
+                        else (server_side, client_side))
+    _run(name, "off", [("", ) + server_side], pcaps, workdir + "-off", certdir, exim_bin)
+    # and the wire between them: the router's interface toward the receiver,
+    # counted (labenv.frame_sizes) and not kept
+    wire = ("mxr2", "router") if opt["bulk"] == "client" else ("mxr1", "router")
+    _run(name, "on", [("-sender", ) + sender, ("-receiver", ) + receiver, ("-wire", ) + wire],
+         pcaps, workdir + "-on", certdir, exim_bin)
+
+
+def _run(name, veth, outputs, pcaps, workdir, certdir, exim_bin):
+    """One run of scenario name; outputs: [(suffix of the capture's name,
+    interface, namespace)], a tcpdump each, all at once."""
     fn, summary, opt = SCENARIOS[name]
     proto, slug = name.split("/", 1)
-    rel = opt["path"] or os.path.join(proto, "%s.%s" % (slug, opt["ext"]))
-    cap = os.path.join(pcaps, rel)
-    base = re.sub(r"\.pcap(ng)?$", "", cap)
-    outdir = base + ".d"
-    truthf = base + ".truth.json"
-    os.makedirs(os.path.dirname(cap), exist_ok=True)
-    if os.path.isdir(outdir):
-        shutil.rmtree(outdir)
+    rel0 = opt["path"] or os.path.join(proto, "%s.%s" % (slug, opt["ext"]))
+    caps = [re.sub(r"(\.pcap(ng)?)$", suffix + r"\1", os.path.join(pcaps, rel0))
+            for suffix, _, _ in outputs]
+    bases = [re.sub(r"\.pcap(ng)?$", "", cap) for cap in caps]
+    outdir = bases[0] + ".d"
+    os.makedirs(os.path.dirname(caps[0]), exist_ok=True)
+    for b in bases:
+        if os.path.islink(b + ".d"):
+            os.unlink(b + ".d")
+        elif os.path.isdir(b + ".d"):
+            shutil.rmtree(b + ".d")
     certs = labenv.ensure_certs(certdir)
     lab = labenv.Lab(workdir, certs, notls=opt["notls"], services=opt["services"],
                      strict=opt["strict"], dovecot_tls=opt["dovecot_tls"],
-                     exim_bin=exim_bin)
+                     exim_bin=exim_bin, veth=veth,
+                     size_limit=opt["size_limit"] or labenv.SIZE_LIMIT,
+                     proxy=opt["proxy"])
 
     def on_signal(sig, frame):
         raise KeyboardInterrupt("signal %d" % sig)
     signal.signal(signal.SIGTERM, on_signal)
     ctx = Ctx(lab, name, summary, outdir, certs["ca_crt"])
-    raw = os.path.join(workdir, "raw.pcap")
+    raws = [os.path.join(workdir, "raw%s.pcap" % suffix) for suffix, _, _ in outputs]
     t0 = time.time()
     try:
         lab.setup_network()
@@ -232,13 +274,14 @@ def run(name, pcaps, workdir, certdir, exim_bin=None):
         lab.start_servers()
         t_up = time.time() - t0
         if opt["seed"]:
-            ctx.seed("alice", STANDARD_MAILBOX())
+            ctx.seed("alice", STANDARD_MAILBOX() if opt["seed"] is True else opt["seed"]())
         # MXLAB_LIVE=path/to/mxray: mxray captures the scenario live too,
         # beside tcpdump (tests/live.sh); records in <capture>.live.json.
         live = os.environ.get("MXLAB_LIVE")
-        if live:
-            lab.start_live(live, base + ".live.json", opt["capture_filter"])
-        lab.start_capture(raw, opt["capture_filter"])
+        if live and not veth:
+            lab.start_live(live, bases[0] + ".live.json", opt["capture_filter"])
+        for raw, (suffix, iface, ns) in zip(raws, outputs):
+            lab.start_capture(raw, opt["capture_filter"], iface, ns, "tcpdump" + suffix)
         try:
             fn(ctx)
         except Exception:
@@ -248,40 +291,61 @@ def run(name, pcaps, workdir, certdir, exim_bin=None):
             sys.stderr.write("sessions so far: %s\n" % os.path.join(workdir, "failed-sessions.json"))
             raise
         log = lab.stop_capture()
-        m = re.search(r"(\d+) packets? dropped by kernel", log)
-        if m and int(m.group(1)) != 0:
-            raise RuntimeError("tcpdump dropped packets: " + log)
+        for m in re.finditer(r"(\d+) packets? dropped by kernel", log):
+            if int(m.group(1)) != 0:
+                raise RuntimeError("tcpdump dropped packets: " + log)
         delivered = collect_delivered(ctx)
     finally:
         t_stop = time.time()
         lab.stop()
         t_stop = time.time() - t_stop
-    tmp = raw + ".fixed"
-    fix_checksums(raw, tmp)
-    if cap.endswith(".pcapng"):
-        subprocess.run(["editcap", "-F", "pcapng", tmp, cap], check=True)
-    else:
-        shutil.copyfile(tmp, cap)
+    sizes = {}
+    if veth:
+        sizes = {suffix.lstrip("-") or "twin": labenv.frame_sizes(raw)
+                 for raw, (suffix, _, _) in zip(raws, outputs)}
+        if outputs[-1][0] == "-wire":
+            outputs, caps, bases, raws = outputs[:-1], caps[:-1], bases[:-1], raws[:-1]
+    for raw, cap in zip(raws, caps):
+        if veth:
+            # as the kernel gave it: checksums the card (here: nobody) was
+            # to fill in stay unfinished, as in a user's capture
+            shutil.copyfile(raw, cap)
+            continue
+        tmp = raw + ".fixed"
+        fix_checksums(raw, tmp)
+        if cap.endswith(".pcapng"):
+            subprocess.run(["editcap", "-F", "pcapng", tmp, cap], check=True)
+        else:
+            shutil.copyfile(tmp, cap)
     for s in ctx.sessions:
         for e in s["transcript"]:
             if "text" in e and "norm" not in e:
                 n = _normalise(e["text"])
                 if n != e["text"]:
                     e["norm"] = n
-    truth = {
-        "format": TRUTH_FORMAT,
-        "scenario": name,
-        "summary": summary,
-        "capture": os.path.basename(cap),
-        "notes": ctx.notes,
-        "expect_malformed": opt["expect_malformed"],
-        "sessions": [dict({"index": i}, **s) for i, s in enumerate(ctx.sessions)],
-        "messages": ctx.messages,
-        "seeded": ctx.seeded,
-        "delivered": delivered,
-    }
-    with open(truthf, "w", encoding="utf-8") as f:
-        json.dump(truth, f, indent=1, ensure_ascii=False)
-        f.write("\n")
-    print("%-44s %7d bytes  %4.1fs (up %.1fs, down %.1fs)"
-          % (rel, os.path.getsize(cap), time.time() - t0, t_up, t_stop))
+    for i, (cap, base, (suffix, iface, ns)) in enumerate(zip(caps, bases, outputs)):
+        truth = {
+            "format": TRUTH_FORMAT,
+            "scenario": name,
+            "summary": summary,
+            "capture": os.path.basename(cap),
+            "notes": ctx.notes,
+            "expect_malformed": opt["expect_malformed"],
+            "sessions": [dict({"index": i}, **s) for i, s in enumerate(ctx.sessions)],
+            "messages": ctx.messages,
+            "seeded": ctx.seeded,
+            "delivered": delivered,
+        }
+        if veth:
+            truth["offload"] = {
+                "mode": veth, "side": suffix.lstrip("-") or None,
+                "host": ns or "server", "interface": iface,
+                "twin": os.path.basename(rel0), "ethtool": lab.offloads,
+                "frames": sizes}
+        with open(base + ".truth.json", "w", encoding="utf-8") as f:
+            json.dump(truth, f, indent=1, ensure_ascii=False)
+            f.write("\n")
+        if i and os.path.isdir(outdir):
+            os.symlink(os.path.basename(outdir), base + ".d")
+        print("%-44s %7d bytes  %4.1fs (up %.1fs, down %.1fs)"
+              % (os.path.relpath(cap, pcaps), os.path.getsize(cap), time.time() - t0, t_up, t_stop))

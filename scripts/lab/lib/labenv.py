@@ -4,6 +4,8 @@ Everything lives under one work directory.  Nothing here touches /etc/postfix
 or /etc/dovecot: postfix runs as `postfix -c DIR`, dovecot as `dovecot -c FILE`.
 Every process started is remembered by PID and ended by PID in stop().
 """
+import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -33,6 +35,25 @@ SENDER_ACCESS = """\
 spammer@blocked.example REJECT Sender address blocked by lab policy
 """
 SIZE_LIMIT = 20000
+
+# The offload path (scenarios with @scenario(veth=True), issue 25): three
+# network namespaces joined by two veth pairs, as a client host, a wire and a
+# server host.  The lab's own namespace holds the servers (VETH_SERVER on
+# mxs); a router namespace forwards between mxr1 (toward the client) and mxr2
+# (toward the server) with every offload off, so that what crosses it is cut
+# into segments of at most the MTU as on a real wire; the client namespace
+# holds the client (VETH_CLIENT on mxc).  With offloads "on" the two hosts'
+# interfaces have TSO, GSO and GRO on (veth has GRO only with NAPI, which
+# `ethtool -K ... gro on` enables since Linux 5.13): tcpdump on the sending
+# host sees the super-frames before segmentation, on the receiving host the
+# ones GRO made of the wire's segments.  With "off" every offload is off.
+VETH_CLIENT = "10.25.1.2"
+VETH_ROUTER_C = "10.25.1.1"
+VETH_ROUTER_S = "10.25.2.1"
+VETH_SERVER = "10.25.2.2"
+VETH_MTU = 1500
+OFFLOADS = ("tso", "gso", "gro", "tx", "rx", "sg")     # every one ethtool -K names
+CLONE_NEWNET = 0x40000000
 
 # Extra listeners of the lab's postfix, started only for the scenarios that
 # name them (@scenario(services=...)); each is a real postfix smtpd with
@@ -67,6 +88,29 @@ EXTRA_SERVICES = {
   -o smtpd_tls_ciphers=medium
   -o tls_medium_cipherlist=DEFAULT:@SECLEVEL=0
 """, ""),
+    # Behind HAProxy (PROXY_FRONTEND): a listener that expects a PROXY
+    # protocol header, version 1 or 2, before SMTP (Postfix 3.5 and later).
+    "proxy-protocol": ("127.0.0.41", 25, """\
+127.0.0.41:25 inet  n  -  n  -  -  smtpd
+  -o smtpd_upstream_proxy_protocol=haproxy
+""", ""),
+}
+
+# HAProxy in front of the lab's servers (scenarios with proxy=True): each
+# frontend on PROXY_ADDR, on a port of no mail protocol, forwards to a
+# listener on BACKEND_ADDR that expects the PROXY header, and connects from
+# PROXY_ADDR.  name -> (frontend port, backend port, server options, TLS).
+PROXY_ADDR = "127.0.0.40"
+BACKEND_ADDR = "127.0.0.41"
+PROXY_FRONTENDS = {
+    "smtp_v1": (10025, 25, "send-proxy", False),
+    "smtp_v2": (10026, 25, "send-proxy-v2 proxy-v2-options unique-id,crc32c", False),
+    # TLS ends at HAProxy: the backend gets cleartext SMTP and the client's
+    # TLS session in the SSL TLV (§2.2.5), its SNI as AUTHORITY.
+    "smtp_tls": (10465, 25, "send-proxy-v2-ssl-cn proxy-v2-options "
+                 "ssl,cert-cn,ssl-cipher,cert-sig,cert-key,authority,unique-id", True),
+    "imap_v2": (10143, 143, "send-proxy-v2 proxy-v2-options unique-id", False),
+    "pop3_v1": (10110, 110, "send-proxy", False),
 }
 
 
@@ -117,6 +161,29 @@ def _alive(pid):
     return st[st.rindex(")") + 2] != "Z"
 
 
+def frame_sizes(path):
+    """{source address: {"frames": n, "longer_than_mtu": n, "longest": bytes}}
+    of a classic pcap of Ethernet/IPv4 frames (tcpdump's on veth): where the
+    super-frames of an offload capture are, and how long."""
+    out = {}
+    with open(path, "rb") as f:
+        data = f.read()
+    order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    off = 24
+    while off + 16 <= len(data):
+        caplen, wire = struct.unpack(order + "II", data[off + 8:off + 16])
+        fr = data[off + 16:off + 16 + caplen]
+        off += 16 + caplen
+        if len(fr) < 34 or fr[12:14] != b"\x08\x00":
+            continue
+        st = out.setdefault(socket.inet_ntoa(fr[26:30]),
+                            {"frames": 0, "longer_than_mtu": 0, "longest": 0})
+        st["frames"] += 1
+        st["longer_than_mtu"] += wire > VETH_MTU + 14
+        st["longest"] = max(st["longest"], wire)
+    return out
+
+
 def _w(path, text, mode=0o644):
     with open(path, "w") as f:
         f.write(text)
@@ -127,7 +194,8 @@ class Lab:
     """One lab instance in one work directory (inside the current netns)."""
 
     def __init__(self, workdir, certs, notls=False, services=(), strict=False,
-                 dovecot_tls=True, exim_bin=None):
+                 dovecot_tls=True, exim_bin=None, veth=None, size_limit=SIZE_LIMIT,
+                 proxy=False):
         self.dir = os.path.abspath(workdir)
         self.certs = certs
         self.pids = {}          # name -> pid of processes we started
@@ -147,8 +215,20 @@ class Lab:
         # TLS and offers only PLAIN, LOGIN.
         self.strict = strict
         self.dovecot_tls = dovecot_tls      # False: dovecot without TLS at all
-        self.procs = {}         # name -> Popen of extra servers (exim)
+        self.procs = {}         # name -> Popen of extra servers (exim, haproxy)
+        # proxy: HAProxy in front (PROXY_FRONTENDS), postfix's
+        # proxy-protocol listener and dovecot's haproxy listeners behind it.
+        self.proxy = proxy
+        if proxy and "proxy-protocol" not in self.services:
+            self.services += ("proxy-protocol",)
         self.exim_bin = exim_bin
+        # veth: None (loopback only), "on" or "off" (the offload path above)
+        self.veth = veth
+        self.size_limit = size_limit
+        self.ns_pids = {}       # "client", "router" -> pid holding that netns
+        self.captures = []      # [(name, Popen, log file, path)] running tcpdumps
+        listen = ["127.0.0.1"] + ([VETH_SERVER] if veth else [])
+        self.listen = ", ".join(listen)
 
     # ---------------------------------------------------------------- setup
     def setup_network(self):
@@ -159,6 +239,102 @@ class Lab:
             subprocess.run(["ethtool", "-K", "lo", "tso", "off", "gso", "off",
                             "gro", "off"], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
+        if self.veth:
+            self._setup_veth()
+
+    def _netns_holder(self, name):
+        """A process in a new, empty network namespace (a sleep, ended by PID
+        in stop()); its /proc/PID/ns/net names the namespace."""
+        p = subprocess.Popen(["unshare", "--net", "--", "sleep", "3600"],
+                             stdin=subprocess.DEVNULL)
+        self.pids["netns:" + name] = p.pid
+        self.procs["netns:" + name] = p
+        self.ns_pids[name] = p.pid
+        path = "/proc/%d/ns/net" % p.pid
+        end = time.monotonic() + 5
+        while os.readlink(path) == os.readlink("/proc/self/ns/net"):
+            if time.monotonic() > end:      # unshare has not exec'd sleep yet
+                raise RuntimeError("no network namespace for " + name)
+            time.sleep(0.02)
+        return p.pid
+
+    def ns_argv(self, name, argv):
+        """argv run inside namespace name ("client", "router"; None: ours)."""
+        if name is None:
+            return list(argv)
+        return ["nsenter", "--net=/proc/%d/ns/net" % self.ns_pids[name], "--"] + list(argv)
+
+    def _ns(self, name, *argv):
+        subprocess.run(self.ns_argv(name, argv), check=True, stdout=subprocess.DEVNULL)
+
+    def _setup_veth(self):
+        """The client and router namespaces, the two veth pairs, addresses,
+        routes and offloads (see VETH_* above)."""
+        for n in ("router", "client"):
+            self._netns_holder(n)
+            self._ns(n, "ip", "link", "set", "lo", "up")
+        r, c = self.ns_pids["router"], self.ns_pids["client"]
+        self._ns(None, "ip", "link", "add", "mxs", "type", "veth", "peer", "name", "mxr2")
+        self._ns(None, "ip", "link", "set", "mxr2", "netns", str(r))
+        self._ns("router", "ip", "link", "add", "mxr1", "type", "veth", "peer", "name", "mxc")
+        self._ns("router", "ip", "link", "set", "mxc", "netns", str(c))
+        on = "on" if self.veth == "on" else "off"
+        for ns, dev, addr, gw in ((None, "mxs", VETH_SERVER, VETH_ROUTER_S),
+                                  ("client", "mxc", VETH_CLIENT, VETH_ROUTER_C),
+                                  ("router", "mxr1", VETH_ROUTER_C, None),
+                                  ("router", "mxr2", VETH_ROUTER_S, None)):
+            self._ns(ns, "ip", "link", "set", dev, "mtu", str(VETH_MTU))
+            self._ns(ns, "ip", "addr", "add", addr + "/24", "dev", dev)
+            # the hosts' offloads as the run asks; the router's (the wire) off
+            k = []
+            for o in OFFLOADS:
+                k += [o, on if gw else "off"]
+            self._ns(ns, "ethtool", "-K", dev, *k)
+            self._ns(ns, "ip", "link", "set", dev, "up")
+            if gw:
+                self._ns(ns, "ip", "route", "add", "default", "via", gw)
+        self._ns("router", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        self.offloads = {dev: self.offload_state(ns, dev)
+                         for ns, dev in ((None, "mxs"), ("client", "mxc"),
+                                         ("router", "mxr1"), ("router", "mxr2"))}
+
+    def offload_state(self, ns, dev):
+        """{feature: "on"/"off"} of dev as ethtool -k reports it (the truth
+        file keeps it: what the kernel really had)."""
+        out = subprocess.run(self.ns_argv(ns, ["ethtool", "-k", dev]), check=True,
+                             capture_output=True, text=True).stdout
+        names = {"tcp-segmentation-offload": "tso", "generic-segmentation-offload": "gso",
+                 "generic-receive-offload": "gro", "tx-checksumming": "tx",
+                 "rx-checksumming": "rx", "scatter-gather": "sg"}
+        st = {}
+        for ln in out.splitlines():
+            k, _, v = ln.strip().partition(": ")
+            if k in names:
+                st[names[k]] = v.split()[0]
+        return st
+
+    @contextlib.contextmanager
+    def in_client_ns(self):
+        """Sockets created inside this block belong to the client namespace
+        (setns(2) on this thread; back to ours at the end).  Without the
+        offload path it does nothing."""
+        if not self.veth:
+            yield
+            return
+        libc = ctypes.CDLL(None, use_errno=True)
+        own = os.open("/proc/self/ns/net", os.O_RDONLY)
+        there = os.open("/proc/%d/ns/net" % self.ns_pids["client"], os.O_RDONLY)
+        try:
+            if libc.setns(there, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns to the client namespace")
+            try:
+                yield
+            finally:
+                if libc.setns(own, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back")
+        finally:
+            os.close(own)
+            os.close(there)
 
     def write_configs(self):
         os.makedirs(self.dir, exist_ok=True)
@@ -216,7 +392,7 @@ setgid_group = postdrop
 myhostname = {HOSTNAME}
 mydomain = {DOMAIN}
 myorigin = $mydomain
-inet_interfaces = 127.0.0.1
+inet_interfaces = {self.listen}
 inet_protocols = ipv4
 mydestination = localhost
 # No client is trusted by address: relaying needs SASL.
@@ -235,7 +411,7 @@ virtual_alias_maps = texthash:{cdir}/virtual
 virtual_uid_maps = static:{MAIL_UID}
 virtual_gid_maps = static:{MAIL_GID}
 virtual_minimum_uid = {MAIL_UID}
-message_size_limit = {SIZE_LIMIT}
+message_size_limit = {self.size_limit}
 smtpd_delay_reject = no
 disable_vrfy_command = no
 smtpd_helo_required = no
@@ -341,7 +517,7 @@ base_dir = {d}/run
 state_dir = {d}/state
 instance_name = mxlab
 protocols = imap pop3
-listen = 127.0.0.1
+listen = {self.listen}
 hostname = {HOSTNAME}
 login_greeting = mxray-lab ready.
 log_path = {d}/dovecot.log
@@ -401,7 +577,51 @@ namespace inbox {{
   }}
 }}
 """
+        if self.proxy:
+            # Dovecot's listeners that expect the PROXY header (version 1
+            # or 2) from HAProxy, which connects from a trusted network.
+            conf += f"""\
+haproxy_trusted_networks = {PROXY_ADDR}/32
+service imap-login {{
+  inet_listener imap_haproxy {{
+    address = {BACKEND_ADDR}
+    port = 143
+    haproxy = yes
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3_haproxy {{
+    address = {BACKEND_ADDR}
+    port = 110
+    haproxy = yes
+  }}
+}}
+"""
         _w(os.path.join(d, "dovecot.conf"), conf)
+
+    def _write_haproxy(self):
+        """HAProxy's configuration: TCP mode, one frontend per PROXY_FRONTENDS
+        entry, each with its backend sending the PROXY header."""
+        d = os.path.join(self.dir, "haproxy")
+        os.makedirs(d, exist_ok=True)
+        pem = os.path.join(d, "server.pem")
+        with open(pem, "w") as f:
+            for k in ("crt", "key"):
+                with open(self.certs[k]) as g:
+                    f.write(g.read())
+        os.chmod(pem, 0o600)
+        conf = ("global\n  nbthread 1\n\n"
+                "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n"
+                "  timeout server 30s\n\n")
+        for name, (fport, bport, opts, tls) in PROXY_FRONTENDS.items():
+            bind = "%s:%d" % (PROXY_ADDR, fport) + (" ssl crt %s" % pem if tls else "")
+            conf += ("frontend fe_%s\n  bind %s\n"
+                     "  unique-id-format mxlab-%%ci-%%cp\n  default_backend be_%s\n\n"
+                     "backend be_%s\n  source %s\n  server s1 %s:%d %s\n\n"
+                     % (name, bind, name, name, PROXY_ADDR, BACKEND_ADDR, bport, opts))
+        path = os.path.join(d, "haproxy.cfg")
+        _w(path, conf)
+        return path
 
     # --------------------------------------------------------------- start
     def start_servers(self):
@@ -421,7 +641,17 @@ namespace inbox {{
         if r.returncode != 0:
             raise RuntimeError("dovecot start failed, see %s/start.log" % self.dir)
         self.pids["dovecot"] = self._read_pid(os.path.join(self.dcdir, "run", "master.pid"))
+        if self.proxy:
+            cfg = self._write_haproxy()
+            log = open(os.path.join(self.dir, "haproxy", "haproxy.log"), "w")
+            p = subprocess.Popen(["haproxy", "-f", cfg, "-db"], stdin=subprocess.DEVNULL,
+                                 stdout=log, stderr=log)
+            log.close()
+            self.pids["haproxy"] = p.pid
+            self.procs["haproxy"] = p
         self.wait_ports([25, 587, 465, 110, 143] +
+                        ([(PROXY_ADDR, v[0]) for v in PROXY_FRONTENDS.values()] if self.proxy else []) +
+                        ([(BACKEND_ADDR, 143), (BACKEND_ADDR, 110)] if self.proxy else []) +
                         ([995, 993] if self.dovecot_tls else []) +
                         ([2525] if self.notls else []) +
                         [EXTRA_SERVICES[n][:2] for n in self.services])
@@ -510,34 +740,41 @@ namespace inbox {{
         if rc != 0:
             raise RuntimeError("live mxray exited with %d" % rc)
 
-    def start_capture(self, path, bpf="tcp"):
-        """tcpdump on lo (TCP only, or the filter bpf), written to path;
-        waits until listening."""
-        self.capture_path = path
-        self.tcpdump, self.tcpdump_err = self._start_and_wait(
-            "tcpdump", ["tcpdump", "-i", "lo", "-s", "0", "-U", "-n",
-                        "--immediate-mode", "-w", path, bpf],
+    def start_capture(self, path, bpf="tcp", iface="lo", ns=None, name="tcpdump"):
+        """tcpdump on iface (lo; or an interface of namespace ns, see
+        ns_argv), TCP only or the filter bpf, written to path; waits until
+        listening.  Several may run at once, each under its own name."""
+        p, err = self._start_and_wait(
+            name, self.ns_argv(ns, ["tcpdump", "-i", iface, "-s", "0", "-U", "-n",
+                                    "--immediate-mode", "-w", path, bpf]),
             path + ".tcpdump.log")
+        self.captures.append((name, p, err, path))
+        self.tcpdump = p
         time.sleep(0.2)
 
     def stop_capture(self):
-        if self.tcpdump is None:
+        """Stop every tcpdump (0.5 s after the client, for the FIN/ACKs);
+        returns their logs, one after the other."""
+        if not self.captures:
             return ""
         time.sleep(0.5)           # let FIN/ACKs reach the capture
-        self.tcpdump.send_signal(signal.SIGTERM)
-        try:
-            self.tcpdump.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.tcpdump.kill()
-            self.tcpdump.wait()
+        logs = []
+        for name, p, err, path in self.captures:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            self.pids.pop(name, None)
+            err.seek(0)
+            logs.append(err.read())
+            err.close()
+            os.unlink(path + ".tcpdump.log")
+        self.captures = []
         self.stop_live()
-        self.pids.pop("tcpdump", None)
         self.tcpdump = None
-        self.tcpdump_err.seek(0)
-        log = self.tcpdump_err.read()
-        self.tcpdump_err.close()
-        os.unlink(self.capture_path + ".tcpdump.log")
-        return log
+        return "".join(logs)
 
     # ---------------------------------------------------------------- exim
     def start_exim(self, address, exim_bin):
@@ -599,7 +836,7 @@ begin routers
 aliases:
   driver = redirect
   domains = +local_domains
-  data = ${{lookup{{$local_part}}lsearch{{{d}/aliases}}}}
+  data = ${{lookup{{$local_part}}lsearch{{{d}/aliases}}
 users:
   driver = accept
   domains = +local_domains

@@ -1,0 +1,1 @@
+smtp-attachment-sender.d

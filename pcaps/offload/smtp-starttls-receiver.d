@@ -1,0 +1,1 @@
+smtp-starttls-sender.d
