@@ -234,9 +234,13 @@ static void emit_flow_start(struct mx_engine *e, struct mx_flow *f)
         mx_ev_end(ev);
     }
     mx_ev_frames(ev, f->first_frame, f->first_frame);
+    char via[96] = ""; /* the tunnels, outermost first: ", carried in gre/vxlan" */
+    for (size_t i = 0, o = 0; i < x->nencap && o < sizeof(via); i++)
+        o += (size_t)snprintf(via + o, sizeof(via) - o, "%s%s", i ? "/" : ", carried in ", mx_encap_name(x->encap[i]));
     bool v6 = f->addr[0].family == 6;
-    mx_ev_text(ev, "%s %s%s%s:%u -> %s%s%s:%u %s", x->proto->name, v6 ? "[" : "", c, v6 ? "]" : "", f->port[0],
-               v6 ? "[" : "", s, v6 ? "]" : "", f->port[1], x->handshake ? "connection opened" : "picked up midstream");
+    mx_ev_text(ev, "%s %s%s%s:%u -> %s%s%s:%u %s%s", x->proto->name, v6 ? "[" : "", c, v6 ? "]" : "", f->port[0],
+               v6 ? "[" : "", s, v6 ? "]" : "", f->port[1], x->handshake ? "connection opened" : "picked up midstream",
+               via);
     mx_event_emit(e->sink, ev);
 }
 
