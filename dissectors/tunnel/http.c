@@ -166,8 +166,7 @@ struct tun_res mx_http_connect_reply(struct mx_slice in, struct tun_reply *rp)
     if (st != TUN_OK)
         return res(st, 0, 0);
     /* RFC 9112 §4: HTTP-version SP status-code SP [reason-phrase]. */
-    if (line.len < 12 || !iprefix(line, "HTTP/1.", 7) || line.ptr[8] != ' ' ||
-        (line.len > 12 && line.ptr[12] != ' '))
+    if (line.len < 12 || !iprefix(line, "HTTP/1.", 7) || line.ptr[8] != ' ' || (line.len > 12 && line.ptr[12] != ' '))
         return res(TUN_INVALID, 0, 0);
     long code = decimal(mx_slice_make(line.ptr + 9, 3), 3, 999);
     if (code < 100)

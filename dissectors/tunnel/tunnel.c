@@ -13,12 +13,12 @@
 
 #define TUN_MAX_ATTEMPTS 8 /* CONNECTs on one connection (HTTP: after a 407, another with credentials) */
 
-#define TUNNEL_ANOMALIES(X)                                                                                          \
-    X(TUNNEL_INVALID, "a SOCKS or HTTP CONNECT handshake message that does not parse")                             \
-    X(TUNNEL_TOO_LONG, "a tunnel handshake field or HTTP head longer than its cap")                                \
-    X(TUNNEL_REFUSED, "the proxy refused the tunnel")                                                              \
-    X(TUNNEL_AUTH_FAILED, "the proxy refused the credentials, or wants some")                                      \
-    X(TUNNEL_INCOMPLETE, "the flow ended or lost bytes inside the tunnel's handshake")                             \
+#define TUNNEL_ANOMALIES(X)                                                            \
+    X(TUNNEL_INVALID, "a SOCKS or HTTP CONNECT handshake message that does not parse") \
+    X(TUNNEL_TOO_LONG, "a tunnel handshake field or HTTP head longer than its cap")    \
+    X(TUNNEL_REFUSED, "the proxy refused the tunnel")                                  \
+    X(TUNNEL_AUTH_FAILED, "the proxy refused the credentials, or wants some")          \
+    X(TUNNEL_INCOMPLETE, "the flow ended or lost bytes inside the tunnel's handshake") \
     X(TUNNEL_TOO_MANY_ATTEMPTS, "more CONNECT attempts on one connection than are followed")
 
 enum { TUNNEL_ANOMALIES(MX_ANOMALY_ENUM) A__N };
@@ -143,7 +143,8 @@ static void record(struct tunnel *t, const char *outcome)
         else
             snprintf(auth, sizeof(auth), "0x%02x", (unsigned)t->rp.method);
     } else if (rq->kind == TUN_HTTP && rq->scheme.len) {
-        snprintf(auth, sizeof(auth), "%.*s", (int)(rq->scheme.len < 32 ? rq->scheme.len : 32), (const char *)rq->scheme.b);
+        snprintf(auth, sizeof(auth), "%.*s", (int)(rq->scheme.len < 32 ? rq->scheme.len : 32),
+                 (const char *)rq->scheme.b);
     }
     if (auth[0])
         mx_ev_wire(ev, "auth", mx_slice_make(auth, strlen(auth)));
@@ -188,11 +189,10 @@ static void record(struct tunnel *t, const char *outcome)
         char code[16] = "";
         if (t->rp.code >= 0)
             snprintf(code, sizeof(code), "%d ", t->rp.code);
-        mx_ev_text(ev, "%s tunnel to %.*s:%u for %s (%s%s%.*s%s): %s%s [%s]", kind_names[rq->kind],
+        mx_ev_text(ev, "%s tunnel to %.*s:%u for %s (auth %s%s%.*s%s): %s%s [%s]", kind_names[rq->kind],
                    (int)(rq->host.len < 100 ? rq->host.len : 100), (const char *)rq->host.b, rq->port, t->proto->name,
-                   auth[0] ? auth : "no auth", rq->user.len ? ", user " : "",
-                   (int)(rq->user.len < 64 ? rq->user.len : 64), (const char *)rq->user.b, cred, code,
-                   *meaning ? meaning : "no reply", outcome);
+                   auth[0] ? auth : "none", rq->user.len ? ", user " : "", (int)(rq->user.len < 64 ? rq->user.len : 64),
+                   (const char *)rq->user.b, cred, code, *meaning ? meaning : "no reply", outcome);
     }
     mx_ev_tone(ev, !strcmp(outcome, "established") ? MX_TONE_GOOD : MX_TONE_BAD);
     mx_event_emit(mx_ctx_sink(ctx), ev);
@@ -311,7 +311,7 @@ static struct mx_parse_result parse_c2s(struct tunnel *t, struct mx_slice data, 
         if (t->c == C_HOLD) {
             if (t->s == S_SNIFF && !t->claimed)
                 give_up(t, MX_DIR_C2S, A_TUNNEL_INVALID, off, in.len); /* the client speaks first: no mail server */
-            break; /* held until the proxy answers */
+            break;                                                     /* held until the proxy answers */
         }
         if (t->c == C_START) {
             if (t->attempts >= TUN_MAX_ATTEMPTS) {
@@ -447,8 +447,8 @@ static struct mx_parse_result tunnel_parse(void *state, struct mx_dissect_ctx *c
             give_up(t, dir, A_TUNNEL_INCOMPLETE, base, data.len);
         return result(data.len, 0);
     }
-    struct mx_parse_result r = dir == MX_DIR_C2S ? parse_c2s(t, data, base)
-                                                 : parse_s2c(t, data, base, (flags & MX_CHUNK_END) != 0);
+    struct mx_parse_result r =
+        dir == MX_DIR_C2S ? parse_c2s(t, data, base) : parse_s2c(t, data, base, (flags & MX_CHUNK_END) != 0);
     if ((flags & MX_CHUNK_END) && (t->c != C_DONE || t->s != S_DONE)) {
         /* The direction ended: a message cut short, or the proxy's answer
          * that never came, ends the handshake. */

@@ -25,6 +25,7 @@ import scen_demo                       # noqa: E402,F401  (registers)
 import scen_smtp                       # noqa: E402,F401
 import scen_pop3                       # noqa: E402,F401
 import scen_imap                       # noqa: E402,F401
+import scen_tunnel                     # noqa: E402,F401
 
 
 def in_private_netns():

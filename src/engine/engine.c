@@ -235,9 +235,9 @@ static void emit_flow_start(struct mx_engine *e, struct mx_flow *f)
         mx_ev_str(ev, "tunnel", x->tunnel);
     mx_ev_frames(ev, f->first_frame, f->first_frame);
     bool v6 = f->addr[0].family == 6;
-    mx_ev_text(ev, "%s %s%s%s:%u -> %s%s%s:%u %s%s%s%s", x->proto->name, v6 ? "[" : "", c, v6 ? "]" : "", f->port[0],
+    mx_ev_text(ev, "%s %s%s%s:%u -> %s%s%s:%u %s%s%s", x->proto->name, v6 ? "[" : "", c, v6 ? "]" : "", f->port[0],
                v6 ? "[" : "", s, v6 ? "]" : "", f->port[1], x->handshake ? "connection opened" : "picked up midstream",
-               x->tunnel ? " (through a " : "", x->tunnel ? x->tunnel : "", x->tunnel ? " tunnel)" : "");
+               x->tunnel ? ", tunnelled through " : "", x->tunnel ? x->tunnel : "");
     mx_event_emit(e->sink, ev);
 }
 

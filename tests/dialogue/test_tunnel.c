@@ -13,11 +13,11 @@ static const struct mx_harness_opts socks_secrets = { .server_port = 1080, .show
 static const struct mx_harness_opts http = { .server_port = 3128 };
 static const struct mx_harness_opts http_explain = { .server_port = 8080, .explain = true };
 
-#define SMTP_SESSION                                                                                                   \
-    { S, "220 mx.lab.test ESMTP\r\n", 0 }, { C, "EHLO c\r\n", 0 }, { S, "250 mx.lab.test\r\n", 0 },                    \
-        { C, "QUIT\r\n", 0 },                                                                                          \
-    {                                                                                                                  \
-        S, "221 2.0.0 Bye\r\n", 0                                                                                      \
+#define SMTP_SESSION                                                                                \
+    { S, "220 mx.lab.test ESMTP\r\n", 0 }, { C, "EHLO c\r\n", 0 }, { S, "250 mx.lab.test\r\n", 0 }, \
+        { C, "QUIT\r\n", 0 },                                                                       \
+    {                                                                                               \
+        S, "221 2.0.0 Bye\r\n", 0                                                                   \
     }
 
 /* RFC 1928: no authentication, a CONNECT to an IPv4 address on port 25. */
@@ -59,7 +59,12 @@ END_TEST
 static const struct mx_turn socks5_userpass[] = {
     { C, "\x05\x02\x00\x02", 4 },
     { S, "\x05\x02", 2 },
-    { C, "\x01\x05" "alice" "\x06" "s3cret", 14 },
+    { C,
+      "\x01\x05"
+      "alice"
+      "\x06"
+      "s3cret",
+      14 },
     { S, "\x01\x00", 2 },
     { C, "\x05\x01\x00\x03\x0bmx.lab.test\x00\x6e", 18 },
     { S, "\x05\x00\x00\x01\x0a\x00\x00\x01\x9c\x40", 10 },
@@ -94,7 +99,12 @@ END_TEST
 static const struct mx_turn socks5_badpass[] = {
     { C, "\x05\x01\x02", 3 },
     { S, "\x05\x02", 2 },
-    { C, "\x01\x05" "alice" "\x05" "wrong", 13 },
+    { C,
+      "\x01\x05"
+      "alice"
+      "\x05"
+      "wrong",
+      13 },
     { C, "\x05\x01\x00\x01\x0a\x00\x00\x02\x00\x19", 10 },
     { S, "\x01\x01", 2 },
 };
@@ -136,12 +146,19 @@ END_TEST
 
 /* SOCKS 4 with a user id, and 4A with a name (DSTIP 0.0.0.1). */
 static const struct mx_turn socks4[] = {
-    { C, "\x04\x01\x00\x19\x0a\x00\x00\x02" "bob\x00", 12 },
+    { C,
+      "\x04\x01\x00\x19\x0a\x00\x00\x02"
+      "bob\x00",
+      12 },
     { S, "\x00\x5a\x00\x00\x00\x00\x00\x00", 8 },
     SMTP_SESSION,
 };
 static const struct mx_turn socks4a[] = {
-    { C, "\x04\x01\x00\x8f\x00\x00\x00\x01" "\x00" "imap.lab.test\x00", 23 },
+    { C,
+      "\x04\x01\x00\x8f\x00\x00\x00\x01"
+      "\x00"
+      "imap.lab.test\x00",
+      23 },
     { S, "\x00\x5a\x00\x00\x00\x00\x00\x00", 8 },
     { S, "* OK ready\r\n", 0 },
     { C, "a LOGOUT\r\n", 0 },
@@ -172,8 +189,10 @@ END_TEST
 /* RFC 9110 §9.3.6, §11.7.2: a 407, then the same connection with Basic credentials. */
 static const struct mx_turn http_retry[] = {
     { C, "CONNECT mx.lab.test:587 HTTP/1.1\r\nHost: mx.lab.test:587\r\n\r\n", 0 },
-    { S, "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"p\"\r\n"
-         "Content-Length: 5\r\n\r\nnope\n", 0 },
+    { S,
+      "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"p\"\r\n"
+      "Content-Length: 5\r\n\r\nnope\n",
+      0 },
     { C, "CONNECT mx.lab.test:587 HTTP/1.1\r\nProxy-Authorization: Basic Y2Fyb2w6cHJveHlwYXNz\r\n\r\n", 0 },
     { S, "HTTP/1.1 200 Connection established\r\n\r\n", 0 },
     SMTP_SESSION,
