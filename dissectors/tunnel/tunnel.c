@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TUN_MAX_ATTEMPTS 8 /* CONNECTs on one connection (HTTP: after a 407, another with credentials) */
+#define TUN_MAX_ATTEMPTS 8       /* CONNECTs on one connection (HTTP: after a 407, another with credentials) */
+#define TUN_HOLD_MAX (64u << 10) /* client bytes held before the proxy answers, while the flow is not yet mail */
 
 #define TUNNEL_ANOMALIES(X)                                                            \
     X(TUNNEL_INVALID, "a SOCKS or HTTP CONNECT handshake message that does not parse") \
@@ -309,9 +310,11 @@ static struct mx_parse_result parse_c2s(struct tunnel *t, struct mx_slice data, 
         uint64_t off = base + pos;
         struct tun_res r = { TUN_INVALID, 0, 0 };
         if (t->c == C_HOLD) {
-            if (t->s == S_SNIFF && !t->claimed)
-                give_up(t, MX_DIR_C2S, A_TUNNEL_INVALID, off, in.len); /* the client speaks first: no mail server */
-            break;                                                     /* held until the proxy answers */
+            /* The client speaks first inside the tunnel: no mail server; or
+             * it sends more than a handshake's worth before the answer. */
+            if ((t->s == S_SNIFF || in.len > TUN_HOLD_MAX) && !t->claimed)
+                give_up(t, MX_DIR_C2S, A_TUNNEL_INVALID, off, in.len);
+            break; /* held until the proxy answers */
         }
         if (t->c == C_START) {
             if (t->attempts >= TUN_MAX_ATTEMPTS) {

@@ -283,6 +283,24 @@ START_TEST(no_mail_no_records)
 }
 END_TEST
 
+/* A client that sends 2 MiB before the proxy answers a CONNECT to the web:
+ * let go at 64 KiB, with no record (no DISSECTOR_BUFFER_LIMIT either). */
+START_TEST(hold_capped_before_answer)
+{
+    static char big[2u << 20];
+    memset(big, 'x', sizeof(big));
+    struct mx_turn t[] = {
+        { C, "CONNECT example.org:443 HTTP/1.1\r\n\r\n", 0 },
+        { C, big, sizeof(big) },
+        { S, "HTTP/1.1 200 OK\r\n\r\n", 0 },
+    };
+    char *out = run(t, N(t), &http);
+    ck_assert_msg(!strstr(out, "\"flow\":"), "%.300s", out);
+    ck_assert_msg(mx_harness_count(out, "anomaly") == 0, "%s", out);
+    free(out);
+}
+END_TEST
+
 /* Malformed: a reply of the wrong version, a cut handshake, an overlong
  * SOCKS4 user id, an HTTP head without end; never a crash. */
 static const struct mx_turn bad_reply[] = {
@@ -345,6 +363,7 @@ static Suite *suite(void)
     tcase_add_test(tc, http_connect_by_greeting);
     tcase_add_test(tc, no_mail_no_records);
     tcase_add_test(tc, malformed_handshakes);
+    tcase_add_test(tc, hold_capped_before_answer);
     suite_add_tcase(s, tc);
     return s;
 }
