@@ -6,6 +6,7 @@ and a 403 from its ConnectPort list).  The lab's client does each handshake itse
 (client.Proxy); the truth's session has it in "tunnel" and the mail dialogue in its
 transcript (tests/oracle/truth_tunnel.py checks both)."""
 import os
+import re
 import subprocess
 
 import client
@@ -142,3 +143,79 @@ def http_connect(ctx):
                                                password="proxypass")), msg)
     _refused(ctx, "imap", 143, client.Proxy("http-connect", HTTP_PORT, user="carol", password="proxypass"),
              "CONNECT to 143, not a ConnectPort")
+
+
+def _curl(ctx, name, proxy_args, tunnel, note):
+    """curl sends the recorded message `name` through a proxy (smtp://, RFC 5321); its -v
+    output gives the transcript (commands after "> ", replies after "< ", the message as
+    recorded: curl dot-stuffs it and ends it with CRLF.CRLF), tunnel the truth's "tunnel"."""
+    src = os.path.join(ctx.outdir, name)
+    with open(src, "rb") as f:
+        msg = f.read()
+    info = {"proto": "smtp", "server_port": tunnel["proxy_port"], "tls": "none", "note": note,
+            "client": "curl", "tunnel": tunnel, "transcript": []}
+    ctx.sessions.append(info)
+    url = "smtp://%s:%d/client.lab.test" % (tunnel["target_host"], tunnel["target_port"])
+    trace = os.path.join(ctx.lab.dir, "curl-%s.trace" % name)
+    cmd = ["curl", "-sS", "--trace-ascii", trace, "--max-time", "20", url, "--mail-from", "carol@lab.test",
+           "--mail-rcpt", "alice@lab.test", "-T", src] + proxy_args
+    info["curl_args"] = cmd[1:2] + ["TRACE"] + cmd[3:]
+    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    info["curl_exit"] = r.returncode
+    if r.returncode != 0:
+        raise RuntimeError("curl failed (%d): %s" % (r.returncode, r.stderr.decode("utf-8", "replace")))
+    # --trace-ascii: "=> Send header" / "<= Recv header" blocks of "0000: line" rows (the
+    # proxy's own, before the greeting, left out), "=> Send data" the message.
+    cur, kind, greeted = None, None, False
+    with open(trace, encoding="utf-8", errors="surrogateescape") as f:
+        lines = f.read().splitlines()
+    for ln in lines:
+        if ln.startswith(("=>", "<=", "==")):
+            kind = ln.split(",")[0]
+            if kind == "=> Send data" and greeted:
+                cur = None
+                body = client.dot_stuff(msg) + b".\r\n"
+                info["transcript"].append({"dir": "C", "tls": False, "text": body.decode("utf-8")})
+            continue
+        m = re.match(r"[0-9a-f]{4}: (.*)$", ln)
+        if not m or kind not in ("=> Send header", "<= Recv header"):
+            continue
+        text = m.group(1) + "\r\n"
+        if kind == "<= Recv header":
+            greeted = greeted or text.startswith("220")
+            if not greeted:
+                continue
+            if cur is None:
+                cur = {"dir": "S", "tls": False, "text": ""}
+                info["transcript"].append(cur)
+            cur["text"] += text
+            if not re.match(r"\d{3}-", text):
+                cur = None
+        elif greeted:
+            cur = None
+            info["transcript"].append({"dir": "C", "tls": False, "text": text})
+    # curl 7.88 sends QUIT when it closes the connection, after its trace has ended: the
+    # transcript stops at the 250 to the data, and may be a prefix of what crossed.
+    info["transcript_complete"] = False
+    ctx.sent_in(msg, info, False)
+
+
+@scenario("tunnel/curl", "curl sends a message through dante with SOCKS5 and the name resolved by "
+          "the proxy (socks5h://), then through tinyproxy with HTTP CONNECT and Basic credentials "
+          "(--proxytunnel)")
+def curl_tunnels(ctx):
+    _dante(ctx, "none")
+    _tinyproxy(ctx, "carol", "proxypass")
+    ctx.note("curl's --trace-ascii ends before the QUIT curl sends as it closes the connection "
+             "(and the 221): these transcripts are marked transcript_complete false")
+    ctx.message("msg1", messages.simple(msgid="curl.socks@client.lab.test", subject="curl through SOCKS5"))
+    ctx.message("msg2", messages.simple(msgid="curl.connect@client.lab.test", subject="curl through CONNECT"))
+    _curl(ctx, "msg1.eml", ["-x", "socks5h://127.0.0.1:%d" % SOCKS_PORT],
+          {"kind": "socks5", "proxy_port": SOCKS_PORT, "target_host": "localhost", "target_port": 25,
+           "attempts": [{"reply_code": 0, "outcome": "established"}]},
+          "curl, socks5h")
+    _curl(ctx, "msg2.eml", ["-x", "http://127.0.0.1:%d" % HTTP_PORT, "--proxytunnel",
+                            "--proxy-user", "carol:proxypass"],
+          {"kind": "http-connect", "proxy_port": HTTP_PORT, "target_host": "localhost", "target_port": 25,
+           "user": "carol", "attempts": [{"reply_code": 200, "outcome": "established"}]},
+          "curl, HTTP CONNECT")
