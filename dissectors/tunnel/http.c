@@ -132,10 +132,16 @@ struct tun_res mx_http_connect_request(struct mx_slice in, struct tun_request *r
         return res(st, 0, 0);
     if (line.len < 8 || memcmp(line.ptr, "CONNECT ", 8))
         return res(TUN_INVALID, 0, 0);
-    /* RFC 9112 §3: method SP request-target SP HTTP-version. */
+    /* RFC 9112 §3: method SP request-target SP HTTP-version. Read as the
+     * proxies that answer them read it: the target is the first word, the
+     * version the last, and words between them (a bot's "host:25 / HTTP/1.0")
+     * are passed over. */
     struct mx_slice rest = mx_slice_make(line.ptr + 8, line.len - 8);
     const uint8_t *sp = memchr(rest.ptr, ' ', rest.len);
-    if (!sp || !iprefix(mx_slice_make(sp + 1, rest.len - (size_t)(sp + 1 - rest.ptr)), "HTTP/1.", 7) ||
+    size_t last = rest.len;
+    while (last > 0 && rest.ptr[last - 1] != ' ')
+        last--;
+    if (!sp || !iprefix(mx_slice_make(rest.ptr + last, rest.len - last), "HTTP/1.", 7) ||
         !authority(mx_slice_make(rest.ptr, (size_t)(sp - rest.ptr)), rq))
         return res(TUN_INVALID, 0, 0);
     rq->kind = TUN_HTTP;
@@ -146,9 +152,12 @@ struct tun_res mx_http_connect_request(struct mx_slice in, struct tun_request *r
             return res(st, 0, 0);
         if (!line.len)
             return res(TUN_OK, h.pos, 0);
+        /* RFC 9112 §5: field-name ":" OWS field-value OWS; a line without
+         * its colon (a bot's bare "Mozilla 4.0 (...)") is passed over, as the
+         * proxies that answer such requests do. */
         const uint8_t *c = memchr(line.ptr, ':', line.len);
         if (!c)
-            return res(TUN_INVALID, 0, 0); /* RFC 9112 §5: field-name ":" OWS field-value OWS */
+            continue;
         struct mx_slice name = mx_slice_make(line.ptr, (size_t)(c - line.ptr));
         struct mx_slice value = trim(mx_slice_make(c + 1, line.len - name.len - 1));
         if (name.len == 19 && iprefix(name, "proxy-authorization", 19))

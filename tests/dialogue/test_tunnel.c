@@ -239,6 +239,26 @@ START_TEST(http_connect_by_greeting)
 }
 END_TEST
 
+/* A spam bot's CONNECT as in Zeek's connect-with-smtp.pcap: a stray "/" before
+ * the version and a header line without a colon, which the proxy answered 200. */
+static const struct mx_turn bot_connect[] = {
+    { C, "CONNECT mailin03.example.de:25 / HTTP/1.0\r\nMozilla 4.0 (compatible; MSIE 5.01)\r\n\r\n", 0 },
+    { S, "HTTP/1.0 200 Connection established\r\n\r\n", 0 },
+    SMTP_SESSION,
+};
+
+START_TEST(http_connect_as_bots_send_it)
+{
+    char *out = run(bot_connect, N(bot_connect), &http);
+    expect(out, "tunnel", 0, "target_host", "mailin03.example.de");
+    expect(out, "tunnel", 0, "target_port", "25");
+    expect(out, "tunnel", 0, "outcome", "established");
+    expect(out, "smtp.session", 0, "helo", "c");
+    free(out);
+    SPLIT_OK(bot_connect, &http);
+}
+END_TEST
+
 /* Not mail: HTTPS through a proxy, a plain GET, a refused tunnel to the web,
  * a server that speaks first: nothing is written. */
 static const struct mx_turn https_tunnel[] = {
@@ -361,6 +381,7 @@ static Suite *suite(void)
     tcase_add_test(tc, socks4_and_4a);
     tcase_add_test(tc, http_connect_407_then_200);
     tcase_add_test(tc, http_connect_by_greeting);
+    tcase_add_test(tc, http_connect_as_bots_send_it);
     tcase_add_test(tc, no_mail_no_records);
     tcase_add_test(tc, malformed_handshakes);
     tcase_add_test(tc, hold_capped_before_answer);
