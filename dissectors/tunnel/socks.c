@@ -97,15 +97,21 @@ struct tun_res mx_socks5_methods(struct mx_slice in, struct tun_request *rq)
     return res(TUN_OK, 2 + n, 0);
 }
 
-/* RFC 1928 §3: VER 5, METHOD. */
-struct tun_res mx_socks5_method_reply(struct mx_slice in, struct tun_reply *rp)
+/* A two-byte reply: version `ver`, then the value that goes to *v. */
+static struct tun_res two_bytes(struct mx_slice in, uint8_t ver, int *v)
 {
     if (in.len < 2)
         return res(TUN_MORE, 0, 2 - in.len);
-    if (in.ptr[0] != 5)
+    if (in.ptr[0] != ver)
         return res(TUN_INVALID, 0, 0);
-    rp->method = in.ptr[1];
+    *v = in.ptr[1];
     return res(TUN_OK, 2, 0);
+}
+
+/* RFC 1928 §3: VER 5, METHOD. */
+struct tun_res mx_socks5_method_reply(struct mx_slice in, struct tun_reply *rp)
+{
+    return two_bytes(in, 5, &rp->method);
 }
 
 /* RFC 1929 §2: VER 1, ULEN, UNAME, PLEN, PASSWD (lengths of 1 to 255). */
@@ -130,12 +136,7 @@ struct tun_res mx_socks5_userpass(struct mx_slice in, struct tun_request *rq)
 /* RFC 1929 §2: VER 1, STATUS (0 success). */
 struct tun_res mx_socks5_userpass_reply(struct mx_slice in, struct tun_reply *rp)
 {
-    if (in.len < 2)
-        return res(TUN_MORE, 0, 2 - in.len);
-    if (in.ptr[0] != 1)
-        return res(TUN_INVALID, 0, 0);
-    rp->auth_status = in.ptr[1];
-    return res(TUN_OK, 2, 0);
+    return two_bytes(in, 1, &rp->auth_status);
 }
 
 /* RFC 1928 §4, §5: the address after ATYP at `at`: 1 IPv4 (4 bytes), 3 a
