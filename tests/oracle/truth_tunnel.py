@@ -13,7 +13,8 @@ kind, the target and each CONNECT attempt's reply code and outcome), in order:
   - when the tunnel was established, the mail dialogue inside it agrees with the truth's
     transcript as truth_smtp, truth_pop3 and truth_imap check a direct session; and the
     proxy's own connection to the server (the capture holds it too) is a flow of its own
-    with the same dialogue. A session marked "transcript_complete": false (curl's trace ends
+    with the same dialogue; TLS from the tunnel's first byte (993, 995, 465) must be read by
+    the TLS observer, with the version the client negotiated. A session marked "transcript_complete": false (curl's trace ends
     before the QUIT it sends as it closes) need only be the start of mxray's dialogue.
 Then each tunnel flow against tshark's SOCKS and HTTP dissectors on the same TCP stream:
 the target host and port the client asked for and the proxy's reply code (tshark shows no
@@ -38,9 +39,11 @@ def mx_tunnels(mxray, pcap):
         if r["type"] == "flow_start":
             flows[r["flow"]] = {"flow": r["flow"], "proto": r["proto"], "port": r["server_port"],
                                 "client_port": r["client_port"], "kind": r.get("tunnel"),
-                                "tunnels": []}
+                                "tunnels": [], "tls": None}
         elif r["type"] == "tunnel":
             flows[r["flow"]]["tunnels"].append(r)
+        elif r["type"] == "tls":
+            flows[r["flow"]]["tls"] = r
     return [flows[k] for k in sorted(flows)]
 
 
@@ -141,6 +144,13 @@ def main():
                 problems.append("session %d: tshark shows no handshake on client port %d" % (idx, f["client_port"]))
             if tu["attempts"][-1]["outcome"] != "established":
                 continue
+            if s.get("tls") == "implicit":
+                # TLS from the tunnel's first byte: the TLS observer reads it (the version the
+                # client negotiated), and no mail record is in clear
+                tls = f["tls"] or {}
+                if not tls.get("completed") or tls.get("version") != s.get("tls_version", "").replace("v", " "):
+                    problems.append("session %d: TLS inside the tunnel: truth %s, mxray %s"
+                                    % (idx, s.get("tls_version"), {k: tls.get(k) for k in ("version", "completed")}))
             problems += inner_problems(s, idx, f, smtp, pop3, imap, "inside the tunnel")
             leg = next((x for x in legs if x["port"] == tu["target_port"] and x["flow"] > f["flow"]), None)
             if leg is None:

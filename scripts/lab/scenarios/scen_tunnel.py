@@ -114,7 +114,8 @@ def socks_noauth(ctx):
 
 
 @scenario("tunnel/socks5-auth", "dante with RFC 1929 user and password: POP3 through SOCKS5 "
-          "to a domain name; a wrong password refused (RFC 1929 §2 STATUS 1)", seed=True)
+          "to a domain name, IMAP over TLS (993) through SOCKS5; a wrong password refused "
+          "(RFC 1929 §2 STATUS 1)", seed=True)
 def socks5_auth(ctx):
     _dante(ctx, "username")
     s = ctx.pop3(note="POP3 in a SOCKS5 tunnel with user and password",
@@ -125,6 +126,12 @@ def socks5_auth(ctx):
     s.pop("PASS alicepw")
     s.pop("LIST", multi=True)
     s.pop("QUIT")
+    s.close()
+    s = ctx.imap(port=993, implicit_tls=True, note="IMAP over TLS (993) in a SOCKS5 tunnel",
+                 proxy=client.Proxy("socks5", SOCKS_PORT, user=PROXY_USER, password=PROXY_PW))
+    s.imap_response()
+    s.imap("b1", "LOGIN alice alicepw")
+    s.imap("b2", "LOGOUT")
     s.close()
     _refused(ctx, "smtp", 25, client.Proxy("socks5", SOCKS_PORT, user=PROXY_USER, password="wrong"),
              "SOCKS5 with a wrong password")
