@@ -5,6 +5,7 @@
 #include "dissectors/pop3/pop3.h"
 #include "dissectors/smtp/smtp.h"
 #include "dissectors/tls/tls.h"
+#include "dissectors/tunnel/tunnel.h"
 
 #include <ndpi/ndpi_protocol_ids.h>
 
@@ -35,7 +36,19 @@ const struct mx_proto mx_registry[] = {
 };
 const size_t mx_registry_len = MX_ARRAY_LEN(mx_registry);
 
+/* Tunnels in front of them: SOCKS on 1080 (RFC 1928 §3), HTTP proxies on 3128 (squid), 8080
+ * and 8888 (tinyproxy); off these ports, flows nDPI names SOCKS or HTTP CONNECT. */
+const struct mx_carrier mx_registry_carriers[] = {
+    { .name = "tunnel",
+      .ports = { 1080, 3128, 8080, 8888 },
+      .n_ports = 4,
+      .ndpi = { NDPI_PROTOCOL_SOCKS, NDPI_PROTOCOL_HTTP_CONNECT, NDPI_PROTOCOL_HTTP_PROXY },
+      .dissector = &mx_tunnel_dissector },
+};
+
 void mx_registry_protocols(struct mx_protocols *p)
 {
     mx_protocols_init(p, mx_registry, mx_registry_len);
+    p->carriers = mx_registry_carriers;
+    p->n_carriers = MX_ARRAY_LEN(mx_registry_carriers);
 }

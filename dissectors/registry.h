@@ -10,6 +10,9 @@
 extern const struct mx_proto mx_registry[];
 extern const size_t mx_registry_len;
 
+/* The carriers: tunnels whose handshake comes before a mail protocol. */
+extern const struct mx_carrier mx_registry_carriers[];
+
 /* Fills p with the table and no named port. */
 void mx_registry_protocols(struct mx_protocols *p);
 

@@ -60,7 +60,7 @@ for n in "$jobs" "$procs"; do
   esac
 done
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(smtp pop3 imap message tls pcap reasm)
+[ ${#targets[@]} -gt 0 ] || targets=(smtp pop3 imap message tls tunnel pcap reasm)
 names=$(printf 'fuzz_%s ' "${targets[@]}")
 
 build() { # dir, extra cmake options...
@@ -85,7 +85,7 @@ mkdir -p build-fuzz/logs
 seed_dirs() {
   echo "tests/fuzz/corpus/$1"
   [ ! -d "tests/fuzz/campaign/$1" ] || echo "tests/fuzz/campaign/$1"
-  [ "$1" != pcap ] || printf 'pcaps/%s\n' smtp pop3 imap impaired
+  [ "$1" != pcap ] || printf 'pcaps/%s\n' smtp pop3 imap impaired tunnel
 }
 
 if [ $keep = 1 ]; then

@@ -14,6 +14,7 @@ pkgs=(
   postfix dovecot-imapd dovecot-pop3d swaks haproxy # the lab's servers and client (tests/live.sh runs scenarios)
   libnet-ssleay-perl libio-socket-ssl-perl  # swaks's TLS (only Recommends, which are not installed)
   tcpdump tcpreplay openssl iproute2 ethtool  # the lab's capture, checksums, certificates, loopback
+  dante-server tinyproxy                    # the lab's proxies (SOCKS, HTTP CONNECT) for the tunnel scenarios
   time                                      # /usr/bin/time: peak RSS in tests/adversarial.sh
   chromium chromium-driver python3-selenium # the HTML report, tested in a real browser
 )

@@ -97,7 +97,7 @@ static void usage(FILE *out)
                  "Live capture (root or CAP_NET_RAW; stop with Ctrl-C or SIGTERM: open sessions are\n"
                  "flushed into the output and the summary gives pcap's drop counts):\n"
                  "  -i IFACE             capture from IFACE instead of reading files\n"
-                 "  -f BPF               capture filter (default: TCP on the mail ports and --port ones)\n"
+                 "  -f BPF               capture filter (default: TCP on the mail, --port and proxy ports)\n"
                  "  -w FILE              also write the captured packets to FILE (pcap), opened as the -Z\n"
                  "                       user and never through a symbolic link\n"
                  "  -Z USER              drop privileges to USER once the capture is open, before any output\n"

@@ -40,6 +40,7 @@ enum kind {
     K_STARTTLS_INJECTION,
     K_STARTTLS_STRIPPED,
     K_STARTTLS_MANGLED,
+    K_PROXY_CREDENTIALS,
     K_N,
 };
 
@@ -133,6 +134,13 @@ static const struct {
                              "overwrote the offer (Cisco PIX/ASA ESMTP inspection does this), so clients cannot start TLS.",
                              "Turn off the middlebox's SMTP inspection or its STARTTLS masking, then check that STARTTLS is offered.",
                              "RFC 3207 §6" },
+    [K_PROXY_CREDENTIALS] = { "MX-PROXY-CLEARTEXT-CREDENTIALS", SEV_HIGH, "Proxy credentials in clear",
+                              "The client gave the proxy in front of the mail server its user name and password in clear "
+                              "(SOCKS5 username/password or HTTP Basic): anyone on the path can read them and use the proxy "
+                              "as that user, and the mail session behind it is as exposed.",
+                              "Reach the proxy over TLS (an HTTPS proxy, or SOCKS inside TLS or SSH), or authenticate without "
+                              "sending the password (SOCKS5 GSS-API, RFC 1961), or restrict the proxy by address instead.",
+                              "RFC 1929 §4, RFC 7617 §4, RFC 9110 §11.7.2" },
 };
 
 struct evidence {
@@ -654,6 +662,19 @@ static void on_tls(struct audit *a, const struct mx_event *e, struct server *s)
     }
 }
 
+/* A tunnel's password crossed in clear (RFC 1929 §4, RFC 7617 §4): the
+ * proxy's, but the evidence of the mail flow it carried. */
+static void on_proxy_credentials(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    struct mx_slice kind = mx_ev_get_str(e, "kind"), user = mx_ev_get_str(e, "user");
+    mx_frame_t f1, f2;
+    frames_of(e, "frames", &f1, &f2);
+    char detail[160];
+    snprintf(detail, sizeof(detail), "%.*s %.*s", (int)(kind.len < 16 ? kind.len : 16), (const char *)kind.ptr,
+             user.len ? (int)(user.len < 100 ? user.len : 100) : 9, user.len ? (const char *)user.ptr : "(no user)");
+    note(a, s, K_PROXY_CREDENTIALS, e->flow, f1, f2, detail);
+}
+
 static void audit_event(void *ctx, const struct mx_event *e)
 {
     struct audit *a = ctx;
@@ -687,6 +708,8 @@ static void audit_event(void *ctx, const struct mx_event *e)
         on_anomaly(a, e, s);
     else if (!strcmp(t, "tls"))
         on_tls(a, e, s);
+    else if (!strcmp(t, "tunnel") && mx_ev_get_int(e, "secret_in_clear", 0))
+        on_proxy_credentials(a, e, s);
     else if (!strcmp(t, "flow")) {
         if (mx_ev_get_int(e, "tls_port", 0))
             s->implicit++;

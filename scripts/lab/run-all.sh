@@ -22,7 +22,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need_pkgs=(postfix dovecot-imapd dovecot-pop3d swaks tcpdump openssl python3
-	tcpreplay tshark ethtool iproute2 util-linux libidn12 haproxy)
+	tcpreplay tshark ethtool iproute2 util-linux libidn12 haproxy dante-server tinyproxy)
 missing=()
 for p in "${need_pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -7,6 +7,8 @@
 
 struct mx_sink;
 struct mx_dissect_ctx;
+struct mx_proto;
+struct mx_protocols;
 
 /* Flags of one parse call. */
 enum mx_chunk_flags {
@@ -164,5 +166,29 @@ uint64_t mx_ctx_tls_bytes(const struct mx_dissect_ctx *ctx, enum mx_dir dir);
 /* The TLS observer's state (the TLS dissector's), or NULL while no TLS byte
  * came: a dissector that knows that dissector may describe it or end it. */
 void *mx_ctx_tls_observer(struct mx_dissect_ctx *ctx);
+
+/* ---- Carriers (proto.h, struct mx_carrier): tunnels in front of a mail protocol ---- */
+
+/* The run's protocols (the named ports included), for a carrier to look the
+ * tunnel's target up in. */
+const struct mx_protocols *mx_ctx_protocols(const struct mx_dissect_ctx *ctx);
+
+/* A carrier says its tunnel carries `proto` (TLS from the first byte when
+ * `tls`): from now on the flow is a mail flow of that protocol, numbered,
+ * with its flow_start record naming the tunnel's kind `tunnel` (a string
+ * that outlives the run). Until then the carrier writes no record. Once per
+ * flow; later calls are ignored. */
+void mx_ctx_carries(struct mx_dissect_ctx *ctx, const struct mx_proto *proto, bool tls, const char *tunnel);
+
+/* A carrier says the flow carries no tunnel of mail: once the parse call
+ * returns its dissection stops without a record, and the flow goes back to
+ * being an unknown flow (nDPI may still find mail in it). */
+void mx_ctx_no_mail(struct mx_dissect_ctx *ctx);
+
+/* A carrier that called mx_ctx_carries hands the flow over: once the parse
+ * call returns, the carrier's state is freed and the protocol's dissector
+ * reads each direction from its first byte the carrier did not consume, as
+ * if the stream started there (MX_CHUNK_START). */
+void mx_ctx_hand_over(struct mx_dissect_ctx *ctx);
 
 #endif

@@ -151,6 +151,8 @@ static void on_data(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx
     struct flow_ext *x = ctx->flow->user;
     if (!x->proto) {
         mx_host_replay_keep(ctx, d, off, b, false, frame, ts);
+        if (x->carrier)
+            mx_host_data(ctx, d, off, b, frame, ts); /* the tunnel's handshake */
         return;
     }
     if (x->stream)
@@ -166,6 +168,8 @@ static void on_gap(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame
     struct flow_ext *x = f->user;
     if (!x->proto) {
         mx_host_replay_keep(ctx, d, off, mx_slice_make(NULL, len), true, frame, ts);
+        if (x->carrier)
+            mx_host_gap(ctx, d, off, len);
         return;
     }
     x->an[MX_AN_TCP_GAP]++;
@@ -233,14 +237,16 @@ static void emit_flow_start(struct mx_engine *e, struct mx_flow *f)
             mx_ev_str(ev, NULL, mx_encap_name(x->encap[i]));
         mx_ev_end(ev);
     }
+    if (x->tunnel)
+        mx_ev_str(ev, "tunnel", x->tunnel);
     mx_ev_frames(ev, f->first_frame, f->first_frame);
     char via[96] = ""; /* the tunnels, outermost first: ", carried in gre/vxlan" */
     for (size_t i = 0, o = 0; i < x->nencap && o < sizeof(via); i++)
         o += (size_t)snprintf(via + o, sizeof(via) - o, "%s%s", i ? "/" : ", carried in ", mx_encap_name(x->encap[i]));
     bool v6 = f->addr[0].family == 6;
-    mx_ev_text(ev, "%s %s%s%s:%u -> %s%s%s:%u %s%s", x->proto->name, v6 ? "[" : "", c, v6 ? "]" : "", f->port[0],
+    mx_ev_text(ev, "%s %s%s%s:%u -> %s%s%s:%u %s%s%s%s", x->proto->name, v6 ? "[" : "", c, v6 ? "]" : "", f->port[0],
                v6 ? "[" : "", s, v6 ? "]" : "", f->port[1], x->handshake ? "connection opened" : "picked up midstream",
-               via);
+               via, x->tunnel ? ", tunnelled through " : "", x->tunnel ? x->tunnel : "");
     mx_event_emit(e->sink, ev);
 }
 
@@ -288,6 +294,8 @@ static void emit_flow_record(struct mx_engine *e, struct mx_flow *f)
         mx_classify_describe(e->cls, &x->cls, ev);
     if (x->by_ndpi)
         mx_ev_bool(ev, "found_by_ndpi", true);
+    if (x->tunnel)
+        mx_ev_str(ev, "tunnel", x->tunnel);
     mx_ev_str(ev, "close", mx_close_name(x->close_reason));
     mx_ev_text(ev,
                "closed (%s): client %" PRIu64 " packets, %" PRIu64 " payload bytes; server %" PRIu64
@@ -468,7 +476,9 @@ static void become_mail(struct mx_engine *e, struct mx_flow *f, const struct mx_
     x->ctx.info.tls_port = tls;
     /* TLS from the first byte: the protocol's TLS dissector (RFC 8314 §3.3). */
     const struct mx_dissector *dis = tls ? proto->tls_dissector : proto->dissector;
-    if (e->cfg.dissect && dis)
+    if (x->carrier)
+        x->ctx.inner = e->cfg.dissect ? dis : NULL; /* after the tunnel's handshake (mx_ctx_hand_over) */
+    else if (e->cfg.dissect && dis)
         x->ctx.dis = dis;                  /* its state is made with the first byte: SYN-only flows cost nothing */
     x->ctx.tls.dis = proto->tls_dissector; /* for STARTTLS */
     if (e->streams) {
@@ -521,13 +531,68 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
     if (proto) {
         become_mail(e, f, proto, tls);
     } else {
-        /* Off the mail ports: nDPI decides; meanwhile what it says is kept. */
+        /* Off the mail ports: nDPI decides; meanwhile what it says is kept.
+         * On a carrier's port, the carrier reads the tunnel's handshake too. */
         if (!mx_host_replay_start(&x->ctx))
             x->ignored = true;
-        e->c.ndpi_flows++;
+        if (e->cls)
+            e->c.ndpi_flows++;
+        if (e->cfg.dissect && !x->ignored)
+            x->carrier = mx_protocols_carrier_by_port(e->cfg.protocols, f->port[MX_DIR_S2C]);
+        if (x->carrier)
+            x->ctx.dis = x->carrier->dissector;
+        else if (!e->cls)
+            x->ignored = true;
     }
     recharge(e, x);
     return f;
+}
+
+/* Writes what a carrier's flow delivered before it was known to be mail to
+ * its --streams files. */
+static void stream_kept(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame, mx_time_t ts)
+{
+    struct mx_dissect_ctx *ctx = ud;
+    struct flow_ext *x = ctx->flow->user;
+    (void)off;
+    (void)frame;
+    (void)ts;
+    if (x->stream)
+        ctx->eng->cfg.streams->data(ctx->eng->streams, x->stream, d, b);
+}
+
+static void stream_kept_gap(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame, mx_time_t ts)
+{
+    struct mx_dissect_ctx *ctx = ud;
+    struct flow_ext *x = ctx->flow->user;
+    (void)frame;
+    (void)ts;
+    if (x->stream)
+        ctx->eng->cfg.streams->gap(ctx->eng->streams, x->stream, d, off, len);
+}
+
+void mx_ctx_carries(struct mx_dissect_ctx *ctx, const struct mx_proto *proto, bool tls, const char *tunnel)
+{
+    struct mx_flow *f = ctx->flow;
+    struct flow_ext *x = f->user;
+    if (!x->carrier || x->proto || !proto)
+        return;
+    x->tunnel = tunnel;
+    become_mail(ctx->eng, f, proto, tls);
+    uint64_t end[2];
+    mx_host_replay(ctx, stream_kept, stream_kept_gap, end); /* the replay is not needed any more */
+}
+
+/* A carrier found no tunnel of mail: the flow is an unknown one again, for
+ * nDPI to name (with the bytes it kept), or, without nDPI, ignored. */
+static void carrier_released(struct mx_engine *e, struct mx_flow *f)
+{
+    struct flow_ext *x = f->user;
+    x->ctx.no_mail = false;
+    x->carrier = NULL;
+    x->ctx.dis = NULL;
+    if (!e->cls || x->cls.done)
+        classified(e, f);
 }
 
 /* nDPI settled an unclassified flow: mail gets its dissector, fed what was
@@ -535,11 +600,39 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
 static void classified(struct mx_engine *e, struct mx_flow *f)
 {
     struct flow_ext *x = f->user;
+    if (x->carrier)
+        return; /* the tunnel's handshake decides */
     bool tls = false;
-    const struct mx_proto *pr = mx_protocols_by_ndpi(e->cfg.protocols, x->cls.app, &tls);
-    if (!pr)
+    const struct mx_proto *pr = e->cls ? mx_protocols_by_ndpi(e->cfg.protocols, x->cls.app, &tls) : NULL;
+    if (!pr && e->cls)
         pr = mx_protocols_by_ndpi(e->cfg.protocols, x->cls.master, &tls);
-    if (!pr) {
+    const struct mx_carrier *car = NULL;
+    if (!pr && e->cls && e->cfg.dissect && x->ctx.replay && !x->ctx.dis) {
+        car = mx_protocols_carrier_by_ndpi(e->cfg.protocols, x->cls.app);
+        if (!car)
+            car = mx_protocols_carrier_by_ndpi(e->cfg.protocols, x->cls.master);
+    }
+    if (car) {
+        /* nDPI saw a tunnel off the carrier's ports: its carrier reads what was kept. */
+        x->carrier = car;
+        x->ctx.dis = car->dissector;
+        x->by_ndpi = true;
+        uint64_t end[2];
+        mx_host_replay(&x->ctx, on_data, on_gap, end);
+        if (x->ctx.no_mail) {
+            x->ctx.no_mail = false;
+            x->carrier = NULL;
+            x->ctx.dis = NULL;
+            car = NULL;
+        } else {
+            for (int d = 0; d < 2; d++)
+                if (f->reasm.h[d].off > end[d])
+                    on_gap(&x->ctx, (enum mx_dir)d, end[d], f->reasm.h[d].off - end[d], f->last_frame, f->last_ts);
+        }
+    }
+    if (car) {
+        /* read on by the carrier */
+    } else if (!pr) {
         mx_host_replay_drop(&x->ctx);
         x->ignored = true;
         mx_reasm_release(&f->reasm, &e->pool);
@@ -629,6 +722,11 @@ void mx_engine_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t 
         offload_note(e, f, d, p);
     if (!mx_reasm_segment(&f->reasm, &e->pool, d, p, &reasm_ops, &x->ctx))
         e->failed = true;
+    if (x->ctx.no_mail && !x->proto) {
+        carrier_released(e, f);
+        if (x->ignored)
+            return;
+    }
     if (!f->busy && (f->reasm.h[0].delivered || f->reasm.h[1].delivered))
         mx_flow_set_busy(e->flows, f);
     if (f->user) {
@@ -648,7 +746,8 @@ static void tcp_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t
     bool stls, dtls;
     const struct mx_proto *sp = mx_protocols_by_port(e->cfg.protocols, p->sport, &stls);
     const struct mx_proto *dp = mx_protocols_by_port(e->cfg.protocols, p->dport, &dtls);
-    if (!sp && !dp && !e->cfg.classify)
+    if (!sp && !dp && !e->cfg.classify && !mx_protocols_carrier_by_port(e->cfg.protocols, p->sport) &&
+        !mx_protocols_carrier_by_port(e->cfg.protocols, p->dport))
         return;
     if (sp || dp)
         e->c.mail_segments++;

@@ -143,6 +143,22 @@ void *mx_ctx_tls_observer(struct mx_dissect_ctx *ctx)
     return ctx->tls.state;
 }
 
+const struct mx_protocols *mx_ctx_protocols(const struct mx_dissect_ctx *ctx)
+{
+    return ctx->eng->cfg.protocols;
+}
+
+void mx_ctx_no_mail(struct mx_dissect_ctx *ctx)
+{
+    ctx->no_mail = true;
+}
+
+void mx_ctx_hand_over(struct mx_dissect_ctx *ctx)
+{
+    if (ctx->inner)
+        ctx->handover = true;
+}
+
 /* ---- Feeding dissectors ---- */
 
 /* Drops frame marks wholly before the stream offset `off`, keeping the one
@@ -228,8 +244,48 @@ static void tls_route(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice
     fm_prune(ds, ds->off);
 }
 
-/* One parse call; keeps what the parser did not consume. */
+/* A carrier's verdict, once its parse call returned: its state goes; with
+ * mx_ctx_hand_over the carried protocol's dissector reads on from the bytes
+ * the carrier left (woken in both directions, each a fresh start); with
+ * mx_ctx_no_mail nothing reads the flow, whose bytes the engine replays
+ * elsewhere if it finds mail in them. */
+static void carrier_verdict(struct mx_dissect_ctx *ctx)
+{
+    if (ctx->dstate)
+        ctx->dis->state_free(ctx->dstate);
+    ctx->dstate = NULL;
+    free(ctx->dis_an);
+    ctx->dis_an = NULL;
+    ctx->dis_names = NULL;
+    ctx->handover = false;
+    ctx->dis = ctx->no_mail ? NULL : ctx->inner;
+    for (int d = 0; d < 2; d++) {
+        struct mx_dir_state *ds = &ctx->ds[d];
+        ds->started = false;
+        ds->want = 0;
+        if (ctx->no_mail) {
+            mx_buf_clear(&ds->kept, false);
+            mx_buf_clear(&ds->fm, false);
+            ds->off = 0;
+            ds->ended = false;
+        }
+    }
+    ctx->wake = ctx->no_mail ? 0 : 3;
+}
+
+static void parse_once(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data, unsigned flags,
+                       bool data_is_buf);
+
+/* One parse call; keeps what the parser did not consume; then a carrier's verdict. */
 static void parse_call(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data, unsigned flags,
+                       bool data_is_buf)
+{
+    parse_once(ctx, d, data, flags, data_is_buf);
+    if (ctx->dis && (ctx->handover || ctx->no_mail))
+        carrier_verdict(ctx);
+}
+
+static void parse_once(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data, unsigned flags,
                        bool data_is_buf)
 {
     struct mx_engine *e = ctx->eng;

@@ -54,6 +54,9 @@ struct mx_dissect_ctx {
         uint32_t n;
     } other_an[16];
     struct mx_replay *replay;           /* while a flow off the mail ports awaits its classification */
+    const struct mx_dissector *inner;   /* a carrier's flow: the carried protocol's dissector (mx_ctx_carries) */
+    bool handover;                      /* mx_ctx_hand_over: the inner dissector takes over after this call */
+    bool no_mail;                       /* mx_ctx_no_mail: the carrier found no tunnel of mail */
     struct {                            /* STARTTLS: the directions handed to a TLS observer */
         const struct mx_dissector *dis; /* the protocol's TLS dissector, or NULL */
         void *state;                    /* made with the first TLS byte */
@@ -109,10 +112,12 @@ struct flow_ext {
     enum mx_close close_reason;
     void *stream; /* its --streams writer's state */
     struct mx_classify_flow cls;
-    bool ignored;                /* classified as not mail: its packets are only counted */
-    size_t charged;              /* bytes counted against the memory cap */
-    bool by_ndpi;                /* recognised as mail by nDPI, not by its port */
-    uint8_t encap[MX_ENCAP_MAX]; /* the first packet's encapsulations (decode.h), outermost first */
+    bool ignored;                     /* classified as not mail: its packets are only counted */
+    size_t charged;                   /* bytes counted against the memory cap */
+    bool by_ndpi;                     /* recognised as mail by nDPI, not by its port */
+    const struct mx_carrier *carrier; /* a tunnel's handshake is read before the flow is known to be mail */
+    const char *tunnel;               /* the kind of tunnel the mail flow came through, or NULL */
+    uint8_t encap[MX_ENCAP_MAX];      /* the first packet's encapsulations (decode.h), outermost first */
     uint8_t nencap;
 };
 

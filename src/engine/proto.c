@@ -89,6 +89,35 @@ const struct mx_proto *mx_protocols_by_ndpi(const struct mx_protocols *p, uint16
     return NULL;
 }
 
+const struct mx_carrier *mx_protocols_carrier_by_port(const struct mx_protocols *p, uint16_t port)
+{
+    for (size_t i = 0; p && i < p->n_named; i++)
+        if (p->named[i].port == port)
+            return NULL;
+    for (size_t i = 0; p && i < p->n_carriers; i++)
+        for (size_t j = 0; j < p->carriers[i].n_ports; j++)
+            if (p->carriers[i].ports[j] == port)
+                return &p->carriers[i];
+    return NULL;
+}
+
+const struct mx_carrier *mx_protocols_carrier_by_ndpi(const struct mx_protocols *p, uint16_t id)
+{
+    for (size_t i = 0; p && id && i < p->n_carriers; i++)
+        for (size_t j = 0; j < MX_ARRAY_LEN(p->carriers[i].ndpi); j++)
+            if (p->carriers[i].ndpi[j] == id)
+                return &p->carriers[i];
+    return NULL;
+}
+
+const struct mx_proto *mx_protocols_by_name(const struct mx_protocols *p, const char *name, size_t n)
+{
+    for (size_t i = 0; p && i < p->n; i++)
+        if (strlen(p->protos[i].name) == n && !memcmp(p->protos[i].name, name, n))
+            return &p->protos[i];
+    return NULL;
+}
+
 void mx_protocols_filter(const struct mx_protocols *p, char *buf, size_t len)
 {
     size_t n = (size_t)snprintf(buf, len, "tcp and (");
@@ -98,6 +127,9 @@ void mx_protocols_filter(const struct mx_protocols *p, char *buf, size_t len)
             n += (size_t)snprintf(buf + n, len - n, "%sport %u", sep, p->protos[i].ports[j].port);
     for (size_t i = 0; i < p->n_named && n < len; i++, sep = " or ")
         n += (size_t)snprintf(buf + n, len - n, "%sport %u", sep, p->named[i].port);
+    for (size_t i = 0; i < p->n_carriers && n < len; i++)
+        for (size_t j = 0; j < p->carriers[i].n_ports && n < len; j++, sep = " or ")
+            n += (size_t)snprintf(buf + n, len - n, "%sport %u", sep, p->carriers[i].ports[j]);
     if (n < len)
         snprintf(buf + n, len - n, ")");
 }

@@ -21,6 +21,19 @@ struct mx_proto {
     const struct mx_dissector *tls_dissector; /* for its implicit-TLS ports, or NULL */
 };
 
+/* A carrier: a tunnel (SOCKS, HTTP CONNECT) whose handshake comes before the protocol it
+ * carries. Its dissector reads a flow on the carrier's ports (or one nDPI names as the
+ * carrier) before the flow is known to be mail: it says what the tunnel carries
+ * (mx_ctx_carries), or that it carries no mail (mx_ctx_no_mail), and hands the bytes after
+ * the handshake to the mail protocol's dissector (mx_ctx_hand_over). */
+struct mx_carrier {
+    const char *name; /* what it is, for the documentation */
+    uint16_t ports[8];
+    size_t n_ports;
+    uint16_t ndpi[4]; /* nDPI's ids of the carrier's flows, 0 for none */
+    const struct mx_dissector *dissector;
+};
+
 #define MX_MAX_NAMED_PORTS 64
 
 /* The table a run uses: the protocols and the ports the user named (--port),
@@ -29,6 +42,8 @@ struct mx_proto {
 struct mx_protocols {
     const struct mx_proto *protos;
     size_t n;
+    const struct mx_carrier *carriers;
+    size_t n_carriers;
     struct {
         uint16_t port;
         bool tls;
@@ -52,6 +67,16 @@ const struct mx_proto *mx_protocols_by_port(const struct mx_protocols *p, uint16
 
 /* The protocol nDPI calls `id`, or NULL; *tls: the TLS variant (SMTPS, ...). */
 const struct mx_proto *mx_protocols_by_ndpi(const struct mx_protocols *p, uint16_t id, bool *tls);
+
+/* The carrier on `port`, or NULL (p may be NULL). A port named with --port is
+ * the named protocol's, never a carrier's. */
+const struct mx_carrier *mx_protocols_carrier_by_port(const struct mx_protocols *p, uint16_t port);
+
+/* The carrier nDPI calls `id`, or NULL. */
+const struct mx_carrier *mx_protocols_carrier_by_ndpi(const struct mx_protocols *p, uint16_t id);
+
+/* The protocol called `name` (n bytes), or NULL. */
+const struct mx_proto *mx_protocols_by_name(const struct mx_protocols *p, const char *name, size_t n);
 
 /* The default capture filter: TCP on every port of the table, named ones
  * included ("tcp and (port 25 or port 587 ...)"). */

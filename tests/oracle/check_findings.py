@@ -93,6 +93,12 @@ ROWS = [
      {"MX-TLS-NOT-OFFERED", "MX-CLEARTEXT-CREDENTIALS"}, {"MX-TLS-NOT-USED"}, None),
     ("imap/no-starttls",
      {"MX-TLS-NOT-OFFERED", "MX-CLEARTEXT-CREDENTIALS"}, {"MX-TLS-NOT-USED"}, None),
+    ("tunnel/http-connect",                # Proxy-Authorization: Basic to tinyproxy
+     {"MX-PROXY-CLEARTEXT-CREDENTIALS"}, set(), None),
+    ("tunnel/socks5-auth",                 # RFC 1929 user and password to dante
+     {"MX-PROXY-CLEARTEXT-CREDENTIALS"}, set(), None),
+    ("tunnel/socks-noauth",                # no proxy credentials at all
+     set(), {"MX-PROXY-CLEARTEXT-CREDENTIALS"}, None),
 ]
 # Strict servers, TLS required and used: no finding at all.
 CLEAN = ["smtp/clean-submission", "pop3/clean", "imap/clean"]

@@ -437,8 +437,19 @@ class TsharkCheck:
     failed = ("mismatch",)
 
     def default_captures(self):
-        """The captures without CAPTURE arguments: paths, or an exit status."""
-        return default_captures(self.word)
+        """The captures without CAPTURE arguments: paths, or an exit status.
+        pcaps/tunnel/ is left out of the mail protocols' comparisons: tshark's
+        SOCKS dissector hands a tunnel's payload to the dissector of another
+        tunnel of the capture (the SMTP inside a SOCKS5 tunnel shown as POP3,
+        the POP3 of the next as SMTP) and repeats its segments under other
+        stream numbers; tests/oracle/truth_tunnel.py compares those captures'
+        handshakes with tshark and their mail with the lab's truth, and
+        compare_streams their bytes."""
+        paths = default_captures(self.word)
+        if self.word.startswith("tls") or not isinstance(paths, list):
+            return paths
+        tunnel = os.path.join(REPO, "pcaps", "tunnel") + os.sep
+        return [p for p in paths if not p.startswith(os.path.realpath(tunnel))]
 
     def prepare(self):
         """Done once before the captures are checked."""
@@ -816,7 +827,8 @@ def truth_main(doc, proto, ports, flows_of, check_session, ok_detail=lambda s, p
             return 2
         with open(tf, encoding="utf-8") as fh:
             t = json.load(fh)
-        mine = [backend_view(s) for s in t["sessions"] if s["proto"] == proto]
+        # sessions through a SOCKS or HTTP proxy: tests/oracle/truth_tunnel.py
+        mine = [backend_view(s) for s in t["sessions"] if s["proto"] == proto and "tunnel" not in s]
         if not mine:
             continue
         sessions += len(mine)

@@ -22,6 +22,92 @@ class ProtocolError(Exception):
     pass
 
 
+class TunnelRefused(Exception):
+    pass
+
+
+class Proxy:
+    """A proxy in front of the lab's servers, and the handshake a client
+    does with it: kind "socks4", "socks4a", "socks5" (RFC 1928, with RFC
+    1929 user and password when given) or "http-connect" (RFC 9110 §9.3.6,
+    Basic credentials when given; a 407 is answered once with them on the
+    same connection when retry is set). target overrides the host the
+    client names (a domain name for socks4a and socks5)."""
+
+    def __init__(self, kind, port, user=None, password=None, target=None, retry=False):
+        self.kind, self.port, self.user, self.password = kind, port, user, password
+        self.target, self.retry = target, retry
+
+    def _recv(self, s, n):
+        out = b""
+        while len(out) < n:
+            c = s.sock.recv(n - len(out))
+            if not c:
+                raise EOFError("proxy closed the connection")
+            out += c
+        return out
+
+    def handshake(self, s, host, port):
+        """Runs the handshake on s.sock; returns the truth's "tunnel"."""
+        target = self.target or host
+        t = {"kind": self.kind, "proxy_port": self.port, "target_host": target,
+             "target_port": port, "attempts": []}
+        if self.user:
+            t["user"] = self.user
+        if self.kind.startswith("socks4"):
+            ip = socket.inet_aton("0.0.0.1" if self.kind == "socks4a" else target)
+            req = b"\x04\x01" + port.to_bytes(2, "big") + ip + (self.user or "").encode() + b"\0"
+            if self.kind == "socks4a":
+                req += target.encode() + b"\0"
+            s.sock.sendall(req)
+            rep = self._recv(s, 8)
+            t["attempts"].append({"reply_code": rep[1],
+                                  "outcome": "established" if rep[1] == 90 else "refused"})
+            return t
+        if self.kind == "socks5":
+            methods = b"\x00\x02" if self.user else b"\x00"
+            s.sock.sendall(b"\x05" + bytes([len(methods)]) + methods)
+            ver, method = self._recv(s, 2)
+            if method == 2:
+                u, p = self.user.encode(), self.password.encode()
+                s.sock.sendall(b"\x01" + bytes([len(u)]) + u + bytes([len(p)]) + p)
+                if self._recv(s, 2)[1] != 0:
+                    # RFC 1929 §2: the proxy closes; the target was never named
+                    t["attempts"].append({"outcome": "auth_failed", "request_sent": False})
+                    return t
+            try:
+                addr = b"\x01" + socket.inet_aton(target)
+            except OSError:
+                addr = b"\x03" + bytes([len(target)]) + target.encode()
+            s.sock.sendall(b"\x05\x01\x00" + addr + port.to_bytes(2, "big"))
+            head = self._recv(s, 4)
+            alen = {1: 4, 4: 16}.get(head[3]) or self._recv(s, 1)[0]
+            self._recv(s, alen + 2)
+            t["attempts"].append({"reply_code": head[1],
+                                  "outcome": "established" if head[1] == 0 else "refused"})
+            return t
+        creds = None
+        if self.user and not self.retry:
+            creds = base64.b64encode(("%s:%s" % (self.user, self.password)).encode()).decode()
+        while True:
+            req = "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n" % (target, port, target, port)
+            if creds:
+                req += "Proxy-Authorization: Basic %s\r\n" % creds
+            s.sock.sendall((req + "\r\n").encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += self._recv(s, 1)
+            code = int(head.split(b" ", 2)[1])
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            outcome = ("established" if code // 100 == 2 else
+                       "auth_failed" if code == 407 else "refused")
+            t["attempts"].append({"reply_code": code, "outcome": outcome})
+            if code != 407 or creds or not self.user or not length:
+                return t
+            self._recv(s, int(length.group(1)))
+            creds = base64.b64encode(("%s:%s" % (self.user, self.password)).encode()).decode()
+
+
 def tls_context(cafile):
     ctx = ssl.create_default_context(cafile=cafile)
     ctx.check_hostname = True
@@ -32,11 +118,13 @@ class Session:
     """One recorded TCP connection to the lab servers."""
 
     def __init__(self, recorder, proto, port, implicit_tls=False, note="",
-                 host=HOST, source=None, tlsctx=None):
+                 host=HOST, source=None, tlsctx=None, proxy=None):
         """host: the server address (default 127.0.0.1); source: bind the
         client to this local address first (e.g. 127.0.0.10, so that dovecot
         does not treat the connection as local, see docs/lab.md); tlsctx: an
-        ssl.SSLContext instead of the lab's default one."""
+        ssl.SSLContext instead of the lab's default one; proxy: a Proxy to
+        go through (its handshake is in the truth's "tunnel", not in the
+        transcript; a refused one raises TunnelRefused after recording it)."""
         self.rec = recorder
         self.proto = proto
         self.port = port
@@ -52,9 +140,17 @@ class Session:
         if source is not None:
             self.info["client_address"] = source
         recorder.sessions.append(self.info)
-        self.sock = socket.create_connection(
-            (host, port), timeout=TIMEOUT,
-            source_address=(source, 0) if source else None)
+        if proxy is not None:
+            self.info["server_port"] = proxy.port
+            self.sock = socket.create_connection((HOST, proxy.port), timeout=TIMEOUT)
+            self.info["tunnel"] = proxy.handshake(self, host, port)
+            if self.info["tunnel"]["attempts"][-1]["outcome"] != "established":
+                self.close()
+                raise TunnelRefused(self.info["tunnel"])
+        else:
+            self.sock = socket.create_connection(
+                (host, port), timeout=TIMEOUT,
+                source_address=(source, 0) if source else None)
         if implicit_tls:
             self._wrap()
 

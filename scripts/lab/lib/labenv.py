@@ -656,6 +656,21 @@ service pop3-login {{
                         ([2525] if self.notls else []) +
                         [EXTRA_SERVICES[n][:2] for n in self.services])
 
+    def start_proxy(self, name, argv, port, mount=()):
+        """Starts a proxy daemon in the foreground (dante, tinyproxy) and
+        waits for its port; lab.stop() ends it by PID. mount: (file, over)
+        pairs bind-mounted in a mount namespace of the daemon's own (the
+        system's /etc/passwd and /etc/shadow stay untouched)."""
+        if mount:
+            binds = "; ".join("mount --bind %s %s" % (a, b) for a, b in mount)
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                    binds + '; exec "$@"', "sh"] + list(argv)
+        log = open(os.path.join(self.dir, name + ".log"), "w")
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        self.pids[name] = p.pid
+        self.procs[name] = p
+        self.wait_ports([port])
+
     @staticmethod
     def _read_pid(path, timeout=10.0):
         end = time.monotonic() + timeout
