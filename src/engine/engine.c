@@ -579,6 +579,10 @@ void mx_ctx_carries(struct mx_dissect_ctx *ctx, const struct mx_proto *proto, bo
         return;
     x->tunnel = tunnel;
     become_mail(ctx->eng, f, proto, tls);
+    if (ctx->replaying) { /* nDPI's tunnel, read from what was kept: the bytes read so far */
+        mx_host_replay_so_far(ctx, stream_kept, stream_kept_gap);
+        return;
+    }
     uint64_t end[2];
     mx_host_replay(ctx, stream_kept, stream_kept_gap, end); /* the replay is not needed any more */
 }
@@ -591,6 +595,8 @@ static void carrier_released(struct mx_engine *e, struct mx_flow *f)
     x->ctx.no_mail = false;
     x->carrier = NULL;
     x->ctx.dis = NULL;
+    if (x->by_ndpi) /* nDPI named the tunnel already: nothing is left to learn from the bytes */
+        mx_host_replay_drop(&x->ctx);
     if (!e->cls || x->cls.done)
         classified(e, f);
 }
@@ -618,7 +624,10 @@ static void classified(struct mx_engine *e, struct mx_flow *f)
         x->ctx.dis = car->dissector;
         x->by_ndpi = true;
         uint64_t end[2];
-        mx_host_replay(&x->ctx, on_data, on_gap, end);
+        /* Kept on until the carrier's verdict: --streams writes the whole flow. */
+        mx_host_replay_hold(&x->ctx, on_data, on_gap, end);
+        if (x->proto)
+            mx_host_replay_drop(&x->ctx);
         if (x->ctx.no_mail) {
             x->ctx.no_mail = false;
             x->carrier = NULL;

@@ -54,6 +54,8 @@ struct mx_dissect_ctx {
         uint32_t n;
     } other_an[16];
     struct mx_replay *replay;           /* while a flow off the mail ports awaits its classification */
+    struct mx_replay *replaying;        /* during mx_host_replay: what it hands over... */
+    size_t replay_at;                   /* ...and the item it is at */
     const struct mx_dissector *inner;   /* a carrier's flow: the carried protocol's dissector (mx_ctx_carries) */
     bool handover;                      /* mx_ctx_hand_over: the inner dissector takes over after this call */
     bool no_mail;                       /* mx_ctx_no_mail: the carrier found no tunnel of mail */
@@ -96,8 +98,21 @@ void mx_host_replay(struct mx_dissect_ctx *ctx,
                                  mx_time_t ts),
                     void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame, mx_time_t ts),
                     uint64_t end[2]);
+/* The same, but what was kept stays, and goes on being kept. */
+void mx_host_replay_hold(
+    struct mx_dissect_ctx *ctx,
+    void (*data)(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame, mx_time_t ts),
+    void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame, mx_time_t ts), uint64_t end[2]);
 /* Forgets what was kept without replaying it. */
 void mx_host_replay_drop(struct mx_dissect_ctx *ctx);
+/* Within mx_host_replay: hands the items it has reached (the current one
+ * included) to data() and gap() once more, for a writer that was not there
+ * when they went by (--streams of a tunnel nDPI found). */
+void mx_host_replay_so_far(struct mx_dissect_ctx *ctx,
+                           void (*data)(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame,
+                                        mx_time_t ts),
+                           void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame,
+                                       mx_time_t ts));
 
 /* ---- Flows (engine.c) ---- */
 

@@ -76,6 +76,8 @@ CAUSES = {
     ("smtp/multi-rcpt-partial-reject", 554, "5.7.1"): ["Relaying denied"],
     # pipelined RCPT nobody@lab.test: 550 5.1.1
     ("smtp/pipelining", 550, "5.1.1"): ["does not exist"],
+    # behind HAProxy, RCPT nobody@lab.test: 550 5.1.1 User unknown in virtual mailbox table
+    ("proxy/smtp", 550, "5.1.1"): ["does not exist"],
     # MAIL FROM spammer@blocked.example: 554 5.7.1 Sender address rejected
     ("smtp/rejected-sender", 554, "5.7.1"): ["sender", "refused", "policy"],
     # the RCPT after the refused MAIL: 503 5.5.1 need MAIL command

@@ -176,8 +176,10 @@ def mxray_flows(mxray, path):
         elif t == "pop3.auth_data":
             fl["auth"].append(span)
             fl["client"].append(("sasl", ("",) + span))
+        elif t == "proxy":
+            fl["proxy"].append(span)
     flows = common.mx_flows(mxray, (), path, lambda r: common.mx_flow_start(
-        r, cmds=[], resps=[], auth=[], client=[], tls_frame=None, lost=[],
+        r, cmds=[], resps=[], auth=[], client=[], tls_frame=None, lost=[], proxy=[],
         lost_unplaced=False), add)
     for fl in flows.values():
         # a message is whole only if no s2c bytes were lost inside its frames
@@ -226,6 +228,12 @@ def explain_cmds(fl, tcmds):
             reasons.append("after STLS +OK (frame %d) the stream is TLS; tshark"
                            " parsed %d segment(s) of it as POP request(s): %s"
                            % (tls, len(after), list_items(after, 3)))
+    # A PROXY protocol header (HAProxy), which mxray reads apart.
+    hdr = [c for c in tcmds if c[0] == "PROXY" and in_spans(c[1], fl["proxy"])]
+    if hdr:
+        tcmds = [c for c in tcmds if c not in hdr]
+        reasons.append("tshark's POP dissector shows the PROXY protocol header, which mxray reads"
+                       " apart (a proxy record), as a command: %s" % list_items(hdr))
     # Command lines split across segments.
     split_pieces, split_first = [], []
     for verb, first, last in mcmds:
@@ -379,7 +387,7 @@ class Pop3Check(common.ProtoCheck):
     what = "POP3 command or response"
     counted = ("commands", "responses")
     count_keys = ("cmds", "resps")
-    empty_flow = {"cmds": [], "resps": [], "auth": [], "client": [], "tls_frame": None}
+    empty_flow = {"cmds": [], "resps": [], "auth": [], "client": [], "tls_frame": None, "proxy": []}
     has_mx = has_ts = staticmethod(has_pop)
     compare_stream = staticmethod(compare_stream)
 
