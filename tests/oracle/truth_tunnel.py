@@ -26,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 if __package__ in (None, ""):   # run as a file: tests/ holds the package
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,12 +63,14 @@ def tshark_view(pcap):
     cmd = ["tshark", "-r", pcap, "-Y", "socks or http", "-T", "fields", "-E", "separator=\t",
            "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "socks.command", "-e", "socks.dst",
            "-e", "socks.remote_name", "-e", "socks.dstport", "-e", "socks.results",
-           "-e", "http.request.method", "-e", "http.request.uri", "-e", "http.response.code"]
+           "-e", "http.request.method", "-e", "http.request.uri", "-e", "http.response.code",
+           "-e", "socks.v4a_dns_name"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     view = {}
     for ln in r.stdout.splitlines():
-        f = (ln.split("\t") + [""] * 10)[:10]
-        sport, dport, cmdf, dst, name, port, res, meth, uri, code = f
+        f = (ln.split("\t") + [""] * 11)[:11]
+        sport, dport, cmdf, dst, name, port, res, meth, uri, code, v4a = f
+        name = name or v4a  # SOCKS4a: the name after USERID
         client = int(sport) if meth or cmdf and not res else int(dport)
         v = view.setdefault(client, {"host": "", "port": "", "codes": []})
         if meth == "CONNECT":
@@ -94,6 +97,16 @@ def main():
         return status
     have_tshark = subprocess.run(["sh", "-c", "command -v tshark"], capture_output=True).returncode == 0
     passed = failed = 0
+    # The crafted SOCKS4a capture is what its script writes (checked below like the lab's).
+    with tempfile.TemporaryDirectory() as tmp:
+        made = os.path.join(tmp, "socks4a.pcap")
+        subprocess.run([sys.executable, os.path.join(common.REPO, "scripts", "lab", "socks4a.py"), made], check=True)
+        for ext in (".pcap", ".truth.json"):
+            with open(made[:-5] + ext, "rb") as x, open(os.path.join(common.REPO, "pcaps", "tunnel", "socks4a" + ext),
+                                                            "rb") as y:
+                if x.read() != y.read():
+                    print("FAIL pcaps/tunnel/socks4a%s is not what scripts/lab/socks4a.py writes" % ext)
+                    failed += 1
     for tf in common.truth_files(a.truth):
         with open(tf, encoding="utf-8") as fh:
             t = json.load(fh)
