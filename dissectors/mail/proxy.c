@@ -491,7 +491,8 @@ static void proxy_keep(struct mx_mail *m, const struct mx_proxy_header *h)
 static struct mx_parse_result proxy_skip(struct mx_mail *m, struct mx_slice data, size_t from, bool final)
 {
     struct mx_parse_result r = { MX_PARSE_OK, data.len, 0 };
-    const uint8_t *lf = memchr(data.ptr + from, '\n', data.len - from);
+    const uint8_t *lf =
+        data.len > from ? memchr(data.ptr + from, '\n', data.len - from) : NULL; /* an END call may bring none */
     if (lf) {
         r.consumed = (size_t)(lf - data.ptr) + 1;
         m->proxy.state = PROXY_DONE;

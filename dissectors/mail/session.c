@@ -62,7 +62,8 @@ struct mx_parse_result mx_mail_parse(void *state, struct mx_dissect_ctx *ctx, en
          * a whole header and more cannot happen (the header is taken as soon
          * as it is whole); if it did, the protocol's offsets would be off by it. */
         taken = p.consumed;
-        data = mx_slice_make(data.ptr + taken, data.len - taken);
+        if (taken) /* never on a gap, whose data.ptr is NULL */
+            data = mx_slice_make(data.ptr + taken, data.len - taken);
     }
     if (flags & MX_CHUNK_GAP) {
         m->proto->gap(state, d, data.len);
