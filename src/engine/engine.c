@@ -113,6 +113,14 @@ void mx_engine_emit_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, con
     mx_event_emit(e->sink, ev);
 }
 
+/* Records of kind a a flow gets; every one is counted. An offloaded
+ * super-frame (decode.h, len_from_frame) is recorded once: a capture taken on
+ * a sending host holds them all along, so they are a note, not damage. */
+static uint32_t flow_events_cap(enum mx_core_anomaly a)
+{
+    return a == MX_AN_IP_LENGTH_FROM_FRAME ? 1 : MX_FLOW_EVENTS_PER_KIND;
+}
+
 void mx_engine_core_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, enum mx_core_anomaly a, mx_frame_t frame,
                             mx_time_t ts)
 {
@@ -123,26 +131,12 @@ void mx_engine_core_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, enu
      * count would depend on how flows were shared out. */
     if (f) {
         struct flow_ext *x = f->user;
-        if (x && ++x->an[a] > MX_FLOW_EVENTS_PER_KIND)
+        if (x && ++x->an[a] > flow_events_cap(a))
             return;
     } else if (e->an_events[a]++ >= MX_DECODE_EVENTS_PER_KIND) {
         return;
     }
     mx_engine_emit_anomaly(e, f, dir, mx_core_anomalies[a].name, mx_core_anomalies[a].desc, frame, frame, ts);
-}
-
-/* An offloaded super-frame (decode.h, len_from_frame): one record per flow,
- * every one counted. A capture taken on a sending host holds them all along,
- * so they are a note, not damage. */
-static void offload_note(struct mx_engine *e, struct mx_flow *f, enum mx_dir d, const struct mx_packet *p)
-{
-    struct flow_ext *x = f->user;
-    if (x && x->an[MX_AN_IP_LENGTH_FROM_FRAME]) {
-        x->an[MX_AN_IP_LENGTH_FROM_FRAME]++;
-        e->c.an.n[MX_AN_IP_LENGTH_FROM_FRAME]++;
-        return;
-    }
-    mx_engine_core_anomaly(e, f, (int)d, MX_AN_IP_LENGTH_FROM_FRAME, p->frame, p->ts);
 }
 
 static void on_data(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame, mx_time_t ts)
@@ -728,7 +722,7 @@ void mx_engine_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t 
     if (p->truncated)
         mx_engine_core_anomaly(e, f, (int)d, MX_AN_SNAPLEN_TRUNCATED, p->frame, p->ts);
     if (p->len_from_frame)
-        offload_note(e, f, d, p);
+        mx_engine_core_anomaly(e, f, (int)d, MX_AN_IP_LENGTH_FROM_FRAME, p->frame, p->ts);
     if (!mx_reasm_segment(&f->reasm, &e->pool, d, p, &reasm_ops, &x->ctx))
         e->failed = true;
     if (x->ctx.no_mail && !x->proto) {
