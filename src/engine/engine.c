@@ -565,6 +565,8 @@ static void stream_kept_gap(void *ud, enum mx_dir d, uint64_t off, uint64_t len,
         ctx->eng->cfg.streams->gap(ctx->eng->streams, x->stream, d, off, len);
 }
 
+static const struct mx_reasm_ops stream_kept_ops = { .data = stream_kept, .gap = stream_kept_gap };
+
 void mx_ctx_carries(struct mx_dissect_ctx *ctx, const struct mx_proto *proto, bool tls, const char *tunnel)
 {
     struct mx_flow *f = ctx->flow;
@@ -574,11 +576,19 @@ void mx_ctx_carries(struct mx_dissect_ctx *ctx, const struct mx_proto *proto, bo
     x->tunnel = tunnel;
     become_mail(ctx->eng, f, proto, tls);
     if (ctx->replaying) { /* nDPI's tunnel, read from what was kept: the bytes read so far */
-        mx_host_replay_so_far(ctx, stream_kept, stream_kept_gap);
+        mx_host_replay_so_far(ctx, &stream_kept_ops);
         return;
     }
     uint64_t end[2];
-    mx_host_replay(ctx, stream_kept, stream_kept_gap, end); /* the replay is not needed any more */
+    mx_host_replay(ctx, &stream_kept_ops, end); /* the replay is not needed any more */
+}
+
+/* The flow is read by no carrier any more. */
+static void carrier_forget(struct flow_ext *x)
+{
+    x->ctx.no_mail = false;
+    x->carrier = NULL;
+    x->ctx.dis = NULL;
 }
 
 /* A carrier found no tunnel of mail: the flow is an unknown one again, for
@@ -586,13 +596,27 @@ void mx_ctx_carries(struct mx_dissect_ctx *ctx, const struct mx_proto *proto, bo
 static void carrier_released(struct mx_engine *e, struct mx_flow *f)
 {
     struct flow_ext *x = f->user;
-    x->ctx.no_mail = false;
-    x->carrier = NULL;
-    x->ctx.dis = NULL;
+    carrier_forget(x);
     if (x->by_ndpi) /* nDPI named the tunnel already: nothing is left to learn from the bytes */
         mx_host_replay_drop(&x->ctx);
     if (!e->cls || x->cls.done)
         classified(e, f);
+}
+
+/* Hands what was kept to the flow's reader (its dissector, or a carrier,
+ * for which it stays kept: hold); what came past the kept bytes is a gap for
+ * it, unless the carrier found no mail in them. */
+static void replay_kept(struct mx_flow *f, bool hold)
+{
+    struct flow_ext *x = f->user;
+    uint64_t end[2];
+    if (hold)
+        mx_host_replay_hold(&x->ctx, &reasm_ops, end);
+    else
+        mx_host_replay(&x->ctx, &reasm_ops, end);
+    for (int d = 0; d < 2 && !x->ctx.no_mail; d++)
+        if (f->reasm.h[d].off > end[d])
+            on_gap(&x->ctx, (enum mx_dir)d, end[d], f->reasm.h[d].off - end[d], f->last_frame, f->last_ts);
 }
 
 /* nDPI settled an unclassified flow: mail gets its dissector, fed what was
@@ -617,20 +641,13 @@ static void classified(struct mx_engine *e, struct mx_flow *f)
         x->carrier = car;
         x->ctx.dis = car->dissector;
         x->by_ndpi = true;
-        uint64_t end[2];
         /* Kept on until the carrier's verdict: --streams writes the whole flow. */
-        mx_host_replay_hold(&x->ctx, on_data, on_gap, end);
+        replay_kept(f, true);
         if (x->proto)
             mx_host_replay_drop(&x->ctx);
         if (x->ctx.no_mail) {
-            x->ctx.no_mail = false;
-            x->carrier = NULL;
-            x->ctx.dis = NULL;
+            carrier_forget(x);
             car = NULL;
-        } else {
-            for (int d = 0; d < 2; d++)
-                if (f->reasm.h[d].off > end[d])
-                    on_gap(&x->ctx, (enum mx_dir)d, end[d], f->reasm.h[d].off - end[d], f->last_frame, f->last_ts);
         }
     }
     if (car) {
@@ -644,12 +661,7 @@ static void classified(struct mx_engine *e, struct mx_flow *f)
         become_mail(e, f, pr, tls);
         x->by_ndpi = true;
         e->c.ndpi_mail_flows++;
-        uint64_t end[2];
-        mx_host_replay(&x->ctx, on_data, on_gap, end);
-        /* What came past the kept bytes is a gap for the dissector. */
-        for (int d = 0; d < 2; d++)
-            if (f->reasm.h[d].off > end[d])
-                on_gap(&x->ctx, (enum mx_dir)d, end[d], f->reasm.h[d].off - end[d], f->last_frame, f->last_ts);
+        replay_kept(f, false);
     }
     recharge(e, x);
 }
@@ -973,6 +985,15 @@ static bool in_window(struct mx_engine *e, mx_time_t ts)
     return (since == MX_TIME_NONE || ts >= since) && (until == MX_TIME_NONE || ts <= until);
 }
 
+/* n frames passed over (-f, --since, --until): they keep their numbers. */
+static void pass_over(struct mx_engine *e, struct mx_file *fi, uint64_t n)
+{
+    e->frame += n;
+    e->frames_filtered += n;
+    if (fi)
+        fi->frames += n;
+}
+
 bool mx_engine_count_reached(const struct mx_engine *e)
 {
     return e->cfg.max_packets && e->frames_seen >= e->cfg.max_packets;
@@ -995,21 +1016,13 @@ static bool engine_read(struct mx_engine *e, struct mx_input *in, double t0, dou
         struct mx_raw_packet raw;
         uint64_t filtered = in->filtered;
         enum mx_input_status st = in->ops->next(in, &raw);
-        if (in->filtered > filtered) {
-            /* -f passed over frames: they keep their numbers. */
-            e->frame += in->filtered - filtered;
-            e->frames_filtered += in->filtered - filtered;
-            if (fi)
-                fi->frames += in->filtered - filtered;
-        }
+        if (in->filtered > filtered)
+            pass_over(e, fi, in->filtered - filtered); /* -f's */
         if (st == MX_INPUT_PACKET) {
             if (fi && fi->linktype < 0)
                 fi->linktype = raw.linktype;
             if (!in_window(e, raw.ts)) {
-                e->frame++; /* passed over, its number kept (as -f's) */
-                e->frames_filtered++;
-                if (fi)
-                    fi->frames++;
+                pass_over(e, fi, 1);
                 continue;
             }
             mx_engine_packet(e, &raw);

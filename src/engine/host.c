@@ -494,31 +494,21 @@ void mx_host_replay_drop(struct mx_dissect_ctx *ctx)
 }
 
 static void replay_item(struct mx_dissect_ctx *ctx, const struct mx_replay *r, const struct mx_replay_item *it,
-                        void (*data)(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame,
-                                     mx_time_t ts),
-                        void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame,
-                                    mx_time_t ts))
+                        const struct mx_reasm_ops *ops)
 {
     if (it->gap)
-        gap(ctx, (enum mx_dir)it->dir, it->off, it->len, it->frame, it->ts);
+        ops->gap(ctx, (enum mx_dir)it->dir, it->off, it->len, it->frame, it->ts);
     else
-        data(ctx, (enum mx_dir)it->dir, it->off, mx_slice_make(r->bytes + it->at, it->len), it->frame, it->ts);
+        ops->data(ctx, (enum mx_dir)it->dir, it->off, mx_slice_make(r->bytes + it->at, it->len), it->frame, it->ts);
 }
 
-void mx_host_replay(struct mx_dissect_ctx *ctx,
-                    void (*data)(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame,
-                                 mx_time_t ts),
-                    void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame, mx_time_t ts),
-                    uint64_t end[2])
+void mx_host_replay(struct mx_dissect_ctx *ctx, const struct mx_reasm_ops *ops, uint64_t end[2])
 {
-    mx_host_replay_hold(ctx, data, gap, end);
+    mx_host_replay_hold(ctx, ops, end);
     mx_host_replay_drop(ctx);
 }
 
-void mx_host_replay_hold(
-    struct mx_dissect_ctx *ctx,
-    void (*data)(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame, mx_time_t ts),
-    void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame, mx_time_t ts), uint64_t end[2])
+void mx_host_replay_hold(struct mx_dissect_ctx *ctx, const struct mx_reasm_ops *ops, uint64_t end[2])
 {
     struct mx_replay *r = ctx->replay;
     ctx->replay = NULL; /* what is replayed now is not kept again */
@@ -527,22 +517,18 @@ void mx_host_replay_hold(
     for (size_t i = 0; r && i < r->items.n; i++) {
         const struct mx_replay_item *it = mx_buf_at(&r->items, i);
         ctx->replay_at = i;
-        replay_item(ctx, r, it, data, gap);
+        replay_item(ctx, r, it, ops);
         end[it->dir] = it->off + it->len;
     }
     ctx->replaying = NULL;
     ctx->replay = r;
 }
 
-void mx_host_replay_so_far(struct mx_dissect_ctx *ctx,
-                           void (*data)(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame,
-                                        mx_time_t ts),
-                           void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame,
-                                       mx_time_t ts))
+void mx_host_replay_so_far(struct mx_dissect_ctx *ctx, const struct mx_reasm_ops *ops)
 {
     struct mx_replay *r = ctx->replaying;
     for (size_t i = 0; r && i <= ctx->replay_at && i < r->items.n; i++)
-        replay_item(ctx, r, mx_buf_at(&r->items, i), data, gap);
+        replay_item(ctx, r, mx_buf_at(&r->items, i), ops);
 }
 
 /* ---- What the host holds ---- */

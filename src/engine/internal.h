@@ -91,28 +91,18 @@ bool mx_host_replay_start(struct mx_dissect_ctx *ctx);
 /* Keeps a delivered chunk, or a gap (b.ptr NULL, b.len its length). */
 void mx_host_replay_keep(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, struct mx_slice b, bool gap,
                          mx_frame_t frame, mx_time_t ts);
-/* Hands what was kept, in order, to data() and gap(), then forgets it;
- * end[d] is where the kept bytes of each direction end. */
-void mx_host_replay(struct mx_dissect_ctx *ctx,
-                    void (*data)(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame,
-                                 mx_time_t ts),
-                    void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame, mx_time_t ts),
-                    uint64_t end[2]);
+/* Hands what was kept, in order, to ops->data and ops->gap (as reassembly
+ * delivered it; the other ops are not called), then forgets it; end[d] is
+ * where the kept bytes of each direction end. */
+void mx_host_replay(struct mx_dissect_ctx *ctx, const struct mx_reasm_ops *ops, uint64_t end[2]);
 /* The same, but what was kept stays, and goes on being kept. */
-void mx_host_replay_hold(
-    struct mx_dissect_ctx *ctx,
-    void (*data)(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame, mx_time_t ts),
-    void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame, mx_time_t ts), uint64_t end[2]);
+void mx_host_replay_hold(struct mx_dissect_ctx *ctx, const struct mx_reasm_ops *ops, uint64_t end[2]);
 /* Forgets what was kept without replaying it. */
 void mx_host_replay_drop(struct mx_dissect_ctx *ctx);
 /* Within mx_host_replay: hands the items it has reached (the current one
- * included) to data() and gap() once more, for a writer that was not there
- * when they went by (--streams of a tunnel nDPI found). */
-void mx_host_replay_so_far(struct mx_dissect_ctx *ctx,
-                           void (*data)(void *ud, enum mx_dir d, uint64_t off, struct mx_slice b, mx_frame_t frame,
-                                        mx_time_t ts),
-                           void (*gap)(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame_t frame,
-                                       mx_time_t ts));
+ * included) to ops once more, for a writer that was not there when they
+ * went by (--streams of a tunnel nDPI found). */
+void mx_host_replay_so_far(struct mx_dissect_ctx *ctx, const struct mx_reasm_ops *ops);
 
 /* ---- Flows (engine.c) ---- */
 
