@@ -13,6 +13,7 @@
 #include "dissectors/findings/audit.h"
 #include "dissectors/findings/failures.h"
 #include "dissectors/registry.h"
+#include "dissectors/tls/keylog.h"
 
 #include <getopt.h>
 #include <errno.h>
@@ -65,6 +66,8 @@ static void usage(FILE *out)
                  "                       plus DIR/index.json (DIR must be empty or absent)\n"
                  "  --color WHEN         colour the timeline: auto (default), always, never; NO_COLOR is honoured\n"
                  "  --show-secrets       write passwords and tokens seen in AUTH (by default only their length)\n"
+                 "  --tls-keylog FILE    decrypt TLS (after STARTTLS, and on 465/993/995) with the secrets of an NSS\n"
+                 "                       key log (SSLKEYLOGFILE, openssl -keylogfile), and read the mail inside\n"
                  "  --extract DIR        write every message seen as a .eml file, and its attachments decoded\n"
                  "  --extract-max MIB    bytes written to one extracted file (default 100); the rest is cut\n"
                  "  --extract-total MIB  bytes written by --extract in all (default 4096); then it stops\n"
@@ -248,6 +251,7 @@ struct cmdline {
     int n_r;
     struct mx_select *select; /* --flow, or NULL */
     const char *write_flows;  /* --write-flows DIR */
+    const char *keylog;       /* --tls-keylog FILE */
 };
 
 /* What the command line starts from: the registry's protocols, one worker
@@ -284,6 +288,7 @@ enum {
     OPT_SECRETS,
     OPT_EXTRACT,
     OPT_PORT,
+    OPT_KEYLOG,
     OPT_NOPROMISC,
     OPT_NONDPI,
     OPT_FAILURES,
@@ -426,6 +431,9 @@ static int apply_option(struct cmdline *o, int c, char *arg)
     }
     case OPT_SECRETS:
         cfg->show_secrets = true;
+        break;
+    case OPT_KEYLOG:
+        o->keylog = arg;
         break;
     case 'i':
         o->live.iface = arg;
@@ -611,6 +619,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         { "flow", required_argument, NULL, OPT_FLOW },
         { "write-flows", required_argument, NULL, OPT_WRITE_FLOWS },
         { "port", required_argument, NULL, OPT_PORT },
+        { "tls-keylog", required_argument, NULL, OPT_KEYLOG },
         { "no-promisc", no_argument, NULL, OPT_NOPROMISC },
         { "no-ndpi", no_argument, NULL, OPT_NONDPI },
         { "failures", no_argument, NULL, OPT_FAILURES },
@@ -836,6 +845,7 @@ int main(int argc, char **argv)
         return status;
     status = 1;
     struct mx_engine *eng = NULL;
+    struct mx_keylog *keylog = NULL;
     struct mx_input *live = NULL;
     struct mx_flowpcap *flows_out = NULL; /* --write-flows: the sink owns it */
     struct mx_sink *sink = mx_sink_new();
@@ -876,6 +886,20 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (o.keylog) {
+        struct mx_keylog_stats ks;
+        keylog = mx_keylog_load(o.keylog, &ks, err, sizeof(err));
+        if (!keylog) {
+            fprintf(stderr, "mxray: --tls-keylog: %s\n", err);
+            goto out;
+        }
+        if (o.cfg.warnings && (!ks.entries || ks.malformed || ks.dropped))
+            fprintf(stderr,
+                    "mxray: --tls-keylog %s: %" PRIu64 " secrets read; %" PRIu64 " lines not in the key-log format, %" PRIu64
+                    " past the cap\n",
+                    o.keylog, ks.entries, ks.malformed, ks.dropped);
+        o.cfg.keylog = keylog;
+    }
     eng = mx_engine_new(&o.cfg, sink, err, sizeof(err));
     if (!eng) {
         if (o.cfg.streams_ctx)
@@ -908,5 +932,6 @@ out:
     mx_engine_free(eng);
     mx_sink_free(sink);
     mx_select_free(o.select);
+    mx_keylog_free(keylog);
     return status;
 }

@@ -46,6 +46,8 @@
     X(BARE_LF, "a line ended by LF without CR (RFC 9051 §2.2)")                                                   \
     X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STARTTLS, before the TLS handshake (RFC 9051 §6.2.1)") \
     X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its OK to STARTTLS, before the handshake")      \
+    X(NO_TLS_AFTER_STARTTLS, "after the go-ahead to STARTTLS the client went on in clear, not with a TLS ClientHello: a capture " \
+      "decrypted by a TLS-terminating proxy or exported, or a downgrade; the dialogue is read in clear") \
     X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")                     \
     X(LOGIN_DISABLED_IGNORED,                                                                                     \
       "LOGIN sent, or accepted, although the server announced LOGINDISABLED (RFC 9051 §6.2.3)")                   \
@@ -61,6 +63,7 @@ static const struct mx_anomaly_def imap_anomalies[] = { IMAP_ANOMALIES(MX_ANOMAL
 
 static struct mx_parse_result imap_read(void *state, enum mx_dir d, struct mx_slice data, unsigned flags);
 static void imap_gap(void *state, enum mx_dir d, uint64_t len);
+static void imap_inside_tls(void *state, enum mx_dir d);
 static void imap_end(void *state, enum mx_dir d);
 
 /* What the shared session layer needs to know of IMAP. */
@@ -81,10 +84,12 @@ const struct mx_mail_proto mx_imap_mail = {
         [MX_MAIL_AUTH_DECODE_ERROR] = A_AUTH_DECODE_ERROR,
         [MX_MAIL_PARTIAL_AFTER_GAP] = A_PARTIAL_AFTER_GAP,
         [MX_MAIL_COMMAND_SPACING] = A_COMMAND_SPACING,
+        [MX_MAIL_NO_TLS_AFTER_STARTTLS] = A_NO_TLS_AFTER_STARTTLS,
     },
     .read = imap_read,
     .gap = imap_gap,
     .end = imap_end,
+    .inside_tls = imap_inside_tls,
 };
 
 enum cmd {
@@ -1660,12 +1665,12 @@ static void session_emit(struct imap *s)
         mx_ev_end(ev);
     }
     mx_ev_bool(ev, "preauth", s->preauth);
-    mx_mail_describe_caps(ev, "capabilities", &s->caps);
+    mx_mail_describe_session_caps(&s->m, ev);
     mx_ev_bool(ev, "logindisabled", s->logindisabled_seen);
     mx_ev_obj(ev, "starttls");
     mx_ev_bool(ev, "offered", s->starttls_offered);
     mx_ev_bool(ev, "attempted", s->starttls_attempted);
-    mx_ev_bool(ev, "upgraded", s->tls);
+    mx_ev_bool(ev, "upgraded", s->tls && !mx_ctx_flow(s->m.ctx)->tls_port);
     mx_ev_end(ev);
     mx_ev_bool(ev, "tls", s->tls);
     mx_ev_bool(ev, "compressed", s->compressed);
@@ -1747,13 +1752,21 @@ static void *imap_new(struct mx_dissect_ctx *ctx)
     mx_mail_init(&s->m, ctx, &mx_imap_mail);
     mx_buf_init(&s->pend, sizeof(struct pending), 4, IMAP_MAX_PENDING);
     mx_caps_init(&s->caps, IMAP_CAPS);
+    s->m.caps = &s->caps;
     for (int d = 0; d < 2; d++)
         mx_buf_init(&s->line[d].text, 1, 256, IMAP_MAX_LINE);
     if (!mx_ctx_flow(ctx)->handshake) {
         s->quiet = true;
         s->resync[0] = s->resync[1] = true;
     }
+    s->tls = mx_ctx_flow(ctx)->tls_port; /* what TLS carries, decrypted (RFC 8314 §3.3) */
     return s;
+}
+
+static void imap_inside_tls(void *state, enum mx_dir d)
+{
+    struct imap *s = state;
+    s->tls_side[d] = false;
 }
 
 static void imap_free(void *state)
@@ -1769,6 +1782,7 @@ static void imap_free(void *state)
     }
     mx_buf_free(&s->pend);
     mx_caps_free(&s->caps);
+    mx_mail_free(&s->m);
     free(s);
 }
 

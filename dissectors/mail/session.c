@@ -17,6 +17,7 @@ const char *const mx_mail_anomaly_names[MX_MAIL__ANOMALIES] = {
     [MX_MAIL_AUTH_DECODE_ERROR] = "AUTH_DECODE_ERROR",
     [MX_MAIL_PARTIAL_AFTER_GAP] = "PARTIAL_AFTER_GAP",
     [MX_MAIL_COMMAND_SPACING] = "COMMAND_SPACING",
+    [MX_MAIL_NO_TLS_AFTER_STARTTLS] = "NO_TLS_AFTER_STARTTLS",
 };
 
 const char *mx_login_outcome_name(enum mx_login_outcome o)
@@ -42,6 +43,12 @@ void mx_mail_init(struct mx_mail *m, struct mx_dissect_ctx *ctx, const struct mx
     m->now = mx_ctx_flow(ctx)->start;
 }
 
+void mx_mail_free(struct mx_mail *m)
+{
+    if (m->caps_kept)
+        mx_caps_free(&m->caps_clear);
+}
+
 struct mx_parse_result mx_mail_parse(void *state, struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data,
                                      unsigned flags)
 {
@@ -64,6 +71,18 @@ struct mx_parse_result mx_mail_parse(void *state, struct mx_dissect_ctx *ctx, en
         taken = p.consumed;
         if (taken) /* never on a gap, whose data.ptr is NULL */
             data = mx_slice_make(data.ptr + taken, data.len - taken);
+    }
+    if (flags & MX_CHUNK_INSIDE_TLS) {
+        if (m->caps && !m->caps_kept && mx_ctx_tls_inside(ctx) == MX_INSIDE_DECRYPTED) {
+            /* What the server listed in clear, before it lists anew inside TLS (RFC 3207 §4.2). */
+            mx_caps_init(&m->caps_clear, m->caps->b.n ? m->caps->b.n : 1);
+            m->caps_kept = true;
+            if (m->caps->b.n && mx_buf_append(&m->caps_clear.b, m->caps->b.p, m->caps->b.n) != MX_BUF_OK)
+                mx_ctx_fail(ctx);
+        }
+        m->proto->inside_tls(state, d);
+        if (d == MX_DIR_C2S && mx_ctx_tls_inside(ctx) == MX_INSIDE_CLEAR)
+            mx_mail_anomaly(m, d, MX_MAIL_NO_TLS_AFTER_STARTTLS, mx_ctx_offset(ctx, d), data.len);
     }
     if (flags & MX_CHUNK_GAP) {
         m->proto->gap(state, d, data.len);
@@ -323,6 +342,21 @@ void mx_mail_describe_caps(struct mx_event *ev, const char *key, const struct mx
     mx_ev_end(ev);
 }
 
+void mx_mail_describe_session_caps(struct mx_mail *m, struct mx_event *ev)
+{
+    if (mx_ctx_tls_inside(m->ctx) != MX_INSIDE_DECRYPTED) {
+        mx_mail_describe_caps(ev, "capabilities", m->caps);
+        return;
+    }
+    if (mx_ctx_flow(m->ctx)->tls_port) {
+        mx_ev_arr(ev, "capabilities");
+        mx_ev_end(ev);
+    } else {
+        mx_mail_describe_caps(ev, "capabilities", m->caps_kept ? &m->caps_clear : m->caps);
+    }
+    mx_mail_describe_caps(ev, "capabilities_tls", m->caps);
+}
+
 void mx_mail_describe_logins(const struct mx_mail *m, struct mx_event *ev)
 {
     mx_ev_arr(ev, "auth");
@@ -359,6 +393,8 @@ void mx_mail_describe_tls(struct mx_mail *m, struct mx_event *ev, bool upgraded)
         mx_ev_uint(ev, "s2c", mx_ctx_tls_bytes(m->ctx, MX_DIR_S2C));
         mx_ev_end(ev);
     }
+    if (mx_ctx_tls_inside(m->ctx) == MX_INSIDE_CLEAR)
+        mx_ev_bool(ev, "clear_after_starttls", true);
     if (tlsx)
         mx_tls_describe(tlsx, ev, "tls_handshake");
 }
@@ -366,10 +402,15 @@ void mx_mail_describe_tls(struct mx_mail *m, struct mx_event *ev, bool upgraded)
 const char *mx_mail_tls_summary(struct mx_mail *m, bool upgraded, bool attempted, char *buf, size_t cap)
 {
     struct mx_tls *tlsx = mx_ctx_tls_observer(m->ctx);
-    if (upgraded && tlsx && !mx_tls_completed(tlsx))
+    enum mx_tls_inside in = mx_ctx_tls_inside(m->ctx);
+    if (mx_ctx_flow(m->ctx)->tls_port)
+        snprintf(buf, cap, "%s", in == MX_INSIDE_DECRYPTED ? ", in TLS, decrypted" : "");
+    else if (upgraded && in == MX_INSIDE_CLEAR)
+        snprintf(buf, cap, ", %s accepted, then no TLS: the dialogue goes on in clear", m->proto->upgrade);
+    else if (upgraded && tlsx && !mx_tls_completed(tlsx))
         snprintf(buf, cap, ", %s accepted but the TLS handshake failed", m->proto->upgrade);
     else if (upgraded)
-        snprintf(buf, cap, ", upgraded to TLS");
+        snprintf(buf, cap, ", upgraded to TLS%s", in == MX_INSIDE_DECRYPTED ? ", decrypted" : "");
     else if (attempted)
         snprintf(buf, cap, ", %s refused", m->proto->upgrade);
     else

@@ -27,6 +27,7 @@ enum mx_mail_anomaly {
     MX_MAIL_AUTH_DECODE_ERROR,         /* "AUTH_DECODE_ERROR" */
     MX_MAIL_PARTIAL_AFTER_GAP,         /* "PARTIAL_AFTER_GAP" */
     MX_MAIL_COMMAND_SPACING,           /* "COMMAND_SPACING" */
+    MX_MAIL_NO_TLS_AFTER_STARTTLS,     /* "NO_TLS_AFTER_STARTTLS" */
     MX_MAIL__ANOMALIES,
 };
 
@@ -46,6 +47,7 @@ extern const char *const mx_mail_anomaly_names[MX_MAIL__ANOMALIES];
         [MX_MAIL_STARTTLS_SERVER_INJECTION] = P##STARTTLS_SERVER_INJECTION,                                        \
         [MX_MAIL_AUTH_DECODE_ERROR] = P##AUTH_DECODE_ERROR, [MX_MAIL_PARTIAL_AFTER_GAP] = P##PARTIAL_AFTER_GAP,    \
         [MX_MAIL_COMMAND_SPACING] = P##COMMAND_SPACING,                                                            \
+        [MX_MAIL_NO_TLS_AFTER_STARTTLS] = P##NO_TLS_AFTER_STARTTLS,                                                \
     }
 
 /* What a protocol tells the shared layer about itself. */
@@ -64,6 +66,10 @@ struct mx_mail_proto {
     void (*gap)(void *state, enum mx_dir d, uint64_t len);
     /* d ended, after its last bytes were read. */
     void (*end)(void *state, enum mx_dir d);
+    /* After STARTTLS, d's bytes come back (MX_CHUNK_INSIDE_TLS): decrypted,
+     * or the dialogue going on in clear. The protocol reads them as it read
+     * d before the upgrade, in the state the upgrade left. */
+    void (*inside_tls)(void *state, enum mx_dir d);
 };
 
 /* ---- Commands waiting for their replies ---- */
@@ -166,10 +172,16 @@ struct mx_mail {
     struct mx_mail_login *login; /* the exchange in progress, or NULL */
     bool login_failed;           /* the last login did not succeed, and no command the protocol defines came since */
     struct mx_mail_proxy proxy;  /* the PROXY protocol header, if one came */
+    struct mx_caps *caps;        /* the protocol's list of what the server supports, or NULL */
+    struct mx_caps caps_clear;   /* decrypted STARTTLS: what the list held when TLS began */
+    bool caps_kept;
 };
 
 /* A session of `proto` on ctx's flow, from its start. */
 void mx_mail_init(struct mx_mail *m, struct mx_dissect_ctx *ctx, const struct mx_mail_proto *proto);
+
+/* Frees what the shared part holds (not m itself). */
+void mx_mail_free(struct mx_mail *m);
 
 /* Appends a copy of `entry` (q->size bytes) for the command at [off,
  * off+len) of the client's stream. Returns the new entry, or NULL when the
@@ -282,6 +294,12 @@ void mx_mail_auth_data_record(struct mx_mail *m, struct mx_slice line, bool secr
 struct mx_caps;
 void mx_mail_describe_caps(struct mx_event *ev, const char *key, const struct mx_caps *c);
 
+/* Adds the session record's "capabilities" (m->caps): what the server
+ * listed in clear. When a key log decrypted the session, "capabilities"
+ * keeps what was listed before TLS (nothing, on a flow that starts in TLS)
+ * and "capabilities_tls" what was listed inside it. */
+void mx_mail_describe_session_caps(struct mx_mail *m, struct mx_event *ev);
+
 /* Adds the session's logins to its record: "auth", an array with each
  * login's command (IMAP), identity, outcome, whether the secret crossed in
  * clear and its frames, then "auth_not_listed" when more came than were kept. */
@@ -291,12 +309,15 @@ void mx_mail_describe_logins(const struct mx_mail *m, struct mx_event *ev);
 unsigned mx_mail_logins_ok(const struct mx_mail *m);
 
 /* Adds what STARTTLS led to, to a session record: "tls_bytes" when the
- * session was upgraded, and the TLS observer's summary "tls_handshake". */
+ * session was upgraded, "clear_after_starttls" when no TLS came after it
+ * (NO_TLS_AFTER_STARTTLS), and the TLS observer's summary "tls_handshake". */
 void mx_mail_describe_tls(struct mx_mail *m, struct mx_event *ev, bool upgraded);
 
-/* Writes the session text's STARTTLS part into buf: ", upgraded to TLS",
- * ", STARTTLS accepted but the TLS handshake failed", ", STARTTLS refused"
- * (proto->upgrade names the command) or "". Returns buf. */
+/* Writes the session text's STARTTLS part into buf: ", upgraded to TLS"
+ * (", upgraded to TLS, decrypted"), ", STARTTLS accepted but the TLS
+ * handshake failed", ", STARTTLS accepted, then no TLS: the dialogue goes
+ * on in clear", ", STARTTLS refused" (proto->upgrade names the command),
+ * ", in TLS, decrypted" for a flow that starts in TLS, or "". Returns buf. */
 const char *mx_mail_tls_summary(struct mx_mail *m, bool upgraded, bool attempted, char *buf, size_t cap);
 
 /* Ends the TLS observer (its record) before the session record. */

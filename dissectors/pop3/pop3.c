@@ -36,6 +36,8 @@
     X(RESPONSE_INCOMPLETE, "a multi-line response that never got its terminating \".\" (RFC 1939 §3)")     \
     X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STLS, before the TLS handshake (RFC 2595 §4)")  \
     X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its +OK to STLS, before the handshake")  \
+    X(NO_TLS_AFTER_STARTTLS, "after the go-ahead to STLS the client went on in clear, not with a TLS ClientHello: a capture " \
+      "decrypted by a TLS-terminating proxy or exported, or a downgrade; the dialogue is read in clear") \
     X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")              \
     X(PARTIAL_AFTER_GAP, "bytes were lost inside a response; what follows was resynchronised")             \
     X(COMMAND_SPACING, "a command split by other whitespace than one SP (RFC 1939 §3), or after leading " \
@@ -48,6 +50,7 @@ static const struct mx_anomaly_def pop3_anomalies[] = { POP3_ANOMALIES(MX_ANOMAL
 
 static struct mx_parse_result pop3_read(void *state, enum mx_dir d, struct mx_slice data, unsigned flags);
 static void pop3_gap(void *state, enum mx_dir d, uint64_t len);
+static void pop3_inside_tls(void *state, enum mx_dir d);
 static void pop3_end(void *state, enum mx_dir d);
 
 /* What the shared session layer needs to know of POP3. */
@@ -61,6 +64,7 @@ const struct mx_mail_proto mx_pop3_mail = {
     .read = pop3_read,
     .gap = pop3_gap,
     .end = pop3_end,
+    .inside_tls = pop3_inside_tls,
 };
 
 enum cmd {
@@ -1127,12 +1131,12 @@ static void session_emit(struct pop3 *s)
         mx_ev_end(ev);
     }
     mx_ev_bool(ev, "apop_timestamp", s->apop_timestamp);
-    mx_mail_describe_caps(ev, "capabilities", &s->caps);
+    mx_mail_describe_session_caps(&s->m, ev);
     mx_mail_describe_caps(ev, "sasl_mechanisms", &s->mechs);
     mx_ev_obj(ev, "stls");
     mx_ev_bool(ev, "offered", s->stls_offered);
     mx_ev_bool(ev, "attempted", s->stls_attempted);
-    mx_ev_bool(ev, "upgraded", s->tls);
+    mx_ev_bool(ev, "upgraded", s->tls && !mx_ctx_flow(s->m.ctx)->tls_port);
     mx_ev_end(ev);
     mx_ev_bool(ev, "tls", s->tls);
     mx_mail_describe_logins(&s->m, ev);
@@ -1199,6 +1203,7 @@ static void *pop3_new(struct mx_dissect_ctx *ctx)
     mx_mail_init(&s->m, ctx, &mx_pop3_mail);
     mx_mail_queue_init(&s->q, s->pend, sizeof(s->pend[0]), POP3_MAX_PENDING);
     mx_caps_init(&s->caps, POP3_CAPS_BYTES);
+    s->m.caps = &s->caps;
     mx_caps_init(&s->mechs, POP3_MECHS_BYTES);
     if (mx_ctx_flow(ctx)->handshake) {
         /* RFC 1939 §4: the server greets first. */
@@ -1208,7 +1213,17 @@ static void *pop3_new(struct mx_dissect_ctx *ctx)
         s->quiet = true;
         s->smode = S_RESYNC;
     }
+    s->tls = mx_ctx_flow(ctx)->tls_port; /* what TLS carries, decrypted (RFC 8314 §3.3) */
     return s;
+}
+
+static void pop3_inside_tls(void *state, enum mx_dir d)
+{
+    struct pop3 *s = state;
+    if (d == MX_DIR_C2S)
+        s->ctls = false;
+    else if (s->smode == S_TLS)
+        s->smode = S_STATUS;
 }
 
 static void pop3_free(void *state)
@@ -1219,6 +1234,7 @@ static void pop3_free(void *state)
     mx_message_free(s->rep.msg);
     mx_buf_free(&s->rep.list);
     mx_caps_free(&s->caps);
+    mx_mail_free(&s->m);
     mx_caps_free(&s->mechs);
     free(s);
 }

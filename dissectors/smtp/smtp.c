@@ -16,6 +16,7 @@ static const struct mx_anomaly_def smtp_anomalies[] = { SMTP_ANOMALIES(MX_ANOMAL
 
 static struct mx_parse_result smtp_read(void *state, enum mx_dir d, struct mx_slice data, unsigned flags);
 static void smtp_gap(void *state, enum mx_dir d, uint64_t len);
+static void smtp_inside_tls(void *state, enum mx_dir d);
 static void smtp_end(void *state, enum mx_dir d);
 
 /* What the shared session layer needs to know of SMTP. */
@@ -29,6 +30,7 @@ const struct mx_mail_proto mx_smtp_mail = {
     .read = smtp_read,
     .gap = smtp_gap,
     .end = smtp_end,
+    .inside_tls = smtp_inside_tls,
 };
 
 struct command;
@@ -181,10 +183,10 @@ static void auth_finish(struct smtp *s, int code, const struct mx_enhanced_code 
     if (code >= 400)
         smtp_failure_fields(s, NULL, "AUTH", code, enh, mx_slice_make("", 0), ev);
     mx_ev_frames(ev, a->frame, a->last_frame);
-    mx_ev_tone(ev, o == MX_LOGIN_SUCCESS ? (a->sasl.secret_in_clear ? MX_TONE_WARN : MX_TONE_GOOD) : MX_TONE_BAD);
+    bool clear = a->sasl.secret_in_clear && !s->tls; /* inside TLS (decrypted) it did not */
+    mx_ev_tone(ev, o == MX_LOGIN_SUCCESS ? (clear ? MX_TONE_WARN : MX_TONE_GOOD) : MX_TONE_BAD);
     mx_ev_text(ev, "AUTH %s as \"%.*s\": %s (%d)%s", a->sasl.mech_name, (int)a->sasl.user_len,
-               (const char *)a->sasl.user, outcome, code,
-               a->sasl.secret_in_clear ? ", the password crossed in clear" : "");
+               (const char *)a->sasl.user, outcome, code, clear ? ", the password crossed in clear" : "");
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
     s->auth_continue = false;
 }
@@ -1195,7 +1197,7 @@ static void session_emit(struct smtp *s)
         mx_ev_wire(ev, "helo", mx_text_slice(helo));
         mx_ev_bool(ev, "esmtp", hv == V_EHLO);
     }
-    mx_mail_describe_caps(ev, "capabilities", &s->caps);
+    mx_mail_describe_session_caps(&s->m, ev);
     if (s->size_limit)
         mx_ev_uint(ev, "size_limit", s->size_limit);
     mx_ev_obj(ev, "starttls");
@@ -1203,7 +1205,7 @@ static void session_emit(struct smtp *s)
     mx_ev_bool(ev, "attempted", s->starttls_attempted);
     if (s->starttls_code)
         mx_ev_int(ev, "code", s->starttls_code);
-    mx_ev_bool(ev, "upgraded", s->tls);
+    mx_ev_bool(ev, "upgraded", s->tls && !mx_ctx_flow(s->m.ctx)->tls_port);
     mx_ev_frames(ev, s->starttls_frame, s->starttls_frame);
     mx_ev_end(ev);
     mx_ev_bool(ev, "tls", s->tls);
@@ -1279,6 +1281,7 @@ static void *smtp_new(struct mx_dissect_ctx *ctx)
     mx_mail_init(&s->m, ctx, &mx_smtp_mail);
     mx_mail_queue_init(&s->q, s->pend, sizeof(s->pend[0]), SMTP_MAX_PENDING);
     mx_caps_init(&s->caps, SMTP_CAPS_BYTES);
+    s->m.caps = &s->caps;
     if (mx_ctx_flow(ctx)->handshake) {
         /* RFC 5321 §3.1: the server speaks first; the greeting answers the connection. */
         struct pending greeting = { .verb = V_CONNECT, .ts = mx_ctx_flow(ctx)->start, .rcpt = UINT32_MAX };
@@ -1287,7 +1290,17 @@ static void *smtp_new(struct mx_dissect_ctx *ctx)
         s->quiet_unmatched = true;
         s->cmode = C_MIDSTREAM;
     }
+    s->tls = mx_ctx_flow(ctx)->tls_port; /* what TLS carries, decrypted (RFC 8314 §3.3) */
     return s;
+}
+
+static void smtp_inside_tls(void *state, enum mx_dir d)
+{
+    struct smtp *s = state;
+    if (d == MX_DIR_C2S && s->cmode == C_TLS)
+        s->cmode = C_CMD;
+    else if (d == MX_DIR_S2C && s->smode == S_TLS)
+        s->smode = S_REPLY;
 }
 
 static void smtp_free(void *state)
@@ -1300,6 +1313,7 @@ static void smtp_free(void *state)
     mx_message_free(s->fin.msg);
     mx_buf_free(&s->fin.rcpts);
     mx_caps_free(&s->caps);
+    mx_mail_free(&s->m);
     free(s);
 }
 

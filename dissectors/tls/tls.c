@@ -1,15 +1,20 @@
 /* tls.c - mxray's own TLS observer: a bounded, resumable reader of TLS records
  * (RFC 8446 §5, RFC 5246 §6.2) and of the handshake messages that cross in
  * clear (ClientHello, ServerHello, the TLS <= 1.2 Certificate), with the JA3,
- * JA3S and JA4 fingerprints. Application data is only counted, never kept. */
+ * JA3S and JA4 fingerprints. Application data is only counted, never kept,
+ * unless the run has the session's keys (--tls-keylog): then records are
+ * decrypted one at a time and their content handed to the host. */
 #include "dissectors/tls/tls.h"
 
 #include "core/cursor.h"
+#include "dissectors/tls/decrypt.h"
+#include "dissectors/tls/keylog.h"
 #include "core/digest.h"
 #include "event/event.h"
 #include "event/text.h"
 
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -50,6 +55,8 @@ enum {
     HS_CLIENT_HELLO = 1,
     HS_SERVER_HELLO = 2,
     HS_CERTIFICATE = 11,
+    HS_FINISHED = 20,
+    HS_KEY_UPDATE = 24,
 };
 
 /* Extension types (RFC 8446 §4.2, RFC 6066 §3, RFC 7301 §3.1, RFC 8422 §5.1). */
@@ -59,6 +66,7 @@ enum {
     EXT_EC_POINT_FORMATS = 11,
     EXT_SIGNATURE_ALGORITHMS = 13,
     EXT_ALPN = 16,
+    EXT_ENCRYPT_THEN_MAC = 22,
     EXT_SUPPORTED_VERSIONS = 43,
 };
 
@@ -82,7 +90,10 @@ enum {
     X(TLS_CERTIFICATE_INVALID, "the server's certificate is not DER X.509 that OpenSSL can read (RFC 5280 §4.1)")  \
     X(SSLV2_CLIENT_HELLO, "the client opened with an SSL 2.0 ClientHello (RFC 6176 prohibits SSL 2.0)")            \
     X(TLS_HEARTBEAT, "a TLS heartbeat record (RFC 6520): unusual in mail, and the vector of Heartbleed")           \
-    X(TLS_TRUNCATED, "the stream ended inside a TLS record")
+    X(TLS_TRUNCATED, "the stream ended inside a TLS record")                                                       \
+    X(TLS_DECRYPT_FAILED,                                                                                          \
+      "a TLS record did not decrypt with the key log's secrets for its session (a wrong or stale key log, or a "   \
+      "damaged record): the rest of that direction stays encrypted")
 
 enum { TLS_ANOMALIES(MX_ANOMALY_ENUM) A__COUNT };
 
@@ -507,6 +518,8 @@ static const struct {
     { .id = 121, .name = "ech_required" },
 };
 
+static void keys_set(struct mx_tls *t);
+
 /* HelloRetryRequest's ServerHello.random: SHA-256("HelloRetryRequest") (RFC 8446 §4.1.3). */
 static const uint8_t hrr_random[32] = {
     0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
@@ -608,11 +621,37 @@ struct tls_dir {
     uint64_t app;       /* application data bytes */
     mx_frame_t alert_frame;
     uint8_t *hs_buf; /* the message being buffered (hs_len bytes) */
+    /* Decryption (--tls-keylog) */
+    bool dec;          /* the current record is read whole, to be decrypted */
+    bool dec_damaged;  /* a gap cut it: it cannot be decrypted */
+    bool dec_failed;   /* a record did not decrypt: the rest of the direction is not read */
+    uint8_t dh_hdr[4]; /* TLS 1.3: the decrypted handshake message's header... */
+    uint8_t dh_have;   /* ...its bytes read... */
+    uint32_t dh_left;  /* ...and the bytes of its body to come */
+    uint8_t *rec_buf;  /* the record (TLS_MAX_RECORD bytes) */
+    uint32_t rec_have;
+    uint64_t plain; /* bytes of application data decrypted */
+    struct mx_tls_keys keys;
+    struct mx_tls_keys next; /* TLS 1.3: the traffic keys after this side's Finished */
+};
+
+/* Where decryption stands (the record's "decryption", with --tls-keylog). */
+enum dec_state {
+    DEC_NONE = 0,    /* no key log */
+    DEC_WAITING,     /* the hellos have not both been read */
+    DEC_NO_KEY,      /* the key log has no secret for the session */
+    DEC_UNSUPPORTED, /* a version or cipher suite mxray does not decrypt */
+    DEC_ON,          /* the keys are set */
+    DEC_FAILED,      /* a record did not decrypt with them */
 };
 
 struct mx_tls {
     struct mx_dissect_ctx *ctx;
     const char *how;
+    const struct mx_keylog *keylog;
+    enum dec_state dec;
+    bool etm_offered, etm; /* encrypt_then_mac (RFC 7366 §2) in the ClientHello, and in the ServerHello */
+    uint8_t client_random[32], server_random[32];
     bool midstream; /* the flow was picked up midstream: the first bytes may be mid-record */
     bool done;      /* the record was emitted */
     bool oom;
@@ -687,22 +726,30 @@ static void version_name(uint16_t v, char *buf, size_t len)
     }
 }
 
+/* A suite's IANA name, or NULL when the registry has none. */
+static const char *cipher_iana(uint16_t id)
+{
+    size_t lo = 0, hi = MX_ARRAY_LEN(cipher_names);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cipher_names[mid].id == id)
+            return cipher_names[mid].name;
+        if (cipher_names[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
 static void cipher_name(uint32_t id, char *buf, size_t len)
 {
     if (id <= 0xffff) {
-        size_t lo = 0, hi = MX_ARRAY_LEN(cipher_names);
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (cipher_names[mid].id == id) {
-                mx_text_copy(buf, len, mx_slice_make(cipher_names[mid].name, strlen(cipher_names[mid].name)));
-                return;
-            }
-            if (cipher_names[mid].id < id)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        snprintf(buf, len, "0x%04x", (unsigned)id);
+        const char *name = cipher_iana((uint16_t)id);
+        if (name)
+            mx_text_copy(buf, len, mx_slice_make(name, strlen(name)));
+        else
+            snprintf(buf, len, "0x%04x", (unsigned)id);
         return;
     }
     for (size_t i = 0; i < MX_ARRAY_LEN(sslv2_cipher_names); i++) {
@@ -1101,7 +1148,10 @@ static void client_hello(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t 
     struct mx_cursor c;
     mx_cursor_init(&c, p, n);
     ch->version = mx_cursor_be16(&c);
-    mx_cursor_skip(&c, 32); /* random */
+    uint8_t random[32];
+    mx_cursor_copy(&c, random, sizeof(random));
+    if (!c.err && !t->ch.seen)
+        memcpy(t->client_random, random, sizeof(random)); /* the key log's index */
     uint8_t sid = mx_cursor_u8(&c);
     if (sid > 32)
         c.err = true;
@@ -1138,6 +1188,8 @@ static void client_hello(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t 
         make_ja3(t, ch);
         make_ja4(t, ch);
     }
+    for (size_t i = 0; i < ch->n_exts && !t->ch.seen; i++)
+        t->etm_offered |= ch->exts[i] == EXT_ENCRYPT_THEN_MAC;
     keep_offer(t, ch);
     free(ch);
 }
@@ -1187,6 +1239,7 @@ static void server_hello(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t 
     uint8_t random[32];
     mx_cursor_copy(&c, random, sizeof(random));
     sh->hrr = !c.err && !memcmp(random, hrr_random, sizeof(random));
+    memcpy(t->server_random, random, sizeof(random));
     uint8_t sid = mx_cursor_u8(&c);
     if (sid > 32)
         c.err = true;
@@ -1237,6 +1290,11 @@ static void server_hello(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t 
         make_ja3s(t);
     if (!sh->hrr && (sh->version == 0x0304 || (sh->version >> 8) == 0x7f))
         t->tls13 = true; /* RFC 8446 §2: everything after the ServerHello is encrypted */
+    t->etm = false;
+    for (size_t i = 0; i < sh->n_exts; i++)
+        t->etm |= sh->exts[i] == EXT_ENCRYPT_THEN_MAC && t->etm_offered;
+    if (sh->valid && !sh->hrr)
+        keys_set(t);
 }
 
 /* A subject or issuer as RFC 4514 text, UTF-8 kept (the event layer escapes
@@ -1498,6 +1556,167 @@ static void alert_bytes(struct mx_tls *t, enum mx_dir d, const uint8_t *p, size_
     }
 }
 
+/* ---- Decryption (--tls-keylog) ---- */
+
+/* Both hellos were read: the keys from the key log, if it has the session's. */
+static void keys_set(struct mx_tls *t)
+{
+    if (t->dec != DEC_WAITING || !t->ch.seen || t->ch.v2)
+        return;
+    const struct server_hello *sh = &t->sh;
+    struct mx_tls_suite suite;
+    uint16_t v = sh->version;
+    if (!mx_keylog_knows(t->keylog, t->client_random)) {
+        t->dec = DEC_NO_KEY;
+        return;
+    }
+    if (v < 0x0301 || v > 0x0304 || !mx_tls_suite_of(sh->cipher, cipher_iana(sh->cipher), &suite)) {
+        t->dec = DEC_UNSUPPORTED;
+        return;
+    }
+    struct tls_dir *c = &t->dir[MX_DIR_C2S], *s = &t->dir[MX_DIR_S2C];
+    uint8_t sec[MX_KEYLOG_MAX_SECRET];
+    bool ok;
+    if (v == 0x0304) {
+        /* RFC 8446 §7.1: handshake traffic secrets from the ServerHello on, the
+         * application traffic secrets after each side's Finished. */
+        static const enum mx_keylog_label labels[4] = { MX_KL_CLIENT_HS_TRAFFIC, MX_KL_SERVER_HS_TRAFFIC,
+                                                        MX_KL_CLIENT_TRAFFIC_0, MX_KL_SERVER_TRAFFIC_0 };
+        struct mx_tls_keys *k[4] = { &c->keys, &s->keys, &c->next, &s->next };
+        ok = true;
+        for (int i = 0; i < 4 && ok; i++) {
+            size_t n = mx_keylog_find(t->keylog, labels[i], t->client_random, sec);
+            if (!n) {
+                t->dec = DEC_NO_KEY;
+                OPENSSL_cleanse(sec, sizeof(sec));
+                return;
+            }
+            ok = mx_tls13_keys(&suite, sec, n, k[i]);
+        }
+    } else {
+        size_t n = mx_keylog_find(t->keylog, MX_KL_CLIENT_RANDOM, t->client_random, sec);
+        if (n != 48) {
+            t->dec = DEC_NO_KEY;
+            OPENSSL_cleanse(sec, sizeof(sec));
+            return;
+        }
+        ok = mx_tls12_keys(&suite, v, t->etm, sec, t->client_random, t->server_random, &c->keys, &s->keys);
+    }
+    OPENSSL_cleanse(sec, sizeof(sec));
+    t->dec = ok ? DEC_ON : DEC_FAILED;
+}
+
+/* Decrypted bytes of d for the host (data.ptr NULL: data.len of them lost);
+ * `end` is the stream offset just past the record that carried them. */
+static void plain_out(struct mx_tls *t, enum mx_dir d, struct mx_slice data, uint64_t end)
+{
+    if (data.len)
+        mx_ctx_tls_plain(t->ctx, d, data, end - 1);
+}
+
+/* TLS 1.3: the end of a decrypted handshake message of d. */
+static void hs13_done(struct mx_tls *t, enum mx_dir d)
+{
+    struct tls_dir *s = &t->dir[d];
+    s->dh_have = 0;
+    if (s->dh_hdr[0] == HS_FINISHED && s->next.on) {
+        /* RFC 8446 §7.1: this side now sends under its application traffic secret. */
+        mx_tls_keys_free(&s->keys);
+        s->keys = s->next;
+        memset(&s->next, 0, sizeof(s->next));
+    } else if (s->dh_hdr[0] == HS_KEY_UPDATE && !mx_tls13_key_update(&s->keys)) {
+        t->oom = true; /* RFC 8446 §4.6.3: the sender's next secret */
+    }
+}
+
+/* TLS 1.3: decrypted handshake bytes of d, their messages followed across records. */
+static void hs13_bytes(struct mx_tls *t, enum mx_dir d, const uint8_t *p, size_t n)
+{
+    struct tls_dir *s = &t->dir[d];
+    while (n) {
+        if (s->dh_have < 4) {
+            s->dh_hdr[s->dh_have++] = *p++;
+            n--;
+            if (s->dh_have == 4) {
+                s->dh_left = ((uint32_t)s->dh_hdr[1] << 16) | ((uint32_t)s->dh_hdr[2] << 8) | s->dh_hdr[3];
+                if (!s->dh_left)
+                    hs13_done(t, d);
+            }
+            continue;
+        }
+        size_t k = s->dh_left < n ? s->dh_left : n;
+        p += k, n -= k;
+        s->dh_left -= (uint32_t)k;
+        if (!s->dh_left)
+            hs13_done(t, d);
+    }
+}
+
+/* The record read whole for decryption (s->rec_buf) is complete. */
+static void record_decrypt(struct mx_tls *t, enum mx_dir d)
+{
+    struct tls_dir *s = &t->dir[d];
+    uint64_t end = s->rec_off + 5 + s->rec_len;
+    s->dec = false;
+    if (s->dec_failed || s->dec_damaged || !s->rec_buf) {
+        /* Its content is lost to the dissector: a gap of its size. */
+        if (s->dec_damaged && !s->dec_failed)
+            s->keys.seq++; /* the next record's nonce counts this one (RFC 8446 §5.3) */
+        s->dec_damaged = false;
+        plain_out(t, d, mx_slice_make(NULL, s->rec_len), end);
+        return;
+    }
+    uint8_t *plain = NULL, type = 0;
+    size_t n = 0;
+    if (!mx_tls_decrypt(&s->keys, s->type, s->rec_buf, s->rec_len, &plain, &n, &type)) {
+        s->dec_failed = true;
+        t->dec = DEC_FAILED;
+        anomaly(t, d, A_TLS_DECRYPT_FAILED, s->rec_off, 5 + (uint64_t)s->rec_len);
+        plain_out(t, d, mx_slice_make(NULL, s->rec_len), end);
+        return;
+    }
+    switch (type) {
+    case CT_APPLICATION_DATA:
+        s->plain += n;
+        plain_out(t, d, mx_slice_make(plain, n), end);
+        break;
+    case CT_ALERT: /* RFC 8446 §6: alerts after the handshake are encrypted */
+        alert_bytes(t, d, plain, n, s->rec_off);
+        break;
+    case CT_HANDSHAKE:
+        if (t->tls13)
+            hs13_bytes(t, d, plain, n);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Body bytes of a record to be decrypted: kept until the record is whole. */
+static void record_keep(struct mx_tls *t, enum mx_dir d, const uint8_t *p, size_t n)
+{
+    struct tls_dir *s = &t->dir[d];
+    if (s->dec_failed || s->dec_damaged)
+        return;
+    if (!s->rec_buf && !(s->rec_buf = malloc(TLS_MAX_RECORD))) {
+        t->oom = true;
+        s->dec_damaged = true;
+        return;
+    }
+    memcpy(s->rec_buf + s->rec_have, p, n);
+    s->rec_have += (uint32_t)n;
+}
+
+/* The current record of d ended (its body read, or cut by a gap inside it). */
+static void record_done(struct mx_tls *t, enum mx_dir d)
+{
+    struct tls_dir *s = &t->dir[d];
+    s->in_body = false;
+    s->hdr_have = 0;
+    if (s->dec)
+        record_decrypt(t, d);
+}
+
 /* ---- Records ---- */
 
 /* The record header in s->hdr is complete and valid. */
@@ -1543,12 +1762,19 @@ static void record_start(struct mx_tls *t, enum mx_dir d)
     default:
         break;
     }
+    /* With the session's keys: TLS 1.3 protects records under type 23
+     * (RFC 8446 §5.2), TLS <= 1.2 every record after the ChangeCipherSpec. */
+    s->dec = t->dec >= DEC_ON && (s->keys.on || s->dec_failed) &&
+             (t->tls13 ? s->type == CT_APPLICATION_DATA : s->enc && s->type != CT_CHANGE_CIPHER_SPEC);
+    s->rec_have = 0;
 }
 
 static void record_body(struct mx_tls *t, enum mx_dir d, const uint8_t *p, size_t n, uint64_t off)
 {
     struct tls_dir *s = &t->dir[d];
     bool clear = t->tls13 || !s->enc;
+    if (s->dec)
+        record_keep(t, d, p, n);
     if (s->type == CT_HANDSHAKE && clear && !s->hs_desync)
         hs_bytes(t, d, p, n, off);
     else if (s->type == CT_ALERT && clear)
@@ -1644,10 +1870,8 @@ static void dir_bytes(struct mx_tls *t, enum mx_dir d, const uint8_t *p, size_t 
             record_body(t, d, p, k, s->off);
             s->rec_left -= (uint32_t)k;
             p += k, n -= k, s->off += k;
-            if (!s->rec_left) {
-                s->in_body = false;
-                s->hdr_have = 0;
-            }
+            if (!s->rec_left)
+                record_done(t, d);
             continue;
         }
         if (!s->hdr_have)
@@ -1662,10 +1886,8 @@ static void dir_bytes(struct mx_tls *t, enum mx_dir d, const uint8_t *p, size_t 
                 dir_dead(t, d);
             } else if (kind > 0) {
                 first_decided(t, d, kind);
-                if (s->in_body && !s->rec_left) {
-                    s->in_body = false;
-                    s->hdr_have = 0;
-                }
+                if (s->in_body && !s->rec_left)
+                    record_done(t, d);
             }
             continue;
         }
@@ -1678,10 +1900,8 @@ static void dir_bytes(struct mx_tls *t, enum mx_dir d, const uint8_t *p, size_t 
             continue;
         }
         record_start(t, d);
-        if (!s->rec_left) {
-            s->in_body = false;
-            s->hdr_have = 0;
-        }
+        if (!s->rec_left)
+            record_done(t, d);
     }
 }
 
@@ -1692,9 +1912,12 @@ size_t mx_tls_bytes(const struct mx_tls *t)
     if (!t)
         return 0;
     size_t n = sizeof(*t);
-    for (int d = 0; d < 2; d++)
+    for (int d = 0; d < 2; d++) {
         if (t->dir[d].hs_buf)
             n += t->dir[d].hs_len;
+        if (t->dir[d].rec_buf)
+            n += TLS_MAX_RECORD;
+    }
     if (t->ch.ciphers)
         n += ((size_t)t->ch.n_ciphers + 1) * sizeof(*t->ch.ciphers);
     if (t->ch.sni)
@@ -1718,6 +1941,8 @@ struct mx_tls *mx_tls_new(struct mx_dissect_ctx *ctx, const char *how)
     t->ctx = ctx;
     t->how = how;
     t->ts = MX_TIME_NONE;
+    t->keylog = mx_ctx_keylog(ctx);
+    t->dec = t->keylog ? DEC_WAITING : DEC_NONE;
     return t;
 }
 
@@ -1749,11 +1974,14 @@ void mx_tls_gap(struct mx_tls *t, enum mx_dir d, uint64_t len)
     if (s->mode != M_RECORDS || !s->in_body || len > s->rec_left) {
         s->lost = true; /* the record framing is gone: nothing to resynchronise on */
         hs_reset(s);
+        if (s->keys.on || s->dec_failed) /* the dissector reading the cleartext loses it too */
+            plain_out(t, d, mx_slice_make(NULL, len), s->off);
         return;
     }
     /* Inside one record: its framing holds; what the gap cut is dropped. */
     s->rec_left -= (uint32_t)len;
     s->alert_half = false;
+    s->dec_damaged |= s->dec;
     if (s->type == CT_HANDSHAKE && s->hs_hdr_have == 4 && len <= (uint64_t)(s->hs_len - s->hs_have)) {
         s->hs_have += (uint32_t)len; /* the message is skipped to its known end */
         free(s->hs_buf);
@@ -1765,10 +1993,8 @@ void mx_tls_gap(struct mx_tls *t, enum mx_dir d, uint64_t len)
         hs_reset(s);
         s->hs_desync = true; /* until the record ends */
     }
-    if (!s->rec_left) {
-        s->in_body = false;
-        s->hdr_have = 0;
-    }
+    if (!s->rec_left)
+        record_done(t, d);
 }
 
 /* The direction ended: a record cut short is TLS_TRUNCATED. */
@@ -1800,6 +2026,17 @@ uint64_t mx_tls_app_bytes(const struct mx_tls *t, enum mx_dir d)
     return t ? t->dir[d].app : 0;
 }
 
+/* The record's "decryption": "no_handshake" (the hellos were not both
+ * seen), "no_key", "unsupported", "ok" or "failed"; NULL without a key log. */
+static const char *dec_name(const struct mx_tls *t)
+{
+    static const char *const names[] = {
+        [DEC_NONE] = NULL,          [DEC_WAITING] = "no_handshake", [DEC_NO_KEY] = "no_key",
+        [DEC_UNSUPPORTED] = "unsupported", [DEC_ON] = "ok",         [DEC_FAILED] = "failed",
+    };
+    return t ? names[t->dec] : NULL;
+}
+
 void mx_tls_describe(const struct mx_tls *t, struct mx_event *ev, const char *key)
 {
     char buf[64];
@@ -1821,6 +2058,8 @@ void mx_tls_describe(const struct mx_tls *t, struct mx_event *ev, const char *ke
         mx_ev_null(ev, "cipher");
     }
     mx_ev_bool(ev, "completed", mx_tls_completed(t));
+    if (dec_name(t))
+        mx_ev_str(ev, "decryption", dec_name(t));
     mx_ev_end(ev);
 }
 
@@ -1839,6 +2078,8 @@ static void emit_record(struct mx_tls *t)
     const struct cert_info *ci = &t->cert;
     char buf[64], version[64] = "", cipher[64] = "";
     mx_time_t ts = t->ts != MX_TIME_NONE ? t->ts : mx_ctx_flow(t->ctx)->start;
+    /* The record describes the TLS session, not bytes it carried. */
+    uint64_t was = mx_sink_decrypted(mx_ctx_sink(t->ctx), 0);
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(t->ctx), "tls", mx_ctx_flow_id(t->ctx), ts);
     mx_ev_str(ev, "how", t->how);
     mx_ev_arr(ev, "versions_offered");
@@ -1928,18 +2169,28 @@ static void emit_record(struct mx_tls *t)
     mx_ev_uint(ev, "c2s", t->dir[MX_DIR_C2S].app);
     mx_ev_uint(ev, "s2c", t->dir[MX_DIR_S2C].app);
     mx_ev_end(ev);
+    const char *dec = dec_name(t);
+    if (dec) {
+        mx_ev_str(ev, "decryption", dec);
+        mx_ev_obj(ev, "decrypted_bytes");
+        mx_ev_uint(ev, "c2s", t->dir[MX_DIR_C2S].plain);
+        mx_ev_uint(ev, "s2c", t->dir[MX_DIR_S2C].plain);
+        mx_ev_end(ev);
+    }
     mx_ev_frames(ev, t->first, t->last);
     if (sh->seen || ch->seen)
         mx_ev_text(ev,
                    "TLS (%s)%s%s%s%s%s%.*s: handshake %s; %" PRIu64 " application bytes from the client, %" PRIu64
-                   " from the server",
+                   " from the server%s%s",
                    t->how, *version ? " " : "", version, *cipher ? ", " : "", cipher, ch->has_sni ? ", SNI " : "",
                    ch->has_sni ? (int)ch->sni_len : 0, ch->has_sni ? (const char *)ch->sni : "",
-                   completed ? "completed" : "not completed", t->dir[MX_DIR_C2S].app, t->dir[MX_DIR_S2C].app);
+                   completed ? "completed" : "not completed", t->dir[MX_DIR_C2S].app, t->dir[MX_DIR_S2C].app,
+                   dec ? "; decryption: " : "", dec ? dec : "");
     else
         mx_ev_text(ev, "TLS (%s): no handshake seen", t->how);
     mx_ev_tone(ev, completed ? MX_TONE_GOOD : (t->fatal ? MX_TONE_BAD : MX_TONE_WARN));
     mx_event_emit(mx_ctx_sink(t->ctx), ev);
+    mx_sink_decrypted(mx_ctx_sink(t->ctx), was);
 }
 
 void mx_tls_end(struct mx_tls *t)
@@ -1956,8 +2207,12 @@ void mx_tls_free(struct mx_tls *t)
 {
     if (!t)
         return;
-    hs_reset(&t->dir[0]);
-    hs_reset(&t->dir[1]);
+    for (int d = 0; d < 2; d++) {
+        hs_reset(&t->dir[d]);
+        free(t->dir[d].rec_buf);
+        mx_tls_keys_free(&t->dir[d].keys);
+        mx_tls_keys_free(&t->dir[d].next);
+    }
     free(t->ja3_string);
     free(t->ch.ciphers);
     free(t->ch.sni);

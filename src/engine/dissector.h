@@ -7,6 +7,7 @@
 
 struct mx_sink;
 struct mx_dissect_ctx;
+struct mx_keylog;
 struct mx_proto;
 struct mx_protocols;
 
@@ -18,6 +19,8 @@ enum mx_chunk_flags {
                                 data holds the bytes still unconsumed, possibly none */
     MX_CHUNK_TRUNCATED = 1 << 3, /* a gap follows these bytes (the unconsumed rest): an element
                                     cut at their end is all there will be of it */
+    MX_CHUNK_INSIDE_TLS = 1 << 4, /* after mx_ctx_starttls, the first bytes of the direction the
+                                     dissector reads again: the cleartext inside TLS (mx_ctx_tls_inside) */
 };
 
 enum mx_parse_status {
@@ -159,6 +162,31 @@ void mx_ctx_fail(struct mx_dissect_ctx *ctx);
  * asks for that direction to be woken, the rest goes to TLS on the wake, so
  * that bytes the other side sent first reach the observer first. */
 void mx_ctx_starttls(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t injection);
+
+/* What a dissector reads after STARTTLS upgraded its flow. */
+enum mx_tls_inside {
+    MX_INSIDE_NONE = 0,  /* nothing: the TLS observer has the bytes */
+    MX_INSIDE_DECRYPTED, /* the cleartext the TLS session carries, decrypted with --tls-keylog */
+    MX_INSIDE_CLEAR,     /* no TLS came: the dialogue goes on in clear (a capture decrypted by
+                            a TLS-terminating proxy or an export, or a downgrade): NO_TLS_AFTER_STARTTLS */
+};
+
+/* What the dissector reads after STARTTLS; for a flow that starts in TLS,
+ * MX_INSIDE_DECRYPTED when its dissector reads what it carries. Until
+ * bytes come back to the dissector (MX_CHUNK_INSIDE_TLS), MX_INSIDE_NONE. */
+enum mx_tls_inside mx_ctx_tls_inside(const struct mx_dissect_ctx *ctx);
+
+/* --tls-keylog: the run's key log, read-only, or NULL. */
+const struct mx_keylog *mx_ctx_keylog(const struct mx_dissect_ctx *ctx);
+
+/* The TLS observer decrypted bytes of `dir` (data.ptr NULL: data.len
+ * bytes of it could not be). The host hands them to the protocol's
+ * dissector as the stream inside TLS, from the offset where TLS began (0 for
+ * a flow that starts in TLS), with the frame that carried the byte at
+ * `raw_off` of the TLS stream (the record's last byte). Their records say
+ * "decrypted". For a flow that starts in TLS the host makes the protocol's
+ * dissector with the first bytes. */
+void mx_ctx_tls_plain(struct mx_dissect_ctx *ctx, enum mx_dir dir, struct mx_slice data, uint64_t raw_off);
 
 /* Bytes of `dir` handed to the TLS observer since the upgrade. */
 uint64_t mx_ctx_tls_bytes(const struct mx_dissect_ctx *ctx, enum mx_dir dir);

@@ -475,6 +475,7 @@ static void become_mail(struct mx_engine *e, struct mx_flow *f, const struct mx_
     else if (e->cfg.dissect && dis)
         x->ctx.dis = dis;                  /* its state is made with the first byte: SYN-only flows cost nothing */
     x->ctx.tls.dis = proto->tls_dissector; /* for STARTTLS */
+    x->ctx.tls.mail = tls && e->cfg.dissect ? proto->dissector : NULL; /* what TLS carries (--tls-keylog) */
     if (e->streams) {
         x->stream = e->cfg.streams->open(e->streams, f->id, proto->name, &f->addr[0], f->port[0], &f->addr[1],
                                          f->port[1], f->first_frame);

@@ -59,6 +59,8 @@ struct mx_config {
     bool warnings;                          /* one-line warnings on stderr [true] */
     bool show_secrets;                      /* write passwords and tokens [false] */
     bool explain;                           /* records say what each step means (--explain) [false] */
+    const struct mx_keylog *keylog;         /* --tls-keylog: secrets to decrypt TLS with, read-only and
+                                      shared by the workers, not owned [NULL] */
     const char *extract_dir;                /* --extract DIR: messages and attachments are written there */
     uint64_t extract_max;                   /* bytes written to one file (--extract-max) [100 MiB] */
     uint64_t extract_total;                 /* bytes written to all files (--extract-total) [4 GiB] */

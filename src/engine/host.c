@@ -129,8 +129,22 @@ void mx_ctx_fail(struct mx_dissect_ctx *ctx)
 
 void mx_ctx_starttls(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t injection)
 {
+    if (ctx->tls.plain.in || ctx->tls.clear)
+        return; /* STARTTLS inside TLS, or after it was found to be followed by cleartext */
     ctx->tls.on[dir] = true;
     ctx->tls.injection = injection;
+}
+
+enum mx_tls_inside mx_ctx_tls_inside(const struct mx_dissect_ctx *ctx)
+{
+    if (ctx->tls.clear)
+        return MX_INSIDE_CLEAR;
+    return ctx->tls.plain.on[0] || ctx->tls.plain.on[1] ? MX_INSIDE_DECRYPTED : MX_INSIDE_NONE;
+}
+
+const struct mx_keylog *mx_ctx_keylog(const struct mx_dissect_ctx *ctx)
+{
+    return ctx->eng->cfg.keylog;
 }
 
 uint64_t mx_ctx_tls_bytes(const struct mx_dissect_ctx *ctx, enum mx_dir dir)
@@ -140,6 +154,8 @@ uint64_t mx_ctx_tls_bytes(const struct mx_dissect_ctx *ctx, enum mx_dir dir)
 
 void *mx_ctx_tls_observer(struct mx_dissect_ctx *ctx)
 {
+    if (!ctx->tls.state && ctx->tls.plain.in && ctx->tls.mail)
+        return ctx->tls.plain.state; /* a flow that starts in TLS: its dissector is the observer */
     return ctx->tls.state;
 }
 
@@ -204,6 +220,31 @@ static bool tls_record_start(uint8_t c)
     return c == 0x16 || c == 0x15;
 }
 
+/* Whether d's bytes go to the TLS observer: STARTTLS upgraded it, and no
+ * call on the cleartext inside TLS is running. */
+static bool tls_on(const struct mx_dissect_ctx *ctx, enum mx_dir d)
+{
+    return ctx->tls.on[d] && !ctx->tls.plain.in;
+}
+
+/* RFC 3207 §4.2, RFC 2595 §4, RFC 9051 §6.2.1: after the go-ahead the
+ * client's next bytes are its ClientHello. When the client goes on in
+ * clear instead, before the server sent anything, the capture holds no TLS
+ * after STARTTLS: it was taken behind a TLS-terminating proxy, exported
+ * decrypted, or the session was downgraded. Then both directions go back
+ * to the dissector, which reads on in clear (MX_INSIDE_CLEAR). Cleartext
+ * the server sends first stays injection (tls_route). */
+static bool clear_after_starttls(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice b)
+{
+    if (d != MX_DIR_C2S || !b.len || ctx->tls.bytes[MX_DIR_C2S] || ctx->tls.bytes[MX_DIR_S2C] || ctx->tls.clear ||
+        tls_record_start(b.ptr[0]) || b.ptr[0] == 0x80 /* an SSL 2.0 ClientHello */)
+        return false;
+    ctx->tls.on[MX_DIR_C2S] = ctx->tls.on[MX_DIR_S2C] = false;
+    ctx->tls.clear = true;
+    ctx->tls.inside_pending = 3;
+    return true;
+}
+
 /* Bytes of a direction that STARTTLS handed to TLS, starting at the
  * direction's offset: counted, and fed to the TLS observer. Cleartext the
  * server sends after its go-ahead, before its first record (RFC 8446 §5.1:
@@ -220,6 +261,8 @@ static void tls_route(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice
         return;
     if (d == MX_DIR_S2C && !ctx->tls.bytes[d] && !tls_record_start(b.ptr[0]))
         mx_ctx_anomaly(ctx, d, ctx->tls.injection, off, b.len);
+    if (!ctx->tls.bytes[d])
+        ctx->tls.plain.start[d] = off; /* what TLS carries goes on from here */
     ctx->tls.bytes[d] += b.len;
     size_t skip = 0;
     if (d == MX_DIR_S2C && !ctx->tls.server_started) {
@@ -304,6 +347,10 @@ static void parse_once(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slic
         flags |= MX_CHUNK_START;
         ds->started = true;
     }
+    if (ctx->tls.inside_pending & (1u << d)) {
+        flags |= MX_CHUNK_INSIDE_TLS;
+        ctx->tls.inside_pending &= (uint8_t) ~(1u << d);
+    }
     struct mx_parse_result r = ctx->dis->parse(ctx->dstate, ctx, d, data, flags);
     if (r.status != MX_PARSE_OK || ctx->failed) {
         dissect_stop(ctx, "the dissector failed (out of memory)");
@@ -317,9 +364,12 @@ static void parse_once(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slic
     size_t used = r.consumed < data.len ? r.consumed : data.len;
     size_t rest = data.len - used;
     ds->off += used;
-    if (rest && ctx->tls.on[d] && !(ctx->wake & (1u << d))) {
-        tls_route(ctx, d, mx_slice_make(data.ptr + used, rest)); /* the call upgraded d: the rest is TLS */
-        return;
+    if (rest && tls_on(ctx, d) && !(ctx->wake & (1u << d))) {
+        if (!clear_after_starttls(ctx, d, mx_slice_make(data.ptr + used, rest))) {
+            tls_route(ctx, d, mx_slice_make(data.ptr + used, rest)); /* the call upgraded d: the rest is TLS */
+            return;
+        }
+        mx_ctx_wake(ctx, d); /* the rest goes back to the dissector, as the dialogue in clear */
     }
     ds->want = r.needed <= e->cfg.dissector_buffer ? rest + r.needed : 0;
     if (rest > e->cfg.dissector_buffer) {
@@ -347,7 +397,7 @@ static void parse_once(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slic
  * (without bytes) to the dissector. */
 static void deliver(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data, unsigned flags, bool data_is_buf)
 {
-    if (!ctx->tls.on[d]) {
+    if (!tls_on(ctx, d) || (data.ptr && clear_after_starttls(ctx, d, data))) {
         parse_call(ctx, d, data, flags, data_is_buf);
         return;
     }
@@ -358,7 +408,9 @@ static void deliver(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice d
         dissect_stop(ctx, "the TLS observer failed (out of memory)");
         return;
     }
-    if (ctx->dis && (flags & (MX_CHUNK_GAP | MX_CHUNK_END)))
+    /* Once the dissector reads what TLS carries, that stream brings its own gaps and end. */
+    bool inside = ctx->tls.plain.on[0] || ctx->tls.plain.on[1];
+    if (ctx->dis && !inside && (flags & (MX_CHUNK_GAP | MX_CHUNK_END)))
         parse_call(ctx, d, (flags & MX_CHUNK_GAP) ? data : mx_slice_make(NULL, 0), flags, false);
 }
 
@@ -421,8 +473,23 @@ void mx_host_gap(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, uint64
     run_wakes(ctx);
 }
 
+static void plain_swap(struct mx_dissect_ctx *ctx);
+
 void mx_host_end(struct mx_dissect_ctx *ctx, enum mx_dir d)
 {
+    struct mx_plain *p = &ctx->tls.plain;
+    if (!p->in && (p->on[0] || p->on[1]) && (ctx->tls.mail || ctx->tls.on[d])) {
+        /* The dissector reading what TLS carries ends d first: its session
+         * record, and the TLS record it emits, come before the TLS
+         * dissector's end of a flow that starts in TLS. */
+        plain_swap(ctx);
+        mx_host_end(ctx, d);
+        plain_swap(ctx);
+        if (!ctx->tls.mail) {
+            ctx->ds[d].ended = true;
+            return;
+        }
+    }
     struct mx_dir_state *ds = &ctx->ds[d];
     if (!ctx->dis || !ctx->dstate || ds->ended)
         return; /* a dissector that never saw a byte has nothing to end */
@@ -431,12 +498,72 @@ void mx_host_end(struct mx_dissect_ctx *ctx, enum mx_dir d)
     run_wakes(ctx);
 }
 
+/* ---- Inside TLS: the cleartext a key log decrypts ---- */
+
+/* Swaps the flow's streams, its wakes and, for a flow that starts in TLS,
+ * its dissector with the cleartext layer's: swapped in, every mx_ctx_* call
+ * a dissector makes (offsets, frames, anomalies, wakes) reads the stream
+ * inside TLS, and the records say "decrypted"; swapped out, the wire's again. */
+static void plain_swap(struct mx_dissect_ctx *ctx)
+{
+    struct mx_plain *p = &ctx->tls.plain;
+    for (int d = 0; d < 2; d++) {
+        struct mx_dir_state t = ctx->ds[d];
+        ctx->ds[d] = p->ds[d];
+        p->ds[d] = t;
+    }
+    uint8_t w = ctx->wake;
+    ctx->wake = p->wake;
+    p->wake = w;
+    if (ctx->tls.mail) {
+        const struct mx_dissector *dis = ctx->dis, *names = ctx->dis_names;
+        void *state = ctx->dstate;
+        uint32_t *an = ctx->dis_an;
+        ctx->dis = p->dis, ctx->dis_names = p->names, ctx->dstate = p->state, ctx->dis_an = p->an;
+        p->dis = dis, p->names = names, p->state = state, p->an = an;
+    }
+    p->in = !p->in;
+    mx_sink_decrypted(ctx->eng->sink, p->in ? ctx->flow->id : 0);
+}
+
+void mx_ctx_tls_plain(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data, uint64_t raw_off)
+{
+    struct mx_plain *p = &ctx->tls.plain;
+    if (p->in || !data.len || (ctx->tls.mail ? 0 : !ctx->dis))
+        return;
+    struct mx_frame_ref fr = mx_ctx_frame_at(ctx, d, raw_off); /* on the wire, before the swap */
+    if (!p->on[0] && !p->on[1]) {
+        /* The first decrypted bytes: both streams begin where TLS began (a
+         * direction whose TLS has not begun, where its wire stream stands). */
+        for (int i = 0; i < 2; i++)
+            p->ds[i].off = p->next[i] = ctx->tls.bytes[i] ? p->start[i] : ctx->ds[i].off;
+        if (ctx->tls.mail)
+            p->dis = ctx->tls.mail; /* its state is made with the first call */
+        else
+            ctx->tls.inside_pending = 3; /* the dissector reads on from STARTTLS */
+    }
+    p->on[d] = true;
+    uint64_t off = p->next[d];
+    p->next[d] += data.len;
+    plain_swap(ctx);
+    if (data.ptr)
+        mx_host_data(ctx, d, off, data, fr.frame, fr.ts);
+    else
+        mx_host_gap(ctx, d, off, data.len);
+    plain_swap(ctx);
+}
+
 void mx_host_describe_anomalies(const struct mx_dissect_ctx *ctx, struct mx_event *ev)
 {
     if (ctx->dis_an)
         for (size_t i = 0; i < ctx->dis_names->n_anomalies; i++)
             if (ctx->dis_an[i])
                 mx_ev_uint(ev, ctx->dis_names->anomalies[i].name, ctx->dis_an[i]);
+    const struct mx_plain *p = &ctx->tls.plain; /* the dissector inside a flow that starts in TLS */
+    if (p->an)
+        for (size_t i = 0; i < p->names->n_anomalies; i++)
+            if (p->an[i])
+                mx_ev_uint(ev, p->names->anomalies[i].name, p->an[i]);
     for (size_t i = 0; i < MX_ARRAY_LEN(ctx->other_an) && ctx->other_an[i].def; i++)
         mx_ev_uint(ev, ctx->other_an[i].def->name, ctx->other_an[i].n);
 }
@@ -538,6 +665,8 @@ void mx_host_init(struct mx_dissect_ctx *ctx)
     for (int d = 0; d < 2; d++) {
         mx_buf_init(&ctx->ds[d].kept, 1, 4096, SIZE_MAX);
         mx_buf_init(&ctx->ds[d].fm, sizeof(struct mx_frame_mark), 8, SIZE_MAX);
+        mx_buf_init(&ctx->tls.plain.ds[d].kept, 1, 4096, SIZE_MAX);
+        mx_buf_init(&ctx->tls.plain.ds[d].fm, sizeof(struct mx_frame_mark), 8, SIZE_MAX);
     }
 }
 
@@ -548,6 +677,13 @@ size_t mx_host_bytes(const struct mx_dissect_ctx *ctx)
         n += ctx->dis->state_bytes(ctx->dstate);
     if (ctx->tls.state && ctx->tls.dis->state_bytes)
         n += ctx->tls.dis->state_bytes(ctx->tls.state);
+    const struct mx_plain *p = &ctx->tls.plain;
+    if (p->dis && p->state && p->dis->state_bytes)
+        n += p->dis->state_bytes(p->state);
+    if (p->names)
+        n += p->names->n_anomalies * sizeof(*p->an);
+    for (int d = 0; d < 2; d++)
+        n += mx_buf_bytes(&p->ds[d].kept) + mx_buf_bytes(&p->ds[d].fm);
     if (ctx->dis_names)
         n += ctx->dis_names->n_anomalies * sizeof(*ctx->dis_an);
     for (int d = 0; d < 2; d++)
@@ -566,9 +702,17 @@ void mx_host_release(struct mx_dissect_ctx *ctx)
     if (ctx->tls.state)
         ctx->tls.dis->state_free(ctx->tls.state);
     ctx->tls.state = NULL;
+    struct mx_plain *p = &ctx->tls.plain;
+    if (p->dis && p->state)
+        p->dis->state_free(p->state);
+    p->state = NULL;
+    free(p->an);
+    p->an = NULL;
     for (int d = 0; d < 2; d++) {
         mx_buf_free(&ctx->ds[d].kept);
         mx_buf_free(&ctx->ds[d].fm);
+        mx_buf_free(&p->ds[d].kept);
+        mx_buf_free(&p->ds[d].fm);
     }
     free(ctx->dis_an);
     ctx->dis_an = NULL;

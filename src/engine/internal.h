@@ -36,6 +36,23 @@ struct mx_dir_state {
     bool started, ended;
 };
 
+/* The cleartext inside TLS that a key log decrypts (mx_ctx_tls_plain): its
+ * streams, as ds[] are the wire's; for a flow that starts in TLS, the
+ * protocol's dissector that reads them. While a call on this layer runs,
+ * these are swapped with the flow's own (host.c, plain_swap). */
+struct mx_plain {
+    bool on[2];                        /* decrypted bytes (or their loss) of d came */
+    bool in;                           /* swapped in: a call on this layer is running */
+    uint8_t wake;                      /* its wakes, while swapped out */
+    uint64_t start[2];                 /* where TLS began in d: the offsets go on from there */
+    uint64_t next[2];                  /* the offset of d's next decrypted byte */
+    struct mx_dir_state ds[2];         /* its streams */
+    const struct mx_dissector *dis;    /* a flow that starts in TLS: the protocol's dissector, */
+    const struct mx_dissector *names;  /* whose anomaly names `an` counts, */
+    void *state;                       /* its state, */
+    uint32_t *an;                      /* and its anomaly counts */
+};
+
 /* A flow as its dissector sees it: the host's state for one flow. */
 struct mx_dissect_ctx {
     struct mx_engine *eng;
@@ -66,6 +83,11 @@ struct mx_dissect_ctx {
         bool server_started;            /* the server's records began (injected cleartext skipped) */
         size_t injection;               /* the dissector's anomaly for cleartext the server injected */
         uint64_t bytes[2];
+        const struct mx_dissector *mail; /* a flow that starts in TLS: the protocol's dissector, for what
+                                            the key log decrypts */
+        bool clear;                      /* no TLS came after STARTTLS: the dissector reads on in clear */
+        uint8_t inside_pending;          /* bit per direction: its next call carries MX_CHUNK_INSIDE_TLS */
+        struct mx_plain plain;
     } tls;
 };
 

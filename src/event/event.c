@@ -22,7 +22,8 @@ struct mx_sink {
     uint64_t dropped; /* events that could not be stored (out of memory, past the cap) */
     bool (*keep)(void *ud, const struct mx_event *e); /* mx_sink_select */
     void *keep_ud;
-    bool ended; /* mx_sink_end was called: everything passes */
+    bool ended;         /* mx_sink_end was called: everything passes */
+    uint64_t decrypted; /* the flow whose records come from decrypted bytes now, or 0 */
 };
 
 struct mx_sink *mx_sink_new(void)
@@ -251,7 +252,16 @@ struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t fl
         mx_ev_uint(e, "flow", flow);
     if (ts != MX_TIME_NONE)
         mx_ev_time(e, "ts", ts);
+    if (flow && flow == s->decrypted)
+        mx_ev_bool(e, "decrypted", true);
     return e;
+}
+
+uint64_t mx_sink_decrypted(struct mx_sink *s, uint64_t flow)
+{
+    uint64_t was = s->decrypted;
+    s->decrypted = flow;
+    return was;
 }
 
 void mx_event_emit(struct mx_sink *s, struct mx_event *e)

@@ -101,8 +101,13 @@ uint64_t mx_sink_count(const struct mx_sink *s);
 
 /* Starts an event; `type` is a string literal. Fields follow with mx_ev_*,
  * then mx_event_emit() hands it to every reporter. One event at a time. The
- * record starts with "type", then "flow" (if flow != 0) and "ts" (unless MX_TIME_NONE). */
+ * record starts with "type", then "flow" (if flow != 0) and "ts" (unless
+ * MX_TIME_NONE), then "decrypted": true while that flow is marked (below). */
 struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t flow, mx_time_t ts);
+
+/* From now on the records of `flow` (0: of none) are built from bytes
+ * decrypted with a key log, and say so. Returns the flow marked before. */
+uint64_t mx_sink_decrypted(struct mx_sink *s, uint64_t flow);
 void mx_event_emit(struct mx_sink *s, struct mx_event *e);
 /* Hands a finished event to every reporter (what emit does; the merge of
  * worker threads calls it with events they packed). */
