@@ -10,7 +10,9 @@
 #include <ndpi/ndpi_protocol_ids.h>
 
 /* RFC 5321 §4.5.4 / RFC 6409 / RFC 8314 for SMTP; RFC 1939 and RFC 8314 for
- * POP3; RFC 9051 and RFC 8314 for IMAP. */
+ * POP3; RFC 9051 and RFC 8314 for IMAP; RFC 2033 §4 for LMTP (port 24: "any private mail
+ * system", never 25). nDPI has no id for LMTP: it calls it SMTP, and the SMTP dissector reads
+ * a flow whose client greets with LHLO by LMTP's rules. */
 const struct mx_proto mx_registry[] = {
     { .name = "smtp",
       .ports = { { 25, false }, { 587, false }, { 465, true } },
@@ -32,6 +34,11 @@ const struct mx_proto mx_registry[] = {
       .dissector = &mx_imap_dissector,
       .ndpi_plain = NDPI_PROTOCOL_MAIL_IMAP,
       .ndpi_tls = NDPI_PROTOCOL_MAIL_IMAPS,
+      .tls_dissector = &mx_tls_dissector },
+    { .name = "lmtp",
+      .ports = { { 24, false } },
+      .n_ports = 1,
+      .dissector = &mx_lmtp_dissector,
       .tls_dissector = &mx_tls_dissector },
 };
 const size_t mx_registry_len = MX_ARRAY_LEN(mx_registry);

@@ -11,7 +11,7 @@ pkgs=(
   valgrind                                  # memcheck of the corpus run
   clang libclang-rt-14-dev                  # libFuzzer targets (scripts/fuzz.sh)
   clang-format                              # the style check (scripts/check-format.sh)
-  postfix dovecot-imapd dovecot-pop3d swaks haproxy # the lab's servers and client (tests/live.sh runs scenarios)
+  postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd swaks haproxy # the lab's servers and client (tests/live.sh runs scenarios)
   libnet-ssleay-perl libio-socket-ssl-perl  # swaks's TLS (only Recommends, which are not installed)
   tcpdump tcpreplay openssl iproute2 ethtool  # the lab's capture, checksums, certificates, loopback
   dante-server tinyproxy                    # the lab's proxies (SOCKS, HTTP CONNECT) for the tunnel scenarios

@@ -462,7 +462,9 @@ static bool masked(struct mx_slice c)
 /* A session record: what the capabilities and the upgrade showed. */
 static void on_session(struct audit *a, const struct mx_event *e, struct server *s)
 {
-    bool smtp = !strcmp(s->proto, "smtp"), pop3 = !strcmp(s->proto, "pop3");
+    /* LMTP's session is SMTP's (RFC 2033 §4): its capabilities, STARTTLS and AUTH read alike. */
+    bool lmtp = !strcmp(s->proto, "lmtp");
+    bool smtp = lmtp || !strcmp(s->proto, "smtp"), pop3 = !strcmp(s->proto, "pop3");
     const char *tlsobj = pop3 ? "stls" : "starttls";
     char path[32];
     if (!s->banner[0]) {
@@ -518,7 +520,9 @@ static void on_session(struct audit *a, const struct mx_event *e, struct server 
         s->caps_in_clear++;
         if (offered) {
             s->tls_offered++;
-        } else if (!mangled) {
+        } else if (!mangled && !lmtp) {
+            /* LMTP is local delivery between an MTA and the message store (RFC 2033 §1), on
+             * one host or a trusted network: a cleartext LMTP listener is not a finding. */
             s->tls_missing++;
             note(a, s, K_TLS_NOT_OFFERED, e->flow, 0, 0, "");
         }
@@ -542,7 +546,7 @@ static void on_session(struct audit *a, const struct mx_event *e, struct server 
     /* Behind a proxy that ended the client's TLS, the cleartext leg is the
      * proxy's own: the client did use TLS. */
     struct flowmap *m = flow_of(a, e->flow);
-    if (offered && !attempted && !(m && m->client_tls))
+    if (offered && !attempted && !(m && m->client_tls) && !lmtp) /* LMTP: see above */
         note(a, s, K_TLS_NOT_USED, e->flow, 0, 0, "");
 }
 
@@ -696,11 +700,15 @@ static void audit_event(void *ctx, const struct mx_event *e)
         }
         return;
     }
-    if (!strcmp(t, "smtp.session") || !strcmp(t, "pop3.session") || !strcmp(t, "imap.session"))
+    /* LMTP (RFC 2033) goes through SMTP's checks of sessions, logins and replies (VRFY, EXPN);
+     * not through the open-relay one: an LMTP server delivers to its own mailboxes only, and
+     * nothing it accepts is relayed (RFC 2033 §1). */
+    if (!strcmp(t, "smtp.session") || !strcmp(t, "pop3.session") || !strcmp(t, "imap.session") ||
+        !strcmp(t, "lmtp.session"))
         on_session(a, e, s);
-    else if (!strcmp(t, "smtp.auth") || !strcmp(t, "pop3.auth") || !strcmp(t, "imap.auth"))
+    else if (!strcmp(t, "smtp.auth") || !strcmp(t, "pop3.auth") || !strcmp(t, "imap.auth") || !strcmp(t, "lmtp.auth"))
         on_auth(a, e, s);
-    else if (!strcmp(t, "smtp.reply"))
+    else if (!strcmp(t, "smtp.reply") || !strcmp(t, "lmtp.reply"))
         on_reply(a, e, s);
     else if (!strcmp(t, "smtp.transaction"))
         on_transaction(a, e, s);

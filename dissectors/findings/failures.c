@@ -1,5 +1,6 @@
 /* failures.c - mxray --failures: one block per failed recipient, from the smtp.transaction
- * records, with the step, the reply, what its codes mean and the likely cause. */
+ * and lmtp.transaction records, with the step, the reply, what its codes mean and the likely
+ * cause. */
 #include "dissectors/findings/failures.h"
 
 #include "core/idmap.h"
@@ -34,6 +35,21 @@ static struct mx_slice member_str(const struct mx_event *e, const struct mx_ev_f
         if (x->key && !strcmp(x->key, key) && x->kind == MX_EV_STR)
             return mx_ev_field_str(e, x);
     return mx_slice_make("", 0);
+}
+
+/* The object obj holds under key, or NULL. */
+static const struct mx_ev_field *member_obj(const struct mx_event *e, const struct mx_ev_field *obj, const char *key)
+{
+    for (const struct mx_ev_field *x = mx_ev_first(e, obj); x; x = mx_ev_next(e, x))
+        if (x->key && !strcmp(x->key, key) && x->kind == MX_EV_OBJ)
+            return x;
+    return NULL;
+}
+
+/* A transaction record: SMTP's, or LMTP's (the same fields, RFC 2033). */
+static bool is_txn(const char *type)
+{
+    return !strcmp(type, "smtp.transaction") || !strcmp(type, "lmtp.transaction");
 }
 
 static int64_t member_int(const struct mx_event *e, const struct mx_ev_field *obj, const char *key)
@@ -115,15 +131,24 @@ static bool rcpt_refused(struct mx_slice out)
     return out.len == 8 && (!memcmp(out.ptr, "rejected", 8) || !memcmp(out.ptr, "deferred", 8));
 }
 
+/* LMTP (RFC 2033 §4.2): a recipient accepted at RCPT whose reply after the data was not a
+ * delivery (refused, deferred, or none came). */
+static bool delivery_failed(const struct mx_event *e, const struct mx_ev_field *r)
+{
+    const struct mx_ev_field *d = member_obj(e, r, "delivery");
+    struct mx_slice out = d ? member_str(e, d, "outcome") : mx_slice_make("", 0);
+    return d && !(out.len == 8 && !memcmp(out.ptr, "accepted", 8));
+}
+
 bool mx_failures_failed(const struct mx_event *e)
 {
-    if (strcmp(e->type, "smtp.transaction"))
+    if (!is_txn(e->type))
         return false;
     if (txn_failed(e))
         return true;
     const struct mx_ev_field *rs = mx_ev_get(e, "recipients");
     for (const struct mx_ev_field *r = mx_ev_first(e, rs); r; r = mx_ev_next(e, r))
-        if (rcpt_refused(member_str(e, r, "outcome")))
+        if (rcpt_refused(member_str(e, r, "outcome")) || delivery_failed(e, r))
             return true;
     return false;
 }
@@ -143,7 +168,7 @@ static void failures_event(void *ctx, const struct mx_event *e)
         free(mx_idmap_take(&f->via, e->flow));
         return;
     }
-    if (strcmp(e->type, "smtp.transaction"))
+    if (!is_txn(e->type))
         return;
     struct mx_slice disp = mx_ev_get_str(e, "disposition");
     const struct mx_ev_field *fail = mx_ev_get(e, "failure");
@@ -155,9 +180,23 @@ static void failures_event(void *ctx, const struct mx_event *e)
         uint64_t a, b;
         member_frames(e, r, &a, &b);
         any = true;
+        const struct mx_ev_field *dl = member_obj(e, r, "delivery");
         if (rcpt_refused(out)) {
             /* Refused at RCPT: the recipient object holds its own reply, meaning and cause. */
             block(f, e, addr, r, out.ptr[0] == 'd' ? "deferred" : "rejected", "RCPT", a, b);
+        } else if (dl) {
+            /* LMTP: its own reply after the data decides (RFC 2033 §4.2); none came: the
+             * transaction's failure says why. */
+            struct mx_slice dout = member_str(e, dl, "outcome");
+            const char *step = mx_ev_get(e, "bdat_chunks") ? "BDAT" : "(end of data)";
+            if (dout.len == 8 && !memcmp(dout.ptr, "accepted", 8))
+                continue;
+            if (rcpt_refused(dout)) {
+                member_frames(e, dl, &a, &b);
+                block(f, e, addr, dl, dout.ptr[0] == 'd' ? "deferred" : "rejected", step, a, b);
+            } else if (fail) {
+                block(f, e, addr, fail, "rejected", step, a, b);
+            }
         } else if (failed) {
             /* Accepted at RCPT, then lost with the transaction: its deciding reply's frame. */
             uint64_t fa, fb;

@@ -77,6 +77,15 @@ void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap)
             retry);
         return;
     }
+    /* RFC 2033 §4.2: LMTP refuses a delivery recipient by recipient, after the data; a full
+     * mailbox (X.2.2, or a quota named) is then this recipient's, not the message's size. */
+    if (r->per_recipient &&
+        ((e.subject == 2 && e.detail == 2) || has(t, "quota") || has(t, "mailbox is full") || has(t, "mailbox full"))) {
+        SAY("The recipient's mailbox is full (over quota): the server took the message for the other recipients "
+            "and refused it for this one after the data (RFC 2033 §4.2).%s",
+            retry);
+        return;
+    }
     /* RFC 1870, RFC 3463 X.3.4: size. */
     if ((e.subject == 3 && e.detail == 4) || (e.subject == 2 && e.detail == 3) ||
         (r->code == 552 && (data_end || step_is(r, "MAIL"))) || has(t, "message size exceeds") || has(t, "too big") ||
@@ -220,6 +229,11 @@ void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap)
     }
     if (step_is(r, "RCPT")) {
         SAY("The recipient was refused.");
+        return;
+    }
+    if (r->per_recipient) {
+        SAY("The server refused the message for this recipient after the data (RFC 2033 §4.2); the other "
+            "recipients have replies of their own.");
         return;
     }
     if (data_end || step_is(r, "DATA")) {

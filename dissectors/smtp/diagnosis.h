@@ -21,6 +21,7 @@ struct mx_diag_reply {
     uint64_t declared_size;                  /* SIZE= given with MAIL FROM, 0 when none */
     bool mail_refused;                       /* the transaction's MAIL was refused before this step */
     bool no_recipient;                       /* no recipient had been accepted before this step */
+    bool per_recipient;                      /* LMTP: one recipient's reply after the data (RFC 2033 §4.2) */
 };
 
 /* The RFC meaning of the reply code in answer to `step` ("Requested action

@@ -46,7 +46,10 @@
                        "whitespace: read as servers that split on any whitespace read it")                      \
     X(REPLY_MISSING, "a command got no reply: the next reply can only answer a later command")                  \
     X(REPLY_INCOMPLETE, "a multi-line reply never got its last line: the client went on without it")            \
-    X(MESSAGE_OVER_SIZE_LIMIT, "message data past the size limit the server announced in EHLO (RFC 1870 §4)")
+    X(MESSAGE_OVER_SIZE_LIMIT, "message data past the size limit the server announced in EHLO (RFC 1870 §4)")   \
+    X(HELO_IN_LMTP, "HELO or EHLO in an LMTP session, which greets with LHLO (RFC 2033 §4.1)")                  \
+    X(LMTP_REPLY_MISSING, "the session ended before a per-recipient reply to the message data came for every "  \
+                          "accepted recipient (RFC 2033 §4.2)")
 
 enum { SMTP_ANOMALIES(MX_ANOMALY_ENUM) };
 
@@ -54,6 +57,7 @@ enum verb {
     V_UNKNOWN,
     V_HELO,
     V_EHLO,
+    V_LHLO, /* LMTP's greeting (RFC 2033 §4.1) */
     V_MAIL,
     V_RCPT,
     V_DATA,
@@ -106,6 +110,15 @@ struct pending {
 
 enum outcome { O_PENDING, O_ACCEPTED, O_REJECTED, O_DEFERRED };
 
+/* One reply that decided a recipient's fate. */
+struct rcpt_reply {
+    int code;
+    struct mx_enhanced_code enh;
+    struct mx_text text;
+    enum outcome outcome;
+    mx_frame_t frame;
+};
+
 struct rcpt {
     struct mx_text addr;
     struct mx_text params;
@@ -114,6 +127,9 @@ struct rcpt {
     struct mx_text text;
     enum outcome outcome;
     mx_frame_t frame, reply_frame;
+    /* LMTP (RFC 2033 §4.2): the reply for this recipient after the message data, when it was
+     * accepted at RCPT (outcome O_PENDING: none came). */
+    struct rcpt_reply delivery;
 };
 
 struct txn;
@@ -138,6 +154,7 @@ struct txn {
     bool partial;
     bool rejected_data; /* DATA itself was refused */
     bool over_size;     /* the data passed the server's SIZE */
+    bool lmtp;          /* sent in an LMTP session: one reply per accepted recipient (RFC 2033 §4.2) */
     mx_frame_t first_frame, last_frame;
     mx_time_t ts;
 };
@@ -147,8 +164,19 @@ static struct rcpt *rcpt_at(const struct txn *t, size_t i)
 {
     return mx_buf_at(&t->rcpts, i);
 }
+
+/* What SMTP and LMTP records differ by: LMTP is SMTP with LHLO and a reply per recipient
+ * after the message data (RFC 2033 §4), read by the same code under its own names. */
+struct smtp_names {
+    const char *label; /* "SMTP", "LMTP": in the texts */
+    const char *reply, *transaction, *session, *data, *auth;
+    const char *data_source, *bdat_source; /* the message parser's "source" */
+};
+
 struct smtp {
-    struct mx_mail m; /* what every mail session has */
+    struct mx_mail m;               /* what every mail session has */
+    const struct smtp_names *names; /* the records' names: the flow's protocol */
+    bool lmtp;                      /* LMTP's rules apply: an LMTP flow, or an SMTP one whose client sent LHLO */
     enum sstate state;
     enum cmode cmode;
     enum smode smode;
@@ -206,6 +234,12 @@ struct smtp {
     struct mx_text helo_next; /* HELO/EHLO argument, kept once the server accepts it */
     enum verb helo_next_verb;
     mx_frame_t data_first_frame;
+    /* RFC 2033 §4.2: the per-recipient replies to the end of the data still owed after the
+     * first one, for the recipients after `next` that were accepted at RCPT. */
+    struct {
+        uint32_t left, next;
+        struct pending p; /* what they answer: the end of data or BDAT LAST */
+    } due;
 };
 
 /* mx_mail_parse finds the session layer at the start of the state. */
@@ -217,7 +251,7 @@ static inline void anomaly(struct smtp *s, enum mx_dir d, int a, uint64_t off, s
 }
 
 /* How a transaction ended (its record's "disposition"). */
-enum disposition { D_ACCEPTED, D_REJECTED, D_DEFERRED, D_RESET, D_ABORTED, D_NO_REPLY };
+enum disposition { D_ACCEPTED, D_REJECTED, D_DEFERRED, D_RESET, D_ABORTED, D_NO_REPLY, D_MIXED };
 
 /* What a final reply of `code` makes of a transaction (RFC 5321 §4.2.1). */
 static inline enum disposition outcome_of(int code)

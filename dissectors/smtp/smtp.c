@@ -1,6 +1,6 @@
-/* smtp.c - SMTP (RFC 5321) with ESMTP extensions: commands, replies linked to their commands,
- * AUTH, STARTTLS, DATA and BDAT message data, the session; transactions and per-recipient
- * outcomes are txn.c's. */
+/* smtp.c - SMTP (RFC 5321) with ESMTP extensions, and LMTP (RFC 2033) read by the same code:
+ * commands, replies linked to their commands, AUTH, STARTTLS, DATA and BDAT message data, the
+ * session; transactions and per-recipient outcomes are txn.c's. */
 #include "dissectors/smtp/smtp.h"
 
 #include "dissectors/smtp/internal.h"
@@ -33,6 +33,27 @@ const struct mx_mail_proto mx_smtp_mail = {
     .inside_tls = smtp_inside_tls,
 };
 
+/* LMTP (RFC 2033): SMTP's session under its own record types. */
+const struct mx_mail_proto mx_lmtp_mail = {
+    .command_type = "lmtp.command",
+    .command_key = "verb",
+    .auth_data_type = "lmtp.auth_data",
+    .unknown_explain = "A command LMTP does not define: the server will likely refuse it.",
+    .upgrade = "STARTTLS",
+    .an = MX_MAIL_ANOMALY_MAP(A_),
+    .read = smtp_read,
+    .gap = smtp_gap,
+    .end = smtp_end,
+    .inside_tls = smtp_inside_tls,
+};
+
+static const struct smtp_names smtp_names = {
+    "SMTP", "smtp.reply", "smtp.transaction", "smtp.session", "smtp.data", "smtp.auth", "smtp.data", "smtp.bdat",
+};
+static const struct smtp_names lmtp_names = {
+    "LMTP", "lmtp.reply", "lmtp.transaction", "lmtp.session", "lmtp.data", "lmtp.auth", "lmtp.data", "lmtp.bdat",
+};
+
 struct command;
 struct reply;
 
@@ -52,6 +73,18 @@ static const struct verb_def verbs[V__COUNT];
 static const char *const state_names[] = { "connected", "greeted", "mail", "rcpt", "data", "done", "tls", "closed" };
 
 /* ---- Small helpers ---- */
+
+/* A reply to the end of the message data, or to BDAT LAST (RFC 3030 §2). */
+static bool ends_data(const struct pending *p)
+{
+    return p->verb == V_DATA_END || (p->verb == V_BDAT && p->last);
+}
+
+/* EHLO, and LMTP's LHLO (RFC 2033 §4.1): the reply lists the extensions. */
+static bool lists_extensions(enum verb v)
+{
+    return v == V_EHLO || v == V_LHLO;
+}
 
 static void span(struct smtp *s, enum mx_dir d, uint64_t off, size_t len, mx_frame_t *a, mx_frame_t *b, mx_time_t *ts)
 {
@@ -78,7 +111,7 @@ static struct mx_message *smtp_message(struct smtp *s)
 {
     struct mx_message_env env = { .ctx = s->m.ctx,
                                   .dir = MX_DIR_C2S,
-                                  .source = s->txn.bdat ? "smtp.bdat" : "smtp.data" };
+                                  .source = s->txn.bdat ? s->names->bdat_source : s->names->data_source };
     struct mx_message *m = mx_message_new(&env);
     if (!m)
         mx_ctx_fail(s->m.ctx);
@@ -172,7 +205,7 @@ static void auth_finish(struct smtp *s, int code, const struct mx_enhanced_code 
     a->code = code;
     snprintf(a->enh, sizeof(a->enh), "%s", enh->text);
     const char *outcome = mx_login_outcome_name(o);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "smtp.auth", mx_ctx_flow_id(s->m.ctx), s->m.now);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), s->names->auth, mx_ctx_flow_id(s->m.ctx), s->m.now);
     mx_sasl_describe_identity(&a->sasl, ev);
     mx_ev_str(ev, "outcome", outcome);
     if (code)
@@ -297,6 +330,20 @@ static void answered_data_end(struct smtp *s, const struct pending *p, const str
     t->last_frame = r->last;
     if (p->verb == V_BDAT && !p->last && r->ok)
         return;
+    if (s->lmtp && ends_data(p) && p->rcpt < t->rcpts.n) {
+        /* RFC 2033 §4.2: this recipient's delivery; the transaction ends with the last one. */
+        struct rcpt_reply *d = &rcpt_at(t, p->rcpt)->delivery;
+        d->code = r->code;
+        d->enh = *r->enh;
+        mx_text_set(&d->text, r->text);
+        d->outcome = r->ok ? O_ACCEPTED : r->code >= 400 && r->code < 500 ? O_DEFERRED : O_REJECTED;
+        d->frame = r->last;
+        if (r->ok)
+            find_queue_id(t, r->text);
+        if (!s->due.left)
+            smtp_txn_close(s, t, D_NO_REPLY);
+        return;
+    }
     t->data_code = r->code;
     t->rejected_data = false;
     t->data_enh = *r->enh;
@@ -388,6 +435,7 @@ static enum sstate next_state(enum sstate cur, enum verb v, int code)
         return code == 220 ? ST_GREETED : ST_CLOSED;
     case V_HELO:
     case V_EHLO:
+    case V_LHLO:
     case V_RSET:
         return ok ? ST_GREETED : cur;
     case V_MAIL:
@@ -409,6 +457,33 @@ static enum sstate next_state(enum sstate cur, enum verb v, int code)
     }
 }
 
+/* The first recipient at or after i accepted at RCPT in transaction `depth`, or UINT32_MAX. */
+static uint32_t lmtp_next_rcpt(const struct smtp *s, unsigned depth, uint32_t i)
+{
+    const struct txn *t = smtp_txn_of((struct smtp *)s, depth);
+    for (; t && i < t->rcpts.n; i++)
+        if (rcpt_at(t, i)->outcome == O_ACCEPTED)
+            return i;
+    return UINT32_MAX;
+}
+
+/* RFC 2033 §4.2: the first reply to the end of the data is the first accepted recipient's;
+ * one more is owed for each later accepted one. Without a recipient known to be accepted
+ * (their replies were not seen) it is one reply, as in SMTP. */
+static void lmtp_first_reply(struct smtp *s, struct pending *p)
+{
+    p->rcpt = lmtp_next_rcpt(s, p->depth, 0);
+    if (p->rcpt == UINT32_MAX)
+        return;
+    const struct txn *t = smtp_txn_of(s, p->depth);
+    uint32_t more = 0;
+    for (uint32_t i = p->rcpt + 1; i < t->rcpts.n; i++)
+        more += rcpt_at(t, i)->outcome == O_ACCEPTED;
+    s->due.left = more;
+    s->due.next = p->rcpt + 1;
+    s->due.p = *p;
+}
+
 static void reply_done(struct smtp *s, uint64_t end_off)
 {
     struct pending p = { V_UNKNOWN, 0, 0, UINT32_MAX, 0, false, false };
@@ -422,8 +497,20 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         s->body_resync = false;
         s->data_first_frame = 0;
     }
-    skip_unanswered(s, s->rep.code, s->rep.off);
-    bool have = mx_mail_queue_pop(&s->q, &p);
+    bool have;
+    if (s->due.left) {
+        /* RFC 2033 §4.2: the next accepted recipient's reply to the same data. */
+        p = s->due.p;
+        p.rcpt = lmtp_next_rcpt(s, p.depth, s->due.next);
+        s->due.next = p.rcpt == UINT32_MAX ? UINT32_MAX : p.rcpt + 1;
+        s->due.left--;
+        have = true;
+    } else {
+        skip_unanswered(s, s->rep.code, s->rep.off);
+        have = mx_mail_queue_pop(&s->q, &p);
+        if (have && s->lmtp && ends_data(&p))
+            lmtp_first_reply(s, &p);
+    }
     mx_frame_t a = s->rep.first_frame, b;
     mx_time_t ts = s->rep.ts, dummy;
     span(s, MX_DIR_S2C, end_off ? end_off - 1 : 0, 1, &b, &b, &dummy);
@@ -433,7 +520,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         anomaly(s, MX_DIR_S2C, A_UNMATCHED_REPLY, end_off ? end_off - 1 : 0, 1);
     s->replies++;
     struct mx_slice text = mx_text_slice(&s->rep.text);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "smtp.reply", mx_ctx_flow_id(s->m.ctx), ts);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), s->names->reply, mx_ctx_flow_id(s->m.ctx), ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
     mx_ev_int(ev, "code", s->rep.code);
@@ -443,11 +530,14 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     if (s->rep.lines > 1)
         mx_ev_uint(ev, "lines", s->rep.lines);
     double lat = 0;
+    const struct txn *rt = have && p.rcpt != UINT32_MAX && ends_data(&p) ? smtp_txn_of(s, p.depth) : NULL;
     if (have) {
         mx_ev_obj(ev, "answers");
         mx_ev_str(ev, "command", verbs[p.verb].name);
         if (p.frame)
             mx_ev_uint(ev, "frame", p.frame);
+        if (rt && p.rcpt < rt->rcpts.n) /* LMTP: the recipient this reply is for (RFC 2033 §4.2) */
+            mx_ev_wire(ev, "recipient", mx_text_slice(&rcpt_at(rt, p.rcpt)->addr));
         mx_ev_end(ev);
         lat = mx_time_secs(p.ts, ts);
         mx_ev_double(ev, "latency", lat);
@@ -468,7 +558,12 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     const uint8_t *nl = memchr(text.ptr, '\n', text.len);
     int first = nl ? (int)(nl - text.ptr) : (int)text.len;
     mx_ev_tone(ev, s->rep.code >= 500 ? MX_TONE_BAD : s->rep.code >= 400 ? MX_TONE_WARN : MX_TONE_GOOD);
-    if (have)
+    if (rt && p.rcpt < rt->rcpts.n)
+        mx_ev_text(ev, "%d%s%s %.*s%s   [%s for <%.*s>, %.1f ms]", s->rep.code, s->rep.enh.cls ? " " : "",
+                   s->rep.enh.text, first, (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "",
+                   verbs[p.verb].name, (int)rcpt_at(rt, p.rcpt)->addr.len, (const char *)rcpt_at(rt, p.rcpt)->addr.b,
+                   lat * 1e3);
+    else if (have)
         mx_ev_text(ev, "%d%s%s %.*s%s   [%s, %.1f ms]", s->rep.code, s->rep.enh.cls ? " " : "", s->rep.enh.text, first,
                    (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "", verbs[p.verb].name, lat * 1e3);
     else
@@ -503,7 +598,7 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     struct mx_enhanced_code enh;
     struct mx_slice rest = enhanced_code(text, &enh);
     if (!s->rep.active) {
-        if (code == 250 && s->q.n && head(s)->verb == V_EHLO) {
+        if (code == 250 && s->q.n && lists_extensions(head(s)->verb)) {
             mx_caps_clear(&s->caps); /* RFC 5321 §4.1.1.1: this reply lists the extensions anew */
         }
         s->rep.active = true;
@@ -527,7 +622,7 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     if (s->rep.lines == SMTP_MAX_REPLY_LINES)
         anomaly(s, MX_DIR_S2C, A_TOO_MANY_REPLY_LINES, off, raw_len);
     /* EHLO keywords: every line after the first (RFC 5321 §4.1.1.1). */
-    if (s->rep.lines > 0 && s->q.n && head(s)->verb == V_EHLO && code == 250)
+    if (s->rep.lines > 0 && s->q.n && lists_extensions(head(s)->verb) && code == 250)
         parse_caps_line(s, text);
     if (s->rep.lines < SMTP_MAX_REPLY_LINES) {
         struct mx_text *t = &s->rep.text;
@@ -625,6 +720,16 @@ struct command {
 
 static void sent_helo(struct smtp *s, struct command *c)
 {
+    if (c->v == V_LHLO && !s->lmtp) {
+        /* An SMTP flow (by port or nDPI) whose client greets with LHLO speaks LMTP: its
+         * records keep the flow's names, the rules are LMTP's (RFC 2033 §4.2). */
+        if (s->helo_verb || s->helo_next_verb)
+            anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, c->off, c->raw);
+        else
+            s->lmtp = true;
+    } else if (c->v != V_LHLO && s->lmtp) {
+        anomaly(s, MX_DIR_C2S, A_HELO_IN_LMTP, c->off, c->raw);
+    }
     mx_text_set(&s->helo_next, mx_trim(c->arg)); /* kept once accepted */
     s->helo_next_verb = c->v;
 }
@@ -766,6 +871,9 @@ static const struct verb_def verbs[V__COUNT] = {
     [V_EHLO] = { "EHLO", sent_helo, answered_helo,
                  "The client names itself and asks which extensions the server supports; the reply lists them "
                  "(RFC 5321 §4.1.1.1)." },
+    [V_LHLO] = { "LHLO", sent_helo, answered_helo,
+                 "LMTP's greeting: the client names itself and asks which extensions the server supports, as EHLO "
+                 "does in SMTP (RFC 2033 §4.1)." },
     [V_MAIL] = { "MAIL", sent_mail, answered_mail,
                  "Starts a mail transaction with the envelope sender: where bounces go, which may differ from the "
                  "From: header (RFC 5321 §4.1.1.2)." },
@@ -915,7 +1023,7 @@ static void body_end(struct smtp *s, uint64_t off, size_t len)
     struct txn *t = &s->txn;
     if (t->msg)
         mx_message_end(t->msg);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "smtp.data", mx_ctx_flow_id(s->m.ctx), ts);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), s->names->data, mx_ctx_flow_id(s->m.ctx), ts);
     mx_ev_dir(ev, MX_DIR_C2S);
     mx_ev_frames(ev, s->data_first_frame ? s->data_first_frame : a, b);
     if (t->msg)
@@ -1011,6 +1119,7 @@ static bool midstream_line(struct smtp *s, struct mx_slice line, uint64_t off, s
         break;
     case V_HELO:
     case V_EHLO:
+    case V_LHLO:
         command = arg.len && !memchr(arg.ptr, ' ', arg.len); /* one word */
         break;
     case V_AUTH:
@@ -1183,7 +1292,7 @@ static void smtp_gap(void *state, enum mx_dir d, uint64_t len)
 static void session_emit(struct smtp *s)
 {
     const struct mx_flow_info *fi = mx_ctx_flow(s->m.ctx);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "smtp.session", fi->id, s->m.now);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), s->names->session, fi->id, s->m.now);
     mx_ev_time(ev, "start", fi->start);
     if (s->greet_code) {
         mx_ev_obj(ev, "greeting");
@@ -1195,7 +1304,7 @@ static void session_emit(struct smtp *s)
     const struct mx_text *helo = smtp_helo_of(s, &hv);
     if (hv) {
         mx_ev_wire(ev, "helo", mx_text_slice(helo));
-        mx_ev_bool(ev, "esmtp", hv == V_EHLO);
+        mx_ev_bool(ev, "esmtp", lists_extensions(hv));
     }
     mx_mail_describe_session_caps(&s->m, ev);
     if (s->size_limit)
@@ -1236,8 +1345,11 @@ static void session_emit(struct smtp *s)
     mx_mail_describe_tls(&s->m, ev, s->tls);
     mx_mail_describe_proxy(&s->m, ev);
     char tls[96];
-    mx_ev_text(ev, "SMTP session: %" PRIu64 " commands, %" PRIu64 " transactions%s%s", s->m.commands, s->transactions,
-               mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),
+    if (s->lmtp && s->names != &lmtp_names)
+        mx_ev_bool(ev, "lmtp", true); /* an SMTP flow whose client greeted with LHLO */
+    mx_ev_text(ev, "%s session%s: %" PRIu64 " commands, %" PRIu64 " transactions%s%s", s->names->label,
+               s->lmtp && s->names != &lmtp_names ? " (LMTP: the client greeted with LHLO)" : "", s->m.commands,
+               s->transactions, mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),
                s->m.n_logins ? ", authenticated" : "");
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
@@ -1273,12 +1385,15 @@ static void smtp_end(void *state, enum mx_dir d)
 
 /* ---- The dissector interface ---- */
 
-static void *smtp_new(struct mx_dissect_ctx *ctx)
+/* A session of SMTP, or of LMTP when `lmtp`. */
+static void *session_new(struct mx_dissect_ctx *ctx, bool lmtp)
 {
     struct smtp *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    mx_mail_init(&s->m, ctx, &mx_smtp_mail);
+    mx_mail_init(&s->m, ctx, lmtp ? &mx_lmtp_mail : &mx_smtp_mail);
+    s->names = lmtp ? &lmtp_names : &smtp_names;
+    s->lmtp = lmtp;
     mx_mail_queue_init(&s->q, s->pend, sizeof(s->pend[0]), SMTP_MAX_PENDING);
     mx_caps_init(&s->caps, SMTP_CAPS_BYTES);
     s->m.caps = &s->caps;
@@ -1301,6 +1416,16 @@ static void smtp_inside_tls(void *state, enum mx_dir d)
         s->cmode = C_CMD;
     else if (d == MX_DIR_S2C && s->smode == S_TLS)
         s->smode = S_REPLY;
+}
+
+static void *smtp_new(struct mx_dissect_ctx *ctx)
+{
+    return session_new(ctx, false);
+}
+
+static void *lmtp_new(struct mx_dissect_ctx *ctx)
+{
+    return session_new(ctx, true);
 }
 
 static void smtp_free(void *state)
@@ -1335,6 +1460,17 @@ static struct mx_parse_result smtp_read(void *state, enum mx_dir d, struct mx_sl
 const struct mx_dissector mx_smtp_dissector = {
     .name = "smtp",
     .state_new = smtp_new,
+    .state_free = smtp_free,
+    .parse = mx_mail_parse,
+    .anomalies = smtp_anomalies,
+    .n_anomalies = MX_ARRAY_LEN(smtp_anomalies),
+    .state_bytes = smtp_bytes,
+};
+
+/* LMTP (RFC 2033): the same functions, its own names (struct smtp_names). */
+const struct mx_dissector mx_lmtp_dissector = {
+    .name = "lmtp",
+    .state_new = lmtp_new,
     .state_free = smtp_free,
     .parse = mx_mail_parse,
     .anomalies = smtp_anomalies,

@@ -10,7 +10,8 @@
 #include <string.h>
 
 static const char *const outcome_names[] = { "no_reply", "accepted", "rejected", "deferred" };
-static const char *const disposition_names[] = { "accepted", "rejected", "deferred", "reset", "aborted", "no_reply" };
+static const char *const disposition_names[] = { "accepted", "rejected", "deferred", "reset",
+                                                 "aborted",  "no_reply", "mixed" };
 
 /* ---- Transactions (RFC 5321 §3.3) ---- */
 
@@ -63,7 +64,9 @@ void smtp_failure_fields(struct smtp *s, const struct txn *t, const char *step, 
                                .message_size = t ? mx_message_size(t->msg) : 0,
                                .declared_size = t ? declared_size(t) : 0,
                                .mail_refused = t && t->mail_code >= 400,
-                               .no_recipient = t && !accepted };
+                               .no_recipient = t && !accepted,
+                               .per_recipient =
+                                   t && t->lmtp && (!strcmp(step, "(end of data)") || !strcmp(step, "BDAT")) };
     mx_diag_cause(&r, cause, sizeof(cause));
     if (cause[0])
         mx_ev_str(ev, "cause", cause);
@@ -88,7 +91,20 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
         step = t->rejected_data ? "DATA" : t->bdat ? "BDAT" : "(end of data)";
         code = t->data_code;
         enh = &t->data_enh;
-    } else {
+    } else if (t->lmtp && (disposition == D_MIXED || disposition == D_REJECTED || disposition == D_DEFERRED)) {
+        /* RFC 2033 §4.2: the first recipient refused after the data. */
+        for (uint32_t i = 0; i < t->rcpts.n && !code; i++) {
+            const struct rcpt_reply *d = &rcpt_at(t, i)->delivery;
+            if (d->outcome == O_REJECTED || d->outcome == O_DEFERRED) {
+                step = t->bdat ? "BDAT" : "(end of data)";
+                code = d->code;
+                enh = &d->enh;
+                text = mx_text_slice(&d->text);
+                frame = d->frame;
+            }
+        }
+    }
+    if (!code) {
         for (uint32_t i = 0; i < t->rcpts.n && !code; i++) {
             if (rcpt_at(t, i)->outcome == O_REJECTED || rcpt_at(t, i)->outcome == O_DEFERRED) {
                 step = "RCPT";
@@ -100,7 +116,7 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
         }
     }
     mx_ev_obj(ev, "failure");
-    if (code && (disposition == D_REJECTED || disposition == D_DEFERRED)) {
+    if (code && (disposition == D_REJECTED || disposition == D_DEFERRED || disposition == D_MIXED)) {
         mx_ev_str(ev, "step", step);
         mx_ev_int(ev, "code", code);
         if (enh->cls)
@@ -108,6 +124,10 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
         mx_ev_wire(ev, "text", text);
         mx_ev_frames(ev, frame, frame);
         smtp_failure_fields(s, t, step, code, enh, text, ev);
+    } else if (t->lmtp && (disposition == D_MIXED || disposition == D_NO_REPLY)) {
+        mx_ev_str(ev, "cause",
+                  "The session ended before the server replied for every recipient after the message data "
+                  "(RFC 2033 §4.2): their delivery is unknown.");
     } else if (disposition == D_RESET) {
         mx_ev_str(ev, "cause",
                   "The client reset the transaction (RSET, EHLO or STARTTLS) before the message was "
@@ -122,9 +142,28 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
     mx_ev_end(ev);
 }
 
+/* RFC 2033 §4.2: a recipient's reply after the data, or that none came ("no_reply"). */
+static void delivery_emit(struct smtp *s, const struct txn *t, const struct rcpt_reply *d, struct mx_event *ev)
+{
+    mx_ev_obj(ev, "delivery");
+    mx_ev_str(ev, "outcome", outcome_names[d->outcome]);
+    if (d->code) {
+        mx_ev_int(ev, "code", d->code);
+        if (d->enh.cls)
+            mx_ev_str(ev, "enhanced", d->enh.text);
+        mx_ev_wire(ev, "text", mx_text_slice(&d->text));
+        if (d->outcome != O_ACCEPTED)
+            smtp_failure_fields(s, t, t->bdat ? "BDAT" : "(end of data)", d->code, &d->enh, mx_text_slice(&d->text),
+                                ev);
+        mx_ev_frames(ev, d->frame, d->frame);
+    }
+    mx_ev_end(ev);
+}
+
 static void txn_emit(struct smtp *s, const struct txn *t, enum disposition disposition)
 {
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "smtp.transaction", mx_ctx_flow_id(s->m.ctx), s->m.now);
+    struct mx_event *ev =
+        mx_event_begin(mx_ctx_sink(s->m.ctx), s->names->transaction, mx_ctx_flow_id(s->m.ctx), s->m.now);
     mx_ev_uint(ev, "trans_depth", t->depth);
     mx_ev_time(ev, "start", t->ts);
     enum verb hv;
@@ -154,6 +193,8 @@ static void txn_emit(struct smtp *s, const struct txn *t, enum disposition dispo
             mx_ev_wire(ev, "text", mx_text_slice(&r->text));
         if (r->code && r->outcome != O_ACCEPTED)
             smtp_failure_fields(s, t, "RCPT", r->code, &r->enh, mx_text_slice(&r->text), ev);
+        if (t->lmtp && r->outcome == O_ACCEPTED)
+            delivery_emit(s, t, &r->delivery, ev);
         mx_ev_frames(ev, r->frame, r->reply_frame ? r->reply_frame : r->frame);
         mx_ev_end(ev);
     }
@@ -174,15 +215,48 @@ static void txn_emit(struct smtp *s, const struct txn *t, enum disposition dispo
     mx_ev_bool(ev, "tls", s->tls);
     mx_ev_bool(ev, "partial", t->partial);
     mx_ev_frames(ev, t->first_frame, t->last_frame);
-    uint32_t ok = 0;
-    for (uint32_t i = 0; i < t->rcpts.n; i++)
+    uint32_t ok = 0, delivered = 0;
+    for (uint32_t i = 0; i < t->rcpts.n; i++) {
         ok += rcpt_at(t, i)->outcome == O_ACCEPTED;
+        delivered += rcpt_at(t, i)->delivery.outcome == O_ACCEPTED;
+    }
+    char dl[32] = "";
+    if (t->lmtp)
+        snprintf(dl, sizeof(dl), ", %u delivered", delivered);
     mx_ev_tone(ev, disposition == D_ACCEPTED ? MX_TONE_GOOD : disposition == D_REJECTED ? MX_TONE_BAD : MX_TONE_WARN);
-    mx_ev_text(ev, "transaction %u: from <%.*s> to %u recipient%s (%u accepted): %s%s%.*s", t->depth,
+    mx_ev_text(ev, "transaction %u: from <%.*s> to %u recipient%s (%u accepted%s): %s%s%.*s", t->depth,
                (int)t->mail_from.len, (const char *)t->mail_from.b, (unsigned)(t->rcpts.n + t->rcpts_dropped),
-               t->rcpts.n + t->rcpts_dropped == 1 ? "" : "s", ok, disposition_names[disposition],
+               t->rcpts.n + t->rcpts_dropped == 1 ? "" : "s", ok, dl, disposition_names[disposition],
                t->queue_id.len ? ", queued as " : "", (int)t->queue_id.len, (const char *)t->queue_id.b);
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
+}
+
+/* RFC 2033 §4.2: an LMTP transaction whose data was sent is decided by the replies for each
+ * recipient accepted at RCPT: all delivered, none (refused or deferred), or some ("mixed").
+ * A recipient whose reply never came raises LMTP_REPLY_MISSING. */
+static enum disposition lmtp_disposition(struct smtp *s, const struct txn *t, enum disposition why)
+{
+    uint32_t due = 0, delivered = 0, deferred = 0, refused = 0;
+    for (uint32_t i = 0; i < t->rcpts.n; i++) {
+        const struct rcpt *r = rcpt_at(t, i);
+        if (r->outcome != O_ACCEPTED)
+            continue;
+        due++;
+        delivered += r->delivery.outcome == O_ACCEPTED;
+        deferred += r->delivery.outcome == O_DEFERRED;
+        refused += r->delivery.outcome == O_REJECTED;
+    }
+    if (!due)
+        return why;
+    if (delivered + deferred + refused < due)
+        anomaly(s, MX_DIR_S2C, A_LMTP_REPLY_MISSING, mx_ctx_offset(s->m.ctx, MX_DIR_S2C), 0);
+    if (delivered == due)
+        return D_ACCEPTED;
+    if (delivered)
+        return D_MIXED;
+    if (!deferred && !refused)
+        return D_NO_REPLY;
+    return deferred + refused < due ? D_MIXED : deferred ? D_DEFERRED : D_REJECTED;
 }
 
 /* Ends the open transaction, if any. Its disposition comes from the replies
@@ -203,7 +277,11 @@ void smtp_txn_close(struct smtp *s, struct txn *t, enum disposition why)
                 refusal = rcpt_at(t, i)->code;
         }
     }
-    if (t->data_code)
+    if (s->due.left && s->due.p.depth == t->depth)
+        s->due.left = 0; /* no more per-recipient replies are read for it */
+    if (t->lmtp && !t->data_code)
+        disposition = lmtp_disposition(s, t, why);
+    else if (t->data_code)
         disposition = outcome_of(t->data_code);
     else if (t->mail_code >= 400)
         disposition = outcome_of(t->mail_code);
@@ -251,6 +329,7 @@ void smtp_txn_data_sent(struct smtp *s)
     if (s->txn.msg)
         mx_message_end(s->txn.msg);
     smtp_txn_close(s, &s->fin, D_NO_REPLY); /* an earlier one never got its reply */
+    s->txn.lmtp = s->lmtp;
     s->fin = s->txn;
     memset(&s->txn, 0, sizeof(s->txn));
 }

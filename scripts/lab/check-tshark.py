@@ -5,7 +5,11 @@ For each pcaps/**/*.truth.json: the cleartext reply codes per TCP stream
 that tshark reports (smtp.response.code, pop.response.indicator,
 imap.response.status) must equal the ones the truth file's transcript
 implies, and `tshark -r` must print no malformed-packet warning (unless the
-truth file lists "expect_malformed").  Exit 1 on any mismatch.
+truth file lists "expect_malformed").  LMTP (port 24) is decoded as SMTP
+(-d tcp.port==24,smtp): one code per reply there too, the per-recipient
+replies after the data each counted (RFC 2033 §4.2); an LMTP session the
+lab's client did not make (postfix's, truth "lmtp" with "client": "postfix")
+is expected from its transaction.  Exit 1 on any mismatch.
 
   scripts/lab/check-tshark.py [PCAPS_DIR | TRUTH_FILE...]
 """
@@ -19,6 +23,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STD_PORTS = {25: "smtp", 587: "smtp", 110: "pop", 143: "imap"}
+LMTP_PORT = 24          # RFC 2033 §4; tshark knows no LMTP: decoded as SMTP
 
 
 def text_of(e):
@@ -36,7 +41,7 @@ def expected(session):
         if e["dir"] != "S" or e["tls"]:
             continue
         t = text_of(e)
-        if proto == "smtp":
+        if proto in ("smtp", "lmtp"):
             # one code per reply; a multi-line reply counts once
             if re.match(r"\d{3}", t):
                 out.append(t[:3])
@@ -106,11 +111,12 @@ def check(truthf):
     if any("tunnel" in s for s in t["sessions"]):
         return problems  # two streams a session (client-proxy, proxy-server): tests/oracle/truth_tunnel.py
     decode_as = sorted({(s["server_port"], {"smtp": "smtp", "pop3": "pop",
-                                            "imap": "imap"}[s["proto"]])
+                                            "imap": "imap", "lmtp": "smtp"}[s["proto"]])
                         for s in t["sessions"]
-                        if s["tls"] != "implicit" and s["server_port"] not in STD_PORTS})
+                        if s["tls"] != "implicit" and s["server_port"] not in STD_PORTS} |
+                       ({(LMTP_PORT, "smtp")} if t.get("lmtp") else set()))
     got = tshark_tokens(cap, decode_as)
-    ends = stream_ends(cap) if any("proxy" in s for s in t["sessions"]) else {}
+    ends = stream_ends(cap) if any("proxy" in s for s in t["sessions"]) or t.get("lmtp") else {}
     mine, backend = set(), set()
     for s in t["sessions"]:
         st = s["index"]
@@ -128,6 +134,16 @@ def check(truthf):
         if exp != have:
             problems.append("stream %d (%s %d): truth %s, tshark %s"
                             % (st, s["proto"], s["server_port"], exp, have))
+    # LMTP sessions of postfix's own client: the codes its transaction implies
+    theirs = sorted(k for k, v in ends.items() if v[1] == LMTP_PORT and k not in mine)
+    for tx in (x for x in t.get("lmtp", []) if x.get("client") == "postfix"):
+        st = theirs.pop(0) if theirs else -1
+        mine.add(st)
+        rc = [r["rcpt_code"] for r in tx["recipients"]]
+        exp = ["220", "250", "250"] + ["%d" % c for c in rc] + ["354"] + \
+              ["%d" % r["delivery"]["code"] for r in tx["recipients"] if r["delivery"]] + ["221"]
+        if exp != got.get(st, []):
+            problems.append("stream %d (postfix's LMTP): truth %s, tshark %s" % (st, exp, got.get(st, [])))
     extra = set(got) - mine - backend
     if extra:
         problems.append("streams not in truth: %s" % sorted(extra))

@@ -21,7 +21,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 2
 fi
 
-need_pkgs=(postfix dovecot-imapd dovecot-pop3d swaks tcpdump openssl python3
+need_pkgs=(postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd swaks tcpdump openssl python3
 	tcpreplay tshark ethtool iproute2 util-linux libidn12 haproxy dante-server tinyproxy)
 missing=()
 for p in "${need_pkgs[@]}"; do

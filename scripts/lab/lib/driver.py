@@ -39,12 +39,14 @@ NORMALISERS = [
     (re.compile(r" \(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)"), " (<TIMING>)"),
     (re.compile(r"<\d+\.\d+\.\d+\.[0-9a-f]+@mx\.lab\.test>"), "<APOP-TIMESTAMP>"),
     (re.compile(r"^(\+OK [^\r\n]*)<[^>]*@mx\.lab\.test>", re.M), r"\1<APOP-TIMESTAMP>"),
+    (re.compile(r"(250 2\.0\.0 <[^>]*>) [0-9A-Za-z+/]{22}(:R\d+)? Saved"), r"\1 <LMTP-ID>\2 Saved"),
 ]
 
 
 def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=False,
              expect_malformed=None, services=(), strict=False, dovecot_tls=True,
-             capture_filter="tcp", veth=False, bulk=None, size_limit=None, proxy=False):
+             capture_filter="tcp", veth=False, bulk=None, size_limit=None, proxy=False,
+             lmtp=False):
     """Register a scenario.  name is "proto/slug"; the capture goes to
     pcaps/proto/slug.pcap unless path (relative to pcaps/) is given.
     Server variants (see labenv.Lab and docs/lab.md): notls starts the
@@ -56,7 +58,8 @@ def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=Fal
     ("client" or "server") is the side that sends the most, whose host's
     capture is the sender-side one (see run()).  size_limit: postfix's
     message_size_limit instead of labenv.SIZE_LIMIT.  proxy puts HAProxy in front
-    of postfix and dovecot (labenv.PROXY_FRONTENDS)."""
+    of postfix and dovecot (labenv.PROXY_FRONTENDS).  lmtp starts dovecot's
+    LMTP on port 24 (with a quota) and has postfix deliver there (labenv.LMTP_*)."""
     def reg(fn):
         SCENARIOS[name] = (fn, summary, {"ext": capture_ext, "path": path, "notls": notls, "seed": seed,
                                  "expect_malformed": expect_malformed,
@@ -64,7 +67,7 @@ def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=Fal
                                  "dovecot_tls": dovecot_tls,
                                  "capture_filter": capture_filter,
                                  "veth": veth, "bulk": bulk, "size_limit": size_limit,
-                                 "proxy": proxy})
+                                 "proxy": proxy, "lmtp": lmtp})
         ORDER.append(name)
         return fn
     return reg
@@ -82,6 +85,7 @@ class Ctx:
         self.tlsctx = client.tls_context(cafile)
         self.notes = []
         self.seeded = {}
+        self.lmtp = []      # LMTP transactions and per-recipient outcomes (scen_lmtp.py)
 
     # sessions
     # (host=, source=, tlsctx=: see client.Session)
@@ -260,7 +264,7 @@ def _run(name, veth, outputs, pcaps, workdir, certdir, exim_bin):
                      strict=opt["strict"], dovecot_tls=opt["dovecot_tls"],
                      exim_bin=exim_bin, veth=veth,
                      size_limit=opt["size_limit"] or labenv.SIZE_LIMIT,
-                     proxy=opt["proxy"])
+                     proxy=opt["proxy"], lmtp=opt["lmtp"])
 
     def on_signal(sig, frame):
         raise KeyboardInterrupt("signal %d" % sig)
@@ -336,6 +340,8 @@ def _run(name, veth, outputs, pcaps, workdir, certdir, exim_bin):
             "seeded": ctx.seeded,
             "delivered": delivered,
         }
+        if ctx.lmtp:
+            truth["lmtp"] = ctx.lmtp
         if veth:
             truth["offload"] = {
                 "mode": veth, "side": suffix.lstrip("-") or None,

@@ -36,6 +36,16 @@ spammer@blocked.example REJECT Sender address blocked by lab policy
 """
 SIZE_LIMIT = 20000
 
+# LMTP (scenarios with lmtp=True, RFC 2033): dovecot-lmtpd on LMTP_PORT with
+# the quota plugin, and postfix delivering its virtual mail there.  Users are
+# then a passwd-file userdb, so that an unknown one is refused at RCPT; the
+# user in LMTP_QUOTA_USER has a quota smaller than any message, and since
+# lmtp_rcpt_check_quota = no, dovecot refuses it only after the data, in that
+# recipient's own reply (RFC 2033 §4.2).
+LMTP_PORT = 24
+LMTP_QUOTA_USER = "dave"
+LMTP_QUOTA = "1K"
+
 # The offload path (scenarios with @scenario(veth=True), issue 25): three
 # network namespaces joined by two veth pairs, as a client host, a wire and a
 # server host.  The lab's own namespace holds the servers (VETH_SERVER on
@@ -195,7 +205,7 @@ class Lab:
 
     def __init__(self, workdir, certs, notls=False, services=(), strict=False,
                  dovecot_tls=True, exim_bin=None, veth=None, size_limit=SIZE_LIMIT,
-                 proxy=False):
+                 proxy=False, lmtp=False):
         self.dir = os.path.abspath(workdir)
         self.certs = certs
         self.pids = {}          # name -> pid of processes we started
@@ -219,6 +229,7 @@ class Lab:
         # proxy: HAProxy in front (PROXY_FRONTENDS), postfix's
         # proxy-protocol listener and dovecot's haproxy listeners behind it.
         self.proxy = proxy
+        self.lmtp = lmtp        # dovecot's LMTP on LMTP_PORT, postfix delivering there
         if proxy and "proxy-protocol" not in self.services:
             self.services += ("proxy-protocol",)
         self.exim_bin = exim_bin
@@ -463,6 +474,12 @@ smtp       inet  n  -  n  -  -  smtpd
             services = """\
 2525       inet  n  -  n  -  -  smtpd
 """
+        if self.lmtp and tls:
+            # virtual mail goes to dovecot over LMTP on TCP; one connection per
+            # delivery, closed with QUIT (no cache), so the capture holds it whole
+            extra_main += ("virtual_transport = lmtp:inet:127.0.0.1:%d\n"
+                           "lmtp_connection_cache_on_demand = no\n"
+                           "lmtp_destination_recipient_limit = 50\n" % LMTP_PORT)
         if extra_main:
             # later lines win in main.cf
             main += "# scenario variant\n" + extra_main
@@ -502,6 +519,15 @@ postlog    unix-dgram n - n - 1 postlogd
         users = "".join("%s:{PLAIN}%s::::::\n" % (u, p) for u, p in USERS.items())
         _w(os.path.join(d, "users"), users, 0o640)
         shutil.chown(os.path.join(d, "users"), "root", "dovecot")
+        if self.lmtp:
+            quota = {LMTP_QUOTA_USER: " userdb_quota_rule=*:storage=" + LMTP_QUOTA}
+            udb = "".join("%s::%d:%d::%s/%s::%s\n" % (u, MAIL_UID, MAIL_GID, self.maildir, u,
+                                                     quota.get(u, "")) for u in USERS)
+            _w(os.path.join(d, "userdb"), udb, 0o640)
+            shutil.chown(os.path.join(d, "userdb"), "root", "dovecot")
+            userdb = f"driver = passwd-file\n  args = username_format=%n {d}/userdb"
+        else:
+            userdb = f"driver = static\n  args = uid={MAIL_UID} gid={MAIL_GID} home={self.maildir}/%n"
         c = self.certs
         if self.dovecot_tls:
             ssl = (f"ssl = yes\nssl_cert = <{c['crt']}\nssl_key = <{c['key']}\n"
@@ -516,7 +542,7 @@ postlog    unix-dgram n - n - 1 postlogd
 base_dir = {d}/run
 state_dir = {d}/state
 instance_name = mxlab
-protocols = imap pop3
+protocols = imap pop3{" lmtp" if self.lmtp else ""}
 listen = {self.listen}
 hostname = {HOSTNAME}
 login_greeting = mxray-lab ready.
@@ -539,8 +565,7 @@ passdb {{
   args = scheme=PLAIN username_format=%n {d}/users
 }}
 userdb {{
-  driver = static
-  args = uid={MAIL_UID} gid={MAIL_GID} home={self.maildir}/%n
+  {userdb}
 }}
 service imap-login {{
   inet_listener imap {{
@@ -575,6 +600,25 @@ namespace inbox {{
     special_use = \\Trash
     auto = create
   }}
+}}
+"""
+        if self.lmtp:
+            conf += f"""\
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {LMTP_PORT}
+  }}
+}}
+lmtp_rcpt_check_quota = no
+mail_plugins = $mail_plugins quota
+protocol lmtp {{
+  postmaster_address = postmaster@{DOMAIN}
+  mail_plugins = $mail_plugins quota
+}}
+plugin {{
+  quota = maildir:User quota
+  quota_rule = *:storage=1G
 }}
 """
         if self.proxy:
@@ -654,6 +698,7 @@ service pop3-login {{
                         ([(BACKEND_ADDR, 143), (BACKEND_ADDR, 110)] if self.proxy else []) +
                         ([995, 993] if self.dovecot_tls else []) +
                         ([2525] if self.notls else []) +
+                        ([LMTP_PORT] if self.lmtp else []) +
                         [EXTRA_SERVICES[n][:2] for n in self.services])
 
     def start_proxy(self, name, argv, port, mount=()):
