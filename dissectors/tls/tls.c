@@ -628,6 +628,8 @@ struct tls_dir {
     uint8_t dh_hdr[4]; /* TLS 1.3: the decrypted handshake message's header... */
     uint8_t dh_have;   /* ...its bytes read... */
     uint32_t dh_left;  /* ...and the bytes of its body to come */
+    uint32_t dh_len;   /* its body's length */
+    uint8_t *dh_buf;   /* the server's Certificate, kept whole (TLS_MAX_HANDSHAKE at most) */
     uint8_t *rec_buf;  /* the record (TLS_MAX_RECORD bytes) */
     uint32_t rec_have;
     uint64_t plain; /* bytes of application data decrypted */
@@ -1397,16 +1399,23 @@ static void cert_remember(const struct cert_info *ci)
 
 /* RFC 5246 §7.4.2: certificate_list<0..2^24-1> of ASN.1Cert<1..2^24-1>, the
  * server's own first. Only the first is decoded (libcrypto's d2i_X509). */
-static void certificate(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t off)
+/* The server's Certificate message: RFC 5246 §7.4.2, or in TLS 1.3 (read
+ * decrypted) RFC 8446 §4.4.2, with a request context first and extensions
+ * after each certificate. */
+static void certificate(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t off, bool tls13)
 {
     struct cert_info *ci = &t->cert;
     struct mx_cursor c;
     mx_cursor_init(&c, p, n);
     ci->seen = true;
+    if (tls13)
+        mx_cursor_skip(&c, mx_cursor_u8(&c)); /* certificate_request_context */
     struct mx_cursor list = cursor_take(&c, cursor_be24(&c));
     struct mx_slice leaf = { NULL, 0 };
     while (!c.err && mx_cursor_left(&list)) {
         struct mx_cursor one = cursor_take(&list, cursor_be24(&list));
+        if (tls13)
+            cursor_take(&list, mx_cursor_be16(&list)); /* the entry's extensions */
         if (list.err || !one.len) {
             c.err = true;
             break;
@@ -1468,7 +1477,7 @@ static void hs_done(struct mx_tls *t, enum mx_dir d)
             server_hello(t, b, s->hs_len, s->hs_off);
             break;
         case HS_CERTIFICATE:
-            certificate(t, b, s->hs_len, s->hs_off);
+            certificate(t, b, s->hs_len, s->hs_off, false);
             break;
         default:
             break;
@@ -1615,10 +1624,15 @@ static void plain_out(struct mx_tls *t, enum mx_dir d, struct mx_slice data, uin
 }
 
 /* TLS 1.3: the end of a decrypted handshake message of d. */
-static void hs13_done(struct mx_tls *t, enum mx_dir d)
+static void hs13_done(struct mx_tls *t, enum mx_dir d, uint64_t off)
 {
     struct tls_dir *s = &t->dir[d];
     s->dh_have = 0;
+    if (s->dh_buf) {
+        certificate(t, s->dh_buf, s->dh_len, off, true);
+        free(s->dh_buf);
+        s->dh_buf = NULL;
+    }
     if (s->dh_hdr[0] == HS_FINISHED && s->next.on) {
         /* RFC 8446 §7.1: this side now sends under its application traffic secret. */
         mx_tls_keys_free(&s->keys);
@@ -1629,8 +1643,9 @@ static void hs13_done(struct mx_tls *t, enum mx_dir d)
     }
 }
 
-/* TLS 1.3: decrypted handshake bytes of d, their messages followed across records. */
-static void hs13_bytes(struct mx_tls *t, enum mx_dir d, const uint8_t *p, size_t n)
+/* TLS 1.3: decrypted handshake bytes of d (from the record at `off`), their
+ * messages followed across records; the server's Certificate is kept whole. */
+static void hs13_bytes(struct mx_tls *t, enum mx_dir d, const uint8_t *p, size_t n, uint64_t off)
 {
     struct tls_dir *s = &t->dir[d];
     while (n) {
@@ -1638,17 +1653,23 @@ static void hs13_bytes(struct mx_tls *t, enum mx_dir d, const uint8_t *p, size_t
             s->dh_hdr[s->dh_have++] = *p++;
             n--;
             if (s->dh_have == 4) {
-                s->dh_left = ((uint32_t)s->dh_hdr[1] << 16) | ((uint32_t)s->dh_hdr[2] << 8) | s->dh_hdr[3];
+                s->dh_len = s->dh_left =
+                    ((uint32_t)s->dh_hdr[1] << 16) | ((uint32_t)s->dh_hdr[2] << 8) | s->dh_hdr[3];
+                if (d == MX_DIR_S2C && s->dh_hdr[0] == HS_CERTIFICATE && !t->cert.seen && s->dh_len &&
+                    s->dh_len <= TLS_MAX_HANDSHAKE && !(s->dh_buf = malloc(s->dh_len)))
+                    t->oom = true;
                 if (!s->dh_left)
-                    hs13_done(t, d);
+                    hs13_done(t, d, off);
             }
             continue;
         }
         size_t k = s->dh_left < n ? s->dh_left : n;
+        if (s->dh_buf)
+            memcpy(s->dh_buf + (s->dh_len - s->dh_left), p, k);
         p += k, n -= k;
         s->dh_left -= (uint32_t)k;
         if (!s->dh_left)
-            hs13_done(t, d);
+            hs13_done(t, d, off);
     }
 }
 
@@ -1685,7 +1706,7 @@ static void record_decrypt(struct mx_tls *t, enum mx_dir d)
         break;
     case CT_HANDSHAKE:
         if (t->tls13)
-            hs13_bytes(t, d, plain, n);
+            hs13_bytes(t, d, plain, n, s->rec_off);
         break;
     default:
         break;
@@ -1917,6 +1938,8 @@ size_t mx_tls_bytes(const struct mx_tls *t)
             n += t->dir[d].hs_len;
         if (t->dir[d].rec_buf)
             n += TLS_MAX_RECORD;
+        if (t->dir[d].dh_buf)
+            n += t->dir[d].dh_len;
     }
     if (t->ch.ciphers)
         n += ((size_t)t->ch.n_ciphers + 1) * sizeof(*t->ch.ciphers);
@@ -2138,9 +2161,9 @@ static void emit_record(struct mx_tls *t)
         mx_ev_end(ev);
     }
     mx_ev_end(ev);
-    if (t->tls13) {
+    if (t->tls13 && !ci->seen) {
         mx_ev_str(ev, "certificate_hidden", "TLS 1.3 encrypts the certificate");
-    } else if (ci->seen) {
+    } else if (ci->seen) { /* in TLS 1.3, read decrypted (--tls-keylog) */
         mx_ev_obj(ev, "certificate");
         if (ci->parsed && ci->subject && ci->issuer) {
             mx_ev_wire(ev, "subject", mx_slice_make(ci->subject, ci->subject_len));
@@ -2210,6 +2233,7 @@ void mx_tls_free(struct mx_tls *t)
     for (int d = 0; d < 2; d++) {
         hs_reset(&t->dir[d]);
         free(t->dir[d].rec_buf);
+        free(t->dir[d].dh_buf);
         mx_tls_keys_free(&t->dir[d].keys);
         mx_tls_keys_free(&t->dir[d].next);
     }

@@ -89,10 +89,12 @@ static void text_event(void *ctx, const struct mx_event *e)
         fprintf(r->out, "#%-5" PRIu64 " ", e->flow);
     else
         fprintf(r->out, "%-6s ", "");
+    /* A double arrow: the record was built from bytes decrypted with --tls-keylog. */
+    bool dec = e->dir >= 0 && mx_ev_get_int(e, "decrypted", 0);
     if (e->dir == MX_DIR_C2S)
-        fputs("C->S ", r->out);
+        fputs(dec ? "C=>S " : "C->S ", r->out);
     else if (e->dir == MX_DIR_S2C)
-        fputs("S->C ", r->out);
+        fputs(dec ? "S=>C " : "S->C ", r->out);
     else
         fputs("     ", r->out);
     const char *col = r->color ? color_of(e) : NULL;
