@@ -44,7 +44,8 @@ NORMALISERS = [
 
 def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=False,
              expect_malformed=None, services=(), strict=False, dovecot_tls=True,
-             capture_filter="tcp", veth=False, bulk=None, size_limit=None, proxy=False):
+             capture_filter="tcp", veth=False, bulk=None, size_limit=None, proxy=False,
+             tls_variant=None):
     """Register a scenario.  name is "proto/slug"; the capture goes to
     pcaps/proto/slug.pcap unless path (relative to pcaps/) is given.
     Server variants (see labenv.Lab and docs/lab.md): notls starts the
@@ -56,7 +57,8 @@ def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=Fal
     ("client" or "server") is the side that sends the most, whose host's
     capture is the sender-side one (see run()).  size_limit: postfix's
     message_size_limit instead of labenv.SIZE_LIMIT.  proxy puts HAProxy in front
-    of postfix and dovecot (labenv.PROXY_FRONTENDS)."""
+    of postfix and dovecot (labenv.PROXY_FRONTENDS).  tls_variant: the
+    servers' TLS settings of the keylog/ scenarios (labenv.Lab)."""
     def reg(fn):
         SCENARIOS[name] = (fn, summary, {"ext": capture_ext, "path": path, "notls": notls, "seed": seed,
                                  "expect_malformed": expect_malformed,
@@ -64,7 +66,7 @@ def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=Fal
                                  "dovecot_tls": dovecot_tls,
                                  "capture_filter": capture_filter,
                                  "veth": veth, "bulk": bulk, "size_limit": size_limit,
-                                 "proxy": proxy})
+                                 "proxy": proxy, "tls_variant": tls_variant})
         ORDER.append(name)
         return fn
     return reg
@@ -260,7 +262,7 @@ def _run(name, veth, outputs, pcaps, workdir, certdir, exim_bin):
                      strict=opt["strict"], dovecot_tls=opt["dovecot_tls"],
                      exim_bin=exim_bin, veth=veth,
                      size_limit=opt["size_limit"] or labenv.SIZE_LIMIT,
-                     proxy=opt["proxy"])
+                     proxy=opt["proxy"], tls_variant=opt["tls_variant"])
 
     def on_signal(sig, frame):
         raise KeyboardInterrupt("signal %d" % sig)
