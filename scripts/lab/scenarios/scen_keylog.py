@@ -309,7 +309,11 @@ class SClientSession(client.Session):
                 "-verify_return_error", "-quiet", "-nocommands",
                 "-keylogfile", keys] + opts
         self.info = {"proto": proto, "server_port": port, "tls": "implicit", "note": note,
-                     "client": "openssl s_client", "s_client_args": argv[1:],
+                     "client": "openssl s_client",
+                     # as run, with the lab's temporary paths as placeholders
+                     "s_client_args": [{recorder.cafile: "<CA certificate>",
+                                        keys: os.path.basename(keys)}.get(a, a)
+                                       for a in argv[1:]],
                      "tls_version": version, "tls_cipher": cipher, "transcript": []}
         recorder.sessions.append(self.info)
         self.errlog = open(keys + ".s_client.log", "w+")
