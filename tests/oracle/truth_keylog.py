@@ -19,7 +19,9 @@ For each session, by its truth's "keylog":
     DATA, fetched with RETR or FETCH, with its size and SHA-256; no
     STARTTLS injection, none of which the truth has); each message the truth
     lists in keylog.messages is a `message` record of the flow, not partial,
-    with "decrypted": true; and every record of the flow built from the
+    with "decrypted": true; the flow has its smtp.session / pop3.session /
+    imap.session record, and an smtp.transaction when a message was sent;
+    and every record of the flow built from the
     bytes after the ClientHello (its first frame at or after the frame of
     the flow's ClientHello, found in the pcap here) carries "decrypted":
     true, while every record wholly before it (the cleartext before
@@ -128,11 +130,13 @@ def mxray_view(mxray, pcap, extra):
             continue
         if t == "flow_start":
             flows[r["flow"]] = {"flow": r["flow"], "port": r["server_port"], "tls": None,
-                                "anomalies": set(), "records": [], "messages": []}
+                                "anomalies": set(), "records": [], "messages": [],
+                                "types": set()}
             continue
         fl = flows.get(r["flow"])
         if fl is None:
             continue
+        fl["types"].add(t)
         if t == "tls":
             fl["tls"] = r
         elif t == "anomaly":
@@ -176,6 +180,11 @@ def check_keylog_session(s, f, v, ch_frame):
     shas = {m["sha256"] for m in kl["messages"]}
     if kl["in_log"]:
         problems += mod.check_session(in_clear(s), f)
+        need = {s["proto"] + ".session"}
+        if s["proto"] == "smtp" and kl["messages"]:
+            need.add("smtp.transaction")
+        for t in sorted(need - v["types"]):
+            problems.append("session %d: no %s record" % (i, t))
         for m in kl["messages"]:
             recs = [r for r in v["messages"] if r.get("sha256") == m["sha256"]
                     and r.get("size") == m["size"] and not r.get("partial")]

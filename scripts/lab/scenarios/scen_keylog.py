@@ -30,6 +30,7 @@ import time
 
 import client
 import messages
+import scen_offload
 from driver import scenario
 
 EHLO = "EHLO client.lab.test"
@@ -478,3 +479,14 @@ def smtp_large(ctx):
     smtp_send(ctx, s, msg, rcpt="alice@lab.test", frm="carol@lab.test")
     finish(ctx, s, keys)
     ctx.lab.wait_delivered("alice", 1)
+
+
+@scenario("keylog/imaps-large-fetch", "IMAP on 993 (implicit TLS): TLS 1.3, LOGIN, "
+          "SELECT, FETCH 1 BODY[] of a message of about 137 KB: the server's TLS "
+          "records of 16 KB over many TCP segments", seed=scen_offload.mailbox)
+def imaps_large(ctx):
+    keys = fresh_keys(ctx)
+    s = ctx.imap(993, implicit_tls=True, note="IMAPS, TLS 1.3, FETCH of a 137 KB message",
+                 tlsctx=tlsctx(ctx, keys))
+    imap_fetch(s, 1, starttls=False)
+    finish(ctx, s, keys)
