@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tshark-cache - stands in for tshark in the test suite: tests/CMakeLists.txt
 # links it as build*/shim/tshark and puts that folder first on the tests' PATH.
-# It runs the real tshark once per (arguments, contents of the -r capture, the
-# tshark binary) and afterwards replays its stdout, stderr and exit status
+# It runs the real tshark once per (arguments, contents of the -r capture and
+# of any TLS key log given with -o tls.keylog_file:, the tshark binary) and afterwards replays its stdout, stderr and exit status
 # from $MX_TSHARK_CACHE. The ASan+UBSan suite compares the same captures with
 # the same tshark commands as the first suite, so its tshark runs are replays.
 # Not cached: without MX_TSHARK_CACHE, a capture read from stdin, or a run
@@ -24,10 +24,12 @@ if [ -z "$real" ]; then
 fi
 
 cache=${MX_TSHARK_CACHE:-}
-capture= prev= cacheable=1
+capture= prev= cacheable=1 keylogs=()
 for a in "$@"; do
   [ "$prev" = -r ] && capture=$a
   case $a in -w | -i) cacheable=0 ;; esac
+  # a TLS key log (-o tls.keylog_file:PATH) is input too: its contents join the key
+  case $a in tls.keylog_file:*) keylogs+=("${a#tls.keylog_file:}") ;; esac
   prev=$a
 done
 if [ -z "$cache" ] || [ "$cacheable" = 0 ] || [ "$capture" = - ] ||
@@ -39,6 +41,7 @@ key=$({
   printf '%s\0' "$@"
   stat -L -c '%s %Y %i' "$real"
   [ -z "$capture" ] || sha256sum <"$capture"
+  for k in "${keylogs[@]}"; do [ -f "$k" ] && sha256sum <"$k"; done
 } | sha256sum | cut -c1-64)
 entry=$cache/$key
 if [ -f "$entry.rc" ]; then

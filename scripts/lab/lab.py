@@ -33,6 +33,7 @@ import scen_offload                    # noqa: E402,F401
 import scen_proxy                      # noqa: E402,F401
 import scen_tunnel                     # noqa: E402,F401
 import scen_lmtp                       # noqa: E402,F401
+import scen_keylog                     # noqa: E402,F401
 
 
 def in_private_netns():

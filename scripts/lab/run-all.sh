@@ -101,6 +101,13 @@ if [ $# -eq 0 ]; then
 		[ -f "$pcaps/$src" ] && "$py" "$here/impair.py" "$pcaps/$src" "$pcaps/impaired" --seed 3 >/dev/null
 	done
 fi
+# Decrypted exports (pcaps/keylog/NAME-cleartext.pcap) of the STARTTLS keylog captures.
+for src in keylog/smtp-starttls-tls13-aes256 keylog/imap-starttls-ecdhe-aes128gcm \
+	keylog/pop3-stls-ecdhe-chacha20; do
+	if printf '%s\n' "${scenarios[@]}" | grep -qx "$src" && [ -f "$pcaps/$src.pcap" ]; then
+		"$py" "$here/decrypted-export.py" "$pcaps/$src.pcap" >/dev/null
+	fi
+done
 echo "run-all: ${#scenarios[@]} scenarios in $(( $(date +%s) - start ))s, ${#failed[@]} failed"
 if [ ${#failed[@]} -gt 0 ]; then
 	printf '  %s\n' "${failed[@]}" >&2

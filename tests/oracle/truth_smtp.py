@@ -142,10 +142,11 @@ def check_session(s, f, prefix=False):
     return problems
 
 
-def run_mxray(mxray, pcap):
+def run_mxray(mxray, pcap, *extra):
+    """mxray's SMTP flows in order; extra: more options (truth_keylog's --tls-keylog)."""
     # 2525 is the lab's second, certificate-less postfix (the STARTTLS-refused scenario).
     flows = {}
-    for r in common.mxray_records(mxray, "-q", "--port", "smtp=2525", "--json", "-", pcap):
+    for r in common.mxray_records(mxray, "-q", "--port", "smtp=2525", *extra, "--json", "-", pcap):
         if r["type"] == "flow_start":
             flows[r["flow"]] = {"port": r["server_port"], "codes": [], "verbs": [], "msgs": [],
                                 "injected": [], "anomalies": {}}

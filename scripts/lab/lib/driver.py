@@ -46,7 +46,7 @@ NORMALISERS = [
 def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=False,
              expect_malformed=None, services=(), strict=False, dovecot_tls=True,
              capture_filter="tcp", veth=False, bulk=None, size_limit=None, proxy=False,
-             lmtp=False):
+             lmtp=False, tls_variant=None):
     """Register a scenario.  name is "proto/slug"; the capture goes to
     pcaps/proto/slug.pcap unless path (relative to pcaps/) is given.
     Server variants (see labenv.Lab and docs/lab.md): notls starts the
@@ -59,7 +59,8 @@ def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=Fal
     capture is the sender-side one (see run()).  size_limit: postfix's
     message_size_limit instead of labenv.SIZE_LIMIT.  proxy puts HAProxy in front
     of postfix and dovecot (labenv.PROXY_FRONTENDS).  lmtp starts dovecot's
-    LMTP on port 24 (with a quota) and has postfix deliver there (labenv.LMTP_*)."""
+    LMTP on port 24 (with a quota) and has postfix deliver there (labenv.LMTP_*).  tls_variant: the
+    servers' TLS settings of the keylog/ scenarios (labenv.Lab)."""
     def reg(fn):
         SCENARIOS[name] = (fn, summary, {"ext": capture_ext, "path": path, "notls": notls, "seed": seed,
                                  "expect_malformed": expect_malformed,
@@ -67,7 +68,8 @@ def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=Fal
                                  "dovecot_tls": dovecot_tls,
                                  "capture_filter": capture_filter,
                                  "veth": veth, "bulk": bulk, "size_limit": size_limit,
-                                 "proxy": proxy, "lmtp": lmtp})
+                                 "proxy": proxy, "lmtp": lmtp,
+                                 "tls_variant": tls_variant})
         ORDER.append(name)
         return fn
     return reg
@@ -264,7 +266,8 @@ def _run(name, veth, outputs, pcaps, workdir, certdir, exim_bin):
                      strict=opt["strict"], dovecot_tls=opt["dovecot_tls"],
                      exim_bin=exim_bin, veth=veth,
                      size_limit=opt["size_limit"] or labenv.SIZE_LIMIT,
-                     proxy=opt["proxy"], lmtp=opt["lmtp"])
+                     proxy=opt["proxy"], lmtp=opt["lmtp"],
+                     tls_variant=opt["tls_variant"])
 
     def on_signal(sig, frame):
         raise KeyboardInterrupt("signal %d" % sig)

@@ -135,11 +135,14 @@ def ensure_certs(certdir):
         "crt": os.path.join(certdir, "server.crt"),
         "ext": os.path.join(certdir, "server.ext"),
     }
-    if os.path.exists(paths["crt"]):
-        return paths
-    os.makedirs(certdir, exist_ok=True)
+    paths["rsa_key"] = os.path.join(certdir, "server-rsa.key")
+    paths["rsa_crt"] = os.path.join(certdir, "server-rsa.crt")
     run = lambda *a: subprocess.run(a, check=True, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
+    if os.path.exists(paths["crt"]):
+        _ensure_rsa(paths, run)
+        return paths
+    os.makedirs(certdir, exist_ok=True)
     run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
         "-out", paths["ca_key"])
     run("openssl", "req", "-x509", "-new", "-key", paths["ca_key"], "-days", "3650",
@@ -157,7 +160,25 @@ def ensure_certs(certdir):
         "-CAkey", paths["ca_key"], "-CAcreateserial", "-days", "3650",
         "-extfile", paths["ext"], "-out", paths["crt"])
     os.chmod(paths["key"], 0o644)   # read by dovecot/postfix as root anyway
+    _ensure_rsa(paths, run)
     return paths
+
+
+def _ensure_rsa(paths, run):
+    """A second server certificate, RSA 2048, for the same name and from
+    the same CA (once): the keylog/ scenarios load it beside the EC one
+    (tls_variant "rsa"), so that ECDHE-RSA and RSA key exchange can be
+    negotiated; no other scenario uses it."""
+    if os.path.exists(paths["rsa_crt"]):
+        return
+    csr = paths["rsa_crt"] + ".csr"
+    run("openssl", "genrsa", "-out", paths["rsa_key"], "2048")
+    run("openssl", "req", "-new", "-key", paths["rsa_key"],
+        "-subj", "/O=mxray lab/CN=" + HOSTNAME, "-out", csr)
+    run("openssl", "x509", "-req", "-in", csr, "-CA", paths["ca_crt"],
+        "-CAkey", paths["ca_key"], "-CAcreateserial", "-days", "3650",
+        "-extfile", paths["ext"], "-out", paths["rsa_crt"])
+    os.chmod(paths["rsa_key"], 0o644)
 
 
 def _alive(pid):
@@ -205,7 +226,7 @@ class Lab:
 
     def __init__(self, workdir, certs, notls=False, services=(), strict=False,
                  dovecot_tls=True, exim_bin=None, veth=None, size_limit=SIZE_LIMIT,
-                 proxy=False, lmtp=False):
+                 proxy=False, lmtp=False, tls_variant=None):
         self.dir = os.path.abspath(workdir)
         self.certs = certs
         self.pids = {}          # name -> pid of processes we started
@@ -230,6 +251,10 @@ class Lab:
         # proxy-protocol listener and dovecot's haproxy listeners behind it.
         self.proxy = proxy
         self.lmtp = lmtp        # dovecot's LMTP on LMTP_PORT, postfix delivering there
+        # tls_variant (the keylog/ scenarios): {"rsa": True} loads the RSA
+        # certificate beside the EC one in postfix and dovecot; "postfix":
+        # main.cf lines, "dovecot": dovecot.conf lines added last.
+        self.tls_variant = dict(tls_variant or {})
         if proxy and "proxy-protocol" not in self.services:
             self.services += ("proxy-protocol",)
         self.exim_bin = exim_bin
@@ -380,7 +405,17 @@ class Lab:
         _w(os.path.join(cdir, "recipient_access"), RECIPIENT_ACCESS)
         _w(os.path.join(cdir, "sender_access"), SENDER_ACCESS)
         c = self.certs
-        if tls:
+        if tls and self.tls_variant.get("rsa"):
+            # both certificates: OpenSSL picks by the cipher suite (ECDHE-RSA,
+            # RSA key exchange) or the client's signature algorithms
+            tls_main = (
+                "smtpd_tls_cert_file = %s\n"
+                "smtpd_tls_key_file = %s\n"
+                "smtpd_tls_eccert_file = %s\n"
+                "smtpd_tls_eckey_file = %s\n"
+                "smtpd_tls_security_level = may\n"
+                % (c["rsa_crt"], c["rsa_key"], c["crt"], c["key"]))
+        elif tls:
             tls_main = (
                 "smtpd_tls_cert_file = %s\n"
                 "smtpd_tls_key_file = %s\n"
@@ -480,6 +515,8 @@ smtp       inet  n  -  n  -  -  smtpd
             extra_main += ("virtual_transport = lmtp:inet:127.0.0.1:%d\n"
                            "lmtp_connection_cache_on_demand = no\n"
                            "lmtp_destination_recipient_limit = 50\n" % LMTP_PORT)
+        if tls and self.tls_variant.get("postfix"):
+            extra_main += self.tls_variant["postfix"]
         if extra_main:
             # later lines win in main.cf
             main += "# scenario variant\n" + extra_main
@@ -532,6 +569,9 @@ postlog    unix-dgram n - n - 1 postlogd
         if self.dovecot_tls:
             ssl = (f"ssl = yes\nssl_cert = <{c['crt']}\nssl_key = <{c['key']}\n"
                    "ssl_min_protocol = TLSv1.2\n")
+            if self.tls_variant.get("rsa"):
+                ssl += f"ssl_alt_cert = <{c['rsa_crt']}\nssl_alt_key = <{c['rsa_key']}\n"
+            ssl += self.tls_variant.get("dovecot", "")
             imaps = "  inet_listener imaps {\n    port = 993\n    ssl = yes\n  }\n"
             pop3s = "  inet_listener pop3s {\n    port = 995\n    ssl = yes\n  }\n"
         else:

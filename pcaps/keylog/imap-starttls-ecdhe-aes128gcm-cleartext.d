@@ -1,0 +1,1 @@
+imap-starttls-ecdhe-aes128gcm.d

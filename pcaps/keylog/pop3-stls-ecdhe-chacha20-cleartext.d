@@ -1,0 +1,1 @@
+pop3-stls-ecdhe-chacha20.d

@@ -1,0 +1,1 @@
+smtp-starttls-tls13-aes256.d
