@@ -67,7 +67,9 @@ static bool cipher_ctx(struct mx_tls_keys *k)
         k->evp = EVP_CIPHER_CTX_new();
     if (!k->ciph)
         k->ciph = EVP_CIPHER_fetch(NULL, k->suite.cipher, NULL);
-    return k->evp && k->ciph;
+    if (!k->mac && k->suite.bulk == MX_BULK_CBC)
+        k->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    return k->evp && k->ciph && (k->mac || k->suite.bulk != MX_BULK_CBC);
 }
 
 bool mx_tls12_keys(const struct mx_tls_suite *s, uint16_t version, bool etm, const uint8_t *master,
@@ -98,8 +100,9 @@ bool mx_tls12_keys(const struct mx_tls_suite *s, uint16_t version, bool etm, con
     if (need > sizeof(block) || !kdf("TLS1-PRF", p, block, need))
         return false;
     struct mx_tls_keys *dir[2] = { c2s, s2c };
-    size_t at = 2 * (size_t)s->mac_len; /* the MAC keys: the MAC is not checked */
+    size_t at = 2 * (size_t)s->mac_len; /* after the MAC keys */
     for (int i = 0; i < 2; i++) {
+        memcpy(dir[i]->mac_key, block + (size_t)i * s->mac_len, s->mac_len);
         memcpy(dir[i]->key, block + at + (size_t)i * s->key_len, s->key_len);
         memcpy(dir[i]->iv, block + at + 2 * (size_t)s->key_len + (size_t)i * fixed_iv, fixed_iv);
         dir[i]->suite = *s;
@@ -196,16 +199,41 @@ static bool aead_open(struct mx_tls_keys *k, const uint8_t nonce[12], const uint
     return ok;
 }
 
+/* RFC 5246 §6.2.3.1: HMAC(mac_key, seq_num + type + version + length + p)
+ * equals `want`. */
+static bool mac_ok(struct mx_tls_keys *k, uint8_t type, const uint8_t *p, size_t n, const uint8_t *want)
+{
+    uint8_t hdr[13], out[EVP_MAX_MD_SIZE];
+    for (int i = 0; i < 8; i++)
+        hdr[i] = (uint8_t)(k->seq >> (56 - 8 * i));
+    hdr[8] = type;
+    hdr[9] = (uint8_t)(k->version >> 8);
+    hdr[10] = (uint8_t)k->version;
+    hdr[11] = (uint8_t)(n >> 8);
+    hdr[12] = (uint8_t)n;
+    EVP_MAC_CTX *c = EVP_MAC_CTX_new(k->mac);
+    OSSL_PARAM p2[] = { OSSL_PARAM_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)k->suite.mac, 0), OSSL_PARAM_END };
+    size_t outl = 0;
+    bool ok = c && EVP_MAC_init(c, k->mac_key, k->suite.mac_len, p2) > 0 && EVP_MAC_update(c, hdr, 13) > 0 &&
+              EVP_MAC_update(c, p, n) > 0 && EVP_MAC_final(c, out, &outl, sizeof(out)) > 0 &&
+              outl == k->suite.mac_len && !CRYPTO_memcmp(out, want, outl);
+    EVP_MAC_CTX_free(c);
+    return ok;
+}
+
 /* RFC 5246 §6.2.3.2 (and RFC 7366 with encrypt_then_mac): the record is
  * [IV] ciphertext [MAC]; the plaintext ends with its MAC (unless ETM) and
- * padding. The MAC is not checked: the padding's shape is. */
-static bool cbc_open(struct mx_tls_keys *k, uint8_t *body, size_t len, uint8_t **plain, size_t *plain_len)
+ * padding. The padding's shape and the MAC are checked. */
+static bool cbc_open(struct mx_tls_keys *k, uint8_t type, uint8_t *body, size_t len, uint8_t **plain,
+                     size_t *plain_len)
 {
     size_t bs = k->suite.block, mac = k->suite.mac_len;
     size_t iv_len = k->version >= 0x0302 ? bs : 0; /* TLS 1.1+: an explicit IV (RFC 4346 §6.2.3.2) */
     size_t ct_len = len - iv_len - (k->etm ? mac : 0);
     if (len < iv_len + (k->etm ? mac : 0) + bs || ct_len % bs)
         return false;
+    if (k->etm && !mac_ok(k, type, body, len - mac, body + len - mac))
+        return false; /* RFC 7366 §3: the MAC covers the IV and the ciphertext */
     uint8_t iv[16], next_iv[16];
     memcpy(iv, iv_len ? body : k->iv, bs);
     uint8_t *ct = body + iv_len;
@@ -227,7 +255,7 @@ static bool cbc_open(struct mx_tls_keys *k, uint8_t *body, size_t len, uint8_t *
             return false;
     *plain = ct;
     *plain_len = ct_len - tail;
-    return true;
+    return k->etm || mac_ok(k, type, ct, *plain_len, ct + *plain_len);
 }
 
 bool mx_tls_decrypt(struct mx_tls_keys *k, uint8_t type, uint8_t *body, size_t len, uint8_t **plain,
@@ -265,7 +293,7 @@ bool mx_tls_decrypt(struct mx_tls_keys *k, uint8_t type, uint8_t *body, size_t l
             }
         }
     } else if (s->bulk == MX_BULK_CBC) {
-        ok = cbc_open(k, body, len, plain, plain_len);
+        ok = cbc_open(k, type, body, len, plain, plain_len);
     } else {
         /* RFC 5246 §6.2.3.3: AAD = seq_num + type + version + length of the plaintext. */
         size_t explicit_len = s->bulk == MX_BULK_CHACHA ? 0 : 8;
@@ -300,5 +328,6 @@ void mx_tls_keys_free(struct mx_tls_keys *k)
 {
     EVP_CIPHER_CTX_free(k->evp);
     EVP_CIPHER_free(k->ciph);
+    EVP_MAC_free(k->mac);
     OPENSSL_cleanse(k, sizeof(*k));
 }

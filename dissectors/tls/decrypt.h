@@ -40,12 +40,14 @@ struct mx_tls_keys {
     bool etm;           /* encrypt_then_mac was negotiated (RFC 7366) */
     bool on;            /* the keys are set */
     uint8_t key[32];
+    uint8_t mac_key[48]; /* CBC: the HMAC key */
     uint8_t iv[16];     /* AEAD: the fixed or implicit IV; TLS 1.0 CBC: the chained IV */
     uint8_t secret[64]; /* TLS 1.3: the traffic secret, for a KeyUpdate */
     uint8_t secret_len;
     uint64_t seq;
     void *evp;  /* EVP_CIPHER_CTX */
     void *ciph; /* EVP_CIPHER */
+    void *mac;  /* CBC: EVP_MAC, HMAC */
 };
 
 /* TLS 1.0-1.2: both directions' keys from the master secret (48 bytes) and

@@ -529,8 +529,8 @@ static void plain_swap(struct mx_dissect_ctx *ctx)
 void mx_ctx_tls_plain(struct mx_dissect_ctx *ctx, enum mx_dir d, struct mx_slice data, uint64_t raw_off)
 {
     struct mx_plain *p = &ctx->tls.plain;
-    if (p->in || !data.len || (ctx->tls.mail ? 0 : !ctx->dis))
-        return;
+    if (p->in || !data.len || (ctx->tls.mail ? 0 : !ctx->dis) || (!data.ptr && !p->on[0] && !p->on[1]))
+        return; /* nothing reads it, or a loss before any byte was decrypted: as if there were no key */
     struct mx_frame_ref fr = mx_ctx_frame_at(ctx, d, raw_off); /* on the wire, before the swap */
     if (!p->on[0] && !p->on[1]) {
         /* The first decrypted bytes: both streams begin where TLS began (a

@@ -2,7 +2,8 @@
 """golden - runs mxray on every capture in pcaps/ and compares with tests/golden/.
 
 For each capture P: tests/golden/P.ndjson (the NDJSON records) and
-tests/golden/P.streams.json (the --streams index). With --update, rewrites
+tests/golden/P.streams.json (the --streams index); a capture with a key log
+beside it (P without its extension, .keys) is read with --tls-keylog. With --update, rewrites
 them instead; review the diff before committing.
 
 usage: tests/oracle/golden.py [--update] [MXRAY]
@@ -79,7 +80,10 @@ def main(args):
         for cap in (os.path.relpath(p, common.REPO) for p in common.pcaps()):
             gold = os.path.join("tests", "golden", os.path.relpath(cap, "pcaps"))
             shutil.rmtree(sdir, ignore_errors=True)
-            rc = run_mxray(mx, ["-q", "--json", out, "--streams", sdir, cap])
+            # A capture with its key log beside it (pcaps/keylog) is read decrypted.
+            keys = os.path.splitext(cap)[0] + ".keys"
+            kl = ["--tls-keylog", keys] if os.path.isfile(keys) else []
+            rc = run_mxray(mx, ["-q", "--json", out, "--streams", sdir] + kl + [cap])
             if rc not in (0, 3):
                 print("FAIL %s: mxray exited %d" % (cap, rc), flush=True)
                 failed += 1
