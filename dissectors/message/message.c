@@ -53,6 +53,9 @@
 #define MSG_EXT_KEEP 32     /* a file name's extension kept when the name is cut */
 #define MSG_NAME_TRIES 1000 /* names tried when an extracted file's name exists in DIR already */
 #define MSG_TEXT_ATTACH 4   /* attachments named in the text line */
+#define MSG_PEND_MAX 64     /* raw 8-bit header values waiting for their charset; beyond: read as they are */
+#define MSG_PEND_RAW 1536   /* bytes kept of each: more than MSG_KEEP_CAP decoded */
+#define MSG_GUESS_CAP 32    /* the name of a guessed charset */
 
 /* The message parser's anomalies: stable names (STYLE.md rule 6). */
 /* Anomalies: stable names (STYLE.md rule 6), in the order of this list. */
@@ -84,9 +87,10 @@ struct kept {
     uint8_t b[MSG_KEEP_CAP];
 };
 
-/* One Received field (RFC 5322 §3.6.7, RFC 5321 §4.4) split into its clauses. */
-enum { HOP_FROM, HOP_BY, HOP_VIA, HOP_WITH, HOP_ID, HOP_FOR, HOP_DATE, HOP__N };
-static const char *const hop_keys[HOP__N] = { "from", "by", "via", "with", "id", "for", "date" };
+/* One Received field (RFC 5322 §3.6.7, RFC 5321 §4.4) split into its clauses;
+ * HOP_COMMENT holds the comments before the first clause. */
+enum { HOP_COMMENT, HOP_FROM, HOP_BY, HOP_VIA, HOP_WITH, HOP_ID, HOP_FOR, HOP_DATE, HOP__N };
+static const char *const hop_keys[HOP__N] = { "comment", "from", "by", "via", "with", "id", "for", "date" };
 struct hop {
     uint16_t len[HOP__N];
     uint8_t b[HOP__N][MSG_HOP_CAP];
@@ -142,6 +146,7 @@ struct inner_headers {
         struct kept a[MSG_INNER_LIST];
     } list[IL__N];
     bool list_seen[IL__N];
+    char guessed[MSG_GUESS_CAP]; /* the charset raw 8-bit text was read in, or "" */
 };
 
 struct headers {
@@ -159,6 +164,18 @@ struct headers {
         uint8_t d[128], s[64];
     } dkim[MSG_MAX_DKIM];
     uint32_t n_dkim;
+    char guessed[MSG_GUESS_CAP]; /* the charset raw 8-bit text was read in, or "" */
+};
+
+/* A header value in raw 8-bit text that is not UTF-8 (RFC 6532), kept as
+ * sent until the charset to read it in is known (its entity's Content-Type
+ * may come after it). Meanwhile `k` holds it read as it is. */
+struct pend {
+    struct kept *k; /* where the value goes (in m->h) */
+    bool inner;     /* a field of an embedded message's header block */
+    uint64_t off;   /* stream offset of its field, for anomalies */
+    uint16_t len;
+    uint8_t raw[MSG_PEND_RAW];
 };
 
 /* The texts that describe a part, in the order they are stored. */
@@ -216,6 +233,8 @@ struct ent {
     uint8_t blen;
     uint8_t ctype[80]; /* the Content-Type's type/subtype, lower case */
     uint8_t ctype_len;
+    uint8_t charset[MSG_CHARSET_CAP]; /* the Content-Type's charset parameter (RFC 2046 §4.1.2) */
+    uint8_t charset_len;
     bool digest; /* multipart/digest: parts default to message/rfc822 (RFC 2046 §5.1.5) */
     bool default_rfc822;
     bool text; /* a text type: scanned for uuencode */
@@ -288,6 +307,7 @@ struct mx_message {
     /* results */
     struct headers *h;
     struct part_texts cur; /* texts of the entity whose header block is being read */
+    struct mx_buf pend;    /* struct pend, at most MSG_PEND_MAX: header values awaiting a charset */
     struct mx_buf parts;   /* struct part_rec, at most MSG_MAX_PARTS + 1 */
     uint64_t parts_total;
     struct mx_buf text;      /* the parts' texts and embedded messages' fields, packed; at most MSG_TEXT_MAX */
@@ -333,10 +353,16 @@ static bool is_wsp(uint8_t c)
     return c == ' ' || c == '\t';
 }
 
-static struct mx_slice trim(struct mx_slice s)
+static struct mx_slice trim_left(struct mx_slice s)
 {
     while (s.len && (is_wsp(s.ptr[0]) || s.ptr[0] == '\r' || s.ptr[0] == '\n'))
         s = mx_slice_make(s.ptr + 1, s.len - 1);
+    return s;
+}
+
+static struct mx_slice trim(struct mx_slice s)
+{
+    s = trim_left(s);
     while (s.len && (is_wsp(s.ptr[s.len - 1]) || s.ptr[s.len - 1] == '\r' || s.ptr[s.len - 1] == '\n'))
         s.len--;
     return s;
@@ -359,6 +385,7 @@ static struct headers *headers_new(void)
         h->list[l].n = h->list[l].dropped = 0;
     memset(h->list_seen, 0, sizeof(h->list_seen));
     h->n_hops = h->hops_dropped = h->n_authres = h->n_dkim = 0;
+    h->guessed[0] = '\0';
     return h;
 }
 
@@ -369,17 +396,65 @@ static void keep(struct kept *k, struct mx_slice s)
     k->len = (uint16_t)n;
 }
 
-/* Keeps `s` with RFC 2047 words decoded. */
-static void keep_decoded(struct mx_message *m, struct kept *k, struct mx_slice s, uint64_t off)
+/* Decodes the RFC 2047 words of `s` into k. */
+static void decode_words(struct mx_message *m, struct kept *k, struct mx_slice s, uint64_t off, bool report)
 {
     struct mx_mime_out o = { k->b, 0, MSG_KEEP_CAP, false };
     unsigned unk = 0, bad = 0;
     mx_mime_decode_words(s, &o, &unk, &bad);
     k->len = (uint16_t)o.len;
-    if (unk)
+    if (unk && report)
         anomaly(m, A_UNKNOWN_CHARSET, off, s.len);
-    if (bad)
+    if (bad && report)
         anomaly(m, A_BAD_ENCODED_WORD, off, s.len);
+}
+
+/* Keeps `s` with RFC 2047 words decoded. Raw 8-bit text that is not UTF-8
+ * (RFC 6532 §3.2 allows only UTF-8) waits in m->pend for its charset
+ * (resolve_pending); until then, and if it cannot wait, it is kept as it
+ * is and its bytes are escaped on output. */
+static void keep_decoded(struct mx_message *m, struct kept *k, struct mx_slice s, uint64_t off)
+{
+    decode_words(m, k, s, off, true);
+    if (mx_mime_utf8_valid(s))
+        return;
+    struct pend *p = mx_buf_push(&m->pend, NULL);
+    if (!p)
+        return; /* past MSG_PEND_MAX, or out of memory: kept as it is */
+    p->k = k;
+    p->inner = m->depth > 0;
+    p->off = off;
+    p->len = (uint16_t)(s.len < MSG_PEND_RAW ? s.len : MSG_PEND_RAW);
+    memcpy(p->raw, s.ptr, p->len);
+}
+
+/* The values waiting in m->pend for the header block they belong to (the
+ * embedded message's when `inner`, else the top-level one) are read in the
+ * charset `declared` names, or Windows-1252 (mx_mime_header_charset), and
+ * their words decoded again; `guessed` records the charset used. */
+static void resolve_pending(struct mx_message *m, bool inner, struct mx_slice declared)
+{
+    char cs[MSG_GUESS_CAP];
+    bool named = false;
+    size_t w = 0;
+    for (size_t i = 0; i < m->pend.n; i++) {
+        struct pend *p = mx_buf_at(&m->pend, i);
+        if (p->inner != inner) {
+            memmove(mx_buf_at(&m->pend, w++), p, sizeof(*p));
+            continue;
+        }
+        if (!named)
+            mx_mime_header_charset(declared, cs, sizeof(cs));
+        named = true;
+        uint8_t u[MSG_PEND_RAW * 3];
+        struct mx_mime_out o = { u, 0, sizeof(u), false };
+        if (!mx_mime_raw_to_utf8(cs, mx_slice_make(p->raw, p->len), &o))
+            continue;
+        decode_words(m, p->k, mx_slice_make(u, mx_utf8_cut(u, o.len)), p->off, false);
+        char *g = inner ? m->h->inner.guessed : m->h->guessed;
+        snprintf(g, MSG_GUESS_CAP, "%s", cs);
+    }
+    m->pend.n = w;
 }
 
 static void hex(const uint8_t *d, size_t n, char *out)
@@ -966,6 +1041,47 @@ static void parse_list(struct mx_message *m, struct kept *a, uint32_t max, uint3
     }
 }
 
+/* Appends tok to a hop's clause `k`, a space between tokens, within MSG_HOP_CAP. */
+static void hop_put(struct hop *hp, int k, struct mx_slice tok)
+{
+    uint16_t *len = &hp->len[k];
+    if (*len && *len < MSG_HOP_CAP)
+        hp->b[k][(*len)++] = ' ';
+    size_t n = tok.len < (size_t)(MSG_HOP_CAP - *len) ? tok.len : (size_t)(MSG_HOP_CAP - *len);
+    memcpy(hp->b[k] + *len, tok.ptr, n);
+    *len = (uint16_t)(*len + n);
+}
+
+/* The host a leading comment "(from user@host)" names: sendmail writes it
+ * for a message submitted on the host itself ("(from root@localhost) by
+ * mx.example (8.17.1/8.17.1/Submit) id ..."), in place of a from clause.
+ * Other comments ("(qmail 1234 invoked by uid 0)", "(qmail 1234 invoked
+ * from network)") name none: empty. */
+static struct mx_slice comment_host(struct mx_slice c)
+{
+    struct mx_slice none = mx_slice_make(NULL, 0);
+    if (c.len < 7 || c.ptr[0] != '(' || !mx_mime_eq(mx_slice_make(c.ptr + 1, 4), "from") || !is_wsp(c.ptr[5]))
+        return none;
+    size_t i = 6;
+    while (i < c.len && is_wsp(c.ptr[i]))
+        i++;
+    size_t s = i, at = 0;
+    bool dot = false;
+    while (i < c.len && c.ptr[i] != ')' && c.ptr[i] != '(' && !is_wsp(c.ptr[i])) {
+        if (c.ptr[i] == '@')
+            at = i + 1;
+        dot |= c.ptr[i] == '.';
+        i++;
+    }
+    if (at)
+        s = at;
+    else if (!dot)
+        return none; /* "(from userid 0)": no host */
+    if (i == s)
+        return none;
+    return mx_slice_make(c.ptr + s, i - s);
+}
+
 static void parse_received(struct headers *h, struct mx_slice v)
 {
     if (h->n_hops >= MSG_MAX_HOPS) {
@@ -987,7 +1103,11 @@ static void parse_received(struct headers *h, struct mx_slice v)
         memcpy(hp->b[HOP_DATE], d.ptr, n);
         hp->len[HOP_DATE] = (uint16_t)n;
     }
-    int cur = -1;
+    /* Tokens before the first clause are comments (CFWS, RFC 5322 §3.2.2),
+     * kept in HOP_COMMENT; a comment-only field (qmail's) is a hop all the
+     * same, with its date. */
+    int cur = HOP_COMMENT;
+    struct mx_slice lead_host = mx_slice_make(NULL, 0);
     size_t i = 0;
     while (i < semi) {
         while (i < semi && (is_wsp(v.ptr[i]) || v.ptr[i] == '\r' || v.ptr[i] == '\n'))
@@ -1005,22 +1125,22 @@ static void parse_received(struct headers *h, struct mx_slice v)
         if (!tok.len)
             break;
         int kw = -1;
-        for (int k = 0; k < HOP_DATE; k++)
+        for (int k = HOP_FROM; k < HOP_DATE; k++)
             if (mx_mime_eq(tok, hop_keys[k]))
                 kw = k;
         if (kw >= 0) {
             cur = kw;
             continue;
         }
-        if (cur < 0)
-            continue;
-        uint16_t *len = &hp->len[cur];
-        if (*len && *len < MSG_HOP_CAP)
-            hp->b[cur][(*len)++] = ' ';
-        size_t n = tok.len < (size_t)(MSG_HOP_CAP - *len) ? tok.len : (size_t)(MSG_HOP_CAP - *len);
-        memcpy(hp->b[cur] + *len, tok.ptr, n);
-        *len = (uint16_t)(*len + n);
+        if (cur == HOP_COMMENT && tok.ptr[0] != '(')
+            continue; /* a word before any clause: not a received-token RFC 5321 §4.4 knows */
+        if (cur == HOP_COMMENT && !lead_host.len)
+            lead_host = comment_host(tok);
+        hop_put(hp, cur, tok);
     }
+    /* "(from root@localhost) by ...": the host it came from, when no from clause says */
+    if (!hp->len[HOP_FROM] && lead_host.len)
+        hop_put(hp, HOP_FROM, lead_host);
 }
 
 static void parse_dkim(struct headers *h, struct mx_slice v)
@@ -1133,7 +1253,7 @@ static void inner_field(struct mx_message *m, struct mx_slice name, struct mx_sl
  * items of a tag byte (IT_*), then for a single field a 16-bit length and
  * its bytes; for a list the count (8 bits), the number not listed (32
  * bits), and each address as length and bytes; IT_END last. */
-enum { IT_END, IT_FROM, IT_TO, IT_CC, IT_SUBJECT, IT_DATE, IT_MESSAGE_ID };
+enum { IT_END, IT_FROM, IT_TO, IT_CC, IT_SUBJECT, IT_DATE, IT_MESSAGE_ID, IT_GUESSED };
 
 static void put_u16(uint8_t *p, size_t v)
 {
@@ -1156,7 +1276,7 @@ static void inner_commit(struct mx_message *m, struct ent *parent)
         return;
     static const int single_tag[I__SINGLE] = { IT_FROM, IT_SUBJECT, IT_DATE, IT_MESSAGE_ID };
     static const int list_tag[IL__N] = { IT_TO, IT_CC };
-    /* output order: from, to, cc, subject, date, message_id */
+    /* output order: from, to, cc, subject, date, message_id, then the charset guessed */
     static const int order[] = { IT_FROM, IT_TO, IT_CC, IT_SUBJECT, IT_DATE, IT_MESSAGE_ID };
     size_t need = 1;
     for (int k = 0; k < I__SINGLE; k++)
@@ -1168,6 +1288,9 @@ static void inner_commit(struct mx_message *m, struct ent *parent)
             for (uint32_t i = 0; i < in->list[k].n; i++)
                 need += 2 + in->list[k].a[i].len;
         }
+    size_t gl = strlen(in->guessed);
+    if (gl)
+        need += 3 + gl;
     if (need > MSG_INNER_TOTAL - m->inner_total || !text_room(m, need)) {
         m->inner_not_kept++;
         return;
@@ -1198,6 +1321,12 @@ static void inner_commit(struct mx_message *m, struct ent *parent)
                 text_put(m, in->list[k].a[i].b, in->list[k].a[i].len);
             }
         }
+    }
+    if (gl) {
+        b[0] = IT_GUESSED;
+        put_u16(b + 1, gl);
+        text_put(m, b, 3);
+        text_put(m, in->guessed, gl);
     }
     b[0] = IT_END;
     text_put(m, b, 1);
@@ -1242,6 +1371,9 @@ static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name,
         struct mx_mime_out b = { e->boundary, 0, sizeof(e->boundary), false };
         if (mx_mime_param(v, "boundary", &b, NULL))
             e->blen = (uint8_t)b.len;
+        struct mx_mime_out cs = { e->charset, 0, sizeof(e->charset), false };
+        if (mx_mime_param(v, "charset", &cs, NULL))
+            e->charset_len = (uint8_t)cs.len;
         if (r) {
             struct mx_mime_out c = { r->charset, 0, sizeof(r->charset), false };
             if (mx_mime_param(v, "charset", &c, &unk))
@@ -1293,7 +1425,13 @@ static void field_done(struct mx_message *m)
         return;
     /* RFC 5322 §4.5.4 (obsolete syntax): whitespace before the colon */
     struct mx_slice name = trim(mx_slice_make(m->b.field, (size_t)(colon - m->b.field)));
-    struct mx_slice v = trim(mx_slice_make(colon + 1, m->field_len - (size_t)(colon + 1 - m->b.field)));
+    /* The body as unfolded (RFC 5322 §2.2.3: only the CRLFs went), without
+     * the whitespace after the colon. An unstructured field (§3.2.5:
+     * Subject, Comments) keeps the rest as sent, trailing whitespace
+     * included; the others lose their trailing whitespace. */
+    struct mx_slice body = trim_left(mx_slice_make(colon + 1, m->field_len - (size_t)(colon + 1 - m->b.field)));
+    bool unstructured = mx_mime_eq(name, "subject") || mx_mime_eq(name, "comments");
+    struct mx_slice v = unstructured ? body : trim(body);
     if (++e->fields > MSG_MAX_FIELDS) {
         if (e->fields == MSG_MAX_FIELDS + 1)
             anomaly(m, A_TOO_MANY_FIELDS, m->field_off, m->field_len);
@@ -1420,12 +1558,21 @@ static void headers_end(struct mx_message *m, uint64_t body_pos)
         m->cur.ctype_len = tl;
     }
     commit_texts(m, e);
-    if (m->depth > 0 && m->stack[m->depth - 1].kind == K_MESSAGE)
+    struct mx_slice t = mx_slice_make(tb, tl);
+    bool multi = tl > 10 && !memcmp(tb, "multipart/", 10);
+    /* Raw 8-bit header text is read in the charset its entity declares
+     * (an embedded message's own); a multipart message's in that of its
+     * first text part that declares one, else Windows-1252 at the end. */
+    struct mx_slice cs = mx_slice_make(e->charset, e->charset_len);
+    bool inner_block = m->depth > 0 && m->stack[m->depth - 1].kind == K_MESSAGE;
+    if (inner_block)
+        resolve_pending(m, true, cs);
+    else if (m->depth == 0 ? !multi || cs.len : tl >= 5 && !memcmp(tb, "text/", 5) && cs.len)
+        resolve_pending(m, false, cs);
+    if (inner_block)
         inner_commit(m, &m->stack[m->depth - 1]);
     e->body_pos = body_pos;
     struct part_rec *r = rec_of(m, e);
-    struct mx_slice t = mx_slice_make(tb, tl);
-    bool multi = tl > 10 && !memcmp(tb, "multipart/", 10);
     bool rfc822 = mx_mime_eq(t, "message/rfc822") || mx_mime_eq(t, "message/global");
     e->text = tl >= 5 && !memcmp(tb, "text/", 5);
     if (multi && !e->blen) {
@@ -1649,6 +1796,7 @@ struct mx_message *mx_message_new(const struct mx_message_env *env)
     m->env = *env;
     mx_buf_init(&m->parts, sizeof(struct part_rec), 8, MSG_MAX_PARTS + 1);
     mx_buf_init(&m->text, 1, 4096, MSG_TEXT_MAX);
+    mx_buf_init(&m->pend, sizeof(struct pend), 2, MSG_PEND_MAX);
     /* the optional context is copied (capped): the caller's buffers need not outlive the call */
     size_t n = env->mailbox.ptr && env->mailbox.len ? env->mailbox.len : 0;
     n = n < sizeof(m->mailbox) ? n : sizeof(m->mailbox);
@@ -1882,6 +2030,8 @@ static void emit_headers(struct mx_message *m, struct mx_event *ev)
         }
         mx_ev_end(ev);
     }
+    if (h->guessed[0])
+        mx_ev_str(ev, "charset_guessed", h->guessed);
     mx_ev_end(ev);
 }
 
@@ -1917,7 +2067,7 @@ static void emit_inner(const struct mx_message *m, const struct part_rec *r, str
         }
         int k = tag == IT_FROM ? I_FROM : tag == IT_SUBJECT ? I_SUBJECT : tag == IT_DATE ? I_DATE : I_MESSAGE_ID;
         size_t len = get_u16(p);
-        mx_ev_wire(ev, inner_keys[k], mx_slice_make(p + 2, len));
+        mx_ev_wire(ev, tag == IT_GUESSED ? "charset_guessed" : inner_keys[k], mx_slice_make(p + 2, len));
         p += 2 + len;
     }
     mx_ev_end(ev);
@@ -2098,6 +2248,7 @@ void mx_message_end(struct mx_message *m)
     while (m->depth > 0 || m->stack[0].st != S_EPILOGUE)
         pop(m, false);
     ent_close(m, &m->stack[0], m->size); /* a multipart closed by its delimiter: the epilogue ends here */
+    resolve_pending(m, false, mx_slice_make(NULL, 0));
     unsigned int n = 0;
     EVP_DigestFinal_ex(m->sha, m->digest, &n);
     m->ended = true;
@@ -2151,7 +2302,8 @@ size_t mx_message_bytes(const struct mx_message *m)
 {
     if (!m)
         return 0;
-    size_t n = sizeof(*m) + 5 * MSG_MD_CTX_BYTES + mx_buf_bytes(&m->text) + mx_buf_bytes(&m->parts);
+    size_t n =
+        sizeof(*m) + 5 * MSG_MD_CTX_BYTES + mx_buf_bytes(&m->text) + mx_buf_bytes(&m->parts) + mx_buf_bytes(&m->pend);
     return n + (m->h ? sizeof(*m->h) : 0) + m->extracted_bytes;
 }
 
@@ -2173,5 +2325,6 @@ void mx_message_free(struct mx_message *m)
         free(part_at(m, i)->extracted);
     mx_buf_free(&m->parts);
     mx_buf_free(&m->text);
+    mx_buf_free(&m->pend);
     free(m);
 }

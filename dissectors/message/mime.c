@@ -238,6 +238,144 @@ bool mx_mime_to_utf8(struct mx_slice charset, struct mx_slice in, struct mx_mime
     return true;
 }
 
+bool mx_mime_utf8_valid(struct mx_slice s)
+{
+    /* RFC 3629 §4: the well-formed byte sequences */
+    size_t i = 0;
+    while (i < s.len) {
+        uint8_t c = s.ptr[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        uint8_t lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF)
+            n = 1;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            if (c == 0xE0)
+                lo = 0xA0; /* overlong */
+            else if (c == 0xED)
+                hi = 0x9F; /* surrogates */
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            if (c == 0xF0)
+                lo = 0x90; /* overlong */
+            else if (c == 0xF4)
+                hi = 0x8F; /* past U+10FFFF */
+        } else
+            return false;
+        if (s.len - i <= n)
+            return false;
+        if (s.ptr[i + 1] < lo || s.ptr[i + 1] > hi)
+            return false;
+        for (size_t k = 2; k <= n; k++)
+            if ((s.ptr[i + k] & 0xC0) != 0x80)
+                return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+/* Labels read as another charset by the WHATWG Encoding Standard §4.2, as
+ * browsers and mail clients read them: what the text really is. */
+static const char *const whatwg_labels[][2] = {
+    { "us-ascii", "windows-1252" },
+    { "ascii", "windows-1252" },
+    { "ansi_x3.4-1968", "windows-1252" },
+    { "iso-8859-1", "windows-1252" },
+    { "iso8859-1", "windows-1252" },
+    { "iso88591", "windows-1252" },
+    { "iso_8859-1", "windows-1252" },
+    { "latin1", "windows-1252" },
+    { "l1", "windows-1252" },
+    { "cp819", "windows-1252" },
+    { "ibm819", "windows-1252" },
+    { "iso-ir-100", "windows-1252" },
+    { "cp1252", "windows-1252" },
+    { "x-cp1252", "windows-1252" },
+    { "iso-8859-9", "windows-1254" },
+    { "latin5", "windows-1254" },
+    { "iso-8859-11", "windows-874" },
+    { "tis-620", "windows-874" },
+    { "gb2312", "gbk" },
+    { "ks_c_5601-1987", "euc-kr" },
+};
+
+/* Whether iconv knows `cs` and it leaves printable ASCII and TAB as they
+ * are (not UTF-16, UTF-7, EBCDIC...): the ASCII of header text, encoded
+ * words included, must come through. */
+static bool ascii_compatible(const char *cs)
+{
+    char probe[96], got[96 * 4];
+    size_t n = 0;
+    probe[n++] = '\t';
+    for (int c = ' '; c < 127; c++)
+        probe[n++] = (char)c;
+    iconv_t cd = iconv_open("UTF-8", cs);
+    if (cd == (iconv_t)-1)
+        return false;
+    char *ip = probe, *op = got;
+    size_t il = n, ol = sizeof(got);
+    size_t r = iconv(cd, &ip, &il, &op, &ol);
+    iconv_close(cd);
+    return r != (size_t)-1 && il == 0 && (size_t)(op - got) == n && !memcmp(got, probe, n);
+}
+
+void mx_mime_header_charset(struct mx_slice declared, char *name, size_t cap)
+{
+    char cs[MIME_CHARSET_CAP];
+    const char *use = "windows-1252";
+    if (charset_name(declared, cs)) {
+        for (size_t i = 0; cs[i]; i++)
+            cs[i] = (char)lower((unsigned char)cs[i]);
+        const char *mapped = cs;
+        for (size_t i = 0; i < sizeof(whatwg_labels) / sizeof(whatwg_labels[0]); i++)
+            if (!strcmp(cs, whatwg_labels[i][0]))
+                mapped = whatwg_labels[i][1];
+        bool utf8 = !strcmp(mapped, "utf-8") || !strcmp(mapped, "utf8");
+        if (!utf8 && ascii_compatible(mapped))
+            use = mapped;
+    }
+    size_t n = strlen(use);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(name, use, n);
+    name[n] = '\0';
+}
+
+bool mx_mime_raw_to_utf8(const char *charset, struct mx_slice in, struct mx_mime_out *o)
+{
+    static const char digits[] = "0123456789abcdef";
+    iconv_t cd = iconv_open("UTF-8", charset);
+    if (cd == (iconv_t)-1)
+        return false;
+    char *ip = (char *)(uintptr_t)in.ptr;
+    size_t il = in.len;
+    while (il > 0 && !o->trunc) {
+        char *op = (char *)o->p + o->len;
+        size_t ol = o->cap - o->len;
+        size_t r = iconv(cd, &ip, &il, &op, &ol);
+        o->len = (size_t)((uint8_t *)op - o->p);
+        if (r != (size_t)-1)
+            break;
+        if (errno == E2BIG) {
+            o->trunc = true;
+            break;
+        }
+        /* EILSEQ, EINVAL: a byte no character of the charset explains */
+        uint8_t b = (uint8_t)*ip;
+        char esc[4] = { '\\', 'x', digits[b >> 4], digits[b & 15] };
+        mx_mime_out_put(o, esc, sizeof(esc));
+        iconv(cd, NULL, NULL, NULL, NULL);
+        ip++;
+        il--;
+    }
+    iconv_close(cd);
+    return true;
+}
+
 /* One encoded word "=?charset?X?text?=" at in[0..]: its length, or 0 if none
  * starts there. RFC 2047 §2: no whitespace inside, at most 75 characters
  * (longer ones tolerated up to 1024). */

@@ -54,6 +54,28 @@ size_t mx_mime_qp_feed(struct mx_mime_qp *st, const uint8_t *in, size_t len, boo
  * not know the charset. "us-ascii" and "utf-8" are copied as they are. */
 bool mx_mime_to_utf8(struct mx_slice charset, struct mx_slice in, struct mx_mime_out *o);
 
+/* Whether `s` is valid UTF-8 (RFC 3629): no overlong forms, no surrogates,
+ * nothing past U+10FFFF. ASCII is. */
+bool mx_mime_utf8_valid(struct mx_slice s);
+
+/* The charset to read raw 8-bit header text in (RFC 6532 allows only UTF-8
+ * there; RFC 5322 §3.2.5 none): `declared`, the charset its entity's
+ * Content-Type names, when iconv knows it and it leaves ASCII as it is;
+ * Windows-1252 when nothing is declared, when the declared one is UTF-8
+ * (the text is not, or it would not be asked) or unusable, and for the
+ * labels the WHATWG Encoding Standard §4.2 reads as Windows-1252 (US-ASCII,
+ * ISO-8859-1 and their aliases), as mail clients do. Writes the name used,
+ * lower case, into name[cap] (cap >= 16). */
+void mx_mime_header_charset(struct mx_slice declared, char *name, size_t cap);
+
+/* Converts raw header text `in` from `charset` (a name that
+ * mx_mime_header_charset gave) to UTF-8 into `o`. A byte the charset does
+ * not define (0x81 in Windows-1252) becomes the text \xNN, the escape the
+ * records use for invalid UTF-8. ASCII, encoded words included, comes
+ * through as it is. Returns false (nothing written) when iconv does not
+ * know the charset. */
+bool mx_mime_raw_to_utf8(const char *charset, struct mx_slice in, struct mx_mime_out *o);
+
 /* Decodes RFC 2047 encoded words (B and Q) in a header text into `o` as
  * UTF-8; whitespace between adjacent encoded words is dropped (RFC 2047 §6.2).
  * A word in an unknown charset, or malformed, stays as it is and counts in

@@ -13,6 +13,13 @@ every all-SMTP one of pcaps/offload/, recorded on the veth path):
 - each copy postfix delivered (<name>.d/delivered/) is the extracted .eml
   after the trace headers postfix adds at the top (line ends aside).
 
+- a message whose truth gives `expect_headers` (the header texts as the lab
+  wrote them before encoding, and the charset a reader must guess for raw
+  8-bit text; smtp/header-texts) has them in its record, and so has each
+  delivered copy a client fetched (POP3, IMAP), whose Received fields are
+  postfix's trace (read here with Python's email package) and then the
+  sent message's.
+
 Only what was sent in clear is visible on the wire.  A message's `sent_in`
 (docs/lab.md: [{"session": i, "tls": bool}], the sessions that carried it)
 says which: a message with an entry "tls": false must have its record; a
@@ -53,6 +60,89 @@ def sent_in_clear(truth, m):
             raise ValueError(f"{m.get('file')}: sent_in names session {w.get('session')}, "
                              f"the truth has {len(sessions)}")
     return any(not w.get("tls") for w in where)
+
+
+def trace_hops(data):
+    """The Received fields postfix put above a delivered copy (the lines before
+    the message itself), each as {by host, id, date, comment}: read with
+    Python's email package, not as mxray reads them."""
+    import email
+    import email.policy
+    msg = email.message_from_bytes(data, policy=email.policy.compat32)
+    out = []
+    for v in msg.get_all("Received") or []:
+        v = " ".join(str(v).replace("\r", "").split("\n"))
+        head, _, date = v.rpartition(";")
+        words = head.split()
+        if not head:
+            head, date = date, ""
+        hop = {"date": " ".join(date.split()) or None, "comment": head.lstrip().startswith("(")}
+        for key in ("by", "id"):
+            hop[key] = words[words.index(key) + 1] if key in words[:-1] else None
+        out.append(hop)
+    return out
+
+
+def header_mismatch(rec, want, trace=()):
+    """What of `want` (expect_headers) the record's headers do not show; with
+    `trace`, the record's first Received hops must be these (trace_hops)."""
+    got = rec.get("headers") or {}
+    bad = []
+    for key in ("subject", "from", "charset_guessed"):
+        if key in want and got.get(key) != want[key]:
+            bad.append(f"{key} {got.get(key)!r} != {want[key]!r}")
+    hops = got.get("received") or []
+    for i, t in enumerate(trace):
+        h = hops[i] if i < len(hops) else {}
+        seen = {"by": (h.get("by") or "").split(" ")[0] or None, "id": h.get("id"),
+                "date": " ".join((h.get("date") or "").split()) or None, "comment": "comment" in h}
+        if seen != t:
+            bad.append(f"Received {i}: {seen} != {t} (postfix's trace)")
+    if "received" in want and hops[len(trace):] != want["received"]:
+        bad.append(f"received {hops[len(trace):]} != {want['received']}")
+    return bad
+
+
+def check_expected_headers(args):
+    """The expect_headers checks (see the docstring); returns (checked, fails)."""
+    checked = fails = 0
+    for truth_path in sorted(glob.glob(os.path.join(ROOT, "pcaps", "*", "*.truth.json"))):
+        truth = json.load(open(truth_path))
+        msgs = [m for m in truth.get("messages") or [] if "expect_headers" in m]
+        if not msgs:
+            continue
+        name = os.path.basename(truth_path)[: -len(".truth.json")]
+        where = os.path.dirname(truth_path)
+        r = subprocess.run([args.mxray, "-q", "--json", "-", os.path.join(where, name + ".pcap")],
+                           capture_output=True, text=True)
+        recs = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
+        by_sha = {x["sha256"]: x for x in recs if x.get("type") == "message"}
+        for m in msgs:
+            want = m["expect_headers"]     # a None value: absent from the record
+            copies = []
+            if sent_in_clear(truth, m):
+                copies.append(("sent", m["sha256"], ()))
+            for d in truth.get("delivered") or []:
+                if d.get("same_as_sent") != m["file"]:
+                    continue
+                data = open(os.path.join(where, name + ".d", d["file"]), "rb").read()
+                wire = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")  # as IMAP and POP3 serve it
+                body = data.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+                sent_hops = len([1 for h in open(os.path.join(where, name + ".d", m["file"]), "rb").read()
+                                 .split(b"\r\n\r\n", 1)[0].split(b"\r\n") if h.lower().startswith(b"received:")])
+                trace = trace_hops(body + b"\n\n")
+                copies.append((d["file"], hashlib.sha256(wire).hexdigest(), trace[: len(trace) - sent_hops]))
+            for what, sha, trace in copies:
+                checked += 1
+                rec = by_sha.get(sha)
+                if rec is None:
+                    print(f"FAIL {name}: {m['file']} ({what}): no message record with sha256 {sha}")
+                    fails += 1
+                    continue
+                for b in header_mismatch(rec, want, trace):
+                    print(f"FAIL {name}: {m['file']} ({what}, {rec.get('source')}): {b}")
+                    fails += 1
+    return checked, fails
 
 
 def main():
@@ -177,8 +267,10 @@ def main():
                         print(f"FAIL {name}: delivered {d['file']}: unexpected header before the message: {line[:60]!r}")
                         fails += 1
                         break
+    hc, hf = check_expected_headers(args)
+    fails += hf
     print(f"truth-message: {checked} messages and deliveries checked ({tls_only} of them sent inside "
-          f"TLS only: no record expected), {fails} failures")
+          f"TLS only: no record expected); header texts of {hc} copies checked; {fails} failures")
     return 1 if fails else 0
 
 

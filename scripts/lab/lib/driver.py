@@ -150,6 +150,30 @@ class Ctx:
                 "attachments": messages.attachments_of(data)})
         return data
 
+    def expect_headers(self, name, expected):
+        """What a reader shows of message NAME's header texts (messages.py
+        gives it with the message): messages[].expect_headers in the truth
+        file, checked by tests/oracle/truth_message.py."""
+        fn = name if name.endswith(".eml") else name + ".eml"
+        for m in self.messages:
+            if m["file"] == fn:
+                m["expect_headers"] = expected
+
+    def sendmail(self, data, sender, rcpts, note=""):
+        """Hand a message to the lab postfix's own sendmail(1) on the server
+        itself (postdrop, then pickup): no network, so nothing of it is in
+        the capture until a client fetches it."""
+        argv = ["sendmail", "-C", self.lab.pcdir, "-i", "-f", sender, "--"] + list(rcpts)
+        r = subprocess.run(argv, input=data.replace(b"\r\n", b"\n"), capture_output=True,
+                           timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("sendmail failed: %s" % r.stderr.decode("utf-8", "replace"))
+        self.note("%s: %s" % (note or "sendmail", " ".join(argv[:1] + argv[3:])))
+        h = hashlib.sha256(data).hexdigest()
+        for m in self.messages:
+            if m["sha256"] == h:
+                m.setdefault("sent_in", [])     # on no session: not in the capture as sent
+
     def seed(self, user, msgs):
         """Seed user's mailbox with (name, bytes) messages before capture."""
         self.lab.seed_mailbox(user, [d for _, d in msgs])

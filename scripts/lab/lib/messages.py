@@ -186,6 +186,98 @@ def eightbit_latin1():
     return crlf(h.encode("ascii") + "Un café crème, s'il vous plaît.\n".encode("iso-8859-1"))
 
 
+# ---- header texts as they were sent (issue 26) ----
+# Each returns (bytes, expected) where expected is what a reader shows of the
+# headers: the texts before they were encoded, and the charset a reader has
+# to pick for raw 8-bit text (charset_guessed), None when there is none.
+
+def raw8_cp1252():
+    """A Subject and a From display name in raw 8-bit Windows-1252, no encoded
+    words, no charset declared anywhere (as older Windows mailers sent them).
+    The Subject ends with 0x81, a byte Windows-1252 leaves undefined."""
+    subject = "It\u2019s the caf\u00e9\u2019s \u201cmenu\u201d \u2013 \u20ac5"
+    name = "Zo\u00eb Carol"
+    h = (b"From: " + name.encode("cp1252") + b" <carol@lab.test>\n"
+         b"To: Alice <alice@lab.test>\n"
+         b"Subject: " + subject.encode("cp1252") + b" \x81\n"
+         b"Date: " + DATE.encode() + b"\n"
+         b"Message-ID: <cp1252.1@client.lab.test>\n"
+         b"MIME-Version: 1.0\nContent-Type: text/plain\nContent-Transfer-Encoding: 8bit\n\n")
+    body = "Men\u00fc: caf\u00e9 cr\u00e8me \u2013 \u20ac5.\n".encode("cp1252")
+    return crlf(h + body), {"subject": subject + " \\x81", "from": name + " <carol@lab.test>",
+                            "charset_guessed": "windows-1252"}
+
+
+def raw8_declared_koi8r():
+    """A raw 8-bit KOI8-R Subject; the message's Content-Type declares
+    charset=koi8-r, which is how a reader should read it."""
+    subject = "\u041f\u0440\u0438\u0432\u0435\u0442 \u0438\u0437 \u043b\u0430\u0431\u043e\u0440\u0430\u0442\u043e\u0440\u0438\u0438"
+    h = (b"From: Carol <carol@lab.test>\nTo: Alice <alice@lab.test>\n"
+         b"Subject: " + subject.encode("koi8-r") + b"\n"
+         b"Date: " + DATE.encode() + b"\n"
+         b"Message-ID: <koi8r.1@client.lab.test>\n"
+         b"MIME-Version: 1.0\nContent-Type: text/plain; charset=koi8-r\n"
+         b"Content-Transfer-Encoding: 8bit\n\n")
+    return crlf(h + subject.encode("koi8-r") + b"\n"), {"subject": subject, "charset_guessed": "koi8-r"}
+
+
+def raw8_multipart_latin9():
+    """A multipart/alternative message (no charset at its top) whose raw
+    8-bit Subject is ISO-8859-15, the charset its first text part declares
+    (0xA4 is the euro sign there, not the currency sign of Windows-1252)."""
+    subject = "Prix: 5 \u20ac, \u0153uvre compl\u00e8te"
+    h = (b"From: Carol <carol@lab.test>\nTo: Alice <alice@lab.test>\n"
+         b"Subject: " + subject.encode("iso-8859-15") + b"\n"
+         b"Date: " + DATE.encode() + b"\n"
+         b"Message-ID: <latin9.1@client.lab.test>\n"
+         b"MIME-Version: 1.0\n"
+         b"Content-Type: multipart/alternative; boundary=\"=_lab_alt_9\"\n\n"
+         b"--=_lab_alt_9\nContent-Type: text/plain; charset=iso-8859-15\n"
+         b"Content-Transfer-Encoding: 8bit\n\n" + subject.encode("iso-8859-15") + b"\n"
+         b"--=_lab_alt_9\nContent-Type: text/html; charset=iso-8859-15\n"
+         b"Content-Transfer-Encoding: 8bit\n\n<p>" + subject.encode("iso-8859-15") + b"</p>\n"
+         b"--=_lab_alt_9--\n")
+    return crlf(h), {"subject": subject, "charset_guessed": "iso-8859-15"}
+
+
+def spaced_subject_and_trace():
+    """An unstructured Subject (RFC 5322 §3.2.5) with runs of spaces, a tab,
+    a fold and trailing spaces, in raw UTF-8 (RFC 6532: read as it is), and
+    the trace fields of two hops before the lab: a sendmail local submission
+    ("(from carol@localhost) by ...") and a qmail one (comment only). They
+    follow the Subject rather than lead the header block, so that the lab's
+    strip of the trace postfix adds on delivery (driver.strip_trace) keeps
+    them."""
+    h = ("From: Carol <carol@lab.test>\nTo: Alice <alice@lab.test>\n"
+         "Subject:  Two  spaces,\ta tab, na\u00efve UTF-8,\n"
+         "   a fold and three trailing spaces   \n"
+         "Received: (from carol@localhost)\n"
+         "\tby relay.client.lab.test (8.17.1/8.17.1/Submit) id 506A0x1a012345\n"
+         "\tfor <alice@lab.test>; Mon, 6 Jan 2025 09:59:59 GMT\n"
+         "Received: (qmail 4242 invoked by uid 1000); 6 Jan 2025 09:59:58 -0000\n"
+         "Date: " + DATE + "\nMessage-ID: <spaced.1@client.lab.test>\n"
+         "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n"
+         "Whitespace as sent.\n")
+    return crlf(h), {"subject": "Two  spaces,\ta tab, na\u00efve UTF-8,   a fold and three trailing spaces   ",
+                     "charset_guessed": None,
+                     "received": [{"comment": "(from carol@localhost)", "from": "localhost",
+                                   "by": "relay.client.lab.test (8.17.1/8.17.1/Submit)",
+                                   "id": "506A0x1a012345", "for": "<alice@lab.test>",
+                                   "date": "Mon, 6 Jan 2025 09:59:59 GMT"},
+                                  {"comment": "(qmail 4242 invoked by uid 1000)",
+                                   "date": "6 Jan 2025 09:59:58 -0000"}]}
+
+
+def local_submission():
+    """A message handed to postfix's sendmail on the server itself: postfix's
+    pickup writes "Received: by HOST (Postfix, from userid UID)"."""
+    h = headers("Carol <carol@lab.test>", "Alice <alice@lab.test>",
+                "Submitted on the host itself", "local.1@mx.lab.test")
+    return crlf(h + "MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n"
+                "Handed to sendmail, not to an SMTP server.\n"), {
+        "subject": "Submitted on the host itself", "charset_guessed": None}
+
+
 def attachments_of(msg):
     """[(filename, sha256 hex, size)] for every non-multipart part that is
     an attachment or has a filename, decoded per its transfer encoding."""

@@ -365,6 +365,41 @@ def attachment(ctx):
     ctx.lab.wait_delivered("alice", 2)
 
 
+@scenario("smtp/header-texts", "header texts as they were sent (issue 26): raw 8-bit "
+          "Subjects in Windows-1252 (no charset declared), KOI8-R (declared) and "
+          "ISO-8859-15 (declared by the first text part), a Subject with inner and "
+          "trailing whitespace, comment-led Received fields; one message submitted "
+          "with postfix's sendmail on the server; then all five fetched over IMAP")
+def header_texts(ctx):
+    sent = []
+    for name, make in (("msg1", messages.raw8_cp1252), ("msg2", messages.raw8_declared_koi8r),
+                       ("msg3", messages.raw8_multipart_latin9),
+                       ("msg4", messages.spaced_subject_and_trace)):
+        data, expected = make()
+        ctx.message(name, data)
+        ctx.expect_headers(name, expected)
+        sent.append(data)
+    s = ctx.smtp(25, note="four messages with raw 8-bit and spaced header texts")
+    _hello(s)
+    for data in sent:
+        _send(s, "carol@lab.test", ["alice@lab.test"], data, " BODY=8BITMIME")
+    s.smtp("QUIT")
+    s.close()
+    data, expected = messages.local_submission()
+    ctx.message("msg5", data)
+    ctx.expect_headers("msg5", expected)
+    ctx.sendmail(data, "carol@lab.test", ["alice@lab.test"],
+                 note="msg5 submitted on the server, as root")
+    ctx.lab.wait_delivered("alice", 5)
+    i = ctx.imap(note="the five delivered copies, with postfix's Received fields")
+    i.imap_response()
+    i.imap("h1", "LOGIN alice alicepw")
+    i.imap("h2", "SELECT INBOX")
+    i.imap("h3", "FETCH 1:5 BODY.PEEK[]")
+    i.imap("h4", "LOGOUT")
+    i.close()
+
+
 # ------------------------------------------------------ audit scenarios
 # Each shows one thing the audit looks for (issue 9), on a server of its
 # own; smtp/clean-submission is the capture on which nothing should fire.
