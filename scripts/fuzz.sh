@@ -60,7 +60,7 @@ for n in "$jobs" "$procs"; do
   esac
 done
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(smtp pop3 imap message tls tunnel pcap reasm)
+[ ${#targets[@]} -gt 0 ] || targets=(smtp pop3 imap message tls tunnel pcap reasm keylog)
 names=$(printf 'fuzz_%s ' "${targets[@]}")
 
 build() { # dir, extra cmake options...
