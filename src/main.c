@@ -726,7 +726,7 @@ static bool add_reporters(struct mx_sink *sink, const struct cmdline *o)
     if (ok && o->failures)
         ok = mx_failures_add(sink, stdout, use_color);
     if (ok && !o->json && !o->html && !o->audit && !o->failures)
-        ok = mx_report_text_add(sink, stdout, false, use_color);
+        ok = mx_report_text_add(sink, stdout, false, use_color, o->live.iface ? MX_TEXT_LIVE_HOLD : 0);
     if (!ok)
         fprintf(stderr, "mxray: out of memory\n");
     return ok;

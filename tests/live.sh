@@ -70,7 +70,7 @@ def recs(p):
 def t(v):
     return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
 def same(a, b, key=""):
-    if key in ("ts", "start", "end") and isinstance(a, str) and isinstance(b, str):
+    if key in ("ts", "last_ts", "start", "end") and isinstance(a, str) and isinstance(b, str):
         return abs(t(a) - t(b)) <= 0.01
     if key in ("latency", "duration") and isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return abs(a - b) <= 0.01

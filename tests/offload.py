@@ -92,7 +92,7 @@ def records(mx, cap, tmp):
 # Also which end closed first (the teardown races), and byte counts of the
 # streams (a reply's timing text, a TLS session ticket vary in length between
 # runs; tshark checks each capture's bytes).
-RUN_KEYS = DROP | {"ts", "start", "end", "duration", "latency", "client_port", "queue_id", "fin",
+RUN_KEYS = DROP | {"ts", "last_ts", "start", "end", "duration", "latency", "client_port", "queue_id", "fin",
                    "tls_bytes", "payload_bytes"}
 # dovecot's POP3 banner timestamp (RFC 1939 §7), new each run
 APOP = re.compile(r"<[^<>@\s]+@mx\.lab\.test>")

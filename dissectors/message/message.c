@@ -2148,7 +2148,7 @@ static void emit_record(struct mx_message *m)
 {
     struct mx_dissect_ctx *ctx = m->env.ctx;
     char hx[65];
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(ctx), "message", mx_ctx_flow_id(ctx), m->last.ts);
+    struct mx_event *ev = mx_event_begin(mx_ctx_sink(ctx), "message", mx_ctx_flow_id(ctx), m->first.ts);
     mx_ev_dir(ev, m->env.dir);
     mx_ev_str(ev, "source", m->env.source ? m->env.source : "unknown");
     /* where a POP3 or IMAP message came from, when the session said */
@@ -2200,6 +2200,8 @@ static void emit_record(struct mx_message *m)
     if (m->extract_skipped)
         mx_ev_bool(ev, "extract_skipped", true);
     mx_ev_frames(ev, m->first.frame, m->last.frame);
+    /* stamped at its first byte (ts), it ended here */
+    mx_ev_time(ev, "last_ts", m->last.ts);
     if (m->missing || m->cut)
         mx_ev_tone(ev, MX_TONE_WARN);
     /* message: "Subject" from <x> to <y>, 3 parts, 2 attachments (a.pdf 12 KB, ...) */

@@ -168,8 +168,8 @@ static void on_gap(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame
     }
     x->an[MX_AN_TCP_GAP]++;
     e->c.an.n[MX_AN_TCP_GAP]++;
-    if (!frame)
-        ts = f->last_ts; /* settled by the flow's end */
+    if (!frame && !ts)
+        ts = f->last_ts; /* settled by the flow's end, with nothing held after it */
     struct mx_event *ev = mx_event_begin(e->sink, "gap", f->id, ts);
     mx_ev_dir(ev, d);
     mx_ev_uint(ev, "offset", off);

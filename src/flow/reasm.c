@@ -178,6 +178,11 @@ static bool declare_gap(struct mx_reasm *r, enum mx_dir d, uint32_t upto, const 
     uint32_t len = upto - h->next;
     if (!MX_SEQ_GT(upto, h->next) || len > MX_SEQ_PLAUSIBLE)
         return false;
+    /* Its time (docs/manual.md, "Time order"): the missing bytes were sent
+     * before the held ones that follow them; f stays the settling packet. */
+    const struct mx_seg *p = first_pending(h);
+    if (p && p->seq == upto && (!f || p->ts < ts))
+        ts = p->ts;
     if (ops->gap)
         ops->gap(ud, d, h->off, len, f, ts);
     h->gaps++;

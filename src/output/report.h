@@ -9,7 +9,12 @@
 /* Each subscribes a reporter writing to `out` (closed at the end when close_out)
  * to the sink; false when out of memory. */
 bool mx_report_json_add(struct mx_sink *s, FILE *out, bool close_out);
-bool mx_report_text_add(struct mx_sink *s, FILE *out, bool close_out, bool color);
+/* The text timeline, in time order within a session (docs/manual.md, "Time
+ * order"): a session's lines are held until it ends, or, with hold_secs > 0
+ * (main gives MX_TEXT_LIVE_HOLD with -i), until the capture clock is that
+ * many seconds past them. */
+bool mx_report_text_add(struct mx_sink *s, FILE *out, bool close_out, bool color, unsigned hold_secs);
+#define MX_TEXT_LIVE_HOLD 5
 /* The self-contained HTML report: an overview, and a sequence diagram for up
  * to max_diagrams sessions (0: the default, 200), those with failures first.
  * `protocols` names the sessions it shows, in its header ("A, B and C").

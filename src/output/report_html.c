@@ -184,6 +184,7 @@ enum step_kind { ST_C2S, ST_S2C, ST_NOTE, ST_TLS };
 struct step {
     uint8_t kind, tone;
     bool pipelined;
+    bool message; /* a "message" record (row_after) */
     mx_time_t ts;
     double latency; /* seconds, or NAN */
     mx_frame_t f0, f1;
@@ -392,6 +393,16 @@ static void forget_rows(struct html_rep *r, struct session *s)
     recharge(r, s);
 }
 
+/* Whether row a goes after row b, which came later: by time, and a message
+ * after the rows of its time that begin at or before its first frame (the
+ * reply that started it); otherwise as they came (the text timeline's rule). */
+static bool row_after(const struct step *a, const struct step *b)
+{
+    if (a->ts == MX_TIME_NONE || b->ts == MX_TIME_NONE)
+        return false;
+    return a->ts > b->ts || (a->ts == b->ts && a->message && !b->message && a->f0 && b->f0 && b->f0 <= a->f0);
+}
+
 /* Keeps a row with its label and details, unless the session keeps no more
  * rows: past its caps (dropped), or when the report's memory is full
  * (starved); from then on later rows are only counted. */
@@ -429,6 +440,15 @@ static void keep_step(struct html_rep *r, struct session *s, const struct step *
     kept->label_len = (uint32_t)label.len;
     kept->detail_off = (uint32_t)(a0 + label.len);
     kept->detail_len = (uint32_t)detail.len;
+    /* Time order (docs/manual.md, "Time order"): the row moves up past the
+     * rows of a later time, and a message past the rows of its own time. */
+    size_t i = s->steps.n - 1;
+    struct step moved = *kept;
+    while (i > 0 && row_after(step_at(s, i - 1), &moved)) {
+        *step_at(s, i) = *step_at(s, i - 1);
+        i--;
+    }
+    *step_at(s, i) = moved;
 }
 
 /* One line "key: value" of an arrow's details, from a string field. */
@@ -463,6 +483,7 @@ static bool add_step(struct html_rep *r, struct session *s, const struct mx_even
     st->kind = (uint8_t)kind;
     st->tone = (uint8_t)e->tone;
     st->ts = e->ts;
+    st->message = !strcmp(e->type, "message");
     const struct mx_ev_field *lf = mx_ev_get(e, "latency");
     st->latency = lf && lf->kind == MX_EV_DOUBLE ? lf->v.d : NAN;
     st->pipelined = mx_ev_get_int(e, "pipelined", 0) != 0;

@@ -87,7 +87,7 @@ static void run(const uint8_t *data, size_t size, unsigned workers, struct outpu
     struct mx_sink *sink = mx_sink_new();
     if (!jf || !tf || !hf || (size && !in_fp) || !sink)
         abort();
-    if (!mx_report_json_add(sink, jf, true) || !mx_report_text_add(sink, tf, true, false) ||
+    if (!mx_report_json_add(sink, jf, true) || !mx_report_text_add(sink, tf, true, false, 0) ||
         !mx_report_html_add(sink, hf, true, 20, "SMTP, POP3 and IMAP", 1u << 20))
         abort();
     struct mx_config cfg;

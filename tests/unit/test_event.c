@@ -156,7 +156,7 @@ START_TEST(text_escapes_terminal_controls)
     size_t len = 0;
     FILE *fp = open_memstream(&buf, &len);
     struct mx_sink *s = mx_sink_new();
-    ck_assert(mx_report_text_add(s, fp, false, false));
+    ck_assert(mx_report_text_add(s, fp, false, false, 0));
     mx_sink_set_epoch(s, 1000);
     struct mx_event *e = mx_event_begin(s, "x", 3, 1000 + 1500000000);
     mx_ev_dir(e, MX_DIR_C2S);
@@ -173,6 +173,108 @@ START_TEST(text_escapes_terminal_controls)
     fclose(fp);
     ck_assert_str_eq(buf, "    1.500000 #3     C->S 220 \\x1b]0;owned\\x07 \\u009b31m\\xff\n"
                           "                         y k=a\\x0ab\n");
+    free(buf);
+}
+END_TEST
+
+/* A line of flow `flow` at `secs` past the epoch, from frame f (0: none), with text t. */
+static void line_in(struct mx_sink *s, const char *type, uint64_t flow, int secs, mx_frame_t f, const char *t)
+{
+    struct mx_event *e = mx_event_begin(s, type, flow, (mx_time_t)secs * 1000000000);
+    mx_ev_frames(e, f, f);
+    mx_ev_text(e, "%s", t);
+    mx_event_emit(s, e);
+}
+
+static void line_at(struct mx_sink *s, const char *type, uint64_t flow, int secs, const char *t)
+{
+    line_in(s, type, flow, secs, 0, t);
+}
+
+/* The timeline is in time order within a session (docs/manual.md, "Time
+ * order"): stable for equal times, a message after the lines of its time
+ * that begin in its first frame, a session's lines written when its "flow" record comes, lines of no
+ * session at once. */
+START_TEST(text_time_order)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    struct mx_sink *s = mx_sink_new();
+    ck_assert(mx_report_text_add(s, fp, false, false, 0));
+    mx_sink_set_epoch(s, 0);
+    line_in(s, "message", 1, 2, 5, "message");   /* stamped at its first byte */
+    line_in(s, "pop3.response", 1, 2, 5, "+OK"); /* which started it, in the same frame */
+    line_in(s, "x", 1, 2, 6, "same time, a later frame");
+    line_at(s, "gap", 1, 4, "gap"); /* after the anomaly */
+    line_at(s, "anomaly", 1, 3, "anomaly");
+    line_at(s, "anomaly", 0, 9, "no session"); /* at once */
+    line_at(s, "tls", 1, 6, "tls");
+    line_at(s, "pop3.session", 1, 5, "session"); /* its cleartext ended first */
+    line_at(s, "pop3.command", 1, 6, "same time as tls, after it");
+    line_at(s, "flow", 1, 7, "closed");
+    mx_sink_finish(s);
+    mx_sink_free(s);
+    fclose(fp);
+    ck_assert_str_eq(buf, "    9.000000             no session\n"
+                          "    2.000000 #1          +OK\n"
+                          "    2.000000 #1          message\n"
+                          "    2.000000 #1          same time, a later frame\n"
+                          "    3.000000 #1          anomaly\n"
+                          "    4.000000 #1          gap\n"
+                          "    5.000000 #1          session\n"
+                          "    6.000000 #1          tls\n"
+                          "    6.000000 #1          same time as tls, after it\n"
+                          "    7.000000 #1          closed\n");
+    free(buf);
+}
+END_TEST
+
+/* Past the lines a session may hold, the earliest are written early, a line
+ * says so, and a line that then steps back is counted at the end. */
+START_TEST(text_time_order_cap)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    struct mx_sink *s = mx_sink_new();
+    ck_assert(mx_report_text_add(s, fp, false, false, 0));
+    mx_sink_set_epoch(s, 0);
+    for (int i = 0; i < 4097; i++)
+        line_at(s, "x", 2, 10 + i, "x");
+    line_at(s, "late", 2, 1, "late");
+    line_at(s, "flow", 2, 5000, "closed");
+    mx_sink_finish(s);
+    mx_sink_free(s);
+    fclose(fp);
+    ck_assert_ptr_nonnull(strstr(buf, "#2          timeline: more than 4096 lines held"));
+    /* half the lines went early (10 to 2057), the late one steps back */
+    ck_assert_ptr_nonnull(strstr(buf, " 2057.000000 #2          x\n    1.000000 #2          late\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "timeline: 1 line written out of time order"));
+    free(buf);
+}
+END_TEST
+
+/* With a hold (live capture), a session's lines wait until the capture clock
+ * is that far past them, not for its end. */
+START_TEST(text_time_order_hold)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    struct mx_sink *s = mx_sink_new();
+    ck_assert(mx_report_text_add(s, fp, false, false, 5));
+    mx_sink_set_epoch(s, 0);
+    line_at(s, "x", 1, 1, "one");
+    line_at(s, "x", 2, 3, "two");
+    fflush(fp);
+    ck_assert_uint_eq(len, 0);
+    line_at(s, "x", 2, 7, "clock past one");
+    fflush(fp);
+    ck_assert_str_eq(buf, "    1.000000 #1          one\n");
+    mx_sink_finish(s);
+    mx_sink_free(s);
+    fclose(fp);
     free(buf);
 }
 END_TEST
@@ -253,6 +355,9 @@ static Suite *event_suite(void)
     tcase_add_test(t, frames_and_auto_close);
     tcase_add_test(t, json_matches_json_c);
     tcase_add_test(t, text_escapes_terminal_controls);
+    tcase_add_test(t, text_time_order);
+    tcase_add_test(t, text_time_order_cap);
+    tcase_add_test(t, text_time_order_hold);
     tcase_add_test(t, utf8_cut_at_boundaries);
     suite_add_tcase(s, t);
     return s;
