@@ -896,8 +896,8 @@ int main(int argc, char **argv)
         }
         if (o.cfg.warnings && (!ks.entries || ks.malformed || ks.dropped))
             fprintf(stderr,
-                    "mxray: --tls-keylog %s: %" PRIu64 " secrets read; %" PRIu64 " lines not in the key-log format, %" PRIu64
-                    " past the cap\n",
+                    "mxray: --tls-keylog %s: %" PRIu64 " secrets read; %" PRIu64
+                    " lines not in the key-log format, %" PRIu64 " past the cap\n",
                     o.keylog, ks.entries, ks.malformed, ks.dropped);
         o.cfg.keylog = keylog;
     }

@@ -46,8 +46,9 @@
     X(BARE_LF, "a line ended by LF without CR (RFC 9051 §2.2)")                                                   \
     X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STARTTLS, before the TLS handshake (RFC 9051 §6.2.1)") \
     X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its OK to STARTTLS, before the handshake")      \
-    X(NO_TLS_AFTER_STARTTLS, "after the go-ahead to STARTTLS the client went on in clear, not with a TLS ClientHello: a capture " \
-      "decrypted by a TLS-terminating proxy or exported, or a downgrade; the dialogue is read in clear") \
+    X(NO_TLS_AFTER_STARTTLS,                                                                                      \
+      "after the go-ahead to STARTTLS the client went on in clear, not with a TLS ClientHello: a capture "        \
+      "decrypted by a TLS-terminating proxy or exported, or a downgrade; the dialogue is read in clear")          \
     X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")                     \
     X(LOGIN_DISABLED_IGNORED,                                                                                     \
       "LOGIN sent, or accepted, although the server announced LOGINDISABLED (RFC 9051 §6.2.3)")                   \

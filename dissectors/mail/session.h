@@ -38,16 +38,15 @@ extern const char *const mx_mail_anomaly_names[MX_MAIL__ANOMALIES];
 
 /* The map (struct mx_mail_proto.an) of a protocol whose anomaly enum names
  * every shared anomaly P##NAME. */
-#define MX_MAIL_ANOMALY_MAP(P)                                                                                     \
-    {                                                                                                              \
-        [MX_MAIL_LONG_COMMAND_LINE] = P##LONG_COMMAND_LINE, [MX_MAIL_BARE_LF] = P##BARE_LF,                        \
-        [MX_MAIL_TOO_MANY_PENDING] = P##TOO_MANY_PENDING_COMMANDS, [MX_MAIL_UNKNOWN_COMMAND] = P##UNKNOWN_COMMAND, \
-        [MX_MAIL_COMMAND_OUT_OF_SEQUENCE] = P##COMMAND_OUT_OF_SEQUENCE,                                            \
-        [MX_MAIL_STARTTLS_CLIENT_INJECTION] = P##STARTTLS_CLIENT_INJECTION,                                        \
-        [MX_MAIL_STARTTLS_SERVER_INJECTION] = P##STARTTLS_SERVER_INJECTION,                                        \
-        [MX_MAIL_AUTH_DECODE_ERROR] = P##AUTH_DECODE_ERROR, [MX_MAIL_PARTIAL_AFTER_GAP] = P##PARTIAL_AFTER_GAP,    \
-        [MX_MAIL_COMMAND_SPACING] = P##COMMAND_SPACING,                                                            \
-        [MX_MAIL_NO_TLS_AFTER_STARTTLS] = P##NO_TLS_AFTER_STARTTLS,                                                \
+#define MX_MAIL_ANOMALY_MAP(P)                                                                                      \
+    {                                                                                                               \
+        [MX_MAIL_LONG_COMMAND_LINE] = P##LONG_COMMAND_LINE, [MX_MAIL_BARE_LF] = P##BARE_LF,                         \
+        [MX_MAIL_TOO_MANY_PENDING] = P##TOO_MANY_PENDING_COMMANDS, [MX_MAIL_UNKNOWN_COMMAND] = P##UNKNOWN_COMMAND,  \
+        [MX_MAIL_COMMAND_OUT_OF_SEQUENCE] = P##COMMAND_OUT_OF_SEQUENCE,                                             \
+        [MX_MAIL_STARTTLS_CLIENT_INJECTION] = P##STARTTLS_CLIENT_INJECTION,                                         \
+        [MX_MAIL_STARTTLS_SERVER_INJECTION] = P##STARTTLS_SERVER_INJECTION,                                         \
+        [MX_MAIL_AUTH_DECODE_ERROR] = P##AUTH_DECODE_ERROR, [MX_MAIL_PARTIAL_AFTER_GAP] = P##PARTIAL_AFTER_GAP,     \
+        [MX_MAIL_COMMAND_SPACING] = P##COMMAND_SPACING, [MX_MAIL_NO_TLS_AFTER_STARTTLS] = P##NO_TLS_AFTER_STARTTLS, \
     }
 
 /* What a protocol tells the shared layer about itself. */

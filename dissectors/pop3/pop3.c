@@ -36,8 +36,9 @@
     X(RESPONSE_INCOMPLETE, "a multi-line response that never got its terminating \".\" (RFC 1939 §3)")     \
     X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STLS, before the TLS handshake (RFC 2595 §4)")  \
     X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its +OK to STLS, before the handshake")  \
-    X(NO_TLS_AFTER_STARTTLS, "after the go-ahead to STLS the client went on in clear, not with a TLS ClientHello: a capture " \
-      "decrypted by a TLS-terminating proxy or exported, or a downgrade; the dialogue is read in clear") \
+    X(NO_TLS_AFTER_STARTTLS,                                                                               \
+      "after the go-ahead to STLS the client went on in clear, not with a TLS ClientHello: a capture "     \
+      "decrypted by a TLS-terminating proxy or exported, or a downgrade; the dialogue is read in clear")   \
     X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")              \
     X(PARTIAL_AFTER_GAP, "bytes were lost inside a response; what follows was resynchronised")             \
     X(COMMAND_SPACING, "a command split by other whitespace than one SP (RFC 1939 §3), or after leading " \

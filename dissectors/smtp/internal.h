@@ -38,8 +38,9 @@
     X(DATA_BARE_LF_TERMINATOR, "message data ended by <LF>.<LF> or similar: an SMTP smuggling vector")          \
     X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STARTTLS, before the TLS handshake (CVE-2011-0411)") \
     X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its 220 to STARTTLS, before the handshake")   \
-    X(NO_TLS_AFTER_STARTTLS, "after the go-ahead to STARTTLS the client went on in clear, not with a TLS ClientHello: a capture " \
-      "decrypted by a TLS-terminating proxy or exported, or a downgrade; the dialogue is read in clear") \
+    X(NO_TLS_AFTER_STARTTLS,                                                                                    \
+      "after the go-ahead to STARTTLS the client went on in clear, not with a TLS ClientHello: a capture "      \
+      "decrypted by a TLS-terminating proxy or exported, or a downgrade; the dialogue is read in clear")        \
     X(AUTH_DECODE_ERROR, "a SASL message that is not valid base64 or the mechanism's syntax")                   \
     X(PARTIAL_AFTER_GAP, "bytes were lost inside a command or message; what follows was resynchronised")        \
     X(COMMAND_SPACING, "a command split by other whitespace than one SP (RFC 5321 §4.1.1), or after leading "  \

@@ -80,7 +80,7 @@ bool mx_tls12_keys(const struct mx_tls_suite *s, uint16_t version, bool etm, con
      * server_random + client_random), cut into the MAC keys, the write
      * keys, then the implicit IVs. TLS 1.0 and 1.1 use MD5 with SHA-1
      * (RFC 2246 §5); TLS 1.0's CBC IVs come from the key block too. */
-    size_t fixed_iv = s->bulk == MX_BULK_CHACHA ? 12
+    size_t fixed_iv = s->bulk == MX_BULK_CHACHA                          ? 12
                       : s->bulk == MX_BULK_GCM || s->bulk == MX_BULK_CCM ? 4
                       : version == 0x0301                                ? s->block
                                                                          : 0;
@@ -175,8 +175,8 @@ static void xor_nonce(const struct mx_tls_keys *k, uint8_t nonce[12])
         nonce[11 - i] ^= (uint8_t)(k->seq >> (8 * i));
 }
 
-static bool aead_open(struct mx_tls_keys *k, const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
-                      uint8_t *ct, size_t ct_len, const uint8_t *tag)
+static bool aead_open(struct mx_tls_keys *k, const uint8_t nonce[12], const uint8_t *aad, size_t aad_len, uint8_t *ct,
+                      size_t ct_len, const uint8_t *tag)
 {
     EVP_CIPHER_CTX *c = k->evp;
     const EVP_CIPHER *ciph = k->ciph;
@@ -224,8 +224,7 @@ static bool mac_ok(struct mx_tls_keys *k, uint8_t type, const uint8_t *p, size_t
 /* RFC 5246 §6.2.3.2 (and RFC 7366 with encrypt_then_mac): the record is
  * [IV] ciphertext [MAC]; the plaintext ends with its MAC (unless ETM) and
  * padding. The padding's shape and the MAC are checked. */
-static bool cbc_open(struct mx_tls_keys *k, uint8_t type, uint8_t *body, size_t len, uint8_t **plain,
-                     size_t *plain_len)
+static bool cbc_open(struct mx_tls_keys *k, uint8_t type, uint8_t *body, size_t len, uint8_t **plain, size_t *plain_len)
 {
     size_t bs = k->suite.block, mac = k->suite.mac_len;
     size_t iv_len = k->version >= 0x0302 ? bs : 0; /* TLS 1.1+: an explicit IV (RFC 4346 §6.2.3.2) */
@@ -258,8 +257,8 @@ static bool cbc_open(struct mx_tls_keys *k, uint8_t type, uint8_t *body, size_t 
     return k->etm || mac_ok(k, type, ct, *plain_len, ct + *plain_len);
 }
 
-bool mx_tls_decrypt(struct mx_tls_keys *k, uint8_t type, uint8_t *body, size_t len, uint8_t **plain,
-                    size_t *plain_len, uint8_t *inner_type)
+bool mx_tls_decrypt(struct mx_tls_keys *k, uint8_t type, uint8_t *body, size_t len, uint8_t **plain, size_t *plain_len,
+                    uint8_t *inner_type)
 {
     if (!k->on)
         return false;

@@ -19,12 +19,12 @@ enum mx_tls_bulk {
 /* What a cipher suite means for its records. */
 struct mx_tls_suite {
     enum mx_tls_bulk bulk;
-    uint8_t key_len;   /* bytes of the write key */
-    uint8_t tag_len;   /* AEAD: bytes of the tag */
-    uint8_t mac_len;   /* CBC: bytes of the HMAC */
-    uint8_t block;     /* CBC: the block size */
-    const char *mac;   /* CBC: the HMAC's digest; "SHA1", "SHA256", "SHA384" */
-    const char *prf;   /* TLS 1.2's PRF digest, TLS 1.3's HKDF digest */
+    uint8_t key_len;    /* bytes of the write key */
+    uint8_t tag_len;    /* AEAD: bytes of the tag */
+    uint8_t mac_len;    /* CBC: bytes of the HMAC */
+    uint8_t block;      /* CBC: the block size */
+    const char *mac;    /* CBC: the HMAC's digest; "SHA1", "SHA256", "SHA384" */
+    const char *prf;    /* TLS 1.2's PRF digest, TLS 1.3's HKDF digest */
     const char *cipher; /* OpenSSL's name of the bulk cipher */
 };
 
@@ -36,13 +36,13 @@ bool mx_tls_suite_of(uint16_t id, const char *name, struct mx_tls_suite *s);
  * §6.1, RFC 8446 §5.3), and the OpenSSL context. */
 struct mx_tls_keys {
     struct mx_tls_suite suite;
-    uint16_t version;   /* the negotiated version: 0x0301..0x0304 */
-    bool etm;           /* encrypt_then_mac was negotiated (RFC 7366) */
-    bool on;            /* the keys are set */
+    uint16_t version; /* the negotiated version: 0x0301..0x0304 */
+    bool etm;         /* encrypt_then_mac was negotiated (RFC 7366) */
+    bool on;          /* the keys are set */
     uint8_t key[32];
     uint8_t mac_key[48]; /* CBC: the HMAC key */
-    uint8_t iv[16];     /* AEAD: the fixed or implicit IV; TLS 1.0 CBC: the chained IV */
-    uint8_t secret[64]; /* TLS 1.3: the traffic secret, for a KeyUpdate */
+    uint8_t iv[16];      /* AEAD: the fixed or implicit IV; TLS 1.0 CBC: the chained IV */
+    uint8_t secret[64];  /* TLS 1.3: the traffic secret, for a KeyUpdate */
     uint8_t secret_len;
     uint64_t seq;
     void *evp;  /* EVP_CIPHER_CTX */
@@ -67,8 +67,8 @@ bool mx_tls13_key_update(struct mx_tls_keys *k);
  * its bytes. On success *plain and *plain_len give the content within
  * body, and *inner_type its true type (TLS 1.3 hides it, RFC 8446 §5.2).
  * False when the record does not decrypt (a wrong key, a damaged record). */
-bool mx_tls_decrypt(struct mx_tls_keys *k, uint8_t type, uint8_t *body, size_t len, uint8_t **plain,
-                    size_t *plain_len, uint8_t *inner_type);
+bool mx_tls_decrypt(struct mx_tls_keys *k, uint8_t type, uint8_t *body, size_t len, uint8_t **plain, size_t *plain_len,
+                    uint8_t *inner_type);
 
 /* Frees the OpenSSL context; the keys are wiped. */
 void mx_tls_keys_free(struct mx_tls_keys *k);

@@ -11,15 +11,15 @@
 
 /* The labels mxray reads; others are counted and passed over. */
 enum mx_keylog_label {
-    MX_KL_CLIENT_RANDOM = 0,   /* TLS <= 1.2: the 48-byte master secret */
-    MX_KL_CLIENT_HS_TRAFFIC,   /* TLS 1.3 (RFC 8446 §7.1): client_handshake_traffic_secret */
-    MX_KL_SERVER_HS_TRAFFIC,   /* server_handshake_traffic_secret */
-    MX_KL_CLIENT_TRAFFIC_0,    /* client_application_traffic_secret_0 */
-    MX_KL_SERVER_TRAFFIC_0,    /* server_application_traffic_secret_0 */
+    MX_KL_CLIENT_RANDOM = 0, /* TLS <= 1.2: the 48-byte master secret */
+    MX_KL_CLIENT_HS_TRAFFIC, /* TLS 1.3 (RFC 8446 §7.1): client_handshake_traffic_secret */
+    MX_KL_SERVER_HS_TRAFFIC, /* server_handshake_traffic_secret */
+    MX_KL_CLIENT_TRAFFIC_0,  /* client_application_traffic_secret_0 */
+    MX_KL_SERVER_TRAFFIC_0,  /* server_application_traffic_secret_0 */
     MX_KL__LABELS,
 };
 
-#define MX_KEYLOG_MAX_SECRET 64        /* a secret's bytes: the hash length, SHA-384 at most here */
+#define MX_KEYLOG_MAX_SECRET 64          /* a secret's bytes: the hash length, SHA-384 at most here */
 #define MX_KEYLOG_MAX_ENTRIES (1u << 22) /* entries kept of a file; more are counted */
 
 /* A key log, read-only once loaded: the run's workers share it. */

@@ -1653,8 +1653,7 @@ static void hs13_bytes(struct mx_tls *t, enum mx_dir d, const uint8_t *p, size_t
             s->dh_hdr[s->dh_have++] = *p++;
             n--;
             if (s->dh_have == 4) {
-                s->dh_len = s->dh_left =
-                    ((uint32_t)s->dh_hdr[1] << 16) | ((uint32_t)s->dh_hdr[2] << 8) | s->dh_hdr[3];
+                s->dh_len = s->dh_left = ((uint32_t)s->dh_hdr[1] << 16) | ((uint32_t)s->dh_hdr[2] << 8) | s->dh_hdr[3];
                 if (d == MX_DIR_S2C && s->dh_hdr[0] == HS_CERTIFICATE && !t->cert.seen && s->dh_len &&
                     s->dh_len <= TLS_MAX_HANDSHAKE && !(s->dh_buf = malloc(s->dh_len)))
                     t->oom = true;
@@ -2054,8 +2053,8 @@ uint64_t mx_tls_app_bytes(const struct mx_tls *t, enum mx_dir d)
 static const char *dec_name(const struct mx_tls *t)
 {
     static const char *const names[] = {
-        [DEC_NONE] = NULL,          [DEC_WAITING] = "no_handshake", [DEC_NO_KEY] = "no_key",
-        [DEC_UNSUPPORTED] = "unsupported", [DEC_ON] = "ok",         [DEC_FAILED] = "failed",
+        [DEC_NONE] = NULL, [DEC_WAITING] = "no_handshake", [DEC_NO_KEY] = "no_key", [DEC_UNSUPPORTED] = "unsupported",
+        [DEC_ON] = "ok",   [DEC_FAILED] = "failed",
     };
     return t ? names[t->dec] : NULL;
 }

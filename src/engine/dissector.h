@@ -13,11 +13,11 @@ struct mx_protocols;
 
 /* Flags of one parse call. */
 enum mx_chunk_flags {
-    MX_CHUNK_START = 1 << 0,     /* first call for this direction */
-    MX_CHUNK_GAP = 1 << 1,       /* data.ptr is NULL: data.len bytes are missing from the stream */
-    MX_CHUNK_END = 1 << 2,       /* the direction has ended (FIN, RST, timeout or end of input);
+    MX_CHUNK_START = 1 << 0,      /* first call for this direction */
+    MX_CHUNK_GAP = 1 << 1,        /* data.ptr is NULL: data.len bytes are missing from the stream */
+    MX_CHUNK_END = 1 << 2,        /* the direction has ended (FIN, RST, timeout or end of input);
                                 data holds the bytes still unconsumed, possibly none */
-    MX_CHUNK_TRUNCATED = 1 << 3, /* a gap follows these bytes (the unconsumed rest): an element
+    MX_CHUNK_TRUNCATED = 1 << 3,  /* a gap follows these bytes (the unconsumed rest): an element
                                     cut at their end is all there will be of it */
     MX_CHUNK_INSIDE_TLS = 1 << 4, /* after mx_ctx_starttls, the first bytes of the direction the
                                      dissector reads again: the cleartext inside TLS (mx_ctx_tls_inside) */

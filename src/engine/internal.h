@@ -41,16 +41,16 @@ struct mx_dir_state {
  * protocol's dissector that reads them. While a call on this layer runs,
  * these are swapped with the flow's own (host.c, plain_swap). */
 struct mx_plain {
-    bool on[2];                        /* decrypted bytes (or their loss) of d came */
-    bool in;                           /* swapped in: a call on this layer is running */
-    uint8_t wake;                      /* its wakes, while swapped out */
-    uint64_t start[2];                 /* where TLS began in d: the offsets go on from there */
-    uint64_t next[2];                  /* the offset of d's next decrypted byte */
-    struct mx_dir_state ds[2];         /* its streams */
-    const struct mx_dissector *dis;    /* a flow that starts in TLS: the protocol's dissector, */
-    const struct mx_dissector *names;  /* whose anomaly names `an` counts, */
-    void *state;                       /* its state, */
-    uint32_t *an;                      /* and its anomaly counts */
+    bool on[2];                       /* decrypted bytes (or their loss) of d came */
+    bool in;                          /* swapped in: a call on this layer is running */
+    uint8_t wake;                     /* its wakes, while swapped out */
+    uint64_t start[2];                /* where TLS began in d: the offsets go on from there */
+    uint64_t next[2];                 /* the offset of d's next decrypted byte */
+    struct mx_dir_state ds[2];        /* its streams */
+    const struct mx_dissector *dis;   /* a flow that starts in TLS: the protocol's dissector, */
+    const struct mx_dissector *names; /* whose anomaly names `an` counts, */
+    void *state;                      /* its state, */
+    uint32_t *an;                     /* and its anomaly counts */
 };
 
 /* A flow as its dissector sees it: the host's state for one flow. */

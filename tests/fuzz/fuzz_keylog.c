@@ -52,16 +52,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct mx_tls_keys c, srv;
         memset(&c, 0, sizeof(c));
         memset(&srv, 0, sizeof(srv));
-        bool ok = kinds[i].version == 0x0304 ? mx_tls13_keys(&s, secret, 32, &c)
-                                             : mx_tls12_keys(&s, kinds[i].version, kinds[i].etm, secret, random, random,
-                                                             &c, &srv);
+        bool ok = kinds[i].version == 0x0304
+                      ? mx_tls13_keys(&s, secret, 32, &c)
+                      : mx_tls12_keys(&s, kinds[i].version, kinds[i].etm, secret, random, random, &c, &srv);
         uint8_t *body = malloc(size ? size : 1);
         if (ok && body) {
             memcpy(body, data, size);
             uint8_t *plain = NULL, type = 0;
             size_t len = 0;
-            if (mx_tls_decrypt(&c, 23, body, size, &plain, &len, &type) &&
-                (plain < body || plain + len > body + size))
+            if (mx_tls_decrypt(&c, 23, body, size, &plain, &len, &type) && (plain < body || plain + len > body + size))
                 abort();
             if (kinds[i].version == 0x0304)
                 (void)mx_tls13_key_update(&c);
