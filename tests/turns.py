@@ -15,6 +15,9 @@ The turns (RFC 5321 §3.1, §3.8; RFC 1939 §3, §4; RFC 9051 §7.1, §7.1.5):
   - a client that speaks in the middle of a multi-line greeting ("220-",
     then its commands, then "220 ") spoke first: the greeting stays one
     reply to the connection, each later reply answers its own command;
+  - the same client bytes (a whole transaction) sent before the greeting
+    and after it give the same SMTP records of each type, in order, but for
+    frames and times;
   - a client whose server is never heard (a one-sided capture) did not
     speak first as far as anyone can tell: no CLIENT_SPOKE_FIRST, and its
     message is still read;
@@ -34,6 +37,14 @@ import pcapgen  # noqa: E402
 BODY = "From: a@x.test\r\nSubject: t\r\n\r\nline one\r\nline two"
 TERMS = [("crlf_dot_crlf", "\r\n.\r\n", "<CRLF>.<CRLF>"), ("lf_dot_lf", "\n.\n", "<LF>.<LF>"),
          ("crlf_dot_lf", "\r\n.\n", "<CRLF>.<LF>"), ("lf_dot_crlf", "\n.\r\n", "<LF>.<CRLF>")]
+
+
+EARLY = ("EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n" + BODY +
+         "\r\n.\r\nQUIT\r\n")
+EARLY_REPLIES = ("220 mx.test ESMTP\r\n250-mx.test\r\n250 PIPELINING\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
+                 "354 go ahead\r\n250 2.0.0 Ok: queued as ABC\r\n221 2.0.0 Bye\r\n")
+# what may differ between two readings of the same bytes: where and when they came
+VARYING = {"flow", "ts", "frames", "frame", "latency", "start", "duration", "end"}
 
 
 def smtp_session(term):
@@ -68,6 +79,9 @@ SESSIONS = [smtp_session(t[1]) for t in TERMS] + [
     {"port": 143, "turns": [
         ["s", "* OK Dovecot ready.\r\n"], ["c", "c1 LOGOUT\r\n"],
         ["s", "* BYE Logging out\r\nc1 OK Logout completed.\r\n"]]},
+    # 9 and 10: the same client bytes before the greeting, then after it
+    {"port": 25, "turns": [["c", EARLY], ["s", EARLY_REPLIES]]},
+    {"port": 25, "turns": [["s", "220 mx.test ESMTP\r\n"], ["c", EARLY], ["s", EARLY_REPLIES[19:]]]},
 ]
 
 
@@ -139,6 +153,24 @@ def main():
     sess = of(9, "imap.session")
     if not sess or "server_closed" in sess[0]:
         problems.append(f"flow 9: a BYE to LOGOUT read as the server's close: {sess}")
+
+    def same_view(flow):
+        def strip(x):
+            if isinstance(x, dict):
+                return {k: strip(v) for k, v in x.items() if k not in VARYING}
+            if isinstance(x, list):
+                return [strip(v) for v in x]
+            return x
+        recs = [strip(r) for r in by.get(flow, []) if r["type"].startswith("smtp.")]
+        return sorted(recs, key=lambda r: r["type"])  # each type in its order; the types interleave by time
+
+    if anomalies(10) != ["CLIENT_SPOKE_FIRST"] or anomalies(11):
+        problems.append(f"flows 10, 11: anomalies {anomalies(10)}, {anomalies(11)}")
+    early, late = same_view(10), same_view(11)
+    if early != late or not early:
+        diff = [(a, b) for a, b in zip(early, late) if a != b][:2]
+        problems.append(f"the same client bytes read differently before and after the greeting: {diff}"
+                        f" ({len(early)} and {len(late)} records)")
 
     for p in problems:
         print("FAIL", p)
