@@ -168,9 +168,9 @@ def check_turns(s, f):
     problems = common.check_turns(s, f)
     null_sent = any(t.get("text", "").upper().startswith("MAIL FROM:<>") for t in s["transcript"]
                     if t["dir"] == "C")
-    if not null_sent and any(t["mailfrom"] == "" and not t["partial"] for t in f["transactions"]):
+    if not null_sent and any(t["mailfrom"] == "" and not t["partial"] for t in f.get("transactions", [])):
         problems.append(f"session {s['index']}: a transaction with an empty sender the client never sent: "
-                        f"{[t['mailfrom'] for t in f['transactions']]}")
+                        f"{[t['mailfrom'] for t in f.get('transactions', [])]}")
     return problems
 
 
