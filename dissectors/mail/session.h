@@ -170,7 +170,7 @@ struct mx_mail_turn {
     bool greeted;         /* the greeting was read whole, or cannot be told (midstream, lost bytes) */
     bool early;           /* client bytes came before it */
     bool server_mid_line; /* the server's bytes so far end inside a line */
-    mx_frame_t frame;     /* the first of them */
+    mx_frame_t frame;     /* the frame of the first early client byte, and its time */
     mx_time_t ts;
 };
 
