@@ -56,7 +56,8 @@
     X(COMMAND_SPACING, "a command whose tokens are split by other whitespace than one SP (RFC 9051 §9), or "     \
                        "after leading whitespace: read as servers that end an atom at any control read it")       \
     X(LITERAL_INCOMPLETE, "the stream ended inside a literal")                                                    \
-    X(COMPRESSED_DATA_ERROR, "after COMPRESS=DEFLATE, bytes that do not inflate (RFC 4978 §4)")
+    X(COMPRESSED_DATA_ERROR, "after COMPRESS=DEFLATE, bytes that do not inflate (RFC 4978 §4)")                   \
+    X(CLIENT_SPOKE_FIRST, "the client sent commands before the server's greeting (RFC 9051 §7.1)")
 
 enum { IMAP_ANOMALIES(MX_ANOMALY_ENUM) };
 
@@ -86,6 +87,7 @@ const struct mx_mail_proto mx_imap_mail = {
         [MX_MAIL_PARTIAL_AFTER_GAP] = A_PARTIAL_AFTER_GAP,
         [MX_MAIL_COMMAND_SPACING] = A_COMMAND_SPACING,
         [MX_MAIL_NO_TLS_AFTER_STARTTLS] = A_NO_TLS_AFTER_STARTTLS,
+        [MX_MAIL_CLIENT_SPOKE_FIRST] = A_CLIENT_SPOKE_FIRST,
     },
     .read = imap_read,
     .gap = imap_gap,
@@ -440,6 +442,15 @@ static void drop_pending(struct imap *s, struct pending *p)
 static struct pending *in_progress(struct imap *s)
 {
     return s->pend.n ? mx_buf_at(&s->pend, 0) : NULL;
+}
+
+/* Whether LOGOUT waits for its completion: a BYE is then its answer (RFC 9051 §6.1.3). */
+static bool logout_pending(struct imap *s)
+{
+    for (size_t i = 0; i < s->pend.n; i++)
+        if (((const struct pending *)mx_buf_at(&s->pend, i))->cmd == I_LOGOUT)
+            return true;
+    return false;
 }
 
 /* ---- Logins ---- */
@@ -903,6 +914,7 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
                 s->state = IS_AUTHENTICATED; /* RFC 9051 §7.1.4 */
             mx_text_set(&s->greet_status, k);
             mx_text_set(&s->greeting, text);
+            mx_mail_greeted(&s->m);
         }
     } else if (!has_num && mx_ieq(k.ptr, k.len, "CAPABILITY")) {
         caps_set(s, z);
@@ -928,6 +940,10 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
             p->search_count += n;
         }
     }
+    /* RFC 9051 §7.1.5: BYE outside LOGOUT is the server ending the session on
+     * its own (autologout, shutdown, or refusal at connection time). */
+    bool closes = status_word && mx_ieq(k.ptr, k.len, "BYE") && !s->quiet && !logout_pending(s);
+    uint32_t unanswered = closes ? (uint32_t)s->pend.n : 0;
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.untagged", mx_ctx_flow_id(s->m.ctx), ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
@@ -944,9 +960,15 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
         mx_ev_str(ev, "command", cmds[p->cmd].name);
         mx_ev_end(ev);
     }
+    if (closes) {
+        mx_mail_close_fields(ev, unanswered);
+        mx_mail_server_closed(&s->m, "BYE", code_inner(code), text, NULL, unanswered, a, b, ts);
+    }
     bool bad = status_word && (mx_ieq(k.ptr, k.len, "NO") || mx_ieq(k.ptr, k.len, "BAD"));
-    mx_ev_tone(ev, bad ? MX_TONE_BAD : MX_TONE_NONE);
-    mx_ev_text(ev, "%.*s", (int)shown.len, (const char *)shown.ptr);
+    mx_ev_tone(ev, bad ? MX_TONE_BAD : closes ? MX_TONE_WARN : MX_TONE_NONE);
+    char note[80];
+    mx_ev_text(ev, "%.*s%s%s%s", (int)shown.len, (const char *)shown.ptr, closes ? "   [" : "",
+               closes ? mx_mail_close_note(unanswered, note, sizeof(note)) : "", closes ? "]" : "");
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
@@ -1706,13 +1728,15 @@ static void session_emit(struct imap *s)
     }
     mx_mail_describe_tls(&s->m, ev, s->tls);
     mx_mail_describe_proxy(&s->m, ev);
+    mx_mail_describe_close(&s->m, ev);
     unsigned ok = mx_mail_logins_ok(&s->m);
-    char tls[96];
+    char tls[96], closed[320];
     mx_ev_text(ev,
                "IMAP session: %" PRIu64 " commands, %" PRIu64 " NO, %" PRIu64 " BAD, %" PRIu64
-               " message bodies fetched, %" PRIu64 " appended%s%s",
+               " message bodies fetched, %" PRIu64 " appended%s%s%s",
                s->m.commands, s->no, s->bad, s->fetched, s->appended,
-               mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)), ok ? ", logged in" : "");
+               mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)), ok ? ", logged in" : "",
+               mx_mail_close_summary(&s->m, closed, sizeof(closed)));
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 

@@ -3,6 +3,7 @@
 
 #include "dissectors/tls/tls.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@ const char *const mx_mail_anomaly_names[MX_MAIL__ANOMALIES] = {
     [MX_MAIL_PARTIAL_AFTER_GAP] = "PARTIAL_AFTER_GAP",
     [MX_MAIL_COMMAND_SPACING] = "COMMAND_SPACING",
     [MX_MAIL_NO_TLS_AFTER_STARTTLS] = "NO_TLS_AFTER_STARTTLS",
+    [MX_MAIL_CLIENT_SPOKE_FIRST] = "CLIENT_SPOKE_FIRST",
 };
 
 const char *mx_login_outcome_name(enum mx_login_outcome o)
@@ -41,6 +43,7 @@ void mx_mail_init(struct mx_mail *m, struct mx_dissect_ctx *ctx, const struct mx
     m->ctx = ctx;
     m->proto = proto;
     m->now = mx_ctx_flow(ctx)->start;
+    m->turn.greeted = !mx_ctx_flow(ctx)->handshake; /* midstream: whose turn it was is unknown */
 }
 
 void mx_mail_free(struct mx_mail *m)
@@ -84,6 +87,21 @@ struct mx_parse_result mx_mail_parse(void *state, struct mx_dissect_ctx *ctx, en
         if (d == MX_DIR_C2S && mx_ctx_tls_inside(ctx) == MX_INSIDE_CLEAR)
             mx_mail_anomaly(m, d, MX_MAIL_NO_TLS_AFTER_STARTTLS, mx_ctx_offset(ctx, d), data.len);
     }
+    if (!m->turn.greeted) {
+        if (d == MX_DIR_S2C && (flags & MX_CHUNK_GAP)) {
+            m->turn.greeted = true; /* the greeting may be in the hole: who spoke first is unknown */
+        } else if (d == MX_DIR_S2C) {
+            /* A client that speaks after a line without its LF answered it:
+             * the server sent its greeting unterminated. */
+            m->turn.server_mid_line = data.len && data.ptr[data.len - 1] != '\n';
+        } else if (!m->turn.early && !m->turn.server_mid_line && data.len && !(flags & MX_CHUNK_GAP)) {
+            /* RFC 5321 §3.1, RFC 1939 §4, RFC 9051 §7.1: the client speaks before the greeting. */
+            struct mx_frame_ref fr = mx_ctx_frame_at(ctx, d, mx_ctx_offset(ctx, d) + taken);
+            m->turn.early = true;
+            m->turn.frame = fr.frame;
+            m->turn.ts = fr.ts;
+        }
+    }
     if (flags & MX_CHUNK_GAP) {
         m->proto->gap(state, d, data.len);
     } else {
@@ -99,6 +117,86 @@ void mx_mail_anomaly(struct mx_mail *m, enum mx_dir d, enum mx_mail_anomaly a, u
 {
     if (m->proto->an[a] != MX_MAIL_NONE)
         mx_ctx_anomaly(m->ctx, d, m->proto->an[a], off, len);
+}
+
+void mx_mail_greeted(struct mx_mail *m)
+{
+    if (m->turn.greeted)
+        return;
+    m->turn.greeted = true;
+    if (m->turn.early && m->proto->an[MX_MAIL_CLIENT_SPOKE_FIRST] != MX_MAIL_NONE)
+        mx_ctx_anomaly_frames(m->ctx, MX_DIR_C2S, m->proto->an[MX_MAIL_CLIENT_SPOKE_FIRST], m->turn.frame,
+                              m->turn.frame, m->turn.ts);
+}
+
+/* ---- The server's own end of the session ---- */
+
+void mx_mail_server_closed(struct mx_mail *m, const char *status, struct mx_slice code, struct mx_slice text,
+                           const char *answers, uint32_t unanswered, mx_frame_t a, mx_frame_t b, mx_time_t ts)
+{
+    struct mx_mail_close *c = &m->closed;
+    if (c->on)
+        return;
+    c->on = true;
+    snprintf(c->status, sizeof(c->status), "%s", status);
+    mx_text_set(&c->code, code);
+    mx_text_set(&c->text, text);
+    c->answers = answers;
+    c->unanswered = unanswered;
+    c->first = a;
+    c->last = b;
+    c->ts = ts;
+}
+
+void mx_mail_close_fields(struct mx_event *ev, uint32_t unanswered)
+{
+    mx_ev_bool(ev, "closes_session", true);
+    if (unanswered)
+        mx_ev_uint(ev, "unanswered", unanswered);
+}
+
+const char *mx_mail_close_note(uint32_t unanswered, char *buf, size_t cap)
+{
+    if (unanswered)
+        snprintf(buf, cap, "the server closes the session, %" PRIu32 " command%s unanswered", unanswered,
+                 unanswered == 1 ? "" : "s");
+    else
+        snprintf(buf, cap, "the server closes the session");
+    return buf;
+}
+
+void mx_mail_describe_close(const struct mx_mail *m, struct mx_event *ev)
+{
+    const struct mx_mail_close *c = &m->closed;
+    if (!c->on)
+        return;
+    mx_ev_obj(ev, "server_closed");
+    mx_ev_str(ev, "status", c->status);
+    if (c->code.len)
+        mx_ev_wire(ev, "code", mx_text_slice(&c->code));
+    mx_ev_wire(ev, "text", mx_text_slice(&c->text));
+    if (c->answers)
+        mx_ev_str(ev, "answers", c->answers);
+    if (c->unanswered)
+        mx_ev_uint(ev, "unanswered", c->unanswered);
+    mx_ev_frames(ev, c->first, c->last);
+    mx_ev_end(ev);
+}
+
+const char *mx_mail_close_summary(const struct mx_mail *m, char *buf, size_t cap)
+{
+    const struct mx_mail_close *c = &m->closed;
+    struct mx_slice t = mx_text_slice(&c->text);
+    const uint8_t *nl = memchr(t.ptr, '\n', t.len);
+    if (nl)
+        t.len = (size_t)(nl - t.ptr); /* the first line of a multi-line reply */
+    if (!c->on)
+        snprintf(buf, cap, "%s", "");
+    else
+        snprintf(buf, cap, ", closed by the server: %s%s%.*s%s%.*s", c->status, c->code.len ? " " : "",
+                 (int)c->code.len, (const char *)c->code.b, t.len ? " " : "", (int)(t.len < 120 ? t.len : 120),
+                 (const char *)t.ptr);
+    return buf;
 }
 
 /* ---- Commands waiting for their replies ---- */

@@ -28,6 +28,7 @@ enum mx_mail_anomaly {
     MX_MAIL_PARTIAL_AFTER_GAP,         /* "PARTIAL_AFTER_GAP" */
     MX_MAIL_COMMAND_SPACING,           /* "COMMAND_SPACING" */
     MX_MAIL_NO_TLS_AFTER_STARTTLS,     /* "NO_TLS_AFTER_STARTTLS" */
+    MX_MAIL_CLIENT_SPOKE_FIRST,        /* "CLIENT_SPOKE_FIRST" */
     MX_MAIL__ANOMALIES,
 };
 
@@ -47,6 +48,7 @@ extern const char *const mx_mail_anomaly_names[MX_MAIL__ANOMALIES];
         [MX_MAIL_STARTTLS_SERVER_INJECTION] = P##STARTTLS_SERVER_INJECTION,                                         \
         [MX_MAIL_AUTH_DECODE_ERROR] = P##AUTH_DECODE_ERROR, [MX_MAIL_PARTIAL_AFTER_GAP] = P##PARTIAL_AFTER_GAP,     \
         [MX_MAIL_COMMAND_SPACING] = P##COMMAND_SPACING, [MX_MAIL_NO_TLS_AFTER_STARTTLS] = P##NO_TLS_AFTER_STARTTLS, \
+        [MX_MAIL_CLIENT_SPOKE_FIRST] = P##CLIENT_SPOKE_FIRST,                                                       \
     }
 
 /* What a protocol tells the shared layer about itself. */
@@ -159,6 +161,34 @@ struct mx_mail_proxy {
     uint16_t client_port, server_port;
 };
 
+/* Whose turn it is at the start (RFC 5321 §3.1, RFC 1939 §4, RFC 9051 §7.1):
+ * the server greets first. A client that speaks before the greeting is
+ * whole (an early talker: a spam bot, the "pregreet" postscreen tests for)
+ * is parsed as it would be after it; CLIENT_SPOKE_FIRST is raised once the
+ * greeting comes, naming the client's first early frame. */
+struct mx_mail_turn {
+    bool greeted;         /* the greeting was read whole, or cannot be told (midstream, lost bytes) */
+    bool early;           /* client bytes came before it */
+    bool server_mid_line; /* the server's bytes so far end inside a line */
+    mx_frame_t frame;     /* the frame of the first early client byte, and its time */
+    mx_time_t ts;
+};
+
+/* The server ended the session on its own: SMTP's 421 (RFC 5321 §3.8: an
+ * idle timeout, a shutdown, too many errors), POP3's -ERR with no command
+ * waiting (RFC 1939 §3: the autologout timer), IMAP's BYE outside LOGOUT
+ * (RFC 9051 §7.1.5). The first such reply is kept. */
+struct mx_mail_close {
+    bool on;
+    char status[8];      /* "421", "-ERR", "BYE" */
+    struct mx_text code; /* its enhanced code, resp-code or response code, or empty */
+    struct mx_text text; /* the rest of its text */
+    const char *answers; /* the command it came in answer to, or NULL: unsolicited */
+    uint32_t unanswered; /* other commands still waiting: they get no reply */
+    mx_frame_t first, last;
+    mx_time_t ts;
+};
+
 /* The part of a session every protocol has. A protocol's state embeds it
  * and fills `proto` and `ctx` (mx_mail_init). */
 struct mx_mail {
@@ -174,6 +204,8 @@ struct mx_mail {
     struct mx_caps *caps;        /* the protocol's list of what the server supports, or NULL */
     struct mx_caps caps_clear;   /* decrypted STARTTLS: what the list held when TLS began */
     bool caps_kept;
+    struct mx_mail_turn turn;    /* who spoke first */
+    struct mx_mail_close closed; /* the server's own end of the session, if it said so */
 };
 
 /* A session of `proto` on ctx's flow, from its start. */
@@ -229,6 +261,32 @@ static inline void mx_mail_seen(struct mx_mail *m, mx_time_t ts)
     if (ts != MX_TIME_NONE && ts > m->now)
         m->now = ts;
 }
+
+/* The server's greeting is whole (whatever it says): CLIENT_SPOKE_FIRST if
+ * client bytes came before it. */
+void mx_mail_greeted(struct mx_mail *m);
+
+/* The server ends the session on its own (struct mx_mail_close) with the
+ * reply `status` (code, text) in frames [a, b] at ts; `answers` names the
+ * command it came in answer to (NULL: unsolicited), `unanswered` the other
+ * commands that wait and get no reply. Only the first is kept. */
+void mx_mail_server_closed(struct mx_mail *m, const char *status, struct mx_slice code, struct mx_slice text,
+                           const char *answers, uint32_t unanswered, mx_frame_t a, mx_frame_t b, mx_time_t ts);
+
+/* Adds to the record of a reply that ends the session: "closes_session",
+ * and "unanswered" when commands still wait. */
+void mx_mail_close_fields(struct mx_event *ev, uint32_t unanswered);
+
+/* Writes the timeline's note for such a reply into buf: "the server closes
+ * the session", then ", N commands unanswered" when some waited. Returns buf. */
+const char *mx_mail_close_note(uint32_t unanswered, char *buf, size_t cap);
+
+/* Adds "server_closed" to a session record when the server ended it. */
+void mx_mail_describe_close(const struct mx_mail *m, struct mx_event *ev);
+
+/* Writes the session text's part for it into buf: ", closed by the server:
+ * 421 4.4.2 Error: timeout exceeded", or "". Returns buf. */
+const char *mx_mail_close_summary(const struct mx_mail *m, char *buf, size_t cap);
 
 /* Starts a login with mechanism `mech` (a SASL name, or "USER/PASS", "APOP",
  * "IMAP-LOGIN") sent in frame f. NULL when MX_MAIL_MAX_LOGINS were kept

@@ -43,7 +43,8 @@
     X(PARTIAL_AFTER_GAP, "bytes were lost inside a response; what follows was resynchronised")             \
     X(COMMAND_SPACING, "a command split by other whitespace than one SP (RFC 1939 §3), or after leading " \
                        "whitespace: read as servers that split on any whitespace read it")                 \
-    X(GREETING_MISSING, "the server answered a command without having sent its greeting (RFC 1939 §4)")
+    X(GREETING_MISSING, "the server answered a command without having sent its greeting (RFC 1939 §4)")    \
+    X(CLIENT_SPOKE_FIRST, "the client sent commands before the server's greeting (RFC 1939 §4)")
 
 enum { POP3_ANOMALIES(MX_ANOMALY_ENUM) };
 
@@ -172,7 +173,8 @@ struct pop3 {
         bool active;
         struct pending cmd; /* what it answers (P_UNKNOWN with have false) */
         bool have;
-        bool ok; /* +OK (else -ERR) */
+        bool ok;     /* +OK (else -ERR) */
+        bool closes; /* an -ERR no command waits for: the server ends the session */
         struct mx_text text, resp_code;
         uint32_t lines;
         uint64_t off;
@@ -390,15 +392,21 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
     }
     const char *status = s->rep.ok ? "+OK" : "-ERR";
     mx_ev_tone(ev, s->rep.ok ? MX_TONE_GOOD : MX_TONE_BAD);
-    char extra[64] = "";
+    char extra[64] = "", note[80];
     if (p->multi && s->rep.ok)
         snprintf(extra, sizeof(extra), " (+ %" PRIu32 " line%s)", s->rep.lines, s->rep.lines == 1 ? "" : "s");
+    if (s->rep.closes) {
+        mx_mail_close_fields(ev, 0);
+        mx_mail_server_closed(&s->m, "-ERR", mx_text_slice(&s->rep.resp_code), text, NULL, 0, s->rep.first_frame, last,
+                              s->rep.ts);
+    }
     if (s->rep.have)
         mx_ev_text(ev, "%s%s%.*s%s%s%.*s%s   [%s, %.1f ms]", status, s->rep.resp_code.len ? " [" : "",
                    (int)s->rep.resp_code.len, (const char *)s->rep.resp_code.b, s->rep.resp_code.len ? "]" : "",
                    text.len ? " " : "", (int)text.len, (const char *)text.ptr, extra, cmds[p->cmd].name, lat * 1e3);
     else
-        mx_ev_text(ev, "%s %.*s%s   [no command seen]", status, (int)text.len, (const char *)text.ptr, extra);
+        mx_ev_text(ev, "%s %.*s%s   [%s]", status, (int)text.len, (const char *)text.ptr, extra,
+                   s->rep.closes ? mx_mail_close_note(0, note, sizeof(note)) : "no command seen");
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 
@@ -419,7 +427,7 @@ static void response_done(struct pop3 *s, uint64_t end_off)
     s->responses++;
     if (!s->rep.ok) {
         s->errors++;
-        if (s->n_failures < POP3_MAX_FAILURES) {
+        if (s->n_failures < POP3_MAX_FAILURES && !s->rep.closes) { /* that one is the session's server_closed */
             struct failure *f = &s->failures[s->n_failures++];
             f->cmd = s->rep.have ? p->cmd : P_UNKNOWN;
             f->text = s->rep.text;
@@ -495,7 +503,10 @@ static void status_line(struct pop3 *s, struct mx_slice line, uint64_t off, size
     s->rep.active = true;
     s->rep.ok = ok;
     s->rep.have = mx_mail_queue_pop(&s->q, &s->rep.cmd);
-    if (!s->rep.have && !s->quiet)
+    /* RFC 1939 §3: a server's autologout timer ends an idle session; its
+     * -ERR then answers no command: the server closes the session. */
+    s->rep.closes = !s->rep.have && !s->quiet && err;
+    if (!s->rep.have && !s->quiet && !s->rep.closes)
         anomaly(s, MX_DIR_S2C, A_UNMATCHED_RESPONSE, off, raw);
     s->rep.off = off;
     struct mx_frame_ref fr = mx_ctx_frame_at(s->m.ctx, MX_DIR_S2C, off);
@@ -878,6 +889,7 @@ static void done_connect(struct pop3 *s, const struct pending *p, mx_frame_t las
     s->greeted = true;
     s->greet_ok = s->rep.ok;
     s->greeting = s->rep.text;
+    mx_mail_greeted(&s->m);
 }
 
 static void done_login(struct pop3 *s, const struct pending *p, mx_frame_t last)
@@ -1165,11 +1177,13 @@ static void session_emit(struct pop3 *s)
         mx_ev_uint(ev, "midstream_skipped", s->resync_skipped);
     mx_mail_describe_tls(&s->m, ev, s->tls);
     mx_mail_describe_proxy(&s->m, ev);
+    mx_mail_describe_close(&s->m, ev);
     unsigned ok = mx_mail_logins_ok(&s->m);
-    char tls[96];
-    mx_ev_text(ev, "POP3 session: %" PRIu64 " commands, %" PRIu64 " messages retrieved, %" PRIu64 " errors%s%s",
+    char tls[96], closed[320];
+    mx_ev_text(ev, "POP3 session: %" PRIu64 " commands, %" PRIu64 " messages retrieved, %" PRIu64 " errors%s%s%s",
                s->m.commands, s->retrieved, s->errors,
-               mx_mail_tls_summary(&s->m, s->tls, s->stls_attempted, tls, sizeof(tls)), ok ? ", logged in" : "");
+               mx_mail_tls_summary(&s->m, s->tls, s->stls_attempted, tls, sizeof(tls)), ok ? ", logged in" : "",
+               mx_mail_close_summary(&s->m, closed, sizeof(closed)));
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 

@@ -68,6 +68,16 @@ void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap)
     const char *retry = temp ? " It is temporary: the sender retries later." : "";
     struct mx_slice t = r->text;
 #define SAY(...) snprintf(out, cap, __VA_ARGS__)
+    /* RFC 5321 §3.1: the client talked before the greeting, and the server
+     * refuses it for that (postscreen's pregreet test answers 5.5.1 "Protocol
+     * error" to every later step, whatever the address). */
+    if (r->spoke_first && (e.subject == 5 || has(t, "protocol error"))) {
+        SAY("The client spoke before the server's greeting (RFC 5321 §3.1), as spam bots do, and the server "
+            "refuses such clients on purpose (an anti-spam test such as Postfix postscreen's pregreet): the "
+            "refusal is about the client's behaviour, not this address or message.%s",
+            retry);
+        return;
+    }
     /* RFC 5321 §3.6: relaying is the server's choice. */
     if (has(t, "relay access denied") || has(t, "relaying denied") || has(t, "not permitted to relay") ||
         has(t, "relay not permitted") || has(t, "unable to relay") || has(t, "relaying not allowed") ||

@@ -22,6 +22,7 @@ struct mx_diag_reply {
     bool mail_refused;                       /* the transaction's MAIL was refused before this step */
     bool no_recipient;                       /* no recipient had been accepted before this step */
     bool per_recipient;                      /* LMTP: one recipient's reply after the data (RFC 2033 §4.2) */
+    bool spoke_first;                        /* the client spoke before the greeting (CLIENT_SPOKE_FIRST) */
 };
 
 /* The RFC meaning of the reply code in answer to `step` ("Requested action

@@ -19,6 +19,10 @@
 #define SMTP_MAX_RCPTS 1000  /* recipients kept per transaction; more are counted */
 #define SMTP_CAPS_BYTES 2048 /* EHLO keywords kept (each entry costs 2 more bytes) */
 
+/* Message bytes held for the reply to DATA while the server was never heard
+ * (RFC 5321 §3.1: it greets first); past them its side is taken as not captured. */
+#define SMTP_HOLD_UNHEARD 65536
+
 /* Anomalies: stable names, in the order of this list (the flow record's). */
 #define SMTP_ANOMALIES(X)                                                                                       \
     X(LONG_COMMAND_LINE, "a command line longer than the cap")                                                  \
@@ -35,7 +39,7 @@
     X(TOO_MANY_RECIPIENTS, "more recipients in a transaction than the cap")                                     \
     X(BDAT_INVALID_SIZE, "a BDAT chunk size that is not a number or is too large (RFC 3030 §2)")                \
     X(DATA_INCOMPLETE, "message data ended without its terminator or chunk")                                    \
-    X(DATA_BARE_LF_TERMINATOR, "message data ended by <LF>.<LF> or similar: an SMTP smuggling vector")          \
+    X(DATA_BARE_LF_TERMINATOR, "message data ended by <LF>.<LF>, <CRLF>.<LF> or <LF>.<CRLF>: SMTP smuggling")   \
     X(STARTTLS_CLIENT_INJECTION, "cleartext commands after STARTTLS, before the TLS handshake (CVE-2011-0411)") \
     X(STARTTLS_SERVER_INJECTION, "cleartext from the server after its 220 to STARTTLS, before the handshake")   \
     X(NO_TLS_AFTER_STARTTLS,                                                                                    \
@@ -50,7 +54,8 @@
     X(MESSAGE_OVER_SIZE_LIMIT, "message data past the size limit the server announced in EHLO (RFC 1870 §4)")   \
     X(HELO_IN_LMTP, "HELO or EHLO in an LMTP session, which greets with LHLO (RFC 2033 §4.1)")                  \
     X(LMTP_REPLY_MISSING, "the session ended before a per-recipient reply to the message data came for every "  \
-                          "accepted recipient (RFC 2033 §4.2)")
+                          "accepted recipient (RFC 2033 §4.2)")                                                 \
+    X(CLIENT_SPOKE_FIRST, "the client sent commands before the server's greeting was complete (RFC 5321 §3.1)")
 
 enum { SMTP_ANOMALIES(MX_ANOMALY_ENUM) };
 
@@ -185,6 +190,8 @@ struct smtp {
     bool bdat_last;
     bool body_bol;    /* at the start of a message line */
     bool body_resync; /* a gap hit the message: a command line ends it */
+    bool body_cr;     /* the last message byte was CR */
+    bool body_lf;     /* the last message line ended by a bare LF (RFC 5321 §2.3.8) */
     bool server_spoke, server_ended, server_gap;
     bool server_skipped; /* an over-long server line was cut: replies may be lost */
     bool s2c_resync;     /* the next server line follows a gap: it may be a fragment */

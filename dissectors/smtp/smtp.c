@@ -240,6 +240,7 @@ static void answered_connect(struct smtp *s, const struct pending *p, const stru
     (void)p;
     s->greet_code = r->code;
     mx_text_set(&s->greeting, r->text);
+    mx_mail_greeted(&s->m);
 }
 
 static void answered_helo(struct smtp *s, const struct pending *p, const struct reply *r)
@@ -297,11 +298,14 @@ static void answered_data(struct smtp *s, const struct pending *p, const struct 
 {
     struct txn *t = smtp_txn_of(s, p->depth);
     if (r->code == 354) {
-        if (!s->txn.open) /* the server accepts data without MAIL: keep the message */
+        /* The server accepts data without MAIL: keep the message. (Data the
+         * client already sent, its transaction already waits for its end.) */
+        if (!s->txn.open && !p->depth && s->cmode == C_DATA_WAIT)
             smtp_txn_open(s, mx_slice_make("", 0), mx_slice_make("", 0), r->last, s->rep.ts);
         if (s->cmode == C_DATA_WAIT) {
             s->cmode = C_BODY;
             s->body_bol = true;
+            s->body_cr = s->body_lf = false;
         }
     } else {
         if (s->cmode == C_DATA_WAIT)
@@ -498,6 +502,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         s->data_first_frame = 0;
     }
     bool have;
+    bool per_rcpt = s->due.left != 0; /* LMTP: a recipient's reply to the data, not the session's */
     if (s->due.left) {
         /* RFC 2033 §4.2: the next accepted recipient's reply to the same data. */
         p = s->due.p;
@@ -511,12 +516,18 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         if (have && s->lmtp && ends_data(&p))
             lmtp_first_reply(s, &p);
     }
+    /* RFC 5321 §3.8: a 421 closes the session, in answer to a command or on
+     * its own (an idle timeout, a shutdown); commands still waiting get no reply. */
+    bool closes = s->rep.code == 421 && !per_rcpt;
+    uint32_t unanswered = closes ? s->q.n : 0;
+    if (unanswered)
+        mx_mail_queue_drop(&s->q, s->q.n);
     mx_frame_t a = s->rep.first_frame, b;
     mx_time_t ts = s->rep.ts, dummy;
     span(s, MX_DIR_S2C, end_off ? end_off - 1 : 0, 1, &b, &b, &dummy);
     if (dummy != MX_TIME_NONE && dummy > s->m.now)
         s->m.now = dummy;
-    if (!have && !s->quiet_unmatched)
+    if (!have && !s->quiet_unmatched && !closes)
         anomaly(s, MX_DIR_S2C, A_UNMATCHED_REPLY, end_off ? end_off - 1 : 0, 1);
     s->replies++;
     struct mx_slice text = mx_text_slice(&s->rep.text);
@@ -542,7 +553,12 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         lat = mx_time_secs(p.ts, ts);
         mx_ev_double(ev, "latency", lat);
     }
-    enum sstate next = have ? next_state(s->state, p.verb, s->rep.code) : s->state;
+    if (closes) {
+        mx_mail_close_fields(ev, unanswered);
+        mx_mail_server_closed(&s->m, "421", mx_slice_make(s->rep.enh.text, strlen(s->rep.enh.text)), text,
+                              have ? verbs[p.verb].name : NULL, unanswered, a, b, ts);
+    }
+    enum sstate next = have ? next_state(s->state, p.verb, s->rep.code) : closes ? ST_CLOSED : s->state;
     if (mx_ctx_flow(s->m.ctx)->explain) {
         char ex[512], em[256];
         const char *m = mx_diag_reply_meaning(s->rep.code, have ? verbs[p.verb].name : NULL);
@@ -558,14 +574,21 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     const uint8_t *nl = memchr(text.ptr, '\n', text.len);
     int first = nl ? (int)(nl - text.ptr) : (int)text.len;
     mx_ev_tone(ev, s->rep.code >= 500 ? MX_TONE_BAD : s->rep.code >= 400 ? MX_TONE_WARN : MX_TONE_GOOD);
+    char why[96] = "", note[80];
+    if (closes)
+        snprintf(why, sizeof(why), "; %s", mx_mail_close_note(unanswered, note, sizeof(note)));
     if (rt && p.rcpt < rt->rcpts.n)
-        mx_ev_text(ev, "%d%s%s %.*s%s   [%s for <%.*s>, %.1f ms]", s->rep.code, s->rep.enh.cls ? " " : "",
+        mx_ev_text(ev, "%d%s%s %.*s%s   [%s for <%.*s>, %.1f ms%s]", s->rep.code, s->rep.enh.cls ? " " : "",
                    s->rep.enh.text, first, (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "",
                    verbs[p.verb].name, (int)rcpt_at(rt, p.rcpt)->addr.len, (const char *)rcpt_at(rt, p.rcpt)->addr.b,
-                   lat * 1e3);
+                   lat * 1e3, why);
     else if (have)
-        mx_ev_text(ev, "%d%s%s %.*s%s   [%s, %.1f ms]", s->rep.code, s->rep.enh.cls ? " " : "", s->rep.enh.text, first,
-                   (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "", verbs[p.verb].name, lat * 1e3);
+        mx_ev_text(ev, "%d%s%s %.*s%s   [%s, %.1f ms%s]", s->rep.code, s->rep.enh.cls ? " " : "", s->rep.enh.text,
+                   first, (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "", verbs[p.verb].name,
+                   lat * 1e3, why);
+    else if (closes)
+        mx_ev_text(ev, "%d%s%s %.*s%s   [%s]", s->rep.code, s->rep.enh.cls ? " " : "", s->rep.enh.text, first,
+                   (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "", why + 2);
     else
         mx_ev_text(ev, "%d%s%s %.*s%s   [no command seen]", s->rep.code, s->rep.enh.cls ? " " : "", s->rep.enh.text,
                    first, (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "");
@@ -693,7 +716,26 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
 
 /* ---- The client side ---- */
 
-static void body_end(struct smtp *s, uint64_t off, size_t len);
+/* The end-of-data terminator seen (RFC 5321 §4.1.1.4: <CRLF>.<CRLF>; the
+ * others are what lenient servers also take, the SMTP smuggling vectors):
+ * the line end before the dot, and the dot line's own. */
+enum terminator { T_CRLF_DOT_CRLF, T_LF_DOT_LF, T_CRLF_DOT_LF, T_LF_DOT_CRLF };
+static const struct {
+    const char *name; /* the record's "terminator" */
+    const char *shown;
+} terminators[] = {
+    [T_CRLF_DOT_CRLF] = { "crlf_dot_crlf", "<CRLF>.<CRLF>" },
+    [T_LF_DOT_LF] = { "lf_dot_lf", "<LF>.<LF>" },
+    [T_CRLF_DOT_LF] = { "crlf_dot_lf", "<CRLF>.<LF>" },
+    [T_LF_DOT_CRLF] = { "lf_dot_crlf", "<LF>.<CRLF>" },
+};
+
+static enum terminator terminator_of(bool lf_before, bool lf_after)
+{
+    return lf_before ? (lf_after ? T_LF_DOT_LF : T_LF_DOT_CRLF) : (lf_after ? T_CRLF_DOT_LF : T_CRLF_DOT_CRLF);
+}
+
+static void body_end(struct smtp *s, uint64_t off, size_t len, enum terminator term);
 
 /* Feeds a client SASL message (an initial response or a line after 334). */
 static bool sasl_client(struct smtp *s, struct mx_slice b64, uint64_t off, size_t len)
@@ -983,9 +1025,10 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         s->server_cut = true;
         mx_ctx_wake(s->m.ctx, MX_DIR_S2C);
     }
-    if (s->rep.active) {
+    if (s->rep.active && s->m.turn.greeted) {
         /* A client does not speak in the middle of a reply (RFC 5321 §4.2.1:
-         * "250-" promises more lines). The server never finished it. */
+         * "250-" promises more lines). The server never finished it. (In the
+         * middle of the greeting, the client spoke early: the greeting goes on.) */
         anomaly(s, MX_DIR_S2C, A_REPLY_INCOMPLETE, s->rep.off, s->rep.raw);
         reply_done(s, s->rep.off + s->rep.raw);
         pipelined = s->q.n > 1 || (s->q.n == 1 && head(s)->verb != V_CONNECT);
@@ -1008,14 +1051,22 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         smtp_txn_data_sent(s); /* BDAT 0 LAST */
 }
 
-/* Whether the bytes after DATA are message data even though no 354 came:
- * the server's side was never seen, has ended, or lost bytes. */
-static bool data_assumed(const struct smtp *s)
+/* Whether the `held` bytes after DATA are message data even though no 354
+ * came: the server's side has ended or lost bytes, or was never seen. A
+ * server whose connection was seen opening greets first (RFC 5321 §3.1): a
+ * client that sent DATA before the greeting waits for the reply like any
+ * other, unless it sends more than SMTP_HOLD_UNHEARD bytes meanwhile (then
+ * the server's side is not in the capture). */
+static bool data_assumed(const struct smtp *s, size_t held)
 {
-    return !s->server_spoke || s->server_ended || s->server_gap;
+    if (s->server_ended || s->server_gap)
+        return true;
+    if (s->server_spoke)
+        return false;
+    return !mx_ctx_flow(s->m.ctx)->handshake || held >= SMTP_HOLD_UNHEARD;
 }
 
-static void body_end(struct smtp *s, uint64_t off, size_t len)
+static void body_end(struct smtp *s, uint64_t off, size_t len, enum terminator term)
 {
     mx_frame_t a, b;
     mx_time_t ts;
@@ -1028,11 +1079,13 @@ static void body_end(struct smtp *s, uint64_t off, size_t len)
     mx_ev_frames(ev, s->data_first_frame ? s->data_first_frame : a, b);
     if (t->msg)
         mx_message_describe(t->msg, ev, "message");
-    mx_ev_text(ev, "message data: %" PRIu64 " bytes, then <CRLF>.<CRLF>", mx_message_size(t->msg));
+    mx_ev_str(ev, "terminator", terminators[term].name);
+    mx_ev_text(ev, "message data: %" PRIu64 " bytes, then %s", mx_message_size(t->msg), terminators[term].shown);
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
     s->cmode = C_CMD;
     s->data_first_frame = 0;
     s->body_resync = false;
+    s->body_cr = s->body_lf = false;
     push(s, V_DATA_END, b, ts, UINT32_MAX, false, off, len);
     smtp_txn_data_sent(s);
 }
@@ -1082,20 +1135,29 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
     }
     size_t n;
     struct mx_slice bytes;
-    switch (mx_dot_step(&s->body_bol, d, end, &n, &bytes)) {
+    enum mx_dot_step step = mx_dot_step(&s->body_bol, d, end, &n, &bytes);
+    switch (step) {
     case MX_DOT_MORE:
         return 0;
     case MX_DOT_END_BARE_LF:
-        anomaly(s, MX_DIR_C2S, A_DATA_BARE_LF_TERMINATOR, off, n);
-        /* fall through */
-    case MX_DOT_END:
-        body_end(s, off, n);
+    case MX_DOT_END: {
+        enum terminator term = terminator_of(s->body_lf, step == MX_DOT_END_BARE_LF);
+        if (term != T_CRLF_DOT_CRLF)
+            anomaly(s, MX_DIR_C2S, A_DATA_BARE_LF_TERMINATOR, off, n);
+        body_end(s, off, n, term);
         return n;
+    }
     case MX_DOT_DATA:
         break;
     }
-    if (bytes.len)
+    if (bytes.len) {
+        /* How the last line ended: a bare LF makes the terminator one (RFC 5321 §2.3.8). */
+        uint8_t last = bytes.ptr[bytes.len - 1];
+        if (last == '\n')
+            s->body_lf = bytes.len >= 2 ? bytes.ptr[bytes.len - 2] != '\r' : !s->body_cr;
+        s->body_cr = last == '\r';
         message_data(s, bytes, off);
+    }
     return n;
 }
 
@@ -1104,7 +1166,7 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
  * of a message whose start was not captured: a partial transaction, so that
  * the server's reply to it still means something). Returns whether the line
  * is a command to parse. */
-static bool midstream_line(struct smtp *s, struct mx_slice line, uint64_t off, size_t raw)
+static bool midstream_line(struct smtp *s, struct mx_slice line, uint64_t off, size_t raw, bool bare_lf)
 {
     const uint8_t *sp = memchr(line.ptr, ' ', line.len);
     struct mx_slice verb = mx_slice_make(line.ptr, sp ? (size_t)(sp - line.ptr) : line.len);
@@ -1151,10 +1213,14 @@ static bool midstream_line(struct smtp *s, struct mx_slice line, uint64_t off, s
             s->txn.msg = smtp_message(s);
         mx_message_gap(s->txn.msg, s->midstream_skipped ? s->midstream_skipped : 1); /* its start is lost */
         s->cmode = C_CMD;
-        body_end(s, off, raw);
+        enum terminator term = terminator_of(s->body_lf, bare_lf);
+        if (term != T_CRLF_DOT_CRLF)
+            anomaly(s, MX_DIR_C2S, A_DATA_BARE_LF_TERMINATOR, off, raw);
+        body_end(s, off, raw, term);
         return false;
     }
     s->midstream_skipped += raw;
+    s->body_lf = bare_lf; /* the line end before a "." that may come */
     return false;
 }
 
@@ -1183,13 +1249,14 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
             continue;
         }
         case C_DATA_WAIT:
-            if (!data_assumed(s) && !end) {
+            if (!data_assumed(s, rest.len) && !end) {
                 s->client_held = true;
                 r.consumed = pos;
                 return r; /* wait for the reply to DATA; the engine keeps the bytes */
             }
             s->cmode = C_BODY;
             s->body_bol = true;
+            s->body_cr = s->body_lf = false;
             continue;
         case C_BODY: {
             size_t n = body_bytes(s, rest, base + pos, end);
@@ -1225,7 +1292,7 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
             mx_mail_anomaly(&s->m, MX_DIR_C2S, MX_MAIL_LONG_COMMAND_LINE, base + pos, l.raw);
             if (!l.lf)
                 s->cmode = C_SKIP;
-        } else if (s->cmode != C_MIDSTREAM || midstream_line(s, l.text, base + pos, l.raw)) {
+        } else if (s->cmode != C_MIDSTREAM || midstream_line(s, l.text, base + pos, l.raw, l.bare_lf)) {
             client_line(s, l.text, base + pos, l.raw, l.bare_lf);
         }
         pos += l.raw;
@@ -1344,13 +1411,14 @@ static void session_emit(struct smtp *s)
         mx_ev_uint(ev, "midstream_skipped", s->midstream_skipped);
     mx_mail_describe_tls(&s->m, ev, s->tls);
     mx_mail_describe_proxy(&s->m, ev);
-    char tls[96];
+    mx_mail_describe_close(&s->m, ev);
+    char tls[96], closed[320];
     if (s->lmtp && s->names != &lmtp_names)
         mx_ev_bool(ev, "lmtp", true); /* an SMTP flow whose client greeted with LHLO */
-    mx_ev_text(ev, "%s session%s: %" PRIu64 " commands, %" PRIu64 " transactions%s%s", s->names->label,
+    mx_ev_text(ev, "%s session%s: %" PRIu64 " commands, %" PRIu64 " transactions%s%s%s", s->names->label,
                s->lmtp && s->names != &lmtp_names ? " (LMTP: the client greeted with LHLO)" : "", s->m.commands,
                s->transactions, mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),
-               s->m.n_logins ? ", authenticated" : "");
+               s->m.n_logins ? ", authenticated" : "", mx_mail_close_summary(&s->m, closed, sizeof(closed)));
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 

@@ -7,6 +7,7 @@
 #include "dissectors/message/message.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *const outcome_names[] = { "no_reply", "accepted", "rejected", "deferred" };
@@ -64,6 +65,7 @@ void smtp_failure_fields(struct smtp *s, const struct txn *t, const char *step, 
                                .message_size = t ? mx_message_size(t->msg) : 0,
                                .declared_size = t ? declared_size(t) : 0,
                                .mail_refused = t && t->mail_code >= 400,
+                               .spoke_first = s->m.turn.early,
                                .no_recipient = t && !accepted,
                                .per_recipient =
                                    t && t->lmtp && (!strcmp(step, "(end of data)") || !strcmp(step, "BDAT")) };
@@ -132,6 +134,15 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
         mx_ev_str(ev, "cause",
                   "The client reset the transaction (RSET, EHLO or STARTTLS) before the message was "
                   "accepted.");
+    } else if (s->m.closed.on) {
+        /* RFC 5321 §3.8: the server's 421 (a timeout, a shutdown, too many errors). */
+        char why[320], cause[448];
+        static const char lead[] = ", closed by the server: ";
+        mx_mail_close_summary(&s->m, why, sizeof(why));
+        snprintf(cause, sizeof(cause),
+                 "The server ended the session before the transaction completed (%s); the sender retries later.",
+                 why + (strlen(why) >= sizeof(lead) - 1 ? sizeof(lead) - 1 : 0));
+        mx_ev_str(ev, "cause", cause);
     } else if (!mx_ctx_flow(s->m.ctx)->close) {
         mx_ev_str(ev, "cause",
                   "No final reply to this transaction was seen before the next one began (lost, or "

@@ -41,7 +41,23 @@ def expected(session):
         if e["dir"] != "S" or e["tls"]:
             continue
         t = text_of(e)
-        if proto in ("smtp", "lmtp"):
+        if proto == "smtp":
+            # one code per reply; a multi-line reply counts once, and a line
+            # with another code ends one left open (RFC 5321 §4.2.1: the
+            # "220-" postscreen never finishes for an early talker)
+            open_code = None
+            for line in t.split("\r\n"):
+                m = re.match(r"(\d{3})([ -]|$)", line)
+                if not m:
+                    continue
+                if open_code and open_code != m.group(1):
+                    out.append(open_code)
+                open_code = m.group(1) if m.group(2) == "-" else None
+                if not open_code:
+                    out.append(m.group(1))
+            if open_code:
+                out.append(open_code)
+        elif proto == "lmtp":
             # one code per reply; a multi-line reply counts once
             if re.match(r"\d{3}", t):
                 out.append(t[:3])

@@ -137,6 +137,13 @@ struct mx_frame_ref mx_ctx_frame_at(const struct mx_dissect_ctx *ctx, enum mx_di
  * `dir`: emits an anomaly event naming the frames and counts it in the flow. */
 void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uint64_t off, uint64_t len);
 
+/* Like mx_ctx_anomaly, for bytes seen in earlier calls: the evidence is the
+ * frames [a, b] the dissector noted then, the first of them at time ts (a
+ * client that spoke before the greeting is known to have done so only once
+ * the greeting comes). */
+void mx_ctx_anomaly_frames(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, mx_frame_t a, mx_frame_t b,
+                           mx_time_t ts);
+
 /* Raises an anomaly from a table other than the dissector's own (the
  * message parser's, shared by several dissectors): like mx_ctx_anomaly, and
  * counted by name in the flow record. `def` must outlive the run. */

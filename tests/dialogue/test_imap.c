@@ -401,6 +401,29 @@ START_TEST(anomalies_by_name)
 }
 END_TEST
 
+/* Issue 26: a command before the greeting (RFC 9051 §7.1); BYE outside
+ * LOGOUT ends the session (§7.1.5), the pending command unanswered. */
+static const struct mx_turn early_then_bye[] = {
+    { C, "a1 NOOP\r\n", 0 },
+    { S, "* OK ready\r\na1 OK done\r\n", 0 },
+    { C, "a2 NOOP\r\n", 0 },
+    { S, "* BYE Disconnected for inactivity.\r\n", 0 },
+};
+
+START_TEST(early_talker_and_bye)
+{
+    char *out = run(early_then_bye, N(early_then_bye), &imap_opts);
+    expect(out, "anomaly", 0, "name", "CLIENT_SPOKE_FIRST");
+    ck_assert_int_eq(mx_harness_count(out, "anomaly"), 1);
+    expect(out, "imap.untagged", 1, "closes_session", "true");
+    expect(out, "imap.untagged", 1, "unanswered", "1");
+    expect(out, "imap.session", 0, "server_closed.status", "BYE");
+    expect(out, "imap.session", 0, "server_closed.unanswered", "1");
+    free(out);
+    SPLIT_OK(early_then_bye, &imap_opts);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("imap");
@@ -418,6 +441,7 @@ static Suite *suite(void)
     tcase_add_test(tc, midstream_resync);
     tcase_add_test(tc, compress_deflate);
     tcase_add_test(tc, anomalies_by_name);
+    tcase_add_test(tc, early_talker_and_bye);
     suite_add_tcase(s, tc);
     return s;
 }

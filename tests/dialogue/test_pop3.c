@@ -364,12 +364,35 @@ START_TEST(anomalies_by_name)
 }
 END_TEST
 
+/* Issue 26: commands before the greeting, read in turn (RFC 1939 §4); the
+ * autologout's -ERR that no command waits for ends the session (§3). */
+static const struct mx_turn early_then_autologout[] = {
+    { C, "USER alice\r\nSTAT\r\n", 0 },
+    { S, "+OK ready\r\n+OK\r\n-ERR not logged in\r\n-ERR Disconnected for inactivity.\r\n", 0 },
+};
+
+START_TEST(early_talker_and_autologout)
+{
+    char *out = run(early_then_autologout, N(early_then_autologout), &pop_opts);
+    expect(out, "anomaly", 0, "name", "CLIENT_SPOKE_FIRST");
+    ck_assert_int_eq(mx_harness_count(out, "anomaly"), 1);
+    expect(out, "pop3.response", 0, "answers.command", "(connect)");
+    expect(out, "pop3.response", 2, "answers.command", "STAT");
+    expect(out, "pop3.response", 3, "closes_session", "true");
+    expect(out, "pop3.session", 0, "server_closed.status", "-ERR");
+    expect(out, "pop3.session", 0, "server_closed.text", "Disconnected for inactivity.");
+    free(out);
+    SPLIT_OK(early_then_autologout, &pop_opts);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("pop3");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, session_records);
+    tcase_add_test(tc, early_talker_and_autologout);
     tcase_add_test(tc, password_shown_with_show_secrets);
     tcase_add_test(tc, apop_is_crackable_and_redacted);
     tcase_add_test(tc, logins_split_as_servers_split);

@@ -612,6 +612,121 @@ START_TEST(diagnosis_of_failures)
 END_TEST
 
 /* --explain: each command and reply says what it means, with the SMTP state. */
+/* Issue 26: a client that sends its whole transaction before the greeting is
+ * read as it would be after it: one transaction with its sender, the message
+ * held until the 354, replies in order; CLIENT_SPOKE_FIRST names its frame. */
+static const struct mx_turn early_talker[] = {
+    { C,
+      "EHLO c.example\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n"
+      "Subject: early\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+      0 },
+    { S,
+      "220 mx ESMTP\r\n250 mx\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n250 2.0.0 Ok: queued as Q1\r\n221 Bye\r\n",
+      0 },
+};
+
+START_TEST(early_talker_read_in_turn)
+{
+    char *out = RUN(early_talker);
+    ck_assert_int_eq(mx_harness_count(out, "smtp.transaction"), 1);
+    json_object *t = mx_harness_record(out, "smtp.transaction", 0);
+    ck_assert_str_eq(get(t, "mailfrom"), "a@example.org");
+    ck_assert_str_eq(get(t, "disposition"), "accepted");
+    ck_assert_str_eq(get(t, "queue_id"), "Q1");
+    ck_assert_str_eq(get(t, "message.size"), "24");
+    json_object_put(t);
+    json_object *r = mx_harness_record(out, "smtp.reply", 0);
+    ck_assert_str_eq(get(r, "answers.command"), "(connect)");
+    json_object_put(r);
+    r = mx_harness_record(out, "smtp.reply", 6);
+    ck_assert_str_eq(get(r, "answers.command"), "QUIT");
+    json_object_put(r);
+    ck_assert_int_eq(mx_harness_count(out, "anomaly"), 1);
+    json_object *a = mx_harness_record(out, "anomaly", 0);
+    ck_assert_str_eq(get(a, "name"), "CLIENT_SPOKE_FIRST");
+    ck_assert_str_eq(get(a, "dir"), "c2s");
+    json_object_put(a);
+    free(out);
+    SPLIT_OK(early_talker, NULL);
+}
+END_TEST
+
+/* Issue 26: the terminator seen, CR and LF split anywhere. */
+static const struct mx_turn lf_terminators[] = {
+    { S, "220 mx\r\n", 0 }, { C, "MAIL FROM:<a@x>\r\n", 0 },
+    { S, "250 ok\r\n", 0 }, { C, "RCPT TO:<b@y>\r\n", 0 },
+    { S, "250 ok\r\n", 0 }, { C, "DATA\r\n", 0 },
+    { S, "354 go\r\n", 0 }, { C, "a\r\nb\r\n.\n", 0 },
+    { S, "250 ok\r\n", 0 }, { C, "MAIL FROM:<a@x>\r\n", 0 },
+    { S, "250 ok\r\n", 0 }, { C, "RCPT TO:<b@y>\r\n", 0 },
+    { S, "250 ok\r\n", 0 }, { C, "DATA\r\n", 0 },
+    { S, "354 go\r\n", 0 }, { C, "a\r\nb\n.\r\n", 0 },
+    { S, "250 ok\r\n", 0 },
+};
+
+START_TEST(terminator_recorded)
+{
+    char *out = RUN(lf_terminators);
+    json_object *d = mx_harness_record(out, "smtp.data", 0);
+    ck_assert_str_eq(get(d, "terminator"), "crlf_dot_lf");
+    json_object_put(d);
+    d = mx_harness_record(out, "smtp.data", 1);
+    ck_assert_str_eq(get(d, "terminator"), "lf_dot_crlf");
+    json_object_put(d);
+    ck_assert_int_eq(mx_harness_count(out, "anomaly"), 2);
+    for (int i = 0; i < 2; i++) {
+        json_object *a = mx_harness_record(out, "anomaly", i);
+        ck_assert_str_eq(get(a, "name"), "DATA_BARE_LF_TERMINATOR");
+        json_object_put(a);
+    }
+    free(out);
+    SPLIT_OK(lf_terminators, NULL);
+}
+END_TEST
+
+/* Issue 26: RFC 5321 §3.8, a 421 at any time: unsolicited while idle, or
+ * while commands wait (they get no reply). */
+static const struct mx_turn closes_421[] = {
+    { S, "220 mx\r\n", 0 },
+    { C, "EHLO c\r\n", 0 },
+    { S, "250 mx\r\n", 0 },
+    { S, "421 4.4.2 mx Error: timeout exceeded\r\n", 0 },
+};
+static const struct mx_turn closes_421_pending[] = {
+    { S, "220 mx\r\n", 0 },
+    { C, "EHLO c\r\nFOO\r\nNOOP\r\nNOOP\r\n", 0 },
+    { S, "250 mx\r\n502 5.5.2 what\r\n421 4.7.0 mx Error: too many errors\r\n", 0 },
+};
+
+START_TEST(reply_421_closes)
+{
+    char *out = RUN(closes_421);
+    ck_assert_int_eq(mx_harness_count(out, "anomaly"), 0);
+    json_object *r = mx_harness_record(out, "smtp.reply", 2);
+    ck_assert_str_eq(get(r, "closes_session"), "true");
+    ck_assert_str_eq(get(r, "answers"), "(absent)");
+    json_object_put(r);
+    json_object *s = mx_harness_record(out, "smtp.session", 0);
+    ck_assert_str_eq(get(s, "server_closed.status"), "421");
+    ck_assert_str_eq(get(s, "server_closed.code"), "4.4.2");
+    ck_assert_str_eq(get(s, "server_closed.text"), "mx Error: timeout exceeded");
+    json_object_put(s);
+    free(out);
+    SPLIT_OK(closes_421, NULL);
+    out = RUN(closes_421_pending);
+    r = mx_harness_record(out, "smtp.reply", 3);
+    ck_assert_str_eq(get(r, "answers.command"), "NOOP");
+    ck_assert_str_eq(get(r, "unanswered"), "1");
+    json_object_put(r);
+    s = mx_harness_record(out, "smtp.session", 0);
+    ck_assert_str_eq(get(s, "server_closed.answers"), "NOOP");
+    ck_assert_str_eq(get(s, "server_closed.unanswered"), "1");
+    json_object_put(s);
+    free(out);
+    SPLIT_OK(closes_421_pending, NULL);
+}
+END_TEST
+
 START_TEST(explain_and_state)
 {
     struct mx_harness_opts o = { .explain = true };
@@ -663,6 +778,9 @@ static Suite *smtp_suite(void)
     tcase_add_test(t, reply_cut_at_end);
     tcase_add_test(t, diagnosis_of_failures);
     tcase_add_test(t, explain_and_state);
+    tcase_add_test(t, early_talker_read_in_turn);
+    tcase_add_test(t, terminator_recorded);
+    tcase_add_test(t, reply_421_closes);
     suite_add_tcase(s, t);
     return s;
 }

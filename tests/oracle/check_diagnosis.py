@@ -67,6 +67,10 @@ CAUSES = {
     # MAIL refused 501 5.1.7 (bad syntax), then RCPT "503 5.5.1 need MAIL"
     # and DATA "503 5.5.1 need RCPT": commands out of sequence
     ("smtp/helo-and-errors", 503, "5.5.1"): ["refused MAIL FROM", "real cause"],
+    # postscreen's pregreet test (issue 26): the client talked before the
+    # greeting; every later step is refused "Protocol error" whatever the address
+    ("smtp/pregreet-postscreen", 550, "5.5.1"): ["spoke before", "greeting", "on purpose", "not this address"],
+    ("smtp/pregreet-postscreen", 554, "5.5.1"): ["spoke before", "greeting", "pregreet"],
     ("smtp/helo-and-errors", 501, "5.1.7"): ["sender", "syntax"],
     # nobody@lab.test: 550 5.1.1 User unknown in virtual mailbox table
     ("smtp/multi-rcpt-partial-reject", 550, "5.1.1"): ["does not exist"],

@@ -775,6 +775,45 @@ def truth_files(args):
                                     recursive=True))
 
 
+def note_turns(flow, r):
+    """Keeps in mxray's flow (a dict) what check_turns needs of record r:
+    the first frame of its first command, and its session's server_closed."""
+    t = r["type"]
+    if t.endswith(".command") and flow.get("first_command_frame") is None:
+        flow["first_command_frame"] = r["frames"][0]
+    elif t.endswith(".session"):
+        flow["server_closed"] = r.get("server_closed")
+
+
+def check_turns(s, flow):
+    """Talking out of turn (issue 26), one session: the lab marks a client
+    that sent before reading the greeting "spoke_first", and mxray's flow must
+    then carry CLIENT_SPOKE_FIRST naming the frame of its first command (no
+    other flow may); it marks a session the server ended on its own
+    "server_closed" ({"code": 421} or {"status": "-ERR"|"BYE"}, "unsolicited"),
+    and mxray's session record must have server_closed with that status,
+    "answers" absent exactly when unsolicited (no other session may have one)."""
+    problems, idx = [], s["index"]
+    early = flow["anomalies"].get("CLIENT_SPOKE_FIRST")
+    first = flow.get("first_command_frame")
+    if s.get("spoke_first"):
+        if not early:
+            problems.append(f"session {idx}: the client spoke first, no CLIENT_SPOKE_FIRST")
+        elif early not in ([first], [first, first]):
+            problems.append(f"session {idx}: CLIENT_SPOKE_FIRST names frames {early}, the first "
+                            f"command is in frame {first}")
+    elif early:
+        problems.append(f"session {idx}: CLIENT_SPOKE_FIRST {early}, but the client waited its turn")
+    want, have = s.get("server_closed"), flow.get("server_closed")
+    if want:
+        status = str(want.get("status", want.get("code")))
+        if not have or have.get("status") != status or ("answers" not in have) != want["unsolicited"]:
+            problems.append(f"session {idx}: the server closed it ({want}), mxray says {have}")
+    elif have:
+        problems.append(f"session {idx}: mxray says the server closed it ({have}), the truth does not")
+    return problems
+
+
 def check_injection(index, truth, mine, shown, server_injected, anom,
                     cmd="STARTTLS", turns="server turn(s)"):
     """The STARTTLS injection checks of one session (the CVE-2011-0411

@@ -58,6 +58,10 @@ directions:
   A session with no injection in its truth must have neither anomaly nor any
   command marked injected.
 
+Talking out of turn (issue 26): common.check_turns (CLIENT_SPOKE_FIRST for a
+client the lab marks "spoke_first", server_closed for a session it marks
+"server_closed": dovecot's * BYE Disconnected for inactivity.).
+
 One `FAIL <truth file>` block is printed per truth file that disagrees (every
 session with -v), then `N passed, M failed` counted in truth files.  Exit
 status: 0 all passed, 1 failures, 2 usage error, 77 skipped (no truth file
@@ -346,6 +350,7 @@ def run_mxray(mxray, pcap, *extra):
         fl = flows.get(r.get("flow"))
         if fl is None:
             continue
+        common.note_turns(fl, r)
         if t == "anomaly":
             fl["anomalies"].setdefault(r.get("name"), r.get("frames"))
         if t.startswith("imap.") and t not in ("imap.session", "imap.auth"):
@@ -388,6 +393,7 @@ def check_session(s, f):
     t = truth_session(s)
     problems = common.check_injection(idx, t.injected, f["injected"], f["injected"],
                                       t.server_injected, f["anomalies"])
+    problems += common.check_turns(s, f)
     if t.cmds != f["cmds"]:
         problems.append("session %d: %s" % (idx, show_diff("commands", t.cmds, f["cmds"])))
     if t.comps != f["comps"]:

@@ -41,6 +41,10 @@ STLS injection (RFC 2595 §4, the CVE-2011-0411 pattern), both directions:
   A session with no injection in its truth must have neither anomaly nor any
   command marked injected.
 
+Talking out of turn (issue 26): common.check_turns (CLIENT_SPOKE_FIRST for a
+client the lab marks "spoke_first", server_closed for a session it marks
+"server_closed": dovecot's -ERR Disconnected for inactivity.).
+
 One `FAIL <truth file>` block is printed per truth file that disagrees (every
 session with -v), then `N passed, M failed` counted in truth files.  Exit
 status: 0 all passed, 1 failures, 2 usage error, 77 skipped (no truth file
@@ -144,6 +148,7 @@ def run_mxray(mxray, pcap, *extra):
         fl = flows.get(r.get("flow"))
         if fl is None:
             continue
+        common.note_turns(fl, r)
         if t == "anomaly":
             fl["anomalies"].setdefault(r.get("name"), r.get("frames"))
         if t == "pop3.command" and r.get("injected"):
@@ -180,6 +185,7 @@ def check_session(s, f):
         return problems
     verbs, statuses, msgs, injected, server_injected = truth_session(s)
     problems += check_injection(s["index"], injected, server_injected, f)
+    problems += common.check_turns(s, f)
     if verbs != f["verbs"]:
         problems.append("session %d: commands differ:\n      truth %s\n      mxray %s"
                         % (s["index"], verbs, f["verbs"]))

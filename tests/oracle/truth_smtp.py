@@ -28,6 +28,18 @@ STARTTLS injection (CVE-2011-0411), both directions:
   A session whose truth has no injection must have neither anomaly nor any
   command marked injected.
 
+Talking out of turn (issue 26):
+  - a session the lab marks "spoke_first" (a client that sent its commands
+    before reading the greeting) must carry CLIENT_SPOKE_FIRST, naming the
+    frame of its first command; no other session may.  Its bytes are read as
+    they would be after the greeting: a DATA whose reply is 354 is followed
+    by message data even when the client sent both in one write.
+  - no transaction may have an empty sender unless the client sent MAIL
+    FROM:<> (the phantom second transaction an early talker used to make).
+  - a session the lab marks "server_closed" (a 421, RFC 5321 §3.8) must end
+    with mxray's session record "server_closed" of that code, and say whether
+    it answered a command; no other session may have one.
+
 Exit status: 0 all passed, 1 failures (or mxray is not built).
 """
 import hashlib
@@ -43,6 +55,30 @@ from oracle import common  # noqa: E402
 REPLY = re.compile(rb"^([2-5][0-9][0-9])([ -]|$)")
 
 
+def reply_codes(chunks, opened=None):
+    """The codes of the replies the server turns `chunks` complete, in order.
+    RFC 5321 §4.2.1: every line of a reply has its code, so a line with
+    another code ends a multi-line reply left open (postscreen's "220-"
+    greeting, which an early talker never sees finished). `opened` carries
+    the open reply's code from one call to the next."""
+    opened = [] if opened is None else opened
+    out = []
+    for data in chunks:
+        for line in data.split(b"\r\n"):
+            m = REPLY.match(line)
+            if not m:
+                continue
+            code = int(m.group(1))
+            if opened and opened[0] != code:
+                out.append(opened.pop())
+            if m.group(2) == b"-":
+                opened[:] = [code]
+            else:
+                opened.clear()
+                out.append(code)
+    return out
+
+
 def truth_session(session):
     """Reply codes, command verbs and messages (bytes) of a session's
     cleartext part; the verbs of the commands injected after STARTTLS (before
@@ -56,16 +92,19 @@ def truth_session(session):
     bdat_last = False
     # server cleartext after the 220 to STARTTLS is no reply (see above)
     turns, server_injected = common.clear_turns(session)
+    # Every reply, in order: an early talker's DATA and message come in one
+    # write before the 354, which then decides what the bytes after DATA are.
+    all_codes = reply_codes([data for d, data in turns if d == "S"])
+    answered = 1  # the replies the client's lines so far will get: the greeting's first
+    opened = []   # the code of a multi-line reply still open across server turns
     for direction, data in turns:
         if direction == "S":
             after_starttls = False
-            for line in data.split(b"\r\n"):
-                m = REPLY.match(line)
-                if m and m.group(2) != b"-":
-                    codes.append(int(m.group(1)))
-                    if m.group(1) == b"354":
-                        in_data = True
-                    in_auth = m.group(1) == b"334"
+            for code in reply_codes([data], opened):
+                codes.append(code)
+                if code == 354:
+                    in_data = True
+                in_auth = code == 334
             continue
         pos = 0
         while pos < len(data):
@@ -86,16 +125,20 @@ def truth_session(session):
             if in_data:
                 if line == b".":
                     in_data = False
+                    answered += 1
                     msgs.append(bytes(body))
                     body.clear()
                 else:
                     body += raw[1:] if raw.startswith(b".") else raw  # RFC 5321 4.5.2
                 continue
+            answered += 1
             if in_auth:
                 in_auth = False
                 continue
             verb = line.split(b" ", 1)[0].upper().decode("ascii", "replace")
             verbs.append(verb)
+            if verb == "DATA" and pos < len(data) and answered - 1 < len(all_codes):
+                in_data = all_codes[answered - 1] == 354  # sent on before its reply
             if after_starttls:
                 injected.append(verb)
             elif verb == "STARTTLS":
@@ -120,12 +163,23 @@ def check_injection(index, injected, server_injected, f):
                                   f["anomalies"], "STARTTLS", "server entry(ies)")
 
 
+def check_turns(s, f):
+    """The issue-26 checks of the docstring, for one session."""
+    problems = common.check_turns(s, f)
+    null_sent = any(t.get("text", "").upper().startswith("MAIL FROM:<>") for t in s["transcript"]
+                    if t["dir"] == "C")
+    if not null_sent and any(t["mailfrom"] == "" and not t["partial"] for t in f.get("transactions", [])):
+        problems.append(f"session {s['index']}: a transaction with an empty sender the client never sent: "
+                        f"{[t['mailfrom'] for t in f.get('transactions', [])]}")
+    return problems
+
+
 def check_session(s, f, prefix=False):
     """The problems of mxray's flow f (run_mxray's) against the truth's session s: the
     injection checks, reply codes, command verbs and messages sent in clear. With prefix,
     the truth's dialogue need only be the start of mxray's (a client's log that ends early)."""
     codes, verbs, msgs, injected, server_injected = truth_session(s)
-    problems = check_injection(s["index"], injected, server_injected, f)
+    problems = check_injection(s["index"], injected, server_injected, f) + check_turns(s, f)
     have_codes, have_verbs = f["codes"], f["verbs"]
     if prefix:
         have_codes, have_verbs = have_codes[:len(codes)], have_verbs[:len(verbs)]
@@ -147,9 +201,12 @@ def run_mxray(mxray, pcap, *extra):
     # 2525 is the lab's second, certificate-less postfix (the STARTTLS-refused scenario).
     flows = {}
     for r in common.mxray_records(mxray, "-q", "--port", "smtp=2525", *extra, "--json", "-", pcap):
+        if r.get("flow") in flows:
+            common.note_turns(flows[r["flow"]], r)
         if r["type"] == "flow_start":
             flows[r["flow"]] = {"port": r["server_port"], "codes": [], "verbs": [], "msgs": [],
-                                "injected": [], "anomalies": {}}
+                                "injected": [], "anomalies": {}, "transactions": [], "server_closed": None,
+                                "first_command_frame": None}
         elif r["type"] == "anomaly" and r.get("flow") in flows:
             flows[r["flow"]]["anomalies"].setdefault(r["name"], r.get("frames"))
         elif r["type"] == "smtp.reply":
@@ -160,8 +217,10 @@ def run_mxray(mxray, pcap, *extra):
                 flows[r["flow"]]["injected"].append((r["verb"].upper(), r.get("frames")))
         elif r["type"] == "smtp.data" and "message" in r:
             flows[r["flow"]]["msgs"].append(r["message"])
-        elif r["type"] == "smtp.transaction" and r.get("message") and r.get("bdat_chunks"):
-            flows[r["flow"]]["msgs"].append(r["message"])
+        elif r["type"] == "smtp.transaction":
+            flows[r["flow"]]["transactions"].append(r)
+            if r.get("message") and r.get("bdat_chunks"):
+                flows[r["flow"]]["msgs"].append(r["message"])
     return [flows[k] for k in sorted(flows)]
 
 

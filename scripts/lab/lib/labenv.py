@@ -104,6 +104,28 @@ EXTRA_SERVICES = {
 127.0.0.41:25 inet  n  -  n  -  -  smtpd
   -o smtpd_upstream_proxy_protocol=haproxy
 """, ""),
+    # postscreen in front of smtpd (issue 26): a multi-line greeting whose
+    # first line ("220-") is sent at once, then postscreen_greet_wait for a
+    # client that talks before its turn (the pregreet test); enforce: such a
+    # client goes on with postscreen's own SMTP engine, which refuses mail.
+    "postscreen": ("127.0.0.32", 25, """\
+127.0.0.32:25 inet  n  -  n  -  1  postscreen
+  -o postscreen_greet_action=enforce
+  -o postscreen_greet_banner=$smtpd_banner
+  -o postscreen_greet_wait=2s
+smtpd      pass  -  -  n  -  -  smtpd
+dnsblog    unix  -  -  n  -  0  dnsblog
+tlsproxy   unix  -  -  n  -  0  tlsproxy
+""", ""),
+    # A short idle timeout (issue 26): smtpd answers a silent client with an
+    # unsolicited "421 4.4.2 ... Error: timeout exceeded" and closes (RFC 5321
+    # §3.8); one error is the hard limit, so pipelined commands after an
+    # error get "421 4.7.0 ... Error: too many errors" and no reply.
+    "short-timeout": ("127.0.0.33", 25, """\
+127.0.0.33:25 inet  n  -  n  -  -  smtpd
+  -o smtpd_timeout=2s
+  -o smtpd_hard_error_limit=1
+""", ""),
 }
 
 # HAProxy in front of the lab's servers (scenarios with proxy=True): each

@@ -181,6 +181,8 @@ def bad_command(ctx):
           expect_malformed="tshark flags the deliberately bad 'LOGIN alice'")
 def too_many_bad(ctx):
     s = ctx.imap(note="server-initiated BYE and close")
+    # RFC 9051 §7.1.5: the BYE ends the session; k3 gets no completion
+    s.info["server_closed"] = {"status": "BYE", "unsolicited": True}
     s.imap_response()
     s.imap("k1", "FROBNICATE")
     s.imap("k2", "SELECT INBOX")
@@ -287,3 +289,28 @@ def clean(ctx):
     s.imap("o6", "FETCH 1 BODY[]")
     s.imap("o7", "LOGOUT")
     s.close()
+
+
+# ------------------------------------------- talking out of turn (issue 26)
+@scenario("imap/pregreet", "an early talker: LOGIN, SELECT and LOGOUT in one write "
+          "right after connect, before the * OK greeting (RFC 9051 §7.1: the server "
+          "greets first); dovecot answers them in turn", seed=True)
+def pregreet(ctx):
+    s = ctx.imap(note="commands before the greeting")
+    s.info["spoke_first"] = True
+    s.send(b"a1 LOGIN alice alicepw\r\na2 SELECT INBOX\r\na3 LOGOUT\r\n")
+    s.imap_until("a3")
+    s.expect_close()
+
+
+@scenario("imap/idle-timeout", "a client that never logs in: after its greeting "
+          "dovecot's login process waits, then sends an unsolicited * BYE "
+          "Disconnected for inactivity. and closes (RFC 9051 §7.1.5; dovecot's "
+          "timeout is fixed, about three minutes)")
+def idle_timeout(ctx):
+    s = ctx.imap(note="idle before login until the server's timeout")
+    s.info["server_closed"] = {"status": "BYE", "unsolicited": True}
+    s.sock.settimeout(400)
+    s.imap_response()
+    s.imap("c1", "CAPABILITY")
+    s.expect_close()

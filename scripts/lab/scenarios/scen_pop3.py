@@ -206,3 +206,30 @@ def clean(ctx):
     s.pop("RETR 1", multi=True)
     s.pop("QUIT")
     s.close()
+
+
+# ------------------------------------------- talking out of turn (issue 26)
+@scenario("pop3/pregreet", "an early talker: USER, PASS and STAT in one write right "
+          "after connect, before the +OK greeting (RFC 1939 §4: the server greets "
+          "first); dovecot answers them in turn; then QUIT", seed=True)
+def pregreet(ctx):
+    s = ctx.pop3(note="commands before the greeting")
+    s.info["spoke_first"] = True
+    s.send(b"USER alice\r\nPASS alicepw\r\nSTAT\r\n")
+    for _ in range(4):
+        s.pop_line()
+    s.pop("QUIT")      # in its turn: tshark reads one response per segment
+    s.expect_close()
+
+
+@scenario("pop3/idle-timeout", "a client that never logs in: after its greeting "
+          "dovecot's login process waits, then sends an unsolicited -ERR "
+          "Disconnected for inactivity. and closes (RFC 1939 §3: the autologout "
+          "timer; dovecot's is fixed, about three minutes)")
+def idle_timeout(ctx):
+    s = ctx.pop3(note="idle before login until the server's timeout")
+    s.info["server_closed"] = {"status": "-ERR", "unsolicited": True}
+    s.sock.settimeout(400)
+    s.pop_line()
+    s.pop("CAPA", multi=True)
+    s.expect_close()

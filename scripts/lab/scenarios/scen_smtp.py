@@ -9,6 +9,7 @@ The audit scenarios at the end use other servers on their own loopback
 addresses (labenv.EXTRA_SERVICES, lib/peers.py; table in docs/lab.md).
 """
 import base64
+import client
 import ssl
 import warnings
 
@@ -624,3 +625,70 @@ def vrfy_enabled(ctx):
     s.smtp("EXPN team@lab.test")
     s.smtp("QUIT")
     s.close()
+
+
+# ------------------------------------------- talking out of turn (issue 26)
+def _pregreet(ctx, host, note, accepted):
+    """A client that sends its whole transaction right after connect, before
+    reading the greeting (RFC 5321 §3.1: the server speaks first), as spam
+    bots do: one write, then the replies. The message is the truth's only
+    when the server is to accept DATA; refused, its lines are commands."""
+    msg = messages.simple(msgid="pregreet.1@client.lab.test", subject="Sent before the greeting")
+    if accepted:
+        ctx.message("msg1", msg)
+    s = ctx.smtp(25, host=host, note=note)
+    s.info["spoke_first"] = True
+    if accepted:
+        s.rec.sent_in(msg, s.info, False)
+    s.send(("%s\r\nMAIL FROM:<carol@lab.test>\r\nRCPT TO:<alice@lab.test>\r\nDATA\r\n" % EHLO).encode()
+           + client.dot_stuff(msg) + b".\r\nQUIT\r\n")
+    return s
+
+
+@scenario("smtp/pregreet-smtpd", "an early talker: EHLO, MAIL, RCPT, DATA, the message "
+          "and QUIT in one write right after connect, before the 220; postfix smtpd "
+          "reads them in turn and delivers")
+def pregreet_smtpd(ctx):
+    s = _pregreet(ctx, client.HOST, "whole transaction before the greeting, plain smtpd", True)
+    for want in (220, 250, 250, 250, 354, 250, 221):
+        code, _ = s.smtp_reply()
+        if code != want:
+            raise client.ProtocolError("expected %d, got %d" % (want, code))
+    s.close()
+    ctx.lab.wait_delivered("alice", 1)
+
+
+@scenario("smtp/pregreet-postscreen", "the same early talker against postfix "
+          "postscreen (127.0.0.32:25: multi-line greeting, postscreen_greet_action = "
+          "enforce): the bytes arrive after the 220- line, postscreen finds the "
+          "pregreet and refuses the mail with 550 5.5.1 Protocol error",
+          services=("postscreen",))
+def pregreet_postscreen(ctx):
+    s = _pregreet(ctx, "127.0.0.32", "whole transaction before the greeting, postscreen enforce", False)
+    s.expect_close()
+    if not any("5.5.1" in e.get("text", "") for e in s.info["transcript"]):
+        raise client.ProtocolError("postscreen did not refuse the early talker")
+
+
+@scenario("smtp/idle-timeout-421", "smtpd_timeout = 2s (127.0.0.33:25): after EHLO "
+          "the client goes quiet; smtpd sends an unsolicited 421 4.4.2 Error: timeout "
+          "exceeded and closes (RFC 5321 §3.8)", services=("short-timeout",))
+def idle_timeout_421(ctx):
+    s = ctx.smtp(25, host="127.0.0.33", note="idle after EHLO until the server's timeout")
+    s.info["server_closed"] = {"code": 421, "unsolicited": True}
+    _hello(s)
+    s.smtp_reply()     # the 421, unasked
+    s.expect_close()
+
+
+@scenario("smtp/error-limit-421", "smtpd_hard_error_limit = 1 (127.0.0.33:25): an "
+          "unknown command pipelined with two NOOPs gets 502, then 421 4.7.0 Error: too "
+          "many errors and the close; the NOOPs get no reply (RFC 5321 §3.8)",
+          services=("short-timeout",))
+def error_limit_421(ctx):
+    s = ctx.smtp(25, host="127.0.0.33", note="pipelined commands cut by a 421")
+    s.info["server_closed"] = {"code": 421, "unsolicited": False}
+    _hello(s)
+    s.send(b"FOO bar\r\nNOOP\r\nNOOP\r\n")
+    s.smtp_replies(2)  # 502, 421
+    s.expect_close()
