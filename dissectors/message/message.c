@@ -81,14 +81,23 @@ static const struct mx_anomaly_def message_anomalies[A__COUNT] = { MESSAGE_ANOMA
 /* Header text kept from the wire (decoded where the field allows it). */
 struct kept {
     uint16_t len;
+    uint32_t wire; /* cut (more than len): its length on the wire, before RFC 2047 decoding */
     uint8_t b[MSG_KEEP_CAP];
 };
 
 /* One Received field (RFC 5322 §3.6.7, RFC 5321 §4.4) split into its clauses. */
 enum { HOP_FROM, HOP_BY, HOP_VIA, HOP_WITH, HOP_ID, HOP_FOR, HOP_DATE, HOP__N };
 static const char *const hop_keys[HOP__N] = { "from", "by", "via", "with", "id", "for", "date" };
+/* The siblings of a cut clause (mx_ev_cut3): "<key>_len", "<key>_truncated". */
+#define CUTK(k)                  \
+    {                            \
+        k "_len", k "_truncated" \
+    }
+static const char *const hop_cut_keys[HOP__N][2] = { CUTK("from"), CUTK("by"),  CUTK("via"), CUTK("with"),
+                                                     CUTK("id"),   CUTK("for"), CUTK("date") };
 struct hop {
     uint16_t len[HOP__N];
+    uint32_t wire[HOP__N]; /* the clause's length on the wire (words joined by one space) */
     uint8_t b[HOP__N][MSG_HOP_CAP];
 };
 
@@ -119,6 +128,11 @@ static const char *const single_names[H__SINGLE] = {
 static const char *const single_keys[H__SINGLE] = {
     "from",     "sender",     "subject",          "date",        "message_id", "in_reply_to", "references",
     "x_mailer", "user_agent", "x_originating_ip", "return_path",
+};
+static const char *const single_cut_keys[H__SINGLE][2] = {
+    CUTK("from"),       CUTK("sender"),           CUTK("subject"),     CUTK("date"),
+    CUTK("message_id"), CUTK("in_reply_to"),      CUTK("references"),  CUTK("x_mailer"),
+    CUTK("user_agent"), CUTK("x_originating_ip"), CUTK("return_path"),
 };
 enum { L_TO, L_CC, L_BCC, L_REPLY_TO, L__N };
 static const char *const list_names[L__N] = { "to", "cc", "bcc", "reply-to" };
@@ -352,8 +366,10 @@ static struct headers *headers_new(void)
     if (!h)
         return NULL;
     memset(&h->inner, 0, sizeof(h->inner));
-    for (int k = 0; k < H__SINGLE; k++)
+    for (int k = 0; k < H__SINGLE; k++) {
         h->single[k].len = 0;
+        h->single[k].wire = 0;
+    }
     memset(h->seen, 0, sizeof(h->seen));
     for (int l = 0; l < L__N; l++)
         h->list[l].n = h->list[l].dropped = 0;
@@ -367,6 +383,7 @@ static void keep(struct kept *k, struct mx_slice s)
     size_t n = s.len < MSG_KEEP_CAP ? s.len : MSG_KEEP_CAP;
     memcpy(k->b, s.ptr, n);
     k->len = (uint16_t)n;
+    k->wire = s.len > UINT32_MAX ? UINT32_MAX : (uint32_t)s.len;
 }
 
 /* Keeps `s` with RFC 2047 words decoded. */
@@ -376,6 +393,10 @@ static void keep_decoded(struct mx_message *m, struct kept *k, struct mx_slice s
     unsigned unk = 0, bad = 0;
     mx_mime_decode_words(s, &o, &unk, &bad);
     k->len = (uint16_t)o.len;
+    /* Cut: the length on the wire; at least one more than kept should
+     * decoding have made the text longer than it was. */
+    uint64_t w = !o.trunc ? o.len : s.len > o.len ? s.len : o.len + 1;
+    k->wire = w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
     if (unk)
         anomaly(m, A_UNKNOWN_CHARSET, off, s.len);
     if (bad)
@@ -974,6 +995,7 @@ static void parse_received(struct headers *h, struct mx_slice v)
     }
     struct hop *hp = &h->hops[h->n_hops++];
     memset(hp->len, 0, sizeof(hp->len));
+    memset(hp->wire, 0, sizeof(hp->wire));
     /* RFC 5322 §3.6.7: received-token... ";" date-time */
     size_t semi = v.len;
     for (size_t i = v.len; i > 0; i--)
@@ -986,6 +1008,7 @@ static void parse_received(struct headers *h, struct mx_slice v)
         size_t n = d.len < MSG_HOP_CAP ? d.len : MSG_HOP_CAP;
         memcpy(hp->b[HOP_DATE], d.ptr, n);
         hp->len[HOP_DATE] = (uint16_t)n;
+        hp->wire[HOP_DATE] = (uint32_t)(d.len > UINT32_MAX ? UINT32_MAX : d.len);
     }
     int cur = -1;
     size_t i = 0;
@@ -1015,6 +1038,13 @@ static void parse_received(struct headers *h, struct mx_slice v)
         if (cur < 0)
             continue;
         uint16_t *len = &hp->len[cur];
+        uint32_t *wire = &hp->wire[cur];
+        bool was_cut = *wire > *len;
+        if (*wire && *wire < UINT32_MAX)
+            (*wire)++;
+        *wire = tok.len > UINT32_MAX - *wire ? UINT32_MAX : *wire + (uint32_t)tok.len;
+        if (was_cut) /* nothing after a cut */
+            continue;
         if (*len && *len < MSG_HOP_CAP)
             hp->b[cur][(*len)++] = ' ';
         size_t n = tok.len < (size_t)(MSG_HOP_CAP - *len) ? tok.len : (size_t)(MSG_HOP_CAP - *len);
@@ -1655,6 +1685,7 @@ struct mx_message *mx_message_new(const struct mx_message_env *env)
     if (n)
         memcpy(m->mailbox, env->mailbox.ptr, n);
     m->env.mailbox = mx_slice_make(m->mailbox, n);
+    m->env.mailbox_len = env->mailbox_len > env->mailbox.len ? env->mailbox_len : env->mailbox.len;
     n = env->section.ptr && env->section.len ? env->section.len : 0;
     n = n < sizeof(m->section) ? n : sizeof(m->section);
     if (n)
@@ -1813,9 +1844,12 @@ void mx_message_cut(struct mx_message *m)
     }
 }
 
-static void emit_kept(struct mx_event *ev, const char *key, const struct kept *k)
+/* A kept text; cut_keys: its "_len" and "_truncated" siblings (NULL in an array). */
+static void emit_kept(struct mx_event *ev, const char *key, const char *const *cut_keys, const struct kept *k)
 {
     mx_ev_wire(ev, key, mx_slice_make(k->b, k->len));
+    if (cut_keys)
+        mx_ev_cut3(ev, cut_keys[0], cut_keys[1], k->len, k->wire);
 }
 
 static void emit_list(struct mx_event *ev, const struct headers *h, int l, const char *dropped_key)
@@ -1833,7 +1867,7 @@ static void emit_list(struct mx_event *ev, const struct headers *h, int l, const
 static void emit_single(struct mx_event *ev, const struct headers *h, int k)
 {
     if (h->seen[k])
-        emit_kept(ev, single_keys[k], &h->single[k]);
+        emit_kept(ev, single_keys[k], single_cut_keys[k], &h->single[k]);
 }
 
 static void emit_headers(struct mx_message *m, struct mx_event *ev)
@@ -1854,8 +1888,10 @@ static void emit_headers(struct mx_message *m, struct mx_event *ev)
         for (uint32_t i = 0; i < h->n_hops; i++) {
             mx_ev_obj(ev, NULL);
             for (int k = 0; k < HOP__N; k++)
-                if (h->hops[i].len[k])
+                if (h->hops[i].len[k]) {
                     mx_ev_wire(ev, hop_keys[k], mx_slice_make(h->hops[i].b[k], h->hops[i].len[k]));
+                    mx_ev_cut3(ev, hop_cut_keys[k][0], hop_cut_keys[k][1], h->hops[i].len[k], h->hops[i].wire[k]);
+                }
             mx_ev_end(ev);
         }
         mx_ev_end(ev);
@@ -1869,7 +1905,7 @@ static void emit_headers(struct mx_message *m, struct mx_event *ev)
     if (h->n_authres) {
         mx_ev_arr(ev, "authentication_results");
         for (uint32_t i = 0; i < h->n_authres; i++)
-            emit_kept(ev, NULL, &h->authres[i]);
+            emit_kept(ev, NULL, NULL, &h->authres[i]);
         mx_ev_end(ev);
     }
     if (h->n_dkim) {
@@ -1938,8 +1974,8 @@ static void emit_parts(struct mx_message *m, struct mx_event *ev)
                 mx_ev_wire(ev, opt_keys[k - T_CHARSET], rec_text(m, r, k));
         if (r->filename_cut) {
             /* the name was longer than the record keeps: how long, or at least */
-            mx_ev_bool(ev, "filename_cut", true);
             mx_ev_uint(ev, r->filename_more ? "filename_len_min" : "filename_len", r->filename_seen);
+            mx_ev_bool(ev, "filename_truncated", true);
         }
         if (r->leaf && r->hashed) {
             mx_ev_uint(ev, "size", r->size);
@@ -2007,7 +2043,7 @@ static void emit_record(struct mx_message *m)
     if (m->env.uid)
         mx_ev_uint(ev, "uid", m->env.uid);
     if (m->env.mailbox.len)
-        mx_ev_wire(ev, "mailbox", m->env.mailbox);
+        mx_ev_wire_cut(ev, "mailbox", m->env.mailbox, m->env.mailbox_len);
     if (m->env.section.len)
         mx_ev_wire(ev, "section", m->env.section);
     if (m->env.fragment)
@@ -2131,9 +2167,9 @@ void mx_message_describe(const struct mx_message *m, struct mx_event *ev, const 
     if (m->missing)
         mx_ev_uint(ev, "missing_bytes", m->missing);
     if (m->h->seen[H_MESSAGE_ID])
-        mx_ev_wire(ev, "message_id", mx_slice_make(m->h->single[H_MESSAGE_ID].b, m->h->single[H_MESSAGE_ID].len));
+        emit_kept(ev, "message_id", single_cut_keys[H_MESSAGE_ID], &m->h->single[H_MESSAGE_ID]);
     if (m->h->seen[H_SUBJECT])
-        mx_ev_wire(ev, "subject", mx_slice_make(m->h->single[H_SUBJECT].b, m->h->single[H_SUBJECT].len));
+        emit_kept(ev, "subject", single_cut_keys[H_SUBJECT], &m->h->single[H_SUBJECT]);
     if (m->ended) {
         uint32_t n_att = 0;
         for (uint32_t i = 0; i < m->parts.n; i++)

@@ -194,6 +194,7 @@ struct reply {
     int code;
     const struct mx_enhanced_code *enh; /* its enhanced code (RFC 3463), cls 0 for none */
     struct mx_slice text;               /* after the codes */
+    const struct mx_text *full;         /* the same with its real length */
     mx_frame_t last;                    /* its last frame */
     bool ok;                            /* 2xx */
 };
@@ -204,7 +205,7 @@ static void answered_connect(struct smtp *s, const struct pending *p, const stru
 {
     (void)p;
     s->greet_code = r->code;
-    mx_text_set(&s->greeting, r->text);
+    s->greeting = *r->full;
 }
 
 static void answered_helo(struct smtp *s, const struct pending *p, const struct reply *r)
@@ -229,6 +230,8 @@ static void answered_mail(struct smtp *s, const struct pending *p, const struct 
             smtp_txn_close(s, &s->txn, D_ABORTED);
             smtp_txn_open(s, mx_text_slice(&s->staged.from), mx_text_slice(&s->staged.params), s->staged.frame,
                           s->staged.ts);
+            s->txn.mail_from = s->staged.from; /* with their real lengths */
+            s->txn.mail_params = s->staged.params;
             s->txn.mail_code = r->code;
         }
         s->staged.on = false;
@@ -241,7 +244,7 @@ static void answered_mail(struct smtp *s, const struct pending *p, const struct 
     t->mail_enh = *r->enh;
     t->last_frame = r->last;
     if (!r->ok)
-        mx_text_set(&t->last_reply, r->text);
+        t->last_reply = *r->full;
 }
 
 static void answered_rcpt(struct smtp *s, const struct pending *p, const struct reply *r)
@@ -252,7 +255,7 @@ static void answered_rcpt(struct smtp *s, const struct pending *p, const struct 
     struct rcpt *rc = rcpt_at(t, p->rcpt);
     rc->code = r->code;
     rc->enh = *r->enh;
-    mx_text_set(&rc->text, r->text);
+    rc->text = *r->full;
     rc->outcome = r->ok ? O_ACCEPTED : r->code >= 400 && r->code < 500 ? O_DEFERRED : O_REJECTED;
     rc->reply_frame = r->last;
     t->last_frame = r->last;
@@ -276,7 +279,7 @@ static void answered_data(struct smtp *s, const struct pending *p, const struct 
             t->rejected_data = true;
             t->data_code = r->code;
             t->data_enh = *r->enh;
-            mx_text_set(&t->last_reply, r->text);
+            t->last_reply = *r->full;
             t->last_frame = r->last;
         }
     }
@@ -298,7 +301,7 @@ static void answered_data_end(struct smtp *s, const struct pending *p, const str
     t->data_code = r->code;
     t->rejected_data = false;
     t->data_enh = *r->enh;
-    mx_text_set(&t->last_reply, r->text);
+    t->last_reply = *r->full;
     if (r->ok)
         find_queue_id(t, r->text);
     if (t == &s->fin || p->last || p->verb == V_DATA_END)
@@ -437,7 +440,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     mx_ev_int(ev, "code", s->rep.code);
     if (s->rep.enh.cls)
         mx_ev_str(ev, "enhanced", s->rep.enh.text);
-    mx_ev_wire(ev, "text", text);
+    mx_ev_text_cut(ev, "text", &s->rep.text);
     if (s->rep.lines > 1)
         mx_ev_uint(ev, "lines", s->rep.lines);
     double lat = 0;
@@ -474,7 +477,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
                    first, (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "");
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
     if (have && verbs[p.verb].answered) {
-        struct reply r = { s->rep.code, &s->rep.enh, text, b, s->rep.code >= 200 && s->rep.code < 300 };
+        struct reply r = { s->rep.code, &s->rep.enh, text, &s->rep.text, b, s->rep.code >= 200 && s->rep.code < 300 };
         verbs[p.verb].answered(s, &p, &r);
     }
     s->rep.active = false;
@@ -508,6 +511,7 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         s->rep.code = code;
         s->rep.enh = enh;
         s->rep.text.len = 0;
+        s->rep.text.wire = 0;
         s->rep.lines = 0;
         s->rep.off = off;
         struct mx_frame_ref fr = mx_ctx_frame_at(s->m.ctx, MX_DIR_S2C, off);
@@ -528,14 +532,7 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     if (s->rep.lines > 0 && s->q.n && head(s)->verb == V_EHLO && code == 250)
         parse_caps_line(s, text);
     if (s->rep.lines < SMTP_MAX_REPLY_LINES) {
-        struct mx_text *t = &s->rep.text;
-        if (s->rep.lines && t->len < MX_TEXT)
-            t->b[t->len++] = '\n';
-        size_t n = rest.len;
-        if (n > (size_t)(MX_TEXT - t->len))
-            n = (size_t)(MX_TEXT - t->len);
-        memcpy(t->b + t->len, rest.ptr, n);
-        t->len = (uint16_t)(t->len + n);
+        mx_text_append(&s->rep.text, s->rep.lines ? '\n' : 0, rest);
     }
     s->rep.lines++;
     s->rep.raw = (size_t)(off + raw_len - s->rep.off);
@@ -1186,13 +1183,13 @@ static void session_emit(struct smtp *s)
     if (s->greet_code) {
         mx_ev_obj(ev, "greeting");
         mx_ev_int(ev, "code", s->greet_code);
-        mx_ev_wire(ev, "text", mx_text_slice(&s->greeting));
+        mx_ev_text_cut(ev, "text", &s->greeting);
         mx_ev_end(ev);
     }
     enum verb hv;
     const struct mx_text *helo = smtp_helo_of(s, &hv);
     if (hv) {
-        mx_ev_wire(ev, "helo", mx_text_slice(helo));
+        mx_ev_text_cut(ev, "helo", helo);
         mx_ev_bool(ev, "esmtp", hv == V_EHLO);
     }
     mx_mail_describe_caps(ev, "capabilities", &s->caps);

@@ -522,6 +522,7 @@ struct client_hello {
     bool has_sni, has_alpn, has_versions;
     uint16_t version; /* legacy_version (RFC 8446 §4.1.2) */
     uint16_t n_ciphers, n_exts, n_groups, n_formats, n_sigalgs, n_versions, sni_len, alpn_used;
+    uint16_t sni_wire; /* the name's length on the wire: more than sni_len when cut */
     uint8_t n_alpn;
     uint32_t ciphers[TLS_MAX_CIPHERS]; /* SSL 2.0 kinds are 24-bit */
     uint16_t exts[TLS_MAX_EXTS];
@@ -542,6 +543,7 @@ struct offer {
     bool v2, has_versions, has_sni;
     uint8_t n_alpn;
     uint16_t version, n_versions, n_ciphers, sni_len, alpn_used;
+    uint16_t sni_wire; /* the name's length on the wire: more than sni_len when cut */
     uint16_t versions[TLS_MAX_VERSIONS];
     uint16_t alpn_off[TLS_MAX_ALPN];
     uint8_t alpn_len[TLS_MAX_ALPN];
@@ -999,6 +1001,7 @@ static void client_ext(struct client_hello *ch, uint16_t type, struct mx_cursor 
                 size_t n = name.len < TLS_MAX_SNI ? name.len : TLS_MAX_SNI;
                 memcpy(ch->sni, name.ptr, n);
                 ch->sni_len = (uint16_t)n;
+                ch->sni_wire = (uint16_t)name.len;
             }
         }
         if (l.err)
@@ -1082,6 +1085,7 @@ static void keep_offer(struct mx_tls *t, const struct client_hello *ch)
     memcpy(o->ciphers, ch->ciphers, ch->n_ciphers * sizeof(*o->ciphers));
     o->has_sni = ch->has_sni;
     o->sni_len = ch->sni_len;
+    o->sni_wire = ch->sni_wire;
     memcpy(o->sni, ch->sni, ch->sni_len);
     o->n_alpn = ch->n_alpn;
     o->alpn_used = ch->alpn_used;
@@ -1811,7 +1815,7 @@ void mx_tls_describe(const struct mx_tls *t, struct mx_event *ev, const char *ke
         mx_ev_null(ev, "version");
     }
     if (t && t->ch.has_sni)
-        mx_ev_wire(ev, "sni", mx_slice_make(t->ch.sni, t->ch.sni_len));
+        mx_ev_wire_cut(ev, "sni", mx_slice_make(t->ch.sni, t->ch.sni_len), t->ch.sni_wire);
     else
         mx_ev_null(ev, "sni");
     if (t && t->sh.seen && !t->sh.hrr) {

@@ -98,9 +98,12 @@ static void text_event(void *ctx, const struct mx_event *e)
     const char *col = r->color ? color_of(e) : NULL;
     if (col)
         fputs(col, r->out);
-    if (e->text_len)
+    if (e->text_len) {
         put_escaped(r, mx_ev_text_of(e));
-    else
+        char cut[512]; /* the texts it carries cut, and their real lengths */
+        if (mx_ev_cut_mark(e, cut, sizeof(cut)))
+            fputs(cut, r->out);
+    } else
         put_fields(r, e);
     if (col)
         fputs("\033[0m", r->out);
