@@ -143,13 +143,15 @@ enum litmode { LIT_KEEP, LIT_SKIP, LIT_MESSAGE };
  * message parser. The assembler copies: a logical line spans literals, and
  * after COMPRESS the bytes are mxray's own inflated output. */
 struct line {
-    struct mx_buf text; /* the text segments and kept literals, at most IMAP_MAX_LINE bytes */
-    bool overflow;      /* text beyond IMAP_MAX_LINE was dropped */
-    uint64_t dropped;   /* how many bytes of it */
-    bool active;        /* bytes of the line were seen */
-    uint64_t off;       /* stream offset of its first byte */
-    uint64_t seg_len;   /* bytes of the current text segment */
-    uint8_t tail[24];   /* the segment's last bytes, for a literal spec after an overflow */
+    struct mx_buf text;        /* the text segments and kept literals, at most IMAP_MAX_LINE bytes */
+    bool overflow;             /* text beyond IMAP_MAX_LINE was dropped */
+    uint64_t dropped;          /* how many bytes of it */
+    bool active;               /* bytes of the line were seen */
+    uint64_t off;              /* stream offset of its first byte */
+    struct mx_frame_ref first; /* the frame of its first byte, noted then: its bytes are consumed as they come */
+    mx_frame_t cross;          /* overflow: the frame of its first byte past IMAP_MAX_LINE */
+    uint64_t seg_len;          /* bytes of the current text segment */
+    uint8_t tail[24];          /* the segment's last bytes, for a literal spec after an overflow */
     uint8_t tail_len;
     uint8_t shown[IMAP_SHOWN]; /* the text segments, literal contents left out */
     uint16_t shown_len;
@@ -1335,7 +1337,8 @@ static void line_reset(struct line *l)
     l->text = text;
 }
 
-static void line_append(struct imap *s, struct line *l, const uint8_t *p, size_t n)
+/* Appends n bytes of line l; `at` is the stream offset of p[0]. */
+static void line_append(struct imap *s, struct line *l, enum mx_dir d, const uint8_t *p, size_t n, uint64_t at)
 {
     if (l->overflow || !n) {
         l->dropped += n;
@@ -1343,6 +1346,7 @@ static void line_append(struct imap *s, struct line *l, const uint8_t *p, size_t
     }
     if (llen(l) + n > IMAP_MAX_LINE) {
         l->overflow = true;
+        l->cross = mx_ctx_frame_at(s->m.ctx, d, at + (IMAP_MAX_LINE - llen(l))).frame;
         l->dropped += llen(l) + n - IMAP_MAX_LINE;
         n = IMAP_MAX_LINE - llen(l);
     }
@@ -1496,9 +1500,13 @@ static void segment_end(struct imap *s, enum mx_dir d, uint64_t off)
     mx_frame_t a, b;
     mx_time_t ts;
     mx_span(s->m.ctx, d, l->off, (size_t)(off + 1 - l->off), &a, &b, &ts);
+    if (l->first.frame) { /* the line's start may be in a frame the host no longer knows */
+        a = l->first.frame;
+        ts = l->first.ts;
+    }
     mx_mail_seen(&s->m, ts);
-    if (l->overflow)
-        anomaly(s, d, A_LONG_LINE, l->off, (size_t)(off + 1 - l->off));
+    if (l->overflow) /* its frames: where it starts, where it crossed the cap */
+        mx_ctx_anomaly_frames(s->m.ctx, d, A_LONG_LINE, a, l->cross ? l->cross : b, ts);
     if (l->bare_lf)
         anomaly(s, d, A_BARE_LF, off, 1);
     if (!resync_ok(s, d, l)) {
@@ -1522,7 +1530,7 @@ static size_t literal_bytes(struct imap *s, enum mx_dir d, const uint8_t *p, siz
     size_t take = n < l->lit_left ? n : (size_t)l->lit_left;
     switch (l->litmode) {
     case LIT_KEEP:
-        line_append(s, l, p, take);
+        line_append(s, l, d, p, take, off);
         break;
     case LIT_MESSAGE:
         mx_message_feed(l->msg, mx_slice_make(p, take), off);
@@ -1585,11 +1593,12 @@ static size_t feed(struct imap *s, enum mx_dir d, const uint8_t *p, size_t n, ui
         if (!l->active) {
             l->active = true;
             l->off = stream ? off + pos : off;
+            l->first = mx_ctx_frame_at(s->m.ctx, d, l->off);
         }
         const uint8_t *lf = memchr(p + pos, '\n', n - pos);
         size_t end = lf ? (size_t)(lf - p) : n;
         size_t text = end - pos;
-        line_append(s, l, p + pos, text);
+        line_append(s, l, d, p + pos, text, stream ? off + pos : off);
         shown_append(l, p + pos, text);
         tail_append(l, p + pos, text);
         l->seg_len += text;

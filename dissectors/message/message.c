@@ -267,9 +267,11 @@ struct mx_message {
 
     /* line layer (its buffer is in b) */
     size_t line_len;
-    bool line_cont;    /* pieces of the current line were already processed */
-    size_t line_total; /* bytes of the current line so far */
-    bool skip_line;    /* after a gap: drop to the next LF */
+    bool line_cont;                 /* pieces of the current line were already processed */
+    size_t line_total;              /* bytes of the current line so far */
+    struct mx_frame_ref line_first; /* the frame of its first byte, noted while at hand */
+    mx_frame_t line_cross;          /* the frame of its byte past MSG_LINE_MAX, or 0 */
+    bool skip_line;                 /* after a gap: drop to the next LF */
 
     /* header field being unfolded (its buffer is in b) */
     size_t field_len;
@@ -1650,8 +1652,14 @@ static void line_out(struct mx_message *m, struct mx_slice s, struct mx_slice eo
     if (first)
         m->line_total = 0;
     m->line_total += s.len;
-    if (m->line_total > MSG_LINE_MAX && m->line_total - s.len <= MSG_LINE_MAX)
-        anomaly(m, A_LONG_LINE, m->cur_off, m->line_total);
+    if (m->line_total > MSG_LINE_MAX && m->line_total - s.len <= MSG_LINE_MAX) {
+        /* its frames: where it starts, where it crosses the cap */
+        if (m->line_first.frame && m->line_cross && m->env.ctx && m->anomalies[A_LONG_LINE]++ < MSG_ANOMALY_EMIT)
+            mx_ctx_anomaly_def_frames(m->env.ctx, m->env.dir, &message_anomalies[A_LONG_LINE], m->line_first.frame,
+                                      m->line_cross, m->line_first.ts);
+        else if (!m->line_first.frame || !m->line_cross)
+            anomaly(m, A_LONG_LINE, m->cur_off, m->line_total);
+    }
     on_line(m, s, eol, first);
     m->line_cont = eol.len == 0;
     if (eol.len)
@@ -1758,6 +1766,17 @@ void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t strea
         if (!m->line_len) {
             m->cur_off = off;
             m->cur_pos = off + delta;
+        }
+        if (m->env.ctx) {
+            /* The line's first frame, and the one carrying its byte past the
+             * cap: noted now, while the host still knows these bytes' frames. */
+            size_t idx = (m->line_cont ? m->line_total : 0) + m->line_len; /* p[0]'s place in the line */
+            if (!idx) {
+                m->line_first = mx_ctx_frame_at(m->env.ctx, m->env.dir, off);
+                m->line_cross = 0;
+            }
+            if (idx <= MSG_LINE_MAX && MSG_LINE_MAX < idx + seg)
+                m->line_cross = mx_ctx_frame_at(m->env.ctx, m->env.dir, off + (MSG_LINE_MAX - idx)).frame;
         }
         if (lf && !m->line_len) {
             /* the whole line is here: no copy */

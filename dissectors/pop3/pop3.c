@@ -639,7 +639,8 @@ static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bo
             break; /* wait for the rest of the line */
         size_t raw = l.raw;
         if (ls == MX_LINE_TOO_LONG) {
-            anomaly(s, MX_DIR_S2C, A_LONG_RESPONSE_LINE, base + pos, raw);
+            /* its frames: where it starts, where it crosses the cap */
+            anomaly(s, MX_DIR_S2C, A_LONG_RESPONSE_LINE, base + pos, POP3_MAX_RESP_LINE + 1);
             if (!l.lf) {
                 s->skip_to = s->smode;
                 s->smode = S_SKIP;
@@ -1065,7 +1066,8 @@ static struct mx_parse_result client_bytes(struct pop3 *s, struct mx_slice d, bo
         if (ls == MX_LINE_MORE)
             break;
         if (ls == MX_LINE_TOO_LONG) {
-            mx_mail_anomaly(&s->m, MX_DIR_C2S, MX_MAIL_LONG_COMMAND_LINE, base + pos, l.raw);
+            /* its frames: where it starts, where it crosses the cap */
+            mx_mail_anomaly(&s->m, MX_DIR_C2S, MX_MAIL_LONG_COMMAND_LINE, base + pos, POP3_MAX_CMD_LINE + 1);
             s->cskip = !l.lf;
         } else {
             client_line(s, l.text, base + pos, l.raw, l.bare_lf);

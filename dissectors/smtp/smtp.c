@@ -569,7 +569,8 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
         if (ls == MX_LINE_TOO_LONG) {
             /* Over-long: the reply code and the first bytes of text still
              * count; the rest of the line is skipped. */
-            anomaly(s, MX_DIR_S2C, A_LONG_REPLY_LINE, base + pos, l.raw);
+            /* its frames: where it starts, where it crosses the cap */
+            anomaly(s, MX_DIR_S2C, A_LONG_REPLY_LINE, base + pos, SMTP_MAX_REPLY_LINE + 1);
             server_line(s, l.text, base + pos, SMTP_MAX_REPLY_LINE);
             if (!l.lf) {
                 s->smode = S_SKIP;
@@ -1108,7 +1109,8 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
         if (ls == MX_LINE_MORE)
             break;
         if (ls == MX_LINE_TOO_LONG) {
-            mx_mail_anomaly(&s->m, MX_DIR_C2S, MX_MAIL_LONG_COMMAND_LINE, base + pos, l.raw);
+            /* its frames: where it starts, where it crosses the cap */
+            mx_mail_anomaly(&s->m, MX_DIR_C2S, MX_MAIL_LONG_COMMAND_LINE, base + pos, SMTP_MAX_CMD_LINE + 1);
             if (!l.lf)
                 s->cmode = C_SKIP;
         } else if (s->cmode != C_MIDSTREAM || midstream_line(s, l.text, base + pos, l.raw)) {

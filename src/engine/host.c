@@ -88,20 +88,26 @@ void mx_ctx_wake(struct mx_dissect_ctx *ctx, enum mx_dir dir)
     ctx->wake |= (uint8_t)(1u << dir);
 }
 
-void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uint64_t off, uint64_t len)
+void mx_ctx_anomaly_frames(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, mx_frame_t first, mx_frame_t last,
+                           mx_time_t ts)
 {
     if (!ctx->dis || idx >= ctx->dis->n_anomalies)
         return;
     if (ctx->dis_an && ++ctx->dis_an[idx] > MX_FLOW_EVENTS_PER_KIND)
         return; /* counted in the flow record; a hostile stream cannot flood the output */
-    struct mx_frame_ref a = mx_ctx_frame_at(ctx, dir, off);
-    struct mx_frame_ref b = mx_ctx_frame_at(ctx, dir, len ? off + len - 1 : off);
     mx_engine_emit_anomaly(ctx->eng, ctx->flow, (int)dir, ctx->dis->anomalies[idx].name, ctx->dis->anomalies[idx].desc,
-                           a.frame, b.frame, a.ts);
+                           first, last, ts);
 }
 
-void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def, uint64_t off,
-                        uint64_t len)
+void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uint64_t off, uint64_t len)
+{
+    struct mx_frame_ref a = mx_ctx_frame_at(ctx, dir, off);
+    struct mx_frame_ref b = mx_ctx_frame_at(ctx, dir, len ? off + len - 1 : off);
+    mx_ctx_anomaly_frames(ctx, dir, idx, a.frame, b.frame, a.ts);
+}
+
+void mx_ctx_anomaly_def_frames(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def,
+                               mx_frame_t first, mx_frame_t last, mx_time_t ts)
 {
     for (size_t i = 0; i < MX_ARRAY_LEN(ctx->other_an); i++) {
         if (ctx->other_an[i].def == def || !ctx->other_an[i].def) {
@@ -111,9 +117,15 @@ void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struc
             break;
         }
     }
+    mx_engine_emit_anomaly(ctx->eng, ctx->flow, (int)dir, def->name, def->desc, first, last, ts);
+}
+
+void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def, uint64_t off,
+                        uint64_t len)
+{
     struct mx_frame_ref a = mx_ctx_frame_at(ctx, dir, off);
     struct mx_frame_ref b = mx_ctx_frame_at(ctx, dir, len ? off + len - 1 : off);
-    mx_engine_emit_anomaly(ctx->eng, ctx->flow, (int)dir, def->name, def->desc, a.frame, b.frame, a.ts);
+    mx_ctx_anomaly_def_frames(ctx, dir, def, a.frame, b.frame, a.ts);
 }
 
 const char *mx_close_name(enum mx_close c)
