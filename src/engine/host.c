@@ -505,6 +505,35 @@ void mx_host_replay_drop(struct mx_dissect_ctx *ctx)
     ctx->replay = NULL;
 }
 
+int mx_host_replay_tls(const struct mx_dissect_ctx *ctx)
+{
+    const struct mx_replay *r = ctx->replay;
+    if (!r)
+        return -1;
+    uint8_t b[3];
+    size_t n = 0;
+    int dir = -1;
+    for (size_t i = 0; i < r->items.n && n < sizeof(b); i++) {
+        const struct mx_replay_item *it = mx_buf_at(&r->items, i);
+        if (it->gap) {
+            if (dir < 0 || it->dir == dir)
+                return -1; /* the first bytes were never captured */
+            continue;
+        }
+        if (!it->len || (dir >= 0 && it->dir != dir))
+            continue;
+        dir = it->dir;
+        size_t k = it->len < sizeof(b) - n ? (size_t)it->len : sizeof(b) - n;
+        memcpy(b + n, r->bytes + it->at, k);
+        n += k;
+    }
+    if (n < sizeof(b))
+        return -1;
+    /* RFC 8446 §5.1: ContentType handshake (22), legacy_record_version 3.x;
+     * SSL 2.0: a two-byte length with the top bit set, then ClientHello (1). */
+    return (b[0] == 22 && b[1] == 3 && b[2] <= 4) || ((b[0] & 0x80) && b[2] == 1);
+}
+
 static void replay_item(struct mx_dissect_ctx *ctx, const struct mx_replay *r, const struct mx_replay_item *it,
                         const struct mx_reasm_ops *ops)
 {
