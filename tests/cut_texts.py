@@ -5,8 +5,9 @@ Crafts a capture set (tests/pcapgen.py) with one over-long text of each kind
 mxray caps - an SMTP reply text, HELO name, MAIL and RCPT addresses and
 parameters, a RCPT reply, a Subject, Message-ID and Received clause, an
 attachment's file name, an IMAP command argument (the 1,384-byte FETCH line of
-the issue), a mailbox name, an untagged and a tagged response text, a login
-name; a POP3 reply and user name; a SASL identity - and one session with none,
+the issue), a mailbox name, an untagged line, a login name; a POP3 reply
+and user name; a SASL identity; a TLS SNI and a certificate's subject and
+issuer - and one session with none,
 then checks with mxray's JSON that:
   - each cut text's record has "<key>_len" equal to the text's length on the
     wire and "<key>_truncated": true, the text itself shorter;
@@ -18,6 +19,7 @@ and that the text timeline and the HTML report show "…[cut, N bytes]".
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -143,6 +145,53 @@ def pop3_session():
     return turns, expected
 
 
+def tls_session():
+    """Implicit TLS (port 993): a ClientHello with a 1,500-byte SNI, a ServerHello and a
+    certificate whose subject and issuer, as RFC 4514 text, run past 1,024 bytes."""
+    import datetime
+    import struct
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, f"unit{i:02d}-" + "o" * 52) for i in range(24)]
+                     + [x509.NameAttribute(NameOID.COMMON_NAME, "mail.example")])
+    key = ec.generate_private_key(ec.SECP256R1())
+    t0 = datetime.datetime(2024, 1, 1)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(t0).not_valid_after(t0 + datetime.timedelta(days=365))
+            .sign(key, hashes.SHA256()))
+    der = cert.public_bytes(__import__("cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]).Encoding.DER)
+    sni = ("s" * 60 + ".") * 24 + "example"
+
+    def u24(n):
+        return struct.pack("!I", n)[1:]
+
+    def hs(t, body):
+        return bytes([t]) + u24(len(body)) + body
+
+    def rec(body):
+        return b"\x16\x03\x03" + struct.pack("!H", len(body)) + body
+
+    host = sni.encode()
+    sni_ext = struct.pack("!HH", 0, len(host) + 5) + struct.pack("!HBH", len(host) + 3, 0, len(host)) + host
+    ch = b"\x03\x03" + b"\x01" * 32 + b"\x00" + struct.pack("!H", 2) + b"\xc0\x2f" + b"\x01\x00"
+    ch += struct.pack("!H", len(sni_ext)) + sni_ext
+    sh = b"\x03\x03" + b"\x02" * 32 + b"\x00" + b"\xc0\x2f" + b"\x00"
+    certs = u24(len(der)) + der
+    crt = u24(len(certs)) + certs
+    turns = [["c", rec(hs(1, ch)).decode("latin-1"), "latin-1"],
+             ["s", (rec(hs(2, sh)) + rec(hs(11, crt))).decode("latin-1"), "latin-1"]]
+    rfc = name.rfc4514_string()
+    expected = [
+        ("tls", None, "sni", len(host)),
+        ("tls", None, "certificate.subject", len(rfc)),
+        ("tls", None, "certificate.issuer", len(rfc)),
+    ]
+    return turns, expected
+
+
 def plain_session():
     return [
         ["s", "220 mx.example ESMTP\r\n"],
@@ -206,7 +255,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         outdir = keep or tmp
         os.makedirs(outdir, exist_ok=True)
-        cases = {"smtp": (25, smtp_session), "imap": (143, imap_session), "pop3": (110, pop3_session)}
+        cases = {"smtp": (25, smtp_session), "imap": (143, imap_session), "pop3": (110, pop3_session),
+                 "tls": (993, tls_session)}
         checked = 0
         for name, (port, make) in cases.items():
             turns, expected = make()
@@ -249,7 +299,7 @@ def main():
             run(mxray, "--html", html, pcap)
             with open(html, encoding="utf-8") as f:
                 h = f.read()
-            if "\u2026[cut, " not in h:
+            if not re.search("\u2026\\[([a-z_]+ )?cut, [0-9]+ bytes\\]", h):
                 fails.append(f"{name}: the HTML report shows no cut mark")
         # A session with no long text: no such key anywhere.
         pcap = os.path.join(outdir, "cut-none.pcap")

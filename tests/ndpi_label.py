@@ -106,6 +106,8 @@ def main():
                 h = f.read()
             if "handshake not completed" in h or "TLS_NOT_TLS" in h:
                 fails.append(f"{where}: the HTML report reads TLS")
+            if port != 143 and "its label: IMAPS), read as cleartext" not in h:
+                fails.append(f"{where}: the HTML report does not show nDPI's label beside mxray's reading")
             if "AUTHENTICATE" not in h:
                 fails.append(f"{where}: the HTML report shows no IMAP command")
     for f in fails:

@@ -568,7 +568,8 @@ struct cert_info {
     bool seen, parsed, self_signed, has_times;
     uint32_t chain_length;
     uint16_t subject_len, issuer_len;
-    char *subject, *issuer; /* RFC 4514 text, at most TLS_MAX_NAME bytes each */
+    uint32_t subject_wire, issuer_wire; /* their full lengths: more than kept when cut */
+    char *subject, *issuer;             /* RFC 4514 text, at most TLS_MAX_NAME bytes each */
     char not_before[64], not_after[64];
     char sha256[65];
 };
@@ -1244,14 +1245,19 @@ static void server_hello(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t 
 }
 
 /* A subject or issuer as RFC 4514 text, UTF-8 kept (the event layer escapes
- * what is not valid), at most TLS_MAX_NAME bytes; *out is NULL when out of memory. */
-static uint16_t name_text(const X509_NAME *name, char **out)
+ * what is not valid), at most TLS_MAX_NAME bytes, *wire its full length;
+ * *out is NULL when out of memory. */
+static uint16_t name_text(const X509_NAME *name, char **out, uint32_t *wire)
 {
     char buf[TLS_MAX_NAME];
     BIO *b = BIO_new(BIO_s_mem());
     int n = 0;
-    if (b && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0)
+    *wire = 0;
+    if (b && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+        size_t all = BIO_ctrl_pending(b);
+        *wire = all > UINT32_MAX ? UINT32_MAX : (uint32_t)all;
         n = BIO_read(b, buf, (int)sizeof(buf));
+    }
     BIO_free(b);
     if (n < 0)
         n = 0;
@@ -1282,6 +1288,7 @@ struct cert_memo {
     char sha256[65]; /* "" when empty */
     bool self_signed, has_times;
     uint16_t subject_len, issuer_len;
+    uint32_t subject_wire, issuer_wire;
     char subject[TLS_MAX_NAME], issuer[TLS_MAX_NAME];
     char not_before[64], not_after[64];
 };
@@ -1310,6 +1317,8 @@ static bool cert_recall(struct cert_info *ci)
         ci->parsed = true;
         ci->subject_len = m->subject_len;
         ci->issuer_len = m->issuer_len;
+        ci->subject_wire = m->subject_wire;
+        ci->issuer_wire = m->issuer_wire;
         ci->subject = dup_text(m->subject, m->subject_len);
         ci->issuer = dup_text(m->issuer, m->issuer_len);
         memcpy(ci->not_before, m->not_before, sizeof(ci->not_before));
@@ -1332,6 +1341,8 @@ static void cert_remember(const struct cert_info *ci)
     memcpy(m->sha256, ci->sha256, sizeof(m->sha256));
     m->subject_len = ci->subject_len;
     m->issuer_len = ci->issuer_len;
+    m->subject_wire = ci->subject_wire;
+    m->issuer_wire = ci->issuer_wire;
     memcpy(m->subject, ci->subject, ci->subject_len);
     memcpy(m->issuer, ci->issuer, ci->issuer_len);
     memcpy(m->not_before, ci->not_before, sizeof(m->not_before));
@@ -1379,8 +1390,8 @@ static void certificate(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t o
         return;
     }
     ci->parsed = true;
-    ci->subject_len = name_text(X509_get_subject_name(x), &ci->subject);
-    ci->issuer_len = name_text(X509_get_issuer_name(x), &ci->issuer);
+    ci->subject_len = name_text(X509_get_subject_name(x), &ci->subject, &ci->subject_wire);
+    ci->issuer_len = name_text(X509_get_issuer_name(x), &ci->issuer, &ci->issuer_wire);
     if (!ci->subject || !ci->issuer)
         t->oom = true;
     bool nb = time_text(X509_get0_notBefore(x), ci->not_before, sizeof(ci->not_before));
@@ -1862,7 +1873,7 @@ static void emit_record(struct mx_tls *t)
         version_name(sh->version, version, sizeof(version));
     emit_str_or_null(ev, "version", version);
     if (ch->has_sni)
-        mx_ev_wire(ev, "sni", mx_slice_make(ch->sni, ch->sni_len));
+        mx_ev_wire_cut(ev, "sni", mx_slice_make(ch->sni, ch->sni_len), ch->sni_wire);
     else
         mx_ev_null(ev, "sni");
     mx_ev_arr(ev, "alpn_offered");
@@ -1906,8 +1917,8 @@ static void emit_record(struct mx_tls *t)
     } else if (ci->seen) {
         mx_ev_obj(ev, "certificate");
         if (ci->parsed && ci->subject && ci->issuer) {
-            mx_ev_wire(ev, "subject", mx_slice_make(ci->subject, ci->subject_len));
-            mx_ev_wire(ev, "issuer", mx_slice_make(ci->issuer, ci->issuer_len));
+            mx_ev_wire_cut(ev, "subject", mx_slice_make(ci->subject, ci->subject_len), ci->subject_wire);
+            mx_ev_wire_cut(ev, "issuer", mx_slice_make(ci->issuer, ci->issuer_len), ci->issuer_wire);
         } else {
             mx_ev_null(ev, "subject");
             mx_ev_null(ev, "issuer");

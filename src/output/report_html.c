@@ -568,6 +568,14 @@ static void on_tls(struct html_rep *r, struct session *s, const struct mx_event 
             hb_puts(&d, ")");
         }
     }
+    char cut[512]; /* the texts it carries cut (SNI, subject, issuer), and their real lengths */
+    if (mx_ev_cut_mark(e, cut, sizeof(cut))) {
+        hb_puts(&l, cut);
+        if (hb_len(&d))
+            hb_puts(&d, "\n");
+        hb_puts(&d, "cut by mxray, real length:");
+        hb_puts(&d, cut);
+    }
     s->tls = true;
     struct step row;
     add_step(r, s, e, ST_TLS, mx_slice_make(hb_ptr(&l), hb_len(&l)), mx_slice_make(hb_ptr(&d), hb_len(&d)), &row);
