@@ -4,7 +4,8 @@
 Crafts a capture set (tests/pcapgen.py) with one over-long text of each kind
 mxray caps - an SMTP reply text, HELO name, MAIL and RCPT addresses and
 parameters, a RCPT reply, a Subject, Message-ID and Received clause, an
-attachment's file name, an IMAP command argument (the 1,384-byte FETCH line of
+attachment's file name and a MIME part's type, charset, encoding and
+disposition, an IMAP command argument (the 1,384-byte FETCH line of
 the issue), a mailbox name, an untagged line, a login name; a POP3 reply
 and user name; a SASL identity; a TLS SNI and a certificate's subject and
 issuer - and one session with none,
@@ -41,13 +42,19 @@ def smtp_session():
     msgid = "<" + "m" * 600 + "@example.org>"
     by = "relay." + "b" * 300 + ".example"  # Received clause: 256
     fname = "n" * 300 + ".pdf"  # file name: 256
+    ctype = "application/x-" + "c" * 200  # MIME part texts: 80, 40, 32, 24
+    charset = "x-" + "q" * 100
+    enc = "x-" + "e" * 60
+    disp = "inline-" + "d" * 50
     body = (
         f"Received: from a.example by {by} with ESMTP id 1; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
         f"From: a@example.org\r\nTo: b@example.net\r\nSubject: {subject}\r\nMessage-ID: {msgid}\r\n"
         'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="BB"\r\n\r\n'
         "--BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
         f'--BB\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="{fname}"\r\n'
-        "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--BB--\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+        f"--BB\r\nContent-Type: {ctype}; charset={charset}\r\nContent-Transfer-Encoding: {enc}\r\n"
+        f"Content-Disposition: {disp}\r\n\r\nxyz\r\n--BB--\r\n"
     )
     turns = [
         ["s", f"220 {greet}\r\n"],
@@ -83,6 +90,10 @@ def smtp_session():
         ("message", None, "headers.subject", n(subject)),
         ("message", None, "headers.received.0.by", n(by)),
         ("message", None, "parts.2.filename", n(fname)),
+        ("message", None, "parts.3.content_type", n(ctype)),
+        ("message", None, "parts.3.charset", n(charset)),
+        ("message", None, "parts.3.encoding", n(enc)),
+        ("message", None, "parts.3.disposition", n(disp)),
     ]
     return turns, expected
 

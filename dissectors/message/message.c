@@ -184,6 +184,7 @@ struct part_texts {
     uint8_t ctype[MSG_CTYPE_CAP], charset[MSG_CHARSET_CAP], encoding[MSG_ENCODING_CAP];
     uint8_t disposition[MSG_DISPOSITION_CAP], filename[MSG_FILENAME_CAP];
     size_t ctype_len, charset_len, encoding_len, disposition_len, filename_len;
+    uint16_t wire[T__N];              /* the texts' real lengths (T_CTYPE ... T_DISPOSITION; 0: as kept) */
     uint32_t filename_seen;           /* the decoded name's length, when it was cut (at most MSG_SAFE_IN) */
     bool filename_cut, filename_more; /* cut to fit; longer even than filename_seen */
 };
@@ -193,9 +194,10 @@ struct part_texts {
 struct part_rec {
     uint64_t size; /* leaf: decoded bytes; container: body bytes as carried */
     uint64_t bad_base64, bad_qp;
-    uint32_t text;      /* offset of its texts in m->text */
-    uint32_t inner;     /* 1 + offset of its embedded message's fields in m->text; 0: none */
-    uint16_t len[T__N]; /* lengths of its texts */
+    uint32_t text;       /* offset of its texts in m->text */
+    uint32_t inner;      /* 1 + offset of its embedded message's fields in m->text; 0: none */
+    uint16_t len[T__N];  /* lengths of its texts */
+    uint16_t wire[T__N]; /* their real lengths, when more than len (cut) */
     bool leaf, container, hashed, partial;
     uint8_t md5[16], sha1[20], sha256[32];
     char *extracted;         /* file name within the extract directory (malloc'd), or NULL */
@@ -1256,6 +1258,21 @@ static bool set_filename(struct part_texts *r, struct mx_slice v, const char *pa
 
 /* ---- MIME header fields of any entity ---- */
 
+/* The real length of the token mx_mime_token put into o (cut at o's cap):
+ * o.len when it was not cut, else counted again into room for the field. */
+static uint16_t token_wire(struct mx_slice v, struct mx_mime_out o)
+{
+    if (!o.trunc)
+        return 0;
+    uint8_t *big = malloc(MSG_FIELD_CAP);
+    struct mx_mime_out w = { big, 0, big ? MSG_FIELD_CAP : 0, false };
+    if (big)
+        mx_mime_token(v, &w);
+    free(big);
+    size_t n = w.len > o.len ? w.len : o.len + 1; /* at least one more than kept */
+    return (uint16_t)(n > UINT16_MAX ? UINT16_MAX : n);
+}
+
 static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name, struct mx_slice v, uint64_t off)
 {
     /* the texts are gathered for described parts only (m->cur, committed
@@ -1267,6 +1284,8 @@ static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name,
         uint8_t t[MSG_CTYPE_CAP];
         struct mx_mime_out o = { t, 0, sizeof(t), false };
         mx_mime_token(v, &o);
+        if (r)
+            r->wire[T_CTYPE] = token_wire(v, o);
         memcpy(e->ctype, t, o.len);
         e->ctype_len = (uint8_t)o.len;
         if (r)
@@ -1276,8 +1295,16 @@ static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name,
             e->blen = (uint8_t)b.len;
         if (r) {
             struct mx_mime_out c = { r->charset, 0, sizeof(r->charset), false };
-            if (mx_mime_param(v, "charset", &c, &unk))
+            if (mx_mime_param(v, "charset", &c, &unk)) {
                 r->charset_len = c.len;
+                if (c.trunc) { /* how long it was: read again into room for the whole field */
+                    uint8_t *big = malloc(MSG_FIELD_CAP);
+                    struct mx_mime_out w = { big, 0, big ? MSG_FIELD_CAP : 0, false };
+                    if (big && mx_mime_param(v, "charset", &w, NULL))
+                        r->wire[T_CHARSET] = (uint16_t)(w.len > c.len ? w.len : c.len + 1);
+                    free(big);
+                }
+            }
             if (!r->filename_len)
                 set_filename(r, v, "name", &unk);
         }
@@ -1286,6 +1313,8 @@ static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name,
         uint8_t t[MSG_ENCODING_CAP];
         struct mx_mime_out o = { t, 0, sizeof(t), false };
         mx_mime_token(v, &o);
+        if (r)
+            r->wire[T_ENCODING] = token_wire(v, o);
         struct mx_slice s = mx_slice_make(t, o.len);
         if (mx_mime_eq(s, "base64"))
             e->enc = E_BASE64;
@@ -1303,6 +1332,8 @@ static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name,
         uint8_t t[MSG_DISPOSITION_CAP];
         struct mx_mime_out o = { t, 0, sizeof(t), false };
         mx_mime_token(v, &o);
+        if (r)
+            r->wire[T_DISPOSITION] = token_wire(v, o);
         e->attachment = mx_mime_eq(mx_slice_make(t, o.len), "attachment");
         if (r) {
             set_bytes(r->disposition, sizeof(r->disposition), mx_slice_make(t, o.len), &r->disposition_len);
@@ -1418,6 +1449,7 @@ static void commit_texts(struct mx_message *m, struct ent *e)
     r->filename_seen = c->filename_seen;
     for (int k = 0; k < T__N; k++) {
         r->len[k] = (uint16_t)len[k];
+        r->wire[k] = c->wire[k] > len[k] ? c->wire[k] : 0;
         text_put(m, src[k], len[k]);
     }
 }
@@ -1987,10 +2019,15 @@ static void emit_parts(struct mx_message *m, struct mx_event *ev)
         mx_ev_obj(ev, NULL);
         mx_ev_wire(ev, "path", rec_text(m, r, T_PATH));
         mx_ev_wire(ev, "content_type", rec_text(m, r, T_CTYPE));
+        mx_ev_cut3(ev, "content_type_len", "content_type_truncated", r->len[T_CTYPE], r->wire[T_CTYPE]);
         static const char *const opt_keys[] = { "charset", "encoding", "disposition", "filename" };
+        static const char *const opt_cut[][2] = { CUTK("charset"), CUTK("encoding"), CUTK("disposition") };
         for (int k = T_CHARSET; k <= T_FILENAME; k++)
-            if (r->len[k])
+            if (r->len[k]) {
                 mx_ev_wire(ev, opt_keys[k - T_CHARSET], rec_text(m, r, k));
+                if (k != T_FILENAME) /* the file name's come below */
+                    mx_ev_cut3(ev, opt_cut[k - T_CHARSET][0], opt_cut[k - T_CHARSET][1], r->len[k], r->wire[k]);
+            }
         if (r->filename_cut) {
             /* the name was longer than the record keeps: how long, or at least */
             mx_ev_uint(ev, r->filename_more ? "filename_len_min" : "filename_len", r->filename_seen);
