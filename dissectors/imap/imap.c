@@ -151,15 +151,19 @@ enum litmode { LIT_KEEP, LIT_SKIP, LIT_MESSAGE };
  * message parser. The assembler copies: a logical line spans literals, and
  * after COMPRESS the bytes are mxray's own inflated output. */
 struct line {
-    struct mx_buf text; /* the text segments and kept literals, at most IMAP_MAX_LINE bytes */
-    bool overflow;      /* text beyond IMAP_MAX_LINE was dropped */
-    bool active;        /* bytes of the line were seen */
-    uint64_t off;       /* stream offset of its first byte */
-    uint64_t seg_len;   /* bytes of the current text segment */
-    uint8_t tail[24];   /* the segment's last bytes, for a literal spec after an overflow */
+    struct mx_buf text;        /* the text segments and kept literals, at most IMAP_MAX_LINE bytes */
+    bool overflow;             /* text beyond IMAP_MAX_LINE was dropped */
+    uint64_t dropped;          /* how many bytes of it */
+    bool active;               /* bytes of the line were seen */
+    uint64_t off;              /* stream offset of its first byte */
+    struct mx_frame_ref first; /* the frame of its first byte, noted then: its bytes are consumed as they come */
+    mx_frame_t cross;          /* overflow: the frame of its first byte past IMAP_MAX_LINE */
+    uint64_t seg_len;          /* bytes of the current text segment */
+    uint8_t tail[24];          /* the segment's last bytes, for a literal spec after an overflow */
     uint8_t tail_len;
     uint8_t shown[IMAP_SHOWN]; /* the text segments, literal contents left out */
     uint16_t shown_len;
+    uint64_t shown_wire; /* their real length: more than shown_len when cut */
     uint32_t n_lit;
     struct {
         uint32_t pos; /* where its content starts in b (kept) or would (skipped) */
@@ -316,6 +320,14 @@ static const uint8_t *lbytes(const struct line *l)
 static uint32_t llen(const struct line *l)
 {
     return (uint32_t)l->text.n;
+}
+
+/* The real length of a text that runs to the end of line l: more than
+ * t.len when the line overflowed IMAP_MAX_LINE. */
+static uint64_t lwire(const struct line *l, struct mx_slice t)
+{
+    bool at_end = t.ptr + t.len == lbytes(l) + llen(l);
+    return at_end ? t.len + l->dropped : t.len;
 }
 
 static struct tokz tokz_of(const struct line *l)
@@ -478,7 +490,7 @@ static void login_finish(struct imap *s, enum mx_login_outcome o, struct mx_slic
     mx_sasl_describe_identity(&l->sasl, ev);
     mx_ev_str(ev, "outcome", outcome);
     if (l->resp_code.len)
-        mx_ev_wire(ev, "code", mx_text_slice(&l->resp_code));
+        mx_ev_text_cut(ev, "code", &l->resp_code);
     mx_sasl_describe_secret(&l->sasl, ev, s->tls);
     mx_ev_frames(ev, l->frame, f ? f : l->frame);
     bool good = o == MX_LOGIN_SUCCESS;
@@ -635,8 +647,10 @@ static enum litmode literal_mode(struct imap *s, enum mx_dir d, uint64_t len, st
     if (d == MX_DIR_S2C) {
         if (fetch_literal(l, &env, section, sizeof(section))) {
             env.source = "imap.fetch";
-            if (s->selected)
+            if (s->selected) {
                 env.mailbox = mx_text_slice(&s->selected->name);
+                env.mailbox_len = s->selected->name.wire;
+            }
             env.section = mx_slice_make(section, strlen(section));
             *msg = mx_message_new(&env);
             if (!*msg)
@@ -674,7 +688,8 @@ static enum litmode literal_mode(struct imap *s, enum mx_dir d, uint64_t len, st
 /* ---- Records ---- */
 
 static void command_event(struct imap *s, const struct pending *p, struct mx_slice cmdname, struct mx_slice arg,
-                          const char *shown, bool pipelined, bool injected, mx_frame_t a, mx_frame_t b)
+                          uint64_t arg_wire, const char *shown, bool pipelined, bool injected, mx_frame_t a,
+                          mx_frame_t b)
 {
     struct mx_mail_command c = {
         .first = a,
@@ -685,8 +700,10 @@ static void command_event(struct imap *s, const struct pending *p, struct mx_sli
         .name = p->cmd == I_UNKNOWN ? NULL : cmds[p->cmd].name,
         .uid = p->uid,
         .arg = arg,
+        .arg_wire = arg_wire,
         .shown = shown,
         .mailbox = mx_text_slice(&p->mailbox),
+        .mailbox_wire = p->mailbox.wire,
         .pipelined = pipelined,
         .injected = injected,
         .explain = cmds[p->cmd].explain,
@@ -697,7 +714,7 @@ static void command_event(struct imap *s, const struct pending *p, struct mx_sli
 
 static void mailbox_fields(struct mx_event *ev, const struct mailbox *m)
 {
-    mx_ev_wire(ev, "name", mx_text_slice(&m->name));
+    mx_ev_text_cut(ev, "name", &m->name);
     if (m->has_exists)
         mx_ev_uint(ev, "exists", m->exists);
     if (m->has_recent)
@@ -718,7 +735,7 @@ static void idle_end(struct imap *s, mx_frame_t f, mx_time_t ts)
     s->idle.on = false;
     s->idles++;
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.idle", mx_ctx_flow_id(s->m.ctx), s->idle.start);
-    mx_ev_wire(ev, "tag", mx_text_slice(&s->idle.tag));
+    mx_ev_text_cut(ev, "tag", &s->idle.tag);
     mx_ev_time(ev, "start", s->idle.start);
     if (ts != MX_TIME_NONE)
         mx_ev_time(ev, "end", ts);
@@ -828,7 +845,7 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
     mx_ev_str(ev, "status", ok ? "OK" : no ? "NO" : "BAD");
     if (code.len)
         mx_ev_wire(ev, "code", code_inner(code));
-    mx_ev_wire(ev, "text", text);
+    mx_ev_wire_cut(ev, "text", text, lwire(&s->line[MX_DIR_S2C], text));
     double lat = 0;
     if (p) {
         mx_ev_obj(ev, "answers");
@@ -914,6 +931,7 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
                 s->state = IS_AUTHENTICATED; /* RFC 9051 §7.1.4 */
             mx_text_set(&s->greet_status, k);
             mx_text_set(&s->greeting, text);
+            s->greeting.wire = mx_text_sat(lwire(&s->line[MX_DIR_S2C], text), 0);
             mx_mail_greeted(&s->m);
         }
     } else if (!has_num && mx_ieq(k.ptr, k.len, "CAPABILITY")) {
@@ -953,7 +971,10 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
     if (code.len)
         mx_ev_wire(ev, "code", code_inner(code));
     struct mx_slice shown = mx_slice_make(s->line[MX_DIR_S2C].shown, s->line[MX_DIR_S2C].shown_len);
-    mx_ev_wire(ev, "text", status_word ? text : shown);
+    if (status_word)
+        mx_ev_wire_cut(ev, "text", text, lwire(&s->line[MX_DIR_S2C], text));
+    else
+        mx_ev_wire_cut(ev, "text", shown, s->line[MX_DIR_S2C].shown_wire);
     if (p && !s->idle.on) {
         mx_ev_obj(ev, "during");
         mx_ev_wire(ev, "tag", mx_slice_make(p->tag, p->tag_len));
@@ -1001,7 +1022,7 @@ static void continuation(struct imap *s, struct mx_slice text, mx_frame_t a, mx_
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
     mx_ev_str(ev, "for", what);
-    mx_ev_wire(ev, "text", text);
+    mx_ev_wire_cut(ev, "text", text, lwire(&s->line[MX_DIR_S2C], text));
     mx_ev_text(ev, "+ %.*s   [%s]", (int)text.len, (const char *)text.ptr, what);
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
@@ -1293,6 +1314,8 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
         if (skip <= shown_line.len)
             arg = mx_trim_cmd(mx_slice_make(shown_line.ptr + skip, shown_line.len - skip));
     }
+    /* A cut line: the argument's real length runs to the line's end. */
+    uint64_t arg_wire = l->shown_wire > l->shown_len ? l->shown_wire - (uint64_t)(arg.ptr - shown_line.ptr) : 0;
     if (s->server_lost && !s->m.pipelined) {
         /* Server bytes were lost, and this client never pipelined: it
          * waited for the completions still pending, which were in the hole. */
@@ -1318,7 +1341,7 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     s->m.pipelined += pipelined;
     if (find_tag(s, tag.v))
         anomaly(s, MX_DIR_C2S, A_DUPLICATE_TAG, l->off, llen(l));
-    command_event(s, &p, cmdname, arg, c.shown, pipelined, injected, a, b);
+    command_event(s, &p, cmdname, arg, arg_wire, c.shown, pipelined, injected, a, b);
     switch (mx_buf_append(&s->pend, &p, 1)) {
     case MX_BUF_CAPPED:
         mx_mail_anomaly(&s->m, MX_DIR_C2S, MX_MAIL_TOO_MANY_PENDING, l->off, llen(l));
@@ -1342,12 +1365,17 @@ static void line_reset(struct line *l)
     l->text = text;
 }
 
-static void line_append(struct imap *s, struct line *l, const uint8_t *p, size_t n)
+/* Appends n bytes of line l; `at` is the stream offset of p[0]. */
+static void line_append(struct imap *s, struct line *l, enum mx_dir d, const uint8_t *p, size_t n, uint64_t at)
 {
-    if (l->overflow || !n)
+    if (l->overflow || !n) {
+        l->dropped += n;
         return;
+    }
     if (llen(l) + n > IMAP_MAX_LINE) {
         l->overflow = true;
+        l->cross = mx_ctx_frame_at(s->m.ctx, d, at + (IMAP_MAX_LINE - llen(l))).frame;
+        l->dropped += llen(l) + n - IMAP_MAX_LINE;
         n = IMAP_MAX_LINE - llen(l);
     }
     if (mx_buf_append(&l->text, p, n) == MX_BUF_NOMEM) {
@@ -1359,6 +1387,10 @@ static void line_append(struct imap *s, struct line *l, const uint8_t *p, size_t
 static void shown_append(struct line *l, const uint8_t *p, size_t n)
 {
     size_t room = IMAP_SHOWN - l->shown_len;
+    bool cut = l->shown_wire > l->shown_len;
+    l->shown_wire += n;
+    if (cut) /* nothing after a cut */
+        n = 0;
     if (n > room)
         n = room;
     memcpy(l->shown + l->shown_len, p, n);
@@ -1496,9 +1528,13 @@ static void segment_end(struct imap *s, enum mx_dir d, uint64_t off)
     mx_frame_t a, b;
     mx_time_t ts;
     mx_span(s->m.ctx, d, l->off, (size_t)(off + 1 - l->off), &a, &b, &ts);
+    if (l->first.frame) { /* the line's start may be in a frame the host no longer knows */
+        a = l->first.frame;
+        ts = l->first.ts;
+    }
     mx_mail_seen(&s->m, ts);
-    if (l->overflow)
-        anomaly(s, d, A_LONG_LINE, l->off, (size_t)(off + 1 - l->off));
+    if (l->overflow) /* its frames: where it starts, where it crossed the cap */
+        mx_ctx_anomaly_frames(s->m.ctx, d, A_LONG_LINE, a, l->cross ? l->cross : b, ts);
     if (l->bare_lf)
         anomaly(s, d, A_BARE_LF, off, 1);
     if (!resync_ok(s, d, l)) {
@@ -1522,7 +1558,7 @@ static size_t literal_bytes(struct imap *s, enum mx_dir d, const uint8_t *p, siz
     size_t take = n < l->lit_left ? n : (size_t)l->lit_left;
     switch (l->litmode) {
     case LIT_KEEP:
-        line_append(s, l, p, take);
+        line_append(s, l, d, p, take, off);
         break;
     case LIT_MESSAGE:
         mx_message_feed(l->msg, mx_slice_make(p, take), off);
@@ -1585,11 +1621,12 @@ static size_t feed(struct imap *s, enum mx_dir d, const uint8_t *p, size_t n, ui
         if (!l->active) {
             l->active = true;
             l->off = stream ? off + pos : off;
+            l->first = mx_ctx_frame_at(s->m.ctx, d, l->off);
         }
         const uint8_t *lf = memchr(p + pos, '\n', n - pos);
         size_t end = lf ? (size_t)(lf - p) : n;
         size_t text = end - pos;
-        line_append(s, l, p + pos, text);
+        line_append(s, l, d, p + pos, text, stream ? off + pos : off);
         shown_append(l, p + pos, text);
         tail_append(l, p + pos, text);
         l->seg_len += text;
@@ -1600,7 +1637,12 @@ static size_t feed(struct imap *s, enum mx_dir d, const uint8_t *p, size_t n, ui
             l->tail_len--;
             if (!l->overflow && llen(l) && lbytes(l)[llen(l) - 1] == '\r')
                 l->text.n--;
-            if (l->shown_len && l->shown[l->shown_len - 1] == '\r')
+            else if (l->dropped)
+                l->dropped--; /* the CR was among the bytes dropped */
+            bool cut = l->shown_wire > l->shown_len;
+            if (l->shown_wire)
+                l->shown_wire--; /* the CR is on the wire's end, not in a cut text */
+            if (!cut && l->shown_len && l->shown[l->shown_len - 1] == '\r')
                 l->shown_len--;
         } else {
             l->bare_lf = true;
@@ -1683,8 +1725,8 @@ static void session_emit(struct imap *s)
     mx_ev_time(ev, "start", fi->start);
     if (s->greeted) {
         mx_ev_obj(ev, "greeting");
-        mx_ev_wire(ev, "status", mx_text_slice(&s->greet_status));
-        mx_ev_wire(ev, "text", mx_text_slice(&s->greeting));
+        mx_ev_text_cut(ev, "status", &s->greet_status);
+        mx_ev_text_cut(ev, "text", &s->greeting);
         mx_ev_end(ev);
     }
     mx_ev_bool(ev, "preauth", s->preauth);

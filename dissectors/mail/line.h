@@ -182,24 +182,53 @@ static inline enum mx_dot_step mx_dot_step(bool *bol, struct mx_slice d, bool en
 }
 
 /* A bounded copy of wire text (a reply text, an address, a mailbox name):
- * longer text is cut at MX_TEXT bytes. */
+ * longer text is cut at MX_TEXT bytes, and `wire` keeps its real length so
+ * that a record says it was cut and how long it was (mx_ev_text_cut). */
 #define MX_TEXT 256
 struct mx_text {
     uint16_t len;
+    uint32_t wire; /* the text's length on the wire (saturates at UINT32_MAX) */
     uint8_t b[MX_TEXT];
 };
+
+static inline uint32_t mx_text_sat(uint64_t a, uint64_t b)
+{
+    return a + b > UINT32_MAX ? UINT32_MAX : (uint32_t)(a + b);
+}
 
 static inline void mx_text_set(struct mx_text *t, struct mx_slice s)
 {
     size_t n = s.len < MX_TEXT ? s.len : MX_TEXT;
     memcpy(t->b, s.ptr, n);
     t->len = (uint16_t)n;
+    t->wire = mx_text_sat(s.len, 0);
+}
+
+/* Appends sep (unless it is 0), then s: a multi-line reply's lines joined
+ * by '\n'. Once the text is cut nothing more is kept, only counted. */
+static inline void mx_text_append(struct mx_text *t, char sep, struct mx_slice s)
+{
+    if (sep) {
+        if (t->len < MX_TEXT && t->len == t->wire)
+            t->b[t->len++] = (uint8_t)sep;
+        t->wire = mx_text_sat(t->wire, 1);
+    }
+    size_t n = s.len;
+    if (t->len != t->wire || n > (size_t)(MX_TEXT - t->len))
+        n = t->len == t->wire ? (size_t)(MX_TEXT - t->len) : 0; /* once cut, nothing after the cut */
+    memcpy(t->b + t->len, s.ptr, n);
+    t->len = (uint16_t)(t->len + n);
+    t->wire = mx_text_sat(t->wire, s.len);
 }
 
 static inline struct mx_slice mx_text_slice(const struct mx_text *t)
 {
     return mx_slice_make(t->b, t->len);
 }
+
+/* The text as a record field: "key", and "key_len", "key_truncated" when it
+ * was cut (mx_ev_wire_cut). key must be a string literal. */
+#define mx_ev_text_cut(ev, key, t) mx_ev_wire_cut((ev), key, mx_text_slice(t), (t)->wire)
 
 /* The frames carrying [off, off+len) of dir, and the time of the first. */
 static inline void mx_span(struct mx_dissect_ctx *ctx, enum mx_dir d, uint64_t off, size_t len, mx_frame_t *a,

@@ -355,9 +355,7 @@ static const char *endpoint(const struct mx_addr *a, uint16_t port, char *buf, s
 /* A TLV's value as text from the wire, cut at PROXY_VALUE_SHOWN. */
 static void tlv_value(struct mx_event *ev, struct mx_slice v)
 {
-    mx_ev_wire(ev, "value", mx_slice_make(v.ptr, v.len < PROXY_VALUE_SHOWN ? v.len : PROXY_VALUE_SHOWN));
-    if (v.len > PROXY_VALUE_SHOWN)
-        mx_ev_uint(ev, "value_len", v.len);
+    mx_ev_wire_cut(ev, "value", mx_slice_make(v.ptr, v.len < PROXY_VALUE_SHOWN ? v.len : PROXY_VALUE_SHOWN), v.len);
 }
 
 /* A value of no known meaning, in hex (its first 64 bytes) and its length. */

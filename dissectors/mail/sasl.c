@@ -33,6 +33,7 @@ struct sbuf {
     uint8_t *p;
     size_t cap;
     size_t len;
+    size_t want; /* bytes put, kept or not: the text's real length */
     bool full;
 };
 
@@ -105,12 +106,14 @@ static void sbuf_init(struct sbuf *b, uint8_t *p, size_t cap)
     b->p = p;
     b->cap = cap;
     b->len = 0;
+    b->want = 0;
     b->full = false;
 }
 
 /* Appends n bytes if they all fit; otherwise marks the buffer full. */
 static void sbuf_putn(struct sbuf *b, const uint8_t *p, size_t n)
 {
+    b->want += n;
     if (b->full || n == 0)
         return;
     if (n > b->cap - b->len) {
@@ -138,6 +141,7 @@ static void user_begin(struct mx_sasl *s, struct sbuf *b)
 static void user_end(struct mx_sasl *s, const struct sbuf *b)
 {
     s->user_len = b->len;
+    s->user_wire = b->want;
     s->user_known = true;
 }
 
@@ -149,10 +153,12 @@ static void user_set(struct mx_sasl *s, const uint8_t *p, size_t n)
     user_begin(s, &b);
     sbuf_putn(&b, p, n < b.cap ? n : b.cap);
     user_end(s, &b);
+    s->user_wire = n;
 }
 
-/* Sets the authzid field to raw bytes, truncated at MX_SASL_MAX_USER. */
-static void authzid_set(struct mx_sasl *s, const uint8_t *p, size_t n)
+/* Sets the authzid field to raw bytes (n of them valid at p), truncated at
+ * MX_SASL_MAX_USER; wire is its real length. */
+static void authzid_set(struct mx_sasl *s, const uint8_t *p, size_t n, size_t wire)
 {
     size_t k = n < sizeof s->authzid ? n : sizeof s->authzid;
 
@@ -160,6 +166,7 @@ static void authzid_set(struct mx_sasl *s, const uint8_t *p, size_t n)
     if (k > 0)
         memcpy(s->authzid, p, k);
     s->authzid_len = k;
+    s->authzid_wire = wire > k ? wire : k;
 }
 
 /* Records a secret: its length always, its bytes (capped) only with
@@ -346,7 +353,7 @@ static bool plain_client(struct mx_sasl *s, const uint8_t *m, size_t n)
     }
     b = (size_t)(z2 - m);
     if (a > 0)
-        authzid_set(s, m, a);
+        authzid_set(s, m, a, a);
     user_set(s, z1 + 1, b - a - 1);
     if (b - a - 1 == 0) /* authcid = 1*SAFE */
         s->decode_error = true;
@@ -474,13 +481,15 @@ static bool digest_client(struct mx_sasl *s, const uint8_t *m, size_t n)
             v1 = i;
             while (v1 > v0 && is_lws(m[v1 - 1]))
                 v1--;
-            sbuf_putn(&out, m + v0, v1 - v0 < out.cap ? v1 - v0 : out.cap);
+            size_t vn = v1 - v0, vk = vn < out.cap ? vn : out.cap;
+            sbuf_putn(&out, m + v0, vk);
+            out.want += vn - vk; /* the rest was cut */
         }
         if (is_user) {
             user_end(s, &out);
             have_user = true;
         } else if (is_authzid) {
-            authzid_set(s, az, out.len);
+            authzid_set(s, az, out.len, out.want);
         }
         while (i < n && is_lws(m[i]))
             i++;
@@ -849,7 +858,7 @@ static bool scram_client(struct mx_sasl *s, const uint8_t *m, size_t n)
         sbuf_init(&b, tmp, sizeof tmp);
         if (!gs2_unescape(az, az_len, &b))
             s->decode_error = true;
-        authzid_set(s, tmp, b.len);
+        authzid_set(s, tmp, b.len, b.want);
     }
     bare = m + hdr;
     blen = n - hdr;
@@ -949,7 +958,7 @@ bool mx_sasl_client(struct mx_sasl *s, struct mx_slice b64)
         break;
     case MX_SASL_EXTERNAL:
         /* RFC 4422 App. A.1: the response is the authzid, maybe empty. */
-        authzid_set(s, buf, n);
+        authzid_set(s, buf, n, n);
         carries = false;
         break;
     default:
@@ -966,6 +975,7 @@ void mx_sasl_set_user(struct mx_sasl *s, struct mx_slice user)
     size_t n = user.len < MX_SASL_MAX_USER ? user.len : MX_SASL_MAX_USER;
     memcpy(s->user, user.ptr, n);
     s->user_len = n;
+    s->user_wire = user.len;
     s->user_known = true;
 }
 
@@ -982,9 +992,9 @@ void mx_sasl_describe_identity(const struct mx_sasl *s, struct mx_event *ev)
 {
     mx_ev_str(ev, "mechanism", s->mech_name);
     if (s->user_known)
-        mx_ev_wire(ev, "user", mx_slice_make(s->user, s->user_len));
+        mx_ev_wire_cut(ev, "user", mx_slice_make(s->user, s->user_len), s->user_wire);
     if (s->authzid_len)
-        mx_ev_wire(ev, "authzid", mx_slice_make(s->authzid, s->authzid_len));
+        mx_ev_wire_cut(ev, "authzid", mx_slice_make(s->authzid, s->authzid_len), s->authzid_wire);
 }
 
 void mx_sasl_describe_secret(const struct mx_sasl *s, struct mx_event *ev, bool tls)
@@ -995,8 +1005,10 @@ void mx_sasl_describe_secret(const struct mx_sasl *s, struct mx_event *ev, bool 
     if (!s->secret_len)
         return;
     if (s->keep_secret)
-        mx_ev_wire(ev, "secret",
-                   mx_slice_make(s->secret, s->secret_len < MX_SASL_MAX_SECRET ? s->secret_len : MX_SASL_MAX_SECRET));
+        mx_ev_wire_cut(
+            ev, "secret",
+            mx_slice_make(s->secret, s->secret_len < MX_SASL_MAX_SECRET ? s->secret_len : MX_SASL_MAX_SECRET),
+            s->secret_len);
     else
         mx_ev_uint(ev, "secret_len", s->secret_len);
 }

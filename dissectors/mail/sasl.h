@@ -29,9 +29,11 @@ struct mx_sasl {
     char mech_name[MX_SASL_MAX_NAME]; /* as the client wrote it, upper-cased, NUL-terminated ASCII */
     uint8_t user[MX_SASL_MAX_USER];   /* authentication identity as sent (raw bytes) */
     size_t user_len;
+    size_t user_wire; /* its real length (decoded), more than user_len when cut */
     bool user_known;
     uint8_t authzid[MX_SASL_MAX_USER]; /* authorization identity, when one was given */
     size_t authzid_len;
+    size_t authzid_wire;                /* its real length, more than authzid_len when cut */
     uint8_t secret[MX_SASL_MAX_SECRET]; /* password or token: kept only when keep_secret */
     size_t secret_len;                  /* its length, always (capped bytes kept) */
     bool keep_secret;

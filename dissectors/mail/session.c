@@ -173,8 +173,8 @@ void mx_mail_describe_close(const struct mx_mail *m, struct mx_event *ev)
     mx_ev_obj(ev, "server_closed");
     mx_ev_str(ev, "status", c->status);
     if (c->code.len)
-        mx_ev_wire(ev, "code", mx_text_slice(&c->code));
-    mx_ev_wire(ev, "text", mx_text_slice(&c->text));
+        mx_ev_text_cut(ev, "code", &c->code);
+    mx_ev_text_cut(ev, "text", &c->text);
     if (c->answers)
         mx_ev_str(ev, "answers", c->answers);
     if (c->unanswered)
@@ -242,11 +242,13 @@ void mx_mail_queue_drop(struct mx_mail_queue *q, unsigned k)
 void mx_caps_init(struct mx_caps *c, size_t max)
 {
     mx_buf_init(&c->b, 1, 256, max);
+    c->dropped = 0;
 }
 
 void mx_caps_clear(struct mx_caps *c)
 {
     mx_buf_clear(&c->b, false);
+    c->dropped = 0;
 }
 
 void mx_caps_free(struct mx_caps *c)
@@ -267,10 +269,13 @@ bool mx_caps_next(const struct mx_caps *c, size_t *pos, struct mx_slice *v)
 
 bool mx_mail_caps_add(struct mx_mail *m, struct mx_caps *c, struct mx_slice v)
 {
-    if (v.len > 0xffff)
+    if (v.len > 0xffff) {
+        c->dropped++;
         return false;
+    }
     switch (mx_buf_reserve(&c->b, 2 + v.len)) {
     case MX_BUF_CAPPED:
+        c->dropped++;
         return false;
     case MX_BUF_NOMEM:
         mx_ctx_fail(m->ctx);
@@ -385,9 +390,9 @@ void mx_mail_command_record(struct mx_mail *m, const struct mx_mail_command *c)
     if (c->shown && !redact)
         mx_ev_wire(ev, "arg", mx_slice_make(c->shown, strlen(c->shown))); /* it quotes wire bytes */
     else if (c->arg.len && !redact)
-        mx_ev_wire(ev, "arg", c->arg);
+        mx_ev_wire_cut(ev, "arg", c->arg, c->arg_wire);
     if (c->mailbox.len)
-        mx_ev_wire(ev, "mailbox", c->mailbox);
+        mx_ev_wire_cut(ev, "mailbox", c->mailbox, c->mailbox_wire);
     if (c->pipelined)
         mx_ev_bool(ev, "pipelined", true);
     if (c->injected)
@@ -431,13 +436,15 @@ void mx_mail_auth_data_record(struct mx_mail *m, struct mx_slice line, bool secr
     mx_event_emit(sink, ev);
 }
 
-void mx_mail_describe_caps(struct mx_event *ev, const char *key, const struct mx_caps *c)
+void mx_mail_describe_caps2(struct mx_event *ev, const char *key, const char *not_listed_key, const struct mx_caps *c)
 {
     mx_ev_arr(ev, key);
     struct mx_slice v;
     for (size_t pos = 0; mx_caps_next(c, &pos, &v);)
         mx_ev_wire(ev, NULL, v);
     mx_ev_end(ev);
+    if (c->dropped)
+        mx_ev_uint(ev, not_listed_key, c->dropped);
 }
 
 void mx_mail_describe_session_caps(struct mx_mail *m, struct mx_event *ev)

@@ -112,6 +112,7 @@ void mx_mail_queue_drop(struct mx_mail_queue *q, unsigned k);
  * bytes in all; an entry past that is dropped. */
 struct mx_caps {
     struct mx_buf b;
+    uint32_t dropped; /* entries past the cap, not kept: the record says how many */
 };
 
 void mx_caps_init(struct mx_caps *c, size_t max);
@@ -329,9 +330,11 @@ struct mx_mail_command {
     const char *name;        /* the verb's canonical name; NULL: one the protocol does not define */
     bool uid;                /* IMAP's UID prefix (RFC 9051 §6.4.9) */
     struct mx_slice arg;     /* what follows the verb, as shown */
+    uint64_t arg_wire;       /* when arg was cut: its real length (IMAP: literal contents left out), else 0 */
     const char *shown;       /* replaces arg when it holds a secret; it quotes wire bytes */
     size_t redacted_len;     /* not 0: the whole line, of this length, may be a secret (mx_mail_line_maybe_secret) */
     struct mx_slice mailbox; /* IMAP: the mailbox named, or empty */
+    uint64_t mailbox_wire;   /* its real length (cut past MX_TEXT), or 0 */
     bool pipelined;          /* sent while earlier commands awaited their replies */
     bool injected;           /* sent after STARTTLS, before its reply (CVE-2011-0411) */
     const char *explain;     /* --explain: what it asks for; NULL: the protocol's text for unknown ones */
@@ -349,7 +352,10 @@ void mx_mail_auth_data_record(struct mx_mail *m, struct mx_slice line, bool secr
 
 /* Adds an array of capabilities under key. */
 struct mx_caps;
-void mx_mail_describe_caps(struct mx_event *ev, const char *key, const struct mx_caps *c);
+/* The entries of c as the array "key", then "key_not_listed" (entries past
+ * the cap) when some were not kept; key must be a string literal. */
+void mx_mail_describe_caps2(struct mx_event *ev, const char *key, const char *not_listed_key, const struct mx_caps *c);
+#define mx_mail_describe_caps(ev, key, c) mx_mail_describe_caps2((ev), key, key "_not_listed", (c))
 
 /* Adds the session record's "capabilities" (m->caps): what the server
  * listed in clear. When a key log decrypted the session, "capabilities"

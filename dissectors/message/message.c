@@ -84,6 +84,7 @@ static const struct mx_anomaly_def message_anomalies[A__COUNT] = { MESSAGE_ANOMA
 /* Header text kept from the wire (decoded where the field allows it). */
 struct kept {
     uint16_t len;
+    uint32_t wire; /* cut (more than len): its length on the wire, before RFC 2047 decoding */
     uint8_t b[MSG_KEEP_CAP];
 };
 
@@ -91,8 +92,16 @@ struct kept {
  * HOP_COMMENT holds the comments before the first clause. */
 enum { HOP_COMMENT, HOP_FROM, HOP_BY, HOP_VIA, HOP_WITH, HOP_ID, HOP_FOR, HOP_DATE, HOP__N };
 static const char *const hop_keys[HOP__N] = { "comment", "from", "by", "via", "with", "id", "for", "date" };
+/* The siblings of a cut clause (mx_ev_cut3): "<key>_len", "<key>_truncated". */
+#define CUTK(k)                  \
+    {                            \
+        k "_len", k "_truncated" \
+    }
+static const char *const hop_cut_keys[HOP__N][2] = { CUTK("comment"), CUTK("from"), CUTK("by"),  CUTK("via"),
+                                                     CUTK("with"),    CUTK("id"),   CUTK("for"), CUTK("date") };
 struct hop {
     uint16_t len[HOP__N];
+    uint32_t wire[HOP__N]; /* the clause's length on the wire (words joined by one space) */
     uint8_t b[HOP__N][MSG_HOP_CAP];
 };
 
@@ -123,6 +132,11 @@ static const char *const single_names[H__SINGLE] = {
 static const char *const single_keys[H__SINGLE] = {
     "from",     "sender",     "subject",          "date",        "message_id", "in_reply_to", "references",
     "x_mailer", "user_agent", "x_originating_ip", "return_path",
+};
+static const char *const single_cut_keys[H__SINGLE][2] = {
+    CUTK("from"),       CUTK("sender"),           CUTK("subject"),     CUTK("date"),
+    CUTK("message_id"), CUTK("in_reply_to"),      CUTK("references"),  CUTK("x_mailer"),
+    CUTK("user_agent"), CUTK("x_originating_ip"), CUTK("return_path"),
 };
 enum { L_TO, L_CC, L_BCC, L_REPLY_TO, L__N };
 static const char *const list_names[L__N] = { "to", "cc", "bcc", "reply-to" };
@@ -187,6 +201,7 @@ struct part_texts {
     uint8_t ctype[MSG_CTYPE_CAP], charset[MSG_CHARSET_CAP], encoding[MSG_ENCODING_CAP];
     uint8_t disposition[MSG_DISPOSITION_CAP], filename[MSG_FILENAME_CAP];
     size_t ctype_len, charset_len, encoding_len, disposition_len, filename_len;
+    uint16_t wire[T__N];              /* the texts' real lengths (T_CTYPE ... T_DISPOSITION; 0: as kept) */
     uint32_t filename_seen;           /* the decoded name's length, when it was cut (at most MSG_SAFE_IN) */
     bool filename_cut, filename_more; /* cut to fit; longer even than filename_seen */
 };
@@ -196,9 +211,10 @@ struct part_texts {
 struct part_rec {
     uint64_t size; /* leaf: decoded bytes; container: body bytes as carried */
     uint64_t bad_base64, bad_qp;
-    uint32_t text;      /* offset of its texts in m->text */
-    uint32_t inner;     /* 1 + offset of its embedded message's fields in m->text; 0: none */
-    uint16_t len[T__N]; /* lengths of its texts */
+    uint32_t text;       /* offset of its texts in m->text */
+    uint32_t inner;      /* 1 + offset of its embedded message's fields in m->text; 0: none */
+    uint16_t len[T__N];  /* lengths of its texts */
+    uint16_t wire[T__N]; /* their real lengths, when more than len (cut) */
     bool leaf, container, hashed, partial;
     uint8_t md5[16], sha1[20], sha256[32];
     char *extracted;         /* file name within the extract directory (malloc'd), or NULL */
@@ -272,9 +288,11 @@ struct mx_message {
 
     /* line layer (its buffer is in b) */
     size_t line_len;
-    bool line_cont;    /* pieces of the current line were already processed */
-    size_t line_total; /* bytes of the current line so far */
-    bool skip_line;    /* after a gap: drop to the next LF */
+    bool line_cont;                 /* pieces of the current line were already processed */
+    size_t line_total;              /* bytes of the current line so far */
+    struct mx_frame_ref line_first; /* the frame of its first byte, noted while at hand */
+    mx_frame_t line_cross;          /* the frame of its byte past MSG_LINE_MAX, or 0 */
+    bool skip_line;                 /* after a gap: drop to the next LF */
 
     /* header field being unfolded (its buffer is in b) */
     size_t field_len;
@@ -378,8 +396,10 @@ static struct headers *headers_new(void)
     if (!h)
         return NULL;
     memset(&h->inner, 0, sizeof(h->inner));
-    for (int k = 0; k < H__SINGLE; k++)
+    for (int k = 0; k < H__SINGLE; k++) {
         h->single[k].len = 0;
+        h->single[k].wire = 0;
+    }
     memset(h->seen, 0, sizeof(h->seen));
     for (int l = 0; l < L__N; l++)
         h->list[l].n = h->list[l].dropped = 0;
@@ -394,6 +414,7 @@ static void keep(struct kept *k, struct mx_slice s)
     size_t n = s.len < MSG_KEEP_CAP ? s.len : MSG_KEEP_CAP;
     memcpy(k->b, s.ptr, n);
     k->len = (uint16_t)n;
+    k->wire = s.len > UINT32_MAX ? UINT32_MAX : (uint32_t)s.len;
 }
 
 /* Decodes the RFC 2047 words of `s` into k. */
@@ -403,6 +424,10 @@ static void decode_words(struct mx_message *m, struct kept *k, struct mx_slice s
     unsigned unk = 0, bad = 0;
     mx_mime_decode_words(s, &o, &unk, &bad);
     k->len = (uint16_t)o.len;
+    /* Cut: the length on the wire; at least one more than kept should
+     * decoding have made the text longer than it was. */
+    uint64_t w = !o.trunc ? o.len : s.len > o.len ? s.len : o.len + 1;
+    k->wire = w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
     if (unk && report)
         anomaly(m, A_UNKNOWN_CHARSET, off, s.len);
     if (bad && report)
@@ -1041,10 +1066,18 @@ static void parse_list(struct mx_message *m, struct kept *a, uint32_t max, uint3
     }
 }
 
-/* Appends tok to a hop's clause `k`, a space between tokens, within MSG_HOP_CAP. */
+/* Appends tok to a hop's clause `k`, a space between tokens, within
+ * MSG_HOP_CAP; wire counts the clause's length as sent, cut or not. */
 static void hop_put(struct hop *hp, int k, struct mx_slice tok)
 {
     uint16_t *len = &hp->len[k];
+    uint32_t *wire = &hp->wire[k];
+    bool was_cut = *wire > *len;
+    if (*wire && *wire < UINT32_MAX)
+        (*wire)++;
+    *wire = tok.len > UINT32_MAX - *wire ? UINT32_MAX : *wire + (uint32_t)tok.len;
+    if (was_cut) /* nothing after a cut */
+        return;
     if (*len && *len < MSG_HOP_CAP)
         hp->b[k][(*len)++] = ' ';
     size_t n = tok.len < (size_t)(MSG_HOP_CAP - *len) ? tok.len : (size_t)(MSG_HOP_CAP - *len);
@@ -1090,6 +1123,7 @@ static void parse_received(struct headers *h, struct mx_slice v)
     }
     struct hop *hp = &h->hops[h->n_hops++];
     memset(hp->len, 0, sizeof(hp->len));
+    memset(hp->wire, 0, sizeof(hp->wire));
     /* RFC 5322 §3.6.7: received-token... ";" date-time */
     size_t semi = v.len;
     for (size_t i = v.len; i > 0; i--)
@@ -1102,6 +1136,7 @@ static void parse_received(struct headers *h, struct mx_slice v)
         size_t n = d.len < MSG_HOP_CAP ? d.len : MSG_HOP_CAP;
         memcpy(hp->b[HOP_DATE], d.ptr, n);
         hp->len[HOP_DATE] = (uint16_t)n;
+        hp->wire[HOP_DATE] = (uint32_t)(d.len > UINT32_MAX ? UINT32_MAX : d.len);
     }
     /* Tokens before the first clause are comments (CFWS, RFC 5322 §3.2.2),
      * kept in HOP_COMMENT; a comment-only field (qmail's) is a hop all the
@@ -1353,6 +1388,21 @@ static bool set_filename(struct part_texts *r, struct mx_slice v, const char *pa
 
 /* ---- MIME header fields of any entity ---- */
 
+/* The real length of the token mx_mime_token put into o (cut at o's cap):
+ * o.len when it was not cut, else counted again into room for the field. */
+static uint16_t token_wire(struct mx_slice v, struct mx_mime_out o)
+{
+    if (!o.trunc)
+        return 0;
+    uint8_t *big = malloc(MSG_FIELD_CAP);
+    struct mx_mime_out w = { big, 0, big ? MSG_FIELD_CAP : 0, false };
+    if (big)
+        mx_mime_token(v, &w);
+    free(big);
+    size_t n = w.len > o.len ? w.len : o.len + 1; /* at least one more than kept */
+    return (uint16_t)(n > UINT16_MAX ? UINT16_MAX : n);
+}
+
 static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name, struct mx_slice v, uint64_t off)
 {
     /* the texts are gathered for described parts only (m->cur, committed
@@ -1364,6 +1414,8 @@ static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name,
         uint8_t t[MSG_CTYPE_CAP];
         struct mx_mime_out o = { t, 0, sizeof(t), false };
         mx_mime_token(v, &o);
+        if (r)
+            r->wire[T_CTYPE] = token_wire(v, o);
         memcpy(e->ctype, t, o.len);
         e->ctype_len = (uint8_t)o.len;
         if (r)
@@ -1376,8 +1428,16 @@ static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name,
             e->charset_len = (uint8_t)cs.len;
         if (r) {
             struct mx_mime_out c = { r->charset, 0, sizeof(r->charset), false };
-            if (mx_mime_param(v, "charset", &c, &unk))
+            if (mx_mime_param(v, "charset", &c, &unk)) {
                 r->charset_len = c.len;
+                if (c.trunc) { /* how long it was: read again into room for the whole field */
+                    uint8_t *big = malloc(MSG_FIELD_CAP);
+                    struct mx_mime_out w = { big, 0, big ? MSG_FIELD_CAP : 0, false };
+                    if (big && mx_mime_param(v, "charset", &w, NULL))
+                        r->wire[T_CHARSET] = (uint16_t)(w.len > c.len ? w.len : c.len + 1);
+                    free(big);
+                }
+            }
             if (!r->filename_len)
                 set_filename(r, v, "name", &unk);
         }
@@ -1386,6 +1446,8 @@ static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name,
         uint8_t t[MSG_ENCODING_CAP];
         struct mx_mime_out o = { t, 0, sizeof(t), false };
         mx_mime_token(v, &o);
+        if (r)
+            r->wire[T_ENCODING] = token_wire(v, o);
         struct mx_slice s = mx_slice_make(t, o.len);
         if (mx_mime_eq(s, "base64"))
             e->enc = E_BASE64;
@@ -1403,6 +1465,8 @@ static void ent_field(struct mx_message *m, struct ent *e, struct mx_slice name,
         uint8_t t[MSG_DISPOSITION_CAP];
         struct mx_mime_out o = { t, 0, sizeof(t), false };
         mx_mime_token(v, &o);
+        if (r)
+            r->wire[T_DISPOSITION] = token_wire(v, o);
         e->attachment = mx_mime_eq(mx_slice_make(t, o.len), "attachment");
         if (r) {
             set_bytes(r->disposition, sizeof(r->disposition), mx_slice_make(t, o.len), &r->disposition_len);
@@ -1524,6 +1588,7 @@ static void commit_texts(struct mx_message *m, struct ent *e)
     r->filename_seen = c->filename_seen;
     for (int k = 0; k < T__N; k++) {
         r->len[k] = (uint16_t)len[k];
+        r->wire[k] = c->wire[k] > len[k] ? c->wire[k] : 0;
         text_put(m, src[k], len[k]);
     }
 }
@@ -1767,8 +1832,14 @@ static void line_out(struct mx_message *m, struct mx_slice s, struct mx_slice eo
     if (first)
         m->line_total = 0;
     m->line_total += s.len;
-    if (m->line_total > MSG_LINE_MAX && m->line_total - s.len <= MSG_LINE_MAX)
-        anomaly(m, A_LONG_LINE, m->cur_off, m->line_total);
+    if (m->line_total > MSG_LINE_MAX && m->line_total - s.len <= MSG_LINE_MAX) {
+        /* its frames: where it starts, where it crosses the cap */
+        if (m->line_first.frame && m->line_cross && m->env.ctx && m->anomalies[A_LONG_LINE]++ < MSG_ANOMALY_EMIT)
+            mx_ctx_anomaly_def_frames(m->env.ctx, m->env.dir, &message_anomalies[A_LONG_LINE], m->line_first.frame,
+                                      m->line_cross, m->line_first.ts);
+        else if (!m->line_first.frame || !m->line_cross)
+            anomaly(m, A_LONG_LINE, m->cur_off, m->line_total);
+    }
     on_line(m, s, eol, first);
     m->line_cont = eol.len == 0;
     if (eol.len)
@@ -1803,6 +1874,7 @@ struct mx_message *mx_message_new(const struct mx_message_env *env)
     if (n)
         memcpy(m->mailbox, env->mailbox.ptr, n);
     m->env.mailbox = mx_slice_make(m->mailbox, n);
+    m->env.mailbox_len = env->mailbox_len > env->mailbox.len ? env->mailbox_len : env->mailbox.len;
     n = env->section.ptr && env->section.len ? env->section.len : 0;
     n = n < sizeof(m->section) ? n : sizeof(m->section);
     if (n)
@@ -1875,6 +1947,17 @@ void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t strea
         if (!m->line_len) {
             m->cur_off = off;
             m->cur_pos = off + delta;
+        }
+        if (m->env.ctx) {
+            /* The line's first frame, and the one carrying its byte past the
+             * cap: noted now, while the host still knows these bytes' frames. */
+            size_t idx = (m->line_cont ? m->line_total : 0) + m->line_len; /* p[0]'s place in the line */
+            if (!idx) {
+                m->line_first = mx_ctx_frame_at(m->env.ctx, m->env.dir, off);
+                m->line_cross = 0;
+            }
+            if (idx <= MSG_LINE_MAX && MSG_LINE_MAX < idx + seg)
+                m->line_cross = mx_ctx_frame_at(m->env.ctx, m->env.dir, off + (MSG_LINE_MAX - idx)).frame;
         }
         if (lf && !m->line_len) {
             /* the whole line is here: no copy */
@@ -1961,9 +2044,12 @@ void mx_message_cut(struct mx_message *m)
     }
 }
 
-static void emit_kept(struct mx_event *ev, const char *key, const struct kept *k)
+/* A kept text; cut_keys: its "_len" and "_truncated" siblings (NULL in an array). */
+static void emit_kept(struct mx_event *ev, const char *key, const char *const *cut_keys, const struct kept *k)
 {
     mx_ev_wire(ev, key, mx_slice_make(k->b, k->len));
+    if (cut_keys)
+        mx_ev_cut3(ev, cut_keys[0], cut_keys[1], k->len, k->wire);
 }
 
 static void emit_list(struct mx_event *ev, const struct headers *h, int l, const char *dropped_key)
@@ -1981,7 +2067,7 @@ static void emit_list(struct mx_event *ev, const struct headers *h, int l, const
 static void emit_single(struct mx_event *ev, const struct headers *h, int k)
 {
     if (h->seen[k])
-        emit_kept(ev, single_keys[k], &h->single[k]);
+        emit_kept(ev, single_keys[k], single_cut_keys[k], &h->single[k]);
 }
 
 static void emit_headers(struct mx_message *m, struct mx_event *ev)
@@ -2002,8 +2088,10 @@ static void emit_headers(struct mx_message *m, struct mx_event *ev)
         for (uint32_t i = 0; i < h->n_hops; i++) {
             mx_ev_obj(ev, NULL);
             for (int k = 0; k < HOP__N; k++)
-                if (h->hops[i].len[k])
+                if (h->hops[i].len[k]) {
                     mx_ev_wire(ev, hop_keys[k], mx_slice_make(h->hops[i].b[k], h->hops[i].len[k]));
+                    mx_ev_cut3(ev, hop_cut_keys[k][0], hop_cut_keys[k][1], h->hops[i].len[k], h->hops[i].wire[k]);
+                }
             mx_ev_end(ev);
         }
         mx_ev_end(ev);
@@ -2017,7 +2105,7 @@ static void emit_headers(struct mx_message *m, struct mx_event *ev)
     if (h->n_authres) {
         mx_ev_arr(ev, "authentication_results");
         for (uint32_t i = 0; i < h->n_authres; i++)
-            emit_kept(ev, NULL, &h->authres[i]);
+            emit_kept(ev, NULL, NULL, &h->authres[i]);
         mx_ev_end(ev);
     }
     if (h->n_dkim) {
@@ -2082,14 +2170,19 @@ static void emit_parts(struct mx_message *m, struct mx_event *ev)
         mx_ev_obj(ev, NULL);
         mx_ev_wire(ev, "path", rec_text(m, r, T_PATH));
         mx_ev_wire(ev, "content_type", rec_text(m, r, T_CTYPE));
+        mx_ev_cut3(ev, "content_type_len", "content_type_truncated", r->len[T_CTYPE], r->wire[T_CTYPE]);
         static const char *const opt_keys[] = { "charset", "encoding", "disposition", "filename" };
+        static const char *const opt_cut[][2] = { CUTK("charset"), CUTK("encoding"), CUTK("disposition") };
         for (int k = T_CHARSET; k <= T_FILENAME; k++)
-            if (r->len[k])
+            if (r->len[k]) {
                 mx_ev_wire(ev, opt_keys[k - T_CHARSET], rec_text(m, r, k));
+                if (k != T_FILENAME) /* the file name's come below */
+                    mx_ev_cut3(ev, opt_cut[k - T_CHARSET][0], opt_cut[k - T_CHARSET][1], r->len[k], r->wire[k]);
+            }
         if (r->filename_cut) {
             /* the name was longer than the record keeps: how long, or at least */
-            mx_ev_bool(ev, "filename_cut", true);
             mx_ev_uint(ev, r->filename_more ? "filename_len_min" : "filename_len", r->filename_seen);
+            mx_ev_bool(ev, "filename_truncated", true);
         }
         if (r->leaf && r->hashed) {
             mx_ev_uint(ev, "size", r->size);
@@ -2157,7 +2250,7 @@ static void emit_record(struct mx_message *m)
     if (m->env.uid)
         mx_ev_uint(ev, "uid", m->env.uid);
     if (m->env.mailbox.len)
-        mx_ev_wire(ev, "mailbox", m->env.mailbox);
+        mx_ev_wire_cut(ev, "mailbox", m->env.mailbox, m->env.mailbox_len);
     if (m->env.section.len)
         mx_ev_wire(ev, "section", m->env.section);
     if (m->env.fragment)
@@ -2284,9 +2377,9 @@ void mx_message_describe(const struct mx_message *m, struct mx_event *ev, const 
     if (m->missing)
         mx_ev_uint(ev, "missing_bytes", m->missing);
     if (m->h->seen[H_MESSAGE_ID])
-        mx_ev_wire(ev, "message_id", mx_slice_make(m->h->single[H_MESSAGE_ID].b, m->h->single[H_MESSAGE_ID].len));
+        emit_kept(ev, "message_id", single_cut_keys[H_MESSAGE_ID], &m->h->single[H_MESSAGE_ID]);
     if (m->h->seen[H_SUBJECT])
-        mx_ev_wire(ev, "subject", mx_slice_make(m->h->single[H_SUBJECT].b, m->h->single[H_SUBJECT].len));
+        emit_kept(ev, "subject", single_cut_keys[H_SUBJECT], &m->h->single[H_SUBJECT]);
     if (m->ended) {
         uint32_t n_att = 0;
         for (uint32_t i = 0; i < m->parts.n; i++)

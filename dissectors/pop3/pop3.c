@@ -255,7 +255,7 @@ static void login_finish(struct pop3 *s, enum mx_login_outcome o, mx_frame_t f)
     mx_sasl_describe_identity(&l->sasl, ev);
     mx_ev_str(ev, "outcome", outcome);
     if (l->resp_code.len)
-        mx_ev_wire(ev, "resp_code", mx_text_slice(&l->resp_code));
+        mx_ev_text_cut(ev, "resp_code", &l->resp_code);
     mx_sasl_describe_secret(&l->sasl, ev, s->tls);
     mx_ev_frames(ev, l->frame, f ? f : l->frame);
     bool good = o == MX_LOGIN_SUCCESS;
@@ -311,9 +311,10 @@ static void listing_line(struct pop3 *s, struct mx_slice l, bool uidl)
     if (!e)
         return;
     e->num = (uint32_t)num;
-    if (uidl)
+    if (uidl) {
         mx_text_set(&e->uid, mx_slice_make(rest.ptr, rest.len < 70 ? rest.len : 70)); /* RFC 1939 §7: 1-70 chars */
-    else
+        e->uid.wire = mx_text_sat(rest.len, 0);                                       /* a longer one is cut */
+    } else
         number(rest, &e->size, NULL);
 }
 
@@ -332,8 +333,8 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
     mx_ev_frames(ev, s->rep.first_frame, last);
     mx_ev_str(ev, "status", s->rep.ok ? "+OK" : "-ERR");
     if (s->rep.resp_code.len)
-        mx_ev_wire(ev, "resp_code", mx_text_slice(&s->rep.resp_code));
-    mx_ev_wire(ev, "text", text);
+        mx_ev_text_cut(ev, "resp_code", &s->rep.resp_code);
+    mx_ev_text_cut(ev, "text", &s->rep.text);
     if (p->multi && s->rep.ok)
         mx_ev_uint(ev, "lines", s->rep.lines);
     double lat = 0;
@@ -357,7 +358,7 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
             mx_ev_obj(ev, NULL);
             mx_ev_uint(ev, "msg", e->num);
             if (p->cmd == P_UIDL)
-                mx_ev_wire(ev, "uid", mx_text_slice(&e->uid));
+                mx_ev_text_cut(ev, "uid", &e->uid);
             else
                 mx_ev_uint(ev, "size", e->size);
             mx_ev_end(ev);
@@ -654,7 +655,8 @@ static struct mx_parse_result server_bytes(struct pop3 *s, struct mx_slice d, bo
             break; /* wait for the rest of the line */
         size_t raw = l.raw;
         if (ls == MX_LINE_TOO_LONG) {
-            anomaly(s, MX_DIR_S2C, A_LONG_RESPONSE_LINE, base + pos, raw);
+            /* its frames: where it starts, where it crosses the cap */
+            anomaly(s, MX_DIR_S2C, A_LONG_RESPONSE_LINE, base + pos, POP3_MAX_RESP_LINE + 1);
             if (!l.lf) {
                 s->skip_to = s->smode;
                 s->smode = S_SKIP;
@@ -724,8 +726,10 @@ static void sent_pass(struct pop3 *s, struct command *c)
         anomaly(s, MX_DIR_C2S, A_COMMAND_OUT_OF_SEQUENCE, c->off, c->raw);
     struct mx_mail_login *l = mx_mail_login_start(&s->m, mx_slice_make("USER/PASS", 9), c->a, c->ts);
     if (l) {
-        if (s->user_sent)
+        if (s->user_sent) {
             mx_sasl_set_user(&l->sasl, mx_text_slice(&s->user));
+            l->sasl.user_wire = s->user.wire; /* its real length */
+        }
         mx_sasl_set_secret(&l->sasl, c->arg, true);
     }
     if (!mx_ctx_flow(s->m.ctx)->show_secrets) {
@@ -1079,7 +1083,8 @@ static struct mx_parse_result client_bytes(struct pop3 *s, struct mx_slice d, bo
         if (ls == MX_LINE_MORE)
             break;
         if (ls == MX_LINE_TOO_LONG) {
-            mx_mail_anomaly(&s->m, MX_DIR_C2S, MX_MAIL_LONG_COMMAND_LINE, base + pos, l.raw);
+            /* its frames: where it starts, where it crosses the cap */
+            mx_mail_anomaly(&s->m, MX_DIR_C2S, MX_MAIL_LONG_COMMAND_LINE, base + pos, POP3_MAX_CMD_LINE + 1);
             s->cskip = !l.lf;
         } else {
             client_line(s, l.text, base + pos, l.raw, l.bare_lf);
@@ -1140,7 +1145,7 @@ static void session_emit(struct pop3 *s)
     if (s->greeted) {
         mx_ev_obj(ev, "greeting");
         mx_ev_str(ev, "status", s->greet_ok ? "+OK" : "-ERR");
-        mx_ev_wire(ev, "text", mx_text_slice(&s->greeting));
+        mx_ev_text_cut(ev, "text", &s->greeting);
         mx_ev_end(ev);
     }
     mx_ev_bool(ev, "apop_timestamp", s->apop_timestamp);
@@ -1159,8 +1164,8 @@ static void session_emit(struct pop3 *s)
         mx_ev_obj(ev, NULL);
         mx_ev_str(ev, "command", cmds[f->cmd].name);
         if (f->resp_code.len)
-            mx_ev_wire(ev, "resp_code", mx_text_slice(&f->resp_code));
-        mx_ev_wire(ev, "text", mx_text_slice(&f->text));
+            mx_ev_text_cut(ev, "resp_code", &f->resp_code);
+        mx_ev_text_cut(ev, "text", &f->text);
         mx_ev_frames(ev, f->frame, f->frame);
         mx_ev_end(ev);
     }

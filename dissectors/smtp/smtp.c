@@ -229,6 +229,7 @@ struct reply {
     int code;
     const struct mx_enhanced_code *enh; /* its enhanced code (RFC 3463), cls 0 for none */
     struct mx_slice text;               /* after the codes */
+    const struct mx_text *full;         /* the same with its real length */
     mx_frame_t last;                    /* its last frame */
     bool ok;                            /* 2xx */
 };
@@ -239,7 +240,7 @@ static void answered_connect(struct smtp *s, const struct pending *p, const stru
 {
     (void)p;
     s->greet_code = r->code;
-    mx_text_set(&s->greeting, r->text);
+    s->greeting = *r->full;
     mx_mail_greeted(&s->m);
 }
 
@@ -265,6 +266,8 @@ static void answered_mail(struct smtp *s, const struct pending *p, const struct 
             smtp_txn_close(s, &s->txn, D_ABORTED);
             smtp_txn_open(s, mx_text_slice(&s->staged.from), mx_text_slice(&s->staged.params), s->staged.frame,
                           s->staged.ts);
+            s->txn.mail_from = s->staged.from; /* with their real lengths */
+            s->txn.mail_params = s->staged.params;
             s->txn.mail_code = r->code;
         }
         s->staged.on = false;
@@ -277,7 +280,7 @@ static void answered_mail(struct smtp *s, const struct pending *p, const struct 
     t->mail_enh = *r->enh;
     t->last_frame = r->last;
     if (!r->ok)
-        mx_text_set(&t->last_reply, r->text);
+        t->last_reply = *r->full;
 }
 
 static void answered_rcpt(struct smtp *s, const struct pending *p, const struct reply *r)
@@ -288,7 +291,7 @@ static void answered_rcpt(struct smtp *s, const struct pending *p, const struct 
     struct rcpt *rc = rcpt_at(t, p->rcpt);
     rc->code = r->code;
     rc->enh = *r->enh;
-    mx_text_set(&rc->text, r->text);
+    rc->text = *r->full;
     rc->outcome = r->ok ? O_ACCEPTED : r->code >= 400 && r->code < 500 ? O_DEFERRED : O_REJECTED;
     rc->reply_frame = r->last;
     t->last_frame = r->last;
@@ -315,7 +318,7 @@ static void answered_data(struct smtp *s, const struct pending *p, const struct 
             t->rejected_data = true;
             t->data_code = r->code;
             t->data_enh = *r->enh;
-            mx_text_set(&t->last_reply, r->text);
+            t->last_reply = *r->full;
             t->last_frame = r->last;
         }
     }
@@ -351,7 +354,7 @@ static void answered_data_end(struct smtp *s, const struct pending *p, const str
     t->data_code = r->code;
     t->rejected_data = false;
     t->data_enh = *r->enh;
-    mx_text_set(&t->last_reply, r->text);
+    t->last_reply = *r->full;
     if (r->ok)
         find_queue_id(t, r->text);
     if (t == &s->fin || p->last || p->verb == V_DATA_END)
@@ -537,7 +540,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     mx_ev_int(ev, "code", s->rep.code);
     if (s->rep.enh.cls)
         mx_ev_str(ev, "enhanced", s->rep.enh.text);
-    mx_ev_wire(ev, "text", text);
+    mx_ev_text_cut(ev, "text", &s->rep.text);
     if (s->rep.lines > 1)
         mx_ev_uint(ev, "lines", s->rep.lines);
     double lat = 0;
@@ -548,7 +551,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         if (p.frame)
             mx_ev_uint(ev, "frame", p.frame);
         if (rt && p.rcpt < rt->rcpts.n) /* LMTP: the recipient this reply is for (RFC 2033 §4.2) */
-            mx_ev_wire(ev, "recipient", mx_text_slice(&rcpt_at(rt, p.rcpt)->addr));
+            mx_ev_text_cut(ev, "recipient", &rcpt_at(rt, p.rcpt)->addr);
         mx_ev_end(ev);
         lat = mx_time_secs(p.ts, ts);
         mx_ev_double(ev, "latency", lat);
@@ -594,7 +597,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
                    first, (const char *)text.ptr, s->rep.lines > 1 ? " (+ more lines)" : "");
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
     if (have && verbs[p.verb].answered) {
-        struct reply r = { s->rep.code, &s->rep.enh, text, b, s->rep.code >= 200 && s->rep.code < 300 };
+        struct reply r = { s->rep.code, &s->rep.enh, text, &s->rep.text, b, s->rep.code >= 200 && s->rep.code < 300 };
         verbs[p.verb].answered(s, &p, &r);
     }
     s->rep.active = false;
@@ -628,6 +631,7 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         s->rep.code = code;
         s->rep.enh = enh;
         s->rep.text.len = 0;
+        s->rep.text.wire = 0;
         s->rep.lines = 0;
         s->rep.off = off;
         struct mx_frame_ref fr = mx_ctx_frame_at(s->m.ctx, MX_DIR_S2C, off);
@@ -648,14 +652,7 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     if (s->rep.lines > 0 && s->q.n && lists_extensions(head(s)->verb) && code == 250)
         parse_caps_line(s, text);
     if (s->rep.lines < SMTP_MAX_REPLY_LINES) {
-        struct mx_text *t = &s->rep.text;
-        if (s->rep.lines && t->len < MX_TEXT)
-            t->b[t->len++] = '\n';
-        size_t n = rest.len;
-        if (n > (size_t)(MX_TEXT - t->len))
-            n = (size_t)(MX_TEXT - t->len);
-        memcpy(t->b + t->len, rest.ptr, n);
-        t->len = (uint16_t)(t->len + n);
+        mx_text_append(&s->rep.text, s->rep.lines ? '\n' : 0, rest);
     }
     s->rep.lines++;
     s->rep.raw = (size_t)(off + raw_len - s->rep.off);
@@ -692,7 +689,8 @@ static struct mx_parse_result server_bytes(struct smtp *s, struct mx_slice d, bo
         if (ls == MX_LINE_TOO_LONG) {
             /* Over-long: the reply code and the first bytes of text still
              * count; the rest of the line is skipped. */
-            anomaly(s, MX_DIR_S2C, A_LONG_REPLY_LINE, base + pos, l.raw);
+            /* its frames: where it starts, where it crosses the cap */
+            anomaly(s, MX_DIR_S2C, A_LONG_REPLY_LINE, base + pos, SMTP_MAX_REPLY_LINE + 1);
             server_line(s, l.text, base + pos, SMTP_MAX_REPLY_LINE);
             if (!l.lf) {
                 s->smode = S_SKIP;
@@ -1289,7 +1287,8 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
         if (ls == MX_LINE_MORE)
             break;
         if (ls == MX_LINE_TOO_LONG) {
-            mx_mail_anomaly(&s->m, MX_DIR_C2S, MX_MAIL_LONG_COMMAND_LINE, base + pos, l.raw);
+            /* its frames: where it starts, where it crosses the cap */
+            mx_mail_anomaly(&s->m, MX_DIR_C2S, MX_MAIL_LONG_COMMAND_LINE, base + pos, SMTP_MAX_CMD_LINE + 1);
             if (!l.lf)
                 s->cmode = C_SKIP;
         } else if (s->cmode != C_MIDSTREAM || midstream_line(s, l.text, base + pos, l.raw, l.bare_lf)) {
@@ -1364,13 +1363,13 @@ static void session_emit(struct smtp *s)
     if (s->greet_code) {
         mx_ev_obj(ev, "greeting");
         mx_ev_int(ev, "code", s->greet_code);
-        mx_ev_wire(ev, "text", mx_text_slice(&s->greeting));
+        mx_ev_text_cut(ev, "text", &s->greeting);
         mx_ev_end(ev);
     }
     enum verb hv;
     const struct mx_text *helo = smtp_helo_of(s, &hv);
     if (hv) {
-        mx_ev_wire(ev, "helo", mx_text_slice(helo));
+        mx_ev_text_cut(ev, "helo", helo);
         mx_ev_bool(ev, "esmtp", lists_extensions(hv));
     }
     mx_mail_describe_session_caps(&s->m, ev);

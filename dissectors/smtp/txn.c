@@ -82,7 +82,7 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
     const char *step = NULL;
     int code = 0;
     const struct mx_enhanced_code *enh = &none;
-    struct mx_slice text = mx_text_slice(&t->last_reply);
+    const struct mx_text *full = &t->last_reply;
     mx_frame_t frame = t->last_frame;
     if (t->mail_code >= 400) {
         /* A refused MAIL is the root: what followed was refused because of it. */
@@ -101,7 +101,7 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
                 step = t->bdat ? "BDAT" : "(end of data)";
                 code = d->code;
                 enh = &d->enh;
-                text = mx_text_slice(&d->text);
+                full = &d->text;
                 frame = d->frame;
             }
         }
@@ -112,7 +112,7 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
                 step = "RCPT";
                 code = rcpt_at(t, i)->code;
                 enh = &rcpt_at(t, i)->enh;
-                text = mx_text_slice(&rcpt_at(t, i)->text);
+                full = &rcpt_at(t, i)->text;
                 frame = rcpt_at(t, i)->reply_frame;
             }
         }
@@ -123,7 +123,8 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
         mx_ev_int(ev, "code", code);
         if (enh->cls)
             mx_ev_str(ev, "enhanced", enh->text);
-        mx_ev_wire(ev, "text", text);
+        struct mx_slice text = mx_text_slice(full);
+        mx_ev_text_cut(ev, "text", full);
         mx_ev_frames(ev, frame, frame);
         smtp_failure_fields(s, t, step, code, enh, text, ev);
     } else if (t->lmtp && (disposition == D_MIXED || disposition == D_NO_REPLY)) {
@@ -162,7 +163,7 @@ static void delivery_emit(struct smtp *s, const struct txn *t, const struct rcpt
         mx_ev_int(ev, "code", d->code);
         if (d->enh.cls)
             mx_ev_str(ev, "enhanced", d->enh.text);
-        mx_ev_wire(ev, "text", mx_text_slice(&d->text));
+        mx_ev_text_cut(ev, "text", &d->text);
         if (d->outcome != O_ACCEPTED)
             smtp_failure_fields(s, t, t->bdat ? "BDAT" : "(end of data)", d->code, &d->enh, mx_text_slice(&d->text),
                                 ev);
@@ -180,10 +181,10 @@ static void txn_emit(struct smtp *s, const struct txn *t, enum disposition dispo
     enum verb hv;
     const struct mx_text *helo = smtp_helo_of(s, &hv);
     if (hv)
-        mx_ev_wire(ev, "helo", mx_text_slice(helo));
-    mx_ev_wire(ev, "mailfrom", mx_text_slice(&t->mail_from));
+        mx_ev_text_cut(ev, "helo", helo);
+    mx_ev_text_cut(ev, "mailfrom", &t->mail_from);
     if (t->mail_params.len)
-        mx_ev_wire(ev, "mail_params", mx_text_slice(&t->mail_params));
+        mx_ev_text_cut(ev, "mail_params", &t->mail_params);
     mx_ev_arr(ev, "rcptto");
     for (uint32_t i = 0; i < t->rcpts.n; i++)
         mx_ev_wire(ev, NULL, mx_text_slice(&rcpt_at(t, i)->addr));
@@ -192,16 +193,16 @@ static void txn_emit(struct smtp *s, const struct txn *t, enum disposition dispo
     for (uint32_t i = 0; i < t->rcpts.n; i++) {
         const struct rcpt *r = rcpt_at(t, i);
         mx_ev_obj(ev, NULL);
-        mx_ev_wire(ev, "addr", mx_text_slice(&r->addr));
+        mx_ev_text_cut(ev, "addr", &r->addr);
         if (r->params.len)
-            mx_ev_wire(ev, "params", mx_text_slice(&r->params));
+            mx_ev_text_cut(ev, "params", &r->params);
         mx_ev_str(ev, "outcome", outcome_names[r->outcome]);
         if (r->code)
             mx_ev_int(ev, "code", r->code);
         if (r->enh.cls)
             mx_ev_str(ev, "enhanced", r->enh.text);
         if (r->text.len)
-            mx_ev_wire(ev, "text", mx_text_slice(&r->text));
+            mx_ev_text_cut(ev, "text", &r->text);
         if (r->code && r->outcome != O_ACCEPTED)
             smtp_failure_fields(s, t, "RCPT", r->code, &r->enh, mx_text_slice(&r->text), ev);
         if (t->lmtp && r->outcome == O_ACCEPTED)
@@ -217,9 +218,9 @@ static void txn_emit(struct smtp *s, const struct txn *t, enum disposition dispo
     if (t->bdat)
         mx_ev_uint(ev, "bdat_chunks", t->chunks);
     if (t->last_reply.len)
-        mx_ev_wire(ev, "last_reply", mx_text_slice(&t->last_reply));
+        mx_ev_text_cut(ev, "last_reply", &t->last_reply);
     if (t->queue_id.len)
-        mx_ev_wire(ev, "queue_id", mx_text_slice(&t->queue_id));
+        mx_ev_text_cut(ev, "queue_id", &t->queue_id);
     mx_ev_str(ev, "disposition", disposition_names[disposition]);
     if (disposition != D_ACCEPTED)
         txn_failure(s, t, disposition, ev);

@@ -535,6 +535,7 @@ struct client_hello {
     bool has_sni, has_alpn, has_versions;
     uint16_t version; /* legacy_version (RFC 8446 §4.1.2) */
     uint16_t n_ciphers, n_exts, n_groups, n_formats, n_sigalgs, n_versions, sni_len, alpn_used;
+    uint16_t sni_wire; /* the name's length on the wire: more than sni_len when cut */
     uint8_t n_alpn;
     uint32_t ciphers[TLS_MAX_CIPHERS]; /* SSL 2.0 kinds are 24-bit */
     uint16_t exts[TLS_MAX_EXTS];
@@ -555,6 +556,7 @@ struct offer {
     bool v2, has_versions, has_sni;
     uint8_t n_alpn;
     uint16_t version, n_versions, n_ciphers, sni_len, alpn_used;
+    uint16_t sni_wire; /* the name's length on the wire: more than sni_len when cut */
     uint16_t versions[TLS_MAX_VERSIONS];
     uint16_t alpn_off[TLS_MAX_ALPN];
     uint8_t alpn_len[TLS_MAX_ALPN];
@@ -579,7 +581,8 @@ struct cert_info {
     bool seen, parsed, self_signed, has_times;
     uint32_t chain_length;
     uint16_t subject_len, issuer_len;
-    char *subject, *issuer; /* RFC 4514 text, at most TLS_MAX_NAME bytes each */
+    uint32_t subject_wire, issuer_wire; /* their full lengths: more than kept when cut */
+    char *subject, *issuer;             /* RFC 4514 text, at most TLS_MAX_NAME bytes each */
     char not_before[64], not_after[64];
     char sha256[65];
 };
@@ -1048,6 +1051,7 @@ static void client_ext(struct client_hello *ch, uint16_t type, struct mx_cursor 
                 size_t n = name.len < TLS_MAX_SNI ? name.len : TLS_MAX_SNI;
                 memcpy(ch->sni, name.ptr, n);
                 ch->sni_len = (uint16_t)n;
+                ch->sni_wire = (uint16_t)name.len;
             }
         }
         if (l.err)
@@ -1131,6 +1135,7 @@ static void keep_offer(struct mx_tls *t, const struct client_hello *ch)
     memcpy(o->ciphers, ch->ciphers, ch->n_ciphers * sizeof(*o->ciphers));
     o->has_sni = ch->has_sni;
     o->sni_len = ch->sni_len;
+    o->sni_wire = ch->sni_wire;
     memcpy(o->sni, ch->sni, ch->sni_len);
     o->n_alpn = ch->n_alpn;
     o->alpn_used = ch->alpn_used;
@@ -1300,14 +1305,19 @@ static void server_hello(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t 
 }
 
 /* A subject or issuer as RFC 4514 text, UTF-8 kept (the event layer escapes
- * what is not valid), at most TLS_MAX_NAME bytes; *out is NULL when out of memory. */
-static uint16_t name_text(const X509_NAME *name, char **out)
+ * what is not valid), at most TLS_MAX_NAME bytes, *wire its full length;
+ * *out is NULL when out of memory. */
+static uint16_t name_text(const X509_NAME *name, char **out, uint32_t *wire)
 {
     char buf[TLS_MAX_NAME];
     BIO *b = BIO_new(BIO_s_mem());
     int n = 0;
-    if (b && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0)
+    *wire = 0;
+    if (b && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
+        size_t all = BIO_ctrl_pending(b);
+        *wire = all > UINT32_MAX ? UINT32_MAX : (uint32_t)all;
         n = BIO_read(b, buf, (int)sizeof(buf));
+    }
     BIO_free(b);
     if (n < 0)
         n = 0;
@@ -1338,6 +1348,7 @@ struct cert_memo {
     char sha256[65]; /* "" when empty */
     bool self_signed, has_times;
     uint16_t subject_len, issuer_len;
+    uint32_t subject_wire, issuer_wire;
     char subject[TLS_MAX_NAME], issuer[TLS_MAX_NAME];
     char not_before[64], not_after[64];
 };
@@ -1366,6 +1377,8 @@ static bool cert_recall(struct cert_info *ci)
         ci->parsed = true;
         ci->subject_len = m->subject_len;
         ci->issuer_len = m->issuer_len;
+        ci->subject_wire = m->subject_wire;
+        ci->issuer_wire = m->issuer_wire;
         ci->subject = dup_text(m->subject, m->subject_len);
         ci->issuer = dup_text(m->issuer, m->issuer_len);
         memcpy(ci->not_before, m->not_before, sizeof(ci->not_before));
@@ -1388,6 +1401,8 @@ static void cert_remember(const struct cert_info *ci)
     memcpy(m->sha256, ci->sha256, sizeof(m->sha256));
     m->subject_len = ci->subject_len;
     m->issuer_len = ci->issuer_len;
+    m->subject_wire = ci->subject_wire;
+    m->issuer_wire = ci->issuer_wire;
     memcpy(m->subject, ci->subject, ci->subject_len);
     memcpy(m->issuer, ci->issuer, ci->issuer_len);
     memcpy(m->not_before, ci->not_before, sizeof(m->not_before));
@@ -1442,8 +1457,8 @@ static void certificate(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t o
         return;
     }
     ci->parsed = true;
-    ci->subject_len = name_text(X509_get_subject_name(x), &ci->subject);
-    ci->issuer_len = name_text(X509_get_issuer_name(x), &ci->issuer);
+    ci->subject_len = name_text(X509_get_subject_name(x), &ci->subject, &ci->subject_wire);
+    ci->issuer_len = name_text(X509_get_issuer_name(x), &ci->issuer, &ci->issuer_wire);
     if (!ci->subject || !ci->issuer)
         t->oom = true;
     bool nb = time_text(X509_get0_notBefore(x), ci->not_before, sizeof(ci->not_before));
@@ -2070,7 +2085,7 @@ void mx_tls_describe(const struct mx_tls *t, struct mx_event *ev, const char *ke
         mx_ev_null(ev, "version");
     }
     if (t && t->ch.has_sni)
-        mx_ev_wire(ev, "sni", mx_slice_make(t->ch.sni, t->ch.sni_len));
+        mx_ev_wire_cut(ev, "sni", mx_slice_make(t->ch.sni, t->ch.sni_len), t->ch.sni_wire);
     else
         mx_ev_null(ev, "sni");
     if (t && t->sh.seen && !t->sh.hrr) {
@@ -2121,7 +2136,7 @@ static void emit_record(struct mx_tls *t)
         version_name(sh->version, version, sizeof(version));
     emit_str_or_null(ev, "version", version);
     if (ch->has_sni)
-        mx_ev_wire(ev, "sni", mx_slice_make(ch->sni, ch->sni_len));
+        mx_ev_wire_cut(ev, "sni", mx_slice_make(ch->sni, ch->sni_len), ch->sni_wire);
     else
         mx_ev_null(ev, "sni");
     mx_ev_arr(ev, "alpn_offered");
@@ -2165,8 +2180,8 @@ static void emit_record(struct mx_tls *t)
     } else if (ci->seen) { /* in TLS 1.3, read decrypted (--tls-keylog) */
         mx_ev_obj(ev, "certificate");
         if (ci->parsed && ci->subject && ci->issuer) {
-            mx_ev_wire(ev, "subject", mx_slice_make(ci->subject, ci->subject_len));
-            mx_ev_wire(ev, "issuer", mx_slice_make(ci->issuer, ci->issuer_len));
+            mx_ev_wire_cut(ev, "subject", mx_slice_make(ci->subject, ci->subject_len), ci->subject_wire);
+            mx_ev_wire_cut(ev, "issuer", mx_slice_make(ci->issuer, ci->issuer_len), ci->issuer_wire);
         } else {
             mx_ev_null(ev, "subject");
             mx_ev_null(ev, "issuer");

@@ -14,11 +14,12 @@
 
 enum tun_kind { TUN_NONE, TUN_SOCKS4, TUN_SOCKS4A, TUN_SOCKS5, TUN_HTTP };
 
-/* Wire text copied from a message (capped: longer is cut, cut set). */
+/* Wire text copied from a message (capped: longer is cut, wire keeps its
+ * real length for the record's "<key>_len" and "<key>_truncated"). */
 struct tun_text {
     uint8_t b[TUN_TEXT_MAX];
     size_t len;
-    bool cut;
+    size_t wire;
 };
 
 /* What a parse of one message from the start of its input found. */

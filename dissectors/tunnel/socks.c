@@ -14,8 +14,8 @@ static struct tun_res res(enum tun_status st, size_t len, size_t need)
 
 void mx_tun_text_set(struct tun_text *t, const uint8_t *p, size_t n)
 {
-    t->cut = n > sizeof(t->b);
-    t->len = t->cut ? sizeof(t->b) : n;
+    t->wire = n;
+    t->len = n > sizeof(t->b) ? sizeof(t->b) : n;
     memcpy(t->b, p, t->len);
 }
 
@@ -32,7 +32,7 @@ static struct tun_res nul_field(struct mx_slice in, size_t at)
 static void ipv4_text(struct tun_text *t, const uint8_t *a)
 {
     t->len = (size_t)snprintf((char *)t->b, sizeof(t->b), "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
-    t->cut = false;
+    t->wire = t->len;
 }
 
 /* SOCKS 4 (Ying-Da Lee, "SOCKS: A protocol for TCP proxy across firewalls"):

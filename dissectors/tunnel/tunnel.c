@@ -123,7 +123,7 @@ static void record(struct tunnel *t, const char *outcome)
     bool show = mx_ctx_flow(ctx)->show_secrets;
     struct mx_event *ev = mx_event_begin(mx_ctx_sink(ctx), "tunnel", mx_ctx_flow_id(ctx), t->ts);
     mx_ev_str(ev, "kind", kind_names[rq->kind]);
-    mx_ev_wire(ev, "target_host", text_slice(&rq->host));
+    mx_ev_wire_cut(ev, "target_host", text_slice(&rq->host), rq->host.wire);
     mx_ev_uint(ev, "target_port", rq->port);
     mx_ev_str(ev, "carries", t->proto->name);
     if (rq->kind == TUN_SOCKS5) {
@@ -150,13 +150,13 @@ static void record(struct tunnel *t, const char *outcome)
     if (auth[0])
         mx_ev_wire(ev, "auth", mx_slice_make(auth, strlen(auth)));
     if (rq->user.len)
-        mx_ev_wire(ev, "user", text_slice(&rq->user));
+        mx_ev_wire_cut(ev, "user", text_slice(&rq->user), rq->user.wire);
     if (rq->has_secret) {
         mx_ev_bool(ev, "secret_in_clear", true);
         if (show)
-            mx_ev_wire(ev, "secret", text_slice(&rq->secret));
+            mx_ev_wire_cut(ev, "secret", text_slice(&rq->secret), rq->secret.wire);
         else
-            mx_ev_uint(ev, "secret_len", rq->secret.len);
+            mx_ev_uint(ev, "secret_len", rq->secret.wire);
     }
     if (t->rp.auth_status >= 0)
         mx_ev_str(ev, "auth_outcome", t->rp.auth_status == 0 ? "success" : "failure");
@@ -166,7 +166,7 @@ static void record(struct tunnel *t, const char *outcome)
     if (*meaning)
         mx_ev_str(ev, "reply_meaning", meaning);
     if (rq->kind == TUN_HTTP && t->rp.code >= 0)
-        mx_ev_wire(ev, "reason", text_slice(&t->rp.reason));
+        mx_ev_wire_cut(ev, "reason", text_slice(&t->rp.reason), t->rp.reason.wire);
     mx_ev_str(ev, "outcome", outcome);
     mx_ev_frames(ev, t->first, t->last ? t->last : t->first);
     if (mx_ctx_flow(ctx)->explain) {

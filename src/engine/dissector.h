@@ -136,12 +136,12 @@ struct mx_frame_ref mx_ctx_frame_at(const struct mx_dissect_ctx *ctx, enum mx_di
 /* Raises the dissector's anomaly number `idx` for the bytes [off, off+len) of
  * `dir`: emits an anomaly event naming the frames and counts it in the flow. */
 void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uint64_t off, uint64_t len);
-
-/* Like mx_ctx_anomaly, for bytes seen in earlier calls: the evidence is the
- * frames [a, b] the dissector noted then, the first of them at time ts (a
- * client that spoke before the greeting is known to have done so only once
- * the greeting comes). */
-void mx_ctx_anomaly_frames(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, mx_frame_t a, mx_frame_t b,
+/* The same with the frames named (first, last; ts the first's time): for bytes
+ * the dissector has consumed, whose frames it noted while they were at hand
+ * (mx_ctx_frame_at answers only from the current call's data onward), or
+ * bytes judged only later (a client that spoke before the greeting is known
+ * to have done so once the greeting comes). */
+void mx_ctx_anomaly_frames(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, mx_frame_t first, mx_frame_t last,
                            mx_time_t ts);
 
 /* Raises an anomaly from a table other than the dissector's own (the
@@ -149,6 +149,9 @@ void mx_ctx_anomaly_frames(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t i
  * counted by name in the flow record. `def` must outlive the run. */
 void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def, uint64_t off,
                         uint64_t len);
+/* The same with the frames named, as mx_ctx_anomaly_frames. */
+void mx_ctx_anomaly_def_frames(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def,
+                               mx_frame_t first, mx_frame_t last, mx_time_t ts);
 
 /* mxray itself failed while dissecting the flow (out of memory): the
  * dissection of the flow stops once the current parse call returns, with an

@@ -223,8 +223,20 @@ static void emit_flow_start(struct mx_engine *e, struct mx_flow *f)
     mx_ev_str(ev, "server", s);
     mx_ev_uint(ev, "server_port", f->port[MX_DIR_S2C]);
     mx_ev_bool(ev, "handshake", x->handshake);
-    if (x->by_ndpi)
+    /* A flow nDPI found: mxray's own reading (TLS from the first byte or
+     * not, from the bytes) and, beside it, nDPI's label, which may disagree. */
+    char label[64] = "";
+    if (x->by_ndpi) {
         mx_ev_bool(ev, "found_by_ndpi", true);
+        mx_ev_bool(ev, "tls_port", x->tls_port);
+        if (e->cls)
+            mx_classify_name(e->cls, &x->cls, label, sizeof(label));
+        if (label[0]) {
+            mx_ev_obj(ev, "ndpi");
+            mx_ev_str(ev, "protocol", label);
+            mx_ev_end(ev);
+        }
+    }
     if (x->nencap) {
         mx_ev_arr(ev, "encap");
         for (size_t i = 0; i < x->nencap; i++)
@@ -238,9 +250,13 @@ static void emit_flow_start(struct mx_engine *e, struct mx_flow *f)
     for (size_t i = 0, o = 0; i < x->nencap && o < sizeof(via); i++)
         o += (size_t)snprintf(via + o, sizeof(via) - o, "%s%s", i ? "/" : ", carried in ", mx_encap_name(x->encap[i]));
     bool v6 = f->addr[0].family == 6;
-    mx_ev_text(ev, "%s %s%s%s:%u -> %s%s%s:%u %s%s%s%s", x->proto->name, v6 ? "[" : "", c, v6 ? "]" : "", f->port[0],
+    char found[128] = ""; /* ", found by nDPI (its label: IMAPS), read as cleartext" */
+    if (x->by_ndpi)
+        snprintf(found, sizeof(found), ", found by nDPI%s%s%s, read as %s", label[0] ? " (its label: " : "", label,
+                 label[0] ? ")" : "", x->tls_port ? "TLS" : "cleartext");
+    mx_ev_text(ev, "%s %s%s%s:%u -> %s%s%s:%u %s%s%s%s%s", x->proto->name, v6 ? "[" : "", c, v6 ? "]" : "", f->port[0],
                v6 ? "[" : "", s, v6 ? "]" : "", f->port[1], x->handshake ? "connection opened" : "picked up midstream",
-               via, x->tunnel ? ", tunnelled through " : "", x->tunnel ? x->tunnel : "");
+               via, x->tunnel ? ", tunnelled through " : "", x->tunnel ? x->tunnel : "", found);
     mx_event_emit(e->sink, ev);
 }
 
@@ -659,8 +675,16 @@ static void classified(struct mx_engine *e, struct mx_flow *f)
         mx_reasm_release(&f->reasm, &e->pool);
         f->reasm.closed = true;
     } else {
+        /* nDPI's label names the protocol; whether the flow is TLS from its
+         * first byte is mxray's own reading of the kept bytes (nDPI 4.2 gives
+         * a cleartext session that authenticates its protocol's TLS label);
+         * nDPI's word only when the bytes cannot tell. The label stays beside
+         * it ("ndpi"). */
+        int own = mx_host_replay_tls(&x->ctx);
+        if (own >= 0)
+            tls = own;
+        x->by_ndpi = true; /* before become_mail: its flow_start says so */
         become_mail(e, f, pr, tls);
-        x->by_ndpi = true;
         e->c.ndpi_mail_flows++;
         replay_kept(f, false);
     }

@@ -88,7 +88,7 @@ void mx_ctx_wake(struct mx_dissect_ctx *ctx, enum mx_dir dir)
     ctx->wake |= (uint8_t)(1u << dir);
 }
 
-void mx_ctx_anomaly_frames(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, mx_frame_t a, mx_frame_t b,
+void mx_ctx_anomaly_frames(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, mx_frame_t first, mx_frame_t last,
                            mx_time_t ts)
 {
     if (!ctx->dis || idx >= ctx->dis->n_anomalies)
@@ -96,7 +96,7 @@ void mx_ctx_anomaly_frames(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t i
     if (ctx->dis_an && ++ctx->dis_an[idx] > MX_FLOW_EVENTS_PER_KIND)
         return; /* counted in the flow record; a hostile stream cannot flood the output */
     mx_engine_emit_anomaly(ctx->eng, ctx->flow, (int)dir, ctx->dis->anomalies[idx].name, ctx->dis->anomalies[idx].desc,
-                           a, b, ts);
+                           first, last, ts);
 }
 
 void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uint64_t off, uint64_t len)
@@ -106,8 +106,8 @@ void mx_ctx_anomaly(struct mx_dissect_ctx *ctx, enum mx_dir dir, size_t idx, uin
     mx_ctx_anomaly_frames(ctx, dir, idx, a.frame, b.frame, a.ts);
 }
 
-void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def, uint64_t off,
-                        uint64_t len)
+void mx_ctx_anomaly_def_frames(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def,
+                               mx_frame_t first, mx_frame_t last, mx_time_t ts)
 {
     for (size_t i = 0; i < MX_ARRAY_LEN(ctx->other_an); i++) {
         if (ctx->other_an[i].def == def || !ctx->other_an[i].def) {
@@ -117,9 +117,15 @@ void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struc
             break;
         }
     }
+    mx_engine_emit_anomaly(ctx->eng, ctx->flow, (int)dir, def->name, def->desc, first, last, ts);
+}
+
+void mx_ctx_anomaly_def(struct mx_dissect_ctx *ctx, enum mx_dir dir, const struct mx_anomaly_def *def, uint64_t off,
+                        uint64_t len)
+{
     struct mx_frame_ref a = mx_ctx_frame_at(ctx, dir, off);
     struct mx_frame_ref b = mx_ctx_frame_at(ctx, dir, len ? off + len - 1 : off);
-    mx_engine_emit_anomaly(ctx->eng, ctx->flow, (int)dir, def->name, def->desc, a.frame, b.frame, a.ts);
+    mx_ctx_anomaly_def_frames(ctx, dir, def, a.frame, b.frame, a.ts);
 }
 
 const char *mx_close_name(enum mx_close c)
@@ -624,6 +630,35 @@ void mx_host_replay_drop(struct mx_dissect_ctx *ctx)
     free(r->bytes);
     free(r);
     ctx->replay = NULL;
+}
+
+int mx_host_replay_tls(const struct mx_dissect_ctx *ctx)
+{
+    const struct mx_replay *r = ctx->replay;
+    if (!r)
+        return -1;
+    uint8_t b[3];
+    size_t n = 0;
+    int dir = -1;
+    for (size_t i = 0; i < r->items.n && n < sizeof(b); i++) {
+        const struct mx_replay_item *it = mx_buf_at(&r->items, i);
+        if (it->gap) {
+            if (dir < 0 || it->dir == dir)
+                return -1; /* the first bytes were never captured */
+            continue;
+        }
+        if (!it->len || (dir >= 0 && it->dir != dir))
+            continue;
+        dir = it->dir;
+        size_t k = it->len < sizeof(b) - n ? (size_t)it->len : sizeof(b) - n;
+        memcpy(b + n, r->bytes + it->at, k);
+        n += k;
+    }
+    if (n < sizeof(b))
+        return -1;
+    /* RFC 8446 §5.1: ContentType handshake (22), legacy_record_version 3.x;
+     * SSL 2.0: a two-byte length with the top bit set, then ClientHello (1). */
+    return (b[0] == 22 && b[1] == 3 && b[2] <= 4) || ((b[0] & 0x80) && b[2] == 1);
 }
 
 static void replay_item(struct mx_dissect_ctx *ctx, const struct mx_replay *r, const struct mx_replay_item *it,

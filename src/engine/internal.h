@@ -121,6 +121,11 @@ void mx_host_replay(struct mx_dissect_ctx *ctx, const struct mx_reasm_ops *ops, 
 void mx_host_replay_hold(struct mx_dissect_ctx *ctx, const struct mx_reasm_ops *ops, uint64_t end[2]);
 /* Forgets what was kept without replaying it. */
 void mx_host_replay_drop(struct mx_dissect_ctx *ctx);
+/* mxray's own reading of what was kept: 1 when the first bytes of the
+ * direction that spoke first are a TLS record header (a handshake record,
+ * RFC 8446 §5.1, or an SSL 2.0 ClientHello), 0 when they are not, -1 when
+ * too few bytes were kept to tell. */
+int mx_host_replay_tls(const struct mx_dissect_ctx *ctx);
 /* Within mx_host_replay: hands the items it has reached (the current one
  * included) to ops once more, for a writer that was not there when they
  * went by (--streams of a tunnel nDPI found). */

@@ -3,6 +3,7 @@
 
 #include "event/text.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -364,6 +365,65 @@ void mx_ev_str(struct mx_event *e, const char *key, const char *s)
 void mx_ev_wire(struct mx_event *e, const char *key, struct mx_slice s)
 {
     add_string(e, key, (const char *)s.ptr, s.len, true);
+}
+
+void mx_ev_cut3(struct mx_event *e, const char *len_key, const char *cut_key, uint64_t shown_len, uint64_t wire_len)
+{
+    if (wire_len <= shown_len)
+        return;
+    mx_ev_uint(e, len_key, wire_len);
+    mx_ev_bool(e, cut_key, true);
+}
+
+void mx_ev_wire_cut3(struct mx_event *e, const char *key, const char *len_key, const char *cut_key,
+                     struct mx_slice shown, uint64_t wire_len)
+{
+    mx_ev_wire(e, key, shown);
+    mx_ev_cut3(e, len_key, cut_key, shown.len, wire_len);
+}
+
+/* Whether key ends with suffix. */
+static bool key_ends(const char *key, const char *suffix, size_t *stem)
+{
+    size_t n = key ? strlen(key) : 0, m = strlen(suffix);
+    if (n <= m || memcmp(key + n - m, suffix, m))
+        return false;
+    *stem = n - m;
+    return true;
+}
+
+size_t mx_ev_cut_mark(const struct mx_event *e, char *buf, size_t cap)
+{
+    size_t cuts = 0, n = 0, stem = 0, ls = 0;
+    if (cap)
+        buf[0] = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 1; i < e->fields.n; i++) {
+            const struct mx_ev_field *f = mx_ev_field_at(e, i), *l = mx_ev_field_at(e, i - 1);
+            bool at_least = false; /* "<key>_len_min": the text went on past what mxray reads */
+            if (f->kind != MX_EV_BOOL || !f->v.b || !key_ends(f->key, "_truncated", &stem) || l->kind != MX_EV_UINT)
+                continue;
+            if (!key_ends(l->key, "_len", &ls) && !(at_least = key_ends(l->key, "_len_min", &ls)))
+                continue;
+            if (ls != stem || memcmp(l->key, f->key, stem))
+                continue;
+            if (pass == 0) {
+                cuts++;
+                continue;
+            }
+            char one[160];
+            int w =
+                snprintf(one, sizeof(one), " \xe2\x80\xa6[%.*s%scut, %s%" PRIu64 " bytes]", cuts > 1 ? (int)stem : 0,
+                         f->key, cuts > 1 ? " " : "", at_least ? "at least " : "", l->v.u);
+            if (w < 0 || (size_t)w >= sizeof(one) || n + (size_t)w + 1 > cap)
+                break;
+            memcpy(buf + n, one, (size_t)w + 1);
+            n += (size_t)w;
+        }
+        if (!cuts)
+            break;
+    }
+    return n;
 }
 
 void mx_ev_int(struct mx_event *e, const char *key, int64_t v)

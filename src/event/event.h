@@ -130,6 +130,20 @@ void mx_ev_str(struct mx_event *e, const char *key, const char *s);
 /* Bytes from the wire: invalid UTF-8 becomes the text \xNN, so the output is
  * always valid UTF-8 (reporters escape control characters as their format needs). */
 void mx_ev_wire(struct mx_event *e, const char *key, struct mx_slice s);
+/* A capped text (issue 26): `shown` is what was kept of it, `wire_len` its
+ * real length in bytes. When it was cut (wire_len > shown.len) two siblings
+ * follow the text: "<key>_len" (integer, the real length) and
+ * "<key>_truncated" (true); an uncut text has neither. Call it through
+ * mx_ev_wire_cut(), which spells the keys from a literal; every capped text
+ * in a record goes through here, so the convention is one. */
+void mx_ev_wire_cut3(struct mx_event *e, const char *key, const char *len_key, const char *cut_key,
+                     struct mx_slice shown, uint64_t wire_len);
+#define mx_ev_wire_cut(e, key, shown, wire_len) \
+    mx_ev_wire_cut3((e), key, key "_len", key "_truncated", (shown), (wire_len))
+/* Just the two siblings, for a text written by other means (shown_len bytes
+ * of it written, wire_len its real length); nothing when it was not cut. */
+void mx_ev_cut3(struct mx_event *e, const char *len_key, const char *cut_key, uint64_t shown_len, uint64_t wire_len);
+#define mx_ev_cut(e, key, shown_len, wire_len) mx_ev_cut3((e), key "_len", key "_truncated", (shown_len), (wire_len))
 void mx_ev_int(struct mx_event *e, const char *key, int64_t v);
 void mx_ev_uint(struct mx_event *e, const char *key, uint64_t v);
 void mx_ev_double(struct mx_event *e, const char *key, double v);
@@ -166,6 +180,13 @@ static inline struct mx_slice mx_ev_text_of(const struct mx_event *e)
 {
     return mx_slice_make((const char *)e->arena.p + e->text_off, e->text_len);
 }
+
+/* The visible mark of the texts an event carries cut (the "<key>_truncated"
+ * fields at any depth), for views that show its one-line text: " …[cut, 1384
+ * bytes]", or with several " …[args cut, 1384 bytes] …[mailbox cut, 300
+ * bytes]". Writes at most cap bytes (NUL-terminated, cut at a whole mark);
+ * returns the length, 0 when nothing was cut. */
+size_t mx_ev_cut_mark(const struct mx_event *e, char *buf, size_t cap);
 
 /* Reading fields by name (reporters that analyse records). A path is keys
  * and array indexes joined by '.': "starttls.offered", "recipients.2.code".

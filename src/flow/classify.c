@@ -104,6 +104,17 @@ void mx_classify_finish(struct mx_classifier *c, struct mx_classify_flow *cf)
     release(cf);
 }
 
+void mx_classify_name(struct mx_classifier *c, const struct mx_classify_flow *cf, char *buf, size_t cap)
+{
+    if (!cap)
+        return;
+    buf[0] = 0;
+    if (!cf->pkts)
+        return;
+    ndpi_protocol p = { cf->master, cf->app, NDPI_PROTOCOL_CATEGORY_UNSPECIFIED };
+    ndpi_protocol2name(c->ndpi, p, buf, (u_int)cap);
+}
+
 void mx_classify_describe(struct mx_classifier *c, const struct mx_classify_flow *cf, struct mx_event *ev)
 {
     if (!cf->pkts)

@@ -33,6 +33,10 @@ bool mx_classify_packet(struct mx_classifier *c, struct mx_classify_flow *cf, st
 /* Settles a flow that ends before its classification did, and frees nDPI's state. */
 void mx_classify_finish(struct mx_classifier *c, struct mx_classify_flow *cf);
 
+/* nDPI's name of the flow's protocol so far ("IMAPS", "TLS.ntop"), written
+ * NUL-terminated into buf (cap bytes); empty before nDPI saw a packet. */
+void mx_classify_name(struct mx_classifier *c, const struct mx_classify_flow *cf, char *buf, size_t cap);
+
 /* Adds "ndpi": {"protocol", "risks": [...]} to an open event. */
 void mx_classify_describe(struct mx_classifier *c, const struct mx_classify_flow *cf, struct mx_event *ev);
 

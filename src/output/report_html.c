@@ -537,9 +537,13 @@ static struct mx_slice label_of(const struct mx_event *e, char *buf, size_t cap)
     struct mx_slice t = mx_ev_text_of(e);
     if (!t.len)
         return mx_slice_make(e->type, strlen(e->type));
-    if (t.len > cap / 4)
-        t.len = cap / 4;
-    return mx_slice_make(buf, mx_utf8_sanitize(t, buf, cap));
+    char cut[512]; /* the texts it carries cut, and their real lengths */
+    size_t m = mx_ev_cut_mark(e, cut, sizeof(cut));
+    if (t.len > (cap - sizeof(cut)) / 4)
+        t.len = (cap - sizeof(cut)) / 4;
+    size_t n = mx_utf8_sanitize(t, buf, cap - sizeof(cut));
+    memcpy(buf + n, cut, m);
+    return mx_slice_make(buf, n + m);
 }
 
 static void on_tls(struct html_rep *r, struct session *s, const struct mx_event *e)
@@ -584,6 +588,14 @@ static void on_tls(struct html_rep *r, struct session *s, const struct mx_event 
             hb_put(&d, lv.ptr, lv.len);
             hb_puts(&d, ")");
         }
+    }
+    char cut[512]; /* the texts it carries cut (SNI, subject, issuer), and their real lengths */
+    if (mx_ev_cut_mark(e, cut, sizeof(cut))) {
+        hb_puts(&l, cut);
+        if (hb_len(&d))
+            hb_puts(&d, "\n");
+        hb_puts(&d, "cut by mxray, real length:");
+        hb_puts(&d, cut);
     }
     s->tls = true;
     struct step row;
@@ -1101,7 +1113,7 @@ static void html_event(void *ctx, const struct mx_event *e)
         memcpy(via, s->client, sizeof(via));
         snprintf(s->client, sizeof(s->client), "%.63s via proxy %.63s", orig, via);
     }
-    char lbuf[1200];
+    char lbuf[1200 + 512]; /* label_of: text, then the cut mark */
     struct mx_slice label = label_of(e, lbuf, sizeof(lbuf));
     if (!strcmp(e->type, "tls")) {
         on_tls(r, s, e);
@@ -1126,6 +1138,13 @@ static void html_event(void *ctx, const struct mx_event *e)
         { "failure.cause", "likely cause: " },
     };
     details(&d, e, step_details, MX_ARRAY_LEN(step_details));
+    char cut[512];
+    if (mx_ev_cut_mark(e, cut, sizeof(cut))) {
+        if (hb_len(&d))
+            hb_puts(&d, "\n");
+        hb_puts(&d, "cut by mxray, real length:");
+        hb_puts(&d, cut);
+    }
     const struct mx_ev_field *dir = mx_ev_get(e, "dir");
     enum step_kind kind = ST_NOTE;
     if (dir && dir->kind == MX_EV_STR) {

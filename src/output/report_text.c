@@ -144,10 +144,14 @@ static void put_line(const struct text_rep *r, FILE *out, const struct mx_event 
     const char *col = r->color ? color_of(e) : NULL;
     if (col)
         fputs(col, out);
-    if (e->text_len)
+    if (e->text_len) {
         put_escaped(out, mx_ev_text_of(e));
-    else
+        char cut[512]; /* the texts it carries cut, and their real lengths */
+        if (mx_ev_cut_mark(e, cut, sizeof(cut)))
+            fputs(cut, out);
+    } else {
         put_fields(out, e);
+    }
     if (col)
         fputs("\033[0m", out);
     fputc('\n', out);

@@ -1174,17 +1174,17 @@ START_TEST(extract_names)
         ck_assert(valid_utf8(fn));
         ck_assert_uint_le(strlen(fn), 256);
         ck_assert_str_eq(fn + strlen(fn) - 7, "\xe2\x80\xa6.exe");
-        ck_assert_str_eq(get(r, "parts.5.filename_cut"), "true");
+        ck_assert_str_eq(get(r, "parts.5.filename_truncated"), "true");
         ck_assert_str_eq(get(r, "parts.5.filename_len"), "304");
         p = get(r, "parts.5.extracted");
         ck_assert_str_eq(p + strlen(p) - 4, ".exe");
         check_file(r, "parts.5", "exe");
         /* past the 512 bytes a parameter's value keeps (mime.c): the end is
          * unknown, the length a floor */
-        ck_assert_str_eq(get(r, "parts.6.filename_cut"), "true");
+        ck_assert_str_eq(get(r, "parts.6.filename_truncated"), "true");
         ck_assert_str_eq(get(r, "parts.6.filename_len_min"), "512");
         check_file(r, "parts.6", "huge");
-        ck_assert_str_eq(get(r, "parts.1.filename_cut"), "(absent)");
+        ck_assert_str_eq(get(r, "parts.1.filename_truncated"), "(absent)");
         ck_assert_str_eq(get(r, "extract_failed"), "(absent)");
         ck_assert_str_eq(get(r, "extracted_cut"), "(absent)");
         json_object_put(r);
