@@ -31,22 +31,16 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import pcapgen  # noqa: E402
 KEYLOG = os.path.join(ROOT, "pcaps", "keylog")
 MAIL_PORTS = {25, 587, 465, 110, 995, 143, 993}
 
 
 def read_pcap(path):
     """(global header, [(record header, frame bytes)]) of a classic pcap."""
-    with open(path, "rb") as f:
-        data = f.read()
-    magic = data[:4]
-    endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    pos, frames = 24, []
-    while pos + 16 <= len(data):
-        incl = struct.unpack(endian + "I", data[pos + 8:pos + 12])[0]
-        frames.append([data[pos:pos + 16], bytearray(data[pos + 16:pos + 16 + incl])])
-        pos += 16 + incl
-    return data[:24], frames
+    order, head, frames = pcapgen.read_pcap(path)
+    return head, [[struct.pack(order + "IIII", sec, frac, len(fr), wire), fr] for sec, frac, fr, wire in frames]
 
 
 def write_pcap(path, head, frames):

@@ -116,6 +116,30 @@ def tcp_frame(src, dst, sport, dport, seq, ack, flags, payload=b"", window=65535
     return _ETH + ip + hdr + payload
 
 
+def csum(data):
+    """The Internet checksum of data (RFC 1071), for a header being rewritten."""
+    return _csum(data)
+
+
+def read_pcap(path):
+    """A classic pcap as (byte order "<" or ">", its 24-byte header, its frames,
+    each [sec, frac, bytearray of the captured bytes, wire length])."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        order = "<"
+    elif data[:4] in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        order = ">"
+    else:
+        raise ValueError("%s: not a classic pcap file" % path)
+    out, off = [], 24
+    while off + 16 <= len(data):
+        sec, frac, cap, wire = struct.unpack(order + "IIII", data[off:off + 16])
+        out.append([sec, frac, bytearray(data[off + 16:off + 16 + cap]), wire])
+        off += 16 + cap
+    return order, data[:24], out
+
+
 class PcapWriter:
     """A classic pcap (microseconds, Ethernet) written frame by frame."""
 

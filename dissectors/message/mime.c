@@ -200,22 +200,21 @@ static bool charset_name(struct mx_slice cs, char *buf)
     return n > 0;
 }
 
-bool mx_mime_to_utf8(struct mx_slice charset, struct mx_slice in, struct mx_mime_out *o)
+/* `in`, in charset `cs` (a name iconv knows), converted to UTF-8 into o (glibc's
+ * iconv: a well-kept converter for every charset mail declares). A byte the
+ * charset does not explain becomes U+FFFD, or with `escape` the four
+ * characters \xNN the output layer writes for such a byte; a body's bytes
+ * (escape off) are cut where the output is full, a header's where a byte no
+ * longer fits. False when iconv does not know cs. */
+static bool iconv_utf8(const char *cs, struct mx_slice in, struct mx_mime_out *o, bool escape)
 {
-    char cs[MIME_CHARSET_CAP];
-    if (!charset_name(charset, cs))
-        return false;
-    if (mx_mime_eq(mx_slice_make(cs, strlen(cs)), "utf-8") || mx_mime_eq(mx_slice_make(cs, strlen(cs)), "us-ascii") ||
-        mx_mime_eq(mx_slice_make(cs, strlen(cs)), "utf8") || mx_mime_eq(mx_slice_make(cs, strlen(cs)), "ascii")) {
-        mx_mime_out_put(o, in.ptr, in.len);
-        return true;
-    }
+    static const char digits[] = "0123456789abcdef";
     iconv_t cd = iconv_open("UTF-8", cs);
     if (cd == (iconv_t)-1)
         return false;
     char *ip = (char *)(uintptr_t)in.ptr;
     size_t il = in.len;
-    while (il > 0 && o->len < o->cap) {
+    while (il > 0 && (escape ? !o->trunc : o->len < o->cap)) {
         char *op = (char *)o->p + o->len;
         size_t ol = o->cap - o->len;
         size_t r = iconv(cd, &ip, &il, &op, &ol);
@@ -226,16 +225,38 @@ bool mx_mime_to_utf8(struct mx_slice charset, struct mx_slice in, struct mx_mime
             o->trunc = true;
             break;
         }
-        /* EILSEQ / EINVAL: a byte that does not convert becomes U+FFFD. */
-        mx_mime_out_put(o, "\xef\xbf\xbd", 3);
+        /* EILSEQ / EINVAL: a byte that does not convert */
+        uint8_t b = (uint8_t)*ip;
+        char esc[4] = { '\\', 'x', digits[b >> 4], digits[b & 15] };
+        if (escape) {
+            mx_mime_out_put(o, esc, sizeof(esc));
+            iconv(cd, NULL, NULL, NULL, NULL);
+        } else {
+            mx_mime_out_put(o, "\xef\xbf\xbd", 3);
+        }
         ip++;
         il--;
     }
-    if (il > 0)
-        o->trunc = true;
-    iconv(cd, NULL, NULL, NULL, NULL);
+    if (!escape) {
+        if (il > 0)
+            o->trunc = true;
+        iconv(cd, NULL, NULL, NULL, NULL);
+    }
     iconv_close(cd);
     return true;
+}
+
+bool mx_mime_to_utf8(struct mx_slice charset, struct mx_slice in, struct mx_mime_out *o)
+{
+    char cs[MIME_CHARSET_CAP];
+    if (!charset_name(charset, cs))
+        return false;
+    if (mx_mime_eq(mx_slice_make(cs, strlen(cs)), "utf-8") || mx_mime_eq(mx_slice_make(cs, strlen(cs)), "us-ascii") ||
+        mx_mime_eq(mx_slice_make(cs, strlen(cs)), "utf8") || mx_mime_eq(mx_slice_make(cs, strlen(cs)), "ascii")) {
+        mx_mime_out_put(o, in.ptr, in.len);
+        return true;
+    }
+    return iconv_utf8(cs, in, o, false);
 }
 
 bool mx_mime_utf8_valid(struct mx_slice s)
@@ -347,33 +368,7 @@ void mx_mime_header_charset(struct mx_slice declared, char *name, size_t cap)
 
 bool mx_mime_raw_to_utf8(const char *charset, struct mx_slice in, struct mx_mime_out *o)
 {
-    static const char digits[] = "0123456789abcdef";
-    iconv_t cd = iconv_open("UTF-8", charset);
-    if (cd == (iconv_t)-1)
-        return false;
-    char *ip = (char *)(uintptr_t)in.ptr;
-    size_t il = in.len;
-    while (il > 0 && !o->trunc) {
-        char *op = (char *)o->p + o->len;
-        size_t ol = o->cap - o->len;
-        size_t r = iconv(cd, &ip, &il, &op, &ol);
-        o->len = (size_t)((uint8_t *)op - o->p);
-        if (r != (size_t)-1)
-            break;
-        if (errno == E2BIG) {
-            o->trunc = true;
-            break;
-        }
-        /* EILSEQ, EINVAL: a byte no character of the charset explains */
-        uint8_t b = (uint8_t)*ip;
-        char esc[4] = { '\\', 'x', digits[b >> 4], digits[b & 15] };
-        mx_mime_out_put(o, esc, sizeof(esc));
-        iconv(cd, NULL, NULL, NULL, NULL);
-        ip++;
-        il--;
-    }
-    iconv_close(cd);
-    return true;
+    return iconv_utf8(charset, in, o, true);
 }
 
 /* One encoded word "=?charset?X?text?=" at in[0..]: its length, or 0 if none

@@ -47,6 +47,9 @@ import struct
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
+import pcapgen  # noqa: E402
+
 MSS = 1448
 SYN, RST, FIN = 0x02, 0x04, 0x01
 
@@ -61,31 +64,18 @@ def tshark(args):
 def read_pcap(path):
     """[(ts_sec, ts_usec, frame bytes)] of a classic little-endian pcap of
     Ethernet frames (tcpdump's on lo), and its header."""
-    with open(path, "rb") as f:
-        data = f.read()
-    magic = data[:4]
-    if magic != b"\xd4\xc3\xb2\xa1":
+    order, head, frames = pcapgen.read_pcap(path)
+    if head[:4] != b"\xd4\xc3\xb2\xa1":
         raise SystemExit("%s: not a little-endian microsecond pcap" % path)
-    if struct.unpack("<I", data[20:24])[0] != 1:
+    if struct.unpack("<I", head[20:24])[0] != 1:
         raise SystemExit("%s: link type is not Ethernet" % path)
-    out, off = [], 24
-    while off + 16 <= len(data):
-        sec, usec, caplen, wire = struct.unpack("<IIII", data[off:off + 16])
-        fr = data[off + 16:off + 16 + caplen]
-        if caplen != wire:
-            raise SystemExit("%s: frame %d is cut (snaplen)" % (path, len(out) + 1))
-        out.append((sec, usec, fr))
-        off += 16 + caplen
-    return data[:24], out
+    for n, (sec, usec, fr, wire) in enumerate(frames):
+        if len(fr) != wire:
+            raise SystemExit("%s: frame %d is cut (snaplen)" % (path, n + 1))
+    return head, [(sec, usec, bytes(fr)) for sec, usec, fr, wire in frames]
 
 
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+csum = pcapgen.csum
 
 
 def parse(fr):
