@@ -519,6 +519,7 @@ static const struct {
 };
 
 static void keys_set(struct mx_tls *t);
+static void keys_after(struct mx_tls *t, enum mx_dir d, uint8_t type);
 
 /* HelloRetryRequest's ServerHello.random: SHA-256("HelloRetryRequest") (RFC 8446 §4.1.3). */
 static const uint8_t hrr_random[32] = {
@@ -625,15 +626,10 @@ struct tls_dir {
     mx_frame_t alert_frame;
     uint8_t *hs_buf; /* the message being buffered (hs_len bytes) */
     /* Decryption (--tls-keylog) */
-    bool dec;          /* the current record is read whole, to be decrypted */
-    bool dec_damaged;  /* a gap cut it: it cannot be decrypted */
-    bool dec_failed;   /* a record did not decrypt: the rest of the direction is not read */
-    uint8_t dh_hdr[4]; /* TLS 1.3: the decrypted handshake message's header... */
-    uint8_t dh_have;   /* ...its bytes read... */
-    uint32_t dh_left;  /* ...and the bytes of its body to come */
-    uint32_t dh_len;   /* its body's length */
-    uint8_t *dh_buf;   /* the server's Certificate, kept whole (TLS_MAX_HANDSHAKE at most) */
-    uint8_t *rec_buf;  /* the record (TLS_MAX_RECORD bytes) */
+    bool dec;         /* the current record is read whole, to be decrypted */
+    bool dec_damaged; /* a gap cut it: it cannot be decrypted */
+    bool dec_failed;  /* a record did not decrypt: the rest of the direction is not read */
+    uint8_t *rec_buf; /* the record (TLS_MAX_RECORD bytes) */
     uint32_t rec_have;
     uint64_t plain; /* bytes of application data decrypted */
     struct mx_tls_keys keys;
@@ -1476,7 +1472,8 @@ static bool hs_wanted(const struct mx_tls *t, enum mx_dir d, uint8_t type)
         return type == HS_CLIENT_HELLO && !t->ch.seen;
     if (type == HS_SERVER_HELLO)
         return !t->sh.seen || t->sh.hrr;
-    return type == HS_CERTIFICATE && !t->cert.seen && !t->tls13;
+    /* TLS 1.3 encrypts the Certificate: read when the session's keys decrypt it. */
+    return type == HS_CERTIFICATE && !t->cert.seen && (!t->tls13 || t->dir[MX_DIR_S2C].keys.on);
 }
 
 static void hs_done(struct mx_tls *t, enum mx_dir d)
@@ -1492,12 +1489,14 @@ static void hs_done(struct mx_tls *t, enum mx_dir d)
             server_hello(t, b, s->hs_len, s->hs_off);
             break;
         case HS_CERTIFICATE:
-            certificate(t, b, s->hs_len, s->hs_off, false);
+            certificate(t, b, s->hs_len, s->hs_off, t->tls13);
             break;
         default:
             break;
         }
     }
+    if (t->tls13)
+        keys_after(t, d, s->hs_hdr[0]);
     hs_reset(s);
 }
 
@@ -1630,60 +1629,18 @@ static void keys_set(struct mx_tls *t)
     t->dec = ok ? DEC_ON : DEC_FAILED;
 }
 
-/* Decrypted bytes of d for the host (data.ptr NULL: data.len of them lost);
- * `end` is the stream offset just past the record that carried them. */
-static void plain_out(struct mx_tls *t, enum mx_dir d, struct mx_slice data, uint64_t end)
-{
-    if (data.len)
-        mx_ctx_tls_plain(t->ctx, d, data, end - 1);
-}
-
-/* TLS 1.3: the end of a decrypted handshake message of d. */
-static void hs13_done(struct mx_tls *t, enum mx_dir d, uint64_t off)
+/* TLS 1.3: d's handshake message of `type` ended (hs_done): after its
+ * Finished d sends under its application traffic secret (RFC 8446 §7.1),
+ * after a KeyUpdate under the next one (§4.6.3). */
+static void keys_after(struct mx_tls *t, enum mx_dir d, uint8_t type)
 {
     struct tls_dir *s = &t->dir[d];
-    s->dh_have = 0;
-    if (s->dh_buf) {
-        certificate(t, s->dh_buf, s->dh_len, off, true);
-        free(s->dh_buf);
-        s->dh_buf = NULL;
-    }
-    if (s->dh_hdr[0] == HS_FINISHED && s->next.on) {
-        /* RFC 8446 §7.1: this side now sends under its application traffic secret. */
+    if (type == HS_FINISHED && s->next.on) {
         mx_tls_keys_free(&s->keys);
         s->keys = s->next;
         memset(&s->next, 0, sizeof(s->next));
-    } else if (s->dh_hdr[0] == HS_KEY_UPDATE && !mx_tls13_key_update(&s->keys)) {
-        t->oom = true; /* RFC 8446 §4.6.3: the sender's next secret */
-    }
-}
-
-/* TLS 1.3: decrypted handshake bytes of d (from the record at `off`), their
- * messages followed across records; the server's Certificate is kept whole. */
-static void hs13_bytes(struct mx_tls *t, enum mx_dir d, const uint8_t *p, size_t n, uint64_t off)
-{
-    struct tls_dir *s = &t->dir[d];
-    while (n) {
-        if (s->dh_have < 4) {
-            s->dh_hdr[s->dh_have++] = *p++;
-            n--;
-            if (s->dh_have == 4) {
-                s->dh_len = s->dh_left = ((uint32_t)s->dh_hdr[1] << 16) | ((uint32_t)s->dh_hdr[2] << 8) | s->dh_hdr[3];
-                if (d == MX_DIR_S2C && s->dh_hdr[0] == HS_CERTIFICATE && !t->cert.seen && s->dh_len &&
-                    s->dh_len <= TLS_MAX_HANDSHAKE && !(s->dh_buf = malloc(s->dh_len)))
-                    t->oom = true;
-                if (!s->dh_left)
-                    hs13_done(t, d, off);
-            }
-            continue;
-        }
-        size_t k = s->dh_left < n ? s->dh_left : n;
-        if (s->dh_buf)
-            memcpy(s->dh_buf + (s->dh_len - s->dh_left), p, k);
-        p += k, n -= k;
-        s->dh_left -= (uint32_t)k;
-        if (!s->dh_left)
-            hs13_done(t, d, off);
+    } else if (type == HS_KEY_UPDATE && s->keys.on && !mx_tls13_key_update(&s->keys)) {
+        t->oom = true;
     }
 }
 
@@ -1698,7 +1655,7 @@ static void record_decrypt(struct mx_tls *t, enum mx_dir d)
         if (s->dec_damaged && !s->dec_failed)
             s->keys.seq++; /* the next record's nonce counts this one (RFC 8446 §5.3) */
         s->dec_damaged = false;
-        plain_out(t, d, mx_slice_make(NULL, s->rec_len), end);
+        mx_ctx_tls_plain(t->ctx, d, mx_slice_make(NULL, s->rec_len), end - 1);
         return;
     }
     uint8_t *plain = NULL, type = 0;
@@ -1707,20 +1664,20 @@ static void record_decrypt(struct mx_tls *t, enum mx_dir d)
         s->dec_failed = true;
         t->dec = DEC_FAILED;
         anomaly(t, d, A_TLS_DECRYPT_FAILED, s->rec_off, 5 + (uint64_t)s->rec_len);
-        plain_out(t, d, mx_slice_make(NULL, s->rec_len), end);
+        mx_ctx_tls_plain(t->ctx, d, mx_slice_make(NULL, s->rec_len), end - 1);
         return;
     }
     switch (type) {
     case CT_APPLICATION_DATA:
         s->plain += n;
-        plain_out(t, d, mx_slice_make(plain, n), end);
+        mx_ctx_tls_plain(t->ctx, d, mx_slice_make(plain, n), end - 1);
         break;
     case CT_ALERT: /* RFC 8446 §6: alerts after the handshake are encrypted */
         alert_bytes(t, d, plain, n, s->rec_off);
         break;
     case CT_HANDSHAKE:
-        if (t->tls13)
-            hs13_bytes(t, d, plain, n, s->rec_off);
+        if (t->tls13) /* its messages may span records, as in clear */
+            hs_bytes(t, d, plain, n, s->rec_off);
         break;
     default:
         break;
@@ -1766,7 +1723,12 @@ static void record_start(struct mx_tls *t, enum mx_dir d)
     if (s->ccs)
         s->after_ccs++;
     bool clear = t->tls13 || !s->enc; /* TLS 1.3 encrypts under type 23 only (RFC 8446 §5.2) */
-    if (s->hs_hdr_have && !(s->type == CT_HANDSHAKE && clear)) {
+    /* With the session's keys: TLS 1.3 protects records under type 23
+     * (RFC 8446 §5.2), TLS <= 1.2 every record after the ChangeCipherSpec. */
+    s->dec = t->dec >= DEC_ON && (s->keys.on || s->dec_failed) &&
+             (t->tls13 ? s->type == CT_APPLICATION_DATA : s->enc && s->type != CT_CHANGE_CIPHER_SPEC);
+    s->rec_have = 0;
+    if (s->hs_hdr_have && !(s->type == CT_HANDSHAKE && clear) && !(t->tls13 && s->dec)) {
         /* RFC 8446 §5.1: handshake messages are not interleaved with other records. */
         anomaly(t, d, A_TLS_HANDSHAKE_INVALID, s->rec_off, 5);
         hs_reset(s);
@@ -1797,11 +1759,6 @@ static void record_start(struct mx_tls *t, enum mx_dir d)
     default:
         break;
     }
-    /* With the session's keys: TLS 1.3 protects records under type 23
-     * (RFC 8446 §5.2), TLS <= 1.2 every record after the ChangeCipherSpec. */
-    s->dec = t->dec >= DEC_ON && (s->keys.on || s->dec_failed) &&
-             (t->tls13 ? s->type == CT_APPLICATION_DATA : s->enc && s->type != CT_CHANGE_CIPHER_SPEC);
-    s->rec_have = 0;
 }
 
 static void record_body(struct mx_tls *t, enum mx_dir d, const uint8_t *p, size_t n, uint64_t off)
@@ -1952,8 +1909,6 @@ size_t mx_tls_bytes(const struct mx_tls *t)
             n += t->dir[d].hs_len;
         if (t->dir[d].rec_buf)
             n += TLS_MAX_RECORD;
-        if (t->dir[d].dh_buf)
-            n += t->dir[d].dh_len;
     }
     if (t->ch.ciphers)
         n += ((size_t)t->ch.n_ciphers + 1) * sizeof(*t->ch.ciphers);
@@ -2012,7 +1967,7 @@ void mx_tls_gap(struct mx_tls *t, enum mx_dir d, uint64_t len)
         s->lost = true; /* the record framing is gone: nothing to resynchronise on */
         hs_reset(s);
         if (s->keys.on || s->dec_failed) /* the dissector reading the cleartext loses it too */
-            plain_out(t, d, mx_slice_make(NULL, len), s->off);
+            mx_ctx_tls_plain(t->ctx, d, mx_slice_make(NULL, len), s->off - 1);
         return;
     }
     /* Inside one record: its framing holds; what the gap cut is dropped. */
@@ -2247,7 +2202,6 @@ void mx_tls_free(struct mx_tls *t)
     for (int d = 0; d < 2; d++) {
         hs_reset(&t->dir[d]);
         free(t->dir[d].rec_buf);
-        free(t->dir[d].dh_buf);
         mx_tls_keys_free(&t->dir[d].keys);
         mx_tls_keys_free(&t->dir[d].next);
     }
