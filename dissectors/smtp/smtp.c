@@ -19,33 +19,17 @@ static void smtp_gap(void *state, enum mx_dir d, uint64_t len);
 static void smtp_inside_tls(void *state, enum mx_dir d);
 static void smtp_end(void *state, enum mx_dir d);
 
-/* What the shared session layer needs to know of SMTP. */
-const struct mx_mail_proto mx_smtp_mail = {
-    .command_type = "smtp.command",
-    .command_key = "verb",
-    .auth_data_type = "smtp.auth_data",
-    .unknown_explain = "A command SMTP does not define: the server will likely refuse it.",
-    .upgrade = "STARTTLS",
-    .an = MX_MAIL_ANOMALY_MAP(A_),
-    .read = smtp_read,
-    .gap = smtp_gap,
-    .end = smtp_end,
-    .inside_tls = smtp_inside_tls,
-};
-
-/* LMTP (RFC 2033): SMTP's session under its own record types. */
-const struct mx_mail_proto mx_lmtp_mail = {
-    .command_type = "lmtp.command",
-    .command_key = "verb",
-    .auth_data_type = "lmtp.auth_data",
-    .unknown_explain = "A command LMTP does not define: the server will likely refuse it.",
-    .upgrade = "STARTTLS",
-    .an = MX_MAIL_ANOMALY_MAP(A_),
-    .read = smtp_read,
-    .gap = smtp_gap,
-    .end = smtp_end,
-    .inside_tls = smtp_inside_tls,
-};
+/* What the shared session layer needs to know of SMTP, and of LMTP (RFC
+ * 2033): the same session under its own record types. */
+#define SMTP_MAIL_PROTO(kind, NAME)                                                                                \
+    {                                                                                                              \
+        .command_type = kind ".command", .command_key = "verb", .auth_data_type = kind ".auth_data",               \
+        .unknown_explain = "A command " NAME " does not define: the server will likely refuse it.",                \
+        .upgrade = "STARTTLS", .an = MX_MAIL_ANOMALY_MAP(A_), .read = smtp_read, .gap = smtp_gap, .end = smtp_end, \
+        .inside_tls = smtp_inside_tls,                                                                             \
+    }
+const struct mx_mail_proto mx_smtp_mail = SMTP_MAIL_PROTO("smtp", "SMTP");
+const struct mx_mail_proto mx_lmtp_mail = SMTP_MAIL_PROTO("lmtp", "LMTP");
 
 static const struct smtp_names smtp_names = {
     "SMTP", "smtp.reply", "smtp.transaction", "smtp.session", "smtp.data", "smtp.auth", "smtp.data", "smtp.bdat",
