@@ -181,7 +181,7 @@ check write-flows-f 0 "$mx" -q -f "tcp port 110" --write-flows "$tmp/wff" --json
 expect write-flows-f-one test "$(ls "$tmp/wff")" = flow1-127.0.0.1.35486-127.0.0.1.110.pcap
 check write-flows-failed 0 "$mx" --write-flows "$tmp/wfx" --failures pcaps/smtp/*.pcap
 expect write-flows-failed-same test "$(ls "$tmp/wfx" | sed 's/-.*//; s/flow//' | sort -n | tr '\n' ' ')" = \
-  "$(grep -Eo '^(FAILED|DEFERRED)  <[^>]*>  flow [0-9]+' "$tmp/out" | awk '{print $NF}' | sort -un | tr '\n' ' ')"
+  "$(grep -Eo '^(FAILED|DEFERRED)  .*  flow [0-9]+,' "$tmp/out" | sed 's/.*flow //; s/,//' | sort -un | tr '\n' ' ')"
 check write-flows-stdin 2 sh -c "'$mx' --write-flows '$tmp/wfs' - < '$demo'"
 check write-flows-live 2 "$mx" -i lo --write-flows "$tmp/wfl"
 check write-flows-not-empty 1 "$mx" --write-flows "$tmp/wf" "$demo"

@@ -1771,6 +1771,7 @@ static void session_emit(struct imap *s)
     mx_mail_describe_tls(&s->m, ev, s->tls);
     mx_mail_describe_proxy(&s->m, ev);
     mx_mail_describe_close(&s->m, ev);
+    mx_mail_describe_waiting(ev, (uint32_t)s->pend.n);
     unsigned ok = mx_mail_logins_ok(&s->m);
     char tls[96], closed[320];
     mx_ev_text(ev,

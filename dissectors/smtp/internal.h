@@ -202,6 +202,7 @@ struct smtp {
     bool starttls_pending; /* STARTTLS sent, no reply yet */
     bool tls;              /* the session went dark after a 220 to STARTTLS */
     bool auth_continue;    /* a 334 asks for the client's next SASL message */
+    bool quit_sent;        /* the client sent QUIT (RFC 5321 §4.1.1.10): it ends the session by choice */
     bool ended[2];
     struct mx_mail_queue q; /* commands waiting for replies, oldest first */
     struct pending pend[SMTP_MAX_PENDING];

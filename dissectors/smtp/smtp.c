@@ -758,6 +758,12 @@ static void sent_helo(struct smtp *s, struct command *c)
     s->helo_next_verb = c->v;
 }
 
+static void sent_quit(struct smtp *s, struct command *c)
+{
+    (void)c;
+    s->quit_sent = true;
+}
+
 /* RFC 5321 §4.1.1.2: "MAIL FROM:" Reverse-path [SP Mail-parameters] */
 static void sent_mail(struct smtp *s, struct command *c)
 {
@@ -913,7 +919,7 @@ static const struct verb_def verbs[V__COUNT] = {
     [V_RSET] = { "RSET", NULL, answered_rset,
                  "Abandons the current transaction; the session stays open (RFC 5321 §4.1.1.5)." },
     [V_NOOP] = { "NOOP", NULL, NULL, "Does nothing: checks the server is still there (RFC 5321 §4.1.1.9)." },
-    [V_QUIT] = { "QUIT", NULL, NULL, "Asks the server to close the session (RFC 5321 §4.1.1.10)." },
+    [V_QUIT] = { "QUIT", sent_quit, NULL, "Asks the server to close the session (RFC 5321 §4.1.1.10)." },
     [V_VRFY] = { "VRFY", sent_vrfy, NULL,
                  "Asks whether an address is a real mailbox (RFC 5321 §4.1.1.6); most servers answer 252 or refuse, "
                  "as it helps spammers." },
@@ -1395,6 +1401,7 @@ static void session_emit(struct smtp *s)
     mx_mail_describe_tls(&s->m, ev, s->tls);
     mx_mail_describe_proxy(&s->m, ev);
     mx_mail_describe_close(&s->m, ev);
+    mx_mail_describe_waiting(ev, (uint32_t)s->q.n);
     char tls[96], closed[320];
     if (s->lmtp && s->names != &lmtp_names)
         mx_ev_bool(ev, "lmtp", true); /* an SMTP flow whose client greeted with LHLO */

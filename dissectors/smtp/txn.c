@@ -128,10 +128,12 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
         mx_ev_frames(ev, frame, frame);
         smtp_failure_fields(s, t, step, code, enh, text, ev);
     } else if (t->lmtp && (disposition == D_MIXED || disposition == D_NO_REPLY)) {
+        mx_ev_str(ev, "ended", mx_close_name(mx_ctx_flow(s->m.ctx)->close));
         mx_ev_str(ev, "cause",
                   "The session ended before the server replied for every recipient after the message data "
                   "(RFC 2033 §4.2): their delivery is unknown.");
     } else if (disposition == D_RESET) {
+        mx_ev_str(ev, "ended", "client_reset");
         mx_ev_str(ev, "cause",
                   "The client reset the transaction (RSET, EHLO or STARTTLS) before the message was "
                   "accepted.");
@@ -140,15 +142,23 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
         char why[320], cause[448];
         static const char lead[] = ", closed by the server: ";
         mx_mail_close_summary(&s->m, why, sizeof(why));
+        mx_ev_str(ev, "ended", "server_closed");
         snprintf(cause, sizeof(cause),
                  "The server ended the session before the transaction completed (%s); the sender retries later.",
                  why + (strlen(why) >= sizeof(lead) - 1 ? sizeof(lead) - 1 : 0));
         mx_ev_str(ev, "cause", cause);
+    } else if (s->quit_sent && !t->msg) {
+        mx_ev_str(ev, "ended", "client_quit");
+        mx_ev_str(ev, "cause",
+                  "The client ended the session (QUIT) before it sent a message: its choice, as with RSET "
+                  "(RFC 5321 §4.1.1.10).");
     } else if (!mx_ctx_flow(s->m.ctx)->close) {
+        mx_ev_str(ev, "ended", "next_transaction");
         mx_ev_str(ev, "cause",
                   "No final reply to this transaction was seen before the next one began (lost, or "
                   "never sent).");
     } else {
+        mx_ev_str(ev, "ended", mx_close_name(mx_ctx_flow(s->m.ctx)->close));
         mx_ev_str(ev, "cause", mx_diag_unfinished(mx_ctx_flow(s->m.ctx)->close, false));
     }
     mx_ev_end(ev);

@@ -494,9 +494,8 @@ static bool add_step(struct html_rep *r, struct session *s, const struct mx_even
         st->f0 = a && a->kind == MX_EV_UINT ? a->v.u : a && a->kind == MX_EV_INT ? (mx_frame_t)a->v.i : 0;
         st->f1 = b && b->kind == MX_EV_UINT ? b->v.u : b && b->kind == MX_EV_INT ? (mx_frame_t)b->v.i : st->f0;
     }
-    /* A failure: a negative reply, or a failed outcome (auth, TLS, delivery). */
-    bool failure = (kind == ST_S2C && (e->tone == MX_TONE_BAD || e->tone == MX_TONE_WARN)) ||
-                   (kind != ST_S2C && kind != ST_C2S && e->tone == MX_TONE_BAD);
+    /* A failure: what the failure model (dissectors/findings/failure.h) says, and nothing else. */
+    bool failure = !strcmp(e->type, "failure");
     s->failures += failure;
     if (kind == ST_C2S && (mx_ev_get(e, "verb") || mx_ev_get(e, "command")))
         s->commands++;
@@ -1136,6 +1135,8 @@ static void html_event(void *ctx, const struct mx_event *e)
         { "failure.meaning", "meaning: " },
         { "failure.enhanced_meaning", "enhanced code: " },
         { "failure.cause", "likely cause: " },
+        { "reply.meaning", "meaning: " },
+        { "reply.enhanced_meaning", "enhanced code: " },
     };
     details(&d, e, step_details, MX_ARRAY_LEN(step_details));
     char cut[512];
