@@ -6,6 +6,7 @@
 #include "dissectors/smtp/internal.h"
 #include "dissectors/smtp/diagnosis.h"
 #include "dissectors/message/message.h"
+#include "dissectors/mail/teach.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -475,6 +476,27 @@ static void lmtp_first_reply(struct smtp *s, struct pending *p)
     s->due.p = *p;
 }
 
+/* --explain, beyond the reply's meaning: an EHLO reply's extensions one by
+ * one (RFC 5321 §4.1.1.1), a 334 challenge decoded when it is text (RFC 4954
+ * §4: the LOGIN mechanism's "Username:" and "Password:"). */
+static void teach_reply(struct smtp *s, struct mx_event *ev, enum verb v)
+{
+    char dec[128], line[320];
+    if (s->rep.code == 250 && lists_extensions(v)) {
+        mx_teach_caps(ev, MX_TEACH_SMTP, &s->caps);
+    } else if (s->rep.code == 334 && mx_teach_challenge(mx_text_slice(&s->rep.text), dec, sizeof(dec))) {
+        bool user = !strcmp(dec, "Username:"), pass = !strcmp(dec, "Password:");
+        snprintf(line, sizeof(line), "the challenge, base64-decoded: \"%s\"%s", dec,
+                 user   ? ": the LOGIN mechanism asks for the user name; the client's next line is it, in base64"
+                 : pass ? ": the LOGIN mechanism asks for the password; the client's next line is it, in base64, "
+                          "which anyone who sees it can decode"
+                        : "");
+        mx_ev_arr(ev, "explain_lines");
+        mx_ev_wire(ev, NULL, mx_slice_make(line, strlen(line)));
+        mx_ev_end(ev);
+    }
+}
+
 static void reply_done(struct smtp *s, uint64_t end_off)
 {
     struct pending p = { V_UNKNOWN, 0, 0, UINT32_MAX, 0, false, false };
@@ -557,6 +579,8 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         mx_ev_str(ev, "explain", ex);
         mx_ev_str(ev, "state", state_names[next]);
     }
+    if (mx_ctx_flow(s->m.ctx)->explain)
+        teach_reply(s, ev, have ? p.verb : V_UNKNOWN);
     s->state = next;
     const uint8_t *nl = memchr(text.ptr, '\n', text.len);
     int first = nl ? (int)(nl - text.ptr) : (int)text.len;
@@ -947,9 +971,38 @@ static enum verb verb_of(struct mx_slice v)
     return V_UNKNOWN;
 }
 
+/* The state the server is in when it reads the next command: the state
+ * after the commands still awaiting replies (RFC 2920 §3: a pipelined
+ * command is read after them), each assumed to succeed. */
+static enum sstate state_ahead(const struct smtp *s)
+{
+    enum sstate st = s->state;
+    for (unsigned i = 0; i < s->q.n; i++) {
+        enum verb v = ((const struct pending *)mx_mail_queue_at(&s->q, i))->verb;
+        int code = v == V_CONNECT || v == V_STARTTLS ? 220 : v == V_DATA ? 354 : v == V_QUIT ? 221 : 250;
+        if (v != V_AUTH && v != V_AUTH_DATA)
+            st = next_state(st, v, code);
+    }
+    return st;
+}
+
 /* Emits the command record. */
 static void command_event(struct smtp *s, const struct command *c, bool pipelined, bool injected)
 {
+    char ex[768];
+    const char *explain = verbs[c->v].explain;
+    if (pipelined && mx_ctx_flow(s->m.ctx)->explain) {
+        /* RFC 2920 §3: where pipelining happens, and what it means for the state. */
+        bool one = s->q.n == 1;
+        char waits[64];
+        snprintf(waits, sizeof(waits), one ? "the reply to the command" : "the replies to the %u commands", s->q.n);
+        snprintf(ex, sizeof(ex),
+                 "%s Pipelined (RFC 2920): sent without waiting for %s before it; the server reads it after %s, "
+                 "so the state shown is the one %s to if %s.",
+                 explain ? explain : s->m.proto->unknown_explain, waits, one ? "it" : "them",
+                 one ? "it leads" : "they lead", one ? "it succeeds" : "they succeed");
+        explain = ex;
+    }
     struct mx_mail_command r = {
         .first = c->a,
         .last = c->b,
@@ -961,8 +1014,8 @@ static void command_event(struct smtp *s, const struct command *c, bool pipeline
         .redacted_len = c->redacted_len,
         .pipelined = pipelined,
         .injected = injected,
-        .explain = verbs[c->v].explain,
-        .state = state_names[s->state],
+        .explain = explain,
+        .state = state_names[pipelined ? state_ahead(s) : s->state],
     };
     mx_mail_command_record(&s->m, &r);
 }
