@@ -71,6 +71,7 @@ static const struct cap_def smtp_caps[] = {
 
 /* CAPA tags (RFC 2449 §6 and the extensions registered with it). */
 static const struct cap_def pop3_caps[] = {
+    { "CAPA", "the server answers CAPA, this list (RFC 2449 §5)" },
     { "TOP", "the server answers TOP: a message's header and its first lines (RFC 2449 §6.1)" },
     { "USER", "the client may log in with USER and PASS, the password in clear unless under TLS (RFC 2449 §6.2)" },
     { "SASL", "the client may log in with AUTH and one of the SASL mechanisms listed (RFC 2449 §6.3, RFC 5034)" },
@@ -230,4 +231,38 @@ bool mx_teach_challenge(struct mx_slice b64, char *buf, size_t cap)
             return false;
     buf[n] = '\0';
     return true;
+}
+
+void mx_teach_challenge_lines(struct mx_event *ev, struct mx_slice b64)
+{
+    char dec[128], line[320];
+    if (!mx_teach_challenge(b64, dec, sizeof(dec)))
+        return;
+    bool user = !strcmp(dec, "Username:") || !strcmp(dec, "User Name"),
+         pass = !strcmp(dec, "Password:") || !strcmp(dec, "Password");
+    snprintf(line, sizeof(line), "the challenge, base64-decoded: \"%s\"%s", dec,
+             user   ? ": the LOGIN mechanism asks for the user name; the client's next line is it, in base64"
+             : pass ? ": the LOGIN mechanism asks for the password; the client's next line is it, in base64, which "
+                      "anyone who sees it can decode"
+                    : "");
+    mx_ev_arr(ev, "explain_lines");
+    mx_ev_wire(ev, NULL, mx_slice_make(line, strlen(line)));
+    mx_ev_end(ev);
+}
+
+const char *mx_teach_pipelined(char *buf, size_t cap, const char *explain, unsigned waiting, const char *rfc,
+                               const char *reply)
+{
+    bool one = waiting == 1;
+    char waits[64];
+    if (one)
+        snprintf(waits, sizeof(waits), "the %s to the command", reply);
+    else
+        snprintf(waits, sizeof(waits), "the %ss to the %u commands", reply, waiting);
+    snprintf(buf, cap,
+             "%s Pipelined (%s): sent without waiting for %s before it; the server reads it after %s, so the state "
+             "shown is the one %s to if %s.",
+             explain, rfc, waits, one ? "it" : "them", one ? "it leads" : "they lead",
+             one ? "it succeeds" : "they succeed");
+    return buf;
 }

@@ -29,4 +29,17 @@ void mx_teach_caps(struct mx_event *ev, enum mx_teach_proto p, const struct mx_c
  * when it is empty, not base64, binary or longer than buf. */
 bool mx_teach_challenge(struct mx_slice b64, char *buf, size_t cap);
 
+/* Adds "explain_lines" to ev with the challenge b64 decoded (and what a
+ * LOGIN prompt asks for) when mx_teach_challenge decodes it; else nothing.
+ * Only server challenges come here: a client's answers may be secrets. */
+void mx_teach_challenge_lines(struct mx_event *ev, struct mx_slice b64);
+
+/* A pipelined command's explanation (RFC 2920 §3, RFC 2449 §6.6): its own
+ * `explain`, then that it was sent while `waiting` commands awaited their
+ * `reply` ("reply", "response"; rfc names the section), so the server reads
+ * it after them and the state shown is the one they lead to. Written to buf
+ * (cap bytes); returns buf. */
+const char *mx_teach_pipelined(char *buf, size_t cap, const char *explain, unsigned waiting, const char *rfc,
+                               const char *reply);
+
 #endif

@@ -481,20 +481,10 @@ static void lmtp_first_reply(struct smtp *s, struct pending *p)
  * §4: the LOGIN mechanism's "Username:" and "Password:"). */
 static void teach_reply(struct smtp *s, struct mx_event *ev, enum verb v)
 {
-    char dec[128], line[320];
-    if (s->rep.code == 250 && lists_extensions(v)) {
+    if (s->rep.code == 250 && lists_extensions(v))
         mx_teach_caps(ev, MX_TEACH_SMTP, &s->caps);
-    } else if (s->rep.code == 334 && mx_teach_challenge(mx_text_slice(&s->rep.text), dec, sizeof(dec))) {
-        bool user = !strcmp(dec, "Username:"), pass = !strcmp(dec, "Password:");
-        snprintf(line, sizeof(line), "the challenge, base64-decoded: \"%s\"%s", dec,
-                 user   ? ": the LOGIN mechanism asks for the user name; the client's next line is it, in base64"
-                 : pass ? ": the LOGIN mechanism asks for the password; the client's next line is it, in base64, "
-                          "which anyone who sees it can decode"
-                        : "");
-        mx_ev_arr(ev, "explain_lines");
-        mx_ev_wire(ev, NULL, mx_slice_make(line, strlen(line)));
-        mx_ev_end(ev);
-    }
+    else if (s->rep.code == 334)
+        mx_teach_challenge_lines(ev, mx_text_slice(&s->rep.text));
 }
 
 static void reply_done(struct smtp *s, uint64_t end_off)
@@ -991,18 +981,9 @@ static void command_event(struct smtp *s, const struct command *c, bool pipeline
 {
     char ex[768];
     const char *explain = verbs[c->v].explain;
-    if (pipelined && mx_ctx_flow(s->m.ctx)->explain) {
-        /* RFC 2920 §3: where pipelining happens, and what it means for the state. */
-        bool one = s->q.n == 1;
-        char waits[64];
-        snprintf(waits, sizeof(waits), one ? "the reply to the command" : "the replies to the %u commands", s->q.n);
-        snprintf(ex, sizeof(ex),
-                 "%s Pipelined (RFC 2920): sent without waiting for %s before it; the server reads it after %s, "
-                 "so the state shown is the one %s to if %s.",
-                 explain ? explain : s->m.proto->unknown_explain, waits, one ? "it" : "them",
-                 one ? "it leads" : "they lead", one ? "it succeeds" : "they succeed");
-        explain = ex;
-    }
+    if (pipelined && mx_ctx_flow(s->m.ctx)->explain)
+        explain = mx_teach_pipelined(ex, sizeof(ex), explain ? explain : s->m.proto->unknown_explain, s->q.n,
+                                     "RFC 2920", "reply");
     struct mx_mail_command r = {
         .first = c->a,
         .last = c->b,
