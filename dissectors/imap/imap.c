@@ -1935,11 +1935,11 @@ static void session_emit(struct imap *s)
     unsigned ok = mx_mail_logins_ok(&s->m);
     char tls[96], closed[320];
     mx_ev_text(ev,
-               "IMAP session: %" PRIu64 " commands, %" PRIu64 " NO, %" PRIu64 " BAD, %" PRIu64
-               " message bodies fetched, %" PRIu64 " appended%s%s%s",
-               s->m.commands, s->no, s->bad, s->fetched, s->appended,
-               mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)), ok ? ", logged in" : "",
-               mx_mail_close_summary(&s->m, closed, sizeof(closed)));
+               "IMAP session: %" PRIu64 " command%s, %" PRIu64 " NO, %" PRIu64 " BAD, %" PRIu64
+               " message bod%s fetched, %" PRIu64 " appended%s%s%s",
+               s->m.commands, s->m.commands == 1 ? "" : "s", s->no, s->bad, s->fetched, s->fetched == 1 ? "y" : "ies",
+               s->appended, mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),
+               ok ? ", logged in" : "", mx_mail_close_summary(&s->m, closed, sizeof(closed)));
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 

@@ -1228,10 +1228,10 @@ static void session_emit(struct pop3 *s)
     mx_mail_describe_close(&s->m, ev);
     unsigned ok = mx_mail_logins_ok(&s->m);
     char tls[96], closed[320];
-    mx_ev_text(ev, "POP3 session: %" PRIu64 " commands, %" PRIu64 " messages retrieved, %" PRIu64 " errors%s%s%s",
-               s->m.commands, s->retrieved, s->errors,
-               mx_mail_tls_summary(&s->m, s->tls, s->stls_attempted, tls, sizeof(tls)), ok ? ", logged in" : "",
-               mx_mail_close_summary(&s->m, closed, sizeof(closed)));
+    mx_ev_text(ev, "POP3 session: %" PRIu64 " command%s, %" PRIu64 " message%s retrieved, %" PRIu64 " error%s%s%s%s",
+               s->m.commands, s->m.commands == 1 ? "" : "s", s->retrieved, s->retrieved == 1 ? "" : "s", s->errors,
+               s->errors == 1 ? "" : "s", mx_mail_tls_summary(&s->m, s->tls, s->stls_attempted, tls, sizeof(tls)),
+               ok ? ", logged in" : "", mx_mail_close_summary(&s->m, closed, sizeof(closed)));
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 

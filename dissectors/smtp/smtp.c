@@ -1432,9 +1432,10 @@ static void session_emit(struct smtp *s)
     char tls[96], closed[320];
     if (s->lmtp && s->names != &lmtp_names)
         mx_ev_bool(ev, "lmtp", true); /* an SMTP flow whose client greeted with LHLO */
-    mx_ev_text(ev, "%s session%s: %" PRIu64 " commands, %" PRIu64 " transactions%s%s%s", s->names->label,
+    mx_ev_text(ev, "%s session%s: %" PRIu64 " command%s, %" PRIu64 " transaction%s%s%s%s", s->names->label,
                s->lmtp && s->names != &lmtp_names ? " (LMTP: the client greeted with LHLO)" : "", s->m.commands,
-               s->transactions, mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),
+               s->m.commands == 1 ? "" : "s", s->transactions, s->transactions == 1 ? "" : "s",
+               mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),
                s->m.n_logins ? ", authenticated" : "", mx_mail_close_summary(&s->m, closed, sizeof(closed)));
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
