@@ -688,6 +688,18 @@ static enum litmode literal_mode(struct imap *s, enum mx_dir d, uint64_t len, st
 
 /* ---- Records ---- */
 
+/* The least state a command is valid in (RFC 9051 §6.1-§6.4): a command
+ * that succeeds there shows the session got there, even when the login or
+ * the SELECT was not seen (midstream, lost bytes). */
+static enum istate need_state(enum cmd c)
+{
+    if ((c >= I_CHECK && c <= I_MOVE) || c == I_SORT || c == I_THREAD)
+        return IS_SELECTED;
+    if ((c >= I_SELECT && c <= I_IDLE) || c == I_ENABLE || (c >= I_GETQUOTA && c <= I_XLIST))
+        return IS_AUTHENTICATED;
+    return IS_NOT_AUTHENTICATED;
+}
+
 /* The state the server is in when it reads the next command: after the
  * commands still awaiting completion, each assumed to succeed (RFC 9051
  * §5.5: a client may send commands without waiting). */
@@ -708,6 +720,9 @@ static void command_event(struct imap *s, const struct pending *p, struct mx_sli
 {
     char ex[768];
     const char *explain = cmds[p->cmd].explain;
+    if (s->quiet && !pipelined && s->state != IS_LOGOUT && need_state(p->cmd) > s->state)
+        s->state = need_state(p->cmd); /* picked up midstream: the client knows where it stands */
+    enum istate st = pipelined ? state_ahead(s) : s->state;
     if (pipelined && mx_ctx_flow(s->m.ctx)->explain)
         explain = mx_teach_pipelined(ex, sizeof(ex), explain ? explain : mx_imap_mail.unknown_explain,
                                      (unsigned)s->pend.n, "RFC 9051 §5.5", "completion");
@@ -727,7 +742,7 @@ static void command_event(struct imap *s, const struct pending *p, struct mx_sli
         .pipelined = pipelined,
         .injected = injected,
         .explain = explain,
-        .state = istate_names[pipelined ? state_ahead(s) : s->state],
+        .state = istate_names[st],
     };
     mx_mail_command_record(&s->m, &c);
 }
@@ -895,7 +910,9 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
         }
     }
     if (p && ok) {
-        if (cmds[p->cmd].next != IS_SAME) /* RFC 9051 §3: the state diagram */
+        if (s->state != IS_LOGOUT && need_state(p->cmd) > s->state)
+            s->state = need_state(p->cmd); /* the login or SELECT was not seen */
+        if (cmds[p->cmd].next != IS_SAME)  /* RFC 9051 §3: the state diagram */
             s->state = cmds[p->cmd].next;
     } else if (p && (p->cmd == I_SELECT || p->cmd == I_EXAMINE) && s->state == IS_SELECTED) {
         s->state = IS_AUTHENTICATED; /* §6.3.2: a failed SELECT deselects */
@@ -1093,6 +1110,8 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
     } else if (has_num && mx_ieq(k.ptr, k.len, "FETCH")) {
         if (p)
             p->fetches++;
+        if (s->quiet && s->state < IS_SELECTED)
+            s->state = IS_SELECTED; /* RFC 9051 §7.5.2: a mailbox is selected, picked up midstream */
     } else if (!has_num && (mx_ieq(k.ptr, k.len, "SEARCH") || mx_ieq(k.ptr, k.len, "SORT"))) {
         uint64_t n = 0;
         for (struct token t = next_tok(z); t.t == T_ATOM; t = next_tok(z))

@@ -1464,9 +1464,9 @@ static bool html_finish(void *ctx)
         if (pass == 1 && r->idx.n > shown) {
             char note[320];
             int n = snprintf(note, sizeof(note),
-                             "<h3>Sessions not drawn</h3><p class=\"meta\">This report draws %zu sessions, those "
+                             "<h3>Sessions not drawn</h3><p class=\"meta\">This report draws %zu session%s, those "
                              "with failures first (<code>--html-diagrams N</code>).</p><table class=\"rest\">",
-                             r->max_diagrams);
+                             r->max_diagrams, plural(r->max_diagrams));
             put(r, note, (size_t)n);
         }
         for (size_t i = 0; i < r->idx.n && !r->failed; i++) {
