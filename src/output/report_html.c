@@ -190,7 +190,7 @@ struct step {
     mx_frame_t f0, f1;
     uint32_t label_off, label_len;
     uint32_t detail_off, detail_len;
-    uint8_t server_line; /* an IMAP server line that is no completion: SL_UNTAGGED, SL_CONTINUATION, or 0 */
+    uint8_t server_line; /* a server line that completes no command: SL_UNTAGGED, SL_CONTINUATION, or 0 */
 };
 
 /* Server lines drawn apart from the replies that complete a command. */
@@ -478,6 +478,13 @@ static void details(struct hbuf *d, const struct mx_event *e, const struct detai
         detail_str(d, e, t[i].path, t[i].label);
 }
 
+/* Whether the record's type ends with `suffix` (".untagged"). */
+static bool type_ends(const struct mx_event *e, const char *suffix)
+{
+    size_t n = strlen(e->type), k = strlen(suffix);
+    return n > k && !memcmp(e->type + n - k, suffix, k);
+}
+
 /* Counts a row and keeps it (keep_step); true when it is a failure, whose
  * row (texts not set) is copied to *out. */
 static bool add_step(struct html_rep *r, struct session *s, const struct mx_event *e, enum step_kind kind,
@@ -491,9 +498,9 @@ static bool add_step(struct html_rep *r, struct session *s, const struct mx_even
     const struct mx_ev_field *lf = mx_ev_get(e, "latency");
     st->latency = lf && lf->kind == MX_EV_DOUBLE ? lf->v.d : NAN;
     st->pipelined = mx_ev_get_int(e, "pipelined", 0) != 0;
-    if (!strcmp(e->type, "imap.untagged")) /* RFC 9051 §2.2.2: data, not a command's result */
+    if (type_ends(e, ".untagged")) /* data, not a command's result (RFC 9051 §2.2.2) */
         st->server_line = SL_UNTAGGED;
-    else if (!strcmp(e->type, "imap.continuation"))
+    else if (type_ends(e, ".continuation"))
         st->server_line = SL_CONTINUATION;
     const struct mx_ev_field *fr = mx_ev_get(e, "frames");
     if (fr && fr->kind == MX_EV_ARR) {
@@ -964,7 +971,7 @@ static void legend(struct hbuf *b)
           "reply: failure (5xx, -ERR, NO, BAD)" },
         { "<path d=\"M48 0H1M1 0l10 -5v10z\" stroke=\"#8a93a6\" fill=\"#8a93a6\" stroke-width=\"1.6\" "
           "stroke-dasharray=\"5 3\"/>",
-          "IMAP untagged (*) or continuation (+) line" },
+          "untagged (*) or continuation (+) server line" },
         { "<rect x=\"0\" y=\"-8\" width=\"48\" height=\"16\" rx=\"4\" fill=\"#e3ecff\" stroke=\"#9db4e6\"/>",
           "pipelined commands: sent without waiting for the replies" },
         { "<rect x=\"0\" y=\"-8\" width=\"48\" height=\"16\" rx=\"3\" fill=\"#1d2330\"/>",
@@ -1276,7 +1283,7 @@ static const char css[] =
     "font:12px ui-monospace,monospace}#mx-pane[hidden]{display:none}.filters{display:none;gap:14px;"
     "align-items:center;margin:8px 0;padding:6px 10px;background:#f3f4f8;border-radius:6px}"
     ".js .filters{display:flex}#mx-pager button{margin:0 4px}"
-    /* untagged IMAP lines: grey and dashed, unlike commands and completions */
+    /* untagged server lines: grey and dashed, unlike commands and completions */
     ".st.n.u .ar{stroke:#8a93a6;fill:#8a93a6;stroke-dasharray:5 3}.st.n.u .lb{fill:#4b5563;font-style:italic}"
     ".ut{fill:#8a93a6;font-size:10px;font-style:italic}svg.clip{vertical-align:-2px;fill:none;stroke:#555;"
     "stroke-width:1.4;stroke-linecap:round}svg.legend{display:block;margin:4px 0 8px;font:12px system-ui,sans-serif}"
