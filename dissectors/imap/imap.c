@@ -725,7 +725,7 @@ static void command_event(struct imap *s, const struct pending *p, struct mx_sli
     enum istate st = pipelined ? state_ahead(s) : s->state;
     if (pipelined && mx_ctx_flow(s->m.ctx)->explain)
         explain = mx_teach_pipelined(ex, sizeof(ex), explain ? explain : mx_imap_mail.unknown_explain,
-                                     (unsigned)s->pend.n, "RFC 9051 §5.5", "completion");
+                                     (unsigned)s->pend.n, "RFC 9051 §5.5", "completion", "completions");
     struct mx_mail_command c = {
         .first = a,
         .last = b,

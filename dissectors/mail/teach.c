@@ -251,14 +251,14 @@ void mx_teach_challenge_lines(struct mx_event *ev, struct mx_slice b64)
 }
 
 const char *mx_teach_pipelined(char *buf, size_t cap, const char *explain, unsigned waiting, const char *rfc,
-                               const char *reply)
+                               const char *reply, const char *replies)
 {
     bool one = waiting == 1;
     char waits[64];
     if (one)
         snprintf(waits, sizeof(waits), "the %s to the command", reply);
     else
-        snprintf(waits, sizeof(waits), "the %ss to the %u commands", reply, waiting);
+        snprintf(waits, sizeof(waits), "the %s to the %u commands", replies, waiting);
     snprintf(buf, cap,
              "%s Pipelined (%s): sent without waiting for %s before it; the server reads it after %s, so the state "
              "shown is the one %s to if %s.",

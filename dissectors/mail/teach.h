@@ -36,10 +36,10 @@ void mx_teach_challenge_lines(struct mx_event *ev, struct mx_slice b64);
 
 /* A pipelined command's explanation (RFC 2920 §3, RFC 2449 §6.6): its own
  * `explain`, then that it was sent while `waiting` commands awaited their
- * `reply` ("reply", "response"; rfc names the section), so the server reads
+ * `reply` ("reply", "response"; `replies` its plural; rfc names the section), so the server reads
  * it after them and the state shown is the one they lead to. Written to buf
  * (cap bytes); returns buf. */
 const char *mx_teach_pipelined(char *buf, size_t cap, const char *explain, unsigned waiting, const char *rfc,
-                               const char *reply);
+                               const char *reply, const char *replies);
 
 #endif

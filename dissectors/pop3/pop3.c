@@ -1018,8 +1018,9 @@ static void command_event(struct pop3 *s, const struct command *c, bool pipeline
     if (st == PS_AUTHORIZATION && s->quiet && transaction_only(c->cmd))
         st = PS_TRANSACTION; /* picked up midstream: the client is logged in */
     if (pipelined && mx_ctx_flow(s->m.ctx)->explain)
-        explain = mx_teach_pipelined(ex, sizeof(ex), explain ? explain : mx_pop3_mail.unknown_explain, s->q.n,
-                                     "RFC 2449 §6.6", "response");
+        explain = mx_teach_pipelined(ex, sizeof(ex), explain ? explain : mx_pop3_mail.unknown_explain,
+                                     s->q.n - (head(s)->cmd == P_CONNECT), /* the greeting is no command */
+                                     "RFC 2449 §6.6", "response", "responses");
     struct mx_mail_command r = {
         .first = c->a,
         .last = c->b,

@@ -982,8 +982,9 @@ static void command_event(struct smtp *s, const struct command *c, bool pipeline
     char ex[768];
     const char *explain = verbs[c->v].explain;
     if (pipelined && mx_ctx_flow(s->m.ctx)->explain)
-        explain = mx_teach_pipelined(ex, sizeof(ex), explain ? explain : s->m.proto->unknown_explain, s->q.n,
-                                     "RFC 2920", "reply");
+        explain = mx_teach_pipelined(ex, sizeof(ex), explain ? explain : s->m.proto->unknown_explain,
+                                     s->q.n - (head(s)->verb == V_CONNECT), /* the greeting is no command */
+                                     "RFC 2920", "reply", "replies");
     struct mx_mail_command r = {
         .first = c->a,
         .last = c->b,

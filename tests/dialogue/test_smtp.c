@@ -766,7 +766,7 @@ START_TEST(explain_pipelining_caps_prompts)
         expect(out, "smtp.command", i, "state", states[i]);
     json_object *r = mx_harness_record(out, "smtp.command", 4); /* DATA */
     ck_assert_ptr_nonnull(strstr(get(r, "explain"), "Pipelined (RFC 2920)"));
-    ck_assert_ptr_nonnull(strstr(get(r, "explain"), "the 3 commands before it"));
+    ck_assert_ptr_nonnull(strstr(get(r, "explain"), "waiting for the replies to the 3 commands before it"));
     json_object_put(r);
     expect(out, "smtp.reply", 1, "explain_lines.0",
            "PIPELINING: the client may send several commands in one write without waiting for each reply; the "
