@@ -6,6 +6,7 @@
 #include "dissectors/smtp/internal.h"
 #include "dissectors/smtp/diagnosis.h"
 #include "dissectors/message/message.h"
+#include "dissectors/mail/teach.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -475,6 +476,17 @@ static void lmtp_first_reply(struct smtp *s, struct pending *p)
     s->due.p = *p;
 }
 
+/* --explain, beyond the reply's meaning: an EHLO reply's extensions one by
+ * one (RFC 5321 §4.1.1.1), a 334 challenge decoded when it is text (RFC 4954
+ * §4: the LOGIN mechanism's "Username:" and "Password:"). */
+static void teach_reply(struct smtp *s, struct mx_event *ev, enum verb v)
+{
+    if (s->rep.code == 250 && lists_extensions(v))
+        mx_teach_caps(ev, MX_TEACH_SMTP, &s->caps);
+    else if (s->rep.code == 334)
+        mx_teach_challenge_lines(ev, mx_text_slice(&s->rep.text));
+}
+
 static void reply_done(struct smtp *s, uint64_t end_off)
 {
     struct pending p = { V_UNKNOWN, 0, 0, UINT32_MAX, 0, false, false };
@@ -557,6 +569,8 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         mx_ev_str(ev, "explain", ex);
         mx_ev_str(ev, "state", state_names[next]);
     }
+    if (mx_ctx_flow(s->m.ctx)->explain)
+        teach_reply(s, ev, have ? p.verb : V_UNKNOWN);
     s->state = next;
     const uint8_t *nl = memchr(text.ptr, '\n', text.len);
     int first = nl ? (int)(nl - text.ptr) : (int)text.len;
@@ -953,9 +967,30 @@ static enum verb verb_of(struct mx_slice v)
     return V_UNKNOWN;
 }
 
+/* The state the server is in when it reads the next command: the state
+ * after the commands still awaiting replies (RFC 2920 §3: a pipelined
+ * command is read after them), each assumed to succeed. */
+static enum sstate state_ahead(const struct smtp *s)
+{
+    enum sstate st = s->state;
+    for (unsigned i = 0; i < s->q.n; i++) {
+        enum verb v = ((const struct pending *)mx_mail_queue_at(&s->q, i))->verb;
+        int code = v == V_CONNECT || v == V_STARTTLS ? 220 : v == V_DATA ? 354 : v == V_QUIT ? 221 : 250;
+        if (v != V_AUTH && v != V_AUTH_DATA)
+            st = next_state(st, v, code);
+    }
+    return st;
+}
+
 /* Emits the command record. */
 static void command_event(struct smtp *s, const struct command *c, bool pipelined, bool injected)
 {
+    char ex[768];
+    const char *explain = verbs[c->v].explain;
+    if (pipelined && mx_ctx_flow(s->m.ctx)->explain)
+        explain = mx_teach_pipelined(ex, sizeof(ex), explain ? explain : s->m.proto->unknown_explain,
+                                     s->q.n - (head(s)->verb == V_CONNECT), /* the greeting is no command */
+                                     "RFC 2920", "reply", "replies");
     struct mx_mail_command r = {
         .first = c->a,
         .last = c->b,
@@ -967,8 +1002,8 @@ static void command_event(struct smtp *s, const struct command *c, bool pipeline
         .redacted_len = c->redacted_len,
         .pipelined = pipelined,
         .injected = injected,
-        .explain = verbs[c->v].explain,
-        .state = state_names[s->state],
+        .explain = explain,
+        .state = state_names[pipelined ? state_ahead(s) : s->state],
     };
     mx_mail_command_record(&s->m, &r);
 }
@@ -1405,9 +1440,10 @@ static void session_emit(struct smtp *s)
     char tls[96], closed[320];
     if (s->lmtp && s->names != &lmtp_names)
         mx_ev_bool(ev, "lmtp", true); /* an SMTP flow whose client greeted with LHLO */
-    mx_ev_text(ev, "%s session%s: %" PRIu64 " commands, %" PRIu64 " transactions%s%s%s", s->names->label,
+    mx_ev_text(ev, "%s session%s: %" PRIu64 " command%s, %" PRIu64 " transaction%s%s%s%s", s->names->label,
                s->lmtp && s->names != &lmtp_names ? " (LMTP: the client greeted with LHLO)" : "", s->m.commands,
-               s->transactions, mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),
+               s->m.commands == 1 ? "" : "s", s->transactions, s->transactions == 1 ? "" : "s",
+               mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),
                s->m.n_logins ? ", authenticated" : "", mx_mail_close_summary(&s->m, closed, sizeof(closed)));
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }

@@ -753,6 +753,38 @@ START_TEST(explain_and_state)
 }
 END_TEST
 
+/* --explain under pipelining (RFC 2920 §3): each pipelined command shows the
+ * state the server reads it in, after the commands before it; the EHLO
+ * reply's extensions one per line; LOGIN's prompts decoded, never the
+ * client's answers. */
+START_TEST(explain_pipelining_caps_prompts)
+{
+    struct mx_harness_opts o = { .explain = true };
+    char *out = run(pipelined, N(pipelined), &o);
+    static const char *const states[] = { "greeted", "greeted", "mail", "rcpt", "rcpt", "done" };
+    for (int i = 0; i < 6; i++)
+        expect(out, "smtp.command", i, "state", states[i]);
+    json_object *r = mx_harness_record(out, "smtp.command", 4); /* DATA */
+    ck_assert_ptr_nonnull(strstr(get(r, "explain"), "Pipelined (RFC 2920)"));
+    ck_assert_ptr_nonnull(strstr(get(r, "explain"), "waiting for the replies to the 3 commands before it"));
+    json_object_put(r);
+    expect(out, "smtp.reply", 1, "explain_lines.0",
+           "PIPELINING: the client may send several commands in one write without waiting for each reply; the "
+           "replies come back in order (RFC 2920)");
+    free(out);
+    out = run(auth_login_failed, N(auth_login_failed), &o);
+    r = mx_harness_record(out, "smtp.reply", 2);
+    ck_assert_ptr_nonnull(strstr(get(r, "explain_lines.0"), "base64-decoded: \"Username:\""));
+    json_object_put(r);
+    r = mx_harness_record(out, "smtp.reply", 3);
+    ck_assert_ptr_nonnull(strstr(get(r, "explain_lines.0"), "base64-decoded: \"Password:\""));
+    json_object_put(r);
+    ck_assert_ptr_null(strstr(out, "\"secret\"")); /* the password, never decoded */
+    ck_assert_ptr_null(strstr(out, "c2VjcmV0"));
+    free(out);
+}
+END_TEST
+
 static Suite *smtp_suite(void)
 {
     Suite *s = suite_create("smtp");
@@ -778,6 +810,7 @@ static Suite *smtp_suite(void)
     tcase_add_test(t, reply_cut_at_end);
     tcase_add_test(t, diagnosis_of_failures);
     tcase_add_test(t, explain_and_state);
+    tcase_add_test(t, explain_pipelining_caps_prompts);
     tcase_add_test(t, early_talker_read_in_turn);
     tcase_add_test(t, terminator_recorded);
     tcase_add_test(t, reply_421_closes);
