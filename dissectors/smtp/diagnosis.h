@@ -6,6 +6,7 @@
 #include "core/mx.h"
 #include "engine/dissector.h"
 #include "dissectors/smtp/codes.h"
+#include "dissectors/smtp/words.h"
 
 #include <stdio.h>
 
@@ -34,9 +35,31 @@ const char *mx_diag_reply_meaning(int code, const char *step);
  * Empty without a code (NULL, or cls 0). */
 void mx_diag_enhanced_meaning(const struct mx_enhanced_code *c, char *out, size_t cap);
 
+/* What a diagnosis concluded, for the records: the kind of cause, and, when
+ * the reply's codes say another thing than its words, what the codes say. */
+struct mx_diag_verdict {
+    enum mx_cause_kind kind;      /* the cause given (MX_CAUSE_NONE for a success) */
+    enum mx_cause_kind code_kind; /* what the codes alone say, when the words disagree; else MX_CAUSE_NONE */
+    const char *words;            /* the phrase of the text that named the cause (static), or NULL */
+};
+
 /* The likely cause of a failed step (4xx, 5xx), one or two sentences, with
- * the numbers that prove it (sizes); empty for a success. */
-void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap);
+ * the numbers that prove it (sizes); empty for a success. Reads the codes and
+ * the words of the text (mx_words_match): when they disagree (a 5.2.1
+ * "mailbox disabled" whose text asks to solve a puzzle), says both. v (may be
+ * NULL) gets the kinds. */
+void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap, struct mx_diag_verdict *v);
+
+/* --explain for a reply: what it means here, in answer to `step` (the
+ * command, or "(connect)", "(end of data)", "(auth data)"; NULL: none seen),
+ * with the RFC's meaning (placeholders filled from the text, or left out)
+ * and the enhanced code's, and, for a failure, what its words say. Starts
+ * with "<code>: "; holds no '<'. */
+void mx_diag_explain(int code, const char *step, const struct mx_enhanced_code *enh, struct mx_slice text, char *out,
+                     size_t cap);
+
+/* The kind of cause mx_diag_unfinished gives. */
+enum mx_cause_kind mx_diag_unfinished_kind(enum mx_close close, bool tls_failed);
 
 /* The cause for a transaction that never got its final reply: how the
  * connection ended ("fin", "rst", "timeout", "evicted", "capture_end") and
