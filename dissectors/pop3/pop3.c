@@ -7,6 +7,7 @@
 #include "core/buf.h"
 #include "dissectors/mail/session.h"
 #include "dissectors/message/message.h"
+#include "dissectors/smtp/diagnosis.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -386,9 +387,14 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
             s->state = PS_UPDATE;
     }
     if (mx_ctx_flow(s->m.ctx)->explain) {
-        mx_ev_str(ev, "explain",
-                  s->rep.ok ? "+OK: the command succeeded (RFC 1939 §3)."
-                            : "-ERR: the command failed; the text says why (RFC 1939 §3).");
+        char ex[256], note[160] = "";
+        if (!s->rep.ok) /* the words of the -ERR (RFC 2449 §8 response codes among them) */
+            mx_diag_words_note(text, note, sizeof(note));
+        snprintf(ex, sizeof(ex), "%s%s",
+                 s->rep.ok ? "+OK: the command succeeded (RFC 1939 §3)."
+                           : "-ERR: the command failed; the text says why (RFC 1939 §3).",
+                 note);
+        mx_ev_str(ev, "explain", ex);
         mx_ev_str(ev, "state", pstate_names[s->state]);
     }
     const char *status = s->rep.ok ? "+OK" : "-ERR";

@@ -151,7 +151,7 @@ static enum mx_cause_kind code_kind(const struct mx_diag_reply *r, const struct 
         return MX_CAUSE_AUTH_FAILED;
     if (r->code == 530 || r->code == 538)
         return r->code == 538 ? MX_CAUSE_TLS_REQUIRED : MX_CAUSE_AUTH_REQUIRED;
-    if (r->code == 552)
+    if (r->code == 552 && (!e->cls || e->subject == 2 || e->subject == 3)) /* an enhanced code says more */
         return step_is(r, "RCPT") ? MX_CAUSE_QUOTA : MX_CAUSE_TOO_BIG;
     if (step_is(r, "(connect)") || r->code == 421)
         return r->code == 421 ? MX_CAUSE_UNAVAILABLE : MX_CAUSE_POLICY;
@@ -167,8 +167,10 @@ static enum mx_cause_kind code_kind(const struct mx_diag_reply *r, const struct 
 /* Who a policy refusal is about, from postfix's restriction names or the step. */
 static const char *policy_target(const struct mx_diag_reply *r)
 {
-    if (has(r->text, "sender address rejected") || step_is(r, "MAIL"))
+    if (has(r->text, "sender address rejected"))
         return "sender's address";
+    if (step_is(r, "MAIL"))
+        return "sender (or the client sending for it)";
     if (has(r->text, "client host rejected") || step_is(r, "(connect)"))
         return "client (its address or host name)";
     if (has(r->text, "helo command rejected") || step_is(r, "EHLO") || step_is(r, "HELO"))
@@ -298,7 +300,7 @@ static void say_kind(const struct mx_diag_reply *r, enum mx_cause_kind k, const 
         if (step_is(r, "(connect)"))
             SAY("The server refused the connection at the greeting: usually a blocklist or a policy on the "
                 "client's address.");
-        else if (sender)
+        else if (has(r->text, "sender address rejected") || (step_is(r, "MAIL") && !mx_words_match(r->text)))
             SAY("The sender's address was refused by the server's policy.%s", retry);
         else
             SAY("Refused by the server's policy: the %s is not authorized here.%s", policy_target(r), retry);
@@ -554,10 +556,12 @@ static size_t domain_of(struct mx_slice t)
         if (c == '.')
             dot = true;
         else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '[' ||
-                   c == ']' || c == ':'))
+                   c == ']' || (c == ':' && t.ptr[0] == '[')))
             break;
         n++;
     }
+    if (dot && n < t.len && t.ptr[n] == ':' && t.ptr[0] != '[') /* "mx.example.org: Too many ..." */
+        return n;
     return dot && (n == t.len || t.ptr[n] == ' ') ? n : 0;
 }
 
@@ -609,25 +613,31 @@ static void rfc_text(const struct mx_reply_info *ri, struct mx_slice text, char 
 }
 
 /* The enhanced code said plainly: the registry's text, except for the
- * "other or undefined" rows (X.Y.0), which say only the class and subject. */
+ * "other or undefined" rows (X.Y.0), which say only the class and subject,
+ * and the codes the registry does not list. */
 static void enhanced_plain(const struct mx_enhanced_code *c, char *out, size_t cap)
 {
-    static const char *const subjects[] = {
-        "no further detail",
-        "about an address, no further detail",
-        "about the mailbox, no further detail",
-        "about the mail system, no further detail",
-        "about the network or routing, no further detail",
-        "about the mail protocol, no further detail",
-        "about the message content or its conversion, no further detail",
-        "about security or policy, no further detail",
+    static const char *const about[] = {
+        "with no subject given",
+        "about an address",
+        "about the mailbox",
+        "about the mail system",
+        "about the network or routing",
+        "about the mail protocol",
+        "about the message content or its conversion",
+        "about security or policy",
     };
     const char *cls = c->cls == 2 ? "success" : c->cls == 4 ? "temporary failure" : "permanent failure";
-    if (c->detail == 0 && c->subject >= 0 && c->subject <= 7) {
-        snprintf(out, cap, "%s, %s (RFC 3463 §3.%d)", cls, subjects[c->subject], c->subject + 1);
-        return;
-    }
-    mx_diag_enhanced_meaning(c, out, cap);
+    const char *subj = c->subject >= 0 && c->subject <= 7 ? about[c->subject] : "about an unregistered subject";
+    const struct mx_enhanced_info *i = mx_enhanced_lookup(c->subject, c->detail);
+    if (c->detail == 0 && c->subject == 0)
+        snprintf(out, cap, "%s, no further detail (RFC 3463 §3.1)", cls);
+    else if (c->detail == 0 && c->subject >= 1 && c->subject <= 7)
+        snprintf(out, cap, "%s, %s, no further detail (RFC 3463 §3.%d)", cls, subj, c->subject + 1);
+    else if (i && c->subject >= 1 && c->subject <= 7)
+        mx_diag_enhanced_meaning(c, out, cap);
+    else
+        snprintf(out, cap, "%s, %s, with a detail the registry does not list", cls, subj);
 }
 
 void mx_diag_explain(int code, const char *step, const struct mx_enhanced_code *enh, struct mx_slice text, char *out,
@@ -676,4 +686,14 @@ void mx_diag_explain(int code, const char *step, const struct mx_enhanced_code *
         if (w && w->kind != MX_CAUSE_TEMPORARY)
             snprintf(out + o, cap - o, "; the server's words (\"%s\") point to %s", w->phrase, kind_clause(w->kind));
     }
+}
+
+void mx_diag_words_note(struct mx_slice text, char *out, size_t cap)
+{
+    const struct mx_words_row *w = mx_words_match(text);
+    if (cap == 0)
+        return;
+    out[0] = '\0';
+    if (w)
+        snprintf(out, cap, " The server's words (\"%s\") point to %s.", w->phrase, kind_clause(w->kind));
 }

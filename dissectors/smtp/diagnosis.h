@@ -58,6 +58,11 @@ void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap, struct 
 void mx_diag_explain(int code, const char *step, const struct mx_enhanced_code *enh, struct mx_slice text, char *out,
                      size_t cap);
 
+/* For a failure's --explain in any protocol (POP3 -ERR, IMAP NO): " The
+ * server's words (\"[in-use]\") point to the mailbox is in use." when the
+ * text holds a phrase of the table (mx_words_match), else "". */
+void mx_diag_words_note(struct mx_slice text, char *out, size_t cap);
+
 /* The kind of cause mx_diag_unfinished gives. */
 enum mx_cause_kind mx_diag_unfinished_kind(enum mx_close close, bool tls_failed);
 

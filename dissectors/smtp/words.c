@@ -141,6 +141,7 @@ static const struct mx_words_row rows[] = {
     { "sending quota", MX_CAUSE_RATE_LIMIT },           /* Gmail 5.4.5: "Daily user sending quota exceeded" */
     { "sending limit", MX_CAUSE_RATE_LIMIT },           /* Gmail 5.4.5/4.7.0 "... sending limits"; MS 5.1.90 */
     { "daily limit", MX_CAUSE_RATE_LIMIT },   /* MS 5.1.90: "you've reached your daily limit for message recipients" */
+    { "relay limit", MX_CAUSE_RATE_LIMIT },   /* Gmail 4.2.1: "Peak SMTP relay limit exceeded for customer" */
     { "[login-delay]", MX_CAUSE_RATE_LIMIT }, /* POP3 RFC 2449 §8.1.1 LOGIN-DELAY */
     { "[limit]", MX_CAUSE_RATE_LIMIT },       /* IMAP RFC 5530 LIMIT */
 
@@ -257,9 +258,10 @@ static const struct mx_words_row rows[] = {
     { "[unavailable]", MX_CAUSE_TEMPORARY }, /* IMAP RFC 5530 UNAVAILABLE */
 
     /* ---- policy: last, the general words ---- */
-    { "puzzle", MX_CAUSE_POLICY },        /* "521 5.2.1 MUST COMPLETE IMAGE PUZZLE BEFORE SENDING" (issue 27) */
-    { "captcha", MX_CAUSE_POLICY },       /* challenge-response filters */
-    { "access denied", MX_CAUSE_POLICY }, /* postfix smtpd_check.c access(5) REJECT default: "Access denied" */
+    { "puzzle", MX_CAUSE_POLICY },           /* "521 5.2.1 MUST COMPLETE IMAGE PUZZLE BEFORE SENDING" (issue 27) */
+    { "captcha", MX_CAUSE_POLICY },          /* challenge-response filters */
+    { "not in whitelist", MX_CAUSE_POLICY }, /* Gmail 4.7.0: "IP not in whitelist for RCPT domain" */
+    { "access denied", MX_CAUSE_POLICY },    /* postfix smtpd_check.c access(5) REJECT default: "Access denied" */
     { "client host rejected",
       MX_CAUSE_POLICY }, /* postfix smtpd_check.c: "Client host rejected: cannot find your hostname" */
     { "sender address rejected", MX_CAUSE_POLICY }, /* postfix smtpd_check.c */
