@@ -403,7 +403,7 @@ void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap, struct 
     else
         snprintf(codes, sizeof(codes), "%d", r->code);
     snprintf(out, cap,
-             "The code (%s) says %s; the server's words (\"%s\") say %s, and the words are the likelier "
+             "The code (%s) says: %s; the server's words (\"%s\") say: %s, and the words are the likelier "
              "cause. %s",
              codes, kind_clause(ck), w->phrase, kind_clause(wk), rest);
 }
@@ -684,7 +684,7 @@ void mx_diag_explain(int code, const char *step, const struct mx_enhanced_code *
         const struct mx_words_row *w = mx_words_match(text);
         o = strlen(out);
         if (w && w->kind != MX_CAUSE_TEMPORARY)
-            snprintf(out + o, cap - o, "; the server's words (\"%s\") point to %s", w->phrase, kind_clause(w->kind));
+            snprintf(out + o, cap - o, "; the server's words (\"%s\") say: %s", w->phrase, kind_clause(w->kind));
     }
 }
 
@@ -695,5 +695,5 @@ void mx_diag_words_note(struct mx_slice text, char *out, size_t cap)
         return;
     out[0] = '\0';
     if (w)
-        snprintf(out, cap, " The server's words (\"%s\") point to %s.", w->phrase, kind_clause(w->kind));
+        snprintf(out, cap, " The server's words (\"%s\") say: %s.", w->phrase, kind_clause(w->kind));
 }

@@ -59,7 +59,7 @@ void mx_diag_explain(int code, const char *step, const struct mx_enhanced_code *
                      size_t cap);
 
 /* For a failure's --explain in any protocol (POP3 -ERR, IMAP NO): " The
- * server's words (\"[in-use]\") point to the mailbox is in use." when the
+ * server's words (\"[in-use]\") say: the mailbox is in use." when the
  * text holds a phrase of the table (mx_words_match), else "". */
 void mx_diag_words_note(struct mx_slice text, char *out, size_t cap);
 

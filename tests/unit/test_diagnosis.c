@@ -137,7 +137,7 @@ START_TEST(test_puzzle)
     mx_diag_cause(&r, cause, sizeof(cause), &v);
     ck_assert_str_eq(mx_cause_kind_name(v.kind), "policy");
     ck_assert_str_eq(mx_cause_kind_name(v.code_kind), "mailbox_disabled");
-    ck_assert_ptr_nonnull(strstr(cause, "The code (5.2.1) says the mailbox is disabled"));
+    ck_assert_ptr_nonnull(strstr(cause, "The code (5.2.1) says: the mailbox is disabled"));
     ck_assert_ptr_nonnull(strstr(cause, "the server's words (\"puzzle\")"));
     /* with no words, the code alone */
     r.text = mx_slice_make((const uint8_t *)"", 0);
