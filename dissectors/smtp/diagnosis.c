@@ -14,7 +14,10 @@ const char *mx_diag_reply_meaning(int code, const char *step)
 {
     /* The code tables name commands by verb; pseudo-steps use the general meaning. */
     const struct mx_reply_info *r = mx_reply_lookup(code, step && step[0] != '(' ? step : NULL);
-    return r ? r->text : NULL;
+    if (!r)
+        return NULL;
+    /* RFC 5321 §4.2.3 opens 220, 221 and 421 with "<domain>": no name to give here */
+    return strncmp(r->text, "<domain> ", 9) ? r->text : r->text + 9;
 }
 
 void mx_diag_enhanced_meaning(const struct mx_enhanced_code *c, char *out, size_t cap)

@@ -27,7 +27,8 @@ struct mx_diag_reply {
 };
 
 /* The RFC meaning of the reply code in answer to `step` ("Requested action
- * not taken: mailbox unavailable"), or NULL when no RFC gives one. */
+ * not taken: mailbox unavailable"), without RFC 5321's leading "<domain> ",
+ * or NULL when no RFC gives one. */
 const char *mx_diag_reply_meaning(int code, const char *step);
 
 /* The registry meaning of an enhanced status code, written to out:
