@@ -102,6 +102,8 @@ static const char *kind_clause(enum mx_cause_kind k)
         return "the server is busy or unavailable";
     case MX_CAUSE_SYNTAX:
         return "a syntax error";
+    case MX_CAUSE_OUT_OF_SEQUENCE:
+        return "a command out of order";
     default:
         return "a failure";
     }
@@ -121,7 +123,8 @@ static bool agree(enum mx_cause_kind a, enum mx_cause_kind b)
     return a == b || generic(a) ||
            ((a == MX_CAUSE_AUTH_REQUIRED || a == MX_CAUSE_TLS_REQUIRED) &&
             (b == MX_CAUSE_AUTH_REQUIRED || b == MX_CAUSE_TLS_REQUIRED)) ||
-           ((a == MX_CAUSE_QUOTA || a == MX_CAUSE_TOO_BIG) && (b == MX_CAUSE_QUOTA || b == MX_CAUSE_TOO_BIG));
+           ((a == MX_CAUSE_QUOTA || a == MX_CAUSE_TOO_BIG) && (b == MX_CAUSE_QUOTA || b == MX_CAUSE_TOO_BIG)) ||
+           ((a == MX_CAUSE_SYNTAX || a == MX_CAUSE_BAD_ADDRESS) && (b == MX_CAUSE_SYNTAX || b == MX_CAUSE_BAD_ADDRESS));
 }
 
 /* What the codes alone say (RFC 3463 §3 for the enhanced code, RFC 5321
@@ -388,6 +391,8 @@ void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap, struct 
      * whose words say the same thing. */
     if (!w || agree(ck, wk) || wk == MX_CAUSE_TEMPORARY) {
         v->kind = w && !generic(wk) ? wk : w && generic(ck) ? wk : ck;
+        if (v->kind == MX_CAUSE_SYNTAX && ck == MX_CAUSE_BAD_ADDRESS) /* the code names what was malformed */
+            v->kind = ck;
         v->words = w && v->kind == wk ? w->phrase : NULL;
         say_kind(r, v->kind, &e, temp, out, cap);
         return;

@@ -257,6 +257,18 @@ static const struct mx_words_row rows[] = {
     { "[sys/temp]", MX_CAUSE_TEMPORARY },    /* POP3 RFC 3206 §4 SYS/TEMP */
     { "[unavailable]", MX_CAUSE_TEMPORARY }, /* IMAP RFC 5530 UNAVAILABLE */
 
+    /* ---- the dialogue itself (RFC 5321 §4.1.4, §4.2.4) ---- */
+    { "need mail command", MX_CAUSE_OUT_OF_SEQUENCE }, /* postfix smtpd.c: "503 5.5.1 Error: need MAIL command" */
+    { "need rcpt command", MX_CAUSE_OUT_OF_SEQUENCE }, /* postfix smtpd.c: "503 5.5.1 Error: need RCPT command" */
+    { "need mail before", MX_CAUSE_OUT_OF_SEQUENCE },  /* sendmail srvrsmtp.c: "503 5.0.0 Need MAIL before RCPT" */
+    { "need rcpt", MX_CAUSE_OUT_OF_SEQUENCE },         /* sendmail srvrsmtp.c: "503 5.0.0 Need RCPT (recipient)" */
+    { "bad sequence", MX_CAUSE_OUT_OF_SEQUENCE },      /* RFC 5321 §4.2.3 503 text, echoed by many */
+    { "command unrecognized", MX_CAUSE_SYNTAX },       /* sendmail srvrsmtp.c: "500 5.5.1 Command unrecognized" */
+    { "unrecognized command", MX_CAUSE_SYNTAX },       /* exim smtp_in.c: "500 unrecognized command" */
+    { "unknown command", MX_CAUSE_SYNTAX }, /* postfix smtpd.c: "502 5.5.2 Error: command not recognized"; qmail */
+    { "command not recognized", MX_CAUSE_SYNTAX }, /* postfix smtpd.c */
+    { "syntax error", MX_CAUSE_SYNTAX },           /* RFC 5321 §4.2.3 500/501 texts; sendmail, exim */
+
     /* ---- policy: last, the general words ---- */
     { "puzzle", MX_CAUSE_POLICY },           /* "521 5.2.1 MUST COMPLETE IMAGE PUZZLE BEFORE SENDING" (issue 27) */
     { "captcha", MX_CAUSE_POLICY },          /* challenge-response filters */
