@@ -263,8 +263,11 @@ static void answered_mail(struct smtp *s, const struct pending *p, const struct 
     t->mail_code = r->code;
     t->mail_enh = *r->enh;
     t->last_frame = r->last;
-    if (!r->ok)
+    if (!r->ok) {
         t->last_reply = *r->full;
+        t->mail_reply = *r->full;
+        t->mail_frame = r->last;
+    }
 }
 
 static void answered_rcpt(struct smtp *s, const struct pending *p, const struct reply *r)

@@ -101,6 +101,8 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
         step = "MAIL";
         code = t->mail_code;
         enh = &t->mail_enh;
+        full = &t->mail_reply; /* its own reply: a refused DATA after it replaces last_reply */
+        frame = t->mail_frame ? t->mail_frame : frame;
     } else if (t->data_code >= 400) {
         step = t->rejected_data ? "DATA" : t->bdat ? "BDAT" : "(end of data)";
         code = t->data_code;
