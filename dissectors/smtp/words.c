@@ -324,8 +324,17 @@ const struct mx_words_row *mx_words_match(struct mx_slice text)
             c = ' ';
         low[i] = (char)c;
     }
+    /* The bytes the text holds: a phrase with a byte it lacks cannot match,
+     * and costs no search (most rows, for most texts). */
+    bool present[256] = { false };
+    for (size_t i = 0; i < n; i++)
+        present[(uint8_t)low[i]] = true;
     for (size_t r = 0; r < mx_words_count(); r++) {
-        if (memmem(low, n, rows[r].phrase, strlen(rows[r].phrase)))
+        const char *ph = rows[r].phrase;
+        size_t len = 0;
+        while (ph[len] && present[(uint8_t)ph[len]])
+            len++;
+        if (!ph[len] && memmem(low, n, ph, len))
             return &rows[r];
     }
     return NULL;

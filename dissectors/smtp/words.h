@@ -61,8 +61,9 @@ struct mx_words_row {
  * before the general) whose phrase the text holds, compared without case,
  * with line breaks read as spaces and addresses in angle brackets left out;
  * NULL when none. Reads at most the first
- * MX_WORDS_MAX bytes; linear in the text for each row (memmem), never more. */
-#define MX_WORDS_MAX 1024
+ * MX_WORDS_MAX bytes (a reply's text is at most 256, MX_TEXT); linear in
+ * the text for each row whose bytes all occur in it (memmem), never more. */
+#define MX_WORDS_MAX 512
 const struct mx_words_row *mx_words_match(struct mx_slice text);
 
 /* Rows in the table, and row i (NULL past the end): for the tests. */
