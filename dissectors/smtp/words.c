@@ -68,10 +68,8 @@ const char *mx_cause_kind_name(enum mx_cause_kind k)
  */
 static const struct mx_words_row rows[] = {
     /* ---- greylisting (RFC 6647) ---- */
-    { "greylist", MX_CAUSE_GREYLISTING },  /* postgrey: "Greylisted, see http://postgrey.schweikert.ch/help/..." */
-    { "graylist", MX_CAUSE_GREYLISTING },  /* sqlgrey, gross: "Graylisted" spelling */
-    { "grey-list", MX_CAUSE_GREYLISTING }, /* milter-greylist documentation's spelling */
-    { "try again in a few minutes", MX_CAUSE_GREYLISTING }, /* Yahoo: "[TSS11] ... try again in a few minutes" */
+    { "greylist", MX_CAUSE_GREYLISTING }, /* postgrey: "Greylisted, see http://postgrey.schweikert.ch/help/..." */
+    { "graylist", MX_CAUSE_GREYLISTING }, /* US spelling, "graylisted": bounce classifiers (sisimai) list it */
 
     /* ---- blocklists (DNSBL, RFC 5782) ---- */
     { "blocked using",
@@ -80,8 +78,8 @@ static const struct mx_words_row rows[] = {
     { "blacklisted", MX_CAUSE_BLOCKLIST },   /* exim wiki BlackLists: "REJECTED - x is blacklisted at ..."; Barracuda */
     { "blocklist", MX_CAUSE_BLOCKLIST },     /* Spamhaus and MS wording ("on our block list", "blocklisted") */
     { "block list", MX_CAUSE_BLOCKLIST },    /* MS: "part of their network is on our block list (S3150)" */
-    { "blacklist", MX_CAUSE_BLOCKLIST },     /* older wording, sendmail dnsbl.m4 users, cPanel */
-    { "black list", MX_CAUSE_BLOCKLIST },    /* older wording */
+    { "blacklist", MX_CAUSE_BLOCKLIST },     /* older wording: "Mail from x rejected by Abusix blacklist" */
+    { "black list", MX_CAUSE_BLOCKLIST },    /* Barracuda: "Realtime Black List"; exim above */
     { "spamhaus", MX_CAUSE_BLOCKLIST },      /* Spamhaus zen/sbl/xbl/pbl, Yahoo "[BL21] ... in Spamhaus's list" */
     { "spamcop", MX_CAUSE_BLOCKLIST }, /* SpamCop bl.spamcop.net: "Blocked - see https://www.spamcop.net/bl.shtml?" */
     { "barracudacentral", MX_CAUSE_BLOCKLIST },     /* Barracuda b.barracudacentral.org */
@@ -92,8 +90,7 @@ static const struct mx_words_row rows[] = {
     { " listed at ", MX_CAUSE_BLOCKLIST }, /* sendmail cf/feature/dnsbl.m4: "Rejected: x listed at zen.spamhaus.org" */
     { "banned sending ip", MX_CAUSE_BLOCKLIST }, /* MS 5.7.606: "Access denied, banned sending IP [x]" */
     { "traffic not accepted from this ip", MX_CAUSE_BLOCKLIST }, /* MS 5.7.708 */
-    { "poor reputation", MX_CAUSE_BLOCKLIST }, /* Gmail 5.7.1: "... has a poor reputation" (IP or domain) */
-    { "low reputation", MX_CAUSE_BLOCKLIST },  /* Gmail 5.7.1: "... this message has been blocked ... low reputation" */
+    { "low reputation", MX_CAUSE_BLOCKLIST }, /* Gmail 5.7.1: "... this message has been blocked ... low reputation" */
 
     /* ---- SPF, DKIM, DMARC (RFC 7208, RFC 6376, RFC 7489; RFC 7372 X.7.20-27) ---- */
     { "dmarc", MX_CAUSE_SPF_DKIM_DMARC }, /* OpenDMARC: "rejected by DMARC policy for %s"; Gmail 5.7.26; MS 5.7.509 */
@@ -106,10 +103,8 @@ static const struct mx_words_row rows[] = {
 
     /* ---- TLS required (RFC 3207, RFC 8314) ---- */
     { "must issue a starttls",
-      MX_CAUSE_TLS_REQUIRED },                    /* postfix smtpd.c: "530 5.7.0 Must issue a STARTTLS command first" */
-    { "tls required", MX_CAUSE_TLS_REQUIRED },    /* Gmail: "421 4.7.0 TLS required for RCPT domain" */
-    { "requires tls", MX_CAUSE_TLS_REQUIRED },    /* exim/MS connectors: "... requires TLS" */
-    { "tls is required", MX_CAUSE_TLS_REQUIRED }, /* MS 4.4.317/5.7.3 connector texts */
+      MX_CAUSE_TLS_REQUIRED },                 /* postfix smtpd.c: "530 5.7.0 Must issue a STARTTLS command first" */
+    { "tls required", MX_CAUSE_TLS_REQUIRED }, /* Gmail: "421 4.7.0 TLS required for RCPT domain" */
     { "encryption required", MX_CAUSE_TLS_REQUIRED }, /* RFC 4954 §6 538 text, postfix smtpd_sasl_proto.c */
     { "plaintext authentication disallowed",
       MX_CAUSE_TLS_REQUIRED }, /* dovecot login-common: "[AUTH] Plaintext ... disallowed on non-secure (SSL/TLS) connections" */
@@ -126,7 +121,6 @@ static const struct mx_words_row rows[] = {
       MX_CAUSE_RATE_LIMIT }, /* Yahoo [TSS04]: "temporarily deferred due to unexpected volume or user complaints" */
     { "rate limit",
       MX_CAUSE_RATE_LIMIT }, /* sendmail proto.m4: "Connection rate limit exceeded."; Gmail "Peak SMTP relay limit" */
-    { "ratelimit", MX_CAUSE_RATE_LIMIT }, /* rspamd ratelimit module: "Ratelimit \"...\" exceeded" */
     { "rate exceeds",
       MX_CAUSE_RATE_LIMIT }, /* exim spec ratelimit example: "Sender rate exceeds $sender_rate_limit ..." */
     { "too many connections",
@@ -136,10 +130,8 @@ static const struct mx_words_row rows[] = {
       MX_CAUSE_RATE_LIMIT }, /* sendmail proto.m4 conncontrol: "421 4.3.2 Too many open connections." */
     { "too much mail",
       MX_CAUSE_RATE_LIMIT }, /* postfix smtpd_check.c anvil: "450 4.7.1 Error: too much mail from %s" */
-    { "too many messages", MX_CAUSE_RATE_LIMIT }, /* postfix smtpd.c: "Error: too many messages from %s"; MS 4.7.500 */
     { "too many login attempts", MX_CAUSE_RATE_LIMIT }, /* Gmail 454 4.7.0 */
     { "sending quota", MX_CAUSE_RATE_LIMIT },           /* Gmail 5.4.5: "Daily user sending quota exceeded" */
-    { "sending limit", MX_CAUSE_RATE_LIMIT },           /* Gmail 5.4.5/4.7.0 "... sending limits"; MS 5.1.90 */
     { "daily limit", MX_CAUSE_RATE_LIMIT },   /* MS 5.1.90: "you've reached your daily limit for message recipients" */
     { "relay limit", MX_CAUSE_RATE_LIMIT },   /* Gmail 4.2.1: "Peak SMTP relay limit exceeded for customer" */
     { "[login-delay]", MX_CAUSE_RATE_LIMIT }, /* POP3 RFC 2449 §8.1.1 LOGIN-DELAY */
@@ -150,23 +142,18 @@ static const struct mx_words_row rows[] = {
     { "overquota", MX_CAUSE_QUOTA },       /* IMAP RFC 5530 OVERQUOTA; MS "QuotaExceededException" is below */
     { "quota exceeded", MX_CAUSE_QUOTA },  /* dovecot quota.c: "Quota exceeded (mailbox for user is full)" */
     { "quotaexceeded", MX_CAUSE_QUOTA },   /* MS 5.2.2: "STOREDRV.Deliver.Exception:QuotaExceededException" */
-    { "exceeded quota", MX_CAUSE_QUOTA },  /* courier, cyrus: "Mailbox exceeded quota" */
     { "mailbox full", MX_CAUSE_QUOTA },    /* MS 5.2.2 "mailbox full"; postfix virtual/local bounces */
     { "mailbox is full", MX_CAUSE_QUOTA }, /* exim appendfile.c: "mailbox is full"; dovecot */
-    { "mailbox size limit", MX_CAUSE_QUOTA },              /* Yahoo/MS: "Mailbox size limit exceeded" */
-    { "insufficient storage in mailbox", MX_CAUSE_QUOTA }, /* cyrus lmtpd */
 
     /* ---- too big (RFC 1870, RFC 3463 X.3.4, X.2.3) ---- */
     { "size exceeds",
       MX_CAUSE_TOO_BIG }, /* postfix smtpd.c "Message size exceeds fixed limit"; sendmail srvrsmtp.c; exim */
     { "exceeded google's message size", MX_CAUSE_TOO_BIG }, /* Gmail 5.3.4 */
     { "message too big", MX_CAUSE_TOO_BIG },                /* RFC 3463 X.3.4 sample text, used verbatim by many */
-    { "message too large", MX_CAUSE_TOO_BIG },    /* MS 5.2.3: "RESOLVER.RST.RecipSizeLimit; message too large" */
-    { "message is too large", MX_CAUSE_TOO_BIG }, /* exim smtp_in.c: "message too big" / "message is too large" */
-    { "too big for system", MX_CAUSE_TOO_BIG },   /* RFC 3463 X.3.4 sample */
+    { "message too large", MX_CAUSE_TOO_BIG },  /* MS 5.2.3: "RESOLVER.RST.RecipSizeLimit; message too large" */
+    { "too big for system", MX_CAUSE_TOO_BIG }, /* RFC 3463 X.3.4 sample */
     { "databytes",
       MX_CAUSE_TOO_BIG }, /* qmail qmail-smtpd.c: "552 sorry, that message size exceeds my databytes limit" */
-    { "size limit exceeded", MX_CAUSE_TOO_BIG }, /* exim: "552 Message size limit exceeded" */
 
     /* ---- content: spam, viruses ---- */
     { "virus", MX_CAUSE_CONTENT },    /* exim spec: "This message contains a virus ($malware_name)."; amavisd */
@@ -177,16 +164,13 @@ static const struct mx_words_row rows[] = {
     { "spam", MX_CAUSE_CONTENT }, /* rspamd: "Spam message rejected"; amavisd "- spam"; MS 5.7.501 "spam abuse" */
     { "unsolicited", MX_CAUSE_CONTENT }, /* Gmail 5.7.1: "this message is likely unsolicited mail" */
     { "content presents a potential security issue", MX_CAUSE_CONTENT }, /* Gmail 5.7.0 */
-    { "content filter", MX_CAUSE_CONTENT }, /* MS, Barracuda: "rejected by content filter" */
 
     /* ---- relaying (RFC 5321 §3.6) ---- */
-    { "relay access denied", MX_CAUSE_RELAY_DENIED },    /* postfix smtpd_check.c reject_unauth_destination */
-    { "relaying denied", MX_CAUSE_RELAY_DENIED },        /* sendmail proto.m4: "550 5.7.1 <x>... Relaying denied" */
-    { "relay not permitted", MX_CAUSE_RELAY_DENIED },    /* exim default configure: "relay not permitted" */
-    { "not permitted to relay", MX_CAUSE_RELAY_DENIED }, /* exim and other configs */
+    { "relay access denied", MX_CAUSE_RELAY_DENIED }, /* postfix smtpd_check.c reject_unauth_destination */
+    { "relaying denied", MX_CAUSE_RELAY_DENIED },     /* sendmail proto.m4: "550 5.7.1 <x>... Relaying denied" */
+    { "relay not permitted", MX_CAUSE_RELAY_DENIED }, /* exim default configure: "relay not permitted" */
     { "unable to relay", MX_CAUSE_RELAY_DENIED }, /* MS 5.7.54: "Unable to relay recipient in non-accepted domain" */
-    { "relaying not allowed", MX_CAUSE_RELAY_DENIED },
-    { "relay denied", MX_CAUSE_RELAY_DENIED }, /* Gmail 5.7.0 "Mail relay denied"; MS 5.7.64 "Relay Access Denied" */
+    { "relay denied", MX_CAUSE_RELAY_DENIED },    /* Gmail 5.7.0 "Mail relay denied"; MS 5.7.64 "Relay Access Denied" */
     { "rcpthosts",
       MX_CAUSE_RELAY_DENIED }, /* qmail-smtpd.c: "553 sorry, that domain isn't in my list of allowed rcpthosts" */
 
@@ -196,34 +180,30 @@ static const struct mx_words_row rows[] = {
     { "domain does not exist",
       MX_CAUSE_UNKNOWN_DOMAIN }, /* sendmail srvrsmtp.c: "Domain of sender address %s does not exist" */
     { "domain of sender address", MX_CAUSE_UNKNOWN_DOMAIN }, /* sendmail: "... does not resolve" variant */
-    { "no such domain", MX_CAUSE_UNKNOWN_DOMAIN },
-    { "null mx", MX_CAUSE_UNKNOWN_DOMAIN }, /* postfix 3.1+ (RFC 7505): "Domain ... does not accept mail (nullMX)" */
-    { "nullmx", MX_CAUSE_UNKNOWN_DOMAIN },
+    { "nullmx",
+      MX_CAUSE_UNKNOWN_DOMAIN }, /* postfix src/dns/dns_lookup.c (RFC 7505): "Domain %s does not accept mail (nullMX)" */
 
     /* ---- unknown user (RFC 3463 X.1.1) ---- */
     { "user unknown",
       MX_CAUSE_UNKNOWN_USER }, /* postfix smtpd_check.c "User unknown in local recipient table"; sendmail */
-    { "unknown user", MX_CAUSE_UNKNOWN_USER },
-    { "no such user", MX_CAUSE_UNKNOWN_USER },       /* courier, many */
+    { "unknown user", MX_CAUSE_UNKNOWN_USER }, /* exim (Debian exim4 routers): "rejected RCPT <x>: Unknown user" */
     { "user doesn't exist", MX_CAUSE_UNKNOWN_USER }, /* dovecot lmtp: "550 5.1.1 <x> User doesn't exist: x" */
     { "does not exist",
       MX_CAUSE_UNKNOWN_USER }, /* Gmail 5.1.1: "The email account that you tried to reach does not exist" */
     { "doesn't have a", MX_CAUSE_UNKNOWN_USER },    /* Yahoo: "This user doesn't have a yahoo.com account" */
     { "recipientnotfound", MX_CAUSE_UNKNOWN_USER }, /* MS 5.1.10: "RESOLVER.ADR.RecipientNotFound" */
     { "recipnotfound", MX_CAUSE_UNKNOWN_USER },     /* MS 5.1.1: "RESOLVER.ADR.RecipNotFound; not found" */
-    { "recipient not found", MX_CAUSE_UNKNOWN_USER },
+    { "recipient not found",
+      MX_CAUSE_UNKNOWN_USER }, /* MS 5.1.10: "Recipient ... not found by SMTP address lookup" (spaced form) */
     { "mailbox not found", MX_CAUSE_UNKNOWN_USER }, /* Yahoo 552: "Requested mail action aborted, mailbox not found" */
     { "no mailbox here", MX_CAUSE_UNKNOWN_USER },   /* qmail: "550 sorry, no mailbox here by that name. (#5.1.1)" */
     { "unrouteable address", MX_CAUSE_UNKNOWN_USER }, /* exim verify: "Unrouteable address" */
-    { "invalid recipient", MX_CAUSE_UNKNOWN_USER },
-    { "unknown recipient", MX_CAUSE_UNKNOWN_USER },
-    { "no such mailbox", MX_CAUSE_UNKNOWN_USER },
+    { "no such mailbox",
+      MX_CAUSE_UNKNOWN_USER }, /* LBBS net_smtp: smtp_abort(550, 5.1.1, "No such mailbox"); IMAP servers */
 
     /* ---- disabled mailbox (RFC 3463 X.2.1) ---- */
     { "account that you tried to reach is disabled", MX_CAUSE_MAILBOX_DISABLED }, /* Gmail 5.2.1 */
-    { "account is disabled", MX_CAUSE_MAILBOX_DISABLED },
-    { "mailbox disabled", MX_CAUSE_MAILBOX_DISABLED }, /* RFC 3463 X.2.1 sample text */
-    { "mailbox is disabled", MX_CAUSE_MAILBOX_DISABLED },
+    { "mailbox disabled", MX_CAUSE_MAILBOX_DISABLED },                            /* RFC 3463 X.2.1 sample text */
     { "account has been disabled",
       MX_CAUSE_MAILBOX_DISABLED }, /* Gmail/Yahoo: "... account has been disabled or discontinued" */
 
@@ -233,27 +213,21 @@ static const struct mx_words_row rows[] = {
     { "authentication unsuccessful", MX_CAUSE_AUTH_FAILED }, /* MS 5.7.139/5.7.3 */
     { "password not accepted", MX_CAUSE_AUTH_FAILED },       /* Gmail 535 5.7.8: "Username and Password not accepted" */
     { "credentials invalid", MX_CAUSE_AUTH_FAILED },         /* RFC 4954 §6 535 text */
-    { "invalid credentials", MX_CAUSE_AUTH_FAILED },         /* sendmail, Gmail 534 variants */
     { "[authenticationfailed]", MX_CAUSE_AUTH_FAILED },      /* IMAP RFC 5530 AUTHENTICATIONFAILED */
     { "[auth]", MX_CAUSE_AUTH_FAILED },                      /* POP3 RFC 3206 §4 AUTH response code */
     { "authentication required", MX_CAUSE_AUTH_REQUIRED },   /* RFC 4954 §6 530 text; Gmail 530 5.7.0 */
     { "not authenticated", MX_CAUSE_AUTH_REQUIRED },         /* MS 5.7.57: "Client not authenticated to send mail" */
-    { "authenticate first", MX_CAUSE_AUTH_REQUIRED },
 
     /* ---- too many recipients (RFC 3463 X.5.3) ---- */
     { "too many recipients",
       MX_CAUSE_TOO_MANY_RECIPIENTS }, /* postfix smtpd.c "452 4.5.3 Error: too many recipients"; Gmail, MS */
 
     /* ---- mailbox in use ---- */
-    { "[in-use]", MX_CAUSE_IN_USE },          /* POP3 RFC 2449 §8.1.2 IN-USE */
-    { "[inuse]", MX_CAUSE_IN_USE },           /* IMAP RFC 5530 INUSE */
-    { "mailbox is locked", MX_CAUSE_IN_USE }, /* dovecot: "Mailbox is locked, will abort" */
-    { "unable to lock", MX_CAUSE_IN_USE },    /* qpopper, popa3d: "unable to lock maildrop" */
+    { "[in-use]", MX_CAUSE_IN_USE }, /* POP3 RFC 2449 §8.1.2 IN-USE */
+    { "[inuse]", MX_CAUSE_IN_USE },  /* IMAP RFC 5530 INUSE */
 
     /* ---- the server busy ---- */
     { "server busy", MX_CAUSE_UNAVAILABLE }, /* Gmail 421 4.4.5 "Server busy, try again later."; MS 4.7.500 */
-    { "too busy", MX_CAUSE_UNAVAILABLE },
-    { "shutting down", MX_CAUSE_UNAVAILABLE },
     { "[sys/temp]", MX_CAUSE_TEMPORARY },    /* POP3 RFC 3206 §4 SYS/TEMP */
     { "[unavailable]", MX_CAUSE_TEMPORARY }, /* IMAP RFC 5530 UNAVAILABLE */
 
@@ -271,7 +245,6 @@ static const struct mx_words_row rows[] = {
 
     /* ---- policy: last, the general words ---- */
     { "puzzle", MX_CAUSE_POLICY },           /* "521 5.2.1 MUST COMPLETE IMAGE PUZZLE BEFORE SENDING" (issue 27) */
-    { "captcha", MX_CAUSE_POLICY },          /* challenge-response filters */
     { "not in whitelist", MX_CAUSE_POLICY }, /* Gmail 4.7.0: "IP not in whitelist for RCPT domain" */
     { "access denied", MX_CAUSE_POLICY },    /* postfix smtpd_check.c access(5) REJECT default: "Access denied" */
     { "client host rejected",
@@ -283,10 +256,8 @@ static const struct mx_words_row rows[] = {
     { "policy", MX_CAUSE_POLICY }, /* Yahoo 5.7.9 "Message not accepted for policy reasons"; Gmail gcdp */
     { "not authorized",
       MX_CAUSE_POLICY }, /* Gmail 5.7.1: "The IP you're using ... is not authorized to send email directly" */
-    { "not allowed", MX_CAUSE_POLICY },          /* MS 5.7.520 and others */
     { "permanently deferred", MX_CAUSE_POLICY }, /* Yahoo [TSS09]: "All messages from x will be permanently deferred" */
-    { "prohibited", MX_CAUSE_POLICY },
-    { "blocked", MX_CAUSE_POLICY }, /* last: "blocked" with no list named */
+    { "blocked", MX_CAUSE_POLICY },              /* last: "blocked" with no list named */
 };
 
 size_t mx_words_count(void)
