@@ -101,6 +101,18 @@ CAUSES = {
                                                "SIZE="],
     # busy@lab.test alone: 450 4.2.1, the transaction deferred
     ("smtp/tempfail-450", 450, "4.2.1"): ["temporary", "retries later"],
+    # reply-words (issue 27): Gmail's words "receiving mail too quickly" under a
+    # 450 4.2.1 ("mailbox disabled"): a rate limit, and both said
+    ("smtp/reply-words", 450, "4.2.1"): ["The code (4.2.1) says", "mailbox is disabled",
+                                         "the server's words", "too quickly", "rate limit"],
+    # postgrey's "Greylisted, see http://postgrey.schweikert.ch/help/..." under 450 4.2.0
+    ("smtp/reply-words", 450, "4.2.0"): ["Greylisting", "retries"],
+    # 521 5.2.1 "MUST COMPLETE IMAGE PUZZLE BEFORE SENDING": a policy, not a disabled mailbox
+    ("smtp/reply-words", 521, "5.2.1"): ["The code (5.2.1) says", "mailbox is disabled",
+                                         "\"puzzle\"", "policy"],
+    # postfix closes the connection after the 521: alice (accepted) and the
+    # transaction are left unfinished
+    ("smtp/reply-words", None, None): ["closed (FIN)", "before the transaction completed"],
     # the demo's nobody@lab.test: 550 5.1.1
     ("demo", 550, "5.1.1"): ["does not exist"],
 }
