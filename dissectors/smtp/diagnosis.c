@@ -1,6 +1,8 @@
-/* diagnosis.c - plain-language causes for SMTP failures. The meanings come
- * from the generated code tables (dissectors/smtp/codes.h); the causes are
- * rules over the step, the codes, the reply text and the sizes. */
+/* diagnosis.c - plain-language causes for SMTP failures, and what a reply
+ * means for --explain. The meanings come from the generated code tables
+ * (dissectors/smtp/codes.h); the causes are rules over the step, the codes,
+ * the reply's words (dissectors/smtp/words.c) and the sizes, each with a kind
+ * (enum mx_cause_kind) for the records. */
 #include "dissectors/smtp/diagnosis.h"
 
 #include "dissectors/smtp/codes.h"
