@@ -355,7 +355,7 @@ static void say_kind(const struct mx_diag_reply *r, enum mx_cause_kind k, const 
 #undef SAY
 }
 
-void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap, struct mx_diag_verdict *v)
+void mx_diag_cause_kind(const struct mx_diag_reply *r, char *out, size_t cap, struct mx_diag_verdict *v)
 {
     struct mx_enhanced_code e = MX_ENHANCED_NONE;
     struct mx_diag_verdict none = { MX_CAUSE_NONE, MX_CAUSE_NONE, NULL };
@@ -416,6 +416,11 @@ void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap, struct 
              "The code (%s) says: %s; the server's words (\"%s\") say: %s, and the words are the likelier "
              "cause. %s",
              codes, kind_clause(ck), w->phrase, kind_clause(wk), rest);
+}
+
+void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap)
+{
+    mx_diag_cause_kind(r, out, cap, NULL);
 }
 
 const char *mx_diag_unfinished(enum mx_close close, bool tls_failed)

@@ -49,7 +49,10 @@ struct mx_diag_verdict {
  * the words of the text (mx_words_match): when they disagree (a 5.2.1
  * "mailbox disabled" whose text asks to solve a puzzle), says both. v (may be
  * NULL) gets the kinds. */
-void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap, struct mx_diag_verdict *v);
+void mx_diag_cause_kind(const struct mx_diag_reply *r, char *out, size_t cap, struct mx_diag_verdict *v);
+
+/* mx_diag_cause_kind without the kinds. */
+void mx_diag_cause(const struct mx_diag_reply *r, char *out, size_t cap);
 
 /* --explain for a reply: what it means here, in answer to `step` (the
  * command, or "(connect)", "(end of data)", "(auth data)"; NULL: none seen),

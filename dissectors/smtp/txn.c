@@ -70,7 +70,7 @@ void smtp_failure_fields(struct smtp *s, const struct txn *t, const char *step, 
                                .per_recipient =
                                    t && t->lmtp && (!strcmp(step, "(end of data)") || !strcmp(step, "BDAT")) };
     struct mx_diag_verdict v;
-    mx_diag_cause(&r, cause, sizeof(cause), &v);
+    mx_diag_cause_kind(&r, cause, sizeof(cause), &v);
     if (cause[0]) {
         mx_ev_str(ev, "cause", cause);
         mx_ev_str(ev, "cause_kind", mx_cause_kind_name(v.kind));

@@ -63,7 +63,7 @@ static void check_smtp(const char *step, const char *reply, const char *want, co
     struct mx_diag_reply r = { .step = step, .code = code, .enhanced = &e, .text = text };
     char cause[1024];
     struct mx_diag_verdict v;
-    mx_diag_cause(&r, cause, sizeof(cause), &v);
+    mx_diag_cause_kind(&r, cause, sizeof(cause), &v);
     ck_assert_msg(cause[0], "line %d: no cause for %s", lineno, reply);
     ck_assert_msg(!strcmp(mx_cause_kind_name(v.kind), want), "line %d: %s: kind %s, expected %s (cause: %s)", lineno,
                   reply, mx_cause_kind_name(v.kind), want, cause);
@@ -134,20 +134,20 @@ START_TEST(test_puzzle)
     };
     char cause[1024];
     struct mx_diag_verdict v;
-    mx_diag_cause(&r, cause, sizeof(cause), &v);
+    mx_diag_cause_kind(&r, cause, sizeof(cause), &v);
     ck_assert_str_eq(mx_cause_kind_name(v.kind), "policy");
     ck_assert_str_eq(mx_cause_kind_name(v.code_kind), "mailbox_disabled");
     ck_assert_ptr_nonnull(strstr(cause, "The code (5.2.1) says: the mailbox is disabled"));
     ck_assert_ptr_nonnull(strstr(cause, "the server's words (\"puzzle\")"));
     /* with no words, the code alone */
     r.text = mx_slice_make((const uint8_t *)"", 0);
-    mx_diag_cause(&r, cause, sizeof(cause), &v);
+    mx_diag_cause_kind(&r, cause, sizeof(cause), &v);
     ck_assert_str_eq(mx_cause_kind_name(v.kind), "mailbox_disabled");
     ck_assert_int_eq(v.code_kind, MX_CAUSE_NONE);
     ck_assert_ptr_nonnull(strstr(cause, "disabled"));
     /* a success has no cause */
     r.code = 250;
-    mx_diag_cause(&r, cause, sizeof(cause), &v);
+    mx_diag_cause_kind(&r, cause, sizeof(cause), &v);
     ck_assert_str_eq(cause, "");
     ck_assert_int_eq(v.kind, MX_CAUSE_NONE);
 }
@@ -203,8 +203,8 @@ START_TEST(test_words_bounded)
     ck_assert_ptr_null(mx_words_match(mx_slice_make(NULL, 0)));
     struct mx_enhanced_code e = MX_ENHANCED_NONE;
     struct mx_diag_reply r = { .step = "RCPT", .code = 550, .enhanced = &e, .text = mx_slice_make(big, n) };
-    char cause[64]; /* a small buffer: cut, terminated */
-    mx_diag_cause(&r, cause, sizeof(cause), NULL);
+    char cause[64];                          /* a small buffer: cut, terminated */
+    mx_diag_cause(&r, cause, sizeof(cause)); /* the form without the kinds */
     ck_assert_uint_lt(strlen(cause), sizeof(cause));
     char ex[64];
     mx_diag_explain(550, "RCPT", &e, mx_slice_make(big, n), ex, sizeof(ex));
