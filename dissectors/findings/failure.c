@@ -100,6 +100,7 @@ struct failure {
     const struct mx_ev_field *obj; /* the object holding enhanced, text, meaning..., or NULL: the record */
     struct mx_slice text;          /* the reply's text when the source lacks it, else empty */
     const char *note;              /* a plain cause when the source says none */
+    const char *note_kind;         /* its cause_kind (dissectors/smtp/words.h), or NULL */
     mx_frame_t a, b;
 };
 
@@ -192,10 +193,15 @@ static void emit(struct mx_sink *s, const struct mx_event *e, const char *proto,
         mx_ev_end(ev);
     }
     const struct mx_ev_field *c = f->obj ? member(e, f->obj, "cause") : mx_ev_get(e, "cause");
-    if (c && c->kind == MX_EV_STR)
+    if (c && c->kind == MX_EV_STR) {
         mx_ev_wire(ev, "cause", mx_ev_field_str(e, c));
-    else if (f->note)
+        copy_text(ev, f, "cause_kind", "cause_kind", "cause_kind_len", "cause_kind_truncated");
+        copy_text(ev, f, "cause_kind_code", "cause_kind_code", "cause_kind_code_len", "cause_kind_code_truncated");
+    } else if (f->note) {
         mx_ev_str(ev, "cause", f->note);
+        if (f->note_kind)
+            mx_ev_str(ev, "cause_kind", f->note_kind);
+    }
     mx_ev_frames(ev, f->a, f->b);
     mx_ev_tone(ev, f->sev == SEV_HIGH ? MX_TONE_BAD : MX_TONE_WARN);
     if (mx_ev_wants_text(ev))
@@ -332,6 +338,11 @@ static void on_auth(struct mx_sink *s, struct flowst *st, const struct mx_event 
         else if (!strcmp(proto, "pop3") && !slice_is(mx_ev_get_str(e, "mechanism"), "USER/PASS"))
             f.step = slice_is(mx_ev_get_str(e, "mechanism"), "APOP") ? "APOP" : "AUTH";
         snprintf(f.status, sizeof(f.status), "%s", !strcmp(proto, "imap") ? "NO" : "-ERR");
+        f.note = f.temporary ? "The server refused the login for now (RFC 3206 §4, RFC 5530 §3): the mailbox is in "
+                               "use, or the server is unavailable; the client may retry."
+                             : "The server refused the login: a wrong user name or password, or an account that may "
+                               "not log in.";
+        f.note_kind = slice_is(rc, "IN-USE") ? "in_use" : f.temporary ? "unavailable" : "auth_failed";
     }
     if (!mx_ev_get(e, "text")) /* the reply that refused it came just before */
         f.text = mx_slice_make(st->last_text, st->last_text_len);
@@ -395,6 +406,10 @@ static void on_reply(struct mx_sink *s, struct flowst *st, const struct mx_event
         f.temporary = slice_is(rc, "UNAVAILABLE") || slice_is(rc, "SYS/TEMP") || slice_is(rc, "IN-USE") ||
                       slice_is(rc, "INUSE") || slice_is(rc, "LIMIT");
     }
+    if (strcmp(f.kind, "starttls_refused") && !f.note_kind)
+        f.note_kind = f.temporary ? "temporary" : "refused";
+    if (!strcmp(f.kind, "starttls_refused"))
+        f.note_kind = f.temporary ? "temporary" : "refused";
     frames_of(e, NULL, &f.a, &f.b);
     emit(s, e, proto, &f, false);
 }
@@ -409,7 +424,7 @@ static void on_tls(struct mx_sink *s, const struct mx_event *e, const char *prot
     for (const struct mx_ev_field *a = mx_ev_first(e, al); a; a = mx_ev_next(e, a)) {
         if (!slice_is(member_str(e, a, "level"), "fatal"))
             continue;
-        struct failure f = { .src = e, .kind = "tls_failed", .sev = SEV_MEDIUM, .obj = a };
+        struct failure f = { .src = e, .kind = "tls_failed", .sev = SEV_MEDIUM, .obj = a, .note_kind = "tls_failed" };
         f.step = slice_is(mx_ev_get_str(e, "how"), "starttls") ? "(TLS after STARTTLS)" : "(TLS handshake)";
         snprintf(f.status, sizeof(f.status), "alert");
         f.text = member_str(e, a, "description");
@@ -433,6 +448,7 @@ static void on_flow(struct mx_sink *s, struct flowst *st, const struct mx_event 
     if (!before_greeting && !(st->unanswered && !leaving))
         return;
     struct failure f = { .src = e, .kind = "session_cut", .sev = SEV_MEDIUM, .temporary = true };
+    f.note_kind = slice_is(close, "rst") ? "reset" : "timeout";
     f.step = before_greeting ? "(connect)" : st->last_verb;
     char note[200];
     const char *how = slice_is(close, "rst") ? "reset (RST)" : "silent until it timed out";

@@ -10,6 +10,7 @@
 #include "core/buf.h"
 #include "dissectors/mail/session.h"
 #include "dissectors/message/message.h"
+#include "dissectors/smtp/diagnosis.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -918,10 +919,15 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
         s->state = IS_AUTHENTICATED; /* §6.3.2: a failed SELECT deselects */
     }
     if (mx_ctx_flow(s->m.ctx)->explain) {
-        mx_ev_str(ev, "explain",
-                  ok   ? "OK: the command completed (RFC 9051 §7.1.1)."
-                  : no ? "NO: the command failed; the text says why (RFC 9051 §7.1.2)."
-                       : "BAD: the server did not understand the command (RFC 9051 §7.1.3).");
+        char ex[256], note[160] = "";
+        if (no) /* the words of the NO, its response code among them (RFC 5530) */
+            mx_diag_words_note(rest, note, sizeof(note));
+        snprintf(ex, sizeof(ex), "%s%s",
+                 ok   ? "OK: the command completed (RFC 9051 §7.1.1)."
+                 : no ? "NO: the command failed; the text says why (RFC 9051 §7.1.2)."
+                      : "BAD: the server did not understand the command (RFC 9051 §7.1.3).",
+                 note);
+        mx_ev_str(ev, "explain", ex);
         mx_ev_str(ev, "state", istate_names[s->state]);
     }
     mx_ev_tone(ev, ok ? MX_TONE_GOOD : MX_TONE_BAD);

@@ -8,6 +8,7 @@
 #include "core/buf.h"
 #include "dissectors/mail/session.h"
 #include "dissectors/message/message.h"
+#include "dissectors/smtp/diagnosis.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -412,9 +413,14 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
             s->state = PS_TRANSACTION; /* the login was not seen (midstream, lost bytes) but took place */
     }
     if (mx_ctx_flow(s->m.ctx)->explain) {
-        mx_ev_str(ev, "explain",
-                  s->rep.ok ? "+OK: the command succeeded (RFC 1939 §3)."
-                            : "-ERR: the command failed; the text says why (RFC 1939 §3).");
+        char ex[256], note[160] = "";
+        if (!s->rep.ok) /* the words of the -ERR (RFC 2449 §8 response codes among them) */
+            mx_diag_words_note(text, note, sizeof(note));
+        snprintf(ex, sizeof(ex), "%s%s",
+                 s->rep.ok ? "+OK: the command succeeded (RFC 1939 §3)."
+                           : "-ERR: the command failed; the text says why (RFC 1939 §3).",
+                 note);
+        mx_ev_str(ev, "explain", ex);
         mx_ev_str(ev, "state", pstate_names[s->state]);
         if (s->rep.ok && p->cmd == P_CAPA)
             mx_teach_caps(ev, MX_TEACH_POP3, &s->caps);

@@ -148,7 +148,9 @@ struct txn {
     struct mx_text mail_params;
     int mail_code;
     struct mx_enhanced_code mail_enh;
-    struct mx_buf rcpts; /* struct rcpt, at most SMTP_MAX_RCPTS */
+    struct mx_text mail_reply; /* a refused MAIL's reply text: the failure's own, not a later reply's */
+    mx_frame_t mail_frame;     /* its frame */
+    struct mx_buf rcpts;       /* struct rcpt, at most SMTP_MAX_RCPTS */
     uint32_t rcpts_dropped;
     struct mx_message *msg;
     bool bdat;

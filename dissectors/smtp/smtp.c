@@ -264,8 +264,11 @@ static void answered_mail(struct smtp *s, const struct pending *p, const struct 
     t->mail_code = r->code;
     t->mail_enh = *r->enh;
     t->last_frame = r->last;
-    if (!r->ok)
+    if (!r->ok) {
         t->last_reply = *r->full;
+        t->mail_reply = *r->full;
+        t->mail_frame = r->last;
+    }
 }
 
 static void answered_rcpt(struct smtp *s, const struct pending *p, const struct reply *r)
@@ -559,13 +562,8 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     }
     enum sstate next = have ? next_state(s->state, p.verb, s->rep.code) : closes ? ST_CLOSED : s->state;
     if (mx_ctx_flow(s->m.ctx)->explain) {
-        char ex[512], em[256];
-        const char *m = mx_diag_reply_meaning(s->rep.code, have ? verbs[p.verb].name : NULL);
-        mx_diag_enhanced_meaning(&s->rep.enh, em, sizeof(em));
-        snprintf(ex, sizeof(ex), "%d: %s%s%s%s", s->rep.code, m ? m : "no standard meaning", em[0] ? "; " : "",
-                 em[0] ? s->rep.enh.text : "", em[0] ? ": " : "");
-        if (em[0])
-            snprintf(ex + strlen(ex), sizeof(ex) - strlen(ex), "%s", em);
+        char ex[768];
+        mx_diag_explain(s->rep.code, have ? verbs[p.verb].name : NULL, &s->rep.enh, text, ex, sizeof(ex));
         mx_ev_str(ev, "explain", ex);
         mx_ev_str(ev, "state", state_names[next]);
     }

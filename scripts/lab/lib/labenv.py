@@ -30,6 +30,9 @@ USERS = {
 # Recipient access table: a temporary failure and an explicit reject.
 RECIPIENT_ACCESS = """\
 busy@lab.test 450 4.2.1 Mailbox busy, try again later
+toofast@lab.test 450 4.2.1 The user you are trying to contact is receiving mail too quickly. Please resend your message at a later time.
+greylist@lab.test 450 4.2.0 Greylisted, see http://postgrey.schweikert.ch/help/lab.test.html
+puzzle@lab.test 521 5.2.1 MUST COMPLETE IMAGE PUZZLE BEFORE SENDING
 """
 SENDER_ACCESS = """\
 spammer@blocked.example REJECT Sender address blocked by lab policy
