@@ -41,6 +41,7 @@ enum kind {
     K_STARTTLS_STRIPPED,
     K_STARTTLS_MANGLED,
     K_PROXY_CREDENTIALS,
+    K_OVERLONG_COMMAND,
     K_N,
 };
 
@@ -141,6 +142,14 @@ static const struct {
                               "Reach the proxy over TLS (an HTTPS proxy, or SOCKS inside TLS or SSH), or authenticate without "
                               "sending the password (SOCKS5 GSS-API, RFC 1961), or restrict the proxy by address instead.",
                               "RFC 1929 §4, RFC 7617 §4, RFC 9110 §11.7.2" },
+    [K_OVERLONG_COMMAND] = { "MX-OVERLONG-COMMAND", SEV_MEDIUM, "Command line far beyond the protocol's limit",
+                             "A client sent a command line far longer than the protocol allows or any real client sends "
+                             "(a tag, verb or argument of hundreds of bytes of filler or binary junk): the shape of a "
+                             "buffer-overflow attempt against the server's command parser (MailEnable, and many other "
+                             "servers, had such holes), or of a fuzzer probing for one.",
+                             "Check that the server software is current and refused the line (the reply in the evidence); "
+                             "cap the command line length in its settings; find and block the client.",
+                             "RFC 5321 §4.5.3.1.4, RFC 2449 §4, RFC 9051 §4, RFC 7162 §4" },
 };
 
 struct evidence {
@@ -679,6 +688,153 @@ static void on_proxy_credentials(struct audit *a, const struct mx_event *e, stru
     note(a, s, K_PROXY_CREDENTIALS, e->flow, f1, f2, detail);
 }
 
+/* ---- Signs of attack (issue 27) ---- */
+
+#define OVERLONG_SMTP 512      /* RFC 5321 §4.5.3.1.4: a command line, CRLF included */
+#define OVERLONG_SMTP_EXT 1024 /* MAIL and RCPT: extensions add parameters (RFC 1870, RFC 3461 §4) */
+#define OVERLONG_SASL 12288    /* RFC 4954 §4: AUTH with an initial response */
+#define OVERLONG_POP3 255      /* RFC 2449 §4: a command line, CRLF included */
+#define OVERLONG_IMAP 1000     /* RFC 2683 §3.2.1.5: what clients keep lines to */
+#define OVERLONG_ATOM 256      /* an IMAP atom no real client sends: see imap_odd_atom */
+
+/* Whether the text at p is the \xNN that stands for one byte of invalid
+ * UTF-8 in a record (mx_ev_wire). */
+static bool is_byte_escape(const uint8_t *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdefABCDEF";
+    return n >= 4 && p[0] == '\\' && p[1] == 'x' && p[2] && strchr(hex, p[2]) && p[3] && strchr(hex, p[3]);
+}
+
+/* The length on the wire of a record's text: each \xNN was one byte. */
+static size_t wire_len(struct mx_slice t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t.len; i++, n++)
+        if (is_byte_escape(t.ptr + i, t.len - i))
+            i += 3;
+    return n;
+}
+
+/* Whether an atom is an IMAP sequence set (RFC 9051 §9: digits, ':', ',', '*'). */
+static bool is_seq_set(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || p[i] == ':' || p[i] == ',' || p[i] == '*'))
+            return false;
+    return n > 0;
+}
+
+/* The longest atom of an IMAP command's shown arguments that is no sequence
+ * set, outside quoted strings (RFC 9051 §9: atoms end at SP, parentheses,
+ * brackets, braces and quotes). Long IMAP lines are normal when they carry a
+ * sequence set of thousands of UIDs (RFC 7162 §4); tags, flags, search keys
+ * and section names are words. */
+static size_t imap_odd_atom(struct mx_slice arg)
+{
+    size_t best = 0, start = 0, bytes = 0; /* bytes: the atom's length on the wire */
+    bool quoted = false;
+    for (size_t i = 0; i <= arg.len; i++) {
+        uint8_t c = i < arg.len ? arg.ptr[i] : ' ';
+        if (!quoted && is_byte_escape(arg.ptr + i, arg.len - i)) {
+            bytes++;
+            i += 3;
+            continue;
+        }
+        if (quoted) {
+            if (c == '\\' && i + 1 < arg.len)
+                i++;
+            else if (c == '"')
+                quoted = false;
+            start = i + 1;
+            continue;
+        }
+        if (c == ' ' || c == '(' || c == ')' || c == '[' || c == ']' || c == '{' || c == '}' || c == '"') {
+            if (bytes > best && !is_seq_set(arg.ptr + start, i - start))
+                best = bytes;
+            quoted = c == '"';
+            start = i + 1;
+            bytes = 0;
+        } else {
+            bytes++;
+        }
+    }
+    return best;
+}
+
+/* A command record: a line far beyond what the protocol allows and what
+ * real clients send raises MX-OVERLONG-COMMAND with its length. */
+static void on_command_length(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    bool imap = !strcmp(s->proto, "imap"), pop3 = !strcmp(s->proto, "pop3");
+    struct mx_slice verb = mx_ev_get_str(e, imap ? "command" : "verb"), arg = mx_ev_get_str(e, "arg");
+    struct mx_slice tag = mx_ev_get_str(e, "tag");
+    uint64_t arg_len = (uint64_t)mx_ev_get_int(e, "arg_len", (int64_t)wire_len(arg));
+    if (mx_ev_get_int(e, "redacted_len", 0))
+        return; /* a secret's line: its length is the secret's */
+    /* The line as sent: tag SP [UID SP] verb [SP arg] CRLF. */
+    uint64_t len = (tag.len ? wire_len(tag) + 1 : 0) + (mx_ev_get_int(e, "uid", 0) ? 4 : 0) + wire_len(verb) +
+                   (arg_len ? arg_len + 1 : 0) + 2;
+    uint64_t limit;
+    size_t atom = 0;
+    const char *rule;
+    if (imap) {
+        atom = imap_odd_atom(arg);
+        limit = OVERLONG_IMAP;
+        rule = "RFC 2683 §3.2.1.5";
+        if (atom < OVERLONG_ATOM)
+            return;
+    } else if (pop3) {
+        limit = slice_ieq(verb, "AUTH") ? OVERLONG_SASL : OVERLONG_POP3;
+        rule = slice_ieq(verb, "AUTH") ? "RFC 5034 §4" : "RFC 2449 §4";
+    } else {
+        limit = slice_ieq(verb, "AUTH")                              ? OVERLONG_SASL
+                : slice_ieq(verb, "MAIL") || slice_ieq(verb, "RCPT") ? OVERLONG_SMTP_EXT
+                                                                     : OVERLONG_SMTP;
+        rule = slice_ieq(verb, "AUTH") ? "RFC 4954 §4" : "RFC 5321 §4.5.3.1.4";
+    }
+    if (len <= limit)
+        return;
+    char v[24], detail[160];
+    bool word = verb.len && verb.len < sizeof(v);
+    for (size_t i = 0; i < verb.len && word; i++)
+        word = (verb.ptr[i] >= 'A' && verb.ptr[i] <= 'Z') || (verb.ptr[i] >= 'a' && verb.ptr[i] <= 'z');
+    /* junk for a verb: said so, not copied */
+    mx_text_copy(v, sizeof(v), word ? verb : mx_slice_make("a junk verb", 11));
+    if (atom)
+        snprintf(detail, sizeof(detail), "%s: %" PRIu64 " bytes, an atom of %s%zu bytes (%s: %" PRIu64 ")", v, len,
+                 mx_ev_get_int(e, "arg_truncated", 0) ? "at least " : "", atom, rule, limit);
+    else
+        snprintf(detail, sizeof(detail), "%s: %" PRIu64 " bytes (%s: %" PRIu64 ")", v, len, rule, limit);
+    mx_frame_t f1, f2;
+    frames_of(e, "frames", &f1, &f2);
+    note(a, s, K_OVERLONG_COMMAND, e->flow, f1, f2, detail);
+}
+
+/* A command line longer than the dissector's own cap: no command record
+ * came, the anomaly has its frames (where it starts, where it crosses). */
+static void on_overlong_anomaly(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    struct mx_slice name = mx_ev_get_str(e, "name");
+    if (!slice_eq(mx_ev_get_str(e, "dir"), "c2s") ||
+        !(slice_eq(name, "LONG_COMMAND_LINE") || (slice_eq(name, "LONG_LINE") && !strcmp(s->proto, "imap"))))
+        return;
+    mx_frame_t f1, f2;
+    frames_of(e, "frames", &f1, &f2);
+    note(a, s, K_OVERLONG_COMMAND, e->flow, f1, f2,
+         !strcmp(s->proto, "imap") ? "a line of more than 65536 bytes" : "a line of more than 16384 bytes");
+}
+
+/* The records the signs of attack read (one hook in audit_event). */
+static void on_attack_signs(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    const char *t = e->type;
+    if (!strcmp(t, "smtp.command") || !strcmp(t, "pop3.command") || !strcmp(t, "imap.command") ||
+        !strcmp(t, "lmtp.command"))
+        on_command_length(a, e, s);
+    else if (!strcmp(t, "anomaly"))
+        on_overlong_anomaly(a, e, s);
+}
+
 static void audit_event(void *ctx, const struct mx_event *e)
 {
     struct audit *a = ctx;
@@ -700,6 +856,7 @@ static void audit_event(void *ctx, const struct mx_event *e)
         }
         return;
     }
+    on_attack_signs(a, e, s);
     /* LMTP (RFC 2033) goes through SMTP's checks of sessions, logins and replies (VRFY, EXPN);
      * not through the open-relay one: an LMTP server delivers to its own mailboxes only, and
      * nothing it accepts is relayed (RFC 2033 §1). */
