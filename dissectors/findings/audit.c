@@ -5,6 +5,7 @@
 #include "dissectors/findings/audit.h"
 
 #include "dissectors/mail/proxy.h"
+#include "dissectors/message/magic.h"
 
 #include "core/buf.h"
 #include "core/hash.h"
@@ -42,6 +43,8 @@ enum kind {
     K_STARTTLS_MANGLED,
     K_PROXY_CREDENTIALS,
     K_OVERLONG_COMMAND,
+    K_EXECUTABLE_ATTACHMENT,
+    K_TYPE_MISMATCH,
     K_N,
 };
 
@@ -150,6 +153,21 @@ static const struct {
                              "Check that the server software is current and refused the line (the reply in the evidence); "
                              "cap the command line length in its settings; find and block the client.",
                              "RFC 5321 §4.5.3.1.4, RFC 2449 §4, RFC 9051 §4, RFC 7162 §4" },
+    [K_EXECUTABLE_ATTACHMENT] = { "MX-EXECUTABLE-ATTACHMENT", SEV_HIGH, "Executable attachment",
+                                  "A message carried a program or script: its name ends in an extension Windows runs "
+                                  "(.exe, .scr, .pif, .js, .vbs, .bat, .hta, .lnk, .ps1, ...), hides one behind a "
+                                  "document's (invoice.pdf.exe), or its bytes are a program whatever its name. This is how "
+                                  "most mail-borne malware arrives: one double-click runs it.",
+                                  "Block or quarantine executable attachments at the gateway (by content type from the "
+                                  "bytes, not only the name); check the recipients' machines if the message was delivered.",
+                                  "RFC 2046 §4.5.1, RFC 2183 §2.3, RFC 2183 §5" },
+    [K_TYPE_MISMATCH] = { "MX-ATTACHMENT-TYPE-MISMATCH", SEV_MEDIUM, "Attachment's type disagrees with its bytes",
+                          "A part declared one type (Content-Type) while its bytes are another kind of file (a PDF "
+                          "declared as image/jpeg, a program declared as a document): filters that trust the declared "
+                          "type let it through, and the reader's program opens what the bytes are.",
+                          "Have the gateway check attachments by their bytes (libmagic, file(1)) and refuse those whose "
+                          "declared type disagrees; find who sent it.",
+                          "RFC 2045 §5, RFC 2046 §4.5.1" },
 };
 
 struct evidence {
@@ -824,6 +842,114 @@ static void on_overlong_anomaly(struct audit *a, const struct mx_event *e, struc
          !strcmp(s->proto, "imap") ? "a line of more than 65536 bytes" : "a line of more than 16384 bytes");
 }
 
+/* ---- Executable attachments ---- */
+
+#define AUDIT_MAX_PARTS 1000 /* parts of one message read for the attachment findings */
+
+/* Extensions Windows runs on a double-click (or hands to a script host). */
+static const char *const exec_ext[] = { "exe", "pif", "scr", "js",  "jse", "bat", "cmd", "com", "vbs", "vbe",
+                                        "jar", "hta", "lnk", "ps1", "msi", "wsf", "wsh", "cpl", NULL };
+/* Extensions of documents and media that a double extension pretends to be. */
+static const char *const doc_ext[] = { "pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "rtf", "txt", "jpg", "jpeg",
+                                       "png", "gif", "zip",  "htm", "html", "mp3", "mp4",  "avi", "csv", NULL };
+
+/* Whether ext (its bytes, lower-cased here) is in list. */
+static bool ext_in(struct mx_slice ext, const char *const *list)
+{
+    char low[8];
+    if (!ext.len || ext.len >= sizeof(low))
+        return false;
+    for (size_t i = 0; i < ext.len; i++)
+        low[i] = (char)(ext.ptr[i] >= 'A' && ext.ptr[i] <= 'Z' ? ext.ptr[i] + 32 : ext.ptr[i]);
+    low[ext.len] = '\0';
+    for (; *list; list++)
+        if (!strcmp(low, *list))
+            return true;
+    return false;
+}
+
+/* The last extension of name before `end`, and *stem where its dot is.
+ * Windows drops trailing dots and spaces from names, so they are skipped. */
+static struct mx_slice last_ext(struct mx_slice name, size_t end, size_t *stem)
+{
+    while (end && (name.ptr[end - 1] == ' ' || name.ptr[end - 1] == '.'))
+        end--;
+    for (size_t i = end; i > 0; i--)
+        if (name.ptr[i - 1] == '.') {
+            *stem = i - 1;
+            return mx_slice_make(name.ptr + i, end - i);
+        }
+    *stem = 0;
+    return mx_slice_make(name.ptr, 0);
+}
+
+/* What makes a part an executable attachment, or NULL. */
+static const char *exec_reason(struct mx_slice name, const char *detected)
+{
+    size_t stem = 0, stem2 = 0;
+    struct mx_slice ext = last_ext(name, name.len, &stem);
+    if (ext_in(ext, exec_ext)) {
+        /* a document's extension before it, spaces between allowed (invoice.pdf      .exe) */
+        size_t end = stem;
+        while (end && name.ptr[end - 1] == ' ')
+            end--;
+        struct mx_slice ext2 = last_ext(name, end, &stem2);
+        return ext_in(ext2, doc_ext) && end == ext2.len + (size_t)(ext2.ptr - name.ptr) ? "double extension"
+                                                                                        : "executable extension";
+    }
+    return mx_magic_is_executable(detected) ? "program by its bytes" : NULL;
+}
+
+/* A part's file name for a detail: a long one keeps its end (the extension). */
+static void name_of(char *out, size_t cap, struct mx_slice name)
+{
+    if (!name.len) {
+        snprintf(out, cap, "(no name)");
+    } else if (name.len < cap - 1) {
+        mx_text_copy(out, cap, name);
+    } else {
+        size_t tail = 24, head = cap - tail - 5;
+        char h[96], t[32];
+        mx_text_copy(h, head + 1 < sizeof(h) ? head + 1 : sizeof(h), name);
+        while (tail > 1 && (name.ptr[name.len - tail] & 0xc0) == 0x80)
+            tail--; /* start at a character */
+        mx_text_copy(t, sizeof(t), mx_slice_make(name.ptr + name.len - tail, tail));
+        snprintf(out, cap, "%s\xe2\x80\xa6%s", h, t);
+    }
+}
+
+/* A message record: its attachments that are programs, or whose declared
+ * type disagrees with their bytes (the parts' detected_type, by libmagic). */
+static void on_message_parts(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    mx_frame_t f1, f2;
+    frames_of(e, "frames", &f1, &f2);
+    char path[48];
+    for (unsigned i = 0; i < AUDIT_MAX_PARTS; i++) {
+        snprintf(path, sizeof(path), "parts.%u", i);
+        if (!mx_ev_get(e, path))
+            break;
+        char declared[80], detected[80], fname[96], detail[320];
+        snprintf(path, sizeof(path), "parts.%u.filename", i);
+        struct mx_slice name = mx_ev_get_str(e, path);
+        name_of(fname, sizeof(fname), name);
+        snprintf(path, sizeof(path), "parts.%u.content_type", i);
+        mx_text_copy(declared, sizeof(declared), mx_ev_get_str(e, path));
+        snprintf(path, sizeof(path), "parts.%u.detected_type", i);
+        mx_text_copy(detected, sizeof(detected), mx_ev_get_str(e, path));
+        const char *why = exec_reason(name, detected);
+        if (why) {
+            snprintf(detail, sizeof(detail), "%s: %s%s%s", fname, why, detected[0] ? ", bytes " : "", detected);
+            note(a, s, K_EXECUTABLE_ATTACHMENT, e->flow, f1, f2, detail);
+        }
+        snprintf(path, sizeof(path), "parts.%u.type_mismatch", i);
+        if (mx_ev_get_int(e, path, 0)) {
+            snprintf(detail, sizeof(detail), "%s: declared %s, bytes %s", fname, declared, detected);
+            note(a, s, K_TYPE_MISMATCH, e->flow, f1, f2, detail);
+        }
+    }
+}
+
 /* The records the signs of attack read (one hook in audit_event). */
 static void on_attack_signs(struct audit *a, const struct mx_event *e, struct server *s)
 {
@@ -833,6 +959,8 @@ static void on_attack_signs(struct audit *a, const struct mx_event *e, struct se
         on_command_length(a, e, s);
     else if (!strcmp(t, "anomaly"))
         on_overlong_anomaly(a, e, s);
+    else if (!strcmp(t, "message"))
+        on_message_parts(a, e, s);
 }
 
 static void audit_event(void *ctx, const struct mx_event *e)
