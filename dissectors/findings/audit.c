@@ -45,6 +45,8 @@ enum kind {
     K_OVERLONG_COMMAND,
     K_EXECUTABLE_ATTACHMENT,
     K_TYPE_MISMATCH,
+    K_SMTP_SMUGGLING,
+    K_SMUGGLING_ATTEMPT,
     K_N,
 };
 
@@ -168,6 +170,22 @@ static const struct {
                           "Have the gateway check attachments by their bytes (libmagic, file(1)) and refuse those whose "
                           "declared type disagrees; find who sent it.",
                           "RFC 2045 §5, RFC 2046 §4.5.1" },
+    [K_SMTP_SMUGGLING] = { "MX-SMTP-SMUGGLING", SEV_HIGH, "SMTP smuggling accepted",
+                           "Inside one message the client sent an end of data with a bare LF or CR (<LF>.<LF>, "
+                           "<LF>.<CRLF>, <CR>.<CRLF>, ...) and then commands, and the server took it as the end: it "
+                           "answered the smuggled MAIL, RCPT and DATA. Through an outbound server that passes such "
+                           "bytes on, anyone can send mail in another sender's name that passes SPF and DKIM.",
+                           "Make the server accept only <CRLF>.<CRLF> (Postfix smtpd_forbid_bare_newline = normalize or "
+                           "reject, with no exclusions for untrusted clients; the fixed Sendmail and Exim releases); find "
+                           "the client that sent it.",
+                           "RFC 5321 §2.3.8, RFC 5321 §4.1.1.4, CVE-2023-51764, CVE-2023-51765, CVE-2023-51766" },
+    [K_SMUGGLING_ATTEMPT] = { "MX-SMTP-SMUGGLING-ATTEMPT", SEV_LOW, "SMTP smuggling attempted, refused",
+                              "Inside one message the client sent an end of data with a bare LF or CR and then "
+                              "commands; the server read them as message data, so nothing was smuggled here. Someone is "
+                              "probing for the flaw, or an outbound server relays such bytes.",
+                              "Nothing to change on this server for this; find the client (or the relay that passes bare "
+                              "line ends on) and check the other servers it reaches.",
+                              "RFC 5321 §2.3.8, RFC 5321 §4.1.1.4, CVE-2023-51764" },
 };
 
 struct evidence {
@@ -950,6 +968,22 @@ static void on_message_parts(struct audit *a, const struct mx_event *e, struct s
     }
 }
 
+/* An smtp.smuggling record: accepted, or attempted and refused. */
+static void on_smuggling(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    mx_frame_t f1, f2, r1, r2;
+    frames_of(e, "frames", &f1, &f2);
+    frames_of(e, "reply_frames", &r1, &r2);
+    bool accepted = mx_ev_get_int(e, "accepted", 0) != 0;
+    char seq[48], detail[128];
+    mx_text_copy(seq, sizeof(seq), mx_ev_get_str(e, "sequence"));
+    snprintf(detail, sizeof(detail), "%s: %s", seq,
+             !accepted                               ? "attempted, refused"
+             : mx_ev_get_int(e, "second_message", 0) ? "accepted, a second message"
+                                                     : "accepted, the smuggled commands answered");
+    note(a, s, accepted ? K_SMTP_SMUGGLING : K_SMUGGLING_ATTEMPT, e->flow, f1, r2 && accepted ? r2 : f2, detail);
+}
+
 /* The records the signs of attack read (one hook in audit_event). */
 static void on_attack_signs(struct audit *a, const struct mx_event *e, struct server *s)
 {
@@ -961,6 +995,8 @@ static void on_attack_signs(struct audit *a, const struct mx_event *e, struct se
         on_overlong_anomaly(a, e, s);
     else if (!strcmp(t, "message"))
         on_message_parts(a, e, s);
+    else if (!strcmp(t, "smtp.smuggling"))
+        on_smuggling(a, e, s);
 }
 
 static void audit_event(void *ctx, const struct mx_event *e)
