@@ -195,8 +195,17 @@ void smtp_smuggle_body(struct smtp *s, struct mx_slice raw, uint64_t off, bool s
         g->pre[0] = '\r', g->pre[1] = '\n';
         g->pre_len = 2;
     }
-    for (size_t i = 0; i < raw.len; i++)
+    for (size_t i = 0; i < raw.len; i++) {
+        if (g->scan == SC_TEXT) {
+            /* text: nothing to do before the next line-end byte */
+            const uint8_t *cr = memchr(raw.ptr + i, '\r', raw.len - i), *lf = memchr(raw.ptr + i, '\n', raw.len - i);
+            const uint8_t *next = cr && (!lf || cr < lf) ? cr : lf;
+            if (!next)
+                return;
+            i = (size_t)(next - raw.ptr);
+        }
         scan_byte(s, raw.ptr[i], off + i);
+    }
 }
 
 void smtp_smuggle_reply(struct smtp *s, bool have, const struct pending *p, int code, mx_frame_t a, mx_frame_t b)
