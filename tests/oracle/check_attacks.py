@@ -22,7 +22,15 @@ that carries each attack's bytes is looked up.  Then:
     commands (more than one reply to the one write); its first frame the one
     carrying the sequence; MX-SMTP-SMUGGLING for the accepted, and
     MX-SMTP-SMUGGLING-ATTEMPT for the refused, with those frames;
-  - no other capture of pcaps/ raises any of these five findings.
+  - no other capture of pcaps/ raises any of these five findings;
+  - the public corpus (../shared/corpus, when present): Suricata's
+    smtp-long-command (a 4 KB EHLO) and smtperr (binary junk for commands)
+    raise MX-OVERLONG-COMMAND on the frame where the line starts, with its
+    length; 1flowB (a real malware mail: a PE named .exe, declared
+    application/x-ole-storage) raises MX-EXECUTABLE-ATTACHMENT and
+    MX-ATTACHMENT-TYPE-MISMATCH on the message's frames; three more test
+    captures with attachments named .exe raise MX-EXECUTABLE-ATTACHMENT by
+    the name alone; every other corpus capture raises none of the five.
 Exit status: 0 all passed, 1 failures, 77 captures missing.
 """
 import json
@@ -42,8 +50,9 @@ CAPS = ["overlong-commands", "executable-attachments", "clean-attachments",
         "smtp-smuggling-accepted", "smtp-smuggling-refused"]
 
 
-def payloads(path):
-    """{frame number: TCP payload} of an Ethernet/IPv4 capture (the lab's)."""
+def payloads(path, ports=None):
+    """{frame number: TCP payload} of an Ethernet/IPv4 capture (the lab's);
+    ports, when a dict, gets each such frame's TCP source port."""
     _, _, frames = pcapgen.read_pcap(path)
     out = {}
     for n, (_, _, b, _) in enumerate(frames, 1):
@@ -56,7 +65,20 @@ def payloads(path):
         data = bytes(b[tcp + doff:14 + tot])
         if data:
             out[n] = data
+            if ports is not None:
+                ports[n] = struct.unpack(">H", b[tcp:tcp + 2])[0]
     return out
+
+
+def line_from(pl, ports, first):
+    """The line that starts in frame `first`, across the next frames of the
+    same sender, CRLF included."""
+    data = b""
+    for n in sorted(k for k in pl if k >= first and ports[k] == ports[first]):
+        data += pl[n]
+        if b"\r\n" in data:
+            return data[:data.index(b"\r\n") + 2]
+    return data
 
 
 def frame_with(pl, needle, start=False):
@@ -195,6 +217,82 @@ def check_smuggling(recs, pl, truth):
     return problems
 
 
+# The public corpus: capture -> {finding id: (needle marking its frame, what a detail starts with)};
+# a needle b"^..." must start the frame's payload (a command), else be in it (the evidence spans it).
+CORPUS_EXPECTED = {
+    "suricata-verify/smtp-long-command__input.pcap":
+        {"MX-OVERLONG-COMMAND": (b"^EHLO OBLAHOBLAH", "EHLO: %d bytes")},
+    "suricata-verify/smtperr.pcap":
+        {"MX-OVERLONG-COMMAND": (None, "a junk verb: ")},
+    "suricata-verify/1flowB.pcap":
+        {"MX-EXECUTABLE-ATTACHMENT": (b"P2m1arl7C0KnLQHLG2.exe", "P2m1arl7C0KnLQHLG2.exe: executable extension, "
+                                      "bytes application/vnd.microsoft.portable-executable"),
+         "MX-ATTACHMENT-TYPE-MISMATCH": (b"P2m1arl7C0KnLQHLG2.exe", "P2m1arl7C0KnLQHLG2.exe: declared "
+                                         "application/x-ole-storage, bytes "
+                                         "application/vnd.microsoft.portable-executable")},
+    "suricata-verify/mime__mime-dec-parse-long-filename01__input.pcap":
+        {"MX-EXECUTABLE-ATTACHMENT": (None, "")},
+    "suricata-verify/mime__mime-dec-parse-long-filename02__input.pcap":
+        {"MX-EXECUTABLE-ATTACHMENT": (None, "12characters12characters12characters.exe: executable extension")},
+    "suricata-verify/mime__smtp-mime-encap-8649-baseline__input.pcap":
+        {"MX-EXECUTABLE-ATTACHMENT": (None, "malware.exe: executable extension")},
+}
+
+
+def check_corpus(mxray):
+    """The corpus part of the docstring: (passed, failed)."""
+    passed = failed = 0
+    noisy = []
+    for row in common.manifest():
+        rel = row["path"]
+        path = os.path.join(common.CORPUS, rel)
+        if not os.path.isfile(path):
+            continue
+        fs = {i: f for i, f in findings(records(mxray, path)).items() if i in ATTACK_IDS}
+        want = CORPUS_EXPECTED.get(rel)
+        if not want:
+            if fs:
+                noisy.append("%s: %s" % (rel, ", ".join(sorted(fs))))
+            continue
+        problems = ["raised %s, expected %s" % (sorted(fs), sorted(want))] if set(fs) != set(want) else []
+        ports = {}
+        pl = payloads(path, ports) if not problems else {}
+        for i, (needle, detail) in sorted(want.items()):
+            if problems:
+                break
+            f = fs[i]
+            if needle:
+                fr = frame_with(pl, needle[1:], start=True) if needle.startswith(b"^") else frame_with(pl, needle)
+                if not fr:
+                    problems.append("%s: no frame carries %r" % (i, needle))
+                    continue
+                if needle.startswith(b"^"):
+                    if fr[0] not in firsts(f):
+                        problems.append("%s: evidence %s, the line starts in frame %d" % (i, firsts(f), fr[0]))
+                    detail = detail % len(line_from(pl, ports, fr[0]))
+                elif not any(covers(f, n) for n in fr):
+                    problems.append("%s: evidence %s covers none of frames %s" % (i, f["evidence"], fr))
+            if not any(d.startswith(detail) for d in f.get("detail", [])):
+                problems.append("%s: detail %s, expected %r" % (i, f.get("detail"), detail))
+        if problems:
+            failed += 1
+            print("FAIL  corpus %s" % rel)
+            for p in problems:
+                print("      " + p)
+        else:
+            passed += 1
+            print("ok    corpus %s: %s" % (rel, ", ".join(sorted(fs))))
+    if noisy:
+        failed += 1
+        print("FAIL  other corpus captures raise attack findings:")
+        for n in noisy:
+            print("      " + n)
+    else:
+        passed += 1
+        print("ok    the other corpus captures: none of the five")
+    return passed, failed
+
+
 def main():
     ap = common.parser(__doc__)
     a = ap.parse_args()
@@ -244,6 +342,11 @@ def main():
     else:
         passed += 1
         print("ok    %d other captures of pcaps/: none of %s" % (len(others), ", ".join(sorted(ATTACK_IDS))))
+    if os.path.isdir(common.CORPUS):
+        p, f = check_corpus(a.mxray)
+        passed, failed = passed + p, failed + f
+    else:
+        print("note: %s is absent: the corpus part is skipped" % common.CORPUS)
     return common.summary(passed, failed)
 
 
