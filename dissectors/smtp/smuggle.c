@@ -18,7 +18,8 @@
 #include <string.h>
 
 /* Whether a reply of `code` answers verb v as that command (RFC 5321
- * §4.3.2); a closing reply (221, 421) answers nothing but QUIT. */
+ * §4.3.2): 221 answers only QUIT, 354 only DATA; any command may be
+ * refused (4xx, 5xx; the caller takes a 421 for no answer). */
 static bool fits(enum verb v, int code)
 {
     if (code >= 400)
