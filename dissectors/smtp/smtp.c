@@ -492,7 +492,7 @@ static void teach_reply(struct smtp *s, struct mx_event *ev, enum verb v)
 
 static void reply_done(struct smtp *s, uint64_t end_off)
 {
-    struct pending p = { V_UNKNOWN, 0, 0, UINT32_MAX, 0, false, false };
+    struct pending p = { V_UNKNOWN, 0, 0, UINT32_MAX, 0, false, false, false };
     if (s->cmode == C_BODY && s->body_resync && !s->q.n) {
         /* The server answers while the client's message, cut by a gap, has
          * not ended: its end was in the gap. This reply is to it. */
@@ -596,6 +596,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         struct reply r = { s->rep.code, &s->rep.enh, text, &s->rep.text, b, s->rep.code >= 200 && s->rep.code < 300 };
         verbs[p.verb].answered(s, &p, &r);
     }
+    smtp_smuggle_reply(s, have, &p, s->rep.code, a, b);
     s->rep.active = false;
 }
 
@@ -1066,6 +1067,7 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         anomaly(s, MX_DIR_C2S, A_COMMAND_SPACING, off, raw_len);
     command_event(s, &c, pipelined, injected);
     struct pending *queued = push(s, c.v, a, ts, c.rcpt, c.last, off, raw_len);
+    smtp_smuggle_command(s, c.v, a, queued);
     if (queued && c.staged)
         queued->staged = true;
     if (c.v == V_BDAT && c.last && !s->bdat_left)
@@ -1103,6 +1105,8 @@ static void body_end(struct smtp *s, uint64_t off, size_t len, enum terminator t
     mx_ev_str(ev, "terminator", terminators[term].name);
     mx_ev_text(ev, "message data: %" PRIu64 " bytes, then %s", mx_message_size(t->msg), terminators[term].shown);
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
+    if (term != T_CRLF_DOT_CRLF)
+        smtp_smuggle_data_end(s, terminators[term].shown, a);
     s->cmode = C_CMD;
     s->data_first_frame = 0;
     s->body_resync = false;
@@ -1171,6 +1175,7 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
     case MX_DOT_DATA:
         break;
     }
+    smtp_smuggle_body(s, mx_slice_make(d.ptr, n), off, false);
     if (bytes.len) {
         /* How the last line ended: a bare LF makes the terminator one (RFC 5321 §2.3.8). */
         uint8_t last = bytes.ptr[bytes.len - 1];
@@ -1278,6 +1283,7 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
             s->cmode = C_BODY;
             s->body_bol = true;
             s->body_cr = s->body_lf = false;
+            smtp_smuggle_body(s, mx_slice_make(rest.ptr, 0), base + pos, true);
             continue;
         case C_BODY: {
             size_t n = body_bytes(s, rest, base + pos, end);
@@ -1472,6 +1478,7 @@ static void smtp_end(void *state, enum mx_dir d)
     smtp_txn_close(s, &s->fin, D_NO_REPLY);
     smtp_txn_close(s, &s->txn, D_ABORTED);
     mx_mail_tls_end(&s->m);
+    smtp_smuggle_end(s);
     session_emit(s);
 }
 

@@ -129,6 +129,22 @@ tlsproxy   unix  -  -  n  -  0  tlsproxy
   -o smtpd_timeout=2s
   -o smtpd_hard_error_limit=1
 """, ""),
+    # SMTP smuggling (issue 27, scen_attacks.py).  Postfix 3.7.11 (Debian 12)
+    # has the fix backported, off by default: smtpd_forbid_bare_newline = no
+    # reads a line ended by a bare LF as a line, so <LF>.<LF> ends the data
+    # (CVE-2023-51764), and pipelined commands after it are not refused.
+    "smuggling-open": ("127.0.0.61", 25, """\
+127.0.0.61:25 inet  n  -  n  -  -  smtpd
+  -o smtpd_forbid_bare_newline=no
+  -o smtpd_forbid_unauth_pipelining=no
+""", ""),
+    # ...and fixed: only <CRLF>.<CRLF> ends the data (normalize), for every
+    # client (the default exclusions are $mynetworks, the lab's clients).
+    "smuggling-fixed": ("127.0.0.62", 25, """\
+127.0.0.62:25 inet  n  -  n  -  -  smtpd
+  -o smtpd_forbid_bare_newline=normalize
+  -o smtpd_forbid_bare_newline_exclusions=
+""", ""),
 }
 
 # HAProxy in front of the lab's servers (scenarios with proxy=True): each
