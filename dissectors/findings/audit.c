@@ -932,7 +932,8 @@ static void name_of(char *out, size_t cap, struct mx_slice name)
         while (tail > 1 && (name.ptr[name.len - tail] & 0xc0) == 0x80)
             tail--; /* start at a character */
         mx_text_copy(t, sizeof(t), mx_slice_make(name.ptr + name.len - tail, tail));
-        snprintf(out, cap, "%s\xe2\x80\xa6%s", h, t);
+        if (snprintf(out, cap, "%s\xe2\x80\xa6%s", h, t) < 0) /* cut to cap: the head is sized for it */
+            out[0] = '\0';
     }
 }
 
