@@ -300,9 +300,17 @@ static void on_message(struct jrep *r, const struct mx_event *e)
      * queue entries of the hops before */
     const struct mx_ev_field *rl = mx_ev_get(e, "headers.received");
     uint32_t n = 0;
-    for (const struct mx_ev_field *x = rl ? mx_ev_first(e, rl) : NULL; x; x = mx_ev_next(e, x), n++)
-        if (n < JOURNEY_RIDS)
-            mx_text_copy(h->rids[n], sizeof(h->rids[n]), member_str(e, x, "id"));
+    for (const struct mx_ev_field *x = rl ? mx_ev_first(e, rl) : NULL; x; x = mx_ev_next(e, x), n++) {
+        if (n >= JOURNEY_RIDS)
+            continue;
+        /* its first word: "id X (envelope-from <...>)" carries comments after it */
+        struct mx_slice id = member_str(e, x, "id");
+        size_t w = 0;
+        while (w < id.len && id.ptr[w] != ' ' && id.ptr[w] != '\t' && id.ptr[w] != '\r' && id.ptr[w] != '\n' &&
+               id.ptr[w] != ';' && id.ptr[w] != '(')
+            w++;
+        mx_text_copy(h->rids[n], sizeof(h->rids[n]), mx_slice_make(id.ptr, w));
+    }
     h->n_received = n + (uint32_t)mx_ev_get_int(e, "headers.received_not_listed", 0);
     if (jy->tail)
         hop_at(r, jy->tail)->next = hi;
