@@ -304,12 +304,12 @@ static void on_message(struct jrep *r, const struct mx_event *e)
         if (n >= JOURNEY_RIDS)
             continue;
         /* its first word: "id X (envelope-from <...>)" carries comments after it */
-        struct mx_slice id = member_str(e, x, "id");
+        struct mx_slice rid = member_str(e, x, "id");
         size_t w = 0;
-        while (w < id.len && id.ptr[w] != ' ' && id.ptr[w] != '\t' && id.ptr[w] != '\r' && id.ptr[w] != '\n' &&
-               id.ptr[w] != ';' && id.ptr[w] != '(')
+        while (w < rid.len && rid.ptr[w] != ' ' && rid.ptr[w] != '\t' && rid.ptr[w] != '\r' && rid.ptr[w] != '\n' &&
+               rid.ptr[w] != ';' && rid.ptr[w] != '(')
             w++;
-        mx_text_copy(h->rids[n], sizeof(h->rids[n]), mx_slice_make(id.ptr, w));
+        mx_text_copy(h->rids[n], sizeof(h->rids[n]), mx_slice_make(rid.ptr, w));
     }
     h->n_received = n + (uint32_t)mx_ev_get_int(e, "headers.received_not_listed", 0);
     if (jy->tail)
