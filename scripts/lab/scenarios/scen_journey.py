@@ -110,10 +110,12 @@ def _hops(a, b, msgid, retrievals):
 
 
 def _retrieval(s, proto, port):
-    """A retrieval hop of the truth, from the scripted client's own socket."""
+    """A retrieval hop of the truth, from the scripted client's own socket
+    and clock, taken just before it asks for the message."""
+    t = time.time()
     return {"role": "retrieval", "proto": proto, "server": "127.0.0.1", "server_port": port,
             "client_port": s.sock.getsockname()[1],
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())}
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%06dZ" % (int(t * 1e6) % 1000000)}
 
 
 @scenario("journey/submission-relay-lmtp",
@@ -155,22 +157,23 @@ def submission_relay_lmtp(ctx):
     s.imap_response()
     s.imap("a1", "LOGIN alice alicepw")
     s.imap("a2", "SELECT INBOX")
-    s.imap("a3", "FETCH 1 BODY.PEEK[]")
     imap_hop = _retrieval(s, "imap", 143)
+    s.imap("a3", "FETCH 1 BODY.PEEK[]")
     s.imap("a4", "LOGOUT")
     s.close()
     s = ctx.pop3(note="bob reads msg1, msg3 and msg4 by POP3")
     s.pop_line()
     s.pop("USER bob")
     s.pop("PASS bobpw")
+    pop_hops = []
     for i in (1, 2, 3):
+        pop_hops.append(_retrieval(s, "pop3", 110))
         s.pop("RETR %d" % i, multi=True)
-    pop_hop = _retrieval(s, "pop3", 110)
     s.pop("QUIT")
     s.close()
     ids = ["journey.%d@client.lab.test" % i for i in (1, 2, 3, 4)]
     a, b = _wait_logs(lab, ids)
-    retr = {ids[0]: [imap_hop, pop_hop], ids[2]: [pop_hop], ids[3]: [pop_hop]}
+    retr = {ids[0]: [imap_hop, pop_hops[0]], ids[2]: [pop_hops[1]], ids[3]: [pop_hops[2]]}
     for mid, subj in zip(ids, ("Across four hops", "Too big for dave", "Minutes", "Minutes")):
         ctx.journeys.append({"message_id": "<%s>" % mid, "subject": subj,
                              "delivered": mid != ids[1],
