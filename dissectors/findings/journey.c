@@ -244,8 +244,11 @@ static void on_message(struct jrep *r, const struct mx_event *e)
             memcpy(jy->body, body, 32);
             jy->has_body = true;
             uint64_t k = key_of(r, body, 32);
-            /* the first message with this body keeps the key */
-            if (!mx_idmap_get(&r->by_body, k) && !mx_idmap_put(&r->by_body, k, (void *)(uintptr_t)j))
+            /* the first message with this body keeps the key, unless it has a
+             * Message-ID and this one has none: only those link by body */
+            uint32_t held = (uint32_t)(uintptr_t)mx_idmap_get(&r->by_body, k);
+            if ((!held || (!id[0] && journey_at(r, held - 1)->msgid[0])) &&
+                !mx_idmap_put(&r->by_body, k, (void *)(uintptr_t)j))
                 r->failed = true;
         }
         mx_text_copy(jy->subject, sizeof(jy->subject), mx_ev_get_str(e, "headers.subject"));
@@ -400,17 +403,19 @@ static void journey_event(void *ctx, const struct mx_event *e)
 /* ---- The journeys ---- */
 
 /* Whether the message reached a mailbox at hop h: an LMTP delivery accepted
- * for a recipient, or a retrieval. */
+ * for a recipient, a retrieval, or an APPEND (the client stored it). */
 static bool arrived(const struct hop *h)
 {
-    if (h->role == R_RETRIEVAL)
+    if (h->role == R_RETRIEVAL || h->role == R_APPEND)
         return true;
     return h->role == R_DELIVERY && h->has_txn && h->accepted > 0;
 }
 
+/* Whether the server of hop h refused the message, for good or for now
+ * (not a transaction the capture saw no end of). */
 static bool refused_at(const struct hop *h)
 {
-    return h->has_txn && strcmp(h->outcome, "accepted") && strcmp(h->outcome, "mixed");
+    return h->has_txn && (!strcmp(h->outcome, "rejected") || !strcmp(h->outcome, "deferred"));
 }
 
 /* Hop k's queue entry as the next hop's Received fields name it: the lowest
