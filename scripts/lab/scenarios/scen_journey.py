@@ -125,10 +125,10 @@ def _retrieval(s, proto, port):
           "one body and two Message-IDs", relay2=True)
 def submission_relay_lmtp(ctx):
     lab = ctx.lab
-    m1 = ctx.message("msg1", messages.simple(frm="Carol <carol@lab.test>",
-                                             to="Alice <alice@lab.test>, Bob <bob@lab.test>",
-                                             msgid="journey.1@client.lab.test",
-                                             subject="Across four hops"))
+    ctx.message("msg1", messages.simple(frm="Carol <carol@lab.test>",
+                                        to="Alice <alice@lab.test>, Bob <bob@lab.test>",
+                                        msgid="journey.1@client.lab.test",
+                                        subject="Across four hops"))
     body = "".join("Line %03d of a message that does not fit in a 1 KiB quota.\n" % i
                    for i in range(40))
     ctx.message("msg2", messages.simple(frm="Carol <carol@lab.test>", to="Dave <dave@lab.test>",
@@ -178,4 +178,3 @@ def submission_relay_lmtp(ctx):
         ctx.journeys.append({"message_id": "<%s>" % mid, "subject": subj,
                              "delivered": mid != ids[1],
                              "hops": _hops(a, b, mid, [dict(h) for h in retr.get(mid, [])])})
-    assert m1
