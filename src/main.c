@@ -13,6 +13,7 @@
 #include "dissectors/findings/audit.h"
 #include "dissectors/findings/failure.h"
 #include "dissectors/findings/failures.h"
+#include "dissectors/findings/journey.h"
 #include "dissectors/registry.h"
 #include "dissectors/tls/keylog.h"
 
@@ -726,6 +727,8 @@ static bool add_reporters(struct mx_sink *sink, const struct cmdline *o)
     /* Every view takes its failures from the one model's records. */
     bool ok = mx_failure_attach(sink) &&
               mx_audit_add(sink, o->audit && !(o->json && !strcmp(o->json, "-")) ? stdout : NULL, use_color);
+    if (ok) /* the journeys of the messages seen more than once, at the end */
+        ok = mx_journey_add(sink);
     if (ok && o->failures)
         ok = mx_failures_add(sink, stdout, use_color);
     if (ok && !o->json && !o->html && !o->audit && !o->failures)

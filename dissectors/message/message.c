@@ -282,6 +282,13 @@ struct mx_message {
     bool ended;
     bool emitted;
     unsigned char digest[32];
+    /* The body's own digest (body_sha256): the bytes after the top-level
+     * header block's empty line (RFC 5322 §2.1), which the trace headers
+     * each hop adds leave unchanged. body_at: where the header scan is
+     * (BODY_* below). */
+    EVP_MD_CTX *body_sha;
+    uint8_t body_at;
+    unsigned char body_digest[32];
 
     /* frames */
     bool have_first;
@@ -362,6 +369,30 @@ struct mx_message {
         uint8_t hash_buf[8192];
     } b;
 };
+
+/* Where the scan for the end of the top-level header block is. */
+enum { BODY_LINE_START, BODY_CR_AT_START, BODY_MID_LINE, BODY_IN };
+
+/* The end of the header block is an empty line (RFC 5322 §2.1; a bare LF
+ * counts as a line end, as the parser reads them): the bytes after it go to
+ * body_sha. Headers are short, so the scan is byte by byte. */
+static void body_scan(struct mx_message *m, const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && m->body_at != BODY_IN) {
+        uint8_t c = p[i++];
+        if (m->body_at == BODY_MID_LINE)
+            m->body_at = c == '\n' ? BODY_LINE_START : BODY_MID_LINE;
+        else if (c == '\n')
+            m->body_at = BODY_IN;
+        else if (c == '\r' && m->body_at == BODY_LINE_START)
+            m->body_at = BODY_CR_AT_START;
+        else
+            m->body_at = BODY_MID_LINE;
+    }
+    if (i < n)
+        EVP_DigestUpdate(m->body_sha, p + i, n - i);
+}
 
 /* ---- anomalies and small helpers ---- */
 
@@ -1918,9 +1949,11 @@ struct mx_message *mx_message_new(const struct mx_message_env *env)
     m->h_sha1 = EVP_MD_CTX_new();
     m->h_sha256 = EVP_MD_CTX_new();
     m->h_uu = EVP_MD_CTX_new();
+    m->body_sha = EVP_MD_CTX_new();
     m->h = headers_new();
-    if (!m->sha || !m->h_md5 || !m->h_sha1 || !m->h_sha256 || !m->h_uu || !m->h ||
-        EVP_DigestInit_ex(m->sha, mx_md(MX_MD_SHA256), NULL) != 1) {
+    if (!m->sha || !m->h_md5 || !m->h_sha1 || !m->h_sha256 || !m->h_uu || !m->body_sha || !m->h ||
+        EVP_DigestInit_ex(m->sha, mx_md(MX_MD_SHA256), NULL) != 1 ||
+        EVP_DigestInit_ex(m->body_sha, mx_md(MX_MD_SHA256), NULL) != 1) {
         mx_message_free(m);
         return NULL;
     }
@@ -1949,6 +1982,7 @@ void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t strea
     if (!m || m->ended || !bytes.len)
         return;
     EVP_DigestUpdate(m->sha, bytes.ptr, bytes.len);
+    body_scan(m, bytes.ptr, bytes.len);
     if (m->env.ctx) {
         if (!m->have_first) {
             m->first = mx_ctx_frame_at(m->env.ctx, m->env.dir, stream_off);
@@ -2294,6 +2328,12 @@ static void emit_record(struct mx_message *m)
     mx_ev_uint(ev, "size", m->size);
     hex(m->digest, 32, hx);
     mx_ev_str(ev, "sha256", hx);
+    /* the body's digest, for linking the hops of one message (a whole
+     * message with a header block and a body; not a fragment) */
+    if (m->body_at == BODY_IN && !m->missing && !m->cut && !m->env.fragment) {
+        hex(m->body_digest, 32, hx);
+        mx_ev_str(ev, "body_sha256", hx);
+    }
     mx_ev_bool(ev, "partial", m->missing > 0 || m->cut);
     if (m->missing)
         mx_ev_uint(ev, "missing_bytes", m->missing);
@@ -2382,6 +2422,7 @@ void mx_message_end(struct mx_message *m)
     resolve_pending(m, false, mx_slice_make(NULL, 0));
     unsigned int n = 0;
     EVP_DigestFinal_ex(m->sha, m->digest, &n);
+    EVP_DigestFinal_ex(m->body_sha, m->body_digest, &n);
     m->ended = true;
     if (m->eml.fd >= 0) {
         close(m->eml.fd);
@@ -2434,7 +2475,7 @@ size_t mx_message_bytes(const struct mx_message *m)
     if (!m)
         return 0;
     size_t n =
-        sizeof(*m) + 5 * MSG_MD_CTX_BYTES + mx_buf_bytes(&m->text) + mx_buf_bytes(&m->parts) + mx_buf_bytes(&m->pend);
+        sizeof(*m) + 6 * MSG_MD_CTX_BYTES + mx_buf_bytes(&m->text) + mx_buf_bytes(&m->parts) + mx_buf_bytes(&m->pend);
     return n + (m->h ? sizeof(*m->h) : 0) + m->extracted_bytes;
 }
 
@@ -2451,6 +2492,7 @@ void mx_message_free(struct mx_message *m)
     EVP_MD_CTX_free(m->h_sha1);
     EVP_MD_CTX_free(m->h_sha256);
     EVP_MD_CTX_free(m->h_uu);
+    EVP_MD_CTX_free(m->body_sha);
     free(m->h);
     for (uint32_t i = 0; i < m->parts.n; i++)
         free(part_at(m, i)->extracted);

@@ -262,6 +262,9 @@ struct html_rep {
     size_t mem_max, mem_used;        /* the open sessions' budget, and what they hold */
     uint64_t sessions_starved;       /* diagrams drawn without rows or messages not kept for it */
     struct hbuf scratch;             /* a message tree, rendered before it is kept */
+    struct hbuf journeys;            /* the journeys (journey records): <li> items */
+    size_t n_journeys;
+    uint64_t more_journeys;
 };
 
 static struct step *step_at(const struct session *s, size_t i)
@@ -740,6 +743,80 @@ static void on_finding(struct html_rep *r, const struct mx_event *e)
     r->n_findings++;
 }
 
+/* Whether s is the text lit. */
+static bool slice_is(struct mx_slice s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && !memcmp(s.ptr, lit, n);
+}
+
+/* A journey (dissectors/findings/journey.c) for the overview: the message,
+ * its path and fate, and a row per hop linking to its session's diagram. */
+static void on_journey(struct html_rep *r, const struct mx_event *e)
+{
+    const struct mx_ev_field *hops = mx_ev_get(e, "hops");
+    if (!hops)
+        return; /* the index's overflow note: only the JSON and the timeline have it */
+    if (r->n_journeys == H_FAILURES_MAX) {
+        r->more_journeys++;
+        return;
+    }
+    struct hbuf *b = &r->journeys;
+    struct mx_slice outcome = mx_ev_get_str(e, "outcome"), id = mx_ev_get_str(e, "message_id");
+    bool delivered = slice_is(outcome, "delivered"), stopped = slice_is(outcome, "stopped");
+    hb_puts(b, "<li><code>");
+    hb_esc(b, id.len ? id : mx_slice_make("(no Message-ID)", 15), 200, false);
+    hb_puts(b, "</code> \xE2\x80\x9C");
+    hb_esc(b, mx_ev_get_str(e, "subject"), 120, false);
+    hb_puts(b, "\xE2\x80\x9D: ");
+    hb_esc(b, mx_ev_get_str(e, "path"), 200, false);
+    hb_printf(b, " \xC2\xB7 <span class=\"%s\">", delivered ? "g" : stopped ? "bad" : "w");
+    struct mx_slice note = stopped ? member_str(e, mx_ev_get(e, "stopped"), "note") : mx_ev_get_str(e, "last_seen");
+    hb_esc(b, delivered ? outcome : note, 400, false);
+    hb_puts(b, "</span><table class=\"journey\"><tr><th>start</th><th>hop</th><th>session</th><th>client \xE2\x86\x92 "
+               "server</th><th>outcome</th><th>queue id</th></tr>");
+    for (const struct mx_ev_field *h = mx_ev_first(e, hops); h; h = mx_ev_next(e, h)) {
+        struct mx_slice start = member_str(e, h, "start");
+        const uint8_t *t = start.len ? memchr(start.ptr, 'T', start.len) : NULL;
+        int64_t flow = member_int(e, h, "flow", 0);
+        hb_puts(b, "<tr><td>");
+        if (t) /* the time of day; the JSON has the date */
+            hb_esc(b, mx_slice_make(t + 1, start.len - (size_t)(t + 1 - start.ptr)), 20, false);
+        hb_puts(b, "</td><td>");
+        hb_esc(b, member_str(e, h, "role"), 16, false);
+        hb_printf(b, "</td><td><a href=\"#f%" PRId64 "\">session %" PRId64 "</a></td><td>", flow, flow);
+        hb_esc(b, member_str(e, h, "client"), 64, false);
+        hb_printf(b, ":%" PRId64 " \xE2\x86\x92 ", member_int(e, h, "client_port", 0));
+        hb_esc(b, member_str(e, h, "server"), 64, false);
+        hb_printf(b, ":%" PRId64 " ", member_int(e, h, "server_port", 0));
+        hb_esc(b, member_str(e, h, "proto"), 8, false);
+        if (member(e, h, "authenticated"))
+            hb_puts(b, " (AUTH)");
+        struct mx_slice o = member_str(e, h, "outcome");
+        bool good = slice_is(o, "accepted") || slice_is(o, "retrieved") || slice_is(o, "appended");
+        hb_printf(b, "</td><td class=\"%s\">", good ? "g" : slice_is(o, "mixed") ? "w" : "bad");
+        hb_esc(b, o, 16, false);
+        const struct mx_ev_field *rp = member(e, h, "reply");
+        if (rp) {
+            hb_puts(b, ": ");
+            hb_esc(b, member_str(e, rp, "status"), 8, false);
+            hb_puts(b, " ");
+            hb_esc(b, member_str(e, rp, "text"), 160, false);
+        }
+        hb_puts(b, "</td><td>");
+        struct mx_slice q = member_str(e, h, "queue_id"), rid = member_str(e, h, "received_id");
+        hb_esc(b, q.len ? q : rid, 40, false);
+        const struct mx_ev_field *ok = member(e, h, "queue_id_confirmed");
+        if (ok && ok->kind == MX_EV_BOOL && ok->v.b)
+            hb_puts(b, " <span class=\"g\" title=\"the next hop's Received field names it\">\xE2\x9C\x93</span>");
+        else if (!q.len && rid.len)
+            hb_puts(b, " <span class=\"meta\">(from the next hop's Received)</span>");
+        hb_puts(b, "</td></tr>");
+    }
+    hb_puts(b, "</table></li>\n");
+    r->n_journeys++;
+}
+
 static void on_summary(struct html_rep *r, const struct mx_event *e)
 {
     struct hbuf *b = &r->summary;
@@ -1175,6 +1252,8 @@ static void html_event(void *ctx, const struct mx_event *e)
     if (!e->flow) {
         if (!strcmp(e->type, "finding"))
             on_finding(r, e);
+        else if (!strcmp(e->type, "journey"))
+            on_journey(r, e);
         else if (!strcmp(e->type, "summary"))
             on_summary(r, e);
         return;
@@ -1288,7 +1367,8 @@ static const char css[] =
     ".st.n.u .ar{stroke:#8a93a6;fill:#8a93a6;stroke-dasharray:5 3}.st.n.u .lb{fill:#4b5563;font-style:italic}"
     ".ut{fill:#8a93a6;font-size:10px;font-style:italic}svg.clip{vertical-align:-2px;fill:none;stroke:#555;"
     "stroke-width:1.4;stroke-linecap:round}svg.legend{display:block;margin:4px 0 8px;font:12px system-ui,sans-serif}"
-    "svg.legend text{fill:#1d2330}";
+    "svg.legend text{fill:#1d2330}"
+    "table.journey td{font-size:12px}ul.journeys li{margin:6px 0}";
 
 /* Filters, paging and the detail pane. Wire text reaches it only through
  * the DOM (dataset, textContent): nothing is evaluated. */
@@ -1400,6 +1480,16 @@ static void overview(struct html_rep *r, struct hbuf *b)
         hb_puts(b, "</ul>");
         if (r->more_failures)
             hb_printf(b, "<p>\xE2\x80\xA6 and %" PRIu64 " more.</p>", r->more_failures);
+    }
+    if (r->n_journeys) {
+        /* messages seen in more than one session (dissectors/findings/journey.c) */
+        hb_puts(b, "<h2 id=\"journeys\">Journeys</h2><p>Messages seen in more than one session, linked by "
+                   "Message-ID or by the digest of their body: each hop, and where the message stopped.</p>"
+                   "<ul class=\"journeys\">");
+        hb_put(b, hb_ptr(&r->journeys), hb_len(&r->journeys));
+        hb_puts(b, "</ul>");
+        if (r->more_journeys)
+            hb_printf(b, "<p>\xE2\x80\xA6 and %" PRIu64 " more.</p>", r->more_journeys);
     }
     hb_puts(b, "<h2>Findings</h2>");
     if (!r->n_findings)
@@ -1539,6 +1629,7 @@ static void html_free(void *ctx)
     mx_hasher_free(r->hasher);
     hb_free(&r->failures);
     hb_free(&r->findings);
+    hb_free(&r->journeys);
     hb_free(&r->summary);
     hb_free(&r->page);
     hb_free(&r->scratch);
@@ -1572,6 +1663,7 @@ bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max
     r->tmp = tmpfile();
     hb_init(&r->failures, H_LIST_MAX);
     hb_init(&r->findings, H_LIST_MAX);
+    hb_init(&r->journeys, H_LIST_MAX);
     hb_init(&r->summary, 0);
     hb_init(&r->page, 0);
     hb_init(&r->scratch, H_EXTRA_MAX);

@@ -139,6 +139,21 @@ static void put_explain_lines(const struct text_rep *r, FILE *out, const struct 
     }
 }
 
+/* A text of several lines (a journey: its line, then one per hop): each
+ * line escaped, the ones after the first indented under the first. */
+static void put_block(FILE *out, struct mx_slice s)
+{
+    while (s.len) {
+        const uint8_t *nl = memchr(s.ptr, '\n', s.len);
+        size_t n = nl ? (size_t)(nl - s.ptr) : s.len;
+        put_escaped(out, mx_slice_make(s.ptr, n));
+        if (!nl)
+            break;
+        fprintf(out, "\n%25s", "");
+        s = mx_slice_make(s.ptr + n + 1, s.len - n - 1);
+    }
+}
+
 /* One line: relative time, flow, direction arrow, then the text. */
 static void put_line(const struct text_rep *r, FILE *out, const struct mx_event *e)
 {
@@ -161,7 +176,9 @@ static void put_line(const struct text_rep *r, FILE *out, const struct mx_event 
     const char *col = r->color ? color_of(e) : NULL;
     if (col)
         fputs(col, out);
-    if (e->text_len) {
+    if (e->text_len && !strcmp(e->type, "journey")) {
+        put_block(out, mx_ev_text_of(e));
+    } else if (e->text_len) {
         put_escaped(out, mx_ev_text_of(e));
         char cut[512]; /* the texts it carries cut, and their real lengths */
         if (mx_ev_cut_mark(e, cut, sizeof(cut)))

@@ -49,6 +49,15 @@ LMTP_PORT = 24
 LMTP_QUOTA_USER = "dave"
 LMTP_QUOTA = "1K"
 
+# A message's journey (scenarios with relay2=True, issue 27): the lab's
+# postfix takes submissions (587, AUTH) and relays everything for DOMAIN to
+# a second postfix instance, RELAY2_HOST on RELAY2_ADDR:25 (own config,
+# queue and maillog), which delivers to dovecot over LMTP.  Both log the
+# client's port (smtpd_client_port_logging), so that the truth file can name
+# each hop's connection from the maillogs.
+RELAY2_ADDR = "127.0.0.2"
+RELAY2_HOST = "mx2.lab.test"
+
 # The offload path (scenarios with @scenario(veth=True), issue 25): three
 # network namespaces joined by two veth pairs, as a client host, a wire and a
 # server host.  The lab's own namespace holds the servers (VETH_SERVER on
@@ -262,17 +271,39 @@ def _w(path, text, mode=0o644):
     os.chmod(path, mode)
 
 
+def _set_main(cdir, settings):
+    """Sets main.cf parameters of the instance in cdir: each replaces the
+    line that sets it (later ones dropped), or is added at the end."""
+    p = os.path.join(cdir, "main.cf")
+    with open(p) as f:
+        lines = f.read().splitlines()
+    out, done = [], set()
+    for ln in lines:
+        k = ln.split("=", 1)[0].strip() if "=" in ln and not ln.startswith((" ", "#")) else None
+        if k in settings:
+            if k not in done:
+                out.append("%s = %s" % (k, settings[k]))
+                done.add(k)
+            continue
+        out.append(ln)
+    out += ["%s = %s" % (k, v) for k, v in settings.items() if k not in done]
+    _w(p, "\n".join(out) + "\n")
+
+
 class Lab:
     """One lab instance in one work directory (inside the current netns)."""
 
     def __init__(self, workdir, certs, notls=False, services=(), strict=False,
                  dovecot_tls=True, exim_bin=None, veth=None, size_limit=SIZE_LIMIT,
-                 proxy=False, lmtp=False, tls_variant=None):
+                 proxy=False, lmtp=False, tls_variant=None, relay2=False):
         self.dir = os.path.abspath(workdir)
         self.certs = certs
         self.pids = {}          # name -> pid of processes we started
         self.pcdir = os.path.join(self.dir, "postfix")
         self.pcdir_notls = os.path.join(self.dir, "postfix-notls")
+        self.pcdir_relay2 = os.path.join(self.dir, "postfix-relay2")
+        self.relay2 = relay2    # the second postfix (RELAY2_*); implies lmtp
+        lmtp = lmtp or relay2
         self.dcdir = os.path.join(self.dir, "dovecot")
         self.maildir = os.path.join(self.dir, "mail")
         self.tcpdump = None
@@ -429,7 +460,29 @@ class Lab:
             self.write_uidlist(user, [])
         self._write_postfix(self.pcdir, tls=True)
         self._write_postfix(self.pcdir_notls, tls=False)
+        if self.relay2:
+            self._write_relay2()
         self._write_dovecot()
+
+    def _write_relay2(self):
+        """The first instance relays DOMAIN to the second (RELAY2_*), one
+        connection per delivery, in clear; the second is the lab's postfix
+        on RELAY2_ADDR:25 only, named RELAY2_HOST, delivering over LMTP."""
+        _set_main(self.pcdir, {"virtual_transport": "smtp:[%s]:25" % RELAY2_ADDR,
+                               "smtp_connection_cache_on_demand": "no",
+                               "smtpd_client_port_logging": "yes"})
+        cdir = self.pcdir_relay2
+        self._write_postfix(cdir, tls=True)
+        _set_main(cdir, {"myhostname": RELAY2_HOST,
+                         "virtual_transport": "lmtp:inet:127.0.0.1:%d" % LMTP_PORT,
+                         "smtpd_client_port_logging": "yes"})
+        mpath = os.path.join(cdir, "master.cf")
+        with open(mpath) as f:
+            master = f.read()
+        # only smtpd on RELAY2_ADDR:25 (an address of a master.cf entry
+        # need not be an interface's, as inet_interfaces' must): the
+        # submission listeners belong to the first
+        _w(mpath, "%s:25 inet  n  -  n  -  -  smtpd\n" % RELAY2_ADDR + master[master.index("pickup "):])
 
     def _write_postfix(self, cdir, tls):
         os.makedirs(cdir, exist_ok=True)
@@ -750,7 +803,8 @@ service pop3-login {{
 
     # --------------------------------------------------------------- start
     def start_servers(self):
-        cdirs = [self.pcdir] + ([self.pcdir_notls] if self.notls else [])
+        cdirs = [self.pcdir] + ([self.pcdir_notls] if self.notls else []) + \
+            ([self.pcdir_relay2] if self.relay2 else [])
         for cdir in cdirs:
             # Daemons keep inherited descriptors: never give them a pipe.
             with open(os.path.join(self.dir, "start.log"), "a") as log:
@@ -780,6 +834,7 @@ service pop3-login {{
                         ([995, 993] if self.dovecot_tls else []) +
                         ([2525] if self.notls else []) +
                         ([LMTP_PORT] if self.lmtp else []) +
+                        ([(RELAY2_ADDR, 25)] if self.relay2 else []) +
                         [EXTRA_SERVICES[n][:2] for n in self.services])
 
     def start_proxy(self, name, argv, port, mount=()):
