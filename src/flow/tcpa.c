@@ -149,6 +149,8 @@ void mx_tcpa_segment(struct mx_tcpa *a, enum mx_dir d, const struct mx_packet *p
 
     handshake(a, d, p);
     stalls(a, d, p, seglen);
+    if (seglen && now > fwd->data_ts)
+        fwd->data_ts = now;
 
     /* A zero window probe: one byte at nextseq while the peer's window is 0. */
     if (seglen == 1 && seq == fwd->nextseq && rev->window == 0) {
@@ -237,6 +239,8 @@ finished_fwd:
 void mx_tcpa_span(const struct mx_tcpa *a, mx_time_t from, mx_time_t to, struct mx_tcpa_span *s)
 {
     memset(s, 0, sizeof(*s));
+    s->data_ts[0] = a->h[0].data_ts;
+    s->data_ts[1] = a->h[1].data_ts;
     uint32_t kept = a->n_ev < MX_TCPA_EVENTS ? a->n_ev : MX_TCPA_EVENTS;
     uint32_t before[3] = { 0, 0, 0 }, upto[3] = { 0, 0, 0 };
     bool found_before = a->n_ev <= MX_TCPA_EVENTS; /* nothing was forgotten: 0 before the ring */

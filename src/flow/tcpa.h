@@ -44,6 +44,7 @@ struct mx_tcpa_half {
     uint32_t high;      /* end of the highest data sent */
     uint32_t acked;     /* the peer's highest ACK of it */
     bool has_high, has_acked;
+    mx_time_t data_ts; /* the latest segment with payload */
     mx_frame_t progress_frame;
     mx_time_t progress_ts;
     /* The longest stall: no progress while data was unacknowledged or the peer's window was 0. */
@@ -81,6 +82,7 @@ struct mx_tcpa_span {
     mx_frame_t stall_from, stall_to;
     mx_frame_t frames[8];   /* the frames of the first events */
     uint32_t n_frames;
+    mx_time_t data_ts[2]; /* each direction's latest segment with payload so far (any time) */
 };
 
 /* Fills *s with the events of [from, to]. */
