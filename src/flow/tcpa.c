@@ -149,6 +149,9 @@ void mx_tcpa_segment(struct mx_tcpa *a, enum mx_dir d, const struct mx_packet *p
 
     handshake(a, d, p);
     stalls(a, d, p, seglen);
+    if (p->ts > a->last_ts)
+        a->last_ts = p->ts;
+    a->last_frame = p->frame;
     if (seglen && now > fwd->data_ts)
         fwd->data_ts = now;
 
@@ -236,6 +239,15 @@ finished_fwd:
     }
 }
 
+static void longest(struct mx_tcpa_span *s, mx_time_t len, mx_frame_t from, mx_frame_t to)
+{
+    if (len > s->stall) {
+        s->stall = len;
+        s->stall_from = from;
+        s->stall_to = to;
+    }
+}
+
 void mx_tcpa_span(const struct mx_tcpa *a, mx_time_t from, mx_time_t to, struct mx_tcpa_span *s)
 {
     memset(s, 0, sizeof(*s));
@@ -248,6 +260,8 @@ void mx_tcpa_span(const struct mx_tcpa *a, mx_time_t from, mx_time_t to, struct 
     for (uint32_t j = 0; j < kept; j++) {
         uint32_t i = (a->n_ev - kept + j) % MX_TCPA_EVENTS;
         const struct mx_tcpa_event *e = &a->ev[i];
+        if (e->kind == MX_TCPA_STALL && e->ts >= from && e->from_ts <= to)
+            longest(s, e->ts - e->from_ts, e->from_frame, e->frame);
         if (e->ts < from) {
             memcpy(before, a->cum[i], sizeof(before));
             found_before = true;
@@ -256,15 +270,17 @@ void mx_tcpa_span(const struct mx_tcpa *a, mx_time_t from, mx_time_t to, struct 
         if (e->ts > to)
             continue;
         memcpy(upto, a->cum[i], sizeof(upto));
-        if (e->kind == MX_TCPA_STALL) {
-            if (e->ts - e->from_ts > s->stall) {
-                s->stall = e->ts - e->from_ts;
-                s->stall_from = e->from_frame;
-                s->stall_to = e->frame;
-            }
-        } else if (s->n_frames < sizeof(s->frames) / sizeof(s->frames[0])) {
+        if (e->kind != MX_TCPA_STALL && s->n_frames < sizeof(s->frames) / sizeof(s->frames[0])) {
             s->frames[s->n_frames++] = e->frame;
         }
+    }
+    /* A stall still going on: the span ends inside it (a reply made whole by a
+     * retransmission, before the ACK that ends the stall). */
+    for (int d = 0; d < 2; d++) {
+        const struct mx_tcpa_half *h = &a->h[d];
+        if (waiting(a, (enum mx_dir)d) && h->progress_frame && h->progress_ts <= to && a->last_ts >= from &&
+            a->last_ts - h->progress_ts >= MX_TCPA_STALL_NOTE)
+            longest(s, a->last_ts - h->progress_ts, h->progress_frame, a->last_frame);
     }
     if (!found_before && kept) {
         /* The ring begins inside the span: what came before it is not known. */

@@ -59,6 +59,8 @@ struct mx_tcpa {
      * client's first ACK after that. */
     mx_time_t syn_ts, synack_ts, ack_ts;
     mx_frame_t syn_frame, synack_frame, ack_frame;
+    mx_time_t last_ts;     /* the latest packet's time (the clock never steps back here) */
+    mx_frame_t last_frame; /* the last packet's frame */
     mx_time_t first_rtt; /* Wireshark's first RTT (SYN to the first pure ACK): its out-of-order threshold */
     struct mx_tcpa_event ev[MX_TCPA_EVENTS];
     uint32_t n_ev;    /* events noted in all; the ring holds the last MX_TCPA_EVENTS */
@@ -78,7 +80,7 @@ bool mx_tcpa_has_rtt(const struct mx_tcpa *a);
 struct mx_tcpa_span {
     uint32_t retransmissions, zero_windows;
     bool at_least;          /* older events than the ring holds may belong to it: counts are lower bounds */
-    mx_time_t stall;        /* the longest stall that ended within the span */
+    mx_time_t stall;        /* the longest stall that overlaps the span (one going on counts up to now) */
     mx_frame_t stall_from, stall_to;
     mx_frame_t frames[8];   /* the frames of the first events */
     uint32_t n_frames;
