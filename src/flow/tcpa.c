@@ -40,8 +40,9 @@ enum {
     A_SPURIOUS_RETRANSMISSION = 1u << 9,
 };
 
-#define FAST_RETX_WINDOW ((uint64_t)MX_NS_PER_SEC / 50) /* a fast retransmission follows the last duplicate ACK this soon */
-#define OOO_DEFAULT (3 * MX_NS_PER_SEC / 1000)      /* out-of-order threshold without a handshake round trip */
+#define FAST_RETX_WINDOW \
+    ((uint64_t)MX_NS_PER_SEC / 50)             /* a fast retransmission follows the last duplicate ACK this soon */
+#define OOO_DEFAULT (3 * MX_NS_PER_SEC / 1000) /* out-of-order threshold without a handshake round trip */
 
 void mx_tcpa_init(struct mx_tcpa *a)
 {

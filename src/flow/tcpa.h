@@ -30,19 +30,19 @@ struct mx_tcpa_event {
 /* One direction: Wireshark's per-flow state (packet-tcp.c, tcp_analyze_seq_info), its counts,
  * and the progress of its data. */
 struct mx_tcpa_half {
-    uint32_t nextseq;        /* highest sequence number sent plus one; 0: none seen (as Wireshark) */
-    uint32_t maxseqtobeacked;/* highest continuous sequence number seen */
-    uint32_t lastack;        /* the ACK field of the last segment sent */
-    uint32_t window;         /* the window of the last segment sent; UINT32_MAX: none yet */
-    int32_t dupacknum;       /* duplicate ACKs in a row; -1 after an ACK of unseen data */
-    uint32_t lastflags;      /* analysis flags of the last segment sent */
+    uint32_t nextseq;         /* highest sequence number sent plus one; 0: none seen (as Wireshark) */
+    uint32_t maxseqtobeacked; /* highest continuous sequence number seen */
+    uint32_t lastack;         /* the ACK field of the last segment sent */
+    uint32_t window;          /* the window of the last segment sent; UINT32_MAX: none yet */
+    int32_t dupacknum;        /* duplicate ACKs in a row; -1 after an ACK of unseen data */
+    uint32_t lastflags;       /* analysis flags of the last segment sent */
     mx_time_t nextseq_ts, lastack_ts;
     /* Counts (each as the tcp.analysis field of the same name). */
     uint64_t retransmissions; /* all: tcp.analysis.retransmission marks fast and spurious ones too */
     uint64_t fast_retransmissions, spurious_retransmissions, out_of_order, duplicate_acks, zero_windows;
     /* Progress: new data sent, or the peer acknowledging more of it. */
-    uint32_t high;      /* end of the highest data sent */
-    uint32_t acked;     /* the peer's highest ACK of it */
+    uint32_t high;  /* end of the highest data sent */
+    uint32_t acked; /* the peer's highest ACK of it */
     bool has_high, has_acked;
     mx_time_t data_ts; /* the latest segment with payload */
     mx_frame_t progress_frame;
@@ -61,10 +61,10 @@ struct mx_tcpa {
     mx_frame_t syn_frame, synack_frame, ack_frame;
     mx_time_t last_ts;     /* the latest packet's time (the clock never steps back here) */
     mx_frame_t last_frame; /* the last packet's frame */
-    mx_time_t first_rtt; /* Wireshark's first RTT (SYN to the first pure ACK): its out-of-order threshold */
+    mx_time_t first_rtt;   /* Wireshark's first RTT (SYN to the first pure ACK): its out-of-order threshold */
     struct mx_tcpa_event ev[MX_TCPA_EVENTS];
-    uint32_t n_ev;    /* events noted in all; the ring holds the last MX_TCPA_EVENTS */
-    uint32_t n_cum[3];/* events of each kind noted in all */
+    uint32_t n_ev;                   /* events noted in all; the ring holds the last MX_TCPA_EVENTS */
+    uint32_t n_cum[3];               /* events of each kind noted in all */
     uint32_t cum[MX_TCPA_EVENTS][3]; /* the counts of each kind up to and including each ring entry */
 };
 
@@ -79,10 +79,10 @@ bool mx_tcpa_has_rtt(const struct mx_tcpa *a);
 /* What happened between two times (a command and the end of its reply). */
 struct mx_tcpa_span {
     uint32_t retransmissions, zero_windows;
-    bool at_least;          /* older events than the ring holds may belong to it: counts are lower bounds */
-    mx_time_t stall;        /* the longest stall that overlaps the span (one going on counts up to now) */
+    bool at_least;   /* older events than the ring holds may belong to it: counts are lower bounds */
+    mx_time_t stall; /* the longest stall that overlaps the span (one going on counts up to now) */
     mx_frame_t stall_from, stall_to;
-    mx_frame_t frames[8];   /* the frames of the first events */
+    mx_frame_t frames[8]; /* the frames of the first events */
     uint32_t n_frames;
     mx_time_t data_ts[2]; /* each direction's latest segment with payload so far (any time) */
 };
