@@ -85,7 +85,9 @@ static void handshake(struct mx_tcpa *a, enum mx_dir d, const struct mx_packet *
 
 bool mx_tcpa_has_rtt(const struct mx_tcpa *a)
 {
-    return a->ack_ts != MX_TIME_NONE && a->synack_ts != MX_TIME_NONE && a->syn_ts != MX_TIME_NONE;
+    /* In order: a capture clock that stepped back gives no round trip. */
+    return a->ack_ts != MX_TIME_NONE && a->synack_ts != MX_TIME_NONE && a->syn_ts != MX_TIME_NONE &&
+           a->syn_ts <= a->synack_ts && a->synack_ts <= a->ack_ts;
 }
 
 /* Direction d's data is waiting: some unacknowledged, or the peer's window is 0. */
