@@ -44,7 +44,7 @@ uint64_t mx_ctx_flow_id(const struct mx_dissect_ctx *ctx)
 void mx_ctx_net_span(const struct mx_dissect_ctx *ctx, mx_time_t from, mx_time_t to, struct mx_tcpa_span *s)
 {
     const struct flow_ext *x = ctx->flow->user;
-    mx_tcpa_span(&x->net, from, to, s);
+    mx_tcpa_span(&x->net, from, to, !ctx->replaying, s); /* a replay hands over bytes of the past */
 }
 
 uint64_t mx_ctx_offset(const struct mx_dissect_ctx *ctx, enum mx_dir dir)

@@ -251,11 +251,13 @@ static void longest(struct mx_tcpa_span *s, mx_time_t len, mx_frame_t from, mx_f
     }
 }
 
-void mx_tcpa_span(const struct mx_tcpa *a, mx_time_t from, mx_time_t to, struct mx_tcpa_span *s)
+void mx_tcpa_span(const struct mx_tcpa *a, mx_time_t from, mx_time_t to, bool live, struct mx_tcpa_span *s)
 {
     memset(s, 0, sizeof(*s));
-    s->data_ts[0] = a->h[0].data_ts;
-    s->data_ts[1] = a->h[1].data_ts;
+    if (live) {
+        s->data_ts[0] = a->h[0].data_ts;
+        s->data_ts[1] = a->h[1].data_ts;
+    }
     uint32_t kept = a->n_ev < MX_TCPA_EVENTS ? a->n_ev : MX_TCPA_EVENTS;
     uint32_t before[3] = { 0, 0, 0 }, upto[3] = { 0, 0, 0 };
     bool found_before = a->n_ev <= MX_TCPA_EVENTS; /* nothing was forgotten: 0 before the ring */
@@ -279,7 +281,7 @@ void mx_tcpa_span(const struct mx_tcpa *a, mx_time_t from, mx_time_t to, struct 
     }
     /* A stall still going on: the span ends inside it (a reply made whole by a
      * retransmission, before the ACK that ends the stall). */
-    for (int d = 0; d < 2; d++) {
+    for (int d = 0; d < 2 && live; d++) {
         const struct mx_tcpa_half *h = &a->h[d];
         if (waiting(a, (enum mx_dir)d) && h->progress_frame && h->progress_ts <= to && a->last_ts >= from &&
             a->last_ts - h->progress_ts >= MX_TCPA_STALL_NOTE)

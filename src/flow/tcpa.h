@@ -87,7 +87,9 @@ struct mx_tcpa_span {
     mx_time_t data_ts[2]; /* each direction's latest segment with payload so far (any time) */
 };
 
-/* Fills *s with the events of [from, to]. */
-void mx_tcpa_span(const struct mx_tcpa *a, mx_time_t from, mx_time_t to, struct mx_tcpa_span *s);
+/* Fills *s with the events of [from, to]. `live`: the span is being read as
+ * its packets come, so a stall going on and the latest segments count;
+ * false for bytes kept and handed over later (a flow classified late). */
+void mx_tcpa_span(const struct mx_tcpa *a, mx_time_t from, mx_time_t to, bool live, struct mx_tcpa_span *s);
 
 #endif
