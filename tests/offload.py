@@ -51,6 +51,9 @@ from oracle import common  # noqa: E402
 
 NOTE = "IP_LENGTH_FROM_FRAME"
 DROP = {"frames", "frame", "packets", "bytes"}  # what offload changes by nature: frames, and header bytes
+# and the network's part measured from frames and their times (docs/manual.md): the round trip,
+# stalls, the per-command times (a super-frame brings its bytes at its first segment's time)
+DROP |= {"rtt", "stall_ms", "stall_frames", "first_byte_ms", "complete_ms", "network"}
 
 
 def norm(o):
@@ -118,6 +121,9 @@ def not_later(name, t0, t):
 # runs; tshark checks each capture's bytes).
 RUN_KEYS = DROP | {"ts", "last_ts", "start", "end", "duration", "latency", "client_port", "queue_id", "fin",
                    "tls_bytes", "payload_bytes"}
+# and what TCP did in each run (a receiver's zero window in one run and not in its twin)
+RUN_KEYS |= {"retransmissions", "fast_retransmissions", "spurious_retransmissions", "out_of_order", "duplicate_acks",
+             "zero_windows"}
 # dovecot's POP3 banner timestamp (RFC 1939 §7), new each run
 APOP = re.compile(r"<[^<>@\s]+@mx\.lab\.test>")
 

@@ -47,6 +47,7 @@ enum kind {
     K_TYPE_MISMATCH,
     K_SMTP_SMUGGLING,
     K_SMUGGLING_ATTEMPT,
+    K_NETWORK_SLOW_TRANSFER,
     K_N,
 };
 
@@ -186,6 +187,15 @@ static const struct {
                               "Nothing to change on this server for this; find the client (or the relay that passes bare "
                               "line ends on) and check the other servers it reaches.",
                               "RFC 5321 §2.3.8, RFC 5321 §4.1.1.4, CVE-2023-51764" },
+    [K_NETWORK_SLOW_TRANSFER] = { "MX-NETWORK-SLOW-TRANSFER", SEV_LOW, "Transfer slowed by the network",
+                                  "Between a command and the end of its reply the network lost or held back segments "
+                                  "(retransmissions, a zero window) and the transfer stalled or took several times as long "
+                                  "as the same command's other replies: the delay is the path's or a receiver's, not the "
+                                  "mail server's.",
+                                  "Look at the evidence frames in Wireshark (tcp.analysis.flags): loss on the path (a "
+                                  "link, a firewall, a duplex mismatch, an overloaded middlebox) or a receiver that does not "
+                                  "read (zero window). The flow record's rtt, stall_ms and retransmission counts say which.",
+                                  "RFC 9293 §3.8, RFC 5681 §3.2, RFC 6298" },
 };
 
 struct evidence {
@@ -221,12 +231,33 @@ struct server {
     struct finding f[K_N];
 };
 
+/* MX-NETWORK-SLOW-TRANSFER's watch over one flow's replies (on_net_reply):
+ * the quickest clean reply of each command, and the replies whose time span
+ * held retransmissions or zero windows, judged when the flow ends. */
+#define NET_COMMANDS 8   /* commands whose quickest clean reply is kept */
+#define NET_CANDIDATES 4 /* replies with network trouble kept (the slowest) */
+struct net_cand {
+    char cmd[16];
+    double ms, stall_ms;
+    uint64_t retx, zw;
+    mx_frame_t first, last; /* the trouble's frames: its first event, and the last event or the stall's end */
+};
+struct net_watch {
+    struct {
+        char cmd[16];
+        double best_ms;
+    } clean[NET_COMMANDS];
+    uint32_t n_clean, n_cand;
+    struct net_cand cand[NET_CANDIDATES];
+};
+
 struct flowmap {
     uint32_t server; /* index + 1; 0: not audited */
     bool authed;     /* a login succeeded on this flow */
     mx_frame_t first;
     char via[128];   /* behind a PROXY header: "client ADDR:PORT via proxy", else "" */
     bool client_tls; /* the PROXY header says the client reached the proxy over TLS */
+    struct net_watch net;
 };
 
 struct audit {
@@ -1000,6 +1031,106 @@ static void on_attack_signs(struct audit *a, const struct mx_event *e, struct se
         on_smuggling(a, e, s);
 }
 
+/* ---- MX-NETWORK-SLOW-TRANSFER ----
+ * A transfer is noticeably slowed by the network when, between the command
+ * and the end of its reply, at least one retransmission or zero window fell
+ * (the reply's "network" object, flow/tcpa.h) and either
+ *  - the longest stall in that span was NET_STALL_MS or more and at least a
+ *    quarter of the whole (the time went to waiting on the network), or
+ *  - the reply took NET_TIMES times as long as the quickest reply without
+ *    trouble to the same command on the same flow (its siblings), and
+ *    NET_STALL_MS more.
+ * 200 ms is Linux's least retransmission timeout (RFC 6298 §2.4 asks for 1 s):
+ * a loss repaired by a timeout costs at least that, while delayed ACKs and
+ * server think time stay under it on the paths mail takes. */
+#define NET_STALL_MS 200.0
+#define NET_TIMES 3.0
+
+static double ev_double(const struct mx_event *e, const char *path)
+{
+    const struct mx_ev_field *f = mx_ev_get(e, path);
+    return f && f->kind == MX_EV_DOUBLE ? f->v.d : 0;
+}
+
+/* A reply record: kept as a sibling when clean, as a candidate when its span held trouble. */
+static void on_net_reply(struct audit *a, const struct mx_event *e)
+{
+    struct flowmap *m = flow_of(a, e->flow);
+    const struct mx_ev_field *cf = mx_ev_get(e, "complete_ms");
+    if (!m || !cf || cf->kind != MX_EV_DOUBLE)
+        return;
+    struct net_watch *w = &m->net;
+    char cmd[16];
+    mx_text_copy(cmd, sizeof(cmd), mx_ev_get_str(e, "answers.command"));
+    uint64_t retx = (uint64_t)mx_ev_get_int(e, "network.retransmissions", 0);
+    uint64_t zw = (uint64_t)mx_ev_get_int(e, "network.zero_windows", 0);
+    if (!retx && !zw) {
+        uint32_t i = 0;
+        while (i < w->n_clean && strcmp(w->clean[i].cmd, cmd))
+            i++;
+        if (i == w->n_clean && i < NET_COMMANDS) {
+            snprintf(w->clean[i].cmd, sizeof(w->clean[i].cmd), "%s", cmd);
+            w->clean[i].best_ms = cf->v.d;
+            w->n_clean++;
+        } else if (i < w->n_clean && cf->v.d < w->clean[i].best_ms) {
+            w->clean[i].best_ms = cf->v.d;
+        }
+        return;
+    }
+    struct net_cand c = { .ms = cf->v.d, .stall_ms = ev_double(e, "network.stall_ms"), .retx = retx, .zw = zw };
+    snprintf(c.cmd, sizeof(c.cmd), "%s", cmd);
+    mx_frame_t s1, s2, f1, f2;
+    frames_of(e, "network.frames", &f1, &f2);
+    frames_of(e, "network.stall_frames", &s1, &s2);
+    const struct mx_ev_field *fr = mx_ev_first(e, mx_ev_get(e, "network.frames"));
+    for (const struct mx_ev_field *x = fr; x; x = mx_ev_next(e, x))
+        if (x->kind == MX_EV_UINT)
+            f2 = x->v.u; /* the last event's frame */
+    c.first = f1 ? f1 : s1;
+    c.last = s2 > f2 ? s2 : f2;
+    uint32_t slot = w->n_cand;
+    if (slot == NET_CANDIDATES) { /* full: replace the quickest, if this one is slower */
+        slot = 0;
+        for (uint32_t i = 1; i < NET_CANDIDATES; i++)
+            if (w->cand[i].ms < w->cand[slot].ms)
+                slot = i;
+        if (w->cand[slot].ms >= c.ms)
+            return;
+    } else {
+        w->n_cand++;
+    }
+    w->cand[slot] = c;
+}
+
+/* The flow ended: its candidates judged against their siblings. */
+static void on_net_flow(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    struct flowmap *m = flow_of(a, e->flow);
+    if (!m)
+        return;
+    const struct net_watch *w = &m->net;
+    for (uint32_t i = 0; i < w->n_cand; i++) {
+        const struct net_cand *c = &w->cand[i];
+        double sib = -1;
+        for (uint32_t j = 0; j < w->n_clean; j++)
+            if (!strcmp(w->clean[j].cmd, c->cmd))
+                sib = w->clean[j].best_ms;
+        bool stalled = c->stall_ms >= NET_STALL_MS && c->stall_ms * 4 >= c->ms;
+        bool slower = sib >= 0 && c->ms >= NET_TIMES * sib && c->ms - sib >= NET_STALL_MS;
+        if (!stalled && !slower)
+            continue;
+        char d[200], sb[48] = "", st[40] = "";
+        if (sib >= 0)
+            snprintf(sb, sizeof(sb), " (its quickest sibling %.0f ms)", sib);
+        if (c->stall_ms > 0)
+            snprintf(st, sizeof(st), ", a stall of %.0f ms", c->stall_ms);
+        snprintf(d, sizeof(d), "%s took %.0f ms%s: %" PRIu64 " retransmission%s, %" PRIu64 " zero window%s%s",
+                 c->cmd[0] ? c->cmd : "a reply", c->ms, sb, c->retx, c->retx == 1 ? "" : "s", c->zw,
+                 c->zw == 1 ? "" : "s", st);
+        note(a, s, K_NETWORK_SLOW_TRANSFER, e->flow, c->first, c->last, d);
+    }
+}
+
 static void audit_event(void *ctx, const struct mx_event *e)
 {
     struct audit *a = ctx;
@@ -1040,7 +1171,12 @@ static void audit_event(void *ctx, const struct mx_event *e)
         on_tls(a, e, s);
     else if (!strcmp(t, "tunnel") && mx_ev_get_int(e, "secret_in_clear", 0))
         on_proxy_credentials(a, e, s);
-    else if (!strcmp(t, "flow")) {
+    if (!strcmp(t, "smtp.reply") || !strcmp(t, "lmtp.reply") || !strcmp(t, "pop3.response") ||
+        !strcmp(t, "imap.response"))
+        on_net_reply(a, e);
+    else if (!strcmp(t, "flow"))
+        on_net_flow(a, e, s);
+    if (!strcmp(t, "flow")) {
         if (mx_ev_get_int(e, "tls_port", 0))
             s->implicit++;
         /* The flow's last record: forget it (memory stays flat over days). */

@@ -186,6 +186,7 @@ struct pending {
     bool uid; /* UID FETCH, UID SEARCH, ... */
     mx_frame_t frame;
     mx_time_t ts;
+    mx_time_t first_ts;     /* its first untagged response, or MX_TIME_NONE */
     struct mx_text mailbox; /* SELECT, EXAMINE, STATUS, APPEND, ... */
     uint32_t untagged, fetches, bodies;
     uint64_t search_count;
@@ -893,6 +894,7 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
         mx_ev_end(ev);
         lat = mx_time_secs(p->ts, ts);
         mx_ev_double(ev, "latency", lat);
+        mx_mail_reply_times(&s->m, ev, p->ts, p->untagged && p->first_ts != MX_TIME_NONE ? p->first_ts : ts, ts);
         mx_ev_uint(ev, "untagged", p->untagged);
         if (p->cmd == I_FETCH) {
             mx_ev_uint(ev, "fetch_responses", p->fetches);
@@ -1077,8 +1079,8 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
     struct mx_slice rest = rest_of(z);
     struct pending *p = in_progress(s);
     s->untagged++;
-    if (p)
-        p->untagged++;
+    if (p && !p->untagged++)
+        p->first_ts = ts;
     if (s->idle.on)
         s->idle.untagged++;
     bool status_word =

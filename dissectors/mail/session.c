@@ -155,6 +155,46 @@ void mx_mail_close_fields(struct mx_event *ev, uint32_t unanswered)
         mx_ev_uint(ev, "unanswered", unanswered);
 }
 
+void mx_mail_reply_times(struct mx_mail *m, struct mx_event *ev, mx_time_t cmd, mx_time_t first, mx_time_t end)
+{
+    if (cmd == MX_TIME_NONE || first == MX_TIME_NONE || end == MX_TIME_NONE)
+        return;
+    if (end < first)
+        end = first; /* a clock that stepped back */
+    /* The reply was whole when its last piece came, which is not the frame
+     * of its last byte when pieces came out of order or again: the server's
+     * latest segment so far (the reply is being read as it completes). */
+    struct mx_tcpa_span n;
+    mx_ctx_net_span(m->ctx, cmd, end, &n);
+    if (n.data_ts[MX_DIR_S2C] > end) {
+        end = n.data_ts[MX_DIR_S2C];
+        mx_ctx_net_span(m->ctx, cmd, end, &n);
+    }
+    mx_ev_double(ev, "first_byte_ms", mx_time_secs(cmd, first) * 1e3);
+    mx_ev_double(ev, "complete_ms", mx_time_secs(cmd, end) * 1e3);
+    if (!n.retransmissions && !n.zero_windows && !n.stall)
+        return;
+    mx_ev_obj(ev, "network");
+    mx_ev_uint(ev, "retransmissions", n.retransmissions);
+    mx_ev_uint(ev, "zero_windows", n.zero_windows);
+    if (n.at_least)
+        mx_ev_bool(ev, "at_least", true);
+    if (n.stall) {
+        mx_ev_double(ev, "stall_ms", (double)n.stall / 1e6);
+        mx_ev_arr(ev, "stall_frames");
+        mx_ev_uint(ev, NULL, n.stall_from);
+        mx_ev_uint(ev, NULL, n.stall_to);
+        mx_ev_end(ev);
+    }
+    if (n.n_frames) {
+        mx_ev_arr(ev, "frames");
+        for (uint32_t i = 0; i < n.n_frames; i++)
+            mx_ev_uint(ev, NULL, n.frames[i]);
+        mx_ev_end(ev);
+    }
+    mx_ev_end(ev);
+}
+
 const char *mx_mail_close_note(uint32_t unanswered, char *buf, size_t cap)
 {
     if (unanswered)

@@ -278,6 +278,15 @@ void mx_mail_server_closed(struct mx_mail *m, const char *status, struct mx_slic
  * and "unanswered" when commands still wait. */
 void mx_mail_close_fields(struct mx_event *ev, uint32_t unanswered);
 
+/* Adds a reply's times to its record (after "latency"): "first_byte_ms",
+ * from the command to the reply's first line, and "complete_ms", to its end
+ * (the last line of a multi-line reply, the end of a retrieved message, an
+ * IMAP tagged completion); then "network" when retransmissions, zero
+ * windows or a stall of MX_TCPA_STALL_NOTE or more fell between the command
+ * and that end (flow/tcpa.h): their counts, the longest stall and the
+ * frames. Nothing when a time is unknown. */
+void mx_mail_reply_times(struct mx_mail *m, struct mx_event *ev, mx_time_t cmd, mx_time_t first, mx_time_t end);
+
 /* Writes the timeline's note for such a reply into buf: "the server closes
  * the session", then ", N commands unanswered" when some waited. Returns buf. */
 const char *mx_mail_close_note(uint32_t unanswered, char *buf, size_t cap);

@@ -371,6 +371,7 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
         mx_ev_end(ev);
         lat = mx_time_secs(p->ts, s->rep.ts);
         mx_ev_double(ev, "latency", lat);
+        mx_mail_reply_times(&s->m, ev, p->ts, s->rep.ts, ts);
     }
     if (s->rep.stat) {
         mx_ev_uint(ev, "messages", s->rep.stat_count);
@@ -508,6 +509,7 @@ static void continuation(struct pop3 *s, struct mx_slice b64, uint64_t off, size
             mx_ev_uint(ev, "frame", p.frame);
         mx_ev_end(ev);
         mx_ev_double(ev, "latency", mx_time_secs(p.ts, ts));
+        mx_mail_reply_times(&s->m, ev, p.ts, ts, ts);
     }
     if (mx_ctx_flow(s->m.ctx)->explain) {
         mx_ev_str(ev, "explain",

@@ -554,6 +554,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         mx_ev_end(ev);
         lat = mx_time_secs(p.ts, ts);
         mx_ev_double(ev, "latency", lat);
+        mx_mail_reply_times(&s->m, ev, p.ts, ts, dummy);
     }
     if (closes) {
         mx_mail_close_fields(ev, unanswered);

@@ -11,6 +11,12 @@ Kinds (each writes OUTDIR/<proto>-<name>-<kind>.pcap and .impair.json):
               the next bytes, carrying DIFFERENT bytes in the overlap
   midstream   starts the capture in the middle of the conversation
   snaplen     every packet cut to 96 bytes (caplen < len)
+  stall       a loss repaired by a timeout, as a capture on the receiver's
+              side shows it: the largest payload segment in the middle of a
+              burst is lost before the capture point (left out), and comes
+              again 1 s after the peer's ACK of it was due, just before that
+              ACK; the ACK and everything after it come 1 s later (not in the
+              default kinds: --kinds stall)
 
 The .impair.json names every change with frame numbers (from 1, as
 Wireshark counts) in the input and in the output, so reassembly tests know
@@ -25,6 +31,7 @@ import struct
 import sys
 
 KINDS = ["drop", "reorder", "duplicate", "overlap", "midstream", "snaplen"]
+STALL_US = 1000000  # the retransmission timeout the stall kind plays
 
 
 def read_pcap(path):
@@ -193,6 +200,41 @@ def impair(kind, pkts, rng):
             out.append({"ts": p["ts"], "data": p["data"][:96], "orig": p["orig"]})
         changes.append({"snaplen": 96,
                         "truncated_frames": sum(1 for p in pkts if len(p["data"]) > 96)})
+        return out, changes
+    if kind == "stall":
+        def ack_of(k):
+            y = parse(pkts[k])
+            return y, struct.unpack(">I", pkts[k]["data"][y["tcp"] + 8:y["tcp"] + 12])[0]
+
+        def acker(k, end, back):
+            """The first packet after k of the reverse flow that acknowledges end."""
+            for m in range(k + 1, len(pkts)):
+                y = parse(pkts[m])
+                if y is not None and y["flow"] == back and ((ack_of(m)[1] - end) & 0xffffffff) < 1 << 31:
+                    return m
+            return None
+
+        # a segment in the middle of a burst: more data of its direction
+        # follows before the peer acknowledges it
+        best = None
+        for k in cands:
+            x = parse(pkts[k])
+            end = (x["seq"] + x["pl_len"]) & 0xffffffff
+            back = (x["flow"][2], x["flow"][3], x["flow"][0], x["flow"][1])
+            j = acker(k, end, back)
+            if j is not None and any(parse(pkts[m])["flow"] == x["flow"] for m in data_idx if k < m < j):
+                if best is None or x["pl_len"] > best[2]:
+                    best = (k, j, x["pl_len"])
+        i, j, n = best
+
+        def later(p, us):
+            t = p["ts"][0] * 1000000 + p["ts"][1] + us
+            return dict(p, ts=(t // 1000000, t % 1000000))
+        retx = dict(later(pkts[j], STALL_US - 100), data=pkts[i]["data"], orig=pkts[i]["orig"])
+        out = pkts[:i] + pkts[i + 1:j] + [retx] + [later(p, STALL_US) for p in pkts[j:]]
+        changes.append({"lost_input_frame": i + 1, "payload_len": n,
+                        "retransmission_output_frame": j, "ack_output_frame": j + 1,
+                        "delay_us": STALL_US})
         return out, changes
     raise ValueError(kind)
 

@@ -100,6 +100,9 @@ if [ $# -eq 0 ]; then
 	for src in smtp/attachment.pcap pop3/user-pass-retr.pcap imap/login-fetch.pcap; do
 		[ -f "$pcaps/$src" ] && "$py" "$here/impair.py" "$pcaps/$src" "$pcaps/impaired" --seed 3 >/dev/null
 	done
+	# a loss repaired by a timeout (MX-NETWORK-SLOW-TRANSFER's capture)
+	[ -f "$pcaps/smtp/attachment.pcap" ] &&
+		"$py" "$here/impair.py" "$pcaps/smtp/attachment.pcap" "$pcaps/impaired" --seed 3 --kinds stall >/dev/null
 fi
 # Decrypted exports (pcaps/keylog/NAME-cleartext.pcap) of the STARTTLS keylog captures.
 for src in keylog/smtp-starttls-tls13-aes256 keylog/imap-starttls-ecdhe-aes128gcm \

@@ -4,6 +4,7 @@
 
 #include "core/mx.h"
 #include "core/anomaly.h"
+#include "flow/tcpa.h"
 
 struct mx_sink;
 struct mx_dissect_ctx;
@@ -124,6 +125,11 @@ struct mx_sink *mx_ctx_sink(struct mx_dissect_ctx *ctx);
 
 /* The flow's id, as used in every record of the flow. */
 uint64_t mx_ctx_flow_id(const struct mx_dissect_ctx *ctx);
+
+/* The network's part of the flow between two capture times (a command and
+ * the end of its reply): retransmissions, zero windows and the longest stall
+ * that fell in it (flow/tcpa.h). */
+void mx_ctx_net_span(const struct mx_dissect_ctx *ctx, mx_time_t from, mx_time_t to, struct mx_tcpa_span *s);
 
 /* Stream offset of data.ptr[0] in the current parse call for `dir`. */
 uint64_t mx_ctx_offset(const struct mx_dissect_ctx *ctx, enum mx_dir dir);

@@ -260,6 +260,78 @@ static void emit_flow_start(struct mx_engine *e, struct mx_flow *f)
     mx_event_emit(e->sink, ev);
 }
 
+/* ms from ns, for the records. */
+static double ms_of(mx_time_t ns)
+{
+    return (double)ns / 1e6;
+}
+
+/* A direction's share of the network's part (flow/tcpa.h): the counts of
+ * tshark's tcp.analysis fields, and the longest stall with its frames. */
+static void emit_net_half(struct mx_event *ev, const struct mx_tcpa_half *n)
+{
+    mx_ev_uint(ev, "retransmissions", n->retransmissions);
+    mx_ev_uint(ev, "fast_retransmissions", n->fast_retransmissions);
+    mx_ev_uint(ev, "spurious_retransmissions", n->spurious_retransmissions);
+    mx_ev_uint(ev, "out_of_order", n->out_of_order);
+    mx_ev_uint(ev, "duplicate_acks", n->duplicate_acks);
+    mx_ev_uint(ev, "zero_windows", n->zero_windows);
+    if (n->stall) {
+        mx_ev_double(ev, "stall_ms", ms_of(n->stall));
+        mx_ev_arr(ev, "stall_frames");
+        mx_ev_uint(ev, NULL, n->stall_from);
+        mx_ev_uint(ev, NULL, n->stall_to);
+        mx_ev_end(ev);
+    }
+}
+
+/* The handshake's round trip (RFC 9293 §3.5) as the capture point saw it:
+ * SYN to SYN-ACK is the server's side of it, SYN-ACK to ACK the client's. */
+static void emit_rtt(struct mx_event *ev, const struct mx_tcpa *n)
+{
+    if (!mx_tcpa_has_rtt(n))
+        return;
+    mx_ev_obj(ev, "rtt");
+    mx_ev_double(ev, "handshake_ms", ms_of(n->ack_ts - n->syn_ts));
+    mx_ev_double(ev, "server_ms", ms_of(n->synack_ts - n->syn_ts));
+    mx_ev_double(ev, "client_ms", ms_of(n->ack_ts - n->synack_ts));
+    mx_ev_arr(ev, "frames");
+    mx_ev_uint(ev, NULL, n->syn_frame);
+    mx_ev_uint(ev, NULL, n->synack_frame);
+    mx_ev_uint(ev, NULL, n->ack_frame);
+    mx_ev_end(ev);
+    mx_ev_end(ev);
+}
+
+/* The flow text's note on the network, or "": "; network: 3 retransmissions,
+ * 2 duplicate ACKs, longest stall 1204.1 ms (frames 30-41)". */
+static const char *net_note(const struct mx_tcpa *n, char *buf, size_t cap)
+{
+    const struct mx_tcpa_half *c = &n->h[0], *s = &n->h[1];
+    uint64_t rx = c->retransmissions + s->retransmissions, da = c->duplicate_acks + s->duplicate_acks;
+    uint64_t zw = c->zero_windows + s->zero_windows, oo = c->out_of_order + s->out_of_order;
+    const struct mx_tcpa_half *st = c->stall >= s->stall ? c : s;
+    size_t o = 0;
+    buf[0] = '\0';
+    if (!rx && !da && !zw && !oo && st->stall < MX_TCPA_STALL_NOTE)
+        return buf;
+    o += (size_t)snprintf(buf + o, cap - o, "; network:");
+    if (rx && o < cap)
+        o += (size_t)snprintf(buf + o, cap - o, " %" PRIu64 " retransmission%s,", rx, rx == 1 ? "" : "s");
+    if (oo && o < cap)
+        o += (size_t)snprintf(buf + o, cap - o, " %" PRIu64 " out of order,", oo);
+    if (da && o < cap)
+        o += (size_t)snprintf(buf + o, cap - o, " %" PRIu64 " duplicate ACK%s,", da, da == 1 ? "" : "s");
+    if (zw && o < cap)
+        o += (size_t)snprintf(buf + o, cap - o, " %" PRIu64 " zero window%s,", zw, zw == 1 ? "" : "s");
+    if (st->stall && o < cap)
+        o += (size_t)snprintf(buf + o, cap - o, " longest stall %.1f ms (frames %" PRIu64 "-%" PRIu64 "),",
+                              ms_of(st->stall), st->stall_from, st->stall_to);
+    if (o > 0 && o <= cap && buf[o - 1] == ',')
+        buf[o - 1] = '\0';
+    return buf;
+}
+
 static void emit_half(struct mx_event *ev, const char *key, const struct mx_flow *f, int d)
 {
     const struct flow_ext *x = f->user;
@@ -271,6 +343,7 @@ static void emit_half(struct mx_event *ev, const char *key, const struct mx_flow
     mx_ev_uint(ev, "gaps", h->gaps);
     mx_ev_uint(ev, "gap_bytes", h->gap_bytes);
     mx_ev_bool(ev, "fin", h->fin);
+    emit_net_half(ev, &x->net.h[d]);
     mx_ev_end(ev);
 }
 
@@ -292,6 +365,7 @@ static void emit_flow_record(struct mx_engine *e, struct mx_flow *f)
     mx_ev_double(ev, "duration", mx_time_secs(f->first_ts, f->last_ts));
     mx_ev_frames(ev, f->first_frame, f->last_frame);
     mx_ev_bool(ev, "handshake", x->handshake);
+    emit_rtt(ev, &x->net);
     emit_half(ev, "c2s", f, MX_DIR_C2S);
     emit_half(ev, "s2c", f, MX_DIR_S2C);
     mx_ev_obj(ev, "anomalies");
@@ -307,11 +381,12 @@ static void emit_flow_record(struct mx_engine *e, struct mx_flow *f)
     if (x->tunnel)
         mx_ev_str(ev, "tunnel", x->tunnel);
     mx_ev_str(ev, "close", mx_close_name(x->close_reason));
+    char net[192];
     mx_ev_text(ev,
                "closed (%s): client %" PRIu64 " packets, %" PRIu64 " payload bytes; server %" PRIu64
-               " packets, %" PRIu64 " payload bytes%s",
+               " packets, %" PRIu64 " payload bytes%s%s",
                mx_close_name(x->close_reason), x->pkts[0], f->reasm.h[0].delivered, x->pkts[1], f->reasm.h[1].delivered,
-               (f->reasm.h[0].gaps || f->reasm.h[1].gaps) ? "; with gaps" : "");
+               (f->reasm.h[0].gaps || f->reasm.h[1].gaps) ? "; with gaps" : "", net_note(&x->net, net, sizeof(net)));
     mx_event_emit(e->sink, ev);
 }
 
@@ -519,6 +594,7 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
     f->id = 0; /* numbered when it turns out to be mail */
     x->ctx.eng = e;
     x->ctx.flow = f;
+    mx_tcpa_init(&x->net);
     mx_host_init(&x->ctx);
     x->ctx.info.show_secrets = e->cfg.show_secrets;
     x->ctx.info.explain = e->cfg.explain;
@@ -746,6 +822,7 @@ void mx_engine_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t 
         f->first_ts = p->ts;
     f->last_frame = p->frame;
     mx_flow_touch(e->flows, f, p->frame, e->now);
+    mx_tcpa_segment(&x->net, d, p);
     /* nDPI learns nothing from a bare ACK after the handshake; skipping them
      * halves its calls on a mail flow. */
     bool bare_ack = !p->payload_len && !(p->flags & (MX_TCP_SYN | MX_TCP_FIN | MX_TCP_RST)) && x->cls.pkts >= 3;

@@ -41,6 +41,12 @@ uint64_t mx_ctx_flow_id(const struct mx_dissect_ctx *ctx)
     return ctx->flow->id;
 }
 
+void mx_ctx_net_span(const struct mx_dissect_ctx *ctx, mx_time_t from, mx_time_t to, struct mx_tcpa_span *s)
+{
+    const struct flow_ext *x = ctx->flow->user;
+    mx_tcpa_span(&x->net, from, to, !ctx->replaying, s); /* a replay hands over bytes of the past */
+}
+
 uint64_t mx_ctx_offset(const struct mx_dissect_ctx *ctx, enum mx_dir dir)
 {
     return ctx->ds[dir].off;

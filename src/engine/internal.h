@@ -11,6 +11,7 @@
 #include "engine/proto.h"
 #include "flow/classify.h"
 #include "flow/flow.h"
+#include "flow/tcpa.h"
 
 #include <stdatomic.h>
 
@@ -151,6 +152,7 @@ struct flow_ext {
     const char *tunnel;               /* the kind of tunnel the mail flow came through, or NULL */
     uint8_t encap[MX_ENCAP_MAX];      /* the first packet's encapsulations (decode.h), outermost first */
     uint8_t nencap;
+    struct mx_tcpa net; /* the network's part: retransmissions, stalls, the handshake's round trip */
 };
 
 /* Where a record falls in the run's order, so that the merge of worker
