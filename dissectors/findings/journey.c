@@ -508,7 +508,7 @@ static size_t hop_line(struct mx_sink *s, const struct hop *h, char *out, size_t
         snprintf(q, sizeof(q), ", queued as %s%s", h->queue_id, h->confirmed ? " (Received agrees)" : "");
     else if (h->received_id[0])
         snprintf(q, sizeof(q), ", id %s (from the next hop's Received)", h->received_id);
-    char fr[48];
+    char fr[64];
     if (h->last > h->first)
         snprintf(fr, sizeof(fr), "frames %" PRIu64 "-%" PRIu64, h->first, h->last);
     else
