@@ -46,7 +46,7 @@ NORMALISERS = [
 def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=False,
              expect_malformed=None, services=(), strict=False, dovecot_tls=True,
              capture_filter="tcp", veth=False, bulk=None, size_limit=None, proxy=False,
-             lmtp=False, tls_variant=None):
+             lmtp=False, tls_variant=None, postfix_extra=None):
     """Register a scenario.  name is "proto/slug"; the capture goes to
     pcaps/proto/slug.pcap unless path (relative to pcaps/) is given.
     Server variants (see labenv.Lab and docs/lab.md): notls starts the
@@ -60,7 +60,9 @@ def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=Fal
     message_size_limit instead of labenv.SIZE_LIMIT.  proxy puts HAProxy in front
     of postfix and dovecot (labenv.PROXY_FRONTENDS).  lmtp starts dovecot's
     LMTP on port 24 (with a quota) and has postfix deliver there (labenv.LMTP_*).  tls_variant: the
-    servers' TLS settings of the keylog/ scenarios (labenv.Lab)."""
+    servers' TLS settings of the keylog/ scenarios (labenv.Lab).
+    postfix_extra: main.cf lines and virtual mailboxes of the main postfix
+    (the bounce/ scenarios, labenv.Lab)."""
     def reg(fn):
         SCENARIOS[name] = (fn, summary, {"ext": capture_ext, "path": path, "notls": notls, "seed": seed,
                                  "expect_malformed": expect_malformed,
@@ -69,7 +71,8 @@ def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=Fal
                                  "capture_filter": capture_filter,
                                  "veth": veth, "bulk": bulk, "size_limit": size_limit,
                                  "proxy": proxy, "lmtp": lmtp,
-                                 "tls_variant": tls_variant})
+                                 "tls_variant": tls_variant,
+                                 "postfix_extra": postfix_extra})
         ORDER.append(name)
         return fn
     return reg
@@ -88,6 +91,7 @@ class Ctx:
         self.notes = []
         self.seeded = {}
         self.lmtp = []      # LMTP transactions and per-recipient outcomes (scen_lmtp.py)
+        self.bounce = None  # what postfix's log says of a bounce (scen_bounce.py)
 
     # sessions
     # (host=, source=, tlsctx=: see client.Session)
@@ -291,7 +295,8 @@ def _run(name, veth, outputs, pcaps, workdir, certdir, exim_bin):
                      exim_bin=exim_bin, veth=veth,
                      size_limit=opt["size_limit"] or labenv.SIZE_LIMIT,
                      proxy=opt["proxy"], lmtp=opt["lmtp"],
-                     tls_variant=opt["tls_variant"])
+                     tls_variant=opt["tls_variant"],
+                     postfix_extra=opt["postfix_extra"])
 
     def on_signal(sig, frame):
         raise KeyboardInterrupt("signal %d" % sig)
@@ -369,6 +374,8 @@ def _run(name, veth, outputs, pcaps, workdir, certdir, exim_bin):
         }
         if ctx.lmtp:
             truth["lmtp"] = ctx.lmtp
+        if ctx.bounce:
+            truth["bounce"] = ctx.bounce
         if veth:
             truth["offload"] = {
                 "mode": veth, "side": suffix.lstrip("-") or None,
