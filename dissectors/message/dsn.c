@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dissectors/message/mime.h"
 #include "dissectors/smtp/codes.h"
 #include "dissectors/smtp/diagnosis.h"
 
@@ -119,21 +120,6 @@ static struct mx_slice trim(struct mx_slice s)
     return s;
 }
 
-static bool ieq(struct mx_slice s, const char *lit)
-{
-    size_t n = strlen(lit);
-    if (s.len != n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = s.ptr[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (uint8_t)(c + 32);
-        if (c != (uint8_t)lit[i])
-            return false;
-    }
-    return true;
-}
-
 struct mx_dsn *mx_dsn_new(void)
 {
     struct mx_dsn *d = malloc(sizeof(*d));
@@ -222,8 +208,8 @@ static void group_close(struct mx_dsn *d)
         if (!r->f[R_FINAL].seen || !r->f[R_ACTION].seen || !r->f[R_STATUS].seen)
             flag(d, MX_DSN_MISSING_FIELD);
         struct mx_slice a = token(mx_slice_make(r->f[R_ACTION].b, r->f[R_ACTION].len));
-        d->failed += r->f[R_ACTION].seen && ieq(a, "failed");
-        d->delayed += r->f[R_ACTION].seen && ieq(a, "delayed");
+        d->failed += r->f[R_ACTION].seen && mx_mime_eq(a, "failed");
+        d->delayed += r->f[R_ACTION].seen && mx_mime_eq(a, "delayed");
     }
     d->cur = NULL;
     d->group++;
@@ -248,7 +234,7 @@ static void rcpt_open(struct mx_dsn *d)
 static void report_field(struct mx_dsn *d, struct mx_slice name, struct mx_slice v, uint64_t wire)
 {
     for (int k = 0; k < R__N; k++) {
-        if (!ieq(name, rcpt_names[k]))
+        if (!mx_mime_eq(name, rcpt_names[k]))
             continue;
         /* a recipient field in the per-message group, or one repeated:
          * the groups lack their blank lines (§2.1); a new recipient */
@@ -265,7 +251,7 @@ static void report_field(struct mx_dsn *d, struct mx_slice name, struct mx_slice
         if (k == R_ACTION) {
             bool ok = false;
             for (size_t i = 0; i < MX_ARRAY_LEN(actions); i++)
-                ok |= ieq(t, actions[i]);
+                ok |= mx_mime_eq(t, actions[i]);
             if (!ok)
                 flag(d, MX_DSN_BAD_VALUE);
         } else if (k == R_STATUS) {
@@ -276,7 +262,7 @@ static void report_field(struct mx_dsn *d, struct mx_slice name, struct mx_slice
         return;
     }
     for (int k = 0; k < P__N; k++) {
-        if (!ieq(name, msg_names[k]))
+        if (!mx_mime_eq(name, msg_names[k]))
             continue;
         if (!d->group_open)
             d->group_open = true; /* (group 0, or a group of per-message fields out of place) */
@@ -311,7 +297,7 @@ static void field_done(struct mx_dsn *d)
     if (d->field_wire == d->field_len)
         wire = v.len;
     if (d->headers) {
-        if (ieq(name, "message-id") && !d->returned.seen) {
+        if (mx_mime_eq(name, "message-id") && !d->returned.seen) {
             keep(&d->returned, v, wire);
             snprintf(d->returned_type, sizeof(d->returned_type), "%s", d->headers_type);
         }
@@ -328,19 +314,6 @@ static void field_add(struct mx_dsn *d, struct mx_slice s, uint64_t wire)
     memcpy(d->field + d->field_len, s.ptr, n);
     d->field_len += n;
     d->field_wire += wire;
-}
-
-/* Whether a line starts with a field name and a colon (RFC 5322 §2.2). */
-static bool field_name_ok(struct mx_slice s)
-{
-    size_t i = 0;
-    while (i < s.len && s.ptr[i] > ' ' && s.ptr[i] < 127 && s.ptr[i] != ':')
-        i++;
-    if (i == 0)
-        return false;
-    while (i < s.len && wsp(s.ptr[i]))
-        i++;
-    return i < s.len && s.ptr[i] == ':';
 }
 
 /* One line, its line end removed: `s` what was kept of it, `wire` its length. */
@@ -371,7 +344,7 @@ static void line_done(struct mx_dsn *d, struct mx_slice s, uint64_t wire)
         return;
     }
     field_done(d);
-    if (!field_name_ok(s)) {
+    if (!mx_mime_field_start(s)) {
         flag(d, MX_DSN_NOT_A_FIELD);
         return;
     }
@@ -510,7 +483,7 @@ static void emit_diagnosis(struct mx_event *ev, const struct rcpt *r, bool faile
         struct mx_slice type = semi ? trim(mx_slice_make(v.ptr, (size_t)(semi - v.ptr))) : mx_slice_make(NULL, 0);
         struct mx_slice rest = semi ? trim(mx_slice_make(semi + 1, v.len - (size_t)(semi + 1 - v.ptr))) : v;
         text = rest;
-        if (ieq(type, "smtp"))
+        if (mx_mime_eq(type, "smtp"))
             code = reply_code(rest, &de, &text);
     }
     const struct mx_enhanced_code *e = st.cls ? &st : de.cls ? &de : NULL;
@@ -577,8 +550,8 @@ void mx_dsn_emit(const struct mx_dsn *d, struct mx_event *ev)
             if (r->f[k].seen)
                 emit_text(ev, rcpt_keys[k], rcpt_type_keys[k], &r->f[k]);
         struct mx_slice a = token(text_of(&r->f[R_ACTION]));
-        bool failed = r->f[R_ACTION].seen && ieq(a, "failed");
-        if (failed || (r->f[R_ACTION].seen && ieq(a, "delayed")))
+        bool failed = r->f[R_ACTION].seen && mx_mime_eq(a, "failed");
+        if (failed || (r->f[R_ACTION].seen && mx_mime_eq(a, "delayed")))
             emit_diagnosis(ev, r, failed);
         mx_ev_end(ev);
     }

@@ -1809,16 +1809,9 @@ static void on_boundary(struct mx_message *m, int k, int kind)
  * §2.2: printable characters but ':'; §4.5.4 whitespace before the colon). */
 static bool field_name_ok(struct mx_slice s)
 {
-    size_t i = 0;
     if (s.len > MSG_LINE_BUF - 1)
         s.len = MSG_LINE_BUF - 1; /* what the first piece of a long line holds, however it arrived */
-    while (i < s.len && s.ptr[i] > ' ' && s.ptr[i] < 127 && s.ptr[i] != ':')
-        i++;
-    if (i == 0)
-        return false;
-    while (i < s.len && is_wsp(s.ptr[i]))
-        i++;
-    return i < s.len && s.ptr[i] == ':';
+    return mx_mime_field_start(s);
 }
 
 /* A line, or a piece of a long one: `first` when it starts the line, `eol`
