@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "event/text.h"
 #include "dissectors/message/mime.h"
 #include "dissectors/smtp/codes.h"
 #include "dissectors/smtp/diagnosis.h"
@@ -172,7 +173,8 @@ bool mx_dsn_has_returned(const struct mx_dsn *d)
 
 static void keep(struct text *t, struct mx_slice v, uint64_t wire)
 {
-    size_t n = v.len < DSN_TEXT_CAP ? v.len : DSN_TEXT_CAP;
+    /* cut at a character boundary (RFC 6533 reports are UTF-8) */
+    size_t n = v.len <= DSN_TEXT_CAP ? v.len : mx_utf8_cut(v.ptr, DSN_TEXT_CAP);
     memcpy(t->b, v.ptr, n);
     t->len = (uint16_t)n;
     t->wire = wire > UINT32_MAX ? UINT32_MAX : (uint32_t)wire;

@@ -327,7 +327,28 @@ static char *grow(char *b, size_t *len, size_t *cap, const char *s, size_t n)
 
 #define ADD(s) (b = grow(b, &len, &cap, (s), strlen(s)))
 
-/* Hostile: a 200 KB Diagnostic-Code over many folded lines, a 100 KB
+/* A long UTF-8 address (RFC 6533) is cut at a character boundary. */
+START_TEST(utf8_cut)
+{
+    size_t len = 0, cap = 0;
+    char *b = NULL;
+    ADD("Content-Type: multipart/report; boundary=b\r\n\r\n--b\r\nContent-Type: message/global-delivery-status\r\n"
+        "\r\nReporting-MTA: dns; m\r\n\r\nFinal-Recipient: utf-8; ");
+    for (int i = 0; i < 300; i++)
+        ADD("\xc3\xa9");
+    ADD("\r\nAction: failed\r\nStatus: 5.1.1\r\n--b--\r\n");
+    json_object *r = run_out(b, len, true, NULL);
+    const char *fr = get(r, "delivery_status.recipients.0.final_recipient");
+    ck_assert_uint_eq(strlen(fr), 504); /* 7 bytes of type, then 252 whole characters of the 512 kept */
+    ck_assert_ptr_null(strstr(fr, "\\x"));
+    ck_assert_str_eq(get(r, "delivery_status.recipients.0.final_recipient_len"), "600");
+    ck_assert_str_eq(get(r, "delivery_status.recipients.0.final_recipient_truncated"), "true");
+    json_object_put(r);
+    free(b);
+}
+END_TEST
+
+/* Hostile: a 184 KB Diagnostic-Code over many folded lines, a 100 KB
  * unfolded Final-Recipient line: both cut, with their real lengths. */
 START_TEST(huge_fields)
 {
@@ -421,6 +442,7 @@ static Suite *make_suite(void)
     tcase_add_test(t, headers_and_base64);
     tcase_add_test(t, forwarded_bounce_ignored);
     tcase_add_test(t, malformed_report);
+    tcase_add_test(t, utf8_cut);
     tcase_add_test(t, huge_fields);
     tcase_add_test(t, ten_thousand_recipients);
     tcase_add_test(t, binary_report);
