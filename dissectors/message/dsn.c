@@ -198,6 +198,13 @@ static struct mx_slice token(struct mx_slice v)
     return mx_slice_make(v.ptr, i);
 }
 
+/* Whether the recipient's Action (§2.3.3) is `what` (a comment may follow). */
+static bool action_is(const struct rcpt *r, const char *what)
+{
+    const struct text *a = &r->f[R_ACTION];
+    return a->seen && mx_mime_eq(token(mx_slice_make(a->b, a->len)), what);
+}
+
 /* The current group closes (a blank line, or the part's end). */
 static void group_close(struct mx_dsn *d)
 {
@@ -209,9 +216,8 @@ static void group_close(struct mx_dsn *d)
         /* RFC 3464 §2.3: Final-Recipient, Action and Status are required */
         if (!r->f[R_FINAL].seen || !r->f[R_ACTION].seen || !r->f[R_STATUS].seen)
             flag(d, MX_DSN_MISSING_FIELD);
-        struct mx_slice a = token(mx_slice_make(r->f[R_ACTION].b, r->f[R_ACTION].len));
-        d->failed += r->f[R_ACTION].seen && mx_mime_eq(a, "failed");
-        d->delayed += r->f[R_ACTION].seen && mx_mime_eq(a, "delayed");
+        d->failed += action_is(r, "failed");
+        d->delayed += action_is(r, "delayed");
     }
     d->cur = NULL;
     d->group++;
@@ -551,9 +557,8 @@ void mx_dsn_emit(const struct mx_dsn *d, struct mx_event *ev)
         for (int k = 0; k < R__N; k++)
             if (r->f[k].seen)
                 emit_text(ev, rcpt_keys[k], rcpt_type_keys[k], &r->f[k]);
-        struct mx_slice a = token(text_of(&r->f[R_ACTION]));
-        bool failed = r->f[R_ACTION].seen && mx_mime_eq(a, "failed");
-        if (failed || (r->f[R_ACTION].seen && mx_mime_eq(a, "delayed")))
+        bool failed = action_is(r, "failed");
+        if (failed || action_is(r, "delayed"))
             emit_diagnosis(ev, r, failed);
         mx_ev_end(ev);
     }

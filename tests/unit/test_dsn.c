@@ -435,7 +435,8 @@ END_TEST
 static Suite *make_suite(void)
 {
     Suite *s = suite_create("dsn");
-    TCase *t = tcase_create("dsn");
+    /* samples, each split at every byte */
+    TCase *t = tcase_create("samples");
     tcase_set_timeout(t, 300);
     tcase_add_test(t, postfix_bounce);
     tcase_add_test(t, global_report);
@@ -443,10 +444,14 @@ static Suite *make_suite(void)
     tcase_add_test(t, forwarded_bounce_ignored);
     tcase_add_test(t, malformed_report);
     tcase_add_test(t, utf8_cut);
-    tcase_add_test(t, huge_fields);
-    tcase_add_test(t, ten_thousand_recipients);
-    tcase_add_test(t, binary_report);
     suite_add_tcase(s, t);
+    /* hostile reports, whole (CK_RUN_CASE=hostile under valgrind) */
+    TCase *h = tcase_create("hostile");
+    tcase_set_timeout(h, 300);
+    tcase_add_test(h, huge_fields);
+    tcase_add_test(h, ten_thousand_recipients);
+    tcase_add_test(h, binary_report);
+    suite_add_tcase(s, h);
     return s;
 }
 
