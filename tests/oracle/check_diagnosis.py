@@ -99,6 +99,15 @@ CAUSES = {
     ("smtp/tempfail-450", 450, "4.2.1"): ["temporary", "retries later"],
     # the demo's nobody@lab.test: 550 5.1.1
     ("demo", 550, "5.1.1"): ["does not exist"],
+    # postfix relaying someone@remote.example to the second postfix on 2525:
+    # 554 5.7.1 Relay access denied at RCPT (scen_bounce.py) ...
+    ("bounce/imap", 554, "5.7.1"): ["Relaying denied"],
+    ("bounce/pop3", 554, "5.7.1"): ["Relaying denied"],
+    # ... then postfix's pipelined DATA: 554 5.5.1 Error: no valid recipients.
+    # The message was refused; the real cause is the refused RCPT above
+    # (today's cause reads it as a policy refusal of the message)
+    ("bounce/imap", 554, "5.5.1"): ["Refused"],
+    ("bounce/pop3", 554, "5.5.1"): ["Refused"],
 }
 
 
