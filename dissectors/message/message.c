@@ -60,28 +60,27 @@
 
 /* The message parser's anomalies: stable names (STYLE.md rule 6). */
 /* Anomalies: stable names (STYLE.md rule 6), in the order of this list. */
-#define MESSAGE_ANOMALIES(X)                                                                                          \
-    X(LONG_LINE, "a message line longer than 998 bytes (RFC 5322 §2.1.1)")                                            \
-    X(LONG_HEADER, "an unfolded header field longer than the cap; the rest was dropped")                              \
-    X(HEADER_WITHOUT_COLON, "a header line that is neither a field nor a continuation (RFC 5322 §2.2)")               \
-    X(BAD_BASE64, "characters outside the base64 alphabet in a base64 body (RFC 2045 §6.8)")                          \
-    X(BAD_QP, "malformed escapes in a quoted-printable body (RFC 2045 §6.7)")                                         \
-    X(MISSING_BOUNDARY, "a multipart without boundary parameter or without its close delimiter (RFC 2046 §5.1)")      \
-    X(DEPTH_EXCEEDED, "MIME nesting deeper than the cap; the deeper entity is treated as a leaf")                     \
-    X(DUPLICATE_FIELD, "a header field that may occur once occurs again (RFC 5322 §3.6)")                             \
-    X(UNKNOWN_CHARSET, "a charset iconv does not know; the text was kept undecoded")                                  \
-    X(TOO_MANY_PARTS, "more MIME parts than the cap; the rest are counted, not described")                            \
-    X(TOO_MANY_FIELDS, "more header fields in one entity than the cap; the rest were ignored")                        \
-    X(BAD_ENCODED_WORD, "a malformed RFC 2047 encoded word")                                                          \
-    X(UNKNOWN_ENCODING, "a Content-Transfer-Encoding that is not 7bit, 8bit, binary, base64 or quoted-printable")     \
-    X(BAD_UUENCODE, "a uuencoded block that is malformed or has no end line")                                         \
-    X(EXTRACT_FILE_CAP, "a file written by --extract reached --extract-max bytes; the rest was not written")          \
-    X(EXTRACT_TOTAL_CAP, "--extract reached --extract-total bytes in all; the rest of the run is not written")        \
-    X(DSN_NOT_A_FIELD, "a line of a delivery-status part that is neither a field nor a continuation (RFC 3464 §2.1)") \
-    X(DSN_TOO_MANY_RECIPIENTS, "more recipients in a delivery-status part than the cap; the rest are counted")        \
-    X(DSN_MISSING_FIELD, "a delivery-status part without Reporting-MTA or any recipient, or a recipient without "     \
-                         "Final-Recipient, Action or Status (RFC 3464 §2.2, §2.3)")                                   \
-    X(DSN_BAD_VALUE, "a delivery-status Action that is none of RFC 3464 §2.3.3's, or a Status that is no status code")
+#define MESSAGE_ANOMALIES(X)                                                                                      \
+    X(LONG_LINE, "a message line longer than 998 bytes (RFC 5322 §2.1.1)")                                        \
+    X(LONG_HEADER, "an unfolded header field longer than the cap; the rest was dropped")                          \
+    X(HEADER_WITHOUT_COLON, "a header line that is neither a field nor a continuation (RFC 5322 §2.2)")           \
+    X(BAD_BASE64, "characters outside the base64 alphabet in a base64 body (RFC 2045 §6.8)")                      \
+    X(BAD_QP, "malformed escapes in a quoted-printable body (RFC 2045 §6.7)")                                     \
+    X(MISSING_BOUNDARY, "a multipart without boundary parameter or without its close delimiter (RFC 2046 §5.1)")  \
+    X(DEPTH_EXCEEDED, "MIME nesting deeper than the cap; the deeper entity is treated as a leaf")                 \
+    X(DUPLICATE_FIELD, "a header field that may occur once occurs again (RFC 5322 §3.6)")                         \
+    X(UNKNOWN_CHARSET, "a charset iconv does not know; the text was kept undecoded")                              \
+    X(TOO_MANY_PARTS, "more MIME parts than the cap; the rest are counted, not described")                        \
+    X(TOO_MANY_FIELDS, "more header fields in one entity than the cap; the rest were ignored")                    \
+    X(BAD_ENCODED_WORD, "a malformed RFC 2047 encoded word")                                                      \
+    X(UNKNOWN_ENCODING, "a Content-Transfer-Encoding that is not 7bit, 8bit, binary, base64 or quoted-printable") \
+    X(BAD_UUENCODE, "a uuencoded block that is malformed or has no end line")                                     \
+    X(EXTRACT_FILE_CAP, "a file written by --extract reached --extract-max bytes; the rest was not written")      \
+    X(EXTRACT_TOTAL_CAP, "--extract reached --extract-total bytes in all; the rest of the run is not written")    \
+    X(DSN_NOT_A_FIELD, "a delivery-status line that is neither a field nor a continuation (RFC 3464 §2.1)")       \
+    X(DSN_TOO_MANY_RECIPIENTS, "more delivery-status recipients than the cap; the rest are counted")              \
+    X(DSN_MISSING_FIELD, "a delivery-status field that RFC 3464 §2.2 or §2.3 requires is missing")                \
+    X(DSN_BAD_VALUE, "a delivery-status Action or Status that is none (RFC 3464 §2.3.3, §2.3.4)")
 
 enum { MESSAGE_ANOMALIES(MX_ANOMALY_ENUM) A__COUNT };
 
