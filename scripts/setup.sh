@@ -4,7 +4,7 @@ set -euo pipefail
 
 pkgs=(
   build-essential cmake pkg-config          # the toolchain
-  libpcap-dev libndpi-dev libjson-c-dev libssl-dev zlib1g-dev libzstd-dev liblzma-dev libbsd-dev check   # libraries (pkg-config finds them; libbsd: red-black tree macros)
+  libpcap-dev libndpi-dev libjson-c-dev libssl-dev zlib1g-dev libzstd-dev liblzma-dev libbsd-dev libmagic-dev check   # libraries (pkg-config finds them; libbsd: red-black tree macros; libmagic: attachments' types)
   python3 python3-jsonschema                # test scripts; schema checks of the output
   tshark                                    # agreement tests against Wireshark's dissectors (editcap: cli.sh)
   zstd xz-utils                             # compressed captures made in tests/cli.sh

@@ -11,6 +11,7 @@
 #include "capture/files.h"
 #include "capture/input.h"
 #include "dissectors/findings/audit.h"
+#include "dissectors/findings/failure.h"
 #include "dissectors/findings/failures.h"
 #include "dissectors/registry.h"
 #include "dissectors/tls/keylog.h"
@@ -722,7 +723,9 @@ static bool add_reporters(struct mx_sink *sink, const struct cmdline *o)
     bool tty = isatty(STDOUT_FILENO);
     const char *nc = getenv("NO_COLOR");
     bool use_color = !strcmp(o->color, "always") || (!strcmp(o->color, "auto") && tty && !(nc && *nc));
-    bool ok = mx_audit_add(sink, o->audit && !(o->json && !strcmp(o->json, "-")) ? stdout : NULL, use_color);
+    /* Every view takes its failures from the one model's records. */
+    bool ok = mx_failure_attach(sink) &&
+              mx_audit_add(sink, o->audit && !(o->json && !strcmp(o->json, "-")) ? stdout : NULL, use_color);
     if (ok && o->failures)
         ok = mx_failures_add(sink, stdout, use_color);
     if (ok && !o->json && !o->html && !o->audit && !o->failures)

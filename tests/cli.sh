@@ -181,7 +181,7 @@ check write-flows-f 0 "$mx" -q -f "tcp port 110" --write-flows "$tmp/wff" --json
 expect write-flows-f-one test "$(ls "$tmp/wff")" = flow1-127.0.0.1.35486-127.0.0.1.110.pcap
 check write-flows-failed 0 "$mx" --write-flows "$tmp/wfx" --failures pcaps/smtp/*.pcap
 expect write-flows-failed-same test "$(ls "$tmp/wfx" | sed 's/-.*//; s/flow//' | sort -n | tr '\n' ' ')" = \
-  "$(grep -Eo '^(FAILED|DEFERRED)  <[^>]*>  flow [0-9]+' "$tmp/out" | awk '{print $NF}' | sort -un | tr '\n' ' ')"
+  "$(grep -Eo '^(FAILED|DEFERRED)  .*  flow [0-9]+,' "$tmp/out" | sed 's/.*flow //; s/,//' | sort -un | tr '\n' ' ')"
 check write-flows-stdin 2 sh -c "'$mx' --write-flows '$tmp/wfs' - < '$demo'"
 check write-flows-live 2 "$mx" -i lo --write-flows "$tmp/wfl"
 check write-flows-not-empty 1 "$mx" --write-flows "$tmp/wf" "$demo"
@@ -243,6 +243,49 @@ if [ -f "$corpus_smtp" ]; then
   check secrets-shown 0 "$mx" --show-secrets --json "$tmp/s.json" "$corpus_smtp"
   expect secrets-shown-json grep -q '"secret":"' "$tmp/s.json"
 fi
+
+# --explain on the lab's captures (issue 27, "Teaching that teaches"): multi-line replies item by
+# item, LOGIN prompts decoded (the password never), states right under pipelining, POP3
+# TRANSACTION after the login and UPDATE after QUIT, IMAP's greeting and untagged data explained.
+check explain-pipelining 0 "$mx" --explain pcaps/smtp/pipelining.pcap
+for cap in PIPELINING 'SIZE 20000' 8BITMIME SMTPUTF8 CHUNKING DSN ENHANCEDSTATUSCODES STARTTLS ETRN VRFY; do
+  expect "explain-ehlo-$cap" grep -q "^ \{27\}$cap: .*(RFC [0-9]" "$tmp/out"
+done
+expect explain-pipelined-states python3 - "$tmp/out" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().split("\n")
+# each pipelined command (a "| " line) with the state on the line after it
+got = [(re.search(r"C->S \| (\w+)", l).group(1), re.match(r"\s+\[(\w+)\]", lines[i + 1]).group(1))
+       for i, l in enumerate(lines) if "C->S | " in l]
+sys.exit(0 if got == [("RCPT", "mail"), ("RCPT", "rcpt"), ("RCPT", "rcpt"), ("DATA", "rcpt")] and
+         all("Pipelined (RFC 2920)" in lines[i + 1] for i, l in enumerate(lines) if "C->S | " in l) else 1)
+PY
+check explain-pipelining-swaks 0 "$mx" --explain pcaps/smtp/pipelining-swaks.pcap
+expect explain-swaks-data-rcpt grep -A1 -q 'C->S | DATA' "$tmp/out"
+expect explain-swaks-not-greeted sh -c "! grep -A1 'C->S | ' '$tmp/out' | grep -q '\[greeted\]'"
+check explain-auth-login 0 "$mx" --explain pcaps/smtp/auth-login-clear.pcap
+expect explain-334-username grep -q 'base64-decoded: "Username:"' "$tmp/out"
+expect explain-334-password grep -q 'base64-decoded: "Password:"' "$tmp/out"
+expect explain-334-no-secret grep -q '<SASL response, redacted: [0-9]* bytes>' "$tmp/out"
+check explain-pop3 0 "$mx" --explain pcaps/pop3/user-pass-retr.pcap
+expect explain-pop3-retr grep -A1 -q 'C->S RETR 1' "$tmp/out"
+expect explain-pop3-retr-transaction sh -c "grep -A1 'C->S RETR 1' '$tmp/out' | grep -q '\[TRANSACTION\]'"
+expect explain-pop3-update sh -c "grep -A1 'S->C +OK Logging out' '$tmp/out' | grep -q '\[UPDATE\]'"
+expect explain-pop3-capa grep -q '^ \{27\}UIDL: .*(RFC 2449 §6.8)' "$tmp/out"
+check explain-pop3-drop 0 "$mx" --explain pcaps/impaired/pop3-user-pass-retr-drop.pcap
+expect explain-pop3-drop-retr sh -c "! grep -A1 'C->S RETR' '$tmp/out' | grep -q AUTHORIZATION"
+check explain-imap 0 "$mx" --explain pcaps/imap/login-fetch.pcap
+expect explain-imap-greeting grep -q '\[not authenticated\] the greeting: the server is ready' "$tmp/out"
+expect explain-imap-exists grep -q '\] the mailbox holds [0-9]* message' "$tmp/out"
+expect explain-imap-uidvalidity grep -q '\] \[UIDVALIDITY [0-9]*\] the mailbox.s UID validity' "$tmp/out"
+expect explain-imap-capability grep -q '^ \{27\}IDLE: .*(RFC 2177)' "$tmp/out"
+expect explain-imap-bye sh -c "grep -A1 'S->C \* BYE' '$tmp/out' | grep -q '\[logout\]'"
+expect explain-imap-untagged-all python3 - "$tmp/out" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+# every untagged line has its explanation under it
+sys.exit(0 if all(lines[i + 1].lstrip().startswith("[") for i, l in enumerate(lines) if "S->C * " in l) else 1)
+PY
 
 # --extract: every path the records give is a file there; the caps take MiB from 1.
 check extract-max-0 2 "$mx" --extract "$tmp/x0" --extract-max 0 "$demo"

@@ -13,7 +13,10 @@ installs them) and checks:
   - without JavaScript, the diagrams still show;
   - a hostile capture (banners and names made of markup, script, terminal
     escapes and bidi overrides) injects nothing: no alert, one script (ours),
-    no event-handler attribute, no image, and its text shown literally.
+    no event-handler attribute, no image, and its text shown literally;
+  - teaching (issue 27): the colour legend, IMAP untagged lines dashed and grey unlike commands
+    and tagged completions, counts of one in the singular, the TLS band, the attachment mark
+    drawn rather than an emoji, an EHLO reply's extensions in its details.
 usage: html_report.py MXRAY [--screenshot PNG]   (exit 77: skipped)
 """
 import json
@@ -84,18 +87,8 @@ def visible_sessions(d):
 
 
 def failed_flows(recs):
-    """Flows with a negative reply or a failed outcome, from the JSON."""
-    bad = set()
-    for r in recs:
-        if r.get("type") == "smtp.reply" and r.get("code", 0) >= 400:
-            bad.add(r["flow"])
-        if r.get("type") == "pop3.response" and r.get("status") == "-ERR":
-            bad.add(r["flow"])
-        if r.get("type") == "imap.response" and r.get("status") in ("NO", "BAD"):
-            bad.add(r["flow"])
-        if r.get("type", "").endswith(".auth") and r.get("outcome") == "failure":
-            bad.add(r["flow"])
-    return bad
+    """Flows with a failure record (the failure model), from the JSON."""
+    return {r["flow"] for r in recs if r.get("type") == "failure"}
 
 
 def demo(tmp):
@@ -174,6 +167,68 @@ def demo(tmp):
         d.quit()
 
 
+def teaching(tmp):
+    """Issue 27: the legend, untagged lines drawn apart, counts spelled right, the TLS band,
+    the attachment mark drawn (no emoji a font may lack), multi-line replies in the details."""
+    import re
+    out = os.path.join(tmp, "teach.html")
+    recs = report(os.path.join(REPO, "pcaps", "demo.pcapng"), out, tmp)
+    raw = open(out, encoding="utf-8").read()
+    check(not any(ord(c) > 0xFFFF for c in raw), "no character outside the BMP (emoji) in the demo report")
+    d = browser()
+    try:
+        d.get("file://" + out)
+        legend = d.find_elements(By.CSS_SELECTOR, "svg.legend")
+        check(len(legend) == 1 and legend[0].is_displayed(), "one legend, shown")
+        ltext = legend[0].text if legend else ""
+        for words in ("command", "success", "temporary failure", "failure (5xx", "untagged", "pipelined", "TLS"):
+            check(words in ltext, "legend says %r: %r" % (words, ltext))
+        imap = next(r["flow"] for r in recs if r["type"] == "flow_start" and r.get("proto") == "imap")
+        sec = d.find_element(By.ID, "f%d" % imap)
+        untagged = sec.find_elements(By.CSS_SELECTOR, "g.st.k1.u")
+        want = [r for r in recs if r.get("flow") == imap and r["type"] in ("imap.untagged", "imap.continuation")]
+        check(len(untagged) == len(want) > 0, "session %d: %d untagged arrows, JSON has %d" %
+              (imap, len(untagged), len(want)))
+        tagged = [g for g in sec.find_elements(By.CSS_SELECTOR, "g.st.k1") if "u" not in g.get_attribute("class").split()]
+        cmds = sec.find_elements(By.CSS_SELECTOR, "g.st.k0")
+        style = lambda g: (g.find_element(By.CSS_SELECTOR, "path.ar").value_of_css_property("stroke"),
+                           g.find_element(By.CSS_SELECTOR, "path.ar").value_of_css_property("stroke-dasharray"))
+        us = {style(g) for g in untagged}
+        check(len(us) == 1 and list(us)[0][1] not in ("none", ""), "untagged arrows dashed: %s" % us)
+        check(tagged and cmds and not us & {style(g) for g in tagged + cmds},
+              "untagged arrows unlike commands and tagged completions")
+        check(all(g.find_element(By.CSS_SELECTOR, "text.ut").text == "untagged" for g in untagged
+                  if "cont" not in g.get_attribute("class").split()), "untagged arrows labelled 'untagged'")
+        # The EHLO reply's details: its extensions one per line.
+        ehlo = next(g for g in d.find_elements(By.CSS_SELECTOR, "#f1 g.st.k1")
+                    if g.find_element(By.CSS_SELECTOR, "text.lb").text.startswith("250 mx.lab.test"))
+        ehlo.click()
+        pane = d.find_element(By.ID, "mx-pane").text
+        check("PIPELINING: " in pane and "(RFC 2920)" in pane, "EHLO details list the extensions: %r" % pane[:300])
+        d.find_element(By.TAG_NAME, "body").click()
+        band = d.find_element(By.CSS_SELECTOR, "text.bandt").text
+        check(band.startswith("TLS 1.3") and "TLS TLS" not in band, "TLS band: %r" % band)
+    finally:
+        d.quit()
+    # One session: "1 session", "1 flow", "1 finding", "... commands" spelled right; the paperclip drawn.
+    out = os.path.join(tmp, "one.html")
+    report(os.path.join(REPO, "pcaps", "smtp", "attachment.pcap"), out, tmp)
+    raw = open(out, encoding="utf-8").read()
+    check("\U0001F4CE" not in raw and not any(ord(c) > 0xFFFF for c in raw), "no paperclip emoji")
+    d = browser()
+    try:
+        d.get("file://" + out)
+        text = d.execute_script("return document.body.textContent")
+        bad = re.findall(r"\b1 (?:sessions|flows|findings|frames|commands|transactions|failures)\b", text)
+        check(not bad and "1 session," in text and "1 flow;" in text and "1 finding." in text,
+              "counts of one in the singular: %s" % bad)
+        clips = d.find_elements(By.CSS_SELECTOR, "table.mime tr.att svg.clip")
+        check(len(clips) == 1 and clips[0].is_displayed() and clips[0].size["width"] > 0,
+              "the attachment's mark is drawn (%d)" % len(clips))
+    finally:
+        d.quit()
+
+
 HOSTILE = [
     {"port": 25, "turns": [
         ["s", '220 <script>alert("banner")</script> "><img src=x onerror=alert(1)> \x1b]0;pwned\x07 \u202eevil\r\n'],
@@ -236,6 +291,7 @@ def hostile(tmp):
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         demo(tmp)
+        teaching(tmp)
         hostile(tmp)
     print("html_report: %d passed, %d failed" % (passed, len(failures)))
     return 1 if failures else 0

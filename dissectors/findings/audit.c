@@ -5,6 +5,7 @@
 #include "dissectors/findings/audit.h"
 
 #include "dissectors/mail/proxy.h"
+#include "dissectors/message/magic.h"
 
 #include "core/buf.h"
 #include "core/hash.h"
@@ -41,6 +42,11 @@ enum kind {
     K_STARTTLS_STRIPPED,
     K_STARTTLS_MANGLED,
     K_PROXY_CREDENTIALS,
+    K_OVERLONG_COMMAND,
+    K_EXECUTABLE_ATTACHMENT,
+    K_TYPE_MISMATCH,
+    K_SMTP_SMUGGLING,
+    K_SMUGGLING_ATTEMPT,
     K_N,
 };
 
@@ -141,6 +147,45 @@ static const struct {
                               "Reach the proxy over TLS (an HTTPS proxy, or SOCKS inside TLS or SSH), or authenticate without "
                               "sending the password (SOCKS5 GSS-API, RFC 1961), or restrict the proxy by address instead.",
                               "RFC 1929 §4, RFC 7617 §4, RFC 9110 §11.7.2" },
+    [K_OVERLONG_COMMAND] = { "MX-OVERLONG-COMMAND", SEV_MEDIUM, "Command line far beyond the protocol's limit",
+                             "A client sent a command line far longer than the protocol allows or any real client sends "
+                             "(a tag, verb or argument of hundreds of bytes of filler or binary junk): the shape of a "
+                             "buffer-overflow attempt against the server's command parser (MailEnable, and many other "
+                             "servers, had such holes), or of a fuzzer probing for one.",
+                             "Check that the server software is current and refused the line (the reply in the evidence); "
+                             "cap the command line length in its settings; find and block the client.",
+                             "RFC 5321 §4.5.3.1.4, RFC 2449 §4, RFC 9051 §4, RFC 7162 §4" },
+    [K_EXECUTABLE_ATTACHMENT] = { "MX-EXECUTABLE-ATTACHMENT", SEV_HIGH, "Executable attachment",
+                                  "A message carried a program or script: its name ends in an extension Windows runs "
+                                  "(.exe, .scr, .pif, .js, .vbs, .bat, .hta, .lnk, .ps1, ...), hides one behind a "
+                                  "document's (invoice.pdf.exe), or its bytes are a program whatever its name. This is how "
+                                  "most mail-borne malware arrives: one double-click runs it.",
+                                  "Block or quarantine executable attachments at the gateway (by content type from the "
+                                  "bytes, not only the name); check the recipients' machines if the message was delivered.",
+                                  "RFC 2046 §4.5.1, RFC 2183 §2.3, RFC 2183 §5" },
+    [K_TYPE_MISMATCH] = { "MX-ATTACHMENT-TYPE-MISMATCH", SEV_MEDIUM, "Attachment's type disagrees with its bytes",
+                          "A part declared one type (Content-Type) while its bytes are another kind of file (a PDF "
+                          "declared as image/jpeg, a program declared as a document): filters that trust the declared "
+                          "type let it through, and the reader's program opens what the bytes are.",
+                          "Have the gateway check attachments by their bytes (libmagic, file(1)) and refuse those whose "
+                          "declared type disagrees; find who sent it.",
+                          "RFC 2045 §5, RFC 2046 §4.5.1" },
+    [K_SMTP_SMUGGLING] = { "MX-SMTP-SMUGGLING", SEV_HIGH, "SMTP smuggling accepted",
+                           "Inside one message the client sent an end of data with a bare LF or CR (<LF>.<LF>, "
+                           "<LF>.<CRLF>, <CR>.<CRLF>, ...) and then commands, and the server took it as the end: it "
+                           "answered the smuggled MAIL, RCPT and DATA. Through an outbound server that passes such "
+                           "bytes on, anyone can send mail in another sender's name that passes SPF and DKIM.",
+                           "Make the server accept only <CRLF>.<CRLF> (Postfix smtpd_forbid_bare_newline = normalize or "
+                           "reject, with no exclusions for untrusted clients; the fixed Sendmail and Exim releases); find "
+                           "the client that sent it.",
+                           "RFC 5321 §2.3.8, RFC 5321 §4.1.1.4, CVE-2023-51764, CVE-2023-51765, CVE-2023-51766" },
+    [K_SMUGGLING_ATTEMPT] = { "MX-SMTP-SMUGGLING-ATTEMPT", SEV_LOW, "SMTP smuggling attempted, refused",
+                              "Inside one message the client sent an end of data with a bare LF or CR and then "
+                              "commands; the server read them as message data, so nothing was smuggled here. Someone is "
+                              "probing for the flaw, or an outbound server relays such bytes.",
+                              "Nothing to change on this server for this; find the client (or the relay that passes bare "
+                              "line ends on) and check the other servers it reaches.",
+                              "RFC 5321 §2.3.8, RFC 5321 §4.1.1.4, CVE-2023-51764" },
 };
 
 struct evidence {
@@ -679,6 +724,282 @@ static void on_proxy_credentials(struct audit *a, const struct mx_event *e, stru
     note(a, s, K_PROXY_CREDENTIALS, e->flow, f1, f2, detail);
 }
 
+/* ---- Signs of attack (issue 27) ---- */
+
+#define OVERLONG_SMTP 512      /* RFC 5321 §4.5.3.1.4: a command line, CRLF included */
+#define OVERLONG_SMTP_EXT 1024 /* MAIL and RCPT: extensions add parameters (RFC 1870, RFC 3461 §4) */
+#define OVERLONG_SASL 12288    /* RFC 4954 §4: AUTH with an initial response */
+#define OVERLONG_POP3 255      /* RFC 2449 §4: a command line, CRLF included */
+#define OVERLONG_IMAP 1000     /* RFC 2683 §3.2.1.5: what clients keep lines to */
+#define OVERLONG_ATOM 256      /* an IMAP atom no real client sends: see imap_odd_atom */
+
+/* Whether the text at p is the \xNN that stands for one byte of invalid
+ * UTF-8 in a record (mx_ev_wire). */
+static bool is_byte_escape(const uint8_t *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdefABCDEF";
+    return n >= 4 && p[0] == '\\' && p[1] == 'x' && p[2] && strchr(hex, p[2]) && p[3] && strchr(hex, p[3]);
+}
+
+/* The length on the wire of a record's text: each \xNN was one byte. */
+static size_t wire_len(struct mx_slice t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t.len; i++, n++)
+        if (is_byte_escape(t.ptr + i, t.len - i))
+            i += 3;
+    return n;
+}
+
+/* Whether an atom is an IMAP sequence set (RFC 9051 §9: digits, ':', ',', '*'). */
+static bool is_seq_set(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || p[i] == ':' || p[i] == ',' || p[i] == '*'))
+            return false;
+    return n > 0;
+}
+
+/* The longest atom of an IMAP command's shown arguments that is no sequence
+ * set, outside quoted strings (RFC 9051 §9: atoms end at SP, parentheses,
+ * brackets, braces and quotes). Long IMAP lines are normal when they carry a
+ * sequence set of thousands of UIDs (RFC 7162 §4); tags, flags, search keys
+ * and section names are words. */
+static size_t imap_odd_atom(struct mx_slice arg)
+{
+    size_t best = 0, start = 0, bytes = 0; /* bytes: the atom's length on the wire */
+    bool quoted = false;
+    for (size_t i = 0; i <= arg.len; i++) {
+        uint8_t c = i < arg.len ? arg.ptr[i] : ' ';
+        if (!quoted && is_byte_escape(arg.ptr + i, arg.len - i)) {
+            bytes++;
+            i += 3;
+            continue;
+        }
+        if (quoted) {
+            if (c == '\\' && i + 1 < arg.len)
+                i++;
+            else if (c == '"')
+                quoted = false;
+            start = i + 1;
+            continue;
+        }
+        if (c == ' ' || c == '(' || c == ')' || c == '[' || c == ']' || c == '{' || c == '}' || c == '"') {
+            if (bytes > best && !is_seq_set(arg.ptr + start, i - start))
+                best = bytes;
+            quoted = c == '"';
+            start = i + 1;
+            bytes = 0;
+        } else {
+            bytes++;
+        }
+    }
+    return best;
+}
+
+/* A command record: a line far beyond what the protocol allows and what
+ * real clients send raises MX-OVERLONG-COMMAND with its length. */
+static void on_command_length(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    bool imap = !strcmp(s->proto, "imap"), pop3 = !strcmp(s->proto, "pop3");
+    struct mx_slice verb = mx_ev_get_str(e, imap ? "command" : "verb"), arg = mx_ev_get_str(e, "arg");
+    struct mx_slice tag = mx_ev_get_str(e, "tag");
+    uint64_t arg_len = (uint64_t)mx_ev_get_int(e, "arg_len", (int64_t)wire_len(arg));
+    if (mx_ev_get_int(e, "redacted_len", 0))
+        return; /* a secret's line: its length is the secret's */
+    /* The line as sent: tag SP [UID SP] verb [SP arg] CRLF. */
+    uint64_t len = (tag.len ? wire_len(tag) + 1 : 0) + (mx_ev_get_int(e, "uid", 0) ? 4 : 0) + wire_len(verb) +
+                   (arg_len ? arg_len + 1 : 0) + 2;
+    uint64_t limit;
+    size_t atom = 0;
+    const char *rule;
+    if (imap) {
+        atom = imap_odd_atom(arg);
+        limit = OVERLONG_IMAP;
+        rule = "RFC 2683 §3.2.1.5";
+        if (atom < OVERLONG_ATOM)
+            return;
+    } else if (pop3) {
+        limit = slice_ieq(verb, "AUTH") ? OVERLONG_SASL : OVERLONG_POP3;
+        rule = slice_ieq(verb, "AUTH") ? "RFC 5034 §4" : "RFC 2449 §4";
+    } else {
+        limit = slice_ieq(verb, "AUTH")                              ? OVERLONG_SASL
+                : slice_ieq(verb, "MAIL") || slice_ieq(verb, "RCPT") ? OVERLONG_SMTP_EXT
+                                                                     : OVERLONG_SMTP;
+        rule = slice_ieq(verb, "AUTH") ? "RFC 4954 §4" : "RFC 5321 §4.5.3.1.4";
+    }
+    if (len <= limit)
+        return;
+    char v[24], detail[160];
+    bool word = verb.len && verb.len < sizeof(v);
+    for (size_t i = 0; i < verb.len && word; i++)
+        word = (verb.ptr[i] >= 'A' && verb.ptr[i] <= 'Z') || (verb.ptr[i] >= 'a' && verb.ptr[i] <= 'z');
+    /* junk for a verb: said so, not copied */
+    mx_text_copy(v, sizeof(v), word ? verb : mx_slice_make("a junk verb", 11));
+    if (atom)
+        snprintf(detail, sizeof(detail), "%s: %" PRIu64 " bytes, an atom of %s%zu bytes (%s: %" PRIu64 ")", v, len,
+                 mx_ev_get_int(e, "arg_truncated", 0) ? "at least " : "", atom, rule, limit);
+    else
+        snprintf(detail, sizeof(detail), "%s: %" PRIu64 " bytes (%s: %" PRIu64 ")", v, len, rule, limit);
+    mx_frame_t f1, f2;
+    frames_of(e, "frames", &f1, &f2);
+    note(a, s, K_OVERLONG_COMMAND, e->flow, f1, f2, detail);
+}
+
+/* A command line longer than the dissector's own cap: no command record
+ * came, the anomaly has its frames (where it starts, where it crosses). */
+static void on_overlong_anomaly(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    struct mx_slice name = mx_ev_get_str(e, "name");
+    if (!slice_eq(mx_ev_get_str(e, "dir"), "c2s") ||
+        !(slice_eq(name, "LONG_COMMAND_LINE") || (slice_eq(name, "LONG_LINE") && !strcmp(s->proto, "imap"))))
+        return;
+    mx_frame_t f1, f2;
+    frames_of(e, "frames", &f1, &f2);
+    note(a, s, K_OVERLONG_COMMAND, e->flow, f1, f2,
+         !strcmp(s->proto, "imap") ? "a line of more than 65536 bytes" : "a line of more than 16384 bytes");
+}
+
+/* ---- Executable attachments ---- */
+
+#define AUDIT_MAX_PARTS 1000 /* parts of one message read for the attachment findings */
+
+/* Extensions Windows runs on a double-click (or hands to a script host). */
+static const char *const exec_ext[] = { "exe", "pif", "scr", "js",  "jse", "bat", "cmd", "com", "vbs", "vbe",
+                                        "jar", "hta", "lnk", "ps1", "msi", "wsf", "wsh", "cpl", NULL };
+/* Extensions of documents and media that a double extension pretends to be. */
+static const char *const doc_ext[] = { "pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "rtf", "txt", "jpg", "jpeg",
+                                       "png", "gif", "zip",  "htm", "html", "mp3", "mp4",  "avi", "csv", NULL };
+
+/* Whether ext (its bytes, lower-cased here) is in list. */
+static bool ext_in(struct mx_slice ext, const char *const *list)
+{
+    char low[8];
+    if (!ext.len || ext.len >= sizeof(low))
+        return false;
+    for (size_t i = 0; i < ext.len; i++)
+        low[i] = (char)(ext.ptr[i] >= 'A' && ext.ptr[i] <= 'Z' ? ext.ptr[i] + 32 : ext.ptr[i]);
+    low[ext.len] = '\0';
+    for (; *list; list++)
+        if (!strcmp(low, *list))
+            return true;
+    return false;
+}
+
+/* The last extension of name before `end`, and *stem where its dot is.
+ * Windows drops trailing dots and spaces from names, so they are skipped. */
+static struct mx_slice last_ext(struct mx_slice name, size_t end, size_t *stem)
+{
+    while (end && (name.ptr[end - 1] == ' ' || name.ptr[end - 1] == '.'))
+        end--;
+    for (size_t i = end; i > 0; i--)
+        if (name.ptr[i - 1] == '.') {
+            *stem = i - 1;
+            return mx_slice_make(name.ptr + i, end - i);
+        }
+    *stem = 0;
+    return mx_slice_make(name.ptr, 0);
+}
+
+/* What makes a part an executable attachment, or NULL. */
+static const char *exec_reason(struct mx_slice name, const char *detected)
+{
+    size_t stem = 0, stem2 = 0;
+    struct mx_slice ext = last_ext(name, name.len, &stem);
+    if (ext_in(ext, exec_ext)) {
+        /* a document's extension before it, spaces between allowed (invoice.pdf      .exe) */
+        size_t end = stem;
+        while (end && name.ptr[end - 1] == ' ')
+            end--;
+        struct mx_slice ext2 = last_ext(name, end, &stem2);
+        return ext_in(ext2, doc_ext) && end == ext2.len + (size_t)(ext2.ptr - name.ptr) ? "double extension"
+                                                                                        : "executable extension";
+    }
+    return mx_magic_is_executable(detected) ? "program by its bytes" : NULL;
+}
+
+/* A part's file name for a detail: a long one keeps its end (the extension). */
+static void name_of(char *out, size_t cap, struct mx_slice name)
+{
+    if (!name.len) {
+        snprintf(out, cap, "(no name)");
+    } else if (name.len < cap - 1) {
+        mx_text_copy(out, cap, name);
+    } else {
+        size_t tail = 24, head = cap - tail - 5;
+        char h[96], t[32];
+        mx_text_copy(h, head + 1 < sizeof(h) ? head + 1 : sizeof(h), name);
+        while (tail > 1 && (name.ptr[name.len - tail] & 0xc0) == 0x80)
+            tail--; /* start at a character */
+        mx_text_copy(t, sizeof(t), mx_slice_make(name.ptr + name.len - tail, tail));
+        if (snprintf(out, cap, "%s\xe2\x80\xa6%s", h, t) < 0) /* cut to cap: the head is sized for it */
+            out[0] = '\0';
+    }
+}
+
+/* A message record: its attachments that are programs, or whose declared
+ * type disagrees with their bytes (the parts' detected_type, by libmagic). */
+static void on_message_parts(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    mx_frame_t f1, f2;
+    frames_of(e, "frames", &f1, &f2);
+    char path[48];
+    for (unsigned i = 0; i < AUDIT_MAX_PARTS; i++) {
+        snprintf(path, sizeof(path), "parts.%u", i);
+        if (!mx_ev_get(e, path))
+            break;
+        char declared[80], detected[80], fname[96], detail[320];
+        snprintf(path, sizeof(path), "parts.%u.filename", i);
+        struct mx_slice name = mx_ev_get_str(e, path);
+        name_of(fname, sizeof(fname), name);
+        snprintf(path, sizeof(path), "parts.%u.content_type", i);
+        mx_text_copy(declared, sizeof(declared), mx_ev_get_str(e, path));
+        snprintf(path, sizeof(path), "parts.%u.detected_type", i);
+        mx_text_copy(detected, sizeof(detected), mx_ev_get_str(e, path));
+        const char *why = exec_reason(name, detected);
+        if (why) {
+            snprintf(detail, sizeof(detail), "%s: %s%s%s", fname, why, detected[0] ? ", bytes " : "", detected);
+            note(a, s, K_EXECUTABLE_ATTACHMENT, e->flow, f1, f2, detail);
+        }
+        snprintf(path, sizeof(path), "parts.%u.type_mismatch", i);
+        if (mx_ev_get_int(e, path, 0)) {
+            snprintf(detail, sizeof(detail), "%s: declared %s, bytes %s", fname, declared, detected);
+            note(a, s, K_TYPE_MISMATCH, e->flow, f1, f2, detail);
+        }
+    }
+}
+
+/* An smtp.smuggling record: accepted, or attempted and refused. */
+static void on_smuggling(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    mx_frame_t f1, f2, r1, r2;
+    frames_of(e, "frames", &f1, &f2);
+    frames_of(e, "reply_frames", &r1, &r2);
+    bool accepted = mx_ev_get_int(e, "accepted", 0) != 0;
+    char seq[48], detail[128];
+    mx_text_copy(seq, sizeof(seq), mx_ev_get_str(e, "sequence"));
+    snprintf(detail, sizeof(detail), "%s: %s", seq,
+             !accepted                               ? "attempted, refused"
+             : mx_ev_get_int(e, "second_message", 0) ? "accepted, a second message"
+                                                     : "accepted, the smuggled commands answered");
+    note(a, s, accepted ? K_SMTP_SMUGGLING : K_SMUGGLING_ATTEMPT, e->flow, f1, r2 && accepted ? r2 : f2, detail);
+}
+
+/* The records the signs of attack read (one hook in audit_event). */
+static void on_attack_signs(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    const char *t = e->type;
+    if (!strcmp(t, "smtp.command") || !strcmp(t, "pop3.command") || !strcmp(t, "imap.command") ||
+        !strcmp(t, "lmtp.command"))
+        on_command_length(a, e, s);
+    else if (!strcmp(t, "anomaly"))
+        on_overlong_anomaly(a, e, s);
+    else if (!strcmp(t, "message"))
+        on_message_parts(a, e, s);
+    else if (!strcmp(t, "smtp.smuggling"))
+        on_smuggling(a, e, s);
+}
+
 static void audit_event(void *ctx, const struct mx_event *e)
 {
     struct audit *a = ctx;
@@ -700,6 +1021,7 @@ static void audit_event(void *ctx, const struct mx_event *e)
         }
         return;
     }
+    on_attack_signs(a, e, s);
     /* LMTP (RFC 2033) goes through SMTP's checks of sessions, logins and replies (VRFY, EXPN);
      * not through the open-relay one: an LMTP server delivers to its own mailboxes only, and
      * nothing it accepts is relayed (RFC 2033 §1). */

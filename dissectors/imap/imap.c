@@ -4,11 +4,13 @@
  * RFC 4959), STARTTLS, IDLE (RFC 2177), COMPRESS=DEFLATE (RFC 4978), and the
  * message bodies FETCH and APPEND carry. */
 #include "dissectors/imap/imap.h"
+#include "dissectors/mail/teach.h"
 
 #include "event/event.h"
 #include "core/buf.h"
 #include "dissectors/mail/session.h"
 #include "dissectors/message/message.h"
+#include "dissectors/smtp/diagnosis.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -687,10 +689,44 @@ static enum litmode literal_mode(struct imap *s, enum mx_dir d, uint64_t len, st
 
 /* ---- Records ---- */
 
+/* The least state a command is valid in (RFC 9051 §6.1-§6.4): a command
+ * that succeeds there shows the session got there, even when the login or
+ * the SELECT was not seen (midstream, lost bytes). */
+static enum istate need_state(enum cmd c)
+{
+    if ((c >= I_CHECK && c <= I_MOVE) || c == I_SORT || c == I_THREAD)
+        return IS_SELECTED;
+    if ((c >= I_SELECT && c <= I_IDLE) || c == I_ENABLE || (c >= I_GETQUOTA && c <= I_XLIST))
+        return IS_AUTHENTICATED;
+    return IS_NOT_AUTHENTICATED;
+}
+
+/* The state the server is in when it reads the next command: after the
+ * commands still awaiting completion, each assumed to succeed (RFC 9051
+ * §5.5: a client may send commands without waiting). */
+static enum istate state_ahead(const struct imap *s)
+{
+    enum istate st = s->state;
+    for (size_t i = 0; i < s->pend.n; i++) {
+        enum istate next = cmds[((const struct pending *)mx_buf_at(&s->pend, i))->cmd].next;
+        if (next != IS_SAME)
+            st = next;
+    }
+    return st;
+}
+
 static void command_event(struct imap *s, const struct pending *p, struct mx_slice cmdname, struct mx_slice arg,
                           uint64_t arg_wire, const char *shown, bool pipelined, bool injected, mx_frame_t a,
                           mx_frame_t b)
 {
+    char ex[768];
+    const char *explain = cmds[p->cmd].explain;
+    if (s->quiet && !pipelined && s->state != IS_LOGOUT && need_state(p->cmd) > s->state)
+        s->state = need_state(p->cmd); /* picked up midstream: the client knows where it stands */
+    enum istate st = pipelined ? state_ahead(s) : s->state;
+    if (pipelined && mx_ctx_flow(s->m.ctx)->explain)
+        explain = mx_teach_pipelined(ex, sizeof(ex), explain ? explain : mx_imap_mail.unknown_explain,
+                                     (unsigned)s->pend.n, "RFC 9051 §5.5", "completion", "completions");
     struct mx_mail_command c = {
         .first = a,
         .last = b,
@@ -706,8 +742,8 @@ static void command_event(struct imap *s, const struct pending *p, struct mx_sli
         .mailbox_wire = p->mailbox.wire,
         .pipelined = pipelined,
         .injected = injected,
-        .explain = cmds[p->cmd].explain,
-        .state = istate_names[s->state],
+        .explain = explain,
+        .state = istate_names[st],
     };
     mx_mail_command_record(&s->m, &c);
 }
@@ -875,16 +911,23 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
         }
     }
     if (p && ok) {
-        if (cmds[p->cmd].next != IS_SAME) /* RFC 9051 §3: the state diagram */
+        if (s->state != IS_LOGOUT && need_state(p->cmd) > s->state)
+            s->state = need_state(p->cmd); /* the login or SELECT was not seen */
+        if (cmds[p->cmd].next != IS_SAME)  /* RFC 9051 §3: the state diagram */
             s->state = cmds[p->cmd].next;
     } else if (p && (p->cmd == I_SELECT || p->cmd == I_EXAMINE) && s->state == IS_SELECTED) {
         s->state = IS_AUTHENTICATED; /* §6.3.2: a failed SELECT deselects */
     }
     if (mx_ctx_flow(s->m.ctx)->explain) {
-        mx_ev_str(ev, "explain",
-                  ok   ? "OK: the command completed (RFC 9051 §7.1.1)."
-                  : no ? "NO: the command failed; the text says why (RFC 9051 §7.1.2)."
-                       : "BAD: the server did not understand the command (RFC 9051 §7.1.3).");
+        char ex[256], note[160] = "";
+        if (no) /* the words of the NO, its response code among them (RFC 5530) */
+            mx_diag_words_note(rest, note, sizeof(note));
+        snprintf(ex, sizeof(ex), "%s%s",
+                 ok   ? "OK: the command completed (RFC 9051 §7.1.1)."
+                 : no ? "NO: the command failed; the text says why (RFC 9051 §7.1.2)."
+                      : "BAD: the server did not understand the command (RFC 9051 §7.1.3).",
+                 note);
+        mx_ev_str(ev, "explain", ex);
         mx_ev_str(ev, "state", istate_names[s->state]);
     }
     mx_ev_tone(ev, ok ? MX_TONE_GOOD : MX_TONE_BAD);
@@ -900,6 +943,128 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
         cmds[p->cmd].done(s, p, &c);
     }
     drop_pending(s, p);
+}
+
+/* --explain for an untagged response (RFC 9051 §7): the kinds a session
+ * shows, by name; a response code (§7.1) is explained rather than its OK. */
+static const struct {
+    const char *kind;
+    const char *meaning;
+} untagged_kinds[] = {
+    { "CAPABILITY", "the server lists what it supports; each item below (RFC 9051 §7.2.2)" },
+    { "ENABLED", "the extensions ENABLE turned on (RFC 5161 §3.2)" },
+    { "LIST", "one mailbox matching LIST: its attributes, hierarchy delimiter and name (RFC 9051 §7.3.1)" },
+    { "LSUB", "one subscribed mailbox (RFC 3501 §7.2.3)" },
+    { "NAMESPACE", "how mailbox names are organised: personal, other users', shared (RFC 9051 §7.3.2)" },
+    { "STATUS", "a mailbox's counters (messages, unseen, UIDNEXT...) without selecting it (RFC 9051 §7.3.3)" },
+    { "ESEARCH", "the messages SEARCH found, compactly: ranges, count, min, max (RFC 9051 §7.3.4)" },
+    { "SEARCH", "the numbers of the messages SEARCH found (RFC 3501 §7.2.5)" },
+    { "SORT", "the messages SORT found, in sorted order (RFC 5256 §4)" },
+    { "THREAD", "the messages grouped into threads (RFC 5256 §4)" },
+    { "FLAGS", "the flags defined in this mailbox (RFC 9051 §7.3.5)" },
+    { "ID", "the server's name and version, answering ID (RFC 2971 §3.2)" },
+    { "QUOTA", "a quota root's usage and limits (RFC 9208 §5.1)" },
+    { "QUOTAROOT", "the quota roots of a mailbox (RFC 9208 §5.2)" },
+    { "ACL", "a mailbox's access control list (RFC 4314 §3.6)" },
+    { "MYRIGHTS", "the client's rights on a mailbox (RFC 4314 §3.8)" },
+    { "METADATA", "annotations of the server or a mailbox (RFC 5464 §4.4)" },
+    { "VANISHED", "UIDs of messages expunged, as QRESYNC reports them (RFC 7162 §3.2.10)" },
+};
+
+/* Response codes in brackets (RFC 9051 §7.1), as an untagged OK carries them. */
+static const struct {
+    const char *code;
+    const char *meaning;
+} resp_codes[] = {
+    { "UIDVALIDITY", "the mailbox's UID validity: while it stays the same, a UID names the same message in every "
+                     "session; a new value means the client must forget the UIDs it cached (RFC 9051 §2.3.1.1)" },
+    { "UIDNEXT", "the UID the next message added to the mailbox will get (RFC 9051 §7.1)" },
+    { "PERMANENTFLAGS", "the flags the client may change for good; \\* means it may create new keywords "
+                        "(RFC 9051 §7.1)" },
+    { "UNSEEN", "the number of the first unseen message (RFC 3501 §7.1; gone from IMAP4rev2)" },
+    { "HIGHESTMODSEQ",
+      "the mailbox's highest modification sequence, for CONDSTORE resynchronisation (RFC 7162 §3.1.2.1)" },
+    { "NOMODSEQ", "the mailbox keeps no modification sequences (RFC 7162 §3.1.2.2)" },
+    { "READ-WRITE", "the mailbox is open for changes (RFC 9051 §7.1)" },
+    { "READ-ONLY", "the mailbox is open read-only (RFC 9051 §7.1)" },
+    { "ALERT", "a message the client must show its user (RFC 9051 §7.1)" },
+    { "CAPABILITY", "the server lists what it supports; each item below (RFC 9051 §7.1)" },
+    { "CLOSED", "the mailbox selected before is closed; what follows is the new one's (RFC 7162 §3.2.11)" },
+    { "MAILBOXID", "the mailbox's id, the same across renames (RFC 8474 §4.1)" },
+    { "APPENDLIMIT", "the largest message APPEND accepts here (RFC 7889)" },
+};
+
+/* What the untagged response kind k (its number n when it has one, its
+ * response code, the greeting or not) means, with the session's state. */
+static void teach_untagged(struct imap *s, struct mx_event *ev, struct mx_slice k, const uint64_t *n,
+                           struct mx_slice code, bool greeting, bool logout)
+{
+    char ex[512];
+    const char *m = NULL;
+    struct mx_slice cname = code;
+    const uint8_t *sp = memchr(code.ptr, ' ', code.len);
+    if (sp)
+        cname.len = (size_t)(sp - code.ptr);
+    bool cap_code = mx_ieq(cname.ptr, cname.len, "CAPABILITY");
+    if (greeting && mx_ieq(k.ptr, k.len, "OK"))
+        m = "the greeting: the server is ready and the client must log in first (not authenticated state, RFC 9051 "
+            "§7.1.1)";
+    else if (greeting && mx_ieq(k.ptr, k.len, "PREAUTH"))
+        m = "the greeting: the connection is already authenticated (by its address or a tunnel); no login follows "
+            "(RFC 9051 §7.1.4)";
+    else if (greeting && mx_ieq(k.ptr, k.len, "BYE"))
+        m = "the greeting: the server refuses the connection and closes it (RFC 9051 §7.1.5)";
+    if (m && cname.len) {
+        snprintf(ex, sizeof(ex), "%s; [%.*s] in it: %s", m, (int)cname.len, (const char *)cname.ptr,
+                 cap_code ? "the capabilities, each below" : "a response code (RFC 9051 §7.1)");
+        m = ex;
+    }
+    for (size_t i = 0; !m && cname.len && i < MX_ARRAY_LEN(resp_codes); i++)
+        if (mx_ieq(cname.ptr, cname.len, resp_codes[i].code)) {
+            snprintf(ex, sizeof(ex), "[%.*s] %s", (int)code.len, (const char *)code.ptr, resp_codes[i].meaning);
+            m = ex;
+        }
+    if (m) {
+    } else if (n && mx_ieq(k.ptr, k.len, "EXISTS")) {
+        snprintf(ex, sizeof(ex),
+                 "the mailbox holds %" PRIu64 " message%s; a new count means new mail (RFC 9051 §7.4.1)", *n,
+                 *n == 1 ? "" : "s");
+        m = ex;
+    } else if (n && mx_ieq(k.ptr, k.len, "RECENT")) {
+        snprintf(ex, sizeof(ex), "%" PRIu64 " message%s arrived since the mailbox was last opened (RFC 3501 §7.3.2)",
+                 *n, *n == 1 ? "" : "s");
+        m = ex;
+    } else if (n && mx_ieq(k.ptr, k.len, "EXPUNGE")) {
+        snprintf(ex, sizeof(ex),
+                 "message %" PRIu64 " was removed; the numbers of the messages after it go down by one "
+                 "(RFC 9051 §7.5.1)",
+                 *n);
+        m = ex;
+    } else if (n && mx_ieq(k.ptr, k.len, "FETCH")) {
+        snprintf(ex, sizeof(ex),
+                 "data about message %" PRIu64 ": what FETCH asked for, or a flag change (RFC 9051 §7.5.2)", *n);
+        m = ex;
+    } else if (mx_ieq(k.ptr, k.len, "OK")) {
+        m = "an informational message, no command's result (RFC 9051 §7.1.1)";
+    } else if (mx_ieq(k.ptr, k.len, "NO")) {
+        m = "a warning from the server, no command's result (RFC 9051 §7.1.2)";
+    } else if (mx_ieq(k.ptr, k.len, "BAD")) {
+        m = "an error the server cannot tie to a command (RFC 9051 §7.1.3)";
+    } else if (mx_ieq(k.ptr, k.len, "BYE")) {
+        m = logout ? "the server is closing the connection, as LOGOUT asked (RFC 9051 §7.1.5)"
+                   : "the server is closing the connection on its own: idle timeout, shutdown (RFC 9051 §7.1.5)";
+    } else {
+        for (size_t i = 0; !m && i < MX_ARRAY_LEN(untagged_kinds); i++)
+            if (mx_ieq(k.ptr, k.len, untagged_kinds[i].kind))
+                m = untagged_kinds[i].meaning;
+    }
+    mx_ev_str(ev, "explain",
+              m ? m
+                : "an untagged response mxray does not describe; untagged lines carry data, not a command's result "
+                  "(RFC 9051 §7)");
+    mx_ev_str(ev, "state", istate_names[s->state]);
+    if (cap_code || mx_ieq(k.ptr, k.len, "CAPABILITY"))
+        mx_teach_caps(ev, MX_TEACH_IMAP, &s->caps);
 }
 
 static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b, mx_time_t ts)
@@ -920,10 +1085,12 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
         !has_num && (mx_ieq(k.ptr, k.len, "OK") || mx_ieq(k.ptr, k.len, "NO") || mx_ieq(k.ptr, k.len, "BAD") ||
                      mx_ieq(k.ptr, k.len, "PREAUTH") || mx_ieq(k.ptr, k.len, "BYE"));
     struct mx_slice code = mx_slice_make(rest.ptr, 0), text = rest;
+    bool greeting = false;
     if (status_word) {
         split_code(rest, &code, &text);
         resp_code(s, code);
         if (!s->greeted) {
+            greeting = true;
             /* RFC 9051 §7.1.1, §7.1.4, §7.1.5: the greeting is OK, PREAUTH or BYE. */
             s->greeted = true;
             s->preauth = mx_ieq(k.ptr, k.len, "PREAUTH");
@@ -949,6 +1116,8 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
     } else if (has_num && mx_ieq(k.ptr, k.len, "FETCH")) {
         if (p)
             p->fetches++;
+        if (s->quiet && s->state < IS_SELECTED)
+            s->state = IS_SELECTED; /* RFC 9051 §7.5.2: a mailbox is selected, picked up midstream */
     } else if (!has_num && (mx_ieq(k.ptr, k.len, "SEARCH") || mx_ieq(k.ptr, k.len, "SORT"))) {
         uint64_t n = 0;
         for (struct token t = next_tok(z); t.t == T_ATOM; t = next_tok(z))
@@ -987,6 +1156,10 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
     }
     bool bad = status_word && (mx_ieq(k.ptr, k.len, "NO") || mx_ieq(k.ptr, k.len, "BAD"));
     mx_ev_tone(ev, bad ? MX_TONE_BAD : closes ? MX_TONE_WARN : MX_TONE_NONE);
+    if (status_word && mx_ieq(k.ptr, k.len, "BYE"))
+        s->state = IS_LOGOUT; /* RFC 9051 §3 (4): the server closes */
+    if (mx_ctx_flow(s->m.ctx)->explain)
+        teach_untagged(s, ev, k, has_num ? &num : NULL, code_inner(code), greeting, logout_pending(s));
     char note[80];
     mx_ev_text(ev, "%.*s%s%s%s", (int)shown.len, (const char *)shown.ptr, closes ? "   [" : "",
                closes ? mx_mail_close_note(unanswered, note, sizeof(note)) : "", closes ? "]" : "");
@@ -1023,6 +1196,19 @@ static void continuation(struct imap *s, struct mx_slice text, mx_frame_t a, mx_
     mx_ev_frames(ev, a, b);
     mx_ev_str(ev, "for", what);
     mx_ev_wire_cut(ev, "text", text, lwire(&s->line[MX_DIR_S2C], text));
+    if (mx_ctx_flow(s->m.ctx)->explain) {
+        mx_ev_str(ev, "explain",
+                  !strcmp(what, "literal")
+                      ? "+: the server is ready for the literal the client announced (RFC 9051 §7.5)."
+                  : !strcmp(what, "sasl") ? "+: the server's SASL challenge, in base64; the client answers with one "
+                                            "base64 line, or * to cancel (RFC 9051 §6.2.2)."
+                  : !strcmp(what, "idle") ? "+: the server is idling; it sends new untagged data as it comes, until "
+                                            "the client sends DONE (RFC 2177)."
+                                          : "+: the server asks the client to go on (RFC 9051 §7.5).");
+        mx_ev_str(ev, "state", istate_names[s->state]);
+        if (!strcmp(what, "sasl"))
+            mx_teach_challenge_lines(ev, text);
+    }
     mx_ev_text(ev, "+ %.*s   [%s]", (int)text.len, (const char *)text.ptr, what);
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
@@ -1771,14 +1957,15 @@ static void session_emit(struct imap *s)
     mx_mail_describe_tls(&s->m, ev, s->tls);
     mx_mail_describe_proxy(&s->m, ev);
     mx_mail_describe_close(&s->m, ev);
+    mx_mail_describe_waiting(ev, (uint32_t)s->pend.n);
     unsigned ok = mx_mail_logins_ok(&s->m);
     char tls[96], closed[320];
     mx_ev_text(ev,
-               "IMAP session: %" PRIu64 " commands, %" PRIu64 " NO, %" PRIu64 " BAD, %" PRIu64
-               " message bodies fetched, %" PRIu64 " appended%s%s%s",
-               s->m.commands, s->no, s->bad, s->fetched, s->appended,
-               mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)), ok ? ", logged in" : "",
-               mx_mail_close_summary(&s->m, closed, sizeof(closed)));
+               "IMAP session: %" PRIu64 " command%s, %" PRIu64 " NO, %" PRIu64 " BAD, %" PRIu64
+               " message bod%s fetched, %" PRIu64 " appended%s%s%s",
+               s->m.commands, s->m.commands == 1 ? "" : "s", s->no, s->bad, s->fetched, s->fetched == 1 ? "y" : "ies",
+               s->appended, mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),
+               ok ? ", logged in" : "", mx_mail_close_summary(&s->m, closed, sizeof(closed)));
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 

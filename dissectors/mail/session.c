@@ -183,6 +183,12 @@ void mx_mail_describe_close(const struct mx_mail *m, struct mx_event *ev)
     mx_ev_end(ev);
 }
 
+void mx_mail_describe_waiting(struct mx_event *ev, uint32_t n)
+{
+    if (n)
+        mx_ev_uint(ev, "unanswered", n);
+}
+
 const char *mx_mail_close_summary(const struct mx_mail *m, char *buf, size_t cap)
 {
     const struct mx_mail_close *c = &m->closed;

@@ -285,6 +285,10 @@ const char *mx_mail_close_note(uint32_t unanswered, char *buf, size_t cap);
 /* Adds "server_closed" to a session record when the server ended it. */
 void mx_mail_describe_close(const struct mx_mail *m, struct mx_event *ev);
 
+/* Adds "unanswered" to a session record: the n commands still waiting for
+ * their replies when the session ended (nothing when none waited). */
+void mx_mail_describe_waiting(struct mx_event *ev, uint32_t n);
+
 /* Writes the session text's part for it into buf: ", closed by the server:
  * 421 4.4.2 Error: timeout exceeded", or "". Returns buf. */
 const char *mx_mail_close_summary(const struct mx_mail *m, char *buf, size_t cap);

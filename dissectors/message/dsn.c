@@ -505,6 +505,7 @@ static void emit_diagnosis(struct mx_event *ev, const struct rcpt *r, bool faile
     if (em[0])
         mx_ev_str(ev, "enhanced_meaning", em);
     cause[0] = '\0';
+    struct mx_diag_verdict v = { MX_CAUSE_NONE, MX_CAUSE_NONE, NULL };
     if (!code && e && e->subject == 4) {
         /* RFC 3463 §3.5: network and routing: no server's reply to diagnose */
         const struct mx_enhanced_info *i = mx_enhanced_lookup(e->subject, e->detail);
@@ -512,11 +513,12 @@ static void emit_diagnosis(struct mx_event *ev, const struct rcpt *r, bool faile
                  "The reporting server could not hand the message to the next server for this recipient (%s): "
                  "no reply from a mail server, a connection or routing failure.",
                  i ? i->sample : "network or routing failure");
+        v.kind = MX_CAUSE_UNAVAILABLE; /* the next server could not be reached */
     } else {
         /* no reply code in the report: the status's class stands for one */
         int c = code ? code : failed || (e && e->cls == 5) ? 550 : 450;
         struct mx_diag_reply dr = { .step = "RCPT", .code = c, .enhanced = e, .text = text };
-        mx_diag_cause(&dr, cause, sizeof(cause));
+        mx_diag_cause_kind(&dr, cause, sizeof(cause), &v);
         static const char retry[] = " It is temporary: the sender retries later.";
         size_t cl = strlen(cause), rl = sizeof(retry) - 1;
         if (failed && cl >= rl && !strcmp(cause + cl - rl, retry))
@@ -527,8 +529,13 @@ static void emit_diagnosis(struct mx_event *ev, const struct rcpt *r, bool faile
         snprintf(cause + cl, sizeof(cause) - cl, "%s",
                  " The failure was temporary, but the reporting server gave up retrying (Action: failed, "
                  "RFC 3464 §2.3.3): the message's time in its queue ran out.");
-    if (cause[0])
-        mx_ev_str(ev, "cause", cause);
+    if (!cause[0])
+        return;
+    mx_ev_str(ev, "cause", cause);
+    if (v.kind != MX_CAUSE_NONE)
+        mx_ev_str(ev, "cause_kind", mx_cause_kind_name(v.kind));
+    if (v.code_kind != MX_CAUSE_NONE)
+        mx_ev_str(ev, "cause_kind_code", mx_cause_kind_name(v.code_kind));
 }
 
 void mx_dsn_emit(const struct mx_dsn *d, struct mx_event *ev)

@@ -14,6 +14,7 @@
 #include "core/buf.h"
 #include "core/digest.h"
 #include "event/text.h"
+#include "dissectors/message/magic.h"
 #include "dissectors/message/mime.h"
 #include "dissectors/message/dsn.h"
 
@@ -57,6 +58,7 @@
 #define MSG_PEND_MAX 64     /* raw 8-bit header values waiting for their charset; beyond: read as they are */
 #define MSG_PEND_RAW 1536   /* bytes kept of each: more than MSG_KEEP_CAP decoded */
 #define MSG_GUESS_CAP 32    /* the name of a guessed charset */
+#define MSG_MAGIC_MIN 16    /* decoded bytes a part needs for its type to disagree with the declared one */
 
 /* The message parser's anomalies: stable names (STYLE.md rule 6). */
 /* Anomalies: stable names (STYLE.md rule 6), in the order of this list. */
@@ -227,6 +229,8 @@ struct part_rec {
     bool extracted_cut;      /* a cap stopped it: fewer bytes than `size` */
     uint32_t filename_seen;  /* filename_cut: the decoded name's length */
     bool filename_cut, filename_more;
+    char detected[MX_MAGIC_TYPE_CAP]; /* libmagic's type of its first decoded bytes; "" when none */
+    bool type_mismatch;               /* it disagrees with the declared type (mx_magic_mismatch) */
 };
 
 struct uu_rec {
@@ -319,6 +323,8 @@ struct mx_message {
     size_t hash_len; /* bytes waiting in b.hash_buf */
     bool leaf_open;
     struct xfile leaf_file;
+    uint8_t magic[MX_MAGIC_PREFIX]; /* the leaf's first decoded bytes, for mx_magic_type */
+    size_t magic_len;
 
     /* uuencode scan of text leaves */
     enum uu_state uu;
@@ -899,6 +905,28 @@ static void hash_bytes(struct mx_message *m, const uint8_t *p, size_t n)
     m->hash_len += n;
 }
 
+/* The first MX_MAGIC_PREFIX decoded bytes of the leaf, for its type. */
+static void magic_keep(struct mx_message *m, const uint8_t *p, size_t n)
+{
+    size_t room = sizeof(m->magic) - m->magic_len;
+    if (n > room)
+        n = room;
+    memcpy(m->magic + m->magic_len, p, n);
+    m->magic_len += n;
+}
+
+/* The leaf's type by its bytes, and whether it disagrees with the declared one. */
+static void magic_done(struct mx_message *m, const struct ent *e, struct part_rec *r)
+{
+    if (!mx_magic_type(m->magic, m->magic_len, r->detected, sizeof(r->detected)))
+        return;
+    char declared[sizeof(e->ctype) + 1];
+    memcpy(declared, e->ctype, e->ctype_len);
+    declared[e->ctype_len] = '\0';
+    /* fewer bytes than a file header: too short to disagree with anything */
+    r->type_mismatch = m->magic_len >= MSG_MAGIC_MIN && mx_magic_mismatch(declared, r->detected);
+}
+
 static void leaf_out(struct mx_message *m, const uint8_t *p, size_t n)
 {
     struct ent *e = &m->stack[m->depth];
@@ -908,6 +936,7 @@ static void leaf_out(struct mx_message *m, const uint8_t *p, size_t n)
     if (r) {
         r->size += n;
         hash_bytes(m, p, n);
+        magic_keep(m, p, n);
     }
     if (m->leaf_file.fd >= 0)
         xfile_write(m, &m->leaf_file, p, n, m->cur_off, false);
@@ -969,6 +998,7 @@ static void leaf_start(struct mx_message *m, struct ent *e)
     m->uu_long = false;
     m->leaf_open = true;
     m->leaf_file = (struct xfile){ .fd = -1 };
+    m->magic_len = 0;
     EVP_DigestInit_ex(m->h_md5, mx_md(MX_MD_MD5), NULL);
     EVP_DigestInit_ex(m->h_sha1, mx_md(MX_MD_SHA1), NULL);
     EVP_DigestInit_ex(m->h_sha256, mx_md(MX_MD_SHA256), NULL);
@@ -1025,6 +1055,7 @@ static void leaf_end(struct mx_message *m, struct ent *e, bool flush)
         EVP_DigestFinal_ex(m->h_sha1, r->sha1, &dl);
         EVP_DigestFinal_ex(m->h_sha256, r->sha256, &dl);
         r->hashed = true;
+        magic_done(m, e, r);
         r->bad_base64 = m->b64.bad;
         r->bad_qp = m->qp.bad;
     } else {
@@ -2251,6 +2282,11 @@ static void emit_parts(struct mx_message *m, struct mx_event *ev)
             mx_ev_str(ev, "sha1", hx);
             hex(r->sha256, 32, hx);
             mx_ev_str(ev, "sha256", hx);
+            if (r->detected[0]) {
+                mx_ev_str(ev, "detected_type", r->detected);
+                if (r->type_mismatch)
+                    mx_ev_bool(ev, "type_mismatch", true);
+            }
         } else if (r->container)
             mx_ev_uint(ev, "size", r->size); /* the body as carried: no hashes (the message has its SHA-256) */
         if (r->inner)

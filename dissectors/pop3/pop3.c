@@ -2,11 +2,13 @@
  * RFC 3206), SASL AUTH (RFC 5034), STLS (RFC 2595): commands, responses linked
  * to their commands, logins, listings and the messages RETR and TOP carry. */
 #include "dissectors/pop3/pop3.h"
+#include "dissectors/mail/teach.h"
 
 #include "event/event.h"
 #include "core/buf.h"
 #include "dissectors/mail/session.h"
 #include "dissectors/message/message.h"
+#include "dissectors/smtp/diagnosis.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -318,6 +320,29 @@ static void listing_line(struct pop3 *s, struct mx_slice l, bool uidl)
         number(rest, &e->size, NULL);
 }
 
+/* RFC 1939 §5, §7: commands valid only in the TRANSACTION state; a +OK to
+ * one means the session is there. */
+static bool transaction_only(enum cmd c)
+{
+    return c == P_STAT || c == P_LIST || c == P_UIDL || c == P_RETR || c == P_TOP || c == P_DELE || c == P_RSET;
+}
+
+/* The state the server is in when it reads the next command: after the
+ * commands still awaiting responses (RFC 2449 §6.6: a pipelined command is
+ * read after them), a login among them assumed to succeed. */
+static enum pstate state_ahead(const struct pop3 *s)
+{
+    enum pstate st = s->state;
+    for (unsigned i = 0; i < s->q.n; i++) {
+        enum cmd c = ((const struct pending *)mx_mail_queue_at(&s->q, i))->cmd;
+        if (c == P_PASS || c == P_APOP || c == P_AUTH || c == P_AUTH_DATA)
+            st = PS_TRANSACTION;
+        else if (c == P_QUIT && st == PS_TRANSACTION)
+            st = PS_UPDATE;
+    }
+    return st;
+}
+
 static void response_emit(struct pop3 *s, uint64_t end_off)
 {
     mx_frame_t last, dummy;
@@ -384,12 +409,21 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
             s->state = PS_TRANSACTION;
         else if (p->cmd == P_QUIT && s->state == PS_TRANSACTION)
             s->state = PS_UPDATE;
+        else if (s->state == PS_AUTHORIZATION && transaction_only(p->cmd))
+            s->state = PS_TRANSACTION; /* the login was not seen (midstream, lost bytes) but took place */
     }
     if (mx_ctx_flow(s->m.ctx)->explain) {
-        mx_ev_str(ev, "explain",
-                  s->rep.ok ? "+OK: the command succeeded (RFC 1939 §3)."
-                            : "-ERR: the command failed; the text says why (RFC 1939 §3).");
+        char ex[256], note[160] = "";
+        if (!s->rep.ok) /* the words of the -ERR (RFC 2449 §8 response codes among them) */
+            mx_diag_words_note(text, note, sizeof(note));
+        snprintf(ex, sizeof(ex), "%s%s",
+                 s->rep.ok ? "+OK: the command succeeded (RFC 1939 §3)."
+                           : "-ERR: the command failed; the text says why (RFC 1939 §3).",
+                 note);
+        mx_ev_str(ev, "explain", ex);
         mx_ev_str(ev, "state", pstate_names[s->state]);
+        if (s->rep.ok && p->cmd == P_CAPA)
+            mx_teach_caps(ev, MX_TEACH_POP3, &s->caps);
     }
     const char *status = s->rep.ok ? "+OK" : "-ERR";
     mx_ev_tone(ev, s->rep.ok ? MX_TONE_GOOD : MX_TONE_BAD);
@@ -474,6 +508,13 @@ static void continuation(struct pop3 *s, struct mx_slice b64, uint64_t off, size
             mx_ev_uint(ev, "frame", p.frame);
         mx_ev_end(ev);
         mx_ev_double(ev, "latency", mx_time_secs(p.ts, ts));
+    }
+    if (mx_ctx_flow(s->m.ctx)->explain) {
+        mx_ev_str(ev, "explain",
+                  "+: the server's SASL challenge, in base64; the client answers with one base64 line, or * to "
+                  "cancel (RFC 5034 §4).");
+        mx_ev_str(ev, "state", pstate_names[s->state]);
+        mx_teach_challenge_lines(ev, b64);
     }
     mx_ev_text(ev, "+ %.*s   [SASL challenge]", (int)b64.len, (const char *)b64.ptr);
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
@@ -977,6 +1018,15 @@ static enum cmd cmd_of(struct mx_slice v)
 
 static void command_event(struct pop3 *s, const struct command *c, bool pipelined, bool injected)
 {
+    char ex[768];
+    const char *explain = cmds[c->cmd].explain;
+    enum pstate st = pipelined ? state_ahead(s) : s->state;
+    if (st == PS_AUTHORIZATION && s->quiet && transaction_only(c->cmd))
+        st = PS_TRANSACTION; /* picked up midstream: the client is logged in */
+    if (pipelined && mx_ctx_flow(s->m.ctx)->explain)
+        explain = mx_teach_pipelined(ex, sizeof(ex), explain ? explain : mx_pop3_mail.unknown_explain,
+                                     s->q.n - (head(s)->cmd == P_CONNECT), /* the greeting is no command */
+                                     "RFC 2449 §6.6", "response", "responses");
     struct mx_mail_command r = {
         .first = c->a,
         .last = c->b,
@@ -988,8 +1038,8 @@ static void command_event(struct pop3 *s, const struct command *c, bool pipeline
         .redacted_len = c->redacted_len,
         .pipelined = pipelined,
         .injected = injected,
-        .explain = cmds[c->cmd].explain,
-        .state = pstate_names[s->state],
+        .explain = explain,
+        .state = pstate_names[st],
     };
     mx_mail_command_record(&s->m, &r);
 }
@@ -1183,12 +1233,13 @@ static void session_emit(struct pop3 *s)
     mx_mail_describe_tls(&s->m, ev, s->tls);
     mx_mail_describe_proxy(&s->m, ev);
     mx_mail_describe_close(&s->m, ev);
+    mx_mail_describe_waiting(ev, (uint32_t)s->q.n);
     unsigned ok = mx_mail_logins_ok(&s->m);
     char tls[96], closed[320];
-    mx_ev_text(ev, "POP3 session: %" PRIu64 " commands, %" PRIu64 " messages retrieved, %" PRIu64 " errors%s%s%s",
-               s->m.commands, s->retrieved, s->errors,
-               mx_mail_tls_summary(&s->m, s->tls, s->stls_attempted, tls, sizeof(tls)), ok ? ", logged in" : "",
-               mx_mail_close_summary(&s->m, closed, sizeof(closed)));
+    mx_ev_text(ev, "POP3 session: %" PRIu64 " command%s, %" PRIu64 " message%s retrieved, %" PRIu64 " error%s%s%s%s",
+               s->m.commands, s->m.commands == 1 ? "" : "s", s->retrieved, s->retrieved == 1 ? "" : "s", s->errors,
+               s->errors == 1 ? "" : "s", mx_mail_tls_summary(&s->m, s->tls, s->stls_attempted, tls, sizeof(tls)),
+               ok ? ", logged in" : "", mx_mail_close_summary(&s->m, closed, sizeof(closed)));
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
 

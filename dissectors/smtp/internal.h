@@ -112,6 +112,7 @@ struct pending {
     unsigned depth; /* the transaction it belongs to (trans_depth), 0 for none */
     bool last;      /* BDAT LAST */
     bool staged;    /* MAIL sent while a transaction was open (see struct smtp.staged) */
+    bool smuggled;  /* sent right after an end of data with a bare LF (smuggle.c) */
 };
 
 enum outcome { O_PENDING, O_ACCEPTED, O_REJECTED, O_DEFERRED };
@@ -139,7 +140,7 @@ struct rcpt {
 };
 
 struct txn;
-static struct rcpt *rcpt_at(const struct txn *t, size_t i);
+static inline struct rcpt *rcpt_at(const struct txn *t, size_t i);
 
 struct txn {
     bool open;
@@ -148,7 +149,9 @@ struct txn {
     struct mx_text mail_params;
     int mail_code;
     struct mx_enhanced_code mail_enh;
-    struct mx_buf rcpts; /* struct rcpt, at most SMTP_MAX_RCPTS */
+    struct mx_text mail_reply; /* a refused MAIL's reply text: the failure's own, not a later reply's */
+    mx_frame_t mail_frame;     /* its frame */
+    struct mx_buf rcpts;       /* struct rcpt, at most SMTP_MAX_RCPTS */
     uint32_t rcpts_dropped;
     struct mx_message *msg;
     bool bdat;
@@ -166,13 +169,34 @@ struct txn {
 };
 
 /* The i-th recipient of t (i < t->rcpts.n). */
-static struct rcpt *rcpt_at(const struct txn *t, size_t i)
+static inline struct rcpt *rcpt_at(const struct txn *t, size_t i)
 {
     return mx_buf_at(&t->rcpts, i);
 }
 
 /* What SMTP and LMTP records differ by: LMTP is SMTP with LHLO and a reply per recipient
  * after the message data (RFC 2033 §4), read by the same code under its own names. */
+/* SMTP smuggling (smuggle.c): an end-of-data-like sequence with a bare LF
+ * or CR in the message data, then commands, and what the server made of it. */
+enum smuggle_state {
+    SM_NONE,
+    SM_ARMED,    /* the data ended by a bare-LF terminator: commands before its reply? */
+    SM_LF,       /* they came: commands smuggled after it, their replies awaited */
+    SM_CR,       /* a bare-CR end-of-data look-alike then MAIL FROM, inside the data */
+    SM_CR_AFTER, /* ...whose message was answered: more replies mean the server split it */
+};
+struct smtp_smuggle {
+    enum smuggle_state st;
+    char seq[40];        /* the sequence as shown, "<LF>.<CR><LF>" */
+    mx_frame_t dot, cmd; /* the frames of its dot and of the first smuggled command */
+    uint64_t replies;    /* SM_ARMED: the server's replies when the data ended */
+    bool second_message; /* SM_LF: the smuggled DATA was answered 354 */
+    mx_frame_t answered; /* SM_LF: the last reply that answered a smuggled command as one */
+    /* the body scanner (bare-CR variants): */
+    uint8_t scan, k, pre[2], post[3], pre_len, post_len;
+    uint64_t dot_off;
+};
+
 struct smtp_names {
     const char *label; /* "SMTP", "LMTP": in the texts */
     const char *reply, *transaction, *session, *data, *auth;
@@ -202,6 +226,7 @@ struct smtp {
     bool starttls_pending; /* STARTTLS sent, no reply yet */
     bool tls;              /* the session went dark after a 220 to STARTTLS */
     bool auth_continue;    /* a 334 asks for the client's next SASL message */
+    bool quit_sent;        /* the client sent QUIT (RFC 5321 §4.1.1.10): it ends the session by choice */
     bool ended[2];
     struct mx_mail_queue q; /* commands waiting for replies, oldest first */
     struct pending pend[SMTP_MAX_PENDING];
@@ -248,6 +273,7 @@ struct smtp {
         uint32_t left, next;
         struct pending p; /* what they answer: the end of data or BDAT LAST */
     } due;
+    struct smtp_smuggle smug; /* SMTP smuggling: smuggle.c */
 };
 
 /* mx_mail_parse finds the session layer at the start of the state. */
@@ -291,5 +317,18 @@ void smtp_txn_data_sent(struct smtp *s);
 
 /* RCPT, DATA or BDAT without MAIL: false when the client broke the sequence. */
 bool smtp_txn_need(struct smtp *s, mx_frame_t f, mx_time_t ts, uint64_t off, size_t len);
+
+/* ---- SMTP smuggling (smuggle.c) ---- */
+
+/* The message data ended by a terminator with a bare LF (`shown`, its dot in frame `dot`). */
+void smtp_smuggle_data_end(struct smtp *s, const char *shown, mx_frame_t dot);
+/* A command line parsed (its frame, its pending entry or NULL): smuggled when it follows such an end unanswered. */
+void smtp_smuggle_command(struct smtp *s, enum verb v, mx_frame_t f, struct pending *queued);
+/* Raw message data bytes (dot-stuffing included) at stream offset off; `start`: a new message. */
+void smtp_smuggle_body(struct smtp *s, struct mx_slice raw, uint64_t off, bool start);
+/* A reply (code, frames a..b) and what it answered (p, when have). */
+void smtp_smuggle_reply(struct smtp *s, bool have, const struct pending *p, int code, mx_frame_t a, mx_frame_t b);
+/* The session ends: an attempt still undecided was refused. */
+void smtp_smuggle_end(struct smtp *s);
 
 #endif

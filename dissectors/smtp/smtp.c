@@ -6,6 +6,7 @@
 #include "dissectors/smtp/internal.h"
 #include "dissectors/smtp/diagnosis.h"
 #include "dissectors/message/message.h"
+#include "dissectors/mail/teach.h"
 
 #include <inttypes.h>
 #include <stddef.h>
@@ -263,8 +264,11 @@ static void answered_mail(struct smtp *s, const struct pending *p, const struct 
     t->mail_code = r->code;
     t->mail_enh = *r->enh;
     t->last_frame = r->last;
-    if (!r->ok)
+    if (!r->ok) {
         t->last_reply = *r->full;
+        t->mail_reply = *r->full;
+        t->mail_frame = r->last;
+    }
 }
 
 static void answered_rcpt(struct smtp *s, const struct pending *p, const struct reply *r)
@@ -475,9 +479,20 @@ static void lmtp_first_reply(struct smtp *s, struct pending *p)
     s->due.p = *p;
 }
 
+/* --explain, beyond the reply's meaning: an EHLO reply's extensions one by
+ * one (RFC 5321 §4.1.1.1), a 334 challenge decoded when it is text (RFC 4954
+ * §4: the LOGIN mechanism's "Username:" and "Password:"). */
+static void teach_reply(struct smtp *s, struct mx_event *ev, enum verb v)
+{
+    if (s->rep.code == 250 && lists_extensions(v))
+        mx_teach_caps(ev, MX_TEACH_SMTP, &s->caps);
+    else if (s->rep.code == 334)
+        mx_teach_challenge_lines(ev, mx_text_slice(&s->rep.text));
+}
+
 static void reply_done(struct smtp *s, uint64_t end_off)
 {
-    struct pending p = { V_UNKNOWN, 0, 0, UINT32_MAX, 0, false, false };
+    struct pending p = { V_UNKNOWN, 0, 0, UINT32_MAX, 0, false, false, false };
     if (s->cmode == C_BODY && s->body_resync && !s->q.n) {
         /* The server answers while the client's message, cut by a gap, has
          * not ended: its end was in the gap. This reply is to it. */
@@ -547,16 +562,13 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     }
     enum sstate next = have ? next_state(s->state, p.verb, s->rep.code) : closes ? ST_CLOSED : s->state;
     if (mx_ctx_flow(s->m.ctx)->explain) {
-        char ex[512], em[256];
-        const char *m = mx_diag_reply_meaning(s->rep.code, have ? verbs[p.verb].name : NULL);
-        mx_diag_enhanced_meaning(&s->rep.enh, em, sizeof(em));
-        snprintf(ex, sizeof(ex), "%d: %s%s%s%s", s->rep.code, m ? m : "no standard meaning", em[0] ? "; " : "",
-                 em[0] ? s->rep.enh.text : "", em[0] ? ": " : "");
-        if (em[0])
-            snprintf(ex + strlen(ex), sizeof(ex) - strlen(ex), "%s", em);
+        char ex[768];
+        mx_diag_explain(s->rep.code, have ? verbs[p.verb].name : NULL, &s->rep.enh, text, ex, sizeof(ex));
         mx_ev_str(ev, "explain", ex);
         mx_ev_str(ev, "state", state_names[next]);
     }
+    if (mx_ctx_flow(s->m.ctx)->explain)
+        teach_reply(s, ev, have ? p.verb : V_UNKNOWN);
     s->state = next;
     const uint8_t *nl = memchr(text.ptr, '\n', text.len);
     int first = nl ? (int)(nl - text.ptr) : (int)text.len;
@@ -584,6 +596,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         struct reply r = { s->rep.code, &s->rep.enh, text, &s->rep.text, b, s->rep.code >= 200 && s->rep.code < 300 };
         verbs[p.verb].answered(s, &p, &r);
     }
+    smtp_smuggle_reply(s, have, &p, s->rep.code, a, b);
     s->rep.active = false;
 }
 
@@ -758,6 +771,12 @@ static void sent_helo(struct smtp *s, struct command *c)
     s->helo_next_verb = c->v;
 }
 
+static void sent_quit(struct smtp *s, struct command *c)
+{
+    (void)c;
+    s->quit_sent = true;
+}
+
 /* RFC 5321 §4.1.1.2: "MAIL FROM:" Reverse-path [SP Mail-parameters] */
 static void sent_mail(struct smtp *s, struct command *c)
 {
@@ -913,7 +932,7 @@ static const struct verb_def verbs[V__COUNT] = {
     [V_RSET] = { "RSET", NULL, answered_rset,
                  "Abandons the current transaction; the session stays open (RFC 5321 §4.1.1.5)." },
     [V_NOOP] = { "NOOP", NULL, NULL, "Does nothing: checks the server is still there (RFC 5321 §4.1.1.9)." },
-    [V_QUIT] = { "QUIT", NULL, NULL, "Asks the server to close the session (RFC 5321 §4.1.1.10)." },
+    [V_QUIT] = { "QUIT", sent_quit, NULL, "Asks the server to close the session (RFC 5321 §4.1.1.10)." },
     [V_VRFY] = { "VRFY", sent_vrfy, NULL,
                  "Asks whether an address is a real mailbox (RFC 5321 §4.1.1.6); most servers answer 252 or refuse, "
                  "as it helps spammers." },
@@ -947,9 +966,30 @@ static enum verb verb_of(struct mx_slice v)
     return V_UNKNOWN;
 }
 
+/* The state the server is in when it reads the next command: the state
+ * after the commands still awaiting replies (RFC 2920 §3: a pipelined
+ * command is read after them), each assumed to succeed. */
+static enum sstate state_ahead(const struct smtp *s)
+{
+    enum sstate st = s->state;
+    for (unsigned i = 0; i < s->q.n; i++) {
+        enum verb v = ((const struct pending *)mx_mail_queue_at(&s->q, i))->verb;
+        int code = v == V_CONNECT || v == V_STARTTLS ? 220 : v == V_DATA ? 354 : v == V_QUIT ? 221 : 250;
+        if (v != V_AUTH && v != V_AUTH_DATA)
+            st = next_state(st, v, code);
+    }
+    return st;
+}
+
 /* Emits the command record. */
 static void command_event(struct smtp *s, const struct command *c, bool pipelined, bool injected)
 {
+    char ex[768];
+    const char *explain = verbs[c->v].explain;
+    if (pipelined && mx_ctx_flow(s->m.ctx)->explain)
+        explain = mx_teach_pipelined(ex, sizeof(ex), explain ? explain : s->m.proto->unknown_explain,
+                                     s->q.n - (head(s)->verb == V_CONNECT), /* the greeting is no command */
+                                     "RFC 2920", "reply", "replies");
     struct mx_mail_command r = {
         .first = c->a,
         .last = c->b,
@@ -961,8 +1001,8 @@ static void command_event(struct smtp *s, const struct command *c, bool pipeline
         .redacted_len = c->redacted_len,
         .pipelined = pipelined,
         .injected = injected,
-        .explain = verbs[c->v].explain,
-        .state = state_names[s->state],
+        .explain = explain,
+        .state = state_names[pipelined ? state_ahead(s) : s->state],
     };
     mx_mail_command_record(&s->m, &r);
 }
@@ -1027,6 +1067,7 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
         anomaly(s, MX_DIR_C2S, A_COMMAND_SPACING, off, raw_len);
     command_event(s, &c, pipelined, injected);
     struct pending *queued = push(s, c.v, a, ts, c.rcpt, c.last, off, raw_len);
+    smtp_smuggle_command(s, c.v, a, queued);
     if (queued && c.staged)
         queued->staged = true;
     if (c.v == V_BDAT && c.last && !s->bdat_left)
@@ -1064,6 +1105,8 @@ static void body_end(struct smtp *s, uint64_t off, size_t len, enum terminator t
     mx_ev_str(ev, "terminator", terminators[term].name);
     mx_ev_text(ev, "message data: %" PRIu64 " bytes, then %s", mx_message_size(t->msg), terminators[term].shown);
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
+    if (term != T_CRLF_DOT_CRLF)
+        smtp_smuggle_data_end(s, terminators[term].shown, a);
     s->cmode = C_CMD;
     s->data_first_frame = 0;
     s->body_resync = false;
@@ -1132,6 +1175,7 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
     case MX_DOT_DATA:
         break;
     }
+    smtp_smuggle_body(s, mx_slice_make(d.ptr, n), off, false);
     if (bytes.len) {
         /* How the last line ended: a bare LF makes the terminator one (RFC 5321 §2.3.8). */
         uint8_t last = bytes.ptr[bytes.len - 1];
@@ -1239,6 +1283,7 @@ static struct mx_parse_result client_bytes(struct smtp *s, struct mx_slice d, bo
             s->cmode = C_BODY;
             s->body_bol = true;
             s->body_cr = s->body_lf = false;
+            smtp_smuggle_body(s, mx_slice_make(rest.ptr, 0), base + pos, true);
             continue;
         case C_BODY: {
             size_t n = body_bytes(s, rest, base + pos, end);
@@ -1395,12 +1440,14 @@ static void session_emit(struct smtp *s)
     mx_mail_describe_tls(&s->m, ev, s->tls);
     mx_mail_describe_proxy(&s->m, ev);
     mx_mail_describe_close(&s->m, ev);
+    mx_mail_describe_waiting(ev, (uint32_t)s->q.n);
     char tls[96], closed[320];
     if (s->lmtp && s->names != &lmtp_names)
         mx_ev_bool(ev, "lmtp", true); /* an SMTP flow whose client greeted with LHLO */
-    mx_ev_text(ev, "%s session%s: %" PRIu64 " commands, %" PRIu64 " transactions%s%s%s", s->names->label,
+    mx_ev_text(ev, "%s session%s: %" PRIu64 " command%s, %" PRIu64 " transaction%s%s%s%s", s->names->label,
                s->lmtp && s->names != &lmtp_names ? " (LMTP: the client greeted with LHLO)" : "", s->m.commands,
-               s->transactions, mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),
+               s->m.commands == 1 ? "" : "s", s->transactions, s->transactions == 1 ? "" : "s",
+               mx_mail_tls_summary(&s->m, s->tls, s->starttls_attempted, tls, sizeof(tls)),
                s->m.n_logins ? ", authenticated" : "", mx_mail_close_summary(&s->m, closed, sizeof(closed)));
     mx_event_emit(mx_ctx_sink(s->m.ctx), ev);
 }
@@ -1431,6 +1478,7 @@ static void smtp_end(void *state, enum mx_dir d)
     smtp_txn_close(s, &s->fin, D_NO_REPLY);
     smtp_txn_close(s, &s->txn, D_ABORTED);
     mx_mail_tls_end(&s->m);
+    smtp_smuggle_end(s);
     session_emit(s);
 }
 

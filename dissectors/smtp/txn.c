@@ -69,9 +69,21 @@ void smtp_failure_fields(struct smtp *s, const struct txn *t, const char *step, 
                                .no_recipient = t && !accepted,
                                .per_recipient =
                                    t && t->lmtp && (!strcmp(step, "(end of data)") || !strcmp(step, "BDAT")) };
-    mx_diag_cause(&r, cause, sizeof(cause));
-    if (cause[0])
+    struct mx_diag_verdict v;
+    mx_diag_cause_kind(&r, cause, sizeof(cause), &v);
+    if (cause[0]) {
         mx_ev_str(ev, "cause", cause);
+        mx_ev_str(ev, "cause_kind", mx_cause_kind_name(v.kind));
+        if (v.code_kind) /* the codes say another thing than the words */
+            mx_ev_str(ev, "cause_kind_code", mx_cause_kind_name(v.code_kind));
+    }
+}
+
+/* A cause without a reply, and its kind. */
+static void cause_only(struct mx_event *ev, const char *cause, enum mx_cause_kind kind)
+{
+    mx_ev_str(ev, "cause", cause);
+    mx_ev_str(ev, "cause_kind", mx_cause_kind_name(kind));
 }
 
 /* Why a transaction did not end accepted: the deciding reply, or how the
@@ -89,6 +101,8 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
         step = "MAIL";
         code = t->mail_code;
         enh = &t->mail_enh;
+        full = &t->mail_reply; /* its own reply: a refused DATA after it replaces last_reply */
+        frame = t->mail_frame ? t->mail_frame : frame;
     } else if (t->data_code >= 400) {
         step = t->rejected_data ? "DATA" : t->bdat ? "BDAT" : "(end of data)";
         code = t->data_code;
@@ -128,13 +142,17 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
         mx_ev_frames(ev, frame, frame);
         smtp_failure_fields(s, t, step, code, enh, text, ev);
     } else if (t->lmtp && (disposition == D_MIXED || disposition == D_NO_REPLY)) {
-        mx_ev_str(ev, "cause",
-                  "The session ended before the server replied for every recipient after the message data "
-                  "(RFC 2033 §4.2): their delivery is unknown.");
+        mx_ev_str(ev, "ended", mx_close_name(mx_ctx_flow(s->m.ctx)->close));
+        cause_only(ev,
+                   "The session ended before the server replied for every recipient after the message data "
+                   "(RFC 2033 §4.2): their delivery is unknown.",
+                   MX_CAUSE_NO_REPLY);
     } else if (disposition == D_RESET) {
-        mx_ev_str(ev, "cause",
-                  "The client reset the transaction (RSET, EHLO or STARTTLS) before the message was "
-                  "accepted.");
+        mx_ev_str(ev, "ended", "client_reset");
+        cause_only(ev,
+                   "The client reset the transaction (RSET, EHLO or STARTTLS) before the message was "
+                   "accepted.",
+                   MX_CAUSE_CLIENT_RESET);
     } else if (s->m.closed.on) {
         /* RFC 5321 §3.8: the server's 421 (a timeout, a shutdown, too many errors). */
         char why[320], cause[448];
@@ -143,13 +161,24 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
         snprintf(cause, sizeof(cause),
                  "The server ended the session before the transaction completed (%s); the sender retries later.",
                  why + (strlen(why) >= sizeof(lead) - 1 ? sizeof(lead) - 1 : 0));
-        mx_ev_str(ev, "cause", cause);
+        mx_ev_str(ev, "ended", "server_closed");
+        cause_only(ev, cause, MX_CAUSE_SERVER_CLOSED);
+    } else if (s->quit_sent && !t->msg) {
+        mx_ev_str(ev, "ended", "client_quit");
+        cause_only(ev,
+                   "The client ended the session (QUIT) before it sent a message: its choice, as with RSET "
+                   "(RFC 5321 §4.1.1.10).",
+                   MX_CAUSE_CLIENT_QUIT);
     } else if (!mx_ctx_flow(s->m.ctx)->close) {
-        mx_ev_str(ev, "cause",
-                  "No final reply to this transaction was seen before the next one began (lost, or "
-                  "never sent).");
+        mx_ev_str(ev, "ended", "next_transaction");
+        cause_only(ev,
+                   "No final reply to this transaction was seen before the next one began (lost, or "
+                   "never sent).",
+                   MX_CAUSE_NO_REPLY);
     } else {
-        mx_ev_str(ev, "cause", mx_diag_unfinished(mx_ctx_flow(s->m.ctx)->close, false));
+        enum mx_close close = mx_ctx_flow(s->m.ctx)->close;
+        mx_ev_str(ev, "ended", mx_close_name(close));
+        cause_only(ev, mx_diag_unfinished(close, false), mx_diag_unfinished_kind(close, false));
     }
     mx_ev_end(ev);
 }

@@ -1132,8 +1132,9 @@ static void emit_summary(struct mx_engine *e)
         mx_ev_end(ev);
     }
     mx_ev_int(ev, "exit_status", mx_engine_exit_status(e));
-    mx_ev_text(ev, "summary: %" PRIu64 " frames, %" PRIu64 " mail flows, %" PRIu64 " TCP gaps%s", e->frame,
-               e->c.flows_total, e->c.an.n[MX_AN_TCP_GAP],
+    mx_ev_text(ev, "summary: %" PRIu64 " frame%s, %" PRIu64 " mail flow%s, %" PRIu64 " TCP gap%s%s", e->frame,
+               e->frame == 1 ? "" : "s", e->c.flows_total, e->c.flows_total == 1 ? "" : "s", e->c.an.n[MX_AN_TCP_GAP],
+               e->c.an.n[MX_AN_TCP_GAP] == 1 ? "" : "s",
                mx_engine_exit_status(e) == 3 ? "; the input was damaged (see warnings)" : "");
     mx_event_emit(e->sink, ev);
 }

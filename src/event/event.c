@@ -25,6 +25,10 @@ struct mx_sink {
     void *keep_ud;
     bool ended;         /* mx_sink_end was called: everything passes */
     uint64_t decrypted; /* the flow whose records come from decrypted bytes now, or 0 */
+    const struct mx_deriver_ops *deriver;
+    void *deriver_ctx;
+    bool deriving;           /* the deriver runs: records begin in `derived` */
+    struct mx_event derived; /* a derived record, built while the one it reads stays valid */
 };
 
 struct mx_sink *mx_sink_new(void)
@@ -33,6 +37,8 @@ struct mx_sink *mx_sink_new(void)
     if (s) {
         mx_buf_init(&s->ev.fields, sizeof(struct mx_ev_field), 32, SIZE_MAX);
         mx_buf_init(&s->ev.arena, 1, 1024, MX_EVENT_MAX_BYTES);
+        mx_buf_init(&s->derived.fields, sizeof(struct mx_ev_field), 32, SIZE_MAX);
+        mx_buf_init(&s->derived.arena, 1, 1024, MX_EVENT_MAX_BYTES);
     }
     return s;
 }
@@ -44,8 +50,12 @@ void mx_sink_free(struct mx_sink *s)
     for (size_t i = 0; i < s->n_rep; i++)
         if (s->rep[i].ops->free)
             s->rep[i].ops->free(s->rep[i].ctx);
+    if (s->deriver && s->deriver->free)
+        s->deriver->free(s->deriver_ctx);
     mx_buf_free(&s->ev.fields);
     mx_buf_free(&s->ev.arena);
+    mx_buf_free(&s->derived.fields);
+    mx_buf_free(&s->derived.arena);
     free(s);
 }
 
@@ -57,6 +67,16 @@ bool mx_sink_add(struct mx_sink *s, const struct mx_reporter_ops *ops, void *ctx
     s->rep[s->n_rep].ctx = ctx;
     s->n_rep++;
     s->ev.want_text |= ops->wants_text;
+    s->derived.want_text = s->ev.want_text;
+    return true;
+}
+
+bool mx_sink_set_deriver(struct mx_sink *s, const struct mx_deriver_ops *ops, void *ctx)
+{
+    if (s->deriver)
+        return false;
+    s->deriver = ops;
+    s->deriver_ctx = ctx;
     return true;
 }
 
@@ -236,7 +256,7 @@ static void add_string(struct mx_event *e, const char *key, const char *p, size_
 
 struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t flow, mx_time_t ts)
 {
-    struct mx_event *e = &s->ev;
+    struct mx_event *e = s->deriving ? &s->derived : &s->ev;
     e->type = type;
     e->flow = flow;
     e->ts = ts;
@@ -253,7 +273,7 @@ struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t fl
         mx_ev_uint(e, "flow", flow);
     if (ts != MX_TIME_NONE)
         mx_ev_time(e, "ts", ts);
-    if (flow && flow == s->decrypted)
+    if (flow && flow == s->decrypted && !s->deriving) /* a derived record reads records, not bytes */
         mx_ev_bool(e, "decrypted", true);
     return e;
 }
@@ -280,9 +300,19 @@ void mx_sink_deliver(struct mx_sink *s, const struct mx_event *e)
 {
     if (s->keep && !s->ended && !s->keep(s->keep_ud, e))
         return;
+    if (s->deriver && !s->deriving && s->deriver->before) {
+        s->deriving = true;
+        s->deriver->before(s->deriver_ctx, s, e);
+        s->deriving = false;
+    }
     for (size_t i = 0; i < s->n_rep; i++)
         s->rep[i].ops->event(s->rep[i].ctx, e);
     s->count++;
+    if (s->deriver && !s->deriving) {
+        s->deriving = true;
+        s->deriver->event(s->deriver_ctx, s, e);
+        s->deriving = false;
+    }
 }
 
 bool mx_sink_wants_text(const struct mx_sink *s)
@@ -293,6 +323,7 @@ bool mx_sink_wants_text(const struct mx_sink *s)
 void mx_sink_set_wants_text(struct mx_sink *s, bool v)
 {
     s->ev.want_text = v;
+    s->derived.want_text = v;
 }
 
 /* A packed event: this header, the fields, then the arena. Keys and the

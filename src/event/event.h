@@ -76,12 +76,29 @@ struct mx_reporter_ops {
     bool wants_text;
 };
 
+/* A deriver: records that follow from other records (failures). */
+struct mx_deriver_ops {
+    /* Reads record e, just handed to the reporters, and emits the records
+     * that follow from it through s: mx_event_begin builds them aside, so e
+     * stays valid meanwhile. Derived records reach the reporters (right
+     * after e, in every thread mode) but not the deriver. */
+    void (*event)(void *ctx, struct mx_sink *s, const struct mx_event *e);
+    /* Optional: the same before the reporters see e; what it emits goes ahead
+     * of e (a flow's last records come before its flow record). */
+    void (*before)(void *ctx, struct mx_sink *s, const struct mx_event *e);
+    /* Frees ctx. */
+    void (*free)(void *ctx);
+};
+
 /* Creates an empty sink; NULL when out of memory. */
 struct mx_sink *mx_sink_new(void);
 /* Frees the sink and its reporters (calls their free). */
 void mx_sink_free(struct mx_sink *s);
 /* Subscribes a reporter; the sink owns ctx from now on. Returns false on OOM. */
 bool mx_sink_add(struct mx_sink *s, const struct mx_reporter_ops *ops, void *ctx);
+/* Sets the sink's deriver (one at most; the sink owns ctx from now on).
+ * False when one is set already. */
+bool mx_sink_set_deriver(struct mx_sink *s, const struct mx_deriver_ops *ops, void *ctx);
 /* Time that relative times in timelines count from (the first packet). */
 void mx_sink_set_epoch(struct mx_sink *s, mx_time_t t);
 mx_time_t mx_sink_epoch(const struct mx_sink *s);

@@ -5,7 +5,6 @@
 #include "capture/decode.h"
 #include "capture/input.h"
 #include "core/idmap.h"
-#include "dissectors/findings/failures.h"
 #include "event/text.h"
 #include "output/streams.h"
 
@@ -57,7 +56,7 @@ static void note_event(void *ctx, const struct mx_event *e)
     struct mx_flowpcap *fp = ctx;
     if (!e->flow)
         return;
-    if (fp->failed_only && mx_failures_failed(e) && !mx_idmap_put(&fp->failed, e->flow, (void *)1))
+    if (fp->failed_only && !strcmp(e->type, "failure") && !mx_idmap_put(&fp->failed, e->flow, (void *)1))
         fp->oom = true;
     if (strcmp(e->type, "flow") || (fp->failed_only && !mx_idmap_take(&fp->failed, e->flow)))
         return;

@@ -15,7 +15,7 @@ struct mx_flowpcap;
 /* Prepares DIR (created if absent; it must be empty) and subscribes to the
  * sink a reporter that notes the sessions to write: every session whose
  * flow record reaches it (those --flow or -f chose), or with failed_only
- * those --failures shows a block for. The sink owns the state; call
+ * those with a `failure` record (failure.h). The sink owns the state; call
  * mx_flowpcap_write before freeing the sink. NULL with err on failure. */
 struct mx_flowpcap *mx_flowpcap_new(struct mx_sink *s, const char *dir, bool failed_only, char *err, size_t errlen);
 

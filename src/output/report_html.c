@@ -190,7 +190,11 @@ struct step {
     mx_frame_t f0, f1;
     uint32_t label_off, label_len;
     uint32_t detail_off, detail_len;
+    uint8_t server_line; /* a server line that completes no command: SL_UNTAGGED, SL_CONTINUATION, or 0 */
 };
+
+/* Server lines drawn apart from the replies that complete a command. */
+enum { SL_UNTAGGED = 1, SL_CONTINUATION = 2 };
 
 struct session {
     uint64_t id;
@@ -474,6 +478,13 @@ static void details(struct hbuf *d, const struct mx_event *e, const struct detai
         detail_str(d, e, t[i].path, t[i].label);
 }
 
+/* Whether the record's type ends with `suffix` (".untagged"). */
+static bool type_ends(const struct mx_event *e, const char *suffix)
+{
+    size_t n = strlen(e->type), k = strlen(suffix);
+    return n > k && !memcmp(e->type + n - k, suffix, k);
+}
+
 /* Counts a row and keeps it (keep_step); true when it is a failure, whose
  * row (texts not set) is copied to *out. */
 static bool add_step(struct html_rep *r, struct session *s, const struct mx_event *e, enum step_kind kind,
@@ -487,6 +498,10 @@ static bool add_step(struct html_rep *r, struct session *s, const struct mx_even
     const struct mx_ev_field *lf = mx_ev_get(e, "latency");
     st->latency = lf && lf->kind == MX_EV_DOUBLE ? lf->v.d : NAN;
     st->pipelined = mx_ev_get_int(e, "pipelined", 0) != 0;
+    if (type_ends(e, ".untagged")) /* data, not a command's result (RFC 9051 §2.2.2) */
+        st->server_line = SL_UNTAGGED;
+    else if (type_ends(e, ".continuation"))
+        st->server_line = SL_CONTINUATION;
     const struct mx_ev_field *fr = mx_ev_get(e, "frames");
     if (fr && fr->kind == MX_EV_ARR) {
         const struct mx_ev_field *a = mx_ev_first(e, fr);
@@ -494,9 +509,8 @@ static bool add_step(struct html_rep *r, struct session *s, const struct mx_even
         st->f0 = a && a->kind == MX_EV_UINT ? a->v.u : a && a->kind == MX_EV_INT ? (mx_frame_t)a->v.i : 0;
         st->f1 = b && b->kind == MX_EV_UINT ? b->v.u : b && b->kind == MX_EV_INT ? (mx_frame_t)b->v.i : st->f0;
     }
-    /* A failure: a negative reply, or a failed outcome (auth, TLS, delivery). */
-    bool failure = (kind == ST_S2C && (e->tone == MX_TONE_BAD || e->tone == MX_TONE_WARN)) ||
-                   (kind != ST_S2C && kind != ST_C2S && e->tone == MX_TONE_BAD);
+    /* A failure: what the failure model (dissectors/findings/failure.h) says, and nothing else. */
+    bool failure = !strcmp(e->type, "failure");
     s->failures += failure;
     if (kind == ST_C2S && (mx_ev_get(e, "verb") || mx_ev_get(e, "command")))
         s->commands++;
@@ -552,11 +566,11 @@ static void on_tls(struct html_rep *r, struct session *s, const struct mx_event 
     hb_init(&l, 8192);
     hb_init(&d, 8192);
     struct mx_slice v = mx_ev_get_str(e, "version"), c = mx_ev_get_str(e, "cipher");
-    hb_puts(&l, "TLS");
-    if (v.len) {
-        hb_puts(&l, " ");
+    /* The version names the protocol ("TLS 1.3", "SSL 3.0"): "TLS" alone without one. */
+    if (v.len)
         hb_put(&l, v.ptr, v.len);
-    }
+    else
+        hb_puts(&l, "TLS");
     if (c.len) {
         hb_puts(&l, " \xC2\xB7 ");
         hb_put(&l, c.ptr, c.len);
@@ -667,8 +681,9 @@ static void on_message(struct html_rep *r, struct session *s, const struct mx_ev
         hb_puts(x, "</td><td>");
         hb_esc(x, ct, 80, false);
         hb_puts(x, "</td><td>");
-        if (att)
-            hb_puts(x, "\xF0\x9F\x93\x8E ");
+        if (att) /* an icon drawn, not a font's glyph (U+1F4CE is missing from common fonts) */
+            hb_puts(x, "<svg class=\"clip\" width=\"10\" height=\"14\" viewBox=\"0 0 10 14\" role=\"img\" "
+                       "aria-label=\"attachment\"><path d=\"M7 4v6.5a2 2 0 0 1-4 0V3a1.5 1.5 0 0 1 3 0v7\"/></svg> ");
         hb_esc(x, fn, 80, false);
         hb_puts(x, "</td><td>");
         if (size >= 0)
@@ -738,8 +753,10 @@ static void on_summary(struct html_rep *r, const struct mx_event *e)
         hb_esc(b, z, 40, false);
         hb_puts(b, "</time>, ");
     }
-    hb_printf(b, "%" PRId64 " frames, %" PRId64 " bytes, %" PRId64 " flows", mx_ev_get_int(e, "frames", 0),
-              mx_ev_get_int(e, "bytes", 0), mx_ev_get_int(e, "flows", 0));
+    int64_t frames = mx_ev_get_int(e, "frames", 0), bytes = mx_ev_get_int(e, "bytes", 0),
+            flows = mx_ev_get_int(e, "flows", 0);
+    hb_printf(b, "%" PRId64 " frame%s, %" PRId64 " byte%s, %" PRId64 " flow%s", frames, frames == 1 ? "" : "s", bytes,
+              bytes == 1 ? "" : "s", flows, flows == 1 ? "" : "s");
     const struct mx_ev_field *files = mx_ev_get(e, "files");
     int i = 0;
     for (const struct mx_ev_field *f = files ? mx_ev_first(e, files) : NULL; f && i < 16; f = mx_ev_next(e, f), i++) {
@@ -753,6 +770,12 @@ static void on_summary(struct html_rep *r, const struct mx_event *e)
 }
 
 /* ---------------------------------------------------------------- drawing */
+
+/* "s" after a count that is not 1: "1 session", "2 sessions". */
+static const char *plural(uint64_t n)
+{
+    return n == 1 ? "" : "s";
+}
 
 static const char *tone_class(int tone)
 {
@@ -868,7 +891,10 @@ static void draw(struct hbuf *b, const struct html_rep *r, const struct session 
         const struct step *st = step_at(s, i);
         int y = G_TOP + (int)i * G_ROW;
         const char *tc = tone_class(st->tone);
-        hb_printf(b, "<g class=\"st %s k%d\" tabindex=\"0\">", tc, st->kind);
+        hb_printf(b, "<g class=\"st %s k%d%s\" tabindex=\"0\">", tc, st->kind,
+                  st->server_line == SL_UNTAGGED       ? " u"
+                  : st->server_line == SL_CONTINUATION ? " u cont"
+                                                       : "");
         put_title(b, s, st);
         hb_printf(b, "<text class=\"tm\" x=\"8\" y=\"%d\">", y + 4);
         put_rel(b, st->ts, s->start);
@@ -886,7 +912,10 @@ static void draw(struct hbuf *b, const struct html_rep *r, const struct session 
             hb_printf(b, "<text class=\"lb\" x=\"%d\" y=\"%d\">", (G_XC + G_XS) / 2, y - 5);
             hb_esc(b, arena(s, st->label_off, st->label_len), H_LABEL_CP, false);
             hb_puts(b, "</text>");
-            if (!isnan(st->latency) && st->kind == ST_S2C) {
+            if (st->server_line) /* named where a completion's latency goes */
+                hb_printf(b, "<text class=\"ut\" x=\"%d\" y=\"%d\">%s</text>", G_XS + 8, y + 4,
+                          st->server_line == SL_UNTAGGED ? "untagged" : "continuation");
+            else if (!isnan(st->latency) && st->kind == ST_S2C) {
                 hb_printf(b, "<text class=\"lat\" x=\"%d\" y=\"%d\">", G_XS + 8, y + 4);
                 put_latency(b, st->latency);
                 hb_puts(b, "</text>");
@@ -896,7 +925,7 @@ static void draw(struct hbuf *b, const struct html_rep *r, const struct session 
         case ST_TLS:
             hb_printf(b, "<rect class=\"band\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"20\" rx=\"3\"/>", G_XC, y - 14,
                       G_XS - G_XC);
-            hb_printf(b, "<text class=\"bandt\" x=\"%d\" y=\"%d\">\xF0\x9F\x94\x92 ", (G_XC + G_XS) / 2, y);
+            hb_printf(b, "<text class=\"bandt\" x=\"%d\" y=\"%d\">", (G_XC + G_XS) / 2, y);
             hb_esc(b, arena(s, st->label_off, st->label_len), H_LABEL_CP, false);
             hb_puts(b, "</text>");
             break;
@@ -919,6 +948,45 @@ static void draw(struct hbuf *b, const struct html_rep *r, const struct session 
                   (G_XC + G_XS) / 2, G_TOP + (int)s->steps.n * G_ROW, s->starved, s->starved == 1 ? "" : "s");
         put_budget(b, r);
         hb_puts(b, " of --memory) was full</text>");
+    }
+    hb_puts(b, "</svg>");
+}
+
+/* The diagrams' legend: what each colour and shape means, drawn with the
+ * diagrams' own colours (css[]). */
+static void legend(struct hbuf *b)
+{
+    static const struct {
+        const char *shape; /* the sample, at (0,0)-(48,0) */
+        const char *text;
+    } items[] = {
+        { "<path d=\"M0 0H47M47 0l-10 -5v10z\" stroke=\"#2f5fb3\" fill=\"#2f5fb3\" stroke-width=\"1.6\"/>",
+          "a command, or message data: no status of its own" },
+        { "<path d=\"M48 0H1M1 0l10 -5v10z\" stroke=\"#1b6e3a\" fill=\"#1b6e3a\" stroke-width=\"1.6\"/>",
+          "reply: success (2xx, 3xx, +OK, OK)" },
+        { "<path d=\"M48 0H1M1 0l10 -5v10z\" stroke=\"#c77700\" fill=\"#c77700\" stroke-width=\"1.6\"/>",
+          "reply: temporary failure (4xx), or a warning" },
+        { "<path d=\"M48 0H1M1 0l10 -5v10z\" stroke=\"#b3261e\" fill=\"#b3261e\" stroke-width=\"2.4\"/>",
+          "reply: failure (5xx, -ERR, NO, BAD)" },
+        { "<path d=\"M48 0H1M1 0l10 -5v10z\" stroke=\"#8a93a6\" fill=\"#8a93a6\" stroke-width=\"1.6\" "
+          "stroke-dasharray=\"5 3\"/>",
+          "untagged (*) or continuation (+) server line" },
+        { "<rect x=\"0\" y=\"-8\" width=\"48\" height=\"16\" rx=\"4\" fill=\"#e3ecff\" stroke=\"#9db4e6\"/>",
+          "pipelined commands: sent without waiting for the replies" },
+        { "<rect x=\"0\" y=\"-8\" width=\"48\" height=\"16\" rx=\"3\" fill=\"#1d2330\"/>",
+          "TLS handshake; the shaded part below it is encrypted" },
+        { "<rect x=\"0\" y=\"-8\" width=\"48\" height=\"16\" rx=\"3\" fill=\"#fffbe6\" stroke=\"#d9c77a\"/>",
+          "note: a session event (login, transaction, close)" },
+    };
+    size_t rows = (MX_ARRAY_LEN(items) + 1) / 2;
+    hb_printf(b,
+              "<svg class=\"legend\" width=\"%d\" height=\"%zu\" role=\"img\" aria-label=\"legend of the "
+              "diagrams\"><title>Legend</title>",
+              G_W, rows * 22 + 6);
+    for (size_t i = 0; i < MX_ARRAY_LEN(items); i++) {
+        int x = 8 + (int)(i / rows) * (G_W / 2), y = 14 + (int)(i % rows) * 22;
+        hb_printf(b, "<g transform=\"translate(%d %d)\">%s<text x=\"58\" y=\"4\">%s</text></g>", x, y, items[i].shape,
+                  items[i].text);
     }
     hb_puts(b, "</svg>");
 }
@@ -1021,7 +1089,7 @@ static void finish_session(struct html_rep *r, struct session *s)
         mx_time_iso(s->start, iso, sizeof(iso));
         hb_printf(b, " \xC2\xB7 <time>%s</time>", iso);
     }
-    hb_printf(b, " \xC2\xB7 %" PRIu64 " commands", s->commands);
+    hb_printf(b, " \xC2\xB7 %" PRIu64 " command%s", s->commands, plural(s->commands));
     if (s->tls)
         hb_puts(b, " \xC2\xB7 TLS");
     if (failed)
@@ -1085,6 +1153,22 @@ static void list_failure(struct html_rep *r, const struct session *s, const stru
 
 /* ---------------------------------------------------------------- reporter */
 
+/* --explain's "explain_lines" (capabilities one by one, a decoded SASL
+ * prompt) in a row's details, one line each, at most 64. */
+static void explain_lines(struct hbuf *d, const struct mx_event *e)
+{
+    const struct mx_ev_field *arr = mx_ev_get(e, "explain_lines");
+    int n = 0;
+    for (const struct mx_ev_field *f = arr && arr->kind == MX_EV_ARR ? mx_ev_first(e, arr) : NULL; f && n < 64;
+         f = mx_ev_next(e, f), n++) {
+        struct mx_slice v = mx_ev_field_str(e, f);
+        if (hb_len(d))
+            hb_puts(d, "\n");
+        hb_puts(d, "  ");
+        hb_put(d, v.ptr, v.len < H_FIELD_MAX ? v.len : H_FIELD_MAX);
+    }
+}
+
 static void html_event(void *ctx, const struct mx_event *e)
 {
     struct html_rep *r = ctx;
@@ -1136,8 +1220,11 @@ static void html_event(void *ctx, const struct mx_event *e)
         { "failure.meaning", "meaning: " },
         { "failure.enhanced_meaning", "enhanced code: " },
         { "failure.cause", "likely cause: " },
+        { "reply.meaning", "meaning: " },
+        { "reply.enhanced_meaning", "enhanced code: " },
     };
     details(&d, e, step_details, MX_ARRAY_LEN(step_details));
+    explain_lines(&d, e);
     char cut[512];
     if (mx_ev_cut_mark(e, cut, sizeof(cut))) {
         if (hb_len(&d))
@@ -1196,7 +1283,12 @@ static const char css[] =
     "border:1px solid #8a93a6;border-radius:6px;box-shadow:0 4px 16px #0003;padding:8px 10px;white-space:pre-wrap;"
     "font:12px ui-monospace,monospace}#mx-pane[hidden]{display:none}.filters{display:none;gap:14px;"
     "align-items:center;margin:8px 0;padding:6px 10px;background:#f3f4f8;border-radius:6px}"
-    ".js .filters{display:flex}#mx-pager button{margin:0 4px}";
+    ".js .filters{display:flex}#mx-pager button{margin:0 4px}"
+    /* untagged server lines: grey and dashed, unlike commands and completions */
+    ".st.n.u .ar{stroke:#8a93a6;fill:#8a93a6;stroke-dasharray:5 3}.st.n.u .lb{fill:#4b5563;font-style:italic}"
+    ".ut{fill:#8a93a6;font-size:10px;font-style:italic}svg.clip{vertical-align:-2px;fill:none;stroke:#555;"
+    "stroke-width:1.4;stroke-linecap:round}svg.legend{display:block;margin:4px 0 8px;font:12px system-ui,sans-serif}"
+    "svg.legend text{fill:#1d2330}";
 
 /* Filters, paging and the detail pane. Wire text reaches it only through
  * the DOM (dataset, textContent): nothing is evaluated. */
@@ -1255,8 +1347,9 @@ static void overview(struct html_rep *r, struct hbuf *b)
 {
     hb_puts(b, "<h2>Overview</h2>");
     hb_put(b, hb_ptr(&r->summary), hb_len(&r->summary));
-    hb_printf(b, "<p>%" PRIu64 " sessions, <span class=\"%s\">%" PRIu64 " with failures</span>, %zu findings.</p>",
-              r->sessions, r->sessions_failed ? "bad" : "g", r->sessions_failed, r->n_findings);
+    hb_printf(b, "<p>%" PRIu64 " session%s, <span class=\"%s\">%" PRIu64 " with failures</span>, %zu finding%s.</p>",
+              r->sessions, plural(r->sessions), r->sessions_failed ? "bad" : "g", r->sessions_failed, r->n_findings,
+              plural(r->n_findings));
     if (r->sessions > r->max_diagrams)
         hb_printf(b,
                   "<p>Diagrams are drawn for %zu of the sessions, those with failures first; the others are "
@@ -1264,9 +1357,9 @@ static void overview(struct html_rep *r, struct hbuf *b)
                   r->max_diagrams);
     if (r->unlisted)
         hb_printf(b,
-                  "<p>%" PRIu64 " more sessions are counted here but not listed (at most %d are); the JSON "
+                  "<p>%" PRIu64 " more session%s %s counted here but not listed (at most %d are); the JSON "
                   "records have them all.</p>",
-                  r->unlisted, H_LIST_ROWS);
+                  r->unlisted, plural(r->unlisted), r->unlisted == 1 ? "is" : "are", H_LIST_ROWS);
     if (r->sessions_starved) {
         hb_printf(b,
                   "<p class=\"bad mem\">%" PRIu64 " diagram%s lack their later rows or messages: the report's "
@@ -1295,8 +1388,8 @@ static void overview(struct html_rep *r, struct hbuf *b)
     }
     rest += r->servers_dropped;
     if (rest)
-        hb_printf(b, "<tr><td colspan=\"4\">\xE2\x80\xA6 and %" PRIu64 " more sessions on other servers</td></tr>",
-                  rest);
+        hb_printf(b, "<tr><td colspan=\"4\">\xE2\x80\xA6 and %" PRIu64 " more session%s on other servers</td></tr>",
+                  rest, plural(rest));
     hb_puts(b, "</table>");
     hb_printf(b, "<h2>Failures</h2>");
     if (!r->n_failures)
@@ -1358,8 +1451,9 @@ static bool html_finish(void *ctx)
     struct hbuf b;
     hb_init(&b, 0);
     overview(r, &b);
-    hb_printf(&b, "<h2>Sessions</h2>"
-                  "<div class=\"filters\"><label>protocol <select id=\"mx-proto\"><option value=\"\">all</option>"
+    hb_puts(&b, "<h2>Sessions</h2>");
+    legend(&b);
+    hb_printf(&b, "<div class=\"filters\"><label>protocol <select id=\"mx-proto\"><option value=\"\">all</option>"
                   "</select></label><label>server <select id=\"mx-server\"><option value=\"\">all</option></select>"
                   "</label><label><input type=\"checkbox\" id=\"mx-failed\"> failed only</label>"
                   "<span id=\"mx-pager\"><button id=\"mx-prev\" type=\"button\">\xE2\x97\x80</button>"
@@ -1378,9 +1472,9 @@ static bool html_finish(void *ctx)
         if (pass == 1 && r->idx.n > shown) {
             char note[320];
             int n = snprintf(note, sizeof(note),
-                             "<h3>Sessions not drawn</h3><p class=\"meta\">This report draws %zu sessions, those "
+                             "<h3>Sessions not drawn</h3><p class=\"meta\">This report draws %zu session%s, those "
                              "with failures first (<code>--html-diagrams N</code>).</p><table class=\"rest\">",
-                             r->max_diagrams);
+                             r->max_diagrams, plural(r->max_diagrams));
             put(r, note, (size_t)n);
         }
         for (size_t i = 0; i < r->idx.n && !r->failed; i++) {

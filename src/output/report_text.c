@@ -122,6 +122,23 @@ static void put_fields(FILE *out, const struct mx_event *e)
     }
 }
 
+/* --explain: "explain_lines", what a multi-line step holds item by item
+ * (an EHLO reply's extensions, a decoded SASL prompt), one line each under
+ * the explain line. */
+static void put_explain_lines(const struct text_rep *r, FILE *out, const struct mx_event *e)
+{
+    const struct mx_ev_field *arr = mx_ev_get(e, "explain_lines");
+    if (!arr || arr->kind != MX_EV_ARR)
+        return;
+    for (const struct mx_ev_field *f = mx_ev_first(e, arr); f; f = mx_ev_next(e, f)) {
+        if (f->kind != MX_EV_STR)
+            continue;
+        fprintf(out, "%27s%s", "", r->color ? "\033[2m" : "");
+        put_escaped(out, mx_ev_field_str(e, f));
+        fprintf(out, "%s\n", r->color ? "\033[0m" : "");
+    }
+}
+
 /* One line: relative time, flow, direction arrow, then the text. */
 static void put_line(const struct text_rep *r, FILE *out, const struct mx_event *e)
 {
@@ -168,6 +185,7 @@ static void put_line(const struct text_rep *r, FILE *out, const struct mx_event 
         put_escaped(out, ex);
         fprintf(out, "%s\n", r->color ? "\033[0m" : "");
     }
+    put_explain_lines(r, out, e);
 }
 
 static void write_held(struct text_rep *r, struct order *o, size_t i)

@@ -424,6 +424,51 @@ START_TEST(early_talker_and_bye)
 }
 END_TEST
 
+/* --explain: the greeting and untagged responses explained, CAPABILITY
+ * items one by one, the RFC 9051 §3 states (logout after BYE), and a
+ * session picked up midstream in the selected state its commands need. */
+static const struct mx_harness_opts imap_explain = { .server_port = 143, .explain = true };
+static const struct mx_harness_opts imap_explain_mid = { .server_port = 143, .explain = true, .no_handshake = true };
+static const struct mx_turn fetch_midstream[] = {
+    { C, "m1 FETCH 1 (FLAGS)\r\n", 0 },
+    { S, "* 1 FETCH (FLAGS (\\Seen))\r\nm1 OK done\r\n", 0 },
+    { C, "m2 CLOSE\r\n", 0 },
+    { S, "m2 OK closed\r\n", 0 },
+};
+
+START_TEST(explain_untagged_and_states)
+{
+    char *out = run(session, N(session), &imap_explain);
+    json_object *r = mx_harness_record(out, "imap.untagged", 0); /* the greeting */
+    ck_assert_ptr_nonnull(strstr(get(r, "explain"), "the greeting"));
+    ck_assert_str_eq(get(r, "state"), "not authenticated");
+    ck_assert_ptr_nonnull(strstr(get(r, "explain_lines.2"), "STARTTLS: "));
+    json_object_put(r);
+    r = mx_harness_record(out, "imap.untagged", 2); /* * 2 EXISTS */
+    ck_assert_str_eq(get(r, "explain"), "the mailbox holds 2 messages; a new count means new mail (RFC 9051 §7.4.1)");
+    json_object_put(r);
+    r = mx_harness_record(out, "imap.untagged", 4); /* * OK [UIDVALIDITY ...] */
+    ck_assert_ptr_nonnull(strstr(get(r, "explain"), "[UIDVALIDITY 1700000000] the mailbox's UID validity"));
+    json_object_put(r);
+    expect(out, "imap.command", 2, "state", "selected"); /* FETCH */
+    r = mx_harness_record(out, "imap.untagged", 9);      /* * BYE */
+    ck_assert_ptr_nonnull(strstr(get(r, "explain"), "as LOGOUT asked"));
+    ck_assert_str_eq(get(r, "state"), "logout");
+    json_object_put(r);
+    free(out);
+    out = run(pipelined, N(pipelined), &imap_explain);
+    r = mx_harness_record(out, "imap.command", 2);
+    ck_assert_ptr_nonnull(strstr(get(r, "explain"), "Pipelined (RFC 9051 §5.5)"));
+    json_object_put(r);
+    free(out);
+    out = run(fetch_midstream, N(fetch_midstream), &imap_explain_mid);
+    expect(out, "imap.command", 0, "state", "selected");
+    expect(out, "imap.untagged", 0, "state", "selected");
+    expect(out, "imap.response", 1, "state", "authenticated"); /* CLOSE */
+    free(out);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("imap");
@@ -442,6 +487,7 @@ static Suite *suite(void)
     tcase_add_test(tc, compress_deflate);
     tcase_add_test(tc, anomalies_by_name);
     tcase_add_test(tc, early_talker_and_bye);
+    tcase_add_test(tc, explain_untagged_and_states);
     suite_add_tcase(s, tc);
     return s;
 }

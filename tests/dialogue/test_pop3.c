@@ -336,6 +336,49 @@ START_TEST(midstream_resync)
 }
 END_TEST
 
+/* --explain: the RFC 1939 §3 states, right under pipelining (a pipelined
+ * command is read after a PASS that logs in), CAPA lines one by one, and
+ * TRANSACTION for a client picked up midstream. */
+static const struct mx_harness_opts pop_explain = { .server_port = 110, .explain = true };
+static const struct mx_harness_opts pop_explain_mid = { .server_port = 110, .explain = true, .no_handshake = true };
+static const struct mx_turn retr_midstream[] = {
+    { C, "RETR 1\r\n", 0 },
+    { S, "+OK 9 octets\r\nA: b\r\n\r\nxy\r\n.\r\n", 0 },
+    { C, "QUIT\r\n", 0 },
+    { S, "+OK bye\r\n", 0 },
+};
+
+START_TEST(explain_states)
+{
+    char *out = run(session, N(session), &pop_explain);
+    expect(out, "pop3.command", 0, "state", "AUTHORIZATION"); /* CAPA */
+    expect(out, "pop3.command", 2, "state", "AUTHORIZATION"); /* PASS */
+    expect(out, "pop3.response", 3, "state", "TRANSACTION");  /* +OK Logged in. */
+    expect(out, "pop3.command", 5, "state", "TRANSACTION");   /* RETR */
+    expect(out, "pop3.command", 9, "state", "TRANSACTION");   /* QUIT */
+    expect(out, "pop3.response", 10, "state", "UPDATE");      /* RFC 1939 §6 */
+    expect(out, "pop3.response", 1, "explain_lines.5",
+           "STLS: the client may switch the connection to TLS with STLS "
+           "before it logs in (RFC 2595 §4)");
+    free(out);
+    out = run(pipelined, N(pipelined), &pop_explain);
+    expect(out, "pop3.command", 1, "state", "AUTHORIZATION"); /* PASS */
+    expect(out, "pop3.command", 2, "state", "TRANSACTION");   /* LIST, read after PASS */
+    expect(out, "pop3.command", 3, "state", "TRANSACTION");   /* RETR */
+    expect(out, "pop3.command", 4, "state", "TRANSACTION");   /* QUIT */
+    json_object *r = mx_harness_record(out, "pop3.command", 3);
+    ck_assert_ptr_nonnull(strstr(get(r, "explain"), "Pipelined (RFC 2449 §6.6)"));
+    json_object_put(r);
+    expect(out, "pop3.response", 5, "state", "UPDATE");
+    free(out);
+    out = run(retr_midstream, N(retr_midstream), &pop_explain_mid);
+    expect(out, "pop3.command", 0, "state", "TRANSACTION");
+    expect(out, "pop3.response", 0, "state", "TRANSACTION");
+    expect(out, "pop3.response", 1, "state", "UPDATE");
+    free(out);
+}
+END_TEST
+
 /* Hostile lengths: an over-long command and response line, a bare LF, unknown verbs. */
 START_TEST(anomalies_by_name)
 {
@@ -404,6 +447,7 @@ static Suite *suite(void)
     tcase_add_test(tc, retr_cut_short);
     tcase_add_test(tc, midstream_resync);
     tcase_add_test(tc, anomalies_by_name);
+    tcase_add_test(tc, explain_states);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -684,6 +684,82 @@ START_TEST(terminator_recorded)
 }
 END_TEST
 
+/* Issue 27: SMTP smuggling, a bare-LF terminator (which ends the data here)
+ * and a bare-CR look-alike (which does not), each accepted (the server
+ * answers the smuggled commands) and refused (one reply: it read data). */
+#define SMUGGLE_HEAD                                                                                                \
+    { S, "220 mx\r\n", 0 }, { C, "MAIL FROM:<a@x>\r\n", 0 }, { S, "250 ok\r\n", 0 }, { C, "RCPT TO:<b@y>\r\n", 0 }, \
+        { S, "250 ok\r\n", 0 }, { C, "DATA\r\n", 0 },                                                               \
+    {                                                                                                               \
+        S, "354 go\r\n", 0                                                                                          \
+    }
+#define SMUGGLED "MAIL FROM:<ceo@y>\r\nRCPT TO:<b@y>\r\nDATA\r\nSubject: evil\r\n\r\npay\r\n.\r\n"
+static const struct mx_turn smuggle_lf_accepted[] = {
+    SMUGGLE_HEAD,
+    { C, "Subject: a\r\n\r\nhi\n.\n" SMUGGLED, 0 },
+    { S, "250 ok 1\r\n250 ok\r\n250 ok\r\n354 go\r\n250 ok 2\r\n", 0 },
+    { C, "QUIT\r\n", 0 },
+    { S, "221 bye\r\n", 0 },
+};
+static const struct mx_turn smuggle_lf_refused[] = {
+    SMUGGLE_HEAD,
+    { C, "Subject: a\r\n\r\nhi\n.\r\n" SMUGGLED, 0 },
+    { S, "250 ok 1\r\n", 0 },
+    { C, "QUIT\r\n", 0 },
+    { S, "221 bye\r\n", 0 },
+};
+static const struct mx_turn smuggle_cr_accepted[] = {
+    SMUGGLE_HEAD,
+    { C, "Subject: a\r\n\r\nhi\r.\r\n" SMUGGLED, 0 },
+    { S, "250 ok 1\r\n250 ok\r\n250 ok\r\n354 go\r\n250 ok 2\r\n", 0 },
+};
+static const struct mx_turn smuggle_cr_refused[] = {
+    SMUGGLE_HEAD,
+    { C, "Subject: a\r\n\r\nhi\r\n.\r" SMUGGLED, 0 },
+    { S, "250 ok 1\r\n", 0 },
+    { C, "QUIT\r\n", 0 },
+    { S, "221 bye\r\n", 0 },
+};
+/* Not smuggling: a stuffed dot line, then text that reads like a command. */
+static const struct mx_turn smuggle_none[] = {
+    SMUGGLE_HEAD,
+    { C, "Subject: a\r\n\r\nhi\r\n..\r\nMAIL FROM:<x@y>\r\n.\r\n", 0 },
+    { S, "250 ok 1\r\n", 0 },
+};
+
+static void check_smuggling(const char *out, const char *seq, const char *accepted)
+{
+    ck_assert_int_eq(mx_harness_count(out, "smtp.smuggling"), 1);
+    json_object *r = mx_harness_record(out, "smtp.smuggling", 0);
+    ck_assert_str_eq(get(r, "sequence"), seq);
+    ck_assert_str_eq(get(r, "accepted"), accepted);
+    json_object_put(r);
+}
+
+START_TEST(smuggling_outcomes)
+{
+    char *out = RUN(smuggle_lf_accepted);
+    check_smuggling(out, "<LF>.<LF>", "true");
+    free(out);
+    SPLIT_OK(smuggle_lf_accepted, NULL);
+    out = RUN(smuggle_lf_refused);
+    check_smuggling(out, "<LF>.<CRLF>", "false");
+    free(out);
+    SPLIT_OK(smuggle_lf_refused, NULL);
+    out = RUN(smuggle_cr_accepted);
+    check_smuggling(out, "<CR>.<CRLF>", "true");
+    free(out);
+    SPLIT_OK(smuggle_cr_accepted, NULL);
+    out = RUN(smuggle_cr_refused);
+    check_smuggling(out, "<CRLF>.<CR>", "false");
+    free(out);
+    SPLIT_OK(smuggle_cr_refused, NULL);
+    out = RUN(smuggle_none);
+    ck_assert_int_eq(mx_harness_count(out, "smtp.smuggling"), 0);
+    free(out);
+}
+END_TEST
+
 /* Issue 26: RFC 5321 §3.8, a 421 at any time: unsolicited while idle, or
  * while commands wait (they get no reply). */
 static const struct mx_turn closes_421[] = {
@@ -753,6 +829,38 @@ START_TEST(explain_and_state)
 }
 END_TEST
 
+/* --explain under pipelining (RFC 2920 §3): each pipelined command shows the
+ * state the server reads it in, after the commands before it; the EHLO
+ * reply's extensions one per line; LOGIN's prompts decoded, never the
+ * client's answers. */
+START_TEST(explain_pipelining_caps_prompts)
+{
+    struct mx_harness_opts o = { .explain = true };
+    char *out = run(pipelined, N(pipelined), &o);
+    static const char *const states[] = { "greeted", "greeted", "mail", "rcpt", "rcpt", "done" };
+    for (int i = 0; i < 6; i++)
+        expect(out, "smtp.command", i, "state", states[i]);
+    json_object *r = mx_harness_record(out, "smtp.command", 4); /* DATA */
+    ck_assert_ptr_nonnull(strstr(get(r, "explain"), "Pipelined (RFC 2920)"));
+    ck_assert_ptr_nonnull(strstr(get(r, "explain"), "waiting for the replies to the 3 commands before it"));
+    json_object_put(r);
+    expect(out, "smtp.reply", 1, "explain_lines.0",
+           "PIPELINING: the client may send several commands in one write without waiting for each reply; the "
+           "replies come back in order (RFC 2920)");
+    free(out);
+    out = run(auth_login_failed, N(auth_login_failed), &o);
+    r = mx_harness_record(out, "smtp.reply", 2);
+    ck_assert_ptr_nonnull(strstr(get(r, "explain_lines.0"), "base64-decoded: \"Username:\""));
+    json_object_put(r);
+    r = mx_harness_record(out, "smtp.reply", 3);
+    ck_assert_ptr_nonnull(strstr(get(r, "explain_lines.0"), "base64-decoded: \"Password:\""));
+    json_object_put(r);
+    ck_assert_ptr_null(strstr(out, "\"secret\"")); /* the password, never decoded */
+    ck_assert_ptr_null(strstr(out, "c2VjcmV0"));
+    free(out);
+}
+END_TEST
+
 static Suite *smtp_suite(void)
 {
     Suite *s = suite_create("smtp");
@@ -778,9 +886,11 @@ static Suite *smtp_suite(void)
     tcase_add_test(t, reply_cut_at_end);
     tcase_add_test(t, diagnosis_of_failures);
     tcase_add_test(t, explain_and_state);
+    tcase_add_test(t, explain_pipelining_caps_prompts);
     tcase_add_test(t, early_talker_read_in_turn);
     tcase_add_test(t, terminator_recorded);
     tcase_add_test(t, reply_421_closes);
+    tcase_add_test(t, smuggling_outcomes);
     suite_add_tcase(s, t);
     return s;
 }

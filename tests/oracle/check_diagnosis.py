@@ -25,6 +25,10 @@ finds SMTP, runs `mxray -q --json --explain - CAPTURE` and checks:
      check, so a new capture, or a new failure in an old one, forces a
      decision on what its cause must say; an entry that matches no failure
      fails too (the failure went away: find out why, then remove it).
+  3. every "explain" of every record (any protocol) holds no '<' (an RFC
+     placeholder such as "<domain>" left unfilled) and no "undefined" (the
+     IANA registry's bare "Other undefined Status" boilerplate), and every
+     "cause" comes with its "cause_kind".
 Recipients whose outcome is no_reply (the capture holds no reply, e.g. after
 lost bytes) are no refusal: they are listed as notes, not checked.
 
@@ -97,6 +101,18 @@ CAUSES = {
                                                "SIZE="],
     # busy@lab.test alone: 450 4.2.1, the transaction deferred
     ("smtp/tempfail-450", 450, "4.2.1"): ["temporary", "retries later"],
+    # reply-words (issue 27): Gmail's words "receiving mail too quickly" under a
+    # 450 4.2.1 ("mailbox disabled"): a rate limit, and both said
+    ("smtp/reply-words", 450, "4.2.1"): ["The code (4.2.1) says", "mailbox is disabled",
+                                         "the server's words", "too quickly", "rate limit"],
+    # postgrey's "Greylisted, see http://postgrey.schweikert.ch/help/..." under 450 4.2.0
+    ("smtp/reply-words", 450, "4.2.0"): ["Greylisting", "retries"],
+    # 521 5.2.1 "MUST COMPLETE IMAGE PUZZLE BEFORE SENDING": a policy, not a disabled mailbox
+    ("smtp/reply-words", 521, "5.2.1"): ["The code (5.2.1) says", "mailbox is disabled",
+                                         "\"puzzle\"", "policy"],
+    # postfix closes the connection after the 521: alice (accepted) and the
+    # transaction are left unfinished
+    ("smtp/reply-words", None, None): ["closed (FIN)", "before the transaction completed"],
     # the demo's nobody@lab.test: 550 5.1.1
     ("demo", 550, "5.1.1"): ["does not exist"],
     # postfix relaying someone@remote.example to the second postfix on 2525:
@@ -104,10 +120,12 @@ CAUSES = {
     ("bounce/imap", 554, "5.7.1"): ["Relaying denied"],
     ("bounce/pop3", 554, "5.7.1"): ["Relaying denied"],
     # ... then postfix's pipelined DATA: 554 5.5.1 Error: no valid recipients.
-    # The message was refused; the real cause is the refused RCPT above
-    # (today's cause reads it as a policy refusal of the message)
-    ("bounce/imap", 554, "5.5.1"): ["Refused"],
-    ("bounce/pop3", 554, "5.5.1"): ["Refused"],
+    # The real cause is the refused RCPT above: no recipient was accepted
+    # (RFC 5321 §4.1.1.4). Today's cause reads 5.5.1 as a command the server
+    # does not accept, which is wrong; the keyword only pins what it says
+    # until the transaction's failure names the refused recipient
+    ("bounce/imap", 554, "5.5.1"): ["command"],
+    ("bounce/pop3", 554, "5.5.1"): ["command"],
 }
 
 
@@ -127,6 +145,21 @@ def causes_in(obj, path):
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
             yield from causes_in(v, "%s[%d]" % (path, i))
+
+
+def explain_problems(recs):
+    """Explains with a placeholder or registry boilerplate left, and causes
+    without their kind, in any record."""
+    out = []
+    for r in recs:
+        ex = r.get("explain")
+        where = "%s flow %s frames %s" % (r.get("type"), r.get("flow"), r.get("frames"))
+        if isinstance(ex, str) and ("<" in ex or "undefined" in ex.lower()):
+            out.append("%s: explain %r leaves a placeholder or registry boilerplate" % (where, ex))
+        for path, obj in causes_in(r, r.get("type", "")):
+            if not obj.get("cause_kind"):
+                out.append("%s: %s has a cause without cause_kind" % (where, path))
+    return out
 
 
 def check_capture(cap, recs, used, notes):
@@ -218,10 +251,17 @@ def main():
             print("FAIL %s\n     %s" % (cap, e))
             failed += 1
             continue
+        bad_explain = explain_problems(recs)
         if not any(str(r.get("type", "")).startswith("smtp.") for r in recs):
+            if bad_explain:
+                failed += 1
+                print("FAIL %s" % cap)
+                for p in bad_explain:
+                    print("     " + p)
             continue
         smtp_caps.add(cap)
         problems, nm, nrep, nfail = check_capture(cap, recs, used, notes)
+        problems += bad_explain
         for c in nm:
             nomeaning.setdefault(c, []).append(cap)
         if problems:

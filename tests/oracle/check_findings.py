@@ -99,6 +99,17 @@ ROWS = [
      {"MX-PROXY-CLEARTEXT-CREDENTIALS"}, set(), None),
     ("tunnel/socks-noauth",                # no proxy credentials at all
      set(), {"MX-PROXY-CLEARTEXT-CREDENTIALS"}, None),
+    # signs of attack (issue 27; their frames: tests/oracle/check_attacks.py)
+    ("attacks/overlong-commands",          # VRFY 1107 bytes, EXPN 607, IMAP FETCH 1420, USER 707
+     {"MX-OVERLONG-COMMAND"}, set(), None),
+    ("attacks/executable-attachments",     # setup.exe, invoice.pdf.exe, update.js, PDF as photo.jpg
+     {"MX-EXECUTABLE-ATTACHMENT", "MX-ATTACHMENT-TYPE-MISMATCH"}, set(), None),
+    ("attacks/clean-attachments",          # report.pdf, logo.png: what they say
+     set(), {"MX-EXECUTABLE-ATTACHMENT", "MX-ATTACHMENT-TYPE-MISMATCH", "MX-OVERLONG-COMMAND"}, None),
+    ("attacks/smtp-smuggling-accepted",    # postfix smtpd_forbid_bare_newline = no: 3 accepted, bare CR refused
+     {"MX-SMTP-SMUGGLING", "MX-SMTP-SMUGGLING-ATTEMPT"}, set(), None),
+    ("attacks/smtp-smuggling-refused",     # normalize: every sequence read as data
+     {"MX-SMTP-SMUGGLING-ATTEMPT"}, {"MX-SMTP-SMUGGLING"}, None),
 ]
 # Strict servers, TLS required and used: no finding at all.
 CLEAN = ["smtp/clean-submission", "pop3/clean", "imap/clean"]

@@ -30,6 +30,9 @@ USERS = {
 # Recipient access table: a temporary failure and an explicit reject.
 RECIPIENT_ACCESS = """\
 busy@lab.test 450 4.2.1 Mailbox busy, try again later
+toofast@lab.test 450 4.2.1 The user you are trying to contact is receiving mail too quickly. Please resend your message at a later time.
+greylist@lab.test 450 4.2.0 Greylisted, see http://postgrey.schweikert.ch/help/lab.test.html
+puzzle@lab.test 521 5.2.1 MUST COMPLETE IMAGE PUZZLE BEFORE SENDING
 """
 SENDER_ACCESS = """\
 spammer@blocked.example REJECT Sender address blocked by lab policy
@@ -125,6 +128,22 @@ tlsproxy   unix  -  -  n  -  0  tlsproxy
 127.0.0.33:25 inet  n  -  n  -  -  smtpd
   -o smtpd_timeout=2s
   -o smtpd_hard_error_limit=1
+""", ""),
+    # SMTP smuggling (issue 27, scen_attacks.py).  Postfix 3.7.11 (Debian 12)
+    # has the fix backported, off by default: smtpd_forbid_bare_newline = no
+    # reads a line ended by a bare LF as a line, so <LF>.<LF> ends the data
+    # (CVE-2023-51764), and pipelined commands after it are not refused.
+    "smuggling-open": ("127.0.0.61", 25, """\
+127.0.0.61:25 inet  n  -  n  -  -  smtpd
+  -o smtpd_forbid_bare_newline=no
+  -o smtpd_forbid_unauth_pipelining=no
+""", ""),
+    # ...and fixed: only <CRLF>.<CRLF> ends the data (normalize), for every
+    # client (the default exclusions are $mynetworks, the lab's clients).
+    "smuggling-fixed": ("127.0.0.62", 25, """\
+127.0.0.62:25 inet  n  -  n  -  -  smtpd
+  -o smtpd_forbid_bare_newline=normalize
+  -o smtpd_forbid_bare_newline_exclusions=
 """, ""),
 }
 

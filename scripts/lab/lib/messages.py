@@ -295,3 +295,52 @@ def attachments_of(msg):
         out.append({"filename": fn, "content_type": part.get_content_type(),
                     "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
     return out
+
+
+# ------------------------------------------------ attachments (issue 27)
+def tiny_pe():
+    """A minimal Windows PE file: MZ header, e_lfanew at 0x3c, "PE\\0\\0",
+    a COFF header for i386 and an empty optional header (nothing runs)."""
+    import struct
+    mz = b"MZ" + b"\0" * 58 + struct.pack("<I", 0x40)
+    coff = b"PE\0\0" + struct.pack("<HHIIIHH", 0x14C, 1, 0, 0, 0, 0xE0, 0x0102)
+    opt = struct.pack("<H", 0x10B) + b"\0" * (0xE0 - 2)
+    return mz + coff + opt + b"\0" * 64
+
+
+def tiny_pdf():
+    """A small valid-looking PDF (one empty page)."""
+    return (b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+            b"2 0 obj\n<< /Type /Pages /Kids [3 0 R] /Count 1 >>\nendobj\n"
+            b"3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>\nendobj\n"
+            b"trailer\n<< /Root 1 0 R >>\n%%EOF\n")
+
+
+def tiny_png():
+    """A 1x1 grey PNG."""
+    import struct
+    import zlib
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(b"\0\x80")) + chunk(b"IEND", b""))
+
+
+def with_attachments(subject, msgid, files, frm="Billing <billing@example.org>"):
+    """multipart/mixed: a text part, then each (filename, content type,
+    bytes) of files as a base64 attachment."""
+    b = "=_mxlab_att_%s" % msgid.split("@")[0].replace(".", "_")
+    text = (headers(frm, "Alice <alice@lab.test>", subject, msgid) +
+            "MIME-Version: 1.0\n"
+            'Content-Type: multipart/mixed; boundary="%s"\n\n'
+            "--%s\nContent-Type: text/plain; charset=us-ascii\n\nPlease see the attached file.\n"
+            % (b, b))
+    for name, ctype, data in files:
+        text += ("--%s\n"
+                 'Content-Type: %s; name="%s"\n'
+                 "Content-Transfer-Encoding: base64\n"
+                 'Content-Disposition: attachment; filename="%s"\n\n'
+                 % (b, ctype, name, name) + b64lines(data))
+    text += "--%s--\n" % b
+    return crlf(text)

@@ -194,6 +194,21 @@ def tempfail(ctx):
     s.close()
 
 
+@scenario("smtp/reply-words", "refusals whose words say more than their codes (issue 27): Gmail's "
+          "450 4.2.1 \"receiving mail too quickly\" (a rate limit), postgrey's 450 4.2.0 \"Greylisted\", "
+          "and 521 5.2.1 \"MUST COMPLETE IMAGE PUZZLE\" (a policy, not a disabled mailbox), after which "
+          "postfix closes the connection")
+def reply_words(ctx):
+    s = ctx.smtp(25, note="texts from check_recipient_access (labenv.RECIPIENT_ACCESS)")
+    _hello(s)
+    s.smtp("MAIL FROM:<carol@lab.test>")
+    s.smtp("RCPT TO:<toofast@lab.test>")
+    s.smtp("RCPT TO:<greylist@lab.test>")
+    s.smtp("RCPT TO:<alice@lab.test>")
+    s.smtp("RCPT TO:<puzzle@lab.test>")
+    s.close()
+
+
 @scenario("smtp/rejected-sender", "MAIL FROM a blocked sender: 554 5.7.1 Sender "
           "address rejected")
 def rejected_sender(ctx):
