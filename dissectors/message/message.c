@@ -16,6 +16,7 @@
 #include "event/text.h"
 #include "dissectors/message/magic.h"
 #include "dissectors/message/mime.h"
+#include "dissectors/message/dsn.h"
 
 /* Caps (STYLE.md rule 4): whatever the input, what a message keeps is bounded. */
 #define MSG_LINE_MAX 998    /* RFC 5322 §2.1.1: longest line, CRLF excluded */
@@ -77,7 +78,11 @@
     X(UNKNOWN_ENCODING, "a Content-Transfer-Encoding that is not 7bit, 8bit, binary, base64 or quoted-printable") \
     X(BAD_UUENCODE, "a uuencoded block that is malformed or has no end line")                                     \
     X(EXTRACT_FILE_CAP, "a file written by --extract reached --extract-max bytes; the rest was not written")      \
-    X(EXTRACT_TOTAL_CAP, "--extract reached --extract-total bytes in all; the rest of the run is not written")
+    X(EXTRACT_TOTAL_CAP, "--extract reached --extract-total bytes in all; the rest of the run is not written")    \
+    X(DSN_NOT_A_FIELD, "a delivery-status line that is neither a field nor a continuation (RFC 3464 §2.1)")       \
+    X(DSN_TOO_MANY_RECIPIENTS, "more delivery-status recipients than the cap; the rest are counted")              \
+    X(DSN_MISSING_FIELD, "a delivery-status field that RFC 3464 §2.2 or §2.3 requires is missing")                \
+    X(DSN_BAD_VALUE, "a delivery-status Action or Status that is none (RFC 3464 §2.3.3, §2.3.4)")
 
 enum { MESSAGE_ANOMALIES(MX_ANOMALY_ENUM) A__COUNT };
 
@@ -259,7 +264,9 @@ struct ent {
     bool default_rfc822;
     bool text; /* a text type: scanned for uuencode */
     bool attachment;
-    int32_t rec; /* index into m->parts, or -1 when not described */
+    int32_t rec;   /* index into m->parts, or -1 when not described */
+    uint8_t dsn;   /* its body goes to m->dsn: 1 the delivery-status fields, 2 a returned header block */
+    bool returned; /* a message/rfc822 part: the message a delivery-status report returns (RFC 6522 §3) */
     uint32_t fields;
     uint64_t body_pos; /* message offset where its body starts */
     bool closed;       /* its end was seen (a container's size is set) */
@@ -345,6 +352,8 @@ struct mx_message {
     size_t extracted_bytes;  /* the parts' `extracted` names, for mx_message_bytes */
     size_t inner_total;      /* bytes of m->text holding embedded messages' fields */
     uint32_t inner_not_kept; /* embedded messages whose fields went past MSG_INNER_TOTAL */
+    struct mx_dsn *dsn;      /* a delivery-status report (RFC 3464), once one is met; else NULL */
+    int dsn_depth;           /* the stack depth of its delivery-status part: the returned message is a sibling */
     uint64_t anomalies[A__COUNT];
     bool cut;                                                   /* mx_message_cut: the message ended before its end */
     uint8_t mailbox[MSG_MAILBOX_CAP], section[MSG_SECTION_CAP]; /* env's copies */
@@ -892,6 +901,15 @@ static void text_put(struct mx_message *m, const void *p, size_t n)
     mx_buf_append(&m->text, p, n); /* text_room made room */
 }
 
+/* The anomalies the delivery-status reader met (MX_DSN_* bits), at the line under way. */
+static void dsn_anomalies(struct mx_message *m, unsigned bits)
+{
+    static const int names[] = { A_DSN_NOT_A_FIELD, A_DSN_TOO_MANY_RECIPIENTS, A_DSN_MISSING_FIELD, A_DSN_BAD_VALUE };
+    for (size_t i = 0; i < MX_ARRAY_LEN(names); i++)
+        if (bits & (1u << i))
+            anomaly(m, names[i], m->cur_off, 0);
+}
+
 /* Decoded bytes of the current leaf: hashed, counted, extracted, scanned. */
 static void hash_flush(struct mx_message *m)
 {
@@ -955,6 +973,8 @@ static void leaf_out(struct mx_message *m, const uint8_t *p, size_t n)
         xfile_write(m, &m->leaf_file, p, n, m->cur_off, false);
     if (e->text)
         uu_scan(m, p, n);
+    if (e->dsn)
+        dsn_anomalies(m, mx_dsn_feed(m->dsn, p, n));
 }
 
 /* Encoded bytes of the current leaf (a line or a piece of one, without its
@@ -1049,6 +1069,8 @@ static void leaf_end(struct mx_message *m, struct ent *e, bool flush)
     }
     if (e->enc == E_BASE64)
         mx_mime_b64_end(&m->b64);
+    if (e->dsn)
+        dsn_anomalies(m, mx_dsn_end(m->dsn));
     if (e->text && m->uu_len) {
         uu_line_done(m);
         m->uu_len = 0;
@@ -1333,6 +1355,13 @@ static void inner_field(struct mx_message *m, struct mx_slice name, struct mx_sl
             keep_decoded(m, &in->single[k], v, off);
         else
             keep(&in->single[k], v);
+        const struct ent *parent = &m->stack[m->depth - 1];
+        if (k == I_MESSAGE_ID && parent->returned && m->dsn) {
+            char ct[sizeof(parent->ctype) + 1];
+            memcpy(ct, parent->ctype, parent->ctype_len);
+            ct[parent->ctype_len] = '\0';
+            mx_dsn_returned_id(m->dsn, v, ct);
+        }
         return;
     }
     for (int k = 0; k < IL__N; k++) {
@@ -1667,6 +1696,40 @@ static void ent_close(struct mx_message *m, struct ent *e, uint64_t end)
         r->size = end > e->body_pos ? end - e->body_pos : 0;
 }
 
+/* Whether entity `e`, whose header block just ended, is a part of a
+ * delivery-status report (RFC 6522 §3): the message/delivery-status part
+ * (RFC 3464 §2; RFC 6533 §6 the global one), or, after it and beside it, the
+ * returned message or its header block. Only a report that is not inside
+ * an embedded message is read (a forwarded bounce is not this message's),
+ * and only its first delivery-status part. */
+static void dsn_part(struct mx_message *m, struct ent *e, struct mx_slice t, bool rfc822)
+{
+    for (int k = 0; k < m->depth; k++)
+        if (m->stack[k].kind == K_MESSAGE)
+            return;
+    bool global = mx_mime_eq(t, "message/global-delivery-status");
+    if (global || mx_mime_eq(t, "message/delivery-status")) {
+        if (!m->dsn)
+            m->dsn = mx_dsn_new();
+        if (!m->dsn) {
+            failed(m);
+            return;
+        }
+        mx_dsn_begin(m->dsn, false, global, e->path);
+        e->dsn = 1;
+        m->dsn_depth = m->depth;
+        return;
+    }
+    if (!m->dsn || m->depth != m->dsn_depth || mx_dsn_has_returned(m->dsn))
+        return;
+    global = mx_mime_eq(t, "message/global-headers");
+    if (global || mx_mime_eq(t, "text/rfc822-headers")) {
+        mx_dsn_begin(m->dsn, true, global, e->path);
+        e->dsn = 2;
+    } else if (rfc822 && e->enc == E_IDENTITY)
+        e->returned = true;
+}
+
 /* The header block of the innermost entity ended; its body starts at
  * message offset `body_pos`. What is its body? */
 static void headers_end(struct mx_message *m, uint64_t body_pos)
@@ -1706,6 +1769,7 @@ static void headers_end(struct mx_message *m, uint64_t body_pos)
         anomaly(m, A_MISSING_BOUNDARY, m->cur_off, 0);
         multi = false;
     }
+    dsn_part(m, e, t, rfc822);
     if ((multi || (rfc822 && e->enc == E_IDENTITY)) && m->depth >= MSG_MAX_DEPTH) {
         anomaly(m, A_DEPTH_EXCEEDED, m->cur_off, 0);
         multi = rfc822 = false;
@@ -1806,16 +1870,9 @@ static void on_boundary(struct mx_message *m, int k, int kind)
  * §2.2: printable characters but ':'; §4.5.4 whitespace before the colon). */
 static bool field_name_ok(struct mx_slice s)
 {
-    size_t i = 0;
     if (s.len > MSG_LINE_BUF - 1)
         s.len = MSG_LINE_BUF - 1; /* what the first piece of a long line holds, however it arrived */
-    while (i < s.len && s.ptr[i] > ' ' && s.ptr[i] < 127 && s.ptr[i] != ':')
-        i++;
-    if (i == 0)
-        return false;
-    while (i < s.len && is_wsp(s.ptr[i]))
-        i++;
-    return i < s.len && s.ptr[i] == ':';
+    return mx_mime_field_start(s);
 }
 
 /* A line, or a piece of a long one: `first` when it starts the line, `eol`
@@ -2088,6 +2145,8 @@ void mx_message_gap(struct mx_message *m, uint64_t len)
     m->skip_line = true;
     m->pend_len = 0;
     m->prev_eol = 0;
+    if (m->dsn)
+        mx_dsn_gap(m->dsn);
     for (int k = 0; k <= m->depth; k++) {
         struct part_rec *r = rec_of(m, &m->stack[k]);
         if (r)
@@ -2351,6 +2410,7 @@ static void emit_record(struct mx_message *m)
         n_att += is_attachment(m, part_at(m, i));
     }
     mx_ev_uint(ev, "attachments", n_att);
+    mx_dsn_emit(m->dsn, ev);
     bool any = false;
     for (int a = 0; a < A__COUNT; a++) {
         if (!m->anomalies[a])
@@ -2395,14 +2455,20 @@ static void emit_record(struct mx_message *m)
         snprintf(att + al, sizeof(att) - al, "%s)", n_att > shown ? ", ..." : "");
     const struct headers *h = m->h;
     const struct kept *to = h->list[L_TO].n ? &h->list[L_TO].a[0] : NULL;
-    mx_ev_text(ev, "message: \"%.*s\" from %.*s%s%.*s%s, %u part%s, %u attachment%s%s%s",
+    char dsn[128] = "";
+    uint32_t d_failed, d_delayed, d_total;
+    mx_dsn_counts(m->dsn, &d_failed, &d_delayed, &d_total);
+    if (d_total)
+        snprintf(dsn, sizeof(dsn), ", delivery status of %u recipient%s (%u failed, %u delayed)", d_total,
+                 d_total == 1 ? "" : "s", d_failed, d_delayed);
+    mx_ev_text(ev, "message: \"%.*s\" from %.*s%s%.*s%s, %u part%s, %u attachment%s%s%s%s",
                (int)(h->single[H_SUBJECT].len > 120 ? 120 : h->single[H_SUBJECT].len),
                (const char *)h->single[H_SUBJECT].b,
                h->seen[H_FROM] ? (int)(h->single[H_FROM].len > 120 ? 120 : h->single[H_FROM].len) : 1,
                h->seen[H_FROM] ? (const char *)h->single[H_FROM].b : "?", to ? " to " : "",
                to ? (int)(to->len > 120 ? 120 : to->len) : 0, to ? (const char *)to->b : "",
                h->list[L_TO].n + h->list[L_TO].dropped > 1 ? " and others" : "", n_leaf, n_leaf == 1 ? "" : "s", n_att,
-               n_att == 1 ? "" : "s", att, m->cut ? ", cut short" : "");
+               n_att == 1 ? "" : "s", att, dsn, m->cut ? ", cut short" : "");
     mx_event_emit(mx_ctx_sink(ctx), ev);
 }
 
@@ -2476,7 +2542,7 @@ size_t mx_message_bytes(const struct mx_message *m)
         return 0;
     size_t n =
         sizeof(*m) + 6 * MSG_MD_CTX_BYTES + mx_buf_bytes(&m->text) + mx_buf_bytes(&m->parts) + mx_buf_bytes(&m->pend);
-    return n + (m->h ? sizeof(*m->h) : 0) + m->extracted_bytes;
+    return n + (m->h ? sizeof(*m->h) : 0) + m->extracted_bytes + mx_dsn_bytes(m->dsn);
 }
 
 void mx_message_free(struct mx_message *m)
@@ -2494,6 +2560,7 @@ void mx_message_free(struct mx_message *m)
     EVP_MD_CTX_free(m->h_uu);
     EVP_MD_CTX_free(m->body_sha);
     free(m->h);
+    mx_dsn_free(m->dsn);
     for (uint32_t i = 0; i < m->parts.n; i++)
         free(part_at(m, i)->extracted);
     mx_buf_free(&m->parts);

@@ -677,3 +677,16 @@ bool mx_mime_param(struct mx_slice f, const char *name, struct mx_mime_out *o, u
     }
     return false;
 }
+
+/* mime.h: RFC 5322 §2.2 field name, then optional whitespace (§4.5.4), then ':'. */
+bool mx_mime_field_start(struct mx_slice s)
+{
+    size_t i = 0;
+    while (i < s.len && s.ptr[i] > ' ' && s.ptr[i] < 127 && s.ptr[i] != ':')
+        i++;
+    if (i == 0)
+        return false;
+    while (i < s.len && (s.ptr[i] == ' ' || s.ptr[i] == '\t'))
+        i++;
+    return i < s.len && s.ptr[i] == ':';
+}

@@ -92,6 +92,10 @@ bool mx_mime_param(struct mx_slice field, const char *name, struct mx_mime_out *
  * into `o`; comments and whitespace skipped. */
 void mx_mime_token(struct mx_slice field, struct mx_mime_out *o);
 
+/* Whether a header line starts with a field name and a colon (RFC 5322
+ * §2.2: printable characters but ':'; §4.5.4 whitespace before the colon). */
+bool mx_mime_field_start(struct mx_slice line);
+
 /* Case-insensitive equality of a slice and a C literal. */
 bool mx_mime_eq(struct mx_slice s, const char *lit);
 

@@ -24,6 +24,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 STD_PORTS = {25: "smtp", 587: "smtp", 110: "pop", 143: "imap"}
 LMTP_PORT = 24          # RFC 2033 §4; tshark knows no LMTP: decoded as SMTP
+BOUNCE_RELAY_PORT = 2525  # scen_bounce.py: the next hop that refuses to relay (554)
+BOUNCE_REFUSED_PORT = 2599  # scen_bounce.py: the next hop that refuses connections
 
 
 def text_of(e):
@@ -130,7 +132,8 @@ def check(truthf):
                                             "imap": "imap", "lmtp": "smtp"}[s["proto"]])
                         for s in t["sessions"]
                         if s["tls"] != "implicit" and s["server_port"] not in STD_PORTS} |
-                       ({(LMTP_PORT, "smtp")} if t.get("lmtp") else set()))
+                       ({(LMTP_PORT, "smtp")} if t.get("lmtp") or t.get("bounce") else set()) |
+                       ({(BOUNCE_RELAY_PORT, "smtp")} if t.get("bounce") else set()))
     # A decrypted export (pcaps/keylog/*-cleartext, scripts/lab/decrypted-export.py)
     # has no TLS after STARTTLS/STLS, but tshark's POP dissector hands the
     # server's side to TLS after the +OK to STLS whatever follows; with TLS
@@ -139,7 +142,7 @@ def check(truthf):
              if any("decrypted_export" in s for s in t["sessions"]) else [])
     got = tshark_tokens(cap, decode_as, extra)
     ends = (stream_ends(cap) if any("proxy" in s for s in t["sessions"]) or t.get("lmtp") or t.get("journeys")
-            else {})
+            or t.get("bounce") else {})
     mine, backend = set(), set()
     # a journey's capture interleaves postfix's own streams (25, LMTP) with
     # the sessions of the truth: those are the others, in order
@@ -154,6 +157,12 @@ def check(truthf):
             p = s["proxy"]
             st = next((k for k, v in ends.items() if v == (p["client_port"], p["frontend_port"])), -1)
             backend |= {k for k, v in ends.items() if v[1] == p["backend_port"]}
+        if t.get("bounce"):
+            # postfix's own streams come between the client's: the client's
+            # n-th session to a port is the n-th stream to it
+            nth = sum(1 for x in t["sessions"][:s["index"]] if x["server_port"] == s["server_port"])
+            to_port = sorted(k for k, v in ends.items() if v[1] == s["server_port"])
+            st = to_port[nth] if nth < len(to_port) else -1
         mine.add(st)
         exp = expected(s)
         have = got.get(st, [])
@@ -175,6 +184,12 @@ def check(truthf):
         # on 25, the second's LMTP): tests/oracle/truth_journey.py checks them
         # against the maillogs
         mine |= {k for k, v in ends.items() if v[1] in (25, LMTP_PORT) and k not in mine}
+    if t.get("bounce"):
+        # postfix's own sessions (scen_bounce.py): its LMTP deliveries, the
+        # bounces' among them, the relay the next hop refuses, the
+        # connection refused; tests/oracle/truth_bounce.py checks what
+        # they carried
+        mine |= {k for k, v in ends.items() if v[1] in (LMTP_PORT, BOUNCE_RELAY_PORT, BOUNCE_REFUSED_PORT)}
     unknown = set(got) - mine - backend
     if unknown:
         problems.append("streams not in truth: %s" % sorted(unknown))

@@ -115,6 +115,17 @@ CAUSES = {
     ("smtp/reply-words", None, None): ["closed (FIN)", "before the transaction completed"],
     # the demo's nobody@lab.test: 550 5.1.1
     ("demo", 550, "5.1.1"): ["does not exist"],
+    # postfix relaying someone@remote.example to the second postfix on 2525:
+    # 554 5.7.1 Relay access denied at RCPT (scen_bounce.py) ...
+    ("bounce/imap", 554, "5.7.1"): ["Relaying denied"],
+    ("bounce/pop3", 554, "5.7.1"): ["Relaying denied"],
+    # ... then postfix's pipelined DATA: 554 5.5.1 Error: no valid recipients.
+    # The real cause is the refused RCPT above: no recipient was accepted
+    # (RFC 5321 §4.1.1.4). Today's cause reads 5.5.1 as a command the server
+    # does not accept, which is wrong; the keyword only pins what it says
+    # until the transaction's failure names the refused recipient
+    ("bounce/imap", 554, "5.5.1"): ["command"],
+    ("bounce/pop3", 554, "5.5.1"): ["command"],
 }
 
 

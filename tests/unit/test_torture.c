@@ -92,6 +92,21 @@ static const struct mx_turn imap[] = {
     { S, "* BYE\r\na4 OK bye\r\n", 0 },
 };
 
+/* A bounce (RFC 3464) fetched by POP3: the delivery-status reader's allocation. */
+static const struct mx_turn bounce[] = {
+    { S, "+OK ready\r\n", 0 },
+    { C, "USER carol\r\nPASS secret\r\nRETR 1\r\n", 0 },
+    { S,
+      "+OK\r\n+OK\r\n+OK\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
+      "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n"
+      "X-Postfix-Queue-ID: 1234\r\n\r\nFinal-Recipient: rfc822; x@example.org\r\nAction: failed\r\n"
+      "Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 no such user\r\n\r\n--b\r\n"
+      "Content-Type: message/rfc822\r\n\r\nMessage-ID: <o.1@example.org>\r\n\r\nhi\r\n--b--\r\n.\r\n",
+      0 },
+    { C, "QUIT\r\n", 0 },
+    { S, "+OK bye\r\n", 0 },
+};
+
 /* Runs the dialogue failing each allocation in turn (the first `limit`). */
 static void torture(const struct mx_turn *t, size_t n, uint16_t port)
 {
@@ -135,6 +150,17 @@ START_TEST(pop3_each_allocation)
 }
 END_TEST
 
+START_TEST(bounce_each_allocation)
+{
+    struct mx_harness_opts o = { .server_port = 110 };
+    char *out = mx_harness_run(bounce, sizeof(bounce) / sizeof(bounce[0]), &o, SIZE_MAX, false);
+    ck_assert_ptr_nonnull(strstr(out, "\"delivery_status\""));
+    ck_assert_ptr_nonnull(strstr(out, "\"original_message_id\":\"<o.1@example.org>\""));
+    free(out);
+    torture(bounce, sizeof(bounce) / sizeof(bounce[0]), 110);
+}
+END_TEST
+
 START_TEST(imap_each_allocation)
 {
     torture(imap, sizeof(imap) / sizeof(imap[0]), 143);
@@ -148,6 +174,7 @@ static Suite *suite(void)
     tcase_set_timeout(t, 300);
     tcase_add_test(t, smtp_each_allocation);
     tcase_add_test(t, pop3_each_allocation);
+    tcase_add_test(t, bounce_each_allocation);
     tcase_add_test(t, imap_each_allocation);
     suite_add_tcase(s, t);
     return s;

@@ -46,7 +46,7 @@ NORMALISERS = [
 def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=False,
              expect_malformed=None, services=(), strict=False, dovecot_tls=True,
              capture_filter="tcp", veth=False, bulk=None, size_limit=None, proxy=False,
-             lmtp=False, tls_variant=None, relay2=False):
+             lmtp=False, tls_variant=None, relay2=False, postfix_extra=None):
     """Register a scenario.  name is "proto/slug"; the capture goes to
     pcaps/proto/slug.pcap unless path (relative to pcaps/) is given.
     Server variants (see labenv.Lab and docs/lab.md): notls starts the
@@ -61,7 +61,9 @@ def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=Fal
     of postfix and dovecot (labenv.PROXY_FRONTENDS).  lmtp starts dovecot's
     LMTP on port 24 (with a quota) and has postfix deliver there (labenv.LMTP_*).  tls_variant: the
     servers' TLS settings of the keylog/ scenarios (labenv.Lab).  relay2: a
-    second postfix that the first relays to (labenv.RELAY2_*, the journey)."""
+    second postfix that the first relays to (labenv.RELAY2_*, the journey).
+    postfix_extra: main.cf lines and virtual mailboxes of the main postfix
+    (the bounce/ scenarios, labenv.Lab)."""
     def reg(fn):
         SCENARIOS[name] = (fn, summary, {"ext": capture_ext, "path": path, "notls": notls, "seed": seed,
                                  "expect_malformed": expect_malformed,
@@ -70,7 +72,8 @@ def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=Fal
                                  "capture_filter": capture_filter,
                                  "veth": veth, "bulk": bulk, "size_limit": size_limit,
                                  "proxy": proxy, "lmtp": lmtp,
-                                 "tls_variant": tls_variant, "relay2": relay2})
+                                 "tls_variant": tls_variant, "relay2": relay2,
+                                 "postfix_extra": postfix_extra})
         ORDER.append(name)
         return fn
     return reg
@@ -90,6 +93,7 @@ class Ctx:
         self.seeded = {}
         self.lmtp = []      # LMTP transactions and per-recipient outcomes (scen_lmtp.py)
         self.journeys = []  # each message's hops, from the maillogs (scen_journey.py)
+        self.bounce = None  # what postfix's log says of a bounce (scen_bounce.py)
 
     # sessions
     # (host=, source=, tlsctx=: see client.Session)
@@ -293,7 +297,8 @@ def _run(name, veth, outputs, pcaps, workdir, certdir, exim_bin):
                      exim_bin=exim_bin, veth=veth,
                      size_limit=opt["size_limit"] or labenv.SIZE_LIMIT,
                      proxy=opt["proxy"], lmtp=opt["lmtp"],
-                     tls_variant=opt["tls_variant"], relay2=opt["relay2"])
+                     tls_variant=opt["tls_variant"], relay2=opt["relay2"],
+                     postfix_extra=opt["postfix_extra"])
 
     def on_signal(sig, frame):
         raise KeyboardInterrupt("signal %d" % sig)
@@ -373,6 +378,8 @@ def _run(name, veth, outputs, pcaps, workdir, certdir, exim_bin):
             truth["lmtp"] = ctx.lmtp
         if ctx.journeys:
             truth["journeys"] = ctx.journeys
+        if ctx.bounce:
+            truth["bounce"] = ctx.bounce
         if veth:
             truth["offload"] = {
                 "mode": veth, "side": suffix.lstrip("-") or None,

@@ -295,7 +295,7 @@ class Lab:
 
     def __init__(self, workdir, certs, notls=False, services=(), strict=False,
                  dovecot_tls=True, exim_bin=None, veth=None, size_limit=SIZE_LIMIT,
-                 proxy=False, lmtp=False, tls_variant=None, relay2=False):
+                 proxy=False, lmtp=False, tls_variant=None, relay2=False, postfix_extra=None):
         self.dir = os.path.abspath(workdir)
         self.certs = certs
         self.pids = {}          # name -> pid of processes we started
@@ -327,6 +327,10 @@ class Lab:
         # certificate beside the EC one in postfix and dovecot; "postfix":
         # main.cf lines, "dovecot": dovecot.conf lines added last.
         self.tls_variant = dict(tls_variant or {})
+        # postfix_extra (the bounce/ scenarios): "main": main.cf lines of the
+        # main instance, added last; "vmailbox": more lines of its virtual
+        # mailbox map (addresses postfix accepts and dovecot does not know)
+        self.postfix_extra = dict(postfix_extra or {})
         if proxy and "proxy-protocol" not in self.services:
             self.services += ("proxy-protocol",)
         self.exim_bin = exim_bin
@@ -492,6 +496,8 @@ class Lab:
         os.makedirs(data, exist_ok=True)
         shutil.chown(data, "postfix", "postfix")
         vmaps = "".join("%s@%s %s/Maildir/\n" % (u, DOMAIN, u) for u in USERS)
+        if tls:
+            vmaps += self.postfix_extra.get("vmailbox", "")
         _w(os.path.join(cdir, "vmailbox"), vmaps)
         # aliases for EXPN: a list expanding to two users
         _w(os.path.join(cdir, "virtual"),
@@ -611,6 +617,8 @@ smtp       inet  n  -  n  -  -  smtpd
                            "lmtp_destination_recipient_limit = 50\n" % LMTP_PORT)
         if tls and self.tls_variant.get("postfix"):
             extra_main += self.tls_variant["postfix"]
+        if tls and self.postfix_extra.get("main"):
+            extra_main += self.postfix_extra["main"]
         if extra_main:
             # later lines win in main.cf
             main += "# scenario variant\n" + extra_main
