@@ -524,6 +524,9 @@ static void caps_set(struct imap *s, struct tokz *z)
         if (mx_ieq(c.ptr, c.len, "COMPRESS=DEFLATE"))
             s->compress_offered = true;
     }
+    /* The frame of the line that listed them (the auditor's evidence). */
+    mx_frame_t f = s->line[MX_DIR_S2C].first.frame;
+    mx_caps_frames(&s->caps, f, f);
 }
 
 /* A response code "[...]" (RFC 9051 §7.1): atom, then arguments. */
@@ -1074,6 +1077,7 @@ static void sent_login(struct imap *s, struct command *c)
         mx_sasl_set_user(&lg->sasl, astring(&user));
         mx_sasl_set_secret(&lg->sasl, astring(&pass), true);
         lg->sasl.secret_len = pass.t == T_LITERAL ? pass.lit_len : pass.v.len;
+        lg->sasl.secret_frame = c->a; /* the LOGIN line (a literal password: its first frame) */
     }
     if (s->logindisabled && !s->tls)
         anomaly(s, MX_DIR_C2S, A_LOGIN_DISABLED_IGNORED, c->l->off, llen(c->l));
@@ -1469,6 +1473,9 @@ static void client_line_done(struct imap *s, const struct line *l)
     if (pass.t == T_LITERAL && !pass.elided) {
         mx_sasl_set_secret(&s->m.login->sasl, pass.v, true);
         s->m.login->sasl.secret_len = pass.lit_len;
+        /* The line ends in this call's bytes, which carry its last literal. */
+        s->m.login->sasl.secret_frame =
+            mx_ctx_frame_at(s->m.ctx, MX_DIR_C2S, mx_ctx_offset(s->m.ctx, MX_DIR_C2S)).frame;
     }
 }
 

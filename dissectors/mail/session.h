@@ -113,6 +113,7 @@ void mx_mail_queue_drop(struct mx_mail_queue *q, unsigned k);
 struct mx_caps {
     struct mx_buf b;
     uint32_t dropped; /* entries past the cap, not kept: the record says how many */
+    mx_frame_t first, last; /* the frames of the reply that listed them, 0 before any */
 };
 
 void mx_caps_init(struct mx_caps *c, size_t max);
@@ -121,6 +122,9 @@ void mx_caps_clear(struct mx_caps *c);
 void mx_caps_free(struct mx_caps *c);
 /* The entry at byte position *pos (start at 0), which moves past it; false at the end. */
 bool mx_caps_next(const struct mx_caps *c, size_t *pos, struct mx_slice *v);
+/* Notes that the frames a..b carried (part of) the reply that lists them:
+ * the first such frame since the last clear, and the latest. */
+void mx_caps_frames(struct mx_caps *c, mx_frame_t a, mx_frame_t b);
 
 /* ---- Logins (RFC 4422 exchanges and plain logins) ---- */
 
