@@ -252,6 +252,8 @@ struct imap {
     bool greeted, preauth;
     struct mx_text greet_status, greeting;
     struct mx_caps caps; /* the latest capability list (RFC 9051 §7.2.2) */
+    struct mx_caps pre_caps; /* the latest one in clear before a login: what it offered to log in with */
+    bool pre_kept;
     bool logindisabled, starttls_offered, starttls_attempted, compress_offered, compressed;
     bool logindisabled_seen; /* LOGINDISABLED was announced at some point in clear */
     struct mailbox boxes[IMAP_MAX_MAILBOXES];
@@ -503,6 +505,8 @@ static void login_finish(struct imap *s, enum mx_login_outcome o, struct mx_slic
 
 /* ---- Capabilities (RFC 9051 §7.2.2) ---- */
 
+static void caps_keep_pre(struct imap *s);
+
 static void caps_set(struct imap *s, struct tokz *z)
 {
     mx_caps_clear(&s->caps);
@@ -527,6 +531,22 @@ static void caps_set(struct imap *s, struct tokz *z)
     /* The frame of the line that listed them (the auditor's evidence). */
     mx_frame_t f = s->line[MX_DIR_S2C].first.frame;
     mx_caps_frames(&s->caps, f, f);
+    if (!s->tls && s->state == IS_NOT_AUTHENTICATED && !s->m.login)
+        caps_keep_pre(s);
+}
+
+/* A list in clear before any login (not one a login's completion carries,
+ * RFC 9051 §6.2.3): kept, since the lists after a login drop STARTTLS,
+ * LOGINDISABLED and AUTH=, what the auditor reads. */
+static void caps_keep_pre(struct imap *s)
+{
+    mx_caps_clear(&s->pre_caps);
+    s->pre_caps.first = s->caps.first;
+    s->pre_caps.last = s->caps.last;
+    s->pre_caps.dropped = s->caps.dropped;
+    s->pre_kept = true;
+    if (s->caps.b.n && mx_buf_append(&s->pre_caps.b, s->caps.b.p, s->caps.b.n) != MX_BUF_OK)
+        mx_ctx_fail(s->m.ctx);
 }
 
 /* A response code "[...]" (RFC 9051 §7.1): atom, then arguments. */
@@ -1738,6 +1758,10 @@ static void session_emit(struct imap *s)
     }
     mx_ev_bool(ev, "preauth", s->preauth);
     mx_mail_describe_session_caps(&s->m, ev);
+    if (s->pre_kept && s->pre_caps.first != s->caps.first) { /* a later list replaced it */
+        mx_mail_describe_caps(ev, "capabilities_before_login", &s->pre_caps);
+        mx_mail_describe_caps_frames(ev, "capabilities_before_login_frames", &s->pre_caps);
+    }
     mx_ev_bool(ev, "logindisabled", s->logindisabled_seen);
     mx_ev_obj(ev, "starttls");
     mx_ev_bool(ev, "offered", s->starttls_offered);
@@ -1826,6 +1850,7 @@ static void *imap_new(struct mx_dissect_ctx *ctx)
     mx_mail_init(&s->m, ctx, &mx_imap_mail);
     mx_buf_init(&s->pend, sizeof(struct pending), 4, IMAP_MAX_PENDING);
     mx_caps_init(&s->caps, IMAP_CAPS);
+    mx_caps_init(&s->pre_caps, IMAP_CAPS);
     s->m.caps = &s->caps;
     for (int d = 0; d < 2; d++)
         mx_buf_init(&s->line[d].text, 1, 256, IMAP_MAX_LINE);
@@ -1856,6 +1881,7 @@ static void imap_free(void *state)
     }
     mx_buf_free(&s->pend);
     mx_caps_free(&s->caps);
+    mx_caps_free(&s->pre_caps);
     mx_mail_free(&s->m);
     free(s);
 }

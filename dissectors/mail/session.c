@@ -462,17 +462,22 @@ void mx_mail_describe_caps2(struct mx_event *ev, const char *key, const char *no
         mx_ev_uint(ev, not_listed_key, c->dropped);
 }
 
-/* "capabilities_frames": the frames of the reply that listed c (the
- * auditor's evidence of what a server offered or did not), when one was seen. */
-static void caps_frames(struct mx_event *ev, const struct mx_caps *c)
+void mx_mail_describe_caps_frames(struct mx_event *ev, const char *key, const struct mx_caps *c)
 {
     if (c && c->first) {
-        mx_ev_arr(ev, "capabilities_frames");
+        mx_ev_arr(ev, key);
         mx_ev_uint(ev, NULL, c->first);
         if (c->last != c->first)
             mx_ev_uint(ev, NULL, c->last);
         mx_ev_end(ev);
     }
+}
+
+/* "capabilities_frames": the frames of the reply that listed c (the
+ * auditor's evidence of what a server offered or did not), when one was seen. */
+static void caps_frames(struct mx_event *ev, const struct mx_caps *c)
+{
+    mx_mail_describe_caps_frames(ev, "capabilities_frames", c);
 }
 
 void mx_mail_describe_session_caps(struct mx_mail *m, struct mx_event *ev)

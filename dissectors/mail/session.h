@@ -360,6 +360,9 @@ struct mx_caps;
  * the cap) when some were not kept; key must be a string literal. */
 void mx_mail_describe_caps2(struct mx_event *ev, const char *key, const char *not_listed_key, const struct mx_caps *c);
 #define mx_mail_describe_caps(ev, key, c) mx_mail_describe_caps2((ev), key, key "_not_listed", (c))
+/* The frames of the reply that listed c as the array "key" ([first] or
+ * [first, last]), when one was seen. */
+void mx_mail_describe_caps_frames(struct mx_event *ev, const char *key, const struct mx_caps *c);
 
 /* Adds the session record's "capabilities" (m->caps): what the server
  * listed in clear. When a key log decrypted the session, "capabilities"
