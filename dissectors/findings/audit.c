@@ -589,9 +589,13 @@ static bool in_domain(const char *dom, const char *dom_s)
 
 /* Whether the server serves a recipient's domain, as far as packets show:
  * the domain of the host name in its greeting or its EHLO reply (mx.lab.test
- * serves lab.test), "localhost", and an address literal of its own address
+ * serves lab.test; and a parent: mailin03.sul.example.de serves
+ * example.de), "localhost", and an address literal of its own address
  * (RFC 5321 §4.1.3). Recipient domains it accepted from others prove
- * nothing (submission relays everything), so they are not learnt. */
+ * nothing (submission relays everything), so they are not learnt. What
+ * packets cannot show is a domain hosted under another name (an MX for
+ * customer domains): such inbound mail reads as a relaying signal, which is
+ * why the signal alone is not called an open relay. */
 static bool serves(const struct server *s, const char *dom)
 {
     if (!strcmp(dom, "localhost") || !strcmp(dom, "localhost.localdomain"))
@@ -603,7 +607,9 @@ static bool serves(const struct server *s, const char *dom)
         size_t al = strlen(a);
         return al && a[al - 1] == ']' && al - 1 == strlen(s->addr) && !strncmp(a, s->addr, al - 1);
     }
-    return in_domain(dom, s->domain) || in_domain(dom, s->domain2);
+    /* mail.ne1.example.com serves example.com too: a parent with two labels or more */
+    bool parent = strchr(dom, '.') != NULL && (in_domain(s->domain, dom) || in_domain(s->domain2, dom));
+    return parent || in_domain(dom, s->domain) || in_domain(dom, s->domain2);
 }
 
 /* The likely software behind a banner. */
