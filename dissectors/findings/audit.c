@@ -183,10 +183,10 @@ struct finding {
     struct evidence ev[AUDIT_EVIDENCE];
     char detail[AUDIT_DETAIL];
     size_t detail_len;
-    bool sev_set;        /* this server's instance has its own severity, title and fix: */
-    enum severity sev;   /* MX-OPEN-RELAY: high when a relayed message was accepted */
-    const char *title;   /* NULL: the kind's */
-    const char *fix;     /* NULL: the kind's (MX-CLEARTEXT-CREDENTIALS: whether passwords are shown) */
+    bool sev_set;      /* this server's instance has its own severity, title and fix: */
+    enum severity sev; /* MX-OPEN-RELAY: high when a relayed message was accepted */
+    const char *title; /* NULL: the kind's */
+    const char *fix;   /* NULL: the kind's (MX-CLEARTEXT-CREDENTIALS: whether passwords are shown) */
 };
 
 struct server {
@@ -207,27 +207,27 @@ struct server {
     uint32_t relay_signals;
     struct finding f[K_N];
     struct fact_obs fact[F_N];
-    char domain2[96];            /* from the EHLO reply's host name, when it differs */
+    char domain2[96];              /* from the EHLO reply's host name, when it differs */
     uint32_t vrfy_sent, expn_sent; /* from the session records */
     uint32_t logins_seen;
-    bool relay_accepted;         /* a relayed message was then accepted (DATA 250) */
-    bool secrets_shown;          /* the auth records carry the secrets (--show-secrets) */
+    bool relay_accepted; /* a relayed message was then accepted (DATA 250) */
+    bool secrets_shown;  /* the auth records carry the secrets (--show-secrets) */
 };
 
 struct flowmap {
     uint32_t server; /* index + 1; 0: not audited */
     bool authed;     /* a login succeeded on this flow */
     mx_frame_t first;
-    char via[128];   /* behind a PROXY header: "client ADDR:PORT via proxy", else "" */
-    bool client_tls; /* the PROXY header says the client reached the proxy over TLS */
-    char client[MX_ADDR_STRLEN]; /* the client's address (behind a PROXY header: the client it names) */
-    bool handshake;                   /* seen from its TCP handshake: what it did not do, it did not do */
-    bool tls;                         /* TLS was used in it (STARTTLS completed, or implicit) */
-    mx_frame_t tls_cmd, tls_reply;    /* STARTTLS/STLS and the reply to it */
-    mx_frame_t hs_first, hs_last;     /* the completed TLS handshake's frames */
-    int tls_fail_ev;                  /* a failed handshake with no alert: its evidence index + 1 (the close ends it) */
-    int tls_fail_fact;                /* the same in the fact's "yes" evidence */
-    mx_frame_t ld_tried;              /* IMAP LOGIN in clear after LOGINDISABLED: its frame */
+    char via[128];                 /* behind a PROXY header: "client ADDR:PORT via proxy", else "" */
+    bool client_tls;               /* the PROXY header says the client reached the proxy over TLS */
+    char client[MX_ADDR_STRLEN];   /* the client's address (behind a PROXY header: the client it names) */
+    bool handshake;                /* seen from its TCP handshake: what it did not do, it did not do */
+    bool tls;                      /* TLS was used in it (STARTTLS completed, or implicit) */
+    mx_frame_t tls_cmd, tls_reply; /* STARTTLS/STLS and the reply to it */
+    mx_frame_t hs_first, hs_last;  /* the completed TLS handshake's frames */
+    int tls_fail_ev;               /* a failed handshake with no alert: its evidence index + 1 (the close ends it) */
+    int tls_fail_fact;             /* the same in the fact's "yes" evidence */
+    mx_frame_t ld_tried;           /* IMAP LOGIN in clear after LOGINDISABLED: its frame */
 };
 
 struct audit {
@@ -368,9 +368,9 @@ static void frames_of(const struct mx_event *e, const char *path, mx_frame_t *a,
 /* ---- Posture facts ---- */
 
 static const struct {
-    const char *key;   /* in the record's "posture" */
-    const char *label; /* in the table */
-    bool no_wins;      /* one "no" decides (a promise broken once is broken) */
+    const char *key;    /* in the record's "posture" */
+    const char *label;  /* in the table */
+    bool no_wins;       /* one "no" decides (a promise broken once is broken) */
     const char *unseen; /* why it can be "not seen", in the table */
 } facts[F_N] = {
     [F_STARTTLS_OFFERED] = { "starttls_offered", "STARTTLS offered", false, "no capability list seen in clear" },
@@ -1360,8 +1360,8 @@ static void emit_finding(struct mx_sink *sink, const struct server *s, enum kind
         fl += (size_t)snprintf(frames + fl, sizeof(frames) - fl, "%s%" PRIu64, i ? ", " : "", f->ev[i].first);
     char detail[AUDIT_DETAIL * 2];
     joined(f->detail, detail, sizeof(detail));
-    mx_ev_text(ev, "FINDING %s %s on %s %s:%u: %s%s%s, %" PRIu64 " time%s (frames %s%s)", sev_names[sev],
-               kinds[k].id, s->proto, s->addr, s->port, title_of(s, k), detail[0] ? ": " : "", detail, f->count,
+    mx_ev_text(ev, "FINDING %s %s on %s %s:%u: %s%s%s, %" PRIu64 " time%s (frames %s%s)", sev_names[sev], kinds[k].id,
+               s->proto, s->addr, s->port, title_of(s, k), detail[0] ? ": " : "", detail, f->count,
                f->count == 1 ? "" : "s", frames, f->count > f->n_ev ? ", ..." : "");
     mx_event_emit(sink, ev);
 }

@@ -251,7 +251,7 @@ struct imap {
     /* Session. */
     bool greeted, preauth;
     struct mx_text greet_status, greeting;
-    struct mx_caps caps; /* the latest capability list (RFC 9051 §7.2.2) */
+    struct mx_caps caps;     /* the latest capability list (RFC 9051 §7.2.2) */
     struct mx_caps pre_caps; /* the latest one in clear before a login: what it offered to log in with */
     bool pre_kept;
     bool logindisabled, starttls_offered, starttls_attempted, compress_offered, compressed;

@@ -44,7 +44,7 @@ struct mx_sasl {
     bool cancelled;       /* the client sent "*" (RFC 4954 §4, RFC 5034 §4, RFC 9051 §6.2.2) */
     bool decode_error;    /* a line was not valid base64 or the mechanism's syntax */
     unsigned client_steps, server_steps;
-    int login_next; /* LOGIN: what the next client response is: 0 user, 1 password */
+    int login_next;          /* LOGIN: what the next client response is: 0 user, 1 password */
     mx_frame_t secret_frame; /* the frame that carried the secret in clear, 0 when unknown (the caller notes it) */
 };
 

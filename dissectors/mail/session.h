@@ -112,7 +112,7 @@ void mx_mail_queue_drop(struct mx_mail_queue *q, unsigned k);
  * bytes in all; an entry past that is dropped. */
 struct mx_caps {
     struct mx_buf b;
-    uint32_t dropped; /* entries past the cap, not kept: the record says how many */
+    uint32_t dropped;       /* entries past the cap, not kept: the record says how many */
     mx_frame_t first, last; /* the frames of the reply that listed them, 0 before any */
 };
 
