@@ -113,9 +113,11 @@ static const struct {
                          "EXPN listed the members of an address: it discloses internal addresses and list membership.",
                          "Disable EXPN, or restrict it to authenticated users.", "RFC 5321 §3.5.3, RFC 5321 §7.3" },
     [K_OPEN_RELAY] = { "MX-OPEN-RELAY", SEV_MEDIUM, "Open-relay signal",
-                       "The server accepted a recipient in a domain that is not its own from a client that did not "
-                       "authenticate and is not on its host or network: spammers relay through such servers, and the "
-                       "server's address ends on blocklists. High when the message was then accepted too.",
+                       "The server accepted a recipient in a domain that is not its own (by its host name) from a "
+                       "client that did not authenticate and is not on its host or network: spammers relay through such "
+                       "servers, and the server's address ends on blocklists. A signal (medium) by itself, an open relay "
+                       "(high) when the message was then accepted, unless the server hosts that domain under another "
+                       "name: the domain's MX records tell.",
                        "Relay only for authenticated clients and trusted networks (Postfix smtpd_relay_restrictions = "
                        "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination).",
                        "RFC 5321 §3.6, RFC 5321 §7.1" },
@@ -194,14 +196,11 @@ struct server {
     char addr[MX_ADDR_STRLEN];
     uint16_t port;
     char banner[160];
-    char domain[96];        /* from the greeting's host name: for relaying */
-    uint32_t sessions;      /* flows to it */
-    uint32_t caps_in_clear; /* sessions whose capabilities were seen in clear */
+    char domain[96];   /* from the greeting's host name: for relaying */
+    uint32_t sessions; /* flows to it */
     uint32_t tls_offered, tls_missing, tls_attempted, tls_upgraded, tls_refused, tls_failed, implicit;
-    char versions[64];  /* TLS versions negotiated, comma-separated */
-    bool auth_in_clear; /* authentication announced in clear */
-    char mechs[160];    /* mechanisms announced */
-    bool logindisabled;
+    char versions[64]; /* TLS versions negotiated, comma-separated */
+    char mechs[160];   /* mechanisms announced */
     uint32_t cleartext_logins;
     int vrfy_code, expn_code; /* the last answer to VRFY / EXPN, 0 for none */
     uint32_t relay_signals;
@@ -209,9 +208,8 @@ struct server {
     struct fact_obs fact[F_N];
     char domain2[96];              /* from the EHLO reply's host name, when it differs */
     uint32_t vrfy_sent, expn_sent; /* from the session records */
-    uint32_t logins_seen;
-    bool relay_accepted; /* a relayed message was then accepted (DATA 250) */
-    bool secrets_shown;  /* the auth records carry the secrets (--show-secrets) */
+    bool relay_accepted;           /* a relayed message was then accepted (DATA 250) */
+    bool secrets_shown;            /* the auth records carry the secrets (--show-secrets) */
 };
 
 struct flowmap {
@@ -836,10 +834,7 @@ static void on_session(struct audit *a, const struct mx_event *e, struct server 
         auth = true;
         add_word(s->mechs, sizeof(s->mechs), mx_slice_make("LOGIN-command", 13));
     }
-    if (logindisabled)
-        s->logindisabled = true;
     if (seen) {
-        s->caps_in_clear++;
         if (offered) {
             s->tls_offered++;
         } else if (!mangled && !lmtp) {
@@ -849,7 +844,6 @@ static void on_session(struct audit *a, const struct mx_event *e, struct server 
             note(a, s, K_TLS_NOT_OFFERED, e->flow, cf1, cf2, "");
         }
         if (auth) {
-            s->auth_in_clear = true;
             note(a, s, K_AUTH_BEFORE_TLS, e->flow, cf1, cf2, "");
         }
     } else if (offered) {
@@ -891,7 +885,6 @@ static void auth_facts(struct audit *a, struct server *s, const struct mx_event 
                        mx_frame_t f2)
 {
     mx_frame_t sf = (mx_frame_t)mx_ev_get_int(e, "secret_frame", 0);
-    s->logins_seen++;
     if (mx_ev_get(e, "secret"))
         s->secrets_shown = true;
     if (leaked)
