@@ -259,6 +259,13 @@ def main():
                    % (c.secret_frame(1), f))
     elif "shown" in f[0]["fix"]:
         bad.append("auth-login-clear: the fix speaks of passwords shown, which are hidden")
+    out = subprocess.run([mxray, "-q", "--show-secrets", "--json", "-",
+                          os.path.join(ROOT, "pcaps", "smtp", "auth-login-clear.pcap")],
+                         stdout=subprocess.PIPE, check=False).stdout.decode("utf-8")
+    f = [r for r in (json.loads(x) for x in out.splitlines() if x.startswith("{"))
+         if r["type"] == "finding" and r["id"] == "MX-CLEARTEXT-CREDENTIALS"]
+    if not f or "passwords shown" not in f[0]["fix"]:
+        bad.append("auth-login-clear --show-secrets: the fix does not point at the passwords shown: %r" % f)
     c = Capture(os.path.join(ROOT, "pcaps", "smtp", "no-starttls.pcap"))
     f = [r for r in records(mxray, "smtp/no-starttls") if r.get("id") == "MX-TLS-NOT-OFFERED"]
     if not f or f[0]["evidence"][0]["frames"][0] != caps_reply(c, 1, "smtp"):
