@@ -99,6 +99,10 @@ CAUSES = {
     ("smtp/tempfail-450", 450, "4.2.1"): ["temporary", "retries later"],
     # the demo's nobody@lab.test: 550 5.1.1
     ("demo", 550, "5.1.1"): ["does not exist"],
+    # the relaying lab (issue 27): the outside client's victim@example.net refused 554 5.7.1
+    ("smtp/relay-closed", 554, "5.7.1"): ["Relaying denied"],
+    # RCPT accepted, then QUIT and the close before any DATA
+    ("smtp/relay-open-rcpt-only", None, None): ["closed (FIN)", "before the transaction completed"],
 }
 
 
