@@ -523,9 +523,8 @@ def _relay_session(ctx, server, source, note, auth=False, data=True):
     auth, MAIL, RCPT TO a foreign domain (victim@example.net); DATA when the
     RCPT was accepted and data is set, else QUIT.  Returns the RCPT code."""
     n = len(ctx.sessions) + 1
-    msg = ctx.message("msg%d" % n, messages.simple(
-        frm="Promo <offers@example.org>", to="victim@example.net",
-        subject="Relay test %d" % n, msgid="relay.%d@client.lab.test" % n))
+    msg = messages.simple(frm="Promo <offers@example.org>", to="victim@example.net",
+                          subject="Relay test %d" % n, msgid="relay.%d@client.lab.test" % n)
     s = ctx.smtp(25, host=server, source=source, note=note)
     _hello(s)
     if auth:
@@ -534,7 +533,7 @@ def _relay_session(ctx, server, source, note, auth=False, data=True):
     code, _ = s.smtp("RCPT TO:<victim@example.net>")
     if code == 250 and data:
         s.smtp("DATA")
-        s.smtp_data(msg)
+        s.smtp_data(ctx.message("msg%d" % n, msg))     # recorded only when sent
     s.smtp("QUIT")
     s.close()
     return code
