@@ -44,7 +44,8 @@ EARLY = ("EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n
 EARLY_REPLIES = ("220 mx.test ESMTP\r\n250-mx.test\r\n250 PIPELINING\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
                  "354 go ahead\r\n250 2.0.0 Ok: queued as ABC\r\n221 2.0.0 Bye\r\n")
 # what may differ between two readings of the same bytes: where and when they came
-VARYING = {"flow", "ts", "frames", "frame", "latency", "first_byte_ms", "complete_ms", "start", "duration", "end"}
+VARYING = {"flow", "ts", "frames", "frame", "latency", "first_byte_ms", "complete_ms", "start", "duration", "end",
+           "capabilities_frames", "capabilities_before_login_frames", "secret_frame"}
 
 
 def smtp_session(term):

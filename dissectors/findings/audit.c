@@ -13,6 +13,7 @@
 #include "core/mx.h"
 #include "event/text.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,8 +98,8 @@ static const struct {
     [K_CLEARTEXT_CREDENTIALS] = { "MX-CLEARTEXT-CREDENTIALS", SEV_HIGH, "Credentials crossed in clear",
                                   "A password or bearer token crossed the network without TLS: anyone on the path could read it and "
                                   "log in as that user.",
-                                  "Change the passwords shown, require TLS before authentication on the server, and configure clients "
-                                  "to use TLS.",
+                                  "Change the passwords of the users listed, require TLS before authentication on the server, and "
+                                  "configure clients to use TLS.",
                                   "RFC 8314, RFC 4954 §4, RFC 2595 §2.1, RFC 9051 §11.1" },
     [K_LOGINDISABLED_IGNORED] = { "MX-LOGINDISABLED-IGNORED", SEV_HIGH, "IMAP LOGINDISABLED not honoured",
                                   "The IMAP server announced LOGINDISABLED yet accepted LOGIN in clear: the announcement protects "
@@ -118,9 +119,12 @@ static const struct {
     [K_EXPN_ENABLED] = { "MX-EXPN-ENABLED", SEV_MEDIUM, "EXPN expands mailing lists",
                          "EXPN listed the members of an address: it discloses internal addresses and list membership.",
                          "Disable EXPN, or restrict it to authenticated users.", "RFC 5321 §3.5.3, RFC 5321 §7.3" },
-    [K_OPEN_RELAY] = { "MX-OPEN-RELAY", SEV_HIGH, "Open-relay signal",
-                       "The server accepted a recipient in a domain that is not its own from a client that did not "
-                       "authenticate: spammers relay through such servers, and the server's address ends on blocklists.",
+    [K_OPEN_RELAY] = { "MX-OPEN-RELAY", SEV_MEDIUM, "Open-relay signal",
+                       "The server accepted a recipient in a domain that is not its own (by its host name) from a "
+                       "client that did not authenticate and is not on its host or network: spammers relay through such "
+                       "servers, and the server's address ends on blocklists. A signal (medium) by itself, an open relay "
+                       "(high) when the message was then accepted, unless the server hosts that domain under another "
+                       "name: the domain's MX records tell.",
                        "Relay only for authenticated clients and trusted networks (Postfix smtpd_relay_restrictions = "
                        "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination).",
                        "RFC 5321 §3.6, RFC 5321 §7.1" },
@@ -203,6 +207,32 @@ struct evidence {
     mx_frame_t first, last;
 };
 
+/* The posture facts: each one "yes", "no" or "not seen", with the frames
+ * that show it (the audit.server record's "posture", the table's lines). */
+enum fact {
+    F_STARTTLS_OFFERED,
+    F_TLS_USED,
+    F_STARTTLS_REFUSED,
+    F_STARTTLS_FAILED,
+    F_AUTH_BEFORE_TLS,
+    F_CLEARTEXT_CREDENTIALS,
+    F_LOGINDISABLED,
+    F_LOGINDISABLED_HONOURED,
+    F_VRFY_ANSWERED,
+    F_EXPN_ANSWERED,
+    F_RELAYING,
+    F_N,
+};
+
+#define FACT_EVIDENCE 4 /* evidence items kept per fact and state; more are counted */
+
+/* What the sessions showed of one fact: observations of "no" ([0]) and "yes" ([1]). */
+struct fact_obs {
+    uint32_t n[2];
+    uint32_t n_ev[2];
+    struct evidence ev[2][FACT_EVIDENCE];
+};
+
 struct finding {
     bool on;
     uint64_t count;
@@ -210,6 +240,10 @@ struct finding {
     struct evidence ev[AUDIT_EVIDENCE];
     char detail[AUDIT_DETAIL];
     size_t detail_len;
+    bool sev_set;      /* this server's instance has its own severity, title and fix: */
+    enum severity sev; /* MX-OPEN-RELAY: high when a relayed message was accepted */
+    const char *title; /* NULL: the kind's */
+    const char *fix;   /* NULL: the kind's (MX-CLEARTEXT-CREDENTIALS: whether passwords are shown) */
 };
 
 struct server {
@@ -217,18 +251,20 @@ struct server {
     char addr[MX_ADDR_STRLEN];
     uint16_t port;
     char banner[160];
-    char domain[96];        /* from the greeting's host name: for relaying */
-    uint32_t sessions;      /* flows to it */
-    uint32_t caps_in_clear; /* sessions whose capabilities were seen in clear */
+    char domain[96];   /* from the greeting's host name: for relaying */
+    uint32_t sessions; /* flows to it */
     uint32_t tls_offered, tls_missing, tls_attempted, tls_upgraded, tls_refused, tls_failed, implicit;
-    char versions[64];  /* TLS versions negotiated, comma-separated */
-    bool auth_in_clear; /* authentication announced in clear */
-    char mechs[160];    /* mechanisms announced */
-    bool logindisabled;
+    char versions[64]; /* TLS versions negotiated, comma-separated */
+    char mechs[160];   /* mechanisms announced */
     uint32_t cleartext_logins;
     int vrfy_code, expn_code; /* the last answer to VRFY / EXPN, 0 for none */
     uint32_t relay_signals;
     struct finding f[K_N];
+    struct fact_obs fact[F_N];
+    char domain2[96];              /* from the EHLO reply's host name, when it differs */
+    uint32_t vrfy_sent, expn_sent; /* from the session records */
+    bool relay_accepted;           /* a relayed message was then accepted (DATA 250) */
+    bool secrets_shown;            /* the auth records carry the secrets (--show-secrets) */
 };
 
 /* MX-NETWORK-SLOW-TRANSFER's watch over one flow's replies (on_net_reply):
@@ -255,8 +291,16 @@ struct flowmap {
     uint32_t server; /* index + 1; 0: not audited */
     bool authed;     /* a login succeeded on this flow */
     mx_frame_t first;
-    char via[128];   /* behind a PROXY header: "client ADDR:PORT via proxy", else "" */
-    bool client_tls; /* the PROXY header says the client reached the proxy over TLS */
+    char via[128];                 /* behind a PROXY header: "client ADDR:PORT via proxy", else "" */
+    bool client_tls;               /* the PROXY header says the client reached the proxy over TLS */
+    char client[MX_ADDR_STRLEN];   /* the client's address (behind a PROXY header: the client it names) */
+    bool handshake;                /* seen from its TCP handshake: what it did not do, it did not do */
+    bool tls;                      /* TLS was used in it (STARTTLS completed, or implicit) */
+    mx_frame_t tls_cmd, tls_reply; /* STARTTLS/STLS and the reply to it */
+    mx_frame_t hs_first, hs_last;  /* the completed TLS handshake's frames */
+    int tls_fail_ev;               /* a failed handshake with no alert: its evidence index + 1 (the close ends it) */
+    int tls_fail_fact;             /* the same in the fact's "yes" evidence */
+    mx_frame_t ld_tried;           /* IMAP LOGIN in clear after LOGINDISABLED: its frame */
     struct net_watch net;
 };
 
@@ -395,6 +439,253 @@ static void frames_of(const struct mx_event *e, const char *path, mx_frame_t *a,
         *b = x->v.u;
 }
 
+/* ---- Posture facts ---- */
+
+static const struct {
+    const char *key;    /* in the record's "posture" */
+    const char *label;  /* in the table */
+    bool no_wins;       /* one "no" decides (a promise broken once is broken) */
+    const char *unseen; /* why it can be "not seen", in the table */
+} facts[F_N] = {
+    [F_STARTTLS_OFFERED] = { "starttls_offered", "STARTTLS offered", false, "no capability list seen in clear" },
+    [F_TLS_USED] = { "tls_used", "TLS used", false, "no session seen from its start" },
+    [F_STARTTLS_REFUSED] = { "starttls_refused", "STARTTLS refused", false, "STARTTLS not tried" },
+    [F_STARTTLS_FAILED] = { "starttls_failed", "TLS handshake failed", false, "no handshake after STARTTLS" },
+    [F_AUTH_BEFORE_TLS] = { "auth_before_tls", "AUTH offered before TLS", false, "no capability list seen in clear" },
+    [F_CLEARTEXT_CREDENTIALS] = { "credentials_in_clear", "credentials in clear", false, "no login seen" },
+    [F_LOGINDISABLED] = { "logindisabled", "LOGINDISABLED announced", false, "no capability list seen in clear" },
+    [F_LOGINDISABLED_HONOURED] = { "logindisabled_honoured", "LOGINDISABLED honoured", true,
+                                   "no LOGIN in clear while LOGINDISABLED was announced" },
+    [F_VRFY_ANSWERED] = { "vrfy_answered", "VRFY confirms addresses", false, "not tried" },
+    [F_EXPN_ANSWERED] = { "expn_answered", "EXPN expands lists", false, "not tried" },
+    [F_RELAYING] = { "relaying", "relays for outsiders", false,
+                     "no RCPT to a foreign domain from an outside client without AUTH" },
+};
+
+/* Notes one observation of fact f at server s: yes or no, with its frames;
+ * returns the evidence index + 1, 0 when past the cap. */
+static int observe(struct server *s, enum fact f, bool yes, uint64_t flow, mx_frame_t first, mx_frame_t last)
+{
+    struct fact_obs *o = &s->fact[f];
+    o->n[yes]++;
+    if (!first || o->n_ev[yes] == FACT_EVIDENCE)
+        return 0;
+    o->ev[yes][o->n_ev[yes]++] = (struct evidence){ flow, first, last ? last : first };
+    return (int)o->n_ev[yes];
+}
+
+/* Whether fact f applies to a server of this protocol. */
+static bool fact_applies(const struct server *s, enum fact f)
+{
+    bool smtp = !strcmp(s->proto, "smtp"), lmtp = !strcmp(s->proto, "lmtp");
+    switch (f) {
+    case F_LOGINDISABLED:
+    case F_LOGINDISABLED_HONOURED:
+        return !strcmp(s->proto, "imap");
+    case F_VRFY_ANSWERED:
+    case F_EXPN_ANSWERED:
+        return smtp || lmtp;
+    case F_RELAYING:
+        return smtp; /* LMTP delivers to its own mailboxes only (RFC 2033 §1) */
+    default:
+        return true;
+    }
+}
+
+/* The state of fact f: 1 yes, 0 no, -1 not seen. */
+static int fact_state(const struct server *s, enum fact f)
+{
+    const struct fact_obs *o = &s->fact[f];
+    if (!o->n[0] && !o->n[1])
+        return -1;
+    if (facts[f].no_wins)
+        return o->n[0] ? 0 : 1;
+    return o->n[1] ? 1 : 0;
+}
+
+static const char *state_name(int st)
+{
+    return st > 0 ? "yes" : st == 0 ? "no" : "not seen";
+}
+
+/* Why fact f was not seen, as the table says it. */
+static const char *unseen_why(const struct server *s, enum fact f, char *buf, size_t cap)
+{
+    uint32_t sent = f == F_VRFY_ANSWERED ? s->vrfy_sent : f == F_EXPN_ANSWERED ? s->expn_sent : 0;
+    if (sent) {
+        snprintf(buf, cap, "sent %u time%s, no reply seen", sent, sent == 1 ? "" : "s");
+        return buf;
+    }
+    if (f == F_STARTTLS_OFFERED && s->implicit)
+        return "implicit TLS only: no capability list in clear";
+    return facts[f].unseen;
+}
+
+static void emit_evidence(struct mx_event *ev, const char *key, const struct evidence *e, uint32_t n)
+{
+    mx_ev_arr(ev, key);
+    for (uint32_t i = 0; i < n; i++) {
+        mx_ev_obj(ev, NULL);
+        mx_ev_uint(ev, "flow", e[i].flow);
+        mx_ev_frames(ev, e[i].first, e[i].last);
+        mx_ev_end(ev);
+    }
+    mx_ev_end(ev);
+}
+
+/* The record's "posture": {"fact": {"state", "evidence", ["contrary"]}}; the
+ * evidence shows the state, "contrary" the sessions that showed the other. */
+static void emit_posture(struct mx_event *ev, const struct server *s)
+{
+    mx_ev_obj(ev, "posture");
+    for (int f = 0; f < F_N; f++) {
+        if (!fact_applies(s, (enum fact)f))
+            continue;
+        const struct fact_obs *o = &s->fact[f];
+        int st = fact_state(s, (enum fact)f);
+        mx_ev_obj(ev, facts[f].key);
+        mx_ev_str(ev, "state", state_name(st));
+        if (st >= 0) {
+            mx_ev_uint(ev, "count", o->n[st]);
+            emit_evidence(ev, "evidence", o->ev[st], o->n_ev[st]);
+            if (o->n[!st]) {
+                mx_ev_uint(ev, "contrary_count", o->n[!st]);
+                emit_evidence(ev, "contrary", o->ev[!st], o->n_ev[!st]);
+            }
+        } else {
+            char buf[64];
+            mx_ev_str(ev, "why", unseen_why(s, (enum fact)f, buf, sizeof(buf)));
+        }
+        mx_ev_end(ev);
+    }
+    mx_ev_end(ev);
+}
+
+/* "flow 1 frame 8, flow 2 frames 9-14" (at most cap bytes). */
+static void evidence_text(const struct evidence *e, uint32_t n, uint32_t total, char *out, size_t cap)
+{
+    size_t l = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; i < n && l + 48 < cap; i++) {
+        if (e[i].last != e[i].first)
+            l += (size_t)snprintf(out + l, cap - l, "%sflow %" PRIu64 " frames %" PRIu64 "-%" PRIu64, i ? ", " : "",
+                                  e[i].flow, e[i].first, e[i].last);
+        else
+            l += (size_t)snprintf(out + l, cap - l, "%sflow %" PRIu64 " frame %" PRIu64, i ? ", " : "", e[i].flow,
+                                  e[i].first);
+    }
+    if (total > n && l + 8 < cap)
+        snprintf(out + l, cap - l, ", ...");
+}
+
+/* The table's posture lines: "STARTTLS offered        no (flow 1 frame 8)". */
+static void print_posture(FILE *o, const struct server *s)
+{
+    fputs("  Posture\n", o);
+    for (int f = 0; f < F_N; f++) {
+        if (!fact_applies(s, (enum fact)f))
+            continue;
+        const struct fact_obs *fo = &s->fact[f];
+        int st = fact_state(s, (enum fact)f);
+        const char *label = facts[f].label;
+        if (f == F_STARTTLS_OFFERED && !strcmp(s->proto, "pop3"))
+            label = "STLS offered";
+        fprintf(o, "    %-25s %-8s ", label, state_name(st));
+        char buf[320];
+        if (st < 0) {
+            char why[64];
+            fprintf(o, "(%s)\n", unseen_why(s, (enum fact)f, why, sizeof(why)));
+            continue;
+        }
+        evidence_text(fo->ev[st], fo->n_ev[st], fo->n[st], buf, sizeof(buf));
+        fprintf(o, "(%u: %s", fo->n[st], buf);
+        if (fo->n[!st]) {
+            evidence_text(fo->ev[!st], fo->n_ev[!st], fo->n[!st], buf, sizeof(buf));
+            fprintf(o, "; %s in %u: %s", state_name(!st), fo->n[!st], buf);
+        }
+        fputs(")\n", o);
+    }
+}
+
+/* ---- Relaying: who is an outsider, which domains are the server's ---- */
+
+/* Whether a client is the server's own host or network, from the two
+ * addresses alone (a capture does not show mynetworks): the same address;
+ * a loopback client (127.0.0.0/8, ::1: it can only reach a socket on its
+ * own host); the same /24 (IPv4) or /64 (IPv6, RFC 4291 §2.5.4: one
+ * link); or both private (RFC 1918, RFC 6598 shared space, link-local,
+ * ULA fc00::/7): an internal client relaying through its internal server is
+ * what sites configure on purpose (postfix mynetworks, Exchange receive
+ * connectors), and an open relay that matters is one reachable from
+ * outside. So a relaying signal is raised only for clients that are
+ * plainly elsewhere; a wrong guess here misses a signal, never invents one.
+ * An address that does not parse is an outsider's. */
+static bool own_network(const char *client, const char *server)
+{
+    uint8_t c[16], v[16];
+    if (!strcmp(client, server))
+        return true;
+    if (inet_pton(AF_INET, client, c) == 1) {
+        if (c[0] == 127)
+            return true;
+        if (inet_pton(AF_INET, server, v) != 1)
+            return false;
+        if (!memcmp(c, v, 3))
+            return true;
+        bool cp = c[0] == 10 || (c[0] == 172 && (c[1] & 0xf0) == 16) || (c[0] == 192 && c[1] == 168) ||
+                  (c[0] == 100 && (c[1] & 0xc0) == 64) || (c[0] == 169 && c[1] == 254);
+        bool vp = v[0] == 10 || (v[0] == 172 && (v[1] & 0xf0) == 16) || (v[0] == 192 && v[1] == 168) ||
+                  (v[0] == 100 && (v[1] & 0xc0) == 64) || (v[0] == 169 && v[1] == 254);
+        return cp && vp;
+    }
+    if (inet_pton(AF_INET6, client, c) != 1)
+        return false;
+    static const uint8_t loop6[16] = { [15] = 1 };
+    if (!memcmp(c, loop6, 16))
+        return true;
+    if (inet_pton(AF_INET6, server, v) != 1)
+        return false;
+    if (!memcmp(c, v, 8))
+        return true;
+    bool cp = (c[0] & 0xfe) == 0xfc || (c[0] == 0xfe && (c[1] & 0xc0) == 0x80);
+    bool vp = (v[0] & 0xfe) == 0xfc || (v[0] == 0xfe && (v[1] & 0xc0) == 0x80);
+    return cp && vp;
+}
+
+/* Whether dom (lower case) is dom_s or one of its subdomains. */
+static bool in_domain(const char *dom, const char *dom_s)
+{
+    size_t dl = strlen(dom), sl = strlen(dom_s);
+    if (!sl)
+        return false;
+    return !strcmp(dom, dom_s) || (dl > sl && dom[dl - sl - 1] == '.' && !strcmp(dom + dl - sl, dom_s));
+}
+
+/* Whether the server serves a recipient's domain, as far as packets show:
+ * the domain of the host name in its greeting or its EHLO reply (mx.lab.test
+ * serves lab.test; and a parent: mailin03.sul.example.de serves
+ * example.de), "localhost", and an address literal of its own address
+ * (RFC 5321 §4.1.3). Recipient domains it accepted from others prove
+ * nothing (submission relays everything), so they are not learnt. What
+ * packets cannot show is a domain hosted under another name (an MX for
+ * customer domains): such inbound mail reads as a relaying signal, which is
+ * why the signal alone is not called an open relay. */
+static bool serves(const struct server *s, const char *dom)
+{
+    if (!strcmp(dom, "localhost") || !strcmp(dom, "localhost.localdomain"))
+        return true;
+    if (dom[0] == '[') {
+        const char *a = dom + 1;
+        if (!strncmp(a, "ipv6:", 5))
+            a += 5;
+        size_t al = strlen(a);
+        return al && a[al - 1] == ']' && al - 1 == strlen(s->addr) && !strncmp(a, s->addr, al - 1);
+    }
+    /* mail.ne1.example.com serves example.com too: a parent with two labels or more */
+    bool parent = strchr(dom, '.') != NULL && (in_domain(s->domain, dom) || in_domain(s->domain2, dom));
+    return parent || in_domain(dom, s->domain) || in_domain(dom, s->domain2);
+}
+
 /* The likely software behind a banner. */
 static const char *software_of(const char *banner)
 {
@@ -520,7 +811,8 @@ static void on_flow_start(struct audit *a, const struct mx_event *e)
         free(m);
         return;
     }
-    *m = (struct flowmap){ .server = idx, .first = f1 };
+    *m = (struct flowmap){ .server = idx, .first = f1, .handshake = mx_ev_get_int(e, "handshake", 0) != 0 };
+    mx_text_copy(m->client, sizeof(m->client), mx_ev_get_str(e, "client"));
     server_at(a, idx - 1)->sessions++;
 }
 
@@ -533,6 +825,22 @@ static bool masked(struct mx_slice c)
     while (x < c.len && (c.ptr[x] == 'X' || c.ptr[x] == 'x'))
         x++;
     return x >= 4 && c.len - x <= 1;
+}
+
+/* A session record's facts: what its capability list in clear showed
+ * (offers of STARTTLS, of authentication, IMAP's LOGINDISABLED), and how
+ * often VRFY and EXPN were sent. */
+static void session_facts(struct server *s, const struct mx_event *e, bool seen, bool offered, bool auth,
+                          bool ld_listed, mx_frame_t cf1, mx_frame_t cf2)
+{
+    s->vrfy_sent += (uint32_t)mx_ev_get_int(e, "vrfy", 0);
+    s->expn_sent += (uint32_t)mx_ev_get_int(e, "expn", 0);
+    if (!seen)
+        return;
+    observe(s, F_STARTTLS_OFFERED, offered, e->flow, cf1, cf2);
+    observe(s, F_AUTH_BEFORE_TLS, auth, e->flow, cf1, cf2);
+    if (!strcmp(s->proto, "imap"))
+        observe(s, F_LOGINDISABLED, ld_listed, e->flow, cf1, cf2);
 }
 
 /* A session record: what the capabilities and the upgrade showed. */
@@ -549,7 +857,17 @@ static void on_session(struct audit *a, const struct mx_event *e, struct server 
             domain_of(s->banner, s->domain, sizeof(s->domain));
     }
     const struct mx_ev_field *caps = mx_ev_get(e, "capabilities");
-    bool seen = mx_ev_first(e, caps) != NULL;
+    mx_frame_t cf1, cf2; /* the reply that listed them: the evidence of what was (not) offered */
+    frames_of(e, "capabilities_frames", &cf1, &cf2);
+    mx_frame_t pf1, pf2; /* IMAP: the list before a login in clear, which the lists after it replaced */
+    frames_of(e, "capabilities_before_login_frames", &pf1, &pf2);
+    if (pf1) {
+        caps = mx_ev_get(e, "capabilities_before_login");
+        cf1 = pf1;
+        cf2 = pf2;
+    }
+    bool seen = mx_ev_first(e, caps) != NULL || cf1;
+    bool ld_listed = false;
     bool offered = mx_ev_get_int(e, (snprintf(path, sizeof(path), "%s.offered", tlsobj), path), 0) != 0;
     bool attempted = mx_ev_get_int(e, (snprintf(path, sizeof(path), "%s.attempted", tlsobj), path), 0) != 0;
     bool upgraded = mx_ev_get_int(e, (snprintf(path, sizeof(path), "%s.upgraded", tlsobj), path), 0) != 0;
@@ -561,7 +879,7 @@ static void on_session(struct audit *a, const struct mx_event *e, struct server 
         struct mx_slice v = mx_ev_field_str(e, c);
         if (masked(v)) {
             mangled = true;
-            note(a, s, K_STARTTLS_MANGLED, e->flow, 0, 0, "");
+            note(a, s, K_STARTTLS_MANGLED, e->flow, cf1, cf2, "");
         }
         if (smtp && (slice_ieq_prefix(v, "AUTH ") || slice_ieq_prefix(v, "AUTH="))) {
             auth = true; /* RFC 4954 §3: AUTH mechanisms */
@@ -584,27 +902,25 @@ static void on_session(struct audit *a, const struct mx_event *e, struct server 
             add_word(s->mechs, sizeof(s->mechs), mx_slice_make(v.ptr + 5, v.len - 5));
         } else if (!smtp && !pop3 && slice_ieq_prefix(v, "IMAP4")) {
             login_cap = true;
+        } else if (!smtp && !pop3 && slice_ieq(v, "LOGINDISABLED")) {
+            ld_listed = true;
         }
     }
     if (login_cap && !logindisabled) { /* RFC 9051 §6.2.3: LOGIN works unless LOGINDISABLED */
         auth = true;
         add_word(s->mechs, sizeof(s->mechs), mx_slice_make("LOGIN-command", 13));
     }
-    if (logindisabled)
-        s->logindisabled = true;
     if (seen) {
-        s->caps_in_clear++;
         if (offered) {
             s->tls_offered++;
         } else if (!mangled && !lmtp) {
             /* LMTP is local delivery between an MTA and the message store (RFC 2033 §1), on
              * one host or a trusted network: a cleartext LMTP listener is not a finding. */
             s->tls_missing++;
-            note(a, s, K_TLS_NOT_OFFERED, e->flow, 0, 0, "");
+            note(a, s, K_TLS_NOT_OFFERED, e->flow, cf1, cf2, "");
         }
         if (auth) {
-            s->auth_in_clear = true;
-            note(a, s, K_AUTH_BEFORE_TLS, e->flow, 0, 0, "");
+            note(a, s, K_AUTH_BEFORE_TLS, e->flow, cf1, cf2, "");
         }
     } else if (offered) {
         s->tls_offered++;
@@ -613,17 +929,50 @@ static void on_session(struct audit *a, const struct mx_event *e, struct server 
         s->tls_attempted++;
     if (upgraded)
         s->tls_upgraded++;
+    struct flowmap *m = flow_of(a, e->flow);
+    mx_frame_t t1 = 0, t2 = 0; /* STARTTLS and the reply to it */
+    if (attempted) {
+        frames_of(e, (snprintf(path, sizeof(path), "%s.frames", tlsobj), path), &t1, &t2);
+        if (m && m->tls_cmd) {
+            t1 = m->tls_cmd;
+            t2 = m->tls_reply ? m->tls_reply : t1;
+        }
+    }
     if (attempted && !upgraded) {
         s->tls_refused++;
-        mx_frame_t f1, f2;
-        frames_of(e, (snprintf(path, sizeof(path), "%s.frames", tlsobj), path), &f1, &f2);
-        note(a, s, K_STARTTLS_REFUSED, e->flow, f1, f2, "");
+        note(a, s, K_STARTTLS_REFUSED, e->flow, t1, t2, "");
     }
     /* Behind a proxy that ended the client's TLS, the cleartext leg is the
      * proxy's own: the client did use TLS. */
-    struct flowmap *m = flow_of(a, e->flow);
     if (offered && !attempted && !(m && m->client_tls) && !lmtp) /* LMTP: see above */
-        note(a, s, K_TLS_NOT_USED, e->flow, 0, 0, "");
+        note(a, s, K_TLS_NOT_USED, e->flow, cf1, cf2, "");
+    session_facts(s, e, seen, offered && !mangled, auth, ld_listed, cf1, cf2);
+    if (attempted)
+        observe(s, F_STARTTLS_REFUSED, !upgraded, e->flow, t1, t2);
+    if (upgraded && m)
+        m->tls = true;
+}
+
+/* A login's facts: whether its secret crossed in clear, whether the
+ * passwords are in the records (--show-secrets: "secret"), and, after an
+ * IMAP LOGIN in clear while LOGINDISABLED was announced, whether the server
+ * refused it (RFC 9051 §6.2.3). */
+static void auth_facts(struct audit *a, struct server *s, const struct mx_event *e, bool leaked, mx_frame_t f1,
+                       mx_frame_t f2)
+{
+    mx_frame_t sf = (mx_frame_t)mx_ev_get_int(e, "secret_frame", 0);
+    if (mx_ev_get(e, "secret"))
+        s->secrets_shown = true;
+    if (leaked)
+        observe(s, F_CLEARTEXT_CREDENTIALS, true, e->flow, sf ? sf : f1, sf ? sf : f2);
+    else
+        observe(s, F_CLEARTEXT_CREDENTIALS, false, e->flow, f1, f2);
+    struct flowmap *m = flow_of(a, e->flow);
+    if (m && m->ld_tried && !strcmp(e->type, "imap.auth")) {
+        bool refused = !slice_eq(mx_ev_get_str(e, "outcome"), "success");
+        observe(s, F_LOGINDISABLED_HONOURED, refused, e->flow, m->ld_tried, f2);
+        m->ld_tried = 0;
+    }
 }
 
 static void on_auth(struct audit *a, const struct mx_event *e, struct server *s)
@@ -636,9 +985,13 @@ static void on_auth(struct audit *a, const struct mx_event *e, struct server *s)
     char detail[160];
     snprintf(detail, sizeof(detail), "%.*s %.*s", (int)(mech.len < 32 ? mech.len : 32), (const char *)mech.ptr,
              user.len ? (int)(user.len < 100 ? user.len : 100) : 9, user.len ? (const char *)user.ptr : "(no user)");
+    auth_facts(a, s, e, clear && secret, f1, f2);
     if (clear && secret) {
+        /* The evidence is the frame that carried the secret (the credentials
+         * line, PASS, LOGIN), not only the command that began the login. */
+        mx_frame_t sf = (mx_frame_t)mx_ev_get_int(e, "secret_frame", 0);
         s->cleartext_logins++;
-        note(a, s, K_CLEARTEXT_CREDENTIALS, e->flow, f1, f2, detail);
+        note(a, s, K_CLEARTEXT_CREDENTIALS, e->flow, sf ? sf : f1, sf ? sf : f2, detail);
     }
     static const char *const weak[] = { "CRAM-MD5", "DIGEST-MD5", "NTLM", "APOP" };
     for (size_t i = 0; i < MX_ARRAY_LEN(weak); i++)
@@ -649,6 +1002,43 @@ static void on_auth(struct audit *a, const struct mx_event *e, struct server *s)
         if (m)
             m->authed = true;
     }
+}
+
+/* An SMTP reply's facts: VRFY confirming an address (250, 251: RFC 5321
+ * §3.5.3), EXPN expanding a list (250), and the host name an EHLO reply
+ * names (RFC 5321 §4.1.1.1), a second source of the server's domain. */
+static void reply_facts(struct server *s, const struct mx_event *e, struct mx_slice cmd, int code, mx_frame_t f1,
+                        mx_frame_t f2)
+{
+    if (slice_eq(cmd, "VRFY"))
+        observe(s, F_VRFY_ANSWERED, code == 250 || code == 251, e->flow, f1, f2);
+    else if (slice_eq(cmd, "EXPN"))
+        observe(s, F_EXPN_ANSWERED, code == 250, e->flow, f1, f2);
+    else if ((slice_eq(cmd, "EHLO") || slice_eq(cmd, "LHLO")) && code == 250 && !s->domain2[0]) {
+        struct mx_slice t = mx_ev_get_str(e, "text");
+        const uint8_t *nl = memchr(t.ptr, '\n', t.len);
+        char host[96], dom[96];
+        mx_text_copy(host, sizeof(host), mx_slice_make(t.ptr, nl ? (size_t)(nl - t.ptr) : t.len));
+        domain_of(host, dom, sizeof(dom));
+        if (strcmp(dom, s->domain))
+            snprintf(s->domain2, sizeof(s->domain2), "%s", dom);
+    }
+}
+
+/* A reply to STARTTLS or STLS (smtp.reply, pop3.response, imap.response):
+ * the command's frame and the reply's, the evidence of a refusal. */
+static void on_starttls_reply(struct audit *a, const struct mx_event *e)
+{
+    struct mx_slice cmd = mx_ev_get_str(e, "answers.command");
+    struct flowmap *m = flow_of(a, e->flow);
+    if (!m || !(slice_eq(cmd, "STARTTLS") || slice_eq(cmd, "STLS")))
+        return;
+    mx_frame_t f1, f2;
+    frames_of(e, "frames", &f1, &f2);
+    m->tls_cmd = (mx_frame_t)mx_ev_get_int(e, "answers.frame", 0);
+    m->tls_reply = f2;
+    if (!m->tls_cmd)
+        m->tls_cmd = f1;
 }
 
 static void on_reply(struct audit *a, const struct mx_event *e, struct server *s)
@@ -662,6 +1052,7 @@ static void on_reply(struct audit *a, const struct mx_event *e, struct server *s
     }
     mx_frame_t f1, f2;
     frames_of(e, "frames", &f1, &f2);
+    reply_facts(s, e, cmd, code, f1, f2);
     if (slice_eq(cmd, "VRFY")) {
         s->vrfy_code = code;
         if (code == 250 || code == 251) /* RFC 5321 §3.5.3: the mailbox exists */
@@ -673,42 +1064,69 @@ static void on_reply(struct audit *a, const struct mx_event *e, struct server *s
     }
 }
 
+/* One recipient of a transaction record: its address, outcome and the
+ * frame of the reply to its RCPT (the evidence). */
+static void rcpt_of(const struct mx_event *e, const struct mx_ev_field *r, struct mx_slice *addr,
+                    struct mx_slice *outcome, mx_frame_t *reply)
+{
+    *addr = *outcome = mx_slice_make("", 0);
+    *reply = 0;
+    for (const struct mx_ev_field *x = mx_ev_first(e, r); x; x = mx_ev_next(e, x)) {
+        if (x->key && !strcmp(x->key, "addr") && x->kind == MX_EV_STR)
+            *addr = mx_ev_field_str(e, x);
+        else if (x->key && !strcmp(x->key, "outcome") && x->kind == MX_EV_STR)
+            *outcome = mx_ev_field_str(e, x);
+        else if (x->key && !strcmp(x->key, "frames")) {
+            /* [RCPT, reply]: the reply is the proof */
+            for (const struct mx_ev_field *y = mx_ev_first(e, x); y; y = mx_ev_next(e, y))
+                if (y->kind == MX_EV_UINT)
+                    *reply = y->v.u;
+        }
+    }
+}
+
+/* The relaying signal (RFC 5321 §3.6, §7.1): a RCPT to a domain the server
+ * does not serve (serves()), accepted from a client that did not
+ * authenticate and is not the server's own host or network (own_network()).
+ * A signal (medium) by itself: the server may yet refuse the message, or
+ * route the domain as a backup MX; an open relay (high) when the message
+ * was then accepted. The same RCPT refused is the fact's "no". */
 static void on_transaction(struct audit *a, const struct mx_event *e, struct server *s)
 {
     struct flowmap *m = flow_of(a, e->flow);
-    if (!s->domain[0] || (m && m->authed))
+    if ((!s->domain[0] && !s->domain2[0]) || !m || m->authed || own_network(m->client, s->addr))
         return;
+    struct mx_slice disp = mx_ev_get_str(e, "disposition");
+    bool delivered = slice_eq(disp, "accepted") || slice_eq(disp, "mixed");
     const struct mx_ev_field *rs = mx_ev_get(e, "recipients");
     for (const struct mx_ev_field *r = mx_ev_first(e, rs); r; r = mx_ev_next(e, r)) {
-        struct mx_slice addr = mx_slice_make("", 0), outcome = addr;
-        mx_frame_t f1 = 0, f2 = 0;
-        for (const struct mx_ev_field *x = mx_ev_first(e, r); x; x = mx_ev_next(e, x)) {
-            if (x->key && !strcmp(x->key, "addr") && x->kind == MX_EV_STR)
-                addr = mx_ev_field_str(e, x);
-            else if (x->key && !strcmp(x->key, "outcome") && x->kind == MX_EV_STR)
-                outcome = mx_ev_field_str(e, x);
-            else if (x->key && !strcmp(x->key, "frames")) {
-                const struct mx_ev_field *y = mx_ev_first(e, x);
-                f1 = f2 = y ? y->v.u : 0;
-                if ((y = mx_ev_next(e, y)))
-                    f2 = y->v.u;
-            }
-        }
+        struct mx_slice addr, outcome;
+        mx_frame_t rf;
+        rcpt_of(e, r, &addr, &outcome, &rf);
         const uint8_t *at = memchr(addr.ptr, '@', addr.len);
-        if (!slice_eq(outcome, "accepted") || !at)
+        if (!at || !outcome.len || slice_eq(outcome, "no_reply"))
             continue;
         char dom[96];
         mx_text_copy(dom, sizeof(dom), mx_slice_make(at + 1, addr.len - (size_t)(at + 1 - addr.ptr)));
         for (char *p = dom; *p; p++)
             if (*p >= 'A' && *p <= 'Z')
                 *p = (char)(*p + 32);
-        size_t dl = strlen(dom), sl = strlen(s->domain);
-        bool own = !strcmp(dom, s->domain) || (dl > sl && dom[dl - sl - 1] == '.' && !strcmp(dom + dl - sl, s->domain));
-        if (!own) { /* RFC 5321 §3.6: relaying for a client that did not authenticate */
-            s->relay_signals++;
-            char detail[128];
-            snprintf(detail, sizeof(detail), "%s", dom);
-            note(a, s, K_OPEN_RELAY, e->flow, f1, f2, detail);
+        if (serves(s, dom))
+            continue;
+        bool accepted = slice_eq(outcome, "accepted");
+        observe(s, F_RELAYING, accepted, e->flow, rf, rf);
+        if (!accepted)
+            continue;
+        s->relay_signals++;
+        char detail[200];
+        snprintf(detail, sizeof(detail), "%s from %s%s", dom, m->client, delivered ? ", message accepted" : "");
+        note(a, s, K_OPEN_RELAY, e->flow, rf, rf, detail);
+        if (delivered && !s->relay_accepted) {
+            struct finding *f = &s->f[K_OPEN_RELAY];
+            s->relay_accepted = true;
+            f->sev_set = true;
+            f->sev = SEV_HIGH;
+            f->title = "Open relay";
         }
     }
 }
@@ -723,6 +1141,55 @@ static void on_anomaly(struct audit *a, const struct mx_event *e, struct server 
              slice_eq(name, "STARTTLS_CLIENT_INJECTION") ? "client" : "server");
     else if (slice_eq(name, "LOGIN_DISABLED_IGNORED") && slice_eq(mx_ev_get_str(e, "dir"), "s2c"))
         note(a, s, K_LOGINDISABLED_IGNORED, e->flow, f1, f2, "");
+    else if (slice_eq(name, "LOGIN_DISABLED_IGNORED")) {
+        struct flowmap *m = flow_of(a, e->flow); /* the client tried: the login's outcome says if it was honoured */
+        if (m)
+            m->ld_tried = f1;
+    }
+}
+
+/* A TLS record's facts: TLS used on the flow, and after STARTTLS whether the
+ * handshake completed. A failed one with no alert ended with the
+ * connection: the flow's record extends its evidence to the close. */
+static void tls_facts(struct audit *a, struct server *s, const struct mx_event *e, mx_frame_t f1, mx_frame_t f2)
+{
+    struct flowmap *m = flow_of(a, e->flow);
+    bool done = mx_ev_get_int(e, "completed", 1) != 0;
+    if (done && m) {
+        m->tls = true;
+        m->hs_first = f1;
+        m->hs_last = f2;
+    }
+    if (!slice_eq(mx_ev_get_str(e, "how"), "starttls"))
+        return;
+    int idx = observe(s, F_STARTTLS_FAILED, !done, e->flow, f1, f2);
+    if (!done && m && !mx_ev_first(e, mx_ev_get(e, "alerts"))) {
+        m->tls_fail_fact = idx;
+        const struct finding *f = &s->f[K_STARTTLS_FAILED];
+        m->tls_fail_ev = f->n_ev && f->ev[f->n_ev - 1].flow == e->flow ? (int)f->n_ev : 0;
+    }
+}
+
+/* The flow's last record: whether it used TLS (seen from its start: a
+ * session that never did is the fact's "no", its last frame the proof),
+ * and the close that ended a failed handshake. */
+static void flow_facts(struct audit *a, struct server *s, const struct mx_event *e)
+{
+    struct flowmap *m = flow_of(a, e->flow);
+    mx_frame_t f1, f2;
+    frames_of(e, "frames", &f1, &f2);
+    if (!m)
+        return;
+    if (m->tls_fail_fact)
+        s->fact[F_STARTTLS_FAILED].ev[1][m->tls_fail_fact - 1].last = f2;
+    if (m->tls_fail_ev)
+        s->f[K_STARTTLS_FAILED].ev[m->tls_fail_ev - 1].last = f2;
+    if (m->hs_first) /* the handshake, else the STARTTLS accepted, else the flow */
+        observe(s, F_TLS_USED, true, e->flow, m->hs_first, m->hs_last);
+    else if (m->tls || mx_ev_get_int(e, "tls_port", 0))
+        observe(s, F_TLS_USED, true, e->flow, m->tls_cmd ? m->tls_cmd : f1, m->tls_cmd ? m->tls_reply : f2);
+    else if (m->handshake)
+        observe(s, F_TLS_USED, false, e->flow, f2, f2);
 }
 
 static void on_tls(struct audit *a, const struct mx_event *e, struct server *s)
@@ -740,6 +1207,7 @@ static void on_tls(struct audit *a, const struct mx_event *e, struct server *s)
         s->tls_failed++;
         note(a, s, K_STARTTLS_FAILED, e->flow, f1, f2, "");
     }
+    tls_facts(a, s, e, f1, f2);
 }
 
 /* A tunnel's password crossed in clear (RFC 1929 §4, RFC 7617 §4): the
@@ -1131,6 +1599,24 @@ static void on_net_flow(struct audit *a, const struct mx_event *e, struct server
     }
 }
 
+/* The client a PROXY header names ("ADDR:PORT", "[ADDR]:PORT") stands in
+ * for the proxy's address when relaying is judged. */
+static void proxied_client(struct flowmap *m, const char *c)
+{
+    const char *b = c, *e = strrchr(c, ':');
+    if (*c == '[') {
+        b = c + 1;
+        e = strchr(b, ']');
+    } else if (e && strchr(c, ':') != e) {
+        e = NULL; /* a bare IPv6 address: no port */
+    }
+    size_t n = e ? (size_t)(e - b) : strlen(b);
+    if (n < sizeof(m->client)) {
+        memcpy(m->client, b, n);
+        m->client[n] = '\0';
+    }
+}
+
 static void audit_event(void *ctx, const struct mx_event *e)
 {
     struct audit *a = ctx;
@@ -1149,6 +1635,7 @@ static void audit_event(void *ctx, const struct mx_event *e)
             m->client_tls = mx_proxy_client_tls(e);
             snprintf(m->via, sizeof(m->via), "client %s via proxy%s", c,
                      m->client_tls ? ", over TLS to the proxy" : "");
+            proxied_client(m, c);
         }
         return;
     }
@@ -1161,8 +1648,11 @@ static void audit_event(void *ctx, const struct mx_event *e)
         on_session(a, e, s);
     else if (!strcmp(t, "smtp.auth") || !strcmp(t, "pop3.auth") || !strcmp(t, "imap.auth") || !strcmp(t, "lmtp.auth"))
         on_auth(a, e, s);
-    else if (!strcmp(t, "smtp.reply") || !strcmp(t, "lmtp.reply"))
+    else if (!strcmp(t, "smtp.reply") || !strcmp(t, "lmtp.reply")) {
         on_reply(a, e, s);
+        on_starttls_reply(a, e);
+    } else if (!strcmp(t, "pop3.response") || !strcmp(t, "imap.response"))
+        on_starttls_reply(a, e);
     else if (!strcmp(t, "smtp.transaction"))
         on_transaction(a, e, s);
     else if (!strcmp(t, "anomaly"))
@@ -1179,6 +1669,7 @@ static void audit_event(void *ctx, const struct mx_event *e)
     if (!strcmp(t, "flow")) {
         if (mx_ev_get_int(e, "tls_port", 0))
             s->implicit++;
+        flow_facts(a, s, e);
         /* The flow's last record: forget it (memory stays flat over days). */
         free(mx_idmap_take(&a->flows, e->flow));
     }
@@ -1199,6 +1690,31 @@ static void conclude(struct server *s)
     }
 }
 
+/* A finding's severity, title and fix at this server: the kind's, unless
+ * the server's instance set its own (MX-OPEN-RELAY with the message
+ * accepted); MX-CLEARTEXT-CREDENTIALS's fix says "shown" only where the
+ * records carry the passwords (--show-secrets). */
+static enum severity sev_of(const struct server *s, enum kind k)
+{
+    return s->f[k].sev_set ? s->f[k].sev : kinds[k].sev;
+}
+
+static const char *title_of(const struct server *s, enum kind k)
+{
+    return s->f[k].title ? s->f[k].title : kinds[k].title;
+}
+
+static const char *fix_of(const struct server *s, enum kind k)
+{
+    if (k == K_CLEARTEXT_CREDENTIALS)
+        return s->secrets_shown ? "Change the passwords shown (--show-secrets printed them), require TLS before "
+                                  "authentication on the server, and configure clients to use TLS."
+                                : "Change the passwords of the users listed (this report hides the passwords, but "
+                                  "anyone on the path could read them), require TLS before authentication on the "
+                                  "server, and configure clients to use TLS.";
+    return s->f[k].fix ? s->f[k].fix : kinds[k].fix;
+}
+
 static void emit_server(struct mx_sink *sink, struct server *s)
 {
     const char *sw = software_of(s->banner);
@@ -1215,7 +1731,6 @@ static void emit_server(struct mx_sink *sink, struct server *s)
         mx_ev_str(ev, "software", sw);
     mx_ev_uint(ev, "sessions", s->sessions);
     mx_ev_obj(ev, "tls");
-    mx_ev_bool(ev, "offered", s->tls_offered > 0 || s->implicit > 0);
     mx_ev_uint(ev, "upgraded_sessions", s->tls_upgraded);
     mx_ev_uint(ev, "implicit_sessions", s->implicit);
     mx_ev_uint(ev, "refused", s->tls_refused);
@@ -1223,32 +1738,29 @@ static void emit_server(struct mx_sink *sink, struct server *s)
     emit_set(ev, "versions", s->versions, ',');
     mx_ev_end(ev);
     mx_ev_obj(ev, "auth");
-    mx_ev_bool(ev, "offered_in_clear", s->auth_in_clear);
     emit_set(ev, "mechanisms", s->mechs, ' ');
     mx_ev_uint(ev, "cleartext_logins", s->cleartext_logins);
-    if (!strcmp(s->proto, "imap")) {
-        mx_ev_bool(ev, "logindisabled", s->logindisabled);
-        mx_ev_bool(ev, "logindisabled_honoured", !s->f[K_LOGINDISABLED_IGNORED].on);
-    }
     mx_ev_end(ev);
     if (s->vrfy_code)
         mx_ev_int(ev, "vrfy_reply", s->vrfy_code);
     if (s->expn_code)
         mx_ev_int(ev, "expn_reply", s->expn_code);
     mx_ev_uint(ev, "relay_signals", s->relay_signals);
+    emit_posture(ev, s);
     mx_ev_arr(ev, "findings");
     for (int k = 0; k < K_N; k++)
         if (s->f[k].on)
             mx_ev_str(ev, NULL, kinds[k].id);
     mx_ev_end(ev);
     mx_ev_tone(ev, n ? MX_TONE_WARN : MX_TONE_GOOD);
-    mx_ev_text(ev, "audit: %s server %s:%u%s%s%s: %u session%s, TLS %s, %u login%s in clear, %u finding%s", s->proto,
-               s->addr, s->port, sw ? " (" : "", sw ? sw : "", sw ? ")" : "", s->sessions, s->sessions == 1 ? "" : "s",
-               s->tls_upgraded || s->implicit ? "used"
-               : s->tls_offered               ? "offered, not used"
-               : s->caps_in_clear             ? "not offered"
-                                              : "offer not seen (no capability list)",
-               s->cleartext_logins, s->cleartext_logins == 1 ? "" : "s", n, n == 1 ? "" : "s");
+    mx_ev_text(ev,
+               "audit: %s server %s:%u%s%s%s: %u session%s, %s offered: %s, TLS used: %s, credentials in clear: %s "
+               "(%u login%s), %u finding%s",
+               s->proto, s->addr, s->port, sw ? " (" : "", sw ? sw : "", sw ? ")" : "", s->sessions,
+               s->sessions == 1 ? "" : "s", strcmp(s->proto, "pop3") ? "STARTTLS" : "STLS",
+               state_name(fact_state(s, F_STARTTLS_OFFERED)), state_name(fact_state(s, F_TLS_USED)),
+               state_name(fact_state(s, F_CLEARTEXT_CREDENTIALS)), s->cleartext_logins,
+               s->cleartext_logins == 1 ? "" : "s", n, n == 1 ? "" : "s");
     mx_event_emit(sink, ev);
 }
 
@@ -1270,10 +1782,11 @@ static void joined(const char *set, char *out, size_t cap)
 static void emit_finding(struct mx_sink *sink, const struct server *s, enum kind k)
 {
     const struct finding *f = &s->f[k];
+    enum severity sev = sev_of(s, k);
     struct mx_event *ev = mx_event_begin(sink, "finding", 0, MX_TIME_NONE);
     mx_ev_str(ev, "id", kinds[k].id);
-    mx_ev_str(ev, "severity", sev_names[kinds[k].sev]);
-    mx_ev_str(ev, "title", kinds[k].title);
+    mx_ev_str(ev, "severity", sev_names[sev]);
+    mx_ev_str(ev, "title", title_of(s, k));
     mx_ev_str(ev, "proto", s->proto);
     mx_ev_str(ev, "server", s->addr);
     mx_ev_uint(ev, "port", s->port);
@@ -1289,19 +1802,32 @@ static void emit_finding(struct mx_sink *sink, const struct server *s, enum kind
     }
     mx_ev_end(ev);
     mx_ev_str(ev, "why", kinds[k].why);
-    mx_ev_str(ev, "fix", kinds[k].fix);
+    mx_ev_str(ev, "fix", fix_of(s, k));
     mx_ev_str(ev, "references", kinds[k].refs);
-    mx_ev_tone(ev, kinds[k].sev >= SEV_HIGH ? MX_TONE_BAD : MX_TONE_WARN);
+    mx_ev_tone(ev, sev >= SEV_HIGH ? MX_TONE_BAD : MX_TONE_WARN);
     char frames[160] = "";
     size_t fl = 0;
     for (uint32_t i = 0; i < f->n_ev && fl < sizeof(frames) - 24; i++)
         fl += (size_t)snprintf(frames + fl, sizeof(frames) - fl, "%s%" PRIu64, i ? ", " : "", f->ev[i].first);
     char detail[AUDIT_DETAIL * 2];
     joined(f->detail, detail, sizeof(detail));
-    mx_ev_text(ev, "FINDING %s %s on %s %s:%u: %s%s%s, %" PRIu64 " time%s (frames %s%s)", sev_names[kinds[k].sev],
-               kinds[k].id, s->proto, s->addr, s->port, kinds[k].title, detail[0] ? ": " : "", detail, f->count,
+    mx_ev_text(ev, "FINDING %s %s on %s %s:%u: %s%s%s, %" PRIu64 " time%s (frames %s%s)", sev_names[sev], kinds[k].id,
+               s->proto, s->addr, s->port, title_of(s, k), detail[0] ? ": " : "", detail, f->count,
                f->count == 1 ? "" : "s", frames, f->count > f->n_ev ? ", ..." : "");
     mx_event_emit(sink, ev);
+}
+
+/* The findings of every server, high first, then medium, low, info; in
+ * server and kind order within a severity. */
+static void emit_findings_by_severity(struct audit *a, struct mx_sink *sink)
+{
+    for (int sev = SEV_HIGH; sev >= SEV_INFO; sev--)
+        for (uint32_t i = 0; i < a->srv.n; i++) {
+            struct server *s = server_at(a, i);
+            for (int k = 0; k < K_N; k++)
+                if (s->f[k].on && (int)sev_of(s, (enum kind)k) == sev)
+                    emit_finding(sink, s, (enum kind)k);
+        }
 }
 
 static void audit_end(void *ctx, struct mx_sink *sink)
@@ -1311,10 +1837,8 @@ static void audit_end(void *ctx, struct mx_sink *sink)
         struct server *s = server_at(a, i);
         conclude(s);
         emit_server(sink, s);
-        for (int k = 0; k < K_N; k++)
-            if (s->f[k].on)
-                emit_finding(sink, s, (enum kind)k);
     }
+    emit_findings_by_severity(a, sink);
 }
 
 /* ---- The posture table (mxray audit) ---- */
@@ -1322,11 +1846,6 @@ static void audit_end(void *ctx, struct mx_sink *sink)
 static void put(FILE *o, const char *text)
 {
     mx_fput_escaped(o, mx_slice_make(text, strlen(text)));
-}
-
-static const char *yes_no(bool b)
-{
-    return b ? "yes" : "no";
 }
 
 static void print_server(struct audit *a, const struct server *s)
@@ -1344,45 +1863,37 @@ static void print_server(struct audit *a, const struct server *s)
         fputc('"', o);
     }
     fprintf(o, "  %u session%s\n", s->sessions, s->sessions == 1 ? "" : "s");
-    bool offered = s->tls_offered || s->implicit;
-    fprintf(o, "  TLS        offered: %s", yes_no(offered));
+    fprintf(o, "  TLS        used in %u of %u session%s", s->tls_upgraded + s->implicit, s->sessions,
+            s->sessions == 1 ? "" : "s");
     if (s->implicit)
         fprintf(o, " (implicit TLS: %u session%s)", s->implicit, s->implicit == 1 ? "" : "s");
-    fprintf(o, "; used in %u of %u session%s; STARTTLS refused: %u, failed: %u", s->tls_upgraded + s->implicit,
-            s->sessions, s->sessions == 1 ? "" : "s", s->tls_refused, s->tls_failed);
+    fprintf(o, "; STARTTLS refused: %u, failed: %u", s->tls_refused, s->tls_failed);
     if (s->versions[0]) {
         fputs("; versions: ", o);
         put(o, s->versions);
     }
     fputc('\n', o);
-    fprintf(o, "  AUTH       offered before TLS: %s", yes_no(s->auth_in_clear));
-    if (s->mechs[0]) {
-        fputs(" (", o);
-        put(o, s->mechs);
-        fputc(')', o);
+    fputs("  AUTH       mechanisms announced in clear: ", o);
+    s->mechs[0] ? put(o, s->mechs) : fputs("none seen", o);
+    fprintf(o, "; logins with the password in clear: %u\n", s->cleartext_logins);
+    if (!strcmp(s->proto, "smtp") || !strcmp(s->proto, "lmtp")) {
+        fputs("  Probing    last VRFY reply: ", o);
+        s->vrfy_code ? fprintf(o, "%d", s->vrfy_code) : fputs("none", o);
+        fputs("; last EXPN reply: ", o);
+        s->expn_code ? fprintf(o, "%d", s->expn_code) : fputs("none", o);
+        fputc('\n', o);
     }
-    fprintf(o, "; credentials in clear: %u", s->cleartext_logins);
-    if (!strcmp(s->proto, "imap"))
-        fprintf(o, "; LOGINDISABLED: %s, honoured: %s", yes_no(s->logindisabled),
-                yes_no(!s->f[K_LOGINDISABLED_IGNORED].on));
-    fputc('\n', o);
-    if (!strcmp(s->proto, "smtp")) {
-        fputs("  Probing    VRFY: ", o);
-        s->vrfy_code ? fprintf(o, "%d", s->vrfy_code) : fputs("not tried", o);
-        fputs("; EXPN: ", o);
-        s->expn_code ? fprintf(o, "%d", s->expn_code) : fputs("not tried", o);
-        fprintf(o, "\n  Relaying   %s\n", s->relay_signals ? "foreign recipients accepted without AUTH" : "no signal");
-    }
+    print_posture(o, s);
     unsigned n = 0;
     for (int sev = SEV_HIGH; sev >= SEV_INFO; sev--) {
         for (int k = 0; k < K_N; k++) {
             const struct finding *f = &s->f[k];
-            if (!f->on || (int)kinds[k].sev != sev)
+            if (!f->on || (int)sev_of(s, (enum kind)k) != sev)
                 continue;
             if (!n++)
                 fputs("  Findings\n", o);
             const char *c = sev == SEV_HIGH ? red : sev == SEV_MEDIUM ? yel : "";
-            fprintf(o, "    %s%-6s %s%s  %s", c, sev_names[sev], kinds[k].id, off, kinds[k].title);
+            fprintf(o, "    %s%-6s %s%s  %s", c, sev_names[sev], kinds[k].id, off, title_of(s, (enum kind)k));
             if (f->detail[0]) {
                 char d[AUDIT_DETAIL * 2];
                 joined(f->detail, d, sizeof(d));
@@ -1394,8 +1905,8 @@ static void print_server(struct audit *a, const struct server *s)
                 fprintf(o, " flow %" PRIu64 " frame %" PRIu64 "%s", f->ev[i].flow, f->ev[i].first,
                         i + 1 < f->n_ev ? "," : "");
             fprintf(o, "%s)\n", f->count > f->n_ev ? " ..." : "");
-            fprintf(o, "           why: %s\n           fix: %s\n           see: %s\n", kinds[k].why, kinds[k].fix,
-                    kinds[k].refs);
+            fprintf(o, "           why: %s\n           fix: %s\n           see: %s\n", kinds[k].why,
+                    fix_of(s, (enum kind)k), kinds[k].refs);
         }
     }
     if (!n)

@@ -254,7 +254,9 @@ struct imap {
     /* Session. */
     bool greeted, preauth;
     struct mx_text greet_status, greeting;
-    struct mx_caps caps; /* the latest capability list (RFC 9051 §7.2.2) */
+    struct mx_caps caps;     /* the latest capability list (RFC 9051 §7.2.2) */
+    struct mx_caps pre_caps; /* the latest one in clear before a login: what it offered to log in with */
+    bool pre_kept;
     bool logindisabled, starttls_offered, starttls_attempted, compress_offered, compressed;
     bool logindisabled_seen; /* LOGINDISABLED was announced at some point in clear */
     struct mailbox boxes[IMAP_MAX_MAILBOXES];
@@ -506,6 +508,8 @@ static void login_finish(struct imap *s, enum mx_login_outcome o, struct mx_slic
 
 /* ---- Capabilities (RFC 9051 §7.2.2) ---- */
 
+static void caps_keep_pre(struct imap *s);
+
 static void caps_set(struct imap *s, struct tokz *z)
 {
     mx_caps_clear(&s->caps);
@@ -527,6 +531,25 @@ static void caps_set(struct imap *s, struct tokz *z)
         if (mx_ieq(c.ptr, c.len, "COMPRESS=DEFLATE"))
             s->compress_offered = true;
     }
+    /* The frame of the line that listed them (the auditor's evidence). */
+    mx_frame_t f = s->line[MX_DIR_S2C].first.frame;
+    mx_caps_frames(&s->caps, f, f);
+    if (!s->tls && s->state == IS_NOT_AUTHENTICATED && !s->m.login)
+        caps_keep_pre(s);
+}
+
+/* A list in clear before any login (not one a login's completion carries,
+ * RFC 9051 §6.2.3): kept, since the lists after a login drop STARTTLS,
+ * LOGINDISABLED and AUTH=, what the auditor reads. */
+static void caps_keep_pre(struct imap *s)
+{
+    mx_caps_clear(&s->pre_caps);
+    s->pre_caps.first = s->caps.first;
+    s->pre_caps.last = s->caps.last;
+    s->pre_caps.dropped = s->caps.dropped;
+    s->pre_kept = true;
+    if (s->caps.b.n && mx_buf_append(&s->pre_caps.b, s->caps.b.p, s->caps.b.n) != MX_BUF_OK)
+        mx_ctx_fail(s->m.ctx);
 }
 
 /* A response code "[...]" (RFC 9051 §7.1): atom, then arguments. */
@@ -1262,6 +1285,7 @@ static void sent_login(struct imap *s, struct command *c)
         mx_sasl_set_user(&lg->sasl, astring(&user));
         mx_sasl_set_secret(&lg->sasl, astring(&pass), true);
         lg->sasl.secret_len = pass.t == T_LITERAL ? pass.lit_len : pass.v.len;
+        lg->sasl.secret_frame = c->a; /* the LOGIN line (a literal password: its first frame) */
     }
     if (s->logindisabled && !s->tls)
         anomaly(s, MX_DIR_C2S, A_LOGIN_DISABLED_IGNORED, c->l->off, llen(c->l));
@@ -1657,6 +1681,9 @@ static void client_line_done(struct imap *s, const struct line *l)
     if (pass.t == T_LITERAL && !pass.elided) {
         mx_sasl_set_secret(&s->m.login->sasl, pass.v, true);
         s->m.login->sasl.secret_len = pass.lit_len;
+        /* The line ends in this call's bytes, which carry its last literal. */
+        s->m.login->sasl.secret_frame =
+            mx_ctx_frame_at(s->m.ctx, MX_DIR_C2S, mx_ctx_offset(s->m.ctx, MX_DIR_C2S)).frame;
     }
 }
 
@@ -1919,6 +1946,10 @@ static void session_emit(struct imap *s)
     }
     mx_ev_bool(ev, "preauth", s->preauth);
     mx_mail_describe_session_caps(&s->m, ev);
+    if (s->pre_kept && s->pre_caps.first != s->caps.first) { /* a later list replaced it */
+        mx_mail_describe_caps(ev, "capabilities_before_login", &s->pre_caps);
+        mx_mail_describe_caps_frames(ev, "capabilities_before_login_frames", &s->pre_caps);
+    }
     mx_ev_bool(ev, "logindisabled", s->logindisabled_seen);
     mx_ev_obj(ev, "starttls");
     mx_ev_bool(ev, "offered", s->starttls_offered);
@@ -2008,6 +2039,7 @@ static void *imap_new(struct mx_dissect_ctx *ctx)
     mx_mail_init(&s->m, ctx, &mx_imap_mail);
     mx_buf_init(&s->pend, sizeof(struct pending), 4, IMAP_MAX_PENDING);
     mx_caps_init(&s->caps, IMAP_CAPS);
+    mx_caps_init(&s->pre_caps, IMAP_CAPS);
     s->m.caps = &s->caps;
     for (int d = 0; d < 2; d++)
         mx_buf_init(&s->line[d].text, 1, 256, IMAP_MAX_LINE);
@@ -2038,6 +2070,7 @@ static void imap_free(void *state)
     }
     mx_buf_free(&s->pend);
     mx_caps_free(&s->caps);
+    mx_caps_free(&s->pre_caps);
     mx_mail_free(&s->m);
     free(s);
 }

@@ -1011,4 +1011,6 @@ void mx_sasl_describe_secret(const struct mx_sasl *s, struct mx_event *ev, bool 
             s->secret_len);
     else
         mx_ev_uint(ev, "secret_len", s->secret_len);
+    if (s->secret_in_clear && !tls && s->secret_frame)
+        mx_ev_uint(ev, "secret_frame", s->secret_frame);
 }

@@ -44,7 +44,8 @@ struct mx_sasl {
     bool cancelled;       /* the client sent "*" (RFC 4954 §4, RFC 5034 §4, RFC 9051 §6.2.2) */
     bool decode_error;    /* a line was not valid base64 or the mechanism's syntax */
     unsigned client_steps, server_steps;
-    int login_next; /* LOGIN: what the next client response is: 0 user, 1 password */
+    int login_next;          /* LOGIN: what the next client response is: 0 user, 1 password */
+    mx_frame_t secret_frame; /* the frame that carried the secret in clear, 0 when unknown (the caller notes it) */
 };
 
 /* Starts an exchange for the mechanism named `mech` (case-insensitive).
@@ -70,8 +71,9 @@ void mx_sasl_set_secret(struct mx_sasl *s, struct mx_slice secret, bool in_clear
 struct mx_event;
 /* Writes "mechanism", "user" and "authzid" (when known) to an open event. */
 void mx_sasl_describe_identity(const struct mx_sasl *s, struct mx_event *ev);
-/* Writes "cleartext" (not inside TLS), "secret_in_clear", "crackable" and
- * either "secret" (kept with --show-secrets) or "secret_len". */
+/* Writes "cleartext" (not inside TLS), "secret_in_clear", "crackable",
+ * either "secret" (kept with --show-secrets) or "secret_len", and
+ * "secret_frame" when the secret crossed in clear and its frame is known. */
 void mx_sasl_describe_secret(const struct mx_sasl *s, struct mx_event *ev, bool tls);
 
 /* Decodes base64 (RFC 4648 §4), ignoring nothing: whitespace or a bad

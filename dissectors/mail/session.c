@@ -80,6 +80,8 @@ struct mx_parse_result mx_mail_parse(void *state, struct mx_dissect_ctx *ctx, en
             /* What the server listed in clear, before it lists anew inside TLS (RFC 3207 §4.2). */
             mx_caps_init(&m->caps_clear, m->caps->b.n ? m->caps->b.n : 1);
             m->caps_kept = true;
+            m->caps_clear.first = m->caps->first;
+            m->caps_clear.last = m->caps->last;
             if (m->caps->b.n && mx_buf_append(&m->caps_clear.b, m->caps->b.p, m->caps->b.n) != MX_BUF_OK)
                 mx_ctx_fail(ctx);
         }
@@ -295,6 +297,16 @@ void mx_caps_clear(struct mx_caps *c)
 {
     mx_buf_clear(&c->b, false);
     c->dropped = 0;
+    c->first = c->last = 0;
+}
+
+void mx_caps_frames(struct mx_caps *c, mx_frame_t a, mx_frame_t b)
+{
+    if (!a)
+        return;
+    if (!c->first)
+        c->first = a;
+    c->last = b > a ? b : a;
 }
 
 void mx_caps_free(struct mx_caps *c)
@@ -390,7 +402,10 @@ bool mx_mail_sasl_client(struct mx_mail *m, struct mx_sasl *sasl, struct mx_slic
 {
     if (!sasl)
         return true; /* an exchange not kept: what it carries may be a secret */
+    bool before = sasl->secret_in_clear;
     bool secret = mx_sasl_client(sasl, b64);
+    if (!before && sasl->secret_in_clear && len) /* the line that carried the password or token */
+        sasl->secret_frame = mx_ctx_frame_at(m->ctx, MX_DIR_C2S, off + len - 1).frame;
     if (sasl->decode_error) {
         mx_mail_anomaly(m, MX_DIR_C2S, MX_MAIL_AUTH_DECODE_ERROR, off, len);
         sasl->decode_error = false;
@@ -493,10 +508,29 @@ void mx_mail_describe_caps2(struct mx_event *ev, const char *key, const char *no
         mx_ev_uint(ev, not_listed_key, c->dropped);
 }
 
+void mx_mail_describe_caps_frames(struct mx_event *ev, const char *key, const struct mx_caps *c)
+{
+    if (c && c->first) {
+        mx_ev_arr(ev, key);
+        mx_ev_uint(ev, NULL, c->first);
+        if (c->last != c->first)
+            mx_ev_uint(ev, NULL, c->last);
+        mx_ev_end(ev);
+    }
+}
+
+/* "capabilities_frames": the frames of the reply that listed c (the
+ * auditor's evidence of what a server offered or did not), when one was seen. */
+static void caps_frames(struct mx_event *ev, const struct mx_caps *c)
+{
+    mx_mail_describe_caps_frames(ev, "capabilities_frames", c);
+}
+
 void mx_mail_describe_session_caps(struct mx_mail *m, struct mx_event *ev)
 {
     if (mx_ctx_tls_inside(m->ctx) != MX_INSIDE_DECRYPTED) {
         mx_mail_describe_caps(ev, "capabilities", m->caps);
+        caps_frames(ev, m->caps);
         return;
     }
     if (mx_ctx_flow(m->ctx)->tls_port) {
@@ -504,6 +538,7 @@ void mx_mail_describe_session_caps(struct mx_mail *m, struct mx_event *ev)
         mx_ev_end(ev);
     } else {
         mx_mail_describe_caps(ev, "capabilities", m->caps_kept ? &m->caps_clear : m->caps);
+        caps_frames(ev, m->caps_kept ? &m->caps_clear : m->caps);
     }
     mx_mail_describe_caps(ev, "capabilities_tls", m->caps);
 }

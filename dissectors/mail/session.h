@@ -112,7 +112,8 @@ void mx_mail_queue_drop(struct mx_mail_queue *q, unsigned k);
  * bytes in all; an entry past that is dropped. */
 struct mx_caps {
     struct mx_buf b;
-    uint32_t dropped; /* entries past the cap, not kept: the record says how many */
+    uint32_t dropped;       /* entries past the cap, not kept: the record says how many */
+    mx_frame_t first, last; /* the frames of the reply that listed them, 0 before any */
 };
 
 void mx_caps_init(struct mx_caps *c, size_t max);
@@ -121,6 +122,9 @@ void mx_caps_clear(struct mx_caps *c);
 void mx_caps_free(struct mx_caps *c);
 /* The entry at byte position *pos (start at 0), which moves past it; false at the end. */
 bool mx_caps_next(const struct mx_caps *c, size_t *pos, struct mx_slice *v);
+/* Notes that the frames a..b carried (part of) the reply that lists them:
+ * the first such frame since the last clear, and the latest. */
+void mx_caps_frames(struct mx_caps *c, mx_frame_t a, mx_frame_t b);
 
 /* ---- Logins (RFC 4422 exchanges and plain logins) ---- */
 
@@ -369,6 +373,9 @@ struct mx_caps;
  * the cap) when some were not kept; key must be a string literal. */
 void mx_mail_describe_caps2(struct mx_event *ev, const char *key, const char *not_listed_key, const struct mx_caps *c);
 #define mx_mail_describe_caps(ev, key, c) mx_mail_describe_caps2((ev), key, key "_not_listed", (c))
+/* The frames of the reply that listed c as the array "key" ([first] or
+ * [first, last]), when one was seen. */
+void mx_mail_describe_caps_frames(struct mx_event *ev, const char *key, const struct mx_caps *c);
 
 /* Adds the session record's "capabilities" (m->caps): what the server
  * listed in clear. When a key log decrypted the session, "capabilities"

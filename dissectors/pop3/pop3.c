@@ -774,6 +774,7 @@ static void sent_pass(struct pop3 *s, struct command *c)
             l->sasl.user_wire = s->user.wire; /* its real length */
         }
         mx_sasl_set_secret(&l->sasl, c->arg, true);
+        l->sasl.secret_frame = c->a; /* the PASS line */
     }
     if (!mx_ctx_flow(s->m.ctx)->show_secrets) {
         snprintf(c->shown_buf, sizeof(c->shown_buf), "<redacted %zu bytes>", c->arg.len);
@@ -918,6 +919,14 @@ static void ok_capa(struct pop3 *s, const struct pending *p, struct mx_slice t)
     mx_caps_clear(&s->caps); /* the list comes anew */
 }
 
+/* The end of the CAPA listing: the frames that carried it, the auditor's evidence. */
+static void done_capa(struct pop3 *s, const struct pending *p, mx_frame_t last)
+{
+    (void)p;
+    if (s->rep.ok)
+        mx_caps_frames(&s->caps, s->rep.first_frame, last);
+}
+
 static void line_listing(struct pop3 *s, struct mx_slice l)
 {
     listing_line(s, l, s->rep.cmd.cmd == P_UIDL);
@@ -984,7 +993,7 @@ static const struct cmd_def cmds[P__COUNT] = {
                  "does not cross (RFC 1939 §7)." },
     [P_AUTH] = { "AUTH", sent_auth, NULL, line_auth, done_login,
                  "Starts SASL authentication with the named mechanism; '+ ' asks for the next step (RFC 5034)." },
-    [P_CAPA] = { "CAPA", sent_capa, ok_capa, caps_line, NULL,
+    [P_CAPA] = { "CAPA", sent_capa, ok_capa, caps_line, done_capa,
                  "Asks which extensions the server supports (RFC 2449 §5)." },
     [P_STAT] = { "STAT", NULL, ok_stat, NULL, NULL,
                  "Asks how many messages the mailbox holds and their total size (RFC 1939 §5)." },

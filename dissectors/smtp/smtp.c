@@ -649,6 +649,10 @@ static void server_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     /* EHLO keywords: every line after the first (RFC 5321 §4.1.1.1). */
     if (s->rep.lines > 0 && s->q.n && lists_extensions(head(s)->verb) && code == 250)
         parse_caps_line(s, text);
+    /* The frames that listed them; a one-line 250 lists none, and after a gap it may be another command's. */
+    if (s->rep.lines > 0 && s->q.n && lists_extensions(head(s)->verb) && code == 250)
+        mx_caps_frames(&s->caps, s->rep.first_frame,
+                       mx_ctx_frame_at(s->m.ctx, MX_DIR_S2C, off + (raw_len ? raw_len - 1 : 0)).frame);
     if (s->rep.lines < SMTP_MAX_REPLY_LINES) {
         mx_text_append(&s->rep.text, s->rep.lines ? '\n' : 0, rest);
     }

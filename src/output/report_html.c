@@ -253,7 +253,7 @@ struct html_rep {
     struct hbuf failures;               /* <li> items */
     size_t n_failures;
     uint64_t more_failures;
-    struct hbuf findings; /* <tr> rows */
+    struct hbuf findings[4]; /* <tr> rows, by severity (finding_rank): high first */
     size_t n_findings;
     struct hbuf summary; /* the capture's span and files */
     struct hbuf page;    /* the section being rendered */
@@ -706,10 +706,20 @@ static void on_message(struct html_rep *r, struct session *s, const struct mx_ev
         s->msgs_starved = 1;
 }
 
+/* The row list of a severity: high, medium, low, then info and any other. */
+static size_t finding_rank(struct mx_slice sev)
+{
+    static const char *const order[] = { "high", "medium", "low" };
+    for (size_t i = 0; i < MX_ARRAY_LEN(order); i++)
+        if (sev.len == strlen(order[i]) && !memcmp(sev.ptr, order[i], sev.len))
+            return i;
+    return 3;
+}
+
 static void on_finding(struct html_rep *r, const struct mx_event *e)
 {
-    struct hbuf *b = &r->findings;
     struct mx_slice sev = mx_ev_get_str(e, "severity");
+    struct hbuf *b = &r->findings[finding_rank(sev)];
     hb_puts(b, "<tr><td class=\"sev-");
     hb_esc(b, sev, 16, false);
     hb_puts(b, "\">");
@@ -1497,7 +1507,8 @@ static void overview(struct html_rep *r, struct hbuf *b)
     else {
         hb_puts(b, "<table class=\"findings\"><tr><th>severity</th><th>id</th><th>finding</th><th>server</th>"
                    "<th>count</th><th>evidence</th></tr>");
-        hb_put(b, hb_ptr(&r->findings), hb_len(&r->findings));
+        for (size_t i = 0; i < MX_ARRAY_LEN(r->findings); i++) /* high first (issue 27) */
+            hb_put(b, hb_ptr(&r->findings[i]), hb_len(&r->findings[i]));
         hb_puts(b, "</table>");
     }
 }
@@ -1628,7 +1639,8 @@ static void html_free(void *ctx)
     mx_idmap_free(&r->by_server);
     mx_hasher_free(r->hasher);
     hb_free(&r->failures);
-    hb_free(&r->findings);
+    for (size_t i = 0; i < MX_ARRAY_LEN(r->findings); i++)
+        hb_free(&r->findings[i]);
     hb_free(&r->journeys);
     hb_free(&r->summary);
     hb_free(&r->page);
@@ -1662,7 +1674,8 @@ bool mx_report_html_add(struct mx_sink *s, FILE *out, bool close_out, size_t max
     r->protocols = protocols;
     r->tmp = tmpfile();
     hb_init(&r->failures, H_LIST_MAX);
-    hb_init(&r->findings, H_LIST_MAX);
+    for (size_t i = 0; i < MX_ARRAY_LEN(r->findings); i++)
+        hb_init(&r->findings[i], H_LIST_MAX / 4);
     hb_init(&r->journeys, H_LIST_MAX);
     hb_init(&r->summary, 0);
     hb_init(&r->page, 0);

@@ -151,8 +151,20 @@ char *mx_harness_run_status(const struct mx_turn *t, size_t n, const struct mx_h
 
 static void strip(json_object *o)
 {
-    static const char *const keys[] = { "ts",    "last_ts", "frames",   "frame",         "reply_frames", "latency",
-                                        "start", "end",     "duration", "first_byte_ms", "complete_ms" };
+    static const char *const keys[] = { "ts",
+                                        "last_ts",
+                                        "frames",
+                                        "frame",
+                                        "latency",
+                                        "start",
+                                        "end",
+                                        "duration",
+                                        "first_byte_ms",
+                                        "complete_ms",
+                                        "reply_frames",
+                                        "capabilities_frames",
+                                        "capabilities_before_login_frames",
+                                        "secret_frame" };
     if (json_object_is_type(o, json_type_object)) {
         for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
             json_object_object_del(o, keys[i]);

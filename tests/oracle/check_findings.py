@@ -51,8 +51,12 @@ ROWS = [
     ("smtp/starttls-removed",              # session 2: no STARTTLS line at all
      {"MX-STARTTLS-STRIPPED"},
      {"MX-TLS-NOT-OFFERED", "MX-STARTTLS-MANGLED"}, None),
-    ("smtp/open-relay",                    # RCPT TO:<victim@example.net> 250, no AUTH
+    ("smtp/relay-open",                    # from 192.0.2.10: RCPT TO:<victim@example.net> 250, no AUTH
      {"MX-OPEN-RELAY"}, set(), None),
+    ("smtp/open-relay",                    # the same from 127.0.0.1, the server's own host (issue 27)
+     set(), {"MX-OPEN-RELAY"}, None),
+    ("smtp/relay-closed",                  # 554 5.7.1 for 192.0.2.10; own host and AUTH relay
+     set(), {"MX-OPEN-RELAY"}, None),
     ("smtp/relay-denied",                  # the same attempt refused 554 5.7.1
      set(), {"MX-OPEN-RELAY"}, None),
     ("smtp/multi-rcpt-partial-reject",     # one outside recipient refused 554 5.7.1

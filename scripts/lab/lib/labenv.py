@@ -154,7 +154,31 @@ tlsproxy   unix  -  -  n  -  0  tlsproxy
   -o smtpd_forbid_bare_newline=normalize
   -o smtpd_forbid_bare_newline_exclusions=
 """, ""),
+    # The relaying lab (issue 27): two postfix smtpd on documentation
+    # addresses outside 127.0.0.0/8 (RFC 5737), which setup_network puts on
+    # lo, so that a client bound to RELAY_OUTSIDER (192.0.2.10) is plainly
+    # another network to the auditor, and one bound to the server's own
+    # address is its own host.  Both offer SASL AUTH (dovecot) in clear, so
+    # the capture shows who authenticated.  Open: every client is in
+    # mynetworks; relayed mail goes to the deferred smtp transport (as
+    # open-relay above).  Closed: mynetworks is the host itself, so the
+    # main.cf smtpd_relay_restrictions (permit_mynetworks,
+    # permit_sasl_authenticated, reject_unauth_destination) refuse a
+    # stranger's foreign recipient with 554 5.7.1.
+    "relay-open": ("198.51.100.25", 25, """\
+198.51.100.25:25 inet  n  -  n  -  -  smtpd
+  -o mynetworks=0.0.0.0/0
+  -o smtpd_sasl_auth_enable=yes
+""", "default_transport = smtp\nrelay_transport = smtp\ndefer_transports = smtp\n"),
+    "relay-closed": ("198.51.100.26", 25, """\
+198.51.100.26:25 inet  n  -  n  -  -  smtpd
+  -o mynetworks=127.0.0.0/8,198.51.100.26/32
+  -o smtpd_sasl_auth_enable=yes
+""", "default_transport = smtp\nrelay_transport = smtp\ndefer_transports = smtp\n"),
 }
+
+# The client of the relaying lab that is no server's host or network.
+RELAY_OUTSIDER = "192.0.2.10"
 
 # HAProxy in front of the lab's servers (scenarios with proxy=True): each
 # frontend on PROXY_ADDR, on a port of no mail protocol, forwards to a
@@ -347,6 +371,12 @@ class Lab:
         """Inside a fresh namespace: lo up, MTU 1500, offloads off."""
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
         subprocess.run(["ip", "link", "set", "lo", "mtu", "1500"], check=True)
+        # Service addresses outside 127.0.0.0/8 (the relaying lab), and its
+        # outside client's, on lo: this namespace's own, gone with it.
+        extra = sorted({EXTRA_SERVICES[n][0] for n in self.services
+                        if not EXTRA_SERVICES[n][0].startswith("127.")})
+        for addr in extra + ([RELAY_OUTSIDER] if extra else []):
+            subprocess.run(["ip", "addr", "add", addr + "/32", "dev", "lo"], check=True)
         if shutil.which("ethtool"):
             subprocess.run(["ethtool", "-K", "lo", "tso", "off", "gso", "off",
                             "gro", "off"], stdout=subprocess.DEVNULL,

@@ -10,6 +10,7 @@ addresses (labenv.EXTRA_SERVICES, lib/peers.py; table in docs/lab.md).
 """
 import base64
 import client
+import labenv
 import ssl
 import warnings
 
@@ -526,6 +527,73 @@ def open_relay(ctx):
     ctx.swaks(["--from", "offers@example.org", "--to", "victim@example.net"],
               server="127.0.0.27", port=25, data="msg1.eml",
               note="relay to a foreign domain without AUTH, accepted")
+
+
+# ------------------------------------------------------------ relaying (issue 27)
+RELAY_OPEN, RELAY_CLOSED = "198.51.100.25", "198.51.100.26"
+
+
+def _relay_session(ctx, server, source, note, auth=False, data=True):
+    """One session to server from source: EHLO, AUTH PLAIN in clear when
+    auth, MAIL, RCPT TO a foreign domain (victim@example.net); DATA when the
+    RCPT was accepted and data is set, else QUIT.  Returns the RCPT code."""
+    n = len(ctx.sessions) + 1
+    msg = messages.simple(frm="Promo <offers@example.org>", to="victim@example.net",
+                          subject="Relay test %d" % n, msgid="relay.%d@client.lab.test" % n)
+    s = ctx.smtp(25, host=server, source=source, note=note)
+    _hello(s)
+    if auth:
+        s.smtp_auth_plain("alice", "alicepw")
+    s.smtp("MAIL FROM:<offers@example.org>")
+    code, _ = s.smtp("RCPT TO:<victim@example.net>")
+    if code == 250 and data:
+        s.smtp("DATA")
+        s.smtp_data(ctx.message("msg%d" % n, msg))     # recorded only when sent
+    s.smtp("QUIT")
+    s.close()
+    return code
+
+
+def _relay_clients(ctx, server, want):
+    """The three clients of a relaying scenario: an outsider without AUTH,
+    the server's own host, and the outsider authenticated; want: the RCPT
+    codes the server must give them."""
+    ctx.note("Server %s; the outside client binds %s (RFC 5737 documentation "
+             "addresses on lo in the scenario's own namespace)." % (server, labenv.RELAY_OUTSIDER))
+    ext = _relay_session(ctx, server, labenv.RELAY_OUTSIDER,
+                         "outside client, no AUTH: RCPT to a foreign domain")
+    own = _relay_session(ctx, server, server, "the server's own host (same address), no AUTH")
+    auth = _relay_session(ctx, server, labenv.RELAY_OUTSIDER,
+                          "outside client after AUTH PLAIN (in clear)", auth=True)
+    if (ext, own, auth) != want:
+        raise RuntimeError("%s answered RCPT %r, expected %r" % (server, (ext, own, auth), want))
+
+
+@scenario("smtp/relay-open", "relaying test against an open relay (postfix, 198.51.100.25:25, "
+          "mynetworks = 0.0.0.0/0): an outside client (192.0.2.10) without AUTH relays to "
+          "victim@example.net and the message is queued; the server's own host and an "
+          "authenticated outside client relay too", services=("relay-open",))
+def relay_open(ctx):
+    _relay_clients(ctx, RELAY_OPEN, (250, 250, 250))
+
+
+@scenario("smtp/relay-open-rcpt-only", "relaying test against the open relay "
+          "(198.51.100.25:25): an outside client (192.0.2.10) without AUTH gets RCPT TO "
+          "victim@example.net accepted and quits before DATA (a signal, not a message)",
+          services=("relay-open",))
+def relay_open_rcpt_only(ctx):
+    code = _relay_session(ctx, RELAY_OPEN, labenv.RELAY_OUTSIDER,
+                          "outside client, no AUTH: RCPT accepted, QUIT before DATA", data=False)
+    if code != 250:
+        raise RuntimeError("open relay answered RCPT %d" % code)
+
+
+@scenario("smtp/relay-closed", "relaying test against a closed server (postfix, "
+          "198.51.100.26:25, mynetworks = its own host, reject_unauth_destination): the "
+          "outside client (192.0.2.10) without AUTH is refused (554 5.7.1); the server's own "
+          "host and the authenticated outside client relay", services=("relay-closed",))
+def relay_closed(ctx):
+    _relay_clients(ctx, RELAY_CLOSED, (554, 250, 250))
 
 
 @scenario("smtp/starttls-injection", "client-side STARTTLS command injection "
