@@ -41,6 +41,14 @@ enum kind {
     K_STARTTLS_STRIPPED,
     K_STARTTLS_MANGLED,
     K_PROXY_CREDENTIALS,
+    K_TLS_CERT_EXPIRED,
+    K_TLS_CERT_NOT_YET_VALID,
+    K_TLS_CERT_SELF_SIGNED,
+    K_TLS_CERT_UNTRUSTED,
+    K_TLS_CERT_NAME_MISMATCH,
+    K_TLS_WEAK_KEY,
+    K_TLS_SHA1_SIGNATURE,
+    K_TLS_WEAK_CIPHER,
     K_N,
 };
 
@@ -141,6 +149,61 @@ static const struct {
                               "Reach the proxy over TLS (an HTTPS proxy, or SOCKS inside TLS or SSH), or authenticate without "
                               "sending the password (SOCKS5 GSS-API, RFC 1961), or restrict the proxy by address instead.",
                               "RFC 1929 §4, RFC 7617 §4, RFC 9110 §11.7.2" },
+    [K_TLS_CERT_EXPIRED] = { "MX-TLS-CERT-EXPIRED", SEV_MEDIUM, "Certificate expired",
+                             "When the server sent it, its certificate was past its notAfter date: clients that verify "
+                             "refuse the session or fall back to clear, and those that do not are taught to ignore "
+                             "certificate errors.",
+                             "Renew the certificate (and automate the renewal, for example with ACME), then reload the "
+                             "server; check the date shown against the capture's time.",
+                             "RFC 5280 §4.1.2.5, RFC 5280 §6.1.3, RFC 9325 §7" },
+    [K_TLS_CERT_NOT_YET_VALID] = { "MX-TLS-CERT-NOT-YET-VALID", SEV_MEDIUM, "Certificate not yet valid",
+                                   "When the server sent it, its certificate's notBefore date was still to come: "
+                                   "clients that verify refuse it. Often a clock that is wrong on the server or on "
+                                   "the machine that issued the certificate.",
+                                   "Check the clocks (NTP) of the server and of the issuing CA; reissue the "
+                                   "certificate with a correct start date.",
+                                   "RFC 5280 §4.1.2.5, RFC 5280 §6.1.3" },
+    [K_TLS_CERT_SELF_SIGNED] = { "MX-TLS-CERT-SELF-SIGNED", SEV_MEDIUM, "Self-signed certificate",
+                                 "The server's certificate is signed by its own key, not by a CA the client can "
+                                 "trust: a client cannot tell it from an attacker's certificate, so TLS protects "
+                                 "only against passive eavesdropping.",
+                                 "Use a certificate from a public CA (ACME), or publish the key in DANE TLSA records "
+                                 "(RFC 7672) for server-to-server mail; give clients the CA with --tls-ca to check a "
+                                 "private one.",
+                                 "RFC 5280 §6, RFC 6125 §6, RFC 7672 §3" },
+    [K_TLS_CERT_UNTRUSTED] = { "MX-TLS-CERT-UNTRUSTED", SEV_MEDIUM, "Certificate chain not trusted",
+                               "The server's chain did not verify against the trust store (the system's, or the "
+                               "--tls-ca file): an unknown or private CA, a missing intermediate, or a bad "
+                               "signature. Clients that verify refuse the session.",
+                               "Send the whole chain (the server's certificate, then the intermediates), from a CA "
+                               "the clients trust; for a private CA, run mxray with --tls-ca naming it.",
+                               "RFC 5280 §6, RFC 5246 §7.4.2, RFC 8446 §4.4.2, RFC 9325 §7" },
+    [K_TLS_CERT_NAME_MISMATCH] = { "MX-TLS-CERT-NAME-MISMATCH", SEV_MEDIUM, "Certificate name mismatch",
+                                   "The certificate does not name the host the client asked for (its SNI) or, "
+                                   "without SNI, the name the server announced in its greeting: clients that "
+                                   "verify refuse it, and the certificate may belong to another server.",
+                                   "Issue the certificate with the server's host names in subjectAltName (each MX "
+                                   "and submission name), or serve per-name certificates by SNI.",
+                                   "RFC 6125 §6, RFC 5280 §4.2.1.6, RFC 7817" },
+    [K_TLS_WEAK_KEY] = { "MX-TLS-WEAK-KEY", SEV_MEDIUM, "Weak certificate key",
+                         "The certificate's key is too short (RSA or DSA under 2048 bits, elliptic curves under "
+                         "224): it can be factored or broken with public resources, and current clients refuse it.",
+                         "Issue a new certificate with an RSA key of 2048 bits or more, or an ECDSA P-256 key.",
+                         "RFC 9325 §4.1, RFC 7525 §4.3" },
+    [K_TLS_SHA1_SIGNATURE] = { "MX-TLS-SHA1-SIGNATURE", SEV_MEDIUM, "SHA-1 or MD5 certificate signature",
+                               "A certificate of the chain is signed with SHA-1 or MD5, whose collisions are "
+                               "practical: a forged certificate with the same signature can be made, and current "
+                               "clients refuse such chains.",
+                               "Reissue the certificate (or the intermediate) signed with SHA-256 or better.",
+                               "RFC 9325 §4.2, RFC 6151, RFC 5280 §4.1.1.2" },
+    [K_TLS_WEAK_CIPHER] = { "MX-TLS-WEAK-CIPHER", SEV_HIGH, "Weak cipher suite chosen",
+                            "The server chose a cipher suite that gives no or little protection: NULL (no "
+                            "encryption), EXPORT (40-56-bit keys), anonymous Diffie-Hellman (no authentication, open "
+                            "to any man in the middle), RC4, DES or 3DES (Sweet32).",
+                            "Remove these suites from the server's list (for example Postfix "
+                            "smtpd_tls_exclude_ciphers = aNULL, eNULL, EXPORT, RC4, DES, 3DES, MD5) and allow TLS "
+                            "1.2 AEAD suites and TLS 1.3.",
+                            "RFC 7525 §4.1, RFC 9325 §4.1, RFC 7465, RFC 8996" },
 };
 
 struct evidence {
@@ -155,6 +218,14 @@ struct finding {
     struct evidence ev[AUDIT_EVIDENCE];
     char detail[AUDIT_DETAIL];
     size_t detail_len;
+};
+
+/* What the posture table shows of a server's certificate: the last one seen. */
+struct cert_seen {
+    uint32_t sessions; /* sessions whose certificate was seen */
+    char subject[128], issuer[128], not_after[32];
+    char validity[16], verify[32], key[32], sig[48], name[96];
+    int name_match; /* 1, 0; -1: no name checked */
 };
 
 struct server {
@@ -174,6 +245,7 @@ struct server {
     int vrfy_code, expn_code; /* the last answer to VRFY / EXPN, 0 for none */
     uint32_t relay_signals;
     struct finding f[K_N];
+    struct cert_seen cert; /* the last certificate it showed (tls_posture) */
 };
 
 struct flowmap {
@@ -649,6 +721,93 @@ static void on_anomaly(struct audit *a, const struct mx_event *e, struct server 
         note(a, s, K_LOGINDISABLED_IGNORED, e->flow, f1, f2, "");
 }
 
+/* A string of the record, as NUL-terminated text (bounded). */
+static void get_text(const struct mx_event *e, const char *path, char *out, size_t cap)
+{
+    mx_text_copy(out, cap, mx_ev_get_str(e, path));
+}
+
+/* Keeps what the posture table shows of the session's certificate. */
+static void cert_keep(const struct mx_event *e, struct server *s)
+{
+    struct cert_seen *c = &s->cert;
+    c->sessions++;
+    get_text(e, "certificate.subject", c->subject, sizeof(c->subject));
+    get_text(e, "certificate.issuer", c->issuer, sizeof(c->issuer));
+    get_text(e, "certificate.not_after", c->not_after, sizeof(c->not_after));
+    get_text(e, "certificate.validity", c->validity, sizeof(c->validity));
+    get_text(e, "certificate.verify", c->verify, sizeof(c->verify));
+    get_text(e, "certificate.signature_algorithm", c->sig, sizeof(c->sig));
+    c->key[0] = '\0';
+    struct mx_slice kt = mx_ev_get_str(e, "certificate.key.type");
+    if (kt.len)
+        snprintf(c->key, sizeof(c->key), "%.*s %" PRId64 " bits", (int)(kt.len < 12 ? kt.len : 12),
+                 (const char *)kt.ptr, mx_ev_get_int(e, "certificate.key.bits", 0));
+    get_text(e, "certificate.name_checked.name", c->name, sizeof(c->name));
+    c->name_match = c->name[0] ? (int)mx_ev_get_int(e, "certificate.name_checked.match", 0) : -1;
+}
+
+/* The certificate's and the cipher suite's findings (cert.c judged them):
+ * the evidence is the Certificate message, or the ServerHello. */
+static void tls_posture(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    char d[200], t1[64], t2[96];
+    mx_frame_t f1, f2;
+    frames_of(e, "cipher_weakness.frames", &f1, &f2);
+    struct mx_slice weak = mx_ev_get_str(e, "cipher_weakness.class");
+    if (weak.len) {
+        get_text(e, "cipher", t2, sizeof(t2));
+        snprintf(d, sizeof(d), "%s (%.*s)", t2, (int)(weak.len < 16 ? weak.len : 16), (const char *)weak.ptr);
+        note(a, s, K_TLS_WEAK_CIPHER, e->flow, f1, f2, d);
+    }
+    const struct mx_ev_field *cf = mx_ev_get(e, "certificate");
+    if (!cf || cf->kind != MX_EV_OBJ)
+        return;
+    cert_keep(e, s);
+    frames_of(e, "certificate.frames", &f1, &f2);
+    struct mx_slice validity = mx_ev_get_str(e, "certificate.validity"),
+                    verify = mx_ev_get_str(e, "certificate.verify");
+    if (slice_eq(validity, "expired")) {
+        get_text(e, "certificate.not_after", t1, sizeof(t1));
+        snprintf(d, sizeof(d), "not after %s", t1);
+        note(a, s, K_TLS_CERT_EXPIRED, e->flow, f1, f2, d);
+    } else if (slice_eq(validity, "not_yet_valid")) {
+        get_text(e, "certificate.not_before", t1, sizeof(t1));
+        snprintf(d, sizeof(d), "not before %s", t1);
+        note(a, s, K_TLS_CERT_NOT_YET_VALID, e->flow, f1, f2, d);
+    }
+    bool unjudged = !verify.len || slice_eq(verify, "not checked");
+    get_text(e, "certificate.issuer", t2, sizeof(t2));
+    if (slice_eq(verify, "self-signed") || (unjudged && mx_ev_get_int(e, "certificate.self_signed", 0))) {
+        get_text(e, "certificate.subject", t2, sizeof(t2));
+        note(a, s, K_TLS_CERT_SELF_SIGNED, e->flow, f1, f2, t2);
+    } else if (!unjudged && !slice_eq(verify, "ok")) {
+        snprintf(d, sizeof(d), "%.*s, issuer %s", (int)(verify.len < 32 ? verify.len : 32), (const char *)verify.ptr,
+                 t2);
+        note(a, s, K_TLS_CERT_UNTRUSTED, e->flow, f1, f2, d);
+    }
+    const struct mx_ev_field *nm = mx_ev_get(e, "certificate.name_checked.match");
+    if (nm && nm->kind == MX_EV_BOOL && !nm->v.b) {
+        get_text(e, "certificate.name_checked.name", t1, sizeof(t1));
+        get_text(e, "certificate.subject", t2, sizeof(t2));
+        snprintf(d, sizeof(d), "%s (%s) not in %s", t1,
+                 slice_eq(mx_ev_get_str(e, "certificate.name_checked.from"), "sni") ? "SNI" : "greeting", t2);
+        note(a, s, K_TLS_CERT_NAME_MISMATCH, e->flow, f1, f2, d);
+    }
+    if (mx_ev_get_int(e, "certificate.key.weak", 0)) {
+        get_text(e, "certificate.key.type", t1, sizeof(t1));
+        snprintf(d, sizeof(d), "%s %" PRId64 " bits", t1, mx_ev_get_int(e, "certificate.key.bits", 0));
+        note(a, s, K_TLS_WEAK_KEY, e->flow, f1, f2, d);
+    }
+    struct mx_slice ws = mx_ev_get_str(e, "certificate.weak_signature.algorithm");
+    if (ws.len) {
+        int64_t depth = mx_ev_get_int(e, "certificate.weak_signature.depth", 0);
+        snprintf(d, sizeof(d), "%.*s%s", (int)(ws.len < 48 ? ws.len : 48), (const char *)ws.ptr,
+                 depth ? " (an intermediate)" : "");
+        note(a, s, K_TLS_SHA1_SIGNATURE, e->flow, f1, f2, d);
+    }
+}
+
 static void on_tls(struct audit *a, const struct mx_event *e, struct server *s)
 {
     struct mx_slice v = mx_ev_get_str(e, "version");
@@ -664,6 +823,7 @@ static void on_tls(struct audit *a, const struct mx_event *e, struct server *s)
         s->tls_failed++;
         note(a, s, K_STARTTLS_FAILED, e->flow, f1, f2, "");
     }
+    tls_posture(a, e, s);
 }
 
 /* A tunnel's password crossed in clear (RFC 1929 §4, RFC 7617 §4): the
@@ -871,6 +1031,43 @@ static const char *yes_no(bool b)
     return b ? "yes" : "no";
 }
 
+/* The last certificate the server showed, as cert.c judged it (nothing
+ * when none was seen: TLS 1.3 hides it without --tls-keylog). */
+static void print_certificate(FILE *o, const struct server *s)
+{
+    const struct cert_seen *c = &s->cert;
+    if (!c->sessions)
+        return;
+    fputs("  Cert       ", o);
+    put(o, c->subject[0] ? c->subject : "(unreadable)");
+    if (c->issuer[0]) {
+        fputs("; issuer ", o);
+        put(o, c->issuer);
+    }
+    if (c->not_after[0]) {
+        fputs("; until ", o);
+        put(o, c->not_after);
+    }
+    fputs("\n             at capture time: ", o);
+    put(o, !strcmp(c->validity, "not_yet_valid") ? "not yet valid" : c->validity[0] ? c->validity : "unknown");
+    fputs("; chain: ", o);
+    put(o, c->verify[0] ? c->verify : "not verified");
+    if (c->key[0]) {
+        fputs("; key ", o);
+        put(o, c->key);
+    }
+    if (c->sig[0]) {
+        fputs("; ", o);
+        put(o, c->sig);
+    }
+    if (c->name_match >= 0) {
+        fputs("; name ", o);
+        put(o, c->name);
+        fputs(c->name_match ? ": matches" : ": MISMATCH", o);
+    }
+    fprintf(o, " (%u session%s)\n", c->sessions, c->sessions == 1 ? "" : "s");
+}
+
 static void print_server(struct audit *a, const struct server *s)
 {
     FILE *o = a->table;
@@ -897,6 +1094,7 @@ static void print_server(struct audit *a, const struct server *s)
         put(o, s->versions);
     }
     fputc('\n', o);
+    print_certificate(o, s);
     fprintf(o, "  AUTH       offered before TLS: %s", yes_no(s->auth_in_clear));
     if (s->mechs[0]) {
         fputs(" (", o);

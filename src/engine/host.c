@@ -159,6 +159,21 @@ const struct mx_keylog *mx_ctx_keylog(const struct mx_dissect_ctx *ctx)
     return ctx->eng->cfg.keylog;
 }
 
+const struct mx_tls_trust *mx_ctx_tls_trust(const struct mx_dissect_ctx *ctx)
+{
+    return ctx->eng->cfg.tls_trust;
+}
+
+void mx_ctx_tls_name_set(struct mx_dissect_ctx *ctx, struct mx_slice name)
+{
+    ctx->tls.name = name;
+}
+
+struct mx_slice mx_ctx_tls_name(const struct mx_dissect_ctx *ctx)
+{
+    return ctx->tls.name;
+}
+
 uint64_t mx_ctx_tls_bytes(const struct mx_dissect_ctx *ctx, enum mx_dir dir)
 {
     return ctx->tls.bytes[dir];
