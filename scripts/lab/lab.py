@@ -34,6 +34,7 @@ import scen_proxy                      # noqa: E402,F401
 import scen_tunnel                     # noqa: E402,F401
 import scen_lmtp                       # noqa: E402,F401
 import scen_keylog                     # noqa: E402,F401
+import scen_tlsposture                 # noqa: E402,F401
 
 
 def in_private_netns():
