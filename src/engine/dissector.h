@@ -194,7 +194,7 @@ const struct mx_keylog *mx_ctx_keylog(const struct mx_dissect_ctx *ctx);
  * or NULL (not verified). */
 const struct mx_tls_trust *mx_ctx_tls_trust(const struct mx_dissect_ctx *ctx);
 
-/* The host name the server announced in clear (an SMTP greeting, RFC 5321
+/* The host name the server announced in clear (a mail greeting, RFC 5321
  * §4.3.1), for the TLS observer to check the certificate against when the
  * client sent no SNI (RFC 6125 §6). The bytes are the dissector's and must
  * stay valid while the flow lives; an empty slice forgets the name. */
