@@ -1031,6 +1031,15 @@ static const char *yes_no(bool b)
     return b ? "yes" : "no";
 }
 
+/* label and text, when the text is not empty. */
+static void put_field(FILE *o, const char *label, const char *text)
+{
+    if (!text[0])
+        return;
+    fputs(label, o);
+    put(o, text);
+}
+
 /* The last certificate the server showed, as cert.c judged it (nothing
  * when none was seen: TLS 1.3 hides it without --tls-keylog). */
 static void print_certificate(FILE *o, const struct server *s)
@@ -1040,29 +1049,16 @@ static void print_certificate(FILE *o, const struct server *s)
         return;
     fputs("  Cert       ", o);
     put(o, c->subject[0] ? c->subject : "(unreadable)");
-    if (c->issuer[0]) {
-        fputs("; issuer ", o);
-        put(o, c->issuer);
-    }
-    if (c->not_after[0]) {
-        fputs("; until ", o);
-        put(o, c->not_after);
-    }
+    put_field(o, "; issuer ", c->issuer);
+    put_field(o, "; until ", c->not_after);
     fputs("\n             at capture time: ", o);
     put(o, !strcmp(c->validity, "not_yet_valid") ? "not yet valid" : c->validity[0] ? c->validity : "unknown");
     fputs("; chain: ", o);
     put(o, c->verify[0] ? c->verify : "not verified");
-    if (c->key[0]) {
-        fputs("; key ", o);
-        put(o, c->key);
-    }
-    if (c->sig[0]) {
-        fputs("; ", o);
-        put(o, c->sig);
-    }
+    put_field(o, "; key ", c->key);
+    put_field(o, "; ", c->sig);
     if (c->name_match >= 0) {
-        fputs("; name ", o);
-        put(o, c->name);
+        put_field(o, "; name ", c->name);
         fputs(c->name_match ? ": matches" : ": MISMATCH", o);
     }
     fprintf(o, " (%u session%s)\n", c->sessions, c->sessions == 1 ? "" : "s");

@@ -123,24 +123,16 @@ def main():
         return common.SKIP
     passed = failed = 0
     for cap, want, proof in TABLE:
-        problems = check(a.mxray, cap, want, proof)
-        if problems:
-            failed += 1
-            print("FAIL  %s" % cap)
-            for p in problems:
-                print("      " + p)
-        else:
+        if common.report(cap, check(a.mxray, cap, want, proof)):
             passed += 1
-            print("ok    %s: %s" % (cap, ", ".join(sorted(want)) or "no TLS finding"))
-    problems = store_independence(a.mxray)
-    if problems:
-        failed += 1
-        print("FAIL  store independence")
-        for p in problems:
-            print("      " + p)
-    else:
+            print("ok   %s: %s" % (cap, ", ".join(sorted(want)) or "no TLS finding"))
+        else:
+            failed += 1
+    if common.report("store independence", store_independence(a.mxray)):
         passed += 1
-        print("ok    the expiry is judged at the capture's time, whatever the store")
+        print("ok   the expiry is judged at the capture's time, whatever the store")
+    else:
+        failed += 1
     return common.summary(passed, failed)
 
 

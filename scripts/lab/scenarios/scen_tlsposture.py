@@ -10,6 +10,7 @@ check_tls_posture.py, golden.py), so that the clean chain verifies and
 nothing depends on the machine's store.  Each capture is meant to raise one
 TLS finding (docs/lab.md); the clean one none.
 """
+import hashlib
 import os
 import shutil
 import ssl
@@ -55,7 +56,6 @@ def _session(ctx, note, sni=True, ciphers="DEFAULT:@SECLEVEL=0", tls12=True):
 
 
 def _peer_sha256(s):
-    import hashlib
     der = s.sock.getpeercert(binary_form=True)
     return hashlib.sha256(der).hexdigest() if der else None
 
@@ -69,30 +69,36 @@ def _register(kind, summary, sessions):
     return run
 
 
-_register("clean", "STARTTLS to a postfix whose chain is sound: lab root -> intermediate -> "
-          "mx.lab.test, RSA 2048, SHA-256, valid now, sent with the intermediate; no TLS finding",
-          [("STARTTLS, SNI mx.lab.test", True)])
-_register("expired", "STARTTLS; the server's certificate expired on 2021-01-01 (valid from "
-          "2020-01-01): MX-TLS-CERT-EXPIRED at the capture's time",
-          [("STARTTLS, SNI mx.lab.test", True)])
-_register("not-yet-valid", "STARTTLS; the server's certificate is valid only from 2040-01-01: "
-          "MX-TLS-CERT-NOT-YET-VALID",
-          [("STARTTLS, SNI mx.lab.test", True)])
-_register("self-signed", "STARTTLS; the server's certificate for mx.lab.test is signed by its "
-          "own key: MX-TLS-CERT-SELF-SIGNED",
-          [("STARTTLS, SNI mx.lab.test", True)])
-_register("untrusted", "STARTTLS; the server's certificate is signed by a CA the CA file does "
-          "not hold (mxray rogue CA): MX-TLS-CERT-UNTRUSTED",
-          [("STARTTLS, SNI mx.lab.test", True)])
-_register("name-mismatch", "STARTTLS; the certificate names other.example only: with the SNI "
-          "mx.lab.test, then without SNI (the greeting's mx.lab.test is checked): "
-          "MX-TLS-CERT-NAME-MISMATCH twice",
-          [("STARTTLS, SNI mx.lab.test", True), ("STARTTLS, no SNI", False)])
-_register("rsa1024", "STARTTLS; the certificate's key is RSA 1024 bits: MX-TLS-WEAK-KEY",
-          [("STARTTLS, SNI mx.lab.test", True)])
-_register("sha1", "STARTTLS; the certificate is signed with sha1WithRSAEncryption: "
-          "MX-TLS-SHA1-SIGNATURE",
-          [("STARTTLS, SNI mx.lab.test", True)])
+SNI = [("STARTTLS, SNI mx.lab.test", True)]
+# kind (lib/posture.py), summary, sessions (note, whether the client sends SNI)
+KINDS = [
+    ("clean", "STARTTLS to a postfix whose chain is sound: lab root -> intermediate -> "
+     "mx.lab.test, RSA 2048, SHA-256, valid now, sent with the intermediate; no TLS finding",
+     SNI),
+    ("expired", "STARTTLS; the server's certificate expired on 2021-01-01 (valid from "
+     "2020-01-01): MX-TLS-CERT-EXPIRED at the capture's time",
+     SNI),
+    ("not-yet-valid", "STARTTLS; the server's certificate is valid only from 2040-01-01: "
+     "MX-TLS-CERT-NOT-YET-VALID",
+     SNI),
+    ("self-signed", "STARTTLS; the server's certificate for mx.lab.test is signed by its "
+     "own key: MX-TLS-CERT-SELF-SIGNED",
+     SNI),
+    ("untrusted", "STARTTLS; the server's certificate is signed by a CA the CA file does "
+     "not hold (mxray rogue CA): MX-TLS-CERT-UNTRUSTED",
+     SNI),
+    ("name-mismatch", "STARTTLS; the certificate names other.example only: with the SNI "
+     "mx.lab.test, then without SNI (the greeting's mx.lab.test is checked): "
+     "MX-TLS-CERT-NAME-MISMATCH twice",
+     [("STARTTLS, SNI mx.lab.test", True), ("STARTTLS, no SNI", False)]),
+    ("rsa1024", "STARTTLS; the certificate's key is RSA 1024 bits: MX-TLS-WEAK-KEY",
+     SNI),
+    ("sha1", "STARTTLS; the certificate is signed with sha1WithRSAEncryption: "
+     "MX-TLS-SHA1-SIGNATURE",
+     SNI),
+]
+for _kind, _summary, _sessions in KINDS:
+    _register(_kind, _summary, _sessions)
 
 
 @scenario("tls-posture/weak-cipher", "STARTTLS to a postfix that allows every suite at "
