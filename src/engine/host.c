@@ -237,6 +237,7 @@ static void dissect_stop(struct mx_dissect_ctx *ctx, const char *why)
     if (ctx->dstate)
         ctx->dis->state_free(ctx->dstate);
     ctx->dstate = NULL;
+    ctx->tls.name = mx_slice_make(NULL, 0); /* its bytes were the dissector's */
     ctx->dis = NULL;
     e->failed = true;
 }
@@ -324,6 +325,7 @@ static void carrier_verdict(struct mx_dissect_ctx *ctx)
     if (ctx->dstate)
         ctx->dis->state_free(ctx->dstate);
     ctx->dstate = NULL;
+    ctx->tls.name = mx_slice_make(NULL, 0); /* its bytes were the dissector's */
     free(ctx->dis_an);
     ctx->dis_an = NULL;
     ctx->dis_names = NULL;
@@ -755,6 +757,7 @@ void mx_host_release(struct mx_dissect_ctx *ctx)
     if (ctx->dis && ctx->dstate)
         ctx->dis->state_free(ctx->dstate);
     ctx->dstate = NULL;
+    ctx->tls.name = mx_slice_make(NULL, 0); /* its bytes were the dissector's */
     if (ctx->tls.state)
         ctx->tls.dis->state_free(ctx->tls.state);
     ctx->tls.state = NULL;
