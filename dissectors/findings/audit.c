@@ -13,6 +13,7 @@
 #include "event/text.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -721,91 +722,150 @@ static void on_anomaly(struct audit *a, const struct mx_event *e, struct server 
         note(a, s, K_LOGINDISABLED_IGNORED, e->flow, f1, f2, "");
 }
 
-/* A string of the record, as NUL-terminated text (bounded). */
-static void get_text(const struct mx_event *e, const char *path, char *out, size_t cap)
+/* What the audit reads of a tls record's certificate (docs/tls.md), in one
+ * walk of the object: the record is long (every cipher offered), and a path
+ * lookup walks it from the start. */
+struct cert_fields {
+    struct mx_slice subject, issuer, not_before, not_after, validity, verify, sig;
+    struct mx_slice key_type, name, from, weak_sig;
+    int64_t bits, weak_depth;
+    bool self_signed, key_weak, named, name_match;
+    mx_frame_t f1, f2;
+};
+
+static bool key_is(const struct mx_ev_field *x, const char *k)
 {
-    mx_text_copy(out, cap, mx_ev_get_str(e, path));
+    return x->key && !strcmp(x->key, k);
+}
+
+/* Strings, booleans, integers and the frames of one level of `obj`. */
+static void cert_level(const struct mx_event *e, const struct mx_ev_field *obj, const char *prefix,
+                       struct cert_fields *c)
+{
+    static const struct {
+        const char *prefix, *key;
+        size_t off;
+    } strs[] = {
+        { "", "subject", offsetof(struct cert_fields, subject) },
+        { "", "issuer", offsetof(struct cert_fields, issuer) },
+        { "", "not_before", offsetof(struct cert_fields, not_before) },
+        { "", "not_after", offsetof(struct cert_fields, not_after) },
+        { "", "validity", offsetof(struct cert_fields, validity) },
+        { "", "verify", offsetof(struct cert_fields, verify) },
+        { "", "signature_algorithm", offsetof(struct cert_fields, sig) },
+        { "key", "type", offsetof(struct cert_fields, key_type) },
+        { "name_checked", "name", offsetof(struct cert_fields, name) },
+        { "name_checked", "from", offsetof(struct cert_fields, from) },
+        { "weak_signature", "algorithm", offsetof(struct cert_fields, weak_sig) },
+    };
+    for (const struct mx_ev_field *x = mx_ev_first(e, obj); x; x = mx_ev_next(e, x)) {
+        if (x->kind == MX_EV_OBJ && !*prefix) {
+            cert_level(e, x, x->key ? x->key : "", c);
+        } else if (x->kind == MX_EV_STR) {
+            for (size_t i = 0; i < MX_ARRAY_LEN(strs); i++)
+                if (!strcmp(prefix, strs[i].prefix) && key_is(x, strs[i].key))
+                    *(struct mx_slice *)((char *)c + strs[i].off) = mx_ev_field_str(e, x);
+        } else if (x->kind == MX_EV_BOOL) {
+            if (!*prefix && key_is(x, "self_signed"))
+                c->self_signed = x->v.b;
+            else if (!strcmp(prefix, "key") && key_is(x, "weak"))
+                c->key_weak = x->v.b;
+            else if (!strcmp(prefix, "name_checked") && key_is(x, "match")) {
+                c->named = true;
+                c->name_match = x->v.b;
+            }
+        } else if (x->kind == MX_EV_UINT || x->kind == MX_EV_INT) {
+            int64_t v = x->kind == MX_EV_UINT ? (int64_t)x->v.u : x->v.i;
+            if (!strcmp(prefix, "key") && key_is(x, "bits"))
+                c->bits = v;
+            else if (!strcmp(prefix, "weak_signature") && key_is(x, "depth"))
+                c->weak_depth = v;
+        } else if (x->kind == MX_EV_ARR && !*prefix && key_is(x, "frames")) {
+            const struct mx_ev_field *y = mx_ev_first(e, x);
+            c->f1 = c->f2 = y && y->kind == MX_EV_UINT ? y->v.u : 0;
+            if ((y = y ? mx_ev_next(e, y) : NULL) && y->kind == MX_EV_UINT)
+                c->f2 = y->v.u;
+        }
+    }
 }
 
 /* Keeps what the posture table shows of the session's certificate. */
-static void cert_keep(const struct mx_event *e, struct server *s)
+static void cert_keep(const struct cert_fields *f, struct server *s)
 {
     struct cert_seen *c = &s->cert;
     c->sessions++;
-    get_text(e, "certificate.subject", c->subject, sizeof(c->subject));
-    get_text(e, "certificate.issuer", c->issuer, sizeof(c->issuer));
-    get_text(e, "certificate.not_after", c->not_after, sizeof(c->not_after));
-    get_text(e, "certificate.validity", c->validity, sizeof(c->validity));
-    get_text(e, "certificate.verify", c->verify, sizeof(c->verify));
-    get_text(e, "certificate.signature_algorithm", c->sig, sizeof(c->sig));
+    mx_text_copy(c->subject, sizeof(c->subject), f->subject);
+    mx_text_copy(c->issuer, sizeof(c->issuer), f->issuer);
+    mx_text_copy(c->not_after, sizeof(c->not_after), f->not_after);
+    mx_text_copy(c->validity, sizeof(c->validity), f->validity);
+    mx_text_copy(c->verify, sizeof(c->verify), f->verify);
+    mx_text_copy(c->sig, sizeof(c->sig), f->sig);
     c->key[0] = '\0';
-    struct mx_slice kt = mx_ev_get_str(e, "certificate.key.type");
-    if (kt.len)
-        snprintf(c->key, sizeof(c->key), "%.*s %" PRId64 " bits", (int)(kt.len < 12 ? kt.len : 12),
-                 (const char *)kt.ptr, mx_ev_get_int(e, "certificate.key.bits", 0));
-    get_text(e, "certificate.name_checked.name", c->name, sizeof(c->name));
-    c->name_match = c->name[0] ? (int)mx_ev_get_int(e, "certificate.name_checked.match", 0) : -1;
+    if (f->key_type.len)
+        snprintf(c->key, sizeof(c->key), "%.*s %" PRId64 " bits", (int)(f->key_type.len < 12 ? f->key_type.len : 12),
+                 (const char *)f->key_type.ptr, f->bits);
+    mx_text_copy(c->name, sizeof(c->name), f->name);
+    c->name_match = f->named ? f->name_match : -1;
 }
 
-/* The certificate's and the cipher suite's findings (cert.c judged them):
- * the evidence is the Certificate message, or the ServerHello. */
+/* "%.*s" of a slice, at most n bytes. */
+#define CUT(v, n) (int)((v).len < (n) ? (v).len : (n)), (const char *)(v).ptr
+
+/* The certificate's findings (cert.c judged them): the evidence is the
+ * Certificate message. */
+static void cert_findings(struct audit *a, const struct mx_event *e, struct server *s, const struct cert_fields *c)
+{
+    char d[256];
+    if (slice_eq(c->validity, "expired")) {
+        snprintf(d, sizeof(d), "not after %.*s", CUT(c->not_after, 32));
+        note(a, s, K_TLS_CERT_EXPIRED, e->flow, c->f1, c->f2, d);
+    } else if (slice_eq(c->validity, "not_yet_valid")) {
+        snprintf(d, sizeof(d), "not before %.*s", CUT(c->not_before, 32));
+        note(a, s, K_TLS_CERT_NOT_YET_VALID, e->flow, c->f1, c->f2, d);
+    }
+    bool unjudged = !c->verify.len || slice_eq(c->verify, "not checked");
+    if (slice_eq(c->verify, "self-signed") || (unjudged && c->self_signed)) {
+        snprintf(d, sizeof(d), "%.*s", CUT(c->subject, 128));
+        note(a, s, K_TLS_CERT_SELF_SIGNED, e->flow, c->f1, c->f2, d);
+    } else if (!unjudged && !slice_eq(c->verify, "ok")) {
+        snprintf(d, sizeof(d), "%.*s, issuer %.*s", CUT(c->verify, 32), CUT(c->issuer, 128));
+        note(a, s, K_TLS_CERT_UNTRUSTED, e->flow, c->f1, c->f2, d);
+    }
+    if (c->named && !c->name_match) {
+        snprintf(d, sizeof(d), "%.*s (%s) not in %.*s", CUT(c->name, 96), slice_eq(c->from, "sni") ? "SNI" : "greeting",
+                 CUT(c->subject, 128));
+        note(a, s, K_TLS_CERT_NAME_MISMATCH, e->flow, c->f1, c->f2, d);
+    }
+    if (c->key_weak) {
+        snprintf(d, sizeof(d), "%.*s %" PRId64 " bits", CUT(c->key_type, 16), c->bits);
+        note(a, s, K_TLS_WEAK_KEY, e->flow, c->f1, c->f2, d);
+    }
+    if (c->weak_sig.len) {
+        snprintf(d, sizeof(d), "%.*s%s", CUT(c->weak_sig, 48), c->weak_depth ? " (an intermediate)" : "");
+        note(a, s, K_TLS_SHA1_SIGNATURE, e->flow, c->f1, c->f2, d);
+    }
+}
+
+/* The certificate's and the cipher suite's findings; the suite's evidence
+ * is the ServerHello. */
 static void tls_posture(struct audit *a, const struct mx_event *e, struct server *s)
 {
-    char d[200], t1[64], t2[96];
-    mx_frame_t f1, f2;
-    frames_of(e, "cipher_weakness.frames", &f1, &f2);
-    struct mx_slice weak = mx_ev_get_str(e, "cipher_weakness.class");
-    if (weak.len) {
-        get_text(e, "cipher", t2, sizeof(t2));
-        snprintf(d, sizeof(d), "%s (%.*s)", t2, (int)(weak.len < 16 ? weak.len : 16), (const char *)weak.ptr);
+    const struct mx_ev_field *w = mx_ev_get(e, "cipher_weakness");
+    if (w && w->kind == MX_EV_OBJ) {
+        char d[128];
+        mx_frame_t f1, f2;
+        frames_of(e, "cipher_weakness.frames", &f1, &f2);
+        struct mx_slice cipher = mx_ev_get_str(e, "cipher"), class = mx_ev_get_str(e, "cipher_weakness.class");
+        snprintf(d, sizeof(d), "%.*s (%.*s)", CUT(cipher, 80), CUT(class, 16));
         note(a, s, K_TLS_WEAK_CIPHER, e->flow, f1, f2, d);
     }
     const struct mx_ev_field *cf = mx_ev_get(e, "certificate");
     if (!cf || cf->kind != MX_EV_OBJ)
         return;
-    cert_keep(e, s);
-    frames_of(e, "certificate.frames", &f1, &f2);
-    struct mx_slice validity = mx_ev_get_str(e, "certificate.validity"),
-                    verify = mx_ev_get_str(e, "certificate.verify");
-    if (slice_eq(validity, "expired")) {
-        get_text(e, "certificate.not_after", t1, sizeof(t1));
-        snprintf(d, sizeof(d), "not after %s", t1);
-        note(a, s, K_TLS_CERT_EXPIRED, e->flow, f1, f2, d);
-    } else if (slice_eq(validity, "not_yet_valid")) {
-        get_text(e, "certificate.not_before", t1, sizeof(t1));
-        snprintf(d, sizeof(d), "not before %s", t1);
-        note(a, s, K_TLS_CERT_NOT_YET_VALID, e->flow, f1, f2, d);
-    }
-    bool unjudged = !verify.len || slice_eq(verify, "not checked");
-    get_text(e, "certificate.issuer", t2, sizeof(t2));
-    if (slice_eq(verify, "self-signed") || (unjudged && mx_ev_get_int(e, "certificate.self_signed", 0))) {
-        get_text(e, "certificate.subject", t2, sizeof(t2));
-        note(a, s, K_TLS_CERT_SELF_SIGNED, e->flow, f1, f2, t2);
-    } else if (!unjudged && !slice_eq(verify, "ok")) {
-        snprintf(d, sizeof(d), "%.*s, issuer %s", (int)(verify.len < 32 ? verify.len : 32), (const char *)verify.ptr,
-                 t2);
-        note(a, s, K_TLS_CERT_UNTRUSTED, e->flow, f1, f2, d);
-    }
-    const struct mx_ev_field *nm = mx_ev_get(e, "certificate.name_checked.match");
-    if (nm && nm->kind == MX_EV_BOOL && !nm->v.b) {
-        get_text(e, "certificate.name_checked.name", t1, sizeof(t1));
-        get_text(e, "certificate.subject", t2, sizeof(t2));
-        snprintf(d, sizeof(d), "%s (%s) not in %s", t1,
-                 slice_eq(mx_ev_get_str(e, "certificate.name_checked.from"), "sni") ? "SNI" : "greeting", t2);
-        note(a, s, K_TLS_CERT_NAME_MISMATCH, e->flow, f1, f2, d);
-    }
-    if (mx_ev_get_int(e, "certificate.key.weak", 0)) {
-        get_text(e, "certificate.key.type", t1, sizeof(t1));
-        snprintf(d, sizeof(d), "%s %" PRId64 " bits", t1, mx_ev_get_int(e, "certificate.key.bits", 0));
-        note(a, s, K_TLS_WEAK_KEY, e->flow, f1, f2, d);
-    }
-    struct mx_slice ws = mx_ev_get_str(e, "certificate.weak_signature.algorithm");
-    if (ws.len) {
-        int64_t depth = mx_ev_get_int(e, "certificate.weak_signature.depth", 0);
-        snprintf(d, sizeof(d), "%.*s%s", (int)(ws.len < 48 ? ws.len : 48), (const char *)ws.ptr,
-                 depth ? " (an intermediate)" : "");
-        note(a, s, K_TLS_SHA1_SIGNATURE, e->flow, f1, f2, d);
-    }
+    struct cert_fields c = { 0 };
+    cert_level(e, cf, "", &c);
+    cert_keep(&c, s);
+    cert_findings(a, e, s, &c);
 }
 
 static void on_tls(struct audit *a, const struct mx_event *e, struct server *s)
