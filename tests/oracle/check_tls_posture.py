@@ -14,7 +14,9 @@ beside it; "none" when there is none) and checks:
     tshark sees the Certificate message begin or end, and those of
     MX-TLS-WEAK-CIPHER the ServerHello's (when tshark is installed);
   - `mxray audit` prints the certificate line of the server.
-It also runs the expired capture without --tls-ca and with --tls-ca none:
+It also reads keylog/smtps-tls13-chacha20 with and without its key log: a
+TLS 1.3 certificate is judged only once decrypted.  And it runs the expired
+capture without --tls-ca and with --tls-ca none:
 the validity is judged at the capture's time, so EXPIRED is raised whatever
 the store, and the verdict on trust follows the store ("not checked" with
 none).  Exit status: 0 all passed, 1 failures, 77 captures missing.
@@ -111,6 +113,24 @@ def store_independence(mxray):
     return problems
 
 
+def tls13_decrypted(mxray):
+    """A TLS 1.3 certificate, encrypted, is judged once --tls-keylog decrypts it."""
+    base = os.path.join(ROOT, "pcaps", "keylog", "smtps-tls13-chacha20")
+    if not os.path.isfile(base + ".pcap"):
+        return ["pcaps/keylog/smtps-tls13-chacha20.pcap missing"]
+    problems = []
+    for keys, judged in (([], False), (["--tls-keylog", base + ".keys"], True)):
+        recs = common.mxray_records(mxray, "-q", "--json", "-", "--tls-ca", "none", *keys, base + ".pcap")
+        tls = [r for r in recs if r.get("type") == "tls"]
+        cert = [r.get("certificate") for r in tls if r.get("certificate")]
+        if not judged and (cert or not all("certificate_hidden" in r for r in tls)):
+            problems.append("without the key log: a certificate where TLS 1.3 hides it")
+        if judged and not (cert and all(c.get("validity") == "valid" and c.get("key") and c.get("frames")
+                                        and (c.get("name_checked") or {}).get("match") for c in cert)):
+            problems.append("with the key log: the certificate is not judged (%s)" % cert)
+    return problems
+
+
 def main():
     a = common.parser(__doc__).parse_args()
     status = common.not_built(a.mxray)
@@ -128,6 +148,11 @@ def main():
             print("ok   %s: %s" % (cap, ", ".join(sorted(want)) or "no TLS finding"))
         else:
             failed += 1
+    if common.report("keylog/smtps-tls13-chacha20", tls13_decrypted(a.mxray)):
+        passed += 1
+        print("ok   a TLS 1.3 certificate is judged once the key log decrypts it")
+    else:
+        failed += 1
     if common.report("store independence", store_independence(a.mxray)):
         passed += 1
         print("ok   the expiry is judged at the capture's time, whatever the store")
