@@ -5,8 +5,6 @@
  * (RFC 9325 §4.1, §4.2), and the weakness of a cipher suite (RFC 7525 §4.1). */
 #include "dissectors/tls/cert.h"
 
-#include "core/digest.h"
-
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/x509.h>
@@ -22,6 +20,10 @@
 struct mx_tls_trust {
     X509_STORE *store; /* NULL: "none" */
     const char *kind;  /* "system", "file", "none" */
+    /* The system store is read on first use (reading its bundle costs more
+     * than a thousand handshakes): a run without certificates never reads it. */
+    pthread_mutex_t lock;
+    bool deferred; /* the default paths are still to be set */
 };
 
 struct mx_tls_trust *mx_tls_trust_load(const char *ca_file, char *err, size_t errlen)
@@ -31,6 +33,7 @@ struct mx_tls_trust *mx_tls_trust_load(const char *ca_file, char *err, size_t er
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&t->lock, NULL);
     if (ca_file && !strcmp(ca_file, "none")) {
         t->kind = "none";
         return t;
@@ -42,7 +45,7 @@ struct mx_tls_trust *mx_tls_trust_load(const char *ca_file, char *err, size_t er
     }
     if (!ca_file) {
         t->kind = "system";
-        X509_STORE_set_default_paths(t->store); /* a missing system store is an empty one */
+        t->deferred = true;
         return t;
     }
     t->kind = "file";
@@ -56,11 +59,26 @@ fail:
     return NULL;
 }
 
+/* The store, the system's read now if it was not yet (by one thread, under
+ * the lock; the store is read-only after). */
+static X509_STORE *trust_store(const struct mx_tls_trust *tr)
+{
+    struct mx_tls_trust *t = (struct mx_tls_trust *)tr; /* allocated writable by mx_tls_trust_load */
+    pthread_mutex_lock(&t->lock);
+    if (t->deferred) {
+        X509_STORE_set_default_paths(t->store); /* a missing system store is an empty one */
+        t->deferred = false;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return t->store;
+}
+
 void mx_tls_trust_free(struct mx_tls_trust *t)
 {
     if (!t)
         return;
     X509_STORE_free(t->store);
+    pthread_mutex_destroy(&t->lock);
     free(t);
 }
 
@@ -191,7 +209,7 @@ static void verify(const struct mx_tls_trust *tr, X509 *leaf, STACK_OF(X509) * s
         return;
     }
     X509_STORE_CTX *x = X509_STORE_CTX_new();
-    if (!x || X509_STORE_CTX_init(x, tr->store, leaf, sent) != 1)
+    if (!x || X509_STORE_CTX_init(x, trust_store(tr), leaf, sent) != 1)
         goto out; /* out of memory: verify stays null */
     X509_VERIFY_PARAM *p = X509_STORE_CTX_get0_param(x);
     X509_VERIFY_PARAM_set_flags(p, X509_V_FLAG_NO_CHECK_TIME | X509_V_FLAG_PARTIAL_CHAIN);
@@ -231,47 +249,54 @@ static bool host_name(struct mx_slice n)
 /* ---- Remembered checks ---- */
 
 /* A server shows the same chain to every client: its check (d2i_X509 of
- * each certificate, signatures verified) is remembered by the SHA-256 of
- * the chain, the name and the store, in TLS_CHECK_CACHE entries replaced in
- * turn, one set for the process under a lock. The capture time is not part
- * of the key: the dates are kept, and validity judged at each use. */
+ * each certificate, signatures verified) is remembered with the chain's
+ * bytes, the name and the store, in TLS_CHECK_CACHE entries replaced in
+ * turn, one set for the process under a lock; a chain over TLS_CHECK_BYTES
+ * is judged each time. A lookup compares bytes (it stops at the first that
+ * differs). The capture time is not part of the key: the dates are kept,
+ * and validity judged at each use. */
 #define TLS_CHECK_CACHE 16
+#define TLS_CHECK_BYTES (32u << 10)
 struct check_memo {
-    bool used;
-    uint8_t key[32];
+    const struct mx_tls_trust *trust;
+    size_t n;
+    bool cut, has_times;
+    uint32_t lens[MX_TLS_CHAIN_MAX];
+    uint8_t *bytes; /* the chain, concatenated; NULL: the entry is empty */
+    char name[MX_TLS_NAME_MAX + 1];
+    const char *from;
     struct mx_tls_cert_check c;
-    bool has_times;
     int64_t not_before, not_after;
 };
 static struct check_memo check_memo[TLS_CHECK_CACHE];
 static unsigned check_memo_next;
 static pthread_mutex_t check_memo_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static bool memo_key(const struct mx_tls_trust *trust, const struct mx_slice *chain, size_t n, bool cut,
-                     struct mx_slice name, const char *from, uint8_t key[32])
+/* Whether entry m holds this chain, name and store. */
+static bool memo_is(const struct check_memo *m, const struct mx_tls_trust *trust, const struct mx_slice *chain,
+                    size_t n, bool cut, const char *name, const char *from)
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    unsigned len = 0;
-    bool ok = md && EVP_DigestInit_ex(md, mx_md(MX_MD_SHA256), NULL) == 1;
-    uint64_t head[3] = { (uint64_t)(uintptr_t)trust, n | (cut ? 1u << 31 : 0), name.len };
-    ok = ok && EVP_DigestUpdate(md, head, sizeof(head)) == 1 && EVP_DigestUpdate(md, name.ptr, name.len) == 1;
-    ok = ok && EVP_DigestUpdate(md, from ? from : "", from ? strlen(from) : 0) == 1;
-    for (size_t i = 0; ok && i < n; i++) {
-        uint64_t l = chain[i].len;
-        ok = EVP_DigestUpdate(md, &l, sizeof(l)) == 1 && EVP_DigestUpdate(md, chain[i].ptr, chain[i].len) == 1;
-    }
-    ok = ok && EVP_DigestFinal_ex(md, key, &len) == 1 && len == 32;
-    EVP_MD_CTX_free(md);
-    return ok;
+    if (!m->bytes || m->trust != trust || m->n != n || m->cut != cut || m->from != from || strcmp(m->name, name))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (m->lens[i] != chain[i].len)
+            return false;
+    const uint8_t *p = m->bytes;
+    for (size_t i = 0; i < n; p += chain[i].len, i++)
+        if (memcmp(p, chain[i].ptr, chain[i].len))
+            return false;
+    return true;
 }
 
-static bool memo_recall(const uint8_t key[32], struct mx_tls_cert_check *c, bool *has_times, int64_t *nb, int64_t *na)
+static bool memo_recall(const struct mx_tls_trust *trust, const struct mx_slice *chain, size_t n, bool cut,
+                        const char *name, const char *from, struct mx_tls_cert_check *c, bool *has_times, int64_t *nb,
+                        int64_t *na)
 {
     bool found = false;
     pthread_mutex_lock(&check_memo_lock);
     for (unsigned i = 0; i < TLS_CHECK_CACHE && !found; i++) {
         const struct check_memo *m = &check_memo[i];
-        if (m->used && !memcmp(m->key, key, 32)) {
+        if (memo_is(m, trust, chain, n, cut, name, from)) {
             *c = m->c;
             *has_times = m->has_times;
             *nb = m->not_before;
@@ -283,12 +308,32 @@ static bool memo_recall(const uint8_t key[32], struct mx_tls_cert_check *c, bool
     return found;
 }
 
-static void memo_keep(const uint8_t key[32], const struct mx_tls_cert_check *c, bool has_times, int64_t nb, int64_t na)
+static void memo_keep(const struct mx_tls_trust *trust, const struct mx_slice *chain, size_t n, bool cut,
+                      const char *name, const char *from, const struct mx_tls_cert_check *c, bool has_times, int64_t nb,
+                      int64_t na)
 {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += chain[i].len;
+    if (total > TLS_CHECK_BYTES)
+        return;
+    uint8_t *b = malloc(total ? total : 1);
+    if (!b)
+        return; /* out of memory: judged again next time */
+    uint8_t *p = b;
+    for (size_t i = 0; i < n; p += chain[i].len, i++)
+        memcpy(p, chain[i].ptr, chain[i].len);
     pthread_mutex_lock(&check_memo_lock);
     struct check_memo *m = &check_memo[check_memo_next++ % TLS_CHECK_CACHE];
-    m->used = true;
-    memcpy(m->key, key, 32);
+    free(m->bytes);
+    m->bytes = b;
+    m->trust = trust;
+    m->n = n;
+    m->cut = cut;
+    for (size_t i = 0; i < n; i++)
+        m->lens[i] = (uint32_t)chain[i].len;
+    snprintf(m->name, sizeof(m->name), "%s", name);
+    m->from = from;
     m->c = *c;
     m->has_times = has_times;
     m->not_before = nb;
@@ -356,18 +401,16 @@ void mx_tls_cert_check(const struct mx_tls_trust *trust, const struct mx_slice *
         name_from = NULL;
         name = mx_slice_make("", 0);
     }
-    uint8_t key[32];
-    bool has_times = false, keyed = memo_key(trust, chain, n, cut, name, name_from, key);
+    bool has_times = false;
     int64_t nb = 0, na = 0;
-    if (!keyed || !memo_recall(key, out, &has_times, &nb, &na)) {
+    if (!memo_recall(trust, chain, n, cut, host, name_from, out, &has_times, &nb, &na)) {
         judge(trust, chain, n, name_from ? host : NULL, out, &has_times, &nb, &na);
         if (name_from) {
             memcpy(out->name, host, sizeof(out->name));
             out->name_from = name_from;
         }
         out->chain_cut = cut;
-        if (keyed)
-            memo_keep(key, out, has_times, nb, na);
+        memo_keep(trust, chain, n, cut, host, name_from, out, has_times, nb, na);
     }
     /* RFC 5280 §4.1.2.5: valid from notBefore to notAfter inclusive, judged at the capture's time. */
     if (out->judged && has_times && at != MX_TIME_NONE) {
