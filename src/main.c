@@ -15,6 +15,7 @@
 #include "dissectors/findings/failures.h"
 #include "dissectors/findings/journey.h"
 #include "dissectors/registry.h"
+#include "dissectors/tls/cert.h"
 #include "dissectors/tls/keylog.h"
 
 #include <getopt.h>
@@ -70,6 +71,8 @@ static void usage(FILE *out)
                  "  --show-secrets       write passwords and tokens seen in AUTH (by default only their length)\n"
                  "  --tls-keylog FILE    decrypt TLS (after STARTTLS, and on 465/993/995) with the secrets of an NSS\n"
                  "                       key log (SSLKEYLOGFILE, openssl -keylogfile), and read the mail inside\n"
+                 "  --tls-ca FILE        verify servers' certificates against the CA certificates of FILE (PEM)\n"
+                 "                       instead of the system store; \"none\": do not judge trust\n"
                  "  --extract DIR        write every message seen as a .eml file, and its attachments decoded\n"
                  "  --extract-max MIB    bytes written to one extracted file (default 100); the rest is cut\n"
                  "  --extract-total MIB  bytes written by --extract in all (default 4096); then it stops\n"
@@ -255,6 +258,7 @@ struct cmdline {
     struct mx_select *select; /* --flow, or NULL */
     const char *write_flows;  /* --write-flows DIR */
     const char *keylog;       /* --tls-keylog FILE */
+    const char *tls_ca;       /* --tls-ca FILE, "none", or NULL (the system store) */
 };
 
 /* What the command line starts from: the registry's protocols, one worker
@@ -306,7 +310,8 @@ enum {
     OPT_SINCE,
     OPT_UNTIL,
     OPT_FLOW,
-    OPT_WRITE_FLOWS
+    OPT_WRITE_FLOWS,
+    OPT_TLS_CA
 };
 
 /* Applies option c (getopt_long's) with its argument arg to *o. Returns -1 to
@@ -437,6 +442,9 @@ static int apply_option(struct cmdline *o, int c, char *arg)
         break;
     case OPT_KEYLOG:
         o->keylog = arg;
+        break;
+    case OPT_TLS_CA:
+        o->tls_ca = arg;
         break;
     case 'i':
         o->live.iface = arg;
@@ -623,6 +631,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         { "write-flows", required_argument, NULL, OPT_WRITE_FLOWS },
         { "port", required_argument, NULL, OPT_PORT },
         { "tls-keylog", required_argument, NULL, OPT_KEYLOG },
+        { "tls-ca", required_argument, NULL, OPT_TLS_CA },
         { "no-promisc", no_argument, NULL, OPT_NOPROMISC },
         { "no-ndpi", no_argument, NULL, OPT_NONDPI },
         { "failures", no_argument, NULL, OPT_FAILURES },
@@ -853,6 +862,7 @@ int main(int argc, char **argv)
     status = 1;
     struct mx_engine *eng = NULL;
     struct mx_keylog *keylog = NULL;
+    struct mx_tls_trust *trust = NULL;
     struct mx_input *live = NULL;
     struct mx_flowpcap *flows_out = NULL; /* --write-flows: the sink owns it */
     struct mx_sink *sink = mx_sink_new();
@@ -907,6 +917,13 @@ int main(int argc, char **argv)
                     o.keylog, ks.entries, ks.malformed, ks.dropped);
         o.cfg.keylog = keylog;
     }
+    /* RFC 5280 §6: the anchors certificates are verified against. */
+    trust = mx_tls_trust_load(o.tls_ca, err, sizeof(err));
+    if (!trust) {
+        fprintf(stderr, "mxray: --tls-ca: %s\n", err);
+        goto out;
+    }
+    o.cfg.tls_trust = trust;
     eng = mx_engine_new(&o.cfg, sink, err, sizeof(err));
     if (!eng) {
         if (o.cfg.streams_ctx)
@@ -940,5 +957,6 @@ out:
     mx_sink_free(sink);
     mx_select_free(o.select);
     mx_keylog_free(keylog);
+    mx_tls_trust_free(trust);
     return status;
 }

@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,14 @@ enum kind {
     K_SMTP_SMUGGLING,
     K_SMUGGLING_ATTEMPT,
     K_NETWORK_SLOW_TRANSFER,
+    K_TLS_CERT_EXPIRED,
+    K_TLS_CERT_NOT_YET_VALID,
+    K_TLS_CERT_SELF_SIGNED,
+    K_TLS_CERT_UNTRUSTED,
+    K_TLS_CERT_NAME_MISMATCH,
+    K_TLS_WEAK_KEY,
+    K_TLS_SHA1_SIGNATURE,
+    K_TLS_WEAK_CIPHER,
     K_N,
 };
 
@@ -200,6 +209,61 @@ static const struct {
                                   "link, a firewall, a duplex mismatch, an overloaded middlebox) or a receiver that does not "
                                   "read (zero window). The flow record's rtt, stall_ms and retransmission counts say which.",
                                   "RFC 9293 §3.8, RFC 5681 §3.2, RFC 6298" },
+    [K_TLS_CERT_EXPIRED] = { "MX-TLS-CERT-EXPIRED", SEV_MEDIUM, "Certificate expired",
+                             "When the server sent it, its certificate was past its notAfter date: clients that verify "
+                             "refuse the session or fall back to clear, and those that do not are taught to ignore "
+                             "certificate errors.",
+                             "Renew the certificate (and automate the renewal, for example with ACME), then reload the "
+                             "server; check the date shown against the capture's time.",
+                             "RFC 5280 §4.1.2.5, RFC 5280 §6.1.3, RFC 9325 §7" },
+    [K_TLS_CERT_NOT_YET_VALID] = { "MX-TLS-CERT-NOT-YET-VALID", SEV_MEDIUM, "Certificate not yet valid",
+                                   "When the server sent it, its certificate's notBefore date was still to come: "
+                                   "clients that verify refuse it. Often a clock that is wrong on the server or on "
+                                   "the machine that issued the certificate.",
+                                   "Check the clocks (NTP) of the server and of the issuing CA; reissue the "
+                                   "certificate with a correct start date.",
+                                   "RFC 5280 §4.1.2.5, RFC 5280 §6.1.3" },
+    [K_TLS_CERT_SELF_SIGNED] = { "MX-TLS-CERT-SELF-SIGNED", SEV_MEDIUM, "Self-signed certificate",
+                                 "The server's certificate is signed by its own key, not by a CA the client can "
+                                 "trust: a client cannot tell it from an attacker's certificate, so TLS protects "
+                                 "only against passive eavesdropping.",
+                                 "Use a certificate from a public CA (ACME), or publish the key in DANE TLSA records "
+                                 "(RFC 7672) for server-to-server mail; give clients the CA with --tls-ca to check a "
+                                 "private one.",
+                                 "RFC 5280 §6, RFC 6125 §6, RFC 7672 §3" },
+    [K_TLS_CERT_UNTRUSTED] = { "MX-TLS-CERT-UNTRUSTED", SEV_MEDIUM, "Certificate chain not trusted",
+                               "The server's chain did not verify against the trust store (the system's, or the "
+                               "--tls-ca file): an unknown or private CA, a missing intermediate, or a bad "
+                               "signature. Clients that verify refuse the session.",
+                               "Send the whole chain (the server's certificate, then the intermediates), from a CA "
+                               "the clients trust; for a private CA, run mxray with --tls-ca naming it.",
+                               "RFC 5280 §6, RFC 5246 §7.4.2, RFC 8446 §4.4.2, RFC 9325 §7" },
+    [K_TLS_CERT_NAME_MISMATCH] = { "MX-TLS-CERT-NAME-MISMATCH", SEV_MEDIUM, "Certificate name mismatch",
+                                   "The certificate does not name the host the client asked for (its SNI) or, "
+                                   "without SNI, the name the server announced in its greeting: clients that "
+                                   "verify refuse it, and the certificate may belong to another server.",
+                                   "Issue the certificate with the server's host names in subjectAltName (each MX "
+                                   "and submission name), or serve per-name certificates by SNI.",
+                                   "RFC 6125 §6, RFC 5280 §4.2.1.6, RFC 7817" },
+    [K_TLS_WEAK_KEY] = { "MX-TLS-WEAK-KEY", SEV_MEDIUM, "Weak certificate key",
+                         "The certificate's key is too short (RSA or DSA under 2048 bits, elliptic curves under "
+                         "224): it can be factored or broken with public resources, and current clients refuse it.",
+                         "Issue a new certificate with an RSA key of 2048 bits or more, or an ECDSA P-256 key.",
+                         "RFC 9325 §4.1, RFC 7525 §4.3" },
+    [K_TLS_SHA1_SIGNATURE] = { "MX-TLS-SHA1-SIGNATURE", SEV_MEDIUM, "SHA-1 or MD5 certificate signature",
+                               "A certificate of the chain is signed with SHA-1 or MD5, whose collisions are "
+                               "practical: a forged certificate with the same signature can be made, and current "
+                               "clients refuse such chains.",
+                               "Reissue the certificate (or the intermediate) signed with SHA-256 or better.",
+                               "RFC 9325 §4.2, RFC 6151, RFC 5280 §4.1.1.2" },
+    [K_TLS_WEAK_CIPHER] = { "MX-TLS-WEAK-CIPHER", SEV_HIGH, "Weak cipher suite chosen",
+                            "The server chose a cipher suite that gives no or little protection: NULL (no "
+                            "encryption), EXPORT (40-56-bit keys), anonymous Diffie-Hellman (no authentication, open "
+                            "to any man in the middle), RC4, DES or 3DES (Sweet32).",
+                            "Remove these suites from the server's list (for example Postfix "
+                            "smtpd_tls_exclude_ciphers = aNULL, eNULL, EXPORT, RC4, DES, 3DES, MD5) and allow TLS "
+                            "1.2 AEAD suites and TLS 1.3.",
+                            "RFC 7525 §4.1, RFC 9325 §4.1, RFC 7465, RFC 8996" },
 };
 
 struct evidence {
@@ -246,6 +310,14 @@ struct finding {
     const char *fix;   /* NULL: the kind's (MX-CLEARTEXT-CREDENTIALS: whether passwords are shown) */
 };
 
+/* What the posture table shows of a server's certificate: the last one seen. */
+struct cert_seen {
+    uint32_t sessions; /* sessions whose certificate was seen */
+    char subject[128], issuer[128], not_after[32];
+    char validity[16], verify[32], key[32], sig[48], name[96];
+    int name_match; /* 1, 0; -1: no name checked */
+};
+
 struct server {
     char proto[8];
     char addr[MX_ADDR_STRLEN];
@@ -265,6 +337,7 @@ struct server {
     uint32_t vrfy_sent, expn_sent; /* from the session records */
     bool relay_accepted;           /* a relayed message was then accepted (DATA 250) */
     bool secrets_shown;            /* the auth records carry the secrets (--show-secrets) */
+    struct cert_seen cert;         /* the last certificate it showed (tls_posture) */
 };
 
 /* MX-NETWORK-SLOW-TRANSFER's watch over one flow's replies (on_net_reply):
@@ -1192,6 +1265,152 @@ static void flow_facts(struct audit *a, struct server *s, const struct mx_event 
         observe(s, F_TLS_USED, false, e->flow, f2, f2);
 }
 
+/* What the audit reads of a tls record's certificate (docs/tls.md), in one
+ * walk of the object: the record is long (every cipher offered), and a path
+ * lookup walks it from the start. */
+struct cert_fields {
+    struct mx_slice subject, issuer, not_before, not_after, validity, verify, sig;
+    struct mx_slice key_type, name, from, weak_sig;
+    int64_t bits, weak_depth;
+    bool self_signed, key_weak, named, name_match;
+    mx_frame_t f1, f2;
+};
+
+static bool key_is(const struct mx_ev_field *x, const char *k)
+{
+    return x->key && !strcmp(x->key, k);
+}
+
+/* Strings, booleans, integers and the frames of one level of `obj`. */
+static void cert_level(const struct mx_event *e, const struct mx_ev_field *obj, const char *prefix,
+                       struct cert_fields *c)
+{
+    static const struct {
+        const char *prefix, *key;
+        size_t off;
+    } strs[] = {
+        { "", "subject", offsetof(struct cert_fields, subject) },
+        { "", "issuer", offsetof(struct cert_fields, issuer) },
+        { "", "not_before", offsetof(struct cert_fields, not_before) },
+        { "", "not_after", offsetof(struct cert_fields, not_after) },
+        { "", "validity", offsetof(struct cert_fields, validity) },
+        { "", "verify", offsetof(struct cert_fields, verify) },
+        { "", "signature_algorithm", offsetof(struct cert_fields, sig) },
+        { "key", "type", offsetof(struct cert_fields, key_type) },
+        { "name_checked", "name", offsetof(struct cert_fields, name) },
+        { "name_checked", "from", offsetof(struct cert_fields, from) },
+        { "weak_signature", "algorithm", offsetof(struct cert_fields, weak_sig) },
+    };
+    for (const struct mx_ev_field *x = mx_ev_first(e, obj); x; x = mx_ev_next(e, x)) {
+        if (x->kind == MX_EV_OBJ && !*prefix) {
+            cert_level(e, x, x->key ? x->key : "", c);
+        } else if (x->kind == MX_EV_STR) {
+            for (size_t i = 0; i < MX_ARRAY_LEN(strs); i++)
+                if (!strcmp(prefix, strs[i].prefix) && key_is(x, strs[i].key))
+                    *(struct mx_slice *)((char *)c + strs[i].off) = mx_ev_field_str(e, x);
+        } else if (x->kind == MX_EV_BOOL) {
+            if (!*prefix && key_is(x, "self_signed"))
+                c->self_signed = x->v.b;
+            else if (!strcmp(prefix, "key") && key_is(x, "weak"))
+                c->key_weak = x->v.b;
+            else if (!strcmp(prefix, "name_checked") && key_is(x, "match")) {
+                c->named = true;
+                c->name_match = x->v.b;
+            }
+        } else if (x->kind == MX_EV_UINT || x->kind == MX_EV_INT) {
+            int64_t v = x->kind == MX_EV_UINT ? (int64_t)x->v.u : x->v.i;
+            if (!strcmp(prefix, "key") && key_is(x, "bits"))
+                c->bits = v;
+            else if (!strcmp(prefix, "weak_signature") && key_is(x, "depth"))
+                c->weak_depth = v;
+        } else if (x->kind == MX_EV_ARR && !*prefix && key_is(x, "frames")) {
+            const struct mx_ev_field *y = mx_ev_first(e, x);
+            c->f1 = c->f2 = y && y->kind == MX_EV_UINT ? y->v.u : 0;
+            if ((y = y ? mx_ev_next(e, y) : NULL) && y->kind == MX_EV_UINT)
+                c->f2 = y->v.u;
+        }
+    }
+}
+
+/* Keeps what the posture table shows of the session's certificate. */
+static void cert_keep(const struct cert_fields *f, struct server *s)
+{
+    struct cert_seen *c = &s->cert;
+    c->sessions++;
+    mx_text_copy(c->subject, sizeof(c->subject), f->subject);
+    mx_text_copy(c->issuer, sizeof(c->issuer), f->issuer);
+    mx_text_copy(c->not_after, sizeof(c->not_after), f->not_after);
+    mx_text_copy(c->validity, sizeof(c->validity), f->validity);
+    mx_text_copy(c->verify, sizeof(c->verify), f->verify);
+    mx_text_copy(c->sig, sizeof(c->sig), f->sig);
+    c->key[0] = '\0';
+    if (f->key_type.len)
+        snprintf(c->key, sizeof(c->key), "%.*s %" PRId64 " bits", (int)(f->key_type.len < 12 ? f->key_type.len : 12),
+                 (const char *)f->key_type.ptr, f->bits);
+    mx_text_copy(c->name, sizeof(c->name), f->name);
+    c->name_match = f->named ? f->name_match : -1;
+}
+
+/* "%.*s" of a slice, at most n bytes. */
+#define CUT(v, n) (int)((v).len < (n) ? (v).len : (n)), (const char *)(v).ptr
+
+/* The certificate's findings (cert.c judged them): the evidence is the
+ * Certificate message. */
+static void cert_findings(struct audit *a, const struct mx_event *e, struct server *s, const struct cert_fields *c)
+{
+    char d[256];
+    if (slice_eq(c->validity, "expired")) {
+        snprintf(d, sizeof(d), "not after %.*s", CUT(c->not_after, 32));
+        note(a, s, K_TLS_CERT_EXPIRED, e->flow, c->f1, c->f2, d);
+    } else if (slice_eq(c->validity, "not_yet_valid")) {
+        snprintf(d, sizeof(d), "not before %.*s", CUT(c->not_before, 32));
+        note(a, s, K_TLS_CERT_NOT_YET_VALID, e->flow, c->f1, c->f2, d);
+    }
+    bool unjudged = !c->verify.len || slice_eq(c->verify, "not checked");
+    if (slice_eq(c->verify, "self-signed") || (unjudged && c->self_signed)) {
+        snprintf(d, sizeof(d), "%.*s", CUT(c->subject, 128));
+        note(a, s, K_TLS_CERT_SELF_SIGNED, e->flow, c->f1, c->f2, d);
+    } else if (!unjudged && !slice_eq(c->verify, "ok")) {
+        snprintf(d, sizeof(d), "%.*s, issuer %.*s", CUT(c->verify, 32), CUT(c->issuer, 128));
+        note(a, s, K_TLS_CERT_UNTRUSTED, e->flow, c->f1, c->f2, d);
+    }
+    if (c->named && !c->name_match) {
+        snprintf(d, sizeof(d), "%.*s (%s) not in %.*s", CUT(c->name, 96), slice_eq(c->from, "sni") ? "SNI" : "greeting",
+                 CUT(c->subject, 128));
+        note(a, s, K_TLS_CERT_NAME_MISMATCH, e->flow, c->f1, c->f2, d);
+    }
+    if (c->key_weak) {
+        snprintf(d, sizeof(d), "%.*s %" PRId64 " bits", CUT(c->key_type, 16), c->bits);
+        note(a, s, K_TLS_WEAK_KEY, e->flow, c->f1, c->f2, d);
+    }
+    if (c->weak_sig.len) {
+        snprintf(d, sizeof(d), "%.*s%s", CUT(c->weak_sig, 48), c->weak_depth ? " (an intermediate)" : "");
+        note(a, s, K_TLS_SHA1_SIGNATURE, e->flow, c->f1, c->f2, d);
+    }
+}
+
+/* The certificate's and the cipher suite's findings; the suite's evidence
+ * is the ServerHello. */
+static void tls_posture(struct audit *a, const struct mx_event *e, struct server *s)
+{
+    const struct mx_ev_field *w = mx_ev_get(e, "cipher_weakness");
+    if (w && w->kind == MX_EV_OBJ) {
+        char d[128];
+        mx_frame_t f1, f2;
+        frames_of(e, "cipher_weakness.frames", &f1, &f2);
+        struct mx_slice cipher = mx_ev_get_str(e, "cipher"), class = mx_ev_get_str(e, "cipher_weakness.class");
+        snprintf(d, sizeof(d), "%.*s (%.*s)", CUT(cipher, 80), CUT(class, 16));
+        note(a, s, K_TLS_WEAK_CIPHER, e->flow, f1, f2, d);
+    }
+    const struct mx_ev_field *cf = mx_ev_get(e, "certificate");
+    if (!cf || cf->kind != MX_EV_OBJ)
+        return;
+    struct cert_fields c = { 0 };
+    cert_level(e, cf, "", &c);
+    cert_keep(&c, s);
+    cert_findings(a, e, s, &c);
+}
+
 static void on_tls(struct audit *a, const struct mx_event *e, struct server *s)
 {
     struct mx_slice v = mx_ev_get_str(e, "version");
@@ -1208,6 +1427,7 @@ static void on_tls(struct audit *a, const struct mx_event *e, struct server *s)
         note(a, s, K_STARTTLS_FAILED, e->flow, f1, f2, "");
     }
     tls_facts(a, s, e, f1, f2);
+    tls_posture(a, e, s);
 }
 
 /* A tunnel's password crossed in clear (RFC 1929 §4, RFC 7617 §4): the
@@ -1848,6 +2068,39 @@ static void put(FILE *o, const char *text)
     mx_fput_escaped(o, mx_slice_make(text, strlen(text)));
 }
 
+/* label and text, when the text is not empty. */
+static void put_field(FILE *o, const char *label, const char *text)
+{
+    if (!text[0])
+        return;
+    fputs(label, o);
+    put(o, text);
+}
+
+/* The last certificate the server showed, as cert.c judged it (nothing
+ * when none was seen: TLS 1.3 hides it without --tls-keylog). */
+static void print_certificate(FILE *o, const struct server *s)
+{
+    const struct cert_seen *c = &s->cert;
+    if (!c->sessions)
+        return;
+    fputs("  Cert       ", o);
+    put(o, c->subject[0] ? c->subject : "(unreadable)");
+    put_field(o, "; issuer ", c->issuer);
+    put_field(o, "; until ", c->not_after);
+    fputs("\n             at capture time: ", o);
+    put(o, !strcmp(c->validity, "not_yet_valid") ? "not yet valid" : c->validity[0] ? c->validity : "unknown");
+    fputs("; chain: ", o);
+    put(o, c->verify[0] ? c->verify : "not verified");
+    put_field(o, "; key ", c->key);
+    put_field(o, "; ", c->sig);
+    if (c->name_match >= 0) {
+        put_field(o, "; name ", c->name);
+        fputs(c->name_match ? ": matches" : ": MISMATCH", o);
+    }
+    fprintf(o, " (%u session%s)\n", c->sessions, c->sessions == 1 ? "" : "s");
+}
+
 static void print_server(struct audit *a, const struct server *s)
 {
     FILE *o = a->table;
@@ -1873,6 +2126,7 @@ static void print_server(struct audit *a, const struct server *s)
         put(o, s->versions);
     }
     fputc('\n', o);
+    print_certificate(o, s);
     fputs("  AUTH       mechanisms announced in clear: ", o);
     s->mechs[0] ? put(o, s->mechs) : fputs("none seen", o);
     fprintf(o, "; logins with the password in clear: %u\n", s->cleartext_logins);

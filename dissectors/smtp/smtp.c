@@ -229,6 +229,20 @@ static void answered_connect(struct smtp *s, const struct pending *p, const stru
     mx_mail_greeted(&s->m);
 }
 
+/* The host name the greeting announces (RFC 5321 §4.3.1: "220 domain ..."),
+ * for the certificate check after STARTTLS (RFC 6125 §6); empty when none. */
+static struct mx_slice greeting_host(const struct smtp *s)
+{
+    size_t n = 0;
+    if (s->greet_code != 220)
+        return mx_slice_make("", 0);
+    while (n < s->greeting.len && s->greeting.b[n] != ' ' && s->greeting.b[n] != '\r' && s->greeting.b[n] != '\n')
+        n++;
+    if (n == s->greeting.len && s->greeting.wire > s->greeting.len)
+        n = 0; /* cut by the text cap: no name rather than part of one */
+    return mx_slice_make(s->greeting.b, n);
+}
+
 static void answered_helo(struct smtp *s, const struct pending *p, const struct reply *r)
 {
     if (!r->ok) {
@@ -368,6 +382,7 @@ static void answered_starttls(struct smtp *s, const struct pending *p, const str
     /* RFC 3207 §4.2: both sides now negotiate TLS, which the host observes. */
     s->tls = true;
     s->smode = S_TLS;
+    mx_ctx_tls_name_set(s->m.ctx, greeting_host(s));
     mx_ctx_starttls(s->m.ctx, MX_DIR_S2C, A_STARTTLS_SERVER_INJECTION);
     if (s->cmode == C_CMD || s->cmode == C_SKIP) {
         s->cmode = C_TLS;

@@ -7,6 +7,7 @@
 #include "dissectors/tls/tls.h"
 
 #include "core/cursor.h"
+#include "dissectors/tls/cert.h"
 #include "dissectors/tls/decrypt.h"
 #include "dissectors/tls/keylog.h"
 #include "core/digest.h"
@@ -93,7 +94,10 @@ enum {
     X(TLS_TRUNCATED, "the stream ended inside a TLS record")                                                       \
     X(TLS_DECRYPT_FAILED,                                                                                          \
       "a TLS record did not decrypt with the key log's secrets for its session (a wrong or stale key log, or a "   \
-      "damaged record): the rest of that direction stays encrypted")
+      "damaged record): the rest of that direction stays encrypted")                                               \
+    X(TLS_CHAIN_LIMIT,                                                                                             \
+      "the server's Certificate message holds more than 10 certificates: the chain is verified with the first "    \
+      "10 only (certificate.chain_truncated)")
 
 enum { TLS_ANOMALIES(MX_ANOMALY_ENUM) A__COUNT };
 
@@ -575,6 +579,7 @@ struct server_hello {
     uint8_t alpn_len;
     uint16_t exts[TLS_MAX_EXTS];
     uint8_t alpn[255];
+    mx_frame_t first, last; /* the frames of the last one read */
 };
 
 /* The server's certificate (TLS <= 1.2, RFC 5246 §7.4.2). */
@@ -586,6 +591,8 @@ struct cert_info {
     char *subject, *issuer;             /* RFC 4514 text, at most TLS_MAX_NAME bytes each */
     char not_before[64], not_after[64];
     char sha256[65];
+    mx_frame_t first, last;         /* the Certificate message's frames */
+    struct mx_tls_cert_check check; /* trust, validity, name, key, signature (cert.c) */
 };
 
 struct alert {
@@ -1230,6 +1237,13 @@ static void client_hello_v2(struct mx_tls *t, const uint8_t *p, size_t n, uint64
     free(ch);
 }
 
+/* The frames of a handshake message: its 4-byte header at `off`, n bytes of body. */
+static void msg_frames(struct mx_tls *t, uint64_t off, size_t n, mx_frame_t *first, mx_frame_t *last)
+{
+    *first = mx_ctx_frame_at(t->ctx, MX_DIR_S2C, off).frame;
+    *last = mx_ctx_frame_at(t->ctx, MX_DIR_S2C, off + n + 3).frame;
+}
+
 /* RFC 8446 §4.1.3, RFC 5246 §7.4.1.3. */
 static void server_hello(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t off)
 {
@@ -1238,6 +1252,7 @@ static void server_hello(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t 
     mx_cursor_init(&c, p, n);
     memset(sh, 0, sizeof(*sh));
     sh->seen = true;
+    msg_frames(t, off, n, &sh->first, &sh->last);
     sh->legacy_version = mx_cursor_be16(&c);
     uint8_t random[32];
     mx_cursor_copy(&c, random, sizeof(random));
@@ -1408,8 +1423,26 @@ static void cert_remember(const struct cert_info *ci)
     pthread_mutex_unlock(&cert_memo_lock);
 }
 
+/* The chain judged (cert.c): the name checked is the SNI, else the one the
+ * server announced before STARTTLS (its greeting), the time the capture's. */
+static void certificate_check(struct mx_tls *t, const struct mx_slice *chain, size_t n, bool cut, uint64_t off)
+{
+    struct mx_slice name = mx_slice_make("", 0);
+    const char *from = NULL;
+    if (t->ch.has_sni && t->ch.sni_len == t->ch.sni_wire) {
+        name = mx_slice_make(t->ch.sni, t->ch.sni_len);
+        from = "sni";
+    } else if (!t->ch.has_sni && mx_ctx_tls_name(t->ctx).len) {
+        name = mx_ctx_tls_name(t->ctx);
+        from = "greeting";
+    }
+    mx_time_t at = mx_ctx_frame_at(t->ctx, MX_DIR_S2C, off).ts;
+    mx_tls_cert_check(mx_ctx_tls_trust(t->ctx), chain, n, cut, at, name, from, &t->cert.check);
+}
+
 /* RFC 5246 §7.4.2: certificate_list<0..2^24-1> of ASN.1Cert<1..2^24-1>, the
- * server's own first. Only the first is decoded (libcrypto's d2i_X509). */
+ * server's own first. Only the first is decoded here (libcrypto's d2i_X509);
+ * the first MX_TLS_CHAIN_MAX are judged (certificate_check). */
 /* The server's Certificate message: RFC 5246 §7.4.2, or in TLS 1.3 (read
  * decrypted) RFC 8446 §4.4.2, with a request context first and extensions
  * after each certificate. */
@@ -1419,10 +1452,11 @@ static void certificate(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t o
     struct mx_cursor c;
     mx_cursor_init(&c, p, n);
     ci->seen = true;
+    msg_frames(t, off, n, &ci->first, &ci->last);
     if (tls13)
         mx_cursor_skip(&c, mx_cursor_u8(&c)); /* certificate_request_context */
     struct mx_cursor list = cursor_take(&c, cursor_be24(&c));
-    struct mx_slice leaf = { NULL, 0 };
+    struct mx_slice leaf = { NULL, 0 }, chain[MX_TLS_CHAIN_MAX];
     while (!c.err && mx_cursor_left(&list)) {
         struct mx_cursor one = cursor_take(&list, cursor_be24(&list));
         if (tls13)
@@ -1433,12 +1467,18 @@ static void certificate(struct mx_tls *t, const uint8_t *p, size_t n, uint64_t o
         }
         if (!ci->chain_length)
             leaf = mx_slice_make(one.ptr, one.len);
+        if (ci->chain_length < MX_TLS_CHAIN_MAX)
+            chain[ci->chain_length] = mx_slice_make(one.ptr, one.len);
         ci->chain_length++;
     }
     if (c.err || mx_cursor_left(&c))
         anomaly(t, MX_DIR_S2C, A_TLS_HANDSHAKE_INVALID, off, n + 4);
     if (!leaf.len)
         return;
+    bool cut = ci->chain_length > MX_TLS_CHAIN_MAX;
+    if (cut)
+        anomaly(t, MX_DIR_S2C, A_TLS_CHAIN_LIMIT, off, n + 4);
+    certificate_check(t, chain, cut ? MX_TLS_CHAIN_MAX : ci->chain_length, cut, off);
     if (!digest_hex(mx_md(MX_MD_SHA256), leaf.ptr, leaf.len, ci->sha256))
         ci->sha256[0] = '\0';
     if (ci->sha256[0] && cert_recall(ci)) {
@@ -2063,6 +2103,19 @@ static void emit_str_or_null(struct mx_event *ev, const char *key, const char *s
         mx_ev_null(ev, key);
 }
 
+/* RFC 7525 §4.1, RFC 9325 §4.1: a suite the server should never choose,
+ * with the ServerHello's frames; nothing for a sound one. */
+static void emit_cipher_weakness(struct mx_event *ev, const struct server_hello *sh, const char *cipher)
+{
+    const char *w = mx_tls_cipher_weakness(cipher);
+    if (!w)
+        return;
+    mx_ev_obj(ev, "cipher_weakness");
+    mx_ev_str(ev, "class", w);
+    mx_ev_frames(ev, sh->first, sh->last);
+    mx_ev_end(ev);
+}
+
 static void emit_record(struct mx_tls *t)
 {
     const struct offer *ch = &t->ch;
@@ -2113,6 +2166,7 @@ static void emit_record(struct mx_tls *t)
     if (sh->seen && !sh->hrr)
         cipher_name(sh->cipher, cipher, sizeof(cipher));
     emit_str_or_null(ev, "cipher", cipher);
+    emit_cipher_weakness(ev, sh, cipher);
     bool completed = mx_tls_completed(t);
     mx_ev_bool(ev, "completed", completed);
     mx_ev_arr(ev, "alerts");
@@ -2149,6 +2203,8 @@ static void emit_record(struct mx_tls *t)
             mx_ev_null(ev, "self_signed");
         emit_str_or_null(ev, "sha256", ci->sha256);
         mx_ev_uint(ev, "chain_length", ci->chain_length);
+        mx_tls_cert_describe(&ci->check, ev);
+        mx_ev_frames(ev, ci->first, ci->last);
         mx_ev_end(ev);
     } else {
         mx_ev_null(ev, "certificate");

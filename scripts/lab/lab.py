@@ -37,6 +37,7 @@ import scen_keylog                     # noqa: E402,F401
 import scen_attacks                    # noqa: E402,F401
 import scen_journey                    # noqa: E402,F401
 import scen_bounce                     # noqa: E402,F401
+import scen_tlsposture                 # noqa: E402,F401
 
 
 def in_private_netns():

@@ -9,6 +9,7 @@
 struct mx_sink;
 struct mx_dissect_ctx;
 struct mx_keylog;
+struct mx_tls_trust;
 struct mx_proto;
 struct mx_protocols;
 
@@ -194,6 +195,17 @@ enum mx_tls_inside mx_ctx_tls_inside(const struct mx_dissect_ctx *ctx);
 
 /* --tls-keylog: the run's key log, read-only, or NULL. */
 const struct mx_keylog *mx_ctx_keylog(const struct mx_dissect_ctx *ctx);
+
+/* --tls-ca: the trust anchors certificates are verified against, read-only,
+ * or NULL (not verified). */
+const struct mx_tls_trust *mx_ctx_tls_trust(const struct mx_dissect_ctx *ctx);
+
+/* The host name the server announced in clear (a mail greeting, RFC 5321
+ * §4.3.1), for the TLS observer to check the certificate against when the
+ * client sent no SNI (RFC 6125 §6). The bytes are the dissector's and must
+ * stay valid while the flow lives; an empty slice forgets the name. */
+void mx_ctx_tls_name_set(struct mx_dissect_ctx *ctx, struct mx_slice name);
+struct mx_slice mx_ctx_tls_name(const struct mx_dissect_ctx *ctx);
 
 /* The TLS observer decrypted bytes of `dir` (data.ptr NULL: data.len
  * bytes of it could not be). The host hands them to the protocol's

@@ -9,6 +9,7 @@
 
 struct mx_dissector;
 struct mx_protocols;
+struct mx_tls_trust;
 
 /* Run configuration. mx_config_defaults() fills in every default. */
 /* Where a run stands, for a progress display. */
@@ -61,6 +62,8 @@ struct mx_config {
     bool explain;                           /* records say what each step means (--explain) [false] */
     const struct mx_keylog *keylog;         /* --tls-keylog: secrets to decrypt TLS with, read-only and
                                       shared by the workers, not owned [NULL] */
+    const struct mx_tls_trust *tls_trust;   /* --tls-ca: the anchors certificates are verified against,
+                                      read-only and shared by the workers, not owned [NULL: none] */
     const char *extract_dir;                /* --extract DIR: messages and attachments are written there */
     uint64_t extract_max;                   /* bytes written to one file (--extract-max) [100 MiB] */
     uint64_t extract_total;                 /* bytes written to all files (--extract-total) [4 GiB] */

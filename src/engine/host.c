@@ -165,6 +165,21 @@ const struct mx_keylog *mx_ctx_keylog(const struct mx_dissect_ctx *ctx)
     return ctx->eng->cfg.keylog;
 }
 
+const struct mx_tls_trust *mx_ctx_tls_trust(const struct mx_dissect_ctx *ctx)
+{
+    return ctx->eng->cfg.tls_trust;
+}
+
+void mx_ctx_tls_name_set(struct mx_dissect_ctx *ctx, struct mx_slice name)
+{
+    ctx->tls.name = name;
+}
+
+struct mx_slice mx_ctx_tls_name(const struct mx_dissect_ctx *ctx)
+{
+    return ctx->tls.name;
+}
+
 uint64_t mx_ctx_tls_bytes(const struct mx_dissect_ctx *ctx, enum mx_dir dir)
 {
     return ctx->tls.bytes[dir];
@@ -228,6 +243,7 @@ static void dissect_stop(struct mx_dissect_ctx *ctx, const char *why)
     if (ctx->dstate)
         ctx->dis->state_free(ctx->dstate);
     ctx->dstate = NULL;
+    ctx->tls.name = mx_slice_make(NULL, 0); /* its bytes were the dissector's */
     ctx->dis = NULL;
     e->failed = true;
 }
@@ -315,6 +331,7 @@ static void carrier_verdict(struct mx_dissect_ctx *ctx)
     if (ctx->dstate)
         ctx->dis->state_free(ctx->dstate);
     ctx->dstate = NULL;
+    ctx->tls.name = mx_slice_make(NULL, 0); /* its bytes were the dissector's */
     free(ctx->dis_an);
     ctx->dis_an = NULL;
     ctx->dis_names = NULL;
@@ -746,6 +763,7 @@ void mx_host_release(struct mx_dissect_ctx *ctx)
     if (ctx->dis && ctx->dstate)
         ctx->dis->state_free(ctx->dstate);
     ctx->dstate = NULL;
+    ctx->tls.name = mx_slice_make(NULL, 0); /* its bytes were the dissector's */
     if (ctx->tls.state)
         ctx->tls.dis->state_free(ctx->tls.state);
     ctx->tls.state = NULL;

@@ -89,6 +89,7 @@ struct mx_dissect_ctx {
         bool clear;                      /* no TLS came after STARTTLS: the dissector reads on in clear */
         uint8_t inside_pending;          /* bit per direction: its next call carries MX_CHUNK_INSIDE_TLS */
         struct mx_plain plain;
+        struct mx_slice name; /* mx_ctx_tls_name_set: the server's announced name */
     } tls;
 };
 

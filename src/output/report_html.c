@@ -563,6 +563,53 @@ static struct mx_slice label_of(const struct mx_event *e, char *buf, size_t cap)
     return mx_slice_make(buf, n + m);
 }
 
+/* The certificate as judged (docs/tls.md, "The certificate judged"), and a
+ * weak suite: a few lines of the TLS step's details. */
+static void cert_block(struct hbuf *d, const struct mx_event *e)
+{
+    struct mx_slice w = mx_ev_get_str(e, "cipher_weakness.class");
+    if (w.len) {
+        hb_puts(d, "\nweak cipher suite: ");
+        hb_put(d, w.ptr, w.len);
+    }
+    const struct mx_ev_field *c = mx_ev_get(e, "certificate");
+    if (!c || c->kind != MX_EV_OBJ)
+        return;
+    struct mx_slice v = mx_ev_get_str(e, "certificate.validity"), vf = mx_ev_get_str(e, "certificate.verify");
+    struct mx_slice st = mx_ev_get_str(e, "certificate.verify_store");
+    hb_puts(d, "\ncertificate at capture time: ");
+    if (v.len)
+        hb_put(d, v.ptr, v.len);
+    else
+        hb_puts(d, "dates unknown");
+    hb_puts(d, "; chain: ");
+    if (vf.len) {
+        hb_put(d, vf.ptr, vf.len);
+        hb_puts(d, " (store: ");
+        hb_put(d, st.ptr, st.len);
+        hb_puts(d, ")");
+    } else {
+        hb_puts(d, "not verified");
+    }
+    struct mx_slice kt = mx_ev_get_str(e, "certificate.key.type");
+    if (kt.len) {
+        hb_puts(d, "\ncertificate key: ");
+        hb_put(d, kt.ptr, kt.len);
+        hb_printf(d, " %" PRId64 " bits%s", mx_ev_get_int(e, "certificate.key.bits", 0),
+                  mx_ev_get_int(e, "certificate.key.weak", 0) ? " (weak)" : "");
+    }
+    detail_str(d, e, "certificate.signature_algorithm", "certificate signature: ");
+    detail_str(d, e, "certificate.weak_signature.algorithm", "weak signature in the chain: ");
+    struct mx_slice n = mx_ev_get_str(e, "certificate.name_checked.name");
+    if (n.len) {
+        hb_puts(d, "\ncertificate name: ");
+        hb_put(d, n.ptr, n.len < H_FIELD_MAX ? n.len : H_FIELD_MAX);
+        struct mx_slice from = mx_ev_get_str(e, "certificate.name_checked.from");
+        hb_puts(d, from.len == 3 && !memcmp(from.ptr, "sni", 3) ? " (SNI)" : " (greeting)");
+        hb_puts(d, mx_ev_get_int(e, "certificate.name_checked.match", 0) ? " matches" : " does not match");
+    }
+}
+
 static void on_tls(struct html_rep *r, struct session *s, const struct mx_event *e)
 {
     struct hbuf l, d;
@@ -594,6 +641,7 @@ static void on_tls(struct html_rep *r, struct session *s, const struct mx_event 
         { "ja4", "JA4: " },
     };
     details(&d, e, tls_details, MX_ARRAY_LEN(tls_details));
+    cert_block(&d, e);
     const struct mx_ev_field *al = mx_ev_get(e, "alerts");
     int n = 0;
     for (const struct mx_ev_field *a = al ? mx_ev_first(e, al) : NULL; a && n < 8; a = mx_ev_next(e, a), n++) {

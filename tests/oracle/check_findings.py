@@ -40,6 +40,19 @@ from oracle import common  # noqa: E402
 
 ROOT = common.REPO
 
+# The tls-posture/ captures and the one kind each raises (check_tls_posture.py
+# checks that it is the only TLS one).
+TLS_POSTURE = {
+    "expired": "MX-TLS-CERT-EXPIRED",
+    "not-yet-valid": "MX-TLS-CERT-NOT-YET-VALID",
+    "self-signed": "MX-TLS-CERT-SELF-SIGNED",
+    "untrusted": "MX-TLS-CERT-UNTRUSTED",
+    "name-mismatch": "MX-TLS-CERT-NAME-MISMATCH",
+    "rsa1024": "MX-TLS-WEAK-KEY",
+    "sha1": "MX-TLS-SHA1-SIGNATURE",
+    "weak-cipher": "MX-TLS-WEAK-CIPHER",
+}
+
 # capture (pcaps/<name>.pcap), expected ids, forbidden ids, expected-failing reason
 ROWS = [
     ("smtp/no-starttls",
@@ -121,9 +134,12 @@ ROWS = [
      {"MX-NETWORK-SLOW-TRANSFER"}, set(), None),
     ("impaired/smtp-attachment-duplicate",  # retransmissions, no delay: not slowed
      set(), {"MX-NETWORK-SLOW-TRANSFER"}, None),
+] + [   # tls-posture/: one certificate (or suite) per kind, judged with --tls-ca NAME.ca.pem
+    ("tls-posture/" + cap, {kind}, set(TLS_POSTURE.values()) - {kind}, None)
+    for cap, kind in sorted(TLS_POSTURE.items())
 ]
 # Strict servers, TLS required and used: no finding at all.
-CLEAN = ["smtp/clean-submission", "pop3/clean", "imap/clean"]
+CLEAN = ["smtp/clean-submission", "pop3/clean", "imap/clean", "tls-posture/clean"]
 
 
 def manual_ids():
@@ -144,7 +160,7 @@ def manual_ids():
 def findings(mxray, pcap):
     """{id: [(server:port, frames of the first evidence)]} of one capture."""
     out = {}
-    for r in common.mxray_records(mxray, "-q", "--json", "-", pcap):
+    for r in common.mxray_records(mxray, "-q", "--json", "-", *common.tls_ca_args(pcap), pcap):
         if r.get("type") != "finding":
             continue
         ev = (r.get("evidence") or [{}])[0]

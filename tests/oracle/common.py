@@ -19,6 +19,7 @@ import gzip
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -152,6 +153,14 @@ def pcaps():
     for pat in ("*.pcap", "*.pcapng"):
         paths += glob.glob(os.path.join(REPO, "pcaps", "**", pat), recursive=True)
     return sorted(paths)
+
+
+def tls_ca_args(cap):
+    """--tls-ca for a capture of pcaps/, so that no output depends on the
+    machine's trust store: the CA file kept beside it (NAME.ca.pem, the
+    tls-posture/ captures), else "none" (trust not judged)."""
+    ca = re.sub(r"\.pcap(ng)?$", "", cap) + ".ca.pem"
+    return ["--tls-ca", ca if os.path.isfile(ca) else "none"]
 
 
 def manifest():

@@ -3,7 +3,9 @@
 
 For each capture P: tests/golden/P.ndjson (the NDJSON records) and
 tests/golden/P.streams.json (the --streams index); a capture with a key log
-beside it (P without its extension, .keys) is read with --tls-keylog. With --update, rewrites
+beside it (P without its extension, .keys) is read with --tls-keylog, and every
+capture with --tls-ca: its CA file beside it (.ca.pem), else "none", so that no
+golden depends on the machine's trust store. With --update, rewrites
 them instead; review the diff before committing.
 
 usage: tests/oracle/golden.py [--update] [MXRAY]
@@ -83,6 +85,9 @@ def main(args):
             # A capture with its key log beside it (pcaps/keylog) is read decrypted.
             keys = os.path.splitext(cap)[0] + ".keys"
             kl = ["--tls-keylog", keys] if os.path.isfile(keys) else []
+            # Trust is judged against the capture's own CA file, or not at
+            # all: never against this machine's store (common.tls_ca_args).
+            kl += common.tls_ca_args(cap)
             rc = run_mxray(mx, ["-q", "--json", out, "--streams", sdir] + kl + [cap])
             if rc not in (0, 3):
                 print("FAIL %s: mxray exited %d" % (cap, rc), flush=True)

@@ -126,6 +126,7 @@ class Session:
         go through (its handshake is in the truth's "tunnel", not in the
         transcript; a refused one raises TunnelRefused after recording it)."""
         self.rec = recorder
+        self.sni = "mx.lab.test"    # the server name sent (RFC 6066 §3); None: no SNI
         self.proto = proto
         self.port = port
         self.tls = False
@@ -156,7 +157,7 @@ class Session:
 
     # ------------------------------------------------------------ raw I/O
     def _wrap(self):
-        self.sock = self.tlsctx.wrap_socket(self.sock, server_hostname="mx.lab.test")
+        self.sock = self.tlsctx.wrap_socket(self.sock, server_hostname=self.sni)
         self.tls = True
         self.info["tls_version"] = self.sock.version()
         self.info["tls_cipher"] = self.sock.cipher()[0]

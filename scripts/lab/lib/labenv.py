@@ -349,7 +349,9 @@ class Lab:
         self.lmtp = lmtp        # dovecot's LMTP on LMTP_PORT, postfix delivering there
         # tls_variant (the keylog/ scenarios): {"rsa": True} loads the RSA
         # certificate beside the EC one in postfix and dovecot; "postfix":
-        # main.cf lines, "dovecot": dovecot.conf lines added last.
+        # main.cf lines, "dovecot": dovecot.conf lines added last; "posture"
+        # (the tls-posture/ scenarios): postfix serves that chain of
+        # lib/posture.py, with "weak_ciphers" NULL and anonymous suites too.
         self.tls_variant = dict(tls_variant or {})
         # postfix_extra (the bounce/ scenarios): "main": main.cf lines of the
         # main instance, added last; "vmailbox": more lines of its virtual
@@ -649,6 +651,11 @@ smtp       inet  n  -  n  -  -  smtpd
             extra_main += self.tls_variant["postfix"]
         if tls and self.postfix_extra.get("main"):
             extra_main += self.postfix_extra["main"]
+        if tls and self.tls_variant.get("posture"):
+            # the tls-posture/ scenarios: one of lib/posture.py's chains
+            import posture
+            extra_main += posture.postfix_main(os.path.dirname(c["crt"]), self.tls_variant["posture"],
+                                               self.tls_variant.get("weak_ciphers", False))
         if extra_main:
             # later lines win in main.cf
             main += "# scenario variant\n" + extra_main
