@@ -3,6 +3,7 @@
  * record that shows it. It keeps a small state per open flow, freed with its flow record. */
 #include "dissectors/findings/failure.h"
 
+#include "core/hash.h"
 #include "core/idmap.h"
 #include "event/text.h"
 
@@ -30,8 +31,23 @@ struct flowst {
     size_t last_text_len;
 };
 
+#define MAX_KEYS 65536 /* transactions' ids and bounces' ids kept for linking; more are not linked */
+#define KEY_BYTES 256  /* of an id kept to tell two ids with one hash apart */
+
+/* A transaction's id (its queue id or its message's Message-ID), for the bounce that names it. */
+struct origin {
+    char key[KEY_BYTES]; /* "q:" or "m:", then the id (cut) */
+    uint64_t flow;
+    mx_frame_t a, b;
+    uint64_t trans_depth;
+    char queue_id[64];
+};
+
 struct model {
-    struct mx_idmap flows; /* struct flowst, by flow id, until the flow record */
+    struct mx_idmap flows;   /* struct flowst, by flow id, until the flow record */
+    struct mx_idmap origins; /* struct origin, by the keyed hash of its key: for the whole run */
+    struct mx_idmap bounces; /* bounces told already (the same one delivered, then fetched): their key */
+    struct mx_hasher *hasher;
 };
 
 /* ---- Reading records ---- */
@@ -99,6 +115,9 @@ struct failure {
     const struct mx_event *src;    /* where the next ones come from */
     const struct mx_ev_field *obj; /* the object holding enhanced, text, meaning..., or NULL: the record */
     struct mx_slice text;          /* the reply's text when the source lacks it, else empty */
+    struct mx_slice enhanced;      /* the enhanced code when the source has it under another key */
+    const struct origin *origin;   /* a bounce: the transaction that sent the original, or NULL */
+    struct mx_slice reporter;      /* a bounce: the MTA that reports it */
     const char *note;              /* a plain cause when the source says none */
     const char *note_kind;         /* its cause_kind (dissectors/smtp/words.h), or NULL */
     mx_frame_t a, b;
@@ -111,6 +130,10 @@ static void copy_text(struct mx_event *ev, const struct failure *f, const char *
     const struct mx_event *e = f->src;
     if (f->text.len && !strcmp(key, "text")) {
         mx_ev_wire(ev, as, f->text);
+        return;
+    }
+    if (f->enhanced.len && !strcmp(key, "enhanced")) {
+        mx_ev_wire(ev, as, f->enhanced);
         return;
     }
     const struct mx_ev_field *x = f->obj ? member(e, f->obj, key) : mx_ev_get(e, key);
@@ -149,7 +172,9 @@ static void failure_line(struct mx_event *ev, const struct failure *f)
     if (f->step)
         add(line, sizeof(line), " at %s", f->step);
     if (f->status[0]) {
-        struct mx_slice enh = f->obj ? member_str(e, f->obj, "enhanced") : mx_ev_get_str(e, "enhanced");
+        struct mx_slice enh = f->enhanced.len ? f->enhanced
+                              : f->obj        ? member_str(e, f->obj, "enhanced")
+                                              : mx_ev_get_str(e, "enhanced");
         struct mx_slice t = f->text.len ? f->text : f->obj ? member_str(e, f->obj, "text") : mx_ev_get_str(e, "text");
         const uint8_t *nl = memchr(t.ptr, '\n', t.len);
         if (nl)
@@ -182,6 +207,18 @@ static void emit(struct mx_sink *s, const struct mx_event *e, const char *proto,
         struct mx_slice q = mx_ev_get_str(e, "queue_id");
         if (q.len)
             mx_ev_wire(ev, "queue_id", q);
+    }
+    if (f->reporter.len)
+        mx_ev_wire(ev, "reporting_mta", f->reporter);
+    if (f->origin) {
+        /* The transaction that sent what bounced (RFC 3464 §2.2.1 X-Postfix-Queue-ID, RFC 3462). */
+        mx_ev_obj(ev, "original");
+        mx_ev_uint(ev, "flow", f->origin->flow);
+        mx_ev_uint(ev, "trans_depth", f->origin->trans_depth);
+        if (f->origin->queue_id[0])
+            mx_ev_wire(ev, "queue_id", mx_slice_make(f->origin->queue_id, strlen(f->origin->queue_id)));
+        mx_ev_frames(ev, f->origin->a, f->origin->b);
+        mx_ev_end(ev);
     }
     if (f->status[0]) {
         mx_ev_obj(ev, "reply");
@@ -464,6 +501,115 @@ static void on_flow(struct mx_sink *s, struct flowst *st, const struct mx_event 
     emit(s, e, st->proto, &f, false);
 }
 
+/* ---- Bounces (RFC 3464, RFC 6533) ---- */
+
+/* The keyed hash of prefix and id, never 0, and the key as kept. */
+static uint64_t key_of(struct model *m, const char *prefix, struct mx_slice id, char *key)
+{
+    size_t n = strlen(prefix), l = id.len < KEY_BYTES - 1 - n ? id.len : KEY_BYTES - 1 - n;
+    memset(key, 0, KEY_BYTES);
+    memcpy(key, prefix, n);
+    memcpy(key + n, id.ptr, l);
+    uint64_t h = mx_hash(m->hasher, key, KEY_BYTES);
+    return h ? h : 1;
+}
+
+/* Keeps a transaction's id for the bounces that may name it (the first of each id). */
+static void keep_origin(struct model *m, const struct mx_event *e, const char *prefix, struct mx_slice id)
+{
+    char key[KEY_BYTES];
+    if (!id.len || m->origins.n >= MAX_KEYS)
+        return;
+    uint64_t h = key_of(m, prefix, id, key);
+    if (mx_idmap_get(&m->origins, h))
+        return;
+    struct origin *o = calloc(1, sizeof(*o));
+    if (!o)
+        return;
+    memcpy(o->key, key, KEY_BYTES);
+    o->flow = e->flow;
+    frames_of(e, NULL, &o->a, &o->b);
+    o->trans_depth = (uint64_t)mx_ev_get_int(e, "trans_depth", 0);
+    mx_text_copy(o->queue_id, sizeof(o->queue_id), mx_ev_get_str(e, "queue_id"));
+    if (!mx_idmap_put(&m->origins, h, o))
+        free(o);
+}
+
+static const struct origin *find_origin(struct model *m, const char *prefix, struct mx_slice id)
+{
+    char key[KEY_BYTES];
+    if (!id.len)
+        return NULL;
+    const struct origin *o = mx_idmap_get(&m->origins, key_of(m, prefix, id, key));
+    return o && !memcmp(o->key, key, KEY_BYTES) ? o : NULL;
+}
+
+/* Whether this bounce was told already, by its own Message-ID (else its frames'
+ * flow): the same report delivered over LMTP, then fetched by IMAP or POP3. */
+static bool bounce_told(struct model *m, const struct mx_event *e)
+{
+    char key[KEY_BYTES], own[40];
+    struct mx_slice id = mx_ev_get_str(e, "headers.message_id");
+    if (!id.len) {
+        snprintf(own, sizeof(own), "%" PRIu64 "/%" PRIu64, e->flow, (uint64_t)mx_ev_get_int(e, "frames.0", 0));
+        id = mx_slice_make(own, strlen(own));
+    }
+    uint64_t h = key_of(m, "b:", id, key);
+    const char *k = mx_idmap_get(&m->bounces, h);
+    if (k && !memcmp(k, key, KEY_BYTES))
+        return true;
+    char *c = m->bounces.n < MAX_KEYS && !k ? malloc(KEY_BYTES) : NULL;
+    if (c) {
+        memcpy(c, key, KEY_BYTES);
+        if (!mx_idmap_put(&m->bounces, h, c))
+            free(c);
+    }
+    return false;
+}
+
+/* A message that is a delivery status report: each recipient it says failed or was
+ * delayed, linked to the transaction that sent the original when the capture holds it
+ * (by the report's queue id, then the returned message's Message-ID). */
+static void on_bounce(struct mx_sink *s, struct model *m, const struct mx_event *e, const char *proto)
+{
+    const struct mx_ev_field *ds = mx_ev_get(e, "delivery_status");
+    if (!ds || ds->kind != MX_EV_OBJ || bounce_told(m, e))
+        return;
+    const struct origin *o = find_origin(m, "q:", member_str(e, ds, "queue_id"));
+    if (!o)
+        o = find_origin(m, "m:", member_str(e, ds, "original_message_id"));
+    const struct mx_ev_field *rs = member(e, ds, "recipients");
+    for (const struct mx_ev_field *r = mx_ev_first(e, rs); r; r = mx_ev_next(e, r)) {
+        struct mx_slice action = member_str(e, r, "action");
+        bool delayed = slice_is(action, "delayed");
+        if (!delayed && !slice_is(action, "failed"))
+            continue;
+        struct failure f = { .src = e, .kind = "bounced", .obj = r, .subject_key = "recipient" };
+        f.subject = member_str(e, r, "final_recipient");
+        f.temporary = delayed;
+        f.sev = delayed ? SEV_MEDIUM : SEV_HIGH;
+        f.step = "(delivery status)";
+        int64_t code = member_int(e, r, "reply_code");
+        if (code)
+            status_code(&f, code);
+        else
+            mx_text_copy(f.status, sizeof(f.status), member_str(e, r, "status"));
+        f.enhanced = member_str(e, r, "status");
+        /* "smtp; 550 5.1.1 text": the text after the codes the reply already gives. */
+        f.text = member_str(e, r, "diagnostic_code");
+        size_t cl = strlen(f.status);
+        if (f.text.len > cl && !memcmp(f.text.ptr, f.status, cl) && f.text.ptr[cl] == ' ')
+            f.text = mx_slice_make(f.text.ptr + cl + 1, f.text.len - cl - 1);
+        if (f.text.len > f.enhanced.len && f.enhanced.len && !memcmp(f.text.ptr, f.enhanced.ptr, f.enhanced.len) &&
+            f.text.ptr[f.enhanced.len] == ' ')
+            f.text = mx_slice_make(f.text.ptr + f.enhanced.len + 1, f.text.len - f.enhanced.len - 1);
+        f.origin = o;
+        f.reporter = member_str(e, ds, "reporting_mta");
+        frames_of(e, NULL, &f.a, &f.b);
+        emit(s, e, proto, &f, false);
+    }
+}
+
 /* ---- The deriver ---- */
 
 static void model_event(void *ctx, struct mx_sink *s, const struct mx_event *e)
@@ -508,6 +654,10 @@ static void model_event(void *ctx, struct mx_sink *s, const struct mx_event *e)
         on_reply(s, st, e, proto);
     } else if (type_is(t, "transaction")) {
         on_transaction(s, st, e, proto);
+        keep_origin(m, e, "q:", mx_ev_get_str(e, "queue_id"));
+        keep_origin(m, e, "m:", mx_ev_get_str(e, "message.message_id"));
+    } else if (!strcmp(t, "message")) {
+        on_bounce(s, m, e, st->proto);
     } else if (type_is(t, "auth")) {
         on_auth(s, st, e, proto);
     } else if (type_is(t, "session")) {
@@ -539,6 +689,15 @@ static void model_free(void *ctx)
         if (m->flows.slot[i].id)
             free(m->flows.slot[i].val);
     mx_idmap_free(&m->flows);
+    for (size_t i = 0; i < m->origins.cap; i++)
+        if (m->origins.slot[i].id)
+            free(m->origins.slot[i].val);
+    mx_idmap_free(&m->origins);
+    for (size_t i = 0; i < m->bounces.cap; i++)
+        if (m->bounces.slot[i].id)
+            free(m->bounces.slot[i].val);
+    mx_idmap_free(&m->bounces);
+    mx_hasher_free(m->hasher);
     free(m);
 }
 
@@ -553,7 +712,9 @@ bool mx_failure_attach(struct mx_sink *s)
     struct model *m = calloc(1, sizeof(*m));
     if (!m)
         return false;
-    if (!mx_sink_set_deriver(s, &model_ops, m)) {
+    m->hasher = mx_hasher_new();
+    if (!m->hasher || !mx_sink_set_deriver(s, &model_ops, m)) {
+        mx_hasher_free(m->hasher);
         free(m);
         return false;
     }

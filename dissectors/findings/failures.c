@@ -76,6 +76,24 @@ static void block(struct failures *f, const struct mx_event *e)
         mx_fput_escaped(f->out, mx_ev_get_str(e, "mailfrom"));
         fprintf(f->out, ">  (transaction %" PRId64 ")\n", mx_ev_get_int(e, "trans_depth", 0));
     }
+    struct mx_slice rep = mx_ev_get_str(e, "reporting_mta");
+    if (rep.len) {
+        fputs("  reported by ", f->out);
+        mx_fput_escaped(f->out, rep);
+        fputs(" (a delivery status notification)\n", f->out);
+    }
+    if (mx_ev_get(e, "original")) {
+        /* A bounce: the transaction that sent the original. */
+        mx_frame_t oa = (mx_frame_t)mx_ev_get_int(e, "original.frames.0", 0);
+        fprintf(f->out, "  %-9sflow %" PRId64 ", transaction %" PRId64 ", frame %" PRIu64, "original",
+                mx_ev_get_int(e, "original.flow", 0), mx_ev_get_int(e, "original.trans_depth", 0), oa);
+        struct mx_slice q = mx_ev_get_str(e, "original.queue_id");
+        if (q.len) {
+            fputs(", queued as ", f->out);
+            mx_fput_escaped(f->out, q);
+        }
+        fputc('\n', f->out);
+    }
     const char *via = mx_idmap_get(&f->via, e->flow);
     if (via)
         fprintf(f->out, "  %-9s%s via the proxy (the flow's TCP client)\n", "client", via);

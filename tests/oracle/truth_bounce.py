@@ -20,7 +20,10 @@ that carry a delivery_status (RFC 3464):
     pop3.retr), each report the same on every way it was seen;
   - the data that links a bounce to its original is there: an
     smtp.transaction whose queue_id and message.message_id are the reports'
-    queue_id and original_message_id, with every bounced recipient accepted.
+    queue_id and original_message_id, with every bounced recipient accepted;
+  - each bounced recipient is one `failure` record of kind bounced (told
+    once, however many ways the report travelled), diagnosed, whose
+    `original` is that transaction (its flow and queue id).
 
 Exit status: 0 all passed, 1 failures (or mxray is not built).
 """
@@ -110,6 +113,21 @@ def check(t, records):
         ok = {r["addr"] for r in x["recipients"] if r["outcome"] == "accepted"}
         if not set(want) <= ok:
             problems.append("recipients bounced later but not accepted in the session: %s" % sorted(set(want) - ok))
+    # the failure model: one `bounced` failure per bounced recipient (a report delivered, then
+    # fetched, is told once), diagnosed, and linked to the original transaction
+    fails = [x for x in records if x.get("type") == "failure" and x.get("kind") == "bounced"]
+    got = sorted(x.get("recipient") for x in fails)
+    if got != sorted(want):
+        problems.append("bounced failures for %s, postfix bounced %s" % (got, sorted(want)))
+    for x in fails:
+        o = x.get("original") or {}
+        if not orig or o.get("flow") != orig[0]["flow"] or o.get("queue_id") != b["original_queue_id"]:
+            problems.append("bounced failure of %s linked to %r, the original is flow %s queued as %s"
+                            % (x.get("recipient"), o, orig[0]["flow"] if orig else None, b["original_queue_id"]))
+        r = next((r for r in b["recipients"] if r["addr"] == x.get("recipient")), {})
+        if (x.get("reply") or {}).get("enhanced") != r.get("dsn") or not x.get("cause") or not x.get("cause_kind"):
+            problems.append("bounced failure of %s: reply %r, cause %r" % (x.get("recipient"), x.get("reply"),
+                                                                          x.get("cause")))
     return problems
 
 
