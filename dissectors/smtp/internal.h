@@ -150,6 +150,7 @@ struct txn {
     int mail_code;
     struct mx_enhanced_code mail_enh;
     struct mx_text mail_reply; /* a refused MAIL's reply text: the failure's own, not a later reply's */
+    bool smuggled;             /* opened by a MAIL smuggled after a bare-LF end of data (smuggle.c) */
     mx_frame_t mail_frame;     /* its frame */
     struct mx_buf rcpts;       /* struct rcpt, at most SMTP_MAX_RCPTS */
     uint32_t rcpts_dropped;

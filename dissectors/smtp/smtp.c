@@ -1088,6 +1088,8 @@ static void client_line(struct smtp *s, struct mx_slice line, uint64_t off, size
     command_event(s, &c, pipelined, injected);
     struct pending *queued = push(s, c.v, a, ts, c.rcpt, c.last, off, raw_len);
     smtp_smuggle_command(s, c.v, a, queued);
+    if (queued && queued->smuggled && c.v == V_MAIL && s->txn.open && s->txn.first_frame == a)
+        s->txn.smuggled = true; /* it exists only if the server read the smuggled MAIL as one */
     if (queued && c.staged)
         queued->staged = true;
     if (c.v == V_BDAT && c.last && !s->bdat_left)

@@ -153,6 +153,13 @@ static void txn_failure(struct smtp *s, const struct txn *t, enum disposition di
                    "The client reset the transaction (RSET, EHLO or STARTTLS) before the message was "
                    "accepted.",
                    MX_CAUSE_CLIENT_RESET);
+    } else if (t->smuggled) {
+        mx_ev_str(ev, "ended", "smuggled");
+        cause_only(ev,
+                   "Its MAIL came after a bare-LF end of data (SMTP smuggling, the smtp.smuggling record) and "
+                   "got no reply of its own: the server read it as the previous message's data, so this "
+                   "transaction never existed on the server.",
+                   MX_CAUSE_SMUGGLED);
     } else if (s->m.closed.on) {
         /* RFC 5321 §3.8: the server's 421 (a timeout, a shutdown, too many errors). */
         char why[320], cause[448];

@@ -34,6 +34,7 @@ static const char *const kind_names[MX_CAUSE_COUNT] = {
     [MX_CAUSE_REFUSED] = "refused",
     [MX_CAUSE_CLIENT_RESET] = "client_reset",
     [MX_CAUSE_CLIENT_QUIT] = "client_quit",
+    [MX_CAUSE_SMUGGLED] = "smuggled",
     [MX_CAUSE_SERVER_CLOSED] = "server_closed",
     [MX_CAUSE_NO_REPLY] = "no_reply",
     [MX_CAUSE_CLOSED] = "closed",

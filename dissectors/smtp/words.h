@@ -45,6 +45,7 @@ enum mx_cause_kind {
     MX_CAUSE_EVICTED,             /* mxray's flow table dropped the flow */
     MX_CAUSE_REUSED,              /* the client opened a new connection on the same ports */
     MX_CAUSE_CLIENT_QUIT,         /* the client sent QUIT before any message (RFC 5321 §4.1.1.10) */
+    MX_CAUSE_SMUGGLED,            /* a transaction smuggled in a message's data that the server did not run */
     MX_CAUSE_COUNT
 };
 

@@ -131,9 +131,8 @@ CAUSES = {
     # RCPT accepted, then QUIT before any DATA: the client's choice, no failure (failure.ended client_quit)
     ("smtp/relay-open-rcpt-only", None, None): ["QUIT", "its choice"],
     # A refused bare-LF smuggling attempt: the server read the smuggled MAIL, RCPT and DATA as
-    # message data, but mxray reads the bare-LF end of data as one and opens the smuggled
-    # transaction, which the close then ends (a known limit, docs/manual.md: SMTP smuggling)
-    ("attacks/smtp-smuggling-refused", None, None): ["closed (FIN)", "before the transaction completed"],
+    # message data; the smuggled transaction mxray opened says it never existed on the server
+    ("attacks/smtp-smuggling-refused", None, None): ["SMTP smuggling", "never existed on the server"],
 }
 
 
