@@ -54,6 +54,9 @@ DROP = {"frames", "frame", "packets", "bytes"}  # what offload changes by nature
 # and the network's part measured from frames and their times (docs/manual.md): the round trip,
 # stalls, the per-command times (a super-frame brings its bytes at its first segment's time)
 DROP |= {"rtt", "stall_ms", "stall_frames", "first_byte_ms", "complete_ms", "network"}
+# the frames other records name (issue 27: the capability reply, the secret's frame, a smuggled
+# sequence's replies, a journey hop's and a failure's first and last frames)
+DROP |= {"capabilities_frames", "capabilities_before_login_frames", "secret_frame", "reply_frames"}
 
 
 def norm(o):
@@ -98,8 +101,14 @@ def split_times(recs):
     make), and those times, record by record."""
     out, times = [], []
     for r in recs:
-        times.append(tuple(r.get(k) for k in TIMES))
-        out.append({k: v for k, v in r.items() if k not in TIMES and k != "latency"})
+        t = tuple(r.get(k) for k in TIMES)
+        r = {k: v for k, v in r.items() if k not in TIMES and k != "latency"}
+        if r.get("type") == "journey":
+            # a journey's hops: their times are those of the records they come from
+            t += tuple(h.get(k) for h in r["hops"] for k in ("start", "end"))
+            r["hops"] = [{k: v for k, v in h.items() if k not in ("start", "end")} for h in r["hops"]]
+        times.append(t)
+        out.append(r)
     return out, times
 
 

@@ -302,8 +302,7 @@ struct finding {
     uint64_t count;
     uint32_t n_ev;
     struct evidence ev[AUDIT_EVIDENCE];
-    char detail[AUDIT_DETAIL];
-    size_t detail_len;
+    char *detail;      /* AUDIT_DETAIL bytes, allocated with the first detail (most findings have none), or NULL */
     bool sev_set;      /* this server's instance has its own severity, title and fix: */
     enum severity sev; /* MX-OPEN-RELAY: high when a relayed message was accepted */
     const char *title; /* NULL: the kind's */
@@ -496,8 +495,10 @@ static void note(struct audit *a, struct server *s, enum kind k, uint64_t flow, 
             snprintf(d, sizeof(d), "%s", m->via);
         detail = d;
     }
-    if (detail && *detail)
-        set_add(f->detail, sizeof(f->detail), mx_slice_make(detail, strlen(detail)), '\n');
+    if (detail && *detail && !f->detail)
+        f->detail = calloc(1, AUDIT_DETAIL); /* out of memory: the finding has no detail */
+    if (detail && *detail && f->detail)
+        set_add(f->detail, AUDIT_DETAIL, mx_slice_make(detail, strlen(detail)), '\n');
 }
 
 static void frames_of(const struct mx_event *e, const char *path, mx_frame_t *a, mx_frame_t *b)
@@ -1905,6 +1906,7 @@ static void conclude(struct server *s)
     if (s->tls_missing && s->tls_offered) {
         s->f[K_STARTTLS_STRIPPED] = s->f[K_TLS_NOT_OFFERED];
         s->f[K_TLS_NOT_OFFERED].on = false;
+        s->f[K_TLS_NOT_OFFERED].detail = NULL; /* moved */
     } else if (s->tls_upgraded || s->f[K_STARTTLS_MANGLED].on) {
         s->f[K_TLS_NOT_OFFERED].on = false; /* the offer is proven, or masked: another finding */
     }
@@ -2011,7 +2013,7 @@ static void emit_finding(struct mx_sink *sink, const struct server *s, enum kind
     mx_ev_str(ev, "server", s->addr);
     mx_ev_uint(ev, "port", s->port);
     mx_ev_uint(ev, "count", f->count);
-    if (f->detail[0])
+    if (f->detail && f->detail[0])
         emit_set(ev, "detail", f->detail, '\n');
     mx_ev_arr(ev, "evidence");
     for (uint32_t i = 0; i < f->n_ev; i++) {
@@ -2030,7 +2032,7 @@ static void emit_finding(struct mx_sink *sink, const struct server *s, enum kind
     for (uint32_t i = 0; i < f->n_ev && fl < sizeof(frames) - 24; i++)
         fl += (size_t)snprintf(frames + fl, sizeof(frames) - fl, "%s%" PRIu64, i ? ", " : "", f->ev[i].first);
     char detail[AUDIT_DETAIL * 2];
-    joined(f->detail, detail, sizeof(detail));
+    joined(f->detail ? f->detail : "", detail, sizeof(detail));
     mx_ev_text(ev, "FINDING %s %s on %s %s:%u: %s%s%s, %" PRIu64 " time%s (frames %s%s)", sev_names[sev], kinds[k].id,
                s->proto, s->addr, s->port, title_of(s, k), detail[0] ? ": " : "", detail, f->count,
                f->count == 1 ? "" : "s", frames, f->count > f->n_ev ? ", ..." : "");
@@ -2148,7 +2150,7 @@ static void print_server(struct audit *a, const struct server *s)
                 fputs("  Findings\n", o);
             const char *c = sev == SEV_HIGH ? red : sev == SEV_MEDIUM ? yel : "";
             fprintf(o, "    %s%-6s %s%s  %s", c, sev_names[sev], kinds[k].id, off, title_of(s, (enum kind)k));
-            if (f->detail[0]) {
+            if (f->detail && f->detail[0]) {
                 char d[AUDIT_DETAIL * 2];
                 joined(f->detail, d, sizeof(d));
                 fputs(": ", o);
@@ -2185,6 +2187,9 @@ static bool audit_finish(void *ctx)
 static void audit_free(void *ctx)
 {
     struct audit *a = ctx;
+    for (uint32_t i = 0; i < a->srv.n; i++)
+        for (int k = 0; k < K_N; k++)
+            free(server_at(a, i)->f[k].detail);
     mx_buf_free(&a->srv);
     for (size_t i = 0; i < a->flows.cap; i++)
         if (a->flows.slot[i].id)

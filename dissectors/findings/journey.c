@@ -475,9 +475,9 @@ static void emit_hop(struct mx_event *ev, const struct hop *h, bool first)
         mx_ev_bool(ev, "partial", true);
     mx_ev_str(ev, "outcome", h->outcome);
     if (h->queue_id[0])
-        mx_ev_str(ev, "queue_id", h->queue_id);
+        mx_ev_wire(ev, "queue_id", mx_slice_make(h->queue_id, strlen(h->queue_id)));
     if (h->received_id[0])
-        mx_ev_str(ev, "received_id", h->received_id);
+        mx_ev_wire(ev, "received_id", mx_slice_make(h->received_id, strlen(h->received_id)));
     if (h->queue_id[0] && h->received_id[0])
         mx_ev_bool(ev, "queue_id_confirmed", h->confirmed);
     if (h->has_txn) {
@@ -488,9 +488,9 @@ static void emit_hop(struct mx_event *ev, const struct hop *h, bool first)
         mx_ev_obj(ev, "reply");
         mx_ev_str(ev, "status", h->status[0] ? h->status : "?");
         if (h->enhanced[0])
-            mx_ev_str(ev, "enhanced", h->enhanced);
+            mx_ev_wire(ev, "enhanced", mx_slice_make(h->enhanced, strlen(h->enhanced)));
         if (h->text[0])
-            mx_ev_str(ev, "text", h->text);
+            mx_ev_wire(ev, "text", mx_slice_make(h->text, strlen(h->text)));
         mx_ev_end(ev);
     }
     mx_ev_frames(ev, h->first, h->last);
@@ -554,9 +554,9 @@ static void emit_journey(struct jrep *r, struct mx_sink *s, struct journey *jy)
     }
     struct mx_event *ev = mx_event_begin(s, "journey", 0, hs[0]->ts);
     if (jy->msgid[0])
-        mx_ev_str(ev, "message_id", jy->msgid);
+        mx_ev_wire(ev, "message_id", mx_slice_make(jy->msgid, strlen(jy->msgid)));
     if (jy->subject[0])
-        mx_ev_str(ev, "subject", jy->subject);
+        mx_ev_wire(ev, "subject", mx_slice_make(jy->subject, strlen(jy->subject)));
     if (jy->has_body) {
         char hx[65];
         for (int i = 0; i < 32; i++)
@@ -573,7 +573,7 @@ static void emit_journey(struct jrep *r, struct mx_sink *s, struct journey *jy)
         mx_ev_obj(ev, "stopped");
         mx_ev_uint(ev, "hop", n - 1);
         mx_ev_uint(ev, "flow", last->flow);
-        mx_ev_str(ev, "note", note);
+        mx_ev_wire(ev, "note", mx_slice_make(note, strlen(note))); /* wire text, maybe cut mid-character */
         mx_ev_frames(ev, last->rf1 ? last->rf1 : last->first, last->rf1 ? last->rf2 : last->last);
         mx_ev_end(ev);
     } else if (!delivered) {
@@ -582,7 +582,7 @@ static void emit_journey(struct jrep *r, struct mx_sink *s, struct journey *jy)
         snprintf(note, sizeof(note), "last seen: %s by %s:%u%s%s%s at %s; not seen after", last->outcome, last->server,
                  last->server_port, last->queue_id[0] ? " (queue id " : "", last->queue_id,
                  last->queue_id[0] ? ")" : "", when);
-        mx_ev_str(ev, "last_seen", note);
+        mx_ev_wire(ev, "last_seen", mx_slice_make(note, strlen(note)));
     }
     mx_ev_arr(ev, "hops");
     for (uint32_t i = 0; i < n; i++)

@@ -952,7 +952,7 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
                  : no ? "NO: the command failed; the text says why (RFC 9051 §7.1.2)."
                       : "BAD: the server did not understand the command (RFC 9051 §7.1.3).",
                  note);
-        mx_ev_str(ev, "explain", ex);
+        mx_ev_wire(ev, "explain", mx_slice_make(ex, strlen(ex))); /* it may quote wire bytes */
         mx_ev_str(ev, "state", istate_names[s->state]);
     }
     mx_ev_tone(ev, ok ? MX_TONE_GOOD : MX_TONE_BAD);
@@ -1083,10 +1083,10 @@ static void teach_untagged(struct imap *s, struct mx_event *ev, struct mx_slice 
             if (mx_ieq(k.ptr, k.len, untagged_kinds[i].kind))
                 m = untagged_kinds[i].meaning;
     }
-    mx_ev_str(ev, "explain",
-              m ? m
-                : "an untagged response mxray does not describe; untagged lines carry data, not a command's result "
-                  "(RFC 9051 §7)");
+    if (!m)
+        m = "an untagged response mxray does not describe; untagged lines carry data, not a command's result "
+            "(RFC 9051 §7)";
+    mx_ev_wire(ev, "explain", mx_slice_make(m, strlen(m))); /* it may quote the response code */
     mx_ev_str(ev, "state", istate_names[s->state]);
     if (cap_code || mx_ieq(k.ptr, k.len, "CAPABILITY"))
         mx_teach_caps(ev, MX_TEACH_IMAP, &s->caps);

@@ -531,7 +531,7 @@ static void emit_diagnosis(struct mx_event *ev, const struct rcpt *r, bool faile
                  "RFC 3464 §2.3.3): the message's time in its queue ran out.");
     if (!cause[0])
         return;
-    mx_ev_str(ev, "cause", cause);
+    mx_ev_wire(ev, "cause", mx_slice_make(cause, strlen(cause)));
     if (v.kind != MX_CAUSE_NONE)
         mx_ev_str(ev, "cause_kind", mx_cause_kind_name(v.kind));
     if (v.code_kind != MX_CAUSE_NONE)
@@ -553,7 +553,7 @@ void mx_dsn_emit(const struct mx_dsn *d, struct mx_event *ev)
     if (d->returned.seen) {
         mx_ev_wire_cut3(ev, "original_message_id", "original_message_id_len", "original_message_id_truncated",
                         text_of(&d->returned), d->returned.wire);
-        mx_ev_str(ev, "returned", d->returned_type);
+        mx_ev_wire(ev, "returned", mx_slice_make(d->returned_type, strlen(d->returned_type)));
     }
     mx_ev_uint(ev, "failed", d->failed);
     mx_ev_uint(ev, "delayed", d->delayed);

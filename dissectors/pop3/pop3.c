@@ -421,7 +421,7 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
                  s->rep.ok ? "+OK: the command succeeded (RFC 1939 §3)."
                            : "-ERR: the command failed; the text says why (RFC 1939 §3).",
                  note);
-        mx_ev_str(ev, "explain", ex);
+        mx_ev_wire(ev, "explain", mx_slice_make(ex, strlen(ex))); /* it may quote wire bytes */
         mx_ev_str(ev, "state", pstate_names[s->state]);
         if (s->rep.ok && p->cmd == P_CAPA)
             mx_teach_caps(ev, MX_TEACH_POP3, &s->caps);

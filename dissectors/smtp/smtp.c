@@ -580,7 +580,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
     if (mx_ctx_flow(s->m.ctx)->explain) {
         char ex[768];
         mx_diag_explain(s->rep.code, have ? verbs[p.verb].name : NULL, &s->rep.enh, text, ex, sizeof(ex));
-        mx_ev_str(ev, "explain", ex);
+        mx_ev_wire(ev, "explain", mx_slice_make(ex, strlen(ex))); /* it may quote wire bytes */
         mx_ev_str(ev, "state", state_names[next]);
     }
     if (mx_ctx_flow(s->m.ctx)->explain)

@@ -451,7 +451,7 @@ void mx_tls_cert_describe(const struct mx_tls_cert_check *c, struct mx_event *ev
     str_or_null(ev, "validity", validity[c->validity]);
     if (c->name_from) {
         mx_ev_obj(ev, "name_checked");
-        mx_ev_str(ev, "name", c->name);
+        mx_ev_wire(ev, "name", mx_slice_make(c->name, strlen(c->name)));
         mx_ev_str(ev, "from", c->name_from);
         mx_ev_bool(ev, "match", c->name_match);
         mx_ev_end(ev);
