@@ -31,12 +31,12 @@ struct flowst {
     size_t last_text_len;
 };
 
-#define MAX_KEYS 65536 /* transactions' ids and bounces' ids kept for linking; more are not linked */
-#define KEY_BYTES 256  /* of an id kept to tell two ids with one hash apart */
+#define MAX_KEYS 65536 /* ids kept for linking; past it an index starts afresh: a window of the latest */
+#define KEY_BYTES 512  /* of an id hashed (a longer one is cut) */
 
 /* A transaction's id (its queue id or its message's Message-ID), for the bounce that names it. */
 struct origin {
-    char key[KEY_BYTES]; /* "q:" or "m:", then the id (cut) */
+    uint64_t check; /* a second keyed hash of the id: two ids with one hash are told apart */
     uint64_t flow;
     mx_frame_t a, b;
     uint64_t trans_depth;
@@ -45,9 +45,9 @@ struct origin {
 
 struct model {
     struct mx_idmap flows;   /* struct flowst, by flow id, until the flow record */
-    struct mx_idmap origins; /* struct origin, by the keyed hash of its key: for the whole run */
-    struct mx_idmap bounces; /* bounces told already (the same one delivered, then fetched): their key */
-    struct mx_hasher *hasher;
+    struct mx_idmap origins; /* struct origin, by the keyed hash of its id */
+    struct mx_idmap bounces; /* bounces told already (the same one delivered, then fetched): their check */
+    struct mx_hasher *hasher, *hasher2;
 };
 
 /* ---- Reading records ---- */
@@ -96,7 +96,8 @@ static void frames_of(const struct mx_event *e, const struct mx_ev_field *obj, m
     const struct mx_ev_field *f = obj ? member(e, obj, "frames") : mx_ev_get(e, "frames");
     const struct mx_ev_field *x = mx_ev_first(e, f);
     *a = *b = x && x->kind == MX_EV_UINT ? x->v.u : 0;
-    if ((x = mx_ev_next(e, x)) && x->kind == MX_EV_UINT)
+    x = mx_ev_next(e, x);
+    if (x && x->kind == MX_EV_UINT)
         *b = x->v.u;
 }
 
@@ -503,30 +504,44 @@ static void on_flow(struct mx_sink *s, struct flowst *st, const struct mx_event 
 
 /* ---- Bounces (RFC 3464, RFC 6533) ---- */
 
-/* The keyed hash of prefix and id, never 0, and the key as kept. */
-static uint64_t key_of(struct model *m, const char *prefix, struct mx_slice id, char *key)
+/* The two keyed hashes of prefix and id, each never 0. */
+static uint64_t key_of(struct model *m, const char *prefix, struct mx_slice id, uint64_t *check)
 {
-    size_t n = strlen(prefix), l = id.len < KEY_BYTES - 1 - n ? id.len : KEY_BYTES - 1 - n;
-    memset(key, 0, KEY_BYTES);
+    char key[KEY_BYTES];
+    size_t n = strlen(prefix), l = id.len < KEY_BYTES - n ? id.len : KEY_BYTES - n;
     memcpy(key, prefix, n);
     memcpy(key + n, id.ptr, l);
-    uint64_t h = mx_hash(m->hasher, key, KEY_BYTES);
+    uint64_t h = mx_hash(m->hasher, key, n + l);
+    *check = mx_hash(m->hasher2, key, n + l);
+    *check += !*check;
     return h ? h : 1;
+}
+
+/* Forgets every id an index holds (it was full: linking goes on with the latest). */
+static void index_clear(struct mx_idmap *x, bool owned)
+{
+    for (size_t i = 0; owned && i < x->cap; i++)
+        if (x->slot[i].id)
+            free(x->slot[i].val);
+    mx_idmap_free(x);
+    memset(x, 0, sizeof(*x));
 }
 
 /* Keeps a transaction's id for the bounces that may name it (the first of each id). */
 static void keep_origin(struct model *m, const struct mx_event *e, const char *prefix, struct mx_slice id)
 {
-    char key[KEY_BYTES];
-    if (!id.len || m->origins.n >= MAX_KEYS)
+    uint64_t check;
+    if (!id.len)
         return;
-    uint64_t h = key_of(m, prefix, id, key);
+    if (m->origins.n >= MAX_KEYS)
+        index_clear(&m->origins, true);
+    uint64_t h = key_of(m, prefix, id, &check);
     if (mx_idmap_get(&m->origins, h))
         return;
     struct origin *o = calloc(1, sizeof(*o));
     if (!o)
         return;
-    memcpy(o->key, key, KEY_BYTES);
+    o->check = check;
     o->flow = e->flow;
     frames_of(e, NULL, &o->a, &o->b);
     o->trans_depth = (uint64_t)mx_ev_get_int(e, "trans_depth", 0);
@@ -537,33 +552,32 @@ static void keep_origin(struct model *m, const struct mx_event *e, const char *p
 
 static const struct origin *find_origin(struct model *m, const char *prefix, struct mx_slice id)
 {
-    char key[KEY_BYTES];
+    uint64_t check;
     if (!id.len)
         return NULL;
-    const struct origin *o = mx_idmap_get(&m->origins, key_of(m, prefix, id, key));
-    return o && !memcmp(o->key, key, KEY_BYTES) ? o : NULL;
+    const struct origin *o = mx_idmap_get(&m->origins, key_of(m, prefix, id, &check));
+    return o && o->check == check ? o : NULL;
 }
 
-/* Whether this bounce was told already, by its own Message-ID (else its frames'
- * flow): the same report delivered over LMTP, then fetched by IMAP or POP3. */
+/* Whether this bounce was told already, by its own Message-ID (else its flow and first
+ * frame): the same report delivered over LMTP, then fetched by IMAP or POP3. */
 static bool bounce_told(struct model *m, const struct mx_event *e)
 {
-    char key[KEY_BYTES], own[40];
+    char own[48];
+    uint64_t check;
     struct mx_slice id = mx_ev_get_str(e, "headers.message_id");
     if (!id.len) {
         snprintf(own, sizeof(own), "%" PRIu64 "/%" PRIu64, e->flow, (uint64_t)mx_ev_get_int(e, "frames.0", 0));
         id = mx_slice_make(own, strlen(own));
     }
-    uint64_t h = key_of(m, "b:", id, key);
-    const char *k = mx_idmap_get(&m->bounces, h);
-    if (k && !memcmp(k, key, KEY_BYTES))
+    uint64_t h = key_of(m, "b:", id, &check);
+    uintptr_t seen = (uintptr_t)mx_idmap_get(&m->bounces, h);
+    if (seen == (uintptr_t)check)
         return true;
-    char *c = m->bounces.n < MAX_KEYS && !k ? malloc(KEY_BYTES) : NULL;
-    if (c) {
-        memcpy(c, key, KEY_BYTES);
-        if (!mx_idmap_put(&m->bounces, h, c))
-            free(c);
-    }
+    if (m->bounces.n >= MAX_KEYS)
+        index_clear(&m->bounces, false);
+    if (!seen) /* out of memory: it may be told twice */
+        (void)mx_idmap_put(&m->bounces, h, (void *)(uintptr_t)check);
     return false;
 }
 
@@ -689,15 +703,10 @@ static void model_free(void *ctx)
         if (m->flows.slot[i].id)
             free(m->flows.slot[i].val);
     mx_idmap_free(&m->flows);
-    for (size_t i = 0; i < m->origins.cap; i++)
-        if (m->origins.slot[i].id)
-            free(m->origins.slot[i].val);
-    mx_idmap_free(&m->origins);
-    for (size_t i = 0; i < m->bounces.cap; i++)
-        if (m->bounces.slot[i].id)
-            free(m->bounces.slot[i].val);
-    mx_idmap_free(&m->bounces);
+    index_clear(&m->origins, true);
+    index_clear(&m->bounces, false);
     mx_hasher_free(m->hasher);
+    mx_hasher_free(m->hasher2);
     free(m);
 }
 
@@ -713,8 +722,10 @@ bool mx_failure_attach(struct mx_sink *s)
     if (!m)
         return false;
     m->hasher = mx_hasher_new();
-    if (!m->hasher || !mx_sink_set_deriver(s, &model_ops, m)) {
+    m->hasher2 = mx_hasher_new();
+    if (!m->hasher || !m->hasher2 || !mx_sink_set_deriver(s, &model_ops, m)) {
         mx_hasher_free(m->hasher);
+        mx_hasher_free(m->hasher2);
         free(m);
         return false;
     }
