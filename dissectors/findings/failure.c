@@ -444,10 +444,7 @@ static void on_reply(struct mx_sink *s, struct flowst *st, const struct mx_event
         f.temporary = slice_is(rc, "UNAVAILABLE") || slice_is(rc, "SYS/TEMP") || slice_is(rc, "IN-USE") ||
                       slice_is(rc, "INUSE") || slice_is(rc, "LIMIT");
     }
-    if (strcmp(f.kind, "starttls_refused") && !f.note_kind)
-        f.note_kind = f.temporary ? "temporary" : "refused";
-    if (!strcmp(f.kind, "starttls_refused"))
-        f.note_kind = f.temporary ? "temporary" : "refused";
+    f.note_kind = f.temporary ? "temporary" : "refused";
     frames_of(e, NULL, &f.a, &f.b);
     emit(s, e, proto, &f, false);
 }
