@@ -125,8 +125,9 @@ def snapshot(d, names):
     return got
 
 
-def run_one(exe, mode, paths, work):
+def run_one(exe, mode, paths, work, extra=()):
     args, outputs = MODES[mode]
+    args = args + list(extra)
     if len(paths) > 1:
         # Several files with worker threads: which worker warns first of a
         # kind of damage (stderr) depends on timing, in every version.
@@ -149,10 +150,10 @@ def first_diff(a, b):
 
 
 def compare(job):
-    name, mode, paths, base, new, tmp = job
+    name, mode, paths, base, new, tmp, new_args = job
     key = hashlib.sha1((name + "\0" + mode).encode()).hexdigest()[:16]
     a = run_one(base, mode, paths, os.path.join(tmp, key + "-a"))
-    b = run_one(new, mode, paths, os.path.join(tmp, key + "-b"))
+    b = run_one(new, mode, paths, os.path.join(tmp, key + "-b"), new_args)
     diffs = []
     for k in sorted(set(a) | set(b)):
         if a.get(k) != b.get(k):
@@ -171,7 +172,10 @@ def main():
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--mode", default=",".join(MODES), help="modes to run (comma-separated)")
     ap.add_argument("--show", type=int, default=20, help="differences printed at most")
+    ap.add_argument("--new-args", default="", help="arguments for the new mxray only, e.g. '--hashes all' to ask "
+                    "for what the base computed by default")
     opts = ap.parse_args()
+    new_args = opts.new_args.split()
     modes = [m for m in opts.mode.split(",") if m]
     for m in modes:
         if m not in MODES:
@@ -186,11 +190,11 @@ def main():
         jobs = []
         for mode in modes:
             for name, path in caps + corpus:
-                jobs.append((name, mode, [path], base, new, tmp))
+                jobs.append((name, mode, [path], base, new, tmp, new_args))
             # Each set read as one capture: frames numbered across files, one audit.
             for label, group in (("pcaps/ together", caps), ("corpus together", corpus)):
                 if group:
-                    jobs.append((label, mode, [p for _, p in group], base, new, tmp))
+                    jobs.append((label, mode, [p for _, p in group], base, new, tmp, new_args))
         same = different = shown = 0
         for k, argv in enumerate(ALONE):
             out = []

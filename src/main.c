@@ -1,4 +1,5 @@
 /* main.c - the mxray command line. */
+#include "core/digest.h"
 #include "core/fileid.h"
 #include "core/version.h"
 #include "engine/engine.h"
@@ -73,6 +74,9 @@ static void usage(FILE *out)
                  "                       key log (SSLKEYLOGFILE, openssl -keylogfile), and read the mail inside\n"
                  "  --tls-ca FILE        verify servers' certificates against the CA certificates of FILE (PEM)\n"
                  "                       instead of the system store; \"none\": do not judge trust\n"
+                 "  --hashes LIST        digests of mail content: md5, sha1, sha256 (each MIME part's decoded\n"
+                 "                       bytes), message (the whole message), body (its body); or all, none;\n"
+                 "                       default sha256,body\n"
                  "  --extract DIR        write every message seen as a .eml file, and its attachments decoded\n"
                  "  --extract-max MIB    bytes written to one extracted file (default 100); the rest is cut\n"
                  "  --extract-total MIB  bytes written by --extract in all (default 4096); then it stops\n"
@@ -311,7 +315,8 @@ enum {
     OPT_UNTIL,
     OPT_FLOW,
     OPT_WRITE_FLOWS,
-    OPT_TLS_CA
+    OPT_TLS_CA,
+    OPT_HASHES
 };
 
 /* Applies option c (getopt_long's) with its argument arg to *o. Returns -1 to
@@ -470,6 +475,14 @@ static int apply_option(struct cmdline *o, int c, char *arg)
     case OPT_EXPLAIN:
         cfg->explain = true;
         break;
+    case OPT_HASHES: {
+        char why[160];
+        if (!mx_hashes_parse(arg, &cfg->hashes, why, sizeof(why))) {
+            fprintf(stderr, "mxray: %s\n", why);
+            return 2;
+        }
+        break;
+    }
     case OPT_PROGRESS:
         o->progress = 1;
         break;
@@ -636,6 +649,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         { "no-ndpi", no_argument, NULL, OPT_NONDPI },
         { "failures", no_argument, NULL, OPT_FAILURES },
         { "explain", no_argument, NULL, OPT_EXPLAIN },
+        { "hashes", required_argument, NULL, OPT_HASHES },
         { "html", required_argument, NULL, OPT_HTML },
         { "html-diagrams", required_argument, NULL, OPT_HTML_DIAGRAMS },
         { "progress", no_argument, NULL, OPT_PROGRESS },

@@ -165,7 +165,7 @@ cpu_again() { # scale name file extract args...
   shift 4
   if [ "$extract" = 1 ]; then
     rm -rf "$xroot/$name.$sc.x" && mkdir "$xroot/$name.$sc.x"
-    xopt=(--extract "$xroot/$name.$sc.x")
+    xopt=(--hashes all --extract "$xroot/$name.$sc.x")
   fi
   timeout 600 /usr/bin/time -o "$dir/$name.time" -f '%U %S' "$mx" -q --json /dev/null "${xopt[@]}" "$@" \
     "$dir/$file" 2>/dev/null
@@ -185,7 +185,7 @@ for_case() { # name file expected finding rss_cap html extract args...
     [ "$html" = 1 ] && html_args=(--html "$dir/$name.html")
     if [ "$extract" = 1 ]; then
       rm -rf "$xroot/$name.$s.x" && mkdir "$xroot/$name.$s.x"
-      xopt=(--extract "$xroot/$name.$s.x")
+      xopt=(--hashes all --extract "$xroot/$name.$s.x")
     fi
     (
       [ "$sanitized" = 1 ] || ulimit -v "$limit_kib"

@@ -41,7 +41,8 @@ struct hop {
     char proto[8], source[16], outcome[16];
     char client[MX_ADDR_STRLEN], server[MX_ADDR_STRLEN];
     uint16_t client_port, server_port;
-    char sha[17]; /* the whole message's digest, its first 16 hex digits: finds its transaction */
+    char
+        sha[17]; /* the whole message's digest, its first 16 hex digits ("" when not computed): finds its transaction */
     char queue_id[32], received_id[32];
     uint32_t n_received; /* Received fields, listed and not */
     char rids[JOURNEY_RIDS][32];
@@ -335,7 +336,11 @@ static void on_transaction(struct jrep *r, const struct mx_event *e, struct jflo
 {
     struct hop *h = hop_at(r, f->txn_hop);
     struct mx_slice sha = mx_ev_get_str(e, "message.sha256");
-    if (!h || sha.len < 16 || memcmp(sha.ptr, h->sha, 16))
+    int64_t size = mx_ev_get_int(e, "message.size", -1);
+    /* Its message: the one with the same digest, when --hashes computed
+     * it; else the same size (the flow's latest message, which the
+     * transaction record follows). */
+    if (!h || (sha.len >= 16 && h->sha[0] ? memcmp(sha.ptr, h->sha, 16) != 0 : size < 0 || (uint64_t)size != h->size))
         return;
     f->txn_hop = 0;
     f->last_hop = (uint32_t)(h - (struct hop *)r->hops.p) + 1;

@@ -2,27 +2,77 @@
  * that says when it disagrees with the declared Content-Type (RFC 2045 §5). */
 #include "dissectors/message/magic.h"
 
+#include "core/digest.h"
+
 #include <magic.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
+/* A magic_t is not thread-safe, and one lookup costs 1 to 6 ms (its soft
+ * magic runs hundreds of regular expressions over a text): each thread has
+ * a cookie of its own, so that workers do not queue for one, and verdicts
+ * are kept by the SHA-256 of the bytes looked at, so that the same
+ * attachment seen again (at each hop of its journey, in each retrieval)
+ * is looked at once. libmagic is deterministic: the verdict is the same. */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static magic_t cookie; /* NULL: not loaded; used under `lock` only */
+static pthread_key_t cookie_key;
+static bool loaded; /* the database loaded once: threads may load theirs */
 
-/* Loads the database once per run (the system's compiled magic.mgc). */
-static void load(void)
+#define MAGIC_CACHE 1024 /* verdicts kept, by the digest's first bits */
+struct verdict {
+    uint8_t key[32]; /* SHA-256 of the bytes looked at, their length first */
+    bool used, found;
+    char type[MX_MAGIC_TYPE_CAP];
+};
+static struct verdict cache[MAGIC_CACHE];
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The system's compiled magic.mgc: MIME types only; compressed data is not
+ * unpacked (a part's type is its own bytes'), and nothing is read beyond
+ * the buffer given. */
+static magic_t open_db(bool warn)
 {
-    /* MIME types only; compressed data is not unpacked (a part's type is its
-     * own bytes'), and nothing is read beyond the buffer given. */
     magic_t m = magic_open(MAGIC_MIME_TYPE | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_ENCODING);
     if (m && magic_load(m, NULL) != 0) {
-        fprintf(stderr, "mxray: libmagic: %s: attachments' types are not detected\n", magic_error(m));
+        if (warn)
+            fprintf(stderr, "mxray: libmagic: %s: attachments' types are not detected\n", magic_error(m));
         magic_close(m);
         m = NULL;
     }
-    cookie = m;
+    return m;
+}
+
+static void close_cookie(void *m)
+{
+    magic_close(m);
+}
+
+/* Loads the database once per run, to know that it loads (and to say so once if not). */
+static void load(void)
+{
+    if (pthread_key_create(&cookie_key, close_cookie) != 0)
+        return;
+    magic_t m = open_db(true);
+    loaded = m && pthread_setspecific(cookie_key, m) == 0;
+}
+
+/* This thread's cookie, opened on its first use; NULL when there is none. */
+static magic_t thread_cookie(void)
+{
+    pthread_once(&once, load);
+    if (!loaded)
+        return NULL;
+    magic_t m = pthread_getspecific(cookie_key);
+    if (!m) {
+        m = open_db(false);
+        if (m && pthread_setspecific(cookie_key, m) != 0) {
+            magic_close(m);
+            m = NULL;
+        }
+    }
+    return m;
 }
 
 bool mx_magic_type(const uint8_t *p, size_t n, char *out, size_t cap)
@@ -33,17 +83,39 @@ bool mx_magic_type(const uint8_t *p, size_t n, char *out, size_t cap)
         return false;
     if (n > MX_MAGIC_PREFIX)
         n = MX_MAGIC_PREFIX;
-    pthread_once(&once, load);
-    if (!cookie)
+    magic_t m = thread_cookie();
+    if (!m)
         return false;
-    pthread_mutex_lock(&lock);
-    const char *t = magic_buffer(cookie, p, n);
+    uint8_t key[32];
+    uint64_t len = n;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    bool keyed = c && EVP_DigestInit_ex(c, mx_md(MX_MD_SHA256), NULL) == 1 &&
+                 EVP_DigestUpdate(c, &len, sizeof(len)) == 1 && EVP_DigestUpdate(c, p, n) == 1 &&
+                 EVP_DigestFinal_ex(c, key, NULL) == 1;
+    EVP_MD_CTX_free(c);
+    struct verdict *v = &cache[(key[0] | (unsigned)key[1] << 8) % MAGIC_CACHE];
+    if (keyed) {
+        pthread_mutex_lock(&cache_lock);
+        bool hit = v->used && !memcmp(v->key, key, sizeof(key));
+        if (hit)
+            snprintf(out, cap, "%s", v->type);
+        pthread_mutex_unlock(&cache_lock);
+        if (hit)
+            return out[0] != '\0';
+    }
+    const char *t = magic_buffer(m, p, n);
     if (t)
         snprintf(out, cap, "%s", t);
-    pthread_mutex_unlock(&lock);
-    for (char *c = out; *c; c++)
-        if (*c >= 'A' && *c <= 'Z')
-            *c = (char)(*c + 32);
+    for (char *ch = out; *ch; ch++)
+        if (*ch >= 'A' && *ch <= 'Z')
+            *ch = (char)(*ch + 32);
+    if (keyed) {
+        pthread_mutex_lock(&cache_lock);
+        memcpy(v->key, key, sizeof(key));
+        v->used = true;
+        snprintf(v->type, sizeof(v->type), "%s", out);
+        pthread_mutex_unlock(&cache_lock);
+    }
     return out[0] != '\0';
 }
 

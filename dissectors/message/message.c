@@ -295,7 +295,10 @@ struct mx_message {
      * (BODY_* below). */
     EVP_MD_CTX *body_sha;
     uint8_t body_at;
+    uint8_t body_mode;   /* BODY_UNDECIDED, BODY_OWN, BODY_SHARED (body_shares_leaf) */
+    uint64_t body_start; /* message offset of the body's first byte, once body_at is BODY_IN */
     unsigned char body_digest[32];
+    unsigned hashes; /* the digests to compute (MX_HASH_*: --hashes) */
 
     /* frames */
     bool have_first;
@@ -371,23 +374,29 @@ struct mx_message {
     struct {
         uint8_t line[MSG_LINE_BUF];
         uint8_t field[MSG_FIELD_CAP];
-        uint8_t dec[MSG_LINE_BUF + MX_MIME_QP_WS + 8];
-        /* The leaf's decoded bytes go to its three digests in blocks of
-         * this buffer, not line by line: a digest call costs as much as a
-         * few hundred bytes of hashing. */
+        /* The leaf's decoded bytes go to its digests in blocks of this
+         * buffer, not line by line: a digest call costs as much as a few
+         * hundred bytes of hashing. Decoders write straight into its free
+         * end (leaf_room): nothing is copied to be hashed. */
         uint8_t hash_buf[8192];
     } b;
 };
 
 /* Where the scan for the end of the top-level header block is. */
 enum { BODY_LINE_START, BODY_CR_AT_START, BODY_MID_LINE, BODY_IN };
+/* Whose digest body_sha256 is: not yet known, body_sha's own, or the root
+ * part's SHA-256 over the same bytes (body_shares_leaf). */
+enum { BODY_UNDECIDED, BODY_OWN, BODY_SHARED };
 
 /* The end of the header block is an empty line (RFC 5322 §2.1; a bare LF
- * counts as a line end, as the parser reads them): the bytes after it go to
- * body_sha. Headers are short, so the scan is byte by byte. */
-static void body_scan(struct mx_message *m, const uint8_t *p, size_t n)
+ * counts as a line end, as the parser reads them): the bytes after it are
+ * the body. Headers are short, so the scan is byte by byte. Returns where
+ * the body's bytes start in p (n: none); `base` is p's message offset. */
+static size_t body_scan(struct mx_message *m, const uint8_t *p, size_t n, uint64_t base)
 {
     size_t i = 0;
+    if (m->body_at == BODY_IN)
+        return 0;
     while (i < n && m->body_at != BODY_IN) {
         uint8_t c = p[i++];
         if (m->body_at == BODY_MID_LINE)
@@ -399,8 +408,10 @@ static void body_scan(struct mx_message *m, const uint8_t *p, size_t n)
         else
             m->body_at = BODY_MID_LINE;
     }
-    if (i < n)
-        EVP_DigestUpdate(m->body_sha, p + i, n - i);
+    if (m->body_at != BODY_IN)
+        return n;
+    m->body_start = base + i; /* it began in this piece */
+    return i;
 }
 
 /* ---- anomalies and small helpers ---- */
@@ -787,7 +798,8 @@ static void uu_line_done(struct mx_message *m)
         size_t nl = n - i - 1 < sizeof(u->name) ? n - i - 1 : sizeof(u->name);
         memcpy(u->name, p + i + 1, nl);
         u->name_len = (uint16_t)nl;
-        EVP_DigestInit_ex(m->h_uu, mx_md(MX_MD_SHA256), NULL);
+        if (m->hashes & MX_HASH_SHA256)
+            EVP_DigestInit_ex(m->h_uu, mx_md(MX_MD_SHA256), NULL);
         m->uu = UU_IN;
         return;
     }
@@ -795,7 +807,8 @@ static void uu_line_done(struct mx_message *m)
         if (n >= 3 && !memcmp(p, "end", 3)) {
             u->complete = true;
             unsigned int dl = 0;
-            EVP_DigestFinal_ex(m->h_uu, u->sha256, &dl);
+            if (m->hashes & MX_HASH_SHA256)
+                EVP_DigestFinal_ex(m->h_uu, u->sha256, &dl);
         } else
             anomaly(m, A_BAD_UUENCODE, m->cur_off, 0);
         m->uu = UU_SEEK;
@@ -829,7 +842,8 @@ static void uu_line_done(struct mx_message *m)
         for (int k = 0; k < 3 && w < len; k++)
             out[w++] = b[k];
     }
-    EVP_DigestUpdate(m->h_uu, out, w);
+    if (m->hashes & MX_HASH_SHA256)
+        EVP_DigestUpdate(m->h_uu, out, w);
     u->size += w;
 }
 
@@ -911,29 +925,54 @@ static void dsn_anomalies(struct mx_message *m, unsigned bits)
 }
 
 /* Decoded bytes of the current leaf: hashed, counted, extracted, scanned. */
+#define PART_HASHES (MX_HASH_MD5 | MX_HASH_SHA1 | MX_HASH_SHA256)
+
+/* The leaf's bytes p[0..n) to the digests --hashes chose. */
+static void hash_update(struct mx_message *m, const uint8_t *p, size_t n)
+{
+    if (m->hashes & MX_HASH_MD5)
+        EVP_DigestUpdate(m->h_md5, p, n);
+    if (m->hashes & MX_HASH_SHA1)
+        EVP_DigestUpdate(m->h_sha1, p, n);
+    if (m->hashes & MX_HASH_SHA256)
+        EVP_DigestUpdate(m->h_sha256, p, n);
+}
+
 static void hash_flush(struct mx_message *m)
 {
     if (!m->hash_len)
         return;
-    EVP_DigestUpdate(m->h_md5, m->b.hash_buf, m->hash_len);
-    EVP_DigestUpdate(m->h_sha1, m->b.hash_buf, m->hash_len);
-    EVP_DigestUpdate(m->h_sha256, m->b.hash_buf, m->hash_len);
+    hash_update(m, m->b.hash_buf, m->hash_len);
     m->hash_len = 0;
 }
 
+/* Bytes a decoder wrote at leaf_room's place are already in the buffer. */
 static void hash_bytes(struct mx_message *m, const uint8_t *p, size_t n)
 {
+    if (!(m->hashes & PART_HASHES))
+        return;
+    if (p == m->b.hash_buf + m->hash_len) {
+        m->hash_len += n;
+        return;
+    }
     if (n > sizeof(m->b.hash_buf) - m->hash_len) {
         hash_flush(m);
         if (n >= sizeof(m->b.hash_buf)) {
-            EVP_DigestUpdate(m->h_md5, p, n);
-            EVP_DigestUpdate(m->h_sha1, p, n);
-            EVP_DigestUpdate(m->h_sha256, p, n);
+            hash_update(m, p, n);
             return;
         }
     }
     memcpy(m->b.hash_buf + m->hash_len, p, n);
     m->hash_len += n;
+}
+
+/* Where a decoder writes up to `need` bytes of the leaf: the free end of the
+ * digests' buffer, so that hash_bytes finds them in place. */
+static uint8_t *leaf_room(struct mx_message *m, size_t need)
+{
+    if (need > sizeof(m->b.hash_buf) - m->hash_len)
+        hash_flush(m);
+    return m->b.hash_buf + m->hash_len;
 }
 
 /* The first MX_MAGIC_PREFIX decoded bytes of the leaf, for its type. */
@@ -993,18 +1032,17 @@ static bool leaf_in(struct mx_message *m, struct mx_slice s, bool line_end)
     do {
         size_t take = s.len < MSG_LINE_BUF ? s.len : MSG_LINE_BUF;
         bool last = take == s.len;
-        size_t w;
         bool soft = false;
-        if (e->enc == E_BASE64)
-            w = mx_mime_b64_feed(&m->b64, s.ptr, take, m->b.dec);
-        else if (e->enc == E_QP)
-            w = mx_mime_qp_feed(&m->qp, s.ptr, take, line_end && last, &soft, m->b.dec);
+        if (e->enc == E_IDENTITY)
+            leaf_out(m, s.ptr, take); /* as carried: no copy */
         else {
-            if (take)
-                memcpy(m->b.dec, s.ptr, take);
-            w = take;
+            /* base64: 3 bytes per 4 characters; quoted-printable: at most
+             * the characters and the whitespace it held (mime.h) */
+            uint8_t *dst = leaf_room(m, take + MX_MIME_QP_WS + 8);
+            size_t w = e->enc == E_BASE64 ? mx_mime_b64_feed(&m->b64, s.ptr, take, dst)
+                                          : mx_mime_qp_feed(&m->qp, s.ptr, take, line_end && last, &soft, dst);
+            leaf_out(m, dst, w);
         }
-        leaf_out(m, m->b.dec, w);
         s = mx_slice_make(s.ptr + take, s.len - take);
         if (last && line_end && soft)
             return true; /* RFC 2045 §6.7 rule 5: a soft line break is no line end */
@@ -1030,9 +1068,12 @@ static void leaf_start(struct mx_message *m, struct ent *e)
     m->leaf_open = true;
     m->leaf_file = (struct xfile){ .fd = -1 };
     m->magic_len = 0;
-    EVP_DigestInit_ex(m->h_md5, mx_md(MX_MD_MD5), NULL);
-    EVP_DigestInit_ex(m->h_sha1, mx_md(MX_MD_SHA1), NULL);
-    EVP_DigestInit_ex(m->h_sha256, mx_md(MX_MD_SHA256), NULL);
+    if (m->hashes & MX_HASH_MD5)
+        EVP_DigestInit_ex(m->h_md5, mx_md(MX_MD_MD5), NULL);
+    if (m->hashes & MX_HASH_SHA1)
+        EVP_DigestInit_ex(m->h_sha1, mx_md(MX_MD_SHA1), NULL);
+    if (m->hashes & MX_HASH_SHA256)
+        EVP_DigestInit_ex(m->h_sha256, mx_md(MX_MD_SHA256), NULL);
     m->hash_len = 0;
     if (r && m->x && (r->len[T_FILENAME] || e->attachment) && m->eml_n) {
         /* DIR/<flow>-<n>-<part path>-<name>: unique within the run */
@@ -1064,8 +1105,9 @@ static void leaf_end(struct mx_message *m, struct ent *e, bool flush)
     m->pend_len = 0;
     if (e->enc == E_QP && m->qp.pend) {
         bool soft = false;
-        size_t w = mx_mime_qp_feed(&m->qp, NULL, 0, true, &soft, m->b.dec);
-        leaf_out(m, m->b.dec, w);
+        uint8_t *dst = leaf_room(m, MX_MIME_QP_WS + 8);
+        size_t w = mx_mime_qp_feed(&m->qp, NULL, 0, true, &soft, dst);
+        leaf_out(m, dst, w);
     }
     if (e->enc == E_BASE64)
         mx_mime_b64_end(&m->b64);
@@ -1081,18 +1123,17 @@ static void leaf_end(struct mx_message *m, struct ent *e, bool flush)
     unsigned int dl = 0;
     uint8_t scratch[EVP_MAX_MD_SIZE];
     hash_flush(m);
+    if (m->hashes & MX_HASH_MD5)
+        EVP_DigestFinal_ex(m->h_md5, r ? r->md5 : scratch, &dl);
+    if (m->hashes & MX_HASH_SHA1)
+        EVP_DigestFinal_ex(m->h_sha1, r ? r->sha1 : scratch, &dl);
+    if (m->hashes & MX_HASH_SHA256)
+        EVP_DigestFinal_ex(m->h_sha256, r ? r->sha256 : scratch, &dl);
     if (r) {
-        EVP_DigestFinal_ex(m->h_md5, r->md5, &dl);
-        EVP_DigestFinal_ex(m->h_sha1, r->sha1, &dl);
-        EVP_DigestFinal_ex(m->h_sha256, r->sha256, &dl);
         r->hashed = true;
         magic_done(m, e, r);
         r->bad_base64 = m->b64.bad;
         r->bad_qp = m->qp.bad;
-    } else {
-        EVP_DigestFinal_ex(m->h_md5, scratch, &dl);
-        EVP_DigestFinal_ex(m->h_sha1, scratch, &dl);
-        EVP_DigestFinal_ex(m->h_sha256, scratch, &dl);
     }
     if (m->b64.bad)
         anomaly(m, A_BAD_BASE64, m->cur_off, 0);
@@ -2008,9 +2049,10 @@ struct mx_message *mx_message_new(const struct mx_message_env *env)
     m->h_uu = EVP_MD_CTX_new();
     m->body_sha = EVP_MD_CTX_new();
     m->h = headers_new();
+    m->hashes = env->ctx ? mx_ctx_flow(env->ctx)->hashes : env->hashes;
     if (!m->sha || !m->h_md5 || !m->h_sha1 || !m->h_sha256 || !m->h_uu || !m->body_sha || !m->h ||
-        EVP_DigestInit_ex(m->sha, mx_md(MX_MD_SHA256), NULL) != 1 ||
-        EVP_DigestInit_ex(m->body_sha, mx_md(MX_MD_SHA256), NULL) != 1) {
+        ((m->hashes & MX_HASH_MESSAGE) && EVP_DigestInit_ex(m->sha, mx_md(MX_MD_SHA256), NULL) != 1) ||
+        ((m->hashes & MX_HASH_BODY) && EVP_DigestInit_ex(m->body_sha, mx_md(MX_MD_SHA256), NULL) != 1)) {
         mx_message_free(m);
         return NULL;
     }
@@ -2034,12 +2076,27 @@ static void eml_open(struct mx_message *m, uint64_t off)
     xfile_open(m, &m->eml, stem, ".eml", m->eml_name, sizeof(m->eml_name), off);
 }
 
+/* Whether the body's digest is the root part's SHA-256: a single-part
+ * message whose body is carried as it is (no transfer encoding) and starts
+ * where the body does. Its leaf then gets every body byte unchanged unless
+ * bytes go missing, and a message with missing bytes has no body_sha256;
+ * so the body is hashed once (issue 28). */
+static bool body_shares_leaf(const struct mx_message *m)
+{
+    const struct ent *e = &m->stack[0];
+    return (m->hashes & MX_HASH_SHA256) && m->depth == 0 && m->leaf_open && e->kind == K_LEAF && e->st == S_BODY &&
+           e->enc == E_IDENTITY && e->rec >= 0 && e->body_pos == m->body_start && !m->missing;
+}
+
+static void feed_lines(struct mx_message *m, const uint8_t *p, size_t n, uint64_t stream_off);
+
 void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t stream_off)
 {
     if (!m || m->ended || !bytes.len)
         return;
-    EVP_DigestUpdate(m->sha, bytes.ptr, bytes.len);
-    body_scan(m, bytes.ptr, bytes.len);
+    if (m->hashes & MX_HASH_MESSAGE)
+        EVP_DigestUpdate(m->sha, bytes.ptr, bytes.len);
+    size_t body_from = body_scan(m, bytes.ptr, bytes.len, m->size);
     if (m->env.ctx) {
         if (!m->have_first) {
             m->first = mx_ctx_frame_at(m->env.ctx, m->env.dir, stream_off);
@@ -2050,11 +2107,23 @@ void mx_message_feed(struct mx_message *m, struct mx_slice bytes, uint64_t strea
     }
     if (m->eml.fd >= 0)
         xfile_write(m, &m->eml, bytes.ptr, bytes.len, stream_off, true);
+    feed_lines(m, bytes.ptr, bytes.len, stream_off);
+    /* The body's digest: once the parser has read the header block, which
+     * tells whether the root part's digest is the same. */
+    if (body_from < bytes.len && (m->hashes & MX_HASH_BODY)) {
+        if (m->body_mode == BODY_UNDECIDED)
+            m->body_mode = body_shares_leaf(m) ? BODY_SHARED : BODY_OWN;
+        if (m->body_mode == BODY_OWN)
+            EVP_DigestUpdate(m->body_sha, bytes.ptr + body_from, bytes.len - body_from);
+    }
+}
+
+/* The bytes as lines for the parser (RFC 5322 §2.1: CRLF, a bare LF tolerated). */
+static void feed_lines(struct mx_message *m, const uint8_t *p, size_t n, uint64_t stream_off)
+{
     /* message offset = stream offset + delta, within this call (modular) */
     uint64_t delta = m->size - stream_off;
-    m->size += bytes.len;
-    const uint8_t *p = bytes.ptr;
-    size_t n = bytes.len;
+    m->size += n;
     uint64_t off = stream_off;
     while (n) {
         const uint8_t *lf = memchr(p, '\n', n);
@@ -2310,12 +2379,18 @@ static void emit_parts(struct mx_message *m, struct mx_event *ev)
         }
         if (r->leaf && r->hashed) {
             mx_ev_uint(ev, "size", r->size);
-            hex(r->md5, 16, hx);
-            mx_ev_str(ev, "md5", hx);
-            hex(r->sha1, 20, hx);
-            mx_ev_str(ev, "sha1", hx);
-            hex(r->sha256, 32, hx);
-            mx_ev_str(ev, "sha256", hx);
+            if (m->hashes & MX_HASH_MD5) {
+                hex(r->md5, 16, hx);
+                mx_ev_str(ev, "md5", hx);
+            }
+            if (m->hashes & MX_HASH_SHA1) {
+                hex(r->sha1, 20, hx);
+                mx_ev_str(ev, "sha1", hx);
+            }
+            if (m->hashes & MX_HASH_SHA256) {
+                hex(r->sha256, 32, hx);
+                mx_ev_str(ev, "sha256", hx);
+            }
             if (r->detected[0]) {
                 mx_ev_str(ev, "detected_type", r->detected);
                 if (r->type_mismatch)
@@ -2347,7 +2422,7 @@ static void emit_parts(struct mx_message *m, struct mx_event *ev)
             snprintf(mode, sizeof(mode), "%03o", ur->mode & 07777);
             mx_ev_str(ev, "mode", mode);
             mx_ev_uint(ev, "size", ur->size);
-            if (ur->complete) {
+            if (ur->complete && (m->hashes & MX_HASH_SHA256)) {
                 hex(ur->sha256, 32, hx);
                 mx_ev_str(ev, "sha256", hx);
             }
@@ -2385,11 +2460,13 @@ static void emit_record(struct mx_message *m)
     if (m->env.fragment)
         mx_ev_bool(ev, "fragment", true);
     mx_ev_uint(ev, "size", m->size);
-    hex(m->digest, 32, hx);
-    mx_ev_str(ev, "sha256", hx);
+    if (m->hashes & MX_HASH_MESSAGE) {
+        hex(m->digest, 32, hx);
+        mx_ev_str(ev, "sha256", hx);
+    }
     /* the body's digest, for linking the hops of one message (a whole
      * message with a header block and a body; not a fragment) */
-    if (m->body_at == BODY_IN && !m->missing && !m->cut && !m->env.fragment) {
+    if ((m->hashes & MX_HASH_BODY) && m->body_at == BODY_IN && !m->missing && !m->cut && !m->env.fragment) {
         hex(m->body_digest, 32, hx);
         mx_ev_str(ev, "body_sha256", hx);
     }
@@ -2487,8 +2564,12 @@ void mx_message_end(struct mx_message *m)
     ent_close(m, &m->stack[0], m->size); /* a multipart closed by its delimiter: the epilogue ends here */
     resolve_pending(m, false, mx_slice_make(NULL, 0));
     unsigned int n = 0;
-    EVP_DigestFinal_ex(m->sha, m->digest, &n);
-    EVP_DigestFinal_ex(m->body_sha, m->body_digest, &n);
+    if (m->hashes & MX_HASH_MESSAGE)
+        EVP_DigestFinal_ex(m->sha, m->digest, &n);
+    if (m->body_mode == BODY_SHARED && !m->missing)
+        memcpy(m->body_digest, part_at(m, (size_t)m->stack[0].rec)->sha256, 32);
+    else if (m->hashes & MX_HASH_BODY)
+        EVP_DigestFinal_ex(m->body_sha, m->body_digest, &n);
     m->ended = true;
     if (m->eml.fd >= 0) {
         close(m->eml.fd);
@@ -2511,7 +2592,7 @@ void mx_message_describe(const struct mx_message *m, struct mx_event *ev, const 
         return;
     mx_ev_obj(ev, key);
     mx_ev_uint(ev, "size", m->size);
-    if (m->ended) {
+    if (m->ended && (m->hashes & MX_HASH_MESSAGE)) {
         char h[65];
         hex(m->digest, 32, h);
         mx_ev_str(ev, "sha256", h);

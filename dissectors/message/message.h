@@ -20,6 +20,7 @@ struct mx_message_env {
     struct mx_slice mailbox; /* IMAP mailbox name as sent; copied by mx_message_new, at most 256 bytes */
     uint64_t mailbox_len;    /* its real length when it was cut before (0: mailbox.len) */
     struct mx_slice section; /* IMAP section spec ("1.2", "HEADER", RFC 9051 §6.4.5); copied, at most 64 bytes */
+    unsigned hashes;         /* without ctx: the digests to compute (MX_HASH_*); with ctx: the flow's --hashes */
     bool fragment;           /* the bytes are only part of the message: POP3 TOP, an IMAP partial
                               fetch (<0.1024>), BODY[HEADER], a section */
 };

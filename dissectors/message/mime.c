@@ -37,21 +37,6 @@ bool mx_mime_eq(struct mx_slice s, const char *lit)
     return true;
 }
 
-int mx_base64_value(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 static int hex_val(uint8_t c)
 {
     if (c >= '0' && c <= '9')
@@ -63,44 +48,122 @@ static int hex_val(uint8_t c)
     return -1;
 }
 
-/* RFC 2045 §6.8: 4 characters of 6 bits give 3 bytes; '=' pads the last quantum. */
-size_t mx_mime_b64_feed(struct mx_mime_b64 *st, const uint8_t *in, size_t len, uint8_t *out)
+/* The base64 alphabet (RFC 4648 §4) as four tables, one per place in a
+ * quantum, each sextet already shifted to its place in the 24 bits; a byte
+ * outside the alphabet (whitespace, '=', junk) sets bit 24 in every table,
+ * so one OR of four lookups decodes a quantum and tells whether all four
+ * characters were base64. Built at compile time. */
+#define B64_BAD 0x01000000u
+#define B64_VAL(c)                                           \
+    ((c) >= 'A' && (c) <= 'Z'   ? (uint32_t)((c) - 'A')      \
+     : (c) >= 'a' && (c) <= 'z' ? (uint32_t)((c) - 'a' + 26) \
+     : (c) >= '0' && (c) <= '9' ? (uint32_t)((c) - '0' + 52) \
+     : (c) == '+'               ? 62u                        \
+     : (c) == '/'               ? 63u                        \
+                                : B64_BAD)
+#define B64_AT(c, sh) (B64_VAL(c) == B64_BAD ? B64_BAD : B64_VAL(c) << (sh))
+#define B64_P0(c) B64_AT(c, 18)
+#define B64_P1(c) B64_AT(c, 12)
+#define B64_P2(c) B64_AT(c, 6)
+#define B64_P3(c) B64_AT(c, 0)
+#define B64_R4(m, b) m(b), m((b) + 1), m((b) + 2), m((b) + 3)
+#define B64_R16(m, b) B64_R4(m, b), B64_R4(m, (b) + 4), B64_R4(m, (b) + 8), B64_R4(m, (b) + 12)
+#define B64_R64(m, b) B64_R16(m, b), B64_R16(m, (b) + 16), B64_R16(m, (b) + 32), B64_R16(m, (b) + 48)
+#define B64_R256(m) B64_R64(m, 0), B64_R64(m, 64), B64_R64(m, 128), B64_R64(m, 192)
+static const uint32_t b64_p0[256] = { B64_R256(B64_P0) };
+static const uint32_t b64_p1[256] = { B64_R256(B64_P1) };
+static const uint32_t b64_p2[256] = { B64_R256(B64_P2) };
+static const uint32_t b64_p3[256] = { B64_R256(B64_P3) };
+
+static inline uint32_t b64_quantum(const uint8_t *p)
+{
+    return b64_p0[p[0]] | b64_p1[p[1]] | b64_p2[p[2]] | b64_p3[p[3]];
+}
+
+static inline void b64_put3(uint8_t *o, uint32_t x)
+{
+    o[0] = (uint8_t)(x >> 16);
+    o[1] = (uint8_t)(x >> 8);
+    o[2] = (uint8_t)x;
+}
+
+/* One character the careful way: whitespace skipped, '=' ends the quantum,
+ * junk counted. Returns the bytes written to out. */
+static size_t b64_step(struct mx_mime_b64 *st, uint8_t c, uint8_t *out)
 {
     size_t w = 0;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = in[i];
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
-            continue;
-        if (c == '=') {
-            /* Padding ends the quantum: flush what the pending sextets hold. */
-            if (st->n == 2)
-                out[w++] = (uint8_t)(st->acc >> 4);
-            else if (st->n == 3) {
-                out[w++] = (uint8_t)(st->acc >> 10);
-                out[w++] = (uint8_t)(st->acc >> 2);
-            } else if (st->n == 1)
-                st->bad++;
-            st->n = 0;
-            st->acc = 0;
-            st->padded = true;
-            continue;
-        }
-        int v = mx_base64_value(c);
-        if (v < 0) {
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+        return 0;
+    if (c == '=') {
+        /* Padding ends the quantum: flush what the pending sextets hold. */
+        if (st->n == 2)
+            out[w++] = (uint8_t)(st->acc >> 4);
+        else if (st->n == 3) {
+            out[w++] = (uint8_t)(st->acc >> 10);
+            out[w++] = (uint8_t)(st->acc >> 2);
+        } else if (st->n == 1)
             st->bad++;
-            continue;
-        }
-        st->padded = false;
-        st->acc = (st->acc << 6) | (uint32_t)v;
-        if (++st->n == 4) {
-            out[w++] = (uint8_t)(st->acc >> 16);
-            out[w++] = (uint8_t)(st->acc >> 8);
-            out[w++] = (uint8_t)st->acc;
-            st->n = 0;
-            st->acc = 0;
-        }
+        st->n = 0;
+        st->acc = 0;
+        st->padded = true;
+        return w;
+    }
+    uint32_t v = b64_p3[c];
+    if (v == B64_BAD) {
+        st->bad++;
+        return 0;
+    }
+    st->padded = false;
+    st->acc = (st->acc << 6) | v;
+    if (++st->n == 4) {
+        b64_put3(out, st->acc);
+        w = 3;
+        st->n = 0;
+        st->acc = 0;
     }
     return w;
+}
+
+/* RFC 2045 §6.8: 4 characters of 6 bits give 3 bytes; '=' pads the last quantum.
+ * Whole quanta of alphabet characters (the bulk of a 76-character line) go
+ * four at a time through the tables; line ends, padding and junk take the
+ * careful path one character at a time, which gives the same bytes. */
+size_t mx_mime_b64_feed(struct mx_mime_b64 *st, const uint8_t *in, size_t len, uint8_t *out)
+{
+    size_t w = 0, i = 0;
+    while (i < len) {
+        if (st->n == 0) {
+            size_t i0 = i;
+            while (len - i >= 8) {
+                uint32_t x = b64_quantum(in + i), y = b64_quantum(in + i + 4);
+                if ((x | y) & B64_BAD)
+                    break;
+                b64_put3(out + w, x);
+                b64_put3(out + w + 3, y);
+                w += 6;
+                i += 8;
+            }
+            while (len - i >= 4) {
+                uint32_t x = b64_quantum(in + i);
+                if (x & B64_BAD)
+                    break;
+                b64_put3(out + w, x);
+                w += 3;
+                i += 4;
+            }
+            if (i != i0)
+                st->padded = false;
+            if (i == len)
+                break;
+        }
+        w += b64_step(st, in[i++], out + w);
+    }
+    return w;
+}
+
+int mx_base64_value(uint8_t c)
+{
+    return b64_p3[c] == B64_BAD ? -1 : (int)b64_p3[c];
 }
 
 void mx_mime_b64_end(struct mx_mime_b64 *st)
@@ -121,12 +184,41 @@ static size_t qp_flush_ws(struct mx_mime_qp *st, uint8_t *out)
     return n;
 }
 
+/* The bulk of a piece with nothing pending: literal runs found with memchr
+ * and copied whole, "=XX" escapes decoded in place, up to the piece's
+ * trailing whitespace (which only the line end decides) or to an '=' that
+ * is not followed by two hex digits here. Returns the bytes of `in` taken;
+ * their output is what the careful loop would give. */
+static size_t qp_bulk(const uint8_t *in, size_t len, uint8_t *out, size_t *w)
+{
+    size_t e = len, i = 0;
+    while (e && (in[e - 1] == ' ' || in[e - 1] == '\t'))
+        e--;
+    while (i < e) {
+        const uint8_t *q = memchr(in + i, '=', e - i);
+        size_t run = q ? (size_t)(q - (in + i)) : e - i;
+        memcpy(out + *w, in + i, run);
+        *w += run;
+        i += run;
+        if (!q)
+            break;
+        int hi = len - i > 2 ? hex_val(in[i + 1]) : -1, lo = hi >= 0 ? hex_val(in[i + 2]) : -1;
+        if (lo < 0)
+            break;
+        out[(*w)++] = (uint8_t)(hi << 4 | lo);
+        i += 3;
+    }
+    return i;
+}
+
 size_t mx_mime_qp_feed(struct mx_mime_qp *st, const uint8_t *in, size_t len, bool line_end, bool *soft, uint8_t *out)
 {
-    size_t w = 0;
+    size_t w = 0, i0 = 0;
     if (soft)
         *soft = false;
-    for (size_t i = 0; i < len; i++) {
+    if (!st->pend && !st->nws && len)
+        i0 = qp_bulk(in, len, out, &w);
+    for (size_t i = i0; i < len; i++) {
         uint8_t c = in[i];
         bool ws = c == ' ' || c == '\t';
         if (st->pend == 2) {

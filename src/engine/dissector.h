@@ -93,6 +93,7 @@ struct mx_flow_info {
     mx_time_t start;     /* time of the flow's first packet */
     bool explain;        /* --explain: records carry what each step means, for teaching */
     enum mx_close close; /* how the flow ended, set before the MX_CHUNK_END calls; MX_CLOSE_OPEN before */
+    unsigned hashes;     /* --hashes: the digests of mail content to compute (MX_HASH_*, core/digest.h) */
 };
 
 /* The flow being dissected. */

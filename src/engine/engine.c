@@ -2,6 +2,7 @@
  * evicted under the memory cap, their records, and the summary. Dissecting is host.c's,
  * worker threads are pipeline.c's. */
 #include "engine/internal.h"
+#include "core/digest.h"
 #include "event/text.h"
 
 #include <errno.h>
@@ -36,6 +37,7 @@ void mx_config_defaults(struct mx_config *c)
     c->dissect = true;
     c->classify = true;
     c->warnings = true;
+    c->hashes = MX_HASH_DEFAULT;
 }
 
 void mx_counters_add(struct mx_counters *a, const struct mx_counters *b)
@@ -598,6 +600,7 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
     mx_host_init(&x->ctx);
     x->ctx.info.show_secrets = e->cfg.show_secrets;
     x->ctx.info.explain = e->cfg.explain;
+    x->ctx.info.hashes = e->cfg.hashes;
     x->ctx.info.start = p->ts;
     bool cli = sender_is_client(p, sp, dp);
     f->addr[MX_DIR_C2S] = cli ? p->src : p->dst;

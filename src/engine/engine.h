@@ -60,6 +60,7 @@ struct mx_config {
     bool warnings;                          /* one-line warnings on stderr [true] */
     bool show_secrets;                      /* write passwords and tokens [false] */
     bool explain;                           /* records say what each step means (--explain) [false] */
+    unsigned hashes;                        /* digests of mail content, MX_HASH_* (--hashes) [MX_HASH_DEFAULT] */
     const struct mx_keylog *keylog;         /* --tls-keylog: secrets to decrypt TLS with, read-only and
                                       shared by the workers, not owned [NULL] */
     const struct mx_tls_trust *tls_trust;   /* --tls-ca: the anchors certificates are verified against,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/digest.h"
 #include "dissectors/registry.h"
 #include "engine/engine.h"
 #include "event/event.h"
@@ -101,6 +102,11 @@ char *mx_harness_run_status(const struct mx_turn *t, size_t n, const struct mx_h
     if (o->extract_total)
         cfg.extract_total = o->extract_total;
     char err[128];
+    if (o->hashes && !mx_hashes_parse(o->hashes, &cfg.hashes, err, sizeof(err))) {
+        mx_sink_free(sink);
+        fclose(fp);
+        return out;
+    }
     struct conn c = { mx_engine_new(&cfg, sink, err, sizeof(err)),
                       { 1000, 5000 },
                       (mx_time_t)1700000000 * MX_NS_PER_SEC,

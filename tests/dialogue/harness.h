@@ -25,6 +25,7 @@ struct mx_harness_opts {
     const char *extract_dir; /* --extract DIR */
     uint64_t extract_max;    /* --extract-max, in bytes (0: the default) */
     uint64_t extract_total;  /* --extract-total, in bytes (0: the default) */
+    const char *hashes;      /* --hashes LIST (NULL: the default) */
 };
 
 /* Writes an Ethernet/IPv4/TCP frame from 10.0.0.a:sport to 10.0.0.b:dport

@@ -16,6 +16,7 @@
 #include "dissectors/message/message.h"
 #include "dissectors/message/mime.h"
 #include "check_main.h"
+#include <openssl/evp.h>
 
 #define C MX_DIR_C2S
 #define S MX_DIR_S2C
@@ -52,12 +53,19 @@ static size_t dialogue(const char *msg, size_t len)
 
 /* Runs the message; returns its "message" record (json_object_put it) and
  * the whole output in *out (free it). */
-static json_object *run(const char *msg, char **out)
+/* The message record of `msg` carried by SMTP, with --hashes `hashes` (NULL: the default). */
+static json_object *run_hashes(const char *msg, char **out, const char *hashes)
 {
     size_t n = dialogue(msg, 0);
-    *out = mx_harness_run(turns, n, NULL, SIZE_MAX, false);
+    struct mx_harness_opts o = { .hashes = hashes };
+    *out = mx_harness_run(turns, n, &o, SIZE_MAX, false);
     ck_assert_int_eq(mx_harness_count(*out, "message"), 1);
     return mx_harness_record(*out, "message", 0);
+}
+
+static json_object *run(const char *msg, char **out)
+{
+    return run_hashes(msg, out, NULL);
 }
 
 /* Number of anomaly records named `name`. */
@@ -316,7 +324,7 @@ START_TEST(base64_with_junk)
                       "aGVsbG8gd29ybGQ=\r\n"
                       "--q--\r\n";
     char *out;
-    json_object *r = run(msg, &out);
+    json_object *r = run_hashes(msg, &out, "all");
     /* "hello world" either way */
     ck_assert_str_eq(get(r, "parts.1.size"), "11");
     ck_assert_str_eq(get(r, "parts.1.sha256"), "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
@@ -326,6 +334,76 @@ START_TEST(base64_with_junk)
     ck_assert_str_eq(get(r, "parts.2.sha256"), "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
     ck_assert_str_eq(get(r, "parts.2.errors"), "(absent)");
     ck_assert_int_eq(anomalies(out, "BAD_BASE64"), 1);
+    json_object_put(r);
+    free(out);
+}
+END_TEST
+
+/* SHA-256 of n bytes, in hex. */
+static void sha256_hex(const void *p, size_t n, char hx[65])
+{
+    unsigned char d[32];
+    unsigned int dl = 0;
+    EVP_Digest(p, n, d, &dl, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++)
+        snprintf(hx + 2 * i, 3, "%02x", d[i]);
+}
+
+/* --hashes chooses the digests; a single-part message carried as it is has
+ * its body hashed once, and body_sha256 is still the SHA-256 of its body. */
+START_TEST(hashes_choice)
+{
+    const char *single = "Subject: one part\r\n\r\nhello\r\nworld\r\n";
+    const char *body = "hello\r\nworld\r\n";
+    char want[65], *out;
+    sha256_hex(body, strlen(body), want);
+    json_object *r = run(single, &out); /* the default: sha256,body */
+    ck_assert_str_eq(get(r, "body_sha256"), want);
+    ck_assert_str_eq(get(r, "parts.0.sha256"), want);
+    ck_assert_str_eq(get(r, "parts.0.md5"), "(absent)");
+    ck_assert_str_eq(get(r, "parts.0.sha1"), "(absent)");
+    ck_assert_str_eq(get(r, "sha256"), "(absent)");
+    json_object_put(r);
+    free(out);
+
+    r = run_hashes(single, &out, "body"); /* no part digest to share: its own */
+    ck_assert_str_eq(get(r, "body_sha256"), want);
+    ck_assert_str_eq(get(r, "parts.0.sha256"), "(absent)");
+    json_object_put(r);
+    free(out);
+
+    r = run_hashes(single, &out, "none");
+    ck_assert_str_eq(get(r, "body_sha256"), "(absent)");
+    ck_assert_str_eq(get(r, "parts.0.sha256"), "(absent)");
+    ck_assert_str_eq(get(r, "parts.0.size"), "14");
+    json_object_put(r);
+    free(out);
+
+    r = run_hashes(single, &out, "md5,message");
+    sha256_hex(single, strlen(single), want);
+    ck_assert_str_eq(get(r, "sha256"), want);
+    ck_assert_str_eq(get(r, "parts.0.md5"), "7ac062d8a84466e70d9b899c0821a51c");
+    ck_assert_str_eq(get(r, "body_sha256"), "(absent)");
+    json_object_put(r);
+    free(out);
+
+    /* base64: the body (encoded) and the part (decoded) differ, each its own */
+    const char *b64 = "Content-Transfer-Encoding: base64\r\n\r\naGVsbG8gd29ybGQ=\r\n";
+    r = run(b64, &out);
+    sha256_hex("aGVsbG8gd29ybGQ=\r\n", strlen("aGVsbG8gd29ybGQ=\r\n"), want);
+    ck_assert_str_eq(get(r, "body_sha256"), want);
+    ck_assert_str_eq(get(r, "parts.0.sha256"), "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9");
+    json_object_put(r);
+    free(out);
+
+    /* a header block ended by a line without a colon: the parser's body
+     * starts there, the empty line comes later: each digest its own */
+    const char *odd = "Subject: x\r\nno colon here\r\n\r\ntail\r\n";
+    r = run(odd, &out);
+    sha256_hex("tail\r\n", strlen("tail\r\n"), want);
+    ck_assert_str_eq(get(r, "body_sha256"), want);
+    sha256_hex("no colon here\r\n\r\ntail\r\n", strlen("no colon here\r\n\r\ntail\r\n"), want);
+    ck_assert_str_eq(get(r, "parts.0.sha256"), want);
     json_object_put(r);
     free(out);
 }
@@ -1266,6 +1344,7 @@ static Suite *message_suite(void)
     tcase_add_test(t, hostile_names);
     tcase_add_test(t, too_many_parts);
     tcase_add_test(t, bytes_count_allocations);
+    tcase_add_test(t, hashes_choice);
     tcase_add_test(t, bare_lf_and_gapless_end);
     tcase_add_test(t, embedded_message_headers);
     tcase_add_test(t, embedded_headers_budget);

@@ -122,7 +122,7 @@ def mxray_view(mxray, pcap, extra):
     tls record, anomalies, records with their frames and decrypted flag;
     and the flows named by MX-STARTTLS-INJECTION findings."""
     flows, injection_flows = {}, set()
-    for r in common.mxray_records(mxray, "-q", *extra, "--json", "-", pcap):
+    for r in common.mxray_records(mxray, "-q", "--hashes", "all", *extra, "--json", "-", pcap):
         t = r.get("type")
         if t == "finding" and r.get("id") == "MX-STARTTLS-INJECTION":
             injection_flows |= {e.get("flow") for e in r.get("evidence") or []}

@@ -38,7 +38,7 @@ def run_mxray(mxray, pcap):
     """mxray's LMTP flows (the shape truth_smtp.check_session reads) and its
     lmtp.transaction records, in order."""
     flows, txns = {}, []
-    for r in common.mxray_records(mxray, "-q", "--json", "-", pcap):
+    for r in common.mxray_records(mxray, "-q", "--hashes", "all", "--json", "-", pcap):
         t = r["type"]
         if t == "flow_start":
             flows[r["flow"]] = {"port": r["server_port"], "proto": r["proto"], "codes": [], "verbs": [],

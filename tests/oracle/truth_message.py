@@ -113,7 +113,7 @@ def check_expected_headers(args):
             continue
         name = os.path.basename(truth_path)[: -len(".truth.json")]
         where = os.path.dirname(truth_path)
-        r = subprocess.run([args.mxray, "-q", "--json", "-", os.path.join(where, name + ".pcap")],
+        r = subprocess.run([args.mxray, "-q", "--hashes", "all", "--json", "-", os.path.join(where, name + ".pcap")],
                            capture_output=True, text=True)
         recs = [json.loads(l) for l in r.stdout.splitlines() if l.strip()]
         by_sha = {x["sha256"]: x for x in recs if x.get("type") == "message"}
@@ -167,7 +167,7 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             xdir = os.path.join(tmp, "x")
             os.mkdir(xdir)
-            r = subprocess.run([args.mxray, "-q", "--json", "-", "--extract", xdir, pcap],
+            r = subprocess.run([args.mxray, "-q", "--hashes", "all", "--json", "-", "--extract", xdir, pcap],
                                capture_output=True, text=True)
             if r.returncode not in (0, 3):
                 print(f"FAIL {name}: mxray exited {r.returncode}: {r.stderr.strip()}")

@@ -138,7 +138,7 @@ def truth_session(session):
 def run_mxray(mxray, pcap, *extra):
     """mxray's flows in order; extra: more options (truth_keylog's --tls-keylog)."""
     flows = {}
-    for r in common.mxray_records(mxray, "-q", *extra, "--json", "-", pcap):
+    for r in common.mxray_records(mxray, "-q", "--hashes", "all", *extra, "--json", "-", pcap):
         t = r["type"]
         if t == "flow_start":
             flows[r["flow"]] = {"flow": r["flow"], "port": r["server_port"], "proto": r["proto"],

@@ -212,7 +212,7 @@ def run_mxray(mxray, pcap, *extra):
     """mxray's SMTP flows in order; extra: more options (truth_keylog's --tls-keylog)."""
     # 2525 is the lab's second, certificate-less postfix (the STARTTLS-refused scenario).
     flows = {}
-    for r in common.mxray_records(mxray, "-q", "--port", "smtp=2525", *extra, "--json", "-", pcap):
+    for r in common.mxray_records(mxray, "-q", "--hashes", "all", "--port", "smtp=2525", *extra, "--json", "-", pcap):
         if r.get("flow") in flows:
             common.note_turns(flows[r["flow"]], r)
         if r["type"] == "flow_start":
