@@ -349,7 +349,8 @@ def content_seed(work, given=None):
 
 def content_capture(work, seed, size, spacing):
     """The content workload at about SIZE bytes: the seed multiplied, or a subset of its flows."""
-    h = hashlib.sha256(f"seed={seed['key']} size={size} spacing={spacing}\n".encode())
+    # the seed's key names the code that recorded it; its size and time tell one recording from another
+    h = hashlib.sha256(f"seed={seed['key']} {seed['bytes']} {seed.get('recorded')} size={size} spacing={spacing}\n".encode())
     with open(os.path.join(REPO, "scripts", "pcap-multiply.py"), "rb") as f:
         h.update(hashlib.sha256(f.read()).digest())
     for fn in (pcap_records, flow_of, flow_subset):
@@ -509,6 +510,8 @@ def measure(work, exe, wl, big, med, bname, mname, runs, truns, mxargs, floor_mo
     for b in benches:
         if b["tool"] == "mxray" and b["file"] == bname:
             scan = floor_mod.scan_mxray(exe, big["path"], mxargs, RUN_TIMEOUT)
+            if scan.rc not in b["ok_exit"] or not scan.summary:
+                die(f"'{exe} -q --json - {' '.join(mxargs)} {big['path']}' exited {scan.rc} (summary: {bool(scan.summary)})")
             summaries[bname] = summary_of(scan.summary, scan.rc)
         elif b["tool"] == "mxray":
             summaries[mname] = mxray_summary(exe, med["path"], mxargs)

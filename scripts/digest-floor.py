@@ -209,6 +209,8 @@ def main():
     a = ap.parse_args()
     if a.mxray:
         sc = scan_mxray(a.mxray, a.input, a.mxray_args)
+        if sc.rc not in (0, 3) or not sc.summary:
+            sys.exit(f"digest-floor: mxray exited {sc.rc} on {a.input} (options {' '.join(a.mxray_args) or 'none'})")
     elif a.input == "-":
         sc = scan_stream(sys.stdin)
     else:
