@@ -38,6 +38,7 @@ import scen_attacks                    # noqa: E402,F401
 import scen_journey                    # noqa: E402,F401
 import scen_bounce                     # noqa: E402,F401
 import scen_tlsposture                 # noqa: E402,F401
+import scen_bench                      # noqa: E402,F401  (bench/: scripts/bench.py's)
 
 
 def in_private_netns():

@@ -46,7 +46,8 @@ NORMALISERS = [
 def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=False,
              expect_malformed=None, services=(), strict=False, dovecot_tls=True,
              capture_filter="tcp", veth=False, bulk=None, size_limit=None, proxy=False,
-             lmtp=False, tls_variant=None, relay2=False, postfix_extra=None):
+             lmtp=False, tls_variant=None, relay2=False, postfix_extra=None,
+             capture_buffer_kib=None):
     """Register a scenario.  name is "proto/slug"; the capture goes to
     pcaps/proto/slug.pcap unless path (relative to pcaps/) is given.
     Server variants (see labenv.Lab and docs/lab.md): notls starts the
@@ -63,7 +64,9 @@ def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=Fal
     servers' TLS settings of the keylog/ scenarios (labenv.Lab).  relay2: a
     second postfix that the first relays to (labenv.RELAY2_*, the journey).
     postfix_extra: main.cf lines and virtual mailboxes of the main postfix
-    (the bounce/ scenarios, labenv.Lab)."""
+    (the bounce/ scenarios, labenv.Lab).  capture_buffer_kib: tcpdump's
+    kernel buffer (-B) for a scenario whose bursts overflow the default
+    (bench/content's megabytes on lo)."""
     def reg(fn):
         SCENARIOS[name] = (fn, summary, {"ext": capture_ext, "path": path, "notls": notls, "seed": seed,
                                  "expect_malformed": expect_malformed,
@@ -73,7 +76,8 @@ def scenario(name, summary, capture_ext="pcap", path=None, notls=False, seed=Fal
                                  "veth": veth, "bulk": bulk, "size_limit": size_limit,
                                  "proxy": proxy, "lmtp": lmtp,
                                  "tls_variant": tls_variant, "relay2": relay2,
-                                 "postfix_extra": postfix_extra})
+                                 "postfix_extra": postfix_extra,
+                                 "capture_buffer_kib": capture_buffer_kib})
         ORDER.append(name)
         return fn
     return reg
@@ -319,7 +323,8 @@ def _run(name, veth, outputs, pcaps, workdir, certdir, exim_bin):
         if live and not veth:
             lab.start_live(live, bases[0] + ".live.json", opt["capture_filter"])
         for raw, (suffix, iface, ns) in zip(raws, outputs):
-            lab.start_capture(raw, opt["capture_filter"], iface, ns, "tcpdump" + suffix)
+            lab.start_capture(raw, opt["capture_filter"], iface, ns, "tcpdump" + suffix,
+                              buffer_kib=opt["capture_buffer_kib"])
         try:
             fn(ctx)
         except Exception:

@@ -981,13 +981,16 @@ service pop3-login {{
         if rc != 0:
             raise RuntimeError("live mxray exited with %d" % rc)
 
-    def start_capture(self, path, bpf="tcp", iface="lo", ns=None, name="tcpdump"):
+    def start_capture(self, path, bpf="tcp", iface="lo", ns=None, name="tcpdump",
+                      buffer_kib=None):
         """tcpdump on iface (lo; or an interface of namespace ns, see
         ns_argv), TCP only or the filter bpf, written to path; waits until
-        listening.  Several may run at once, each under its own name."""
+        listening.  Several may run at once, each under its own name.
+        buffer_kib: the kernel buffer (tcpdump -B) instead of libpcap's 2 MiB."""
+        big = ["-B", str(buffer_kib)] if buffer_kib else []
         p, err = self._start_and_wait(
-            name, self.ns_argv(ns, ["tcpdump", "-i", iface, "-s", "0", "-U", "-n",
-                                    "--immediate-mode", "-w", path, bpf]),
+            name, self.ns_argv(ns, ["tcpdump", "-i", iface, "-s", "0", "-U", "-n"] + big +
+                               ["--immediate-mode", "-w", path, bpf]),
             path + ".tcpdump.log")
         self.captures.append((name, p, err, path))
         self.tcpdump = p
