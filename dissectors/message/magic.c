@@ -4,11 +4,16 @@
 
 #include "core/digest.h"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <magic.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* A magic_t is not thread-safe, and one lookup costs 1 to 6 ms (its soft
  * magic runs hundreds of regular expressions over a text): each thread has
@@ -29,13 +34,73 @@ struct verdict {
 static struct verdict cache[MAGIC_CACHE];
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* The system's compiled magic.mgc: MIME types only; compressed data is not
+/* The database libmagic's default path names, when it is one compiled file
+ * (PATH.mgc) beside text files of comments only (Debian's /etc/magic):
+ * mapped once here and shared by every thread's cookie (magic_load_buffers),
+ * where magic_load would map it once per cookie. NULL: load by path. */
+static void *db;
+static size_t db_len;
+
+/* Whether a magic source file holds no entry: blank lines and comments. */
+static bool comments_only(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[512];
+    bool only = true;
+    while (only && fgets(line, sizeof(line), f)) {
+        const char *c = line + strspn(line, " \t\r\n");
+        only = *c == '\0' || *c == '#';
+    }
+    fclose(f);
+    return only;
+}
+
+static void map_db(void)
+{
+    const char *list = magic_getpath(NULL, 0);
+    char compiled[PATH_MAX] = "";
+    while (list && *list) {
+        size_t n = strcspn(list, ":");
+        char path[PATH_MAX], mgc[PATH_MAX];
+        struct stat st;
+        if (n >= sizeof(path) - 4)
+            return;
+        memcpy(path, list, n);
+        path[n] = '\0';
+        memcpy(mgc, path, n);
+        memcpy(mgc + n, ".mgc", 5);
+        if (stat(mgc, &st) == 0) {
+            if (compiled[0])
+                return; /* two compiled files: magic_load merges them */
+            snprintf(compiled, sizeof(compiled), "%s", mgc);
+        } else if (stat(path, &st) == 0 && !comments_only(path))
+            return; /* entries in a text file: only magic_load reads those */
+        list += n + (list[n] == ':');
+    }
+    int fd = compiled[0] ? open(compiled, O_RDONLY | O_CLOEXEC) : -1;
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p != MAP_FAILED) {
+            db = p;
+            db_len = (size_t)st.st_size;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+/* A cookie on the database: MIME types only; compressed data is not
  * unpacked (a part's type is its own bytes'), and nothing is read beyond
  * the buffer given. */
 static magic_t open_db(bool warn)
 {
     magic_t m = magic_open(MAGIC_MIME_TYPE | MAGIC_NO_CHECK_COMPRESS | MAGIC_NO_CHECK_ENCODING);
-    if (m && magic_load(m, NULL) != 0) {
+    size_t len = db_len;
+    void *bufs[1] = { db };
+    if (m && (db ? magic_load_buffers(m, bufs, &len, 1) : magic_load(m, NULL)) != 0) {
         if (warn)
             fprintf(stderr, "mxray: libmagic: %s: attachments' types are not detected\n", magic_error(m));
         magic_close(m);
@@ -54,6 +119,7 @@ static void load(void)
 {
     if (pthread_key_create(&cookie_key, close_cookie) != 0)
         return;
+    map_db();
     magic_t m = open_db(true);
     loaded = m && pthread_setspecific(cookie_key, m) == 0;
 }

@@ -160,7 +160,8 @@ const struct mx_ev_field *mx_ev_get(const struct mx_event *e, const char *path)
             while (f && idx--)
                 f = mx_ev_next(e, f);
         } else {
-            while (f && !(f->key && strlen(f->key) == n && !memcmp(f->key, path, n)))
+            /* the key is path's n bytes: compared up to the first difference, no strlen */
+            while (f && !(f->key && !strncmp(f->key, path, n) && f->key[n] == '\0'))
                 f = mx_ev_next(e, f);
         }
         if (!f)
