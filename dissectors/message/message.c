@@ -341,6 +341,7 @@ struct mx_message {
     uint8_t uu_line[MSG_UU_LINE];
     size_t uu_len;
     bool uu_long;
+    bool uu_skip; /* the line under way cannot start a file: skipped to its end */
     EVP_MD_CTX *h_uu;
     uint32_t n_uu;
     struct uu_rec uus[MSG_MAX_UU];
@@ -850,6 +851,16 @@ static void uu_line_done(struct mx_message *m)
 static void uu_scan(struct mx_message *m, const uint8_t *p, size_t n)
 {
     while (n) {
+        if (m->uu == UU_SEEK && (m->uu_skip || (!m->uu_len && p[0] != 'b'))) {
+            /* not a "begin" line: nothing of it is kept, up to its end */
+            const uint8_t *nl = memchr(p, '\n', n);
+            m->uu_skip = !nl;
+            if (!nl)
+                return;
+            n -= (size_t)(nl + 1 - p);
+            p = nl + 1;
+            continue;
+        }
         const uint8_t *nl = memchr(p, '\n', n);
         size_t take = nl ? (size_t)(nl - p) + 1 : n;
         size_t room = sizeof(m->uu_line) - m->uu_len;
@@ -1065,6 +1076,7 @@ static void leaf_start(struct mx_message *m, struct ent *e)
     m->uu = UU_SEEK;
     m->uu_len = 0;
     m->uu_long = false;
+    m->uu_skip = false;
     m->leaf_open = true;
     m->leaf_file = (struct xfile){ .fd = -1 };
     m->magic_len = 0;
