@@ -181,6 +181,27 @@ static inline enum mx_dot_step mx_dot_step(bool *bol, struct mx_slice d, bool en
     return MX_DOT_DATA;
 }
 
+/* As mx_dot_step, but whole lines at once: the data up to the next line
+ * that starts with a dot (the only lines unstuffing touches), found by
+ * memchr for '.', which base64 never holds. */
+static inline enum mx_dot_step mx_dot_run(bool *bol, struct mx_slice d, bool end, size_t *consumed,
+                                          struct mx_slice *out)
+{
+    if (*bol && d.ptr[0] == '.')
+        return mx_dot_step(bol, d, end, consumed, out);
+    size_t n = d.len;
+    const uint8_t *e = d.ptr + d.len;
+    for (const uint8_t *p = d.ptr + 1; p < e && (p = memchr(p, '.', (size_t)(e - p))) != NULL; p++)
+        if (p[-1] == '\n') {
+            n = (size_t)(p - d.ptr);
+            break;
+        }
+    *out = mx_slice_make(d.ptr, n);
+    *consumed = n;
+    *bol = d.ptr[n - 1] == '\n';
+    return MX_DOT_DATA;
+}
+
 /* A bounded copy of wire text (a reply text, an address, a mailbox name):
  * longer text is cut at MX_TEXT bytes, and `wire` keeps its real length so
  * that a record says it was cut and how long it was (mx_ev_text_cut). */

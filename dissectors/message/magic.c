@@ -170,16 +170,18 @@ bool mx_magic_type(const uint8_t *p, size_t n, char *out, size_t cap)
             return out[0] != '\0';
     }
     const char *t = magic_buffer(m, p, n);
+    char full[MX_MAGIC_TYPE_CAP] = ""; /* what any caller may be given, lower case */
     if (t)
-        snprintf(out, cap, "%s", t);
-    for (char *ch = out; *ch; ch++)
+        snprintf(full, sizeof(full), "%s", t);
+    for (char *ch = full; *ch; ch++)
         if (*ch >= 'A' && *ch <= 'Z')
             *ch = (char)(*ch + 32);
+    snprintf(out, cap, "%s", full);
     if (keyed) {
         pthread_mutex_lock(&cache_lock);
         memcpy(v->key, key, sizeof(key));
         v->used = true;
-        snprintf(v->type, sizeof(v->type), "%s", out);
+        memcpy(v->type, full, sizeof(full));
         pthread_mutex_unlock(&cache_lock);
     }
     return out[0] != '\0';

@@ -615,7 +615,10 @@ static size_t body_bytes(struct pop3 *s, struct mx_slice d, uint64_t off, bool e
     }
     size_t n;
     struct mx_slice bytes;
-    switch (mx_dot_step(&s->rep.body_bol, d, end, &n, &bytes)) {
+    /* after a gap every line start is looked at (above): one line a step */
+    bool one = s->server_gap && s->q.n;
+    switch (one ? mx_dot_step(&s->rep.body_bol, d, end, &n, &bytes)
+                : mx_dot_run(&s->rep.body_bol, d, end, &n, &bytes)) {
     case MX_DOT_MORE:
         return 0;
     case MX_DOT_END:
@@ -628,8 +631,9 @@ static size_t body_bytes(struct pop3 *s, struct mx_slice d, uint64_t off, bool e
     }
     if (bytes.len) {
         mx_message_feed(s->rep.msg, bytes, off);
-        if (s->rep.body_bol)
-            s->rep.lines++;
+        for (const uint8_t *p = bytes.ptr, *e = bytes.ptr + bytes.len; (p = memchr(p, '\n', (size_t)(e - p))) != NULL;)
+            if (++s->rep.lines, ++p == e)
+                break;
     }
     return n;
 }

@@ -1142,10 +1142,17 @@ static void body_end(struct smtp *s, uint64_t off, size_t len, enum terminator t
 static void message_data(struct smtp *s, struct mx_slice b, uint64_t off)
 {
     struct txn *t = &s->txn;
+    uint64_t before = mx_message_size(t->msg);
     mx_message_feed(t->msg, b, off);
     if (s->size_limit && !t->over_size && mx_message_size(t->msg) > s->size_limit) {
         t->over_size = true;
-        anomaly(s, MX_DIR_C2S, A_MESSAGE_OVER_SIZE_LIMIT, off, b.len);
+        /* the line that went past the limit (b may hold several) */
+        size_t at = s->size_limit > before ? (size_t)(s->size_limit - before) : 0, from = at;
+        while (from && b.ptr[from - 1] != '\n')
+            from--;
+        const uint8_t *lf = memchr(b.ptr + at, '\n', b.len - at);
+        size_t to = lf ? (size_t)(lf - b.ptr) + 1 : b.len;
+        anomaly(s, MX_DIR_C2S, A_MESSAGE_OVER_SIZE_LIMIT, off + from, to - from);
     }
 }
 
@@ -1182,7 +1189,9 @@ static size_t body_bytes(struct smtp *s, struct mx_slice d, uint64_t off, bool e
     }
     size_t n;
     struct mx_slice bytes;
-    enum mx_dot_step step = mx_dot_step(&s->body_bol, d, end, &n, &bytes);
+    /* after a gap every line start is looked at (above): one line a step */
+    enum mx_dot_step step =
+        s->body_resync ? mx_dot_step(&s->body_bol, d, end, &n, &bytes) : mx_dot_run(&s->body_bol, d, end, &n, &bytes);
     switch (step) {
     case MX_DOT_MORE:
         return 0;

@@ -36,6 +36,24 @@ START_TEST(detected_types)
 }
 END_TEST
 
+/* A verdict asked for again (the same bytes at the next hop) is the one
+ * libmagic gave, cut to each caller's room alike; other bytes, their own. */
+START_TEST(verdicts_kept)
+{
+    uint8_t pe[512];
+    size_t n = tiny_pe(pe, sizeof(pe));
+    char a[MX_MAGIC_TYPE_CAP], b[12], c[MX_MAGIC_TYPE_CAP];
+    ck_assert(mx_magic_type(pe, n, a, sizeof(a)));
+    ck_assert(mx_magic_type(pe, n, b, sizeof(b)));
+    ck_assert(mx_magic_type(pe, n, c, sizeof(c)));
+    ck_assert_str_eq(a, "application/vnd.microsoft.portable-executable");
+    ck_assert_str_eq(b, "application");
+    ck_assert_str_eq(c, a);
+    ck_assert(mx_magic_type(pe, 40, c, sizeof(c))); /* fewer bytes: looked at anew */
+    ck_assert_str_ne(c, a);
+}
+END_TEST
+
 START_TEST(mismatch_rule)
 {
     const char *pe = "application/vnd.microsoft.portable-executable";
@@ -96,6 +114,7 @@ static Suite *magic_suite(void)
     tcase_set_timeout(t, 60);
     tcase_add_test(t, detected_types);
     tcase_add_test(t, mismatch_rule);
+    tcase_add_test(t, verdicts_kept);
     tcase_add_test(t, threads_share_the_database);
     suite_add_tcase(s, t);
     return s;
