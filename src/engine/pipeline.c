@@ -453,9 +453,33 @@ static void merge_levels(struct mx_pipe *pp, struct worker *w, const struct leve
     pp->sum_bytes = ob + l->bytes_end;
 }
 
+/* Stream i's bound: the least key it may still produce. A worker with
+ * nothing to do can only receive the packet or tick the reader hands over. */
+static struct rkey merge_bound(struct mx_pipe *pp, unsigned i)
+{
+    uint64_t stage = atomic_load_explicit(&pp->stage, memory_order_acquire);
+    if (!i)
+        return (struct rkey){ stage / 2 + (stage & 1), 0, 0 }; /* the reader */
+    struct worker *w = &pp->w[i - 1];
+    if (mx_ring_drained(&w->in))
+        return (struct rkey){ stage / 2, 0, (uint32_t)(stage & 1) };
+    return key_read(&w->cur);
+}
+
+/* Whether head h of stream b goes before all that stream i may produce
+ * from bound lb on (ties: the lower stream first). */
+static bool merge_before(const struct rkey *h, unsigned b, const struct rkey *lb, unsigned i)
+{
+    int c = key_cmp(h, lb);
+    return c < 0 || (c == 0 && b < i);
+}
+
 /* The merge: stream 0 is the reader's records, 1..n the workers'. Each
  * stream's keys only grow. The least head is released once every empty
- * stream's bound (what it may still produce) is above it. */
+ * stream's bound (what it may still produce) is above it. Heads stay where
+ * they were seen and bounds only grow, so a release looks again at its own
+ * stream only, and at the bound of an empty stream that holds it back: no
+ * other thread's cache lines are read per record but those. */
 static void *merge_main(void *arg)
 {
     struct mx_pipe *pp = arg;
@@ -466,47 +490,43 @@ static void *merge_main(void *arg)
             ended[i] = true; /* it never ran: a failed start */
             live--;
         }
-    struct msg *head[MX_MAX_WORKERS + 1];
-    struct rkey lb[MX_MAX_WORKERS + 1];
+    struct msg *head[MX_MAX_WORKERS + 1] = { NULL };
+    struct rkey lb[MX_MAX_WORKERS + 1]; /* empty streams' bounds, as last read */
+    memset(lb, 0, sizeof(lb));          /* below every key: read when needed */
     unsigned nap = NAP_MIN_MS;
     while (live) {
+#ifdef MX_PIPE_STATS
+        uint64_t s0 = now_ns(CLOCK_MONOTONIC);
+#endif
         struct merge_wait mw = { pp, atomic_load(&pp->merger.kicks) };
-        uint64_t seen = merge_state(pp);
-        uint64_t stage = atomic_load_explicit(&pp->stage, memory_order_acquire);
-        struct rkey idle = { stage / 2, 0, (uint32_t)(stage & 1) }; /* a worker with nothing to do */
-        struct rkey rd = { stage / 2 + (stage & 1), 0, 0 };         /* the reader */
         int best = -1;
-        for (unsigned i = 0; i < ns; i++) {
-            head[i] = NULL;
-            if (ended[i])
+        for (unsigned i = 0; i < ns; i++)
+            if (head[i] && (best < 0 || key_cmp(&head[i]->key, &head[best]->key) < 0))
+                best = (int)i;
+        bool go = best >= 0, seen = false;
+        for (unsigned i = 0; i < ns && !seen; i++) {
+            if (ended[i] || head[i] || (best >= 0 && merge_before(&head[best]->key, (unsigned)best, &lb[i], i)))
                 continue;
-            struct worker *w = i ? &pp->w[i - 1] : NULL;
-            struct mx_ring *r = w ? &w->out : &pp->out;
             /* The bound first, then the ring: what was produced meanwhile is seen. */
-            if (w)
-                lb[i] = mx_ring_drained(&w->in) ? idle : key_read(&w->cur);
-            else
-                lb[i] = rd;
+            lb[i] = merge_bound(pp, i);
+            struct mx_ring *r = i ? &pp->w[i - 1].out : &pp->out;
             size_t n;
             struct msg *m = mx_ring_peek(r, &n);
             if (m && m->kind == MSG_END) {
                 msg_done(r, m);
                 ended[i] = true;
                 live--;
-                continue;
-            }
-            head[i] = m;
-            if (m && (best < 0 || key_cmp(&m->key, &head[best]->key) < 0))
-                best = (int)i;
-        }
-        bool go = best >= 0;
-        for (unsigned i = 0; go && i < ns; i++) {
-            if (ended[i] || head[i])
-                continue;
-            int c = key_cmp(&head[best]->key, &lb[i]);
-            if (c > 0 || (c == 0 && (unsigned)best > i))
+                seen = true;
+            } else if (m) {
+                head[i] = m;
+                seen = true; /* a new head: choose again */
+            } else if (best < 0 || !merge_before(&head[best]->key, (unsigned)best, &lb[i], i)) {
                 go = false;
+            }
         }
+        MX_STAT(n[3], now_ns(CLOCK_MONOTONIC) - s0);
+        if (seen)
+            continue;
         if (go) {
             struct mx_ring *r = best ? &pp->w[best - 1].out : &pp->out;
             if (head[best]->kind == MSG_LEVELS) {
@@ -521,17 +541,24 @@ static void *merge_main(void *arg)
                 MX_STAT(n[2], now_ns(CLOCK_MONOTONIC) - t0);
             }
             msg_done(r, head[best]);
+            /* Its next head, if one waits; else its bound is read again
+             * before its ring (the bound read before this head is stale:
+             * what followed it may lie below). */
+            size_t n;
+            struct msg *m = mx_ring_peek(r, &n);
+            head[best] = m && m->kind != MSG_END ? m : NULL;
+            memset(&lb[best], 0, sizeof(lb[best]));
             continue;
         }
-        MX_STAT(n[3], 1);
         if (!live)
             break;
+        uint64_t before = merge_state(pp);
         pipe_wake_workers(pp); /* the least head may wait for one that sleeps */
         mx_park_wait_ms(&pp->merger, merge_kicked, &mw, nap);
-        nap = next_nap(nap, merge_state(pp) == seen);
+        nap = next_nap(nap, merge_state(pp) == before);
     }
 #ifdef MX_PIPE_STATS
-    stats_print("merge", "levels records deliver_ns naps");
+    stats_print("merge", "levels records deliver_ns scan_ns");
 #endif
     return NULL;
 }
