@@ -79,21 +79,31 @@ static void *producer(void *arg)
         fill(p, k, len);
         mx_ring_commit(&pc->r);
     }
+    mx_ring_flush(&pc->r); /* the last part batch */
     return NULL;
 }
 
-START_TEST(producer_and_consumer_threads)
+/* A producer thread and this one as consumer. Without a batch the consumer
+ * sleeps in its park, woken at every message; with one it sleeps in
+ * mx_ring_wait() with a 1 ms nap, woken by a full batch, by the producer
+ * waiting for room, or by the nap. */
+static void threaded(size_t batch)
 {
     struct pc pc;
     ck_assert(mx_park_init(&pc.prod) && mx_park_init(&pc.cons));
     ck_assert(mx_ring_init(&pc.r, 16384, &pc.prod, &pc.cons));
+    mx_ring_set_batch(&pc.r, batch);
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, producer, &pc), 0);
     for (uint32_t k = 0; k < N_THREADED; k++) {
         size_t n;
         uint8_t *p;
-        while (!(p = mx_ring_peek(&pc.r, &n)))
-            mx_park_wait(&pc.cons, mx_ring_ready, &pc.r); /* sleeps while it is empty */
+        while (!(p = mx_ring_peek(&pc.r, &n))) {
+            if (batch)
+                mx_ring_wait(&pc.r, 1);
+            else
+                mx_park_wait(&pc.cons, mx_ring_ready, &pc.r); /* sleeps while it is empty */
+        }
         ck_assert_uint_eq(n, msg_len(k));
         ck_assert(same(p, k, n));
         mx_ring_release(&pc.r);
@@ -103,46 +113,17 @@ START_TEST(producer_and_consumer_threads)
     mx_ring_destroy(&pc.r);
     mx_park_destroy(&pc.prod);
     mx_park_destroy(&pc.cons);
+}
+
+START_TEST(producer_and_consumer_threads)
+{
+    threaded(0);
 }
 END_TEST
 
-/* A batched ring: the consumer sleeps in mx_ring_wait() with a short nap and
- * is woken by a full batch, by the producer waiting for room, or by the nap. */
-static void *batched_producer(void *arg)
-{
-    struct pc *pc = arg;
-    for (uint32_t k = 0; k < N_THREADED; k++) {
-        size_t len = msg_len(k);
-        uint8_t *p = mx_ring_reserve(&pc->r, len);
-        fill(p, k, len);
-        mx_ring_commit(&pc->r);
-    }
-    mx_ring_flush(&pc->r);
-    return NULL;
-}
-
 START_TEST(batched_consumer)
 {
-    struct pc pc;
-    ck_assert(mx_park_init(&pc.prod) && mx_park_init(&pc.cons));
-    ck_assert(mx_ring_init(&pc.r, 16384, &pc.prod, &pc.cons));
-    mx_ring_set_batch(&pc.r, 4096);
-    pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, batched_producer, &pc), 0);
-    for (uint32_t k = 0; k < N_THREADED; k++) {
-        size_t n;
-        uint8_t *p;
-        while (!(p = mx_ring_peek(&pc.r, &n)))
-            mx_ring_wait(&pc.r, 1);
-        ck_assert_uint_eq(n, msg_len(k));
-        ck_assert(same(p, k, n));
-        mx_ring_release(&pc.r);
-    }
-    pthread_join(th, NULL);
-    ck_assert(mx_ring_drained(&pc.r));
-    mx_ring_destroy(&pc.r);
-    mx_park_destroy(&pc.prod);
-    mx_park_destroy(&pc.cons);
+    threaded(4096);
 }
 END_TEST
 
