@@ -35,10 +35,11 @@ void mx_park_kick(struct mx_park *p);
 
 struct mx_ring {
     uint8_t *buf;
-    size_t cap;                          /* a power of two */
-    _Alignas(64) atomic_size_t head;     /* consumer: bytes released so far */
-    atomic_int data_wait;                /* consumer: sleeps in mx_ring_wait() */
-    _Alignas(64) atomic_size_t tail;     /* producer: bytes published so far */
+    size_t cap;                      /* a power of two */
+    _Alignas(64) atomic_size_t head; /* consumer: bytes released so far */
+    _Alignas(64) atomic_size_t tail; /* producer: bytes published so far */
+    /* Written only around sleeps, read at every message: a line of their own. */
+    _Alignas(64) atomic_int data_wait;   /* consumer: sleeps in mx_ring_wait() */
     atomic_int room_wait;                /* producer: sleeps until a quarter is free */
     _Alignas(64) size_t wpos;            /* producer: end of the reserved message */
     size_t batch;                        /* producer: bytes waiting that wake the consumer */
