@@ -94,6 +94,13 @@ struct mx_pipe {
 #define RING_IN (2u << 20)     /* bytes of segments queued for a worker */
 #define RING_OUT (4u << 20)    /* bytes of records queued for the merge */
 #define RING_READER (1u << 20) /* the reader's records (decode anomalies) */
+/* A worker is woken when this much waits for it (or when the reader itself
+ * waits, or at the end), not at every segment; the merge is never woken by
+ * records. Both sleep a nap at most, from 1 ms doubling to 64 ms while
+ * nothing happens: records wait that long at most in a quiet live capture. */
+#define BATCH_IN (RING_IN / 16)
+#define NAP_MIN_MS 1
+#define NAP_MAX_MS 64
 
 static struct rkey key_read(struct key_pub *p)
 {
@@ -132,6 +139,28 @@ static int key_cmp(const struct rkey *a, const struct rkey *b)
     return 0;
 }
 
+#ifdef MX_PIPE_STATS
+#include <time.h>
+
+static uint64_t now_ns(clockid_t c)
+{
+    struct timespec t;
+    clock_gettime(c, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* This thread's CPU time and counters; n[] as `names` says. */
+static void stats_print(const char *who, const char *names)
+{
+    struct mx_pipe_stats *s = &mx_pipe_stats;
+    fprintf(stderr,
+            "pipe-stats %s cpu_s %.3f sleeps %" PRIu64 " wakes %" PRIu64 " room_waits %" PRIu64 " (%s) %" PRIu64
+            " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+            who, now_ns(CLOCK_THREAD_CPUTIME_ID) / 1e9, s->sleeps, s->wakes, s->room_waits, names, s->n[0], s->n[1],
+            s->n[2], s->n[3]);
+}
+#endif
+
 /* Starts a message of `body` bytes: the body's address, or NULL when the
  * heap is out of memory. msg_end() publishes it. */
 static void *msg_begin(struct mx_ring *r, uint32_t kind, size_t body, struct msg **mp)
@@ -152,7 +181,8 @@ static void *msg_begin(struct mx_ring *r, uint32_t kind, size_t body, struct msg
     return heap ? heap : (void *)(m + 1);
 }
 
-/* A message without a body: a clock tick or the end of a stream. */
+/* A message without a body: a clock tick or the end of a stream (which
+ * wakes the consumer). */
 static void msg_signal(struct mx_ring *r, uint32_t kind, mx_time_t now, uint64_t frame)
 {
     struct msg *m = mx_ring_reserve(r, sizeof(*m));
@@ -161,6 +191,16 @@ static void msg_signal(struct mx_ring *r, uint32_t kind, mx_time_t now, uint64_t
     m->now = now;
     m->key.frame = frame;
     mx_ring_commit(r);
+    if (kind == MSG_END)
+        mx_ring_flush(r);
+}
+
+/* The next nap after one: doubled while nothing happened, else the least. */
+static unsigned next_nap(unsigned nap, bool idle)
+{
+    if (!idle)
+        return NAP_MIN_MS;
+    return nap * 2 < NAP_MAX_MS ? nap * 2 : NAP_MAX_MS;
 }
 
 static void *msg_body(struct msg *m)
@@ -230,8 +270,7 @@ void mx_pipeline_key(struct mx_engine *e)
 /* The reader enters frame F's packet, or (tick) its clock tick. */
 static void pipe_stage(struct mx_engine *e, uint64_t frame, bool tick)
 {
-    atomic_store_explicit(&e->pipe->stage, frame * 2 + tick, memory_order_release);
-    mx_park_wake(&e->pipe->merger);
+    atomic_store_explicit(&e->pipe->stage, frame * 2 + tick, memory_order_release); /* the merge polls it */
 }
 
 static void send_levels(struct worker *w, uint32_t flows)
@@ -257,11 +296,13 @@ static void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "mxray-w%u", e->shard);
     prctl(PR_SET_NAME, name); /* for top and perf */
+    unsigned nap = NAP_MIN_MS;
     for (;;) {
         size_t n;
         struct msg *m;
         while (!(m = mx_ring_peek(&w->in, &n)))
-            mx_park_wait(&w->park, mx_ring_ready, &w->in);
+            nap = next_nap(nap, !mx_ring_wait(&w->in, nap));
+        nap = NAP_MIN_MS;
         e->now = m->now;
         uint32_t flows0 = mx_flow_count(e->flows);
         uint64_t bytes0 = e->pool.bytes;
@@ -283,16 +324,25 @@ static void *worker_main(void *arg)
             mx_engine_finish_flows(e);
             msg_signal(&w->out, MSG_END, e->now, FIN_FRAME);
             msg_done(&w->in, m);
-            mx_park_wake(&w->pipe->merger);
+#ifdef MX_PIPE_STATS
+            stats_print(name, "-");
+#endif
             return NULL;
         }
         uint32_t flows1 = mx_flow_count(e->flows);
         if (flows1 != flows0 || e->peak_flows != flows0 || e->pool.bytes != bytes0 || e->pool.peak_bytes != bytes0)
             send_levels(w, flows1);
         atomic_store_explicit(&w->nflows, flows1, memory_order_relaxed);
-        msg_done(&w->in, m);
-        mx_park_wake(&w->pipe->merger); /* it may wait for this worker to be idle */
+        msg_done(&w->in, m); /* the merge polls whether this worker is idle */
     }
+}
+
+/* Wakes every worker that sleeps with segments waiting. */
+static void pipe_wake_workers(struct mx_pipe *pp)
+{
+    for (unsigned i = 0; i < pp->n; i++)
+        if (!mx_ring_drained(&pp->w[i].in))
+            mx_ring_flush(&pp->w[i].in);
 }
 
 static void pipe_send(struct mx_engine *e, unsigned wi, uint32_t kind, const struct mx_packet *p, uint32_t wirelen,
@@ -310,6 +360,9 @@ static void pipe_send(struct mx_engine *e, unsigned wi, uint32_t kind, const str
     bool in_l3 = p->l3.len && (!p->payload.len || (pp >= l3p && pp + p->payload.len <= l3p + p->l3.len));
     size_t l3 = in_l3 ? p->l3.len : 0;
     size_t data = in_l3 ? l3 : p->payload.len;
+    size_t inl = sizeof(struct msg) + sizeof(struct pkt_body) + data;
+    if (!mx_ring_fits(&w->in, inl > MX_RING_MAX_MSG(&w->in) ? sizeof(struct msg) : inl))
+        pipe_wake_workers(e->pipe); /* none sleeps on a part batch while this thread waits */
     struct pkt_body *b = msg_begin(&w->in, MSG_PKT, sizeof(*b) + data, &m);
     if (!b) {
         e->failed = true;
@@ -325,6 +378,8 @@ static void pipe_send(struct mx_engine *e, unsigned wi, uint32_t kind, const str
     b->payload_at = in_l3 && p->payload.len ? (uint32_t)(pp - l3p) : 0;
     if (data)
         memcpy(b + 1, in_l3 ? p->l3.ptr : p->payload.ptr, data);
+    MX_STAT(n[0], 1);
+    MX_STAT(n[1], data);
     mx_ring_commit(&w->in);
 }
 
@@ -343,15 +398,16 @@ static uint64_t merge_state(struct mx_pipe *pp)
     return v;
 }
 
+/* The merge sleeps until kicked: a producer waits for room, or a stream ends. */
 struct merge_wait {
     struct mx_pipe *pp;
-    uint64_t seen;
+    unsigned kicks;
 };
 
-static bool merge_changed(void *arg)
+static bool merge_kicked(void *arg)
 {
     struct merge_wait *mw = arg;
-    return merge_state(mw->pp) != mw->seen;
+    return atomic_load(&mw->pp->merger.kicks) != mw->kicks;
 }
 
 /* Hands a worker's record to the reporters with the run's flow number: flows
@@ -397,9 +453,33 @@ static void merge_levels(struct mx_pipe *pp, struct worker *w, const struct leve
     pp->sum_bytes = ob + l->bytes_end;
 }
 
+/* Stream i's bound: the least key it may still produce. A worker with
+ * nothing to do can only receive the packet or tick the reader hands over. */
+static struct rkey merge_bound(struct mx_pipe *pp, unsigned i)
+{
+    uint64_t stage = atomic_load_explicit(&pp->stage, memory_order_acquire);
+    if (!i)
+        return (struct rkey){ stage / 2 + (stage & 1), 0, 0 }; /* the reader */
+    struct worker *w = &pp->w[i - 1];
+    if (mx_ring_drained(&w->in))
+        return (struct rkey){ stage / 2, 0, (uint32_t)(stage & 1) };
+    return key_read(&w->cur);
+}
+
+/* Whether head h of stream b goes before all that stream i may produce
+ * from bound lb on (ties: the lower stream first). */
+static bool merge_before(const struct rkey *h, unsigned b, const struct rkey *lb, unsigned i)
+{
+    int c = key_cmp(h, lb);
+    return c < 0 || (c == 0 && b < i);
+}
+
 /* The merge: stream 0 is the reader's records, 1..n the workers'. Each
  * stream's keys only grow. The least head is released once every empty
- * stream's bound (what it may still produce) is above it. */
+ * stream's bound (what it may still produce) is above it. Heads stay where
+ * they were seen and bounds only grow, so a release looks again at its own
+ * stream only, and at the bound of an empty stream that holds it back: no
+ * other thread's cache lines are read per record but those. */
 static void *merge_main(void *arg)
 {
     struct mx_pipe *pp = arg;
@@ -410,57 +490,76 @@ static void *merge_main(void *arg)
             ended[i] = true; /* it never ran: a failed start */
             live--;
         }
-    struct msg *head[MX_MAX_WORKERS + 1];
-    struct rkey lb[MX_MAX_WORKERS + 1];
+    struct msg *head[MX_MAX_WORKERS + 1] = { NULL };
+    struct rkey lb[MX_MAX_WORKERS + 1]; /* empty streams' bounds, as last read */
+    memset(lb, 0, sizeof(lb));          /* below every key: read when needed */
+    unsigned nap = NAP_MIN_MS;
     while (live) {
-        struct merge_wait mw = { pp, merge_state(pp) };
-        uint64_t stage = atomic_load_explicit(&pp->stage, memory_order_acquire);
-        struct rkey idle = { stage / 2, 0, (uint32_t)(stage & 1) }; /* a worker with nothing to do */
-        struct rkey rd = { stage / 2 + (stage & 1), 0, 0 };         /* the reader */
+#ifdef MX_PIPE_STATS
+        uint64_t s0 = now_ns(CLOCK_MONOTONIC);
+#endif
+        struct merge_wait mw = { pp, atomic_load(&pp->merger.kicks) };
         int best = -1;
-        for (unsigned i = 0; i < ns; i++) {
-            head[i] = NULL;
-            if (ended[i])
+        for (unsigned i = 0; i < ns; i++)
+            if (head[i] && (best < 0 || key_cmp(&head[i]->key, &head[best]->key) < 0))
+                best = (int)i;
+        bool go = best >= 0, seen = false;
+        for (unsigned i = 0; i < ns && !seen; i++) {
+            if (ended[i] || head[i] || (best >= 0 && merge_before(&head[best]->key, (unsigned)best, &lb[i], i)))
                 continue;
-            struct worker *w = i ? &pp->w[i - 1] : NULL;
-            struct mx_ring *r = w ? &w->out : &pp->out;
             /* The bound first, then the ring: what was produced meanwhile is seen. */
-            if (w)
-                lb[i] = mx_ring_drained(&w->in) ? idle : key_read(&w->cur);
-            else
-                lb[i] = rd;
+            lb[i] = merge_bound(pp, i);
+            struct mx_ring *r = i ? &pp->w[i - 1].out : &pp->out;
             size_t n;
             struct msg *m = mx_ring_peek(r, &n);
             if (m && m->kind == MSG_END) {
                 msg_done(r, m);
                 ended[i] = true;
                 live--;
-                continue;
-            }
-            head[i] = m;
-            if (m && (best < 0 || key_cmp(&m->key, &head[best]->key) < 0))
-                best = (int)i;
-        }
-        bool go = best >= 0;
-        for (unsigned i = 0; go && i < ns; i++) {
-            if (ended[i] || head[i])
-                continue;
-            int c = key_cmp(&head[best]->key, &lb[i]);
-            if (c > 0 || (c == 0 && (unsigned)best > i))
+                seen = true;
+            } else if (m) {
+                head[i] = m;
+                seen = true; /* a new head: choose again */
+            } else if (best < 0 || !merge_before(&head[best]->key, (unsigned)best, &lb[i], i)) {
                 go = false;
+            }
         }
+        MX_STAT(n[3], now_ns(CLOCK_MONOTONIC) - s0);
+        if (seen)
+            continue;
         if (go) {
             struct mx_ring *r = best ? &pp->w[best - 1].out : &pp->out;
-            if (head[best]->kind == MSG_LEVELS)
+            if (head[best]->kind == MSG_LEVELS) {
                 merge_levels(pp, &pp->w[best - 1], msg_body(head[best]));
-            else
+                MX_STAT(n[0], 1);
+            } else {
+#ifdef MX_PIPE_STATS
+                uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+#endif
                 merge_deliver(pp, (unsigned)best, msg_body(head[best]));
+                MX_STAT(n[1], 1);
+                MX_STAT(n[2], now_ns(CLOCK_MONOTONIC) - t0);
+            }
             msg_done(r, head[best]);
+            /* Its next head, if one waits; else its bound is read again
+             * before its ring (the bound read before this head is stale:
+             * what followed it may lie below). */
+            size_t n;
+            struct msg *m = mx_ring_peek(r, &n);
+            head[best] = m && m->kind != MSG_END ? m : NULL;
+            memset(&lb[best], 0, sizeof(lb[best]));
             continue;
         }
-        if (live)
-            mx_park_wait(&pp->merger, merge_changed, &mw);
+        if (!live)
+            break;
+        uint64_t before = merge_state(pp);
+        pipe_wake_workers(pp); /* the least head may wait for one that sleeps */
+        mx_park_wait_ms(&pp->merger, merge_kicked, &mw, nap);
+        nap = next_nap(nap, merge_state(pp) == before);
     }
+#ifdef MX_PIPE_STATS
+    stats_print("merge", "levels records deliver_ns scan_ns");
+#endif
     return NULL;
 }
 
@@ -496,6 +595,7 @@ bool mx_pipeline_start(struct mx_engine *e, unsigned n, char *err, size_t errlen
     atomic_init(&pp->stage, 0);
     if (!mx_ring_init(&pp->out, RING_READER, &pp->reader, &pp->merger))
         goto oom;
+    mx_ring_set_batch(&pp->out, SIZE_MAX);
     pp->sink = packing_sink(&pp->out, e, mx_sink_wants_text(e->out));
     if (!pp->sink)
         goto oom;
@@ -515,6 +615,8 @@ bool mx_pipeline_start(struct mx_engine *e, unsigned n, char *err, size_t errlen
         if (!mx_ring_init(&w->in, RING_IN, &pp->reader, &w->park) ||
             !mx_ring_init(&w->out, RING_OUT, &w->park, &pp->merger))
             goto oom;
+        mx_ring_set_batch(&w->in, BATCH_IN);
+        mx_ring_set_batch(&w->out, SIZE_MAX);
         w->eng = mx_engine_new(&wc, NULL, err, errlen);
         if (!w->eng)
             return false;
@@ -575,6 +677,9 @@ static void pipe_finish(struct mx_engine *e)
         if (pp->w[i].started)
             pipe_send(e, i, MSG_END, NULL, 0, NULL, NULL, NULL, FIN_FRAME);
     msg_signal(&pp->out, MSG_END, e->now, FIN_FRAME);
+#ifdef MX_PIPE_STATS
+    stats_print("reader", "segments bytes_copied - -");
+#endif
     for (unsigned i = 0; i < pp->n; i++)
         if (pp->w[i].started)
             pthread_join(pp->w[i].th, NULL);
