@@ -261,16 +261,27 @@ static void on_message(struct jrep *r, const struct mx_event *e)
     }
     if (!jy->subject[0])
         mx_text_copy(jy->subject, sizeof(jy->subject), mx_ev_get_str(e, "headers.subject"));
+    struct jflow *f = mx_idmap_get(&r->flows, e->flow);
+    if (jy->n_hops >= JOURNEY_SHOWN) {
+        /* Only the first JOURNEY_SHOWN transfers are listed: the others are
+         * counted, not kept (a message sent again and again would fill the
+         * store), and its transaction and failures find no hop. */
+        jy->dropped++;
+        if (f)
+            f->txn_hop = f->last_hop = 0;
+        return;
+    }
     enum mx_buf_status st;
     struct hop *h = mx_buf_push(&r->hops, &st);
     if (!h) {
         jy->dropped++;
         r->hops_dropped++;
         r->failed |= st == MX_BUF_NOMEM;
+        if (f)
+            f->txn_hop = f->last_hop = 0;
         return;
     }
     uint32_t hi = (uint32_t)r->hops.n;
-    struct jflow *f = mx_idmap_get(&r->flows, e->flow);
     h->flow = e->flow;
     h->ts = e->ts;
     h->end = MX_TIME_NONE;
