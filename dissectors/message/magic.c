@@ -28,7 +28,7 @@ static bool loaded; /* the database loaded once: threads may load theirs */
 #define MAGIC_CACHE 1024 /* verdicts kept, by the digest's first bits */
 struct verdict {
     uint8_t key[32]; /* SHA-256 of the bytes looked at, their length first */
-    bool used, found;
+    bool used;
     char type[MX_MAGIC_TYPE_CAP];
 };
 static struct verdict cache[MAGIC_CACHE];
