@@ -47,6 +47,11 @@ done
 # several workers.
 run "all pcaps, --idle-timeout 1" --idle-timeout 1 "${own[@]}"
 run "all pcaps" "${own[@]}"
+# Rings of 4 KiB and 16 buckets of flows (src/engine/pipeline.c, place()):
+# rings full all the time, and buckets placed on another worker as soon as
+# their flows are gone. A flow split between two workers changes the output.
+MXRAY_PIPE_SMALL=1 run "all pcaps, --idle-timeout 1, small pipe" --idle-timeout 1 "${own[@]}"
+MXRAY_PIPE_SMALL=1 run "all pcaps, small pipe" "${own[@]}"
 IN=pcaps/demo.pcapng run "stdin" -
 
 corpus=../shared/corpus
@@ -55,6 +60,7 @@ if [ -d "$corpus" ]; then
   for f in "${theirs[@]}"; do
     run "${f#../shared/}" "$f"
   done
+  MXRAY_PIPE_SMALL=1 run "all of the corpus, --idle-timeout 1, small pipe" --idle-timeout 1 "${theirs[@]}"
 else
   echo "SKIP: $corpus is absent; only the project's captures were compared"
 fi

@@ -478,6 +478,7 @@ static void flow_close(struct mx_engine *e, struct mx_flow *f, enum mx_close rea
 static void flow_drop(struct mx_engine *e, struct mx_flow *f)
 {
     flow_close(e, f, MX_CLOSE_CAPTURE_END);
+    mx_pipeline_flow(e, &f->key, -1);
     mx_flow_remove(e->flows, f);
 }
 
@@ -592,6 +593,7 @@ static struct mx_flow *flow_create(struct mx_engine *e, const struct mx_flow_key
         free(x);
         return NULL;
     }
+    mx_pipeline_flow(e, k, 1);
     f->user = x;
     f->id = 0; /* numbered when it turns out to be mail */
     x->ctx.eng = e;

@@ -275,5 +275,8 @@ bool mx_pipeline_start(struct mx_engine *e, unsigned n, char *err, size_t errlen
 void mx_pipeline_stop(struct mx_engine *e);
 /* A worker tells the merge the least key it may still produce (nothing in one thread). */
 void mx_pipeline_key(struct mx_engine *e);
+/* A worker added (+1) or removed (-1) flow k: its bucket stays with that
+ * worker while the worker holds one of its flows (nothing in one thread). */
+void mx_pipeline_flow(struct mx_engine *e, const struct mx_flow_key *k, int delta);
 
 #endif

@@ -16,9 +16,9 @@
 /* ---- Worker threads ----
  *
  * With cfg.workers > 0 this thread reads and decodes, and hands each TCP
- * segment to the worker that owns its flow (by the hash of its 4-tuple)
- * through a ring. Workers are engines of their own (flows, reassembly, nDPI,
- * dissectors) whose sinks pack each record, with its key (struct rkey), into a
+ * segment to the worker that owns its flow (place()) through a ring.
+ * Workers are engines of their own (flows, reassembly, nDPI, dissectors)
+ * whose sinks pack each record, with its key (struct rkey), into a
  * ring to the merge thread. The merge releases a record once no stream can
  * still produce a smaller key, renumbers flows in the order their flow_start
  * records pass, and hands it to the reporters: the output is that of one
@@ -89,17 +89,34 @@ struct mx_pipe {
     uint64_t flows;                                        /* the merge's flow numbers */
     uint64_t sum_flows, sum_bytes, peak_flows, peak_bytes; /* the merge's: all workers' levels */
     bool failed;                                           /* the merge ran out of memory */
+    /* Where flows go (place()): per bucket of 4-tuples, its worker + 1 (0:
+     * none yet) and that worker's ring tail after the bucket's last segment
+     * (the reader's), and the flows the worker holds in it (the workers'). */
+    uint8_t *place;
+    size_t *placed_at;
+    atomic_uint *live;
+    uint64_t load[MX_MAX_WORKERS]; /* the reader's: bytes handed to each worker lately */
+    uint64_t load_sum;
+    size_t ring_in;      /* RING_IN (tests: smaller) */
+    uint32_t buckets;    /* BUCKETS (tests: fewer) */
+    uint32_t flows_busy; /* a worker with this many flows gets new ones last */
 };
 
-/* RING_OUT was 4 MiB: 4 MiB more peak RSS with 2 workers, and no faster. */
-#define RING_IN (2u << 20)     /* bytes of segments queued for a worker */
-#define RING_OUT (2u << 20)    /* bytes of records queued for the merge */
+/* Buckets of 4-tuples that place() places; LOAD_HALF bytes handed over
+ * halve the workers' loads, so a load is about the last 2 * LOAD_HALF. */
+#define BUCKETS (1u << 15)
+#define LOAD_HALF (8u << 20)
+
+/* Measured with 2 workers on the 1 GiB benchmarks (docs/bench.md): RING_IN
+ * of 2 MiB left a worker idle while the other's ring was full (content: 4.1 s
+ * against 3.5 with 4 MiB); RING_OUT of 4 or 2 MiB only added peak RSS. */
+#define RING_IN (4u << 20)     /* bytes of segments queued for a worker */
+#define RING_OUT (1u << 20)    /* bytes of records queued for the merge */
 #define RING_READER (1u << 20) /* the reader's records (decode anomalies) */
 /* A worker is woken when this much waits for it (or when the reader itself
  * waits, or at the end), not at every segment; the merge is never woken by
  * records. Both sleep a nap at most, from 1 ms doubling to 64 ms while
  * nothing happens: records wait that long at most in a quiet live capture. */
-#define BATCH_IN (RING_IN / 16)
 #define NAP_MIN_MS 1
 #define NAP_MAX_MS 64
 
@@ -384,10 +401,68 @@ static void pipe_send(struct mx_engine *e, unsigned wi, uint32_t kind, const str
     mx_ring_commit(&w->in);
 }
 
-/* Which worker owns flow k. */
-static unsigned owner(const struct mx_pipe *pp, const struct mx_flow_key *k)
+static uint32_t bucket_of(const struct mx_pipe *pp, const struct mx_flow_key *k)
 {
-    return (unsigned)(((uint64_t)mx_flow_key_shard(k) * pp->n) >> 32);
+    return mx_flow_key_shard(k) & (pp->buckets - 1);
+}
+
+/* Which worker owns flow k's bucket b. A bucket goes to the worker with the
+ * fewest bytes handed to it lately and still on its ring, among those with
+ * room for a quarter more of their share of flows (a full table would evict
+ * flows one thread keeps). It stays there while that worker may hold one of
+ * its flows: a segment still on the ring, or a flow open or lingering (the
+ * workers count them, mx_pipeline_flow()). A hash alone shared out the few
+ * flows that carry most bytes unevenly: one of two workers did twice the
+ * other's work on mail with attachments. A segment of a bucket that had one
+ * within the ring's size (the ring cannot still hold older ones) stays put
+ * without reading what the workers write. */
+static unsigned place(struct mx_pipe *pp, uint32_t b)
+{
+    unsigned w = pp->place[b];
+    if (w) {
+        struct worker *wk = &pp->w[w - 1];
+        size_t at = pp->placed_at[b];
+        if (atomic_load_explicit(&wk->in.tail, memory_order_relaxed) - at < pp->ring_in ||
+            atomic_load_explicit(&wk->in.head, memory_order_acquire) < at ||
+            atomic_load_explicit(&pp->live[b], memory_order_relaxed))
+            return w - 1;
+    }
+    w = 0;
+    uint64_t best = UINT64_MAX;
+    for (unsigned i = 0; i < pp->n; i++) {
+        struct mx_ring *r = &pp->w[i].in;
+        uint64_t v = pp->load[i] + atomic_load_explicit(&r->tail, memory_order_relaxed) -
+                     atomic_load_explicit(&r->head, memory_order_relaxed);
+        if (atomic_load_explicit(&pp->w[i].nflows, memory_order_relaxed) >= pp->flows_busy)
+            v += UINT64_MAX / 2;
+        if (v < best) {
+            best = v;
+            w = i;
+        }
+    }
+    MX_STAT(n[2], pp->place[b] != 0); /* placed again */
+    pp->place[b] = (uint8_t)(w + 1);
+    return w;
+}
+
+/* The reader handed `bytes` of bucket b to worker w. */
+static void placed(struct mx_pipe *pp, uint32_t b, unsigned w, size_t bytes)
+{
+    pp->placed_at[b] = atomic_load_explicit(&pp->w[w].in.tail, memory_order_relaxed);
+    pp->load[w] += bytes;
+    pp->load_sum += bytes;
+    if (pp->load_sum >= LOAD_HALF) {
+        pp->load_sum = 0;
+        for (unsigned i = 0; i < pp->n; i++)
+            pp->load[i] /= 2;
+    }
+}
+
+void mx_pipeline_flow(struct mx_engine *e, const struct mx_flow_key *k, int delta)
+{
+    if (e->root != e && e->root->pipe)
+        atomic_fetch_add_explicit(&e->root->pipe->live[bucket_of(e->root->pipe, k)], (unsigned)delta,
+                                  memory_order_release);
 }
 
 /* The fingerprint of everything the merge may wait for: each term only grows. */
@@ -594,6 +669,16 @@ bool mx_pipeline_start(struct mx_engine *e, unsigned n, char *err, size_t errlen
     if (!pp->w || !mx_park_init(&pp->reader) || !mx_park_init(&pp->merger))
         goto oom;
     atomic_init(&pp->stage, 0);
+    /* tests/workers.sh: rings that fill at once, and 16 buckets that many
+     * flows share, so that buckets are placed again all the time. */
+    bool small = getenv("MXRAY_PIPE_SMALL") != NULL;
+    pp->ring_in = small ? 4096 : RING_IN;
+    pp->buckets = small ? 16 : BUCKETS;
+    pp->place = calloc(pp->buckets, sizeof(*pp->place));
+    pp->placed_at = calloc(pp->buckets, sizeof(*pp->placed_at));
+    pp->live = calloc(pp->buckets, sizeof(*pp->live));
+    if (!pp->place || !pp->placed_at || !pp->live)
+        goto oom;
     if (!mx_ring_init(&pp->out, RING_READER, &pp->reader, &pp->merger))
         goto oom;
     mx_ring_set_batch(&pp->out, SIZE_MAX);
@@ -604,6 +689,7 @@ bool mx_pipeline_start(struct mx_engine *e, unsigned n, char *err, size_t errlen
     wc.workers = 0;
     wc.progress = NULL;
     wc.max_flows = (e->cfg.max_flows + n - 1) / n;
+    pp->flows_busy = wc.max_flows - wc.max_flows / 4;
     wc.memory = e->cfg.memory / n;
     uint64_t total = e->cfg.reasm.max_total_bytes ? e->cfg.reasm.max_total_bytes : UINT64_C(256) << 20;
     wc.reasm.max_total_bytes = total / n ? total / n : 1;
@@ -613,10 +699,10 @@ bool mx_pipeline_start(struct mx_engine *e, unsigned n, char *err, size_t errlen
         pp->n = i + 1;
         if (!mx_park_init(&w->park))
             goto oom;
-        if (!mx_ring_init(&w->in, RING_IN, &pp->reader, &w->park) ||
+        if (!mx_ring_init(&w->in, pp->ring_in, &pp->reader, &w->park) ||
             !mx_ring_init(&w->out, RING_OUT, &w->park, &pp->merger))
             goto oom;
-        mx_ring_set_batch(&w->in, BATCH_IN);
+        mx_ring_set_batch(&w->in, pp->ring_in / 16);
         mx_ring_set_batch(&w->out, SIZE_MAX);
         w->eng = mx_engine_new(&wc, NULL, err, errlen);
         if (!w->eng)
@@ -661,6 +747,9 @@ static void pipe_free(struct mx_pipe *pp)
         mx_park_destroy(&w->park);
     }
     free(pp->w);
+    free(pp->place);
+    free(pp->placed_at);
+    free(pp->live);
     mx_sink_free(pp->sink);
     mx_ring_destroy(&pp->out);
     mx_park_destroy(&pp->reader);
@@ -679,7 +768,7 @@ static void pipe_finish(struct mx_engine *e)
             pipe_send(e, i, MSG_END, NULL, 0, NULL, NULL, NULL, FIN_FRAME);
     msg_signal(&pp->out, MSG_END, e->now, FIN_FRAME);
 #ifdef MX_PIPE_STATS
-    stats_print("reader", "segments bytes_copied - -");
+    stats_print("reader", "segments bytes_copied buckets_placed_again -");
 #endif
     for (unsigned i = 0; i < pp->n; i++)
         if (pp->w[i].started)
@@ -713,7 +802,10 @@ void mx_pipeline_stop(struct mx_engine *e)
 static void threads_segment(struct mx_engine *e, const struct mx_packet *p, uint32_t wirelen,
                             const struct mx_flow_key *k, const struct mx_proto *sp, const struct mx_proto *dp)
 {
-    pipe_send(e, owner(e->pipe, k), MSG_PKT, p, wirelen, k, sp, dp, p->frame);
+    uint32_t b = bucket_of(e->pipe, k);
+    unsigned w = place(e->pipe, b);
+    pipe_send(e, w, MSG_PKT, p, wirelen, k, sp, dp, p->frame);
+    placed(e->pipe, b, w, sizeof(struct pkt_body) + p->payload.len);
 }
 
 /* Every worker expires its flows at the same frame. */

@@ -52,8 +52,9 @@ void mx_flow_key_make(struct mx_flow_key *k, const struct mx_addr *src, uint16_t
 }
 
 /* FNV-1a over the key's bytes; keys are zero-padded so memcmp/hash are exact.
- * Unkeyed, so that a capture shares out the same way on every run: crafted
- * keys can only crowd one worker, which costs the parallelism and no more. */
+ * Unkeyed, so that a capture falls into the same buckets on every run:
+ * crafted keys can only crowd one bucket (one worker at a time), which costs
+ * the parallelism and no more. */
 uint32_t mx_flow_key_shard(const struct mx_flow_key *k)
 {
     const uint8_t *p = (const uint8_t *)k;

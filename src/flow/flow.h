@@ -48,7 +48,7 @@ void mx_flow_table_free(struct mx_flow_table *t);
 void mx_flow_key_make(struct mx_flow_key *k, const struct mx_addr *src, uint16_t sport, const struct mx_addr *dst,
                       uint16_t dport, bool *src_is_lo);
 
-/* Which share of the flows a key belongs to, for worker threads: the same on
+/* Which bucket of flows a key belongs to, for worker threads: the same on
  * every run (the table itself hashes with a random key). */
 uint32_t mx_flow_key_shard(const struct mx_flow_key *k);
 
