@@ -160,8 +160,9 @@ const struct mx_ev_field *mx_ev_get(const struct mx_event *e, const char *path)
             while (f && idx--)
                 f = mx_ev_next(e, f);
         } else {
-            /* the key is path's n bytes: compared up to the first difference, no strlen */
-            while (f && !(f->key && !strncmp(f->key, path, n) && f->key[n] == '\0'))
+            /* the key is path's n bytes: compared up to the first difference, no
+             * strlen; most keys differ in their first byte, which is compared inline */
+            while (f && !(f->key && f->key[0] == path[0] && !strncmp(f->key, path, n) && f->key[n] == '\0'))
                 f = mx_ev_next(e, f);
         }
         if (!f)
