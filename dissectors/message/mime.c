@@ -37,15 +37,16 @@ bool mx_mime_eq(struct mx_slice s, const char *lit)
     return true;
 }
 
+/* Each hex digit's value plus one (RFC 2045 §6.7 rule 1; lower case tolerated), 0 for the rest. */
+static const uint8_t hex_plus1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+    ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
+
 static int hex_val(uint8_t c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10; /* lower case tolerated (RFC 2045 §6.7 rule 1 note) */
-    return -1;
+    return (int)hex_plus1[c] - 1;
 }
 
 /* The base64 alphabet (RFC 4648 §4) as four tables, one per place in a
@@ -184,30 +185,38 @@ static size_t qp_flush_ws(struct mx_mime_qp *st, uint8_t *out)
     return n;
 }
 
-/* The bulk of a piece with nothing pending: literal runs found with memchr
- * and copied whole, "=XX" escapes decoded in place, up to the piece's
+/* The bulk of a piece with nothing pending: literal runs copied (long ones
+ * found with memchr and copied whole), "=XX" escapes decoded in place, up to the piece's
  * trailing whitespace (which only the line end decides) or to an '=' that
  * is not followed by two hex digits here. Returns the bytes of `in` taken;
  * their output is what the careful loop would give. */
 static size_t qp_bulk(const uint8_t *in, size_t len, uint8_t *out, size_t *w)
 {
-    size_t e = len, i = 0;
+    size_t e = len, i = 0, o = *w;
     while (e && (in[e - 1] == ' ' || in[e - 1] == '\t'))
         e--;
     while (i < e) {
-        const uint8_t *q = memchr(in + i, '=', e - i);
-        size_t run = q ? (size_t)(q - (in + i)) : e - i;
-        memcpy(out + *w, in + i, run);
-        *w += run;
-        i += run;
-        if (!q)
+        /* Text other than English has an escape every few bytes: the next
+         * 16 are looked at here, memchr only takes longer runs. */
+        size_t lim = e - i > 16 ? i + 16 : e;
+        while (i < lim && in[i] != '=')
+            out[o++] = in[i++];
+        if (i == lim && i < e) {
+            const uint8_t *q = memchr(in + i, '=', e - i);
+            size_t run = q ? (size_t)(q - (in + i)) : e - i;
+            memcpy(out + o, in + i, run);
+            o += run;
+            i += run;
+        }
+        if (i >= e)
             break;
         int hi = len - i > 2 ? hex_val(in[i + 1]) : -1, lo = hi >= 0 ? hex_val(in[i + 2]) : -1;
         if (lo < 0)
             break;
-        out[(*w)++] = (uint8_t)(hi << 4 | lo);
+        out[o++] = (uint8_t)(hi << 4 | lo);
         i += 3;
     }
+    *w = o;
     return i;
 }
 
