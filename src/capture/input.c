@@ -115,6 +115,21 @@ static const struct mx_input_ops file_ops = {
     .position = file_position,
 };
 
+/* path opened for reading through a READ_BUF buffer (*buf, freed after
+ * fclose), or NULL (and *buf NULL). */
+static FILE *open_buffered(const char *path, char **buf)
+{
+    *buf = malloc(READ_BUF);
+    FILE *fp = *buf ? fopen(path, "rb") : NULL;
+    if (fp && setvbuf(fp, *buf, _IOFBF, READ_BUF) == 0)
+        return fp;
+    if (fp)
+        fclose(fp);
+    free(*buf);
+    *buf = NULL;
+    return NULL;
+}
+
 /* Opens a pcap or pcapng from path, or from stream (then owned: closed on
  * failure too); u: the stream's decoder, whose error is the reason when it
  * has one. */
@@ -132,15 +147,8 @@ static struct mx_input *open_pcap(const char *path, FILE *stream, struct mx_unpa
     f->base.ops = &file_ops;
     f->unpack = u;
     snprintf(f->base.name, sizeof(f->base.name), "%s", name);
-    if (!stream && (f->iobuf = malloc(READ_BUF)) && (stream = fopen(path, "rb")) &&
-        setvbuf(stream, f->iobuf, _IOFBF, READ_BUF) != 0) {
-        fclose(stream);
-        stream = NULL;
-    }
-    if (!stream) { /* not opened here: libpcap's own error */
-        free(f->iobuf);
-        f->iobuf = NULL;
-    }
+    if (!stream)
+        stream = open_buffered(path, &f->iobuf); /* NULL: libpcap opens it, and says why it cannot */
     if (stream)
         f->pcap = pcap_fopen_offline_with_tstamp_precision(stream, PCAP_TSTAMP_PRECISION_NANO, ebuf);
     else
