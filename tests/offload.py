@@ -123,13 +123,13 @@ def not_later(name, t0, t):
 
 
 # Keys whose values differ between two runs of one scenario by nature: frame
-# numbers and counts, times, the client's port, byte counts (super-frames
+# numbers and counts, times, the client's port (and so the Community ID), byte counts (super-frames
 # carry fewer headers), and what depends on TLS's random bytes.
 # Also which end closed first (the teardown races), and byte counts of the
 # streams (a reply's timing text, a TLS session ticket vary in length between
 # runs; tshark checks each capture's bytes).
-RUN_KEYS = DROP | {"ts", "last_ts", "start", "end", "duration", "latency", "client_port", "queue_id", "fin",
-                   "tls_bytes", "payload_bytes"}
+RUN_KEYS = DROP | {"ts", "last_ts", "start", "end", "duration", "latency", "client_port", "community_id", "queue_id",
+                   "fin", "tls_bytes", "payload_bytes"}
 # and what TCP did in each run (a receiver's zero window in one run and not in its twin)
 RUN_KEYS |= {"retransmissions", "fast_retransmissions", "spurious_retransmissions", "out_of_order", "duplicate_acks",
              "zero_windows"}

@@ -490,7 +490,7 @@ static void login_finish(struct imap *s, enum mx_login_outcome o, struct mx_slic
         return;
     mx_text_set(&l->resp_code, code);
     const char *outcome = mx_login_outcome_name(o);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.auth", mx_ctx_flow_id(s->m.ctx), s->m.now);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, "imap.auth", s->m.now);
     mx_ev_str(ev, "command", l->command);
     mx_sasl_describe_identity(&l->sasl, ev);
     mx_ev_str(ev, "outcome", outcome);
@@ -794,7 +794,7 @@ static void idle_end(struct imap *s, mx_frame_t f, mx_time_t ts)
         return;
     s->idle.on = false;
     s->idles++;
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.idle", mx_ctx_flow_id(s->m.ctx), s->idle.start);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, "imap.idle", s->idle.start);
     mx_ev_text_cut(ev, "tag", &s->idle.tag);
     mx_ev_time(ev, "start", s->idle.start);
     if (ts != MX_TIME_NONE)
@@ -898,7 +898,7 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
     s->completions++;
     s->no += no;
     s->bad += !ok && !no;
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.response", mx_ctx_flow_id(s->m.ctx), ts);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, "imap.response", ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
     mx_ev_wire(ev, "tag", tag);
@@ -1156,7 +1156,7 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
      * its own (autologout, shutdown, or refusal at connection time). */
     bool closes = status_word && mx_ieq(k.ptr, k.len, "BYE") && !s->quiet && !logout_pending(s);
     uint32_t unanswered = closes ? (uint32_t)s->pend.n : 0;
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.untagged", mx_ctx_flow_id(s->m.ctx), ts);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, "imap.untagged", ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
     if (has_num)
@@ -1216,7 +1216,7 @@ static void continuation(struct imap *s, struct mx_slice text, mx_frame_t a, mx_
         s->idle.untagged = 0;
         mx_text_set(&s->idle.tag, p ? mx_slice_make(p->tag, p->tag_len) : mx_slice_make("", 0));
     }
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.continuation", mx_ctx_flow_id(s->m.ctx), ts);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, "imap.continuation", ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
     mx_ev_str(ev, "for", what);
@@ -1482,7 +1482,7 @@ static void client_line(struct imap *s, struct line *l, mx_frame_t a, mx_frame_t
     if (s->idle_open) {
         /* RFC 2177 §3: "DONE" ends the IDLE; nothing else is allowed. */
         if (mx_ieq(lbytes(l), llen(l), "DONE")) {
-            struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.command", mx_ctx_flow_id(s->m.ctx), ts);
+            struct mx_event *ev = mx_ctx_begin(s->m.ctx, "imap.command", ts);
             mx_ev_dir(ev, MX_DIR_C2S);
             mx_ev_frames(ev, a, b);
             mx_ev_str(ev, "command", "DONE");
@@ -1936,7 +1936,7 @@ static void imap_gap(void *state, enum mx_dir d, uint64_t len)
 static void session_emit(struct imap *s)
 {
     const struct mx_flow_info *fi = mx_ctx_flow(s->m.ctx);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "imap.session", fi->id, s->m.now);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, "imap.session", s->m.now);
     mx_ev_time(ev, "start", fi->start);
     if (s->greeted) {
         mx_ev_obj(ev, "greeting");

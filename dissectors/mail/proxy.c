@@ -427,7 +427,7 @@ static void proxy_record(struct mx_mail *m, const struct mx_proxy_header *h, uin
     struct mx_frame_ref b = mx_ctx_frame_at(m->ctx, MX_DIR_C2S, off + h->len - 1);
     mx_mail_seen(m, a.ts);
     struct mx_sink *sink = mx_ctx_sink(m->ctx);
-    struct mx_event *ev = mx_event_begin(sink, "proxy", mx_ctx_flow_id(m->ctx), a.ts);
+    struct mx_event *ev = mx_ctx_begin(m->ctx, "proxy", a.ts);
     bool named = !h->local && (h->family == 4 || h->family == 6);
     mx_ev_dir(ev, MX_DIR_C2S);
     mx_ev_frames(ev, a.frame, b.frame);

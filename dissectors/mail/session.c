@@ -429,7 +429,7 @@ void mx_mail_sasl_server(struct mx_mail *m, struct mx_sasl *sasl, struct mx_slic
 void mx_mail_command_record(struct mx_mail *m, const struct mx_mail_command *c)
 {
     struct mx_sink *sink = mx_ctx_sink(m->ctx);
-    struct mx_event *ev = mx_event_begin(sink, m->proto->command_type, mx_ctx_flow_id(m->ctx), c->ts);
+    struct mx_event *ev = mx_ctx_begin(m->ctx, m->proto->command_type, c->ts);
     bool redact = c->redacted_len && !mx_ctx_flow(m->ctx)->show_secrets;
     if (c->name)
         m->login_failed = false;
@@ -481,7 +481,7 @@ void mx_mail_auth_data_record(struct mx_mail *m, struct mx_slice line, bool secr
 {
     bool hide = secret && !mx_ctx_flow(m->ctx)->show_secrets;
     struct mx_sink *sink = mx_ctx_sink(m->ctx);
-    struct mx_event *ev = mx_event_begin(sink, m->proto->auth_data_type, mx_ctx_flow_id(m->ctx), ts);
+    struct mx_event *ev = mx_ctx_begin(m->ctx, m->proto->auth_data_type, ts);
     mx_ev_dir(ev, MX_DIR_C2S);
     mx_ev_frames(ev, a, b);
     if (hide)

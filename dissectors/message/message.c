@@ -2457,7 +2457,7 @@ static void emit_record(struct mx_message *m)
 {
     struct mx_dissect_ctx *ctx = m->env.ctx;
     char hx[65];
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(ctx), "message", mx_ctx_flow_id(ctx), m->first.ts);
+    struct mx_event *ev = mx_ctx_begin(ctx, "message", m->first.ts);
     mx_ev_dir(ev, m->env.dir);
     mx_ev_str(ev, "source", m->env.source ? m->env.source : "unknown");
     /* where a POP3 or IMAP message came from, when the session said */

@@ -253,7 +253,7 @@ static void login_finish(struct pop3 *s, enum mx_login_outcome o, mx_frame_t f)
     if (s->rep.active)
         l->resp_code = s->rep.resp_code;
     const char *outcome = mx_login_outcome_name(o);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "pop3.auth", mx_ctx_flow_id(s->m.ctx), s->m.now);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, "pop3.auth", s->m.now);
     mx_sasl_describe_identity(&l->sasl, ev);
     mx_ev_str(ev, "outcome", outcome);
     if (l->resp_code.len)
@@ -353,7 +353,7 @@ static void response_emit(struct pop3 *s, uint64_t end_off)
         last = s->rep.end_frame;
     const struct pending *p = &s->rep.cmd;
     struct mx_slice text = mx_text_slice(&s->rep.text);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "pop3.response", mx_ctx_flow_id(s->m.ctx), s->rep.ts);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, "pop3.response", s->rep.ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, s->rep.first_frame, last);
     mx_ev_str(ev, "status", s->rep.ok ? "+OK" : "-ERR");
@@ -497,7 +497,7 @@ static void continuation(struct pop3 *s, struct mx_slice b64, uint64_t off, size
     if (s->m.login)
         mx_mail_sasl_server(&s->m, &s->m.login->sasl, b64, off, raw);
     s->auth_continue = true;
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "pop3.response", mx_ctx_flow_id(s->m.ctx), ts);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, "pop3.response", ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
     mx_ev_str(ev, "status", "+");
@@ -1205,7 +1205,7 @@ static void pop3_gap(void *state, enum mx_dir d, uint64_t len)
 static void session_emit(struct pop3 *s)
 {
     const struct mx_flow_info *fi = mx_ctx_flow(s->m.ctx);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), "pop3.session", fi->id, s->m.now);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, "pop3.session", s->m.now);
     mx_ev_time(ev, "start", fi->start);
     if (s->greeted) {
         mx_ev_obj(ev, "greeting");

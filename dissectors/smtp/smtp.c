@@ -190,7 +190,7 @@ static void auth_finish(struct smtp *s, int code, const struct mx_enhanced_code 
     a->code = code;
     snprintf(a->enh, sizeof(a->enh), "%s", enh->text);
     const char *outcome = mx_login_outcome_name(o);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), s->names->auth, mx_ctx_flow_id(s->m.ctx), s->m.now);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, s->names->auth, s->m.now);
     mx_sasl_describe_identity(&a->sasl, ev);
     mx_ev_str(ev, "outcome", outcome);
     if (code)
@@ -548,7 +548,7 @@ static void reply_done(struct smtp *s, uint64_t end_off)
         anomaly(s, MX_DIR_S2C, A_UNMATCHED_REPLY, end_off ? end_off - 1 : 0, 1);
     s->replies++;
     struct mx_slice text = mx_text_slice(&s->rep.text);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), s->names->reply, mx_ctx_flow_id(s->m.ctx), ts);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, s->names->reply, ts);
     mx_ev_dir(ev, MX_DIR_S2C);
     mx_ev_frames(ev, a, b);
     mx_ev_int(ev, "code", s->rep.code);
@@ -1119,7 +1119,7 @@ static void body_end(struct smtp *s, uint64_t off, size_t len, enum terminator t
     struct txn *t = &s->txn;
     if (t->msg)
         mx_message_end(t->msg);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), s->names->data, mx_ctx_flow_id(s->m.ctx), ts);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, s->names->data, ts);
     mx_ev_dir(ev, MX_DIR_C2S);
     mx_ev_frames(ev, s->data_first_frame ? s->data_first_frame : a, b);
     if (t->msg)
@@ -1418,7 +1418,7 @@ static void smtp_gap(void *state, enum mx_dir d, uint64_t len)
 static void session_emit(struct smtp *s)
 {
     const struct mx_flow_info *fi = mx_ctx_flow(s->m.ctx);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(s->m.ctx), s->names->session, fi->id, s->m.now);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, s->names->session, s->m.now);
     mx_ev_time(ev, "start", fi->start);
     if (s->greet_code) {
         mx_ev_obj(ev, "greeting");

@@ -47,7 +47,7 @@ static void emit(struct smtp *s, bool accepted, mx_frame_t ra, mx_frame_t rb)
 {
     struct smtp_smuggle *g = &s->smug;
     struct mx_sink *sink = mx_ctx_sink(s->m.ctx);
-    struct mx_event *ev = mx_event_begin(sink, "smtp.smuggling", mx_ctx_flow_id(s->m.ctx), s->m.now);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, "smtp.smuggling", s->m.now);
     mx_ev_dir(ev, MX_DIR_C2S);
     mx_ev_frames(ev, g->dot, g->cmd ? g->cmd : g->dot);
     mx_ev_str(ev, "sequence", g->seq);

@@ -210,8 +210,7 @@ static void delivery_emit(struct smtp *s, const struct txn *t, const struct rcpt
 
 static void txn_emit(struct smtp *s, const struct txn *t, enum disposition disposition)
 {
-    struct mx_event *ev =
-        mx_event_begin(mx_ctx_sink(s->m.ctx), s->names->transaction, mx_ctx_flow_id(s->m.ctx), s->m.now);
+    struct mx_event *ev = mx_ctx_begin(s->m.ctx, s->names->transaction, s->m.now);
     mx_ev_uint(ev, "trans_depth", t->depth);
     mx_ev_time(ev, "start", t->ts);
     enum verb hv;

@@ -2125,7 +2125,7 @@ static void emit_record(struct mx_tls *t)
     mx_time_t ts = t->ts != MX_TIME_NONE ? t->ts : mx_ctx_flow(t->ctx)->start;
     /* The record describes the TLS session, not bytes it carried. */
     uint64_t was = mx_sink_decrypted(mx_ctx_sink(t->ctx), 0);
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(t->ctx), "tls", mx_ctx_flow_id(t->ctx), ts);
+    struct mx_event *ev = mx_ctx_begin(t->ctx, "tls", ts);
     mx_ev_str(ev, "how", t->how);
     mx_ev_arr(ev, "versions_offered");
     if (ch->has_versions) {

@@ -121,7 +121,7 @@ static void record(struct tunnel *t, const char *outcome)
     struct mx_dissect_ctx *ctx = t->ctx;
     const struct tun_request *rq = &t->rq;
     bool show = mx_ctx_flow(ctx)->show_secrets;
-    struct mx_event *ev = mx_event_begin(mx_ctx_sink(ctx), "tunnel", mx_ctx_flow_id(ctx), t->ts);
+    struct mx_event *ev = mx_ctx_begin(ctx, "tunnel", t->ts);
     mx_ev_str(ev, "kind", kind_names[rq->kind]);
     mx_ev_wire_cut(ev, "target_host", text_slice(&rq->host), rq->host.wire);
     mx_ev_uint(ev, "target_port", rq->port);

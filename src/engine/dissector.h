@@ -128,6 +128,10 @@ struct mx_sink *mx_ctx_sink(struct mx_dissect_ctx *ctx);
 /* The flow's id, as used in every record of the flow. */
 uint64_t mx_ctx_flow_id(const struct mx_dissect_ctx *ctx);
 
+/* Begins a record of this flow on the run's sink (mx_event_begin): with the
+ * flow's id and Community ID. */
+struct mx_event *mx_ctx_begin(struct mx_dissect_ctx *ctx, const char *type, mx_time_t ts);
+
 /* The network's part of the flow between two capture times (a command and
  * the end of its reply): retransmissions, zero windows and the longest stall
  * that fell in it (flow/tcpa.h). */

@@ -100,11 +100,17 @@ static void warn_once(struct mx_engine *e, enum mx_core_anomaly a, mx_frame_t fr
             *file ? ": " : "", frame, mx_core_anomalies[a].desc, extra ? ": " : "", more);
 }
 
+struct mx_event *mx_engine_begin(struct mx_engine *e, struct mx_flow *f, const char *type, mx_time_t ts)
+{
+    const struct flow_ext *x = f->user;
+    return mx_event_begin_flow(e->sink, type, f->id, x ? x->community_id : NULL, ts);
+}
+
 /* An anomaly event, attributed to a flow when there is one. */
 void mx_engine_emit_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, const char *name, const char *desc,
                             mx_frame_t first, mx_frame_t last, mx_time_t ts)
 {
-    struct mx_event *ev = mx_event_begin(e->sink, "anomaly", f ? f->id : 0, ts);
+    struct mx_event *ev = f ? mx_engine_begin(e, f, "anomaly", ts) : mx_event_begin(e->sink, "anomaly", 0, ts);
     if (dir >= 0)
         mx_ev_dir(ev, (enum mx_dir)dir);
     mx_ev_str(ev, "name", name);
@@ -172,7 +178,7 @@ static void on_gap(void *ud, enum mx_dir d, uint64_t off, uint64_t len, mx_frame
     e->c.an.n[MX_AN_TCP_GAP]++;
     if (!frame && !ts)
         ts = f->last_ts; /* settled by the flow's end, with nothing held after it */
-    struct mx_event *ev = mx_event_begin(e->sink, "gap", f->id, ts);
+    struct mx_event *ev = mx_engine_begin(e, f, "gap", ts);
     mx_ev_dir(ev, d);
     mx_ev_uint(ev, "offset", off);
     mx_ev_uint(ev, "len", len);
@@ -218,7 +224,7 @@ static void emit_flow_start(struct mx_engine *e, struct mx_flow *f)
     char c[MX_ADDR_STRLEN], s[MX_ADDR_STRLEN];
     mx_addr_str(&f->addr[MX_DIR_C2S], c, sizeof(c));
     mx_addr_str(&f->addr[MX_DIR_S2C], s, sizeof(s));
-    struct mx_event *ev = mx_event_begin(e->sink, "flow_start", f->id, f->first_ts);
+    struct mx_event *ev = mx_engine_begin(e, f, "flow_start", f->first_ts);
     mx_ev_str(ev, "proto", x->proto->name);
     mx_ev_str(ev, "client", c);
     mx_ev_uint(ev, "client_port", f->port[MX_DIR_C2S]);
@@ -355,7 +361,7 @@ static void emit_flow_record(struct mx_engine *e, struct mx_flow *f)
     char c[MX_ADDR_STRLEN], s[MX_ADDR_STRLEN];
     mx_addr_str(&f->addr[MX_DIR_C2S], c, sizeof(c));
     mx_addr_str(&f->addr[MX_DIR_S2C], s, sizeof(s));
-    struct mx_event *ev = mx_event_begin(e->sink, "flow", f->id, f->last_ts);
+    struct mx_event *ev = mx_engine_begin(e, f, "flow", f->last_ts);
     mx_ev_str(ev, "proto", x->proto->name);
     mx_ev_bool(ev, "tls_port", x->tls_port);
     mx_ev_str(ev, "client", c);
@@ -560,6 +566,8 @@ static void become_mail(struct mx_engine *e, struct mx_flow *f, const struct mx_
     x->tls_port = tls;
     f->id = ++e->c.flows_total; /* mail flows are numbered 1, 2, ... */
     x->ctx.info.id = f->id;
+    mx_community_id(&f->addr[MX_DIR_C2S], f->port[MX_DIR_C2S], &f->addr[MX_DIR_S2C], f->port[MX_DIR_S2C],
+                    x->community_id);
     x->ctx.info.handshake = x->handshake;
     x->ctx.info.tls_port = tls;
     /* TLS from the first byte: the protocol's TLS dissector (RFC 8314 §3.3). */

@@ -41,6 +41,11 @@ uint64_t mx_ctx_flow_id(const struct mx_dissect_ctx *ctx)
     return ctx->flow->id;
 }
 
+struct mx_event *mx_ctx_begin(struct mx_dissect_ctx *ctx, const char *type, mx_time_t ts)
+{
+    return mx_engine_begin(ctx->eng, ctx->flow, type, ts);
+}
+
 void mx_ctx_net_span(const struct mx_dissect_ctx *ctx, mx_time_t from, mx_time_t to, struct mx_tcpa_span *s)
 {
     const struct flow_ext *x = ctx->flow->user;
@@ -235,7 +240,7 @@ static bool fm_push(struct mx_dir_state *ds, uint64_t off, mx_frame_t frame, mx_
 static void dissect_stop(struct mx_dissect_ctx *ctx, const char *why)
 {
     struct mx_engine *e = ctx->eng;
-    struct mx_event *ev = mx_event_begin(e->sink, "error", ctx->flow->id, e->now);
+    struct mx_event *ev = mx_engine_begin(e, ctx->flow, "error", e->now);
     mx_ev_str(ev, "what", why);
     mx_ev_text(ev, "dissection of this flow stopped: %s", why);
     mx_ev_tone(ev, MX_TONE_BAD);

@@ -154,6 +154,7 @@ struct flow_ext {
     uint8_t encap[MX_ENCAP_MAX];      /* the first packet's encapsulations (decode.h), outermost first */
     uint8_t nencap;
     struct mx_tcpa net; /* the network's part: retransmissions, stalls, the handshake's round trip */
+    char community_id[MX_COMMUNITY_ID_LEN]; /* set when it turns out to be mail; on each of its records */
 };
 
 /* Where a record falls in the run's order, so that the merge of worker
@@ -231,6 +232,8 @@ struct mx_engine {
     struct mx_files files;
 };
 
+/* Begins a record of flow f (a mail flow: numbered, its Community ID known). */
+struct mx_event *mx_engine_begin(struct mx_engine *e, struct mx_flow *f, const char *type, mx_time_t ts);
 /* An anomaly event, attributed to a flow when there is one. */
 void mx_engine_emit_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, const char *name, const char *desc,
                             mx_frame_t first, mx_frame_t last, mx_time_t ts);

@@ -27,8 +27,9 @@ struct mx_sink {
     uint64_t decrypted; /* the flow whose records come from decrypted bytes now, or 0 */
     const struct mx_deriver_ops *deriver;
     void *deriver_ctx;
-    bool deriving;           /* the deriver runs: records begin in `derived` */
-    struct mx_event derived; /* a derived record, built while the one it reads stays valid */
+    bool deriving;                 /* the deriver runs: records begin in `derived` */
+    const struct mx_event *source; /* the record the deriver reads */
+    struct mx_event derived;       /* a derived record, built while the one it reads stays valid */
 };
 
 struct mx_sink *mx_sink_new(void)
@@ -256,7 +257,32 @@ static void add_string(struct mx_event *e, const char *key, const char *p, size_
     e->arena.n += w;
 }
 
+/* The community_id of record src (right after its "flow"), if it has one. */
+static bool community_id_of(const struct mx_event *src, struct mx_slice *id)
+{
+    if (src->fields.n < 3)
+        return false;
+    const struct mx_ev_field *f = mx_ev_field_at(src, 2);
+    if (f->kind != MX_EV_STR || !f->key || strcmp(f->key, "community_id"))
+        return false;
+    *id = mx_ev_field_str(src, f);
+    return true;
+}
+
 struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t flow, mx_time_t ts)
+{
+    char id[64] = ""; /* the source's text is a slice of its arena: ended here */
+    struct mx_slice v;
+    if (flow && s->deriving && s->source && s->source->flow == flow && community_id_of(s->source, &v) &&
+        v.len < sizeof(id)) {
+        memcpy(id, v.ptr, v.len);
+        id[v.len] = '\0';
+    }
+    return mx_event_begin_flow(s, type, flow, id, ts);
+}
+
+struct mx_event *mx_event_begin_flow(struct mx_sink *s, const char *type, uint64_t flow, const char *community_id,
+                                     mx_time_t ts)
 {
     struct mx_event *e = s->deriving ? &s->derived : &s->ev;
     e->type = type;
@@ -273,6 +299,8 @@ struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t fl
     mx_ev_str(e, "type", type);
     if (flow)
         mx_ev_uint(e, "flow", flow);
+    if (flow && community_id && community_id[0])
+        mx_ev_str(e, "community_id", community_id);
     if (ts != MX_TIME_NONE)
         mx_ev_time(e, "ts", ts);
     if (flow && flow == s->decrypted && !s->deriving) /* a derived record reads records, not bytes */
@@ -304,6 +332,7 @@ void mx_sink_deliver(struct mx_sink *s, const struct mx_event *e)
         return;
     if (s->deriver && !s->deriving && s->deriver->before) {
         s->deriving = true;
+        s->source = e;
         s->deriver->before(s->deriver_ctx, s, e);
         s->deriving = false;
     }
@@ -312,6 +341,7 @@ void mx_sink_deliver(struct mx_sink *s, const struct mx_event *e)
     s->count++;
     if (s->deriver && !s->deriving) {
         s->deriving = true;
+        s->source = e;
         s->deriver->event(s->deriver_ctx, s, e);
         s->deriving = false;
     }

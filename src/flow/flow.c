@@ -1,6 +1,7 @@
 /* flow.c - the bidirectional TCP flow table: open addressing, backward-shift
  * deletion, three LRU lists (quiet, busy and closed), no allocation per packet. */
 #include "flow/flow.h"
+#include "core/digest.h"
 #include "core/hash.h"
 
 #include <stdlib.h>
@@ -287,4 +288,45 @@ uint32_t mx_flow_count(const struct mx_flow_table *t)
 uint32_t mx_flow_capacity(const struct mx_flow_table *t)
 {
     return t->max;
+}
+
+/* The spec's v1 hash with seed 0: the ends in order (address bytes, then
+ * port as a number), then seed, both addresses, protocol, a zero byte and
+ * both ports, in network order, through SHA-1. nDPI 4.2 has this too
+ * (ndpi_flowv4_flow_hash), but it compares the ports after swapping their
+ * bytes, so where both ends share an address (every loopback relay, a
+ * content filter on 127.0.0.1) its ID is not the one Zeek, Suricata and
+ * Wireshark give. */
+bool mx_community_id(const struct mx_addr *a, uint16_t pa, const struct mx_addr *b, uint16_t pb,
+                     char out[MX_COMMUNITY_ID_LEN])
+{
+    out[0] = '\0';
+    if (a->family != b->family || (a->family != 4 && a->family != 6))
+        return false;
+    size_t n = a->family == 4 ? 4 : 16;
+    int c = memcmp(a->b, b->b, n);
+    const struct mx_addr *lo = a, *hi = b;
+    uint16_t plo = pa, phi = pb;
+    if (c > 0 || (c == 0 && pa > pb)) {
+        lo = b;
+        hi = a;
+        plo = pb;
+        phi = pa;
+    }
+    uint8_t buf[2 + 16 + 16 + 2 + 4] = { 0 }; /* seed 0 */
+    memcpy(buf + 2, lo->b, n);
+    memcpy(buf + 2 + n, hi->b, n);
+    uint8_t *p = buf + 2 + 2 * n;
+    p[0] = 6; /* TCP; p[1] is the pad */
+    p[2] = (uint8_t)(plo >> 8);
+    p[3] = (uint8_t)plo;
+    p[4] = (uint8_t)(phi >> 8);
+    p[5] = (uint8_t)phi;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (!EVP_Digest(buf, 2 + 2 * n + 6, md, &mdlen, mx_md(MX_MD_SHA1), NULL) || mdlen != 20)
+        return false;
+    memcpy(out, "1:", 2);
+    EVP_EncodeBlock((unsigned char *)out + 2, md, 20); /* 28 characters and a NUL */
+    return true;
 }

@@ -48,6 +48,14 @@ void mx_flow_table_free(struct mx_flow_table *t);
 void mx_flow_key_make(struct mx_flow_key *k, const struct mx_addr *src, uint16_t sport, const struct mx_addr *dst,
                       uint16_t dport, bool *src_is_lo);
 
+/* The Community ID (v1; https://github.com/corelight/community-id-spec) of
+ * the TCP flow between a:pa and b:pb, either way round: "1:" and the base64
+ * of a SHA-1, written NUL-terminated into out. False (out empty) when the
+ * families differ. */
+#define MX_COMMUNITY_ID_LEN 32
+bool mx_community_id(const struct mx_addr *a, uint16_t pa, const struct mx_addr *b, uint16_t pb,
+                     char out[MX_COMMUNITY_ID_LEN]);
+
 /* Which bucket of flows a key belongs to, for worker threads: the same on
  * every run (the table itself hashes with a random key). */
 uint32_t mx_flow_key_shard(const struct mx_flow_key *k);

@@ -1,5 +1,6 @@
 /* test_flow.c - the flow table: hashing, canonical keys, deletion, LRU order. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,11 +176,56 @@ START_TEST(ipv6_keys)
 }
 END_TEST
 
+static struct mx_addr v6(const char *hex)
+{
+    struct mx_addr x;
+    memset(&x, 0, sizeof(x));
+    x.family = 6;
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        ck_assert_int_eq(sscanf(hex + 2 * i, "%2x", &v), 1);
+        x.b[i] = (uint8_t)v;
+    }
+    return x;
+}
+
+/* Zeek's test vector for community_id_v1 (testing/btest/bifs/community_id,
+ * seed 0: TCP 1.2.3.4:1122 - 5.6.7.8:3344), either way round; the Community
+ * ID Zeek gives the SMTP flow of its communityid/ipv6.pcap; and two flows of
+ * pcaps/demo.pcapng as Wireshark's Community ID dissector gives them (tshark
+ * --enable-protocol communityid): both ends on 127.0.0.1, so the ports decide
+ * the order (nDPI 4.2 gets the first one wrong). */
+START_TEST(community_id_vectors)
+{
+    char id[MX_COMMUNITY_ID_LEN];
+    struct mx_addr a = v4(0x01020304), b = v4(0x05060708);
+    ck_assert(mx_community_id(&a, 1122, &b, 3344, id));
+    ck_assert_str_eq(id, "1:wCb3OG7yAFWelaUydu0D+125CLM=");
+    ck_assert(mx_community_id(&b, 3344, &a, 1122, id));
+    ck_assert_str_eq(id, "1:wCb3OG7yAFWelaUydu0D+125CLM=");
+    struct mx_addr c6 = v6("20010470e5bfdead49572174e82c4887"), s = v6("2607f8b0400c0c03000000000000001a");
+    ck_assert(mx_community_id(&c6, 63943, &s, 25, id));
+    ck_assert_str_eq(id, "1:/qFaeAR+gFe1KYjMzVDsMv+wgU4=");
+    ck_assert(mx_community_id(&s, 25, &c6, 63943, id));
+    ck_assert_str_eq(id, "1:/qFaeAR+gFe1KYjMzVDsMv+wgU4=");
+    struct mx_addr lo = v4(0x7f000001);
+    ck_assert(mx_community_id(&lo, 38414, &lo, 25, id));
+    ck_assert_str_eq(id, "1:mrKIYFH/P9k1V2AU1lhtIdL6OCc=");
+    ck_assert(mx_community_id(&lo, 25, &lo, 38414, id));
+    ck_assert_str_eq(id, "1:mrKIYFH/P9k1V2AU1lhtIdL6OCc=");
+    ck_assert(mx_community_id(&lo, 35486, &lo, 110, id));
+    ck_assert_str_eq(id, "1:oFiwqN7TEAW4UVgSQEozl9/aWZ8=");
+    ck_assert(!mx_community_id(&a, 1, &c6, 2, id)); /* families differ */
+    ck_assert_str_eq(id, "");
+}
+END_TEST
+
 static Suite *flow_suite(void)
 {
     Suite *s = suite_create("flow");
     TCase *t = tcase_create("core");
     tcase_add_test(t, both_directions_share_a_key);
+    tcase_add_test(t, community_id_vectors);
     tcase_add_test(t, many_flows_add_find_remove);
     tcase_add_test(t, lru_order_and_closed_list);
     tcase_add_test(t, busy_list_keeps_touch_order);
