@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""community_id - the Community ID of every record of a flow (issue 29).
+"""community_id - the flow's Community ID and ends on every record of it (issue 29).
 
 usage: tests/community_id.py MXRAY
 
-- Every record that names a flow carries "community_id" right after "flow",
-  the same on all records of the flow, and equal to the Community ID (v1,
-  seed 0; https://github.com/corelight/community-id-spec) computed here, apart
-  from the flow_start record's client and server: over the golden records of
+- Every record that names a flow carries, right after "flow",
+  "community_id", "client", "client_port", "server" and "server_port", the
+  same on all records of the flow: its flow_start's ends, and the Community
+  ID (v1, seed 0; https://github.com/corelight/community-id-spec) of those
+  computed here, apart from mxray: over the golden records of
   pcaps/ (one thread), and over a run of mxray with 2 workers on every
   capture of the corpus (../shared/corpus; skipped when absent).
 - Wireshark's Community ID dissector (Corelight's own implementation, tshark
@@ -46,28 +47,34 @@ def community_id(a, pa, b, pb, proto=TCP, seed=0):
     return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
 
 
+# What every record of a flow carries right after "flow", so that it stands alone.
+FLOW_KEYS = ["community_id", "client", "client_port", "server", "server_port"]
+
+
 def check_records(name, records, fail):
-    """FAIL lines for records of name whose community_id is missing, out of
-    place, or not the flow's; returns the number of records checked."""
+    """FAIL lines for records of name whose flow fields (FLOW_KEYS) are
+    missing, out of place, or not the flow's (its flow_start's ends, and the
+    Community ID of those); returns the number of records checked."""
     want = {}
     checked = 0
     for i, r in enumerate(records):
         flow = r.get("flow")
         if not flow:
-            if "community_id" in r:
-                fail("%s: record %d (%s) names no flow but has a community_id" % (name, i + 1, r["type"]))
+            if "community_id" in r or "client_port" in r:
+                fail("%s: record %d (%s) names no flow but has a flow's fields" % (name, i + 1, r["type"]))
             continue
         keys = list(r)
-        if keys[:3] != ["type", "flow", "community_id"]:
-            fail("%s: record %d (%s, flow %s): keys begin %s" % (name, i + 1, r["type"], flow, keys[:3]))
+        if keys[:7] != ["type", "flow"] + FLOW_KEYS:
+            fail("%s: record %d (%s, flow %s): keys begin %s" % (name, i + 1, r["type"], flow, keys[:7]))
             continue
         if r["type"] == "flow_start":
-            want[flow] = community_id(r["client"], r["client_port"], r["server"], r["server_port"])
+            want[flow] = [community_id(r["client"], r["client_port"], r["server"], r["server_port"])] + \
+                [r[k] for k in FLOW_KEYS[1:]]
+        got = [r[k] for k in FLOW_KEYS]
         if flow not in want:
             fail("%s: record %d (%s) of flow %s before its flow_start" % (name, i + 1, r["type"], flow))
-        elif r["community_id"] != want[flow]:
-            fail("%s: record %d (%s, flow %s): community_id %s, the flow's is %s"
-                 % (name, i + 1, r["type"], flow, r["community_id"], want[flow]))
+        elif got != want[flow]:
+            fail("%s: record %d (%s, flow %s): %s, the flow's are %s" % (name, i + 1, r["type"], flow, got, want[flow]))
         checked += 1
     return checked
 

@@ -17,7 +17,7 @@ The turns (RFC 5321 §3.1, §3.8; RFC 1939 §3, §4; RFC 9051 §7.1, §7.1.5):
     reply to the connection, each later reply answers its own command;
   - the same client bytes (a whole transaction) sent before the greeting
     and after it give the same SMTP records of each type, in order, but for
-    frames, times and the Community ID (the ports differ);
+    frames, times and the flow's ends and Community ID;
   - a client whose server is never heard (a one-sided capture) did not
     speak first as far as anyone can tell: no CLIENT_SPOKE_FIRST, and its
     message is still read;
@@ -44,7 +44,8 @@ EARLY = ("EHLO c.test\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@mx.test>\r\nDATA\r\n
 EARLY_REPLIES = ("220 mx.test ESMTP\r\n250-mx.test\r\n250 PIPELINING\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n"
                  "354 go ahead\r\n250 2.0.0 Ok: queued as ABC\r\n221 2.0.0 Bye\r\n")
 # what may differ between two readings of the same bytes: where and when they came
-VARYING = {"flow", "community_id", "ts", "frames", "frame", "latency", "first_byte_ms", "complete_ms", "start", "duration", "end",
+VARYING = {"flow", "community_id", "client", "client_port", "server", "server_port", "ts", "frames", "frame",
+           "latency", "first_byte_ms", "complete_ms", "start", "duration", "end",
            "capabilities_frames", "capabilities_before_login_frames", "secret_frame"}
 
 

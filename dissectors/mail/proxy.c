@@ -437,13 +437,16 @@ static void proxy_record(struct mx_mail *m, const struct mx_proxy_header *h, uin
     mx_ev_str(ev, "transport", h->transport == 1 ? "stream" : h->transport == 2 ? "dgram" : "unspec");
     char cs[MX_ADDR_STRLEN], ss[MX_ADDR_STRLEN], ce[MX_ADDR_STRLEN + 8], se[MX_ADDR_STRLEN + 8];
     if (named) {
-        mx_ev_str(ev, "client", mx_addr_str(&h->src, cs, sizeof(cs)));
-        mx_ev_uint(ev, "client_port", h->src_port);
-        mx_ev_str(ev, "server", mx_addr_str(&h->dst, ss, sizeof(ss)));
-        mx_ev_uint(ev, "server_port", h->dst_port);
+        /* the header's source and destination (the original client, and the
+         * proxy's address it connected to): the record's client and server
+         * are those of this flow, from the proxy to the server */
+        mx_ev_str(ev, "source", mx_addr_str(&h->src, cs, sizeof(cs)));
+        mx_ev_uint(ev, "source_port", h->src_port);
+        mx_ev_str(ev, "destination", mx_addr_str(&h->dst, ss, sizeof(ss)));
+        mx_ev_uint(ev, "destination_port", h->dst_port);
     } else if (!h->local && h->family == MX_PROXY_UNIX) {
-        mx_ev_wire(ev, "client_path", h->src_path);
-        mx_ev_wire(ev, "server_path", h->dst_path);
+        mx_ev_wire(ev, "source_path", h->src_path);
+        mx_ev_wire(ev, "destination_path", h->dst_path);
     }
     unsigned listed = 0, unlisted = 0;
     if (h->tlvs.len) {
@@ -564,10 +567,10 @@ void mx_mail_describe_proxy(const struct mx_mail *m, struct mx_event *ev)
     mx_ev_uint(ev, "version", p->version);
     mx_ev_str(ev, "command", p->local ? "LOCAL" : "PROXY");
     if (p->family == 4 || p->family == 6) {
-        mx_ev_str(ev, "client", mx_addr_str(&p->client, s, sizeof(s)));
-        mx_ev_uint(ev, "client_port", p->client_port);
-        mx_ev_str(ev, "server", mx_addr_str(&p->server, s, sizeof(s)));
-        mx_ev_uint(ev, "server_port", p->server_port);
+        mx_ev_str(ev, "source", mx_addr_str(&p->client, s, sizeof(s)));
+        mx_ev_uint(ev, "source_port", p->client_port);
+        mx_ev_str(ev, "destination", mx_addr_str(&p->server, s, sizeof(s)));
+        mx_ev_uint(ev, "destination_port", p->server_port);
     }
     mx_ev_end(ev);
 }
@@ -575,14 +578,14 @@ void mx_mail_describe_proxy(const struct mx_mail *m, struct mx_event *ev)
 bool mx_proxy_client_of(const struct mx_event *e, char *buf, size_t cap)
 {
     char a[MX_ADDR_STRLEN];
-    struct mx_slice c = mx_ev_get_str(e, "client");
+    struct mx_slice c = mx_ev_get_str(e, "source");
     if (cap)
         buf[0] = '\0';
     if (!c.len || c.len >= sizeof(a) || !cap)
         return false;
     memcpy(a, c.ptr, c.len);
     a[c.len] = '\0';
-    snprintf(buf, cap, memchr(a, ':', c.len) ? "[%s]:%u" : "%s:%u", a, (unsigned)mx_ev_get_int(e, "client_port", 0));
+    snprintf(buf, cap, memchr(a, ':', c.len) ? "[%s]:%u" : "%s:%u", a, (unsigned)mx_ev_get_int(e, "source_port", 0));
     return true;
 }
 

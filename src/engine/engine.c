@@ -103,7 +103,9 @@ static void warn_once(struct mx_engine *e, enum mx_core_anomaly a, mx_frame_t fr
 struct mx_event *mx_engine_begin(struct mx_engine *e, struct mx_flow *f, const char *type, mx_time_t ts)
 {
     const struct flow_ext *x = f->user;
-    return mx_event_begin_flow(e->sink, type, f->id, x ? x->community_id : NULL, ts);
+    struct mx_ev_flow fl = { x ? x->community_id : "", x ? x->client : "", x ? x->server : "", f->port[MX_DIR_C2S],
+                             f->port[MX_DIR_S2C] };
+    return mx_event_begin_flow(e->sink, type, f->id, f->id && x ? &fl : NULL, ts);
 }
 
 /* An anomaly event, attributed to a flow when there is one. */
@@ -221,15 +223,9 @@ static const struct mx_reasm_ops reasm_ops = {
 static void emit_flow_start(struct mx_engine *e, struct mx_flow *f)
 {
     struct flow_ext *x = f->user;
-    char c[MX_ADDR_STRLEN], s[MX_ADDR_STRLEN];
-    mx_addr_str(&f->addr[MX_DIR_C2S], c, sizeof(c));
-    mx_addr_str(&f->addr[MX_DIR_S2C], s, sizeof(s));
+    const char *c = x->client, *s = x->server;
     struct mx_event *ev = mx_engine_begin(e, f, "flow_start", f->first_ts);
     mx_ev_str(ev, "proto", x->proto->name);
-    mx_ev_str(ev, "client", c);
-    mx_ev_uint(ev, "client_port", f->port[MX_DIR_C2S]);
-    mx_ev_str(ev, "server", s);
-    mx_ev_uint(ev, "server_port", f->port[MX_DIR_S2C]);
     mx_ev_bool(ev, "handshake", x->handshake);
     /* A flow nDPI found: mxray's own reading (TLS from the first byte or
      * not, from the bytes) and, beside it, nDPI's label, which may disagree. */
@@ -358,16 +354,9 @@ static void emit_half(struct mx_event *ev, const char *key, const struct mx_flow
 static void emit_flow_record(struct mx_engine *e, struct mx_flow *f)
 {
     struct flow_ext *x = f->user;
-    char c[MX_ADDR_STRLEN], s[MX_ADDR_STRLEN];
-    mx_addr_str(&f->addr[MX_DIR_C2S], c, sizeof(c));
-    mx_addr_str(&f->addr[MX_DIR_S2C], s, sizeof(s));
     struct mx_event *ev = mx_engine_begin(e, f, "flow", f->last_ts);
     mx_ev_str(ev, "proto", x->proto->name);
     mx_ev_bool(ev, "tls_port", x->tls_port);
-    mx_ev_str(ev, "client", c);
-    mx_ev_uint(ev, "client_port", f->port[MX_DIR_C2S]);
-    mx_ev_str(ev, "server", s);
-    mx_ev_uint(ev, "server_port", f->port[MX_DIR_S2C]);
     mx_ev_time(ev, "start", f->first_ts);
     mx_ev_time(ev, "end", f->last_ts);
     mx_ev_double(ev, "duration", mx_time_secs(f->first_ts, f->last_ts));
@@ -568,6 +557,8 @@ static void become_mail(struct mx_engine *e, struct mx_flow *f, const struct mx_
     x->ctx.info.id = f->id;
     mx_community_id(&f->addr[MX_DIR_C2S], f->port[MX_DIR_C2S], &f->addr[MX_DIR_S2C], f->port[MX_DIR_S2C],
                     x->community_id);
+    mx_addr_str(&f->addr[MX_DIR_C2S], x->client, sizeof(x->client));
+    mx_addr_str(&f->addr[MX_DIR_S2C], x->server, sizeof(x->server));
     x->ctx.info.handshake = x->handshake;
     x->ctx.info.tls_port = tls;
     /* TLS from the first byte: the protocol's TLS dissector (RFC 8314 §3.3). */

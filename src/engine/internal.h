@@ -154,7 +154,9 @@ struct flow_ext {
     uint8_t encap[MX_ENCAP_MAX];      /* the first packet's encapsulations (decode.h), outermost first */
     uint8_t nencap;
     struct mx_tcpa net; /* the network's part: retransmissions, stalls, the handshake's round trip */
-    char community_id[MX_COMMUNITY_ID_LEN]; /* set when it turns out to be mail; on each of its records */
+    /* Set when it turns out to be mail; on each of its records (struct mx_ev_flow). */
+    char community_id[MX_COMMUNITY_ID_LEN];
+    char client[MX_ADDR_STRLEN], server[MX_ADDR_STRLEN];
 };
 
 /* Where a record falls in the run's order, so that the merge of worker

@@ -257,31 +257,44 @@ static void add_string(struct mx_event *e, const char *key, const char *p, size_
     e->arena.n += w;
 }
 
-/* The community_id of record src (right after its "flow"), if it has one. */
-static bool community_id_of(const struct mx_event *src, struct mx_slice *id)
+/* The flow's fields of record src, right after its "flow" (as
+ * mx_event_begin_flow writes them), into fl; strings are copied into buf,
+ * ended with NUL. False when it has none. */
+static bool flow_of_record(const struct mx_event *src, struct mx_ev_flow *fl, char (*buf)[64])
 {
-    if (src->fields.n < 3)
+    static const char *const keys[] = { "community_id", "client", "client_port", "server", "server_port" };
+    if (src->fields.n < 2 + MX_ARRAY_LEN(keys))
         return false;
-    const struct mx_ev_field *f = mx_ev_field_at(src, 2);
-    if (f->kind != MX_EV_STR || !f->key || strcmp(f->key, "community_id"))
-        return false;
-    *id = mx_ev_field_str(src, f);
+    for (size_t i = 0; i < MX_ARRAY_LEN(keys); i++) {
+        const struct mx_ev_field *f = mx_ev_field_at(src, 2 + i);
+        bool port = i == 2 || i == 4;
+        if (!f->key || strcmp(f->key, keys[i]) || f->kind != (port ? MX_EV_UINT : MX_EV_STR))
+            return false;
+        if (port) {
+            *(i == 2 ? &fl->client_port : &fl->server_port) = (uint16_t)f->v.u;
+            continue;
+        }
+        struct mx_slice v = mx_ev_field_str(src, f);
+        if (v.len >= sizeof(buf[0]))
+            return false;
+        memcpy(buf[i], v.ptr, v.len);
+        buf[i][v.len] = '\0';
+    }
+    fl->community_id = buf[0];
+    fl->client = buf[1];
+    fl->server = buf[3];
     return true;
 }
 
 struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t flow, mx_time_t ts)
 {
-    char id[64] = ""; /* the source's text is a slice of its arena: ended here */
-    struct mx_slice v;
-    if (flow && s->deriving && s->source && s->source->flow == flow && community_id_of(s->source, &v) &&
-        v.len < sizeof(id)) {
-        memcpy(id, v.ptr, v.len);
-        id[v.len] = '\0';
-    }
-    return mx_event_begin_flow(s, type, flow, id, ts);
+    struct mx_ev_flow fl;
+    char buf[5][64];
+    bool known = flow && s->deriving && s->source && s->source->flow == flow && flow_of_record(s->source, &fl, buf);
+    return mx_event_begin_flow(s, type, flow, known ? &fl : NULL, ts);
 }
 
-struct mx_event *mx_event_begin_flow(struct mx_sink *s, const char *type, uint64_t flow, const char *community_id,
+struct mx_event *mx_event_begin_flow(struct mx_sink *s, const char *type, uint64_t flow, const struct mx_ev_flow *fl,
                                      mx_time_t ts)
 {
     struct mx_event *e = s->deriving ? &s->derived : &s->ev;
@@ -299,8 +312,13 @@ struct mx_event *mx_event_begin_flow(struct mx_sink *s, const char *type, uint64
     mx_ev_str(e, "type", type);
     if (flow)
         mx_ev_uint(e, "flow", flow);
-    if (flow && community_id && community_id[0])
-        mx_ev_str(e, "community_id", community_id);
+    if (flow && fl) {
+        mx_ev_str(e, "community_id", fl->community_id);
+        mx_ev_str(e, "client", fl->client);
+        mx_ev_uint(e, "client_port", fl->client_port);
+        mx_ev_str(e, "server", fl->server);
+        mx_ev_uint(e, "server_port", fl->server_port);
+    }
     if (ts != MX_TIME_NONE)
         mx_ev_time(e, "ts", ts);
     if (flow && flow == s->decrypted && !s->deriving) /* a derived record reads records, not bytes */

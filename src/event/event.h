@@ -119,13 +119,20 @@ uint64_t mx_sink_count(const struct mx_sink *s);
 /* Starts an event; `type` is a string literal. Fields follow with mx_ev_*,
  * then mx_event_emit() hands it to every reporter. One event at a time. The
  * record starts with "type", then "flow" (if flow != 0) and the flow's
- * "community_id", "ts" (unless MX_TIME_NONE), then "decrypted": true while
- * that flow is marked (below). A record derived from another of the same flow
- * takes that one's community_id; others name it with mx_event_begin_flow(). */
+ * "community_id", "client", "client_port", "server" and "server_port" (so
+ * that each record stands alone), "ts" (unless MX_TIME_NONE), then
+ * "decrypted": true while that flow is marked (below). A record derived from
+ * another of the same flow takes that one's; others name the flow with
+ * mx_event_begin_flow(). */
 struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t flow, mx_time_t ts);
-/* The same, for a record of a flow whose Community ID is community_id
- * (NULL or empty: none known). */
-struct mx_event *mx_event_begin_flow(struct mx_sink *s, const char *type, uint64_t flow, const char *community_id,
+/* A flow as every record of it names it: its Community ID, its client's and
+ * its server's address and port (the client sent the SYN; docs/manual.md). */
+struct mx_ev_flow {
+    const char *community_id, *client, *server;
+    uint16_t client_port, server_port;
+};
+/* The same, for a record of a flow that fl describes (NULL: not known). */
+struct mx_event *mx_event_begin_flow(struct mx_sink *s, const char *type, uint64_t flow, const struct mx_ev_flow *fl,
                                      mx_time_t ts);
 
 /* From now on the records of `flow` (0: of none) are built from bytes

@@ -1327,10 +1327,10 @@ static void html_event(void *ctx, const struct mx_event *e)
         endpoint(s->client, sizeof(s->client), e, "client", "client_port");
         endpoint(s->server, sizeof(s->server), e, "server", "server_port");
     }
-    if (!strcmp(e->type, "proxy") && mx_ev_get(e, "client")) {
+    if (!strcmp(e->type, "proxy") && mx_ev_get(e, "source")) {
         /* A PROXY header names the original client: the lifeline is its. */
         char orig[64], via[sizeof(s->client)];
-        endpoint(orig, sizeof(orig), e, "client", "client_port");
+        endpoint(orig, sizeof(orig), e, "source", "source_port");
         memcpy(via, s->client, sizeof(via));
         snprintf(s->client, sizeof(s->client), "%.63s via proxy %.63s", orig, via);
     }

@@ -81,7 +81,7 @@ def tshark_headers(pcap):
 
 
 def mxray_headers(flows):
-    return sorted((r["frames"][0], r["version"], r["client"], r["client_port"], r["server"], r["server_port"])
+    return sorted((r["frames"][0], r["version"], r["source"], r["source_port"], r["destination"], r["destination_port"])
                   for f in flows.values() for r in f["proxy"])
 
 
@@ -98,7 +98,7 @@ def audit_findings(mxray, pcap):
 def check(s, flows, findings):
     p = s["proxy"]
     idx = s["index"]
-    ids = [i for i, f in flows.items() if f["proxy"] and f["proxy"][0].get("client_port") == p["client_port"]]
+    ids = [i for i, f in flows.items() if f["proxy"] and f["proxy"][0].get("source_port") == p["client_port"]]
     back = [flows[i] for i in ids]
     if len(back) != 1:
         return ["session %d: %d flows with a proxy record naming client port %d" % (idx, len(back), p["client_port"])]
@@ -108,8 +108,8 @@ def check(s, flows, findings):
         # The client used TLS as far as the proxy (PP2_CLIENT_SSL): not a client that went on in clear.
         problems.append("session %d: MX-TLS-NOT-USED on a session whose TLS ended at the proxy" % idx)
     rec = b["proxy"][0]
-    want = {"version": p["version"], "command": "PROXY", "client": p["client"], "client_port": p["client_port"],
-            "server": p["frontend"], "server_port": p["frontend_port"]}
+    want = {"version": p["version"], "command": "PROXY", "source": p["client"], "source_port": p["client_port"],
+            "destination": p["frontend"], "destination_port": p["frontend_port"]}
     got = {k: rec.get(k) for k in want}
     if got != want or len(b["proxy"]) != 1:
         problems.append("session %d: proxy record %s, truth %s" % (idx, got, want))
