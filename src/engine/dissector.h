@@ -128,8 +128,8 @@ struct mx_sink *mx_ctx_sink(struct mx_dissect_ctx *ctx);
 /* The flow's id, as used in every record of the flow. */
 uint64_t mx_ctx_flow_id(const struct mx_dissect_ctx *ctx);
 
-/* Begins a record of this flow on the run's sink (mx_event_begin): with the
- * flow's id and Community ID. */
+/* Begins a record of this flow on the run's sink (mx_event_begin_flow): with
+ * the flow's id, Community ID, client and server. */
 struct mx_event *mx_ctx_begin(struct mx_dissect_ctx *ctx, const char *type, mx_time_t ts);
 
 /* The network's part of the flow between two capture times (a command and

@@ -234,7 +234,8 @@ struct mx_engine {
     struct mx_files files;
 };
 
-/* Begins a record of flow f (a mail flow: numbered, its Community ID known). */
+/* Begins a record of flow f: with its id, Community ID, client and server
+ * once it is a mail flow (numbered), with none of them before. */
 struct mx_event *mx_engine_begin(struct mx_engine *e, struct mx_flow *f, const char *type, mx_time_t ts);
 /* An anomaly event, attributed to a flow when there is one. */
 void mx_engine_emit_anomaly(struct mx_engine *e, struct mx_flow *f, int dir, const char *name, const char *desc,

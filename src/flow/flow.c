@@ -295,8 +295,8 @@ uint32_t mx_flow_capacity(const struct mx_flow_table *t)
  * both ports, in network order, through SHA-1. nDPI 4.2 has this too
  * (ndpi_flowv4_flow_hash), but it compares the ports after swapping their
  * bytes, so where both ends share an address (every loopback relay, a
- * content filter on 127.0.0.1) its ID is not the one Zeek, Suricata and
- * Wireshark give. */
+ * content filter on 127.0.0.1) its ID is not the spec's, which Wireshark's
+ * dissector gives (tests/community_id.py). */
 bool mx_community_id(const struct mx_addr *a, uint16_t pa, const struct mx_addr *b, uint16_t pb,
                      char out[MX_COMMUNITY_ID_LEN])
 {
