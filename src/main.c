@@ -1,8 +1,10 @@
 /* main.c - the mxray command line. */
 #include "core/digest.h"
 #include "core/fileid.h"
+#include "core/commit.h"
 #include "core/version.h"
 #include "engine/engine.h"
+#include "flow/classify.h"
 #include "event/event.h"
 #include "event/text.h"
 #include "output/report.h"
@@ -118,7 +120,7 @@ static void usage(FILE *out)
                  "  --no-promisc         do not put the interface in promiscuous mode\n"
                  "\n"
                  "  -h, --help           this text\n"
-                 "  -V, --version        the version\n"
+                 "  -V, --version        the version, the commit, and the libraries it runs with\n"
                  "\n"
                  "Ports:");
     for (size_t i = 0; i < mx_registry_len; i++) {
@@ -507,7 +509,11 @@ static int apply_option(struct cmdline *o, int c, char *arg)
         usage(stdout);
         return 0;
     case 'V':
-        printf("mxray %s\n", MX_VERSION);
+        /* The commit and the libraries this binary runs with (not those it
+         * was built against): what a bug report needs. */
+        printf("mxray %s (commit %s)\n", MX_VERSION, MX_COMMIT);
+        printf("  libpcap: %s\n  nDPI: %s\n  OpenSSL: %s\n  json-c: %s\n", mx_input_lib_version(),
+               mx_classify_lib_version(), mx_crypto_lib_version(), mx_streams_lib_version());
         return 0;
     default:
         usage(stderr);

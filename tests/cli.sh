@@ -23,6 +23,9 @@ expect() { # name, condition...
 check help 0 "$mx" --help
 expect help-ports grep -q "smtp=25,587,465(tls)" "$tmp/out"
 check version 0 "$mx" --version
+# the commit and the libraries it runs with, for a bug report (issue 29)
+expect version-commit grep -Eq '^mxray [0-9.]+ \(commit [^ )]+\)$' "$tmp/out"
+expect version-libs grep -q 'libpcap: .*nDPI: .*OpenSSL: .*json-c: ' <(tr '\n' ' ' < "$tmp/out")
 check no-files 2 "$mx"
 check bad-option 2 "$mx" --no-such-option "$demo"
 check bad-number 2 "$mx" --max-flows 0 "$demo"

@@ -429,3 +429,8 @@ bool mx_input_live_dump(struct mx_input *in, const char *path, char *err, size_t
     }
     return true;
 }
+
+const char *mx_input_lib_version(void)
+{
+    return pcap_lib_version();
+}

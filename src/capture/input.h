@@ -81,4 +81,7 @@ struct mx_input *mx_input_open_live(const struct mx_live_opts *o, char *err, siz
  * should own the file (main: after -Z). False with err on failure. */
 bool mx_input_live_dump(struct mx_input *in, const char *path, char *err, size_t errlen);
 
+/* The libpcap mxray runs with, as it names itself (--version). */
+const char *mx_input_lib_version(void);
+
 #endif

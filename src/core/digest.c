@@ -1,6 +1,7 @@
 /* digest.c - see digest.h. */
 #include "core/digest.h"
 
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -53,4 +54,9 @@ bool mx_hashes_parse(const char *list, unsigned *out, char *why, size_t whylen)
     } while (*p++ == ',');
     *out = bits;
     return true;
+}
+
+const char *mx_crypto_lib_version(void)
+{
+    return OpenSSL_version(OPENSSL_VERSION);
 }

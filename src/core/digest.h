@@ -34,4 +34,7 @@ enum {
  * of all, none, default. False (with why) on a name it does not know. */
 bool mx_hashes_parse(const char *list, unsigned *out, char *why, size_t whylen);
 
+/* The OpenSSL mxray runs with (--version). */
+const char *mx_crypto_lib_version(void);
+
 #endif

@@ -130,3 +130,8 @@ void mx_classify_describe(struct mx_classifier *c, const struct mx_classify_flow
     mx_ev_end(ev);
     mx_ev_end(ev);
 }
+
+const char *mx_classify_lib_version(void)
+{
+    return ndpi_revision();
+}

@@ -40,4 +40,7 @@ void mx_classify_name(struct mx_classifier *c, const struct mx_classify_flow *cf
 /* Adds "ndpi": {"protocol", "risks": [...]} to an open event. */
 void mx_classify_describe(struct mx_classifier *c, const struct mx_classify_flow *cf, struct mx_event *ev);
 
+/* The nDPI mxray runs with (--version). */
+const char *mx_classify_lib_version(void);
+
 #endif

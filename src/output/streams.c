@@ -473,3 +473,8 @@ const struct mx_stream_writer mx_streams_writer = {
     .close = w_close,
     .finish = w_finish,
 };
+
+const char *mx_streams_lib_version(void)
+{
+    return json_c_version();
+}

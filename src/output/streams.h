@@ -24,4 +24,7 @@ int mx_outdir_create(int dirfd, const char *name);
 /* An address as it appears in a file name: IPv6 colons become dashes. */
 void mx_addr_for_name(const char *in, char *out, size_t len);
 
+/* The json-c mxray runs with (--version). */
+const char *mx_streams_lib_version(void);
+
 #endif
