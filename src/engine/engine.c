@@ -103,9 +103,10 @@ static void warn_once(struct mx_engine *e, enum mx_core_anomaly a, mx_frame_t fr
 struct mx_event *mx_engine_begin(struct mx_engine *e, struct mx_flow *f, const char *type, mx_time_t ts)
 {
     const struct flow_ext *x = f->user;
-    struct mx_ev_flow fl = { x ? x->community_id : "", x ? x->client : "", x ? x->server : "", f->port[MX_DIR_C2S],
-                             f->port[MX_DIR_S2C] };
-    return mx_event_begin_flow(e->sink, type, f->id, f->id && x ? &fl : NULL, ts);
+    if (!f->id || !x)
+        return mx_event_begin(e->sink, type, f->id, ts);
+    struct mx_ev_flow fl = { x->community_id, x->client, x->server, f->port[MX_DIR_C2S], f->port[MX_DIR_S2C] };
+    return mx_event_begin_flow(e->sink, type, f->id, &fl, ts);
 }
 
 /* An anomaly event, attributed to a flow when there is one. */

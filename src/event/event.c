@@ -257,41 +257,26 @@ static void add_string(struct mx_event *e, const char *key, const char *p, size_
     e->arena.n += w;
 }
 
-/* The flow's fields of record src, right after its "flow" (as
- * mx_event_begin_flow writes them), into fl; strings are copied into buf,
- * ended with NUL. False when it has none. */
-static bool flow_of_record(const struct mx_event *src, struct mx_ev_flow *fl, char (*buf)[64])
+/* The keys mx_event_begin_flow writes right after "flow". */
+static const char *const flow_keys[] = { "community_id", "client", "client_port", "server", "server_port" };
+
+/* Whether record src opens with a flow's fields (as mx_event_begin_flow writes them). */
+static bool has_flow_fields(const struct mx_event *src)
 {
-    static const char *const keys[] = { "community_id", "client", "client_port", "server", "server_port" };
-    if (src->fields.n < 2 + MX_ARRAY_LEN(keys))
+    if (src->fields.n < 2 + MX_ARRAY_LEN(flow_keys))
         return false;
-    for (size_t i = 0; i < MX_ARRAY_LEN(keys); i++) {
+    for (size_t i = 0; i < MX_ARRAY_LEN(flow_keys); i++) {
         const struct mx_ev_field *f = mx_ev_field_at(src, 2 + i);
         bool port = i == 2 || i == 4;
-        if (!f->key || strcmp(f->key, keys[i]) || f->kind != (port ? MX_EV_UINT : MX_EV_STR))
+        if (!f->key || strcmp(f->key, flow_keys[i]) || f->kind != (port ? MX_EV_UINT : MX_EV_STR))
             return false;
-        if (port) {
-            *(i == 2 ? &fl->client_port : &fl->server_port) = (uint16_t)f->v.u;
-            continue;
-        }
-        struct mx_slice v = mx_ev_field_str(src, f);
-        if (v.len >= sizeof(buf[0]))
-            return false;
-        memcpy(buf[i], v.ptr, v.len);
-        buf[i][v.len] = '\0';
     }
-    fl->community_id = buf[0];
-    fl->client = buf[1];
-    fl->server = buf[3];
     return true;
 }
 
 struct mx_event *mx_event_begin(struct mx_sink *s, const char *type, uint64_t flow, mx_time_t ts)
 {
-    struct mx_ev_flow fl;
-    char buf[5][64];
-    bool known = flow && s->deriving && s->source && s->source->flow == flow && flow_of_record(s->source, &fl, buf);
-    return mx_event_begin_flow(s, type, flow, known ? &fl : NULL, ts);
+    return mx_event_begin_flow(s, type, flow, NULL, ts);
 }
 
 struct mx_event *mx_event_begin_flow(struct mx_sink *s, const char *type, uint64_t flow, const struct mx_ev_flow *fl,
@@ -318,6 +303,17 @@ struct mx_event *mx_event_begin_flow(struct mx_sink *s, const char *type, uint64
         mx_ev_uint(e, "client_port", fl->client_port);
         mx_ev_str(e, "server", fl->server);
         mx_ev_uint(e, "server_port", fl->server_port);
+    } else if (flow && s->deriving && s->source && s->source->flow == flow && has_flow_fields(s->source)) {
+        /* a derived record of the same flow: the fields of the record it reads */
+        for (size_t i = 0; i < MX_ARRAY_LEN(flow_keys); i++) {
+            const struct mx_ev_field *f = mx_ev_field_at(s->source, 2 + i);
+            if (f->kind == MX_EV_STR) {
+                struct mx_slice v = mx_ev_field_str(s->source, f);
+                add_string(e, f->key, (const char *)v.ptr, v.len, false);
+            } else {
+                mx_ev_uint(e, f->key, f->v.u);
+            }
+        }
     }
     if (ts != MX_TIME_NONE)
         mx_ev_time(e, "ts", ts);
