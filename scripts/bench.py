@@ -396,7 +396,7 @@ def run_once(work, bench):
     return r
 
 
-SUMMARY_KEYS = ("frames", "flows", "peak_flows", "flows_evicted", "peak_reassembly_bytes", "late_packets", "exit_status")
+SUMMARY_KEYS = ("frame_count", "flows", "peak_flows", "flows_evicted", "peak_reassembly_bytes", "late_packets", "exit_status")
 
 
 def summary_of(s, rc):

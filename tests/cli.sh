@@ -50,7 +50,7 @@ pop3 = {r["flow"] for r in a if r.get("type") == "flow_start" and r.get("proto")
 keep = lambda rs, fl: [{k: v for k, v in r.items() if k != "flow"} for r in rs if r.get("flow") in fl and r["type"] != "summary"]
 kept = {r["flow"] for r in b if r.get("type") == "flow_start"}
 sa, sb = a[-1], b[-1]
-sys.exit(not (pop3 and keep(a, pop3) == keep(b, kept) and sb["frames"] == sa["frames"]
+sys.exit(not (pop3 and keep(a, pop3) == keep(b, kept) and sb["frame_count"] == sa["frame_count"]
               and sb.get("frames_filtered", 0) > 0 and "frames_filtered" not in sa))
 PY
 # --flow (issue 25): a session's records as in the whole run, the same flow numbers and frames
@@ -95,14 +95,14 @@ expect r-same cmp -s "$tmp/r.json" "$tmp/p.json"
 check r-and-positional 0 "$mx" -q --json "$tmp/rp.json" -r "$demo" pcaps/smtp/attachment.pcap
 expect r-and-positional-same cmp -s "$tmp/rp.json" "$tmp/p.json"
 check count 0 "$mx" -q -c 10 --json "$tmp/c10.json" "$demo" pcaps/smtp/attachment.pcap
-expect count-10 python3 -c 'import json,sys; s=[json.loads(l) for l in open(sys.argv[1])][-1]; sys.exit(not (s["frames"] == 10 and len(s["files"]) == 1))' "$tmp/c10.json"
+expect count-10 python3 -c 'import json,sys; s=[json.loads(l) for l in open(sys.argv[1])][-1]; sys.exit(not (s["frame_count"] == 10 and len(s["files"]) == 1))' "$tmp/c10.json"
 check count-filter 0 "$mx" -q -c 3 -f "tcp port 110" --json "$tmp/c3.json" "$demo"
-expect count-filter-3 python3 -c 'import json,sys; s=[json.loads(l) for l in open(sys.argv[1])][-1]; sys.exit(not (s["frames"] - s["frames_filtered"] == 3))' "$tmp/c3.json"
+expect count-filter-3 python3 -c 'import json,sys; s=[json.loads(l) for l in open(sys.argv[1])][-1]; sys.exit(not (s["frame_count"] - s["frames_filtered"] == 3))' "$tmp/c3.json"
 check count-0 2 "$mx" -c 0 "$demo"
 # --since / --until: absolute UTC times or seconds from the first packet; packets outside are
 # passed over with their numbers kept. The demo starts at 2026-11-27T08:14:39.273158Z.
 check until-0 0 "$mx" -q --until 0 --json "$tmp/u0.json" "$demo"
-expect until-0-one python3 -c 'import json,sys; s=[json.loads(l) for l in open(sys.argv[1])][-1]; sys.exit(not (s["frames"] - s["frames_filtered"] == 1))' "$tmp/u0.json"
+expect until-0-one python3 -c 'import json,sys; s=[json.loads(l) for l in open(sys.argv[1])][-1]; sys.exit(not (s["frame_count"] - s["frames_filtered"] == 1))' "$tmp/u0.json"
 check since-rel 0 "$mx" -q --since 0.1 --until 0.2 --json "$tmp/sr.json" "$demo"
 check since-abs 0 "$mx" -q --since 2026-11-27T08:14:39.373158Z --until 2026-11-27T08:14:39.473158 --json "$tmp/sa.json" "$demo"
 expect since-rel-abs cmp -s "$tmp/sr.json" "$tmp/sa.json"
@@ -146,7 +146,7 @@ if command -v editcap >/dev/null; then
   check rotated-dir 0 "$mx" --json "$tmp/rd.json" "$tmp/rot"
   expect rotated-dir-same cmp -s <(grep -v '"type":"summary"' "$tmp/rd.json") <(grep -v '"type":"summary"' "$tmp/sn.json")
   expect rotated-skip-says grep -q "README: skipped, not a capture" "$tmp/err"
-  expect rotated-order python3 -c 'import json,sys; s=[json.loads(l) for l in open(sys.argv[1])][-1]; sys.exit(not ([f["path"].rsplit("/",1)[1][:2] for f in s["files"]] == ["r%d" % i for i in range(9, -1, -1)] and s["frames"] == 94))' "$tmp/rd.json"
+  expect rotated-order python3 -c 'import json,sys; s=[json.loads(l) for l in open(sys.argv[1])][-1]; sys.exit(not ([f["path"].rsplit("/",1)[1][:2] for f in s["files"]] == ["r%d" % i for i in range(9, -1, -1)] and s["frame_count"] == 94))' "$tmp/rd.json"
   check rotated-glob 0 "$mx" -q -j3 --json "$tmp/rg.json" "$tmp/rot/r*"
   expect rotated-glob-same cmp -s "$tmp/rd.json" "$tmp/rg.json"
 else
@@ -218,10 +218,10 @@ expect no-progress-quiet test ! -s "$tmp/err"
 
 # Two files read as one capture: frames continue, flows are numbered on.
 n=$(grep -c '"type":"flow_start"' "$tmp/a.json")
-frames=$(sed -n 's/.*"type":"summary".*"frames":\([0-9]*\),"bytes".*/\1/p' "$tmp/a.json")
+frames=$(sed -n 's/.*"type":"summary".*"frame_count":\([0-9]*\),"bytes".*/\1/p' "$tmp/a.json")
 check two-files 0 "$mx" --json "$tmp/b.json" "$demo" "$demo"
 expect two-files-flows test "$(grep -c '"type":"flow_start"' "$tmp/b.json")" = $((2 * n))
-expect two-files-frames grep -q "\"first_frame\":$((frames + 1)),\"frames\":$frames" "$tmp/b.json"
+expect two-files-frames grep -q "\"first_frame\":$((frames + 1)),\"frame_count\":$frames" "$tmp/b.json"
 
 # A file cut in the middle of a record: processed, warned about, exit 3.
 size=$(stat -c %s "$demo")

@@ -121,7 +121,7 @@ def imap_session():
         ("imap.command", lambda r: r.get("command") == "FETCH", "arg", len(fetch_arg)),
         ("imap.command", lambda r: r.get("command") == "SELECT", "mailbox", len(mbox)),
         ("imap.untagged", lambda r: r.get("kind") == "FETCH", "text", len(flags)),
-        ("imap.response", lambda r: r.get("tag") == "a2", "mailbox.name", len(mbox)),
+        ("imap.response", lambda r: r.get("tag") == "a2", "selected.name", len(mbox)),
         ("imap.session", None, "auth.0.user", len(user)),
         ("imap.auth", None, "user", len(user)),
         ("imap.session", None, "mailboxes.0.name", len(mbox)),

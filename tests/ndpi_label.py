@@ -90,8 +90,8 @@ def main():
             if auth.get("cleartext") is not True:
                 fails.append(f"{where}: imap.auth cleartext {auth.get('cleartext')}")
             srv = by.get("audit.server", [{}])[0]
-            if srv.get("tls", {}).get("implicit_sessions") != 0:
-                fails.append(f"{where}: audit counts implicit TLS: {srv.get('tls')}")
+            if srv.get("tls_seen", {}).get("implicit_sessions") != 0:
+                fails.append(f"{where}: audit counts implicit TLS: {srv.get('tls_seen')}")
             text = run(mxray, pcap)
             if "TLS (implicit)" in text or "TLS_NOT_TLS" in text:
                 fails.append(f"{where}: the timeline reads TLS")

@@ -426,7 +426,7 @@ def check(mxray, sessions, count_only=False):
                    sum(s.login is not None for s in ss)))
             audit = [json.loads(line) for line in outs["audit-json"].split("\n") if line.startswith("{")]
             servers = [r for r in audit if r.get("type") == "audit.server" and r.get("proto") == proto]
-            got = sum(r["auth"]["cleartext_logins"] for r in servers)
+            got = sum(r["auth_seen"]["cleartext_logins"] for r in servers)
             if got < want_clear:
                 bad.append("%s: audit counts %d cleartext logins, %d were made" % (proto, got, want_clear))
             finding = [r for r in audit if r.get("type") == "finding" and r.get("id") == "MX-CLEARTEXT-CREDENTIALS"

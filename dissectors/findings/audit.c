@@ -1528,7 +1528,7 @@ static void on_command_length(struct audit *a, const struct mx_event *e, struct 
     if (mx_ev_get_int(e, "redacted_len", 0))
         return; /* a secret's line: its length is the secret's */
     /* The line as sent: tag SP [UID SP] verb [SP arg] CRLF. */
-    uint64_t len = (tag.len ? wire_len(tag) + 1 : 0) + (mx_ev_get_int(e, "uid", 0) ? 4 : 0) + wire_len(verb) +
+    uint64_t len = (tag.len ? wire_len(tag) + 1 : 0) + (mx_ev_get_int(e, "by_uid", 0) ? 4 : 0) + wire_len(verb) +
                    (arg_len ? arg_len + 1 : 0) + 2;
     uint64_t limit;
     size_t atom = 0;
@@ -1952,14 +1952,14 @@ static void emit_server(struct mx_sink *sink, struct server *s)
     if (sw)
         mx_ev_str(ev, "software", sw);
     mx_ev_uint(ev, "sessions", s->sessions);
-    mx_ev_obj(ev, "tls");
+    mx_ev_obj(ev, "tls_seen");
     mx_ev_uint(ev, "upgraded_sessions", s->tls_upgraded);
     mx_ev_uint(ev, "implicit_sessions", s->implicit);
     mx_ev_uint(ev, "refused", s->tls_refused);
     mx_ev_uint(ev, "failed", s->tls_failed);
     emit_set(ev, "versions", s->versions, ',');
     mx_ev_end(ev);
-    mx_ev_obj(ev, "auth");
+    mx_ev_obj(ev, "auth_seen");
     emit_set(ev, "mechanisms", s->mechs, ' ');
     mx_ev_uint(ev, "cleartext_logins", s->cleartext_logins);
     mx_ev_end(ev);

@@ -367,7 +367,7 @@ static void on_auth(struct mx_sink *s, struct flowst *st, const struct mx_event 
         by_code(&f, code->v.i);
     } else {
         /* POP3 and IMAP: the response codes of a temporary refusal (RFC 3206 §4, RFC 5530 §3). */
-        struct mx_slice rc = mx_ev_get_str(e, "code");
+        struct mx_slice rc = mx_ev_get_str(e, "resp_code");
         f.temporary = slice_is(rc, "UNAVAILABLE") || slice_is(rc, "SYS/TEMP") || slice_is(rc, "IN-USE");
         f.sev = f.temporary ? SEV_MEDIUM : SEV_HIGH;
         f.step = !strcmp(proto, "imap") ? (mx_ev_get_str(e, "command").len ? "LOGIN" : NULL) : "PASS";
@@ -438,9 +438,7 @@ static void on_reply(struct mx_sink *s, struct flowst *st, const struct mx_event
     }
     if (f.status[0] == 'N' || f.status[0] == 'B' || f.status[0] == '-') {
         /* RFC 5530 §3, RFC 3206 §4: the response codes of a temporary failure. */
-        struct mx_slice rc = mx_ev_get_str(e, "code");
-        if (!rc.len)
-            rc = mx_ev_get_str(e, "resp_code");
+        struct mx_slice rc = mx_ev_get_str(e, "resp_code");
         f.temporary = slice_is(rc, "UNAVAILABLE") || slice_is(rc, "SYS/TEMP") || slice_is(rc, "IN-USE") ||
                       slice_is(rc, "INUSE") || slice_is(rc, "LIMIT");
     }

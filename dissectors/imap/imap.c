@@ -495,7 +495,7 @@ static void login_finish(struct imap *s, enum mx_login_outcome o, struct mx_slic
     mx_sasl_describe_identity(&l->sasl, ev);
     mx_ev_str(ev, "outcome", outcome);
     if (l->resp_code.len)
-        mx_ev_text_cut(ev, "code", &l->resp_code);
+        mx_ev_text_cut(ev, "resp_code", &l->resp_code);
     mx_sasl_describe_secret(&l->sasl, ev, s->tls);
     mx_ev_frames(ev, l->frame, f ? f : l->frame);
     bool good = o == MX_LOGIN_SUCCESS;
@@ -904,14 +904,14 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
     mx_ev_wire(ev, "tag", tag);
     mx_ev_str(ev, "status", ok ? "OK" : no ? "NO" : "BAD");
     if (code.len)
-        mx_ev_wire(ev, "code", code_inner(code));
+        mx_ev_wire(ev, "resp_code", code_inner(code));
     mx_ev_wire_cut(ev, "text", text, lwire(&s->line[MX_DIR_S2C], text));
     double lat = 0;
     if (p) {
         mx_ev_obj(ev, "answers");
         mx_ev_str(ev, "command", cmds[p->cmd].name);
         if (p->uid)
-            mx_ev_bool(ev, "uid", true);
+            mx_ev_bool(ev, "by_uid", true);
         if (p->frame)
             mx_ev_uint(ev, "frame", p->frame);
         mx_ev_end(ev);
@@ -930,7 +930,7 @@ static void completion(struct imap *s, struct mx_slice tag, struct mx_slice stat
             if (p->cmd == I_EXAMINE)
                 s->staged.read_only = true;
             s->staged.frame = a;
-            mx_ev_obj(ev, "mailbox");
+            mx_ev_obj(ev, "selected");
             mailbox_fields(ev, &s->staged);
             mx_ev_end(ev);
         }
@@ -1163,7 +1163,7 @@ static void untagged(struct imap *s, struct tokz *z, mx_frame_t a, mx_frame_t b,
         mx_ev_uint(ev, "number", num);
     mx_ev_wire(ev, "kind", k);
     if (code.len)
-        mx_ev_wire(ev, "code", code_inner(code));
+        mx_ev_wire(ev, "resp_code", code_inner(code));
     struct mx_slice shown = mx_slice_make(s->line[MX_DIR_S2C].shown, s->line[MX_DIR_S2C].shown_len);
     if (status_word)
         mx_ev_wire_cut(ev, "text", text, lwire(&s->line[MX_DIR_S2C], text));
@@ -1972,7 +1972,7 @@ static void session_emit(struct imap *s)
     mx_ev_uint(ev, "no", s->no);
     mx_ev_uint(ev, "bad", s->bad);
     mx_ev_uint(ev, "untagged", s->untagged);
-    mx_ev_uint(ev, "pipelined", s->m.pipelined);
+    mx_ev_uint(ev, "pipelined_commands", s->m.pipelined);
     mx_ev_uint(ev, "unknown_commands", s->m.unknown);
     mx_ev_uint(ev, "fetched", s->fetched);
     mx_ev_uint(ev, "appended", s->appended);

@@ -431,7 +431,7 @@ static void proxy_record(struct mx_mail *m, const struct mx_proxy_header *h, uin
     bool named = !h->local && (h->family == 4 || h->family == 6);
     mx_ev_dir(ev, MX_DIR_C2S);
     mx_ev_frames(ev, a.frame, b.frame);
-    mx_ev_uint(ev, "version", h->version);
+    mx_ev_uint(ev, "proxy_version", h->version);
     mx_ev_str(ev, "command", h->local ? "LOCAL" : "PROXY");
     mx_ev_str(ev, "family", family_name(h->family));
     mx_ev_str(ev, "transport", h->transport == 1 ? "stream" : h->transport == 2 ? "dgram" : "unspec");

@@ -447,7 +447,7 @@ void mx_mail_command_record(struct mx_mail *m, const struct mx_mail_command *c)
         mx_ev_wire(ev, m->proto->command_key, c->verb);
     }
     if (c->uid)
-        mx_ev_bool(ev, "uid", true);
+        mx_ev_bool(ev, "by_uid", true);
     if (c->shown && !redact)
         mx_ev_wire(ev, "arg", mx_slice_make(c->shown, strlen(c->shown))); /* it quotes wire bytes */
     else if (c->arg.len && !redact)

@@ -1238,7 +1238,7 @@ static void session_emit(struct pop3 *s)
     mx_ev_uint(ev, "commands", s->m.commands);
     mx_ev_uint(ev, "responses", s->responses);
     mx_ev_uint(ev, "errors", s->errors);
-    mx_ev_uint(ev, "pipelined", s->m.pipelined);
+    mx_ev_uint(ev, "pipelined_commands", s->m.pipelined);
     mx_ev_uint(ev, "unknown_commands", s->m.unknown);
     mx_ev_uint(ev, "retrieved", s->retrieved);
     mx_ev_uint(ev, "top", s->tops);

@@ -1461,7 +1461,7 @@ static void session_emit(struct smtp *s)
     mx_ev_end(ev);
     mx_ev_uint(ev, "commands", s->m.commands);
     mx_ev_uint(ev, "replies", s->replies);
-    mx_ev_uint(ev, "pipelined", s->m.pipelined);
+    mx_ev_uint(ev, "pipelined_commands", s->m.pipelined);
     mx_ev_uint(ev, "unknown_commands", s->m.unknown);
     mx_ev_uint(ev, "vrfy", s->vrfy);
     mx_ev_uint(ev, "expn", s->expn);

@@ -148,7 +148,7 @@ static void record(struct tunnel *t, const char *outcome)
                  (const char *)rq->scheme.b);
     }
     if (auth[0])
-        mx_ev_wire(ev, "auth", mx_slice_make(auth, strlen(auth)));
+        mx_ev_wire(ev, "auth_method", mx_slice_make(auth, strlen(auth)));
     if (rq->user.len)
         mx_ev_wire_cut(ev, "user", text_slice(&rq->user), rq->user.wire);
     if (rq->has_secret) {

@@ -1167,7 +1167,7 @@ static void emit_summary(struct mx_engine *e)
         /* A file name is any bytes: made valid UTF-8 as wire text is. */
         mx_ev_wire(ev, "path", mx_slice_make(e->files.f[i].name, strlen(e->files.f[i].name)));
         mx_ev_uint(ev, "first_frame", e->files.f[i].first_frame);
-        mx_ev_uint(ev, "frames", e->files.f[i].frames);
+        mx_ev_uint(ev, "frame_count", e->files.f[i].frames);
         mx_ev_int(ev, "linktype", e->files.f[i].linktype);
         mx_ev_str(ev, "status", e->files.f[i].status);
         mx_ev_end(ev);
@@ -1177,7 +1177,7 @@ static void emit_summary(struct mx_engine *e)
         mx_ev_time(ev, "start", e->first_ts);
         mx_ev_time(ev, "end", e->now);
     }
-    mx_ev_uint(ev, "frames", e->frame);
+    mx_ev_uint(ev, "frame_count", e->frame);
     if (e->frames_filtered)
         mx_ev_uint(ev, "frames_filtered", e->frames_filtered);
     mx_ev_uint(ev, "bytes", e->c.bytes);

@@ -888,7 +888,7 @@ static void on_summary(struct html_rep *r, const struct mx_event *e)
         hb_esc(b, z, 40, false);
         hb_puts(b, "</time>, ");
     }
-    int64_t frames = mx_ev_get_int(e, "frames", 0), bytes = mx_ev_get_int(e, "bytes", 0),
+    int64_t frames = mx_ev_get_int(e, "frame_count", 0), bytes = mx_ev_get_int(e, "bytes", 0),
             flows = mx_ev_get_int(e, "flows", 0);
     hb_printf(b, "%" PRId64 " frame%s, %" PRId64 " byte%s, %" PRId64 " flow%s", frames, frames == 1 ? "" : "s", bytes,
               bytes == 1 ? "" : "s", flows, flows == 1 ? "" : "s");

@@ -44,15 +44,15 @@ START_TEST(session_records)
     expect(out, "imap.auth", 0, "user", "alice");
     expect(out, "imap.auth", 0, "outcome", "success");
     expect(out, "imap.auth", 0, "secret_in_clear", "true");
-    expect(out, "imap.response", 1, "mailbox.name", "INBOX");
-    expect(out, "imap.response", 1, "mailbox.exists", "2");
-    expect(out, "imap.response", 1, "mailbox.uidvalidity", "1700000000");
-    expect(out, "imap.response", 1, "mailbox.uidnext", "3");
-    expect(out, "imap.response", 1, "mailbox.read_only", "false");
+    expect(out, "imap.response", 1, "selected.name", "INBOX");
+    expect(out, "imap.response", 1, "selected.exists", "2");
+    expect(out, "imap.response", 1, "selected.uidvalidity", "1700000000");
+    expect(out, "imap.response", 1, "selected.uidnext", "3");
+    expect(out, "imap.response", 1, "selected.read_only", "false");
     expect(out, "imap.response", 1, "untagged", "5");
     expect(out, "imap.response", 2, "answers.command", "FETCH");
     expect(out, "imap.response", 2, "bodies", "1");
-    expect(out, "imap.response", 3, "answers.uid", "true");
+    expect(out, "imap.response", 3, "answers.by_uid", "true");
     expect(out, "imap.response", 4, "search_results", "2");
     /* The literal is the message, "(not a list" included: literals are opaque (RFC 9051 §4.3). */
     expect(out, "message", 0, "source", "imap.fetch");
@@ -93,9 +93,9 @@ START_TEST(login_with_literals)
     expect(out, "imap.continuation", 0, "for", "literal");
     expect(out, "imap.auth", 0, "user", "alice");
     expect(out, "imap.auth", 0, "outcome", "failure");
-    expect(out, "imap.auth", 0, "code", "AUTHENTICATIONFAILED");
+    expect(out, "imap.auth", 0, "resp_code", "AUTHENTICATIONFAILED");
     expect(out, "imap.auth", 0, "secret_len", "7");
-    expect(out, "imap.response", 0, "code", "AUTHENTICATIONFAILED");
+    expect(out, "imap.response", 0, "resp_code", "AUTHENTICATIONFAILED");
     ck_assert_ptr_null(strstr(out, "hunter2"));
     free(out);
     out = run(login_literal, N(login_literal), &imap_secrets);
@@ -131,7 +131,7 @@ START_TEST(append_messages)
     expect(out, "message", 0, "headers.subject", "one");
     expect(out, "message", 1, "mailbox", "Sent Items");
     expect(out, "imap.command", 2, "command", "APPEND");
-    expect(out, "imap.response", 2, "code", "TRYCREATE");
+    expect(out, "imap.response", 2, "resp_code", "TRYCREATE");
     expect(out, "imap.response", 2, "answers.command", "APPEND");
     expect(out, "imap.response", 3, "answers.command", "NOOP");
     expect(out, "imap.session", 0, "appended", "2");
@@ -365,7 +365,7 @@ START_TEST(compress_deflate)
     char *out = run(t, N(t), &imap_opts);
     ck_assert_int_eq(mx_harness_count(out, "anomaly"), 0);
     expect(out, "imap.command", 1, "command", "SELECT");
-    expect(out, "imap.response", 1, "mailbox.exists", "1");
+    expect(out, "imap.response", 1, "selected.exists", "1");
     expect(out, "message", 0, "headers.subject", "z");
     expect(out, "imap.session", 0, "compressed", "true");
     free(out);

@@ -237,7 +237,7 @@ START_TEST(pipelining)
     expect(out, "pop3.response", 4, "answers.command", "RETR");
     expect(out, "pop3.response", 4, "message.size", "12");
     expect(out, "pop3.response", 5, "answers.command", "QUIT");
-    expect(out, "pop3.session", 0, "pipelined", "4");
+    expect(out, "pop3.session", 0, "pipelined_commands", "4");
     free(out);
     SPLIT_OK(pipelined, &pop_opts);
 }

@@ -103,7 +103,7 @@ START_TEST(pipelining_links_replies_in_order)
     ck_assert_str_eq(get(t, "disposition"), "accepted");
     json_object_put(t);
     json_object *s = mx_harness_record(out, "smtp.session", 0);
-    ck_assert_str_eq(get(s, "pipelined"), "4");
+    ck_assert_str_eq(get(s, "pipelined_commands"), "4");
     json_object_put(s);
     free(out);
     SPLIT_OK(pipelined, NULL);

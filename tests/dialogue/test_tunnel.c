@@ -39,7 +39,7 @@ START_TEST(socks5_carries_smtp)
     expect(out, "tunnel", 0, "target_port", "25");
     expect(out, "tunnel", 0, "carries", "smtp");
     expect(out, "tunnel", 0, "methods_offered.0", "none");
-    expect(out, "tunnel", 0, "auth", "none");
+    expect(out, "tunnel", 0, "auth_method", "none");
     expect(out, "tunnel", 0, "reply_code", "0");
     expect(out, "tunnel", 0, "reply_meaning", "succeeded");
     expect(out, "tunnel", 0, "outcome", "established");
@@ -79,7 +79,7 @@ START_TEST(socks5_userpass_redacted)
     expect(out, "flow_start", 0, "proto", "pop3");
     expect(out, "tunnel", 0, "target_host", "mx.lab.test");
     expect(out, "tunnel", 0, "target_port", "110");
-    expect(out, "tunnel", 0, "auth", "username/password");
+    expect(out, "tunnel", 0, "auth_method", "username/password");
     expect(out, "tunnel", 0, "methods_offered.1", "username/password");
     expect(out, "tunnel", 0, "user", "alice");
     expect(out, "tunnel", 0, "secret_in_clear", "true");
@@ -207,7 +207,7 @@ START_TEST(http_connect_407_then_200)
     expect(out, "tunnel", 0, "reply_code", "407");
     expect(out, "tunnel", 0, "reason", "Proxy Authentication Required");
     expect(out, "tunnel", 1, "outcome", "established");
-    expect(out, "tunnel", 1, "auth", "Basic");
+    expect(out, "tunnel", 1, "auth_method", "Basic");
     expect(out, "tunnel", 1, "user", "carol");
     expect(out, "tunnel", 1, "secret_len", "9");
     ck_assert_ptr_null(strstr(out, "proxypass"));

@@ -32,7 +32,7 @@ counted).
 
 Two sequences are compared per stream, aligned with difflib:
  (a) commands: mxray's imap.command records as (tag, COMMAND), "UID " put
-     before the command when "uid" is true, against every tshark line towards
+     before the command when "by_uid" is true, against every tshark line towards
      the server that has an imap.request_tag, as (tag, COMMAND) with "UID "
      when imap.request.command.uid is present (commands upper-cased on both
      sides).  mxray's untagged DONE (end of IDLE) counts as ("", DONE), and so
@@ -310,7 +310,7 @@ def mxray_flows(mxray, path, sdir):
     def add(fl, r, t, span):
         if t == "imap.command":
             cmd = str(r.get("command", "")).upper()
-            if r.get("uid"):
+            if r.get("by_uid"):
                 cmd = "UID " + cmd
             tag = r.get("tag")
             fl["cmds"].append(((tag if tag is not None else "", cmd),) + span)

@@ -13,7 +13,7 @@ clear:
     line ending in a literal ({n}, {n+}, {n-}, ~{n}) goes on after the n
     bytes of the literal, so a command is the tag and first word of its first
     line (upper-cased; "UID FETCH" for UID FETCH, which mxray gives as FETCH
-    with "uid": true).  A synchronising literal ({n}, {n-}) is sent only after
+    with "by_uid": true).  A synchronising literal ({n}, {n-}) is sent only after
     the server's "+"; a tagged completion of the command first means it never
     comes.  Lines during AUTHENTICATE (from the command to its completion) are
     SASL responses, not commands (imap.auth_data in mxray); "DONE" during IDLE
@@ -357,7 +357,7 @@ def run_mxray(mxray, pcap, *extra):
             fl["records"] += 1
         if t == "imap.command":
             cmd = str(r.get("command", "")).upper()
-            if r.get("uid"):
+            if r.get("by_uid"):
                 cmd = "UID " + cmd
             fl["cmds"].append((r.get("tag") or "", cmd))
             if r.get("injected"):

@@ -81,7 +81,7 @@ def tshark_headers(pcap):
 
 
 def mxray_headers(flows):
-    return sorted((r["frames"][0], r["version"], r["source"], r["source_port"], r["destination"], r["destination_port"])
+    return sorted((r["frames"][0], r["proxy_version"], r["source"], r["source_port"], r["destination"], r["destination_port"])
                   for f in flows.values() for r in f["proxy"])
 
 
@@ -110,7 +110,8 @@ def check(s, flows, findings):
     rec = b["proxy"][0]
     want = {"version": p["version"], "command": "PROXY", "source": p["client"], "source_port": p["client_port"],
             "destination": p["frontend"], "destination_port": p["frontend_port"]}
-    got = {k: rec.get(k) for k in want}
+    # the proxy record says proxy_version; the session's proxy object, version
+    got = {k: rec.get("proxy_version" if k == "version" else k) for k in want}
     if got != want or len(b["proxy"]) != 1:
         problems.append("session %d: proxy record %s, truth %s" % (idx, got, want))
     if b["sv"] != (p["backend"], p["backend_port"]) or b["cl"][0] != p["frontend"]:

@@ -243,7 +243,7 @@ START_TEST(dialogue_v2_every_split)
     ck_assert_uint_eq(mx_harness_split_check(t, 6, &o), SIZE_MAX);
     char *out = mx_harness_run(t, 6, &o, SIZE_MAX, true);
     json_object *p = mx_harness_record(out, "proxy", 0);
-    ck_assert_str_eq(mx_harness_get(p, "version"), "2");
+    ck_assert_str_eq(mx_harness_get(p, "proxy_version"), "2");
     ck_assert_str_eq(mx_harness_get(p, "tlvs.0.value"), "uid-1");
     ck_assert_str_eq(mx_harness_get(p, "tlvs.1.tlvs.0.value"), "TLSv1.3");
     ck_assert_str_eq(mx_harness_get(p, "tlvs.2.valid"), "true");
