@@ -84,8 +84,8 @@ def main():
             if cmds != ["AUTHENTICATE", "SELECT", "LOGOUT"]:
                 fails.append(f"{where}: IMAP commands {cmds}")
             sess = by.get("imap.session", [{}])[0]
-            if sess.get("tls") is not False:
-                fails.append(f"{where}: imap.session tls {sess.get('tls')}")
+            if sess.get("in_tls") is not False:
+                fails.append(f"{where}: imap.session in_tls {sess.get('in_tls')}")
             auth = by.get("imap.auth", [{}])[0]
             if auth.get("cleartext") is not True:
                 fails.append(f"{where}: imap.auth cleartext {auth.get('cleartext')}")

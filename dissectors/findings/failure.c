@@ -676,7 +676,7 @@ static void model_event(void *ctx, struct mx_sink *s, const struct mx_event *e)
         st->unanswered = (uint64_t)mx_ev_get_int(e, "unanswered", 0);
         /* Inside TLS that was not decrypted the dialogue goes on unseen: whatever waited in
          * clear is no sign of a cut. */
-        st->dark = mx_ev_get_int(e, "tls", 0) && !mx_ev_get_int(e, "decrypted", 0);
+        st->dark = mx_ev_get_int(e, "in_tls", 0) && !mx_ev_get_int(e, "decrypted", 0);
     } else if (!strcmp(t, "tls")) {
         on_tls(s, e, st->proto);
     }

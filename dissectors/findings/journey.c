@@ -212,7 +212,7 @@ static void on_message(struct jrep *r, const struct mx_event *e)
 {
     if (mx_ev_get_int(e, "fragment", 0))
         return; /* a part of a message (TOP, BODY[HEADER], a section) is no transfer of it */
-    struct mx_slice source = mx_ev_get_str(e, "source");
+    struct mx_slice source = mx_ev_get_str(e, "carried_by");
     struct mx_slice mid = mx_ev_get_str(e, "headers.message_id");
     char id[JOURNEY_ID_CAP] = "";
     /* surrounding blanks aside; a cut or overlong one links nothing */
@@ -479,7 +479,7 @@ static void emit_hop(struct mx_event *ev, const struct hop *h, bool first)
         mx_ev_time(ev, "start", h->ts);
     if (h->end != MX_TIME_NONE)
         mx_ev_time(ev, "end", h->end);
-    mx_ev_str(ev, "source", h->source);
+    mx_ev_str(ev, "carried_by", h->source);
     mx_ev_uint(ev, "size", h->size);
     if (h->authed)
         mx_ev_bool(ev, "authenticated", true);

@@ -1956,7 +1956,7 @@ static void session_emit(struct imap *s)
     mx_ev_bool(ev, "attempted", s->starttls_attempted);
     mx_ev_bool(ev, "upgraded", s->tls && !mx_ctx_flow(s->m.ctx)->tls_port);
     mx_ev_end(ev);
-    mx_ev_bool(ev, "tls", s->tls);
+    mx_ev_bool(ev, "in_tls", s->tls);
     mx_ev_bool(ev, "compressed", s->compressed);
     mx_mail_describe_logins(&s->m, ev);
     mx_ev_arr(ev, "mailboxes");

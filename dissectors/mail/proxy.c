@@ -440,13 +440,13 @@ static void proxy_record(struct mx_mail *m, const struct mx_proxy_header *h, uin
         /* the header's source and destination (the original client, and the
          * proxy's address it connected to): the record's client and server
          * are those of this flow, from the proxy to the server */
-        mx_ev_str(ev, "source", mx_addr_str(&h->src, cs, sizeof(cs)));
-        mx_ev_uint(ev, "source_port", h->src_port);
-        mx_ev_str(ev, "destination", mx_addr_str(&h->dst, ss, sizeof(ss)));
-        mx_ev_uint(ev, "destination_port", h->dst_port);
+        mx_ev_str(ev, "proxy_source", mx_addr_str(&h->src, cs, sizeof(cs)));
+        mx_ev_uint(ev, "proxy_source_port", h->src_port);
+        mx_ev_str(ev, "proxy_destination", mx_addr_str(&h->dst, ss, sizeof(ss)));
+        mx_ev_uint(ev, "proxy_destination_port", h->dst_port);
     } else if (!h->local && h->family == MX_PROXY_UNIX) {
-        mx_ev_wire(ev, "source_path", h->src_path);
-        mx_ev_wire(ev, "destination_path", h->dst_path);
+        mx_ev_wire(ev, "proxy_source_path", h->src_path);
+        mx_ev_wire(ev, "proxy_destination_path", h->dst_path);
     }
     unsigned listed = 0, unlisted = 0;
     if (h->tlvs.len) {
@@ -578,14 +578,15 @@ void mx_mail_describe_proxy(const struct mx_mail *m, struct mx_event *ev)
 bool mx_proxy_client_of(const struct mx_event *e, char *buf, size_t cap)
 {
     char a[MX_ADDR_STRLEN];
-    struct mx_slice c = mx_ev_get_str(e, "source");
+    struct mx_slice c = mx_ev_get_str(e, "proxy_source");
     if (cap)
         buf[0] = '\0';
     if (!c.len || c.len >= sizeof(a) || !cap)
         return false;
     memcpy(a, c.ptr, c.len);
     a[c.len] = '\0';
-    snprintf(buf, cap, memchr(a, ':', c.len) ? "[%s]:%u" : "%s:%u", a, (unsigned)mx_ev_get_int(e, "source_port", 0));
+    snprintf(buf, cap, memchr(a, ':', c.len) ? "[%s]:%u" : "%s:%u", a,
+             (unsigned)mx_ev_get_int(e, "proxy_source_port", 0));
     return true;
 }
 

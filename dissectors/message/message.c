@@ -2459,7 +2459,7 @@ static void emit_record(struct mx_message *m)
     char hx[65];
     struct mx_event *ev = mx_ctx_begin(ctx, "message", m->first.ts);
     mx_ev_dir(ev, m->env.dir);
-    mx_ev_str(ev, "source", m->env.source ? m->env.source : "unknown");
+    mx_ev_str(ev, "carried_by", m->env.source ? m->env.source : "unknown");
     /* where a POP3 or IMAP message came from, when the session said */
     if (m->env.number)
         mx_ev_uint(ev, "number", m->env.number);

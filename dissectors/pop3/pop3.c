@@ -1221,7 +1221,7 @@ static void session_emit(struct pop3 *s)
     mx_ev_bool(ev, "attempted", s->stls_attempted);
     mx_ev_bool(ev, "upgraded", s->tls && !mx_ctx_flow(s->m.ctx)->tls_port);
     mx_ev_end(ev);
-    mx_ev_bool(ev, "tls", s->tls);
+    mx_ev_bool(ev, "in_tls", s->tls);
     mx_mail_describe_logins(&s->m, ev);
     mx_ev_arr(ev, "failures");
     for (unsigned i = 0; i < s->n_failures; i++) {

@@ -1443,7 +1443,7 @@ static void session_emit(struct smtp *s)
     mx_ev_bool(ev, "upgraded", s->tls && !mx_ctx_flow(s->m.ctx)->tls_port);
     mx_ev_frames(ev, s->starttls_frame, s->starttls_frame);
     mx_ev_end(ev);
-    mx_ev_bool(ev, "tls", s->tls);
+    mx_ev_bool(ev, "in_tls", s->tls);
     mx_ev_arr(ev, "auth");
     for (unsigned i = 0; i < s->m.n_logins; i++) {
         const struct mx_mail_login *a = &s->m.logins[i];

@@ -259,7 +259,7 @@ static void txn_emit(struct smtp *s, const struct txn *t, enum disposition dispo
     mx_ev_str(ev, "disposition", disposition_names[disposition]);
     if (disposition != D_ACCEPTED)
         txn_failure(s, t, disposition, ev);
-    mx_ev_bool(ev, "tls", s->tls);
+    mx_ev_bool(ev, "in_tls", s->tls);
     mx_ev_bool(ev, "partial", t->partial);
     mx_ev_frames(ev, t->first_frame, t->last_frame);
     uint32_t ok = 0, delivered = 0;

@@ -2174,10 +2174,9 @@ static void emit_record(struct mx_tls *t)
         const struct alert *a = &t->alerts[i];
         mx_ev_obj(ev, NULL);
         mx_ev_str(ev, "dir", a->dir == MX_DIR_C2S ? "c2s" : "s2c");
-        if (a->level == 1 || a->level == 2)
-            mx_ev_str(ev, "level", a->level == 1 ? "warning" : "fatal");
-        else
-            mx_ev_uint(ev, "level", a->level);
+        mx_ev_str(ev, "level", a->level == 1 ? "warning" : a->level == 2 ? "fatal" : "unknown");
+        if (a->level != 1 && a->level != 2)
+            mx_ev_uint(ev, "level_value", a->level);
         alert_name(a->desc, buf, sizeof(buf));
         mx_ev_str(ev, "description", buf);
         mx_ev_frames(ev, a->first, a->last);

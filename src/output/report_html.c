@@ -692,7 +692,7 @@ static void on_message(struct html_rep *r, struct session *s, const struct mx_ev
         hb_puts(x, "\xE2\x80\x9D");
     }
     hb_printf(x, "</h4><p class=\"meta\">%" PRId64 " bytes", mx_ev_get_int(e, "size", 0));
-    struct mx_slice from = mx_ev_get_str(e, "headers.from"), src = mx_ev_get_str(e, "source");
+    struct mx_slice from = mx_ev_get_str(e, "headers.from"), src = mx_ev_get_str(e, "carried_by");
     if (from.len) {
         hb_puts(x, " \xC2\xB7 from ");
         hb_esc(x, from, 120, false);
@@ -1327,10 +1327,10 @@ static void html_event(void *ctx, const struct mx_event *e)
         endpoint(s->client, sizeof(s->client), e, "client", "client_port");
         endpoint(s->server, sizeof(s->server), e, "server", "server_port");
     }
-    if (!strcmp(e->type, "proxy") && mx_ev_get(e, "source")) {
+    if (!strcmp(e->type, "proxy") && mx_ev_get(e, "proxy_source")) {
         /* A PROXY header names the original client: the lifeline is its. */
         char orig[64], via[sizeof(s->client)];
-        endpoint(orig, sizeof(orig), e, "source", "source_port");
+        endpoint(orig, sizeof(orig), e, "proxy_source", "proxy_source_port");
         memcpy(via, s->client, sizeof(via));
         snprintf(s->client, sizeof(s->client), "%.63s via proxy %.63s", orig, via);
     }

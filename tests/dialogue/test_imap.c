@@ -55,7 +55,7 @@ START_TEST(session_records)
     expect(out, "imap.response", 3, "answers.by_uid", "true");
     expect(out, "imap.response", 4, "search_results", "2");
     /* The literal is the message, "(not a list" included: literals are opaque (RFC 9051 §4.3). */
-    expect(out, "message", 0, "source", "imap.fetch");
+    expect(out, "message", 0, "carried_by", "imap.fetch");
     expect(out, "message", 0, "size", "28");
     expect(out, "message", 0, "number", "1");
     expect(out, "message", 0, "uid", "41");
@@ -125,7 +125,7 @@ START_TEST(append_messages)
     char *out = run(append, N(append), &imap_opts);
     ck_assert_int_eq(mx_harness_count(out, "anomaly"), 0);
     ck_assert_int_eq(mx_harness_count(out, "message"), 2);
-    expect(out, "message", 0, "source", "imap.append");
+    expect(out, "message", 0, "carried_by", "imap.append");
     expect(out, "message", 0, "dir", "c2s");
     expect(out, "message", 0, "mailbox", "Drafts");
     expect(out, "message", 0, "headers.subject", "one");
@@ -240,7 +240,7 @@ START_TEST(starttls_injection)
     expect(out, "imap.command", 1, "injected", "true");
     ck_assert_ptr_nonnull(strstr(out, "\"STARTTLS_CLIENT_INJECTION\""));
     ck_assert_ptr_nonnull(strstr(out, "\"LOGIN_DISABLED_IGNORED\""));
-    expect(out, "imap.session", 0, "tls", "true");
+    expect(out, "imap.session", 0, "in_tls", "true");
     expect(out, "imap.session", 0, "logindisabled", "true");
     expect(out, "imap.session", 0, "starttls.offered", "true");
     expect(out, "imap.session", 0, "tls_bytes.c2s", "10");

@@ -100,7 +100,7 @@ START_TEST(headers_folding_and_fields)
                       "body\r\n";
     char *out;
     json_object *r = run(msg, &out);
-    ck_assert_str_eq(get(r, "source"), "smtp.data");
+    ck_assert_str_eq(get(r, "carried_by"), "smtp.data");
     ck_assert_str_eq(get(r, "headers.from"), "Alice <a@example.org>");
     ck_assert_str_eq(get(r, "headers.to.0"), "Bob <b@example.net>");
     ck_assert_str_eq(get(r, "headers.to.1"), "\"Doe, Jane\" <j@example.net>");
@@ -998,7 +998,7 @@ START_TEST(message_cut)
 }
 END_TEST
 
-/* POP3 and IMAP say which message it is: the record carries it after "source". */
+/* POP3 and IMAP say which message it is: the record carries it after "carried_by". */
 START_TEST(message_env_context)
 {
     memset(&t_env, 0, sizeof(t_env));
@@ -1011,7 +1011,7 @@ START_TEST(message_env_context)
     t_cut = false;
     char *out = run_direct("Subject: env\r\n\r\nbody\r\n", true);
     /* wire bytes made valid UTF-8; the order fixed */
-    ck_assert_ptr_nonnull(strstr(out, "\"source\":\"imap.fetch\",\"number\":7,\"uid\":4242,"
+    ck_assert_ptr_nonnull(strstr(out, "\"carried_by\":\"imap.fetch\",\"number\":7,\"uid\":4242,"
                                       "\"mailbox\":\"INBOX/Sent \\\\xff\",\"section\":\"1.2\",\"fragment\":true,"
                                       "\"size\":22,"));
     json_object *r = mx_harness_record(out, "message", 0);
@@ -1041,7 +1041,7 @@ START_TEST(message_env_context)
     memset(&t_env, 0, sizeof(t_env));
     t_env.source = "pop3.retr";
     out = run_direct("Subject: env\r\n\r\nbody\r\n", true);
-    ck_assert_ptr_nonnull(strstr(out, "\"source\":\"pop3.retr\",\"size\":22,"));
+    ck_assert_ptr_nonnull(strstr(out, "\"carried_by\":\"pop3.retr\",\"size\":22,"));
     free(out);
 }
 END_TEST

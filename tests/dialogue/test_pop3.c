@@ -58,9 +58,9 @@ START_TEST(session_records)
     expect(out, "pop3.response", 7, "message.subject", "hi");
     expect(out, "pop3.response", 8, "answers.command", "TOP");
     expect(out, "pop3.response", 8, "top_lines", "0");
-    expect(out, "message", 0, "source", "pop3.retr");
+    expect(out, "message", 0, "carried_by", "pop3.retr");
     expect(out, "message", 0, "dir", "s2c");
-    expect(out, "message", 1, "source", "pop3.top");
+    expect(out, "message", 1, "carried_by", "pop3.top");
     expect(out, "pop3.auth", 0, "mechanism", "USER/PASS");
     expect(out, "pop3.auth", 0, "user", "alice");
     expect(out, "pop3.auth", 0, "outcome", "success");
@@ -257,7 +257,7 @@ START_TEST(stls_upgrade_and_injection)
     char *out = run(stls, N(stls), &pop_opts);
     expect(out, "pop3.command", 1, "injected", "true");
     expect(out, "anomaly", 0, "name", "STARTTLS_CLIENT_INJECTION");
-    expect(out, "pop3.session", 0, "tls", "true");
+    expect(out, "pop3.session", 0, "in_tls", "true");
     expect(out, "pop3.session", 0, "stls.attempted", "true");
     expect(out, "pop3.session", 0, "tls_bytes.c2s", "10");
     expect(out, "pop3.session", 0, "tls_bytes.s2c", "7");

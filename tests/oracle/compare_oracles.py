@@ -813,7 +813,7 @@ def compare_zeek_flow(rep, oracle, cap, group, flow):
                 flow.id, txn.get("trans_depth"), "-".join(map(str, txn.get("frames", []))))
             exp = {"helo": txn.get("helo"), "mailfrom": zeek_mailfrom(txn),
                    "rcptto": zeek_rcpt_set(txn.get("recipients") or []),
-                   "tls": bool(txn.get("tls"))}
+                   "tls": bool(txn.get("in_tls"))}
             if not seq_ok:
                 rep.disagree(u, "trans_depth@%d" % n,
                              "mxray's trans_depth in flow %d run %s, not 1..%d"
@@ -839,7 +839,7 @@ def compare_zeek_flow(rep, oracle, cap, group, flow):
             anchor = None
             where = "flow %d session" % flow.id
             exp = {"helo": session.get("helo"), "mailfrom": None, "rcptto": set(),
-                   "tls": bool(session.get("tls"))}
+                   "tls": bool(session.get("in_tls"))}
         # helo, mailfrom, tls
         zh = z["helo"].strip() if z["helo"] is not None else None
         eh = exp["helo"].strip() if exp["helo"] is not None else None

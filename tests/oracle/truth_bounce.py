@@ -48,7 +48,7 @@ def check(t, records):
     txns = [r for r in records if r["type"] == "smtp.transaction"]
     by_source = {}
     for r in reports:
-        by_source.setdefault(r["source"], []).append(r["delivery_status"])
+        by_source.setdefault(r["carried_by"], []).append(r["delivery_status"])
     want_sources = ["lmtp.data", RETRIEVED.get(t["scenario"], "?")]
     for src in want_sources:
         if len(by_source.get(src, [])) != len(b["bounce_queue_ids"]):

@@ -364,7 +364,7 @@ def run_mxray(mxray, pcap, *extra):
                 fl["injected"].append((r.get("tag") or "", cmd))
         elif t == "imap.response":
             fl["comps"].append((r.get("tag"), str(r.get("status", "")).upper()))
-        elif t == "message" and str(r.get("source", "")).startswith("imap."):
+        elif t == "message" and str(r.get("carried_by", "")).startswith("imap."):
             fl["msgs"].append(r)
             fl["records"] += 1
     return [flows[k] for k in sorted(flows)]
@@ -404,11 +404,11 @@ def check_session(s, f):
         what = "%s literal %d (%s%d bytes, %s...)" % (
             "APPEND" if m["source"] == "imap.append" else "FETCH", n,
             m.get("item", "") + " " if m.get("item") else "", size, sha[:12])
-        hit = next((r for r in left if r.get("source") == m["source"] and r.get("size") == size
+        hit = next((r for r in left if r.get("carried_by") == m["source"] and r.get("size") == size
                     and r.get("sha256") == sha and not r.get("partial")), None)
         if hit is None:
             problems.append("session %d: %s has no message record; mxray's: %s" % (
-                idx, what, sorted("%s %s %s..." % (r.get("source"), r.get("size"),
+                idx, what, sorted("%s %s %s..." % (r.get("carried_by"), r.get("size"),
                                                     str(r.get("sha256"))[:12]) for r in left)))
             continue
         left.remove(hit)
@@ -425,7 +425,7 @@ def check_session(s, f):
                                 % (idx, what, key, hit.get(key), m[key], hit.get("frames")))
     for r in left:
         problems.append("session %d: mxray's message record %s %s bytes %s... (frames %s) is no"
-                        " message literal of the truth" % (idx, r.get("source"), r.get("size"),
+                        " message literal of the truth" % (idx, r.get("carried_by"), r.get("size"),
                                                            str(r.get("sha256"))[:12],
                                                            r.get("frames")))
     return problems

@@ -140,7 +140,7 @@ def check_expected_headers(args):
                     fails += 1
                     continue
                 for b in header_mismatch(rec, want, trace):
-                    print(f"FAIL {name}: {m['file']} ({what}, {rec.get('source')}): {b}")
+                    print(f"FAIL {name}: {m['file']} ({what}, {rec.get('carried_by')}): {b}")
                     fails += 1
     return checked, fails
 

@@ -162,7 +162,7 @@ def run_mxray(mxray, pcap, *extra):
             if "message" in r:
                 fl["resp_msgs"].append(((r.get("answers") or {}).get("command"), r["message"],
                                         r.get("frames")))
-        elif t == "message" and r.get("source") in ("pop3.retr", "pop3.top"):
+        elif t == "message" and r.get("carried_by") in ("pop3.retr", "pop3.top"):
             fl["msg_recs"].append(r)
     return [flows[k] for k in sorted(flows)]
 

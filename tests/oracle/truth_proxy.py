@@ -81,7 +81,8 @@ def tshark_headers(pcap):
 
 
 def mxray_headers(flows):
-    return sorted((r["frames"][0], r["proxy_version"], r["source"], r["source_port"], r["destination"], r["destination_port"])
+    return sorted((r["frames"][0], r["proxy_version"], r["proxy_source"], r["proxy_source_port"], r["proxy_destination"],
+                   r["proxy_destination_port"])
                   for f in flows.values() for r in f["proxy"])
 
 
@@ -98,7 +99,7 @@ def audit_findings(mxray, pcap):
 def check(s, flows, findings):
     p = s["proxy"]
     idx = s["index"]
-    ids = [i for i, f in flows.items() if f["proxy"] and f["proxy"][0].get("source_port") == p["client_port"]]
+    ids = [i for i, f in flows.items() if f["proxy"] and f["proxy"][0].get("proxy_source_port") == p["client_port"]]
     back = [flows[i] for i in ids]
     if len(back) != 1:
         return ["session %d: %d flows with a proxy record naming client port %d" % (idx, len(back), p["client_port"])]
@@ -110,8 +111,8 @@ def check(s, flows, findings):
     rec = b["proxy"][0]
     want = {"version": p["version"], "command": "PROXY", "source": p["client"], "source_port": p["client_port"],
             "destination": p["frontend"], "destination_port": p["frontend_port"]}
-    # the proxy record says proxy_version; the session's proxy object, version
-    got = {k: rec.get("proxy_version" if k == "version" else k) for k in want}
+    # the proxy record names the header's fields proxy_*; the session's proxy object does not
+    got = {k: rec.get(k if k == "command" else "proxy_" + k) for k in want}
     if got != want or len(b["proxy"]) != 1:
         problems.append("session %d: proxy record %s, truth %s" % (idx, got, want))
     if b["sv"] != (p["backend"], p["backend_port"]) or b["cl"][0] != p["frontend"]:

@@ -216,8 +216,8 @@ START_TEST(dialogue_v1_every_split)
     char *out = mx_harness_run(t, 6, &o, SIZE_MAX, false);
     json_object *p = mx_harness_record(out, "proxy", 0);
     ck_assert_ptr_nonnull(p);
-    ck_assert_str_eq(mx_harness_get(p, "source"), "192.0.2.7");
-    ck_assert_str_eq(mx_harness_get(p, "source_port"), "40000");
+    ck_assert_str_eq(mx_harness_get(p, "proxy_source"), "192.0.2.7");
+    ck_assert_str_eq(mx_harness_get(p, "proxy_source_port"), "40000");
     json_object_put(p);
     json_object *r = mx_harness_record(out, "smtp.reply", 1);
     ck_assert_str_eq(mx_harness_get(r, "answers.command"), "EHLO");
