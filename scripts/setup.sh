@@ -16,6 +16,8 @@ pkgs=(
   tcpdump tcpreplay openssl iproute2 ethtool  # the lab's capture, checksums, certificates, loopback
   dante-server tinyproxy                    # the lab's proxies (SOCKS, HTTP CONNECT) for the tunnel scenarios
   time                                      # /usr/bin/time: peak RSS in tests/adversarial.sh
+  dpkg-dev groff-base man-db                # cpack's dpkg-shlibdeps; the man page rendered (tests/package.sh, manpage.py)
+  libhiredis-dev redis-server redis-tools  # --redis (hiredis); tests/redis.py starts its own redis-server
   chromium chromium-driver python3-selenium # the HTML report, tested in a real browser
 )
 

@@ -9,6 +9,8 @@
 #include "event/text.h"
 #include "output/report.h"
 #include "output/flowpcap.h"
+#include "output/json.h"
+#include "output/redis.h"
 #include "output/select.h"
 #include "output/streams.h"
 #include "capture/files.h"
@@ -61,7 +63,19 @@ static void usage(FILE *out)
                  "                       whole capture, the summary too\n"
                  "\n"
                  "Output:\n"
-                 "  --json PATH          write NDJSON records to PATH (\"-\" for stdout)\n"
+                 "  --json PATH          write NDJSON records to PATH (\"-\" for stdout; with -i, each record\n"
+                 "                       is flushed as it comes)\n"
+                 "  --redis URL          also send each record to a Redis stream (XADD; --redis-list: a list):\n"
+                 "                       redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], unix:PATH; a bounded queue\n"
+                 "                       rides out a slow or absent server, and the summary counts what was\n"
+                 "                       not delivered (docs/manual.md, \"Streaming to Redis\")\n"
+                 "  --redis-key KEY      the stream's or the list's key (default mxray)\n"
+                 "  --redis-list         RPUSH each record onto a list instead of XADD to a stream\n"
+                 "  --redis-maxlen N     cap the stream near N entries (XADD MAXLEN ~ N; default 1000000; 0: none)\n"
+                 "  --redis-queue MIB    records waiting for the server, at most (default 64); past it they\n"
+                 "                       are dropped and counted\n"
+                 "  --sensor NAME        a \"sensor\" field with NAME right after \"type\" in every record (--json,\n"
+                 "                       --redis): which capture point it came from\n"
                  "  --html PATH          write one self-contained HTML report: an overview, and a sequence\n"
                  "                       diagram per session with explanations (implies --explain)\n"
                  "  --html-diagrams N    sessions drawn in the HTML report (default 200; failed ones first)\n"
@@ -261,10 +275,13 @@ struct cmdline {
     int n_files;
     char *r_files[MX_MAX_R]; /* -r FILE, in order */
     int n_r;
-    struct mx_select *select; /* --flow, or NULL */
-    const char *write_flows;  /* --write-flows DIR */
-    const char *keylog;       /* --tls-keylog FILE */
-    const char *tls_ca;       /* --tls-ca FILE, "none", or NULL (the system store) */
+    struct mx_select *select;    /* --flow, or NULL */
+    const char *write_flows;     /* --write-flows DIR */
+    const char *keylog;          /* --tls-keylog FILE */
+    const char *tls_ca;          /* --tls-ca FILE, "none", or NULL (the system store) */
+    struct mx_redis_opts redis;  /* --redis URL (redis.url NULL: none) and its companions */
+    const char *redis_companion; /* the last of --redis-key, -list, -maxlen, -queue given, or NULL */
+    const char *sensor;          /* --sensor NAME, or NULL */
 };
 
 /* What the command line starts from: the registry's protocols, one worker
@@ -288,6 +305,9 @@ static void cmdline_defaults(struct cmdline *o)
     o->color = "auto";
     o->progress = -1;
     o->live = (struct mx_live_opts){ NULL, NULL, true };
+    o->redis.key = MX_REDIS_KEY_DEFAULT;
+    o->redis.maxlen = MX_REDIS_MAXLEN_DEFAULT;
+    o->redis.queue_bytes = (size_t)MX_REDIS_QUEUE_DEFAULT_MIB << 20;
 }
 
 /* The long options without a short form. */
@@ -318,8 +338,29 @@ enum {
     OPT_FLOW,
     OPT_WRITE_FLOWS,
     OPT_TLS_CA,
-    OPT_HASHES
+    OPT_HASHES,
+    OPT_REDIS,
+    OPT_REDIS_KEY,
+    OPT_REDIS_LIST,
+    OPT_REDIS_MAXLEN,
+    OPT_REDIS_QUEUE,
+    OPT_SENSOR
 };
+
+/* --sensor NAME: 1 to MX_JSON_SENSOR_MAX bytes of valid UTF-8 with no control
+ * character (C0, DEL, C1, bidi: what mx_escape_char would escape). */
+static bool sensor_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (!n || n > MX_JSON_SENSOR_MAX)
+        return false;
+    for (size_t i = 0, len = 0; i < n; i += len) {
+        char rep[MX_ESC_MAX];
+        if (mx_escape_char((const uint8_t *)name + i, n - i, rep, &len))
+            return false;
+    }
+    return true;
+}
 
 /* Applies option c (getopt_long's) with its argument arg to *o. Returns -1 to
  * go on, else the exit status (after the usage, the version, or what was
@@ -385,6 +426,54 @@ static int apply_option(struct cmdline *o, int c, char *arg)
         break;
     case OPT_STREAMS:
         o->streams = arg;
+        break;
+    case OPT_REDIS: {
+        char why[256];
+        if (!mx_redis_url_check(arg, why, sizeof(why))) {
+            fprintf(stderr, "mxray: %s\n", why);
+            return 2;
+        }
+        o->redis.url = arg;
+        break;
+    }
+    case OPT_REDIS_KEY:
+        o->redis_companion = "--redis-key";
+        if (!*arg || strlen(arg) > MX_REDIS_KEY_MAX) {
+            fprintf(stderr, "mxray: --redis-key takes a key of 1 to %d bytes\n", MX_REDIS_KEY_MAX);
+            return 2;
+        }
+        o->redis.key = arg;
+        break;
+    case OPT_REDIS_LIST:
+        o->redis_companion = "--redis-list";
+        o->redis.list = true;
+        break;
+    case OPT_REDIS_MAXLEN:
+        o->redis_companion = "--redis-maxlen";
+        if (!strcmp(arg, "0")) {
+            o->redis.maxlen = 0;
+        } else if (!parse_num(arg, UINT64_MAX, &v)) {
+            fprintf(stderr, "mxray: --redis-maxlen takes a number of entries (0: no cap)\n");
+            return 2;
+        } else {
+            o->redis.maxlen = v;
+        }
+        break;
+    case OPT_REDIS_QUEUE:
+        o->redis_companion = "--redis-queue";
+        if (!parse_num(arg, MX_REDIS_QUEUE_MAX_MIB, &v)) {
+            fprintf(stderr, "mxray: --redis-queue takes MiB, from 1 to %u\n", MX_REDIS_QUEUE_MAX_MIB);
+            return 2;
+        }
+        o->redis.queue_bytes = (size_t)v << 20;
+        break;
+    case OPT_SENSOR:
+        if (!sensor_ok(arg)) {
+            fprintf(stderr, "mxray: --sensor takes a name of 1 to %d bytes of UTF-8 without control characters\n",
+                    MX_JSON_SENSOR_MAX);
+            return 2;
+        }
+        o->sensor = arg;
         break;
     case OPT_WRITE_FLOWS:
         o->write_flows = arg;
@@ -522,11 +611,11 @@ static int apply_option(struct cmdline *o, int c, char *arg)
     return -1;
 }
 
-/* True when a report goes to standard output: the timeline, mxray audit's
- * table, --failures, or --json or --html "-". */
+/* True when a report goes to standard output: the timeline (no --json,
+ * --html nor --redis), mxray audit's table, --failures, or --json or --html "-". */
 static bool report_to_stdout(const struct cmdline *o)
 {
-    return (!o->json && !o->html) || o->audit || o->failures || (o->json && !strcmp(o->json, "-")) ||
+    return (!o->json && !o->html && !o->redis.url) || o->audit || o->failures || (o->json && !strcmp(o->json, "-")) ||
            (o->html && !strcmp(o->html, "-"));
 }
 
@@ -635,6 +724,12 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
     static const struct option opts[] = {
         { "json", required_argument, NULL, OPT_JSON },
         { "streams", required_argument, NULL, OPT_STREAMS },
+        { "redis", required_argument, NULL, OPT_REDIS },
+        { "redis-key", required_argument, NULL, OPT_REDIS_KEY },
+        { "redis-list", no_argument, NULL, OPT_REDIS_LIST },
+        { "redis-maxlen", required_argument, NULL, OPT_REDIS_MAXLEN },
+        { "redis-queue", required_argument, NULL, OPT_REDIS_QUEUE },
+        { "sensor", required_argument, NULL, OPT_SENSOR },
         { "color", required_argument, NULL, OPT_COLOR },
         { "max-flows", required_argument, NULL, OPT_MAX_FLOWS },
         { "idle-timeout", required_argument, NULL, OPT_IDLE },
@@ -707,6 +802,10 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *o)
         fprintf(stderr, "mxray: -w - and the report cannot both write to standard output\n");
         return 2;
     }
+    if (o->redis_companion && !o->redis.url) {
+        fprintf(stderr, "mxray: %s goes with --redis\n", o->redis_companion);
+        return 2;
+    }
     if (!o->live.iface && (o->write_path || o->run_as)) {
         fprintf(stderr, "mxray: -w and -Z go with -i\n");
         return 2;
@@ -740,13 +839,25 @@ static bool add_reporters(struct mx_sink *sink, const struct cmdline *o)
         }
         /* The HTML report's open sessions: an eighth of --memory, from the
          * quarter the engine leaves for the run itself. */
+        /* Live, --json flushes each record: a pipe's reader sees it as it comes. */
+        struct mx_json_opts jo = { o->sensor, o->live.iface != NULL };
         bool ok =
             k ? mx_report_html_add(sink, fp, !to_stdout, o->html_diagrams, o->protocols, (size_t)(o->cfg.memory / 8))
-              : mx_report_json_add(sink, fp, !to_stdout);
+              : mx_report_json_add_opts(sink, fp, !to_stdout, &jo);
         if (!ok) {
             if (!to_stdout)
                 fclose(fp);
             fprintf(stderr, "mxray: out of memory\n");
+            return false;
+        }
+    }
+    if (o->redis.url) {
+        char err[512];
+        struct mx_redis_opts ro = o->redis;
+        ro.sensor = o->sensor;
+        ro.warnings = o->cfg.warnings;
+        if (!mx_report_redis_add(sink, &ro, err, sizeof(err))) {
+            fprintf(stderr, "mxray: --redis: %s\n", err);
             return false;
         }
     }
@@ -760,7 +871,7 @@ static bool add_reporters(struct mx_sink *sink, const struct cmdline *o)
         ok = mx_journey_add(sink);
     if (ok && o->failures)
         ok = mx_failures_add(sink, stdout, use_color);
-    if (ok && !o->json && !o->html && !o->audit && !o->failures)
+    if (ok && !o->json && !o->html && !o->redis.url && !o->audit && !o->failures)
         ok = mx_report_text_add(sink, stdout, false, use_color, o->live.iface ? MX_TEXT_LIVE_HOLD : 0);
     if (!ok)
         fprintf(stderr, "mxray: out of memory\n");

@@ -4,7 +4,8 @@
 # network namespace; mxray captures each with -i lo (and -w) while tcpdump
 # writes the same traffic to a file. mxray's live records must equal those it
 # gives for tcpdump's file and for its own -w copy, and SIGINT must end the
-# capture cleanly with the capture counters in the summary.
+# capture cleanly with the capture counters in the summary. Its records come
+# through a pipe (--json -), and each must arrive as soon as it is made.
 # usage: tests/live.sh MXRAY. Needs root, postfix, dovecot and tcpdump
 # (scripts/setup.sh installs them); skips (77) with a message otherwise.
 set -uo pipefail
@@ -103,9 +104,44 @@ explain() {
   diff <(tcpdump -r "$1.pcap" -n -t 2>/dev/null | cut -c1-160) \
        <(tcpdump -r "$1.live.pcap" -n -t 2>/dev/null | cut -c1-160) | head -8
 }
+# Records reach a pipe as they are made (--json - into kcat or a shipper,
+# docs/manual.md): the lab reads mxray's standard output and notes when each
+# line arrived. Every record made before the SIGINT that ends the capture must
+# come before it (a record held in a buffer comes at exit, after it): all but
+# the run's own (summary, audit, findings, journeys) and those of flows the
+# SIGINT closed; and a record of the dialogue within a second of its packet.
+arrived_live() {
+  python3 - "$1.live.json" "$1.live.arrivals" "$1.live.sigint" <<'PY'
+import json, sys
+from datetime import datetime
+recs = [json.loads(l) for l in open(sys.argv[1])]
+when = [float(l) for l in open(sys.argv[2])]
+sigint = float(open(sys.argv[3]).read())
+DIALOGUE = (".command", ".reply", ".response", ".untagged", ".auth", ".data", ".transaction")
+RUN = ("summary", "audit.server", "finding", "journey")
+at_end = {r["flow"] for r in recs if r["type"] == "flow" and r.get("close") == "capture_end"}
+late, n = [], 0
+for r, t in zip(recs, when):
+    if r["type"] in RUN or r.get("flow") in at_end:
+        continue
+    n += 1
+    ts = datetime.fromisoformat(r["ts"].replace("Z", "+00:00")).timestamp() if "ts" in r else None
+    slow = r["type"].endswith(DIALOGUE) and ts is not None and t - ts > 1.0
+    if t >= sigint or slow:
+        late.append("%s flow %s frames %s: %s, %.3f s %s the SIGINT"
+                    % (r["type"], r.get("flow"), r.get("frames"),
+                       "%.3f s after its packet" % (t - ts) if ts else "no ts",
+                       abs(sigint - t), "after" if t >= sigint else "before"))
+if len(recs) != len(when) or not n or late:
+    print("records %d, arrival times %d, checked %d, late %d" % (len(recs), len(when), n, len(late)))
+    print("\n".join(late[:5]))
+    sys.exit(1)
+PY
+}
 for s in "${scenarios[@]}"; do
   base=$tmp/pcaps/$s
   live=$base.live.json
+  ok arrived_live "$base"
   echo "== $s"
   ok test -s "$live"
   # SIGINT ended the capture: the summary carries the capture's counters.

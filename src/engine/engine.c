@@ -1213,6 +1213,9 @@ static void emit_summary(struct mx_engine *e)
         mx_ev_uint(ev, "ifdropped", e->cap_ifdropped);
         mx_ev_end(ev);
     }
+    /* reporters' own counts (--redis): a record they could not deliver fails the run */
+    if (!mx_sink_summary(e->sink, ev))
+        e->failed = true;
     mx_ev_int(ev, "exit_status", mx_engine_exit_status(e));
     mx_ev_text(ev, "summary: %" PRIu64 " frame%s, %" PRIu64 " mail flow%s, %" PRIu64 " TCP gap%s%s", e->frame,
                e->frame == 1 ? "" : "s", e->c.flows_total, e->c.flows_total == 1 ? "" : "s", e->c.an.n[MX_AN_TCP_GAP],

@@ -200,6 +200,15 @@ int64_t mx_ev_get_int(const struct mx_event *e, const char *path, int64_t dflt)
     }
 }
 
+bool mx_sink_summary(struct mx_sink *s, struct mx_event *ev)
+{
+    bool ok = true;
+    for (size_t i = 0; i < s->n_rep; i++)
+        if (s->rep[i].ops->summary && !s->rep[i].ops->summary(s->rep[i].ctx, ev))
+            ok = false;
+    return ok;
+}
+
 bool mx_sink_finish(struct mx_sink *s)
 {
     bool ok = !s->dropped;

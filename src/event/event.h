@@ -74,6 +74,10 @@ struct mx_reporter_ops {
     /* It reads the events' one-line texts (mx_ev_text): without such a
      * reporter the texts are not formatted at all. */
     bool wants_text;
+    /* Optional: the run's summary record ev is being built
+     * (mx_sink_summary); adds the reporter's own fields to it. False when
+     * the reporter's output is short already (records it could not deliver). */
+    bool (*summary)(void *ctx, struct mx_event *ev);
 };
 
 /* A deriver: records that follow from other records (failures). */
@@ -108,6 +112,9 @@ mx_time_t mx_sink_epoch(const struct mx_sink *s);
 void mx_sink_select(struct mx_sink *s, bool (*keep)(void *ud, const struct mx_event *e), void *ud);
 /* Calls every reporter's end hook (before the run's summary). */
 void mx_sink_end(struct mx_sink *s);
+/* Calls every reporter's summary hook on the summary record ev, before it is
+ * emitted; false when one says its output is short. */
+bool mx_sink_summary(struct mx_sink *s, struct mx_event *ev);
 /* Calls every reporter's finish; returns false if one failed, or if an
  * event could not be stored (out of memory, or past the cap of its strings). */
 bool mx_sink_finish(struct mx_sink *s);

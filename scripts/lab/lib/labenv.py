@@ -12,6 +12,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 HOSTNAME = "mx.lab.test"
@@ -939,10 +940,10 @@ service pop3-login {{
                 raise RuntimeError("ports not listening: %s" % sorted(missing))
             time.sleep(0.05)
 
-    def _start_and_wait(self, name, argv, log_path):
+    def _start_and_wait(self, name, argv, log_path, stdout=subprocess.DEVNULL):
         """Start a capturing process and wait until it says 'listening on'."""
         err = open(log_path, "w+")
-        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        p = subprocess.Popen(argv, stdout=stdout, stderr=err)
         self.pids[name] = p.pid
         end = time.monotonic() + 10
         while time.monotonic() < end:
@@ -958,17 +959,33 @@ service pop3-login {{
     def start_live(self, mxray, json_path, bpf):
         """Also capture with mxray itself (-i lo, the same filter), its
         records to json_path and its own -w copy to json_path's .pcap:
-        tests/live.sh compares them with the file tcpdump writes."""
+        tests/live.sh compares them with the file tcpdump writes.  The
+        records come through a pipe (--json -, as into kcat or a shipper):
+        a thread copies each line to json_path as it arrives, and its
+        arrival time (time.time()) to json_path's .arrivals, so that
+        live.sh can tell that mxray flushes each record as it is made."""
         base = json_path[:-len(".json")]
         self.live, self.live_err = self._start_and_wait(
             "mxray", [mxray, "-i", "lo", "-f", bpf, "-w", base + ".pcap",
-                      "--json", json_path], base + ".log")
+                      "--json", "-"], base + ".log", stdout=subprocess.PIPE)
+        out = self.live.stdout
+
+        def copy():
+            with open(json_path, "wb") as f, open(base + ".arrivals", "w") as a:
+                for line in out:  # bounded: ends when mxray closes its output
+                    f.write(line)
+                    a.write("%.6f\n" % time.time())
+        self.live_reader = threading.Thread(target=copy, daemon=True)
+        self.live_reader.start()
+        self.live_base = base
 
     def stop_live(self):
         """SIGINT, as a user's Ctrl-C: mxray flushes its sessions and ends."""
         p = getattr(self, "live", None)
         if p is None:
             return
+        with open(self.live_base + ".sigint", "w") as f:
+            f.write("%.6f\n" % time.time())
         p.send_signal(signal.SIGINT)
         try:
             rc = p.wait(timeout=20)
@@ -976,6 +993,8 @@ service pop3-login {{
             p.kill()
             rc = p.wait()
         self.pids.pop("mxray", None)
+        self.live_reader.join(timeout=20)
+        p.stdout.close()
         self.live = None
         self.live_err.close()
         if rc != 0:
