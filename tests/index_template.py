@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """index_template - docs/schema.json, its index template and its Splunk stanza agree (issue 29).
 
-usage: tests/index_template.py [-v]
+usage: tests/index_template.py [-v] [--mxray PATH]
 
 - One type per key: every field path (dotted, arrays transparent) has one JSON
   type in all record types of docs/schema.json, and in every record of
   tests/golden/**/*.ndjson; null beside one type is fine, an integer beside a
   number is a conflict (a long mapping would cut the fractions), and so is an
   array of T beside a T.  Each conflict is listed with its types and the
-  record types that have each.
+  record types that have each.  With --mxray, the records mxray writes for
+  the public corpus's mail captures (../shared/corpus, when it is there) are
+  checked as the golden ones are, here and below: captures taken by others.
 - No key has a dot or begins with an underscore (Elasticsearch reads a dot
   as a path, and reserves _id, _source, ...).
 - The index template (docs/elasticsearch/mxray-template.json) is what
@@ -22,7 +24,7 @@ usage: tests/index_template.py [-v]
   scripts/index-template.py's table has lost its field (a pending one aside;
   one that mxray's own fields block is a NOTE); keywords without
   ignore_above take only enums; the fields fit total_fields.limit.
-- Every value of every golden record fits its mapping: an ip field holds an
+- Every value of every record (golden, and the corpus's) fits its mapping: an ip field holds an
   IPv4 or IPv6 address, a date one a time its format reads (date_nanos:
   1970-2262), a long an integer in range, a double a number, a boolean a
   boolean, a keyword or text a string, an object an object; no path is
@@ -43,6 +45,7 @@ import datetime
 import difflib
 import glob
 import importlib.util
+import itertools
 import ipaddress
 import json
 import os
@@ -62,6 +65,7 @@ GOLDEN = os.path.join(REPO, "tests", "golden")
 EVENT_C = os.path.join(REPO, "src", "event", "event.c")
 
 VERBOSE = "-v" in sys.argv[1:]
+MXRAY = sys.argv[sys.argv.index("--mxray") + 1] if "--mxray" in sys.argv[1:-1] else None
 
 # The Elasticsearch types a JSON type may be mapped to.
 AGREES = {
@@ -245,6 +249,21 @@ def golden_records():
             for n, line in enumerate(fh, 1):
                 if line.strip():
                     yield os.path.relpath(name, REPO), n, line, json.loads(line)
+
+
+def corpus_records(mxray):
+    """The records mxray writes for each mail capture of ../shared/corpus
+    (MANIFEST.tsv's role "mail"), or nothing with a note when it is absent."""
+    if not os.path.isfile(os.path.join(common.CORPUS, "MANIFEST.tsv")):
+        print("NOTE %s is absent: only tests/golden's records are checked" % common.CORPUS)
+        return
+    for row in common.manifest():
+        if row.get("role", "").strip() != "mail" or not row.get("path", "").strip():
+            continue
+        out = common.run_mxray(mxray, "-q", "-j0", "--json", "-", os.path.join(common.CORPUS, row["path"].strip()))
+        for n, line in enumerate(out.decode("utf-8").splitlines(), 1):
+            if line.strip():
+                yield "corpus/" + row["path"].strip(), n, line, json.loads(line)
 
 
 def value_types(v):
@@ -482,12 +501,12 @@ def main():
             % (len(sp.types), len(sp.records)), show_conflicts(found))
     gtypes = collections.defaultdict(lambda: collections.defaultdict(set))
     records = []
-    for where, n, line, rec in golden_records():
+    for where, n, line, rec in itertools.chain(golden_records(), corpus_records(MXRAY) if MXRAY else ()):
         records.append((where, n, line, rec))
         golden_types(rec, (), rec.get("type", "?"), gtypes)
     found = conflicts(gtypes)
-    r.check(not found, "one type per key in tests/golden (%d records, %d paths)"
-            % (len(records), len(gtypes)), show_conflicts(found))
+    r.check(not found, "one type per key in tests/golden%s (%d records, %d paths)"
+            % (" and the corpus's output" if MXRAY else "", len(records), len(gtypes)), show_conflicts(found))
 
     # The template is the generator's output, and a composable template.
     with open(TEMPLATE, encoding="utf-8") as fh:
@@ -646,7 +665,7 @@ def main():
     problems, counts = [], [0]
     for where, n, _line, rec in records:
         check_values((), rec, mp, "%s:%d" % (where, n), problems, counts)
-    r.check(not problems, "every golden value fits its mapping (%d values of %d records)"
+    r.check(not problems, "every value of the records fits its mapping (%d values of %d records)"
             % (counts[0], len(records)), problems)
 
     # Splunk.
