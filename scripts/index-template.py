@@ -164,6 +164,16 @@ def json_type(v):
     return "array" if isinstance(v, list) else "object"
 
 
+def declared_types(node):
+    """The JSON types a schema node names itself: its type, or those of its const and enum."""
+    t = node.get("type")
+    types = {t} if isinstance(t, str) else set(t) if isinstance(t, list) else set()
+    if "const" in node:
+        types.add(json_type(node["const"]))
+    types.update(json_type(v) for v in node.get("enum", []))
+    return types
+
+
 class Walker:
     def __init__(self, schema):
         self.defs = schema.get("$defs", {})
@@ -195,17 +205,8 @@ class Walker:
         for key in ("anyOf", "oneOf", "allOf"):
             for alt in node.get(key, []):
                 self.walk(alt, path, record, stack)
-        types = set()
-        t = node.get("type")
-        if isinstance(t, str):
-            types.add(t)
-        elif isinstance(t, list):
-            types.update(t)
+        types = declared_types(node)
         enum = "const" in node or "enum" in node
-        if "const" in node:
-            types.add(json_type(node["const"]))
-        for v in node.get("enum", []):
-            types.add(json_type(v))
         if "properties" in node or isinstance(node.get("additionalProperties"), dict) \
                 or "patternProperties" in node:
             types.add("object")

@@ -171,15 +171,7 @@ class SchemaPaths:
         for key in ("anyOf", "oneOf", "allOf"):
             for alt in node.get(key, []):
                 self.walk(alt, path, record, arr, stack)
-        types = set()
-        t = node.get("type")
-        if isinstance(t, str):
-            types.add(t)
-        elif isinstance(t, list):
-            types.update(t)
-        if "const" in node:
-            types.add(json_type(node["const"]))
-        types.update(json_type(v) for v in node.get("enum", []))
+        types = gen.declared_types(node)
         ap = node.get("additionalProperties")
         if "properties" in node or isinstance(ap, dict) or "patternProperties" in node:
             types.add("object")
