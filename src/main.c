@@ -143,10 +143,10 @@ static void usage(FILE *out)
             fprintf(out, "%c%u%s", j ? ',' : '=', mx_registry[i].ports[j].port,
                     mx_registry[i].ports[j].tls ? "(tls)" : "");
     }
-    fprintf(out, "\n\nExit status: 0 done; 1 mxray failed (unreadable input, out of memory, write error);\n"
-                 "2 usage error (also an output that is an input or another output); 3 done, but the input\n"
-                 "was damaged (truncated file, snaplen cuts, headers whose lengths lie): see the warnings\n"
-                 "and the summary.\n");
+    fprintf(out, "\n\nExit status: 0 done; 1 mxray failed (unreadable input, out of memory, write error,\n"
+                 "records --redis could not deliver); 2 usage error (also an output that is an input or\n"
+                 "another output); 3 done, but the input was damaged (truncated file, snaplen cuts, headers\n"
+                 "whose lengths lie): see the warnings and the summary.\n");
 }
 
 #define MX_MAX_R 256 /* -r FILE options */
