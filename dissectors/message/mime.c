@@ -37,18 +37,6 @@ bool mx_mime_eq(struct mx_slice s, const char *lit)
     return true;
 }
 
-/* Each hex digit's value plus one (RFC 2045 §6.7 rule 1; lower case tolerated), 0 for the rest. */
-static const uint8_t hex_plus1[256] = {
-    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
-    ['8'] = 9,  ['9'] = 10, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-    ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-};
-
-static int hex_val(uint8_t c)
-{
-    return (int)hex_plus1[c] - 1;
-}
-
 /* The base64 alphabet (RFC 4648 §4) as four tables, one per place in a
  * quantum, each sextet already shifted to its place in the 24 bits; a byte
  * outside the alphabet (whitespace, '=', junk) sets bit 24 in every table,
@@ -210,7 +198,7 @@ static size_t qp_bulk(const uint8_t *in, size_t len, uint8_t *out, size_t *w)
         }
         if (i >= e)
             break;
-        int hi = len - i > 2 ? hex_val(in[i + 1]) : -1, lo = hi >= 0 ? hex_val(in[i + 2]) : -1;
+        int hi = len - i > 2 ? mx_hex_value(in[i + 1]) : -1, lo = hi >= 0 ? mx_hex_value(in[i + 2]) : -1;
         if (lo < 0)
             break;
         out[o++] = (uint8_t)(hi << 4 | lo);
@@ -231,10 +219,10 @@ size_t mx_mime_qp_feed(struct mx_mime_qp *st, const uint8_t *in, size_t len, boo
         uint8_t c = in[i];
         bool ws = c == ' ' || c == '\t';
         if (st->pend == 2) {
-            int lo = hex_val(c);
+            int lo = mx_hex_value(c);
             st->pend = 0;
             if (lo >= 0) {
-                out[w++] = (uint8_t)(hex_val(st->hi) << 4 | lo);
+                out[w++] = (uint8_t)(mx_hex_value(st->hi) << 4 | lo);
                 continue;
             }
             st->bad++;
@@ -246,7 +234,7 @@ size_t mx_mime_qp_feed(struct mx_mime_qp *st, const uint8_t *in, size_t len, boo
                 st->ws[st->nws++] = c; /* "=" then whitespace: a soft break if the line ends */
                 continue;
             }
-            if (!st->nws && hex_val(c) >= 0) {
+            if (!st->nws && mx_hex_value(c) >= 0) {
                 st->hi = c;
                 st->pend = 2;
                 continue;
@@ -526,9 +514,9 @@ void mx_mime_decode_words(struct mx_slice in, struct mx_mime_out *o, unsigned *u
                     uint8_t c = text.ptr[k];
                     if (c == '_')
                         raw[rl++] = ' ';
-                    else if (c == '=' && k + 2 < text.len + 0 && hex_val(text.ptr[k + 1]) >= 0 &&
-                             hex_val(text.ptr[k + 2]) >= 0) {
-                        raw[rl++] = (uint8_t)(hex_val(text.ptr[k + 1]) << 4 | hex_val(text.ptr[k + 2]));
+                    else if (c == '=' && k + 2 < text.len + 0 && mx_hex_value(text.ptr[k + 1]) >= 0 &&
+                             mx_hex_value(text.ptr[k + 2]) >= 0) {
+                        raw[rl++] = (uint8_t)(mx_hex_value(text.ptr[k + 1]) << 4 | mx_hex_value(text.ptr[k + 2]));
                         k += 2;
                     } else {
                         if (c == '=' && bad)
@@ -624,8 +612,8 @@ static void pct_decode(struct mx_slice s, struct mx_mime_out *o)
 {
     for (size_t i = 0; i < s.len; i++) {
         uint8_t c = s.ptr[i];
-        if (c == '%' && i + 2 < s.len + 0 && hex_val(s.ptr[i + 1]) >= 0 && hex_val(s.ptr[i + 2]) >= 0) {
-            c = (uint8_t)(hex_val(s.ptr[i + 1]) << 4 | hex_val(s.ptr[i + 2]));
+        if (c == '%' && i + 2 < s.len + 0 && mx_hex_value(s.ptr[i + 1]) >= 0 && mx_hex_value(s.ptr[i + 2]) >= 0) {
+            c = (uint8_t)(mx_hex_value(s.ptr[i + 1]) << 4 | mx_hex_value(s.ptr[i + 2]));
             i += 2;
         }
         mx_mime_out_put(o, &c, 1);

@@ -30,24 +30,13 @@ static const char *const label_names[MX_KL__LABELS] = {
     [MX_KL_SERVER_TRAFFIC_0] = "SERVER_TRAFFIC_SECRET_0",
 };
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Hex digits [p, p+n) into out (n/2 bytes); false when one is not hex or n is odd. */
 static bool unhex(const char *p, size_t n, uint8_t *out)
 {
     if (n % 2)
         return false;
     for (size_t i = 0; i < n; i += 2) {
-        int h = hexval(p[i]), l = hexval(p[i + 1]);
+        int h = mx_hex_value((uint8_t)p[i]), l = mx_hex_value((uint8_t)p[i + 1]);
         if (h < 0 || l < 0)
             return false;
         out[i / 2] = (uint8_t)(h << 4 | l);

@@ -6,6 +6,16 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+/* A hex digit's value, either case (RFC 4648 §8), or -1: quoted-printable,
+ * RFC 2231 and URL %XX escapes, key logs. */
+static inline int mx_hex_value(uint8_t c)
+{
+    if ((unsigned)(c - '0') < 10u)
+        return c - '0';
+    c |= 0x20; /* 'A'-'F' to 'a'-'f' */
+    return (unsigned)(c - 'a') < 6u ? c - 'a' + 10 : -1;
+}
+
 /* Wire bytes: pointer plus length, never NUL-terminated (STYLE.md rule 1). */
 struct mx_slice {
     const uint8_t *ptr;

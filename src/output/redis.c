@@ -117,18 +117,11 @@ static bool pct_decode(const char *p, size_t n, char *out)
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
         if (c == '%') {
-            unsigned v = 0;
-            for (int k = 1; k <= 2; k++) {
-                char h = i + (size_t)k < n ? p[i + (size_t)k] : 0;
-                int d = h >= '0' && h <= '9'   ? h - '0'
-                        : h >= 'a' && h <= 'f' ? h - 'a' + 10
-                        : h >= 'A' && h <= 'F' ? h - 'A' + 10
-                                               : -1;
-                if (d < 0)
-                    return false;
-                v = v * 16 + (unsigned)d;
-            }
-            c = (char)v;
+            int hi = i + 1 < n ? mx_hex_value((uint8_t)p[i + 1]) : -1;
+            int lo = i + 2 < n ? mx_hex_value((uint8_t)p[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return false;
+            c = (char)(hi << 4 | lo);
             i += 2;
         }
         out[w++] = c;
